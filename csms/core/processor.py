@@ -1,0 +1,91 @@
+"""Group commit: the work of many stations in one database transaction, answers released after it.
+
+The asyncio gateway gathers the sessions that received frames while the previous batch was committing and
+runs :meth:`BatchProcessor.process` for them in one worker thread; the simulator calls it inline for each
+delivery. Same code, two clocks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from csms.core.session import Staged, StationSession, Work
+from csms.services.config import CsmsConfig
+from csms.services.uow import UnitOfWork
+from csms.store.models import MessageLogEntry
+
+log = logging.getLogger(__name__)
+
+#: Prune a station's message log after this many new rows (pruning every batch would cost more than it saves).
+PRUNE_EVERY = 200
+
+
+class BatchProcessor:
+    def __init__(self, session_factory: sessionmaker[Session], config: CsmsConfig) -> None:
+        self.session_factory = session_factory
+        self.config = config
+        self._log_rows_since_prune: dict[str, int] = {}
+        self.batches = 0
+        self.calls = 0
+
+    def process(
+        self, batch: Sequence[tuple[StationSession, Work]], now: float
+    ) -> list[tuple[StationSession, Staged | None]]:
+        """Handle and commit; returns each session's staged answers (None when the commit failed).
+
+        Sessions are not touched after the commit: the caller releases the answers with ``deliver`` /
+        ``fail`` on its own thread.
+        """
+        self.batches += 1
+        results: list[tuple[StationSession, Staged | None]] = []
+        with self.session_factory() as db:
+            uow = UnitOfWork(db)
+            try:
+                for session, work in batch:
+                    self.calls += len(work.calls)
+                    results.append((session, session.handle(work, uow, now)))
+                self._prune_logs(uow)
+                uow.commit()
+            except Exception:
+                log.exception("batch of %d stations failed to commit", len(batch))
+                db.rollback()
+                return [(session, None) for session, _ in batch]
+        return results
+
+    def _prune_logs(self, uow: UnitOfWork) -> None:
+        limit = self.config.message_log_per_station
+        if not limit:
+            uow.log_rows.clear()
+            return
+        for row in uow.log_rows:
+            station = row["station_id"]
+            self._log_rows_since_prune[station] = self._log_rows_since_prune.get(station, 0) + 1
+        uow.flush_batches()
+        for station, count in list(self._log_rows_since_prune.items()):
+            if count < PRUNE_EVERY:
+                continue
+            self._log_rows_since_prune[station] = 0
+            cutoff = uow.session.scalars(
+                select(MessageLogEntry.id)
+                .where(MessageLogEntry.station_id == station)
+                .order_by(MessageLogEntry.id.desc())
+                .offset(limit)
+                .limit(1)
+            ).first()
+            if cutoff is not None:
+                uow.session.execute(
+                    delete(MessageLogEntry).where(MessageLogEntry.station_id == station, MessageLogEntry.id <= cutoff)
+                )
+
+
+def release(results: list[tuple[StationSession, Staged | None]], batch: Sequence[tuple[StationSession, Work]]) -> None:
+    """After :meth:`BatchProcessor.process`: send answers (or InternalError for a failed commit)."""
+    for (session, staged), (_, work) in zip(results, batch, strict=True):
+        if staged is None:
+            session.fail(work, "the CSMS could not store this message; retry")
+        else:
+            session.deliver(staged)

@@ -1,0 +1,245 @@
+"""The CSMS side of one station's connection, sans-IO.
+
+Theory of operation
+-------------------
+The shell (asyncio gateway, or the simulator's in-process link) owns the socket and the clock and drives
+this object in three steps: feed a frame with ``now`` (:meth:`receive_frame`), hand the accumulated work to
+the batch processor, then drain :meth:`frames_to_send` and arm one timer at :meth:`next_deadline`.
+
+Incoming CALLs are not answered on receipt: schema-valid calls wait in the inbox until a
+:class:`~csms.core.processor.BatchProcessor` runs them through the version adapter and the services inside a
+database transaction, and their answers are released (:meth:`deliver`) only after that transaction
+committed. So nothing we acknowledge to a charger can be lost by a crash.
+
+Registration (OCPP 1.6 §4.2, 2.0.1 B02/B03): until the station's last BootNotification was Accepted, it may
+only send BootNotification and the messages we asked for with TriggerMessage; anything else is answered
+with a SecurityError CALLERROR.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from csms.domain import events as ev
+from csms.ocpp import schemas
+from csms.ocpp.convert import from_posix
+from csms.ocpp.errors import ErrorKind, OcppError
+from csms.ocpp.rpc import CallCompleted, FrameRejected, IncomingCall, Outcome, PendingCall, RpcEndpoint
+from csms.ocpp.v16 import adapter as v16
+from csms.ocpp.v201 import adapter as v201
+from csms.ocpp.versions import OCPP16, Version
+from csms.services import reports
+from csms.services.config import CsmsConfig
+from csms.services.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+ADAPTERS = {OCPP16: v16, "2.0.1": v201}
+Write = Callable[[UnitOfWork], None]
+
+
+@dataclass(slots=True)
+class Work:
+    """What one station needs from the next database transaction.
+
+    ``calls`` and ``writes`` make a batch necessary; ``log_rows`` (the message log) only ride along.
+    """
+
+    calls: list[IncomingCall] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
+    log_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.calls or self.writes)
+
+
+@dataclass(slots=True)
+class Staged:
+    """Answers to :class:`Work`, to be released once its transaction committed."""
+
+    frames: list[str] = field(default_factory=list)
+    registration: str | None = None  # the status a BootNotification in this batch was answered with
+
+
+class StationSession:
+    def __init__(
+        self,
+        station_id: str,
+        version: Version,
+        config: CsmsConfig,
+        *,
+        registration_status: str | None,
+        id_prefix: str = "",
+    ) -> None:
+        self.station_id = station_id
+        self.version = version
+        self.config = config
+        self.adapter = ADAPTERS[version]
+        self.rpc = RpcEndpoint(
+            version,
+            accepts=self.adapter.HANDLED_ACTIONS.__contains__,
+            call_timeout_s=config.call_timeout_s,
+            id_prefix=id_prefix,
+        )
+        self.registration_status = registration_status
+        self._triggered: set[str] = set()
+        self._work = Work()
+        self._completed: list[PendingCall] = []
+        self._log_enabled = config.message_log_per_station > 0
+
+    # ---- step 1: input -----------------------------------------------------------------------------------
+    def receive_frame(self, frame: str | bytes, now: float) -> None:
+        for event in self.rpc.receive_frame(frame, now):
+            if isinstance(event, IncomingCall):
+                self._work.calls.append(event)
+                self._log("in", event.call.action, frame, now)
+            elif isinstance(event, CallCompleted):
+                self._completed_call(event.pending)
+                self._log("in", event.pending.call.action, frame, now)
+            elif isinstance(event, FrameRejected):
+                self._log("in", None, event.frame, now)
+
+    def _completed_call(self, pending: PendingCall) -> None:
+        self._completed.append(pending)
+        call = pending.call
+        if (
+            call.action == "TriggerMessage"
+            and pending.outcome is Outcome.RESULT
+            and (pending.payload or {}).get("status") == "Accepted"
+        ):
+            requested = call.payload["requestedMessage"]
+            self._triggered.add(_TRIGGER_ACTIONS.get(requested, requested))
+
+    def _log(self, direction: str, action: str | None, frame: str | bytes, now: float) -> None:
+        if self._log_enabled:
+            text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+            self._work.log_rows.append(
+                {
+                    "station_id": self.station_id,
+                    "direction": direction,
+                    "action": action,
+                    "frame": text[:8000],
+                    "at": from_posix(now),
+                }
+            )
+
+    def record(self, write: Write) -> None:
+        """Queue a write for the next batch (e.g. a connection event)."""
+        self._work.writes.append(write)
+
+    # ---- step 2: the batch processor ---------------------------------------------------------------------
+    def take_work(self) -> Work:
+        work, self._work = self._work, Work()
+        return work
+
+    def has_work(self) -> bool:
+        return bool(self._work)
+
+    def handle(self, work: Work, uow: UnitOfWork, now: float) -> Staged:
+        """Run the work's calls through the adapter and services inside ``uow`` (not committed here)."""
+        uow.log_rows.extend(work.log_rows)
+        for write in work.writes:
+            write(uow)
+        staged = Staged()
+        when = from_posix(now)
+        for incoming in work.calls:
+            call = incoming.call
+            mark = uow.mark()
+            savepoint = uow.session.begin_nested()
+            try:
+                payload = self._serve(call.action, call.payload, uow, when, staged)
+                schemas.validate(self.version, call.action, "response", payload)
+                savepoint.commit()
+                frame = self.rpc.result_frame(call, payload)
+            except OcppError as exc:
+                savepoint.rollback()
+                uow.rollback_to(mark)
+                frame = self.rpc.error_frame(call, exc)
+            except Exception as exc:  # a bug or a database error must not take the connection down
+                log.exception("station %s: %s failed", self.station_id, call.action)
+                savepoint.rollback()
+                uow.rollback_to(mark)
+                frame = self.rpc.error_frame(call, OcppError(ErrorKind.INTERNAL, type(exc).__name__))
+            staged.frames.append(frame)
+            if self._log_enabled:
+                uow.log_rows.append(
+                    {
+                        "station_id": self.station_id,
+                        "direction": "out",
+                        "action": call.action,
+                        "frame": frame,
+                        "at": when,
+                    }
+                )
+        return staged
+
+    def _serve(
+        self, action: str, payload: dict[str, Any], uow: UnitOfWork, when: datetime, staged: Staged
+    ) -> dict[str, Any]:
+        registration = staged.registration or self.registration_status
+        if action != "BootNotification" and registration != "Accepted":
+            if action not in self._triggered:
+                raise OcppError(ErrorKind.SECURITY, f"{action} is not allowed before the station is accepted")
+            self._triggered.discard(action)
+        report = self.adapter.to_event(action, payload)
+        decision = reports.handle(
+            uow, self.station_id, report, when, self.config, csms_assigns_tx_ids=self.version == OCPP16
+        )
+        if isinstance(decision, ev.BootDecision):
+            staged.registration = decision.status
+        return self.adapter.to_payload(action, decision)
+
+    def deliver(self, staged: Staged) -> None:
+        """The batch committed: release its answers."""
+        if staged.registration is not None:
+            self.registration_status = staged.registration
+        self.rpc.push_frames(staged.frames)
+
+    def fail(self, work: Work, reason: str) -> None:
+        """The batch could not be committed: answer every call with InternalError, so the station retries."""
+        exc = OcppError(ErrorKind.INTERNAL, reason)
+        self.rpc.push_frames([self.rpc.error_frame(incoming.call, exc) for incoming in work.calls])
+
+    # ---- calls to the station ----------------------------------------------------------------------------
+    def send_call(
+        self, action: str, payload: dict[str, Any], now: float, timeout_s: float | None = None
+    ) -> PendingCall:
+        """Queue a CSMS-initiated call (raises LocalCallError when it is not valid for this version)."""
+        pending = self.rpc.send_call(action, payload, now, timeout_s)
+        self._log("out", action, orjson.dumps([2, pending.call.unique_id, action, payload]), now)
+        return pending
+
+    def completed_calls(self) -> list[PendingCall]:
+        done, self._completed = self._completed, []
+        return done
+
+    # ---- step 3: output and time -------------------------------------------------------------------------
+    def frames_to_send(self) -> list[str]:
+        return self.rpc.frames_to_send()
+
+    def next_deadline(self) -> float | None:
+        return self.rpc.next_deadline()
+
+    def handle_timer(self, now: float) -> None:
+        for event in self.rpc.handle_timer(now):
+            if isinstance(event, CallCompleted):
+                self._completed_call(event.pending)
+
+    def close(self, now: float) -> None:
+        for event in self.rpc.cancel_all(now):
+            self._completed.append(event.pending)
+
+
+#: TriggerMessage's requestedMessage -> the action the station then sends.
+_TRIGGER_ACTIONS = {
+    "DiagnosticsStatusNotification": "DiagnosticsStatusNotification",
+    "SignChargingStationCertificate": "SignCertificate",
+    "SignV2GCertificate": "SignCertificate",
+    "SignCombinedCertificate": "SignCertificate",
+}

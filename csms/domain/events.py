@@ -1,0 +1,181 @@
+"""Version-neutral events a station reports, and the CSMS's decisions about them.
+
+The version adapters (``csms.ocpp.v16``, ``csms.ocpp.v201``) translate payloads into these records and the
+decisions back into payloads; services are written once against them. Times are aware UTC datetimes,
+energies in Wh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    timestamp: datetime
+    measurand: str
+    value: float
+    unit: str | None = None
+    phase: str | None = None
+    location: str | None = None
+    context: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BootReported:
+    vendor: str
+    model: str
+    serial_number: str | None = None
+    firmware_version: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatReceived:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReported:
+    evse_id: int
+    connector_id: int
+    status: str
+    timestamp: datetime | None
+    error_code: str | None = None
+    info: str | None = None
+    vendor_error_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequested:
+    id_token: str
+    token_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionStarted:
+    """1.6 StartTransaction (``charger_tx_id`` None: the CSMS assigns it) or 2.0.1 TransactionEvent(Started)."""
+
+    evse_id: int
+    connector_id: int
+    timestamp: datetime
+    id_token: str | None
+    meter_start_wh: float | None = None
+    charger_tx_id: str | None = None
+    seq_no: int | None = None
+    offline: bool = False
+    trigger_reason: str | None = None
+    remote_start_id: int | None = None
+    samples: tuple[Sample, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionUpdated:
+    charger_tx_id: str
+    timestamp: datetime
+    seq_no: int
+    evse_id: int | None = None
+    connector_id: int | None = None
+    id_token: str | None = None
+    offline: bool = False
+    trigger_reason: str | None = None
+    charging_state: str | None = None
+    samples: tuple[Sample, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionEnded:
+    charger_tx_id: str
+    timestamp: datetime
+    meter_stop_wh: float | None = None
+    reason: str | None = None
+    id_token: str | None = None
+    seq_no: int | None = None
+    evse_id: int | None = None
+    connector_id: int | None = None
+    offline: bool = False
+    trigger_reason: str | None = None
+    samples: tuple[Sample, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MeterValuesReported:
+    evse_id: int
+    samples: tuple[Sample, ...]
+    charger_tx_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VendorDataReceived:
+    vendor_id: str
+    message_id: str | None
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class StationNotice:
+    """A report that is stored and shown, but changes no state machine: firmware/log/diagnostics status,
+    security events, device events, device-model reports."""
+
+    kind: str
+    timestamp: datetime | None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+StationReport = (
+    BootReported
+    | HeartbeatReceived
+    | StatusReported
+    | AuthorizationRequested
+    | TransactionStarted
+    | TransactionUpdated
+    | TransactionEnded
+    | MeterValuesReported
+    | VendorDataReceived
+    | StationNotice
+)
+
+
+# ---- decisions --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class BootDecision:
+    status: str  # Accepted | Pending | Rejected
+    interval_s: int
+    current_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationInfo:
+    status: str  # Accepted | Blocked | Expired | Invalid | ConcurrentTx | Unknown (2.0.1)
+    expiry: datetime | None = None
+    group_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionAck:
+    transaction_id: int
+    authorization: AuthorizationInfo | None
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DataTransferDecision:
+    status: str  # Accepted | Rejected | UnknownMessageId | UnknownVendorId
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimeNow:
+    current_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledged:
+    pass
+
+
+Decision = BootDecision | AuthorizationInfo | TransactionAck | DataTransferDecision | TimeNow | Acknowledged

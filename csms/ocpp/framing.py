@@ -1,0 +1,92 @@
+"""OCPP-J framing: the three RPC message types as frozen records, decoded from and encoded to JSON text.
+
+Wire format (OCPP-J §4):  CALL ``[2, id, action, {payload}]``,  CALLRESULT ``[3, id, {payload}]``,
+CALLERROR ``[4, id, code, description, {details}]``.  :func:`decode` never raises anything but
+:class:`FrameError`, whose ``unique_id`` is the message id when it could still be read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from csms.ocpp.errors import ErrorKind, FrameError
+
+CALL, CALLRESULT, CALLERROR = 2, 3, 4
+MAX_MESSAGE_ID_LENGTH = 36
+#: Message id to answer with when the offending frame's id could not be read (OCPP 2.0.1 part 4 §4.2.3).
+UNREADABLE_ID = "-1"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    unique_id: str
+    action: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    unique_id: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CallError:
+    unique_id: str
+    code: str
+    description: str
+    details: dict[str, Any]
+
+
+Message = Call | CallResult | CallError
+
+
+def decode(frame: str | bytes) -> Message:
+    """Parse one frame.
+
+    Raises:
+        FrameError: the frame is not valid OCPP-J; its kind says which CALLERROR answers it.
+    """
+    try:
+        data = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        raise FrameError(ErrorKind.FORMAT_VIOLATION, "Message is not valid JSON") from None
+    if not isinstance(data, list) or not data:
+        raise FrameError(ErrorKind.RPC_FRAMEWORK, "Message is not a JSON array")
+    type_id = data[0]
+    unique_id = data[1] if len(data) > 1 else None
+    if not isinstance(unique_id, str) or not unique_id or len(unique_id) > MAX_MESSAGE_ID_LENGTH:
+        raise FrameError(ErrorKind.RPC_FRAMEWORK, "Message id is missing or not a string of 1-36 characters")
+    if type(type_id) is not int or type_id not in (CALL, CALLRESULT, CALLERROR):
+        raise FrameError(ErrorKind.MESSAGE_TYPE_NOT_SUPPORTED, f"Message type {type_id!r} is not supported", unique_id)
+    if type_id == CALL:
+        if len(data) != 4:
+            raise FrameError(ErrorKind.RPC_FRAMEWORK, "A CALL has exactly 4 elements", unique_id)
+        action, payload = data[2], data[3]
+        if not isinstance(action, str) or not action:
+            raise FrameError(ErrorKind.RPC_FRAMEWORK, "Action is not a string", unique_id)
+        if not isinstance(payload, dict):
+            raise FrameError(ErrorKind.FORMAT_VIOLATION, "Payload is not a JSON object", unique_id)
+        return Call(unique_id, action, payload)
+    if type_id == CALLRESULT:
+        if len(data) != 3 or not isinstance(data[2], dict):
+            raise FrameError(ErrorKind.FORMAT_VIOLATION, "A CALLRESULT is [3, id, {payload}]", unique_id)
+        return CallResult(unique_id, data[2])
+    if len(data) < 4:
+        raise FrameError(ErrorKind.FORMAT_VIOLATION, "A CALLERROR is [4, id, code, description, {details}]", unique_id)
+    code, description = data[2], data[3]
+    details = data[4] if len(data) > 4 and isinstance(data[4], dict) else {}
+    return CallError(unique_id, str(code), str(description), details)
+
+
+def encode(message: Message) -> str:
+    if isinstance(message, Call):
+        body: list[Any] = [CALL, message.unique_id, message.action, message.payload]
+    elif isinstance(message, CallResult):
+        body = [CALLRESULT, message.unique_id, message.payload]
+    else:
+        body = [CALLERROR, message.unique_id, message.code, message.description, message.details]
+    return orjson.dumps(body).decode()

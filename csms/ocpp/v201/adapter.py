@@ -1,0 +1,153 @@
+"""OCPP 2.0.1: payloads from the charging station <-> version-neutral events and decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from csms.domain import events as ev
+from csms.ocpp.convert import format_time, parse_time
+from csms.ocpp.versions import OCPP201
+
+VERSION = OCPP201
+
+
+def samples(meter_values: list[dict[str, Any]]) -> tuple[ev.Sample, ...]:
+    out: list[ev.Sample] = []
+    for meter_value in meter_values:
+        timestamp = parse_time(meter_value["timestamp"])
+        assert timestamp is not None
+        for sv in meter_value["sampledValue"]:
+            measurand = sv.get("measurand", ev.ENERGY_REGISTER)
+            unit_of_measure = sv.get("unitOfMeasure", {})
+            unit = unit_of_measure.get("unit", "Wh" if measurand.startswith("Energy") else None)
+            value = float(sv["value"]) * 10 ** unit_of_measure.get("multiplier", 0)
+            out.append(
+                ev.Sample(
+                    timestamp=timestamp,
+                    measurand=measurand,
+                    value=value,
+                    unit=unit,
+                    phase=sv.get("phase"),
+                    location=sv.get("location", "Outlet"),
+                    context=sv.get("context", "Sample.Periodic"),
+                )
+            )
+    return tuple(out)
+
+
+def _transaction_event(p: dict[str, Any]) -> ev.StationReport:
+    info = p["transactionInfo"]
+    evse = p.get("evse", {})
+    token = p.get("idToken", {}).get("idToken")
+    common: dict[str, Any] = {
+        "timestamp": parse_time(p["timestamp"]),
+        "seq_no": p["seqNo"],
+        "offline": p.get("offline", False),
+        "trigger_reason": p["triggerReason"],
+        "samples": samples(p.get("meterValue", [])),
+    }
+    kind = p["eventType"]
+    if kind == "Started":
+        return ev.TransactionStarted(
+            evse_id=evse.get("id", 0),
+            connector_id=evse.get("connectorId", 1),
+            id_token=token,
+            charger_tx_id=info["transactionId"],
+            remote_start_id=info.get("remoteStartId"),
+            **common,
+        )
+    if kind == "Updated":
+        return ev.TransactionUpdated(
+            charger_tx_id=info["transactionId"],
+            evse_id=evse.get("id"),
+            connector_id=evse.get("connectorId"),
+            id_token=token,
+            charging_state=info.get("chargingState"),
+            **common,
+        )
+    return ev.TransactionEnded(
+        charger_tx_id=info["transactionId"],
+        reason=info.get("stoppedReason", "Local"),
+        id_token=token,
+        evse_id=evse.get("id"),
+        connector_id=evse.get("connectorId"),
+        **common,
+    )
+
+
+def _notice(kind: str, time_key: str | None = None) -> Callable[[dict[str, Any]], ev.StationReport]:
+    return lambda p: ev.StationNotice(kind, parse_time(p.get(time_key)) if time_key else None, p)
+
+
+PARSERS: dict[str, Callable[[dict[str, Any]], ev.StationReport]] = {
+    "BootNotification": lambda p: ev.BootReported(
+        vendor=p["chargingStation"]["vendorName"],
+        model=p["chargingStation"]["model"],
+        serial_number=p["chargingStation"].get("serialNumber"),
+        firmware_version=p["chargingStation"].get("firmwareVersion"),
+        reason=p["reason"],
+    ),
+    "Heartbeat": lambda p: ev.HeartbeatReceived(),
+    "StatusNotification": lambda p: ev.StatusReported(
+        p["evseId"], p["connectorId"], status=p["connectorStatus"], timestamp=parse_time(p["timestamp"])
+    ),
+    "Authorize": lambda p: ev.AuthorizationRequested(p["idToken"]["idToken"], p["idToken"]["type"]),
+    "TransactionEvent": _transaction_event,
+    "MeterValues": lambda p: ev.MeterValuesReported(evse_id=p["evseId"], samples=samples(p["meterValue"])),
+    "DataTransfer": lambda p: ev.VendorDataReceived(p["vendorId"], p.get("messageId"), p.get("data")),
+    "FirmwareStatusNotification": _notice("firmware_status"),
+    "LogStatusNotification": _notice("diagnostics_status"),
+    "SecurityEventNotification": _notice("security_event", "timestamp"),
+    "NotifyReport": _notice("report", "generatedAt"),
+    "NotifyEvent": _notice("device_event", "generatedAt"),
+    "NotifyMonitoringReport": _notice("monitoring_report", "generatedAt"),
+    "NotifyChargingLimit": _notice("charging_limit"),
+    "ClearedChargingLimit": _notice("charging_limit_cleared"),
+    "ReportChargingProfiles": _notice("charging_profiles_report"),
+    "ReservationStatusUpdate": _notice("reservation_status"),
+    "NotifyCustomerInformation": _notice("customer_information", "generatedAt"),
+    "NotifyDisplayMessages": _notice("display_messages"),
+    "PublishFirmwareStatusNotification": _notice("publish_firmware_status"),
+    "NotifyEVChargingNeeds": _notice("ev_charging_needs"),
+}
+
+HANDLED_ACTIONS = frozenset(PARSERS)
+
+
+def to_event(action: str, payload: dict[str, Any]) -> ev.StationReport:
+    return PARSERS[action](payload)
+
+
+def _id_token_info(auth: ev.AuthorizationInfo) -> dict[str, Any]:
+    info: dict[str, Any] = {"status": auth.status}
+    if auth.expiry is not None:
+        info["cacheExpiryDateTime"] = format_time(auth.expiry)
+    if auth.group_id:
+        info["groupIdToken"] = {"idToken": auth.group_id, "type": "Central"}
+    return info
+
+
+def to_payload(action: str, decision: ev.Decision) -> dict[str, Any]:
+    match decision:
+        case ev.BootDecision():
+            return {
+                "status": decision.status,
+                "currentTime": format_time(decision.current_time),
+                "interval": decision.interval_s,
+            }
+        case ev.TimeNow():
+            return {"currentTime": format_time(decision.current_time)}
+        case ev.AuthorizationInfo():
+            return {"idTokenInfo": _id_token_info(decision)}
+        case ev.TransactionAck():
+            return {"idTokenInfo": _id_token_info(decision.authorization)} if decision.authorization else {}
+        case ev.DataTransferDecision():
+            body: dict[str, Any] = {"status": decision.status}
+            if decision.data is not None:
+                body["data"] = decision.data
+            return body
+        case _:
+            if action == "NotifyEVChargingNeeds":
+                return {"status": "Accepted"}
+            return {}

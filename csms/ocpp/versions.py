@@ -1,0 +1,12 @@
+"""The OCPP versions we speak and their WebSocket subprotocol names."""
+
+from typing import Literal
+
+Version = Literal["1.6", "2.0.1"]
+
+OCPP16: Version = "1.6"
+OCPP201: Version = "2.0.1"
+
+#: WebSocket subprotocol name -> OCPP version, in our order of preference.
+SUBPROTOCOLS: dict[str, Version] = {"ocpp2.0.1": OCPP201, "ocpp1.6": OCPP16}
+VERSION_SUBPROTOCOL: dict[Version, str] = {v: k for k, v in SUBPROTOCOLS.items()}

@@ -1,0 +1,77 @@
+"""Driver access: id tokens and the authorization decision."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from csms.domain.events import AuthorizationInfo
+from csms.services.errors import Conflict, Invalid, NotFound
+from csms.store.models import IdToken
+
+STATUSES = ("Accepted", "Blocked", "Expired", "Invalid")
+
+
+def authorize(db: Session, id_token: str, now: datetime) -> AuthorizationInfo:
+    """Unknown tokens are ``Unknown`` (1.6 renders it Invalid); a token past its expiry is ``Expired``."""
+    row = db.get(IdToken, id_token)
+    if row is None:
+        return AuthorizationInfo("Unknown")
+    if row.status == "Accepted" and row.expiry is not None and row.expiry <= now:
+        return AuthorizationInfo("Expired", row.expiry, row.group_id)
+    return AuthorizationInfo(row.status, row.expiry, row.group_id)
+
+
+def _check(status: str | None) -> None:
+    if status is not None and status not in STATUSES:
+        raise Invalid(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+
+
+def create(
+    db: Session,
+    id_token: str,
+    now: datetime,
+    *,
+    status: str = "Accepted",
+    token_type: str = "ISO14443",
+    expiry: datetime | None = None,
+    group_id: str | None = None,
+    upsert: bool = False,
+) -> IdToken:
+    _check(status)
+    if not id_token or len(id_token) > 36:
+        raise Invalid("id token must be 1-36 characters")
+    row = db.get(IdToken, id_token)
+    if row is not None and not upsert:
+        raise Conflict(f"id token {id_token!r} already exists")
+    if row is None:
+        row = IdToken(id_token=id_token, created_at=now)
+        db.add(row)
+    row.status, row.token_type, row.expiry, row.group_id, row.updated_at = status, token_type, expiry, group_id, now
+    db.flush()
+    return row
+
+
+def update(db: Session, id_token: str, changes: dict[str, Any], now: datetime) -> IdToken:
+    row = db.get(IdToken, id_token)
+    if row is None:
+        raise NotFound(f"id token {id_token!r} not found")
+    _check(changes.get("status"))
+    for key in ("status", "expiry", "group_id", "token_type"):
+        if key in changes:
+            setattr(row, key, changes[key])
+    row.updated_at = now
+    db.flush()
+    return row
+
+
+def list_tokens(db: Session, group_id: str | None = None, status: str | None = None) -> list[IdToken]:
+    query = select(IdToken).order_by(IdToken.id_token)
+    if group_id is not None:
+        query = query.where(IdToken.group_id == group_id)
+    if status is not None:
+        query = query.where(IdToken.status == status)
+    return list(db.scalars(query))

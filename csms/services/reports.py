@@ -1,0 +1,48 @@
+"""The one place that routes a station's reports to the services, whatever the OCPP version."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from csms.domain import events as ev
+from csms.services import authorization, stations, transactions
+from csms.services.config import CsmsConfig
+from csms.services.uow import UnitOfWork
+
+
+def handle(
+    uow: UnitOfWork,
+    station_id: str,
+    report: ev.StationReport,
+    now: datetime,
+    config: CsmsConfig,
+    *,
+    csms_assigns_tx_ids: bool,
+) -> ev.Decision:
+    db = uow.session
+    match report:
+        case ev.HeartbeatReceived():
+            stations.seen(db, station_id, now)
+            return ev.TimeNow(now)
+        case ev.StatusReported():
+            stations.status(db, station_id, report, now)
+            return ev.Acknowledged()
+        case ev.MeterValuesReported():
+            transactions.meter_values(uow, station_id, report, csms_assigned=csms_assigns_tx_ids)
+            return ev.Acknowledged()
+        case ev.TransactionStarted():
+            return transactions.start(uow, station_id, report, now)
+        case ev.TransactionUpdated():
+            return transactions.update(uow, station_id, report, now)
+        case ev.TransactionEnded():
+            return transactions.end(uow, station_id, report, now, csms_assigned=csms_assigns_tx_ids)
+        case ev.AuthorizationRequested():
+            return authorization.authorize(db, report.id_token, now)
+        case ev.BootReported():
+            return stations.boot(db, station_id, report, now, config)
+        case ev.VendorDataReceived():
+            return stations.vendor_data(db, station_id, report, now, config)
+        case ev.StationNotice():
+            stations.notice(db, station_id, report, now)
+            return ev.Acknowledged()
+    raise TypeError(f"no service handles {type(report).__name__}")

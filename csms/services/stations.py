@@ -1,0 +1,222 @@
+"""Stations: provisioning, registration (boot), liveness, port status and what else they report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from csms.domain import events as ev
+from csms.services.config import CsmsConfig
+from csms.services.errors import Conflict, Invalid, NotFound
+from csms.services.passwords import hash_password
+from csms.store.models import ConnectionEvent, Connector, StationEvent, StationVariable, StatusChange
+from csms.store.models import Station as StationRow
+
+POLICIES = ("accept", "pending", "reject")
+BOOT_STATUS = {"accept": "Accepted", "pending": "Pending", "reject": "Rejected"}
+VERSIONS = ("1.6", "2.0.1")
+
+
+def provision(
+    db: Session,
+    station_id: str,
+    *,
+    ocpp_version: str,
+    password: str | None,
+    now: datetime,
+    policy: str = "accept",
+    site_id: str | None = None,
+    password_hash: str | None = None,
+) -> StationRow:
+    """Create a station the operator expects.
+
+    Raises:
+        Conflict: a station with this id exists.  Invalid: bad version, policy or id.
+    """
+    if ocpp_version not in VERSIONS:
+        raise Invalid(f"ocpp_version must be one of {', '.join(VERSIONS)}, got {ocpp_version!r}")
+    if policy not in POLICIES:
+        raise Invalid(f"registration policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+    if not station_id or len(station_id) > 48 or "/" in station_id:
+        raise Invalid("station id must be 1-48 characters without '/'")
+    if db.get(StationRow, station_id) is not None:
+        raise Conflict(f"station {station_id!r} already exists")
+    row = StationRow(
+        id=station_id,
+        ocpp_version=ocpp_version,
+        password_hash=password_hash or (hash_password(password) if password else None),
+        registration_policy=policy,
+        created_at=now,
+        site_id=site_id,
+        auto_registered=False,
+    )
+    db.add(row)
+    db.flush()
+    return row
+
+
+def auto_register(db: Session, station_id: str, ocpp_version: str, password_hash: str | None, now: datetime) -> None:
+    """An unknown station connected while auto-registration is on: create it, Pending until accepted."""
+    if db.get(StationRow, station_id) is None:
+        db.add(
+            StationRow(
+                id=station_id,
+                ocpp_version=ocpp_version,
+                password_hash=password_hash,
+                registration_policy="pending",
+                auto_registered=True,
+                created_at=now,
+            )
+        )
+
+
+def get(db: Session, station_id: str) -> StationRow:
+    row = db.get(StationRow, station_id)
+    if row is None:
+        raise NotFound(f"station {station_id!r} not found")
+    return row
+
+
+def update(db: Session, station_id: str, changes: dict[str, Any]) -> StationRow:
+    row = get(db, station_id)
+    if "registration_policy" in changes:
+        if changes["registration_policy"] not in POLICIES:
+            raise Invalid(f"registration_policy must be one of {', '.join(POLICIES)}")
+        row.registration_policy = changes["registration_policy"]
+    if "password" in changes:
+        row.password_hash = hash_password(changes["password"]) if changes["password"] else None
+    if "ocpp_version" in changes:
+        if changes["ocpp_version"] not in VERSIONS:
+            raise Invalid(f"ocpp_version must be one of {', '.join(VERSIONS)}")
+        row.ocpp_version = changes["ocpp_version"]
+    if "site_id" in changes:
+        row.site_id = changes["site_id"]
+    db.flush()
+    return row
+
+
+def connectors(db: Session, station_ids: list[str] | None = None) -> list[Connector]:
+    query = select(Connector).order_by(Connector.station_id, Connector.evse_id, Connector.connector_id)
+    if station_ids is not None:
+        query = query.where(Connector.station_id.in_(station_ids))
+    return list(db.scalars(query))
+
+
+# ---- reports from the station --------------------------------------------------------------------------
+def boot(db: Session, station_id: str, report: ev.BootReported, now: datetime, config: CsmsConfig) -> ev.BootDecision:
+    row = get(db, station_id)
+    status = BOOT_STATUS[row.registration_policy]
+    row.vendor, row.model = report.vendor, report.model
+    row.serial_number = report.serial_number
+    row.firmware_version = report.firmware_version
+    row.registration_status = status
+    row.last_boot_at = now
+    row.last_seen_at = now
+    interval = {
+        "Accepted": config.heartbeat_interval_s,
+        "Pending": config.pending_interval_s,
+        "Rejected": config.rejected_interval_s,
+    }[status]
+    return ev.BootDecision(status, interval, now)
+
+
+def seen(db: Session, station_id: str, now: datetime) -> None:
+    row = db.get(StationRow, station_id)
+    if row is not None:
+        row.last_seen_at = now
+
+
+def status(db: Session, station_id: str, report: ev.StatusReported, now: datetime) -> None:
+    timestamp = report.timestamp or now
+    key = (station_id, report.evse_id, report.connector_id)
+    row = db.scalars(
+        select(Connector).where(
+            Connector.station_id == key[0], Connector.evse_id == key[1], Connector.connector_id == key[2]
+        )
+    ).first()
+    if row is None:
+        row = Connector(station_id=station_id, evse_id=report.evse_id, connector_id=report.connector_id)
+        db.add(row)
+    # A status replayed after reconnect may be older than what we hold: history keeps it, the port does not.
+    if row.status_at is None or timestamp >= row.status_at:
+        row.status = report.status
+        row.error_code = report.error_code
+        row.info = report.info
+        row.vendor_error_code = report.vendor_error_code
+        row.status_at = timestamp
+    db.add(
+        StatusChange(
+            station_id=station_id,
+            evse_id=report.evse_id,
+            connector_id=report.connector_id,
+            status=report.status,
+            error_code=report.error_code,
+            info=report.info,
+            timestamp=timestamp,
+            received_at=now,
+        )
+    )
+
+
+def notice(db: Session, station_id: str, report: ev.StationNotice, now: datetime) -> None:
+    row = get(db, station_id)
+    if report.kind == "firmware_status":
+        row.firmware_status = report.data.get("status")
+    elif report.kind == "diagnostics_status":
+        row.diagnostics_status = report.data.get("status")
+    elif report.kind == "report":
+        _store_variables(db, station_id, report.data.get("reportData", []), now)
+    db.add(StationEvent(station_id=station_id, kind=report.kind, timestamp=report.timestamp or now, data=report.data))
+
+
+def _store_variables(db: Session, station_id: str, report_data: list[dict[str, Any]], now: datetime) -> None:
+    for item in report_data:
+        component = item["component"]["name"]
+        evse_id = item["component"].get("evse", {}).get("id", 0)
+        variable = item["variable"]["name"]
+        for attribute in item["variableAttribute"]:
+            kind = attribute.get("type", "Actual")
+            existing = db.scalars(
+                select(StationVariable).where(
+                    StationVariable.station_id == station_id,
+                    StationVariable.component == component,
+                    StationVariable.evse_id == evse_id,
+                    StationVariable.variable == variable,
+                    StationVariable.attribute == kind,
+                )
+            ).first()
+            if existing is None:
+                existing = StationVariable(
+                    station_id=station_id, component=component, evse_id=evse_id, variable=variable, attribute=kind
+                )
+                db.add(existing)
+            existing.value = attribute.get("value")
+            existing.readonly = attribute.get("mutability") == "ReadOnly"
+            existing.updated_at = now
+
+
+def vendor_data(
+    db: Session, station_id: str, report: ev.VendorDataReceived, now: datetime, config: CsmsConfig
+) -> ev.DataTransferDecision:
+    db.add(
+        StationEvent(
+            station_id=station_id,
+            kind="data_transfer",
+            timestamp=now,
+            data={"vendorId": report.vendor_id, "messageId": report.message_id, "data": report.data},
+        )
+    )
+    if report.vendor_id not in config.known_vendors:
+        return ev.DataTransferDecision("UnknownVendorId")
+    if report.message_id == "Echo":
+        return ev.DataTransferDecision("Accepted", report.data)
+    return ev.DataTransferDecision("UnknownMessageId")
+
+
+def connection_changed(db: Session, station_id: str, kind: str, now: datetime, detail: str | None = None) -> None:
+    db.add(ConnectionEvent(station_id=station_id, kind=kind, at=now, detail=detail))
+    if kind == "connected":
+        seen(db, station_id, now)

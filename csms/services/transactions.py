@@ -1,0 +1,309 @@
+"""Charging sessions, written once for both OCPP versions.
+
+Duplicates are normal on real fleets (a charger replays what it is not sure we received), so every write
+here is idempotent: a 1.6 StartTransaction is recognised by (port, start time, meterStart), a 2.0.1
+TransactionEvent by (transactionId, seqNo), and a stop of a completed transaction changes nothing and is
+answered as the first one was.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from csms.domain import events as ev
+from csms.ocpp.convert import energy_to_wh
+from csms.services import authorization
+from csms.services.errors import NotFound
+from csms.services.uow import UnitOfWork
+from csms.store.models import MeterSample, Transaction, TransactionEvent
+
+
+def _auth(db: Session, id_token: str | None, now: datetime) -> ev.AuthorizationInfo | None:
+    return authorization.authorize(db, id_token, now) if id_token else None
+
+
+def _by_charger_id(db: Session, station_id: str, charger_tx_id: str) -> Transaction | None:
+    return db.scalars(
+        select(Transaction).where(Transaction.station_id == station_id, Transaction.charger_tx_id == charger_tx_id)
+    ).first()
+
+
+def _seen_seq(db: Session, tx: Transaction, seq_no: int | None) -> bool:
+    if seq_no is None or tx.id is None:
+        return False
+    return (
+        db.scalars(
+            select(TransactionEvent.id).where(
+                TransactionEvent.transaction_id == tx.id, TransactionEvent.seq_no == seq_no
+            )
+        ).first()
+        is not None
+    )
+
+
+def _record_event(
+    db: Session, tx: Transaction, kind: str, seq_no: int | None, timestamp: datetime, trigger: str | None, offline: bool
+) -> None:
+    if offline:
+        tx.offline_events += 1
+    if seq_no is None:
+        return
+    db.add(
+        TransactionEvent(
+            transaction_id=tx.id,
+            seq_no=seq_no,
+            event_type=kind,
+            trigger_reason=trigger,
+            timestamp=timestamp,
+            offline=offline,
+        )
+    )
+    tx.last_seq_no = seq_no if tx.last_seq_no is None else max(tx.last_seq_no, seq_no)
+
+
+def record_samples(
+    uow: UnitOfWork, station_id: str, evse_id: int, samples: tuple[ev.Sample, ...], tx: Transaction | None
+) -> None:
+    """Queue samples for the batch insert and move the transaction's energy register."""
+    for s in samples:
+        uow.meter_rows.append(
+            {
+                "station_id": station_id,
+                "transaction_id": tx.id if tx else None,
+                "evse_id": evse_id,
+                "timestamp": s.timestamp,
+                "measurand": s.measurand,
+                "phase": s.phase,
+                "location": s.location,
+                "context": s.context,
+                "unit": s.unit,
+                "value": s.value,
+            }
+        )
+        if tx is None or s.measurand != ev.ENERGY_REGISTER or s.phase is not None:
+            continue
+        wh = energy_to_wh(s.value, s.unit)
+        if wh is None:
+            continue
+        # Samples can arrive out of order (offline replay): the earliest is the start, the latest the end.
+        if not tx.meter_start_explicit and (tx.meter_start_at is None or s.timestamp < tx.meter_start_at):
+            tx.meter_start_wh, tx.meter_start_at = wh, s.timestamp
+        if tx.last_meter_at is None or s.timestamp >= tx.last_meter_at:
+            tx.last_meter_wh, tx.last_meter_at = wh, s.timestamp
+
+
+def start(uow: UnitOfWork, station_id: str, report: ev.TransactionStarted, now: datetime) -> ev.TransactionAck:
+    db = uow.session
+    auth = _auth(db, report.id_token, now)
+    if report.charger_tx_id is None:
+        return _start_16(uow, station_id, report, auth)
+    tx = _by_charger_id(db, station_id, report.charger_tx_id)
+    if tx is not None and _seen_seq(db, tx, report.seq_no):
+        return ev.TransactionAck(tx.id, auth, duplicate=True)
+    if tx is None:
+        tx = Transaction(
+            station_id=station_id,
+            charger_tx_id=report.charger_tx_id,
+            status="active",
+            offline_events=0,
+            meter_start_explicit=False,
+        )
+        db.add(tx)
+    tx.evse_id, tx.connector_id = report.evse_id, report.connector_id
+    tx.id_token = report.id_token or tx.id_token
+    tx.auth_status = auth.status if auth else tx.auth_status
+    tx.started_at = report.timestamp
+    tx.remote_start_id = report.remote_start_id
+    db.flush()
+    _record_event(db, tx, "Started", report.seq_no, report.timestamp, report.trigger_reason, report.offline)
+    record_samples(uow, station_id, report.evse_id, report.samples, tx)
+    return ev.TransactionAck(tx.id, auth)
+
+
+def _start_16(
+    uow: UnitOfWork, station_id: str, report: ev.TransactionStarted, auth: ev.AuthorizationInfo | None
+) -> ev.TransactionAck:
+    db = uow.session
+    existing = db.scalars(
+        select(Transaction).where(
+            Transaction.station_id == station_id,
+            Transaction.evse_id == report.evse_id,
+            Transaction.started_at == report.timestamp,
+            Transaction.meter_start_wh == report.meter_start_wh,
+        )
+    ).first()
+    if existing is not None:
+        return ev.TransactionAck(existing.id, auth, duplicate=True)
+    tx = Transaction(
+        station_id=station_id,
+        # Provisional, unique per port and start; replaced by str(id) once the row has its id.
+        charger_tx_id=f"~{report.evse_id}-{report.timestamp.timestamp()}",
+        evse_id=report.evse_id,
+        connector_id=report.connector_id,
+        id_token=report.id_token,
+        auth_status=auth.status if auth else None,
+        started_at=report.timestamp,
+        meter_start_wh=report.meter_start_wh,
+        meter_start_at=report.timestamp,
+        meter_start_explicit=True,
+        last_meter_wh=report.meter_start_wh,
+        last_meter_at=report.timestamp,
+        status="active",
+        offline_events=0,
+    )
+    db.add(tx)
+    db.flush()
+    tx.charger_tx_id = str(tx.id)
+    return ev.TransactionAck(tx.id, auth)
+
+
+def update(uow: UnitOfWork, station_id: str, report: ev.TransactionUpdated, now: datetime) -> ev.TransactionAck:
+    db = uow.session
+    auth = _auth(db, report.id_token, now)
+    tx = _by_charger_id(db, station_id, report.charger_tx_id)
+    if tx is None:
+        # Its Started event was lost or is still queued at the station: open the transaction now.
+        tx = Transaction(
+            station_id=station_id,
+            charger_tx_id=report.charger_tx_id,
+            status="active",
+            evse_id=report.evse_id,
+            connector_id=report.connector_id,
+            id_token=report.id_token,
+            offline_events=0,
+            meter_start_explicit=False,
+        )
+        db.add(tx)
+        db.flush()
+    elif _seen_seq(db, tx, report.seq_no):
+        return ev.TransactionAck(tx.id, auth, duplicate=True)
+    if report.id_token and not tx.id_token:
+        tx.id_token = report.id_token
+        tx.auth_status = auth.status if auth else None
+    _record_event(db, tx, "Updated", report.seq_no, report.timestamp, report.trigger_reason, report.offline)
+    record_samples(uow, station_id, report.evse_id or tx.evse_id or 0, report.samples, tx)
+    return ev.TransactionAck(tx.id, auth)
+
+
+def end(
+    uow: UnitOfWork, station_id: str, report: ev.TransactionEnded, now: datetime, *, csms_assigned: bool
+) -> ev.TransactionAck:
+    db = uow.session
+    auth = _auth(db, report.id_token, now)
+    if csms_assigned:
+        tx = db.get(Transaction, int(report.charger_tx_id))
+        if tx is not None and tx.station_id != station_id:
+            tx = None
+        if tx is None:
+            # 1.6 requires an answer even for a transaction we never saw; nothing to record against.
+            return ev.TransactionAck(0, auth, duplicate=True)
+    else:
+        tx = _by_charger_id(db, station_id, report.charger_tx_id)
+        if tx is None:
+            tx = Transaction(
+                station_id=station_id,
+                charger_tx_id=report.charger_tx_id,
+                status="active",
+                evse_id=report.evse_id,
+                connector_id=report.connector_id,
+                id_token=report.id_token,
+                offline_events=0,
+                meter_start_explicit=False,
+            )
+            db.add(tx)
+            db.flush()
+        elif _seen_seq(db, tx, report.seq_no):
+            return ev.TransactionAck(tx.id, auth, duplicate=True)
+    if tx.status == "completed":
+        return ev.TransactionAck(tx.id, auth, duplicate=True)
+    _record_event(db, tx, "Ended", report.seq_no, report.timestamp, report.trigger_reason, report.offline)
+    record_samples(uow, station_id, report.evse_id or tx.evse_id or 0, report.samples, tx)
+    if report.meter_stop_wh is not None:
+        tx.meter_stop_wh = report.meter_stop_wh
+    elif tx.last_meter_wh is not None:
+        tx.meter_stop_wh = tx.last_meter_wh
+    tx.stopped_at = report.timestamp
+    tx.stop_reason = report.reason
+    tx.status = "completed"
+    return ev.TransactionAck(tx.id, auth)
+
+
+def meter_values(uow: UnitOfWork, station_id: str, report: ev.MeterValuesReported, *, csms_assigned: bool) -> None:
+    db = uow.session
+    tx: Transaction | None = None
+    if report.charger_tx_id is not None and csms_assigned:
+        tx = db.get(Transaction, int(report.charger_tx_id))
+        if tx is not None and tx.station_id != station_id:
+            tx = None
+    elif report.evse_id > 0:
+        tx = db.scalars(
+            select(Transaction)
+            .where(
+                Transaction.station_id == station_id,
+                Transaction.evse_id == report.evse_id,
+                Transaction.status == "active",
+            )
+            .order_by(Transaction.id.desc())
+        ).first()
+    record_samples(uow, station_id, report.evse_id, report.samples, tx)
+
+
+# ---- queries for the API -------------------------------------------------------------------------------
+def query(
+    station_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    status: str | None = None,
+) -> Select[tuple[Transaction]]:
+    q = select(Transaction).order_by(Transaction.id)
+    if station_id is not None:
+        q = q.where(Transaction.station_id == station_id)
+    if since is not None:
+        q = q.where(Transaction.started_at >= since)
+    if until is not None:
+        q = q.where(Transaction.started_at < until)
+    if status is not None:
+        q = q.where(Transaction.status == status)
+    return q
+
+
+def get(db: Session, transaction_id: int) -> Transaction:
+    tx = db.get(Transaction, transaction_id)
+    if tx is None:
+        raise NotFound(f"transaction {transaction_id} not found")
+    return tx
+
+
+def samples_of(db: Session, transaction_id: int) -> list[MeterSample]:
+    return list(
+        db.scalars(
+            select(MeterSample)
+            .where(MeterSample.transaction_id == transaction_id)
+            .order_by(MeterSample.timestamp, MeterSample.id)
+        )
+    )
+
+
+def summary(tx: Transaction) -> dict[str, Any]:
+    return {
+        "id": tx.id,
+        "station_id": tx.station_id,
+        "charger_transaction_id": tx.charger_tx_id,
+        "evse_id": tx.evse_id,
+        "connector_id": tx.connector_id,
+        "id_token": tx.id_token,
+        "auth_status": tx.auth_status,
+        "status": tx.status,
+        "started_at": tx.started_at,
+        "stopped_at": tx.stopped_at,
+        "meter_start_wh": tx.meter_start_wh,
+        "meter_stop_wh": tx.meter_stop_wh,
+        "energy_wh": tx.energy_wh,
+        "energy_kwh": round(tx.energy_wh / 1000.0, 6),
+        "stop_reason": tx.stop_reason,
+        "offline_events": tx.offline_events,
+    }

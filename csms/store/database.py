@@ -1,0 +1,70 @@
+"""Engine and session factory: SQLite file by default, PostgreSQL (or any SQLAlchemy URL) by URL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+DEFAULT_URL = "sqlite:///chargetwin.db"
+URL_ENV = "CHARGETWIN_DATABASE_URL"
+
+
+def resolve_url(url: str | None) -> str:
+    """The URL to use: the argument, else ``$CHARGETWIN_DATABASE_URL``, else a SQLite file in the cwd.
+
+    Plain ``postgresql://`` / ``postgres://`` URLs are pointed at the psycopg 3 driver we ship.
+    """
+    url = url or os.environ.get(URL_ENV) or DEFAULT_URL
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    url = resolve_url(url)
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url, **kwargs)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+
+
+def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
+    in_memory = url in ("sqlite://", "sqlite:///:memory:")
+    if not in_memory:
+        path = url.removeprefix("sqlite:///")
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        poolclass=StaticPool if in_memory else None,
+        **kwargs,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, issue BEGIN, so SAVEPOINTs work (SQLAlchemy's pysqlite recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            # WAL: API readers do not block the writer. synchronous=NORMAL survives a process crash
+            # (SIGKILL) without losing a commit; only an OS crash/power cut can drop the last commits.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,254 @@
+"""Relational model of the CSMS (SQLAlchemy 2.x, typed ``Mapped`` columns, UTC timestamps).
+
+Relationships are not mapped on purpose: services query what they need explicitly, so no hidden lazy load
+can run inside the group-commit worker.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; BigInteger elsewhere.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+UtcDateTime = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Station(Base):
+    __tablename__ = "stations"
+
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    ocpp_version: Mapped[str] = mapped_column(String(8))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    #: What the operator decided: accept / pending / reject. Boot answers follow it.
+    registration_policy: Mapped[str] = mapped_column(String(16), default="accept")
+    #: The last status we answered a BootNotification with (None: never booted).
+    registration_status: Mapped[str | None] = mapped_column(String(16))
+    auto_registered: Mapped[bool] = mapped_column(Boolean, default=False)
+    vendor: Mapped[str | None] = mapped_column(String(50))
+    model: Mapped[str | None] = mapped_column(String(50))
+    serial_number: Mapped[str | None] = mapped_column(String(50))
+    firmware_version: Mapped[str | None] = mapped_column(String(50))
+    firmware_status: Mapped[str | None] = mapped_column(String(40))
+    diagnostics_status: Mapped[str | None] = mapped_column(String(40))
+    site_id: Mapped[str | None] = mapped_column(String(48))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_boot_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Connector(Base):
+    """A port: (evse_id, connector_id). OCPP 1.6 connector N is stored as EVSE N, connector 1; 0/0 is the
+    whole station."""
+
+    __tablename__ = "connectors"
+    __table_args__ = (UniqueConstraint("station_id", "evse_id", "connector_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"), index=True)
+    evse_id: Mapped[int] = mapped_column(Integer)
+    connector_id: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str | None] = mapped_column(String(24))
+    error_code: Mapped[str | None] = mapped_column(String(50))
+    info: Mapped[str | None] = mapped_column(String(500))
+    vendor_error_code: Mapped[str | None] = mapped_column(String(50))
+    status_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class StatusChange(Base):
+    """Every status report, in the order received: uptime is computed from this history."""
+
+    __tablename__ = "status_history"
+    __table_args__ = (Index("ix_status_history_port_time", "station_id", "evse_id", "connector_id", "timestamp"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(48))
+    evse_id: Mapped[int] = mapped_column(Integer)
+    connector_id: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(24))
+    error_code: Mapped[str | None] = mapped_column(String(50))
+    info: Mapped[str | None] = mapped_column(String(500))
+    timestamp: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ConnectionEvent(Base):
+    """WebSocket connects and disconnects, as the gateway saw them."""
+
+    __tablename__ = "connection_events"
+    __table_args__ = (Index("ix_connection_events_station_time", "station_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(48))
+    kind: Mapped[str] = mapped_column(String(16))  # connected | disconnected
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    detail: Mapped[str | None] = mapped_column(String(200))
+
+
+class IdToken(Base):
+    __tablename__ = "id_tokens"
+
+    id_token: Mapped[str] = mapped_column(String(36), primary_key=True)
+    token_type: Mapped[str] = mapped_column(String(20), default="ISO14443")
+    status: Mapped[str] = mapped_column(String(16), default="Accepted")
+    expiry: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    group_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Transaction(Base):
+    """One charging session. ``id`` is the 1.6 transactionId; ``charger_tx_id`` the 2.0.1 one (or str(id))."""
+
+    __tablename__ = "transactions"
+    __table_args__ = (
+        UniqueConstraint("station_id", "charger_tx_id"),
+        Index("ix_transactions_station_started", "station_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
+    charger_tx_id: Mapped[str] = mapped_column(String(36))
+    evse_id: Mapped[int | None] = mapped_column(Integer)
+    connector_id: Mapped[int | None] = mapped_column(Integer)
+    id_token: Mapped[str | None] = mapped_column(String(36))
+    auth_status: Mapped[str | None] = mapped_column(String(16))
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    meter_start_wh: Mapped[float | None] = mapped_column(Float)
+    meter_start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: True when meter_start_wh came from the charger's own start value (1.6 meterStart), not a sample.
+    meter_start_explicit: Mapped[bool] = mapped_column(Boolean, default=False)
+    meter_stop_wh: Mapped[float | None] = mapped_column(Float)
+    last_meter_wh: Mapped[float | None] = mapped_column(Float)
+    last_meter_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    stop_reason: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(12), default="active")  # active | completed
+    offline_events: Mapped[int] = mapped_column(Integer, default=0)
+    last_seq_no: Mapped[int | None] = mapped_column(Integer)
+    remote_start_id: Mapped[int | None] = mapped_column(Integer)
+
+    @property
+    def energy_wh(self) -> float:
+        end = self.meter_stop_wh if self.meter_stop_wh is not None else self.last_meter_wh
+        if end is None or self.meter_start_wh is None:
+            return 0.0
+        return max(0.0, end - self.meter_start_wh)
+
+
+class TransactionEvent(Base):
+    """2.0.1 TransactionEvent sequence numbers seen per transaction: a duplicate is recognised by its seqNo."""
+
+    __tablename__ = "transaction_events"
+    __table_args__ = (UniqueConstraint("transaction_id", "seq_no"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id", ondelete="CASCADE"))
+    seq_no: Mapped[int] = mapped_column(Integer)
+    event_type: Mapped[str] = mapped_column(String(10))
+    trigger_reason: Mapped[str | None] = mapped_column(String(40))
+    timestamp: Mapped[datetime] = mapped_column(UtcDateTime)
+    offline: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class MeterSample(Base):
+    __tablename__ = "meter_samples"
+    __table_args__ = (
+        Index("ix_meter_samples_tx", "transaction_id", "timestamp"),
+        Index("ix_meter_samples_station_time", "station_id", "timestamp"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(48))
+    transaction_id: Mapped[int | None] = mapped_column(Integer)
+    evse_id: Mapped[int] = mapped_column(Integer)
+    timestamp: Mapped[datetime] = mapped_column(UtcDateTime)
+    measurand: Mapped[str] = mapped_column(String(48))
+    phase: Mapped[str | None] = mapped_column(String(8))
+    location: Mapped[str | None] = mapped_column(String(8))
+    context: Mapped[str | None] = mapped_column(String(24))
+    unit: Mapped[str | None] = mapped_column(String(16))
+    value: Mapped[float] = mapped_column(Float)
+
+
+class StationEvent(Base):
+    """What stations report besides status and transactions: security events, firmware/log status, device
+    events (NotifyEvent), vendor data transfers."""
+
+    __tablename__ = "station_events"
+    __table_args__ = (Index("ix_station_events_station_time", "station_id", "timestamp"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(48))
+    kind: Mapped[str] = mapped_column(String(40))
+    timestamp: Mapped[datetime] = mapped_column(UtcDateTime)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class StationVariable(Base):
+    """Device-model variables (2.0.1 NotifyReport) and configuration keys (1.6 GetConfiguration)."""
+
+    __tablename__ = "station_variables"
+    __table_args__ = (UniqueConstraint("station_id", "component", "evse_id", "variable", "attribute"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
+    component: Mapped[str] = mapped_column(String(50))
+    evse_id: Mapped[int] = mapped_column(Integer, default=0)
+    variable: Mapped[str] = mapped_column(String(50))
+    attribute: Mapped[str] = mapped_column(String(16), default="Actual")
+    value: Mapped[str | None] = mapped_column(Text)
+    readonly: Mapped[bool | None] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class MessageLogEntry(Base):
+    """The last frames per station, both directions (bounded: older rows are pruned)."""
+
+    __tablename__ = "ocpp_messages"
+    __table_args__ = (Index("ix_ocpp_messages_station_id", "station_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(48))
+    direction: Mapped[str] = mapped_column(String(3))  # in | out
+    action: Mapped[str | None] = mapped_column(String(50))
+    frame: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
