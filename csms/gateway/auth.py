@@ -1,0 +1,87 @@
+"""Handshake decisions: which station is connecting, is it known, is its password right (profile 1)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from csms.services import stations
+from csms.services.config import CsmsConfig
+from csms.services.passwords import hash_password, verify_password
+from csms.store.models import Station
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    station_id: str
+    ocpp_version: str | None = None
+    registration_status: str | None = None
+    status: int = 101  # HTTP status: 101 admitted, 401 bad credentials, 404 unknown station
+    reason: str = ""
+
+
+def parse_basic(header: str | None) -> tuple[str, str] | None:
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        user, _, password = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    return user, password
+
+
+class Admissions:
+    """Checks station credentials; successful checks are remembered (keyed by a salted digest) so that a
+    reconnect wave of thousands of chargers does not cost thousands of scrypt runs."""
+
+    def __init__(self, session_factory: sessionmaker[Session], config: CsmsConfig) -> None:
+        self.session_factory = session_factory
+        self.config = config
+        self._pepper = secrets.token_bytes(16)
+        self._verified: dict[str, tuple[str, bytes]] = {}  # station -> (stored hash, digest of password)
+
+    def _digest(self, password: str) -> bytes:
+        return hashlib.sha256(self._pepper + password.encode()).digest()
+
+    def admit(self, station_id: str, authorization: str | None, offered_version: str | None) -> Admission:
+        credentials = parse_basic(authorization)
+        with self.session_factory() as db:
+            row = db.get(Station, station_id)
+            if row is None:
+                if not self.config.auto_register:
+                    return Admission(station_id, status=404, reason="unknown station")
+                password = credentials[1] if credentials else None
+                stations.auto_register(
+                    db,
+                    station_id,
+                    offered_version or "1.6",
+                    hash_password(password) if password else None,
+                    datetime.now(UTC),
+                )
+                db.commit()
+                row = db.get(Station, station_id)
+                assert row is not None
+                return Admission(station_id, row.ocpp_version, row.registration_status)
+            if row.password_hash:
+                if credentials is None or credentials[0] != station_id:
+                    return Admission(station_id, status=401, reason="credentials required")
+                if not self._check(station_id, row.password_hash, credentials[1]):
+                    return Admission(station_id, status=401, reason="wrong password")
+            return Admission(station_id, row.ocpp_version, row.registration_status)
+
+    def _check(self, station_id: str, stored: str, password: str) -> bool:
+        cached = self._verified.get(station_id)
+        digest = self._digest(password)
+        if cached and cached[0] == stored and hmac.compare_digest(cached[1], digest):
+            return True
+        if verify_password(password, stored):
+            self._verified[station_id] = (stored, digest)
+            return True
+        return False
