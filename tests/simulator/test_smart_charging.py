@@ -6,6 +6,7 @@ Most tests are tables: profiles in, expected composite periods ``(offset_s, limi
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -48,12 +49,26 @@ MAX, EXT, TXD, TX = Purpose.STATION_MAX, Purpose.EXTERNAL_CONSTRAINTS, Purpose.T
 A, W = RateUnit.A, RateUnit.W
 
 
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+FORMATS = jsonschema.FormatChecker()
+
+
+@FORMATS.checks("date-time")
+def _is_rfc3339(value: object) -> bool:
+    # jsonschema checks date-time only with an optional extra package; check it here instead.
+    return not isinstance(value, str) or bool(RFC3339.match(value))
+
+
 def validate(version: str, name: str, payload: dict[str, Any]) -> None:
     """Validate like the ocpp package does: decimals, so that ``multipleOf: 0.1`` is exact."""
     schema = json.loads((SCHEMAS / version / "schemas" / f"{name}.json").read_text(), parse_float=Decimal)
     instance = json.loads(json.dumps(payload), parse_float=Decimal)
-    cls = jsonschema.validators.validator_for(schema)
-    cls(schema, format_checker=cls.FORMAT_CHECKER).validate(instance)
+    jsonschema.validators.validator_for(schema)(schema, format_checker=FORMATS).validate(instance)
+
+
+def test_validate_checks_date_times() -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        validate("v16", "GetCompositeScheduleResponse", {"status": "Accepted", "scheduleStart": "tomorrow"})
 
 
 def prof(
