@@ -27,7 +27,9 @@ async def test_transaction_energy_is_stored_once(gateway, session_factory, now):
         boot = await cp.call(call.BootNotification(charge_point_vendor="V", charge_point_model="M"))
         assert boot.status == "Accepted"
         started = await cp.call(
-            call.StartTransaction(connector_id=1, id_tag="TAG1", meter_start=1000, timestamp=datetime.now(UTC).isoformat())
+            call.StartTransaction(
+                connector_id=1, id_tag="TAG1", meter_start=1000, timestamp=datetime.now(UTC).isoformat()
+            )
         )
         stop = call.StopTransaction(
             transaction_id=started.transaction_id, meter_stop=8500, timestamp=datetime.now(UTC).isoformat()

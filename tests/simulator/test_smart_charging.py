@@ -180,20 +180,46 @@ COMPOSITE_CASES = {
         [(0, None), (300, 6), (900, 16), (2100, None)],
     ),
     "Daily recurring wraps at midnight": (
-        [BASE_32, prof(2, TXD, [(0, 10), (4 * H, 8)], stack=1, kind=Kind.RECURRING,
-                       recurrency=Recurrency.DAILY, start=T0 + 22 * H, duration=8 * H)],
+        [
+            BASE_32,
+            prof(
+                2,
+                TXD,
+                [(0, 10), (4 * H, 8)],
+                stack=1,
+                kind=Kind.RECURRING,
+                recurrency=Recurrency.DAILY,
+                start=T0 + 22 * H,
+                duration=8 * H,
+            ),
+        ],
         dict(connector=1, start=T0 + DAY_S, duration=DAY_S),
         [(0, 10), (2 * H, 8), (6 * H, 32), (22 * H, 10)],
     ),
     "Weekly recurring skips the other days": (
-        [BASE_32, prof(2, TXD, [(0, 6)], stack=1, kind=Kind.RECURRING, recurrency=Recurrency.WEEKLY,
-                       start=T0, duration=2 * H)],
+        [
+            BASE_32,
+            prof(
+                2, TXD, [(0, 6)], stack=1, kind=Kind.RECURRING, recurrency=Recurrency.WEEKLY, start=T0, duration=2 * H
+            ),
+        ],
         dict(connector=1, start=T0 + DAY_S, duration=7 * DAY_S),
         [(0, 32), (6 * DAY_S, 6), (6 * DAY_S + 2 * H, 32)],
     ),
     "Recurring has not started before startSchedule": (
-        [BASE_32, prof(2, TXD, [(0, 10)], stack=1, kind=Kind.RECURRING,
-                       recurrency=Recurrency.DAILY, start=T0 + DAY_S, duration=H)],
+        [
+            BASE_32,
+            prof(
+                2,
+                TXD,
+                [(0, 10)],
+                stack=1,
+                kind=Kind.RECURRING,
+                recurrency=Recurrency.DAILY,
+                start=T0 + DAY_S,
+                duration=H,
+            ),
+        ],
         dict(connector=1, start=T0, duration=2 * DAY_S),
         [(0, 32), (DAY_S, 10), (DAY_S + H, 32)],
     ),
@@ -225,9 +251,7 @@ COMPOSITE_CASES = {
 }
 
 
-@pytest.mark.parametrize(
-    ("profiles", "query", "expected"), COMPOSITE_CASES.values(), ids=COMPOSITE_CASES.keys()
-)
+@pytest.mark.parametrize(("profiles", "query", "expected"), COMPOSITE_CASES.values(), ids=COMPOSITE_CASES.keys())
 def test_composite(profiles: list[ChargingProfile], query: dict[str, Any], expected: list[tuple]) -> None:
     store = store_with(*profiles)
     query = dict(query)
@@ -258,8 +282,19 @@ NEXT_CHANGE_CASES = {
     "validTo": ([BASE_32, prof(2, TXD, [(0, 16)], stack=1, valid=(None, T0 + 5 * H))], T0, T0 + 5 * H),
     "never": ([BASE_32], T0, None),
     "next day's recurrence": (
-        [BASE_32, prof(2, TXD, [(0, 10)], stack=1, kind=Kind.RECURRING,
-                       recurrency=Recurrency.DAILY, start=T0 + 22 * H, duration=H)],
+        [
+            BASE_32,
+            prof(
+                2,
+                TXD,
+                [(0, 10)],
+                stack=1,
+                kind=Kind.RECURRING,
+                recurrency=Recurrency.DAILY,
+                start=T0 + 22 * H,
+                duration=H,
+            ),
+        ],
         T0 + DAY_S + 23 * H + 1,
         T0 + 2 * DAY_S + 22 * H,
     ),
@@ -267,9 +302,7 @@ NEXT_CHANGE_CASES = {
 }
 
 
-@pytest.mark.parametrize(
-    ("profiles", "now", "expected"), NEXT_CHANGE_CASES.values(), ids=NEXT_CHANGE_CASES.keys()
-)
+@pytest.mark.parametrize(("profiles", "now", "expected"), NEXT_CHANGE_CASES.values(), ids=NEXT_CHANGE_CASES.keys())
 def test_next_change(profiles: list[ChargingProfile], now: float, expected: float | None) -> None:
     assert store_with(*profiles).next_change(1, now) == expected
 
@@ -296,15 +329,16 @@ def test_same_stack_level_on_other_connector_stacks_next_to_it() -> None:
 REJECT_CONFLICT_CASES = {
     "overlapping validity: Rejected": (prof(2, TXD, [(0, 20)], stack=2), ProfileStatus.REJECTED, [1]),
     "disjoint validity: Accepted": (
-        prof(2, TXD, [(0, 20)], stack=2, valid=(T0 + 10 * DAY_S, None)), ProfileStatus.ACCEPTED, [1, 2]),
+        prof(2, TXD, [(0, 20)], stack=2, valid=(T0 + 10 * DAY_S, None)),
+        ProfileStatus.ACCEPTED,
+        [1, 2],
+    ),
     "same id: replaces": (prof(1, TXD, [(0, 20)], stack=2), ProfileStatus.ACCEPTED, [1]),
     "other stack level: Accepted": (prof(2, TXD, [(0, 20)], stack=3), ProfileStatus.ACCEPTED, [1, 2]),
 }
 
 
-@pytest.mark.parametrize(
-    ("new", "status", "ids"), REJECT_CONFLICT_CASES.values(), ids=REJECT_CONFLICT_CASES.keys()
-)
+@pytest.mark.parametrize(("new", "status", "ids"), REJECT_CONFLICT_CASES.values(), ids=REJECT_CONFLICT_CASES.keys())
 def test_201_conflict_rule(new: ChargingProfile, status: ProfileStatus, ids: list[int]) -> None:
     store = store_with(prof(1, TXD, [(0, 32)], stack=2, valid=(T0, T0 + DAY_S)))
     assert store.install(new, T0, Conflict.REJECT).status is status
@@ -312,9 +346,7 @@ def test_201_conflict_rule(new: ChargingProfile, status: ProfileStatus, ids: lis
 
 
 def test_transaction_end_removes_tx_profiles() -> None:
-    store = store_with(
-        BASE_32, prof(2, TX, [(0, 10)], connector=1, tx="9"), prof(3, TX, [(0, 8)], connector=2)
-    )
+    store = store_with(BASE_32, prof(2, TX, [(0, 10)], connector=1, tx="9"), prof(3, TX, [(0, 8)], connector=2))
     removed = store.end_transaction(1)
     assert [p.id for p in removed] == [2]
     assert [p.id for p in store.profiles] == [1, 3]
@@ -356,22 +388,38 @@ def test_clear(criteria: dict[str, Any], status: ClearStatus, left: list[int]) -
 CLEAR_WIRE_CASES = {
     "1.6 by id": ("v16", {"id": 4}, "Accepted", [1, 2, 3, 5, 6]),
     "1.6 by connector and purpose": (
-        "v16", {"connectorId": 1, "chargingProfilePurpose": "TxProfile"}, "Accepted", [1, 2, 3, 4, 6]),
-    "1.6 ChargePointMaxProfile": ("v16", {"chargingProfilePurpose": "ChargePointMaxProfile"}, "Accepted",
-                                  [2, 3, 4, 5, 6]),
+        "v16",
+        {"connectorId": 1, "chargingProfilePurpose": "TxProfile"},
+        "Accepted",
+        [1, 2, 3, 4, 6],
+    ),
+    "1.6 ChargePointMaxProfile": (
+        "v16",
+        {"chargingProfilePurpose": "ChargePointMaxProfile"},
+        "Accepted",
+        [2, 3, 4, 5, 6],
+    ),
     "1.6 unknown": ("v16", {"stackLevel": 7}, "Unknown", [1, 2, 3, 4, 5, 6]),
     "2.0.1 by id": ("v201", {"chargingProfileId": 2}, "Accepted", [1, 3, 4, 5, 6]),
-    "2.0.1 by criteria": ("v201", {"chargingProfileCriteria": {"evseId": 2, "stackLevel": 2}}, "Accepted",
-                          [1, 2, 3, 5, 6]),
+    "2.0.1 by criteria": (
+        "v201",
+        {"chargingProfileCriteria": {"evseId": 2, "stackLevel": 2}},
+        "Accepted",
+        [1, 2, 3, 5, 6],
+    ),
     "2.0.1 all but external constraints": ("v201", {}, "Accepted", [6]),
     "2.0.1 external constraints are kept": (
-        "v201", {"chargingProfileCriteria": {"chargingProfilePurpose": "ChargingStationExternalConstraints"}},
-        "Unknown", [1, 2, 3, 4, 5, 6]),
+        "v201",
+        {"chargingProfileCriteria": {"chargingProfilePurpose": "ChargingStationExternalConstraints"}},
+        "Unknown",
+        [1, 2, 3, 4, 5, 6],
+    ),
 }
 
 
-@pytest.mark.parametrize(("version", "payload", "status", "left"), CLEAR_WIRE_CASES.values(),
-                         ids=CLEAR_WIRE_CASES.keys())
+@pytest.mark.parametrize(
+    ("version", "payload", "status", "left"), CLEAR_WIRE_CASES.values(), ids=CLEAR_WIRE_CASES.keys()
+)
 def test_clear_payloads(version: str, payload: dict[str, Any], status: str, left: list[int]) -> None:
     name = "ClearChargingProfile" if version == "v16" else "ClearChargingProfileRequest"
     validate(version, name, payload)
@@ -395,9 +443,7 @@ def v16_payload(connector: int = 1, **profile: Any) -> dict[str, Any]:
         "chargingSchedule": {
             "startSchedule": "2024-03-01T00:00:00Z",
             "chargingRateUnit": "A",
-            "chargingSchedulePeriod": [
-                {"startPeriod": 0, "limit": 16.0}, {"startPeriod": 1800, "limit": 8.5}
-            ],
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}, {"startPeriod": 1800, "limit": 8.5}],
         },
     }
     body.update(profile)
@@ -405,50 +451,82 @@ def v16_payload(connector: int = 1, **profile: Any) -> dict[str, Any]:
 
 
 def tx16(**kw: Any) -> dict[str, Any]:
-    return v16_payload(chargingProfilePurpose="TxProfile", chargingProfileKind="Relative",
-                       chargingSchedule={"chargingRateUnit": "W", "duration": 3600,
-                                         "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7400.0,
-                                                                     "numberPhases": 1}]}, **kw)
+    return v16_payload(
+        chargingProfilePurpose="TxProfile",
+        chargingProfileKind="Relative",
+        chargingSchedule={
+            "chargingRateUnit": "W",
+            "duration": 3600,
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7400.0, "numberPhases": 1}],
+        },
+        **kw,
+    )
 
 
 V16_SET_CASES = {
     "TxDefault on a connector": (v16_payload(), False, "Accepted", None),
     "TxDefault on connector 0": (v16_payload(0), False, "Accepted", None),
     "ChargePointMaxProfile on connector 0": (
-        v16_payload(0, chargingProfilePurpose="ChargePointMaxProfile"), False, "Accepted", None),
+        v16_payload(0, chargingProfilePurpose="ChargePointMaxProfile"),
+        False,
+        "Accepted",
+        None,
+    ),
     "ChargePointMaxProfile on connector 1": (
-        v16_payload(1, chargingProfilePurpose="ChargePointMaxProfile"), False, "Rejected", "InvalidProfile"),
+        v16_payload(1, chargingProfilePurpose="ChargePointMaxProfile"),
+        False,
+        "Rejected",
+        "InvalidProfile",
+    ),
     "TxProfile with a transaction": (tx16(), True, "Accepted", None),
     "TxProfile with its transactionId": (tx16(transactionId=77), True, "Accepted", None),
     "TxProfile without a transaction": (tx16(), False, "Rejected", "TxNotFound"),
     "TxProfile for another transaction": (tx16(transactionId=78), True, "Rejected", "TxNotFound"),
-    "TxProfile on connector 0": (v16_payload(0, chargingProfilePurpose="TxProfile"), True, "Rejected",
-                                 "InvalidProfile"),
+    "TxProfile on connector 0": (
+        v16_payload(0, chargingProfilePurpose="TxProfile"),
+        True,
+        "Rejected",
+        "InvalidProfile",
+    ),
     "transactionId on TxDefault": (v16_payload(transactionId=77), True, "Rejected", "InvalidProfile"),
     "unknown connector": (v16_payload(3), False, "Rejected", "UnknownEVSE"),
     "first period not at 0": (
-        v16_payload(chargingSchedule={"chargingRateUnit": "A", "chargingSchedulePeriod": [
-            {"startPeriod": 60, "limit": 16.0}]}), False, "Rejected", "InvalidSchedule"),
+        v16_payload(
+            chargingSchedule={"chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 60, "limit": 16.0}]}
+        ),
+        False,
+        "Rejected",
+        "InvalidSchedule",
+    ),
     "periods out of order": (
-        v16_payload(chargingSchedule={"chargingRateUnit": "A", "chargingSchedulePeriod": [
-            {"startPeriod": 0, "limit": 16.0}, {"startPeriod": 0, "limit": 8.0}]}), False, "Rejected",
-        "InvalidSchedule"),
-    "Recurring without recurrencyKind": (v16_payload(chargingProfileKind="Recurring"), False, "Rejected",
-                                         "InvalidSchedule"),
-    "Recurring Daily": (v16_payload(chargingProfileKind="Recurring", recurrencyKind="Daily"), False,
-                        "Accepted", None),
+        v16_payload(
+            chargingSchedule={
+                "chargingRateUnit": "A",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}, {"startPeriod": 0, "limit": 8.0}],
+            }
+        ),
+        False,
+        "Rejected",
+        "InvalidSchedule",
+    ),
+    "Recurring without recurrencyKind": (
+        v16_payload(chargingProfileKind="Recurring"),
+        False,
+        "Rejected",
+        "InvalidSchedule",
+    ),
+    "Recurring Daily": (v16_payload(chargingProfileKind="Recurring", recurrencyKind="Daily"), False, "Accepted", None),
     "validTo before validFrom": (
-        v16_payload(validFrom="2024-03-02T00:00:00Z", validTo="2024-03-01T00:00:00Z"), False, "Rejected",
-        "InvalidProfile"),
+        v16_payload(validFrom="2024-03-02T00:00:00Z", validTo="2024-03-01T00:00:00Z"),
+        False,
+        "Rejected",
+        "InvalidProfile",
+    ),
 }
 
 
-@pytest.mark.parametrize(
-    ("payload", "in_tx", "status", "reason"), V16_SET_CASES.values(), ids=V16_SET_CASES.keys()
-)
-def test_set_charging_profile_v16(
-    payload: dict[str, Any], in_tx: bool, status: str, reason: str | None
-) -> None:
+@pytest.mark.parametrize(("payload", "in_tx", "status", "reason"), V16_SET_CASES.values(), ids=V16_SET_CASES.keys())
+def test_set_charging_profile_v16(payload: dict[str, Any], in_tx: bool, status: str, reason: str | None) -> None:
     validate("v16", "SetChargingProfile", payload)
     store = ProfileStore(2)
     if in_tx:
@@ -465,7 +543,12 @@ def test_v16_payload_is_read_faithfully() -> None:
     store.start_transaction(1, 77, T0 + 60)
     profile = store.set_charging_profile_v16(tx16(validFrom="2024-03-01T00:00:00Z"), T0).profile
     assert profile == ChargingProfile(
-        id=11, stack_level=1, purpose=TX, kind=Kind.RELATIVE, connector_id=1, transaction_id="77",
+        id=11,
+        stack_level=1,
+        purpose=TX,
+        kind=Kind.RELATIVE,
+        connector_id=1,
+        transaction_id="77",
         valid_from=T0,
         schedules=(ChargingSchedule(W, (SchedulePeriod(0, 7400.0, 1),), duration_s=3600),),
     )
@@ -483,48 +566,85 @@ def v201_payload(evse: int = 1, **profile: Any) -> dict[str, Any]:
         "stackLevel": 0,
         "chargingProfilePurpose": "TxDefaultProfile",
         "chargingProfileKind": "Absolute",
-        "chargingSchedule": [{
-            "id": 1,
-            "startSchedule": "2024-03-01T00:00:00.000Z",
-            "chargingRateUnit": "W",
-            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 11000.0, "numberPhases": 3}],
-        }],
+        "chargingSchedule": [
+            {
+                "id": 1,
+                "startSchedule": "2024-03-01T00:00:00.000Z",
+                "chargingRateUnit": "W",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 11000.0, "numberPhases": 3}],
+            }
+        ],
     }
     body.update(profile)
     return {"evseId": evse, "chargingProfile": body}
 
 
-RELATIVE_SCHEDULE = [{"id": 2, "chargingRateUnit": "A", "duration": 7200,
-                      "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 10.0}]}]
+RELATIVE_SCHEDULE = [
+    {"id": 2, "chargingRateUnit": "A", "duration": 7200, "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 10.0}]}
+]
 
 V201_SET_CASES = {
     "TxDefault on an EVSE": (v201_payload(), "Accepted", None),
     "ChargingStationMaxProfile on EVSE 0": (
-        v201_payload(0, chargingProfilePurpose="ChargingStationMaxProfile"), "Accepted", None),
+        v201_payload(0, chargingProfilePurpose="ChargingStationMaxProfile"),
+        "Accepted",
+        None,
+    ),
     "ChargingStationMaxProfile on EVSE 1": (
-        v201_payload(1, chargingProfilePurpose="ChargingStationMaxProfile"), "Rejected", "InvalidProfile"),
+        v201_payload(1, chargingProfilePurpose="ChargingStationMaxProfile"),
+        "Rejected",
+        "InvalidProfile",
+    ),
     "ChargingStationMaxProfile Relative (K01.FR.38)": (
-        v201_payload(0, chargingProfilePurpose="ChargingStationMaxProfile", chargingProfileKind="Relative",
-                     chargingSchedule=RELATIVE_SCHEDULE), "Rejected", "InvalidProfile"),
+        v201_payload(
+            0,
+            chargingProfilePurpose="ChargingStationMaxProfile",
+            chargingProfileKind="Relative",
+            chargingSchedule=RELATIVE_SCHEDULE,
+        ),
+        "Rejected",
+        "InvalidProfile",
+    ),
     "ExternalConstraints from the CSMS": (
-        v201_payload(0, chargingProfilePurpose="ChargingStationExternalConstraints"), "Rejected",
-        "InvalidProfile"),
+        v201_payload(0, chargingProfilePurpose="ChargingStationExternalConstraints"),
+        "Rejected",
+        "InvalidProfile",
+    ),
     "TxProfile for the running transaction": (
-        v201_payload(chargingProfilePurpose="TxProfile", transactionId="tx-1"), "Accepted", None),
+        v201_payload(chargingProfilePurpose="TxProfile", transactionId="tx-1"),
+        "Accepted",
+        None,
+    ),
     "TxProfile without transactionId (K01.FR.03)": (
-        v201_payload(chargingProfilePurpose="TxProfile"), "Rejected", "TxNotFound"),
+        v201_payload(chargingProfilePurpose="TxProfile"),
+        "Rejected",
+        "TxNotFound",
+    ),
     "TxProfile for an unknown transaction": (
-        v201_payload(chargingProfilePurpose="TxProfile", transactionId="tx-2"), "Rejected", "TxNotFound"),
+        v201_payload(chargingProfilePurpose="TxProfile", transactionId="tx-2"),
+        "Rejected",
+        "TxNotFound",
+    ),
     "TxProfile on EVSE 2, transaction on EVSE 1": (
-        v201_payload(2, chargingProfilePurpose="TxProfile", transactionId="tx-1"), "Rejected", "TxNotFound"),
+        v201_payload(2, chargingProfilePurpose="TxProfile", transactionId="tx-1"),
+        "Rejected",
+        "TxNotFound",
+    ),
     "Absolute without startSchedule (K01.FR.40)": (
-        v201_payload(chargingSchedule=[{"id": 1, "chargingRateUnit": "A",
-                                        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 6.0}]}]),
-        "Rejected", "InvalidSchedule"),
+        v201_payload(
+            chargingSchedule=[
+                {"id": 1, "chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 6.0}]}
+            ]
+        ),
+        "Rejected",
+        "InvalidSchedule",
+    ),
     "Relative with startSchedule (K01.FR.41)": (
-        v201_payload(chargingProfileKind="Relative"), "Rejected", "InvalidSchedule"),
-    "Relative": (v201_payload(chargingProfileKind="Relative", chargingSchedule=RELATIVE_SCHEDULE), "Accepted",
-                 None),
+        v201_payload(chargingProfileKind="Relative"),
+        "Rejected",
+        "InvalidSchedule",
+    ),
+    "Relative": (v201_payload(chargingProfileKind="Relative", chargingSchedule=RELATIVE_SCHEDULE), "Accepted", None),
     "negative stack level": (v201_payload(stackLevel=-1), "Rejected", "InvalidStackLevel"),
     "unknown EVSE": (v201_payload(5), "Rejected", "UnknownEVSE"),
 }
@@ -562,10 +682,18 @@ def test_v201_same_transaction_and_stack_level_is_rejected() -> None:
 
 def test_v201_three_schedules_first_active_applies() -> None:
     schedules = [
-        {"id": n, "startSchedule": start, "duration": 3600, "chargingRateUnit": "A",
-         "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}]}
-        for n, start, limit in [(1, "2024-03-01T01:00:00Z", 10.0), (2, "2024-03-01T00:00:00Z", 20.0),
-                                (3, "2024-03-01T01:30:00Z", 30.0)]
+        {
+            "id": n,
+            "startSchedule": start,
+            "duration": 3600,
+            "chargingRateUnit": "A",
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}],
+        }
+        for n, start, limit in [
+            (1, "2024-03-01T01:00:00Z", 10.0),
+            (2, "2024-03-01T00:00:00Z", 20.0),
+            (3, "2024-03-01T01:30:00Z", 30.0),
+        ]
     ]
     payload = v201_payload(chargingSchedule=schedules)
     validate("v201", "SetChargingProfileRequest", payload)
@@ -595,13 +723,15 @@ def test_get_composite_schedule_v16(unit: str | None) -> None:
     assert response["scheduleStart"] == schedule["startSchedule"] == "2024-03-01T00:00:00Z"
     if unit == "W":
         assert schedule["chargingSchedulePeriod"] == [
-            {"startPeriod": 0, "limit": 22080.0}, {"startPeriod": 1800, "limit": 9199.8},
+            {"startPeriod": 0, "limit": 22080.0},
+            {"startPeriod": 1800, "limit": 9199.8},
             {"startPeriod": 3600, "limit": 5000.0},
         ]
     else:
         assert schedule["chargingRateUnit"] == "A"
         assert schedule["chargingSchedulePeriod"] == [
-            {"startPeriod": 0, "limit": 32.0}, {"startPeriod": 1800, "limit": 13.3},
+            {"startPeriod": 0, "limit": 32.0},
+            {"startPeriod": 1800, "limit": 13.3},
             {"startPeriod": 3600, "limit": 7.2},
         ]
 
@@ -613,7 +743,9 @@ def test_get_composite_schedule_v16_gap_needs_a_rating() -> None:
     response = store.get_composite_schedule_v16(request, T0, rating=32)
     validate("v16", "GetCompositeScheduleResponse", response)
     assert response["chargingSchedule"]["chargingSchedulePeriod"] == [
-        {"startPeriod": 0, "limit": 16.0}, {"startPeriod": 3600, "limit": 32.0}]
+        {"startPeriod": 0, "limit": 16.0},
+        {"startPeriod": 3600, "limit": 32.0},
+    ]
     assert store.get_composite_schedule_v16({"connectorId": 9, "duration": 60}, T0) == {"status": "Rejected"}
 
 
@@ -670,11 +802,17 @@ def profiles(draw: st.DrawFn, id: int) -> ChargingProfile:
     valid_from = draw(st.none() | st.integers(-H, 6 * H).map(lambda s: T0 + s))
     valid_to = draw(st.none() | st.integers(1, 6 * H).map(lambda s: (valid_from or T0) + s))
     return prof(
-        id, purpose, periods, stack=draw(st.integers(0, 3)), connector=connector, kind=kind,
+        id,
+        purpose,
+        periods,
+        stack=draw(st.integers(0, 3)),
+        connector=connector,
+        kind=kind,
         start=T0 + draw(st.integers(-DAY_S, 6 * H)),
         duration=draw(st.none() | st.integers(60, 6 * H)),
         recurrency=draw(st.sampled_from(list(Recurrency))) if kind is Kind.RECURRING else None,
-        valid=(valid_from, valid_to), tx="1" if purpose is TX else None,
+        valid=(valid_from, valid_to),
+        tx="1" if purpose is TX else None,
     )
 
 
@@ -699,9 +837,7 @@ def station_max_at(store: ProfileStore, t: float, reference: float) -> float | N
 
 @settings(max_examples=300, deadline=None)
 @given(store=stores(), offset=st.integers(-H, 2 * DAY_S), connector=st.sampled_from([0, 1, 2]))
-def test_composite_limit_is_capped_and_comes_from_a_profile(
-    store: ProfileStore, offset: int, connector: int
-) -> None:
+def test_composite_limit_is_capped_and_comes_from_a_profile(store: ProfileStore, offset: int, connector: int) -> None:
     t = T0 + offset
     limit = store.limit_at(connector, t, transaction_start=T0, unit=A)
     installed = {p.limit for prof_ in store.profiles for s in prof_.schedules for p in s.periods}

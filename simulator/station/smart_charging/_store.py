@@ -87,9 +87,7 @@ class ProfileStore:
     def end_transaction(self, connector_id: int) -> tuple[ChargingProfile, ...]:
         """Forget the connector's transaction and remove its TxProfiles; returns those removed."""
         self._transactions.pop(connector_id, None)
-        removed = tuple(
-            p for p in self._profiles if p.purpose is Purpose.TX and p.connector_id == connector_id
-        )
+        removed = tuple(p for p in self._profiles if p.purpose is Purpose.TX and p.connector_id == connector_id)
         self._profiles = [p for p in self._profiles if p not in removed]
         return removed
 
@@ -101,9 +99,7 @@ class ProfileStore:
 
     # --- installing and clearing -----------------------------------------------------------------
 
-    def install(
-        self, profile: ChargingProfile, now: float, conflict: Conflict = Conflict.REPLACE
-    ) -> SetProfileOutcome:
+    def install(self, profile: ChargingProfile, now: float, conflict: Conflict = Conflict.REPLACE) -> SetProfileOutcome:
         """Store an already validated profile.
 
         A profile with the same id is always replaced. One with the same purpose and stack level
@@ -116,7 +112,9 @@ class ProfileStore:
             clashing = [p for p in clashing if profile.purpose is Purpose.TX or _overlap(profile, p, now)]
             if clashing:
                 return SetProfileOutcome(
-                    ProfileStatus.REJECTED, None, "DuplicateProfile",
+                    ProfileStatus.REJECTED,
+                    None,
+                    "DuplicateProfile",
                     f"profile {clashing[0].id} has the same purpose and stack level",
                 )
         self._profiles = [p for p in others if p not in clashing] + [profile]
@@ -153,6 +151,7 @@ class ProfileStore:
         Returns:
             Accepted if something was removed, else Unknown.
         """
+
         def matches(p: ChargingProfile) -> bool:
             if p.purpose in keep:
                 return False
@@ -219,9 +218,7 @@ class ProfileStore:
             volts_per_phase, phases: for A↔W conversion where a period gives no numberPhases.
         """
         reference = self._reference(connector_id, now, transaction_start)
-        return _composite.limit_at(
-            self._profiles, connector_id, now, reference, unit, volts_per_phase, phases
-        )
+        return _composite.limit_at(self._profiles, connector_id, now, reference, unit, volts_per_phase, phases)
 
     def composite_schedule(
         self,
@@ -244,9 +241,7 @@ class ProfileStore:
             self._profiles, connector_id, now, duration_s, reference, unit, volts_per_phase, phases
         )
 
-    def next_change(
-        self, connector_id: int, now: float, transaction_start: float | None = None
-    ) -> float | None:
+    def next_change(self, connector_id: int, now: float, transaction_start: float | None = None) -> float | None:
         """The next instant after ``now`` when :meth:`limit_at` changes: the timer to arm, or None."""
         reference = self._reference(connector_id, now, transaction_start)
         return _composite.next_change(self._profiles, connector_id, now, reference)

@@ -129,22 +129,40 @@ def _tx_mismatch(p: ChargingProfile, ctx: ValidationContext) -> bool:
 Rule = tuple[str, str, Callable[[ChargingProfile, ValidationContext], bool]]
 
 _COMMON_RULES: tuple[Rule, ...] = (
-    ("UnknownEVSE", "connector/EVSE does not exist",
-     lambda p, c: not 0 <= p.connector_id <= c.connector_count),
+    ("UnknownEVSE", "connector/EVSE does not exist", lambda p, c: not 0 <= p.connector_id <= c.connector_count),
     ("InvalidStackLevel", "stackLevel is negative", lambda p, c: p.stack_level < 0),
-    ("InvalidSchedule", "periods must start at 0, increase, be >= 0, 1-3 phases",
-     lambda p, c: any(_bad_schedule(s) for s in p.schedules)),
-    ("InvalidSchedule", "Recurring needs recurrencyKind and startSchedule",
-     lambda p, c: p.kind is Kind.RECURRING
-     and (p.recurrency is None or any(s.start_schedule is None for s in p.schedules))),
-    ("InvalidProfile", "validTo is not after validFrom",
-     lambda p, c: p.valid_from is not None and p.valid_to is not None and p.valid_to <= p.valid_from),
-    ("InvalidProfile", "station max profile only on connector/EVSE 0",
-     lambda p, c: p.purpose is Purpose.STATION_MAX and p.connector_id != 0),
-    ("InvalidProfile", "TxProfile not on connector/EVSE 0",
-     lambda p, c: p.purpose is Purpose.TX and p.connector_id == 0),
-    ("InvalidProfile", "transactionId only with TxProfile",
-     lambda p, c: p.purpose is not Purpose.TX and p.transaction_id is not None),
+    (
+        "InvalidSchedule",
+        "periods must start at 0, increase, be >= 0, 1-3 phases",
+        lambda p, c: any(_bad_schedule(s) for s in p.schedules),
+    ),
+    (
+        "InvalidSchedule",
+        "Recurring needs recurrencyKind and startSchedule",
+        lambda p, c: (
+            p.kind is Kind.RECURRING and (p.recurrency is None or any(s.start_schedule is None for s in p.schedules))
+        ),
+    ),
+    (
+        "InvalidProfile",
+        "validTo is not after validFrom",
+        lambda p, c: p.valid_from is not None and p.valid_to is not None and p.valid_to <= p.valid_from,
+    ),
+    (
+        "InvalidProfile",
+        "station max profile only on connector/EVSE 0",
+        lambda p, c: p.purpose is Purpose.STATION_MAX and p.connector_id != 0,
+    ),
+    (
+        "InvalidProfile",
+        "TxProfile not on connector/EVSE 0",
+        lambda p, c: p.purpose is Purpose.TX and p.connector_id == 0,
+    ),
+    (
+        "InvalidProfile",
+        "transactionId only with TxProfile",
+        lambda p, c: p.purpose is not Purpose.TX and p.transaction_id is not None,
+    ),
     ("TxNotFound", "TxProfile without that active transaction on the connector/EVSE", _tx_mismatch),
 )
 
@@ -153,17 +171,32 @@ V16_RULES: tuple[Rule, ...] = _COMMON_RULES
 
 #: OCPP 2.0.1 SetChargingProfile checks (K01), in order; the first broken one rejects.
 V201_RULES: tuple[Rule, ...] = (
-    ("InvalidProfile", "ChargingStationExternalConstraints is set locally, not by the CSMS",
-     lambda p, c: p.purpose is Purpose.EXTERNAL_CONSTRAINTS),
-    ("TxNotFound", "TxProfile needs a transactionId (K01.FR.03)",
-     lambda p, c: p.purpose is Purpose.TX and p.transaction_id is None),
+    (
+        "InvalidProfile",
+        "ChargingStationExternalConstraints is set locally, not by the CSMS",
+        lambda p, c: p.purpose is Purpose.EXTERNAL_CONSTRAINTS,
+    ),
+    (
+        "TxNotFound",
+        "TxProfile needs a transactionId (K01.FR.03)",
+        lambda p, c: p.purpose is Purpose.TX and p.transaction_id is None,
+    ),
     *_COMMON_RULES,
-    ("InvalidProfile", "ChargingStationMaxProfile cannot be Relative (K01.FR.38)",
-     lambda p, c: p.purpose is Purpose.STATION_MAX and p.kind is Kind.RELATIVE),
-    ("InvalidSchedule", "Absolute/Recurring need startSchedule (K01.FR.40)",
-     lambda p, c: p.kind is not Kind.RELATIVE and any(s.start_schedule is None for s in p.schedules)),
-    ("InvalidSchedule", "Relative must not have startSchedule (K01.FR.41)",
-     lambda p, c: p.kind is Kind.RELATIVE and any(s.start_schedule is not None for s in p.schedules)),
+    (
+        "InvalidProfile",
+        "ChargingStationMaxProfile cannot be Relative (K01.FR.38)",
+        lambda p, c: p.purpose is Purpose.STATION_MAX and p.kind is Kind.RELATIVE,
+    ),
+    (
+        "InvalidSchedule",
+        "Absolute/Recurring need startSchedule (K01.FR.40)",
+        lambda p, c: p.kind is not Kind.RELATIVE and any(s.start_schedule is None for s in p.schedules),
+    ),
+    (
+        "InvalidSchedule",
+        "Relative must not have startSchedule (K01.FR.41)",
+        lambda p, c: p.kind is Kind.RELATIVE and any(s.start_schedule is not None for s in p.schedules),
+    ),
 )
 
 
@@ -268,9 +301,7 @@ def _wire_periods(schedule: CompositeSchedule, rating: float | None) -> list[dic
     return out
 
 
-def composite_schedule_response_v16(
-    schedule: CompositeSchedule | None, rating: float | None = None
-) -> dict[str, Any]:
+def composite_schedule_response_v16(schedule: CompositeSchedule | None, rating: float | None = None) -> dict[str, Any]:
     """``GetCompositeSchedule.conf`` for 1.6.
 
     Args:
@@ -295,9 +326,7 @@ def composite_schedule_response_v16(
     }
 
 
-def composite_schedule_response_v201(
-    schedule: CompositeSchedule | None, rating: float | None = None
-) -> dict[str, Any]:
+def composite_schedule_response_v201(schedule: CompositeSchedule | None, rating: float | None = None) -> dict[str, Any]:
     """``GetCompositeScheduleResponse`` for 2.0.1; arguments as in the 1.6 builder."""
     periods = None if schedule is None else _wire_periods(schedule, rating)
     if schedule is None or periods is None:
