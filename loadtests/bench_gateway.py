@@ -1,0 +1,155 @@
+"""Throughput of the real gateway: N stations connected over loopback WebSockets, each sending OCPP frames
+one at a time (as OCPP-J requires: next CALL after the previous answer).
+
+The CSMS runs in a child process so its CPU time is measured apart from the load generator's:
+
+    uv run python loadtests/bench_gateway.py --stations 200 --messages 50 --mix meter
+
+Prints messages/s, latency percentiles and CSMS CPU time per message. ``--database-url`` targets PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+
+import orjson
+import websockets
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def _serve(url: str, stations: int, version: str, ready: mp.Queue, stop: mp.Event) -> None:  # child process
+    from csms.gateway.server import Gateway
+    from csms.services import authorization
+    from csms.services import stations as station_service
+    from csms.services.config import CsmsConfig
+    from csms.store import migrate
+    from csms.store.database import make_engine, make_session_factory
+
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    factory = make_session_factory(engine)
+    now = datetime.now(UTC)
+    with factory() as db:
+        for n in range(stations):
+            station_service.provision(db, f"bench-{n}", ocpp_version=version, password=None, now=now)
+        authorization.create(db, "BENCH", now)
+        db.commit()
+
+    async def main() -> None:
+        gateway = Gateway(factory, CsmsConfig(message_log_per_station=0))
+        await gateway.start("127.0.0.1", 0)
+        ready.put(gateway.port)
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+        ready.put((gateway.processor.batches, gateway.processor.calls))
+        await gateway.stop()
+
+    asyncio.run(main())
+
+
+def _frames_16(n: int, messages: int, mix: str) -> list[tuple[str, list]]:
+    now = datetime.now(UTC).isoformat()
+    boot = ["BootNotification", {"chargePointVendor": "Bench", "chargePointModel": "B1"}]
+    out = [boot, ["StartTransaction", {"connectorId": 1, "idTag": "BENCH", "meterStart": 0, "timestamp": now}]]
+    for i in range(messages):
+        if mix == "heartbeat":
+            out.append(["Heartbeat", {}])
+            continue
+        sampled = [
+            {"value": str(i * 1000), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+            {"value": "11000", "measurand": "Power.Active.Import", "unit": "W"},
+        ] + [{"value": "16.0", "measurand": "Current.Import", "phase": p, "unit": "A"} for p in ("L1", "L2", "L3")]
+        out.append(
+            [
+                "MeterValues",
+                {"connectorId": 1, "transactionId": 0, "meterValue": [{"timestamp": now, "sampledValue": sampled}]},
+            ]
+        )
+    return out
+
+
+async def _station(url: str, n: int, messages: int, mix: str, latencies: list[float]) -> None:
+    async with websockets.connect(f"{url}/bench-{n}", subprotocols=["ocpp1.6"], compression=None) as ws:
+        tx_id = 0
+        for i, (action, payload) in enumerate(_frames_16(n, messages, mix)):
+            if action == "MeterValues":
+                payload["transactionId"] = tx_id
+            started = time.perf_counter()
+            await ws.send(orjson.dumps([2, f"{n}-{i}", action, payload]).decode())
+            answer = orjson.loads(await ws.recv())
+            latencies.append(time.perf_counter() - started)
+            if answer[0] != 3:
+                raise RuntimeError(f"station {n}: {action} answered {answer}")
+            if action == "StartTransaction":
+                tx_id = answer[2]["transactionId"]
+
+
+async def _drive(port: int, stations: int, messages: int, mix: str) -> tuple[float, list[float]]:
+    url = f"ws://127.0.0.1:{port}/ocpp"
+    latencies: list[float] = []
+    started = time.perf_counter()
+    await asyncio.gather(*(_station(url, n, messages, mix, latencies) for n in range(stations)))
+    return time.perf_counter() - started, latencies
+
+
+def run(stations: int, messages: int, mix: str, database_url: str | None) -> dict[str, float]:
+    tmp = tempfile.mkdtemp(prefix="ct-bench-")
+    url = database_url or f"sqlite:///{tmp}/bench.db"
+    ctx = mp.get_context("spawn")
+    ready: mp.Queue = ctx.Queue()
+    stop = ctx.Event()
+    child = ctx.Process(target=_serve, args=(url, stations, "1.6", ready, stop), daemon=True)
+    child.start()
+    port = ready.get(timeout=120)
+    cpu_before = _cpu_seconds(child.pid)
+    wall, latencies = asyncio.run(_drive(port, stations, messages, mix))
+    cpu = _cpu_seconds(child.pid) - cpu_before
+    stop.set()
+    batches, calls = ready.get(timeout=60)
+    child.join(timeout=30)
+    total = len(latencies)
+    latencies.sort()
+    return {
+        "stations": stations,
+        "messages": total,
+        "wall_s": round(wall, 3),
+        "msgs_per_s": round(total / wall, 1),
+        "p50_ms": round(1000 * statistics.median(latencies), 2),
+        "p99_ms": round(1000 * latencies[int(0.99 * (total - 1))], 2),
+        "csms_cpu_s": round(cpu, 3),
+        "csms_cpu_us_per_msg": round(1e6 * cpu / total, 1),
+        "calls_per_commit": round(calls / max(batches, 1), 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stations", type=int, default=100)
+    parser.add_argument("--messages", type=int, default=50, help="messages per station after boot and start")
+    parser.add_argument("--mix", choices=["meter", "heartbeat"], default="meter")
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args(argv)
+    result = run(args.stations, args.messages, args.mix, args.database_url)
+    width = max(map(len, result))
+    for key, value in result.items():
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
