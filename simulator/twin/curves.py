@@ -8,6 +8,7 @@ own limit, so AC charging looks flat until the battery limit drops below it near
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_right
 from dataclasses import dataclass
 
@@ -36,14 +37,14 @@ class TaperCurve:
         socs = [s for s, _ in pts]
         if socs[0] != 0.0 or socs[-1] != 1.0:
             raise ValueError("a taper curve must start at SoC 0.0 and end at SoC 1.0")
-        if any(b <= a for a, b in zip(socs, socs[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(socs)):
             raise ValueError("taper curve SoC values must be strictly increasing")
         fractions = [f for _, f in pts]
         if any(not 0.0 <= f <= 1.0 for f in fractions):
             raise ValueError("taper curve fractions must be within [0, 1]")
         peak = fractions.index(max(fractions))
         tail = fractions[peak:]
-        if any(b > a for a, b in zip(tail, tail[1:], strict=False)):
+        if any(b > a for a, b in itertools.pairwise(tail)):
             raise ValueError("taper curve must be non-increasing from its peak to SoC 1.0")
 
     def fraction(self, soc: float) -> float:

@@ -6,6 +6,7 @@ Each logged step holds the *average* power over that step (energy / duration), s
 
 from __future__ import annotations
 
+import itertools
 import random
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ class BuildingLoad:
         if not self.profile:
             raise ValueError("a building load profile needs at least one point")
         hours = [h for h, _ in self.profile]
-        if any(b <= a for a, b in zip(hours, hours[1:], strict=False)) or not 0 <= hours[0] <= hours[-1] < 24:
+        if any(b <= a for a, b in itertools.pairwise(hours)) or not 0 <= hours[0] <= hours[-1] < 24:
             raise ValueError("profile hours must be strictly increasing within [0, 24)")
         if self.noise_kw < 0:
             raise ValueError("noise_kw must not be negative")
