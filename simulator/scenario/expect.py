@@ -36,8 +36,11 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "=": operator.eq,
 }
-_COMPARISON_RE = re.compile(r"^(?P<op>>=|<=|==|!=|>|<|=)?\s*(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)"
-                            r"\s*(?P<pct>%)?$", re.IGNORECASE)
+_COMPARISON_RE = re.compile(
+    r"^(?P<op>>=|<=|==|!=|>|<|=)?\s*(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)"
+    r"\s*(?P<pct>%)?$",
+    re.IGNORECASE,
+)
 COMPARISON_HELP = "a comparison like '>= 0.98', '0', '< 5' or '<= 2%'"
 
 

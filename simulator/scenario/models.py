@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -311,8 +312,9 @@ class FleetBlock(_Model):
             try:
                 value.format(n=1)
             except (KeyError, IndexError, ValueError) as exc:
-                raise ValueError(f"expected a token template using only {{n}}, e.g. 'RES-{{n:03d}}': {exc}") \
-                    from None
+                raise ValueError(
+                    f"expected a token template using only {{n}}, e.g. 'RES-{{n:03d}}': {exc}"
+                ) from None
         return value
 
     @model_validator(mode="after")
@@ -382,8 +384,9 @@ class Reset(_Model):
     mode: Literal["soft", "hard"] = "soft"
 
 
-Action = Annotated[ProvisionTokens | RemoteStart | RemoteStop | ChangeAvailability | Reset,
-                   Field(discriminator="kind")]
+Action = Annotated[
+    ProvisionTokens | RemoteStart | RemoteStop | ChangeAvailability | Reset, Field(discriminator="kind")
+]
 
 
 # -- faults -------------------------------------------------------------------------------------------------
@@ -423,8 +426,8 @@ class Scenario(_Model):
     name: str
     description: str | None = None
     seed: int
-    start: datetime
     timezone: Annotated[str | None, PlainValidator(_valid_zone)] = None
+    start: datetime
     duration: PositiveDuration
     site: Site = Field(default_factory=Site)
     twin: TwinSettings = Field(default_factory=TwinSettings)
@@ -434,16 +437,19 @@ class Scenario(_Model):
     faults: list[Fault] = Field(default_factory=list)
     expect: dict[CheckName, Expectation] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _zoned_start(self) -> Scenario:
-        if self.timezone is not None:
-            zone = ZoneInfo(self.timezone)
-            self.start = self.start.replace(tzinfo=zone) if self.start.tzinfo is None \
-                else self.start.astimezone(zone)
-        elif self.start.tzinfo is None:
-            raise ValueError("start: expected a date-time with a UTC offset (e.g. 2026-01-15T17:00:00-05:00)"
-                             " or a 'timezone'")
-        return self
+    @field_validator("start")
+    @classmethod
+    def _zoned_start(cls, start: datetime, info: ValidationInfo) -> datetime:
+        zone_name = info.data.get("timezone")
+        if zone_name is not None:
+            zone = ZoneInfo(zone_name)
+            return start.replace(tzinfo=zone) if start.tzinfo is None else start.astimezone(zone)
+        if start.tzinfo is None:
+            raise ValueError(
+                "expected a date-time with a UTC offset (e.g. 2026-01-15T17:00:00-05:00) or a "
+                "'timezone' field"
+            )
+        return start
 
     # -- helpers for the twin and the harness ---------------------------------------------------------
     @property
@@ -494,8 +500,13 @@ def reference_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], 
     seen: dict[str, int] = {}
     for i, group in enumerate(scenario.chargers):
         if group.prefix in seen:
-            problems.append((("chargers", i, "prefix"), f"expected a unique prefix, {group.prefix!r} is "
-                             f"already used by chargers[{seen[group.prefix]}]"))
+            problems.append(
+                (
+                    ("chargers", i, "prefix"),
+                    f"expected a unique prefix, {group.prefix!r} is "
+                    f"already used by chargers[{seen[group.prefix]}]",
+                )
+            )
         seen.setdefault(group.prefix, i)
     station_ids = set(scenario.station_ids())
     known = f"a station id or prefix ({', '.join(repr(p) for p in seen)})"
@@ -511,9 +522,13 @@ def reference_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], 
     for i, action in enumerate(scenario.actions):
         if isinstance(action, ProvisionTokens):
             if action.vehicles is not None and action.vehicles not in groups:
-                problems.append((("actions", i, "vehicles"),
-                                 f"expected a vehicle group ({', '.join(map(repr, sorted(groups)))}), "
-                                 f"got {action.vehicles!r}"))
+                problems.append(
+                    (
+                        ("actions", i, "vehicles"),
+                        f"expected a vehicle group ({', '.join(map(repr, sorted(groups)))}), "
+                        f"got {action.vehicles!r}",
+                    )
+                )
         elif isinstance(action, RemoteStart | RemoteStop):
             if action.charger not in station_ids:
                 problems.append((("actions", i, "charger"), f"expected a station id, got {action.charger!r}"))
@@ -528,9 +543,13 @@ def reference_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], 
         for i, item in enumerate(items):
             t_s = scenario.seconds(item.at)
             if not 0 <= t_s <= scenario.duration:
-                problems.append(((section, i, "at"),
-                                 f"expected a time within the scenario (0 to {scenario.duration:g} s after "
-                                 f"the start), got {item.at} = {t_s:g} s"))
+                problems.append(
+                    (
+                        (section, i, "at"),
+                        f"expected a time within the scenario (0 to {scenario.duration:g} s after "
+                        f"the start), got {item.at} = {t_s:g} s",
+                    )
+                )
     if scenario.twin.step > scenario.duration or not math.isfinite(scenario.twin.step):
         problems.append((("twin", "step"), "expected a physics step no longer than the duration"))
     return problems
@@ -552,4 +571,3 @@ def field_names() -> set[str]:
         for sub in model.__subclasses__():
             stack.append(sub)
     return names
-

@@ -111,8 +111,9 @@ class EvsePowerModel:
         return None
 
     # -- control --------------------------------------------------------------------------------------
-    def max_power_w(self, vehicle: Vehicle | None, limit_w: float | None = None,
-                    limit_a: float | None = None) -> float:
+    def max_power_w(
+        self, vehicle: Vehicle | None, limit_w: float | None = None, limit_a: float | None = None
+    ) -> float:
         """min(vehicle acceptance, rating, profile limit) without changing any state."""
         if vehicle is None:
             return 0.0
@@ -131,8 +132,9 @@ class EvsePowerModel:
             power_w = min(power_w, limit_a * volts_x_phases)
         return max(power_w, 0.0)
 
-    def set_power(self, vehicle: Vehicle | None, *, limit_w: float | None = None,
-                  limit_a: float | None = None) -> float:
+    def set_power(
+        self, vehicle: Vehicle | None, *, limit_w: float | None = None, limit_a: float | None = None
+    ) -> float:
         """Choose the power for the interval starting now and return it in W.
 
         ``vehicle`` None means nothing plugged or the connector is not energized: power 0.
@@ -173,8 +175,14 @@ class EvsePowerModel:
             self._power_w = 0.0
         return DeliveryStep(dt_s, power_w, energy_wh, stored_kwh * 1000.0)
 
-    def deliver(self, vehicle: Vehicle | None, dt_s: float, *, limit_w: float | None = None,
-                limit_a: float | None = None) -> DeliveryStep:
+    def deliver(
+        self,
+        vehicle: Vehicle | None,
+        dt_s: float,
+        *,
+        limit_w: float | None = None,
+        limit_a: float | None = None,
+    ) -> DeliveryStep:
         """One fixed step: ``set_power`` then ``advance(dt_s)``."""
         self.set_power(vehicle, limit_w=limit_w, limit_a=limit_a)
         return self.advance(dt_s)
