@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 
 from simulator.twin.catalogue import CATALOGUE
@@ -54,7 +56,7 @@ def test_taper_reduces_power_near_full(model: str, current: str) -> None:
     assert 0 < near_full < mid
     socs = [0.9 + i * 0.005 for i in range(20)]
     powers = [make_vehicle(s, model).acceptance_kw(current) for s in socs]  # type: ignore[arg-type]
-    assert all(b <= a for a, b in zip(powers, powers[1:], strict=False))
+    assert all(b <= a for a, b in itertools.pairwise(powers))
 
 
 def test_ac_acceptance_is_capped_by_onboard_charger() -> None:
