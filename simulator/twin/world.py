@@ -160,7 +160,7 @@ class TwinWorld:
         self._noise_rng = random.Random(rng.getrandbits(64))
         spec = scenario.site.building_load
         self.building_load = BuildingLoad(spec.points(), spec.noise_kw)
-        self.site_meter = SiteMeter(scenario.site.grid_limit_kw)
+        self.site = SiteMeter(scenario.site.grid_limit_kw)
         self._connectors: dict[ConnectorRef, _Connector] = {}
         for group in scenario.chargers:
             for station_id in group.station_ids:
@@ -196,7 +196,7 @@ class TwinWorld:
                 conn.process = self.env.process(self.evse_delivery(conn))
             for trip in self._trips:
                 self.env.process(self.vehicle(trip))
-            self._done = self.env.process(self.site_meter_process())
+            self._done = self.env.process(self.site_meter())
         assert self._done is not None
         return self._done
 
@@ -233,7 +233,7 @@ class TwinWorld:
 
     @property
     def ground_truth(self) -> tuple[MeterStep, ...]:
-        return self.site_meter.log
+        return self.site.log
 
     # -- processes ------------------------------------------------------------------------------------
     def vehicle(self, trip: _Trip) -> ProcessGenerator:
@@ -268,7 +268,7 @@ class TwinWorld:
             with contextlib.suppress(simpy.Interrupt):  # an interrupt means: re-evaluate now
                 yield env.timeout(wait_s)
 
-    def site_meter_process(self) -> ProcessGenerator:
+    def site_meter(self) -> ProcessGenerator:
         env = self.env
         t_s = env.now
         total_wh = self._total_register_wh()
@@ -281,7 +281,7 @@ class TwinWorld:
             new_total_wh = self._total_register_wh()
             duration_s = t_next - t_s
             ev_kw = (new_total_wh - total_wh) / 1000.0 / (duration_s / 3600.0)
-            self.site_meter.record(t_s, duration_s, building_kw, ev_kw)
+            self.site.record(t_s, duration_s, building_kw, ev_kw)
             t_s, total_wh = t_next, new_total_wh
 
     # -- internals ------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def test_depot_night_is_deterministic_for_a_seed() -> None:
 
 def test_depot_night_exceeds_its_grid_limit_without_load_management() -> None:
     world = run(load_scenario(SCENARIOS / "depot-night.yaml"))
-    summary = world.site_meter.summary()
+    summary = world.site.summary()
     assert len(world.connectors) >= 40
     assert world.env.now == world.end_s == 13 * 3600
     assert len(world.ground_truth) == 13 * 60
@@ -68,7 +68,7 @@ def test_depot_night_exceeds_its_grid_limit_without_load_management() -> None:
 
 def test_multifamily_peak_runs_and_exceeds_its_limit() -> None:
     world = run(load_scenario(SCENARIOS / "multifamily-peak.yaml"))
-    assert world.site_meter.summary().peak_import_kw > 150
+    assert world.site.summary().peak_import_kw > 150
     residents = [r for r in world.vehicle_records() if r.group == "residents"]
     assert residents and all(r.id_token and r.id_token.startswith("RES-") for r in residents)
     assert all(r.connector and r.connector.station_id.startswith("garage") for r in residents)
