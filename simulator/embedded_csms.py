@@ -1,0 +1,114 @@
+"""The real CSMS core inside the simulation process: the same sessions, batch processor, services and
+database as ``csms serve``, driven inline in virtual time instead of by the asyncio gateway.
+
+Nothing here re-implements CSMS behaviour: frames go through :class:`csms.core.session.StationSession` and
+every call is committed by :class:`csms.core.processor.BatchProcessor` before its answer is released.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from csms.core.processor import BatchProcessor, release
+from csms.core.session import StationSession
+from csms.ocpp.convert import from_posix
+from csms.ocpp.rpc import PendingCall
+from csms.ocpp.versions import Version
+from csms.services import stations
+from csms.services.config import CsmsConfig
+from csms.store import migrate
+from csms.store.database import make_engine, make_session_factory
+from csms.store.models import Station
+
+
+class Refused(Exception):
+    """The CSMS refused the connection at the handshake (unknown station)."""
+
+
+class EmbeddedCsms:
+    def __init__(self, session_factory: sessionmaker[Session], config: CsmsConfig) -> None:
+        self.session_factory = session_factory
+        self.config = config
+        self.processor = BatchProcessor(session_factory, config)
+        self.sessions: dict[str, StationSession] = {}
+        self._connections = 0
+        self.frames_in = 0
+        self.frames_out = 0
+
+    @classmethod
+    def create(cls, database_url: str = "sqlite://", config: CsmsConfig | None = None) -> EmbeddedCsms:
+        """A CSMS on a fresh (default: in-memory SQLite) database, migrated like ``csms db upgrade``."""
+        engine: Engine = make_engine(database_url)
+        migrate.upgrade(engine)
+        return cls(make_session_factory(engine), config or CsmsConfig(message_log_per_station=0))
+
+    # ---- connections -------------------------------------------------------------------------------------
+    def connect(self, station_id: str, now: float, offered: Version | None = None) -> StationSession:
+        """The handshake: the station must be provisioned (or auto-registration on)."""
+        with self.session_factory() as db:
+            row = db.get(Station, station_id)
+            if row is None:
+                if not self.config.auto_register:
+                    raise Refused(f"unknown station {station_id!r}")
+                stations.auto_register(db, station_id, offered or "1.6", None, from_posix(now))
+                db.commit()
+                row = db.get(Station, station_id)
+                assert row is not None
+            version: Version = row.ocpp_version  # type: ignore[assignment]
+            registration = row.registration_status
+        previous = self.sessions.pop(station_id, None)
+        if previous is not None:
+            self.disconnect(previous, now, "replaced by a new connection")
+        self._connections += 1
+        session = StationSession(
+            station_id, version, self.config, registration_status=registration, id_prefix=f"{self._connections:x}-"
+        )
+        session.record(lambda uow: stations.connection_changed(uow.session, station_id, "connected", from_posix(now)))
+        self.sessions[station_id] = session
+        self._commit([session], now)
+        return session
+
+    def disconnect(self, session: StationSession, now: float, detail: str = "link down") -> None:
+        if self.sessions.get(session.station_id) is session:
+            del self.sessions[session.station_id]
+        session.close(now)
+        session.record(
+            lambda uow: stations.connection_changed(
+                uow.session, session.station_id, "disconnected", from_posix(now), detail
+            )
+        )
+        self._commit([session], now)
+
+    # ---- the three shell steps, inline ---------------------------------------------------------------------
+    def deliver(self, session: StationSession, frame: str, now: float) -> list[str]:
+        """Feed one frame; commit its work; return what the CSMS sends back."""
+        self.frames_in += 1
+        session.receive_frame(frame, now)
+        self._commit([session], now)
+        out = session.frames_to_send()
+        self.frames_out += len(out)
+        return out
+
+    def handle_timer(self, session: StationSession, now: float) -> list[str]:
+        session.handle_timer(now)
+        out = session.frames_to_send()
+        self.frames_out += len(out)
+        return out
+
+    def send_call(
+        self, station_id: str, action: str, payload: dict[str, Any], now: float
+    ) -> tuple[PendingCall, list[str]]:
+        """An operator's call to a connected station (raises KeyError when it is not connected)."""
+        session = self.sessions[station_id]
+        pending = session.send_call(action, payload, now)
+        return pending, session.frames_to_send()
+
+    def _commit(self, sessions: Iterable[StationSession], now: float) -> None:
+        batch = [(s, s.take_work()) for s in sessions]
+        batch = [(s, w) for s, w in batch if w or w.log_rows]
+        if batch:
+            release(self.processor.process(batch, now), batch)

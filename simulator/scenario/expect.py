@@ -1,0 +1,83 @@
+"""The ``expect:`` block: check name → comparison such as ``">= 0.98"``, ``"0"`` or ``"< 5"``."""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["KNOWN_CHECKS", "Comparison", "parse_comparison"]
+
+# Checks the verifier knows how to compute; a name outside this set is a typo until verify adds it.
+KNOWN_CHECKS: frozenset[str] = frozenset(
+    {
+        "site_limit_violations",  # minutes above the grid limit (ground truth)
+        "site_violation_kwh",
+        "peak_import_kw",
+        "vehicles_at_target",  # fraction of departed vehicles at or above their target SoC
+        "vehicles_unserved",  # vehicles that never got a connector
+        "energy_delivered_kwh",
+        "transactions_lost",  # ground-truth sessions the CSMS has no transaction for
+        "transactions_started",
+        "energy_mismatch_kwh",  # CSMS metered energy vs twin ground truth
+        "meter_values_lost",
+        "stations_booted",
+    }
+)
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    "<": operator.lt,
+    "=": operator.eq,
+}
+_COMPARISON_RE = re.compile(
+    r"^(?P<op>>=|<=|==|!=|>|<|=)?\s*(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)"
+    r"\s*(?P<pct>%)?$",
+    re.IGNORECASE,
+)
+COMPARISON_HELP = "a comparison like '>= 0.98', '0', '< 5' or '<= 2%'"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``actual <op> value``; equality allows for float rounding."""
+
+    op: str
+    value: float
+
+    def evaluate(self, actual: float) -> bool:
+        """True if ``actual`` satisfies the comparison."""
+        if self.op in ("==", "="):
+            return math.isclose(actual, self.value, rel_tol=1e-9, abs_tol=1e-9)
+        if self.op == "!=":
+            return not math.isclose(actual, self.value, rel_tol=1e-9, abs_tol=1e-9)
+        return _OPS[self.op](actual, self.value)
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.value:g}"
+
+
+def parse_comparison(value: object) -> Comparison:
+    """``">= 0.98"`` → ``Comparison(">=", 0.98)``; a bare number means equality; ``"98%"`` is 0.98.
+
+    Raises:
+        ValueError: with the accepted forms.
+    """
+    if isinstance(value, Comparison):
+        return value
+    if isinstance(value, bool):
+        return Comparison("==", float(value))
+    if isinstance(value, int | float):
+        return Comparison("==", float(value))
+    if isinstance(value, str):
+        match = _COMPARISON_RE.match(value.strip())
+        if match:
+            number = float(match["value"]) / (100.0 if match["pct"] else 1.0)
+            return Comparison(match["op"] or "==", number)
+    raise ValueError(f"expected {COMPARISON_HELP}, got {value!r}")

@@ -1,0 +1,282 @@
+"""Load a scenario file and report every problem as ``file:line:column: field.path: what was expected``.
+
+The YAML is composed into a node tree first (nodes carry their line and column), then constructed and
+validated by the pydantic models. Each pydantic error's ``loc`` is walked down the node tree to find the
+line of the offending value (or key, for an unknown field; or the enclosing mapping, for a missing one).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from simulator.scenario.models import Scenario, field_names, reference_problems
+
+__all__ = ["ScenarioError", "ScenarioIssue", "load_scenario", "parse_scenario"]
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class ScenarioIssue:
+    """One problem in a scenario file; ``line`` and ``column`` are 1-based."""
+
+    file: str
+    line: int
+    column: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be used; ``issues`` lists every problem found, in file order."""
+
+    def __init__(self, issues: list[ScenarioIssue]) -> None:
+        self.issues = tuple(sorted(issues, key=lambda i: (i.line, i.column)))
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+
+class _ScenarioYamlLoader(yaml.SafeLoader):
+    """SafeLoader without YAML 1.1's base-60 numbers, so ``at: 18:00`` stays the string "18:00" instead of
+    the integer 1080; date-times that do not exist are reported with their position."""
+
+    def construct_yaml_timestamp(self, node: Node) -> Any:  # type: ignore[override]
+        try:
+            return super().construct_yaml_timestamp(node)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"invalid date-time {node.value!r}: {exc}", node.start_mark
+            ) from None
+
+
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_ScenarioYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ScenarioYamlLoader.add_implicit_resolver(
+    _INT_TAG,
+    re.compile(r"""^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"""),
+    list("-+0123456789"),
+)
+_ScenarioYamlLoader.add_implicit_resolver(
+    _FLOAT_TAG,
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+_ScenarioYamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _ScenarioYamlLoader.construct_yaml_timestamp)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read, validate and cross-check a scenario file.
+
+    Raises:
+        ScenarioError: naming file, line, column, field path and expectation for every problem.
+    """
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError([ScenarioIssue(name, 1, 1, "", f"cannot read the file: {exc.strerror}")]) from None
+    return parse_scenario(text, name)
+
+
+def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
+    """Like ``load_scenario`` for text already read; ``file`` names it in messages."""
+    loader = _ScenarioYamlLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise ScenarioError([ScenarioIssue(file, line, column, "", f"YAML syntax error: {problem}")]) from None
+    finally:
+        loader.dispose()
+    if root is None or not isinstance(data, dict):
+        line = root.start_mark.line + 1 if root is not None else 1
+        raise ScenarioError([ScenarioIssue(file, line, 1, "", "expected a mapping of scenario fields at the top")])
+
+    issues = _duplicate_keys(root, file)
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        issues += [_issue_from_error(err, root, file) for err in exc.errors()]
+        raise ScenarioError(issues) from None
+    issues += [_issue(file, root, loc, message) for loc, message in reference_problems(scenario)]
+    if issues:
+        raise ScenarioError(issues)
+    return scenario
+
+
+# -- locating problems --------------------------------------------------------------------------------------
+@dataclass
+class _Located:
+    path: str
+    line: int
+    column: int
+    key_line: int
+    key_column: int
+
+
+def _locate(root: Node, loc: Loc) -> _Located:
+    """Walk ``loc`` down the node tree. Elements that are not keys/indexes there (union tags, validator
+    names) are skipped; a trailing element that is absent (a missing field) is kept in the path."""
+    node = root
+    parts: list[str] = []
+    mark = key_mark = root.start_mark
+    for i, elem in enumerate(loc):
+        last = i == len(loc) - 1
+        if elem == "[key]":  # the problem is the key itself (a dict key), not its value
+            mark = key_mark
+            continue
+        if isinstance(node, MappingNode) and isinstance(elem, str):
+            entry = next(((k, v) for k, v in node.value if isinstance(k, ScalarNode) and k.value == elem), None)
+            if entry is not None:
+                parts.append(f".{elem}")
+                key_mark, mark = entry[0].start_mark, entry[1].start_mark
+                node = entry[1]
+            elif last:
+                parts.append(f".{elem}")
+            continue
+        if isinstance(node, SequenceNode) and isinstance(elem, int):
+            if elem < len(node.value):
+                node = node.value[elem]
+                key_mark = mark = node.start_mark
+            parts.append(f"[{elem}]")
+            continue
+        # an int index into a mapping: a single block the model accepts as a one-item list
+    path = "".join(parts).lstrip(".")
+    return _Located(path, mark.line + 1, mark.column + 1, key_mark.line + 1, key_mark.column + 1)
+
+
+def _issue(file: str, root: Node, loc: Loc, message: str) -> ScenarioIssue:
+    where = _locate(root, loc)
+    return ScenarioIssue(file, where.line, where.column, where.path, message)
+
+
+def _issue_from_error(err: Any, root: Node, file: str) -> ScenarioIssue:
+    loc: Loc = tuple(err["loc"])
+    kind = err["type"]
+    if kind == "union_tag_invalid":
+        loc = (*loc, str(err["ctx"]["discriminator"]).strip("'"))
+    where = _locate(root, loc)
+    line, column = where.line, where.column
+    if kind == "extra_forbidden":
+        line, column = where.key_line, where.key_column
+    elif kind == "missing":
+        # the mark is that of the enclosing mapping, which is where the field belongs
+        pass
+    return ScenarioIssue(file, line, column, where.path, _describe(err, loc))
+
+
+_KIND_EXPECTED = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "string": "a string",
+    "str": "a string",
+    "dict": "a mapping",
+    "model": "a mapping",
+    "list": "a list",
+    "tuple": "a list",
+    "datetime": "a date-time like 2026-01-15T17:00:00-05:00",
+}
+_BOUNDS = {
+    "greater_than": (">", "gt"),
+    "greater_than_equal": (">=", "ge"),
+    "less_than": ("<", "lt"),
+    "less_than_equal": ("<=", "le"),
+}
+_FIELD_NAMES = sorted(field_names())
+
+
+def _show(value: object) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing"
+    return repr(value)
+
+
+def _describe(err: Any, loc: Loc) -> str:
+    """Turn one pydantic error into "expected …, got …"."""
+    kind: str = err["type"]
+    ctx: dict[str, Any] = err.get("ctx") or {}
+    got = _show(err.get("input"))
+    if kind == "missing":
+        return "required field is missing" if isinstance(loc[-1], str) else "list item is missing"
+    if kind == "extra_forbidden":
+        name = str(loc[-1])
+        close = difflib.get_close_matches(name, _FIELD_NAMES, n=1)
+        return f"unknown field {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    if kind == "literal_error":
+        return f"expected one of {ctx['expected'].replace(' or ', ', ')}, got {got}"
+    if kind == "union_tag_invalid":
+        return f"expected one of {ctx['expected_tags']}, got {ctx['tag']!r}"
+    if kind == "union_tag_not_found":
+        return f"expected a {ctx['discriminator']} field saying which kind this is"
+    if kind in ("value_error", "assertion_error"):
+        message = str(err["msg"])
+        for prefix in ("Value error, ", "Assertion failed, "):
+            message = message.removeprefix(prefix)
+        return message
+    if kind in _BOUNDS:
+        symbol, key = _BOUNDS[kind]
+        return f"expected a value {symbol} {ctx[key]}, got {got}"
+    if kind in ("too_short", "too_long"):
+        bound = "at least" if kind == "too_short" else "at most"
+        count = ctx.get("min_length", ctx.get("max_length"))
+        return f"expected {bound} {count} item(s), got {ctx.get('actual_length')}"
+    family = kind.split("_", 1)[0]
+    if family in _KIND_EXPECTED:
+        return f"expected {_KIND_EXPECTED[family]}, got {got}"
+    return f"{err['msg']}, got {got}"
+
+
+def _duplicate_keys(root: Node, file: str) -> list[ScenarioIssue]:
+    """PyYAML silently keeps the last of two equal keys; a scenario file with one is an error."""
+    issues: list[ScenarioIssue] = []
+    stack: list[tuple[Node, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, MappingNode):
+            first: dict[str, int] = {}
+            for key, value in node.value:
+                name = str(key.value)
+                sub = f"{path}.{name}".lstrip(".")
+                if name in first:
+                    issues.append(
+                        ScenarioIssue(
+                            file,
+                            key.start_mark.line + 1,
+                            key.start_mark.column + 1,
+                            sub,
+                            f"duplicate key {name!r} (first at line {first[name]})",
+                        )
+                    )
+                else:
+                    first[name] = key.start_mark.line + 1
+                stack.append((value, sub))
+        elif isinstance(node, SequenceNode):
+            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(node.value))
+    return issues

@@ -1,0 +1,566 @@
+"""Pydantic models of a scenario file.
+
+Every model forbids unknown fields, so a typo is an error rather than a silently ignored key. Operator
+actions and faults are discriminated unions on ``kind``: a new kind is a new model added to ``Action`` or
+``Fault``. Cross-references (a fault naming a charger, a vehicle block assigned to a prefix) are checked by
+``reference_problems`` after the models validate, so the loader can point at the offending line.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from datetime import datetime, timedelta, tzinfo
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from simulator.scenario.expect import KNOWN_CHECKS, Comparison, parse_comparison
+from simulator.scenario.units import TimePoint, parse_clock, parse_duration_s, parse_time_point
+from simulator.twin.catalogue import CATALOGUE, DEFAULT_MODEL
+from simulator.twin.curves import TaperCurve
+
+__all__ = [
+    "Action",
+    "BuildingLoadSpec",
+    "ChangeAvailability",
+    "ChargerGroup",
+    "Departure",
+    "Fault",
+    "FleetBlock",
+    "LinkDown",
+    "ProvisionTokens",
+    "RemoteStart",
+    "RemoteStop",
+    "Reset",
+    "Scenario",
+    "Site",
+    "SocDistribution",
+    "TimeDistribution",
+    "TwinSettings",
+    "reference_problems",
+]
+
+# AC above this is not a real AC connector (63 A × 3 × 230 V), so an unspecified `current` means DC.
+AC_MAX_KW = 43.5
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def _number_to_str(value: object) -> object:
+    """YAML reads ``ocpp: 1.6`` as a float; accept it as the string it was meant to be."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _one_to_list(value: object) -> object:
+    return [value] if isinstance(value, dict | str) else value
+
+
+def _check_name(value: str) -> str:
+    if not _NAME_RE.match(value):
+        raise ValueError(f"expected a name of letters, digits and '_' starting with a letter, got {value!r}")
+    return value
+
+
+def _check_check_name(value: str) -> str:
+    if value not in KNOWN_CHECKS:
+        known = ", ".join(sorted(KNOWN_CHECKS))
+        raise ValueError(f"expected a known check ({known}), got {value!r}")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration_s)]
+"""Seconds; written as "13h", "30m", "90s", "1h30m" or a number of seconds."""
+PositiveDuration = Annotated[float, BeforeValidator(parse_duration_s), Field(gt=0)]
+When = Annotated[TimePoint, PlainValidator(parse_time_point), PlainSerializer(str)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Name = Annotated[str, PlainValidator(lambda v: _check_name(_as_str(v)))]
+CheckName = Annotated[str, PlainValidator(lambda v: _check_check_name(_as_str(v)))]
+Expectation = Annotated[Comparison, PlainValidator(parse_comparison), PlainSerializer(str)]
+
+
+def _as_str(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- site ---------------------------------------------------------------------------------------------------
+def _clock_hours(value: object) -> float:
+    t = parse_clock(value)
+    return t.hour + t.minute / 60.0 + t.second / 3600.0
+
+
+ClockHours = Annotated[float, PlainValidator(_clock_hours)]
+
+
+class BuildingLoadSpec(_Model):
+    """Either a constant ``kw`` or a daily ``profile`` of ``"HH:MM": kw`` points (linear in between)."""
+
+    kw: Annotated[float, Field(ge=0)] | None = None
+    profile: dict[ClockHours, Annotated[float, Field(ge=0)]] | None = None
+    noise_kw: Annotated[float, Field(ge=0)] = 0.0
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> BuildingLoadSpec:
+        if (self.kw is None) == (self.profile is None):
+            raise ValueError("expected exactly one of 'kw' (a constant) or 'profile' (a daily profile)")
+        if self.profile is not None and not self.profile:
+            raise ValueError("expected at least one point in 'profile'")
+        return self
+
+    def points(self) -> tuple[tuple[float, float], ...]:
+        """``(hour_of_day, kw)`` points sorted by hour."""
+        if self.profile is None:
+            return ((0.0, float(self.kw or 0.0)),)
+        return tuple(sorted(self.profile.items()))
+
+
+class Site(_Model):
+    name: str | None = None
+    grid_limit_kw: Annotated[float, Field(gt=0)] | None = None
+    building_load: BuildingLoadSpec = Field(default_factory=lambda: BuildingLoadSpec(kw=0.0))
+
+
+# -- chargers -----------------------------------------------------------------------------------------------
+class ChargerGroup(_Model):
+    """``count`` identical chargers with station ids ``{prefix}-1`` … ``{prefix}-{count}``.
+
+    ``max_kw`` is per connector. ``current`` defaults to AC up to 43.5 kW and DC above; AC defaults to
+    3 phases at 230 V per phase.
+    """
+
+    prefix: Name
+    count: Annotated[int, Field(ge=1)]
+    ocpp: Annotated[Literal["1.6", "2.0.1"], BeforeValidator(_number_to_str)]
+    vendor: str = "ChargeTwin"
+    model: str | None = None
+    max_kw: Annotated[float, Field(gt=0)]
+    connectors: Annotated[int, Field(ge=1, le=8)] = 1
+    current: Literal["AC", "DC"] | None = None
+    phases: Literal[1, 3] | None = None
+    voltage: Annotated[float, Field(gt=0)] | None = None
+    password: str | None = None
+
+    @model_validator(mode="after")
+    def _electrical_defaults(self) -> ChargerGroup:
+        if self.current is None:
+            self.current = "AC" if self.max_kw <= AC_MAX_KW else "DC"
+        if self.current == "DC":
+            if self.phases is not None or self.voltage is not None:
+                raise ValueError("'phases' and 'voltage' apply to AC chargers only (DC follows the car)")
+        else:
+            self.phases = 3 if self.phases is None else self.phases
+            self.voltage = 230.0 if self.voltage is None else self.voltage
+        if self.model is None:
+            self.model = f"Twin-{self.current}{self.max_kw:g}"
+        return self
+
+    @property
+    def station_ids(self) -> list[str]:
+        return [f"{self.prefix}-{n}" for n in range(1, self.count + 1)]
+
+
+# -- vehicles -----------------------------------------------------------------------------------------------
+class NormalTime(_Model):
+    mean: When
+    std: Duration
+
+
+class TimeDistribution(_Model):
+    """Exactly one of ``between: [t1, t2]`` (uniform), ``normal: {mean, std}`` or ``at``."""
+
+    between: tuple[When, When] | None = None
+    normal: NormalTime | None = None
+    at: When | None = None
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> TimeDistribution:
+        given = [k for k in ("between", "normal", "at") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"expected exactly one of 'between', 'normal' or 'at', got {given or 'none'}")
+        return self
+
+    def sample_s(self, start: datetime, rng: random.Random) -> float:
+        """Seconds after ``start``; draws from ``rng`` (except for ``at``)."""
+        if self.at is not None:
+            return self.at.seconds_after(start)
+        if self.between is not None:
+            lo, hi = (t.seconds_after(start) for t in self.between)
+            if hi < lo:  # e.g. ["23:00", "01:00"] starting at 23:30: the window wraps past midnight
+                hi += 86400.0
+            return rng.uniform(lo, hi)
+        assert self.normal is not None
+        return rng.gauss(self.normal.mean.seconds_after(start), self.normal.std)
+
+
+class Departure(TimeDistribution):
+    target_soc: Fraction | None = None
+
+
+class NormalSoc(_Model):
+    mean: Fraction
+    std: Annotated[float, Field(ge=0)]
+
+
+def _fixed_soc(value: object) -> object:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"fixed": value}
+    return value
+
+
+class SocDistribution(_Model):
+    """Exactly one of ``uniform: [lo, hi]``, ``normal: {mean, std}`` (clipped to [0, 1]) or a number."""
+
+    uniform: tuple[Fraction, Fraction] | None = None
+    normal: NormalSoc | None = None
+    fixed: Fraction | None = None
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> SocDistribution:
+        given = [k for k in ("uniform", "normal", "fixed") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"expected one of 'uniform', 'normal' or a number, got {given or 'none'}")
+        if self.uniform is not None and self.uniform[1] < self.uniform[0]:
+            raise ValueError(f"expected uniform [low, high] with low <= high, got {list(self.uniform)}")
+        return self
+
+    def sample(self, rng: random.Random) -> float:
+        if self.fixed is not None:
+            return self.fixed
+        if self.uniform is not None:
+            return rng.uniform(*self.uniform)
+        assert self.normal is not None
+        return min(max(rng.gauss(self.normal.mean, self.normal.std), 0.0), 1.0)
+
+
+def _model_weights(value: object) -> object:
+    return {value: 1.0} if isinstance(value, str) else value
+
+
+class FleetBlock(_Model):
+    """``count`` vehicles sharing a model mix and arrival/departure/SoC distributions.
+
+    ``model`` is a catalogue name or a ``{name: weight}`` mix; ``battery_kwh``, ``max_ac_kw``,
+    ``max_dc_kw``, ``ac_phases`` and ``curve`` override the model. ``id_token`` is a template formatted with
+    ``n`` (1-based within the block), e.g. ``"RES-{n:03d}"``. ``assign_to`` restricts the chargers (prefixes
+    or station ids); ``assign`` picks among the free connectors.
+    """
+
+    name: Name = "ev"
+    count: Annotated[int, Field(ge=0)]
+    model: Annotated[dict[str, Annotated[float, Field(gt=0)]], BeforeValidator(_model_weights)] = Field(
+        default_factory=lambda: {DEFAULT_MODEL: 1.0}
+    )
+    battery_kwh: Annotated[float, Field(gt=0)] | None = None
+    max_ac_kw: Annotated[float, Field(ge=0)] | None = None
+    max_dc_kw: Annotated[float, Field(ge=0)] | None = None
+    ac_phases: Literal[1, 3] | None = None
+    curve: list[tuple[Fraction, Fraction]] | None = None
+    arrival: TimeDistribution
+    departure: Departure
+    soc_on_arrival: Annotated[SocDistribution, BeforeValidator(_fixed_soc)] = Field(
+        default_factory=lambda: SocDistribution(uniform=(0.2, 0.5))
+    )
+    target_soc: Fraction | None = None
+    charge_limit_soc: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    plug_in_delay: Duration = 60.0
+    id_token: str | None = None
+    group: str | None = None
+    assign_to: Annotated[list[str], BeforeValidator(_one_to_list)] | None = None
+    assign: Literal["first_free", "random"] = "first_free"
+
+    @field_validator("model")
+    @classmethod
+    def _known_models(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = [m for m in value if m not in CATALOGUE]
+        if unknown:
+            known = ", ".join(repr(m) for m in CATALOGUE)
+            raise ValueError(f"expected a catalogue model ({known}), got {unknown[0]!r}")
+        if not value:
+            raise ValueError("expected at least one model")
+        return value
+
+    @field_validator("curve")
+    @classmethod
+    def _valid_curve(cls, value: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
+        if value is not None:
+            TaperCurve(tuple(value))  # raises ValueError with the rule it breaks
+        return value
+
+    @field_validator("id_token")
+    @classmethod
+    def _valid_template(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                value.format(n=1)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"expected a token template using only {{n}}, e.g. 'RES-{{n:03d}}': {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _targets_agree(self) -> FleetBlock:
+        a, b = self.target_soc, self.departure.target_soc
+        if a is not None and b is not None and a != b:
+            raise ValueError(f"target_soc given twice with different values ({a} and departure {b})")
+        return self
+
+    @property
+    def resolved_target_soc(self) -> float:
+        for value in (self.departure.target_soc, self.target_soc):
+            if value is not None:
+                return value
+        return 0.8
+
+    def token(self, n: int) -> str | None:
+        return None if self.id_token is None else self.id_token.format(n=n)
+
+
+# -- operator actions ---------------------------------------------------------------------------------------
+class ProvisionTokens(_Model):
+    """Register id tokens in the CSMS: an explicit list, or every token of a vehicle ``group``."""
+
+    kind: Literal["provision_tokens"]
+    at: When
+    tokens: list[str] | None = None
+    vehicles: str | None = None
+    token_group: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ProvisionTokens:
+        if (self.tokens is None) == (self.vehicles is None):
+            raise ValueError("expected exactly one of 'tokens' (a list) or 'vehicles' (a vehicle group)")
+        return self
+
+
+class RemoteStart(_Model):
+    kind: Literal["remote_start"]
+    at: When
+    charger: str
+    connector: Annotated[int, Field(ge=1)] = 1
+    id_token: str
+
+
+class RemoteStop(_Model):
+    kind: Literal["remote_stop"]
+    at: When
+    charger: str
+    connector: Annotated[int, Field(ge=1)] = 1
+
+
+class ChangeAvailability(_Model):
+    """``charger`` is a station id or a prefix (all its stations); no ``connector`` means the station."""
+
+    kind: Literal["change_availability"]
+    at: When
+    charger: str
+    connector: Annotated[int, Field(ge=1)] | None = None
+    availability: Literal["operative", "inoperative"]
+
+
+class Reset(_Model):
+    kind: Literal["reset"]
+    at: When
+    charger: str
+    mode: Literal["soft", "hard"] = "soft"
+
+
+Action = Annotated[ProvisionTokens | RemoteStart | RemoteStop | ChangeAvailability | Reset, Field(discriminator="kind")]
+
+
+# -- faults -------------------------------------------------------------------------------------------------
+class LinkDown(_Model):
+    """The charger's connection to the CSMS is down for ``duration`` (``charger``: station id or prefix)."""
+
+    kind: Literal["link_down"]
+    at: When
+    charger: str
+    duration: PositiveDuration
+
+
+Fault = Annotated[LinkDown, Field(discriminator="kind")]
+"""A discriminated union on ``kind``; add new fault models here (``LinkDown | PowerLoss | …``)."""
+
+
+# -- the scenario -------------------------------------------------------------------------------------------
+class TwinSettings(_Model):
+    step: PositiveDuration = 60.0
+    efficiency: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+
+
+def _valid_zone(value: object) -> str | None:
+    if value is not None:
+        value = _as_str(value)
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"expected an IANA time zone like 'America/New_York', got {value!r}") from None
+    return value
+
+
+class Scenario(_Model):
+    """A whole scenario file. ``start`` must carry a UTC offset unless ``timezone`` is given; with
+    ``timezone`` the start is expressed in that zone (so "HH:MM" times follow its daylight-saving rules)."""
+
+    name: str
+    description: str | None = None
+    seed: int
+    timezone: Annotated[str | None, PlainValidator(_valid_zone)] = None
+    start: datetime
+    duration: PositiveDuration
+    site: Site = Field(default_factory=Site)
+    twin: TwinSettings = Field(default_factory=TwinSettings)
+    chargers: Annotated[list[ChargerGroup], Field(min_length=1)]
+    vehicles: Annotated[list[FleetBlock], BeforeValidator(_one_to_list)] = Field(default_factory=list)
+    actions: list[Action] = Field(default_factory=list)
+    faults: list[Fault] = Field(default_factory=list)
+    expect: dict[CheckName, Expectation] = Field(default_factory=dict)
+
+    @field_validator("start")
+    @classmethod
+    def _zoned_start(cls, start: datetime, info: ValidationInfo) -> datetime:
+        zone_name = info.data.get("timezone")
+        if zone_name is not None:
+            zone = ZoneInfo(zone_name)
+            return start.replace(tzinfo=zone) if start.tzinfo is None else start.astimezone(zone)
+        if start.tzinfo is None:
+            raise ValueError(
+                "expected a date-time with a UTC offset (e.g. 2026-01-15T17:00:00-05:00) or a 'timezone' field"
+            )
+        return start
+
+    # -- helpers for the twin and the harness ---------------------------------------------------------
+    @property
+    def tz(self) -> tzinfo:
+        assert self.start.tzinfo is not None
+        return self.start.tzinfo
+
+    @property
+    def end_s(self) -> float:
+        return self.duration
+
+    def seconds(self, when: TimePoint) -> float:
+        """Seconds after the start for a point on the timeline."""
+        return when.seconds_after(self.start)
+
+    def datetime_at(self, t_s: float) -> datetime:
+        """Wall-clock date-time in the scenario's zone, ``t_s`` seconds after the start."""
+        return (self.start.astimezone(ZoneInfo("UTC")) + timedelta(seconds=t_s)).astimezone(self.tz)
+
+    def station_ids(self) -> list[str]:
+        return [sid for group in self.chargers for sid in group.station_ids]
+
+    def group_of(self, station_id: str) -> ChargerGroup:
+        """Raises KeyError for an unknown station id."""
+        for group in self.chargers:
+            if station_id in group.station_ids:
+                return group
+        raise KeyError(station_id)
+
+    def resolve_chargers(self, ref: str) -> list[str]:
+        """Station ids named by ``ref``: a station id, or a prefix meaning all of its stations."""
+        for group in self.chargers:
+            if ref == group.prefix:
+                return group.station_ids
+        return [ref] if ref in self.station_ids() else []
+
+    def timeline(self) -> list[tuple[float, Action | Fault]]:
+        """Actions and faults in time order (stable for equal times: actions first, file order)."""
+        items: list[tuple[float, int, Action | Fault]] = [
+            (self.seconds(a.at), i, a) for i, a in enumerate([*self.actions, *self.faults])
+        ]
+        return [(t, item) for t, _, item in sorted(items, key=lambda x: (x[0], x[1]))]
+
+
+def reference_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
+    """Cross-field problems as ``(loc, message)`` pairs, ``loc`` in pydantic's form."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    seen: dict[str, int] = {}
+    for i, group in enumerate(scenario.chargers):
+        if group.prefix in seen:
+            problems.append(
+                (
+                    ("chargers", i, "prefix"),
+                    f"expected a unique prefix, {group.prefix!r} is already used by chargers[{seen[group.prefix]}]",
+                )
+            )
+        seen.setdefault(group.prefix, i)
+    station_ids = set(scenario.station_ids())
+    known = f"a station id or prefix ({', '.join(repr(p) for p in seen)})"
+
+    def check_charger(loc: tuple[str | int, ...], ref: str) -> None:
+        if not scenario.resolve_chargers(ref):
+            problems.append((loc, f"expected {known}, got {ref!r}"))
+
+    groups = {b.group for b in scenario.vehicles if b.group is not None}
+    for i, block in enumerate(scenario.vehicles):
+        for j, ref in enumerate(block.assign_to or []):
+            check_charger(("vehicles", i, "assign_to", j), ref)
+    for i, action in enumerate(scenario.actions):
+        if isinstance(action, ProvisionTokens):
+            if action.vehicles is not None and action.vehicles not in groups:
+                problems.append(
+                    (
+                        ("actions", i, "vehicles"),
+                        f"expected a vehicle group ({', '.join(map(repr, sorted(groups)))}), got {action.vehicles!r}",
+                    )
+                )
+        elif isinstance(action, RemoteStart | RemoteStop):
+            if action.charger not in station_ids:
+                problems.append((("actions", i, "charger"), f"expected a station id, got {action.charger!r}"))
+            elif action.connector > (n := scenario.group_of(action.charger).connectors):
+                message = f"expected a connector of {action.charger} (1..{n}), got {action.connector}"
+                problems.append((("actions", i, "connector"), message))
+        else:
+            check_charger(("actions", i, "charger"), action.charger)
+    for i, fault in enumerate(scenario.faults):
+        check_charger(("faults", i, "charger"), fault.charger)
+    for section, items in (("actions", scenario.actions), ("faults", scenario.faults)):
+        for i, item in enumerate(items):
+            t_s = scenario.seconds(item.at)
+            if not 0 <= t_s <= scenario.duration:
+                problems.append(
+                    (
+                        (section, i, "at"),
+                        f"expected a time within the scenario (0 to {scenario.duration:g} s after "
+                        f"the start), got {item.at} = {t_s:g} s",
+                    )
+                )
+    if scenario.twin.step > scenario.duration or not math.isfinite(scenario.twin.step):
+        problems.append((("twin", "step"), "expected a physics step no longer than the duration"))
+    return problems
+
+
+def field_names() -> set[str]:
+    """Every field name of every scenario model, for "did you mean" hints."""
+    names: set[str] = set()
+    stack: list[type[BaseModel]] = [Scenario]
+    seen: set[type[BaseModel]] = set()
+    while stack:
+        model = stack.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        names.update(model.model_fields)
+        for sub in _Model.__subclasses__():
+            stack.append(sub)
+        for sub in model.__subclasses__():
+            stack.append(sub)
+    return names
