@@ -1,0 +1,193 @@
+"""The run report: the twin's ground truth beside the CSMS's own records, as ``report.json``.
+
+The schema is documented in ``docs/report.md``; keys are only ever added. Same scenario + seed gives a
+byte-identical file when ``reproducible`` is set (wall-clock time is then written as 0).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simulator.scenario.expect import parse_comparison
+from simulator.twin.site_meter import MeterStep
+from simulator.twin.world import VehicleRecord
+
+SCHEMA_VERSION = 1
+#: Energy registers are whole Wh on the wire in OCPP 1.6 (and we send Wh in 2.0.1): the meter resolution.
+METER_RESOLUTION_KWH = 0.001
+
+
+@dataclass(frozen=True)
+class TruthTransaction:
+    """A transaction as the charger really ran it, with the true energy its meter integrated."""
+
+    station_id: str
+    connector_id: int
+    key: str  # the id the CSMS knows it by: 1.6 transactionId as text, 2.0.1 transactionId
+    started_s: float
+    stopped_s: float | None
+    energy_kwh: float
+
+
+@dataclass(frozen=True)
+class CsmsTransaction:
+    station_id: str
+    key: str
+    energy_kwh: float
+    completed: bool
+
+
+@dataclass
+class RunRecord:
+    scenario_name: str
+    scenario_file: str
+    seed: int
+    start_iso: str
+    mode: str
+    simulated_seconds: float
+    wall_seconds: float
+    grid_limit_kw: float | None
+    meter_log: tuple[MeterStep, ...]
+    vehicles: list[VehicleRecord]
+    truth_transactions: list[TruthTransaction]
+    csms_transactions: list[CsmsTransaction]
+    stations: int
+    stations_booted: int
+    expect: dict[str, Any]
+    frames: dict[str, int] = field(default_factory=dict)
+    reproducible: bool = False
+
+
+def _r(value: float, digits: int = 3) -> float:
+    return round(value + 0.0, digits)
+
+
+def site_section(log: tuple[MeterStep, ...], limit_kw: float | None) -> dict[str, Any]:
+    above = [s for s in log if s.above_limit_kw > 0]
+    episodes = sum(1 for i, s in enumerate(log) if s.above_limit_kw > 0 and (i == 0 or log[i - 1].above_limit_kw <= 0))
+    return {
+        "limit_kw": limit_kw,
+        "peak_import_kw": _r(max((s.import_kw for s in log), default=0.0)),
+        "violation_count": episodes,
+        "violation_minutes": _r(sum(s.duration_s for s in above) / 60.0, 1),
+        "violation_kwh": _r(sum(s.above_limit_kw * s.duration_s for s in above) / 3600.0),
+        "import_kwh": _r(sum(s.import_kw * s.duration_s for s in log) / 3600.0),
+        "ev_kwh": _r(sum(s.ev_kw * s.duration_s for s in log) / 3600.0),
+    }
+
+
+def transactions_section(truth: list[TruthTransaction], csms: list[CsmsTransaction]) -> dict[str, Any]:
+    by_key: dict[tuple[str, str], list[CsmsTransaction]] = {}
+    for tx in csms:
+        by_key.setdefault((tx.station_id, tx.key), []).append(tx)
+    rows = []
+    lost = 0
+    worst = 0.0
+    for t in sorted(truth, key=lambda t: (t.started_s, t.station_id, t.connector_id)):
+        found = by_key.get((t.station_id, t.key))
+        csms_kwh = found[0].energy_kwh if found else None
+        if not found:
+            lost += 1
+        error = abs(csms_kwh - t.energy_kwh) if csms_kwh is not None and t.stopped_s is not None else None
+        if error is not None:
+            worst = max(worst, error)
+        rows.append(
+            {
+                "station_id": t.station_id,
+                "connector_id": t.connector_id,
+                "transaction_id": t.key,
+                "truth_kwh": _r(t.energy_kwh),
+                "csms_kwh": None if csms_kwh is None else _r(csms_kwh),
+                "error_kwh": None if error is None else _r(error),
+                "completed": t.stopped_s is not None,
+            }
+        )
+    truth_keys = {(t.station_id, t.key) for t in truth}
+    duplicated = sum(len(v) - 1 for v in by_key.values()) + sum(1 for k in by_key if k not in truth_keys)
+    return {
+        "started": len(truth),
+        "completed": sum(1 for t in truth if t.stopped_s is not None),
+        "lost": lost,
+        "duplicated": duplicated,
+        "csms_recorded": len(csms),
+        "energy_max_error_kwh": _r(worst),
+        "meter_resolution_kwh": METER_RESOLUTION_KWH,
+        "per_transaction": rows,
+    }
+
+
+def vehicles_section(vehicles: list[VehicleRecord]) -> dict[str, Any]:
+    departed = [v for v in vehicles if v.departure_s is not None]
+    judged = departed or vehicles
+    at_target = sum(1 for v in judged if v.reached_target)
+    return {
+        "count": len(vehicles),
+        "departed": len(departed),
+        "unserved": sum(1 for v in vehicles if v.plug_in_s is None),
+        "at_target": at_target,
+        "at_target_fraction": _r(at_target / len(judged), 4) if judged else 1.0,
+        "energy_received_kwh": _r(sum(v.energy_received_kwh for v in vehicles)),
+    }
+
+
+def check_values(report: dict[str, Any]) -> dict[str, float]:
+    """The value of every known ``expect:`` check in a finished report."""
+    site, tx, veh = report["site"], report["transactions"], report["vehicles"]
+    return {
+        "site_limit_violations": site["violation_minutes"],
+        "site_violation_kwh": site["violation_kwh"],
+        "peak_import_kw": site["peak_import_kw"],
+        "vehicles_at_target": veh["at_target_fraction"],
+        "vehicles_unserved": veh["unserved"],
+        "energy_delivered_kwh": veh["energy_received_kwh"],
+        "transactions_lost": tx["lost"],
+        "transactions_duplicated": tx["duplicated"],
+        "transactions_started": tx["started"],
+        "energy_mismatch_kwh": tx["energy_max_error_kwh"],
+        "stations_booted": report["stations"]["booted"],
+    }
+
+
+def evaluate_checks(report: dict[str, Any], expect: dict[str, Any]) -> list[dict[str, Any]]:
+    values = check_values(report)
+    checks = []
+    for name, spec in expect.items():
+        comparison = parse_comparison(spec)
+        actual = values.get(name)
+        passed = actual is not None and comparison.evaluate(actual)
+        checks.append({"name": name, "passed": passed, "actual": actual, "expected": str(comparison)})
+    return checks
+
+
+def build(record: RunRecord) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "scenario": {
+            "name": record.scenario_name,
+            "file": record.scenario_file,
+            "seed": record.seed,
+            "start": record.start_iso,
+        },
+        "mode": record.mode,
+        "reproducible": record.reproducible,
+        "simulated_seconds": _r(record.simulated_seconds, 1),
+        "wall_seconds": 0.0 if record.reproducible else _r(record.wall_seconds),
+        "stations": {"count": record.stations, "booted": record.stations_booted},
+        "site": site_section(record.meter_log, record.grid_limit_kw),
+        "vehicles": vehicles_section(record.vehicles),
+        "transactions": transactions_section(record.truth_transactions, record.csms_transactions),
+        "frames": dict(sorted(record.frames.items())),
+    }
+    report["checks"] = evaluate_checks(report, record.expect)
+    report["passed"] = all(c["passed"] for c in report["checks"])
+    return report
+
+
+def write(report: dict[str, Any], out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "report.json"
+    path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+    return path
