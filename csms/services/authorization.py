@@ -55,6 +55,13 @@ def create(
     return row
 
 
+def get(db: Session, id_token: str) -> IdToken:
+    row = db.get(IdToken, id_token)
+    if row is None:
+        raise NotFound(f"id token {id_token!r} not found")
+    return row
+
+
 def update(db: Session, id_token: str, changes: dict[str, Any], now: datetime) -> IdToken:
     row = db.get(IdToken, id_token)
     if row is None:

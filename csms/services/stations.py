@@ -80,6 +80,10 @@ def get(db: Session, station_id: str) -> StationRow:
     return row
 
 
+def list_stations(db: Session) -> list[StationRow]:
+    return list(db.scalars(select(StationRow).order_by(StationRow.id)))
+
+
 def update(db: Session, station_id: str, changes: dict[str, Any]) -> StationRow:
     row = get(db, station_id)
     if "registration_policy" in changes:

@@ -271,6 +271,11 @@ def query(
     return q
 
 
+def recent(db: Session, limit: int) -> list[Transaction]:
+    """The newest transactions first."""
+    return list(db.scalars(select(Transaction).order_by(Transaction.id.desc()).limit(limit)))
+
+
 def get(db: Session, transaction_id: int) -> Transaction:
     tx = db.get(Transaction, transaction_id)
     if tx is None:

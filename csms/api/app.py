@@ -1,0 +1,44 @@
+"""The HTTP API: FastAPI under ``/api/v1`` (OpenAPI at ``/openapi.json``), API-key auth, dashboard at ``/``."""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
+from sqlalchemy.orm import Session, sessionmaker
+
+from csms.api import dashboard
+from csms.api.deps import require_key
+from csms.api.routes import calls, stations, tokens, transactions
+from csms.gateway.server import Gateway
+from csms.services.errors import DomainError
+
+PREFIX = "/api/v1"
+
+
+def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key: str | None) -> FastAPI:
+    """The app for one gateway and database. ``api_key``: a key fixed at start (else only stored keys work)."""
+    app = FastAPI(
+        title="chargetwin CSMS",
+        version="1",
+        description="Stations, id tokens, transactions and OCPP calls to connected stations. "
+        "Send `Authorization: Bearer KEY`.",
+    )
+    app.state.session_factory = session_factory
+    app.state.gateway = gateway
+    app.state.api_key = api_key or None
+    secured = [Depends(require_key)]
+    for module in (stations, tokens, transactions, calls):
+        app.include_router(module.router, prefix=PREFIX, dependencies=secured)
+    app.include_router(dashboard.router)
+
+    @app.exception_handler(DomainError)
+    async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+
+    @app.exception_handler(DataError)
+    async def data_error(_request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value (out of range, bad encoding): the client's input, not our fault.
+        return JSONResponse({"detail": f"invalid value: {exc.orig}"}, status_code=422)
+
+    return app

@@ -1,0 +1,86 @@
+"""Request dependencies: one database transaction per request, the API key check, the gateway.
+
+The database session dependency is the API's only transaction boundary: the endpoint (through services)
+adds and flushes, and the dependency commits once when the endpoint returned, or rolls back when it
+raised. It runs with ``scope="function"``, so the commit happens *before* the response is sent and a
+failed commit is reported to the client instead of being hidden behind a 2xx.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Iterator
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from csms.gateway.server import Gateway
+from csms.services import apikeys
+
+T = TypeVar("T")
+
+
+def _factory(request: Request) -> sessionmaker[Session]:
+    return request.app.state.session_factory
+
+
+def db_session(request: Request) -> Iterator[Session]:
+    with _factory(request)() as db:
+        try:
+            yield db
+        except BaseException:
+            db.rollback()
+            raise
+        else:
+            db.commit()
+
+
+DbSession = Annotated[Session, Depends(db_session, scope="function")]
+
+
+def gateway(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(gateway)]
+
+
+async def in_transaction(request: Request, work: Callable[[Session], T]) -> T:
+    """For ``async`` endpoints: run ``work`` in one transaction on a worker thread (never on the event loop)."""
+
+    def run() -> T:
+        with _factory(request)() as db, db.begin():
+            return work(db)
+
+    return await run_in_threadpool(run)
+
+
+# ---- API keys -----------------------------------------------------------------------------------------------
+_bearer = HTTPBearer(auto_error=False, description="an API key: `csms apikeys create` or $CHARGETWIN_API_KEY")
+
+
+def key_is_valid(request: Request, key: str | None) -> bool:
+    if not key:
+        return False
+    fixed: str | None = request.app.state.api_key
+    if fixed and hmac.compare_digest(fixed.encode(), key.encode()):
+        return True
+    with _factory(request)() as db:
+        return apikeys.is_valid(db, key)
+
+
+def unauthorized(reason: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, reason, headers={"WWW-Authenticate": "Bearer"})
+
+
+def require_key(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)], request: Request
+) -> None:
+    """Every ``/api/v1`` route: ``Authorization: Bearer KEY`` with a fixed or stored, non-revoked key."""
+    if credentials is None:
+        raise unauthorized("an API key is required: Authorization: Bearer KEY")
+    if not key_is_valid(request, credentials.credentials):
+        raise unauthorized("invalid or revoked API key")

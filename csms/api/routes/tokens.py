@@ -1,0 +1,50 @@
+"""Id tokens (RFID cards, app tokens): who may charge."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
+
+from csms.api.deps import DbSession
+from csms.api.schemas import TokenCreate, TokenOut, TokenStatus, TokenUpdate
+from csms.services import authorization
+
+router = APIRouter(prefix="/tokens", tags=["id tokens"])
+
+TokenPath = Annotated[str, Path(min_length=1, max_length=36, pattern=r"^[^\x00-\x1f]+$")]
+
+
+@router.post("", response_model=TokenOut, status_code=status.HTTP_201_CREATED)
+def create_token(body: TokenCreate, db: DbSession) -> TokenOut:
+    """Create an id token (409 when it exists)."""
+    row = authorization.create(
+        db,
+        body.id_token,
+        datetime.now(UTC),
+        status=body.status,
+        token_type=body.type,
+        expiry=body.expiry,
+        group_id=body.group_id,
+    )
+    return TokenOut.model_validate(row)
+
+
+@router.get("", response_model=list[TokenOut])
+def list_tokens(db: DbSession, group_id: str | None = None, status: TokenStatus | None = None) -> list[TokenOut]:
+    return [TokenOut.model_validate(row) for row in authorization.list_tokens(db, group_id=group_id, status=status)]
+
+
+@router.get("/{id_token}", response_model=TokenOut)
+def get_token(id_token: TokenPath, db: DbSession) -> TokenOut:
+    return TokenOut.model_validate(authorization.get(db, id_token))
+
+
+@router.patch("/{id_token}", response_model=TokenOut)
+def update_token(id_token: TokenPath, body: TokenUpdate, db: DbSession) -> TokenOut:
+    """Change status, expiry, group or type; fields left out keep their value, null clears expiry/group."""
+    changes = body.model_dump(exclude_unset=True)
+    if "type" in changes:
+        changes["token_type"] = changes.pop("type")
+    return TokenOut.model_validate(authorization.update(db, id_token, changes, datetime.now(UTC)))

@@ -1,0 +1,37 @@
+"""Charging sessions with their energy, filtered by station, start time and status."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+
+from csms.api.deps import DbSession
+from csms.api.schemas import SampleOut, TransactionDetail, TransactionOut, UtcDatetime
+from csms.services import transactions
+
+router = APIRouter(prefix="/transactions", tags=["transactions"])
+
+
+@router.get("", response_model=list[TransactionOut])
+def list_transactions(
+    db: DbSession,
+    station_id: Annotated[str | None, Query(max_length=48)] = None,
+    since: Annotated[UtcDatetime | None, Query(description="started at or after (ISO 8601; naive is UTC)")] = None,
+    until: Annotated[UtcDatetime | None, Query(description="started before")] = None,
+    status: Literal["active", "completed"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> list[TransactionOut]:
+    """Transactions in id order; each with its energy (`energy_wh`, `energy_kwh`)."""
+    query = transactions.query(station_id=station_id, since=since, until=until, status=status)
+    rows = db.scalars(query.limit(limit).offset(offset))
+    return [TransactionOut.model_validate(transactions.summary(tx)) for tx in rows]
+
+
+@router.get("/{transaction_id}", response_model=TransactionDetail)
+def get_transaction(transaction_id: Annotated[int, Path(ge=1, le=2**31 - 1)], db: DbSession) -> TransactionDetail:
+    """One transaction with its meter samples in time order."""
+    tx = transactions.get(db, transaction_id)
+    samples = [SampleOut.model_validate(s) for s in transactions.samples_of(db, transaction_id)]
+    return TransactionDetail.model_validate({**transactions.summary(tx), "samples": samples})

@@ -1,0 +1,175 @@
+"""Request and response bodies of the HTTP API (pydantic); the OpenAPI document is generated from them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Naive input is taken as UTC; aware input is converted to UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+#: Printable identifiers: no control characters (PostgreSQL refuses NUL), no '/' (it would break our paths).
+StationId = Annotated[str, StringConstraints(min_length=1, max_length=48, pattern=r"^[^\x00-\x1f/]+$")]
+TokenText = Annotated[str, StringConstraints(min_length=1, max_length=36, pattern=r"^[^\x00-\x1f]+$")]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=36, pattern=r"^[^\x00-\x1f]+$")]
+
+OcppVersion = Literal["1.6", "2.0.1"]
+Policy = Literal["accept", "pending", "reject"]
+TokenStatus = Literal["Accepted", "Blocked", "Expired", "Invalid"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# ---- stations -----------------------------------------------------------------------------------------------
+class StationCreate(Strict):
+    id: StationId
+    password: Secret | None = Field(description="HTTP Basic password (security profile 1); null: no password")
+    ocpp_version: OcppVersion
+    registration_policy: Policy = "accept"
+
+
+class StationUpdate(Strict):
+    registration_policy: Policy | None = Field(None, description="`accept` accepts a pending auto-registered station")
+    password: Secret | None = Field(None, description="a new password; send null to remove it")
+
+
+class ConnectorOut(Out):
+    evse_id: int
+    connector_id: int
+    status: str | None
+    error_code: str | None
+    info: str | None
+    status_at: UtcDatetime | None
+
+
+class StationOut(Out):
+    id: str
+    ocpp_version: str
+    registration_policy: str
+    registration_status: str | None
+    auto_registered: bool
+    vendor: str | None
+    model: str | None
+    serial_number: str | None
+    firmware_version: str | None
+    connected: bool
+    created_at: UtcDatetime
+    last_boot_at: UtcDatetime | None
+    last_seen_at: UtcDatetime | None
+    connectors: list[ConnectorOut]
+
+
+# ---- id tokens ----------------------------------------------------------------------------------------------
+class TokenCreate(Strict):
+    id_token: TokenText
+    status: TokenStatus = "Accepted"
+    type: Label = "ISO14443"
+    expiry: UtcDatetime | None = None
+    group_id: TokenText | None = None
+
+
+class TokenUpdate(Strict):
+    status: TokenStatus | None = None
+    type: Label | None = None
+    expiry: UtcDatetime | None = None
+    group_id: TokenText | None = None
+
+
+class TokenOut(Out):
+    id_token: str
+    status: str
+    type: str = Field(validation_alias=AliasChoices("token_type", "type"))
+    expiry: UtcDatetime | None
+    group_id: str | None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+
+# ---- transactions -------------------------------------------------------------------------------------------
+class TransactionOut(Out):
+    id: int
+    station_id: str
+    charger_transaction_id: str
+    evse_id: int | None
+    connector_id: int | None
+    id_token: str | None
+    auth_status: str | None
+    status: str
+    started_at: UtcDatetime | None
+    stopped_at: UtcDatetime | None
+    meter_start_wh: float | None
+    meter_stop_wh: float | None
+    energy_wh: float
+    energy_kwh: float
+    stop_reason: str | None
+    offline_events: int
+
+
+class SampleOut(Out):
+    timestamp: UtcDatetime
+    evse_id: int
+    measurand: str
+    phase: str | None
+    location: str | None
+    context: str | None
+    unit: str | None
+    value: float
+
+
+class TransactionDetail(TransactionOut):
+    samples: list[SampleOut]
+
+
+# ---- calls to stations --------------------------------------------------------------------------------------
+class CallErrorOut(BaseModel):
+    code: str | None
+    description: str | None
+    details: dict[str, Any]
+
+
+class CallOut(BaseModel):
+    """What became of a call: `result` (the CALLRESULT payload), `error` (the CALLERROR), `timeout` or
+    `cancelled` (the station disconnected first)."""
+
+    action: str
+    message_id: str
+    outcome: Literal["result", "error", "timeout", "cancelled", "pending"]
+    payload: dict[str, Any] | None = None
+    error: CallErrorOut | None = None
+
+
+class RemoteStartRequest(Strict):
+    id_token: TokenText
+    evse_id: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        validation_alias=AliasChoices("evse_id", "connector_id"),
+        description="2.0.1 evseId; 1.6 connectorId (also accepted as `connector_id`)",
+    )
+    id_token_type: Label = Field("ISO14443", description="2.0.1 idToken type")
+
+
+class RemoteStartOut(CallOut):
+    remote_start_id: int | None = Field(None, description="2.0.1 remoteStartId we sent")
+
+
+class RemoteStopRequest(Strict):
+    transaction_id: int = Field(ge=1, le=2**31 - 1, description="our transaction id (`GET /transactions`)")
+
+
+class ResetRequest(Strict):
+    type: Literal["soft", "hard"] = "soft"

@@ -1,0 +1,247 @@
+"""``csms``: run the CSMS and administer its database.
+
+Every command takes ``--database-url`` (else ``$CHARGETWIN_DATABASE_URL``, else ``sqlite:///chargetwin.db``)
+and brings the schema up to date first. A user mistake prints one line to stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from csms.runtime.server import Endpoints, prepare_database, run_server
+from csms.services import apikeys, authorization, stations
+from csms.services.config import CsmsConfig
+from csms.services.errors import DomainError
+from csms.store.database import URL_ENV, make_session_factory
+
+API_KEY_ENV = "CHARGETWIN_API_KEY"
+
+
+class UserError(Exception):
+    """A mistake the user can fix: printed as one line, exit status 2."""
+
+
+# ---- helpers ------------------------------------------------------------------------------------------------
+def _iso(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date-time: {text!r}") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _in_transaction(args: argparse.Namespace, work: Callable[[Session], Any]) -> Any:
+    engine = prepare_database(args.database_url)
+    try:
+        with make_session_factory(engine)() as db, db.begin():
+            return work(db)
+    finally:
+        engine.dispose()
+
+
+def _table(rows: list[Sequence[Any]], header: Sequence[str]) -> str:
+    cells = [[("" if v is None else str(v)) for v in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+
+
+# ---- commands -----------------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = CsmsConfig(heartbeat_interval_s=args.heartbeat_interval, auto_register=args.auto_register)
+    api_key = os.environ.get(API_KEY_ENV) or None
+
+    def ready(endpoints: Endpoints) -> None:
+        print(f"OCPP gateway  {endpoints.ocpp_url}", flush=True)
+        print(f"API           {endpoints.api_url}  (OpenAPI: {endpoints.api_url.removesuffix('/api/v1')}/openapi.json)")
+        print(f"Dashboard     {endpoints.api_url.removesuffix('/api/v1')}/?key=KEY", flush=True)
+        if api_key is None:
+            print(f"API keys: none fixed (${API_KEY_ENV}); create one with `csms apikeys create`", flush=True)
+
+    try:
+        asyncio.run(
+            run_server(
+                database_url=args.database_url,
+                host=args.host,
+                ocpp_port=args.ocpp_port,
+                api_port=args.api_port,
+                api_key=api_key,
+                config=config,
+                log_level=args.log_level,
+                on_ready=ready,
+            )
+        )
+    except OSError as exc:
+        raise UserError(f"cannot listen: {exc.strerror or exc}") from None
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    prepare_database(args.database_url).dispose()
+    print("database schema is up to date")
+    return 0
+
+
+def cmd_stations_add(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    _in_transaction(
+        args,
+        lambda db: stations.provision(
+            db, args.station_id, ocpp_version=args.ocpp, password=args.password, now=now, policy=args.policy
+        ),
+    )
+    print(f"station {args.station_id} added (OCPP {args.ocpp}, policy {args.policy})")
+    return 0
+
+
+def cmd_stations_list(args: argparse.Namespace) -> int:
+    def rows(db: Session) -> list[Sequence[Any]]:
+        return [
+            (s.id, s.ocpp_version, s.registration_policy, s.registration_status, s.vendor, s.model, s.last_seen_at)
+            for s in stations.list_stations(db)
+        ]
+
+    print(_table(_in_transaction(args, rows), ("ID", "OCPP", "POLICY", "STATUS", "VENDOR", "MODEL", "LAST SEEN")))
+    return 0
+
+
+def cmd_tokens_add(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    _in_transaction(
+        args,
+        lambda db: authorization.create(
+            db,
+            args.token,
+            now,
+            status=args.status,
+            token_type=args.type,
+            expiry=args.expiry,
+            group_id=args.group,
+        ),
+    )
+    print(f"id token {args.token} added ({args.status})")
+    return 0
+
+
+def cmd_tokens_list(args: argparse.Namespace) -> int:
+    def rows(db: Session) -> list[Sequence[Any]]:
+        return [(t.id_token, t.token_type, t.status, t.group_id, t.expiry) for t in authorization.list_tokens(db)]
+
+    print(_table(_in_transaction(args, rows), ("TOKEN", "TYPE", "STATUS", "GROUP", "EXPIRY")))
+    return 0
+
+
+def cmd_apikeys_create(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    key = _in_transaction(args, lambda db: apikeys.create(db, args.name, now)[1])
+    print(key)
+    print("store this key now: only its hash is kept", file=sys.stderr)
+    return 0
+
+
+# ---- parser -------------------------------------------------------------------------------------------------
+def _database_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        metavar="URL",
+        help=f"SQLAlchemy URL (default: ${URL_ENV}, else sqlite:///chargetwin.db)",
+    )
+
+
+def _group(subparsers: Any, name: str, help_text: str) -> Any:
+    parser = subparsers.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
+    return parser.add_subparsers(title="commands", metavar="COMMAND")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="csms", description="chargetwin CSMS: OCPP 1.6J/2.0.1 gateway and API.")
+    parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the OCPP gateway and the HTTP API (migrates the database first)",
+        description="Run the OCPP gateway and the HTTP API in one process. The API key is fixed by "
+        f"${API_KEY_ENV} or created with `csms apikeys create`.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--ocpp-port", type=int, default=9000, help="OCPP WebSocket port (default 9000)")
+    serve.add_argument("--api-port", type=int, default=8000, help="HTTP API port (default 8000)")
+    serve.add_argument("--auto-register", action="store_true", help="admit unknown stations as Pending")
+    serve.add_argument("--heartbeat-interval", type=int, default=300, metavar="S", help="seconds (default 300)")
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"], help="(default info)"
+    )
+    _database_option(serve)
+    serve.set_defaults(handler=cmd_serve)
+
+    db = _group(commands, "db", "database administration")
+    upgrade = db.add_parser("upgrade", help="create or migrate the schema", description="Create or migrate the schema.")
+    _database_option(upgrade)
+    upgrade.set_defaults(handler=cmd_db_upgrade)
+
+    station_cmds = _group(commands, "stations", "provision and list stations")
+    add = station_cmds.add_parser("add", help="provision a station", description="Provision a station.")
+    add.add_argument("station_id", metavar="ID")
+    add.add_argument("--password", required=True, metavar="PW", help="HTTP Basic password (security profile 1)")
+    add.add_argument("--ocpp", required=True, choices=list(stations.VERSIONS), help="OCPP version")
+    add.add_argument("--policy", default="accept", choices=list(stations.POLICIES), help="boot answer (default accept)")
+    _database_option(add)
+    add.set_defaults(handler=cmd_stations_add)
+    listing = station_cmds.add_parser("list", help="list stations", description="List stations.")
+    _database_option(listing)
+    listing.set_defaults(handler=cmd_stations_list)
+
+    token_cmds = _group(commands, "tokens", "create and list id tokens")
+    add = token_cmds.add_parser("add", help="create an id token", description="Create an id token.")
+    add.add_argument("token", metavar="TOKEN")
+    add.add_argument("--status", default="Accepted", choices=list(authorization.STATUSES), help="(default Accepted)")
+    add.add_argument("--group", default=None, metavar="G", help="group id")
+    add.add_argument("--expiry", type=_iso, default=None, metavar="ISO", help="expiry date-time (naive is UTC)")
+    add.add_argument("--type", default="ISO14443", metavar="T", help="token type (default ISO14443)")
+    _database_option(add)
+    add.set_defaults(handler=cmd_tokens_add)
+    listing = token_cmds.add_parser("list", help="list id tokens", description="List id tokens.")
+    _database_option(listing)
+    listing.set_defaults(handler=cmd_tokens_list)
+
+    key_cmds = _group(commands, "apikeys", "API keys")
+    create = key_cmds.add_parser(
+        "create", help="create an API key (printed once)", description="Create an API key; it is printed once."
+    )
+    create.add_argument("--name", default="default", metavar="N", help="a label for the key")
+    _database_option(create)
+    create.set_defaults(handler=cmd_apikeys_create)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (UserError, DomainError) as exc:
+        print(f"csms: {exc}", file=sys.stderr)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(f"csms: database error: {reason}", file=sys.stderr)
+    except OSError as exc:
+        print(f"csms: {exc}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""``csms serve``: the OCPP gateway and the HTTP API in one process and one asyncio loop, on one database.
+
+The gateway and the API share the loop so API handlers can await the gateway's calls directly. Signals are
+ours, not uvicorn's: SIGINT/SIGTERM set ``stop``, then the API stops accepting requests, the gateway closes
+its connections and commits what it gathered, and the engine is disposed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+
+import uvicorn
+from sqlalchemy import Engine
+
+from csms.api.app import create_app
+from csms.gateway.server import Gateway
+from csms.services.config import CsmsConfig
+from csms.store import migrate
+from csms.store.database import make_engine, make_session_factory
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling (it would re-raise the signal after shutdown)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    ocpp_url: str
+    api_url: str
+    ocpp_port: int
+    api_port: int
+
+
+def prepare_database(url: str | None) -> Engine:
+    """An engine on ``url`` (or $CHARGETWIN_DATABASE_URL, or the embedded SQLite file), migrated to head."""
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    return engine
+
+
+async def run_server(
+    *,
+    database_url: str | None,
+    host: str = "127.0.0.1",
+    ocpp_port: int = 9000,
+    api_port: int = 8000,
+    api_key: str | None = None,
+    config: CsmsConfig | None = None,
+    log_level: str = "info",
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[Endpoints], None] | None = None,
+    handle_signals: bool = True,
+) -> None:
+    """Run until ``stop`` is set (or SIGINT/SIGTERM when ``handle_signals``)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    engine = await asyncio.to_thread(prepare_database, database_url)
+    session_factory = make_session_factory(engine)
+    gateway = Gateway(session_factory, config or CsmsConfig())
+    installed: list[signal.Signals] = []
+    try:
+        await gateway.start(host, ocpp_port)
+        app = create_app(session_factory, gateway, api_key)
+        # Bind here, so a busy port is an OSError for the caller (uvicorn would call sys.exit).
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        api_socket = socket.create_server((host, api_port), family=family)
+        server = _Server(uvicorn.Config(app, host=host, port=api_port, log_level=log_level, lifespan="off"))
+        api_task = asyncio.create_task(server.serve(sockets=[api_socket]), name="csms-api")
+        while not server.started:
+            if api_task.done():
+                await api_task  # raises what stopped it
+                raise OSError(f"the API server did not start on {host}:{api_port}")
+            await asyncio.sleep(0.02)
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, stop.set)
+                    installed.append(sig)
+        bound_api_port = api_socket.getsockname()[1]
+        endpoints = Endpoints(
+            ocpp_url=f"ws://{host}:{gateway.port}/ocpp/{{station_id}}",
+            api_url=f"http://{host}:{bound_api_port}/api/v1",
+            ocpp_port=gateway.port,
+            api_port=bound_api_port,
+        )
+        if on_ready is not None:
+            on_ready(endpoints)
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({stopped, api_task}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        server.should_exit = True
+        await api_task
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        await gateway.stop()
+        engine.dispose()

@@ -1,0 +1,46 @@
+"""API keys: created once (the plain key is shown to the operator a single time), stored only as a hash."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from csms.services.errors import Invalid, NotFound
+from csms.services.passwords import api_key_hash, new_api_key
+from csms.store.models import ApiKey
+
+
+def create(db: Session, name: str, now: datetime) -> tuple[ApiKey, str]:
+    """A new key: returns its row and the plain key (which is not stored anywhere).
+
+    Raises:
+        Invalid: empty or over-long name.
+    """
+    if not name or len(name) > 100:
+        raise Invalid("api key name must be 1-100 characters")
+    key = new_api_key()
+    row = ApiKey(name=name, key_hash=api_key_hash(key), created_at=now, revoked=False)
+    db.add(row)
+    db.flush()
+    return row, key
+
+
+def is_valid(db: Session, key: str) -> bool:
+    """True when ``key`` is a stored, non-revoked key (looked up by its hash)."""
+    found = db.scalars(select(ApiKey.id).where(ApiKey.key_hash == api_key_hash(key), ApiKey.revoked.is_(False)))
+    return found.first() is not None
+
+
+def list_keys(db: Session) -> list[ApiKey]:
+    return list(db.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+def revoke(db: Session, key_id: int) -> ApiKey:
+    row = db.get(ApiKey, key_id)
+    if row is None:
+        raise NotFound(f"api key {key_id} not found")
+    row.revoked = True
+    db.flush()
+    return row
