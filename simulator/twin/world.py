@@ -231,6 +231,15 @@ class TwinWorld:
             self._settle(conn)
         return [trip.record() for trip in self._trips]
 
+    def plugged_socs(self) -> dict[str, float]:
+        """State of charge of every plugged vehicle, integrated up to now (for plots)."""
+        out: dict[str, float] = {}
+        for conn in self._connectors.values():
+            if conn.trip is not None:
+                self._settle(conn)
+                out[conn.trip.vehicle.vehicle_id] = conn.trip.vehicle.soc
+        return out
+
     @property
     def ground_truth(self) -> tuple[MeterStep, ...]:
         return self.site.log

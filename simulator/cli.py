@@ -1,0 +1,166 @@
+"""``sim``: run scenarios against the embedded CSMS (virtual time) or any OCPP CSMS (real time)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from simulator.scenario.loader import ScenarioError, load_scenario
+
+EXIT_FAILED_CHECK, EXIT_USAGE = 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sim", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a scenario and write report.json and plots")
+    run.add_argument("scenario", type=Path, help="scenario YAML file")
+    run.add_argument("--out", type=Path, default=None, help="output directory (default: out/<scenario name>)")
+    run.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    run.add_argument(
+        "--reproducible",
+        action="store_true",
+        help="write wall_seconds as 0 so the same scenario + seed gives a byte-identical report.json",
+    )
+    run.add_argument(
+        "--database-url",
+        default="sqlite://",
+        help="database of the embedded CSMS in virtual time (default: in-memory SQLite)",
+    )
+    run.add_argument("--latency", type=float, default=0.05, help="one-way network latency in seconds (virtual)")
+    run.add_argument(
+        "--csms",
+        default=None,
+        metavar="WS_URL",
+        help="run against this CSMS, e.g. ws://127.0.0.1:9000/ocpp (needs --realtime)",
+    )
+    run.add_argument("--realtime", action="store_true", help="step the twin in step with the wall clock")
+    run.add_argument("--speed", type=float, default=1.0, help="real-time speed-up factor (with --realtime)")
+    run.add_argument("--duration", default=None, help="run only this long, e.g. 90s or 2h (default: the scenario's)")
+    run.add_argument("--password", default=None, help="HTTP Basic password for every station (real time)")
+    run.add_argument("--api-url", default=None, help="our CSMS's API, to compare its records (real time)")
+    run.add_argument("--api-key", default=None, help="API key for --api-url")
+    run.add_argument("--quiet", action="store_true", help="no progress line")
+    check = sub.add_parser("validate", help="check a scenario file and print what it declares")
+    check.add_argument("scenario", type=Path)
+    return parser
+
+
+def summary_table(data: dict[str, Any]) -> Table:
+    site, tx, veh = data["site"], data["transactions"], data["vehicles"]
+    table = Table(
+        title=f"{data['scenario']['name']} (seed {data['scenario']['seed']}, {data['mode']} time)",
+        show_header=True,
+        header_style="bold",
+    )
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    limit = site["limit_kw"]
+    rows = [
+        ("simulated / wall", f"{data['simulated_seconds'] / 3600:.1f} h in {data['wall_seconds']:.1f} s"),
+        ("stations booted", f"{data['stations']['booted']} / {data['stations']['count']}"),
+        ("site peak import", f"{site['peak_import_kw']:.1f} kW" + (f" (limit {limit:g} kW)" if limit else "")),
+        (
+            "above the limit",
+            f"{site['violation_count']} times, {site['violation_minutes']:.0f} min, {site['violation_kwh']:.1f} kWh",
+        ),
+        (
+            "transactions",
+            f"{tx['started']} started, {tx['completed']} completed, {tx['lost']} lost, {tx['duplicated']} duplicated",
+        ),
+        ("energy truth vs CSMS", f"max error {tx['energy_max_error_kwh'] * 1000:.1f} Wh"),
+        (
+            "vehicles at target SoC",
+            f"{veh['at_target']} / {veh['departed'] or veh['count']} ({100 * veh['at_target_fraction']:.1f} %)",
+        ),
+        ("energy delivered", f"{veh['energy_received_kwh']:.1f} kWh"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    for check in data["checks"]:
+        mark = "[green]pass[/green]" if check["passed"] else "[red]FAIL[/red]"
+        table.add_row(f"check {check['name']} {check['expected']}", f"{check['actual']}  {mark}")
+    return table
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    from simulator.runner import stderr_progress
+
+    scenario = load_scenario(args.scenario)
+    if args.duration is not None:
+        from simulator.scenario.units import parse_duration_s
+
+        scenario = scenario.model_copy(update={"duration": parse_duration_s(args.duration)})
+    out = args.out or Path("out") / scenario.name
+    progress = None if args.quiet else stderr_progress()
+    if args.csms or args.realtime:
+        if not (args.csms and args.realtime):
+            raise UsageError("--csms needs --realtime (and --realtime needs --csms)")
+        from simulator.realtime import run_realtime
+
+        data = run_realtime(scenario, args, out, progress)
+    else:
+        from simulator.runner import VirtualRun, write_outputs
+
+        run = VirtualRun(
+            scenario,
+            scenario_file=str(args.scenario),
+            seed=args.seed,
+            database_url=args.database_url,
+            progress=progress,
+            network=_network(args.latency),
+        )
+        record = run.run()
+        data = write_outputs(
+            run,
+            record,
+            out,
+            reproducible=args.reproducible,
+            sampler=run.sampler,
+            step_s=run.world.step_s,
+            scenario=scenario,
+        )
+    console.print(summary_table(data))
+    console.print(f"report: {out / 'report.json'}  plots: {out}/*.png")
+    return 0 if data["passed"] else EXIT_FAILED_CHECK
+
+
+def _network(latency: float) -> Any:
+    from simulator.links.inprocess import NetworkModel
+
+    return NetworkModel(latency_s=latency)
+
+
+class UsageError(Exception):
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    console = Console()
+    try:
+        if args.command == "validate":
+            scenario = load_scenario(args.scenario)
+            console.print(
+                f"{args.scenario}: ok — {len(scenario.station_ids())} stations, "
+                f"{sum(b.count for b in scenario.vehicles)} vehicles, {scenario.duration / 3600:g} h"
+            )
+            return 0
+        return _run(args, console)
+    except ScenarioError as exc:
+        print(f"sim: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (UsageError, ValueError, OSError) as exc:
+        print(f"sim: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
