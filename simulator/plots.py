@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +16,11 @@ import numpy as np
 from simulator.twin.site_meter import MeterStep
 
 Series = dict[str, list[tuple[float, float]]]
+
+
+def _natural(name: str) -> list[object]:
+    """Sort "ac-2" before "ac-10"."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def _times(start: datetime, seconds: list[float]) -> list[datetime]:
@@ -58,7 +64,7 @@ def site_import(log: tuple[MeterStep, ...], start: datetime, path: Path, title: 
 
 def evse_power(series: Series, start: datetime, step_s: float, end_s: float, path: Path, title: str) -> None:
     """A heat map: one row per EVSE, colour = power; readable for hundreds of EVSEs."""
-    names = sorted(series)
+    names = sorted(series, key=_natural)
     columns = max(1, int(end_s // step_s))
     grid = np.zeros((len(names), columns))
     for row, name in enumerate(names):

@@ -45,6 +45,8 @@ from simulator.twin.interfaces import ChargingLimit, ConnectorRef, VehicleInfo
 from simulator.twin.world import TwinWorld
 
 Progress = Callable[[float, float], None]
+#: Connector statuses (both versions) a driver treats as "out of service".
+OUT_OF_SERVICE = frozenset({"Unavailable", "Faulted"})
 
 
 class TwinMeters:
@@ -101,6 +103,9 @@ class FirmwareHooks:
     def is_energizing(self, connector: ConnectorRef) -> bool:
         return self.chargers[connector.station_id].is_energizing(connector.connector_id)
 
+    def is_available(self, connector: ConnectorRef) -> bool:
+        return self.chargers[connector.station_id].status(connector.connector_id) not in OUT_OF_SERVICE
+
     def charging_limit(self, connector: ConnectorRef, now_s: float) -> ChargingLimit | None:
         limit = self.chargers[connector.station_id].limit_w(connector.connector_id, self._now(now_s))
         return None if limit is None else ChargingLimit(limit, "W")
@@ -112,10 +117,14 @@ class FirmwareHooks:
         now = self.epoch + self.world.env.now
         for connector_id in charger.connectors:
             ref = ConnectorRef(charger.station_id, connector_id)
-            state = (charger.is_energizing(connector_id), charger.limit_w(connector_id, now))
-            if self._seen.get(ref) != state:
+            available = charger.status(connector_id) not in OUT_OF_SERVICE
+            state = (charger.is_energizing(connector_id), charger.limit_w(connector_id, now), available)
+            before = self._seen.get(ref)
+            if before != state:
                 self._seen[ref] = state
                 self.world.reevaluate(ref)
+                if available and before is not None and not before[2]:
+                    self.world.connector_available(ref)
 
 
 @dataclass

@@ -5,8 +5,8 @@ charging profiles. They meet only here:
 
 * the twin tells the firmware what a driver did (``on_plug_in``, ``on_unplug``) and when a vehicle stopped
   drawing power (``on_ev_suspended``);
-* the twin asks the firmware whether a connector may deliver (``is_energizing``) and what the active
-  charging-profile composite allows (``charging_limit``);
+* the twin asks the firmware whether a connector may deliver (``is_energizing``), whether drivers may use it
+  at all (``is_available``), and what the active charging-profile composite allows (``charging_limit``);
 * the firmware reads electrical quantities through ``TwinReadout.meter`` and, whenever its answer to either
   question changes (transaction started/stopped/suspended, new profile), calls ``TwinReadout.reevaluate``
   so the twin applies it at once instead of at the next physics step.
@@ -102,6 +102,10 @@ class StationHooks(Protocol):
         """True while a transaction is authorised and running and not suspended by the EVSE."""
         ...
 
+    def is_available(self, connector: ConnectorRef) -> bool:
+        """False while the connector shows it is out of service (Unavailable, Faulted): drivers go elsewhere."""
+        ...
+
     def charging_limit(self, connector: ConnectorRef, now_s: float) -> ChargingLimit | None:
         """The composite charging-profile limit now, or None for no limit."""
         ...
@@ -140,6 +144,9 @@ class AlwaysOn:
 
     def is_energizing(self, connector: ConnectorRef) -> bool:
         return connector in self._plugged
+
+    def is_available(self, connector: ConnectorRef) -> bool:
+        return True
 
     def charging_limit(self, connector: ConnectorRef, now_s: float) -> ChargingLimit | None:
         return self.limits.get(connector)

@@ -342,7 +342,23 @@ class TwinWorld:
         return sum(conn.evse.energy_register_wh for conn in self._connectors.values())
 
     def _usable(self, conn: _Connector, trip: _Trip) -> bool:
-        return conn.trip is None and (trip.allowed is None or conn.ref.station_id in trip.allowed)
+        return (
+            conn.trip is None
+            and (trip.allowed is None or conn.ref.station_id in trip.allowed)
+            # Drivers do not plug into a charger that shows it is out of service.
+            and self.hooks.is_available(conn.ref)
+        )
+
+    def connector_available(self, ref: ConnectorRef) -> None:
+        """The firmware reports a connector back in service: hand it to the longest-waiting vehicle."""
+        conn = self._connectors[ref]
+        if conn.trip is not None:
+            return
+        for i, (waiting, granted) in enumerate(self._waiting):
+            if self._usable(conn, waiting):
+                del self._waiting[i]
+                granted.succeed(conn)
+                return
 
     def _free_connector(self, trip: _Trip) -> _Connector | None:
         free = [c for c in self._connectors.values() if self._usable(c, trip)]
