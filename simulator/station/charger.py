@@ -40,7 +40,7 @@ from csms.ocpp.rpc import CallCompleted, IncomingCall, Outcome, PendingCall, Rpc
 from csms.ocpp.versions import OCPP16, Version
 from simulator.station.auth import IdTokenInfo, LocalAuthorization
 from simulator.station.config import Configuration
-from simulator.station.connector import Connector, ConnectorSpec
+from simulator.station.connector import PREPARING, Connector, ConnectorError, ConnectorSpec
 from simulator.station.offline_queue import OfflineQueue, QueuedMessage
 from simulator.station.smart_charging import ProfileStore, RateUnit
 
@@ -321,7 +321,10 @@ class Charger:
 
     def _run_after(self, now: float) -> None:
         while self._after:
-            self._after.pop(0)(now)
+            try:
+                self._after.pop(0)(now)
+            except ConnectorError as exc:  # our state machine refused: a bug of ours, not the CSMS's
+                self.counters.internal_errors.append(f"{type(exc).__name__}: {exc}")
 
     def send(self, action: str, payload: dict[str, Any], now: float, on_done: Callback | None = None) -> bool:
         """Send a non-transaction CALL; False (and dropped) when the link is down."""
@@ -350,7 +353,7 @@ class Charger:
             self._heartbeat_at,
             self._reboot_at,
             None if self.link_up else self._reconnect_at,
-            self._tx_retry_at if self.queue.head() is not None and self.link_up else None,
+            self._tx_retry_at if self.queue.head() is not None and self.online and self._tx_inflight is None else None,
             *(tx.next_sample_at for tx in self.transactions.values()),
             *self._connection_timeout_at.values(),
             *self._limit_check_at.values(),
@@ -447,14 +450,22 @@ class Charger:
 
     def refresh(self, c: Connector, now: float, *, quiet_charging_state: bool = False) -> None:
         """Re-derive the connector's status; notify the CSMS of a change (and 2.0.1 of a chargingState)."""
-        if c.pending_inoperative is not None and not c.in_transaction:
-            c.inoperative, c.pending_inoperative = c.pending_inoperative, None
         status_changed, state_changed = c.refresh()
         if status_changed:
             self.send_status(c, now)
+        if c.pending_inoperative is not None and not self._busy(c):
+            # A scheduled availability change, applied once the connector is free (as a second step:
+            # 1.6 has e.g. Preparing -> Available -> Unavailable but no Preparing -> Unavailable).
+            c.inoperative, c.pending_inoperative = c.pending_inoperative, None
+            if c.refresh()[0]:
+                self.send_status(c, now)
         tx = self.transactions.get(c.connector_id)
         if state_changed and tx is not None and not quiet_charging_state:
             self.queue_message(self.protocol.tx_charging_state_changed(tx, now), now)
+
+    def _busy(self, c: Connector) -> bool:
+        """Availability changes wait: a transaction runs, or (1.6) Preparing cannot go Unavailable directly."""
+        return c.in_transaction or (self.version == OCPP16 and c.derive()[0] == PREPARING)
 
     # ==== physical events ==================================================================================
     def plug_in(self, connector_id: int, id_token: str | None, now: float, token_type: str = "ISO14443") -> None:
@@ -607,6 +618,9 @@ class Charger:
             self._not_authorized(c, now)
 
     def _start_transaction(self, c: Connector, now: float) -> None:
+        if c.finishing:  # 1.6: Finishing -> Preparing -> Charging (no direct transition)
+            c.finishing = False
+            self.refresh(c, now)
         start = self._pending_starts.pop(c.connector_id)
         self._connection_timeout_at.pop(c.connector_id, None)
         self._tx_counter += 1
@@ -832,7 +846,7 @@ class Charger:
         scheduled = False
         for cid in targets:
             c = self.connectors[cid]
-            if c.in_transaction:
+            if self._busy(c) and c.inoperative != (not operative):
                 c.pending_inoperative = not operative
                 scheduled = True
             else:

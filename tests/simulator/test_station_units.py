@@ -190,3 +190,27 @@ def test_a_csms_call_answered_while_busy(tmp_path: object, version: str) -> None
     pair.settle()
     assert isinstance(framing.decode(framing.encode(CallResult("x", pending.payload or {}))), CallResult)
     assert pending.payload == {"status": "Accepted"}
+
+
+def test_change_availability_while_preparing_is_scheduled_16(tmp_path):
+    pair = make(tmp_path, "1.6")
+    pair.charger.plug_in(1, None, pair.now)
+    pair.settle()
+    answer = pair.csms_call("ChangeAvailability", {"connectorId": 1, "type": "Inoperative"}).payload
+    assert answer == {"status": "Scheduled"}  # Preparing -> Unavailable is not a 1.6 transition
+    pair.charger.unplug(1, pair.now)
+    pair.settle()
+    assert pair.statuses()[-2:] == ["Available", "Unavailable"]
+    assert pair.charger.counters.internal_errors == []
+
+
+def test_new_start_from_finishing_goes_through_preparing_16(tmp_path):
+    pair = make(tmp_path, "1.6")
+    pair.charger.plug_in(1, "TOKEN-OK", pair.now)
+    pair.settle()
+    tx = pair.charger.transactions[1]
+    pair.csms_call("RemoteStopTransaction", {"transactionId": tx.transaction_id})
+    assert pair.charger.status(1) == "Finishing"
+    pair.csms_call("RemoteStartTransaction", {"idTag": "TOKEN-OK", "connectorId": 1})
+    assert pair.statuses()[-3:] == ["Finishing", "Preparing", "Charging"]
+    assert pair.charger.counters.internal_errors == []
