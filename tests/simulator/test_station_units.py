@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from csms.ocpp import framing
 from csms.ocpp.framing import CallError, CallResult
@@ -214,3 +217,55 @@ def test_new_start_from_finishing_goes_through_preparing_16(tmp_path):
     pair.csms_call("RemoteStartTransaction", {"idTag": "TOKEN-OK", "connectorId": 1})
     assert pair.statuses()[-3:] == ["Finishing", "Preparing", "Charging"]
     assert pair.charger.counters.internal_errors == []
+
+
+def test_statuses_changed_while_offline_are_sent_after_reconnect(tmp_path, version):
+    pair = make(tmp_path, version)
+    pair.network_up = False
+    pair.drop_link()
+    pair.charger.plug_in(1, None, pair.now)  # Preparing / Occupied, nobody told
+    before = len(pair.statuses())
+    pair.network_up = True
+    pair.run(30)
+    assert pair.statuses()[before:] == ["Preparing" if version == "1.6" else "Occupied"]
+
+
+_ACTIONS = st.sampled_from(
+    [
+        "Reset",
+        "ChangeAvailability",
+        "TriggerMessage",
+        "GetConfiguration",
+        "SetVariables",
+        "UnlockConnector",
+        "RemoteStartTransaction",
+        "RequestStartTransaction",
+        "SetChargingProfile",
+        "ClearCache",
+        "Nope",
+    ]
+)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(version=st.sampled_from(VERSIONS), action=_ACTIONS, payload=st.dictionaries(st.text(max_size=12), _JSON))
+def test_any_call_is_answered_exactly_once_never_a_crash(version, action, payload):
+    charger = bare_charger(version)
+    charger.registration = charger.registration.__class__.ACCEPTED
+    frame = framing.encode(framing.Call("p1", action, payload))
+    result = answers(charger, frame)
+    assert len([m for m in result if isinstance(m, CallResult | CallError) and m.unique_id == "p1"]) == 1
+    assert charger.counters.internal_errors == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(version=st.sampled_from(VERSIONS), text=st.text(max_size=40) | _JSON.map(lambda v: orjson.dumps(v).decode()))
+def test_any_frame_never_crashes(version, text):
+    charger = bare_charger(version)
+    charger.registration = charger.registration.__class__.ACCEPTED
+    assert len(answers(charger, text)) <= 1
