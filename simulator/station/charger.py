@@ -23,6 +23,20 @@ the CSMS in order even across timeouts and disconnections; other messages go str
 (one outstanding CALL, FIFO) when the link is up, and are dropped when it is down (statuses that changed
 meanwhile are re-sent after reconnecting). Meter readings come from an injected :class:`MeterSource`;
 randomness (message-id prefix, transaction ids, reconnect jitter) from an injected ``random.Random``.
+
+Decisions the specs leave open (one place to look them up):
+
+* A transaction starts when the cable is in *and* the driver is authorized (1.6 StartTransaction, 2.0.1
+  TxStartPoint "EVConnected,Authorized"); it ends on unplug (EVDisconnected), remote stop, a local token,
+  a reset, a fault (reason Other), :meth:`Charger.emergency_stop` or :meth:`Charger.power_loss`.
+* The meter-value timer restarts at ``now + interval`` when the interval is changed.
+* ``is_energizing`` is False while either the EV (full) or the EVSE (0 W limit, refused token) suspends.
+* Reconnect back-off: ``base × 2^min(attempt, repeats) ± uniform(range)``; 1.6 has no standard keys for
+  it, so it reads the vendor keys ``ReconnectBackOff*`` (2.0.1: ``OCPPCommCtrlr.RetryBackOff*``).
+* A reset answers Accepted, stops transactions, goes down ``reset_delay_s`` later and reconnects after
+  ``reboot_s``; Soft and Hard differ only in the stop reason.
+* Statuses that changed while offline are sent after reconnecting; heartbeats and other non-transaction
+  messages are not queued.
 """
 
 from __future__ import annotations
@@ -528,6 +542,19 @@ class Charger:
         if tx is not None:
             self.stop_transaction(tx, "Other", now)
         self.refresh(c, now)
+
+    def emergency_stop(self, connector_id: int, now: float) -> None:
+        """The emergency button: the connector's transaction ends with EmergencyStop."""
+        tx = self.transactions.get(connector_id)
+        if tx is not None:
+            self.stop_transaction(tx, "EmergencyStop", now)
+
+    def power_loss(self, now: float) -> None:
+        """The station loses power: transactions end with PowerLoss, the link drops, it boots when back."""
+        for tx in list(self.transactions.values()):
+            self.stop_transaction(tx, "PowerLoss", now)
+        self._go_down(now)
+        self.boot_reason = "PowerUp"
 
     def clear_fault(self, connector_id: int, now: float) -> None:
         c = self.connectors[connector_id]

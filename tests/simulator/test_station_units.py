@@ -269,3 +269,21 @@ def test_any_frame_never_crashes(version, text):
     charger = bare_charger(version)
     charger.registration = charger.registration.__class__.ACCEPTED
     assert len(answers(charger, text)) <= 1
+
+
+def test_power_loss_and_emergency_stop_reasons(tmp_path, version):
+    pair = make(tmp_path, version, reboot_s=30.0)
+    pair.charger.plug_in(1, "TOKEN-OK", pair.now)
+    pair.settle()
+    pair.charger.emergency_stop(1, pair.now)
+    pair.settle()
+    pair.charger.unplug(1, pair.now)
+    pair.run(10)
+    pair.meter.energy[1] = 50.0
+    pair.charger.plug_in(1, "TOKEN-OK", pair.now)
+    pair.settle()
+    pair.charger.power_loss(pair.now)
+    pair.run(60)
+    rows = pair.transactions()
+    assert [r.stop_reason for r in rows] == ["EmergencyStop", "PowerLoss"]
+    assert pair.times("BootNotification") == [0, 40]
