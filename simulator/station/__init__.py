@@ -1,1 +1,23 @@
-"""The charger firmware model: sans-IO pieces of a charging station, driven by the twin."""
+"""Charger firmware model (sans-IO) for OCPP 1.6J and 2.0.1; see :mod:`.charger` for the theory of operation."""
+
+from simulator.station.auth import IdTokenInfo
+from simulator.station.charger import Charger, MeterSource, Reading, Registration, StationIdentity, Transaction
+from simulator.station.config import Configuration, Entry, SetStatus
+from simulator.station.connector import ConnectorError, ConnectorSpec, IllegalEvent, IllegalTransition
+
+__all__ = [
+    "Charger",
+    "Configuration",
+    "ConnectorError",
+    "ConnectorSpec",
+    "Entry",
+    "IdTokenInfo",
+    "IllegalEvent",
+    "IllegalTransition",
+    "MeterSource",
+    "Reading",
+    "Registration",
+    "SetStatus",
+    "StationIdentity",
+    "Transaction",
+]

@@ -1,0 +1,239 @@
+"""Configuration of the charger firmware: 1.6 configuration keys and 2.0.1 device-model variables.
+
+One table per version. Each row names the *setting* the firmware's behaviour reads (a version-neutral name
+such as ``sample_interval``), so the charger core is written once: ``config.get("sample_interval")`` is
+``MeterValueSampleInterval`` in 1.6 and ``SampledDataCtrlr.TxUpdatedInterval`` in 2.0.1. Rows whose
+``reads`` says "stored only" are reported and writable but change nothing in this model.
+
+Values are kept as the strings the wire carries; :meth:`Configuration.set` checks the type first, so a bad
+value is Rejected and never stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from csms.ocpp.versions import OCPP16, Version
+
+#: Measurands this firmware can sample (a configured list naming any other is Rejected).
+MEASURANDS = (
+    "Energy.Active.Import.Register",
+    "Power.Active.Import",
+    "Power.Offered",
+    "Current.Import",
+    "Current.Offered",
+    "Voltage",
+    "SoC",
+)
+DEFAULT_MEASURANDS = "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage,SoC"
+
+
+class ValueType(Enum):
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    MEMBER_LIST = "MemberList"
+    STRING = "string"
+
+
+class SetStatus(Enum):
+    ACCEPTED = "Accepted"
+    REJECTED = "Rejected"
+    REBOOT_REQUIRED = "RebootRequired"
+    NOT_SUPPORTED = "NotSupported"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One configuration key (1.6) or device-model variable (2.0.1, ``name`` = ``Component.Variable``)."""
+
+    setting: str
+    name: str
+    default: str
+    readonly: bool
+    type: ValueType
+    reads: str
+    reboot_required: bool = False
+
+    @property
+    def component(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def variable(self) -> str:
+        return self.name.split(".", 1)[1]
+
+
+INT, BOOL, LIST, STR = ValueType.INTEGER, ValueType.BOOLEAN, ValueType.MEMBER_LIST, ValueType.STRING
+
+V16_KEYS: tuple[Entry, ...] = (
+    Entry("heartbeat_interval", "HeartbeatInterval", "300", False, INT, "heartbeat period; the boot answer sets it"),
+    Entry("sample_interval", "MeterValueSampleInterval", "60", False, INT, "period of MeterValues in a transaction"),
+    Entry("sampled_measurands", "MeterValuesSampledData", DEFAULT_MEASURANDS, False, LIST, "measurands of MeterValues"),
+    Entry("started_measurands", "StartTxnSampledData", "Energy.Active.Import.Register", False, LIST, "stored only"),
+    Entry("ended_measurands", "StopTxnSampledData", "", False, LIST, "stored only (meterStop carries the register)"),
+    Entry("clock_aligned_interval", "ClockAlignedDataInterval", "0", False, INT, "stored only"),
+    Entry("connection_timeout", "ConnectionTimeOut", "60", False, INT, "remote start without a plug expires"),
+    Entry("local_authorize_offline", "LocalAuthorizeOffline", "true", False, BOOL, "offline start from cache/list"),
+    Entry("local_pre_authorize", "LocalPreAuthorize", "false", False, BOOL, "start from cache/list, no Authorize"),
+    Entry("auth_cache_enabled", "AuthorizationCacheEnabled", "true", False, BOOL, "cache Authorize/tx answers"),
+    Entry("local_list_enabled", "LocalAuthListEnabled", "true", False, BOOL, "consult the local list"),
+    Entry("local_list_max", "LocalAuthListMaxLength", "100", True, INT, "SendLocalList size limit"),
+    Entry("authorize_remote", "AuthorizeRemoteTxRequests", "false", False, BOOL, "Authorize before a remote start"),
+    Entry("allow_offline_unknown", "AllowOfflineTxForUnknownId", "false", False, BOOL, "offline start, unknown id"),
+    Entry("stop_on_invalid_id", "StopTransactionOnInvalidId", "true", False, BOOL, "stop DeAuthorized, else suspend"),
+    Entry("stop_on_ev_side_disconnect", "StopTransactionOnEVSideDisconnect", "true", True, BOOL, "unplug stops tx"),
+    Entry("number_of_connectors", "NumberOfConnectors", "1", True, INT, "connectors reported"),
+    Entry("tx_message_attempts", "TransactionMessageAttempts", "3", False, INT, "tries per transaction message"),
+    Entry("tx_message_retry_interval", "TransactionMessageRetryInterval", "60", False, INT, "wait × attempt number"),
+    Entry("reset_retries", "ResetRetries", "1", False, INT, "stored only (a reset always succeeds here)"),
+    Entry("minimum_status_duration", "MinimumStatusDuration", "0", False, INT, "stored only"),
+    Entry("backoff_min", "ReconnectBackOffWaitMinimum", "10", False, INT, "reconnect back-off base [s]"),
+    Entry("backoff_random_range", "ReconnectBackOffRandomRange", "5", False, INT, "reconnect jitter ± [s]"),
+    Entry("backoff_repeat_times", "ReconnectBackOffRepeatTimes", "5", False, INT, "doublings before the cap"),
+    Entry("ping_interval", "WebSocketPingInterval", "0", False, INT, "the link shell, at connect", True),
+    Entry(
+        "supported_profiles",
+        "SupportedFeatureProfiles",
+        "Core,LocalAuthListManagement,SmartCharging,RemoteTrigger",
+        True,
+        STR,
+        "reported",
+    ),
+)
+
+V201_VARIABLES: tuple[Entry, ...] = (
+    Entry("heartbeat_interval", "OCPPCommCtrlr.HeartbeatInterval", "300", False, INT, "heartbeat period"),
+    Entry("sample_interval", "SampledDataCtrlr.TxUpdatedInterval", "60", False, INT, "period of Updated events"),
+    Entry(
+        "sampled_measurands",
+        "SampledDataCtrlr.TxUpdatedMeasurands",
+        DEFAULT_MEASURANDS,
+        False,
+        LIST,
+        "measurands of Updated events",
+    ),
+    Entry(
+        "started_measurands",
+        "SampledDataCtrlr.TxStartedMeasurands",
+        "Energy.Active.Import.Register",
+        False,
+        LIST,
+        "measurands of the Started event",
+    ),
+    Entry(
+        "ended_measurands",
+        "SampledDataCtrlr.TxEndedMeasurands",
+        "Energy.Active.Import.Register",
+        False,
+        LIST,
+        "measurands of the Ended event",
+    ),
+    Entry("clock_aligned_interval", "AlignedDataCtrlr.Interval", "0", False, INT, "stored only"),
+    Entry("connection_timeout", "TxCtrlr.EVConnectionTimeOut", "60", False, INT, "remote start without a plug expires"),
+    Entry("local_authorize_offline", "AuthCtrlr.LocalAuthorizeOffline", "true", False, BOOL, "offline start"),
+    Entry("local_pre_authorize", "AuthCtrlr.LocalPreAuthorize", "false", False, BOOL, "start from cache/list"),
+    Entry("auth_cache_enabled", "AuthCacheCtrlr.Enabled", "true", False, BOOL, "cache authorization answers"),
+    Entry("local_list_enabled", "LocalAuthListCtrlr.Enabled", "true", False, BOOL, "consult the local list"),
+    Entry("local_list_max", "LocalAuthListCtrlr.Entries", "100", True, INT, "SendLocalList size limit"),
+    Entry("authorize_remote", "AuthCtrlr.AuthorizeRemoteStart", "false", False, BOOL, "Authorize before remote start"),
+    Entry("allow_offline_unknown", "AuthCtrlr.OfflineTxForUnknownIdEnabled", "false", False, BOOL, "offline, unknown"),
+    Entry("stop_on_invalid_id", "TxCtrlr.StopTxOnInvalidId", "true", False, BOOL, "stop DeAuthorized, else suspend"),
+    Entry("stop_on_ev_side_disconnect", "TxCtrlr.StopTxOnEVSideDisconnect", "true", True, BOOL, "unplug ends tx"),
+    Entry("number_of_connectors", "ChargingStation.NumberOfEVSEs", "1", True, INT, "EVSEs reported"),
+    Entry("tx_message_attempts", "OCPPCommCtrlr.MessageAttempts", "3", False, INT, "tries per transaction event"),
+    Entry("tx_message_retry_interval", "OCPPCommCtrlr.MessageAttemptInterval", "60", False, INT, "wait × attempt"),
+    Entry("reset_retries", "OCPPCommCtrlr.ResetRetries", "1", False, INT, "stored only"),
+    Entry("minimum_status_duration", "ChargingStation.MinimumStatusDuration", "0", False, INT, "stored only"),
+    Entry("backoff_min", "OCPPCommCtrlr.RetryBackOffWaitMinimum", "10", False, INT, "reconnect back-off base [s]"),
+    Entry("backoff_random_range", "OCPPCommCtrlr.RetryBackOffRandomRange", "5", False, INT, "reconnect jitter ± [s]"),
+    Entry("backoff_repeat_times", "OCPPCommCtrlr.RetryBackOffRepeatTimes", "5", False, INT, "doublings before cap"),
+    Entry("ping_interval", "OCPPCommCtrlr.WebSocketPingInterval", "0", False, INT, "the link shell, at connect", True),
+    Entry("items_per_report", "DeviceDataCtrlr.ItemsPerMessageGetReport", "10", True, INT, "NotifyReport page size"),
+    Entry("offline_threshold", "OCPPCommCtrlr.OfflineThreshold", "60", False, INT, "stored only"),
+)
+
+TABLES: dict[Version, tuple[Entry, ...]] = {OCPP16: V16_KEYS, "2.0.1": V201_VARIABLES}
+
+
+def _check(entry: Entry, value: str) -> bool:
+    if entry.type is ValueType.INTEGER:
+        try:
+            return int(value) >= 0
+        except ValueError:
+            return False
+    if entry.type is ValueType.BOOLEAN:
+        return value.lower() in ("true", "false")
+    if entry.type is ValueType.MEMBER_LIST:
+        return all(m.strip() in MEASURANDS for m in value.split(",") if m.strip())
+    return len(value) <= 500
+
+
+class Configuration:
+    """The current values of one version's table; typed reads by setting, wire-level writes by name.
+
+    Args:
+        version: which table.
+        overrides: ``name -> value`` replacing defaults (readonly ones included: the factory sets them).
+    """
+
+    def __init__(self, version: Version, overrides: Mapping[str, str] | None = None) -> None:
+        self.version = version
+        self.table = TABLES[version]
+        self._by_name = {e.name: e for e in self.table}
+        self._by_setting = {e.setting: e for e in self.table}
+        self._values = {e.name: e.default for e in self.table}
+        for name, value in (overrides or {}).items():
+            if name not in self._by_name:
+                raise KeyError(f"unknown configuration {name!r} for OCPP {version}")
+            self._values[name] = value
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self.table)
+
+    def entry(self, name: str) -> Entry | None:
+        return self._by_name.get(name)
+
+    def name_of(self, setting: str) -> str:
+        return self._by_setting[setting].name
+
+    def value(self, name: str) -> str:
+        return self._values[name]
+
+    def get(self, setting: str) -> int | bool | str | tuple[str, ...]:
+        entry = self._by_setting[setting]
+        raw = self._values[entry.name]
+        if entry.type is ValueType.INTEGER:
+            return int(raw)
+        if entry.type is ValueType.BOOLEAN:
+            return raw.lower() == "true"
+        if entry.type is ValueType.MEMBER_LIST:
+            return tuple(m.strip() for m in raw.split(",") if m.strip())
+        return raw
+
+    def integer(self, setting: str) -> int:
+        value = self.get(setting)
+        assert isinstance(value, int)
+        return value
+
+    def flag(self, setting: str) -> bool:
+        return bool(self.get(setting))
+
+    def members(self, setting: str) -> tuple[str, ...]:
+        value = self.get(setting)
+        assert isinstance(value, tuple)
+        return value
+
+    def set(self, name: str, value: str, *, force: bool = False) -> SetStatus:
+        """Write ``name`` as the CSMS asks (``force``: the firmware itself, readonly allowed)."""
+        entry = self._by_name.get(name)
+        if entry is None:
+            return SetStatus.NOT_SUPPORTED
+        if (entry.readonly and not force) or not _check(entry, value):
+            return SetStatus.REJECTED
+        self._values[name] = value
+        return SetStatus.REBOOT_REQUIRED if entry.reboot_required else SetStatus.ACCEPTED
+
+    def set_setting(self, setting: str, value: str) -> None:
+        self.set(self._by_setting[setting].name, value, force=True)
