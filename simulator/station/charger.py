@@ -193,6 +193,7 @@ class Charger:
         self.profiles = ProfileStore(len(specs))
         self.queue = OfflineQueue(queue_capacity)
         self.transactions: dict[int, Transaction] = {}  # by connector
+        self.history: list[Transaction] = []  # every transaction started: the twin's ground truth
         self.counters = Counters()
         self.reset_delay_s, self.reboot_s, self.boot_retry_s = reset_delay_s, reboot_s, boot_retry_s
 
@@ -664,6 +665,7 @@ class Charger:
         )
         tx.transaction_id = self.protocol.new_transaction_id()
         self.transactions[c.connector_id] = tx
+        self.history.append(tx)
         c.authorized_waiting = False
         c.in_transaction = True
         c.finishing = False

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, event, inspect, select
-from sqlalchemy.orm import Session, attributes
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from csms.core.processor import BatchProcessor, release
 from csms.core.session import StationSession
@@ -74,17 +74,6 @@ class Sent:
         return self.message.payload if isinstance(self.message, Call | CallResult) else {}
 
 
-def _aware_datetimes(session: Session, instance: Any) -> None:
-    """WORKAROUND for a csms bug (reported, not fixed here): SQLite hands back naive datetimes for
-    ``DateTime(timezone=True)`` columns, and ``csms.services.transactions.record_samples`` then compares a
-    loaded ``last_meter_at`` with an aware sample timestamp (TypeError -> InternalError to the charger on the
-    second MeterValues of a 1.6 transaction). Mark loaded values as UTC, only on this test's session factory."""
-    for column in inspect(instance).mapper.column_attrs:
-        value = getattr(instance, column.key, None)
-        if isinstance(value, datetime) and value.tzinfo is None and isinstance(column.columns[0].type, DateTime):
-            attributes.set_committed_value(instance, column.key, value.replace(tzinfo=UTC))
-
-
 class StationPair:
     def __init__(
         self,
@@ -104,7 +93,6 @@ class StationPair:
         self.engine = make_engine(f"sqlite:///{tmp_path}/csms.db")
         migrate.upgrade(self.engine)
         self.factory = make_session_factory(self.engine)
-        event.listen(self.factory, "loaded_as_persistent", _aware_datetimes)
         when = datetime.fromtimestamp(T0, UTC)
         with self.factory() as db:
             stations.provision(db, STATION, ocpp_version=version, password=None, now=when, policy=policy)
