@@ -6,7 +6,7 @@ can run inside the group-commit worker.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -35,7 +36,27 @@ NAMING_CONVENTION = {
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; BigInteger elsewhere.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
-UtcDateTime = DateTime(timezone=True)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend.
+
+    SQLite has no time zone type: SQLAlchemy stores the wall time and reads back a naive datetime, which
+    then cannot be compared with the aware ones the services work with. Store UTC, read back UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -60,9 +81,9 @@ class Station(Base):
     firmware_status: Mapped[str | None] = mapped_column(String(40))
     diagnostics_status: Mapped[str | None] = mapped_column(String(40))
     site_id: Mapped[str | None] = mapped_column(String(48))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    last_boot_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_boot_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class Connector(Base):
@@ -80,7 +101,7 @@ class Connector(Base):
     error_code: Mapped[str | None] = mapped_column(String(50))
     info: Mapped[str | None] = mapped_column(String(500))
     vendor_error_code: Mapped[str | None] = mapped_column(String(50))
-    status_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    status_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class StatusChange(Base):
@@ -96,8 +117,8 @@ class StatusChange(Base):
     status: Mapped[str] = mapped_column(String(24))
     error_code: Mapped[str | None] = mapped_column(String(50))
     info: Mapped[str | None] = mapped_column(String(500))
-    timestamp: Mapped[datetime] = mapped_column(UtcDateTime)
-    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    timestamp: Mapped[datetime] = mapped_column(UtcDateTime())
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ConnectionEvent(Base):
@@ -109,7 +130,7 @@ class ConnectionEvent(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     station_id: Mapped[str] = mapped_column(String(48))
     kind: Mapped[str] = mapped_column(String(16))  # connected | disconnected
-    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
     detail: Mapped[str | None] = mapped_column(String(200))
 
 
@@ -119,10 +140,10 @@ class IdToken(Base):
     id_token: Mapped[str] = mapped_column(String(36), primary_key=True)
     token_type: Mapped[str] = mapped_column(String(20), default="ISO14443")
     status: Mapped[str] = mapped_column(String(16), default="Accepted")
-    expiry: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    expiry: Mapped[datetime | None] = mapped_column(UtcDateTime())
     group_id: Mapped[str | None] = mapped_column(String(36))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class Transaction(Base):
@@ -141,15 +162,15 @@ class Transaction(Base):
     connector_id: Mapped[int | None] = mapped_column(Integer)
     id_token: Mapped[str | None] = mapped_column(String(36))
     auth_status: Mapped[str | None] = mapped_column(String(16))
-    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    stopped_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     meter_start_wh: Mapped[float | None] = mapped_column(Float)
-    meter_start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    meter_start_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     #: True when meter_start_wh came from the charger's own start value (1.6 meterStart), not a sample.
     meter_start_explicit: Mapped[bool] = mapped_column(Boolean, default=False)
     meter_stop_wh: Mapped[float | None] = mapped_column(Float)
     last_meter_wh: Mapped[float | None] = mapped_column(Float)
-    last_meter_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_meter_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     stop_reason: Mapped[str | None] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(12), default="active")  # active | completed
     offline_events: Mapped[int] = mapped_column(Integer, default=0)
@@ -175,7 +196,7 @@ class TransactionEvent(Base):
     seq_no: Mapped[int] = mapped_column(Integer)
     event_type: Mapped[str] = mapped_column(String(10))
     trigger_reason: Mapped[str | None] = mapped_column(String(40))
-    timestamp: Mapped[datetime] = mapped_column(UtcDateTime)
+    timestamp: Mapped[datetime] = mapped_column(UtcDateTime())
     offline: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -190,7 +211,7 @@ class MeterSample(Base):
     station_id: Mapped[str] = mapped_column(String(48))
     transaction_id: Mapped[int | None] = mapped_column(Integer)
     evse_id: Mapped[int] = mapped_column(Integer)
-    timestamp: Mapped[datetime] = mapped_column(UtcDateTime)
+    timestamp: Mapped[datetime] = mapped_column(UtcDateTime())
     measurand: Mapped[str] = mapped_column(String(48))
     phase: Mapped[str | None] = mapped_column(String(8))
     location: Mapped[str | None] = mapped_column(String(8))
@@ -209,7 +230,7 @@ class StationEvent(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     station_id: Mapped[str] = mapped_column(String(48))
     kind: Mapped[str] = mapped_column(String(40))
-    timestamp: Mapped[datetime] = mapped_column(UtcDateTime)
+    timestamp: Mapped[datetime] = mapped_column(UtcDateTime())
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
@@ -227,7 +248,7 @@ class StationVariable(Base):
     attribute: Mapped[str] = mapped_column(String(16), default="Actual")
     value: Mapped[str | None] = mapped_column(Text)
     readonly: Mapped[bool | None] = mapped_column(Boolean)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class MessageLogEntry(Base):
@@ -241,7 +262,7 @@ class MessageLogEntry(Base):
     direction: Mapped[str] = mapped_column(String(3))  # in | out
     action: Mapped[str | None] = mapped_column(String(50))
     frame: Mapped[str] = mapped_column(Text)
-    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ApiKey(Base):
@@ -250,5 +271,5 @@ class ApiKey(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
