@@ -216,7 +216,7 @@ class MeterSample(Base):
     phase: Mapped[str | None] = mapped_column(String(8))
     location: Mapped[str | None] = mapped_column(String(8))
     context: Mapped[str | None] = mapped_column(String(24))
-    unit: Mapped[str | None] = mapped_column(String(16))
+    unit: Mapped[str | None] = mapped_column(String(20))  # 2.0.1 unitOfMeasure.unit: string[0..20]
     value: Mapped[float] = mapped_column(Float)
 
 
