@@ -177,6 +177,7 @@ class Gateway:
         if previous is not None:
             await self._close_link(previous, "replaced by a new connection")
             await previous.ws.close(1000, "replaced by a new connection")
+            now = time.time()  # after the old link's "disconnected", so the history reads in order by time
         session.record(lambda uow: stations.connection_changed(uow.session, station_id, "connected", _dt(now)))
         self._mark(link)
         try:

@@ -15,11 +15,10 @@ def parse_time(text: str | None) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(text)
-    except ValueError:
+        # An offset can carry a valid local time out of datetime's range (9999-12-31T23:59-05:00).
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise OcppError(ErrorKind.PROPERTY_CONSTRAINT, f"{text!r} is not an RFC 3339 date-time") from None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def format_time(value: datetime) -> str:

@@ -5,6 +5,8 @@ function call instead of a walk of the schema. Two deliberate deviations from th
 
 * ``multipleOf: 0.1`` (1.6 charging limits) is dropped: binary floats such as 21.4 fail it although the
   spec means "one decimal"; we round such limits when we emit them instead.
+* Integers without bounds get the 32-bit range of OCPP's ``integer`` type: a larger value would otherwise
+  reach a 32-bit column (and fail a whole group commit) or a batch insert.
 * Failures map to the spec's error kinds (table :data:`RULE_KINDS`), never to a Python exception.
 """
 
@@ -58,11 +60,20 @@ def _schema_file(version: Version, action: str, direction: Direction) -> Path:
     return _SCHEMA_DIRS[version] / f"{name}.json"
 
 
-def _strip_multiple_of(node: Any) -> Any:
+#: OCPP integers are 32 bit (2.0.1 part 2 §2.1.1; our columns too): a larger one is a data type violation.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def _prepare(node: Any) -> Any:
+    """Drop ``multipleOf`` and bound every integer to 32 bits (see the module docstring)."""
     if isinstance(node, dict):
-        return {k: _strip_multiple_of(v) for k, v in node.items() if k != "multipleOf"}
+        out = {k: _prepare(v) for k, v in node.items() if k != "multipleOf"}
+        if out.get("type") == "integer":
+            out.setdefault("minimum", INT32_MIN)
+            out.setdefault("maximum", INT32_MAX)
+        return out
     if isinstance(node, list):
-        return [_strip_multiple_of(v) for v in node]
+        return [_prepare(v) for v in node]
     return node
 
 
@@ -79,7 +90,7 @@ def known_actions(version: Version) -> frozenset[str]:
 @functools.cache
 def schema(version: Version, action: str, direction: Direction) -> dict[str, Any]:
     path = _schema_file(version, action, direction)
-    return _strip_multiple_of(json.loads(path.read_text(encoding="utf-8-sig")))
+    return _prepare(json.loads(path.read_text(encoding="utf-8-sig")))
 
 
 @functools.cache
@@ -107,6 +118,8 @@ def validate(version: Version, action: str, direction: Direction, payload: dict[
         kind = RULE_KINDS.get(exc.rule or "", ErrorKind.FORMAT_VIOLATION)
         if exc.rule == "type" and exc.path == ["data"]:
             kind = ErrorKind.FORMAT_VIOLATION
+        elif exc.rule in ("minimum", "maximum") and exc.rule_definition in (INT32_MIN, INT32_MAX):
+            kind = ErrorKind.TYPE_CONSTRAINT
         elif exc.rule == "required" and version == OCPP16:
             kind = ErrorKind.PROTOCOL  # 1.6 names a missing field "Payload for Action is incomplete"
         field = exc.name.removeprefix("data").removeprefix(".") or "(payload)"

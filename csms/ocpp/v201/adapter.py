@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 from csms.domain import events as ev
 from csms.ocpp.convert import format_time, parse_time
+from csms.ocpp.errors import ErrorKind, OcppError
 from csms.ocpp.versions import OCPP201
 
 VERSION = OCPP201
+
+
+def _scaled(value: float, multiplier: int) -> float:
+    """``value * 10**multiplier`` as a finite float.
+
+    Raises:
+        OcppError: PROPERTY_CONSTRAINT when the result is not a finite number. (The exponent is applied as a
+            float: ``10 ** multiplier`` as an int would take minutes for a multiplier in the millions.)
+    """
+    try:
+        scaled = float(value) * 10.0**multiplier
+    except OverflowError:
+        scaled = math.inf
+    if not math.isfinite(scaled):
+        raise OcppError(
+            ErrorKind.PROPERTY_CONSTRAINT, f"sampledValue {value!r} x 10^{multiplier} is not a finite number"
+        )
+    return scaled
 
 
 def samples(meter_values: list[dict[str, Any]]) -> tuple[ev.Sample, ...]:
@@ -21,7 +41,7 @@ def samples(meter_values: list[dict[str, Any]]) -> tuple[ev.Sample, ...]:
             measurand = sv.get("measurand", ev.ENERGY_REGISTER)
             unit_of_measure = sv.get("unitOfMeasure", {})
             unit = unit_of_measure.get("unit", "Wh" if measurand.startswith("Energy") else None)
-            value = float(sv["value"]) * 10 ** unit_of_measure.get("multiplier", 0)
+            value = _scaled(sv["value"], unit_of_measure.get("multiplier", 0))
             out.append(
                 ev.Sample(
                     timestamp=timestamp,
