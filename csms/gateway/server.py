@@ -83,6 +83,7 @@ class Gateway:
         self._worker: asyncio.Task[None] | None = None
         self._server: Server | None = None
         self._connection_count = 0
+        self._closing: set[asyncio.Future[None]] = set()
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
     async def start(self, host: str, port: int) -> Server:
@@ -176,7 +177,11 @@ class Gateway:
         self.links[station_id] = link
         if previous is not None:
             await self._close_link(previous, "replaced by a new connection")
-            await previous.ws.close(1000, "replaced by a new connection")
+            # Closing waits for the old peer's close handshake (up to its timeout when it is half-open):
+            # do it in the background so the new connection is served at once.
+            closing = asyncio.ensure_future(previous.ws.close(1000, "replaced by a new connection"))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
             now = time.time()  # after the old link's "disconnected", so the history reads in order by time
         session.record(lambda uow: stations.connection_changed(uow.session, station_id, "connected", _dt(now)))
         self._mark(link)
