@@ -94,11 +94,10 @@ def test_socket_close_goes_offline_at_once_and_alerts_after_the_threshold():
 
 
 def test_faulted_threshold_and_clearing():
-    engine = AlertEngine(rules(faulted_after_s=300))
+    engine = AlertEngine(AlertRules(faulted_after_s=300))  # heartbeat timeout 660 s
     engine.feed(Connected("cp-1"), T)
     engine.feed(StatusChanged("cp-1", 2, "Faulted", "GroundFailure"), T + 100)
     engine.feed(StatusChanged("cp-1", 2, "Faulted", "GroundFailure"), T + 200)  # repeated report: same start
-    engine.feed(Seen("cp-1"), T + 200)  # keep the heartbeat rule quiet
     assert engine.handle_timer(T + 399.9) == []
     effects = [e for e in engine.handle_timer(T + 400) if isinstance(e, RaiseAlert)]
     assert effects == [
@@ -108,7 +107,7 @@ def test_faulted_threshold_and_clearing():
     # A fault shorter than the threshold never alerts.
     engine.feed(StatusChanged("cp-1", 2, "Faulted"), T + 600)
     engine.feed(StatusChanged("cp-1", 2, "Available"), T + 899)
-    assert [e for e in engine.handle_timer(T + 2_000) if isinstance(e, RaiseAlert) and e.rule == "faulted"] == []
+    assert [e for e in engine.handle_timer(T + 2_000) if getattr(e, "rule", None) == "faulted"] == []
 
 
 def test_one_open_alert_per_rule_and_port():
