@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("severity", sa.String(length=16), nullable=True),
         sa.Column("threshold", sa.Float(), nullable=True),
-        sa.Column("updated_at", csms.store.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("rule", name=op.f("pk_alert_rules")),
     )
     op.create_table(
@@ -35,10 +35,10 @@ def upgrade() -> None:
         sa.Column("station_id", sa.String(length=48), nullable=False),
         sa.Column("evse_id", sa.Integer(), nullable=True),
         sa.Column("severity", sa.String(length=16), nullable=False),
-        sa.Column("raised_at", csms.store.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("acknowledged_at", csms.store.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("acknowledged_by", sa.String(length=100), nullable=True),
-        sa.Column("resolved_at", csms.store.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("resolved_by", sa.String(length=100), nullable=True),
         sa.Column("details", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alerts")),
@@ -53,7 +53,7 @@ def upgrade() -> None:
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("content", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", csms.store.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_firmware_files")),
     )
     op.create_table(
@@ -63,7 +63,7 @@ def upgrade() -> None:
         sa.Column("secret", sa.String(length=200), nullable=False),
         sa.Column("events", sa.JSON(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", csms.store.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhooks")),
     )
     op.create_table(
@@ -74,17 +74,17 @@ def upgrade() -> None:
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("request_id", sa.Integer(), nullable=True),
         sa.Column("firmware_name", sa.String(length=100), nullable=True),
-        sa.Column("requested_at", csms.store.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", csms.store.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("call_status", sa.String(length=40), nullable=True),
         sa.Column("status", sa.String(length=40), nullable=True),
-        sa.Column("status_at", csms.store.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("status_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished", sa.Boolean(), nullable=False),
         sa.Column("file_name", sa.String(length=255), nullable=True),
         sa.Column("content_type", sa.String(length=100), nullable=True),
         sa.Column("size", sa.Integer(), nullable=True),
         sa.Column("content", sa.LargeBinary(), nullable=True),
-        sa.Column("uploaded_at", csms.store.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("uploaded_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["station_id"], ["stations.id"], name=op.f("fk_file_transfers_station_id_stations"), ondelete="CASCADE"
         ),
@@ -99,11 +99,11 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("station_id", sa.String(length=48), nullable=False),
         sa.Column("evse_id", sa.Integer(), nullable=True),
-        sa.Column("start", csms.store.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("end", csms.store.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("end", sa.DateTime(timezone=True), nullable=False),
         sa.Column("cause", sa.String(length=40), nullable=False),
         sa.Column("note", sa.String(length=500), nullable=True),
-        sa.Column("declared_at", csms.store.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("declared_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("declared_by", sa.String(length=100), nullable=True),
         sa.ForeignKeyConstraint(
             ["station_id"], ["stations.id"], name=op.f("fk_uptime_exclusions_station_id_stations"), ondelete="CASCADE"
@@ -119,13 +119,13 @@ def upgrade() -> None:
         sa.Column("webhook_id", sa.Integer(), nullable=False),
         sa.Column("event_type", sa.String(length=40), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
-        sa.Column("created_at", csms.store.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_status_code", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.String(length=500), nullable=True),
-        sa.Column("next_attempt_at", csms.store.models.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("delivered_at", csms.store.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["webhook_id"], ["webhooks.id"], name=op.f("fk_webhook_deliveries_webhook_id_webhooks"), ondelete="CASCADE"
         ),
@@ -140,7 +140,7 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("delivery_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("attempt", sa.Integer(), nullable=False),
-        sa.Column("at", csms.store.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=True),
         sa.Column("error", sa.String(length=500), nullable=True),
         sa.Column("duration_ms", sa.Float(), nullable=True),
