@@ -60,13 +60,13 @@ class WebhookSender:
         self.poll_s = poll_s
         self._limit = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
+        self._round = asyncio.Lock()  # one round at a time, so a delivery is never attempted twice at once
         self._task: asyncio.Task[None] | None = None
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csms-webhooks")
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
     def start(self) -> None:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout_s)
+        """Run the delivery loop (each round on a wake-up or every ``poll_s``)."""
         self._task = asyncio.create_task(self._run(), name="csms-webhooks")
 
     async def stop(self) -> None:
@@ -102,10 +102,13 @@ class WebhookSender:
 
     async def deliver_due(self) -> int:
         """Attempt every due delivery once (concurrently); returns how many were attempted."""
-        now = from_posix(self.clock())
-        due = await self._in_db(lambda db: webhooks.due(db, now))
-        await asyncio.gather(*(self._attempt(item) for item in due))
-        return len(due)
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout_s)
+        async with self._round:
+            now = from_posix(self.clock())
+            due = await self._in_db(lambda db: webhooks.due(db, now))
+            await asyncio.gather(*(self._attempt(item) for item in due))
+            return len(due)
 
     async def _attempt(self, item: dict[str, Any]) -> None:
         assert self._client is not None
