@@ -162,7 +162,7 @@ class Monitor:
                     case al.ResolveAlert():
                         alerts.auto_resolve(db, effect.rule, effect.station_id, effect.evse_id, from_posix(effect.at))
                     case al.ConnectivityChanged():
-                        kind = "heartbeat_resumed" if effect.online else "heartbeat_timeout"
+                        kind = "hb_resumed" if effect.online else "hb_timeout"  # connection_events.kind is 16 chars
                         db.add(
                             ConnectionEvent(
                                 station_id=effect.station_id, kind=kind, at=from_posix(effect.at), detail=effect.reason

@@ -23,8 +23,8 @@ from csms.store.models import (
 )
 from csms.store.models import Station as StationRow
 
-#: ConnectionEvent kinds: the gateway writes connected/disconnected, the alert engine heartbeat_*.
-ONLINE_KINDS = {"connected": True, "heartbeat_resumed": True, "disconnected": False, "heartbeat_timeout": False}
+#: ConnectionEvent kinds: the gateway writes connected/disconnected, the alert monitor hb_timeout/hb_resumed.
+ONLINE_KINDS = {"connected": True, "hb_resumed": True, "disconnected": False, "hb_timeout": False}
 AVAILABILITY_ORDERED = "availability_ordered"
 
 
