@@ -35,3 +35,76 @@ def remote_stop(version: str, transaction_id: int, charger_tx_id: str) -> Call:
 
 def reset(version: str, kind: str) -> Call:
     return "Reset", {"type": RESET_TYPES[version][kind]}
+
+
+def get_diagnostics(
+    version: str,
+    location: str,
+    request_id: int,
+    *,
+    start_time: str | None = None,
+    stop_time: str | None = None,
+    log_type: str = "DiagnosticsLog",
+    retries: int | None = None,
+    retry_interval: int | None = None,
+) -> Call:
+    """1.6 GetDiagnostics (location, startTime/stopTime) or 2.0.1 GetLog (log.remoteLocation, requestId)."""
+    extra = {k: v for k, v in (("retries", retries), ("retryInterval", retry_interval)) if v is not None}
+    if version == OCPP16:
+        payload: dict[str, Any] = {"location": location, **extra}
+        if start_time:
+            payload["startTime"] = start_time
+        if stop_time:
+            payload["stopTime"] = stop_time
+        return "GetDiagnostics", payload
+    log: dict[str, Any] = {"remoteLocation": location}
+    if start_time:
+        log["oldestTimestamp"] = start_time
+    if stop_time:
+        log["latestTimestamp"] = stop_time
+    return "GetLog", {"logType": log_type, "requestId": request_id, "log": log, **extra}
+
+
+def update_firmware(
+    version: str,
+    location: str,
+    request_id: int,
+    retrieve_at: str,
+    *,
+    retries: int | None = None,
+    retry_interval: int | None = None,
+) -> Call:
+    extra = {k: v for k, v in (("retries", retries), ("retryInterval", retry_interval)) if v is not None}
+    if version == OCPP16:
+        return "UpdateFirmware", {"location": location, "retrieveDate": retrieve_at, **extra}
+    firmware = {"location": location, "retrieveDateTime": retrieve_at}
+    return "UpdateFirmware", {"requestId": request_id, "firmware": firmware, **extra}
+
+
+def change_availability(version: str, evse_id: int, operative: bool) -> Call:
+    """EVSE 0 is the whole station (1.6 connectorId 0; 2.0.1 without ``evse``)."""
+    kind = "Operative" if operative else "Inoperative"
+    if version == OCPP16:
+        return "ChangeAvailability", {"connectorId": evse_id, "type": kind}
+    payload: dict[str, Any] = {"operationalStatus": kind}
+    if evse_id:
+        payload["evse"] = {"id": evse_id}
+    return "ChangeAvailability", payload
+
+
+#: Message names that differ between the versions' TriggerMessage enums.
+_TRIGGER_NAMES = {
+    OCPP16: {"LogStatusNotification": "DiagnosticsStatusNotification"},
+    "2.0.1": {"DiagnosticsStatusNotification": "LogStatusNotification"},
+}
+
+
+def trigger(version: str, message: str, evse_id: int | None) -> Call:
+    requested = _TRIGGER_NAMES.get(version, {}).get(message, message)
+    payload: dict[str, Any] = {"requestedMessage": requested}
+    if evse_id is not None:
+        if version == OCPP16:
+            payload["connectorId"] = evse_id
+        else:
+            payload["evse"] = {"id": evse_id}
+    return "TriggerMessage", payload

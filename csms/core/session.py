@@ -65,6 +65,9 @@ class Staged:
 
     frames: list[str] = field(default_factory=list)
     registration: str | None = None  # the status a BootNotification in this batch was answered with
+    #: The domain events this batch handled and the decisions taken, for observers after the commit
+    #: (the alert engine). Calls that failed (CALLERROR) are not listed.
+    reports: list[tuple[ev.StationReport, ev.Decision]] = field(default_factory=list)
 
 
 class StationSession:
@@ -151,6 +154,7 @@ class StationSession:
         for incoming in work.calls:
             call = incoming.call
             mark = uow.mark()
+            reported = len(staged.reports)
             savepoint = uow.session.begin_nested()
             try:
                 payload = self._serve(call.action, call.payload, uow, when, staged)
@@ -160,11 +164,13 @@ class StationSession:
             except OcppError as exc:
                 savepoint.rollback()
                 uow.rollback_to(mark)
+                del staged.reports[reported:]
                 frame = self.rpc.error_frame(call, exc)
             except Exception as exc:  # a bug or a database error must not take the connection down
                 log.exception("station %s: %s failed", self.station_id, call.action)
                 savepoint.rollback()
                 uow.rollback_to(mark)
+                del staged.reports[reported:]
                 frame = self.rpc.error_frame(call, OcppError(ErrorKind.INTERNAL, type(exc).__name__))
             staged.frames.append(frame)
             if self._log_enabled:
@@ -193,6 +199,7 @@ class StationSession:
         )
         if isinstance(decision, ev.BootDecision):
             staged.registration = decision.status
+        staged.reports.append((report, decision))
         return self.adapter.to_payload(action, decision)
 
     def deliver(self, staged: Staged) -> None:

@@ -16,7 +16,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -26,6 +26,7 @@ from websockets.http11 import Request, Response
 
 from csms.core.processor import BatchProcessor, release
 from csms.core.session import StationSession
+from csms.domain.events import Decision, StationReport
 from csms.gateway.auth import Admission, Admissions
 from csms.ocpp.convert import from_posix
 from csms.ocpp.rpc import PendingCall
@@ -41,6 +42,19 @@ PATH_PREFIX = "/ocpp/"
 
 class StationNotConnected(LookupError):
     pass
+
+
+class StationObserver(Protocol):
+    """Told about connections and about what each committed batch handled (the alert monitor implements it).
+
+    Called on the event loop, after the fact; must not block (hand database work to a thread).
+    """
+
+    def connected(self, station_id: str, version: str, now: float) -> None: ...
+
+    def disconnected(self, station_id: str, now: float) -> None: ...
+
+    def committed(self, station_id: str, reports: list[tuple[StationReport, Decision]], now: float) -> None: ...
 
 
 @dataclass(eq=False)
@@ -84,6 +98,8 @@ class Gateway:
         self._server: Server | None = None
         self._connection_count = 0
         self._closing: set[asyncio.Future[None]] = set()
+        #: Optional hook (uptime/alerts): connections and committed reports. None: nobody listens.
+        self.observer: StationObserver | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
     async def start(self, host: str, port: int) -> Server:
@@ -185,6 +201,8 @@ class Gateway:
             now = time.time()  # after the old link's "disconnected", so the history reads in order by time
         session.record(lambda uow: stations.connection_changed(uow.session, station_id, "connected", _dt(now)))
         self._mark(link)
+        if self.observer is not None:
+            self.observer.connected(station_id, version, now)
         try:
             async for frame in ws:
                 session.receive_frame(frame, time.time())
@@ -209,6 +227,8 @@ class Gateway:
             lambda uow: stations.connection_changed(uow.session, link.station_id, "disconnected", _dt(now), detail)
         )
         self._mark(link)
+        if self.observer is not None:
+            self.observer.disconnected(link.station_id, now)
 
     def _after_input(self, link: Link) -> None:
         self._resolve(link)
@@ -261,8 +281,13 @@ class Gateway:
             batch = [(s, w) for s, w in batch if w or w.log_rows]
             if not batch:
                 continue
-            results = await loop.run_in_executor(self._db_thread, self.processor.process, batch, time.time())
+            started = time.time()
+            results = await loop.run_in_executor(self._db_thread, self.processor.process, batch, started)
             release(results, batch)
+            if self.observer is not None:  # after the commit: observers only see what was stored
+                for session, staged in results:
+                    if staged is not None and staged.reports:
+                        self.observer.committed(session.station_id, staged.reports, started)
             for link in batch_links:
                 self._flush(link)
 

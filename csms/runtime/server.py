@@ -18,8 +18,11 @@ from dataclasses import dataclass
 import uvicorn
 from sqlalchemy import Engine
 
+from csms.alerts import AlertEngine, AlertRules, RemediationPolicy
 from csms.api.app import create_app
 from csms.gateway.server import Gateway
+from csms.runtime.monitor import Monitor
+from csms.runtime.webhooks import WebhookSender
 from csms.services.config import CsmsConfig
 from csms.store import migrate
 from csms.store.database import make_engine, make_session_factory
@@ -62,17 +65,39 @@ async def run_server(
     stop: asyncio.Event | None = None,
     on_ready: Callable[[Endpoints], None] | None = None,
     handle_signals: bool = True,
+    alert_rules: AlertRules | None = None,
+    remediation: RemediationPolicy | None = None,
+    public_url: str | None = None,
 ) -> None:
-    """Run until ``stop`` is set (or SIGINT/SIGTERM when ``handle_signals``)."""
+    """Run until ``stop`` is set (or SIGINT/SIGTERM when ``handle_signals``).
+
+    ``alert_rules``/``remediation`` configure the alert engine (remediation is off unless given);
+    ``public_url`` is the API's base URL as stations reach it (diagnostics upload and firmware URLs), by
+    default the URL the API request came in on.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     engine = await asyncio.to_thread(prepare_database, database_url)
     session_factory = make_session_factory(engine)
     gateway = Gateway(session_factory, config or CsmsConfig())
+    # Uptime and alerts: the monitor observes the gateway; alerts reach webhooks through the sender.
+    sender = WebhookSender(session_factory)
+    monitor = Monitor(
+        session_factory,
+        AlertEngine(alert_rules, remediation),
+        call=gateway.call,
+        on_committed=sender.wake,
+    )
     installed: list[signal.Signals] = []
     try:
+        await monitor.start()
+        gateway.observer = monitor
+        sender.start()
         await gateway.start(host, ocpp_port)
         app = create_app(session_factory, gateway, api_key)
+        app.state.public_url = public_url
+        app.state.monitor = monitor
+        app.state.webhook_sender = sender
         # Bind here, so a busy port is an OSError for the caller (uvicorn would call sys.exit).
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         api_socket = socket.create_server((host, api_port), family=family)
@@ -106,4 +131,6 @@ async def run_server(
         for sig in installed:
             loop.remove_signal_handler(sig)
         await gateway.stop()
+        await monitor.stop()
+        await sender.stop()
         engine.dispose()

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from csms.domain import events as ev
+from csms.services import diagnostics
 from csms.services.config import CsmsConfig
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.services.passwords import hash_password
@@ -173,6 +174,8 @@ def notice(db: Session, station_id: str, report: ev.StationNotice, now: datetime
         row.diagnostics_status = report.data.get("status")
     elif report.kind == "report":
         _store_variables(db, station_id, report.data.get("reportData", []), now)
+    if report.kind in diagnostics.NOTICE_KINDS:  # follow the upload/update request to its last status
+        diagnostics.track_status(db, station_id, report.kind, report.data, now)
     db.add(StationEvent(station_id=station_id, kind=report.kind, timestamp=report.timestamp or now, data=report.data))
 
 

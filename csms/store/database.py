@@ -61,7 +61,10 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # IMMEDIATE: take the write lock at BEGIN. With several writer threads (group commit, API, alert
+        # monitor, webhook sender) a deferred transaction that read first and then writes fails at once with
+        # SQLITE_BUSY_SNAPSHOT when another writer committed meanwhile; IMMEDIATE waits (timeout) instead.
+        conn.exec_driver_sql("BEGIN" if in_memory else "BEGIN IMMEDIATE")
 
     return engine
 

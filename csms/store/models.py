@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -273,3 +274,136 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# ---- uptime, alerts, webhooks, diagnostics -----------------------------------------------------------------
+class ExclusionWindowRow(Base):
+    """A period whose outage minutes may be excluded from uptime (cause, declared when and by whom)."""
+
+    __tablename__ = "uptime_exclusions"
+    __table_args__ = (Index("ix_uptime_exclusions_station_start", "station_id", "start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
+    #: None: every port of the station.
+    evse_id: Mapped[int | None] = mapped_column(Integer)
+    start: Mapped[datetime] = mapped_column(UtcDateTime())
+    end: Mapped[datetime] = mapped_column(UtcDateTime())
+    cause: Mapped[str] = mapped_column(String(40))
+    note: Mapped[str | None] = mapped_column(String(500))
+    declared_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    declared_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_open", "rule", "station_id", "evse_id", "resolved_at"),
+        Index("ix_alerts_raised", "raised_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    rule: Mapped[str] = mapped_column(String(40))
+    station_id: Mapped[str] = mapped_column(String(48))
+    evse_id: Mapped[int | None] = mapped_column(Integer)
+    severity: Mapped[str] = mapped_column(String(16))
+    raised_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    acknowledged_by: Mapped[str | None] = mapped_column(String(100))
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    resolved_by: Mapped[str | None] = mapped_column(String(100))  # None: resolved automatically
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class AlertRuleSetting(Base):
+    """Operator overrides of an alert rule: on/off, severity, threshold (seconds, %, or count per rule)."""
+
+    __tablename__ = "alert_rules"
+
+    rule: Mapped[str] = mapped_column(String(40), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    severity: Mapped[str | None] = mapped_column(String(16))
+    threshold: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Webhook(Base):
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(String(200))
+    #: Event types it wants: ["*"], ["alert.*"], ["alert.raised", "firmware.status"] ...
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook (written in the same transaction as the event: an outbox)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    event_type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class WebhookAttempt(Base):
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class FileTransfer(Base):
+    """A diagnostics/log upload we asked for, or a firmware update we sent, with its last reported status.
+
+    The URL handed to the station carries a random token; only its SHA-256 is stored.
+    """
+
+    __tablename__ = "file_transfers"
+    __table_args__ = (Index("ix_file_transfers_station", "station_id", "kind", "requested_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(12))  # diagnostics | firmware
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    request_id: Mapped[int | None] = mapped_column(Integer)
+    firmware_name: Mapped[str | None] = mapped_column(String(100))
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    call_status: Mapped[str | None] = mapped_column(String(40))  # the station's answer to our call
+    status: Mapped[str | None] = mapped_column(String(40))  # the last status notification
+    status_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    finished: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Diagnostics only: what the station uploaded.
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    size: Mapped[int | None] = mapped_column(Integer)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    uploaded_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class FirmwareFile(Base):
+    __tablename__ = "firmware_files"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -1,0 +1,214 @@
+"""The alert monitor: the asyncio shell around :class:`csms.alerts.AlertEngine`.
+
+It is the gateway's :class:`~csms.gateway.server.StationObserver`: connections and committed reports become
+engine events; the engine's effects are applied here — alerts (and their webhook deliveries) and
+connectivity changes written in one transaction on a worker thread, Reset calls sent through the gateway —
+and one loop timer is armed at the engine's next deadline. Remediation calls and their outcome are kept as
+``auto_remediation`` station events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from csms.alerts import engine as al
+from csms.domain import events as ev
+from csms.ocpp.convert import from_posix
+from csms.services import alerts
+from csms.store.models import ConnectionEvent, StationEvent, Transaction
+
+log = logging.getLogger(__name__)
+
+#: A session "delivered" when it metered at least this much (below: it failed to start charging).
+MIN_SESSION_WH = 1.0
+
+
+class Monitor:
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        engine: al.AlertEngine,
+        *,
+        call: Callable[[str, str, dict[str, Any]], Any] | None = None,
+        on_committed: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.session_factory = session_factory
+        self.engine = engine
+        self.call = call  # async (station_id, action, payload) -> PendingCall, e.g. Gateway.call
+        self.on_committed = on_committed  # e.g. WebhookSender.wake
+        self.clock = clock
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csms-alerts")
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    async def start(self) -> None:
+        """Load the open alerts and the operator's rule settings from the store."""
+
+        def load(db: Session) -> tuple[list[tuple[str, str, int | None]], al.AlertRules]:
+            return alerts.open_keys(db), alerts.effective_rules(db, self.engine.rules)
+
+        keys, rules = await self._in_db(load)
+        self.engine.rules = rules
+        self.engine.restore(keys)
+        self._arm()
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        await asyncio.get_running_loop().run_in_executor(self._db, lambda: None)
+        self._db.shutdown(wait=True)
+
+    # ---- StationObserver ---------------------------------------------------------------------------------
+    def connected(self, station_id: str, version: str, now: float) -> None:
+        self.feed([al.Connected(station_id, version)], now)
+
+    def disconnected(self, station_id: str, now: float) -> None:
+        self.feed([al.Disconnected(station_id)], now)
+
+    def committed(self, station_id: str, reports: list[tuple[ev.StationReport, ev.Decision]], now: float) -> None:
+        events: list[al.Event] = [al.Seen(station_id)]
+        ended: list[str] = []
+        for report, decision in reports:
+            match report:
+                case ev.BootReported() if isinstance(decision, ev.BootDecision):
+                    events.append(al.BootDecided(station_id, decision.status, decision.interval_s))
+                case ev.StatusReported():
+                    events.append(al.StatusChanged(station_id, report.evse_id, report.status, report.error_code))
+                case ev.StationNotice(kind="firmware_status"):
+                    events.append(al.FirmwareStatus(station_id, str(report.data.get("status"))))
+                case ev.StationNotice(kind="security_event"):
+                    kind = str(report.data.get("type"))
+                    events.append(al.SecurityEvent(station_id, kind, report.data.get("techInfo")))
+                case ev.TransactionEnded():
+                    ended.append(report.charger_tx_id)
+        self.feed(events, now)
+        if ended:
+            self._spawn(self._session_outcomes(station_id, ended))
+
+    async def _session_outcomes(self, station_id: str, charger_tx_ids: list[str]) -> None:
+        def lookup(db: Session) -> list[tuple[int, float]]:
+            rows = db.scalars(
+                select(Transaction).where(
+                    Transaction.station_id == station_id, Transaction.charger_tx_id.in_(charger_tx_ids)
+                )
+            )
+            return [(tx.evse_id, tx.energy_wh) for tx in rows if tx.evse_id is not None]
+
+        outcomes = await self._in_db(lookup)
+        events: list[al.Event] = [
+            al.SessionDelivered(station_id, evse) if wh >= MIN_SESSION_WH else al.SessionFailed(station_id, evse)
+            for evse, wh in outcomes
+        ]
+        self.feed(events, self.clock())
+
+    # ---- engine ------------------------------------------------------------------------------------------
+    def feed(self, events: list[al.Event], now: float) -> None:
+        effects: list[al.Effect] = []
+        for event in events:
+            effects += self.engine.feed(event, now)
+        self._apply(effects)
+        self._arm()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._apply(self.engine.handle_timer(self.clock()))
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.engine.next_deadline()
+        if deadline is not None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_at(loop.time() + max(0.0, deadline - self.clock()), self._on_timer)
+
+    def _apply(self, effects: list[al.Effect]) -> None:
+        stored = [e for e in effects if not isinstance(e, al.SendCall)]
+        if stored:
+            self._spawn(self._store(stored))
+        for effect in effects:
+            if isinstance(effect, al.SendCall):
+                self._spawn(self._send(effect))
+
+    async def _store(self, effects: list[al.Effect]) -> None:
+        def write(db: Session) -> None:
+            for effect in effects:
+                match effect:
+                    case al.RaiseAlert():
+                        alerts.raise_alert(
+                            db,
+                            effect.rule,
+                            effect.station_id,
+                            effect.evse_id,
+                            effect.severity,
+                            from_posix(effect.at),
+                            effect.details,
+                        )
+                    case al.ResolveAlert():
+                        alerts.auto_resolve(db, effect.rule, effect.station_id, effect.evse_id, from_posix(effect.at))
+                    case al.ConnectivityChanged():
+                        kind = "hb_resumed" if effect.online else "hb_timeout"  # connection_events.kind is 16 chars
+                        db.add(
+                            ConnectionEvent(
+                                station_id=effect.station_id, kind=kind, at=from_posix(effect.at), detail=effect.reason
+                            )
+                        )
+
+        await self._in_db(write)
+        if self.on_committed is not None:
+            self.on_committed()
+
+    async def _send(self, effect: al.SendCall) -> None:
+        outcome: dict[str, Any]
+        if self.call is None:
+            outcome = {"outcome": "not_sent"}
+        else:
+            try:
+                pending = await self.call(effect.station_id, effect.action, effect.payload)
+                outcome = pending.as_dict()
+            except Exception as exc:  # not connected, invalid: recorded, not raised
+                outcome = {"outcome": "not_sent", "error": f"{type(exc).__name__}: {exc}"}
+        data = {"action": effect.action, "payload": effect.payload, "reason": effect.reason, **outcome}
+        now = from_posix(self.clock())
+
+        def write(db: Session) -> None:
+            db.add(StationEvent(station_id=effect.station_id, kind="auto_remediation", timestamp=now, data=data))
+
+        await self._in_db(write)
+
+    async def _in_db(self, work: Callable[[Session], Any]) -> Any:
+        def run() -> Any:
+            with self.session_factory() as db, db.begin():
+                return work(db)
+
+        return await asyncio.get_running_loop().run_in_executor(self._db, run)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("alert monitor task failed", exc_info=task.exception())
+
+    async def idle(self) -> None:
+        """Wait until every pending write and call finished (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
