@@ -1,7 +1,7 @@
 """uptime, alerts, webhooks
 
 Revision ID: ff48ba3528ce
-Revises: 8028e1b01dbc
+Revises: 3f1c2a9d7b10
 Create Date: 2026-11-23 20:39:10.869483
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = "ff48ba3528ce"
-down_revision: str | None = "8028e1b01dbc"
+down_revision: str | None = "3f1c2a9d7b10"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
