@@ -64,10 +64,20 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         # IMMEDIATE: take the write lock at BEGIN. With several writer threads (group commit, API, alert
         # monitor, webhook sender) a deferred transaction that read first and then writes fails at once with
         # SQLITE_BUSY_SNAPSHOT when another writer committed meanwhile; IMMEDIATE waits (timeout) instead.
-        conn.exec_driver_sql("BEGIN" if in_memory else "BEGIN IMMEDIATE")
+        # Readers (sessions from ``read_only_factory``) keep a plain deferred BEGIN: in WAL mode they never
+        # wait for the writer.
+        readonly = conn.get_execution_options().get("readonly", False)
+        conn.exec_driver_sql("BEGIN" if in_memory or readonly else "BEGIN IMMEDIATE")
 
     return engine
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def read_only_factory(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions for reading only: on SQLite they do not take the write lock, so they never queue behind a
+    group commit. (Writing through them is not prevented, only not serialised: do not.)"""
+    engine: Engine = factory.kw["bind"]
+    return sessionmaker(engine.execution_options(readonly=True), expire_on_commit=False)

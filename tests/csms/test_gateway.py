@@ -24,6 +24,7 @@ from csms.gateway.server import Gateway
 from csms.services import stations
 from csms.services.config import CsmsConfig
 from csms.store import models
+from csms.store.database import read_only_factory
 from tests.csms.helpers import StationPair, boot_payload
 
 
@@ -190,7 +191,7 @@ async def test_answer_leaves_only_after_the_commit(session_factory):
         await ws.send(orjson.dumps([2, "b1", "BootNotification", boot_payload("1.6")]).decode())
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(ws.recv(), 0.5)
-        with session_factory() as db:
+        with read_only_factory(session_factory)() as db:  # a reader, as the API's GETs are
             assert db.get(models.Station, "cs1").registration_status is None  # not committed yet
         gate.set()
         answer = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
