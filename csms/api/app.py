@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from csms.api import dashboard
 from csms.api.deps import require_key
-from csms.api.routes import calls, stations, tokens, transactions
+from csms.api.routes import calls, sites, stations, tokens, transactions
 from csms.gateway.server import Gateway
 from csms.services.errors import DomainError
 
@@ -28,7 +28,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     app.state.gateway = gateway
     app.state.api_key = api_key or None
     secured = [Depends(require_key)]
-    for module in (stations, tokens, transactions, calls):
+    for module in (stations, tokens, transactions, calls, sites):
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)
     app.include_router(dashboard.router)
 
