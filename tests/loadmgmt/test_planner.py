@@ -177,3 +177,67 @@ def test_station_max_profile_when_the_panel_is_tighter_than_the_station():
 def test_unknown_event_kind_is_refused():
     with pytest.raises(ValueError, match="unknown event"):
         Planner(make_site(), "equal_share").on_event("coffee", T0)
+
+
+# ---- property: any sequence of facts and meter readings keeps every plan within the tree ----------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tests.loadmgmt._sites import sites, violations  # noqa: E402
+
+FACTS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["online", "offline", "plug", "start", "stop", "meter", "evse_meter", "fault", "timer", "reject"]
+        ),
+        st.integers(0, 20),
+        st.floats(0, 300),
+        st.floats(0, 120),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    site=sites(max_evses=8), facts=FACTS, strategy=st.sampled_from(["equal_share", "priority", "deadline", "optimal"])
+)
+def test_planner_never_plans_beyond_the_tree_for_any_fact_sequence(site, facts, strategy):
+    planner = Planner(site, strategy)
+    now = T0
+    evses = site.evses
+    outbox: list[Command] = []
+    for kind, pick, amount, dt in facts:
+        now += dt
+        e = evses[pick % len(evses)]
+        commands: list[Command] = []
+        if kind == "online":
+            commands = planner.station_online(e.station_id, now, "1.6" if pick % 2 else "2.0.1")
+        elif kind == "offline":
+            commands = planner.station_offline(e.station_id, now)
+        elif kind == "plug":
+            commands = planner.plug_in(
+                e.key, now, energy_needed_wh=amount * 100, departure=now + amount * 60, group=["fleet", None][pick % 2]
+            )
+        elif kind == "start":
+            commands = planner.transaction_started(e.key, str(pick + 1), now)
+        elif kind == "stop":
+            commands = planner.stop(e.key, now)
+        elif kind == "meter":
+            commands = planner.site_meter(now, phases_a=(amount, amount / 2, amount / 3), includes_ev=pick % 3 == 0)
+        elif kind == "evse_meter":
+            planner.evse_meter(e.key, now, current_a=amount / 10, energy_wh=amount * 10)
+        elif kind == "fault":
+            commands = planner.fault(e.key, now, active=pick % 2 == 0)
+        elif kind == "timer":
+            commands = planner.handle_timer(planner.next_deadline() or now)
+        if kind == "reject":  # the charger answers one of the calls still open: Rejected, CALLERROR, timeout
+            if outbox:
+                planner.call_result(outbox.pop(pick % len(outbox)), ["Rejected", "error", "timeout"][pick % 3], now)
+        else:
+            outbox.extend(commands)
+            for c in outbox[: pick % 3]:
+                planner.call_result(c, "Accepted", now)
+            del outbox[: pick % 3]
+        if planner.last_allocation is not None and planner.last_allocation.at == now:
+            assert violations(planner.state(now), planner.last_allocation) == []
