@@ -23,7 +23,7 @@ fallback and the last limit it accepted (it may still be applying that one).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -345,12 +345,17 @@ class Planner:
             amps = allocation.limits_a.get(e.key)
             if session is None or amps is None:
                 out.append(self._spec(e, Purpose.TX_DEFAULT, e.fallback_current_a, None))
-            elif session.transaction_id is not None:
+            elif session.transaction_id is not None and self._bindable(e.station_id, session.transaction_id):
                 out.append(self._spec(e, Purpose.TX_DEFAULT, e.fallback_current_a, None))
                 out.append(self._spec(e, Purpose.TX, amps, session.transaction_id, session.phases_in_use))
             else:
                 out.append(self._spec(e, Purpose.TX_DEFAULT, amps, None, session.phases_in_use))
         return out
+
+    def _bindable(self, station_id: str, transaction_id: str) -> bool:
+        """A TxProfile can name this transaction (1.6 transaction ids are integers); otherwise the EVSE's
+        TxDefaultProfile carries the limit."""
+        return self._versions.get(station_id, "1.6") != "1.6" or transaction_id.lstrip("-").isdigit()
 
     def _spec(
         self, e: Evse, purpose: Purpose, amps: float, tx: str | None, phases_in_use: int | None = None
@@ -377,13 +382,7 @@ class Planner:
         return ProfileSpec(station_id, 0, Purpose.STATION_MAX, max(limit, 0.0), "A", 3)
 
     def _commands(self, desired: list[ProfileSpec], now: float) -> list[Command]:
-        out = []
-        for spec in self.tracker.changes(desired, now):
-            version = self._versions.get(spec.station_id, "1.6")
-            if version == "1.6" and spec.transaction_id is not None:
-                try:
-                    int(spec.transaction_id)
-                except ValueError:
-                    spec = replace(spec, transaction_id=None)
-            out.append(Command(spec.station_id, ACTION, to_payload(version, spec, now)))
-        return out
+        return [
+            Command(spec.station_id, ACTION, to_payload(self._versions.get(spec.station_id, "1.6"), spec, now))
+            for spec in self.tracker.changes(desired, now)
+        ]

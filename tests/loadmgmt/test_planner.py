@@ -241,3 +241,10 @@ def test_planner_never_plans_beyond_the_tree_for_any_fact_sequence(site, facts, 
             del outbox[: pick % 3]
         if planner.last_allocation is not None and planner.last_allocation.at == now:
             assert violations(planner.state(now), planner.last_allocation) == []
+
+
+def test_16_transaction_id_that_is_not_an_integer_falls_back_to_tx_default():
+    planner = Planner(make_site(n=1), "equal_share")
+    online(planner, 1)  # cp0 speaks 1.6
+    commands = planner.transaction_started(("cp0", 1), "charger-made-id", T0 + 1)
+    assert limits(commands) == {("cp0", "TxDefaultProfile"): 32.0}
