@@ -173,3 +173,130 @@ class RemoteStopRequest(Strict):
 
 class ResetRequest(Strict):
     type: Literal["soft", "hard"] = "soft"
+
+
+# ---- sites and load management ------------------------------------------------------------------------------
+NodeId = Annotated[str, StringConstraints(min_length=1, max_length=48, pattern=r"^[^\x00-\x1f/]+$")]
+StrategyName = Literal["none", "equal_share", "priority", "deadline", "optimal"]
+Amps = Annotated[float, Field(ge=0, le=100_000, allow_inf_nan=False)]
+Kilowatts = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
+Phases = Annotated[str, StringConstraints(pattern=r"^(L[123]){1,3}$")]
+
+
+class NodeIn(Strict):
+    id: NodeId
+    parent: NodeId | None = Field(None, description="null: the grid connection (exactly one node)")
+    limit_kw: Kilowatts | None = None
+    phase_limits_a: tuple[Amps, Amps, Amps] | None = Field(None, description="per phase L1, L2, L3 (A)")
+    safety_margin_kw: Kilowatts = 0.0
+
+
+class NodePut(Strict):
+    parent: NodeId | None = None
+    limit_kw: Kilowatts | None = None
+    phase_limits_a: tuple[Amps, Amps, Amps] | None = None
+    safety_margin_kw: Kilowatts = 0.0
+
+
+class EvseWiring(Strict):
+    node: NodeId
+    phases: Phases = Field(
+        "L1L2L3", description="site phases of the EVSE's L1, L2, L3: 'L2' single phase, 'L2L3L1' rotated"
+    )
+    max_current_a: Amps = 32.0
+    min_current_a: Amps = 6.0
+    fallback_current_a: Amps = Field(6.0, description="planned when the station is offline or does not answer")
+    dc: bool = False
+    max_power_kw: Kilowatts | None = None
+
+
+class EvseIn(EvseWiring):
+    station_id: StationId
+    evse_id: int = Field(ge=1, le=1000)
+
+
+class SiteFields(Strict):
+    name: Annotated[str, StringConstraints(max_length=100, pattern=r"^[^\x00]*$")] | None = None
+    strategy: StrategyName = "none"
+    interval_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] = 60.0
+    voltage: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] = 230.0
+    safety_margin_kw: Kilowatts = 0.0
+    priority_groups: list[TokenText] = Field(default_factory=list, max_length=50)
+    meter_station_id: StationId | None = Field(
+        None, description="a station whose EVSE-0 MeterValues are the site meter"
+    )
+    meter_includes_ev: bool = False
+
+
+class SiteCreate(SiteFields):
+    id: StationId
+    nodes: list[NodeIn] = Field(min_length=1, max_length=10_000)
+    evses: list[EvseIn] = Field(default_factory=list, max_length=100_000)
+
+
+class SiteUpdate(Strict):
+    name: Annotated[str, StringConstraints(max_length=100, pattern=r"^[^\x00]*$")] | None = None
+    strategy: StrategyName | None = None
+    interval_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] | None = None
+    voltage: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] | None = None
+    safety_margin_kw: Kilowatts | None = None
+    priority_groups: list[TokenText] | None = None
+    meter_station_id: StationId | None = None
+    meter_includes_ev: bool | None = None
+
+
+class NodeOut(BaseModel):
+    id: str
+    parent: str | None
+    limit_kw: float | None
+    phase_limits_a: tuple[float, float, float] | None
+    safety_margin_kw: float
+
+
+class EvseOut(Out):
+    station_id: str
+    evse_id: int
+    node: str
+    phases: str
+    max_current_a: float
+    min_current_a: float
+    fallback_current_a: float
+    dc: bool
+    max_power_kw: float | None
+
+
+class SiteOut(Out):
+    id: str
+    name: str | None
+    strategy: str
+    interval_s: float
+    voltage: float
+    safety_margin_kw: float
+    priority_groups: list[str]
+    meter_station_id: str | None
+    meter_includes_ev: bool
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    nodes: list[NodeOut]
+    evses: list[EvseOut]
+
+
+class MeterReadingIn(Strict):
+    """Give the total power (`power_w` or `power_kw`) and/or the per-phase currents."""
+
+    timestamp: UtcDatetime
+    power_w: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] | None = None
+    power_kw: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] | None = None
+    currents_a: tuple[Amps, Amps, Amps] | None = Field(None, description="L1, L2, L3 (A)")
+    includes_ev: bool | None = Field(None, description="the meter sees the EVs too (default: the site's setting)")
+
+
+class MeterReadingOut(Out):
+    id: int
+    timestamp: UtcDatetime
+    source: str
+    power_w: float | None
+    current_l1_a: float | None
+    current_l2_a: float | None
+    current_l3_a: float | None
+    includes_ev: bool

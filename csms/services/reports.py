@@ -28,7 +28,7 @@ def handle(
             stations.status(db, station_id, report, now)
             return ev.Acknowledged()
         case ev.MeterValuesReported():
-            transactions.meter_values(uow, station_id, report, csms_assigned=csms_assigns_tx_ids)
+            transactions.meter_values(uow, station_id, report, csms_assigned=csms_assigns_tx_ids, now=now)
             return ev.Acknowledged()
         case ev.TransactionStarted():
             return transactions.start(uow, station_id, report, now)

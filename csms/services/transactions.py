@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from csms.domain import events as ev
 from csms.ocpp.convert import energy_to_wh
-from csms.services import authorization
+from csms.services import authorization, sites
 from csms.services.errors import NotFound
 from csms.services.uow import UnitOfWork
 from csms.store.models import MeterSample, Transaction, TransactionEvent
@@ -232,8 +232,20 @@ def end(
     return ev.TransactionAck(tx.id, auth)
 
 
-def meter_values(uow: UnitOfWork, station_id: str, report: ev.MeterValuesReported, *, csms_assigned: bool) -> None:
+def meter_values(
+    uow: UnitOfWork,
+    station_id: str,
+    report: ev.MeterValuesReported,
+    *,
+    csms_assigned: bool,
+    now: datetime | None = None,
+) -> None:
+    """Record samples against the port's transaction. EVSE-0 samples of a site's meter station are also
+    that site's grid-meter readings (load management learns the building load from them)."""
     db = uow.session
+    if report.evse_id == 0 and report.samples:
+        received = now if now is not None else max(s.timestamp for s in report.samples)
+        sites.record_station_meter(uow, station_id, report.samples, received)
     tx: Transaction | None = None
     if report.charger_tx_id is not None and csms_assigned:
         tx = db.get(Transaction, int(report.charger_tx_id))

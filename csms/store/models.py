@@ -407,3 +407,85 @@ class FirmwareFile(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+# ---- load management: sites, their electrical tree, EVSE assignments, site meter readings ------------------
+class Site(Base):
+    """A site under load management. Its tree is :class:`SiteNode` rows (one root: the grid connection)."""
+
+    __tablename__ = "sites"
+
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(100))
+    #: none | equal_share | priority | deadline | optimal
+    strategy: Mapped[str] = mapped_column(String(16), default="none")
+    interval_s: Mapped[float] = mapped_column(Float, default=60.0)
+    #: Phase-to-neutral voltage of the site (V).
+    voltage: Mapped[float] = mapped_column(Float, default=230.0)
+    #: Kept free at the grid connection, on top of each node's own margin.
+    safety_margin_kw: Mapped[float] = mapped_column(Float, default=0.0)
+    #: Token groups in priority order (strategy ``priority``).
+    priority_groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: A station whose connector-0 / EVSE-0 MeterValues are this site's grid meter.
+    meter_station_id: Mapped[str | None] = mapped_column(String(48), index=True)
+    #: True when that meter sees the EVs too (the CSMS subtracts their measured draw).
+    meter_includes_ev: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SiteNode(Base):
+    """A grid connection, panel or feeder: per-phase limits (A) and/or a kW limit."""
+
+    __tablename__ = "site_nodes"
+    __table_args__ = (UniqueConstraint("site_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    #: The node's name within its site (``grid``, ``panel-a`` …).
+    key: Mapped[str] = mapped_column(String(48))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("site_nodes.id", ondelete="CASCADE"))
+    limit_kw: Mapped[float | None] = mapped_column(Float)
+    limit_l1_a: Mapped[float | None] = mapped_column(Float)
+    limit_l2_a: Mapped[float | None] = mapped_column(Float)
+    limit_l3_a: Mapped[float | None] = mapped_column(Float)
+    safety_margin_kw: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class SiteEvse(Base):
+    """An EVSE assigned to a node of a site, with its wiring and the limits load management needs."""
+
+    __tablename__ = "site_evses"
+    __table_args__ = (UniqueConstraint("station_id", "evse_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("site_nodes.id", ondelete="CASCADE"))
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
+    evse_id: Mapped[int] = mapped_column(Integer)
+    #: Site phases the EVSE's L1, L2, L3 are wired to, in order: "L1L2L3", "L2L3L1" (rotation), "L2" …
+    phases: Mapped[str] = mapped_column(String(6), default="L1L2L3")
+    max_current_a: Mapped[float] = mapped_column(Float, default=32.0)
+    min_current_a: Mapped[float] = mapped_column(Float, default=6.0)
+    fallback_current_a: Mapped[float] = mapped_column(Float, default=6.0)
+    dc: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_power_kw: Mapped[float | None] = mapped_column(Float)
+
+
+class SiteMeterReading(Base):
+    """The site's grid-connection meter: per-phase currents and/or a total power, from the API or a meter
+    station's EVSE-0 MeterValues."""
+
+    __tablename__ = "site_meter_readings"
+    __table_args__ = (Index("ix_site_meter_readings_site_time", "site_id", "timestamp"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    timestamp: Mapped[datetime] = mapped_column(UtcDateTime())
+    source: Mapped[str] = mapped_column(String(60))  # api | station:{id}
+    power_w: Mapped[float | None] = mapped_column(Float)
+    current_l1_a: Mapped[float | None] = mapped_column(Float)
+    current_l2_a: Mapped[float | None] = mapped_column(Float)
+    current_l3_a: Mapped[float | None] = mapped_column(Float)
+    includes_ev: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())

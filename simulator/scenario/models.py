@@ -37,10 +37,12 @@ __all__ = [
     "BuildingLoadSpec",
     "ChangeAvailability",
     "ChargerGroup",
+    "CsmsSettings",
     "Departure",
     "Fault",
     "FleetBlock",
     "LinkDown",
+    "LoadManagement",
     "ProvisionTokens",
     "RemoteStart",
     "RemoteStop",
@@ -133,9 +135,17 @@ class BuildingLoadSpec(_Model):
         return tuple(sorted(self.profile.items()))
 
 
+PhaseCurrent = Annotated[float, Field(gt=0)]
+
+
 class Site(_Model):
+    """``grid_limit_kw`` and/or ``phase_limits_a`` (the grid connection's L1, L2, L3 in A: a three-phase
+    site is three limits, not one number); ``voltage`` is phase-to-neutral."""
+
     name: str | None = None
     grid_limit_kw: Annotated[float, Field(gt=0)] | None = None
+    phase_limits_a: tuple[PhaseCurrent, PhaseCurrent, PhaseCurrent] | None = None
+    voltage: Annotated[float, Field(gt=0)] = 230.0
     building_load: BuildingLoadSpec = Field(default_factory=lambda: BuildingLoadSpec(kw=0.0))
 
 
@@ -157,6 +167,8 @@ class ChargerGroup(_Model):
     current: Literal["AC", "DC"] | None = None
     phases: Literal[1, 3] | None = None
     voltage: Annotated[float, Field(gt=0)] | None = None
+    #: Site phase of single-phase chargers: L1, L2, L3, or ``rotate`` (L1, L2, L3, L1 … across the group).
+    phase: Literal["L1", "L2", "L3", "rotate"] | None = None
     password: str | None = None
 
     @model_validator(mode="after")
@@ -169,6 +181,8 @@ class ChargerGroup(_Model):
         else:
             self.phases = 3 if self.phases is None else self.phases
             self.voltage = 230.0 if self.voltage is None else self.voltage
+        if self.phase is not None and (self.current != "AC" or self.phases != 1):
+            raise ValueError("'phase' applies to single-phase AC chargers only (set 'phases: 1')")
         if self.model is None:
             self.model = f"Twin-{self.current}{self.max_kw:g}"
         return self
@@ -176,6 +190,14 @@ class ChargerGroup(_Model):
     @property
     def station_ids(self) -> list[str]:
         return [f"{self.prefix}-{n}" for n in range(1, self.count + 1)]
+
+    def site_phases(self, station_index: int) -> tuple[int, ...]:
+        """Site phases (0 = L1) the ``station_index``-th charger (0-based) is wired to."""
+        if self.current == "DC" or self.phases == 3:
+            return (0, 1, 2)
+        if self.phase == "rotate":
+            return (station_index % 3,)
+        return (("L1", "L2", "L3").index(self.phase or "L1"),)
 
 
 # -- vehicles -----------------------------------------------------------------------------------------------
@@ -399,6 +421,34 @@ Fault = Annotated[LinkDown, Field(discriminator="kind")]
 """A discriminated union on ``kind``; add new fault models here (``LinkDown | PowerLoss | …``)."""
 
 
+# -- the CSMS -----------------------------------------------------------------------------------------------
+class LoadManagement(_Model):
+    """How the embedded CSMS manages the site's load (``csms.loadmgmt``); ``none`` leaves it unmanaged.
+
+    ``prices`` are time-of-use energy prices (``"HH:MM": price per kWh``, each until the next) and
+    ``demand_charge_per_kw`` the peak charge, both used by ``optimal``.
+    """
+
+    strategy: Literal["none", "equal_share", "priority", "deadline", "optimal"] = "equal_share"
+    interval: PositiveDuration = 60.0
+    safety_margin_kw: Annotated[float, Field(ge=0)] = 0.0
+    fallback_current_a: Annotated[float, Field(ge=0)] = 6.0
+    min_current_a: Annotated[float, Field(gt=0)] = 6.0
+    priority_groups: list[Name] = Field(default_factory=list)
+    prices: dict[ClockHours, Annotated[float, Field(ge=0)]] | None = None
+    demand_charge_per_kw: Annotated[float, Field(ge=0)] = 0.0
+
+    @model_validator(mode="after")
+    def _prices_not_empty(self) -> LoadManagement:
+        if self.prices is not None and not self.prices:
+            raise ValueError("expected at least one point in 'prices'")
+        return self
+
+
+class CsmsSettings(_Model):
+    load_management: LoadManagement | None = None
+
+
 # -- the scenario -------------------------------------------------------------------------------------------
 class TwinSettings(_Model):
     step: PositiveDuration = 60.0
@@ -426,6 +476,7 @@ class Scenario(_Model):
     start: datetime
     duration: PositiveDuration
     site: Site = Field(default_factory=Site)
+    csms: CsmsSettings = Field(default_factory=CsmsSettings)
     twin: TwinSettings = Field(default_factory=TwinSettings)
     chargers: Annotated[list[ChargerGroup], Field(min_length=1)]
     vehicles: Annotated[list[FleetBlock], BeforeValidator(_one_to_list)] = Field(default_factory=list)
@@ -543,6 +594,23 @@ def reference_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], 
                         f"the start), got {item.at} = {t_s:g} s",
                     )
                 )
+    lm = scenario.csms.load_management
+    if lm is not None and lm.strategy != "none":
+        if scenario.site.grid_limit_kw is None and scenario.site.phase_limits_a is None:
+            problems.append(
+                (
+                    ("csms", "load_management", "strategy"),
+                    "expected a site limit (site.grid_limit_kw or site.phase_limits_a) to manage",
+                )
+            )
+        for i, group in enumerate(scenario.chargers):
+            rating_a = group.max_kw * 1000.0 / ((group.voltage or 230.0) * (group.phases or 3))
+            if group.current == "AC" and rating_a < lm.min_current_a:
+                message = (
+                    f"expected chargers rated above min_current_a ({lm.min_current_a:g} A), "
+                    f"got {rating_a:.1f} A per phase"
+                )
+                problems.append((("chargers", i, "max_kw"), message))
     if scenario.twin.step > scenario.duration or not math.isfinite(scenario.twin.step):
         problems.append((("twin", "step"), "expected a physics step no longer than the duration"))
     return problems

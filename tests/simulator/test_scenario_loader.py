@@ -188,3 +188,78 @@ def test_duplicate_keys_are_errors(tmp_path: Path) -> None:
 def test_missing_file_is_a_scenario_error(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match=r"nope\.yaml:1:1: cannot read"):
         load_scenario(tmp_path / "nope.yaml")
+
+
+# ---- load management fields -----------------------------------------------------------------------------
+MANAGED = """\
+name: managed
+seed: 1
+start: 2026-01-15T17:00:00-05:00
+duration: 13h
+site: {grid_limit_kw: 400, phase_limits_a: [630, 630, 600], voltage: 230, building_load: {kw: 40}}
+csms:
+  load_management:
+    strategy: deadline
+    interval: 30s
+    safety_margin_kw: 10
+    fallback_current_a: 8
+    priority_groups: [fleet]
+    prices: {"00:00": 0.10, "17:00": 0.30, "21:00": 0.12}
+    demand_charge_per_kw: 15
+chargers:
+  - {prefix: ac, count: 4, ocpp: "1.6", max_kw: 7.4, phases: 1, phase: rotate}
+  - {prefix: one, count: 2, ocpp: "1.6", max_kw: 7.4, phases: 1, phase: L2}
+  - {prefix: dc, count: 1, ocpp: "2.0.1", max_kw: 150}
+"""
+
+
+def test_load_management_block_and_phase_wiring_load() -> None:
+    scenario = parse_scenario(MANAGED)
+    lm = scenario.csms.load_management
+    assert lm is not None
+    assert (lm.strategy, lm.interval, lm.safety_margin_kw, lm.fallback_current_a) == ("deadline", 30.0, 10.0, 8.0)
+    assert lm.priority_groups == ["fleet"] and lm.demand_charge_per_kw == 15
+    assert lm.prices == {0.0: 0.10, 17.0: 0.30, 21.0: 0.12}
+    assert scenario.site.phase_limits_a == (630.0, 630.0, 600.0) and scenario.site.voltage == 230.0
+    ac, one, dc = scenario.chargers
+    assert [ac.site_phases(i) for i in range(4)] == [(0,), (1,), (2,), (0,)]
+    assert one.site_phases(0) == (1,) and dc.site_phases(0) == (0, 1, 2)
+
+
+def test_load_management_is_optional_and_defaults_to_unmanaged() -> None:
+    scenario = parse_scenario(GOOD)
+    assert scenario.csms.load_management is None
+    assert scenario.site.phase_limits_a is None and scenario.site.voltage == 230.0
+    assert parse_scenario(GOOD.replace("expect:", "csms: {load_management: {}}\nexpect:")).csms.load_management
+
+
+def test_load_management_errors_name_line_and_field(tmp_path: Path) -> None:
+    err = load_text(tmp_path, MANAGED.replace("strategy: deadline", "strategy: fastest"))
+    assert_issue(
+        err, tmp_path, 8, "csms.load_management.strategy", "expected one of 'none', 'equal_share'", "'fastest'"
+    )
+    err = load_text(tmp_path, MANAGED.replace("interval: 30s", "interval: soon"))
+    assert_issue(err, tmp_path, 9, "csms.load_management.interval", "expected a duration")
+    err = load_text(tmp_path, MANAGED.replace("safety_margin_kw: 10", "safety_margin_kw: -1"))
+    assert_issue(err, tmp_path, 10, "csms.load_management.safety_margin_kw", ">= 0")
+    err = load_text(tmp_path, MANAGED.replace("    fallback_current_a: 8\n", "    fallback_a: 8\n"))
+    assert_issue(err, tmp_path, 11, "csms.load_management.fallback_a", "unknown field", "fallback_current_a")
+
+
+def test_phase_limits_and_phase_wiring_errors(tmp_path: Path) -> None:
+    err = load_text(tmp_path, MANAGED.replace("[630, 630, 600]", "[630, 630]"))
+    assert_issue(err, tmp_path, 5, "site.phase_limits_a[2]", "list item is missing")
+    err = load_text(tmp_path, MANAGED.replace("[630, 630, 600]", "[630, 0, 600]"))
+    assert_issue(err, tmp_path, 5, "site.phase_limits_a[1]", "> 0")
+    err = load_text(tmp_path, MANAGED.replace("phases: 1, phase: L2", "phase: L2"))
+    assert_issue(err, tmp_path, 17, "chargers[1]", "'phase' applies to single-phase AC chargers only")
+    err = load_text(tmp_path, MANAGED.replace("phase: rotate", "phase: L4"))
+    assert_issue(err, tmp_path, 16, "chargers[0].phase", "expected one of 'L1', 'L2', 'L3', 'rotate'")
+
+
+def test_managed_site_needs_a_limit_and_chargers_above_the_minimum(tmp_path: Path) -> None:
+    text = MANAGED.replace("grid_limit_kw: 400, phase_limits_a: [630, 630, 600], ", "")
+    err = load_text(tmp_path, text)
+    assert_issue(err, tmp_path, 8, "csms.load_management.strategy", "expected a site limit")
+    err = load_text(tmp_path, MANAGED.replace("max_kw: 7.4, phases: 1, phase: L2", "max_kw: 1.2, phases: 1, phase: L2"))
+    assert_issue(err, tmp_path, 17, "chargers[1].max_kw", "expected chargers rated above min_current_a (6 A)")

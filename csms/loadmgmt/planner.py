@@ -1,0 +1,388 @@
+"""The re-planning loop of one site, sans-IO.
+
+Theory of operation
+-------------------
+The shell (the CSMS's asyncio gateway, or the simulator's SimPy loop) tells the planner what happened,
+with ``now`` in POSIX seconds, and sends the :class:`Command` list each call returns:
+
+* facts that change the plan re-plan at once: a station coming online or going offline, plug-in,
+  transaction start/stop, a vehicle's charging needs, a fault, a site meter reading, a failed profile;
+* facts that only refine it are recorded for the next plan: an EVSE's measured current and energy;
+* :meth:`next_deadline` is the next periodic re-plan (every ``interval_s`` after the last one) or profile
+  retry; the shell arms one timer for it and calls :meth:`handle_timer` then.
+
+A re-plan builds a :class:`SiteState` (building load estimate, sessions, EVSEs it cannot steer), runs the
+site's strategy, turns the allocation into profile specs for every online EVSE, and returns only what the
+:class:`ProfileTracker` says changed. Each command's outcome comes back through :meth:`call_result`.
+
+Who is planned at a fixed current (``reserved``): every EVSE of a station that is offline or has never
+connected, at its fallback limit; an EVSE whose profile was rejected or not answered, at the larger of its
+fallback and the last limit it accepted (it may still be applying that one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from csms.loadmgmt import strategies
+from csms.loadmgmt.profiles import ACTION, ProfileSpec, ProfileTracker, Purpose, profile_id_of, to_payload
+from csms.loadmgmt.state import Allocation, SessionState, SiteState, Tariff
+from csms.loadmgmt.topology import Evse, EvseKey, Site, phase_use
+
+#: Events that re-plan at once (``on_event``); others are refused.
+REPLAN_EVENTS = frozenset({"plug_in", "stop", "meter", "fault", "online", "offline", "needs", "rejected", "interval"})
+
+
+class Command(NamedTuple):
+    """A call to send: ``(station_id, action, payload)``."""
+
+    station_id: str
+    action: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    interval_s: float = 60.0
+    #: A vehicle must have had its limit this long before its measured draw is trusted as its acceptance.
+    settle_s: float = 120.0
+    #: Headroom left above a vehicle's measured draw (A per phase).
+    accept_margin_a: float = 1.0
+    #: A site reading older than this is stale: plan with the highest reading of the last ``meter_window_s``.
+    stale_after_s: float = 300.0
+    meter_window_s: float = 3600.0
+    #: Building load assumed before any reading (A per phase).
+    assumed_building_load_a: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    deadband_a: float = 0.5
+    retry_after_s: float = 300.0
+    send_station_max: bool = True
+
+
+@dataclass
+class _Session:
+    key: EvseKey
+    plugged_at: float
+    group: str | None = None
+    transaction_id: str | None = None
+    energy_needed_wh: float | None = None
+    departure: float | None = None
+    energy_wh: float = 0.0
+    measured_a: float | None = None
+    phases_in_use: int | None = None
+    accept_cap_a: float | None = None
+    allocated_a: float = 0.0
+    limit_since: float = 0.0
+    faulted: bool = False
+
+
+class Planner:
+    """Load management of one site: feed it facts, send what it returns.
+
+    Args:
+        site: the electrical tree.
+        strategy: a name in :data:`csms.loadmgmt.strategies.STRATEGIES` (``none``: never sends anything).
+        versions: the OCPP version of each station (``"1.6"`` / ``"2.0.1"``); may also be given at
+            :meth:`station_online`.
+    """
+
+    def __init__(
+        self,
+        site: Site,
+        strategy: str = "equal_share",
+        *,
+        config: PlannerConfig | None = None,
+        tariff: Tariff | None = None,
+        versions: Mapping[str, str] | None = None,
+    ) -> None:
+        self.site = site
+        self.strategy_name = strategy
+        self._strategy = strategies.get(strategy)
+        self.config = config or PlannerConfig()
+        self.tariff = tariff
+        self.tracker = ProfileTracker(deadband_a=self.config.deadband_a, retry_after_s=self.config.retry_after_s)
+        self._versions: dict[str, str] = dict(versions or {})
+        self._online: set[str] = set()
+        self._sessions: dict[EvseKey, _Session] = {}
+        self._readings: list[tuple[float, tuple[float, float, float]]] = []
+        self._last_plan: float | None = None
+        self.last_allocation: Allocation | None = None
+        self.peak_w = 0.0
+        self.plans = 0
+
+    # ---- facts ---------------------------------------------------------------------------------------
+    def station_online(self, station_id: str, now: float, version: str | None = None) -> list[Command]:
+        """Connected (or booted): its profiles may be gone, so everything is sent again."""
+        if version is not None:
+            self._versions[station_id] = version
+        self._online.add(station_id)
+        self.tracker.forget(station_id)
+        return self.on_event("online", now)
+
+    def station_offline(self, station_id: str, now: float) -> list[Command]:
+        self._online.discard(station_id)
+        return self.on_event("offline", now)
+
+    def plug_in(
+        self,
+        key: EvseKey,
+        now: float,
+        *,
+        group: str | None = None,
+        energy_needed_wh: float | None = None,
+        departure: float | None = None,
+        transaction_id: str | None = None,
+    ) -> list[Command]:
+        s = self._sessions.get(key)
+        if s is None:
+            s = self._sessions[key] = _Session(key, plugged_at=now, limit_since=now)
+        s.group = group if group is not None else s.group
+        s.energy_needed_wh = energy_needed_wh if energy_needed_wh is not None else s.energy_needed_wh
+        s.departure = departure if departure is not None else s.departure
+        s.transaction_id = transaction_id if transaction_id is not None else s.transaction_id
+        return self.on_event("plug_in", now)
+
+    def transaction_started(
+        self, key: EvseKey, transaction_id: str, now: float, *, group: str | None = None
+    ) -> list[Command]:
+        return self.plug_in(key, now, transaction_id=transaction_id, group=group)
+
+    def ev_needs(
+        self, key: EvseKey, now: float, *, energy_needed_wh: float | None, departure: float | None
+    ) -> list[Command]:
+        """Fleet schedule, driver/app input or 2.0.1 NotifyEVChargingNeeds."""
+        s = self._sessions.get(key)
+        if s is None:
+            return self.plug_in(key, now, energy_needed_wh=energy_needed_wh, departure=departure)
+        s.energy_needed_wh, s.departure = energy_needed_wh, departure
+        return self.on_event("needs", now)
+
+    def stop(self, key: EvseKey, now: float) -> list[Command]:
+        """Transaction ended or vehicle unplugged: the charger drops the TxProfile by itself."""
+        if self._sessions.pop(key, None) is None:
+            return []
+        self.tracker.forget(key[0], key[1], Purpose.TX)
+        return self.on_event("stop", now)
+
+    def fault(self, key: EvseKey, now: float, *, active: bool = True) -> list[Command]:
+        s = self._sessions.get(key)
+        if s is not None:
+            s.faulted = active
+        return self.on_event("fault", now)
+
+    def evse_meter(
+        self,
+        key: EvseKey,
+        now: float,
+        *,
+        current_a: float | None = None,
+        energy_wh: float | None = None,
+        phases_in_use: int | None = None,
+    ) -> None:
+        """An EVSE's measured current (highest phase) and energy since plug-in: used at the next plan."""
+        s = self._sessions.get(key)
+        if s is None:
+            return
+        if energy_wh is not None:
+            s.energy_wh = energy_wh
+        if phases_in_use is not None:
+            s.phases_in_use = phases_in_use
+        if current_a is None:
+            return
+        s.measured_a = current_a
+        margin = self.config.accept_margin_a
+        if s.accept_cap_a is not None and current_a >= s.accept_cap_a - margin / 2:
+            s.accept_cap_a = None  # the vehicle pushes against its cap: it wants more
+        elif now - s.limit_since >= self.config.settle_s and s.allocated_a > 0 and current_a < s.allocated_a - margin:
+            s.accept_cap_a = current_a + margin
+
+    def site_meter(
+        self,
+        now: float,
+        *,
+        phases_a: tuple[float, float, float] | None = None,
+        power_w: float | None = None,
+        includes_ev: bool = False,
+    ) -> list[Command]:
+        """A reading of the grid connection: per-phase currents or a total power (spread over 3 phases).
+        ``includes_ev``: the meter sees the EVs too; their measured currents are subtracted."""
+        if phases_a is None:
+            if power_w is None:
+                raise ValueError("a site reading needs phases_a or power_w")
+            each = power_w / (3 * self.site.root.voltage)
+            phases_a = (each, each, each)
+        load = np.asarray(phases_a, dtype=float)
+        if includes_ev:
+            for s in self._sessions.values():
+                if s.measured_a and s.key in self.site.index:
+                    load -= s.measured_a * phase_use(self.site.evse(s.key), s.phases_in_use)
+        load = np.maximum(load, 0.0)
+        self._readings.append((now, (float(load[0]), float(load[1]), float(load[2]))))
+        cutoff = now - self.config.meter_window_s
+        self._readings = [r for r in self._readings if r[0] >= cutoff]
+        return self.on_event("meter", now)
+
+    def call_result(self, command: Command, status: str, now: float) -> list[Command]:
+        """The outcome of a command: the charger's ``Accepted``/``Rejected``, ``error`` (CALLERROR) or
+        ``timeout``. A failure re-plans at once with that EVSE reserved."""
+        version = self._versions.get(command.station_id, "1.6")
+        evse_id, profile_id = profile_id_of(version, command.payload)
+        self.tracker.on_response(command.station_id, evse_id, profile_id, status, now)
+        return [] if status == "Accepted" else self.on_event("rejected", now)
+
+    # ---- time ----------------------------------------------------------------------------------------
+    def on_event(self, kind: str, now: float) -> list[Command]:
+        """Re-plan because of ``kind`` (one of :data:`REPLAN_EVENTS`)."""
+        if kind not in REPLAN_EVENTS:
+            raise ValueError(f"unknown event {kind!r}; expected one of {', '.join(sorted(REPLAN_EVENTS))}")
+        return self.replan(now)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` wants to run next (None: nothing scheduled)."""
+        if self._strategy is None:
+            return None
+        times = []
+        if self._last_plan is not None:
+            times.append(self._last_plan + self.config.interval_s)
+        retry = self.tracker.retry_deadline()
+        if retry is not None:
+            times.append(retry)
+        return min(times) if times else None
+
+    def handle_timer(self, now: float) -> list[Command]:
+        deadline = self.next_deadline()
+        if deadline is None or now < deadline:
+            return []
+        return self.on_event("interval", now)
+
+    # ---- planning ------------------------------------------------------------------------------------
+    def building_load_a(self, now: float) -> tuple[float, float, float]:
+        """The latest reading when fresh; else the highest of the window (conservative); else the assumption."""
+        if not self._readings:
+            return self.config.assumed_building_load_a
+        t, latest = self._readings[-1]
+        if now - t <= self.config.stale_after_s:
+            return latest
+        peak = np.max(np.array([r for _, r in self._readings]), axis=0)
+        return (float(peak[0]), float(peak[1]), float(peak[2]))
+
+    def reserved_a(self) -> dict[EvseKey, float]:
+        out: dict[EvseKey, float] = {}
+        for e in self.site.evses:
+            if e.station_id not in self._online:
+                out[e.key] = e.fallback_current_a
+        for spec, accepted in self.tracker.unresponsive():
+            key = (spec.station_id, spec.evse_id)
+            if key not in self.site.index:
+                continue
+            e = self.site.evse(key)
+            amps = accepted if spec.unit == "A" else (accepted or 0.0) / (3 * e.voltage)
+            out[key] = max(out.get(key, 0.0), e.fallback_current_a, amps or 0.0)
+        return out
+
+    def state(self, now: float) -> SiteState:
+        sessions = {
+            key: SessionState(
+                key=key,
+                plugged=not s.faulted,
+                plugged_at=s.plugged_at,
+                phases_in_use=s.phases_in_use,
+                measured_a=s.measured_a,
+                accept_cap_a=s.accept_cap_a,
+                energy_wh=s.energy_wh,
+                energy_needed_wh=s.energy_needed_wh,
+                departure=s.departure,
+                group=s.group,
+                transaction_id=s.transaction_id,
+                allocated_a=s.allocated_a,
+            )
+            for key, s in self._sessions.items()
+            if key in self.site.index
+        }
+        return SiteState(
+            site=self.site,
+            building_load_a=self.building_load_a(now),
+            sessions=sessions,
+            reserved_a=self.reserved_a(),
+            tariff=self.tariff,
+            peak_w=self.peak_w,
+        )
+
+    def replan(self, now: float) -> list[Command]:
+        if self._strategy is None:
+            return []
+        state = self.state(now)
+        allocation = self._strategy(state, now)
+        self.last_allocation = allocation
+        self._last_plan = now
+        self.plans += 1
+        planned_w = allocation.total_w() + float(np.sum(state.building_load_a)) * self.site.root.voltage
+        self.peak_w = max(self.peak_w, planned_w)
+        for key, s in self._sessions.items():
+            amps = allocation.limits_a.get(key, 0.0)
+            if abs(amps - s.allocated_a) > self.config.deadband_a:
+                s.limit_since = now
+                if s.accept_cap_a is not None and amps < s.accept_cap_a:
+                    s.accept_cap_a = None
+            s.allocated_a = amps
+        return self._commands(self._desired(allocation, state), now)
+
+    def _desired(self, allocation: Allocation, state: SiteState) -> list[ProfileSpec]:
+        out: list[ProfileSpec] = []
+        stations_done: set[str] = set()
+        for e in self.site.evses:
+            if e.station_id not in self._online or e.key in state.reserved_a:
+                continue
+            if self.config.send_station_max and e.station_id not in stations_done:
+                stations_done.add(e.station_id)
+                cap = self.station_cap(e.station_id)
+                if cap is not None:
+                    out.append(cap)
+            session = self._sessions.get(e.key)
+            amps = allocation.limits_a.get(e.key)
+            if session is None or amps is None:
+                out.append(self._spec(e, Purpose.TX_DEFAULT, e.fallback_current_a, None))
+            elif session.transaction_id is not None and self._bindable(e.station_id, session.transaction_id):
+                out.append(self._spec(e, Purpose.TX_DEFAULT, e.fallback_current_a, None))
+                out.append(self._spec(e, Purpose.TX, amps, session.transaction_id, session.phases_in_use))
+            else:
+                out.append(self._spec(e, Purpose.TX_DEFAULT, amps, None, session.phases_in_use))
+        return out
+
+    def _bindable(self, station_id: str, transaction_id: str) -> bool:
+        """A TxProfile can name this transaction (1.6 transaction ids are integers); otherwise the EVSE's
+        TxDefaultProfile carries the limit."""
+        return self._versions.get(station_id, "1.6") != "1.6" or transaction_id.lstrip("-").isdigit()
+
+    def _spec(
+        self, e: Evse, purpose: Purpose, amps: float, tx: str | None, phases_in_use: int | None = None
+    ) -> ProfileSpec:
+        if e.dc:
+            return ProfileSpec(e.station_id, e.evse_id, purpose, e.power_w(amps), "W", None, tx)
+        return ProfileSpec(e.station_id, e.evse_id, purpose, amps, "A", e.phases_used(phases_in_use), tx)
+
+    def station_cap(self, station_id: str) -> ProfileSpec | None:
+        """The station-wide cap: the tightest per-phase limit of the nodes above the station, when it is
+        below what the station's EVSEs could draw together. None when it would not bind."""
+        site, tree = self.site, self.site.compiled
+        cols = [j for j, e in enumerate(site.evses) if e.station_id == station_id]
+        evses = [site.evses[j] for j in cols]
+        above = tree.member[:, cols].any(axis=1)
+        limit = float(np.min(tree.phase_limit_a[above] - tree.margin_a[above, None])) if above.any() else np.inf
+        if evses[0].dc or not np.isfinite(limit):
+            return None
+        per_phase = np.zeros(3)
+        for e in evses:
+            per_phase += e.rating_a() * phase_use(e, None)
+        if limit >= float(per_phase.max()):
+            return None
+        return ProfileSpec(station_id, 0, Purpose.STATION_MAX, max(limit, 0.0), "A", 3)
+
+    def _commands(self, desired: list[ProfileSpec], now: float) -> list[Command]:
+        return [
+            Command(spec.station_id, ACTION, to_payload(self._versions.get(spec.station_id, "1.6"), spec, now))
+            for spec in self.tracker.changes(desired, now)
+        ]

@@ -1,0 +1,105 @@
+"""What a strategy sees (:class:`SiteState`, read-only) and what it returns (:class:`Allocation`).
+
+The planner builds a :class:`SiteState` from what the CSMS knows; strategies never see the store, the
+gateway or a clock: ``now`` (POSIX seconds) is an argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from csms.loadmgmt.topology import EvseKey, Site
+
+_EMPTY: Mapping = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """A vehicle at an EVSE, as far as the CSMS knows.
+
+    ``accept_cap_a`` is the per-phase current the vehicle has shown it takes (measured draw + margin after
+    the settling period, set by the planner): allowing more would strand headroom another EVSE could use.
+    ``energy_needed_wh`` is the energy to the target from plug-in (fleet schedule, driver/app, 2.0.1
+    NotifyEVChargingNeeds); ``departure`` POSIX seconds.
+    """
+
+    key: EvseKey
+    plugged: bool = True
+    plugged_at: float = 0.0
+    phases_in_use: int | None = None
+    measured_a: float | None = None
+    accept_cap_a: float | None = None
+    energy_wh: float = 0.0
+    energy_needed_wh: float | None = None
+    departure: float | None = None
+    group: str | None = None
+    transaction_id: str | None = None
+    #: The limit this EVSE got at the previous re-plan (hysteresis: running EVSEs are paused last).
+    allocated_a: float = 0.0
+
+    @property
+    def remaining_wh(self) -> float | None:
+        if self.energy_needed_wh is None:
+            return None
+        return max(0.0, self.energy_needed_wh - self.energy_wh)
+
+
+@dataclass(frozen=True)
+class Tariff:
+    """Time-of-use energy prices and a demand charge.
+
+    ``periods``: ``(seconds_of_day, price_per_kwh)`` sorted, local time = POSIX + ``utc_offset_s``; each price
+    holds until the next period (the last one wraps over midnight). ``demand_charge_per_kw`` is charged on the
+    billing period's peak grid import.
+    """
+
+    periods: tuple[tuple[float, float], ...] = ((0.0, 0.0),)
+    utc_offset_s: float = 0.0
+    demand_charge_per_kw: float = 0.0
+
+    def price_at(self, t: float) -> float:
+        sod = (t + self.utc_offset_s) % 86400.0
+        price = self.periods[-1][1]
+        for start, p in self.periods:
+            if start <= sod:
+                price = p
+            else:
+                break
+        return price
+
+
+@dataclass(frozen=True)
+class SiteState:
+    """A read-only view of a site for one re-plan.
+
+    ``building_load_a`` is the non-EV load per phase at the grid connection (the latest meter reading, or a
+    conservative estimate when it is stale). ``reserved_a`` are EVSEs the CSMS cannot steer (station
+    offline, profile rejected, no answer): they are planned at that per-phase current on every wired
+    phase, counted against the tree and never changed.
+    """
+
+    site: Site
+    building_load_a: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    sessions: Mapping[EvseKey, SessionState] = field(default_factory=lambda: _EMPTY)
+    reserved_a: Mapping[EvseKey, float] = field(default_factory=lambda: _EMPTY)
+    tariff: Tariff | None = None
+    #: The billing period's peak grid import so far (W): raising the peak up to it costs nothing more.
+    peak_w: float = 0.0
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Per-EVSE per-phase current limits (A; 0 = paused) for every plugged EVSE the CSMS steers, with their
+    power (W). EVSEs absent from ``limits_a`` get nothing from this plan (unplugged, reserved, unknown).
+    ``overloaded`` names nodes whose fixed load alone (building, reserved EVSEs, margin) is above the limit."""
+
+    strategy: str
+    at: float
+    limits_a: Mapping[EvseKey, float]
+    power_w: Mapping[EvseKey, float]
+    overloaded: tuple[str, ...] = ()
+
+    def total_w(self) -> float:
+        return float(sum(self.power_w.values()))

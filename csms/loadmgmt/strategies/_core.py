@@ -1,0 +1,231 @@
+"""The shared machinery of every strategy: the site as linear constraints, progressive filling, and the
+post-processing that makes any allocation safe.
+
+Theory of operation
+-------------------
+Each steerable, plugged EVSE ``j`` gets one variable ``x[j]``, its per-phase current limit (A). Every
+limit in the tree is linear in ``x``: for node ``n`` and phase ``p``, ``Σ x[j]`` over EVSEs below ``n``
+drawing on ``p`` must stay under the phase limit minus the safety margin minus fixed loads (building load
+at the grid connection, reserved EVSEs); for a kW limit the coefficients are ``V × phases in use``. So
+``A x <= b`` and ``0 <= x <= cap``.
+
+A strategy proposes ``x``; :func:`finalize` then enforces, in this order: zero for anything not a
+candidate, the per-EVSE cap (rating, vehicle acceptance), the minimum current (below it → pause), every
+row of ``A x <= b`` (scaling the EVSEs of the most violated row down, then pausing those pushed below
+their minimum: only decreases, so it terminates feasible), and for work-conserving strategies a top-up
+that hands unused headroom to running EVSEs, then to paused ones that can reach their minimum.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from csms.loadmgmt.state import Allocation, SessionState, SiteState
+from csms.loadmgmt.topology import EvseKey, phase_use
+
+#: Currents closer than this are equal (A); loads within this of a limit are at the limit (A or W / 1000).
+EPS = 1e-7
+
+
+@dataclass
+class Problem:
+    state: SiteState
+    now: float
+    keys: list[EvseKey]
+    sessions: list[SessionState]
+    A: np.ndarray  # (rows, n)
+    b: np.ndarray  # (rows,)
+    rows: list[str]
+    cap: np.ndarray  # (n,) per-phase current cap
+    floor: np.ndarray  # (n,) minimum current when running
+    watts_per_a: np.ndarray  # (n,) W per A of limit
+    overloaded: tuple[str, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.keys)
+
+    def all(self) -> np.ndarray:
+        return np.ones(self.n, dtype=bool)
+
+
+def build_problem(state: SiteState, now: float) -> Problem:
+    site = state.site
+    tree = site.compiled
+    index = site.index
+    sessions = [s for k, s in sorted(state.sessions.items()) if s.plugged and k in index and k not in state.reserved_a]
+    cols = [index[s.key] for s in sessions]
+    n = len(sessions)
+    use = np.zeros((n, 3))
+    watts = np.zeros(n)
+    cap = np.zeros(n)
+    floor = np.zeros(n)
+    for i, s in enumerate(sessions):
+        e = site.evses[cols[i]]
+        use[i] = phase_use(e, s.phases_in_use)
+        watts[i] = e.power_w(1.0, s.phases_in_use)
+        rating = e.rating_a(s.phases_in_use)
+        floor[i] = e.min_current_a
+        cap[i] = rating if s.accept_cap_a is None else min(rating, max(s.accept_cap_a, e.min_current_a))
+    # Fixed loads per node: reserved EVSEs (all wired phases), the building at the grid connection.
+    fixed_a = np.zeros((len(tree.node_ids), 3))
+    fixed_w = np.zeros(len(tree.node_ids))
+    for key, amps in state.reserved_a.items():
+        j = index.get(key)
+        if j is None:
+            continue
+        e = site.evses[j]
+        below = tree.member[:, j]
+        fixed_a[below] += amps * phase_use(e, None)
+        fixed_w[below] += e.power_w(amps)
+    building = np.asarray(state.building_load_a, dtype=float)
+    fixed_a[0] += building
+    fixed_w[0] += float(building.sum()) * site.root.voltage
+    member = tree.member[:, cols].astype(float) if n else np.zeros((len(tree.node_ids), 0))
+    rows_a: list[np.ndarray] = []
+    b: list[float] = []
+    names: list[str] = []
+    overloaded: list[str] = []
+    for k, node_id in enumerate(tree.node_ids):
+        for p in range(3):
+            limit = tree.phase_limit_a[k, p]
+            if math.isfinite(limit):
+                rows_a.append(member[k] * use[:, p])
+                b.append(limit - tree.margin_a[k] - fixed_a[k, p])
+                names.append(f"{node_id}:L{p + 1}")
+        if math.isfinite(tree.limit_w[k]):
+            rows_a.append(member[k] * watts / 1000.0)  # kW rows keep the numbers near the A rows
+            b.append((tree.limit_w[k] - tree.margin_w[k] - fixed_w[k]) / 1000.0)
+            names.append(f"{node_id}:kW")
+    bb = np.array(b, dtype=float)
+    for name, value in zip(names, bb, strict=True):
+        node_id = name.rsplit(":", 1)[0]
+        if value < -EPS and node_id not in overloaded:
+            overloaded.append(node_id)
+    A = np.array(rows_a, dtype=float).reshape(len(names), n)
+    # Rows without any candidate cannot be helped; keep them out of the arithmetic.
+    keep = (A > 0).any(axis=1) if n else np.zeros(len(names), dtype=bool)
+    return Problem(
+        state=state,
+        now=now,
+        keys=[s.key for s in sessions],
+        sessions=sessions,
+        A=A[keep],
+        b=bb[keep],
+        rows=[nm for nm, k in zip(names, keep, strict=True) if k],
+        cap=cap,
+        floor=floor,
+        watts_per_a=watts,
+        overloaded=tuple(overloaded),
+    )
+
+
+def fill(problem: Problem, x: np.ndarray, active: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Progressive filling (max-min fair for equal weights): raise the active EVSEs together, in proportion
+    to ``weights``, freezing each once it reaches its cap or sits in a row that became tight. ``x`` of the
+    inactive EVSEs stays as given (their load is fixed)."""
+    A, b, cap = problem.A, problem.b, problem.cap
+    x = x.copy()
+    w = np.ones(problem.n) if weights is None else weights
+    active = active & (x < cap - EPS) & (w > 0)
+    slack = b - A @ x
+    if (slack < -EPS).any():
+        # Fixed load is already too much for some rows: nothing below them may grow.
+        active &= ~(A[slack < -EPS] > 0).any(axis=0)
+    while active.any():
+        wa = np.where(active, w, 0.0)
+        rate = A @ wa
+        grow = rate > EPS
+        t_rows = np.min(np.maximum(slack[grow], 0.0) / rate[grow]) if grow.any() else math.inf
+        t_cap = np.min((cap[active] - x[active]) / w[active])
+        t = max(0.0, min(t_rows, t_cap))
+        x += t * wa
+        slack = b - A @ x
+        frozen = active & (x >= cap - EPS)
+        tight = grow & (slack <= EPS)
+        if tight.any():
+            frozen |= active & (A[tight] > 0).any(axis=0)
+        if not frozen.any():  # numerically stuck: stop rather than loop
+            break
+        active &= ~frozen
+    np.minimum(x, cap, out=x)
+    return x
+
+
+def serve(
+    problem: Problem,
+    base: np.ndarray,
+    candidates: np.ndarray,
+    pause_order: np.ndarray,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """Fill ``candidates`` on top of ``base``; while some end below their minimum current, pause the ones
+    ranked highest in ``pause_order`` (about as many as the shortfall needs) and fill again."""
+    candidates = candidates.copy()
+    while True:
+        x = fill(problem, base, candidates, weights)
+        short = candidates & (x < problem.floor - EPS)
+        if not short.any():
+            return x
+        deficit = float((problem.floor - x)[short].sum())
+        k = max(1, math.ceil(deficit / float(problem.floor[short].mean()) - 1e-9))
+        idx = np.flatnonzero(short)
+        victims = idx[np.argsort(-pause_order[idx], kind="stable")][:k]
+        candidates[victims] = False
+
+
+def rank(values: Sequence[tuple]) -> np.ndarray:
+    """Integer ranks of sort keys (0 = first)."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    out = np.empty(len(values), dtype=float)
+    for r, i in enumerate(order):
+        out[i] = r
+    return out
+
+
+def fairness_pause_order(problem: Problem) -> np.ndarray:
+    """Who is paused first when there is not enough for everyone's minimum: the most energy delivered so far,
+    with 1 kWh of hysteresis for EVSEs running now (so two cars do not swap on every re-plan)."""
+    return rank([(s.energy_wh - (1000.0 if s.allocated_a > 0 else 0.0), s.plugged_at, s.key) for s in problem.sessions])
+
+
+def finalize(problem: Problem, x: np.ndarray, *, top_up: bool, pause_order: np.ndarray | None = None) -> np.ndarray:
+    """Make ``x`` safe (caps, minimum current, every tree limit); with ``top_up`` re-allocate what is left."""
+    if problem.n == 0:
+        return x
+    floor = problem.floor
+    x = np.clip(np.nan_to_num(np.asarray(x, dtype=float), nan=0.0), 0.0, problem.cap)
+    x[x < floor - EPS] = 0.0
+    A, b = problem.A, problem.b
+    for _ in range(4 * len(b) + 10):
+        load = A @ x
+        excess = load - b
+        r = int(np.argmax(excess)) if len(b) else 0
+        if not len(b) or excess[r] <= EPS:
+            break
+        members = (A[r] > 0) & (x > 0)
+        if b[r] <= EPS:
+            x[members] = 0.0
+        else:
+            x[members] *= (b[r] / load[r]) * (1.0 - 1e-12)
+        x[x < floor - EPS] = 0.0
+    else:  # pragma: no cover - the loop only decreases x; this is a numeric backstop
+        x[:] = 0.0
+    if top_up:
+        order = fairness_pause_order(problem) if pause_order is None else pause_order
+        x = fill(problem, x, x > 0)
+        x = serve(problem, x, x == 0, order)
+    return x
+
+
+def to_allocation(problem: Problem, x: np.ndarray, strategy: str) -> Allocation:
+    limits = {key: float(v) for key, v in zip(problem.keys, x, strict=True)}
+    power = {key: float(v * w) for key, v, w in zip(problem.keys, x, problem.watts_per_a, strict=True)}
+    return Allocation(strategy=strategy, at=problem.now, limits_a=limits, power_w=power, overloaded=problem.overloaded)
+
+
+Strategy = Callable[[SiteState, float], Allocation]

@@ -1,0 +1,117 @@
+"""``optimal``: a linear program over a receding horizon (scipy ``linprog``, HiGHS).
+
+Variables: ``x[i, t]``, the per-phase current of session ``i`` during step ``t`` (steps of 15 min for the
+first hour, then hourly up to the last departure, at most :data:`MAX_HORIZON_S`), and the peak grid import
+``P`` (kW). Constraints: every tree limit in every step (building load held at today's estimate), no
+current after departure, no more energy than the session still needs, ``P`` above every step's import and
+above the billing period's peak so far. Objective, lexicographic by weights: deliver the most energy (by
+departure, since nothing counts after it), then the least cost (time-of-use energy price, demand charge on
+``P``), then earlier rather than later. Only the first step is applied; the next re-plan solves again.
+
+An LP cannot express the minimum current (it is not convex), so the shared post-processing pauses what the
+LP left below it; there is no top-up, because spare headroom now may be a deliberate wait for a cheaper hour.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import linprog
+
+from csms.loadmgmt.state import Allocation, SiteState
+from csms.loadmgmt.strategies._core import Problem, build_problem, finalize, to_allocation
+
+NAME = "optimal"
+FIRST_STEP_S = 900.0
+FINE_UNTIL_S = 3600.0
+COARSE_STEP_S = 3600.0
+MAX_HORIZON_S = 24 * 3600.0
+#: Without a departure, a session is planned as if it stayed this long.
+DEFAULT_STAY_S = 8 * 3600.0
+#: Value of a delivered kWh in the objective: far above any price, so energy always comes first.
+ENERGY_VALUE = 1000.0
+EARLINESS = 1e-3
+
+
+def step_edges(now: float, last_departure: float) -> np.ndarray:
+    horizon = min(max(last_departure - now, FIRST_STEP_S), MAX_HORIZON_S)
+    edges = list(np.arange(0.0, min(horizon, FINE_UNTIL_S), FIRST_STEP_S))
+    t = FINE_UNTIL_S
+    while t < horizon:
+        edges.append(t)
+        t += COARSE_STEP_S
+    edges.append(horizon if horizon > edges[-1] else edges[-1] + FIRST_STEP_S)
+    return now + np.asarray(edges)
+
+
+def solve(problem: Problem) -> np.ndarray:
+    """The LP's first-step currents (A) per session."""
+    n, now = problem.n, problem.now
+    state = problem.state
+    departures = np.array(
+        [
+            s.departure if s.departure is not None and s.departure > now else now + DEFAULT_STAY_S
+            for s in problem.sessions
+        ]
+    )
+    edges = step_edges(now, float(departures.max()))
+    starts, ends = edges[:-1], edges[1:]
+    T = len(starts)
+    overlap = np.clip(np.minimum(ends[None, :], departures[:, None]) - starts[None, :], 0.0, None)  # (n, T) s
+    kwh_per_a = problem.watts_per_a[:, None] * overlap / 3.6e6  # (n, T) kWh per A held through the step
+    tariff = state.tariff
+    price = (
+        np.array([tariff.price_at(0.5 * (a + b)) for a, b in zip(starts, ends, strict=True)]) if tariff else np.zeros(T)
+    )
+    demand = tariff.demand_charge_per_kw if tariff else 0.0
+    horizon = float(ends[-1] - now)
+    early = EARLINESS * (1.0 - (starts - now) / horizon)
+    # Variable order: x[i, t] at i * T + t, then P.
+    c = np.concatenate([(kwh_per_a * (price[None, :] - ENERGY_VALUE - early[None, :])).ravel(), [demand]])
+    ub = np.concatenate([(problem.cap[:, None] * (overlap > 0)).ravel(), [math.inf]])
+    building_kw = float(np.sum(state.building_load_a)) * state.site.root.voltage / 1000.0
+    reserved_kw = (
+        sum(state.site.evse(k).power_w(a) for k, a in state.reserved_a.items() if k in state.site.index) / 1000.0
+    )
+    lb = np.zeros(n * T + 1)
+    lb[-1] = max(state.peak_w / 1000.0, 0.0)
+    blocks = []
+    rhs = []
+    # Tree limits per step: rows of A applied to x[:, t] (variable i*T+t).
+    A = sparse.csr_matrix(problem.A)
+    if A.shape[0]:
+        for t in range(T):
+            sel = sparse.csr_matrix((np.ones(n), (np.arange(n), np.arange(n) * T + t)), shape=(n, n * T + 1))
+            blocks.append(A @ sel)
+            rhs.append(problem.b)
+    # Energy still needed per session.
+    need = np.array([s.remaining_wh / 1000.0 if s.remaining_wh is not None else math.inf for s in problem.sessions])
+    finite = np.flatnonzero(np.isfinite(need))
+    if len(finite):
+        rows = np.repeat(np.arange(len(finite)), T)
+        cols = (finite[:, None] * T + np.arange(T)[None, :]).ravel()
+        blocks.append(sparse.csr_matrix((kwh_per_a[finite].ravel(), (rows, cols)), shape=(len(finite), n * T + 1)))
+        rhs.append(need[finite])
+    # Peak: EV + building + reserved - P <= 0 per step.
+    if demand > 0:
+        rows = np.tile(np.arange(T), n)
+        cols = np.arange(n * T)
+        vals = np.repeat(problem.watts_per_a / 1000.0, T)
+        peak = sparse.csr_matrix((vals, (rows, cols)), shape=(T, n * T + 1)).tolil()
+        peak[:, n * T] = -1.0
+        blocks.append(peak.tocsr())
+        rhs.append(np.full(T, -(building_kw + reserved_kw)))
+    A_ub = sparse.vstack(blocks).tocsr() if blocks else None
+    b_ub = np.concatenate(rhs) if rhs else None
+    result = linprog(c, A_ub=A_ub, b_ub=b_ub, bounds=np.column_stack([lb, ub]), method="highs")
+    if result.status != 0 or result.x is None:
+        return np.zeros(n)
+    return np.asarray(result.x[: n * T]).reshape(n, T)[:, 0]
+
+
+def allocate(state: SiteState, now: float) -> Allocation:
+    problem = build_problem(state, now)
+    x = solve(problem) if problem.n else np.zeros(0)
+    return to_allocation(problem, finalize(problem, x, top_up=False), NAME)

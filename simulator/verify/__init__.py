@@ -1,0 +1,1 @@
+"""Verification of a run against what was possible: the offline optimum (:mod:`.optimum`)."""

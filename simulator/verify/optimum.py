@@ -1,0 +1,196 @@
+"""The offline optimum: the most energy any scheduler could have delivered with perfect foresight.
+
+Given the sessions the twin actually produced (plug-in, departure, energy needed to reach the target, the
+most power the EVSE and the car allow together, the site phases it loads) and the site's limit per step
+(the grid limit minus the ground-truth building load, in kW and/or per phase), a linear program
+(scipy ``linprog``, HiGHS) chooses the energy ``e[s, t]`` of each session in each step:
+
+    maximise   Σ e[s, t]
+    subject to 0 <= e[s, t] <= max_kw[s] × (hours of step t the session is plugged in)
+               Σ_t e[s, t] <= needed[s]
+               Σ_s e[s, t] <= limit_kw[t] × hours(t)                       (kW limit, step average)
+               Σ_{s on phase p} e[s, t] × 1000 / (phases[s] × V) <= limit_a[t, p] × hours(t)
+
+Step averages match the twin's ground truth, which meters each step's average power. The twin's run is
+then judged as ``delivered / optimum`` beside fairness (the lowest served fraction) — the same limits,
+no foresight.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import linprog
+
+__all__ = ["LimitStep", "OptimumResult", "SessionRecord", "limits_from_meter_log", "offline_optimum", "run_metrics"]
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """One plugged-in stay. Times in seconds after the scenario start; ``phases`` are the site phases the
+    charging current flows on (a one-phase car on a three-phase EVSE: one phase); DC: all three."""
+
+    id: str
+    plug_in_s: float
+    departure_s: float
+    energy_needed_kwh: float
+    max_kw: float
+    phases: tuple[int, ...] = (0, 1, 2)
+    voltage: float = 230.0
+
+
+@dataclass(frozen=True)
+class LimitStep:
+    """What the EVs may draw during ``[start_s, end_s)``: the grid limit minus the building load."""
+
+    start_s: float
+    end_s: float
+    limit_kw: float | None = None
+    phase_limits_a: tuple[float, float, float] | None = None
+
+
+@dataclass(frozen=True)
+class OptimumResult:
+    optimum_kwh: float
+    #: Energy per session in the optimum (kWh) and its share of what the session needed.
+    energy_kwh: Mapping[str, float] = field(default_factory=dict)
+    served: Mapping[str, float] = field(default_factory=dict)
+
+    def fraction(self, delivered_kwh: float) -> float:
+        """The run's delivered energy as a fraction of the optimum (1.0 when nothing was possible)."""
+        return 1.0 if self.optimum_kwh <= 1e-9 else delivered_kwh / self.optimum_kwh
+
+
+def offline_optimum(sessions: Sequence[SessionRecord], steps: Sequence[LimitStep]) -> OptimumResult:
+    """Solve the LP above. Steps must not overlap; time outside every step is unconstrained by the site.
+
+    Raises:
+        ValueError: overlapping steps or a session with negative need/power.
+        RuntimeError: HiGHS failed (it does not for this always-feasible LP: e = 0 is feasible).
+    """
+    steps = sorted(steps, key=lambda s: s.start_s)
+    for a, b in itertools.pairwise(steps):
+        if b.start_s < a.end_s - 1e-9:
+            raise ValueError(f"limit steps overlap at {b.start_s} s")
+    for s in sessions:
+        if s.energy_needed_kwh < 0 or s.max_kw < 0 or s.departure_s < s.plug_in_s:
+            raise ValueError(f"session {s.id}: need, power and stay must be >= 0")
+    # Time cells: the limit steps, plus the gaps between them and around them (unconstrained).
+    edges = sorted(
+        {t for st in steps for t in (st.start_s, st.end_s)}
+        | {t for s in sessions for t in (s.plug_in_s, s.departure_s)}
+    )
+    cells = list(itertools.pairwise(edges))
+    step_of = []
+    for a, b in cells:
+        owner = next((i for i, st in enumerate(steps) if st.start_s <= a and b <= st.end_s + 1e-9), None)
+        step_of.append(owner)
+    n, c = len(sessions), len(cells)
+    if n == 0 or c == 0:
+        return OptimumResult(0.0, {s.id: 0.0 for s in sessions}, {s.id: 1.0 for s in sessions})
+    plugged = np.array(
+        [[max(0.0, min(b, s.departure_s) - max(a, s.plug_in_s)) / 3600.0 for a, b in cells] for s in sessions]
+    )
+    ub = (np.array([s.max_kw for s in sessions])[:, None] * plugged).ravel()
+    rows, cols, vals, rhs = [], [], [], []
+    r = 0
+    for i, s in enumerate(sessions):  # energy needed
+        for k in range(c):
+            rows.append(r)
+            cols.append(i * c + k)
+            vals.append(1.0)
+        rhs.append(s.energy_needed_kwh)
+        r += 1
+    for j, st in enumerate(steps):  # per-step limits over the step's cells
+        cells_j = [k for k in range(c) if step_of[k] == j]
+        if not cells_j:
+            continue
+        step_h = (st.end_s - st.start_s) / 3600.0
+        if st.limit_kw is not None:
+            for i in range(n):
+                for k in cells_j:
+                    rows.append(r)
+                    cols.append(i * c + k)
+                    vals.append(1.0)
+            rhs.append(max(st.limit_kw, 0.0) * step_h)
+            r += 1
+        if st.phase_limits_a is not None:
+            for p in range(3):
+                members = [i for i, s in enumerate(sessions) if p in s.phases]
+                if not members:
+                    continue
+                for i in members:
+                    s = sessions[i]
+                    amps_per_kwh = 1000.0 / (len(s.phases) * s.voltage)
+                    for k in cells_j:
+                        rows.append(r)
+                        cols.append(i * c + k)
+                        vals.append(amps_per_kwh)
+                rhs.append(max(st.phase_limits_a[p], 0.0) * step_h)
+                r += 1
+    A = sparse.csr_matrix((vals, (rows, cols)), shape=(r, n * c))
+    result = linprog(
+        -np.ones(n * c), A_ub=A, b_ub=np.array(rhs), bounds=np.column_stack([np.zeros(n * c), ub]), method="highs"
+    )
+    if result.status != 0 or result.x is None:
+        raise RuntimeError(f"offline optimum LP failed: {result.message}")
+    energy = np.asarray(result.x).reshape(n, c).sum(axis=1)
+    per = {s.id: float(e) for s, e in zip(sessions, energy, strict=True)}
+    served = {
+        s.id: (1.0 if s.energy_needed_kwh <= 1e-9 else min(1.0, per[s.id] / s.energy_needed_kwh)) for s in sessions
+    }
+    return OptimumResult(float(energy.sum()), per, served)
+
+
+def limits_from_meter_log(
+    log: Iterable[object], *, phase_limits_a: tuple[float, float, float] | None = None, voltage: float = 230.0
+) -> list[LimitStep]:
+    """Limit steps from the twin's ground-truth meter log (``MeterStep``: ``t_s``, ``duration_s``,
+    ``building_kw``, ``limit_kw``): the grid limit minus the building load; per phase, the building load
+    is taken as balanced over three phases."""
+    out = []
+    for step in log:
+        building_kw = float(step.building_kw)  # type: ignore[attr-defined]
+        limit_kw = step.limit_kw  # type: ignore[attr-defined]
+        per_phase = None
+        if phase_limits_a is not None:
+            building_a = building_kw * 1000.0 / (3 * voltage)
+            per_phase = tuple(x - building_a for x in phase_limits_a)
+        start = float(step.t_s)  # type: ignore[attr-defined]
+        out.append(
+            LimitStep(
+                start,
+                start + float(step.duration_s),  # type: ignore[attr-defined]
+                None if limit_kw is None else limit_kw - building_kw,
+                per_phase,  # type: ignore[arg-type]
+            )
+        )
+    return out
+
+
+def run_metrics(
+    result: OptimumResult, sessions: Sequence[SessionRecord], delivered_kwh: Mapping[str, float]
+) -> dict[str, float]:
+    """The report's figures: optimum, delivered, their ratio, and fairness (lowest served fraction) of the
+    run and of the optimum."""
+    delivered = float(sum(delivered_kwh.get(s.id, 0.0) for s in sessions))
+    served = [
+        1.0 if s.energy_needed_kwh <= 1e-9 else min(1.0, delivered_kwh.get(s.id, 0.0) / s.energy_needed_kwh)
+        for s in sessions
+    ]
+    return {
+        "optimum_kwh": round(result.optimum_kwh, 6),
+        "delivered_kwh": round(delivered, 6),
+        "fraction_of_optimum": round(result.fraction(delivered), 6),
+        "lowest_served_fraction": round(min(served), 6) if served else 1.0,
+        "optimum_lowest_served_fraction": round(min(result.served.values()), 6) if result.served else 1.0,
+        "needed_kwh": round(sum(s.energy_needed_kwh for s in sessions), 6),
+        "optimum_is_bounded_by_need": float(
+            math.isclose(result.optimum_kwh, sum(s.energy_needed_kwh for s in sessions), rel_tol=1e-6)
+        ),
+    }
