@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from csms.runtime.server import Endpoints, prepare_database, run_server
+from csms.runtime.server import Endpoints, prepare_database, raise_fd_limit, run_server
 from csms.services import apikeys, authorization, stations
 from csms.services.config import CsmsConfig
 from csms.services.errors import DomainError
@@ -60,6 +60,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = CsmsConfig(heartbeat_interval_s=args.heartbeat_interval, auto_register=args.auto_register)
     api_key = os.environ.get(API_KEY_ENV) or None
+    files, _hard = raise_fd_limit()
+    logging.getLogger("csms").info("open-files limit %d (about as many chargers)", files)
 
     def ready(endpoints: Endpoints) -> None:
         print(f"OCPP gateway  {endpoints.ocpp_url}", flush=True)

@@ -43,6 +43,24 @@ class Endpoints:
     api_port: int
 
 
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise this process's soft limit of open files to its hard limit (every connected charger is one file
+    descriptor; the usual soft default of 1024 caps a gateway near 1,000 chargers). Returns (soft, hard) in
+    force afterwards. Raising the hard limit itself needs privileges: ``ulimit -Hn``, systemd
+    ``LimitNOFILE=``, or Docker ``--ulimit nofile=N:N``."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-files limit from %d to %d: %s", soft, target, exc)
+    return soft, hard
+
+
 def prepare_database(url: str | None) -> Engine:
     """An engine on ``url`` (or $CHARGETWIN_DATABASE_URL, or the embedded SQLite file), migrated to head."""
     engine = make_engine(url)
