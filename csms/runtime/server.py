@@ -80,15 +80,28 @@ async def run_server(
     stop: asyncio.Event | None = None,
     on_ready: Callable[[Endpoints], None] | None = None,
     handle_signals: bool = True,
+    broker_url: str | None = None,
+    node_id: str | None = None,
+    registry_ttl_s: int = 15,
 ) -> None:
-    """Run until ``stop`` is set (or SIGINT/SIGTERM when ``handle_signals``)."""
+    """Run until ``stop`` is set (or SIGINT/SIGTERM when ``handle_signals``).
+
+    With ``broker_url`` (redis://…) this process is node ``node_id`` of a cluster (:mod:`csms.runtime.cluster`):
+    API calls reach stations connected to any node. Without it, nothing changes.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     engine = await asyncio.to_thread(prepare_database, database_url)
     session_factory = make_session_factory(engine)
     gateway = Gateway(session_factory, config or CsmsConfig())
     installed: list[signal.Signals] = []
+    cluster = None
     try:
+        if broker_url:
+            from csms.runtime.cluster import Cluster
+
+            cluster = Cluster(gateway, broker_url, node_id, ttl_s=registry_ttl_s)
+            await cluster.start()
         await gateway.start(host, ocpp_port)
         app = create_app(session_factory, gateway, api_key)
         # Bind here, so a busy port is an OSError for the caller (uvicorn would call sys.exit).
@@ -123,5 +136,7 @@ async def run_server(
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+        if cluster is not None:
+            await cluster.stop()
         await gateway.stop()
         engine.dispose()
