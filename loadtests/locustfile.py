@@ -123,6 +123,13 @@ def _options(parser: Any) -> None:
         env_var="LOADTEST_MAX_POWER_W",
         help="synthetic charging power after the ramp [W]",
     )
+    group.add_argument(
+        "--reset-stats-after",
+        type=float,
+        default=0,
+        env_var="LOADTEST_RESET_STATS_AFTER",
+        help="clear the statistics this many seconds after the start (measure the steady state only)",
+    )
     group.add_argument("--shape-users", type=int, default=100, help="(LOADTEST_SHAPE) users at full load")
     group.add_argument("--shape-spawn-rate", type=float, default=20, help="(LOADTEST_SHAPE) users started per s")
     group.add_argument("--shape-duration", type=float, default=300, help="(LOADTEST_SHAPE) run time [s]")
@@ -239,6 +246,19 @@ def _on_blackout(environment: Any, length_s: float) -> None:
     log.info("blackout for %.1f s: dropping %d sockets", length_s, len(_live_users))
     for user in list(_live_users):
         user.drop_socket()
+
+
+@events.test_start.add_listener
+def _schedule_reset(environment: Any, **_kw: Any) -> None:
+    delay = getattr(environment.parsed_options, "reset_stats_after", 0) or 0
+    if delay > 0 and not isinstance(environment.runner, WorkerRunner):
+
+        def reset() -> None:
+            gevent.sleep(delay)
+            log.info("statistics cleared after %.0f s (--reset-stats-after)", delay)
+            environment.runner.stats.reset_all()
+
+        gevent.spawn(reset)
 
 
 @events.init.add_listener
