@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from csms.runtime.server import Endpoints, prepare_database, run_server
+from csms.runtime.server import Endpoints, prepare_database, raise_fd_limit, run_server
 from csms.services import apikeys, authorization, stations
 from csms.services.config import CsmsConfig
 from csms.services.errors import DomainError
@@ -60,6 +60,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = CsmsConfig(heartbeat_interval_s=args.heartbeat_interval, auto_register=args.auto_register)
     api_key = os.environ.get(API_KEY_ENV) or None
+    files, _hard = raise_fd_limit()
+    logging.getLogger("csms").info("open-files limit %d (about as many chargers)", files)
 
     def ready(endpoints: Endpoints) -> None:
         print(f"OCPP gateway  {endpoints.ocpp_url}", flush=True)
@@ -79,10 +81,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 config=config,
                 log_level=args.log_level,
                 on_ready=ready,
+                broker_url=args.broker,
+                node_id=args.node_id,
+                registry_ttl_s=args.registry_ttl,
             )
         )
     except OSError as exc:
         raise UserError(f"cannot listen: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a bad --broker URL
+        raise UserError(str(exc)) from None
+    except Exception as exc:
+        if type(exc).__module__.startswith("redis"):
+            raise UserError(f"cannot reach the broker {args.broker}: {exc}") from None
+        raise
     except KeyboardInterrupt:
         pass
     return 0
@@ -185,6 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--heartbeat-interval", type=int, default=300, metavar="S", help="seconds (default 300)")
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"], help="(default info)"
+    )
+    serve.add_argument(
+        "--broker",
+        default=None,
+        metavar="URL",
+        help="redis://host:port: run as one node of a cluster sharing the database; API calls reach stations "
+        "connected to any node (default: a single process)",
+    )
+    serve.add_argument("--node-id", default=None, metavar="ID", help="this node's name (default host-pid)")
+    serve.add_argument(
+        "--registry-ttl", type=int, default=15, metavar="S", help="station registry expiry after a crash (default 15)"
     )
     _database_option(serve)
     serve.set_defaults(handler=cmd_serve)

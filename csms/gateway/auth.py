@@ -38,14 +38,16 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
 
 
 class Admissions:
-    """Checks station credentials; successful checks are remembered (keyed by a salted digest) so that a
-    reconnect wave of thousands of chargers does not cost thousands of scrypt runs."""
+    """Checks station credentials; successful checks are remembered (a salted digest of the password, keyed
+    by the stored scrypt hash) so that a reconnect wave of thousands of chargers does not cost thousands of
+    scrypt runs. Keyed by the stored hash, not the station: stations provisioned with one fleet hash (same
+    salt, same password) cost one scrypt in a cold boot storm instead of one each."""
 
     def __init__(self, session_factory: sessionmaker[Session], config: CsmsConfig) -> None:
         self.session_factory = session_factory
         self.config = config
         self._pepper = secrets.token_bytes(16)
-        self._verified: dict[str, tuple[str, bytes]] = {}  # station -> (stored hash, digest of password)
+        self._verified: dict[str, bytes] = {}  # stored hash -> digest of the password that matched it
 
     def _digest(self, password: str) -> bytes:
         return hashlib.sha256(self._pepper + password.encode()).digest()
@@ -77,11 +79,11 @@ class Admissions:
             return Admission(station_id, row.ocpp_version, row.registration_status)
 
     def _check(self, station_id: str, stored: str, password: str) -> bool:
-        cached = self._verified.get(station_id)
+        cached = self._verified.get(stored)
         digest = self._digest(password)
-        if cached and cached[0] == stored and hmac.compare_digest(cached[1], digest):
+        if cached is not None and hmac.compare_digest(cached, digest):
             return True
         if verify_password(password, stored):
-            self._verified[station_id] = (stored, digest)
+            self._verified[stored] = digest
             return True
         return False

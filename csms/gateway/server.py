@@ -100,6 +100,8 @@ class Gateway:
         self._closing: set[asyncio.Future[None]] = set()
         #: Optional hook (uptime/alerts): connections and committed reports. None: nobody listens.
         self.observer: StationObserver | None = None
+        #: :class:`csms.runtime.cluster.Cluster` when this process is one node of several (``--broker``).
+        self.cluster: Any = None
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
     async def start(self, host: str, port: int) -> Server:
@@ -191,6 +193,8 @@ class Gateway:
         link = Link(station_id, ws, session, connected_at=now)
         previous = self.links.get(station_id)
         self.links[station_id] = link
+        if self.cluster is not None:
+            self.cluster.station_connected(station_id)
         if previous is not None:
             await self._close_link(previous, "replaced by a new connection")
             # Closing waits for the old peer's close handshake (up to its timeout when it is half-open):
@@ -212,6 +216,8 @@ class Gateway:
         finally:
             if self.links.get(station_id) is link:
                 del self.links[station_id]
+                if self.cluster is not None:
+                    self.cluster.station_disconnected(station_id)
             await self._close_link(link, f"closed {ws.close_code}")
 
     async def _close_link(self, link: Link, detail: str) -> None:
@@ -304,7 +310,18 @@ class Gateway:
 
     # ---- calls from the API ------------------------------------------------------------------------------
     def is_connected(self, station_id: str) -> bool:
-        return station_id in self.links
+        """Connected here, or (in a cluster) to any node."""
+        if station_id in self.links:
+            return True
+        return self.cluster is not None and self.cluster.is_connected_anywhere(station_id)
+
+    async def route_call(
+        self, station_id: str, action: str, payload: dict[str, Any], timeout_s: float | None = None
+    ) -> dict[str, Any]:
+        """:meth:`call` on whichever node holds the station's socket; the outcome as the API returns it."""
+        if self.cluster is not None and station_id not in self.links:
+            return await self.cluster.call(station_id, action, payload, timeout_s)
+        return (await self.call(station_id, action, payload, timeout_s)).as_dict()
 
     async def call(
         self, station_id: str, action: str, payload: dict[str, Any], timeout_s: float | None = None

@@ -46,6 +46,24 @@ class Endpoints:
     api_port: int
 
 
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise this process's soft limit of open files to its hard limit (every connected charger is one file
+    descriptor; the usual soft default of 1024 caps a gateway near 1,000 chargers). Returns (soft, hard) in
+    force afterwards. Raising the hard limit itself needs privileges: ``ulimit -Hn``, systemd
+    ``LimitNOFILE=``, or Docker ``--ulimit nofile=N:N``."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-files limit from %d to %d: %s", soft, target, exc)
+    return soft, hard
+
+
 def prepare_database(url: str | None) -> Engine:
     """An engine on ``url`` (or $CHARGETWIN_DATABASE_URL, or the embedded SQLite file), migrated to head."""
     engine = make_engine(url)
@@ -68,12 +86,18 @@ async def run_server(
     alert_rules: AlertRules | None = None,
     remediation: RemediationPolicy | None = None,
     public_url: str | None = None,
+    broker_url: str | None = None,
+    node_id: str | None = None,
+    registry_ttl_s: int = 15,
 ) -> None:
     """Run until ``stop`` is set (or SIGINT/SIGTERM when ``handle_signals``).
 
     ``alert_rules``/``remediation`` configure the alert engine (remediation is off unless given);
     ``public_url`` is the API's base URL as stations reach it (diagnostics upload and firmware URLs), by
     default the URL the API request came in on.
+
+    With ``broker_url`` (redis://…) this process is node ``node_id`` of a cluster (:mod:`csms.runtime.cluster`):
+    API calls reach stations connected to any node. Without it, nothing changes.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -89,10 +113,16 @@ async def run_server(
         on_committed=sender.wake,
     )
     installed: list[signal.Signals] = []
+    cluster = None
     try:
         await monitor.start()
         gateway.observer = monitor
         sender.start()
+        if broker_url:
+            from csms.runtime.cluster import Cluster
+
+            cluster = Cluster(gateway, broker_url, node_id, ttl_s=registry_ttl_s)
+            await cluster.start()
         await gateway.start(host, ocpp_port)
         app = create_app(session_factory, gateway, api_key)
         app.state.public_url = public_url
@@ -130,6 +160,8 @@ async def run_server(
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+        if cluster is not None:
+            await cluster.stop()
         await gateway.stop()
         await monitor.stop()
         await sender.stop()

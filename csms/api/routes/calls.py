@@ -35,12 +35,11 @@ async def _send(
     gateway: Gateway, station_id: str, action: str, payload: dict[str, Any], timeout: float | None
 ) -> dict[str, Any]:
     try:
-        pending = await gateway.call(station_id, action, payload, timeout)
+        return await gateway.route_call(station_id, action, payload, timeout)
     except StationNotConnected:
         raise Conflict(f"station {station_id!r} is not connected") from None
     except LocalCallError as exc:
         raise Invalid(exc.description) from None
-    return pending.as_dict()
 
 
 @router.post("/calls/{action}", response_model=CallOut)
