@@ -106,6 +106,15 @@ class InProcessLink:
         self._generation += 1
         self.charger.disconnected(now)
 
+    def drop(self) -> None:
+        """The CSMS side vanished (a crash): the charger sees the socket die; the CSMS writes nothing."""
+        if self.session is None:
+            return
+        self.session = None
+        self._generation += 1
+        self.charger.disconnected(self.now())
+        self._pump_charger()
+
     def set_network(self, up: bool) -> None:
         """An outage of the charger's network (the ``link_down`` fault) starts or ends."""
         self.network_up = up
