@@ -32,6 +32,35 @@ def _by_charger_id(db: Session, station_id: str, charger_tx_id: str) -> Transact
     ).first()
 
 
+def _by_csms_id(db: Session, station_id: str, transaction_id: str) -> Transaction | None:
+    """A 1.6 transaction by the id we assigned, only if it is this station's."""
+    tx = db.get(Transaction, int(transaction_id))
+    return tx if tx is not None and tx.station_id == station_id else None
+
+
+def _find_or_open(
+    db: Session, station_id: str, report: ev.TransactionUpdated | ev.TransactionEnded
+) -> tuple[Transaction, bool]:
+    """A 2.0.1 transaction by the charger's id; opened now (True) when its Started event was lost or is
+    still queued at the station."""
+    tx = _by_charger_id(db, station_id, report.charger_tx_id)
+    if tx is not None:
+        return tx, False
+    tx = Transaction(
+        station_id=station_id,
+        charger_tx_id=report.charger_tx_id,
+        status="active",
+        evse_id=report.evse_id,
+        connector_id=report.connector_id,
+        id_token=report.id_token,
+        offline_events=0,
+        meter_start_explicit=False,
+    )
+    db.add(tx)
+    db.flush()
+    return tx, True
+
+
 def _seen_seq(db: Session, tx: Transaction, seq_no: int | None) -> bool:
     if seq_no is None or tx.id is None:
         return False
@@ -164,22 +193,8 @@ def _start_16(
 def update(uow: UnitOfWork, station_id: str, report: ev.TransactionUpdated, now: datetime) -> ev.TransactionAck:
     db = uow.session
     auth = _auth(db, report.id_token, now)
-    tx = _by_charger_id(db, station_id, report.charger_tx_id)
-    if tx is None:
-        # Its Started event was lost or is still queued at the station: open the transaction now.
-        tx = Transaction(
-            station_id=station_id,
-            charger_tx_id=report.charger_tx_id,
-            status="active",
-            evse_id=report.evse_id,
-            connector_id=report.connector_id,
-            id_token=report.id_token,
-            offline_events=0,
-            meter_start_explicit=False,
-        )
-        db.add(tx)
-        db.flush()
-    elif _seen_seq(db, tx, report.seq_no):
+    tx, opened = _find_or_open(db, station_id, report)
+    if not opened and _seen_seq(db, tx, report.seq_no):
         return ev.TransactionAck(tx.id, auth, duplicate=True)
     if report.id_token and not tx.id_token:
         tx.id_token = report.id_token
@@ -195,28 +210,14 @@ def end(
     db = uow.session
     auth = _auth(db, report.id_token, now)
     if csms_assigned:
-        tx = db.get(Transaction, int(report.charger_tx_id))
-        if tx is not None and tx.station_id != station_id:
-            tx = None
-        if tx is None:
+        found = _by_csms_id(db, station_id, report.charger_tx_id)
+        if found is None:
             # 1.6 requires an answer even for a transaction we never saw; nothing to record against.
             return ev.TransactionAck(0, auth, duplicate=True)
+        tx = found
     else:
-        tx = _by_charger_id(db, station_id, report.charger_tx_id)
-        if tx is None:
-            tx = Transaction(
-                station_id=station_id,
-                charger_tx_id=report.charger_tx_id,
-                status="active",
-                evse_id=report.evse_id,
-                connector_id=report.connector_id,
-                id_token=report.id_token,
-                offline_events=0,
-                meter_start_explicit=False,
-            )
-            db.add(tx)
-            db.flush()
-        elif _seen_seq(db, tx, report.seq_no):
+        tx, opened = _find_or_open(db, station_id, report)
+        if not opened and _seen_seq(db, tx, report.seq_no):
             return ev.TransactionAck(tx.id, auth, duplicate=True)
     if tx.status == "completed":
         return ev.TransactionAck(tx.id, auth, duplicate=True)
@@ -248,9 +249,7 @@ def meter_values(
         sites.record_station_meter(uow, station_id, report.samples, received)
     tx: Transaction | None = None
     if report.charger_tx_id is not None and csms_assigned:
-        tx = db.get(Transaction, int(report.charger_tx_id))
-        if tx is not None and tx.station_id != station_id:
-            tx = None
+        tx = _by_csms_id(db, station_id, report.charger_tx_id)
     elif report.evse_id > 0:
         tx = db.scalars(
             select(Transaction)
