@@ -5,6 +5,9 @@ engine events; the engine's effects are applied here — alerts (and their webho
 connectivity changes written in one transaction on a worker thread, Reset calls sent through the gateway —
 and one loop timer is armed at the engine's next deadline. Remediation calls and their outcome are kept as
 ``auto_remediation`` station events.
+
+:class:`InlineMonitor` is the same engine with the same writes run inline under any clock (the simulator's
+SimPy time); the steps both shells share are the module-level functions below.
 """
 
 from __future__ import annotations
