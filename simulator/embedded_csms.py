@@ -7,17 +7,19 @@ every call is committed by :class:`csms.core.processor.BatchProcessor` before it
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from csms.alerts import AlertEngine, AlertRules, RemediationPolicy
 from csms.core.processor import BatchProcessor, release
 from csms.core.session import StationSession
 from csms.ocpp.convert import from_posix
 from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import Version
+from csms.runtime.monitor import InlineMonitor
 from csms.services import stations
 from csms.services.config import CsmsConfig
 from csms.store import migrate
@@ -38,6 +40,55 @@ class EmbeddedCsms:
         self._connections = 0
         self.frames_in = 0
         self.frames_out = 0
+        self.monitor: InlineMonitor | None = None
+        #: Where CSMS-initiated frames go (station id, frames): set by the owner of the links.
+        self.outbound: Callable[[str, list[str]], None] | None = None
+        self.crashes = 0
+        self.up = True  # False between a crash and its restart: connection attempts are refused
+        self._alert_config: tuple[Any, ...] | None = None
+
+    # ---- alerts in virtual time ----------------------------------------------------------------------------
+    def enable_monitor(
+        self,
+        rules: AlertRules | None = None,
+        remediation: RemediationPolicy | None = None,
+        on_deadline: Callable[[float | None], None] | None = None,
+    ) -> InlineMonitor:
+        """Run the alert engine inline: fed on connect/disconnect/commit with virtual ``now``; the owner arms
+        an alarm at ``on_deadline`` and calls ``monitor.handle_timer``. Remediation calls go out through
+        :attr:`outbound`."""
+        self._alert_config = (rules, remediation, on_deadline)
+        self.monitor = InlineMonitor(
+            self.session_factory, AlertEngine(rules, remediation), call=self._monitor_call, on_deadline=on_deadline
+        )
+        self.monitor.start()
+        return self.monitor
+
+    def _monitor_call(self, station_id: str, action: str, payload: dict[str, Any], now: float) -> dict[str, Any]:
+        _, frames = self.send_call(station_id, action, payload, now)
+        if self.outbound is not None:
+            self.outbound(station_id, frames)
+        return {"outcome": "sent"}
+
+    def crash(self) -> list[str]:
+        """The process dies: in-memory state (sessions, their pending calls, the monitor) is gone; nothing is
+        written (a killed process writes nothing). Returns the station ids whose links must be dropped."""
+        dropped = list(self.sessions)
+        self.sessions.clear()
+        self.processor = BatchProcessor(self.session_factory, self.config)
+        self.crashes += 1
+        if self.monitor is not None:
+            if self.monitor.on_deadline is not None:
+                self.monitor.on_deadline(None)
+            self.monitor = None
+        self.up = False
+        return dropped
+
+    def restart(self) -> None:
+        """Start again on the same database (alerts reloaded from the store)."""
+        self.up = True
+        if self._alert_config is not None:
+            self.enable_monitor(*self._alert_config)
 
     @classmethod
     def create(cls, database_url: str = "sqlite://", config: CsmsConfig | None = None) -> EmbeddedCsms:
@@ -49,6 +100,8 @@ class EmbeddedCsms:
     # ---- connections -------------------------------------------------------------------------------------
     def connect(self, station_id: str, now: float, offered: Version | None = None) -> StationSession:
         """The handshake: the station must be provisioned (or auto-registration on)."""
+        if not self.up:
+            raise Refused("the CSMS is down")
         with self.session_factory() as db:
             row = db.get(Station, station_id)
             if row is None:
@@ -70,6 +123,8 @@ class EmbeddedCsms:
         session.record(lambda uow: stations.connection_changed(uow.session, station_id, "connected", from_posix(now)))
         self.sessions[station_id] = session
         self._commit([session], now)
+        if self.monitor is not None:
+            self.monitor.connected(station_id, version, now)
         return session
 
     def disconnect(self, session: StationSession, now: float, detail: str = "link down") -> None:
@@ -82,6 +137,8 @@ class EmbeddedCsms:
             )
         )
         self._commit([session], now)
+        if self.monitor is not None:
+            self.monitor.disconnected(session.station_id, now)
 
     # ---- the three shell steps, inline ---------------------------------------------------------------------
     def deliver(self, session: StationSession, frame: str, now: float) -> list[str]:
@@ -111,4 +168,9 @@ class EmbeddedCsms:
         batch = [(s, s.take_work()) for s in sessions]
         batch = [(s, w) for s, w in batch if w or w.log_rows]
         if batch:
-            release(self.processor.process(batch, now), batch)
+            results = self.processor.process(batch, now)
+            release(results, batch)
+            if self.monitor is not None:  # after the commit, like the gateway's observer
+                for session, staged in results:
+                    if staged is not None and staged.reports:
+                        self.monitor.committed(session.station_id, staged.reports, now)

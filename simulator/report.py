@@ -59,6 +59,8 @@ class RunRecord:
     expect: dict[str, Any]
     frames: dict[str, int] = field(default_factory=dict)
     reproducible: bool = False
+    uptime: dict[str, Any] | None = None  # simulator.verify.faults.uptime_section
+    alerts: dict[str, Any] | None = None  # simulator.verify.faults.alerts_section
 
 
 def _r(value: float, digits: int = 3) -> float:
@@ -136,7 +138,7 @@ def vehicles_section(vehicles: list[VehicleRecord]) -> dict[str, Any]:
 def check_values(report: dict[str, Any]) -> dict[str, float]:
     """The value of every known ``expect:`` check in a finished report."""
     site, tx, veh = report["site"], report["transactions"], report["vehicles"]
-    return {
+    values = {
         "site_limit_violations": site["violation_minutes"],
         "site_violation_kwh": site["violation_kwh"],
         "peak_import_kw": site["peak_import_kw"],
@@ -149,6 +151,12 @@ def check_values(report: dict[str, Any]) -> dict[str, float]:
         "energy_mismatch_kwh": tx["energy_max_error_kwh"],
         "stations_booted": report["stations"]["booted"],
     }
+    if "uptime" in report:
+        values["uptime_max_error_pp"] = report["uptime"]["max_error_pp"]
+    if "alerts" in report:
+        alerts = report["alerts"]
+        values.update(alerts_missed=alerts["missed"], alerts_false=alerts["false"], alerts_late=alerts["late"])
+    return values
 
 
 def evaluate_checks(report: dict[str, Any], expect: dict[str, Any]) -> list[dict[str, Any]]:
@@ -181,6 +189,10 @@ def build(record: RunRecord) -> dict[str, Any]:
         "transactions": transactions_section(record.truth_transactions, record.csms_transactions),
         "frames": dict(sorted(record.frames.items())),
     }
+    if record.uptime is not None:
+        report["uptime"] = record.uptime
+    if record.alerts is not None:
+        report["alerts"] = record.alerts
     report["checks"] = evaluate_checks(report, record.expect)
     report["passed"] = all(c["passed"] for c in report["checks"])
     return report

@@ -23,26 +23,34 @@ from typing import Any
 import simpy
 from sqlalchemy import select
 
+from csms.alerts import AlertRules, RemediationPolicy
 from csms.api import commands
 from csms.ocpp.convert import from_posix
 from csms.services import authorization, stations
 from csms.store.models import Station, Transaction
+from csms.uptime import Attempt
 from simulator import plots, report
 from simulator.embedded_csms import EmbeddedCsms
-from simulator.links.inprocess import InProcessLink, NetworkModel
+from simulator.links.inprocess import InProcessLink, NetworkModel, _Alarm
 from simulator.scenario.models import (
     ChangeAvailability,
+    ConnectorFault,
+    CsmsCrash,
     LinkDown,
+    MeterFreeze,
+    PowerLoss,
     ProvisionTokens,
     RemoteStart,
     RemoteStop,
     Reset,
     Scenario,
+    StuckAvailable,
 )
 from simulator.station.charger import Charger, StationIdentity
 from simulator.station.connector import ConnectorSpec
 from simulator.twin.interfaces import ChargingLimit, ConnectorRef, VehicleInfo
 from simulator.twin.world import TwinWorld
+from simulator.verify import faults as fv
 
 Progress = Callable[[float, float], None]
 #: Connector statuses (both versions) a driver treats as "out of service".
@@ -54,12 +62,18 @@ class TwinMeters:
 
     def __init__(self, world: TwinWorld, station_id: str) -> None:
         self.world, self.station_id = world, station_id
+        self.frozen: dict[int, float] | None = None  # the meter_freeze fault: registers held at these values
 
     def _read(self, connector_id: int) -> Any:
         return self.world.meter(ConnectorRef(self.station_id, connector_id))
 
     def energy_wh(self, connector_id: int) -> float:
+        if self.frozen is not None and connector_id in self.frozen:
+            return self.frozen[connector_id]
         return self._read(connector_id).energy_register_wh
+
+    def freeze(self, connectors: list[int]) -> None:
+        self.frozen = {c: self._read(c).energy_register_wh for c in connectors}
 
     def power_w(self, connector_id: int) -> float:
         return self._read(connector_id).power_w
@@ -78,11 +92,12 @@ class TwinMeters:
 class FirmwareHooks:
     """The twin's ``StationHooks``, answered by the chargers' firmware; tells the twin when answers change."""
 
-    def __init__(self, epoch: float) -> None:
+    def __init__(self, epoch: float, truth: fv.FaultTruth | None = None) -> None:
         self.epoch = epoch
         self.chargers: dict[str, Charger] = {}
         self.links: dict[str, InProcessLink] = {}
         self.world: TwinWorld | None = None
+        self.truth = truth
         self._seen: dict[ConnectorRef, tuple[bool, float | None]] = {}
 
     def _now(self, now_s: float) -> float:
@@ -116,6 +131,8 @@ class FirmwareHooks:
             return
         now = self.epoch + self.world.env.now
         for connector_id in charger.connectors:
+            if self.truth is not None:
+                self.truth.status(charger.station_id, connector_id, charger.status(connector_id), now)
             ref = ConnectorRef(charger.station_id, connector_id)
             available = charger.status(connector_id) not in OUT_OF_SERVICE
             state = (charger.is_energizing(connector_id), charger.limit_w(connector_id, now), available)
@@ -154,17 +171,38 @@ class VirtualRun:
         self.env = simpy.Environment()
         self.epoch = scenario.start.timestamp()
         self.csms = EmbeddedCsms.create(database_url)
-        self.hooks = FirmwareHooks(self.epoch)
+        self.truth = fv.FaultTruth()
+        self.hooks = FirmwareHooks(self.epoch, self.truth)
+        self.meters: dict[str, TwinMeters] = {}
+        settings = scenario.csms.alerts
+        self._alert_alarm = _Alarm(self.env, self.epoch, self._alert_timer)
+        self.csms.enable_monitor(
+            AlertRules(
+                heartbeat_interval_s=settings.heartbeat_interval,
+                offline_after_s=settings.offline_after,
+                faulted_after_s=settings.faulted_after,
+                stuck_available_failures=settings.stuck_available_failures,
+            ),
+            RemediationPolicy(
+                enabled=settings.remediation_after is not None,
+                after_s=settings.remediation_after or 600.0,
+                max_per_day=settings.remediation_max_per_day,
+            ),
+            on_deadline=self._alert_alarm.arm,
+        )
+        self.csms.outbound = lambda station_id, frames: self.hooks.links[station_id].send_from_csms(frames)
+        self.alert_effects: list[Any] = []
         self.world = TwinWorld(scenario, random.Random(rng.getrandbits(64)), hooks=self.hooks, env=self.env)
         self.hooks.world = self.world
         self._provision_stations()
         for group in scenario.chargers:
             spec = _connector_spec(group.current or "AC", group.phases or 3, group.voltage or 230.0, group.max_kw)
             for station_id in group.station_ids:
+                self.meters[station_id] = TwinMeters(self.world, station_id)
                 charger = Charger(
                     station_id,
                     group.ocpp,
-                    meter=TwinMeters(self.world, station_id),
+                    meter=self.meters[station_id],
                     rng=random.Random(rng.getrandbits(64)),
                     connectors=[spec] * group.connectors,
                     identity=StationIdentity(
@@ -179,6 +217,7 @@ class VirtualRun:
                     random.Random(rng.getrandbits(64)),
                     network,
                     on_charger_change=self.hooks.charger_changed,
+                    on_link=self.truth.link,
                 )
                 self.hooks.chargers[station_id] = charger
                 self.hooks.links[station_id] = link
@@ -206,17 +245,103 @@ class VirtualRun:
         now = self.epoch + self.env.now
         if isinstance(item, ProvisionTokens):
             self._provision_tokens(item, now)
-        elif isinstance(item, LinkDown):
-            for station_id in self.scenario.resolve_chargers(item.charger):
-                link = self.hooks.links[station_id]
-                link.set_network(False)
-                self.env.timeout(item.duration).callbacks.append(lambda _e, link=link: link.set_network(True))
+        elif isinstance(item, LinkDown | PowerLoss | MeterFreeze | ConnectorFault | StuckAvailable | CsmsCrash):
+            self._fault(item, now)
         elif isinstance(item, RemoteStart | RemoteStop | ChangeAvailability | Reset):
             for station_id in self.scenario.resolve_chargers(item.charger):
                 call = self._operator_call(item, station_id)
                 if call is not None and station_id in self.csms.sessions:
                     _, frames = self.csms.send_call(station_id, call[0], call[1], now)
                     self.hooks.links[station_id].send_from_csms(frames)
+
+    # ---- faults ----------------------------------------------------------------------------------------------
+    def _alert_timer(self) -> None:
+        if self.csms.monitor is not None:
+            self.csms.monitor.handle_timer(self.epoch + self.env.now)
+
+    def _later(self, delay_s: float, action: Callable[[], None]) -> None:
+        self.env.timeout(delay_s).callbacks.append(lambda _e: action())
+
+    def _fault(self, item: Any, now: float) -> None:
+        if isinstance(item, CsmsCrash):
+            self.truth.inject("csms_crash", None, None, now, now + item.restart_after)
+            if self.csms.monitor is not None:
+                self.alert_effects += self.csms.monitor.effects
+            for station_id in self.csms.crash():
+                self.hooks.links[station_id].drop()
+            self._later(item.restart_after, self.csms.restart)
+            return
+        for station_id in self.scenario.resolve_chargers(item.charger):
+            charger, link = self.hooks.chargers[station_id], self.hooks.links[station_id]
+            if isinstance(item, LinkDown):
+                self.truth.inject("link_down", station_id, None, now, now + item.duration)
+                link.set_network(False)
+                self._later(item.duration, lambda link=link: link.set_network(True))
+            elif isinstance(item, PowerLoss):
+                self.truth.inject("power_loss", station_id, None, now, now + item.duration)
+                charger.power_loss(now, item.duration)
+                link.poke()
+            elif isinstance(item, MeterFreeze):
+                self.truth.inject("meter_freeze", station_id, None, now, now + item.duration)
+                meters = self.meters[station_id]
+                meters.freeze(list(charger.connectors))
+                self._later(item.duration, lambda meters=meters: setattr(meters, "frozen", None))
+            elif isinstance(item, ConnectorFault):
+                end = None if item.clears_after is None else now + item.clears_after
+                self.truth.inject("connector_fault", station_id, item.connector, now, end)
+                self._connector_fault(charger, link, item, now)
+            elif isinstance(item, StuckAvailable):
+                self.truth.inject("stuck_available", station_id, item.connector, now, now + item.duration)
+                charger.stuck.add(item.connector)
+                link.poke()
+                self.env.process(self._stuck_driver(charger, link, item, now + item.duration))
+
+    def _connector_fault(self, charger: Charger, link: InProcessLink, item: ConnectorFault, now: float) -> None:
+        charger.fault(item.connector, item.error_code, now)
+        link.poke()
+        cleared = [False]
+
+        def clear() -> None:
+            if cleared[0]:
+                return
+            cleared[0] = True
+            when = self.epoch + self.env.now
+            for fault in self.truth.injected:
+                if fault["kind"] == "connector_fault" and fault["station_id"] == charger.station_id:
+                    fault["end"] = fault["end"] or when
+            charger.clear_fault(item.connector, when)
+            link.poke()
+
+        if item.clears_after is not None:
+            self._later(item.clears_after, clear)
+        else:
+            previous = charger.on_reboot
+
+            def rebooted(_now: float) -> None:
+                charger.on_reboot = previous
+                self._later(0.0, clear)
+
+            charger.on_reboot = rebooted
+
+    def _stuck_driver(
+        self, charger: Charger, link: InProcessLink, item: StuckAvailable, until: float
+    ) -> simpy.events.ProcessGenerator:
+        """While the port is stuck the driver gives up after ``give_up_after`` and tries again."""
+        cid = item.connector
+        while self.epoch + self.env.now + item.give_up_after < until:
+            yield self.env.timeout(item.give_up_after)
+            now = self.epoch + self.env.now
+            tx = charger.transactions.get(cid)
+            if tx is not None and charger.online:
+                token = tx.id_token
+                charger.stop_transaction(tx, "Local", now)
+                link.poke()
+                if charger.connectors[cid].plugged and token is not None:
+                    charger.present_token(cid, token, now)
+                    link.poke()
+        yield self.env.timeout(max(0.0, until - (self.epoch + self.env.now)))
+        charger.stuck.discard(cid)
+        link.poke()
 
     def _provision_tokens(self, item: ProvisionTokens, now: float) -> None:
         tokens: list[str] = list(item.tokens or [])
@@ -311,6 +436,21 @@ class VirtualRun:
                 for tx in db.scalars(select(Transaction).order_by(Transaction.id))
             ]
             booted = len(db.scalars(select(Station.id).where(Station.registration_status == "Accepted")).all())
+            period = fv.period_of(self.epoch, float(self.env.now))
+            attempts: dict[tuple[str, int], list[Attempt]] = {}
+            for charger in self.hooks.chargers.values():
+                for tx in charger.history:
+                    if tx.ended_at is not None and tx.meter_stop_wh is not None:
+                        attempts.setdefault((charger.station_id, tx.connector_id), []).append(
+                            Attempt(
+                                from_posix(tx.started_at), from_posix(tx.ended_at), tx.meter_stop_wh - tx.meter_start_wh
+                            )
+                        )
+            uptime = fv.uptime_section(db, self.truth, period, self.epoch, attempts)
+        effects = self.alert_effects + (self.csms.monitor.effects if self.csms.monitor is not None else [])
+        alerts = fv.alerts_section(
+            self.truth, effects, self.scenario.csms.alerts.within, self.epoch, self.epoch + float(self.env.now)
+        )
         links = self.hooks.links.values()
         return report.RunRecord(
             scenario_name=self.scenario.name,
@@ -333,6 +473,8 @@ class VirtualRun:
                 "csms_to_charger": self.csms.frames_out,
                 "lost_in_network": sum(link.frames_lost for link in links),
             },
+            uptime=uptime,
+            alerts=alerts,
         )
 
 

@@ -59,10 +59,12 @@ class InProcessLink:
         rng: random.Random,
         network: NetworkModel | None = None,
         on_charger_change: Callable[[Charger], None] | None = None,
+        on_link: Callable[[str, bool, float], None] | None = None,
     ) -> None:
         self.env, self.epoch, self.charger, self.csms, self.rng = env, epoch, charger, csms, rng
         self.network = network or NetworkModel()
         self.on_charger_change = on_charger_change or (lambda _c: None)
+        self.on_link = on_link  # the twin's truth: (station, up, now) when a connection opens or closes
         self.network_up = True
         self.session: StationSession | None = None
         self._generation = 0  # frames of a closed connection are dropped on arrival
@@ -94,6 +96,8 @@ class InProcessLink:
             self._pump_charger()
             return
         self._generation += 1
+        if self.on_link is not None:
+            self.on_link(self.charger.station_id, True, now)
         self.charger.connected(now)
         self._pump_charger()
 
@@ -103,8 +107,19 @@ class InProcessLink:
         now = self.now()
         self.csms.disconnect(self.session, now, detail)
         self.session = None
+        if self.on_link is not None:
+            self.on_link(self.charger.station_id, False, now)
         self._generation += 1
         self.charger.disconnected(now)
+
+    def drop(self) -> None:
+        """The CSMS side vanished (a crash): the charger sees the socket die; the CSMS writes nothing."""
+        if self.session is None:
+            return
+        self.session = None
+        self._generation += 1
+        self.charger.disconnected(self.now())
+        self._pump_charger()
 
     def set_network(self, up: bool) -> None:
         """An outage of the charger's network (the ``link_down`` fault) starts or ends."""

@@ -25,6 +25,10 @@ KNOWN_CHECKS: frozenset[str] = frozenset(
         "energy_mismatch_kwh",  # CSMS metered energy vs twin ground truth
         "meter_values_lost",
         "stations_booted",
+        "uptime_max_error_pp",  # per port |twin truth − CSMS| uptime, percentage points (worst port)
+        "alerts_missed",  # injected faults whose alert never came
+        "alerts_late",  # ... came later than csms.alerts.within
+        "alerts_false",  # alerts no injected fault explains
     }
 )
 

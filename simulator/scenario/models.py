@@ -34,15 +34,20 @@ from simulator.twin.curves import TaperCurve
 
 __all__ = [
     "Action",
+    "AlertSettings",
     "BuildingLoadSpec",
     "ChangeAvailability",
     "ChargerGroup",
+    "ConnectorFault",
+    "CsmsCrash",
     "CsmsSettings",
     "Departure",
     "Fault",
     "FleetBlock",
     "LinkDown",
     "LoadManagement",
+    "MeterFreeze",
+    "PowerLoss",
     "ProvisionTokens",
     "RemoteStart",
     "RemoteStop",
@@ -50,6 +55,7 @@ __all__ = [
     "Scenario",
     "Site",
     "SocDistribution",
+    "StuckAvailable",
     "TimeDistribution",
     "TwinSettings",
     "reference_problems",
@@ -417,8 +423,68 @@ class LinkDown(_Model):
     duration: PositiveDuration
 
 
-Fault = Annotated[LinkDown, Field(discriminator="kind")]
-"""A discriminated union on ``kind``; add new fault models here (``LinkDown | PowerLoss | …``)."""
+class ConnectorFault(_Model):
+    """A connector faults with ``error_code`` (a running transaction ends); it clears by itself after
+    ``clears_after``, or (``clears_on: reset``) when the station reboots after a remote Reset."""
+
+    kind: Literal["connector_fault"]
+    at: When
+    charger: str
+    connector: Annotated[int, Field(ge=1)] = 1
+    error_code: str = "GroundFailure"
+    clears_after: PositiveDuration | None = None
+    clears_on: Literal["reset"] | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_clear(self) -> ConnectorFault:
+        if (self.clears_after is None) == (self.clears_on is None):
+            raise ValueError("expected exactly one of 'clears_after' and 'clears_on'")
+        return self
+
+
+class PowerLoss(_Model):
+    """The station loses power for ``duration``: transactions end (PowerLoss), the link drops, it boots after."""
+
+    kind: Literal["power_loss"]
+    at: When
+    charger: str
+    duration: PositiveDuration
+
+
+class CsmsCrash(_Model):
+    """The CSMS process dies: its in-memory state is lost, every link drops; it restarts on the same database
+    after ``restart_after`` and the chargers reconnect with their back-off."""
+
+    kind: Literal["csms_crash"]
+    at: When
+    restart_after: PositiveDuration
+
+
+class MeterFreeze(_Model):
+    """The energy register in the meter values stops advancing for ``duration`` while power still flows."""
+
+    kind: Literal["meter_freeze"]
+    at: When
+    charger: str
+    duration: PositiveDuration
+
+
+class StuckAvailable(_Model):
+    """For ``duration`` the port reports Available but never energizes: sessions start and deliver nothing
+    (the driver gives up after ``give_up_after`` and tries again)."""
+
+    kind: Literal["stuck_available"]
+    at: When
+    charger: str
+    connector: Annotated[int, Field(ge=1)] = 1
+    duration: PositiveDuration
+    give_up_after: PositiveDuration = 120.0
+
+
+Fault = Annotated[
+    LinkDown | ConnectorFault | PowerLoss | CsmsCrash | MeterFreeze | StuckAvailable, Field(discriminator="kind")
+]
+"""A discriminated union on ``kind``; add new fault models here."""
 
 
 # -- the CSMS -----------------------------------------------------------------------------------------------
@@ -445,8 +511,22 @@ class LoadManagement(_Model):
         return self
 
 
+class AlertSettings(_Model):
+    """The embedded CSMS's alert rules (``csms.alerts.AlertRules``) and the auto-remediation policy;
+    ``within`` is how long after a fault starts its alert must be raised (else it counts as late)."""
+
+    heartbeat_interval: PositiveDuration = 300.0
+    offline_after: PositiveDuration = 600.0
+    faulted_after: PositiveDuration = 300.0
+    stuck_available_failures: Annotated[int, Field(ge=1)] = 3
+    remediation_after: PositiveDuration | None = None
+    remediation_max_per_day: Annotated[int, Field(ge=0)] = 2
+    within: PositiveDuration = 900.0
+
+
 class CsmsSettings(_Model):
     load_management: LoadManagement | None = None
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
 
 # -- the scenario -------------------------------------------------------------------------------------------
@@ -582,7 +662,8 @@ def reference_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], 
         else:
             check_charger(("actions", i, "charger"), action.charger)
     for i, fault in enumerate(scenario.faults):
-        check_charger(("faults", i, "charger"), fault.charger)
+        if not isinstance(fault, CsmsCrash):
+            check_charger(("faults", i, "charger"), fault.charger)
     for section, items in (("actions", scenario.actions), ("faults", scenario.faults)):
         for i, item in enumerate(items):
             t_s = scenario.seconds(item.at)

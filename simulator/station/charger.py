@@ -231,6 +231,10 @@ class Charger:
         self._tx_counter = 0
         self._pending_starts: dict[int, _PendingStart] = {}
         self.station_inoperative = False
+        #: Connectors that report Available but never energize (the twin's ``stuck_available`` fault).
+        self.stuck: set[int] = set()
+        #: Called with ``now`` whenever the station goes down to reboot (reset or power loss).
+        self.on_reboot: Callable[[float], None] | None = None
 
     # ==== link =============================================================================================
     def connected(self, now: float) -> None:
@@ -550,12 +554,15 @@ class Charger:
         if tx is not None:
             self.stop_transaction(tx, "EmergencyStop", now)
 
-    def power_loss(self, now: float) -> None:
-        """The station loses power: transactions end with PowerLoss, the link drops, it boots when back."""
+    def power_loss(self, now: float, duration_s: float | None = None) -> None:
+        """The station loses power: transactions end with PowerLoss, the link drops, it boots when back
+        (after ``duration_s``, default ``reboot_s``)."""
         for tx in list(self.transactions.values()):
             self.stop_transaction(tx, "PowerLoss", now)
         self._go_down(now)
         self.boot_reason = "PowerUp"
+        if duration_s is not None:
+            self._reconnect_at = now + duration_s
 
     def clear_fault(self, connector_id: int, now: float) -> None:
         c = self.connectors[connector_id]
@@ -864,6 +871,8 @@ class Charger:
         self._connection_timeout_at.clear()
         self._attempt = 0
         self._reconnect_at = now + self.reboot_s
+        if self.on_reboot is not None:
+            self.on_reboot(now)
 
     def change_availability(self, connector_ids: list[int], operative: bool, now: float) -> str:
         """Accepted (applied now), Scheduled (after running transactions), Rejected (unknown connector)."""
@@ -930,6 +939,8 @@ class Charger:
     def is_energizing(self, connector_id: int) -> bool:
         """True while a transaction runs on the connector and neither the EV nor the EVSE suspends it."""
         c = self.connectors[connector_id]
+        if connector_id in self.stuck:
+            return False
         return c.in_transaction and c.plugged and not (c.ev_suspended or c.evse_suspended or c.faulted)
 
     def status(self, connector_id: int) -> str:
