@@ -122,6 +122,9 @@ class Planner:
         self.tracker.forget(station_id)
         return self.on_event("online", now)
 
+    def version_of(self, station_id: str) -> str:
+        return self._versions.get(station_id, "1.6")
+
     def station_offline(self, station_id: str, now: float) -> list[Command]:
         self._online.discard(station_id)
         return self.on_event("offline", now)
