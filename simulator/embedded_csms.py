@@ -7,7 +7,7 @@ every call is committed by :class:`csms.core.processor.BatchProcessor` before it
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Engine
@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from csms.core.processor import BatchProcessor, release
 from csms.core.session import StationSession
+from csms.loadmgmt.manager import LoadManager, call_status
+from csms.loadmgmt.planner import Command
 from csms.ocpp.convert import from_posix
 from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import Version
@@ -38,6 +40,49 @@ class EmbeddedCsms:
         self._connections = 0
         self.frames_in = 0
         self.frames_out = 0
+        #: Load management (``enable_load_management``): the same manager the gateway runs.
+        self.load: LoadManager | None = None
+        self._outgoing: Callable[[str], None] = lambda _station_id: None
+        self._arm: Callable[[float | None], None] = lambda _deadline: None
+        self._lm_calls: dict[int, Command] = {}
+        self.lm_sent = 0
+        self.lm_failed = 0
+
+    def enable_load_management(
+        self, manager: LoadManager, outgoing: Callable[[str], None], arm: Callable[[float | None], None]
+    ) -> None:
+        """Run ``manager`` inline: ``outgoing(station_id)`` is told that a session has calls to send (the
+        link drains them), ``arm(deadline)`` keeps one alarm at the manager's next deadline."""
+        self.load, self._outgoing, self._arm = manager, outgoing, arm
+
+    def load_commands(self, commands: list[Command], now: float) -> None:
+        """Send the manager's commands through the stations' sessions (offline stations: dropped, their
+        disconnect already re-planned with the fallback)."""
+        if self.load is None:
+            return
+        for command in commands:
+            session = self.sessions.get(command.station_id)
+            if session is None:
+                continue
+            pending = session.send_call(command.action, command.payload, now)
+            self._lm_calls[id(pending)] = command
+            self.lm_sent += 1
+            self._outgoing(command.station_id)
+        self._arm(self.load.next_deadline())
+
+    def load_timer(self, now: float) -> None:
+        if self.load is not None:
+            self.load_commands(self.load.handle_timer(now), now)
+
+    def _completed(self, session: StationSession, now: float) -> None:
+        for pending in session.completed_calls():
+            command = self._lm_calls.pop(id(pending), None)
+            if command is None or self.load is None:
+                continue
+            status = call_status(pending.outcome.value if pending.outcome else "cancelled", pending.payload)
+            if status != "Accepted":
+                self.lm_failed += 1
+            self.load_commands(self.load.call_result(command, status, now), now)
 
     @classmethod
     def create(cls, database_url: str = "sqlite://", config: CsmsConfig | None = None) -> EmbeddedCsms:
@@ -70,24 +115,32 @@ class EmbeddedCsms:
         session.record(lambda uow: stations.connection_changed(uow.session, station_id, "connected", from_posix(now)))
         self.sessions[station_id] = session
         self._commit([session], now)
+        if self.load is not None:
+            commands = self.load.connected(station_id, version, now, registered=registration == "Accepted")
+            self.load_commands(commands, now)
         return session
 
     def disconnect(self, session: StationSession, now: float, detail: str = "link down") -> None:
         if self.sessions.get(session.station_id) is session:
             del self.sessions[session.station_id]
         session.close(now)
+        for pending in session.completed_calls():  # cancelled with the connection: it re-plans as offline
+            self._lm_calls.pop(id(pending), None)
         session.record(
             lambda uow: stations.connection_changed(
                 uow.session, session.station_id, "disconnected", from_posix(now), detail
             )
         )
         self._commit([session], now)
+        if self.load is not None and session.station_id not in self.sessions:
+            self.load_commands(self.load.disconnected(session.station_id, now), now)
 
     # ---- the three shell steps, inline ---------------------------------------------------------------------
     def deliver(self, session: StationSession, frame: str, now: float) -> list[str]:
         """Feed one frame; commit its work; return what the CSMS sends back."""
         self.frames_in += 1
         session.receive_frame(frame, now)
+        self._completed(session, now)
         self._commit([session], now)
         out = session.frames_to_send()
         self.frames_out += len(out)
@@ -95,6 +148,7 @@ class EmbeddedCsms:
 
     def handle_timer(self, session: StationSession, now: float) -> list[str]:
         session.handle_timer(now)
+        self._completed(session, now)
         out = session.frames_to_send()
         self.frames_out += len(out)
         return out
@@ -111,4 +165,9 @@ class EmbeddedCsms:
         batch = [(s, s.take_work()) for s in sessions]
         batch = [(s, w) for s, w in batch if w or w.log_rows]
         if batch:
-            release(self.processor.process(batch, now), batch)
+            results = self.processor.process(batch, now)
+            release(results, batch)
+            if self.load is not None:  # after the commit, like the gateway's observers
+                for s, staged in results:
+                    if staged is not None and staged.reports:
+                        self.load_commands(self.load.committed(s.station_id, staged.reports, now), now)

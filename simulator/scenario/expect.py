@@ -25,6 +25,9 @@ KNOWN_CHECKS: frozenset[str] = frozenset(
         "energy_mismatch_kwh",  # CSMS metered energy vs twin ground truth
         "meter_values_lost",
         "stations_booted",
+        "site_phase_violations",  # minutes any phase was above its limit (site.phase_limits_a)
+        "energy_optimum_fraction",  # delivered towards targets / the offline optimum
+        "lowest_served_fraction",  # fairness: the lowest share of its need a vehicle got
     }
 )
 
