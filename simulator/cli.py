@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--api-url", default=None, help="our CSMS's API, to compare its records (real time)")
     run.add_argument("--api-key", default=None, help="API key for --api-url")
     run.add_argument("--quiet", action="store_true", help="no progress line")
+    run.add_argument(
+        "--strategy",
+        choices=["none", "equal_share", "priority", "deadline", "optimal"],
+        default=None,
+        help="override the scenario's load-management strategy (none: load management off)",
+    )
     check = sub.add_parser("validate", help="check a scenario file and print what it declares")
     check.add_argument("scenario", type=Path)
     return parser
@@ -115,6 +121,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             database_url=args.database_url,
             progress=progress,
             network=_network(args.latency),
+            strategy=args.strategy,
         )
         record = run.run()
         data = write_outputs(

@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from csms.alerts import AlertEngine, AlertRules, RemediationPolicy
 from csms.core.processor import BatchProcessor, release
 from csms.core.session import StationSession
+from csms.loadmgmt.manager import LoadManager, call_status
+from csms.loadmgmt.planner import Command
 from csms.ocpp.convert import from_posix
 from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import Version
@@ -46,6 +48,13 @@ class EmbeddedCsms:
         self.crashes = 0
         self.up = True  # False between a crash and its restart: connection attempts are refused
         self._alert_config: tuple[Any, ...] | None = None
+        #: Load management (``enable_load_management``): the same manager the gateway runs.
+        self.load: LoadManager | None = None
+        self._outgoing: Callable[[str], None] = lambda _station_id: None
+        self._arm: Callable[[float | None], None] = lambda _deadline: None
+        self._lm_calls: dict[int, Command] = {}
+        self.lm_sent = 0
+        self.lm_failed = 0
 
     # ---- alerts in virtual time ----------------------------------------------------------------------------
     def enable_monitor(
@@ -90,6 +99,42 @@ class EmbeddedCsms:
         if self._alert_config is not None:
             self.enable_monitor(*self._alert_config)
 
+    def enable_load_management(
+        self, manager: LoadManager, outgoing: Callable[[str], None], arm: Callable[[float | None], None]
+    ) -> None:
+        """Run ``manager`` inline: ``outgoing(station_id)`` is told that a session has calls to send (the
+        link drains them), ``arm(deadline)`` keeps one alarm at the manager's next deadline."""
+        self.load, self._outgoing, self._arm = manager, outgoing, arm
+
+    def load_commands(self, commands: list[Command], now: float) -> None:
+        """Send the manager's commands through the stations' sessions (offline stations: dropped, their
+        disconnect already re-planned with the fallback)."""
+        if self.load is None:
+            return
+        for command in commands:
+            session = self.sessions.get(command.station_id)
+            if session is None:
+                continue
+            pending = session.send_call(command.action, command.payload, now)
+            self._lm_calls[id(pending)] = command
+            self.lm_sent += 1
+            self._outgoing(command.station_id)
+        self._arm(self.load.next_deadline())
+
+    def load_timer(self, now: float) -> None:
+        if self.load is not None:
+            self.load_commands(self.load.handle_timer(now), now)
+
+    def _completed(self, session: StationSession, now: float) -> None:
+        for pending in session.completed_calls():
+            command = self._lm_calls.pop(id(pending), None)
+            if command is None or self.load is None:
+                continue
+            status = call_status(pending.outcome.value if pending.outcome else "cancelled", pending.payload)
+            if status != "Accepted":
+                self.lm_failed += 1
+            self.load_commands(self.load.call_result(command, status, now), now)
+
     @classmethod
     def create(cls, database_url: str = "sqlite://", config: CsmsConfig | None = None) -> EmbeddedCsms:
         """A CSMS on a fresh (default: in-memory SQLite) database, migrated like ``csms db upgrade``."""
@@ -125,12 +170,17 @@ class EmbeddedCsms:
         self._commit([session], now)
         if self.monitor is not None:
             self.monitor.connected(station_id, version, now)
+        if self.load is not None:
+            commands = self.load.connected(station_id, version, now, registered=registration == "Accepted")
+            self.load_commands(commands, now)
         return session
 
     def disconnect(self, session: StationSession, now: float, detail: str = "link down") -> None:
         if self.sessions.get(session.station_id) is session:
             del self.sessions[session.station_id]
         session.close(now)
+        for pending in session.completed_calls():  # cancelled with the connection: it re-plans as offline
+            self._lm_calls.pop(id(pending), None)
         session.record(
             lambda uow: stations.connection_changed(
                 uow.session, session.station_id, "disconnected", from_posix(now), detail
@@ -139,12 +189,15 @@ class EmbeddedCsms:
         self._commit([session], now)
         if self.monitor is not None:
             self.monitor.disconnected(session.station_id, now)
+        if self.load is not None and session.station_id not in self.sessions:
+            self.load_commands(self.load.disconnected(session.station_id, now), now)
 
     # ---- the three shell steps, inline ---------------------------------------------------------------------
     def deliver(self, session: StationSession, frame: str, now: float) -> list[str]:
         """Feed one frame; commit its work; return what the CSMS sends back."""
         self.frames_in += 1
         session.receive_frame(frame, now)
+        self._completed(session, now)
         self._commit([session], now)
         out = session.frames_to_send()
         self.frames_out += len(out)
@@ -152,6 +205,7 @@ class EmbeddedCsms:
 
     def handle_timer(self, session: StationSession, now: float) -> list[str]:
         session.handle_timer(now)
+        self._completed(session, now)
         out = session.frames_to_send()
         self.frames_out += len(out)
         return out
@@ -174,3 +228,7 @@ class EmbeddedCsms:
                 for session, staged in results:
                     if staged is not None and staged.reports:
                         self.monitor.committed(session.station_id, staged.reports, now)
+            if self.load is not None:  # after the commit, like the gateway's observers
+                for s, staged in results:
+                    if staged is not None and staged.reports:
+                        self.load_commands(self.load.committed(s.station_id, staged.reports, now), now)

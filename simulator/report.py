@@ -61,6 +61,10 @@ class RunRecord:
     reproducible: bool = False
     uptime: dict[str, Any] | None = None  # simulator.verify.faults.uptime_section
     alerts: dict[str, Any] | None = None  # simulator.verify.faults.alerts_section
+    #: ``simulator.verify.optimum.run_metrics`` over the twin's sessions (None: not computed).
+    energy: dict[str, float] | None = None
+    load_management: dict[str, Any] | None = None
+    phase_limits_a: tuple[float, float, float] | None = None
 
 
 def _r(value: float, digits: int = 3) -> float:
@@ -78,6 +82,38 @@ def site_section(log: tuple[MeterStep, ...], limit_kw: float | None) -> dict[str
         "violation_kwh": _r(sum(s.above_limit_kw * s.duration_s for s in above) / 3600.0),
         "import_kwh": _r(sum(s.import_kw * s.duration_s for s in log) / 3600.0),
         "ev_kwh": _r(sum(s.ev_kw * s.duration_s for s in log) / 3600.0),
+    }
+
+
+def phase_section(log: tuple[MeterStep, ...], limits_a: tuple[float, float, float] | None) -> dict[str, Any]:
+    """Per-phase import (A, step averages) against the per-phase limit of the grid connection."""
+    phased = [s for s in log if s.phase_import_a is not None]
+    above = [s for s in phased if s.above_phase_limit_a > 0]
+    peak = [max((s.phase_import_a[p] for s in phased), default=0.0) for p in range(3)]  # type: ignore[index]
+    return {
+        "limits_a": None if limits_a is None else list(limits_a),
+        "peak_a": [_r(x, 2) for x in peak],
+        "violation_count": sum(
+            1
+            for i, s in enumerate(phased)
+            if s.above_phase_limit_a > 0 and (i == 0 or phased[i - 1].above_phase_limit_a <= 0)
+        ),
+        "violation_minutes": _r(sum(s.duration_s for s in above) / 60.0, 1),
+        "max_over_a": _r(max((s.above_phase_limit_a for s in above), default=0.0), 2),
+    }
+
+
+def energy_section(metrics: dict[str, float] | None) -> dict[str, Any] | None:
+    """Delivered energy (towards each vehicle's target) against the offline optimum and the request."""
+    if metrics is None:
+        return None
+    return {
+        "delivered_kwh": _r(metrics["delivered_kwh"]),
+        "requested_kwh": _r(metrics["needed_kwh"]),
+        "optimum_kwh": _r(metrics["optimum_kwh"]),
+        "optimum_fraction": _r(metrics["fraction_of_optimum"], 4),
+        "lowest_served_fraction": _r(metrics["lowest_served_fraction"], 4),
+        "optimum_lowest_served_fraction": _r(metrics["optimum_lowest_served_fraction"], 4),
     }
 
 
@@ -156,6 +192,12 @@ def check_values(report: dict[str, Any]) -> dict[str, float]:
     if "alerts" in report:
         alerts = report["alerts"]
         values.update(alerts_missed=alerts["missed"], alerts_false=alerts["false"], alerts_late=alerts["late"])
+    if site.get("phases") is not None:
+        values["site_phase_violations"] = site["phases"]["violation_minutes"]
+    energy = report.get("energy")
+    if energy is not None:
+        values["energy_optimum_fraction"] = energy["optimum_fraction"]
+        values["lowest_served_fraction"] = energy["lowest_served_fraction"]
     return values
 
 
@@ -185,6 +227,7 @@ def build(record: RunRecord) -> dict[str, Any]:
         "wall_seconds": 0.0 if record.reproducible else _r(record.wall_seconds),
         "stations": {"count": record.stations, "booted": record.stations_booted},
         "site": site_section(record.meter_log, record.grid_limit_kw),
+        "energy": energy_section(record.energy),
         "vehicles": vehicles_section(record.vehicles),
         "transactions": transactions_section(record.truth_transactions, record.csms_transactions),
         "frames": dict(sorted(record.frames.items())),
@@ -193,6 +236,10 @@ def build(record: RunRecord) -> dict[str, Any]:
         report["uptime"] = record.uptime
     if record.alerts is not None:
         report["alerts"] = record.alerts
+    if record.phase_limits_a is not None:
+        report["site"]["phases"] = phase_section(record.meter_log, record.phase_limits_a)
+    if record.load_management is not None:
+        report["load_management"] = record.load_management
     report["checks"] = evaluate_checks(report, record.expect)
     report["passed"] = all(c["passed"] for c in report["checks"])
     return report

@@ -25,11 +25,12 @@ from sqlalchemy import select
 
 from csms.alerts import AlertRules, RemediationPolicy
 from csms.api import commands
+from csms.loadmgmt.manager import LoadManager
 from csms.ocpp.convert import from_posix
 from csms.services import authorization, stations
 from csms.store.models import Station, Transaction
 from csms.uptime import Attempt
-from simulator import plots, report
+from simulator import loadmgmt, plots, report
 from simulator.embedded_csms import EmbeddedCsms
 from simulator.links.inprocess import InProcessLink, NetworkModel, _Alarm
 from simulator.scenario.models import (
@@ -51,6 +52,7 @@ from simulator.station.connector import ConnectorSpec
 from simulator.twin.interfaces import ChargingLimit, ConnectorRef, VehicleInfo
 from simulator.twin.world import TwinWorld
 from simulator.verify import faults as fv
+from simulator.verify.optimum import limits_from_meter_log, offline_optimum, run_metrics
 
 Progress = Callable[[float, float], None]
 #: Connector statuses (both versions) a driver treats as "out of service".
@@ -98,6 +100,8 @@ class FirmwareHooks:
         self.links: dict[str, InProcessLink] = {}
         self.world: TwinWorld | None = None
         self.truth = truth
+        #: The fleet schedule / driver app: tells the CSMS each plugged vehicle's needs (load management).
+        self.on_vehicle: Callable[[ConnectorRef, VehicleInfo, float], None] | None = None
         self._seen: dict[ConnectorRef, tuple[bool, float | None]] = {}
 
     def _now(self, now_s: float) -> float:
@@ -106,6 +110,8 @@ class FirmwareHooks:
     def on_plug_in(self, connector: ConnectorRef, vehicle: VehicleInfo, now_s: float) -> None:
         self.chargers[connector.station_id].plug_in(connector.connector_id, vehicle.id_token, self._now(now_s))
         self.links[connector.station_id].poke()
+        if self.on_vehicle is not None:
+            self.on_vehicle(connector, vehicle, self._now(now_s))
 
     def on_unplug(self, connector: ConnectorRef, vehicle: VehicleInfo, now_s: float) -> None:
         self.chargers[connector.station_id].unplug(connector.connector_id, self._now(now_s))
@@ -162,7 +168,9 @@ class VirtualRun:
         database_url: str = "sqlite://",
         network: NetworkModel | None = None,
         progress: Progress | None = None,
+        strategy: str | None = None,
     ) -> None:
+        scenario = loadmgmt.with_strategy(scenario, strategy)
         self.scenario = scenario
         self.scenario_file = scenario_file
         self.seed = scenario.seed if seed is None else seed
@@ -224,6 +232,53 @@ class VirtualRun:
         self.history: list[Any] = []
         self.sampler = Sampler()
         self._remote_start_ids = 0
+        self.load: LoadManager | None = None
+        if loadmgmt.managed(scenario):
+            self._enable_load_management()
+
+    # ---- load management -------------------------------------------------------------------------------
+    def _enable_load_management(self) -> None:
+        self.load = LoadManager()
+        loadmgmt.create_site(self.csms.session_factory, self.scenario, self.epoch)
+        alarm = _Alarm(self.env, self.epoch, lambda: self.csms.load_timer(self.epoch + self.env.now))
+        flushing: set[str] = set()
+
+        def outgoing(station_id: str) -> None:
+            # Sent once the present step is over (a connection being set up must count it as its own).
+            if station_id in flushing:
+                return
+            flushing.add(station_id)
+
+            def flush(_e: Any) -> None:
+                flushing.discard(station_id)
+                self.hooks.links[station_id].flush_csms()
+
+            self.env.timeout(0).callbacks.append(flush)
+
+        self.csms.enable_load_management(self.load, outgoing, alarm.arm)
+        self.hooks.on_vehicle = self._vehicle_needs
+
+    def _vehicle_needs(self, connector: ConnectorRef, vehicle: VehicleInfo, now: float) -> None:
+        assert self.load is not None
+        needed_wh = max(0.0, (vehicle.target_soc - vehicle.soc) * vehicle.battery_kwh * 1000.0)
+        departure = None if vehicle.departure_s is None else self.epoch + vehicle.departure_s
+        key = (connector.station_id, connector.connector_id)
+        self.csms.load_commands(self.load.ev_needs(key, now, energy_needed_wh=needed_wh, departure=departure), now)
+
+    def _site_meter(self) -> simpy.events.ProcessGenerator:
+        """The site meter reports the building load every ``interval``, a second into the twin's step."""
+        assert self.load is not None
+        lm = self.scenario.csms.load_management
+        assert lm is not None
+        yield self.env.timeout(1.0)
+        end = float(self.scenario.duration)
+        while self.env.now < end:
+            now = self.epoch + self.env.now
+            commands = loadmgmt.record_reading(
+                self.csms.session_factory, self.load, self.world.building_kw_now * 1000.0, now
+            )
+            self.csms.load_commands(commands, now)
+            yield self.env.timeout(float(lm.interval))
 
     # ---- set-up ----------------------------------------------------------------------------------------
     def _provision_stations(self) -> None:
@@ -403,6 +458,10 @@ class VirtualRun:
     # ---- run -------------------------------------------------------------------------------------------
     def run(self) -> report.RunRecord:
         started = time.perf_counter()
+        if self.load is not None:
+            now = self.epoch
+            self.csms.load_commands(loadmgmt.install(self.csms.session_factory, self.scenario, self.load, now), now)
+            self.env.process(self._site_meter())
         for link in self.hooks.links.values():
             link.start()
         self.env.process(self._timeline())
@@ -452,6 +511,15 @@ class VirtualRun:
             self.truth, effects, self.scenario.csms.alerts.within, self.epoch, self.epoch + float(self.env.now)
         )
         links = self.hooks.links.values()
+        sessions = self.world.session_records()
+        site = self.scenario.site
+        limits = limits_from_meter_log(
+            self.world.ground_truth, phase_limits_a=site.phase_limits_a, voltage=site.voltage
+        )
+        records = [r for r, _ in sessions]
+        optimum = offline_optimum(records, limits)
+        energy = run_metrics(optimum, records, {r.id: kwh for r, kwh in sessions})
+        lm = self.scenario.csms.load_management
         return report.RunRecord(
             scenario_name=self.scenario.name,
             scenario_file=self.scenario_file,
@@ -475,6 +543,13 @@ class VirtualRun:
             },
             uptime=uptime,
             alerts=alerts,
+            energy=energy,
+            load_management={
+                "strategy": lm.strategy if lm is not None else "none",
+                "profiles_sent": self.csms.lm_sent,
+                "profiles_failed": self.csms.lm_failed,
+            },
+            phase_limits_a=site.phase_limits_a,
         )
 
 

@@ -57,6 +57,33 @@ class StationObserver(Protocol):
     def committed(self, station_id: str, reports: list[tuple[StationReport, Decision]], now: float) -> None: ...
 
 
+class Observers:
+    """Several observers behind the one hook: each is told in the order it was added; one that raises is
+    logged and does not keep the others from hearing."""
+
+    def __init__(self, *observers: StationObserver) -> None:
+        self.observers: list[StationObserver] = list(observers)
+
+    def add(self, observer: StationObserver) -> None:
+        self.observers.append(observer)
+
+    def _each(self, method: str, *args: Any) -> None:
+        for observer in self.observers:
+            try:
+                getattr(observer, method)(*args)
+            except Exception:
+                log.exception("observer %r failed in %s", observer, method)
+
+    def connected(self, station_id: str, version: str, now: float) -> None:
+        self._each("connected", station_id, version, now)
+
+    def disconnected(self, station_id: str, now: float) -> None:
+        self._each("disconnected", station_id, now)
+
+    def committed(self, station_id: str, reports: list[tuple[StationReport, Decision]], now: float) -> None:
+        self._each("committed", station_id, reports, now)
+
+
 @dataclass(eq=False)
 class Link:
     """One live connection: the socket, its session, its timer and the API futures waiting on its calls."""
@@ -98,10 +125,19 @@ class Gateway:
         self._server: Server | None = None
         self._connection_count = 0
         self._closing: set[asyncio.Future[None]] = set()
-        #: Optional hook (uptime/alerts): connections and committed reports. None: nobody listens.
+        #: Optional hook (uptime/alerts, load management): connections and committed reports. None: nobody
+        #: listens. :meth:`add_observer` adds one more (an :class:`Observers` fan-out).
         self.observer: StationObserver | None = None
         #: :class:`csms.runtime.cluster.Cluster` when this process is one node of several (``--broker``).
         self.cluster: Any = None
+
+    def add_observer(self, observer: StationObserver) -> None:
+        if self.observer is None:
+            self.observer = observer
+        elif isinstance(self.observer, Observers):
+            self.observer.add(observer)
+        else:
+            self.observer = Observers(self.observer, observer)
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
     async def start(self, host: str, port: int) -> Server:
@@ -356,4 +392,4 @@ async def _write(link: Link) -> None:
             await link.ws.send(link.outbox.popleft())
 
 
-__all__ = ["Gateway", "StationNotConnected", "UnitOfWork"]
+__all__ = ["Gateway", "Observers", "StationNotConnected", "UnitOfWork"]

@@ -122,6 +122,9 @@ class Planner:
         self.tracker.forget(station_id)
         return self.on_event("online", now)
 
+    def version_of(self, station_id: str) -> str:
+        return self._versions.get(station_id, "1.6")
+
     def station_offline(self, station_id: str, now: float) -> list[Command]:
         self._online.discard(station_id)
         return self.on_event("offline", now)
@@ -197,7 +200,11 @@ class Planner:
         if s.accept_cap_a is not None and current_a >= s.accept_cap_a - margin / 2:
             s.accept_cap_a = None  # the vehicle pushes against its cap: it wants more
         elif now - s.limit_since >= self.config.settle_s and s.allocated_a > 0 and current_a < s.allocated_a - margin:
-            s.accept_cap_a = current_a + margin
+            # Never below the EVSE's minimum: a vehicle capped under it would be paused for good and could
+            # never show that it wants more.
+            floor = self.site.evse(key).min_current_a if key in self.site.index else 0.0
+            cap = max(current_a + margin, floor)
+            s.accept_cap_a = cap if cap < s.allocated_a else None
 
     def site_meter(
         self,

@@ -134,7 +134,7 @@ def to_payload(version: str, spec: ProfileSpec, now: float) -> dict[str, Any]:
 
 def profile_id_of(version: str, payload: dict[str, Any]) -> tuple[int, int]:
     """``(evse_id, profile_id)`` of a payload built by :func:`to_payload`."""
-    if version == "1.6":
+    if "connectorId" in payload:  # by shape: a station may have changed version since it was sent
         return payload["connectorId"], payload["csChargingProfiles"]["chargingProfileId"]
     return payload["evseId"], payload["chargingProfile"]["id"]
 

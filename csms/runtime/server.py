@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from csms.alerts import AlertEngine, AlertRules, RemediationPolicy
 from csms.api.app import create_app
+from csms.gateway.loadmgmt import LoadManagement
 from csms.gateway.server import Gateway
 from csms.runtime.monitor import Monitor
 from csms.runtime.webhooks import WebhookSender
@@ -112,11 +113,16 @@ async def run_server(
         call=gateway.call,
         on_committed=sender.wake,
     )
+    # Load management: plans every site with a strategy (sites created or changed later through the API
+    # are (re)installed by the sites routes); it observes the gateway beside the monitor.
+    load_management = LoadManagement(gateway, session_factory)
     installed: list[signal.Signals] = []
     cluster = None
     try:
         await monitor.start()
-        gateway.observer = monitor
+        gateway.add_observer(monitor)
+        await load_management.start()
+        gateway.add_observer(load_management)
         sender.start()
         if broker_url:
             from csms.runtime.cluster import Cluster
@@ -127,6 +133,7 @@ async def run_server(
         app = create_app(session_factory, gateway, api_key)
         app.state.public_url = public_url
         app.state.monitor = monitor
+        app.state.load_management = load_management
         app.state.webhook_sender = sender
         # Bind here, so a busy port is an OSError for the caller (uvicorn would call sys.exit).
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -162,6 +169,7 @@ async def run_server(
             loop.remove_signal_handler(sig)
         if cluster is not None:
             await cluster.stop()
+        await load_management.stop()
         await gateway.stop()
         await monitor.stop()
         await sender.stop()

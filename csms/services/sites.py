@@ -351,13 +351,12 @@ def _to_w(value: float, unit: str | None) -> float:
     return value * 1000.0 if unit == "kW" else value
 
 
-def record_station_meter(uow: UnitOfWork, station_id: str, samples: Iterable[ev.Sample], now: datetime) -> int:
-    """EVSE-0 samples of a site's meter station become site readings (one per timestamp); returns how many.
-    Samples of other stations, and measurands other than power and current, are ignored."""
-    db = uow.session
-    site = db.scalars(select(Site).where(Site.meter_station_id == station_id)).first()
-    if site is None:
-        return 0
+def parse_meter_samples(
+    samples: Iterable[ev.Sample],
+) -> list[tuple[datetime, float | None, list[float | None] | None]]:
+    """EVSE-0 samples of a meter as site readings: ``(timestamp, power_w, currents_a [L1, L2, L3])`` per
+    timestamp, in time order. Measurands other than power and current, and export or garbage values, are
+    left out."""
     by_time: dict[datetime, dict[str, Any]] = {}
     for s in samples:
         if s.location not in (None, "Inlet", "Outlet"):
@@ -370,7 +369,7 @@ def record_station_meter(uow: UnitOfWork, station_id: str, samples: Iterable[ev.
                 reading["phase_w"][_PHASES[s.phase]] = _to_w(s.value, s.unit)
         elif s.measurand == "Current.Import" and s.phase in _PHASES:
             reading["currents"][_PHASES[s.phase]] = s.value
-    count = 0
+    out: list[tuple[datetime, float | None, list[float | None] | None]] = []
     for timestamp, r in sorted(by_time.items()):
         power = r["power_w"]
         if power is None and all(v is not None for v in r["phase_w"]):
@@ -380,6 +379,19 @@ def record_station_meter(uow: UnitOfWork, station_id: str, samples: Iterable[ev.
             continue
         if any(v is not None and (not math.isfinite(v) or v < 0) for v in [power, *(currents or [])]):
             continue  # export or garbage: not a building load
+        out.append((timestamp, power, currents))
+    return out
+
+
+def record_station_meter(uow: UnitOfWork, station_id: str, samples: Iterable[ev.Sample], now: datetime) -> int:
+    """EVSE-0 samples of a site's meter station become site readings (one per timestamp); returns how many.
+    Samples of other stations, and measurands other than power and current, are ignored."""
+    db = uow.session
+    site = db.scalars(select(Site).where(Site.meter_station_id == station_id)).first()
+    if site is None:
+        return 0
+    count = 0
+    for timestamp, power, currents in parse_meter_samples(samples):
         record_reading(
             db,
             site.id,

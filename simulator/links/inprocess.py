@@ -156,6 +156,13 @@ class InProcessLink:
         if self.session is not None:
             self._csms_alarm.arm(self.session.next_deadline())
 
+    def flush_csms(self) -> None:
+        """Send what the CSMS session has queued outside a delivery (load-management calls)."""
+        if self.session is not None:
+            frames = self.session.frames_to_send()
+            self.csms.frames_out += len(frames)
+            self.send_from_csms(frames)
+
     def _pump_charger(self) -> None:
         for frame in self.charger.frames_to_send():
             if self.session is not None:

@@ -29,6 +29,9 @@ KNOWN_CHECKS: frozenset[str] = frozenset(
         "alerts_missed",  # injected faults whose alert never came
         "alerts_late",  # ... came later than csms.alerts.within
         "alerts_false",  # alerts no injected fault explains
+        "site_phase_violations",  # minutes any phase was above its limit (site.phase_limits_a)
+        "energy_optimum_fraction",  # delivered towards targets / the offline optimum
+        "lowest_served_fraction",  # fairness: the lowest share of its need a vehicle got
     }
 )
 

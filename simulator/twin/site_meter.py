@@ -15,6 +15,7 @@ __all__ = ["BuildingLoad", "MeterStep", "SiteMeter", "ViolationSummary"]
 
 # Tolerance for "above the limit", so float noise in a sum of exactly-limited chargers is not a violation.
 LIMIT_TOLERANCE_KW = 1e-6
+LIMIT_TOLERANCE_A = 1e-6
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,17 @@ class MeterStep:
     ev_kw: float
     import_kw: float
     limit_kw: float | None
+    #: Per-phase import (A, step average; building balanced over three phases) and the per-phase limit.
+    phase_import_a: tuple[float, float, float] | None = None
+    phase_limits_a: tuple[float, float, float] | None = None
+
+    @property
+    def above_phase_limit_a(self) -> float:
+        """The most any phase is above its limit (A; 0 when none is or there is no per-phase limit)."""
+        if self.phase_import_a is None or self.phase_limits_a is None:
+            return 0.0
+        worst = max(a - lim for a, lim in zip(self.phase_import_a, self.phase_limits_a, strict=True))
+        return worst if worst > LIMIT_TOLERANCE_A else 0.0
 
     @property
     def above_limit_kw(self) -> float:
@@ -94,17 +106,34 @@ class ViolationSummary:
 class SiteMeter:
     """Accumulates the ground-truth log of grid import and accounts for limit violations."""
 
-    def __init__(self, grid_limit_kw: float | None) -> None:
+    def __init__(self, grid_limit_kw: float | None, phase_limits_a: tuple[float, float, float] | None = None) -> None:
         self.grid_limit_kw = grid_limit_kw
+        self.phase_limits_a = phase_limits_a
         self._log: list[MeterStep] = []
 
     @property
     def log(self) -> tuple[MeterStep, ...]:
         return tuple(self._log)
 
-    def record(self, t_s: float, duration_s: float, building_kw: float, ev_kw: float) -> MeterStep:
+    def record(
+        self,
+        t_s: float,
+        duration_s: float,
+        building_kw: float,
+        ev_kw: float,
+        phase_import_a: tuple[float, float, float] | None = None,
+    ) -> MeterStep:
         """Log one step and return its record."""
-        step = MeterStep(t_s, duration_s, building_kw, ev_kw, building_kw + ev_kw, self.grid_limit_kw)
+        step = MeterStep(
+            t_s,
+            duration_s,
+            building_kw,
+            ev_kw,
+            building_kw + ev_kw,
+            self.grid_limit_kw,
+            phase_import_a,
+            self.phase_limits_a,
+        )
         self._log.append(step)
         return step
 

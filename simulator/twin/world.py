@@ -25,6 +25,7 @@ import math
 import random
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 import simpy
 
@@ -160,8 +161,12 @@ class TwinWorld:
         self._noise_rng = random.Random(rng.getrandbits(64))
         spec = scenario.site.building_load
         self.building_load = BuildingLoad(spec.points(), spec.noise_kw)
-        self.site = SiteMeter(scenario.site.grid_limit_kw)
+        self.site = SiteMeter(scenario.site.grid_limit_kw, scenario.site.phase_limits_a)
+        self.voltage = scenario.site.voltage
+        #: The building load of the present step (what a meter at the grid connection reads now, less EVs).
+        self.building_kw_now = 0.0
         self._connectors: dict[ConnectorRef, _Connector] = {}
+        self._site_phases: dict[ConnectorRef, tuple[int, ...]] = {}
         for group in scenario.chargers:
             for station_id in group.station_ids:
                 for n in range(1, group.connectors + 1):
@@ -174,6 +179,7 @@ class TwinWorld:
                         scenario.twin.efficiency,
                     )
                     self._connectors[ref] = _Connector(ref, group, evse)
+                    self._site_phases[ref] = group.site_phases(group.station_ids.index(station_id))
         self._trips: list[_Trip] = [trip for block in scenario.vehicles for trip in self._plan_block(block)]
         self._waiting: list[tuple[_Trip, simpy.Event]] = []
         self._started = False
@@ -231,6 +237,33 @@ class TwinWorld:
             self._settle(conn)
         return [trip.record() for trip in self._trips]
 
+    def session_records(self) -> list[tuple[Any, float]]:
+        """Every plugged-in stay as an offline-optimum session (``simulator.verify.optimum.SessionRecord``)
+        with the energy it received towards its target (kWh)."""
+        from simulator.verify.optimum import SessionRecord
+
+        self.vehicle_records()  # integrate up to now
+        out = []
+        for trip in self._trips:
+            if trip.plug_in_s is None or trip.connector is None:
+                continue
+            v, conn = trip.vehicle, self._connectors[trip.connector]
+            evse = conn.evse
+            if evse.current == "AC":
+                used = min(evse.phases, v.ac_phases)
+                max_kw = min(v.max_ac_kw, v.max_dc_kw, evse.rating_kw * used / evse.phases)
+                phases = self._site_phases[trip.connector][:used]
+            else:
+                max_kw = min(v.max_dc_kw, evse.rating_kw)
+                phases = (0, 1, 2)
+            needed = max(0.0, (min(v.target_soc, v.charge_limit_soc) - trip.soc_on_arrival) * v.battery_kwh)
+            end = trip.departure_s if trip.departure_s is not None else self.env.now
+            record = SessionRecord(
+                v.vehicle_id, trip.plug_in_s, max(end, trip.plug_in_s), needed, max_kw, phases, self.voltage
+            )
+            out.append((record, min(v.energy_received_kwh, needed)))
+        return out
+
     def plugged_socs(self) -> dict[str, float]:
         """State of charge of every plugged vehicle, integrated up to now (for plots)."""
         out: dict[str, float] = {}
@@ -281,16 +314,32 @@ class TwinWorld:
         env = self.env
         t_s = env.now
         total_wh = self._total_register_wh()
+        registers = {ref: conn.evse.energy_register_wh for ref, conn in self._connectors.items()}
         while t_s < self.end_s:
             building_kw = self.building_load.sample_kw(self._hour_of_day(t_s), self._noise_rng)
+            self.building_kw_now = building_kw
             t_next = min(self._next_tick(t_s), self.end_s)
             yield env.timeout(t_next - env.now)
             for conn in self._connectors.values():
                 self._settle(conn)
             new_total_wh = self._total_register_wh()
             duration_s = t_next - t_s
-            ev_kw = (new_total_wh - total_wh) / 1000.0 / (duration_s / 3600.0)
-            self.site.record(t_s, duration_s, building_kw, ev_kw)
+            hours = duration_s / 3600.0
+            ev_kw = (new_total_wh - total_wh) / 1000.0 / hours
+            # Per phase: the building balanced over three phases, each connector's step energy on the site
+            # phases it is wired to (the first ones its vehicle uses; DC balanced over three).
+            phase_a = [building_kw * 1000.0 / (3 * self.voltage)] * 3
+            for ref, conn in self._connectors.items():
+                now_wh = conn.evse.energy_register_wh
+                kw = (now_wh - registers[ref]) / 1000.0 / hours
+                registers[ref] = now_wh
+                if kw <= 0:
+                    continue
+                wired = self._site_phases[ref]
+                used = wired if conn.evse.current == "DC" else wired[: conn.evse.active_phases]
+                for p in used:
+                    phase_a[p] += kw * 1000.0 / (len(used) * self.voltage)
+            self.site.record(t_s, duration_s, building_kw, ev_kw, (phase_a[0], phase_a[1], phase_a[2]))
             t_s, total_wh = t_next, new_total_wh
 
     # -- internals ------------------------------------------------------------------------------------

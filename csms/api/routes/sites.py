@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from csms.api.deps import DbSession
@@ -33,6 +33,18 @@ EvsePath = Annotated[int, Path(ge=1, le=1000)]
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
+async def _rebuild(request: Request, site_id: str) -> None:
+    """After the commit (a background task runs after the response, the commit before it): the load
+    manager re-reads the site."""
+    lm = getattr(request.app.state, "load_management", None)
+    if lm is not None:
+        await lm.site_changed(site_id)
+
+
+def _changed(request: Request, background: BackgroundTasks, site_id: str) -> None:
+    background.add_task(_rebuild, request, site_id)
+
+
 def site_out(db: Session, row: Site) -> SiteOut:
     nodes = sites.nodes_of(db, row.id)
     keys = {n.id: n.key for n in nodes}
@@ -57,7 +69,7 @@ def site_out(db: Session, row: Site) -> SiteOut:
 
 
 @router.post("", response_model=SiteOut, status_code=status.HTTP_201_CREATED)
-def create_site(body: SiteCreate, db: DbSession) -> SiteOut:
+def create_site(body: SiteCreate, db: DbSession, request: Request, background: BackgroundTasks) -> SiteOut:
     """Create a site with its tree (one node without a parent: the grid connection) and EVSE assignments.
     422 names what is wrong; 409 when the site exists or a station belongs to another site."""
     fields = body.model_dump(exclude={"id", "nodes", "evses"})
@@ -69,6 +81,7 @@ def create_site(body: SiteCreate, db: DbSession) -> SiteOut:
         evses=[e.model_dump() for e in body.evses],
         **fields,
     )
+    _changed(request, background, body.id)
     return site_out(db, row)
 
 
@@ -83,38 +96,66 @@ def get_site(site_id: SitePath, db: DbSession) -> SiteOut:
 
 
 @router.patch("/{site_id}", response_model=SiteOut)
-def update_site(site_id: SitePath, body: SiteUpdate, db: DbSession) -> SiteOut:
+def update_site(
+    site_id: SitePath, body: SiteUpdate, db: DbSession, request: Request, background: BackgroundTasks
+) -> SiteOut:
     """Change the strategy, interval, margins, priority groups or meter station; fields left out keep
     their value."""
     row = sites.update(db, site_id, body.model_dump(exclude_unset=True), datetime.now(UTC))
+    _changed(request, background, site_id)
     return site_out(db, row)
 
 
 @router.put("/{site_id}/nodes/{node_id}", response_model=SiteOut)
-def put_node(site_id: SitePath, node_id: StationPath, body: NodePut, db: DbSession) -> SiteOut:
+def put_node(
+    site_id: SitePath,
+    node_id: StationPath,
+    body: NodePut,
+    db: DbSession,
+    request: Request,
+    background: BackgroundTasks,
+) -> SiteOut:
     """Add a panel/feeder under an existing node, or change a node's limits."""
     sites.put_node(db, site_id, node_id, body.model_dump())
+    _changed(request, background, site_id)
     return site_out(db, sites.get(db, site_id))
 
 
 @router.put("/{site_id}/evses/{station_id}/{evse_id}", response_model=SiteOut)
 def assign_evse(
-    site_id: SitePath, station_id: StationPath, evse_id: EvsePath, body: EvseWiring, db: DbSession
+    site_id: SitePath,
+    station_id: StationPath,
+    evse_id: EvsePath,
+    body: EvseWiring,
+    db: DbSession,
+    request: Request,
+    background: BackgroundTasks,
 ) -> SiteOut:
     """Assign an EVSE to a node (or move it, or change its wiring and limits)."""
     sites.assign_evse(db, site_id, station_id, evse_id, **body.model_dump())
     sites.topology(db, site_id)
+    _changed(request, background, site_id)
     return site_out(db, sites.get(db, site_id))
 
 
 @router.delete("/{site_id}/evses/{station_id}/{evse_id}", status_code=status.HTTP_204_NO_CONTENT)
-def unassign_evse(site_id: SitePath, station_id: StationPath, evse_id: EvsePath, db: DbSession) -> Response:
+def unassign_evse(
+    site_id: SitePath,
+    station_id: StationPath,
+    evse_id: EvsePath,
+    db: DbSession,
+    request: Request,
+    background: BackgroundTasks,
+) -> Response:
     sites.unassign_evse(db, site_id, station_id, evse_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    _changed(request, background, site_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT, background=background)
 
 
 @router.post("/{site_id}/meter-readings", response_model=MeterReadingOut, status_code=status.HTTP_201_CREATED)
-def post_meter_reading(site_id: SitePath, body: MeterReadingIn, db: DbSession) -> MeterReadingOut:
+def post_meter_reading(
+    site_id: SitePath, body: MeterReadingIn, db: DbSession, request: Request, background: BackgroundTasks
+) -> MeterReadingOut:
     """A reading of the site's grid-connection meter (the building's load, or the whole import when
     `includes_ev`)."""
     now = datetime.now(UTC)
@@ -132,7 +173,16 @@ def post_meter_reading(site_id: SitePath, body: MeterReadingIn, db: DbSession) -
         currents_a=body.currents_a,
         includes_ev=body.includes_ev,
     )
+    lm = getattr(request.app.state, "load_management", None)
+    if lm is not None:  # after the commit: the manager re-plans with the reading
+        background.add_task(
+            _reading, lm, site_id, power_w, body.currents_a, body.includes_ev if body.includes_ev is not None else None
+        )
     return MeterReadingOut.model_validate(row)
+
+
+async def _reading(lm: Any, site_id: str, power_w: Any, currents_a: Any, includes_ev: Any) -> None:
+    lm.site_reading(site_id, power_w=power_w, currents_a=currents_a, includes_ev=includes_ev)
 
 
 @router.get("/{site_id}/meter-readings", response_model=list[MeterReadingOut])
