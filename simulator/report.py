@@ -59,6 +59,9 @@ class RunRecord:
     expect: dict[str, Any]
     frames: dict[str, int] = field(default_factory=dict)
     reproducible: bool = False
+    #: where the CSMS side of ``transactions`` comes from: "embedded" (its database, virtual time), "api"
+    #: (our CSMS's HTTP API) or "acknowledgements" (what any CSMS acknowledged to the chargers)
+    csms_source: str = "embedded"
 
 
 def _r(value: float, digits: int = 3) -> float:
@@ -79,7 +82,9 @@ def site_section(log: tuple[MeterStep, ...], limit_kw: float | None) -> dict[str
     }
 
 
-def transactions_section(truth: list[TruthTransaction], csms: list[CsmsTransaction]) -> dict[str, Any]:
+def transactions_section(
+    truth: list[TruthTransaction], csms: list[CsmsTransaction], csms_source: str = "embedded"
+) -> dict[str, Any]:
     by_key: dict[tuple[str, str], list[CsmsTransaction]] = {}
     for tx in csms:
         by_key.setdefault((tx.station_id, tx.key), []).append(tx)
@@ -113,6 +118,7 @@ def transactions_section(truth: list[TruthTransaction], csms: list[CsmsTransacti
         "lost": lost,
         "duplicated": duplicated,
         "csms_recorded": len(csms),
+        "csms_source": csms_source,
         "energy_max_error_kwh": _r(worst),
         "meter_resolution_kwh": METER_RESOLUTION_KWH,
         "per_transaction": rows,
@@ -178,7 +184,7 @@ def build(record: RunRecord) -> dict[str, Any]:
         "stations": {"count": record.stations, "booted": record.stations_booted},
         "site": site_section(record.meter_log, record.grid_limit_kw),
         "vehicles": vehicles_section(record.vehicles),
-        "transactions": transactions_section(record.truth_transactions, record.csms_transactions),
+        "transactions": transactions_section(record.truth_transactions, record.csms_transactions, record.csms_source),
         "frames": dict(sorted(record.frames.items())),
     }
     report["checks"] = evaluate_checks(report, record.expect)

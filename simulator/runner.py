@@ -1,13 +1,9 @@
-"""``sim run`` in virtual time: the twin, one firmware model per station and the embedded CSMS, joined by
-in-process links under one SimPy clock, then the report.
+"""``sim run`` in virtual time: the fleet (:mod:`simulator.fleet`) joined to the embedded CSMS by in-process
+links under one SimPy clock, then the report.
 
-Wiring (all deterministic for a given seed: one ``random.Random`` feeds every child generator in a fixed
-order, SimPy breaks ties by insertion order, nothing reads the wall clock except the ``wall_seconds``
-measurement):
-
-    TwinWorld ──StationHooks──▶ FirmwareHooks ──▶ Charger (sans-IO) ──InProcessLink──▶ EmbeddedCsms
-        ▲                                            │
-        └──────────── reevaluate / meter ────────────┘
+All deterministic for a given seed: one ``random.Random`` feeds every child generator in a fixed order
+(:class:`~simulator.fleet.Fleet`), SimPy breaks ties by insertion order, nothing reads the wall clock except
+the ``wall_seconds`` measurement.
 """
 
 from __future__ import annotations
@@ -15,8 +11,6 @@ from __future__ import annotations
 import random
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,114 +19,52 @@ from sqlalchemy import select
 
 from csms.api import commands
 from csms.ocpp.convert import from_posix
+from csms.ocpp.versions import Version
 from csms.services import authorization, stations
 from csms.store.models import Station, Transaction
 from simulator import plots, report
 from simulator.embedded_csms import EmbeddedCsms
+from simulator.fleet import Fleet, OperatorCall, Progress, Sampler, operator_payload
 from simulator.links.inprocess import InProcessLink, NetworkModel
-from simulator.scenario.models import (
-    ChangeAvailability,
-    LinkDown,
-    ProvisionTokens,
-    RemoteStart,
-    RemoteStop,
-    Reset,
-    Scenario,
-)
-from simulator.station.charger import Charger, StationIdentity
-from simulator.station.connector import ConnectorSpec
-from simulator.twin.interfaces import ChargingLimit, ConnectorRef, VehicleInfo
-from simulator.twin.world import TwinWorld
-
-Progress = Callable[[float, float], None]
-#: Connector statuses (both versions) a driver treats as "out of service".
-OUT_OF_SERVICE = frozenset({"Unavailable", "Faulted"})
+from simulator.scenario.models import RemoteStart, RemoteStop, Scenario
+from simulator.station.charger import Charger
 
 
-class TwinMeters:
-    """The firmware's view of the twin's meters (``MeterSource``) for one station."""
+class EmbeddedOperator:
+    """Operator actions straight on the embedded CSMS: its database, and calls through its sessions."""
 
-    def __init__(self, world: TwinWorld, station_id: str) -> None:
-        self.world, self.station_id = world, station_id
+    def __init__(self, csms: EmbeddedCsms, links: dict[str, InProcessLink]) -> None:
+        self.csms, self.links = csms, links
+        self._remote_start_ids = 0
 
-    def _read(self, connector_id: int) -> Any:
-        return self.world.meter(ConnectorRef(self.station_id, connector_id))
+    def provision_tokens(self, tokens: list[str], group: str | None, now: float) -> None:
+        with self.csms.session_factory() as db:
+            for token in tokens:
+                authorization.create(db, token, from_posix(now), group_id=group, upsert=True)
+            db.commit()
 
-    def energy_wh(self, connector_id: int) -> float:
-        return self._read(connector_id).energy_register_wh
+    def call(self, station_id: str, version: Version, item: OperatorCall, now: float) -> None:
+        if isinstance(item, RemoteStop):
+            call = self._remote_stop(station_id, version, item)
+        else:
+            self._remote_start_ids += isinstance(item, RemoteStart)
+            call = operator_payload(item, version, self._remote_start_ids)
+        if call is not None and station_id in self.csms.sessions:
+            _, frames = self.csms.send_call(station_id, call[0], call[1], now)
+            self.links[station_id].send_from_csms(frames)
 
-    def power_w(self, connector_id: int) -> float:
-        return self._read(connector_id).power_w
-
-    def current_a(self, connector_id: int) -> tuple[float, ...]:
-        return self._read(connector_id).phase_currents_a
-
-    def voltage_v(self, connector_id: int) -> float:
-        return self._read(connector_id).voltage_v
-
-    def soc(self, connector_id: int) -> float | None:
-        soc = self._read(connector_id).soc
-        return None if soc is None else soc * 100.0
-
-
-class FirmwareHooks:
-    """The twin's ``StationHooks``, answered by the chargers' firmware; tells the twin when answers change."""
-
-    def __init__(self, epoch: float) -> None:
-        self.epoch = epoch
-        self.chargers: dict[str, Charger] = {}
-        self.links: dict[str, InProcessLink] = {}
-        self.world: TwinWorld | None = None
-        self._seen: dict[ConnectorRef, tuple[bool, float | None]] = {}
-
-    def _now(self, now_s: float) -> float:
-        return self.epoch + now_s
-
-    def on_plug_in(self, connector: ConnectorRef, vehicle: VehicleInfo, now_s: float) -> None:
-        self.chargers[connector.station_id].plug_in(connector.connector_id, vehicle.id_token, self._now(now_s))
-        self.links[connector.station_id].poke()
-
-    def on_unplug(self, connector: ConnectorRef, vehicle: VehicleInfo, now_s: float) -> None:
-        self.chargers[connector.station_id].unplug(connector.connector_id, self._now(now_s))
-        self.links[connector.station_id].poke()
-
-    def on_ev_suspended(self, connector: ConnectorRef, now_s: float) -> None:
-        self.chargers[connector.station_id].ev_suspended(connector.connector_id, True, self._now(now_s))
-        self.links[connector.station_id].poke()
-
-    def is_energizing(self, connector: ConnectorRef) -> bool:
-        return self.chargers[connector.station_id].is_energizing(connector.connector_id)
-
-    def is_available(self, connector: ConnectorRef) -> bool:
-        return self.chargers[connector.station_id].status(connector.connector_id) not in OUT_OF_SERVICE
-
-    def charging_limit(self, connector: ConnectorRef, now_s: float) -> ChargingLimit | None:
-        limit = self.chargers[connector.station_id].limit_w(connector.connector_id, self._now(now_s))
-        return None if limit is None else ChargingLimit(limit, "W")
-
-    def charger_changed(self, charger: Charger) -> None:
-        """After the firmware acted: wake the twin's delivery where energizing or the limit changed."""
-        if self.world is None:
-            return
-        now = self.epoch + self.world.env.now
-        for connector_id in charger.connectors:
-            ref = ConnectorRef(charger.station_id, connector_id)
-            available = charger.status(connector_id) not in OUT_OF_SERVICE
-            state = (charger.is_energizing(connector_id), charger.limit_w(connector_id, now), available)
-            before = self._seen.get(ref)
-            if before != state:
-                self._seen[ref] = state
-                self.world.reevaluate(ref)
-                if available and before is not None and not before[2]:
-                    self.world.connector_available(ref)
-
-
-@dataclass
-class Sampler:
-    """Series for the plots, taken at every physics step."""
-
-    evse_kw: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
-    soc: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    def _remote_stop(self, station_id: str, version: Version, item: RemoteStop) -> tuple[str, dict[str, Any]] | None:
+        with self.csms.session_factory() as db:
+            tx = db.scalars(
+                select(Transaction)
+                .where(
+                    Transaction.station_id == station_id,
+                    Transaction.evse_id == item.connector,
+                    Transaction.status == "active",
+                )
+                .order_by(Transaction.id.desc())
+            ).first()
+        return None if tx is None else commands.remote_stop(version, tx.id, tx.charger_tx_id)
 
 
 class VirtualRun:
@@ -150,43 +82,19 @@ class VirtualRun:
         self.scenario_file = scenario_file
         self.seed = scenario.seed if seed is None else seed
         self.progress = progress
-        rng = random.Random(self.seed)
         self.env = simpy.Environment()
         self.epoch = scenario.start.timestamp()
         self.csms = EmbeddedCsms.create(database_url)
-        self.hooks = FirmwareHooks(self.epoch)
-        self.world = TwinWorld(scenario, random.Random(rng.getrandbits(64)), hooks=self.hooks, env=self.env)
-        self.hooks.world = self.world
         self._provision_stations()
-        for group in scenario.chargers:
-            spec = _connector_spec(group.current or "AC", group.phases or 3, group.voltage or 230.0, group.max_kw)
-            for station_id in group.station_ids:
-                charger = Charger(
-                    station_id,
-                    group.ocpp,
-                    meter=TwinMeters(self.world, station_id),
-                    rng=random.Random(rng.getrandbits(64)),
-                    connectors=[spec] * group.connectors,
-                    identity=StationIdentity(
-                        vendor=group.vendor[:20], model=(group.model or "twin")[:20], serial_number=station_id[:25]
-                    ),
-                )
-                link = InProcessLink(
-                    self.env,
-                    self.epoch,
-                    charger,
-                    self.csms,
-                    random.Random(rng.getrandbits(64)),
-                    network,
-                    on_charger_change=self.hooks.charger_changed,
-                )
-                self.hooks.chargers[station_id] = charger
-                self.hooks.links[station_id] = link
-        self.history: list[Any] = []
-        self.sampler = Sampler()
-        self._remote_start_ids = 0
 
-    # ---- set-up ----------------------------------------------------------------------------------------
+        def make_link(charger: Charger, rng: random.Random, on_change: Any) -> InProcessLink:
+            return InProcessLink(self.env, self.epoch, charger, self.csms, rng, network, on_charger_change=on_change)
+
+        self.fleet = Fleet(scenario, self.seed, self.env, make_link)
+        self.hooks, self.world, self.sampler = self.fleet.hooks, self.fleet.world, self.fleet.sampler
+        self.links: dict[str, InProcessLink] = self.fleet.links  # type: ignore[assignment]
+        self.operator = EmbeddedOperator(self.csms, self.links)
+
     def _provision_stations(self) -> None:
         when = from_posix(self.epoch)
         with self.csms.session_factory() as db:
@@ -195,94 +103,9 @@ class VirtualRun:
                     stations.provision(db, station_id, ocpp_version=group.ocpp, password=None, now=when)
             db.commit()
 
-    # ---- operator actions and faults -------------------------------------------------------------------
-    def _timeline(self) -> simpy.events.ProcessGenerator:
-        for at_s, item in self.scenario.timeline():
-            if at_s > self.env.now:
-                yield self.env.timeout(at_s - self.env.now)
-            self._execute(item)
-
-    def _execute(self, item: Any) -> None:
-        now = self.epoch + self.env.now
-        if isinstance(item, ProvisionTokens):
-            self._provision_tokens(item, now)
-        elif isinstance(item, LinkDown):
-            for station_id in self.scenario.resolve_chargers(item.charger):
-                link = self.hooks.links[station_id]
-                link.set_network(False)
-                self.env.timeout(item.duration).callbacks.append(lambda _e, link=link: link.set_network(True))
-        elif isinstance(item, RemoteStart | RemoteStop | ChangeAvailability | Reset):
-            for station_id in self.scenario.resolve_chargers(item.charger):
-                call = self._operator_call(item, station_id)
-                if call is not None and station_id in self.csms.sessions:
-                    _, frames = self.csms.send_call(station_id, call[0], call[1], now)
-                    self.hooks.links[station_id].send_from_csms(frames)
-
-    def _provision_tokens(self, item: ProvisionTokens, now: float) -> None:
-        tokens: list[str] = list(item.tokens or [])
-        if item.vehicles is not None:
-            for block in self.scenario.vehicles:
-                if block.name == item.vehicles or block.group == item.vehicles:
-                    tokens += [t for n in range(1, block.count + 1) if (t := block.token(n)) is not None]
-        with self.csms.session_factory() as db:
-            for token in tokens:
-                authorization.create(db, token, from_posix(now), group_id=item.token_group, upsert=True)
-            db.commit()
-
-    def _operator_call(self, item: Any, station_id: str) -> tuple[str, dict[str, Any]] | None:
-        version = self.hooks.chargers[station_id].version
-        if isinstance(item, RemoteStart):
-            self._remote_start_ids += 1
-            return commands.remote_start(version, item.id_token, item.connector, remote_start_id=self._remote_start_ids)
-        if isinstance(item, Reset):
-            return commands.reset(version, item.mode)
-        if isinstance(item, ChangeAvailability):
-            operative = item.availability == "operative"
-            if version == "1.6":
-                kind = "Operative" if operative else "Inoperative"
-                return "ChangeAvailability", {"connectorId": item.connector or 0, "type": kind}
-            payload: dict[str, Any] = {"operationalStatus": "Operative" if operative else "Inoperative"}
-            if item.connector:
-                payload["evse"] = {"id": item.connector}
-            return "ChangeAvailability", payload
-        if isinstance(item, RemoteStop):
-            with self.csms.session_factory() as db:
-                tx = db.scalars(
-                    select(Transaction)
-                    .where(
-                        Transaction.station_id == station_id,
-                        Transaction.evse_id == item.connector,
-                        Transaction.status == "active",
-                    )
-                    .order_by(Transaction.id.desc())
-                ).first()
-            return None if tx is None else commands.remote_stop(version, tx.id, tx.charger_tx_id)
-        return None
-
-    # ---- sampling and progress -------------------------------------------------------------------------
-    def _sample(self) -> simpy.events.ProcessGenerator:
-        step = self.world.step_s
-        end = float(self.scenario.duration)
-        next_report = 0.0
-        while self.env.now < end:
-            for ref in self.world.connectors:
-                kw = self.world.meter(ref).power_w / 1000.0
-                self.sampler.evse_kw.setdefault(str(ref), []).append((self.env.now, kw))
-            for vehicle_id, soc in self.world.plugged_socs().items():
-                self.sampler.soc.setdefault(vehicle_id, []).append((self.env.now, soc))
-            if self.progress is not None and self.env.now >= next_report:
-                self.progress(self.env.now, end)
-                next_report = self.env.now + end / 100.0
-            yield self.env.timeout(step)
-
-    # ---- run -------------------------------------------------------------------------------------------
     def run(self) -> report.RunRecord:
         started = time.perf_counter()
-        for link in self.hooks.links.values():
-            link.start()
-        self.env.process(self._timeline())
-        self.env.process(self._sample())
-        done = self.world.start()
+        done = self.fleet.start(self.operator, self.progress)
         self.env.run(until=done)
         if self.progress is not None:
             self.progress(float(self.scenario.duration), float(self.scenario.duration))
@@ -290,65 +113,29 @@ class VirtualRun:
         return self._record(wall)
 
     def _record(self, wall: float) -> report.RunRecord:
-        truth = []
-        for charger in self.hooks.chargers.values():
-            for tx in charger.history:
-                key = str(tx.transaction_id) if tx.transaction_id is not None else f"unassigned-{tx.key}"
-                end_wh = tx.meter_stop_wh if tx.meter_stop_wh is not None else charger.meter.energy_wh(tx.connector_id)
-                truth.append(
-                    report.TruthTransaction(
-                        station_id=charger.station_id,
-                        connector_id=tx.connector_id,
-                        key=key,
-                        started_s=tx.started_at - self.epoch,
-                        stopped_s=None if tx.ended_at is None else tx.ended_at - self.epoch,
-                        energy_kwh=(end_wh - tx.meter_start_wh) / 1000.0,
-                    )
-                )
         with self.csms.session_factory() as db:
             csms_txs = [
                 report.CsmsTransaction(tx.station_id, tx.charger_tx_id, tx.energy_wh / 1000.0, tx.status == "completed")
                 for tx in db.scalars(select(Transaction).order_by(Transaction.id))
             ]
             booted = len(db.scalars(select(Station.id).where(Station.registration_status == "Accepted")).all())
-        links = self.hooks.links.values()
-        return report.RunRecord(
-            scenario_name=self.scenario.name,
-            scenario_file=self.scenario_file,
-            seed=self.seed,
-            start_iso=self.scenario.start.isoformat(),
+        return self.fleet.record(
             mode="virtual",
-            simulated_seconds=float(self.env.now),
+            scenario_file=self.scenario_file,
             wall_seconds=wall,
-            grid_limit_kw=self.scenario.site.grid_limit_kw,
-            meter_log=self.world.ground_truth,
-            vehicles=self.world.vehicle_records(),
-            truth_transactions=truth,
             csms_transactions=csms_txs,
-            stations=len(self.hooks.chargers),
+            csms_source="embedded",
             stations_booted=booted,
-            expect=dict(self.scenario.expect),
             frames={
                 "charger_to_csms": self.csms.frames_in,
                 "csms_to_charger": self.csms.frames_out,
-                "lost_in_network": sum(link.frames_lost for link in links),
+                "lost_in_network": sum(link.frames_lost for link in self.links.values()),
             },
         )
 
 
-def _connector_spec(current: str, phases: int, voltage: float, max_kw: float) -> ConnectorSpec:
-    dc = current == "DC"
-    lines = 1 if dc else phases
-    return ConnectorSpec(
-        voltage_v=voltage if not dc else 400.0,
-        phases=lines,
-        dc=dc,
-        max_current_a=max_kw * 1000.0 / ((voltage if not dc else 400.0) * lines),
-    )
-
-
 def write_outputs(
-    run: VirtualRun | None,
+    run: Any,
     rec: report.RunRecord,
     out_dir: Path,
     *,
