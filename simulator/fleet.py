@@ -162,6 +162,11 @@ def connector_spec(current: str, phases: int, voltage: float, max_kw: float) -> 
     )
 
 
+def station_passwords(scenario: Scenario, default: str | None) -> dict[str, str | None]:
+    """Each station's HTTP Basic password: its charger group's ``password``, else ``default``."""
+    return {sid: group.password or default for group in scenario.chargers for sid in group.station_ids}
+
+
 def scenario_tokens(scenario: Scenario, item: ProvisionTokens) -> list[str]:
     """The id tokens a ``provision_tokens`` action names (listed, and those of the named vehicle blocks)."""
     tokens: list[str] = list(item.tokens or [])
@@ -236,10 +241,6 @@ class Fleet:
     def links(self) -> dict[str, Link]:
         return self.hooks.links
 
-    def passwords(self, default: str | None) -> dict[str, str | None]:
-        """Each station's HTTP Basic password: its charger group's ``password``, else ``default``."""
-        return {sid: group.password or default for group in self.scenario.chargers for sid in group.station_ids}
-
     # ---- run -------------------------------------------------------------------------------------------
     def start(self, operator: Operator, progress: Progress | None) -> simpy.Process:
         """Start the links, the timeline and the sampler, then the twin; returns the twin's ``done``."""
@@ -304,14 +305,15 @@ class Fleet:
     def acknowledged_transactions(self) -> list[report.CsmsTransaction]:
         """The CSMS's side as the chargers saw it acknowledged: a transaction is recorded once its start got a
         CALLRESULT, and (if it ended) its stop too; its energy is the last acknowledged register reading minus
-        the start, in whole Wh as they travel."""
+        the start, as they travel (1.6 ``meterStart``/``meterStop`` are whole Wh)."""
         out = []
         for charger in self.chargers.values():
+            wire: Callable[[float], float] = round if charger.version == "1.6" else float
             for tx in charger.history:
                 if not tx.start_acknowledged or (tx.ended_at is not None and not tx.end_acknowledged):
                     continue
                 last = tx.acknowledged_wh if tx.acknowledged_wh is not None else tx.meter_start_wh
-                energy_kwh = (round(last) - round(tx.meter_start_wh)) / 1000.0
+                energy_kwh = (wire(last) - wire(tx.meter_start_wh)) / 1000.0
                 out.append(
                     report.CsmsTransaction(charger.station_id, transaction_key(tx), energy_kwh, tx.end_acknowledged)
                 )
