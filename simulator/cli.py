@@ -43,8 +43,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--realtime", action="store_true", help="step the twin in step with the wall clock")
     run.add_argument("--speed", type=float, default=1.0, help="real-time speed-up factor (with --realtime)")
     run.add_argument("--duration", default=None, help="run only this long, e.g. 90s or 2h (default: the scenario's)")
-    run.add_argument("--password", default=None, help="HTTP Basic password for every station (real time)")
-    run.add_argument("--api-url", default=None, help="our CSMS's API, to compare its records (real time)")
+    run.add_argument(
+        "--password",
+        default=None,
+        help="HTTP Basic password of stations whose charger group has none (real time)",
+    )
+    run.add_argument(
+        "--api-url",
+        default=None,
+        help="our CSMS's API (real time): provision stations and tokens, send the scenario's operator calls, "
+        "and read its transactions for the report (without it: any CSMS, provisioned by you)",
+    )
     run.add_argument("--api-key", default=None, help="API key for --api-url")
     run.add_argument("--quiet", action="store_true", help="no progress line")
     run.add_argument(
@@ -61,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 def summary_table(data: dict[str, Any]) -> Table:
     site, tx, veh = data["site"], data["transactions"], data["vehicles"]
     table = Table(
-        title=f"{data['scenario']['name']} (seed {data['scenario']['seed']}, {data['mode']} time)",
+        title=f"{data['scenario']['name']} (seed {data['scenario']['seed']}, {data['mode'].removesuffix('time')} time)",
         show_header=True,
         header_style="bold",
     )

@@ -65,6 +65,9 @@ class RunRecord:
     energy: dict[str, float] | None = None
     load_management: dict[str, Any] | None = None
     phase_limits_a: tuple[float, float, float] | None = None
+    #: where the CSMS side of ``transactions`` comes from: "embedded" (its database, virtual time), "api"
+    #: (our CSMS's HTTP API) or "acknowledgements" (what any CSMS acknowledged to the chargers)
+    csms_source: str = "embedded"
 
 
 def _r(value: float, digits: int = 3) -> float:
@@ -117,7 +120,9 @@ def energy_section(metrics: dict[str, float] | None) -> dict[str, Any] | None:
     }
 
 
-def transactions_section(truth: list[TruthTransaction], csms: list[CsmsTransaction]) -> dict[str, Any]:
+def transactions_section(
+    truth: list[TruthTransaction], csms: list[CsmsTransaction], csms_source: str = "embedded"
+) -> dict[str, Any]:
     by_key: dict[tuple[str, str], list[CsmsTransaction]] = {}
     for tx in csms:
         by_key.setdefault((tx.station_id, tx.key), []).append(tx)
@@ -151,6 +156,7 @@ def transactions_section(truth: list[TruthTransaction], csms: list[CsmsTransacti
         "lost": lost,
         "duplicated": duplicated,
         "csms_recorded": len(csms),
+        "csms_source": csms_source,
         "energy_max_error_kwh": _r(worst),
         "meter_resolution_kwh": METER_RESOLUTION_KWH,
         "per_transaction": rows,
@@ -229,7 +235,7 @@ def build(record: RunRecord) -> dict[str, Any]:
         "site": site_section(record.meter_log, record.grid_limit_kw),
         "energy": energy_section(record.energy),
         "vehicles": vehicles_section(record.vehicles),
-        "transactions": transactions_section(record.truth_transactions, record.csms_transactions),
+        "transactions": transactions_section(record.truth_transactions, record.csms_transactions, record.csms_source),
         "frames": dict(sorted(record.frames.items())),
     }
     if record.uptime is not None:

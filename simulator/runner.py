@@ -52,7 +52,7 @@ from simulator.station.connector import ConnectorSpec
 from simulator.twin.interfaces import ChargingLimit, ConnectorRef, VehicleInfo
 from simulator.twin.world import TwinWorld
 from simulator.verify import faults as fv
-from simulator.verify.optimum import limits_from_meter_log, offline_optimum, run_metrics
+from simulator.verify.optimum import twin_energy_metrics
 
 Progress = Callable[[float, float], None]
 #: Connector statuses (both versions) a driver treats as "out of service".
@@ -511,14 +511,8 @@ class VirtualRun:
             self.truth, effects, self.scenario.csms.alerts.within, self.epoch, self.epoch + float(self.env.now)
         )
         links = self.hooks.links.values()
-        sessions = self.world.session_records()
         site = self.scenario.site
-        limits = limits_from_meter_log(
-            self.world.ground_truth, phase_limits_a=site.phase_limits_a, voltage=site.voltage
-        )
-        records = [r for r, _ in sessions]
-        optimum = offline_optimum(records, limits)
-        energy = run_metrics(optimum, records, {r.id: kwh for r, kwh in sessions})
+        energy = twin_energy_metrics(self.world, site)
         lm = self.scenario.csms.load_management
         return report.RunRecord(
             scenario_name=self.scenario.name,

@@ -58,6 +58,8 @@ from simulator.station.connector import PREPARING, Connector, ConnectorError, Co
 from simulator.station.offline_queue import OfflineQueue, QueuedMessage
 from simulator.station.smart_charging import ProfileStore, RateUnit
 
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+
 
 class MeterSource(Protocol):
     """The twin's meter of each connector, read when the firmware samples."""
@@ -115,6 +117,10 @@ class Transaction:
     stop_reason: str | None = None
     remote_profile: dict[str, Any] | None = None
     trigger: str = "Authorized"
+    # What the CSMS acknowledged (a CALLRESULT): for reports against a CSMS whose records we cannot read.
+    start_acknowledged: bool = False
+    end_acknowledged: bool = False
+    acknowledged_wh: float | None = None  # energy register of the last acknowledged message that carried one
 
 
 @dataclass(slots=True)
@@ -395,7 +401,9 @@ class Charger:
                 interval = self.config.integer("sample_interval")
                 while tx.next_sample_at is not None and tx.next_sample_at <= now:
                     tx.next_sample_at = tx.next_sample_at + interval if interval > 0 else None
-                self.queue_message(self.protocol.tx_meter_values(tx, self.readings(tx.connector_id, now), now), now)
+                readings = self.readings(tx.connector_id, now)
+                register = next((r.value for r in readings if r.measurand == ENERGY_REGISTER), None)
+                self.queue_message(self.protocol.tx_meter_values(tx, readings, now), now, register_wh=register)
         for cid, deadline in list(self._connection_timeout_at.items()):
             if now >= deadline:
                 del self._connection_timeout_at[cid]
@@ -684,7 +692,12 @@ class Charger:
         tx.next_sample_at = now + interval if interval > 0 else None
         # The start message carries the new chargingState; the StatusNotification follows it.
         status_changed, _ = c.refresh()
-        self.queue_message(self.protocol.tx_started(tx, self.readings(c.connector_id, now, "started"), now), now)
+        self.queue_message(
+            self.protocol.tx_started(tx, self.readings(c.connector_id, now, "started"), now),
+            now,
+            phase="start",
+            register_wh=tx.meter_start_wh,
+        )
         if status_changed:
             self.send_status(c, now)
         self._update_limits(now)
@@ -697,7 +710,12 @@ class Charger:
         tx.meter_stop_wh = self.meter.energy_wh(tx.connector_id)
         tx.next_sample_at = None
         del self.transactions[tx.connector_id]
-        self.queue_message(self.protocol.tx_ended(tx, self.readings(tx.connector_id, now, "ended"), now), now)
+        self.queue_message(
+            self.protocol.tx_ended(tx, self.readings(tx.connector_id, now, "ended"), now),
+            now,
+            phase="end",
+            register_wh=tx.meter_stop_wh,
+        )
         self.profiles.end_transaction(tx.connector_id)
         self._limit_check_at.pop(tx.connector_id, None)
         c.in_transaction = False
@@ -761,7 +779,7 @@ class Charger:
         spec = self.connectors[connector_id].spec
         out: list[Reading] = []
         for m in measurands:
-            if m == "Energy.Active.Import.Register":
+            if m == ENERGY_REGISTER:
                 out.append(Reading(m, self.meter.energy_wh(connector_id), "Wh"))
             elif m == "Power.Active.Import":
                 out.append(Reading(m, self.meter.power_w(connector_id), "W"))
@@ -792,10 +810,15 @@ class Charger:
         )
 
     # ==== the transaction-message queue ====================================================================
-    def queue_message(self, message: QueuedMessage | None, now: float) -> None:
+    def queue_message(
+        self, message: QueuedMessage | None, now: float, *, phase: str = "update", register_wh: float | None = None
+    ) -> None:
+        """Queue a transaction message; ``phase`` (start/update/end) and the energy register it carries are
+        remembered so an acknowledgement can be credited to the transaction (:meth:`_acknowledged`)."""
         if message is None:
             return
         message.created_at = now
+        message.phase, message.register_wh = phase, register_wh
         self.queue.push(message)
         self._pump(now)
 
@@ -825,6 +848,7 @@ class Charger:
             return
         if pending.outcome is Outcome.RESULT and pending.payload is not None:
             self.queue.pop()
+            self._acknowledged(message)
             self.protocol.tx_answered(message, pending.payload, now)
         else:
             message.attempts += 1
@@ -834,6 +858,17 @@ class Charger:
                 self._tx_retry_at = now + self.config.integer("tx_message_retry_interval") * message.attempts
                 return
         self._pump(now)
+
+    def _acknowledged(self, message: QueuedMessage) -> None:
+        tx = next((t for t in reversed(self.history) if t.key == message.tx_key), None)
+        if tx is None:
+            return
+        if message.phase == "start":
+            tx.start_acknowledged = True
+        elif message.phase == "end":
+            tx.end_acknowledged = True
+        if message.register_wh is not None:
+            tx.acknowledged_wh = message.register_wh
 
     # ==== reset and availability ===========================================================================
     def reset(self, kind: str, now: float) -> str:

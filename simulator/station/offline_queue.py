@@ -25,6 +25,8 @@ class QueuedMessage:
     droppable: bool = False
     attempts: int = 0
     created_at: float = 0.0
+    phase: str = "update"  # start / update / end of its transaction
+    register_wh: float | None = None  # the energy register reading it carries, if any
 
 
 class OfflineQueue:

@@ -163,10 +163,11 @@ class Protocol:
         if message.action == "StartTransaction":
             real = int(payload["transactionId"])
             self._real_ids[message.tx_key] = real
-            tx = next((t for t in self.charger.transactions.values() if t.key == message.tx_key), None)
+            tx = next((t for t in reversed(self.charger.history) if t.key == message.tx_key), None)
             if tx is not None:
-                tx.transaction_id = real
-                self.charger.profiles.start_transaction(tx.connector_id, real, tx.started_at)
+                tx.transaction_id = real  # also when it already ended offline: the report matches by this id
+                if tx.ended_at is None:
+                    self.charger.profiles.start_transaction(tx.connector_id, real, tx.started_at)
             self.charger.transaction_answered(message.tx_key, info, now)
         elif message.action == "StopTransaction":
             self.charger.remember(message.payload.get("idTag"), info)

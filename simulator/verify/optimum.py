@@ -22,6 +22,7 @@ import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -194,3 +195,11 @@ def run_metrics(
             math.isclose(result.optimum_kwh, sum(s.energy_needed_kwh for s in sessions), rel_tol=1e-6)
         ),
     }
+
+
+def twin_energy_metrics(world: Any, site: Any) -> dict[str, float]:
+    """``run_metrics`` for a finished twin run: the sessions it produced, under its site's limits (both clocks)."""
+    sessions = world.session_records()
+    limits = limits_from_meter_log(world.ground_truth, phase_limits_a=site.phase_limits_a, voltage=site.voltage)
+    records = [r for r, _ in sessions]
+    return run_metrics(offline_optimum(records, limits), records, {r.id: kwh for r, kwh in sessions})

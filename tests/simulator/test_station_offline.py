@@ -336,3 +336,26 @@ def test_meter_values_keep_running_while_offline(tmp_path, version):
         if "meterValue" in s.payload and s.payload.get("triggerReason", "MeterValuePeriodic") == "MeterValuePeriodic"
     ]
     assert stamped[:5] == [60, 120, 180, 240, 300]  # ...stamped with their own time, in order
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_acknowledgements_are_credited_to_the_transaction(tmp_path, version):
+    """What real-time runs against any CSMS report: which start/stop got a CALLRESULT, and the last register."""
+    pair = make(tmp_path, version)
+    pair.network_up = False
+    pair.drop_link()
+    pair.charger.config.set(pair.charger.config.name_of("allow_offline_unknown"), "true")
+    pair.meter.energy[1] = 100.0
+    pair.charger.plug_in(1, None, pair.now)
+    pair.charger.present_token(1, "TOKEN-OK", pair.now)
+    pair.meter.energy[1] = 450.4
+    pair.run(60)
+    pair.charger.unplug(1, pair.now)  # it ended before the CSMS heard of it
+    [tx] = pair.charger.history
+    assert (tx.start_acknowledged, tx.end_acknowledged, tx.acknowledged_wh) == (False, False, None)
+    pair.network_up = True
+    pair.run(300)
+    [row] = pair.transactions()
+    assert tx.start_acknowledged and tx.end_acknowledged and tx.acknowledged_wh == 450.4
+    # 1.6: the CSMS's id reaches the history even though the transaction was over when it arrived
+    assert str(tx.transaction_id) == row.charger_tx_id

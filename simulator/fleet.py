@@ -1,0 +1,359 @@
+"""The fleet both clocks drive: the twin, one charger firmware per station, the hooks between them, the
+scenario's timeline of operator actions and faults, the plot sampler and the run record.
+
+Virtual time (:mod:`simulator.runner`) and real time (:mod:`simulator.realtime`) differ only in the link
+each charger gets (a :class:`LinkFactory`) and in who carries out operator actions (an :class:`Operator`).
+Construction order is fixed so a seed gives the same run: one ``random.Random(seed)`` draws, in order, the
+twin's generator, then per station (scenario order) the charger's and the link's.
+
+    TwinWorld ──StationHooks──▶ FirmwareHooks ──▶ Charger (sans-IO) ──Link──▶ CSMS
+        ▲                                            │
+        └──────────── reevaluate / meter ────────────┘
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import simpy
+
+from csms.api import commands
+from csms.ocpp.versions import Version
+from simulator import report
+from simulator.scenario.models import (
+    ChangeAvailability,
+    LinkDown,
+    ProvisionTokens,
+    RemoteStart,
+    RemoteStop,
+    Reset,
+    Scenario,
+)
+from simulator.station.charger import Charger, StationIdentity
+from simulator.station.connector import ConnectorSpec
+from simulator.twin.interfaces import ChargingLimit, ConnectorRef, VehicleInfo
+from simulator.twin.world import TwinWorld
+from simulator.verify.optimum import twin_energy_metrics
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, float], None]
+#: Connector statuses (both versions) a driver treats as "out of service".
+OUT_OF_SERVICE = frozenset({"Unavailable", "Faulted"})
+OperatorCall = RemoteStart | RemoteStop | ChangeAvailability | Reset
+
+
+class Link(Protocol):
+    """What the fleet needs of a charger's link (in-process or WebSocket)."""
+
+    def start(self) -> None: ...
+    def poke(self) -> None: ...
+    def set_network(self, up: bool) -> None: ...
+
+
+#: Makes the link of one charger: ``(charger, the link's own generator, call after the charger acted)``.
+LinkFactory = Callable[[Charger, random.Random, Callable[[Charger], None]], Link]
+
+
+class Operator(Protocol):
+    """Carries out the scenario's operator actions on the CSMS (embedded, through our API, or not at all)."""
+
+    def provision_tokens(self, tokens: list[str], group: str | None, now: float) -> None: ...
+    def call(self, station_id: str, version: Version, item: OperatorCall, now: float) -> None: ...
+
+
+class TwinMeters:
+    """The firmware's view of the twin's meters (``MeterSource``) for one station."""
+
+    def __init__(self, world: TwinWorld, station_id: str) -> None:
+        self.world, self.station_id = world, station_id
+
+    def _read(self, connector_id: int) -> Any:
+        return self.world.meter(ConnectorRef(self.station_id, connector_id))
+
+    def energy_wh(self, connector_id: int) -> float:
+        return self._read(connector_id).energy_register_wh
+
+    def power_w(self, connector_id: int) -> float:
+        return self._read(connector_id).power_w
+
+    def current_a(self, connector_id: int) -> tuple[float, ...]:
+        return self._read(connector_id).phase_currents_a
+
+    def voltage_v(self, connector_id: int) -> float:
+        return self._read(connector_id).voltage_v
+
+    def soc(self, connector_id: int) -> float | None:
+        soc = self._read(connector_id).soc
+        return None if soc is None else soc * 100.0
+
+
+class FirmwareHooks:
+    """The twin's ``StationHooks``, answered by the chargers' firmware; tells the twin when answers change."""
+
+    def __init__(self, epoch: float) -> None:
+        self.epoch = epoch
+        self.chargers: dict[str, Charger] = {}
+        self.links: dict[str, Link] = {}
+        self.world: TwinWorld | None = None
+        self._seen: dict[ConnectorRef, tuple[bool, float | None, bool]] = {}
+
+    def _now(self, now_s: float) -> float:
+        return self.epoch + now_s
+
+    def on_plug_in(self, connector: ConnectorRef, vehicle: VehicleInfo, now_s: float) -> None:
+        self.chargers[connector.station_id].plug_in(connector.connector_id, vehicle.id_token, self._now(now_s))
+        self.links[connector.station_id].poke()
+
+    def on_unplug(self, connector: ConnectorRef, vehicle: VehicleInfo, now_s: float) -> None:
+        self.chargers[connector.station_id].unplug(connector.connector_id, self._now(now_s))
+        self.links[connector.station_id].poke()
+
+    def on_ev_suspended(self, connector: ConnectorRef, now_s: float) -> None:
+        self.chargers[connector.station_id].ev_suspended(connector.connector_id, True, self._now(now_s))
+        self.links[connector.station_id].poke()
+
+    def is_energizing(self, connector: ConnectorRef) -> bool:
+        return self.chargers[connector.station_id].is_energizing(connector.connector_id)
+
+    def is_available(self, connector: ConnectorRef) -> bool:
+        return self.chargers[connector.station_id].status(connector.connector_id) not in OUT_OF_SERVICE
+
+    def charging_limit(self, connector: ConnectorRef, now_s: float) -> ChargingLimit | None:
+        limit = self.chargers[connector.station_id].limit_w(connector.connector_id, self._now(now_s))
+        return None if limit is None else ChargingLimit(limit, "W")
+
+    def charger_changed(self, charger: Charger) -> None:
+        """After the firmware acted: wake the twin's delivery where energizing or the limit changed."""
+        if self.world is None:
+            return
+        now = self.epoch + self.world.env.now
+        for connector_id in charger.connectors:
+            ref = ConnectorRef(charger.station_id, connector_id)
+            available = charger.status(connector_id) not in OUT_OF_SERVICE
+            state = (charger.is_energizing(connector_id), charger.limit_w(connector_id, now), available)
+            before = self._seen.get(ref)
+            if before != state:
+                self._seen[ref] = state
+                self.world.reevaluate(ref)
+                if available and before is not None and not before[2]:
+                    self.world.connector_available(ref)
+
+
+@dataclass
+class Sampler:
+    """Series for the plots, taken at every physics step."""
+
+    evse_kw: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    soc: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+
+
+def connector_spec(current: str, phases: int, voltage: float, max_kw: float) -> ConnectorSpec:
+    dc = current == "DC"
+    lines = 1 if dc else phases
+    return ConnectorSpec(
+        voltage_v=voltage if not dc else 400.0,
+        phases=lines,
+        dc=dc,
+        max_current_a=max_kw * 1000.0 / ((voltage if not dc else 400.0) * lines),
+    )
+
+
+def station_passwords(scenario: Scenario, default: str | None) -> dict[str, str | None]:
+    """Each station's HTTP Basic password: its charger group's ``password``, else ``default``."""
+    return {sid: group.password or default for group in scenario.chargers for sid in group.station_ids}
+
+
+def scenario_tokens(scenario: Scenario, item: ProvisionTokens) -> list[str]:
+    """The id tokens a ``provision_tokens`` action names (listed, and those of the named vehicle blocks)."""
+    tokens: list[str] = list(item.tokens or [])
+    if item.vehicles is not None:
+        for block in scenario.vehicles:
+            if block.name == item.vehicles or block.group == item.vehicles:
+                tokens += [t for n in range(1, block.count + 1) if (t := block.token(n)) is not None]
+    return tokens
+
+
+def operator_payload(item: OperatorCall, version: Version, remote_start_id: int) -> tuple[str, dict[str, Any]] | None:
+    """The OCPP call for a remote start, reset or availability change (a remote stop needs the CSMS's id)."""
+    if isinstance(item, RemoteStart):
+        return commands.remote_start(version, item.id_token, item.connector, remote_start_id=remote_start_id)
+    if isinstance(item, Reset):
+        return commands.reset(version, item.mode)
+    if isinstance(item, ChangeAvailability):
+        operative = item.availability == "operative"
+        if version == "1.6":
+            kind = "Operative" if operative else "Inoperative"
+            return "ChangeAvailability", {"connectorId": item.connector or 0, "type": kind}
+        payload: dict[str, Any] = {"operationalStatus": "Operative" if operative else "Inoperative"}
+        if item.connector:
+            payload["evse"] = {"id": item.connector}
+        return "ChangeAvailability", payload
+    return None
+
+
+class Fleet:
+    """The twin and its chargers under one SimPy environment, linked by ``make_link``."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int,
+        env: simpy.Environment,
+        make_link: LinkFactory,
+        *,
+        charger_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.scenario, self.seed, self.env = scenario, seed, env
+        rng = random.Random(seed)
+        self.epoch = scenario.start.timestamp()
+        self.hooks = FirmwareHooks(self.epoch)
+        self.world = TwinWorld(scenario, random.Random(rng.getrandbits(64)), hooks=self.hooks, env=env)
+        self.hooks.world = self.world
+        for group in scenario.chargers:
+            spec = connector_spec(group.current or "AC", group.phases or 3, group.voltage or 230.0, group.max_kw)
+            for station_id in group.station_ids:
+                charger = Charger(
+                    station_id,
+                    group.ocpp,
+                    meter=TwinMeters(self.world, station_id),
+                    rng=random.Random(rng.getrandbits(64)),
+                    connectors=[spec] * group.connectors,
+                    identity=StationIdentity(
+                        vendor=group.vendor[:20], model=(group.model or "twin")[:20], serial_number=station_id[:25]
+                    ),
+                    **(charger_options or {}),
+                )
+                self.hooks.chargers[station_id] = charger
+                self.hooks.links[station_id] = make_link(
+                    charger, random.Random(rng.getrandbits(64)), self.hooks.charger_changed
+                )
+        self.sampler = Sampler()
+
+    @property
+    def chargers(self) -> dict[str, Charger]:
+        return self.hooks.chargers
+
+    @property
+    def links(self) -> dict[str, Link]:
+        return self.hooks.links
+
+    # ---- run -------------------------------------------------------------------------------------------
+    def start(self, operator: Operator, progress: Progress | None) -> simpy.Process:
+        """Start the links, the timeline and the sampler, then the twin; returns the twin's ``done``."""
+        for link in self.links.values():
+            link.start()
+        self.env.process(self._timeline(operator))
+        self.env.process(self._sample(progress))
+        return self.world.start()
+
+    def _timeline(self, operator: Operator) -> simpy.events.ProcessGenerator:
+        for at_s, item in self.scenario.timeline():
+            if at_s > self.env.now:
+                yield self.env.timeout(at_s - self.env.now)
+            self._execute(item, operator)
+
+    def _execute(self, item: Any, operator: Operator) -> None:
+        now = self.epoch + self.env.now
+        if isinstance(item, ProvisionTokens):
+            operator.provision_tokens(scenario_tokens(self.scenario, item), item.token_group, now)
+        elif isinstance(item, LinkDown):
+            for station_id in self.scenario.resolve_chargers(item.charger):
+                link = self.links[station_id]
+                link.set_network(False)
+                self.env.timeout(item.duration).callbacks.append(lambda _e, link=link: link.set_network(True))
+        elif isinstance(item, OperatorCall):
+            for station_id in self.scenario.resolve_chargers(item.charger):
+                operator.call(station_id, self.chargers[station_id].version, item, now)
+
+    def _sample(self, progress: Progress | None) -> simpy.events.ProcessGenerator:
+        step = self.world.step_s
+        end = float(self.scenario.duration)
+        next_report = 0.0
+        while self.env.now < end:
+            for ref in self.world.connectors:
+                kw = self.world.meter(ref).power_w / 1000.0
+                self.sampler.evse_kw.setdefault(str(ref), []).append((self.env.now, kw))
+            for vehicle_id, soc in self.world.plugged_socs().items():
+                self.sampler.soc.setdefault(vehicle_id, []).append((self.env.now, soc))
+            if progress is not None and self.env.now >= next_report:
+                progress(self.env.now, end)
+                next_report = self.env.now + end / 100.0
+            yield self.env.timeout(step)
+
+    # ---- the record ------------------------------------------------------------------------------------
+    def truth_transactions(self) -> list[report.TruthTransaction]:
+        truth = []
+        for charger in self.chargers.values():
+            for tx in charger.history:
+                end_wh = tx.meter_stop_wh if tx.meter_stop_wh is not None else charger.meter.energy_wh(tx.connector_id)
+                truth.append(
+                    report.TruthTransaction(
+                        station_id=charger.station_id,
+                        connector_id=tx.connector_id,
+                        key=transaction_key(tx),
+                        started_s=tx.started_at - self.epoch,
+                        stopped_s=None if tx.ended_at is None else tx.ended_at - self.epoch,
+                        energy_kwh=(end_wh - tx.meter_start_wh) / 1000.0,
+                    )
+                )
+        return truth
+
+    def acknowledged_transactions(self) -> list[report.CsmsTransaction]:
+        """The CSMS's side as the chargers saw it acknowledged: a transaction is recorded once its start got a
+        CALLRESULT, and (if it ended) its stop too; its energy is the last acknowledged register reading minus
+        the start, as they travel (1.6 ``meterStart``/``meterStop`` are whole Wh)."""
+        out = []
+        for charger in self.chargers.values():
+            wire: Callable[[float], float] = round if charger.version == "1.6" else float
+            for tx in charger.history:
+                if not tx.start_acknowledged or (tx.ended_at is not None and not tx.end_acknowledged):
+                    continue
+                last = tx.acknowledged_wh if tx.acknowledged_wh is not None else tx.meter_start_wh
+                energy_kwh = (wire(last) - wire(tx.meter_start_wh)) / 1000.0
+                out.append(
+                    report.CsmsTransaction(charger.station_id, transaction_key(tx), energy_kwh, tx.end_acknowledged)
+                )
+        return out
+
+    def record(
+        self,
+        *,
+        mode: str,
+        scenario_file: str,
+        wall_seconds: float,
+        csms_transactions: list[report.CsmsTransaction],
+        csms_source: str,
+        stations_booted: int,
+        frames: dict[str, int],
+    ) -> report.RunRecord:
+        return report.RunRecord(
+            scenario_name=self.scenario.name,
+            scenario_file=scenario_file,
+            seed=self.seed,
+            start_iso=self.scenario.start.isoformat(),
+            mode=mode,
+            simulated_seconds=float(self.env.now),
+            wall_seconds=wall_seconds,
+            grid_limit_kw=self.scenario.site.grid_limit_kw,
+            meter_log=self.world.ground_truth,
+            vehicles=self.world.vehicle_records(),
+            truth_transactions=self.truth_transactions(),
+            csms_transactions=csms_transactions,
+            csms_source=csms_source,
+            stations=len(self.chargers),
+            stations_booted=stations_booted,
+            expect=dict(self.scenario.expect),
+            frames=frames,
+            energy=twin_energy_metrics(self.world, self.scenario.site),
+            phase_limits_a=self.scenario.site.phase_limits_a,
+        )
+
+
+def transaction_key(tx: Any) -> str:
+    """The id the CSMS knows a charger transaction by (1.6: the CSMS's, 2.0.1: the charger's)."""
+    return str(tx.transaction_id) if tx.transaction_id is not None else f"unassigned-{tx.key}"

@@ -1,0 +1,260 @@
+"""The WebSocket link: one sans-IO :class:`~simulator.station.charger.Charger` on a real socket to any CSMS.
+
+It is the asyncio counterpart of :mod:`simulator.links.inprocess`: it connects to ``{csms_url}/{station_id}``
+with the charger's OCPP subprotocol (and HTTP Basic ``station_id:password`` when a password is given), feeds
+every received text frame with ``now``, sends :meth:`Charger.frames_to_send` in order through one writer,
+arms one timer at :meth:`Charger.next_deadline`, and follows the charger's own reconnect back-off
+(``wants_connection`` / ``connection_failed`` / ``close_requested``). A refused handshake (401, 404, no
+listener, timeout) is a ``connection_failed`` and a log line, never an exception.
+
+Time: the charger lives in the run's virtual time. A :class:`LinkClock` converts: ``sync()`` brings the
+twin up to the wall clock and returns the charger's ``now`` (called on every input from the loop), ``now()``
+reads it without stepping (called from inside the twin's own events), ``wall_delay(t)`` is how many wall
+seconds until virtual instant ``t``, and ``kick()`` tells the twin's stepper that something may have
+scheduled an earlier event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+from urllib.parse import quote
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.typing import Subprotocol
+
+from simulator.station.charger import Charger
+
+log = logging.getLogger(__name__)
+
+SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
+#: While a handshake is in progress the charger's reconnect deadline is already due; poll it this slowly.
+CONNECTING_POLL_S = 0.05
+
+
+class LinkClock(Protocol):
+    def now(self) -> float: ...
+    def sync(self) -> float: ...
+    def wall_delay(self, when: float) -> float: ...
+    def kick(self) -> None: ...
+
+
+def basic_auth(station_id: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{station_id}:{password}".encode()).decode()
+
+
+class WebSocketLink:
+    """Drives one charger over ``ws://`` / ``wss://``; :meth:`start` inside a running loop, :meth:`stop` at the end."""
+
+    def __init__(
+        self,
+        charger: Charger,
+        clock: LinkClock,
+        csms_url: str,
+        *,
+        password: str | None = None,
+        on_charger_change: Callable[[Charger], None] | None = None,
+        open_timeout_s: float = 10.0,
+    ) -> None:
+        self.charger, self.clock, self.password = charger, clock, password
+        self.url = f"{csms_url.rstrip('/')}/{quote(charger.station_id, safe='')}"
+        self.subprotocol = SUBPROTOCOLS[charger.version]
+        self.on_charger_change = on_charger_change or (lambda _c: None)
+        self.open_timeout_s = open_timeout_s
+        self.network_up = True
+        self.ws: ClientConnection | None = None
+        self._outbox: deque[str] = deque()
+        self._writer: asyncio.Task[None] | None = None
+        self._closers: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._connecting = False
+        self._stopping = False
+        self._last_failure: str | None = None
+        # counters, for the report and tests
+        self.frames_sent = 0
+        self.frames_received = 0
+        self.attempts = 0
+        self.failures: list[str] = []
+
+    # ---- life cycle --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"link {self.charger.station_id}")
+
+    async def stop(self) -> None:
+        """Close the socket and end every task of this link (bounded)."""
+        self._stopping = True
+        self._cancel_timer()
+        self._wake.set()
+        ws, self.ws = self.ws, None
+        tasks = [t for t in (self._task, self._writer, *self._closers) if t is not None]
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(1000, "run ended"), timeout=2.0)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    @property
+    def connected(self) -> bool:
+        return self.ws is not None
+
+    # ---- the fleet's entry points (called from the twin's events, so they never step the clock) ---------
+    def poke(self) -> None:
+        """The twin changed the charger (plug-in, unplug, ...): send what it has to say."""
+        self._pump()
+
+    def set_network(self, up: bool) -> None:
+        """A network outage (the ``link_down`` fault) starts or ends: the socket dies, attempts fail meanwhile."""
+        self.network_up = up
+        if not up:
+            self._drop("link down")
+        self._wake.set()
+
+    # ---- connection --------------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            now = self.clock.sync()
+            if self.ws is None and self.charger.wants_connection(now):
+                if self.network_up:
+                    await self._connect_and_serve()
+                else:
+                    self._failed("no network (link down)")
+                continue
+            await self._wake.wait()
+
+    async def _connect_and_serve(self) -> None:
+        headers = {"Authorization": basic_auth(self.charger.station_id, self.password)} if self.password else {}
+        self.attempts += 1
+        self._connecting = True
+        try:
+            ws = await connect(
+                self.url,
+                subprotocols=[Subprotocol(self.subprotocol)],
+                additional_headers=headers,
+                open_timeout=self.open_timeout_s,
+                compression=None,
+            )
+        except InvalidStatus as exc:
+            self._failed(f"HTTP {exc.response.status_code} at the handshake")
+            return
+        except (WebSocketException, OSError, TimeoutError) as exc:
+            self._failed(f"{type(exc).__name__}: {exc}")
+            return
+        finally:
+            self._connecting = False
+        if self._stopping or not self.network_up or ws.subprotocol != self.subprotocol:
+            reason = "no network (link down)" if not self.network_up else f"subprotocol {ws.subprotocol!r} agreed"
+            await ws.close(1000 if not self._stopping else 1001)
+            if not self._stopping:
+                self._failed(reason)
+            return
+        self.ws = ws
+        self._last_failure = None
+        log.info("%s: connected to %s (%s)", self.charger.station_id, self.url, self.subprotocol)
+        self.charger.connected(self.clock.sync())
+        self._pump()
+        try:
+            async for frame in ws:
+                if self.ws is not ws:
+                    break
+                if isinstance(frame, bytes):  # OCPP-J is text; a binary frame is the CSMS's mistake
+                    log.warning("%s: binary frame ignored", self.charger.station_id)
+                    continue
+                self.frames_received += 1
+                self.charger.receive_frame(frame, self.clock.sync())
+                self._pump()
+        except ConnectionClosed:
+            pass
+        if self.ws is ws:
+            self.clock.sync()
+            self._drop(f"closed by the CSMS ({ws.close_code})")
+
+    def _failed(self, reason: str) -> None:
+        """A connection attempt failed: a log line (once per distinct reason), then the charger's back-off."""
+        self.failures.append(reason)
+        level = logging.WARNING if reason != self._last_failure else logging.DEBUG
+        log.log(
+            level, "%s: cannot connect to %s: %s; retrying with back-off", self.charger.station_id, self.url, reason
+        )
+        self._last_failure = reason
+        self.charger.connection_failed(self.clock.now())
+        self._pump()
+
+    def _drop(self, detail: str) -> None:
+        """Forget the socket (closing it in the background) and tell the charger the link is down."""
+        ws, self.ws = self.ws, None
+        if ws is None:
+            return
+        log.info("%s: disconnected: %s", self.charger.station_id, detail)
+        self._outbox.clear()
+        closer = asyncio.get_running_loop().create_task(self._close(ws))
+        self._closers.add(closer)
+        closer.add_done_callback(self._closers.discard)
+        self.charger.disconnected(self.clock.now())
+        self._pump()
+
+    @staticmethod
+    async def _close(ws: ClientConnection) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.close(1000), timeout=2.0)
+
+    # ---- frames and timer ------------------------------------------------------------------------------
+    def _pump(self) -> None:
+        frames = self.charger.frames_to_send()
+        if frames and self.ws is not None:
+            self._outbox.extend(frames)
+            if self._writer is None or self._writer.done():
+                self._writer = asyncio.get_running_loop().create_task(self._write())
+        if self.charger.close_requested():
+            self._drop("closed by the station")
+        self._arm(self.charger.next_deadline())
+        self.on_charger_change(self.charger)
+        self.clock.kick()
+
+    async def _write(self) -> None:
+        """The only writer, so frames leave in the order the charger produced them."""
+        while self._outbox and (ws := self.ws) is not None:
+            frame = self._outbox.popleft()
+            try:
+                await ws.send(frame)
+            except ConnectionClosed:
+                continue  # the reader notices the close; what was queued for this socket is gone with it
+            self.frames_sent += 1
+
+    def _arm(self, deadline: float | None) -> None:
+        if self._stopping or deadline is None:
+            self._cancel_timer()
+            return
+        if self._timer is not None and self._timer_at == deadline:
+            return
+        self._cancel_timer()
+        delay = self.clock.wall_delay(deadline)
+        if self._connecting:
+            delay = max(delay, CONNECTING_POLL_S)
+        self._timer_at = deadline
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, delay), self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = None, None
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_at = None, None
+        if self._stopping:
+            return
+        now = self.clock.sync()
+        self.charger.handle_timer(now)
+        if self.ws is None and self.charger.wants_connection(now):
+            self._wake.set()
+        self._pump()

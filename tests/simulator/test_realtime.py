@@ -1,0 +1,397 @@
+"""Real time: ``sim run --csms ws://… --realtime`` against ``csms serve`` (subprocesses), the WebSocket link
+against a gateway in this process, and the clock that binds SimPy to the wall clock."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import simpy
+
+from csms.gateway.server import Gateway
+from csms.services import stations
+from csms.services.config import CsmsConfig
+from csms.store import migrate
+from csms.store.database import make_engine, make_session_factory
+from simulator.links.websocket import WebSocketLink
+from simulator.realtime import RealtimeClock
+from simulator.station.charger import Charger, Registration
+from tests.simulator.helpers import T0, FakeMeter
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO = Path(__file__).parent / "data" / "realtime-short.yaml"
+STATIONS = {"rtac-1": "1.6", "rtac-2": "1.6", "rtdc-1": "2.0.1"}
+TOKENS = ["RT-AC-1", "RT-AC-2", "RT-DC-1"]
+AC_PASSWORD, DC_PASSWORD = "ac-secret-pw", "dc-secret-pw"  # the dc group's password is in the scenario
+API_KEY = "realtime-test-key"
+SPEED = "120"  # 25 virtual minutes in 12.5 s
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "CHARGETWIN_API_KEY": API_KEY}
+    env.pop("CHARGETWIN_DATABASE_URL", None)
+    return env
+
+
+def run_cli(module: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=timeout
+    )
+
+
+@dataclass
+class Csms:
+    ws_url: str
+    api_url: str
+    database_url: str
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'csms.db'}"
+
+
+def _provision_by_cli(database: str) -> None:
+    """``csms stations add`` / ``csms tokens add``, one after the other (SQLite: one writer at a time)."""
+    for station_id, version in STATIONS.items():
+        password = DC_PASSWORD if station_id.startswith("rtdc") else AC_PASSWORD
+        done = run_cli(
+            "csms.cli",
+            "stations",
+            "add",
+            station_id,
+            "--password",
+            password,
+            "--ocpp",
+            version,
+            "--database-url",
+            database,
+        )
+        assert done.returncode == 0, done.stderr
+    for token in TOKENS:
+        done = run_cli("csms.cli", "tokens", "add", token, "--database-url", database)
+        assert done.returncode == 0, done.stderr
+
+
+@contextmanager
+def _serve(database: str) -> Iterator[Csms]:
+    """``csms serve`` on free loopback ports, stopped (or killed) on the way out."""
+    ocpp_port, api_port = free_port(), free_port()
+    command = [sys.executable, "-m", "csms.cli", "serve", "--ocpp-port", str(ocpp_port), "--api-port", str(api_port)]
+    command += ["--database-url", database, "--log-level", "warning"]
+    process = subprocess.Popen(command, env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    api = f"http://127.0.0.1:{api_port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.communicate()
+            try:
+                httpx.get(api + "/openapi.json", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "csms serve did not start"
+                time.sleep(0.1)
+        yield Csms(f"ws://127.0.0.1:{ocpp_port}/ocpp", api, database)
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate(timeout=10)
+
+
+@pytest.fixture
+def csms_serve(database: str) -> Iterator[Csms]:
+    """An empty CSMS: the run provisions it through the API."""
+    with _serve(database) as csms:
+        yield csms
+
+
+@pytest.fixture
+def provisioned_csms(database: str) -> Iterator[Csms]:
+    """A CSMS whose stations and tokens the operator added with the ``csms`` command beforehand."""
+    _provision_by_cli(database)
+    with _serve(database) as csms:
+        yield csms
+
+
+def sim_run(out: Path, *extra: str, timeout: float = 90) -> dict[str, Any]:
+    done = run_cli("simulator.cli", "run", str(SCENARIO), "--out", str(out), "--quiet", *extra, timeout=timeout)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    return json.loads((out / "report.json").read_text())
+
+
+def key_paths(value: Any, prefix: str = "") -> set[str]:
+    """Every key path of a JSON document; list items share ``[]``."""
+    paths: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            paths.add(prefix + key)
+            paths |= key_paths(item, prefix + key + ".")
+    elif isinstance(value, list):
+        for item in value:
+            paths |= key_paths(item, prefix + "[].")
+    return paths
+
+
+def assert_sound(data: dict[str, Any], source: str) -> None:
+    tx = data["transactions"]
+    assert data["mode"] == "realtime"
+    assert tx["csms_source"] == source
+    assert data["stations"] == {"count": 3, "booted": 3}
+    assert tx["started"] == 3 and tx["completed"] == 3, tx
+    assert tx["lost"] == 0 and tx["duplicated"] == 0, tx
+    for row in tx["per_transaction"]:
+        assert row["error_kwh"] is not None and row["error_kwh"] <= 0.001, row
+        assert row["truth_kwh"] > 0.5, row
+    assert data["frames"]["charger_to_csms"] > 0 and data["frames"]["csms_to_charger"] > 0
+    assert data["passed"], data["checks"]
+
+
+@pytest.mark.timeout(150)
+def test_realtime_against_csms_serve_through_the_api(csms_serve: Csms, tmp_path: Path) -> None:
+    virtual = sim_run(tmp_path / "virtual")
+    real = sim_run(
+        tmp_path / "real",
+        *("--csms", csms_serve.ws_url, "--realtime", "--speed", SPEED, "--password", AC_PASSWORD),
+        *("--api-url", csms_serve.api_url, "--api-key", API_KEY),
+    )
+    assert 12.5 <= real["wall_seconds"] < 40, real["wall_seconds"]  # in step with the wall clock, not faster
+    # Sections computed only in virtual time so far (they need the embedded CSMS's alert monitor, uptime and
+    # load-management state); everything else has the same shape. Shrink this set as real time gains them.
+    virtual_only = {"uptime", "alerts", "load_management"}
+    assert {k for k in virtual if k not in real} == virtual_only
+    assert key_paths(real) == {p for p in key_paths(virtual) if p.split(".")[0] not in virtual_only}
+    assert virtual["transactions"]["csms_source"] == "embedded"
+    assert_sound(real, "api")
+    assert real["simulated_seconds"] == virtual["simulated_seconds"] == 1500.0
+    for name in ("site_import.png", "evse_power.png", "vehicle_soc.png"):
+        assert (tmp_path / "real" / name).stat().st_size > 0
+    # the CSMS's own rows agree with the report (they are its source)
+    rows = httpx.get(
+        csms_serve.api_url + "/api/v1/transactions", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10
+    ).json()
+    assert {(r["station_id"], r["charger_transaction_id"]) for r in rows} == {
+        (r["station_id"], r["transaction_id"]) for r in real["transactions"]["per_transaction"]
+    }
+
+
+@pytest.mark.timeout(150)
+def test_realtime_against_any_csms_counts_acknowledgements(provisioned_csms: Csms, tmp_path: Path) -> None:
+    csms_serve = provisioned_csms
+    real = sim_run(
+        tmp_path / "real",
+        *("--csms", csms_serve.ws_url, "--realtime", "--speed", SPEED, "--password", AC_PASSWORD),
+    )
+    assert_sound(real, "acknowledgements")
+    # what the chargers saw acknowledged is what the CSMS stored
+    engine = make_engine(csms_serve.database_url)
+    try:
+        from sqlalchemy import select
+
+        from csms.store.models import Transaction
+
+        with make_session_factory(engine)() as db:
+            stored = {(t.station_id, t.charger_tx_id): t.energy_wh for t in db.scalars(select(Transaction))}
+    finally:
+        engine.dispose()
+    for row in real["transactions"]["per_transaction"]:
+        assert stored[(row["station_id"], row["transaction_id"])] / 1000 == pytest.approx(row["csms_kwh"], abs=0.001)
+
+
+# ---- the link and the clock, in this process --------------------------------------------------------------
+class FastClock:
+    """Charger time running ``speed`` times the wall clock (no twin behind it)."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed, self.wall0 = speed, time.monotonic()
+
+    def now(self) -> float:
+        return T0 + (time.monotonic() - self.wall0) * self.speed
+
+    def sync(self) -> float:
+        return self.now()
+
+    def wall_delay(self, when: float) -> float:
+        return (when - self.now()) / self.speed
+
+    def kick(self) -> None:
+        pass
+
+
+async def wait_for(condition: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def gateway(sqlite_url: str) -> Any:
+    engine = make_engine(sqlite_url)
+    migrate.upgrade(engine)
+    factory = make_session_factory(engine)
+    with factory() as db:
+        stations.provision(db, "cp-ws", ocpp_version="2.0.1", password="right-password", now=_dt(T0))
+        db.commit()
+    gw = Gateway(factory, CsmsConfig())
+    await gw.start("127.0.0.1", 0)
+    try:
+        yield gw
+    finally:
+        await gw.stop()
+        engine.dispose()
+
+
+def _dt(t: float) -> Any:
+    from csms.ocpp.convert import from_posix
+
+    return from_posix(t)
+
+
+@pytest.mark.timeout(30)
+async def test_websocket_link_wrong_password_retries_with_back_off(gateway: Gateway) -> None:
+    clock = FastClock(100.0)
+    charger = Charger("cp-ws", "2.0.1", meter=FakeMeter(), rng=random.Random(3))
+    failed_at: list[float] = []
+    original = charger.connection_failed
+
+    def record(now: float) -> None:
+        failed_at.append(now)
+        original(now)
+
+    charger.connection_failed = record  # type: ignore[method-assign]
+    link = WebSocketLink(charger, clock, f"ws://127.0.0.1:{gateway.port}/ocpp", password="wrong-password")
+    link.start()
+    try:
+        await wait_for(lambda: len(failed_at) >= 4, timeout=10)
+        assert not link.connected and charger.registration is Registration.UNREGISTERED
+        assert set(link.failures) == {"HTTP 401 at the handshake"}
+        gaps = [b - a for a, b in itertools.pairwise(failed_at)]
+        # back-off 10 s × 2^n ± 5 s (virtual): gaps grow, none shorter than the minimum
+        assert all(gap >= 5 - 0.5 for gap in gaps), gaps
+        assert gaps[-1] > gaps[0], gaps
+        link.password = "right-password"  # the operator fixes it: the next attempt gets in and boots
+        await wait_for(lambda: charger.registration is Registration.ACCEPTED, timeout=10)
+        assert link.connected and link.frames_sent >= 1 and link.frames_received >= 1
+    finally:
+        await link.stop()
+    assert link._task is not None and link._task.done()
+
+
+@pytest.mark.timeout(30)
+async def test_websocket_link_outage_closes_and_refuses_until_restored(gateway: Gateway) -> None:
+    clock = FastClock(100.0)
+    charger = Charger("cp-ws", "2.0.1", meter=FakeMeter(), rng=random.Random(4))
+    link = WebSocketLink(charger, clock, f"ws://127.0.0.1:{gateway.port}/ocpp", password="right-password")
+    link.start()
+    try:
+        await wait_for(lambda: charger.registration is Registration.ACCEPTED, timeout=10)
+        await wait_for(lambda: gateway.is_connected("cp-ws"), timeout=5)
+        link.set_network(False)
+        assert not link.connected and not charger.link_up
+        await wait_for(lambda: not gateway.is_connected("cp-ws"), timeout=5)
+        attempts = link.attempts
+        await asyncio.sleep(0.5)  # ~50 virtual seconds: several reconnect attempts fail without a socket
+        assert link.attempts == attempts and "no network (link down)" in link.failures
+        link.set_network(True)
+        await wait_for(lambda: link.connected and gateway.is_connected("cp-ws"), timeout=10)
+    finally:
+        await link.stop()
+
+
+@pytest.mark.timeout(30)
+def test_unknown_host_is_a_log_line_not_a_crash() -> None:
+    async def scenario() -> WebSocketLink:
+        charger = Charger("cp-x", "1.6", meter=FakeMeter(), rng=random.Random(5))
+        link = WebSocketLink(charger, FastClock(100.0), f"ws://127.0.0.1:{free_port()}/ocpp")
+        link.start()
+        await wait_for(lambda: link.attempts >= 2, timeout=10)
+        await link.stop()
+        return link
+
+    link = asyncio.run(scenario())
+    assert link.failures and all("ConnectionRefusedError" in f or "OSError" in f for f in link.failures)
+
+
+async def test_realtime_clock_never_runs_ahead_of_the_wall_clock() -> None:
+    wall = [100.0]
+    env = simpy.Environment()
+    clock = RealtimeClock(env, epoch=T0, speed=10.0, end_s=100.0, monotonic=lambda: wall[0])
+    clock.start()
+    fired: list[float] = []
+    for at in (5.0, 20.0, 50.0):
+        env.timeout(at).callbacks.append(lambda _e, at=at: fired.append(at))
+    wall[0] += 1.0  # 10 virtual seconds
+    assert clock.sync() == T0 + 10.0 and fired == [5.0]
+    assert clock.wall_delay(T0 + 20.0) == pytest.approx(1.0)
+    wall[0] += 4.0
+    assert clock.sync() == T0 + 50.0 and fired == [5.0, 20.0, 50.0]  # events due now are processed
+    env.timeout(60.0).callbacks.append(lambda _e: fired.append(110.0))  # at virtual 110: after the end
+    wall[0] += 100.0
+    assert clock.sync() == T0 + 100.0 and fired == [5.0, 20.0, 50.0]  # capped at the end
+    with pytest.raises(ValueError):
+        RealtimeClock(env, epoch=T0, speed=0.0, end_s=1.0)
+
+
+async def test_api_operator_provisions_retries_and_calls() -> None:
+    """Operator actions through our API, against a fake API: 409 is fine, 5xx is retried, order is kept."""
+    from simulator.realtime import ApiOperator
+    from simulator.scenario.models import ChangeAvailability, RemoteStop
+
+    seen: list[tuple[str, str, Any]] = []
+    failures = {"/api/v1/tokens": 1}  # the first token POST meets a busy database
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        seen.append((request.method, request.url.path, body))
+        if failures.get(request.url.path, 0) > 0:
+            failures[request.url.path] -= 1
+            return httpx.Response(500, json={"detail": "database is locked"})
+        if request.url.path == "/api/v1/tokens":
+            return httpx.Response(409 if body["id_token"] == "OLD" else 201, json={})
+        if request.method == "GET" and request.url.path == "/api/v1/transactions":
+            assert request.url.params["station_id"] == "cp-1" and request.url.params["status"] == "active"
+            return httpx.Response(200, json=[{"id": 7, "evse_id": 2}, {"id": 9, "evse_id": 1}])
+        return httpx.Response(200, json={"outcome": "result", "payload": {}})
+
+    transport = httpx.MockTransport(handler)
+    async with httpx.AsyncClient(transport=transport, base_url="http://csms/api/v1") as client:
+        operator = ApiOperator(client)
+        operator.provision_tokens(["NEW", "OLD"], "G", T0)
+        inoperative = {"at": "+0m", "kind": "change_availability", "charger": "cp-1", "connector": 1}
+        availability = ChangeAvailability.model_validate({**inoperative, "availability": "inoperative"})
+        stop = RemoteStop.model_validate({"at": "+0m", "kind": "remote_stop", "charger": "cp-1", "connector": 2})
+        operator.call("cp-1", "2.0.1", availability, T0)
+        operator.call("cp-1", "1.6", stop, T0)
+        await operator.finish()
+    posts = [(path, body) for method, path, body in seen if method == "POST"]
+    assert posts == [
+        ("/api/v1/tokens", {"id_token": "NEW", "group_id": "G"}),  # 500
+        ("/api/v1/tokens", {"id_token": "NEW", "group_id": "G"}),  # retried
+        ("/api/v1/tokens", {"id_token": "OLD", "group_id": "G"}),  # 409: already there
+        ("/api/v1/stations/cp-1/calls/ChangeAvailability", {"operationalStatus": "Inoperative", "evse": {"id": 1}}),
+        ("/api/v1/stations/cp-1/remote-stop", {"transaction_id": 7}),
+    ]
