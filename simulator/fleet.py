@@ -37,6 +37,7 @@ from simulator.station.charger import Charger, StationIdentity
 from simulator.station.connector import ConnectorSpec
 from simulator.twin.interfaces import ChargingLimit, ConnectorRef, VehicleInfo
 from simulator.twin.world import TwinWorld
+from simulator.verify import faults as fv
 from simulator.verify.optimum import twin_energy_metrics
 
 log = logging.getLogger(__name__)
@@ -71,12 +72,18 @@ class TwinMeters:
 
     def __init__(self, world: TwinWorld, station_id: str) -> None:
         self.world, self.station_id = world, station_id
+        self.frozen: dict[int, float] | None = None  # the meter_freeze fault: registers held at these values
 
     def _read(self, connector_id: int) -> Any:
         return self.world.meter(ConnectorRef(self.station_id, connector_id))
 
     def energy_wh(self, connector_id: int) -> float:
+        if self.frozen is not None and connector_id in self.frozen:
+            return self.frozen[connector_id]
         return self._read(connector_id).energy_register_wh
+
+    def freeze(self, connectors: list[int]) -> None:
+        self.frozen = {c: self._read(c).energy_register_wh for c in connectors}
 
     def power_w(self, connector_id: int) -> float:
         return self._read(connector_id).power_w
@@ -95,12 +102,15 @@ class TwinMeters:
 class FirmwareHooks:
     """The twin's ``StationHooks``, answered by the chargers' firmware; tells the twin when answers change."""
 
-    def __init__(self, epoch: float) -> None:
+    def __init__(self, epoch: float, truth: fv.FaultTruth | None = None) -> None:
         self.epoch = epoch
         self.chargers: dict[str, Charger] = {}
         self.links: dict[str, Link] = {}
         self.world: TwinWorld | None = None
-        self._seen: dict[ConnectorRef, tuple[bool, float | None, bool]] = {}
+        self.truth = truth
+        #: The fleet schedule / driver app: tells the CSMS each plugged vehicle's needs (load management).
+        self.on_vehicle: Callable[[ConnectorRef, VehicleInfo, float], None] | None = None
+        self._seen: dict[ConnectorRef, tuple[bool, float | None]] = {}
 
     def _now(self, now_s: float) -> float:
         return self.epoch + now_s
@@ -108,6 +118,8 @@ class FirmwareHooks:
     def on_plug_in(self, connector: ConnectorRef, vehicle: VehicleInfo, now_s: float) -> None:
         self.chargers[connector.station_id].plug_in(connector.connector_id, vehicle.id_token, self._now(now_s))
         self.links[connector.station_id].poke()
+        if self.on_vehicle is not None:
+            self.on_vehicle(connector, vehicle, self._now(now_s))
 
     def on_unplug(self, connector: ConnectorRef, vehicle: VehicleInfo, now_s: float) -> None:
         self.chargers[connector.station_id].unplug(connector.connector_id, self._now(now_s))
@@ -133,6 +145,8 @@ class FirmwareHooks:
             return
         now = self.epoch + self.world.env.now
         for connector_id in charger.connectors:
+            if self.truth is not None:
+                self.truth.status(charger.station_id, connector_id, charger.status(connector_id), now)
             ref = ConnectorRef(charger.station_id, connector_id)
             available = charger.status(connector_id) not in OUT_OF_SERVICE
             state = (charger.is_energizing(connector_id), charger.limit_w(connector_id, now), available)

@@ -16,7 +16,6 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from csms.store.models import Station, Transaction
 from csms.uptime import Attempt
 from simulator import loadmgmt, plots, report
 from simulator.embedded_csms import EmbeddedCsms
+from simulator.fleet import FirmwareHooks, Progress, Sampler, TwinMeters, connector_spec
 from simulator.links.inprocess import InProcessLink, NetworkModel, _Alarm
 from simulator.scenario.models import (
     ChangeAvailability,
@@ -48,114 +48,10 @@ from simulator.scenario.models import (
     StuckAvailable,
 )
 from simulator.station.charger import Charger, StationIdentity
-from simulator.station.connector import ConnectorSpec
-from simulator.twin.interfaces import ChargingLimit, ConnectorRef, VehicleInfo
+from simulator.twin.interfaces import ConnectorRef, VehicleInfo
 from simulator.twin.world import TwinWorld
 from simulator.verify import faults as fv
 from simulator.verify.optimum import twin_energy_metrics
-
-Progress = Callable[[float, float], None]
-#: Connector statuses (both versions) a driver treats as "out of service".
-OUT_OF_SERVICE = frozenset({"Unavailable", "Faulted"})
-
-
-class TwinMeters:
-    """The firmware's view of the twin's meters (``MeterSource``) for one station."""
-
-    def __init__(self, world: TwinWorld, station_id: str) -> None:
-        self.world, self.station_id = world, station_id
-        self.frozen: dict[int, float] | None = None  # the meter_freeze fault: registers held at these values
-
-    def _read(self, connector_id: int) -> Any:
-        return self.world.meter(ConnectorRef(self.station_id, connector_id))
-
-    def energy_wh(self, connector_id: int) -> float:
-        if self.frozen is not None and connector_id in self.frozen:
-            return self.frozen[connector_id]
-        return self._read(connector_id).energy_register_wh
-
-    def freeze(self, connectors: list[int]) -> None:
-        self.frozen = {c: self._read(c).energy_register_wh for c in connectors}
-
-    def power_w(self, connector_id: int) -> float:
-        return self._read(connector_id).power_w
-
-    def current_a(self, connector_id: int) -> tuple[float, ...]:
-        return self._read(connector_id).phase_currents_a
-
-    def voltage_v(self, connector_id: int) -> float:
-        return self._read(connector_id).voltage_v
-
-    def soc(self, connector_id: int) -> float | None:
-        soc = self._read(connector_id).soc
-        return None if soc is None else soc * 100.0
-
-
-class FirmwareHooks:
-    """The twin's ``StationHooks``, answered by the chargers' firmware; tells the twin when answers change."""
-
-    def __init__(self, epoch: float, truth: fv.FaultTruth | None = None) -> None:
-        self.epoch = epoch
-        self.chargers: dict[str, Charger] = {}
-        self.links: dict[str, InProcessLink] = {}
-        self.world: TwinWorld | None = None
-        self.truth = truth
-        #: The fleet schedule / driver app: tells the CSMS each plugged vehicle's needs (load management).
-        self.on_vehicle: Callable[[ConnectorRef, VehicleInfo, float], None] | None = None
-        self._seen: dict[ConnectorRef, tuple[bool, float | None]] = {}
-
-    def _now(self, now_s: float) -> float:
-        return self.epoch + now_s
-
-    def on_plug_in(self, connector: ConnectorRef, vehicle: VehicleInfo, now_s: float) -> None:
-        self.chargers[connector.station_id].plug_in(connector.connector_id, vehicle.id_token, self._now(now_s))
-        self.links[connector.station_id].poke()
-        if self.on_vehicle is not None:
-            self.on_vehicle(connector, vehicle, self._now(now_s))
-
-    def on_unplug(self, connector: ConnectorRef, vehicle: VehicleInfo, now_s: float) -> None:
-        self.chargers[connector.station_id].unplug(connector.connector_id, self._now(now_s))
-        self.links[connector.station_id].poke()
-
-    def on_ev_suspended(self, connector: ConnectorRef, now_s: float) -> None:
-        self.chargers[connector.station_id].ev_suspended(connector.connector_id, True, self._now(now_s))
-        self.links[connector.station_id].poke()
-
-    def is_energizing(self, connector: ConnectorRef) -> bool:
-        return self.chargers[connector.station_id].is_energizing(connector.connector_id)
-
-    def is_available(self, connector: ConnectorRef) -> bool:
-        return self.chargers[connector.station_id].status(connector.connector_id) not in OUT_OF_SERVICE
-
-    def charging_limit(self, connector: ConnectorRef, now_s: float) -> ChargingLimit | None:
-        limit = self.chargers[connector.station_id].limit_w(connector.connector_id, self._now(now_s))
-        return None if limit is None else ChargingLimit(limit, "W")
-
-    def charger_changed(self, charger: Charger) -> None:
-        """After the firmware acted: wake the twin's delivery where energizing or the limit changed."""
-        if self.world is None:
-            return
-        now = self.epoch + self.world.env.now
-        for connector_id in charger.connectors:
-            if self.truth is not None:
-                self.truth.status(charger.station_id, connector_id, charger.status(connector_id), now)
-            ref = ConnectorRef(charger.station_id, connector_id)
-            available = charger.status(connector_id) not in OUT_OF_SERVICE
-            state = (charger.is_energizing(connector_id), charger.limit_w(connector_id, now), available)
-            before = self._seen.get(ref)
-            if before != state:
-                self._seen[ref] = state
-                self.world.reevaluate(ref)
-                if available and before is not None and not before[2]:
-                    self.world.connector_available(ref)
-
-
-@dataclass
-class Sampler:
-    """Series for the plots, taken at every physics step."""
-
-    evse_kw: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
-    soc: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
 
 class VirtualRun:
@@ -204,7 +100,7 @@ class VirtualRun:
         self.hooks.world = self.world
         self._provision_stations()
         for group in scenario.chargers:
-            spec = _connector_spec(group.current or "AC", group.phases or 3, group.voltage or 230.0, group.max_kw)
+            spec = connector_spec(group.current or "AC", group.phases or 3, group.voltage or 230.0, group.max_kw)
             for station_id in group.station_ids:
                 self.meters[station_id] = TwinMeters(self.world, station_id)
                 charger = Charger(
@@ -545,17 +441,6 @@ class VirtualRun:
             },
             phase_limits_a=site.phase_limits_a,
         )
-
-
-def _connector_spec(current: str, phases: int, voltage: float, max_kw: float) -> ConnectorSpec:
-    dc = current == "DC"
-    lines = 1 if dc else phases
-    return ConnectorSpec(
-        voltage_v=voltage if not dc else 400.0,
-        phases=lines,
-        dc=dc,
-        max_current_a=max_kw * 1000.0 / ((voltage if not dc else 400.0) * lines),
-    )
 
 
 def write_outputs(
