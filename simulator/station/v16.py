@@ -14,6 +14,7 @@ from simulator.station.auth import IdTokenInfo
 from simulator.station.config import SetStatus
 from simulator.station.connector import AVAILABLE, UNAVAILABLE, Connector
 from simulator.station.offline_queue import QueuedMessage
+from simulator.station.protocol_base import ProtocolBase
 from simulator.station.smart_charging import (
     clear_charging_profile_response,
     set_charging_profile_response_v16,
@@ -38,7 +39,7 @@ def _id_info(raw: dict[str, Any] | None) -> IdTokenInfo | None:
     return IdTokenInfo(raw["status"], None if expiry is None else expiry.timestamp(), raw.get("parentIdTag"))
 
 
-class Protocol:
+class Protocol(ProtocolBase):
     def __init__(self, charger: Charger) -> None:
         self.charger = charger
         self._real_ids: dict[int, int] = {}  # tx_key -> the CSMS's transactionId
@@ -185,13 +186,6 @@ class Protocol:
         ok = self.charger.remote_start(p.get("connectorId"), p["idTag"], "ISO14443", now, profile=profile)
         return {"status": "Accepted" if ok else "Rejected"}
 
-    def remote_stop(self, p: dict[str, Any], now: float) -> dict[str, Any]:
-        tx = self.charger.transaction_by_id(p["transactionId"])
-        if tx is None:
-            return {"status": "Rejected"}
-        self.charger.after_reply(lambda when: self.charger.stop_transaction(tx, "Remote", when))
-        return {"status": "Accepted"}
-
     def reset(self, p: dict[str, Any], now: float) -> dict[str, Any]:
         return {"status": self.charger.reset(p["type"], now)}
 
@@ -257,17 +251,6 @@ class Protocol:
         else:
             return {"status": "NotImplemented"}
         return {"status": "Accepted"}
-
-    def _send_status(self, c: Connector, now: float) -> None:
-        self.charger.send("StatusNotification", self.status_payload(c, now), now)
-        c.reported_status = c.status
-
-    def clear_cache(self, p: dict[str, Any], now: float) -> dict[str, Any]:
-        self.charger.auth.cache.clear()
-        return {"status": "Accepted"}
-
-    def data_transfer(self, p: dict[str, Any], now: float) -> dict[str, Any]:
-        return {"status": "UnknownVendorId"}
 
     def set_charging_profile(self, p: dict[str, Any], now: float) -> dict[str, Any]:
         outcome = self.charger.profiles.set_charging_profile_v16(p, now)

@@ -16,6 +16,7 @@ from simulator.station.auth import IdTokenInfo
 from simulator.station.config import MEASURANDS, SetStatus, ValueType
 from simulator.station.connector import Connector
 from simulator.station.offline_queue import QueuedMessage
+from simulator.station.protocol_base import ProtocolBase
 from simulator.station.smart_charging import clear_charging_profile_response, set_charging_profile_response_v201
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def _id_info(raw: dict[str, Any] | None) -> IdTokenInfo | None:
     return IdTokenInfo(raw["status"], None if expiry is None else expiry.timestamp(), group)
 
 
-class Protocol:
+class Protocol(ProtocolBase):
     def __init__(self, charger: Charger) -> None:
         self.charger = charger
 
@@ -219,13 +220,6 @@ class Protocol:
         )
         return {"status": "Accepted" if ok else "Rejected"}
 
-    def remote_stop(self, p: dict[str, Any], now: float) -> dict[str, Any]:
-        tx = self.charger.transaction_by_id(p["transactionId"])
-        if tx is None:
-            return {"status": "Rejected"}
-        self.charger.after_reply(lambda when: self.charger.stop_transaction(tx, "Remote", when))
-        return {"status": "Accepted"}
-
     def reset(self, p: dict[str, Any], now: float) -> dict[str, Any]:
         if "evseId" in p:
             return {"status": "Rejected"}  # resetting a single EVSE is not modelled
@@ -369,17 +363,6 @@ class Protocol:
         else:
             return {"status": "NotImplemented"}
         return {"status": "Accepted"}
-
-    def _send_status(self, c: Connector, now: float) -> None:
-        self.charger.send("StatusNotification", self.status_payload(c, now), now)
-        c.reported_status = c.status
-
-    def clear_cache(self, p: dict[str, Any], now: float) -> dict[str, Any]:
-        self.charger.auth.cache.clear()
-        return {"status": "Accepted"}
-
-    def data_transfer(self, p: dict[str, Any], now: float) -> dict[str, Any]:
-        return {"status": "UnknownVendorId"}
 
     def set_charging_profile(self, p: dict[str, Any], now: float) -> dict[str, Any]:
         outcome = self.charger.profiles.set_charging_profile_v201(p, now)
