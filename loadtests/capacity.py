@@ -86,7 +86,7 @@ def measure(users: int, args: argparse.Namespace, workdir: Path) -> dict:
     msgs_in_window = messages * window / args.hold
     cpu = end_mark["cpu"] - start_mark["cpu"] if start_mark and end_mark else float("nan")
     gen_cpu = end_mark["gen_cpu"] - start_mark["gen_cpu"] if start_mark and end_mark else float("nan")
-    p = _combined_percentiles(ocpp)
+    p = harness.combined_percentiles(ocpp)
     return {
         "users": users,
         "workers": args.workers,
@@ -109,34 +109,6 @@ def measure(users: int, args: argparse.Namespace, workdir: Path) -> dict:
         "fds": end_mark.get("fds"),
         "locust_tail": gen.log()[-1500:] if code not in (0, 1) else "",
     }
-
-
-def _combined_percentiles(rows: dict) -> dict[int, float]:
-    """p50/p99 over all actions, from each action's percentiles weighted by its count (an approximation;
-    Locust's Aggregated row also includes the connect times, which we leave out)."""
-    points = []
-    for row in rows.values():
-        n = int(row["Request Count"])
-        for q in (50, 66, 75, 80, 90, 95, 98, 99, 99.9, 100):
-            key = f"{q:g}%"
-            points.append((float(row[key]), n * _width(q)))
-    points.sort()
-    total = sum(w for _, w in points)
-    out = {}
-    for target in (50, 99):
-        acc = 0.0
-        for value, weight in points:
-            acc += weight
-            if acc >= total * target / 100:
-                out[target] = value
-                break
-    return out
-
-
-def _width(q: float) -> float:
-    edges = [0, 50, 66, 75, 80, 90, 95, 98, 99, 99.9, 100]
-    i = edges.index(q)
-    return edges[i] - edges[i - 1]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -270,3 +270,31 @@ def read_stats(csv_prefix: Path) -> dict[str, dict[str, str]]:
     """Locust's ``PREFIX_stats.csv`` by request name (``Aggregated`` included)."""
     with open(f"{csv_prefix}_stats.csv", newline="") as f:
         return {row["Name"]: row for row in csv.DictReader(f)}
+
+
+def combined_percentiles(rows: dict) -> dict[int, float]:
+    """p50/p99 over all actions, from each action's percentiles weighted by its count (an approximation;
+    Locust's Aggregated row also includes the connect times, which we leave out)."""
+    points = []
+    for row in rows.values():
+        n = int(row["Request Count"])
+        for q in (50, 66, 75, 80, 90, 95, 98, 99, 99.9, 100):
+            key = f"{q:g}%"
+            points.append((float(row[key]), n * _percentile_width(q)))
+    points.sort()
+    total = sum(w for _, w in points)
+    out = {}
+    for target in (50, 99):
+        acc = 0.0
+        for value, weight in points:
+            acc += weight
+            if acc >= total * target / 100:
+                out[target] = value
+                break
+    return out
+
+
+def _percentile_width(q: float) -> float:
+    edges = [0, 50, 66, 75, 80, 90, 95, 98, 99, 99.9, 100]
+    i = edges.index(q)
+    return edges[i] - edges[i - 1]
