@@ -163,7 +163,7 @@ def locust_command(
 ) -> list[str]:
     command = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
-        "--host", host, "--stations-file", str(stations_file), "--csv", str(csv_prefix), "--stop-timeout", "5",
+        "--host", host, "--stations-file", str(stations_file), "--csv", str(csv_prefix), "--stop-timeout", "1",
     ]  # fmt: skip
     if users is not None:
         command += ["-u", str(users), "-r", str(spawn_rate if spawn_rate is not None else users)]
