@@ -32,7 +32,7 @@ def _sample_later(csms: harness.CsmsProcess, gen: harness.LocustRun, delay: floa
         time.sleep(delay)
         if csms.process.poll() is None:
             into.update(cpu=csms.cpu_seconds(), rss=csms.rss_bytes(), fds=csms.open_fds(), t=time.monotonic())
-            into.update(gen_cpu=gen.cpu_seconds())
+            into.update(gen_cpu=gen.cpu_seconds(), wait=csms.wait_seconds())
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -86,6 +86,7 @@ def measure(users: int, args: argparse.Namespace, workdir: Path) -> dict:
     msgs_in_window = messages * window / args.hold
     cpu = end_mark["cpu"] - start_mark["cpu"] if start_mark and end_mark else float("nan")
     gen_cpu = end_mark["gen_cpu"] - start_mark["gen_cpu"] if start_mark and end_mark else float("nan")
+    wait = end_mark["wait"] - start_mark["wait"] if start_mark and end_mark else float("nan")
     p = harness.combined_percentiles(ocpp)
     return {
         "users": users,
@@ -100,6 +101,7 @@ def measure(users: int, args: argparse.Namespace, workdir: Path) -> dict:
         "per_action": {n: (float(r["50%"]), float(r["99%"]), int(r["Request Count"])) for n, r in ocpp.items()},
         "cpu_share": cpu / window,
         "cpu_us_per_msg": cpu / msgs_in_window * 1e6 if msgs_in_window else float("nan"),
+        "wait_share": wait / window,
         "gen_cpu_share": gen_cpu / window,
         "gen_cpus": len(gen_cpus) if gen_cpus else None,
         "gen_us_per_msg": gen_cpu / msgs_in_window * 1e6 if msgs_in_window else float("nan"),
@@ -134,17 +136,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = []
     print(
-        "| chargers | msgs/s | p50 | p99 | CSMS CPU (1 core) | CSMS CPU/msg | generator CPU | generator CPU/msg "
+        "| chargers | msgs/s | p50 | p99 | CSMS CPU (1 core) | CSMS waiting for CPU | CSMS CPU/msg "
+        "| generator CPU | generator CPU/msg "
         "| RSS | RSS/conn | fds | failures |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory(prefix="capacity-") as tmp:
         for users in args.users:
             r = measure(users, args, Path(tmp))
             results.append(r)
             print(
                 f"| {users:,} | {r['msgs_per_s']:.0f} | {r['p50_ms']:.0f} ms | {r['p99_ms']:.0f} ms "
-                f"| {r['cpu_share']:.0%} | {r['cpu_us_per_msg']:,.0f} µs "
+                f"| {r['cpu_share']:.0%} | {r['wait_share']:.0%} | {r['cpu_us_per_msg']:,.0f} µs "
                 f"| {r['gen_cpu_share']:.0%} | {r['gen_us_per_msg']:,.0f} µs | {r['rss_mb']:.0f} MB "
                 f"| {r['kb_per_conn']:.0f} kB | {r['fds']} | {r['failures']} |",
                 flush=True,

@@ -52,6 +52,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def run_queue_wait_seconds(pid: int) -> float:
+    """Time the process's live threads spent runnable but waiting for a CPU (``/proc/PID/task/*/schedstat``):
+    beside the CPU time it tells a process starved by its neighbours from one that had nothing to do."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with (
+            contextlib.suppress(FileNotFoundError, ProcessLookupError, IndexError),
+            open(f"/proc/{pid}/task/{task}/schedstat") as f,
+        ):
+            total += int(f.read().split()[1])
+    return total / 1e9
+
+
 def pinned(cpus: set[int] | None) -> Callable[[], None] | None:
     """A ``preexec_fn`` that pins the child (and every thread it will start) to ``cpus``."""
     if not cpus:
@@ -90,6 +103,9 @@ class CsmsProcess:
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pid)
+
+    def wait_seconds(self) -> float:
+        return run_queue_wait_seconds(self.pid)
 
     def rss_bytes(self) -> int:
         with open(f"/proc/{self.pid}/statm") as f:

@@ -39,7 +39,8 @@ class Sampler:
 
     def __init__(self, csms: harness.CsmsProcess, gen: harness.LocustRun) -> None:
         self.csms, self.gen = csms, gen
-        self.samples: list[tuple[float, float, float, int]] = []  # (wall time, csms cpu, generator cpu, rss)
+        # (wall time, CSMS cpu, generator cpu, CSMS rss, CSMS time waiting for a cpu)
+        self.samples: list[tuple[float, float, float, int, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -47,8 +48,9 @@ class Sampler:
     def _run(self) -> None:
         while not self._stop.is_set() and self.csms.process.poll() is None:
             try:
+                csms, gen = self.csms, self.gen
                 self.samples.append(
-                    (time.time(), self.csms.cpu_seconds(), self.gen.cpu_seconds(), self.csms.rss_bytes())
+                    (time.time(), csms.cpu_seconds(), gen.cpu_seconds(), csms.rss_bytes(), csms.wait_seconds())
                 )
             except (FileNotFoundError, ProcessLookupError):
                 return
@@ -59,16 +61,23 @@ class Sampler:
         self._thread.join(timeout=5)
 
     def between(self, start: float, end: float) -> dict[str, float]:
-        """CPU shares of both sides and the last RSS over [start, end] (nearest samples)."""
+        """CPU shares of both sides, the CSMS's share of time runnable but waiting for a CPU (starved by other
+        processes on its core), and the last RSS, over [start, end] (nearest samples)."""
         inside = [s for s in self.samples if start <= s[0] <= end]
         if len(inside) < 2:
-            return {"csms_cpu": float("nan"), "gen_cpu": float("nan"), "rss_mb": float("nan")}
+            return {
+                "csms_cpu": float("nan"),
+                "gen_cpu": float("nan"),
+                "rss_mb": float("nan"),
+                "csms_wait": float("nan"),
+            }
         first, last = inside[0], inside[-1]
         span = last[0] - first[0]
         return {
             "csms_cpu": (last[1] - first[1]) / span,
             "gen_cpu": (last[2] - first[2]) / span,
             "rss_mb": last[3] / 2**20,
+            "csms_wait": (last[4] - first[4]) / span,
         }
 
 
@@ -158,8 +167,8 @@ def report_ramp(args: argparse.Namespace, history: dict, sampler: Sampler) -> di
     times = sorted(history)
     t0 = next(t for t in times if int(next(iter(history[t].values()))["User Count"]) > 0) - 1
     steps = []
-    print("| chargers | msgs/s | p50 | p99 | CSMS CPU | generator CPU | CSMS RSS | failures/s |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| chargers | msgs/s | p50 | p99 | CSMS CPU | CSMS waiting for CPU | generator CPU | CSMS RSS | failures/s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     n = 0
     while True:
         step_start, step_end = t0 + n * args.step_time, t0 + (n + 1) * args.step_time
@@ -177,7 +186,7 @@ def report_ramp(args: argparse.Namespace, history: dict, sampler: Sampler) -> di
         )
         print(
             f"| {users:,} | {msgs:.0f} | {p[50]:.0f} ms | {p[99]:.0f} ms | {cpu['csms_cpu']:.0%} "
-            f"| {cpu['gen_cpu']:.0%} | {cpu['rss_mb']:.0f} MB | {failures:.1f} |",
+            f"| {cpu['csms_wait']:.0%} | {cpu['gen_cpu']:.0%} | {cpu['rss_mb']:.0f} MB | {failures:.1f} |",
             flush=True,
         )
         n += 1
