@@ -110,6 +110,8 @@ def measure(users: int, args: argparse.Namespace, workdir: Path) -> dict:
         "kb_per_conn": (end_mark.get("rss", 0) - idle["rss"]) / users / 1024,
         "fds": end_mark.get("fds"),
         "locust_tail": gen.log()[-1500:] if code not in (0, 1) else "",
+        "failure_kinds": harness.read_failures(prefix)[:5],
+        "csms_log_tail": csms.log()[-1500:],
     }
 
 
@@ -154,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             for name, (p50, p99, n) in sorted(r["per_action"].items()):
                 print(f"|   {name} | {n} reqs | {p50:.0f} ms | {p99:.0f} ms |", file=sys.stderr)
+            for count, name, error in r["failure_kinds"]:
+                print(f"|   failed {name} ×{count}: {error[:200]}", file=sys.stderr)
+            if r["failure_kinds"]:
+                print(r["csms_log_tail"], file=sys.stderr)
             if r["locust_tail"]:
                 print(r["locust_tail"], file=sys.stderr)
     if args.json:

@@ -288,6 +288,16 @@ def read_stats(csv_prefix: Path) -> dict[str, dict[str, str]]:
         return {row["Name"]: row for row in csv.DictReader(f)}
 
 
+def read_failures(csv_prefix: Path) -> list[tuple[int, str, str]]:
+    """Locust's ``PREFIX_failures.csv`` as (count, name, error), most frequent first."""
+    path = Path(f"{csv_prefix}_failures.csv")
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        rows = [(int(r["Occurrences"]), r["Name"], r["Error"]) for r in csv.DictReader(f)]
+    return sorted(rows, reverse=True)
+
+
 def combined_percentiles(rows: dict) -> dict[int, float]:
     """p50/p99 over all actions, from each action's percentiles weighted by its count (an approximation;
     Locust's Aggregated row also includes the connect times, which we leave out)."""

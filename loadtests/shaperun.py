@@ -158,8 +158,10 @@ def run(args: argparse.Namespace, shape_options: list[str], workdir: Path) -> tu
             gen.stop()
         if csms is not None:
             csms.stop()
-            if "Traceback" in csms.log():
+            if "Traceback" in csms.log() or "WARNING" in csms.log():
                 print(csms.log()[-3000:], file=sys.stderr)
+    for count, name, error in harness.read_failures(prefix)[:5]:
+        print(f"failed {name} ×{count}: {error[:200]}", file=sys.stderr)
     return read_history(prefix), harness.read_stats(prefix), sampler, facts
 
 
