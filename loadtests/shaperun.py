@@ -181,7 +181,7 @@ def report_ramp(args: argparse.Namespace, history: dict, sampler: Sampler) -> di
         msgs = (total(last) - total(first)) / (inside[-1] - inside[0])
         failures = sum(float(r["Failures/s"]) for r in ocpp_rows(last).values())
         p = window_percentiles(last)
-        users = int(last["Aggregated"]["User Count"])
+        users = int(first["Aggregated"]["User Count"])  # the step's end row may already be in the next step
         cpu = sampler.between(inside[0], inside[-1])
         steps.append(
             {"users": users, "msgs_per_s": msgs, "p50_ms": p[50], "p99_ms": p[99], "failures_per_s": failures, **cpu}
