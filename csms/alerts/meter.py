@@ -8,14 +8,15 @@ timestamp make one reading; a message may carry several (a 1.6 MeterValues with 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from csms.domain import events as ev
 
 POWER = "Power.Active.Import"
 CURRENT = "Current.Import"
+USED = frozenset({ev.ENERGY_REGISTER, POWER, CURRENT})
 #: Units that are a thousand times the base unit (Wh, W).
 KILO = frozenset({"kWh", "kW"})
 
@@ -28,34 +29,37 @@ class Reading:
     current_a: float | None
 
 
-def _total(samples: list[ev.Sample]) -> float | None:
-    """The value without a phase if there is one, else the sum over phases (a meter may report either)."""
-    if not samples:
-        return None
-    total = [s for s in samples if s.phase is None]
-    chosen = total[-1:] if total else samples
-    return sum(s.value * (1000.0 if s.unit in KILO else 1.0) for s in chosen)
+def _reading(at: float, samples: list[ev.Sample]) -> Reading:
+    # A meter may report a total (no phase), per-phase values, or both: the total wins, else the phases' sum.
+    energy: dict[bool, float] = {}
+    power: dict[bool, float] = {}
+    current: float | None = None
+    for s in samples:
+        if s.measurand == CURRENT:
+            if s.phase != "N":
+                current = s.value if current is None else max(current, s.value)
+            continue
+        totals = energy if s.measurand == ev.ENERGY_REGISTER else power
+        value = s.value * 1000.0 if s.unit in KILO else s.value
+        if s.phase is None:
+            totals[True] = value
+        else:
+            totals[False] = totals.get(False, 0.0) + value
+    return Reading(
+        at,
+        energy.get(True, energy.get(False)),
+        power.get(True, power.get(False)),
+        current,
+    )
 
 
 def readings(samples: Iterable[ev.Sample]) -> list[Reading]:
     """The samples as readings, oldest first (samples measured at the vehicle, like SoC, are left out)."""
-    by_time: dict[float, list[ev.Sample]] = defaultdict(list)
+    by_time: dict[datetime, list[ev.Sample]] = {}
     for sample in samples:
-        if sample.location != "EV":
-            by_time[sample.timestamp.timestamp()].append(sample)
-    out = []
-    for at in sorted(by_time):
-        group = by_time[at]
-        currents = [s.value for s in group if s.measurand == CURRENT and s.phase != "N"]
-        out.append(
-            Reading(
-                at,
-                _total([s for s in group if s.measurand == ev.ENERGY_REGISTER]),
-                _total([s for s in group if s.measurand == POWER]),
-                max(currents) if currents else None,
-            )
-        )
-    return out
+        if sample.measurand in USED and sample.location != "EV":
+            by_time.setdefault(sample.timestamp, []).append(sample)
+    return [_reading(at.timestamp(), by_time[at]) for at in sorted(by_time)]
 
 
 @dataclass(slots=True)
