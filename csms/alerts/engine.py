@@ -417,8 +417,8 @@ class AlertEngine:
         port = self._port(read.station_id, evse_id)
         watch = port.register
         if watch is None or watch.transaction_id != read.transaction_id:
-            self._resolve(out, METER_FROZEN, read.station_id, evse_id, now)  # the previous transaction is over
-            if watch is not None:
+            if watch is not None:  # the previous transaction is over (None: none yet, or an alert restored)
+                self._resolve(out, METER_FROZEN, read.station_id, evse_id, now)
                 self._tx_ports.pop((read.station_id, watch.transaction_id), None)
             watch = port.register = RegisterWatch(read.transaction_id)
             self._tx_ports[read.station_id, read.transaction_id] = evse_id

@@ -139,6 +139,13 @@ def test_transaction_end_resolves_and_the_next_transaction_starts_from_scratch()
     assert engine.feed(TransactionClosed("cp-1", 1, "tx-2"), T + 970) == []
 
 
+def test_after_a_restart_the_restored_alert_stays_open_until_the_register_moves():
+    engine = AlertEngine(RULES)
+    engine.restore([(METER_FROZEN, "cp-1", 1)])
+    assert feed(engine, [read(T + 60 * k, 900.0) for k in range(8)]) == []  # still frozen: not raised twice
+    assert engine.feed(read(T + 480, 950.0), T + 481) == [ResolveAlert(METER_FROZEN, "cp-1", 1, T + 481)]
+
+
 def test_replayed_and_duplicate_readings_do_not_count():
     engine = AlertEngine(RULES)
     feed(engine, [read(T, 700.0), read(T + 60, 700.0)])
