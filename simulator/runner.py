@@ -69,6 +69,7 @@ class VirtualRun:
         scenario = loadmgmt.with_strategy(scenario, strategy)
         self.scenario = scenario
         self.scenario_file = scenario_file
+        self.network = network
         self.seed = scenario.seed if seed is None else seed
         self.progress = progress
         rng = random.Random(self.seed)
@@ -86,6 +87,8 @@ class VirtualRun:
                 offline_after_s=settings.offline_after,
                 faulted_after_s=settings.faulted_after,
                 stuck_available_failures=settings.stuck_available_failures,
+                meter_frozen_after_s=settings.meter_frozen_after,
+                meter_frozen_readings=settings.meter_frozen_readings,
             ),
             RemediationPolicy(
                 enabled=settings.remediation_after is not None,
@@ -403,8 +406,19 @@ class VirtualRun:
                         )
             uptime = fv.uptime_section(db, self.truth, period, self.epoch, attempts)
         effects = self.alert_effects + (self.csms.monitor.effects if self.csms.monitor is not None else [])
+        settings = self.scenario.csms.alerts
+        network = self.network or NetworkModel()
+        sample_interval = max((c.config.integer("sample_interval") for c in self.hooks.chargers.values()), default=60)
+        bounds = {
+            "meter_freeze": fv.meter_frozen_bound(
+                settings.meter_frozen_after,
+                settings.meter_frozen_readings,
+                sample_interval,
+                network.latency_s + network.jitter_s,
+            )
+        }
         alerts = fv.alerts_section(
-            self.truth, effects, self.scenario.csms.alerts.within, self.epoch, self.epoch + float(self.env.now)
+            self.truth, effects, settings.within, self.epoch, self.epoch + float(self.env.now), bounds
         )
         links = self.hooks.links.values()
         site = self.scenario.site

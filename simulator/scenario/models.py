@@ -519,6 +519,8 @@ class AlertSettings(_Model):
     offline_after: PositiveDuration = 600.0
     faulted_after: PositiveDuration = 300.0
     stuck_available_failures: Annotated[int, Field(ge=1)] = 3
+    meter_frozen_after: PositiveDuration = 900.0
+    meter_frozen_readings: Annotated[int, Field(ge=1)] = 3
     remediation_after: PositiveDuration | None = None
     remediation_max_per_day: Annotated[int, Field(ge=0)] = 2
     within: PositiveDuration = 900.0
