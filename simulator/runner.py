@@ -112,6 +112,7 @@ class VirtualRun:
                     identity=StationIdentity(
                         vendor=group.vendor[:20], model=(group.model or "twin")[:20], serial_number=station_id[:25]
                     ),
+                    smart_charging=group.smart_charging,
                 )
                 link = InProcessLink(
                     self.env,
