@@ -155,6 +155,14 @@ class VirtualRun:
         self.csms.enable_load_management(self.load, outgoing, alarm.arm)
         self.hooks.on_vehicle = self._vehicle_needs
 
+    def _unmanaged_summary(self) -> dict[str, Any]:
+        assert self.load is not None
+        now = self.epoch + float(self.env.now)
+        out = self.load.summary(loadmgmt.SITE_ID, now)
+        for flag in out["stations_noncompliant"]:
+            flag["at"] = from_posix(flag["at"]).isoformat()
+        return out
+
     def _vehicle_needs(self, connector: ConnectorRef, vehicle: VehicleInfo, now: float) -> None:
         assert self.load is not None
         needed_wh = max(0.0, (vehicle.target_soc - vehicle.soc) * vehicle.battery_kwh * 1000.0)
@@ -439,6 +447,7 @@ class VirtualRun:
                 "strategy": lm.strategy if lm is not None else "none",
                 "profiles_sent": self.csms.lm_sent,
                 "profiles_failed": self.csms.lm_failed,
+                **(self._unmanaged_summary() if self.load is not None else {}),
             },
             phase_limits_a=site.phase_limits_a,
         )

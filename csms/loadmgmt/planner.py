@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from csms.loadmgmt import strategies
-from csms.loadmgmt.compliance import Compliance
+from csms.loadmgmt.compliance import OVERDRAW, REJECTED, Compliance
 from csms.loadmgmt.profiles import ACTION, ProfileSpec, ProfileTracker, Purpose, profile_id_of, to_payload
 from csms.loadmgmt.state import Allocation, SessionState, SiteState, Tariff
 from csms.loadmgmt.topology import Evse, EvseKey, Site, phase_use
@@ -272,8 +272,17 @@ class Planner:
         version = self._versions.get(command.station_id, "1.6")
         evse_id, profile_id = profile_id_of(version, command.payload)
         self.tracker.on_response(command.station_id, evse_id, profile_id, status, now)
+        if status != "Accepted" and self._stale(command, evse_id):
+            return []  # a TxProfile that crossed its transaction's end: the charger was right to refuse it
         changed = self.compliance.answer(command.station_id, status, now)
         return [] if status == "Accepted" and not changed else self.on_event("rejected", now)
+
+    def _stale(self, command: Command, evse_id: int) -> bool:
+        profile = command.payload.get("csChargingProfiles") or command.payload.get("chargingProfile") or {}
+        if profile.get("chargingProfilePurpose") != Purpose.TX.value:
+            return False
+        session = self._sessions.get((command.station_id, evse_id))
+        return session is None or session.transaction_id != str(profile.get("transactionId"))
 
     # ---- time ----------------------------------------------------------------------------------------
     def on_event(self, kind: str, now: float) -> list[Command]:
@@ -324,7 +333,7 @@ class Planner:
                     bounds[e.station_id] = self.tracker.applied_bounds(e.station_id, now)
                 applied = bounds[e.station_id].get(e.evse_id, 0.0)
                 out[e.key] = max(e.fallback_current_a, applied / (3 * e.voltage) if e.dc else applied)
-            elif self.compliance.unmanaged(e.key) is not None:
+            elif self._unmanaged(e.key):
                 out[e.key] = self.worst_case_a(e)
         for spec, accepted in self.tracker.unresponsive():
             key = (spec.station_id, spec.evse_id)
@@ -334,6 +343,11 @@ class Planner:
             amps = accepted if spec.unit == "A" else (accepted or 0.0) / (3 * e.voltage)
             out[key] = max(out.get(key, 0.0), e.fallback_current_a, amps or 0.0)
         return out
+
+    def _unmanaged(self, key: EvseKey) -> bool:
+        """Flagged for overdraw, or for a rejection that still stands (a slot of the station failing)."""
+        reason = self.compliance.unmanaged(key)
+        return reason == OVERDRAW or (reason == REJECTED and self.tracker.failing(key[0]))
 
     def worst_case_a(self, e: Evse) -> float:
         """What an EVSE no profile holds back may draw per phase: its rating, or more if it was measured so."""

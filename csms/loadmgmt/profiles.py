@@ -271,6 +271,10 @@ class ProfileTracker:
                 out[evse_id] = max(out.get(evse_id, 0.0), *bounds)
         return out
 
+    def failing(self, station_id: str) -> bool:
+        """Whether any of the station's profiles failed since it was last accepted."""
+        return any(slot.failing for key, slot in self._slots.items() if key[0] == station_id)
+
     def retry_deadline(self) -> float | None:
         times = [s.at + self.retry_after_s for s in self._slots.values() if s.status == "failed"]
         return min(times) if times else None
