@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from csms.loadmgmt.planner import Command, Planner, PlannerConfig
+from csms.loadmgmt.profiles import to_payload
 from csms.loadmgmt.topology import Evse, Node, Site
 
 T0 = 1_800_000_000.0
@@ -326,3 +327,51 @@ def test_16_transaction_id_that_is_not_an_integer_falls_back_to_tx_default():
     online(planner, 1)  # cp0 speaks 1.6
     commands = planner.transaction_started(("cp0", 1), "charger-made-id", T0 + 1)
     assert limits(commands) == {("cp0", "TxDefaultProfile"): 32.0}
+
+
+# ---- property: unmanaged stations are reserved at their worst case, and the rest still fits ------------
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    site=sites(max_evses=8),
+    flags=st.lists(st.tuples(st.integers(0, 20), st.sampled_from(["Rejected", "error", "overdraw", "offline"]))),
+    plugged=st.lists(st.integers(0, 20), max_size=10),
+    building=st.floats(0, 40),
+    strategy=st.sampled_from(["equal_share", "priority", "deadline", "optimal"]),
+)
+def test_allocations_plus_worst_case_reserves_never_exceed_a_limit(site, flags, plugged, building, strategy):
+    planner = Planner(site, strategy)
+    now = T0
+    evses = site.evses
+    for e in evses:
+        planner.station_online(e.station_id, now, "2.0.1")
+    planner.site_meter(now, phases_a=(building, building, building))
+    for i in plugged:
+        planner.transaction_started(evses[i % len(evses)].key, f"tx{i}", now)
+    unmanaged = set()
+    for i, kind in flags:
+        e = evses[i % len(evses)]
+        now += 1
+        if kind == "offline":
+            planner.station_offline(e.station_id, now)
+            continue
+        if kind == "overdraw":
+            s = planner._sessions.get(e.key)
+            if s is None or planner.last_allocation is None or e.key not in planner.last_allocation.limits_a:
+                continue
+            over = s.allocated_a + 5.0
+            planner.evse_meter(e.key, now + 100, current_a=over)
+            planner.evse_meter(e.key, now + 300, current_a=over)
+            now += 300
+        else:
+            slot = next(c for c in planner.tracker._slots.values() if c.spec.station_id == e.station_id).spec
+            planner.call_result(Command(e.station_id, "SetChargingProfile", to_payload("2.0.1", slot, now)), kind, now)
+        unmanaged |= {x.key for x in evses if x.station_id == e.station_id}
+    planner.handle_timer(planner.next_deadline() or now)
+    state = planner.state(now)
+    allocation = planner._strategy(state, now)
+    assert violations(state, allocation) == []
+    for key in unmanaged:
+        e = site.evse(key)
+        if e.station_id in planner._online:  # flagged and online: its rating at least is set aside
+            assert state.reserved_a[key] >= e.rating_a() - 1e-9
+            assert key not in allocation.limits_a
