@@ -115,6 +115,7 @@ class VirtualRun:
                     identity=StationIdentity(
                         vendor=group.vendor[:20], model=(group.model or "twin")[:20], serial_number=station_id[:25]
                     ),
+                    smart_charging=group.smart_charging,
                 )
                 link = InProcessLink(
                     self.env,
@@ -156,6 +157,14 @@ class VirtualRun:
 
         self.csms.enable_load_management(self.load, outgoing, alarm.arm)
         self.hooks.on_vehicle = self._vehicle_needs
+
+    def _unmanaged_summary(self) -> dict[str, Any]:
+        assert self.load is not None
+        now = self.epoch + float(self.env.now)
+        out = self.load.summary(loadmgmt.SITE_ID, now)
+        for flag in out["stations_noncompliant"]:
+            flag["at"] = from_posix(flag["at"]).isoformat()
+        return out
 
     def _vehicle_needs(self, connector: ConnectorRef, vehicle: VehicleInfo, now: float) -> None:
         assert self.load is not None
@@ -452,6 +461,7 @@ class VirtualRun:
                 "strategy": lm.strategy if lm is not None else "none",
                 "profiles_sent": self.csms.lm_sent,
                 "profiles_failed": self.csms.lm_failed,
+                **(self._unmanaged_summary() if self.load is not None else {}),
             },
             phase_limits_a=site.phase_limits_a,
         )

@@ -176,6 +176,9 @@ class ChargerGroup(_Model):
     #: Site phase of single-phase chargers: L1, L2, L3, or ``rotate`` (L1, L2, L3, L1 … across the group).
     phase: Literal["L1", "L2", "L3", "rotate"] | None = None
     password: str | None = None
+    #: The firmware's treatment of charging profiles: obeys them, answers them Rejected, or accepts and
+    #: ignores them (keeps drawing its rating).
+    smart_charging: Literal["compliant", "reject", "ignore"] = "compliant"
 
     @model_validator(mode="after")
     def _electrical_defaults(self) -> ChargerGroup:
