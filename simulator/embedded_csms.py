@@ -165,7 +165,7 @@ class EmbeddedCsms:
         session = StationSession(
             station_id, version, self.config, registration_status=registration, id_prefix=f"{self._connections:x}-"
         )
-        session.record(lambda uow: stations.connection_changed(uow.session, station_id, "connected", from_posix(now)))
+        session.record(lambda uow: stations.connection_changed(uow, station_id, "connected", from_posix(now)))
         self.sessions[station_id] = session
         self._commit([session], now)
         if self.monitor is not None:
@@ -182,9 +182,7 @@ class EmbeddedCsms:
         for pending in session.completed_calls():  # cancelled with the connection: it re-plans as offline
             self._lm_calls.pop(id(pending), None)
         session.record(
-            lambda uow: stations.connection_changed(
-                uow.session, session.station_id, "disconnected", from_posix(now), detail
-            )
+            lambda uow: stations.connection_changed(uow, session.station_id, "disconnected", from_posix(now), detail)
         )
         self._commit([session], now)
         if self.monitor is not None:
