@@ -73,7 +73,7 @@ class BatchProcessor:
                     (session, session.handle(work, uow, now, isolate=isolate)) for session, work in batch
                 ]
                 try:
-                    self._prune_logs(uow)
+                    self._write_batches(uow)
                 except Exception as exc:
                     if isolate:
                         raise
@@ -84,10 +84,12 @@ class BatchProcessor:
                 raise
         return results
 
-    def _prune_logs(self, uow: UnitOfWork) -> None:
+    def _write_batches(self, uow: UnitOfWork) -> None:
+        """The unit of work's set-based writes, then the message log pruned where it grew enough."""
         limit = self.config.message_log_per_station
         if not limit:
             uow.log_rows.clear()
+            uow.flush_batches()
             return
         for row in uow.log_rows:
             station = row["station_id"]

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from csms.core.processor import BatchProcessor, release
 from csms.ocpp import framing
 from csms.ocpp.framing import CallError, CallResult
+from csms.services.config import CsmsConfig
 from csms.store import models
 from tests.csms.helpers import T0, StationPair, call_frame, ts
 
@@ -192,3 +193,13 @@ def test_a_trigger_is_used_up_only_when_its_batch_commits(session_factory, commi
         pair.processor = BatchProcessor(session_factory, pair.config)
     assert "currentTime" in pair.ok("Heartbeat", {})  # the charger's retry is still the triggered message
     assert pair.error("Heartbeat", {}) == "SecurityError"
+
+
+def test_without_a_message_log_the_batched_writes_still_land(session_factory):
+    pair = StationPair(session_factory, "1.6", config=CsmsConfig(message_log_per_station=0))
+    tx_id = started(pair)
+    pair.ok("Heartbeat", {})
+    pair.ok("MeterValues", {"connectorId": 1, "transactionId": tx_id, "meterValue": [register(60, 2500)]})
+    assert pair.station().last_seen_at is not None
+    assert len(pair.rows(models.MeterSample, transaction_id=tx_id)) == 2
+    assert pair.count(models.MessageLogEntry) == 0
