@@ -76,6 +76,8 @@ class VirtualRun:
         self.env = simpy.Environment()
         self.epoch = scenario.start.timestamp()
         self.csms = EmbeddedCsms.create(database_url)
+        # Frames that arrive at the same virtual instant share one group commit, as in the gateway.
+        self.csms.defer = lambda action: self._later(0.0, action)
         self.truth = fv.FaultTruth()
         self.hooks = FirmwareHooks(self.epoch, self.truth)
         self.meters: dict[str, TwinMeters] = {}
