@@ -69,12 +69,15 @@ class VirtualRun:
         scenario = loadmgmt.with_strategy(scenario, strategy)
         self.scenario = scenario
         self.scenario_file = scenario_file
+        self.network = network
         self.seed = scenario.seed if seed is None else seed
         self.progress = progress
         rng = random.Random(self.seed)
         self.env = simpy.Environment()
         self.epoch = scenario.start.timestamp()
         self.csms = EmbeddedCsms.create(database_url)
+        # Frames that arrive at the same virtual instant share one group commit, as in the gateway.
+        self.csms.defer = lambda action: self._later(0.0, action)
         self.truth = fv.FaultTruth()
         self.hooks = FirmwareHooks(self.epoch, self.truth)
         self.meters: dict[str, TwinMeters] = {}
@@ -86,6 +89,8 @@ class VirtualRun:
                 offline_after_s=settings.offline_after,
                 faulted_after_s=settings.faulted_after,
                 stuck_available_failures=settings.stuck_available_failures,
+                meter_frozen_after_s=settings.meter_frozen_after,
+                meter_frozen_readings=settings.meter_frozen_readings,
             ),
             RemediationPolicy(
                 enabled=settings.remediation_after is not None,
@@ -112,6 +117,7 @@ class VirtualRun:
                     identity=StationIdentity(
                         vendor=group.vendor[:20], model=(group.model or "twin")[:20], serial_number=station_id[:25]
                     ),
+                    smart_charging=group.smart_charging,
                 )
                 link = InProcessLink(
                     self.env,
@@ -153,6 +159,14 @@ class VirtualRun:
 
         self.csms.enable_load_management(self.load, outgoing, alarm.arm)
         self.hooks.on_vehicle = self._vehicle_needs
+
+    def _unmanaged_summary(self) -> dict[str, Any]:
+        assert self.load is not None
+        now = self.epoch + float(self.env.now)
+        out = self.load.summary(loadmgmt.SITE_ID, now)
+        for flag in out["stations_noncompliant"]:
+            flag["at"] = from_posix(flag["at"]).isoformat()
+        return out
 
     def _vehicle_needs(self, connector: ConnectorRef, vehicle: VehicleInfo, now: float) -> None:
         assert self.load is not None
@@ -403,8 +417,19 @@ class VirtualRun:
                         )
             uptime = fv.uptime_section(db, self.truth, period, self.epoch, attempts)
         effects = self.alert_effects + (self.csms.monitor.effects if self.csms.monitor is not None else [])
+        settings = self.scenario.csms.alerts
+        network = self.network or NetworkModel()
+        sample_interval = max((c.config.integer("sample_interval") for c in self.hooks.chargers.values()), default=60)
+        bounds = {
+            "meter_freeze": fv.meter_frozen_bound(
+                settings.meter_frozen_after,
+                settings.meter_frozen_readings,
+                sample_interval,
+                network.latency_s + network.jitter_s,
+            )
+        }
         alerts = fv.alerts_section(
-            self.truth, effects, self.scenario.csms.alerts.within, self.epoch, self.epoch + float(self.env.now)
+            self.truth, effects, settings.within, self.epoch, self.epoch + float(self.env.now), bounds
         )
         links = self.hooks.links.values()
         site = self.scenario.site
@@ -438,6 +463,7 @@ class VirtualRun:
                 "strategy": lm.strategy if lm is not None else "none",
                 "profiles_sent": self.csms.lm_sent,
                 "profiles_failed": self.csms.lm_failed,
+                **(self._unmanaged_summary() if self.load is not None else {}),
             },
             phase_limits_a=site.phase_limits_a,
         )

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from csms.domain import events as ev
 from csms.loadmgmt import topology as topo
+from csms.loadmgmt.compliance import Compliance
 from csms.loadmgmt.planner import Command, Planner, PlannerConfig
 from csms.loadmgmt.profiles import profile_id_of
 from csms.loadmgmt.state import Tariff
@@ -114,6 +115,8 @@ class LoadManager:
         self._tx: dict[tuple[str, str], int] = {}  # (station, transaction id) → EVSE
         self._groups: dict[str, str] = {}  # id token → its group (from authorization decisions)
         self._dc: set[topo.EvseKey] = set()
+        #: per site: stations it cannot steer and why, kept when the site's planner is rebuilt
+        self.compliance: dict[str, Compliance] = {}
 
     # ---- sites ----------------------------------------------------------------------------------------
     def install(self, setup: SiteSetup, now: float) -> list[Command]:
@@ -134,6 +137,7 @@ class LoadManager:
             config=setup.config or PlannerConfig(interval_s=setup.interval_s),
             tariff=setup.tariff,
             versions=dict(setup.versions),
+            compliance=self.compliance.setdefault(setup.site_id, Compliance()),
         )
         self.planners[setup.site_id] = planner
         out: list[Command] = []
@@ -215,9 +219,7 @@ class LoadManager:
             return self._started(station_id, report, decision, now)
         if isinstance(report, ev.TransactionUpdated):
             evse = report.evse_id or self._tx.get((station_id, report.charger_tx_id))
-            if evse:
-                self._samples(station_id, evse, report.samples, now)
-            return []
+            return self._samples(station_id, evse, report.samples, now) if evse else []
         if isinstance(report, ev.TransactionEnded):
             evse = report.evse_id or self._tx.pop((station_id, report.charger_tx_id), None)
             self._tx.pop((station_id, report.charger_tx_id), None)
@@ -226,8 +228,7 @@ class LoadManager:
             if report.evse_id == 0:
                 site = self._meter_of.get(station_id)
                 return self._station_meter(site, report.samples, now) if site is not None else []
-            self._samples(station_id, report.evse_id, report.samples, now)
-            return []
+            return self._samples(station_id, report.evse_id, report.samples, now)
         if isinstance(report, ev.StationNotice) and report.kind == "ev_charging_needs":
             return self._needs(station_id, report.data, now)
         return []
@@ -283,12 +284,12 @@ class LoadManager:
         planner = self.planner_of(key[0])
         return planner.stop(key, now) if planner else []
 
-    def _samples(self, station_id: str, evse_id: int, samples: Iterable[ev.Sample], now: float) -> None:
+    def _samples(self, station_id: str, evse_id: int, samples: Iterable[ev.Sample], now: float) -> list[Command]:
         key = (station_id, evse_id)
         known = self._sessions.get(key)
         planner = self.planner_of(station_id)
         if known is None or planner is None or key not in planner.site.index:
-            return
+            return []
         currents: list[float] = []
         power_w: float | None = None
         register: float | None = None
@@ -318,7 +319,7 @@ class LoadManager:
             phases = drawing or None
         elif power_w is not None:
             current_a = power_w / (len(evse.phases) * evse.voltage)
-        planner.evse_meter(key, now, current_a=current_a, energy_wh=energy_wh, phases_in_use=phases)
+        return planner.evse_meter(key, now, current_a=current_a, energy_wh=energy_wh, phases_in_use=phases)
 
     def _needs(self, station_id: str, data: Mapping[str, Any], now: float) -> list[Command]:
         from csms.ocpp.convert import parse_time
@@ -395,6 +396,11 @@ class LoadManager:
             last[(c.station_id, *profile_id_of(version, c.payload))] = i
         keep = set(last.values())
         return [c for i, c in enumerate(commands) if i in keep]
+
+    def summary(self, site_id: str, now: float) -> dict[str, Any]:
+        """What load management could not steer at a site: profiles rejected, stations flagged unmanaged
+        (why, when), minutes each station was planned at its fallback because it was offline."""
+        return self.compliance.get(site_id, Compliance()).summary(now)
 
     def next_deadline(self) -> float | None:
         times = [d for p in self.planners.values() if (d := p.next_deadline()) is not None]
