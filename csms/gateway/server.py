@@ -108,6 +108,8 @@ class Gateway:
         max_frame_bytes: int = 256 * 1024,
         ping_interval_s: float | None = 30.0,
         ping_timeout_s: float | None = 30.0,
+        accept_backlog: int = 4096,
+        handshake_timeout_s: float = 30.0,
     ) -> None:
         self.config = config
         self.session_factory = session_factory
@@ -116,6 +118,11 @@ class Gateway:
         self.max_frame_bytes = max_frame_bytes
         self.ping_interval_s = ping_interval_s
         self.ping_timeout_s = ping_timeout_s
+        # A fleet reconnecting at once (boot storm, after a blackout) arrives faster than the loop accepts;
+        # Python's default backlog of 100 makes the kernel drop SYNs, and the 10 s default opening
+        # handshake times out while admissions queue behind scrypt.  The kernel caps the backlog at somaxconn.
+        self.accept_backlog = accept_backlog
+        self.handshake_timeout_s = handshake_timeout_s
         self.links: dict[str, Link] = {}
         self._dirty: dict[Link, None] = {}
         self._wake = asyncio.Event()
@@ -153,6 +160,8 @@ class Gateway:
             ping_interval=self.ping_interval_s,
             ping_timeout=self.ping_timeout_s,
             compression=None,
+            open_timeout=self.handshake_timeout_s,
+            backlog=self.accept_backlog,
         )
         return self._server
 
