@@ -100,6 +100,19 @@ class _Known:
     faulted: bool = False
 
 
+@dataclass(frozen=True)
+class _Needs:
+    """Charging needs told before the charger reported the plug-in they belong to."""
+
+    energy_needed_wh: float | None
+    departure: float | None
+    at: float
+
+
+#: Needs held for a plug-in the charger has not reported yet are dropped after this long (s).
+PENDING_NEEDS_S = 900.0
+
+
 class LoadManager:
     """One :class:`Planner` per managed site, fed from station facts."""
 
@@ -111,6 +124,7 @@ class LoadManager:
         self._online: dict[str, str] = {}  # station id → OCPP version
         self._versions: dict[str, str] = {}  # every connected station's version
         self._sessions: dict[topo.EvseKey, _Known] = {}
+        self._pending_needs: dict[topo.EvseKey, _Needs] = {}
         self._tx: dict[tuple[str, str], int] = {}  # (station, transaction id) → EVSE
         self._groups: dict[str, str] = {}  # id token → its group (from authorization decisions)
         self._dc: set[topo.EvseKey] = set()
@@ -248,8 +262,8 @@ class LoadManager:
             known.faulted = False
             out += planner.fault(key, now, active=False) if planner else []
         if report.status in PLUGGED and known is None:
-            self._sessions[key] = _Known(plugged_at=now)
-            out += planner.plug_in(key, now) if planner else []
+            known = self._open(key, now)
+            out += self._plug_in(planner, key, known, now)
         elif report.status in ENDED:
             out += self._stop(key, now)
         return out
@@ -269,13 +283,33 @@ class LoadManager:
             group = decision.authorization.group_id
         if group is None and report.id_token:
             group = self._groups.get(report.id_token)
-        known = self._sessions.setdefault(key, _Known(plugged_at=now))
+        known = self._sessions.get(key) or self._open(key, now)
         known.transaction_id, known.group = tx_id, group or known.group
         if report.meter_start_wh is not None and known.meter_start_wh is None:
             known.meter_start_wh = report.meter_start_wh
         self._tx[(station_id, tx_id)] = report.evse_id
-        planner = self.planner_of(station_id)
-        return planner.transaction_started(key, tx_id, now, group=known.group) if planner else []
+        return self._plug_in(self.planner_of(station_id), key, known, now)
+
+    def _open(self, key: topo.EvseKey, now: float) -> _Known:
+        """The charger reported a new session: it takes the needs told for this EVSE just before."""
+        known = self._sessions[key] = _Known(plugged_at=now)
+        needs = self._pending_needs.pop(key, None)
+        if needs is not None and now - needs.at <= PENDING_NEEDS_S:
+            known.energy_needed_wh, known.departure = needs.energy_needed_wh, needs.departure
+        return known
+
+    @staticmethod
+    def _plug_in(planner: Planner | None, key: topo.EvseKey, known: _Known, now: float) -> list[Command]:
+        if planner is None:
+            return []
+        return planner.plug_in(
+            key,
+            now,
+            group=known.group,
+            energy_needed_wh=known.energy_needed_wh,
+            departure=known.departure,
+            transaction_id=known.transaction_id,
+        )
 
     def _stop(self, key: topo.EvseKey, now: float) -> list[Command]:
         if self._sessions.pop(key, None) is None:
@@ -338,8 +372,15 @@ class LoadManager:
     def ev_needs(
         self, key: topo.EvseKey, now: float, *, energy_needed_wh: float | None, departure: float | None
     ) -> list[Command]:
-        """Charging needs from the charger (NotifyEVChargingNeeds), a fleet schedule or an app."""
-        known = self._sessions.setdefault(key, _Known(plugged_at=now))
+        """Charging needs from the charger (NotifyEVChargingNeeds), a fleet schedule or an app.
+
+        A schedule or an app can be faster than the charger: needs for an EVSE without a reported session
+        wait for its plug-in (a status the charger sent before the plug, arriving after the needs, must not
+        end the session they belong to)."""
+        known = self._sessions.get(key)
+        if known is None:
+            self._pending_needs[key] = _Needs(energy_needed_wh, departure, now)
+            return []
         known.energy_needed_wh = energy_needed_wh if energy_needed_wh is not None else known.energy_needed_wh
         known.departure = departure if departure is not None else known.departure
         planner = self.planner_of(key[0])
