@@ -131,9 +131,10 @@ class EmbeddedCsms:
             if command is None or self.load is None:
                 continue
             status = call_status(pending.outcome.value if pending.outcome else "cancelled", pending.payload)
-            if status != "Accepted":
-                self.lm_failed += 1
-            self.load_commands(self.load.call_result(command, status, now), now)
+            before = self.load.failed_profiles
+            commands = self.load.call_result(command, status, now)
+            self.lm_failed += self.load.failed_profiles - before
+            self.load_commands(commands, now)
 
     @classmethod
     def create(cls, database_url: str = "sqlite://", config: CsmsConfig | None = None) -> EmbeddedCsms:

@@ -128,6 +128,8 @@ class LoadManager:
         self._tx: dict[tuple[str, str], int] = {}  # (station, transaction id) → EVSE
         self._groups: dict[str, str] = {}  # id token → its group (from authorization decisions)
         self._dc: set[topo.EvseKey] = set()
+        #: Profiles refused or not answered by the chargers (answers made moot meanwhile not counted).
+        self.failed_profiles = 0
 
     # ---- sites ----------------------------------------------------------------------------------------
     def install(self, setup: SiteSetup, now: float) -> list[Command]:
@@ -422,7 +424,12 @@ class LoadManager:
     # ---- calls and time ---------------------------------------------------------------------------------
     def call_result(self, command: Command, status: str, now: float) -> list[Command]:
         planner = self.planner_of(command.station_id)
-        return [] if planner is None else planner.call_result(command, status, now)
+        if planner is None:
+            return []
+        before = planner.failed_profiles
+        out = planner.call_result(command, status, now)
+        self.failed_profiles += planner.failed_profiles - before
+        return out
 
     def _latest(self, commands: list[Command]) -> list[Command]:
         """Several re-plans in one step may send one profile slot more than once: keep the last of each

@@ -112,6 +112,8 @@ class Planner:
         self.last_allocation: Allocation | None = None
         self.peak_w = 0.0
         self.plans = 0
+        #: Profiles the chargers refused or did not answer (moot answers not counted).
+        self.failed_profiles = 0
 
     # ---- facts ---------------------------------------------------------------------------------------
     def station_online(self, station_id: str, now: float, version: str | None = None) -> list[Command]:
@@ -234,11 +236,15 @@ class Planner:
 
     def call_result(self, command: Command, status: str, now: float) -> list[Command]:
         """The outcome of a command: the charger's ``Accepted``/``Rejected``, ``error`` (CALLERROR) or
-        ``timeout``. A failure re-plans at once with that EVSE reserved."""
+        ``timeout``. A failure re-plans at once with that EVSE reserved; an answer for a profile that no
+        longer matters (its transaction ended meanwhile) changes nothing."""
         version = self._versions.get(command.station_id, "1.6")
         evse_id, profile_id = profile_id_of(version, command.payload)
-        self.tracker.on_response(command.station_id, evse_id, profile_id, status, now)
-        return [] if status == "Accepted" else self.on_event("rejected", now)
+        live = self.tracker.on_response(command.station_id, evse_id, profile_id, status, now)
+        if status == "Accepted" or not live:
+            return []
+        self.failed_profiles += 1
+        return self.on_event("rejected", now)
 
     # ---- time ----------------------------------------------------------------------------------------
     def on_event(self, kind: str, now: float) -> list[Command]:

@@ -193,8 +193,11 @@ class ProfileTracker:
         band = self.deadband_a if spec.unit == "A" else self.deadband_w
         return new_limit - old_limit > band
 
-    def on_response(self, station_id: str, evse_id: int, profile_id: int, status: str, now: float) -> None:
-        """``status``: the charger's ``Accepted`` / ``Rejected``, or ``error`` (CALLERROR) / ``timeout``."""
+    def on_response(self, station_id: str, evse_id: int, profile_id: int, status: str, now: float) -> bool:
+        """``status``: the charger's ``Accepted`` / ``Rejected``, or ``error`` (CALLERROR) / ``timeout``.
+
+        Returns False for a moot answer: its slot was forgotten since it was sent (typically a TxProfile
+        that crossed the end of its transaction, which the charger rightly rejects)."""
         for key, slot in self._slots.items():
             if key[0] == station_id and key[1] == evse_id and slot.spec.profile_id == profile_id:
                 if status == "Accepted":
@@ -203,7 +206,8 @@ class ProfileTracker:
                 else:
                     slot.status = "failed"
                     slot.at = now
-                return
+                return True
+        return False
 
     def forget(self, station_id: str, evse_id: int | None = None, purpose: Purpose | None = None) -> None:
         """The charger lost or removed these profiles (reboot, transaction ended): send them again."""

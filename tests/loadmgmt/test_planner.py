@@ -110,6 +110,22 @@ def test_rejected_profile_reserves_the_evse_and_replans():
     assert planner.next_deadline() == T0 + 1 + 60  # the failure re-planned; the retry comes at T0 + 301
 
 
+def test_a_tx_profile_rejected_because_its_transaction_ended_meanwhile_is_not_a_failure():
+    planner = Planner(make_site(n=2, limit_a=40.0), "equal_share")
+    online(planner, 2)
+    planner.transaction_started(("cp0", 1), "1", T0)
+    planner.transaction_started(("cp1", 1), "2", T0)
+    # cp0's car leaves: cp1's TxProfile goes up while cp1's own transaction is ending on the charger
+    (cmd,) = [c for c in planner.stop(("cp0", 1), T0 + 10) if c.station_id == "cp1"]
+    assert limits([cmd]) == {("cp1", "TxProfile"): 32.0}
+    planner.stop(("cp1", 1), T0 + 10.1)  # its StopTransaction arrives before the charger's Rejected
+    assert planner.call_result(cmd, "Rejected", T0 + 10.2) == []
+    assert planner.failed_profiles == 0 and planner.reserved_a() == {}
+    assert planner.next_deadline() == T0 + 10.1 + 60  # no retry scheduled
+    # the next car on cp1 is planned normally, not at a reserved fallback
+    assert limits(planner.transaction_started(("cp1", 1), "3", T0 + 20))[("cp1", "TxProfile")] == 32.0
+
+
 def test_site_meter_reading_replans_and_a_stale_one_is_replaced_by_the_window_peak():
     config = PlannerConfig(stale_after_s=300.0, meter_window_s=3600.0)
     planner = Planner(make_site(n=2, limit_a=64.0), "equal_share", config=config)
