@@ -128,13 +128,13 @@ class VirtualRun:
         self.history: list[Any] = []
         self.sampler = Sampler()
         self._remote_start_ids = 0
-        self.load: LoadManager | None = None
+        #: The fleet schedule: each connector's vehicle and needs (re-told to a restarted CSMS).
+        self._needs: dict[tuple[str, int], tuple[str, float, float | None]] = {}
         if loadmgmt.managed(scenario):
             self._enable_load_management()
 
     # ---- load management -------------------------------------------------------------------------------
     def _enable_load_management(self) -> None:
-        self.load = LoadManager()
         loadmgmt.create_site(self.csms.session_factory, self.scenario, self.epoch)
         alarm = _Alarm(self.env, self.epoch, lambda: self.csms.load_timer(self.epoch + self.env.now))
         flushing: set[str] = set()
@@ -151,29 +151,47 @@ class VirtualRun:
 
             self.env.timeout(0).callbacks.append(flush)
 
-        self.csms.enable_load_management(self.load, outgoing, alarm.arm)
+        self.csms.enable_load_management(LoadManager(), outgoing, alarm.arm)
         self.hooks.on_vehicle = self._vehicle_needs
 
     def _vehicle_needs(self, connector: ConnectorRef, vehicle: VehicleInfo, now: float) -> None:
-        assert self.load is not None
         needed_wh = max(0.0, (vehicle.target_soc - vehicle.soc) * vehicle.battery_kwh * 1000.0)
         departure = None if vehicle.departure_s is None else self.epoch + vehicle.departure_s
         key = (connector.station_id, connector.connector_id)
-        self.csms.load_commands(self.load.ev_needs(key, now, energy_needed_wh=needed_wh, departure=departure), now)
+        self._needs[key] = (vehicle.vehicle_id, needed_wh, departure)
+        self._tell_needs(key, now)
+
+    def _tell_needs(self, key: tuple[str, int], now: float) -> None:
+        """The schedule posts a vehicle's needs to the CSMS's API: lost while the CSMS is down."""
+        load = self.csms.load
+        if load is not None and self.csms.up:
+            _, needed_wh, departure = self._needs[key]
+            self.csms.load_commands(load.ev_needs(key, now, energy_needed_wh=needed_wh, departure=departure), now)
+
+    def _restart_csms(self) -> None:
+        """The CSMS process starts again; the fleet schedule tells it the needs of the vehicles still plugged."""
+        now = self.epoch + self.env.now
+        self.csms.restart(now)
+        plugged = self.world.plugged_socs()
+        for key, (vehicle_id, _, _) in sorted(self._needs.items()):
+            if vehicle_id in plugged:
+                self._tell_needs(key, now)
 
     def _site_meter(self) -> simpy.events.ProcessGenerator:
-        """The site meter reports the building load every ``interval``, a second into the twin's step."""
-        assert self.load is not None
+        """The site meter reports the building load every ``interval``, a second into the twin's step
+        (through the CSMS's API: nothing is recorded while the CSMS is down)."""
         lm = self.scenario.csms.load_management
         assert lm is not None
         yield self.env.timeout(1.0)
         end = float(self.scenario.duration)
         while self.env.now < end:
             now = self.epoch + self.env.now
-            commands = loadmgmt.record_reading(
-                self.csms.session_factory, self.load, self.world.building_kw_now * 1000.0, now
-            )
-            self.csms.load_commands(commands, now)
+            load = self.csms.load
+            if load is not None and self.csms.up:
+                commands = loadmgmt.record_reading(
+                    self.csms.session_factory, load, self.world.building_kw_now * 1000.0, now
+                )
+                self.csms.load_commands(commands, now)
             yield self.env.timeout(float(lm.interval))
 
     # ---- set-up ----------------------------------------------------------------------------------------
@@ -220,7 +238,7 @@ class VirtualRun:
                 self.alert_effects += self.csms.monitor.effects
             for station_id in self.csms.crash():
                 self.hooks.links[station_id].drop()
-            self._later(item.restart_after, self.csms.restart)
+            self._later(item.restart_after, self._restart_csms)
             return
         for station_id in self.scenario.resolve_chargers(item.charger):
             charger, link = self.hooks.chargers[station_id], self.hooks.links[station_id]
@@ -354,9 +372,10 @@ class VirtualRun:
     # ---- run -------------------------------------------------------------------------------------------
     def run(self) -> report.RunRecord:
         started = time.perf_counter()
-        if self.load is not None:
+        if self.csms.load is not None:
             now = self.epoch
-            self.csms.load_commands(loadmgmt.install(self.csms.session_factory, self.scenario, self.load, now), now)
+            commands = loadmgmt.install(self.csms.session_factory, self.scenario, self.csms.load, now)
+            self.csms.load_commands(commands, now)
             self.env.process(self._site_meter())
         for link in self.hooks.links.values():
             link.start()

@@ -18,13 +18,18 @@ the :class:`~csms.loadmgmt.planner.Command` list each call returns:
 
 The manager remembers what it learnt about stations and sessions independently of the planners, so a
 site that is re-installed (its set-up changed) starts from what is known now.
+
+A process that starts (or restarts after a crash) knows nothing in memory: :func:`read_memory` reads what
+the store has — every site, the running transactions and plugged ports, the site meter's recent readings —
+and :meth:`LoadManager.resume` plans from it. Stations are offline (planned at their fallback) until they
+connect again; what they and the schedule report from then on refines the plan as usual.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -85,6 +90,91 @@ def read_all(db: Session, config: PlannerConfig | None = None) -> list[SiteSetup
     from csms.services import sites
 
     return [read_setup(db, row.id, config) for row in sites.list_sites(db)]
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """A session the store knows: a running transaction, or a port whose last status says plugged."""
+
+    key: topo.EvseKey
+    plugged_at: float
+    transaction_id: str | None = None
+    group: str | None = None
+    meter_start_wh: float | None = None
+    energy_wh: float | None = None
+    faulted: bool = False
+
+
+@dataclass(frozen=True)
+class StoredReading:
+    site_id: str
+    at: float
+    power_w: float | None
+    currents_a: tuple[float | None, float | None, float | None]
+    includes_ev: bool
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What a starting process reads from the store (:func:`read_memory`)."""
+
+    setups: list[SiteSetup]
+    sessions: list[StoredSession]
+    readings: list[StoredReading]
+
+
+def read_memory(db: Session, now: float, config: PlannerConfig | None = None) -> Memory:
+    """Sites, sessions of their EVSEs (1.6: our transaction id; 2.0.1: the charger's) and each site's meter
+    readings of the last ``meter_window_s``."""
+    from csms.store.models import Connector, IdToken, SiteMeterReading, Station, Transaction
+
+    setups = read_all(db, config)
+    managed = {e.key for setup in setups for e in setup.topology.evses}
+    versions: dict[str, str] = {sid: v for sid, v in db.execute(select(Station.id, Station.ocpp_version))}
+    groups: dict[str, str | None] = {t: g for t, g in db.execute(select(IdToken.id_token, IdToken.group_id))}
+    statuses = {
+        (c.station_id, c.evse_id): c
+        for c in db.scalars(select(Connector).where(Connector.evse_id > 0).order_by(Connector.connector_id))
+    }
+    sessions: dict[topo.EvseKey, StoredSession] = {}
+    for tx in db.scalars(select(Transaction).where(Transaction.status == "active").order_by(Transaction.id)):
+        key = (tx.station_id, tx.evse_id or 0)
+        if key not in managed:
+            continue
+        tx_id = str(tx.id) if versions.get(tx.station_id) == "1.6" else tx.charger_tx_id
+        energy = None
+        if tx.last_meter_wh is not None and tx.meter_start_wh is not None:
+            energy = max(0.0, tx.last_meter_wh - tx.meter_start_wh)
+        port = statuses.get(key)
+        sessions[key] = StoredSession(
+            key,
+            tx.started_at.timestamp() if tx.started_at is not None else now,
+            tx_id,
+            groups.get(tx.id_token) if tx.id_token else None,
+            tx.meter_start_wh,
+            energy,
+            port is not None and port.status == "Faulted",
+        )
+    for key, port in statuses.items():
+        if key in managed and key not in sessions and port.status in PLUGGED:
+            sessions[key] = StoredSession(key, port.status_at.timestamp() if port.status_at is not None else now)
+    window = (config or PlannerConfig()).meter_window_s
+    since = datetime.fromtimestamp(now - window, tz=UTC)
+    readings = [
+        StoredReading(
+            r.site_id,
+            r.timestamp.timestamp(),
+            r.power_w,
+            (r.current_l1_a, r.current_l2_a, r.current_l3_a),
+            bool(r.includes_ev),
+        )
+        for r in db.scalars(
+            select(SiteMeterReading)
+            .where(SiteMeterReading.timestamp >= since)
+            .order_by(SiteMeterReading.timestamp, SiteMeterReading.id)
+        )
+    ]
+    return Memory(setups, sorted(sessions.values(), key=lambda s: s.key), readings)
 
 
 @dataclass
@@ -170,6 +260,35 @@ class LoadManager:
                     out += planner.fault(key, now)
         if not out:
             out = planner.replan(now)
+        return self._latest(out)
+
+    def resume(self, memory: Memory, now: float) -> list[Command]:
+        """Start from what the store remembers (a process that starts or restarts). Readings re-plan at
+        their own time only to fill the building-load estimate; the stations are all offline here, so
+        nothing is sent until they connect."""
+        for stored in memory.sessions:
+            self._sessions[stored.key] = _Known(
+                plugged_at=stored.plugged_at,
+                group=stored.group,
+                transaction_id=stored.transaction_id,
+                meter_start_wh=stored.meter_start_wh,
+                faulted=stored.faulted,
+            )
+            if stored.transaction_id is not None:
+                self._tx[(stored.key[0], stored.transaction_id)] = stored.key[1]
+        out: list[Command] = []
+        for setup in memory.setups:
+            out += self.install(setup, now)
+        for stored in memory.sessions:
+            planner = self.planner_of(stored.key[0])
+            if planner is not None and stored.energy_wh is not None:
+                planner.evse_meter(stored.key, now, energy_wh=stored.energy_wh)
+        for r in memory.readings:
+            currents = None if None in r.currents_a else r.currents_a
+            at, incl = min(r.at, now), r.includes_ev
+            self.site_reading(r.site_id, at, power_w=r.power_w, currents_a=currents, includes_ev=incl, replan=False)
+        for planner in self.planners.values():
+            out += planner.replan(now)
         return self._latest(out)
 
     def remove(self, site_id: str) -> None:
@@ -407,6 +526,7 @@ class LoadManager:
         power_w: float | None = None,
         currents_a: list[float | None] | tuple[float | None, ...] | None = None,
         includes_ev: bool | None = None,
+        replan: bool = True,
     ) -> list[Command]:
         """A reading of the site's grid meter (the building load, or all of it when ``includes_ev``)."""
         planner = self.planners.get(site_id)
@@ -419,7 +539,7 @@ class LoadManager:
         if phases is None and power_w is None:
             return []
         incl = setup.meter_includes_ev if includes_ev is None else includes_ev
-        return planner.site_meter(now, phases_a=phases, power_w=power_w, includes_ev=incl)
+        return planner.site_meter(now, phases_a=phases, power_w=power_w, includes_ev=incl, replan=replan)
 
     # ---- calls and time ---------------------------------------------------------------------------------
     def call_result(self, command: Command, status: str, now: float) -> list[Command]:

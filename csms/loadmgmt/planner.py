@@ -215,9 +215,11 @@ class Planner:
         phases_a: tuple[float, float, float] | None = None,
         power_w: float | None = None,
         includes_ev: bool = False,
+        replan: bool = True,
     ) -> list[Command]:
         """A reading of the grid connection: per-phase currents or a total power (spread over 3 phases).
-        ``includes_ev``: the meter sees the EVs too; their measured currents are subtracted."""
+        ``includes_ev``: the meter sees the EVs too; their measured currents are subtracted. ``replan``
+        False only records it (a starting process reading the store's recent readings)."""
         if phases_a is None:
             if power_w is None:
                 raise ValueError("a site reading needs phases_a or power_w")
@@ -232,7 +234,7 @@ class Planner:
         self._readings.append((now, (float(load[0]), float(load[1]), float(load[2]))))
         cutoff = now - self.config.meter_window_s
         self._readings = [r for r in self._readings if r[0] >= cutoff]
-        return self.on_event("meter", now)
+        return self.on_event("meter", now) if replan else []
 
     def call_result(self, command: Command, status: str, now: float) -> list[Command]:
         """The outcome of a command: the charger's ``Accepted``/``Rejected``, ``error`` (CALLERROR) or

@@ -73,3 +73,39 @@ def test_phase_imbalance_holds_the_phase_limit():
     assert data["passed"], data["checks"]
     unmanaged = run(scenario, "none")
     assert unmanaged["site"]["phases"]["violation_minutes"] > 0
+
+
+def test_a_csms_crash_loses_the_load_managers_memory_and_the_restart_rebuilds_it_from_the_store():
+    scenario = parse_scenario(
+        SMALL.replace("faults:\n", 'faults:\n  - {at: "18:20", kind: csms_crash, restart_after: 5m}\n')
+    )
+    run = VirtualRun(scenario, strategy="deadline")
+    seen: dict[str, object] = {}
+    crash, restart = run.csms.crash, run.csms.restart
+
+    def sessions() -> dict:
+        assert run.csms.load is not None
+        state = run.csms.load.planners["site"].state(run.epoch + run.env.now)
+        return {key: s.transaction_id for key, s in state.sessions.items()}
+
+    def crashing() -> list[str]:
+        seen["manager"], seen["before"] = run.csms.load, sessions()
+        return crash()
+
+    def restarting(now: float) -> None:
+        seen["down"] = run.csms.load
+        restart(now)
+        seen["manager_after"], seen["after"] = run.csms.load, sessions()
+        seen["online_after"] = [sid for sid in run.hooks.chargers if sid in run.csms.sessions]
+
+    run.csms.crash, run.csms.restart = crashing, restarting
+    data = report.build(run.run())
+    assert seen["down"] is None  # nothing of the plan survives the process
+    assert seen["manager_after"] is not seen["manager"]
+    # The new process knows the running sessions (and their transaction ids) from the database alone,
+    # before any station has connected again.
+    assert seen["online_after"] == []
+    assert seen["after"] == seen["before"] and len(seen["before"]) >= 5
+    assert data["site"]["violation_minutes"] == 0
+    assert data["energy"]["optimum_fraction"] >= 0.9
+    assert data["uptime"] is not None and data["transactions"]["lost"] == 0
