@@ -158,6 +158,7 @@ class VirtualRun:
         needed_wh = max(0.0, (vehicle.target_soc - vehicle.soc) * vehicle.battery_kwh * 1000.0)
         departure = None if vehicle.departure_s is None else self.epoch + vehicle.departure_s
         key = (connector.station_id, connector.connector_id)
+        self._needs = {k: v for k, v in self._needs.items() if v[0] != vehicle.vehicle_id}  # one port per vehicle
         self._needs[key] = (vehicle.vehicle_id, needed_wh, departure)
         self._tell_needs(key, now)
 

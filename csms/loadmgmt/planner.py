@@ -289,6 +289,13 @@ class Planner:
         for e in self.site.evses:
             if e.station_id not in self._online:
                 out[e.key] = e.fallback_current_a
+        # An offline station keeps applying the profiles it had (a running TxProfile may be above the fallback).
+        for station_id in {e.station_id for e in self.site.evses} - self._online:
+            for spec, held in self.tracker.held_limits(station_id):
+                key = (spec.station_id, spec.evse_id)
+                if key in out:
+                    e = self.site.evse(key)
+                    out[key] = max(out[key], held if spec.unit == "A" else held / (3 * e.voltage))
         for spec, accepted in self.tracker.unresponsive():
             key = (spec.station_id, spec.evse_id)
             if key not in self.site.index:

@@ -223,6 +223,19 @@ class ProfileTracker:
             if slot.status == "failed" and slot.spec.evse_id > 0
         ]
 
+    def held_limits(self, station_id: str) -> list[tuple[ProfileSpec, float]]:
+        """Per-EVSE limits the station may be applying: the last accepted one of each slot, or the one sent
+        and not answered yet when it is higher (the station may have applied it)."""
+        out = []
+        for key, slot in self._slots.items():
+            if key[0] != station_id or slot.spec.evse_id <= 0:
+                continue
+            sent = round_limit(slot.spec.limit, slot.spec.unit) if slot.status == "pending" else None
+            held = max((x for x in (slot.accepted_limit, sent) if x is not None), default=None)
+            if held is not None:
+                out.append((slot.spec, held))
+        return out
+
     def retry_deadline(self) -> float | None:
         times = [s.at + self.retry_after_s for s in self._slots.values() if s.status == "failed"]
         return min(times) if times else None

@@ -79,14 +79,21 @@ def test_none_strategy_sends_nothing():
     assert planner.next_deadline() is None
 
 
-def test_offline_station_is_planned_at_its_fallback():
+def test_offline_station_is_planned_at_its_fallback_or_the_higher_profile_it_keeps_applying():
     planner = Planner(make_site(limit_a=40.0), "equal_share")
     online(planner, 3)
     planner.transaction_started(("cp0", 1), "1", T0)
     planner.transaction_started(("cp1", 1), "2", T0)
-    planner.transaction_started(("cp2", 1), "3", T0)
+    for c in planner.transaction_started(("cp2", 1), "3", T0):
+        planner.call_result(c, "Accepted", T0 + 1)
     assert planner.last_allocation.limits_a[("cp0", 1)] == pytest.approx(40 / 3)
-    commands = planner.station_offline("cp2", T0 + 5)
+    # cp2 goes offline in the middle of its transaction: it goes on at its accepted 13.3 A, not its 8 A fallback
+    assert planner.station_offline("cp2", T0 + 5) == []
+    assert planner.reserved_a() == {("cp2", 1): pytest.approx(13.3)}
+    assert planner.last_allocation.limits_a == pytest.approx({("cp0", 1): 13.35, ("cp1", 1): 13.35})
+    # its transaction ends: the TxProfile is gone with it, only the fallback remains reserved
+    commands = planner.stop(("cp2", 1), T0 + 10)
+    assert planner.reserved_a() == {("cp2", 1): 8.0}
     assert planner.last_allocation.limits_a == pytest.approx({("cp0", 1): 16.0, ("cp1", 1): 16.0})
     assert {c.station_id for c in commands} == {"cp0", "cp1"}
 

@@ -65,6 +65,32 @@ def test_unmanaged_site_shows_the_violations():
     assert not data["passed"]
 
 
+SHIPPED = [
+    ("depot-night", "deadline"),
+    ("depot-night", "optimal"),
+    ("multifamily-peak", "deadline"),
+    ("multifamily-peak", "optimal"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "strategy"), SHIPPED)
+def test_shipped_scenario_managed_holds_the_limit_near_the_offline_optimum(name, strategy):
+    """Issue 4's acceptance: each run is 25-60 s, one per test so xdist spreads them over the workers."""
+    data = run(load_scenario(ROOT / "scenarios" / f"{name}.yaml"), strategy)
+    assert data["site"]["violation_minutes"] == 0
+    assert data["energy"]["optimum_fraction"] >= 0.99
+    assert data["load_management"]["profiles_failed"] == 0
+    assert data["passed"], [c for c in data["checks"] if not c["passed"]]
+
+
+@pytest.mark.slow
+def test_shipped_scenario_unmanaged_breaks_the_limit():
+    data = run(load_scenario(ROOT / "scenarios" / "multifamily-peak.yaml"), "none")
+    assert data["site"]["violation_minutes"] > 0
+    assert not data["passed"]
+
+
 def test_phase_imbalance_holds_the_phase_limit():
     scenario = load_scenario(ROOT / "scenarios" / "phase-imbalance.yaml")
     data = run(scenario)
