@@ -9,8 +9,9 @@ so far. Objective, lexicographic by weights: deliver the most energy (by departu
 after it), then the least cost (time-of-use energy price, demand charge on ``P``), then earlier rather
 than later. Only the first step is applied; the next re-plan solves again.
 
-An LP cannot express the minimum current (it is not convex), so the shared post-processing pauses what the
-LP left below it; there is no top-up, because spare headroom now may be a deliberate wait for a cheaper hour.
+An LP cannot express the minimum current (it is not convex): a first-step current below it is lifted to
+the minimum where the tree has room (:func:`lift_to_minimum`), and the shared post-processing pauses the
+rest; there is no top-up, because spare headroom now may be a deliberate wait for a cheaper hour.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ DEPARTURE_MARGIN_S = 300.0
 #: Value of a delivered kWh in the objective: far above any price, so energy always comes first.
 ENERGY_VALUE = 1000.0
 EARLINESS = 1e-3
+#: LP currents below this are solver noise, not a plan to charge.
+LIFT_FROM_A = 1e-3
 
 
 def step_edges(now: float, last_departure: float) -> np.ndarray:
@@ -119,7 +122,20 @@ def solve(problem: Problem) -> np.ndarray:
     return np.asarray(result.x[: n * T]).reshape(n, T)[:, 0]
 
 
+def lift_to_minimum(problem: Problem, x: np.ndarray) -> np.ndarray:
+    """A first-step current under the EVSE's minimum would pause the session for good: it is typically the
+    last few hundred Wh, which the LP spreads over a whole step. It is lifted to the minimum where every tree
+    limit still holds (the vehicle finishes within the step; its energy cap stops it at the next re-plan)."""
+    x = np.clip(x, 0.0, problem.cap)
+    for i in np.flatnonzero((x > LIFT_FROM_A) & (x < problem.floor)):
+        trial = x.copy()
+        trial[i] = problem.floor[i]
+        if not len(problem.b) or bool(np.all(problem.A @ trial <= problem.b + 1e-9)):
+            x = trial
+    return x
+
+
 def allocate(state: SiteState, now: float) -> Allocation:
     problem = build_problem(state, now)
-    x = solve(problem) if problem.n else np.zeros(0)
+    x = lift_to_minimum(problem, solve(problem)) if problem.n else np.zeros(0)
     return to_allocation(problem, finalize(problem, x, top_up=False), NAME)
