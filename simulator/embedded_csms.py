@@ -56,6 +56,10 @@ class EmbeddedCsms:
         self._lm_calls: dict[int, Command] = {}
         self.lm_sent = 0
         self.lm_failed = 0
+        #: Runs a callback later at the same virtual instant, after the deliveries already due then (set by the
+        #: owner of the clock); None: every delivery is committed on its own.
+        self.defer: Callable[[Callable[[], None]], None] | None = None
+        self._waiting: dict[StationSession, Callable[[list[str]], None]] = {}
 
     # ---- alerts in virtual time ----------------------------------------------------------------------------
     def enable_monitor(
@@ -86,6 +90,7 @@ class EmbeddedCsms:
         links must be dropped."""
         dropped = list(self.sessions)
         self.sessions.clear()
+        self._waiting.clear()
         self.processor = BatchProcessor(self.session_factory, self.config)
         self.crashes += 1
         if self.monitor is not None:
@@ -179,7 +184,7 @@ class EmbeddedCsms:
         session = StationSession(
             station_id, version, self.config, registration_status=registration, id_prefix=f"{self._connections:x}-"
         )
-        session.record(lambda uow: stations.connection_changed(uow.session, station_id, "connected", from_posix(now)))
+        session.record(lambda uow: stations.connection_changed(uow, station_id, "connected", from_posix(now)))
         self.sessions[station_id] = session
         self._commit([session], now)
         if self.monitor is not None:
@@ -196,9 +201,7 @@ class EmbeddedCsms:
         for pending in session.completed_calls():  # cancelled with the connection: it re-plans as offline
             self._lm_calls.pop(id(pending), None)
         session.record(
-            lambda uow: stations.connection_changed(
-                uow.session, session.station_id, "disconnected", from_posix(now), detail
-            )
+            lambda uow: stations.connection_changed(uow, session.station_id, "disconnected", from_posix(now), detail)
         )
         self._commit([session], now)
         if self.monitor is not None:
@@ -207,15 +210,33 @@ class EmbeddedCsms:
             self.load_commands(self.load.disconnected(session.station_id, now), now)
 
     # ---- the three shell steps, inline ---------------------------------------------------------------------
-    def deliver(self, session: StationSession, frame: str, now: float) -> list[str]:
-        """Feed one frame; commit its work; return what the CSMS sends back."""
+    def deliver(self, session: StationSession, frame: str, now: float, send: Callable[[list[str]], None]) -> None:
+        """Feed one frame; ``send`` gets what the CSMS answers once the frame's work is committed.
+
+        With :attr:`defer` set, the work of every frame that arrives at the same virtual instant is committed
+        as one batch, like the gateway's group commit; otherwise each frame is its own batch.
+        """
         self.frames_in += 1
         session.receive_frame(frame, now)
         self._completed(session, now)
-        self._commit([session], now)
+        if self.defer is None:
+            self._commit([session], now)
+            self._send(session, send)
+            return
+        if not self._waiting:
+            self.defer(lambda: self._commit_instant(now))
+        self._waiting.setdefault(session, send)
+
+    def _commit_instant(self, now: float) -> None:
+        waiting, self._waiting = self._waiting, {}
+        self._commit(list(waiting), now)
+        for session, send in waiting.items():
+            self._send(session, send)
+
+    def _send(self, session: StationSession, send: Callable[[list[str]], None]) -> None:
         out = session.frames_to_send()
         self.frames_out += len(out)
-        return out
+        send(out)
 
     def handle_timer(self, session: StationSession, now: float) -> list[str]:
         session.handle_timer(now)

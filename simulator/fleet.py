@@ -240,6 +240,7 @@ class Fleet:
                     identity=StationIdentity(
                         vendor=group.vendor[:20], model=(group.model or "twin")[:20], serial_number=station_id[:25]
                     ),
+                    smart_charging=group.smart_charging,
                     **(charger_options or {}),
                 )
                 self.hooks.chargers[station_id] = charger

@@ -69,12 +69,15 @@ class VirtualRun:
         scenario = loadmgmt.with_strategy(scenario, strategy)
         self.scenario = scenario
         self.scenario_file = scenario_file
+        self.network = network
         self.seed = scenario.seed if seed is None else seed
         self.progress = progress
         rng = random.Random(self.seed)
         self.env = simpy.Environment()
         self.epoch = scenario.start.timestamp()
         self.csms = EmbeddedCsms.create(database_url)
+        # Frames that arrive at the same virtual instant share one group commit, as in the gateway.
+        self.csms.defer = lambda action: self._later(0.0, action)
         self.truth = fv.FaultTruth()
         self.hooks = FirmwareHooks(self.epoch, self.truth)
         self.meters: dict[str, TwinMeters] = {}
@@ -86,6 +89,8 @@ class VirtualRun:
                 offline_after_s=settings.offline_after,
                 faulted_after_s=settings.faulted_after,
                 stuck_available_failures=settings.stuck_available_failures,
+                meter_frozen_after_s=settings.meter_frozen_after,
+                meter_frozen_readings=settings.meter_frozen_readings,
             ),
             RemediationPolicy(
                 enabled=settings.remediation_after is not None,
@@ -112,6 +117,7 @@ class VirtualRun:
                     identity=StationIdentity(
                         vendor=group.vendor[:20], model=(group.model or "twin")[:20], serial_number=station_id[:25]
                     ),
+                    smart_charging=group.smart_charging,
                 )
                 link = InProcessLink(
                     self.env,
@@ -130,6 +136,8 @@ class VirtualRun:
         self._remote_start_ids = 0
         #: The fleet schedule: each connector's vehicle and needs (re-told to a restarted CSMS).
         self._needs: dict[tuple[str, int], tuple[str, float, float | None]] = {}
+        #: What the load managers of crashed CSMS processes could not steer (their memory died with them).
+        self._lm_before_crashes: list[dict[str, Any]] = []
         if loadmgmt.managed(scenario):
             self._enable_load_management()
 
@@ -153,6 +161,25 @@ class VirtualRun:
 
         self.csms.enable_load_management(LoadManager(), outgoing, alarm.arm)
         self.hooks.on_vehicle = self._vehicle_needs
+
+    def _unmanaged_summary(self) -> dict[str, Any]:
+        """The load managers' summaries over the run: the crashed processes' ones and the running one's."""
+        parts = list(self._lm_before_crashes)
+        if self.csms.load is not None:
+            parts.append(self.csms.load.summary(loadmgmt.SITE_ID, self.epoch + float(self.env.now)))
+        minutes: dict[str, float] = {}
+        for part in parts:
+            for station, m in part["fallback_minutes"].items():
+                minutes[station] = round(minutes.get(station, 0.0) + m, 1)
+        return {
+            "profiles_rejected": sum(part["profiles_rejected"] for part in parts),
+            "stations_noncompliant": [
+                {**flag, "at": from_posix(flag["at"]).isoformat()}
+                for part in parts
+                for flag in part["stations_noncompliant"]
+            ],
+            "fallback_minutes": dict(sorted(minutes.items())),
+        }
 
     def _vehicle_needs(self, connector: ConnectorRef, vehicle: VehicleInfo, now: float) -> None:
         needed_wh = max(0.0, (vehicle.target_soc - vehicle.soc) * vehicle.battery_kwh * 1000.0)
@@ -237,6 +264,8 @@ class VirtualRun:
             self.truth.inject("csms_crash", None, None, now, now + item.restart_after)
             if self.csms.monitor is not None:
                 self.alert_effects += self.csms.monitor.effects
+            if self.csms.load is not None:
+                self._lm_before_crashes.append(self.csms.load.summary(loadmgmt.SITE_ID, self.epoch + self.env.now))
             for station_id in self.csms.crash():
                 self.hooks.links[station_id].drop()
             self._later(item.restart_after, self._restart_csms)
@@ -423,8 +452,19 @@ class VirtualRun:
                         )
             uptime = fv.uptime_section(db, self.truth, period, self.epoch, attempts)
         effects = self.alert_effects + (self.csms.monitor.effects if self.csms.monitor is not None else [])
+        settings = self.scenario.csms.alerts
+        network = self.network or NetworkModel()
+        sample_interval = max((c.config.integer("sample_interval") for c in self.hooks.chargers.values()), default=60)
+        bounds = {
+            "meter_freeze": fv.meter_frozen_bound(
+                settings.meter_frozen_after,
+                settings.meter_frozen_readings,
+                sample_interval,
+                network.latency_s + network.jitter_s,
+            )
+        }
         alerts = fv.alerts_section(
-            self.truth, effects, self.scenario.csms.alerts.within, self.epoch, self.epoch + float(self.env.now)
+            self.truth, effects, settings.within, self.epoch, self.epoch + float(self.env.now), bounds
         )
         links = self.hooks.links.values()
         site = self.scenario.site
@@ -458,6 +498,7 @@ class VirtualRun:
                 "strategy": lm.strategy if lm is not None else "none",
                 "profiles_sent": self.csms.lm_sent,
                 "profiles_failed": self.csms.lm_failed,
+                **(self._unmanaged_summary() if loadmgmt.managed(self.scenario) else {}),
             },
             phase_limits_a=site.phase_limits_a,
         )

@@ -9,6 +9,7 @@ from csms.alerts.engine import (
     ConnectivityChanged,
     Disconnected,
     FirmwareStatus,
+    MeterRead,
     OperatorResolved,
     RaiseAlert,
     RemediationPolicy,
@@ -19,6 +20,7 @@ from csms.alerts.engine import (
     SessionDelivered,
     SessionFailed,
     StatusChanged,
+    TransactionClosed,
     UptimeMeasured,
 )
 
@@ -31,6 +33,7 @@ __all__ = [
     "ConnectivityChanged",
     "Disconnected",
     "FirmwareStatus",
+    "MeterRead",
     "OperatorResolved",
     "RaiseAlert",
     "RemediationPolicy",
@@ -41,5 +44,6 @@ __all__ = [
     "SessionDelivered",
     "SessionFailed",
     "StatusChanged",
+    "TransactionClosed",
     "UptimeMeasured",
 ]

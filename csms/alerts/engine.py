@@ -16,6 +16,12 @@ Rules (names are the ``rule`` of the stored alert):
 * ``faulted`` — a port (EVSE 0: the whole station) Faulted for ``faulted_after_s``.
 * ``stuck_available`` — ``stuck_available_failures`` sessions in a row failed to deliver on a port.
 * ``uptime_below_target`` — a port's trailing uptime is below ``uptime_target_pct``.
+* ``meter_frozen`` — in a transaction, a port's Energy.Active.Import.Register stood still for
+  ``meter_frozen_readings`` readings in a row and ``meter_frozen_after_s`` (reading timestamps) while energy
+  flowed: power ≥ ``meter_frozen_min_power_w``, or without power the largest phase current ≥
+  ``meter_frozen_min_current_a``, or with neither the port Charging (2.0.1 chargingState, else its status).
+  Resolved when the register moves again or the transaction ends. Readings without a register, with power
+  below the threshold (a full vehicle) or older than the last one (replays) never count.
 * ``boot_rejected``, ``firmware_failed``, ``security_event`` — raised at once.
 * ``remediation_exhausted`` — a fault persists and the auto-remediation used its daily budget.
 
@@ -32,6 +38,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+from csms.alerts.meter import RegisterWatch
+
 HEARTBEAT_MISSED = "heartbeat_missed"
 OFFLINE = "offline"
 FAULTED = "faulted"
@@ -41,6 +49,7 @@ BOOT_REJECTED = "boot_rejected"
 FIRMWARE_FAILED = "firmware_failed"
 SECURITY_EVENT = "security_event"
 REMEDIATION_EXHAUSTED = "remediation_exhausted"
+METER_FROZEN = "meter_frozen"
 ALL_RULES = frozenset(
     {
         HEARTBEAT_MISSED,
@@ -52,6 +61,7 @@ ALL_RULES = frozenset(
         FIRMWARE_FAILED,
         SECURITY_EVENT,
         REMEDIATION_EXHAUSTED,
+        METER_FROZEN,
     }
 )
 SEVERITY = {
@@ -64,6 +74,7 @@ SEVERITY = {
     FIRMWARE_FAILED: "critical",
     SECURITY_EVENT: "warning",
     REMEDIATION_EXHAUSTED: "critical",
+    METER_FROZEN: "warning",
 }
 #: FirmwareStatusNotification statuses (1.6 and 2.0.1) that end an update in failure.
 FIRMWARE_FAILURES = frozenset(
@@ -89,6 +100,10 @@ class AlertRules:
     faulted_after_s: float = 300.0
     stuck_available_failures: int = 3
     uptime_target_pct: float = 97.0
+    meter_frozen_after_s: float = 900.0
+    meter_frozen_readings: int = 3
+    meter_frozen_min_power_w: float = 1000.0
+    meter_frozen_min_current_a: float = 2.0
     enabled: frozenset[str] = ALL_RULES
     severity: dict[str, str] = field(default_factory=lambda: dict(SEVERITY))
 
@@ -175,6 +190,29 @@ class UptimeMeasured:
 
 
 @dataclass(frozen=True, slots=True)
+class MeterRead:
+    """One meter reading of a port in transaction ``transaction_id`` (``at``: the reading's own timestamp;
+    None: not reported). ``evse_id`` None: the port the transaction was last read on. A 2.0.1 charging
+    state change comes as a reading without values."""
+
+    station_id: str
+    evse_id: int | None
+    transaction_id: str
+    at: float
+    energy_wh: float | None = None
+    power_w: float | None = None
+    current_a: float | None = None
+    charging_state: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionClosed:
+    station_id: str
+    evse_id: int | None
+    transaction_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class OperatorResolved:
     rule: str
     station_id: str
@@ -192,6 +230,8 @@ Event = (
     | SessionFailed
     | SessionDelivered
     | UptimeMeasured
+    | MeterRead
+    | TransactionClosed
     | OperatorResolved
 )
 
@@ -254,6 +294,8 @@ class _Port:
     faulted_since: float | None = None
     failures: int = 0
     error_code: str | None = None
+    register: RegisterWatch | None = None
+    charging_state: str | None = None
 
 
 class AlertEngine:
@@ -263,6 +305,7 @@ class AlertEngine:
         self.open: set[Key] = set()
         self._stations: dict[str, _Station] = {}
         self._ports: dict[tuple[str, int], _Port] = {}
+        self._tx_ports: dict[tuple[str, str], int] = {}  # (station, transaction) -> EVSE, while it is read
         self._timers: dict[tuple[Any, ...], float] = {}
         self._heap: list[tuple[float, int, tuple[Any, ...]]] = []
         self._seq = itertools.count()
@@ -323,6 +366,10 @@ class AlertEngine:
                     self._raise(out, UPTIME_BELOW_TARGET, station_id, evse_id, now, details)
                 else:
                     self._resolve(out, UPTIME_BELOW_TARGET, station_id, evse_id, now)
+            case MeterRead():
+                self._meter(event, now, out)
+            case TransactionClosed(station_id, evse_id, transaction_id):
+                self._closed(station_id, evse_id, transaction_id, now, out)
             case OperatorResolved(rule, station_id, evse_id):
                 self.open.discard((rule, station_id, evse_id))
         return out
@@ -360,6 +407,59 @@ class AlertEngine:
             self._cancel(("remedy", station_id, evse_id))
             self._resolve(out, FAULTED, station_id, evse_id, now)
             self._resolve(out, REMEDIATION_EXHAUSTED, station_id, evse_id, now)
+
+    def _meter(self, read: MeterRead, now: float, out: list[Effect]) -> None:
+        evse_id = read.evse_id
+        if evse_id is None:
+            evse_id = self._tx_ports.get((read.station_id, read.transaction_id))
+        if evse_id is None:
+            return  # an update without EVSE for a transaction we never saw start (e.g. after a restart)
+        port = self._port(read.station_id, evse_id)
+        watch = port.register
+        if watch is None or watch.transaction_id != read.transaction_id:
+            if watch is not None:  # the previous transaction is over (None: none yet, or an alert restored)
+                self._resolve(out, METER_FROZEN, read.station_id, evse_id, now)
+                self._tx_ports.pop((read.station_id, watch.transaction_id), None)
+            watch = port.register = RegisterWatch(read.transaction_id)
+            self._tx_ports[read.station_id, read.transaction_id] = evse_id
+            port.charging_state = None
+        if read.charging_state is not None:
+            port.charging_state = read.charging_state
+        rules = self.rules
+        if read.power_w is not None:
+            flowing = read.power_w >= rules.meter_frozen_min_power_w
+        elif read.current_a is not None:
+            flowing = read.current_a >= rules.meter_frozen_min_current_a
+        else:
+            flowing = (port.charging_state or port.status) == "Charging"
+        moved = watch.observe(read.at, read.energy_wh, flowing)
+        if moved:
+            self._resolve(out, METER_FROZEN, read.station_id, evse_id, now)
+        elif (
+            moved is False
+            and watch.stalled >= rules.meter_frozen_readings
+            and watch.stalled_for() >= rules.meter_frozen_after_s
+        ):
+            details = {
+                "transaction_id": read.transaction_id,
+                "register_wh": watch.register_wh,
+                "since": watch.since,
+                "stalled_readings": watch.stalled,
+                "power_w": read.power_w,
+                "current_a": read.current_a,
+            }
+            self._raise(out, METER_FROZEN, read.station_id, evse_id, now, details)
+
+    def _closed(self, station_id: str, evse_id: int | None, transaction_id: str, now: float, out: list[Effect]) -> None:
+        known = self._tx_ports.pop((station_id, transaction_id), None)
+        evse_id = known if evse_id is None else evse_id
+        if evse_id is None:
+            return
+        port = self._port(station_id, evse_id)
+        if port.register is not None and port.register.transaction_id != transaction_id:
+            return  # a later transaction is already being read on this port
+        port.register, port.charging_state = None, None
+        self._resolve(out, METER_FROZEN, station_id, evse_id, now)
 
     # ---- time --------------------------------------------------------------------------------------------
     def next_deadline(self) -> float | None:

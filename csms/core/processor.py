@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from csms.core.session import Staged, StationSession, Work
+from csms.core.session import CallFailed, Staged, StationSession, Work
 from csms.services.config import CsmsConfig
 from csms.services.uow import UnitOfWork
 from csms.store.models import MessageLogEntry
@@ -25,12 +25,17 @@ PRUNE_EVERY = 200
 
 
 class BatchProcessor:
+    """Runs a batch optimistically without SAVEPOINTs; if a call fails after it touched the database the
+    transaction is rolled back and the batch runs again with a SAVEPOINT per call, so the failing call rolls
+    back only itself (``retries`` counts those)."""
+
     def __init__(self, session_factory: sessionmaker[Session], config: CsmsConfig) -> None:
         self.session_factory = session_factory
         self.config = config
         self._log_rows_since_prune: dict[str, int] = {}
         self.batches = 0
         self.calls = 0
+        self.retries = 0
 
     def process(
         self, batch: Sequence[tuple[StationSession, Work]], now: float
@@ -41,25 +46,50 @@ class BatchProcessor:
         ``fail`` on its own thread.
         """
         self.batches += 1
-        results: list[tuple[StationSession, Staged | None]] = []
+        self.calls += sum(len(work.calls) for _, work in batch)
+        try:
+            return self._run(batch, now, isolate=False)
+        except CallFailed:
+            self.retries += 1
+            log.debug("a call failed in a batch of %d stations: running it again isolated", len(batch))
+        except Exception:
+            log.exception("batch of %d stations failed to commit", len(batch))
+            return [(session, None) for session, _ in batch]
+        try:
+            return self._run(batch, now, isolate=True)
+        except Exception:
+            log.exception("batch of %d stations failed to commit", len(batch))
+            return [(session, None) for session, _ in batch]
+
+    def _run(
+        self, batch: Sequence[tuple[StationSession, Work]], now: float, *, isolate: bool
+    ) -> list[tuple[StationSession, Staged | None]]:
+        """One transaction. Raises CallFailed (not isolated: a call, or a write it deferred to the flush,
+        failed) or the commit's error."""
         with self.session_factory() as db:
             uow = UnitOfWork(db)
             try:
-                for session, work in batch:
-                    self.calls += len(work.calls)
-                    results.append((session, session.handle(work, uow, now)))
-                self._prune_logs(uow)
-                uow.commit()
-            except Exception:
-                log.exception("batch of %d stations failed to commit", len(batch))
+                results: list[tuple[StationSession, Staged | None]] = [
+                    (session, session.handle(work, uow, now, isolate=isolate)) for session, work in batch
+                ]
+                try:
+                    self._write_batches(uow)
+                except Exception as exc:
+                    if isolate:
+                        raise
+                    raise CallFailed("the batch's writes failed to flush") from exc
+                db.commit()
+            except BaseException:
                 db.rollback()
-                return [(session, None) for session, _ in batch]
+                raise
         return results
 
-    def _prune_logs(self, uow: UnitOfWork) -> None:
+    def _write_batches(self, uow: UnitOfWork) -> None:
+        """The unit of work's set-based writes, then the message log pruned where it grew enough."""
         limit = self.config.message_log_per_station
         if not limit:
             uow.log_rows.clear()
+            uow.flush_batches()
             return
         for row in uow.log_rows:
             station = row["station_id"]

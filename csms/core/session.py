@@ -30,6 +30,7 @@ from csms.domain import events as ev
 from csms.ocpp import schemas
 from csms.ocpp.convert import from_posix
 from csms.ocpp.errors import ErrorKind, OcppError
+from csms.ocpp.framing import Call
 from csms.ocpp.rpc import CallCompleted, FrameRejected, IncomingCall, Outcome, PendingCall, RpcEndpoint
 from csms.ocpp.v16 import adapter as v16
 from csms.ocpp.v201 import adapter as v201
@@ -68,6 +69,12 @@ class Staged:
     #: The domain events this batch handled and the decisions taken, for observers after the commit
     #: (the alert engine). Calls that failed (CALLERROR) are not listed.
     reports: list[tuple[ev.StationReport, ev.Decision]] = field(default_factory=list)
+    #: Actions admitted because we had triggered them: each trigger admits one, once this batch committed.
+    triggers_used: set[str] = field(default_factory=set)
+
+
+class CallFailed(Exception):
+    """A call failed after it touched the database in a batch run without savepoints (see ``handle``)."""
 
 
 class StationSession:
@@ -144,8 +151,15 @@ class StationSession:
     def has_work(self) -> bool:
         return bool(self._work)
 
-    def handle(self, work: Work, uow: UnitOfWork, now: float) -> Staged:
-        """Run the work's calls through the adapter and services inside ``uow`` (not committed here)."""
+    def handle(self, work: Work, uow: UnitOfWork, now: float, *, isolate: bool = True) -> Staged:
+        """Run the work's calls through the adapter and services inside ``uow`` (not committed here).
+
+        ``isolate``: each call runs in its own SAVEPOINT, so a call that fails is answered with a CALLERROR
+        and rolls back only itself. Without it no savepoint is taken (they cost a statement each and force
+        a flush per call); a call refused before it touched the database is still answered with its
+        CALLERROR, but any later failure raises :class:`CallFailed` and the caller must roll the whole
+        transaction back and run the batch again isolated.
+        """
         uow.log_rows.extend(work.log_rows)
         for write in work.writes:
             write(uow)
@@ -153,25 +167,23 @@ class StationSession:
         when = from_posix(now)
         for incoming in work.calls:
             call = incoming.call
-            mark = uow.mark()
-            reported = len(staged.reports)
-            savepoint = uow.session.begin_nested()
             try:
-                payload = self._serve(call.action, call.payload, uow, when, staged)
-                schemas.validate(self.version, call.action, "response", payload)
-                savepoint.commit()
-                frame = self.rpc.result_frame(call, payload)
+                report = self._admit(call.action, call.payload, staged)
             except OcppError as exc:
-                savepoint.rollback()
-                uow.rollback_to(mark)
-                del staged.reports[reported:]
                 frame = self.rpc.error_frame(call, exc)
-            except Exception as exc:  # a bug or a database error must not take the connection down
-                log.exception("station %s: %s failed", self.station_id, call.action)
-                savepoint.rollback()
-                uow.rollback_to(mark)
-                del staged.reports[reported:]
+            except Exception as exc:  # a bug in an adapter must not take the connection down
+                log.exception("station %s: %s could not be translated", self.station_id, call.action)
                 frame = self.rpc.error_frame(call, OcppError(ErrorKind.INTERNAL, type(exc).__name__))
+            else:
+                if isolate:
+                    frame = self._serve_isolated(call, report, uow, when, staged)
+                else:
+                    try:
+                        payload = self._serve(call.action, report, uow, when, staged)
+                        schemas.validate(self.version, call.action, "response", payload)
+                    except Exception as exc:
+                        raise CallFailed(f"station {self.station_id}: {call.action} failed") from exc
+                    frame = self.rpc.result_frame(call, payload)
             staged.frames.append(frame)
             if self._log_enabled:
                 uow.log_rows.append(
@@ -185,15 +197,45 @@ class StationSession:
                 )
         return staged
 
-    def _serve(
-        self, action: str, payload: dict[str, Any], uow: UnitOfWork, when: datetime, staged: Staged
-    ) -> dict[str, Any]:
+    def _admit(self, action: str, payload: dict[str, Any], staged: Staged) -> ev.StationReport:
+        """Checks that need no database: registration, and the payload's translation to a domain event.
+
+        Raises:
+            OcppError: the call is refused (SecurityError before acceptance, a value the CSMS cannot use).
+        """
         registration = staged.registration or self.registration_status
         if action != "BootNotification" and registration != "Accepted":
-            if action not in self._triggered:
+            if action not in self._triggered or action in staged.triggers_used:
                 raise OcppError(ErrorKind.SECURITY, f"{action} is not allowed before the station is accepted")
-            self._triggered.discard(action)
-        report = self.adapter.to_event(action, payload)
+            staged.triggers_used.add(action)
+        return self.adapter.to_event(action, payload)
+
+    def _serve_isolated(
+        self, call: Call, report: ev.StationReport, uow: UnitOfWork, when: datetime, staged: Staged
+    ) -> str:
+        mark = uow.mark()
+        reported = len(staged.reports)
+        savepoint = uow.session.begin_nested()
+        try:
+            payload = self._serve(call.action, report, uow, when, staged)
+            schemas.validate(self.version, call.action, "response", payload)
+            savepoint.commit()
+            return self.rpc.result_frame(call, payload)
+        except OcppError as exc:
+            savepoint.rollback()
+            uow.rollback_to(mark)
+            del staged.reports[reported:]
+            return self.rpc.error_frame(call, exc)
+        except Exception as exc:  # a bug or a database error must not take the connection down
+            log.exception("station %s: %s failed", self.station_id, call.action)
+            savepoint.rollback()
+            uow.rollback_to(mark)
+            del staged.reports[reported:]
+            return self.rpc.error_frame(call, OcppError(ErrorKind.INTERNAL, type(exc).__name__))
+
+    def _serve(
+        self, action: str, report: ev.StationReport, uow: UnitOfWork, when: datetime, staged: Staged
+    ) -> dict[str, Any]:
         decision = reports.handle(
             uow, self.station_id, report, when, self.config, csms_assigns_tx_ids=self.version == OCPP16
         )
@@ -206,6 +248,7 @@ class StationSession:
         """The batch committed: release its answers."""
         if staged.registration is not None:
             self.registration_status = staged.registration
+        self._triggered -= staged.triggers_used
         self.rpc.push_frames(staged.frames)
 
     def fail(self, work: Work, reason: str) -> None:

@@ -239,7 +239,7 @@ class Gateway:
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
             now = time.time()  # after the old link's "disconnected", so the history reads in order by time
-        session.record(lambda uow: stations.connection_changed(uow.session, station_id, "connected", _dt(now)))
+        session.record(lambda uow: stations.connection_changed(uow, station_id, "connected", _dt(now)))
         self._mark(link)
         if self.observer is not None:
             self.observer.connected(station_id, version, now)
@@ -266,7 +266,7 @@ class Gateway:
         if link.timer:
             link.timer.cancel()
         link.session.record(
-            lambda uow: stations.connection_changed(uow.session, link.station_id, "disconnected", _dt(now), detail)
+            lambda uow: stations.connection_changed(uow, link.station_id, "disconnected", _dt(now), detail)
         )
         self._mark(link)
         if self.observer is not None:

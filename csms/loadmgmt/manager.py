@@ -21,8 +21,10 @@ site that is re-installed (its set-up changed) starts from what is known now.
 
 A process that starts (or restarts after a crash) knows nothing in memory: :func:`read_memory` reads what
 the store has — every site, the running transactions and plugged ports, the site meter's recent readings —
-and :meth:`LoadManager.resume` plans from it. Stations are offline (planned at their fallback) until they
-connect again; what they and the schedule report from then on refines the plan as usual.
+and :meth:`LoadManager.resume` plans from it. Stations are offline until they connect again: planned at
+their fallback, except running sessions, which may still apply a leased profile of the process before and
+are reserved at their rating until that lease is over. What they and the schedule report from then on
+refines the plan as usual.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from csms.domain import events as ev
 from csms.loadmgmt import topology as topo
+from csms.loadmgmt.compliance import Compliance
 from csms.loadmgmt.planner import Command, Planner, PlannerConfig
 from csms.loadmgmt.profiles import profile_id_of
 from csms.loadmgmt.state import Tariff
@@ -220,6 +223,8 @@ class LoadManager:
         self._dc: set[topo.EvseKey] = set()
         #: Profiles refused or not answered by the chargers (answers made moot meanwhile not counted).
         self.failed_profiles = 0
+        #: per site: stations it cannot steer and why, kept when the site's planner is rebuilt
+        self.compliance: dict[str, Compliance] = {}
 
     # ---- sites ----------------------------------------------------------------------------------------
     def install(self, setup: SiteSetup, now: float) -> list[Command]:
@@ -240,6 +245,7 @@ class LoadManager:
             config=setup.config or PlannerConfig(interval_s=setup.interval_s),
             tariff=setup.tariff,
             versions=dict(setup.versions),
+            compliance=self.compliance.setdefault(setup.site_id, Compliance()),
         )
         self.planners[setup.site_id] = planner
         out: list[Command] = []
@@ -288,6 +294,7 @@ class LoadManager:
             at, incl = min(r.at, now), r.includes_ev
             self.site_reading(r.site_id, at, power_w=r.power_w, currents_a=currents, includes_ev=incl, replan=False)
         for planner in self.planners.values():
+            planner.resumed(now)
             out += planner.replan(now)
         return self._latest(out)
 
@@ -350,9 +357,7 @@ class LoadManager:
             return self._started(station_id, report, decision, now)
         if isinstance(report, ev.TransactionUpdated):
             evse = report.evse_id or self._tx.get((station_id, report.charger_tx_id))
-            if evse:
-                self._samples(station_id, evse, report.samples, now)
-            return []
+            return self._samples(station_id, evse, report.samples, now) if evse else []
         if isinstance(report, ev.TransactionEnded):
             evse = report.evse_id or self._tx.pop((station_id, report.charger_tx_id), None)
             self._tx.pop((station_id, report.charger_tx_id), None)
@@ -361,8 +366,7 @@ class LoadManager:
             if report.evse_id == 0:
                 site = self._meter_of.get(station_id)
                 return self._station_meter(site, report.samples, now) if site is not None else []
-            self._samples(station_id, report.evse_id, report.samples, now)
-            return []
+            return self._samples(station_id, report.evse_id, report.samples, now)
         if isinstance(report, ev.StationNotice) and report.kind == "ev_charging_needs":
             return self._needs(station_id, report.data, now)
         return []
@@ -438,12 +442,12 @@ class LoadManager:
         planner = self.planner_of(key[0])
         return planner.stop(key, now) if planner else []
 
-    def _samples(self, station_id: str, evse_id: int, samples: Iterable[ev.Sample], now: float) -> None:
+    def _samples(self, station_id: str, evse_id: int, samples: Iterable[ev.Sample], now: float) -> list[Command]:
         key = (station_id, evse_id)
         known = self._sessions.get(key)
         planner = self.planner_of(station_id)
         if known is None or planner is None or key not in planner.site.index:
-            return
+            return []
         currents: list[float] = []
         power_w: float | None = None
         register: float | None = None
@@ -473,7 +477,7 @@ class LoadManager:
             phases = drawing or None
         elif power_w is not None:
             current_a = power_w / (len(evse.phases) * evse.voltage)
-        planner.evse_meter(key, now, current_a=current_a, energy_wh=energy_wh, phases_in_use=phases)
+        return planner.evse_meter(key, now, current_a=current_a, energy_wh=energy_wh, phases_in_use=phases)
 
     def _needs(self, station_id: str, data: Mapping[str, Any], now: float) -> list[Command]:
         from csms.ocpp.convert import parse_time
@@ -563,6 +567,11 @@ class LoadManager:
             last[(c.station_id, *profile_id_of(version, c.payload))] = i
         keep = set(last.values())
         return [c for i, c in enumerate(commands) if i in keep]
+
+    def summary(self, site_id: str, now: float) -> dict[str, Any]:
+        """What load management could not steer at a site: profiles rejected, stations flagged unmanaged
+        (why, when), minutes each station was planned at its fallback because it was offline."""
+        return self.compliance.get(site_id, Compliance()).summary(now)
 
     def next_deadline(self) -> float | None:
         times = [d for p in self.planners.values() if (d := p.next_deadline()) is not None]

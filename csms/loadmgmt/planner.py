@@ -15,9 +15,22 @@ A re-plan builds a :class:`SiteState` (building load estimate, sessions, EVSEs i
 site's strategy, turns the allocation into profile specs for every online EVSE, and returns only what the
 :class:`ProfileTracker` says changed. Each command's outcome comes back through :meth:`call_result`.
 
-Who is planned at a fixed current (``reserved``): every EVSE of a station that is offline or has never
-connected, at its fallback limit; an EVSE whose profile was rejected or not answered, at the larger of its
-fallback and the last limit it accepted (it may still be applying that one).
+Who is planned at a fixed current (``reserved``), counted against the tree and never steered:
+
+* every EVSE of a station that is offline or has never connected, at its fallback limit — or higher, at
+  what our last profile still lets it draw (it applies it without us) until that profile's lease is over
+  (its second period takes it to the fallback by itself, see :mod:`.profiles`) or, for a TxProfile, until
+  its transaction ends;
+* every EVSE of an *unmanaged* station (:mod:`.compliance`: it Rejected or CALLERRORed a profile, or drew
+  more than its allocation for minutes), at its worst case: ``max(rating, measured draw)``. Not the
+  measured draw alone: it is the vehicle's draw of the moment, and a car that wakes, a battery that leaves
+  its taper or the next car plugged in takes the EVSE up to its rating with no profile to stop it. The
+  measured draw counts only when it is above the rating the site was told (a wrong rating);
+* an EVSE whose profile was not answered (timeout), at the larger of its fallback and the last limit it
+  accepted (it may still be applying that one).
+
+Reserved EVSEs of online stations are still sent profiles at their fallback: a station that rejected one
+profile for a passing reason shows it is compliant again by accepting the next one.
 """
 
 from __future__ import annotations
@@ -29,12 +42,23 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from csms.loadmgmt import strategies
-from csms.loadmgmt.profiles import ACTION, ProfileSpec, ProfileTracker, Purpose, profile_id_of, to_payload
+from csms.loadmgmt.compliance import OVERDRAW, REJECTED, Compliance
+from csms.loadmgmt.profiles import (
+    ACTION,
+    ProfileSpec,
+    ProfileTracker,
+    Purpose,
+    profile_id_of,
+    to_payload,
+    transaction_of,
+)
 from csms.loadmgmt.state import Allocation, SessionState, SiteState, Tariff
 from csms.loadmgmt.topology import Evse, EvseKey, Site, phase_use
 
 #: Events that re-plan at once (``on_event``); others are refused.
-REPLAN_EVENTS = frozenset({"plug_in", "stop", "meter", "fault", "online", "offline", "needs", "rejected", "interval"})
+REPLAN_EVENTS = frozenset(
+    {"plug_in", "stop", "meter", "fault", "online", "offline", "needs", "rejected", "overdraw", "interval"}
+)
 
 
 class Command(NamedTuple):
@@ -60,6 +84,9 @@ class PlannerConfig:
     deadband_a: float = 0.5
     retry_after_s: float = 300.0
     send_station_max: bool = True
+    #: A profile carrying an allocation says: this until ``profile_lease_s``, the fallback after (renewed at
+    #: half of it). None: no lease (an offline station keeps its last allocation for as long as it is away).
+    profile_lease_s: float | None = 600.0
 
 
 @dataclass
@@ -97,8 +124,10 @@ class Planner:
         config: PlannerConfig | None = None,
         tariff: Tariff | None = None,
         versions: Mapping[str, str] | None = None,
+        compliance: Compliance | None = None,
     ) -> None:
         self.site = site
+        self.compliance = compliance if compliance is not None else Compliance()
         self.strategy_name = strategy
         self._strategy = strategies.get(strategy)
         self.config = config or PlannerConfig()
@@ -114,6 +143,9 @@ class Planner:
         self.plans = 0
         #: Profiles the chargers refused or did not answer (moot answers not counted).
         self.failed_profiles = 0
+        #: Stations that may still apply profiles of a process that ran before us (:meth:`resumed`), until when.
+        self._inherited: set[str] = set()
+        self._inherited_until = float("-inf")
 
     # ---- facts ---------------------------------------------------------------------------------------
     def station_online(self, station_id: str, now: float, version: str | None = None) -> list[Command]:
@@ -121,13 +153,26 @@ class Planner:
         if version is not None:
             self._versions[station_id] = version
         self._online.add(station_id)
+        self._inherited.discard(station_id)
+        self.compliance.online(station_id, now)
         self.tracker.forget(station_id)
         return self.on_event("online", now)
+
+    def resumed(self, now: float) -> None:
+        """This planner takes over from a process that ran before (a restart): the stations, offline until
+        they connect to us, may still apply the leased profiles it sent, which we never saw. Their running
+        sessions are reserved at the EVSE's rating until those leases are over (for good without a lease)
+        or the station connects and gets ours."""
+        self._inherited = {e.station_id for e in self.site.evses} - self._online
+        lease = self.config.profile_lease_s
+        self._inherited_until = now + lease if lease is not None else float("inf")
 
     def version_of(self, station_id: str) -> str:
         return self._versions.get(station_id, "1.6")
 
     def station_offline(self, station_id: str, now: float) -> list[Command]:
+        if station_id in self._online:
+            self.compliance.offline(station_id, now)
         self._online.discard(station_id)
         return self.on_event("offline", now)
 
@@ -147,6 +192,8 @@ class Planner:
         s.group = group if group is not None else s.group
         s.energy_needed_wh = energy_needed_wh if energy_needed_wh is not None else s.energy_needed_wh
         s.departure = departure if departure is not None else s.departure
+        if transaction_id is not None and s.transaction_id not in (None, transaction_id):
+            self.tracker.forget(key[0], key[1], Purpose.TX)  # the old transaction's profile ended with it
         s.transaction_id = transaction_id if transaction_id is not None else s.transaction_id
         return self.on_event("plug_in", now)
 
@@ -186,18 +233,28 @@ class Planner:
         current_a: float | None = None,
         energy_wh: float | None = None,
         phases_in_use: int | None = None,
-    ) -> None:
-        """An EVSE's measured current (highest phase) and energy since plug-in: used at the next plan."""
+    ) -> list[Command]:
+        """An EVSE's measured current (highest phase) and energy since plug-in: used at the next plan, except
+        when it shows the EVSE drawing more than its allocation for minutes (then it is unmanaged, re-plan)."""
         s = self._sessions.get(key)
         if s is None:
-            return
+            return []
         if energy_wh is not None:
             s.energy_wh = energy_wh
         if phases_in_use is not None:
             s.phases_in_use = phases_in_use
         if current_a is None:
-            return
+            return []
         s.measured_a = current_a
+        steered = self.last_allocation is not None and key in self.last_allocation.limits_a
+        if (
+            steered
+            and self._strategy is not None
+            and self.compliance.meter(
+                key, now, measured_a=current_a, allocated_a=s.allocated_a, limit_since=s.limit_since
+            )
+        ):
+            return self.on_event("overdraw", now)
         margin = self.config.accept_margin_a
         if s.accept_cap_a is not None and current_a >= s.accept_cap_a - margin / 2:
             s.accept_cap_a = None  # the vehicle pushes against its cap: it wants more
@@ -207,6 +264,7 @@ class Planner:
             floor = self.site.evse(key).min_current_a if key in self.site.index else 0.0
             cap = max(current_a + margin, floor)
             s.accept_cap_a = cap if cap < s.allocated_a else None
+        return []
 
     def site_meter(
         self,
@@ -238,15 +296,19 @@ class Planner:
 
     def call_result(self, command: Command, status: str, now: float) -> list[Command]:
         """The outcome of a command: the charger's ``Accepted``/``Rejected``, ``error`` (CALLERROR) or
-        ``timeout``. A failure re-plans at once with that EVSE reserved; an answer for a profile that no
-        longer matters (its transaction ended meanwhile) changes nothing."""
+        ``timeout``. A failure re-plans at once with that EVSE reserved (a Rejected or CALLERROR also makes
+        the station unmanaged, see :mod:`.compliance`). An answer for a profile that no longer matters (the
+        tracker's moot answer: a TxProfile whose transaction the CSMS saw end meanwhile) changes nothing: it
+        is neither a failure nor held against the firmware."""
         version = self._versions.get(command.station_id, "1.6")
         evse_id, profile_id = profile_id_of(version, command.payload)
-        live = self.tracker.on_response(command.station_id, evse_id, profile_id, status, now)
-        if status == "Accepted" or not live:
-            return []
-        self.failed_profiles += 1
-        return self.on_event("rejected", now)
+        tx = transaction_of(command.payload)
+        if not self.tracker.on_response(command.station_id, evse_id, profile_id, status, now, tx):
+            return []  # moot: its transaction ended meanwhile, the charger was right to refuse it
+        if status != "Accepted":
+            self.failed_profiles += 1
+        changed = self.compliance.answer(command.station_id, status, now)
+        return [] if status == "Accepted" and not changed else self.on_event("rejected", now)
 
     # ---- time ----------------------------------------------------------------------------------------
     def on_event(self, kind: str, now: float) -> list[Command]:
@@ -284,18 +346,24 @@ class Planner:
         peak = np.max(np.array([r for _, r in self._readings]), axis=0)
         return (float(peak[0]), float(peak[1]), float(peak[2]))
 
-    def reserved_a(self) -> dict[EvseKey, float]:
+    def reserved_a(self, now: float | None = None) -> dict[EvseKey, float]:
+        """EVSEs planned at a fixed per-phase current (see the module's docstring), at ``now`` (default: the
+        last plan)."""
+        if now is None:
+            now = self._last_plan if self._last_plan is not None else 0.0
         out: dict[EvseKey, float] = {}
+        bounds: dict[str, dict[int, float]] = {}
         for e in self.site.evses:
             if e.station_id not in self._online:
-                out[e.key] = e.fallback_current_a
-        # An offline station keeps applying the profiles it had (a running TxProfile may be above the fallback).
-        for station_id in {e.station_id for e in self.site.evses} - self._online:
-            for spec, held in self.tracker.held_limits(station_id):
-                key = (spec.station_id, spec.evse_id)
-                if key in out:
-                    e = self.site.evse(key)
-                    out[key] = max(out[key], held if spec.unit == "A" else held / (3 * e.voltage))
+                if e.station_id not in bounds:
+                    bounds[e.station_id] = self.tracker.applied_bounds(e.station_id, now)
+                applied = bounds[e.station_id].get(e.evse_id, 0.0)
+                applied = applied / (3 * e.voltage) if e.dc else applied
+                if e.station_id in self._inherited and e.key in self._sessions and now < self._inherited_until:
+                    applied = e.rating_a()  # a profile of the process before us, which we never saw
+                out[e.key] = max(e.fallback_current_a, applied)
+            elif self._unmanaged(e.key):
+                out[e.key] = self.worst_case_a(e)
         for spec, accepted in self.tracker.unresponsive():
             key = (spec.station_id, spec.evse_id)
             if key not in self.site.index:
@@ -304,6 +372,17 @@ class Planner:
             amps = accepted if spec.unit == "A" else (accepted or 0.0) / (3 * e.voltage)
             out[key] = max(out.get(key, 0.0), e.fallback_current_a, amps or 0.0)
         return out
+
+    def _unmanaged(self, key: EvseKey) -> bool:
+        """Flagged for overdraw, or for a rejection that still stands (a slot of the station failing)."""
+        reason = self.compliance.unmanaged(key)
+        return reason == OVERDRAW or (reason == REJECTED and self.tracker.failing(key[0]))
+
+    def worst_case_a(self, e: Evse) -> float:
+        """What an EVSE no profile holds back may draw per phase: its rating, or more if it was measured so."""
+        session = self._sessions.get(e.key)
+        measured = session.measured_a if session is not None and session.measured_a is not None else 0.0
+        return max(e.rating_a(), measured)
 
     def state(self, now: float) -> SiteState:
         sessions = {
@@ -328,7 +407,7 @@ class Planner:
             site=self.site,
             building_load_a=self.building_load_a(now),
             sessions=sessions,
-            reserved_a=self.reserved_a(),
+            reserved_a=self.reserved_a(now),
             tariff=self.tariff,
             peak_w=self.peak_w,
         )
@@ -356,7 +435,7 @@ class Planner:
         out: list[ProfileSpec] = []
         stations_done: set[str] = set()
         for e in self.site.evses:
-            if e.station_id not in self._online or e.key in state.reserved_a:
+            if e.station_id not in self._online:
                 continue
             if self.config.send_station_max and e.station_id not in stations_done:
                 stations_done.add(e.station_id)
@@ -365,7 +444,12 @@ class Planner:
                     out.append(cap)
             session = self._sessions.get(e.key)
             amps = allocation.limits_a.get(e.key)
-            if session is None or amps is None:
+            if e.key in state.reserved_a:  # not steered: the fallback, which is all it may draw once compliant
+                out.append(self._spec(e, Purpose.TX_DEFAULT, e.fallback_current_a, None))
+                tx = session.transaction_id if session is not None else None
+                if tx is not None and self._bindable(e.station_id, tx):
+                    out.append(self._spec(e, Purpose.TX, e.fallback_current_a, tx))
+            elif session is None or amps is None:
                 out.append(self._spec(e, Purpose.TX_DEFAULT, e.fallback_current_a, None))
             elif session.transaction_id is not None and self._bindable(e.station_id, session.transaction_id):
                 out.append(self._spec(e, Purpose.TX_DEFAULT, e.fallback_current_a, None))
@@ -382,9 +466,13 @@ class Planner:
     def _spec(
         self, e: Evse, purpose: Purpose, amps: float, tx: str | None, phases_in_use: int | None = None
     ) -> ProfileSpec:
+        """A profile at ``amps``, leased when that is not the fallback (see :mod:`.profiles`)."""
+        lease = self.config.profile_lease_s
         if e.dc:
-            return ProfileSpec(e.station_id, e.evse_id, purpose, e.power_w(amps), "W", None, tx)
-        return ProfileSpec(e.station_id, e.evse_id, purpose, amps, "A", e.phases_used(phases_in_use), tx)
+            fallback_w = e.power_w(e.fallback_current_a)
+            return ProfileSpec(e.station_id, e.evse_id, purpose, e.power_w(amps), "W", None, tx, fallback_w, lease)
+        phases = e.phases_used(phases_in_use)
+        return ProfileSpec(e.station_id, e.evse_id, purpose, amps, "A", phases, tx, e.fallback_current_a, lease)
 
     def station_cap(self, station_id: str) -> ProfileSpec | None:
         """The station-wide cap: the tightest per-phase limit of the nodes above the station, when it is

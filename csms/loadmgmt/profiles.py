@@ -11,9 +11,12 @@ Profile scheme (both versions)
   (idle ones at their fallback limit, so a car that plugs in starts there until the next plan).
   A station-wide ChargePointMaxProfile / ChargingStationMaxProfile caps the station at what the tightest
   node above it allows, a safety net that holds even when the CSMS is gone.
-* Absolute kind, ``startSchedule`` = ``validFrom`` = now, one period from 0, no ``validTo``: the limit
-  holds until replaced (a TxProfile also ends with its transaction). Unit A with ``numberPhases`` for AC,
-  W for DC. Limits are rounded *down* (0.1 A, 1 W): rounding never takes a charger over its allocation.
+* Absolute kind, ``startSchedule`` = ``validFrom`` = now, no ``validTo``. A profile that carries an
+  allocation is *leased*: its allocation from 0, then the EVSE's fallback from ``lease_s`` on, so a station
+  that loses the CSMS falls back by itself once the lease is over (the planner reserves the allocation
+  until then, the fallback after), and the tracker renews it at half the lease. A profile at the fallback
+  has one period. Unit A with ``numberPhases`` for AC, W for DC. Limits are rounded *down* (0.1 A, 1 W):
+  rounding never takes a charger over its allocation.
 """
 
 from __future__ import annotations
@@ -55,6 +58,16 @@ class ProfileSpec:
     unit: str = "A"  # A | W
     number_phases: int | None = None
     transaction_id: str | None = None
+    #: The limit from ``lease_s`` on (None: ``limit`` holds until replaced).
+    fallback: float | None = None
+    lease_s: float | None = None
+
+    @property
+    def leased(self) -> bool:
+        """The schedule changes to ``fallback`` after the lease (the limit is not the fallback already)."""
+        if self.fallback is None or self.lease_s is None:
+            return False
+        return round_limit(self.fallback, self.unit) != round_limit(self.limit, self.unit)
 
     @property
     def profile_id(self) -> int:
@@ -87,6 +100,11 @@ def to_payload(version: str, spec: ProfileSpec, now: float) -> dict[str, Any]:
     period: dict[str, Any] = {"startPeriod": 0, "limit": limit}
     if spec.unit == "A" and spec.number_phases is not None:
         period["numberPhases"] = spec.number_phases
+    periods = [period]
+    if spec.leased:
+        assert spec.fallback is not None and spec.lease_s is not None
+        after = {**period, "startPeriod": int(spec.lease_s), "limit": round(round_limit(spec.fallback, spec.unit), 1)}
+        periods.append(after)
     if spec.purpose is Purpose.TX and spec.transaction_id is None:
         raise ValueError(f"a TxProfile needs a transaction id ({spec.station_id} EVSE {spec.evse_id})")
     start = _iso(now)
@@ -100,7 +118,7 @@ def to_payload(version: str, spec: ProfileSpec, now: float) -> dict[str, Any]:
             "chargingSchedule": {
                 "chargingRateUnit": spec.unit,
                 "startSchedule": start,
-                "chargingSchedulePeriod": [period],
+                "chargingSchedulePeriod": periods,
             },
         }
         if spec.purpose is Purpose.TX:
@@ -121,7 +139,7 @@ def to_payload(version: str, spec: ProfileSpec, now: float) -> dict[str, Any]:
                     "id": spec.profile_id,
                     "chargingRateUnit": spec.unit,
                     "startSchedule": start,
-                    "chargingSchedulePeriod": [period],
+                    "chargingSchedulePeriod": periods,
                 }
             ],
         }
@@ -139,6 +157,13 @@ def profile_id_of(version: str, payload: dict[str, Any]) -> tuple[int, int]:
     return payload["evseId"], payload["chargingProfile"]["id"]
 
 
+def transaction_of(payload: dict[str, Any]) -> str | None:
+    """The transaction a payload built by :func:`to_payload` binds its profile to (None: not a TxProfile)."""
+    profile = payload.get("csChargingProfiles") or payload.get("chargingProfile") or {}
+    tx = profile.get("transactionId")
+    return None if tx is None else str(tx)
+
+
 @dataclass
 class _Slot:
     spec: ProfileSpec
@@ -146,6 +171,14 @@ class _Slot:
     at: float
     #: The last limit the charger accepted in this slot (None: none yet).
     accepted_limit: float | None = None
+    #: When the charger stops applying ``accepted_limit`` by itself (its lease ends; inf: never).
+    accepted_until: float = float("inf")
+    #: When the last sent profile was sent (``at`` moves on a failure).
+    sent_at: float = 0.0
+    #: The charger's answer to it (None: none yet); after a timeout it may have arrived.
+    answer: str | None = None
+    #: A failure since the last Accepted answer (a re-send does not clear it; an Accepted does).
+    failing: bool = False
 
 
 @dataclass
@@ -171,9 +204,11 @@ class ProfileTracker:
             if slot is None or self._differs(slot, spec, now):
                 out.append(spec)
                 accepted = slot.accepted_limit if slot is not None else None
+                until = slot.accepted_until if slot is not None else float("inf")
                 if slot is not None and (slot.spec.transaction_id != spec.transaction_id):
                     accepted = None
-                self._slots[spec.slot] = _Slot(spec, "pending", now, accepted)
+                failing = slot is not None and slot.failing
+                self._slots[spec.slot] = _Slot(spec, "pending", now, accepted, until, now, failing=failing)
         return out
 
     def _differs(self, slot: _Slot, spec: ProfileSpec, now: float) -> bool:
@@ -190,22 +225,42 @@ class ProfileTracker:
         new_limit, old_limit = round_limit(spec.limit, spec.unit), round_limit(old.limit, old.unit)
         if (new_limit == 0) != (old_limit == 0) or new_limit < old_limit:
             return True
+        if spec.leased != old.leased or (spec.leased and now >= slot.sent_at + (spec.lease_s or 0.0) / 2):
+            return True  # renew the lease at half its length
         band = self.deadband_a if spec.unit == "A" else self.deadband_w
         return new_limit - old_limit > band
 
-    def on_response(self, station_id: str, evse_id: int, profile_id: int, status: str, now: float) -> bool:
-        """``status``: the charger's ``Accepted`` / ``Rejected``, or ``error`` (CALLERROR) / ``timeout``.
+    def on_response(
+        self,
+        station_id: str,
+        evse_id: int,
+        profile_id: int,
+        status: str,
+        now: float,
+        transaction_id: str | None = None,
+    ) -> bool:
+        """``status``: the charger's ``Accepted`` / ``Rejected``, or ``error`` (CALLERROR) / ``timeout``;
+        ``transaction_id``: the one the answered TxProfile was bound to.
 
-        Returns False for a moot answer: its slot was forgotten since it was sent (typically a TxProfile
-        that crossed the end of its transaction, which the charger rightly rejects)."""
+        Returns False, changing nothing, for a moot answer: the answered profile is no longer what its slot
+        holds — the slot was forgotten since it was sent (the transaction ended, the station reconnected) or
+        now holds another transaction's TxProfile. Typically a TxProfile that crossed the end of its
+        transaction, which the charger rightly rejects: that says nothing about the charger."""
         for key, slot in self._slots.items():
             if key[0] == station_id and key[1] == evse_id and slot.spec.profile_id == profile_id:
+                if transaction_id is not None and slot.spec.transaction_id != transaction_id:
+                    return False
                 if status == "Accepted":
                     slot.status = "accepted"
+                    slot.failing = False
                     slot.accepted_limit = round_limit(slot.spec.limit, slot.spec.unit)
+                    spec = slot.spec
+                    slot.accepted_until = slot.sent_at + (spec.lease_s or 0.0) if spec.leased else float("inf")
                 else:
                     slot.status = "failed"
+                    slot.failing = True
                     slot.at = now
+                slot.answer = status
                 return True
         return False
 
@@ -216,25 +271,33 @@ class ProfileTracker:
                 del self._slots[key]
 
     def unresponsive(self) -> list[tuple[ProfileSpec, float | None]]:
-        """Per-EVSE profiles whose last attempt failed, with the limit the slot last accepted (None: none)."""
+        """Per-EVSE profiles that failed since their last Accepted answer (a re-send may be on its way), with
+        the limit the slot last accepted (None: none)."""
         return [
-            (slot.spec, slot.accepted_limit)
-            for slot in self._slots.values()
-            if slot.status == "failed" and slot.spec.evse_id > 0
+            (slot.spec, slot.accepted_limit) for slot in self._slots.values() if slot.failing and slot.spec.evse_id > 0
         ]
 
-    def held_limits(self, station_id: str) -> list[tuple[ProfileSpec, float]]:
-        """Per-EVSE limits the station may be applying: the last accepted one of each slot, or the one sent
-        and not answered yet when it is higher (the station may have applied it)."""
-        out = []
-        for key, slot in self._slots.items():
-            if key[0] != station_id or slot.spec.evse_id <= 0:
+    def applied_bounds(self, station_id: str, now: float) -> dict[int, float]:
+        """Per EVSE of a station that can no longer be told anything (offline), the highest limit it may
+        still be applying now by our profiles (spec unit): an accepted one whose lease is not over, or one
+        sent but not answered (it may have arrived). EVSEs absent: none applies beyond the fallback."""
+        out: dict[int, float] = {}
+        for (station, evse_id, _), slot in self._slots.items():
+            if station != station_id or evse_id <= 0:
                 continue
-            sent = round_limit(slot.spec.limit, slot.spec.unit) if slot.status == "pending" else None
-            held = max((x for x in (slot.accepted_limit, sent) if x is not None), default=None)
-            if held is not None:
-                out.append((slot.spec, held))
+            bounds = []
+            if slot.accepted_limit is not None and now < slot.accepted_until:
+                bounds.append(slot.accepted_limit)
+            spec = slot.spec
+            if slot.answer in (None, "timeout") and (not spec.leased or now < slot.sent_at + (spec.lease_s or 0.0)):
+                bounds.append(round_limit(spec.limit, spec.unit))
+            if bounds:
+                out[evse_id] = max(out.get(evse_id, 0.0), *bounds)
         return out
+
+    def failing(self, station_id: str) -> bool:
+        """Whether any of the station's profiles failed since it was last accepted."""
+        return any(slot.failing for key, slot in self._slots.items() if key[0] == station_id)
 
     def retry_deadline(self) -> float | None:
         times = [s.at + self.retry_after_s for s in self._slots.values() if s.status == "failed"]

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from csms.alerts import engine as al
+from csms.alerts.meter import Reading, readings
 from csms.domain import events as ev
 from csms.ocpp.convert import from_posix
 from csms.services import alerts
@@ -183,21 +184,46 @@ def report_events(
                 events.append(al.SecurityEvent(station_id, kind, report.data.get("techInfo")))
             case ev.TransactionEnded():
                 ended.append(report.charger_tx_id)
+            case ev.TransactionStarted() | ev.TransactionUpdated() | ev.MeterValuesReported():
+                events += meter_reads(station_id, report, decision)
     return events, ended
 
 
+def meter_reads(
+    station_id: str,
+    report: ev.TransactionStarted | ev.TransactionUpdated | ev.MeterValuesReported,
+    decision: ev.Decision,
+) -> list[al.Event]:
+    """A transaction's meter readings (the meter-frozen rule's input); readings outside a transaction are not."""
+    tx_id = report.charger_tx_id
+    if tx_id is None and isinstance(decision, ev.TransactionAck) and decision.transaction_id:
+        tx_id = str(decision.transaction_id)  # 1.6 StartTransaction: the id we assigned
+    if tx_id is None:
+        return []
+    reads = readings(report.samples)
+    if isinstance(report, ev.TransactionStarted) and report.meter_start_wh is not None and not reads:
+        reads = [Reading(report.timestamp.timestamp(), report.meter_start_wh, None, None)]
+    state = report.charging_state if isinstance(report, ev.TransactionUpdated) else None
+    if state is not None and not reads:  # a charging state change without values
+        reads = [Reading(report.timestamp.timestamp(), None, None, None)]
+    return [
+        al.MeterRead(station_id, report.evse_id, tx_id, r.at, r.energy_wh, r.power_w, r.current_a, state) for r in reads
+    ]
+
+
 def session_outcomes(db: Session, station_id: str, charger_tx_ids: list[str]) -> list[al.Event]:
-    """Ended transactions as SessionDelivered / SessionFailed (the stuck-Available rule's input)."""
+    """Ended transactions: TransactionClosed, and SessionDelivered / SessionFailed (the stuck-Available rule's
+    input)."""
     rows = db.scalars(
         select(Transaction).where(Transaction.station_id == station_id, Transaction.charger_tx_id.in_(charger_tx_ids))
     )
-    return [
-        al.SessionDelivered(station_id, tx.evse_id)
-        if tx.energy_wh >= MIN_SESSION_WH
-        else al.SessionFailed(station_id, tx.evse_id)
-        for tx in rows
-        if tx.evse_id is not None
-    ]
+    events: list[al.Event] = []
+    for tx in rows:
+        events.append(al.TransactionClosed(station_id, tx.evse_id, tx.charger_tx_id))
+        if tx.evse_id is not None:
+            delivered = tx.energy_wh >= MIN_SESSION_WH
+            events.append((al.SessionDelivered if delivered else al.SessionFailed)(station_id, tx.evse_id))
+    return events
 
 
 def store_effects(db: Session, effects: list[al.Effect]) -> None:

@@ -21,6 +21,7 @@ THRESHOLDS = {
     "heartbeat_missed": "heartbeat_grace_s",
     "stuck_available": "stuck_available_failures",
     "uptime_below_target": "uptime_target_pct",
+    "meter_frozen": "meter_frozen_after_s",
 }
 SEVERITIES = ("info", "warning", "critical")
 

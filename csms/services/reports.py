@@ -22,7 +22,7 @@ def handle(
     db = uow.session
     match report:
         case ev.HeartbeatReceived():
-            stations.seen(db, station_id, now)
+            stations.seen(uow, station_id, now)
             return ev.TimeNow(now)
         case ev.StatusReported():
             stations.status(db, station_id, report, now)

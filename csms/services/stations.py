@@ -13,6 +13,7 @@ from csms.services import diagnostics
 from csms.services.config import CsmsConfig
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.services.passwords import hash_password
+from csms.services.uow import UnitOfWork
 from csms.store.models import ConnectionEvent, Connector, StationEvent, StationVariable, StatusChange
 from csms.store.models import Station as StationRow
 
@@ -128,10 +129,9 @@ def boot(db: Session, station_id: str, report: ev.BootReported, now: datetime, c
     return ev.BootDecision(status, interval, now)
 
 
-def seen(db: Session, station_id: str, now: datetime) -> None:
-    row = db.get(StationRow, station_id)
-    if row is not None:
-        row.last_seen_at = now
+def seen(uow: UnitOfWork, station_id: str, now: datetime) -> None:
+    """The station showed it is alive; written for the whole batch at once (:meth:`UnitOfWork.flush_batches`)."""
+    uow.seen.append((station_id, now))
 
 
 def status(db: Session, station_id: str, report: ev.StatusReported, now: datetime) -> None:
@@ -223,7 +223,7 @@ def vendor_data(
     return ev.DataTransferDecision("UnknownMessageId")
 
 
-def connection_changed(db: Session, station_id: str, kind: str, now: datetime, detail: str | None = None) -> None:
-    db.add(ConnectionEvent(station_id=station_id, kind=kind, at=now, detail=detail))
+def connection_changed(uow: UnitOfWork, station_id: str, kind: str, now: datetime, detail: str | None = None) -> None:
+    uow.session.add(ConnectionEvent(station_id=station_id, kind=kind, at=now, detail=detail))
     if kind == "connected":
-        seen(db, station_id, now)
+        seen(uow, station_id, now)

@@ -11,8 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, case, select
+from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from csms.domain import events as ev
 from csms.ocpp.convert import energy_to_wh
@@ -94,35 +96,104 @@ def _record_event(
     tx.last_seq_no = seq_no if tx.last_seq_no is None else max(tx.last_seq_no, seq_no)
 
 
+def _queue_samples(
+    uow: UnitOfWork, station_id: str, evse_id: int, samples: tuple[ev.Sample, ...], tx_id: int | None
+) -> None:
+    uow.meter_rows.extend(
+        {
+            "station_id": station_id,
+            "transaction_id": tx_id,
+            "evse_id": evse_id,
+            "timestamp": s.timestamp,
+            "measurand": s.measurand,
+            "phase": s.phase,
+            "location": s.location,
+            "context": s.context,
+            "unit": s.unit,
+            "value": s.value,
+        }
+        for s in samples
+    )
+
+
+def _register_readings(samples: tuple[ev.Sample, ...]) -> list[tuple[datetime, float]]:
+    """The energy-register readings among ``samples`` (timestamp, Wh), in the order given."""
+    readings = []
+    for s in samples:
+        if s.measurand == ev.ENERGY_REGISTER and s.phase is None:
+            wh = energy_to_wh(s.value, s.unit)
+            if wh is not None:
+                readings.append((s.timestamp, wh))
+    return readings
+
+
 def record_samples(
     uow: UnitOfWork, station_id: str, evse_id: int, samples: tuple[ev.Sample, ...], tx: Transaction | None
 ) -> None:
     """Queue samples for the batch insert and move the transaction's energy register."""
-    for s in samples:
-        uow.meter_rows.append(
-            {
-                "station_id": station_id,
-                "transaction_id": tx.id if tx else None,
-                "evse_id": evse_id,
-                "timestamp": s.timestamp,
-                "measurand": s.measurand,
-                "phase": s.phase,
-                "location": s.location,
-                "context": s.context,
-                "unit": s.unit,
-                "value": s.value,
-            }
-        )
-        if tx is None or s.measurand != ev.ENERGY_REGISTER or s.phase is not None:
-            continue
-        wh = energy_to_wh(s.value, s.unit)
-        if wh is None:
-            continue
+    _queue_samples(uow, station_id, evse_id, samples, tx.id if tx else None)
+    if tx is None:
+        return
+    for timestamp, wh in _register_readings(samples):
         # Samples can arrive out of order (offline replay): the earliest is the start, the latest the end.
-        if not tx.meter_start_explicit and (tx.meter_start_at is None or s.timestamp < tx.meter_start_at):
-            tx.meter_start_wh, tx.meter_start_at = wh, s.timestamp
-        if tx.last_meter_at is None or s.timestamp >= tx.last_meter_at:
-            tx.last_meter_wh, tx.last_meter_at = wh, s.timestamp
+        if not tx.meter_start_explicit and (tx.meter_start_at is None or timestamp < tx.meter_start_at):
+            tx.meter_start_wh, tx.meter_start_at = wh, timestamp
+        if tx.last_meter_at is None or timestamp >= tx.last_meter_at:
+            tx.last_meter_wh, tx.last_meter_at = wh, timestamp
+
+
+def _register_statements() -> tuple[Any, Any]:
+    """Built once: constructing the statements per call costs more than running them."""
+    table = Transaction.__table__
+    at_type = table.c.last_meter_at.type
+    first_at, last_at = bindparam("first_at", type_=at_type), bindparam("last_at", type_=at_type)
+    this_tx = (table.c.id == bindparam("of_tx")) & (table.c.station_id == bindparam("of_station"))
+    moves_start = ~table.c.meter_start_explicit & (
+        table.c.meter_start_at.is_(None) | (table.c.meter_start_at > first_at)
+    )
+    moves_last = table.c.last_meter_at.is_(None) | (table.c.last_meter_at <= last_at)
+    move = (
+        sql_update(table)
+        .where(this_tx)
+        .values(
+            meter_start_wh=case((moves_start, bindparam("first_wh")), else_=table.c.meter_start_wh),
+            meter_start_at=case((moves_start, first_at), else_=table.c.meter_start_at),
+            last_meter_wh=case((moves_last, bindparam("last_wh")), else_=table.c.last_meter_wh),
+            last_meter_at=case((moves_last, last_at), else_=table.c.last_meter_at),
+        )
+    )
+    return move, select(table.c.id).where(this_tx)
+
+
+_MOVE_REGISTER, _TX_OF_STATION = _register_statements()
+
+
+def _record_samples_by_id(
+    uow: UnitOfWork, station_id: str, evse_id: int, samples: tuple[ev.Sample, ...], tx_id: int
+) -> None:
+    """:func:`record_samples` for a transaction known only by id, without loading its row: one UPDATE moves
+    the energy register in SQL (same rules) and its row count tells whether the transaction is this
+    station's."""
+    readings = _register_readings(samples)
+    connection = uow.session.connection()
+    if readings:
+        first = min(readings, key=lambda r: r[0])  # the first of the earliest, as row-by-row updates would
+        last = readings[0]
+        for reading in readings:
+            if reading[0] >= last[0]:
+                last = reading
+        params = {
+            "of_tx": tx_id,
+            "of_station": station_id,
+            "first_at": first[0],
+            "first_wh": first[1],
+            "last_at": last[0],
+            "last_wh": last[1],
+        }
+        found = connection.execute(_MOVE_REGISTER, params).rowcount > 0
+    else:
+        found = connection.execute(_TX_OF_STATION, {"of_tx": tx_id, "of_station": station_id}).first() is not None
+    _queue_samples(uow, station_id, evse_id, samples, tx_id if found else None)
 
 
 def start(uow: UnitOfWork, station_id: str, report: ev.TransactionStarted, now: datetime) -> ev.TransactionAck:
@@ -249,6 +320,11 @@ def meter_values(
         sites.record_station_meter(uow, station_id, report.samples, received)
     tx: Transaction | None = None
     if report.charger_tx_id is not None and csms_assigned:
+        tx_id = int(report.charger_tx_id)
+        if db.identity_map.get(identity_key(Transaction, tx_id)) is None:
+            # Not loaded in this transaction (the usual case): no need to load it (a SELECT and an ORM flush).
+            _record_samples_by_id(uow, station_id, report.evse_id, report.samples, tx_id)
+            return
         tx = _by_csms_id(db, station_id, report.charger_tx_id)
     elif report.evse_id > 0:
         tx = db.scalars(

@@ -143,8 +143,13 @@ class InProcessLink:
     def _to_csms(self, frame: str) -> None:
         if self.session is None:
             return
-        self.send_from_csms(self.csms.deliver(self.session, frame, self.now()))
-        self._csms_alarm.arm(self.session.next_deadline() if self.session else None)
+        self.csms.deliver(
+            self.session, frame, self.now(), lambda frames, session=self.session: self._answer(session, frames)
+        )
+
+    def _answer(self, session: StationSession, frames: list[str]) -> None:
+        if self.session is session:  # else the connection closed before the commit: the answers die with it
+            self.send_from_csms(frames)
 
     def _to_charger(self, frame: str) -> None:
         self.charger.receive_frame(frame, self.now())

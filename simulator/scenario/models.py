@@ -176,6 +176,9 @@ class ChargerGroup(_Model):
     #: Site phase of single-phase chargers: L1, L2, L3, or ``rotate`` (L1, L2, L3, L1 … across the group).
     phase: Literal["L1", "L2", "L3", "rotate"] | None = None
     password: str | None = None
+    #: The firmware's treatment of charging profiles: obeys them, answers them Rejected, or accepts and
+    #: ignores them (keeps drawing its rating).
+    smart_charging: Literal["compliant", "reject", "ignore"] = "compliant"
 
     @model_validator(mode="after")
     def _electrical_defaults(self) -> ChargerGroup:
@@ -519,6 +522,8 @@ class AlertSettings(_Model):
     offline_after: PositiveDuration = 600.0
     faulted_after: PositiveDuration = 300.0
     stuck_available_failures: Annotated[int, Field(ge=1)] = 3
+    meter_frozen_after: PositiveDuration = 900.0
+    meter_frozen_readings: Annotated[int, Field(ge=1)] = 3
     remediation_after: PositiveDuration | None = None
     remediation_max_per_day: Annotated[int, Field(ge=0)] = 2
     within: PositiveDuration = 900.0

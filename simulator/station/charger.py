@@ -56,7 +56,7 @@ from simulator.station.auth import IdTokenInfo, LocalAuthorization
 from simulator.station.config import Configuration
 from simulator.station.connector import PREPARING, Connector, ConnectorError, ConnectorSpec
 from simulator.station.offline_queue import OfflineQueue, QueuedMessage
-from simulator.station.smart_charging import ProfileStore, RateUnit
+from simulator.station.smart_charging import Firmware, ProfileStatus, ProfileStore, RateUnit, SetProfileOutcome
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 
@@ -165,6 +165,8 @@ class Charger:
         queue_capacity: transaction messages kept while offline.
         reset_delay_s: from a Reset's answer to going down; ``reboot_s``: from going down to reconnecting.
         boot_retry_s: retry after a BootNotification failed, or was answered with interval 0.
+        smart_charging: whether the firmware obeys charging profiles (``compliant``), answers them
+            Rejected (``reject``) or accepts and ignores them (``ignore``).
     """
 
     def __init__(
@@ -182,6 +184,7 @@ class Charger:
         reset_delay_s: float = 1.0,
         reboot_s: float = 10.0,
         boot_retry_s: float = 60.0,
+        smart_charging: Firmware | str = Firmware.COMPLIANT,
     ) -> None:
         specs = [ConnectorSpec() for _ in range(connectors)] if isinstance(connectors, int) else list(connectors)
         self.station_id = station_id
@@ -197,6 +200,7 @@ class Charger:
         self.auth = LocalAuthorization()
         self.auth.local_list.max_length = self.config.integer("local_list_max")
         self.profiles = ProfileStore(len(specs))
+        self.smart_charging = Firmware(smart_charging)
         self.queue = OfflineQueue(queue_capacity)
         self.transactions: dict[int, Transaction] = {}  # by connector
         self.history: list[Transaction] = []  # every transaction started: the twin's ground truth
@@ -686,7 +690,7 @@ class Charger:
         c.finishing = False
         c.evse_suspended = False
         self.profiles.start_transaction(c.connector_id, tx.transaction_id or f"pending-{tx.key}", now)
-        if start.profile is not None:
+        if start.profile is not None and self.smart_charging is not Firmware.REJECT:
             self.protocol.install_remote_profile(tx, start.profile, now)
         interval = self.config.integer("sample_interval")
         tx.next_sample_at = now + interval if interval > 0 else None
@@ -939,8 +943,19 @@ class Charger:
         return "Unlocked"
 
     # ==== smart charging ===================================================================================
+    def set_charging_profile(self, install: Callable[[], SetProfileOutcome], now: float) -> SetProfileOutcome:
+        """Run the version's ``install`` of a SetChargingProfile, unless the firmware rejects them all."""
+        if self.smart_charging is Firmware.REJECT:
+            return _FIRMWARE_REJECTS
+        outcome = install()
+        self.profiles_changed(now)
+        return outcome
+
     def limit_w(self, connector_id: int, now: float) -> float | None:
-        """The charging-profile limit in force on the connector [W], None when no profile limits it."""
+        """The charging-profile limit in force on the connector [W], None when no profile limits it (or the
+        firmware ignores profiles)."""
+        if self.smart_charging is Firmware.IGNORE:
+            return None
         spec = self.connectors[connector_id].spec
         limit = self.profiles.limit_at(
             connector_id, now, unit=RateUnit.W, volts_per_phase=spec.voltage_v, phases=1 if spec.dc else spec.phases
@@ -980,6 +995,9 @@ class Charger:
 
     def status(self, connector_id: int) -> str:
         return self.connectors[connector_id].status
+
+
+_FIRMWARE_REJECTS = SetProfileOutcome(ProfileStatus.REJECTED, None, "NotSupported", "smart charging is off")
 
 
 @dataclass(frozen=True, slots=True)

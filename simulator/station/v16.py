@@ -253,8 +253,7 @@ class Protocol(ProtocolBase):
         return {"status": "Accepted"}
 
     def set_charging_profile(self, p: dict[str, Any], now: float) -> dict[str, Any]:
-        outcome = self.charger.profiles.set_charging_profile_v16(p, now)
-        self.charger.profiles_changed(now)
+        outcome = self.charger.set_charging_profile(lambda: self.charger.profiles.set_charging_profile_v16(p, now), now)
         return set_charging_profile_response_v16(outcome)
 
     def clear_charging_profile(self, p: dict[str, Any], now: float) -> dict[str, Any]:

@@ -365,8 +365,8 @@ class Protocol(ProtocolBase):
         return {"status": "Accepted"}
 
     def set_charging_profile(self, p: dict[str, Any], now: float) -> dict[str, Any]:
-        outcome = self.charger.profiles.set_charging_profile_v201(p, now)
-        self.charger.profiles_changed(now)
+        profiles = self.charger.profiles
+        outcome = self.charger.set_charging_profile(lambda: profiles.set_charging_profile_v201(p, now), now)
         return set_charging_profile_response_v201(outcome)
 
     def clear_charging_profile(self, p: dict[str, Any], now: float) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from csms.alerts import AlertEngine, AlertRules
 from csms.domain import events as ev
 from csms.runtime.monitor import Monitor
 from csms.services import alerts, stations, uptime
+from csms.services.uow import UnitOfWork
 from csms.uptime import Period
 
 START = datetime(2026, 1, 15, 22, 0, tzinfo=UTC)
@@ -25,8 +26,9 @@ async def test_missed_heartbeats_are_stored_as_alert_and_outage(session_factory)
     with session_factory() as db:
         stations.provision(db, "cp-1", ocpp_version="1.6", password=None, now=START)
         stations.status(db, "cp-1", ev.StatusReported(1, 1, "Available", START), START)
-        stations.connection_changed(db, "cp-1", "connected", START)
-        db.commit()
+        uow = UnitOfWork(db)
+        stations.connection_changed(uow, "cp-1", "connected", START)
+        uow.commit()
     clock = FakeClock()
     woken: list[int] = []
     monitor = Monitor(

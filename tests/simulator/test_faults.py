@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from csms.alerts import engine as al
+from csms.services import alerts
 from simulator.report import build
 from simulator.runner import VirtualRun
 from simulator.scenario.loader import load_scenario
@@ -18,8 +19,14 @@ SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "faults.yaml"
 
 
 @pytest.fixture(scope="module")
-def report() -> dict:
-    return build(VirtualRun(load_scenario(SCENARIO), scenario_file=str(SCENARIO)).run())
+def run_and_report() -> tuple[VirtualRun, dict]:
+    run = VirtualRun(load_scenario(SCENARIO), scenario_file=str(SCENARIO))
+    return run, build(run.run())
+
+
+@pytest.fixture(scope="module")
+def report(run_and_report) -> dict:
+    return run_and_report[1]
 
 
 def test_faults_scenario_meets_its_expectations(report):
@@ -27,12 +34,12 @@ def test_faults_scenario_meets_its_expectations(report):
     assert report["uptime"]["max_error_pp"] <= 0.1
     assert {p["port"] for p in report["uptime"]["ports"]} >= {"ac-1/1", "dc-2/1"}
     alerts = report["alerts"]
-    assert alerts["injected"] == 7 and alerts["missed"] == alerts["late"] == alerts["false"] == 0
+    assert alerts["injected"] == 8 and alerts["missed"] == alerts["late"] == alerts["false"] == 0
     assert report["transactions"]["lost"] == 0 and report["transactions"]["duplicated"] == 0
 
 
 def test_every_fault_kind_was_injected_and_its_rule_fired(report):
-    per_fault = {f["kind"]: f for f in report["alerts"]["per_fault"]}
+    per_fault = {f["kind"]: f for f in report["alerts"]["per_fault"]}  # the last of each kind
     assert set(per_fault) == {
         "connector_fault",
         "power_loss",
@@ -42,11 +49,31 @@ def test_every_fault_kind_was_injected_and_its_rule_fired(report):
         "stuck_available",
     }
     assert per_fault["stuck_available"]["rule"] == al.STUCK_AVAILABLE
+    assert per_fault["meter_freeze"]["rule"] == al.METER_FROZEN
     assert all(f["outcome"] in ("on_time", "not_applicable") for f in report["alerts"]["per_fault"])
     # The faults really took ports down: the CSMS saw outages on the faulted, unpowered, unlinked, stuck ports.
     pct = {p["port"]: p["csms_pct"] for p in report["uptime"]["ports"]}
     for port in ("ac-1/1", "ac-2/1", "ac-4/1", "dc-1/1", "dc-2/1"):
         assert pct[port] < 100.0, port
+
+
+def test_frozen_meters_are_alerted_within_the_rules_bound_and_cleared_when_they_move_again(run_and_report):
+    run, report = run_and_report
+    freezes = [f for f in report["alerts"]["per_fault"] if f["kind"] == "meter_freeze"]
+    # One 1.6 and one 2.0.1 charger; 5 min and 3 readings at 60 s: within 6 min of the freeze (+ link latency).
+    assert {f["station_id"] for f in freezes} == {"ac-3", "dc-3"}
+    assert all(f["outcome"] == "on_time" and 300 < f["alert_after_s"] <= f["within_s"] <= 361 for f in freezes)
+    with run.csms.session_factory() as db:
+        rows = [a for a in alerts.list_alerts(db) if a.rule == al.METER_FROZEN]
+    assert sorted((a.station_id, a.evse_id) for a in rows) == [("ac-3", 1), ("dc-3", 1)]
+    for alert in rows:
+        fault = next(f for f in freezes if f["station_id"] == alert.station_id)
+        thawed = next(
+            i["end"] for i in run.truth.injected if i["kind"] == "meter_freeze" and i["station_id"] == alert.station_id
+        )
+        # Cleared by the first reading after the freeze ends (readings every 60 s).
+        assert alert.resolved_at is not None and 0 < alert.resolved_at.timestamp() - thawed <= 61
+        assert alert.raised_at.timestamp() - run.epoch == pytest.approx(fault["at_s"] + fault["alert_after_s"], abs=0.1)
 
 
 def test_firmware_hooks_power_loss_duration_stuck_and_reboot_callback():

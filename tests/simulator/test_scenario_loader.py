@@ -263,3 +263,20 @@ def test_managed_site_needs_a_limit_and_chargers_above_the_minimum(tmp_path: Pat
     assert_issue(err, tmp_path, 8, "csms.load_management.strategy", "expected a site limit")
     err = load_text(tmp_path, MANAGED.replace("max_kw: 7.4, phases: 1, phase: L2", "max_kw: 1.2, phases: 1, phase: L2"))
     assert_issue(err, tmp_path, 17, "chargers[1].max_kw", "expected chargers rated above min_current_a (6 A)")
+
+
+def test_charger_firmware_smart_charging_behaviour(tmp_path: Path) -> None:
+    flagged = GOOD.replace("max_kw: 22}", "max_kw: 22, smart_charging: ignore}")
+    scenario = parse_scenario(flagged)
+    assert [g.smart_charging for g in scenario.chargers] == ["ignore", "compliant"]
+    err = load_text(tmp_path, GOOD.replace("max_kw: 22}", "max_kw: 22, smart_charging: sometimes}"))
+    assert_issue(
+        err, tmp_path, 7, "chargers[0].smart_charging", "expected one of 'compliant', 'reject', 'ignore'", "sometimes"
+    )
+
+
+@pytest.mark.parametrize("name", ["noncompliant-station.yaml", "offline-station.yaml"])
+def test_noncompliant_scenarios_load(name: str) -> None:
+    scenario = load_scenario(SCENARIOS / name)
+    assert scenario.expect["site_limit_violations"].value == 0
+    assert scenario.csms.load_management is not None and scenario.csms.load_management.strategy != "none"

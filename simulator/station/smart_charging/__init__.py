@@ -28,6 +28,9 @@ JSON edge (:mod:`._wire`), where ISO 8601 strings are parsed and written.
 * :meth:`ProfileStore.next_change` is the deadline to hand to the scheduler: the next instant
   at which the limit differs, so the twin re-evaluates power exactly then.
 
+:class:`Firmware` says whether the station obeys profiles at all (``compliant``), answers them
+Rejected (``reject``) or accepts and ignores them (``ignore``); the charger applies it.
+
 Without a transaction a Relative profile is evaluated as if it started at the query's ``now``.
 """
 
@@ -41,6 +44,7 @@ from ._model import (
     ClearStatus,
     CompositePeriod,
     CompositeSchedule,
+    Firmware,
     Kind,
     Limit,
     ProfileStatus,
@@ -81,6 +85,7 @@ __all__ = [
     "CompositePeriod",
     "CompositeSchedule",
     "Conflict",
+    "Firmware",
     "Kind",
     "Limit",
     "ProfileStatus",

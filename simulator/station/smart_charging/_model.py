@@ -167,6 +167,19 @@ class CompositeSchedule:
     periods: tuple[CompositePeriod, ...]
 
 
+class Firmware(Enum):
+    """How the firmware treats the charging profiles it is sent.
+
+    COMPLIANT stores and obeys them. REJECT answers every SetChargingProfile Rejected (some chargers ship
+    with smart charging switched off). IGNORE answers Accepted and stores them, but the power electronics
+    never hear of them: the EVSE keeps drawing its full rating (a firmware bug seen in the field).
+    """
+
+    COMPLIANT = "compliant"
+    REJECT = "reject"
+    IGNORE = "ignore"
+
+
 @dataclass(frozen=True, slots=True)
 class SetProfileOutcome:
     """Result of a SetChargingProfile: the status, the stored profile, and why if Rejected.
