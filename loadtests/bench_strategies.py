@@ -21,8 +21,11 @@ def main() -> None:
     parser.add_argument("scenarios", nargs="*", default=DEFAULT)
     parser.add_argument("--strategies", default="none,equal_share,deadline,optimal")
     args = parser.parse_args()
-    print("| scenario | strategy | violation min | phase violation min | delivered / optimum | wall s |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| scenario | strategy | violation min | phase violation min | delivered / optimum "
+        "| profiles failed / rejected | checks | wall s |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for name in args.scenarios:
         scenario = load_scenario(ROOT / "scenarios" / f"{name}.yaml")
         for strategy in args.strategies.split(","):
@@ -30,9 +33,13 @@ def main() -> None:
             data = report.build(VirtualRun(scenario, strategy=strategy).run())
             wall = time.perf_counter() - started
             phases = data["site"].get("phases") or {}
+            lm = data["load_management"]
+            failed = [c["name"] for c in data["checks"] if not c["passed"]]
+            checks = "all pass" if not failed else "failed: " + ", ".join(failed)
             print(
                 f"| {name} | {strategy} | {data['site']['violation_minutes']} | "
-                f"{phases.get('violation_minutes', '-')} | {data['energy']['optimum_fraction']} | {wall:.0f} |",
+                f"{phases.get('violation_minutes', '-')} | {data['energy']['optimum_fraction']} | "
+                f"{lm['profiles_failed']} / {lm.get('profiles_rejected', '-')} | {checks} | {wall:.0f} |",
                 flush=True,
             )
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from csms.alerts import AlertEngine, AlertRules, RemediationPolicy
 from csms.core.processor import BatchProcessor, release
 from csms.core.session import StationSession
-from csms.loadmgmt.manager import LoadManager, call_status
+from csms.loadmgmt.manager import LoadManager, call_status, read_memory
 from csms.loadmgmt.planner import Command
 from csms.ocpp.convert import from_posix
 from csms.ocpp.rpc import PendingCall
@@ -49,7 +49,8 @@ class EmbeddedCsms:
         self.up = True  # False between a crash and its restart: connection attempts are refused
         self._alert_config: tuple[Any, ...] | None = None
         #: Load management (``enable_load_management``): the same manager the gateway runs.
-        self.load: LoadManager | None = None
+        self.load: LoadManager | None = None  # None while the process is down
+        self._load_enabled = False
         self._outgoing: Callable[[str], None] = lambda _station_id: None
         self._arm: Callable[[float | None], None] = lambda _deadline: None
         self._lm_calls: dict[int, Command] = {}
@@ -84,8 +85,9 @@ class EmbeddedCsms:
         return {"outcome": "sent"}
 
     def crash(self) -> list[str]:
-        """The process dies: in-memory state (sessions, their pending calls, the monitor) is gone; nothing is
-        written (a killed process writes nothing). Returns the station ids whose links must be dropped."""
+        """The process dies: in-memory state (sessions, their pending calls, the monitor, the load manager's
+        plan) is gone; nothing is written (a killed process writes nothing). Returns the station ids whose
+        links must be dropped."""
         dropped = list(self.sessions)
         self.sessions.clear()
         self._waiting.clear()
@@ -95,14 +97,24 @@ class EmbeddedCsms:
             if self.monitor.on_deadline is not None:
                 self.monitor.on_deadline(None)
             self.monitor = None
+        if self.load is not None:
+            self._arm(None)
+            self._lm_calls.clear()
+            self.load = None
         self.up = False
         return dropped
 
-    def restart(self) -> None:
-        """Start again on the same database (alerts reloaded from the store)."""
+    def restart(self, now: float) -> None:
+        """Start again on the same database: alerts reloaded from the store, and a new load manager that
+        knows what the store does (sites, running transactions, recent meter readings) and nothing else."""
         self.up = True
         if self._alert_config is not None:
             self.enable_monitor(*self._alert_config)
+        if self._load_enabled:
+            self.load = LoadManager()
+            with self.session_factory() as db:
+                memory = read_memory(db, now)
+            self.load_commands(self.load.resume(memory, now), now)
 
     def enable_load_management(
         self, manager: LoadManager, outgoing: Callable[[str], None], arm: Callable[[float | None], None]
@@ -110,6 +122,7 @@ class EmbeddedCsms:
         """Run ``manager`` inline: ``outgoing(station_id)`` is told that a session has calls to send (the
         link drains them), ``arm(deadline)`` keeps one alarm at the manager's next deadline."""
         self.load, self._outgoing, self._arm = manager, outgoing, arm
+        self._load_enabled = True
 
     def load_commands(self, commands: list[Command], now: float) -> None:
         """Send the manager's commands through the stations' sessions (offline stations: dropped, their
@@ -136,9 +149,10 @@ class EmbeddedCsms:
             if command is None or self.load is None:
                 continue
             status = call_status(pending.outcome.value if pending.outcome else "cancelled", pending.payload)
-            if status != "Accepted":
-                self.lm_failed += 1
-            self.load_commands(self.load.call_result(command, status, now), now)
+            before = self.load.failed_profiles
+            commands = self.load.call_result(command, status, now)
+            self.lm_failed += self.load.failed_profiles - before
+            self.load_commands(commands, now)
 
     @classmethod
     def create(cls, database_url: str = "sqlite://", config: CsmsConfig | None = None) -> EmbeddedCsms:

@@ -134,13 +134,15 @@ class VirtualRun:
         self.history: list[Any] = []
         self.sampler = Sampler()
         self._remote_start_ids = 0
-        self.load: LoadManager | None = None
+        #: The fleet schedule: each connector's vehicle and needs (re-told to a restarted CSMS).
+        self._needs: dict[tuple[str, int], tuple[str, float, float | None]] = {}
+        #: What the load managers of crashed CSMS processes could not steer (their memory died with them).
+        self._lm_before_crashes: list[dict[str, Any]] = []
         if loadmgmt.managed(scenario):
             self._enable_load_management()
 
     # ---- load management -------------------------------------------------------------------------------
     def _enable_load_management(self) -> None:
-        self.load = LoadManager()
         loadmgmt.create_site(self.csms.session_factory, self.scenario, self.epoch)
         alarm = _Alarm(self.env, self.epoch, lambda: self.csms.load_timer(self.epoch + self.env.now))
         flushing: set[str] = set()
@@ -157,37 +159,67 @@ class VirtualRun:
 
             self.env.timeout(0).callbacks.append(flush)
 
-        self.csms.enable_load_management(self.load, outgoing, alarm.arm)
+        self.csms.enable_load_management(LoadManager(), outgoing, alarm.arm)
         self.hooks.on_vehicle = self._vehicle_needs
 
     def _unmanaged_summary(self) -> dict[str, Any]:
-        assert self.load is not None
-        now = self.epoch + float(self.env.now)
-        out = self.load.summary(loadmgmt.SITE_ID, now)
-        for flag in out["stations_noncompliant"]:
-            flag["at"] = from_posix(flag["at"]).isoformat()
-        return out
+        """The load managers' summaries over the run: the crashed processes' ones and the running one's."""
+        parts = list(self._lm_before_crashes)
+        if self.csms.load is not None:
+            parts.append(self.csms.load.summary(loadmgmt.SITE_ID, self.epoch + float(self.env.now)))
+        minutes: dict[str, float] = {}
+        for part in parts:
+            for station, m in part["fallback_minutes"].items():
+                minutes[station] = round(minutes.get(station, 0.0) + m, 1)
+        return {
+            "profiles_rejected": sum(part["profiles_rejected"] for part in parts),
+            "stations_noncompliant": [
+                {**flag, "at": from_posix(flag["at"]).isoformat()}
+                for part in parts
+                for flag in part["stations_noncompliant"]
+            ],
+            "fallback_minutes": dict(sorted(minutes.items())),
+        }
 
     def _vehicle_needs(self, connector: ConnectorRef, vehicle: VehicleInfo, now: float) -> None:
-        assert self.load is not None
         needed_wh = max(0.0, (vehicle.target_soc - vehicle.soc) * vehicle.battery_kwh * 1000.0)
         departure = None if vehicle.departure_s is None else self.epoch + vehicle.departure_s
         key = (connector.station_id, connector.connector_id)
-        self.csms.load_commands(self.load.ev_needs(key, now, energy_needed_wh=needed_wh, departure=departure), now)
+        self._needs = {k: v for k, v in self._needs.items() if v[0] != vehicle.vehicle_id}  # one port per vehicle
+        self._needs[key] = (vehicle.vehicle_id, needed_wh, departure)
+        self._tell_needs(key, now)
+
+    def _tell_needs(self, key: tuple[str, int], now: float) -> None:
+        """The schedule posts a vehicle's needs to the CSMS's API: lost while the CSMS is down."""
+        load = self.csms.load
+        if load is not None and self.csms.up:
+            _, needed_wh, departure = self._needs[key]
+            self.csms.load_commands(load.ev_needs(key, now, energy_needed_wh=needed_wh, departure=departure), now)
+
+    def _restart_csms(self) -> None:
+        """The CSMS process starts again; the fleet schedule tells it the needs of the vehicles still plugged."""
+        now = self.epoch + self.env.now
+        self.csms.restart(now)
+        plugged = self.world.plugged_socs()
+        for key, (vehicle_id, _, _) in sorted(self._needs.items()):
+            if vehicle_id in plugged:
+                self._tell_needs(key, now)
 
     def _site_meter(self) -> simpy.events.ProcessGenerator:
-        """The site meter reports the building load every ``interval``, a second into the twin's step."""
-        assert self.load is not None
+        """The site meter reports the building load every ``interval``, a second into the twin's step
+        (through the CSMS's API: nothing is recorded while the CSMS is down)."""
         lm = self.scenario.csms.load_management
         assert lm is not None
         yield self.env.timeout(1.0)
         end = float(self.scenario.duration)
         while self.env.now < end:
             now = self.epoch + self.env.now
-            commands = loadmgmt.record_reading(
-                self.csms.session_factory, self.load, self.world.building_kw_now * 1000.0, now
-            )
-            self.csms.load_commands(commands, now)
+            load = self.csms.load
+            if load is not None and self.csms.up:
+                commands = loadmgmt.record_reading(
+                    self.csms.session_factory, load, self.world.building_kw_now * 1000.0, now
+                )
+                self.csms.load_commands(commands, now)
             yield self.env.timeout(float(lm.interval))
 
     # ---- set-up ----------------------------------------------------------------------------------------
@@ -232,9 +264,11 @@ class VirtualRun:
             self.truth.inject("csms_crash", None, None, now, now + item.restart_after)
             if self.csms.monitor is not None:
                 self.alert_effects += self.csms.monitor.effects
+            if self.csms.load is not None:
+                self._lm_before_crashes.append(self.csms.load.summary(loadmgmt.SITE_ID, self.epoch + self.env.now))
             for station_id in self.csms.crash():
                 self.hooks.links[station_id].drop()
-            self._later(item.restart_after, self.csms.restart)
+            self._later(item.restart_after, self._restart_csms)
             return
         for station_id in self.scenario.resolve_chargers(item.charger):
             charger, link = self.hooks.chargers[station_id], self.hooks.links[station_id]
@@ -368,9 +402,10 @@ class VirtualRun:
     # ---- run -------------------------------------------------------------------------------------------
     def run(self) -> report.RunRecord:
         started = time.perf_counter()
-        if self.load is not None:
+        if self.csms.load is not None:
             now = self.epoch
-            self.csms.load_commands(loadmgmt.install(self.csms.session_factory, self.scenario, self.load, now), now)
+            commands = loadmgmt.install(self.csms.session_factory, self.scenario, self.csms.load, now)
+            self.csms.load_commands(commands, now)
             self.env.process(self._site_meter())
         for link in self.hooks.links.values():
             link.start()
@@ -463,7 +498,7 @@ class VirtualRun:
                 "strategy": lm.strategy if lm is not None else "none",
                 "profiles_sent": self.csms.lm_sent,
                 "profiles_failed": self.csms.lm_failed,
-                **(self._unmanaged_summary() if self.load is not None else {}),
+                **(self._unmanaged_summary() if loadmgmt.managed(self.scenario) else {}),
             },
             phase_limits_a=site.phase_limits_a,
         )

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session, sessionmaker
 
 from csms.domain.events import Decision, StationReport
-from csms.loadmgmt.manager import LoadManager, call_status, read_all, read_setup
+from csms.loadmgmt.manager import LoadManager, Memory, call_status, read_memory, read_setup
 from csms.loadmgmt.planner import Command
 from csms.ocpp.errors import LocalCallError
 from csms.services.errors import NotFound
@@ -42,14 +42,15 @@ class LoadManagement:
         self.failed = 0
 
     async def start(self) -> None:
-        setups = await asyncio.to_thread(self._read_all)
+        """Plan from what the store remembers (sites, running transactions, recent meter readings): a
+        restarted process has nothing else."""
         now = time.time()
-        for setup in setups:
-            self._send(self.manager.install(setup, now))
+        memory = await asyncio.to_thread(self._read_memory, now)
+        self._send(self.manager.resume(memory, now))
 
-    def _read_all(self) -> list:
+    def _read_memory(self, now: float) -> Memory:
         with self.session_factory() as db:
-            return read_all(db)
+            return read_memory(db, now)
 
     async def stop(self) -> None:
         if self._timer is not None:

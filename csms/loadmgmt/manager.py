@@ -18,13 +18,20 @@ the :class:`~csms.loadmgmt.planner.Command` list each call returns:
 
 The manager remembers what it learnt about stations and sessions independently of the planners, so a
 site that is re-installed (its set-up changed) starts from what is known now.
+
+A process that starts (or restarts after a crash) knows nothing in memory: :func:`read_memory` reads what
+the store has — every site, the running transactions and plugged ports, the site meter's recent readings —
+and :meth:`LoadManager.resume` plans from it. Stations are offline until they connect again: planned at
+their fallback, except running sessions, which may still apply a leased profile of the process before and
+are reserved at their rating until that lease is over. What they and the schedule report from then on
+refines the plan as usual.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -88,6 +95,91 @@ def read_all(db: Session, config: PlannerConfig | None = None) -> list[SiteSetup
     return [read_setup(db, row.id, config) for row in sites.list_sites(db)]
 
 
+@dataclass(frozen=True)
+class StoredSession:
+    """A session the store knows: a running transaction, or a port whose last status says plugged."""
+
+    key: topo.EvseKey
+    plugged_at: float
+    transaction_id: str | None = None
+    group: str | None = None
+    meter_start_wh: float | None = None
+    energy_wh: float | None = None
+    faulted: bool = False
+
+
+@dataclass(frozen=True)
+class StoredReading:
+    site_id: str
+    at: float
+    power_w: float | None
+    currents_a: tuple[float | None, float | None, float | None]
+    includes_ev: bool
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What a starting process reads from the store (:func:`read_memory`)."""
+
+    setups: list[SiteSetup]
+    sessions: list[StoredSession]
+    readings: list[StoredReading]
+
+
+def read_memory(db: Session, now: float, config: PlannerConfig | None = None) -> Memory:
+    """Sites, sessions of their EVSEs (1.6: our transaction id; 2.0.1: the charger's) and each site's meter
+    readings of the last ``meter_window_s``."""
+    from csms.store.models import Connector, IdToken, SiteMeterReading, Station, Transaction
+
+    setups = read_all(db, config)
+    managed = {e.key for setup in setups for e in setup.topology.evses}
+    versions: dict[str, str] = {sid: v for sid, v in db.execute(select(Station.id, Station.ocpp_version))}
+    groups: dict[str, str | None] = {t: g for t, g in db.execute(select(IdToken.id_token, IdToken.group_id))}
+    statuses = {
+        (c.station_id, c.evse_id): c
+        for c in db.scalars(select(Connector).where(Connector.evse_id > 0).order_by(Connector.connector_id))
+    }
+    sessions: dict[topo.EvseKey, StoredSession] = {}
+    for tx in db.scalars(select(Transaction).where(Transaction.status == "active").order_by(Transaction.id)):
+        key = (tx.station_id, tx.evse_id or 0)
+        if key not in managed:
+            continue
+        tx_id = str(tx.id) if versions.get(tx.station_id) == "1.6" else tx.charger_tx_id
+        energy = None
+        if tx.last_meter_wh is not None and tx.meter_start_wh is not None:
+            energy = max(0.0, tx.last_meter_wh - tx.meter_start_wh)
+        port = statuses.get(key)
+        sessions[key] = StoredSession(
+            key,
+            tx.started_at.timestamp() if tx.started_at is not None else now,
+            tx_id,
+            groups.get(tx.id_token) if tx.id_token else None,
+            tx.meter_start_wh,
+            energy,
+            port is not None and port.status == "Faulted",
+        )
+    for key, port in statuses.items():
+        if key in managed and key not in sessions and port.status in PLUGGED:
+            sessions[key] = StoredSession(key, port.status_at.timestamp() if port.status_at is not None else now)
+    window = (config or PlannerConfig()).meter_window_s
+    since = datetime.fromtimestamp(now - window, tz=UTC)
+    readings = [
+        StoredReading(
+            r.site_id,
+            r.timestamp.timestamp(),
+            r.power_w,
+            (r.current_l1_a, r.current_l2_a, r.current_l3_a),
+            bool(r.includes_ev),
+        )
+        for r in db.scalars(
+            select(SiteMeterReading)
+            .where(SiteMeterReading.timestamp >= since)
+            .order_by(SiteMeterReading.timestamp, SiteMeterReading.id)
+        )
+    ]
+    return Memory(setups, sorted(sessions.values(), key=lambda s: s.key), readings)
+
+
 @dataclass
 class _Known:
     """A session as the manager knows it, kept across planner rebuilds."""
@@ -101,6 +193,19 @@ class _Known:
     faulted: bool = False
 
 
+@dataclass(frozen=True)
+class _Needs:
+    """Charging needs told before the charger reported the plug-in they belong to."""
+
+    energy_needed_wh: float | None
+    departure: float | None
+    at: float
+
+
+#: Needs held for a plug-in the charger has not reported yet are dropped after this long (s).
+PENDING_NEEDS_S = 900.0
+
+
 class LoadManager:
     """One :class:`Planner` per managed site, fed from station facts."""
 
@@ -112,9 +217,12 @@ class LoadManager:
         self._online: dict[str, str] = {}  # station id → OCPP version
         self._versions: dict[str, str] = {}  # every connected station's version
         self._sessions: dict[topo.EvseKey, _Known] = {}
+        self._pending_needs: dict[topo.EvseKey, _Needs] = {}
         self._tx: dict[tuple[str, str], int] = {}  # (station, transaction id) → EVSE
         self._groups: dict[str, str] = {}  # id token → its group (from authorization decisions)
         self._dc: set[topo.EvseKey] = set()
+        #: Profiles refused or not answered by the chargers (answers made moot meanwhile not counted).
+        self.failed_profiles = 0
         #: per site: stations it cannot steer and why, kept when the site's planner is rebuilt
         self.compliance: dict[str, Compliance] = {}
 
@@ -158,6 +266,36 @@ class LoadManager:
                     out += planner.fault(key, now)
         if not out:
             out = planner.replan(now)
+        return self._latest(out)
+
+    def resume(self, memory: Memory, now: float) -> list[Command]:
+        """Start from what the store remembers (a process that starts or restarts). Readings re-plan at
+        their own time only to fill the building-load estimate; the stations are all offline here, so
+        nothing is sent until they connect."""
+        for stored in memory.sessions:
+            self._sessions[stored.key] = _Known(
+                plugged_at=stored.plugged_at,
+                group=stored.group,
+                transaction_id=stored.transaction_id,
+                meter_start_wh=stored.meter_start_wh,
+                faulted=stored.faulted,
+            )
+            if stored.transaction_id is not None:
+                self._tx[(stored.key[0], stored.transaction_id)] = stored.key[1]
+        out: list[Command] = []
+        for setup in memory.setups:
+            out += self.install(setup, now)
+        for stored in memory.sessions:
+            planner = self.planner_of(stored.key[0])
+            if planner is not None and stored.energy_wh is not None:
+                planner.evse_meter(stored.key, now, energy_wh=stored.energy_wh)
+        for r in memory.readings:
+            currents = None if None in r.currents_a else r.currents_a
+            at, incl = min(r.at, now), r.includes_ev
+            self.site_reading(r.site_id, at, power_w=r.power_w, currents_a=currents, includes_ev=incl, replan=False)
+        for planner in self.planners.values():
+            planner.resumed(now)
+            out += planner.replan(now)
         return self._latest(out)
 
     def remove(self, site_id: str) -> None:
@@ -249,8 +387,8 @@ class LoadManager:
             known.faulted = False
             out += planner.fault(key, now, active=False) if planner else []
         if report.status in PLUGGED and known is None:
-            self._sessions[key] = _Known(plugged_at=now)
-            out += planner.plug_in(key, now) if planner else []
+            known = self._open(key, now)
+            out += self._plug_in(planner, key, known, now)
         elif report.status in ENDED:
             out += self._stop(key, now)
         return out
@@ -270,13 +408,33 @@ class LoadManager:
             group = decision.authorization.group_id
         if group is None and report.id_token:
             group = self._groups.get(report.id_token)
-        known = self._sessions.setdefault(key, _Known(plugged_at=now))
+        known = self._sessions.get(key) or self._open(key, now)
         known.transaction_id, known.group = tx_id, group or known.group
         if report.meter_start_wh is not None and known.meter_start_wh is None:
             known.meter_start_wh = report.meter_start_wh
         self._tx[(station_id, tx_id)] = report.evse_id
-        planner = self.planner_of(station_id)
-        return planner.transaction_started(key, tx_id, now, group=known.group) if planner else []
+        return self._plug_in(self.planner_of(station_id), key, known, now)
+
+    def _open(self, key: topo.EvseKey, now: float) -> _Known:
+        """The charger reported a new session: it takes the needs told for this EVSE just before."""
+        known = self._sessions[key] = _Known(plugged_at=now)
+        needs = self._pending_needs.pop(key, None)
+        if needs is not None and now - needs.at <= PENDING_NEEDS_S:
+            known.energy_needed_wh, known.departure = needs.energy_needed_wh, needs.departure
+        return known
+
+    @staticmethod
+    def _plug_in(planner: Planner | None, key: topo.EvseKey, known: _Known, now: float) -> list[Command]:
+        if planner is None:
+            return []
+        return planner.plug_in(
+            key,
+            now,
+            group=known.group,
+            energy_needed_wh=known.energy_needed_wh,
+            departure=known.departure,
+            transaction_id=known.transaction_id,
+        )
 
     def _stop(self, key: topo.EvseKey, now: float) -> list[Command]:
         if self._sessions.pop(key, None) is None:
@@ -339,8 +497,15 @@ class LoadManager:
     def ev_needs(
         self, key: topo.EvseKey, now: float, *, energy_needed_wh: float | None, departure: float | None
     ) -> list[Command]:
-        """Charging needs from the charger (NotifyEVChargingNeeds), a fleet schedule or an app."""
-        known = self._sessions.setdefault(key, _Known(plugged_at=now))
+        """Charging needs from the charger (NotifyEVChargingNeeds), a fleet schedule or an app.
+
+        A schedule or an app can be faster than the charger: needs for an EVSE without a reported session
+        wait for its plug-in (a status the charger sent before the plug, arriving after the needs, must not
+        end the session they belong to)."""
+        known = self._sessions.get(key)
+        if known is None:
+            self._pending_needs[key] = _Needs(energy_needed_wh, departure, now)
+            return []
         known.energy_needed_wh = energy_needed_wh if energy_needed_wh is not None else known.energy_needed_wh
         known.departure = departure if departure is not None else known.departure
         planner = self.planner_of(key[0])
@@ -365,6 +530,7 @@ class LoadManager:
         power_w: float | None = None,
         currents_a: list[float | None] | tuple[float | None, ...] | None = None,
         includes_ev: bool | None = None,
+        replan: bool = True,
     ) -> list[Command]:
         """A reading of the site's grid meter (the building load, or all of it when ``includes_ev``)."""
         planner = self.planners.get(site_id)
@@ -377,12 +543,17 @@ class LoadManager:
         if phases is None and power_w is None:
             return []
         incl = setup.meter_includes_ev if includes_ev is None else includes_ev
-        return planner.site_meter(now, phases_a=phases, power_w=power_w, includes_ev=incl)
+        return planner.site_meter(now, phases_a=phases, power_w=power_w, includes_ev=incl, replan=replan)
 
     # ---- calls and time ---------------------------------------------------------------------------------
     def call_result(self, command: Command, status: str, now: float) -> list[Command]:
         planner = self.planner_of(command.station_id)
-        return [] if planner is None else planner.call_result(command, status, now)
+        if planner is None:
+            return []
+        before = planner.failed_profiles
+        out = planner.call_result(command, status, now)
+        self.failed_profiles += planner.failed_profiles - before
+        return out
 
     def _latest(self, commands: list[Command]) -> list[Command]:
         """Several re-plans in one step may send one profile slot more than once: keep the last of each

@@ -17,9 +17,10 @@ site's strategy, turns the allocation into profile specs for every online EVSE, 
 
 Who is planned at a fixed current (``reserved``), counted against the tree and never steered:
 
-* every EVSE of a station that is offline or has never connected, at its fallback limit — or at what our
-  last profile let it draw while that profile's lease is not over (it is applying it without us; the
-  lease's second period takes it to the fallback by itself, see :mod:`.profiles`);
+* every EVSE of a station that is offline or has never connected, at its fallback limit — or higher, at
+  what our last profile still lets it draw (it applies it without us) until that profile's lease is over
+  (its second period takes it to the fallback by itself, see :mod:`.profiles`) or, for a TxProfile, until
+  its transaction ends;
 * every EVSE of an *unmanaged* station (:mod:`.compliance`: it Rejected or CALLERRORed a profile, or drew
   more than its allocation for minutes), at its worst case: ``max(rating, measured draw)``. Not the
   measured draw alone: it is the vehicle's draw of the moment, and a car that wakes, a battery that leaves
@@ -42,7 +43,15 @@ import numpy as np
 
 from csms.loadmgmt import strategies
 from csms.loadmgmt.compliance import OVERDRAW, REJECTED, Compliance
-from csms.loadmgmt.profiles import ACTION, ProfileSpec, ProfileTracker, Purpose, profile_id_of, to_payload
+from csms.loadmgmt.profiles import (
+    ACTION,
+    ProfileSpec,
+    ProfileTracker,
+    Purpose,
+    profile_id_of,
+    to_payload,
+    transaction_of,
+)
 from csms.loadmgmt.state import Allocation, SessionState, SiteState, Tariff
 from csms.loadmgmt.topology import Evse, EvseKey, Site, phase_use
 
@@ -132,6 +141,11 @@ class Planner:
         self.last_allocation: Allocation | None = None
         self.peak_w = 0.0
         self.plans = 0
+        #: Profiles the chargers refused or did not answer (moot answers not counted).
+        self.failed_profiles = 0
+        #: Stations that may still apply profiles of a process that ran before us (:meth:`resumed`), until when.
+        self._inherited: set[str] = set()
+        self._inherited_until = float("-inf")
 
     # ---- facts ---------------------------------------------------------------------------------------
     def station_online(self, station_id: str, now: float, version: str | None = None) -> list[Command]:
@@ -139,9 +153,19 @@ class Planner:
         if version is not None:
             self._versions[station_id] = version
         self._online.add(station_id)
+        self._inherited.discard(station_id)
         self.compliance.online(station_id, now)
         self.tracker.forget(station_id)
         return self.on_event("online", now)
+
+    def resumed(self, now: float) -> None:
+        """This planner takes over from a process that ran before (a restart): the stations, offline until
+        they connect to us, may still apply the leased profiles it sent, which we never saw. Their running
+        sessions are reserved at the EVSE's rating until those leases are over (for good without a lease)
+        or the station connects and gets ours."""
+        self._inherited = {e.station_id for e in self.site.evses} - self._online
+        lease = self.config.profile_lease_s
+        self._inherited_until = now + lease if lease is not None else float("inf")
 
     def version_of(self, station_id: str) -> str:
         return self._versions.get(station_id, "1.6")
@@ -168,6 +192,8 @@ class Planner:
         s.group = group if group is not None else s.group
         s.energy_needed_wh = energy_needed_wh if energy_needed_wh is not None else s.energy_needed_wh
         s.departure = departure if departure is not None else s.departure
+        if transaction_id is not None and s.transaction_id not in (None, transaction_id):
+            self.tracker.forget(key[0], key[1], Purpose.TX)  # the old transaction's profile ended with it
         s.transaction_id = transaction_id if transaction_id is not None else s.transaction_id
         return self.on_event("plug_in", now)
 
@@ -247,9 +273,11 @@ class Planner:
         phases_a: tuple[float, float, float] | None = None,
         power_w: float | None = None,
         includes_ev: bool = False,
+        replan: bool = True,
     ) -> list[Command]:
         """A reading of the grid connection: per-phase currents or a total power (spread over 3 phases).
-        ``includes_ev``: the meter sees the EVs too; their measured currents are subtracted."""
+        ``includes_ev``: the meter sees the EVs too; their measured currents are subtracted. ``replan``
+        False only records it (a starting process reading the store's recent readings)."""
         if phases_a is None:
             if power_w is None:
                 raise ValueError("a site reading needs phases_a or power_w")
@@ -264,25 +292,23 @@ class Planner:
         self._readings.append((now, (float(load[0]), float(load[1]), float(load[2]))))
         cutoff = now - self.config.meter_window_s
         self._readings = [r for r in self._readings if r[0] >= cutoff]
-        return self.on_event("meter", now)
+        return self.on_event("meter", now) if replan else []
 
     def call_result(self, command: Command, status: str, now: float) -> list[Command]:
         """The outcome of a command: the charger's ``Accepted``/``Rejected``, ``error`` (CALLERROR) or
-        ``timeout``. A failure re-plans at once with that EVSE reserved."""
+        ``timeout``. A failure re-plans at once with that EVSE reserved (a Rejected or CALLERROR also makes
+        the station unmanaged, see :mod:`.compliance`). An answer for a profile that no longer matters (the
+        tracker's moot answer: a TxProfile whose transaction the CSMS saw end meanwhile) changes nothing: it
+        is neither a failure nor held against the firmware."""
         version = self._versions.get(command.station_id, "1.6")
         evse_id, profile_id = profile_id_of(version, command.payload)
-        self.tracker.on_response(command.station_id, evse_id, profile_id, status, now)
-        if status != "Accepted" and self._stale(command, evse_id):
-            return []  # a TxProfile that crossed its transaction's end: the charger was right to refuse it
+        tx = transaction_of(command.payload)
+        if not self.tracker.on_response(command.station_id, evse_id, profile_id, status, now, tx):
+            return []  # moot: its transaction ended meanwhile, the charger was right to refuse it
+        if status != "Accepted":
+            self.failed_profiles += 1
         changed = self.compliance.answer(command.station_id, status, now)
         return [] if status == "Accepted" and not changed else self.on_event("rejected", now)
-
-    def _stale(self, command: Command, evse_id: int) -> bool:
-        profile = command.payload.get("csChargingProfiles") or command.payload.get("chargingProfile") or {}
-        if profile.get("chargingProfilePurpose") != Purpose.TX.value:
-            return False
-        session = self._sessions.get((command.station_id, evse_id))
-        return session is None or session.transaction_id != str(profile.get("transactionId"))
 
     # ---- time ----------------------------------------------------------------------------------------
     def on_event(self, kind: str, now: float) -> list[Command]:
@@ -332,7 +358,10 @@ class Planner:
                 if e.station_id not in bounds:
                     bounds[e.station_id] = self.tracker.applied_bounds(e.station_id, now)
                 applied = bounds[e.station_id].get(e.evse_id, 0.0)
-                out[e.key] = max(e.fallback_current_a, applied / (3 * e.voltage) if e.dc else applied)
+                applied = applied / (3 * e.voltage) if e.dc else applied
+                if e.station_id in self._inherited and e.key in self._sessions and now < self._inherited_until:
+                    applied = e.rating_a()  # a profile of the process before us, which we never saw
+                out[e.key] = max(e.fallback_current_a, applied)
             elif self._unmanaged(e.key):
                 out[e.key] = self.worst_case_a(e)
         for spec, accepted in self.tracker.unresponsive():

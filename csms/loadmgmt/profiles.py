@@ -157,6 +157,13 @@ def profile_id_of(version: str, payload: dict[str, Any]) -> tuple[int, int]:
     return payload["evseId"], payload["chargingProfile"]["id"]
 
 
+def transaction_of(payload: dict[str, Any]) -> str | None:
+    """The transaction a payload built by :func:`to_payload` binds its profile to (None: not a TxProfile)."""
+    profile = payload.get("csChargingProfiles") or payload.get("chargingProfile") or {}
+    tx = profile.get("transactionId")
+    return None if tx is None else str(tx)
+
+
 @dataclass
 class _Slot:
     spec: ProfileSpec
@@ -223,10 +230,26 @@ class ProfileTracker:
         band = self.deadband_a if spec.unit == "A" else self.deadband_w
         return new_limit - old_limit > band
 
-    def on_response(self, station_id: str, evse_id: int, profile_id: int, status: str, now: float) -> None:
-        """``status``: the charger's ``Accepted`` / ``Rejected``, or ``error`` (CALLERROR) / ``timeout``."""
+    def on_response(
+        self,
+        station_id: str,
+        evse_id: int,
+        profile_id: int,
+        status: str,
+        now: float,
+        transaction_id: str | None = None,
+    ) -> bool:
+        """``status``: the charger's ``Accepted`` / ``Rejected``, or ``error`` (CALLERROR) / ``timeout``;
+        ``transaction_id``: the one the answered TxProfile was bound to.
+
+        Returns False, changing nothing, for a moot answer: the answered profile is no longer what its slot
+        holds — the slot was forgotten since it was sent (the transaction ended, the station reconnected) or
+        now holds another transaction's TxProfile. Typically a TxProfile that crossed the end of its
+        transaction, which the charger rightly rejects: that says nothing about the charger."""
         for key, slot in self._slots.items():
             if key[0] == station_id and key[1] == evse_id and slot.spec.profile_id == profile_id:
+                if transaction_id is not None and slot.spec.transaction_id != transaction_id:
+                    return False
                 if status == "Accepted":
                     slot.status = "accepted"
                     slot.failing = False
@@ -238,7 +261,8 @@ class ProfileTracker:
                     slot.failing = True
                     slot.at = now
                 slot.answer = status
-                return
+                return True
+        return False
 
     def forget(self, station_id: str, evse_id: int | None = None, purpose: Purpose | None = None) -> None:
         """The charger lost or removed these profiles (reboot, transaction ended): send them again."""

@@ -80,6 +80,25 @@ def test_none_strategy_sends_nothing():
     assert planner.next_deadline() is None
 
 
+def test_an_offline_station_is_reserved_at_its_tx_profile_only_while_its_transaction_runs():
+    planner = Planner(make_site(limit_a=40.0), "equal_share")
+    online(planner, 3)
+    planner.transaction_started(("cp0", 1), "1", T0)
+    planner.transaction_started(("cp1", 1), "2", T0)
+    for c in planner.transaction_started(("cp2", 1), "3", T0):
+        planner.call_result(c, "Accepted", T0 + 1)
+    # cp2 goes offline in the middle of its transaction: it goes on at its accepted 13.3 A, not its 8 A fallback,
+    # and the others' limits hardly move (nothing to send)
+    assert planner.station_offline("cp2", T0 + 5) == []
+    assert planner.reserved_a() == {("cp2", 1): pytest.approx(13.3)}
+    assert planner.last_allocation.limits_a == pytest.approx({("cp0", 1): 13.35, ("cp1", 1): 13.35})
+    # its transaction ends long before the lease would: the TxProfile is gone with it, only the fallback remains
+    commands = planner.stop(("cp2", 1), T0 + 10)
+    assert planner.reserved_a() == {("cp2", 1): 8.0}
+    assert planner.last_allocation.limits_a == pytest.approx({("cp0", 1): 16.0, ("cp1", 1): 16.0})
+    assert {c.station_id for c in commands} == {"cp0", "cp1"}
+
+
 def test_offline_station_is_planned_at_its_fallback_once_its_lease_is_over():
     planner = Planner(make_site(limit_a=40.0), "equal_share", config=PlannerConfig(profile_lease_s=600.0))
     online(planner, 3)
@@ -187,6 +206,53 @@ def test_an_evse_drawing_above_its_allocation_for_minutes_is_unmanaged_from_then
     assert limits([c for c in commands if c.station_id == "cp0"]) == {("cp0", "TxProfile"): 8.0}
     planner.stop(("cp1", 1), T0 + 400)
     assert planner.compliance.unmanaged(("cp1", 1)) == "overdraw"  # the firmware did not change
+
+
+def test_a_tx_profile_rejected_because_its_transaction_ended_meanwhile_is_not_a_failure():
+    planner = Planner(make_site(n=2, limit_a=40.0), "equal_share")
+    online(planner, 2)
+    planner.transaction_started(("cp0", 1), "1", T0)
+    planner.transaction_started(("cp1", 1), "2", T0)
+    # cp0's car leaves: cp1's TxProfile goes up while cp1's own transaction is ending on the charger
+    (cmd,) = [c for c in planner.stop(("cp0", 1), T0 + 10) if c.station_id == "cp1"]
+    assert limits([cmd]) == {("cp1", "TxProfile"): 32.0}
+    planner.stop(("cp1", 1), T0 + 10.1)  # its StopTransaction arrives before the charger's Rejected
+    assert planner.call_result(cmd, "Rejected", T0 + 10.2) == []
+    assert planner.failed_profiles == 0 and planner.reserved_a() == {}
+    assert planner.next_deadline() == T0 + 10.1 + 60  # no retry scheduled
+    # the next car on cp1 is planned normally, not at a reserved fallback
+    assert limits(planner.transaction_started(("cp1", 1), "3", T0 + 20))[("cp1", "TxProfile")] == 32.0
+    assert planner.compliance.summary(T0 + 20)["profiles_rejected"] == 0
+
+
+def test_the_answer_for_an_ended_transactions_profile_does_not_count_against_the_next_ones():
+    planner = Planner(make_site(n=2, limit_a=40.0), "equal_share")
+    online(planner, 2)
+    planner.transaction_started(("cp0", 1), "1", T0)
+    (old,) = [c for c in planner.transaction_started(("cp1", 1), "2", T0) if c.station_id == "cp1"]
+    planner.stop(("cp1", 1), T0 + 5)
+    (new,) = [c for c in planner.transaction_started(("cp1", 1), "3", T0 + 6) if c.station_id == "cp1"]
+    # the charger's Rejected for transaction 2's TxProfile arrives only now, with 3's profile in the same slot
+    assert planner.call_result(old, "Rejected", T0 + 7) == []
+    assert planner.compliance.unmanaged(("cp1", 1)) is None and planner.reserved_a() == {}
+    assert planner.call_result(new, "Accepted", T0 + 8) == []
+    assert planner.failed_profiles == 0
+
+
+def test_a_restarted_planner_reserves_running_sessions_at_their_rating_until_the_old_leases_are_over():
+    planner = Planner(make_site(n=2, limit_a=40.0), "equal_share", config=PlannerConfig(profile_lease_s=600.0))
+    planner.transaction_started(("cp0", 1), "1", T0)  # sessions read from the store, stations not connected
+    planner.transaction_started(("cp1", 1), "2", T0)
+    planner.resumed(T0)
+    # the process before us may have leased cp1 up to its 32 A rating: the reconnected cp0 gets what is left
+    assert limits(planner.station_online("cp0", T0 + 20, "1.6"))[("cp0", "TxProfile")] == 8.0
+    assert planner.reserved_a(T0 + 20) == {("cp1", 1): 32.0}
+    planner.handle_timer(T0 + 600)  # every lease it could have sent is over: cp1 applies its fallback
+    assert planner.reserved_a(T0 + 600) == {("cp1", 1): 8.0}
+    assert planner.last_allocation.limits_a[("cp0", 1)] == pytest.approx(32.0)
+    planner.station_online("cp1", T0 + 601, "1.6")
+    planner.station_offline("cp1", T0 + 602)  # away again: now it is reserved at what we sent it
+    assert planner.reserved_a(T0 + 602)[("cp1", 1)] == pytest.approx(20.0)
 
 
 def test_site_meter_reading_replans_and_a_stale_one_is_replaced_by_the_window_peak():

@@ -1,15 +1,17 @@
 """``optimal``: a linear program over a receding horizon (scipy ``linprog``, HiGHS).
 
-Variables: ``x[i, t]``, the per-phase current of session ``i`` during step ``t`` (steps of 15 min for the
-first hour, then hourly up to the last departure, at most :data:`MAX_HORIZON_S`), and the peak grid import
-``P`` (kW). Constraints: every tree limit in every step (building load held at today's estimate), no
-current after departure, no more energy than the session still needs, ``P`` above every step's import and
-above the billing period's peak so far. Objective, lexicographic by weights: deliver the most energy (by
-departure, since nothing counts after it), then the least cost (time-of-use energy price, demand charge on
-``P``), then earlier rather than later. Only the first step is applied; the next re-plan solves again.
+Variables: ``x[i, t]``, the per-phase current of session ``i`` during step ``t`` (steps of 15 min for
+the first hour, then hourly up to the last departure, at most :data:`MAX_HORIZON_S`), and the peak grid
+import ``P`` (kW). Constraints: every tree limit in every step (building load held at today's estimate),
+no current after the session's deadline (:func:`deadline`: a few minutes before its departure), no more
+energy than the session still needs, ``P`` above every step's import and above the billing period's peak
+so far. Objective, lexicographic by weights: deliver the most energy (by departure, since nothing counts
+after it), then the least cost (time-of-use energy price, demand charge on ``P``), then earlier rather
+than later. Only the first step is applied; the next re-plan solves again.
 
-An LP cannot express the minimum current (it is not convex), so the shared post-processing pauses what the
-LP left below it; there is no top-up, because spare headroom now may be a deliberate wait for a cheaper hour.
+An LP cannot express the minimum current (it is not convex): a first-step current below it is lifted to
+the minimum where the tree has room (:func:`lift_to_minimum`), and the shared post-processing pauses the
+rest; there is no top-up, because spare headroom now may be a deliberate wait for a cheaper hour.
 """
 
 from __future__ import annotations
@@ -30,9 +32,15 @@ COARSE_STEP_S = 3600.0
 MAX_HORIZON_S = 24 * 3600.0
 #: Without a departure, a session is planned as if it stayed this long.
 DEFAULT_STAY_S = 8 * 3600.0
+#: Energy is planned to be in by this long before each departure. Only the next re-plan can correct a plan,
+#: limits are rounded down and small increases wait for the deadband: a plan that ends exactly at the
+#: departure leaves the vehicle a few Wh short. In the last minutes the departure itself is the deadline.
+DEPARTURE_MARGIN_S = 300.0
 #: Value of a delivered kWh in the objective: far above any price, so energy always comes first.
 ENERGY_VALUE = 1000.0
 EARLINESS = 1e-3
+#: LP currents below this are solver noise, not a plan to charge.
+LIFT_FROM_A = 1e-3
 
 
 def step_edges(now: float, last_departure: float) -> np.ndarray:
@@ -46,16 +54,19 @@ def step_edges(now: float, last_departure: float) -> np.ndarray:
     return now + np.asarray(edges)
 
 
+def deadline(departure: float | None, now: float) -> float:
+    """When a session's energy must be in: :data:`DEPARTURE_MARGIN_S` before its departure."""
+    if departure is None or departure <= now:
+        return now + DEFAULT_STAY_S
+    early = departure - DEPARTURE_MARGIN_S
+    return early if early > now else departure
+
+
 def solve(problem: Problem) -> np.ndarray:
     """The LP's first-step currents (A) per session."""
     n, now = problem.n, problem.now
     state = problem.state
-    departures = np.array(
-        [
-            s.departure if s.departure is not None and s.departure > now else now + DEFAULT_STAY_S
-            for s in problem.sessions
-        ]
-    )
+    departures = np.array([deadline(s.departure, now) for s in problem.sessions])
     edges = step_edges(now, float(departures.max()))
     starts, ends = edges[:-1], edges[1:]
     T = len(starts)
@@ -111,7 +122,20 @@ def solve(problem: Problem) -> np.ndarray:
     return np.asarray(result.x[: n * T]).reshape(n, T)[:, 0]
 
 
+def lift_to_minimum(problem: Problem, x: np.ndarray) -> np.ndarray:
+    """A first-step current under the EVSE's minimum would pause the session for good: it is typically the
+    last few hundred Wh, which the LP spreads over a whole step. It is lifted to the minimum where every tree
+    limit still holds (the vehicle finishes within the step; its energy cap stops it at the next re-plan)."""
+    x = np.clip(x, 0.0, problem.cap)
+    for i in np.flatnonzero((x > LIFT_FROM_A) & (x < problem.floor)):
+        trial = x.copy()
+        trial[i] = problem.floor[i]
+        if not len(problem.b) or bool(np.all(problem.A @ trial <= problem.b + 1e-9)):
+            x = trial
+    return x
+
+
 def allocate(state: SiteState, now: float) -> Allocation:
     problem = build_problem(state, now)
-    x = solve(problem) if problem.n else np.zeros(0)
+    x = lift_to_minimum(problem, solve(problem)) if problem.n else np.zeros(0)
     return to_allocation(problem, finalize(problem, x, top_up=False), NAME)

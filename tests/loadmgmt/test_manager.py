@@ -1,0 +1,103 @@
+"""The LoadManager: station facts (committed reports, schedule needs) mapped onto the site's planner."""
+
+from __future__ import annotations
+
+from csms.domain import events as ev
+from csms.loadmgmt.manager import PENDING_NEEDS_S, LoadManager, SiteSetup
+from csms.loadmgmt.topology import Evse, Node, Site
+
+T0 = 1_800_000_000.0
+CAR = ("cp1", 1)
+
+
+def managed(limit_a: float = 10.0) -> LoadManager:
+    """Two 1.6 stations behind a per-phase limit that feeds only one car at its 6 A minimum."""
+    evses = tuple(Evse(f"cp{i}", 1, fallback_current_a=0.0) for i in range(2))
+    site = Site("s", Node("grid", phase_limits_a=(limit_a,) * 3, evses=evses))
+    manager = LoadManager()
+    manager.install(SiteSetup("s", site, strategy="deadline", versions={"cp0": "1.6", "cp1": "1.6"}), T0)
+    for station_id in ("cp0", "cp1"):
+        manager.connected(station_id, "1.6", T0)
+    return manager
+
+
+def status(manager: LoadManager, station_id: str, value: str, now: float) -> None:
+    manager.committed(station_id, [(ev.StatusReported(1, 1, value, None), None)], now)
+
+
+def test_schedule_needs_that_arrive_before_a_stale_available_status_keep_their_car_first():
+    manager = managed()
+    status(manager, "cp0", "Preparing", T0 + 10)  # a car without known needs takes the only 6 A
+    # The operator makes cp1 operative; the waiting car plugs in at once. The fleet schedule tells the CSMS
+    # its needs before the charger's Available (sent before the plug) and Occupied reach the CSMS.
+    manager.ev_needs(CAR, T0 + 100.05, energy_needed_wh=10_000.0, departure=T0 + 3 * 3600)
+    status(manager, "cp1", "Available", T0 + 100.1)
+    status(manager, "cp1", "Occupied", T0 + 100.2)
+    planner = manager.planners["s"]
+    session = planner.state(T0 + 101).sessions[CAR]
+    assert (session.energy_needed_wh, session.departure) == (10_000.0, T0 + 3 * 3600)
+    assert planner.last_allocation is not None
+    assert planner.last_allocation.limits_a[CAR] >= 6.0  # the car with a deadline charges
+    assert planner.last_allocation.limits_a[("cp0", 1)] == 0.0
+
+
+def test_needs_for_a_plug_in_never_reported_expire():
+    manager = managed()
+    manager.ev_needs(CAR, T0, energy_needed_wh=10_000.0, departure=T0 + 3 * 3600)
+    status(manager, "cp1", "Preparing", T0 + PENDING_NEEDS_S + 1)  # another car, much later
+    session = manager.planners["s"].state(T0 + PENDING_NEEDS_S + 2).sessions[CAR]
+    assert session.energy_needed_wh is None and session.departure is None
+
+
+def test_needs_for_a_running_session_replan_at_once():
+    manager = managed()
+    status(manager, "cp1", "Preparing", T0)
+    manager.ev_needs(CAR, T0 + 5, energy_needed_wh=5_000.0, departure=T0 + 3600)
+    assert manager.planners["s"].state(T0 + 6).sessions[CAR].departure == T0 + 3600
+
+
+def test_a_starting_process_plans_the_running_sessions_it_finds_in_the_store(session_factory, now):
+    from csms.loadmgmt.manager import read_memory
+    from csms.services import sites, stations
+    from csms.store.models import Connector, IdToken, Transaction
+
+    t = now.timestamp()
+    with session_factory() as db:
+        for station_id, version in (("cp0", "1.6"), ("cp1", "2.0.1"), ("cp2", "1.6")):
+            stations.provision(db, station_id, ocpp_version=version, password=None, now=now)
+        wiring = [{"station_id": f"cp{i}", "evse_id": 1, "node": "grid", "fallback_current_a": 0.0} for i in range(3)]
+        sites.create(
+            db,
+            "s",
+            now=now,
+            strategy="equal_share",
+            nodes=[{"id": "grid", "phase_limits_a": [32, 32, 32]}],
+            evses=wiring,
+        )
+        db.add(IdToken(id_token="VAN-1", group_id="FLEET", created_at=now, updated_at=now))
+        db.add_all(
+            [
+                Transaction(station_id="cp0", charger_tx_id="c0", evse_id=1, connector_id=1, id_token="VAN-1",
+                            started_at=now, meter_start_wh=1000.0, last_meter_wh=4000.0, status="active"),
+                Transaction(station_id="cp1", charger_tx_id="uuid-1", evse_id=1, connector_id=1, started_at=now,
+                            status="active"),
+                Transaction(station_id="cp2", charger_tx_id="c2", evse_id=1, connector_id=1, started_at=now,
+                            status="completed"),
+                Connector(station_id="cp2", evse_id=1, connector_id=1, status="Available", status_at=now),
+            ]
+        )  # fmt: skip
+        db.commit()
+        sites.record_reading(db, "s", timestamp=now, now=now, currents_a=[10.0, 10.0, 10.0])
+        db.commit()
+        tx0 = db.query(Transaction).filter_by(station_id="cp0").one().id
+        memory = read_memory(db, t + 30)
+    manager = LoadManager()
+    assert manager.resume(memory, t + 30) == []  # every station is offline until it connects again
+    planner = manager.planners["s"]
+    state = planner.state(t + 30)
+    assert {k: s.transaction_id for k, s in state.sessions.items()} == {("cp0", 1): str(tx0), ("cp1", 1): "uuid-1"}
+    assert state.sessions[("cp0", 1)].group == "FLEET" and state.sessions[("cp0", 1)].energy_wh == 3000.0
+    assert state.building_load_a == (10.0, 10.0, 10.0)  # the meter's last reading, not the 0 A assumption
+    commands = manager.connected("cp0", "1.6", t + 40)  # cp0 reconnects: its TxProfile names our transaction
+    tx_profiles = [c.payload["csChargingProfiles"] for c in commands if "csChargingProfiles" in c.payload]
+    assert [p["transactionId"] for p in tx_profiles if p["chargingProfilePurpose"] == "TxProfile"] == [tx0]
