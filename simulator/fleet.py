@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import simpy
 
 from csms.api import commands
+from csms.ocpp.convert import from_posix
 from csms.ocpp.versions import Version
+from csms.uptime import Attempt
 from simulator import report
 from simulator.scenario.models import (
     ChangeAvailability,
@@ -177,6 +179,29 @@ def connector_spec(current: str, phases: int, voltage: float, max_kw: float) -> 
     )
 
 
+def session_attempts(chargers: Iterable[Charger]) -> dict[tuple[str, int], list[Attempt]]:
+    """Every ended session per port with the energy the firmware metered (the twin's uptime truth)."""
+    attempts: dict[tuple[str, int], list[Attempt]] = {}
+    for charger in chargers:
+        for tx in charger.history:
+            if tx.ended_at is not None and tx.meter_stop_wh is not None:
+                attempts.setdefault((charger.station_id, tx.connector_id), []).append(
+                    Attempt(from_posix(tx.started_at), from_posix(tx.ended_at), tx.meter_stop_wh - tx.meter_start_wh)
+                )
+    return attempts
+
+
+def alert_bounds(scenario: Scenario, chargers: Iterable[Charger], latency_s: float) -> dict[str, float]:
+    """Per fault kind, the rule's own worst-case delay where it is known (``alerts_section``'s ``bounds``)."""
+    settings = scenario.csms.alerts
+    sample_interval = max((c.config.integer("sample_interval") for c in chargers), default=60)
+    return {
+        "meter_freeze": fv.meter_frozen_bound(
+            settings.meter_frozen_after, settings.meter_frozen_readings, sample_interval, latency_s
+        )
+    }
+
+
 def station_passwords(scenario: Scenario, default: str | None) -> dict[str, str | None]:
     """Each station's HTTP Basic password: its charger group's ``password``, else ``default``."""
     return {sid: group.password or default for group in scenario.chargers for sid in group.station_ids}
@@ -221,11 +246,14 @@ class Fleet:
         make_link: LinkFactory,
         *,
         charger_options: dict[str, Any] | None = None,
+        truth: fv.FaultTruth | None = None,
     ) -> None:
         self.scenario, self.seed, self.env = scenario, seed, env
         rng = random.Random(seed)
         self.epoch = scenario.start.timestamp()
-        self.hooks = FirmwareHooks(self.epoch)
+        #: What really happened (statuses, links, faults), for the ``uptime`` and ``alerts`` sections.
+        self.truth = truth if truth is not None else fv.FaultTruth()
+        self.hooks = FirmwareHooks(self.epoch, self.truth)
         self.world = TwinWorld(scenario, random.Random(rng.getrandbits(64)), hooks=self.hooks, env=env)
         self.hooks.world = self.world
         for group in scenario.chargers:
@@ -278,6 +306,7 @@ class Fleet:
             operator.provision_tokens(scenario_tokens(self.scenario, item), item.token_group, now)
         elif isinstance(item, LinkDown):
             for station_id in self.scenario.resolve_chargers(item.charger):
+                self.truth.inject("link_down", station_id, None, now, now + item.duration)
                 link = self.links[station_id]
                 link.set_network(False)
                 self.env.timeout(item.duration).callbacks.append(lambda _e, link=link: link.set_network(True))
@@ -345,6 +374,9 @@ class Fleet:
         csms_source: str,
         stations_booted: int,
         frames: dict[str, int],
+        uptime: dict[str, Any] | None = None,
+        alerts: dict[str, Any] | None = None,
+        notes: list[str] | None = None,
     ) -> report.RunRecord:
         return report.RunRecord(
             scenario_name=self.scenario.name,
@@ -364,6 +396,9 @@ class Fleet:
             stations_booted=stations_booted,
             expect=dict(self.scenario.expect),
             frames=frames,
+            uptime=uptime,
+            alerts=alerts,
+            notes=list(notes or []),
             energy=twin_energy_metrics(self.world, self.scenario.site),
             phase_limits_a=self.scenario.site.phase_limits_a,
         )

@@ -14,7 +14,12 @@ the wall clock.
   (``csms_source: api``) or, against any CSMS, what the CSMS acknowledged to the chargers
   (``csms_source: acknowledgements``).
 
-This module is a shell: it may read the wall clock (``time.monotonic`` only).
+* With ``--api-url`` the report also has ``uptime`` and ``alerts``: our CSMS's own figures (``GET /uptime``,
+  ``GET /alerts``) against the twin's truth, as in virtual time (:func:`csms_sections`); without, a note says
+  why they are absent.
+
+This module is a shell: it reads the wall clock (``time.monotonic`` to pace the twin; ``time.time`` once, to
+map the CSMS's clock onto the twin's).
 """
 
 from __future__ import annotations
@@ -28,19 +33,30 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import simpy
 
+from csms.alerts import engine as al
 from csms.ocpp.versions import Version
 from simulator import report
-from simulator.fleet import Fleet, OperatorCall, Progress, operator_payload, station_passwords
+from simulator.fleet import (
+    Fleet,
+    OperatorCall,
+    Progress,
+    alert_bounds,
+    operator_payload,
+    session_attempts,
+    station_passwords,
+)
 from simulator.links.websocket import WebSocketLink
 from simulator.runner import write_outputs
 from simulator.scenario.models import RemoteStart, RemoteStop, Scenario
 from simulator.station.charger import Charger, Registration
+from simulator.verify import faults as fv
 
 log = logging.getLogger(__name__)
 
@@ -254,9 +270,86 @@ class ApiOperator:
             if len(page) < PAGE:
                 return [r for r in rows if r["station_id"] in station_ids]
 
+    async def uptime(self, start: datetime, end: datetime, station_ids: set[str]) -> list[dict[str, Any]]:
+        """``GET /uptime`` over ``[start, end)`` (the CSMS's clock), our stations' ports."""
+        rows = await self._get("/uptime", period_start=start.isoformat(), period_end=end.isoformat())
+        return [r for r in rows if r["station_id"] in station_ids]
+
+    async def alerts(self, station_ids: set[str], since: datetime) -> list[dict[str, Any]]:
+        """Every alert the CSMS raised on our stations from ``since`` (its clock) on."""
+        rows: list[dict[str, Any]] = []
+        while True:
+            page = await self._get("/alerts", limit=PAGE, offset=len(rows))
+            rows += page
+            if len(page) < PAGE:
+                return [r for r in rows if r["station_id"] in station_ids and _utc(r["raised_at"]) >= since]
+
     async def booted(self, station_ids: set[str]) -> int:
         stations = await self._get("/stations")
         return sum(1 for s in stations if s["id"] in station_ids and s["registration_status"] == "Accepted")
+
+
+def _utc(iso: str) -> datetime:
+    value = datetime.fromisoformat(iso)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+@dataclass(frozen=True)
+class CsmsClock:
+    """Maps the CSMS's clock onto the chargers' (the twin's): its wall time ``wall0`` is the twin's ``epoch``,
+    and the twin runs ``speed`` times faster."""
+
+    wall0: float
+    epoch: float
+    speed: float
+
+    def to_twin(self, wall: float) -> float:
+        return self.epoch + (wall - self.wall0) * self.speed
+
+    def to_wall(self, twin: float) -> float:
+        return self.wall0 + (twin - self.epoch) / self.speed
+
+    @property
+    def agrees(self) -> bool:
+        """The chargers' clocks are the CSMS's (within a minute): speed 1 and a scenario that starts now."""
+        return self.speed == 1 and abs(self.epoch - self.wall0) < 60.0
+
+
+NO_API_NOTE = "uptime, alerts: not computed: without --api-url the CSMS's own uptime and alerts are out of reach"
+
+
+def mixed_clocks_note(clock: CsmsClock) -> str:
+    return (
+        f"uptime, alerts: the CSMS's figures over the run's wall-clock window, alerts mapped to twin time "
+        f"(x{clock.speed:g}); the CSMS stamps connections and alerts with its own clock but statuses and "
+        "sessions with the chargers' (the scenario's start, --speed), so outages from statuses or sessions, "
+        "and time-based alert rules, compare with the twin only at --speed 1 with a scenario starting now"
+    )
+
+
+async def csms_sections(
+    operator: ApiOperator, fleet: Fleet, clock: CsmsClock, latency_s: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``uptime`` and ``alerts`` from our CSMS's own view (its API), against the twin's truth, as in virtual
+    time. The CSMS measures over its wall-clock window of the run, the twin over its own period (the same
+    stretch of the run: connectivity fractions agree at any speed)."""
+    ours = set(fleet.chargers)
+    duration = float(fleet.env.now)
+    start, end = (datetime.fromtimestamp(w, UTC) for w in (clock.wall0, clock.to_wall(fleet.epoch + duration)))
+    csms_uptime = fv.csms_uptime(await operator.uptime(start, end, ours))
+    period = fv.period_of(fleet.epoch, duration)
+    attempts = session_attempts(fleet.chargers.values())
+    uptime = fv.uptime_section(csms_uptime, fleet.truth, period, fleet.epoch, attempts)
+    raised = [
+        al.RaiseAlert(
+            r["rule"], r["station_id"], r["evse_id"], r["severity"], clock.to_twin(_utc(r["raised_at"]).timestamp())
+        )
+        for r in await operator.alerts(ours, start)
+    ]
+    settings = fleet.scenario.csms.alerts
+    bounds = alert_bounds(fleet.scenario, fleet.chargers.values(), latency_s)
+    alerts = fv.alerts_section(fleet.truth, raised, settings.within, fleet.epoch, fleet.epoch + duration, bounds)
+    return uptime, alerts
 
 
 # ---- the run --------------------------------------------------------------------------------------------
@@ -268,6 +361,7 @@ class RealtimeRun:
         self.epoch = scenario.start.timestamp()
         self.clock = RealtimeClock(self.env, self.epoch, options.speed, float(scenario.duration))
         self.fleet: Fleet | None = None
+        self.truth = fv.FaultTruth()
 
     def _build_fleet(self) -> Fleet:
         passwords = station_passwords(self.scenario, self.options.password)
@@ -279,6 +373,7 @@ class RealtimeRun:
                 self.options.csms_url,
                 password=passwords[charger.station_id],
                 on_charger_change=on_change,
+                on_link=self.truth.link,
             )
 
         return Fleet(
@@ -287,6 +382,7 @@ class RealtimeRun:
             self.env,
             make_link,
             charger_options={"call_timeout_s": CALL_TIMEOUT_WALL_S * max(1.0, self.options.speed)},
+            truth=self.truth,
         )
 
     async def run(self) -> report.RunRecord:
@@ -310,6 +406,7 @@ class RealtimeRun:
             else:
                 operator = SkippingOperator()
             self.clock.start()
+            csms_clock = CsmsClock(time.time(), self.epoch, self.options.speed)
             done = fleet.start(operator, self.progress)
             try:
                 await self.clock.run(done)
@@ -331,10 +428,14 @@ class RealtimeRun:
                     for r in rows
                 ]
                 source, booted = "api", await operator.booted(ours)
+                uptime, alerts = await csms_sections(operator, fleet, csms_clock, latency_s=0.0)
+                notes = [] if csms_clock.agrees else [mixed_clocks_note(csms_clock)]
             else:
                 csms_txs = fleet.acknowledged_transactions()
                 source = "acknowledgements"
                 booted = sum(1 for c in fleet.chargers.values() if c.registration is Registration.ACCEPTED)
+                uptime = alerts = None
+                notes = [NO_API_NOTE]
         finally:
             if client is not None:
                 await client.aclose()
@@ -350,6 +451,9 @@ class RealtimeRun:
                 "csms_to_charger": sum(link.frames_received for link in links),
                 "lost_in_network": 0,
             },
+            uptime=uptime,
+            alerts=alerts,
+            notes=notes,
         )
 
     async def _drain(self, links: list[WebSocketLink]) -> None:

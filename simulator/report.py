@@ -68,6 +68,8 @@ class RunRecord:
     #: where the CSMS side of ``transactions`` comes from: "embedded" (its database, virtual time), "api"
     #: (our CSMS's HTTP API) or "acknowledgements" (what any CSMS acknowledged to the chargers)
     csms_source: str = "embedded"
+    #: why a section is absent or how to read it (real time: e.g. no operator API, or mixed clocks)
+    notes: list[str] = field(default_factory=list)
 
 
 def _r(value: float, digits: int = 3) -> float:
@@ -246,6 +248,8 @@ def build(record: RunRecord) -> dict[str, Any]:
         report["site"]["phases"] = phase_section(record.meter_log, record.phase_limits_a)
     if record.load_management is not None:
         report["load_management"] = record.load_management
+    if record.notes:
+        report["notes"] = list(record.notes)
     report["checks"] = evaluate_checks(report, record.expect)
     report["passed"] = all(c["passed"] for c in report["checks"])
     return report

@@ -27,11 +27,11 @@ from csms.api import commands
 from csms.loadmgmt.manager import LoadManager
 from csms.ocpp.convert import from_posix
 from csms.services import authorization, stations
+from csms.services import uptime as uptime_service
 from csms.store.models import Station, Transaction
-from csms.uptime import Attempt
 from simulator import loadmgmt, plots, report
 from simulator.embedded_csms import EmbeddedCsms
-from simulator.fleet import FirmwareHooks, Progress, Sampler, TwinMeters, connector_spec
+from simulator.fleet import FirmwareHooks, Progress, Sampler, TwinMeters, alert_bounds, connector_spec, session_attempts
 from simulator.links.inprocess import InProcessLink, NetworkModel, _Alarm
 from simulator.scenario.models import (
     ChangeAvailability,
@@ -441,28 +441,13 @@ class VirtualRun:
             ]
             booted = len(db.scalars(select(Station.id).where(Station.registration_status == "Accepted")).all())
             period = fv.period_of(self.epoch, float(self.env.now))
-            attempts: dict[tuple[str, int], list[Attempt]] = {}
-            for charger in self.hooks.chargers.values():
-                for tx in charger.history:
-                    if tx.ended_at is not None and tx.meter_stop_wh is not None:
-                        attempts.setdefault((charger.station_id, tx.connector_id), []).append(
-                            Attempt(
-                                from_posix(tx.started_at), from_posix(tx.ended_at), tx.meter_stop_wh - tx.meter_start_wh
-                            )
-                        )
-            uptime = fv.uptime_section(db, self.truth, period, self.epoch, attempts)
+            csms_uptime = fv.csms_uptime(uptime_service.port_uptime(db, period))
+            attempts = session_attempts(self.hooks.chargers.values())
+            uptime = fv.uptime_section(csms_uptime, self.truth, period, self.epoch, attempts)
         effects = self.alert_effects + (self.csms.monitor.effects if self.csms.monitor is not None else [])
         settings = self.scenario.csms.alerts
         network = self.network or NetworkModel()
-        sample_interval = max((c.config.integer("sample_interval") for c in self.hooks.chargers.values()), default=60)
-        bounds = {
-            "meter_freeze": fv.meter_frozen_bound(
-                settings.meter_frozen_after,
-                settings.meter_frozen_readings,
-                sample_interval,
-                network.latency_s + network.jitter_s,
-            )
-        }
+        bounds = alert_bounds(self.scenario, self.hooks.chargers.values(), network.latency_s + network.jitter_s)
         alerts = fv.alerts_section(
             self.truth, effects, settings.within, self.epoch, self.epoch + float(self.env.now), bounds
         )

@@ -61,12 +61,14 @@ class WebSocketLink:
         password: str | None = None,
         on_charger_change: Callable[[Charger], None] | None = None,
         open_timeout_s: float = 10.0,
+        on_link: Callable[[str, bool, float], None] | None = None,
     ) -> None:
         self.charger, self.clock, self.password = charger, clock, password
         self.url = f"{csms_url.rstrip('/')}/{quote(charger.station_id, safe='')}"
         self.subprotocol = SUBPROTOCOLS[charger.version]
         self.on_charger_change = on_charger_change or (lambda _c: None)
         self.open_timeout_s = open_timeout_s
+        self.on_link = on_link  # the twin's truth: (station, up, now) when a connection opens or drops
         self.network_up = True
         self.ws: ClientConnection | None = None
         self._outbox: deque[str] = deque()
@@ -161,7 +163,10 @@ class WebSocketLink:
         self.ws = ws
         self._last_failure = None
         log.info("%s: connected to %s (%s)", self.charger.station_id, self.url, self.subprotocol)
-        self.charger.connected(self.clock.sync())
+        now = self.clock.sync()
+        if self.on_link is not None:
+            self.on_link(self.charger.station_id, True, now)
+        self.charger.connected(now)
         self._pump()
         try:
             async for frame in ws:
@@ -200,7 +205,10 @@ class WebSocketLink:
         closer = asyncio.get_running_loop().create_task(self._close(ws))
         self._closers.add(closer)
         closer.add_done_callback(self._closers.discard)
-        self.charger.disconnected(self.clock.now())
+        now = self.clock.now()
+        if self.on_link is not None:
+            self.on_link(self.charger.station_id, False, now)
+        self.charger.disconnected(now)
         self._pump()
 
     @staticmethod

@@ -15,11 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from csms.alerts import engine as al
 from csms.ocpp.convert import from_posix
-from csms.services import uptime as uptime_service
 from csms.uptime import Attempt, Connectivity, Period, PortHistory, StatusPoint, uptime
 
 #: The alert rule each fault kind must raise (None: no rule applies; the fault is only recorded).
@@ -83,14 +80,19 @@ def twin_history(
     )
 
 
+def csms_uptime(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, int], float | None]:
+    """The CSMS's µ per port from ``csms.services.uptime.port_uptime`` rows (or ``GET /api/v1/uptime``)."""
+    return {(r["station_id"], r["evse_id"]): r["uptime_pct"] for r in rows}
+
+
 def uptime_section(
-    db: Session,
+    csms: dict[tuple[str, int], float | None],
     truth: FaultTruth,
     period: Period,
     epoch: float,
     attempts: dict[tuple[str, int], list[Attempt]],
 ) -> dict[str, Any]:
-    csms = {(r["station_id"], r["evse_id"]): r["uptime_pct"] for r in uptime_service.port_uptime(db, period)}
+    """The twin's true µ per port over ``period`` beside the CSMS's (``csms``: :func:`csms_uptime`)."""
     rows = []
     for station_id, connector_id in sorted(truth.ports):
         history = twin_history(truth, station_id, connector_id, epoch, attempts.get((station_id, connector_id), []))
