@@ -41,6 +41,8 @@ class Compliance:
     flagged: dict[str, tuple[str, float]] = field(default_factory=dict)
     #: every flag raised, in order: (station, reason, at) — for the report
     history: list[tuple[str, str, float]] = field(default_factory=list)
+    #: EVSEs seen coming down to a reduced allocation: the planner trusts their next reductions at once.
+    followed: set[EvseKey] = field(default_factory=set)
     _over_since: dict[EvseKey, float] = field(default_factory=dict)
     _overdrawn: set[EvseKey] = field(default_factory=set)
     _offline_since: dict[str, float] = field(default_factory=dict)

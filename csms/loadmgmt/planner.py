@@ -27,7 +27,19 @@ Who is planned at a fixed current (``reserved``), counted against the tree and n
   its taper or the next car plugged in takes the EVSE up to its rating with no profile to stop it. The
   measured draw counts only when it is above the rating the site was told (a wrong rating);
 * an EVSE whose profile was not answered (timeout), at the larger of its fallback and the last limit it
-  accepted (it may still be applying that one).
+  accepted (it may still be applying that one);
+* an EVSE measured drawing more than every allocation it had in the charger's reaction time (the
+  compliance grace) — *held*, at its measured draw, from the plan after that sample on. Its excess is load
+  on the site now, whether the firmware is slow, broken or not yet judged (:mod:`.compliance` flags it only
+  after minutes of it), so the others give way at once instead of the safety margin absorbing it. A held
+  EVSE keeps the allocation it was given (a compliant charger is still on its way to it; the compliance
+  check keeps comparing against it) and is released once a sample shows it at or below it. The reaction
+  window keeps compliant chargers that are still ramping down from being counted twice.
+
+Not reserved, but counted above its allocation: an EVSE whose allocation drops, until it has once been
+seen following a reduction (:attr:`.Compliance.followed`), is counted at what it had in the reaction window
+(at most its measured draw): the strategy runs again with it fixed there, so what it frees goes to the
+others only once it may have come down (:meth:`Planner.ramping_a`).
 
 Reserved EVSEs of online stations are still sent profiles at their fallback: a station that rejected one
 profile for a passing reason shows it is compliant again by accepting the next one.
@@ -35,8 +47,9 @@ profile for a passing reason shows it is compliant again by accepting the next o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -104,6 +117,29 @@ class _Session:
     allocated_a: float = 0.0
     limit_since: float = 0.0
     faulted: bool = False
+    #: (since, per-phase A) of each allocation sent lately; +inf at first: what it draws before our first one
+    #: (an earlier TxDefaultProfile, a station cap) is not ours to hold against it.
+    limits: list[tuple[float, float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.limits:
+            self.limits.append((self.plugged_at, math.inf))
+
+    def told_a(self, now: float, window_s: float) -> float:
+        """The largest allocation in force at some time in ``[now - window_s, now]``: what a compliant
+        charger may still be drawing."""
+        start = now - window_s
+        in_force = [a for since, a in self.limits if since <= start]
+        later = [a for since, a in self.limits if since > start]
+        return max(in_force[-1:] + later)
+
+    def allocate(self, amps: float, now: float, window_s: float, deadband_a: float) -> None:
+        if abs(amps - self.limits[-1][1]) <= deadband_a:
+            return
+        self.limits.append((now, amps))
+        start = now - window_s
+        while len(self.limits) > 1 and self.limits[1][0] <= start:
+            del self.limits[0]
 
 
 class Planner:
@@ -139,6 +175,8 @@ class Planner:
         self._readings: list[tuple[float, tuple[float, float, float]]] = []
         self._last_plan: float | None = None
         self.last_allocation: Allocation | None = None
+        #: EVSEs held at their measured draw in the last plan (see the module's docstring), per-phase A.
+        self.held: dict[EvseKey, float] = {}
         self.peak_w = 0.0
         self.plans = 0
         #: Profiles the chargers refused or did not answer (moot answers not counted).
@@ -245,8 +283,9 @@ class Planner:
             s.phases_in_use = phases_in_use
         if current_a is None:
             return []
-        s.measured_a = current_a
-        steered = self.last_allocation is not None and key in self.last_allocation.limits_a
+        before, s.measured_a = s.measured_a, current_a
+        self._followed(s, before, now)
+        steered = key in self.held or (self.last_allocation is not None and key in self.last_allocation.limits_a)
         if (
             steered
             and self._strategy is not None
@@ -264,6 +303,8 @@ class Planner:
             floor = self.site.evse(key).min_current_a if key in self.site.index else 0.0
             cap = max(current_a + margin, floor)
             s.accept_cap_a = cap if cap < s.allocated_a else None
+        if steered and self._strategy is not None and key not in self.held and self._overdrawing(s, now):
+            return self.on_event("overdraw", now)  # its excess is on the site now: the others give way
         return []
 
     def site_meter(
@@ -351,6 +392,12 @@ class Planner:
         last plan)."""
         if now is None:
             now = self._last_plan if self._last_plan is not None else 0.0
+        out = self._not_steered_a(now)
+        for key, amps in self.held_a(now).items():
+            out.setdefault(key, amps)
+        return out
+
+    def _not_steered_a(self, now: float) -> dict[EvseKey, float]:
         out: dict[EvseKey, float] = {}
         bounds: dict[str, dict[int, float]] = {}
         for e in self.site.evses:
@@ -372,6 +419,48 @@ class Planner:
             amps = accepted if spec.unit == "A" else (accepted or 0.0) / (3 * e.voltage)
             out[key] = max(out.get(key, 0.0), e.fallback_current_a, amps or 0.0)
         return out
+
+    def _followed(self, s: _Session, before: float | None, now: float) -> None:
+        """A sample showing the EVSE come down to an allocation reduced lately: it follows profiles."""
+        bound = s.allocated_a + self.compliance.overdraw_margin_a
+        if (
+            before is not None
+            and before > bound >= float(s.measured_a or 0.0)
+            and s.told_a(now, self.compliance.overdraw_grace_s) > bound
+        ):
+            self.compliance.followed.add(s.key)
+
+    def ramping_a(self, allocation: Allocation, now: float) -> dict[EvseKey, float]:
+        """EVSEs not yet seen following a reduction whose allocation is below what they had in the reaction
+        window (and were measured drawing): at what they may still draw."""
+        out: dict[EvseKey, float] = {}
+        window, margin = self.compliance.overdraw_grace_s, self.compliance.overdraw_margin_a
+        for key, new in allocation.limits_a.items():
+            s = self._sessions.get(key)
+            if s is None or key in self.compliance.followed:
+                continue
+            recent = s.told_a(now, window)
+            if not math.isfinite(recent):
+                continue  # nothing of ours yet: it has nothing to come down from
+            drawing = recent if s.measured_a is None else min(recent, s.measured_a)
+            if drawing > new + margin:
+                out[key] = drawing
+        return out
+
+    def held_a(self, now: float) -> dict[EvseKey, float]:
+        """EVSEs we steer, measured above every allocation of the reaction window: at their measured draw."""
+        fixed = self._not_steered_a(now)
+        return {
+            key: float(s.measured_a or 0.0)
+            for key, s in self._sessions.items()
+            if key in self.site.index and key not in fixed and self._overdrawing(s, now)
+        }
+
+    def _overdrawing(self, s: _Session, now: float) -> bool:
+        if s.measured_a is None or s.faulted:
+            return False
+        told = s.told_a(now, self.compliance.overdraw_grace_s)
+        return s.measured_a > told + self.compliance.overdraw_margin_a
 
     def _unmanaged(self, key: EvseKey) -> bool:
         """Flagged for overdraw, or for a rejection that still stands (a slot of the station failing)."""
@@ -416,14 +505,29 @@ class Planner:
         if self._strategy is None:
             return []
         state = self.state(now)
+        self.held = self.held_a(now)
         allocation = self._strategy(state, now)
+        ramping = self.ramping_a(allocation, now)
+        if ramping:
+            # What they free goes to the others once they are seen to follow it (or the reaction time is over).
+            rest = self._strategy(replace(state, reserved_a={**state.reserved_a, **ramping}), now)
+            allocation = replace(
+                rest,
+                limits_a={**rest.limits_a, **{k: allocation.limits_a[k] for k in ramping}},
+                power_w={**rest.power_w, **{k: allocation.power_w[k] for k in ramping}},
+            )
         self.last_allocation = allocation
         self._last_plan = now
         self.plans += 1
         planned_w = allocation.total_w() + float(np.sum(state.building_load_a)) * self.site.root.voltage
         self.peak_w = max(self.peak_w, planned_w)
         for key, s in self._sessions.items():
+            if key in self.held:
+                continue  # keeps the allocation it is (perhaps slowly) going to
             amps = allocation.limits_a.get(key, 0.0)
+            # What it may draw: its allocation, or what it is reserved at when it is not steered.
+            told = allocation.limits_a.get(key, state.reserved_a.get(key, 0.0))
+            s.allocate(told, now, self.compliance.overdraw_grace_s, self.config.deadband_a)
             if abs(amps - s.allocated_a) > self.config.deadband_a:
                 s.limit_since = now
                 if s.accept_cap_a is not None and amps < s.accept_cap_a:
@@ -444,7 +548,9 @@ class Planner:
                     out.append(cap)
             session = self._sessions.get(e.key)
             amps = allocation.limits_a.get(e.key)
-            if e.key in state.reserved_a:  # not steered: the fallback, which is all it may draw once compliant
+            if e.key in self.held and session is not None:
+                amps = session.allocated_a
+            elif e.key in state.reserved_a:  # not steered: the fallback, which is all it may draw once compliant
                 out.append(self._spec(e, Purpose.TX_DEFAULT, e.fallback_current_a, None))
                 tx = session.transaction_id if session is not None else None
                 if tx is not None and self._bindable(e.station_id, tx):

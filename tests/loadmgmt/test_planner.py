@@ -196,14 +196,16 @@ def test_an_evse_drawing_above_its_allocation_for_minutes_is_unmanaged_from_then
     planner.transaction_started(("cp1", 1), "2", T0)
     assert planner.last_allocation.limits_a[("cp1", 1)] == pytest.approx(20.0)
     assert planner.evse_meter(("cp1", 1), T0 + 30, current_a=32.0) == []  # within the grace after a change
-    assert planner.evse_meter(("cp1", 1), T0 + 90, current_a=32.0) == []  # over, not for long yet
+    held = planner.evse_meter(("cp1", 1), T0 + 90, current_a=32.0)  # over, not for long yet: held at its draw
+    assert limits([c for c in held if c.station_id == "cp0"]) == {("cp0", "TxProfile"): 8.0}
     assert planner.evse_meter(("cp1", 1), T0 + 150, current_a=21.0) == []  # back within margin: reset
     assert planner.evse_meter(("cp1", 1), T0 + 210, current_a=32.0) == []
     assert planner.compliance.unmanaged(("cp1", 1)) is None
     commands = planner.evse_meter(("cp1", 1), T0 + 330, current_a=32.0)
     assert planner.compliance.unmanaged(("cp1", 1)) == "overdraw"
     assert planner.reserved_a() == {("cp1", 1): 32.0}
-    assert limits([c for c in commands if c.station_id == "cp0"]) == {("cp0", "TxProfile"): 8.0}
+    assert limits([c for c in commands if c.station_id == "cp0"]) == {}  # given way already while it was held
+    assert planner.last_allocation.limits_a == {("cp0", 1): 8.0}
     planner.stop(("cp1", 1), T0 + 400)
     assert planner.compliance.unmanaged(("cp1", 1)) == "overdraw"  # the firmware did not change
 
@@ -278,6 +280,52 @@ def test_grid_meter_including_evs_is_corrected_by_their_measured_draw():
     assert planner.building_load_a(T0 + 10) == (10.0, 10.0, 10.0)
 
 
+def test_an_evse_drawing_above_its_allocation_is_counted_at_its_draw_at_once_and_keeps_its_allocation():
+    planner = Planner(make_site(n=2, limit_a=40.0), "deadline")
+    online(planner, 2)
+    planner.transaction_started(("cp0", 1), "1", T0)
+    planner.transaction_started(("cp1", 1), "2", T0)
+    planner.ev_needs(("cp0", 1), T0, energy_needed_wh=20_000.0, departure=T0 + 3 * 3600)
+    planner.ev_needs(("cp1", 1), T0, energy_needed_wh=20_000.0, departure=T0 + 4 * 3600)
+    assert planner.last_allocation.limits_a[("cp1", 1)] < 20.0
+    told = planner.last_allocation.limits_a[("cp1", 1)]
+    # within the reaction time a compliant charger may still draw its old limit: not held against it
+    assert planner.evse_meter(("cp1", 1), T0 + 30, current_a=32.0) == []
+    commands = planner.evse_meter(("cp1", 1), T0 + 90, current_a=32.0)  # still at its rating: its firmware?
+    assert planner.compliance.unmanaged(("cp1", 1)) is None  # not judged yet...
+    assert planner.held == {("cp1", 1): 32.0}  # ...but its draw is on the site now
+    assert limits(commands) == {("cp0", "TxProfile"): pytest.approx(8.0)}  # the other gives way at once
+    assert planner.evse_meter(("cp1", 1), T0 + 150, current_a=told) == []  # it came down after all
+    commands = planner.handle_timer(T0 + 150)
+    assert planner.held == {}
+    assert limits(commands)[("cp0", "TxProfile")] > 8.0
+    assert ("cp1", "TxProfile") not in limits(commands)  # its allocation never changed meanwhile
+
+
+def test_a_reduction_frees_headroom_for_others_once_the_evse_is_seen_following_it():
+    planner = Planner(make_site(n=3, limit_a=40.0), "equal_share")
+    online(planner, 3)
+    planner.transaction_started(("cp0", 1), "1", T0)
+    planner.transaction_started(("cp1", 1), "2", T0)
+    planner.evse_meter(("cp0", 1), T0 + 60, current_a=20.0)
+    planner.evse_meter(("cp1", 1), T0 + 60, current_a=20.0)
+    commands = planner.transaction_started(("cp2", 1), "3", T0 + 100)
+    # cp0 and cp1 are told 13.3 A but have not shown yet that they follow: cp2 waits for their headroom
+    assert limits(commands) == {
+        ("cp0", "TxProfile"): pytest.approx(40 / 3, abs=0.1),
+        ("cp1", "TxProfile"): pytest.approx(40 / 3, abs=0.1),
+        ("cp2", "TxProfile"): 0.0,
+    }
+    planner.evse_meter(("cp0", 1), T0 + 130, current_a=13.0)
+    planner.evse_meter(("cp1", 1), T0 + 130, current_a=13.0)
+    assert planner.compliance.followed == {("cp0", 1), ("cp1", 1)}
+    commands = planner.handle_timer(T0 + 160)
+    assert limits(commands) == {("cp2", "TxProfile"): pytest.approx(40 / 3, abs=0.1)}
+    planner.stop(("cp2", 1), T0 + 200)
+    planner.transaction_started(("cp2", 1), "4", T0 + 260)  # seen following: trusted at once from now on
+    assert planner.last_allocation.limits_a[("cp2", 1)] == pytest.approx(40 / 3, abs=0.1)
+
+
 def test_a_vehicle_drawing_less_hands_its_headroom_to_others_after_settling():
     config = PlannerConfig(settle_s=120.0, accept_margin_a=1.0)
     planner = Planner(make_site(n=2, limit_a=40.0), "equal_share", config=config)
@@ -292,6 +340,10 @@ def test_a_vehicle_drawing_less_hands_its_headroom_to_others_after_settling():
     assert planner.last_allocation.limits_a == pytest.approx({("cp0", 1): 8.0, ("cp1", 1): 32.0})
     planner.evse_meter(("cp0", 1), T0 + 200, current_a=7.9)  # pushing against its cap: wants more again
     planner.handle_timer(T0 + 200)
+    assert planner.last_allocation.limits_a[("cp1", 1)] == pytest.approx(20.0)
+    # cp1 may draw its 32 A until it is seen to come down or its reaction time is over
+    assert planner.last_allocation.limits_a[("cp0", 1)] == pytest.approx(8.0)
+    planner.handle_timer(T0 + 280)
     assert planner.last_allocation.limits_a[("cp0", 1)] == pytest.approx(20.0)
 
 

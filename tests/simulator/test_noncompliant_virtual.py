@@ -34,6 +34,16 @@ def test_rejecting_and_ignoring_stations_are_planned_at_their_rating_and_the_sit
     assert data["site"]["ev_kwh"] > 100
 
 
+def test_with_deadline_the_ignoring_stations_overdraw_is_planned_for_before_it_is_flagged():
+    # deadline swaps cars at full current: ign-1 told 0 A goes on drawing 11 kW, more than the 6 kW margin.
+    # Until 19:31, when it is flagged, its excess must already be counted (held at its measured draw), and
+    # the car it was to make room for waits until it is seen to come down.
+    data = run("noncompliant-station", strategy="deadline", duration_s=2.75 * 3600)
+    assert data["site"]["violation_minutes"] == 0
+    flags = {(f["station"], f["reason"]) for f in data["load_management"]["stations_noncompliant"]}
+    assert flags == {("rej-1", "rejected"), ("ign-1", "overdraw")}
+
+
 def test_offline_station_is_planned_at_what_it_may_draw_and_the_site_holds():
     data = run("offline-station")
     assert data["site"]["violation_minutes"] == 0
