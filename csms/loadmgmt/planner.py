@@ -393,9 +393,7 @@ class Planner:
         if now is None:
             now = self._last_plan if self._last_plan is not None else 0.0
         out = self._not_steered_a(now)
-        for key, amps in self.held_a(now).items():
-            out.setdefault(key, amps)
-        return out
+        return {**self.held_a(now, not_steered=out), **out}
 
     def _not_steered_a(self, now: float) -> dict[EvseKey, float]:
         out: dict[EvseKey, float] = {}
@@ -447,9 +445,9 @@ class Planner:
                 out[key] = drawing
         return out
 
-    def held_a(self, now: float) -> dict[EvseKey, float]:
+    def held_a(self, now: float, not_steered: Mapping[EvseKey, float] | None = None) -> dict[EvseKey, float]:
         """EVSEs we steer, measured above every allocation of the reaction window: at their measured draw."""
-        fixed = self._not_steered_a(now)
+        fixed = self._not_steered_a(now) if not_steered is None else not_steered
         return {
             key: float(s.measured_a or 0.0)
             for key, s in self._sessions.items()
