@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import simpy
 
-from csms.api import commands
+from csms.ocpp import commands
 from csms.ocpp.convert import from_posix
 from csms.ocpp.versions import Version
 from csms.uptime import Attempt

@@ -23,8 +23,8 @@ import simpy
 from sqlalchemy import select
 
 from csms.alerts import AlertRules, RemediationPolicy
-from csms.api import commands
 from csms.loadmgmt.manager import LoadManager
+from csms.ocpp import commands
 from csms.ocpp.convert import from_posix
 from csms.services import authorization, stations
 from csms.services import uptime as uptime_service

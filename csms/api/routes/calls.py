@@ -11,11 +11,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
 
-from csms.api import commands
 from csms.api.deps import GatewayDep, in_transaction
 from csms.api.routes.stations import StationPath
 from csms.api.schemas import CallOut, RemoteStartOut, RemoteStartRequest, RemoteStopRequest, ResetRequest
 from csms.gateway.server import Gateway, StationNotConnected
+from csms.ocpp import commands
 from csms.ocpp.errors import LocalCallError
 from csms.services import stations, transactions
 from csms.services.errors import Conflict, Invalid, NotFound

@@ -14,11 +14,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import Field
 
-from csms.api import commands
 from csms.api.deps import DbSession, GatewayDep, in_transaction
 from csms.api.routes.calls import Timeout, _send, _version
 from csms.api.routes.stations import StationPath
 from csms.api.schemas import CallOut, Out, Strict, UtcDatetime
+from csms.ocpp import commands
 from csms.ocpp.convert import format_time
 from csms.services import diagnostics, uptime
 
