@@ -15,7 +15,9 @@ from typing import Any, Protocol, TypeVar
 T = TypeVar("T")
 
 
-class Scheduler(Protocol):
+class Timers(Protocol):
+    """A clock with callbacks: all a sans-IO core's deadlines need (the twin's chargers need no more)."""
+
     def now(self) -> float:
         """The present instant, POSIX seconds."""
         ...
@@ -26,6 +28,10 @@ class Scheduler(Protocol):
         ...
 
     def cancel(self, handle: Any) -> None: ...
+
+
+class Scheduler(Timers, Protocol):
+    """Timers, and database work off the clock's thread: what the CSMS host needs."""
 
     def run_db(self, work: Callable[[], T], then: Callable[[T], None]) -> None:
         """Run ``work`` (blocking database work) off the clock's thread, then ``then(result)`` back on it.
@@ -44,7 +50,7 @@ class Alarm:
     most inputs do not move the deadline earlier. :meth:`disarm` cancels for good (a closed connection).
     """
 
-    def __init__(self, scheduler: Scheduler, fire: Callable[[], None]) -> None:
+    def __init__(self, scheduler: Timers, fire: Callable[[], None]) -> None:
         self.scheduler, self.fire = scheduler, fire
         self.at: float | None = None
         self._handle: Any = None
