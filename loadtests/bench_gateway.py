@@ -56,7 +56,7 @@ def _serve(url: str, stations: int, version: str, ready: mp.Queue, stop: mp.Even
         ready.put(gateway.port)
         while not stop.is_set():
             await asyncio.sleep(0.1)
-        ready.put((gateway.processor.batches, gateway.processor.calls))
+        ready.put((gateway.host.processor.batches, gateway.host.processor.calls))
         await gateway.stop()
 
     asyncio.run(main())

@@ -16,11 +16,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from csms.loadmgmt.manager import LoadManager, read_setup
-from csms.loadmgmt.planner import PlannerConfig
 from csms.loadmgmt.topology import format_phases
 from csms.ocpp.convert import from_posix
 from csms.services import sites
@@ -88,20 +85,9 @@ def create_site(session_factory: Any, scenario: Scenario, now: float) -> None:
         db.commit()
 
 
-def install(session_factory: Any, scenario: Scenario, manager: LoadManager, now: float) -> list[Any]:
-    lm = scenario.csms.load_management
-    assert lm is not None
-    with session_factory() as db:
-        setup = read_setup(db, SITE_ID, PlannerConfig(interval_s=float(lm.interval)))
-    return manager.install(setup, now)
-
-
-def record_reading(session_factory: Any, manager: LoadManager, power_w: float, now: float) -> list[Any]:
-    """One site-meter reading through the meter-readings service, then the manager (like the API route)."""
+def record_reading(session_factory: Any, power_w: float, now: float) -> None:
+    """One site-meter reading through the meter-readings service (the manager is told after, as by the API
+    route)."""
     with session_factory() as db:
         sites.record_reading(db, SITE_ID, timestamp=from_posix(now), now=from_posix(now), power_w=power_w)
         db.commit()
-    return manager.site_reading(SITE_ID, now, power_w=power_w)
-
-
-Arm = Callable[[float | None], None]

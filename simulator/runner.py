@@ -23,7 +23,7 @@ import simpy
 from sqlalchemy import select
 
 from csms.alerts import AlertRules, RemediationPolicy
-from csms.loadmgmt.manager import LoadManager
+from csms.loadmgmt.planner import PlannerConfig
 from csms.ocpp import commands
 from csms.ocpp.convert import from_posix
 from csms.services import authorization, stations
@@ -32,7 +32,7 @@ from csms.store.models import Station, Transaction
 from simulator import loadmgmt, plots, report
 from simulator.embedded_csms import EmbeddedCsms
 from simulator.fleet import FirmwareHooks, Progress, Sampler, TwinMeters, alert_bounds, connector_spec, session_attempts
-from simulator.links.inprocess import InProcessLink, NetworkModel, _Alarm
+from simulator.links.inprocess import InProcessLink, NetworkModel
 from simulator.scenario.models import (
     ChangeAvailability,
     ConnectorFault,
@@ -47,6 +47,7 @@ from simulator.scenario.models import (
     Scenario,
     StuckAvailable,
 )
+from simulator.scheduler import SimPyScheduler
 from simulator.station.charger import Charger, StationIdentity
 from simulator.twin.interfaces import ConnectorRef, VehicleInfo
 from simulator.twin.world import TwinWorld
@@ -75,15 +76,12 @@ class VirtualRun:
         rng = random.Random(self.seed)
         self.env = simpy.Environment()
         self.epoch = scenario.start.timestamp()
-        self.csms = EmbeddedCsms.create(database_url)
-        # Frames that arrive at the same virtual instant share one group commit, as in the gateway.
-        self.csms.defer = lambda action: self._later(0.0, action)
+        self.scheduler = SimPyScheduler(self.env, self.epoch)
         self.truth = fv.FaultTruth()
         self.hooks = FirmwareHooks(self.epoch, self.truth)
         self.meters: dict[str, TwinMeters] = {}
         settings = scenario.csms.alerts
-        self._alert_alarm = _Alarm(self.env, self.epoch, self._alert_timer)
-        self.csms.enable_monitor(
+        rules = (
             AlertRules(
                 heartbeat_interval_s=settings.heartbeat_interval,
                 offline_after_s=settings.offline_after,
@@ -97,10 +95,10 @@ class VirtualRun:
                 after_s=settings.remediation_after or 600.0,
                 max_per_day=settings.remediation_max_per_day,
             ),
-            on_deadline=self._alert_alarm.arm,
         )
-        self.csms.outbound = lambda station_id, frames: self.hooks.links[station_id].send_from_csms(frames)
-        self.alert_effects: list[Any] = []
+        self.csms = EmbeddedCsms.create(
+            self.scheduler, database_url, alerts=rules, load_management=loadmgmt.managed(scenario)
+        )
         self.world = TwinWorld(scenario, random.Random(rng.getrandbits(64)), hooks=self.hooks, env=self.env)
         self.hooks.world = self.world
         self._provision_stations()
@@ -120,8 +118,7 @@ class VirtualRun:
                     smart_charging=group.smart_charging,
                 )
                 link = InProcessLink(
-                    self.env,
-                    self.epoch,
+                    self.scheduler,
                     charger,
                     self.csms,
                     random.Random(rng.getrandbits(64)),
@@ -144,29 +141,13 @@ class VirtualRun:
     # ---- load management -------------------------------------------------------------------------------
     def _enable_load_management(self) -> None:
         loadmgmt.create_site(self.csms.session_factory, self.scenario, self.epoch)
-        alarm = _Alarm(self.env, self.epoch, lambda: self.csms.load_timer(self.epoch + self.env.now))
-        flushing: set[str] = set()
-
-        def outgoing(station_id: str) -> None:
-            # Sent once the present step is over (a connection being set up must count it as its own).
-            if station_id in flushing:
-                return
-            flushing.add(station_id)
-
-            def flush(_e: Any) -> None:
-                flushing.discard(station_id)
-                self.hooks.links[station_id].flush_csms()
-
-            self.env.timeout(0).callbacks.append(flush)
-
-        self.csms.enable_load_management(LoadManager(), outgoing, alarm.arm)
         self.hooks.on_vehicle = self._vehicle_needs
 
     def _unmanaged_summary(self) -> dict[str, Any]:
         """The load managers' summaries over the run: the crashed processes' ones and the running one's."""
         parts = list(self._lm_before_crashes)
         if self.csms.load is not None:
-            parts.append(self.csms.load.summary(loadmgmt.SITE_ID, self.epoch + float(self.env.now)))
+            parts.append(self.csms.load.manager.summary(loadmgmt.SITE_ID, self.epoch + float(self.env.now)))
         minutes: dict[str, float] = {}
         for part in parts:
             for station, m in part["fallback_minutes"].items():
@@ -192,14 +173,14 @@ class VirtualRun:
     def _tell_needs(self, key: tuple[str, int], now: float) -> None:
         """The schedule posts a vehicle's needs to the CSMS's API: lost while the CSMS is down."""
         load = self.csms.load
-        if load is not None and self.csms.up:
+        if load is not None:
             _, needed_wh, departure = self._needs[key]
-            self.csms.load_commands(load.ev_needs(key, now, energy_needed_wh=needed_wh, departure=departure), now)
+            load.ev_needs(key, needed_wh, departure)
 
     def _restart_csms(self) -> None:
         """The CSMS process starts again; the fleet schedule tells it the needs of the vehicles still plugged."""
         now = self.epoch + self.env.now
-        self.csms.restart(now)
+        self.csms.restart()
         plugged = self.world.plugged_socs()
         for key, (vehicle_id, _, _) in sorted(self._needs.items()):
             if vehicle_id in plugged:
@@ -215,11 +196,10 @@ class VirtualRun:
         while self.env.now < end:
             now = self.epoch + self.env.now
             load = self.csms.load
-            if load is not None and self.csms.up:
-                commands = loadmgmt.record_reading(
-                    self.csms.session_factory, load, self.world.building_kw_now * 1000.0, now
-                )
-                self.csms.load_commands(commands, now)
+            if load is not None:
+                power_w = self.world.building_kw_now * 1000.0
+                loadmgmt.record_reading(self.csms.session_factory, power_w, now)
+                load.site_reading(loadmgmt.SITE_ID, power_w=power_w)
             yield self.env.timeout(float(lm.interval))
 
     # ---- set-up ----------------------------------------------------------------------------------------
@@ -247,25 +227,19 @@ class VirtualRun:
         elif isinstance(item, RemoteStart | RemoteStop | ChangeAvailability | Reset):
             for station_id in self.scenario.resolve_chargers(item.charger):
                 call = self._operator_call(item, station_id)
-                if call is not None and station_id in self.csms.sessions:
-                    _, frames = self.csms.send_call(station_id, call[0], call[1], now)
-                    self.hooks.links[station_id].send_from_csms(frames)
+                if call is not None and self.csms.connected(station_id):
+                    self.csms.call(station_id, *call)
 
     # ---- faults ----------------------------------------------------------------------------------------------
-    def _alert_timer(self) -> None:
-        if self.csms.monitor is not None:
-            self.csms.monitor.handle_timer(self.epoch + self.env.now)
-
     def _later(self, delay_s: float, action: Callable[[], None]) -> None:
         self.env.timeout(delay_s).callbacks.append(lambda _e: action())
 
     def _fault(self, item: Any, now: float) -> None:
         if isinstance(item, CsmsCrash):
             self.truth.inject("csms_crash", None, None, now, now + item.restart_after)
-            if self.csms.monitor is not None:
-                self.alert_effects += self.csms.monitor.effects
             if self.csms.load is not None:
-                self._lm_before_crashes.append(self.csms.load.summary(loadmgmt.SITE_ID, self.epoch + self.env.now))
+                summary = self.csms.load.manager.summary(loadmgmt.SITE_ID, self.epoch + self.env.now)
+                self._lm_before_crashes.append(summary)
             for station_id in self.csms.crash():
                 self.hooks.links[station_id].drop()
             self._later(item.restart_after, self._restart_csms)
@@ -402,10 +376,9 @@ class VirtualRun:
     # ---- run -------------------------------------------------------------------------------------------
     def run(self) -> report.RunRecord:
         started = time.perf_counter()
-        if self.csms.load is not None:
-            now = self.epoch
-            commands = loadmgmt.install(self.csms.session_factory, self.scenario, self.csms.load, now)
-            self.csms.load_commands(commands, now)
+        lm = self.scenario.csms.load_management
+        if self.csms.load is not None and lm is not None:
+            self.csms.install_site(loadmgmt.SITE_ID, PlannerConfig(interval_s=float(lm.interval)))
             self.env.process(self._site_meter())
         for link in self.hooks.links.values():
             link.start()
@@ -444,7 +417,7 @@ class VirtualRun:
             csms_uptime = fv.csms_uptime(uptime_service.port_uptime(db, period))
             attempts = session_attempts(self.hooks.chargers.values())
             uptime = fv.uptime_section(csms_uptime, self.truth, period, self.epoch, attempts)
-        effects = self.alert_effects + (self.csms.monitor.effects if self.csms.monitor is not None else [])
+        effects = self.csms.alert_effects
         settings = self.scenario.csms.alerts
         network = self.network or NetworkModel()
         bounds = alert_bounds(self.scenario, self.hooks.chargers.values(), network.latency_s + network.jitter_s)

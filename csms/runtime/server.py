@@ -20,9 +20,9 @@ from sqlalchemy import Engine
 
 from csms.alerts import AlertEngine, AlertRules, RemediationPolicy
 from csms.api.app import create_app
-from csms.gateway.loadmgmt import LoadManagement
+from csms.core.plugins.alerts import AlertMonitor
+from csms.core.plugins.load_management import LoadManagement
 from csms.gateway.server import Gateway
-from csms.runtime.monitor import Monitor
 from csms.runtime.webhooks import WebhookSender
 from csms.services.config import CsmsConfig
 from csms.store import migrate
@@ -105,24 +105,20 @@ async def run_server(
     engine = await asyncio.to_thread(prepare_database, database_url)
     session_factory = make_session_factory(engine)
     gateway = Gateway(session_factory, config or CsmsConfig())
-    # Uptime and alerts: the monitor observes the gateway; alerts reach webhooks through the sender.
+    # Uptime and alerts: the monitor follows the stations; alerts reach webhooks through the sender.
     sender = WebhookSender(session_factory)
-    monitor = Monitor(
-        session_factory,
-        AlertEngine(alert_rules, remediation),
-        call=gateway.call,
-        on_committed=sender.wake,
-    )
+    monitor = AlertMonitor(AlertEngine(alert_rules, remediation), on_stored=sender.wake)
     # Load management: plans every site with a strategy (sites created or changed later through the API
-    # are (re)installed by the sites routes); it observes the gateway beside the monitor.
-    load_management = LoadManagement(gateway, session_factory)
+    # are (re)installed by the sites routes).
+    load_management = LoadManagement()
     installed: list[signal.Signals] = []
     cluster = None
     try:
-        await monitor.start()
-        gateway.add_observer(monitor)
-        await load_management.start()
-        gateway.add_observer(load_management)
+        gateway.add_plugin(monitor)
+        gateway.add_plugin(load_management)
+        monitor.start()
+        load_management.start()
+        await gateway.scheduler.idle()  # both planned from the store before the first station connects
         sender.start()
         if broker_url:
             from csms.runtime.cluster import Cluster
@@ -169,8 +165,6 @@ async def run_server(
             loop.remove_signal_handler(sig)
         if cluster is not None:
             await cluster.stop()
-        await load_management.stop()
-        await gateway.stop()
-        await monitor.stop()
+        await gateway.stop()  # commits what it gathered, then stops the plugins
         await sender.stop()
         engine.dispose()

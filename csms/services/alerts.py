@@ -9,10 +9,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from csms.alerts import engine as al
 from csms.alerts.engine import ALL_RULES, AlertRules
+from csms.ocpp.convert import from_posix
 from csms.services import webhooks
 from csms.services.errors import Conflict, Invalid, NotFound
-from csms.store.models import Alert, AlertRuleSetting
+from csms.store.models import Alert, AlertRuleSetting, ConnectionEvent, StationEvent, Transaction
 
 #: Which AlertRules field an operator's ``threshold`` sets, per rule.
 THRESHOLDS = {
@@ -170,3 +172,53 @@ def describe_rules(rules: AlertRules) -> list[dict[str, Any]]:
         }
         for rule in sorted(ALL_RULES)
     ]
+
+
+# ---- what the alert monitor stores ---------------------------------------------------------------------
+#: A session "delivered" when it metered at least this much (below: it failed to start charging).
+MIN_SESSION_WH = 1.0
+
+
+def session_outcomes(db: Session, station_id: str, charger_tx_ids: list[str]) -> list[al.Event]:
+    """Ended transactions: TransactionClosed, and SessionDelivered / SessionFailed (the stuck-Available rule's
+    input)."""
+    rows = db.scalars(
+        select(Transaction).where(Transaction.station_id == station_id, Transaction.charger_tx_id.in_(charger_tx_ids))
+    )
+    events: list[al.Event] = []
+    for tx in rows:
+        events.append(al.TransactionClosed(station_id, tx.evse_id, tx.charger_tx_id))
+        if tx.evse_id is not None:
+            delivered = tx.energy_wh >= MIN_SESSION_WH
+            events.append((al.SessionDelivered if delivered else al.SessionFailed)(station_id, tx.evse_id))
+    return events
+
+
+def store_effects(db: Session, effects: list[al.Effect]) -> None:
+    """Alerts raised/resolved and connectivity changes, in the caller's transaction (SendCall is skipped)."""
+    for effect in effects:
+        match effect:
+            case al.RaiseAlert():
+                raise_alert(
+                    db,
+                    effect.rule,
+                    effect.station_id,
+                    effect.evse_id,
+                    effect.severity,
+                    from_posix(effect.at),
+                    effect.details,
+                )
+            case al.ResolveAlert():
+                auto_resolve(db, effect.rule, effect.station_id, effect.evse_id, from_posix(effect.at))
+            case al.ConnectivityChanged():
+                kind = "hb_resumed" if effect.online else "hb_timeout"  # connection_events.kind is 16 chars
+                db.add(
+                    ConnectionEvent(
+                        station_id=effect.station_id, kind=kind, at=from_posix(effect.at), detail=effect.reason
+                    )
+                )
+
+
+def record_remediation(db: Session, effect: al.SendCall, outcome: dict[str, Any], now: float) -> None:
+    data = {"action": effect.action, "payload": effect.payload, "reason": effect.reason, **outcome}
+    db.add(StationEvent(station_id=effect.station_id, kind="auto_remediation", timestamp=from_posix(now), data=data))

@@ -1,9 +1,11 @@
 """The in-process link: one charger and the embedded CSMS joined by text frames in SimPy's virtual time.
 
-It is the SimPy counterpart of the asyncio gateway: for each endpoint it feeds frames with ``now``,
-drains what the endpoint has to send and arms one timer at the endpoint's next deadline. The network is
-modelled, not assumed: a per-direction latency with jitter (TCP keeps order, so a frame never overtakes
-the previous one), optional loss, and outages (``set_network``) during which connection attempts fail.
+It is the SimPy counterpart of the gateway's WebSocket and of the charger's socket: it feeds the charger its
+frames with ``now``, drains what it has to send, arms one alarm at its next deadline, and is the CSMS host's
+:class:`~csms.core.host.Transport` for the station's connection (the host keeps the CSMS side's timers
+itself). The network is modelled, not assumed: a per-direction latency with jitter (TCP keeps order, so a
+frame never overtakes the previous one), optional loss, and outages (``set_network``) during which
+connection attempts fail.
 """
 
 from __future__ import annotations
@@ -11,12 +13,29 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-import simpy
-
-from csms.core.session import StationSession
-from simulator.embedded_csms import EmbeddedCsms, Refused
+from csms.core.host import Connection, Transport
+from csms.core.scheduler import Alarm
+from csms.ocpp.versions import Version
+from simulator.scheduler import SimPyScheduler
 from simulator.station.charger import Charger
+
+
+class Refused(Exception):
+    """The CSMS refused the connection at the handshake (down, unknown station, bad credentials)."""
+
+
+class CsmsEndpoint(Protocol):
+    """What a link needs of the CSMS in the same process (:class:`simulator.embedded_csms.EmbeddedCsms`)."""
+
+    def connect(self, station_id: str, offered: Version | None, transport: Transport) -> Connection:
+        """Raises :class:`Refused`."""
+        ...
+
+    def receive(self, connection: Connection, frame: str) -> None: ...
+
+    def disconnect(self, connection: Connection, detail: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -26,55 +45,31 @@ class NetworkModel:
     loss: float = 0.0
 
 
-class _Alarm:
-    """One SimPy timeout armed at an endpoint's next deadline; re-armed only when it must fire earlier."""
-
-    def __init__(self, env: simpy.Environment, epoch: float, fire: Callable[[], None]) -> None:
-        self.env, self.epoch, self.fire = env, epoch, fire
-        self.at: float | None = None
-
-    def arm(self, deadline: float | None) -> None:
-        if deadline is None:
-            return
-        if self.at is not None and self.at <= deadline and self.at >= self.epoch + self.env.now:
-            return  # an earlier (or equal) wake-up is already pending; it re-arms after firing
-        self.at = deadline
-        event = self.env.timeout(max(0.0, deadline - (self.epoch + self.env.now)))
-        event.callbacks.append(lambda _e, when=deadline: self._ring(when))
-
-    def _ring(self, when: float) -> None:
-        if self.at != when:
-            return  # superseded by an earlier alarm
-        self.at = None
-        self.fire()
-
-
 class InProcessLink:
     def __init__(
         self,
-        env: simpy.Environment,
-        epoch: float,
+        scheduler: SimPyScheduler,
         charger: Charger,
-        csms: EmbeddedCsms,
+        csms: CsmsEndpoint,
         rng: random.Random,
         network: NetworkModel | None = None,
         on_charger_change: Callable[[Charger], None] | None = None,
         on_link: Callable[[str, bool, float], None] | None = None,
     ) -> None:
-        self.env, self.epoch, self.charger, self.csms, self.rng = env, epoch, charger, csms, rng
+        self.scheduler, self.env = scheduler, scheduler.env
+        self.charger, self.csms, self.rng = charger, csms, rng
         self.network = network or NetworkModel()
         self.on_charger_change = on_charger_change or (lambda _c: None)
         self.on_link = on_link  # the twin's truth: (station, up, now) when a connection opens or closes
         self.network_up = True
-        self.session: StationSession | None = None
+        self.connection: Connection | None = None
         self._generation = 0  # frames of a closed connection are dropped on arrival
         self._last_arrival = {"up": 0.0, "down": 0.0}
-        self._charger_alarm = _Alarm(env, epoch, self._charger_timer)
-        self._csms_alarm = _Alarm(env, epoch, self._csms_timer)
+        self._charger_alarm = Alarm(scheduler, self._charger_timer)
         self.frames_lost = 0
 
     def now(self) -> float:
-        return self.epoch + self.env.now
+        return self.scheduler.now()
 
     # ---- connection management ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -82,41 +77,41 @@ class InProcessLink:
 
     def _maybe_connect(self) -> None:
         now = self.now()
-        if self.session is not None or not self.charger.wants_connection(now):
+        if self.connection is not None or not self.charger.wants_connection(now):
             self._pump_charger()
             return
         if not self.network_up:
             self.charger.connection_failed(now)
             self._pump_charger()
             return
+        self._generation += 1  # before the CSMS may send on the new connection
         try:
-            self.session = self.csms.connect(self.charger.station_id, now, self.charger.version)
+            self.connection = self.csms.connect(self.charger.station_id, self.charger.version, _Down(self))
         except Refused:
             self.charger.connection_failed(now)
             self._pump_charger()
             return
-        self._generation += 1
         if self.on_link is not None:
             self.on_link(self.charger.station_id, True, now)
         self.charger.connected(now)
         self._pump_charger()
 
     def _close(self, detail: str) -> None:
-        if self.session is None:
+        if self.connection is None:
             return
         now = self.now()
-        self.csms.disconnect(self.session, now, detail)
-        self.session = None
+        connection, self.connection = self.connection, None
+        self.csms.disconnect(connection, detail)
         if self.on_link is not None:
             self.on_link(self.charger.station_id, False, now)
         self._generation += 1
         self.charger.disconnected(now)
 
     def drop(self) -> None:
-        """The CSMS side vanished (a crash): the charger sees the socket die; the CSMS writes nothing."""
-        if self.session is None:
+        """The CSMS side vanished (a crash) or closed the socket: the charger sees it die."""
+        if self.connection is None:
             return
-        self.session = None
+        self.connection = None
         self._generation += 1
         self.charger.disconnected(self.now())
         self._pump_charger()
@@ -141,15 +136,8 @@ class InProcessLink:
         event.callbacks.append(lambda _e: deliver(frame) if generation == self._generation else None)
 
     def _to_csms(self, frame: str) -> None:
-        if self.session is None:
-            return
-        self.csms.deliver(
-            self.session, frame, self.now(), lambda frames, session=self.session: self._answer(session, frames)
-        )
-
-    def _answer(self, session: StationSession, frames: list[str]) -> None:
-        if self.session is session:  # else the connection closed before the commit: the answers die with it
-            self.send_from_csms(frames)
+        if self.connection is not None:
+            self.csms.receive(self.connection, frame)
 
     def _to_charger(self, frame: str) -> None:
         self.charger.receive_frame(frame, self.now())
@@ -158,19 +146,10 @@ class InProcessLink:
     def send_from_csms(self, frames: list[str]) -> None:
         for frame in frames:
             self._transit("down", frame, self._to_charger)
-        if self.session is not None:
-            self._csms_alarm.arm(self.session.next_deadline())
-
-    def flush_csms(self) -> None:
-        """Send what the CSMS session has queued outside a delivery (load-management calls)."""
-        if self.session is not None:
-            frames = self.session.frames_to_send()
-            self.csms.frames_out += len(frames)
-            self.send_from_csms(frames)
 
     def _pump_charger(self) -> None:
         for frame in self.charger.frames_to_send():
-            if self.session is not None:
+            if self.connection is not None:
                 self._transit("up", frame, self._to_csms)
         if self.charger.close_requested():
             self._close("closed by the station")
@@ -181,16 +160,25 @@ class InProcessLink:
     def _charger_timer(self) -> None:
         now = self.now()
         self.charger.handle_timer(now)
-        if self.session is None and self.charger.wants_connection(now):
+        if self.connection is None and self.charger.wants_connection(now):
             self._maybe_connect()
         else:
             self._pump_charger()
-
-    def _csms_timer(self) -> None:
-        if self.session is not None:
-            self.send_from_csms(self.csms.handle_timer(self.session, self.now()))
 
     # ---- the twin's events, passed on to the firmware -----------------------------------------------------
     def poke(self) -> None:
         """Something changed the charger from outside (plug-in, unplug, fault): send what it has to say."""
         self._pump_charger()
+
+
+class _Down:
+    """The CSMS host's transport for one connection of the link: frames go down the modelled network."""
+
+    def __init__(self, link: InProcessLink) -> None:
+        self.link = link
+
+    def send(self, frames: list[str]) -> None:
+        self.link.send_from_csms(frames)
+
+    def close(self, reason: str) -> None:
+        self.link.drop()

@@ -19,10 +19,10 @@ from csms.alerts import (
     TransactionClosed,
 )
 from csms.alerts.engine import METER_FROZEN
+from csms.alerts.feed import meter_reads
 from csms.domain import events as ev
 from csms.ocpp.v16 import adapter as v16
 from csms.ocpp.v201 import adapter as v201
-from csms.runtime.monitor import meter_reads
 
 T = 1_000_000.0
 RULES = AlertRules(meter_frozen_after_s=300, meter_frozen_readings=3, meter_frozen_min_power_w=1000)

@@ -1,55 +1,47 @@
-"""The monitor shell with a fake clock: a missed heartbeat becomes an alert and an offline period in uptime."""
+"""The alert monitor plugin on a host driven by hand: a missed heartbeat becomes an alert and an offline period
+in uptime."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 from csms.alerts import AlertEngine, AlertRules
+from csms.core.host import CsmsHost
+from csms.core.plugins.alerts import AlertMonitor
 from csms.domain import events as ev
-from csms.runtime.monitor import Monitor
 from csms.services import alerts, stations, uptime
+from csms.services.config import CsmsConfig
 from csms.services.uow import UnitOfWork
 from csms.uptime import Period
+from tests.manual_scheduler import ManualScheduler
 
 START = datetime(2026, 1, 15, 22, 0, tzinfo=UTC)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START.timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def test_missed_heartbeats_are_stored_as_alert_and_outage(session_factory):
+def test_missed_heartbeats_are_stored_as_alert_and_outage(session_factory):
     with session_factory() as db:
         stations.provision(db, "cp-1", ocpp_version="1.6", password=None, now=START)
         stations.status(db, "cp-1", ev.StatusReported(1, 1, "Available", START), START)
         uow = UnitOfWork(db)
         stations.connection_changed(uow, "cp-1", "connected", START)
         uow.commit()
-    clock = FakeClock()
+    t0 = START.timestamp()
+    scheduler = ManualScheduler(t0)
+    host = CsmsHost(session_factory, CsmsConfig(), scheduler)
     woken: list[int] = []
-    monitor = Monitor(
-        session_factory,
-        AlertEngine(AlertRules(heartbeat_factor=2, heartbeat_grace_s=30)),
-        on_committed=lambda: woken.append(1),
-        clock=clock,
+    monitor = AlertMonitor(
+        AlertEngine(AlertRules(heartbeat_factor=2, heartbeat_grace_s=30)), on_stored=lambda: woken.append(1)
     )
-    await monitor.start()
-    t0 = clock.now
-    monitor.connected("cp-1", "1.6", t0)
+    host.add_plugin(monitor)
+    monitor.start()
+    monitor.connected("cp-1", "1.6", True, t0)
     boot = (ev.BootReported("Acme", "X"), ev.BootDecision("Accepted", 60, START))
     monitor.committed("cp-1", [boot], t0)
-    assert monitor.engine.next_deadline() == t0 + 150
-    clock.now = t0 + 150
-    monitor._on_timer()  # what the loop timer calls at the deadline
-    await monitor.idle()
-    clock.now = t0 + 600
-    monitor.committed("cp-1", [(ev.HeartbeatReceived(), ev.TimeNow(START))], clock.now)
-    await monitor.idle()
-    await monitor.stop()
+    assert scheduler.pending() == [t0 + 150]  # one alarm, at the engine's deadline
+    scheduler.advance(t0 + 599)
+    monitor.committed("cp-1", [(ev.HeartbeatReceived(), ev.TimeNow(START))], t0 + 600)
+    host.stop()
+    assert scheduler.pending() == []
 
     with session_factory() as db:
         [alert] = alerts.list_alerts(db)

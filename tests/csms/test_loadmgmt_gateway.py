@@ -1,5 +1,5 @@
 """Load management over real WebSockets: the ``ocpp`` package's ChargePoint as independent chargers, the
-gateway with its :class:`LoadManagement` observer, a site with two stations behind a 30 kW limit."""
+gateway with its :class:`LoadManagement` plugin, a site with two stations behind a 30 kW limit."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 
-from csms.gateway.loadmgmt import LoadManagement
-from csms.gateway.server import Gateway, Observers
+from csms.core.plugins.load_management import LoadManagement
+from csms.gateway.server import Gateway
 from csms.services import authorization, sites, stations
 
 LIMIT_KW = 30.0
@@ -102,11 +102,11 @@ async def managed(gateway: Gateway, sqlite_factory) -> AsyncIterator[LoadManagem
             ],
         )
         db.commit()
-    lm = LoadManagement(gateway, sqlite_factory)
-    await lm.start()
-    gateway.add_observer(lm)
+    lm = LoadManagement()
+    gateway.add_plugin(lm)
+    lm.start()
+    await gateway.scheduler.idle()
     yield lm
-    await lm.stop()
 
 
 @pytest.fixture
@@ -150,7 +150,7 @@ async def test_profiles_within_the_limit_replan_on_stop_and_nothing_when_nothing
         assert (len(a.profiles), len(b.profiles)) == sent
         with contextlib.suppress(Exception):
             gateway_now = datetime.now(UTC).timestamp()
-            managed._send(managed.manager.handle_timer(gateway_now + 120))
+            managed.send(managed.manager.handle_timer(gateway_now + 120))
         await settle(a, b)
         assert (len(a.profiles), len(b.profiles)) == sent
 
@@ -198,27 +198,3 @@ async def test_api_meter_reading_replans(gateway, managed):
         # 30 kW − 20 kW building − B's 6 A fallback reserve
         assert total_kw(a.tx_limit(), 6.0) + 20.0 <= LIMIT_KW + 1e-6
         assert a.tx_limit() > 6.0
-
-
-def test_observers_fan_out_and_isolate_failures():
-    seen: list[str] = []
-
-    class Good:
-        def connected(self, station_id, version, now):
-            seen.append(f"c:{station_id}")
-
-        def disconnected(self, station_id, now):
-            seen.append(f"d:{station_id}")
-
-        def committed(self, station_id, reports, now):
-            seen.append(f"r:{station_id}")
-
-    class Bad(Good):
-        def connected(self, station_id, version, now):
-            raise RuntimeError("boom")
-
-    fan = Observers(Bad(), Good())
-    fan.connected("x", "1.6", 0.0)
-    fan.committed("x", [], 0.0)
-    fan.disconnected("x", 0.0)
-    assert seen == ["c:x", "r:x", "r:x", "d:x", "d:x"]  # Bad failed only in connected

@@ -1,23 +1,37 @@
-"""The embedded CSMS commits the frames of one virtual instant as one batch and answers only after it."""
+"""The embedded CSMS is the host on SimPy time: the frames of one virtual instant share one commit and are
+answered only after it; a crash before the instant ends answers and stores nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import orjson
+import simpy
 
 from csms.ocpp import framing
 from csms.ocpp.framing import CallResult
 from csms.services import stations
 from csms.store.models import Station
 from simulator.embedded_csms import EmbeddedCsms
+from simulator.scheduler import SimPyScheduler
 
 NOW = datetime(2026, 1, 15, 22, 0, tzinfo=UTC).timestamp()
 
 
-def csms_with(*names: str) -> EmbeddedCsms:
-    csms = EmbeddedCsms.create()
+class Wire:
+    def __init__(self) -> None:
+        self.frames: list[str] = []
+
+    def send(self, frames: list[str]) -> None:
+        self.frames += frames
+
+    def close(self, reason: str) -> None:
+        pass
+
+
+def csms_with(*names: str) -> tuple[EmbeddedCsms, simpy.Environment]:
+    env = simpy.Environment()
+    csms = EmbeddedCsms.create(SimPyScheduler(env, NOW))
     with csms.session_factory() as db:
         for name in names:
             stations.provision(db, name, ocpp_version="1.6", password=None, now=datetime.fromtimestamp(NOW, UTC))
@@ -25,24 +39,27 @@ def csms_with(*names: str) -> EmbeddedCsms:
             assert row is not None
             row.registration_status = "Accepted"
         db.commit()
-    return csms
+    return csms, env
+
+
+def heartbeat(uid: str) -> str:
+    return orjson.dumps([2, uid, "Heartbeat", {}]).decode()
 
 
 def test_frames_of_one_instant_share_a_batch_and_are_answered_after_it():
-    csms = csms_with("a", "b")
-    deferred: list[Callable[[], None]] = []
-    csms.defer = deferred.append
-    sessions = {name: csms.connect(name, NOW) for name in ("a", "b")}
-    batches_before = csms.processor.batches
-    answers: dict[str, list[str]] = {}
-    for name, session in sessions.items():
-        frame = orjson.dumps([2, f"hb-{name}", "Heartbeat", {}]).decode()
-        csms.deliver(session, frame, NOW + 1, lambda out, name=name: answers.setdefault(name, out))
-    assert answers == {} and len(deferred) == 1  # nothing answered before the commit
-    deferred.pop()()
-    assert csms.processor.batches == batches_before + 1
+    csms, env = csms_with("a", "b")
+    wires = {name: Wire() for name in ("a", "b")}
+    connections = {name: csms.connect(name, "1.6", wires[name]) for name in ("a", "b")}
+    env.run(until=1)
+    assert csms.host is not None
+    batches_before = csms.host.processor.batches
+    for name, connection in connections.items():
+        csms.receive(connection, heartbeat(f"hb-{name}"))
+    assert all(w.frames == [] for w in wires.values())  # nothing answered before the commit
+    env.run(until=2)
+    assert csms.host.processor.batches == batches_before + 1
     for name in ("a", "b"):
-        (frame,) = answers[name]
+        (frame,) = wires[name].frames
         answer = framing.decode(frame)
         assert isinstance(answer, CallResult) and answer.unique_id == f"hb-{name}"
     with csms.session_factory() as db:
@@ -51,14 +68,13 @@ def test_frames_of_one_instant_share_a_batch_and_are_answered_after_it():
 
 
 def test_a_crash_before_the_instant_ends_answers_and_stores_nothing():
-    csms = csms_with("a")
-    deferred: list[Callable[[], None]] = []
-    csms.defer = deferred.append
-    session = csms.connect("a", NOW)
-    answers: list[list[str]] = []
-    csms.deliver(session, orjson.dumps([2, "hb", "Heartbeat", {}]).decode(), NOW + 1, answers.append)
-    csms.crash()
-    deferred.pop()()
-    assert answers == []
+    csms, env = csms_with("a")
+    wire = Wire()
+    connection = csms.connect("a", "1.6", wire)
+    env.run(until=1)
+    csms.receive(connection, heartbeat("hb"))
+    assert csms.crash() == ["a"]
+    env.run(until=2)
+    assert wire.frames == [] and not csms.up
     with csms.session_factory() as db:
         assert db.get(Station, "a").last_seen_at.timestamp() == NOW  # type: ignore[union-attr]  # the connect's

@@ -111,18 +111,18 @@ def test_a_csms_crash_loses_the_load_managers_memory_and_the_restart_rebuilds_it
 
     def sessions() -> dict:
         assert run.csms.load is not None
-        state = run.csms.load.planners["site"].state(run.epoch + run.env.now)
+        state = run.csms.load.manager.planners["site"].state(run.epoch + run.env.now)
         return {key: s.transaction_id for key, s in state.sessions.items()}
 
     def crashing() -> list[str]:
         seen["manager"], seen["before"] = run.csms.load, sessions()
         return crash()
 
-    def restarting(now: float) -> None:
+    def restarting() -> None:
         seen["down"] = run.csms.load
-        restart(now)
+        restart()
         seen["manager_after"], seen["after"] = run.csms.load, sessions()
-        seen["online_after"] = [sid for sid in run.hooks.chargers if sid in run.csms.sessions]
+        seen["online_after"] = [sid for sid in run.hooks.chargers if run.csms.connected(sid)]
 
     run.csms.crash, run.csms.restart = crashing, restarting
     data = report.build(run.run())

@@ -38,7 +38,7 @@ async def _rebuild(request: Request, site_id: str) -> None:
     manager re-reads the site."""
     lm = getattr(request.app.state, "load_management", None)
     if lm is not None:
-        await lm.site_changed(site_id)
+        lm.site_changed(site_id)
 
 
 def _changed(request: Request, background: BackgroundTasks, site_id: str) -> None:

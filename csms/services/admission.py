@@ -1,4 +1,9 @@
-"""Handshake decisions: which station is connecting, is it known, is its password right (profile 1)."""
+"""Handshake decisions: which station is connecting, is it known, is its password right (profile 1).
+
+The one admission rule for every shell: the asyncio gateway asks on a thread pool (a password check is a
+scrypt run), the embedded CSMS of the twin inline. An unknown station is refused (404) unless
+auto-registration is on; then it is created with the version it offered and answered Pending at boot.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,10 @@ class Admission:
     status: int = 101  # HTTP status: 101 admitted, 401 bad credentials, 404 unknown station
     reason: str = ""
 
+    @property
+    def admitted(self) -> bool:
+        return self.status == 101
+
 
 def parse_basic(header: str | None) -> tuple[str, str] | None:
     if not header or not header.lower().startswith("basic "):
@@ -52,7 +61,9 @@ class Admissions:
     def _digest(self, password: str) -> bytes:
         return hashlib.sha256(self._pepper + password.encode()).digest()
 
-    def admit(self, station_id: str, authorization: str | None, offered_version: str | None) -> Admission:
+    def admit(
+        self, station_id: str, authorization: str | None, offered_version: str | None, now: float
+    ) -> Admission:
         credentials = parse_basic(authorization)
         with self.session_factory() as db:
             row = db.get(Station, station_id)
@@ -65,7 +76,7 @@ class Admissions:
                     station_id,
                     offered_version or "1.6",
                     hash_password(password) if password else None,
-                    datetime.now(UTC),
+                    datetime.fromtimestamp(now, UTC),
                 )
                 db.commit()
                 row = db.get(Station, station_id)

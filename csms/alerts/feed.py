@@ -1,0 +1,54 @@
+"""Committed station reports as alert-engine events: the one mapping from the CSMS's domain events to the
+inputs of :class:`~csms.alerts.engine.AlertEngine` (pure; no store, no clock)."""
+
+from __future__ import annotations
+
+from csms.alerts import engine as al
+from csms.alerts.meter import Reading, readings
+from csms.domain import events as ev
+
+
+def report_events(
+    station_id: str, reports: list[tuple[ev.StationReport, ev.Decision]]
+) -> tuple[list[al.Event], list[str]]:
+    """Committed reports as engine events, and the charger ids of the transactions that ended."""
+    events: list[al.Event] = [al.Seen(station_id)]
+    ended: list[str] = []
+    for report, decision in reports:
+        match report:
+            case ev.BootReported() if isinstance(decision, ev.BootDecision):
+                events.append(al.BootDecided(station_id, decision.status, decision.interval_s))
+            case ev.StatusReported():
+                events.append(al.StatusChanged(station_id, report.evse_id, report.status, report.error_code))
+            case ev.StationNotice(kind="firmware_status"):
+                events.append(al.FirmwareStatus(station_id, str(report.data.get("status"))))
+            case ev.StationNotice(kind="security_event"):
+                kind = str(report.data.get("type"))
+                events.append(al.SecurityEvent(station_id, kind, report.data.get("techInfo")))
+            case ev.TransactionEnded():
+                ended.append(report.charger_tx_id)
+            case ev.TransactionStarted() | ev.TransactionUpdated() | ev.MeterValuesReported():
+                events += meter_reads(station_id, report, decision)
+    return events, ended
+
+
+def meter_reads(
+    station_id: str,
+    report: ev.TransactionStarted | ev.TransactionUpdated | ev.MeterValuesReported,
+    decision: ev.Decision,
+) -> list[al.Event]:
+    """A transaction's meter readings (the meter-frozen rule's input); readings outside a transaction are not."""
+    tx_id = report.charger_tx_id
+    if tx_id is None and isinstance(decision, ev.TransactionAck) and decision.transaction_id:
+        tx_id = str(decision.transaction_id)  # 1.6 StartTransaction: the id we assigned
+    if tx_id is None:
+        return []
+    reads = readings(report.samples)
+    if isinstance(report, ev.TransactionStarted) and report.meter_start_wh is not None and not reads:
+        reads = [Reading(report.timestamp.timestamp(), report.meter_start_wh, None, None)]
+    state = report.charging_state if isinstance(report, ev.TransactionUpdated) else None
+    if state is not None and not reads:  # a charging state change without values
+        reads = [Reading(report.timestamp.timestamp(), None, None, None)]
+    return [
+        al.MeterRead(station_id, report.evse_id, tx_id, r.at, r.energy_wh, r.power_w, r.current_a, state) for r in reads
+    ]

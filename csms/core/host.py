@@ -1,0 +1,306 @@
+"""The CSMS host: everything between the sockets and the database that does not depend on the clock.
+
+Theory of operation
+-------------------
+A shell (the asyncio gateway, or the twin's embedded CSMS in virtual time) owns the transport and the clock.
+It builds one :class:`CsmsHost` with a :class:`~csms.core.scheduler.Scheduler` and drives it with four
+inputs: a station is admitted (:meth:`admit`, blocking database work the shell may run on a thread), it
+connects with a :class:`Transport` (:meth:`connect`), a frame arrives (:meth:`receive`), it disconnects
+(:meth:`disconnect`). Time passes through the scheduler: each connection keeps one alarm at its session's
+next deadline.
+
+Around each :class:`~csms.core.session.StationSession` the host does, once for both clocks:
+
+* the registry — a second connection of a station replaces the first, and every connection and
+  disconnection is recorded (``connection_events``) in the order it happened;
+* group commit — sessions with work are marked dirty; one job at a time takes the work of every dirty
+  session to :class:`~csms.core.processor.BatchProcessor` through ``scheduler.run_db`` (a worker thread in
+  real time, inline in virtual time), and only after that commit are the answers released and sent; work
+  that arrives meanwhile waits for the next job;
+* the fan-out after the commit to :class:`Plugin` s (load management, alerts): they hear connections,
+  disconnections and the reports each committed batch handled;
+* CSMS-initiated calls (:meth:`call`), validated by the session and completed by its answer, CALLERROR,
+  timeout or the connection's end, with a callback.
+
+Nothing here awaits, sleeps or reads a clock other than ``scheduler.now()``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from csms.core.processor import BatchProcessor, release
+from csms.core.scheduler import Alarm, Scheduler
+from csms.core.session import Staged, StationSession, Work
+from csms.domain.events import Decision, StationReport
+from csms.ocpp.convert import from_posix
+from csms.ocpp.rpc import Outcome, PendingCall
+from csms.ocpp.versions import Version
+from csms.services import stations
+from csms.services.admission import Admission, Admissions
+from csms.services.config import CsmsConfig
+
+log = logging.getLogger(__name__)
+
+Reports = list[tuple[StationReport, Decision]]
+
+
+class StationNotConnected(LookupError):
+    pass
+
+
+class Transport(Protocol):
+    """The shell's side of one connection."""
+
+    def send(self, frames: list[str]) -> None:
+        """Send these frames, in order, after those sent before."""
+        ...
+
+    def close(self, reason: str) -> None:
+        """The CSMS ends this connection (replaced by a newer one of the same station)."""
+        ...
+
+
+class Plugin(Protocol):
+    """A part of the CSMS that follows the stations (load management, alerts).
+
+    Told after the fact, on the scheduler's thread; database work goes through ``host.scheduler.run_db``.
+    ``disconnected`` is also told when a newer connection replaced the station's (``host.is_connected``
+    still answers True then).
+    """
+
+    def attach(self, host: CsmsHost) -> None: ...
+
+    def connected(self, station_id: str, version: Version, registered: bool, now: float) -> None: ...
+
+    def disconnected(self, station_id: str, now: float) -> None: ...
+
+    def committed(self, station_id: str, reports: Reports, now: float) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass(eq=False)
+class Connection:
+    station_id: str
+    version: Version
+    session: StationSession
+    transport: Transport
+    alarm: Alarm
+    closed: bool = False
+    #: Completion callbacks of calls sent on this connection, by ``id(pending)``.
+    waiting: dict[int, Callable[[PendingCall], None]] = field(default_factory=dict)
+
+
+class CsmsHost:
+    def __init__(self, session_factory: Any, config: CsmsConfig, scheduler: Scheduler) -> None:
+        self.config = config
+        self.scheduler = scheduler
+        self.session_factory = session_factory
+        self.admissions = Admissions(session_factory, config)
+        self.processor = BatchProcessor(session_factory, config)
+        self.connections: dict[str, Connection] = {}
+        self.plugins: list[Plugin] = []
+        self.frames_in = 0
+        self.frames_out = 0
+        self.running = True
+        self._opened = 0
+        self._dirty: dict[Connection, None] = {}
+        self._commit_due = False
+        self._committing = False
+
+    def add_plugin(self, plugin: Plugin) -> None:
+        plugin.attach(self)
+        self.plugins.append(plugin)
+
+    def stop(self) -> None:
+        """The process ends (or dies, in the twin): timers stop, nothing more is committed or sent."""
+        self.running = False
+        for connection in self.connections.values():
+            connection.alarm.disarm()
+        for plugin in self.plugins:
+            plugin.stop()
+
+    @property
+    def idle(self) -> bool:
+        """No work waits for a commit and none is being committed."""
+        return not self._dirty and not self._commit_due and not self._committing
+
+    def _tell(self, event: str, *args: Any) -> None:
+        """Each plugin in the order added; one that raises is logged and does not keep the others from
+        hearing, nor the station from being served."""
+        for plugin in self.plugins:
+            try:
+                getattr(plugin, event)(*args)
+            except Exception:
+                log.exception("plugin %r failed in %s", plugin, event)
+
+    # ---- connections -------------------------------------------------------------------------------------
+    def admit(self, station_id: str, authorization: str | None, offered: Version | None) -> Admission:
+        """Blocking (database, password hash): the shell decides on which thread."""
+        return self.admissions.admit(station_id, authorization, offered, self.scheduler.now())
+
+    def connect(self, admission: Admission, version: Version, transport: Transport) -> Connection:
+        station_id = admission.station_id
+        self._opened += 1
+        session = StationSession(
+            station_id,
+            version,
+            self.config,
+            registration_status=admission.registration_status,
+            id_prefix=f"{self._opened:x}-",
+        )
+        connection = Connection(station_id, version, session, transport, Alarm(self.scheduler, lambda: None))
+        connection.alarm.fire = lambda: self._on_timer(connection)
+        previous = self.connections.get(station_id)
+        self.connections[station_id] = connection
+        if previous is not None:
+            self._close(previous, "replaced by a new connection")
+            previous.transport.close("replaced by a new connection")
+        now = self.scheduler.now()  # after the old connection's end, so the history reads in order
+        session.record(lambda uow: stations.connection_changed(uow, station_id, "connected", from_posix(now)))
+        self._mark(connection)
+        registered = admission.registration_status == "Accepted"
+        self._tell("connected", station_id, version, registered, now)
+        return connection
+
+    def disconnect(self, connection: Connection, detail: str) -> None:
+        if self.connections.get(connection.station_id) is connection:
+            del self.connections[connection.station_id]
+        self._close(connection, detail)
+
+    def _close(self, connection: Connection, detail: str) -> None:
+        if connection.closed:
+            return
+        connection.closed = True
+        now = self.scheduler.now()
+        connection.session.close(now)
+        self._resolve(connection)
+        connection.alarm.disarm()
+        station_id = connection.station_id
+        connection.session.record(
+            lambda uow: stations.connection_changed(uow, station_id, "disconnected", from_posix(now), detail)
+        )
+        self._mark(connection)
+        self._tell("disconnected", station_id, now)
+
+    def is_connected(self, station_id: str) -> bool:
+        return station_id in self.connections
+
+    def registered(self, station_id: str) -> bool:
+        connection = self.connections.get(station_id)
+        return connection is not None and connection.session.registration_status == "Accepted"
+
+    # ---- frames and time ---------------------------------------------------------------------------------
+    def receive(self, connection: Connection, frame: str | bytes) -> None:
+        if connection.closed:
+            return
+        self.frames_in += 1
+        connection.session.receive_frame(frame, self.scheduler.now())
+        self._resolve(connection)
+        if connection.session.has_work():
+            self._mark(connection)
+        self._flush(connection)
+
+    def _on_timer(self, connection: Connection) -> None:
+        if connection.closed or not self.running:
+            return
+        connection.session.handle_timer(self.scheduler.now())
+        self._resolve(connection)
+        self._flush(connection)
+
+    def _flush(self, connection: Connection) -> None:
+        frames = connection.session.frames_to_send()
+        if frames and not connection.closed:
+            self.frames_out += len(frames)
+            connection.transport.send(frames)
+        connection.alarm.arm(connection.session.next_deadline())
+
+    def _resolve(self, connection: Connection) -> None:
+        for pending in connection.session.completed_calls():
+            done = connection.waiting.pop(id(pending), None)
+            if done is not None:
+                done(pending)
+
+    # ---- calls to stations -------------------------------------------------------------------------------
+    def call(
+        self,
+        station_id: str,
+        action: str,
+        payload: dict[str, Any],
+        timeout_s: float | None = None,
+        on_done: Callable[[PendingCall], None] | None = None,
+    ) -> PendingCall:
+        """Send a CSMS-initiated call; ``on_done(pending)`` when it completed (result, CALLERROR, timeout, or
+        cancelled with the connection).
+
+        Raises:
+            StationNotConnected: no live connection.  LocalCallError: invalid for the station's version.
+        """
+        connection = self.connections.get(station_id)
+        if connection is None or not self.running:
+            raise StationNotConnected(station_id)
+        pending = connection.session.send_call(action, payload, self.scheduler.now(), timeout_s)
+        if on_done is not None:
+            connection.waiting[id(pending)] = on_done
+        self._flush(connection)
+        if self.config.message_log_per_station > 0:
+            self._mark(connection)  # the message log row
+        return pending
+
+    # ---- group commit ------------------------------------------------------------------------------------
+    def _mark(self, connection: Connection) -> None:
+        self._dirty[connection] = None
+        self._schedule_commit()
+
+    def _schedule_commit(self) -> None:
+        if self._dirty and not self._commit_due and not self._committing and self.running:
+            self._commit_due = True
+            self.scheduler.call_at(self.scheduler.now(), self._commit)
+
+    def _commit(self) -> None:
+        self._commit_due = False
+        if not self.running:
+            return
+        connections, self._dirty = list(self._dirty), {}
+        batch: list[tuple[StationSession, Work]] = []
+        batched: list[Connection] = []
+        for connection in connections:
+            work = connection.session.take_work()
+            if work or work.log_rows:
+                batch.append((connection.session, work))
+                batched.append(connection)
+        if not batch:
+            return
+        self._committing = True
+        now = self.scheduler.now()
+        self.scheduler.run_db(
+            lambda: self.processor.process(batch, now),
+            lambda results: self._committed(batch, batched, results, now),
+        )
+
+    def _committed(
+        self,
+        batch: Sequence[tuple[StationSession, Work]],
+        connections: list[Connection],
+        results: list[tuple[StationSession, Staged | None]],
+        now: float,
+    ) -> None:
+        self._committing = False
+        if not self.running:
+            return  # the process died before the commit returned: nothing is answered
+        release(results, batch)
+        for session, staged in results:  # after the commit: plugins only see what was stored
+            if staged is not None and staged.reports:
+                self._tell("committed", session.station_id, staged.reports, now)
+        for connection in connections:
+            self._flush(connection)
+        self._schedule_commit()
+
+
+def call_outcome(pending: PendingCall) -> str:
+    """The outcome's name as the API and logs give it (``result``, ``error``, ``timeout``, ``cancelled``)."""
+    return (pending.outcome or Outcome.CANCELLED).value

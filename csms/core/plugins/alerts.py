@@ -1,0 +1,137 @@
+"""The alert monitor as a host plugin: :class:`~csms.alerts.engine.AlertEngine` fed with connections and
+committed reports; its effects applied — alerts (and their webhook deliveries) and connectivity changes
+stored through ``scheduler.run_db``, remediation Resets sent as CSMS calls whose outcome is kept as an
+``auto_remediation`` station event — and one alarm at the engine's next deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from csms.alerts import engine as al
+from csms.alerts.feed import report_events
+from csms.core.scheduler import Alarm
+from csms.ocpp.rpc import PendingCall
+from csms.ocpp.versions import Version
+from csms.services import alerts
+
+if TYPE_CHECKING:
+    from csms.core.host import CsmsHost, Reports
+
+
+class AlertMonitor:
+    def __init__(
+        self,
+        engine: al.AlertEngine,
+        *,
+        on_stored: Callable[[], None] | None = None,
+        on_effects: Callable[[list[al.Effect]], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.on_stored = on_stored  # e.g. the webhook sender's wake-up: new deliveries may be queued
+        self.on_effects = on_effects  # every effect as it is applied (the twin's report)
+        self._host: CsmsHost | None = None
+        self._alarm: Alarm | None = None
+
+    # ---- plugin ------------------------------------------------------------------------------------------
+    def attach(self, host: CsmsHost) -> None:
+        self._host = host
+        self._alarm = Alarm(host.scheduler, self._on_timer)
+
+    @property
+    def host(self) -> CsmsHost:
+        assert self._host is not None, "attach the plugin to a host first"
+        return self._host
+
+    def start(self) -> None:
+        """Load the open alerts and the operator's rule settings from the store."""
+        self._in_db(lambda db: (alerts.open_keys(db), alerts.effective_rules(db, self.engine.rules)), self._restore)
+
+    def _restore(self, loaded: tuple[list[tuple[str, str, int | None]], al.AlertRules]) -> None:
+        keys, rules = loaded
+        self.engine.rules = rules
+        self.engine.restore(keys)
+        self._arm()
+
+    def stop(self) -> None:
+        if self._alarm is not None:
+            self._alarm.disarm()
+        self._host = None
+
+    def connected(self, station_id: str, version: Version, registered: bool, now: float) -> None:
+        self.feed([al.Connected(station_id, version)], now)
+
+    def disconnected(self, station_id: str, now: float) -> None:
+        self.feed([al.Disconnected(station_id)], now)
+
+    def committed(self, station_id: str, reports: Reports, now: float) -> None:
+        events, ended = report_events(station_id, reports)
+        if not ended:
+            self.feed(events, now)
+            return
+        self._in_db(
+            lambda db: alerts.session_outcomes(db, station_id, ended),
+            lambda outcomes: self.feed(events + outcomes, now),
+        )
+
+    # ---- engine ------------------------------------------------------------------------------------------
+    def feed(self, events: list[al.Event], now: float) -> None:
+        if self._host is None:
+            return
+        effects: list[al.Effect] = []
+        for event in events:
+            effects += self.engine.feed(event, now)
+        self._apply(effects, now)
+        self._arm()
+
+    def _on_timer(self) -> None:
+        if self._host is None:
+            return
+        now = self.host.scheduler.now()
+        self._apply(self.engine.handle_timer(now), now)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._alarm is not None:
+            self._alarm.arm(self.engine.next_deadline())
+
+    def _apply(self, effects: list[al.Effect], now: float) -> None:
+        if not effects:
+            return
+        if self.on_effects is not None:
+            self.on_effects(effects)
+        stored = [e for e in effects if not isinstance(e, al.SendCall)]
+        if stored:
+            self._in_db(lambda db: alerts.store_effects(db, stored), lambda _: self._stored())
+        for effect in effects:
+            if isinstance(effect, al.SendCall):
+                self._remediate(effect)
+
+    def _stored(self) -> None:
+        if self.on_stored is not None:
+            self.on_stored()
+
+    def _remediate(self, effect: al.SendCall) -> None:
+        def record(outcome: dict[str, Any]) -> None:
+            if self._host is None:
+                return
+            now = self.host.scheduler.now()
+            self._in_db(lambda db: alerts.record_remediation(db, effect, outcome, now), lambda _: None)
+
+        def answered(pending: PendingCall) -> None:
+            record(pending.as_dict())
+
+        try:
+            self.host.call(effect.station_id, effect.action, effect.payload, on_done=answered)
+        except Exception as exc:  # not connected, invalid: recorded, not raised
+            record({"outcome": "not_sent", "error": f"{type(exc).__name__}: {exc}"})
+
+    def _in_db(self, work: Callable[[Any], Any], then: Callable[[Any], None]) -> None:
+        factory = self.host.session_factory
+
+        def run() -> Any:
+            with factory() as db, db.begin():
+                return work(db)
+
+        self.host.scheduler.run_db(run, then)

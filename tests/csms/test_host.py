@@ -1,0 +1,199 @@
+"""The CSMS host on a scheduler moved by hand: group commit, answers after the commit, replacement of a
+connection, calls with completion, plugins isolated from each other, a stopped host does nothing more."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import select
+
+from csms.core.host import CsmsHost, StationNotConnected
+from csms.ocpp import framing
+from csms.ocpp.framing import Call, CallResult
+from csms.ocpp.rpc import Outcome, PendingCall
+from csms.services import stations
+from csms.services.config import CsmsConfig
+from csms.store.models import ConnectionEvent, Station
+from tests.manual_scheduler import ManualScheduler
+
+T0 = datetime(2026, 1, 15, 22, 0, tzinfo=UTC).timestamp()
+
+
+class Wire:
+    """A transport that keeps what the host sent and whether it closed the connection."""
+
+    def __init__(self) -> None:
+        self.frames: list[Any] = []
+        self.closed: str | None = None
+
+    def send(self, frames: list[str]) -> None:
+        self.frames += [framing.decode(f) for f in frames]
+
+    def close(self, reason: str) -> None:
+        self.closed = reason
+
+
+class Recorder:
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.seen: list[tuple[Any, ...]] = []
+        self.fail_on = fail_on
+        self.host: CsmsHost | None = None
+
+    def attach(self, host: CsmsHost) -> None:
+        self.host = host
+
+    def _see(self, *event: Any) -> None:
+        if event[0] == self.fail_on:
+            raise RuntimeError("boom")
+        self.seen.append(event)
+
+    def connected(self, station_id: str, version: str, registered: bool, now: float) -> None:
+        self._see("connected", station_id, registered)
+
+    def disconnected(self, station_id: str, now: float) -> None:
+        assert self.host is not None
+        self._see("disconnected", station_id, self.host.is_connected(station_id))
+
+    def committed(self, station_id: str, reports: list[Any], now: float) -> None:
+        self._see("committed", station_id, [type(r).__name__ for r, _ in reports])
+
+    def stop(self) -> None:
+        self._see("stop")
+
+
+@pytest.fixture
+def host(session_factory) -> tuple[CsmsHost, ManualScheduler]:
+    with session_factory() as db:
+        for name in ("a", "b"):
+            stations.provision(db, name, ocpp_version="1.6", password=None, now=datetime.fromtimestamp(T0, UTC))
+            row = db.get(Station, name)
+            assert row is not None
+            row.registration_status = "Accepted"
+        db.commit()
+    scheduler = ManualScheduler(T0)
+    return CsmsHost(session_factory, CsmsConfig(message_log_per_station=0), scheduler), scheduler
+
+
+def connect(host: CsmsHost, name: str) -> tuple[Any, Wire]:
+    wire = Wire()
+    admission = host.admit(name, None, "1.6")
+    assert admission.admitted
+    return host.connect(admission, "1.6", wire), wire
+
+
+def heartbeat(unique_id: str) -> str:
+    return orjson.dumps([2, unique_id, "Heartbeat", {}]).decode()
+
+
+def test_frames_of_one_instant_share_a_commit_and_are_answered_after_it(host, session_factory):
+    csms, scheduler = host
+    (a, wire_a), (b, wire_b) = connect(csms, "a"), connect(csms, "b")
+    scheduler.advance(T0)
+    batches = csms.processor.batches
+    scheduler.advance(T0 + 1)
+    csms.receive(a, heartbeat("hb-a"))
+    csms.receive(b, heartbeat("hb-b"))
+    assert wire_a.frames == wire_b.frames == []  # nothing answered before the commit
+    scheduler.advance(T0 + 1)
+    assert csms.processor.batches == batches + 1
+    for wire, uid in ((wire_a, "hb-a"), (wire_b, "hb-b")):
+        [answer] = wire.frames
+        assert isinstance(answer, CallResult) and answer.unique_id == uid
+    with session_factory() as db:
+        assert {s.id: s.last_seen_at.timestamp() for s in db.scalars(select(Station))} == {"a": T0 + 1, "b": T0 + 1}
+
+
+def test_a_malformed_frame_is_answered_at_once_and_commits_nothing(host):
+    csms, scheduler = host
+    a, wire = connect(csms, "a")
+    scheduler.advance(T0)
+    batches = csms.processor.batches
+    csms.receive(a, '[2, "x", "Heartbeat", {"unexpected": 1}]')
+    assert [type(f).__name__ for f in wire.frames] == ["CallError"]
+    scheduler.advance(T0 + 5)
+    assert csms.processor.batches == batches
+
+
+def test_a_second_connection_replaces_the_first_and_the_history_reads_in_order(host, session_factory):
+    csms, scheduler = host
+    recorder = Recorder()
+    csms.add_plugin(recorder)
+    first, old_wire = connect(csms, "a")
+    scheduler.advance(T0 + 10)
+    second, _ = connect(csms, "a")
+    assert old_wire.closed == "replaced by a new connection"
+    assert first.closed and not second.closed and csms.connections["a"] is second
+    # the plugin hears the old connection end while the station is still online through the new one
+    assert recorder.seen == [("connected", "a", True), ("disconnected", "a", True), ("connected", "a", True)]
+    csms.receive(first, heartbeat("late"))  # a frame of the replaced socket is ignored
+    scheduler.advance(T0 + 11)
+    with session_factory() as db:
+        kinds = [(e.kind, e.at.timestamp()) for e in db.scalars(select(ConnectionEvent).order_by(ConnectionEvent.id))]
+    assert kinds == [("connected", T0), ("disconnected", T0 + 10), ("connected", T0 + 10)]
+
+
+def test_a_call_completes_with_its_answer_or_with_the_connection(host):
+    csms, _ = host
+    a, wire = connect(csms, "a")
+    done: list[PendingCall] = []
+    pending = csms.call("a", "Reset", {"type": "Soft"}, on_done=done.append)
+    [sent] = wire.frames
+    assert isinstance(sent, Call) and sent.action == "Reset"
+    csms.receive(a, orjson.dumps([3, sent.unique_id, {"status": "Accepted"}]).decode())
+    assert done == [pending] and pending.outcome is Outcome.RESULT and pending.payload == {"status": "Accepted"}
+
+    csms.call("a", "Reset", {"type": "Hard"}, on_done=done.append)
+    csms.disconnect(a, "link down")
+    assert done[-1].outcome is Outcome.CANCELLED
+    with pytest.raises(StationNotConnected):
+        csms.call("a", "Reset", {"type": "Soft"})
+
+
+def test_an_unanswered_call_times_out_on_the_scheduler(host):
+    csms, scheduler = host
+    connect(csms, "a")
+    done: list[PendingCall] = []
+    csms.call("a", "Reset", {"type": "Soft"}, timeout_s=30, on_done=done.append)
+    scheduler.advance(T0 + 29)
+    assert done == []
+    scheduler.advance(T0 + 30)
+    assert [p.outcome for p in done] == [Outcome.TIMEOUT]
+
+
+def test_a_failing_plugin_does_not_keep_the_others_from_hearing(host):
+    csms, scheduler = host
+    bad, good = Recorder(fail_on="connected"), Recorder()
+    csms.add_plugin(bad)
+    csms.add_plugin(good)
+    a, wire = connect(csms, "a")
+    csms.receive(a, heartbeat("hb"))
+    scheduler.advance(T0)
+    assert [type(f).__name__ for f in wire.frames] == ["CallResult"]  # the station is still served
+    assert good.seen == [("connected", "a", True), ("committed", "a", ["HeartbeatReceived"])]
+    assert bad.seen == [("committed", "a", ["HeartbeatReceived"])]
+
+
+def test_a_stopped_host_commits_and_answers_nothing_more(host, session_factory):
+    csms, scheduler = host
+    recorder = Recorder()
+    csms.add_plugin(recorder)
+    a, wire = connect(csms, "a")
+    scheduler.advance(T0)
+    csms.receive(a, heartbeat("hb"))
+    csms.stop()
+    scheduler.advance(T0 + 60)
+    assert wire.frames == [] and recorder.seen[-1] == ("stop",)
+    with session_factory() as db:
+        assert db.get(Station, "a").last_seen_at.timestamp() == T0  # type: ignore[union-attr]  # the connect's
+
+
+def test_unknown_station_is_refused_unless_auto_registration_is_on(session_factory):
+    scheduler = ManualScheduler(T0)
+    assert CsmsHost(session_factory, CsmsConfig(), scheduler).admit("nobody", None, "2.0.1").status == 404
+    auto = CsmsHost(session_factory, CsmsConfig(auto_register=True), scheduler).admit("newbie", None, "2.0.1")
+    assert (auto.admitted, auto.ocpp_version, auto.registration_status) == (True, "2.0.1", None)  # never booted
+    with session_factory() as db:
+        assert db.get(Station, "newbie") is not None and db.get(Station, "nobody") is None
