@@ -34,14 +34,14 @@ from csms.ocpp.framing import Call
 from csms.ocpp.rpc import CallCompleted, FrameRejected, IncomingCall, Outcome, PendingCall, RpcEndpoint
 from csms.ocpp.v16 import adapter as v16
 from csms.ocpp.v201 import adapter as v201
-from csms.ocpp.versions import OCPP16, Version
+from csms.ocpp.versions import OCPP16, OCPP201, Version
 from csms.services import reports
 from csms.services.config import CsmsConfig
 from csms.services.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-ADAPTERS = {OCPP16: v16, "2.0.1": v201}
+ADAPTERS = {OCPP16: v16, OCPP201: v201}
 Write = Callable[[UnitOfWork], None]
 
 
