@@ -213,24 +213,17 @@ class StationSession:
     def _serve_isolated(
         self, call: Call, report: ev.StationReport, uow: UnitOfWork, when: datetime, staged: Staged
     ) -> str:
-        mark = uow.mark()
         reported = len(staged.reports)
-        savepoint = uow.session.begin_nested()
         try:
-            payload = self._serve(call.action, report, uow, when, staged)
-            schemas.validate(self.version, call.action, "response", payload)
-            savepoint.commit()
-            return self.rpc.result_frame(call, payload)
-        except OcppError as exc:
-            savepoint.rollback()
-            uow.rollback_to(mark)
+            with uow.savepoint():
+                payload = self._serve(call.action, report, uow, when, staged)
+                schemas.validate(self.version, call.action, "response", payload)
+                return self.rpc.result_frame(call, payload)
+        except Exception as exc:  # a bug or a database error must not take the connection down either
             del staged.reports[reported:]
-            return self.rpc.error_frame(call, exc)
-        except Exception as exc:  # a bug or a database error must not take the connection down
+            if isinstance(exc, OcppError):
+                return self.rpc.error_frame(call, exc)
             log.exception("station %s: %s failed", self.station_id, call.action)
-            savepoint.rollback()
-            uow.rollback_to(mark)
-            del staged.reports[reported:]
             return self.rpc.error_frame(call, OcppError(ErrorKind.INTERNAL, type(exc).__name__))
 
     def _serve(
