@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 import orjson
 import websockets
 
+from csms.ocpp.versions import OCPP16
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -113,7 +115,7 @@ def run(stations: int, messages: int, mix: str, database_url: str | None) -> dic
     ctx = mp.get_context("spawn")
     ready: mp.Queue = ctx.Queue()
     stop = ctx.Event()
-    child = ctx.Process(target=_serve, args=(url, stations, "1.6", ready, stop), daemon=True)
+    child = ctx.Process(target=_serve, args=(url, stations, OCPP16, ready, stop), daemon=True)
     child.start()
     port = ready.get(timeout=120)
     cpu_before = _cpu_seconds(child.pid)

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from csms.ocpp.versions import OCPP16, OCPP201
 from simulator.report import build
 from simulator.runner import VirtualRun
 from simulator.scenario.loader import load_scenario
@@ -39,8 +40,8 @@ def scaled_scenario(chargers: int, hours: float):
     base = load_scenario(DEPOT)
     dc = max(1, chargers // 4)
     groups = [
-        ChargerGroup(prefix="ac", count=chargers - dc, ocpp="1.6", vendor="Alfen", model="Eve", max_kw=22),
-        ChargerGroup(prefix="dc", count=dc, ocpp="2.0.1", vendor="Kempower", model="S", max_kw=150),
+        ChargerGroup(prefix="ac", count=chargers - dc, ocpp=OCPP16, vendor="Alfen", model="Eve", max_kw=22),
+        ChargerGroup(prefix="dc", count=dc, ocpp=OCPP201, vendor="Kempower", model="S", max_kw=150),
     ]
     vehicles = [base.vehicles[0].model_copy(update={"count": chargers})]
     limit = (base.site.grid_limit_kw or 400) * chargers / 40

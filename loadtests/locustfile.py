@@ -47,16 +47,16 @@ import websocket
 from locust import User, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
+from csms.ocpp.versions import OCPP16, OCPP201, VERSION_SUBPROTOCOL
 from simulator.station.charger import Charger, Registration
 
 log = logging.getLogger("chargetwin.locust")
 
-SUBPROTOCOL = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
 # Configuration keys by wire name, per version.
 KEYS = {
-    "1.6": {"sample": "MeterValueSampleInterval", "backoff": "ReconnectBackOffWaitMinimum",
+    OCPP16: {"sample": "MeterValueSampleInterval", "backoff": "ReconnectBackOffWaitMinimum",
             "range": "ReconnectBackOffRandomRange"},
-    "2.0.1": {"sample": "SampledDataCtrlr.TxUpdatedInterval", "backoff": "OCPPCommCtrlr.RetryBackOffWaitMinimum",
+    OCPP201: {"sample": "SampledDataCtrlr.TxUpdatedInterval", "backoff": "OCPPCommCtrlr.RetryBackOffWaitMinimum",
               "range": "OCPPCommCtrlr.RetryBackOffRandomRange"},
 }  # fmt: skip
 BLACKOUT_MESSAGE = "chargetwin_blackout"
@@ -152,7 +152,7 @@ def read_stations(path: str) -> list[Station]:
         rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
     if rows and rows[0][0] == "station_id":
         rows = rows[1:]
-    return [Station(r[0], r[1] if len(r) > 1 else "", r[2] if len(r) > 2 else "1.6") for r in rows]
+    return [Station(r[0], r[1] if len(r) > 1 else "", r[2] if len(r) > 2 else OCPP16) for r in rows]
 
 
 _stations: list[Station] | None = None
@@ -371,7 +371,7 @@ class ChargerUser(User):
         try:
             self.ws = websocket.create_connection(
                 self.url,
-                subprotocols=[SUBPROTOCOL[charger.version]],
+                subprotocols=[VERSION_SUBPROTOCOL[charger.version]],
                 header=[f"Authorization: {self.auth}"],
                 timeout=30,
                 enable_multithread=False,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from csms.ocpp.versions import OCPP16, OCPP201
 from csms.services import authorization, stations
 from csms.services.passwords import hash_password
 from csms.store.models import Station
@@ -32,7 +33,7 @@ def plan(count: int, prefix: str, share_201: float, password: str | None, unique
     shared = password or secrets.token_urlsafe(12)
     rows = []
     for n in range(count):
-        version = "2.0.1" if share_201 > 0 and int((n + 1) * share_201) > int(n * share_201) else "1.6"
+        version = OCPP201 if share_201 > 0 and int((n + 1) * share_201) > int(n * share_201) else OCPP16
         rows.append((f"{prefix}{n:06d}", secrets.token_urlsafe(12) if unique else shared, version))
     return rows
 
@@ -90,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hashing {len(rows)} passwords with scrypt, this takes a while", file=sys.stderr)
     created = 0 if args.no_database else provision(args.database_url, rows, args.token)
     write_file(args.out, rows)
-    print(f"{args.out}: {len(rows)} stations ({sum(r[2] == '2.0.1' for r in rows)} on 2.0.1), {created} created")
+    print(f"{args.out}: {len(rows)} stations ({sum(r[2] == OCPP201 for r in rows)} on 2.0.1), {created} created")
     return 0
 
 

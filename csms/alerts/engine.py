@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from csms.alerts.meter import RegisterWatch
+from csms.ocpp import commands
+from csms.ocpp.versions import OCPP16
 
 HEARTBEAT_MISSED = "heartbeat_missed"
 OFFLINE = "offline"
@@ -86,7 +88,6 @@ FIRMWARE_FAILURES = frozenset(
         "SignatureVerificationFailed",
     }
 )
-SOFT_RESET = {"1.6": {"type": "Soft"}, "2.0.1": {"type": "OnIdle"}}
 DAY_S = 86_400.0
 
 
@@ -125,7 +126,7 @@ class RemediationPolicy:
 @dataclass(frozen=True, slots=True)
 class Connected:
     station_id: str
-    version: str = "1.6"
+    version: str = OCPP16
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +280,7 @@ Key = tuple[str, str, int | None]
 
 @dataclass(slots=True)
 class _Station:
-    version: str = "1.6"
+    version: str = OCPP16
     connected: bool = False
     last_seen: float | None = None
     interval_s: float | None = None
@@ -507,8 +508,8 @@ class AlertEngine:
         station.resets = [t for t in station.resets if t > now - DAY_S]
         if len(station.resets) < policy.max_per_day:
             station.resets.append(now)
-            payload = dict(SOFT_RESET.get(station.version, SOFT_RESET["1.6"]))
-            out.append(SendCall(station_id, "Reset", payload, f"port {evse_id} Faulted for {policy.after_s:g} s"))
+            action, payload = commands.reset(station.version, "soft")
+            out.append(SendCall(station_id, action, payload, f"port {evse_id} Faulted for {policy.after_s:g} s"))
             self._arm(("remedy", station_id, evse_id), now + policy.after_s)
             return
         details = {"resets_in_24h": len(station.resets), "max_per_day": policy.max_per_day}

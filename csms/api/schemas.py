@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
 
+from csms.ocpp.versions import Version
+
 
 def _as_utc(value: datetime) -> datetime:
     """Naive input is taken as UTC; aware input is converted to UTC."""
@@ -20,7 +22,6 @@ TokenText = Annotated[str, StringConstraints(min_length=1, max_length=36, patter
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=36, pattern=r"^[^\x00-\x1f]+$")]
 
-OcppVersion = Literal["1.6", "2.0.1"]
 Policy = Literal["accept", "pending", "reject"]
 TokenStatus = Literal["Accepted", "Blocked", "Expired", "Invalid"]
 
@@ -37,7 +38,7 @@ class Out(BaseModel):
 class StationCreate(Strict):
     id: StationId
     password: Secret | None = Field(description="HTTP Basic password (security profile 1); null: no password")
-    ocpp_version: OcppVersion
+    ocpp_version: Version
     registration_policy: Policy = "accept"
 
 

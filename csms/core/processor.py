@@ -10,13 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session, sessionmaker
-
 from csms.core.session import CallFailed, Staged, StationSession, Work
+from csms.services import message_log
 from csms.services.config import CsmsConfig
-from csms.services.uow import UnitOfWork
-from csms.store.models import MessageLogEntry
+from csms.services.uow import SessionFactory, UnitOfWork, transaction
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +26,7 @@ class BatchProcessor:
     transaction is rolled back and the batch runs again with a SAVEPOINT per call, so the failing call rolls
     back only itself (``retries`` counts those)."""
 
-    def __init__(self, session_factory: sessionmaker[Session], config: CsmsConfig) -> None:
+    def __init__(self, session_factory: SessionFactory, config: CsmsConfig) -> None:
         self.session_factory = session_factory
         self.config = config
         self._log_rows_since_prune: dict[str, int] = {}
@@ -66,22 +63,16 @@ class BatchProcessor:
     ) -> list[tuple[StationSession, Staged | None]]:
         """One transaction. Raises CallFailed (not isolated: a call, or a write it deferred to the flush,
         failed) or the commit's error."""
-        with self.session_factory() as db:
-            uow = UnitOfWork(db)
+        with transaction(self.session_factory) as uow:
+            results: list[tuple[StationSession, Staged | None]] = [
+                (session, session.handle(work, uow, now, isolate=isolate)) for session, work in batch
+            ]
             try:
-                results: list[tuple[StationSession, Staged | None]] = [
-                    (session, session.handle(work, uow, now, isolate=isolate)) for session, work in batch
-                ]
-                try:
-                    self._write_batches(uow)
-                except Exception as exc:
-                    if isolate:
-                        raise
-                    raise CallFailed("the batch's writes failed to flush") from exc
-                db.commit()
-            except BaseException:
-                db.rollback()
-                raise
+                self._write_batches(uow)
+            except Exception as exc:
+                if isolate:
+                    raise
+                raise CallFailed("the batch's writes failed to flush") from exc
         return results
 
     def _write_batches(self, uow: UnitOfWork) -> None:
@@ -99,17 +90,7 @@ class BatchProcessor:
             if count < PRUNE_EVERY:
                 continue
             self._log_rows_since_prune[station] = 0
-            cutoff = uow.session.scalars(
-                select(MessageLogEntry.id)
-                .where(MessageLogEntry.station_id == station)
-                .order_by(MessageLogEntry.id.desc())
-                .offset(limit)
-                .limit(1)
-            ).first()
-            if cutoff is not None:
-                uow.session.execute(
-                    delete(MessageLogEntry).where(MessageLogEntry.station_id == station, MessageLogEntry.id <= cutoff)
-                )
+            message_log.prune(uow, station, keep=limit)
 
 
 def release(results: list[tuple[StationSession, Staged | None]], batch: Sequence[tuple[StationSession, Work]]) -> None:

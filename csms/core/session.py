@@ -13,7 +13,8 @@ committed. So nothing we acknowledge to a charger can be lost by a crash.
 
 Registration (OCPP 1.6 §4.2, 2.0.1 B02/B03): until the station's last BootNotification was Accepted, it may
 only send BootNotification and the messages we asked for with TriggerMessage; anything else is answered
-with a SecurityError CALLERROR.
+with a SecurityError CALLERROR. The tables, and which copy of the status is the truth, are in
+:mod:`csms.core.registration`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from csms.core.registration import Registration, Verdict, admission, after_boot
 from csms.domain import events as ev
 from csms.ocpp import schemas
 from csms.ocpp.convert import from_posix
@@ -34,14 +36,14 @@ from csms.ocpp.framing import Call
 from csms.ocpp.rpc import CallCompleted, FrameRejected, IncomingCall, Outcome, PendingCall, RpcEndpoint
 from csms.ocpp.v16 import adapter as v16
 from csms.ocpp.v201 import adapter as v201
-from csms.ocpp.versions import OCPP16, Version
+from csms.ocpp.versions import OCPP16, OCPP201, Version
 from csms.services import reports
 from csms.services.config import CsmsConfig
 from csms.services.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-ADAPTERS = {OCPP16: v16, "2.0.1": v201}
+ADAPTERS = {OCPP16: v16, OCPP201: v201}
 Write = Callable[[UnitOfWork], None]
 
 
@@ -65,7 +67,8 @@ class Staged:
     """Answers to :class:`Work`, to be released once its transaction committed."""
 
     frames: list[str] = field(default_factory=list)
-    registration: str | None = None  # the status a BootNotification in this batch was answered with
+    #: The registration once this batch committed, when it answered a BootNotification.
+    registration: Registration | None = None
     #: The domain events this batch handled and the decisions taken, for observers after the commit
     #: (the alert engine). Calls that failed (CALLERROR) are not listed.
     reports: list[tuple[ev.StationReport, ev.Decision]] = field(default_factory=list)
@@ -97,11 +100,17 @@ class StationSession:
             call_timeout_s=config.call_timeout_s,
             id_prefix=id_prefix,
         )
-        self.registration_status = registration_status
+        #: A copy of the stored status (see :mod:`csms.core.registration`): moved only in :meth:`deliver`.
+        self.registration = Registration.stored(registration_status)
         self._triggered: set[str] = set()
         self._work = Work()
         self._completed: list[PendingCall] = []
         self._log_enabled = config.message_log_per_station > 0
+
+    @property
+    def registration_status(self) -> str | None:
+        """The registration status as the station's row stores it (None: never answered)."""
+        return self.registration.status
 
     # ---- step 1: input -----------------------------------------------------------------------------------
     def receive_frame(self, frame: str | bytes, now: float) -> None:
@@ -203,34 +212,33 @@ class StationSession:
         Raises:
             OcppError: the call is refused (SecurityError before acceptance, a value the CSMS cannot use).
         """
-        registration = staged.registration or self.registration_status
-        if action != "BootNotification" and registration != "Accepted":
-            if action not in self._triggered or action in staged.triggers_used:
-                raise OcppError(ErrorKind.SECURITY, f"{action} is not allowed before the station is accepted")
+        triggered = action in self._triggered and action not in staged.triggers_used
+        verdict = admission(self._registration_in(staged), action, triggered=triggered)
+        if verdict is Verdict.REFUSE:
+            raise OcppError(ErrorKind.SECURITY, f"{action} is not allowed before the station is accepted")
+        if verdict is Verdict.SERVE_TRIGGERED:
             staged.triggers_used.add(action)
         return self.adapter.to_event(action, payload)
+
+    def _registration_in(self, staged: Staged) -> Registration:
+        """The registration as this batch sees it: a BootNotification answered earlier in it counts."""
+        return self.registration if staged.registration is None else staged.registration
 
     def _serve_isolated(
         self, call: Call, report: ev.StationReport, uow: UnitOfWork, when: datetime, staged: Staged
     ) -> str:
-        mark = uow.mark()
-        reported = len(staged.reports)
-        savepoint = uow.session.begin_nested()
+        reported, registration = len(staged.reports), staged.registration
         try:
-            payload = self._serve(call.action, report, uow, when, staged)
-            schemas.validate(self.version, call.action, "response", payload)
-            savepoint.commit()
-            return self.rpc.result_frame(call, payload)
-        except OcppError as exc:
-            savepoint.rollback()
-            uow.rollback_to(mark)
+            with uow.savepoint():
+                payload = self._serve(call.action, report, uow, when, staged)
+                schemas.validate(self.version, call.action, "response", payload)
+                return self.rpc.result_frame(call, payload)
+        except Exception as exc:  # a bug or a database error must not take the connection down either
             del staged.reports[reported:]
-            return self.rpc.error_frame(call, exc)
-        except Exception as exc:  # a bug or a database error must not take the connection down
+            staged.registration = registration  # a boot answer rolled back with its row
+            if isinstance(exc, OcppError):
+                return self.rpc.error_frame(call, exc)
             log.exception("station %s: %s failed", self.station_id, call.action)
-            savepoint.rollback()
-            uow.rollback_to(mark)
-            del staged.reports[reported:]
             return self.rpc.error_frame(call, OcppError(ErrorKind.INTERNAL, type(exc).__name__))
 
     def _serve(
@@ -240,14 +248,14 @@ class StationSession:
             uow, self.station_id, report, when, self.config, csms_assigns_tx_ids=self.version == OCPP16
         )
         if isinstance(decision, ev.BootDecision):
-            staged.registration = decision.status
+            staged.registration = after_boot(self._registration_in(staged), decision.status)
         staged.reports.append((report, decision))
         return self.adapter.to_payload(action, decision)
 
     def deliver(self, staged: Staged) -> None:
         """The batch committed: release its answers."""
         if staged.registration is not None:
-            self.registration_status = staged.registration
+            self.registration = staged.registration
         self._triggered -= staged.triggers_used
         self.rpc.push_frames(staged.frames)
 

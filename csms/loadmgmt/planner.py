@@ -57,16 +57,17 @@ import numpy as np
 from csms.loadmgmt import strategies
 from csms.loadmgmt.compliance import OVERDRAW, REJECTED, Compliance
 from csms.loadmgmt.profiles import (
-    ACTION,
     ProfileSpec,
     ProfileTracker,
     Purpose,
+    charging_profile,
     profile_id_of,
-    to_payload,
     transaction_of,
 )
 from csms.loadmgmt.state import Allocation, SessionState, SiteState, Tariff
 from csms.loadmgmt.topology import Evse, EvseKey, Site, phase_use
+from csms.ocpp import commands
+from csms.ocpp.versions import OCPP16
 
 #: Events that re-plan at once (``on_event``); others are refused.
 REPLAN_EVENTS = frozenset(
@@ -148,7 +149,7 @@ class Planner:
     Args:
         site: the electrical tree.
         strategy: a name in :data:`csms.loadmgmt.strategies.STRATEGIES` (``none``: never sends anything).
-        versions: the OCPP version of each station (``"1.6"`` / ``"2.0.1"``); may also be given at
+        versions: the OCPP version of each station (default 1.6); may also be given at
             :meth:`station_online`.
     """
 
@@ -206,7 +207,7 @@ class Planner:
         self._inherited_until = now + lease if lease is not None else float("inf")
 
     def version_of(self, station_id: str) -> str:
-        return self._versions.get(station_id, "1.6")
+        return self._versions.get(station_id, OCPP16)
 
     def station_offline(self, station_id: str, now: float) -> list[Command]:
         if station_id in self._online:
@@ -341,8 +342,7 @@ class Planner:
         the station unmanaged, see :mod:`.compliance`). An answer for a profile that no longer matters (the
         tracker's moot answer: a TxProfile whose transaction the CSMS saw end meanwhile) changes nothing: it
         is neither a failure nor held against the firmware."""
-        version = self._versions.get(command.station_id, "1.6")
-        evse_id, profile_id = profile_id_of(version, command.payload)
+        evse_id, profile_id = profile_id_of(self.version_of(command.station_id), command.payload)
         tx = transaction_of(command.payload)
         if not self.tracker.on_response(command.station_id, evse_id, profile_id, status, now, tx):
             return []  # moot: its transaction ended meanwhile, the charger was right to refuse it
@@ -565,7 +565,7 @@ class Planner:
     def _bindable(self, station_id: str, transaction_id: str) -> bool:
         """A TxProfile can name this transaction (1.6 transaction ids are integers); otherwise the EVSE's
         TxDefaultProfile carries the limit."""
-        return self._versions.get(station_id, "1.6") != "1.6" or transaction_id.lstrip("-").isdigit()
+        return self.version_of(station_id) != OCPP16 or transaction_id.lstrip("-").isdigit()
 
     def _spec(
         self, e: Evse, purpose: Purpose, amps: float, tx: str | None, phases_in_use: int | None = None
@@ -596,7 +596,9 @@ class Planner:
         return ProfileSpec(station_id, 0, Purpose.STATION_MAX, max(limit, 0.0), "A", 3)
 
     def _commands(self, desired: list[ProfileSpec], now: float) -> list[Command]:
-        return [
-            Command(spec.station_id, ACTION, to_payload(self._versions.get(spec.station_id, "1.6"), spec, now))
-            for spec in self.tracker.changes(desired, now)
-        ]
+        out = []
+        for spec in self.tracker.changes(desired, now):
+            version = self.version_of(spec.station_id)
+            action, payload = commands.set_charging_profile(version, charging_profile(spec, now))
+            out.append(Command(spec.station_id, action, payload))
+        return out

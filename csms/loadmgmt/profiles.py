@@ -23,28 +23,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from csms.ocpp import schemas
+from csms.ocpp.outgoing import ChargingProfile, SchedulePeriod
 
 STACK_LEVEL = 5
 STATION_MAX_ID = 90000
 TX_DEFAULT_BASE = 91000
 TX_BASE = 92000
-ACTION = "SetChargingProfile"
 
 
 class Purpose(StrEnum):
+    """As 2.0.1 names it (1.6: ChargePointMaxProfile for the station's cap)."""
+
     TX = "TxProfile"
     TX_DEFAULT = "TxDefaultProfile"
     STATION_MAX = "ChargingStationMaxProfile"
-
-    def wire(self, version: str) -> str:
-        if self is Purpose.STATION_MAX and version == "1.6":
-            return "ChargePointMaxProfile"
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -85,80 +80,39 @@ def round_limit(limit: float, unit: str) -> float:
     return max(0.0, math.floor(limit / step + 1e-9) * step) if unit == "A" else float(max(0, math.floor(limit)))
 
 
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def to_payload(version: str, spec: ProfileSpec, now: float) -> dict[str, Any]:
-    """The SetChargingProfile request for ``spec``, checked against the version's schema.
+def charging_profile(spec: ProfileSpec, now: float) -> ChargingProfile:
+    """``spec`` as the profile to send at ``now`` (``commands.set_charging_profile`` renders it per version).
 
     Raises:
-        ValueError: a TxProfile without a transaction id (1.6 needs an integer one).
-        csms.ocpp.errors.OcppError: the payload breaks the schema (a bug here, never the caller's input).
+        ValueError: a TxProfile without a transaction id.
     """
     limit = round(round_limit(spec.limit, spec.unit), 1)
-    period: dict[str, Any] = {"startPeriod": 0, "limit": limit}
-    if spec.unit == "A" and spec.number_phases is not None:
-        period["numberPhases"] = spec.number_phases
-    periods = [period]
+    phases = spec.number_phases if spec.unit == "A" else None
+    periods = [SchedulePeriod(0, limit, phases)]
     if spec.leased:
         assert spec.fallback is not None and spec.lease_s is not None
-        after = {**period, "startPeriod": int(spec.lease_s), "limit": round(round_limit(spec.fallback, spec.unit), 1)}
-        periods.append(after)
-    if spec.purpose is Purpose.TX and spec.transaction_id is None:
-        raise ValueError(f"a TxProfile needs a transaction id ({spec.station_id} EVSE {spec.evse_id})")
-    start = _iso(now)
-    if version == "1.6":
-        profile: dict[str, Any] = {
-            "chargingProfileId": spec.profile_id,
-            "stackLevel": STACK_LEVEL,
-            "chargingProfilePurpose": spec.purpose.wire(version),
-            "chargingProfileKind": "Absolute",
-            "validFrom": start,
-            "chargingSchedule": {
-                "chargingRateUnit": spec.unit,
-                "startSchedule": start,
-                "chargingSchedulePeriod": periods,
-            },
-        }
-        if spec.purpose is Purpose.TX:
-            try:
-                profile["transactionId"] = int(spec.transaction_id or "")
-            except ValueError:
-                raise ValueError(f"1.6 transaction ids are integers, got {spec.transaction_id!r}") from None
-        payload: dict[str, Any] = {"connectorId": spec.evse_id, "csChargingProfiles": profile}
-    else:
-        profile = {
-            "id": spec.profile_id,
-            "stackLevel": STACK_LEVEL,
-            "chargingProfilePurpose": spec.purpose.wire(version),
-            "chargingProfileKind": "Absolute",
-            "validFrom": start,
-            "chargingSchedule": [
-                {
-                    "id": spec.profile_id,
-                    "chargingRateUnit": spec.unit,
-                    "startSchedule": start,
-                    "chargingSchedulePeriod": periods,
-                }
-            ],
-        }
-        if spec.purpose is Purpose.TX:
-            profile["transactionId"] = str(spec.transaction_id)
-        payload = {"evseId": spec.evse_id, "chargingProfile": profile}
-    schemas.validate(version, ACTION, "request", payload)  # type: ignore[arg-type]
-    return payload
+        periods.append(SchedulePeriod(int(spec.lease_s), round(round_limit(spec.fallback, spec.unit), 1), phases))
+    return ChargingProfile(
+        spec.profile_id,
+        spec.evse_id,
+        STACK_LEVEL,
+        spec.purpose.value,
+        spec.unit,
+        now,
+        tuple(periods),
+        spec.transaction_id if spec.purpose is Purpose.TX else None,
+    )
 
 
 def profile_id_of(version: str, payload: dict[str, Any]) -> tuple[int, int]:
-    """``(evse_id, profile_id)`` of a payload built by :func:`to_payload`."""
+    """``(evse_id, profile_id)`` of a SetChargingProfile payload of :func:`charging_profile`."""
     if "connectorId" in payload:  # by shape: a station may have changed version since it was sent
         return payload["connectorId"], payload["csChargingProfiles"]["chargingProfileId"]
     return payload["evseId"], payload["chargingProfile"]["id"]
 
 
 def transaction_of(payload: dict[str, Any]) -> str | None:
-    """The transaction a payload built by :func:`to_payload` binds its profile to (None: not a TxProfile)."""
+    """The transaction a SetChargingProfile payload binds its profile to (None: not a TxProfile)."""
     profile = payload.get("csChargingProfiles") or payload.get("chargingProfile") or {}
     tx = profile.get("transactionId")
     return None if tx is None else str(tx)

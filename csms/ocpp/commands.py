@@ -1,40 +1,68 @@
-"""Typed operator commands rendered as the OCPP call each version expects (pure functions, no I/O)."""
+"""The calls the CSMS sends, for any version: each function picks the station's version module
+(``v16/commands.py`` or ``v201/commands.py``), which renders the payload. Pure functions, no I/O."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol
 
-from csms.ocpp.versions import OCPP16
+from csms.ocpp.outgoing import Call, ChargingProfile, ResetKind
+from csms.ocpp.v16 import commands as v16
+from csms.ocpp.v201 import commands as v201
+from csms.ocpp.versions import OCPP16, OCPP201
 
-Call = tuple[str, dict[str, Any]]
 
-RESET_TYPES = {OCPP16: {"soft": "Soft", "hard": "Hard"}, "2.0.1": {"soft": "OnIdle", "hard": "Immediate"}}
+class CallBuilder(Protocol):
+    """What each version module provides (the functions below without their ``version``)."""
+
+    def remote_start(self, id_token: str, evse_id: int | None, *, remote_start_id: int, id_token_type: str) -> Call: ...
+    def remote_stop(self, transaction_id: int, charger_tx_id: str) -> Call: ...
+    def reset(self, kind: ResetKind) -> Call: ...
+    def get_diagnostics(
+        self,
+        location: str,
+        request_id: int,
+        *,
+        start_time: str | None,
+        stop_time: str | None,
+        log_type: str,
+        retries: int | None,
+        retry_interval: int | None,
+    ) -> Call: ...
+    def update_firmware(
+        self, location: str, request_id: int, retrieve_at: str, *, retries: int | None, retry_interval: int | None
+    ) -> Call: ...
+    def change_availability(self, evse_id: int, operative: bool) -> Call: ...
+    def trigger(self, message: str, evse_id: int | None) -> Call: ...
+    def set_charging_profile(self, profile: ChargingProfile) -> Call: ...
+
+
+BUILDERS: dict[str, CallBuilder] = {OCPP16: v16, OCPP201: v201}
+
+
+def builder(version: str) -> CallBuilder:
+    """Raises ValueError for a version we do not speak."""
+    try:
+        return BUILDERS[version]
+    except KeyError:
+        raise ValueError(f"unknown OCPP version {version!r}") from None
 
 
 def remote_start(
     version: str, id_token: str, evse_id: int | None, *, remote_start_id: int, id_token_type: str = "ISO14443"
 ) -> Call:
     """1.6 RemoteStartTransaction (idTag, connectorId) or 2.0.1 RequestStartTransaction (with remoteStartId)."""
-    if version == OCPP16:
-        payload: dict[str, Any] = {"idTag": id_token}
-        if evse_id is not None:
-            payload["connectorId"] = evse_id
-        return "RemoteStartTransaction", payload
-    payload = {"idToken": {"idToken": id_token, "type": id_token_type}, "remoteStartId": remote_start_id}
-    if evse_id is not None:
-        payload["evseId"] = evse_id
-    return "RequestStartTransaction", payload
+    return builder(version).remote_start(
+        id_token, evse_id, remote_start_id=remote_start_id, id_token_type=id_token_type
+    )
 
 
 def remote_stop(version: str, transaction_id: int, charger_tx_id: str) -> Call:
     """1.6 names a transaction by our integer id, 2.0.1 by the charger's own transactionId string."""
-    if version == OCPP16:
-        return "RemoteStopTransaction", {"transactionId": transaction_id}
-    return "RequestStopTransaction", {"transactionId": charger_tx_id}
+    return builder(version).remote_stop(transaction_id, charger_tx_id)
 
 
-def reset(version: str, kind: str) -> Call:
-    return "Reset", {"type": RESET_TYPES[version][kind]}
+def reset(version: str, kind: ResetKind) -> Call:
+    return builder(version).reset(kind)
 
 
 def get_diagnostics(
@@ -49,20 +77,15 @@ def get_diagnostics(
     retry_interval: int | None = None,
 ) -> Call:
     """1.6 GetDiagnostics (location, startTime/stopTime) or 2.0.1 GetLog (log.remoteLocation, requestId)."""
-    extra = {k: v for k, v in (("retries", retries), ("retryInterval", retry_interval)) if v is not None}
-    if version == OCPP16:
-        payload: dict[str, Any] = {"location": location, **extra}
-        if start_time:
-            payload["startTime"] = start_time
-        if stop_time:
-            payload["stopTime"] = stop_time
-        return "GetDiagnostics", payload
-    log: dict[str, Any] = {"remoteLocation": location}
-    if start_time:
-        log["oldestTimestamp"] = start_time
-    if stop_time:
-        log["latestTimestamp"] = stop_time
-    return "GetLog", {"logType": log_type, "requestId": request_id, "log": log, **extra}
+    return builder(version).get_diagnostics(
+        location,
+        request_id,
+        start_time=start_time,
+        stop_time=stop_time,
+        log_type=log_type,
+        retries=retries,
+        retry_interval=retry_interval,
+    )
 
 
 def update_firmware(
@@ -74,37 +97,21 @@ def update_firmware(
     retries: int | None = None,
     retry_interval: int | None = None,
 ) -> Call:
-    extra = {k: v for k, v in (("retries", retries), ("retryInterval", retry_interval)) if v is not None}
-    if version == OCPP16:
-        return "UpdateFirmware", {"location": location, "retrieveDate": retrieve_at, **extra}
-    firmware = {"location": location, "retrieveDateTime": retrieve_at}
-    return "UpdateFirmware", {"requestId": request_id, "firmware": firmware, **extra}
+    return builder(version).update_firmware(
+        location, request_id, retrieve_at, retries=retries, retry_interval=retry_interval
+    )
 
 
 def change_availability(version: str, evse_id: int, operative: bool) -> Call:
     """EVSE 0 is the whole station (1.6 connectorId 0; 2.0.1 without ``evse``)."""
-    kind = "Operative" if operative else "Inoperative"
-    if version == OCPP16:
-        return "ChangeAvailability", {"connectorId": evse_id, "type": kind}
-    payload: dict[str, Any] = {"operationalStatus": kind}
-    if evse_id:
-        payload["evse"] = {"id": evse_id}
-    return "ChangeAvailability", payload
-
-
-#: Message names that differ between the versions' TriggerMessage enums.
-_TRIGGER_NAMES = {
-    OCPP16: {"LogStatusNotification": "DiagnosticsStatusNotification"},
-    "2.0.1": {"DiagnosticsStatusNotification": "LogStatusNotification"},
-}
+    return builder(version).change_availability(evse_id, operative)
 
 
 def trigger(version: str, message: str, evse_id: int | None) -> Call:
-    requested = _TRIGGER_NAMES.get(version, {}).get(message, message)
-    payload: dict[str, Any] = {"requestedMessage": requested}
-    if evse_id is not None:
-        if version == OCPP16:
-            payload["connectorId"] = evse_id
-        else:
-            payload["evse"] = {"id": evse_id}
-    return "TriggerMessage", payload
+    """TriggerMessage for ``message`` under either version's name for it."""
+    return builder(version).trigger(message, evse_id)
+
+
+def set_charging_profile(version: str, profile: ChargingProfile) -> Call:
+    """SetChargingProfile, checked against the version's schema (see the version modules for what raises)."""
+    return builder(version).set_charging_profile(profile)

@@ -22,14 +22,14 @@ import fastjsonschema
 import ocpp
 
 from csms.ocpp.errors import ErrorKind, OcppError
-from csms.ocpp.versions import OCPP16, Version
+from csms.ocpp.versions import OCPP16, OCPP201, Version
 
 Direction = Literal["request", "response"]
 Validator = Callable[[dict[str, Any]], Any]
 
 _SCHEMA_DIRS: dict[Version, Path] = {
     OCPP16: Path(ocpp.__file__).parent / "v16" / "schemas",
-    "2.0.1": Path(ocpp.__file__).parent / "v201" / "schemas",
+    OCPP201: Path(ocpp.__file__).parent / "v201" / "schemas",
 }
 
 #: JSON-schema keyword that failed -> the CALLERROR kind that names the failure.

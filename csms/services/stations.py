@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from csms.domain import events as ev
+from csms.ocpp.versions import OCPP16, OCPP201
 from csms.services import diagnostics
 from csms.services.config import CsmsConfig
 from csms.services.errors import Conflict, Invalid, NotFound
@@ -19,7 +20,7 @@ from csms.store.models import Station as StationRow
 
 POLICIES = ("accept", "pending", "reject")
 BOOT_STATUS = {"accept": "Accepted", "pending": "Pending", "reject": "Rejected"}
-VERSIONS = ("1.6", "2.0.1")
+VERSIONS = (OCPP16, OCPP201)
 
 
 def provision(

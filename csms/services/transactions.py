@@ -3,7 +3,8 @@
 Duplicates are normal on real fleets (a charger replays what it is not sure we received), so every write
 here is idempotent: a 1.6 StartTransaction is recognised by (port, start time, meterStart), a 2.0.1
 TransactionEvent by (transactionId, seqNo), and a stop of a completed transaction changes nothing and is
-answered as the first one was.
+answered as the first one was. Which report moves a transaction where is one table,
+:mod:`csms.domain.transaction`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from csms.domain import events as ev
+from csms.domain.transaction import DUPLICATE, Move, TransactionReport, TransactionStatus, move
 from csms.ocpp.convert import energy_to_wh
 from csms.services import authorization, sites
 from csms.services.errors import NotFound
@@ -41,17 +43,19 @@ def _by_csms_id(db: Session, station_id: str, transaction_id: str) -> Transactio
 
 
 def _find_or_open(
-    db: Session, station_id: str, report: ev.TransactionUpdated | ev.TransactionEnded
-) -> tuple[Transaction, bool]:
-    """A 2.0.1 transaction by the charger's id; opened now (True) when its Started event was lost or is
-    still queued at the station."""
+    db: Session, station_id: str, report: ev.TransactionUpdated | ev.TransactionEnded, kind: TransactionReport
+) -> tuple[Transaction, Move]:
+    """A 2.0.1 transaction by the charger's id and where ``report`` (of ``kind``) moves it; opened now when
+    its Started event was lost or is still queued at the station."""
     tx = _by_charger_id(db, station_id, report.charger_tx_id)
     if tx is not None:
-        return tx, False
+        return tx, _moved(tx, kind, repeated=_seen_seq(db, tx, report.seq_no))
+    status = _moved(None, kind, repeated=False)
+    assert status is not DUPLICATE
     tx = Transaction(
         station_id=station_id,
         charger_tx_id=report.charger_tx_id,
-        status="active",
+        status=status,
         evse_id=report.evse_id,
         connector_id=report.connector_id,
         id_token=report.id_token,
@@ -60,7 +64,12 @@ def _find_or_open(
     )
     db.add(tx)
     db.flush()
-    return tx, True
+    return tx, status
+
+
+def _moved(tx: Transaction | None, kind: TransactionReport, *, repeated: bool) -> Move:
+    """Where a report of ``kind`` (``repeated``: recorded already) takes ``tx`` (None: no row yet)."""
+    return move(None if tx is None else tx.status, TransactionReport.REPEATED if repeated else kind)
 
 
 def _seen_seq(db: Session, tx: Transaction, seq_no: int | None) -> bool:
@@ -202,17 +211,19 @@ def start(uow: UnitOfWork, station_id: str, report: ev.TransactionStarted, now: 
     if report.charger_tx_id is None:
         return _start_16(uow, station_id, report, auth)
     tx = _by_charger_id(db, station_id, report.charger_tx_id)
-    if tx is not None and _seen_seq(db, tx, report.seq_no):
+    status = _moved(tx, TransactionReport.STARTED, repeated=tx is not None and _seen_seq(db, tx, report.seq_no))
+    if status is DUPLICATE:
+        assert tx is not None
         return ev.TransactionAck(tx.id, auth, duplicate=True)
     if tx is None:
         tx = Transaction(
             station_id=station_id,
             charger_tx_id=report.charger_tx_id,
-            status="active",
             offline_events=0,
             meter_start_explicit=False,
         )
         db.add(tx)
+    tx.status = status
     tx.evse_id, tx.connector_id = report.evse_id, report.connector_id
     tx.id_token = report.id_token or tx.id_token
     tx.auth_status = auth.status if auth else tx.auth_status
@@ -236,7 +247,9 @@ def _start_16(
             Transaction.meter_start_wh == report.meter_start_wh,
         )
     ).first()
-    if existing is not None:
+    status = _moved(existing, TransactionReport.STARTED, repeated=existing is not None)
+    if status is DUPLICATE:
+        assert existing is not None
         return ev.TransactionAck(existing.id, auth, duplicate=True)
     tx = Transaction(
         station_id=station_id,
@@ -252,7 +265,7 @@ def _start_16(
         meter_start_explicit=True,
         last_meter_wh=report.meter_start_wh,
         last_meter_at=report.timestamp,
-        status="active",
+        status=status,
         offline_events=0,
     )
     db.add(tx)
@@ -264,9 +277,10 @@ def _start_16(
 def update(uow: UnitOfWork, station_id: str, report: ev.TransactionUpdated, now: datetime) -> ev.TransactionAck:
     db = uow.session
     auth = _auth(db, report.id_token, now)
-    tx, opened = _find_or_open(db, station_id, report)
-    if not opened and _seen_seq(db, tx, report.seq_no):
+    tx, status = _find_or_open(db, station_id, report, TransactionReport.UPDATED)
+    if status is DUPLICATE:
         return ev.TransactionAck(tx.id, auth, duplicate=True)
+    tx.status = status
     if report.id_token and not tx.id_token:
         tx.id_token = report.id_token
         tx.auth_status = auth.status if auth else None
@@ -285,12 +299,10 @@ def end(
         if found is None:
             # 1.6 requires an answer even for a transaction we never saw; nothing to record against.
             return ev.TransactionAck(0, auth, duplicate=True)
-        tx = found
+        tx, status = found, _moved(found, TransactionReport.ENDED, repeated=False)
     else:
-        tx, opened = _find_or_open(db, station_id, report)
-        if not opened and _seen_seq(db, tx, report.seq_no):
-            return ev.TransactionAck(tx.id, auth, duplicate=True)
-    if tx.status == "completed":
+        tx, status = _find_or_open(db, station_id, report, TransactionReport.ENDED)
+    if status is DUPLICATE:
         return ev.TransactionAck(tx.id, auth, duplicate=True)
     _record_event(db, tx, "Ended", report.seq_no, report.timestamp, report.trigger_reason, report.offline)
     record_samples(uow, station_id, report.evse_id or tx.evse_id or 0, report.samples, tx)
@@ -300,7 +312,7 @@ def end(
         tx.meter_stop_wh = tx.last_meter_wh
     tx.stopped_at = report.timestamp
     tx.stop_reason = report.reason
-    tx.status = "completed"
+    tx.status = status
     return ev.TransactionAck(tx.id, auth)
 
 
@@ -332,7 +344,7 @@ def meter_values(
             .where(
                 Transaction.station_id == station_id,
                 Transaction.evse_id == report.evse_id,
-                Transaction.status == "active",
+                Transaction.status == TransactionStatus.ACTIVE,
             )
             .order_by(Transaction.id.desc())
         ).first()
@@ -344,7 +356,7 @@ def query(
     station_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    status: str | None = None,
+    status: TransactionStatus | None = None,
 ) -> Select[tuple[Transaction]]:
     q = select(Transaction).order_by(Transaction.id)
     if station_id is not None:

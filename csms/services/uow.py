@@ -7,15 +7,18 @@ one ``UPDATE … WHERE id IN (…)`` per instant, just before the commit, instea
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from csms.store.models import MessageLogEntry, MeterSample, Station
 
-Mark = tuple[int, int, int]
+#: Opens a database session (``csms.store.database.make_session_factory``).
+SessionFactory = sessionmaker[Session]
 
 
 class UnitOfWork:
@@ -26,13 +29,21 @@ class UnitOfWork:
         #: (station id, when) for ``stations.last_seen_at``, in the order reported.
         self.seen: list[tuple[str, datetime]] = []
 
-    def mark(self) -> Mark:
-        return len(self.meter_rows), len(self.log_rows), len(self.seen)
-
-    def rollback_to(self, mark: Mark) -> None:
-        del self.meter_rows[mark[0] :]
-        del self.log_rows[mark[1] :]
-        del self.seen[mark[2] :]
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """The block's work rolls back alone if it raises (the exception goes on): its statements (a
+        SAVEPOINT) and the rows it gathered for the set-based writes. Kept when it ends normally."""
+        marks = len(self.meter_rows), len(self.log_rows), len(self.seen)
+        nested = self.session.begin_nested()
+        try:
+            yield
+            nested.commit()
+        except BaseException:
+            nested.rollback()
+            del self.meter_rows[marks[0] :]
+            del self.log_rows[marks[1] :]
+            del self.seen[marks[2] :]
+            raise
 
     def flush_batches(self) -> None:
         if self.seen:
@@ -61,3 +72,17 @@ class UnitOfWork:
     def commit(self) -> None:
         self.flush_batches()
         self.session.commit()
+
+
+@contextmanager
+def transaction(factory: SessionFactory) -> Iterator[UnitOfWork]:
+    """One database transaction: the set-based writes and a commit when the block ends, a rollback if it
+    raises."""
+    with factory() as db:
+        uow = UnitOfWork(db)
+        try:
+            yield uow
+            uow.commit()
+        except BaseException:
+            db.rollback()
+            raise

@@ -12,6 +12,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from csms import uptime as up
+from csms.domain.transaction import TransactionStatus
 from csms.services.errors import Invalid, NotFound
 from csms.store.models import (
     ConnectionEvent,
@@ -137,7 +138,7 @@ def port_history(db: Session, station_id: str, evse_id: int, until: datetime) ->
             select(Transaction).where(
                 Transaction.station_id == station_id,
                 Transaction.evse_id == evse_id,
-                Transaction.status == "completed",
+                Transaction.status == TransactionStatus.COMPLETED,
                 Transaction.started_at < until,
             )
         )

@@ -27,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from csms.domain.transaction import TransactionStatus
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -173,7 +175,7 @@ class Transaction(Base):
     last_meter_wh: Mapped[float | None] = mapped_column(Float)
     last_meter_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     stop_reason: Mapped[str | None] = mapped_column(String(40))
-    status: Mapped[str] = mapped_column(String(12), default="active")  # active | completed
+    status: Mapped[str] = mapped_column(String(12), default=TransactionStatus.ACTIVE.value)  # TransactionStatus
     offline_events: Mapped[int] = mapped_column(Integer, default=0)
     last_seq_no: Mapped[int | None] = mapped_column(Integer)
     remote_start_id: Mapped[int | None] = mapped_column(Integer)

@@ -29,11 +29,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.typing import Subprotocol
 
+from csms.ocpp.versions import VERSION_SUBPROTOCOL
 from simulator.station.charger import Charger
 
 log = logging.getLogger(__name__)
 
-SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
 #: While a handshake is in progress the charger's reconnect deadline is already due; poll it this slowly.
 CONNECTING_POLL_S = 0.05
 
@@ -65,7 +65,7 @@ class WebSocketLink:
     ) -> None:
         self.charger, self.clock, self.password = charger, clock, password
         self.url = f"{csms_url.rstrip('/')}/{quote(charger.station_id, safe='')}"
-        self.subprotocol = SUBPROTOCOLS[charger.version]
+        self.subprotocol = VERSION_SUBPROTOCOL[charger.version]
         self.on_charger_change = on_charger_change or (lambda _c: None)
         self.open_timeout_s = open_timeout_s
         self.on_link = on_link  # the twin's truth: (station, up, now) when a connection opens or drops

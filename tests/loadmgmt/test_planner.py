@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from csms.loadmgmt.planner import Command, Planner, PlannerConfig
-from csms.loadmgmt.profiles import to_payload
+from csms.loadmgmt.profiles import charging_profile
 from csms.loadmgmt.topology import Evse, Node, Site
+from csms.ocpp import commands
 
 T0 = 1_800_000_000.0
 
@@ -482,7 +483,8 @@ def test_allocations_plus_worst_case_reserves_never_exceed_a_limit(site, flags, 
             now += 300
         else:
             slot = next(c for c in planner.tracker._slots.values() if c.spec.station_id == e.station_id).spec
-            planner.call_result(Command(e.station_id, "SetChargingProfile", to_payload("2.0.1", slot, now)), kind, now)
+            call = commands.set_charging_profile("2.0.1", charging_profile(slot, now))
+            planner.call_result(Command(e.station_id, *call), kind, now)
         unmanaged |= {x.key for x in evses if x.station_id == e.station_id}
     planner.handle_timer(planner.next_deadline() or now)
     state = planner.state(now)

@@ -9,13 +9,19 @@ from csms.loadmgmt.profiles import (
     ProfileSpec,
     ProfileTracker,
     Purpose,
+    charging_profile,
     profile_id_of,
     round_limit,
-    to_payload,
 )
-from csms.ocpp import schemas
+from csms.ocpp import commands, schemas
 
 NOW = 1_800_000_000.0
+
+
+def to_payload(version: str, spec: ProfileSpec, now: float) -> dict:
+    action, payload = commands.set_charging_profile(version, charging_profile(spec, now))
+    assert action == "SetChargingProfile"
+    return payload
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])

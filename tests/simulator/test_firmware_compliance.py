@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from csms.loadmgmt.profiles import ProfileSpec, Purpose, to_payload
+from csms.loadmgmt.profiles import ProfileSpec, Purpose, charging_profile
+from csms.ocpp import commands
 from simulator.station.smart_charging import Firmware
 from tests.simulator.test_station_offline import default_profile, tx_profile
 from tests.simulator.test_station_pairing import VERSIONS, make
@@ -66,7 +67,7 @@ def test_a_leased_csms_profile_falls_back_by_itself_while_the_link_is_down(tmp_p
     pair = charging(tmp_path, version, "compliant")
     tx = pair.charger.transactions[1]
     spec = ProfileSpec("CP1", 1, Purpose.TX, 24.0, "A", 3, str(tx.transaction_id), fallback=6.0, lease_s=600.0)
-    payload = to_payload(version, spec, pair.now)
+    _, payload = commands.set_charging_profile(version, charging_profile(spec, pair.now))
     assert pair.csms_call("SetChargingProfile", payload).payload["status"] == "Accepted"
     sent = pair.now
     pair.network_up = False

@@ -9,37 +9,19 @@ from __future__ import annotations
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Path, Request
 
+from csms.api.calls import Timeout, call_station, station_version
 from csms.api.deps import GatewayDep, in_transaction
 from csms.api.routes.stations import StationPath
 from csms.api.schemas import CallOut, RemoteStartOut, RemoteStartRequest, RemoteStopRequest, ResetRequest
-from csms.gateway.server import Gateway, StationNotConnected
 from csms.ocpp import commands
-from csms.ocpp.errors import LocalCallError
 from csms.services import stations, transactions
-from csms.services.errors import Conflict, Invalid, NotFound
+from csms.services.errors import NotFound
 
 router = APIRouter(prefix="/stations/{station_id}", tags=["calls"])
 
-Timeout = Annotated[float | None, Query(gt=0, le=300, description="seconds to wait for the answer")]
 ActionPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9]{1,64}$", description="an OCPP action, e.g. Reset")]
-
-
-async def _version(request: Request, station_id: str) -> str:
-    """The station's OCPP version (404 when unknown)."""
-    return await in_transaction(request, lambda db: stations.get(db, station_id).ocpp_version)
-
-
-async def _send(
-    gateway: Gateway, station_id: str, action: str, payload: dict[str, Any], timeout: float | None
-) -> dict[str, Any]:
-    try:
-        return await gateway.route_call(station_id, action, payload, timeout)
-    except StationNotConnected:
-        raise Conflict(f"station {station_id!r} is not connected") from None
-    except LocalCallError as exc:
-        raise Invalid(exc.description) from None
 
 
 @router.post("/calls/{action}", response_model=CallOut)
@@ -57,8 +39,8 @@ async def send_call(
 
     Returns the station's CALLRESULT (`outcome: result`), its CALLERROR (`outcome: error`), or `timeout`.
     """
-    await _version(request, station_id)
-    return await _send(gateway, station_id, action, payload or {}, timeout)
+    await station_version(request, station_id)
+    return await call_station(gateway, station_id, action, payload or {}, timeout)
 
 
 @router.post("/remote-start", response_model=RemoteStartOut)
@@ -66,12 +48,12 @@ async def remote_start(
     request: Request, station_id: StationPath, body: RemoteStartRequest, gateway: GatewayDep, timeout: Timeout = None
 ) -> dict[str, Any]:
     """1.6 RemoteStartTransaction or 2.0.1 RequestStartTransaction (with a fresh remoteStartId)."""
-    version = await _version(request, station_id)
+    version = await station_version(request, station_id)
     remote_start_id = secrets.randbelow(2**31 - 2) + 1
     action, payload = commands.remote_start(
         version, body.id_token, body.evse_id, remote_start_id=remote_start_id, id_token_type=body.id_token_type
     )
-    result = await _send(gateway, station_id, action, payload, timeout)
+    result = await call_station(gateway, station_id, action, payload, timeout)
     return {**result, "remote_start_id": payload.get("remoteStartId")}
 
 
@@ -90,7 +72,7 @@ async def remote_stop(
 
     version, charger_tx_id = await in_transaction(request, lookup)
     action, payload = commands.remote_stop(version, body.transaction_id, charger_tx_id)
-    return await _send(gateway, station_id, action, payload, timeout)
+    return await call_station(gateway, station_id, action, payload, timeout)
 
 
 @router.post("/reset", response_model=CallOut)
@@ -102,6 +84,6 @@ async def reset(
     timeout: Timeout = None,
 ) -> dict[str, Any]:
     """Soft (2.0.1 OnIdle) or hard (2.0.1 Immediate) reset."""
-    version = await _version(request, station_id)
+    version = await station_version(request, station_id)
     action, payload = commands.reset(version, (body or ResetRequest()).type)
-    return await _send(gateway, station_id, action, payload, timeout)
+    return await call_station(gateway, station_id, action, payload, timeout)

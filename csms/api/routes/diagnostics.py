@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import Field
 
+from csms.api.calls import Timeout, call_station, station_version
 from csms.api.deps import DbSession, GatewayDep, in_transaction
-from csms.api.routes.calls import Timeout, _send, _version
 from csms.api.routes.stations import StationPath
 from csms.api.schemas import CallOut, Out, Strict, UtcDatetime
 from csms.ocpp import commands
@@ -175,7 +175,7 @@ async def request_diagnostics(
     """GetDiagnostics (1.6) or GetLog (2.0.1) with a one-time upload URL on this CSMS; follow it with
     ``GET /stations/{id}/transfers``."""
     body = body or DiagnosticsRequest()
-    version = await _version(request, station_id)
+    version = await station_version(request, station_id)
 
     def create(db: Any) -> tuple[int, int, str]:
         row, token = diagnostics.request_diagnostics(db, station_id, datetime.now(UTC), DIAGNOSTICS_TTL)
@@ -201,7 +201,7 @@ async def update_firmware(
     request: Request, station_id: StationPath, body: FirmwareRequest, gateway: GatewayDep, timeout: Timeout = None
 ) -> Any:
     """UpdateFirmware (1.6 or 2.0.1) pointing at the stored firmware file on this CSMS."""
-    version = await _version(request, station_id)
+    version = await station_version(request, station_id)
 
     def create(db: Any) -> tuple[int, int, str]:
         row, token = diagnostics.request_firmware(db, station_id, body.name, datetime.now(UTC), FIRMWARE_TTL)
@@ -227,7 +227,7 @@ async def _send_transfer(
     location: str,
 ) -> dict[str, Any]:
     try:
-        result = await _send(gateway, station_id, action, payload, timeout)
+        result = await call_station(gateway, station_id, action, payload, timeout)
         call_status = _call_status(result)
     except Exception:
         await in_transaction(request, lambda db: diagnostics.set_call_status(db, transfer_id, "not_sent"))
@@ -268,9 +268,9 @@ async def change_availability(
 ) -> Any:
     """ChangeAvailability. An accepted (or scheduled) order is recorded: an Unavailable the operator ordered
     is not an outage."""
-    version = await _version(request, station_id)
+    version = await station_version(request, station_id)
     action, payload = commands.change_availability(version, body.evse_id, body.operative)
-    result = await _send(gateway, station_id, action, payload, timeout)
+    result = await call_station(gateway, station_id, action, payload, timeout)
     if _call_status(result) in ("Accepted", "Scheduled"):
         await in_transaction(
             request,
@@ -286,6 +286,6 @@ async def trigger_message(
     request: Request, station_id: StationPath, body: TriggerRequest, gateway: GatewayDep, timeout: Timeout = None
 ) -> Any:
     """TriggerMessage; Diagnostics/LogStatusNotification are translated for the station's version."""
-    version = await _version(request, station_id)
+    version = await station_version(request, station_id)
     action, payload = commands.trigger(version, body.message, body.evse_id)
-    return await _send(gateway, station_id, action, payload, timeout)
+    return await call_station(gateway, station_id, action, payload, timeout)

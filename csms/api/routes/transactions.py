@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
 from csms.api.deps import DbSession
 from csms.api.schemas import SampleOut, TransactionDetail, TransactionOut, UtcDatetime
+from csms.domain.transaction import TransactionStatus
 from csms.services import transactions
 
 router = APIRouter(prefix="/transactions", tags=["transactions"])
@@ -19,7 +20,7 @@ def list_transactions(
     station_id: Annotated[str | None, Query(max_length=48)] = None,
     since: Annotated[UtcDatetime | None, Query(description="started at or after (ISO 8601; naive is UTC)")] = None,
     until: Annotated[UtcDatetime | None, Query(description="started before")] = None,
-    status: Literal["active", "completed"] | None = None,
+    status: TransactionStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> list[TransactionOut]:

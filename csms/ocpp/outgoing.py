@@ -1,0 +1,65 @@
+"""Version-neutral shapes of the calls the CSMS sends; ``v16/commands.py`` and ``v201/commands.py`` render
+them as each version's payload, :mod:`csms.ocpp.commands` picks the version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+#: ``(action, payload)`` of one call, ready for :meth:`csms.core.session.StationSession.send_call`.
+Call = tuple[str, dict[str, Any]]
+
+#: ``soft``: when the station is idle (1.6 Soft, 2.0.1 OnIdle); ``hard``: at once (Hard, Immediate).
+ResetKind = Literal["soft", "hard"]
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulePeriod:
+    start_s: int
+    limit: float
+    number_phases: int | None = None
+
+    def payload(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"startPeriod": self.start_s, "limit": self.limit}
+        if self.number_phases is not None:
+            out["numberPhases"] = self.number_phases
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingProfile:
+    """One Absolute charging profile with one schedule, valid and started at ``start`` (POSIX seconds).
+
+    ``purpose`` is named as in 2.0.1 (``TxProfile``, ``TxDefaultProfile``, ``ChargingStationMaxProfile``);
+    ``evse_id`` 0 is the whole station; ``unit`` is ``A`` or ``W``.
+
+    Raises:
+        ValueError: a TxProfile without the transaction it is bound to.
+    """
+
+    profile_id: int
+    evse_id: int
+    stack_level: int
+    purpose: str
+    unit: str
+    start: float
+    periods: tuple[SchedulePeriod, ...]
+    transaction_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.purpose == "TxProfile" and self.transaction_id is None:
+            raise ValueError(f"a TxProfile needs a transaction id (EVSE {self.evse_id})")
+
+    @property
+    def start_text(self) -> str:
+        """``start`` as chargers read it best: whole seconds, UTC, ``Z``."""
+        return datetime.fromtimestamp(self.start, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    def periods_payload(self) -> list[dict[str, Any]]:
+        return [period.payload() for period in self.periods]
+
+
+def retry_fields(retries: int | None, retry_interval: int | None) -> dict[str, int]:
+    """The optional ``retries`` / ``retryInterval`` of a transfer (same names in both versions)."""
+    return {k: v for k, v in (("retries", retries), ("retryInterval", retry_interval)) if v is not None}

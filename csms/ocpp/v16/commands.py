@@ -1,0 +1,102 @@
+"""OCPP 1.6J: the calls the CSMS sends, as 1.6 payloads (the mirror of ``v201/commands.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from csms.ocpp import schemas
+from csms.ocpp.outgoing import Call, ChargingProfile, ResetKind, retry_fields
+from csms.ocpp.versions import OCPP16
+
+RESET_TYPES: dict[ResetKind, str] = {"soft": "Soft", "hard": "Hard"}
+#: 2.0.1 message names that 1.6's TriggerMessage calls otherwise.
+TRIGGER_NAMES = {"LogStatusNotification": "DiagnosticsStatusNotification"}
+#: 2.0.1 profile purposes that 1.6 calls otherwise.
+PURPOSE_NAMES = {"ChargingStationMaxProfile": "ChargePointMaxProfile"}
+
+
+def remote_start(id_token: str, evse_id: int | None, *, remote_start_id: int, id_token_type: str) -> Call:
+    """RemoteStartTransaction: 1.6 has neither a remoteStartId nor token types."""
+    payload: dict[str, Any] = {"idTag": id_token}
+    if evse_id is not None:
+        payload["connectorId"] = evse_id
+    return "RemoteStartTransaction", payload
+
+
+def remote_stop(transaction_id: int, charger_tx_id: str) -> Call:
+    """1.6 names a transaction by the integer id we assigned."""
+    return "RemoteStopTransaction", {"transactionId": transaction_id}
+
+
+def reset(kind: ResetKind) -> Call:
+    return "Reset", {"type": RESET_TYPES[kind]}
+
+
+def get_diagnostics(
+    location: str,
+    request_id: int,
+    *,
+    start_time: str | None,
+    stop_time: str | None,
+    log_type: str,
+    retries: int | None,
+    retry_interval: int | None,
+) -> Call:
+    """GetDiagnostics (location, startTime/stopTime); 1.6 has no request id and one kind of log."""
+    payload: dict[str, Any] = {"location": location, **retry_fields(retries, retry_interval)}
+    if start_time:
+        payload["startTime"] = start_time
+    if stop_time:
+        payload["stopTime"] = stop_time
+    return "GetDiagnostics", payload
+
+
+def update_firmware(
+    location: str, request_id: int, retrieve_at: str, *, retries: int | None, retry_interval: int | None
+) -> Call:
+    return "UpdateFirmware", {
+        "location": location,
+        "retrieveDate": retrieve_at,
+        **retry_fields(retries, retry_interval),
+    }
+
+
+def change_availability(evse_id: int, operative: bool) -> Call:
+    """Connector 0 is the whole charge point."""
+    return "ChangeAvailability", {"connectorId": evse_id, "type": "Operative" if operative else "Inoperative"}
+
+
+def trigger(message: str, evse_id: int | None) -> Call:
+    payload: dict[str, Any] = {"requestedMessage": TRIGGER_NAMES.get(message, message)}
+    if evse_id is not None:
+        payload["connectorId"] = evse_id
+    return "TriggerMessage", payload
+
+
+def set_charging_profile(profile: ChargingProfile) -> Call:
+    """SetChargingProfile, checked against the 1.6 schema.
+
+    Raises:
+        ValueError: a TxProfile bound to a transaction id that is not an integer (1.6 ids are).
+        csms.ocpp.errors.OcppError: the payload breaks the schema (a bug here, never the caller's input).
+    """
+    body: dict[str, Any] = {
+        "chargingProfileId": profile.profile_id,
+        "stackLevel": profile.stack_level,
+        "chargingProfilePurpose": PURPOSE_NAMES.get(profile.purpose, profile.purpose),
+        "chargingProfileKind": "Absolute",
+        "validFrom": profile.start_text,
+        "chargingSchedule": {
+            "chargingRateUnit": profile.unit,
+            "startSchedule": profile.start_text,
+            "chargingSchedulePeriod": profile.periods_payload(),
+        },
+    }
+    if profile.purpose == "TxProfile":
+        try:
+            body["transactionId"] = int(profile.transaction_id or "")
+        except ValueError:
+            raise ValueError(f"1.6 transaction ids are integers, got {profile.transaction_id!r}") from None
+    payload = {"connectorId": profile.evse_id, "csChargingProfiles": body}
+    schemas.validate(OCPP16, "SetChargingProfile", "request", payload)
+    return "SetChargingProfile", payload

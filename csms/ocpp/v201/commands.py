@@ -1,0 +1,100 @@
+"""OCPP 2.0.1: the calls the CSMS sends, as 2.0.1 payloads (the mirror of ``v16/commands.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from csms.ocpp import schemas
+from csms.ocpp.outgoing import Call, ChargingProfile, ResetKind, retry_fields
+from csms.ocpp.versions import OCPP201
+
+RESET_TYPES: dict[ResetKind, str] = {"soft": "OnIdle", "hard": "Immediate"}
+#: 1.6 message names that 2.0.1's TriggerMessage calls otherwise.
+TRIGGER_NAMES = {"DiagnosticsStatusNotification": "LogStatusNotification"}
+
+
+def remote_start(id_token: str, evse_id: int | None, *, remote_start_id: int, id_token_type: str) -> Call:
+    payload: dict[str, Any] = {
+        "idToken": {"idToken": id_token, "type": id_token_type},
+        "remoteStartId": remote_start_id,
+    }
+    if evse_id is not None:
+        payload["evseId"] = evse_id
+    return "RequestStartTransaction", payload
+
+
+def remote_stop(transaction_id: int, charger_tx_id: str) -> Call:
+    """2.0.1 names a transaction by the charger's own transactionId string."""
+    return "RequestStopTransaction", {"transactionId": charger_tx_id}
+
+
+def reset(kind: ResetKind) -> Call:
+    return "Reset", {"type": RESET_TYPES[kind]}
+
+
+def get_diagnostics(
+    location: str,
+    request_id: int,
+    *,
+    start_time: str | None,
+    stop_time: str | None,
+    log_type: str,
+    retries: int | None,
+    retry_interval: int | None,
+) -> Call:
+    """GetLog (log.remoteLocation, the time window as oldest/latestTimestamp, requestId)."""
+    log: dict[str, Any] = {"remoteLocation": location}
+    if start_time:
+        log["oldestTimestamp"] = start_time
+    if stop_time:
+        log["latestTimestamp"] = stop_time
+    return "GetLog", {"logType": log_type, "requestId": request_id, "log": log, **retry_fields(retries, retry_interval)}
+
+
+def update_firmware(
+    location: str, request_id: int, retrieve_at: str, *, retries: int | None, retry_interval: int | None
+) -> Call:
+    firmware = {"location": location, "retrieveDateTime": retrieve_at}
+    return "UpdateFirmware", {"requestId": request_id, "firmware": firmware, **retry_fields(retries, retry_interval)}
+
+
+def change_availability(evse_id: int, operative: bool) -> Call:
+    """EVSE 0 is the whole station: the call then names no ``evse``."""
+    payload: dict[str, Any] = {"operationalStatus": "Operative" if operative else "Inoperative"}
+    if evse_id:
+        payload["evse"] = {"id": evse_id}
+    return "ChangeAvailability", payload
+
+
+def trigger(message: str, evse_id: int | None) -> Call:
+    payload: dict[str, Any] = {"requestedMessage": TRIGGER_NAMES.get(message, message)}
+    if evse_id is not None:
+        payload["evse"] = {"id": evse_id}
+    return "TriggerMessage", payload
+
+
+def set_charging_profile(profile: ChargingProfile) -> Call:
+    """SetChargingProfile, checked against the 2.0.1 schema.
+
+    Raises:
+        csms.ocpp.errors.OcppError: the payload breaks the schema (a bug here, never the caller's input).
+    """
+    schedule = {
+        "id": profile.profile_id,
+        "chargingRateUnit": profile.unit,
+        "startSchedule": profile.start_text,
+        "chargingSchedulePeriod": profile.periods_payload(),
+    }
+    body: dict[str, Any] = {
+        "id": profile.profile_id,
+        "stackLevel": profile.stack_level,
+        "chargingProfilePurpose": profile.purpose,
+        "chargingProfileKind": "Absolute",
+        "validFrom": profile.start_text,
+        "chargingSchedule": [schedule],
+    }
+    if profile.purpose == "TxProfile":
+        body["transactionId"] = str(profile.transaction_id)
+    payload = {"evseId": profile.evse_id, "chargingProfile": body}
+    schemas.validate(OCPP201, "SetChargingProfile", "request", payload)
+    return "SetChargingProfile", payload
