@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from csms.alerts import AlertEngine, AlertRules, RemediationPolicy
 from csms.core.processor import BatchProcessor, release
 from csms.core.session import StationSession
-from csms.loadmgmt.manager import LoadManager, call_status, read_memory
+from csms.loadmgmt.manager import LoadManager, call_status
 from csms.loadmgmt.planner import Command
 from csms.ocpp.convert import from_posix
 from csms.ocpp.rpc import PendingCall
@@ -24,6 +24,7 @@ from csms.ocpp.versions import Version
 from csms.runtime.monitor import InlineMonitor
 from csms.services import stations
 from csms.services.config import CsmsConfig
+from csms.services.load_memory import read_memory
 from csms.store import migrate
 from csms.store.database import make_engine, make_session_factory
 from csms.store.models import Station

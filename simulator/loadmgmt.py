@@ -19,11 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from csms.loadmgmt.manager import LoadManager, read_setup
+from csms.loadmgmt.manager import LoadManager
 from csms.loadmgmt.planner import PlannerConfig
 from csms.loadmgmt.topology import format_phases
 from csms.ocpp.convert import from_posix
 from csms.services import sites
+from csms.services.load_memory import read_setup
 from simulator.scenario.models import CsmsSettings, LoadManagement, Scenario
 
 SITE_ID = "site"

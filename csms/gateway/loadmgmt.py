@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session, sessionmaker
 
 from csms.domain.events import Decision, StationReport
-from csms.loadmgmt.manager import LoadManager, Memory, call_status, read_memory, read_setup
+from csms.loadmgmt.manager import LoadManager, Memory, call_status
 from csms.loadmgmt.planner import Command
 from csms.ocpp.errors import LocalCallError
 from csms.services.errors import NotFound
+from csms.services.load_memory import read_memory, read_setup
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ def managed(limit_a: float = 10.0) -> LoadManager:
 
 
 def status(manager: LoadManager, station_id: str, value: str, now: float) -> None:
-    manager.committed(station_id, [(ev.StatusReported(1, 1, value, None), None)], now)
+    report = ev.StatusReported(1, 1, value, ev.port_state(value), None)
+    manager.committed(station_id, [(report, None)], now)
 
 
 def test_schedule_needs_that_arrive_before_a_stale_available_status_keep_their_car_first():
@@ -60,8 +61,8 @@ def test_needs_for_a_running_session_replan_at_once():
 
 
 def test_a_starting_process_plans_the_running_sessions_it_finds_in_the_store(session_factory, now):
-    from csms.loadmgmt.manager import read_memory
     from csms.services import sites, stations
+    from csms.services.load_memory import read_memory
     from csms.store.models import Connector, IdToken, Transaction
 
     t = now.timestamp()
