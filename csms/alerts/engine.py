@@ -356,7 +356,7 @@ class AlertEngine:
                 port = self._port(station_id, evse_id)
                 port.failures += 1
                 if port.failures >= self.rules.stuck_available_failures:
-                    details = {"failed_sessions": port.failures, "status": port.state}
+                    details: dict[str, Any] = {"failed_sessions": port.failures, "status": port.state}
                     self._raise(out, STUCK_AVAILABLE, station_id, evse_id, now, details)
             case SessionDelivered(station_id, evse_id):
                 self._port(station_id, evse_id).failures = 0
@@ -488,7 +488,7 @@ class AlertEngine:
             station.heartbeat_lost = True
             last_seen = station.last_seen if station.last_seen is not None else when
             out.append(ConnectivityChanged(station_id, False, last_seen, "heartbeats missed"))
-            details = {"last_seen": last_seen, "deadline": when}
+            details: dict[str, Any] = {"last_seen": last_seen, "deadline": when}
             self._raise(out, HEARTBEAT_MISSED, station_id, None, now, details)
             if station.offline_since is None:
                 station.offline_since = last_seen
