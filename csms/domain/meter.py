@@ -25,26 +25,44 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from csms.domain import events as ev
 
 POWER = "Power.Active.Import"
 CURRENT = "Current.Import"
-#: The measurands a reading is made of, and the one unit each is counted in.
+#: The quantities a reading is made of, and the one unit each is counted in.
 BASE_UNITS = {ev.ENERGY_REGISTER: "Wh", POWER: "W", CURRENT: "A"}
-#: The locations on the power path, the preferred first.
+#: The locations on the power path, the preferred first (no location: the spec's default, Outlet).
 PATH = ("Outlet", "Inlet")
-#: A phase that names a line, and that line's index.
-LINES = {"L1": 0, "L2": 1, "L3": 2, "L1-N": 0, "L2-N": 1, "L3-N": 2}
+#: A phase that names a line, and that line's index (None: the overall value).
+LINES = {None: None, "L1": 0, "L2": 1, "L3": 2, "L1-N": 0, "L2-N": 1, "L3-N": 2}
+
+
+def _slots() -> dict[tuple[str, str | None, str | None, str | None], int]:
+    """(measurand, location, phase, unit) of a sample that counts → its place in a flat list of values: per
+    quantity and location, the overall value then the three lines. Built once: a reading is made for every
+    transaction message, and one lookup per sample is what keeps that cheap."""
+    slots = {}
+    for q, (measurand, unit) in enumerate(BASE_UNITS.items()):
+        for w, location in enumerate(PATH):
+            for phase, line in LINES.items():
+                place = (q * len(PATH) + w) * 4 + (0 if line is None else 1 + line)
+                for where in (location, None) if location == "Outlet" else (location,):
+                    for given in (unit, None):
+                        slots[(measurand, where, phase, given)] = place
+    return slots
+
+
+_SLOTS = _slots()
+_SIZE = len(BASE_UNITS) * len(PATH) * 4
 
 Lines = tuple[float | None, float | None, float | None]
 NO_LINES: Lines = (None, None, None)
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
     """What a meter said at one time (each value None when the station did not report it)."""
 
     at: datetime
@@ -67,47 +85,39 @@ class Reading:
         return max(lines) if lines else self.current_a
 
 
-@dataclass(slots=True)
-class _Quantity:
-    """One measurand at one location of one timestamp."""
-
-    overall: float | None = None
-    lines: list[float | None] = field(default_factory=lambda: [None, None, None])
-
-    def total(self) -> float | None:
-        if self.overall is not None:
-            return self.overall
-        reported = [v for v in self.lines if v is not None]
-        return sum(reported) if reported else None
-
-
 def readings(samples: Iterable[ev.Sample]) -> list[Reading]:
     """The samples as readings, one per timestamp, oldest first (timestamps with nothing that counts: none)."""
-    by_time: dict[datetime, dict[tuple[str, str], _Quantity]] = {}
+    by_time: dict[datetime, list[float | None]] = {}
     for s in samples:
-        base = BASE_UNITS.get(s.measurand)
-        location = s.location or "Outlet"
-        if base is None or s.unit not in (None, base) or location not in PATH:
+        place = _SLOTS.get((s.measurand, s.location, s.phase, s.unit))
+        if place is None:
             continue
-        if s.phase is None:
-            by_time.setdefault(s.timestamp, {}).setdefault((s.measurand, location), _Quantity()).overall = s.value
-        elif (line := LINES.get(s.phase)) is not None:
-            by_time.setdefault(s.timestamp, {}).setdefault((s.measurand, location), _Quantity()).lines[line] = s.value
+        values = by_time.get(s.timestamp)
+        if values is None:
+            values = by_time[s.timestamp] = [None] * _SIZE
+        values[place] = s.value
     return [_reading(at, by_time[at]) for at in sorted(by_time)]
 
 
-def _reading(at: datetime, measured: dict[tuple[str, str], _Quantity]) -> Reading:
-    def on_path(measurand: str) -> _Quantity | None:
-        return next((q for where in PATH if (q := measured.get((measurand, where))) is not None), None)
+def _on_path(values: list[float | None], quantity: int) -> int:
+    """Where one quantity's overall value and lines start: at the outlet if it reported any, else the inlet."""
+    start = quantity * len(PATH) * 4
+    outlet = values[start] is not None or values[start + 1] is not None
+    return start if outlet or values[start + 2] is not None or values[start + 3] is not None else start + 4
 
-    energy, power, current = on_path(ev.ENERGY_REGISTER), on_path(POWER), on_path(CURRENT)
-    return Reading(
-        at,
-        energy.total() if energy is not None else None,
-        power.total() if power is not None else None,
-        (current.lines[0], current.lines[1], current.lines[2]) if current is not None else NO_LINES,
-        current.overall if current is not None else None,
-    )
+
+def _total(values: list[float | None], start: int) -> float | None:
+    overall = values[start]
+    if overall is not None:
+        return overall
+    lines = [v for v in values[start + 1 : start + 4] if v is not None]
+    return sum(lines) if lines else None
+
+
+def _reading(at: datetime, values: list[float | None]) -> Reading:
+    energy, power, current = _on_path(values, 0), _on_path(values, 1), _on_path(values, 2)
+    lines = (values[current + 1], values[current + 2], values[current + 3])
+    return Reading(at, _total(values, energy), _total(values, power), lines, values[current])
 
 
 def latest(samples: Iterable[ev.Sample]) -> Reading | None:
