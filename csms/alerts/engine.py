@@ -19,7 +19,7 @@ Rules (names are the ``rule`` of the stored alert):
 * ``meter_frozen`` — in a transaction, a port's Energy.Active.Import.Register stood still for
   ``meter_frozen_readings`` readings in a row and ``meter_frozen_after_s`` (reading timestamps) while energy
   flowed: power ≥ ``meter_frozen_min_power_w``, or without power the largest phase current ≥
-  ``meter_frozen_min_current_a``, or with neither the port Charging (2.0.1 chargingState, else its status).
+  ``meter_frozen_min_current_a``, or with neither the port Charging (2.0.1 chargingState, else its state).
   Resolved when the register moves again or the transaction ends. Readings without a register, with power
   below the threshold (a full vehicle) or older than the last one (replays) never count.
 * ``boot_rejected``, ``firmware_failed``, ``security_event`` — raised at once.
@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from csms.alerts.meter import RegisterWatch
+from csms.domain.events import PortState
 from csms.ocpp import commands
 from csms.ocpp.versions import OCPP16
 
@@ -152,7 +153,7 @@ class BootDecided:
 class StatusChanged:
     station_id: str
     evse_id: int
-    status: str
+    state: PortState
     error_code: str | None = None
 
 
@@ -291,7 +292,7 @@ class _Station:
 
 @dataclass(slots=True)
 class _Port:
-    status: str | None = None
+    state: PortState | None = None
     faulted_since: float | None = None
     failures: int = 0
     error_code: str | None = None
@@ -343,8 +344,8 @@ class AlertEngine:
                     self._raise(out, BOOT_REJECTED, station_id, None, now, {"status": status})
                 elif status == "Accepted":
                     self._resolve(out, BOOT_REJECTED, station_id, None, now)
-            case StatusChanged(station_id, evse_id, status, error_code):
-                self._status(station_id, evse_id, status, error_code, now, out)
+            case StatusChanged(station_id, evse_id, state, error_code):
+                self._status(station_id, evse_id, state, error_code, now, out)
             case FirmwareStatus(station_id, status):
                 if status in FIRMWARE_FAILURES:
                     self._raise(out, FIRMWARE_FAILED, station_id, None, now, {"status": status})
@@ -356,7 +357,7 @@ class AlertEngine:
                 port = self._port(station_id, evse_id)
                 port.failures += 1
                 if port.failures >= self.rules.stuck_available_failures:
-                    details = {"failed_sessions": port.failures, "status": port.status}
+                    details: dict[str, Any] = {"failed_sessions": port.failures, "status": port.state}
                     self._raise(out, STUCK_AVAILABLE, station_id, evse_id, now, details)
             case SessionDelivered(station_id, evse_id):
                 self._port(station_id, evse_id).failures = 0
@@ -390,11 +391,11 @@ class AlertEngine:
             self._resolve(out, OFFLINE, station_id, None, now)
 
     def _status(
-        self, station_id: str, evse_id: int, status: str, error_code: str | None, now: float, out: list[Effect]
+        self, station_id: str, evse_id: int, state: PortState, error_code: str | None, now: float, out: list[Effect]
     ) -> None:
         port = self._port(station_id, evse_id)
-        port.status = status
-        if status == "Faulted":
+        port.state = state
+        if state == PortState.FAULTED:
             if port.faulted_since is None:
                 port.faulted_since = now
                 self._arm(("fault", station_id, evse_id), now + self.rules.faulted_after_s)
@@ -432,7 +433,8 @@ class AlertEngine:
         elif read.current_a is not None:
             flowing = read.current_a >= rules.meter_frozen_min_current_a
         else:
-            flowing = (port.charging_state or port.status) == "Charging"
+            # 2.0.1 tells charging by the transaction's chargingState, 1.6 by the port's status
+            flowing = port.charging_state == "Charging" if port.charging_state else port.state == PortState.CHARGING
         moved = watch.observe(read.at, read.energy_wh, flowing)
         if moved:
             self._resolve(out, METER_FROZEN, read.station_id, evse_id, now)
@@ -487,7 +489,7 @@ class AlertEngine:
             station.heartbeat_lost = True
             last_seen = station.last_seen if station.last_seen is not None else when
             out.append(ConnectivityChanged(station_id, False, last_seen, "heartbeats missed"))
-            details = {"last_seen": last_seen, "deadline": when}
+            details: dict[str, Any] = {"last_seen": last_seen, "deadline": when}
             self._raise(out, HEARTBEAT_MISSED, station_id, None, now, details)
             if station.offline_since is None:
                 station.offline_since = last_seen

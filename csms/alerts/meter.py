@@ -1,24 +1,18 @@
 """The ``meter_frozen`` rule's pieces: what a meter reading says, and whether a port's energy register keeps
 moving while energy flows. Pure; :class:`~csms.alerts.engine.AlertEngine` owns the alert.
 
-A reading is a point in time of one port: the energy register (Wh), the active power (W) and the largest
-phase current (A), each None when the station did not report it. Several sampled values with the same
-timestamp make one reading; a message may carry several (a 1.6 MeterValues with an offline backlog).
+A reading is a point in time of one port (:mod:`csms.domain.meter` says which samples make it): the energy
+register (Wh), the active power (W) and the port's current (A), each None when the station did not report
+it. A message may carry several (a 1.6 MeterValues with an offline backlog).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 
 from csms.domain import events as ev
-
-POWER = "Power.Active.Import"
-CURRENT = "Current.Import"
-USED = frozenset({ev.ENERGY_REGISTER, POWER, CURRENT})
-#: Units that are a thousand times the base unit (Wh, W).
-KILO = frozenset({"kWh", "kW"})
+from csms.domain import meter
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,37 +23,9 @@ class Reading:
     current_a: float | None
 
 
-def _reading(at: float, samples: list[ev.Sample]) -> Reading:
-    # A meter may report a total (no phase), per-phase values, or both: the total wins, else the phases' sum.
-    energy: dict[bool, float] = {}
-    power: dict[bool, float] = {}
-    current: float | None = None
-    for s in samples:
-        if s.measurand == CURRENT:
-            if s.phase != "N":
-                current = s.value if current is None else max(current, s.value)
-            continue
-        totals = energy if s.measurand == ev.ENERGY_REGISTER else power
-        value = s.value * 1000.0 if s.unit in KILO else s.value
-        if s.phase is None:
-            totals[True] = value
-        else:
-            totals[False] = totals.get(False, 0.0) + value
-    return Reading(
-        at,
-        energy.get(True, energy.get(False)),
-        power.get(True, power.get(False)),
-        current,
-    )
-
-
 def readings(samples: Iterable[ev.Sample]) -> list[Reading]:
-    """The samples as readings, oldest first (samples measured at the vehicle, like SoC, are left out)."""
-    by_time: dict[datetime, list[ev.Sample]] = {}
-    for sample in samples:
-        if sample.measurand in USED and sample.location != "EV":
-            by_time.setdefault(sample.timestamp, []).append(sample)
-    return [_reading(at.timestamp(), by_time[at]) for at in sorted(by_time)]
+    """The samples as the rule's readings, oldest first."""
+    return [Reading(r.at.timestamp(), r.energy_wh, r.power_w, r.port_current_a) for r in meter.readings(samples)]
 
 
 @dataclass(slots=True)

@@ -2,13 +2,15 @@
 
 The version adapters (``csms.ocpp.v16``, ``csms.ocpp.v201``) translate payloads into these records and the
 decisions back into payloads; services are written once against them. Times are aware UTC datetimes,
-energies in Wh.
+energies in Wh, powers in W, currents in A.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
@@ -16,6 +18,10 @@ ENERGY_REGISTER = "Energy.Active.Import.Register"
 
 @dataclass(frozen=True, slots=True)
 class Sample:
+    """One sampled value. The adapters normalise the unit: ``value`` is in the base unit (Wh, W, A, varh, var,
+    VA; a 2.0.1 multiplier applied), ``unit`` names it (None: the station gave none, the base unit is meant).
+    :mod:`csms.domain.meter` says which samples make a meter reading."""
+
     timestamp: datetime
     measurand: str
     value: float
@@ -39,11 +45,63 @@ class HeartbeatReceived:
     pass
 
 
+class PortState(StrEnum):
+    """What a port's status says, whatever the OCPP version (values: the spec's names)."""
+
+    AVAILABLE = "Available"
+    #: A vehicle is plugged in, the port is not (known to be) charging: 1.6 Preparing, SuspendedEV,
+    #: SuspendedEVSE; 2.0.1 Occupied (2.0.1 tells charging by the transaction's chargingState).
+    OCCUPIED = "Occupied"
+    #: 1.6 Charging: energy flows.
+    CHARGING = "Charging"
+    #: 1.6 Finishing: the session is over, the vehicle not unplugged yet.
+    FINISHING = "Finishing"
+    RESERVED = "Reserved"
+    UNAVAILABLE = "Unavailable"
+    FAULTED = "Faulted"
+
+    @property
+    def plugged(self) -> bool:
+        """A vehicle is plugged in and its session is not over."""
+        return self in (PortState.OCCUPIED, PortState.CHARGING)
+
+
+#: Connector statuses of 1.6 (ChargePointStatus) and 2.0.1 (ConnectorStatusEnumType). A name both versions
+#: use means the same in both, so one table serves the adapters and the status history the store keeps.
+PORT_STATES: Mapping[str, PortState] = {
+    "Available": PortState.AVAILABLE,
+    "Preparing": PortState.OCCUPIED,
+    "Charging": PortState.CHARGING,
+    "SuspendedEV": PortState.OCCUPIED,
+    "SuspendedEVSE": PortState.OCCUPIED,
+    "Finishing": PortState.FINISHING,
+    "Occupied": PortState.OCCUPIED,
+    "Reserved": PortState.RESERVED,
+    "Unavailable": PortState.UNAVAILABLE,
+    "Faulted": PortState.FAULTED,
+}
+
+
+def port_state(status: str) -> PortState:
+    """The state a 1.6 or 2.0.1 connector status names.
+
+    Raises:
+        ValueError: ``status`` is no connector status of either version.
+    """
+    try:
+        return PORT_STATES[status]
+    except KeyError:
+        raise ValueError(f"{status!r} is not a 1.6 or 2.0.1 connector status") from None
+
+
 @dataclass(frozen=True, slots=True)
 class StatusReported:
+    """A port's status. ``status`` is the station's own word (stored and shown), ``state`` what it means."""
+
     evse_id: int
     connector_id: int
     status: str
+    state: PortState
     timestamp: datetime | None
     error_code: str | None = None
     info: str | None = None
@@ -126,6 +184,16 @@ class StationNotice:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class ChargingNeedsReported:
+    """2.0.1 NotifyEVChargingNeeds: what the vehicle on an EVSE asks for (``data``: the payload, stored)."""
+
+    evse_id: int
+    energy_needed_wh: float | None
+    departure: datetime | None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
 StationReport = (
     BootReported
     | HeartbeatReceived
@@ -136,6 +204,7 @@ StationReport = (
     | TransactionEnded
     | MeterValuesReported
     | VendorDataReceived
+    | ChargingNeedsReported
     | StationNotice
 )
 

@@ -3,13 +3,14 @@
 Theory of operation
 -------------------
 The shell (the asyncio gateway, or the simulator's embedded CSMS) owns the sockets, the store and the
-clock. It reads each managed site's set-up from the store (:func:`read_setup`, on a worker thread when it
-must not block) and :meth:`LoadManager.install`\\ s it; then it tells the manager what happened and sends
-the :class:`~csms.loadmgmt.planner.Command` list each call returns:
+clock. It reads each managed site's set-up from the store (:func:`csms.services.load_memory.read_setup`,
+on a worker thread when it must not block) and :meth:`LoadManager.install`\\ s it; then it tells the
+manager what happened and sends the :class:`~csms.loadmgmt.planner.Command` list each call returns:
 
 * ``connected`` / ``disconnected`` (a station's link, after an Accepted boot when it boots);
 * ``committed(station_id, reports, now)``: the domain events of a committed batch with their decisions
-  (status, transactions, meter values, charging needs), mapped onto planner facts;
+  (port states, transactions, meter readings (:mod:`csms.domain.meter`), charging needs), mapped onto
+  planner facts;
 * ``site_reading``: a reading of a site's grid meter from the API (the meter station's readings arrive as
   its EVSE-0 MeterValues in ``committed``);
 * ``call_result`` for every command (``Accepted``/``Rejected`` from the answer's ``status``, ``error`` for a
@@ -19,40 +20,33 @@ the :class:`~csms.loadmgmt.planner.Command` list each call returns:
 The manager remembers what it learnt about stations and sessions independently of the planners, so a
 site that is re-installed (its set-up changed) starts from what is known now.
 
-A process that starts (or restarts after a crash) knows nothing in memory: :func:`read_memory` reads what
-the store has — every site, the running transactions and plugged ports, the site meter's recent readings —
-and :meth:`LoadManager.resume` plans from it. Stations are offline until they connect again: planned at
-their fallback, except running sessions, which may still apply a leased profile of the process before and
-are reserved at their rating until that lease is over. What they and the schedule report from then on
-refines the plan as usual.
+A process that starts (or restarts after a crash) knows nothing in memory:
+:func:`csms.services.load_memory.read_memory` reads what the store has — every site, the running
+transactions and plugged ports, the site meter's recent readings — and :meth:`LoadManager.resume` plans
+from it. Stations are offline until they connect again: planned at their fallback, except running
+sessions, which may still apply a leased profile of the process before and are reserved at their rating
+until that lease is over. What they and the schedule report from then on refines the plan as usual.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from csms.domain import events as ev
+from csms.domain import meter
 from csms.loadmgmt import topology as topo
 from csms.loadmgmt.compliance import Compliance
 from csms.loadmgmt.planner import Command, Planner, PlannerConfig
 from csms.loadmgmt.profiles import profile_id_of
 from csms.loadmgmt.state import Tariff
 
-#: Connector states with a vehicle plugged in (1.6 and 2.0.1).
-PLUGGED = frozenset({"Preparing", "Occupied", "Charging", "SuspendedEV", "SuspendedEVSE"})
-#: States that end a session (the vehicle left, or the connector cannot charge).
-ENDED = frozenset({"Available", "Finishing", "Unavailable", "Reserved"})
-
 
 @dataclass(frozen=True)
 class SiteSetup:
-    """What the manager needs to know about one site (from the store, or built by the simulator)."""
+    """What the manager needs to know about one site (read from the store by
+    :func:`csms.services.load_memory.read_setup`, or built by hand)."""
 
     site_id: str
     topology: topo.Site
@@ -64,35 +58,6 @@ class SiteSetup:
     versions: Mapping[str, str] = field(default_factory=dict)
     config: PlannerConfig | None = None
     tariff: Tariff | None = None
-
-
-def read_setup(db: Session, site_id: str, config: PlannerConfig | None = None) -> SiteSetup:
-    """A site's set-up from the store (raises ``NotFound``/``Invalid`` like :func:`sites.topology`)."""
-    from csms.services import sites
-    from csms.store.models import Station
-
-    row = sites.get(db, site_id)
-    tree = sites.topology(db, site_id)
-    ids = sorted({e.station_id for e in tree.evses})
-    versions = {s.id: s.ocpp_version for s in db.scalars(select(Station).where(Station.id.in_(ids)))} if ids else {}
-    base = config or PlannerConfig()
-    return SiteSetup(
-        site_id=row.id,
-        topology=tree,
-        strategy=row.strategy,
-        interval_s=row.interval_s,
-        meter_station_id=row.meter_station_id,
-        meter_includes_ev=bool(row.meter_includes_ev),
-        versions=versions,
-        config=replace(base, interval_s=row.interval_s),
-    )
-
-
-def read_all(db: Session, config: PlannerConfig | None = None) -> list[SiteSetup]:
-    """Every site in the store (managed or not: a site with strategy ``none`` plans nothing)."""
-    from csms.services import sites
-
-    return [read_setup(db, row.id, config) for row in sites.list_sites(db)]
 
 
 @dataclass(frozen=True)
@@ -119,65 +84,11 @@ class StoredReading:
 
 @dataclass(frozen=True)
 class Memory:
-    """What a starting process reads from the store (:func:`read_memory`)."""
+    """What a starting process reads from the store (:func:`csms.services.load_memory.read_memory`)."""
 
     setups: list[SiteSetup]
     sessions: list[StoredSession]
     readings: list[StoredReading]
-
-
-def read_memory(db: Session, now: float, config: PlannerConfig | None = None) -> Memory:
-    """Sites, sessions of their EVSEs (1.6: our transaction id; 2.0.1: the charger's) and each site's meter
-    readings of the last ``meter_window_s``."""
-    from csms.store.models import Connector, IdToken, SiteMeterReading, Station, Transaction
-
-    setups = read_all(db, config)
-    managed = {e.key for setup in setups for e in setup.topology.evses}
-    versions: dict[str, str] = {sid: v for sid, v in db.execute(select(Station.id, Station.ocpp_version))}
-    groups: dict[str, str | None] = {t: g for t, g in db.execute(select(IdToken.id_token, IdToken.group_id))}
-    statuses = {
-        (c.station_id, c.evse_id): c
-        for c in db.scalars(select(Connector).where(Connector.evse_id > 0).order_by(Connector.connector_id))
-    }
-    sessions: dict[topo.EvseKey, StoredSession] = {}
-    for tx in db.scalars(select(Transaction).where(Transaction.status == "active").order_by(Transaction.id)):
-        key = (tx.station_id, tx.evse_id or 0)
-        if key not in managed:
-            continue
-        tx_id = str(tx.id) if versions.get(tx.station_id) == "1.6" else tx.charger_tx_id
-        energy = None
-        if tx.last_meter_wh is not None and tx.meter_start_wh is not None:
-            energy = max(0.0, tx.last_meter_wh - tx.meter_start_wh)
-        port = statuses.get(key)
-        sessions[key] = StoredSession(
-            key,
-            tx.started_at.timestamp() if tx.started_at is not None else now,
-            tx_id,
-            groups.get(tx.id_token) if tx.id_token else None,
-            tx.meter_start_wh,
-            energy,
-            port is not None and port.status == "Faulted",
-        )
-    for key, port in statuses.items():
-        if key in managed and key not in sessions and port.status in PLUGGED:
-            sessions[key] = StoredSession(key, port.status_at.timestamp() if port.status_at is not None else now)
-    window = (config or PlannerConfig()).meter_window_s
-    since = datetime.fromtimestamp(now - window, tz=UTC)
-    readings = [
-        StoredReading(
-            r.site_id,
-            r.timestamp.timestamp(),
-            r.power_w,
-            (r.current_l1_a, r.current_l2_a, r.current_l3_a),
-            bool(r.includes_ev),
-        )
-        for r in db.scalars(
-            select(SiteMeterReading)
-            .where(SiteMeterReading.timestamp >= since)
-            .order_by(SiteMeterReading.timestamp, SiteMeterReading.id)
-        )
-    ]
-    return Memory(setups, sorted(sessions.values(), key=lambda s: s.key), readings)
 
 
 @dataclass
@@ -367,8 +278,10 @@ class LoadManager:
                 site = self._meter_of.get(station_id)
                 return self._station_meter(site, report.samples, now) if site is not None else []
             return self._samples(station_id, report.evse_id, report.samples, now)
-        if isinstance(report, ev.StationNotice) and report.kind == "ev_charging_needs":
-            return self._needs(station_id, report.data, now)
+        if isinstance(report, ev.ChargingNeedsReported) and report.evse_id > 0:
+            departure = report.departure.timestamp() if report.departure is not None else None
+            key = (station_id, report.evse_id)
+            return self.ev_needs(key, now, energy_needed_wh=report.energy_needed_wh, departure=departure)
         return []
 
     def _status(self, station_id: str, report: ev.StatusReported, now: float) -> list[Command]:
@@ -377,7 +290,7 @@ class LoadManager:
         key = (station_id, report.evse_id)
         known = self._sessions.get(key)
         planner = self.planner_of(station_id)
-        if report.status == "Faulted":
+        if report.state is ev.PortState.FAULTED:
             if known is not None and not known.faulted:
                 known.faulted = True
                 return planner.fault(key, now) if planner else []
@@ -386,10 +299,10 @@ class LoadManager:
         if known is not None and known.faulted:
             known.faulted = False
             out += planner.fault(key, now, active=False) if planner else []
-        if report.status in PLUGGED and known is None:
+        if report.state.plugged and known is None:
             known = self._open(key, now)
             out += self._plug_in(planner, key, known, now)
-        elif report.status in ENDED:
+        elif not report.state.plugged:  # the vehicle left, or the port cannot charge
             out += self._stop(key, now)
         return out
 
@@ -448,18 +361,10 @@ class LoadManager:
         planner = self.planner_of(station_id)
         if known is None or planner is None or key not in planner.site.index:
             return []
-        currents: list[float] = []
-        power_w: float | None = None
-        register: float | None = None
-        for s in samples:
-            if s.location not in (None, "Outlet"):
-                continue
-            if s.measurand == "Current.Import" and s.phase in _PHASES:
-                currents.append(s.value)
-            elif s.measurand == "Power.Active.Import" and s.phase is None:
-                power_w = s.value * 1000.0 if s.unit == "kW" else s.value
-            elif s.measurand == "Energy.Active.Import.Register" and s.phase is None:
-                register = s.value * 1000.0 if s.unit == "kWh" else s.value
+        reading = meter.latest(samples)
+        if reading is None:
+            return []
+        register, power_w, currents = reading.energy_wh, reading.power_w, reading.line_currents_a
         energy_wh = None
         if register is not None:
             if known.meter_start_wh is None:
@@ -478,21 +383,6 @@ class LoadManager:
         elif power_w is not None:
             current_a = power_w / (len(evse.phases) * evse.voltage)
         return planner.evse_meter(key, now, current_a=current_a, energy_wh=energy_wh, phases_in_use=phases)
-
-    def _needs(self, station_id: str, data: Mapping[str, Any], now: float) -> list[Command]:
-        from csms.ocpp.convert import parse_time
-
-        evse_id = data.get("evseId")
-        needs = data.get("chargingNeeds") or {}
-        if not evse_id:
-            return []
-        energy = None
-        for part in ("acChargingParameters", "dcChargingParameters"):
-            if isinstance(needs.get(part), dict) and needs[part].get("energyAmount") is not None:
-                energy = float(needs[part]["energyAmount"])
-        departure_dt: datetime | None = parse_time(needs.get("departureTime"))
-        departure = departure_dt.timestamp() if departure_dt is not None else None
-        return self.ev_needs((station_id, int(evse_id)), now, energy_needed_wh=energy, departure=departure)
 
     def ev_needs(
         self, key: topo.EvseKey, now: float, *, energy_needed_wh: float | None, departure: float | None
@@ -515,11 +405,9 @@ class LoadManager:
 
     # ---- site meter -------------------------------------------------------------------------------------
     def _station_meter(self, site_id: str, samples: Iterable[ev.Sample], now: float) -> list[Command]:
-        from csms.services.sites import parse_meter_samples
-
         out: list[Command] = []
-        for _, power_w, currents in parse_meter_samples(samples):
-            out += self.site_reading(site_id, now, power_w=power_w, currents_a=currents)
+        for reading in meter.grid_readings(samples):
+            out += self.site_reading(site_id, now, power_w=reading.power_w, currents_a=reading.currents_a)
         return out
 
     def site_reading(
@@ -582,9 +470,6 @@ class LoadManager:
         for planner in self.planners.values():
             out += planner.handle_timer(now)
         return out
-
-
-_PHASES = frozenset({"L1", "L2", "L3", "L1-N", "L2-N", "L3-N"})
 
 
 def call_status(outcome: str, payload: Mapping[str, Any] | None) -> str:

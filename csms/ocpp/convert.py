@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 from csms.ocpp.errors import ErrorKind, OcppError
 
-ENERGY_UNITS_TO_WH = {None: 1.0, "Wh": 1.0, "kWh": 1000.0}
+#: Units a thousand times a base unit (OCPP 1.6 UnitOfMeasure; 2.0.1 uses the same names).
+KILO_UNITS = {"kWh": "Wh", "kW": "W", "kvarh": "varh", "kvar": "var", "kVA": "VA"}
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -31,7 +32,8 @@ def from_posix(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def energy_to_wh(value: float, unit: str | None) -> float | None:
-    """An energy value in Wh, or None when the unit is not an energy unit."""
-    factor = ENERGY_UNITS_TO_WH.get(unit)
-    return None if factor is None else value * factor
+def base_unit(unit: str | None) -> tuple[int, str | None]:
+    """A sampled value's unit as its base unit and the power of ten to scale the value by: ``kWh`` is
+    ``(3, "Wh")``; any other unit (or none) is kept as it is, ``(0, unit)``."""
+    base = KILO_UNITS.get(unit) if unit is not None else None
+    return (3, base) if base is not None else (0, unit)

@@ -42,6 +42,9 @@ def handle(
             return stations.boot(db, station_id, report, now, config)
         case ev.VendorDataReceived():
             return stations.vendor_data(db, station_id, report, now, config)
+        case ev.ChargingNeedsReported():
+            stations.charging_needs(db, station_id, report, now)
+            return ev.Acknowledged()
         case ev.StationNotice():
             stations.notice(db, station_id, report, now)
             return ev.Acknowledged()

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from csms.domain import events as ev
+from csms.domain import meter
 from csms.loadmgmt import topology as topo
 from csms.loadmgmt.strategies import STRATEGIES
 from csms.services.errors import Conflict, Invalid, NotFound
@@ -344,61 +345,22 @@ def readings(db: Session, site_id: str, limit: int = 100) -> list[SiteMeterReadi
     )
 
 
-_PHASES = {"L1": 0, "L2": 1, "L3": 2, "L1-N": 0, "L2-N": 1, "L3-N": 2}
-
-
-def _to_w(value: float, unit: str | None) -> float:
-    return value * 1000.0 if unit == "kW" else value
-
-
-def parse_meter_samples(
-    samples: Iterable[ev.Sample],
-) -> list[tuple[datetime, float | None, list[float | None] | None]]:
-    """EVSE-0 samples of a meter as site readings: ``(timestamp, power_w, currents_a [L1, L2, L3])`` per
-    timestamp, in time order. Measurands other than power and current, and export or garbage values, are
-    left out."""
-    by_time: dict[datetime, dict[str, Any]] = {}
-    for s in samples:
-        if s.location not in (None, "Inlet", "Outlet"):
-            continue
-        reading = by_time.setdefault(s.timestamp, {"power_w": None, "phase_w": [None] * 3, "currents": [None] * 3})
-        if s.measurand == "Power.Active.Import":
-            if s.phase is None:
-                reading["power_w"] = _to_w(s.value, s.unit)
-            elif s.phase in _PHASES:
-                reading["phase_w"][_PHASES[s.phase]] = _to_w(s.value, s.unit)
-        elif s.measurand == "Current.Import" and s.phase in _PHASES:
-            reading["currents"][_PHASES[s.phase]] = s.value
-    out: list[tuple[datetime, float | None, list[float | None] | None]] = []
-    for timestamp, r in sorted(by_time.items()):
-        power = r["power_w"]
-        if power is None and all(v is not None for v in r["phase_w"]):
-            power = sum(r["phase_w"])
-        currents = r["currents"] if any(v is not None for v in r["currents"]) else None
-        if power is None and currents is None:
-            continue
-        if any(v is not None and (not math.isfinite(v) or v < 0) for v in [power, *(currents or [])]):
-            continue  # export or garbage: not a building load
-        out.append((timestamp, power, currents))
-    return out
-
-
 def record_station_meter(uow: UnitOfWork, station_id: str, samples: Iterable[ev.Sample], now: datetime) -> int:
-    """EVSE-0 samples of a site's meter station become site readings (one per timestamp); returns how many.
-    Samples of other stations, and measurands other than power and current, are ignored."""
+    """EVSE-0 samples of a site's meter station become site readings (:func:`csms.domain.meter.grid_readings`,
+    one per timestamp); returns how many. Samples of other stations are ignored."""
     db = uow.session
     site = db.scalars(select(Site).where(Site.meter_station_id == station_id)).first()
     if site is None:
         return 0
     count = 0
-    for timestamp, power, currents in parse_meter_samples(samples):
+    for reading in meter.grid_readings(samples):
         record_reading(
             db,
             site.id,
-            timestamp=timestamp,
+            timestamp=reading.at,
             now=now,
-            power_w=power,
-            currents_a=currents,
+            power_w=reading.power_w,
+            currents_a=list(reading.currents_a) if reading.line_currents_a else None,
             source=f"station:{station_id}",
         )
         count += 1

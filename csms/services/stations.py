@@ -180,6 +180,12 @@ def notice(db: Session, station_id: str, report: ev.StationNotice, now: datetime
     db.add(StationEvent(station_id=station_id, kind=report.kind, timestamp=report.timestamp or now, data=report.data))
 
 
+def charging_needs(db: Session, station_id: str, report: ev.ChargingNeedsReported, now: datetime) -> None:
+    """Kept as a station event: load management reads the needs from the committed report."""
+    get(db, station_id)
+    db.add(StationEvent(station_id=station_id, kind="ev_charging_needs", timestamp=now, data=report.data))
+
+
 def _store_variables(db: Session, station_id: str, report_data: list[dict[str, Any]], now: datetime) -> None:
     for item in report_data:
         component = item["component"]["name"]

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from csms.domain import events as ev
+from csms.domain import meter
 from csms.domain.transaction import DUPLICATE, Move, TransactionReport, TransactionStatus, move
-from csms.ocpp.convert import energy_to_wh
 from csms.services import authorization, sites
 from csms.services.errors import NotFound
 from csms.services.uow import UnitOfWork
@@ -126,14 +126,8 @@ def _queue_samples(
 
 
 def _register_readings(samples: tuple[ev.Sample, ...]) -> list[tuple[datetime, float]]:
-    """The energy-register readings among ``samples`` (timestamp, Wh), in the order given."""
-    readings = []
-    for s in samples:
-        if s.measurand == ev.ENERGY_REGISTER and s.phase is None:
-            wh = energy_to_wh(s.value, s.unit)
-            if wh is not None:
-                readings.append((s.timestamp, wh))
-    return readings
+    """The energy-register readings among ``samples`` (timestamp, Wh), oldest first."""
+    return [(r.at, r.energy_wh) for r in meter.readings(samples) if r.energy_wh is not None]
 
 
 def record_samples(
@@ -186,11 +180,7 @@ def _record_samples_by_id(
     readings = _register_readings(samples)
     connection = uow.session.connection()
     if readings:
-        first = min(readings, key=lambda r: r[0])  # the first of the earliest, as row-by-row updates would
-        last = readings[0]
-        for reading in readings:
-            if reading[0] >= last[0]:
-                last = reading
+        first, last = readings[0], readings[-1]
         params = {
             "of_tx": tx_id,
             "of_station": station_id,

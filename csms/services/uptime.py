@@ -12,6 +12,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from csms import uptime as up
+from csms.domain import events as ev
 from csms.domain.transaction import TransactionStatus
 from csms.services.errors import Invalid, NotFound
 from csms.store.models import (
@@ -99,7 +100,7 @@ def port_history(db: Session, station_id: str, evse_id: int, until: datetime) ->
     if station is None:
         raise NotFound(f"station {station_id!r} not found")
     statuses = [
-        up.StatusPoint(row.timestamp, row.status, row.error_code, station_wide=row.evse_id == 0)
+        up.StatusPoint(row.timestamp, ev.port_state(row.status), row.error_code, station_wide=row.evse_id == 0)
         for row in db.scalars(
             select(StatusChange)
             .where(

@@ -27,6 +27,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from csms.domain.events import PortState
+
 MINUTES_PER_YEAR = 525_600
 
 OFFLINE = "offline"
@@ -76,7 +78,7 @@ class StatusPoint:
     """A status report; ``station_wide`` for EVSE/connector 0 (applies to every port of the station)."""
 
     at: datetime
-    status: str
+    state: PortState
     error_code: str | None = None
     station_wide: bool = False
 
@@ -251,8 +253,8 @@ def port_timeline(
     no_delivery = _no_delivery(history.attempts, policy)
 
     streams = {
-        "port": ([s.at for s in port_status], [s.status for s in port_status]),
-        "station": ([s.at for s in station_status], [s.status for s in station_status]),
+        "port": ([s.at for s in port_status], [s.state for s in port_status]),
+        "station": ([s.at for s in station_status], [s.state for s in station_status]),
         "link": ([c.at for c in links], [c.online for c in links]),
         "port_order": ([a.at for a in port_orders], [a.operative for a in port_orders]),
         "station_order": ([a.at for a in station_orders], [a.operative for a in station_orders]),
@@ -268,9 +270,9 @@ def port_timeline(
         if not _last_at(*streams["link"], when, False):
             return OFFLINE
         statuses = (_last_at(*streams["port"], when, None), _last_at(*streams["station"], when, None))
-        if "Faulted" in statuses:
+        if PortState.FAULTED in statuses:
             return FAULTED
-        if "Unavailable" in statuses:
+        if PortState.UNAVAILABLE in statuses:
             ordered_off = not _last_at(*streams["port_order"], when, True) or not _last_at(
                 *streams["station_order"], when, True
             )

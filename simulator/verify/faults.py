@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from csms.alerts import engine as al
+from csms.domain.events import port_state
 from csms.ocpp.convert import from_posix
 from csms.uptime import Attempt, Connectivity, Period, PortHistory, StatusPoint, uptime
 
@@ -73,7 +74,7 @@ def twin_history(
     port = truth.ports.get((station_id, connector_id), PortTruth())
     return PortHistory(
         from_posix(in_service_from),
-        [StatusPoint(from_posix(t), s) for t, s in port.statuses],
+        [StatusPoint(from_posix(t), port_state(s)) for t, s in port.statuses],
         [Connectivity(from_posix(t), up) for t, up in truth.links.get(station_id, [])],
         (),
         list(attempts),

@@ -22,6 +22,7 @@ from csms.alerts import (
     StatusChanged,
     UptimeMeasured,
 )
+from csms.domain.events import PortState
 
 T = 1_000_000.0  # an arbitrary virtual epoch
 
@@ -96,17 +97,19 @@ def test_socket_close_goes_offline_at_once_and_alerts_after_the_threshold():
 def test_faulted_threshold_and_clearing():
     engine = AlertEngine(AlertRules(faulted_after_s=300))  # heartbeat timeout 660 s
     engine.feed(Connected("cp-1"), T)
-    engine.feed(StatusChanged("cp-1", 2, "Faulted", "GroundFailure"), T + 100)
-    engine.feed(StatusChanged("cp-1", 2, "Faulted", "GroundFailure"), T + 200)  # repeated report: same start
+    engine.feed(StatusChanged("cp-1", 2, PortState.FAULTED, "GroundFailure"), T + 100)
+    engine.feed(StatusChanged("cp-1", 2, PortState.FAULTED, "GroundFailure"), T + 200)  # repeated report: same start
     assert engine.handle_timer(T + 399.9) == []
     effects = [e for e in engine.handle_timer(T + 400) if isinstance(e, RaiseAlert)]
     assert effects == [
         RaiseAlert("faulted", "cp-1", 2, "critical", T + 400, {"faulted_since": T + 100, "error_code": "GroundFailure"})
     ]
-    assert engine.feed(StatusChanged("cp-1", 2, "Available"), T + 500) == [ResolveAlert("faulted", "cp-1", 2, T + 500)]
+    assert engine.feed(StatusChanged("cp-1", 2, PortState.AVAILABLE), T + 500) == [
+        ResolveAlert("faulted", "cp-1", 2, T + 500)
+    ]
     # A fault shorter than the threshold never alerts.
-    engine.feed(StatusChanged("cp-1", 2, "Faulted"), T + 600)
-    engine.feed(StatusChanged("cp-1", 2, "Available"), T + 899)
+    engine.feed(StatusChanged("cp-1", 2, PortState.FAULTED), T + 600)
+    engine.feed(StatusChanged("cp-1", 2, PortState.AVAILABLE), T + 899)
     assert [e for e in engine.handle_timer(T + 2_000) if getattr(e, "rule", None) == "faulted"] == []
 
 
@@ -141,7 +144,7 @@ def test_boot_rejected_firmware_failed_uptime_and_stuck_available():
     assert engine.feed(UptimeMeasured("cp-1", 1, 97.0), T + 1) == [
         ResolveAlert("uptime_below_target", "cp-1", 1, T + 1)
     ]
-    engine.feed(StatusChanged("cp-1", 1, "Available"), T)
+    engine.feed(StatusChanged("cp-1", 1, PortState.AVAILABLE), T)
     assert engine.feed(SessionFailed("cp-1", 1), T) == []
     assert engine.feed(SessionFailed("cp-1", 1), T + 1) == []
     raised = engine.feed(SessionFailed("cp-1", 1), T + 2)
@@ -161,7 +164,7 @@ def test_auto_remediation_soft_resets_at_most_m_times_per_day():
     )
     clock = FakeClock(engine)
     engine.feed(Connected("cp-2", "2.0.1"), T)
-    engine.feed(StatusChanged("cp-2", 1, "Faulted"), T)
+    engine.feed(StatusChanged("cp-2", 1, PortState.FAULTED), T)
     engine.feed(Seen("cp-2"), T)  # keep heartbeat rule quiet in this test
     fired = [(at, e) for at, e in clock.run_until(T + 3 * 600) if isinstance(e, SendCall | RaiseAlert)]
     assert fired == [
@@ -178,7 +181,7 @@ def test_auto_remediation_soft_resets_at_most_m_times_per_day():
     later = [(at, e.action) for at, e in clock.run_until(T + 600 + 86_400) if isinstance(e, SendCall)]
     assert later == [(T + 600 + 86_400, "Reset")]
     # The fault clears: remediation stops, the exhausted alert resolves.
-    assert engine.feed(StatusChanged("cp-2", 1, "Available"), clock.now) == [
+    assert engine.feed(StatusChanged("cp-2", 1, PortState.AVAILABLE), clock.now) == [
         ResolveAlert("remediation_exhausted", "cp-2", 1, clock.now)
     ]
     assert [e for _, e in clock.run_until(clock.now + 10 * 86_400) if isinstance(e, SendCall)] == []
@@ -187,10 +190,10 @@ def test_auto_remediation_soft_resets_at_most_m_times_per_day():
 def test_remediation_payload_is_version_aware_and_fault_cleared_in_time_sends_nothing():
     engine = AlertEngine(rules(), RemediationPolicy(enabled=True, after_s=300, max_per_day=1))
     engine.feed(Connected("cp-1", "1.6"), T)
-    engine.feed(StatusChanged("cp-1", 0, "Faulted"), T)
+    engine.feed(StatusChanged("cp-1", 0, PortState.FAULTED), T)
     calls = [e for e in engine.handle_timer(T + 300) if isinstance(e, SendCall)]
     assert calls == [SendCall("cp-1", "Reset", {"type": "Soft"}, "port 0 Faulted for 300 s")]
-    engine.feed(StatusChanged("cp-1", 0, "Available"), T + 301)
-    engine.feed(StatusChanged("cp-1", 0, "Faulted"), T + 400)
-    engine.feed(StatusChanged("cp-1", 0, "Available"), T + 699)
+    engine.feed(StatusChanged("cp-1", 0, PortState.AVAILABLE), T + 301)
+    engine.feed(StatusChanged("cp-1", 0, PortState.FAULTED), T + 400)
+    engine.feed(StatusChanged("cp-1", 0, PortState.AVAILABLE), T + 699)
     assert [e for e in engine.handle_timer(T + 5_000) if isinstance(e, SendCall)] == []

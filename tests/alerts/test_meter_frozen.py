@@ -81,7 +81,7 @@ def test_n_readings_alone_or_duration_alone_is_not_enough():
 
 def test_full_vehicle_drawing_almost_nothing_never_alerts_even_while_status_says_charging():
     engine = AlertEngine(RULES)
-    engine.feed(StatusChanged("cp-1", 1, "Charging"), T)
+    engine.feed(StatusChanged("cp-1", 1, ev.PortState.CHARGING), T)
     reads = [read(T + 60 * k, 64_000.0, power=40.0, charging_state="Charging") for k in range(120)]
     assert feed(engine, reads) == []
 
@@ -104,7 +104,7 @@ def test_without_power_the_current_or_the_charging_state_is_the_evidence():
         engine = AlertEngine(RULES)
         status = kw.pop("status", None)
         if status:
-            engine.feed(StatusChanged("cp-1", 1, status), T)
+            engine.feed(StatusChanged("cp-1", 1, ev.port_state(status)), T)
         feed(engine, [read(T + 60 * k, 2000.0, power=None, **kw) for k in range(7)])
         return frozen(engine)
 

@@ -21,7 +21,7 @@ START = datetime(2026, 1, 15, 22, 0, tzinfo=UTC)
 def test_missed_heartbeats_are_stored_as_alert_and_outage(session_factory):
     with session_factory() as db:
         stations.provision(db, "cp-1", ocpp_version="1.6", password=None, now=START)
-        stations.status(db, "cp-1", ev.StatusReported(1, 1, "Available", START), START)
+        stations.status(db, "cp-1", ev.StatusReported(1, 1, "Available", ev.PortState.AVAILABLE, START), START)
         uow = UnitOfWork(db)
         stations.connection_changed(uow, "cp-1", "connected", START)
         uow.commit()

@@ -456,7 +456,7 @@ async def test_typed_commands_and_transactions_201(client, gateway):
             assert cp.received[-1] == ("Reset", {"type": wire})
         assert (await client.post("/api/v1/stations/dc-1/reset", json={"type": "warm"})).status_code == 422
     detail = (await client.get(f"/api/v1/transactions/{tx['id']}")).json()
-    assert [(s["value"], s["unit"]) for s in detail["samples"]] == [(2000.0, "Wh"), (4.5, "kWh")]
+    assert [(s["value"], s["unit"]) for s in detail["samples"]] == [(2000.0, "Wh"), (4500.0, "Wh")]  # base units
 
 
 async def test_openapi_lists_the_endpoints(client):

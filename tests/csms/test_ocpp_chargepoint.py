@@ -331,7 +331,7 @@ async def test_ocpp201_charger_end_to_end(gateway, session_factory):
     with session_factory() as db:
         samples = transactions.samples_of(db, tx.id)
         assert len(samples) == 4 * 5
-        assert {s.value for s in samples if s.measurand == "Power.Active.Import"} == {22_000.0}
+        assert {s.value for s in samples if s.measurand == "Power.Active.Import"} == {22_000_000.0}  # 22 kW x 10^3 in W
         assert [e.seq_no for e in db.scalars(select(models.TransactionEvent))] == [0, 1, 2, 3]
         (variable_row,) = db.scalars(select(models.StationVariable)).all()
         assert (variable_row.component, variable_row.variable, variable_row.value) == (

@@ -369,7 +369,7 @@ def test_16_meter_values_in_kwh(session_factory):
     (summary,) = tx_summary(session_factory)
     assert (summary["status"], summary["energy_kwh"]) == ("active", 3.25)
     (sample,) = pair.rows(models.MeterSample)
-    assert (sample.value, sample.unit) == (5.25, "kWh")
+    assert (sample.value, sample.unit) == (5250.0, "Wh")  # stored in the base unit
 
 
 def test_16_stop_of_unknown_transaction_is_answered(session_factory):
@@ -426,8 +426,8 @@ def test_201_transaction_energy_and_duplicate_end(session_factory):
     assert summary["charger_transaction_id"] == "TX-1" and summary["id_token"] == "GOOD"
     rows = pair.rows(models.MeterSample)
     assert len(rows) == 3 * 9  # three readings of 9 values; the replays added none
-    power = {r.value for r in rows if r.measurand == "Power.Active.Import"}
-    assert power == {11000.0}  # multiplier applied
+    power = {(r.value, r.unit) for r in rows if r.measurand == "Power.Active.Import"}
+    assert power == {(11_000_000.0, "W")}  # 11 kW x 10^3, multiplier applied and stored in the base unit
     assert {r.phase for r in rows if r.measurand == "Voltage"} == {"L1-N", "L2-N", "L3-N"}
     assert len([r for r in rows if r.measurand == "SoC"]) == 3
     assert [e.seq_no for e in pair.rows(models.TransactionEvent)] == [0, 1, 2]

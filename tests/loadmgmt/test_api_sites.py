@@ -178,7 +178,7 @@ def test_meter_station_evse0_samples_become_site_readings(session_factory, now):
         sites.create(db, "s", now=now, nodes=[{"id": "grid", "limit_kw": 100}], meter_station_id="meter-1")
         db.commit()
     samples = (
-        ev.Sample(now, "Power.Active.Import", 12.5, unit="kW"),
+        ev.Sample(now, "Power.Active.Import", 12_500.0, unit="W"),
         ev.Sample(now, "Current.Import", 20.0, unit="A", phase="L1"),
         ev.Sample(now, "Current.Import", 18.0, unit="A", phase="L2"),
         ev.Sample(now, "Current.Import", 16.0, unit="A", phase="L3"),

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+from datetime import UTC, datetime
+from pathlib import Path
+
 from csms.domain import events as ev
 from csms.loadmgmt.manager import PENDING_NEEDS_S, LoadManager, SiteSetup
 from csms.loadmgmt.topology import Evse, Node, Site
@@ -22,7 +26,8 @@ def managed(limit_a: float = 10.0) -> LoadManager:
 
 
 def status(manager: LoadManager, station_id: str, value: str, now: float) -> None:
-    manager.committed(station_id, [(ev.StatusReported(1, 1, value, None), None)], now)
+    report = ev.StatusReported(1, 1, value, ev.port_state(value), None)
+    manager.committed(station_id, [(report, None)], now)
 
 
 def test_schedule_needs_that_arrive_before_a_stale_available_status_keep_their_car_first():
@@ -60,8 +65,8 @@ def test_needs_for_a_running_session_replan_at_once():
 
 
 def test_a_starting_process_plans_the_running_sessions_it_finds_in_the_store(session_factory, now):
-    from csms.loadmgmt.manager import read_memory
     from csms.services import sites, stations
+    from csms.services.load_memory import read_memory
     from csms.store.models import Connector, IdToken, Transaction
 
     t = now.timestamp()
@@ -104,3 +109,55 @@ def test_a_starting_process_plans_the_running_sessions_it_finds_in_the_store(ses
     commands = manager.connected("cp0", "1.6", t + 40)  # cp0 reconnects: its TxProfile names our transaction
     tx_profiles = [c.payload["csChargingProfiles"] for c in commands if "csChargingProfiles" in c.payload]
     assert [p["transactionId"] for p in tx_profiles if p["chargingProfilePurpose"] == "TxProfile"] == [tx0]
+
+
+def test_charging_needs_from_the_charger_reach_the_plan():
+    manager = managed()
+    status(manager, "cp1", "Occupied", T0)
+    departure = datetime.fromtimestamp(T0 + 3 * 3600, UTC)
+    needs = ev.ChargingNeedsReported(1, 12_000.0, departure)
+    manager.committed("cp1", [(needs, ev.Acknowledged())], T0 + 5)
+    session = manager.planners["s"].state(T0 + 6).sessions[CAR]
+    assert (session.energy_needed_wh, session.departure) == (12_000.0, T0 + 3 * 3600)
+
+
+def test_a_finishing_port_ends_the_session_and_a_fault_is_no_plug_in():
+    manager = managed()
+    status(manager, "cp1", "Charging", T0)
+    assert CAR in manager.planners["s"].state(T0 + 1).sessions
+    status(manager, "cp1", "Finishing", T0 + 10)
+    assert CAR not in manager.planners["s"].state(T0 + 11).sessions
+    status(manager, "cp1", "Faulted", T0 + 20)
+    assert CAR not in manager.planners["s"].state(T0 + 21).sessions
+
+
+def test_the_load_manager_reads_no_store():
+    """Not even through a function-local import: its inputs are handed in (csms/services/load_memory.py)."""
+    package = Path(__file__).parents[2] / "csms" / "loadmgmt"
+    imported = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    banned = ("csms.services", "csms.store", "sqlalchemy")
+    assert sorted(m for m in imported if m.startswith(banned)) == []
+
+
+def test_charging_needs_are_kept_as_the_station_event_operators_see(session_factory, now):
+    from csms.services import reports, stations
+    from csms.services.config import CsmsConfig
+    from csms.services.uow import UnitOfWork
+    from csms.store.models import StationEvent
+
+    payload = {"evseId": 1, "chargingNeeds": {"requestedEnergyTransfer": "DC"}}
+    with session_factory() as db:
+        stations.provision(db, "cp1", ocpp_version="2.0.1", password=None, now=now)
+        uow = UnitOfWork(db)
+        report = ev.ChargingNeedsReported(1, None, None, payload)
+        assert reports.handle(uow, "cp1", report, now, CsmsConfig(), csms_assigns_tx_ids=False) == ev.Acknowledged()
+        uow.commit()
+    with session_factory() as db:
+        [row] = db.query(StationEvent).filter_by(station_id="cp1").all()
+    assert (row.kind, row.data) == ("ev_charging_needs", payload)

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from csms.api.app import create_app
+from csms.domain.events import port_state
 from csms.services import alerts, stations, uptime
 from csms.store.models import ConnectionEvent, Transaction
 from csms.uptime import Period
@@ -68,7 +69,9 @@ def history(session_factory) -> None:
 def _status(evse: int, value: str, when: datetime):
     from csms.domain.events import StatusReported
 
-    return StatusReported(evse, 1, value, when, error_code="GroundFailure" if value == "Faulted" else "NoError")
+    return StatusReported(
+        evse, 1, value, port_state(value), when, error_code="GroundFailure" if value == "Faulted" else "NoError"
+    )
 
 
 def test_service_reads_the_history(session_factory, history):

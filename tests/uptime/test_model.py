@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from csms.domain.events import PortState
 from csms.uptime import (
     Attempt,
     Availability,
@@ -33,7 +34,7 @@ def at(hh: int, mm: int = 0, ss: int = 0) -> datetime:
 
 def online_port(*statuses: StatusPoint, **kw) -> PortHistory:
     return PortHistory(
-        T0, statuses=[StatusPoint(T0, "Available"), *statuses], connectivity=[Connectivity(T0, True)], **kw
+        T0, statuses=[StatusPoint(T0, PortState.AVAILABLE), *statuses], connectivity=[Connectivity(T0, True)], **kw
     )
 
 
@@ -60,9 +61,9 @@ def test_worked_example_from_a_history():
     history = PortHistory(
         year.start,
         statuses=[
-            StatusPoint(year.start, "Available"),
-            StatusPoint(fault, "Faulted"),
-            StatusPoint(fault + timedelta(minutes=20_000), "Available"),
+            StatusPoint(year.start, PortState.AVAILABLE),
+            StatusPoint(fault, PortState.FAULTED),
+            StatusPoint(fault + timedelta(minutes=20_000), PortState.AVAILABLE),
         ],
         connectivity=[Connectivity(year.start, True)],
     )
@@ -85,7 +86,9 @@ def test_period_minutes():
 
 
 def test_short_period_scales_the_basis():
-    result = uptime(online_port(StatusPoint(at(10), "Faulted"), StatusPoint(at(10, 36), "Available")), DAY)
+    result = uptime(
+        online_port(StatusPoint(at(10), PortState.FAULTED), StatusPoint(at(10, 36), PortState.AVAILABLE)), DAY
+    )
     assert result.basis_minutes == 1_440
     assert result.outage_minutes == 36
     assert result.uptime_pct == pytest.approx((1_440 - 36) / 1_440 * 100)
@@ -96,10 +99,10 @@ def test_causes_in_priority_order():
     history = PortHistory(
         T0,
         statuses=[
-            StatusPoint(T0, "Available"),
-            StatusPoint(at(1), "Faulted"),
-            StatusPoint(at(3), "Unavailable"),
-            StatusPoint(at(4), "Available"),
+            StatusPoint(T0, PortState.AVAILABLE),
+            StatusPoint(at(1), PortState.FAULTED),
+            StatusPoint(at(3), PortState.UNAVAILABLE),
+            StatusPoint(at(4), PortState.AVAILABLE),
         ],
         connectivity=[Connectivity(T0, True), Connectivity(at(2), False), Connectivity(at(2, 30), True)],
     )
@@ -113,17 +116,18 @@ def test_causes_in_priority_order():
 
 def test_station_wide_status_applies_to_every_port():
     history = online_port(
-        StatusPoint(at(5), "Faulted", station_wide=True), StatusPoint(at(6), "Available", station_wide=True)
+        StatusPoint(at(5), PortState.FAULTED, station_wide=True),
+        StatusPoint(at(6), PortState.AVAILABLE, station_wide=True),
     )
     assert [(o.start, o.end, o.cause) for o in outages(history, DAY)] == [(at(5), at(6), "faulted")]
 
 
 def test_operator_ordered_unavailable_is_not_an_outage():
     history = online_port(
-        StatusPoint(at(8), "Unavailable"),
-        StatusPoint(at(9), "Available"),
-        StatusPoint(at(12), "Unavailable"),
-        StatusPoint(at(13), "Available"),
+        StatusPoint(at(8), PortState.UNAVAILABLE),
+        StatusPoint(at(9), PortState.AVAILABLE),
+        StatusPoint(at(12), PortState.UNAVAILABLE),
+        StatusPoint(at(13), PortState.AVAILABLE),
         availability=[Availability(at(7, 59), False), Availability(at(9), True)],
     )
     assert [(o.start, o.end, o.cause) for o in outages(history, DAY)] == [(at(12), at(13), "unavailable")]
@@ -154,9 +158,9 @@ def test_failed_attempts_mean_unable_to_deliver():
 
 def test_clipping_to_the_period():
     history = online_port(
-        StatusPoint(datetime(2025, 2, 28, 23, tzinfo=UTC), "Faulted"),
-        StatusPoint(at(1), "Available"),
-        StatusPoint(at(23, 30), "Faulted"),
+        StatusPoint(datetime(2025, 2, 28, 23, tzinfo=UTC), PortState.FAULTED),
+        StatusPoint(at(1), PortState.AVAILABLE),
+        StatusPoint(at(23, 30), PortState.FAULTED),
     )
     assert [(o.start, o.end) for o in outages(history, DAY)] == [(at(0), at(1)), (at(23, 30), DAY.end)]
     assert uptime(history, DAY).outage_minutes == 90
@@ -164,7 +168,7 @@ def test_clipping_to_the_period():
 
 # ---- exclusions --------------------------------------------------------------------------------------------
 def test_exclusion_at_exact_minute_boundaries():
-    history = online_port(StatusPoint(at(10), "Faulted"), StatusPoint(at(11), "Available"))
+    history = online_port(StatusPoint(at(10), PortState.FAULTED), StatusPoint(at(11), PortState.AVAILABLE))
     window = ExclusionWindow(at(10), at(10, 30), "utility_outage", id=7)
     records = outages(history, DAY, [window])
     assert [(o.start, o.end, o.excluded, o.exclusion_cause, o.exclusion_id) for o in records] == [
@@ -186,7 +190,7 @@ def test_exclusion_at_exact_minute_boundaries():
 
 
 def test_maintenance_must_be_declared_before_it_starts():
-    history = online_port(StatusPoint(at(10), "Unavailable"), StatusPoint(at(12), "Available"))
+    history = online_port(StatusPoint(at(10), PortState.UNAVAILABLE), StatusPoint(at(12), PortState.AVAILABLE))
     on_time = ExclusionWindow(at(10), at(12), "scheduled_maintenance", declared_at=at(10))
     late = ExclusionWindow(at(10), at(12), "scheduled_maintenance", declared_at=at(10, 0, 1))
     undeclared = ExclusionWindow(at(10), at(12), "scheduled_maintenance")
@@ -205,7 +209,7 @@ def test_maintenance_must_be_declared_before_it_starts():
 
 
 def test_policy_decides_which_causes_may_be_excluded():
-    history = online_port(StatusPoint(at(10), "Faulted"), StatusPoint(at(11), "Available"))
+    history = online_port(StatusPoint(at(10), PortState.FAULTED), StatusPoint(at(11), PortState.AVAILABLE))
     window = ExclusionWindow(at(10), at(11), "vehicle_fault")
     assert uptime(history, DAY, [window]).excluded_minutes == 60
     no_vehicle = ExclusionPolicy(causes=frozenset({"utility_outage"}))
@@ -236,9 +240,9 @@ def test_monthly_recomputation_drops_old_outages():
     history = PortHistory(
         start,
         statuses=[
-            StatusPoint(start, "Available"),
-            StatusPoint(outage, "Faulted"),
-            StatusPoint(outage + timedelta(minutes=5_256), "Available"),
+            StatusPoint(start, PortState.AVAILABLE),
+            StatusPoint(outage, PortState.FAULTED),
+            StatusPoint(outage + timedelta(minutes=5_256), PortState.AVAILABLE),
         ],
         connectivity=[Connectivity(start, True)],
     )
@@ -255,9 +259,9 @@ def test_monthly_window_clips_an_outage_across_its_start():
     history = PortHistory(
         start,
         statuses=[
-            StatusPoint(start, "Available"),
-            StatusPoint(datetime(2024, 3, 31, 23, tzinfo=UTC), "Faulted"),
-            StatusPoint(datetime(2024, 4, 1, 1, tzinfo=UTC), "Available"),
+            StatusPoint(start, PortState.AVAILABLE),
+            StatusPoint(datetime(2024, 3, 31, 23, tzinfo=UTC), PortState.FAULTED),
+            StatusPoint(datetime(2024, 4, 1, 1, tzinfo=UTC), PortState.AVAILABLE),
         ],
         connectivity=[Connectivity(start, True)],
     )

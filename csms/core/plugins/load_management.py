@@ -14,12 +14,13 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from csms.core.scheduler import Alarm
-from csms.loadmgmt.manager import LoadManager, Memory, SiteSetup, call_status, read_memory, read_setup
+from csms.loadmgmt.manager import LoadManager, Memory, SiteSetup, call_status
 from csms.loadmgmt.planner import Command, PlannerConfig
 from csms.ocpp.errors import LocalCallError
 from csms.ocpp.rpc import Outcome, PendingCall
 from csms.ocpp.versions import Version
 from csms.services.errors import NotFound
+from csms.services.load_memory import read_memory, read_setup
 
 if TYPE_CHECKING:
     from csms.core.host import CsmsHost, Reports

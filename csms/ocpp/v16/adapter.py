@@ -6,11 +6,12 @@ so ports look alike in both versions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 from csms.domain import events as ev
-from csms.ocpp.convert import format_time, parse_time
+from csms.ocpp.convert import base_unit, format_time, parse_time
 from csms.ocpp.errors import ErrorKind, OcppError
 from csms.ocpp.versions import OCPP16
 
@@ -41,18 +42,22 @@ def _number(text: str, field: str) -> float:
 
 
 def samples(meter_values: list[dict[str, Any]]) -> tuple[ev.Sample, ...]:
+    """Sampled values in base units (kWh as Wh, kW as W, …)."""
     out: list[ev.Sample] = []
     for meter_value in meter_values:
         timestamp = parse_time(meter_value["timestamp"])
         assert timestamp is not None
         for sv in meter_value["sampledValue"]:
             measurand = sv.get("measurand", ev.ENERGY_REGISTER)
-            unit = sv.get("unit", "Wh" if measurand.startswith("Energy") else None)
+            exponent, unit = base_unit(sv.get("unit", "Wh" if measurand.startswith("Energy") else None))
+            value = _number(sv["value"], "sampledValue.value") * 10.0**exponent
+            if math.isinf(value):
+                raise OcppError(ErrorKind.PROPERTY_CONSTRAINT, f"sampledValue.value {sv['value']!r} is out of range")
             out.append(
                 ev.Sample(
                     timestamp=timestamp,
                     measurand=measurand,
-                    value=_number(sv["value"], "sampledValue.value"),
+                    value=value,
                     unit=unit,
                     phase=sv.get("phase"),
                     location=sv.get("location", "Outlet"),
@@ -81,6 +86,7 @@ PARSERS: dict[str, Callable[[dict[str, Any]], ev.StationReport]] = {
     "StatusNotification": lambda p: ev.StatusReported(
         *port(p["connectorId"]),
         status=p["status"],
+        state=ev.port_state(p["status"]),
         timestamp=_time(p),
         error_code=p["errorCode"],
         info=p.get("info"),

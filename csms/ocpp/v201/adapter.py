@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from csms.domain import events as ev
-from csms.ocpp.convert import format_time, parse_time
+from csms.ocpp.convert import base_unit, format_time, parse_time
 from csms.ocpp.errors import ErrorKind, OcppError
 from csms.ocpp.versions import OCPP201
 
@@ -33,6 +33,7 @@ def _scaled(value: float, multiplier: int) -> float:
 
 
 def samples(meter_values: list[dict[str, Any]]) -> tuple[ev.Sample, ...]:
+    """Sampled values in base units: the multiplier applied, kWh as Wh, kW as W, …"""
     out: list[ev.Sample] = []
     for meter_value in meter_values:
         timestamp = parse_time(meter_value["timestamp"])
@@ -40,8 +41,8 @@ def samples(meter_values: list[dict[str, Any]]) -> tuple[ev.Sample, ...]:
         for sv in meter_value["sampledValue"]:
             measurand = sv.get("measurand", ev.ENERGY_REGISTER)
             unit_of_measure = sv.get("unitOfMeasure", {})
-            unit = unit_of_measure.get("unit", "Wh" if measurand.startswith("Energy") else None)
-            value = _scaled(sv["value"], unit_of_measure.get("multiplier", 0))
+            exponent, unit = base_unit(unit_of_measure.get("unit", "Wh" if measurand.startswith("Energy") else None))
+            value = _scaled(sv["value"], unit_of_measure.get("multiplier", 0) + exponent)
             out.append(
                 ev.Sample(
                     timestamp=timestamp,
@@ -100,6 +101,15 @@ def _notice(kind: str, time_key: str | None = None) -> Callable[[dict[str, Any]]
     return lambda p: ev.StationNotice(kind, parse_time(p.get(time_key)) if time_key else None, p)
 
 
+def _charging_needs(p: dict[str, Any]) -> ev.ChargingNeedsReported:
+    needs = p["chargingNeeds"]
+    energy = None
+    for part in ("acChargingParameters", "dcChargingParameters"):  # energyAmount: Wh
+        if needs.get(part, {}).get("energyAmount") is not None:
+            energy = float(needs[part]["energyAmount"])
+    return ev.ChargingNeedsReported(p["evseId"], energy, parse_time(needs.get("departureTime")), p)
+
+
 PARSERS: dict[str, Callable[[dict[str, Any]], ev.StationReport]] = {
     "BootNotification": lambda p: ev.BootReported(
         vendor=p["chargingStation"]["vendorName"],
@@ -110,7 +120,11 @@ PARSERS: dict[str, Callable[[dict[str, Any]], ev.StationReport]] = {
     ),
     "Heartbeat": lambda p: ev.HeartbeatReceived(),
     "StatusNotification": lambda p: ev.StatusReported(
-        p["evseId"], p["connectorId"], status=p["connectorStatus"], timestamp=parse_time(p["timestamp"])
+        p["evseId"],
+        p["connectorId"],
+        status=p["connectorStatus"],
+        state=ev.port_state(p["connectorStatus"]),
+        timestamp=parse_time(p["timestamp"]),
     ),
     "Authorize": lambda p: ev.AuthorizationRequested(p["idToken"]["idToken"], p["idToken"]["type"]),
     "TransactionEvent": _transaction_event,
@@ -129,7 +143,7 @@ PARSERS: dict[str, Callable[[dict[str, Any]], ev.StationReport]] = {
     "NotifyCustomerInformation": _notice("customer_information", "generatedAt"),
     "NotifyDisplayMessages": _notice("display_messages"),
     "PublishFirmwareStatusNotification": _notice("publish_firmware_status"),
-    "NotifyEVChargingNeeds": _notice("ev_charging_needs"),
+    "NotifyEVChargingNeeds": _charging_needs,
 }
 
 HANDLED_ACTIONS = frozenset(PARSERS)
