@@ -21,7 +21,6 @@ from typing import Any
 from csms.loadmgmt.topology import format_phases
 from csms.ocpp.convert import from_posix
 from csms.services import sites
-from csms.services.load_memory import read_setup
 from simulator.scenario.models import CsmsSettings, LoadManagement, Scenario
 
 SITE_ID = "site"
