@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from simulator.station.charger import Charger
     from simulator.station.connector import Connector
+    from simulator.station.firmware import FirmwareCore
 
 
 class ProtocolBase:
-    charger: Charger
+    charger: FirmwareCore
 
     def status_payload(self, c: Connector, now: float) -> dict[str, Any]:
         """The version's StatusNotification payload for ``c``."""

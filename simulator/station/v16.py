@@ -21,7 +21,8 @@ from simulator.station.smart_charging import (
 )
 
 if TYPE_CHECKING:
-    from simulator.station.charger import Charger, Reading, Transaction
+    from simulator.station.firmware import FirmwareCore, Handler
+    from simulator.station.transactions import Reading, Transaction
 
 
 def _time(now: float) -> str:
@@ -40,11 +41,11 @@ def _id_info(raw: dict[str, Any] | None) -> IdTokenInfo | None:
 
 
 class Protocol(ProtocolBase):
-    def __init__(self, charger: Charger) -> None:
+    def __init__(self, charger: FirmwareCore) -> None:
         self.charger = charger
         self._real_ids: dict[int, int] = {}  # tx_key -> the CSMS's transactionId
 
-    def handlers(self) -> dict[str, Any]:
+    def handlers(self) -> dict[str, Handler]:
         return {
             "RemoteStartTransaction": self.remote_start,
             "RemoteStopTransaction": self.remote_stop,

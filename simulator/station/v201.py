@@ -17,10 +17,12 @@ from simulator.station.config import MEASURANDS, SetStatus, ValueType
 from simulator.station.connector import Connector
 from simulator.station.offline_queue import QueuedMessage
 from simulator.station.protocol_base import ProtocolBase
+from simulator.station.registration import Registration
 from simulator.station.smart_charging import clear_charging_profile_response, set_charging_profile_response_v201
 
 if TYPE_CHECKING:
-    from simulator.station.charger import Charger, Reading, Transaction
+    from simulator.station.firmware import FirmwareCore, Handler
+    from simulator.station.transactions import Reading, Transaction
 
 #: Our stop reasons (1.6 spelling) -> 2.0.1 stoppedReason and the Ended event's triggerReason.
 STOPPED_REASON = {"HardReset": "ImmediateReset", "SoftReset": "ImmediateReset", "UnlockCommand": "Other"}
@@ -55,10 +57,10 @@ def _id_info(raw: dict[str, Any] | None) -> IdTokenInfo | None:
 
 
 class Protocol(ProtocolBase):
-    def __init__(self, charger: Charger) -> None:
+    def __init__(self, charger: FirmwareCore) -> None:
         self.charger = charger
 
-    def handlers(self) -> dict[str, Any]:
+    def handlers(self) -> dict[str, Handler]:
         return {
             "RequestStartTransaction": self.remote_start,
             "RequestStopTransaction": self.remote_stop,
@@ -335,7 +337,7 @@ class Protocol(ProtocolBase):
             return {"status": "Rejected"}
         targets = [charger.connectors[evse]] if evse else list(charger.connectors.values())
         if what == "BootNotification":
-            if charger.registration.value == "Accepted":
+            if charger.registration is Registration.ACCEPTED:
                 return {"status": "Rejected"}  # F06.FR.17
             charger.boot_reason = "Triggered"
             charger.after_reply(charger.trigger_boot)
