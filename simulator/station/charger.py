@@ -268,7 +268,7 @@ class Charger:
         base = self.config.integer("backoff_min")
         doublings = min(attempt, self.config.integer("backoff_repeat_times"))
         spread = self.config.integer("backoff_random_range")
-        return max(0.0, base * 2**doublings + self.rng.uniform(-spread, spread))
+        return max(0.0, float(base * 2**doublings) + self.rng.uniform(-spread, spread))
 
     def _schedule_reconnect(self, now: float) -> None:
         self.timers.arm(Timer.RECONNECT, now + self.backoff_s(self._attempt))

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
@@ -90,8 +91,11 @@ class Operations:
                 scheduled = True
             else:
                 c.inoperative, c.pending_inoperative = not operative, None
-                self.host.after_reply(lambda when, c=c: self.host.refresh(c, when))
+                self.host.after_reply(functools.partial(self._refresh, c))
         return "Scheduled" if scheduled else "Accepted"
+
+    def _refresh(self, c: Connector, now: float) -> None:
+        self.host.refresh(c, now)
 
     def busy(self, c: Connector) -> bool:
         """Availability changes wait: a transaction runs, or (1.6) Preparing cannot go Unavailable directly."""

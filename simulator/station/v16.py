@@ -242,13 +242,13 @@ class Protocol(ProtocolBase):
             if cid == 0:
                 charger.after_reply(self._send_station_status)
             else:
-                charger.after_reply(lambda when: [self._send_status(c, when) for c in targets])
+                self._after_statuses(targets)
         elif what == "MeterValues":
-            charger.after_reply(lambda when: [charger.send_meter_values(c.connector_id, when) for c in targets])
+            self._after_meter_values(targets)
         elif what == "FirmwareStatusNotification":
-            charger.after_reply(lambda when: charger.send("FirmwareStatusNotification", {"status": "Idle"}, when))
+            self._after_idle_notification("FirmwareStatusNotification")
         elif what == "DiagnosticsStatusNotification":
-            charger.after_reply(lambda when: charger.send("DiagnosticsStatusNotification", {"status": "Idle"}, when))
+            self._after_idle_notification("DiagnosticsStatusNotification")
         else:
             return {"status": "NotImplemented"}
         return {"status": "Accepted"}

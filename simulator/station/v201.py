@@ -8,6 +8,7 @@ EVSE N has one connector, numbered 1.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -344,27 +345,26 @@ class Protocol(ProtocolBase):
         elif what == "Heartbeat":
             charger.after_reply(charger.send_heartbeat)
         elif what == "StatusNotification":
-            charger.after_reply(lambda when: [self._send_status(c, when) for c in targets])
+            self._after_statuses(targets)
         elif what == "MeterValues":
-            charger.after_reply(lambda when: [charger.send_meter_values(c.connector_id, when) for c in targets])
+            self._after_meter_values(targets)
         elif what == "TransactionEvent":
             running = [charger.transactions[c.connector_id] for c in targets if c.connector_id in charger.transactions]
             if not running:
                 return {"status": "Rejected"}
             for tx in running:
-                charger.after_reply(
-                    lambda when, tx=tx: charger.queue_message(
-                        self._event(tx, "Updated", "Trigger", when, readings=charger.readings(tx.connector_id, when)),
-                        when,
-                    )
-                )
+                charger.after_reply(functools.partial(self._triggered_event, tx))
         elif what == "FirmwareStatusNotification":
-            charger.after_reply(lambda when: charger.send("FirmwareStatusNotification", {"status": "Idle"}, when))
+            self._after_idle_notification("FirmwareStatusNotification")
         elif what == "LogStatusNotification":
-            charger.after_reply(lambda when: charger.send("LogStatusNotification", {"status": "Idle"}, when))
+            self._after_idle_notification("LogStatusNotification")
         else:
             return {"status": "NotImplemented"}
         return {"status": "Accepted"}
+
+    def _triggered_event(self, tx: Transaction, now: float) -> None:
+        readings = self.charger.readings(tx.connector_id, now)
+        self.charger.queue_message(self._event(tx, "Updated", "Trigger", now, readings=readings), now)
 
     def set_charging_profile(self, p: dict[str, Any], now: float) -> dict[str, Any]:
         profiles = self.charger.profiles
