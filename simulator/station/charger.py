@@ -214,14 +214,6 @@ class Charger:
     def station_inoperative(self) -> bool:
         return self._ops.station_inoperative
 
-    @property
-    def reset_delay_s(self) -> float:
-        return self._ops.reset_delay_s
-
-    @property
-    def boot_retry_s(self) -> float:
-        return self._registrar.boot_retry_s
-
     # ==== link =============================================================================================
     def connected(self, now: float) -> None:
         """The WebSocket is open: boot if we must, else resume (changed statuses, then the queue)."""
@@ -508,9 +500,6 @@ class Charger:
 
     def transaction_by_id(self, transaction_id: int | str) -> Transaction | None:
         return self._tx.by_id(transaction_id)
-
-    def local_lookup(self, token: str, now: float) -> IdTokenInfo | None:
-        return self._tx.local_lookup(token, now)
 
     def remember(self, token: str | None, info: IdTokenInfo | None) -> None:
         """Cache what the CSMS said about a token (when the cache is on)."""
