@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from simulator.station.charger import Charger
     from simulator.station.connector import Connector
+    from simulator.station.firmware import FirmwareCore
 
 
 class ProtocolBase:
-    charger: Charger
+    charger: FirmwareCore
 
     def status_payload(self, c: Connector, now: float) -> dict[str, Any]:
         """The version's StatusNotification payload for ``c``."""
@@ -26,6 +26,29 @@ class ProtocolBase:
     def _send_status(self, c: Connector, now: float) -> None:
         self.charger.send("StatusNotification", self.status_payload(c, now), now)
         c.reported_status = c.status
+
+    # ---- TriggerMessage: what follows the answer ----------------------------------------------------
+    def _after_statuses(self, targets: list[Connector]) -> None:
+        def send(when: float) -> None:
+            for c in targets:
+                self._send_status(c, when)
+
+        self.charger.after_reply(send)
+
+    def _after_meter_values(self, targets: list[Connector]) -> None:
+        def send(when: float) -> None:
+            for c in targets:
+                self.charger.send_meter_values(c.connector_id, when)
+
+        self.charger.after_reply(send)
+
+    def _after_idle_notification(self, action: str) -> None:
+        """A triggered FirmwareStatus/DiagnosticsStatus/LogStatusNotification: nothing is going on."""
+
+        def send(when: float) -> None:
+            self.charger.send(action, {"status": "Idle"}, when)
+
+        self.charger.after_reply(send)
 
     def clear_cache(self, p: dict[str, Any], now: float) -> dict[str, Any]:
         self.charger.auth.cache.clear()

@@ -21,7 +21,8 @@ from simulator.station.smart_charging import (
 )
 
 if TYPE_CHECKING:
-    from simulator.station.charger import Charger, Reading, Transaction
+    from simulator.station.firmware import FirmwareCore, Handler
+    from simulator.station.transactions import Reading, Transaction
 
 
 def _time(now: float) -> str:
@@ -40,11 +41,11 @@ def _id_info(raw: dict[str, Any] | None) -> IdTokenInfo | None:
 
 
 class Protocol(ProtocolBase):
-    def __init__(self, charger: Charger) -> None:
+    def __init__(self, charger: FirmwareCore) -> None:
         self.charger = charger
         self._real_ids: dict[int, int] = {}  # tx_key -> the CSMS's transactionId
 
-    def handlers(self) -> dict[str, Any]:
+    def handlers(self) -> dict[str, Handler]:
         return {
             "RemoteStartTransaction": self.remote_start,
             "RemoteStopTransaction": self.remote_stop,
@@ -241,13 +242,13 @@ class Protocol(ProtocolBase):
             if cid == 0:
                 charger.after_reply(self._send_station_status)
             else:
-                charger.after_reply(lambda when: [self._send_status(c, when) for c in targets])
+                self._after_statuses(targets)
         elif what == "MeterValues":
-            charger.after_reply(lambda when: [charger.send_meter_values(c.connector_id, when) for c in targets])
+            self._after_meter_values(targets)
         elif what == "FirmwareStatusNotification":
-            charger.after_reply(lambda when: charger.send("FirmwareStatusNotification", {"status": "Idle"}, when))
+            self._after_idle_notification("FirmwareStatusNotification")
         elif what == "DiagnosticsStatusNotification":
-            charger.after_reply(lambda when: charger.send("DiagnosticsStatusNotification", {"status": "Idle"}, when))
+            self._after_idle_notification("DiagnosticsStatusNotification")
         else:
             return {"status": "NotImplemented"}
         return {"status": "Accepted"}

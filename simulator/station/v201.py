@@ -8,6 +8,7 @@ EVSE N has one connector, numbered 1.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -17,10 +18,12 @@ from simulator.station.config import MEASURANDS, SetStatus, ValueType
 from simulator.station.connector import Connector
 from simulator.station.offline_queue import QueuedMessage
 from simulator.station.protocol_base import ProtocolBase
+from simulator.station.registration import Registration
 from simulator.station.smart_charging import clear_charging_profile_response, set_charging_profile_response_v201
 
 if TYPE_CHECKING:
-    from simulator.station.charger import Charger, Reading, Transaction
+    from simulator.station.firmware import FirmwareCore, Handler
+    from simulator.station.transactions import Reading, Transaction
 
 #: Our stop reasons (1.6 spelling) -> 2.0.1 stoppedReason and the Ended event's triggerReason.
 STOPPED_REASON = {"HardReset": "ImmediateReset", "SoftReset": "ImmediateReset", "UnlockCommand": "Other"}
@@ -55,10 +58,10 @@ def _id_info(raw: dict[str, Any] | None) -> IdTokenInfo | None:
 
 
 class Protocol(ProtocolBase):
-    def __init__(self, charger: Charger) -> None:
+    def __init__(self, charger: FirmwareCore) -> None:
         self.charger = charger
 
-    def handlers(self) -> dict[str, Any]:
+    def handlers(self) -> dict[str, Handler]:
         return {
             "RequestStartTransaction": self.remote_start,
             "RequestStopTransaction": self.remote_stop,
@@ -335,34 +338,33 @@ class Protocol(ProtocolBase):
             return {"status": "Rejected"}
         targets = [charger.connectors[evse]] if evse else list(charger.connectors.values())
         if what == "BootNotification":
-            if charger.registration.value == "Accepted":
+            if charger.registration is Registration.ACCEPTED:
                 return {"status": "Rejected"}  # F06.FR.17
             charger.boot_reason = "Triggered"
             charger.after_reply(charger.trigger_boot)
         elif what == "Heartbeat":
             charger.after_reply(charger.send_heartbeat)
         elif what == "StatusNotification":
-            charger.after_reply(lambda when: [self._send_status(c, when) for c in targets])
+            self._after_statuses(targets)
         elif what == "MeterValues":
-            charger.after_reply(lambda when: [charger.send_meter_values(c.connector_id, when) for c in targets])
+            self._after_meter_values(targets)
         elif what == "TransactionEvent":
             running = [charger.transactions[c.connector_id] for c in targets if c.connector_id in charger.transactions]
             if not running:
                 return {"status": "Rejected"}
             for tx in running:
-                charger.after_reply(
-                    lambda when, tx=tx: charger.queue_message(
-                        self._event(tx, "Updated", "Trigger", when, readings=charger.readings(tx.connector_id, when)),
-                        when,
-                    )
-                )
+                charger.after_reply(functools.partial(self._triggered_event, tx))
         elif what == "FirmwareStatusNotification":
-            charger.after_reply(lambda when: charger.send("FirmwareStatusNotification", {"status": "Idle"}, when))
+            self._after_idle_notification("FirmwareStatusNotification")
         elif what == "LogStatusNotification":
-            charger.after_reply(lambda when: charger.send("LogStatusNotification", {"status": "Idle"}, when))
+            self._after_idle_notification("LogStatusNotification")
         else:
             return {"status": "NotImplemented"}
         return {"status": "Accepted"}
+
+    def _triggered_event(self, tx: Transaction, now: float) -> None:
+        readings = self.charger.readings(tx.connector_id, now)
+        self.charger.queue_message(self._event(tx, "Updated", "Trigger", now, readings=readings), now)
 
     def set_charging_profile(self, p: dict[str, Any], now: float) -> dict[str, Any]:
         profiles = self.charger.profiles

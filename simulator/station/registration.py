@@ -1,0 +1,218 @@
+"""Registration and heartbeat: the charger's BootNotification cycle as one table.
+
+Theory of operation
+-------------------
+A station that is not Accepted sends a BootNotification as soon as its link is up. The answer (or its
+absence: a CALLERROR or a timeout) moves :class:`Registration` along :data:`TRANSITIONS`, which also says
+when the next BootNotification is due (:class:`Retry`). Accepted starts the heartbeats and the
+StatusNotifications of every connector; a reboot (a reset or a power loss) forgets the registration.
+Every state takes every answer (1.6 may be triggered to boot again while Accepted), so the only illegal
+event is an answer the table does not know: :class:`IllegalRegistrationEvent`.
+
+Until it is Pending or Accepted, the station answers the CSMS's calls with a SecurityError (1.6 §4.2,
+2.0.1 B02/B03): :data:`SERVES_CALLS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+from csms.ocpp.rpc import Outcome, PendingCall
+from simulator.station.config import Configuration
+from simulator.station.connector import Connector
+from simulator.station.timers import Deadlines, Timer
+
+
+class Registration(Enum):
+    UNREGISTERED = "Unregistered"  # never booted, or rebooted: a BootNotification is due
+    PENDING = "Pending"
+    REJECTED = "Rejected"
+    ACCEPTED = "Accepted"
+
+
+class RegistrationEvent(Enum):
+    ACCEPTED = "Accepted"  # BootNotification answered Accepted
+    PENDING = "Pending"
+    REJECTED = "Rejected"
+    FAILED = "Failed"  # no answer: a CALLERROR or a timeout
+    REBOOTED = "Rebooted"  # a reset or a power loss took the station down
+
+
+class Retry(Enum):
+    """When the next BootNotification goes out."""
+
+    NONE = "none"
+    INTERVAL = "interval"  # after the answer's interval (the default retry when it is 0)
+    DEFAULT = "default"  # after the charger's boot_retry_s
+
+
+_ANSWERS: dict[RegistrationEvent, tuple[Registration, Retry]] = {
+    RegistrationEvent.ACCEPTED: (Registration.ACCEPTED, Retry.NONE),
+    RegistrationEvent.PENDING: (Registration.PENDING, Retry.INTERVAL),
+    RegistrationEvent.REJECTED: (Registration.REJECTED, Retry.INTERVAL),
+    RegistrationEvent.REBOOTED: (Registration.UNREGISTERED, Retry.NONE),
+}
+
+#: state × event → (next state, when the next BootNotification is due). A failed boot keeps the state.
+TRANSITIONS: dict[Registration, dict[RegistrationEvent, tuple[Registration, Retry]]] = {
+    state: {**_ANSWERS, RegistrationEvent.FAILED: (state, Retry.DEFAULT)} for state in Registration
+}
+
+#: The states in which the station answers the CSMS's calls (the others answer SecurityError).
+SERVES_CALLS = frozenset({Registration.PENDING, Registration.ACCEPTED})
+
+
+class IllegalRegistrationEvent(Exception):
+    """An event :data:`TRANSITIONS` has no move for (a boot status no version defines)."""
+
+    def __init__(self, state: Registration, event: object) -> None:
+        super().__init__(f"registration: can't handle {event!r} when {state.value}")
+        self.state, self.event = state, event
+
+
+def transition(state: Registration, event: RegistrationEvent) -> tuple[Registration, Retry]:
+    """The move :data:`TRANSITIONS` allows.
+
+    Raises:
+        IllegalRegistrationEvent: the table has no such move.
+    """
+    move = TRANSITIONS[state].get(event)
+    if move is None:
+        raise IllegalRegistrationEvent(state, event)
+    return move
+
+
+#: The boot statuses a CSMS may answer, as events.
+BOOT_ANSWERS = {e.value: e for e in (RegistrationEvent.ACCEPTED, RegistrationEvent.PENDING, RegistrationEvent.REJECTED)}
+
+
+def answered(state: Registration, status: str) -> tuple[Registration, Retry]:
+    """The move for a BootNotification answered with ``status``.
+
+    Raises:
+        IllegalRegistrationEvent: no version defines that status.
+    """
+    event = BOOT_ANSWERS.get(status)
+    if event is None:
+        raise IllegalRegistrationEvent(state, status)
+    return transition(state, event)
+
+
+@dataclass(frozen=True, slots=True)
+class StationIdentity:
+    vendor: str = "chargetwin"
+    model: str = "twin-ac22"
+    serial_number: str | None = None
+    firmware_version: str = "1.0.0"
+
+
+class BootMessages(Protocol):
+    """What registration needs from the version module."""
+
+    def boot_payload(self, reason: str) -> dict[str, Any]: ...
+    def all_status_payloads(self, now: float) -> list[dict[str, Any]]: ...
+
+
+class RegistrationHost(Protocol):
+    """What registration needs from the charger."""
+
+    @property
+    def link_up(self) -> bool: ...
+
+    def send(
+        self,
+        action: str,
+        payload: dict[str, Any],
+        now: float,
+        on_done: Callable[[PendingCall, float], None] | None = None,
+    ) -> bool: ...
+
+    def pump(self, now: float) -> None: ...
+
+
+class Registrar:
+    """Boot, its retries, and the heartbeats of one charger."""
+
+    def __init__(
+        self,
+        host: RegistrationHost,
+        *,
+        messages: BootMessages,
+        config: Configuration,
+        connectors: Mapping[int, Connector],
+        timers: Deadlines,
+        boot_retry_s: float,
+    ) -> None:
+        self.host, self.messages, self.config, self.connectors = host, messages, config, connectors
+        self.timers, self.boot_retry_s = timers, boot_retry_s
+        self.state = Registration.UNREGISTERED
+        self.boot_reason = "PowerUp"
+        self._boot_in_flight = False
+
+    @property
+    def accepted(self) -> bool:
+        return self.state is Registration.ACCEPTED
+
+    def send_boot(self, now: float) -> None:
+        if self._boot_in_flight or not self.host.link_up:
+            return
+        self._boot_in_flight = True
+        self.host.send("BootNotification", self.messages.boot_payload(self.boot_reason), now, self._boot_answered)
+
+    def trigger_boot(self, now: float) -> None:
+        self.timers.cancel(Timer.BOOT)
+        self.send_boot(now)
+
+    def _boot_answered(self, pending: PendingCall, now: float) -> None:
+        self._boot_in_flight = False
+        if pending.outcome is Outcome.CANCELLED:
+            return
+        interval = 0
+        if pending.outcome is not Outcome.RESULT or pending.payload is None:
+            self.state, retry = transition(self.state, RegistrationEvent.FAILED)
+        else:
+            interval = int(pending.payload["interval"])
+            self.state, retry = answered(self.state, pending.payload["status"])
+        if retry is Retry.DEFAULT:
+            self.timers.arm(Timer.BOOT, now + self.boot_retry_s)
+        elif retry is Retry.INTERVAL:
+            self.timers.arm(Timer.BOOT, now + (interval if interval > 0 else self.boot_retry_s))
+        else:
+            self._accepted(interval, now)
+
+    def _accepted(self, interval: int, now: float) -> None:
+        self.boot_reason = "PowerUp"
+        if interval > 0:
+            self.config.set_setting("heartbeat_interval", str(interval))
+        self.timers.arm(Timer.HEARTBEAT, now + self.config.integer("heartbeat_interval"))
+        for status_message in self.messages.all_status_payloads(now):
+            self.host.send("StatusNotification", status_message, now)
+        for c in self.connectors.values():
+            c.reported_status = c.status
+        self.host.pump(now)
+
+    def send_heartbeat(self, now: float) -> None:
+        interval = self.config.integer("heartbeat_interval")
+        self.timers.set(Timer.HEARTBEAT, now + interval if interval > 0 and self.host.link_up else None)
+        self.host.send("Heartbeat", {}, now)
+
+    def heartbeat_interval_changed(self, now: float) -> None:
+        if self.accepted and self.host.link_up:
+            interval = self.config.integer("heartbeat_interval")
+            self.timers.set(Timer.HEARTBEAT, now + interval if interval > 0 else None)
+
+    def resumed(self, now: float) -> None:
+        """The link is back and we are still Accepted: heartbeats start again."""
+        self.timers.arm(Timer.HEARTBEAT, now + self.config.integer("heartbeat_interval"))
+
+    def link_down(self) -> None:
+        self._boot_in_flight = False
+        self.timers.cancel(Timer.HEARTBEAT)
+        self.timers.cancel(Timer.BOOT)
+
+    def rebooted(self) -> None:
+        self.state, _ = transition(self.state, RegistrationEvent.REBOOTED)
+        self.boot_reason = "RemoteReset"
