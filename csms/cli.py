@@ -172,15 +172,25 @@ def _database_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _help_of(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """The handler of a command given without a subcommand: print its help, exit status 2."""
+
+    def show(_args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    return show
+
+
 def _group(subparsers: Any, name: str, help_text: str) -> Any:
     parser = subparsers.add_parser(name, help=help_text, description=help_text)
-    parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
+    parser.set_defaults(handler=_help_of(parser))
     return parser.add_subparsers(title="commands", metavar="COMMAND")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="csms", description="chargetwin CSMS: OCPP 1.6J/2.0.1 gateway and API.")
-    parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
+    parser.set_defaults(handler=_help_of(parser))
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     serve = commands.add_parser(

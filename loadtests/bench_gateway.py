@@ -19,9 +19,12 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from multiprocessing.synchronize import Event
+from typing import Any
 
 import orjson
 import websockets
+from websockets.typing import Subprotocol
 
 from csms.ocpp.versions import OCPP16
 
@@ -34,7 +37,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def _serve(url: str, stations: int, version: str, ready: mp.Queue, stop: mp.Event) -> None:  # child process
+def _serve(url: str, stations: int, version: str, ready: mp.Queue, stop: Event) -> None:  # child process
     from csms.gateway.server import Gateway
     from csms.services import authorization
     from csms.services import stations as station_service
@@ -64,29 +67,31 @@ def _serve(url: str, stations: int, version: str, ready: mp.Queue, stop: mp.Even
     asyncio.run(main())
 
 
-def _frames_16(n: int, messages: int, mix: str) -> list[tuple[str, list]]:
+def _frames_16(n: int, messages: int, mix: str) -> list[tuple[str, dict[str, Any]]]:
     now = datetime.now(UTC).isoformat()
-    boot = ["BootNotification", {"chargePointVendor": "Bench", "chargePointModel": "B1"}]
-    out = [boot, ["StartTransaction", {"connectorId": 1, "idTag": "BENCH", "meterStart": 0, "timestamp": now}]]
+    out: list[tuple[str, dict[str, Any]]] = [
+        ("BootNotification", {"chargePointVendor": "Bench", "chargePointModel": "B1"}),
+        ("StartTransaction", {"connectorId": 1, "idTag": "BENCH", "meterStart": 0, "timestamp": now}),
+    ]
     for i in range(messages):
         if mix == "heartbeat":
-            out.append(["Heartbeat", {}])
+            out.append(("Heartbeat", {}))
             continue
         sampled = [
             {"value": str(i * 1000), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
             {"value": "11000", "measurand": "Power.Active.Import", "unit": "W"},
         ] + [{"value": "16.0", "measurand": "Current.Import", "phase": p, "unit": "A"} for p in ("L1", "L2", "L3")]
         out.append(
-            [
+            (
                 "MeterValues",
                 {"connectorId": 1, "transactionId": 0, "meterValue": [{"timestamp": now, "sampledValue": sampled}]},
-            ]
+            )
         )
     return out
 
 
 async def _station(url: str, n: int, messages: int, mix: str, latencies: list[float]) -> None:
-    async with websockets.connect(f"{url}/bench-{n}", subprotocols=["ocpp1.6"], compression=None) as ws:
+    async with websockets.connect(f"{url}/bench-{n}", subprotocols=[Subprotocol("ocpp1.6")], compression=None) as ws:
         tx_id = 0
         for i, (action, payload) in enumerate(_frames_16(n, messages, mix)):
             if action == "MeterValues":
@@ -118,6 +123,8 @@ def run(stations: int, messages: int, mix: str, database_url: str | None) -> dic
     child = ctx.Process(target=_serve, args=(url, stations, OCPP16, ready, stop), daemon=True)
     child.start()
     port = ready.get(timeout=120)
+    if child.pid is None:
+        raise RuntimeError("the gateway process did not start")
     cpu_before = _cpu_seconds(child.pid)
     wall, latencies = asyncio.run(_drive(port, stations, messages, mix))
     cpu = _cpu_seconds(child.pid) - cpu_before

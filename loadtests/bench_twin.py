@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         stats = pstats.Stats(profiler)
         by_layer: dict[str, float] = {}
         total = 0.0
+        # typeshed's pstats.Stats does not declare the documented `stats` table (hence the ignore).
         for (filename, _line, _name), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
             by_layer[layer_of(filename)] = by_layer.get(layer_of(filename), 0.0) + tottime
             total += tottime

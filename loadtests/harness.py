@@ -231,7 +231,7 @@ class LocustRun:
         return "\n".join(p.read_text(errors="replace") for p in self.log_paths if p.exists())
 
 
-def start_locust(
+def start_locust(  # noqa: PLR0913 - one keyword-only argument per Locust command-line option
     host: str,
     stations_file: Path,
     workdir: Path,

@@ -15,14 +15,21 @@ from __future__ import annotations
 from typing import Any
 
 from locust import LoadTestShape
+from locust.env import Environment
 
 
 class _Shape(LoadTestShape):
     abstract = True
 
     @property
+    def environment(self) -> Environment:
+        if self.runner is None:
+            raise RuntimeError("a load shape runs inside a locust runner")
+        return self.runner.environment
+
+    @property
     def opts(self) -> Any:
-        return self.runner.environment.parsed_options
+        return self.environment.parsed_options
 
     def _limit(self) -> bool:
         return self.get_run_time() >= self.opts.shape_duration
@@ -52,7 +59,7 @@ class ReconnectWaveShape(_Shape):
             return None
         if not self._fired and self.get_run_time() >= self.opts.shape_blackout_at:
             self._fired = True
-            type(self).start_blackout(self.runner.environment, self.opts.shape_blackout_length)
+            type(self).start_blackout(self.environment, self.opts.shape_blackout_length)
         return self.opts.shape_users, self.opts.shape_spawn_rate
 
 

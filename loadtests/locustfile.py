@@ -235,7 +235,7 @@ def start_blackout(environment: Any, length_s: float) -> None:
     tells the workers) or in a local run."""
     runner = environment.runner
     if isinstance(runner, MasterRunner):
-        runner.send_message(BLACKOUT_MESSAGE, length_s)
+        runner.send_message(BLACKOUT_MESSAGE, {"length_s": length_s})
     else:
         _on_blackout(environment, length_s)
 
@@ -264,7 +264,9 @@ def _schedule_reset(environment: Any, **_kw: Any) -> None:
 @events.init.add_listener
 def _on_init(environment: Any, **_kw: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
-        environment.runner.register_message(BLACKOUT_MESSAGE, lambda msg, **_: _on_blackout(environment, msg.data))
+        environment.runner.register_message(
+            BLACKOUT_MESSAGE, lambda msg, **_: _on_blackout(environment, msg.data["length_s"])
+        )
 
 
 # ---- the user -----------------------------------------------------------------------------------------------
@@ -305,6 +307,8 @@ class ChargerUser(User):
         self.plug_at: float | None = now + self.rng.uniform(0, 2 * self.options.idle_length)
         self.unplug_at: float | None = None
         self.auth = "Basic " + base64.b64encode(f"{self.station.station_id}:{self.station.password}".encode()).decode()
+        if not self.host:
+            raise ValueError("no host: give the CSMS's ws://…/ocpp URL with --host")
         self.url = f"{self.host.rstrip('/')}/{self.station.station_id}"
         _live_users.add(self)
 
@@ -358,7 +362,7 @@ class ChargerUser(User):
         if not frame:
             return
         received = time.time()
-        self.observe(frame, received)
+        self.observe(frame if isinstance(frame, str) else frame.decode("utf-8", "replace"), received)
         charger.receive_frame(frame, received)
 
     def connect(self, now: float) -> None:

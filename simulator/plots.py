@@ -37,14 +37,22 @@ def site_import(log: tuple[MeterStep, ...], start: datetime, path: Path, title: 
     building = [s.building_kw for s in log]
     ev = [s.ev_kw for s in log]
     fig, ax = plt.subplots(figsize=(11, 4.5))
-    ax.stackplot(t, building, ev, labels=["building", "EV charging"], colors=["#9aa5b1", "#2b8a3e"], step="post")
+    # matplotlib plots datetimes through its unit converters; its stubs list only numeric arrays (here and below).
+    ax.stackplot(
+        t,  # type: ignore[arg-type]
+        building,
+        ev,
+        labels=["building", "EV charging"],
+        colors=["#9aa5b1", "#2b8a3e"],
+        step="post",
+    )
     limit = log[0].limit_kw if log else None
     if limit is not None:
         ax.axhline(limit, color="#c92a2a", lw=2, label=f"grid limit {limit:g} kW")
         over = np.array([s.import_kw > limit for s in log])
         if over.any():
             ax.fill_between(
-                t,
+                t,  # type: ignore[arg-type]
                 limit,
                 [s.import_kw for s in log],
                 where=over,
@@ -93,7 +101,7 @@ def vehicle_soc(series: Series, targets: dict[str, float], start: datetime, path
             continue
         reached = points[-1][1] >= targets.get(name, 1.0) - 1e-9
         ax.plot(
-            _times(start, [p[0] for p in points]),
+            _times(start, [p[0] for p in points]),  # type: ignore[arg-type]
             [100 * p[1] for p in points],
             lw=1,
             color="#2b8a3e" if reached else "#e8590c",

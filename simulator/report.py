@@ -94,7 +94,8 @@ def phase_section(log: tuple[MeterStep, ...], limits_a: tuple[float, float, floa
     """Per-phase import (A, step averages) against the per-phase limit of the grid connection."""
     phased = [s for s in log if s.phase_import_a is not None]
     above = [s for s in phased if s.above_phase_limit_a > 0]
-    peak = [max((s.phase_import_a[p] for s in phased), default=0.0) for p in range(3)]  # type: ignore[index]
+    currents = [s.phase_import_a for s in log if s.phase_import_a is not None]
+    peak = [max((a[p] for a in currents), default=0.0) for p in range(3)]
     return {
         "limits_a": None if limits_a is None else list(limits_a),
         "peak_a": [_r(x, 2) for x in peak],

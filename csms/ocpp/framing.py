@@ -63,18 +63,30 @@ def decode(frame: str | bytes) -> Message:
     if type(type_id) is not int or type_id not in (CALL, CALLRESULT, CALLERROR):
         raise FrameError(ErrorKind.MESSAGE_TYPE_NOT_SUPPORTED, f"Message type {type_id!r} is not supported", unique_id)
     if type_id == CALL:
-        if len(data) != 4:
-            raise FrameError(ErrorKind.RPC_FRAMEWORK, "A CALL has exactly 4 elements", unique_id)
-        action, payload = data[2], data[3]
-        if not isinstance(action, str) or not action:
-            raise FrameError(ErrorKind.RPC_FRAMEWORK, "Action is not a string", unique_id)
-        if not isinstance(payload, dict):
-            raise FrameError(ErrorKind.FORMAT_VIOLATION, "Payload is not a JSON object", unique_id)
-        return Call(unique_id, action, payload)
+        return _call(unique_id, data)
     if type_id == CALLRESULT:
-        if len(data) != 3 or not isinstance(data[2], dict):
-            raise FrameError(ErrorKind.FORMAT_VIOLATION, "A CALLRESULT is [3, id, {payload}]", unique_id)
-        return CallResult(unique_id, data[2])
+        return _call_result(unique_id, data)
+    return _call_error(unique_id, data)
+
+
+def _call(unique_id: str, data: list[Any]) -> Call:
+    if len(data) != 4:
+        raise FrameError(ErrorKind.RPC_FRAMEWORK, "A CALL has exactly 4 elements", unique_id)
+    action, payload = data[2], data[3]
+    if not isinstance(action, str) or not action:
+        raise FrameError(ErrorKind.RPC_FRAMEWORK, "Action is not a string", unique_id)
+    if not isinstance(payload, dict):
+        raise FrameError(ErrorKind.FORMAT_VIOLATION, "Payload is not a JSON object", unique_id)
+    return Call(unique_id, action, payload)
+
+
+def _call_result(unique_id: str, data: list[Any]) -> CallResult:
+    if len(data) != 3 or not isinstance(data[2], dict):
+        raise FrameError(ErrorKind.FORMAT_VIOLATION, "A CALLRESULT is [3, id, {payload}]", unique_id)
+    return CallResult(unique_id, data[2])
+
+
+def _call_error(unique_id: str, data: list[Any]) -> CallError:
     if len(data) < 4:
         raise FrameError(ErrorKind.FORMAT_VIOLATION, "A CALLERROR is [4, id, code, description, {details}]", unique_id)
     code, description = data[2], data[3]

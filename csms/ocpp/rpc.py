@@ -152,8 +152,8 @@ class RpcEndpoint:
         except OcppError as exc:
             return [self._reject(text, exc, call.unique_id)]
         if not self._accepts(call.action):
-            exc = OcppError(ErrorKind.NOT_SUPPORTED, f"{call.action} is not supported by this endpoint")
-            return [self._reject(text, exc, call.unique_id)]
+            refusal = OcppError(ErrorKind.NOT_SUPPORTED, f"{call.action} is not supported by this endpoint")
+            return [self._reject(text, refusal, call.unique_id)]
         return [IncomingCall(call, now)]
 
     def _reject(self, text: str, exc: OcppError, unique_id: str) -> FrameRejected:

@@ -90,7 +90,8 @@ def known_actions(version: Version) -> frozenset[str]:
 @functools.cache
 def schema(version: Version, action: str, direction: Direction) -> dict[str, Any]:
     path = _schema_file(version, action, direction)
-    return _prepare(json.loads(path.read_text(encoding="utf-8-sig")))
+    prepared: dict[str, Any] = _prepare(json.loads(path.read_text(encoding="utf-8-sig")))
+    return prepared
 
 
 @functools.cache
@@ -122,7 +123,7 @@ def validate(version: Version, action: str, direction: Direction, payload: dict[
             kind = ErrorKind.TYPE_CONSTRAINT
         elif exc.rule == "required" and version == OCPP16:
             kind = ErrorKind.PROTOCOL  # 1.6 names a missing field "Payload for Action is incomplete"
-        field = exc.name.removeprefix("data").removeprefix(".") or "(payload)"
+        field = (exc.name or "").removeprefix("data").removeprefix(".") or "(payload)"
         raise OcppError(kind, exc.message.replace("data.", "", 1), {"field": field, "rule": exc.rule}) from None
 
 

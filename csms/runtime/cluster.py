@@ -27,7 +27,7 @@ import os
 import socket
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis
@@ -145,7 +145,8 @@ class Cluster:
             return False
 
     async def owner(self, station_id: str) -> str | None:
-        return await self.redis.get(self.station_key(station_id))
+        # decode_responses=True: redis-py annotates the reply as bytes | str whatever the client's setting.
+        return cast(str | None, await self.redis.get(self.station_key(station_id)))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -10,7 +10,7 @@ from csms.services.config import CsmsConfig
 from csms.services.uow import UnitOfWork
 
 
-def handle(
+def handle(  # noqa: C901, PLR0911 - one case per report type: the table from report to service, read at a glance
     uow: UnitOfWork,
     station_id: str,
     report: ev.StationReport,

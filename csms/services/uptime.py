@@ -31,7 +31,7 @@ AVAILABILITY_ORDERED = "availability_ordered"
 
 
 # ---- exclusion windows --------------------------------------------------------------------------------------
-def create_exclusion(
+def create_exclusion(  # noqa: PLR0913 - one keyword-only argument per field of the window
     db: Session,
     station_id: str,
     *,

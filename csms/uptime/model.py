@@ -238,6 +238,28 @@ def _no_delivery(attempts: Sequence[Attempt], policy: ExclusionPolicy) -> list[t
     return spans
 
 
+_Streams = dict[str, tuple[list[datetime], list]]
+
+
+def _cause_at(when: datetime, streams: _Streams, no_delivery: list[tuple[datetime, datetime | None]]) -> str | None:
+    """Why the port is down at ``when`` (None: it is up); the first cause in this order wins."""
+    if not _last_at(*streams["link"], when, False):
+        return OFFLINE
+    statuses = (_last_at(*streams["port"], when, None), _last_at(*streams["station"], when, None))
+    if PortState.FAULTED in statuses:
+        return FAULTED
+    if PortState.UNAVAILABLE in statuses:
+        ordered_off = not _last_at(*streams["port_order"], when, True) or not _last_at(
+            *streams["station_order"], when, True
+        )
+        if not ordered_off:
+            return UNAVAILABLE
+    for start, end in no_delivery:
+        if start <= when and (end is None or when < end):
+            return UNABLE_TO_DELIVER
+    return None
+
+
 def port_timeline(
     history: PortHistory, period: Period, policy: ExclusionPolicy = DEFAULT_POLICY
 ) -> list[tuple[datetime, datetime, str]]:
@@ -252,7 +274,7 @@ def port_timeline(
     station_orders = [a for a in _sorted(history.availability, "at") if a.station_wide]
     no_delivery = _no_delivery(history.attempts, policy)
 
-    streams = {
+    streams: _Streams = {
         "port": ([s.at for s in port_status], [s.state for s in port_status]),
         "station": ([s.at for s in station_status], [s.state for s in station_status]),
         "link": ([c.at for c in links], [c.online for c in links]),
@@ -265,27 +287,9 @@ def port_timeline(
     for start, end in no_delivery:
         points.update(t for t in (start, end) if t is not None and measured.start < t < measured.end)
     ordered = sorted(points)
-
-    def cause_at(when: datetime) -> str | None:
-        if not _last_at(*streams["link"], when, False):
-            return OFFLINE
-        statuses = (_last_at(*streams["port"], when, None), _last_at(*streams["station"], when, None))
-        if PortState.FAULTED in statuses:
-            return FAULTED
-        if PortState.UNAVAILABLE in statuses:
-            ordered_off = not _last_at(*streams["port_order"], when, True) or not _last_at(
-                *streams["station_order"], when, True
-            )
-            if not ordered_off:
-                return UNAVAILABLE
-        for start, end in no_delivery:
-            if start <= when and (end is None or when < end):
-                return UNABLE_TO_DELIVER
-        return None
-
     segments: list[tuple[datetime, datetime, str]] = []
     for lo, hi in itertools.pairwise(ordered):
-        cause = cause_at(lo)
+        cause = _cause_at(lo, streams, no_delivery)
         if cause is None:
             continue
         if segments and segments[-1][1] == lo and segments[-1][2] == cause:

@@ -168,6 +168,10 @@ class WebSocketLink:
             self.on_link(self.charger.station_id, True, now)
         self.charger.connected(now)
         self._pump()
+        await self._serve(ws)
+
+    async def _serve(self, ws: ClientConnection) -> None:
+        """Hand every text frame to the charger until the socket closes or is replaced."""
         try:
             async for frame in ws:
                 if self.ws is not ws:

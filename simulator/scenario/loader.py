@@ -51,9 +51,9 @@ class _ScenarioYamlLoader(yaml.SafeLoader):
     """SafeLoader without YAML 1.1's base-60 numbers, so ``at: 18:00`` stays the string "18:00" instead of
     the integer 1080; date-times that do not exist are reported with their position."""
 
-    def construct_yaml_timestamp(self, node: Node) -> Any:  # type: ignore[override]
+    def construct_yaml_timestamp(self, node: ScalarNode) -> Any:
         try:
-            return super().construct_yaml_timestamp(node)  # type: ignore[arg-type]
+            return super().construct_yaml_timestamp(node)
         except ValueError as exc:
             raise yaml.constructor.ConstructorError(
                 None, None, f"invalid date-time {node.value!r}: {exc}", node.start_mark
@@ -218,7 +218,7 @@ def _show(value: object) -> str:
     return repr(value)
 
 
-def _describe(err: Any, loc: Loc) -> str:
+def _describe(err: Any, loc: Loc) -> str:  # noqa: C901, PLR0911 - one message per pydantic error kind, flat
     """Turn one pydantic error into "expected …, got …"."""
     kind: str = err["type"]
     ctx: dict[str, Any] = err.get("ctx") or {}

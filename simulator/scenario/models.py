@@ -625,9 +625,23 @@ class Scenario(_Model):
         return [(t, item) for t, _, item in sorted(items, key=lambda x: (x[0], x[1]))]
 
 
-def reference_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
+_Problem = tuple[tuple[str | int, ...], str]
+
+
+def reference_problems(scenario: Scenario) -> list[_Problem]:
     """Cross-field problems as ``(loc, message)`` pairs, ``loc`` in pydantic's form."""
-    problems: list[tuple[tuple[str | int, ...], str]] = []
+    problems, prefixes = _duplicate_prefixes(scenario)
+    problems += _reference_problems(scenario, prefixes)
+    problems += _times_outside(scenario)
+    problems += _load_management_problems(scenario)
+    if scenario.twin.step > scenario.duration or not math.isfinite(scenario.twin.step):
+        problems.append((("twin", "step"), "expected a physics step no longer than the duration"))
+    return problems
+
+
+def _duplicate_prefixes(scenario: Scenario) -> tuple[list[_Problem], dict[str, int]]:
+    """Problems with charger prefixes used twice, and each prefix's first charger group."""
+    problems: list[_Problem] = []
     seen: dict[str, int] = {}
     for i, group in enumerate(scenario.chargers):
         if group.prefix in seen:
@@ -638,37 +652,52 @@ def reference_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], 
                 )
             )
         seen.setdefault(group.prefix, i)
-    station_ids = set(scenario.station_ids())
-    known = f"a station id or prefix ({', '.join(repr(p) for p in seen)})"
+    return problems, seen
 
-    def check_charger(loc: tuple[str | int, ...], ref: str) -> None:
-        if not scenario.resolve_chargers(ref):
-            problems.append((loc, f"expected {known}, got {ref!r}"))
 
+def _reference_problems(scenario: Scenario, prefixes: dict[str, int]) -> list[_Problem]:
+    """References to chargers and vehicle groups that name nothing in the scenario."""
+    known = f"a station id or prefix ({', '.join(repr(p) for p in prefixes)})"
     groups = {b.group for b in scenario.vehicles if b.group is not None}
+    problems: list[_Problem] = []
     for i, block in enumerate(scenario.vehicles):
         for j, ref in enumerate(block.assign_to or []):
-            check_charger(("vehicles", i, "assign_to", j), ref)
+            problems += _charger_problem(scenario, known, ("vehicles", i, "assign_to", j), ref)
     for i, action in enumerate(scenario.actions):
-        if isinstance(action, ProvisionTokens):
-            if action.vehicles is not None and action.vehicles not in groups:
-                problems.append(
-                    (
-                        ("actions", i, "vehicles"),
-                        f"expected a vehicle group ({', '.join(map(repr, sorted(groups)))}), got {action.vehicles!r}",
-                    )
-                )
-        elif isinstance(action, RemoteStart | RemoteStop):
-            if action.charger not in station_ids:
-                problems.append((("actions", i, "charger"), f"expected a station id, got {action.charger!r}"))
-            elif action.connector > (n := scenario.group_of(action.charger).connectors):
-                message = f"expected a connector of {action.charger} (1..{n}), got {action.connector}"
-                problems.append((("actions", i, "connector"), message))
-        else:
-            check_charger(("actions", i, "charger"), action.charger)
+        problems += _action_problems(scenario, known, groups, i, action)
     for i, fault in enumerate(scenario.faults):
         if not isinstance(fault, CsmsCrash):
-            check_charger(("faults", i, "charger"), fault.charger)
+            problems += _charger_problem(scenario, known, ("faults", i, "charger"), fault.charger)
+    return problems
+
+
+def _charger_problem(scenario: Scenario, known: str, loc: tuple[str | int, ...], ref: str) -> list[_Problem]:
+    return [] if scenario.resolve_chargers(ref) else [(loc, f"expected {known}, got {ref!r}")]
+
+
+def _action_problems(scenario: Scenario, known: str, groups: set[str], i: int, action: Action) -> list[_Problem]:
+    if isinstance(action, ProvisionTokens):
+        if action.vehicles is not None and action.vehicles not in groups:
+            message = f"expected a vehicle group ({', '.join(map(repr, sorted(groups)))}), got {action.vehicles!r}"
+            return [(("actions", i, "vehicles"), message)]
+        return []
+    if isinstance(action, RemoteStart | RemoteStop):
+        if action.charger not in set(scenario.station_ids()):
+            return [(("actions", i, "charger"), f"expected a station id, got {action.charger!r}")]
+        if action.connector > (n := scenario.group_of(action.charger).connectors):
+            return [
+                (
+                    ("actions", i, "connector"),
+                    f"expected a connector of {action.charger} (1..{n}), got {action.connector}",
+                )
+            ]
+        return []
+    return _charger_problem(scenario, known, ("actions", i, "charger"), action.charger)
+
+
+def _times_outside(scenario: Scenario) -> list[_Problem]:
+    """Actions and faults timed before the start or after the end of the scenario."""
+    problems: list[_Problem] = []
     for section, items in (("actions", scenario.actions), ("faults", scenario.faults)):
         for i, item in enumerate(items):
             t_s = scenario.seconds(item.at)
@@ -680,25 +709,29 @@ def reference_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], 
                         f"the start), got {item.at} = {t_s:g} s",
                     )
                 )
+    return problems
+
+
+def _load_management_problems(scenario: Scenario) -> list[_Problem]:
+    """A managed site needs a limit, and AC chargers that can draw the strategy's minimum current."""
     lm = scenario.csms.load_management
-    if lm is not None and lm.strategy != "none":
-        if scenario.site.grid_limit_kw is None and scenario.site.phase_limits_a is None:
-            problems.append(
-                (
-                    ("csms", "load_management", "strategy"),
-                    "expected a site limit (site.grid_limit_kw or site.phase_limits_a) to manage",
-                )
+    if lm is None or lm.strategy == "none":
+        return []
+    problems: list[_Problem] = []
+    if scenario.site.grid_limit_kw is None and scenario.site.phase_limits_a is None:
+        problems.append(
+            (
+                ("csms", "load_management", "strategy"),
+                "expected a site limit (site.grid_limit_kw or site.phase_limits_a) to manage",
             )
-        for i, group in enumerate(scenario.chargers):
-            rating_a = group.max_kw * 1000.0 / ((group.voltage or 230.0) * (group.phases or 3))
-            if group.current == "AC" and rating_a < lm.min_current_a:
-                message = (
-                    f"expected chargers rated above min_current_a ({lm.min_current_a:g} A), "
-                    f"got {rating_a:.1f} A per phase"
-                )
-                problems.append((("chargers", i, "max_kw"), message))
-    if scenario.twin.step > scenario.duration or not math.isfinite(scenario.twin.step):
-        problems.append((("twin", "step"), "expected a physics step no longer than the duration"))
+        )
+    for i, group in enumerate(scenario.chargers):
+        rating_a = group.max_kw * 1000.0 / ((group.voltage or 230.0) * (group.phases or 3))
+        if group.current == "AC" and rating_a < lm.min_current_a:
+            message = (
+                f"expected chargers rated above min_current_a ({lm.min_current_a:g} A), got {rating_a:.1f} A per phase"
+            )
+            problems.append((("chargers", i, "max_kw"), message))
     return problems
 
 
@@ -713,8 +746,6 @@ def field_names() -> set[str]:
             continue
         seen.add(model)
         names.update(model.model_fields)
-        for sub in _Model.__subclasses__():
-            stack.append(sub)
-        for sub in model.__subclasses__():
-            stack.append(sub)
+        stack.extend(_Model.__subclasses__())
+        stack.extend(model.__subclasses__())
     return names

@@ -25,7 +25,7 @@ import math
 import random
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import simpy
 
@@ -291,7 +291,7 @@ class TwinWorld:
                 self._waiting.remove((trip, granted))
                 trip.departure_s = env.now
                 return
-            conn = granted.value
+            conn = cast(_Connector, granted.value)  # the connector that _release handed over
         self._plug(conn, trip)
         yield env.timeout(max(trip.planned_departure_s - env.now, 0.0))
         self._unplug(conn)

@@ -94,21 +94,15 @@ def uptime_section(
     attempts: dict[tuple[str, int], list[Attempt]],
 ) -> dict[str, Any]:
     """The twin's true µ per port over ``period`` beside the CSMS's (``csms``: :func:`csms_uptime`)."""
-    rows = []
+    rows: list[dict[str, Any]] = []
+    errors: list[float] = []
     for station_id, connector_id in sorted(truth.ports):
         history = twin_history(truth, station_id, connector_id, epoch, attempts.get((station_id, connector_id), []))
         twin = uptime(history, period).uptime_pct
-        rows.append(
-            {
-                "port": f"{station_id}/{connector_id}",
-                "twin_pct": None if twin is None else round(twin, 3),
-                "csms_pct": csms.get((station_id, connector_id)),
-            }
-        )
-    errors = [
-        abs(r["twin_pct"] - r["csms_pct"]) if r["twin_pct"] is not None and r["csms_pct"] is not None else 100.0
-        for r in rows
-    ]
+        twin_pct = None if twin is None else round(twin, 3)
+        csms_pct = csms.get((station_id, connector_id))
+        rows.append({"port": f"{station_id}/{connector_id}", "twin_pct": twin_pct, "csms_pct": csms_pct})
+        errors.append(abs(twin_pct - csms_pct) if twin_pct is not None and csms_pct is not None else 100.0)
     return {"ports": rows, "max_error_pp": round(max(errors, default=0.0), 3)}
 
 

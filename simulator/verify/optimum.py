@@ -22,7 +22,7 @@ import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from scipy import sparse
@@ -67,6 +67,57 @@ class OptimumResult:
         return 1.0 if self.optimum_kwh <= 1e-9 else delivered_kwh / self.optimum_kwh
 
 
+class _Constraints:
+    """The rows of ``A_ub @ e <= b_ub``, added one at a time as sparse (column, coefficient) terms."""
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+        self.cols: list[int] = []
+        self.vals: list[float] = []
+        self.rhs: list[float] = []
+
+    def add(self, terms: Iterable[tuple[int, float]], bound: float) -> None:
+        row = len(self.rhs)
+        for col, val in terms:
+            self.rows.append(row)
+            self.cols.append(col)
+            self.vals.append(val)
+        self.rhs.append(bound)
+
+    def matrix(self, width: int) -> sparse.csr_matrix:
+        return sparse.csr_matrix((self.vals, (self.rows, self.cols)), shape=(len(self.rhs), width))
+
+
+def _checked_steps(sessions: Sequence[SessionRecord], steps: Sequence[LimitStep]) -> list[LimitStep]:
+    """The steps in time order, after checking that they do not overlap and that every session is sane."""
+    ordered = sorted(steps, key=lambda s: s.start_s)
+    for earlier, later in itertools.pairwise(ordered):
+        if later.start_s < earlier.end_s - 1e-9:
+            raise ValueError(f"limit steps overlap at {later.start_s} s")
+    for s in sessions:
+        if s.energy_needed_kwh < 0 or s.max_kw < 0 or s.departure_s < s.plug_in_s:
+            raise ValueError(f"session {s.id}: need, power and stay must be >= 0")
+    return ordered
+
+
+def _step_limits(
+    limits: _Constraints, step: LimitStep, cells: list[int], sessions: Sequence[SessionRecord], width: int
+) -> None:
+    """The rows of one limit step over its time cells: the kW limit, then one row per loaded phase."""
+    step_h = (step.end_s - step.start_s) / 3600.0
+    if step.limit_kw is not None:
+        terms = ((i * width + k, 1.0) for i in range(len(sessions)) for k in cells)
+        limits.add(terms, max(step.limit_kw, 0.0) * step_h)
+    if step.phase_limits_a is not None:
+        for p in range(3):
+            members = [i for i, s in enumerate(sessions) if p in s.phases]
+            if not members:
+                continue
+            amps_per_kwh = {i: 1000.0 / (len(sessions[i].phases) * sessions[i].voltage) for i in members}
+            terms = ((i * width + k, amps_per_kwh[i]) for i in members for k in cells)
+            limits.add(terms, max(step.phase_limits_a[p], 0.0) * step_h)
+
+
 def offline_optimum(sessions: Sequence[SessionRecord], steps: Sequence[LimitStep]) -> OptimumResult:
     """Solve the LP above. Steps must not overlap; time outside every step is unconstrained by the site.
 
@@ -74,23 +125,16 @@ def offline_optimum(sessions: Sequence[SessionRecord], steps: Sequence[LimitStep
         ValueError: overlapping steps or a session with negative need/power.
         RuntimeError: HiGHS failed (it does not for this always-feasible LP: e = 0 is feasible).
     """
-    steps = sorted(steps, key=lambda s: s.start_s)
-    for a, b in itertools.pairwise(steps):
-        if b.start_s < a.end_s - 1e-9:
-            raise ValueError(f"limit steps overlap at {b.start_s} s")
-    for s in sessions:
-        if s.energy_needed_kwh < 0 or s.max_kw < 0 or s.departure_s < s.plug_in_s:
-            raise ValueError(f"session {s.id}: need, power and stay must be >= 0")
+    steps = _checked_steps(sessions, steps)
     # Time cells: the limit steps, plus the gaps between them and around them (unconstrained).
     edges = sorted(
         {t for st in steps for t in (st.start_s, st.end_s)}
         | {t for s in sessions for t in (s.plug_in_s, s.departure_s)}
     )
     cells = list(itertools.pairwise(edges))
-    step_of = []
-    for a, b in cells:
-        owner = next((i for i, st in enumerate(steps) if st.start_s <= a and b <= st.end_s + 1e-9), None)
-        step_of.append(owner)
+    step_of = [
+        next((i for i, st in enumerate(steps) if st.start_s <= a and b <= st.end_s + 1e-9), None) for a, b in cells
+    ]
     n, c = len(sessions), len(cells)
     if n == 0 or c == 0:
         return OptimumResult(0.0, {s.id: 0.0 for s in sessions}, {s.id: 1.0 for s in sessions})
@@ -98,45 +142,20 @@ def offline_optimum(sessions: Sequence[SessionRecord], steps: Sequence[LimitStep
         [[max(0.0, min(b, s.departure_s) - max(a, s.plug_in_s)) / 3600.0 for a, b in cells] for s in sessions]
     )
     ub = (np.array([s.max_kw for s in sessions])[:, None] * plugged).ravel()
-    rows, cols, vals, rhs = [], [], [], []
-    r = 0
+    limits = _Constraints()
     for i, s in enumerate(sessions):  # energy needed
-        for k in range(c):
-            rows.append(r)
-            cols.append(i * c + k)
-            vals.append(1.0)
-        rhs.append(s.energy_needed_kwh)
-        r += 1
+        limits.add(((i * c + k, 1.0) for k in range(c)), s.energy_needed_kwh)
     for j, st in enumerate(steps):  # per-step limits over the step's cells
         cells_j = [k for k in range(c) if step_of[k] == j]
-        if not cells_j:
-            continue
-        step_h = (st.end_s - st.start_s) / 3600.0
-        if st.limit_kw is not None:
-            for i in range(n):
-                for k in cells_j:
-                    rows.append(r)
-                    cols.append(i * c + k)
-                    vals.append(1.0)
-            rhs.append(max(st.limit_kw, 0.0) * step_h)
-            r += 1
-        if st.phase_limits_a is not None:
-            for p in range(3):
-                members = [i for i, s in enumerate(sessions) if p in s.phases]
-                if not members:
-                    continue
-                for i in members:
-                    s = sessions[i]
-                    amps_per_kwh = 1000.0 / (len(s.phases) * s.voltage)
-                    for k in cells_j:
-                        rows.append(r)
-                        cols.append(i * c + k)
-                        vals.append(amps_per_kwh)
-                rhs.append(max(st.phase_limits_a[p], 0.0) * step_h)
-                r += 1
-    A = sparse.csr_matrix((vals, (rows, cols)), shape=(r, n * c))
-    result = linprog(
-        -np.ones(n * c), A_ub=A, b_ub=np.array(rhs), bounds=np.column_stack([np.zeros(n * c), ub]), method="highs"
+        if cells_j:
+            _step_limits(limits, st, cells_j, sessions, c)
+    # scipy-stubs' overloads accept neither a sparse A_ub nor an (n, 2) bounds array; scipy's HiGHS takes both.
+    result = linprog(  # type: ignore[call-overload]
+        -np.ones(n * c),
+        A_ub=limits.matrix(n * c),
+        b_ub=np.array(limits.rhs),
+        bounds=np.column_stack([np.zeros(n * c), ub]),
+        method="highs",
     )
     if result.status != 0 or result.x is None:
         raise RuntimeError(f"offline optimum LP failed: {result.message}")
@@ -148,27 +167,41 @@ def offline_optimum(sessions: Sequence[SessionRecord], steps: Sequence[LimitStep
     return OptimumResult(float(energy.sum()), per, served)
 
 
+class MeterStepLike(Protocol):
+    """What :func:`limits_from_meter_log` reads of the twin's ``MeterStep`` (the twin imports this module)."""
+
+    @property
+    def t_s(self) -> float: ...
+    @property
+    def duration_s(self) -> float: ...
+    @property
+    def building_kw(self) -> float: ...
+    @property
+    def limit_kw(self) -> float | None: ...
+
+
 def limits_from_meter_log(
-    log: Iterable[object], *, phase_limits_a: tuple[float, float, float] | None = None, voltage: float = 230.0
+    log: Iterable[MeterStepLike], *, phase_limits_a: tuple[float, float, float] | None = None, voltage: float = 230.0
 ) -> list[LimitStep]:
     """Limit steps from the twin's ground-truth meter log (``MeterStep``: ``t_s``, ``duration_s``,
     ``building_kw``, ``limit_kw``): the grid limit minus the building load; per phase, the building load
     is taken as balanced over three phases."""
     out = []
     for step in log:
-        building_kw = float(step.building_kw)  # type: ignore[attr-defined]
-        limit_kw = step.limit_kw  # type: ignore[attr-defined]
+        building_kw = float(step.building_kw)
+        limit_kw = step.limit_kw
         per_phase = None
         if phase_limits_a is not None:
             building_a = building_kw * 1000.0 / (3 * voltage)
-            per_phase = tuple(x - building_a for x in phase_limits_a)
-        start = float(step.t_s)  # type: ignore[attr-defined]
+            l1, l2, l3 = phase_limits_a
+            per_phase = (l1 - building_a, l2 - building_a, l3 - building_a)
+        start = float(step.t_s)
         out.append(
             LimitStep(
                 start,
-                start + float(step.duration_s),  # type: ignore[attr-defined]
+                start + float(step.duration_s),
                 None if limit_kw is None else limit_kw - building_kw,
-                per_phase,  # type: ignore[arg-type]
+                per_phase,
             )
         )
     return out

@@ -133,8 +133,8 @@ def _first_file_part(content_type: str, body: bytes) -> tuple[str | None, str, b
     if not parts:
         return None, "application/octet-stream", body
     part = next((p for p in parts if p.get_filename()), parts[0])
-    payload = part.get_payload(decode=True) or b""
-    return part.get_filename(), part.get_content_type(), payload
+    payload = part.get_payload(decode=True)  # bytes, or None for an empty part
+    return part.get_filename(), part.get_content_type(), payload if isinstance(payload, bytes) else b""
 
 
 @public_router.get("/firmware/{name}", response_class=Response)
@@ -187,8 +187,8 @@ async def request_diagnostics(
         version,
         location,
         request_id,
-        start_time=body.start_time and format_time(body.start_time),
-        stop_time=body.stop_time and format_time(body.stop_time),
+        start_time=format_time(body.start_time) if body.start_time else None,
+        stop_time=format_time(body.stop_time) if body.stop_time else None,
         log_type=body.log_type,
         retries=body.retries,
         retry_interval=body.retry_interval,

@@ -51,6 +51,7 @@ class ExclusionCreate(Strict):
     evse_id: int | None = Field(None, ge=1, le=2**31 - 1, description="null: every port of the station")
     start: UtcDatetime
     end: UtcDatetime
+    # Built from the one list of causes for FastAPI's validation and schema; mypy cannot read a computed Literal.
     cause: Literal[tuple(sorted(up.ALL_EXCLUSION_CAUSES))]  # type: ignore[valid-type]
     note: str | None = Field(None, max_length=500, pattern=r"^[^\x00]*$")
     declared_by: str | None = Field(None, max_length=100, pattern=r"^[^\x00]*$")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -108,7 +109,7 @@ def build_problem(state: SiteState, now: float) -> Problem:
             overloaded.append(node_id)
     A = np.array(rows_a, dtype=float).reshape(len(names), n)
     # Rows without any candidate cannot be helped; keep them out of the arithmetic.
-    keep = (A > 0).any(axis=1) if n else np.zeros(len(names), dtype=bool)
+    keep = np.asarray((A > 0).any(axis=1)) if n else np.zeros(len(names), dtype=bool)
     return Problem(
         state=state,
         now=now,
@@ -178,7 +179,7 @@ def serve(
         candidates[victims] = False
 
 
-def rank(values: Sequence[tuple]) -> np.ndarray:
+def rank(values: Sequence[tuple[Any, ...]]) -> np.ndarray:
     """Integer ranks of sort keys (0 = first)."""
     order = sorted(range(len(values)), key=lambda i: values[i])
     out = np.empty(len(values), dtype=float)

@@ -32,7 +32,7 @@ def allocate(state: SiteState, now: float) -> Allocation:
         laxity[i] = time_left - (remaining * 3600.0 / full_w if full_w > 0 else math.inf)
         needed[i] = remaining * 3600.0 / time_left / problem.watts_per_a[i]
     has_deadline = np.isfinite(laxity) | (needed > 0)
-    order = sorted(np.flatnonzero(has_deadline), key=lambda i: (laxity[i], problem.sessions[i].key))
+    order = sorted((int(i) for i in np.flatnonzero(has_deadline)), key=lambda i: (laxity[i], problem.sessions[i].key))
     A, b, cap, floor = problem.A, problem.b, problem.cap, problem.floor
     x = np.zeros(n)
     slack = b.copy()

@@ -116,7 +116,10 @@ def solve(problem: Problem) -> np.ndarray:
         rhs.append(np.full(T, -(building_kw + reserved_kw)))
     A_ub = sparse.vstack(blocks).tocsr() if blocks else None
     b_ub = np.concatenate(rhs) if rhs else None
-    result = linprog(c, A_ub=A_ub, b_ub=b_ub, bounds=np.column_stack([lb, ub]), method="highs")
+    # scipy-stubs' overloads accept neither a sparse A_ub nor an (n, 2) bounds array; scipy's HiGHS takes both.
+    result = linprog(  # type: ignore[call-overload]
+        c, A_ub=A_ub, b_ub=b_ub, bounds=np.column_stack([lb, ub]), method="highs"
+    )
     if result.status != 0 or result.x is None:
         return np.zeros(n)
     return np.asarray(result.x[: n * T]).reshape(n, T)[:, 0]
