@@ -47,7 +47,7 @@ import websocket
 from locust import User, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
-from csms.ocpp.versions import OCPP16, OCPP201, VERSION_SUBPROTOCOL
+from csms.ocpp.versions import OCPP16, OCPP201, VERSION_SUBPROTOCOL, Version, parse_version
 from simulator.station.charger import Charger, Registration
 
 log = logging.getLogger("chargetwin.locust")
@@ -144,15 +144,22 @@ def _options(parser: Any) -> None:
 class Station:
     station_id: str
     password: str
-    ocpp_version: str
+    ocpp_version: Version
 
 
 def read_stations(path: str) -> list[Station]:
     with open(path, newline="") as f:
-        rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
-    if rows and rows[0][0] == "station_id":
+        rows = [(n, r) for n, r in enumerate(csv.reader(f), 1) if r and not r[0].startswith("#")]
+    if rows and rows[0][1][0] == "station_id":
         rows = rows[1:]
-    return [Station(r[0], r[1] if len(r) > 1 else "", r[2] if len(r) > 2 else OCPP16) for r in rows]
+    stations = []
+    for line, r in rows:
+        try:
+            version = parse_version(r[2]) if len(r) > 2 else OCPP16
+        except ValueError as exc:
+            raise ValueError(f"{path}:{line}: {exc}") from None
+        stations.append(Station(r[0], r[1] if len(r) > 1 else "", version))
+    return stations
 
 
 _stations: list[Station] | None = None
@@ -293,7 +300,7 @@ class ChargerUser(User):
         self.meter = RampMeter(self.options.max_power_w)
         self.charger = Charger(
             self.station.station_id,
-            version,  # type: ignore[arg-type]
+            version,
             meter=self.meter,
             rng=self.rng,
             config={

@@ -22,13 +22,15 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from csms.ocpp.versions import OCPP16, OCPP201
+from csms.ocpp.versions import OCPP16, OCPP201, Version
 from csms.services import authorization, stations
 from csms.services.passwords import hash_password
 from csms.store.models import Station
 
 
-def plan(count: int, prefix: str, share_201: float, password: str | None, unique: bool) -> list[tuple[str, str, str]]:
+def plan(
+    count: int, prefix: str, share_201: float, password: str | None, unique: bool
+) -> list[tuple[str, str, Version]]:
     """The stations: every ``1/share_201``-th one speaks 2.0.1, spread evenly through the fleet."""
     shared = password or secrets.token_urlsafe(12)
     rows = []

@@ -318,7 +318,7 @@ class AlertEngine:
         self.open.update(open_alerts)
 
     # ---- input -------------------------------------------------------------------------------------------
-    def feed(self, event: Event, now: float) -> list[Effect]:
+    def feed(self, event: Event, now: float) -> list[Effect]:  # noqa: C901, PLR0912, PLR0915 - one case per event
         out: list[Effect] = []
         match event:
             case Connected(station_id, version):

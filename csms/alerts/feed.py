@@ -19,7 +19,7 @@ def report_events(
             case ev.BootReported() if isinstance(decision, ev.BootDecision):
                 events.append(al.BootDecided(station_id, decision.status, decision.interval_s))
             case ev.StatusReported():
-                events.append(al.StatusChanged(station_id, report.evse_id, report.status, report.error_code))
+                events.append(al.StatusChanged(station_id, report.evse_id, report.state, report.error_code))
             case ev.StationNotice(kind="firmware_status"):
                 events.append(al.FirmwareStatus(station_id, str(report.data.get("status"))))
             case ev.StationNotice(kind="security_event"):
@@ -47,7 +47,7 @@ def meter_reads(
     if isinstance(report, ev.TransactionStarted) and report.meter_start_wh is not None and not reads:
         reads = [Reading(report.timestamp.timestamp(), report.meter_start_wh, None, None)]
     state = report.charging_state if isinstance(report, ev.TransactionUpdated) else None
-    if state is not None and not reads:  # a charging state change without values
+    if isinstance(report, ev.TransactionUpdated) and state is not None and not reads:  # a state change, no values
         reads = [Reading(report.timestamp.timestamp(), None, None, None)]
     return [
         al.MeterRead(station_id, report.evse_id, tx_id, r.at, r.energy_wh, r.power_w, r.current_a, state) for r in reads

@@ -218,7 +218,8 @@ class StationSession:
             raise OcppError(ErrorKind.SECURITY, f"{action} is not allowed before the station is accepted")
         if verdict is Verdict.SERVE_TRIGGERED:
             staged.triggers_used.add(action)
-        return self.adapter.to_event(action, payload)
+        event: ev.StationReport = self.adapter.to_event(action, payload)
+        return event
 
     def _registration_in(self, staged: Staged) -> Registration:
         """The registration as this batch sees it: a BootNotification answered earlier in it counts."""
@@ -250,7 +251,8 @@ class StationSession:
         if isinstance(decision, ev.BootDecision):
             staged.registration = after_boot(self._registration_in(staged), decision.status)
         staged.reports.append((report, decision))
-        return self.adapter.to_payload(action, decision)
+        payload: dict[str, Any] = self.adapter.to_payload(action, decision)
+        return payload
 
     def deliver(self, staged: Staged) -> None:
         """The batch committed: release its answers."""

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -22,11 +23,12 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from csms.core.host import Connection, CsmsHost, Plugin, StationNotConnected
 from csms.gateway.scheduler import AsyncioScheduler
 from csms.ocpp.rpc import PendingCall
-from csms.ocpp.versions import SUBPROTOCOLS, VERSION_SUBPROTOCOL, Version
+from csms.ocpp.versions import SUBPROTOCOLS, Version
 from csms.services.admission import Admission
 from csms.services.config import CsmsConfig
 
@@ -107,7 +109,7 @@ class Gateway:
             port,
             process_request=self._process_request,
             select_subprotocol=self._select_subprotocol,
-            subprotocols=list(SUBPROTOCOLS),
+            subprotocols=[Subprotocol(p) for p in SUBPROTOCOLS],
             max_size=self.max_frame_bytes,
             ping_interval=self.ping_interval_s,
             ping_timeout=self.ping_timeout_s,
@@ -157,11 +159,11 @@ class Gateway:
         return None
 
     @staticmethod
-    def _select_subprotocol(connection: ServerConnection, subprotocols: Any) -> str | None:
+    def _select_subprotocol(connection: ServerConnection, subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
         admission: Admission = connection.admission  # type: ignore[attr-defined]
-        preferred = VERSION_SUBPROTOCOL.get(admission.ocpp_version or "")  # type: ignore[arg-type]
-        if preferred in subprotocols:
-            return preferred
+        preferred = next((p for p, v in SUBPROTOCOLS.items() if v == admission.ocpp_version), None)
+        if preferred is not None and preferred in subprotocols:
+            return Subprotocol(preferred)
         return next((p for p in subprotocols if p in SUBPROTOCOLS), None)
 
     # ---- connection --------------------------------------------------------------------------------------

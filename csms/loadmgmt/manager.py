@@ -249,7 +249,9 @@ class LoadManager:
             out += self._report(station_id, report, decision, now)
         return self._latest(out)
 
-    def _report(self, station_id: str, report: Any, decision: Any, now: float) -> list[Command]:
+    def _report(  # noqa: C901, PLR0911 - one case per kind of station report
+        self, station_id: str, report: Any, decision: Any, now: float
+    ) -> list[Command]:
         if (
             isinstance(decision, ev.AuthorizationInfo)
             and isinstance(report, ev.AuthorizationRequested)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, select
+from sqlalchemy import Select, Table, bindparam, case, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -147,7 +147,7 @@ def record_samples(
 
 def _register_statements() -> tuple[Any, Any]:
     """Built once: constructing the statements per call costs more than running them."""
-    table = Transaction.__table__
+    table: Table = Transaction.__table__  # type: ignore[assignment]  # declarative: a Table, typed FromClause
     at_type = table.c.last_meter_at.type
     first_at, last_at = bindparam("first_at", type_=at_type), bindparam("last_at", type_=at_type)
     this_tx = (table.c.id == bindparam("of_tx")) & (table.c.station_id == bindparam("of_station"))
@@ -347,7 +347,7 @@ def query(
     since: datetime | None = None,
     until: datetime | None = None,
     status: TransactionStatus | None = None,
-) -> Select[tuple[Transaction]]:
+) -> Select[Transaction]:
     q = select(Transaction).order_by(Transaction.id)
     if station_id is not None:
         q = q.where(Transaction.station_id == station_id)

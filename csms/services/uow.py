@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import Table, insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from csms.store.models import MessageLogEntry, MeterSample, Station
@@ -63,7 +63,7 @@ class UnitOfWork:
         by_instant: dict[datetime, list[str]] = {}
         for station_id, at in latest.items():
             by_instant.setdefault(at, []).append(station_id)
-        table = Station.__table__
+        table: Table = Station.__table__  # type: ignore[assignment]  # declarative: a Table, typed FromClause
         connection = self.session.connection()
         for at, ids in by_instant.items():
             connection.execute(update(table).where(table.c.id.in_(ids)).values(last_seen_at=at))

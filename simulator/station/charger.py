@@ -96,7 +96,7 @@ class Charger:
             Rejected (``reject``) or accepts and ignores them (``ignore``).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - one keyword-only option per firmware setting a scenario can give
         self,
         station_id: str,
         version: Version,

@@ -235,7 +235,7 @@ class _PendingStart:
 class Transactions:
     """The transactions of one charger: ``running`` by connector, ``history`` every one ever started."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the charger's parts this job uses, each named (a bag object would hide them)
         self,
         host: TransactionHost,
         *,
@@ -523,33 +523,34 @@ class Transactions:
     # ==== meter values =====================================================================================
     def readings(self, connector_id: int, now: float, which: str = "sampled") -> list[Reading]:
         """Sample the twin's meter: the measurands configured for ``which`` (sampled/started/ended)."""
-        measurands = self.config.members(f"{which}_measurands")
-        spec = self.connectors[connector_id].spec
         out: list[Reading] = []
-        for m in measurands:
-            if m == ENERGY_REGISTER:
-                out.append(Reading(m, self.meter.energy_wh(connector_id), "Wh"))
-            elif m == "Power.Active.Import":
-                out.append(Reading(m, self.meter.power_w(connector_id), "W"))
-            elif m == "Power.Offered":
-                limit = self.host.limit_w(connector_id, now)
-                out.append(Reading(m, spec.max_power_w if limit is None else min(limit, spec.max_power_w), "W"))
-            elif m == "Current.Import":
-                currents = self.meter.current_a(connector_id)
-                if spec.dc:
-                    out.append(Reading(m, sum(currents), "A"))
-                else:
-                    phases = ("L1", "L2", "L3")[: spec.phases]
-                    out.extend(Reading(m, i, "A", p) for i, p in zip(currents, phases, strict=False))
-            elif m == "Current.Offered":
-                out.append(Reading(m, spec.max_current_a, "A"))
-            elif m == "Voltage":
-                out.append(Reading(m, self.meter.voltage_v(connector_id), "V"))
-            elif m == "SoC" and spec.dc:
-                soc = self.meter.soc(connector_id)
-                if soc is not None:
-                    out.append(Reading(m, soc, "Percent"))
+        for m in self.config.members(f"{which}_measurands"):
+            out.extend(self._measure(m, connector_id, now))
         return out
+
+    def _measure(self, m: str, connector_id: int, now: float) -> list[Reading]:  # noqa: PLR0911 - one per measurand
+        spec = self.connectors[connector_id].spec
+        if m == ENERGY_REGISTER:
+            return [Reading(m, self.meter.energy_wh(connector_id), "Wh")]
+        if m == "Power.Active.Import":
+            return [Reading(m, self.meter.power_w(connector_id), "W")]
+        if m == "Power.Offered":
+            limit = self.host.limit_w(connector_id, now)
+            return [Reading(m, spec.max_power_w if limit is None else min(limit, spec.max_power_w), "W")]
+        if m == "Current.Import":
+            currents = self.meter.current_a(connector_id)
+            if spec.dc:
+                return [Reading(m, sum(currents), "A")]
+            phases = ("L1", "L2", "L3")[: spec.phases]
+            return [Reading(m, i, "A", p) for i, p in zip(currents, phases, strict=False)]
+        if m == "Current.Offered":
+            return [Reading(m, spec.max_current_a, "A")]
+        if m == "Voltage":
+            return [Reading(m, self.meter.voltage_v(connector_id), "V")]
+        if m == "SoC" and spec.dc:
+            soc = self.meter.soc(connector_id)
+            return [] if soc is None else [Reading(m, soc, "Percent")]
+        return []
 
     def sample_due(self, now: float) -> None:
         """Periodic meter values of every running transaction whose sample is due (one per due instant:

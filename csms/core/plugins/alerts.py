@@ -101,7 +101,7 @@ class AlertMonitor:
             return
         if self.on_effects is not None:
             self.on_effects(effects)
-        stored = [e for e in effects if not isinstance(e, al.SendCall)]
+        stored: list[al.Effect] = [e for e in effects if not isinstance(e, al.SendCall)]
         if stored:
             self._in_db(lambda db: alerts.store_effects(db, stored), lambda _: self._stored())
         for effect in effects:

@@ -9,7 +9,6 @@ through ``scheduler.run_db`` and handed in: the manager itself reads nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -103,7 +102,7 @@ class LoadManagement:
         site_id: str,
         *,
         power_w: float | None,
-        currents_a: Sequence[float | None] | None = None,
+        currents_a: list[float | None] | tuple[float | None, ...] | None = None,
         includes_ev: bool | None = None,
     ) -> None:
         """A site meter reading that was committed (API, meter integration)."""
