@@ -39,7 +39,7 @@ from simulator.scenario.models import (
 )
 from simulator.station.charger import Charger, StationIdentity
 from simulator.station.connector import ConnectorSpec
-from simulator.twin.interfaces import ChargingLimit, ConnectorRef, VehicleInfo
+from simulator.twin.interfaces import ChargingLimit, ConnectorRef, MeterReading, VehicleInfo
 from simulator.twin.world import TwinWorld
 from simulator.verify import faults as fv
 from simulator.verify.optimum import twin_energy_metrics
@@ -78,7 +78,7 @@ class TwinMeters:
         self.world, self.station_id = world, station_id
         self.frozen: dict[int, float] | None = None  # the meter_freeze fault: registers held at these values
 
-    def _read(self, connector_id: int) -> Any:
+    def _read(self, connector_id: int) -> MeterReading:
         return self.world.meter(ConnectorRef(self.station_id, connector_id))
 
     def energy_wh(self, connector_id: int) -> float:
@@ -117,7 +117,7 @@ class FirmwareHooks:
         self.truth = truth
         #: The fleet schedule / driver app: tells the CSMS each plugged vehicle's needs (load management).
         self.on_vehicle: Callable[[ConnectorRef, VehicleInfo, float], None] | None = None
-        self._seen: dict[ConnectorRef, tuple[bool, float | None]] = {}
+        self._seen: dict[ConnectorRef, tuple[bool, float | None, bool]] = {}
 
     def _now(self, now_s: float) -> float:
         return self.epoch + now_s

@@ -428,6 +428,8 @@ class RealtimeRun:
                 await operator.finish()
             finally:
                 await asyncio.gather(*(link.stop() for link in links))
+            uptime: dict[str, Any] | None
+            alerts: dict[str, Any] | None
             if isinstance(operator, ApiOperator):
                 rows = [r for r in await operator.transactions(ours) if r["id"] not in before]
                 csms_txs = [
