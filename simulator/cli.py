@@ -6,12 +6,15 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from simulator.scenario.loader import ScenarioError, load_scenario
+
+if TYPE_CHECKING:
+    from simulator.fleet import Progress
 
 EXIT_FAILED_CHECK, EXIT_USAGE = 1, 2
 
@@ -104,9 +107,27 @@ def summary_table(data: dict[str, Any]) -> Table:
     return table
 
 
-def _run(args: argparse.Namespace, console: Console) -> int:
-    from simulator.runner import stderr_progress
+def stderr_progress() -> Progress:
+    """A progress line on stderr: a live bar on a terminal, a line every 10% otherwise."""
+    tty = sys.stderr.isatty()
+    last = [-1]
 
+    def show(done_s: float, total_s: float) -> None:
+        pct = int(100 * done_s / total_s) if total_s else 100
+        if tty:
+            bar = "#" * (pct // 4)
+            sys.stderr.write(f"\r  simulating [{bar:<25}] {pct:3d}%  {done_s / 3600:5.1f} h of {total_s / 3600:.1f} h")
+            if pct >= 100:
+                sys.stderr.write("\n")
+        elif pct // 10 != last[0]:
+            sys.stderr.write(f"  simulated {pct}% ({done_s / 3600:.1f} h of {total_s / 3600:.1f} h)\n")
+        last[0] = pct // 10
+        sys.stderr.flush()
+
+    return show
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
     scenario = load_scenario(args.scenario)
     if args.duration is not None:
         from simulator.scenario.units import parse_duration_s
@@ -121,7 +142,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
         data = run_realtime(scenario, args, out, progress)
     else:
-        from simulator.runner import VirtualRun, write_outputs
+        from simulator.outputs import write_outputs
+        from simulator.runner import VirtualRun
 
         run = VirtualRun(
             scenario,
@@ -134,12 +156,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         )
         record = run.run()
         data = write_outputs(
-            run,
             record,
             out,
             reproducible=args.reproducible,
-            sampler=run.sampler,
-            step_s=run.world.step_s,
+            sampler=run.fleet.sampler,
+            step_s=run.fleet.world.step_s,
             scenario=scenario,
         )
     console.print(summary_table(data))

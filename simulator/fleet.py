@@ -2,7 +2,9 @@
 scenario's timeline of operator actions and faults, the plot sampler and the run record.
 
 Virtual time (:mod:`simulator.runner`) and real time (:mod:`simulator.realtime`) differ only in the link
-each charger gets (a :class:`LinkFactory`) and in who carries out operator actions (an :class:`Operator`).
+each charger gets (a :class:`LinkFactory`), in who carries out operator actions (an :class:`Operator`) and
+in who can crash the CSMS (``crash_csms``: only the embedded CSMS of a virtual run). Station faults are
+injected alike under both clocks (:mod:`simulator.faults`).
 Construction order is fixed so a seed gives the same run: one ``random.Random(seed)`` draws, in order, the
 twin's generator, then per station (scenario order) the charger's and the link's.
 
@@ -26,9 +28,9 @@ from csms.ocpp.convert import from_posix
 from csms.ocpp.versions import Version
 from csms.uptime import Attempt
 from simulator import report
+from simulator.faults import CsmsFault, FaultInjector, StationFault
 from simulator.scenario.models import (
     ChangeAvailability,
-    LinkDown,
     ProvisionTokens,
     RemoteStart,
     RemoteStop,
@@ -37,7 +39,7 @@ from simulator.scenario.models import (
 )
 from simulator.station.charger import Charger, StationIdentity
 from simulator.station.connector import ConnectorSpec
-from simulator.twin.interfaces import ChargingLimit, ConnectorRef, VehicleInfo
+from simulator.twin.interfaces import ChargingLimit, ConnectorRef, MeterReading, VehicleInfo
 from simulator.twin.world import TwinWorld
 from simulator.verify import faults as fv
 from simulator.verify.optimum import twin_energy_metrics
@@ -76,7 +78,7 @@ class TwinMeters:
         self.world, self.station_id = world, station_id
         self.frozen: dict[int, float] | None = None  # the meter_freeze fault: registers held at these values
 
-    def _read(self, connector_id: int) -> Any:
+    def _read(self, connector_id: int) -> MeterReading:
         return self.world.meter(ConnectorRef(self.station_id, connector_id))
 
     def energy_wh(self, connector_id: int) -> float:
@@ -86,6 +88,9 @@ class TwinMeters:
 
     def freeze(self, connectors: list[int]) -> None:
         self.frozen = {c: self._read(c).energy_register_wh for c in connectors}
+
+    def thaw(self) -> None:
+        self.frozen = None
 
     def power_w(self, connector_id: int) -> float:
         return self._read(connector_id).power_w
@@ -112,7 +117,7 @@ class FirmwareHooks:
         self.truth = truth
         #: The fleet schedule / driver app: tells the CSMS each plugged vehicle's needs (load management).
         self.on_vehicle: Callable[[ConnectorRef, VehicleInfo, float], None] | None = None
-        self._seen: dict[ConnectorRef, tuple[bool, float | None]] = {}
+        self._seen: dict[ConnectorRef, tuple[bool, float | None, bool]] = {}
 
     def _now(self, now_s: float) -> float:
         return self.epoch + now_s
@@ -224,14 +229,7 @@ def operator_payload(item: OperatorCall, version: Version, remote_start_id: int)
     if isinstance(item, Reset):
         return commands.reset(version, item.mode)
     if isinstance(item, ChangeAvailability):
-        operative = item.availability == "operative"
-        if version == "1.6":
-            kind = "Operative" if operative else "Inoperative"
-            return "ChangeAvailability", {"connectorId": item.connector or 0, "type": kind}
-        payload: dict[str, Any] = {"operationalStatus": "Operative" if operative else "Inoperative"}
-        if item.connector:
-            payload["evse"] = {"id": item.connector}
-        return "ChangeAvailability", payload
+        return commands.change_availability(version, item.connector or 0, item.availability == "operative")
     return None
 
 
@@ -249,6 +247,7 @@ class Fleet:
         truth: fv.FaultTruth | None = None,
     ) -> None:
         self.scenario, self.seed, self.env = scenario, seed, env
+        self._crash_csms: Callable[[CsmsFault], None] | None = None
         rng = random.Random(seed)
         self.epoch = scenario.start.timestamp()
         #: What really happened (statuses, links, faults), for the ``uptime`` and ``alerts`` sections.
@@ -256,13 +255,15 @@ class Fleet:
         self.hooks = FirmwareHooks(self.epoch, self.truth)
         self.world = TwinWorld(scenario, random.Random(rng.getrandbits(64)), hooks=self.hooks, env=env)
         self.hooks.world = self.world
+        self.meters: dict[str, TwinMeters] = {}
         for group in scenario.chargers:
             spec = connector_spec(group.current or "AC", group.phases or 3, group.voltage or 230.0, group.max_kw)
             for station_id in group.station_ids:
+                self.meters[station_id] = TwinMeters(self.world, station_id)
                 charger = Charger(
                     station_id,
                     group.ocpp,
-                    meter=TwinMeters(self.world, station_id),
+                    meter=self.meters[station_id],
                     rng=random.Random(rng.getrandbits(64)),
                     connectors=[spec] * group.connectors,
                     identity=StationIdentity(
@@ -276,6 +277,7 @@ class Fleet:
                     charger, random.Random(rng.getrandbits(64)), self.hooks.charger_changed
                 )
         self.sampler = Sampler()
+        self.faults = FaultInjector(env, self.epoch, self.truth, self.chargers, self.links, self.meters)
 
     @property
     def chargers(self) -> dict[str, Charger]:
@@ -286,8 +288,12 @@ class Fleet:
         return self.hooks.links
 
     # ---- run -------------------------------------------------------------------------------------------
-    def start(self, operator: Operator, progress: Progress | None) -> simpy.Process:
-        """Start the links, the timeline and the sampler, then the twin; returns the twin's ``done``."""
+    def start(
+        self, operator: Operator, progress: Progress | None, crash_csms: Callable[[CsmsFault], None] | None = None
+    ) -> simpy.Process:
+        """Start the links, the timeline and the sampler, then the twin; returns the twin's ``done``.
+        ``crash_csms`` injects the faults done to the CSMS (only an embedded CSMS can take them)."""
+        self._crash_csms = crash_csms
         for link in self.links.values():
             link.start()
         self.env.process(self._timeline(operator))
@@ -304,12 +310,13 @@ class Fleet:
         now = self.epoch + self.env.now
         if isinstance(item, ProvisionTokens):
             operator.provision_tokens(scenario_tokens(self.scenario, item), item.token_group, now)
-        elif isinstance(item, LinkDown):
+        elif isinstance(item, CsmsFault):
+            if self._crash_csms is None:  # a real-time run refuses such a scenario before it starts
+                raise RuntimeError(f"{item.kind} cannot be injected into this CSMS")
+            self._crash_csms(item)
+        elif isinstance(item, StationFault):
             for station_id in self.scenario.resolve_chargers(item.charger):
-                self.truth.inject("link_down", station_id, None, now, now + item.duration)
-                link = self.links[station_id]
-                link.set_network(False)
-                self.env.timeout(item.duration).callbacks.append(lambda _e, link=link: link.set_network(True))
+                self.faults.inject(item, station_id)
         elif isinstance(item, OperatorCall):
             for station_id in self.scenario.resolve_chargers(item.charger):
                 operator.call(station_id, self.chargers[station_id].version, item, now)
@@ -330,6 +337,18 @@ class Fleet:
             yield self.env.timeout(step)
 
     # ---- the record ------------------------------------------------------------------------------------
+    def uptime_section(self, csms_rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+        """The CSMS's per-port uptime (``port_uptime`` rows) beside the twin's truth over the run so far."""
+        period = fv.period_of(self.epoch, float(self.env.now))
+        attempts = session_attempts(self.chargers.values())
+        return fv.uptime_section(fv.csms_uptime(csms_rows), self.truth, period, self.epoch, attempts)
+
+    def alerts_section(self, effects: Iterable[Any], latency_s: float) -> dict[str, Any]:
+        """The CSMS's alert effects (raised at twin times) matched to the faults injected so far."""
+        bounds = alert_bounds(self.scenario, self.chargers.values(), latency_s)
+        end = self.epoch + float(self.env.now)
+        return fv.alerts_section(self.truth, effects, self.scenario.csms.alerts.within, self.epoch, end, bounds)
+
     def truth_transactions(self) -> list[report.TruthTransaction]:
         truth = []
         for charger in self.chargers.values():
@@ -364,7 +383,7 @@ class Fleet:
                 )
         return out
 
-    def record(
+    def record(  # noqa: PLR0913 - the report's sections the CSMS side fills in, each by name
         self,
         *,
         mode: str,
@@ -377,6 +396,7 @@ class Fleet:
         uptime: dict[str, Any] | None = None,
         alerts: dict[str, Any] | None = None,
         notes: list[str] | None = None,
+        load_management: dict[str, Any] | None = None,
     ) -> report.RunRecord:
         return report.RunRecord(
             scenario_name=self.scenario.name,
@@ -400,6 +420,7 @@ class Fleet:
             alerts=alerts,
             notes=list(notes or []),
             energy=twin_energy_metrics(self.world, self.scenario.site),
+            load_management=load_management,
             phase_limits_a=self.scenario.site.phase_limits_a,
         )
 

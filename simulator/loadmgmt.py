@@ -21,18 +21,18 @@ from typing import Any
 from csms.loadmgmt.topology import format_phases
 from csms.ocpp.convert import from_posix
 from csms.services import sites
-from simulator.scenario.models import CsmsSettings, LoadManagement, Scenario
+from simulator.scenario.models import LoadManagement, Scenario
 
 SITE_ID = "site"
 
 
 def with_strategy(scenario: Scenario, strategy: str | None) -> Scenario:
-    """The scenario with its load-management strategy overridden (``none``: off)."""
+    """The scenario with its load-management strategy overridden (``none``: off); every other setting kept."""
     if strategy is None:
         return scenario
     lm = scenario.csms.load_management or LoadManagement(strategy="none")
     lm = lm.model_copy(update={"strategy": strategy})
-    return scenario.model_copy(update={"csms": CsmsSettings(load_management=lm)})
+    return scenario.model_copy(update={"csms": scenario.csms.model_copy(update={"load_management": lm})})
 
 
 def managed(scenario: Scenario) -> bool:

@@ -6,7 +6,9 @@ the wall clock.
   virtual time (never beyond it). Every input from the network (a frame, a timer) first ``sync()``s the twin
   to the wall clock, so a charger's ``now`` (epoch + ``env.now``) and the twin's meters always agree.
 * One :class:`~simulator.links.websocket.WebSocketLink` per charger (:class:`~simulator.fleet.Fleet` builds
-  the rest exactly as in virtual time).
+  the rest exactly as in virtual time, and injects the station faults alike). A fault done to the CSMS
+  itself (``csms_crash``) cannot be injected into another process: such a scenario is refused before the
+  run starts (:func:`refuse_csms_faults`).
 * Operator actions: we cannot reach into another CSMS, so with ``--api-url``/``--api-key`` stations and tokens
   are provisioned and calls sent through our HTTP API (:class:`ApiOperator`); without, they are skipped with a
   warning (:class:`SkippingOperator`) and the operator provisions the CSMS beforehand.
@@ -43,17 +45,11 @@ import simpy
 from csms.alerts import engine as al
 from csms.ocpp.versions import Version
 from simulator import report
-from simulator.fleet import (
-    Fleet,
-    OperatorCall,
-    Progress,
-    alert_bounds,
-    operator_payload,
-    session_attempts,
-    station_passwords,
-)
+from simulator.faults import csms_faults
+from simulator.fleet import Fleet, OperatorCall, Progress, operator_payload, station_passwords
 from simulator.links.websocket import WebSocketLink
-from simulator.runner import write_outputs
+from simulator.outputs import write_outputs
+from simulator.scenario.loader import ScenarioError, issue_at
 from simulator.scenario.models import RemoteStart, RemoteStop, Scenario
 from simulator.station.charger import Charger, Registration
 from simulator.verify import faults as fv
@@ -336,23 +332,39 @@ async def csms_sections(
     ours = set(fleet.chargers)
     duration = float(fleet.env.now)
     start, end = (datetime.fromtimestamp(w, UTC) for w in (clock.wall0, clock.to_wall(fleet.epoch + duration)))
-    csms_uptime = fv.csms_uptime(await operator.uptime(start, end, ours))
-    period = fv.period_of(fleet.epoch, duration)
-    attempts = session_attempts(fleet.chargers.values())
-    uptime = fv.uptime_section(csms_uptime, fleet.truth, period, fleet.epoch, attempts)
+    uptime = fleet.uptime_section(await operator.uptime(start, end, ours))
     raised = [
         al.RaiseAlert(
             r["rule"], r["station_id"], r["evse_id"], r["severity"], clock.to_twin(_utc(r["raised_at"]).timestamp())
         )
         for r in await operator.alerts(ours, start)
     ]
-    settings = fleet.scenario.csms.alerts
-    bounds = alert_bounds(fleet.scenario, fleet.chargers.values(), latency_s)
-    alerts = fv.alerts_section(fleet.truth, raised, settings.within, fleet.epoch, fleet.epoch + duration, bounds)
-    return uptime, alerts
+    return uptime, fleet.alerts_section(raised, latency_s)
 
 
 # ---- the run --------------------------------------------------------------------------------------------
+def refuse_csms_faults(scenario: Scenario, scenario_file: str) -> None:
+    """Raises ScenarioError naming each fault done to the CSMS within the run: another process is out of reach.
+
+    Raises:
+        ScenarioError: file, line and field of each such fault, its kind, time and why.
+    """
+    issues = []
+    for i, fault in csms_faults(scenario):
+        at_s = scenario.seconds(fault.at)
+        if at_s > scenario.duration:
+            continue  # after the end: never injected
+        when = f"{scenario.datetime_at(at_s).isoformat()} (+{at_s / 3600:g} h)"
+        why = (
+            f"{fault.kind} at {when} cannot be injected in real time: the CSMS is another process, which the "
+            "simulator can neither kill nor restart (only the embedded CSMS of a virtual run can); run the "
+            "scenario in virtual time, or without this fault"
+        )
+        issues.append(issue_at(scenario_file, ("faults", i, "kind"), why))
+    if issues:
+        raise ScenarioError(issues)
+
+
 class RealtimeRun:
     def __init__(self, scenario: Scenario, options: RealtimeOptions, progress: Progress | None = None) -> None:
         self.scenario, self.options, self.progress = scenario, options, progress
@@ -416,6 +428,8 @@ class RealtimeRun:
                 await operator.finish()
             finally:
                 await asyncio.gather(*(link.stop() for link in links))
+            uptime: dict[str, Any] | None
+            alerts: dict[str, Any] | None
             if isinstance(operator, ApiOperator):
                 rows = [r for r in await operator.transactions(ours) if r["id"] not in before]
                 csms_txs = [
@@ -469,11 +483,11 @@ class RealtimeRun:
 def run_realtime(scenario: Scenario, args: argparse.Namespace, out: Path, progress: Progress | None) -> dict[str, Any]:
     """``sim run --realtime``: run, then write ``report.json`` and the plots like a virtual run."""
     options = RealtimeOptions.from_args(args)
+    refuse_csms_faults(scenario, options.scenario_file)
     run = RealtimeRun(scenario, options, progress)
     record = asyncio.run(run.run())
     assert run.fleet is not None
     return write_outputs(
-        None,
         record,
         out,
         reproducible=options.reproducible,

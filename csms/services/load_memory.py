@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from csms.domain import events as ev
+from csms.domain.transaction import TransactionStatus
 from csms.loadmgmt import topology as topo
 from csms.loadmgmt.manager import Memory, SiteSetup, StoredReading, StoredSession
 from csms.loadmgmt.planner import PlannerConfig
@@ -56,7 +57,8 @@ def read_memory(db: Session, now: float, config: PlannerConfig | None = None) ->
         for c in db.scalars(select(Connector).where(Connector.evse_id > 0).order_by(Connector.connector_id))
     }
     sessions: dict[topo.EvseKey, StoredSession] = {}
-    for tx in db.scalars(select(Transaction).where(Transaction.status == "active").order_by(Transaction.id)):
+    running = select(Transaction).where(Transaction.status == TransactionStatus.ACTIVE).order_by(Transaction.id)
+    for tx in db.scalars(running):
         key = (tx.station_id, tx.evse_id or 0)
         if key not in managed:
             continue

@@ -87,6 +87,11 @@ def list_stations(db: Session) -> list[StationRow]:
     return list(db.scalars(select(StationRow).order_by(StationRow.id)))
 
 
+def count_accepted(db: Session) -> int:
+    """How many stations the CSMS has accepted at their last boot."""
+    return len(db.scalars(select(StationRow.id).where(StationRow.registration_status == "Accepted")).all())
+
+
 def update(db: Session, station_id: str, changes: dict[str, Any]) -> StationRow:
     row = get(db, station_id)
     if "registration_policy" in changes:

@@ -329,15 +329,7 @@ def meter_values(
             return
         tx = _by_csms_id(db, station_id, report.charger_tx_id)
     elif report.evse_id > 0:
-        tx = db.scalars(
-            select(Transaction)
-            .where(
-                Transaction.station_id == station_id,
-                Transaction.evse_id == report.evse_id,
-                Transaction.status == TransactionStatus.ACTIVE,
-            )
-            .order_by(Transaction.id.desc())
-        ).first()
+        tx = active_on(db, station_id, report.evse_id)
     record_samples(uow, station_id, report.evse_id, report.samples, tx)
 
 
@@ -358,6 +350,24 @@ def query(
     if status is not None:
         q = q.where(Transaction.status == status)
     return q
+
+
+def active_on(db: Session, station_id: str, evse_id: int) -> Transaction | None:
+    """The port's running transaction (the newest, should a lost stop have left an older one open)."""
+    return db.scalars(
+        select(Transaction)
+        .where(
+            Transaction.station_id == station_id,
+            Transaction.evse_id == evse_id,
+            Transaction.status == TransactionStatus.ACTIVE,
+        )
+        .order_by(Transaction.id.desc())
+    ).first()
+
+
+def listed(db: Session) -> list[Transaction]:
+    """Every transaction, oldest first."""
+    return list(db.scalars(query()))
 
 
 def recent(db: Session, limit: int) -> list[Transaction]:

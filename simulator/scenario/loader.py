@@ -19,7 +19,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from simulator.scenario.models import Scenario, field_names, reference_problems
 
-__all__ = ["ScenarioError", "ScenarioIssue", "load_scenario", "parse_scenario"]
+__all__ = ["ScenarioError", "ScenarioIssue", "issue_at", "load_scenario", "parse_scenario"]
 
 Loc = tuple[str | int, ...]
 
@@ -124,6 +124,24 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
     if issues:
         raise ScenarioError(issues)
     return scenario
+
+
+def issue_at(path: str | Path, loc: Loc, message: str) -> ScenarioIssue:
+    """A problem found after loading (a run that cannot honour a valid field), placed in the file as the
+    loader places its own; ``loc`` is in pydantic's form, e.g. ``("faults", 3, "kind")``."""
+    name = str(path)
+    try:
+        loader = _ScenarioYamlLoader(Path(path).read_text(encoding="utf-8"))
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except (OSError, yaml.YAMLError):
+        root = None
+    if root is None:  # the file changed or is gone since it was loaded: name the field only
+        field = "".join(f"[{e}]" if isinstance(e, int) else f".{e}" for e in loc).lstrip(".")
+        return ScenarioIssue(name, 1, 1, field, message)
+    return _issue(name, root, loc, message)
 
 
 # -- locating problems --------------------------------------------------------------------------------------

@@ -3,12 +3,14 @@ within 0.1 pp, every fault raises its alert in time, no false alerts, nothing lo
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from csms.alerts import engine as al
 from csms.services import alerts
+from simulator.cli import main
 from simulator.report import build
 from simulator.runner import VirtualRun
 from simulator.scenario.loader import load_scenario
@@ -74,6 +76,25 @@ def test_frozen_meters_are_alerted_within_the_rules_bound_and_cleared_when_they_
         # Cleared by the first reading after the freeze ends (readings every 60 s).
         assert alert.resolved_at is not None and 0 < alert.resolved_at.timestamp() - thawed <= 61
         assert alert.raised_at.timestamp() - run.epoch == pytest.approx(fault["at_s"] + fault["alert_after_s"], abs=0.1)
+
+
+def test_a_strategy_override_keeps_the_scenarios_alert_settings(report, tmp_path):
+    """``sim run scenarios/faults.yaml --strategy deadline``: the same alert rules as without the override."""
+    out = tmp_path / "deadline"
+    assert main(["run", str(SCENARIO), "--strategy", "deadline", "--out", str(out), "--quiet", "--reproducible"]) == 0
+    managed = json.loads((out / "report.json").read_text())
+    assert managed["load_management"]["strategy"] == "deadline"
+    alerts = managed["alerts"]
+    assert alerts["injected"] == 8 and alerts["missed"] == alerts["late"] == alerts["false"] == 0, alerts
+    assert alerts["within_s"] == report["alerts"]["within_s"] == 15 * 60
+
+    def rules(data: dict) -> list[tuple]:
+        return [(f["kind"], f["station_id"], f["rule"], f["within_s"]) for f in data["alerts"]["per_fault"]]
+
+    assert rules(managed) == rules(report)
+    # the faulted connectors' alerts came after the scenario's 2 minutes, not the default 5 minutes
+    faulted = [f for f in alerts["per_fault"] if f["kind"] == "connector_fault"]
+    assert faulted and all(f["alert_after_s"] < 180 for f in faulted), faulted
 
 
 def test_firmware_hooks_power_loss_duration_stuck_and_reboot_callback():

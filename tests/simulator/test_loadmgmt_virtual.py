@@ -122,7 +122,7 @@ def test_a_csms_crash_loses_the_load_managers_memory_and_the_restart_rebuilds_it
         seen["down"] = run.csms.load
         restart()
         seen["manager_after"], seen["after"] = run.csms.load, sessions()
-        seen["online_after"] = [sid for sid in run.hooks.chargers if run.csms.connected(sid)]
+        seen["online_after"] = [sid for sid in run.fleet.chargers if run.csms.connected(sid)]
 
     run.csms.crash, run.csms.restart = crashing, restarting
     data = report.build(run.run())

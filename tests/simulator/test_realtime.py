@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +231,72 @@ def test_realtime_against_any_csms_counts_acknowledgements(provisioned_csms: Csm
         engine.dispose()
     for row in real["transactions"]["per_transaction"]:
         assert stored[(row["station_id"], row["transaction_id"])] / 1000 == pytest.approx(row["csms_kwh"], abs=0.001)
+
+
+FAULTS = Path(__file__).parent / "data" / "realtime-faults.yaml"
+
+
+@pytest.mark.timeout(150)
+def test_realtime_injects_the_station_faults_as_virtual_time_does(csms_serve: Csms, tmp_path: Path) -> None:
+    out = tmp_path / "real"
+    done = run_cli(
+        "simulator.cli",
+        *("run", str(FAULTS), "--out", str(out), "--quiet"),
+        *("--csms", csms_serve.ws_url, "--realtime", "--speed", "60", "--password", AC_PASSWORD),
+        *("--api-url", csms_serve.api_url, "--api-key", API_KEY),
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    real = json.loads((out / "report.json").read_text())
+    # the twin's truth: every fault was injected, on the station it names
+    injected = {(f["kind"], f["station_id"]) for f in real["alerts"]["per_fault"]}
+    assert real["alerts"]["injected"] == 4
+    assert injected == {
+        ("stuck_available", "rtdc-1"),
+        ("connector_fault", "rtac-2"),
+        ("power_loss", "rtac-1"),
+        ("meter_freeze", "rtdc-1"),
+    }
+    ports = {p["port"]: p for p in real["uptime"]["ports"]}
+    assert all(p["twin_pct"] < 100.0 for p in ports.values()), ports  # stuck, faulted, unpowered
+    assert ports["rtac-1/1"]["csms_pct"] < 100.0, ports  # the CSMS saw the unpowered station drop off
+    # the CSMS's own records: the power loss, the fault and the stuck port's driver ended sessions
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    rows = httpx.get(csms_serve.api_url + "/api/v1/transactions", headers=headers, timeout=10).json()
+    reasons = {(r["station_id"], r["stop_reason"]) for r in rows}
+    assert {("rtac-1", "PowerLoss"), ("rtac-2", "Other"), ("rtdc-1", "Local")} <= reasons, rows
+    # and the frozen register: the DC session's readings stood still from +9 to +13 min while it charged on
+    charged = max((r for r in rows if r["station_id"] == "rtdc-1"), key=lambda r: r["energy_wh"])
+    samples = httpx.get(f"{csms_serve.api_url}/api/v1/transactions/{charged['id']}", headers=headers, timeout=10)
+    start = datetime.fromisoformat(real["scenario"]["start"]).timestamp()
+    registers = [
+        (datetime.fromisoformat(s["timestamp"]).timestamp() - start, s["value"])
+        for s in samples.json()["samples"]
+        if s["measurand"] == "Energy.Active.Import.Register"
+    ]
+    frozen = [wh for at_s, wh in registers if 9 * 60 + 5 < at_s < 13 * 60 - 5]
+    assert len(frozen) >= 2 and len(set(frozen)) == 1, registers
+    assert max(wh for at_s, wh in registers if at_s > 13 * 60) > frozen[0], registers
+    tx = real["transactions"]
+    assert tx["lost"] == 0 and tx["duplicated"] == 0, tx
+
+
+@pytest.mark.timeout(90)
+def test_realtime_refuses_a_csms_crash_before_it_starts(tmp_path: Path) -> None:
+    scenario = ROOT / "scenarios" / "faults.yaml"
+    line = next(n for n, text in enumerate(scenario.read_text().splitlines(), 1) if "csms_crash" in text)
+    unreachable = f"ws://127.0.0.1:{free_port()}/ocpp"
+    done = run_cli(
+        "simulator.cli",
+        *("run", str(scenario), "--out", str(tmp_path / "out"), "--quiet", "--csms", unreachable, "--realtime"),
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"faults.yaml:{line}:" in done.stderr and "faults[7].kind" in done.stderr, done.stderr
+    assert "csms_crash at 2026-01-16T00:30:00-05:00" in done.stderr, done.stderr
+    assert "cannot be injected in real time" in done.stderr, done.stderr
+    # refused up front: no run, not even a connection attempt
+    assert "Traceback" not in done.stderr and "cannot connect" not in done.stderr
+    assert not (tmp_path / "out").exists()
 
 
 # ---- the link and the clock, in this process --------------------------------------------------------------
