@@ -47,6 +47,7 @@ from simulator.scenario.models import (
     Scenario,
     StuckAvailable,
 )
+from simulator.scenario.to_twin import twin_spec
 from simulator.station.charger import Charger, StationIdentity
 from simulator.twin.interfaces import ConnectorRef, VehicleInfo
 from simulator.twin.world import TwinWorld
@@ -101,7 +102,7 @@ class VirtualRun:
         )
         self.csms.outbound = lambda station_id, frames: self.hooks.links[station_id].send_from_csms(frames)
         self.alert_effects: list[Any] = []
-        self.world = TwinWorld(scenario, random.Random(rng.getrandbits(64)), hooks=self.hooks, env=self.env)
+        self.world = TwinWorld(twin_spec(scenario), random.Random(rng.getrandbits(64)), hooks=self.hooks, env=self.env)
         self.hooks.world = self.world
         self._provision_stations()
         for group in scenario.chargers:
