@@ -37,6 +37,7 @@ from simulator.scenario.models import (
     Reset,
     Scenario,
 )
+from simulator.scenario.to_twin import twin_spec
 from simulator.station.charger import Charger, StationIdentity
 from simulator.station.connector import ConnectorSpec
 from simulator.twin.interfaces import ChargingLimit, ConnectorRef, MeterReading, VehicleInfo
@@ -253,7 +254,7 @@ class Fleet:
         #: What really happened (statuses, links, faults), for the ``uptime`` and ``alerts`` sections.
         self.truth = truth if truth is not None else fv.FaultTruth()
         self.hooks = FirmwareHooks(self.epoch, self.truth)
-        self.world = TwinWorld(scenario, random.Random(rng.getrandbits(64)), hooks=self.hooks, env=env)
+        self.world = TwinWorld(twin_spec(scenario), random.Random(rng.getrandbits(64)), hooks=self.hooks, env=env)
         self.hooks.world = self.world
         self.meters: dict[str, TwinMeters] = {}
         for group in scenario.chargers:

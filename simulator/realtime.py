@@ -35,7 +35,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -354,7 +354,8 @@ def refuse_csms_faults(scenario: Scenario, scenario_file: str) -> None:
         at_s = scenario.seconds(fault.at)
         if at_s > scenario.duration:
             continue  # after the end: never injected
-        when = f"{scenario.datetime_at(at_s).isoformat()} (+{at_s / 3600:g} h)"
+        at = (scenario.start.astimezone(UTC) + timedelta(seconds=at_s)).astimezone(scenario.start.tzinfo)
+        when = f"{at.isoformat()} (+{at_s / 3600:g} h)"
         why = (
             f"{fault.kind} at {when} cannot be injected in real time: the CSMS is another process, which the "
             "simulator can neither kill nor restart (only the embedded CSMS of a virtual run can); run the "

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from simulator.scenario.expect import parse_comparison
+from simulator.twin.records import VehicleRecord
 from simulator.twin.site_meter import MeterStep
-from simulator.twin.world import VehicleRecord
 
 SCHEMA_VERSION = 1
 #: Energy registers are whole Wh on the wire in OCPP 1.6 (and we send Wh in 2.0.1): the meter resolution.

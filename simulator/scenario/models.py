@@ -9,9 +9,8 @@ actions and faults are discriminated unions on ``kind``: a new kind is a new mod
 from __future__ import annotations
 
 import math
-import random
 import re
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -216,7 +215,8 @@ class NormalTime(_Model):
 
 
 class TimeDistribution(_Model):
-    """Exactly one of ``between: [t1, t2]`` (uniform), ``normal: {mean, std}`` or ``at``."""
+    """Exactly one of ``between: [t1, t2]`` (uniform), ``normal: {mean, std}`` or ``at``. The twin's arrival
+    generator draws from it (``simulator.scenario.to_twin`` maps it to a ``simulator.twin.specs.TimeSpec``)."""
 
     between: tuple[When, When] | None = None
     normal: NormalTime | None = None
@@ -228,18 +228,6 @@ class TimeDistribution(_Model):
         if len(given) != 1:
             raise ValueError(f"expected exactly one of 'between', 'normal' or 'at', got {given or 'none'}")
         return self
-
-    def sample_s(self, start: datetime, rng: random.Random) -> float:
-        """Seconds after ``start``; draws from ``rng`` (except for ``at``)."""
-        if self.at is not None:
-            return self.at.seconds_after(start)
-        if self.between is not None:
-            lo, hi = (t.seconds_after(start) for t in self.between)
-            if hi < lo:  # e.g. ["23:00", "01:00"] starting at 23:30: the window wraps past midnight
-                hi += 86400.0
-            return rng.uniform(lo, hi)
-        assert self.normal is not None
-        return rng.gauss(self.normal.mean.seconds_after(start), self.normal.std)
 
 
 class Departure(TimeDistribution):
@@ -258,7 +246,8 @@ def _fixed_soc(value: object) -> object:
 
 
 class SocDistribution(_Model):
-    """Exactly one of ``uniform: [lo, hi]``, ``normal: {mean, std}`` (clipped to [0, 1]) or a number."""
+    """Exactly one of ``uniform: [lo, hi]``, ``normal: {mean, std}`` (clipped to [0, 1]) or a number. The
+    twin's arrival generator draws from it (mapped to a ``simulator.twin.specs.SocSpec``)."""
 
     uniform: tuple[Fraction, Fraction] | None = None
     normal: NormalSoc | None = None
@@ -272,14 +261,6 @@ class SocDistribution(_Model):
         if self.uniform is not None and self.uniform[1] < self.uniform[0]:
             raise ValueError(f"expected uniform [low, high] with low <= high, got {list(self.uniform)}")
         return self
-
-    def sample(self, rng: random.Random) -> float:
-        if self.fixed is not None:
-            return self.fixed
-        if self.uniform is not None:
-            return rng.uniform(*self.uniform)
-        assert self.normal is not None
-        return min(max(rng.gauss(self.normal.mean, self.normal.std), 0.0), 1.0)
 
 
 def _model_weights(value: object) -> object:
@@ -582,12 +563,7 @@ class Scenario(_Model):
             )
         return start
 
-    # -- helpers for the twin and the harness ---------------------------------------------------------
-    @property
-    def tz(self) -> tzinfo:
-        assert self.start.tzinfo is not None
-        return self.start.tzinfo
-
+    # -- helpers for the harness ------------------------------------------------------------------------
     @property
     def end_s(self) -> float:
         return self.duration
@@ -595,10 +571,6 @@ class Scenario(_Model):
     def seconds(self, when: TimePoint) -> float:
         """Seconds after the start for a point on the timeline."""
         return when.seconds_after(self.start)
-
-    def datetime_at(self, t_s: float) -> datetime:
-        """Wall-clock date-time in the scenario's zone, ``t_s`` seconds after the start."""
-        return (self.start.astimezone(ZoneInfo("UTC")) + timedelta(seconds=t_s)).astimezone(self.tz)
 
     def station_ids(self) -> list[str]:
         return [sid for group in self.chargers for sid in group.station_ids]

@@ -1,7 +1,8 @@
 """The twin's SimPy world: vehicles arriving, plugging in and leaving; connectors delivering power; the site
 meter logging ground truth.
 
-Theory of operation. ``TwinWorld`` builds from a ``Scenario`` and one ``random.Random``:
+Theory of operation. ``TwinWorld`` builds from a ``TwinSpec`` (the harness maps a scenario onto it) and one
+``random.Random``:
 
 * ``vehicle`` (one process per vehicle): waits for its arrival, takes ``plug_in_delay`` to plug in at the
   first free connector it may use (waiting for one if all are taken), stays until its departure, unplugs.
@@ -13,8 +14,9 @@ Theory of operation. ``TwinWorld`` builds from a ``Scenario`` and one ``random.R
   and logs the step's building load, EV load and import. The run ends when this process has logged the
   last step (``done``).
 
-Randomness: two child generators are seeded from the run's generator at construction (vehicle sampling,
-building-load noise), so adding a draw in one stream does not shift the other. Time: ``env.now`` seconds
+Randomness: two child generators are seeded from the run's generator at construction (vehicle sampling by
+``arrivals.plan_fleet`` and ``assign: random``, building-load noise), so adding a draw in one stream does not
+shift the other. Time: ``env.now`` seconds
 since the scenario start is the only clock.
 """
 
@@ -25,13 +27,12 @@ import math
 import random
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from datetime import UTC, timedelta
+from typing import cast
 
 import simpy
 
-from simulator.scenario.models import ChargerGroup, FleetBlock, Scenario
-from simulator.twin.catalogue import CATALOGUE
-from simulator.twin.curves import TaperCurve
+from simulator.twin.arrivals import Arrival, plan_fleet
 from simulator.twin.evse import EvsePowerModel
 from simulator.twin.interfaces import (
     AlwaysOn,
@@ -40,78 +41,49 @@ from simulator.twin.interfaces import (
     StationHooks,
     VehicleInfo,
 )
+from simulator.twin.records import SessionRecord, VehicleRecord
 from simulator.twin.site_meter import BuildingLoad, MeterStep, SiteMeter
+from simulator.twin.specs import StationSpec, TwinSpec
 from simulator.twin.vehicle import Vehicle
 
-__all__ = ["TwinWorld", "VehicleRecord"]
-
-MIN_STAY_S = 60.0
+__all__ = ["TwinWorld"]
 
 ProcessGenerator = Generator[simpy.Event, object, None]
-
-
-@dataclass(frozen=True)
-class VehicleRecord:
-    """Ground truth for one vehicle. Times are seconds after the start; ``departure_s`` is None if the
-    vehicle was still on site at the end (then ``soc_at_departure`` is its SoC at the end)."""
-
-    vehicle_id: str
-    model: str
-    group: str | None
-    id_token: str | None
-    arrival_s: float
-    plug_in_s: float | None
-    planned_departure_s: float
-    departure_s: float | None
-    connector: ConnectorRef | None
-    soc_on_arrival: float
-    soc_at_departure: float
-    target_soc: float
-    energy_received_kwh: float
-    full_at_s: float | None
-
-    @property
-    def reached_target(self) -> bool:
-        return self.soc_at_departure >= self.target_soc - 1e-9
 
 
 @dataclass
 class _Trip:
     """A vehicle's plan and what has happened to it so far."""
 
-    vehicle: Vehicle
-    group: str | None
-    id_token: str | None
-    arrival_s: float
-    plug_in_delay_s: float
-    planned_departure_s: float
-    allowed: frozenset[str] | None
-    assign: str
-    soc_on_arrival: float
+    plan: Arrival
     plug_in_s: float | None = None
     departure_s: float | None = None
     connector: ConnectorRef | None = None
     full_at_s: float | None = None
 
+    @property
+    def vehicle(self) -> Vehicle:
+        return self.plan.vehicle
+
     def info(self) -> VehicleInfo:
-        v = self.vehicle
+        plan, v = self.plan, self.plan.vehicle
         return VehicleInfo(
             v.vehicle_id,
             v.model,
-            self.id_token,
-            self.group,
+            plan.id_token,
+            plan.group,
             v.battery_kwh,
             v.soc,
             v.target_soc,
-            self.planned_departure_s,
+            plan.planned_departure_s,
         )
 
     def record(self) -> VehicleRecord:
-        v = self.vehicle
+        plan, v = self.plan, self.plan.vehicle
         return VehicleRecord(
-            vehicle_id=v.vehicle_id, model=v.model, group=self.group, id_token=self.id_token,
-            arrival_s=self.arrival_s, plug_in_s=self.plug_in_s, planned_departure_s=self.planned_departure_s,
-            departure_s=self.departure_s, connector=self.connector, soc_on_arrival=self.soc_on_arrival,
+            vehicle_id=v.vehicle_id, model=v.model, group=plan.group, id_token=plan.id_token,
+            arrival_s=plan.arrival_s, plug_in_s=self.plug_in_s, planned_departure_s=plan.planned_departure_s,
+            departure_s=self.departure_s, connector=self.connector, soc_on_arrival=plan.soc_on_arrival,
             soc_at_departure=v.soc, target_soc=v.target_soc, energy_received_kwh=v.energy_received_kwh,
             full_at_s=self.full_at_s,
         )  # fmt: skip
@@ -120,7 +92,7 @@ class _Trip:
 @dataclass
 class _Connector:
     ref: ConnectorRef
-    group: ChargerGroup
+    station: StationSpec
     evse: EvsePowerModel
     trip: _Trip | None = None
     last_s: float = 0.0
@@ -131,56 +103,50 @@ class _Connector:
 
 
 class TwinWorld:
-    """The physics of one scenario run.
+    """The physics of one run.
 
     Args:
-        scenario: the validated scenario.
+        spec: the site, its stations and the fleets (``simulator.scenario.to_twin.twin_spec`` maps a scenario).
         rng: the run's only random generator.
         hooks: the charger firmware; ``AlwaysOn`` (energize whenever plugged) if omitted.
         env: a SimPy environment to share with the firmware and links; a new one if omitted.
-        step_s: physics step; the scenario's ``twin.step`` (default 60 s) if omitted.
+        step_s: physics step; the spec's ``step_s`` if omitted.
     """
 
     def __init__(
         self,
-        scenario: Scenario,
+        spec: TwinSpec,
         rng: random.Random,
         *,
         hooks: StationHooks | None = None,
         env: simpy.Environment | None = None,
         step_s: float | None = None,
     ) -> None:
-        self.scenario = scenario
+        self.spec = spec
         self.env = env if env is not None else simpy.Environment()
         self.hooks: StationHooks = hooks if hooks is not None else AlwaysOn()
-        self.step_s = float(step_s if step_s is not None else scenario.twin.step)
+        self.step_s = float(step_s if step_s is not None else spec.step_s)
         if self.step_s <= 0:
             raise ValueError("step_s must be positive")
-        self.end_s = float(scenario.duration)
+        self.end_s = float(spec.duration_s)
         self._vehicle_rng = random.Random(rng.getrandbits(64))
         self._noise_rng = random.Random(rng.getrandbits(64))
-        spec = scenario.site.building_load
-        self.building_load = BuildingLoad(spec.points(), spec.noise_kw)
-        self.site = SiteMeter(scenario.site.grid_limit_kw, scenario.site.phase_limits_a)
-        self.voltage = scenario.site.voltage
+        site = spec.site
+        self.building_load = BuildingLoad(site.building_load_points, site.building_noise_kw)
+        self.site = SiteMeter(site.grid_limit_kw, site.phase_limits_a)
+        self.voltage = site.voltage
         #: The building load of the present step (what a meter at the grid connection reads now, less EVs).
         self.building_kw_now = 0.0
+        self._start_utc = spec.start.astimezone(UTC)
         self._connectors: dict[ConnectorRef, _Connector] = {}
-        self._site_phases: dict[ConnectorRef, tuple[int, ...]] = {}
-        for group in scenario.chargers:
-            for station_id in group.station_ids:
-                for n in range(1, group.connectors + 1):
-                    ref = ConnectorRef(station_id, n)
-                    evse = EvsePowerModel(
-                        group.max_kw,
-                        group.current or "AC",
-                        group.phases or 3,
-                        group.voltage or 230.0,
-                        scenario.twin.efficiency,
-                    )
-                    self._connectors[ref] = _Connector(ref, group, evse)
-                    self._site_phases[ref] = group.site_phases(group.station_ids.index(station_id))
-        self._trips: list[_Trip] = [trip for block in scenario.vehicles for trip in self._plan_block(block)]
+        for station in spec.stations:
+            for n in range(1, station.connectors + 1):
+                ref = ConnectorRef(station.station_id, n)
+                evse = EvsePowerModel(station.max_kw, station.current, station.phases, station.voltage, spec.efficiency)
+                self._connectors[ref] = _Connector(ref, station, evse)
+        self._trips: list[_Trip] = [
+            _Trip(plan) for fleet in spec.fleets for plan in plan_fleet(fleet, self._vehicle_rng, self.end_s)
+        ]
         self._waiting: list[tuple[_Trip, simpy.Event]] = []
         self._started = False
         self._done: simpy.Process | None = None
@@ -237,11 +203,9 @@ class TwinWorld:
             self._settle(conn)
         return [trip.record() for trip in self._trips]
 
-    def session_records(self) -> list[tuple[Any, float]]:
-        """Every plugged-in stay as an offline-optimum session (``simulator.verify.optimum.SessionRecord``)
-        with the energy it received towards its target (kWh)."""
-        from simulator.verify.optimum import SessionRecord
-
+    def session_records(self) -> list[tuple[SessionRecord, float]]:
+        """Every plugged-in stay as an offline-optimum session with the energy it received towards its
+        target (kWh)."""
         self.vehicle_records()  # integrate up to now
         out = []
         for trip in self._trips:
@@ -252,11 +216,11 @@ class TwinWorld:
             if evse.current == "AC":
                 used = min(evse.phases, v.ac_phases)
                 max_kw = min(v.max_ac_kw, v.max_dc_kw, evse.rating_kw * used / evse.phases)
-                phases = self._site_phases[trip.connector][:used]
+                phases = conn.station.site_phases[:used]
             else:
                 max_kw = min(v.max_dc_kw, evse.rating_kw)
                 phases = (0, 1, 2)
-            needed = max(0.0, (min(v.target_soc, v.charge_limit_soc) - trip.soc_on_arrival) * v.battery_kwh)
+            needed = max(0.0, (min(v.target_soc, v.charge_limit_soc) - trip.plan.soc_on_arrival) * v.battery_kwh)
             end = trip.departure_s if trip.departure_s is not None else self.env.now
             record = SessionRecord(
                 v.vehicle_id, trip.plug_in_s, max(end, trip.plug_in_s), needed, max_kw, phases, self.voltage
@@ -279,21 +243,21 @@ class TwinWorld:
 
     # -- processes ------------------------------------------------------------------------------------
     def vehicle(self, trip: _Trip) -> ProcessGenerator:
-        env = self.env
-        yield env.timeout(trip.arrival_s)
-        yield env.timeout(min(trip.plug_in_delay_s, max(trip.planned_departure_s - env.now, 0.0)))
+        env, plan = self.env, trip.plan
+        yield env.timeout(plan.arrival_s)
+        yield env.timeout(min(plan.plug_in_delay_s, max(plan.planned_departure_s - env.now, 0.0)))
         conn = self._free_connector(trip)
         if conn is None:
             granted = env.event()
             self._waiting.append((trip, granted))
-            yield granted | env.timeout(max(trip.planned_departure_s - env.now, 0.0))
+            yield granted | env.timeout(max(plan.planned_departure_s - env.now, 0.0))
             if not granted.triggered:
                 self._waiting.remove((trip, granted))
                 trip.departure_s = env.now
                 return
-            conn = cast(_Connector, granted.value)  # the connector that _release handed over
+            conn = cast(_Connector, granted.value)  # what connector_available/_unplug grant
         self._plug(conn, trip)
-        yield env.timeout(max(trip.planned_departure_s - env.now, 0.0))
+        yield env.timeout(max(plan.planned_departure_s - env.now, 0.0))
         self._unplug(conn)
         trip.departure_s = env.now
 
@@ -335,7 +299,7 @@ class TwinWorld:
                 registers[ref] = now_wh
                 if kw <= 0:
                     continue
-                wired = self._site_phases[ref]
+                wired = conn.station.site_phases
                 used = wired if conn.evse.current == "DC" else wired[: conn.evse.active_phases]
                 for p in used:
                     phase_a[p] += kw * 1000.0 / (len(used) * self.voltage)
@@ -343,48 +307,11 @@ class TwinWorld:
             t_s, total_wh = t_next, new_total_wh
 
     # -- internals ------------------------------------------------------------------------------------
-    def _plan_block(self, block: FleetBlock) -> list[_Trip]:
-        rng, start = self._vehicle_rng, self.scenario.start
-        names, weights = list(block.model), list(block.model.values())
-        allowed = None
-        if block.assign_to is not None:
-            allowed = frozenset(sid for ref in block.assign_to for sid in self.scenario.resolve_chargers(ref))
-        curve = TaperCurve(tuple(block.curve)) if block.curve is not None else None
-        trips = []
-        for n in range(1, block.count + 1):
-            spec = CATALOGUE[rng.choices(names, weights)[0]]
-            arrival_s = min(max(round(block.arrival.sample_s(start, rng)), 0.0), self.end_s)
-            soc = min(block.soc_on_arrival.sample(rng), block.charge_limit_soc)
-            departure_s = float(round(block.departure.sample_s(start, rng)))
-            departure_s = max(departure_s, arrival_s + block.plug_in_delay + MIN_STAY_S)
-            vehicle = Vehicle(
-                vehicle_id=f"{block.name}-{n}", battery_kwh=block.battery_kwh or spec.battery_kwh, soc=soc,
-                target_soc=block.resolved_target_soc,
-                max_ac_kw=spec.max_ac_kw if block.max_ac_kw is None else block.max_ac_kw,
-                max_dc_kw=spec.max_dc_kw if block.max_dc_kw is None else block.max_dc_kw,
-                curve=curve or spec.curve, ac_phases=block.ac_phases or spec.ac_phases,
-                pack_voltage_v=spec.pack_voltage_v, charge_limit_soc=block.charge_limit_soc, model=spec.name,
-            )  # fmt: skip
-            trips.append(
-                _Trip(
-                    vehicle,
-                    block.group,
-                    block.token(n),
-                    arrival_s,
-                    block.plug_in_delay,
-                    departure_s,
-                    allowed,
-                    block.assign,
-                    soc,
-                )
-            )
-        return trips
-
     def _next_tick(self, t_s: float) -> float:
         return (math.floor(t_s / self.step_s + 1e-9) + 1) * self.step_s
 
     def _hour_of_day(self, t_s: float) -> float:
-        local = self.scenario.datetime_at(t_s)
+        local = (self._start_utc + timedelta(seconds=t_s)).astimezone(self.spec.start.tzinfo)
         return local.hour + local.minute / 60.0 + (local.second + local.microsecond / 1e6) / 3600.0
 
     def _total_register_wh(self) -> float:
@@ -393,7 +320,7 @@ class TwinWorld:
     def _usable(self, conn: _Connector, trip: _Trip) -> bool:
         return (
             conn.trip is None
-            and (trip.allowed is None or conn.ref.station_id in trip.allowed)
+            and (trip.plan.allowed is None or conn.ref.station_id in trip.plan.allowed)
             # Drivers do not plug into a charger that shows it is out of service.
             and self.hooks.is_available(conn.ref)
         )
@@ -413,7 +340,7 @@ class TwinWorld:
         free = [c for c in self._connectors.values() if self._usable(c, trip)]
         if not free:
             return None
-        return free[0] if trip.assign == "first_free" else self._vehicle_rng.choice(free)
+        return free[0] if trip.plan.assign == "first_free" else self._vehicle_rng.choice(free)
 
     def _plug(self, conn: _Connector, trip: _Trip) -> None:
         self._settle(conn)

@@ -28,21 +28,9 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import linprog
 
-__all__ = ["LimitStep", "OptimumResult", "SessionRecord", "limits_from_meter_log", "offline_optimum", "run_metrics"]
+from simulator.twin.records import SessionRecord
 
-
-@dataclass(frozen=True)
-class SessionRecord:
-    """One plugged-in stay. Times in seconds after the scenario start; ``phases`` are the site phases the
-    charging current flows on (a one-phase car on a three-phase EVSE: one phase); DC: all three."""
-
-    id: str
-    plug_in_s: float
-    departure_s: float
-    energy_needed_kwh: float
-    max_kw: float
-    phases: tuple[int, ...] = (0, 1, 2)
-    voltage: float = 230.0
+__all__ = ["LimitStep", "OptimumResult", "limits_from_meter_log", "offline_optimum", "run_metrics"]
 
 
 @dataclass(frozen=True)

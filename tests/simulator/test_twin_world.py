@@ -5,6 +5,7 @@ import pytest
 
 from simulator.scenario.loader import load_scenario, parse_scenario
 from simulator.scenario.models import Scenario
+from simulator.scenario.to_twin import twin_spec
 from simulator.twin.catalogue import CATALOGUE
 from simulator.twin.interfaces import AlwaysOn, ChargingLimit, ConnectorRef, VehicleInfo
 from simulator.twin.world import TwinWorld
@@ -40,7 +41,7 @@ ONE_VEHICLE = """
 
 
 def run(scenario: Scenario, seed: int | None = None, **kwargs: object) -> TwinWorld:
-    world = TwinWorld(scenario, random.Random(scenario.seed if seed is None else seed), **kwargs)  # type: ignore[arg-type]
+    world = TwinWorld(twin_spec(scenario), random.Random(scenario.seed if seed is None else seed), **kwargs)  # type: ignore[arg-type]
     world.run()
     return world
 
@@ -104,7 +105,7 @@ def test_unplug_interrupts_charging_mid_step() -> None:
 def test_power_respects_the_firmware_limit_and_reevaluate_applies_it_at_once() -> None:
     scenario = small_scenario(ONE_VEHICLE.replace("+90s", "+10m"))
     hooks = AlwaysOn()
-    world = TwinWorld(scenario, random.Random(1), hooks=hooks)
+    world = TwinWorld(twin_spec(scenario), random.Random(1), hooks=hooks)
     ref = ConnectorRef("ac-1", 1)
 
     def operator():  # type: ignore[no-untyped-def]
@@ -171,7 +172,7 @@ def test_hooks_receive_vehicle_info_with_token() -> None:
 
 def test_meter_reading_integrates_up_to_now() -> None:
     scenario = small_scenario(ONE_VEHICLE.replace("+90s", "+10m"))
-    world = TwinWorld(scenario, random.Random(1))
+    world = TwinWorld(twin_spec(scenario), random.Random(1))
     world.start()
     world.env.run(until=30)
     reading = world.meter(ConnectorRef("ac-1", 1))

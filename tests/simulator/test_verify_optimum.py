@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from simulator.twin.records import SessionRecord
 from simulator.twin.site_meter import MeterStep
-from simulator.verify.optimum import LimitStep, SessionRecord, limits_from_meter_log, offline_optimum, run_metrics
+from simulator.verify.optimum import LimitStep, limits_from_meter_log, offline_optimum, run_metrics
 
 H = 3600.0
 
