@@ -206,6 +206,11 @@ class Charger:
         return self._tx.running
 
     @property
+    def transaction_message_in_flight(self) -> bool:
+        """A queued transaction message is on its way and not yet answered (the queue's head)."""
+        return self._tx.in_flight
+
+    @property
     def history(self) -> list[Transaction]:
         """Every transaction started: the twin's ground truth."""
         return self._tx.history

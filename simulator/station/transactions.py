@@ -576,6 +576,11 @@ class Transactions:
 
     # ==== the transaction-message queue ====================================================================
     @property
+    def in_flight(self) -> bool:
+        """A transaction message was sent and its answer has not come yet."""
+        return self._inflight is not None
+
+    @property
     def retry_waiting(self) -> bool:
         """True when the queue's head waits only for its retry time (the retry deadline is live)."""
         return self.queue.head() is not None and self.host.online and self._inflight is None

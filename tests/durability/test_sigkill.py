@@ -246,7 +246,9 @@ async def _scenario(url: str) -> None:
         await asyncio.sleep(1.5)
         for s in shells:
             s.charger.unplug(1, time.time())
-        await _until(lambda: all(not s.charger.queue and s.charger._tx_inflight is None for s in shells), 20, "stops")
+        await _until(
+            lambda: all(not s.charger.queue and not s.charger.transaction_message_in_flight for s in shells), 20, "stops"
+        )
     finally:
         for s in shells:
             s.stopping = True
