@@ -247,7 +247,9 @@ async def _scenario(url: str) -> None:
         for s in shells:
             s.charger.unplug(1, time.time())
         await _until(
-            lambda: all(not s.charger.queue and not s.charger.transaction_message_in_flight for s in shells), 20, "stops"
+            lambda: all(not s.charger.queue and not s.charger.transaction_message_in_flight for s in shells),
+            20,
+            "stops",
         )
     finally:
         for s in shells:
