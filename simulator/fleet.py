@@ -25,7 +25,7 @@ import simpy
 
 from csms.ocpp import commands
 from csms.ocpp.convert import from_posix
-from csms.ocpp.versions import Version
+from csms.ocpp.versions import OCPP16, Version
 from csms.uptime import Attempt
 from simulator import report
 from simulator.faults import CsmsFault, FaultInjector, StationFault
@@ -373,7 +373,7 @@ class Fleet:
         the start, as they travel (1.6 ``meterStart``/``meterStop`` are whole Wh)."""
         out = []
         for charger in self.chargers.values():
-            wire: Callable[[float], float] = round if charger.version == "1.6" else float
+            wire: Callable[[float], float] = round if charger.version == OCPP16 else float
             for tx in charger.history:
                 if not tx.start_acknowledged or (tx.ended_at is not None and not tx.end_acknowledged):
                     continue

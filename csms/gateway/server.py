@@ -28,7 +28,7 @@ from websockets.typing import Subprotocol
 from csms.core.host import Connection, CsmsHost, Plugin, StationNotConnected
 from csms.gateway.scheduler import AsyncioScheduler
 from csms.ocpp.rpc import PendingCall
-from csms.ocpp.versions import SUBPROTOCOLS, Version
+from csms.ocpp.versions import OCPP16, SUBPROTOCOLS, Version, parse_version
 from csms.services.admission import Admission
 from csms.services.config import CsmsConfig
 
@@ -176,7 +176,7 @@ class Gateway:
             await ws.close(1002, "no supported OCPP subprotocol offered")
             return
         else:
-            version = admission.ocpp_version or "1.6"  # type: ignore[assignment]
+            version = parse_version(admission.ocpp_version or OCPP16)
         station_id = admission.station_id
         link = Link(station_id, ws)
         self.links[station_id] = link

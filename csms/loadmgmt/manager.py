@@ -41,6 +41,7 @@ from csms.loadmgmt.compliance import Compliance
 from csms.loadmgmt.planner import Command, Planner, PlannerConfig
 from csms.loadmgmt.profiles import profile_id_of
 from csms.loadmgmt.state import Tariff
+from csms.ocpp.versions import OCPP16
 
 
 @dataclass(frozen=True)
@@ -453,7 +454,7 @@ class LoadManager:
         last: dict[tuple[str, int, int], int] = {}
         for i, c in enumerate(commands):
             planner = self.planner_of(c.station_id)
-            version = planner.version_of(c.station_id) if planner is not None else "1.6"
+            version = planner.version_of(c.station_id) if planner is not None else OCPP16
             last[(c.station_id, *profile_id_of(version, c.payload))] = i
         keep = set(last.values())
         return [c for i, c in enumerate(commands) if i in keep]

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from csms.ocpp.versions import OCPP16
 from csms.services import stations
 from csms.services.config import CsmsConfig
 from csms.services.passwords import hash_password, verify_password
@@ -74,7 +75,7 @@ class Admissions:
                 stations.auto_register(
                     db,
                     station_id,
-                    offered_version or "1.6",
+                    offered_version or OCPP16,
                     hash_password(password) if password else None,
                     datetime.fromtimestamp(now, UTC),
                 )

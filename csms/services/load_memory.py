@@ -17,6 +17,7 @@ from csms.domain.transaction import TransactionStatus
 from csms.loadmgmt import topology as topo
 from csms.loadmgmt.manager import Memory, SiteSetup, StoredReading, StoredSession
 from csms.loadmgmt.planner import PlannerConfig
+from csms.ocpp.versions import OCPP16
 from csms.services import sites
 from csms.store.models import Connector, IdToken, SiteMeterReading, Station, Transaction
 
@@ -62,7 +63,7 @@ def read_memory(db: Session, now: float, config: PlannerConfig | None = None) ->
         key = (tx.station_id, tx.evse_id or 0)
         if key not in managed:
             continue
-        tx_id = str(tx.id) if versions.get(tx.station_id) == "1.6" else tx.charger_tx_id
+        tx_id = str(tx.id) if versions.get(tx.station_id) == OCPP16 else tx.charger_tx_id
         energy = None
         if tx.last_meter_wh is not None and tx.meter_start_wh is not None:
             energy = max(0.0, tx.last_meter_wh - tx.meter_start_wh)

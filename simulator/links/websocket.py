@@ -29,6 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.typing import Subprotocol
 
+from csms.core.scheduler import Alarm
 from csms.ocpp.versions import VERSION_SUBPROTOCOL
 from simulator.station.charger import Charger
 
@@ -76,9 +77,8 @@ class WebSocketLink:
         self._closers: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
         self._connecting = False
+        self._alarm = Alarm(_TwinTimers(clock, self._timer_floor_s), self._on_timer)
         self._stopping = False
         self._last_failure: str | None = None
         # counters, for the report and tests
@@ -94,7 +94,7 @@ class WebSocketLink:
     async def stop(self) -> None:
         """Close the socket and end every task of this link (bounded)."""
         self._stopping = True
-        self._cancel_timer()
+        self._alarm.disarm()
         self._wake.set()
         ws, self.ws = self.ws, None
         tasks = [t for t in (self._task, self._writer, *self._closers) if t is not None]
@@ -244,25 +244,14 @@ class WebSocketLink:
             self.frames_sent += 1
 
     def _arm(self, deadline: float | None) -> None:
-        if self._stopping or deadline is None:
-            self._cancel_timer()
-            return
-        if self._timer is not None and self._timer_at == deadline:
-            return
-        self._cancel_timer()
-        delay = self.clock.wall_delay(deadline)
-        if self._connecting:
-            delay = max(delay, CONNECTING_POLL_S)
-        self._timer_at = deadline
-        self._timer = asyncio.get_running_loop().call_later(max(0.0, delay), self._on_timer)
+        if not self._stopping:
+            self._alarm.arm(deadline)
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer, self._timer_at = None, None
+    def _timer_floor_s(self) -> float:
+        """While a handshake is under way, the charger's past-due deadlines wait a little (no busy loop)."""
+        return CONNECTING_POLL_S if self._connecting else 0.0
 
     def _on_timer(self) -> None:
-        self._timer, self._timer_at = None, None
         if self._stopping:
             return
         now = self.clock.sync()
@@ -270,3 +259,21 @@ class WebSocketLink:
         if self.ws is None and self.charger.wants_connection(now):
             self._wake.set()
         self._pump()
+
+
+class _TwinTimers:
+    """The twin's clock as :class:`~csms.core.scheduler.Timers` in real time: ``now`` is the chargers' POSIX
+    time, a callback runs at the wall time of its twin instant (at least ``floor()`` wall seconds ahead)."""
+
+    def __init__(self, clock: LinkClock, floor: Callable[[], float]) -> None:
+        self.clock, self.floor = clock, floor
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def call_at(self, when: float, fn: Callable[[], None]) -> asyncio.TimerHandle:
+        delay = max(self.clock.wall_delay(when), self.floor(), 0.0)
+        return asyncio.get_running_loop().call_later(delay, fn)
+
+    def cancel(self, handle: asyncio.TimerHandle) -> None:
+        handle.cancel()

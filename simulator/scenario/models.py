@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from csms.ocpp.versions import Version
 from simulator.scenario.expect import KNOWN_CHECKS, Comparison, parse_comparison
 from simulator.scenario.units import TimePoint, parse_clock, parse_duration_s, parse_time_point
 from simulator.twin.catalogue import CATALOGUE, DEFAULT_MODEL
@@ -164,7 +165,7 @@ class ChargerGroup(_Model):
 
     prefix: Name
     count: Annotated[int, Field(ge=1)]
-    ocpp: Annotated[Literal["1.6", "2.0.1"], BeforeValidator(_number_to_str)]
+    ocpp: Annotated[Version, BeforeValidator(_number_to_str)]
     vendor: str = "ChargeTwin"
     model: str | None = None
     max_kw: Annotated[float, Field(gt=0)]
