@@ -21,7 +21,6 @@ from typing import Any
 import simpy
 
 from csms.alerts import AlertRules, RemediationPolicy
-from csms.alerts import engine as al
 from csms.loadmgmt.planner import PlannerConfig
 from csms.ocpp.convert import from_posix
 from simulator import loadmgmt
@@ -74,10 +73,6 @@ class EmbeddedCsmsWiring:
         if self.csms.load is not None and lm is not None:
             self.csms.install_site(loadmgmt.SITE_ID, PlannerConfig(interval_s=float(lm.interval)))
             self.env.process(self._site_meter())
-
-    def alert_effects(self) -> list[al.Effect]:
-        """Every effect of the alert monitors over the run (the crashed processes' and the running one's)."""
-        return self.csms.alert_effects
 
     # ---- the fleet schedule and the site meter -----------------------------------------------------------
     def _vehicle_needs(self, connector: ConnectorRef, vehicle: VehicleInfo, now: float) -> None:

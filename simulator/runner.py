@@ -101,6 +101,6 @@ class VirtualRun:
                 "lost_in_network": sum(link.frames_lost for link in self.links.values()),
             },
             uptime=self.fleet.uptime_section(self.records.port_uptime(period)),
-            alerts=self.fleet.alerts_section(self.wiring.alert_effects(), latency_s),
+            alerts=self.fleet.alerts_section(self.csms.alert_effects, latency_s),
             load_management=self.wiring.load_management_section(),
         )

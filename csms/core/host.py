@@ -37,7 +37,7 @@ from csms.core.scheduler import Alarm, Scheduler
 from csms.core.session import Staged, StationSession, Work
 from csms.domain.events import Decision, StationReport
 from csms.ocpp.convert import from_posix
-from csms.ocpp.rpc import Outcome, PendingCall
+from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import Version
 from csms.services import stations
 from csms.services.admission import Admission, Admissions
@@ -190,10 +190,6 @@ class CsmsHost:
     def is_connected(self, station_id: str) -> bool:
         return station_id in self.connections
 
-    def registered(self, station_id: str) -> bool:
-        connection = self.connections.get(station_id)
-        return connection is not None and connection.session.registration_status == "Accepted"
-
     # ---- frames and time ---------------------------------------------------------------------------------
     def receive(self, connection: Connection, frame: str | bytes) -> None:
         if connection.closed:
@@ -300,7 +296,3 @@ class CsmsHost:
             self._flush(connection)
         self._schedule_commit()
 
-
-def call_outcome(pending: PendingCall) -> str:
-    """The outcome's name as the API and logs give it (``result``, ``error``, ``timeout``, ``cancelled``)."""
-    return (pending.outcome or Outcome.CANCELLED).value
