@@ -157,6 +157,7 @@ class CsmsHost:
         connection.alarm.fire = lambda: self._on_timer(connection)
         previous = self.connections.get(station_id)
         self.connections[station_id] = connection
+        self.processor.live.forget_station(station_id)  # another process may have served it meanwhile
         if previous is not None:
             self._close(previous, "replaced by a new connection")
             previous.transport.close("replaced by a new connection")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from csms.core.session import CallFailed, Staged, StationSession, Work
 from csms.services import message_log
 from csms.services.config import CsmsConfig
+from csms.services.live_transactions import LiveTransactions
 from csms.services.uow import SessionFactory, UnitOfWork, transaction
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ class BatchProcessor:
         self.session_factory = session_factory
         self.config = config
         self._log_rows_since_prune: dict[str, int] = {}
+        #: The running transactions of the stations served here (one writer per station: this process).
+        self.live = LiveTransactions()
         self.batches = 0
         self.calls = 0
         self.retries = 0
@@ -63,7 +66,7 @@ class BatchProcessor:
     ) -> list[tuple[StationSession, Staged | None]]:
         """One transaction. Raises CallFailed (not isolated: a call, or a write it deferred to the flush,
         failed) or the commit's error."""
-        with transaction(self.session_factory) as uow:
+        with transaction(self.session_factory, self.live) as uow:
             results: list[tuple[StationSession, Staged | None]] = [
                 (session, session.handle(work, uow, now, isolate=isolate)) for session, work in batch
             ]

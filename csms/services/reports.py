@@ -1,4 +1,8 @@
-"""The one place that routes a station's reports to the services, whatever the OCPP version."""
+"""The one place that routes a station's reports to the services, whatever the OCPP version.
+
+Heartbeats and meter values (by far the most frequent reports) are served from queued writes and the cache
+of running transactions; the ORM session is opened only for the reports that need it.
+"""
 
 from __future__ import annotations
 
@@ -19,13 +23,12 @@ def handle(  # noqa: C901, PLR0911 - one case per report type: the table from re
     *,
     csms_assigns_tx_ids: bool,
 ) -> ev.Decision:
-    db = uow.session
     match report:
         case ev.HeartbeatReceived():
             stations.seen(uow, station_id, now)
             return ev.TimeNow(now)
         case ev.StatusReported():
-            stations.status(db, station_id, report, now)
+            stations.status(uow.session, station_id, report, now)
             return ev.Acknowledged()
         case ev.MeterValuesReported():
             transactions.meter_values(uow, station_id, report, csms_assigned=csms_assigns_tx_ids, now=now)
@@ -37,15 +40,15 @@ def handle(  # noqa: C901, PLR0911 - one case per report type: the table from re
         case ev.TransactionEnded():
             return transactions.end(uow, station_id, report, now, csms_assigned=csms_assigns_tx_ids)
         case ev.AuthorizationRequested():
-            return authorization.authorize(db, report.id_token, now)
+            return authorization.authorize(uow.session, report.id_token, now)
         case ev.BootReported():
-            return stations.boot(db, station_id, report, now, config)
+            return stations.boot(uow.session, station_id, report, now, config)
         case ev.VendorDataReceived():
-            return stations.vendor_data(db, station_id, report, now, config)
+            return stations.vendor_data(uow.session, station_id, report, now, config)
         case ev.ChargingNeedsReported():
-            stations.charging_needs(db, station_id, report, now)
+            stations.charging_needs(uow.session, station_id, report, now)
             return ev.Acknowledged()
         case ev.StationNotice():
-            stations.notice(db, station_id, report, now)
+            stations.notice(uow.session, station_id, report, now)
             return ev.Acknowledged()
     raise TypeError(f"no service handles {type(report).__name__}")

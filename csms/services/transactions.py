@@ -22,6 +22,7 @@ from csms.domain import meter
 from csms.domain.transaction import DUPLICATE, Move, TransactionReport, TransactionStatus, move
 from csms.services import authorization, sites
 from csms.services.errors import NotFound
+from csms.services.live_transactions import LiveTransaction
 from csms.services.uow import UnitOfWork
 from csms.store.models import MeterSample, Transaction, TransactionEvent
 
@@ -145,58 +146,90 @@ def record_samples(
             tx.last_meter_wh, tx.last_meter_at = wh, timestamp
 
 
-def _register_statements() -> tuple[Any, Any]:
-    """Built once: constructing the statements per call costs more than running them."""
+def _register_statements() -> tuple[Any, Any, Any]:
+    """Built once: constructing the statements per call costs more than running them.
+
+    The energy register moves in SQL by the rules of :func:`record_samples`, so that a running transaction's
+    meter values need no row loaded; the 2.0.1 variants also keep the highest sequence number and count the
+    events sent offline.
+    """
     table: Table = Transaction.__table__  # type: ignore[assignment]  # declarative: a Table, typed FromClause
     at_type = table.c.last_meter_at.type
     first_at, last_at = bindparam("first_at", type_=at_type), bindparam("last_at", type_=at_type)
-    this_tx = (table.c.id == bindparam("of_tx")) & (table.c.station_id == bindparam("of_station"))
+    this_tx = table.c.id == bindparam("of_tx")
     moves_start = ~table.c.meter_start_explicit & (
         table.c.meter_start_at.is_(None) | (table.c.meter_start_at > first_at)
     )
     moves_last = table.c.last_meter_at.is_(None) | (table.c.last_meter_at <= last_at)
-    move = (
-        sql_update(table)
-        .where(this_tx)
-        .values(
-            meter_start_wh=case((moves_start, bindparam("first_wh")), else_=table.c.meter_start_wh),
-            meter_start_at=case((moves_start, first_at), else_=table.c.meter_start_at),
-            last_meter_wh=case((moves_last, bindparam("last_wh")), else_=table.c.last_meter_wh),
-            last_meter_at=case((moves_last, last_at), else_=table.c.last_meter_at),
-        )
+    register = {
+        "meter_start_wh": case((moves_start, bindparam("first_wh")), else_=table.c.meter_start_wh),
+        "meter_start_at": case((moves_start, first_at), else_=table.c.meter_start_at),
+        "last_meter_wh": case((moves_last, bindparam("last_wh")), else_=table.c.last_meter_wh),
+        "last_meter_at": case((moves_last, last_at), else_=table.c.last_meter_at),
+    }
+    seq = bindparam("seq_no")
+    sequence = {
+        "last_seq_no": case(
+            (table.c.last_seq_no.is_(None) | (table.c.last_seq_no < seq), seq), else_=table.c.last_seq_no
+        ),
+        "offline_events": table.c.offline_events + bindparam("offline"),
+    }
+    return (
+        sql_update(table).where(this_tx).values(**register),
+        sql_update(table).where(this_tx).values(**register, **sequence),
+        sql_update(table).where(this_tx).values(**sequence),
     )
-    return move, select(table.c.id).where(this_tx)
 
 
-_MOVE_REGISTER, _TX_OF_STATION = _register_statements()
+_MOVE_REGISTER, _MOVE_REGISTER_AND_SEQUENCE, _MOVE_SEQUENCE = _register_statements()
+_TRANSACTIONS: Table = Transaction.__table__  # type: ignore[assignment]
+_EVENTS: Table = TransactionEvent.__table__  # type: ignore[assignment]
+_LIVE_ROW = select(
+    _TRANSACTIONS.c.id, _TRANSACTIONS.c.status, _TRANSACTIONS.c.evse_id, _TRANSACTIONS.c.id_token
+).where(_TRANSACTIONS.c.station_id == bindparam("station_id"), _TRANSACTIONS.c.charger_tx_id == bindparam("tx"))
+_SEQ_NOS = select(_EVENTS.c.seq_no).where(_EVENTS.c.transaction_id == bindparam("tx_id"))
 
 
-def _record_samples_by_id(
-    uow: UnitOfWork, station_id: str, evse_id: int, samples: tuple[ev.Sample, ...], tx_id: int
-) -> None:
-    """:func:`record_samples` for a transaction known only by id, without loading its row: one UPDATE moves
-    the energy register in SQL (same rules) and its row count tells whether the transaction is this
-    station's."""
+def _live(uow: UnitOfWork, station_id: str, charger_tx_id: str, *, with_seq_nos: bool) -> LiveTransaction | None:
+    """The transaction as the cache knows it, read from the database on a miss (None: no such transaction
+    of this station). None too when this batch's ORM session holds the row: the ORM's copy rules then."""
+    tx = uow.live.get(station_id, charger_tx_id)
+    if tx is None:
+        if uow.has_session:
+            uow.session.flush()
+        row = uow.connection.execute(_LIVE_ROW, {"station_id": station_id, "tx": charger_tx_id}).first()
+        if row is None:
+            return None
+        seq_nos = (
+            set(uow.connection.scalars(_SEQ_NOS, {"tx_id": row.id})) if with_seq_nos else set[int]()
+        )
+        tx = LiveTransaction(row.id, row.status, row.evse_id, row.id_token is not None, seq_nos)
+        uow.live.put(station_id, charger_tx_id, tx)
+    if uow.has_session and uow.session.identity_map.get(identity_key(Transaction, tx.id)) is not None:
+        return None
+    return tx
+
+
+def _register_params(tx_id: int, samples: tuple[ev.Sample, ...]) -> dict[str, Any] | None:
     readings = _register_readings(samples)
-    connection = uow.session.connection()
-    if readings:
-        first, last = readings[0], readings[-1]
-        params = {
-            "of_tx": tx_id,
-            "of_station": station_id,
-            "first_at": first[0],
-            "first_wh": first[1],
-            "last_at": last[0],
-            "last_wh": last[1],
-        }
-        found = connection.execute(_MOVE_REGISTER, params).rowcount > 0
-    else:
-        found = connection.execute(_TX_OF_STATION, {"of_tx": tx_id, "of_station": station_id}).first() is not None
-    _queue_samples(uow, station_id, evse_id, samples, tx_id if found else None)
+    if not readings:
+        return None
+    (first_at, first_wh), (last_at, last_wh) = readings[0], readings[-1]
+    return {"of_tx": tx_id, "first_at": first_at, "first_wh": first_wh, "last_at": last_at, "last_wh": last_wh}
+
+
+def _slow_path(uow: UnitOfWork, station_id: str, charger_tx_id: str | None) -> Session:
+    """The ORM session for a report that moves a transaction's lifecycle: the cache forgets the transaction
+    and the queued moves are written first, so the ORM reads what was recorded."""
+    if charger_tx_id is not None:
+        uow.live.forget(station_id, charger_tx_id)
+    db = uow.session
+    uow.flush_batches()
+    return db
 
 
 def start(uow: UnitOfWork, station_id: str, report: ev.TransactionStarted, now: datetime) -> ev.TransactionAck:
-    db = uow.session
+    db = _slow_path(uow, station_id, report.charger_tx_id)
     auth = _auth(db, report.id_token, now)
     if report.charger_tx_id is None:
         return _start_16(uow, station_id, report, auth)
@@ -228,7 +261,7 @@ def start(uow: UnitOfWork, station_id: str, report: ev.TransactionStarted, now: 
 def _start_16(
     uow: UnitOfWork, station_id: str, report: ev.TransactionStarted, auth: ev.AuthorizationInfo | None
 ) -> ev.TransactionAck:
-    db = uow.session
+    db = _slow_path(uow, station_id, None)
     existing = db.scalars(
         select(Transaction).where(
             Transaction.station_id == station_id,
@@ -265,7 +298,11 @@ def _start_16(
 
 
 def update(uow: UnitOfWork, station_id: str, report: ev.TransactionUpdated, now: datetime) -> ev.TransactionAck:
-    db = uow.session
+    if not report.id_token:
+        served = _update_running(uow, station_id, report)
+        if served is not None:
+            return served
+    db = _slow_path(uow, station_id, report.charger_tx_id)
     auth = _auth(db, report.id_token, now)
     tx, status = _find_or_open(db, station_id, report, TransactionReport.UPDATED)
     if status is DUPLICATE:
@@ -279,10 +316,49 @@ def update(uow: UnitOfWork, station_id: str, report: ev.TransactionUpdated, now:
     return ev.TransactionAck(tx.id, auth)
 
 
+def _update_running(uow: UnitOfWork, station_id: str, report: ev.TransactionUpdated) -> ev.TransactionAck | None:
+    """The most frequent report of all, a running transaction's meter values, served from the cache with
+    queued writes. None when the lifecycle table moves the transaction (or it is unknown): the ORM path
+    then serves it."""
+    tx = _live(uow, station_id, report.charger_tx_id, with_seq_nos=True)
+    if tx is None:
+        return None
+    seq_no = report.seq_no
+    repeated = seq_no is not None and seq_no in tx.seq_nos
+    status = move(tx.status, TransactionReport.REPEATED if repeated else TransactionReport.UPDATED)
+    if status is DUPLICATE:
+        return ev.TransactionAck(tx.id, None, duplicate=True)
+    if status != tx.status:
+        return None
+    if seq_no is not None:
+        tx.seq_nos.add(seq_no)
+        uow.event_rows.append(
+            {
+                "transaction_id": tx.id,
+                "seq_no": seq_no,
+                "event_type": "Updated",
+                "trigger_reason": report.trigger_reason,
+                "timestamp": report.timestamp,
+                "offline": report.offline,
+            }
+        )
+    register = _register_params(tx.id, report.samples)
+    if seq_no is not None or report.offline:
+        sequence = {"of_tx": tx.id, "seq_no": seq_no, "offline": int(report.offline)}
+        if register is None:
+            uow.move(_MOVE_SEQUENCE, sequence)
+        else:
+            uow.move(_MOVE_REGISTER_AND_SEQUENCE, register | sequence)
+    elif register is not None:
+        uow.move(_MOVE_REGISTER, register)
+    _queue_samples(uow, station_id, report.evse_id or tx.evse_id or 0, report.samples, tx.id)
+    return ev.TransactionAck(tx.id, None)
+
+
 def end(
     uow: UnitOfWork, station_id: str, report: ev.TransactionEnded, now: datetime, *, csms_assigned: bool
 ) -> ev.TransactionAck:
-    db = uow.session
+    db = _slow_path(uow, station_id, report.charger_tx_id)
     auth = _auth(db, report.id_token, now)
     if csms_assigned:
         found = _by_csms_id(db, station_id, report.charger_tx_id)
@@ -316,20 +392,24 @@ def meter_values(
 ) -> None:
     """Record samples against the port's transaction. EVSE-0 samples of a site's meter station are also
     that site's grid-meter readings (load management learns the building load from them)."""
-    db = uow.session
     if report.evse_id == 0 and report.samples:
         received = now if now is not None else max(s.timestamp for s in report.samples)
         sites.record_station_meter(uow, station_id, report.samples, received)
-    tx: Transaction | None = None
     if report.charger_tx_id is not None and csms_assigned:
-        tx_id = int(report.charger_tx_id)
-        if db.identity_map.get(identity_key(Transaction, tx_id)) is None:
-            # Not loaded in this transaction (the usual case): no need to load it (a SELECT and an ORM flush).
-            _record_samples_by_id(uow, station_id, report.evse_id, report.samples, tx_id)
+        running = _live(uow, station_id, report.charger_tx_id, with_seq_nos=False)
+        if running is not None or not uow.has_session:
+            # A 1.6 transaction by the id we assigned: the register moves in SQL, no row is loaded.
+            register = None if running is None else _register_params(running.id, report.samples)
+            if register is not None:
+                uow.move(_MOVE_REGISTER, register)
+            _queue_samples(uow, station_id, report.evse_id, report.samples, None if running is None else running.id)
             return
+        db = _slow_path(uow, station_id, report.charger_tx_id)
         tx = _by_csms_id(db, station_id, report.charger_tx_id)
     elif report.evse_id > 0:
-        tx = active_on(db, station_id, report.evse_id)
+        tx = active_on(_slow_path(uow, station_id, None), station_id, report.evse_id)
+    else:
+        tx = None
     record_samples(uow, station_id, report.evse_id, report.samples, tx)
 
 

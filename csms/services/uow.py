@@ -1,60 +1,135 @@
 """Unit of work: one database transaction plus writes gathered for set-based statements.
 
-Services add high-volume rows (meter samples, message log) to lists here, and note stations that were seen;
-:meth:`flush_batches` writes each list with one multi-row INSERT and the liveness of all stations seen with
-one ``UPDATE … WHERE id IN (…)`` per instant, just before the commit, instead of one statement per call.
+The transaction runs on a SQLAlchemy Core connection. The ORM session that the rarer reports need (a boot,
+a status change, a transaction's start or end) is opened on that same connection only when one asks for
+:attr:`UnitOfWork.session`, so a batch of meter values and heartbeats never pays for the ORM.
+
+Services add high-volume rows (meter samples, the message log, 2.0.1 sequence numbers) and moves of running
+transactions to lists here, and note stations that were seen; :meth:`flush_batches` writes each list with
+one multi-row statement (``executemany``) just before the commit, instead of one statement per call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Connection, Engine, Table, insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from csms.store.models import MessageLogEntry, MeterSample, Station
+from csms.services.live_transactions import LiveTransactions
+from csms.store.models import MessageLogEntry, MeterSample, Station, TransactionEvent
 
 #: Opens a database session (``csms.store.database.make_session_factory``).
 SessionFactory = sessionmaker[Session]
 
+_METER_SAMPLES: Table = MeterSample.__table__  # type: ignore[assignment]  # declarative: a Table
+_MESSAGE_LOG: Table = MessageLogEntry.__table__  # type: ignore[assignment]
+_TRANSACTION_EVENTS: Table = TransactionEvent.__table__  # type: ignore[assignment]
+_STATIONS: Table = Station.__table__  # type: ignore[assignment]
+_INSERT_SAMPLES = insert(_METER_SAMPLES)
+_INSERT_LOG = insert(_MESSAGE_LOG)
+_INSERT_TRANSACTION_EVENTS = insert(_TRANSACTION_EVENTS)
+
 
 class UnitOfWork:
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(
+        self, connection: Connection, factory: SessionFactory | None = None, live: LiveTransactions | None = None
+    ) -> None:
+        self.connection = connection
+        #: The running transactions as this batch sees them (the processor's cache, kept across batches).
+        self.live = live if live is not None else LiveTransactions()
+        self._factory = factory
+        self._session: Session | None = None
         self.meter_rows: list[dict[str, Any]] = []
         self.log_rows: list[dict[str, Any]] = []
+        self.event_rows: list[dict[str, Any]] = []
+        #: Parameters of the statement given to :meth:`move`, by statement, in the order reported.
+        self.moves: dict[Any, list[dict[str, Any]]] = {}
         #: (station id, when) for ``stations.last_seen_at``, in the order reported.
         self.seen: list[tuple[str, datetime]] = []
+        #: Run after the commit succeeded, in order (caches of committed facts).
+        self.after_commit: list[Callable[[], None]] = []
+
+    @property
+    def session(self) -> Session:
+        """The ORM session on this transaction's connection, opened on first use."""
+        if self._session is None:
+            self.flush_batches()  # what the ORM reads must include the queued writes
+            if self._factory is None:
+                self._session = Session(bind=self.connection, expire_on_commit=False)
+            else:
+                self._session = self._factory(bind=self.connection)
+        return self._session
+
+    @property
+    def has_session(self) -> bool:
+        return self._session is not None
+
+    def move(self, statement: Any, params: dict[str, Any]) -> None:
+        """Queue one execution of a prepared UPDATE, run with the others of its kind at the flush."""
+        self.moves.setdefault(statement, []).append(params)
+
+    def _marks(self) -> tuple[int, ...]:
+        return (
+            len(self.meter_rows),
+            len(self.log_rows),
+            len(self.seen),
+            len(self.event_rows),
+            len(self.after_commit),
+            *(len(rows) for rows in self.moves.values()),
+        )
+
+    def _rewind(self, marks: tuple[int, ...]) -> None:
+        del self.meter_rows[marks[0] :]
+        del self.log_rows[marks[1] :]
+        del self.seen[marks[2] :]
+        del self.event_rows[marks[3] :]
+        del self.after_commit[marks[4] :]
+        for rows, mark in zip(self.moves.values(), marks[5:], strict=False):
+            del rows[mark:]
+        for rows in list(self.moves.values())[len(marks) - 5 :]:
+            rows.clear()
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """The block's work rolls back alone if it raises (the exception goes on): its statements (a
         SAVEPOINT) and the rows it gathered for the set-based writes. Kept when it ends normally."""
-        marks = len(self.meter_rows), len(self.log_rows), len(self.seen)
-        nested = self.session.begin_nested()
+        session = self.session
+        self.flush_batches()  # earlier calls' rows must not roll back with this block
+        marks = self._marks()
+        nested = session.begin_nested()
         try:
             yield
             nested.commit()
         except BaseException:
             nested.rollback()
-            del self.meter_rows[marks[0] :]
-            del self.log_rows[marks[1] :]
-            del self.seen[marks[2] :]
+            self._rewind(marks)
+            self.live.clear()  # it may hold what the block read or moved
             raise
 
     def flush_batches(self) -> None:
         if self.seen:
             self._write_seen()
+        execute = self.connection.execute
+        if self.event_rows:
+            execute(_INSERT_TRANSACTION_EVENTS, self.event_rows)
+            self.event_rows = []
+        if self.moves:
+            for statement, rows in self.moves.items():
+                if rows:
+                    execute(statement, rows)
+            self.moves = {}
         if self.meter_rows:
-            self.session.execute(insert(MeterSample), self.meter_rows)
+            execute(_INSERT_SAMPLES, self.meter_rows)
             self.meter_rows = []
         if self.log_rows:
-            self.session.execute(insert(MessageLogEntry), self.log_rows)
+            execute(_INSERT_LOG, self.log_rows)
             self.log_rows = []
-        self.session.flush()
+        if self._session is not None:
+            self._session.flush()
 
     def _write_seen(self) -> None:
         latest: dict[str, datetime] = {}
@@ -63,26 +138,37 @@ class UnitOfWork:
         by_instant: dict[datetime, list[str]] = {}
         for station_id, at in latest.items():
             by_instant.setdefault(at, []).append(station_id)
-        table: Table = Station.__table__  # type: ignore[assignment]  # declarative: a Table, typed FromClause
-        connection = self.session.connection()
         for at, ids in by_instant.items():
-            connection.execute(update(table).where(table.c.id.in_(ids)).values(last_seen_at=at))
+            self.connection.execute(update(_STATIONS).where(_STATIONS.c.id.in_(ids)).values(last_seen_at=at))
         self.seen = []
 
     def commit(self) -> None:
         self.flush_batches()
-        self.session.commit()
+        if self._session is not None:
+            self._session.close()
+        self.connection.commit()
+        for done in self.after_commit:
+            done()
+
+
+def _engine_of(factory: SessionFactory) -> Engine:
+    bind = factory.kw["bind"]
+    return bind if isinstance(bind, Engine) else bind.engine
 
 
 @contextmanager
-def transaction(factory: SessionFactory) -> Iterator[UnitOfWork]:
+def transaction(factory: SessionFactory, live: LiveTransactions | None = None) -> Iterator[UnitOfWork]:
     """One database transaction: the set-based writes and a commit when the block ends, a rollback if it
-    raises."""
-    with factory() as db:
-        uow = UnitOfWork(db)
+    raises (and then ``live`` forgets what it learnt meanwhile)."""
+    with _engine_of(factory).connect() as connection:
+        connection.begin()
+        uow = UnitOfWork(connection, factory, live)
         try:
             yield uow
             uow.commit()
         except BaseException:
-            db.rollback()
+            if uow.has_session:
+                uow.session.close()
+            connection.rollback()
+            uow.live.clear()
             raise

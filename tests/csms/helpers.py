@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from csms.core.processor import BatchProcessor, release
@@ -24,6 +25,26 @@ from csms.ocpp.framing import CallError, CallResult, Message
 from csms.services import stations
 from csms.services.config import CsmsConfig
 from csms.store import models
+
+
+def on_commit(factory: sessionmaker[Session], hook: Any) -> sessionmaker[Session]:
+    """Sessions (and batches) on the same database whose every COMMIT first calls ``hook()``: a hook that
+    raises makes the commit fail, one that waits holds it open."""
+    engine = factory.kw["bind"].execution_options()  # its own event listeners, the same pool
+
+    @event.listens_for(engine, "commit")
+    def _before_commit(_connection: Any) -> None:
+        hook()
+
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def failing_commits(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    def fail() -> None:
+        raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    return on_commit(factory, fail)
+
 
 #: The fake clock starts here (2026-01-15T22:00:00Z), in POSIX seconds.
 T0 = datetime(2026, 1, 15, 22, 0, tzinfo=UTC).timestamp()

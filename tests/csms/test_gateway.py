@@ -15,8 +15,6 @@ import orjson
 import pytest
 import websockets
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from csms.core.processor import PRUNE_EVERY
@@ -25,7 +23,7 @@ from csms.services import stations
 from csms.services.config import CsmsConfig
 from csms.store import models
 from csms.store.database import read_only_factory
-from tests.csms.helpers import StationPair, boot_payload
+from tests.csms.helpers import StationPair, boot_payload, failing_commits, on_commit
 
 
 def url(gateway: Gateway, station_id: str) -> str:
@@ -150,14 +148,9 @@ async def test_frames_above_the_size_limit_are_refused(session_factory):
 
 
 # ---- commit discipline -----------------------------------------------------------------------------------
-class FailingCommit(Session):
-    def commit(self) -> None:
-        raise OperationalError("COMMIT", {}, Exception("database is gone"))
-
-
 async def test_failed_group_commit_answers_internal_error(session_factory):
     provision(session_factory, "cs1")
-    failing = sessionmaker(session_factory.kw["bind"], class_=FailingCommit)
+    failing = failing_commits(session_factory)
     async with running(failing) as gateway, connect16(gateway, "cs1") as ws:
         answer = await rpc(ws, "b1", "BootNotification", boot_payload("1.6"))
         assert answer[:3] == [4, "b1", "InternalError"]
@@ -173,14 +166,12 @@ async def test_answer_leaves_only_after_the_commit(session_factory):
     armed, gate = threading.Event(), threading.Event()
     committed_at: list[float] = []
 
-    class BlockingCommit(Session):
-        def commit(self) -> None:
-            if armed.is_set():
-                gate.wait(10)
-            super().commit()
-            committed_at.append(time.monotonic())
+    def hold() -> None:
+        if armed.is_set():
+            gate.wait(10)
+        committed_at.append(time.monotonic())
 
-    blocking = sessionmaker(session_factory.kw["bind"], class_=BlockingCommit)
+    blocking = on_commit(session_factory, hold)
     async with running(blocking) as gateway, connect16(gateway, "cs1") as ws:
         for _ in range(500):  # let the "connected" row commit first
             with session_factory() as db:

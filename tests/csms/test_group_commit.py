@@ -7,7 +7,6 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from csms.core.processor import BatchProcessor, release
@@ -15,7 +14,7 @@ from csms.ocpp import framing
 from csms.ocpp.framing import CallError, CallResult
 from csms.services.config import CsmsConfig
 from csms.store import models
-from tests.csms.helpers import T0, StationPair, call_frame, ts
+from tests.csms.helpers import T0, StationPair, call_frame, failing_commits, ts
 
 
 def register(at: float, wh: float, *, extra: bool = True) -> dict[str, Any]:
@@ -174,11 +173,6 @@ def test_a_failing_call_is_retried_isolated_and_rolls_back_only_itself(session_f
     assert len(b.rows(models.MeterSample, transaction_id=tx_b)) == 2  # stored once, not once per attempt
 
 
-class FailingCommit(Session):
-    def commit(self) -> None:
-        raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
-
-
 @pytest.mark.parametrize("commit_fails", [True, False])
 def test_a_trigger_is_used_up_only_when_its_batch_commits(session_factory, commit_fails):
     pair = StationPair(session_factory, "1.6", policy="pending", registration_status=None)
@@ -187,8 +181,7 @@ def test_a_trigger_is_used_up_only_when_its_batch_commits(session_factory, commi
     pair.drain()
     pair.send(orjson.dumps([3, "csms-1", {"status": "Accepted"}]))
     if commit_fails:
-        engine = session_factory.kw["bind"]
-        pair.processor = BatchProcessor(sessionmaker(engine, class_=FailingCommit), pair.config)
+        pair.processor = BatchProcessor(failing_commits(session_factory), pair.config)
         assert pair.error("Heartbeat", {}) == "InternalError"
         pair.processor = BatchProcessor(session_factory, pair.config)
     assert "currentTime" in pair.ok("Heartbeat", {})  # the charger's retry is still the triggered message

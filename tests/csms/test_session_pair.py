@@ -11,7 +11,6 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from csms.core.processor import BatchProcessor
@@ -21,7 +20,7 @@ from csms.ocpp.rpc import Outcome
 from csms.services import authorization, transactions
 from csms.services.config import CsmsConfig
 from csms.store import models
-from tests.csms.helpers import T0, StationPair, boot_payload, call_frame, ts
+from tests.csms.helpers import T0, StationPair, boot_payload, call_frame, failing_commits, ts
 
 VERSIONS = ["1.6", "2.0.1"]
 
@@ -557,16 +556,10 @@ def test_201_notifications_and_report_are_stored(session_factory):
 
 
 # ---- commit discipline -----------------------------------------------------------------------------------
-class FailingCommit(Session):
-    def commit(self) -> None:
-        raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
-
-
 @pytest.mark.parametrize("version", VERSIONS)
 def test_failed_commit_answers_internal_error(session_factory, version):
     pair = StationPair(session_factory, version)
-    engine = session_factory.kw["bind"]
-    pair.processor = BatchProcessor(sessionmaker(engine, class_=FailingCommit), pair.config)
+    pair.processor = BatchProcessor(failing_commits(session_factory), pair.config)
     pair.session.receive_frame(call_frame("h1", "Heartbeat", {}), pair.now)
     pair.session.receive_frame(call_frame("s1", "StatusNotification", status_payload(version)), pair.now)
     pair.commit()

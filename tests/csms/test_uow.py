@@ -6,34 +6,64 @@ from datetime import UTC, datetime
 
 import pytest
 
+from sqlalchemy import select
+
 from csms.services import stations
 from csms.services.uow import UnitOfWork, transaction
+from csms.store import models
 
 NOW = datetime(2027, 1, 15, 8, tzinfo=UTC)
 
 
 def gather(uow: UnitOfWork, station_id: str) -> None:
-    uow.meter_rows.append({"station_id": station_id})
-    uow.log_rows.append({"station_id": station_id})
+    uow.meter_rows.append(
+        {
+            "station_id": station_id,
+            "transaction_id": None,
+            "evse_id": 0,
+            "timestamp": NOW,
+            "measurand": "Voltage",
+            "phase": None,
+            "location": None,
+            "context": None,
+            "unit": "V",
+            "value": 230.0,
+        }
+    )
+    uow.log_rows.append({"station_id": station_id, "direction": "in", "action": "Heartbeat", "frame": "[]", "at": NOW})
     uow.seen.append((station_id, NOW))
 
 
 def test_a_failed_savepoint_rolls_back_its_statements_and_its_gathered_rows(sqlite_factory):
-    with sqlite_factory() as db:
-        uow = UnitOfWork(db)
-        stations.provision(db, "kept", ocpp_version="1.6", password=None, now=NOW)
+    with transaction(sqlite_factory) as uow:
+        stations.provision(uow.session, "kept", ocpp_version="1.6", password=None, now=NOW)
         gather(uow, "kept")
         with pytest.raises(RuntimeError), uow.savepoint():
-            stations.provision(db, "lost", ocpp_version="1.6", password=None, now=NOW)
+            stations.provision(uow.session, "lost", ocpp_version="1.6", password=None, now=NOW)
             gather(uow, "lost")
             raise RuntimeError("the call failed")
+        assert uow.meter_rows == [] and uow.log_rows == [] and uow.seen == []
         with uow.savepoint():
-            stations.provision(db, "also kept", ocpp_version="2.0.1", password=None, now=NOW)
+            stations.provision(uow.session, "also kept", ocpp_version="2.0.1", password=None, now=NOW)
             gather(uow, "also kept")
-        assert [r["station_id"] for r in uow.meter_rows] == ["kept", "also kept"]
-        assert [r["station_id"] for r in uow.log_rows] == ["kept", "also kept"]
-        assert [s for s, _ in uow.seen] == ["kept", "also kept"]
+        assert [r["station_id"] for r in uow.meter_rows] == ["also kept"]  # written at the flush
+    with sqlite_factory() as db:
         assert [s.id for s in stations.list_stations(db)] == ["also kept", "kept"]
+        assert sorted(db.scalars(select(models.MeterSample.station_id))) == ["also kept", "kept"]
+        assert sorted(db.scalars(select(models.MessageLogEntry.station_id))) == ["also kept", "kept"]
+        assert all(s.last_seen_at == NOW for s in stations.list_stations(db))
+
+
+def test_the_orm_session_opens_only_when_asked_for(sqlite_factory):
+    with transaction(sqlite_factory) as uow:
+        gather(uow, "nobody")
+        assert not uow.has_session
+    with transaction(sqlite_factory) as uow:
+        gather(uow, "somebody")
+        stations.provision(uow.session, "somebody", ocpp_version="1.6", password=None, now=NOW)
+        assert uow.meter_rows == []  # the queued rows went first, so the ORM reads them
+    with sqlite_factory() as db:
+        assert sorted(db.scalars(select(models.MeterSample.station_id))) == ["nobody", "somebody"]
 
 
 def test_a_transaction_commits_when_the_block_ends_and_rolls_back_when_it_raises(sqlite_factory):
