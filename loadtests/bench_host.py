@@ -17,11 +17,10 @@ steady on a shared machine; compare runs made back to back.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import collections
+import cProfile
 import itertools
 import pstats
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,14 +30,12 @@ from typing import Any
 
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from csms.core.host import CsmsHost  # noqa: E402
-from csms.ocpp.versions import OCPP16, OCPP201, Version  # noqa: E402
-from csms.services import stations  # noqa: E402
-from csms.services.config import CsmsConfig  # noqa: E402
-from csms.store import migrate  # noqa: E402
-from csms.store.database import make_engine, make_session_factory  # noqa: E402
+from csms.core.host import CsmsHost
+from csms.ocpp.versions import OCPP16, OCPP201, Version
+from csms.services import stations
+from csms.services.config import CsmsConfig
+from csms.store import migrate
+from csms.store.database import make_engine, make_session_factory
 
 EPOCH = datetime(2026, 1, 5, 18, 0, tzinfo=UTC).timestamp()
 
@@ -89,19 +86,29 @@ def _iso(t: float) -> str:
 
 
 def _meter_16(t: float, tx_id: int, wh: float) -> dict[str, Any]:
-    sampled = [{"value": f"{wh:.1f}", "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
-               {"value": "7200", "measurand": "Power.Active.Import", "unit": "W"}]
+    sampled = [
+        {"value": f"{wh:.1f}", "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+        {"value": "7200", "measurand": "Power.Active.Import", "unit": "W"},
+    ]
     sampled += [{"value": "31.3", "measurand": "Current.Import", "phase": p, "unit": "A"} for p in ("L1", "L2", "L3")]
     return {"connectorId": 1, "transactionId": tx_id, "meterValue": [{"timestamp": _iso(t), "sampledValue": sampled}]}
 
 
 def _meter_201(t: float, seq: int, wh: float) -> dict[str, Any]:
-    sampled = [{"value": wh, "measurand": "Energy.Active.Import.Register", "unitOfMeasure": {"unit": "Wh"}},
-               {"value": 50000.0, "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "W"}}]
+    sampled = [
+        {"value": wh, "measurand": "Energy.Active.Import.Register", "unitOfMeasure": {"unit": "Wh"}},
+        {"value": 50000.0, "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "W"}},
+    ]
     sampled += [{"value": 72.0, "measurand": "Current.Import", "phase": p} for p in ("L1", "L2", "L3")]
-    return {"eventType": "Updated", "timestamp": _iso(t), "triggerReason": "MeterValuePeriodic", "seqNo": seq,
-            "transactionInfo": {"transactionId": "tx-1"}, "evse": {"id": 1, "connectorId": 1},
-            "meterValue": [{"timestamp": _iso(t), "sampledValue": sampled}]}
+    return {
+        "eventType": "Updated",
+        "timestamp": _iso(t),
+        "triggerReason": "MeterValuePeriodic",
+        "seqNo": seq,
+        "transactionInfo": {"transactionId": "tx-1"},
+        "evse": {"id": 1, "connectorId": 1},
+        "meterValue": [{"timestamp": _iso(t), "sampledValue": sampled}],
+    }
 
 
 class Station:
@@ -124,17 +131,17 @@ class Station:
         if self.version == OCPP16:
             self.call("BootNotification", {"chargePointVendor": "bench", "chargePointModel": "host"})
         else:
-            self.call("BootNotification", {"reason": "PowerUp",
-                                           "chargingStation": {"vendorName": "bench", "model": "host"}})
+            self.call(
+                "BootNotification", {"reason": "PowerUp", "chargingStation": {"vendorName": "bench", "model": "host"}}
+            )
 
     def start(self, t: float) -> None:
         if self.version == OCPP16:
             self.call("StartTransaction", {"connectorId": 1, "idTag": "BENCH", "meterStart": 0, "timestamp": _iso(t)})
         else:
             self.seq = 0
-            self.call("TransactionEvent", {"eventType": "Started", "timestamp": _iso(t), "triggerReason": "CablePluggedIn",
-                                           "seqNo": 0, "transactionInfo": {"transactionId": "tx-1"},
-                                           "evse": {"id": 1, "connectorId": 1}})
+            started = {"eventType": "Started", "timestamp": _iso(t), "triggerReason": "CablePluggedIn", "seqNo": 0}
+            self.call("TransactionEvent", started | {"transactionInfo": {"transactionId": "tx-1"}, "evse": {"id": 1}})
 
     def started(self) -> None:
         for answer in self.answers():
@@ -149,21 +156,21 @@ class Station:
             self.call("TransactionEvent", _meter_201(t, self.seq, 800.0 * n))
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    url = args.database_url
-    if url is None:
-        url = "sqlite:///" + str(Path(tempfile.mkdtemp()) / "bench.db")
-    engine = make_engine(url)
+def _version(i: int) -> Version:
+    return OCPP201 if i % 4 == 3 else OCPP16
+
+
+def _charging_fleet(
+    args: argparse.Namespace, engine: Any, scheduler: InlineScheduler
+) -> tuple[CsmsHost, list[Station]]:
+    """Stations provisioned, connected, booted, each with a running transaction."""
     migrate.upgrade(engine)
     factory = make_session_factory(engine)
-    config = CsmsConfig(message_log_per_station=args.message_log)
     with factory.begin() as db:
         for i in range(args.stations):
-            version = OCPP201 if i % 4 == 3 else OCPP16
-            stations.provision(db, f"B-{i:05d}", ocpp_version=version, password=None, now=datetime.now(UTC))
-    scheduler = InlineScheduler()
-    host = CsmsHost(factory, config, scheduler)
-    fleet = [Station(host, f"B-{i:05d}", OCPP201 if i % 4 == 3 else OCPP16) for i in range(args.stations)]
+            stations.provision(db, f"B-{i:05d}", ocpp_version=_version(i), password=None, now=datetime.now(UTC))
+    host = CsmsHost(factory, CsmsConfig(message_log_per_station=args.message_log), scheduler)
+    fleet = [Station(host, f"B-{i:05d}", _version(i)) for i in range(args.stations)]
     for station in fleet:
         station.boot()
     scheduler.run(1.0)
@@ -173,6 +180,14 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     scheduler.run(1.0)
     for station in fleet:
         station.started()
+    return host, fleet
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    url = args.database_url or "sqlite:///" + str(Path(tempfile.mkdtemp()) / "bench.db")
+    engine = make_engine(url)
+    scheduler = InlineScheduler()
+    host, fleet = _charging_fleet(args, engine, scheduler)
     profiler = cProfile.Profile() if args.profile else None
     cpu0, wall0 = time.process_time(), time.perf_counter()
     if profiler:

@@ -24,6 +24,7 @@ from csms.services import authorization, sites
 from csms.services.errors import NotFound
 from csms.services.live_transactions import LiveTransaction
 from csms.services.uow import UnitOfWork
+from csms.store.bulk import Bulk
 from csms.store.models import MeterSample, Transaction, TransactionEvent
 
 
@@ -146,7 +147,7 @@ def record_samples(
             tx.last_meter_wh, tx.last_meter_at = wh, timestamp
 
 
-def _register_statements() -> tuple[Any, Any, Any]:
+def _register_statements() -> tuple[Bulk, Bulk, Bulk]:
     """Built once: constructing the statements per call costs more than running them.
 
     The energy register moves in SQL by the rules of :func:`record_samples`, so that a running transaction's
@@ -167,7 +168,7 @@ def _register_statements() -> tuple[Any, Any, Any]:
         "last_meter_wh": case((moves_last, bindparam("last_wh")), else_=table.c.last_meter_wh),
         "last_meter_at": case((moves_last, last_at), else_=table.c.last_meter_at),
     }
-    seq = bindparam("seq_no")
+    seq: Any = bindparam("seq_no")
     sequence = {
         "last_seq_no": case(
             (table.c.last_seq_no.is_(None) | (table.c.last_seq_no < seq), seq), else_=table.c.last_seq_no
@@ -175,18 +176,18 @@ def _register_statements() -> tuple[Any, Any, Any]:
         "offline_events": table.c.offline_events + bindparam("offline"),
     }
     return (
-        sql_update(table).where(this_tx).values(**register),
-        sql_update(table).where(this_tx).values(**register, **sequence),
-        sql_update(table).where(this_tx).values(**sequence),
+        Bulk(sql_update(table).where(this_tx).values(**register)),
+        Bulk(sql_update(table).where(this_tx).values(**register, **sequence)),
+        Bulk(sql_update(table).where(this_tx).values(**sequence)),
     )
 
 
 _MOVE_REGISTER, _MOVE_REGISTER_AND_SEQUENCE, _MOVE_SEQUENCE = _register_statements()
 _TRANSACTIONS: Table = Transaction.__table__  # type: ignore[assignment]
 _EVENTS: Table = TransactionEvent.__table__  # type: ignore[assignment]
-_LIVE_ROW = select(
-    _TRANSACTIONS.c.id, _TRANSACTIONS.c.status, _TRANSACTIONS.c.evse_id, _TRANSACTIONS.c.id_token
-).where(_TRANSACTIONS.c.station_id == bindparam("station_id"), _TRANSACTIONS.c.charger_tx_id == bindparam("tx"))
+_LIVE_ROW = select(_TRANSACTIONS.c.id, _TRANSACTIONS.c.status, _TRANSACTIONS.c.evse_id, _TRANSACTIONS.c.id_token).where(
+    _TRANSACTIONS.c.station_id == bindparam("station_id"), _TRANSACTIONS.c.charger_tx_id == bindparam("tx")
+)
 _SEQ_NOS = select(_EVENTS.c.seq_no).where(_EVENTS.c.transaction_id == bindparam("tx_id"))
 
 
@@ -200,9 +201,7 @@ def _live(uow: UnitOfWork, station_id: str, charger_tx_id: str, *, with_seq_nos:
         row = uow.connection.execute(_LIVE_ROW, {"station_id": station_id, "tx": charger_tx_id}).first()
         if row is None:
             return None
-        seq_nos = (
-            set(uow.connection.scalars(_SEQ_NOS, {"tx_id": row.id})) if with_seq_nos else set[int]()
-        )
+        seq_nos = set(uow.connection.scalars(_SEQ_NOS, {"tx_id": row.id})) if with_seq_nos else set[int]()
         tx = LiveTransaction(row.id, row.status, row.evse_id, row.id_token is not None, seq_nos)
         uow.live.put(station_id, charger_tx_id, tx)
     if uow.has_session and uow.session.identity_map.get(identity_key(Transaction, tx.id)) is not None:

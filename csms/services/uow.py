@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, Table, insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from csms.services.live_transactions import LiveTransactions
+from csms.store.bulk import Bulk
 from csms.store.models import MessageLogEntry, MeterSample, Station, TransactionEvent
 
 #: Opens a database session (``csms.store.database.make_session_factory``).
@@ -29,9 +30,9 @@ _METER_SAMPLES: Table = MeterSample.__table__  # type: ignore[assignment]  # dec
 _MESSAGE_LOG: Table = MessageLogEntry.__table__  # type: ignore[assignment]
 _TRANSACTION_EVENTS: Table = TransactionEvent.__table__  # type: ignore[assignment]
 _STATIONS: Table = Station.__table__  # type: ignore[assignment]
-_INSERT_SAMPLES = insert(_METER_SAMPLES)
-_INSERT_LOG = insert(_MESSAGE_LOG)
-_INSERT_TRANSACTION_EVENTS = insert(_TRANSACTION_EVENTS)
+_INSERT_SAMPLES = Bulk(insert(_METER_SAMPLES))
+_INSERT_LOG = Bulk(insert(_MESSAGE_LOG))
+_INSERT_TRANSACTION_EVENTS = Bulk(insert(_TRANSACTION_EVENTS))
 
 
 class UnitOfWork:
@@ -47,7 +48,7 @@ class UnitOfWork:
         self.log_rows: list[dict[str, Any]] = []
         self.event_rows: list[dict[str, Any]] = []
         #: Parameters of the statement given to :meth:`move`, by statement, in the order reported.
-        self.moves: dict[Any, list[dict[str, Any]]] = {}
+        self.moves: dict[Bulk, list[dict[str, Any]]] = {}
         #: (station id, when) for ``stations.last_seen_at``, in the order reported.
         self.seen: list[tuple[str, datetime]] = []
         #: Run after the commit succeeded, in order (caches of committed facts).
@@ -68,7 +69,7 @@ class UnitOfWork:
     def has_session(self) -> bool:
         return self._session is not None
 
-    def move(self, statement: Any, params: dict[str, Any]) -> None:
+    def move(self, statement: Bulk, params: dict[str, Any]) -> None:
         """Queue one execution of a prepared UPDATE, run with the others of its kind at the flush."""
         self.moves.setdefault(statement, []).append(params)
 
@@ -113,20 +114,19 @@ class UnitOfWork:
     def flush_batches(self) -> None:
         if self.seen:
             self._write_seen()
-        execute = self.connection.execute
+        connection = self.connection
         if self.event_rows:
-            execute(_INSERT_TRANSACTION_EVENTS, self.event_rows)
+            _INSERT_TRANSACTION_EVENTS.execute(connection, self.event_rows)
             self.event_rows = []
         if self.moves:
             for statement, rows in self.moves.items():
-                if rows:
-                    execute(statement, rows)
+                statement.execute(connection, rows)
             self.moves = {}
         if self.meter_rows:
-            execute(_INSERT_SAMPLES, self.meter_rows)
+            _INSERT_SAMPLES.execute(connection, self.meter_rows)
             self.meter_rows = []
         if self.log_rows:
-            execute(_INSERT_LOG, self.log_rows)
+            _INSERT_LOG.execute(connection, self.log_rows)
             self.log_rows = []
         if self._session is not None:
             self._session.flush()

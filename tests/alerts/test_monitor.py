@@ -11,7 +11,7 @@ from csms.core.plugins.alerts import AlertMonitor
 from csms.domain import events as ev
 from csms.services import alerts, stations, uptime
 from csms.services.config import CsmsConfig
-from csms.services.uow import UnitOfWork
+from csms.services.uow import transaction
 from csms.uptime import Period
 from tests.manual_scheduler import ManualScheduler
 
@@ -19,12 +19,11 @@ START = datetime(2026, 1, 15, 22, 0, tzinfo=UTC)
 
 
 def test_missed_heartbeats_are_stored_as_alert_and_outage(session_factory):
-    with session_factory() as db:
+    with transaction(session_factory) as uow:
+        db = uow.session
         stations.provision(db, "cp-1", ocpp_version="1.6", password=None, now=START)
         stations.status(db, "cp-1", ev.StatusReported(1, 1, "Available", ev.PortState.AVAILABLE, START), START)
-        uow = UnitOfWork(db)
         stations.connection_changed(uow, "cp-1", "connected", START)
-        uow.commit()
     t0 = START.timestamp()
     scheduler = ManualScheduler(t0)
     host = CsmsHost(session_factory, CsmsConfig(), scheduler)

@@ -14,7 +14,7 @@ from csms.api.app import create_app
 from csms.domain import events as ev
 from csms.loadmgmt.topology import Evse
 from csms.services import sites, transactions
-from csms.services.uow import UnitOfWork
+from csms.services.uow import transaction
 from tests.csms.test_api import API_KEY, charger, provision
 
 
@@ -185,12 +185,10 @@ def test_meter_station_evse0_samples_become_site_readings(session_factory, now):
         ev.Sample(now, ev.ENERGY_REGISTER, 1e6, unit="Wh"),
         ev.Sample(now + timedelta(seconds=60), "Power.Active.Import", 9000.0, unit="W"),
     )
-    with session_factory() as db:
-        uow = UnitOfWork(db)
+    with transaction(session_factory) as uow:
         transactions.meter_values(uow, "meter-1", ev.MeterValuesReported(0, samples), csms_assigned=True, now=now)
         transactions.meter_values(uow, "ac-9", ev.MeterValuesReported(0, samples), csms_assigned=True, now=now)
         transactions.meter_values(uow, "meter-1", ev.MeterValuesReported(1, samples), csms_assigned=True, now=now)
-        uow.commit()
     with session_factory() as db:
         rows = sites.readings(db, "s")
     assert [(r.power_w, r.current_l1_a, r.current_l3_a, r.source) for r in rows] == [

@@ -148,16 +148,14 @@ def test_the_load_manager_reads_no_store():
 def test_charging_needs_are_kept_as_the_station_event_operators_see(session_factory, now):
     from csms.services import reports, stations
     from csms.services.config import CsmsConfig
-    from csms.services.uow import UnitOfWork
+    from csms.services.uow import transaction
     from csms.store.models import StationEvent
 
     payload = {"evseId": 1, "chargingNeeds": {"requestedEnergyTransfer": "DC"}}
-    with session_factory() as db:
-        stations.provision(db, "cp1", ocpp_version="2.0.1", password=None, now=now)
-        uow = UnitOfWork(db)
+    with transaction(session_factory) as uow:
+        stations.provision(uow.session, "cp1", ocpp_version="2.0.1", password=None, now=now)
         report = ev.ChargingNeedsReported(1, None, None, payload)
         assert reports.handle(uow, "cp1", report, now, CsmsConfig(), csms_assigns_tx_ids=False) == ev.Acknowledged()
-        uow.commit()
     with session_factory() as db:
         [row] = db.query(StationEvent).filter_by(station_id="cp1").all()
     assert (row.kind, row.data) == ("ev_charging_needs", payload)
