@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import re
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,20 @@ def test_gateway_benchmark_measures_real_traffic(load):
     result = load("bench_gateway").run(stations=5, messages=5, mix="meter", database_url=None)
     assert result["messages"] == 5 * (5 + 2)
     assert result["msgs_per_s"] > 0 and result["csms_cpu_us_per_msg"] > 0
+
+
+@pytest.mark.timeout(60)
+def test_peer_benchmark_drives_both_csms_with_the_same_load_and_prints_the_ratio(load, capsys, tmp_path):
+    argv = ["--stations", "5", "--messages", "5", "--peer", "--workdir", str(tmp_path)]
+    assert load("bench_gateway").main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^messages +35 +35$", out, re.MULTILINE), out
+    assert re.search(r"^CSMS CPU per message, peer / chargetwin: \d+\.\d\d$", out, re.MULTILINE), out
+    # Each stored what it acknowledged: one transaction per station, 5 MeterValues × 5 sampled values each.
+    for database in ("bench.db", "peer.db"):
+        with closing(sqlite3.connect(tmp_path / database)) as db:
+            assert db.execute("SELECT count(*) FROM transactions").fetchone() == (5,), database
+            assert db.execute("SELECT count(*) FROM meter_samples").fetchone() == (5 * 5 * 5,), database
 
 
 def test_twin_benchmark_runs_a_scaled_depot(load, capsys):
