@@ -66,6 +66,7 @@ __all__ = [
     "TwinSettings",
     "VehicleBlock",
     "reference_problems",
+    "session_columns",
 ]
 
 # AC above this is not a real AC connector (63 A × 3 × 230 V), so an unspecified `current` means DC.
