@@ -6,6 +6,10 @@ The CSMS runs in a child process so its CPU time is measured apart from the load
     uv run python loadtests/bench_gateway.py --stations 200 --messages 50 --mix meter
 
 Prints messages/s, latency percentiles and CSMS CPU time per message. ``--database-url`` targets PostgreSQL.
+
+``--peer`` then runs the same load (same stations, frames and client) against the CSMS a Python user would write
+in an afternoon with the ``ocpp`` package (``loadtests/peer/``), in a child process of its own, and prints both
+rows and the ratios; ``--peer-only`` runs the peer alone (to profile it).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from multiprocessing.synchronize import Event
 from typing import Any
@@ -29,6 +34,8 @@ from websockets.typing import Subprotocol
 from csms.ocpp.versions import OCPP16
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+Result = dict[str, float | str]
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -63,6 +70,23 @@ def _serve(url: str, stations: int, version: str, ready: mp.Queue, stop: Event) 
             await asyncio.sleep(0.1)
         ready.put((gateway.host.processor.batches, gateway.host.processor.calls))
         await gateway.stop()
+
+    asyncio.run(main())
+
+
+def _serve_peer(db_path: str, sqlite_defaults: bool, ready: mp.Queue, stop: Event) -> None:  # child process
+    from peer.afternoon_csms import open_database, serve
+
+    db = open_database(db_path, id_tags=["BENCH"], sqlite_defaults=sqlite_defaults)
+
+    async def main() -> None:
+        server = await serve(db, "127.0.0.1", 0)
+        ready.put(server.sockets[0].getsockname()[1])
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+        ready.put(None)  # no commit counter: the peer commits once per message by construction
+        server.close()
+        await server.wait_closed()
 
     asyncio.run(main())
 
@@ -114,22 +138,21 @@ async def _drive(port: int, stations: int, messages: int, mix: str) -> tuple[flo
     return time.perf_counter() - started, latencies
 
 
-def run(stations: int, messages: int, mix: str, database_url: str | None) -> dict[str, float]:
-    tmp = tempfile.mkdtemp(prefix="ct-bench-")
-    url = database_url or f"sqlite:///{tmp}/bench.db"
+def _measure(serve: Callable[..., None], args: tuple[Any, ...], stations: int, messages: int, mix: str) -> Result:
+    """Drive the CSMS that ``serve`` starts in a child process; its CPU time is read from ``/proc``."""
     ctx = mp.get_context("spawn")
     ready: mp.Queue = ctx.Queue()
     stop = ctx.Event()
-    child = ctx.Process(target=_serve, args=(url, stations, OCPP16, ready, stop), daemon=True)
+    child = ctx.Process(target=serve, args=(*args, ready, stop), daemon=True)
     child.start()
     port = ready.get(timeout=120)
     if child.pid is None:
-        raise RuntimeError("the gateway process did not start")
+        raise RuntimeError("the CSMS process did not start")
     cpu_before = _cpu_seconds(child.pid)
     wall, latencies = asyncio.run(_drive(port, stations, messages, mix))
     cpu = _cpu_seconds(child.pid) - cpu_before
     stop.set()
-    batches, calls = ready.get(timeout=60)
+    commit_counts = ready.get(timeout=60)  # (batches, calls), None when the CSMS does not count them
     child.join(timeout=30)
     total = len(latencies)
     latencies.sort()
@@ -142,8 +165,39 @@ def run(stations: int, messages: int, mix: str, database_url: str | None) -> dic
         "p99_ms": round(1000 * latencies[int(0.99 * (total - 1))], 2),
         "csms_cpu_s": round(cpu, 3),
         "csms_cpu_us_per_msg": round(1e6 * cpu / total, 1),
-        "calls_per_commit": round(calls / max(batches, 1), 1),
+        "calls_per_commit": "-" if commit_counts is None else round(commit_counts[1] / max(commit_counts[0], 1), 1),
     }
+
+
+def run(stations: int, messages: int, mix: str, database_url: str | None, workdir: str | None = None) -> Result:
+    """chargetwin's gateway; its SQLite file is ``bench.db`` in ``workdir`` (default: a new temporary directory)."""
+    url = database_url or f"sqlite:///{workdir or tempfile.mkdtemp(prefix='ct-bench-')}/bench.db"
+    return _measure(_serve, (url, stations, OCPP16), stations, messages, mix)
+
+
+def run_peer(
+    stations: int, messages: int, mix: str, workdir: str | None = None, sqlite_defaults: bool = False
+) -> Result:
+    """The afternoon CSMS of ``loadtests/peer/``; its SQLite file is ``peer.db`` in ``workdir``."""
+    db_path = f"{workdir or tempfile.mkdtemp(prefix='ct-bench-peer-')}/peer.db"
+    return _measure(_serve_peer, (db_path, sqlite_defaults), stations, messages, mix)
+
+
+def _print_table(columns: dict[str, Result]) -> None:
+    keys = next(iter(columns.values()))
+    width = max(map(len, keys))
+    if len(columns) > 1:
+        print(f"{'':<{width}}" + "".join(f"  {name:>12}" for name in columns))
+    for key in keys:
+        print(f"{key:<{width}}" + "".join(f"  {result[key]!s:>12}" for result in columns.values()))
+
+
+def _print_ratios(ours: Result, peer: Result) -> None:
+    our_cpu = float(ours["csms_cpu_us_per_msg"])
+    # /proc counts CPU in clock ticks (10 ms): a tiny run can measure none at all.
+    cpu = f"{float(peer['csms_cpu_us_per_msg']) / our_cpu:.2f}" if our_cpu else "not measurable (too few messages)"
+    print(f"CSMS CPU per message, peer / chargetwin: {cpu}")
+    print(f"messages per second, chargetwin / peer: {float(ours['msgs_per_s']) / float(peer['msgs_per_s']):.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,11 +206,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=50, help="messages per station after boot and start")
     parser.add_argument("--mix", choices=["meter", "heartbeat"], default="meter")
     parser.add_argument("--database-url", default=None)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--peer", action="store_true", help="then the same load against loadtests/peer/, and the ratios")
+    which.add_argument("--peer-only", action="store_true", help="only the peer (to profile it)")
+    parser.add_argument(
+        "--peer-sqlite-defaults", action="store_true", help="the peer without WAL (an fsync per commit)"
+    )
+    parser.add_argument("--workdir", default=None, help="keep the SQLite files here (default: a temporary directory)")
     args = parser.parse_args(argv)
-    result = run(args.stations, args.messages, args.mix, args.database_url)
-    width = max(map(len, result))
-    for key, value in result.items():
-        print(f"{key:<{width}}  {value}")
+    if (args.peer or args.peer_only) and args.database_url:
+        parser.error("the peer stores in SQLite: compare on SQLite (drop --database-url)")
+    load = (args.stations, args.messages, args.mix)
+    if args.peer_only:
+        _print_table({"peer": run_peer(*load, args.workdir, args.peer_sqlite_defaults)})
+        return 0
+    ours = run(*load, database_url=args.database_url, workdir=args.workdir)
+    if not args.peer:
+        _print_table({"chargetwin": ours})
+        return 0
+    peer_result = run_peer(*load, args.workdir, args.peer_sqlite_defaults)
+    _print_table({"chargetwin": ours, "peer": peer_result})
+    _print_ratios(ours, peer_result)
     return 0
 
 

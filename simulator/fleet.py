@@ -219,7 +219,7 @@ def scenario_tokens(scenario: Scenario, item: ProvisionTokens) -> list[str]:
     if item.vehicles is not None:
         for block in scenario.vehicles:
             if block.name == item.vehicles or block.group == item.vehicles:
-                tokens += [t for n in range(1, block.count + 1) if (t := block.token(n)) is not None]
+                tokens += [t for t in block.tokens() if t is not None]
     return tokens
 
 

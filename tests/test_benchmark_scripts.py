@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import re
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -23,7 +26,32 @@ def test_gateway_benchmark_measures_real_traffic(load):
     assert result["msgs_per_s"] > 0 and result["csms_cpu_us_per_msg"] > 0
 
 
+@pytest.mark.timeout(60)
+def test_peer_benchmark_drives_both_csms_with_the_same_load_and_prints_the_ratio(load, capsys, tmp_path):
+    argv = ["--stations", "5", "--messages", "5", "--peer", "--workdir", str(tmp_path)]
+    assert load("bench_gateway").main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^messages +35 +35$", out, re.MULTILINE), out
+    assert re.search(r"^CSMS CPU per message, peer / chargetwin: \d+\.\d\d$", out, re.MULTILINE), out
+    # Each stored what it acknowledged: one transaction per station, 5 MeterValues × 5 sampled values each.
+    for database in ("bench.db", "peer.db"):
+        with closing(sqlite3.connect(tmp_path / database)) as db:
+            assert db.execute("SELECT count(*) FROM transactions").fetchone() == (5,), database
+            assert db.execute("SELECT count(*) FROM meter_samples").fetchone() == (5 * 5 * 5,), database
+
+
 def test_twin_benchmark_runs_a_scaled_depot(load, capsys):
     assert load("bench_twin").main(["--chargers", "4", "--hours", "1"]) == 0
     out = capsys.readouterr().out
     assert "charger-seconds per wall s" in out and "0 lost, 0 duplicated" in out
+
+
+def test_acnsim_benchmark_runs_the_twin_on_replayed_sessions(load, capsys, tmp_path):
+    data = Path(__file__).parent / "simulator" / "data"
+    (tmp_path / "sessions.csv").write_text("stationID,connectionTime,disconnectTime,kWhDelivered\nsp-2,600,4200,3\n")
+    text = (data / "replay-small.yaml").read_text().replace("replay-small.csv", "sessions.csv")
+    (tmp_path / "replay.yaml").write_text(text)
+    assert load("bench_acnsim").main(["--scenario", str(tmp_path / "replay.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "chargetwin (sim run, virtual time)" in out and "twin checks passed" in out
+    assert "0 lost, 0 duplicated" in out

@@ -3,6 +3,8 @@
 The YAML is composed into a node tree first (nodes carry their line and column), then constructed and
 validated by the pydantic models. Each pydantic error's ``loc`` is walked down the node tree to find the
 line of the offending value (or key, for an unknown field; or the enclosing mapping, for a missing one).
+A replay block's ``sessions_file`` is read here (``sessions_csv``) into its ``sessions`` before the models
+validate, and problems with those sessions are placed at their line and column in the CSV file.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import yaml
 from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from simulator.scenario.models import Scenario, field_names, reference_problems
+from simulator.scenario.models import Scenario, Session, field_names, reference_problems
+from simulator.scenario.sessions_csv import Row, read_session_table
 
 __all__ = ["ScenarioError", "ScenarioIssue", "issue_at", "load_scenario", "parse_scenario"]
 
@@ -115,12 +118,18 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
         raise ScenarioError([ScenarioIssue(file, line, 1, "", "expected a mapping of scenario fields at the top")])
 
     issues = _duplicate_keys(root, file)
+    session_files, unread, file_issues = _read_session_files(data, root, file)
+    issues += file_issues
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        issues += [_issue_from_error(err, root, file) for err in exc.errors()]
+        errors = [err for err in exc.errors() if not _about_unread_sessions(tuple(err["loc"]), unread)]
+        issues += [_issue_from_error(err, root, file) for err in errors]
         raise ScenarioError(issues) from None
-    issues += [_issue(file, root, loc, message) for loc, message in reference_problems(scenario)]
+    issues += [
+        _session_file_issue(session_files, loc, message) or _issue(file, root, loc, message)
+        for loc, message in reference_problems(scenario)
+    ]
     if issues:
         raise ScenarioError(issues)
     return scenario
@@ -142,6 +151,92 @@ def issue_at(path: str | Path, loc: Loc, message: str) -> ScenarioIssue:
         field = "".join(f"[{e}]" if isinstance(e, int) else f".{e}" for e in loc).lstrip(".")
         return ScenarioIssue(name, 1, 1, field, message)
     return _issue(name, root, loc, message)
+
+
+# -- session files ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _SessionFile:
+    """A CSV file read into a replay block's sessions: per session, each field's cell."""
+
+    name: str
+    rows: list[Row]
+
+
+def _read_session_files(
+    data: dict[str, Any], root: Node, file: str
+) -> tuple[dict[int, _SessionFile], set[int], list[ScenarioIssue]]:
+    """Read every ``sessions_file`` (relative to the scenario file) into its block's ``sessions``.
+
+    Returns the files read by vehicle block index, the indexes of blocks whose file could not be read, and
+    the problems found (in the CSV files, or with the ``sessions_file`` field itself).
+    """
+    blocks = data.get("vehicles")
+    entries = [blocks] if isinstance(blocks, dict) else blocks if isinstance(blocks, list) else []
+    read: dict[int, _SessionFile] = {}
+    unread: set[int] = set()
+    issues: list[ScenarioIssue] = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "sessions_file" not in entry:
+            continue
+        loc = ("vehicles", i, "sessions_file")
+        unread.add(i)
+        if "sessions" in entry:
+            message = "expected exactly one of 'sessions' (a list) or 'sessions_file' (a CSV file)"
+            issues.append(_issue(file, root, loc, message))
+            continue
+        if not isinstance(entry["sessions_file"], str):
+            continue  # the model reports the type
+        path = Path(file).parent / entry["sessions_file"]
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            issues.append(_issue(file, root, loc, f"cannot read the sessions file {str(path)!r}: {exc.strerror}"))
+            continue
+        sessions, rows, csv_issues = _validate_sessions(text, str(path))
+        issues += csv_issues
+        if not csv_issues:
+            entry["sessions"] = sessions
+            read[i] = _SessionFile(str(path), rows)
+            unread.discard(i)
+    return read, unread, issues
+
+
+def _validate_sessions(text: str, name: str) -> tuple[list[Session], list[Row], list[ScenarioIssue]]:
+    table, problems = read_session_table(text)
+    issues = [ScenarioIssue(name, p.line, p.column, p.field, p.message) for p in problems]
+    sessions: list[Session] = []
+    for row in table.rows:
+        try:
+            sessions.append(Session.model_validate({field: cell.value for field, cell in row.cells.items()}))
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc: Loc = tuple(err["loc"])
+                issues.append(_cell_issue(name, row, loc, _describe(err, loc)))
+    return sessions, table.rows, issues
+
+
+def _cell_issue(name: str, row: Row, loc: Loc, message: str) -> ScenarioIssue:
+    """A problem with the ``loc[0]`` field of a CSV row, at its cell (the row's first column if not given)."""
+    field = str(loc[0]) if loc else ""
+    cell = row.cells.get(field)
+    if cell is None:
+        return ScenarioIssue(name, row.line, 1, field, message)
+    return ScenarioIssue(name, cell.line, cell.column, cell.header, message)
+
+
+def _about_unread_sessions(loc: Loc, unread: set[int]) -> bool:
+    """A model error about the sessions of a block whose file could not be read (already reported)."""
+    return len(loc) > 1 and loc[0] == "vehicles" and loc[1] in unread and "sessions" in loc
+
+
+def _session_file_issue(files: dict[int, _SessionFile], loc: Loc, message: str) -> ScenarioIssue | None:
+    """A problem with a session read from a CSV file, placed at its cell there; None for any other."""
+    if len(loc) < 5 or loc[0] != "vehicles" or loc[2] != "sessions" or not isinstance(loc[1], int):
+        return None
+    source = files.get(loc[1])
+    if source is None or not isinstance(loc[3], int):
+        return None
+    return _cell_issue(source.name, source.rows[loc[3]], loc[4:], message)
 
 
 # -- locating problems --------------------------------------------------------------------------------------

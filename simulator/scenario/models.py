@@ -15,12 +15,16 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PlainSerializer,
     PlainValidator,
+    Tag,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -28,7 +32,7 @@ from pydantic import (
 
 from csms.ocpp.versions import Version
 from simulator.scenario.expect import KNOWN_CHECKS, Comparison, parse_comparison
-from simulator.scenario.units import TimePoint, parse_clock, parse_duration_s, parse_time_point
+from simulator.scenario.units import TimePoint, parse_clock, parse_duration_s, parse_session_time, parse_time_point
 from simulator.twin.catalogue import CATALOGUE, DEFAULT_MODEL
 from simulator.twin.curves import TaperCurve
 
@@ -53,12 +57,16 @@ __all__ = [
     "RemoteStop",
     "Reset",
     "Scenario",
+    "Session",
+    "SessionReplay",
     "Site",
     "SocDistribution",
     "StuckAvailable",
     "TimeDistribution",
     "TwinSettings",
+    "VehicleBlock",
     "reference_problems",
+    "session_columns",
 ]
 
 # AC above this is not a real AC connector (63 A × 3 × 230 V), so an unspecified `current` means DC.
@@ -94,6 +102,7 @@ Duration = Annotated[float, BeforeValidator(parse_duration_s)]
 """Seconds; written as "13h", "30m", "90s", "1h30m" or a number of seconds."""
 PositiveDuration = Annotated[float, BeforeValidator(parse_duration_s), Field(gt=0)]
 When = Annotated[TimePoint, PlainValidator(parse_time_point), PlainSerializer(str)]
+SessionTime = Annotated[TimePoint, PlainValidator(parse_session_time), PlainSerializer(str)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Name = Annotated[str, PlainValidator(lambda v: _check_name(_as_str(v)))]
 CheckName = Annotated[str, PlainValidator(lambda v: _check_check_name(_as_str(v)))]
@@ -264,6 +273,23 @@ class SocDistribution(_Model):
         return self
 
 
+def _check_curve(value: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    TaperCurve(tuple(value))  # raises ValueError with the rule it breaks
+    return value
+
+
+def _check_token_template(value: str) -> str:
+    try:
+        value.format(n=1)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"expected a token template using only {{n}}, e.g. 'RES-{{n:03d}}': {exc}") from None
+    return value
+
+
+Curve = Annotated[list[tuple[Fraction, Fraction]], AfterValidator(_check_curve)]
+TokenTemplate = Annotated[str, AfterValidator(_check_token_template)]
+
+
 def _model_weights(value: object) -> object:
     return {value: 1.0} if isinstance(value, str) else value
 
@@ -286,7 +312,7 @@ class FleetBlock(_Model):
     max_ac_kw: Annotated[float, Field(ge=0)] | None = None
     max_dc_kw: Annotated[float, Field(ge=0)] | None = None
     ac_phases: Literal[1, 3] | None = None
-    curve: list[tuple[Fraction, Fraction]] | None = None
+    curve: Curve | None = None
     arrival: TimeDistribution
     departure: Departure
     soc_on_arrival: Annotated[SocDistribution, BeforeValidator(_fixed_soc)] = Field(
@@ -295,7 +321,7 @@ class FleetBlock(_Model):
     target_soc: Fraction | None = None
     charge_limit_soc: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     plug_in_delay: Duration = 60.0
-    id_token: str | None = None
+    id_token: TokenTemplate | None = None
     group: str | None = None
     assign_to: Annotated[list[str], BeforeValidator(_one_to_list)] | None = None
     assign: Literal["first_free", "random"] = "first_free"
@@ -309,23 +335,6 @@ class FleetBlock(_Model):
             raise ValueError(f"expected a catalogue model ({known}), got {unknown[0]!r}")
         if not value:
             raise ValueError("expected at least one model")
-        return value
-
-    @field_validator("curve")
-    @classmethod
-    def _valid_curve(cls, value: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
-        if value is not None:
-            TaperCurve(tuple(value))  # raises ValueError with the rule it breaks
-        return value
-
-    @field_validator("id_token")
-    @classmethod
-    def _valid_template(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                value.format(n=1)
-            except (KeyError, IndexError, ValueError) as exc:
-                raise ValueError(f"expected a token template using only {{n}}, e.g. 'RES-{{n:03d}}': {exc}") from None
         return value
 
     @model_validator(mode="after")
@@ -344,6 +353,95 @@ class FleetBlock(_Model):
 
     def token(self, n: int) -> str | None:
         return None if self.id_token is None else self.id_token.format(n=n)
+
+    def tokens(self) -> list[str | None]:
+        return [self.token(n) for n in range(1, self.count + 1)]
+
+
+class Session(_Model):
+    """One replayed charging session, in the shape of a Caltech ACN-Data session: the vehicle plugs in at
+    ``arrival`` (ACN ``connectionTime``), unplugs at ``departure`` (``disconnectTime``) and wants
+    ``energy_kwh`` (``kWhRequested``, or ``kWhDelivered`` to replay what was delivered). ``station``
+    (``stationID``/``spaceID``) is a station id of the scenario; without one the vehicle takes the first
+    free connector. ``max_kw`` and ``battery_kwh`` override the replay block's."""
+
+    arrival: SessionTime = Field(validation_alias=AliasChoices("arrival", "connectionTime"))
+    departure: SessionTime = Field(validation_alias=AliasChoices("departure", "disconnectTime"))
+    energy_kwh: Annotated[float, Field(gt=0)] = Field(
+        validation_alias=AliasChoices("energy_kwh", "kWhRequested", "kWhDelivered")
+    )
+    max_kw: Annotated[float, Field(gt=0)] | None = None
+    station: str | None = Field(default=None, validation_alias=AliasChoices("station", "stationID", "spaceID"))
+    battery_kwh: Annotated[float, Field(gt=0)] | None = None
+    id_token: str | None = None
+
+
+def session_columns() -> dict[str, str]:
+    """Every name a session field may be given by (ACN-Data's included) → the field's own name."""
+    names: dict[str, str] = {}
+    for field_name, info in Session.model_fields.items():
+        names[field_name] = field_name
+        if isinstance(info.validation_alias, AliasChoices):
+            names.update({str(alias): field_name for alias in info.validation_alias.choices})
+    return names
+
+
+class SessionReplay(_Model):
+    """Vehicles replayed from explicit ``sessions`` (a list here, or a CSV file named by ``sessions_file``,
+    relative to the scenario file, that the loader reads into ``sessions``) instead of distributions.
+
+    Each vehicle is an ideal battery (the ``curve`` is flat unless given) of the session's ``battery_kwh``,
+    else the block's, else its ``model``'s. It accepts up to ``max_kw`` (the session's, else the block's,
+    else the model's AC and DC peaks) and stops when it holds its requested energy: it arrives at SoC
+    ``target_soc - energy_kwh / battery_kwh`` and its charge limit is ``target_soc``.
+    """
+
+    name: Name = "ev"
+    sessions: Annotated[list[Session], Field(min_length=1)]
+    sessions_file: str | None = None
+    model: str = DEFAULT_MODEL
+    battery_kwh: Annotated[float, Field(gt=0)] | None = None
+    max_kw: Annotated[float, Field(gt=0)] | None = None
+    ac_phases: Literal[1, 3] | None = None
+    curve: Curve | None = None
+    target_soc: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
+    id_token: TokenTemplate | None = None
+    group: str | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value not in CATALOGUE:
+            known = ", ".join(repr(m) for m in CATALOGUE)
+            raise ValueError(f"expected a catalogue model ({known}), got {value!r}")
+        return value
+
+    @property
+    def count(self) -> int:
+        return len(self.sessions)
+
+    def battery_of(self, session: Session) -> float:
+        return session.battery_kwh or self.battery_kwh or CATALOGUE[self.model].battery_kwh
+
+    def tokens(self) -> list[str | None]:
+        """Each session's ``id_token``, else the block's template formatted with ``n`` (1-based)."""
+        template = self.id_token
+        return [
+            s.id_token if s.id_token is not None else (None if template is None else template.format(n=n))
+            for n, s in enumerate(self.sessions, start=1)
+        ]
+
+
+def _vehicle_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "replay" if "sessions" in value or "sessions_file" in value else "fleet"
+    return "replay" if isinstance(value, SessionReplay) else "fleet"
+
+
+VehicleBlock = Annotated[
+    Annotated[FleetBlock, Tag("fleet")] | Annotated[SessionReplay, Tag("replay")], Discriminator(_vehicle_kind)
+]
+"""A block of ``vehicles``: sampled from distributions, or replayed from explicit sessions."""
 
 
 # -- operator actions ---------------------------------------------------------------------------------------
@@ -546,7 +644,7 @@ class Scenario(_Model):
     csms: CsmsSettings = Field(default_factory=CsmsSettings)
     twin: TwinSettings = Field(default_factory=TwinSettings)
     chargers: Annotated[list[ChargerGroup], Field(min_length=1)]
-    vehicles: Annotated[list[FleetBlock], BeforeValidator(_one_to_list)] = Field(default_factory=list)
+    vehicles: Annotated[list[VehicleBlock], BeforeValidator(_one_to_list)] = Field(default_factory=list)
     actions: list[Action] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
     expect: dict[CheckName, Expectation] = Field(default_factory=dict)
@@ -606,6 +704,7 @@ def reference_problems(scenario: Scenario) -> list[_Problem]:
     problems, prefixes = _duplicate_prefixes(scenario)
     problems += _reference_problems(scenario, prefixes)
     problems += _times_outside(scenario)
+    problems += _session_problems(scenario)
     problems += _load_management_problems(scenario)
     if scenario.twin.step > scenario.duration or not math.isfinite(scenario.twin.step):
         problems.append((("twin", "step"), "expected a physics step no longer than the duration"))
@@ -634,8 +733,9 @@ def _reference_problems(scenario: Scenario, prefixes: dict[str, int]) -> list[_P
     groups = {b.group for b in scenario.vehicles if b.group is not None}
     problems: list[_Problem] = []
     for i, block in enumerate(scenario.vehicles):
-        for j, ref in enumerate(block.assign_to or []):
-            problems += _charger_problem(scenario, known, ("vehicles", i, "assign_to", j), ref)
+        if isinstance(block, FleetBlock):
+            for j, ref in enumerate(block.assign_to or []):
+                problems += _charger_problem(scenario, known, ("vehicles", i, "assign_to", j), ref)
     for i, action in enumerate(scenario.actions):
         problems += _action_problems(scenario, known, groups, i, action)
     for i, fault in enumerate(scenario.faults):
@@ -682,6 +782,38 @@ def _times_outside(scenario: Scenario) -> list[_Problem]:
                         f"the start), got {item.at} = {t_s:g} s",
                     )
                 )
+    return problems
+
+
+def _session_problems(scenario: Scenario) -> list[_Problem]:
+    """Replayed sessions that name no station, fall outside the run, end before they start or ask for more
+    energy than the battery holds below its target."""
+    problems: list[_Problem] = []
+    stations = set(scenario.station_ids())
+    for i, block in enumerate(scenario.vehicles):
+        if not isinstance(block, SessionReplay):
+            continue
+        for j, session in enumerate(block.sessions):
+            loc = ("vehicles", i, "sessions", j)
+            if session.station is not None and session.station not in stations:
+                problems.append(((*loc, "station"), f"expected a station id of the scenario, got {session.station!r}"))
+            arrival_s, departure_s = scenario.seconds(session.arrival), scenario.seconds(session.departure)
+            if not 0 <= arrival_s < scenario.duration:
+                message = (
+                    f"expected an arrival within the scenario (0 to {scenario.duration:g} s after the start), "
+                    f"got {session.arrival} = {arrival_s:g} s"
+                )
+                problems.append(((*loc, "arrival"), message))
+            if departure_s <= arrival_s:
+                message = f"expected a departure after the arrival ({arrival_s:g} s), got {departure_s:g} s"
+                problems.append(((*loc, "departure"), message))
+            battery_kwh = block.battery_of(session)
+            if session.energy_kwh > block.target_soc * battery_kwh + 1e-9:
+                message = (
+                    f"expected at most {block.target_soc * battery_kwh:g} kWh (target_soc {block.target_soc:g} of "
+                    f"a {battery_kwh:g} kWh battery; give a larger battery_kwh), got {session.energy_kwh:g}"
+                )
+                problems.append(((*loc, "energy_kwh"), message))
     return problems
 
 

@@ -1,17 +1,28 @@
 """The one place a scenario becomes the twin's specs: time points resolved to seconds after the start,
-charger groups expanded to stations, vehicle blocks to fleets. The twin never sees the YAML models."""
+charger groups expanded to stations, vehicle blocks to fleets (sampled or replayed). The twin never sees the
+YAML models."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from simulator.scenario.models import ChargerGroup, FleetBlock, Scenario, SocDistribution, TimeDistribution
+from simulator.scenario.models import (
+    ChargerGroup,
+    FleetBlock,
+    Scenario,
+    SessionReplay,
+    SocDistribution,
+    TimeDistribution,
+)
 from simulator.twin.specs import (
     FixedSoc,
     FixedTime,
+    Fleet,
     FleetSpec,
     NormalSoc,
     NormalTime,
+    ReplayFleetSpec,
+    SessionSpec,
     SiteSpec,
     SocSpec,
     StationSpec,
@@ -60,13 +71,15 @@ def _stations(group: ChargerGroup) -> list[StationSpec]:
     ]
 
 
-def _fleet(block: FleetBlock, scenario: Scenario) -> FleetSpec:
+def _fleet(block: FleetBlock | SessionReplay, scenario: Scenario) -> Fleet:
+    if isinstance(block, SessionReplay):
+        return _replay(block, scenario)
     allowed = None
     if block.assign_to is not None:
         allowed = frozenset(sid for ref in block.assign_to for sid in scenario.resolve_chargers(ref))
     return FleetSpec(
         name=block.name,
-        id_tokens=tuple(block.token(n) for n in range(1, block.count + 1)),
+        id_tokens=tuple(block.tokens()),
         models=tuple(block.model.items()),
         battery_kwh=block.battery_kwh,
         max_ac_kw=block.max_ac_kw,
@@ -82,6 +95,30 @@ def _fleet(block: FleetBlock, scenario: Scenario) -> FleetSpec:
         group=block.group,
         allowed=allowed,
         assign=block.assign,
+    )
+
+
+def _replay(block: SessionReplay, scenario: Scenario) -> ReplayFleetSpec:
+    sessions = tuple(
+        SessionSpec(
+            arrival_s=scenario.seconds(session.arrival),
+            departure_s=scenario.seconds(session.departure),
+            energy_kwh=session.energy_kwh,
+            battery_kwh=block.battery_of(session),
+            max_kw=session.max_kw or block.max_kw,
+            station=session.station,
+            id_token=token,
+        )
+        for session, token in zip(block.sessions, block.tokens(), strict=True)
+    )
+    return ReplayFleetSpec(
+        name=block.name,
+        sessions=sessions,
+        model=block.model,
+        ac_phases=block.ac_phases,
+        curve=tuple(block.curve) if block.curve is not None else None,
+        target_soc=block.target_soc,
+        group=block.group,
     )
 
 

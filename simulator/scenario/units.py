@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from email.utils import parsedate_to_datetime
 
-__all__ = ["TimePoint", "parse_clock", "parse_duration_s", "parse_time_point"]
+__all__ = ["TimePoint", "parse_clock", "parse_duration_s", "parse_session_time", "parse_time_point"]
 
 _DURATION_RE = re.compile(
     r"^(?:(?P<d>\d+(?:\.\d+)?)d)?(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?"
@@ -126,3 +127,38 @@ def parse_time_point(value: object) -> TimePoint:
             else:
                 return parse_time_point(parsed)
     raise ValueError(f"expected {TIME_POINT_HELP}, got {value!r}")
+
+
+SESSION_TIME_HELP = (
+    "seconds after the start (a number), a date-time with a UTC offset (ISO 8601, or RFC 1123 as ACN-Data "
+    "writes it: 'Wed, 25 Apr 2018 11:08:04 GMT'), 'HH:MM' or '+<duration>'"
+)
+
+
+def parse_session_time(value: object) -> TimePoint:
+    """A replayed session's time: a number of seconds after the start, an ACN-Data RFC 1123 date-time, or
+    anything ``parse_time_point`` takes.
+
+    Raises:
+        ValueError: with the accepted forms.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected {SESSION_TIME_HELP}, got {value!r}")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            if "," in text:  # RFC 1123 starts with the day name and a comma; ISO 8601 has none
+                try:
+                    return parse_time_point(parsedate_to_datetime(text))
+                except (TypeError, ValueError):
+                    raise ValueError(f"expected {SESSION_TIME_HELP}, got {value!r}") from None
+    if isinstance(value, int | float):
+        if not 0 <= value < float("inf"):
+            raise ValueError(f"expected {SESSION_TIME_HELP} (not negative), got {value!r}")
+        return TimePoint(offset_s=float(value))
+    try:
+        return parse_time_point(value)
+    except ValueError:
+        raise ValueError(f"expected {SESSION_TIME_HELP}, got {value!r}") from None

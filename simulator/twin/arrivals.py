@@ -1,8 +1,10 @@
 """The arrival generator: turns the fleets of a ``TwinSpec`` into the vehicles that will come, when they
 arrive, how charged they are and when they mean to leave.
 
-Every random draw of vehicle planning happens here, from the one generator the world hands in, in a fixed
-order per vehicle: model, arrival, state of charge, departure. Changing that order changes every seeded run.
+A fleet is sampled from distributions (``FleetSpec``) or replayed from explicit sessions
+(``ReplayFleetSpec``); both become the same ``Arrival`` plans. Every random draw of vehicle planning happens
+here, from the one generator the world hands in, in a fixed order per sampled vehicle: model, arrival, state
+of charge, departure. Changing that order changes every seeded run. Replay draws nothing.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from simulator.twin.catalogue import CATALOGUE
-from simulator.twin.curves import TaperCurve
+from simulator.twin.curves import FLAT, TaperCurve
 from simulator.twin.specs import (
     FixedSoc,
     FixedTime,
-    FleetSpec,
+    Fleet,
     NormalTime,
+    ReplayFleetSpec,
     SocSpec,
     TimeSpec,
     UniformSoc,
@@ -25,7 +28,7 @@ from simulator.twin.specs import (
 )
 from simulator.twin.vehicle import Vehicle
 
-__all__ = ["MIN_STAY_S", "Arrival", "plan_fleet", "sample_soc", "sample_time_s"]
+__all__ = ["MIN_STAY_S", "Arrival", "plan_fleet", "plan_replay", "sample_soc", "sample_time_s"]
 
 #: A vehicle stays at least this long after plugging in, whatever its departure draw says.
 MIN_STAY_S = 60.0
@@ -65,8 +68,10 @@ def sample_soc(spec: SocSpec, rng: random.Random) -> float:
     return min(max(rng.gauss(spec.mean, spec.std), 0.0), 1.0)
 
 
-def plan_fleet(fleet: FleetSpec, rng: random.Random, end_s: float) -> list[Arrival]:
-    """The fleet's vehicles, numbered 1.. within the fleet; arrivals are clipped to the run."""
+def plan_fleet(fleet: Fleet, rng: random.Random, end_s: float) -> list[Arrival]:
+    """The fleet's vehicles, numbered 1.. within the fleet; sampled arrivals are clipped to the run."""
+    if isinstance(fleet, ReplayFleetSpec):
+        return plan_replay(fleet)
     names, weights = [name for name, _ in fleet.models], [weight for _, weight in fleet.models]
     curve = TaperCurve(fleet.curve) if fleet.curve is not None else None
     arrivals = []
@@ -87,6 +92,36 @@ def plan_fleet(fleet: FleetSpec, rng: random.Random, end_s: float) -> list[Arriv
         plan = Arrival(
             vehicle, fleet.group, id_token, arrival_s, fleet.plug_in_delay_s, departure_s, fleet.allowed,
             fleet.assign, soc,
+        )  # fmt: skip
+        arrivals.append(plan)
+    return arrivals
+
+
+def plan_replay(fleet: ReplayFleetSpec) -> list[Arrival]:
+    """One vehicle per session, plugged in at its arrival (no plug-in delay) at its station (or the first
+    free connector) and unplugged at its departure.
+
+    The vehicle accepts up to the session's ``max_kw`` (else its model's AC and DC peaks) along the fleet's
+    curve (flat: an ideal battery) and stops when it holds the requested energy: it arrives at SoC
+    ``target_soc - energy_kwh / battery_kwh`` and its charge limit is ``target_soc``.
+    """
+    model = CATALOGUE[fleet.model]
+    curve = TaperCurve(fleet.curve) if fleet.curve is not None else FLAT
+    arrivals = []
+    for n, session in enumerate(fleet.sessions, start=1):
+        soc = fleet.target_soc - session.energy_kwh / session.battery_kwh
+        soc = 0.0 if abs(soc) < 1e-9 else soc  # the full battery below target, less rounding; more is an error
+        vehicle = Vehicle(
+            vehicle_id=f"{fleet.name}-{n}", battery_kwh=session.battery_kwh, soc=soc, target_soc=fleet.target_soc,
+            max_ac_kw=model.max_ac_kw if session.max_kw is None else session.max_kw,
+            max_dc_kw=model.max_dc_kw if session.max_kw is None else session.max_kw,
+            curve=curve, ac_phases=fleet.ac_phases or model.ac_phases, pack_voltage_v=model.pack_voltage_v,
+            charge_limit_soc=fleet.target_soc, model=model.name,
+        )  # fmt: skip
+        allowed = None if session.station is None else frozenset((session.station,))
+        plan = Arrival(
+            vehicle, fleet.group, session.id_token, session.arrival_s, 0.0, session.departure_s, allowed,
+            "first_free", soc,
         )  # fmt: skip
         arrivals.append(plan)
     return arrivals

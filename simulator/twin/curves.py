@@ -12,7 +12,7 @@ import itertools
 from bisect import bisect_right
 from dataclasses import dataclass
 
-__all__ = ["CURVES", "TaperCurve"]
+__all__ = ["CURVES", "FLAT", "TaperCurve"]
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,12 @@ from simulator.twin.vehicle import CurrentKind
 __all__ = [
     "FixedSoc",
     "FixedTime",
+    "Fleet",
     "FleetSpec",
     "NormalSoc",
     "NormalTime",
+    "ReplayFleetSpec",
+    "SessionSpec",
     "SiteSpec",
     "SocSpec",
     "StationSpec",
@@ -126,6 +129,38 @@ class FleetSpec:
 
 
 @dataclass(frozen=True)
+class SessionSpec:
+    """One replayed session: plugged in from ``arrival_s`` to ``departure_s`` at ``station`` (None: the first
+    free connector), wanting ``energy_kwh`` into a ``battery_kwh`` battery at up to ``max_kw`` (None: the
+    model's peaks)."""
+
+    arrival_s: float
+    departure_s: float
+    energy_kwh: float
+    battery_kwh: float
+    max_kw: float | None
+    station: str | None
+    id_token: str | None
+
+
+@dataclass(frozen=True)
+class ReplayFleetSpec:
+    """Vehicles replayed from explicit sessions rather than drawn from distributions (rules in
+    ``simulator.twin.arrivals.plan_replay``). ``curve`` None is flat (an ideal battery)."""
+
+    name: str
+    sessions: tuple[SessionSpec, ...]
+    model: str
+    ac_phases: Literal[1, 3] | None
+    curve: tuple[tuple[float, float], ...] | None
+    target_soc: float
+    group: str | None
+
+
+Fleet = FleetSpec | ReplayFleetSpec
+
+
+@dataclass(frozen=True)
 class TwinSpec:
     """A whole run: ``start`` (aware, in the site's zone) only places the building-load profile on the clock."""
 
@@ -135,4 +170,4 @@ class TwinSpec:
     efficiency: float
     site: SiteSpec
     stations: tuple[StationSpec, ...]
-    fleets: tuple[FleetSpec, ...]
+    fleets: tuple[Fleet, ...]
