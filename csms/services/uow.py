@@ -6,7 +6,8 @@ a status change, a transaction's start or end) is opened on that same connection
 
 Services add high-volume rows (meter samples, the message log, 2.0.1 sequence numbers) and moves of running
 transactions to lists here, and note stations that were seen; :meth:`flush_batches` writes each list with
-one multi-row statement (``executemany``) just before the commit, instead of one statement per call.
+one multi-row statement (``executemany``, :class:`~csms.store.bulk.Bulk`) just before the commit, instead of
+one statement per call.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, insert, update
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from csms.services.live_transactions import LiveTransactions
@@ -33,6 +34,11 @@ _STATIONS: Table = Station.__table__  # type: ignore[assignment]
 _INSERT_SAMPLES = Bulk(insert(_METER_SAMPLES))
 _INSERT_LOG = Bulk(insert(_MESSAGE_LOG))
 _INSERT_TRANSACTION_EVENTS = Bulk(insert(_TRANSACTION_EVENTS))
+_MARK_SEEN = Bulk(
+    update(_STATIONS)
+    .where(_STATIONS.c.id == bindparam("of_station"))
+    .values(last_seen_at=bindparam("at", type_=_STATIONS.c.last_seen_at.type))
+)
 
 
 class UnitOfWork:
@@ -135,11 +141,7 @@ class UnitOfWork:
         latest: dict[str, datetime] = {}
         for station_id, at in self.seen:  # the last report of a station wins, as row-by-row updates would
             latest[station_id] = at
-        by_instant: dict[datetime, list[str]] = {}
-        for station_id, at in latest.items():
-            by_instant.setdefault(at, []).append(station_id)
-        for at, ids in by_instant.items():
-            self.connection.execute(update(_STATIONS).where(_STATIONS.c.id.in_(ids)).values(last_seen_at=at))
+        _MARK_SEEN.execute(self.connection, [{"of_station": sid, "at": at} for sid, at in latest.items()])
         self.seen = []
 
     def commit(self) -> None:
