@@ -1,7 +1,9 @@
 """Compiled validators for the ``ocpp`` package's JSON schemas, one per (version, action, direction).
 
-The schemas are compiled once to Python code with fastjsonschema and cached, so validating a frame costs a
-function call instead of a walk of the schema. Two deliberate deviations from the raw schema files:
+Each schema is compiled once and cached, twice: jsonschema-rs (Rust) answers whether a payload is valid — the
+question every frame asks, in about a tenth of the time of the Python validators — and, only for a payload it
+refuses, the fastjsonschema code compiled from the same schema names the rule that failed, which decides the
+CALLERROR's kind. Two deliberate deviations from the raw schema files:
 
 * ``multipleOf: 0.1`` (1.6 charging limits) is dropped: binary floats such as 21.4 fail it although the
   spec means "one decimal"; we round such limits when we emit them instead.
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import fastjsonschema
+import jsonschema_rs
 import ocpp
 
 from csms.ocpp.errors import ErrorKind, OcppError
@@ -102,6 +105,14 @@ def validator(version: Version, action: str, direction: Direction) -> Validator:
     return fastjsonschema.compile(schema(version, action, direction))
 
 
+@functools.cache
+def acceptor(version: Version, action: str, direction: Direction) -> Callable[[Any], bool]:
+    """Whether a payload is valid; raises KeyError when the version does not define the action."""
+    if action not in known_actions(version):
+        raise KeyError(action)
+    return jsonschema_rs.validator_for(schema(version, action, direction), validate_formats=True).is_valid
+
+
 def validate(version: Version, action: str, direction: Direction, payload: dict[str, Any]) -> None:
     """Check a payload against its schema.
 
@@ -110,11 +121,16 @@ def validate(version: Version, action: str, direction: Direction, payload: dict[
             :data:`RULE_KINDS` assigns to the first violated rule.
     """
     try:
-        check = validator(version, action, direction)
+        accepts = acceptor(version, action, direction)
     except KeyError:
         raise OcppError(ErrorKind.NOT_IMPLEMENTED, f"Action {action!r} is not defined in OCPP {version}") from None
     try:
-        check(payload)
+        if accepts(payload):
+            return
+    except (ValueError, TypeError, OverflowError):  # a value JSON allows and Rust cannot hold (a huge integer)
+        pass
+    try:
+        validator(version, action, direction)(payload)
     except fastjsonschema.JsonSchemaValueException as exc:
         kind = RULE_KINDS.get(exc.rule or "", ErrorKind.FORMAT_VIOLATION)
         if exc.rule == "type" and exc.path == ["data"]:
@@ -125,10 +141,14 @@ def validate(version: Version, action: str, direction: Direction, payload: dict[
             kind = ErrorKind.PROTOCOL  # 1.6 names a missing field "Payload for Action is incomplete"
         field = (exc.name or "").removeprefix("data").removeprefix(".") or "(payload)"
         raise OcppError(kind, exc.message.replace("data.", "", 1), {"field": field, "rule": exc.rule}) from None
+    # Accepted by the rule-naming validator only: the validators disagree (tests/csms/test_schemas.py looks
+    # for such payloads); refuse, as the stricter one does.
+    raise OcppError(ErrorKind.FORMAT_VIOLATION, f"payload does not match the {action} schema")
 
 
 def warm_up(version: Version, actions: list[str] | None = None) -> None:
     """Compile validators ahead of time (compiling all of a version takes a fraction of a second)."""
     for action in actions or sorted(known_actions(version)):
-        validator(version, action, "request")
-        validator(version, action, "response")
+        for direction in ("request", "response"):
+            acceptor(version, action, direction)
+            validator(version, action, direction)
