@@ -43,7 +43,7 @@ class Bulk:
             names = tuple(compiled.positiontup or ()) if dialect.positional else tuple(compiled.binds)
             processors: dict[str, Processor] = {}
             for name in set(names):
-                processor = compiled.binds[name].type.bind_processor(dialect)
+                processor = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
                 if processor is not None:
                     processors[name] = processor
             found = self._prepared[(dialect.name, keys)] = _Prepared(
@@ -56,7 +56,11 @@ class Bulk:
         if not rows:
             return
         prepared = self._prepare(connection, tuple(rows[0]))
-        converted = [_converted(row, prepared.processors) for row in rows] if prepared.processors else rows
+        if prepared.processors:
+            memo: Memo = {}  # the samples of one reading share its timestamp
+            converted = [_converted(row, prepared.processors, memo) for row in rows]
+        else:
+            converted = list(rows)
         names = prepared.names
         params: Sequence[Any] = (
             [tuple(row[name] for name in names) for row in converted] if prepared.positional else converted
@@ -68,10 +72,17 @@ class Bulk:
             cursor.close()
 
 
-def _converted(row: dict[str, Any], processors: dict[str, Processor]) -> dict[str, Any]:
+Memo = dict[tuple[str, Any], Any]
+
+
+def _converted(row: dict[str, Any], processors: dict[str, Processor], memo: Memo) -> dict[str, Any]:
     out = dict(row)
     for name, processor in processors.items():
         value = out.get(name)
         if value is not None:
-            out[name] = processor(value)
+            key = (name, value)
+            found = memo.get(key)
+            if found is None:
+                found = memo[key] = processor(value)
+            out[name] = found
     return out

@@ -1,0 +1,63 @@
+"""Bulk writes store exactly what SQLAlchemy's own executemany stores: the same text for a timestamp on
+SQLite (SQL compares them as text), the same values on PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from sqlalchemy import insert, select, text
+
+from csms.store.bulk import Bulk
+from csms.store.models import MeterSample
+
+SAMPLES = MeterSample.__table__
+
+
+def rows(station_id: str) -> list[dict]:
+    at = datetime(2026, 1, 15, 22, 0, 0, 123456, tzinfo=UTC)
+    return [
+        {
+            "station_id": station_id,
+            "transaction_id": None,
+            "evse_id": 1,
+            "timestamp": when,
+            "measurand": "Voltage",
+            "phase": None,
+            "location": None,
+            "context": None,
+            "unit": "V",
+            "value": 230.0,
+        }
+        for when in (at, at.astimezone(timezone(timedelta(hours=2))), at.replace(microsecond=0))
+    ]
+
+
+def test_bulk_rows_are_stored_as_sqlalchemy_stores_them(session_factory):
+    engine = session_factory.kw["bind"]
+    with engine.begin() as connection:
+        Bulk(insert(SAMPLES)).execute(connection, rows("bulk"))
+        connection.execute(insert(SAMPLES), rows("core"))
+    with engine.connect() as connection:
+        stored = {
+            station: [
+                tuple(r)
+                for r in connection.execute(
+                    select(SAMPLES.c.timestamp, SAMPLES.c.value)
+                    .where(SAMPLES.c.station_id == station)
+                    .order_by(SAMPLES.c.id)
+                )
+            ]
+            for station in ("bulk", "core")
+        }
+        assert stored["bulk"] == stored["core"]
+        assert stored["bulk"][0][0] == stored["bulk"][1][0]  # an offset is converted to UTC
+        if engine.dialect.name == "sqlite":
+            raw = {
+                station: list(
+                    connection.execute(
+                        text("SELECT timestamp FROM meter_samples WHERE station_id = :s ORDER BY id"), {"s": station}
+                    ).scalars()
+                )
+                for station in ("bulk", "core")
+            }
+            assert raw["bulk"] == raw["core"] == ["2026-01-15 22:00:00.123456"] * 2 + ["2026-01-15 22:00:00.000000"]
