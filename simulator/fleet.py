@@ -119,6 +119,7 @@ class FirmwareHooks:
         #: The fleet schedule / driver app: tells the CSMS each plugged vehicle's needs (load management).
         self.on_vehicle: Callable[[ConnectorRef, VehicleInfo, float], None] | None = None
         self._seen: dict[ConnectorRef, tuple[bool, float | None, bool]] = {}
+        self._refs: dict[tuple[str, int], ConnectorRef] = {}
 
     def _now(self, now_s: float) -> float:
         return self.epoch + now_s
@@ -152,11 +153,15 @@ class FirmwareHooks:
         if self.world is None:
             return
         now = self.epoch + self.world.env.now
-        for connector_id in charger.connectors:
+        station_id = charger.station_id
+        for connector_id, connector in charger.connectors.items():
+            status = connector.status
             if self.truth is not None:
-                self.truth.status(charger.station_id, connector_id, charger.status(connector_id), now)
-            ref = ConnectorRef(charger.station_id, connector_id)
-            available = charger.status(connector_id) not in OUT_OF_SERVICE
+                self.truth.status(station_id, connector_id, status, now)
+            ref = self._refs.get((station_id, connector_id))
+            if ref is None:
+                ref = self._refs[station_id, connector_id] = ConnectorRef(station_id, connector_id)
+            available = status not in OUT_OF_SERVICE
             state = (charger.is_energizing(connector_id), charger.limit_w(connector_id, now), available)
             before = self._seen.get(ref)
             if before != state:
@@ -326,10 +331,11 @@ class Fleet:
         step = self.world.step_s
         end = float(self.scenario.duration)
         next_report = 0.0
+        names = {ref: str(ref) for ref in self.world.connectors}
         while self.env.now < end:
-            for ref in self.world.connectors:
-                kw = self.world.meter(ref).power_w / 1000.0
-                self.sampler.evse_kw.setdefault(str(ref), []).append((self.env.now, kw))
+            for ref, name in names.items():
+                kw = self.world.power_w(ref) / 1000.0
+                self.sampler.evse_kw.setdefault(name, []).append((self.env.now, kw))
             for vehicle_id, soc in self.world.plugged_socs().items():
                 self.sampler.soc.setdefault(vehicle_id, []).append((self.env.now, soc))
             if progress is not None and self.env.now >= next_report:

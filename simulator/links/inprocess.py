@@ -159,6 +159,12 @@ class InProcessLink:
     # ---- timers ----------------------------------------------------------------------------------------
     def _charger_timer(self) -> None:
         now = self.now()
+        deadline = self.charger.next_deadline()
+        if deadline is None or now < deadline:
+            # The alarm keeps an earlier deadline that has since moved (most often an answered call's
+            # timeout): nothing is due, so the charger is not disturbed.
+            self._charger_alarm.arm(deadline)
+            return
         self.charger.handle_timer(now)
         if self.connection is None and self.charger.wants_connection(now):
             self._maybe_connect()

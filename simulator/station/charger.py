@@ -361,13 +361,11 @@ class Charger:
 
     def next_deadline(self) -> float | None:
         """The earliest instant :meth:`handle_timer` has something to do (or the reconnect is due)."""
-        dormant = set()
-        if self.link_up:
-            dormant.add(Timer.RECONNECT)
-        if not self._tx.retry_waiting:
-            dormant.add(Timer.TX_RETRY)
-        times = [t for t in (self.rpc.next_deadline(), self.timers.next_deadline(dormant)) if t is not None]
-        return min(times) if times else None
+        own = self.timers.next_deadline(_DORMANT[self.link_up, self._tx.retry_waiting])
+        call = self.rpc.next_deadline()
+        if call is None or (own is not None and own < call):
+            return own
+        return call
 
     # ==== time =============================================================================================
     def handle_timer(self, now: float) -> None:
@@ -586,4 +584,11 @@ class Charger:
         return self.connectors[connector_id].status
 
 
+#: Timers armed but waking no one, by (link up, the transaction queue waits for its retry time).
+_DORMANT: dict[tuple[bool, bool], frozenset[Timer]] = {
+    (True, True): frozenset({Timer.RECONNECT}),
+    (True, False): frozenset({Timer.RECONNECT, Timer.TX_RETRY}),
+    (False, True): frozenset(),
+    (False, False): frozenset({Timer.TX_RETRY}),
+}
 _FIRMWARE_REJECTS = SetProfileOutcome(ProfileStatus.REJECTED, None, "NotSupported", "smart charging is off")

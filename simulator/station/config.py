@@ -184,6 +184,7 @@ class Configuration:
         self._by_name = {e.name: e for e in self.table}
         self._by_setting = {e.setting: e for e in self.table}
         self._values = {e.name: e.default for e in self.table}
+        self._parsed: dict[str, int | bool | str | tuple[str, ...]] = {}  # by setting, dropped when written
         for name, value in (overrides or {}).items():
             if name not in self._by_name:
                 raise KeyError(f"unknown configuration {name!r} for OCPP {version}")
@@ -202,7 +203,12 @@ class Configuration:
         return self._values[name]
 
     def get(self, setting: str) -> int | bool | str | tuple[str, ...]:
-        entry = self._by_setting[setting]
+        value = self._parsed.get(setting)
+        if value is None:  # the firmware reads some settings at every sample: parse each value once
+            value = self._parsed[setting] = self._parse(self._by_setting[setting])
+        return value
+
+    def _parse(self, entry: Entry) -> int | bool | str | tuple[str, ...]:
         raw = self._values[entry.name]
         if entry.type is ValueType.INTEGER:
             return int(raw)
@@ -233,6 +239,7 @@ class Configuration:
         if (entry.readonly and not force) or not _check(entry, value):
             return SetStatus.REJECTED
         self._values[name] = value
+        self._parsed.pop(entry.setting, None)
         return SetStatus.REBOOT_REQUIRED if entry.reboot_required else SetStatus.ACCEPTED
 
     def set_setting(self, setting: str, value: str) -> None:

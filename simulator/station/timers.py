@@ -37,14 +37,15 @@ class Deadlines:
     """Deadlines by key; :meth:`next_deadline` is the earliest one."""
 
     def __init__(self) -> None:
-        self._at: dict[Key, tuple[float, int]] = {}  # deadline and arming order
+        # Per kind, connector id -> deadline and arming order: asking for one kind never scans the others.
+        self._at: dict[Timer, dict[int, tuple[float, int]]] = {timer: {} for timer in Timer}
         self._heap: list[tuple[float, int, Key]] = []
         self._seq = itertools.count()
 
     def arm(self, timer: Timer, when: float, connector_id: int = STATION) -> None:
-        key, seq = (timer, connector_id), next(self._seq)
-        self._at[key] = (when, seq)
-        heapq.heappush(self._heap, (when, seq, key))
+        seq = next(self._seq)
+        self._at[timer][connector_id] = (when, seq)
+        heapq.heappush(self._heap, (when, seq, (timer, connector_id)))
 
     def set(self, timer: Timer, when: float | None, connector_id: int = STATION) -> None:
         """Arm at ``when``, or cancel when it is None."""
@@ -54,44 +55,48 @@ class Deadlines:
             self.arm(timer, when, connector_id)
 
     def cancel(self, timer: Timer, connector_id: int = STATION) -> None:
-        self._at.pop((timer, connector_id), None)
+        self._at[timer].pop(connector_id, None)
 
     def cancel_all(self, timer: Timer) -> None:
-        for key in [k for k in self._at if k[0] is timer]:
-            del self._at[key]
+        self._at[timer].clear()
 
     def at(self, timer: Timer, connector_id: int = STATION) -> float | None:
-        armed = self._at.get((timer, connector_id))
+        armed = self._at[timer].get(connector_id)
         return None if armed is None else armed[0]
 
     def pop_if_due(self, timer: Timer, now: float, connector_id: int = STATION) -> bool:
         """True (and cancelled) when the deadline is at or before ``now``."""
-        when = self.at(timer, connector_id)
-        if when is None or now < when:
+        kind = self._at[timer]
+        armed = kind.get(connector_id)
+        if armed is None or now < armed[0]:
             return False
-        del self._at[timer, connector_id]
+        del kind[connector_id]
         return True
 
     def pop_due(self, timer: Timer, now: float) -> list[int]:
         """The connector ids whose ``timer`` is due at ``now``, earliest deadline first (ties: armed first),
         all cancelled."""
-        due = sorted((armed, cid) for (kind, cid), armed in self._at.items() if kind is timer and armed[0] <= now)
+        kind = self._at[timer]
+        if not kind:
+            return []
+        due = sorted((armed, cid) for cid, armed in kind.items() if armed[0] <= now)
         for _, cid in due:
-            del self._at[timer, cid]
+            del kind[cid]
         return [cid for _, cid in due]
 
     def next_deadline(self, dormant: Collection[Timer] = ()) -> float | None:
         """The earliest deadline, leaving out the kinds in ``dormant`` (armed, but not waking anyone now)."""
-        while self._heap:
-            when, seq, key = self._heap[0]
-            if self._at.get(key) != (when, seq):
-                heapq.heappop(self._heap)  # cancelled or re-armed
+        heap, at = self._heap, self._at
+        while heap:
+            when, seq, (timer, cid) = heap[0]
+            if at[timer].get(cid) != (when, seq):
+                heapq.heappop(heap)  # cancelled or re-armed
                 continue
-            if key[0] not in dormant:
+            if timer not in dormant:
                 return when
             break
-        awake = [when for (kind, _), (when, _seq) in self._at.items() if kind not in dormant]
+        awake = [when for timer, kind in at.items() if timer not in dormant for when, _seq in kind.values()]
         return min(awake) if awake else None
 
     def __len__(self) -> int:
-        return len(self._at)
+        return sum(len(kind) for kind in self._at.values())

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from csms.ocpp.rpc import Outcome, PendingCall
 from simulator.station.auth import IdTokenInfo, LocalAuthorization
@@ -65,9 +65,9 @@ class MeterSource(Protocol):
     def soc(self, connector_id: int) -> float | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One sampled value; ``unit`` in 1.6 spelling (Wh, W, A, V, Percent)."""
+class Reading(NamedTuple):
+    """One sampled value; ``unit`` in 1.6 spelling (Wh, W, A, V, Percent). A tuple: a few per sample, built
+    at every meter value."""
 
     measurand: str
     value: float

@@ -26,7 +26,7 @@ import contextlib
 import math
 import random
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, timedelta
 from typing import cast
 
@@ -89,9 +89,10 @@ class _Trip:
         )  # fmt: skip
 
 
-@dataclass
+@dataclass(eq=False, slots=True)
 class _Connector:
     ref: ConnectorRef
+    index: int  # position in the world's connector order (the site meter sums in this order)
     station: StationSpec
     evse: EvsePowerModel
     trip: _Trip | None = None
@@ -99,7 +100,8 @@ class _Connector:
     process: simpy.Process | None = None
     wake_pending: bool = False
     suspended_notified: bool = False
-    replan_again: bool = field(default=False)
+    replan_again: bool = False
+    reading: MeterReading | None = None  # the last reading, while nothing has changed at its instant
 
 
 class TwinWorld:
@@ -143,7 +145,9 @@ class TwinWorld:
             for n in range(1, station.connectors + 1):
                 ref = ConnectorRef(station.station_id, n)
                 evse = EvsePowerModel(station.max_kw, station.current, station.phases, station.voltage, spec.efficiency)
-                self._connectors[ref] = _Connector(ref, station, evse)
+                self._connectors[ref] = _Connector(ref, len(self._connectors), station, evse)
+        #: Connectors that delivered power at some time in the present step (the site meter's work list).
+        self._delivering: set[_Connector] = set()
         self._trips: list[_Trip] = [
             _Trip(plan) for fleet in spec.fleets for plan in plan_fleet(fleet, self._vehicle_rng, self.end_s)
         ]
@@ -183,15 +187,25 @@ class TwinWorld:
     def meter(self, ref: ConnectorRef) -> MeterReading:
         """Present electrical state of a connector, energy integrated up to ``env.now``."""
         conn = self._connectors[ref]
+        reading = conn.reading
+        if reading is not None and reading.now_s == self.env.now:
+            return reading  # a firmware sample reads several quantities at one instant
         self._settle(conn)
         evse = conn.evse
-        return MeterReading(
+        reading = conn.reading = MeterReading(
             now_s=self.env.now, energy_register_wh=evse.energy_register_wh, power_w=evse.power_w,
             voltage_v=evse.voltage_v, current_a=evse.current_a, phase_currents_a=evse.phase_currents_a,
             active_phases=evse.active_phases, soc=conn.trip.vehicle.soc
             if conn.trip is not None and evse.current == "DC" else None,
             vehicle_plugged=conn.trip is not None,
         )  # fmt: skip
+        return reading
+
+    def power_w(self, ref: ConnectorRef) -> float:
+        """The connector's power now (``meter(ref).power_w`` without the rest of the reading)."""
+        conn = self._connectors[ref]
+        self._settle(conn)
+        return conn.evse.power_w
 
     def reevaluate(self, ref: ConnectorRef) -> None:
         """Apply a change of ``is_energizing``/``charging_limit`` now rather than at the next step."""
@@ -262,17 +276,22 @@ class TwinWorld:
         trip.departure_s = env.now
 
     def evse_delivery(self, conn: _Connector) -> ProcessGenerator:
+        """Delivering, the connector re-plans at every physics step (the vehicle's acceptance follows its
+        SoC) and when the battery is full. Not delivering, nothing can change its power but an event the
+        firmware or a driver reports (``reevaluate``, plug, unplug, which interrupt), so it sleeps until then."""
         env = self.env
         while True:
             conn.wake_pending = False
             self._settle(conn)
             self._replan(conn)
-            wait_s = self._next_tick(env.now) - env.now
-            until_full_s = conn.evse.seconds_until_full()
-            if until_full_s is not None:
-                wait_s = min(wait_s, until_full_s)
+            until_full_s = conn.evse.seconds_until_full()  # None when not delivering
+            if until_full_s is None:
+                sleep: simpy.Event = env.event()  # never triggered: only an interrupt ends it
+            else:
+                self._delivering.add(conn)
+                sleep = env.timeout(min(self._next_tick(env.now) - env.now, until_full_s))
             with contextlib.suppress(simpy.Interrupt):  # an interrupt means: re-evaluate now
-                yield env.timeout(wait_s)
+                yield sleep
 
     def site_meter(self) -> ProcessGenerator:
         env = self.env
@@ -284,8 +303,11 @@ class TwinWorld:
             self.building_kw_now = building_kw
             t_next = min(self._next_tick(t_s), self.end_s)
             yield env.timeout(t_next - env.now)
-            for conn in self._connectors.values():
+            # Only connectors that delivered in this step have moved their registers; the others are skipped.
+            delivered = sorted(self._delivering, key=lambda c: c.index)
+            for conn in delivered:
                 self._settle(conn)
+            self._delivering = {conn for conn in delivered if conn.evse.power_w > 0}
             new_total_wh = self._total_register_wh()
             duration_s = t_next - t_s
             hours = duration_s / 3600.0
@@ -293,7 +315,8 @@ class TwinWorld:
             # Per phase: the building balanced over three phases, each connector's step energy on the site
             # phases it is wired to (the first ones its vehicle uses; DC balanced over three).
             phase_a = [building_kw * 1000.0 / (3 * self.voltage)] * 3
-            for ref, conn in self._connectors.items():
+            for conn in delivered:
+                ref = conn.ref
                 now_wh = conn.evse.energy_register_wh
                 kw = (now_wh - registers[ref]) / 1000.0 / hours
                 registers[ref] = now_wh
@@ -344,7 +367,7 @@ class TwinWorld:
 
     def _plug(self, conn: _Connector, trip: _Trip) -> None:
         self._settle(conn)
-        conn.trip = trip
+        conn.trip, conn.reading = trip, None
         conn.suspended_notified = False
         trip.plug_in_s, trip.connector = self.env.now, conn.ref
         self.hooks.on_plug_in(conn.ref, trip.info(), self.env.now)
@@ -355,7 +378,7 @@ class TwinWorld:
         trip = conn.trip
         assert trip is not None
         conn.evse.set_power(None)
-        conn.trip = None
+        conn.trip, conn.reading = None, None
         self.hooks.on_unplug(conn.ref, trip.info(), self.env.now)
         self._wake(conn)
         for i, (waiting, granted) in enumerate(self._waiting):
@@ -366,7 +389,7 @@ class TwinWorld:
 
     def _settle(self, conn: _Connector) -> None:
         dt_s = self.env.now - conn.last_s
-        if dt_s > 0:
+        if dt_s > 0 and conn.evse.power_w > 0:  # at 0 W nothing moves
             conn.evse.advance(dt_s)
         conn.last_s = self.env.now
         trip = conn.trip
@@ -374,6 +397,7 @@ class TwinWorld:
             trip.full_at_s = self.env.now
 
     def _replan(self, conn: _Connector) -> None:
+        conn.reading = None
         for _ in range(3):  # the firmware may ask to reevaluate from inside a hook; honour it promptly
             conn.replan_again = False
             trip, now = conn.trip, self.env.now

@@ -60,7 +60,9 @@ class FaultTruth:
         self.links.setdefault(station_id, []).append((now, up))
 
     def status(self, station_id: str, connector_id: int, status: str, now: float) -> None:
-        port = self.ports.setdefault((station_id, connector_id), PortTruth())
+        port = self.ports.get((station_id, connector_id))
+        if port is None:
+            port = self.ports[station_id, connector_id] = PortTruth()
         if not port.statuses or port.statuses[-1][1] != status:
             port.statuses.append((now, status))
 

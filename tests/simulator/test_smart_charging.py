@@ -31,6 +31,7 @@ from simulator.station.smart_charging import (
     RateUnit,
     Recurrency,
     SchedulePeriod,
+    _composite,
     clear_charging_profile_response,
     composite_schedule_response_v16,
     composite_schedule_response_v201,
@@ -877,3 +878,38 @@ def test_composite_agrees_with_limit_at(store: ProfileStore, offset: int) -> Non
         for t in (period.start_period_s, (period.start_period_s + end) / 2):
             lim = store.limit_at(1, start + t, transaction_start=T0, unit=A)
             assert (None if lim is None else lim.value) == period.limit
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    store=stores(),
+    offsets=st.lists(st.integers(-H, 2 * DAY_S), min_size=1, max_size=12),
+    connector=st.sampled_from([0, 1, 2]),
+    late=profiles(99),
+    in_transaction=st.booleans(),
+)
+def test_kept_limit_answers_as_a_fresh_evaluation(
+    store: ProfileStore, offsets: list[int], connector: int, late: ChargingProfile, in_transaction: bool
+) -> None:
+    """The store keeps an answer until the next breakpoint (the twin asks at every step): asked along a run
+    (mostly forward, sometimes back), and again after a profile arrives mid-run, it answers exactly what
+    evaluating the profiles afresh answers, with or without a transaction to anchor Relative schedules."""
+    start = T0 if in_transaction else None
+
+    def fresh(t: float) -> Limit | None:
+        return _composite.limit_at(store.profiles, connector, t, T0 if in_transaction else t, W, 230.0, 3)
+
+    ordered = sorted(offsets) + offsets
+    for i, offset in enumerate(ordered):
+        if i == len(offsets):
+            store.install(late, T0 + offset)
+        t = T0 + offset
+        kept = store.limit_at(connector, t, transaction_start=start, unit=W, volts_per_phase=230.0, phases=3)
+        assert kept == fresh(t)
+
+
+def test_kept_limit_sees_a_recurring_profile_that_starts_days_later() -> None:
+    daily = prof(1, TXD, [(0, 16.0)], kind=Kind.RECURRING, start=T0 + 3 * DAY_S, recurrency=Recurrency.DAILY)
+    store = store_with(daily)
+    assert store.limit_at(1, T0, transaction_start=T0) is None
+    assert store.limit_at(1, T0 + 3 * DAY_S + 60, transaction_start=T0) == Limit(16.0, A)

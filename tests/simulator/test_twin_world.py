@@ -179,3 +179,20 @@ def test_meter_reading_integrates_up_to_now() -> None:
     assert reading.energy_register_wh == pytest.approx(11_000 * 30 / 3600)
     assert reading.power_w == pytest.approx(11_000) and reading.vehicle_plugged
     assert reading.power_w == pytest.approx(reading.voltage_v * reading.current_a * reading.active_phases)
+
+
+def test_idle_and_full_connectors_cost_no_work_per_physics_step() -> None:
+    """Only a connector delivering power wakes at every physics step: 50 empty connectors and one full
+    vehicle over 4 h take about as many SimPy events as the site meter's own steps, not 50 × 240."""
+    chargers = '- {prefix: ac, count: 50, ocpp: "1.6", max_kw: 11}'
+    vehicles = ONE_VEHICLE.replace("+90s", "+3h").replace("soc_on_arrival: 0.2", "soc_on_arrival: 0.95")
+    world = TwinWorld(twin_spec(small_scenario(vehicles, chargers)), random.Random(3))
+    done, steps = world.start(), 0
+    while not done.triggered:
+        world.env.step()
+        steps += 1
+    site_meter_steps = len(world.ground_truth)
+    assert site_meter_steps == 240
+    assert steps < site_meter_steps + 200
+    full = world.vehicle_records()[0]
+    assert full.full_at_s is not None and full.soc_at_departure == pytest.approx(1.0)

@@ -34,6 +34,7 @@ __all__ = [
     "composite",
     "convert",
     "limit_at",
+    "next_breakpoint",
     "next_change",
 ]
 
@@ -173,6 +174,24 @@ def _breakpoints(profile: ChargingProfile, t0: float, t1: float, reference: floa
             if schedule.duration_s is not None:
                 candidates.append(anchor + schedule.duration_s)
     return (c for c in candidates if t0 < c < t1)
+
+
+def next_breakpoint(profiles: Sequence[ChargingProfile], now: float, reference: float) -> float:
+    """The first instant after ``now`` at which any profile may start, stop or change period (``inf``: none).
+
+    :func:`limit_at` answers the same for every instant in ``[now, next_breakpoint)`` (for one ``reference``),
+    so its answer can be kept until then. A Recurring profile repeats within its recurrency period, so one
+    period ahead always holds its next occurrence.
+    """
+    nearest = math.inf
+    for profile in profiles:
+        horizon = math.inf
+        if profile.kind is Kind.RECURRING and profile.recurrency is not None:
+            first = max([now, *(s.start_schedule for s in profile.schedules if s.start_schedule is not None)])
+            horizon = first + profile.recurrency.period_s + 1.0
+        for t in _breakpoints(profile, now, horizon, reference):
+            nearest = min(nearest, t)
+    return nearest
 
 
 def _relevant(group: Group, profile: ChargingProfile, connector_id: int) -> bool:

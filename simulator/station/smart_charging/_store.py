@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -51,6 +52,18 @@ def _clashes(new: ChargingProfile, old: ChargingProfile) -> bool:
     return new.connector_id == old.connector_id
 
 
+@dataclass(frozen=True, slots=True)
+class _KeptLimit:
+    """An answer of :meth:`ProfileStore.limit_at`, valid for the same profiles and arguments from ``since``
+    until the next breakpoint of any profile (``until``): the twin asks at every physics step."""
+
+    profiles: list[ChargingProfile]
+    key: tuple[int, float, RateUnit | None, float, int]
+    since: float
+    until: float
+    limit: Limit | None
+
+
 class ProfileStore:
     """Charging profiles installed on one station, per connector/EVSE (0 = the station).
 
@@ -62,8 +75,11 @@ class ProfileStore:
 
     def __init__(self, connector_count: int) -> None:
         self.connector_count = connector_count
-        self._profiles: list[ChargingProfile] = []  # installation order breaks stack-level ties
+        # Installation order breaks stack-level ties. Never changed in place: every change assigns a new list,
+        # which is what tells a kept limit (``_limits``) that it is stale.
+        self._profiles: list[ChargingProfile] = []
         self._transactions: dict[int, ActiveTransaction] = {}
+        self._limits: dict[int, _KeptLimit] = {}  # per connector: the last answer of limit_at, while it holds
 
     # --- state ---------------------------------------------------------------------------------
 
@@ -218,7 +234,14 @@ class ProfileStore:
             volts_per_phase, phases: for A↔W conversion where a period gives no numberPhases.
         """
         reference = self._reference(connector_id, now, transaction_start)
-        return _composite.limit_at(self._profiles, connector_id, now, reference, unit, volts_per_phase, phases)
+        key = (connector_id, reference, unit, volts_per_phase, phases)
+        kept = self._limits.get(connector_id)
+        if kept is not None and kept.profiles is self._profiles and kept.key == key and kept.since <= now < kept.until:
+            return kept.limit
+        limit = _composite.limit_at(self._profiles, connector_id, now, reference, unit, volts_per_phase, phases)
+        until = _composite.next_breakpoint(self._profiles, now, reference)
+        self._limits[connector_id] = _KeptLimit(self._profiles, key, now, until, limit)
+        return limit
 
     def composite_schedule(
         self,
