@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -70,6 +71,27 @@ def pinned(cpus: set[int] | None) -> Callable[[], None] | None:
     if not cpus:
         return None
     return lambda: os.sched_setaffinity(0, cpus)
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit (a process may, without privileges; the
+    machine's limits stay as they are); returns the new limit. A child inherits it across ``exec``."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def _prepare_child(cpus: set[int] | None, many_fds: bool) -> Callable[[], None] | None:
+    pin = pinned(cpus)
+    if not many_fds:
+        return pin
+
+    def prepare() -> None:
+        raise_fd_limit()
+        if pin is not None:
+            pin()
+
+    return prepare
 
 
 def split_cpus() -> tuple[set[int] | None, set[int] | None]:
@@ -132,7 +154,7 @@ class CsmsProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def start_csms(
+def start_csms(  # noqa: PLR0913 - one keyword-only argument per way a test starts it
     database_url: str,
     workdir: Path,
     *,
@@ -142,9 +164,13 @@ def start_csms(
     extra_args: list[str] | None = None,
     timeout: float = 60,
     cpus: set[int] | None = None,
+    ports: tuple[int, int] | None = None,
+    many_fds: bool = False,
 ) -> CsmsProcess:
-    """``csms serve`` on two free loopback ports (pinned to ``cpus`` if given); returns once both listen."""
-    ocpp_port, api_port = free_port(), free_port()
+    """``csms serve`` on two free loopback ports (or ``ports``: OCPP and API, to restart a CSMS where its
+    chargers expect it), pinned to ``cpus`` if given, with its file-descriptor limit raised to the hard limit
+    if ``many_fds``; returns once both listen."""
+    ocpp_port, api_port = ports or (free_port(), free_port())
     env = {**os.environ}
     env.pop("CHARGETWIN_DATABASE_URL", None)
     if api_key:
@@ -155,7 +181,12 @@ def start_csms(
     log_path = Path(workdir) / f"{name}.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pinned(cpus)
+            command,
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_prepare_child(cpus, many_fds),
         )
     csms = CsmsProcess(process, ocpp_port, api_port, log_path)
     try:
