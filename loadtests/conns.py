@@ -34,6 +34,8 @@ import fleet
 import harness
 import provision
 
+from csms.runtime.server import raise_fd_limit
+
 FD_RESERVE = 200  # the CSMS's own files: database, listening sockets, the API's connections, the event loop
 
 
@@ -47,7 +49,7 @@ def _progress_line(t0: float, snap: dict[str, Any], csms: harness.CsmsProcess, s
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:  # noqa: PLR0915 - one run, step by step
-    fd_limit = harness.raise_fd_limit()
+    _soft, fd_limit = raise_fd_limit()
     stations = args.stations
     capped_from = None
     if stations > fd_limit - FD_RESERVE:
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:  # noqa: PLR
     provision_s = time.monotonic() - started
     print(f"provisioned {stations:,} stations in {provision_s:.1f} s", file=sys.stderr)
     csms_cpus, gen_cpus = harness.split_cpus() if args.pin else (None, None)
-    csms = harness.start_csms(url, workdir, heartbeat_interval=args.heartbeat, cpus=csms_cpus, many_fds=True)
+    csms = harness.start_csms(url, workdir, heartbeat_interval=args.heartbeat, cpus=csms_cpus)
     options = fleet.FleetOptions(
         url=csms.ocpp_url,
         password="fleet-password",

@@ -32,12 +32,13 @@ from typing import Any
 import orjson
 import websockets
 from chargers import KEYS, RampMeter
-from harness import PAGE, raise_fd_limit
+from harness import PAGE
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
 
 from csms.ocpp.versions import VERSION_SUBPROTOCOL, Version
+from csms.runtime.server import raise_fd_limit
 from simulator.station.charger import Charger
 
 #: Requests whose acknowledgement promises stored data (the durability check reads them back).

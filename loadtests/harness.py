@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
-import resource
 import signal
 import socket
 import subprocess
@@ -71,27 +70,6 @@ def pinned(cpus: set[int] | None) -> Callable[[], None] | None:
     if not cpus:
         return None
     return lambda: os.sched_setaffinity(0, cpus)
-
-
-def raise_fd_limit() -> int:
-    """Raise this process's soft RLIMIT_NOFILE to its hard limit (a process may, without privileges; the
-    machine's limits stay as they are); returns the new limit. A child inherits it across ``exec``."""
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
-
-
-def _prepare_child(cpus: set[int] | None, many_fds: bool) -> Callable[[], None] | None:
-    pin = pinned(cpus)
-    if not many_fds:
-        return pin
-
-    def prepare() -> None:
-        raise_fd_limit()
-        if pin is not None:
-            pin()
-
-    return prepare
 
 
 def split_cpus() -> tuple[set[int] | None, set[int] | None]:
@@ -165,11 +143,10 @@ def start_csms(  # noqa: PLR0913 - one keyword-only argument per way a test star
     timeout: float = 60,
     cpus: set[int] | None = None,
     ports: tuple[int, int] | None = None,
-    many_fds: bool = False,
 ) -> CsmsProcess:
     """``csms serve`` on two free loopback ports (or ``ports``: OCPP and API, to restart a CSMS where its
-    chargers expect it), pinned to ``cpus`` if given, with its file-descriptor limit raised to the hard limit
-    if ``many_fds``; returns once both listen."""
+    chargers expect it), pinned to ``cpus`` if given; returns once both listen. (``csms serve`` raises its own
+    file-descriptor limit to the hard limit.)"""
     ocpp_port, api_port = ports or (free_port(), free_port())
     env = {**os.environ}
     env.pop("CHARGETWIN_DATABASE_URL", None)
@@ -186,7 +163,7 @@ def start_csms(  # noqa: PLR0913 - one keyword-only argument per way a test star
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_prepare_child(cpus, many_fds),
+            preexec_fn=pinned(cpus),
         )
     csms = CsmsProcess(process, ocpp_port, api_port, log_path)
     try:

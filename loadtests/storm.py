@@ -38,6 +38,7 @@ import harness
 import provision
 from sqlalchemy import select
 
+from csms.runtime.server import raise_fd_limit
 from csms.store.database import make_engine, make_session_factory
 from csms.store.models import MeterSample, TransactionEvent
 from csms.store.models import Transaction as TxRow
@@ -113,13 +114,13 @@ def missing_acknowledged(database_url: str, acks: list[tuple[str, str, dict, dic
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    fd_limit = harness.raise_fd_limit()
+    _soft, fd_limit = raise_fd_limit()
     url = f"sqlite:///{workdir}/csms.db"
     rows = provision.plan(args.stations, "storm-", args.share_201, "fleet-password", unique=False)
     provision.provision(url, rows, "LOADTEST")
     csms_cpus, gen_cpus = harness.split_cpus() if args.pin else (None, None)
     ports = (harness.free_port(), harness.free_port())
-    start = {"heartbeat_interval": args.heartbeat, "cpus": csms_cpus, "many_fds": True, "ports": ports}
+    start = {"heartbeat_interval": args.heartbeat, "cpus": csms_cpus, "ports": ports}
     csms = harness.start_csms(url, workdir, **start)
     options = fleet.FleetOptions(
         url=csms.ocpp_url,

@@ -14,7 +14,6 @@ import logging
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
@@ -35,36 +34,47 @@ from csms.services.config import CsmsConfig
 log = logging.getLogger(__name__)
 
 PATH_PREFIX = "/ocpp/"
+#: What an open connection keeps as its handshake request (see ``Gateway._handle``).
+_OPENED = Request(PATH_PREFIX, Headers())
 
 
-@dataclass(eq=False)
 class Link:
-    """One live WebSocket: the host's :class:`~csms.core.host.Transport` for its connection."""
+    """One live WebSocket: the host's :class:`~csms.core.host.Transport` for its connection.
 
-    station_id: str
-    ws: ServerConnection
-    outbox: deque[str] = field(default_factory=deque)
-    writer: asyncio.Future[None] | None = None
-    connection: Connection | None = None
-    closing: set[asyncio.Future[None]] = field(default_factory=set)
+    Tens of thousands live at once, so it holds only what an idle connection needs: the outbox exists
+    while frames wait, the writer task while it writes."""
+
+    __slots__ = ("connection", "gateway", "outbox", "station_id", "writer", "ws")
+
+    def __init__(self, station_id: str, ws: ServerConnection, gateway: Gateway) -> None:
+        self.station_id = station_id
+        self.ws = ws
+        self.gateway = gateway
+        self.outbox: deque[str] | None = None
+        self.writer: asyncio.Future[None] | None = None
+        self.connection: Connection | None = None
 
     def send(self, frames: list[str]) -> None:
-        self.outbox.extend(frames)
-        if self.writer is None or self.writer.done():
+        if self.outbox is None:
+            self.outbox = deque(frames)
+        else:
+            self.outbox.extend(frames)
+        if self.writer is None:
             self.writer = asyncio.ensure_future(self._write())
 
     async def _write(self) -> None:
         """The link's only writer, so frames leave in the order the session produced them."""
-        with contextlib.suppress(ConnectionClosed):
-            while self.outbox:
-                await self.ws.send(self.outbox.popleft())
+        try:
+            with contextlib.suppress(ConnectionClosed):
+                while self.outbox:
+                    await self.ws.send(self.outbox.popleft())
+        finally:
+            self.outbox = self.writer = None
 
     def close(self, reason: str) -> None:
         # Closing waits for the old peer's close handshake (up to its timeout when it is half-open): do it in
         # the background so the new connection is served at once.
-        closing = asyncio.ensure_future(self.ws.close(1000, reason))
-        self.closing.add(closing)
-        closing.add_done_callback(self.closing.discard)
+        self.gateway.close_in_background(self.ws, reason)
 
 
 class Gateway:
@@ -93,6 +103,7 @@ class Gateway:
         self.accept_backlog = accept_backlog
         self.handshake_timeout_s = handshake_timeout_s
         self.links: dict[str, Link] = {}
+        self._closing: set[asyncio.Future[None]] = set()
         self._auth_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="csms-auth")
         self._server: Server | None = None
         #: :class:`csms.runtime.cluster.Cluster` when this process is one node of several (``--broker``).
@@ -132,6 +143,11 @@ class Gateway:
         self.host.stop()
         self.scheduler.shutdown()
         self._auth_threads.shutdown(wait=False)
+
+    def close_in_background(self, ws: ServerConnection, reason: str) -> None:
+        closing = asyncio.ensure_future(ws.close(1000, reason))
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
 
     # ---- handshake ---------------------------------------------------------------------------------------
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -177,8 +193,16 @@ class Gateway:
             return
         else:
             version = parse_version(admission.ocpp_version or OCPP16)
+        # The handshake's request and response (their headers: some kB) are not needed once the connection
+        # is open; at tens of thousands of connections they would be a good part of what each one costs.
+        # websockets tells the handshake from later frames by ``request`` being set (a shared stand-in), and
+        # its frame parser keeps the request object alive (emptied here).
+        if ws.request is not None:
+            ws.request.headers.clear()
+        ws.request, ws.response = _OPENED, None
+        del ws.admission  # type: ignore[attr-defined]
         station_id = admission.station_id
-        link = Link(station_id, ws)
+        link = Link(station_id, ws, self)
         self.links[station_id] = link
         if self.cluster is not None:
             self.cluster.station_connected(station_id)
