@@ -258,7 +258,8 @@ class StationSession:
         """The batch committed: release its answers."""
         if staged.registration is not None:
             self.registration = staged.registration
-        self._triggered -= staged.triggers_used
+        if staged.triggers_used:
+            self._triggered -= staged.triggers_used
         self.rpc.push_frames(staged.frames)
 
     def fail(self, work: Work, reason: str) -> None:
