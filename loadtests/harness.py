@@ -132,7 +132,7 @@ class CsmsProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def start_csms(
+def start_csms(  # noqa: PLR0913 - one keyword-only argument per way a test starts it
     database_url: str,
     workdir: Path,
     *,
@@ -142,9 +142,12 @@ def start_csms(
     extra_args: list[str] | None = None,
     timeout: float = 60,
     cpus: set[int] | None = None,
+    ports: tuple[int, int] | None = None,
 ) -> CsmsProcess:
-    """``csms serve`` on two free loopback ports (pinned to ``cpus`` if given); returns once both listen."""
-    ocpp_port, api_port = free_port(), free_port()
+    """``csms serve`` on two free loopback ports (or ``ports``: OCPP and API, to restart a CSMS where its
+    chargers expect it), pinned to ``cpus`` if given; returns once both listen. (``csms serve`` raises its own
+    file-descriptor limit to the hard limit.)"""
+    ocpp_port, api_port = ports or (free_port(), free_port())
     env = {**os.environ}
     env.pop("CHARGETWIN_DATABASE_URL", None)
     if api_key:
@@ -155,7 +158,12 @@ def start_csms(
     log_path = Path(workdir) / f"{name}.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pinned(cpus)
+            command,
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=pinned(cpus),
         )
     csms = CsmsProcess(process, ocpp_port, api_port, log_path)
     try:

@@ -44,21 +44,15 @@ from typing import Any
 import gevent
 import orjson
 import websocket
+from chargers import KEYS, RampMeter
 from locust import User, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
-from csms.ocpp.versions import OCPP16, OCPP201, VERSION_SUBPROTOCOL, Version, parse_version
+from csms.ocpp.versions import OCPP16, VERSION_SUBPROTOCOL, Version, parse_version
 from simulator.station.charger import Charger, Registration
 
 log = logging.getLogger("chargetwin.locust")
 
-# Configuration keys by wire name, per version.
-KEYS = {
-    OCPP16: {"sample": "MeterValueSampleInterval", "backoff": "ReconnectBackOffWaitMinimum",
-            "range": "ReconnectBackOffRandomRange"},
-    OCPP201: {"sample": "SampledDataCtrlr.TxUpdatedInterval", "backoff": "OCPPCommCtrlr.RetryBackOffWaitMinimum",
-              "range": "OCPPCommCtrlr.RetryBackOffRandomRange"},
-}  # fmt: skip
 BLACKOUT_MESSAGE = "chargetwin_blackout"
 
 
@@ -180,55 +174,6 @@ def _take_station(environment: Any) -> Station:
     if n >= len(_stations):
         raise RuntimeError(f"stations file has {len(_stations)} stations; user #{n} needs more (provision more)")
     return _stations[n]
-
-
-# ---- the synthetic meter ------------------------------------------------------------------------------------
-class RampMeter:
-    """A :class:`~simulator.station.charger.MeterSource`: power ramps up over ``ramp_s`` once a session
-    starts, holds at ``max_w`` and drops to 0 at unplug; the energy register integrates it (wall clock)."""
-
-    def __init__(self, max_w: float, ramp_s: float = 60.0) -> None:
-        self.max_w, self.ramp_s = max_w, ramp_s
-        self.energy = random.uniform(0, 1e6)
-        self.session_start: float | None = None
-        self._at = time.time()
-
-    def _advance(self) -> float:
-        now = time.time()
-        power = self._power(now)
-        self.energy += power * (now - self._at) / 3600.0
-        self._at = now
-        return now
-
-    def _power(self, now: float) -> float:
-        if self.session_start is None:
-            return 0.0
-        return self.max_w * min(1.0, (now - self.session_start) / self.ramp_s)
-
-    def start(self) -> None:
-        self._advance()
-        self.session_start = time.time()
-
-    def stop(self) -> None:
-        self._advance()
-        self.session_start = None
-
-    def energy_wh(self, connector_id: int) -> float:
-        self._advance()
-        return round(self.energy, 1)
-
-    def power_w(self, connector_id: int) -> float:
-        return round(self._power(self._advance()), 1)
-
-    def current_a(self, connector_id: int) -> tuple[float, ...]:
-        amps = round(self._power(time.time()) / (3 * 230.0), 2)
-        return (amps, amps, amps)
-
-    def voltage_v(self, connector_id: int) -> float:
-        return 230.0
-
-    def soc(self, connector_id: int) -> float | None:
-        return None
 
 
 # ---- blackouts (the reconnect-wave shape) -------------------------------------------------------------------
@@ -522,4 +467,4 @@ if _shape_name:
     SelectedShape = SHAPES[_shape_name]
     SelectedShape.start_blackout = staticmethod(start_blackout)  # type: ignore[attr-defined]
 
-__all__ = ["ChargerUser", "RampMeter", "read_stations", "start_blackout"]
+__all__ = ["ChargerUser", "read_stations", "start_blackout"]

@@ -102,7 +102,7 @@ class StationSession:
         )
         #: A copy of the stored status (see :mod:`csms.core.registration`): moved only in :meth:`deliver`.
         self.registration = Registration.stored(registration_status)
-        self._triggered: set[str] = set()
+        self._triggered: frozenset[str] = frozenset()  # the empty one is shared: most sessions never trigger
         self._work = Work()
         self._completed: list[PendingCall] = []
         self._log_enabled = config.message_log_per_station > 0
@@ -133,7 +133,7 @@ class StationSession:
             and (pending.payload or {}).get("status") == "Accepted"
         ):
             requested = call.payload["requestedMessage"]
-            self._triggered.add(_TRIGGER_ACTIONS.get(requested, requested))
+            self._triggered |= {_TRIGGER_ACTIONS.get(requested, requested)}
 
     def _log(self, direction: str, action: str | None, frame: str | bytes, now: float) -> None:
         if self._log_enabled:
@@ -258,7 +258,8 @@ class StationSession:
         """The batch committed: release its answers."""
         if staged.registration is not None:
             self.registration = staged.registration
-        self._triggered -= staged.triggers_used
+        if staged.triggers_used:
+            self._triggered -= staged.triggers_used
         self.rpc.push_frames(staged.frames)
 
     def fail(self, work: Work, reason: str) -> None:

@@ -1,9 +1,15 @@
 """The OCPP-J WebSocket gateway: the asyncio shell around :class:`~csms.core.host.CsmsHost`.
 
 It does transport and clock only: the WebSocket handshake (path, HTTP Basic through the host's admission
-rule on a thread pool, subprotocol), one writer per connection so frames leave in order, and the asyncio
+rule on a thread pool, subprotocol), frames in and out in order, keepalive pings, and the asyncio
 :class:`~csms.gateway.scheduler.AsyncioScheduler` that runs the host's timers on the loop and its group
 commits on a worker thread. Every rule of the CSMS lives in the host, its sessions and plugins.
+
+Each connection is one :class:`Link`: an ``asyncio.Protocol`` around websockets' sans-IO
+:class:`~websockets.server.ServerProtocol`. The websockets asyncio server would give each connection a
+connection object with its own queues, a handler task, a keepalive task and their futures — about 10 kB
+that an idle charger does not need. Here an idle connection is its transport, its protocol state and the
+host's session; one gateway task sends the keepalive pings of all of them.
 """
 
 from __future__ import annotations
@@ -11,18 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
 from http import HTTPStatus
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import InvalidState, ProtocolError
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import CONNECTING, OPEN
+from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from csms.core.host import Connection, CsmsHost, Plugin, StationNotConnected
@@ -35,36 +40,221 @@ from csms.services.config import CsmsConfig
 log = logging.getLogger(__name__)
 
 PATH_PREFIX = "/ocpp/"
+OFFERED = [Subprotocol(p) for p in SUBPROTOCOLS]
+CLOSE_TIMEOUT_S = 10.0  # for the peer's part of a closing handshake, as websockets' default
 
 
-@dataclass(eq=False)
-class Link:
-    """One live WebSocket: the host's :class:`~csms.core.host.Transport` for its connection."""
+class _ServerProtocol(ServerProtocol):
+    """websockets' sans-IO server side, choosing the subprotocol of the admitted station's version."""
 
-    station_id: str
-    ws: ServerConnection
-    outbox: deque[str] = field(default_factory=deque)
-    writer: asyncio.Future[None] | None = None
-    connection: Connection | None = None
-    closing: set[asyncio.Future[None]] = field(default_factory=set)
+    admission: Admission | None = None  # set for the duration of ``accept``
 
+    def select_subprotocol(self, subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
+        assert self.admission is not None
+        preferred = next((p for p, v in SUBPROTOCOLS.items() if v == self.admission.ocpp_version), None)
+        if preferred is not None and preferred in subprotocols:
+            return Subprotocol(preferred)
+        return next((p for p in subprotocols if p in SUBPROTOCOLS), None)
+
+
+class Link(asyncio.Protocol):
+    """One WebSocket connection: the asyncio protocol around websockets' sans-IO protocol, and the host's
+    :class:`~csms.core.host.Transport` once the handshake admitted the station.
+
+    Tens of thousands live at once, so it holds only what an idle connection needs (slots; a timer only
+    during the handshake and the closing handshake; message fragments only while a message is split)."""
+
+    __slots__ = (
+        "connection", "fragments", "gateway", "next_ping", "ping_sent", "protocol", "station_id",
+        "timer", "transport",
+    )  # fmt: skip
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.protocol = _ServerProtocol(subprotocols=OFFERED, max_size=gateway.max_frame_bytes)
+        self.transport: asyncio.Transport | None = None
+        self.station_id = ""
+        self.connection: Connection | None = None
+        self.fragments: tuple[Opcode, bytearray] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.next_ping = 0.0
+        self.ping_sent: float | None = None
+
+    # ---- asyncio ---------------------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.timer = asyncio.get_running_loop().call_later(self.gateway.handshake_timeout_s, transport.abort)
+
+    def data_received(self, data: bytes) -> None:
+        self.protocol.receive_data(data)
+        for event in self.protocol.events_received():
+            if isinstance(event, Request):
+                self._admit(event)
+            elif isinstance(event, Frame):
+                self._frame(event)
+        self._flush()
+
+    def eof_received(self) -> None:
+        self.protocol.receive_eof()
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        self.protocol.receive_eof()  # idempotent; moves the state to CLOSED so the close code is known
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            self.gateway.closed(self, connection, f"closed {self.protocol.close_code}")
+
+    # ---- handshake -------------------------------------------------------------------------------------------
+    def _admit(self, request: Request) -> None:
+        path = request.path.split("?", 1)[0]
+        if not path.startswith(PATH_PREFIX) or len(path) <= len(PATH_PREFIX):
+            self._refuse(HTTPStatus.NOT_FOUND, "Connect to /ocpp/{station_id}\n")
+            return
+        station_id = path[len(PATH_PREFIX) :].rstrip("/")
+        offered = [p.strip() for h in request.headers.get_all("Sec-WebSocket-Protocol") for p in h.split(",")]
+        offered_version = next((SUBPROTOCOLS[p] for p in offered if p in SUBPROTOCOLS), None)
+        loop = asyncio.get_running_loop()
+        checked = loop.run_in_executor(
+            self.gateway.auth_threads,
+            self.gateway.host.admit,
+            station_id,
+            request.headers.get("Authorization"),
+            offered_version,
+        )
+        checked.add_done_callback(lambda future: self._admitted(request, bool(offered), future))
+
+    def _admitted(self, request: Request, offered_any: bool, future: asyncio.Future[Admission] | Future) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        try:
+            admission: Admission = future.result()
+        except Exception:
+            log.exception("admission failed")
+            self._refuse(HTTPStatus.INTERNAL_SERVER_ERROR, "admission failed\n")
+            return
+        if admission.status == 401:
+            response = self.protocol.reject(HTTPStatus.UNAUTHORIZED, f"{admission.reason}\n")
+            response.headers["WWW-Authenticate"] = 'Basic realm="chargetwin", charset="UTF-8"'
+            self._respond(response)
+            return
+        if not admission.admitted:
+            self._refuse(HTTPStatus(admission.status), f"{admission.reason}\n")
+            return
+        self.protocol.admission = admission
+        response = self.protocol.accept(request)
+        del self.protocol.admission
+        self._respond(response)
+        # websockets' frame parser keeps the request alive for the connection's life: its headers (some kB,
+        # a good part of what an idle connection would cost) are not needed past this point.
+        request.headers.clear()
+        if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS or self.protocol.state is not OPEN:
+            return
+        self._cancel_timer()
+        version: Version
+        if self.protocol.subprotocol is not None:
+            version = SUBPROTOCOLS[self.protocol.subprotocol]
+        elif offered_any:
+            self.protocol.send_close(1002, "no supported OCPP subprotocol offered")
+            self._flush()
+            return
+        else:
+            version = parse_version(admission.ocpp_version or OCPP16)
+        self.station_id = admission.station_id
+        self.next_ping = asyncio.get_running_loop().time() + (self.gateway.ping_interval_s or 0.0)
+        self.connection = self.gateway.opened(self, admission, version)
+
+    def _refuse(self, status: HTTPStatus, text: str) -> None:
+        self._respond(self.protocol.reject(status, text))
+
+    def _respond(self, response: Response) -> None:
+        self.protocol.send_response(response)
+        self._flush()
+
+    # ---- frames ----------------------------------------------------------------------------------------------
+    def _frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            if frame.fin:
+                self._message(opcode, bytes(frame.data))
+            else:
+                self.fragments = (opcode, bytearray(frame.data))
+        elif opcode is Opcode.CONT and self.fragments is not None:
+            self.fragments[1].extend(frame.data)
+            if frame.fin:
+                (opcode, data), self.fragments = self.fragments, None
+                self._message(opcode, bytes(data))
+        elif opcode is Opcode.PONG:
+            self.ping_sent = None
+            self.next_ping = asyncio.get_running_loop().time() + (self.gateway.ping_interval_s or 0.0)
+        # PING and CLOSE: the protocol has queued its answer already.
+
+    def _message(self, opcode: Opcode, data: bytes) -> None:
+        if self.connection is None:
+            return
+        if opcode is Opcode.TEXT:
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:
+                self.protocol.fail(1007, "invalid UTF-8")
+                return
+            self.gateway.host.receive(self.connection, text)
+        else:
+            self.gateway.host.receive(self.connection, data)
+
+    def _flush(self) -> None:
+        transport = self.transport
+        assert transport is not None
+        for data in self.protocol.data_to_send():
+            if data:
+                transport.write(data)
+            elif transport.can_write_eof():
+                transport.write_eof()
+            else:
+                transport.close()
+        if self.protocol.close_expected() and self.timer is None and not transport.is_closing():
+            self.timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    # ---- the host's transport --------------------------------------------------------------------------------
     def send(self, frames: list[str]) -> None:
-        self.outbox.extend(frames)
-        if self.writer is None or self.writer.done():
-            self.writer = asyncio.ensure_future(self._write())
+        if self.protocol.state is not OPEN:
+            return
+        for frame in frames:
+            self.protocol.send_text(frame.encode())
+        self._flush()
 
-    async def _write(self) -> None:
-        """The link's only writer, so frames leave in the order the session produced them."""
-        with contextlib.suppress(ConnectionClosed):
-            while self.outbox:
-                await self.ws.send(self.outbox.popleft())
+    def close(self, reason: str, code: int = 1000) -> None:
+        if self.protocol.state is OPEN:
+            self.protocol.send_close(code, reason)
+            self._flush()
+        elif self.protocol.state is CONNECTING and self.transport is not None:
+            self.transport.abort()
 
-    def close(self, reason: str) -> None:
-        # Closing waits for the old peer's close handshake (up to its timeout when it is half-open): do it in
-        # the background so the new connection is served at once.
-        closing = asyncio.ensure_future(self.ws.close(1000, reason))
-        self.closing.add(closing)
-        closing.add_done_callback(self.closing.discard)
+    # ---- keepalive -------------------------------------------------------------------------------------------
+    def keepalive(self, now: float, interval: float, timeout: float | None) -> None:
+        if self.protocol.state is not OPEN:
+            return
+        if self.ping_sent is not None:
+            if timeout is not None and now - self.ping_sent > timeout and self.transport is not None:
+                # The peer is gone or stuck: no closing handshake to wait for.
+                self.protocol.fail(1011, "keepalive ping timeout")
+                self._flush()
+                self.transport.abort()
+        elif now >= self.next_ping:
+            with contextlib.suppress(InvalidState, ProtocolError):
+                self.protocol.send_ping(b"")
+                self.ping_sent = now
+                self._flush()
+
+    @property
+    def remote_address(self) -> Any:
+        return None if self.transport is None else self.transport.get_extra_info("peername")
 
 
 class Gateway:
@@ -93,8 +283,9 @@ class Gateway:
         self.accept_backlog = accept_backlog
         self.handshake_timeout_s = handshake_timeout_s
         self.links: dict[str, Link] = {}
-        self._auth_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="csms-auth")
-        self._server: Server | None = None
+        self.auth_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="csms-auth")
+        self._server: asyncio.Server | None = None
+        self._keepalive: asyncio.Task[None] | None = None
         #: :class:`csms.runtime.cluster.Cluster` when this process is one node of several (``--broker``).
         self.cluster: Any = None
 
@@ -102,21 +293,11 @@ class Gateway:
         self.host.add_plugin(plugin)
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
-    async def start(self, host: str, port: int) -> Server:
-        self._server = await serve(
-            self._handle,
-            host,
-            port,
-            process_request=self._process_request,
-            select_subprotocol=self._select_subprotocol,
-            subprotocols=[Subprotocol(p) for p in SUBPROTOCOLS],
-            max_size=self.max_frame_bytes,
-            ping_interval=self.ping_interval_s,
-            ping_timeout=self.ping_timeout_s,
-            compression=None,
-            open_timeout=self.handshake_timeout_s,
-            backlog=self.accept_backlog,
-        )
+    async def start(self, host: str, port: int) -> asyncio.Server:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: Link(self), host, port, backlog=self.accept_backlog)
+        if self.ping_interval_s:
+            self._keepalive = asyncio.create_task(self._ping_all(self.ping_interval_s), name="csms-keepalive")
         return self._server
 
     @property
@@ -128,72 +309,49 @@ class Gateway:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        links = list(self.links.values())
+        for link in links:
+            link.close("going away", 1001)
+        deadline = asyncio.get_running_loop().time() + CLOSE_TIMEOUT_S
+        while any(link.connection is not None for link in links) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for link in links:
+            if link.transport is not None and link.connection is not None:
+                link.transport.abort()
+        await asyncio.sleep(0)
         await self._drain()
         self.host.stop()
         self.scheduler.shutdown()
-        self._auth_threads.shutdown(wait=False)
+        self.auth_threads.shutdown(wait=False)
 
-    # ---- handshake ---------------------------------------------------------------------------------------
-    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.split("?", 1)[0]
-        if not path.startswith(PATH_PREFIX) or len(path) <= len(PATH_PREFIX):
-            return connection.respond(HTTPStatus.NOT_FOUND, "Connect to /ocpp/{station_id}\n")
-        station_id = path[len(PATH_PREFIX) :].rstrip("/")
-        offered = [p.strip() for h in request.headers.get_all("Sec-WebSocket-Protocol") for p in h.split(",")]
-        offered_version = next((SUBPROTOCOLS[p] for p in offered if p in SUBPROTOCOLS), None)
+    async def _ping_all(self, interval: float) -> None:
+        """Every connection's keepalive from one task: a ping ``interval`` after the last pong, and the
+        connection failed when its pong is ``ping_timeout_s`` late."""
         loop = asyncio.get_running_loop()
-        admission: Admission = await loop.run_in_executor(
-            self._auth_threads,
-            self.host.admit,
-            station_id,
-            request.headers.get("Authorization"),
-            offered_version,
-        )
-        if admission.status == 401:
-            response = connection.respond(HTTPStatus.UNAUTHORIZED, f"{admission.reason}\n")
-            response.headers["WWW-Authenticate"] = 'Basic realm="chargetwin", charset="UTF-8"'
-            return response
-        if not admission.admitted:
-            return connection.respond(HTTPStatus(admission.status), f"{admission.reason}\n")
-        connection.admission = admission  # type: ignore[attr-defined]
-        return None
+        tick = min(1.0, interval)
+        while True:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            for link in list(self.links.values()):
+                link.keepalive(now, interval, self.ping_timeout_s)
 
-    @staticmethod
-    def _select_subprotocol(connection: ServerConnection, subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
-        admission: Admission = connection.admission  # type: ignore[attr-defined]
-        preferred = next((p for p, v in SUBPROTOCOLS.items() if v == admission.ocpp_version), None)
-        if preferred is not None and preferred in subprotocols:
-            return Subprotocol(preferred)
-        return next((p for p in subprotocols if p in SUBPROTOCOLS), None)
-
-    # ---- connection --------------------------------------------------------------------------------------
-    async def _handle(self, ws: ServerConnection) -> None:
-        admission: Admission = ws.admission  # type: ignore[attr-defined]
-        version: Version
-        if ws.subprotocol is not None:
-            version = SUBPROTOCOLS[ws.subprotocol]
-        elif ws.request is not None and _offers_any(ws.request.headers):
-            await ws.close(1002, "no supported OCPP subprotocol offered")
-            return
-        else:
-            version = parse_version(admission.ocpp_version or OCPP16)
+    # ---- connections -------------------------------------------------------------------------------------
+    def opened(self, link: Link, admission: Admission, version: Version) -> Connection:
         station_id = admission.station_id
-        link = Link(station_id, ws)
         self.links[station_id] = link
         if self.cluster is not None:
             self.cluster.station_connected(station_id)
-        connection = link.connection = self.host.connect(admission, version, link)
-        try:
-            async for frame in ws:
-                self.host.receive(connection, frame)
-        except ConnectionClosed:
-            pass
-        finally:
-            if self.links.get(station_id) is link:
-                del self.links[station_id]
-                if self.cluster is not None:
-                    self.cluster.station_disconnected(station_id)
-            self.host.disconnect(connection, f"closed {ws.close_code}")
+        return self.host.connect(admission, version, link)
+
+    def closed(self, link: Link, connection: Connection, detail: str) -> None:
+        station_id = link.station_id
+        if self.links.get(station_id) is link:
+            del self.links[station_id]
+            if self.cluster is not None:
+                self.cluster.station_disconnected(station_id)
+        self.host.disconnect(connection, detail)
 
     async def _drain(self) -> None:
         """Wait until every gathered piece of work has been committed (shutdown, tests)."""
@@ -235,10 +393,6 @@ class Gateway:
 
         self.host.call(station_id, action, payload, timeout_s, on_done=done)
         return await future
-
-
-def _offers_any(headers: Headers) -> bool:
-    return bool(headers.get_all("Sec-WebSocket-Protocol"))
 
 
 __all__ = ["Gateway", "Link", "StationNotConnected"]

@@ -116,7 +116,7 @@ async def test_second_connection_replaces_the_first(gateway, session_factory):
         assert first.close_code == 1000
         answer = await rpc(second, "2", "Heartbeat", {})
         assert answer[:2] == [3, "2"]
-        assert gateway.links["cs1"].ws.remote_address == second.local_address
+        assert gateway.links["cs1"].remote_address == second.local_address
         call_task = asyncio.create_task(gateway.call("cs1", "ClearCache", {}))
         frame = orjson.loads(await asyncio.wait_for(second.recv(), 5))
         assert frame[2] == "ClearCache"
@@ -145,6 +145,43 @@ async def test_frames_above_the_size_limit_are_refused(session_factory):
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 5)
         assert ws.close_code == 1009
+
+
+async def test_a_message_in_fragments_is_one_call(gateway, session_factory):
+    provision(session_factory, "cs1")
+    async with connect16(gateway, "cs1") as ws:
+        frame = orjson.dumps([2, "f1", "BootNotification", boot_payload("1.6")]).decode()
+        await ws.send([frame[:10], frame[10:25], frame[25:]])  # three WebSocket frames, one message
+        answer = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert answer[:2] == [3, "f1"] and answer[2]["status"] == "Accepted"
+
+
+async def test_text_that_is_not_utf8_closes_with_1007(gateway, session_factory):
+    provision(session_factory, "cs1")
+    async with connect16(gateway, "cs1") as ws:
+        await ws.send(b'[2,"1","Heartbeat",{}]', text=True)  # fine
+        await ws.send(b"\xff\xfe", text=True)
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), 5)
+        assert ws.close_code == 1007
+
+
+async def test_keepalive_drops_a_peer_that_stops_answering_pings(session_factory):
+    provision(session_factory, "alive")
+    provision(session_factory, "dead")
+    async with (
+        running(session_factory, ping_interval_s=0.3, ping_timeout_s=0.5) as gateway,
+        connect16(gateway, "alive") as alive,
+        connect16(gateway, "dead") as dead,
+    ):
+        deadline = time.monotonic() + 5
+        while not (gateway.is_connected("alive") and gateway.is_connected("dead")) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        dead.transport.pause_reading()  # its pings go unread, so unanswered
+        await asyncio.sleep(2.5)  # pings every 0.3 s after a pong; one unanswered 0.5 s fails the connection
+        assert gateway.is_connected("alive") and not gateway.is_connected("dead")
+        assert (await rpc(alive, "1", "BootNotification", boot_payload("1.6")))[0] == 3
 
 
 # ---- commit discipline -----------------------------------------------------------------------------------
