@@ -9,27 +9,15 @@ from sqlalchemy import insert, select, text
 
 from csms.store.bulk import Bulk
 from csms.store.models import MeterSample
+from tests.csms.test_uow import voltage_sample
 
 SAMPLES = MeterSample.__table__
 
 
 def rows(station_id: str) -> list[dict]:
     at = datetime(2026, 1, 15, 22, 0, 0, 123456, tzinfo=UTC)
-    return [
-        {
-            "station_id": station_id,
-            "transaction_id": None,
-            "evse_id": 1,
-            "timestamp": when,
-            "measurand": "Voltage",
-            "phase": None,
-            "location": None,
-            "context": None,
-            "unit": "V",
-            "value": 230.0,
-        }
-        for when in (at, at.astimezone(timezone(timedelta(hours=2))), at.replace(microsecond=0))
-    ]
+    times = (at, at.astimezone(timezone(timedelta(hours=2))), at.replace(microsecond=0))
+    return [voltage_sample(station_id, when) for when in times]
 
 
 def test_bulk_rows_are_stored_as_sqlalchemy_stores_them(session_factory):

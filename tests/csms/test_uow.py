@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -14,21 +15,24 @@ from csms.store import models
 NOW = datetime(2027, 1, 15, 8, tzinfo=UTC)
 
 
+def voltage_sample(station_id: str, at: datetime) -> dict[str, Any]:
+    """A ``meter_samples`` row as the services queue it."""
+    return {
+        "station_id": station_id,
+        "transaction_id": None,
+        "evse_id": 0,
+        "timestamp": at,
+        "measurand": "Voltage",
+        "phase": None,
+        "location": None,
+        "context": None,
+        "unit": "V",
+        "value": 230.0,
+    }
+
+
 def gather(uow: UnitOfWork, station_id: str) -> None:
-    uow.meter_rows.append(
-        {
-            "station_id": station_id,
-            "transaction_id": None,
-            "evse_id": 0,
-            "timestamp": NOW,
-            "measurand": "Voltage",
-            "phase": None,
-            "location": None,
-            "context": None,
-            "unit": "V",
-            "value": 230.0,
-        }
-    )
+    uow.meter_rows.append(voltage_sample(station_id, NOW))
     uow.log_rows.append({"station_id": station_id, "direction": "in", "action": "Heartbeat", "frame": "[]", "at": NOW})
     uow.seen.append((station_id, NOW))
 
