@@ -31,6 +31,7 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from csms.core.host import Connection, CsmsHost, Plugin, StationNotConnected
+from csms.gateway.collector import CollectorPacing
 from csms.gateway.scheduler import AsyncioScheduler
 from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import OCPP16, SUBPROTOCOLS, Version, parse_version
@@ -258,7 +259,7 @@ class Link(asyncio.Protocol):
 
 
 class Gateway:
-    def __init__(
+    def __init__(  # noqa: PLR0913 - one keyword-only option per transport setting
         self,
         session_factory: sessionmaker[Session],
         config: CsmsConfig,
@@ -269,6 +270,7 @@ class Gateway:
         accept_backlog: int = 4096,
         handshake_timeout_s: float = 30.0,
         scheduler: AsyncioScheduler | None = None,
+        collector: CollectorPacing | None = None,
     ) -> None:
         self.config = config
         self.session_factory = session_factory
@@ -286,6 +288,8 @@ class Gateway:
         self.auth_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="csms-auth")
         self._server: asyncio.Server | None = None
         self._keepalive: asyncio.Task[None] | None = None
+        #: Pauses of the garbage collector kept short while many connections are held (see its module).
+        self.collector = collector or CollectorPacing()
         #: :class:`csms.runtime.cluster.Cluster` when this process is one node of several (``--broker``).
         self.cluster: Any = None
 
@@ -298,6 +302,7 @@ class Gateway:
         self._server = await loop.create_server(lambda: Link(self), host, port, backlog=self.accept_backlog)
         if self.ping_interval_s:
             self._keepalive = asyncio.create_task(self._ping_all(self.ping_interval_s), name="csms-keepalive")
+        self.collector.start()
         return self._server
 
     @property
@@ -311,6 +316,7 @@ class Gateway:
             await self._server.wait_closed()
         if self._keepalive is not None:
             self._keepalive.cancel()
+        self.collector.stop()
         links = list(self.links.values())
         for link in links:
             link.close("going away", 1001)
