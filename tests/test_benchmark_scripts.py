@@ -27,3 +27,10 @@ def test_twin_benchmark_runs_a_scaled_depot(load, capsys):
     assert load("bench_twin").main(["--chargers", "4", "--hours", "1"]) == 0
     out = capsys.readouterr().out
     assert "charger-seconds per wall s" in out and "0 lost, 0 duplicated" in out
+
+
+def test_twin_memory_benchmark_measures_locust_chargers(load):
+    # The Locust setting at a tiny size (the virtual-time one runs the embedded CSMS under tracemalloc: minutes).
+    result = load("bench_twin_memory").measure("locust", 2)
+    assert result["transactions"] == 2
+    assert 0 < result["idle"]["twin"] < result["charging"]["twin"]
