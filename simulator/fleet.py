@@ -61,8 +61,8 @@ class Link(Protocol):
     def set_network(self, up: bool) -> None: ...
 
 
-#: Makes the link of one charger: ``(charger, the link's own generator, call after the charger acted)``.
-LinkFactory = Callable[[Charger, random.Random, Callable[[Charger], None]], Link]
+#: Makes the link of one charger: ``(charger, its own generator's seed, call after the charger acted)``.
+LinkFactory = Callable[[Charger, int, Callable[[Charger], None]], Link]
 
 
 class Operator(Protocol):
@@ -173,7 +173,8 @@ class FirmwareHooks:
 
 @dataclass
 class Sampler:
-    """Series for the plots, taken at every physics step."""
+    """Series for the plots, taken at every physics step. ``evse_kw`` holds only the steps where a connector's
+    power changed (it holds until the next point): most connectors sit at one power for hours."""
 
     evse_kw: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     soc: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
@@ -279,9 +280,7 @@ class Fleet:
                     **(charger_options or {}),
                 )
                 self.hooks.chargers[station_id] = charger
-                self.hooks.links[station_id] = make_link(
-                    charger, random.Random(rng.getrandbits(64)), self.hooks.charger_changed
-                )
+                self.hooks.links[station_id] = make_link(charger, rng.getrandbits(64), self.hooks.charger_changed)
         self.sampler = Sampler()
         self.faults = FaultInjector(env, self.epoch, self.truth, self.chargers, self.links, self.meters)
 
@@ -331,11 +330,12 @@ class Fleet:
         step = self.world.step_s
         end = float(self.scenario.duration)
         next_report = 0.0
-        names = {ref: str(ref) for ref in self.world.connectors}
+        series = {ref: self.sampler.evse_kw.setdefault(str(ref), []) for ref in self.world.connectors}
         while self.env.now < end:
-            for ref, name in names.items():
+            for ref, points in series.items():
                 kw = self.world.power_w(ref) / 1000.0
-                self.sampler.evse_kw.setdefault(name, []).append((self.env.now, kw))
+                if not points or points[-1][1] != kw:
+                    points.append((self.env.now, kw))
             for vehicle_id, soc in self.world.plugged_socs().items():
                 self.sampler.soc.setdefault(vehicle_id, []).append((self.env.now, soc))
             if progress is not None and self.env.now >= next_report:

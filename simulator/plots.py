@@ -71,15 +71,16 @@ def site_import(log: tuple[MeterStep, ...], start: datetime, path: Path, title: 
 
 
 def evse_power(series: Series, start: datetime, step_s: float, end_s: float, path: Path, title: str) -> None:
-    """A heat map: one row per EVSE, colour = power; readable for hundreds of EVSEs."""
+    """A heat map: one row per EVSE, colour = power; readable for hundreds of EVSEs. Each point of a series
+    holds until the next one (the sampler keeps only changes)."""
     names = sorted(series, key=_natural)
     columns = max(1, int(end_s // step_s))
     grid = np.zeros((len(names), columns))
     for row, name in enumerate(names):
-        for t_s, kw in series[name]:
-            col = int(t_s // step_s)
-            if 0 <= col < columns:
-                grid[row, col] = kw
+        points = series[name]
+        for (t_s, kw), (t_next, _) in zip(points, [*points[1:], (end_s, 0.0)], strict=True):
+            first, stop = max(0, int(t_s // step_s)), min(columns, int(t_next // step_s))
+            grid[row, first:stop] = kw
     fig, ax = plt.subplots(figsize=(11, max(3.0, 0.16 * len(names) + 1.5)))
     t0, t1 = mdates.date2num(start), mdates.date2num(start + timedelta(seconds=end_s))
     image = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap="viridis", extent=(t0, t1, len(names), 0))

@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -379,7 +378,7 @@ class RealtimeRun:
     def _build_fleet(self) -> Fleet:
         passwords = station_passwords(self.scenario, self.options.password)
 
-        def make_link(charger: Charger, _rng: random.Random, on_change: Callable[[Charger], None]) -> WebSocketLink:
+        def make_link(charger: Charger, _seed: int, on_change: Callable[[Charger], None]) -> WebSocketLink:
             return WebSocketLink(
                 charger,
                 self.clock,

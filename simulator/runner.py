@@ -11,7 +11,6 @@ insertion order, nothing reads the wall clock except the ``wall_seconds`` measur
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 
@@ -63,12 +62,12 @@ class VirtualRun:
         self.wiring = EmbeddedCsmsWiring(self.csms, self.fleet, self.links)
         self.records = CsmsRecords(self.csms)
 
-    def _make_link(self, charger: Charger, rng: random.Random, on_change: Callable[[Charger], None]) -> InProcessLink:
+    def _make_link(self, charger: Charger, seed: int, on_change: Callable[[Charger], None]) -> InProcessLink:
         link = InProcessLink(
             self.scheduler,
             charger,
             self.csms,
-            rng,
+            seed,
             self.network,
             on_charger_change=on_change,
             on_link=self.truth.link,

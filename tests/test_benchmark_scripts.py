@@ -55,3 +55,10 @@ def test_acnsim_benchmark_runs_the_twin_on_replayed_sessions(load, capsys, tmp_p
     out = capsys.readouterr().out
     assert "chargetwin (sim run, virtual time)" in out and "twin checks passed" in out
     assert "0 lost, 0 duplicated" in out
+
+
+def test_twin_memory_benchmark_measures_locust_chargers(load):
+    # The Locust setting at a tiny size (the virtual-time one runs the embedded CSMS under tracemalloc: minutes).
+    result = load("bench_twin_memory").measure("locust", 2)
+    assert result["transactions"] == 2
+    assert 0 < result["idle"]["twin"] < result["charging"]["twin"]

@@ -51,13 +51,15 @@ class InProcessLink:
         scheduler: SimPyScheduler,
         charger: Charger,
         csms: CsmsEndpoint,
-        rng: random.Random,
+        seed: int,
         network: NetworkModel | None = None,
         on_charger_change: Callable[[Charger], None] | None = None,
         on_link: Callable[[str, bool, float], None] | None = None,
     ) -> None:
         self.scheduler, self.env = scheduler, scheduler.env
-        self.charger, self.csms, self.rng = charger, csms, rng
+        self.charger, self.csms = charger, csms
+        self._seed = seed
+        self._rng: random.Random | None = None  # the network's generator, made when it first draws
         self.network = network or NetworkModel()
         self.on_charger_change = on_charger_change or (lambda _c: None)
         self.on_link = on_link  # the twin's truth: (station, up, now) when a connection opens or closes
@@ -70,6 +72,14 @@ class InProcessLink:
 
     def now(self) -> float:
         return self.scheduler.now()
+
+    @property
+    def rng(self) -> random.Random:
+        """The network's own generator (loss, jitter): made at its first draw, since a link without loss or
+        jitter never draws (a generator holds 2.5 kB of state)."""
+        if self._rng is None:
+            self._rng = random.Random(self._seed)
+        return self._rng
 
     # ---- connection management ---------------------------------------------------------------------------
     def start(self) -> None:

@@ -11,6 +11,7 @@ value is Rejected and never stored.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -157,6 +158,13 @@ V201_VARIABLES: tuple[Entry, ...] = (
 TABLES: dict[Version, tuple[Entry, ...]] = {OCPP16: V16_KEYS, OCPP201: V201_VARIABLES}
 
 
+@functools.cache
+def _indexes(version: Version) -> tuple[dict[str, Entry], dict[str, Entry]]:
+    """The version's table by wire name and by setting: built once, shared by every charger (read only)."""
+    table = TABLES[version]
+    return {e.name: e for e in table}, {e.setting: e for e in table}
+
+
 def _check(entry: Entry, value: str) -> bool:
     if entry.type is ValueType.INTEGER:
         try:
@@ -181,8 +189,7 @@ class Configuration:
     def __init__(self, version: Version, overrides: Mapping[str, str] | None = None) -> None:
         self.version = version
         self.table = TABLES[version]
-        self._by_name = {e.name: e for e in self.table}
-        self._by_setting = {e.setting: e for e in self.table}
+        self._by_name, self._by_setting = _indexes(version)
         self._values = {e.name: e.default for e in self.table}
         self._parsed: dict[str, int | bool | str | tuple[str, ...]] = {}  # by setting, dropped when written
         for name, value in (overrides or {}).items():
