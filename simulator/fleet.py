@@ -78,9 +78,13 @@ class TwinMeters:
     def __init__(self, world: TwinWorld, station_id: str) -> None:
         self.world, self.station_id = world, station_id
         self.frozen: dict[int, float] | None = None  # the meter_freeze fault: registers held at these values
+        self._refs: dict[int, ConnectorRef] = {}
 
     def _read(self, connector_id: int) -> MeterReading:
-        return self.world.meter(ConnectorRef(self.station_id, connector_id))
+        ref = self._refs.get(connector_id)
+        if ref is None:
+            ref = self._refs[connector_id] = ConnectorRef(self.station_id, connector_id)
+        return self.world.meter(ref)
 
     def energy_wh(self, connector_id: int) -> float:
         if self.frozen is not None and connector_id in self.frozen:

@@ -39,6 +39,9 @@ class EvsePowerModel:
         efficiency: fraction of delivered energy that ends up in the battery (1.0 by default).
     """
 
+    __slots__ = ("_energy_register_wh", "_power_w", "_vehicle", "current", "efficiency", "nominal_voltage_v",
+                 "phases", "rating_kw")  # fmt: skip
+
     def __init__(
         self,
         rating_kw: float,

@@ -51,7 +51,7 @@ __all__ = ["TwinWorld"]
 ProcessGenerator = Generator[simpy.Event, object, None]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Trip:
     """A vehicle's plan and what has happened to it so far."""
 
