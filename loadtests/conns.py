@@ -192,15 +192,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stations", type=int, default=50_000, help="stations to connect (default 50,000)")
     p.add_argument("--hold", type=float, default=600, help="seconds to hold them once all booted (default 600)")
     p.add_argument("--rate", type=float, default=200, help="connections opened per second (default 200)")
-    p.add_argument("--workers", type=int, default=2, help="generator processes (at least what fds require)")
-    p.add_argument("--addresses", type=int, default=4, help="127.0.0.x source addresses (default 4)")
-    p.add_argument("--charging", type=float, default=0.3, help="share of stations charging (default 0.3)")
-    p.add_argument("--heartbeat", type=int, default=300, help="heartbeat interval the CSMS grants [s]")
-    p.add_argument("--meter", type=int, default=60, help="MeterValues period while charging [s]")
-    p.add_argument("--share-201", type=float, default=0.25, help="share of OCPP 2.0.1 stations")
-    p.add_argument("--progress", type=float, default=10, help="seconds between progress lines")
-    p.add_argument("--no-pin", dest="pin", action="store_false", help="don't pin the CSMS and the fleet apart")
-    p.add_argument("--json", default=None, help="also write the summary here")
+    fleet.add_fleet_arguments(p, addresses=4, progress=10)
     return p
 
 

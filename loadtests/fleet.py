@@ -16,6 +16,7 @@ file-descriptor limit; the machine's settings are never touched.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import contextlib
@@ -501,6 +502,19 @@ def latency_table(latencies: dict[tuple[int, str], list[float]], phases: set[int
         }
         for action, values in sorted(by_action.items())
     }
+
+
+def add_fleet_arguments(p: argparse.ArgumentParser, *, addresses: int, progress: float) -> None:
+    """The options of the fleet that ``conns.py`` and ``storm.py`` drive alike."""
+    p.add_argument("--workers", type=int, default=2, help="generator processes (at least what fds require)")
+    p.add_argument("--addresses", type=int, default=addresses, help=f"127.0.0.x source addresses (default {addresses})")
+    p.add_argument("--charging", type=float, default=0.3, help="share of stations charging (default 0.3)")
+    p.add_argument("--heartbeat", type=int, default=300, help="heartbeat interval the CSMS grants [s]")
+    p.add_argument("--meter", type=int, default=60, help="MeterValues period while charging [s]")
+    p.add_argument("--share-201", type=float, default=0.25, help="share of OCPP 2.0.1 stations")
+    p.add_argument("--progress", type=float, default=progress, help="seconds between progress lines")
+    p.add_argument("--no-pin", dest="pin", action="store_false", help="don't pin the CSMS and the fleet apart")
+    p.add_argument("--json", default=None, help="also write the summary here")
 
 
 def source_addresses(count: int) -> tuple[str, ...]:

@@ -249,15 +249,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--backoff-min", type=int, default=5, help="RetryBackOffWaitMinimum [s] (default 5)")
     p.add_argument("--backoff-range", type=int, default=10, help="RetryBackOffRandomRange [s] (default 10)")
     p.add_argument("--backoff-repeat", type=int, default=3, help="RetryBackOffRepeatTimes (default 3)")
-    p.add_argument("--workers", type=int, default=2, help="generator processes")
-    p.add_argument("--addresses", type=int, default=2, help="127.0.0.x source addresses")
-    p.add_argument("--charging", type=float, default=0.3, help="share of stations in a transaction")
-    p.add_argument("--heartbeat", type=int, default=300, help="heartbeat interval the CSMS grants [s]")
-    p.add_argument("--meter", type=int, default=60, help="MeterValues period while charging [s]")
-    p.add_argument("--share-201", type=float, default=0.25, help="share of OCPP 2.0.1 stations")
-    p.add_argument("--progress", type=float, default=5, help="seconds between progress lines")
-    p.add_argument("--no-pin", dest="pin", action="store_false", help="don't pin the CSMS and the fleet apart")
-    p.add_argument("--json", default=None, help="also write the summary here")
+    fleet.add_fleet_arguments(p, addresses=2, progress=5)
     return p
 
 
