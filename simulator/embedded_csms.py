@@ -27,11 +27,6 @@ from csms.store.database import make_engine, make_session_factory
 from simulator.links.inprocess import Refused
 from simulator.scheduler import SimPyScheduler
 
-#: Frames that arrive within one window share a commit and are answered at its end, as a busy ``csms serve``
-#: would batch them. 0: each instant commits on its own, which keeps reports identical to earlier versions;
-#: a 1-s window saves ~10 % of a depot night's CPU and moves load-management timing by up to a second.
-COMMIT_WINDOW_S = 0.0
-
 
 class EmbeddedCsms:
     def __init__(
@@ -42,10 +37,8 @@ class EmbeddedCsms:
         *,
         alerts: tuple[AlertRules | None, RemediationPolicy | None] | None = None,
         load_management: bool = False,
-        commit_window_s: float = COMMIT_WINDOW_S,
     ) -> None:
         self.session_factory = session_factory
-        self.commit_window_s = commit_window_s
         self.config = config
         self.scheduler = scheduler
         self._alerts = alerts
@@ -78,7 +71,7 @@ class EmbeddedCsms:
         return self.host is not None
 
     def _start(self) -> None:
-        host = CsmsHost(self.session_factory, self.config, self.scheduler, commit_window_s=self.commit_window_s)
+        host = CsmsHost(self.session_factory, self.config, self.scheduler)
         if self._alerts is not None:
             rules, remediation = self._alerts
             self.monitor = AlertMonitor(AlertEngine(rules, remediation), on_effects=self.alert_effects.extend)

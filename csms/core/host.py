@@ -28,7 +28,6 @@ Nothing here awaits, sleeps or reads a clock other than ``scheduler.now()``.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -97,14 +96,8 @@ class Connection:
 
 
 class CsmsHost:
-    def __init__(
-        self, session_factory: Any, config: CsmsConfig, scheduler: Scheduler, *, commit_window_s: float = 0.0
-    ) -> None:
-        """``commit_window_s``: commit at the next multiple of this many seconds instead of at once. A real
-        commit takes time, and what arrives meanwhile shares the next one; in virtual time a commit takes
-        none, so the window stands in for it, deterministically (the boundaries are absolute)."""
+    def __init__(self, session_factory: Any, config: CsmsConfig, scheduler: Scheduler) -> None:
         self.config = config
-        self.commit_window_s = commit_window_s
         self.scheduler = scheduler
         self.session_factory = session_factory
         self.admissions = Admissions(session_factory, config)
@@ -263,8 +256,7 @@ class CsmsHost:
     def _schedule_commit(self) -> None:
         if self._dirty and not self._commit_due and not self._committing and self.running:
             self._commit_due = True
-            now, window = self.scheduler.now(), self.commit_window_s
-            self.scheduler.call_at(math.ceil(now / window) * window if window > 0 else now, self._commit)
+            self.scheduler.call_at(self.scheduler.now(), self._commit)
 
     def _commit(self) -> None:
         self._commit_due = False
@@ -304,3 +296,4 @@ class CsmsHost:
         for connection in connections:
             self._flush(connection)
         self._schedule_commit()
+

@@ -12,7 +12,7 @@ one statement per call.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -57,8 +57,6 @@ class UnitOfWork:
         self.moves: dict[Bulk, list[dict[str, Any]]] = {}
         #: (station id, when) for ``stations.last_seen_at``, in the order reported.
         self.seen: list[tuple[str, datetime]] = []
-        #: Run after the commit succeeded, in order (caches of committed facts).
-        self.after_commit: list[Callable[[], None]] = []
 
     @property
     def session(self) -> Session:
@@ -79,41 +77,22 @@ class UnitOfWork:
         """Queue one execution of a prepared UPDATE, run with the others of its kind at the flush."""
         self.moves.setdefault(statement, []).append(params)
 
-    def _marks(self) -> tuple[int, ...]:
-        return (
-            len(self.meter_rows),
-            len(self.log_rows),
-            len(self.seen),
-            len(self.event_rows),
-            len(self.after_commit),
-            *(len(rows) for rows in self.moves.values()),
-        )
-
-    def _rewind(self, marks: tuple[int, ...]) -> None:
-        del self.meter_rows[marks[0] :]
-        del self.log_rows[marks[1] :]
-        del self.seen[marks[2] :]
-        del self.event_rows[marks[3] :]
-        del self.after_commit[marks[4] :]
-        for rows, mark in zip(self.moves.values(), marks[5:], strict=False):
-            del rows[mark:]
-        for rows in list(self.moves.values())[len(marks) - 5 :]:
-            rows.clear()
+    def _discard_gathered(self) -> None:
+        self.meter_rows, self.log_rows, self.seen, self.event_rows, self.moves = [], [], [], [], {}
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """The block's work rolls back alone if it raises (the exception goes on): its statements (a
         SAVEPOINT) and the rows it gathered for the set-based writes. Kept when it ends normally."""
         session = self.session
-        self.flush_batches()  # earlier calls' rows must not roll back with this block
-        marks = self._marks()
+        self.flush_batches()  # earlier calls' rows must not roll back with this block: what is gathered now is its own
         nested = session.begin_nested()
         try:
             yield
             nested.commit()
         except BaseException:
             nested.rollback()
-            self._rewind(marks)
+            self._discard_gathered()
             self.live.clear()  # it may hold what the block read or moved
             raise
 
@@ -149,8 +128,6 @@ class UnitOfWork:
         if self._session is not None:
             self._session.close()
         self.connection.commit()
-        for done in self.after_commit:
-            done()
 
 
 def _engine_of(factory: SessionFactory) -> Engine:
