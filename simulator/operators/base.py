@@ -1,0 +1,96 @@
+"""The operator: whatever makes a CSMS do what a person at its console would (provision a station or a token,
+send a station a command) and tells what the CSMS stored (transactions, statuses, uptime).
+
+Three adapters implement :class:`Operator`: chargetwin's own REST API (:mod:`.chargetwin`), a YAML file of
+HTTP calls for any other CSMS with an API (:mod:`.hooks`), and a person following printed instructions
+(:mod:`.manual`). What an adapter cannot do it says *before* trying (:meth:`Operator.cannot`), so a
+conformance case that needs it is reported *not run* with that reason, and a scenario report shows the
+figure as *not measured* — never as passed, never as a zero error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+#: What an operator may be asked to do or read; ``cannot(capability)`` answers for each.
+Capability = Literal[
+    "provision_station",
+    "provision_token",
+    "send_call",  # make the CSMS send a station a CALL (any action, or those the adapter lists)
+    "read_transactions",
+    "read_station",
+    "read_uptime",
+]
+
+
+class OperatorError(Exception):
+    """The operator tried and failed (HTTP error, refused request); the message says what and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """What the CSMS reported of a call it was asked to send: ``accepted`` once it took the request;
+    ``response`` is the station's answer when the CSMS tells it (chargetwin does), else None."""
+
+    accepted: bool
+    response: dict[str, Any] | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTransaction:
+    """One transaction as the CSMS stored it (energy in Wh, as the CSMS computed it; None: not stored)."""
+
+    station_id: str
+    transaction_id: str
+    started_at: datetime | None
+    stopped_at: datetime | None
+    energy_wh: float | None
+    id_token: str | None = None
+    stop_reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredStation:
+    station_id: str
+    connected: bool | None
+    statuses: dict[tuple[int, int], str]  # (evse, connector) -> last status the CSMS stored
+
+
+class Operator(Protocol):
+    name: str
+
+    def cannot(self, capability: Capability, action: str | None = None) -> str | None:
+        """None when the adapter can do ``capability`` (for ``send_call``: that ``action``), else why not."""
+        ...
+
+    async def provision_station(self, station_id: str, version: str, password: str | None) -> None:
+        """Make the station known (idempotent: an existing one is updated). Raises OperatorError."""
+        ...
+
+    async def provision_token(self, id_token: str, *, status: str = "Accepted", group: str | None = None) -> None:
+        """Make a driver's token known with ``status`` (idempotent). Raises OperatorError."""
+        ...
+
+    async def send_call(
+        self, station_id: str, action: str, payload: dict[str, Any], *, timeout_s: float = 30.0
+    ) -> CallOutcome:
+        """Make the CSMS send ``action`` with (the equivalent of) ``payload`` to the station. Raises OperatorError."""
+        ...
+
+    async def transactions(self, station_ids: list[str], since: datetime) -> list[StoredTransaction]:
+        """Transactions the CSMS stored for these stations since ``since``. Raises OperatorError."""
+        ...
+
+    async def station(self, station_id: str) -> StoredStation:
+        """The station as the CSMS sees it. Raises OperatorError."""
+        ...
+
+    async def uptime(self, station_ids: list[str], start: datetime, end: datetime) -> dict[str, Any]:
+        """The CSMS's uptime figures for these stations over [start, end). Raises OperatorError."""
+        ...
+
+    async def close(self) -> None: ...
