@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from simulator.conformance import cli as conformance
 from simulator.scenario.loader import ScenarioError, load_scenario
 
 if TYPE_CHECKING:
@@ -67,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     check = sub.add_parser("validate", help="check a scenario file and print what it declares")
     check.add_argument("scenario", type=Path)
+    conformance.add_arguments(
+        sub.add_parser("conformance", help="run the OCPP conformance cases (OCTT ids) against any CSMS")
+    )
     return parser
 
 
@@ -183,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     console = Console()
     try:
+        if args.command == "conformance":
+            return conformance.run(args)
         if args.command == "validate":
             scenario = load_scenario(args.scenario)
             console.print(
