@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from simulator.conformance.station import NotRun, StationUnderTest
-from simulator.operators.base import CallOutcome, Capability, Operator, OperatorError
+from simulator.operators.base import Capability, Operator, OperatorError
 
 T = TypeVar("T")
 
@@ -23,11 +23,12 @@ PROVISION_TIMEOUT_S = 30.0
 class OperatorJob:
     """A request the operator is working on; the case goes on serving its station meanwhile."""
 
-    def __init__(self, what: str, future: Future[CallOutcome]) -> None:
+    def __init__(self, what: str, future: Future[Any]) -> None:
         self.what, self.future = what, future
 
-    def outcome(self, station: StationUnderTest, timeout: float | None = None) -> CallOutcome:
-        """Wait (serving the station) until the operator is done; its failure fails the case."""
+    def outcome(self, station: StationUnderTest, timeout: float | None = None) -> Any:
+        """Wait (serving the station) until the operator is done; its failure fails the case. Returns what the
+        operator returned (a :class:`~simulator.operators.base.CallOutcome` for a request)."""
         station.run_until(
             lambda: True if self.future.done() else None, f"waiting for the operator to {self.what}", timeout
         )
@@ -93,6 +94,16 @@ class OperatorThread:
         self._submit(self.operator.provision_token(id_token, status=status, group=group)).result(PROVISION_TIMEOUT_S)
         return True
 
+    def configure(self, station: StationUnderTest, setting: str, **values: Any) -> None:
+        """Change how the CSMS treats the station (:data:`~simulator.operators.base.SETTINGS`), waiting for it.
+
+        Raises:
+            NotRun: the operator cannot.
+        """
+        operator = self._operator("configure", setting)
+        future = self._submit(operator.configure(station.station_id, setting, **values))
+        OperatorJob(f"configure {setting} {values}", future).outcome(station)
+
     def close(self) -> None:
         if self.operator is not None:
             with contextlib.suppress(Exception):  # closing at the end of a run must not hide its results
@@ -101,7 +112,7 @@ class OperatorThread:
         self._thread.join(timeout=5.0)
 
 
-def _note_failure(station: StationUnderTest, what: str, future: Future[CallOutcome]) -> None:
+def _note_failure(station: StationUnderTest, what: str, future: Future[Any]) -> None:
     exc = future.exception()
     if exc is not None:
         station.failures.append(f"the operator could not {what}: {exc}")

@@ -35,6 +35,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--csms-url", default=None, help="the CSMS's OCPP endpoint, ws://HOST:PORT/PATH (station id appended)"
     )
+    group.addoption("--csms-tls-url", default=None, help="the CSMS's wss:// endpoint for security profiles 2 and 3")
+    group.addoption("--ca-file", default=None, help="CA certificate(s) that sign the CSMS's server certificate")
+    group.addoption("--client-cert", default=None, help="the station's certificate (security profile 3)")
+    group.addoption("--client-key", default=None, help="its private key")
     group.addoption("--ocpp", default="2.0.1", choices=["1.6", "2.0.1"], help="OCPP version (default 2.0.1)")
     group.addoption("--station-id", default=None, help="station id to use when the operator cannot provision one")
     group.addoption("--password", default=None, help="its HTTP Basic password (security profile 1)")
@@ -117,12 +121,18 @@ def _profiles(config: pytest.Config, version: str) -> set[str]:
 
 
 def _expected_failures(path: str | None) -> dict[str, str]:
+    """Case id -> the feature it waits for, from a YAML file or every ``*.yaml`` of a directory."""
     if not path:
         return {}
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(data, dict):
-        raise pytest.UsageError(f"{path}: expected a mapping of case id -> the feature it waits for")
-    return {str(k): str(v) for k, v in data.items()}
+    where = Path(path)
+    files = sorted(where.glob("*.yaml")) if where.is_dir() else [where]
+    expected: dict[str, str] = {}
+    for file in files:
+        data = yaml.safe_load(file.read_text()) or {}
+        if not isinstance(data, dict):
+            raise pytest.UsageError(f"{file}: expected a mapping of case id -> the feature it waits for")
+        expected.update({str(k): str(v) for k, v in data.items()})
+    return expected
 
 
 # ==== fixtures ==================================================================================================
@@ -139,6 +149,10 @@ def csms_target(pytestconfig: pytest.Config) -> Target:
             pytestconfig.getoption("--ocpp"),
             reply_timeout_s=pytestconfig.getoption("--reply-timeout"),
             wait_s=wait,
+            tls_url=pytestconfig.getoption("--csms-tls-url"),
+            ca_file=pytestconfig.getoption("--ca-file"),
+            client_cert=pytestconfig.getoption("--client-cert"),
+            client_key=pytestconfig.getoption("--client-key"),
         )
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None

@@ -13,6 +13,7 @@ This module is a shell: it reads the wall clock (the firmware's ``now``) and own
 from __future__ import annotations
 
 import random
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,9 +58,13 @@ class Target:
     reply_timeout_s: float = 10.0  # how long the station waits for an answer to its CALL
     wait_s: float = 15.0  # how long a case waits for something the CSMS must do on its own or by the operator
     open_timeout_s: float = 5.0
+    tls_url: str | None = None  # the CSMS's wss:// endpoint (security profiles 2 and 3), when it has one
+    ca_file: str | None = None  # trust anchor for the CSMS's server certificate
+    client_cert: str | None = None  # the station's certificate and key (security profile 3)
+    client_key: str | None = None
 
     @classmethod
-    def parse(cls, url: str, version: str, **kwargs: float) -> Target:
+    def parse(cls, url: str, version: str, **kwargs: Any) -> Target:
         if not url.startswith(("ws://", "wss://")):
             raise ValueError(f"--csms must be a ws:// or wss:// URL, not {url!r}")
         return cls(url.rstrip("/"), parse_version(version), **kwargs)
@@ -168,14 +173,28 @@ class StationUnderTest:
         if status is not None:
             self.fail(f"the CSMS refused the WebSocket handshake of {self.url}: {status}")
 
-    def try_connect(self, *, password: str | None = None, subprotocols: list[str] | None = None) -> str | None:
-        """Open the WebSocket; returns None when open, else the refusal ("HTTP 401", "no listener: …")."""
+    def try_connect(
+        self,
+        *,
+        password: str | None = None,
+        subprotocols: list[str] | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> str | None:
+        """Open the WebSocket; returns None when open, else the refusal ("HTTP 401", "no listener: …").
+
+        With ``tls`` (see :meth:`tls_context`) the station connects to the target's ``tls_url``."""
         secret = self.password if password is None else password
         headers = {"Authorization": basic_auth(self.station_id, secret)} if secret else {}
         offered = subprotocols or [VERSION_SUBPROTOCOL[self.version]]
+        url = self.url
+        if tls is not None:
+            if self.target.tls_url is None:
+                return self._refused("the CSMS offers no TLS endpoint (give --csms-tls-url)")
+            url = f"{self.target.tls_url.rstrip('/')}/{self.station_id}"
         try:
             ws = connect(
-                self.url,
+                url,
+                ssl=tls,
                 subprotocols=[Subprotocol(p) for p in offered],
                 additional_headers=headers,
                 open_timeout=self.target.open_timeout_s,
@@ -195,6 +214,15 @@ class StationUnderTest:
         self.charger.connected(self.now())
         self._flush()
         return None
+
+    def tls_context(self, *, client_cert: bool = False) -> ssl.SSLContext:
+        """A TLS 1.2+ client context trusting the target's CA file (security profile 2), with the station's
+        certificate when ``client_cert`` (profile 3)."""
+        context = ssl.create_default_context(cafile=self.target.ca_file)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if client_cert and self.target.client_cert:
+            context.load_cert_chain(self.target.client_cert, self.target.client_key)
+        return context
 
     def _refused(self, reason: str) -> str:
         self.log.note(self.elapsed(), f"handshake refused: {reason}")

@@ -22,7 +22,12 @@ Capability = Literal[
     "read_transactions",
     "read_station",
     "read_uptime",
+    "configure",  # change how the CSMS treats a station (see Operator.configure)
 ]
+
+#: What :meth:`Operator.configure` may be asked, with its keyword arguments:
+#: ``boot_answer`` (status: Accepted | Pending | Rejected) — how the CSMS answers the station's next boot.
+SETTINGS = ("boot_answer",)
 
 
 class OperatorError(Exception):
@@ -91,6 +96,10 @@ class Operator(Protocol):
 
     async def uptime(self, station_ids: list[str], start: datetime, end: datetime) -> dict[str, Any]:
         """The CSMS's uptime figures for these stations over [start, end). Raises OperatorError."""
+        ...
+
+    async def configure(self, station_id: str, setting: str, **values: Any) -> None:
+        """Change a setting of :data:`SETTINGS` for the station. Raises OperatorError."""
         ...
 
     async def close(self) -> None: ...

@@ -56,5 +56,12 @@ class ChargetwinOperator:
     async def uptime(self, station_ids: list[str], start: datetime, end: datetime) -> dict[str, Any]:
         raise OperatorError("interim adapter")
 
+    async def configure(self, station_id: str, setting: str, **values: Any) -> None:
+        if setting != "boot_answer":
+            raise OperatorError(f"chargetwin cannot configure {setting!r}")
+        policy = {"Accepted": "accept", "Pending": "pending", "Rejected": "reject"}[values["status"]]
+        response = await self.client.patch(f"/stations/{station_id}", json={"registration_policy": policy})
+        await self._ok(response, f"set the boot answer of {station_id} to {values['status']}")
+
     async def close(self) -> None:
         await self.client.aclose()
