@@ -27,7 +27,7 @@ from csms.ocpp import framing
 from csms.ocpp.errors import FrameError
 from csms.ocpp.framing import Call, CallError, CallResult
 from csms.ocpp.versions import VERSION_SUBPROTOCOL, Version, parse_version
-from simulator.conformance.checks import FrameChecker
+from simulator.conformance.checks import FrameChecker, Violation
 from simulator.conformance.frames import FrameLog
 from simulator.links.websocket import basic_auth
 from simulator.station.charger import Charger
@@ -435,7 +435,10 @@ class StationUnderTest:
             except ConnectionClosed as exc:
                 self._lost(exc)
             else:
-                self._receive(text if isinstance(text, str) else text.decode("utf-8", "replace"))
+                if isinstance(text, bytes):  # OCPP-J frames are text frames (OCPP-J §4.1.2)
+                    text = text.decode("utf-8", "replace")
+                    self.checker.violations.append(Violation(self.elapsed(), text, "a binary WebSocket frame"))
+                self._receive(text)
         else:
             time.sleep(max(0.0, min(until - now, IDLE_POLL_S)))
             if self.auto_reconnect and self.charger.wants_connection(self.now()):
