@@ -109,7 +109,8 @@ class FrameChecker:
             schemas.validate(self.version, action, direction, payload)
         except OcppError as exc:
             what = "request" if direction == "request" else "answer"
-            spelled = action + ("" if self.version == OCPP16 or direction == "response" else "Request")
+            suffix = "Response" if direction == "response" else ("" if self.version == OCPP16 else "Request")
+            spelled = action + suffix
             self._violate(at, text, f"{action} {what} breaks the {spelled} schema: {exc.description}")
 
     def _violate(self, at: float, frame: str, rule: str) -> None:

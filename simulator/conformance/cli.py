@@ -48,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--wait", type=float, default=None, metavar="S", help="wait for the CSMS to act (default 15)")
     parser.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    parser.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing case")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per case")
 
 
@@ -95,6 +96,7 @@ def pytest_arguments(args: argparse.Namespace) -> list[str]:
         argv += ["--case", case_id]
     if args.junit:
         argv += ["-o", f"junit_suite_name=ocpp-{args.ocpp}-conformance", "-o", "junit_logging=no"]
+    argv += ["--exitfirst"] if args.exitfirst else []
     argv += ["--collect-only", "-q"] if args.list else (["-v"] if args.verbose else ["-q", "--no-header"])
     return argv
 

@@ -130,13 +130,13 @@ class Station16(ChargePoint16):
         return result16.Authorize(id_tag_info={"status": self.memory.status_of(id_tag)})
 
     @on("StartTransaction")
-    def start(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any) -> Any:
+    def start_transaction(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any) -> Any:
         tx_id = next(self.memory.next_id)
         self.memory.transactions[str(tx_id)] = {"station": self.id, "start_wh": meter_start, "stop_wh": None}
         return result16.StartTransaction(transaction_id=tx_id, id_tag_info={"status": self.memory.status_of(id_tag)})
 
     @on("StopTransaction")
-    def stop(self, meter_stop: int, timestamp: str, transaction_id: int, **_: Any) -> Any:
+    def stop_transaction(self, meter_stop: int, timestamp: str, transaction_id: int, **_: Any) -> Any:
         tx = self.memory.transactions.get(str(transaction_id))
         if tx is not None:
             tx["stop_wh"] = meter_stop

@@ -144,7 +144,7 @@ async def _hunt(version: str, mutation: Mutation, profile: str | None) -> Score:
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
         argv = [sys.executable, "-m", "simulator.cli", "conformance", "--csms", f"ws://127.0.0.1:{port}/ocpp"]
-        argv += ["--ocpp", version, "--junit", str(junit), "--reply-timeout", str(REPLY_TIMEOUT_S), "--wait", "5"]
+        argv += ["--ocpp", version, "--junit", str(junit), "--reply-timeout", str(REPLY_TIMEOUT_S), "--wait", "5", "-x"]
         argv += ["--profile", profile] if profile else []
         process = await asyncio.create_subprocess_exec(*argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await process.wait()
