@@ -97,6 +97,7 @@ def pytest_arguments(args: argparse.Namespace) -> list[str]:
     if args.junit:
         argv += ["-o", f"junit_suite_name=ocpp-{args.ocpp}-conformance", "-o", "junit_logging=no"]
     argv += ["--exitfirst"] if args.exitfirst else []
+    argv += ["--capture=no"] if args.operator == "manual" else []  # the person answers on this terminal
     argv += ["--collect-only", "-q"] if args.list else (["-v"] if args.verbose else ["-q", "--no-header"])
     return argv
 
