@@ -204,8 +204,11 @@ class OperatorActions:
             return
 
         async def job() -> None:
-            for token in tokens:
-                await operator.provision_token(token, group=group)
+            for token in tokens:  # one refused token does not keep the others out
+                try:
+                    await operator.provision_token(token, group=group)
+                except OperatorError as exc:
+                    log.warning("provisioning token %s failed: %s", token, exc)
 
         self._queue.put_nowait(job)
 
@@ -453,8 +456,9 @@ class RealtimeRun:
 
     async def _provision_stations(self, fleet: Fleet) -> None:
         operator = self.operator
-        if operator is None or (why := operator.cannot("provision_station")) is not None:
-            log.warning("provisioning the stations skipped: %s", why or "no --operator (and no --api-url)")
+        why = "no --operator (and no --api-url)" if operator is None else operator.cannot("provision_station")
+        if operator is None or why is not None:
+            log.warning("provisioning the stations skipped: %s", why)
             return
         passwords = station_passwords(self.scenario, self.options.password)
         for station_id, charger in fleet.chargers.items():
