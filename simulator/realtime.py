@@ -200,7 +200,7 @@ class OperatorActions:
 
     def provision_tokens(self, tokens: list[str], group: str | None, now: float) -> None:
         operator = self.operator
-        if operator is None or self._skip("provision_tokens"):
+        if self._skip("provision_tokens") or operator is None:
             return
 
         async def job() -> None:
@@ -214,10 +214,15 @@ class OperatorActions:
 
     def call(self, station_id: str, version: Version, item: OperatorCall, now: float) -> None:
         self._remote_start_ids += isinstance(item, RemoteStart)
-        call = self._remote_stop(station_id, version, item) if isinstance(item, RemoteStop) else None
-        call = call or operator_payload(item, version, self._remote_start_ids)
         operator = self.operator
-        if call is None or operator is None or self._skip(call[0]):
+        if operator is None:
+            self._skip(item.kind)
+            return
+        if isinstance(item, RemoteStop):
+            call = self._remote_stop(station_id, version, item)
+        else:
+            call = operator_payload(item, version, self._remote_start_ids)
+        if call is None or self._skip(call[0]):
             return
         action, payload = call
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 
 from simulator.operators import CallOutcome, OperatorError
@@ -93,6 +94,8 @@ def test_without_an_operator_the_csms_figures_are_not_measured(peer: tuple[str, 
     done = sim_run(tmp_path / "out", url)
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 3, done.stdout + done.stderr  # no check failed; some could not be measured
+    for action in ("provisioning the stations", "provision_tokens", "remote_stop", "change_availability"):
+        assert f"{action} skipped: no --operator" in done.stderr, done.stderr
     assert table_value(done.stdout, "energy truth vs CSMS") == f"not measured ({NOT_MEASURED})", done.stdout
     assert table_value(done.stdout, "transactions") == "2 started, 2 completed; lost, duplicated: not measured"
     acknowledged = table_value(done.stdout, "what the CSMS acknowledged to the chargers")
@@ -137,6 +140,12 @@ def test_through_a_hooks_file_the_report_reads_the_csms(chargetwin: Csms, tmp_pa
         "alerts": "only chargetwin's API (--operator chargetwin) lists the alerts a CSMS raised"
     }
     assert data["passed"] is True
+    # the scenario's operator actions reached the stations through the hooks file's calls
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    rows = httpx.get(f"{chargetwin.api_url}/api/v1/transactions", headers=headers, timeout=10).json()
+    assert {(r["station_id"], r["stop_reason"]) for r in rows} >= {("peer-2", "Remote")}, rows
+    station = httpx.get(f"{chargetwin.api_url}/api/v1/stations/peer-1", headers=headers, timeout=10).json()
+    assert {c["status"] for c in station["connectors"]} == {"Unavailable"}, station
 
 
 class RecordingOperator:
