@@ -13,7 +13,7 @@ import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -147,14 +147,12 @@ def load_yaml_model(path: str | Path, model: type[M], what: str) -> M:
 
 
 def _model_field_names(model: type[BaseModel]) -> set[str]:
-    names: set[str] = set()
+    """Every field name of ``model`` and of the models its fields hold (for "did you mean")."""
+    names = set(model.model_fields)
     for info in model.model_fields.values():
-        names.add(info.alias or "")
-        for arg in (info.annotation, *getattr(info.annotation, "__args__", ())):
+        for arg in (info.annotation, *get_args(info.annotation)):
             if isinstance(arg, type) and issubclass(arg, BaseModel) and arg is not model:
                 names |= _model_field_names(arg)
-    names |= set(model.model_fields)
-    names.discard("")
     return names
 
 
