@@ -162,6 +162,20 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _number(value: Any) -> int:
+    return int(t.as_float(value) or 0)
+
+
+def _answer(response: httpx.Response) -> Any:
+    """The response's JSON. Raises OperatorError when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        raise OperatorError(
+            f"{response.request.method} {response.request.url}: expected a JSON answer, got {response.text[:100]!r}"
+        ) from None
+
+
 class HooksOperator:
     name = "hooks"
 
@@ -233,7 +247,7 @@ class HooksOperator:
         response = await self._do(call, context, timeout_s)
         answer = None
         if call.answer is not None and response.content:
-            picked = t.pick(response.json(), call.answer)
+            picked = t.pick(_answer(response), call.answer)
             answer = picked if isinstance(picked, dict) else None
         return CallOutcome(True, answer, f"HTTP {response.status_code}")
 
@@ -246,7 +260,7 @@ class HooksOperator:
         rows: list[tuple[str | None, Any]] = []
         for station_id in asks:
             response = await self._do(read, {**context, "station_id": station_id})
-            items = t.pick(response.json(), read.items)
+            items = t.pick(_answer(response), read.items)
             rows += [(station_id, item) for item in items] if isinstance(items, list) else []
         return rows
 
@@ -274,7 +288,7 @@ class HooksOperator:
 
     async def station(self, station_id: str) -> StoredStation:
         read: ReadStation = self._require("read_station")
-        data = (await self._do(read, {"station_id": station_id})).json()
+        data = _answer(await self._do(read, {"station_id": station_id}))
         connected = t.pick(data, read.connected) if read.connected is not None else None
         statuses: dict[tuple[int, int], str] = {}
         if read.connectors is not None:
@@ -283,8 +297,8 @@ class HooksOperator:
                 status = t.pick(port, read.connectors.status)
                 if status is not None:
                     key = (
-                        int(t.pick(port, read.connectors.evse) or 0),
-                        int(t.pick(port, read.connectors.connector) or 0),
+                        _number(t.pick(port, read.connectors.evse)),
+                        _number(t.pick(port, read.connectors.connector)),
                     )
                     statuses[key] = str(status)
         registration = _text(t.pick(data, read.registration)) if read.registration is not None else None
@@ -299,7 +313,7 @@ class HooksOperator:
             if station_id in station_ids:
                 evse = _value(row, read.fields["evse_id"])
                 pct = t.as_float(_value(row, read.fields["uptime_pct"]))
-                ports.append({"station_id": station_id, "evse_id": int(evse or 0), "uptime_pct": pct})
+                ports.append({"station_id": station_id, "evse_id": _number(evse), "uptime_pct": pct})
         return {"ports": ports}
 
     async def close(self) -> None:

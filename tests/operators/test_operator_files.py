@@ -5,10 +5,12 @@ tells a person what to do and waits for Enter."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from simulator.operators import HooksFileError, HooksOperator, ManualOperator, OperatorError, make_operator
@@ -136,3 +138,49 @@ async def test_manual_operator_gives_up_when_no_one_answers() -> None:
     operator = ManualOperator(prompt=lambda _: (_ for _ in ()).throw(EOFError()), out=lambda _: None)
     with pytest.raises(OperatorError, match="standard input is closed"):
         await operator.send_call("cp-7", "Reset", {"type": "Soft"})
+
+
+async def test_hooks_read_one_list_for_all_stations_and_scale_energy(tmp_path: Path) -> None:
+    """A CSMS that lists every session in one answer, nested, with kWh and POSIX times: the paths and the
+    scale map it, stations not asked for are left out, and a CALL's answer is found where ``answer`` says."""
+    hooks = write(
+        tmp_path,
+        "base_url: http://other-csms/v2\n"
+        "calls:\n"
+        "  '*': {url: '/chargers/{station_id}/ocpp/{action}', body: {message: '{payload}'}, answer: reply.body}\n"
+        "read_transactions:\n"
+        "  url: /sessions\n"
+        "  params: {from: '{since}'}\n"
+        "  items: data.sessions\n"
+        "  fields:\n"
+        "    station_id: charger.name\n"
+        "    transaction_id: id\n"
+        "    started_at: times.0\n"
+        "    stopped_at: times.1\n"
+        "    energy_wh: {path: kwh, scale: 1000}\n",
+    )
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/v2/sessions":
+            sessions = [
+                {"id": 41, "charger": {"name": "cp-1"}, "times": [1_780_000_000, 1_780_003_600], "kwh": 7.25},
+                {"id": 42, "charger": {"name": "cp-9"}, "times": [1_780_000_000, None], "kwh": 1.0},
+            ]
+            return httpx.Response(200, json={"data": {"sessions": sessions}})
+        return httpx.Response(202, json={"reply": {"body": {"status": "Accepted"}}})
+
+    operator = HooksOperator.from_yaml(hooks, transport=httpx.MockTransport(handler))
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    try:
+        (stored,) = await operator.transactions(["cp-1", "cp-2"], since)
+        outcome = await operator.send_call("cp 1", "Reset", {"type": "Soft"})
+    finally:
+        await operator.close()
+    assert (stored.station_id, stored.transaction_id, stored.energy_wh) == ("cp-1", "41", 7250.0)
+    assert stored.stopped_at == datetime.fromtimestamp(1_780_003_600, UTC)
+    assert len(seen) == 2 and seen[0].url.params["from"] == since.isoformat()  # one request for every station
+    assert seen[1].url.raw_path == b"/v2/chargers/cp%201/ocpp/Reset"
+    assert json.loads(seen[1].content) == {"message": {"type": "Soft"}}
+    assert outcome.response == {"status": "Accepted"}
