@@ -9,16 +9,15 @@ the wall clock.
   the rest exactly as in virtual time, and injects the station faults alike). A fault done to the CSMS
   itself (``csms_crash``) cannot be injected into another process: such a scenario is refused before the
   run starts (:func:`refuse_csms_faults`).
-* Operator actions: we cannot reach into another CSMS, so with ``--api-url``/``--api-key`` stations and tokens
-  are provisioned and calls sent through our HTTP API (:class:`ApiOperator`); without, they are skipped with a
-  warning (:class:`SkippingOperator`) and the operator provisions the CSMS beforehand.
-* The report has the virtual run's shape (``mode: realtime``). Its CSMS side is our API's transactions
-  (``csms_source: api``) or, against any CSMS, what the CSMS acknowledged to the chargers
-  (``csms_source: acknowledgements``).
-
-* With ``--api-url`` the report also has ``uptime`` and ``alerts``: our CSMS's own figures (``GET /uptime``,
-  ``GET /alerts``) against the twin's truth, as in virtual time (:func:`csms_sections`); without, a note says
-  why they are absent.
+* Operator actions (provision stations and tokens, remote start/stop, reset, availability) go through an
+  operator adapter (:mod:`simulator.operators`, ``--operator``: chargetwin's API, a hooks file, a person);
+  what it cannot do, or without one, is skipped with a warning and done on the CSMS beforehand
+  (:class:`OperatorActions`).
+* The report has the virtual run's shape (``mode: realtime``). Every CSMS-side figure (transactions and their
+  energy, stations booted, uptime, alerts) is read back through the operator where it can be
+  (``csms_source`` names it: ``api``, ``hooks``); where it cannot, the figure is *not measured*, with the
+  reason (:class:`CsmsReader`) — never a zero error. What the CSMS acknowledged to the chargers is reported
+  beside it (``transactions.acknowledged``), labelled as that.
 
 This module is a shell: it reads the wall clock (``time.monotonic`` to pace the twin; ``time.time`` once, to
 map the CSMS's clock onto the twin's).
@@ -33,20 +32,21 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import simpy
 
 from csms.alerts import engine as al
-from csms.ocpp.versions import Version
+from csms.ocpp import commands
+from csms.ocpp.versions import OCPP16, Version
 from simulator import report
 from simulator.faults import csms_faults
 from simulator.fleet import Fleet, OperatorCall, Progress, operator_payload, station_passwords
 from simulator.links.websocket import WebSocketLink
+from simulator.operators import Capability, ChargetwinOperator, Operator, OperatorError, make_operator
 from simulator.outputs import write_outputs
 from simulator.scenario.loader import ScenarioError, issue_at
 from simulator.scenario.models import RemoteStart, RemoteStop, Scenario
@@ -61,9 +61,8 @@ CALL_TIMEOUT_WALL_S = 30.0
 DRAIN_WALL_S = 5.0
 #: The stepper re-checks the clock at least this often (wall seconds).
 MAX_SLEEP_S = 0.5
-PAGE = 1000
-#: API requests are tried this often, API_RETRY_S × attempt apart, when the CSMS answers 5xx or is unreachable.
-API_ATTEMPTS, API_RETRY_S = 4, 0.1
+#: After the twin's end, operator actions still queued get this long (wall seconds) to finish.
+FINISH_WALL_S = 10.0
 
 
 class RealtimeClock:
@@ -139,6 +138,8 @@ class RealtimeOptions:
     seed: int | None = None
     scenario_file: str = ""
     reproducible: bool = False
+    #: ``--operator``: chargetwin, a hooks file or manual; by default chargetwin when there is an API URL
+    operator: str | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RealtimeOptions:
@@ -151,142 +152,94 @@ class RealtimeOptions:
             seed=args.seed,
             scenario_file=str(args.scenario),
             reproducible=args.reproducible,
+            operator=args.operator or ("chargetwin" if args.api_url else None),
         )
 
 
 # ---- operators ------------------------------------------------------------------------------------------
-class SkippingOperator:
-    """Any CSMS: we cannot provision it or make it call a station, so the operator does that beforehand."""
+class OperatorActions:
+    """The scenario's operator actions (the fleet's ``Operator``) done through an operator adapter
+    (:mod:`simulator.operators`), in timeline order on one worker task. What the adapter cannot do, or there is
+    no adapter, is skipped with one warning per kind (the person running the CSMS does it beforehand); a
+    failure is logged, never raised. A remote stop names the transaction running on the port as the charger
+    knows it (1.6: the id the CSMS assigned; 2.0.1: the charger's own), as the CSMS's operator would."""
 
-    def __init__(self) -> None:
+    def __init__(self, operator: Operator | None, chargers: dict[str, Charger]) -> None:
+        self.operator, self.chargers = operator, chargers
+        self._queue: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
+        self._worker = asyncio.get_running_loop().create_task(self._work(), name="operator actions")
+        self._remote_start_ids = 0
         self._warned: set[str] = set()
 
-    def _skip(self, what: str) -> None:
-        if what not in self._warned:
+    def _skip(self, what: str) -> bool:
+        """True (and one warning per ``what``) when nobody can carry out ``what`` on this CSMS."""
+        if self.operator is None:
+            why = "no --operator (and no --api-url): provision and operate the CSMS yourself"
+        else:
+            capability: Capability = "provision_token" if what == "provision_tokens" else "send_call"
+            why = self.operator.cannot(capability, None if what == "provision_tokens" else what) or ""
+        if why and what not in self._warned:
             self._warned.add(what)
-            log.warning("%s skipped: no --api-url, provision and operate the CSMS yourself", what)
-
-    def provision_tokens(self, tokens: list[str], group: str | None, now: float) -> None:
-        self._skip("provision_tokens")
-
-    def call(self, station_id: str, version: Version, item: OperatorCall, now: float) -> None:
-        self._skip(item.kind)
-
-    async def finish(self) -> None:
-        return None
-
-
-class ApiOperator:
-    """Our CSMS's HTTP API (``/api/v1``): actions run in timeline order on one worker task; HTTP failures are
-    logged, never raised."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
-        self._queue: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
-        self._worker = asyncio.get_running_loop().create_task(self._work(), name="api operator")
-        self._remote_start_ids = 0
+            log.warning("%s skipped: %s", what, why)
+        return bool(why)
 
     async def _work(self) -> None:
         while (job := await self._queue.get()) is not None:
             try:
                 await job()
-            except httpx.HTTPError as exc:
+            except OperatorError as exc:
                 log.warning("operator action failed: %s", exc)
 
     async def finish(self) -> None:
         """Let the queued actions finish (bounded), then stop the worker."""
         self._queue.put_nowait(None)
         try:
-            await asyncio.wait_for(self._worker, timeout=10.0)
+            await asyncio.wait_for(self._worker, timeout=FINISH_WALL_S)
         except TimeoutError:
             log.warning("operator actions still running at the end were abandoned")
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request, retried a few times on a 5xx or a transport error (a busy CSMS database, a restart)."""
-        for attempt in range(1, API_ATTEMPTS + 1):
-            try:
-                response = await self.client.request(method, path, **kwargs)
-            except httpx.TransportError:
-                if attempt == API_ATTEMPTS:
-                    raise
-            else:
-                if response.status_code < 500 or attempt == API_ATTEMPTS:
-                    return response
-            await asyncio.sleep(API_RETRY_S * attempt)
-        raise AssertionError("unreachable")
-
-    async def _post(self, path: str, body: dict[str, Any], *, conflict_ok: bool = False) -> httpx.Response:
-        response = await self._request("POST", path, json=body)
-        if response.status_code >= 400 and not (conflict_ok and response.status_code == 409):
-            log.warning("POST %s: %s %s", path, response.status_code, response.text.strip()[:200])
-        return response
-
-    async def _get(self, path: str, **params: Any) -> Any:
-        return (await self._request("GET", path, params=params)).raise_for_status().json()
-
-    async def provision_stations(self, fleet: Fleet, default_password: str | None) -> None:
-        passwords = station_passwords(fleet.scenario, default_password)
-        for station_id, charger in fleet.chargers.items():
-            body = {"id": station_id, "password": passwords[station_id], "ocpp_version": charger.version}
-            await self._post("/stations", body, conflict_ok=True)
-
     def provision_tokens(self, tokens: list[str], group: str | None, now: float) -> None:
+        operator = self.operator
+        if self._skip("provision_tokens") or operator is None:
+            return
+
         async def job() -> None:
-            for token in tokens:
-                await self._post("/tokens", {"id_token": token, "group_id": group}, conflict_ok=True)
+            for token in tokens:  # one refused token does not keep the others out
+                try:
+                    await operator.provision_token(token, group=group)
+                except OperatorError as exc:
+                    log.warning("provisioning token %s failed: %s", token, exc)
 
         self._queue.put_nowait(job)
 
     def call(self, station_id: str, version: Version, item: OperatorCall, now: float) -> None:
         self._remote_start_ids += isinstance(item, RemoteStart)
-        call = None if isinstance(item, RemoteStop) else operator_payload(item, version, self._remote_start_ids)
+        operator = self.operator
+        if operator is None:
+            self._skip(item.kind)
+            return
+        if isinstance(item, RemoteStop):
+            call = self._remote_stop(station_id, version, item)
+        else:
+            call = operator_payload(item, version, self._remote_start_ids)
+        if call is None or self._skip(call[0]):
+            return
+        action, payload = call
 
         async def job() -> None:
-            if isinstance(item, RemoteStop):
-                await self._remote_stop(station_id, item)
-            elif call is not None:
-                response = await self._post(f"/stations/{station_id}/calls/{call[0]}", call[1])
-                if response.status_code == 200 and response.json().get("outcome") != "result":
-                    log.warning("%s %s: %s", station_id, call[0], response.json())
+            outcome = await operator.send_call(station_id, action, payload, timeout_s=CALL_TIMEOUT_WALL_S)
+            if outcome.response is None and outcome.detail not in ("", "result"):
+                log.warning("%s %s: %s", station_id, action, outcome.detail)
 
         self._queue.put_nowait(job)
 
-    async def _remote_stop(self, station_id: str, item: RemoteStop) -> None:
-        rows = await self._get("/transactions", station_id=station_id, status="active", limit=PAGE)
-        active = [r for r in rows if r["evse_id"] == item.connector]
-        if active:
-            await self._post(f"/stations/{station_id}/remote-stop", {"transaction_id": active[-1]["id"]})
-
-    async def transactions(self, station_ids: set[str]) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        while True:
-            page = await self._get("/transactions", limit=PAGE, offset=len(rows))
-            rows += page
-            if len(page) < PAGE:
-                return [r for r in rows if r["station_id"] in station_ids]
-
-    async def uptime(self, start: datetime, end: datetime, station_ids: set[str]) -> list[dict[str, Any]]:
-        """``GET /uptime`` over ``[start, end)`` (the CSMS's clock), our stations' ports."""
-        rows = await self._get("/uptime", period_start=start.isoformat(), period_end=end.isoformat())
-        return [r for r in rows if r["station_id"] in station_ids]
-
-    async def alerts(self, station_ids: set[str], since: datetime) -> list[dict[str, Any]]:
-        """Every alert the CSMS raised on our stations from ``since`` (its clock) on."""
-        rows: list[dict[str, Any]] = []
-        while True:
-            page = await self._get("/alerts", limit=PAGE, offset=len(rows))
-            rows += page
-            if len(page) < PAGE:
-                return [r for r in rows if r["station_id"] in station_ids and _utc(r["raised_at"]) >= since]
-
-    async def booted(self, station_ids: set[str]) -> int:
-        stations = await self._get("/stations")
-        return sum(1 for s in stations if s["id"] in station_ids and s["registration_status"] == "Accepted")
-
-
-def _utc(iso: str) -> datetime:
-    value = datetime.fromisoformat(iso)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    def _remote_stop(self, station_id: str, version: Version, item: RemoteStop) -> tuple[str, dict[str, Any]] | None:
+        tx = self.chargers[station_id].transactions.get(item.connector)
+        if tx is None or tx.transaction_id is None:
+            log.warning("remote_stop on %s/%s skipped: no transaction known there", station_id, item.connector)
+            return None
+        numeric = int(tx.transaction_id) if version == OCPP16 else 0
+        return commands.remote_stop(version, numeric, str(tx.transaction_id))
 
 
 @dataclass(frozen=True)
@@ -310,7 +263,7 @@ class CsmsClock:
         return self.speed == 1 and abs(self.epoch - self.wall0) < 60.0
 
 
-NO_API_NOTE = "uptime, alerts: not computed: without --api-url the CSMS's own uptime and alerts are out of reach"
+NO_OPERATOR = "no operator can read this CSMS's transactions"
 
 
 def mixed_clocks_note(clock: CsmsClock) -> str:
@@ -322,23 +275,126 @@ def mixed_clocks_note(clock: CsmsClock) -> str:
     )
 
 
-async def csms_sections(
-    operator: ApiOperator, fleet: Fleet, clock: CsmsClock, latency_s: float
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``uptime`` and ``alerts`` from our CSMS's own view (its API), against the twin's truth, as in virtual
-    time. The CSMS measures over its wall-clock window of the run, the twin over its own period (the same
-    stretch of the run: connectivity fractions agree at any speed)."""
-    ours = set(fleet.chargers)
-    duration = float(fleet.env.now)
-    start, end = (datetime.fromtimestamp(w, UTC) for w in (clock.wall0, clock.to_wall(fleet.epoch + duration)))
-    uptime = fleet.uptime_section(await operator.uptime(start, end, ours))
-    raised = [
-        al.RaiseAlert(
-            r["rule"], r["station_id"], r["evse_id"], r["severity"], clock.to_twin(_utc(r["raised_at"]).timestamp())
+@dataclass
+class CsmsSide:
+    """What the report sets beside the twin's truth, read back from the CSMS where an operator can."""
+
+    transactions: list[report.CsmsTransaction]
+    source: str | None
+    booted: int
+    uptime: dict[str, Any] | None = None
+    alerts: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    not_measured: dict[str, str] = field(default_factory=dict)
+
+
+class CsmsReader:
+    """Reads the CSMS's records through the operator: what it lacks is *not measured*, with the reason."""
+
+    def __init__(self, operator: Operator | None, fleet: Fleet) -> None:
+        self.operator, self.fleet = operator, fleet
+        self.stations = list(fleet.chargers)
+        self.since = datetime.fromtimestamp(fleet.epoch, UTC)
+        self._before: set[tuple[str, str, datetime | None]] = set()
+
+    def cannot(self, capability: Capability, missing: str) -> str | None:
+        return missing if self.operator is None else self.operator.cannot(capability)
+
+    async def remember_existing(self) -> None:
+        """Transactions stored before the run (an earlier run of the same scenario) are not this run's."""
+        if self.operator is not None and self.cannot("read_transactions", NO_OPERATOR) is None:
+            try:
+                rows = await self.operator.transactions(self.stations, self.since)
+            except OperatorError as exc:
+                log.warning("reading the CSMS's transactions before the run failed: %s", exc)
+                return
+            self._before = {(r.station_id, r.transaction_id, r.started_at) for r in rows}
+
+    async def transactions(self, side: CsmsSide) -> None:
+        why = self.cannot("read_transactions", NO_OPERATOR)
+        if self.operator is not None and why is None:
+            try:
+                rows = await self.operator.transactions(self.stations, self.since)
+            except OperatorError as exc:
+                why = f"reading the CSMS's transactions failed: {exc}"
+            else:
+                side.source = self.operator.name
+                side.transactions = [
+                    report.CsmsTransaction(
+                        r.station_id,
+                        r.transaction_id,
+                        None if r.energy_wh is None else r.energy_wh / 1000.0,
+                        r.stopped_at is not None,
+                    )
+                    for r in rows
+                    if (r.station_id, r.transaction_id, r.started_at) not in self._before
+                ]
+        if why is not None:
+            side.not_measured["transactions"] = why
+
+    async def booted(self, side: CsmsSide) -> None:
+        """Stations the CSMS has Accepted, as it stores them; else as it answered the chargers' boots."""
+        why = self.cannot("read_station", "no operator can read this CSMS's stations")
+        registrations: list[str | None] = []
+        if self.operator is not None and why is None:
+            try:
+                registrations = [(await self.operator.station(sid)).registration for sid in self.stations]
+            except OperatorError as exc:
+                why = f"reading the CSMS's stations failed: {exc}"
+        if why is None and all(r is not None for r in registrations):
+            side.booted = sum(1 for r in registrations if r == "Accepted")
+            return
+        side.notes.append(
+            "stations.booted: the chargers whose last BootNotification the CSMS answered Accepted ("
+            + (why or "the CSMS's stations do not say how their boot was answered")
+            + ")"
         )
-        for r in await operator.alerts(ours, start)
-    ]
-    return uptime, fleet.alerts_section(raised, latency_s)
+
+    async def uptime_and_alerts(self, side: CsmsSide, clock: CsmsClock) -> None:
+        """``uptime`` and ``alerts`` from the CSMS's own view against the twin's truth, as in virtual time. The
+        CSMS measures over its wall-clock window of the run, the twin over its own period (the same stretch
+        of the run: connectivity fractions agree at any speed)."""
+        duration = float(self.fleet.env.now)
+        start, end = (datetime.fromtimestamp(w, UTC) for w in (clock.wall0, clock.to_wall(self.fleet.epoch + duration)))
+        why = self.cannot("read_uptime", "no operator can read this CSMS's uptime")
+        if self.operator is not None and why is None:
+            try:
+                figures = await self.operator.uptime(self.stations, start, end)
+                side.uptime = self.fleet.uptime_section(figures["ports"])
+            except OperatorError as exc:
+                why = f"reading the CSMS's uptime failed: {exc}"
+        if why is not None:
+            side.not_measured["uptime"] = why
+        if isinstance(self.operator, ChargetwinOperator):
+            try:
+                rows = await self.operator.alerts(self.stations, start)
+            except OperatorError as exc:
+                side.not_measured["alerts"] = f"reading the CSMS's alerts failed: {exc}"
+            else:
+                raised = [
+                    al.RaiseAlert(r["rule"], r["station_id"], r["evse_id"], r["severity"], clock.to_twin(_ts(r)))
+                    for r in rows
+                ]
+                side.alerts = self.fleet.alerts_section(raised, latency_s=0.0)
+        else:
+            side.not_measured["alerts"] = "only chargetwin's API (--operator chargetwin) lists the alerts a CSMS raised"
+        if (side.uptime or side.alerts) and not clock.agrees:
+            side.notes.append(mixed_clocks_note(clock))
+
+    async def read(self, clock: CsmsClock) -> CsmsSide:
+        booted = sum(1 for c in self.fleet.chargers.values() if c.registration is Registration.ACCEPTED)
+        side = CsmsSide([], None, booted)
+        await self.transactions(side)
+        await self.booted(side)
+        await self.uptime_and_alerts(side, clock)
+        for section, why in side.not_measured.items():
+            side.notes.append(f"{section}: not measured ({why})")
+        return side
+
+
+def _ts(alert: dict[str, Any]) -> float:
+    value = datetime.fromisoformat(alert["raised_at"])
+    return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).timestamp()
 
 
 # ---- the run --------------------------------------------------------------------------------------------
@@ -366,8 +422,14 @@ def refuse_csms_faults(scenario: Scenario, scenario_file: str) -> None:
 
 
 class RealtimeRun:
-    def __init__(self, scenario: Scenario, options: RealtimeOptions, progress: Progress | None = None) -> None:
-        self.scenario, self.options, self.progress = scenario, options, progress
+    def __init__(
+        self,
+        scenario: Scenario,
+        options: RealtimeOptions,
+        progress: Progress | None = None,
+        operator: Operator | None = None,
+    ) -> None:
+        self.scenario, self.options, self.progress, self.operator = scenario, options, progress, operator
         self.seed = scenario.seed if options.seed is None else options.seed
         self.env = simpy.Environment()
         self.epoch = scenario.start.timestamp()
@@ -397,78 +459,63 @@ class RealtimeRun:
             truth=self.truth,
         )
 
+    async def _provision_stations(self, fleet: Fleet) -> None:
+        operator = self.operator
+        why = "no --operator (and no --api-url)" if operator is None else operator.cannot("provision_station")
+        if operator is None or why is not None:
+            log.warning("provisioning the stations skipped: %s", why)
+            return
+        passwords = station_passwords(self.scenario, self.options.password)
+        for station_id, charger in fleet.chargers.items():
+            try:
+                await operator.provision_station(station_id, charger.version, passwords[station_id])
+            except OperatorError as exc:
+                log.warning("provisioning station %s failed: %s", station_id, exc)
+
     async def run(self) -> report.RunRecord:
         started = time.monotonic()
         fleet = self.fleet = self._build_fleet()
         links: list[WebSocketLink] = list(fleet.links.values())  # type: ignore[arg-type]
-        client = None
-        if self.options.api_url:
-            headers = {"Authorization": f"Bearer {self.options.api_key}"} if self.options.api_key else {}
-            base = self.options.api_url.rstrip("/")
-            base = base if base.endswith("/api/v1") else base + "/api/v1"
-            client = httpx.AsyncClient(base_url=base, headers=headers, timeout=10.0)
+        reader = CsmsReader(self.operator, fleet)
         try:
-            operator: ApiOperator | SkippingOperator
-            ours = set(fleet.chargers)
-            before: set[int] = set()
-            if client is not None:
-                operator = ApiOperator(client)
-                await operator.provision_stations(fleet, self.options.password)
-                before = {r["id"] for r in await operator.transactions(ours)}
-            else:
-                operator = SkippingOperator()
+            await self._provision_stations(fleet)
+            await reader.remember_existing()
+            actions = OperatorActions(self.operator, fleet.chargers)
             self.clock.start()
             csms_clock = CsmsClock(time.time(), self.epoch, self.options.speed)
-            done = fleet.start(operator, self.progress)
+            done = fleet.start(actions, self.progress)
             try:
                 await self.clock.run(done)
                 if self.progress is not None:
                     self.progress(float(self.scenario.duration), float(self.scenario.duration))
                 await self._drain(links)
-                await operator.finish()
+                await actions.finish()
             finally:
                 await asyncio.gather(*(link.stop() for link in links))
-            uptime: dict[str, Any] | None
-            alerts: dict[str, Any] | None
-            if isinstance(operator, ApiOperator):
-                rows = [r for r in await operator.transactions(ours) if r["id"] not in before]
-                csms_txs = [
-                    report.CsmsTransaction(
-                        r["station_id"],
-                        r["charger_transaction_id"],
-                        r["energy_wh"] / 1000.0,
-                        r["status"] == "completed",
-                    )
-                    for r in rows
-                ]
-                source, booted = "api", await operator.booted(ours)
-                uptime, alerts = await csms_sections(operator, fleet, csms_clock, latency_s=0.0)
-                notes = [] if csms_clock.agrees else [mixed_clocks_note(csms_clock)]
-            else:
-                csms_txs = fleet.acknowledged_transactions()
-                source = "acknowledgements"
-                booted = sum(1 for c in fleet.chargers.values() if c.registration is Registration.ACCEPTED)
-                uptime = alerts = None
-                notes = [NO_API_NOTE]
+            side = await reader.read(csms_clock)
         finally:
-            if client is not None:
-                await client.aclose()
-        return fleet.record(
+            if self.operator is not None:
+                await self.operator.close()
+        record = fleet.record(
             mode="realtime",
             scenario_file=self.options.scenario_file,
             wall_seconds=time.monotonic() - started,
-            csms_transactions=csms_txs,
-            csms_source=source,
-            stations_booted=booted,
+            csms_transactions=side.transactions,
+            csms_source=side.source or "",
+            stations_booted=side.booted,
             frames={
                 "charger_to_csms": sum(link.frames_sent for link in links),
                 "csms_to_charger": sum(link.frames_received for link in links),
                 "lost_in_network": 0,
             },
-            uptime=uptime,
-            alerts=alerts,
-            notes=notes,
+            uptime=side.uptime,
+            alerts=side.alerts,
+            notes=side.notes,
         )
+        record.csms_source = side.source
+        record.not_measured = side.not_measured
+        record.acknowledged_transactions = fleet.acknowledged_transactions()
+        return record
 
     async def _drain(self, links: list[WebSocketLink]) -> None:
         """Give transaction messages still queued on connected chargers a moment to be acknowledged."""
@@ -484,7 +531,8 @@ def run_realtime(scenario: Scenario, args: argparse.Namespace, out: Path, progre
     """``sim run --realtime``: run, then write ``report.json`` and the plots like a virtual run."""
     options = RealtimeOptions.from_args(args)
     refuse_csms_faults(scenario, options.scenario_file)
-    run = RealtimeRun(scenario, options, progress)
+    operator = None if options.operator is None else make_operator(options.operator, options.api_url, options.api_key)
+    run = RealtimeRun(scenario, options, progress, operator)
     record = asyncio.run(run.run())
     assert run.fleet is not None
     return write_outputs(

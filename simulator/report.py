@@ -36,8 +36,20 @@ class TruthTransaction:
 class CsmsTransaction:
     station_id: str
     key: str
-    energy_kwh: float
+    energy_kwh: float | None  # None: the CSMS stored no energy for it
     completed: bool
+
+
+#: Checks whose value is a CSMS-side figure of ``transactions`` (None when it was not measured).
+CSMS_TRANSACTION_CHECKS = ("transactions_lost", "transactions_duplicated", "energy_mismatch_kwh")
+#: The report section each CSMS-side check reads, for its ``not_measured`` reason.
+CHECK_SECTIONS = {
+    **dict.fromkeys(CSMS_TRANSACTION_CHECKS, "transactions"),
+    "uptime_max_error_pp": "uptime",
+    "alerts_missed": "alerts",
+    "alerts_false": "alerts",
+    "alerts_late": "alerts",
+}
 
 
 @dataclass
@@ -65,9 +77,13 @@ class RunRecord:
     energy: dict[str, float] | None = None
     load_management: dict[str, Any] | None = None
     phase_limits_a: tuple[float, float, float] | None = None
-    #: where the CSMS side of ``transactions`` comes from: "embedded" (its database, virtual time), "api"
-    #: (our CSMS's HTTP API) or "acknowledgements" (what any CSMS acknowledged to the chargers)
-    csms_source: str = "embedded"
+    #: where the CSMS side of ``transactions`` comes from: "embedded" (its database, virtual time) or, in real
+    #: time, the operator that read it back ("api": chargetwin's API, "hooks": a hooks file); None: not measured
+    csms_source: str | None = "embedded"
+    #: per section ("transactions", "uptime", "alerts"), why its CSMS-side figures were not measured
+    not_measured: dict[str, str] = field(default_factory=dict)
+    #: real time: what the CSMS acknowledged to the chargers (their own view, not the CSMS's records)
+    acknowledged_transactions: list[CsmsTransaction] | None = None
     #: why a section is absent or how to read it (real time: e.g. no operator API, or mixed clocks)
     notes: list[str] = field(default_factory=list)
 
@@ -123,9 +139,10 @@ def energy_section(metrics: dict[str, float] | None) -> dict[str, Any] | None:
     }
 
 
-def transactions_section(
-    truth: list[TruthTransaction], csms: list[CsmsTransaction], csms_source: str = "embedded"
-) -> dict[str, Any]:
+def _matched(
+    truth: list[TruthTransaction], csms: list[CsmsTransaction]
+) -> tuple[list[dict[str, Any]], int, int, float]:
+    """Per truth transaction its CSMS row; how many have none, how many CSMS rows are extra, the worst error."""
     by_key: dict[tuple[str, str], list[CsmsTransaction]] = {}
     for tx in csms:
         by_key.setdefault((tx.station_id, tx.key), []).append(tx)
@@ -153,7 +170,21 @@ def transactions_section(
         )
     truth_keys = {(t.station_id, t.key) for t in truth}
     duplicated = sum(len(v) - 1 for v in by_key.values()) + sum(1 for k in by_key if k not in truth_keys)
-    return {
+    return rows, lost, duplicated, worst
+
+
+def transactions_section(
+    truth: list[TruthTransaction],
+    csms: list[CsmsTransaction],
+    csms_source: str | None = "embedded",
+    *,
+    not_measured: str | None = None,
+    acknowledged: list[CsmsTransaction] | None = None,
+) -> dict[str, Any]:
+    """Truth beside the CSMS's records; with ``not_measured`` (no one could read them) every CSMS-side figure
+    is null and the reason is given, never a zero error."""
+    rows, lost, duplicated, worst = _matched(truth, csms)
+    section: dict[str, Any] = {
         "started": len(truth),
         "completed": sum(1 for t in truth if t.stopped_s is not None),
         "lost": lost,
@@ -164,6 +195,20 @@ def transactions_section(
         "meter_resolution_kwh": METER_RESOLUTION_KWH,
         "per_transaction": rows,
     }
+    if not_measured is not None:
+        section.update(lost=None, duplicated=None, csms_recorded=None, csms_source=None, energy_max_error_kwh=None)
+        section["not_measured"] = not_measured
+        for row in rows:
+            row.update(csms_kwh=None, error_kwh=None)
+    if acknowledged is not None:
+        _, ack_lost, ack_duplicated, ack_worst = _matched(truth, acknowledged)
+        section["acknowledged"] = {
+            "recorded": len(acknowledged),
+            "lost": ack_lost,
+            "duplicated": ack_duplicated,
+            "energy_max_error_kwh": _r(ack_worst),
+        }
+    return section
 
 
 def vehicles_section(vehicles: list[VehicleRecord]) -> dict[str, Any]:
@@ -180,7 +225,7 @@ def vehicles_section(vehicles: list[VehicleRecord]) -> dict[str, Any]:
     }
 
 
-def check_values(report: dict[str, Any]) -> dict[str, float]:
+def check_values(report: dict[str, Any]) -> dict[str, float | None]:
     """The value of every known ``expect:`` check in a finished report."""
     site, tx, veh = report["site"], report["transactions"], report["vehicles"]
     values = {
@@ -211,13 +256,21 @@ def check_values(report: dict[str, Any]) -> dict[str, float]:
 
 
 def evaluate_checks(report: dict[str, Any], expect: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each check passed or failed; one on a CSMS-side figure nobody could read is neither (``passed`` null,
+    with the ``not_measured`` reason)."""
     values = check_values(report)
+    unmeasured = report.get("not_measured", {})
     checks = []
     for name, spec in expect.items():
         comparison = parse_comparison(spec)
         actual = values.get(name)
-        passed = actual is not None and comparison.evaluate(actual)
-        checks.append({"name": name, "passed": passed, "actual": actual, "expected": str(comparison)})
+        reason = unmeasured.get(CHECK_SECTIONS.get(name, ""))
+        check: dict[str, Any] = {"name": name, "passed": None, "actual": actual, "expected": str(comparison)}
+        if actual is None and reason is not None:
+            check["not_measured"] = reason
+        else:
+            check["passed"] = actual is not None and comparison.evaluate(actual)
+        checks.append(check)
     return checks
 
 
@@ -238,7 +291,13 @@ def build(record: RunRecord) -> dict[str, Any]:
         "site": site_section(record.meter_log, record.grid_limit_kw),
         "energy": energy_section(record.energy),
         "vehicles": vehicles_section(record.vehicles),
-        "transactions": transactions_section(record.truth_transactions, record.csms_transactions, record.csms_source),
+        "transactions": transactions_section(
+            record.truth_transactions,
+            record.csms_transactions,
+            record.csms_source,
+            not_measured=record.not_measured.get("transactions"),
+            acknowledged=record.acknowledged_transactions,
+        ),
         "frames": dict(sorted(record.frames.items())),
     }
     if record.uptime is not None:
@@ -251,8 +310,10 @@ def build(record: RunRecord) -> dict[str, Any]:
         report["load_management"] = record.load_management
     if record.notes:
         report["notes"] = list(record.notes)
+    if record.not_measured:
+        report["not_measured"] = dict(sorted(record.not_measured.items()))
     report["checks"] = evaluate_checks(report, record.expect)
-    report["passed"] = all(c["passed"] for c in report["checks"])
+    report["passed"] = all(c["passed"] is True for c in report["checks"])
     return report
 
 

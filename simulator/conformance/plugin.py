@@ -214,13 +214,14 @@ def make_station(
     """``make_station(connectors=2, config={...}, provision=True)``: a new station under test, not yet connected.
 
     With an operator that can provision, every station has an id of its own (``CT<run>-<n>``) and a fresh
-    password; otherwise ``--station-id``/``--password`` (one station for the whole run)."""
+    password; otherwise (and with a person as the operator) ``--station-id``/``--password``, one station for
+    the whole run."""
     made: list[StationUnderTest] = []
     request.node.stash[STATIONS] = made
     config = request.config
 
     def make(*, provision: bool = True, password: str | None = None, **kwargs: Any) -> StationUnderTest:
-        if provision and operator.cannot("provision_station") is None:
+        if provision and operator.name != "manual" and operator.cannot("provision_station") is None:
             station_id = f"CT{_RUN}-{next(_numbers):03d}"
             secret = password if password is not None else secrets.token_urlsafe(18)
             operator.provision_station(station_id, csms_target.version, secret)

@@ -1,16 +1,55 @@
-"""Operator adapters: what makes a CSMS act as a person at its console would (see :mod:`.base`)."""
+"""Operator adapters: what makes a CSMS act as a person at its console would, and reads back what it stored
+(:mod:`.base`). :func:`make_operator` picks one from ``--operator``: ``chargetwin``, a hooks file, ``manual``."""
 
 from __future__ import annotations
 
-from simulator.operators.base import Operator
+from pathlib import Path
+
+from simulator.operators.base import (
+    CallOutcome,
+    Capability,
+    Operator,
+    OperatorError,
+    StoredStation,
+    StoredTransaction,
+)
+from simulator.operators.chargetwin import ChargetwinOperator
+from simulator.operators.hooks import HooksFileError, HooksOperator
+from simulator.operators.manual import ManualOperator
+
+__all__ = [
+    "CallOutcome",
+    "Capability",
+    "ChargetwinOperator",
+    "HooksFileError",
+    "HooksOperator",
+    "ManualOperator",
+    "Operator",
+    "OperatorError",
+    "StoredStation",
+    "StoredTransaction",
+    "make_operator",
+]
 
 
-def make_operator(spec: str, *, api_url: str | None = None, api_key: str | None = None) -> Operator:
-    """``chargetwin`` (its REST API at ``api_url``); bad spec -> ValueError with a one-line reason."""
+def make_operator(spec: str, api_url: str | None = None, api_key: str | None = None) -> Operator:
+    """``chargetwin`` (needs ``api_url``), a path to a hooks YAML file, or ``manual``.
+
+    Raises:
+        ValueError: a one-line reason the spec names no operator.  HooksFileError (a ValueError): a hooks
+            file that cannot be used, every problem with its line.
+    """
     if spec == "chargetwin":
         if not api_url:
-            raise ValueError("--operator chargetwin needs --api-url (and --api-key)")
-        from simulator.operators.chargetwin import ChargetwinOperator
-
+            raise ValueError(
+                "--operator chargetwin needs --api-url (chargetwin's HTTP API, e.g. http://127.0.0.1:8000)"
+            )
         return ChargetwinOperator(api_url, api_key)
-    raise ValueError(f"unknown operator {spec!r}: give chargetwin, a hooks YAML file or manual")
+    if spec == "manual":
+        return ManualOperator()
+    path = Path(spec)
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        raise ValueError(f"--operator {spec!r}: expected chargetwin, manual or a hooks file (*.yaml)")
+    if not path.is_file():
+        raise ValueError(f"--operator {spec!r}: no such hooks file")
+    return HooksOperator.from_yaml(path)

@@ -63,6 +63,7 @@ class StoredStation:
     station_id: str
     connected: bool | None
     statuses: dict[tuple[int, int], str]  # (evse, connector) -> last status the CSMS stored
+    registration: str | None = None  # the CSMS's last answer to the station's boot ("Accepted"); None: unknown
 
 
 class Operator(Protocol):
@@ -95,7 +96,8 @@ class Operator(Protocol):
         ...
 
     async def uptime(self, station_ids: list[str], start: datetime, end: datetime) -> dict[str, Any]:
-        """The CSMS's uptime figures for these stations over [start, end). Raises OperatorError."""
+        """The CSMS's uptime figures for these stations over [start, end): ``{"ports": [{"station_id",
+        "evse_id", "uptime_pct", ...}, ...]}`` (``uptime_pct`` in percent). Raises OperatorError."""
         ...
 
     async def configure(self, station_id: str, setting: str, **values: Any) -> None:

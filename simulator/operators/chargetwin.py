@@ -1,67 +1,161 @@
-"""chargetwin's own REST API as the operator (interim: provisioning and calls)."""
+"""chargetwin's own REST API (``/api/v1``, ``Authorization: Bearer KEY``) as an :class:`Operator`: it can do
+and read everything the protocol names, and also lists the alerts it raised (:meth:`ChargetwinOperator.alerts`),
+which only this CSMS has."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from simulator.operators.base import CallOutcome, Capability, OperatorError, StoredStation, StoredTransaction
+from simulator.operators.http import RetryingClient, failure
+
+#: The API's page size and longest call timeout (``limit`` ≤ 1000, ``timeout`` ≤ 300 s).
+PAGE, MAX_CALL_TIMEOUT_S = 1000, 300.0
+
+
+def api_base(api_url: str) -> str:
+    """``http://host:port`` or ``…/api/v1``, either way ``…/api/v1``."""
+    base = api_url.rstrip("/")
+    return base if base.endswith("/api/v1") else base + "/api/v1"
+
+
+def utc(iso: str | None) -> datetime | None:
+    if iso is None:
+        return None
+    value = datetime.fromisoformat(iso)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _segment(text: str) -> str:
+    return quote(text, safe="")
+
+
+#: The boot answer an operator may ask for -> chargetwin's registration policy.
+BOOT_POLICIES = {"Accepted": "accept", "Pending": "pending", "Rejected": "reject"}
 
 
 class ChargetwinOperator:
-    name = "chargetwin"
+    name = "api"
 
-    def __init__(self, api_url: str, api_key: str | None) -> None:
+    def __init__(self, api_url: str, api_key: str | None, *, transport: httpx.AsyncBaseTransport | None = None):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.AsyncClient(base_url=api_url.rstrip("/") + "/api/v1", headers=headers, timeout=60.0)
+        self.http = RetryingClient(api_base(api_url), headers, transport=transport)
 
     def cannot(self, capability: Capability, action: str | None = None) -> str | None:
         return None
 
-    async def _ok(self, response: httpx.Response, what: str) -> httpx.Response:
-        if response.status_code >= 400:
-            raise OperatorError(f"{what}: HTTP {response.status_code} {response.text[:300]}")
-        return response
+    async def _json(self, method: str, path: str, ok: tuple[int, ...] = (200,), **kwargs: Any) -> Any:
+        response = await self.http.request(method, path, **kwargs)
+        if response.status_code not in ok:
+            raise failure(response)
+        return response.json()
 
     async def provision_station(self, station_id: str, version: str, password: str | None) -> None:
-        body = {"id": station_id, "password": password, "ocpp_version": version}
-        response = await self.client.post("/stations", json=body)
+        body = {"id": station_id, "password": password, "ocpp_version": version, "registration_policy": "accept"}
+        response = await self.http.request("POST", "/stations", json=body)
         if response.status_code == 409:
-            response = await self.client.patch(f"/stations/{station_id}", json={"password": password})
-        await self._ok(response, f"provision station {station_id}")
+            changes = {"password": password, "registration_policy": "accept"}
+            stored = await self._json("PATCH", f"/stations/{_segment(station_id)}", json=changes)
+            if stored["ocpp_version"] != version:
+                raise OperatorError(
+                    f"station {station_id!r} exists with OCPP {stored['ocpp_version']}, not {version}: "
+                    "chargetwin's API cannot change a station's version (delete it, or use another id)"
+                )
+        elif response.status_code != 201:
+            raise failure(response)
 
     async def provision_token(self, id_token: str, *, status: str = "Accepted", group: str | None = None) -> None:
-        response = await self.client.post("/tokens", json={"id_token": id_token, "status": status, "group_id": group})
+        response = await self.http.request(
+            "POST", "/tokens", json={"id_token": id_token, "status": status, "group_id": group}
+        )
         if response.status_code == 409:
-            response = await self.client.patch(f"/tokens/{id_token}", json={"status": status, "group_id": group})
-        await self._ok(response, f"provision token {id_token}")
+            await self._json("PATCH", f"/tokens/{_segment(id_token)}", json={"status": status, "group_id": group})
+        elif response.status_code != 201:
+            raise failure(response)
 
     async def send_call(
         self, station_id: str, action: str, payload: dict[str, Any], *, timeout_s: float = 30.0
     ) -> CallOutcome:
-        response = await self.client.post(
-            f"/stations/{station_id}/calls/{action}", json=payload, params={"timeout": timeout_s}
+        """The station's answer as the API relays it; a CALLERROR or no answer is an outcome, not an error.
+
+        Raises:
+            OperatorError: the station is not connected (409), the payload is invalid for its version (422),
+                no such station (404), or the API could not be reached.
+        """
+        wait = min(max(timeout_s, 0.1), MAX_CALL_TIMEOUT_S)
+        out = await self._json(
+            "POST",
+            f"/stations/{_segment(station_id)}/calls/{_segment(action)}",
+            json=payload,
+            params={"timeout": wait},
+            timeout=wait + 10.0,
         )
-        body = (await self._ok(response, f"send {action}")).json()
-        return CallOutcome(True, body.get("payload"), str(body.get("outcome", "")))
+        outcome = out["outcome"]
+        if outcome == "result":
+            return CallOutcome(True, out.get("payload") or {}, "result")
+        if outcome == "error":
+            error = out.get("error") or {}
+            return CallOutcome(True, None, f"CALLERROR {error.get('code')}: {error.get('description') or ''}".strip())
+        return CallOutcome(True, None, f"{outcome}: the station did not answer {action} within {wait:g} s")
+
+    async def _pages(self, path: str, **params: Any) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        while True:
+            page = await self._json("GET", path, params={**params, "limit": PAGE, "offset": len(rows)})
+            rows += page
+            if len(page) < PAGE:
+                return rows
 
     async def transactions(self, station_ids: list[str], since: datetime) -> list[StoredTransaction]:
-        raise OperatorError("interim adapter")
+        """Each station's transactions that started at or after ``since``, energy as the CSMS computed it."""
+        out = []
+        for station_id in station_ids:
+            for row in await self._pages("/transactions", station_id=station_id, since=since.isoformat()):
+                out.append(
+                    StoredTransaction(
+                        station_id=row["station_id"],
+                        transaction_id=row["charger_transaction_id"],
+                        started_at=utc(row["started_at"]),
+                        stopped_at=utc(row["stopped_at"]),
+                        energy_wh=row["energy_wh"],
+                        id_token=row["id_token"],
+                        stop_reason=row["stop_reason"],
+                        extra={k: row[k] for k in ("id", "evse_id", "connector_id", "status") if k in row},
+                    )
+                )
+        return out
 
     async def station(self, station_id: str) -> StoredStation:
-        raise OperatorError("interim adapter")
+        row = await self._json("GET", f"/stations/{_segment(station_id)}")
+        statuses = {(c["evse_id"], c["connector_id"]): c["status"] for c in row["connectors"] if c["status"]}
+        return StoredStation(station_id, row["connected"], statuses, row["registration_status"])
 
     async def uptime(self, station_ids: list[str], start: datetime, end: datetime) -> dict[str, Any]:
-        raise OperatorError("interim adapter")
+        rows = await self._json(
+            "GET", "/uptime", params={"period_start": start.isoformat(), "period_end": end.isoformat()}
+        )
+        ours = set(station_ids)
+        return {"ports": [r for r in rows if r["station_id"] in ours]}
+
+    async def alerts(self, station_ids: list[str], since: datetime) -> list[dict[str, Any]]:
+        """Every alert the CSMS raised on these stations from ``since`` (its clock) on (``GET /alerts`` rows)."""
+        ours = set(station_ids)
+        return [
+            r
+            for r in await self._pages("/alerts")
+            if r["station_id"] in ours and (utc(r["raised_at"]) or since) >= since
+        ]
 
     async def configure(self, station_id: str, setting: str, **values: Any) -> None:
-        if setting != "boot_answer":
-            raise OperatorError(f"chargetwin cannot configure {setting!r}")
-        policy = {"Accepted": "accept", "Pending": "pending", "Rejected": "reject"}[values["status"]]
-        response = await self.client.patch(f"/stations/{station_id}", json={"registration_policy": policy})
-        await self._ok(response, f"set the boot answer of {station_id} to {values['status']}")
+        """``boot_answer``: the station's registration policy (Accepted, Pending or Rejected at its next boot)."""
+        if setting != "boot_answer" or values.get("status") not in BOOT_POLICIES:
+            raise OperatorError(f"chargetwin cannot configure {setting} {values}")
+        policy = {"registration_policy": BOOT_POLICIES[values["status"]]}
+        await self._json("PATCH", f"/stations/{_segment(station_id)}", json=policy)
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.http.close()

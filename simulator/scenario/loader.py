@@ -13,18 +13,19 @@ import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, get_args
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from simulator.scenario.models import Scenario, Session, field_names, reference_problems
 from simulator.scenario.sessions_csv import Row, read_session_table
 
-__all__ = ["ScenarioError", "ScenarioIssue", "issue_at", "load_scenario", "parse_scenario"]
+__all__ = ["ScenarioError", "ScenarioIssue", "issue_at", "load_scenario", "load_yaml_model", "parse_scenario"]
 
 Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -102,21 +103,7 @@ def load_scenario(path: str | Path) -> Scenario:
 
 def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
     """Like ``load_scenario`` for text already read; ``file`` names it in messages."""
-    loader = _ScenarioYamlLoader(text)
-    try:
-        root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise ScenarioError([ScenarioIssue(file, line, column, "", f"YAML syntax error: {problem}")]) from None
-    finally:
-        loader.dispose()
-    if root is None or not isinstance(data, dict):
-        line = root.start_mark.line + 1 if root is not None else 1
-        raise ScenarioError([ScenarioIssue(file, line, 1, "", "expected a mapping of scenario fields at the top")])
-
+    root, data = _compose(text, file, "scenario fields")
     issues = _duplicate_keys(root, file)
     session_files, unread, file_issues = _read_session_files(data, root, file)
     issues += file_issues
@@ -133,6 +120,59 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
     if issues:
         raise ScenarioError(issues)
     return scenario
+
+
+def load_yaml_model(path: str | Path, model: type[M], what: str) -> M:
+    """Any other YAML file read into a pydantic ``model`` with the scenario loader's messages (file, line,
+    column, field path, expectation; unknown fields with a close match among ``model``'s fields).
+
+    Raises:
+        ScenarioError: every problem found, ``what`` naming what the top level should hold.
+    """
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError([ScenarioIssue(name, 1, 1, "", f"cannot read the file: {exc.strerror}")]) from None
+    root, data = _compose(text, name, what)
+    issues = _duplicate_keys(root, name)
+    try:
+        value = model.model_validate(data)
+    except ValidationError as exc:
+        names = sorted(_model_field_names(model))
+        issues += [_issue_from_error(err, root, name, names) for err in exc.errors()]
+    if issues:
+        raise ScenarioError(issues)
+    return value
+
+
+def _model_field_names(model: type[BaseModel]) -> set[str]:
+    """Every field name of ``model`` and of the models its fields hold (for "did you mean")."""
+    names = set(model.model_fields)
+    for info in model.model_fields.values():
+        for arg in (info.annotation, *get_args(info.annotation)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel) and arg is not model:
+                names |= _model_field_names(arg)
+    return names
+
+
+def _compose(text: str, file: str, what: str) -> tuple[Node, dict[str, Any]]:
+    """The node tree (with positions) and the data it constructs, which must be a mapping."""
+    loader = _ScenarioYamlLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise ScenarioError([ScenarioIssue(file, line, column, "", f"YAML syntax error: {problem}")]) from None
+    finally:
+        loader.dispose()
+    if root is None or not isinstance(data, dict):
+        line = root.start_mark.line + 1 if root is not None else 1
+        raise ScenarioError([ScenarioIssue(file, line, 1, "", f"expected a mapping of {what} at the top")])
+    return root, data
 
 
 def issue_at(path: str | Path, loc: Loc, message: str) -> ScenarioIssue:
@@ -285,7 +325,7 @@ def _issue(file: str, root: Node, loc: Loc, message: str) -> ScenarioIssue:
     return ScenarioIssue(file, where.line, where.column, where.path, message)
 
 
-def _issue_from_error(err: Any, root: Node, file: str) -> ScenarioIssue:
+def _issue_from_error(err: Any, root: Node, file: str, names: list[str] | None = None) -> ScenarioIssue:
     loc: Loc = tuple(err["loc"])
     kind = err["type"]
     if kind == "union_tag_invalid":
@@ -297,7 +337,7 @@ def _issue_from_error(err: Any, root: Node, file: str) -> ScenarioIssue:
     elif kind == "missing":
         # the mark is that of the enclosing mapping, which is where the field belongs
         pass
-    return ScenarioIssue(file, line, column, where.path, _describe(err, loc))
+    return ScenarioIssue(file, line, column, where.path, _describe(err, loc, names or _FIELD_NAMES))
 
 
 _KIND_EXPECTED = {
@@ -331,7 +371,7 @@ def _show(value: object) -> str:
     return repr(value)
 
 
-def _describe(err: Any, loc: Loc) -> str:  # noqa: C901, PLR0911 - one message per pydantic error kind, flat
+def _describe(err: Any, loc: Loc, names: list[str] | None = None) -> str:  # noqa: C901, PLR0911 - one message per error kind
     """Turn one pydantic error into "expected …, got …"."""
     kind: str = err["type"]
     ctx: dict[str, Any] = err.get("ctx") or {}
@@ -340,7 +380,7 @@ def _describe(err: Any, loc: Loc) -> str:  # noqa: C901, PLR0911 - one message p
         return "required field is missing" if isinstance(loc[-1], str) else "list item is missing"
     if kind == "extra_forbidden":
         name = str(loc[-1])
-        close = difflib.get_close_matches(name, _FIELD_NAMES, n=1)
+        close = difflib.get_close_matches(name, names or _FIELD_NAMES, n=1)
         return f"unknown field {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
     if kind == "literal_error":
         return f"expected one of {ctx['expected'].replace(' or ', ', ')}, got {got}"

@@ -184,7 +184,9 @@ def test_realtime_against_csms_serve_through_the_api(csms_serve: Csms, tmp_path:
     # everything else has the same shape. Shrink this set as real time gains them.
     virtual_only = {"load_management"}
     assert {k for k in virtual if k not in real} == virtual_only
-    assert key_paths(real) - {"notes"} == {p for p in key_paths(virtual) if p.split(".")[0] not in virtual_only}
+    # real time adds what the CSMS acknowledged to the chargers beside what it stored
+    realtime_only = {p for p in key_paths(real) if p.startswith("transactions.acknowledged")} | {"notes"}
+    assert key_paths(real) - realtime_only == {p for p in key_paths(virtual) if p.split(".")[0] not in virtual_only}
     # uptime and alerts: the CSMS's own view through its API beside the twin's truth
     ports = {f"{sid}/{n}" for sid, n in (("rtac-1", 1), ("rtac-2", 1), ("rtdc-1", 1))}
     assert {r["port"] for r in real["uptime"]["ports"]} == ports, real["uptime"]
@@ -195,6 +197,7 @@ def test_realtime_against_csms_serve_through_the_api(csms_serve: Csms, tmp_path:
     assert any("wall-clock" in note and "--speed 1" in note for note in real["notes"]), real.get("notes")
     assert virtual["transactions"]["csms_source"] == "embedded"
     assert_sound(real, "api")
+    assert real["transactions"]["energy_max_error_kwh"] is not None and "not_measured" not in real
     assert real["simulated_seconds"] == virtual["simulated_seconds"] == 1500.0
     for name in ("site_import.png", "evse_power.png", "vehicle_soc.png"):
         assert (tmp_path / "real" / name).stat().st_size > 0
@@ -208,17 +211,30 @@ def test_realtime_against_csms_serve_through_the_api(csms_serve: Csms, tmp_path:
 
 
 @pytest.mark.timeout(150)
-def test_realtime_against_any_csms_counts_acknowledgements(provisioned_csms: Csms, tmp_path: Path) -> None:
+def test_realtime_against_any_csms_reports_its_figures_not_measured(provisioned_csms: Csms, tmp_path: Path) -> None:
     csms_serve = provisioned_csms
-    real = sim_run(
-        tmp_path / "real",
+    out = tmp_path / "real"
+    done = run_cli(
+        "simulator.cli",
+        *("run", str(SCENARIO), "--out", str(out), "--quiet"),
         *("--csms", csms_serve.ws_url, "--realtime", "--speed", SPEED, "--password", AC_PASSWORD),
+        timeout=90,
     )
-    assert_sound(real, "acknowledgements")
-    # no operator API: the CSMS's uptime and alerts are out of reach, and the report says so
+    assert done.returncode == 3, done.stdout + done.stderr  # nothing failed, but the CSMS was never asked
+    real = json.loads((out / "report.json").read_text())
+    tx = real["transactions"]
+    assert real["stations"] == {"count": 3, "booted": 3}
+    assert tx["started"] == 3 and tx["completed"] == 3, tx
+    assert tx["csms_source"] is None and tx["energy_max_error_kwh"] is None and tx["lost"] is None, tx
+    assert tx["not_measured"] == "no operator can read this CSMS's transactions"
+    # no operator: the CSMS's uptime and alerts are out of reach, and the report says so
     assert "uptime" not in real and "alerts" not in real
-    assert any("--api-url" in note for note in real["notes"]), real.get("notes")
-    # what the chargers saw acknowledged is what the CSMS stored
+    assert set(real["not_measured"]) == {"transactions", "uptime", "alerts"}
+    assert any(note.startswith("stations.booted: the chargers whose last BootNotification") for note in real["notes"])
+    # what the chargers saw acknowledged, labelled as that, is what the CSMS stored
+    ack = tx["acknowledged"]
+    assert ack["recorded"] == 3 and ack["lost"] == 0 and ack["duplicated"] == 0, ack
+    assert ack["energy_max_error_kwh"] <= 0.001, ack
     engine = make_engine(csms_serve.database_url)
     try:
         from sqlalchemy import select
@@ -229,8 +245,8 @@ def test_realtime_against_any_csms_counts_acknowledgements(provisioned_csms: Csm
             stored = {(t.station_id, t.charger_tx_id): t.energy_wh for t in db.scalars(select(Transaction))}
     finally:
         engine.dispose()
-    for row in real["transactions"]["per_transaction"]:
-        assert stored[(row["station_id"], row["transaction_id"])] / 1000 == pytest.approx(row["csms_kwh"], abs=0.001)
+    for row in tx["per_transaction"]:
+        assert stored[(row["station_id"], row["transaction_id"])] / 1000 == pytest.approx(row["truth_kwh"], abs=0.001)
 
 
 FAULTS = Path(__file__).parent / "data" / "realtime-faults.yaml"
@@ -434,10 +450,9 @@ async def test_realtime_clock_never_runs_ahead_of_the_wall_clock() -> None:
         RealtimeClock(env, epoch=T0, speed=0.0, end_s=1.0)
 
 
-async def test_api_operator_provisions_retries_and_calls() -> None:
-    """Operator actions through our API, against a fake API: 409 is fine, 5xx is retried, order is kept."""
-    from simulator.realtime import ApiOperator
-    from simulator.scenario.models import ChangeAvailability, RemoteStop
+async def test_chargetwin_operator_retries_a_busy_api_and_updates_what_exists() -> None:
+    """Against a fake API: a 5xx is retried, an existing token (409) is updated, a call's answer is relayed."""
+    from simulator.operators import ChargetwinOperator
 
     seen: list[tuple[str, str, Any]] = []
     failures = {"/api/v1/tokens": 1}  # the first token POST meets a busy database
@@ -450,26 +465,22 @@ async def test_api_operator_provisions_retries_and_calls() -> None:
             return httpx.Response(500, json={"detail": "database is locked"})
         if request.url.path == "/api/v1/tokens":
             return httpx.Response(409 if body["id_token"] == "OLD" else 201, json={})
-        if request.method == "GET" and request.url.path == "/api/v1/transactions":
-            assert request.url.params["station_id"] == "cp-1" and request.url.params["status"] == "active"
-            return httpx.Response(200, json=[{"id": 7, "evse_id": 2}, {"id": 9, "evse_id": 1}])
-        return httpx.Response(200, json={"outcome": "result", "payload": {}})
+        if request.method == "PATCH":
+            return httpx.Response(200, json={})
+        return httpx.Response(200, json={"action": "Reset", "message_id": "1", "outcome": "result", "payload": {}})
 
-    transport = httpx.MockTransport(handler)
-    async with httpx.AsyncClient(transport=transport, base_url="http://csms/api/v1") as client:
-        operator = ApiOperator(client)
-        operator.provision_tokens(["NEW", "OLD"], "G", T0)
-        inoperative = {"at": "+0m", "kind": "change_availability", "charger": "cp-1", "connector": 1}
-        availability = ChangeAvailability.model_validate({**inoperative, "availability": "inoperative"})
-        stop = RemoteStop.model_validate({"at": "+0m", "kind": "remote_stop", "charger": "cp-1", "connector": 2})
-        operator.call("cp-1", "2.0.1", availability, T0)
-        operator.call("cp-1", "1.6", stop, T0)
-        await operator.finish()
-    posts = [(path, body) for method, path, body in seen if method == "POST"]
-    assert posts == [
-        ("/api/v1/tokens", {"id_token": "NEW", "group_id": "G"}),  # 500
-        ("/api/v1/tokens", {"id_token": "NEW", "group_id": "G"}),  # retried
-        ("/api/v1/tokens", {"id_token": "OLD", "group_id": "G"}),  # 409: already there
-        ("/api/v1/stations/cp-1/calls/ChangeAvailability", {"operationalStatus": "Inoperative", "evse": {"id": 1}}),
-        ("/api/v1/stations/cp-1/remote-stop", {"transaction_id": 7}),
+    operator = ChargetwinOperator("http://csms", "key", transport=httpx.MockTransport(handler))
+    try:
+        await operator.provision_token("NEW", group="G")
+        await operator.provision_token("OLD", group="G")
+        outcome = await operator.send_call("cp-1", "ChangeAvailability", {"operationalStatus": "Inoperative"})
+    finally:
+        await operator.close()
+    assert outcome.response == {}
+    assert [(method, path, body) for method, path, body in seen] == [
+        ("POST", "/api/v1/tokens", {"id_token": "NEW", "status": "Accepted", "group_id": "G"}),  # 500
+        ("POST", "/api/v1/tokens", {"id_token": "NEW", "status": "Accepted", "group_id": "G"}),  # retried
+        ("POST", "/api/v1/tokens", {"id_token": "OLD", "status": "Accepted", "group_id": "G"}),  # 409: exists
+        ("PATCH", "/api/v1/tokens/OLD", {"status": "Accepted", "group_id": "G"}),
+        ("POST", "/api/v1/stations/cp-1/calls/ChangeAvailability", {"operationalStatus": "Inoperative"}),
     ]
