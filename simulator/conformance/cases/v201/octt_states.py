@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from simulator.conformance.operator_thread import OperatorThread
 from simulator.conformance.station import StationUnderTest
+from simulator.operators.base import CallOutcome
 
 ENERGY = "Energy.Active.Import.Register"
 #: The token type the cases present (the firmware's own default).
@@ -187,12 +189,12 @@ class ScriptedTransaction:
         return [meter_value([sampled(self.energy_wh, context, signed=signed)])]
 
     # ---- the OCTT's reusable states ------------------------------------------------------------------------
-    def authorized(self, *, started: bool | None = None) -> dict[str, Any]:
+    def authorized(self, *, started: bool | None = None, evse: bool = True) -> dict[str, Any]:
         """Authorized: AuthorizeRequest (Accepted), then a TransactionEvent with the idToken and trigger
         Authorized — Started, or Updated when the transaction already started (EVConnectedPreSession)."""
         authorize(self.station, self.token, self.token_type)
         first = self.seq_no == 0 if started is None else started
-        answer = self.event("Started" if first else "Updated", "Authorized", with_token=True)
+        answer = self.event("Started" if first else "Updated", "Authorized", with_token=True, evse=evse)
         expect_token_status(self.station, answer, "TransactionEventResponse after Authorized", "Accepted")
         return answer
 
@@ -237,6 +239,29 @@ class ScriptedTransaction:
         """Authorized, then EnergyTransferStarted: the usual "a transaction is charging" before-state."""
         self.authorized()
         self.energy_transfer_started()
+
+
+def ask(
+    station: StationUnderTest,
+    operator: OperatorThread,
+    action: str,
+    payload: dict[str, Any],
+    reply: dict[str, Any],
+    **expected: Any,
+) -> tuple[dict[str, Any], CallOutcome]:
+    """The operator asks the CSMS to send ``action``; the station answers ``reply``; every ``expected`` field
+    (``evse=None``: absent) must be in the CALL as given. Returns the CALL's payload and the operator's outcome."""
+    station.answer(action, reply)
+    job = operator.request(station, action, payload)
+    call = station.wait_call(action)
+    for name, value in expected.items():
+        sent = call.payload.get(name)
+        if sent != value:
+            wanted = "absent" if value is None else repr(value)
+            station.fail(f"{action} with {name} {sent!r}, the case expects {wanted}")
+    outcome = job.outcome(station)
+    assert isinstance(outcome, CallOutcome)
+    return call.payload, outcome
 
 
 def reconnect(station: StationUnderTest, offline_s: float) -> None:

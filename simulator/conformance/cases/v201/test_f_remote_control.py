@@ -12,6 +12,7 @@ from typing import Any
 from simulator.conformance.cases.v201.octt_states import (
     TOKEN_TYPE,
     ScriptedTransaction,
+    ask,
     authorize,
     connector_status,
     expect_token_status,
@@ -29,29 +30,6 @@ case = case_marker("2.0.1")
 
 #: The remoteStartId the operator suggests (a CSMS that picks its own is fine: the case uses the one sent).
 REMOTE_START_ID = 4711
-
-
-def ask(
-    station: StationUnderTest,
-    operator: OperatorThread,
-    action: str,
-    payload: dict[str, Any],
-    reply: dict[str, Any],
-    **expected: Any,
-) -> tuple[dict[str, Any], CallOutcome]:
-    """The operator asks the CSMS to send ``action``; the station answers ``reply``; every ``expected`` field
-    (``evse=None``: absent) must be in the CALL as given. Returns the CALL's payload and the operator's outcome."""
-    station.answer(action, reply)
-    job = operator.request(station, action, payload)
-    call = station.wait_call(action)
-    for name, value in expected.items():
-        sent = call.payload.get(name)
-        if sent != value:
-            wanted = "absent" if value is None else repr(value)
-            station.fail(f"{action} with {name} {sent!r}, the case expects {wanted}")
-    outcome = job.outcome(station)
-    assert isinstance(outcome, CallOutcome)
-    return call.payload, outcome
 
 
 def remote_start(station: StationUnderTest, operator: OperatorThread, tokens: Tokens, reply: dict[str, Any]) -> int:
