@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from simulator.conformance.operator_thread import OperatorThread
-from simulator.conformance.station import StationUnderTest
+from csms.ocpp.framing import Call
+from simulator.conformance.operator_thread import OperatorJob, OperatorThread
+from simulator.conformance.station import Answer, CaseFailed, StationUnderTest
 from simulator.operators.base import CallOutcome
 
 ENERGY = "Energy.Active.Import.Register"
@@ -28,6 +29,8 @@ ENERGY = "Energy.Active.Import.Register"
 TOKEN_TYPE = "ISO14443"
 #: Refusals of an idToken the CSMS does not accept.
 NOT_VALID = ("Invalid", "Unknown")
+#: How often a wait for the CSMS's CALL looks whether the operator gave up meanwhile.
+POLL_S = 0.25
 
 
 def now_text(shift_s: float = 0.0) -> str:
@@ -246,14 +249,14 @@ def ask(
     operator: OperatorThread,
     action: str,
     payload: dict[str, Any],
-    reply: dict[str, Any],
+    reply: Answer,
     **expected: Any,
 ) -> tuple[dict[str, Any], CallOutcome]:
     """The operator asks the CSMS to send ``action``; the station answers ``reply``; every ``expected`` field
     (``evse=None``: absent) must be in the CALL as given. Returns the CALL's payload and the operator's outcome."""
     station.answer(action, reply)
     job = operator.request(station, action, payload)
-    call = station.wait_call(action)
+    call = requested_call(station, job, action)
     for name, value in expected.items():
         sent = call.payload.get(name)
         if sent != value:
@@ -262,6 +265,20 @@ def ask(
     outcome = job.outcome(station)
     assert isinstance(outcome, CallOutcome)
     return call.payload, outcome
+
+
+def requested_call(station: StationUnderTest, job: OperatorJob, action: str) -> Call:
+    """The CSMS's CALL of ``action`` that the operator asked for — or, as soon as the operator reports that the
+    CSMS refused the request (it then sends nothing), a failure quoting the refusal instead of a timeout."""
+    deadline = station.now() + station.target.wait_s
+    while True:
+        if job.future.done() and job.future.exception() is not None:
+            job.outcome(station)  # fails the case with the operator's error
+        try:
+            return station.wait_call(action, timeout=min(POLL_S, max(0.0, deadline - station.now())))
+        except CaseFailed:
+            if station.now() >= deadline:
+                raise
 
 
 def reconnect(station: StationUnderTest, offline_s: float) -> None:
