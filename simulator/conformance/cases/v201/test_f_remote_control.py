@@ -7,6 +7,7 @@ what follows — the transaction started with the remoteStartId it chose, the tr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from simulator.conformance.cases.v201.octt_states import (
@@ -139,8 +140,8 @@ def test_TC_F_11_CSMS(station: StationUnderTest, operator: OperatorThread) -> No
 
 
 @case("TC_F_12_CSMS", "Trigger message - MeterValues - All EVSE")
-def test_TC_F_12_CSMS(make_station: Any, operator: OperatorThread) -> None:
-    station: StationUnderTest = make_station(connectors=2)
+def test_TC_F_12_CSMS(make_station: Callable[..., StationUnderTest], operator: OperatorThread) -> None:
+    station = make_station(connectors=2)
     station.ready()
     trigger(station, operator, "MeterValues", None)
     for evse_id in station.charger.connectors:
