@@ -89,7 +89,6 @@ def test_TC_F_04_CSMS(station: StationUnderTest, tokens: Tokens, operator: Opera
     remote_started(tx, remote_start_id, "Started")
     station.idle(1.0)  # no cable within the EV connection timeout
     tx.event("Updated", "EVConnectTimeout")
-    tx.event("Ended", "EVConnectTimeout", stopped="Timeout")
 
 
 # ==== unlock connector (F05) ================================================================================
