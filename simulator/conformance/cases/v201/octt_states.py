@@ -272,12 +272,14 @@ def requested_call(station: StationUnderTest, job: OperatorJob, action: str) -> 
     CSMS refused the request (it then sends nothing), a failure quoting the refusal instead of a timeout."""
     deadline = station.now() + station.target.wait_s
     while True:
+        station.check()  # a broken rule fails now, not when the wait is over
         if job.future.done() and job.future.exception() is not None:
             job.outcome(station)  # fails the case with the operator's error
         try:
-            return station.wait_call(action, timeout=min(POLL_S, max(0.0, deadline - station.now())))
+            return station.wait_call(action, timeout=POLL_S)
         except CaseFailed:
             if station.now() >= deadline:
+                station.fail(f"the operator asked, but the CSMS sent no {action} within {station.target.wait_s:g} s")
                 raise
 
 
