@@ -60,9 +60,15 @@ def reserve(
         {"status": reply},
         evseId=evse_id,
         connectorType=connector_type,
-        idToken=wanted["idToken"],
-        groupIdToken=wanted.get("groupIdToken"),
     )
+    for name in ("idToken", "groupIdToken"):
+        asked_token, sent_token = wanted.get(name), sent.get(name)
+        same = asked_token is None or (
+            sent_token is not None
+            and (sent_token["idToken"], sent_token["type"]) == (asked_token["idToken"], asked_token["type"])
+        )
+        if not same or (asked_token is None and sent_token is not None):
+            station.fail(f"ReserveNow with {name} {sent_token}, the operator asked {asked_token or 'none'}")
     expiry, asked = parse_time(sent["expiryDateTime"]), parse_time(wanted["expiryDateTime"])
     assert expiry is not None and asked is not None
     if abs((expiry - asked).total_seconds()) > 60:
