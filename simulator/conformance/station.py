@@ -37,6 +37,9 @@ from simulator.station.registration import StationIdentity
 CHARGING_W = 7_400.0
 #: Without a socket the loop still serves the firmware's timers at this pace.
 IDLE_POLL_S = 0.02
+#: The longest a wait blocks in the socket: what it waits for may happen off the socket (an operator job
+#: finishing on its own thread), and a receive blocked until the deadline would not notice it.
+RECV_POLL_S = 0.1
 
 Answer = dict[str, Any] | Callable[[Call], dict[str, Any]]
 
@@ -426,7 +429,7 @@ class StationUnderTest:
     def _step(self, deadline: float) -> None:
         now = self.now()
         due = self.charger.next_deadline()
-        until = deadline if due is None else min(deadline, due)
+        until = min(deadline, now + RECV_POLL_S) if due is None else min(deadline, due, now + RECV_POLL_S)
         if self.ws is not None:
             try:
                 text = self.ws.recv(timeout=max(0.0, until - now))
