@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,9 @@ from websockets.asyncio.server import Server, ServerConnection
 from websockets.typing import Subprotocol
 
 HEARTBEAT_S = 60
+#: The ``ocpp`` package logs a traceback for every action without a handler; answering NotImplemented is enough.
+QUIET = logging.getLogger("chargetwin.minimal_csms")
+QUIET.setLevel(logging.CRITICAL)
 SUBPROTOCOLS = [Subprotocol("ocpp2.0.1"), Subprotocol("ocpp1.6")]
 
 
@@ -110,7 +114,7 @@ def _loads(text: str) -> Any:
 
 class Station16(ChargePoint16):
     def __init__(self, station_id: str, wire: _Wire, memory: Memory) -> None:
-        super().__init__(station_id, wire)
+        super().__init__(station_id, wire, logger=QUIET)
         self.memory = memory
 
     @on("BootNotification")
@@ -153,7 +157,7 @@ class Station16(ChargePoint16):
 
 class Station201(ChargePoint201):
     def __init__(self, station_id: str, wire: _Wire, memory: Memory) -> None:
-        super().__init__(station_id, wire)
+        super().__init__(station_id, wire, logger=QUIET)
         self.memory = memory
 
     @on("BootNotification")
