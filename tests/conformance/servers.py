@@ -5,6 +5,7 @@ hand-written misbehaving ones."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from websockets.asyncio.server import Server, ServerConnection
 from websockets.typing import Subprotocol
 
 from simulator.conformance.reference.minimal_csms import Mutation, serve
+from simulator.conformance.reference.operator_door import OperatorDoor
 
 SUBPROTOCOLS = [Subprotocol("ocpp2.0.1"), Subprotocol("ocpp1.6")]
 Handler = Callable[[ServerConnection], Awaitable[None]]
@@ -42,14 +44,21 @@ def in_thread(start: Callable[[], Awaitable[Server]]) -> Iterator[int]:
 
 @contextmanager
 def minimal_csms(mutation: Mutation | None = None, id_tokens: tuple[str, ...] = ("CT-VALID-01",)) -> Iterator[str]:
-    """The minimal CSMS; yields its ws:// URL."""
+    """The minimal CSMS; yields its ws:// URL (its operator API's URL is in ``MINIMAL_API_URL`` meanwhile)."""
+    door: list[OperatorDoor] = []
 
     async def start() -> Server:
-        server, _ = await serve("127.0.0.1", 0, id_tokens=id_tokens, mutation=mutation)
+        server, memory = await serve("127.0.0.1", 0, id_tokens=id_tokens, mutation=mutation)
+        door.append(OperatorDoor(memory, asyncio.get_running_loop()))
         return server
 
     with in_thread(start) as port:
-        yield f"ws://127.0.0.1:{port}/ocpp"
+        os.environ["MINIMAL_API_URL"] = door[0].url
+        try:
+            yield f"ws://127.0.0.1:{port}/ocpp"
+        finally:
+            door[0].close()
+            os.environ.pop("MINIMAL_API_URL", None)
 
 
 @contextmanager

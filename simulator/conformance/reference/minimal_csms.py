@@ -59,20 +59,28 @@ def _now() -> str:
 class Memory:
     """What the CSMS knows: the tokens it accepts, and the transactions it stored."""
 
-    id_tokens: set[str] = field(default_factory=set)
+    id_tokens: dict[str, str] = field(default_factory=dict)  # token -> status (Accepted, Blocked, …)
     transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    accepted: set[str] = field(default_factory=set)  # stations booted and accepted (a reconnect needs no new boot)
+    boot_answers: dict[str, str] = field(default_factory=dict)  # station -> Pending / Rejected, set by the operator
+    connected: dict[str, Any] = field(default_factory=dict)  # station -> its ChargePoint while connected
+
+    def boot_status(self, station_id: str) -> str:
+        return self.boot_answers.get(station_id, "Accepted")
+
     next_id: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def status_of(self, token: str) -> str:
-        return "Accepted" if token in self.id_tokens else "Invalid"
+        return self.id_tokens.get(token, "Invalid")
 
 
 class _Wire:
     """The connection as the ``ocpp`` package sees it: frames in and out pass the mutation and the boot gate."""
 
-    def __init__(self, connection: ServerConnection, mutation: Mutation | None) -> None:
-        self.connection, self.mutation = connection, mutation
-        self.booted = False
+    def __init__(
+        self, connection: ServerConnection, mutation: Mutation | None, memory: Memory, station_id: str
+    ) -> None:
+        self.connection, self.mutation, self.memory, self.station_id = connection, mutation, memory, station_id
         self.actions: dict[str, str] = {}  # message id of the station's CALL -> action
 
     async def recv(self) -> str:
@@ -84,7 +92,7 @@ class _Wire:
                 return text
             self.actions[str(frame[1])] = str(frame[2])
             allowed = frame[2] == "BootNotification" or (self.mutation and self.mutation.serve_before_boot)
-            if self.booted or allowed:
+            if self.station_id in self.memory.accepted or allowed:
                 return text
             refusal = [4, frame[1], "SecurityError", "the station has not been accepted (BootNotification first)", {}]
             await self.connection.send(orjson.dumps(refusal).decode())
@@ -93,7 +101,7 @@ class _Wire:
         frame = orjson.loads(text)
         action = self.actions.pop(str(frame[1]), None) if frame[0] in (3, 4) else None
         if action == "BootNotification" and frame[0] == 3 and frame[2].get("status") == "Accepted":
-            self.booted = True
+            self.memory.accepted.add(self.station_id)
         mutation = self.mutation
         if mutation is not None and mutation.delay_s and action == mutation.delay_action:
             await asyncio.sleep(mutation.delay_s)
@@ -119,7 +127,8 @@ class Station16(ChargePoint16):
 
     @on("BootNotification")
     def boot(self, **_: Any) -> Any:
-        return result16.BootNotification(current_time=_now(), interval=HEARTBEAT_S, status="Accepted")
+        status = self.memory.boot_status(self.id)
+        return result16.BootNotification(current_time=_now(), interval=HEARTBEAT_S, status=status)
 
     @on("Heartbeat")
     def heartbeat(self) -> Any:
@@ -154,6 +163,14 @@ class Station16(ChargePoint16):
     def data_transfer(self, **_: Any) -> Any:
         return result16.DataTransfer(status="UnknownVendorId")
 
+    @on("FirmwareStatusNotification")
+    def firmware_status(self, **_: Any) -> Any:
+        return result16.FirmwareStatusNotification()
+
+    @on("DiagnosticsStatusNotification")
+    def diagnostics_status(self, **_: Any) -> Any:
+        return result16.DiagnosticsStatusNotification()
+
 
 class Station201(ChargePoint201):
     def __init__(self, station_id: str, wire: _Wire, memory: Memory) -> None:
@@ -162,7 +179,8 @@ class Station201(ChargePoint201):
 
     @on("BootNotification")
     def boot(self, **_: Any) -> Any:
-        return result201.BootNotification(current_time=_now(), interval=HEARTBEAT_S, status="Accepted")
+        status = self.memory.boot_status(self.id)
+        return result201.BootNotification(current_time=_now(), interval=HEARTBEAT_S, status=status)
 
     @on("Heartbeat")
     def heartbeat(self) -> Any:
@@ -193,6 +211,22 @@ class Station201(ChargePoint201):
     def notify_report(self, **_: Any) -> Any:
         return result201.NotifyReport()
 
+    @on("NotifyEvent")
+    def notify_event(self, **_: Any) -> Any:
+        return result201.NotifyEvent()
+
+    @on("FirmwareStatusNotification")
+    def firmware_status(self, **_: Any) -> Any:
+        return result201.FirmwareStatusNotification()
+
+    @on("LogStatusNotification")
+    def log_status(self, **_: Any) -> Any:
+        return result201.LogStatusNotification()
+
+    @on("SecurityEventNotification")
+    def security_event(self, **_: Any) -> Any:
+        return result201.SecurityEventNotification()
+
     @on("DataTransfer")
     def data_transfer(self, **_: Any) -> Any:
         return result201.DataTransfer(status="UnknownVendorId")
@@ -202,15 +236,21 @@ async def serve(
     host: str, port: int, *, id_tokens: Iterable[str] = (), mutation: Mutation | None = None
 ) -> tuple[Server, Memory]:
     """Listen at ``ws://host:port/<anything>/<station id>`` for 1.6 and 2.0.1 stations."""
-    memory = Memory(set(id_tokens))
+    memory = Memory(dict.fromkeys(id_tokens, "Accepted"))
 
     async def on_connect(connection: ServerConnection) -> None:
         assert connection.request is not None
         station_id = connection.request.path.rstrip("/").rsplit("/", 1)[-1]
-        wire = _Wire(connection, mutation)
+        wire = _Wire(connection, mutation, memory, station_id)
         kind: type[Station16] | type[Station201] = Station201 if connection.subprotocol == "ocpp2.0.1" else Station16
-        with contextlib.suppress(websockets.ConnectionClosed):
-            await kind(station_id, wire, memory).start()
+        station = kind(station_id, wire, memory)
+        memory.connected[station_id] = station
+        try:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await station.start()
+        finally:
+            if memory.connected.get(station_id) is station:
+                del memory.connected[station_id]
 
     server = await websockets.serve(on_connect, host, port, subprotocols=SUBPROTOCOLS)
     return server, memory
@@ -221,10 +261,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--id-token", action="append", default=[], help="a token it accepts (repeatable)")
+    parser.add_argument("--operator-port", type=int, default=None, help="also serve the operator API (operator_door)")
     args = parser.parse_args(argv)
 
     async def run() -> None:
-        server, _ = await serve(args.host, args.port, id_tokens=args.id_token)
+        from simulator.conformance.reference.operator_door import OperatorDoor
+
+        server, memory = await serve(args.host, args.port, id_tokens=args.id_token)
+        if args.operator_port is not None:
+            door = OperatorDoor(memory, asyncio.get_running_loop(), args.host, args.operator_port)
+            print(f"operator API at {door.url} (MINIMAL_API_URL for minimal-hooks.yaml)", flush=True)
         await server.serve_forever()
 
     with contextlib.suppress(KeyboardInterrupt):

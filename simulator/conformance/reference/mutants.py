@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from simulator.conformance.reference.minimal_csms import Mutation, serve
+from simulator.conformance.reference.operator_door import OperatorDoor
+
+#: The hooks file that drives the minimal CSMS's operator API.
+HOOKS = Path(__file__).parent / "minimal-hooks.yaml"
 
 #: The station's CALL timeout in a mutation run, and how late the late mutant answers.
 REPLY_TIMEOUT_S = 2.0
@@ -139,16 +144,22 @@ class Score:
 
 
 async def _hunt(version: str, mutation: Mutation, profile: str | None) -> Score:
-    server, _ = await serve("127.0.0.1", 0, id_tokens=[VALID_TOKEN], mutation=mutation)
+    server, memory = await serve("127.0.0.1", 0, id_tokens=[VALID_TOKEN], mutation=mutation)
     port = server.sockets[0].getsockname()[1]
+    door = OperatorDoor(memory, asyncio.get_running_loop())
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
         argv = [sys.executable, "-m", "simulator.cli", "conformance", "--csms", f"ws://127.0.0.1:{port}/ocpp"]
         argv += ["--ocpp", version, "--junit", str(junit), "--reply-timeout", str(REPLY_TIMEOUT_S), "--wait", "5", "-x"]
         argv += ["--profile", profile] if profile else []
-        process = await asyncio.create_subprocess_exec(*argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        argv += ["--operator", str(HOOKS)]
+        env = {**os.environ, "MINIMAL_API_URL": door.url}
+        process = await asyncio.create_subprocess_exec(
+            *argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         await process.wait()
         failed = _failed_cases(junit) if junit.exists() else [f"(no verdicts: exit {process.returncode})"]
+    door.close()
     server.close()
     with contextlib.suppress(Exception):
         await server.wait_closed()
