@@ -77,3 +77,14 @@ def test_TC_045_1_CSMS(station: StationUnderTest, operator: OperatorThread) -> N
     for state in ("Uploading", "Uploaded"):
         answer = station.call("DiagnosticsStatusNotification", {"status": state})
         assert answer == {}, f"DiagnosticsStatusNotification answered {answer}: the answer has no fields"
+
+
+@case("TC_045_2_CSMS", "Get Diagnostics - Upload Failed", "firmware-management")
+def test_TC_045_2_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
+    booted(station)
+    call = commanded(station, operator, "GetDiagnostics", {"location": DIAGNOSTICS_URL}, {"fileName": "diag.log"})
+    expect_fields(station, call, location=DIAGNOSTICS_URL)
+    for state in ("Uploading", "UploadFailed"):
+        answer = station.call("DiagnosticsStatusNotification", {"status": state})
+        assert answer == {}, f"DiagnosticsStatusNotification answered {answer}: the answer has no fields"
+    station.call("Heartbeat", {})  # the station goes on with normal operation

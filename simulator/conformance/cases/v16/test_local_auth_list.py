@@ -38,7 +38,7 @@ def test_TC_042_2_CSMS(station: StationUnderTest, operator: OperatorThread) -> N
 def test_TC_043_1_CSMS(station: StationUnderTest, operator: OperatorThread, tokens: Tokens) -> None:
     booted(station)
     call = commanded(station, operator, "SendLocalList", _full_list(tokens, 1), {"status": "NotSupported"})
-    assert call.payload.get("updateType") in ("Full", "Differential"), call.payload
+    expect_fields(station, call, updateType="Full")
     station.call("Heartbeat", {})
 
 
@@ -46,7 +46,7 @@ def test_TC_043_1_CSMS(station: StationUnderTest, operator: OperatorThread, toke
 def test_TC_043_3_CSMS(station: StationUnderTest, operator: OperatorThread, tokens: Tokens) -> None:
     booted(station)
     call = commanded(station, operator, "SendLocalList", _full_list(tokens, 1), {"status": "Failed"})
-    assert call.payload.get("updateType") in ("Full", "Differential"), call.payload
+    expect_fields(station, call, updateType="Full")
     station.call("Heartbeat", {})
 
 
@@ -64,15 +64,16 @@ def test_TC_043_4_CSMS(station: StationUnderTest, operator: OperatorThread, toke
 @case("TC_043_5_CSMS", "Send Local Authorization List - Differential", "local-auth-list")
 def test_TC_043_5_CSMS(station: StationUnderTest, operator: OperatorThread, tokens: Tokens) -> None:
     booted(station)
-    commanded(station, operator, "SendLocalList", _full_list(tokens, 1))
-    update = {
-        "listVersion": 2,
-        "updateType": "Differential",
-        "localAuthorizationList": [
-            {"idTag": tokens.expired, "idTagInfo": {"status": "Expired"}},
-            {"idTag": tokens.blocked},  # no idTagInfo: remove it from the list
-        ],
-    }
+    initial = _full_list(tokens, 1)
+    commanded(station, operator, "SendLocalList", initial)
+    commanded(station, operator, "GetLocalListVersion", {})  # optional in the OCTT: the Central System may check
+    added = {"idTag": tokens.expired, "idTagInfo": {"status": "Expired"}}  # an idTag not yet on the list
+    update = {"listVersion": 2, "updateType": "Differential", "localAuthorizationList": [added]}
     call = commanded(station, operator, "SendLocalList", update)
     expect_fields(station, call, updateType="Differential")
-    assert call.payload["listVersion"] > 1, f"a differential update must raise listVersion, got {call.payload}"
+    entries = call.payload.get("localAuthorizationList") or []
+    assert [e.get("idTag") for e in entries] == [tokens.expired], f"the update must carry only that idTag: {entries}"
+    assert "idTagInfo" in entries[0], f"the added idTag comes without idTagInfo: {entries[0]}"
+    assert call.payload["listVersion"] > initial["listVersion"], (
+        f"listVersion {call.payload['listVersion']} must be greater than the initial {initial['listVersion']}"
+    )
