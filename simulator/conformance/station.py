@@ -37,9 +37,8 @@ from simulator.station.registration import StationIdentity
 CHARGING_W = 7_400.0
 #: Without a socket the loop still serves the firmware's timers at this pace.
 IDLE_POLL_S = 0.02
-#: The longest a wait blocks in the socket: what it waits for may happen off the socket (an operator job
-#: finishing on its own thread), and a receive blocked until the deadline would not notice it.
-RECV_POLL_S = 0.1
+#: A wait re-checks its condition at least this often (it may be the operator's thread, not a frame, that ends it).
+WAIT_POLL_S = 0.05
 
 Answer = dict[str, Any] | Callable[[Call], dict[str, Any]]
 
@@ -239,6 +238,7 @@ class StationUnderTest:
             ws.close(1000)
             self.log.note(self.elapsed(), "closed by the station")
             self.checker.link_closed()
+            self._forget_unanswered()
             self.charger.disconnected(self.now())
 
     def close(self) -> None:
@@ -258,7 +258,7 @@ class StationUnderTest:
                 return result
             if self.now() >= deadline:
                 self.fail(f"{what}: nothing within {limit:g} s")
-            self._step(deadline)
+            self._step(min(deadline, self.now() + WAIT_POLL_S))
 
     def idle(self, seconds: float) -> None:
         """Let ``seconds`` pass, serving the connection."""
@@ -429,7 +429,7 @@ class StationUnderTest:
     def _step(self, deadline: float) -> None:
         now = self.now()
         due = self.charger.next_deadline()
-        until = min(deadline, now + RECV_POLL_S) if due is None else min(deadline, due, now + RECV_POLL_S)
+        until = deadline if due is None else min(deadline, due)
         if self.ws is not None:
             try:
                 text = self.ws.recv(timeout=max(0.0, until - now))
@@ -473,6 +473,7 @@ class StationUnderTest:
         self.close_code = exc.rcvd.code if exc.rcvd is not None else 1006
         self.log.note(self.elapsed(), f"closed by the CSMS ({self.close_code})")
         self.checker.link_closed()
+        self._forget_unanswered()
         self.charger.disconnected(self.now())
 
     def _flush(self) -> None:
@@ -513,6 +514,12 @@ class StationUnderTest:
             self._taken_answers.add(uid)
             return answer
         return None
+
+    def _forget_unanswered(self) -> None:
+        """CALLs the closed link left unanswered will never be answered: waits skip them."""
+        for uid, _ in self._ours:
+            if uid not in self._answers_in:
+                self._taken_answers.add(uid)
 
     def _skip_unanswered(self, action: str) -> None:
         """Answers the case never took for earlier CALLs of ``action`` are not the answer to the next one."""

@@ -1,0 +1,79 @@
+"""1.6 Local Auth List Management profile (Central System side): GetLocalListVersion and SendLocalList."""
+
+from __future__ import annotations
+
+from simulator.conformance.cases.v16._steps import booted, commanded, expect_fields
+from simulator.conformance.catalogue import case_marker
+from simulator.conformance.operator_thread import OperatorThread
+from simulator.conformance.plugin import Tokens
+from simulator.conformance.station import StationUnderTest
+
+case = case_marker("1.6")
+
+
+def _full_list(tokens: Tokens, version: int) -> dict[str, object]:
+    entries = [
+        {"idTag": tokens.valid, "idTagInfo": {"status": "Accepted"}},
+        {"idTag": tokens.blocked, "idTagInfo": {"status": "Blocked"}},
+    ]
+    return {"listVersion": version, "updateType": "Full", "localAuthorizationList": entries}
+
+
+@case("TC_042_1_CSMS", "Get Local List Version (not supported)", "local-auth-list")
+def test_TC_042_1_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
+    booted(station)
+    call = commanded(station, operator, "GetLocalListVersion", {}, {"listVersion": -1})
+    assert call.payload == {}, f"GetLocalListVersion carries {call.payload}: it has no fields"
+    station.call("Heartbeat", {})  # a station without a local list is still served
+
+
+@case("TC_042_2_CSMS", "Get Local List Version (empty)", "local-auth-list")
+def test_TC_042_2_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
+    booted(station)
+    commanded(station, operator, "GetLocalListVersion", {}, {"listVersion": 0})
+    station.call("Heartbeat", {})
+
+
+@case("TC_043_1_CSMS", "Send Local Authorization List - NotSupported", "local-auth-list")
+def test_TC_043_1_CSMS(station: StationUnderTest, operator: OperatorThread, tokens: Tokens) -> None:
+    booted(station)
+    call = commanded(station, operator, "SendLocalList", _full_list(tokens, 1), {"status": "NotSupported"})
+    expect_fields(station, call, updateType="Full")
+    station.call("Heartbeat", {})
+
+
+@case("TC_043_3_CSMS", "Send Local Authorization List - Failed", "local-auth-list")
+def test_TC_043_3_CSMS(station: StationUnderTest, operator: OperatorThread, tokens: Tokens) -> None:
+    booted(station)
+    call = commanded(station, operator, "SendLocalList", _full_list(tokens, 1), {"status": "Failed"})
+    expect_fields(station, call, updateType="Full")
+    station.call("Heartbeat", {})
+
+
+@case("TC_043_4_CSMS", "Send Local Authorization List - Full", "local-auth-list")
+def test_TC_043_4_CSMS(station: StationUnderTest, operator: OperatorThread, tokens: Tokens) -> None:
+    booted(station)
+    call = commanded(station, operator, "SendLocalList", _full_list(tokens, 1))
+    expect_fields(station, call, updateType="Full")
+    entries = call.payload.get("localAuthorizationList") or []
+    assert entries, "a Full local list with no entry: the Central System must send the idTags it knows"
+    missing = [e["idTag"] for e in entries if "idTagInfo" not in e]
+    assert not missing, f"entries of a Full list without idTagInfo: {missing}"
+
+
+@case("TC_043_5_CSMS", "Send Local Authorization List - Differential", "local-auth-list")
+def test_TC_043_5_CSMS(station: StationUnderTest, operator: OperatorThread, tokens: Tokens) -> None:
+    booted(station)
+    initial = _full_list(tokens, 1)
+    commanded(station, operator, "SendLocalList", initial)
+    commanded(station, operator, "GetLocalListVersion", {})  # optional in the OCTT: the Central System may check
+    added = {"idTag": tokens.expired, "idTagInfo": {"status": "Expired"}}  # an idTag not yet on the list
+    update = {"listVersion": 2, "updateType": "Differential", "localAuthorizationList": [added]}
+    call = commanded(station, operator, "SendLocalList", update)
+    expect_fields(station, call, updateType="Differential")
+    entries = call.payload.get("localAuthorizationList") or []
+    assert [e.get("idTag") for e in entries] == [tokens.expired], f"the update must carry only that idTag: {entries}"
+    assert "idTagInfo" in entries[0], f"the added idTag comes without idTagInfo: {entries[0]}"
+    assert call.payload["listVersion"] > initial["listVersion"], (
+        f"listVersion {call.payload['listVersion']} must be greater than the initial {initial['listVersion']}"
+    )
