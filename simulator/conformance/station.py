@@ -256,6 +256,8 @@ class StationUnderTest:
             result = found()
             if result is not None:
                 return result
+            if self.failures:  # the operator gave up (refused request, unreachable API): nothing more will come
+                self.fail(f"{what}: stopped, the operator failed")
             if self.now() >= deadline:
                 self.fail(f"{what}: nothing within {limit:g} s")
             self._step(min(deadline, self.now() + WAIT_POLL_S))

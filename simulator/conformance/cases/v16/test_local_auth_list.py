@@ -11,12 +11,13 @@ from simulator.conformance.station import StationUnderTest
 case = case_marker("1.6")
 
 
-def _full_list(tokens: Tokens, version: int) -> dict[str, object]:
+def _full_list(tokens: Tokens) -> dict[str, object]:
+    """What the operator asks for: the entries. The listVersion is the Central System's to choose and keep."""
     entries = [
         {"idTag": tokens.valid, "idTagInfo": {"status": "Accepted"}},
         {"idTag": tokens.blocked, "idTagInfo": {"status": "Blocked"}},
     ]
-    return {"listVersion": version, "updateType": "Full", "localAuthorizationList": entries}
+    return {"updateType": "Full", "localAuthorizationList": entries}
 
 
 @case("TC_042_1_CSMS", "Get Local List Version (not supported)", "local-auth-list")
@@ -37,7 +38,7 @@ def test_TC_042_2_CSMS(station: StationUnderTest, operator: OperatorThread) -> N
 @case("TC_043_1_CSMS", "Send Local Authorization List - NotSupported", "local-auth-list")
 def test_TC_043_1_CSMS(station: StationUnderTest, operator: OperatorThread, tokens: Tokens) -> None:
     booted(station)
-    call = commanded(station, operator, "SendLocalList", _full_list(tokens, 1), {"status": "NotSupported"})
+    call = commanded(station, operator, "SendLocalList", _full_list(tokens), {"status": "NotSupported"})
     expect_fields(station, call, updateType="Full")
     station.call("Heartbeat", {})
 
@@ -45,7 +46,7 @@ def test_TC_043_1_CSMS(station: StationUnderTest, operator: OperatorThread, toke
 @case("TC_043_3_CSMS", "Send Local Authorization List - Failed", "local-auth-list")
 def test_TC_043_3_CSMS(station: StationUnderTest, operator: OperatorThread, tokens: Tokens) -> None:
     booted(station)
-    call = commanded(station, operator, "SendLocalList", _full_list(tokens, 1), {"status": "Failed"})
+    call = commanded(station, operator, "SendLocalList", _full_list(tokens), {"status": "Failed"})
     expect_fields(station, call, updateType="Full")
     station.call("Heartbeat", {})
 
@@ -53,7 +54,7 @@ def test_TC_043_3_CSMS(station: StationUnderTest, operator: OperatorThread, toke
 @case("TC_043_4_CSMS", "Send Local Authorization List - Full", "local-auth-list")
 def test_TC_043_4_CSMS(station: StationUnderTest, operator: OperatorThread, tokens: Tokens) -> None:
     booted(station)
-    call = commanded(station, operator, "SendLocalList", _full_list(tokens, 1))
+    call = commanded(station, operator, "SendLocalList", _full_list(tokens))
     expect_fields(station, call, updateType="Full")
     entries = call.payload.get("localAuthorizationList") or []
     assert entries, "a Full local list with no entry: the Central System must send the idTags it knows"
@@ -64,11 +65,13 @@ def test_TC_043_4_CSMS(station: StationUnderTest, operator: OperatorThread, toke
 @case("TC_043_5_CSMS", "Send Local Authorization List - Differential", "local-auth-list")
 def test_TC_043_5_CSMS(station: StationUnderTest, operator: OperatorThread, tokens: Tokens) -> None:
     booted(station)
-    initial = _full_list(tokens, 1)
-    commanded(station, operator, "SendLocalList", initial)
+    initial = commanded(station, operator, "SendLocalList", _full_list(tokens)).payload
+    assert isinstance(initial.get("listVersion"), int) and initial["listVersion"] > 0, (
+        f"a Full list's version: {initial}"
+    )
     commanded(station, operator, "GetLocalListVersion", {})  # optional in the OCTT: the Central System may check
     added = {"idTag": tokens.expired, "idTagInfo": {"status": "Expired"}}  # an idTag not yet on the list
-    update = {"listVersion": 2, "updateType": "Differential", "localAuthorizationList": [added]}
+    update = {"updateType": "Differential", "localAuthorizationList": [added]}
     call = commanded(station, operator, "SendLocalList", update)
     expect_fields(station, call, updateType="Differential")
     entries = call.payload.get("localAuthorizationList") or []

@@ -35,9 +35,10 @@ def _reserve(
     answer: str = "Accepted",
     seconds: int = 600,
 ) -> Call:
-    """The operator reserves ``connector`` for the valid idTag; the request must name both."""
+    """The operator reserves ``connector`` for the valid idTag; the request must name both, and a reservationId
+    the Central System chose (the operator does not give one, as an operator at a console would not)."""
     expiry = (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    payload = {"connectorId": connector, "expiryDate": expiry, "idTag": tokens.valid, "reservationId": RESERVATION_ID}
+    payload = {"connectorId": connector, "expiryDate": expiry, "idTag": tokens.valid}
     call = commanded(station, operator, "ReserveNow", payload, {"status": answer})
     expect_fields(station, call, connectorId=connector, idTag=tokens.valid)
     assert isinstance(call.payload.get("reservationId"), int), f"ReserveNow without a reservationId: {call.payload}"
