@@ -37,6 +37,8 @@ from simulator.station.registration import StationIdentity
 CHARGING_W = 7_400.0
 #: Without a socket the loop still serves the firmware's timers at this pace.
 IDLE_POLL_S = 0.02
+#: A wait looks at what it waits for at least this often, even without a frame: the operator's thread may be done.
+WAKE_S = 0.05
 
 Answer = dict[str, Any] | Callable[[Call], dict[str, Any]]
 
@@ -204,7 +206,7 @@ class StationUnderTest:
             )
         except InvalidStatus as exc:
             return self._refused(f"HTTP {exc.response.status_code}")
-        except (InvalidHandshake, OSError, TimeoutError) as exc:
+        except (InvalidHandshake, ConnectionClosed, OSError, TimeoutError) as exc:  # closed: TLS 1.3 refusing a cert
             return self._refused(f"{type(exc).__name__}: {exc}")
         self.ws = ws
         self.close_code = None
@@ -426,7 +428,7 @@ class StationUnderTest:
     def _step(self, deadline: float) -> None:
         now = self.now()
         due = self.charger.next_deadline()
-        until = deadline if due is None else min(deadline, due)
+        until = min(deadline if due is None else min(deadline, due), now + WAKE_S)
         if self.ws is not None:
             try:
                 text = self.ws.recv(timeout=max(0.0, until - now))
