@@ -342,7 +342,11 @@ def test_TC_A_19_CSMS(station: StationUnderTest, operator: OperatorThread) -> No
     refused = station.try_connect(tls=station.tls_context())
     if refused is not None:
         station.fail(f"the CSMS refused the station on its new security profile 2: {refused}")
-    station.boot()
+    station.charger.boot_reason = "RemoteReset"
+    station.act(station.charger.trigger_boot)  # OCTT's reusable state Booted
+    answer = station.wait_result("BootNotification")
+    assert answer["status"] == "Accepted", f"BootNotification on security profile 2 answered {answer['status']!r}"
+    station.wait_result("StatusNotification")
     station.close()
     refused = station.try_connect()
     if refused is None:
