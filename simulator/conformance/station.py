@@ -472,9 +472,6 @@ class StationUnderTest:
         self.charger.disconnected(self.now())
 
     def _flush(self) -> None:
-        # a physical event or an answer may queue a transaction message that the firmware sends only at its next
-        # timer (unplug, a reset's stop): a real station sends it at once
-        self.charger.pump(self.now())
         for text in self.charger.frames_to_send():
             self._send_text(text)
         if self.charger.close_requested():

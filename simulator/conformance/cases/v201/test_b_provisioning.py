@@ -85,6 +85,9 @@ def _sent_event(station: StationUnderTest, event_type: str) -> dict[str, Any]:
     """The station's TransactionEvent of ``event_type`` (waiting for it to go out), once the CSMS answered it."""
 
     def sent() -> Call | None:
+        # the firmware queues the Ended event of an unplug or a reset and sends it only at its next timer; a real
+        # station sends it at once
+        station.act(station.charger.pump)
         found = [c for c in _sent_calls(station, "TransactionEvent") if c.payload["eventType"] == event_type]
         return found[0] if found else None
 
