@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -246,8 +247,8 @@ def _master_pass(station: StationUnderTest, operator: OperatorThread) -> tuple[s
 
 
 @case("TC_C_47_CSMS", "Stop Transaction with a Master Pass - With UI - All transactions")
-def test_TC_C_47_CSMS(make_station: Any, operator: OperatorThread) -> None:
-    station: StationUnderTest = make_station(connectors=2)
+def test_TC_C_47_CSMS(make_station: Callable[..., StationUnderTest], operator: OperatorThread) -> None:
+    station = make_station(connectors=2)
     sessions = _two_charging_sessions(station, operator)
     _, master = _master_pass(station, operator)
     for session in sessions:
@@ -256,8 +257,8 @@ def test_TC_C_47_CSMS(make_station: Any, operator: OperatorThread) -> None:
 
 
 @case("TC_C_48_CSMS", "Stop Transaction with a Master Pass - With UI - Specific transactions")
-def test_TC_C_48_CSMS(make_station: Any, operator: OperatorThread) -> None:
-    station: StationUnderTest = make_station(connectors=2)
+def test_TC_C_48_CSMS(make_station: Callable[..., StationUnderTest], operator: OperatorThread) -> None:
+    station = make_station(connectors=2)
     first, second = _two_charging_sessions(station, operator)
     _, master = _master_pass(station, operator)
     first.event("Ended", "StopAuthorized", token=master, chargingState="EVConnected", stoppedReason="MasterPass")
@@ -265,8 +266,8 @@ def test_TC_C_48_CSMS(make_station: Any, operator: OperatorThread) -> None:
 
 
 @case("TC_C_49_CSMS", "Stop Transaction with a Master Pass - Without UI")
-def test_TC_C_49_CSMS(make_station: Any, operator: OperatorThread) -> None:
-    station: StationUnderTest = make_station(connectors=2)
+def test_TC_C_49_CSMS(make_station: Callable[..., StationUnderTest], operator: OperatorThread) -> None:
+    station = make_station(connectors=2)
     sessions = _two_charging_sessions(station, operator)
     _, master = _master_pass(station, operator)
     for session in sessions:
