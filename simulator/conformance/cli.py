@@ -26,6 +26,10 @@ REACH_TIMEOUT_S = 5.0
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--csms", required=True, metavar="URL", help="the CSMS's OCPP endpoint, ws://HOST:PORT/PATH")
+    parser.add_argument("--csms-tls-url", default=None, metavar="URL", help="its wss:// endpoint (profiles 2, 3)")
+    parser.add_argument("--ca-file", default=None, metavar="PEM", help="CA that signs the CSMS's server certificate")
+    parser.add_argument("--client-cert", default=None, metavar="PEM", help="the station's certificate (profile 3)")
+    parser.add_argument("--client-key", default=None, metavar="PEM", help="its private key")
     parser.add_argument("--ocpp", required=True, choices=["1.6", "2.0.1"], help="OCPP version")
     parser.add_argument(
         "--station-id", default=None, metavar="ID", help="station id when the operator cannot provision one"
@@ -78,6 +82,10 @@ def pytest_arguments(args: argparse.Namespace) -> list[str]:
     argv += [arg for plugin in QUIET_PLUGINS for arg in ("-p", f"no:{plugin}")]
     argv += ["--csms-url", args.csms, "--ocpp", args.ocpp, "--reply-timeout", str(args.reply_timeout)]
     options = {
+        "--csms-tls-url": args.csms_tls_url,
+        "--ca-file": args.ca_file,
+        "--client-cert": args.client_cert,
+        "--client-key": args.client_key,
         "--station-id": args.station_id,
         "--password": args.password,
         "--profile": args.profile,

@@ -206,7 +206,7 @@ class StationUnderTest:
             )
         except InvalidStatus as exc:
             return self._refused(f"HTTP {exc.response.status_code}")
-        except (InvalidHandshake, OSError, TimeoutError) as exc:
+        except (InvalidHandshake, ConnectionClosed, OSError, TimeoutError) as exc:  # closed: TLS 1.3 refusing a cert
             return self._refused(f"{type(exc).__name__}: {exc}")
         self.ws = ws
         self.close_code = None
