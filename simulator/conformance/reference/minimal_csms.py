@@ -6,12 +6,11 @@ given and nothing else, and refuses every other message of a station that has no
 2.0.1 B02.FR.09 asks and 1.6 allows). Its :class:`Mutation` hooks let :mod:`.mutants` break one rule at a
 time, on the frames it sends (the ``ocpp`` package builds them) or on its own behaviour.
 
-    ./run python -m simulator.conformance.reference.minimal_csms --port 9000 --id-token TAG1
+    ./run python -m simulator.conformance.reference.serve --port 9000 --operator-port 9001 --id-token TAG1
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import itertools
@@ -254,28 +253,3 @@ async def serve(
 
     server = await websockets.serve(on_connect, host, port, subprotocols=SUBPROTOCOLS)
     return server, memory
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9000)
-    parser.add_argument("--id-token", action="append", default=[], help="a token it accepts (repeatable)")
-    parser.add_argument("--operator-port", type=int, default=None, help="also serve the operator API (operator_door)")
-    args = parser.parse_args(argv)
-
-    async def run() -> None:
-        from simulator.conformance.reference.operator_door import OperatorDoor
-
-        server, memory = await serve(args.host, args.port, id_tokens=args.id_token)
-        if args.operator_port is not None:
-            door = OperatorDoor(memory, asyncio.get_running_loop(), args.host, args.operator_port)
-            print(f"operator API at {door.url} (MINIMAL_API_URL for minimal-hooks.yaml)", flush=True)
-        await server.serve_forever()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
-
-
-if __name__ == "__main__":
-    main()
