@@ -18,11 +18,11 @@ from tests.conformance.test_cli_and_plugin import sim_conformance
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("version", ["2.0.1", "1.6"])
 def test_every_mutant_is_caught(version: str) -> None:
-    scores = asyncio.run(mutants.hunt(version, "core"))
-    table = mutants.table(version, scores)
+    baseline, scores = asyncio.run(mutants.hunt(version, "core"))
+    table = mutants.table(version, baseline, scores)
     print(table)
     assert all(score.caught_by for score in scores), table
-    assert len(scores) >= 10
+    assert len(scores) >= 10 and len(baseline.passed) >= 30, table
 
 
 @pytest.mark.timeout(600)

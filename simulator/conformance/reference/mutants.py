@@ -41,6 +41,25 @@ def _answer_of(action: str, change: Any) -> Any:
     return rewrite
 
 
+def _call_of(action: str, change: Any) -> Any:
+    """A rewrite of the CSMS's own CALL of ``action``: ``change(payload)`` edits it in place."""
+
+    def rewrite(frame: list[Any], answered: str | None) -> list[Any]:
+        if frame[0] == 2 and frame[2] == action:
+            change(frame[3])
+        return frame
+
+    return rewrite
+
+
+def _shift(key: str) -> Any:
+    def change(payload: dict[str, Any]) -> None:
+        value = payload[key]
+        payload[key] = value + 1 if isinstance(value, int) else f"{value}-other"
+
+    return change
+
+
 def _set(path: list[str], value: Any) -> Any:
     def change(payload: dict[str, Any]) -> None:
         node = payload
@@ -103,9 +122,8 @@ COMMON = [
         delay_action="Heartbeat",
         delay_s=LATE_S,
     ),
-    Mutation("serves-before-boot", "answers a station that never sent BootNotification", serve_before_boot=True),
 ]
-V16 = [
+V16 = [  # 1.6 asks the station not to send before it is accepted, but not the Central System to refuse it
     Mutation(
         "authorize-accepts-unknown",
         "Authorize accepts an id tag it does not know",
@@ -123,6 +141,12 @@ V16 = [
     ),
 ]
 V201 = [
+    Mutation("serves-before-boot", "answers a station whose boot it left Pending", serve_before_boot=True),
+    Mutation(
+        "remote-stop-wrong-transaction",
+        "RequestStopTransaction names another transactionId than asked",
+        _call_of("RequestStopTransaction", _shift("transactionId")),
+    ),
     Mutation(
         "authorize-accepts-unknown",
         "Authorize accepts an id token it does not know",
@@ -138,58 +162,78 @@ MUTANTS = {"1.6": COMMON + V16, "2.0.1": COMMON + V201}
 
 
 @dataclass(frozen=True, slots=True)
+class Verdicts:
+    passed: list[str]
+    failed: list[str]  # case ids
+
+
+@dataclass(frozen=True, slots=True)
 class Score:
     mutation: Mutation
-    caught_by: list[str]  # the cases that failed
+    caught_by: list[str]  # cases that pass against the minimal CSMS and fail against this mutant
 
 
-async def _hunt(version: str, mutation: Mutation, profile: str | None) -> Score:
+async def run_suite(
+    version: str, mutation: Mutation | None, profile: str | None, cases: list[str] | None = None
+) -> Verdicts:
+    """``sim conformance`` against the minimal CSMS (mutated or not), with its operator API and hooks file."""
     server, memory = await serve("127.0.0.1", 0, id_tokens=[VALID_TOKEN], mutation=mutation)
     port = server.sockets[0].getsockname()[1]
     door = OperatorDoor(memory, asyncio.get_running_loop())
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
         argv = [sys.executable, "-m", "simulator.cli", "conformance", "--csms", f"ws://127.0.0.1:{port}/ocpp"]
-        argv += ["--ocpp", version, "--junit", str(junit), "--reply-timeout", str(REPLY_TIMEOUT_S), "--wait", "5", "-x"]
-        argv += ["--profile", profile] if profile else []
+        argv += ["--ocpp", version, "--junit", str(junit), "--reply-timeout", str(REPLY_TIMEOUT_S), "--wait", "5"]
         argv += ["--operator", str(HOOKS)]
+        argv += ["--profile", profile] if profile else []
+        for case_id in cases or []:
+            argv += ["--case", case_id]
+        argv += ["-x"] if mutation is not None else []
         env = {**os.environ, "MINIMAL_API_URL": door.url}
         process = await asyncio.create_subprocess_exec(
             *argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         await process.wait()
-        failed = _failed_cases(junit) if junit.exists() else [f"(no verdicts: exit {process.returncode})"]
+        verdicts = _verdicts(junit) if junit.exists() else Verdicts([], [f"(no verdicts: exit {process.returncode})"])
     door.close()
     server.close()
     with contextlib.suppress(Exception):
         await server.wait_closed()
-    return Score(mutation, failed)
+    return verdicts
 
 
-def _failed_cases(junit: Path) -> list[str]:
-    failed = []
+def _verdicts(junit: Path) -> Verdicts:
+    passed, failed = [], []
     for case in ET.parse(junit).getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        case_id = props.get("case_id") or case.get("name", "?").removeprefix("test_")
         if case.find("failure") is not None or case.find("error") is not None:
-            failed.append(case.get("name", "?").removeprefix("test_"))
-    return failed
+            failed.append(case_id)
+        elif case.find("skipped") is None:
+            passed.append(case_id)
+    return Verdicts(passed, failed)
 
 
-async def hunt(version: str, profile: str | None = "core", parallel: int = 2) -> list[Score]:
-    """Run the suite against every mutant of ``version`` (``parallel`` at a time)."""
+async def hunt(version: str, profile: str | None = "core", parallel: int = 2) -> tuple[Verdicts, list[Score]]:
+    """The suite against the unmutated minimal CSMS, then, on the cases that passed there, against every mutant
+    (``parallel`` at a time, each stopping at its first failing case)."""
+    baseline = await run_suite(version, None, profile)
     gate = asyncio.Semaphore(parallel)
 
     async def one(mutation: Mutation) -> Score:
         async with gate:
-            return await _hunt(version, mutation, profile)
+            verdicts = await run_suite(version, mutation, profile, baseline.passed)
+            return Score(mutation, verdicts.failed)
 
-    return list(await asyncio.gather(*(one(m) for m in MUTANTS[version])))
+    return baseline, list(await asyncio.gather(*(one(m) for m in MUTANTS[version])))
 
 
-def table(version: str, scores: list[Score]) -> str:
+def table(version: str, baseline: Verdicts, scores: list[Score]) -> str:
     caught = sum(1 for s in scores if s.caught_by)
     lines = [f"OCPP {version} mutants: {caught}/{len(scores)} caught ({100 * caught / len(scores):.0f} %)"]
+    lines.append(f"  (the unmutated minimal CSMS: {len(baseline.passed)} cases pass, {len(baseline.failed)} fail)")
     for s in scores:
-        by = ", ".join(s.caught_by[:4]) + (" …" if len(s.caught_by) > 4 else "") if s.caught_by else "NOT CAUGHT"
+        by = ", ".join(s.caught_by) if s.caught_by else "NOT CAUGHT"
         lines.append(f"  {s.mutation.name:40} {by}")
     return "\n".join(lines)
 
@@ -201,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     missed = 0
     for version in args.ocpp or ["1.6", "2.0.1"]:
-        scores = asyncio.run(hunt(version, args.profile or None))
-        print(table(version, scores), flush=True)
+        baseline, scores = asyncio.run(hunt(version, args.profile or None))
+        print(table(version, baseline, scores), flush=True)
         missed += sum(1 for s in scores if not s.caught_by)
     return 1 if missed else 0
 
