@@ -1,0 +1,49 @@
+"""Steps the 2.0.1 cases of blocks I and K–P share: the CSMS sends a command the operator asked for and the
+station answers it as the OCTT would; timestamps as OCPP writes them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from csms.ocpp.framing import Call
+from simulator.conformance.operator_thread import OperatorThread
+from simulator.conformance.station import Answer, StationUnderTest
+
+
+def iso(seconds_from_now: float = 0.0) -> str:
+    """An OCPP dateTime (UTC, ``Z``) ``seconds_from_now`` away."""
+    moment = datetime.now(UTC) + timedelta(seconds=seconds_from_now)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def command(
+    station: StationUnderTest,
+    operator: OperatorThread,
+    action: str,
+    payload: dict[str, Any],
+    reply: Answer | None = None,
+) -> Call:
+    """The operator makes the CSMS send ``action``; the station answers ``reply`` (None: the firmware answers).
+
+    Returns the CSMS's CALL once the operator reports the CSMS took the station's answer."""
+    station.answer(action, reply)
+    job = operator.request(station, action, payload)
+    call = station.wait_call(action)
+    job.outcome(station)
+    return call
+
+
+def in_transaction(station: StationUnderTest, token: str, connector: int = 1) -> str:
+    """Boot, plug in and authorize ``token``: the EV charges (EnergyTransferStarted); returns the transaction id."""
+    station.ready()
+    station.plug_in(connector, token)
+    started = station.wait_result("TransactionEvent")
+    status = started.get("idTokenInfo", {}).get("status", "Accepted")
+    if status != "Accepted":
+        station.fail(f"the CSMS answered the transaction's token {token!r} with {status!r}: the case needs Accepted")
+    return str(station.transaction_id(connector))
