@@ -10,6 +10,21 @@ from csms.ocpp.framing import Call
 from simulator.conformance.operator_thread import OperatorThread
 from simulator.conformance.station import Answer, StationUnderTest
 
+#: A self-signed EC root (CN "chargetwin conformance root"): the CA certificate the cases install, and the
+#: firmware signing certificate.
+ROOT_PEM = """-----BEGIN CERTIFICATE-----
+MIIBojCCAUegAwIBAgIUfX7xM8MvEVCiHs4TX1GsVdHu6zYwCgYIKoZIzj0EAwIw
+JjEkMCIGA1UEAwwbY2hhcmdldHdpbiBjb25mb3JtYW5jZSByb290MB4XDTI2MTIw
+MzE4MTUxMVoXDTM2MTEzMDE4MTUxMVowJjEkMCIGA1UEAwwbY2hhcmdldHdpbiBj
+b25mb3JtYW5jZSByb290MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEtCjpNm3B
+ykuVnYA2WGiVteQJ/rd2O3ToTTquvv8RIq0G3WrTkr5qN7TPJCfctPDQ6o8iQMR7
+z3QZSLIiLI330KNTMFEwHQYDVR0OBBYEFBDxs7TCyuQFKfRNv7zwXXStdqwFMB8G
+A1UdIwQYMBaAFBDxs7TCyuQFKfRNv7zwXXStdqwFMA8GA1UdEwEB/wQFMAMBAf8w
+CgYIKoZIzj0EAwIDSQAwRgIhAKPp5OXadY/MSENg+pB8xr0wXdw+/9c64OBlrdJF
+Mt7rAiEAwOZRJwlzUmAXuiIDpFX0TqMI7f2OAjeGHOS/P0UnWbk=
+-----END CERTIFICATE-----
+"""
+
 
 def iso(seconds_from_now: float = 0.0) -> str:
     """An OCPP dateTime (UTC, ``Z``) ``seconds_from_now`` away."""

@@ -12,25 +12,12 @@ import hashlib
 from typing import Any
 
 from simulator.conformance.catalogue import case_marker
-from simulator.conformance.cases.v201._csms_commands import command
+from simulator.conformance.cases.v201._csms_commands import ROOT_PEM, command
 from simulator.conformance.operator_thread import OperatorThread
 from simulator.conformance.station import StationUnderTest
 
 case = case_marker("2.0.1")
 
-#: A self-signed EC root (CN "chargetwin conformance root"): what the operator asks the CSMS to install.
-ROOT_PEM = """-----BEGIN CERTIFICATE-----
-MIIBojCCAUegAwIBAgIUfX7xM8MvEVCiHs4TX1GsVdHu6zYwCgYIKoZIzj0EAwIw
-JjEkMCIGA1UEAwwbY2hhcmdldHdpbiBjb25mb3JtYW5jZSByb290MB4XDTI2MTIw
-MzE4MTUxMVoXDTM2MTEzMDE4MTUxMVowJjEkMCIGA1UEAwwbY2hhcmdldHdpbiBj
-b25mb3JtYW5jZSByb290MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEtCjpNm3B
-ykuVnYA2WGiVteQJ/rd2O3ToTTquvv8RIq0G3WrTkr5qN7TPJCfctPDQ6o8iQMR7
-z3QZSLIiLI330KNTMFEwHQYDVR0OBBYEFBDxs7TCyuQFKfRNv7zwXXStdqwFMB8G
-A1UdIwQYMBaAFBDxs7TCyuQFKfRNv7zwXXStdqwFMA8GA1UdEwEB/wQFMAMBAf8w
-CgYIKoZIzj0EAwIDSQAwRgIhAKPp5OXadY/MSENg+pB8xr0wXdw+/9c64OBlrdJF
-Mt7rAiEAwOZRJwlzUmAXuiIDpFX0TqMI7f2OAjeGHOS/P0UnWbk=
------END CERTIFICATE-----
-"""
 SERIAL = "7D7EF133C32F1150A21ECE135F51AC55D1EEEB36"
 HASHES = {"SHA256": hashlib.sha256, "SHA384": hashlib.sha384, "SHA512": hashlib.sha512}
 
