@@ -12,8 +12,8 @@ from typing import Any
 
 from csms.ocpp import framing
 from csms.ocpp.framing import Call, CallResult
-from simulator.conformance.catalogue import case_marker
 from simulator.conformance.cases.v201._csms_commands import in_transaction
+from simulator.conformance.catalogue import case_marker
 from simulator.conformance.plugin import Tokens
 from simulator.conformance.station import StationUnderTest
 
@@ -27,9 +27,12 @@ def transaction_answer(station: StationUnderTest, event_type: str, after: int) -
         for frame in station.log.frames[after:]:
             if frame.outgoing:
                 message = framing.decode(frame.text)
-                if isinstance(message, Call) and message.action == "TransactionEvent":
-                    if message.payload["eventType"] == event_type:
-                        return message.unique_id
+                if (
+                    isinstance(message, Call)
+                    and message.action == "TransactionEvent"
+                    and message.payload["eventType"] == event_type
+                ):
+                    return message.unique_id
         return None
 
     unique_id = station.run_until(sent, f"waiting for the station's TransactionEvent {event_type}")
@@ -52,7 +55,9 @@ def running_cost(station: StationUnderTest, tx: str) -> Decimal:
     return Decimal(str(update["totalCost"]))
 
 
-@case("TC_I_01_CSMS", "Show EV Driver running total cost during charging - costUpdatedRequest", "advanced-user-interface")
+@case(
+    "TC_I_01_CSMS", "Show EV Driver running total cost during charging - costUpdatedRequest", "advanced-user-interface"
+)
 def test_TC_I_01_CSMS(make_station: Callable[..., StationUnderTest], tokens: Tokens) -> None:
     station = make_station(config={"SampledDataCtrlr.TxUpdatedInterval": "1"})
     tx = in_transaction(station, tokens.valid)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from csms.ocpp.framing import CallError
-from simulator.conformance.catalogue import case_marker
 from simulator.conformance.cases.v201._csms_commands import command, in_transaction, iso, parse_time
+from simulator.conformance.catalogue import case_marker
 from simulator.conformance.operator_thread import OperatorThread
 from simulator.conformance.plugin import Tokens
 from simulator.conformance.station import StationUnderTest
@@ -29,7 +29,12 @@ ACCEPTED = {"status": "Accepted"}
 
 # ==== what the operator asks the CSMS to send ===================================================================
 def profile(
-    purpose: str, kind: str = "Absolute", *, limit: float = 6.0, transaction_id: str | None = None, pid: int = PROFILE_ID
+    purpose: str,
+    kind: str = "Absolute",
+    *,
+    limit: float = 6.0,
+    transaction_id: str | None = None,
+    pid: int = PROFILE_ID,
 ) -> dict[str, Any]:
     """A charging profile of one period (``limit`` A from the start), valid for :data:`SCHEDULE_S`."""
     schedule: dict[str, Any] = {
@@ -135,7 +140,11 @@ def test_TC_K_01_CSMS(station: StationUnderTest, operator: OperatorThread) -> No
     assert phases == 3, f"numberPhases {phases} on a three-phase EVSE"
 
 
-@case("TC_K_02_CSMS", "Set Charging Profile - TxProfile without ongoing transaction on the specified EVSE", "smart-charging")
+@case(
+    "TC_K_02_CSMS",
+    "Set Charging Profile - TxProfile without ongoing transaction on the specified EVSE",
+    "smart-charging",
+)
 def test_TC_K_02_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     station.ready()
     sent = set_profile(
@@ -190,7 +199,9 @@ def test_TC_K_19_CSMS(station: StationUnderTest, operator: OperatorThread) -> No
     assert sent.get("recurrencyKind") in ("Daily", "Weekly"), f"recurrencyKind {sent.get('recurrencyKind')}"
 
 
-@case("TC_K_60_CSMS", "Set Charging Profile - TxProfile with ongoing transaction on the specified EVSE", "smart-charging")
+@case(
+    "TC_K_60_CSMS", "Set Charging Profile - TxProfile with ongoing transaction on the specified EVSE", "smart-charging"
+)
 def test_TC_K_60_CSMS(station: StationUnderTest, operator: OperatorThread, tokens: Tokens) -> None:
     tx = in_transaction(station, tokens.valid)
     sent = set_profile(station, operator, 1, profile("TxProfile", transaction_id=tx))
@@ -198,7 +209,11 @@ def test_TC_K_60_CSMS(station: StationUnderTest, operator: OperatorThread, token
     assert sent["evseId"] == 1, f"evseId {sent['evseId']}: the transaction runs on EVSE 1"
 
 
-@case("TC_K_70_CSMS", "Set Charging Profile - Multiple profiles - TxDefaultProfile and ChargingStationMaxProfile", "smart-charging")
+@case(
+    "TC_K_70_CSMS",
+    "Set Charging Profile - Multiple profiles - TxDefaultProfile and ChargingStationMaxProfile",
+    "smart-charging",
+)
 def test_TC_K_70_CSMS(station: StationUnderTest, operator: OperatorThread, tokens: Tokens) -> None:
     in_transaction(station, tokens.valid)
     default = set_profile(station, operator, 1, profile("TxDefaultProfile", limit=8.0))
@@ -401,7 +416,11 @@ def test_TC_K_51_CSMS(station: StationUnderTest, tokens: Tokens) -> None:
     station.call("TransactionEvent", event)
 
 
-@case("TC_K_52_CSMS", "Set / Update External Charging Limit - ChargingStationExternalConstraints in report", "smart-charging")
+@case(
+    "TC_K_52_CSMS",
+    "Set / Update External Charging Limit - ChargingStationExternalConstraints in report",
+    "smart-charging",
+)
 def test_TC_K_52_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     station.ready()
     station.call("NotifyChargingLimit", {"chargingLimit": EMS_LIMIT})
@@ -413,8 +432,10 @@ def test_TC_K_52_CSMS(station: StationUnderTest, operator: OperatorThread) -> No
 
 
 # ==== K15–K17 ISO 15118 charging needs and schedules ============================================================
-NEEDS = {"requestedEnergyTransfer": "AC_three_phase", "acChargingParameters": {
-    "energyAmount": 20_000, "evMinCurrent": 6, "evMaxCurrent": 32, "evMaxVoltage": 400}}
+NEEDS = {
+    "requestedEnergyTransfer": "AC_three_phase",
+    "acChargingParameters": {"energyAmount": 20_000, "evMinCurrent": 6, "evMaxCurrent": 32, "evMaxVoltage": 400},
+}
 
 
 #: A CSMS that answered the EV's needs Accepted has its schedule ready (K15.FR.03): the profile follows promptly.
@@ -470,7 +491,11 @@ def test_TC_K_53_CSMS(station: StationUnderTest, tokens: Tokens) -> None:
     station.expect_no_call(2, "SetChargingProfile")
 
 
-@case("TC_K_55_CSMS", "Charging with load leveling based on High Level Communication - EV profile exceeds limits", "iso15118")
+@case(
+    "TC_K_55_CSMS",
+    "Charging with load leveling based on High Level Communication - EV profile exceeds limits",
+    "iso15118",
+)
 def test_TC_K_55_CSMS(station: StationUnderTest, tokens: Tokens) -> None:
     tx = in_transaction(station, tokens.valid)
     within = charging_needs(station)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from simulator.conformance.catalogue import case_marker
 from simulator.conformance.cases.v201._csms_commands import ROOT_PEM, command, in_transaction, iso, parse_time
+from simulator.conformance.catalogue import case_marker
 from simulator.conformance.operator_thread import OperatorThread
 from simulator.conformance.plugin import Tokens
 from simulator.conformance.station import StationUnderTest

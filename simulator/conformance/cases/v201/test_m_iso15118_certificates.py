@@ -11,8 +11,8 @@ import base64
 import hashlib
 from typing import Any
 
-from simulator.conformance.catalogue import case_marker
 from simulator.conformance.cases.v201._csms_commands import ROOT_PEM, command
+from simulator.conformance.catalogue import case_marker
 from simulator.conformance.operator_thread import OperatorThread
 from simulator.conformance.station import StationUnderTest
 
@@ -91,9 +91,9 @@ def installed_ids(
         if kind == "V2GCertificateChain":
             entry["childCertificateHashData"] = [hash_data(algorithm, "0A1B2C3D")]
         chain.append(entry)
-    answer: dict[str, Any] = {"status": "Accepted", "certificateHashDataChain": chain} if found else {
-        "status": "NotFound"
-    }
+    answer: dict[str, Any] = (
+        {"status": "Accepted", "certificateHashDataChain": chain} if found else {"status": "NotFound"}
+    )
     payload = {} if kinds is None else {"certificateType": kinds}
     request = command(station, operator, "GetInstalledCertificateIds", payload, answer).payload
     assert request.get("certificateType") == kinds, (
@@ -149,7 +149,9 @@ def test_TC_M_18_CSMS(station: StationUnderTest, operator: OperatorThread) -> No
     installed_ids(station, operator, None)
 
 
-@case("TC_M_19_CSMS", "Retrieve certificates from Charging Station - No matching certificate found", "advanced-security")
+@case(
+    "TC_M_19_CSMS", "Retrieve certificates from Charging Station - No matching certificate found", "advanced-security"
+)
 def test_TC_M_19_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     station.ready()
     installed_ids(station, operator, ["ManufacturerRootCertificate"], found=False)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.conformance.catalogue import case_marker
 from simulator.conformance.cases.v201._csms_commands import command, iso
+from simulator.conformance.catalogue import case_marker
 from simulator.conformance.operator_thread import OperatorThread
 from simulator.conformance.plugin import Tokens
 from simulator.conformance.station import StationUnderTest
@@ -18,10 +18,10 @@ from simulator.conformance.station import StationUnderTest
 case = case_marker("2.0.1")
 
 LOG_SERVER = "https://logs.example.com/upload"
-STATION = {"name": "ChargingStation"}
-EVSE_1 = {"name": "EVSE", "evse": {"id": 1}}
-AVAILABILITY = {"name": "AvailabilityState"}
-POWER = {"name": "Power"}
+STATION: dict[str, Any] = {"name": "ChargingStation"}
+EVSE_1: dict[str, Any] = {"name": "EVSE", "evse": {"id": 1}}
+AVAILABILITY: dict[str, Any] = {"name": "AvailabilityState"}
+POWER: dict[str, Any] = {"name": "Power"}
 
 
 # ==== N01 Retrieve log information ==============================================================================
@@ -124,7 +124,11 @@ def test_TC_N_02_CSMS(station: StationUnderTest, operator: OperatorThread) -> No
     monitoring_report(station, operator, None, [{"component": EVSE_1, "variable": AVAILABILITY}], "Accepted")
 
 
-@case("TC_N_03_CSMS", "Get Monitoring Report - with monitoringCriteria and component/variable", "advanced-device-management")
+@case(
+    "TC_N_03_CSMS",
+    "Get Monitoring Report - with monitoringCriteria and component/variable",
+    "advanced-device-management",
+)
 def test_TC_N_03_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     station.ready()
     evse = [{"component": EVSE_1, "variable": AVAILABILITY}]
@@ -168,8 +172,14 @@ def set_monitors(station: StationUnderTest, operator: OperatorThread, targets: l
 
     def accept(call: Any) -> dict[str, Any]:
         results = [
-            {"id": 80 + n, "status": "Accepted", "type": d["type"], "severity": d["severity"],
-             "component": d["component"], "variable": d["variable"]}
+            {
+                "id": 80 + n,
+                "status": "Accepted",
+                "type": d["type"],
+                "severity": d["severity"],
+                "component": d["component"],
+                "variable": d["variable"],
+            }
             for n, d in enumerate(call.payload["setMonitoringData"])
         ]
         return {"setMonitoringResult": results}
@@ -229,8 +239,16 @@ def test_TC_N_18_CSMS(station: StationUnderTest, operator: OperatorThread) -> No
     variable = {"name": "ItemsPerMessage", "instance": "ClearVariableMonitoring"}
     station.answer(
         "GetVariables",
-        {"getVariableResult": [{"attributeStatus": "Accepted", "attributeValue": str(per_message),
-                                "component": {"name": "MonitoringCtrlr"}, "variable": variable}]},
+        {
+            "getVariableResult": [
+                {
+                    "attributeStatus": "Accepted",
+                    "attributeValue": str(per_message),
+                    "component": {"name": "MonitoringCtrlr"},
+                    "variable": variable,
+                }
+            ]
+        },
     )
     job = operator.request(
         station, "GetVariables", {"getVariableData": [{"component": {"name": "MonitoringCtrlr"}, "variable": variable}]}
@@ -304,7 +322,11 @@ def test_TC_N_24_CSMS(station: StationUnderTest) -> None:
     station.ready()
     for seq in range(3):
         notify_event(
-            station, seq, trigger="Periodic", actualValue="Available", eventNotificationType="CustomMonitor",
+            station,
+            seq,
+            trigger="Periodic",
+            actualValue="Available",
+            eventNotificationType="CustomMonitor",
             variableMonitoringId=24,
         )
 

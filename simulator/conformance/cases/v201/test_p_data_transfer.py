@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from simulator.conformance.catalogue import case_marker
 from simulator.conformance.cases.v201._csms_commands import iso
+from simulator.conformance.catalogue import case_marker
 from simulator.conformance.plugin import Tokens
 from simulator.conformance.station import StationUnderTest
 
