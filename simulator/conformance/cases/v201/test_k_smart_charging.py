@@ -191,7 +191,7 @@ def test_TC_K_15_CSMS(station: StationUnderTest, operator: OperatorThread) -> No
     station.call("Heartbeat", {})
 
 
-@case("TC_K_19_CSMS", "Set Charging Profile - Recurring", "smart-charging")
+@case("TC_K_19_CSMS", "Set Charging Profile - ChargingProfileKind is Recurring", "smart-charging")
 def test_TC_K_19_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     station.ready()
     sent = set_profile(station, operator, 1, profile("TxDefaultProfile", "Recurring"))
@@ -211,7 +211,7 @@ def test_TC_K_60_CSMS(station: StationUnderTest, operator: OperatorThread, token
 
 @case(
     "TC_K_70_CSMS",
-    "Set Charging Profile - Multiple profiles - TxDefaultProfile and ChargingStationMaxProfile",
+    "Set Charging Profile - Multiple Profiles",
     "smart-charging",
 )
 def test_TC_K_70_CSMS(station: StationUnderTest, operator: OperatorThread, tokens: Tokens) -> None:
@@ -220,15 +220,22 @@ def test_TC_K_70_CSMS(station: StationUnderTest, operator: OperatorThread, token
     station_max = set_profile(station, operator, 0, profile("ChargingStationMaxProfile", pid=PROFILE_ID + 1))
     assert default["chargingProfileKind"] in ("Absolute", "Recurring"), f"kind {default['chargingProfileKind']}"
     assert station_max["chargingProfileKind"] == "Absolute", f"kind {station_max['chargingProfileKind']}"
+    assert station_max["id"] != default["id"], f"both profiles have id {default['id']}: the second would replace it"
 
 
 # ==== K10 Clear charging profile ================================================================================
 @case("TC_K_05_CSMS", "Clear Charging Profile - With chargingProfileId", "smart-charging")
 def test_TC_K_05_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     station.ready()
-    sent = set_profile(station, operator, 1, profile("TxDefaultProfile"))
-    clear = command(station, operator, "ClearChargingProfile", {"chargingProfileId": sent["id"]}, ACCEPTED).payload
-    assert clear.get("chargingProfileId") == sent["id"], f"chargingProfileId {clear.get('chargingProfileId')}"
+    reported = 77  # the id the CSMS learns from the station's report, and clears by
+    request = command(station, operator, "GetChargingProfiles", {"requestId": 5, "chargingProfile": {}}, ACCEPTED)
+    station.call(
+        "ReportChargingProfiles", _reported(request.payload["requestId"], 1, profile("TxDefaultProfile", pid=reported))
+    )
+    clear = command(station, operator, "ClearChargingProfile", {"chargingProfileId": reported}, ACCEPTED).payload
+    assert clear.get("chargingProfileId") == reported, (
+        f"chargingProfileId {clear.get('chargingProfileId')}, the profile the station reported is {reported}"
+    )
     assert "chargingProfileCriteria" not in clear, "clearing by id: chargingProfileCriteria must be omitted"
 
 
@@ -281,6 +288,8 @@ def get_profiles(
     got = request["chargingProfile"]
     for key, value in criterion.items():
         assert got.get(key) == value, f"chargingProfile.{key} {got.get(key)!r}, the case configured {value!r}"
+    extra = set(got) - set(criterion) - {"customData"}
+    assert not extra, f"chargingProfile criteria {sorted(extra)} the case did not configure (they must be omitted)"
     if evse_id is None:
         assert "evseId" not in request, f"evseId {request['evseId']}: the case asked for every EVSE (omitted)"
     else:
@@ -369,13 +378,13 @@ def _composite(station: StationUnderTest, operator: OperatorThread, evse_id: int
     assert request.get("chargingRateUnit") in ("A", "W"), f"chargingRateUnit {request.get('chargingRateUnit')}"
 
 
-@case("TC_K_43_CSMS", "Get Composite Schedule - EVSE 1", "smart-charging")
+@case("TC_K_43_CSMS", "Get Composite Schedule - Specific EVSE", "smart-charging")
 def test_TC_K_43_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     station.ready()
     _composite(station, operator, 1)
 
 
-@case("TC_K_44_CSMS", "Get Composite Schedule - EVSE 0", "smart-charging")
+@case("TC_K_44_CSMS", "Get Composite Schedule - Charging Station", "smart-charging")
 def test_TC_K_44_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     station.ready()
     _composite(station, operator, 0)
@@ -385,7 +394,7 @@ def test_TC_K_44_CSMS(station: StationUnderTest, operator: OperatorThread) -> No
 EMS_LIMIT = {"chargingLimitSource": "EMS", "isGridCritical": False}
 
 
-@case("TC_K_48_CSMS", "Set / Update External Charging Limit - Without ongoing transaction", "smart-charging")
+@case("TC_K_48_CSMS", "Set / Update External Charging Limit (not on a transaction)", "smart-charging")
 def test_TC_K_48_CSMS(station: StationUnderTest) -> None:
     station.ready()
     schedule = profile("ChargingStationExternalConstraints")["chargingSchedule"]
@@ -393,14 +402,14 @@ def test_TC_K_48_CSMS(station: StationUnderTest) -> None:
     station.expect_no_call(1, "SetChargingProfile")
 
 
-@case("TC_K_50_CSMS", "Clear External Charging Limit - Without ongoing transaction", "smart-charging")
+@case("TC_K_50_CSMS", "Reset / release external charging limit - Without ongoing transaction", "smart-charging")
 def test_TC_K_50_CSMS(station: StationUnderTest) -> None:
     station.ready()
     station.call("NotifyChargingLimit", {"chargingLimit": EMS_LIMIT, "evseId": 1})
     station.call("ClearedChargingLimit", {"chargingLimitSource": "EMS", "evseId": 1})
 
 
-@case("TC_K_51_CSMS", "Clear External Charging Limit - With ongoing transaction", "smart-charging")
+@case("TC_K_51_CSMS", "Reset / release external charging limit - With ongoing transaction", "smart-charging")
 def test_TC_K_51_CSMS(station: StationUnderTest, tokens: Tokens) -> None:
     tx = in_transaction(station, tokens.valid)
     station.call("ClearedChargingLimit", {"chargingLimitSource": "EMS", "evseId": 1})
@@ -493,7 +502,7 @@ def test_TC_K_53_CSMS(station: StationUnderTest, tokens: Tokens) -> None:
 
 @case(
     "TC_K_55_CSMS",
-    "Charging with load leveling based on High Level Communication - EV profile exceeds limits",
+    "Charging with load leveling based on High Level Communication - EV charging profile exceeds limits",
     "iso15118",
 )
 def test_TC_K_55_CSMS(station: StationUnderTest, tokens: Tokens) -> None:
@@ -521,7 +530,7 @@ def test_TC_K_58_CSMS(station: StationUnderTest, operator: OperatorThread, token
     ev_schedule(station, sent, "Accepted")
 
 
-@case("TC_K_59_CSMS", "Renegotiating a Charging Schedule - Initiated by CSMS - with EV charging needs", "iso15118")
+@case("TC_K_59_CSMS", "Renegotiating a Charging Schedule - Initiated by CSMS - Send NotifyEVChargingNeeds", "iso15118")
 def test_TC_K_59_CSMS(station: StationUnderTest, operator: OperatorThread, tokens: Tokens) -> None:
     tx, _ = iso15118_smart_charging(station, tokens)
     set_profile(station, operator, 1, profile("TxProfile", limit=10.0, transaction_id=tx, pid=59))

@@ -65,6 +65,21 @@ def reboot_into_new_firmware(station: StationUnderTest) -> None:
     station.boot()
     for _ in station.charger.connectors:
         station.wait_result("StatusNotification")
+    connector_available(station, 1)
+
+
+def connector_available(station: StationUnderTest, evse: int, value: str = "Available") -> None:
+    """The device model's view of a connector's availability (NotifyEvent, trigger Delta)."""
+    event = {
+        "eventId": 1,
+        "timestamp": iso(),
+        "trigger": "Delta",
+        "actualValue": value,
+        "eventNotificationType": "HardWiredNotification",
+        "component": {"name": "Connector", "evse": {"id": evse, "connectorId": 1}},
+        "variable": {"name": "AvailabilityState"},
+    }
+    station.call("NotifyEvent", {"generatedAt": iso(), "seqNo": 0, "eventData": [event]})
 
 
 def security_event(station: StationUnderTest, kind: str) -> None:
@@ -189,9 +204,11 @@ def test_TC_L_13_CSMS(make_station: Callable[..., StationUnderTest], operator: O
     progress(station, request_id, "DownloadScheduled")
     unavailable = {"timestamp": iso(), "connectorStatus": "Unavailable", "evseId": 2, "connectorId": 1}
     station.call("StatusNotification", unavailable)
+    connector_available(station, 2, "Unavailable")
     station.unplug(1)
     station.wait_result("TransactionEvent")
     station.call("StatusNotification", {**unavailable, "evseId": 1, "timestamp": iso()})
+    connector_available(station, 1, "Unavailable")
     progress(station, request_id, *INSTALLED)
     reboot_into_new_firmware(station)
     progress(station, request_id, "Installed")

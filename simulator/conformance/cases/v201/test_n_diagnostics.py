@@ -232,7 +232,7 @@ def clear_monitors(station: StationUnderTest, operator: OperatorThread, ids: lis
     return list(request["id"])
 
 
-@case("TC_N_18_CSMS", "Clear Variable Monitoring - Too many elements", "advanced-device-management")
+@case("TC_N_18_CSMS", "Clear Monitoring - Too many elements", "advanced-device-management")
 def test_TC_N_18_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     station.ready()
     per_message = 3
@@ -263,7 +263,7 @@ def test_TC_N_18_CSMS(station: StationUnderTest, operator: OperatorThread) -> No
     assert sorted(cleared) == monitors, f"cleared {sorted(cleared)}, the case configured {monitors}"
 
 
-@case("TC_N_44_CSMS", "Clear Variable Monitoring - Rejected", "advanced-device-management")
+@case("TC_N_44_CSMS", "Clear Monitoring - Rejected", "advanced-device-management")
 def test_TC_N_44_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     station.ready()
     cleared = clear_monitors(station, operator, [1], "Rejected")
@@ -292,7 +292,7 @@ def test_TC_N_21_CSMS(station: StationUnderTest) -> None:
     notify_event(station)
 
 
-@case("TC_N_48_CSMS", "Alert Event - Monitoring a write-only variable", "advanced-device-management")
+@case("TC_N_48_CSMS", "Alert Event - Variable monitoring on write only", "advanced-device-management")
 def test_TC_N_48_CSMS(station: StationUnderTest) -> None:
     station.ready()
     notify_event(
@@ -305,10 +305,10 @@ def test_TC_N_48_CSMS(station: StationUnderTest) -> None:
     )
 
 
-@case("TC_N_49_CSMS", "Alert Event - Cleared after reboot", "advanced-device-management")
+@case("TC_N_49_CSMS", "Alert Event - LowerThreshold/UpperThreshold cleared after reboot", "advanced-device-management")
 def test_TC_N_49_CSMS(station: StationUnderTest) -> None:
     station.ready()
-    notify_event(station, actualValue="Available", cleared=True)
+    notify_event(station, actualValue="0", cleared=True, component=EVSE_1)
 
 
 @case("TC_N_50_CSMS", "Alert Event - Periodic Triggered", "advanced-device-management")
@@ -317,7 +317,7 @@ def test_TC_N_50_CSMS(station: StationUnderTest) -> None:
     notify_event(station, trigger="Periodic", actualValue="Available", eventNotificationType="CustomMonitor")
 
 
-@case("TC_N_24_CSMS", "Periodic Event", "advanced-device-management")
+@case("TC_N_24_CSMS", "Set Variable Monitoring - Periodic event", "advanced-device-management")
 def test_TC_N_24_CSMS(station: StationUnderTest) -> None:
     station.ready()
     for seq in range(3):
