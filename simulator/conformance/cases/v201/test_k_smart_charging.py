@@ -2,7 +2,7 @@
 remote start with a profile; ISO 15118 charging needs and schedules (CSMS side).
 
 Every SetChargingProfile the CSMS sends is held to the rules of K01 whatever the case: the first period starts at
-0 (K01.FR.31), periods ascend, a TxProfile names its transaction and an EVSE (K01.FR.03, FR.16), a
+0 (K01.FR.31), periods ascend, a TxProfile is for one EVSE (K01.FR.16), a
 ChargingStationMaxProfile is for EVSE 0 (K01.FR.38), the CSMS never sets ChargingStationExternalConstraints
 (K01.FR.22), Absolute and Recurring schedules have a startSchedule and Relative ones none (K01.FR.40, FR.41), a
 Recurring profile says how it recurs.
@@ -70,8 +70,8 @@ def check_profile(station: StationUnderTest, request: dict[str, Any]) -> dict[st
     problems = []
     if purpose == "ChargingStationExternalConstraints":
         problems.append("the CSMS set a ChargingStationExternalConstraints profile (K01.FR.22)")
-    if purpose == "TxProfile" and (evse <= 0 or not prof.get("transactionId")):
-        problems.append(f"a TxProfile needs an EVSE > 0 and a transactionId, got evseId {evse} (K01.FR.03/FR.16)")
+    if purpose == "TxProfile" and evse <= 0:
+        problems.append(f"a TxProfile is for one EVSE (evseId > 0), got evseId {evse} (K01.FR.16)")
     if purpose == "ChargingStationMaxProfile" and evse != 0:
         problems.append(f"a ChargingStationMaxProfile is for evseId 0, got {evse} (K01.FR.38)")
     if purpose != "TxProfile" and "transactionId" in prof:
@@ -147,10 +147,12 @@ def test_TC_K_01_CSMS(station: StationUnderTest, operator: OperatorThread) -> No
 )
 def test_TC_K_02_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     station.ready()
-    sent = set_profile(
-        station, operator, 1, profile("TxProfile", "Relative", transaction_id="CT-NO-SUCH-TX"), {"status": "Rejected"}
+    sent = set_profile(station, operator, 1, profile("TxProfile", "Relative", limit=7.0), {"status": "Rejected"})
+    assert sent["evseId"] == 1, f"evseId {sent['evseId']}, the case configured EVSE 1"
+    assert (sent["chargingProfilePurpose"], sent["chargingProfileKind"]) == ("TxProfile", "Relative"), (
+        f"purpose/kind {sent['chargingProfilePurpose']}/{sent['chargingProfileKind']}, the case set TxProfile/Relative"
     )
-    assert sent["chargingProfilePurpose"] == "TxProfile", f"purpose {sent['chargingProfilePurpose']}"
+    assert_limit(sent, 7.0)
     station.expect_no_call(1, "RequestStartTransaction")
 
 
