@@ -2,10 +2,9 @@
 remote start with a profile; ISO 15118 charging needs and schedules (CSMS side).
 
 Every SetChargingProfile the CSMS sends is held to the rules of K01 whatever the case: the first period starts at
-0 (K01.FR.31), periods ascend, a TxProfile is for one EVSE (K01.FR.16), a
-ChargingStationMaxProfile is for EVSE 0 (K01.FR.38), the CSMS never sets ChargingStationExternalConstraints
-(K01.FR.22), Absolute and Recurring schedules have a startSchedule and Relative ones none (K01.FR.40, FR.41), a
-Recurring profile says how it recurs.
+0 (K01.FR.31), periods ascend, a TxProfile is for one EVSE (K01.FR.16), a ChargingStationMaxProfile for EVSE 0
+(K01.FR.38), the CSMS never sets ChargingStationExternalConstraints (K01.FR.22), Absolute and Recurring schedules
+have a startSchedule and Relative ones none (K01.FR.40, FR.41), a Recurring profile says how it recurs.
 """
 
 from __future__ import annotations
