@@ -2,9 +2,10 @@
 remote start with a profile; ISO 15118 charging needs and schedules (CSMS side).
 
 Every SetChargingProfile the CSMS sends is held to the rules of K01 whatever the case: the first period starts at
-0 (K01.FR.31), periods ascend, a TxProfile is for one EVSE (K01.FR.16), a ChargingStationMaxProfile for EVSE 0
-(K01.FR.38), the CSMS never sets ChargingStationExternalConstraints (K01.FR.22), Absolute and Recurring schedules
-have a startSchedule and Relative ones none (K01.FR.40, FR.41), a Recurring profile says how it recurs.
+0 (K01.FR.31) and the periods' starts strictly increase (K01.FR.35), a TxProfile is for one EVSE (K01.FR.16), a
+ChargingStationMaxProfile for EVSE 0 (K01.FR.03) and never Relative (K01.FR.38), the CSMS never sets
+ChargingStationExternalConstraints (K01.FR.22), Absolute and Recurring schedules have a startSchedule and Relative
+ones none (K01.FR.40, FR.41), a Recurring profile says how it recurs.
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ def check_profile(station: StationUnderTest, request: dict[str, Any]) -> dict[st
     if purpose == "TxProfile" and evse <= 0:
         problems.append(f"a TxProfile is for one EVSE (evseId > 0), got evseId {evse} (K01.FR.16)")
     if purpose == "ChargingStationMaxProfile" and evse != 0:
-        problems.append(f"a ChargingStationMaxProfile is for evseId 0, got {evse} (K01.FR.38)")
+        problems.append(f"a ChargingStationMaxProfile is for evseId 0, got {evse} (K01.FR.03)")
+    if purpose == "ChargingStationMaxProfile" and kind == "Relative":
+        problems.append("a ChargingStationMaxProfile cannot be Relative (K01.FR.38)")
     if purpose != "TxProfile" and "transactionId" in prof:
         problems.append(f"only a TxProfile names a transaction, this {purpose} does")
     if kind == "Recurring" and "recurrencyKind" not in prof:
@@ -90,7 +93,7 @@ def _schedule_problems(kind: str, schedule: dict[str, Any]) -> list[str]:
     if starts[0] != 0:
         problems.append(f"the first chargingSchedulePeriod starts at {starts[0]}, not 0 (K01.FR.31)")
     if starts != sorted(set(starts)):
-        problems.append(f"startPeriods {starts} do not ascend")
+        problems.append(f"startPeriods {starts} do not strictly increase (K01.FR.35)")
     if kind == "Relative" and "startSchedule" in schedule:
         problems.append("a Relative schedule with a startSchedule (K01.FR.41)")
     if kind != "Relative" and "startSchedule" not in schedule:
