@@ -363,8 +363,8 @@ def test_TC_K_37_CSMS(station: StationUnderTest, operator: OperatorThread, token
     request = command(station, operator, "RequestStartTransaction", payload).payload
     prof = request.get("chargingProfile")
     assert prof is not None, "RequestStartTransaction without the chargingProfile the case configured"
-    assert prof["chargingProfilePurpose"] == "TxProfile", f"purpose {prof['chargingProfilePurpose']} (K05.FR.04)"
-    assert "transactionId" not in prof, "a remote start's profile cannot name a transaction yet (K05.FR.03)"
+    assert prof["chargingProfilePurpose"] == "TxProfile", f"purpose {prof['chargingProfilePurpose']} (F01.FR.09)"
+    assert "transactionId" not in prof, "a remote start's profile cannot name a transaction yet (F01.FR.11)"
     assert prof["chargingProfileKind"] in ("Absolute", "Relative"), f"kind {prof['chargingProfileKind']}"
     assert _schedule_problems(prof["chargingProfileKind"], prof["chargingSchedule"][0]) == []
     assert request["idToken"]["idToken"] == tokens.valid, f"idToken {request['idToken']}"
@@ -514,7 +514,7 @@ def test_TC_K_55_CSMS(station: StationUnderTest, tokens: Tokens) -> None:
     within = charging_needs(station)
     prof = csms_schedule(station, tx, "after NotifyEVChargingNeeds", within)
     ev_schedule(station, prof, "Rejected", scale=2.0)
-    again = csms_schedule(station, tx, "after rejecting the EV's schedule (renegotiation, K15.FR.12)")
+    again = csms_schedule(station, tx, "after rejecting the EV's schedule (the CSMS renegotiates with a new profile)")
     ev_schedule(station, again, "Accepted")
 
 
@@ -522,7 +522,7 @@ def test_TC_K_55_CSMS(station: StationUnderTest, tokens: Tokens) -> None:
 def test_TC_K_57_CSMS(station: StationUnderTest, tokens: Tokens) -> None:
     tx, _ = iso15118_smart_charging(station, tokens)
     within = charging_needs(station, {**NEEDS, "departureTime": iso(7200)})
-    again = csms_schedule(station, tx, "after the EV's new NotifyEVChargingNeeds (K17.FR.04)", within)
+    again = csms_schedule(station, tx, "after the EV's new NotifyEVChargingNeeds (K17.FR.03)", within)
     ev_schedule(station, again, "Accepted")
 
 
