@@ -40,7 +40,9 @@ IDLE_POLL_S = 0.02
 #: A wait re-checks its condition at least this often (it may be the operator's thread, not a frame, that ends it).
 WAIT_POLL_S = 0.05
 
-Answer = dict[str, Any] | Callable[[Call], dict[str, Any]]
+#: How the case answers a CSMS call: a payload, a CallError (its unique id is replaced by the call's), or a
+#: function of the call returning either.
+Answer = dict[str, Any] | CallError | Callable[[Call], dict[str, Any] | CallError]
 
 
 class CaseFailed(AssertionError):
@@ -364,8 +366,8 @@ class StationUnderTest:
         return self.run_until(answered, f"waiting for the CSMS to answer message {unique_id!r}", limit)
 
     def answer(self, action: str, reply: Answer | None) -> None:
-        """From now on answer the CSMS's ``action`` with ``reply`` (a payload, or a function of the CALL)
-        instead of the firmware; None gives it back to the firmware."""
+        """From now on answer the CSMS's ``action`` with ``reply`` (a payload, a :class:`CallError`, or a
+        function of the CALL returning either) instead of the firmware; None gives it back to the firmware."""
         if reply is None:
             self._answers.pop(action, None)
         else:
@@ -464,7 +466,12 @@ class StationUnderTest:
             own = self._answers.get(message.action)
             if own is not None:
                 payload = own(message) if callable(own) else own
-                self._send_text(framing.encode(CallResult(message.unique_id, payload)))
+                reply: CallResult | CallError = (
+                    CallError(message.unique_id, payload.code, payload.description, payload.details)
+                    if isinstance(payload, CallError)
+                    else CallResult(message.unique_id, payload)
+                )
+                self._send_text(framing.encode(reply))
                 return
         elif isinstance(message, CallResult | CallError):
             self._answers_in[message.unique_id] = message

@@ -130,9 +130,9 @@ V16 = [  # 1.6 asks the station not to send before it is accepted, but not the C
         _answer_of("Authorize", _set(["idTagInfo", "status"], "Accepted")),
     ),
     Mutation(
-        "same-transaction-id",
-        "StartTransaction gives every transaction id 1",
-        _answer_of("StartTransaction", _set(["transactionId"], 1)),
+        "remote-stop-wrong-transaction",
+        "RemoteStopTransaction names another transactionId than asked",
+        _call_of("RemoteStopTransaction", _shift("transactionId")),
     ),
     Mutation(
         "start-without-idTagInfo",
