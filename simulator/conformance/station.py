@@ -145,7 +145,7 @@ class StationUnderTest:
         self.checker = FrameChecker(target.version, target.reply_timeout_s)
         self.log = FrameLog()
         self.ws: ClientConnection | None = None
-        self.auto_reconnect = True
+        self.auto_reconnect = False  # the case connects first; from then on the station reconnects as it would
         self.close_code: int | None = None  # how the CSMS last closed the connection
         self._answers: dict[str, Answer] = {}
         self._calls: list[Call] = []  # the CSMS's CALLs, in order
@@ -211,6 +211,7 @@ class StationUnderTest:
         except (InvalidHandshake, ConnectionClosed, OSError, TimeoutError) as exc:  # closed: TLS 1.3 refusing a cert
             return self._refused(f"{type(exc).__name__}: {exc}")
         self.ws = ws
+        self.auto_reconnect = True
         self.close_code = None
         self.log.note(self.elapsed(), f"connected ({ws.subprotocol})")
         if ws.subprotocol is not None and ws.subprotocol != VERSION_SUBPROTOCOL[self.version]:

@@ -99,8 +99,11 @@ class _Wire:
     async def send(self, text: str) -> None:
         frame = orjson.loads(text)
         action = self.actions.pop(str(frame[1]), None) if frame[0] in (3, 4) else None
-        if action == "BootNotification" and frame[0] == 3 and frame[2].get("status") == "Accepted":
-            self.memory.accepted.add(self.station_id)
+        if action == "BootNotification" and frame[0] == 3:
+            if frame[2].get("status") == "Accepted":
+                self.memory.accepted.add(self.station_id)
+            else:  # a new boot answered Pending or Rejected ends the earlier acceptance
+                self.memory.accepted.discard(self.station_id)
         mutation = self.mutation
         if mutation is not None and mutation.delay_s and action == mutation.delay_action:
             await asyncio.sleep(mutation.delay_s)
