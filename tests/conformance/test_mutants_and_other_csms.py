@@ -5,7 +5,6 @@ real gaps."""
 from __future__ import annotations
 
 import asyncio
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
