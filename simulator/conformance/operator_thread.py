@@ -11,7 +11,8 @@ from collections.abc import Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from simulator.conformance.station import NotRun, StationUnderTest
+from csms.ocpp.framing import Call, CallResult
+from simulator.conformance.station import Answer, NotRun, StationUnderTest
 from simulator.operators.base import Capability, Operator, OperatorError
 
 T = TypeVar("T")
@@ -80,6 +81,31 @@ class OperatorThread:
         job = OperatorJob(what, future)
         future.add_done_callback(lambda f: _note_failure(station, what, f))
         return job
+
+    def command(
+        self, station: StationUnderTest, action: str, payload: dict[str, Any], reply: Answer | None = None
+    ) -> Call:
+        """The operator makes the CSMS send ``action``; the station answers ``reply`` for this call (None: as it
+        would anyway). Returns the CALL as it arrived, once the operator is done; when the CSMS tells the operator
+        what the station answered, that must be what the station said.
+
+        Raises:
+            NotRun: the operator cannot make the CSMS send it.
+        """
+        before = station.answer_for(action)
+        if reply is not None:
+            station.answer(action, reply)
+        try:
+            job = self.request(station, action, payload)
+            call = station.wait_call(action)
+            outcome = job.outcome(station)
+        finally:
+            if reply is not None:
+                station.answer(action, before)
+        given, told = station.answer_to(call.unique_id), getattr(outcome, "response", None)
+        if isinstance(given, CallResult) and told is not None and told != given.payload:
+            station.fail(f"the station answered {action} with {given.payload}, the CSMS reports {told}")
+        return call
 
     def provision_station(self, station_id: str, version: str, password: str | None) -> bool:
         """Make the station known when the operator can; False when it cannot (the given ids are used)."""

@@ -374,6 +374,19 @@ class StationUnderTest:
         else:
             self._answers[action] = reply
 
+    def answer_for(self, action: str) -> Answer | None:
+        """The case's own answer to ``action`` in force (None: the firmware answers)."""
+        return self._answers.get(action)
+
+    def answer_to(self, unique_id: str) -> CallResult | CallError | None:
+        """What the station answered the CSMS's CALL ``unique_id`` (None: nothing yet)."""
+        for frame in self.log.frames:
+            if frame.outgoing:
+                message = _decoded(frame.text)
+                if isinstance(message, CallResult | CallError) and message.unique_id == unique_id:
+                    return message
+        return None
+
     # ==== boot, and the physical world =======================================================================
     def boot(self, expect: str | None = "Accepted", timeout: float | None = None) -> dict[str, Any]:
         """Connect (if needed) and return the answer to the firmware's BootNotification, checking its status."""

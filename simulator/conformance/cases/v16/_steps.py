@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from csms.ocpp import framing
-from csms.ocpp.framing import Call, CallResult
-from simulator.conformance.operator_thread import OperatorThread
-from simulator.conformance.station import Answer, StationUnderTest
+from csms.ocpp.framing import Call
+from simulator.conformance.station import StationUnderTest
 
 
 def now_text() -> str:
@@ -68,28 +67,6 @@ def charging(station: StationUnderTest, id_tag: str, connector: int = 1) -> int:
     return transaction_id
 
 
-def commanded(
-    station: StationUnderTest,
-    operator: OperatorThread,
-    action: str,
-    payload: dict[str, Any],
-    answer: Answer | None = None,
-) -> Call:
-    """The operator makes the Central System send ``action``; the station answers ``answer`` (else the firmware
-    does) and the case gets the CALL as it arrived, once the operator is done. When the operator reports the
-    station's answer, it must be the one the station gave: the Central System relays what the station said."""
-    if answer is not None:
-        station.answer(action, answer)
-    job = operator.request(station, action, payload)
-    call = station.wait_call(action)
-    outcome = job.outcome(station)
-    given = _answer_sent(station, call)
-    reported = getattr(outcome, "response", None)
-    if reported is not None and given is not None and reported != given:
-        station.fail(f"the Central System reported the answer to {action} as {reported}, the station answered {given}")
-    return call
-
-
 def sent(station: StationUnderTest, action: str, timeout: float | None = None) -> dict[str, Any]:
     """The payload of the station's latest CALL of ``action``, waiting for one if it has not gone out yet (unlike
     :meth:`StationUnderTest.wait_sent`, which waits for the next one)."""
@@ -103,15 +80,6 @@ def sent(station: StationUnderTest, action: str, timeout: float | None = None) -
         return None
 
     return station.run_until(latest, f"waiting for the station to send {action}", timeout)
-
-
-def _answer_sent(station: StationUnderTest, call: Call) -> dict[str, Any] | None:
-    for frame in station.log.frames:
-        if frame.outgoing:
-            message = framing.decode(frame.text)
-            if isinstance(message, CallResult) and message.unique_id == call.unique_id:
-                return message.payload
-    return None
 
 
 def expect_fields(station: StationUnderTest, call: Call, **fields: Any) -> None:

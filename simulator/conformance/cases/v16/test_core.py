@@ -10,7 +10,6 @@ from simulator.conformance.cases.v16._steps import (
     authorized,
     booted,
     charging,
-    commanded,
     expect_fields,
     expect_status,
     now_text,
@@ -101,7 +100,7 @@ def test_TC_010_CSMS(make_station: Callable[..., StationUnderTest], operator: Op
     booted(station)
     station.plug_in(1)
     station.wait_result("StatusNotification")  # Preparing
-    call = commanded(station, operator, "RemoteStartTransaction", {"connectorId": 1, "idTag": tokens.valid})
+    call = operator.command(station, "RemoteStartTransaction", {"connectorId": 1, "idTag": tokens.valid})
     expect_fields(station, call, idTag=tokens.valid)
     expect_status(station, station.wait_result("Authorize"), "Authorize", "Accepted")
     expect_status(station, station.wait_result("StartTransaction"), "StartTransaction", "Accepted")
@@ -111,7 +110,7 @@ def test_TC_010_CSMS(make_station: Callable[..., StationUnderTest], operator: Op
 def test_TC_011_1_CSMS(make_station: Callable[..., StationUnderTest], operator: OperatorThread, tokens: Tokens) -> None:
     station = make_station(config=AUTHORIZE_REMOTE)
     booted(station)
-    call = commanded(station, operator, "RemoteStartTransaction", {"connectorId": 1, "idTag": tokens.valid})
+    call = operator.command(station, "RemoteStartTransaction", {"connectorId": 1, "idTag": tokens.valid})
     expect_fields(station, call, idTag=tokens.valid)
     expect_status(station, station.wait_result("Authorize"), "Authorize", "Accepted")
     station.plug_in(1)
@@ -122,7 +121,7 @@ def test_TC_011_1_CSMS(make_station: Callable[..., StationUnderTest], operator: 
 def test_TC_011_2_CSMS(make_station: Callable[..., StationUnderTest], operator: OperatorThread, tokens: Tokens) -> None:
     station = make_station(config={**AUTHORIZE_REMOTE, "ConnectionTimeOut": "2"})
     booted(station)
-    call = commanded(station, operator, "RemoteStartTransaction", {"connectorId": 1, "idTag": tokens.valid})
+    call = operator.command(station, "RemoteStartTransaction", {"connectorId": 1, "idTag": tokens.valid})
     expect_fields(station, call, idTag=tokens.valid)
     expect_status(station, station.wait_result("Authorize"), "Authorize", "Accepted")
     station.idle(2.5)  # no cable within ConnectionTimeOut: the connector goes back to Available
@@ -135,7 +134,7 @@ def test_TC_011_2_CSMS(make_station: Callable[..., StationUnderTest], operator: 
 def test_TC_012_CSMS(station: StationUnderTest, operator: OperatorThread, tokens: Tokens) -> None:
     booted(station)
     transaction_id = charging(station, tokens.valid)
-    call = commanded(station, operator, "RemoteStopTransaction", {"transactionId": transaction_id})
+    call = operator.command(station, "RemoteStopTransaction", {"transactionId": transaction_id})
     expect_fields(station, call, transactionId=transaction_id)
     stop = sent(station, "StopTransaction")
     assert stop["reason"] == "Remote", stop
@@ -145,8 +144,8 @@ def test_TC_012_CSMS(station: StationUnderTest, operator: OperatorThread, tokens
 @case("TC_026_CSMS", "Remote Start Charging Session - Rejected")
 def test_TC_026_CSMS(station: StationUnderTest, operator: OperatorThread, tokens: Tokens) -> None:
     booted(station)
-    call = commanded(
-        station, operator, "RemoteStartTransaction", {"connectorId": 1, "idTag": tokens.valid}, {"status": "Rejected"}
+    call = operator.command(
+        station, "RemoteStartTransaction", {"connectorId": 1, "idTag": tokens.valid}, {"status": "Rejected"}
     )
     expect_fields(station, call, idTag=tokens.valid)
     station.call("Heartbeat", {})  # the Central System goes on serving the station
@@ -157,9 +156,7 @@ def test_TC_028_CSMS(station: StationUnderTest, operator: OperatorThread, tokens
     booted(station)
     transaction_id = charging(station, tokens.valid)
     # the station rejects it (as it would an unknown transactionId): the OCTT checks no field of the request
-    call = commanded(
-        station, operator, "RemoteStopTransaction", {"transactionId": transaction_id}, {"status": "Rejected"}
-    )
+    call = operator.command(station, "RemoteStopTransaction", {"transactionId": transaction_id}, {"status": "Rejected"})
     assert isinstance(call.payload.get("transactionId"), int), f"RemoteStopTransaction carries {call.payload}"
     station.call("Heartbeat", {})
 
@@ -168,7 +165,7 @@ def test_TC_028_CSMS(station: StationUnderTest, operator: OperatorThread, tokens
 @case("TC_013_CSMS", "Hard Reset Without transaction")
 def test_TC_013_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     booted(station)
-    call = commanded(station, operator, "Reset", {"type": "Hard"})
+    call = operator.command(station, "Reset", {"type": "Hard"})
     expect_fields(station, call, type="Hard")
     booted(station)
 
@@ -176,7 +173,7 @@ def test_TC_013_CSMS(station: StationUnderTest, operator: OperatorThread) -> Non
 @case("TC_014_CSMS", "Soft Reset Without Transaction")
 def test_TC_014_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     booted(station)
-    call = commanded(station, operator, "Reset", {"type": "Soft"})
+    call = operator.command(station, "Reset", {"type": "Soft"})
     expect_fields(station, call, type="Soft")
     booted(station)
 
@@ -185,14 +182,14 @@ def test_TC_014_CSMS(station: StationUnderTest, operator: OperatorThread) -> Non
 @case("TC_017_1_CSMS", "Unlock connector - no charging session running (Not fixed cable)")
 def test_TC_017_1_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     booted(station)
-    call = commanded(station, operator, "UnlockConnector", {"connectorId": 1}, {"status": "Unlocked"})
+    call = operator.command(station, "UnlockConnector", {"connectorId": 1}, {"status": "Unlocked"})
     expect_fields(station, call, connectorId=1)
 
 
 @case("TC_017_2_CSMS", "Unlock connector - no charging session running (Fixed cable)")
 def test_TC_017_2_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     booted(station)
-    call = commanded(station, operator, "UnlockConnector", {"connectorId": 1}, {"status": "NotSupported"})
+    call = operator.command(station, "UnlockConnector", {"connectorId": 1}, {"status": "NotSupported"})
     expect_fields(station, call, connectorId=1)
 
 
@@ -200,7 +197,7 @@ def test_TC_017_2_CSMS(station: StationUnderTest, operator: OperatorThread) -> N
 def test_TC_018_1_CSMS(station: StationUnderTest, operator: OperatorThread, tokens: Tokens) -> None:
     booted(station)
     transaction_id = charging(station, tokens.valid)
-    call = commanded(station, operator, "UnlockConnector", {"connectorId": 1})
+    call = operator.command(station, "UnlockConnector", {"connectorId": 1})
     expect_fields(station, call, connectorId=1)
     stop = sent(station, "StopTransaction")
     assert stop["transactionId"] == transaction_id and stop["reason"] == "UnlockCommand", stop
@@ -210,7 +207,7 @@ def test_TC_018_1_CSMS(station: StationUnderTest, operator: OperatorThread, toke
 @case("TC_030_CSMS", "Unlock Connector - Unlock Failure")
 def test_TC_030_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     booted(station)
-    call = commanded(station, operator, "UnlockConnector", {"connectorId": 1}, {"status": "UnlockFailed"})
+    call = operator.command(station, "UnlockConnector", {"connectorId": 1}, {"status": "UnlockFailed"})
     expect_fields(station, call, connectorId=1)
 
 
@@ -218,7 +215,7 @@ def test_TC_030_CSMS(station: StationUnderTest, operator: OperatorThread) -> Non
 def test_TC_031_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     booted(station)
     unknown = len(station.charger.connectors) + 1
-    call = commanded(station, operator, "UnlockConnector", {"connectorId": unknown}, {"status": "NotSupported"})
+    call = operator.command(station, "UnlockConnector", {"connectorId": unknown}, {"status": "NotSupported"})
     expect_fields(station, call, connectorId=unknown)
 
 
@@ -226,7 +223,7 @@ def test_TC_031_CSMS(station: StationUnderTest, operator: OperatorThread) -> Non
 @case("TC_019_1_CSMS", "Retrieve all configuration keys")
 def test_TC_019_1_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     booted(station)
-    call = commanded(station, operator, "GetConfiguration", {})
+    call = operator.command(station, "GetConfiguration", {})
     keys = call.payload.get("key")
     assert not keys, f"GetConfiguration names keys {keys}: to retrieve all of them it must name none"
 
@@ -234,14 +231,14 @@ def test_TC_019_1_CSMS(station: StationUnderTest, operator: OperatorThread) -> N
 @case("TC_019_2_CSMS", "Retrieve specific configuration key")
 def test_TC_019_2_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     booted(station)
-    call = commanded(station, operator, "GetConfiguration", {"key": ["SupportedFeatureProfiles"]})
+    call = operator.command(station, "GetConfiguration", {"key": ["SupportedFeatureProfiles"]})
     expect_fields(station, call, key=["SupportedFeatureProfiles"])
 
 
 @case("TC_021_CSMS", "Change/set Configuration")
 def test_TC_021_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     booted(station)
-    call = commanded(station, operator, "ChangeConfiguration", {"key": "MeterValueSampleInterval", "value": "60"})
+    call = operator.command(station, "ChangeConfiguration", {"key": "MeterValueSampleInterval", "value": "60"})
     expect_fields(station, call, key="MeterValueSampleInterval", value="60")
     assert station.charger.config.value("MeterValueSampleInterval") == "60"
 
@@ -250,7 +247,7 @@ def test_TC_021_CSMS(station: StationUnderTest, operator: OperatorThread) -> Non
 def test_TC_040_1_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     booted(station)
     payload = {"key": "ConformanceUnknownKey", "value": "true"}
-    call = commanded(station, operator, "ChangeConfiguration", payload, {"status": "NotSupported"})
+    call = operator.command(station, "ChangeConfiguration", payload, {"status": "NotSupported"})
     assert call.payload.get("key"), "ChangeConfiguration without a key"
     station.call("Heartbeat", {})
 
@@ -259,7 +256,7 @@ def test_TC_040_1_CSMS(station: StationUnderTest, operator: OperatorThread) -> N
 def test_TC_040_2_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     booted(station)
     payload = {"key": "MeterValueSampleInterval", "value": "-1"}
-    call = commanded(station, operator, "ChangeConfiguration", payload, {"status": "Rejected"})
+    call = operator.command(station, "ChangeConfiguration", payload, {"status": "Rejected"})
     expect_fields(station, call, key="MeterValueSampleInterval")
     station.call("Heartbeat", {})
 
@@ -360,7 +357,7 @@ def test_TC_039_CSMS(make_station: Callable[..., StationUnderTest], tokens: Toke
 @case("TC_061_CSMS", "Clear Authorization Data in Authorization Cache")
 def test_TC_061_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     booted(station)
-    call = commanded(station, operator, "ClearCache", {}, {"status": "Accepted"})
+    call = operator.command(station, "ClearCache", {}, {"status": "Accepted"})
     assert call.payload == {}, f"ClearCache carries {call.payload}: it has no fields"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from simulator.conformance.cases.v16._steps import booted, commanded, expect_fields, status
+from simulator.conformance.cases.v16._steps import booted, expect_fields, status
 from simulator.conformance.catalogue import case_marker
 from simulator.conformance.operator_thread import OperatorThread
 from simulator.conformance.station import StationUnderTest
@@ -20,7 +20,7 @@ STATION_BOOT = {"chargePointVendor": "chargetwin", "chargePointModel": "conforma
 def _update_firmware(station: StationUnderTest, operator: OperatorThread) -> None:
     """The operator asks for a firmware update; the request must name the location and a retrieve date."""
     retrieve = (datetime.now(UTC) + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    call = commanded(station, operator, "UpdateFirmware", {"location": FIRMWARE_URL, "retrieveDate": retrieve}, {})
+    call = operator.command(station, "UpdateFirmware", {"location": FIRMWARE_URL, "retrieveDate": retrieve}, {})
     expect_fields(station, call, location=FIRMWARE_URL)
     assert call.payload.get("retrieveDate"), "UpdateFirmware without retrieveDate"
 
@@ -72,7 +72,7 @@ def test_TC_044_3_CSMS(station: StationUnderTest, operator: OperatorThread) -> N
 @case("TC_045_1_CSMS", "Get Diagnostics", "firmware-management")
 def test_TC_045_1_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     booted(station)
-    call = commanded(station, operator, "GetDiagnostics", {"location": DIAGNOSTICS_URL}, {"fileName": "diag.log"})
+    call = operator.command(station, "GetDiagnostics", {"location": DIAGNOSTICS_URL}, {"fileName": "diag.log"})
     expect_fields(station, call, location=DIAGNOSTICS_URL)
     for state in ("Uploading", "Uploaded"):
         answer = station.call("DiagnosticsStatusNotification", {"status": state})
@@ -82,7 +82,7 @@ def test_TC_045_1_CSMS(station: StationUnderTest, operator: OperatorThread) -> N
 @case("TC_045_2_CSMS", "Get Diagnostics - Upload Failed", "firmware-management")
 def test_TC_045_2_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     booted(station)
-    call = commanded(station, operator, "GetDiagnostics", {"location": DIAGNOSTICS_URL}, {"fileName": "diag.log"})
+    call = operator.command(station, "GetDiagnostics", {"location": DIAGNOSTICS_URL}, {"fileName": "diag.log"})
     expect_fields(station, call, location=DIAGNOSTICS_URL)
     for state in ("Uploading", "UploadFailed"):
         answer = station.call("DiagnosticsStatusNotification", {"status": state})

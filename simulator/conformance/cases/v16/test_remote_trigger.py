@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulator.conformance.cases.v16._steps import booted, commanded, expect_fields
+from simulator.conformance.cases.v16._steps import booted, expect_fields
 from simulator.conformance.catalogue import case_marker
 from simulator.conformance.operator_thread import OperatorThread
 from simulator.conformance.station import StationUnderTest
@@ -23,7 +23,7 @@ def test_TC_054_CSMS(station: StationUnderTest, operator: OperatorThread) -> Non
         payload: dict[str, object] = {"requestedMessage": message}
         if connector is not None:
             payload["connectorId"] = connector
-        call = commanded(station, operator, "TriggerMessage", payload)
+        call = operator.command(station, "TriggerMessage", payload)
         expect_fields(station, call, requestedMessage=message)
         if connector is not None:
             expect_fields(station, call, connectorId=connector)
@@ -34,6 +34,6 @@ def test_TC_054_CSMS(station: StationUnderTest, operator: OperatorThread) -> Non
 def test_TC_055_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     booted(station)
     payload = {"requestedMessage": "MeterValues", "connectorId": 1}
-    call = commanded(station, operator, "TriggerMessage", payload, {"status": "Rejected"})
+    call = operator.command(station, "TriggerMessage", payload, {"status": "Rejected"})
     expect_fields(station, call, requestedMessage="MeterValues")
     station.call("Heartbeat", {})  # the Central System goes on serving the station

@@ -10,7 +10,6 @@ from csms.ocpp.framing import Call
 from simulator.conformance.cases.v16._steps import (
     authorized,
     booted,
-    commanded,
     expect_fields,
     expect_status,
     now_text,
@@ -39,7 +38,7 @@ def _reserve(
     the Central System chose (the operator does not give one, as an operator at a console would not)."""
     expiry = (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
     payload = {"connectorId": connector, "expiryDate": expiry, "idTag": tokens.valid}
-    call = commanded(station, operator, "ReserveNow", payload, {"status": answer})
+    call = operator.command(station, "ReserveNow", payload, {"status": answer})
     expect_fields(station, call, connectorId=connector, idTag=tokens.valid)
     assert isinstance(call.payload.get("reservationId"), int), f"ReserveNow without a reservationId: {call.payload}"
     expiry_sent = datetime.fromisoformat(str(call.payload["expiryDate"]).replace("Z", "+00:00"))
@@ -125,7 +124,7 @@ def test_TC_051_CSMS(station: StationUnderTest, operator: OperatorThread, tokens
     reserved = _reserve(station, operator, tokens)
     status(station, 1, "Reserved")
     reservation_id = reserved.payload["reservationId"]
-    call = commanded(station, operator, "CancelReservation", {"reservationId": reservation_id}, {"status": "Accepted"})
+    call = operator.command(station, "CancelReservation", {"reservationId": reservation_id}, {"status": "Accepted"})
     expect_fields(station, call, reservationId=reservation_id)
     status(station, 1, "Available")
 
@@ -133,6 +132,6 @@ def test_TC_051_CSMS(station: StationUnderTest, operator: OperatorThread, tokens
 @case("TC_052_CSMS", "Cancel Reservation - Rejected", "reservation")
 def test_TC_052_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     booted(station)
-    call = commanded(station, operator, "CancelReservation", {"reservationId": RESERVATION_ID}, {"status": "Rejected"})
+    call = operator.command(station, "CancelReservation", {"reservationId": RESERVATION_ID}, {"status": "Rejected"})
     assert isinstance(call.payload.get("reservationId"), int), f"CancelReservation carries {call.payload}"
     station.call("Heartbeat", {})

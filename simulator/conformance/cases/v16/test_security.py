@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from simulator.conformance.cases.v16._steps import booted, commanded, expect_fields
+from simulator.conformance.cases.v16._steps import booted, expect_fields
 from simulator.conformance.catalogue import case_marker
 from simulator.conformance.operator_thread import OperatorThread
 from simulator.conformance.station import NotRun, StationUnderTest
@@ -105,7 +105,7 @@ def test_TC_073_CSMS(station: StationUnderTest, operator: OperatorThread) -> Non
     booted(station)
     password = "conformance-" + station.station_id[-8:].rjust(8, "0")  # 20 printable bytes
     value = password.encode().hex()
-    call = commanded(station, operator, "ChangeConfiguration", {"key": "AuthorizationKey", "value": value})
+    call = operator.command(station, "ChangeConfiguration", {"key": "AuthorizationKey", "value": value})
     expect_fields(station, call, key="AuthorizationKey")
     sent = str(call.payload.get("value", ""))
     assert len(sent) <= 40 and re.fullmatch(r"[0-9A-Fa-f]+", sent), (
@@ -161,10 +161,10 @@ def test_TC_083_CSMS(station: StationUnderTest, operator: OperatorThread) -> Non
     _tls_target(station)
     booted(station)
     upgrade = {"key": "SecurityProfile", "value": "2"}
-    call = commanded(station, operator, "ChangeConfiguration", upgrade, {"status": "Accepted"})
+    call = operator.command(station, "ChangeConfiguration", upgrade, {"status": "Accepted"})
     expect_fields(station, call, key="SecurityProfile", value="2")
     station.auto_reconnect = False  # the station comes back on TLS, not on its old endpoint
-    reset = commanded(station, operator, "Reset", {"type": "Hard"})
+    reset = operator.command(station, "Reset", {"type": "Hard"})
     expect_fields(station, reset, type="Hard")
     station.run_until(lambda: True if station.ws is None else None, "waiting for the station to restart")
     refused = station.try_connect(tls=station.tls_context())
@@ -181,7 +181,7 @@ def _sign_certificate(station: StationUnderTest, operator: OperatorThread, accep
     """ExtendedTriggerMessage SignChargePointCertificate, SignCertificate Accepted, then the Central System's own
     CertificateSigned (answered Accepted or Rejected). Returns the chain's certificates (DER)."""
     trigger = {"requestedMessage": "SignChargePointCertificate"}
-    call = commanded(station, operator, "ExtendedTriggerMessage", trigger, {"status": "Accepted"})
+    call = operator.command(station, "ExtendedTriggerMessage", trigger, {"status": "Accepted"})
     expect_fields(station, call, requestedMessage="SignChargePointCertificate")
     assert "connectorId" not in call.payload, f"ExtendedTriggerMessage names a connector: {call.payload}"
     station.answer("CertificateSigned", {"status": "Accepted" if accept else "Rejected"})
@@ -217,7 +217,7 @@ def test_TC_077_CSMS(make_station: Callable[..., StationUnderTest], operator: Op
 
 def _install(station: StationUnderTest, operator: OperatorThread, kind: str, answer: str = "Accepted") -> None:
     payload = {"certificateType": kind, "certificate": ROOT_CERTIFICATE}
-    call = commanded(station, operator, "InstallCertificate", payload, {"status": answer})
+    call = operator.command(station, "InstallCertificate", payload, {"status": answer})
     expect_fields(station, call, certificateType=kind)
     assert _pem_blocks(str(call.payload.get("certificate", ""))), "InstallCertificate.certificate is not PEM"
 
@@ -254,9 +254,9 @@ def test_TC_076_CSMS(station: StationUnderTest, operator: OperatorThread) -> Non
         installed = _hash_data(algorithm)
         ids = {"status": "Accepted", "certificateHashData": [installed]}
         query = {"certificateType": "CentralSystemRootCertificate"}
-        commanded(station, operator, "GetInstalledCertificateIds", query, ids)
-        call = commanded(
-            station, operator, "DeleteCertificate", {"certificateHashData": installed}, {"status": "Accepted"}
+        operator.command(station, "GetInstalledCertificateIds", query, ids)
+        call = operator.command(
+            station, "DeleteCertificate", {"certificateHashData": installed}, {"status": "Accepted"}
         )
         assert call.payload.get("certificateHashData") == installed, (
             f"DeleteCertificate names {call.payload.get('certificateHashData')}, the station reported {installed}"
@@ -275,7 +275,7 @@ def test_TC_078_CSMS(station: StationUnderTest, operator: OperatorThread) -> Non
 def test_TC_079_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     booted(station)
     payload = {"logType": "SecurityLog", "requestId": 7, "log": {"remoteLocation": LOG_URL}}
-    call = commanded(station, operator, "GetLog", payload, {"status": "Accepted", "filename": "security.log"})
+    call = operator.command(station, "GetLog", payload, {"status": "Accepted", "filename": "security.log"})
     expect_fields(station, call, logType="SecurityLog")
     assert (call.payload.get("log") or {}).get("remoteLocation"), f"GetLog without log.remoteLocation: {call.payload}"
     request_id = call.payload["requestId"]
@@ -291,8 +291,8 @@ def _signed_update(station: StationUnderTest, operator: OperatorThread, signatur
         "signingCertificate": ROOT_CERTIFICATE,
         "signature": signature,
     }
-    call = commanded(
-        station, operator, "SignedUpdateFirmware", {"requestId": 8, "firmware": firmware}, {"status": "Accepted"}
+    call = operator.command(
+        station, "SignedUpdateFirmware", {"requestId": 8, "firmware": firmware}, {"status": "Accepted"}
     )
     sent = call.payload.get("firmware") or {}
     assert sent.get("location") == FIRMWARE_URL, f"firmware.location is {sent.get('location')!r}"

@@ -10,7 +10,6 @@ from typing import Any
 from simulator.conformance.cases.v16._steps import (
     booted,
     charging,
-    commanded,
     expect_fields,
     expect_status,
 )
@@ -79,7 +78,7 @@ def _check_profile(
 def test_TC_056_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     booted(station)
     payload = {"connectorId": 1, "csChargingProfiles": _profile(101, "TxDefaultProfile")}
-    call = commanded(station, operator, "SetChargingProfile", payload)
+    call = operator.command(station, "SetChargingProfile", payload)
     expect_fields(station, call, connectorId=1)
     profile = call.payload["csChargingProfiles"]
     _check_profile(station, profile, "TxDefaultProfile", None)
@@ -92,7 +91,7 @@ def test_TC_057_CSMS(station: StationUnderTest, operator: OperatorThread, tokens
     booted(station)
     transaction_id = charging(station, tokens.valid)
     payload = {"connectorId": 1, "csChargingProfiles": _profile(102, "TxProfile", transaction_id)}
-    call = commanded(station, operator, "SetChargingProfile", payload)
+    call = operator.command(station, "SetChargingProfile", payload)
     expect_fields(station, call, connectorId=1)
     _check_profile(station, call.payload["csChargingProfiles"], "TxProfile", transaction_id)
 
@@ -102,7 +101,7 @@ def test_TC_059_CSMS(make_station: Callable[..., StationUnderTest], operator: Op
     station = make_station(config={"AuthorizeRemoteTxRequests": "true"})
     booted(station)
     payload = {"connectorId": 1, "idTag": tokens.valid, "chargingProfile": _profile(103, "TxProfile")}
-    call = commanded(station, operator, "RemoteStartTransaction", payload)
+    call = operator.command(station, "RemoteStartTransaction", payload)
     expect_fields(station, call, connectorId=1, idTag=tokens.valid)
     _check_profile(station, call.payload.get("chargingProfile") or {}, "TxProfile", None)
     expect_status(station, station.wait_result("Authorize"), "Authorize", "Accepted")
@@ -114,7 +113,7 @@ def test_TC_059_CSMS(make_station: Callable[..., StationUnderTest], operator: Op
 def test_TC_066_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     booted(station)
     payload = {"connectorId": 1, "duration": DAY_S, "chargingRateUnit": "A"}
-    call = commanded(station, operator, "GetCompositeSchedule", payload)
+    call = operator.command(station, "GetCompositeSchedule", payload)
     expect_fields(station, call, connectorId=1)
     assert isinstance(call.payload.get("duration"), int) and call.payload["duration"] > 0, call.payload
     assert call.payload.get("chargingRateUnit") in ("A", "W"), f"GetCompositeSchedule carries {call.payload}"
@@ -131,8 +130,8 @@ def test_TC_067_CSMS(station: StationUnderTest, operator: OperatorThread, tokens
     )
     ids = []
     for connector, profile, purpose, tx in sets:
-        call = commanded(
-            station, operator, "SetChargingProfile", {"connectorId": connector, "csChargingProfiles": profile}
+        call = operator.command(
+            station, "SetChargingProfile", {"connectorId": connector, "csChargingProfiles": profile}
         )
         expect_fields(station, call, connectorId=connector)
         sent = call.payload["csChargingProfiles"]
@@ -140,10 +139,10 @@ def test_TC_067_CSMS(station: StationUnderTest, operator: OperatorThread, tokens
         assert sent.get("stackLevel") == STACK_LEVEL, f"stackLevel {sent.get('stackLevel')}, expected {STACK_LEVEL}"
         ids.append(sent["chargingProfileId"])
     assert len(set(ids)) == len(ids), f"the three profiles must have different ids, got {ids}"
-    by_id = commanded(station, operator, "ClearChargingProfile", {"id": ids[0]}, {"status": "Accepted"})
+    by_id = operator.command(station, "ClearChargingProfile", {"id": ids[0]}, {"status": "Accepted"})
     assert by_id.payload == {"id": ids[0]}, f"clear by id must name only the id: {by_id.payload}"
     criteria = {"connectorId": 1, "chargingProfilePurpose": "TxDefaultProfile", "stackLevel": STACK_LEVEL}
-    by_criteria = commanded(station, operator, "ClearChargingProfile", criteria, {"status": "Accepted"})
+    by_criteria = operator.command(station, "ClearChargingProfile", criteria, {"status": "Accepted"})
     assert by_criteria.payload == criteria, f"clear by criteria sends {by_criteria.payload}"
-    everything = commanded(station, operator, "ClearChargingProfile", {}, {"status": "Accepted"})
+    everything = operator.command(station, "ClearChargingProfile", {}, {"status": "Accepted"})
     assert everything.payload == {}, f"clear all remaining must name nothing: {everything.payload}"

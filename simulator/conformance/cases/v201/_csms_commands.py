@@ -4,12 +4,8 @@ station answers it as the OCTT would; timestamps as OCPP writes them."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from csms.ocpp import framing
-from csms.ocpp.framing import Call, CallError, CallResult
-from simulator.conformance.operator_thread import OperatorThread
-from simulator.conformance.station import Answer, StationUnderTest
+from simulator.conformance.station import StationUnderTest
 
 #: A self-signed EC root (CN "chargetwin conformance root"): the CA certificate the cases install, and the
 #: firmware signing certificate.
@@ -35,38 +31,6 @@ def iso(seconds_from_now: float = 0.0) -> str:
 
 def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def command(
-    station: StationUnderTest,
-    operator: OperatorThread,
-    action: str,
-    payload: dict[str, Any],
-    reply: Answer | None = None,
-) -> Call:
-    """The operator makes the CSMS send ``action``; the station answers ``reply`` (None: the firmware answers).
-
-    Returns the CSMS's CALL once the operator reports the CSMS took the station's answer — as the station gave
-    it, when the CSMS tells the operator what the station answered."""
-    station.answer(action, reply)
-    job = operator.request(station, action, payload)
-    call = station.wait_call(action)
-    outcome = job.outcome(station)
-    answered = station_answer(station, call.unique_id)
-    told = getattr(outcome, "response", None)
-    if isinstance(answered, CallResult) and told is not None and told != answered.payload:
-        station.fail(f"the station answered {action} with {answered.payload}, the CSMS reports {told}")
-    return call
-
-
-def station_answer(station: StationUnderTest, unique_id: str) -> CallResult | CallError | None:
-    """What the station answered the CSMS's CALL ``unique_id`` (None: not yet)."""
-    for frame in station.log.frames:
-        if frame.outgoing:
-            message = framing.decode(frame.text)
-            if isinstance(message, CallResult | CallError) and message.unique_id == unique_id:
-                return message
-    return None
 
 
 def in_transaction(station: StationUnderTest, token: str, connector: int = 1) -> str:

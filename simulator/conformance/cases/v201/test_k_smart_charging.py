@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from csms.ocpp.framing import CallError
-from simulator.conformance.cases.v201._csms_commands import command, in_transaction, iso, parse_time
+from simulator.conformance.cases.v201._csms_commands import in_transaction, iso, parse_time
 from simulator.conformance.catalogue import case_marker
 from simulator.conformance.operator_thread import OperatorThread
 from simulator.conformance.plugin import Tokens
@@ -109,8 +109,8 @@ def set_profile(
     reply: dict[str, Any] | CallError | None = None,
 ) -> dict[str, Any]:
     """The CSMS sends the profile (the station answers ``reply``, Accepted by default); returns what it sent."""
-    call = command(
-        station, operator, "SetChargingProfile", {"evseId": evse_id, "chargingProfile": prof}, reply or ACCEPTED
+    call = operator.command(
+        station, "SetChargingProfile", {"evseId": evse_id, "chargingProfile": prof}, reply or ACCEPTED
     )
     return {"evseId": call.payload["evseId"], **check_profile(station, call.payload)}
 
@@ -232,11 +232,11 @@ def test_TC_K_70_CSMS(station: StationUnderTest, operator: OperatorThread, token
 def test_TC_K_05_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     station.ready()
     reported = 77  # the id the CSMS learns from the station's report, and clears by
-    request = command(station, operator, "GetChargingProfiles", {"requestId": 5, "chargingProfile": {}}, ACCEPTED)
+    request = operator.command(station, "GetChargingProfiles", {"requestId": 5, "chargingProfile": {}}, ACCEPTED)
     station.call(
         "ReportChargingProfiles", _reported(request.payload["requestId"], 1, profile("TxDefaultProfile", pid=reported))
     )
-    clear = command(station, operator, "ClearChargingProfile", {"chargingProfileId": reported}, ACCEPTED).payload
+    clear = operator.command(station, "ClearChargingProfile", {"chargingProfileId": reported}, ACCEPTED).payload
     assert clear.get("chargingProfileId") == reported, (
         f"chargingProfileId {clear.get('chargingProfileId')}, the profile the station reported is {reported}"
     )
@@ -245,8 +245,8 @@ def test_TC_K_05_CSMS(station: StationUnderTest, operator: OperatorThread) -> No
 
 def _clear_by_criteria(station: StationUnderTest, operator: OperatorThread, reply: str) -> None:
     criteria = {"evseId": 1, "chargingProfilePurpose": "TxDefaultProfile", "stackLevel": STACK_LEVEL}
-    clear = command(
-        station, operator, "ClearChargingProfile", {"chargingProfileCriteria": criteria}, {"status": reply}
+    clear = operator.command(
+        station, "ClearChargingProfile", {"chargingProfileCriteria": criteria}, {"status": reply}
     ).payload
     assert "chargingProfileId" not in clear, "clearing by criteria: chargingProfileId must be omitted"
     got = clear.get("chargingProfileCriteria", {})
@@ -283,7 +283,7 @@ def get_profiles(
     payload: dict[str, Any] = {"requestId": 7, "chargingProfile": criterion}
     if evse_id is not None:
         payload["evseId"] = evse_id
-    request = command(station, operator, "GetChargingProfiles", payload, ACCEPTED).payload
+    request = operator.command(station, "GetChargingProfiles", payload, ACCEPTED).payload
     for n, evse in enumerate(report_evses):
         report = _reported(request["requestId"], evse, profile("TxDefaultProfile"))
         if n < len(report_evses) - 1:
@@ -360,7 +360,7 @@ def test_TC_K_37_CSMS(station: StationUnderTest, operator: OperatorThread, token
         "evseId": 1,
         "chargingProfile": profile("TxProfile", "Relative"),
     }
-    request = command(station, operator, "RequestStartTransaction", payload).payload
+    request = operator.command(station, "RequestStartTransaction", payload).payload
     prof = request.get("chargingProfile")
     assert prof is not None, "RequestStartTransaction without the chargingProfile the case configured"
     assert prof["chargingProfilePurpose"] == "TxProfile", f"purpose {prof['chargingProfilePurpose']} (F01.FR.09)"
@@ -376,7 +376,7 @@ def test_TC_K_37_CSMS(station: StationUnderTest, operator: OperatorThread, token
 
 def _composite(station: StationUnderTest, operator: OperatorThread, evse_id: int) -> None:
     payload = {"duration": 300, "evseId": evse_id, "chargingRateUnit": "A"}
-    request = command(station, operator, "GetCompositeSchedule", payload).payload
+    request = operator.command(station, "GetCompositeSchedule", payload).payload
     assert request["evseId"] == evse_id, f"evseId {request['evseId']}, the case configured {evse_id}"
     assert request["duration"] > 0, f"duration {request['duration']}"
     assert request.get("chargingRateUnit") in ("A", "W"), f"chargingRateUnit {request.get('chargingRateUnit')}"
@@ -437,8 +437,8 @@ def test_TC_K_51_CSMS(station: StationUnderTest, tokens: Tokens) -> None:
 def test_TC_K_52_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     station.ready()
     station.call("NotifyChargingLimit", {"chargingLimit": EMS_LIMIT})
-    request = command(
-        station, operator, "GetChargingProfiles", {"requestId": 52, "chargingProfile": {}}, ACCEPTED
+    request = operator.command(
+        station, "GetChargingProfiles", {"requestId": 52, "chargingProfile": {}}, ACCEPTED
     ).payload
     external = profile("ChargingStationExternalConstraints")
     station.call("ReportChargingProfiles", _reported(request["requestId"], 0, external, "EMS"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from simulator.conformance.cases.v201._csms_commands import ROOT_PEM, command, in_transaction, iso, parse_time
+from simulator.conformance.cases.v201._csms_commands import ROOT_PEM, in_transaction, iso, parse_time
 from simulator.conformance.catalogue import case_marker
 from simulator.conformance.operator_thread import OperatorThread
 from simulator.conformance.plugin import Tokens
@@ -37,7 +37,7 @@ def update(
         **firmware,
     }
     payload = {"requestId": request_id, "retries": 1, "firmware": configured}
-    request = command(station, operator, "UpdateFirmware", payload, {"status": reply}).payload
+    request = operator.command(station, "UpdateFirmware", payload, {"status": reply}).payload
     got = request["firmware"]
     assert got["location"] == FIRMWARE_URL, f"firmware.location {got['location']!r}, the case set {FIRMWARE_URL!r}"
     for key in ("signingCertificate", "signature"):
@@ -217,7 +217,7 @@ def test_TC_L_13_CSMS(make_station: Callable[..., StationUnderTest], operator: O
 # ==== L03/L04 Publish and unpublish firmware on a Local Controller ==============================================
 def publish(station: StationUnderTest, operator: OperatorThread, request_id: int) -> int:
     payload = {"location": FIRMWARE_URL, "checksum": MD5, "requestId": request_id}
-    request = command(station, operator, "PublishFirmware", payload, {"status": "Accepted"}).payload
+    request = operator.command(station, "PublishFirmware", payload, {"status": "Accepted"}).payload
     assert request["location"] == FIRMWARE_URL, f"location {request['location']!r}, the case set {FIRMWARE_URL!r}"
     assert request["checksum"] == MD5, f"checksum {request['checksum']!r}: the MD5 of the firmware the case set"
     return int(request["requestId"])
@@ -260,7 +260,7 @@ def test_TC_L_24_CSMS(station: StationUnderTest, operator: OperatorThread) -> No
 
 
 def unpublish(station: StationUnderTest, operator: OperatorThread, reply: str) -> None:
-    request = command(station, operator, "UnpublishFirmware", {"checksum": MD5}, {"status": reply}).payload
+    request = operator.command(station, "UnpublishFirmware", {"checksum": MD5}, {"status": reply}).payload
     assert request["checksum"] == MD5, f"checksum {request['checksum']!r}: the MD5 of the published firmware"
 
 

@@ -11,7 +11,7 @@ import base64
 import hashlib
 from typing import Any
 
-from simulator.conformance.cases.v201._csms_commands import ROOT_PEM, command
+from simulator.conformance.cases.v201._csms_commands import ROOT_PEM
 from simulator.conformance.catalogue import case_marker
 from simulator.conformance.operator_thread import OperatorThread
 from simulator.conformance.station import StationUnderTest
@@ -35,8 +35,8 @@ def hash_data(algorithm: str = "SHA256", serial: str = SERIAL) -> dict[str, str]
 
 # ==== M05 Install CA certificate ================================================================================
 def install(station: StationUnderTest, operator: OperatorThread, kind: str, reply: str = "Accepted") -> None:
-    request = command(
-        station, operator, "InstallCertificate", {"certificateType": kind, "certificate": ROOT_PEM}, {"status": reply}
+    request = operator.command(
+        station, "InstallCertificate", {"certificateType": kind, "certificate": ROOT_PEM}, {"status": reply}
     ).payload
     assert request["certificateType"] == kind, f"certificateType {request['certificateType']!r}, the case set {kind!r}"
     pem = request["certificate"].strip()
@@ -95,7 +95,7 @@ def installed_ids(
         {"status": "Accepted", "certificateHashDataChain": chain} if found else {"status": "NotFound"}
     )
     payload = {} if kinds is None else {"certificateType": kinds}
-    request = command(station, operator, "GetInstalledCertificateIds", payload, answer).payload
+    request = operator.command(station, "GetInstalledCertificateIds", payload, answer).payload
     assert request.get("certificateType") == kinds, (
         f"certificateType {request.get('certificateType')}, the case configured {kinds or 'none (every type)'}"
     )
@@ -162,9 +162,7 @@ def delete(station: StationUnderTest, operator: OperatorThread, algorithm: str, 
     """Install a CSMS root, list it, delete it by the hash data the station listed (M04.FR.07)."""
     install(station, operator, "CSMSRootCertificate")
     listed = installed_ids(station, operator, ["CSMSRootCertificate"], algorithm)[0]["certificateHashData"]
-    request = command(
-        station, operator, "DeleteCertificate", {"certificateHashData": listed}, {"status": reply}
-    ).payload
+    request = operator.command(station, "DeleteCertificate", {"certificateHashData": listed}, {"status": reply}).payload
     assert request["certificateHashData"] == listed, (
         f"DeleteCertificate names {request['certificateHashData']}, not the hash data the station listed "
         f"{listed} (M04.FR.07)"

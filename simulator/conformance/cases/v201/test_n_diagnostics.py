@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.conformance.cases.v201._csms_commands import command, iso
+from simulator.conformance.cases.v201._csms_commands import iso
 from simulator.conformance.catalogue import case_marker
 from simulator.conformance.operator_thread import OperatorThread
 from simulator.conformance.plugin import Tokens
@@ -29,7 +29,7 @@ def get_log(station: StationUnderTest, operator: OperatorThread, log_type: str, 
     """The CSMS asks for a log of ``log_type``; the station answers ``reply``. Returns the requestId sent."""
     payload = {"logType": log_type, "requestId": request_id, "log": {"remoteLocation": LOG_SERVER}}
     answer = {"status": reply, "filename": f"{log_type}.log"} if reply != "Rejected" else {"status": reply}
-    request = command(station, operator, "GetLog", payload, answer).payload
+    request = operator.command(station, "GetLog", payload, answer).payload
     assert request["logType"] == log_type, f"logType {request['logType']!r}, the case configured {log_type!r}"
     assert request["log"]["remoteLocation"], "GetLog without a remoteLocation"
     return int(request["requestId"])
@@ -91,7 +91,7 @@ def monitoring_report(
         payload["monitoringCriteria"] = criteria
     if targets is not None:
         payload["componentVariable"] = targets
-    request = command(station, operator, "GetMonitoringReport", payload, {"status": reply}).payload
+    request = operator.command(station, "GetMonitoringReport", payload, {"status": reply}).payload
     assert request.get("monitoringCriteria") == criteria, (
         f"monitoringCriteria {request.get('monitoringCriteria')}, the case configured {criteria}"
     )
@@ -160,7 +160,7 @@ def test_TC_N_60_CSMS(station: StationUnderTest, operator: OperatorThread) -> No
 def test_TC_N_05_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
     station.ready()
     for base in ("All", "FactoryDefault", "HardWiredOnly"):
-        request = command(station, operator, "SetMonitoringBase", {"monitoringBase": base}, {"status": "Accepted"})
+        request = operator.command(station, "SetMonitoringBase", {"monitoringBase": base}, {"status": "Accepted"})
         assert request.payload["monitoringBase"] == base, f"monitoringBase {request.payload['monitoringBase']!r}"
 
 
@@ -184,7 +184,7 @@ def set_monitors(station: StationUnderTest, operator: OperatorThread, targets: l
         ]
         return {"setMonitoringResult": results}
 
-    request = command(station, operator, "SetVariableMonitoring", {"setMonitoringData": wanted}, accept).payload
+    request = operator.command(station, "SetVariableMonitoring", {"setMonitoringData": wanted}, accept).payload
     sent = request["setMonitoringData"]
     assert len(sent) == len(wanted), f"{len(sent)} setMonitoringData elements, the case configured {len(wanted)}"
     for got, want in zip(sent, wanted, strict=True):
@@ -208,7 +208,7 @@ def test_TC_N_09_CSMS(station: StationUnderTest, operator: OperatorThread) -> No
 
 
 def _level(station: StationUnderTest, operator: OperatorThread, reply: str) -> None:
-    request = command(station, operator, "SetMonitoringLevel", {"severity": 4}, {"status": reply}).payload
+    request = operator.command(station, "SetMonitoringLevel", {"severity": 4}, {"status": reply}).payload
     assert request["severity"] == 4, f"severity {request['severity']}, the case configured 4"
 
 
@@ -228,7 +228,7 @@ def clear_monitors(station: StationUnderTest, operator: OperatorThread, ids: lis
     def answer(call: Any) -> dict[str, Any]:
         return {"clearMonitoringResult": [{"id": i, "status": status} for i in call.payload["id"]]}
 
-    request = command(station, operator, "ClearVariableMonitoring", {"id": ids}, answer).payload
+    request = operator.command(station, "ClearVariableMonitoring", {"id": ids}, answer).payload
     return list(request["id"])
 
 
@@ -344,7 +344,7 @@ def customer_information(
 ) -> dict[str, Any]:
     """The CSMS asks for (and/or clears) a customer's data; on Accepted the station notifies ``data``."""
     payload = {"requestId": 27, "report": report, "clear": clear, **who}
-    request = command(station, operator, "CustomerInformation", payload, {"status": reply}).payload
+    request = operator.command(station, "CustomerInformation", payload, {"status": reply}).payload
     assert (request["report"], request["clear"]) == (report, clear), (
         f"report/clear {request['report']}/{request['clear']}, the case configured {report}/{clear}"
     )
@@ -406,7 +406,7 @@ def test_TC_N_46_CSMS(station: StationUnderTest, operator: OperatorThread, token
         "updateType": "Differential",
         "localAuthorizationList": [_token(tokens)],
     }
-    request = command(station, operator, "SendLocalList", update, {"status": "Accepted"}).payload
+    request = operator.command(station, "SendLocalList", update, {"status": "Accepted"}).payload
     assert request["updateType"] == "Differential", f"updateType {request['updateType']!r}"
     assert request["versionNumber"] > version, f"versionNumber {request['versionNumber']} does not move past {version}"
     entries = request.get("localAuthorizationList", [])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.conformance.cases.v201._csms_commands import command, in_transaction, iso, parse_time
+from simulator.conformance.cases.v201._csms_commands import in_transaction, iso, parse_time
 from simulator.conformance.catalogue import case_marker
 from simulator.conformance.operator_thread import OperatorThread
 from simulator.conformance.plugin import Tokens
@@ -37,7 +37,7 @@ def set_message(
 ) -> dict[str, Any]:
     """The CSMS sets ``configured``; the station answers ``reply``. Returns the message the CSMS sent, checked
     against the configuration field by field."""
-    sent = command(station, operator, "SetDisplayMessage", {"message": configured}, {"status": reply}).payload
+    sent = operator.command(station, "SetDisplayMessage", {"message": configured}, {"status": reply}).payload
     got = sent["message"]
     for key, value in configured.items():
         if key in ("startDateTime", "endDateTime"):
@@ -142,7 +142,7 @@ def get_messages(
     notifies ``stored``, which the CSMS must answer."""
     payload = {"requestId": 3, **criteria}
     reply = ACCEPTED if stored is not None else {"status": "Unknown"}
-    request = command(station, operator, "GetDisplayMessages", payload, reply).payload
+    request = operator.command(station, "GetDisplayMessages", payload, reply).payload
     for key in ("id", "priority", "state"):
         assert request.get(key) == criteria.get(key), (
             f"GetDisplayMessages {key} {request.get(key)!r}, the case configured {criteria.get(key)!r}"
@@ -194,7 +194,7 @@ def test_TC_O_11_CSMS(station: StationUnderTest, operator: OperatorThread) -> No
 
 # ==== O05 Clear, O06 Replace ====================================================================================
 def clear_message(station: StationUnderTest, operator: OperatorThread, mid: int, reply: str) -> None:
-    request = command(station, operator, "ClearDisplayMessage", {"id": mid}, {"status": reply}).payload
+    request = operator.command(station, "ClearDisplayMessage", {"id": mid}, {"status": reply}).payload
     assert request["id"] == mid, f"ClearDisplayMessage id {request['id']}, the case configured {mid}"
 
 
