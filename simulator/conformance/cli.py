@@ -14,8 +14,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
+from csms.ocpp.versions import VERSION_SUBPROTOCOL, parse_version
 from simulator.conformance.catalogue import PROFILES
+from simulator.conformance.plugin import DEFAULT_STATION_ID
+from simulator.links.websocket import basic_auth
 
 CASES = Path(__file__).parent / "cases"
 #: The project's other pytest plugins, which a conformance run has no use for.
@@ -74,7 +80,33 @@ def usage_problem(args: argparse.Namespace) -> str | None:
             pass
     except OSError as exc:
         return f"cannot reach the CSMS at {parts.hostname}:{port}: {exc.strerror or exc}"
+    if args.api_url is None and args.operator in (None, "manual"):  # no one provisions stations: one must exist
+        return station_refused(args)
     return None
+
+
+def station_refused(args: argparse.Namespace) -> str | None:
+    """Without an operator that provisions stations, every case uses one given station: if the CSMS refuses
+    its handshake, say so once (a usage error) rather than failing every case with it."""
+    station_id = args.station_id or DEFAULT_STATION_ID
+    headers = {"Authorization": basic_auth(station_id, args.password)} if args.password else {}
+    url = f"{args.csms.rstrip('/')}/{station_id}"
+    try:
+        with connect(
+            url,
+            subprotocols=[Subprotocol(VERSION_SUBPROTOCOL[parse_version(args.ocpp)])],
+            additional_headers=headers,
+            open_timeout=REACH_TIMEOUT_S,
+        ):
+            return None
+    except InvalidStatus as exc:
+        return (
+            f"the CSMS refused station {station_id!r} (HTTP {exc.response.status_code} at {url}): provision it and "
+            "give --station-id/--password, or let the suite provision its stations (--api-url/--api-key, or a "
+            "hooks file as --operator)"
+        )
+    except (InvalidHandshake, OSError, TimeoutError) as exc:
+        return f"no WebSocket handshake with {url}: {type(exc).__name__}: {exc}"
 
 
 def pytest_arguments(args: argparse.Namespace) -> list[str]:

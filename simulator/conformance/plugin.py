@@ -26,6 +26,8 @@ from simulator.conformance.operator_thread import OperatorThread
 from simulator.conformance.results import Results
 from simulator.conformance.station import NotRun, StationUnderTest, Target
 
+#: The station every case uses when the operator cannot provision one and no --station-id is given.
+DEFAULT_STATION_ID = "CT-STATION-01"
 STATIONS = pytest.StashKey[list[StationUnderTest]]()
 RESULTS = pytest.StashKey[Results]()
 
@@ -226,7 +228,7 @@ def make_station(
             secret = password if password is not None else secrets.token_urlsafe(18)
             operator.provision_station(station_id, csms_target.version, secret)
         else:
-            station_id = config.getoption("--station-id") or "CT-STATION-01"
+            station_id = config.getoption("--station-id") or DEFAULT_STATION_ID
             secret = password if password is not None else config.getoption("--password")
         station = StationUnderTest(csms_target, station_id, password=secret, **kwargs)
         made.append(station)

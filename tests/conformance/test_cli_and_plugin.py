@@ -9,7 +9,10 @@ import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from tests.conformance.servers import minimal_csms
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Response
+
+from tests.conformance.servers import minimal_csms, scripted_csms
 
 ROOT = Path(__file__).parents[2]
 
@@ -99,3 +102,16 @@ def test_users_write_their_own_cases_on_the_plugin(tmp_path: Path) -> None:
         "test_known_tag_is_accepted",
         "test_without_a_case_marker_is_an_ordinary_test",
     ]
+
+
+def test_without_an_operator_a_refused_station_is_one_usage_error_not_a_failure_per_case() -> None:
+    async def refuse(connection: ServerConnection, request: object) -> Response:
+        return connection.respond(401, "unknown station\n")
+
+    async def never(connection: ServerConnection) -> None:
+        raise AssertionError("refused at the handshake")
+
+    with scripted_csms(never, process_request=refuse) as url:
+        done = sim_conformance("--csms", url, "--ocpp", "1.6", "--station-id", "CP-9", "--password", "x" * 16)
+    assert done.returncode == 2
+    assert "the CSMS refused station 'CP-9' (HTTP 401" in done.stderr and len(done.stderr.splitlines()) == 1
