@@ -10,7 +10,8 @@ Limits, each in the measurand's base unit (the adapters convert to it):
 * every value finite, and ``|value| ≤ MAX_ABS_VALUE`` (1e12);
 * an energy register (``Energy.Active.Import.Register``, and a transaction's meterStart/meterStop) counts
   up from zero: ``0 ≤ Wh ≤ MAX_REGISTER_WH`` (1e12 Wh = 1 TWh, far beyond any charger's lifetime);
-* power within ±10 MW, current within ±100 kA (negative: exporting);
+* power within ±1 GW, current within ±1 MA (negative: exporting): wide, as EVSE 0 may be a whole site's
+  grid meter, and meant to catch only what no meter can read;
 * a timestamp no more than ``MAX_CLOCK_AHEAD`` (10 minutes) after the ``now`` the caller passes (the time
   the CSMS received the message; the cores never read the clock). Older timestamps are fine: offline
   stations replay their backlog.
@@ -29,8 +30,8 @@ MAX_REGISTER_WH = 1e12
 #: (lowest, highest) per measurand; any other measurand: ±MAX_ABS_VALUE.
 LIMITS: dict[str, tuple[float, float]] = {
     ENERGY_REGISTER: (0.0, MAX_REGISTER_WH),
-    "Power.Active.Import": (-1e7, 1e7),
-    "Current.Import": (-1e5, 1e5),
+    "Power.Active.Import": (-1e9, 1e9),
+    "Current.Import": (-1e6, 1e6),
 }
 
 

@@ -71,6 +71,8 @@ def test_the_limits():
     for bad in (sample(math.inf), sample(math.nan), sample(-0.5), sample(plausibility.MAX_REGISTER_WH * 2)):
         assert plausibility.sample_problem(bad, NOW)
     assert plausibility.sample_problem(sample(-7000.0, "Power.Active.Import"), NOW) is None  # exporting
+    assert plausibility.sample_problem(sample(20e6, "Power.Active.Import"), NOW) is None  # a depot's grid meter
+    assert plausibility.sample_problem(sample(2e9, "Power.Active.Import"), NOW)
     assert plausibility.sample_problem(sample(1e300, "Voltage"), NOW)
     assert plausibility.sample_problem(sample(1.0, ahead=plausibility.MAX_CLOCK_AHEAD), NOW) is None
     assert plausibility.sample_problem(sample(1.0, ahead=plausibility.MAX_CLOCK_AHEAD * 2), NOW)
