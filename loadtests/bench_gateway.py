@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from multiprocessing.synchronize import Event
 from typing import Any
 
@@ -92,7 +92,8 @@ def _serve_peer(db_path: str, sqlite_defaults: bool, ready: mp.Queue, stop: Even
 
 
 def _frames_16(n: int, messages: int, mix: str) -> list[tuple[str, dict[str, Any]]]:
-    now = datetime.now(UTC).isoformat()
+    start = datetime.now(UTC)
+    now = start.isoformat()
     out: list[tuple[str, dict[str, Any]]] = [
         ("BootNotification", {"chargePointVendor": "Bench", "chargePointModel": "B1"}),
         ("StartTransaction", {"connectorId": 1, "idTag": "BENCH", "meterStart": 0, "timestamp": now}),
@@ -101,6 +102,7 @@ def _frames_16(n: int, messages: int, mix: str) -> list[tuple[str, dict[str, Any
         if mix == "heartbeat":
             out.append(("Heartbeat", {}))
             continue
+        at = (start + timedelta(seconds=i + 1)).isoformat()
         sampled = [
             {"value": str(i * 1000), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
             {"value": "11000", "measurand": "Power.Active.Import", "unit": "W"},
@@ -108,7 +110,8 @@ def _frames_16(n: int, messages: int, mix: str) -> list[tuple[str, dict[str, Any
         out.append(
             (
                 "MeterValues",
-                {"connectorId": 1, "transactionId": 0, "meterValue": [{"timestamp": now, "sampledValue": sampled}]},
+                # A meter reads once per instant: each message its own time (one stored row per reading).
+                {"connectorId": 1, "transactionId": 0, "meterValue": [{"timestamp": at, "sampledValue": sampled}]},
             )
         )
     return out

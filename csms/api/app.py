@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from csms.api import dashboard
 from csms.api.deps import require_key
+from csms.api.limits import BoundedBodies
 from csms.api.routes import alerts, calls, diagnostics, sites, stations, tokens, transactions, uptime, webhooks
 from csms.gateway.server import Gateway
 from csms.services.errors import DomainError
@@ -24,6 +25,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
         description="Stations, id tokens, transactions and OCPP calls to connected stations. "
         "Send `Authorization: Bearer KEY`.",
     )
+    app.add_middleware(BoundedBodies)  # sizes and nesting of request bodies, before anything parses them
     app.state.session_factory = session_factory
     app.state.gateway = gateway
     app.state.api_key = api_key or None

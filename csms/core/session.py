@@ -190,9 +190,10 @@ class StationSession:
                     try:
                         payload = self._serve(call.action, report, uow, when, staged)
                         schemas.validate(self.version, call.action, "response", payload)
+                        # Writing the answer can fail too; then the batch must rerun isolated, not fail whole.
+                        frame = self.rpc.result_frame(call, payload)
                     except Exception as exc:
                         raise CallFailed(f"station {self.station_id}: {call.action} failed") from exc
-                    frame = self.rpc.result_frame(call, payload)
             staged.frames.append(frame)
             if self._log_enabled:
                 uow.log_rows.append(

@@ -16,6 +16,8 @@ from csms.ocpp.errors import ErrorKind, FrameError
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 MAX_MESSAGE_ID_LENGTH = 36
+#: Levels of arrays and objects a frame may nest, counting the frame itself ([2, id, action, {payload}] is 2).
+MAX_NESTING_DEPTH = 32
 #: Message id to answer with when the offending frame's id could not be read (OCPP 2.0.1 part 4 §4.2.3).
 UNREADABLE_ID = "-1"
 
@@ -54,6 +56,12 @@ def decode(frame: str | bytes) -> Message:
         data = orjson.loads(frame)
     except orjson.JSONDecodeError:
         raise FrameError(ErrorKind.FORMAT_VIOLATION, "Message is not valid JSON") from None
+    if nests_deeper_than(data, MAX_NESTING_DEPTH):
+        # What nests this deep cannot be written back (orjson stops at 254 levels, the log and the database
+        # at their own limits): refused here, before it can fail in the batch it shares with other stations.
+        raise FrameError(
+            ErrorKind.FORMAT_VIOLATION, f"Message nests deeper than {MAX_NESTING_DEPTH} levels", _readable_id(data)
+        )
     if not isinstance(data, list) or not data:
         raise FrameError(ErrorKind.RPC_FRAMEWORK, "Message is not a JSON array")
     type_id = data[0]
@@ -67,6 +75,25 @@ def decode(frame: str | bytes) -> Message:
     if type_id == CALLRESULT:
         return _call_result(unique_id, data)
     return _call_error(unique_id, data)
+
+
+def _readable_id(data: Any) -> str | None:
+    unique_id = data[1] if isinstance(data, list) and len(data) > 1 else None
+    return unique_id if isinstance(unique_id, str) and 0 < len(unique_id) <= MAX_MESSAGE_ID_LENGTH else None
+
+
+def nests_deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects in ``value`` nest more than ``limit`` levels (without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _call(unique_id: str, data: list[Any]) -> Call:

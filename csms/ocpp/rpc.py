@@ -65,6 +65,8 @@ class PendingCall:
     error_description: str | None = None
     error_details: dict[str, Any] = field(default_factory=dict)
     completed_at: float | None = None
+    #: The CALL as written when it was queued.
+    frame: str = ""
 
     @property
     def deadline(self) -> float | None:
@@ -223,13 +225,26 @@ class RpcEndpoint:
         Raises:
             LocalCallError: the action is not defined for this version or the payload breaks its schema.
         """
+        if framing.nests_deeper_than(payload, framing.MAX_NESTING_DEPTH - 1):  # the frame adds one level
+            raise LocalCallError(
+                ErrorKind.FORMAT_VIOLATION,
+                f"{action}: the payload nests deeper than {framing.MAX_NESTING_DEPTH} levels",
+            )
         try:
             schemas.validate(self.version, action, "request", payload)
         except OcppError as exc:
             raise LocalCallError(exc.kind, f"{action}: {exc.description}") from None
         call = Call(f"{self._id_prefix}{self._next_id}", action, payload)
+        try:
+            # Written now, not when it is sent: a call that cannot be written must not become the outstanding
+            # one, or every later call to the station would wait behind it until it times out.
+            frame = framing.encode(call)
+        except (TypeError, ValueError) as exc:
+            raise LocalCallError(
+                ErrorKind.FORMAT_VIOLATION, f"{action}: the payload cannot be written: {exc}"
+            ) from None
         self._next_id += 1
-        pending = PendingCall(call, self.call_timeout_s if timeout_s is None else timeout_s, queued_at=now)
+        pending = PendingCall(call, self.call_timeout_s if timeout_s is None else timeout_s, queued_at=now, frame=frame)
         self._queue.append(pending)
         if self._outstanding is None:
             self._send_next(now)
@@ -240,7 +255,7 @@ class RpcEndpoint:
             pending = self._queue.pop(0)
             pending.sent_at = now
             self._outstanding = pending
-            self._outbox.append(framing.encode(pending.call))
+            self._outbox.append(pending.frame or framing.encode(pending.call))
 
     @property
     def outstanding(self) -> PendingCall | None:

@@ -18,10 +18,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from csms.services.errors import Conflict, Invalid, NotFound
+from csms.services.errors import Conflict, Invalid, NotFound, TooLarge
 from csms.store.models import FileTransfer, FirmwareFile
 from csms.store.models import Station as StationRow
 
+#: The largest diagnostics upload stored; the API stops reading beyond it (413).
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 FIRMWARE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 #: The last status of a request (anything else means it is still in progress).
@@ -85,10 +86,12 @@ def set_call_status(db: Session, transfer_id: int, status: str) -> None:
             row.finished = True
 
 
-def receive_upload(
-    db: Session, token: str, file_name: str | None, content_type: str | None, content: bytes, now: datetime
-) -> FileTransfer:
-    """Store what a station uploaded. NotFound for an unknown or expired token, Conflict when already used."""
+def upload_slot(db: Session, token: str, now: datetime) -> FileTransfer:
+    """The diagnostics request an upload token opens (checked before the upload's body is read).
+
+    Raises:
+        NotFound: unknown or expired token.  Conflict: the token was used already.
+    """
     row = db.scalars(
         select(FileTransfer).where(FileTransfer.token_hash == _hash(token), FileTransfer.kind == "diagnostics")
     ).first()
@@ -96,8 +99,17 @@ def receive_upload(
         raise NotFound("unknown or expired upload token")
     if row.uploaded_at is not None:
         raise Conflict("this upload token was used already")
+    return row
+
+
+def receive_upload(
+    db: Session, token: str, file_name: str | None, content_type: str | None, content: bytes, now: datetime
+) -> FileTransfer:
+    """Store what a station uploaded. NotFound for an unknown or expired token, Conflict when already used,
+    TooLarge beyond :data:`MAX_UPLOAD_BYTES`."""
+    row = upload_slot(db, token, now)
     if len(content) > MAX_UPLOAD_BYTES:
-        raise Invalid(f"upload larger than {MAX_UPLOAD_BYTES} bytes")
+        raise TooLarge(f"upload larger than {MAX_UPLOAD_BYTES} bytes")
     row.file_name = (file_name or "diagnostics")[:255]
     row.content_type = (content_type or "application/octet-stream")[:100]
     row.content = content

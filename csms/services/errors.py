@@ -21,3 +21,7 @@ class Conflict(DomainError):
 
 class Invalid(DomainError):
     status_code = 422
+
+
+class TooLarge(DomainError):
+    status_code = 413

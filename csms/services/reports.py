@@ -6,9 +6,13 @@ of running transactions; the ORM session is opened only for the reports that nee
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from datetime import datetime
+from typing import Any
 
 from csms.domain import events as ev
+from csms.domain import plausibility
 from csms.services import authorization, stations, transactions
 from csms.services.config import CsmsConfig
 from csms.services.uow import UnitOfWork
@@ -23,6 +27,7 @@ def handle(  # noqa: C901, PLR0911 - one case per report type: the table from re
     *,
     csms_assigns_tx_ids: bool,
 ) -> ev.Decision:
+    report = _screened(uow, station_id, report, now)
     match report:
         case ev.HeartbeatReceived():
             stations.seen(uow, station_id, now)
@@ -52,3 +57,45 @@ def handle(  # noqa: C901, PLR0911 - one case per report type: the table from re
             stations.notice(uow.session, station_id, report, now)
             return ev.Acknowledged()
     raise TypeError(f"no service handles {type(report).__name__}")
+
+
+def _screened(uow: UnitOfWork, station_id: str, report: ev.StationReport, now: datetime) -> ev.StationReport:
+    """The report without the values it cannot mean (:mod:`csms.domain.plausibility`); those are flagged as
+    one ``implausible_values`` station event instead of being stored as what the station measured."""
+    flagged: list[dict[str, Any]] = []
+    changes: dict[str, Any] = {}
+    samples: tuple[ev.Sample, ...] = getattr(report, "samples", ())
+    if samples:
+        kept = tuple(s for s in samples if plausibility.sample_problem(s, now) is None)
+        if len(kept) != len(samples):
+            changes["samples"] = kept
+            flagged += [_sample_flag(s, now) for s in samples if s not in kept]
+    for name in ("meter_start_wh", "meter_stop_wh"):
+        wh: float | None = getattr(report, name, None)
+        problem = None if wh is None else plausibility.value_problem(ev.ENERGY_REGISTER, wh)
+        if wh is not None and problem:
+            changes[name] = None  # as if the station had not reported it: the readings decide
+            flagged.append({"field": name, "value": _json_number(wh), "reason": problem})
+    if isinstance(report, ev.StatusReported) and report.timestamp is not None:
+        problem = plausibility.time_problem(report.timestamp, now)
+        if problem:
+            changes["timestamp"] = None  # taken as received now
+            flagged.append({"field": "timestamp", "timestamp": report.timestamp.isoformat(), "reason": problem})
+    if not flagged:
+        return report
+    stations.flag_implausible(uow.session, station_id, type(report).__name__, flagged, now)
+    return dataclasses.replace(report, **changes)
+
+
+def _sample_flag(sample: ev.Sample, now: datetime) -> dict[str, Any]:
+    return {
+        "measurand": sample.measurand,
+        "value": _json_number(sample.value),
+        "unit": sample.unit,
+        "timestamp": sample.timestamp.isoformat(),
+        "reason": plausibility.sample_problem(sample, now),
+    }
+
+
+def _json_number(value: float) -> float | str:
+    return value if math.isfinite(value) else repr(value)  # JSON (and PostgreSQL) has no inf or nan

@@ -185,6 +185,20 @@ def notice(db: Session, station_id: str, report: ev.StationNotice, now: datetime
     db.add(StationEvent(station_id=station_id, kind=report.kind, timestamp=report.timestamp or now, data=report.data))
 
 
+def flag_implausible(
+    db: Session, station_id: str, report_kind: str, values: list[dict[str, Any]], now: datetime
+) -> None:
+    """Values a report carried that cannot be true (:mod:`csms.domain.plausibility`), kept as evidence."""
+    db.add(
+        StationEvent(
+            station_id=station_id,
+            kind="implausible_values",
+            timestamp=now,
+            data={"report": report_kind, "values": values},
+        )
+    )
+
+
 def charging_needs(db: Session, station_id: str, report: ev.ChargingNeedsReported, now: datetime) -> None:
     """Kept as a station event: load management reads the needs from the committed report."""
     get(db, station_id)

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, bindparam, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from csms.services.live_transactions import LiveTransactions
@@ -31,7 +32,11 @@ _METER_SAMPLES: Table = MeterSample.__table__  # type: ignore[assignment]  # dec
 _MESSAGE_LOG: Table = MessageLogEntry.__table__  # type: ignore[assignment]
 _TRANSACTION_EVENTS: Table = TransactionEvent.__table__  # type: ignore[assignment]
 _STATIONS: Table = Station.__table__  # type: ignore[assignment]
-_INSERT_SAMPLES = Bulk(insert(_METER_SAMPLES))
+#: A reading stored already (a replay) is skipped: the table's unique index says what one reading is.
+_INSERT_SAMPLES = {
+    "postgresql": Bulk(postgresql.insert(_METER_SAMPLES).on_conflict_do_nothing()),
+    "sqlite": Bulk(sqlite.insert(_METER_SAMPLES).on_conflict_do_nothing()),
+}
 _INSERT_LOG = Bulk(insert(_MESSAGE_LOG))
 _INSERT_TRANSACTION_EVENTS = Bulk(insert(_TRANSACTION_EVENTS))
 _MARK_SEEN = Bulk(
@@ -108,7 +113,7 @@ class UnitOfWork:
                 statement.execute(connection, rows)
             self.moves = {}
         if self.meter_rows:
-            _INSERT_SAMPLES.execute(connection, self.meter_rows)
+            _INSERT_SAMPLES[connection.dialect.name].execute(connection, self.meter_rows)
             self.meter_rows = []
         if self.log_rows:
             _INSERT_LOG.execute(connection, self.log_rows)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -205,10 +206,7 @@ class TransactionEvent(Base):
 
 class MeterSample(Base):
     __tablename__ = "meter_samples"
-    __table_args__ = (
-        Index("ix_meter_samples_tx", "transaction_id", "timestamp"),
-        Index("ix_meter_samples_station_time", "station_id", "timestamp"),
-    )
+    __table_args__ = (Index("ix_meter_samples_tx", "transaction_id", "timestamp"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     station_id: Mapped[str] = mapped_column(String(48))
@@ -221,6 +219,23 @@ class MeterSample(Base):
     context: Mapped[str | None] = mapped_column(String(24))
     unit: Mapped[str | None] = mapped_column(String(20))  # 2.0.1 unitOfMeasure.unit: string[0..20]
     value: Mapped[float] = mapped_column(Float)
+
+
+# One row per reading: a replayed MeterValues (its answer lost in a crash, or an offline backlog sent again)
+# inserts nothing new (``csms.services.uow``: INSERT … ON CONFLICT DO NOTHING). An unset phase, location or
+# context counts as equal to another unset one, hence coalesce. It leads with (station, time), so it also
+# serves the queries by station and time.
+Index(
+    "ux_meter_samples_reading",
+    MeterSample.station_id,
+    MeterSample.timestamp,
+    MeterSample.evse_id,
+    MeterSample.measurand,
+    func.coalesce(MeterSample.phase, ""),
+    func.coalesce(MeterSample.location, ""),
+    func.coalesce(MeterSample.context, ""),
+    unique=True,
+)
 
 
 class StationEvent(Base):

@@ -17,7 +17,11 @@ SAMPLES = MeterSample.__table__
 def rows(station_id: str) -> list[dict]:
     at = datetime(2026, 1, 15, 22, 0, 0, 123456, tzinfo=UTC)
     times = (at, at.astimezone(timezone(timedelta(hours=2))), at.replace(microsecond=0))
-    return [voltage_sample(station_id, when) for when in times]
+    # One line each: the first two are the same instant, and one reading per line and instant is stored.
+    return [
+        {**voltage_sample(station_id, when), "phase": line}
+        for when, line in zip(times, ("L1", "L2", "L3"), strict=True)
+    ]
 
 
 def test_bulk_rows_are_stored_as_sqlalchemy_stores_them(session_factory):

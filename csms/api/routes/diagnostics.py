@@ -21,6 +21,7 @@ from csms.api.schemas import CallOut, Out, Strict, UtcDatetime
 from csms.ocpp import commands
 from csms.ocpp.convert import format_time
 from csms.services import diagnostics, uptime
+from csms.services.errors import TooLarge
 
 router = APIRouter(tags=["diagnostics"])
 public_router = APIRouter(tags=["station downloads and uploads (token, no API key)"])
@@ -110,8 +111,12 @@ def _call_status(result: dict[str, Any]) -> str:
 @public_router.put("/uploads/diagnostics/{token}", status_code=201, operation_id="put_diagnostics_upload")
 @public_router.post("/uploads/diagnostics/{token}", status_code=201, operation_id="post_diagnostics_upload")
 async def upload_diagnostics(request: Request, token: Token) -> dict[str, Any]:
-    """The URL handed to a station in GetDiagnostics/GetLog: multipart/form-data (first file part) or a raw body."""
-    body = await request.body()
+    """The URL handed to a station in GetDiagnostics/GetLog: multipart/form-data (first file part) or a raw body.
+
+    The token is checked before the body is read (404 unknown or expired, 409 used), and the body is read
+    only up to ``csms.services.diagnostics.MAX_UPLOAD_BYTES`` (413 beyond it; the token stays usable)."""
+    await in_transaction(request, lambda db: diagnostics.upload_slot(db, token, datetime.now(UTC)))
+    body = await _bounded_body(request, diagnostics.MAX_UPLOAD_BYTES)
     content_type = request.headers.get("content-type", "application/octet-stream")
     file_name = request.headers.get("x-file-name")
     if content_type.startswith("multipart/form-data"):
@@ -122,6 +127,20 @@ async def upload_diagnostics(request: Request, token: Token) -> dict[str, Any]:
         return {"id": row.id, "size": row.size, "file_name": row.file_name}
 
     return await in_transaction(request, store)
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    """The request body, read chunk by chunk and abandoned as soon as it exceeds ``limit`` bytes."""
+    too_large = TooLarge(f"upload larger than {limit} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
 
 
 def _first_file_part(content_type: str, body: bytes) -> tuple[str | None, str, bytes]:
