@@ -185,7 +185,7 @@ async def test_provision_get_and_accept(client):
     assert station["connected"] is False
     assert "password" not in station and "password_hash" not in station
 
-    duplicate = await client.post("/api/v1/stations", json={"id": "cp-1", "password": "x", "ocpp_version": "1.6"})
+    duplicate = await client.post("/api/v1/stations", json={"id": "cp-1", "password": PASSWORD, "ocpp_version": "1.6"})
     assert duplicate.status_code == 409
     assert "already exists" in duplicate.json()["detail"]
     bad_version = await client.post("/api/v1/stations", json={"id": "cp-2", "password": "x", "ocpp_version": "1.5"})
