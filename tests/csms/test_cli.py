@@ -111,6 +111,25 @@ def test_admin_commands_write_rows(database_url):
     assert "TAG-1" in csms("tokens", "list", "--database-url", database_url).stdout
 
 
+def test_stations_add_security_profile_and_password_rules(sqlite_url):
+    for password in ["", "short", " " * 18]:
+        refused = csms("stations", "add", "cp-1", "--password", password, "--ocpp", "2.0.1", database_url=sqlite_url)
+        assert refused.returncode == 2 and "16-40 characters" in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+    missing = csms("stations", "add", "cp-2", "--ocpp", "1.6", "--security-profile", "2", database_url=sqlite_url)
+    assert missing.returncode == 2 and "--password is required" in missing.stderr
+    mtls = csms("stations", "add", "cp-3", "--ocpp", "2.0.1", "--security-profile", "3", database_url=sqlite_url)
+    assert mtls.returncode == 0 and "security profile 3" in mtls.stdout, mtls.stderr
+    tls = ("stations", "add", "cp-2", "--ocpp", "1.6", "--security-profile", "2", "--password", "p" * 20)
+    assert csms(*tls, database_url=sqlite_url).returncode == 0
+    assert {(s.id, s.security_profile, s.password_hash is None) for s in rows(sqlite_url, Station)} == {
+        ("cp-2", 2, False),
+        ("cp-3", 3, True),
+    }
+    listing = csms("stations", "list", database_url=sqlite_url).stdout.splitlines()
+    assert listing[0].split()[:3] == ["ID", "OCPP", "PROFILE"] and listing[1].split()[:3] == ["cp-2", "1.6", "2"]
+
+
 def test_database_errors_are_one_line(tmp_path):
     done = csms("stations", "list", "--database-url", "postgresql://nobody@127.0.0.1:1/none")
     assert done.returncode == 2

@@ -6,7 +6,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
+import signal
 import ssl
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,12 +25,14 @@ from ocpp.v16 import call as call16
 from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call as call201
 from sqlalchemy.orm import Session, sessionmaker
+from websockets.typing import Subprotocol
 
 from csms.gateway.server import Gateway
 from csms.gateway.tls import server_context
 from csms.services import stations
 from csms.services.config import CsmsConfig
 from tests.csms.pki import Issued, issue, make_ca
+from tests.csms.test_cli import ROOT, _wait_for_api, csms, free_port
 
 PASSWORD = "station-password-1"  # 18 characters: the rule of both versions
 
@@ -202,3 +209,52 @@ async def test_a_station_that_does_not_trust_the_server_certificate_does_not_con
 def test_server_context_needs_a_matching_key(pki):
     with pytest.raises(ssl.SSLError):
         server_context(pki.server.cert_file, pki.cp3.key_file, None)
+
+
+# ---- csms serve -------------------------------------------------------------------------------------------------
+async def test_csms_serve_serves_wss_beside_ws(pki, sqlite_url):
+    added = csms("stations", "add", "cp3", "--ocpp", "2.0.1", "--security-profile", "3", database_url=sqlite_url)
+    assert added.returncode == 0, added.stderr
+    ocpp_port, tls_port, api_port = free_port(), free_port(), free_port()
+    command = [sys.executable, "-m", "csms.cli", "serve", "--database-url", sqlite_url, "--log-level", "warning"]
+    command += ["--ocpp-port", str(ocpp_port), "--tls-port", str(tls_port), "--api-port", str(api_port)]
+    command += ["--tls-cert", str(pki.server.cert_file), "--tls-key", str(pki.server.key_file)]
+    command += ["--tls-client-ca", str(pki.station_ca.cert_file)]
+    env = {**os.environ, "CHARGETWIN_API_KEY": "tls-test-key"}
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        await _wait_for_api(f"http://127.0.0.1:{api_port}", process, time.monotonic() + 60)
+        secure = f"wss://localhost:{tls_port}/ocpp/cp3"
+        async with websockets.connect(
+            secure, subprotocols=[Subprotocol("ocpp2.0.1")], ssl=tls(pki, pki.cp3), open_timeout=5
+        ) as ws:
+            cp = ChargePoint201("cp3", ws, response_timeout=5)
+            runner = asyncio.create_task(cp.start())
+            answer = await cp.call(
+                call201.BootNotification(charging_station={"vendor_name": "V", "model": "M"}, reason="PowerUp")
+            )
+            assert answer.status == "Accepted"
+            runner.cancel()
+        plain = f"ws://127.0.0.1:{ocpp_port}/ocpp/cp3"
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(plain, subprotocols=[Subprotocol("ocpp2.0.1")], open_timeout=5):
+                pass
+        assert refused.value.response.status_code == 401
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+        assert f"wss://127.0.0.1:{tls_port}/ocpp/" in out and "Traceback" not in err
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
+
+
+def test_csms_serve_tls_options_are_checked_before_listening(pki, sqlite_url):
+    lone_cert = csms("serve", "--tls-cert", str(pki.server.cert_file), database_url=sqlite_url)
+    assert lone_cert.returncode == 2 and "--tls-key" in lone_cert.stderr
+    wrong_key = csms(
+        "serve", "--tls-cert", str(pki.server.cert_file), "--tls-key", str(pki.cp3.key_file), database_url=sqlite_url
+    )
+    assert wrong_key.returncode == 2 and "cannot use the TLS certificate" in wrong_key.stderr
+    assert "Traceback" not in lone_cert.stderr + wrong_key.stderr
