@@ -31,7 +31,7 @@ from csms.gateway.server import Gateway
 from csms.gateway.tls import server_context
 from csms.services import stations
 from csms.services.config import CsmsConfig
-from tests.csms.pki import Issued, issue, make_ca
+from simulator.conformance.loopback_pki import Issued, issue, make_ca
 from tests.csms.test_cli import ROOT, _wait_for_api, csms, free_port
 
 PASSWORD = "station-password-1"  # 18 characters: the rule of both versions

@@ -1,5 +1,6 @@
-"""A throwaway PKI for TLS tests, made with ``cryptography``: a CA, a server certificate for loopback and
-station certificates, written as PEM files."""
+"""A throwaway PKI for TLS on loopback, made with ``cryptography``: CAs, a server certificate for
+localhost/127.0.0.1 and station (client) certificates, written as PEM files. The project's TLS tests and the
+published conformance run (:mod:`simulator.conformance.publish`) serve ``wss://`` with it."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class Issued:
 def _name(common_name: str) -> x509.Name:
     return x509.Name(
         [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "chargetwin tests"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "chargetwin loopback"),
             x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
