@@ -5,7 +5,8 @@
 It starts ``csms serve`` (a subprocess on free loopback ports, SQLite in a temporary directory, a fixed API key
 for the chargetwin operator, ``wss://`` with a server certificate and a station CA made for the run), runs
 ``sim conformance`` for 1.6 and 2.0.1 with the expected failures of ``expected/<version>/`` (each names the
-feature it waits for), and joins the two Markdown tables. The project's tests use :func:`chargetwin` and :func:`run_catalogue` the same way, so the table stays true.
+feature it waits for), and joins the two Markdown tables. The project's tests use :func:`chargetwin` and
+:func:`run_catalogue` the same way, so the table stays true.
 """
 
 from __future__ import annotations
