@@ -3,7 +3,8 @@ profile says (1: HTTP Basic over ws or wss; 2: wss + HTTP Basic; 3: wss + a clie
 the CSMS's station CA and names the station), is its password right.
 
 A station is never admitted below its profile: a profile-2 or -3 station on plain ws is refused, as is a
-profile-3 station without its certificate, whatever password it offers.
+profile-3 station without its certificate, whatever password it offers. A verified client certificate that
+names another station is refused on every profile.
 
 The one admission rule for every shell: the asyncio gateway asks on a thread pool (a password check is a
 scrypt run), the embedded CSMS of the twin inline. An unknown station is refused (404) unless
@@ -113,13 +114,13 @@ class Admissions:
     def _refusal(self, row: Station, channel: Channel, credentials: tuple[str, str] | None) -> str:
         """Why this connection may not be the station's ("" when it may)."""
         profile = row.security_profile
+        if channel.client_cn is not None and channel.client_cn != row.id:
+            return "the client certificate names another station"
         if profile >= 2 and not channel.tls:
             return f"security profile {profile}: connect over TLS (wss://)"
         if profile == 3:
             if channel.client_cn is None:
                 return "security profile 3: a client certificate signed by the station CA is required"
-            if channel.client_cn != row.id:
-                return "security profile 3: the client certificate names another station"
             return ""
         if row.password_hash:
             if credentials is None or credentials[0] != row.id:

@@ -191,6 +191,12 @@ async def test_profile_3_certificate_naming_another_station_is_refused(gateway, 
     assert b"another station" in refused.response.body  # type: ignore[attr-defined]
 
 
+async def test_a_certificate_naming_another_station_is_refused_on_any_profile(gateway, pki):
+    refused = await refusal(gateway, "cp2", password=PASSWORD, context=tls(pki, pki.cp3))
+    assert http_status(refused) == 401
+    assert await boot(gateway, "cp2", password=PASSWORD, context=tls(pki, pki.cp2_cert)) == "Accepted"
+
+
 async def test_profile_3_certificate_from_another_ca_fails_the_tls_handshake(gateway, pki):
     refused = await refusal(gateway, "cp3", password=None, context=tls(pki, pki.cp3_by_stranger))
     # No HTTP answer at all: the server failed the TLS handshake (with TLS 1.3 the client learns it on its
