@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from csms.gateway.tls import server_context
 from csms.runtime.server import Endpoints, prepare_database, raise_fd_limit, run_server
 from csms.services import apikeys, authorization, stations
 from csms.services.config import CsmsConfig
@@ -56,6 +58,19 @@ def _table(rows: list[Sequence[Any]], header: Sequence[str]) -> str:
 
 
 # ---- commands -----------------------------------------------------------------------------------------------
+def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if args.tls_cert is None and args.tls_key is None:
+        if args.tls_client_ca is not None:
+            raise UserError("--tls-client-ca needs --tls-cert and --tls-key")
+        return None
+    if args.tls_cert is None or args.tls_key is None:
+        raise UserError("give both --tls-cert and --tls-key")
+    try:
+        return server_context(args.tls_cert, args.tls_key, args.tls_client_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise UserError(f"cannot use the TLS certificate, key or client CA: {exc}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = CsmsConfig(heartbeat_interval_s=args.heartbeat_interval, auto_register=args.auto_register)
@@ -63,8 +78,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     files, _hard = raise_fd_limit()
     logging.getLogger("csms").info("open-files limit %d (about as many chargers)", files)
 
+    tls_context = _tls_context(args)
+
     def ready(endpoints: Endpoints) -> None:
         print(f"OCPP gateway  {endpoints.ocpp_url}", flush=True)
+        if endpoints.ocpp_tls_url is not None:
+            print(f"OCPP over TLS {endpoints.ocpp_tls_url}", flush=True)
         print(f"API           {endpoints.api_url}  (OpenAPI: {endpoints.api_url.removesuffix('/api/v1')}/openapi.json)")
         print(f"Dashboard     {endpoints.api_url.removesuffix('/api/v1')}/?key=KEY", flush=True)
         if api_key is None:
@@ -84,6 +103,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 broker_url=args.broker,
                 node_id=args.node_id,
                 registry_ttl_s=args.registry_ttl,
+                tls_context=tls_context,
+                tls_port=args.tls_port,
             )
         )
     except OSError as exc:
@@ -107,24 +128,40 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_stations_add(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
+    if args.password is None and args.security_profile != 3:
+        raise UserError(f"--password is required for security profile {args.security_profile} (HTTP Basic auth)")
+    stations.check_password(args.password, args.ocpp)
     _in_transaction(
         args,
         lambda db: stations.provision(
-            db, args.station_id, ocpp_version=args.ocpp, password=args.password, now=now, policy=args.policy
+            db,
+            args.station_id,
+            ocpp_version=args.ocpp,
+            password=args.password,
+            now=now,
+            policy=args.policy,
+            security_profile=args.security_profile,
         ),
     )
-    print(f"station {args.station_id} added (OCPP {args.ocpp}, policy {args.policy})")
+    print(
+        f"station {args.station_id} added (OCPP {args.ocpp}, policy {args.policy}, "
+        f"security profile {args.security_profile})"
+    )
     return 0
 
 
 def cmd_stations_list(args: argparse.Namespace) -> int:
     def rows(db: Session) -> list[Sequence[Any]]:
         return [
-            (s.id, s.ocpp_version, s.registration_policy, s.registration_status, s.vendor, s.model, s.last_seen_at)
+            (
+                s.id, s.ocpp_version, s.security_profile, s.registration_policy, s.registration_status, s.vendor,
+                s.model, s.last_seen_at,
+            )
             for s in stations.list_stations(db)
-        ]
+        ]  # fmt: skip
 
-    print(_table(_in_transaction(args, rows), ("ID", "OCPP", "POLICY", "STATUS", "VENDOR", "MODEL", "LAST SEEN")))
+    header = ("ID", "OCPP", "PROFILE", "POLICY", "STATUS", "VENDOR", "MODEL", "LAST SEEN")
+    print(_table(_in_transaction(args, rows), header))
     return 0
 
 
@@ -188,11 +225,7 @@ def _group(subparsers: Any, name: str, help_text: str) -> Any:
     return parser.add_subparsers(title="commands", metavar="COMMAND")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="csms", description="chargetwin CSMS: OCPP 1.6J/2.0.1 gateway and API.")
-    parser.set_defaults(handler=_help_of(parser))
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-
+def _serve_parser(commands: Any) -> None:
     serve = commands.add_parser(
         "serve",
         help="run the OCPP gateway and the HTTP API (migrates the database first)",
@@ -218,8 +251,25 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--registry-ttl", type=int, default=15, metavar="S", help="station registry expiry after a crash (default 15)"
     )
+    serve.add_argument("--tls-cert", default=None, metavar="F", help="PEM certificate (chain) of wss://")
+    serve.add_argument("--tls-key", default=None, metavar="F", help="PEM private key of --tls-cert")
+    serve.add_argument(
+        "--tls-client-ca",
+        default=None,
+        metavar="F",
+        help="PEM CA certificate(s) that sign station certificates (security profile 3)",
+    )
+    serve.add_argument("--tls-port", type=int, default=9443, help="wss:// port with --tls-cert (default 9443)")
     _database_option(serve)
     serve.set_defaults(handler=cmd_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="csms", description="chargetwin CSMS: OCPP 1.6J/2.0.1 gateway and API.")
+    parser.set_defaults(handler=_help_of(parser))
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    _serve_parser(commands)
 
     db = _group(commands, "db", "database administration")
     upgrade = db.add_parser("upgrade", help="create or migrate the schema", description="Create or migrate the schema.")
@@ -229,7 +279,21 @@ def build_parser() -> argparse.ArgumentParser:
     station_cmds = _group(commands, "stations", "provision and list stations")
     add = station_cmds.add_parser("add", help="provision a station", description="Provision a station.")
     add.add_argument("station_id", metavar="ID")
-    add.add_argument("--password", required=True, metavar="PW", help="HTTP Basic password (security profile 1)")
+    add.add_argument(
+        "--password",
+        default=None,
+        metavar="PW",
+        help="HTTP Basic password, required for security profiles 1 and 2 (2.0.1: 16-40 characters "
+        "A-Z a-z 0-9 *-_=:+|@. ; 1.6: 16-20 printable characters)",
+    )
+    add.add_argument(
+        "--security-profile",
+        type=int,
+        default=1,
+        choices=list(stations.SECURITY_PROFILES),
+        help="1 Basic auth over ws or wss (default); 2 wss + Basic auth; 3 wss + a client certificate whose "
+        "subject CN is the station id",
+    )
     add.add_argument("--ocpp", required=True, choices=list(stations.VERSIONS), help="OCPP version")
     add.add_argument("--policy", default="accept", choices=list(stations.POLICIES), help="boot answer (default accept)")
     _database_option(add)

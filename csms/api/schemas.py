@@ -23,6 +23,7 @@ Secret = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=
 Label = Annotated[str, StringConstraints(min_length=1, max_length=36, pattern=r"^[^\x00-\x1f]+$")]
 
 Policy = Literal["accept", "pending", "reject"]
+SecurityProfile = Literal[1, 2, 3]
 TokenStatus = Literal["Accepted", "Blocked", "Expired", "Invalid"]
 
 
@@ -37,14 +38,21 @@ class Out(BaseModel):
 # ---- stations -----------------------------------------------------------------------------------------------
 class StationCreate(Strict):
     id: StationId
-    password: Secret | None = Field(description="HTTP Basic password (security profile 1); null: no password")
+    password: Secret | None = Field(
+        description="HTTP Basic password (profiles 1 and 2): 2.0.1 16-40 characters of passwordString, 1.6 16-20 "
+        "printable characters; null: no password (profile 1 without authentication, or profile 3)"
+    )
     ocpp_version: Version
     registration_policy: Policy = "accept"
+    security_profile: SecurityProfile = Field(
+        1, description="1 Basic auth over ws or wss; 2 wss + Basic auth; 3 wss + a client certificate naming the id"
+    )
 
 
 class StationUpdate(Strict):
     registration_policy: Policy | None = Field(None, description="`accept` accepts a pending auto-registered station")
     password: Secret | None = Field(None, description="a new password; send null to remove it")
+    security_profile: SecurityProfile | None = Field(None, description="1, 2 or 3 (see StationCreate)")
 
 
 class ConnectorOut(Out):
@@ -61,6 +69,7 @@ class StationOut(Out):
     ocpp_version: str
     registration_policy: str
     registration_status: str | None
+    security_profile: int
     auto_registered: bool
     vendor: str | None
     model: str | None

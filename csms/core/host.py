@@ -40,7 +40,7 @@ from csms.ocpp.convert import from_posix
 from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import Version
 from csms.services import stations
-from csms.services.admission import Admission, Admissions
+from csms.services.admission import PLAIN, Admission, Admissions, Channel
 from csms.services.config import CsmsConfig
 
 log = logging.getLogger(__name__)
@@ -139,9 +139,12 @@ class CsmsHost:
                 log.exception("plugin %r failed in %s", plugin, event)
 
     # ---- connections -------------------------------------------------------------------------------------
-    def admit(self, station_id: str, authorization: str | None, offered: Version | None) -> Admission:
-        """Blocking (database, password hash): the shell decides on which thread."""
-        return self.admissions.admit(station_id, authorization, offered, self.scheduler.now())
+    def admit(
+        self, station_id: str, authorization: str | None, offered: Version | None, channel: Channel = PLAIN
+    ) -> Admission:
+        """Blocking (database, password hash): the shell decides on which thread. ``channel``: what the
+        transport proved (TLS, a verified client certificate), checked against the station's security profile."""
+        return self.admissions.admit(station_id, authorization, offered, self.scheduler.now(), channel)
 
     def connect(self, admission: Admission, version: Version, transport: Transport) -> Connection:
         station_id = admission.station_id
@@ -296,4 +299,3 @@ class CsmsHost:
         for connection in connections:
             self._flush(connection)
         self._schedule_commit()
-

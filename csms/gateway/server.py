@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from http import HTTPStatus
@@ -33,6 +34,7 @@ from websockets.typing import Subprotocol
 from csms.core.host import Connection, CsmsHost, Plugin, StationNotConnected
 from csms.gateway.collector import CollectorPacing
 from csms.gateway.scheduler import AsyncioScheduler
+from csms.gateway.tls import channel_of
 from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import OCPP16, SUBPROTOCOLS, Version, parse_version
 from csms.services.admission import Admission
@@ -117,12 +119,14 @@ class Link(asyncio.Protocol):
         offered = [p.strip() for h in request.headers.get_all("Sec-WebSocket-Protocol") for p in h.split(",")]
         offered_version = next((SUBPROTOCOLS[p] for p in offered if p in SUBPROTOCOLS), None)
         loop = asyncio.get_running_loop()
+        assert self.transport is not None
         checked = loop.run_in_executor(
             self.gateway.auth_threads,
             self.gateway.host.admit,
             station_id,
             request.headers.get("Authorization"),
             offered_version,
+            channel_of(self.transport),
         )
         checked.add_done_callback(lambda future: self._admitted(request, bool(offered), future))
 
@@ -287,6 +291,7 @@ class Gateway:
         self.links: dict[str, Link] = {}
         self.auth_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="csms-auth")
         self._server: asyncio.Server | None = None
+        self._tls_server: asyncio.Server | None = None
         self._keepalive: asyncio.Task[None] | None = None
         #: Pauses of the garbage collector kept short while many connections are held (see its module).
         self.collector = collector or CollectorPacing()
@@ -305,15 +310,33 @@ class Gateway:
         self.collector.start()
         return self._server
 
+    async def start_tls(self, host: str, port: int, context: ssl.SSLContext) -> asyncio.Server:
+        """A second listener for ``wss://`` (security profiles 2 and 3), beside the plain one of :meth:`start`."""
+        loop = asyncio.get_running_loop()
+        self._tls_server = await loop.create_server(
+            lambda: Link(self),
+            host,
+            port,
+            backlog=self.accept_backlog,
+            ssl=context,
+            ssl_handshake_timeout=self.handshake_timeout_s,
+        )
+        return self._tls_server
+
     @property
     def port(self) -> int:
         assert self._server is not None
         return self._server.sockets[0].getsockname()[1]
 
+    @property
+    def tls_port(self) -> int | None:
+        return None if self._tls_server is None else self._tls_server.sockets[0].getsockname()[1]
+
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        for server in (self._server, self._tls_server):
+            if server is not None:
+                server.close()
+                await server.wait_closed()
         if self._keepalive is not None:
             self._keepalive.cancel()
         self.collector.stop()

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import socket
+import ssl
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
@@ -45,6 +46,9 @@ class Endpoints:
     api_url: str
     ocpp_port: int
     api_port: int
+    #: The ``wss://`` listener (security profiles 2 and 3), when serving TLS.
+    ocpp_tls_url: str | None = None
+    ocpp_tls_port: int | None = None
 
 
 def raise_fd_limit() -> tuple[int, int]:
@@ -90,6 +94,8 @@ async def run_server(
     broker_url: str | None = None,
     node_id: str | None = None,
     registry_ttl_s: int = 15,
+    tls_context: ssl.SSLContext | None = None,
+    tls_port: int = 9443,
 ) -> None:
     """Run until ``stop`` is set (or SIGINT/SIGTERM when ``handle_signals``).
 
@@ -99,6 +105,9 @@ async def run_server(
 
     With ``broker_url`` (redis://…) this process is node ``node_id`` of a cluster (:mod:`csms.runtime.cluster`):
     API calls reach stations connected to any node. Without it, nothing changes.
+
+    With ``tls_context`` (:func:`csms.gateway.tls.server_context`) the gateway also serves ``wss://`` on
+    ``tls_port``; the plain listener stays for profile-1 stations.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -126,6 +135,8 @@ async def run_server(
             cluster = Cluster(gateway, broker_url, node_id, ttl_s=registry_ttl_s)
             await cluster.start()
         await gateway.start(host, ocpp_port)
+        if tls_context is not None:
+            await gateway.start_tls(host, tls_port, tls_context)
         app = create_app(session_factory, gateway, api_key)
         app.state.public_url = public_url
         app.state.monitor = monitor
@@ -152,6 +163,8 @@ async def run_server(
             api_url=f"http://{host}:{bound_api_port}/api/v1",
             ocpp_port=gateway.port,
             api_port=bound_api_port,
+            ocpp_tls_url=None if gateway.tls_port is None else f"wss://{host}:{gateway.tls_port}/ocpp/{{station_id}}",
+            ocpp_tls_port=gateway.tls_port,
         )
         if on_ready is not None:
             on_ready(endpoints)

@@ -1,4 +1,10 @@
-"""Handshake decisions: which station is connecting, is it known, is its password right (profile 1).
+"""Handshake decisions: which station is connecting, is it known, does it connect the way its security
+profile says (1: HTTP Basic over ws or wss; 2: wss + HTTP Basic; 3: wss + a client certificate that chains to
+the CSMS's station CA and names the station), is its password right.
+
+A station is never admitted below its profile: a profile-2 or -3 station on plain ws is refused, as is a
+profile-3 station without its certificate, whatever password it offers. A verified client certificate that
+names another station is refused on every profile.
 
 The one admission rule for every shell: the asyncio gateway asks on a thread pool (a password check is a
 scrypt run), the embedded CSMS of the twin inline. An unknown station is refused (404) unless
@@ -22,6 +28,18 @@ from csms.services import stations
 from csms.services.config import CsmsConfig
 from csms.services.passwords import hash_password, verify_password
 from csms.store.models import Station
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """What the transport established before the HTTP upgrade."""
+
+    tls: bool = False
+    #: The subject CN of the client certificate the TLS handshake verified against the station CA, if any.
+    client_cn: str | None = None
+
+
+PLAIN = Channel()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +81,12 @@ class Admissions:
         return hashlib.sha256(self._pepper + password.encode()).digest()
 
     def admit(
-        self, station_id: str, authorization: str | None, offered_version: str | None, now: float
+        self,
+        station_id: str,
+        authorization: str | None,
+        offered_version: str | None,
+        now: float,
+        channel: Channel = PLAIN,
     ) -> Admission:
         credentials = parse_basic(authorization)
         with self.session_factory() as db:
@@ -83,12 +106,28 @@ class Admissions:
                 row = db.get(Station, station_id)
                 assert row is not None
                 return Admission(station_id, row.ocpp_version, row.registration_status)
-            if row.password_hash:
-                if credentials is None or credentials[0] != station_id:
-                    return Admission(station_id, status=401, reason="credentials required")
-                if not self._check(station_id, row.password_hash, credentials[1]):
-                    return Admission(station_id, status=401, reason="wrong password")
+            refusal = self._refusal(row, channel, credentials)
+            if refusal:
+                return Admission(station_id, status=401, reason=refusal)
             return Admission(station_id, row.ocpp_version, row.registration_status)
+
+    def _refusal(self, row: Station, channel: Channel, credentials: tuple[str, str] | None) -> str:
+        """Why this connection may not be the station's ("" when it may)."""
+        profile = row.security_profile
+        if channel.client_cn is not None and channel.client_cn != row.id:
+            return "the client certificate names another station"
+        if profile >= 2 and not channel.tls:
+            return f"security profile {profile}: connect over TLS (wss://)"
+        if profile == 3:
+            if channel.client_cn is None:
+                return "security profile 3: a client certificate signed by the station CA is required"
+            return ""
+        if row.password_hash:
+            if credentials is None or credentials[0] != row.id:
+                return "credentials required"
+            if not self._check(row.id, row.password_hash, credentials[1]):
+                return "wrong password"
+        return ""
 
     def _check(self, station_id: str, stored: str, password: str) -> bool:
         cached = self._verified.get(stored)

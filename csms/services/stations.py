@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -21,9 +22,37 @@ from csms.store.models import Station as StationRow
 POLICIES = ("accept", "pending", "reject")
 BOOT_STATUS = {"accept": "Accepted", "pending": "Pending", "reject": "Rejected"}
 VERSIONS = (OCPP16, OCPP201)
+SECURITY_PROFILES = (1, 2, 3)
+#: 2.0.1 BasicAuthPassword is a passwordString of 16-40 characters; the 1.6 security whitepaper's
+#: AuthorizationKey carries 16-20 bytes (sent as at most 40 hexadecimal digits).
+_PASSWORD_RULES: dict[str, tuple[re.Pattern[str], str]] = {
+    OCPP201: (re.compile(r"[A-Za-z0-9*\-_=:+|@.]{16,40}"), "16-40 characters of A-Z a-z 0-9 * - _ = : + | @ ."),
+    OCPP16: (re.compile(r"[!-~]{16,20}"), "16-20 printable ASCII characters without spaces"),
+}
 
 
-def provision(
+def check_password(password: str | None, ocpp_version: str) -> None:
+    """The spec's rule for a station's HTTP Basic password (the operator's surfaces call this; the twin's
+    embedded operator and tests may provision anything).
+
+    Raises:
+        Invalid: the password breaks the rule of ``ocpp_version``.
+    """
+    if password is None:
+        return
+    pattern, rule = _PASSWORD_RULES.get(ocpp_version, _PASSWORD_RULES[OCPP201])
+    if not pattern.fullmatch(password):
+        raise Invalid(f"an OCPP {ocpp_version} station password must be {rule} (got {len(password)} characters)")
+
+
+def _check_profile(profile: int, has_password: bool) -> None:
+    if profile not in SECURITY_PROFILES:
+        raise Invalid(f"security profile must be 1, 2 or 3, got {profile!r}")
+    if profile == 2 and not has_password:
+        raise Invalid("a security profile 2 station needs a password (TLS + HTTP Basic authentication)")
+
+
+def provision(  # noqa: PLR0913 - one keyword-only option per stored field
     db: Session,
     station_id: str,
     *,
@@ -33,6 +62,7 @@ def provision(
     policy: str = "accept",
     site_id: str | None = None,
     password_hash: str | None = None,
+    security_profile: int = 1,
 ) -> StationRow:
     """Create a station the operator expects.
 
@@ -45,12 +75,14 @@ def provision(
         raise Invalid(f"registration policy must be one of {', '.join(POLICIES)}, got {policy!r}")
     if not station_id or len(station_id) > 48 or "/" in station_id:
         raise Invalid("station id must be 1-48 characters without '/'")
+    _check_profile(security_profile, bool(password or password_hash))
     if db.get(StationRow, station_id) is not None:
         raise Conflict(f"station {station_id!r} already exists")
     row = StationRow(
         id=station_id,
         ocpp_version=ocpp_version,
         password_hash=password_hash or (hash_password(password) if password else None),
+        security_profile=security_profile,
         registration_policy=policy,
         created_at=now,
         site_id=site_id,
@@ -106,6 +138,9 @@ def update(db: Session, station_id: str, changes: dict[str, Any]) -> StationRow:
         row.ocpp_version = changes["ocpp_version"]
     if "site_id" in changes:
         row.site_id = changes["site_id"]
+    if "security_profile" in changes:
+        row.security_profile = changes["security_profile"]
+    _check_profile(row.security_profile, row.password_hash is not None)
     db.flush()
     return row
 

@@ -73,6 +73,8 @@ class Station(Base):
     id: Mapped[str] = mapped_column(String(48), primary_key=True)
     ocpp_version: Mapped[str] = mapped_column(String(8))
     password_hash: Mapped[str | None] = mapped_column(String(200))
+    #: OCPP security profile: 1 Basic auth (ws or wss), 2 TLS + Basic auth, 3 TLS with a client certificate.
+    security_profile: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     #: What the operator decided: accept / pending / reject. Boot answers follow it.
     registration_policy: Mapped[str] = mapped_column(String(16), default="accept")
     #: The last status we answered a BootNotification with (None: never booted).

@@ -225,7 +225,8 @@ def make_station(
     def make(*, provision: bool = True, password: str | None = None, **kwargs: Any) -> StationUnderTest:
         if provision and operator.name != "manual" and operator.cannot("provision_station") is None:
             station_id = f"CT{_RUN}-{next(_numbers):03d}"
-            secret = password if password is not None else secrets.token_urlsafe(18)
+            # 20 characters: within the password rules of both versions (1.6 16-20, 2.0.1 16-40)
+            secret = password if password is not None else secrets.token_urlsafe(15)
             operator.provision_station(station_id, csms_target.version, secret)
         else:
             station_id = config.getoption("--station-id") or DEFAULT_STATION_ID

@@ -3,9 +3,10 @@
     ./run python -m simulator.conformance.publish            # writes docs/conformance.md
 
 It starts ``csms serve`` (a subprocess on free loopback ports, SQLite in a temporary directory, a fixed API key
-for the chargetwin operator), runs ``sim conformance`` for 1.6 and 2.0.1 with the expected failures of
-``expected/<version>/`` (each names the feature it waits for), and joins the two Markdown tables. The
-project's tests use :func:`chargetwin` and :func:`run_catalogue` the same way, so the table stays true.
+for the chargetwin operator, ``wss://`` with a server certificate and a station CA made for the run), runs
+``sim conformance`` for 1.6 and 2.0.1 with the expected failures of ``expected/<version>/`` (each names the
+feature it waits for), and joins the two Markdown tables. The project's tests use :func:`chargetwin` and
+:func:`run_catalogue` the same way, so the table stays true.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from pathlib import Path
 
 import httpx
 
+from simulator.conformance.loopback_pki import issue, make_ca
+
 EXPECTED = Path(__file__).parent / "expected"
 ROOT = Path(__file__).parents[2]
 VERSIONS = ("2.0.1", "1.6")
@@ -36,6 +39,23 @@ class Endpoint:
     ws_url: str
     api_url: str
     api_key: str
+    #: ``sim conformance`` options of the ``wss://`` endpoint: its URL, the CA to trust, a station certificate.
+    tls_options: tuple[str, ...] = ()
+
+
+def _tls_material(workdir: Path) -> tuple[list[str], list[str]]:
+    """The CAs and certificates of one run: (``csms serve`` options, ``sim conformance`` options but the URL).
+    The station certificate names no provisioned station (their ids are made per case)."""
+    pki_dir = workdir / "pki"
+    server_ca = make_ca(pki_dir, "csms-root")
+    server = issue(pki_dir, server_ca, "localhost", server=True)
+    station_ca = make_ca(pki_dir, "station-ca")
+    station = issue(pki_dir, station_ca, "conformance-station")
+    serve = ["--tls-cert", str(server.cert_file), "--tls-key", str(server.key_file)]
+    serve += ["--tls-client-ca", str(station_ca.cert_file)]
+    suite = ["--ca-file", str(server_ca.cert_file), "--client-cert", str(station.cert_file)]
+    suite += ["--client-key", str(station.key_file)]
+    return serve, suite
 
 
 def free_port() -> int:
@@ -46,9 +66,13 @@ def free_port() -> int:
 
 @contextmanager
 def chargetwin(workdir: Path, *extra: str) -> Iterator[Endpoint]:
-    """A fresh ``csms serve`` for the duration of the block (terminated, or killed, on the way out)."""
+    """A fresh ``csms serve`` for the duration of the block (terminated, or killed, on the way out), with
+    ``ws://`` and ``wss://``."""
     ocpp_port, api_port, key = free_port(), free_port(), "ctk_conformance_" + secrets.token_urlsafe(12)
+    tls_port = free_port()
+    serve_tls, suite_tls = _tls_material(workdir)
     command = [sys.executable, "-m", "csms.cli", "serve", "--ocpp-port", str(ocpp_port), "--api-port", str(api_port)]
+    command += ["--tls-port", str(tls_port), *serve_tls]
     command += ["--database-url", f"sqlite:///{workdir / 'csms.db'}", "--log-level", "warning", *extra]
     env = {**os.environ, "CHARGETWIN_API_KEY": key}
     env.pop("CHARGETWIN_DATABASE_URL", None)
@@ -67,7 +91,8 @@ def chargetwin(workdir: Path, *extra: str) -> Iterator[Endpoint]:
                 if time.monotonic() > deadline:
                     raise RuntimeError("csms serve did not start within a minute") from None
                 time.sleep(0.1)
-        yield Endpoint(f"ws://127.0.0.1:{ocpp_port}/ocpp", api, key)
+        tls_options = ("--csms-tls-url", f"wss://127.0.0.1:{tls_port}/ocpp", *suite_tls)
+        yield Endpoint(f"ws://127.0.0.1:{ocpp_port}/ocpp", api, key, tls_options)
     finally:
         process.terminate()
         try:
@@ -84,7 +109,7 @@ def run_catalogue(
     """``sim conformance`` for ``version`` with chargetwin's expected failures; writes out/<version>.xml and .md."""
     command = [sys.executable, "-m", "simulator.cli", "conformance", "--csms", endpoint.ws_url, "--ocpp", version]
     command += ["--api-url", endpoint.api_url, "--api-key", endpoint.api_key]
-    command += ["--expected-failures", str(EXPECTED / version)]
+    command += ["--expected-failures", str(EXPECTED / version), *endpoint.tls_options]
     command += ["--junit", str(out / f"{version}.xml"), "--report", str(out / f"{version}.md"), *extra]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
 

@@ -185,7 +185,7 @@ async def test_provision_get_and_accept(client):
     assert station["connected"] is False
     assert "password" not in station and "password_hash" not in station
 
-    duplicate = await client.post("/api/v1/stations", json={"id": "cp-1", "password": "x", "ocpp_version": "1.6"})
+    duplicate = await client.post("/api/v1/stations", json={"id": "cp-1", "password": PASSWORD, "ocpp_version": "1.6"})
     assert duplicate.status_code == 409
     assert "already exists" in duplicate.json()["detail"]
     bad_version = await client.post("/api/v1/stations", json={"id": "cp-2", "password": "x", "ocpp_version": "1.5"})
@@ -198,6 +198,31 @@ async def test_provision_get_and_accept(client):
     assert accepted.json()["registration_policy"] == "accept"
     assert (await client.patch("/api/v1/stations/cp-3", json={"registration_policy": "maybe"})).status_code == 422
     assert (await client.patch("/api/v1/stations/cp-3", json={"unknown": 1})).status_code == 422
+    assert [s["id"] for s in (await client.get("/api/v1/stations")).json()] == ["cp-1", "cp-3"]
+
+
+async def test_security_profile_and_password_rules(client):
+    body = {"id": "cp-3", "password": None, "ocpp_version": "2.0.1", "security_profile": 3}
+    created = await client.post("/api/v1/stations", json=body)
+    assert created.status_code == 201 and created.json()["security_profile"] == 3
+    plain = await client.post("/api/v1/stations", json={"id": "cp-1", "password": PASSWORD, "ocpp_version": "1.6"})
+    assert plain.json()["security_profile"] == 1
+    raised = await client.patch("/api/v1/stations/cp-1", json={"security_profile": 2})
+    assert raised.status_code == 200 and raised.json()["security_profile"] == 2
+    no_password = await client.patch("/api/v1/stations/cp-3", json={"security_profile": 2})
+    assert no_password.status_code == 422 and "needs a password" in no_password.json()["detail"]
+    assert (await client.patch("/api/v1/stations/cp-1", json={"security_profile": 4})).status_code == 422
+
+    for version, password in [
+        ("2.0.1", ""), ("2.0.1", "short-pw"), ("2.0.1", " " * 20), ("2.0.1", "x" * 41), ("2.0.1", "has a space in it!"),
+        ("1.6", "x" * 21), ("1.6", "fifteen-chars!!"),
+    ]:  # fmt: skip
+        refused = await client.post(
+            "/api/v1/stations", json={"id": "cp-x", "password": password, "ocpp_version": version}
+        )
+        assert refused.status_code == 422, (version, password, refused.text)
+    too_short = await client.patch("/api/v1/stations/cp-1", json={"password": "pw"})
+    assert too_short.status_code == 422 and "16-20" in too_short.json()["detail"]
     assert [s["id"] for s in (await client.get("/api/v1/stations")).json()] == ["cp-1", "cp-3"]
 
 

@@ -77,13 +77,15 @@ def test_admin_commands_write_rows(database_url):
     upgraded = csms("db", "upgrade", "--database-url", database_url)
     assert upgraded.returncode == 0, upgraded.stderr
 
-    added = csms("stations", "add", "cp-1", "--password", "pw-1234", "--ocpp", "2.0.1", database_url=database_url)
+    added = csms(
+        "stations", "add", "cp-1", "--password", "pw-1234-5678-abcd", "--ocpp", "2.0.1", database_url=database_url
+    )
     assert added.returncode == 0, added.stderr
     (station,) = rows(database_url, Station)
     assert (station.id, station.ocpp_version, station.registration_policy) == ("cp-1", "2.0.1", "accept")
-    assert station.password_hash and verify_password("pw-1234", station.password_hash)
+    assert station.password_hash and verify_password("pw-1234-5678-abcd", station.password_hash)
 
-    again = csms("stations", "add", "cp-1", "--password", "x", "--ocpp", "1.6", database_url=database_url)
+    again = csms("stations", "add", "cp-1", "--password", "x" * 16, "--ocpp", "1.6", database_url=database_url)
     assert again.returncode == 2
     assert again.stderr.strip() == "csms: station 'cp-1' already exists"
     assert "Traceback" not in again.stderr
@@ -107,6 +109,25 @@ def test_admin_commands_write_rows(database_url):
 
     assert "cp-1" in csms("stations", "list", database_url=database_url).stdout
     assert "TAG-1" in csms("tokens", "list", "--database-url", database_url).stdout
+
+
+def test_stations_add_security_profile_and_password_rules(sqlite_url):
+    for password in ["", "short", " " * 18]:
+        refused = csms("stations", "add", "cp-1", "--password", password, "--ocpp", "2.0.1", database_url=sqlite_url)
+        assert refused.returncode == 2 and "16-40 characters" in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+    missing = csms("stations", "add", "cp-2", "--ocpp", "1.6", "--security-profile", "2", database_url=sqlite_url)
+    assert missing.returncode == 2 and "--password is required" in missing.stderr
+    mtls = csms("stations", "add", "cp-3", "--ocpp", "2.0.1", "--security-profile", "3", database_url=sqlite_url)
+    assert mtls.returncode == 0 and "security profile 3" in mtls.stdout, mtls.stderr
+    tls = ("stations", "add", "cp-2", "--ocpp", "1.6", "--security-profile", "2", "--password", "p" * 20)
+    assert csms(*tls, database_url=sqlite_url).returncode == 0
+    assert {(s.id, s.security_profile, s.password_hash is None) for s in rows(sqlite_url, Station)} == {
+        ("cp-2", 2, False),
+        ("cp-3", 3, True),
+    }
+    listing = csms("stations", "list", database_url=sqlite_url).stdout.splitlines()
+    assert listing[0].split()[:3] == ["ID", "OCPP", "PROFILE"] and listing[1].split()[:3] == ["cp-2", "1.6", "2"]
 
 
 def test_database_errors_are_one_line(tmp_path):
@@ -141,9 +162,9 @@ async def test_serve_runs_gateway_and_api(database_url):
         headers = {"Authorization": "Bearer serve-test-key"}
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as client:
             assert (await client.get("/api/v1/stations", headers={"Authorization": ""})).status_code == 401
-            body = {"id": "cp-s", "password": "pw-serve", "ocpp_version": "1.6"}
+            body = {"id": "cp-s", "password": "pw-serve-012345678", "ocpp_version": "1.6"}
             assert (await client.post("/api/v1/stations", json=body)).status_code == 201
-            auth = "Basic " + base64.b64encode(b"cp-s:pw-serve").decode()
+            auth = "Basic " + base64.b64encode(b"cp-s:pw-serve-012345678").decode()
             url = f"ws://127.0.0.1:{ocpp_port}/ocpp/cp-s"
             async with websockets.connect(
                 url, subprotocols=["ocpp1.6"], additional_headers={"Authorization": auth}

@@ -43,7 +43,7 @@ async def test_operator_provisions_calls_and_reads_back(operator: Operator, gate
         assert operator.cannot(capability) is None  # type: ignore[arg-type]
     assert operator.cannot("send_call", "ReserveNow") is None
     since = datetime.now(UTC) - timedelta(hours=1)
-    await operator.provision_station("op-16", "1.6", "an-old-password")
+    await operator.provision_station("op-16", "1.6", "an-old-password-1")
     await operator.provision_station("op-16", "1.6", PASSWORD)  # exists: its password is changed, no error
     await operator.provision_token("TAG-1")
     await operator.provision_token("TAG-2")

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = Path(__file__).parent / "data" / "realtime-short.yaml"
 STATIONS = {"rtac-1": "1.6", "rtac-2": "1.6", "rtdc-1": "2.0.1"}
 TOKENS = ["RT-AC-1", "RT-AC-2", "RT-DC-1"]
-AC_PASSWORD, DC_PASSWORD = "ac-secret-pw", "dc-secret-pw"  # the dc group's password is in the scenario
+AC_PASSWORD, DC_PASSWORD = "ac-secret-pw-0001", "dc-secret-pw-0001"  # the dc group's password is in the scenario
 API_KEY = "realtime-test-key"
 SPEED = "120"  # 25 virtual minutes in 12.5 s
 

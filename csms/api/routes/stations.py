@@ -37,7 +37,9 @@ def list_stations(db: DbSession, gateway: GatewayDep) -> list[StationOut]:
 
 @router.post("", response_model=StationOut, status_code=status.HTTP_201_CREATED)
 def provision(body: StationCreate, db: DbSession, gateway: GatewayDep) -> StationOut:
-    """Provision a station the operator expects (409 when the id exists)."""
+    """Provision a station the operator expects (409 when the id exists; 422 when the password breaks the
+    spec's rule for its version, or a profile-2 station has none)."""
+    stations.check_password(body.password, body.ocpp_version)
     row = stations.provision(
         db,
         body.id,
@@ -45,6 +47,7 @@ def provision(body: StationCreate, db: DbSession, gateway: GatewayDep) -> Statio
         password=body.password,
         now=datetime.now(UTC),
         policy=body.registration_policy,
+        security_profile=body.security_profile,
     )
     return station_out(row, [], gateway)
 
@@ -57,7 +60,12 @@ def get_station(station_id: StationPath, db: DbSession, gateway: GatewayDep) -> 
 
 @router.patch("/{station_id}", response_model=StationOut)
 def update_station(station_id: StationPath, body: StationUpdate, db: DbSession, gateway: GatewayDep) -> StationOut:
-    """Accept (or reject) a station, or change its password (null removes it). The station's next boot is
-    answered by the new policy."""
-    row = stations.update(db, station_id, body.model_dump(exclude_unset=True))
+    """Accept (or reject) a station, change its password (null removes it) or its security profile. The
+    station's next boot is answered by the new policy; its next handshake follows the new profile."""
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("security_profile", 0) is None:
+        del changes["security_profile"]
+    if changes.get("password") is not None:
+        stations.check_password(changes["password"], stations.get(db, station_id).ocpp_version)
+    row = stations.update(db, station_id, changes)
     return station_out(row, stations.connectors(db, [station_id]), gateway)
