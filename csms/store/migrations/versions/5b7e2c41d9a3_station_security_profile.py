@@ -1,7 +1,7 @@
 """stations.security_profile: how a station must connect (1 Basic auth, 2 TLS + Basic auth, 3 mutual TLS)
 
 Revision ID: 5b7e2c41d9a3
-Revises: 1595859c4884
+Revises: a7d3e5c1b920
 Create Date: 2026-12-03 19:10:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5b7e2c41d9a3"
-down_revision: str | None = "1595859c4884"
+down_revision: str | None = "a7d3e5c1b920"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
