@@ -2,7 +2,7 @@
 operator's approval (no password of theirs is kept)
 
 Revision ID: c4f1a8e2b6d7
-Revises: 5b7e2c41d9a3
+Revises: c9f4a2d6e813
 Create Date: 2026-12-03 22:30:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c4f1a8e2b6d7"
-down_revision: str | None = "5b7e2c41d9a3"
+down_revision: str | None = "c9f4a2d6e813"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
