@@ -139,10 +139,11 @@ class Admissions:
                 refusal = self._refusal(db, row, channel, parse_basic(authorization), blocked)
             if refusal is None:
                 assert row is not None
-                db.commit()  # a re-hashed password
+                if db.dirty:  # a re-hashed password (an admission that only read writes nothing)
+                    db.commit()
                 return Admission(station_id, row.ocpp_version, row.registration_status)
-            self._refused(db, station_id, channel, refusal, now)
-            db.commit()
+            if self._refused(db, station_id, channel, refusal, now):
+                db.commit()
         return Admission(station_id, status=401, reason=REFUSED_REASON)
 
     def _unknown(
@@ -208,10 +209,10 @@ class Admissions:
         self._verified[stored] = digest
         return None
 
-    def _refused(self, db: Session, station_id: str, channel: Channel, refusal: _Refusal, now: float) -> None:
-        """The security event of a failure, and one ``throttled`` event when it reached a limit. A refusal the
-        throttle made is not stored; it counts against the source address only (an address that keeps trying
-        a blocked id is soon refused before its handshake is queued)."""
+    def _refused(self, db: Session, station_id: str, channel: Channel, refusal: _Refusal, now: float) -> bool:
+        """The security event of a failure, and one ``throttled`` event when it reached a limit (True: something
+        to commit). A refusal the throttle made is not stored; it counts against the source address only (an
+        address that keeps trying a blocked id is soon refused before its handshake is queued)."""
         at = datetime.fromtimestamp(now, UTC)
         tripped = []
         if refusal.counts:
@@ -223,6 +224,7 @@ class Admissions:
         for what in tripped:
             detail = {"reason": f"{what}: handshakes refused without a password check for a while"}
             _record(db, "throttled", at, station_id, channel.source, detail)
+        return refusal.counts or bool(tripped)
 
 
 def _record(db: Session, kind: str, at: datetime, station_id: str, source: str | None, detail: dict[str, Any]) -> None:
