@@ -232,8 +232,9 @@ def update(db: Session, station_id: str, changes: dict[str, Any]) -> StationRow:
 
 def must_reconnect(changes: dict[str, Any]) -> bool:
     """Do these changes (of :func:`update`) end the station's live connection? Its credentials, profile or
-    version changed, or it is no longer accepted."""
-    return bool(RECONNECT_ON & changes.keys()) or changes.get("registration_policy", "accept") != "accept"
+    version changed, or it is rejected. (Pending takes effect at its next boot: B02.FR.06 keeps a Pending
+    station connected.)"""
+    return bool(RECONNECT_ON & changes.keys()) or changes.get("registration_policy") == "reject"
 
 
 def connectors(db: Session, station_ids: list[str] | None = None) -> list[Connector]:

@@ -434,3 +434,50 @@ def sessionmaker_for(url: str) -> sessionmaker[Session]:
     from csms.store.database import make_engine, make_session_factory
 
     return make_session_factory(make_engine(url))
+
+
+async def test_a_pending_policy_leaves_the_station_connected_until_its_next_boot(sqlite_factory, api_and_gateway):
+    """B02.FR.06: a Pending station stays connected; Pending applies at its next boot."""
+    api, gateway = api_and_gateway
+    provision(sqlite_factory, "cp")
+    async with charger(gateway, "cp", PASSWORD) as cp:
+        assert await boot16(cp) == "Accepted"
+        response = await api.patch("/api/v1/stations/cp", json={"registration_policy": "pending"})
+        assert response.status_code == 200 and response.json()["connected"] is True
+        assert (await cp.call(call16.Heartbeat(), suppress=False)).current_time
+        assert await boot16(cp) == "Pending"
+
+
+async def test_a_change_made_on_another_node_disconnects_the_station_there(sqlite_factory):
+    """With ``--broker``, the node whose API took the change asks the node holding the socket to end it."""
+    from csms.runtime.cluster import Cluster
+    from tests.cluster.test_three_nodes import REDIS_URL, require_redis
+
+    require_redis()
+    station_id = f"cp-{secrets.token_hex(4)}"
+    provision(sqlite_factory, station_id)
+    async with running(sqlite_factory) as node_a, running(sqlite_factory) as node_b:
+        cluster_a = Cluster(node_a, REDIS_URL, f"a-{station_id}")
+        cluster_b = Cluster(node_b, REDIS_URL, f"b-{station_id}")
+        await cluster_a.start()
+        await cluster_b.start()
+        try:
+            app = create_app(sqlite_factory, node_a, API_KEY)
+            headers = {"Authorization": f"Bearer {API_KEY}"}
+            async with (
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x", headers=headers) as api,
+                charger(node_b, station_id, PASSWORD) as cp,
+            ):
+                assert await boot16(cp) == "Accepted"
+                for _ in range(100):
+                    if await cluster_a.owner(station_id) == cluster_b.node_id:
+                        break
+                    await asyncio.sleep(0.05)
+                response = await api.patch(f"/api/v1/stations/{station_id}", json={"password": "another-password-1"})
+                assert response.status_code == 200, response.text
+                await asyncio.wait_for(cp._connection.wait_closed(), 5)
+                assert cp._connection.close_code == 1008
+            assert station_id not in node_b.links
+        finally:
+            await cluster_a.stop()
+            await cluster_b.stop()

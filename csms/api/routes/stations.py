@@ -92,7 +92,7 @@ async def update_station(
     station_id: StationPath, body: StationUpdate, request: Request, gateway: GatewayDep
 ) -> StationOut:
     """Accept (or reject) a station, change its password (null removes it) or its security profile. A
-    change of password or profile, or a policy other than accept, ends the station's live connection once
+    change of password, profile or version, or the reject policy, ends the station's live connection once
     committed: its next handshake is checked against the new credentials and its next boot is answered by
     the new policy."""
     changes = body.model_dump(exclude_unset=True)
