@@ -131,7 +131,6 @@ def cmd_stations_add(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     if args.password is None and args.security_profile != 3:
         raise UserError(f"--password is required for security profile {args.security_profile} (HTTP Basic auth)")
-    stations.check_password(args.password, args.ocpp)
     _in_transaction(
         args,
         lambda db: stations.provision(
@@ -163,6 +162,31 @@ def cmd_stations_list(args: argparse.Namespace) -> int:
 
     header = ("ID", "OCPP", "PROFILE", "POLICY", "STATUS", "VENDOR", "MODEL", "LAST SEEN")
     print(_table(_in_transaction(args, rows), header))
+    return 0
+
+
+def cmd_stations_pending(args: argparse.Namespace) -> int:
+    def rows(db: Session) -> list[Sequence[Any]]:
+        return [
+            (p.station_id, p.ocpp_version, p.source, p.attempts, p.first_seen_at, p.last_seen_at)
+            for p in stations.list_pending(db)
+        ]
+
+    print(_table(_in_transaction(args, rows), ("ID", "OCPP", "SOURCE", "ATTEMPTS", "FIRST SEEN", "LAST SEEN")))
+    return 0
+
+
+def cmd_stations_approve(args: argparse.Namespace) -> int:
+    if args.password is None and args.security_profile != 3:
+        raise UserError(f"--password is required for security profile {args.security_profile} (HTTP Basic auth)")
+    now = datetime.now(UTC)
+    _in_transaction(
+        args,
+        lambda db: stations.approve(
+            db, args.station_id, password=args.password, security_profile=args.security_profile, now=now
+        ),
+    )
+    print(f"station {args.station_id} approved (security profile {args.security_profile}); it is accepted at its boot")
     return 0
 
 
@@ -256,7 +280,11 @@ def _serve_parser(commands: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--ocpp-port", type=int, default=9000, help="OCPP WebSocket port (default 9000)")
     serve.add_argument("--api-port", type=int, default=8000, help="HTTP API port (default 8000)")
-    serve.add_argument("--auto-register", action="store_true", help="admit unknown stations as Pending")
+    serve.add_argument(
+        "--auto-register",
+        action="store_true",
+        help="note unknown stations that connect as pending registrations (refused until `csms stations approve`)",
+    )
     serve.add_argument("--heartbeat-interval", type=int, default=300, metavar="S", help="seconds (default 300)")
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"], help="(default info)"
@@ -285,6 +313,55 @@ def _serve_parser(commands: Any) -> None:
     serve.set_defaults(handler=cmd_serve)
 
 
+def _credentials_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--password",
+        default=None,
+        metavar="PW",
+        help="HTTP Basic password, required for security profiles 1 and 2 (2.0.1: 16-40 characters "
+        "A-Z a-z 0-9 *-_=:+|@. ; 1.6: 16-20 printable characters)",
+    )
+    parser.add_argument(
+        "--security-profile",
+        type=int,
+        default=1,
+        choices=list(stations.SECURITY_PROFILES),
+        help="1 Basic auth over ws or wss (default); 2 wss + Basic auth; 3 wss + a client certificate whose "
+        "subject CN is the station id",
+    )
+
+
+def _stations_parser(commands: Any) -> None:
+    station_cmds = _group(commands, "stations", "provision, list and approve stations")
+    add = station_cmds.add_parser("add", help="provision a station", description="Provision a station.")
+    add.add_argument("station_id", metavar="ID")
+    _credentials_options(add)
+    add.add_argument("--ocpp", required=True, choices=list(stations.VERSIONS), help="OCPP version")
+    add.add_argument("--policy", default="accept", choices=list(stations.POLICIES), help="boot answer (default accept)")
+    _database_option(add)
+    add.set_defaults(handler=cmd_stations_add)
+    listing = station_cmds.add_parser("list", help="list stations", description="List stations.")
+    _database_option(listing)
+    listing.set_defaults(handler=cmd_stations_list)
+    pending = station_cmds.add_parser(
+        "pending",
+        help="list pending registrations (serve --auto-register)",
+        description="Unknown stations that connected while auto-registration is on; each is refused until approved.",
+    )
+    _database_option(pending)
+    pending.set_defaults(handler=cmd_stations_pending)
+    approve = station_cmds.add_parser(
+        "approve",
+        help="approve a pending registration with the station's credentials",
+        description="Create a pending station with the password (or profile 3: certificate) it is set up with; "
+        "the password it offered when it connected is never used.",
+    )
+    approve.add_argument("station_id", metavar="ID")
+    _credentials_options(approve)
+    _database_option(approve)
+    approve.set_defaults(handler=cmd_stations_approve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="csms", description="chargetwin CSMS: OCPP 1.6J/2.0.1 gateway and API.")
     parser.set_defaults(handler=_help_of(parser))
@@ -297,31 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     _database_option(upgrade)
     upgrade.set_defaults(handler=cmd_db_upgrade)
 
-    station_cmds = _group(commands, "stations", "provision and list stations")
-    add = station_cmds.add_parser("add", help="provision a station", description="Provision a station.")
-    add.add_argument("station_id", metavar="ID")
-    add.add_argument(
-        "--password",
-        default=None,
-        metavar="PW",
-        help="HTTP Basic password, required for security profiles 1 and 2 (2.0.1: 16-40 characters "
-        "A-Z a-z 0-9 *-_=:+|@. ; 1.6: 16-20 printable characters)",
-    )
-    add.add_argument(
-        "--security-profile",
-        type=int,
-        default=1,
-        choices=list(stations.SECURITY_PROFILES),
-        help="1 Basic auth over ws or wss (default); 2 wss + Basic auth; 3 wss + a client certificate whose "
-        "subject CN is the station id",
-    )
-    add.add_argument("--ocpp", required=True, choices=list(stations.VERSIONS), help="OCPP version")
-    add.add_argument("--policy", default="accept", choices=list(stations.POLICIES), help="boot answer (default accept)")
-    _database_option(add)
-    add.set_defaults(handler=cmd_stations_add)
-    listing = station_cmds.add_parser("list", help="list stations", description="List stations.")
-    _database_option(listing)
-    listing.set_defaults(handler=cmd_stations_list)
+    _stations_parser(commands)
 
     token_cmds = _group(commands, "tokens", "create and list id tokens")
     add = token_cmds.add_parser("add", help="create an id token", description="Create an id token.")

@@ -27,7 +27,7 @@ import provision
 
 from csms.runtime.server import raise_fd_limit
 
-PASSWORD = "fleet-password"
+PASSWORD = "fleet-password-0001"
 
 
 def _rss() -> int:

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:  # noqa: PLR
         )
     workers = max(args.workers, fleet.min_workers(stations, fd_limit))
     url = f"sqlite:///{workdir}/csms.db"
-    rows = provision.plan(stations, "conn-", args.share_201, "fleet-password", unique=False)
+    rows = provision.plan(stations, "conn-", args.share_201, "fleet-password-0001", unique=False)
     started = time.monotonic()
     provision.provision(url, rows, "LOADTEST")
     provision_s = time.monotonic() - started
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:  # noqa: PLR
     csms = harness.start_csms(url, workdir, heartbeat_interval=args.heartbeat, cpus=csms_cpus)
     options = fleet.FleetOptions(
         url=csms.ocpp_url,
-        password="fleet-password",
+        password="fleet-password-0001",
         token="LOADTEST",
         rate=args.rate,
         charging=args.charging,

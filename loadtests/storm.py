@@ -116,7 +116,7 @@ def missing_acknowledged(database_url: str, acks: list[tuple[str, str, dict, dic
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     _soft, fd_limit = raise_fd_limit()
     url = f"sqlite:///{workdir}/csms.db"
-    rows = provision.plan(args.stations, "storm-", args.share_201, "fleet-password", unique=False)
+    rows = provision.plan(args.stations, "storm-", args.share_201, "fleet-password-0001", unique=False)
     provision.provision(url, rows, "LOADTEST")
     csms_cpus, gen_cpus = harness.split_cpus() if args.pin else (None, None)
     ports = (harness.free_port(), harness.free_port())
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     csms = harness.start_csms(url, workdir, **start)
     options = fleet.FleetOptions(
         url=csms.ocpp_url,
-        password="fleet-password",
+        password="fleet-password-0001",
         token="LOADTEST",
         rate=args.rate,
         charging=args.charging,

@@ -55,6 +55,23 @@ class StationUpdate(Strict):
     security_profile: SecurityProfile | None = Field(None, description="1, 2 or 3 (see StationCreate)")
 
 
+class PendingRegistrationOut(Out):
+    station_id: str
+    ocpp_version: str
+    source: str | None
+    attempts: int
+    first_seen_at: UtcDatetime
+    last_seen_at: UtcDatetime
+
+
+class StationApprove(Strict):
+    password: Secret | None = Field(
+        None, description="the password the station is set up with (profiles 1 and 2); never the one it offered"
+    )
+    security_profile: SecurityProfile = Field(1, description="1, 2 or 3 (3: a client certificate, no password)")
+    ocpp_version: Version | None = Field(None, description="default: the version it connected with")
+
+
 class ConnectorOut(Out):
     evse_id: int
     connector_id: int

@@ -146,6 +146,10 @@ class CsmsHost:
         transport proved (TLS, a verified client certificate), checked against the station's security profile."""
         return self.admissions.admit(station_id, authorization, offered, self.scheduler.now(), channel)
 
+    def refuse_early(self, channel: Channel) -> bool:
+        """Cheap, on the shell's own thread: is this peer's address throttled (refuse without :meth:`admit`)?"""
+        return self.admissions.source_blocked(channel.source, self.scheduler.now())
+
     def connect(self, admission: Admission, version: Version, transport: Transport) -> Connection:
         station_id = admission.station_id
         self._opened += 1

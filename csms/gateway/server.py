@@ -37,7 +37,7 @@ from csms.gateway.scheduler import AsyncioScheduler
 from csms.gateway.tls import channel_of
 from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import OCPP16, SUBPROTOCOLS, Version, parse_version
-from csms.services.admission import Admission
+from csms.services.admission import REFUSED_REASON, Admission
 from csms.services.config import CsmsConfig
 
 log = logging.getLogger(__name__)
@@ -120,13 +120,17 @@ class Link(asyncio.Protocol):
         offered_version = next((SUBPROTOCOLS[p] for p in offered if p in SUBPROTOCOLS), None)
         loop = asyncio.get_running_loop()
         assert self.transport is not None
+        channel = channel_of(self.transport)
+        if self.gateway.host.refuse_early(channel):
+            self._unauthorized(REFUSED_REASON)
+            return
         checked = loop.run_in_executor(
             self.gateway.auth_threads,
             self.gateway.host.admit,
             station_id,
             request.headers.get("Authorization"),
             offered_version,
-            channel_of(self.transport),
+            channel,
         )
         checked.add_done_callback(lambda future: self._admitted(request, bool(offered), future))
 
@@ -140,9 +144,7 @@ class Link(asyncio.Protocol):
             self._refuse(HTTPStatus.INTERNAL_SERVER_ERROR, "admission failed\n")
             return
         if admission.status == 401:
-            response = self.protocol.reject(HTTPStatus.UNAUTHORIZED, f"{admission.reason}\n")
-            response.headers["WWW-Authenticate"] = 'Basic realm="chargetwin", charset="UTF-8"'
-            self._respond(response)
+            self._unauthorized(admission.reason)
             return
         if not admission.admitted:
             self._refuse(HTTPStatus(admission.status), f"{admission.reason}\n")
@@ -169,6 +171,11 @@ class Link(asyncio.Protocol):
         self.station_id = admission.station_id
         self.next_ping = asyncio.get_running_loop().time() + (self.gateway.ping_interval_s or 0.0)
         self.connection = self.gateway.opened(self, admission, version)
+
+    def _unauthorized(self, reason: str) -> None:
+        response = self.protocol.reject(HTTPStatus.UNAUTHORIZED, f"{reason}\n")
+        response.headers["WWW-Authenticate"] = 'Basic realm="chargetwin", charset="UTF-8"'
+        self._respond(response)
 
     def _refuse(self, status: HTTPStatus, text: str) -> None:
         self._respond(self.protocol.reject(status, text))
@@ -233,6 +240,14 @@ class Link(asyncio.Protocol):
         for frame in frames:
             self.protocol.send_text(frame.encode())
         self._flush()
+
+    def end(self, reason: str) -> None:
+        """The operator withdrew what admitted this connection: no frame is served from now on, and the
+        socket closes (1008, policy violation)."""
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            self.gateway.closed(self, connection, reason)
+        self.close(reason, 1008)
 
     def close(self, reason: str, code: int = 1000) -> None:
         if self.protocol.state is OPEN:
@@ -353,7 +368,7 @@ class Gateway:
         await self._drain()
         self.host.stop()
         self.scheduler.shutdown()
-        self.auth_threads.shutdown(wait=False)
+        self.auth_threads.shutdown(wait=False, cancel_futures=True)  # queued handshakes are not checked any more
 
     async def _ping_all(self, interval: float) -> None:
         """Every connection's keepalive from one task: a ping ``interval`` after the last pong, and the
@@ -390,6 +405,22 @@ class Gateway:
             if self.host.idle:
                 break
             await asyncio.sleep(0.01)
+
+    # ---- the operator's changes ---------------------------------------------------------------------------
+    def disconnect(self, station_id: str, reason: str) -> bool:
+        """End the station's connection to this node at once (True if it had one)."""
+        link = self.links.get(station_id)
+        if link is None:
+            return False
+        link.end(reason)
+        return True
+
+    async def route_disconnect(self, station_id: str, reason: str) -> None:
+        """:meth:`disconnect` on whichever node holds the station's socket (the station's credentials,
+        profile or registration changed: the next handshake must be checked against them)."""
+        if self.disconnect(station_id, reason) or self.cluster is None:
+            return
+        await self.cluster.disconnect(station_id, reason)
 
     # ---- calls from the API ------------------------------------------------------------------------------
     def is_connected(self, station_id: str) -> bool:

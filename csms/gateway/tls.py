@@ -7,7 +7,7 @@ import asyncio
 import ssl
 from pathlib import Path
 
-from csms.services.admission import PLAIN, Channel
+from csms.services.admission import Channel
 
 
 def server_context(cert_file: Path | str, key_file: Path | str, client_ca_file: Path | str | None) -> ssl.SSLContext:
@@ -27,9 +27,12 @@ def server_context(cert_file: Path | str, key_file: Path | str, client_ca_file: 
 
 
 def channel_of(transport: asyncio.BaseTransport) -> Channel:
-    """Plain, or TLS with the subject CN of the client certificate the handshake verified (None: none sent)."""
+    """Plain, or TLS with the subject CN of the client certificate the handshake verified (None: none sent);
+    with the peer's address either way."""
+    peername = transport.get_extra_info("peername")
+    source = str(peername[0]) if isinstance(peername, tuple) and peername else None
     if transport.get_extra_info("ssl_object") is None:
-        return PLAIN
+        return Channel(source=source)
     peer = transport.get_extra_info("peercert") or {}
     names = [value for rdn in peer.get("subject", ()) for key, value in rdn if key == "commonName"]
-    return Channel(tls=True, client_cn=names[-1] if names else None)
+    return Channel(tls=True, client_cn=names[-1] if names else None, source=source)

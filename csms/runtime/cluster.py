@@ -11,6 +11,8 @@ the node that holds the station's socket.
   ``csms:node:{owner}`` (Redis pub/sub) with this node's reply channel; the owner runs the call on its
   gateway and publishes the outcome (the same JSON the API returns) to ``csms:reply:{node}``. No registry
   entry, or nobody subscribed to the owner's channel (it died), is "not connected" (409).
+* **Disconnects.** When the operator changes a station's credentials, profile or registration, the API's node
+  publishes ``{"type": "disconnect"}`` on the owner's channel and the owner ends the socket.
 * Without ``--broker`` none of this exists: the gateway behaves exactly as a single process.
 
 Redis pub/sub is fire-and-forget: a request lost with a crashing owner times out at the caller
@@ -216,22 +218,24 @@ class Cluster:
             raise LocalCallError(ErrorKind(reply["kind"]), reply["detail"])
         return reply["result"]
 
+    async def disconnect(self, station_id: str, reason: str) -> None:
+        """Ask the node that holds the station's socket to end it (fire-and-forget, like the registry: a node
+        that is gone holds no socket)."""
+        if self.gateway.disconnect(station_id, reason):
+            return
+        owner = await self.owner(station_id)
+        if owner is None or owner == self.node_id:
+            return
+        message = {"type": "disconnect", "station": station_id, "reason": reason}
+        await self.redis.publish(f"csms:node:{owner}", orjson.dumps(message).decode())
+
     async def _listen(self) -> None:
         while True:
             try:
                 async for message in self._pubsub.listen():
                     if message.get("type") != "message":
                         continue
-                    try:
-                        body = orjson.loads(message["data"])
-                    except orjson.JSONDecodeError:
-                        continue
-                    if body.get("type") == "call":
-                        self._spawn(self._serve(body))
-                    elif body.get("type") == "reply":
-                        future = self._waiting.get(body.get("id", ""))
-                        if future is not None and not future.done():
-                            future.set_result(body)
+                    self._dispatch(message["data"])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -239,6 +243,20 @@ class Cluster:
                 await asyncio.sleep(1)
                 with contextlib.suppress(Exception):
                     await self._pubsub.subscribe(self.channel, self.reply_channel)
+
+    def _dispatch(self, data: str) -> None:
+        try:
+            body = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return
+        if body.get("type") == "call":
+            self._spawn(self._serve(body))
+        elif body.get("type") == "disconnect":
+            self.gateway.disconnect(str(body.get("station", "")), str(body.get("reason", "")))
+        elif body.get("type") == "reply":
+            future = self._waiting.get(body.get("id", ""))
+            if future is not None and not future.done():
+                future.set_result(body)
 
     async def _serve(self, body: dict[str, Any]) -> None:
         reply: dict[str, Any] = {"type": "reply", "id": body["id"]}

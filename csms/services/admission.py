@@ -6,9 +6,21 @@ A station is never admitted below its profile: a profile-2 or -3 station on plai
 profile-3 station without its certificate, whatever password it offers. A verified client certificate that
 names another station is refused on every profile.
 
-The one admission rule for every shell: the asyncio gateway asks on a thread pool (a password check is a
-scrypt run), the embedded CSMS of the twin inline. An unknown station is refused (404) unless
-auto-registration is on; then it is created with the version it offered and answered Pending at boot.
+Every refusal looks the same to the peer (401, one body), whether the id is unknown, the password wrong or
+the profile not met, so ids cannot be enumerated; the real reason is a security event
+(:mod:`csms.services.security_events`). Failures are counted per station id and per source address
+(:class:`~csms.services.throttle.HandshakeThrottle`): past the limit a password that was not verified
+before is refused without hashing it, so guessing costs the CSMS almost nothing and does not slow the
+honest stations' handshakes: a blocked source address is refused before its handshake is even queued
+(:meth:`Admissions.source_blocked`); for a blocked station id, a password verified before (the cache
+below) still gets in, so a guessing storm against a station's id from elsewhere does not lock the station
+itself out.
+
+With auto-registration on, an unknown station is noted as a pending registration (bounded) and refused
+like any unknown id until an operator approves it with its credentials; what it offered is never kept.
+
+The one admission rule for every shell: the asyncio gateway asks on a thread pool (a password check is an
+argon2 run), the embedded CSMS of the twin inline.
 """
 
 from __future__ import annotations
@@ -20,14 +32,19 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from csms.ocpp.versions import OCPP16
-from csms.services import stations
+from csms.services import security_events, stations
 from csms.services.config import CsmsConfig
-from csms.services.passwords import hash_password, verify_password
+from csms.services.passwords import hash_password, needs_rehash, verify_password
+from csms.services.throttle import HandshakeThrottle
 from csms.store.models import Station
+
+#: The one answer to every refused handshake.
+REFUSED_REASON = "not authorized"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +54,8 @@ class Channel:
     tls: bool = False
     #: The subject CN of the client certificate the TLS handshake verified against the station CA, if any.
     client_cn: str | None = None
+    #: The peer's address (for the per-source throttle and the security events).
+    source: str | None = None
 
 
 PLAIN = Channel()
@@ -47,7 +66,7 @@ class Admission:
     station_id: str
     ocpp_version: str | None = None
     registration_status: str | None = None
-    status: int = 101  # HTTP status: 101 admitted, 401 bad credentials, 404 unknown station
+    status: int = 101  # HTTP status: 101 admitted, 401 refused (whatever the reason)
     reason: str = ""
 
     @property
@@ -65,17 +84,37 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """Why (for the security event, never for the peer)."""
+
+    type: str
+    reason: str
+    #: Counted against the throttle (a failed guess; not a refusal the throttle itself made).
+    counts: bool = True
+
+
 class Admissions:
     """Checks station credentials; successful checks are remembered (a salted digest of the password, keyed
-    by the stored scrypt hash) so that a reconnect wave of thousands of chargers does not cost thousands of
-    scrypt runs. Keyed by the stored hash, not the station: stations provisioned with one fleet hash (same
-    salt, same password) cost one scrypt in a cold boot storm instead of one each."""
+    by the stored hash) so that a reconnect wave of thousands of chargers does not cost thousands of
+    argon2 runs. Keyed by the stored hash, not the station: stations provisioned with one fleet hash (same
+    salt, same password) cost one hash in a cold boot storm instead of one each, and a changed password
+    (a new hash) is never matched by the old one's entry."""
 
     def __init__(self, session_factory: sessionmaker[Session], config: CsmsConfig) -> None:
         self.session_factory = session_factory
         self.config = config
         self._pepper = secrets.token_bytes(16)
         self._verified: dict[str, bytes] = {}  # stored hash -> digest of the password that matched it
+        window = config.handshake_failure_window_s
+        self.by_station = HandshakeThrottle(limit=config.handshake_failure_limit, window_s=window)
+        self.by_source = HandshakeThrottle(limit=config.handshake_source_failure_limit, window_s=window)
+
+    def source_blocked(self, source: str | None, now: float) -> bool:
+        """Has this address failed too often? Cheap (memory only): the shell asks before it queues the
+        handshake for :meth:`admit`, so a guessing storm from one address does not queue ahead of honest
+        stations. Such a refusal is neither counted nor stored."""
+        return source is not None and self.by_source.blocked(source, now)
 
     def _digest(self, password: str) -> bytes:
         return hashlib.sha256(self._pepper + password.encode()).digest()
@@ -88,53 +127,105 @@ class Admissions:
         now: float,
         channel: Channel = PLAIN,
     ) -> Admission:
-        credentials = parse_basic(authorization)
+        blocked = self.by_station.blocked(station_id, now) or (
+            channel.source is not None and self.by_source.blocked(channel.source, now)
+        )
+        refusal: _Refusal | None
         with self.session_factory() as db:
             row = db.get(Station, station_id)
             if row is None:
-                if not self.config.auto_register:
-                    return Admission(station_id, status=404, reason="unknown station")
-                password = credentials[1] if credentials else None
-                stations.auto_register(
-                    db,
-                    station_id,
-                    offered_version or OCPP16,
-                    hash_password(password) if password else None,
-                    datetime.fromtimestamp(now, UTC),
-                )
-                db.commit()
-                row = db.get(Station, station_id)
+                refusal = self._unknown(db, station_id, offered_version, channel, now, blocked)
+            else:
+                refusal = self._refusal(db, row, channel, parse_basic(authorization), blocked)
+            if refusal is None:
                 assert row is not None
+                if db.dirty:  # a re-hashed password (an admission that only read writes nothing)
+                    db.commit()
                 return Admission(station_id, row.ocpp_version, row.registration_status)
-            refusal = self._refusal(row, channel, credentials)
-            if refusal:
-                return Admission(station_id, status=401, reason=refusal)
-            return Admission(station_id, row.ocpp_version, row.registration_status)
+            if self._refused(db, station_id, channel, refusal, now):
+                db.commit()
+        return Admission(station_id, status=401, reason=REFUSED_REASON)
 
-    def _refusal(self, row: Station, channel: Channel, credentials: tuple[str, str] | None) -> str:
-        """Why this connection may not be the station's ("" when it may)."""
+    def _unknown(
+        self,
+        db: Session,
+        station_id: str,
+        offered_version: str | None,
+        channel: Channel,
+        now: float,
+        blocked: bool,
+    ) -> _Refusal:
+        if blocked:
+            return _Refusal("throttled", "unknown station, refused while throttled", counts=False)
+        if self.config.auto_register:
+            noted = stations.note_pending(
+                db,
+                station_id,
+                ocpp_version=offered_version or OCPP16,
+                source=channel.source,
+                now=datetime.fromtimestamp(now, UTC),
+                max_pending=self.config.max_pending_registrations,
+                max_per_source=self.config.max_pending_per_source,
+            )
+            if noted:
+                return _Refusal("unknown_station", "pending registration: waiting for an operator's approval")
+            return _Refusal("unknown_station", "unknown station; pending registrations are at their cap")
+        return _Refusal("unknown_station", "unknown station")
+
+    def _refusal(
+        self, db: Session, row: Station, channel: Channel, credentials: tuple[str, str] | None, blocked: bool
+    ) -> _Refusal | None:
+        """Why this connection may not be the station's (None when it may)."""
         profile = row.security_profile
         if channel.client_cn is not None and channel.client_cn != row.id:
-            return "the client certificate names another station"
+            return _Refusal("handshake_refused", "the client certificate names another station")
         if profile >= 2 and not channel.tls:
-            return f"security profile {profile}: connect over TLS (wss://)"
+            return _Refusal("handshake_refused", f"security profile {profile}: connect over TLS (wss://)")
         if profile == 3:
             if channel.client_cn is None:
-                return "security profile 3: a client certificate signed by the station CA is required"
-            return ""
+                return _Refusal(
+                    "handshake_refused", "security profile 3: a client certificate signed by the station CA is required"
+                )
+            return None
         if row.password_hash:
             if credentials is None or credentials[0] != row.id:
-                return "credentials required"
-            if not self._check(row.id, row.password_hash, credentials[1]):
-                return "wrong password"
-        return ""
+                return _Refusal("bad_password", "credentials required")
+            return self._password(db, row, credentials[1], blocked)
+        return None
 
-    def _check(self, station_id: str, stored: str, password: str) -> bool:
+    def _password(self, db: Session, row: Station, password: str, blocked: bool) -> _Refusal | None:
+        stored = row.password_hash
+        assert stored is not None
         cached = self._verified.get(stored)
         digest = self._digest(password)
         if cached is not None and hmac.compare_digest(cached, digest):
-            return True
-        if verify_password(password, stored):
-            self._verified[stored] = digest
-            return True
-        return False
+            return None
+        if blocked:
+            return _Refusal("throttled", "password not checked: too many failed handshakes", counts=False)
+        if not verify_password(password, stored):
+            return _Refusal("bad_password", "wrong password")
+        if needs_rehash(stored):
+            row.password_hash = stored = hash_password(password)
+        self._verified[stored] = digest
+        return None
+
+    def _refused(self, db: Session, station_id: str, channel: Channel, refusal: _Refusal, now: float) -> bool:
+        """The security event of a failure, and one ``throttled`` event when it reached a limit (True: something
+        to commit). A refusal the throttle made is not stored; it counts against the source address only (an
+        address that keeps trying a blocked id is soon refused before its handshake is queued)."""
+        at = datetime.fromtimestamp(now, UTC)
+        tripped = []
+        if refusal.counts:
+            _record(db, refusal.type, at, station_id, channel.source, {"reason": refusal.reason})
+            if self.by_station.failed(station_id, now):
+                tripped.append(f"station id {station_id}")
+        if channel.source is not None and self.by_source.failed(channel.source, now):
+            tripped.append(f"source address {channel.source}")
+        for what in tripped:
+            detail = {"reason": f"{what}: handshakes refused without a password check for a while"}
+            _record(db, "throttled", at, station_id, channel.source, detail)
+        return refusal.counts or bool(tripped)
+
+
+def _record(db: Session, kind: str, at: datetime, station_id: str, source: str | None, detail: dict[str, Any]) -> None:
+    security_events.record(db, type=kind, at=at, station_id=station_id, source=source, detail=detail)

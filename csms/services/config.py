@@ -11,8 +11,18 @@ class CsmsConfig:
     #: Retry interval given to stations answered Pending / Rejected.
     pending_interval_s: int = 60
     rejected_interval_s: int = 600
-    #: Unknown stations are created (Pending until an operator accepts them) instead of refused.
+    #: Unknown stations that connect are noted as pending registrations for an operator to approve (they are
+    #: refused until then) instead of only refused.
     auto_register: bool = False
+    #: Caps on pending registrations: in all, and per source address.
+    max_pending_registrations: int = 100
+    max_pending_per_source: int = 5
+    #: Handshake failures (per station id, per source address) before further attempts are refused without
+    #: a password check, until the window that began with the first failure ends.
+    handshake_failure_limit: int = 5
+    #: Per source address it is higher: many honest stations may share one address (NAT, a proxy).
+    handshake_source_failure_limit: int = 20
+    handshake_failure_window_s: float = 60.0
     call_timeout_s: float = 30.0
     #: Frames kept per station in the OCPP message log (0: no log).
     message_log_per_station: int = 500

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from csms.domain import events as ev
@@ -16,7 +16,14 @@ from csms.services.config import CsmsConfig
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.services.passwords import hash_password
 from csms.services.uow import UnitOfWork
-from csms.store.models import ConnectionEvent, Connector, StationEvent, StationVariable, StatusChange
+from csms.store.models import (
+    ConnectionEvent,
+    Connector,
+    PendingRegistration,
+    StationEvent,
+    StationVariable,
+    StatusChange,
+)
 from csms.store.models import Station as StationRow
 
 POLICIES = ("accept", "pending", "reject")
@@ -32,8 +39,9 @@ _PASSWORD_RULES: dict[str, tuple[re.Pattern[str], str]] = {
 
 
 def check_password(password: str | None, ocpp_version: str) -> None:
-    """The spec's rule for a station's HTTP Basic password (the operator's surfaces call this; the twin's
-    embedded operator and tests may provision anything).
+    """The spec's rule for a station's HTTP Basic password; None is "no password" (a profile-1 station
+    without authentication, or profile 3). Every way of setting a password goes through it
+    (:func:`provision`, :func:`update`, :func:`approve`).
 
     Raises:
         Invalid: the password breaks the rule of ``ocpp_version``.
@@ -75,6 +83,7 @@ def provision(  # noqa: PLR0913 - one keyword-only option per stored field
         raise Invalid(f"registration policy must be one of {', '.join(POLICIES)}, got {policy!r}")
     if not station_id or len(station_id) > 48 or "/" in station_id:
         raise Invalid("station id must be 1-48 characters without '/'")
+    check_password(password, ocpp_version)
     _check_profile(security_profile, bool(password or password_hash))
     if db.get(StationRow, station_id) is not None:
         raise Conflict(f"station {station_id!r} already exists")
@@ -93,19 +102,85 @@ def provision(  # noqa: PLR0913 - one keyword-only option per stored field
     return row
 
 
-def auto_register(db: Session, station_id: str, ocpp_version: str, password_hash: str | None, now: datetime) -> None:
-    """An unknown station connected while auto-registration is on: create it, Pending until accepted."""
-    if db.get(StationRow, station_id) is None:
+def note_pending(
+    db: Session,
+    station_id: str,
+    *,
+    ocpp_version: str,
+    source: str | None,
+    now: datetime,
+    max_pending: int,
+    max_per_source: int,
+) -> bool:
+    """An unknown station connected while auto-registration is on: note it for the operator's approval,
+    within the caps (in all, and per source address). Its password is not looked at. False when a cap kept
+    a new id out (an id already noted is always refreshed)."""
+    row = db.get(PendingRegistration, station_id)
+    if row is None:
+        if not 0 < len(station_id) <= 48 or "/" in station_id:
+            return False
+        total = db.scalar(select(func.count()).select_from(PendingRegistration)) or 0
+        from_source = (
+            db.scalar(select(func.count()).select_from(PendingRegistration).where(PendingRegistration.source == source))
+            or 0
+        )
+        if total >= max_pending or from_source >= max_per_source:
+            return False
         db.add(
-            StationRow(
-                id=station_id,
+            PendingRegistration(
+                station_id=station_id,
                 ocpp_version=ocpp_version,
-                password_hash=password_hash,
-                registration_policy="pending",
-                auto_registered=True,
-                created_at=now,
+                source=source,
+                attempts=1,
+                first_seen_at=now,
+                last_seen_at=now,
             )
         )
+        return True
+    row.attempts += 1
+    row.last_seen_at = now
+    row.source = source
+    row.ocpp_version = ocpp_version
+    return True
+
+
+def list_pending(db: Session) -> list[PendingRegistration]:
+    return list(db.scalars(select(PendingRegistration).order_by(PendingRegistration.first_seen_at)))
+
+
+def approve(
+    db: Session,
+    station_id: str,
+    *,
+    password: str | None,
+    security_profile: int,
+    now: datetime,
+    ocpp_version: str | None = None,
+) -> StationRow:
+    """The operator approves a pending registration with the credentials the station is known to have
+    (profile 1/2: its password; profile 3: its certificate): the station is created, accepted at its next
+    boot, and the registration is no longer pending.
+
+    Raises:
+        NotFound: no pending registration with this id.  Invalid: the credentials break the rules.
+    """
+    pending = db.get(PendingRegistration, station_id)
+    if pending is None:
+        raise NotFound(f"no pending registration {station_id!r}")
+    if password is None and security_profile != 3:
+        raise Invalid(f"approving a security profile {security_profile} station needs its password")
+    row = provision(
+        db,
+        station_id,
+        ocpp_version=ocpp_version or pending.ocpp_version,
+        password=password,
+        now=now,
+        security_profile=security_profile,
+    )
+    row.auto_registered = True
+    db.delete(pending)
+    db.flush()
+    return row
 
 
 def get(db: Session, station_id: str) -> StationRow:
@@ -124,18 +199,28 @@ def count_accepted(db: Session) -> int:
     return len(db.scalars(select(StationRow.id).where(StationRow.registration_status == "Accepted")).all())
 
 
+#: Changes after which the station's live connection must end: it was admitted on what no longer holds.
+RECONNECT_ON = frozenset({"password", "security_profile", "ocpp_version"})
+
+
 def update(db: Session, station_id: str, changes: dict[str, Any]) -> StationRow:
+    """The operator's changes. A policy other than accept also drops the stored Accepted: the station's
+    next connection must boot again and be answered by the new policy (B02: only a station whose last boot
+    was Accepted may skip the boot after a reconnect)."""
     row = get(db, station_id)
     if "registration_policy" in changes:
         if changes["registration_policy"] not in POLICIES:
             raise Invalid(f"registration_policy must be one of {', '.join(POLICIES)}")
         row.registration_policy = changes["registration_policy"]
-    if "password" in changes:
-        row.password_hash = hash_password(changes["password"]) if changes["password"] else None
+        if row.registration_policy != "accept" and row.registration_status == "Accepted":
+            row.registration_status = None
     if "ocpp_version" in changes:
         if changes["ocpp_version"] not in VERSIONS:
             raise Invalid(f"ocpp_version must be one of {', '.join(VERSIONS)}")
         row.ocpp_version = changes["ocpp_version"]
+    if "password" in changes:
+        check_password(changes["password"], row.ocpp_version)
+        row.password_hash = hash_password(changes["password"]) if changes["password"] is not None else None
     if "site_id" in changes:
         row.site_id = changes["site_id"]
     if "security_profile" in changes:
@@ -143,6 +228,13 @@ def update(db: Session, station_id: str, changes: dict[str, Any]) -> StationRow:
     _check_profile(row.security_profile, row.password_hash is not None)
     db.flush()
     return row
+
+
+def must_reconnect(changes: dict[str, Any]) -> bool:
+    """Do these changes (of :func:`update`) end the station's live connection? Its credentials, profile or
+    version changed, or it is rejected. (Pending takes effect at its next boot: B02.FR.06 keeps a Pending
+    station connected.)"""
+    return bool(RECONNECT_ON & changes.keys()) or changes.get("registration_policy") == "reject"
 
 
 def connectors(db: Session, station_ids: list[str] | None = None) -> list[Connector]:

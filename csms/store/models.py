@@ -92,6 +92,22 @@ class Station(Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
+class PendingRegistration(Base):
+    """An unknown station that connected while auto-registration is on. It is refused until an operator
+    approves it (:func:`csms.services.stations.approve`), which creates its :class:`Station` with the
+    credentials the operator gives; whatever password it offered is never kept."""
+
+    __tablename__ = "pending_registrations"
+
+    station_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    ocpp_version: Mapped[str] = mapped_column(String(8))
+    #: The address it last connected from (per-source caps count these).
+    source: Mapped[str | None] = mapped_column(String(64), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class Connector(Base):
     """A port: (evse_id, connector_id). OCPP 1.6 connector N is stored as EVSE N, connector 1; 0/0 is the
     whole station."""

@@ -190,10 +190,11 @@ def test_a_stopped_host_commits_and_answers_nothing_more(host, session_factory):
         assert db.get(Station, "a").last_seen_at.timestamp() == T0  # type: ignore[union-attr]  # the connect's
 
 
-def test_unknown_station_is_refused_unless_auto_registration_is_on(session_factory):
+def test_unknown_station_is_refused_and_with_auto_registration_waits_for_approval(session_factory):
     scheduler = ManualScheduler(T0)
-    assert CsmsHost(session_factory, CsmsConfig(), scheduler).admit("nobody", None, "2.0.1").status == 404
+    assert CsmsHost(session_factory, CsmsConfig(), scheduler).admit("nobody", None, "2.0.1").status == 401
     auto = CsmsHost(session_factory, CsmsConfig(auto_register=True), scheduler).admit("newbie", None, "2.0.1")
-    assert (auto.admitted, auto.ocpp_version, auto.registration_status) == (True, "2.0.1", None)  # never booted
+    assert (auto.admitted, auto.status) == (False, 401)  # refused until an operator approves it
     with session_factory() as db:
-        assert db.get(Station, "newbie") is not None and db.get(Station, "nobody") is None
+        assert db.get(Station, "newbie") is None and db.get(Station, "nobody") is None
+        assert [(p.station_id, p.ocpp_version) for p in stations.list_pending(db)] == [("newbie", "2.0.1")]

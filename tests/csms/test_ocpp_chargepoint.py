@@ -4,6 +4,7 @@ charger (it validates our answers with its own schemas). Runs on SQLite and Post
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -120,10 +121,11 @@ class Charger201(ChargePoint201):
 
 
 @contextlib.asynccontextmanager
-async def charger(gateway: Gateway, station_id: str, version: str) -> AsyncIterator[Any]:
+async def charger(gateway: Gateway, station_id: str, version: str, password: str | None = None) -> AsyncIterator[Any]:
     subprotocol = "ocpp1.6" if version == "1.6" else "ocpp2.0.1"
     url = f"ws://127.0.0.1:{gateway.port}/ocpp/{station_id}"
-    async with websockets.connect(url, subprotocols=[subprotocol]) as ws:  # type: ignore[list-item]
+    headers = {} if password is None else {"Authorization": basic_auth(station_id, password)}
+    async with websockets.connect(url, subprotocols=[subprotocol], additional_headers=headers) as ws:  # type: ignore[list-item]
         assert ws.subprotocol == subprotocol
         cp = (Charger16 if version == "1.6" else Charger201)(station_id, ws, response_timeout=10)
         runner = asyncio.create_task(cp.start())
@@ -133,6 +135,10 @@ async def charger(gateway: Gateway, station_id: str, version: str) -> AsyncItera
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
                 await runner
+
+
+def basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def provision(session_factory, station_id: str, version: str, policy: str = "accept") -> None:
@@ -342,11 +348,21 @@ async def test_ocpp201_charger_end_to_end(gateway, session_factory):
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
-async def test_auto_registration_pending_until_accepted(session_factory, version):
+async def test_auto_registration_waits_for_the_operator_then_pending_until_accepted(session_factory, version):
     gateway = Gateway(session_factory, CsmsConfig(auto_register=True, call_timeout_s=5.0, pending_interval_s=42))
     await gateway.start("127.0.0.1", 0)
+    password = "factory-pass-0123"
     try:
-        async with charger(gateway, "newcomer", version) as cp:
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with charger(gateway, "newcomer", version, "first-comer-pass1"):
+                pass
+        assert refused.value.response.status_code == 401  # noted, not admitted, its password not kept
+        with session_factory() as db:
+            assert db.get(models.Station, "newcomer") is None
+            stations.approve(db, "newcomer", password=password, security_profile=1, now=datetime.now(UTC))
+            stations.update(db, "newcomer", {"registration_policy": "pending"})
+            db.commit()
+        async with charger(gateway, "newcomer", version, password) as cp:
             if version == "1.6":
                 boot_call = call16.BootNotification(charge_point_vendor="V", charge_point_model="M")
                 heartbeat = call16.Heartbeat()

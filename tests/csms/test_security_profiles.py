@@ -24,6 +24,7 @@ from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
 from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call as call201
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from websockets.typing import Subprotocol
 
@@ -31,6 +32,7 @@ from csms.gateway.server import Gateway
 from csms.gateway.tls import server_context
 from csms.services import stations
 from csms.services.config import CsmsConfig
+from csms.store.models import SecurityEventRow
 from simulator.conformance.loopback_pki import Issued, issue, make_ca
 from tests.csms.test_cli import ROOT, _wait_for_api, csms, free_port
 
@@ -169,10 +171,20 @@ async def test_profile_3_boots_with_its_client_certificate_and_no_password(gatew
 
 
 # ---- refused at the handshake -----------------------------------------------------------------------------------
-async def test_profile_2_station_is_refused_on_plain_ws_even_with_its_password(gateway):
+def refusal_reasons(factory: sessionmaker[Session], station_id: str) -> list[tuple[str, str]]:
+    """The peer only ever reads "not authorized"; the reason is the security event."""
+    with factory() as db:
+        rows = db.scalars(select(SecurityEventRow).where(SecurityEventRow.station_id == station_id))
+        return [(row.type, row.detail["reason"]) for row in rows]
+
+
+async def test_profile_2_station_is_refused_on_plain_ws_even_with_its_password(gateway, sqlite_factory):
     refused = await refusal(gateway, "cp2", password=PASSWORD, context=None)
     assert http_status(refused) == 401
-    assert b"TLS" in refused.response.body  # type: ignore[attr-defined]
+    assert refused.response.body == b"not authorized\n"  # type: ignore[attr-defined]
+    assert refusal_reasons(sqlite_factory, "cp2") == [
+        ("handshake_refused", "security profile 2: connect over TLS (wss://)")
+    ]
 
 
 async def test_profile_2_wrong_or_missing_password_is_refused(gateway, pki):
@@ -185,10 +197,12 @@ async def test_profile_3_station_without_a_certificate_is_refused(gateway, pki):
     assert http_status(await refusal(gateway, "cp3", password=None, context=None)) == 401
 
 
-async def test_profile_3_certificate_naming_another_station_is_refused(gateway, pki):
+async def test_profile_3_certificate_naming_another_station_is_refused(gateway, pki, sqlite_factory):
     refused = await refusal(gateway, "cp3", password=None, context=tls(pki, pki.cp2_cert))
     assert http_status(refused) == 401
-    assert b"another station" in refused.response.body  # type: ignore[attr-defined]
+    assert refusal_reasons(sqlite_factory, "cp3") == [
+        ("handshake_refused", "the client certificate names another station")
+    ]
 
 
 async def test_a_certificate_naming_another_station_is_refused_on_any_profile(gateway, pki):

@@ -16,10 +16,10 @@ from csms.store.models import Transaction
 
 async def test_transaction_energy_is_stored_once(gateway, session_factory, now):
     with session_factory() as db:
-        stations.provision(db, "cp1", ocpp_version="1.6", password="pw-123456", now=now)
+        stations.provision(db, "cp1", ocpp_version="1.6", password="pw-123456-abcdefg", now=now)
         authorization.create(db, "TAG1", now)
         db.commit()
-    auth = "Basic " + base64.b64encode(b"cp1:pw-123456").decode()
+    auth = "Basic " + base64.b64encode(b"cp1:pw-123456-abcdefg").decode()
     url = f"ws://127.0.0.1:{gateway.port}/ocpp/cp1"
     async with websockets.connect(url, subprotocols=["ocpp1.6"], additional_headers={"Authorization": auth}) as ws:
         cp = ChargePoint("cp1", ws)

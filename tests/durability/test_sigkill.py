@@ -40,7 +40,7 @@ from simulator.station import Charger
 from tests.conftest import fresh_postgres_url
 
 ROOT = Path(__file__).resolve().parents[2]
-PASSWORD = "pw-durable"
+PASSWORD = "pw-durable-station"
 STATIONS = [(f"d16-{i}", "1.6") for i in range(8)] + [(f"d201-{i}", "2.0.1") for i in range(8)]
 TOKEN = "TAG-DURABLE"
 WIRE = {

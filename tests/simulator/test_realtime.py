@@ -348,7 +348,7 @@ async def gateway(sqlite_url: str) -> Any:
     migrate.upgrade(engine)
     factory = make_session_factory(engine)
     with factory() as db:
-        stations.provision(db, "cp-ws", ocpp_version="2.0.1", password="right-password", now=_dt(T0))
+        stations.provision(db, "cp-ws", ocpp_version="2.0.1", password="right-password-01", now=_dt(T0))
         db.commit()
     gw = Gateway(factory, CsmsConfig())
     await gw.start("127.0.0.1", 0)
@@ -377,7 +377,7 @@ async def test_websocket_link_wrong_password_retries_with_back_off(gateway: Gate
         original(now)
 
     charger.connection_failed = record  # type: ignore[method-assign]
-    link = WebSocketLink(charger, clock, f"ws://127.0.0.1:{gateway.port}/ocpp", password="wrong-password")
+    link = WebSocketLink(charger, clock, f"ws://127.0.0.1:{gateway.port}/ocpp", password="wrong-password-01")
     link.start()
     try:
         await wait_for(lambda: len(failed_at) >= 4, timeout=10)
@@ -387,7 +387,7 @@ async def test_websocket_link_wrong_password_retries_with_back_off(gateway: Gate
         # back-off 10 s × 2^n ± 5 s (virtual): gaps grow, none shorter than the minimum
         assert all(gap >= 5 - 0.5 for gap in gaps), gaps
         assert gaps[-1] > gaps[0], gaps
-        link.password = "right-password"  # the operator fixes it: the next attempt gets in and boots
+        link.password = "right-password-01"  # the operator fixes it: the next attempt gets in and boots
         await wait_for(lambda: charger.registration is Registration.ACCEPTED, timeout=10)
         assert link.connected and link.frames_sent >= 1 and link.frames_received >= 1
     finally:
@@ -399,7 +399,7 @@ async def test_websocket_link_wrong_password_retries_with_back_off(gateway: Gate
 async def test_websocket_link_outage_closes_and_refuses_until_restored(gateway: Gateway) -> None:
     clock = FastClock(100.0)
     charger = Charger("cp-ws", "2.0.1", meter=FakeMeter(), rng=random.Random(4))
-    link = WebSocketLink(charger, clock, f"ws://127.0.0.1:{gateway.port}/ocpp", password="right-password")
+    link = WebSocketLink(charger, clock, f"ws://127.0.0.1:{gateway.port}/ocpp", password="right-password-01")
     link.start()
     try:
         await wait_for(lambda: charger.registration is Registration.ACCEPTED, timeout=10)

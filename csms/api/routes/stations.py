@@ -5,10 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Request, status
+from sqlalchemy.orm import Session
 
-from csms.api.deps import DbSession, GatewayDep
-from csms.api.schemas import ConnectorOut, StationCreate, StationOut, StationUpdate
+from csms.api.deps import DbSession, GatewayDep, in_transaction
+from csms.api.schemas import (
+    ConnectorOut,
+    PendingRegistrationOut,
+    StationApprove,
+    StationCreate,
+    StationOut,
+    StationUpdate,
+)
 from csms.gateway.server import Gateway
 from csms.services import stations
 from csms.store.models import Connector, Station
@@ -39,7 +47,6 @@ def list_stations(db: DbSession, gateway: GatewayDep) -> list[StationOut]:
 def provision(body: StationCreate, db: DbSession, gateway: GatewayDep) -> StationOut:
     """Provision a station the operator expects (409 when the id exists; 422 when the password breaks the
     spec's rule for its version, or a profile-2 station has none)."""
-    stations.check_password(body.password, body.ocpp_version)
     row = stations.provision(
         db,
         body.id,
@@ -52,6 +59,28 @@ def provision(body: StationCreate, db: DbSession, gateway: GatewayDep) -> Statio
     return station_out(row, [], gateway)
 
 
+@router.get("/pending", response_model=list[PendingRegistrationOut])
+def list_pending(db: DbSession) -> list[PendingRegistrationOut]:
+    """Unknown stations that connected while auto-registration is on, oldest first; each is refused until
+    approved."""
+    return [PendingRegistrationOut.model_validate(row) for row in stations.list_pending(db)]
+
+
+@router.post("/pending/{station_id}/approve", response_model=StationOut, status_code=status.HTTP_201_CREATED)
+def approve_pending(station_id: StationPath, body: StationApprove, db: DbSession, gateway: GatewayDep) -> StationOut:
+    """Create the station from its pending registration with the credentials given here (404 when not
+    pending; 422 when the password breaks the spec's rule or a profile-1/2 approval has none)."""
+    row = stations.approve(
+        db,
+        station_id,
+        password=body.password,
+        security_profile=body.security_profile,
+        ocpp_version=body.ocpp_version,
+        now=datetime.now(UTC),
+    )
+    return station_out(row, [], gateway)
+
+
 @router.get("/{station_id}", response_model=StationOut)
 def get_station(station_id: StationPath, db: DbSession, gateway: GatewayDep) -> StationOut:
     row = stations.get(db, station_id)
@@ -59,13 +88,23 @@ def get_station(station_id: StationPath, db: DbSession, gateway: GatewayDep) -> 
 
 
 @router.patch("/{station_id}", response_model=StationOut)
-def update_station(station_id: StationPath, body: StationUpdate, db: DbSession, gateway: GatewayDep) -> StationOut:
-    """Accept (or reject) a station, change its password (null removes it) or its security profile. The
-    station's next boot is answered by the new policy; its next handshake follows the new profile."""
+async def update_station(
+    station_id: StationPath, body: StationUpdate, request: Request, gateway: GatewayDep
+) -> StationOut:
+    """Accept (or reject) a station, change its password (null removes it) or its security profile. A
+    change of password, profile or version, or the reject policy, ends the station's live connection once
+    committed: its next handshake is checked against the new credentials and its next boot is answered by
+    the new policy."""
     changes = body.model_dump(exclude_unset=True)
     if changes.get("security_profile", 0) is None:
         del changes["security_profile"]
-    if changes.get("password") is not None:
-        stations.check_password(changes["password"], stations.get(db, station_id).ocpp_version)
-    row = stations.update(db, station_id, changes)
-    return station_out(row, stations.connectors(db, [station_id]), gateway)
+
+    def work(db: Session) -> StationOut:
+        row = stations.update(db, station_id, changes)
+        return station_out(row, stations.connectors(db, [station_id]), gateway)
+
+    out = await in_transaction(request, work)
+    if stations.must_reconnect(changes):
+        await gateway.route_disconnect(station_id, "the operator changed the station's credentials or registration")
+        out.connected = False
+    return out
