@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from csms.ocpp.versions import OCPP16
-from csms.services import stations
+from csms.services import certificates, security_events, stations
 from csms.services.config import CsmsConfig
 from csms.services.passwords import hash_password, verify_password
 from csms.store.models import Station
@@ -37,6 +37,10 @@ class Channel:
     tls: bool = False
     #: The subject CN of the client certificate the TLS handshake verified against the station CA, if any.
     client_cn: str | None = None
+    #: That certificate's serial number (lower-case hex), checked against the revoked ones.
+    client_serial: str | None = None
+    #: The peer's address, for the security events of a refusal.
+    source: str | None = None
 
 
 PLAIN = Channel()
@@ -106,6 +110,9 @@ class Admissions:
                 row = db.get(Station, station_id)
                 assert row is not None
                 return Admission(station_id, row.ocpp_version, row.registration_status)
+            refused_certificate = _certificate_refusal(db, row, channel, now)
+            if refused_certificate:
+                return Admission(station_id, status=401, reason=refused_certificate)
             refusal = self._refusal(row, channel, credentials)
             if refusal:
                 return Admission(station_id, status=401, reason=refusal)
@@ -114,8 +121,6 @@ class Admissions:
     def _refusal(self, row: Station, channel: Channel, credentials: tuple[str, str] | None) -> str:
         """Why this connection may not be the station's ("" when it may)."""
         profile = row.security_profile
-        if channel.client_cn is not None and channel.client_cn != row.id:
-            return "the client certificate names another station"
         if profile >= 2 and not channel.tls:
             return f"security profile {profile}: connect over TLS (wss://)"
         if profile == 3:
@@ -138,3 +143,21 @@ class Admissions:
             self._verified[stored] = digest
             return True
         return False
+
+
+def _certificate_refusal(db: Session, row: Station, channel: Channel, now: float) -> str:
+    """Why the verified client certificate may not be the station's ("" when it may, or none was sent): it
+    was revoked (``revoked_certificate`` event) or names another station (``bad_certificate``)."""
+    if channel.client_serial is None:
+        return ""
+    detail = {"serial": channel.client_serial, "client_cn": channel.client_cn}
+    if certificates.is_revoked(db, channel.client_serial):
+        kind, reason = "revoked_certificate", "the client certificate was revoked"
+    elif channel.client_cn != row.id:
+        kind, reason = "bad_certificate", "the client certificate names another station"
+    else:
+        return ""
+    when = datetime.fromtimestamp(now, UTC)
+    security_events.record(db, type=kind, at=when, station_id=row.id, source=channel.source, detail=detail)
+    db.commit()
+    return reason
