@@ -70,8 +70,8 @@ class Link(asyncio.Protocol):
     during the handshake and the closing handshake; message fragments only while a message is split)."""
 
     __slots__ = (
-        "client_serial", "connection", "fragments", "gateway", "next_ping", "ping_sent", "protocol",
-        "station_id", "timer", "transport",
+        "connection", "fragments", "gateway", "next_ping", "ping_sent", "protocol", "station_id",
+        "timer", "transport",
     )  # fmt: skip
 
     def __init__(self, gateway: Gateway) -> None:
@@ -84,8 +84,6 @@ class Link(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.next_ping = 0.0
         self.ping_sent: float | None = None
-        #: The serial of the client certificate the TLS handshake verified (revocation closes the link).
-        self.client_serial: str | None = None
 
     # ---- asyncio ---------------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -125,7 +123,6 @@ class Link(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         assert self.transport is not None
         channel = channel_of(self.transport)
-        self.client_serial = channel.client_serial
         checked = loop.run_in_executor(
             self.gateway.auth_threads,
             self.gateway.host.admit,
@@ -343,13 +340,6 @@ class Gateway:
 
         future = asyncio.get_running_loop().run_in_executor(self.auth_threads, store)
         future.add_done_callback(_log_failure)
-
-    def drop_certificate(self, serial: str) -> list[str]:
-        """Close the connections whose client certificate has this serial (it was revoked); their stations."""
-        dropped = [link for link in self.links.values() if link.client_serial == serial]
-        for link in dropped:
-            link.close("client certificate revoked", 1008)
-        return [link.station_id for link in dropped]
 
     @property
     def port(self) -> int:

@@ -53,6 +53,8 @@ class Admission:
     registration_status: str | None = None
     status: int = 101  # HTTP status: 101 admitted, 401 bad credentials, 404 unknown station
     reason: str = ""
+    #: The serial of the client certificate the station connected with (revoking it closes the connection).
+    client_serial: str | None = None
 
     @property
     def admitted(self) -> bool:
@@ -116,7 +118,7 @@ class Admissions:
             refusal = self._refusal(row, channel, credentials)
             if refusal:
                 return Admission(station_id, status=401, reason=refusal)
-            return Admission(station_id, row.ocpp_version, row.registration_status)
+            return Admission(station_id, row.ocpp_version, row.registration_status, client_serial=channel.client_serial)
 
     def _refusal(self, row: Station, channel: Channel, credentials: tuple[str, str] | None) -> str:
         """Why this connection may not be the station's ("" when it may)."""

@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from csms.domain import events as ev
+from csms.ocpp.versions import OCPP16
 from csms.pki import build
 from csms.pki.csr import CsrRefused
 from csms.services import security_events
@@ -119,6 +120,13 @@ def is_revoked(db: Session, serial: str) -> bool:
     return db.scalars(query).first() is not None
 
 
+def revoked_among(db: Session, serials: set[str]) -> set[str]:
+    query = select(IssuedCertificate.serial).where(
+        IssuedCertificate.serial.in_(serials), IssuedCertificate.revoked_at.is_not(None)
+    )
+    return set(db.scalars(query))
+
+
 def issued(db: Session, station_id: str | None = None) -> list[IssuedCertificate]:
     query = select(IssuedCertificate).order_by(IssuedCertificate.id)
     if station_id is not None:
@@ -175,6 +183,18 @@ def store_installed(
                 reported_at=now,
             )
         )
+
+
+def reported_chains(version: str, asked: list[str], payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The certificates of a GetInstalledCertificateIds answer as 2.0.1 certificateHashDataChain entries
+    (1.6 answers bare hash data of the one type asked for, under its 1.6 name). Child certificates of a
+    2.0.1 V2G chain are not kept."""
+    if version == OCPP16:
+        kind = asked[0] if asked else "CSMSRootCertificate"
+        return [
+            {"certificateType": kind, "certificateHashData": data} for data in payload.get("certificateHashData", [])
+        ]
+    return list(payload.get("certificateHashDataChain", []))
 
 
 def installed(db: Session, station_id: str) -> list[InstalledCertificate]:

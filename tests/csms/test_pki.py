@@ -52,10 +52,12 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> Ca:
     return Ca(paths, authority.load(directory))
 
 
-def start_gateway(factory: sessionmaker[Session], ca: Ca, **config: Any) -> Callable[[], Any]:
+def start_gateway(
+    factory: sessionmaker[Session], ca: Ca, manager: CertificateManager | None = None, **config: Any
+) -> Callable[[], Any]:
     async def started() -> Gateway:
         gw = Gateway(factory, CsmsConfig(call_timeout_s=3.0, station_ca=ca.ca, **config))
-        gw.add_plugin(CertificateManager())
+        gw.add_plugin(manager or CertificateManager())
         await gw.start("127.0.0.1", 0)
         context = server_context(ca.paths.server_cert, ca.paths.server_key, ca.paths.station_ca_cert)
         await gw.start_tls("127.0.0.1", 0, context)
@@ -160,10 +162,13 @@ class Station16(ChargePoint16):
 
 
 @contextlib.asynccontextmanager
-async def station(gateway: Gateway, ca: Ca, station_id: str, creds: Credentials, version: str = "2.0.1") -> Any:
-    """Connected, booted (Accepted) and serving the CSMS's calls."""
+async def station(
+    gateway: Gateway, ca: Ca, station_id: str, creds: Credentials, version: str = "2.0.1", cls: type | None = None
+) -> Any:
+    """Connected, booted (Accepted) and serving the CSMS's calls (as ``cls``, by default Station16/201)."""
     async with connect(gateway, station_id, tls(ca, creds), version) as ws:
-        cp: Any = Station16(station_id, ws, 5) if version == "1.6" else Station201(station_id, ws, 5)
+        cls = cls or (Station16 if version == "1.6" else Station201)
+        cp: Any = cls(station_id, ws, 5)
         runner = asyncio.create_task(cp.start())
         if version == "1.6":
             boot = await cp.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
@@ -295,7 +300,7 @@ async def test_a_revoked_certificate_is_disconnected_and_refused(gateway, ca, sq
         with sqlite_factory() as db:
             certificates.revoke(db, serial, datetime.now(UTC))
             db.commit()
-        assert gateway.drop_certificate(serial) == ["cp3"]
+        assert gateway.host.drop_certificate({serial}) == ["cp3"]
         await until(lambda: "cp3" not in gateway.links)
     refusal = await refused(gateway, "cp3", tls(ca, renewed))
     assert isinstance(refusal, websockets.InvalidStatus) and refusal.response.status_code == 401
@@ -303,6 +308,26 @@ async def test_a_revoked_certificate_is_disconnected_and_refused(gateway, ca, sq
     [event] = events(sqlite_factory, "revoked_certificate")
     assert event["station_id"] == "cp3" and event["detail"]["serial"] == serial
     assert event["source"].startswith("127.0.0.1:")
+
+
+async def test_a_certificate_revoked_elsewhere_is_dropped_by_the_sweep(sqlite_factory, ca, tmp_path):
+    """``csms certificates revoke`` runs in another process: the gateway finds the revocation on its own."""
+    provision(sqlite_factory)
+    gw = await start_gateway(sqlite_factory, ca, CertificateManager(sweep_every_s=0.1))()
+    try:
+        key = build.new_key()
+        async with station(gw, ca, "cp3", factory_certificate(ca, tmp_path, "cp3")) as cp:
+            await sign(cp, key, "cp3")
+            leaf = leaf_of(await asyncio.wait_for(cp.signed.get(), 5))
+            await until(lambda: [r for r in issued(sqlite_factory, "cp3") if r["delivery"] == "Accepted"])
+        async with station(gw, ca, "cp3", write(tmp_path, "renewed", leaf, key)):
+            assert "cp3" in gw.links
+            with sqlite_factory() as db:
+                certificates.revoke(db, format(leaf.serial_number, "x"), datetime.now(UTC))
+                db.commit()
+            await until(lambda: "cp3" not in gw.links)
+    finally:
+        await gw.stop()
 
 
 async def test_an_impostor_from_another_ca_is_refused_at_the_tls_handshake(gateway, ca, sqlite_factory, tmp_path):

@@ -11,6 +11,10 @@ Renewal: at connection and then every ``check_every_s``, a connected station who
 within ``config.renew_before_days`` gets a ``certificate_expiring`` alert and is asked for a new CSR
 (2.0.1 TriggerMessage SignChargingStationCertificate, 1.6 ExtendedTriggerMessage SignChargePointCertificate).
 The alert is resolved when a renewed certificate is accepted.
+
+Revocation: the API closes the connections of a certificate it revokes at once; every ``sweep_every_s``
+this plugin closes those whose certificate was revoked elsewhere (``csms certificates revoke``, another
+node of a cluster). A revoked certificate is refused at the handshake by the admission rule.
 """
 
 from __future__ import annotations
@@ -35,16 +39,20 @@ log = logging.getLogger(__name__)
 
 
 class CertificateManager:
-    def __init__(self, check_every_s: float = 3600.0) -> None:
+    def __init__(self, check_every_s: float = 3600.0, sweep_every_s: float = 60.0) -> None:
         self.check_every_s = check_every_s
+        self.sweep_every_s = sweep_every_s
         self._host: CsmsHost | None = None
         self._alarm: Alarm | None = None
+        self._sweep: Alarm | None = None
 
     # ---- plugin ------------------------------------------------------------------------------------------
     def attach(self, host: CsmsHost) -> None:
         self._host = host
         self._alarm = Alarm(host.scheduler, self._on_timer)
         self._alarm.arm(host.scheduler.now() + self.check_every_s)
+        self._sweep = Alarm(host.scheduler, self._on_sweep)
+        self._sweep.arm(host.scheduler.now() + self.sweep_every_s)
 
     @property
     def host(self) -> CsmsHost:
@@ -52,8 +60,9 @@ class CertificateManager:
         return self._host
 
     def stop(self) -> None:
-        if self._alarm is not None:
-            self._alarm.disarm()
+        for alarm in (self._alarm, self._sweep):
+            if alarm is not None:
+                alarm.disarm()
         self._host = None
 
     def connected(self, station_id: str, version: Version, registered: bool, now: float) -> None:
@@ -103,6 +112,20 @@ class CertificateManager:
                 alerts.auto_resolve(db, CERTIFICATE_EXPIRING, station_id, None, at)
 
         self._in_db(store, lambda _: None)
+
+    # ---- revocation --------------------------------------------------------------------------------------
+    def _on_sweep(self) -> None:
+        if self._host is None:
+            return
+        serials = {c.client_serial for c in self.host.connections.values() if c.client_serial is not None}
+        if serials:
+            self._in_db(lambda db: certificates.revoked_among(db, serials), self._drop)
+        if self._sweep is not None:
+            self._sweep.arm(self.host.scheduler.now() + self.sweep_every_s)
+
+    def _drop(self, revoked: set[str]) -> None:
+        if self._host is not None and revoked:
+            self.host.drop_certificate(revoked)
 
     # ---- renewal -----------------------------------------------------------------------------------------
     def _on_timer(self) -> None:
