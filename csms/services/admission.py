@@ -4,7 +4,9 @@ the CSMS's station CA and names the station), is its password right.
 
 A station is never admitted below its profile: a profile-2 or -3 station on plain ws is refused, as is a
 profile-3 station without its certificate, whatever password it offers. A verified client certificate that
-names another station is refused on every profile.
+names another station, or that was revoked, is refused on every profile; one that names the station
+authenticates it on every profile (over TLS; no password is then asked: the certificate is the stronger
+credential).
 
 The one admission rule for every shell: the asyncio gateway asks on a thread pool (a password check is a
 scrypt run), the embedded CSMS of the twin inline. An unknown station is refused (404) unless
@@ -125,10 +127,10 @@ class Admissions:
         profile = row.security_profile
         if profile >= 2 and not channel.tls:
             return f"security profile {profile}: connect over TLS (wss://)"
+        if channel.client_cn is not None:
+            return ""  # a verified certificate naming the station (checked before): stronger than any password
         if profile == 3:
-            if channel.client_cn is None:
-                return "security profile 3: a client certificate signed by the station CA is required"
-            return ""
+            return "security profile 3: a client certificate signed by the station CA is required"
         if row.password_hash:
             if credentials is None or credentials[0] != row.id:
                 return "credentials required"
@@ -150,10 +152,10 @@ class Admissions:
 def _certificate_refusal(db: Session, row: Station, channel: Channel, now: float) -> str:
     """Why the verified client certificate may not be the station's ("" when it may, or none was sent): it
     was revoked (``revoked_certificate`` event) or names another station (``bad_certificate``)."""
-    if channel.client_serial is None:
+    if channel.client_serial is None and channel.client_cn is None:
         return ""
     detail = {"serial": channel.client_serial, "client_cn": channel.client_cn}
-    if certificates.is_revoked(db, channel.client_serial):
+    if channel.client_serial is not None and certificates.is_revoked(db, channel.client_serial):
         kind, reason = "revoked_certificate", "the client certificate was revoked"
     elif channel.client_cn != row.id:
         kind, reason = "bad_certificate", "the client certificate names another station"

@@ -61,6 +61,7 @@ def _tls_material(workdir: Path) -> tuple[list[str], list[str]]:
     station_key.write_text(build.key_pem(key))
     serve = ["--pki", str(pki_dir)]
     suite = ["--ca-file", str(paths.csms_root), "--client-cert", str(station_cert), "--client-key", str(station_key)]
+    suite += ["--client-ca-cert", str(paths.station_ca_cert), "--client-ca-key", str(paths.station_ca_key)]
     return serve, suite
 
 

@@ -397,3 +397,18 @@ def open_alert(factory: sessionmaker[Session], station_id: str) -> Alert | None:
     with factory() as db:
         query = db.query(Alert).filter_by(rule="certificate_expiring", station_id=station_id, resolved_at=None)
         return query.first()
+
+
+async def test_a_certificate_naming_the_station_stands_for_its_password(gateway, ca, sqlite_factory, tmp_path):
+    """Profiles 1 and 2 ask for HTTP Basic; a verified certificate of the station CA naming the station is the
+    stronger credential and is enough (on TLS only: plain ws has no certificate)."""
+    with sqlite_factory() as db:
+        password = "station-password-1"
+        stations.provision(
+            db, "cp2", ocpp_version="2.0.1", password=password, now=datetime.now(UTC), security_profile=2
+        )
+        db.commit()
+    async with station(gateway, ca, "cp2", factory_certificate(ca, tmp_path, "cp2")):
+        assert "cp2" in gateway.links
+    refusal = await refused(gateway, "cp2", tls(ca, None))  # neither certificate nor password
+    assert isinstance(refusal, websockets.InvalidStatus) and refusal.response.status_code == 401

@@ -80,8 +80,11 @@ def _now() -> str:
 def _tls_target(station: StationUnderTest, *, client_cert: bool = False) -> None:
     if station.target.tls_url is None:  # a missing feature of the CSMS, as in 2.0.1: a failure, not "not run"
         station.fail("the Central System offers no TLS endpoint (--csms-tls-url): security profiles 2 and 3 need one")
-    if client_cert and not station.target.client_cert:
-        raise NotRun("security profile 3 needs the station's certificate (--client-cert, --client-key)")
+    if client_cert and not station.target.has_client_certificate:
+        raise NotRun(
+            "security profile 3 needs the station's certificate (--client-cert, --client-key, or the station CA: "
+            "--client-ca-cert, --client-ca-key)"
+        )
 
 
 def _serial_station(make_station: Callable[..., StationUnderTest]) -> StationUnderTest:
