@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from websockets.typing import Subprotocol
 
 from csms.core.plugins.certificates import CertificateManager
+from csms.domain import events as ev
 from csms.gateway.server import Gateway
 from csms.gateway.tls import server_context
 from csms.pki import authority, build
@@ -412,3 +413,32 @@ async def test_a_certificate_naming_the_station_stands_for_its_password(gateway,
         assert "cp2" in gateway.links
     refusal = await refused(gateway, "cp2", tls(ca, None))  # neither certificate nor password
     assert isinstance(refusal, websockets.InvalidStatus) and refusal.response.status_code == 401
+
+
+def test_the_certificate_store_on_both_backends(session_factory, ca):
+    """Issue, deliver, revoke, and a station's installed list, on SQLite and PostgreSQL."""
+    now = datetime.now(UTC)
+    config = CsmsConfig(station_ca=ca.ca)
+    csr = build.csr(build.new_key(), "cp3", ORG).public_bytes(build.serialization.Encoding.PEM).decode()
+    with session_factory() as db, db.begin():
+        stations.provision(db, "cp3", ocpp_version="2.0.1", password=None, now=now, security_profile=3)
+        decision = certificates.sign_request(db, "cp3", ev.CertificateSigningRequested(csr), now, config)
+        assert decision.status == "Accepted" and decision.serial is not None
+        certificates.delivered(db, decision.serial, "Accepted")
+    with session_factory() as db, db.begin():
+        assert certificates.current(db, "cp3") is not None
+        assert certificates.nearing_end(db, ["cp3"], now, 400)[0].serial == decision.serial
+        assert certificates.nearing_end(db, ["cp3"], now, 30) == []
+        certificates.revoke(db, decision.serial.upper(), now)
+    with session_factory() as db, db.begin():
+        assert certificates.is_revoked(db, decision.serial)
+        assert certificates.revoked_among(db, {decision.serial, "ab"}) == {decision.serial}
+        assert certificates.current(db, "cp3") is None
+        data = {"hashAlgorithm": "SHA256", "issuerNameHash": "aa", "issuerKeyHash": "bb", "serialNumber": "1f"}
+        chains = [{"certificateType": "CSMSRootCertificate", "certificateHashData": data}]
+        certificates.store_installed(db, "cp3", chains, [], now)
+    with session_factory() as db, db.begin():
+        assert [certificates.hash_data(r) for r in certificates.installed(db, "cp3")] == [data]
+        certificates.forget_installed(db, "cp3", data)
+    with session_factory() as db:
+        assert certificates.installed(db, "cp3") == []
