@@ -233,6 +233,8 @@ def test_pki_init_and_certificates_commands(tmp_path, sqlite_url):
                       "--ca-key", str(tmp_path / "ca" / "server.key"))  # fmt: skip
     assert mismatched.returncode == 2 and "does not belong" in mismatched.stderr
 
+    no_ca = csms("serve", "--pki", str(tmp_path / "nowhere"), "--database-url", sqlite_url)
+    assert no_ca.returncode == 2 and "cannot use the CA" in no_ca.stderr, no_ca.stderr
     listed = csms("certificates", "list", "--database-url", sqlite_url)
     assert listed.returncode == 0 and "SERIAL" in listed.stdout
     unknown = csms("certificates", "revoke", "abc", "--database-url", sqlite_url)
