@@ -13,16 +13,20 @@ import logging
 import os
 import ssl
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from csms.gateway.tls import server_context
+from csms.pki import authority
 from csms.runtime.server import Endpoints, prepare_database, raise_fd_limit, run_server
-from csms.services import apikeys, authorization, security_events, stations
+from csms.services import apikeys, authorization, certificates, security_events, stations
 from csms.services.config import CsmsConfig
 from csms.services.errors import DomainError
 from csms.store.database import URL_ENV, make_session_factory
@@ -60,6 +64,11 @@ def _table(rows: list[Sequence[Any]], header: Sequence[str]) -> str:
 
 # ---- commands -----------------------------------------------------------------------------------------------
 def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if args.pki is not None:
+        paths = authority.CaPaths(args.pki)
+        args.tls_cert = args.tls_cert or paths.server_cert
+        args.tls_key = args.tls_key or paths.server_key
+        args.tls_client_ca = args.tls_client_ca or paths.station_ca_cert
     if args.tls_cert is None and args.tls_key is None:
         if args.tls_client_ca is not None:
             raise UserError("--tls-client-ca needs --tls-cert and --tls-key")
@@ -72,9 +81,23 @@ def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
         raise UserError(f"cannot use the TLS certificate, key or client CA: {exc}") from None
 
 
+def _station_ca(args: argparse.Namespace) -> authority.StationCa | None:
+    if args.pki is None:
+        return None
+    try:
+        return authority.load(args.pki, organisation=args.organisation, days=args.certificate_days)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot use the CA in {args.pki}: {exc}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = CsmsConfig(heartbeat_interval_s=args.heartbeat_interval, auto_register=args.auto_register)
+    config = CsmsConfig(
+        heartbeat_interval_s=args.heartbeat_interval,
+        auto_register=args.auto_register,
+        station_ca=_station_ca(args),
+        renew_before_days=args.renew_before_days,
+    )
     api_key = os.environ.get(API_KEY_ENV) or None
     files, _hard = raise_fd_limit()
     logging.getLogger("csms").info("open-files limit %d (about as many chargers)", files)
@@ -224,6 +247,92 @@ def cmd_apikeys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pki_init(args: argparse.Namespace) -> int:
+    external = None
+    if (args.ca_cert is None) != (args.ca_key is None):
+        raise UserError("give both --ca-cert and --ca-key (an external CA), or neither")
+    if args.ca_cert is not None:
+        external = (args.ca_cert.read_bytes(), args.ca_key.read_bytes())
+    names = tuple(args.server_name or ["localhost", "127.0.0.1"])
+    try:
+        paths = authority.init(args.directory, datetime.now(UTC), organisation=args.organisation, server_names=names,
+                               external=external)  # fmt: skip
+    except (FileExistsError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    print(f"station CA   {paths.station_ca_cert}")
+    print(f"wss:// cert  {paths.server_cert} ({', '.join(names)})")
+    print(f"give stations {paths.csms_root} as their CSMS root certificate; serve with --pki {args.directory}")
+    return 0
+
+
+def cmd_certificates_list(args: argparse.Namespace) -> int:
+    def rows(db: Session) -> list[Sequence[Any]]:
+        return [
+            (r.serial, r.station_id, r.certificate_type, r.not_after.isoformat(timespec="seconds"), r.delivery,
+             r.revoked_at.isoformat(timespec="seconds") if r.revoked_at else "")
+            for r in certificates.issued(db, args.station)
+        ]  # fmt: skip
+
+    print(_table(_in_transaction(args, rows), ("SERIAL", "STATION", "TYPE", "NOT AFTER", "DELIVERY", "REVOKED")))
+    return 0
+
+
+def cmd_certificates_revoke(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    station = _in_transaction(args, lambda db: certificates.revoke(db, args.serial, now).station_id)
+    print(f"certificate {args.serial} of {station} revoked: refused from now on; a running CSMS closes "
+          "connections using it within a minute (the API's revoke at once)")  # fmt: skip
+    return 0
+
+
+def _api(args: argparse.Namespace, path: str, body: Any = None) -> Any:
+    """POST (with ``body``) or GET on the API of a running ``csms serve``."""
+    key = os.environ.get(API_KEY_ENV)
+    if not key:
+        raise UserError(f"set ${API_KEY_ENV} to an API key of the running CSMS")
+    data = None if body is None else json.dumps(body).encode()
+    method = "GET" if body is None and not path.endswith("/refresh") else "POST"
+    request = urllib.request.Request(
+        args.api.rstrip("/") + path, data=data, method=method,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:300]
+        raise UserError(f"{exc.code} from the API: {detail}") from None
+    except urllib.error.URLError as exc:
+        raise UserError(f"cannot reach the API at {args.api}: {exc.reason}") from None
+
+
+def _print_call(answer: dict[str, Any]) -> int:
+    payload = answer.get("payload") or {}
+    print(f"{answer['action']}: {answer['outcome']} {payload.get('status', '')}".rstrip())
+    installed: list[Sequence[Any]] = [
+        (c["certificate_type"], c["hash_data"]["serialNumber"], c["hash_data"]["issuerNameHash"][:16])
+        for c in answer.get("installed", [])
+    ]
+    print(_table(installed, ("TYPE", "SERIAL", "ISSUER NAME HASH")))
+    return 0 if answer["outcome"] == "result" else 1
+
+
+def cmd_certificates_install(args: argparse.Namespace) -> int:
+    body = {"certificate_type": args.type, "certificate": args.file.read_text()}
+    return _print_call(_api(args, f"/stations/{args.station_id}/certificates/install", body))
+
+
+def cmd_certificates_installed(args: argparse.Namespace) -> int:
+    query = "".join(f"&certificate_type={t}" for t in args.type or []).replace("&", "?", 1)
+    return _print_call(_api(args, f"/stations/{args.station_id}/certificates/installed/refresh{query}"))
+
+
+def cmd_certificates_delete(args: argparse.Namespace) -> int:
+    hash_data = {"hashAlgorithm": args.hash_algorithm, "issuerNameHash": args.issuer_name_hash,
+                 "issuerKeyHash": args.issuer_key_hash, "serialNumber": args.serial}  # fmt: skip
+    return _print_call(_api(args, f"/stations/{args.station_id}/certificates/delete", {"hash_data": hash_data}))
+
+
 # ---- parser -------------------------------------------------------------------------------------------------
 def cmd_security_events(args: argparse.Namespace) -> int:
     def rows(db: Session) -> list[Any]:
@@ -309,6 +418,25 @@ def _serve_parser(commands: Any) -> None:
         help="PEM CA certificate(s) that sign station certificates (security profile 3)",
     )
     serve.add_argument("--tls-port", type=int, default=9443, help="wss:// port with --tls-cert (default 9443)")
+    serve.add_argument(
+        "--pki",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the CA directory of `csms pki init`: serves wss:// with its server certificate, trusts its station CA "
+        "for client certificates and signs stations' CSRs (SignCertificate) with it",
+    )
+    serve.add_argument(
+        "--organisation", default=None, metavar="O", help="subject O of stations' CSRs (default: the station CA's O)"
+    )
+    serve.add_argument(
+        "--certificate-days", type=int, default=authority.DEFAULT_CERTIFICATE_DAYS, metavar="N",
+        help=f"validity of issued station certificates (default {authority.DEFAULT_CERTIFICATE_DAYS})",
+    )  # fmt: skip
+    serve.add_argument(
+        "--renew-before-days", type=int, default=30, metavar="N",
+        help="alert and ask a station to renew this many days before its certificate ends (default 30)",
+    )  # fmt: skip
     _database_option(serve)
     serve.set_defaults(handler=cmd_serve)
 
@@ -410,7 +538,64 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _database_option(events)
     events.set_defaults(handler=cmd_security_events)
+    _pki_parsers(commands)
     return parser
+
+
+def _pki_parsers(commands: Any) -> None:
+    pki = _group(commands, "pki", "the CSMS's certificate authority for stations")
+    init = pki.add_parser(
+        "init",
+        help="make a CA directory for `csms serve --pki`",
+        description="Make a root CA and a station sub-CA (or take an external CA with --ca-cert/--ca-key) and a "
+        "wss:// server certificate, as PEM files in DIR.",
+    )
+    init.add_argument("directory", type=Path, metavar="DIR")
+    init.add_argument("--organisation", default="chargetwin", metavar="O", help="subject O (default chargetwin)")
+    init.add_argument(
+        "--server-name",
+        action="append",
+        metavar="NAME",
+        help="DNS name or IP of the wss:// server, repeatable (default localhost and 127.0.0.1)",
+    )
+    init.add_argument("--ca-cert", type=Path, default=None, metavar="F", help="an external CA's PEM certificate")
+    init.add_argument("--ca-key", type=Path, default=None, metavar="F", help="its PEM private key (unencrypted)")
+    init.set_defaults(handler=cmd_pki_init)
+
+    certs = _group(commands, "certificates", "station certificates: issued, revoked, installed on stations")
+    listing = certs.add_parser("list", help="certificates the CA issued", description="Certificates the CA issued.")
+    listing.add_argument("--station", default=None, metavar="ID", help="only this station")
+    _database_option(listing)
+    listing.set_defaults(handler=cmd_certificates_list)
+    revoke = certs.add_parser("revoke", help="revoke an issued certificate", description="Revoke a certificate.")
+    revoke.add_argument("serial", metavar="SERIAL", help="hex, as `certificates list` shows it")
+    _database_option(revoke)
+    revoke.set_defaults(handler=cmd_certificates_revoke)
+    _station_certificate_parsers(certs)
+
+
+def _station_certificate_parsers(certs: Any) -> None:
+    """Commands that reach a connected station through the API of a running ``csms serve``."""
+    api_help = "API of the running CSMS (default http://127.0.0.1:8000/api/v1); the key is $" + API_KEY_ENV
+    types = ["CSMSRootCertificate", "ManufacturerRootCertificate", "V2GRootCertificate", "MORootCertificate"]
+    install = certs.add_parser("install", help="InstallCertificate on a station", description="Install a root.")
+    install.add_argument("station_id", metavar="STATION")
+    install.add_argument("--type", required=True, choices=types, help="the root's type")
+    install.add_argument("--file", type=Path, required=True, metavar="F", help="its PEM certificate")
+    install.set_defaults(handler=cmd_certificates_install)
+    installed = certs.add_parser("installed", help="GetInstalledCertificateIds", description="List a station's roots.")
+    installed.add_argument("station_id", metavar="STATION")
+    installed.add_argument("--type", action="append", choices=types, help="only these types (1.6: exactly one)")
+    installed.set_defaults(handler=cmd_certificates_installed)
+    delete = certs.add_parser("delete", help="DeleteCertificate on a station", description="Delete a certificate.")
+    delete.add_argument("station_id", metavar="STATION")
+    delete.add_argument("--serial", required=True, metavar="HEX")
+    delete.add_argument("--issuer-name-hash", required=True, metavar="HEX")
+    delete.add_argument("--issuer-key-hash", required=True, metavar="HEX")
+    delete.add_argument("--hash-algorithm", default="SHA256", choices=["SHA256", "SHA384", "SHA512"])
+    delete.set_defaults(handler=cmd_certificates_delete)
+    for parser in (install, installed, delete):
+        parser.add_argument("--api", default="http://127.0.0.1:8000/api/v1", metavar="URL", help=api_help)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -53,6 +53,8 @@ FIRMWARE_FAILED = "firmware_failed"
 SECURITY_EVENT = "security_event"
 REMEDIATION_EXHAUSTED = "remediation_exhausted"
 METER_FROZEN = "meter_frozen"
+#: Raised by the certificate manager (:mod:`csms.core.plugins.certificates`), not by this engine.
+CERTIFICATE_EXPIRING = "certificate_expiring"
 ALL_RULES = frozenset(
     {
         HEARTBEAT_MISSED,
@@ -78,6 +80,7 @@ SEVERITY = {
     SECURITY_EVENT: "warning",
     REMEDIATION_EXHAUSTED: "critical",
     METER_FROZEN: "warning",
+    CERTIFICATE_EXPIRING: "warning",
 }
 #: FirmwareStatusNotification statuses (1.6 and 2.0.1) that end an update in failure.
 FIRMWARE_FAILURES = frozenset(

@@ -13,6 +13,7 @@ from csms.api.limits import BoundedBodies
 from csms.api.routes import (
     alerts,
     calls,
+    certificates,
     diagnostics,
     security_events,
     sites,
@@ -41,7 +42,10 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     app.state.gateway = gateway
     app.state.api_key = api_key or None
     secured = [Depends(require_key)]
-    routers = (stations, tokens, transactions, calls, sites, uptime, alerts, webhooks, diagnostics, security_events)
+    routers = (
+        stations, tokens, transactions, calls, sites, uptime, alerts, webhooks, diagnostics, security_events,
+        certificates,
+    )  # fmt: skip
     for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)
     # Station-facing upload/download URLs: guarded by unguessable tokens, not by API keys.

@@ -327,3 +327,54 @@ class MeterReadingOut(Out):
     current_l2_a: float | None
     current_l3_a: float | None
     includes_ev: bool
+
+
+# ---- certificates -------------------------------------------------------------------------------------------
+RootCertificateType = Literal[
+    "CSMSRootCertificate", "ManufacturerRootCertificate", "V2GRootCertificate", "MORootCertificate"
+]
+PemText = Annotated[str, StringConstraints(min_length=1, max_length=5500, pattern=r"^-----BEGIN CERTIFICATE-----")]
+HexText = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[0-9A-Fa-f]+$")]
+
+
+class IssuedCertificateOut(BaseModel):
+    station_id: str
+    certificate_type: str
+    serial: str = Field(description="lower-case hex")
+    fingerprint: str = Field(description="SHA-256 of the DER certificate, hex")
+    subject: str
+    not_before: datetime
+    not_after: datetime
+    issued_at: datetime
+    delivery: str = Field(description="CertificateSigned: sending, Accepted, Rejected (by the station) or failed")
+    revoked_at: datetime | None
+
+
+class RevokedOut(IssuedCertificateOut):
+    disconnected: list[str] = Field(description="stations connected with it here, now closed")
+
+
+class CertificateHashData(Strict):
+    hashAlgorithm: Literal["SHA256", "SHA384", "SHA512"]
+    issuerNameHash: HexText
+    issuerKeyHash: HexText
+    serialNumber: Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[0-9A-Fa-f]+$")]
+
+
+class InstalledCertificateOut(BaseModel):
+    certificate_type: str
+    hash_data: CertificateHashData
+    reported_at: datetime
+
+
+class InstallCertificateRequest(Strict):
+    certificate_type: RootCertificateType = Field(description="1.6 stations take CSMS and Manufacturer roots only")
+    certificate: PemText
+
+
+class DeleteCertificateRequest(Strict):
+    hash_data: CertificateHashData
+
+
+class CertificateCallOut(CallOut):
+    installed: list[InstalledCertificateOut] = Field(description="what the station reported installed, as stored")

@@ -91,6 +91,8 @@ class Connection:
     transport: Transport
     alarm: Alarm
     closed: bool = False
+    #: The serial of the client certificate it was admitted with (TLS, security profile 3).
+    client_serial: str | None = None
     #: Completion callbacks of calls sent on this connection, by ``id(pending)``.
     waiting: dict[int, Callable[[PendingCall], None]] = field(default_factory=dict)
 
@@ -161,6 +163,7 @@ class CsmsHost:
             id_prefix=f"{self._opened:x}-",
         )
         connection = Connection(station_id, version, session, transport, Alarm(self.scheduler, lambda: None))
+        connection.client_serial = admission.client_serial
         connection.alarm.fire = lambda: self._on_timer(connection)
         previous = self.connections.get(station_id)
         self.connections[station_id] = connection
@@ -197,6 +200,13 @@ class CsmsHost:
 
     def is_connected(self, station_id: str) -> bool:
         return station_id in self.connections
+
+    def drop_certificate(self, serials: set[str], reason: str = "client certificate revoked") -> list[str]:
+        """Close the connections admitted with a client certificate of these serials; their stations."""
+        dropped = [c for c in self.connections.values() if c.client_serial in serials]
+        for connection in dropped:
+            connection.transport.close(reason)
+        return [connection.station_id for connection in dropped]
 
     # ---- frames and time ---------------------------------------------------------------------------------
     def receive(self, connection: Connection, frame: str | bytes) -> None:

@@ -128,7 +128,7 @@ class StationSession:
         self._completed.append(pending)
         call = pending.call
         if (
-            call.action == "TriggerMessage"
+            call.action in ("TriggerMessage", "ExtendedTriggerMessage")
             and pending.outcome is Outcome.RESULT
             and (pending.payload or {}).get("status") == "Accepted"
         ):
@@ -302,6 +302,7 @@ class StationSession:
 _TRIGGER_ACTIONS = {
     "DiagnosticsStatusNotification": "DiagnosticsStatusNotification",
     "SignChargingStationCertificate": "SignCertificate",
+    "SignChargePointCertificate": "SignCertificate",
     "SignV2GCertificate": "SignCertificate",
     "SignCombinedCertificate": "SignCertificate",
 }

@@ -194,6 +194,15 @@ class ChargingNeedsReported:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class CertificateSigningRequested:
+    """SignCertificate (2.0.1, and 1.6 with the security extension): a PEM CSR for the CSMS's CA."""
+
+    csr: str
+    #: ChargingStationCertificate or V2GCertificate (1.6 has only the former).
+    certificate_type: str = "ChargingStationCertificate"
+
+
 StationReport = (
     BootReported
     | HeartbeatReceived
@@ -206,6 +215,7 @@ StationReport = (
     | VendorDataReceived
     | ChargingNeedsReported
     | StationNotice
+    | CertificateSigningRequested
 )
 
 
@@ -247,4 +257,24 @@ class Acknowledged:
     pass
 
 
-Decision = BootDecision | AuthorizationInfo | TransactionAck | DataTransferDecision | TimeNow | Acknowledged
+@dataclass(frozen=True, slots=True)
+class CertificateSigningDecision:
+    """Accepted: the CA signed the CSR; ``chain`` (the certificate and its CAs, PEM) goes to the station in
+    a CertificateSigned call once the answer is committed. Rejected: ``reason`` says which check failed."""
+
+    status: str  # Accepted | Rejected
+    certificate_type: str
+    chain: str | None = None
+    serial: str | None = None
+    reason: str | None = None
+
+
+Decision = (
+    BootDecision
+    | AuthorizationInfo
+    | TransactionAck
+    | DataTransferDecision
+    | TimeNow
+    | Acknowledged
+    | CertificateSigningDecision
+)

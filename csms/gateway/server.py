@@ -20,6 +20,7 @@ import logging
 import ssl
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -34,9 +35,10 @@ from websockets.typing import Subprotocol
 from csms.core.host import Connection, CsmsHost, Plugin, StationNotConnected
 from csms.gateway.collector import CollectorPacing
 from csms.gateway.scheduler import AsyncioScheduler
-from csms.gateway.tls import channel_of
+from csms.gateway.tls import TlsHandshake, channel_of
 from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import OCPP16, SUBPROTOCOLS, Version, parse_version
+from csms.services import security_events
 from csms.services.admission import REFUSED_REASON, Admission
 from csms.services.config import CsmsConfig
 
@@ -326,17 +328,32 @@ class Gateway:
         return self._server
 
     async def start_tls(self, host: str, port: int, context: ssl.SSLContext) -> asyncio.Server:
-        """A second listener for ``wss://`` (security profiles 2 and 3), beside the plain one of :meth:`start`."""
+        """A second listener for ``wss://`` (security profiles 2 and 3), beside the plain one of :meth:`start`.
+
+        The TLS handshake runs in :class:`~csms.gateway.tls.TlsHandshake` rather than in the server
+        (``create_server(ssl=…)`` drops a failed handshake without a word): a client certificate the
+        handshake refuses (expired, self-signed, another CA) is recorded as a ``bad_certificate`` event."""
         loop = asyncio.get_running_loop()
         self._tls_server = await loop.create_server(
-            lambda: Link(self),
+            lambda: TlsHandshake(context, self.handshake_timeout_s, lambda: Link(self), self.tls_refused),
             host,
             port,
             backlog=self.accept_backlog,
-            ssl=context,
-            ssl_handshake_timeout=self.handshake_timeout_s,
         )
         return self._tls_server
+
+    def tls_refused(self, source: str | None, error: ssl.SSLCertVerificationError) -> None:
+        """A client certificate failed the TLS handshake: a ``bad_certificate`` security event."""
+        detail = {"reason": str(error.verify_message or error.reason or error)[:200]}
+        at = datetime.fromtimestamp(self.scheduler.now(), UTC)
+
+        def store() -> None:
+            with self.session_factory() as db:
+                security_events.record(db, type="bad_certificate", at=at, source=source, detail=detail)
+                db.commit()
+
+        future = asyncio.get_running_loop().run_in_executor(self.auth_threads, store)
+        future.add_done_callback(_log_failure)
 
     @property
     def port(self) -> int:
@@ -453,6 +470,11 @@ class Gateway:
 
         self.host.call(station_id, action, payload, timeout_s, on_done=done)
         return await future
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("a security event could not be stored", exc_info=future.exception())
 
 
 __all__ = ["Gateway", "Link", "StationNotConnected"]

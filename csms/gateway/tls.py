@@ -4,10 +4,15 @@ handshake proved about its peer."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from csms.services.admission import Channel
+
+log = logging.getLogger(__name__)
 
 
 def server_context(cert_file: Path | str, key_file: Path | str, client_ca_file: Path | str | None) -> ssl.SSLContext:
@@ -23,16 +28,108 @@ def server_context(cert_file: Path | str, key_file: Path | str, client_ca_file: 
     if client_ca_file is not None:
         context.load_verify_locations(cafile=client_ca_file)
         context.verify_mode = ssl.CERT_OPTIONAL
+        # The station CA may be a sub-CA whose root is not in the file: trusting it is enough.
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     return context
 
 
 def channel_of(transport: asyncio.BaseTransport) -> Channel:
-    """Plain, or TLS with the subject CN of the client certificate the handshake verified (None: none sent);
-    with the peer's address either way."""
-    peername = transport.get_extra_info("peername")
-    source = str(peername[0]) if isinstance(peername, tuple) and peername else None
+    """Plain, or TLS with the subject CN and serial of the client certificate the handshake verified (None:
+    none sent); with the peer's address either way."""
+    source = address(transport.get_extra_info("peername"))
     if transport.get_extra_info("ssl_object") is None:
         return Channel(source=source)
     peer = transport.get_extra_info("peercert") or {}
     names = [value for rdn in peer.get("subject", ()) for key, value in rdn if key == "commonName"]
-    return Channel(tls=True, client_cn=names[-1] if names else None, source=source)
+    serial = peer.get("serialNumber")
+    return Channel(
+        tls=True,
+        client_cn=names[-1] if names else None,
+        client_serial=format(int(serial, 16), "x") if serial else None,
+        source=source,
+    )
+
+
+def address(peername: Any) -> str | None:
+    """The host of a socket's peer name (not the port: the throttle and the security events count per address)."""
+    if isinstance(peername, tuple) and peername:
+        return str(peername[0])
+    return None if peername is None else str(peername)
+
+
+class TlsHandshake(asyncio.Protocol):
+    """A ``wss://`` connection until its TLS handshake is over; then the connection's own protocol
+    (``make_protocol()``) takes the TLS transport. A handshake that refused the client's certificate is
+    told to ``refused(source, error)``; other failures (a client that hangs up, speaks no TLS, or does
+    not trust us) are only logged at debug level, as asyncio does."""
+
+    #: Handshakes in progress (a task must be referenced until it ends).
+    running: set[asyncio.Task[None]] = set()
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        timeout_s: float,
+        make_protocol: Callable[[], asyncio.Protocol],
+        refused: Callable[[str | None, ssl.SSLCertVerificationError], None],
+    ) -> None:
+        self.context = context
+        self.timeout_s = timeout_s
+        self.make_protocol = make_protocol
+        self.refused = refused
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.pause_reading()  # nothing may reach this protocol: the TLS layer reads from now on
+        task = asyncio.ensure_future(self._handshake(transport))
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+
+    async def _handshake(self, transport: asyncio.Transport) -> None:
+        source = address(transport.get_extra_info("peername"))
+        early = _Early()
+        loop = asyncio.get_running_loop()
+        try:
+            tls = await loop.start_tls(
+                transport, early, self.context, server_side=True, ssl_handshake_timeout=self.timeout_s
+            )
+        except ssl.SSLCertVerificationError as exc:
+            self.refused(source, exc)
+            return
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            log.debug("TLS handshake with %s failed: %r", source, exc)
+            return
+        if tls is None:
+            return
+        protocol = self.make_protocol()
+        protocol.connection_made(tls)
+        tls.set_protocol(protocol)
+        early.hand_over(protocol)
+
+
+class _Early(asyncio.Protocol):
+    """What arrives between the end of the handshake and the connection's protocol taking over (the
+    first request can come in the same read as the handshake's last message)."""
+
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+        self.eof = False
+        self.lost: tuple[Exception | None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.data.append(data)
+
+    def eof_received(self) -> bool | None:
+        self.eof = True
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = (exc,)
+
+    def hand_over(self, protocol: asyncio.Protocol) -> None:
+        for data in self.data:
+            protocol.data_received(data)
+        if self.eof:
+            protocol.eof_received()
+        if self.lost is not None:
+            protocol.connection_lost(self.lost[0])

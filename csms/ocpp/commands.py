@@ -34,6 +34,11 @@ class CallBuilder(Protocol):
     def change_availability(self, evse_id: int, operative: bool) -> Call: ...
     def trigger(self, message: str, evse_id: int | None) -> Call: ...
     def set_charging_profile(self, profile: ChargingProfile) -> Call: ...
+    def certificate_signed(self, chain_pem: str, certificate_type: str) -> Call: ...
+    def trigger_certificate_renewal(self, certificate_type: str) -> Call: ...
+    def install_certificate(self, certificate_type: str, certificate_pem: str) -> Call: ...
+    def get_installed_certificate_ids(self, certificate_types: list[str]) -> Call: ...
+    def delete_certificate(self, hash_data: dict[str, str]) -> Call: ...
 
 
 BUILDERS: dict[str, CallBuilder] = {OCPP16: v16, OCPP201: v201}
@@ -115,3 +120,29 @@ def trigger(version: str, message: str, evse_id: int | None) -> Call:
 def set_charging_profile(version: str, profile: ChargingProfile) -> Call:
     """SetChargingProfile, checked against the version's schema (see the version modules for what raises)."""
     return builder(version).set_charging_profile(profile)
+
+
+def certificate_signed(version: str, chain_pem: str, certificate_type: str) -> Call:
+    """CertificateSigned: the certificate the CSMS's CA issued, with its CAs (PEM)."""
+    return builder(version).certificate_signed(chain_pem, certificate_type)
+
+
+def trigger_certificate_renewal(version: str, certificate_type: str = "ChargingStationCertificate") -> Call:
+    """Ask the station for a new CSR: 2.0.1 TriggerMessage SignChargingStationCertificate, 1.6
+    ExtendedTriggerMessage SignChargePointCertificate."""
+    return builder(version).trigger_certificate_renewal(certificate_type)
+
+
+def install_certificate(version: str, certificate_type: str, certificate_pem: str) -> Call:
+    """InstallCertificate of a root (types by their 2.0.1 names). Raises ValueError: not for this version."""
+    return builder(version).install_certificate(certificate_type, certificate_pem)
+
+
+def get_installed_certificate_ids(version: str, certificate_types: list[str]) -> Call:
+    """Raises ValueError: a type (or, in 1.6, a number of types) the version does not take."""
+    return builder(version).get_installed_certificate_ids(certificate_types)
+
+
+def delete_certificate(version: str, hash_data: dict[str, str]) -> Call:
+    """DeleteCertificate by OCPP CertificateHashData (as GetInstalledCertificateIds reported it)."""
+    return builder(version).delete_certificate(hash_data)

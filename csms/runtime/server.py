@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from csms.alerts import AlertEngine, AlertRules, RemediationPolicy
 from csms.api.app import create_app
 from csms.core.plugins.alerts import AlertMonitor
+from csms.core.plugins.certificates import CertificateManager
 from csms.core.plugins.load_management import LoadManagement
 from csms.gateway.server import Gateway
 from csms.runtime.webhooks import WebhookSender
@@ -125,6 +126,7 @@ async def run_server(
     try:
         gateway.add_plugin(monitor)
         gateway.add_plugin(load_management)
+        gateway.add_plugin(CertificateManager())
         monitor.start()
         load_management.start()
         await gateway.scheduler.idle()  # both planned from the store before the first station connects

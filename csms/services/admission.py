@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from csms.ocpp.versions import OCPP16
-from csms.services import security_events, stations
+from csms.services import certificates, security_events, stations
 from csms.services.config import CsmsConfig
 from csms.services.passwords import hash_password, needs_rehash, verify_password
 from csms.services.throttle import HandshakeThrottle
@@ -54,6 +54,8 @@ class Channel:
     tls: bool = False
     #: The subject CN of the client certificate the TLS handshake verified against the station CA, if any.
     client_cn: str | None = None
+    #: That certificate's serial number (lower-case hex), checked against the revoked ones.
+    client_serial: str | None = None
     #: The peer's address (for the per-source throttle and the security events).
     source: str | None = None
 
@@ -68,6 +70,8 @@ class Admission:
     registration_status: str | None = None
     status: int = 101  # HTTP status: 101 admitted, 401 refused (whatever the reason)
     reason: str = ""
+    #: The serial of the client certificate the station connected with (revoking it closes the connection).
+    client_serial: str | None = None
 
     @property
     def admitted(self) -> bool:
@@ -92,6 +96,8 @@ class _Refusal:
     reason: str
     #: Counted against the throttle (a failed guess; not a refusal the throttle itself made).
     counts: bool = True
+    #: More for the security event (the certificate's serial and name).
+    detail: dict[str, Any] | None = None
 
 
 class Admissions:
@@ -141,7 +147,9 @@ class Admissions:
                 assert row is not None
                 if db.dirty:  # a re-hashed password (an admission that only read writes nothing)
                     db.commit()
-                return Admission(station_id, row.ocpp_version, row.registration_status)
+                return Admission(
+                    station_id, row.ocpp_version, row.registration_status, client_serial=channel.client_serial
+                )
             if self._refused(db, station_id, channel, refusal, now):
                 db.commit()
         return Admission(station_id, status=401, reason=REFUSED_REASON)
@@ -177,16 +185,18 @@ class Admissions:
     ) -> _Refusal | None:
         """Why this connection may not be the station's (None when it may)."""
         profile = row.security_profile
+        if channel.client_serial is not None and certificates.is_revoked(db, channel.client_serial):
+            return _Refusal("revoked_certificate", "the client certificate was revoked", detail=_cert(channel))
         if channel.client_cn is not None and channel.client_cn != row.id:
-            return _Refusal("handshake_refused", "the client certificate names another station")
+            return _Refusal("bad_certificate", "the client certificate names another station", detail=_cert(channel))
         if profile >= 2 and not channel.tls:
             return _Refusal("handshake_refused", f"security profile {profile}: connect over TLS (wss://)")
+        if channel.client_cn is not None:
+            return None  # a verified certificate naming the station: stronger than any password
         if profile == 3:
-            if channel.client_cn is None:
-                return _Refusal(
-                    "handshake_refused", "security profile 3: a client certificate signed by the station CA is required"
-                )
-            return None
+            return _Refusal(
+                "handshake_refused", "security profile 3: a client certificate signed by the station CA is required"
+            )
         if row.password_hash:
             if credentials is None or credentials[0] != row.id:
                 return _Refusal("bad_password", "credentials required")
@@ -216,7 +226,9 @@ class Admissions:
         at = datetime.fromtimestamp(now, UTC)
         tripped = []
         if refusal.counts:
-            _record(db, refusal.type, at, station_id, channel.source, {"reason": refusal.reason})
+            _record(
+                db, refusal.type, at, station_id, channel.source, {"reason": refusal.reason, **(refusal.detail or {})}
+            )
             if self.by_station.failed(station_id, now):
                 tripped.append(f"station id {station_id}")
         if channel.source is not None and self.by_source.failed(channel.source, now):
@@ -225,6 +237,10 @@ class Admissions:
             detail = {"reason": f"{what}: handshakes refused without a password check for a while"}
             _record(db, "throttled", at, station_id, channel.source, detail)
         return refusal.counts or bool(tripped)
+
+
+def _cert(channel: Channel) -> dict[str, Any]:
+    return {"serial": channel.client_serial, "client_cn": channel.client_cn}
 
 
 def _record(db: Session, kind: str, at: datetime, station_id: str, source: str | None, detail: dict[str, Any]) -> None:

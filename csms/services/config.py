@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from csms.pki.authority import StationCa
+
 
 @dataclass(frozen=True, slots=True)
 class CsmsConfig:
@@ -28,3 +30,9 @@ class CsmsConfig:
     message_log_per_station: int = 500
     #: Vendor ids whose DataTransfer we understand.
     known_vendors: frozenset[str] = frozenset({"org.chargetwin"})
+    #: The CA that signs stations' CSRs (SignCertificate); None: every CSR is answered Rejected.
+    station_ca: StationCa | None = None
+    #: A station certificate this close to its end raises ``certificate_expiring`` and is renewed [days].
+    renew_before_days: int = 30
+    #: CertificateSigned is sent again this many times when the station does not answer it.
+    certificate_signed_retries: int = 2

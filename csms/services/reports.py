@@ -13,7 +13,7 @@ from typing import Any
 
 from csms.domain import events as ev
 from csms.domain import plausibility
-from csms.services import authorization, stations, transactions
+from csms.services import authorization, certificates, stations, transactions
 from csms.services.config import CsmsConfig
 from csms.services.uow import UnitOfWork
 
@@ -56,6 +56,8 @@ def handle(  # noqa: C901, PLR0911 - one case per report type: the table from re
         case ev.StationNotice():
             stations.notice(uow.session, station_id, report, now)
             return ev.Acknowledged()
+        case ev.CertificateSigningRequested():
+            return certificates.sign_request(uow.session, station_id, report, now, config)
     raise TypeError(f"no service handles {type(report).__name__}")
 
 

@@ -544,3 +544,42 @@ class SiteMeterReading(Base):
     current_l3_a: Mapped[float | None] = mapped_column(Float)
     includes_ev: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class IssuedCertificate(Base):
+    """A certificate the CSMS's CA signed for a station (SignCertificate), and what became of it."""
+
+    __tablename__ = "issued_certificates"
+    __table_args__ = (Index("ix_issued_certificates_station", "station_id", "not_after"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(48))
+    #: ChargingStationCertificate or V2GCertificate.
+    certificate_type: Mapped[str] = mapped_column(String(32))
+    #: Lower-case hex, as OCPP writes serial numbers.
+    serial: Mapped[str] = mapped_column(String(64), unique=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(255))
+    not_before: Mapped[datetime] = mapped_column(UtcDateTime())
+    not_after: Mapped[datetime] = mapped_column(UtcDateTime())
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: CertificateSigned: sending, Accepted, Rejected (by the station) or failed (no answer after the retries).
+    delivery: Mapped[str] = mapped_column(String(16), default="sending")
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    pem: Mapped[str] = mapped_column(Text)
+
+
+class InstalledCertificate(Base):
+    """A certificate a station reported installed (GetInstalledCertificateIds), by its OCPP hash data."""
+
+    __tablename__ = "installed_certificates"
+    __table_args__ = (Index("ix_installed_certificates_station", "station_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(48))
+    certificate_type: Mapped[str] = mapped_column(String(32))
+    hash_algorithm: Mapped[str] = mapped_column(String(8))
+    issuer_name_hash: Mapped[str] = mapped_column(String(128))
+    issuer_key_hash: Mapped[str] = mapped_column(String(128))
+    serial_number: Mapped[str] = mapped_column(String(40))
+    reported_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -36,6 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ca-file", default=None, metavar="PEM", help="CA that signs the CSMS's server certificate")
     parser.add_argument("--client-cert", default=None, metavar="PEM", help="the station's certificate (profile 3)")
     parser.add_argument("--client-key", default=None, metavar="PEM", help="its private key")
+    parser.add_argument(
+        "--client-ca-cert",
+        default=None,
+        metavar="PEM",
+        help="a station CA the CSMS trusts: each case's station gets a certificate naming its id (profile 3)",
+    )
+    parser.add_argument("--client-ca-key", default=None, metavar="PEM", help="that CA's private key")
     parser.add_argument("--ocpp", required=True, choices=["1.6", "2.0.1"], help="OCPP version")
     parser.add_argument(
         "--station-id", default=None, metavar="ID", help="station id when the operator cannot provision one"
@@ -118,6 +125,8 @@ def pytest_arguments(args: argparse.Namespace) -> list[str]:
         "--ca-file": args.ca_file,
         "--client-cert": args.client_cert,
         "--client-key": args.client_key,
+        "--client-ca-cert": args.client_ca_cert,
+        "--client-ca-key": args.client_ca_key,
         "--station-id": args.station_id,
         "--password": args.password,
         "--profile": args.profile,

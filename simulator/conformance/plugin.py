@@ -41,6 +41,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ca-file", default=None, help="CA certificate(s) that sign the CSMS's server certificate")
     group.addoption("--client-cert", default=None, help="the station's certificate (security profile 3)")
     group.addoption("--client-key", default=None, help="its private key")
+    group.addoption(
+        "--client-ca-cert", default=None, help="a station CA the CSMS trusts: per-station certificates (profile 3)"
+    )
+    group.addoption("--client-ca-key", default=None, help="that CA's private key")
     group.addoption("--ocpp", default="2.0.1", choices=["1.6", "2.0.1"], help="OCPP version (default 2.0.1)")
     group.addoption("--station-id", default=None, help="station id to use when the operator cannot provision one")
     group.addoption("--password", default=None, help="its HTTP Basic password (security profile 1)")
@@ -155,6 +159,8 @@ def csms_target(pytestconfig: pytest.Config) -> Target:
             ca_file=pytestconfig.getoption("--ca-file"),
             client_cert=pytestconfig.getoption("--client-cert"),
             client_key=pytestconfig.getoption("--client-key"),
+            client_ca_cert=pytestconfig.getoption("--client-ca-cert"),
+            client_ca_key=pytestconfig.getoption("--client-ca-key"),
         )
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None

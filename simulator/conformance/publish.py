@@ -22,11 +22,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
-from simulator.conformance.loopback_pki import issue, make_ca
+from csms.pki import authority, build
 
 EXPECTED = Path(__file__).parent / "expected"
 ROOT = Path(__file__).parents[2]
@@ -44,17 +45,23 @@ class Endpoint:
 
 
 def _tls_material(workdir: Path) -> tuple[list[str], list[str]]:
-    """The CAs and certificates of one run: (``csms serve`` options, ``sim conformance`` options but the URL).
-    The station certificate names no provisioned station (their ids are made per case)."""
+    """The CA directory of one run, made as an operator would (``csms pki init``): (``csms serve`` options,
+    ``sim conformance`` options but the URL). The station certificate, issued by that CA, names no
+    provisioned station (their ids are made per case)."""
     pki_dir = workdir / "pki"
-    server_ca = make_ca(pki_dir, "csms-root")
-    server = issue(pki_dir, server_ca, "localhost", server=True)
-    station_ca = make_ca(pki_dir, "station-ca")
-    station = issue(pki_dir, station_ca, "conformance-station")
-    serve = ["--tls-cert", str(server.cert_file), "--tls-key", str(server.key_file)]
-    serve += ["--tls-client-ca", str(station_ca.cert_file)]
-    suite = ["--ca-file", str(server_ca.cert_file), "--client-cert", str(station.cert_file)]
-    suite += ["--client-key", str(station.key_file)]
+    command = [sys.executable, "-m", "csms.cli", "pki", "init", str(pki_dir), "--organisation", "chargetwin"]
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True, timeout=60)
+    paths = authority.CaPaths(pki_dir)
+    ca = authority.load(pki_dir)
+    key = build.new_key()
+    now = datetime.now(UTC)
+    cert = build.issue((ca.cert, ca.key), build.name("conformance-station", "chargetwin"), key.public_key(), now, 2)
+    station_cert, station_key = pki_dir / "conformance-station.pem", pki_dir / "conformance-station.key"
+    station_cert.write_text(build.cert_pem(cert))
+    station_key.write_text(build.key_pem(key))
+    serve = ["--pki", str(pki_dir)]
+    suite = ["--ca-file", str(paths.csms_root), "--client-cert", str(station_cert), "--client-key", str(station_key)]
+    suite += ["--client-ca-cert", str(paths.station_ca_cert), "--client-ca-key", str(paths.station_ca_key)]
     return serve, suite
 
 

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import random
 import ssl
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
@@ -27,6 +31,7 @@ from csms.ocpp import framing
 from csms.ocpp.errors import FrameError
 from csms.ocpp.framing import Call, CallError, CallResult
 from csms.ocpp.versions import VERSION_SUBPROTOCOL, Version, parse_version
+from csms.pki import build
 from simulator.conformance.checks import FrameChecker, Violation
 from simulator.conformance.frames import FrameLog
 from simulator.links.websocket import basic_auth
@@ -66,6 +71,14 @@ class Target:
     ca_file: str | None = None  # trust anchor for the CSMS's server certificate
     client_cert: str | None = None  # the station's certificate and key (security profile 3)
     client_key: str | None = None
+    #: The station CA (certificate and key, PEM files): each station gets a certificate naming its own id,
+    #: as a manufacturer would install it (profile 3); used instead of ``client_cert``.
+    client_ca_cert: str | None = None
+    client_ca_key: str | None = None
+
+    @property
+    def has_client_certificate(self) -> bool:
+        return self.client_cert is not None or self.client_ca_cert is not None
 
     @classmethod
     def parse(cls, url: str, version: str, **kwargs: Any) -> Target:
@@ -225,7 +238,13 @@ class StationUnderTest:
         certificate when ``client_cert`` (profile 3)."""
         context = ssl.create_default_context(cafile=self.target.ca_file)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        if client_cert and self.target.client_cert:
+        if client_cert and self.target.client_ca_cert and self.target.client_ca_key:
+            with tempfile.TemporaryDirectory(prefix="ct-station-") as where:
+                cert_file, key_file = station_certificate(
+                    Path(where), self.station_id, self.target.client_ca_cert, self.target.client_ca_key
+                )
+                context.load_cert_chain(cert_file, key_file)
+        elif client_cert and self.target.client_cert:
             context.load_cert_chain(self.target.client_cert, self.target.client_key)
         return context
 
@@ -556,3 +575,17 @@ def _decoded(text: str) -> framing.Message | None:
         return framing.decode(text)
     except FrameError:
         return None
+
+
+def station_certificate(directory: Path, station_id: str, ca_cert_file: str, ca_key_file: str) -> tuple[Path, Path]:
+    """A new key and a certificate naming ``station_id`` (subject CN; O as the CA's), signed by the station CA
+    given as PEM files: written in ``directory``, returned as (certificate file, key file)."""
+    ca_cert = x509.load_pem_x509_certificate(Path(ca_cert_file).read_bytes())
+    ca_key = build.load_key(Path(ca_key_file).read_bytes())
+    key = build.new_key()
+    subject = build.name(station_id, build.organisation(ca_cert.subject))
+    cert = build.issue((ca_cert, ca_key), subject, key.public_key(), datetime.now(UTC), 2)
+    cert_file, key_file = directory / "station.pem", directory / "station.key"
+    cert_file.write_text(build.cert_pem(cert))
+    key_file.write_text(build.key_pem(key))
+    return cert_file, key_file

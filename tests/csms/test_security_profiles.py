@@ -201,7 +201,7 @@ async def test_profile_3_certificate_naming_another_station_is_refused(gateway, 
     refused = await refusal(gateway, "cp3", password=None, context=tls(pki, pki.cp2_cert))
     assert http_status(refused) == 401
     assert refusal_reasons(sqlite_factory, "cp3") == [
-        ("handshake_refused", "the client certificate names another station")
+        ("bad_certificate", "the client certificate names another station")
     ]
 
 

@@ -119,6 +119,7 @@ PARSERS: dict[str, Callable[[dict[str, Any]], ev.StationReport]] = {
     "SecurityEventNotification": lambda p: ev.StationNotice("security_event", _time(p), p),
     "LogStatusNotification": lambda p: ev.StationNotice("diagnostics_status", None, p),
     "SignedFirmwareStatusNotification": lambda p: ev.StationNotice("firmware_status", None, p),
+    "SignCertificate": lambda p: ev.CertificateSigningRequested(p["csr"]),
 }
 
 HANDLED_ACTIONS = frozenset(PARSERS)
@@ -160,5 +161,7 @@ def to_payload(action: str, decision: ev.Decision) -> dict[str, Any]:
             if decision.data is not None:
                 body["data"] = decision.data if isinstance(decision.data, str) else str(decision.data)
             return body
+        case ev.CertificateSigningDecision():
+            return {"status": decision.status}
         case _:
             return {}

@@ -100,3 +100,45 @@ def set_charging_profile(profile: ChargingProfile) -> Call:
     payload = {"connectorId": profile.evse_id, "csChargingProfiles": body}
     schemas.validate(OCPP16, "SetChargingProfile", "request", payload)
     return "SetChargingProfile", payload
+
+
+#: The root certificates of the 1.6 security extension, by their 2.0.1 names (the API's) -> 1.6 names.
+ROOT_TYPES = {
+    "CSMSRootCertificate": "CentralSystemRootCertificate",
+    "ManufacturerRootCertificate": "ManufacturerRootCertificate",
+}
+
+
+def _root_type(certificate_type: str) -> str:
+    """Raises ValueError: a type 1.6 does not have (V2G and MO roots are 2.0.1 only)."""
+    if certificate_type in ROOT_TYPES.values():
+        return certificate_type
+    try:
+        return ROOT_TYPES[certificate_type]
+    except KeyError:
+        raise ValueError(f"OCPP 1.6 has no {certificate_type}: use {' or '.join(ROOT_TYPES)}") from None
+
+
+def certificate_signed(chain_pem: str, certificate_type: str) -> Call:
+    """1.6 CertificateSigned has no type: it is always the charge point certificate."""
+    return "CertificateSigned", {"certificateChain": chain_pem}
+
+
+def trigger_certificate_renewal(certificate_type: str) -> Call:
+    """ExtendedTriggerMessage SignChargePointCertificate (1.6 has only the station's certificate)."""
+    return "ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"}
+
+
+def install_certificate(certificate_type: str, certificate_pem: str) -> Call:
+    return "InstallCertificate", {"certificateType": _root_type(certificate_type), "certificate": certificate_pem}
+
+
+def get_installed_certificate_ids(certificate_types: list[str]) -> Call:
+    """1.6 asks for one type at a time. Raises ValueError: none or more than one type, or a 2.0.1-only one."""
+    if len(certificate_types) != 1:
+        raise ValueError("OCPP 1.6 lists one certificate type at a time")
+    return "GetInstalledCertificateIds", {"certificateType": _root_type(certificate_types[0])}
+
+
+def delete_certificate(hash_data: dict[str, str]) -> Call:
+    return "DeleteCertificate", {"certificateHashData": hash_data}

@@ -144,6 +144,9 @@ PARSERS: dict[str, Callable[[dict[str, Any]], ev.StationReport]] = {
     "NotifyDisplayMessages": _notice("display_messages"),
     "PublishFirmwareStatusNotification": _notice("publish_firmware_status"),
     "NotifyEVChargingNeeds": _charging_needs,
+    "SignCertificate": lambda p: ev.CertificateSigningRequested(
+        p["csr"], p.get("certificateType", "ChargingStationCertificate")
+    ),
 }
 
 HANDLED_ACTIONS = frozenset(PARSERS)
@@ -181,6 +184,11 @@ def to_payload(action: str, decision: ev.Decision) -> dict[str, Any]:
             if decision.data is not None:
                 body["data"] = decision.data
             return body
+        case ev.CertificateSigningDecision():
+            answer: dict[str, Any] = {"status": decision.status}
+            if decision.reason:
+                answer["statusInfo"] = {"reasonCode": "InvalidCSR", "additionalInfo": decision.reason[:512]}
+            return answer
         case _:
             if action == "NotifyEVChargingNeeds":
                 return {"status": "Accepted"}

@@ -98,3 +98,36 @@ def set_charging_profile(profile: ChargingProfile) -> Call:
     payload = {"evseId": profile.evse_id, "chargingProfile": body}
     schemas.validate(OCPP201, "SetChargingProfile", "request", payload)
     return "SetChargingProfile", payload
+
+
+#: The root certificates an operator installs (InstallCertificate) and lists (GetInstalledCertificateIds).
+ROOT_TYPES = ("CSMSRootCertificate", "ManufacturerRootCertificate", "V2GRootCertificate", "MORootCertificate")
+
+
+def certificate_signed(chain_pem: str, certificate_type: str) -> Call:
+    return "CertificateSigned", {"certificateChain": chain_pem, "certificateType": certificate_type}
+
+
+def trigger_certificate_renewal(certificate_type: str) -> Call:
+    """TriggerMessage SignChargingStationCertificate (or SignV2GCertificate): the station sends a new CSR."""
+    requested = "SignV2GCertificate" if certificate_type == "V2GCertificate" else "SignChargingStationCertificate"
+    return "TriggerMessage", {"requestedMessage": requested}
+
+
+def install_certificate(certificate_type: str, certificate_pem: str) -> Call:
+    """Raises ValueError: not one of :data:`ROOT_TYPES`."""
+    if certificate_type not in ROOT_TYPES:
+        raise ValueError(f"certificate type must be one of {', '.join(ROOT_TYPES)}")
+    return "InstallCertificate", {"certificateType": certificate_type, "certificate": certificate_pem}
+
+
+def get_installed_certificate_ids(certificate_types: list[str]) -> Call:
+    """All of them when ``certificate_types`` is empty. Raises ValueError for an unknown type."""
+    unknown = [t for t in certificate_types if t not in (*ROOT_TYPES, "V2GCertificateChain")]
+    if unknown:
+        raise ValueError(f"unknown certificate type {unknown[0]!r}")
+    return "GetInstalledCertificateIds", ({"certificateType": certificate_types} if certificate_types else {})
+
+
+def delete_certificate(hash_data: dict[str, str]) -> Call:
+    return "DeleteCertificate", {"certificateHashData": hash_data}

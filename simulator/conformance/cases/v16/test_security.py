@@ -12,6 +12,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+
+from csms.pki import build
 from simulator.conformance.cases.v16._steps import booted, expect_fields
 from simulator.conformance.catalogue import case_marker
 from simulator.conformance.operator_thread import OperatorThread
@@ -20,17 +23,18 @@ from simulator.station.registration import StationIdentity
 
 case = case_marker("1.6")
 
-#: The serial number the station boots with and names in its CSR (the OCTT's configured serialNumber).
+#: The serial number the station boots with (the OCTT's configured serialNumber).
 SERIAL = "CT-STATION"
-#: A P-256 certificate signing request of a station whose serial number is SERIAL (public test data).
-CSR = """-----BEGIN CERTIFICATE REQUEST-----
-MIHlMIGMAgEAMCoxEzARBgNVBAMMCkNULVNUQVRJT04xEzARBgNVBAoMCmNoYXJn
-ZXR3aW4wWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQxH1ao03iDDc53JXwpFh1q
-48ppmYtY/MkKchApkWIwKR8VoHQdh9uuh8HVtC/O411gSC1ixxDJ1TaK0c+1yBZ0
-oAAwCgYIKoZIzj0EAwIDSAAwRQIgPrFFljhjT9rHwEV66neepihX7MLXxzUdwmXB
-7lByN6sCIQCdpcMSqIs4cJNMBJxWMikSCHQDbZCt8IQXN3bRaD/XMg==
------END CERTIFICATE REQUEST-----
-"""
+#: The subject O of the station's CSRs (the OCTT's configured CpoName).
+CPO_NAME = "chargetwin"
+
+
+def _csr(station: StationUnderTest) -> str:
+    """A new P-256 key's certificate signing request, CN the station's identity, O the CPO name."""
+    request = build.csr(build.new_key(), station.station_id, CPO_NAME)
+    return request.public_bytes(serialization.Encoding.PEM).decode()
+
+
 #: A self-signed root certificate to install (public test data).
 ROOT_CERTIFICATE = """-----BEGIN CERTIFICATE-----
 MIIBoTCCAUegAwIBAgIUI/2ScQ7AyyDKrpKQDiCfLjwO4c0wCgYIKoZIzj0EAwIw
@@ -76,8 +80,11 @@ def _now() -> str:
 def _tls_target(station: StationUnderTest, *, client_cert: bool = False) -> None:
     if station.target.tls_url is None:  # a missing feature of the CSMS, as in 2.0.1: a failure, not "not run"
         station.fail("the Central System offers no TLS endpoint (--csms-tls-url): security profiles 2 and 3 need one")
-    if client_cert and not station.target.client_cert:
-        raise NotRun("security profile 3 needs the station's certificate (--client-cert, --client-key)")
+    if client_cert and not station.target.has_client_certificate:
+        raise NotRun(
+            "security profile 3 needs the station's certificate (--client-cert, --client-key, or the station CA: "
+            "--client-ca-cert, --client-ca-key)"
+        )
 
 
 def _serial_station(make_station: Callable[..., StationUnderTest]) -> StationUnderTest:
@@ -177,33 +184,35 @@ def test_TC_083_CSMS(station: StationUnderTest, operator: OperatorThread) -> Non
 
 
 # ==== certificates =============================================================================================
-def _sign_certificate(station: StationUnderTest, operator: OperatorThread, accept: bool) -> list[bytes]:
+def _sign_certificate(station: StationUnderTest, operator: OperatorThread, accept: bool) -> tuple[list[bytes], str]:
     """ExtendedTriggerMessage SignChargePointCertificate, SignCertificate Accepted, then the Central System's own
-    CertificateSigned (answered Accepted or Rejected). Returns the chain's certificates (DER)."""
+    CertificateSigned (answered Accepted or Rejected). Returns the chain's certificates (DER) and the CSR."""
     trigger = {"requestedMessage": "SignChargePointCertificate"}
     call = operator.command(station, "ExtendedTriggerMessage", trigger, {"status": "Accepted"})
     expect_fields(station, call, requestedMessage="SignChargePointCertificate")
     assert "connectorId" not in call.payload, f"ExtendedTriggerMessage names a connector: {call.payload}"
     station.answer("CertificateSigned", {"status": "Accepted" if accept else "Rejected"})
-    answer = station.call("SignCertificate", {"csr": CSR})
+    csr = _csr(station)
+    answer = station.call("SignCertificate", {"csr": csr})
     assert answer.get("status") == "Accepted", f"SignCertificate answered {answer}, the case expects Accepted"
     signed = station.wait_call("CertificateSigned")
     chain = str(signed.payload.get("certificateChain", ""))
     certificates = _pem_blocks(chain)
     assert certificates, f"CertificateSigned.certificateChain is not PEM-encoded certificates: {chain[:80]!r}"
-    return certificates
+    return certificates, csr
 
 
 @case("TC_074_CSMS", "Update Charge Point Certificate by request of Central System", "security")
 def test_TC_074_CSMS(make_station: Callable[..., StationUnderTest], operator: OperatorThread) -> None:
     station = _serial_station(make_station)
     booted(station)
-    leaf = _sign_certificate(station, operator, accept=True)[0]
-    requested = _public_key(_pem_blocks(CSR, "CERTIFICATE REQUEST")[0])
+    chain, csr = _sign_certificate(station, operator, accept=True)
+    leaf = chain[0]
+    requested = _public_key(_pem_blocks(csr, "CERTIFICATE REQUEST")[0])
     assert requested is not None and _public_key(leaf) == requested, (
         "the signed certificate does not carry the public key of the CSR"
     )
-    assert SERIAL.encode() in leaf, f"the signed certificate's subject does not name the serial number {SERIAL}"
+    assert station.station_id.encode() in leaf, f"the signed certificate does not name the station {station.station_id}"
     station.call("Heartbeat", {})
 
 

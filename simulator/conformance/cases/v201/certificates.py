@@ -1,40 +1,32 @@
-"""Throw-away X.509 material for the security and ISO 15118 cases, made with the ``openssl`` command (the
-project has no crypto library): a CA, certificates it signs, certificate signing requests, a self-signed
+"""Throw-away X.509 material for the security and ISO 15118 cases, made with the project's ``cryptography``
+builders (:mod:`csms.pki.build`): a CA, certificates it signs, certificate signing requests, a self-signed
 certificate no CSMS trusts, the OCSP CertID of a certificate, and an OCSP responder on loopback.
 
-Everything lives in a temporary directory that goes away with the :class:`Pki`. Without ``openssl`` on the
-PATH the cases that need it are not run.
+Everything lives in a temporary directory that goes away with the :class:`Pki`.
 """
 
 from __future__ import annotations
 
 import base64
 import http.server
-import shutil
-import subprocess
 import tempfile
 import threading
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from simulator.conformance.station import NotRun
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509 import ocsp
 
-#: How long one openssl command may take [s].
-OPENSSL_TIMEOUT_S = 20.0
+from csms.pki import build
 
-
-def _openssl(*args: str, cwd: Path, stdin: bytes | None = None) -> bytes:
-    if shutil.which("openssl") is None:
-        raise NotRun("the case needs the openssl command to make its certificates")
-    done = subprocess.run(
-        ["openssl", *args], cwd=cwd, input=stdin, capture_output=True, timeout=OPENSSL_TIMEOUT_S, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"openssl {' '.join(args)}: {done.stderr.decode(errors='replace')[-500:]}")
-    return done.stdout
+#: Validity of everything the case PKI makes [days].
+DAYS = 2
 
 
 class Pki:
@@ -43,78 +35,68 @@ class Pki:
     def __init__(self, root: Path, name: str) -> None:
         self.root, self.name = root, name
         self.ca_cert, self.ca_key = root / "ca.pem", root / "ca.key"
+        self.now = datetime.now(UTC)
+        self.ca, self.key = build.make_ca(build.name(name, None), self.now, DAYS)
+        self.ca_cert.write_text(build.cert_pem(self.ca))
+        self.ca_key.write_text(build.key_pem(self.key))
         self._serial = 0x1000
+        #: Every certificate this CA issued, by serial (what the OCSP responder knows).
+        self.issued: dict[int, x509.Certificate] = {}
 
     @classmethod
     @contextmanager
     def create(cls, name: str = "chargetwin conformance CA") -> Iterator[Pki]:
         with tempfile.TemporaryDirectory(prefix="ct-pki-") as where:
-            pki = cls(Path(where), name)
-            _openssl(
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", f"/CN={name}",
-                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-                cwd=pki.root,
-            )  # fmt: skip
-            yield pki
+            yield cls(Path(where), name)
 
     def path(self, name: str) -> Path:
         return self.root / name
 
+    def _key_file(self, key: build.PrivateKey) -> Path:
+        path = self.path(f"key-{self._next()}.key")
+        path.write_text(build.key_pem(key))
+        return path
+
     def csr(self, common_name: str, organization: str = "chargetwin") -> tuple[str, Path]:
         """A new key pair and its PEM certificate signing request; returns (csr, key file)."""
-        stem = f"csr-{self._next()}"
-        _openssl(
-            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", f"{stem}.key", "-out", f"{stem}.csr", "-subj", f"/CN={common_name}/O={organization}",
-            cwd=self.root,
-        )  # fmt: skip
-        return self.path(f"{stem}.csr").read_text(), self.path(f"{stem}.key")
+        key = build.new_key()
+        request = build.csr(key, common_name, organization)
+        return request.public_bytes(serialization.Encoding.PEM).decode(), self._key_file(key)
 
     def issue(self, common_name: str, *, csr: str | None = None) -> tuple[str, Path | None]:
         """A certificate signed by this CA (for ``csr``, or for a new key); returns (PEM, key file or None)."""
-        key: Path | None = None
+        key_file: Path | None = None
         if csr is None:
-            csr, key = self.csr(common_name)
-        serial = self._next()
-        stem = f"cert-{serial}"
-        self.path(f"{stem}.csr").write_text(csr)
-        _openssl(
-            "x509", "-req", "-in", f"{stem}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", str(serial),
-            "-days", "1", "-out", f"{stem}.pem",
-            cwd=self.root,
-        )  # fmt: skip
-        return self.path(f"{stem}.pem").read_text(), key
+            key = build.new_key()
+            public_key: build.PublicKey = key.public_key()
+            subject = build.name(common_name, None)
+            key_file = self._key_file(key)
+        else:
+            request = x509.load_pem_x509_csr(csr.encode())
+            requested = request.public_key()
+            assert isinstance(requested, ec.EllipticCurvePublicKey | rsa.RSAPublicKey), type(requested)
+            public_key, subject = requested, request.subject
+        cert = build.issue((self.ca, self.key), subject, public_key, self.now, DAYS)
+        self.issued[cert.serial_number] = cert
+        return build.cert_pem(cert), key_file
 
     def self_signed(self, common_name: str) -> tuple[Path, Path]:
         """A certificate that no CA signed (an invalid client certificate): (certificate file, key file)."""
-        stem = f"self-{self._next()}"
-        _openssl(
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", f"{stem}.key", "-out", f"{stem}.pem", "-days", "1", "-subj", f"/CN={common_name}",
-            cwd=self.root,
-        )  # fmt: skip
-        return self.path(f"{stem}.pem"), self.path(f"{stem}.key")
+        cert, key = build.make_ca(build.name(common_name, None), self.now, DAYS)
+        path = self.path(f"self-{self._next()}.pem")
+        path.write_text(build.cert_pem(cert))
+        return path, self._key_file(key)
 
     def hash_data(self, certificate: str, responder_url: str) -> list[dict[str, str]]:
         """OCPP's OCSPRequestDataType of ``certificate`` (issued by this CA), SHA256."""
-        stem = f"hash-{self._next()}"
-        self.path(f"{stem}.pem").write_text(certificate)
-        text = _openssl(
-            "ocsp", "-sha256", "-issuer", "ca.pem", "-cert", f"{stem}.pem", "-no_nonce", "-req_text",
-            "-reqout", f"{stem}.der",
-            cwd=self.root,
-        ).decode()  # fmt: skip
-        fields = {}
-        for line in text.splitlines():
-            key, _, value = line.strip().partition(":")
-            fields[key.strip()] = value.strip()
+        cert = x509.load_pem_x509_certificate(certificate.encode())
+        request = ocsp.OCSPRequestBuilder().add_certificate(cert, self.ca, hashes.SHA256()).build()
         return [
             {
                 "hashAlgorithm": "SHA256",
-                "issuerNameHash": fields["Issuer Name Hash"].lower(),
-                "issuerKeyHash": fields["Issuer Key Hash"].lower(),
-                "serialNumber": fields["Serial Number"].lower(),
+                "issuerNameHash": request.issuer_name_hash.hex(),
+                "issuerKeyHash": request.issuer_key_hash.hex(),
+                "serialNumber": format(request.serial_number, "x"),
                 "responderURL": responder_url,
             }
         ]
@@ -171,23 +153,31 @@ class OcspResponder:
             self._server.shutdown()
             self._server.server_close()
 
-    def answer(self, request: bytes) -> bytes:
+    def answer(self, request_der: bytes) -> bytes:
+        """A signed OCSP response: good or revoked for a certificate the CA issued, else unauthorized."""
         self.requests += 1
-        root = self.pki.root
-        (root / "ocsp-req.der").write_bytes(request)
-        (root / "index.txt").write_text(self._index())
-        _openssl(
-            "ocsp", "-index", "index.txt", "-rsigner", "ca.pem", "-rkey", "ca.key", "-CA", "ca.pem",
-            "-reqin", "ocsp-req.der", "-respout", "ocsp-resp.der",
-            cwd=root,
-        )  # fmt: skip
-        return (root / "ocsp-resp.der").read_bytes()
-
-    def _index(self) -> str:
-        """openssl's CA database: one line per certificate this CA issued, good or revoked."""
-        lines = []
-        for pem in sorted(self.pki.root.glob("cert-*.pem")):
-            serial = pem.stem.split("-")[1]
-            status = "R\t991231235959Z\t260101000000Z" if self.revoked else "V\t991231235959Z\t"
-            lines.append(f"{status}\t{int(serial):X}\tunknown\t/CN=contract\n")
-        return "".join(lines)
+        try:
+            request = ocsp.load_der_ocsp_request(request_der)
+        except ValueError:
+            return ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST).public_bytes(
+                serialization.Encoding.DER
+            )
+        cert = self.pki.issued.get(request.serial_number)
+        if cert is None:
+            return ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED).public_bytes(
+                serialization.Encoding.DER
+            )
+        now = datetime.now(UTC)
+        status = ocsp.OCSPCertStatus.REVOKED if self.revoked else ocsp.OCSPCertStatus.GOOD
+        builder = ocsp.OCSPResponseBuilder().add_response(
+            cert=cert,
+            issuer=self.pki.ca,
+            algorithm=request.hash_algorithm,
+            cert_status=status,
+            this_update=now,
+            next_update=now + timedelta(hours=1),
+            revocation_time=now - timedelta(hours=1) if self.revoked else None,
+            revocation_reason=None,
+        )
+        builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, self.pki.ca)
+        return builder.sign(self.pki.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)

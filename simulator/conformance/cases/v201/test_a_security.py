@@ -75,8 +75,11 @@ def _require_tls(station: StationUnderTest) -> None:
 
 
 def _require_client_certificate(station: StationUnderTest) -> None:
-    if station.target.client_cert is None:
-        raise NotRun("security profile 3 needs the station's certificate: give --client-cert and --client-key")
+    if not station.target.has_client_certificate:
+        raise NotRun(
+            "security profile 3 needs the station's certificate: give --client-cert and --client-key, or the "
+            "station CA (--client-ca-cert, --client-ca-key)"
+        )
 
 
 def _connect_tls(station: StationUnderTest, context: ssl.SSLContext, *, basic_auth_too: bool) -> None:

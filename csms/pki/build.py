@@ -1,0 +1,150 @@
+"""Certificates and keys: CAs, leaves signed by a CA (server, station client), PEM in and out."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime, timedelta
+from typing import Union
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]  # noqa: UP007 - a runtime alias
+PublicKey = Union[ec.EllipticCurvePublicKey, rsa.RSAPublicKey]  # noqa: UP007
+#: Backdating of every new certificate, for stations whose clock runs a little behind.
+BACKDATE = timedelta(minutes=5)
+
+
+def new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def name(common_name: str, organisation: str | None) -> x509.Name:
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation)] if organisation else []
+    return x509.Name([*attributes, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _usage(*, ca: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+        key_agreement=not ca, key_cert_sign=ca, crl_sign=ca, encipher_only=False, decipher_only=False,
+    )  # fmt: skip
+
+
+def make_ca(
+    subject: x509.Name,
+    now: datetime,
+    days: int,
+    *,
+    key: PrivateKey | None = None,
+    issuer: tuple[x509.Certificate, PrivateKey] | None = None,
+    path_length: int | None = 0,
+) -> tuple[x509.Certificate, PrivateKey]:
+    """A root CA (self-signed) or, with ``issuer``, a sub-CA it signs."""
+    key = key or new_key()
+    issuer_name, signer = (subject, key) if issuer is None else (issuer[0].subject, issuer[1])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(_usage(ca=True), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()), critical=False
+        )
+    return builder.sign(signer, hashes.SHA256()), key
+
+
+def issue(
+    issuer: tuple[x509.Certificate, PrivateKey],
+    subject: x509.Name,
+    public_key: PublicKey,
+    now: datetime,
+    days: float,
+    *,
+    server_names: tuple[str, ...] = (),
+    not_before: datetime | None = None,
+) -> x509.Certificate:
+    """A leaf signed by ``issuer``: a TLS server certificate with ``server_names`` (DNS names or IP
+    addresses), else a station's client certificate."""
+    ca_cert, ca_key = issuer
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server_names else ExtendedKeyUsageOID.CLIENT_AUTH
+    start = not_before if not_before is not None else now - BACKDATE
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_usage(ca=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+    )
+    if server_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(_alt_names(server_names)), critical=False)
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def _alt_names(server_names: tuple[str, ...]) -> list[x509.GeneralName]:
+    out: list[x509.GeneralName] = []
+    for entry in server_names:
+        try:
+            out.append(x509.IPAddress(ipaddress.ip_address(entry)))
+        except ValueError:
+            out.append(x509.DNSName(entry))
+    return out
+
+
+def csr(key: PrivateKey, common_name: str, organisation: str | None) -> x509.CertificateSigningRequest:
+    """What a station sends in SignCertificate (the tests' and the conformance cases' stations)."""
+    builder = x509.CertificateSigningRequestBuilder().subject_name(name(common_name, organisation))
+    return builder.sign(key, hashes.SHA256())
+
+
+def cert_pem(*certs: x509.Certificate) -> str:
+    return "".join(cert.public_bytes(serialization.Encoding.PEM).decode() for cert in certs)
+
+
+def key_pem(key: PrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def load_key(pem: bytes) -> PrivateKey:
+    """Raises ValueError: not a PEM private key, or neither EC nor RSA."""
+    key = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise ValueError(f"a CA key must be EC or RSA, not {type(key).__name__}")
+    return key
+
+
+def serial_hex(cert: x509.Certificate) -> str:
+    """The serial as OCPP writes it (lower-case hex, no leading zeros)."""
+    return format(cert.serial_number, "x")
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def common_name(subject: x509.Name) -> str | None:
+    names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[-1].value) if names else None
+
+
+def organisation(subject: x509.Name) -> str | None:
+    names = subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    return str(names[-1].value) if names else None
