@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from csms.ocpp.versions import OCPP16
+from csms.services import credentials as credentials_service
 from csms.services import stations
 from csms.services.config import CsmsConfig
 from csms.services.passwords import hash_password, verify_password
@@ -106,14 +107,33 @@ class Admissions:
                 row = db.get(Station, station_id)
                 assert row is not None
                 return Admission(station_id, row.ocpp_version, row.registration_status)
-            refusal = self._refusal(row, channel, credentials)
+            when = datetime.fromtimestamp(now, UTC)
+            refusal = self._refusal(row, channel, credentials, when)
             if refusal:
                 return Admission(station_id, status=401, reason=refusal)
+            if self._settle(row, channel, credentials, when):
+                db.commit()
             return Admission(station_id, row.ocpp_version, row.registration_status)
 
-    def _refusal(self, row: Station, channel: Channel, credentials: tuple[str, str] | None) -> str:
-        """Why this connection may not be the station's ("" when it may)."""
-        profile = row.security_profile
+    def _settle(self, row: Station, channel: Channel, credentials: tuple[str, str] | None, when: datetime) -> bool:
+        """After a rotation or a profile upgrade: see :func:`csms.services.credentials.settle`."""
+        if row.previous_password_hash is None and row.pending_security_profile is None:
+            return False
+        used_new = bool(credentials and row.password_hash and self._check(row.id, row.password_hash, credentials[1]))
+        pending = row.pending_security_profile
+        meets = pending is not None and not self._refusal(row, channel, credentials, when, profile=pending)
+        return credentials_service.settle(row, used_new_password=used_new, meets_pending_profile=meets)
+
+    def _refusal(
+        self,
+        row: Station,
+        channel: Channel,
+        credentials: tuple[str, str] | None,
+        when: datetime,
+        profile: int | None = None,
+    ) -> str:
+        """Why this connection may not be the station's at ``profile`` (default: its own) ("" when it may)."""
+        profile = row.security_profile if profile is None else profile
         if channel.client_cn is not None and channel.client_cn != row.id:
             return "the client certificate names another station"
         if profile >= 2 and not channel.tls:
@@ -126,7 +146,9 @@ class Admissions:
             if credentials is None or credentials[0] != row.id:
                 return "credentials required"
             if not self._check(row.id, row.password_hash, credentials[1]):
-                return "wrong password"
+                previous = credentials_service.previous_password(row, when)
+                if previous is None or not self._check(row.id, previous, credentials[1]):
+                    return "wrong password"
         return ""
 
     def _check(self, station_id: str, stored: str, password: str) -> bool:
