@@ -15,6 +15,7 @@ from csms.api.routes import (
     calls,
     credentials,
     diagnostics,
+    security_events,
     sites,
     stations,
     tokens,
@@ -41,7 +42,11 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     app.state.gateway = gateway
     app.state.api_key = api_key or None
     secured = [Depends(require_key)]
-    for module in (stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics):
+    routers = (
+        stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics,
+        security_events,
+    )  # fmt: skip
+    for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)
     # Station-facing upload/download URLs: guarded by unguessable tokens, not by API keys.
     app.include_router(diagnostics.public_router, prefix=PREFIX)

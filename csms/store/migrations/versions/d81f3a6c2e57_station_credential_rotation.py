@@ -1,7 +1,7 @@
 """stations: the password a rotation replaced (until the station uses the new one) and a profile upgrade in flight
 
 Revision ID: d81f3a6c2e57
-Revises: 5b7e2c41d9a3
+Revises: c9f4a2d6e813
 Create Date: 2026-12-03 22:30:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import csms.store.models
 
 revision: str = "d81f3a6c2e57"
-down_revision: str | None = "5b7e2c41d9a3"
+down_revision: str | None = "c9f4a2d6e813"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
