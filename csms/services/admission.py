@@ -109,20 +109,20 @@ class Admissions:
                 return Admission(station_id, row.ocpp_version, row.registration_status)
             when = datetime.fromtimestamp(now, UTC)
             refusal = self._refusal(row, channel, credentials, when)
-            if refusal:
+            pending = row.pending_security_profile  # an upgrade the station accepted: it may come back at it
+            meets_pending = pending is not None and not self._refusal(row, channel, credentials, when, pending)
+            if refusal and not meets_pending:
                 return Admission(station_id, status=401, reason=refusal)
-            if self._settle(row, channel, credentials, when):
+            if self._settle(row, credentials, meets_pending=meets_pending):
                 db.commit()
             return Admission(station_id, row.ocpp_version, row.registration_status)
 
-    def _settle(self, row: Station, channel: Channel, credentials: tuple[str, str] | None, when: datetime) -> bool:
+    def _settle(self, row: Station, credentials: tuple[str, str] | None, *, meets_pending: bool) -> bool:
         """After a rotation or a profile upgrade: see :func:`csms.services.credentials.settle`."""
-        if row.previous_password_hash is None and row.pending_security_profile is None:
+        if row.previous_password_hash is None and not meets_pending:
             return False
         used_new = bool(credentials and row.password_hash and self._check(row.id, row.password_hash, credentials[1]))
-        pending = row.pending_security_profile
-        meets = pending is not None and not self._refusal(row, channel, credentials, when, profile=pending)
-        return credentials_service.settle(row, used_new_password=used_new, meets_pending_profile=meets)
+        return credentials_service.settle(row, used_new_password=used_new, meets_pending_profile=meets_pending)
 
     def _refusal(
         self,
