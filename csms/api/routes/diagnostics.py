@@ -16,6 +16,7 @@ from pydantic import Field
 
 from csms.api.calls import Timeout, call_station, station_version
 from csms.api.deps import DbSession, GatewayDep, in_transaction
+from csms.api.redaction import attachment
 from csms.api.routes.stations import StationPath
 from csms.api.schemas import CallOut, Out, Strict, UtcDatetime
 from csms.ocpp import commands
@@ -164,7 +165,7 @@ async def download_firmware(
     content = await in_transaction(
         request, lambda db: diagnostics.firmware_for_token(db, name, token, datetime.now(UTC))
     )
-    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    headers = {"Content-Disposition": attachment(name)}
     return Response(content, media_type="application/octet-stream", headers=headers)
 
 
@@ -277,7 +278,7 @@ def download_upload(
     row = diagnostics.upload_content(db, transfer_id)
     if row.station_id != station_id or row.content is None:
         return Response(status_code=status.HTTP_404_NOT_FOUND)
-    headers = {"Content-Disposition": f'attachment; filename="{row.file_name}"'}
+    headers = {"Content-Disposition": attachment(row.file_name or "diagnostics")}
     return Response(row.content, media_type=row.content_type or "application/octet-stream", headers=headers)
 
 
