@@ -132,6 +132,7 @@ def update(db: Session, station_id: str, changes: dict[str, Any]) -> StationRow:
         row.registration_policy = changes["registration_policy"]
     if "password" in changes:
         row.password_hash = hash_password(changes["password"]) if changes["password"] else None
+        row.previous_password_hash, row.previous_password_expires_at = None, None  # the operator re-keyed it
     if "ocpp_version" in changes:
         if changes["ocpp_version"] not in VERSIONS:
             raise Invalid(f"ocpp_version must be one of {', '.join(VERSIONS)}")
@@ -140,6 +141,7 @@ def update(db: Session, station_id: str, changes: dict[str, Any]) -> StationRow:
         row.site_id = changes["site_id"]
     if "security_profile" in changes:
         row.security_profile = changes["security_profile"]
+        row.pending_security_profile = None  # the operator's word replaces an upgrade in flight
     _check_profile(row.security_profile, row.password_hash is not None)
     db.flush()
     return row

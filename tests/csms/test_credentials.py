@@ -4,7 +4,13 @@ WebSockets and TLS on loopback; the ``ocpp`` package's own ChargePoint is the st
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +27,7 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from websockets.typing import Subprotocol
 
 from csms.api.app import create_app
 from csms.gateway.server import Gateway
@@ -28,6 +35,7 @@ from csms.gateway.tls import server_context
 from csms.services import stations
 from csms.services.config import CsmsConfig
 from csms.store.models import MessageLogEntry, SecurityEventRow, Station
+from tests.csms.test_cli import ROOT, _wait_for_api, csms, free_port
 from tests.csms.test_security_profiles import PASSWORD, Pki, connect, http_status, pki, refusal, tls  # noqa: F401
 
 API_KEY = "credentials-test-key"
@@ -389,3 +397,77 @@ async def test_profile_2_needs_a_tls_listener(sqlite_factory):
             assert cp.received == []
     finally:
         await gw.stop()
+
+
+async def test_an_operator_re_key_ends_the_grace_of_the_rotated_out_password(gateway, client, sqlite_factory):
+    async with online(gateway, "cp1", PASSWORD):
+        assert (await client.post("/api/v1/stations/cp1/password", json={"password": NEW_201})).json()["adopted"]
+    re_keyed = await client.patch("/api/v1/stations/cp1", json={"password": "operator-Set-Password-42"})
+    assert re_keyed.status_code == 200, re_keyed.text
+    for stale in (PASSWORD, NEW_201):
+        assert http_status(await refusal(gateway, "cp1", password=stale, context=None)) == 401
+    async with online(gateway, "cp1", "operator-Set-Password-42"):
+        pass
+
+
+# ---- csms stations rotate-password / upgrade-profile against a running csms serve ---------------------------
+async def test_cli_rotates_and_upgrades_a_station_of_a_running_server(pki, sqlite_url):  # noqa: F811
+    added = csms("stations", "add", "cp1", "--ocpp", "2.0.1", "--password", PASSWORD, database_url=sqlite_url)
+    assert added.returncode == 0, added.stderr
+    ocpp_port, tls_port, api_port = free_port(), free_port(), free_port()
+    command = [sys.executable, "-m", "csms.cli", "serve", "--database-url", sqlite_url, "--log-level", "warning"]
+    command += ["--ocpp-port", str(ocpp_port), "--tls-port", str(tls_port), "--api-port", str(api_port)]
+    command += ["--tls-cert", str(pki.server.cert_file), "--tls-key", str(pki.server.key_file)]
+    env = {**os.environ, "CHARGETWIN_API_KEY": API_KEY}
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    api = f"http://127.0.0.1:{api_port}/api/v1"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "csms.cli", "stations", *args, "--api-url", api, "--timeout", "10"],
+            capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
+        )  # fmt: skip
+
+    async def station(password: str, secure: bool) -> Any:
+        url = f"wss://localhost:{tls_port}/ocpp/cp1" if secure else f"ws://127.0.0.1:{ocpp_port}/ocpp/cp1"
+        headers = {"Authorization": "Basic " + base64.b64encode(f"cp1:{password}".encode()).decode()}
+        return websockets.connect(
+            url, subprotocols=[Subprotocol("ocpp2.0.1")], additional_headers=headers,
+            ssl=tls(pki) if secure else None, open_timeout=5,
+        )  # fmt: skip
+
+    try:
+        await _wait_for_api(f"http://127.0.0.1:{api_port}", process, time.monotonic() + 60)
+        async with await station(PASSWORD, secure=False) as ws:
+            cp = Station201("cp1", ws, response_timeout=5)
+            runner = asyncio.create_task(cp.start())
+            boot = call201.BootNotification(charging_station={"vendor_name": "V", "model": "M"}, reason="PowerUp")
+            assert (await cp.call(boot)).status == "Accepted"
+            rotated = await asyncio.to_thread(cli, "rotate-password", "cp1")
+            assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+            new_password = rotated.stdout.split("new password (shown once): ")[1].split()[0]
+            (item,) = cp.received[0][1]["set_variable_data"]
+            assert item["attribute_value"] == new_password
+            short = await asyncio.to_thread(cli, "rotate-password", "cp1", "--password", "short")
+            assert short.returncode == 2 and "422" in short.stderr
+            upgraded = await asyncio.to_thread(cli, "upgrade-profile", "cp1", "2")
+            assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+            assert "pending" in upgraded.stdout
+            runner.cancel()
+        async with await station(new_password, secure=True) as ws:  # back on TLS with the new password
+            cp = Station201("cp1", ws, response_timeout=5)
+            runner = asyncio.create_task(cp.start())
+            assert (await cp.call(boot)).status == "Accepted"
+            down = await asyncio.to_thread(cli, "upgrade-profile", "cp1", "1")
+            assert down.returncode == 2 and "downgrade" in down.stderr
+            runner.cancel()
+        with pytest.raises(websockets.InvalidStatus):  # profile 2 now: plain ws is refused
+            async with await station(new_password, secure=False):
+                pass
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate(timeout=10)
