@@ -19,7 +19,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -32,6 +34,8 @@ from csms.services.errors import DomainError
 from csms.store.database import URL_ENV, make_session_factory
 
 API_KEY_ENV = "CHARGETWIN_API_KEY"
+API_URL_ENV = "CHARGETWIN_API_URL"
+DEFAULT_API_URL = "http://127.0.0.1:8000/api/v1"
 
 
 class UserError(Exception):
@@ -210,6 +214,61 @@ def cmd_stations_approve(args: argparse.Namespace) -> int:
         ),
     )
     print(f"station {args.station_id} approved (security profile {args.security_profile}); it is accepted at its boot")
+    return 0
+
+
+def _api_post(args: argparse.Namespace, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST to the running CSMS's API (these commands need the station's live connection, which only the
+    server holds). Raises UserError with the API's reason."""
+    key = os.environ.get(API_KEY_ENV)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    url = args.api_url.rstrip("/") + path
+    try:
+        response = httpx.post(
+            url, json=body, headers=headers, params={"timeout": args.timeout}, timeout=args.timeout * 4
+        )
+    except httpx.HTTPError as exc:
+        raise UserError(f"cannot reach the API at {args.api_url}: {exc}") from None
+    if response.status_code != 200:
+        try:
+            detail = response.json().get("detail")
+        except ValueError:
+            detail = response.text[:200]
+        raise UserError(f"the API answered {response.status_code}: {detail}")
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def _outcome(call: dict[str, Any]) -> str:
+    if call["outcome"] == "result":
+        return f"{call['action']}: {call.get('payload')}"
+    return f"{call['action']}: {call['outcome']} {call.get('error') or ''}".rstrip()
+
+
+def cmd_stations_rotate_password(args: argparse.Namespace) -> int:
+    body = {"password": args.password} if args.password else {"generate": True}
+    answer = _api_post(args, f"/stations/{quote(args.station_id, safe='')}/password", body)
+    print(_outcome(answer["call"]))
+    if not answer["adopted"]:
+        print(f"station {args.station_id} did not take the new password: the stored one is unchanged")
+        return 1
+    if answer.get("password"):
+        print(f"new password (shown once): {answer['password']}")
+    print(f"station {args.station_id}: new password stored; the old one is valid until it reconnects with it")
+    return 0
+
+
+def cmd_stations_upgrade_profile(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"profile": args.profile}
+    if args.csms_url:
+        body["csms_url"] = args.csms_url
+    answer = _api_post(args, f"/stations/{quote(args.station_id, safe='')}/security-profile", body)
+    for call in answer["calls"]:
+        print(_outcome(call))
+    if answer["pending_security_profile"] is None:
+        print(f"station {args.station_id} did not take security profile {args.profile}")
+        return 1
+    print(f"station {args.station_id}: profile {args.profile} pending until it reconnects at it")
     return 0
 
 
@@ -488,6 +547,44 @@ def _stations_parser(commands: Any) -> None:
     _credentials_options(approve)
     _database_option(approve)
     approve.set_defaults(handler=cmd_stations_approve)
+    _live_station_parsers(station_cmds)
+
+
+def _api_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api-url",
+        default=os.environ.get(API_URL_ENV, DEFAULT_API_URL),
+        metavar="URL",
+        help=f"the running CSMS's API (default ${API_URL_ENV} or {DEFAULT_API_URL}); key from ${API_KEY_ENV}",
+    )
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="S", help="per call to the station (default 30)")
+
+
+def _live_station_parsers(station_cmds: Any) -> None:
+    """Commands that act on a connected station through the running server's API."""
+    rotate = station_cmds.add_parser(
+        "rotate-password",
+        help="send a connected station a new HTTP Basic password",
+        description="Send a connected station a new password (1.6 ChangeConfiguration AuthorizationKey, 2.0.1 "
+        "SetVariables BasicAuthPassword); stored only when the station accepts it. Without --password one is "
+        "generated and printed once.",
+    )
+    rotate.add_argument("station_id", metavar="ID")
+    rotate.add_argument("--password", default=None, metavar="PW", help="the new password (default: generate one)")
+    _api_options(rotate)
+    rotate.set_defaults(handler=cmd_stations_rotate_password)
+    upgrade = station_cmds.add_parser(
+        "upgrade-profile",
+        help="move a connected station to a higher security profile",
+        description="2.0.1 SetNetworkProfile + NetworkConfigurationPriority + Reset; 1.6 ChangeConfiguration "
+        "SecurityProfile + Reset. The stored profile changes once the station has reconnected at it; a downgrade "
+        "is refused.",
+    )
+    upgrade.add_argument("station_id", metavar="ID")
+    upgrade.add_argument("profile", type=int, choices=list(stations.SECURITY_PROFILES), metavar="PROFILE")
+    upgrade.add_argument("--csms-url", default=None, metavar="URL", help="URL to reconnect to (2.0.1)")
+    _api_options(upgrade)
+    upgrade.set_defaults(handler=cmd_stations_upgrade_profile)
 
 
 def build_parser() -> argparse.ArgumentParser:

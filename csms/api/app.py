@@ -14,6 +14,7 @@ from csms.api.routes import (
     alerts,
     calls,
     certificates,
+    credentials,
     diagnostics,
     security_events,
     sites,
@@ -43,8 +44,8 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     app.state.api_key = api_key or None
     secured = [Depends(require_key)]
     routers = (
-        stations, tokens, transactions, calls, sites, uptime, alerts, webhooks, diagnostics, security_events,
-        certificates,
+        stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics,
+        security_events, certificates,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)

@@ -87,6 +87,9 @@ class StationOut(Out):
     registration_policy: str
     registration_status: str | None
     security_profile: int
+    pending_security_profile: int | None = Field(
+        None, description="a profile the station accepted and has not yet connected at (then it is security_profile)"
+    )
     auto_registered: bool
     vendor: str | None
     model: str | None
@@ -176,6 +179,38 @@ class CallOut(BaseModel):
     outcome: Literal["result", "error", "timeout", "cancelled", "pending"]
     payload: dict[str, Any] | None = None
     error: CallErrorOut | None = None
+
+
+class PasswordRequest(Strict):
+    """Exactly one of the two."""
+
+    password: Secret | None = Field(None, description="the new password (the spec's rule for the version applies)")
+    generate: bool = Field(False, description="let the CSMS generate one; it is returned once, in this answer")
+
+
+class PasswordOut(BaseModel):
+    call: CallOut
+    adopted: bool = Field(description="the station took it: it is now the stored password")
+    password: str | None = Field(None, description="the generated password (only with generate); shown once")
+
+
+class ProfileRequest(Strict):
+    profile: SecurityProfile
+    csms_url: str | None = Field(
+        None,
+        max_length=512,
+        pattern=r"^wss?://[^\s]+$",
+        description="the URL the station reconnects to (2.0.1); default: this CSMS's wss:// listener "
+        "(ws:// for profile 1) on the host the request came to",
+    )
+    configuration_slot: int = Field(2, ge=0, le=9, description="2.0.1 network profile slot to write")
+
+
+class ProfileOut(BaseModel):
+    calls: list[CallOut] = Field(description="the calls sent, in order; the first one not accepted ends the list")
+    pending_security_profile: int | None = Field(
+        description="the profile the station took; the stored profile changes when it reconnects at it"
+    )
 
 
 class RemoteStartRequest(Strict):

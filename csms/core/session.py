@@ -29,7 +29,7 @@ import orjson
 
 from csms.core.registration import Registration, Verdict, admission, after_boot
 from csms.domain import events as ev
-from csms.ocpp import schemas
+from csms.ocpp import commands, schemas
 from csms.ocpp.convert import from_posix
 from csms.ocpp.errors import ErrorKind, OcppError
 from csms.ocpp.framing import Call
@@ -120,7 +120,11 @@ class StationSession:
                 self._log("in", event.call.action, frame, now)
             elif isinstance(event, CallCompleted):
                 self._completed_call(event.pending)
-                self._log("in", event.pending.call.action, frame, now)
+                pending = event.pending
+                hidden = commands.masked(self.version, pending.call.action, pending.payload or {})
+                # a station that reports its password back: that does not go into the log either
+                logged = frame if hidden is None else orjson.dumps([3, pending.call.unique_id, hidden])
+                self._log("in", pending.call.action, logged, now)
             elif isinstance(event, FrameRejected):
                 self._log("in", None, event.frame, now)
 
@@ -274,7 +278,8 @@ class StationSession:
     ) -> PendingCall:
         """Queue a CSMS-initiated call (raises LocalCallError when it is not valid for this version)."""
         pending = self.rpc.send_call(action, payload, now, timeout_s)
-        self._log("out", action, orjson.dumps([2, pending.call.unique_id, action, payload]), now)
+        logged = commands.masked(self.version, action, payload) or payload  # a station password is never logged
+        self._log("out", action, orjson.dumps([2, pending.call.unique_id, action, logged]), now)
         return pending
 
     def completed_calls(self) -> list[PendingCall]:

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
-from csms.ocpp.outgoing import Call, ChargingProfile, ResetKind
+from csms.ocpp.outgoing import Call, ChargingProfile, CredentialChange, ResetKind, SignedFirmware
 from csms.ocpp.v16 import commands as v16
 from csms.ocpp.v201 import commands as v201
 from csms.ocpp.versions import OCPP16, OCPP201
@@ -39,6 +39,24 @@ class CallBuilder(Protocol):
     def install_certificate(self, certificate_type: str, certificate_pem: str) -> Call: ...
     def get_installed_certificate_ids(self, certificate_types: list[str]) -> Call: ...
     def delete_certificate(self, hash_data: dict[str, str]) -> Call: ...
+    def set_password(self, password: str) -> Call: ...
+    def upgrade_profile(self, profile: int, csms_url: str, slot: int) -> list[Call]: ...
+    def credential_change(self, action: str, payload: dict[str, Any]) -> CredentialChange | None: ...
+    def change_taken(self, action: str, payload: dict[str, Any], result: dict[str, Any]) -> bool: ...
+    def masked(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | None: ...
+    def extended_trigger(self, message: str, evse_id: int | None) -> Call: ...
+    def get_log(
+        self,
+        location: str,
+        request_id: int,
+        *,
+        start_time: str | None,
+        stop_time: str | None,
+        log_type: str,
+        retries: int | None,
+        retry_interval: int | None,
+    ) -> Call: ...
+    def signed_update_firmware(self, firmware: SignedFirmware) -> Call: ...
 
 
 BUILDERS: dict[str, CallBuilder] = {OCPP16: v16, OCPP201: v201}
@@ -146,3 +164,63 @@ def get_installed_certificate_ids(version: str, certificate_types: list[str]) ->
 def delete_certificate(version: str, hash_data: dict[str, str]) -> Call:
     """DeleteCertificate by OCPP CertificateHashData (as GetInstalledCertificateIds reported it)."""
     return builder(version).delete_certificate(hash_data)
+# ---- security ---------------------------------------------------------------------------------------------
+def set_password(version: str, password: str) -> Call:
+    """The station's new HTTP Basic password: 1.6 ChangeConfiguration AuthorizationKey (hex), 2.0.1
+    SetVariables SecurityCtrlr.BasicAuthPassword."""
+    return builder(version).set_password(password)
+
+
+def upgrade_profile(version: str, profile: int, csms_url: str, slot: int = 2) -> list[Call]:
+    """The calls, in order, that move a station to ``profile`` (each sent once the one before was accepted):
+    2.0.1 SetNetworkProfile + NetworkConfigurationPriority + Reset, 1.6 ChangeConfiguration SecurityProfile +
+    Reset. ``csms_url`` is the URL the station reconnects to (2.0.1; wss:// for profiles 2 and 3)."""
+    return builder(version).upgrade_profile(profile, csms_url, slot)
+
+
+def credential_change(version: str, action: str, payload: dict[str, Any]) -> CredentialChange | None:
+    """Whether a call (typed or sent raw by an operator) changes the station's password or security profile."""
+    return builder(version).credential_change(action, payload)
+
+
+def change_taken(version: str, action: str, payload: dict[str, Any], result: dict[str, Any]) -> bool:
+    """The station's CALLRESULT to a :func:`credential_change` call says it took the new value."""
+    return builder(version).change_taken(action, payload, result)
+
+
+def masked(version: str, action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """``payload`` (a call's, or the result of one) with station passwords masked; None when there are none."""
+    return builder(version).masked(action, payload)
+
+
+def extended_trigger(version: str, message: str, evse_id: int | None) -> Call:
+    """1.6 ExtendedTriggerMessage (security extension) or 2.0.1 TriggerMessage."""
+    return builder(version).extended_trigger(message, evse_id)
+
+
+def get_log(
+    version: str,
+    location: str,
+    request_id: int,
+    *,
+    log_type: str,
+    start_time: str | None = None,
+    stop_time: str | None = None,
+    retries: int | None = None,
+    retry_interval: int | None = None,
+) -> Call:
+    """GetLog (1.6 security extension and 2.0.1: the same shape): DiagnosticsLog or SecurityLog."""
+    return builder(version).get_log(
+        location,
+        request_id,
+        start_time=start_time,
+        stop_time=stop_time,
+        log_type=log_type,
+        retries=retries,
+        retry_interval=retry_interval,
+    )
+
+
+def signed_update_firmware(version: str, firmware: SignedFirmware) -> Call:
+    """1.6 SignedUpdateFirmware (security extension) or 2.0.1 UpdateFirmware with signature."""
+    return builder(version).signed_update_firmware(firmware)

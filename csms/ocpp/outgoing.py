@@ -13,6 +13,44 @@ Call = tuple[str, dict[str, Any]]
 #: ``soft``: when the station is idle (1.6 Soft, 2.0.1 OnIdle); ``hard``: at once (Hard, Immediate).
 ResetKind = Literal["soft", "hard"]
 
+#: What a secret (a station password) reads as wherever a call is written down (message log, any log line).
+MASK = "********"
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialChange:
+    """A call that changes how the station authenticates: a new HTTP Basic password, or a new security
+    profile. ``problem`` says why the call cannot be what it claims (e.g. an AuthorizationKey that is not hex)."""
+
+    password: str | None = None
+    profile: int | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignedFirmware:
+    """A signed firmware image to install: where the station downloads it, and how it checks it."""
+
+    location: str
+    request_id: int
+    retrieve_at: str
+    signing_certificate: str
+    signature: str
+    install_at: str | None = None
+    retries: int | None = None
+    retry_interval: int | None = None
+
+    def firmware_payload(self, retrieve_key: str, install_key: str) -> dict[str, Any]:
+        firmware: dict[str, Any] = {
+            "location": self.location,
+            retrieve_key: self.retrieve_at,
+            "signingCertificate": self.signing_certificate,
+            "signature": self.signature,
+        }
+        if self.install_at:
+            firmware[install_key] = self.install_at
+        return firmware
+
 
 @dataclass(frozen=True, slots=True)
 class SchedulePeriod:

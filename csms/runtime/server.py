@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from csms.alerts import AlertEngine, AlertRules, RemediationPolicy
 from csms.api.app import create_app
+from csms.api.redaction import install_access_log_filter
 from csms.core.plugins.alerts import AlertMonitor
 from csms.core.plugins.certificates import CertificateManager
 from csms.core.plugins.load_management import LoadManagement
@@ -148,6 +149,7 @@ async def run_server(
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         api_socket = socket.create_server((host, api_port), family=family)
         server = _Server(uvicorn.Config(app, host=host, port=api_port, log_level=log_level, lifespan="off"))
+        install_access_log_filter()  # upload/download tokens and API keys in URLs never reach the access log
         api_task = asyncio.create_task(server.serve(sockets=[api_socket]), name="csms-api")
         while not server.started:
             if api_task.done():

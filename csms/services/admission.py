@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from csms.ocpp.versions import OCPP16
 from csms.services import certificates, security_events, stations
+from csms.services import credentials as credentials_service
 from csms.services.config import CsmsConfig
 from csms.services.passwords import hash_password, needs_rehash, verify_password
 from csms.services.throttle import HandshakeThrottle
@@ -139,13 +140,21 @@ class Admissions:
         refusal: _Refusal | None
         with self.session_factory() as db:
             row = db.get(Station, station_id)
+            credentials = parse_basic(authorization)
+            meets_pending = False
             if row is None:
                 refusal = self._unknown(db, station_id, offered_version, channel, now, blocked)
             else:
-                refusal = self._refusal(db, row, channel, parse_basic(authorization), blocked)
+                when = datetime.fromtimestamp(now, UTC)
+                refusal = self._refusal(db, row, channel, credentials, blocked, when)
+                pending = row.pending_security_profile  # an upgrade the station accepted: it may come back at it
+                if pending is not None:
+                    meets_pending = self._refusal(db, row, channel, credentials, blocked, when, pending) is None
+                    refusal = None if meets_pending else refusal
             if refusal is None:
                 assert row is not None
-                if db.dirty:  # a re-hashed password (an admission that only read writes nothing)
+                settled = self._settle(row, credentials, meets_pending=meets_pending)
+                if settled or db.dirty:  # a re-hashed password, a rotation or upgrade completed
                     db.commit()
                 return Admission(
                     station_id, row.ocpp_version, row.registration_status, client_serial=channel.client_serial
@@ -180,11 +189,25 @@ class Admissions:
             return _Refusal("unknown_station", "unknown station; pending registrations are at their cap")
         return _Refusal("unknown_station", "unknown station")
 
+    def _settle(self, row: Station, credentials: tuple[str, str] | None, *, meets_pending: bool) -> bool:
+        """After a rotation or a profile upgrade: see :func:`csms.services.credentials.settle`."""
+        if row.previous_password_hash is None and not meets_pending:
+            return False
+        used_new = bool(credentials and row.password_hash and self._known(row.password_hash, credentials[1]))
+        return credentials_service.settle(row, used_new_password=used_new, meets_pending_profile=meets_pending)
+
     def _refusal(
-        self, db: Session, row: Station, channel: Channel, credentials: tuple[str, str] | None, blocked: bool
+        self,
+        db: Session,
+        row: Station,
+        channel: Channel,
+        credentials: tuple[str, str] | None,
+        blocked: bool,
+        when: datetime,
+        profile: int | None = None,
     ) -> _Refusal | None:
-        """Why this connection may not be the station's (None when it may)."""
-        profile = row.security_profile
+        """Why this connection may not be the station's at ``profile`` (default: its own; None when it may)."""
+        profile = row.security_profile if profile is None else profile
         if channel.client_serial is not None and certificates.is_revoked(db, channel.client_serial):
             return _Refusal("revoked_certificate", "the client certificate was revoked", detail=_cert(channel))
         if channel.client_cn is not None and channel.client_cn != row.id:
@@ -200,24 +223,40 @@ class Admissions:
         if row.password_hash:
             if credentials is None or credentials[0] != row.id:
                 return _Refusal("bad_password", "credentials required")
-            return self._password(db, row, credentials[1], blocked)
+            return self._password(row, credentials[1], blocked, when)
         return None
 
-    def _password(self, db: Session, row: Station, password: str, blocked: bool) -> _Refusal | None:
+    def _password(self, row: Station, password: str, blocked: bool, when: datetime) -> _Refusal | None:
+        """The station's password, or (after a rotation, until it used the new one) the one it replaced."""
         stored = row.password_hash
         assert stored is not None
-        cached = self._verified.get(stored)
-        digest = self._digest(password)
-        if cached is not None and hmac.compare_digest(cached, digest):
+        previous = credentials_service.previous_password(row, when)
+        if self._cached(stored, password) or (previous is not None and self._cached(previous, password)):
             return None
         if blocked:
             return _Refusal("throttled", "password not checked: too many failed handshakes", counts=False)
-        if not verify_password(password, stored):
-            return _Refusal("bad_password", "wrong password")
-        if needs_rehash(stored):
-            row.password_hash = stored = hash_password(password)
-        self._verified[stored] = digest
-        return None
+        if verify_password(password, stored):
+            if needs_rehash(stored):
+                row.password_hash = stored = hash_password(password)
+            self._verified[stored] = self._digest(password)
+            return None
+        if previous is not None and verify_password(password, previous):
+            self._verified[previous] = self._digest(password)
+            return None
+        return _Refusal("bad_password", "wrong password")
+
+    def _cached(self, stored: str, password: str) -> bool:
+        cached = self._verified.get(stored)
+        return cached is not None and hmac.compare_digest(cached, self._digest(password))
+
+    def _known(self, stored: str, password: str) -> bool:
+        """Whether ``password`` matches ``stored`` (the cache first: a reconnect wave costs no hashing)."""
+        if self._cached(stored, password):
+            return True
+        if verify_password(password, stored):
+            self._verified[stored] = self._digest(password)
+            return True
+        return False
 
     def _refused(self, db: Session, station_id: str, channel: Channel, refusal: _Refusal, now: float) -> bool:
         """The security event of a failure, and one ``throttled`` event when it reached a limit (True: something

@@ -27,7 +27,15 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 FIRMWARE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 #: The last status of a request (anything else means it is still in progress).
 FINAL_STATUSES = {
-    "diagnostics": {"Uploaded", "UploadFailed", "BadMessage", "NotSupportedOperation", "PermissionDenied"},
+    # 1.6 DiagnosticsStatus says UploadFailed; LogStatus (2.0.1, 1.6 security extension) UploadFailure.
+    "diagnostics": {
+        "Uploaded",
+        "UploadFailed",
+        "UploadFailure",
+        "BadMessage",
+        "NotSupportedOperation",
+        "PermissionDenied",
+    },
     "firmware": {
         "Installed",
         "DownloadFailed",

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from csms.domain import events as ev
 from csms.ocpp.versions import OCPP16, OCPP201
-from csms.services import diagnostics
+from csms.services import diagnostics, security_events
 from csms.services.config import CsmsConfig
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.services.passwords import hash_password
@@ -221,10 +221,12 @@ def update(db: Session, station_id: str, changes: dict[str, Any]) -> StationRow:
     if "password" in changes:
         check_password(changes["password"], row.ocpp_version)
         row.password_hash = hash_password(changes["password"]) if changes["password"] is not None else None
+        row.previous_password_hash, row.previous_password_expires_at = None, None  # the operator re-keyed it
     if "site_id" in changes:
         row.site_id = changes["site_id"]
     if "security_profile" in changes:
         row.security_profile = changes["security_profile"]
+        row.pending_security_profile = None  # the operator's word replaces an upgrade in flight
     _check_profile(row.security_profile, row.password_hash is not None)
     db.flush()
     return row
@@ -301,6 +303,9 @@ def status(db: Session, station_id: str, report: ev.StatusReported, now: datetim
 
 def notice(db: Session, station_id: str, report: ev.StationNotice, now: datetime) -> None:
     row = get(db, station_id)
+    if report.kind == "security_event":  # SecurityEventNotification (2.0.1, and 1.6's security extension)
+        _station_security_event(db, station_id, report, now)
+        return
     if report.kind == "firmware_status":
         row.firmware_status = report.data.get("status")
     elif report.kind == "diagnostics_status":
@@ -310,6 +315,19 @@ def notice(db: Session, station_id: str, report: ev.StationNotice, now: datetime
     if report.kind in diagnostics.NOTICE_KINDS:  # follow the upload/update request to its last status
         diagnostics.track_status(db, station_id, report.kind, report.data, now)
     db.add(StationEvent(station_id=station_id, kind=report.kind, timestamp=report.timestamp or now, data=report.data))
+
+
+def _station_security_event(db: Session, station_id: str, report: ev.StationNotice, now: datetime) -> None:
+    data = report.data
+    detail = {"techInfo": data["techInfo"]} if data.get("techInfo") is not None else {}
+    security_events.record(
+        db,
+        type=str(data.get("type", "unknown")),
+        at=report.timestamp or now,
+        station_id=station_id,
+        detail=detail,
+        origin="station",
+    )
 
 
 def flag_implausible(

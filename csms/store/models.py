@@ -75,6 +75,12 @@ class Station(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     #: OCPP security profile: 1 Basic auth (ws or wss), 2 TLS + Basic auth, 3 TLS with a client certificate.
     security_profile: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    #: A rotation's replaced password: still admitted until the station first connects with the new one or
+    #: until it expires (the station accepted the new one and reconnects with it; see docs/security.md).
+    previous_password_hash: Mapped[str | None] = mapped_column(String(200))
+    previous_password_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: A profile upgrade the station accepted: it becomes ``security_profile`` once the station connects at it.
+    pending_security_profile: Mapped[int | None] = mapped_column(Integer)
     #: What the operator decided: accept / pending / reject. Boot answers follow it.
     registration_policy: Mapped[str] = mapped_column(String(16), default="accept")
     #: The last status we answered a BootNotification with (None: never booted).

@@ -488,13 +488,15 @@ def test_16_notifications_are_stored(session_factory):
     assert [e.kind for e in events] == [
         "firmware_status",
         "diagnostics_status",
-        "security_event",
         "diagnostics_status",
         "data_transfer",
         "data_transfer",
     ]
-    assert events[2].timestamp == datetime.fromtimestamp(T0 + 5, UTC)
-    assert events[4].data["vendorId"] == "com.acme"
+    assert events[3].data["vendorId"] == "com.acme"
+    # SecurityEventNotification (the 1.6 security extension) is a security event reported by the station.
+    (security,) = pair.rows(models.SecurityEventRow)
+    assert (security.type, security.origin, security.station_id) == ("SettingSystemTime", "station", pair.station_id)
+    assert security.at == datetime.fromtimestamp(T0 + 5, UTC)
 
 
 def test_201_notifications_and_report_are_stored(session_factory):
@@ -544,10 +546,11 @@ def test_201_notifications_and_report_are_stored(session_factory):
     row = pair.station()
     assert (row.firmware_status, row.diagnostics_status) == ("Installed", "Uploaded")
     kinds = [e.kind for e in pair.rows(models.StationEvent)]
+    (security,) = pair.rows(models.SecurityEventRow)
+    assert (security.type, security.origin) == ("StartupOfTheDevice", "station")
     assert kinds == [
         "firmware_status",
         "diagnostics_status",
-        "security_event",
         "device_event",
         "report",
         "report",

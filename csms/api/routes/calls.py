@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Request
 
-from csms.api.calls import Timeout, call_station, station_version
+from csms.api.calls import Timeout, call_station, call_station_tracked, station_version
 from csms.api.deps import GatewayDep, in_transaction
 from csms.api.routes.stations import StationPath
 from csms.api.schemas import CallOut, RemoteStartOut, RemoteStartRequest, RemoteStopRequest, ResetRequest
@@ -38,9 +38,16 @@ async def send_call(
     """Send any OCPP call, validated first against the station's version (422), to a connected station (409).
 
     Returns the station's CALLRESULT (`outcome: result`), its CALLERROR (`outcome: error`), or `timeout`.
+    A call that sets the station's password or security profile (1.6 ChangeConfiguration AuthorizationKey /
+    SecurityProfile, 2.0.1 SetVariables SecurityCtrlr.BasicAuthPassword / SetNetworkProfile) is checked and
+    adopted as through `/password` and `/security-profile`: 422 for a password the spec forbids, 409 for a
+    profile downgrade.
     """
-    await station_version(request, station_id)
-    return await call_station(gateway, station_id, action, payload or {}, timeout)
+    version = await station_version(request, station_id)
+    outcome, _adopted = await call_station_tracked(
+        request, gateway, station_id, version, action, payload or {}, timeout
+    )
+    return outcome
 
 
 @router.post("/remote-start", response_model=RemoteStartOut)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -16,10 +17,12 @@ from pydantic import Field
 
 from csms.api.calls import Timeout, call_station, station_version
 from csms.api.deps import DbSession, GatewayDep, in_transaction
+from csms.api.redaction import attachment
 from csms.api.routes.stations import StationPath
 from csms.api.schemas import CallOut, Out, Strict, UtcDatetime
 from csms.ocpp import commands
 from csms.ocpp.convert import format_time
+from csms.ocpp.outgoing import Call, SignedFirmware
 from csms.services import diagnostics, uptime
 from csms.services.errors import TooLarge
 
@@ -45,6 +48,27 @@ class FirmwareRequest(Strict):
     retrieve_at: UtcDatetime | None = Field(None, description="default: now")
     retries: int | None = Field(None, ge=0, le=100)
     retry_interval: int | None = Field(None, ge=0, le=86_400)
+
+
+class SignedFirmwareRequest(FirmwareRequest):
+    signing_certificate: str = Field(
+        min_length=1, max_length=5500, description="PEM certificate that signed the image (the station checks it)"
+    )
+    signature: str = Field(min_length=1, max_length=800, description="base64 signature of the image")
+    install_at: UtcDatetime | None = Field(None, description="default: as soon as it is downloaded")
+
+
+class ExtendedTriggerRequest(Strict):
+    message: Literal[
+        "BootNotification",
+        "LogStatusNotification",
+        "FirmwareStatusNotification",
+        "Heartbeat",
+        "MeterValues",
+        "SignChargePointCertificate",
+        "StatusNotification",
+    ]
+    evse_id: int | None = Field(None, ge=0, le=2**31 - 1)
 
 
 class AvailabilityRequest(Strict):
@@ -164,7 +188,7 @@ async def download_firmware(
     content = await in_transaction(
         request, lambda db: diagnostics.firmware_for_token(db, name, token, datetime.now(UTC))
     )
-    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    headers = {"Content-Disposition": attachment(name)}
     return Response(content, media_type="application/octet-stream", headers=headers)
 
 
@@ -193,7 +217,32 @@ async def request_diagnostics(
 ) -> Any:
     """GetDiagnostics (1.6) or GetLog (2.0.1) with a one-time upload URL on this CSMS; follow it with
     ``GET /stations/{id}/transfers``."""
-    body = body or DiagnosticsRequest()
+    return await _upload_request(
+        request, station_id, gateway, body or DiagnosticsRequest(), timeout, commands.get_diagnostics
+    )
+
+
+@router.post("/stations/{station_id}/log", response_model=TransferCallOut)
+async def request_log(
+    request: Request,
+    station_id: StationPath,
+    gateway: GatewayDep,
+    body: DiagnosticsRequest | None = None,
+    timeout: Timeout = None,
+) -> Any:
+    """GetLog (2.0.1, and the 1.6 security extension): a DiagnosticsLog or SecurityLog uploaded to a one-time
+    URL on this CSMS, tracked by LogStatusNotification; follow it with ``GET /stations/{id}/transfers``."""
+    return await _upload_request(request, station_id, gateway, body or DiagnosticsRequest(), timeout, commands.get_log)
+
+
+async def _upload_request(
+    request: Request,
+    station_id: str,
+    gateway: Any,
+    body: DiagnosticsRequest,
+    timeout: float | None,
+    build: Callable[..., Call],
+) -> Any:
     version = await station_version(request, station_id)
 
     def create(db: Any) -> tuple[int, int, str]:
@@ -202,7 +251,7 @@ async def request_diagnostics(
 
     transfer_id, request_id, token = await in_transaction(request, create)
     location = f"{_base_url(request)}/api/v1/uploads/diagnostics/{token}"
-    action, payload = commands.get_diagnostics(
+    action, payload = build(
         version,
         location,
         request_id,
@@ -232,6 +281,34 @@ async def update_firmware(
     action, payload = commands.update_firmware(
         version, location, request_id, retrieve_at, retries=body.retries, retry_interval=body.retry_interval
     )
+    return await _send_transfer(request, gateway, station_id, action, payload, timeout, transfer_id, location)
+
+
+@router.post("/stations/{station_id}/signed-firmware", response_model=TransferCallOut)
+async def signed_update_firmware(
+    request: Request, station_id: StationPath, body: SignedFirmwareRequest, gateway: GatewayDep, timeout: Timeout = None
+) -> Any:
+    """1.6 SignedUpdateFirmware (security extension) or 2.0.1 UpdateFirmware with the signing certificate and
+    signature, pointing at the stored firmware file; tracked by (Signed)FirmwareStatusNotification."""
+    version = await station_version(request, station_id)
+
+    def create(db: Any) -> tuple[int, int, str]:
+        row, token = diagnostics.request_firmware(db, station_id, body.name, datetime.now(UTC), FIRMWARE_TTL)
+        return row.id, row.request_id or row.id, token
+
+    transfer_id, request_id, token = await in_transaction(request, create)
+    location = f"{_base_url(request)}/api/v1/firmware/{body.name}?token={token}"
+    firmware = SignedFirmware(
+        location=location,
+        request_id=request_id,
+        retrieve_at=format_time(body.retrieve_at or datetime.now(UTC)),
+        signing_certificate=body.signing_certificate,
+        signature=body.signature,
+        install_at=format_time(body.install_at) if body.install_at else None,
+        retries=body.retries,
+        retry_interval=body.retry_interval,
+    )
+    action, payload = commands.signed_update_firmware(version, firmware)
     return await _send_transfer(request, gateway, station_id, action, payload, timeout, transfer_id, location)
 
 
@@ -277,7 +354,7 @@ def download_upload(
     row = diagnostics.upload_content(db, transfer_id)
     if row.station_id != station_id or row.content is None:
         return Response(status_code=status.HTTP_404_NOT_FOUND)
-    headers = {"Content-Disposition": f'attachment; filename="{row.file_name}"'}
+    headers = {"Content-Disposition": attachment(row.file_name or "diagnostics")}
     return Response(row.content, media_type=row.content_type or "application/octet-stream", headers=headers)
 
 
@@ -298,6 +375,21 @@ async def change_availability(
             ),
         )
     return result
+
+
+@router.post("/stations/{station_id}/extended-trigger", response_model=CallOut)
+async def extended_trigger_message(
+    request: Request,
+    station_id: StationPath,
+    body: ExtendedTriggerRequest,
+    gateway: GatewayDep,
+    timeout: Timeout = None,
+) -> Any:
+    """1.6 ExtendedTriggerMessage (security extension) or 2.0.1 TriggerMessage; SignChargePointCertificate is
+    2.0.1's SignChargingStationCertificate."""
+    version = await station_version(request, station_id)
+    action, payload = commands.extended_trigger(version, body.message, body.evse_id)
+    return await call_station(gateway, station_id, action, payload, timeout)
 
 
 @router.post("/stations/{station_id}/trigger", response_model=CallOut)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from csms.ocpp import schemas
-from csms.ocpp.outgoing import Call, ChargingProfile, ResetKind, retry_fields
+from csms.ocpp.outgoing import MASK, Call, ChargingProfile, CredentialChange, ResetKind, SignedFirmware, retry_fields
 from csms.ocpp.versions import OCPP16
 
 RESET_TYPES: dict[ResetKind, str] = {"soft": "Soft", "hard": "Hard"}
@@ -13,6 +13,10 @@ RESET_TYPES: dict[ResetKind, str] = {"soft": "Soft", "hard": "Hard"}
 TRIGGER_NAMES = {"LogStatusNotification": "DiagnosticsStatusNotification"}
 #: 2.0.1 profile purposes that 1.6 calls otherwise.
 PURPOSE_NAMES = {"ChargingStationMaxProfile": "ChargePointMaxProfile"}
+#: 2.0.1 names of ExtendedTriggerMessage's requested messages that the 1.6 security extension calls otherwise.
+EXTENDED_TRIGGER_NAMES = {"SignChargingStationCertificate": "SignChargePointCertificate"}
+#: ChangeConfiguration statuses that mean the station took the value (now, or at its next reboot).
+_TAKEN = ("Accepted", "RebootRequired")
 
 
 def remote_start(id_token: str, evse_id: int | None, *, remote_start_id: int, id_token_type: str) -> Call:
@@ -142,3 +146,83 @@ def get_installed_certificate_ids(certificate_types: list[str]) -> Call:
 
 def delete_certificate(hash_data: dict[str, str]) -> Call:
     return "DeleteCertificate", {"certificateHashData": hash_data}
+# ---- the 1.6 security extension (OCPP 1.6 Security Whitepaper, edition 3) --------------------------------------
+def set_password(password: str) -> Call:
+    """ChangeConfiguration AuthorizationKey: the password's bytes as hexadecimal digits."""
+    return "ChangeConfiguration", {"key": "AuthorizationKey", "value": password.encode().hex()}
+
+
+def upgrade_profile(profile: int, csms_url: str, slot: int) -> list[Call]:
+    """ChangeConfiguration SecurityProfile, then a hard Reset: the charge point comes back at the new profile
+    (to the same Central System URL; 1.6 has no network profiles, so ``csms_url`` and ``slot`` are unused)."""
+    return [("ChangeConfiguration", {"key": "SecurityProfile", "value": str(profile)}), reset("hard")]
+
+
+def credential_change(action: str, payload: dict[str, Any]) -> CredentialChange | None:
+    """What a ChangeConfiguration of AuthorizationKey or SecurityProfile changes (None for any other call)."""
+    if action != "ChangeConfiguration":
+        return None
+    key, value = payload.get("key"), str(payload.get("value", ""))
+    if key == "AuthorizationKey":
+        try:
+            return CredentialChange(password=bytes.fromhex(value).decode("utf-8"))
+        except ValueError:  # not hex, or not the bytes of a text password (UnicodeDecodeError is a ValueError)
+            return CredentialChange(problem="AuthorizationKey must be the hexadecimal digits of a text password")
+    if key == "SecurityProfile":
+        if value.isdigit():
+            return CredentialChange(profile=int(value))
+        return CredentialChange(problem=f"SecurityProfile must be 1, 2 or 3, got {value!r}")
+    return None
+
+
+def change_taken(action: str, payload: dict[str, Any], result: dict[str, Any]) -> bool:
+    """The station's answer to a :func:`credential_change` call says it took the new value."""
+    return result.get("status") in _TAKEN
+
+
+def masked(action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The payload with its secrets masked, or None when it carries none: the AuthorizationKey we send, and
+    one a charge point reports in GetConfiguration (it should not: the key is write-only)."""
+    if action == "ChangeConfiguration" and payload.get("key") == "AuthorizationKey":
+        return {**payload, "value": MASK}
+    keys = payload.get("configurationKey")
+    if isinstance(keys, list) and any(isinstance(k, dict) and k.get("key") == "AuthorizationKey" for k in keys):
+        hidden = [
+            {**k, "value": MASK} if isinstance(k, dict) and k.get("key") == "AuthorizationKey" else k for k in keys
+        ]
+        return {**payload, "configurationKey": hidden}
+    return None
+
+
+def extended_trigger(message: str, evse_id: int | None) -> Call:
+    payload: dict[str, Any] = {"requestedMessage": EXTENDED_TRIGGER_NAMES.get(message, message)}
+    if evse_id is not None:
+        payload["connectorId"] = evse_id
+    return "ExtendedTriggerMessage", payload
+
+
+def get_log(
+    location: str,
+    request_id: int,
+    *,
+    start_time: str | None,
+    stop_time: str | None,
+    log_type: str,
+    retries: int | None,
+    retry_interval: int | None,
+) -> Call:
+    """GetLog of the security extension: the same shape as 2.0.1's."""
+    log: dict[str, Any] = {"remoteLocation": location}
+    if start_time:
+        log["oldestTimestamp"] = start_time
+    if stop_time:
+        log["latestTimestamp"] = stop_time
+    return "GetLog", {"logType": log_type, "requestId": request_id, "log": log, **retry_fields(retries, retry_interval)}
+
+
+def signed_update_firmware(firmware: SignedFirmware) -> Call:
+    return "SignedUpdateFirmware", {
+        "requestId": firmware.request_id,
+        "firmware": firmware.firmware_payload("retrieveDateTime", "installDateTime"),
+        **retry_fields(firmware.retries, firmware.retry_interval),
+    }

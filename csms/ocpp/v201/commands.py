@@ -5,12 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from csms.ocpp import schemas
-from csms.ocpp.outgoing import Call, ChargingProfile, ResetKind, retry_fields
+from csms.ocpp.outgoing import MASK, Call, ChargingProfile, CredentialChange, ResetKind, SignedFirmware, retry_fields
 from csms.ocpp.versions import OCPP201
 
 RESET_TYPES: dict[ResetKind, str] = {"soft": "OnIdle", "hard": "Immediate"}
 #: 1.6 message names that 2.0.1's TriggerMessage calls otherwise.
-TRIGGER_NAMES = {"DiagnosticsStatusNotification": "LogStatusNotification"}
+TRIGGER_NAMES = {
+    "DiagnosticsStatusNotification": "LogStatusNotification",
+    "SignChargePointCertificate": "SignChargingStationCertificate",
+}
+PASSWORD_VARIABLE = ("SecurityCtrlr", "BasicAuthPassword")
+PRIORITY_VARIABLE = ("OCPPCommCtrlr", "NetworkConfigurationPriority")
+#: attributeStatus / status values that mean the station took the value (now, or at its next reboot).
+_TAKEN = ("Accepted", "RebootRequired")
 
 
 def remote_start(id_token: str, evse_id: int | None, *, remote_start_id: int, id_token_type: str) -> Call:
@@ -131,3 +138,105 @@ def get_installed_certificate_ids(certificate_types: list[str]) -> Call:
 
 def delete_certificate(hash_data: dict[str, str]) -> Call:
     return "DeleteCertificate", {"certificateHashData": hash_data}
+# ---- security: the station's credentials and security profile ------------------------------------------------
+def _variable(component: str, variable: str, value: str) -> dict[str, Any]:
+    return {"component": {"name": component}, "variable": {"name": variable}, "attributeValue": value}
+
+
+def _names(item: dict[str, Any]) -> tuple[Any, Any]:
+    return item.get("component", {}).get("name"), item.get("variable", {}).get("name")
+
+
+def set_password(password: str) -> Call:
+    """SetVariables SecurityCtrlr.BasicAuthPassword."""
+    return "SetVariables", {"setVariableData": [_variable(*PASSWORD_VARIABLE, password)]}
+
+
+def upgrade_profile(profile: int, csms_url: str, slot: int) -> list[Call]:
+    """A05: SetNetworkProfile (the new profile and URL in ``slot``), NetworkConfigurationPriority naming only
+    that slot (no fallback to a lower profile is offered), then Reset OnIdle: the station comes back on it."""
+    connection = {
+        "ocppVersion": "OCPP20",
+        "ocppTransport": "JSON",
+        "ocppCsmsUrl": csms_url,
+        "messageTimeout": 30,
+        "securityProfile": profile,
+        "ocppInterface": "Wired0",
+    }
+    return [
+        ("SetNetworkProfile", {"configurationSlot": slot, "connectionData": connection}),
+        ("SetVariables", {"setVariableData": [_variable(*PRIORITY_VARIABLE, str(slot))]}),
+        reset("soft"),
+    ]
+
+
+def credential_change(action: str, payload: dict[str, Any]) -> CredentialChange | None:
+    """What SetVariables BasicAuthPassword or SetNetworkProfile changes (None for any other call)."""
+    if action == "SetNetworkProfile":
+        return CredentialChange(profile=payload.get("connectionData", {}).get("securityProfile"))
+    if action == "SetVariables":
+        for item in payload.get("setVariableData", []):
+            if _names(item) == PASSWORD_VARIABLE:
+                return CredentialChange(password=str(item.get("attributeValue", "")))
+    return None
+
+
+def change_taken(action: str, payload: dict[str, Any], result: dict[str, Any]) -> bool:
+    """The station's answer to a :func:`credential_change` call says it took the new value."""
+    if action == "SetNetworkProfile":
+        return result.get("status") == "Accepted"
+    return any(
+        _names(item) == PASSWORD_VARIABLE and item.get("attributeStatus") in _TAKEN
+        for item in result.get("setVariableResult", [])
+    )
+
+
+def masked(action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The payload with BasicAuthPassword values masked (SetVariables we send; a GetVariables answer that
+    reports one, which a station should not: the variable is write-only), or None when it carries none."""
+    for key, value_key in (("setVariableData", "attributeValue"), ("getVariableResult", "attributeValue")):
+        items = payload.get(key)
+        if isinstance(items, list) and any(isinstance(i, dict) and _names(i) == PASSWORD_VARIABLE for i in items):
+            hidden = [
+                {**i, value_key: MASK}
+                if isinstance(i, dict) and _names(i) == PASSWORD_VARIABLE and value_key in i
+                else i
+                for i in items
+            ]
+            return {**payload, key: hidden}
+    return None
+
+
+def extended_trigger(message: str, evse_id: int | None) -> Call:
+    """2.0.1's TriggerMessage covers what 1.6's ExtendedTriggerMessage adds."""
+    return trigger(message, evse_id)
+
+
+def get_log(
+    location: str,
+    request_id: int,
+    *,
+    start_time: str | None,
+    stop_time: str | None,
+    log_type: str,
+    retries: int | None,
+    retry_interval: int | None,
+) -> Call:
+    return get_diagnostics(
+        location,
+        request_id,
+        start_time=start_time,
+        stop_time=stop_time,
+        log_type=log_type,
+        retries=retries,
+        retry_interval=retry_interval,
+    )
+
+
+def signed_update_firmware(firmware: SignedFirmware) -> Call:
+    """UpdateFirmware with the signing certificate and signature."""
+    return "UpdateFirmware", {
+        "requestId": firmware.request_id,
+        "firmware": firmware.firmware_payload("retrieveDateTime", "installDateTime"),
+        **retry_fields(firmware.retries, firmware.retry_interval),
+    }

@@ -112,7 +112,9 @@ def test_TC_073_CSMS(station: StationUnderTest, operator: OperatorThread) -> Non
     booted(station)
     password = "conformance-" + station.station_id[-8:].rjust(8, "0")  # 20 printable bytes
     value = password.encode().hex()
-    call = operator.command(station, "ChangeConfiguration", {"key": "AuthorizationKey", "value": value})
+    # OCTT step 2: the Charge Point answers Accepted (and then reconnects with the new password).
+    change = {"key": "AuthorizationKey", "value": value}
+    call = operator.command(station, "ChangeConfiguration", change, {"status": "Accepted"})
     expect_fields(station, call, key="AuthorizationKey")
     sent = str(call.payload.get("value", ""))
     assert len(sent) <= 40 and re.fullmatch(r"[0-9A-Fa-f]+", sent), (

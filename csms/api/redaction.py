@@ -1,0 +1,47 @@
+"""What the API must not write into a log or a header as it came: secrets in request URLs (the access log)
+and file names chosen by a station (a Content-Disposition header)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import quote
+
+MASK = "********"
+#: Path segments and query parameters that carry a secret: a diagnostics upload token, a firmware download
+#: token, the dashboard's API key.
+_SECRET_PATH = re.compile(r"(/uploads/diagnostics/)[^/?#\s]+")
+_SECRET_QUERY = re.compile(r"([?&](?:token|key|api_key)=)[^&#\s]*", re.IGNORECASE)
+_HEADER_SAFE = re.compile(r"[^A-Za-z0-9._ ()+-]")
+
+
+def mask_url(url: str) -> str:
+    """``url`` (a path with its query, or a whole URL) with its secrets replaced by :data:`MASK`."""
+    return _SECRET_QUERY.sub(rf"\g<1>{MASK}", _SECRET_PATH.sub(rf"\g<1>{MASK}", url))
+
+
+class SecretsFilter(logging.Filter):
+    """Masks URL secrets in every record of the logger it is added to (uvicorn's access log passes the path
+    as an argument: ``client, method, path, http version, status``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(mask_url(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = mask_url(record.msg)
+        return True
+
+
+def install_access_log_filter(logger_name: str = "uvicorn.access") -> None:
+    """Once per process: uvicorn configures its loggers when a server is configured, filters stay."""
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(f, SecretsFilter) for f in logger.filters):
+        logger.addFilter(SecretsFilter())
+
+
+def attachment(file_name: str) -> str:
+    """A Content-Disposition value for a file name we did not choose (RFC 6266): a plain ASCII fallback with
+    anything that could end the quoted string or the header replaced, and the exact name percent-encoded in
+    ``filename*``."""
+    fallback = _HEADER_SAFE.sub("_", file_name)[:150] or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
