@@ -226,3 +226,47 @@ async def test_get_15118_ev_certificate_returns_a_chain_from_the_built_in_provid
     assert ca_cert == pnc_gateway.provider.cert
     leaf.verify_directly_issued_by(ca_cert)
     assert leaf.subject.rfc4514_string() == f"CN={emaid_for(exi)}"
+
+
+# ---- the operator's door: roots through the API and the CLI ----------------------------------------------------
+async def test_roots_through_the_api(sqlite_factory, mo_ca, tmp_path):
+    import httpx
+
+    from csms.api.app import create_app
+
+    ca, _ = mo_ca
+    gateway = Gateway(sqlite_factory, CsmsConfig())
+    app = create_app(sqlite_factory, gateway, "k" * 32)
+    headers = {"Authorization": f"Bearer {'k' * 32}"}
+    leaf = ca.issue("NL-CTW-C00000001", datetime.now(UTC))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://csms", headers=headers) as c:
+        created = await c.post("/api/v1/contract-roots", json={"pem": ca.cert_pem, "kind": "V2G"})
+        again = await c.post("/api/v1/contract-roots", json={"pem": ca.cert_pem, "kind": "V2G"})
+        not_ca = await c.post("/api/v1/contract-roots", json={"pem": pem(leaf)})
+        garbage = await c.post("/api/v1/contract-roots", json={"pem": "hello"})
+        listed = (await c.get("/api/v1/contract-roots")).json()
+        fingerprint = created.json()["fingerprint"]
+        removed = await c.delete(f"/api/v1/contract-roots/{fingerprint}")
+        gone = await c.delete(f"/api/v1/contract-roots/{fingerprint}")
+    assert created.status_code == 201 and "CN=chargetwin MO root" in created.json()["subject"]
+    assert (again.status_code, not_ca.status_code, garbage.status_code) == (409, 422, 422), not_ca.text
+    assert [row["fingerprint"] for row in listed] == [fingerprint]
+    assert (removed.status_code, gone.status_code) == (204, 404)
+
+
+def test_roots_through_the_cli(tmp_path, mo_ca):
+    from tests.csms.test_cli import csms
+
+    ca, _ = mo_ca
+    url = f"sqlite:///{tmp_path}/cli.db"
+    root_file = tmp_path / "mo.pem"
+    root_file.write_text(ca.cert_pem)
+    added = csms("contract-roots", "add", str(root_file), "--kind", "MO", database_url=url)
+    assert added.returncode == 0, added.stderr
+    fingerprint = added.stdout.split()[2]
+    listing = csms("contract-roots", "list", database_url=url)
+    assert fingerprint in listing.stdout and "MO" in listing.stdout
+    refused = csms("contract-roots", "add", str(tmp_path / "missing.pem"), database_url=url)
+    assert refused.returncode != 0 and "cannot read" in refused.stderr
+    assert csms("contract-roots", "remove", fingerprint, database_url=url).returncode == 0
+    assert fingerprint not in csms("contract-roots", "list", database_url=url).stdout
