@@ -15,6 +15,7 @@ from csms.api.routes import (
     calls,
     contract_roots,
     diagnostics,
+    security_events,
     sites,
     stations,
     tokens,
@@ -41,7 +42,8 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     app.state.gateway = gateway
     app.state.api_key = api_key or None
     secured = [Depends(require_key)]
-    for module in (stations, tokens, transactions, calls, sites, uptime, alerts, webhooks, diagnostics, contract_roots):
+    routers = (stations, tokens, transactions, calls, sites, uptime, alerts, webhooks, diagnostics, security_events)
+    for module in (*routers, contract_roots):
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)
     # Station-facing upload/download URLs: guarded by unguessable tokens, not by API keys.
     app.include_router(diagnostics.public_router, prefix=PREFIX)

@@ -1,7 +1,7 @@
 """contract_roots: the MO/V2G roots the CSMS trusts for ISO 15118 contract certificates (Plug & Charge)
 
 Revision ID: c4e8a1f0b7d2
-Revises: 5b7e2c41d9a3
+Revises: c9f4a2d6e813
 Create Date: 2026-12-03 22:40:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c4e8a1f0b7d2"
-down_revision: str | None = "5b7e2c41d9a3"
+down_revision: str | None = "c9f4a2d6e813"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
