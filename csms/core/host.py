@@ -224,6 +224,8 @@ class CsmsHost:
             return
         connection.session.handle_timer(self.scheduler.now())
         self._resolve(connection)
+        if connection.session.has_work():
+            self._mark(connection)  # a lookup answered at its deadline left a security event to store
         self._flush(connection)
 
     def _flush(self, connection: Connection) -> None:
@@ -248,8 +250,8 @@ class CsmsHost:
         if connection.closed or not self.running:
             return
         connection.session.lookup_done(key, result, self.scheduler.now())
-        if self.config.message_log_per_station > 0:
-            self._mark(connection)  # the answer's message log row
+        if connection.session.has_work() or self.config.message_log_per_station > 0:
+            self._mark(connection)  # a security event to store, the answer's message log row
         self._flush(connection)
 
     # ---- calls to stations -------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from csms.ocpp.v16 import adapter as v16
 from csms.ocpp.v201 import adapter as v201
 from csms.ocpp.versions import OCPP16, OCPP201, Version
 from csms.pki.lookups import Lookup, Pending, Result
-from csms.services import reports
+from csms.services import reports, security_events
 from csms.services.config import CsmsConfig
 from csms.services.uow import UnitOfWork
 
@@ -328,8 +328,20 @@ class StationSession:
         except Exception as exc:  # a bug must not take the connection down
             log.exception("station %s: %s could not be answered", self.station_id, call.action)
             frame = self.rpc.error_frame(call, OcppError(ErrorKind.INTERNAL, type(exc).__name__))
+        else:
+            self._record_ocsp_failure(parked.pending.ocsp_failure(decision), now)
         self.rpc.push_frames([frame])
         self._log("out", call.action, frame, now)
+
+    def _record_ocsp_failure(self, detail: dict[str, Any] | None, now: float) -> None:
+        if detail is None:
+            return
+        station_id, at = self.station_id, from_posix(now)
+
+        def write(uow: UnitOfWork) -> None:
+            security_events.record(uow.session, type="ocsp_failed", at=at, station_id=station_id, detail=detail)
+
+        self.record(write)
 
     def fail(self, work: Work, reason: str) -> None:
         """The batch could not be committed: answer every call with InternalError, so the station retries."""

@@ -31,7 +31,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from csms.pki.lookups import ContractAnswer, ContractRequest
-from csms.pki.ocsp import key_bits
+from csms.pki.ocsp import key_hash
 
 #: How long the CA's OCSP answers may be relied upon.
 OCSP_VALIDITY = timedelta(hours=1)
@@ -145,9 +145,8 @@ class LocalTestCa:
         return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
     def _names_me(self, asked: ocsp.OCSPRequest) -> bool:
-        digest = hashlib.new(asked.hash_algorithm.name)
-        digest.update(key_bits(self.key.public_key()))
-        return digest.digest() == asked.issuer_key_hash
+        algorithm = asked.hash_algorithm.name.upper()
+        return key_hash(self.cert, algorithm) == asked.issuer_key_hash.hex()
 
     # ---- the contract-certificate provider -----------------------------------------------------------------
     def request(self, request: ContractRequest, now: datetime) -> ContractAnswer:

@@ -14,7 +14,7 @@ import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.x509 import ocsp as x509_ocsp
@@ -74,6 +74,10 @@ class Pending:
     def finish(self, results: Sequence[Result], now: datetime) -> ev.Decision:
         raise NotImplementedError
 
+    def ocsp_failure(self, decision: ev.Decision) -> dict[str, Any] | None:
+        """What to record as an ``ocsp_failed`` security event about ``decision``, if anything."""
+        return None
+
 
 # ---- Authorize with a contract certificate (C07) ---------------------------------------------------------------
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class ContractCheck(Pending):
 
     token: ev.AuthorizationInfo
     asked: tuple[tuple[ev.CertificateId, x509.Certificate | None], ...]
+    emaid: str = ""
 
     @property
     def lookups(self) -> tuple[Lookup, ...]:
@@ -93,6 +98,13 @@ class ContractCheck(Pending):
             for (cert_id, issuer), result in zip(self.asked, results, strict=True)
         ]
         return contract_decision(self.token, certificate_status(verdicts))
+
+    def ocsp_failure(self, decision: ev.Decision) -> dict[str, Any] | None:
+        status = getattr(decision, "certificate_status", None)
+        if status not in (chain.CERTIFICATE_REVOKED, chain.NO_CERTIFICATE_AVAILABLE):
+            return None
+        urls = sorted({cert_id.responder_url for cert_id, _ in self.asked})
+        return {"request": "Authorize", "emaid": self.emaid, "certificate_status": status, "responders": urls}
 
 
 def certificate_status(verdicts: Sequence[ocsp.Verdict]) -> str:
@@ -125,6 +137,12 @@ class StatusCheck(Pending):
         if not isinstance(answer, bytes) or not _is_ocsp_response(answer):
             return ev.CertificateStatusAnswer("Failed")
         return ev.CertificateStatusAnswer("Accepted", base64.b64encode(answer).decode())
+
+    def ocsp_failure(self, decision: ev.Decision) -> dict[str, Any] | None:
+        if getattr(decision, "status", None) != "Failed":
+            return None
+        cert = self.certificate
+        return {"request": "GetCertificateStatus", "serial_number": cert.serial_number, "responder": cert.responder_url}
 
 
 def _is_ocsp_response(answer: bytes) -> bool:

@@ -8,39 +8,34 @@ stale (``nextUpdate`` passed). Everything else is ``BAD_ANSWER``: the status sta
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from csms.domain.events import CertificateId
-
-HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "SHA256": hashes.SHA256,
-    "SHA384": hashes.SHA384,
-    "SHA512": hashes.SHA512,
-}
-_HASHLIB = {"SHA256": hashlib.sha256, "SHA384": hashlib.sha384, "SHA512": hashlib.sha512}
+from csms.ocpp.certificate_hash import ALGORITHMS, certificate_hash_data
 
 
 def certificate_id(
     certificate: x509.Certificate, issuer: x509.Certificate, responder_url: str, hash_algorithm: str = "SHA256"
 ) -> CertificateId:
-    digest = _HASHLIB[hash_algorithm]
+    data = certificate_hash_data(certificate, issuer, hash_algorithm)
     return CertificateId(
-        hash_algorithm,
-        digest(issuer.subject.public_bytes()).hexdigest(),
-        digest(key_bits(issuer.public_key())).hexdigest(),
-        format(certificate.serial_number, "x"),
-        responder_url,
+        hash_algorithm, data["issuerNameHash"], data["issuerKeyHash"], data["serialNumber"], responder_url
     )
+
+
+def key_hash(certificate: x509.Certificate, hash_algorithm: str) -> str:
+    """The hash of the certificate's public key as OCSP's issuerKeyHash has it (hex)."""
+    hashed: str = certificate_hash_data(certificate, certificate, hash_algorithm)["issuerKeyHash"]
+    return hashed
 
 
 def to_ocpp(cert_id: CertificateId) -> dict[str, str]:
@@ -62,15 +57,6 @@ def _matches(cert_id: CertificateId, single: ocsp.OCSPSingleResponse) -> bool:
     )
 
 
-def key_bits(key: Any) -> bytes:
-    """The subjectPublicKey BIT STRING's contents, which OCSP's issuerKeyHash hashes."""
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    if isinstance(key, rsa.RSAPublicKey):
-        return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
-    raise UnsupportedAlgorithm(f"{type(key).__name__} keys are not used for contract certificates here")
-
-
 def request(cert_id: CertificateId) -> bytes:
     """The DER OCSPRequest for one certificate (no nonce: responders of the V2G PKI pre-sign answers)."""
     built = (
@@ -79,7 +65,7 @@ def request(cert_id: CertificateId) -> bytes:
             bytes.fromhex(cert_id.issuer_name_hash),
             bytes.fromhex(cert_id.issuer_key_hash),
             int(cert_id.serial_number, 16),
-            HASHES[cert_id.hash_algorithm](),
+            ALGORITHMS[cert_id.hash_algorithm](),
         )
         .build()
     )
@@ -118,10 +104,10 @@ def verdict(
     }.get(single.certificate_status, Verdict.UNKNOWN)
 
 
-def _hashes_to_issuer(key: Any, cert_id: CertificateId) -> bool:
+def _is_issuer(certificate: x509.Certificate, cert_id: CertificateId) -> bool:
     try:
-        return _HASHLIB[cert_id.hash_algorithm](key_bits(key)).hexdigest() == cert_id.issuer_key_hash
-    except UnsupportedAlgorithm:
+        return key_hash(certificate, cert_id.hash_algorithm) == cert_id.issuer_key_hash
+    except (KeyError, ValueError, TypeError):
         return False
 
 
@@ -129,7 +115,7 @@ def _candidate_keys(response: ocsp.OCSPResponse, cert_id: CertificateId, issuer:
     """Keys that may sign this answer: the issuer's own (known to the caller, or embedded in the answer), or
     that of a delegated responder (OCSPSigning) which the embedded issuer certificate signed."""
     embedded = list(response.certificates) + ([issuer] if issuer is not None else [])
-    issuers = [cert for cert in embedded if _hashes_to_issuer(cert.public_key(), cert_id)]
+    issuers = [cert for cert in embedded if _is_issuer(cert, cert_id)]
     keys = [cert.public_key() for cert in issuers]
     for delegate in response.certificates:
         try:

@@ -83,7 +83,7 @@ def authorize(
             asked.append((cert_id, None))
     if not asked:  # nothing names a responder: revocation cannot be checked
         return lookups.contract_decision(token, chain.NO_CERTIFICATE_AVAILABLE)
-    return lookups.ContractCheck(token, tuple(asked))
+    return lookups.ContractCheck(token, tuple(asked), report.id_token)
 
 
 def certificate_status(report: ev.CertificateStatusRequested) -> lookups.StatusCheck:

@@ -25,7 +25,7 @@ from csms.gateway.lookups import ThreadedLookups
 from csms.gateway.server import Gateway
 from csms.pki import ocsp as pki_ocsp
 from csms.pki.local_ca import LocalTestCa, emaid_for
-from csms.services import authorization, contracts, stations
+from csms.services import authorization, contracts, security_events, stations
 from csms.services.config import CsmsConfig
 from simulator.conformance import loopback_pki
 from simulator.conformance.ocsp_responder import LoopbackOcspResponder
@@ -151,6 +151,10 @@ async def test_a_responder_that_is_down_leaves_the_contract_unproven(pnc_gateway
             "Invalid",
             "NoCertificateAvailable",
         )
+        await cp.call(call201.Heartbeat())  # answered after the commit that stored the security event
+    with pnc_gateway.session_factory() as db:
+        (event,) = security_events.list_events(db, station_id="pnc-1", type="ocsp_failed")
+    assert event.detail["emaid"] == "NL-CTW-C00000001" and event.detail["responders"] == [responder.url]
 
 
 @pytest.fixture

@@ -157,6 +157,3 @@ class LoadManagement:
     def _on_timer(self) -> None:
         if self._host is not None:
             self.send(self.manager.handle_timer(self.host.scheduler.now()))
-
-
-
