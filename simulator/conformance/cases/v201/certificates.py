@@ -71,17 +71,24 @@ class Pki:
         )  # fmt: skip
         return self.path(f"{stem}.csr").read_text(), self.path(f"{stem}.key")
 
-    def issue(self, common_name: str, *, csr: str | None = None) -> tuple[str, Path | None]:
-        """A certificate signed by this CA (for ``csr``, or for a new key); returns (PEM, key file or None)."""
+    def issue(
+        self, common_name: str, *, csr: str | None = None, ocsp_url: str | None = None
+    ) -> tuple[str, Path | None]:
+        """A certificate signed by this CA (for ``csr``, or for a new key; naming ``ocsp_url`` as its OCSP
+        responder when given); returns (PEM, key file or None)."""
         key: Path | None = None
         if csr is None:
             csr, key = self.csr(common_name)
         serial = self._next()
         stem = f"cert-{serial}"
         self.path(f"{stem}.csr").write_text(csr)
+        extensions: tuple[str, ...] = ()
+        if ocsp_url is not None:
+            self.path(f"{stem}.ext").write_text(f"authorityInfoAccess = OCSP;URI:{ocsp_url}\n")
+            extensions = ("-extfile", f"{stem}.ext")
         _openssl(
             "x509", "-req", "-in", f"{stem}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", str(serial),
-            "-days", "1", "-out", f"{stem}.pem",
+            "-days", "1", "-out", f"{stem}.pem", *extensions,
             cwd=self.root,
         )  # fmt: skip
         return self.path(f"{stem}.pem").read_text(), key
