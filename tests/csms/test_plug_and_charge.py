@@ -47,7 +47,13 @@ def mo_ca() -> Iterator[tuple[LocalTestCa, LoopbackOcspResponder]]:
 
 
 @pytest.fixture
-async def pnc_gateway(sqlite_factory: sessionmaker[Session], mo_ca) -> AsyncIterator[Gateway]:
+def provider() -> LocalTestCa:
+    """The built-in contract-certificate provider the gateway forwards Get15118EVCertificate to."""
+    return LocalTestCa.generate("chargetwin contract provider", datetime.now(UTC))
+
+
+@pytest.fixture
+async def pnc_gateway(sqlite_factory: sessionmaker[Session], mo_ca, provider) -> AsyncIterator[Gateway]:
     ca, _ = mo_ca
     now = datetime.now(UTC)
     with sqlite_factory() as db:
@@ -58,9 +64,7 @@ async def pnc_gateway(sqlite_factory: sessionmaker[Session], mo_ca) -> AsyncIter
         contracts.install_root(db, ca.cert_pem, "MO", now)
         db.commit()
     config = CsmsConfig(call_timeout_s=5.0, lookup_timeout_s=LOOKUP_TIMEOUT_S)
-    provider = LocalTestCa.generate("chargetwin contract provider", now)
     gateway = Gateway(sqlite_factory, config, lookups=ThreadedLookups(LOOKUP_TIMEOUT_S, provider))
-    gateway.provider = provider  # type: ignore[attr-defined]  # for the Get15118EVCertificate check
     await gateway.start("127.0.0.1", 0)
     yield gateway
     await gateway.stop()
@@ -215,7 +219,7 @@ async def test_get_certificate_status_returns_the_responders_answer(pnc_gateway,
     assert (failed.status, failed.ocsp_result) == ("Failed", None)
 
 
-async def test_get_15118_ev_certificate_returns_a_chain_from_the_built_in_provider(pnc_gateway):
+async def test_get_15118_ev_certificate_returns_a_chain_from_the_built_in_provider(pnc_gateway, provider):
     exi = b"\x80\x98\x02\x10 an EXI CertificateInstallationReq, opaque to chargetwin"
     async with station(pnc_gateway) as cp:
         answer = await cp.call(
@@ -227,7 +231,7 @@ async def test_get_15118_ev_certificate_returns_a_chain_from_the_built_in_provid
         )
     assert answer.status == "Accepted"
     leaf, ca_cert = x509.load_pem_x509_certificates(base64.b64decode(answer.exi_response))
-    assert ca_cert == pnc_gateway.provider.cert
+    assert ca_cert == provider.cert
     leaf.verify_directly_issued_by(ca_cert)
     assert leaf.subject.rfc4514_string() == f"CN={emaid_for(exi)}"
 
