@@ -86,6 +86,7 @@ class Parked:
     call: Call
     pending: Pending
     deadline: float
+    lookups: tuple[Lookup, ...]
     results: list[Result] = field(default_factory=list)
     missing: int = 0
 
@@ -275,7 +276,8 @@ class StationSession:
             uow, self.station_id, report, when, self.config, csms_assigns_tx_ids=self.version == OCPP16
         )
         if isinstance(decision, Pending):
-            staged.parked.append(Parked(call, decision, now + self.config.lookup_timeout_s))
+            # The lookups are built here, in the batch: a request that cannot be built is this call's error.
+            staged.parked.append(Parked(call, decision, now + self.config.lookup_timeout_s, decision.lookups))
             return None
         if isinstance(decision, ev.BootDecision):
             staged.registration = after_boot(self._registration_in(staged), decision.status)
@@ -297,7 +299,7 @@ class StationSession:
     def _park(self, parked: Parked) -> None:
         self._parked_count += 1
         number = self._parked_count
-        lookups = parked.pending.lookups
+        lookups = parked.lookups
         parked.results = [None] * len(lookups)
         parked.missing = len(lookups)
         self._parked[number] = parked

@@ -141,15 +141,18 @@ def test_chain_statuses(ca):
     }
 
 
-def test_ocsp_request_data_must_be_hex():
-    data = {
-        "hashAlgorithm": "SHA256",
-        "issuerNameHash": "zz",
-        "issuerKeyHash": "00",
-        "serialNumber": "1",
-        "responderURL": URL,
-    }
-    with pytest.raises(OcppError) as raised:
-        parse_certificate_id(data)
-    assert raised.value.kind.name == "PROPERTY_CONSTRAINT"
-    assert parse_certificate_id({**data, "issuerNameHash": "AB", "serialNumber": "00Ff"}).serial_number == "ff"
+def test_ocsp_request_data_must_be_hex_and_as_long_as_the_digest():
+    good = {"hashAlgorithm": "SHA256", "issuerNameHash": "AB" * 32, "issuerKeyHash": "0" * 64, "serialNumber": "00Ff"}
+    good["responderURL"] = URL
+    bad_ones = (
+        {"issuerNameHash": "zz" * 32},
+        {"issuerKeyHash": "00"},
+        {"serialNumber": "x1"},
+        {"hashAlgorithm": "SHA512"},
+    )
+    for bad in bad_ones:
+        with pytest.raises(OcppError) as raised:
+            parse_certificate_id({**good, **bad})
+        assert raised.value.kind.name == "PROPERTY_CONSTRAINT", bad
+    parsed = parse_certificate_id(good)
+    assert (parsed.serial_number, parsed.issuer_name_hash) == ("ff", "ab" * 32)

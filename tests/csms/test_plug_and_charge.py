@@ -278,3 +278,26 @@ def test_roots_through_the_cli(tmp_path, mo_ca):
     assert refused.returncode != 0 and "cannot read" in refused.stderr
     assert csms("contract-roots", "remove", fingerprint, database_url=url).returncode == 0
     assert fingerprint not in csms("contract-roots", "list", database_url=url).stdout
+
+
+async def test_malformed_ocsp_data_is_refused_with_a_callerror_and_the_station_stays_served(pnc_gateway):
+    from ocpp.exceptions import OCPPError
+
+    bad = {
+        "hash_algorithm": "SHA256",
+        "issuer_name_hash": "00",  # not a SHA-256 hash
+        "issuer_key_hash": "zz",  # not hex
+        "serial_number": "1",
+        "responder_url": "http://127.0.0.1:1/ocsp",
+    }
+    async with station(pnc_gateway) as cp:
+        token = {"id_token": "NL-CTW-C00000001", "type": "eMAID"}
+        with pytest.raises(OCPPError) as refused:
+            await cp.call(call201.Authorize(id_token=token, iso15118_certificate_hash_data=[bad]), suppress=False)
+        assert type(refused.value).__name__ == "PropertyConstraintViolationError"
+        with pytest.raises(OCPPError) as refused:
+            await cp.call(
+                call201.GetCertificateStatus(ocsp_request_data={**bad, "issuer_key_hash": "0" * 64}), suppress=False
+            )
+        assert "64 hex digits" in str(refused.value)
+        assert (await cp.call(call201.Heartbeat())).current_time

@@ -110,12 +110,16 @@ def _charging_needs(p: dict[str, Any]) -> ev.ChargingNeedsReported:
     return ev.ChargingNeedsReported(p["evseId"], energy, parse_time(needs.get("departureTime")), p)
 
 
+#: Hex digits of a hash of each HashAlgorithmEnumType.
+HASH_HEX_DIGITS = {"SHA256": 64, "SHA384": 96, "SHA512": 128}
+
+
 def certificate_id(data: dict[str, Any]) -> ev.CertificateId:
     """OCSPRequestDataType; hashes and serial number must be hex (RFC 6960 puts them in OCTET STRINGs and an
-    INTEGER).
+    INTEGER), the hashes as long as the algorithm's digest.
 
     Raises:
-        OcppError: PROPERTY_CONSTRAINT for a value that is not hex.
+        OcppError: PROPERTY_CONSTRAINT for a value that is not hex, or a hash of the wrong length.
     """
     fields = (data["issuerNameHash"], data["issuerKeyHash"], data["serialNumber"])
     try:
@@ -123,6 +127,9 @@ def certificate_id(data: dict[str, Any]) -> ev.CertificateId:
             int(value, 16)
     except ValueError:
         raise OcppError(ErrorKind.PROPERTY_CONSTRAINT, "OCSPRequestData hashes and serialNumber must be hex") from None
+    digits = HASH_HEX_DIGITS[data["hashAlgorithm"]]
+    if len(fields[0]) != digits or len(fields[1]) != digits:
+        raise OcppError(ErrorKind.PROPERTY_CONSTRAINT, f"{data['hashAlgorithm']} hashes have {digits} hex digits")
     return ev.CertificateId(
         data["hashAlgorithm"],
         fields[0].lower(),
