@@ -9,6 +9,7 @@ timeout is the same, so a hung responder does not hold a thread much longer than
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import urllib.error
 import urllib.parse
@@ -62,7 +63,12 @@ class ThreadedLookups:
                 self.failed += 1
             then(result)
 
-        job.add_done_callback(lambda done: loop.call_soon_threadsafe(back_on_the_loop, done))
+        def hand_back(done: Future[Result]) -> None:
+            # The loop may have closed (shutdown) while the lookup ran: then nobody waits for it.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(back_on_the_loop, done)
+
+        job.add_done_callback(hand_back)
 
     def _perform(self, lookup: Lookup) -> Result:
         try:
