@@ -22,13 +22,17 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from csms.gateway.tls import server_context
 from csms.pki import authority
+from csms.pki.local_ca import LocalTestCa
 from csms.runtime.server import Endpoints, prepare_database, raise_fd_limit, run_server
-from csms.services import apikeys, authorization, certificates, security_events, stations
+from csms.services import apikeys, authorization, certificates, contracts, security_events, stations
 from csms.services.config import CsmsConfig
 from csms.services.errors import DomainError
 from csms.store.database import URL_ENV, make_session_factory
@@ -101,7 +105,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         auto_register=args.auto_register,
         station_ca=_station_ca(args),
         renew_before_days=args.renew_before_days,
+        lookup_timeout_s=args.lookup_timeout,
     )
+    provider = None if args.contract_test_ca is None else _test_ca(args.contract_test_ca)
     api_key = os.environ.get(API_KEY_ENV) or None
     files, _hard = raise_fd_limit()
     logging.getLogger("csms").info("open-files limit %d (about as many chargers)", files)
@@ -133,6 +139,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 registry_ttl_s=args.registry_ttl,
                 tls_context=tls_context,
                 tls_port=args.tls_port,
+                contract_provider=provider,
             )
         )
     except OSError as exc:
@@ -295,6 +302,57 @@ def cmd_tokens_list(args: argparse.Namespace) -> int:
         return [(t.id_token, t.token_type, t.status, t.group_id, t.expiry) for t in authorization.list_tokens(db)]
 
     print(_table(_in_transaction(args, rows), ("TOKEN", "TYPE", "STATUS", "GROUP", "EXPIRY")))
+    return 0
+
+
+def _test_ca(directory: str) -> LocalTestCa:
+    """The built-in contract-certificate provider's CA: ``ca.pem``/``ca.key`` in ``directory``, made there
+    on first use (install ``ca.pem`` as an MO root to trust the contracts it issues)."""
+    folder = Path(directory)
+    cert_file, key_file = folder / "ca.pem", folder / "ca.key"
+    if not cert_file.exists():
+        ca = LocalTestCa.generate("chargetwin test contract CA", datetime.now(UTC))
+        folder.mkdir(parents=True, exist_ok=True)
+        cert_file.write_text(ca.cert_pem)
+        key_file.write_bytes(
+            ca.key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        key_file.chmod(0o600)
+        print(f"contract test CA created in {folder}", file=sys.stderr)
+    try:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load the contract test CA in {folder}: {exc}") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise UserError(f"{key_file}: the contract test CA's key must be an EC key")
+    return LocalTestCa(cert, key)
+
+
+def cmd_roots_add(args: argparse.Namespace) -> int:
+    try:
+        pem = Path(args.file).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {args.file}: {exc}") from None
+    now = datetime.now(UTC)
+    row = _in_transaction(args, lambda db: contracts.install_root(db, pem, args.kind, now))
+    print(f"{args.kind} root {row.fingerprint} installed ({row.subject})")
+    return 0
+
+
+def cmd_roots_list(args: argparse.Namespace) -> int:
+    def rows(db: Session) -> list[Sequence[Any]]:
+        return [(r.fingerprint, r.kind, r.subject, r.not_after) for r in contracts.list_roots(db)]
+
+    print(_table(_in_transaction(args, rows), ("FINGERPRINT", "KIND", "SUBJECT", "NOT AFTER")))
+    return 0
+
+
+def cmd_roots_remove(args: argparse.Namespace) -> int:
+    _in_transaction(args, lambda db: contracts.remove_root(db, args.fingerprint))
+    print(f"root {args.fingerprint} removed")
     return 0
 
 
@@ -496,6 +554,20 @@ def _serve_parser(commands: Any) -> None:
         "--renew-before-days", type=int, default=30, metavar="N",
         help="alert and ask a station to renew this many days before its certificate ends (default 30)",
     )  # fmt: skip
+    serve.add_argument(
+        "--contract-test-ca",
+        default=None,
+        metavar="DIR",
+        help="answer Get15118EVCertificate with the built-in provider, a local test CA kept in DIR (made on "
+        "first use); it does not decode the EXI request (docs/security.md)",
+    )
+    serve.add_argument(
+        "--lookup-timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="how long an answer waits for an OCSP responder or the contract provider (default 5)",
+    )
     _database_option(serve)
     serve.set_defaults(handler=cmd_serve)
 
@@ -585,6 +657,20 @@ def _live_station_parsers(station_cmds: Any) -> None:
     upgrade.add_argument("--csms-url", default=None, metavar="URL", help="URL to reconnect to (2.0.1)")
     _api_options(upgrade)
     upgrade.set_defaults(handler=cmd_stations_upgrade_profile)
+def _roots_parser(commands: Any) -> None:
+    roots = _group(commands, "contract-roots", "the MO/V2G roots trusted for ISO 15118 contract certificates")
+    add = roots.add_parser("add", help="trust a root (PEM file)", description="Trust a contract-certificate root.")
+    add.add_argument("file", metavar="PEM")
+    add.add_argument("--kind", default="MO", choices=list(contracts.KINDS), help="(default MO)")
+    _database_option(add)
+    add.set_defaults(handler=cmd_roots_add)
+    listing = roots.add_parser("list", help="list trusted roots", description="List trusted roots.")
+    _database_option(listing)
+    listing.set_defaults(handler=cmd_roots_list)
+    remove = roots.add_parser("remove", help="stop trusting a root", description="Stop trusting a root.")
+    remove.add_argument("fingerprint", metavar="SHA256")
+    _database_option(remove)
+    remove.set_defaults(handler=cmd_roots_remove)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -613,6 +699,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing = token_cmds.add_parser("list", help="list id tokens", description="List id tokens.")
     _database_option(listing)
     listing.set_defaults(handler=cmd_tokens_list)
+
+    _roots_parser(commands)
 
     key_cmds = _group(commands, "apikeys", "API keys")
     create = key_cmds.add_parser(

@@ -21,6 +21,7 @@ from csms.core.plugins.load_management import LoadManagement
 from csms.loadmgmt.planner import PlannerConfig
 from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import Version
+from csms.pki.lookups import Lookups
 from csms.services.config import CsmsConfig
 from csms.store import migrate
 from csms.store.database import make_engine, make_session_factory
@@ -37,8 +38,11 @@ class EmbeddedCsms:
         *,
         alerts: tuple[AlertRules | None, RemediationPolicy | None] | None = None,
         load_management: bool = False,
+        lookups: Lookups | None = None,
     ) -> None:
         self.session_factory = session_factory
+        #: OCSP and the contract provider in virtual time (:mod:`simulator.pnc`); None: every lookup fails.
+        self.lookups = lookups
         self.config = config
         self.scheduler = scheduler
         self._alerts = alerts
@@ -71,7 +75,7 @@ class EmbeddedCsms:
         return self.host is not None
 
     def _start(self) -> None:
-        host = CsmsHost(self.session_factory, self.config, self.scheduler)
+        host = CsmsHost(self.session_factory, self.config, self.scheduler, self.lookups)
         if self._alerts is not None:
             rules, remediation = self._alerts
             self.monitor = AlertMonitor(AlertEngine(rules, remediation), on_effects=self.alert_effects.extend)

@@ -17,7 +17,7 @@ from csms.ocpp import commands
 from csms.ocpp.convert import from_posix
 from csms.ocpp.outgoing import Call
 from csms.ocpp.versions import Version
-from csms.services import authorization, stations, transactions
+from csms.services import authorization, contracts, stations, transactions
 from csms.services import uptime as uptime_service
 from simulator import report
 from simulator.embedded_csms import EmbeddedCsms
@@ -38,6 +38,12 @@ class EmbeddedOperator:
             for group in scenario.chargers:
                 for station_id in group.station_ids:
                     stations.provision(db, station_id, ocpp_version=group.ocpp, password=None, now=from_posix(now))
+            db.commit()
+
+    def install_contract_root(self, pem: str, now: float) -> None:
+        """Trust the twin's mobility operator for contract certificates (as ``csms contract-roots add``)."""
+        with self.csms.session_factory() as db:
+            contracts.install_root(db, pem, "MO", from_posix(now))
             db.commit()
 
     def provision_tokens(self, tokens: list[str], group: str | None, now: float) -> None:

@@ -29,6 +29,7 @@ from csms.ocpp.versions import OCPP16, Version
 from csms.uptime import Attempt
 from simulator import report
 from simulator.faults import CsmsFault, FaultInjector, StationFault
+from simulator.pnc import MobilityOperator
 from simulator.scenario.models import (
     ChangeAvailability,
     ProvisionTokens,
@@ -114,8 +115,12 @@ class TwinMeters:
 class FirmwareHooks:
     """The twin's ``StationHooks``, answered by the chargers' firmware; tells the twin when answers change."""
 
-    def __init__(self, epoch: float, truth: fv.FaultTruth | None = None) -> None:
+    def __init__(
+        self, epoch: float, truth: fv.FaultTruth | None = None, contracts: MobilityOperator | None = None
+    ) -> None:
         self.epoch = epoch
+        #: Who issued the Plug & Charge vehicles' contracts (None: they present their eMAID as a plain token).
+        self.contracts = contracts
         self.chargers: dict[str, Charger] = {}
         self.links: dict[str, Link] = {}
         self.world: TwinWorld | None = None
@@ -129,7 +134,12 @@ class FirmwareHooks:
         return self.epoch + now_s
 
     def on_plug_in(self, connector: ConnectorRef, vehicle: VehicleInfo, now_s: float) -> None:
-        self.chargers[connector.station_id].plug_in(connector.connector_id, vehicle.id_token, self._now(now_s))
+        charger, now = self.chargers[connector.station_id], self._now(now_s)
+        if vehicle.plug_and_charge and vehicle.id_token is not None and self.contracts is not None:
+            contract = self.contracts.contract(vehicle.id_token, from_posix(now))
+            charger.plug_in(connector.connector_id, vehicle.id_token, now, "eMAID", contract)
+        else:
+            charger.plug_in(connector.connector_id, vehicle.id_token, now)
         self.links[connector.station_id].poke()
         if self.on_vehicle is not None:
             self.on_vehicle(connector, vehicle, self._now(now_s))
@@ -256,6 +266,7 @@ class Fleet:
         *,
         charger_options: dict[str, Any] | None = None,
         truth: fv.FaultTruth | None = None,
+        contracts: MobilityOperator | None = None,
     ) -> None:
         self.scenario, self.seed, self.env = scenario, seed, env
         self._crash_csms: Callable[[CsmsFault], None] | None = None
@@ -263,7 +274,7 @@ class Fleet:
         self.epoch = scenario.start.timestamp()
         #: What really happened (statuses, links, faults), for the ``uptime`` and ``alerts`` sections.
         self.truth = truth if truth is not None else fv.FaultTruth()
-        self.hooks = FirmwareHooks(self.epoch, self.truth)
+        self.hooks = FirmwareHooks(self.epoch, self.truth, contracts)
         self.world = TwinWorld(twin_spec(scenario), random.Random(rng.getrandbits(64)), hooks=self.hooks, env=env)
         self.hooks.world = self.world
         self.meters: dict[str, TwinMeters] = {}

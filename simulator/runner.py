@@ -22,10 +22,15 @@ from simulator.embedded_operator import CsmsRecords, EmbeddedOperator
 from simulator.embedded_wiring import EmbeddedCsmsWiring, alert_rules
 from simulator.fleet import Fleet, Progress
 from simulator.links.inprocess import InProcessLink, NetworkModel
-from simulator.scenario.models import Scenario
+from simulator.pnc import InProcessLookups, MobilityOperator
+from simulator.scenario.models import FleetBlock, Scenario
 from simulator.scheduler import SimPyScheduler
 from simulator.station.charger import Charger
 from simulator.verify import faults as fv
+
+
+def _plug_and_charge(scenario: Scenario) -> bool:
+    return any(isinstance(block, FleetBlock) and block.plug_and_charge for block in scenario.vehicles)
 
 
 class VirtualRun:
@@ -47,18 +52,23 @@ class VirtualRun:
         self.env = simpy.Environment()
         self.epoch = self.scenario.start.timestamp()
         self.scheduler = SimPyScheduler(self.env, self.epoch)
+        #: The mobility operator of Plug & Charge vehicles, reached by the embedded CSMS in-process.
+        self.mobility = MobilityOperator(self.scenario.start) if _plug_and_charge(self.scenario) else None
         self.csms = EmbeddedCsms.create(
             self.scheduler,
             database_url,
             alerts=alert_rules(self.scenario.csms.alerts),
             load_management=loadmgmt.managed(self.scenario),
+            lookups=None if self.mobility is None else InProcessLookups(self.scheduler, self.mobility),
         )
         self.truth = fv.FaultTruth()
         self.links: dict[str, InProcessLink] = {}
         seed = self.scenario.seed if seed is None else seed
-        self.fleet = Fleet(self.scenario, seed, self.env, self._make_link, truth=self.truth)
+        self.fleet = Fleet(self.scenario, seed, self.env, self._make_link, truth=self.truth, contracts=self.mobility)
         self.operator = EmbeddedOperator(self.csms)
         self.operator.provision_stations(self.scenario, self.epoch)
+        if self.mobility is not None:
+            self.operator.install_contract_root(self.mobility.root_pem, self.epoch)
         self.wiring = EmbeddedCsmsWiring(self.csms, self.fleet, self.links)
         self.records = CsmsRecords(self.csms)
 

@@ -14,6 +14,7 @@ from csms.api.routes import (
     alerts,
     calls,
     certificates,
+    contract_roots,
     credentials,
     diagnostics,
     security_events,
@@ -45,7 +46,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     secured = [Depends(require_key)]
     routers = (
         stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics,
-        security_events, certificates,
+        security_events, certificates, contract_roots,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)

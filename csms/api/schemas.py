@@ -128,6 +128,20 @@ class TokenOut(Out):
     updated_at: UtcDatetime
 
 
+# ---- plug and charge -----------------------------------------------------------------------------------------
+class ContractRootIn(Strict):
+    pem: str = Field(max_length=20_000)
+    kind: Literal["MO", "V2G"] = "MO"
+
+
+class ContractRootOut(Out):
+    fingerprint: str
+    kind: str
+    subject: str
+    not_after: UtcDatetime
+    created_at: UtcDatetime
+
+
 # ---- transactions -------------------------------------------------------------------------------------------
 class TransactionOut(Out):
     id: int

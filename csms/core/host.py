@@ -20,7 +20,10 @@ Around each :class:`~csms.core.session.StationSession` the host does, once for b
 * the fan-out after the commit to :class:`Plugin` s (load management, alerts): they hear connections,
   disconnections and the reports each committed batch handled;
 * CSMS-initiated calls (:meth:`call`), validated by the session and completed by its answer, CALLERROR,
-  timeout or the connection's end, with a callback.
+  timeout or the connection's end, with a callback;
+* answers that wait for an outside lookup (Plug & Charge: OCSP, the contract-certificate provider): after
+  the commit the host hands the session's lookups to the shell's :class:`~csms.pki.lookups.Lookups`, and
+  the results back to the session with ``now``; the session answers when all are back or at its deadline.
 
 Nothing here awaits, sleeps or reads a clock other than ``scheduler.now()``.
 """
@@ -39,6 +42,7 @@ from csms.domain.events import Decision, StationReport
 from csms.ocpp.convert import from_posix
 from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import Version
+from csms.pki.lookups import Lookup, Lookups, Result
 from csms.services import stations
 from csms.services.admission import PLAIN, Admission, Admissions, Channel
 from csms.services.config import CsmsConfig
@@ -97,10 +101,20 @@ class Connection:
     waiting: dict[int, Callable[[PendingCall], None]] = field(default_factory=dict)
 
 
+class NoLookups:
+    """A shell without outside lookups: each fails at once, so its answer is the fallback one."""
+
+    def run(self, lookup: Lookup, then: Callable[[Result], None]) -> None:
+        then(None)
+
+
 class CsmsHost:
-    def __init__(self, session_factory: Any, config: CsmsConfig, scheduler: Scheduler) -> None:
+    def __init__(
+        self, session_factory: Any, config: CsmsConfig, scheduler: Scheduler, lookups: Lookups | None = None
+    ) -> None:
         self.config = config
         self.scheduler = scheduler
+        self.lookups: Lookups = lookups or NoLookups()
         self.session_factory = session_factory
         self.admissions = Admissions(session_factory, config)
         self.processor = BatchProcessor(session_factory, config)
@@ -224,6 +238,8 @@ class CsmsHost:
             return
         connection.session.handle_timer(self.scheduler.now())
         self._resolve(connection)
+        if connection.session.has_work():
+            self._mark(connection)  # a lookup answered at its deadline left a security event to store
         self._flush(connection)
 
     def _flush(self, connection: Connection) -> None:
@@ -238,6 +254,19 @@ class CsmsHost:
             done = connection.waiting.pop(id(pending), None)
             if done is not None:
                 done(pending)
+
+    # ---- answers that wait for a lookup ------------------------------------------------------------------
+    def _start_lookups(self, connection: Connection) -> None:
+        for key, lookup in connection.session.take_lookups():
+            self.lookups.run(lookup, lambda result, key=key: self._looked_up(connection, key, result))  # type: ignore[misc]
+
+    def _looked_up(self, connection: Connection, key: tuple[int, int], result: Result) -> None:
+        if connection.closed or not self.running:
+            return
+        connection.session.lookup_done(key, result, self.scheduler.now())
+        if connection.session.has_work() or self.config.message_log_per_station > 0:
+            self._mark(connection)  # a security event to store, the answer's message log row
+        self._flush(connection)
 
     # ---- calls to stations -------------------------------------------------------------------------------
     def call(
@@ -307,6 +336,8 @@ class CsmsHost:
         if not self.running:
             return  # the process died before the commit returned: nothing is answered
         release(results, batch)
+        for connection in connections:
+            self._start_lookups(connection)
         for session, staged in results:  # after the commit: plugins only see what was stored
             if staged is not None and staged.reports:
                 self._tell("committed", session.station_id, staged.reports, now)

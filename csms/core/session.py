@@ -37,7 +37,8 @@ from csms.ocpp.rpc import CallCompleted, FrameRejected, IncomingCall, Outcome, P
 from csms.ocpp.v16 import adapter as v16
 from csms.ocpp.v201 import adapter as v201
 from csms.ocpp.versions import OCPP16, OCPP201, Version
-from csms.services import reports
+from csms.pki.lookups import Lookup, Pending, Result
+from csms.services import reports, security_events
 from csms.services.config import CsmsConfig
 from csms.services.uow import UnitOfWork
 
@@ -74,6 +75,20 @@ class Staged:
     reports: list[tuple[ev.StationReport, ev.Decision]] = field(default_factory=list)
     #: Actions admitted because we had triggered them: each trigger admits one, once this batch committed.
     triggers_used: set[str] = field(default_factory=set)
+    #: Calls whose answer waits for an outside lookup (OCSP, the contract-certificate provider).
+    parked: list[Parked] = field(default_factory=list)
+
+
+@dataclass(slots=True, eq=False)
+class Parked:
+    """A call answered once its lookups are back, or at ``deadline`` with what came back by then."""
+
+    call: Call
+    pending: Pending
+    deadline: float
+    lookups: tuple[Lookup, ...]
+    results: list[Result] = field(default_factory=list)
+    missing: int = 0
 
 
 class CallFailed(Exception):
@@ -105,6 +120,10 @@ class StationSession:
         self._triggered: frozenset[str] = frozenset()  # the empty one is shared: most sessions never trigger
         self._work = Work()
         self._completed: list[PendingCall] = []
+        #: Parked calls by a number of their own; lookups to hand to the shell, keyed (number, index).
+        self._parked: dict[int, Parked] = {}
+        self._parked_count = 0
+        self._lookups: list[tuple[tuple[int, int], Lookup]] = []
         self._log_enabled = config.message_log_per_station > 0
 
     @property
@@ -180,6 +199,7 @@ class StationSession:
         when = from_posix(now)
         for incoming in work.calls:
             call = incoming.call
+            frame: str | None
             try:
                 report = self._admit(call.action, call.payload, staged)
             except OcppError as exc:
@@ -189,15 +209,16 @@ class StationSession:
                 frame = self.rpc.error_frame(call, OcppError(ErrorKind.INTERNAL, type(exc).__name__))
             else:
                 if isolate:
-                    frame = self._serve_isolated(call, report, uow, when, staged)
+                    frame = self._serve_isolated(call, report, uow, when, staged, now)
                 else:
                     try:
-                        payload = self._serve(call.action, report, uow, when, staged)
-                        schemas.validate(self.version, call.action, "response", payload)
+                        answer = self._serve(call, report, uow, when, staged, now)
                         # Writing the answer can fail too; then the batch must rerun isolated, not fail whole.
-                        frame = self.rpc.result_frame(call, payload)
+                        frame = None if answer is None else self._result(call, answer)
                     except Exception as exc:
                         raise CallFailed(f"station {self.station_id}: {call.action} failed") from exc
+            if frame is None:
+                continue  # parked: answered when its lookups are back (logged then)
             staged.frames.append(frame)
             if self._log_enabled:
                 uow.log_rows.append(
@@ -230,17 +251,21 @@ class StationSession:
         """The registration as this batch sees it: a BootNotification answered earlier in it counts."""
         return self.registration if staged.registration is None else staged.registration
 
+    def _result(self, call: Call, payload: dict[str, Any]) -> str:
+        schemas.validate(self.version, call.action, "response", payload)
+        return self.rpc.result_frame(call, payload)
+
     def _serve_isolated(
-        self, call: Call, report: ev.StationReport, uow: UnitOfWork, when: datetime, staged: Staged
-    ) -> str:
-        reported, registration = len(staged.reports), staged.registration
+        self, call: Call, report: ev.StationReport, uow: UnitOfWork, when: datetime, staged: Staged, now: float
+    ) -> str | None:
+        reported, registration, parked = len(staged.reports), staged.registration, len(staged.parked)
         try:
             with uow.savepoint():
-                payload = self._serve(call.action, report, uow, when, staged)
-                schemas.validate(self.version, call.action, "response", payload)
-                return self.rpc.result_frame(call, payload)
+                answer = self._serve(call, report, uow, when, staged, now)
+                return None if answer is None else self._result(call, answer)
         except Exception as exc:  # a bug or a database error must not take the connection down either
             del staged.reports[reported:]
+            del staged.parked[parked:]
             staged.registration = registration  # a boot answer rolled back with its row
             if isinstance(exc, OcppError):
                 return self.rpc.error_frame(call, exc)
@@ -248,15 +273,20 @@ class StationSession:
             return self.rpc.error_frame(call, OcppError(ErrorKind.INTERNAL, type(exc).__name__))
 
     def _serve(
-        self, action: str, report: ev.StationReport, uow: UnitOfWork, when: datetime, staged: Staged
-    ) -> dict[str, Any]:
+        self, call: Call, report: ev.StationReport, uow: UnitOfWork, when: datetime, staged: Staged, now: float
+    ) -> dict[str, Any] | None:
+        """The answer's payload, or None when it waits for an outside lookup (parked in ``staged``)."""
         decision = reports.handle(
             uow, self.station_id, report, when, self.config, csms_assigns_tx_ids=self.version == OCPP16
         )
+        if isinstance(decision, Pending):
+            # The lookups are built here, in the batch: a request that cannot be built is this call's error.
+            staged.parked.append(Parked(call, decision, now + self.config.lookup_timeout_s, decision.lookups))
+            return None
         if isinstance(decision, ev.BootDecision):
             staged.registration = after_boot(self._registration_in(staged), decision.status)
         staged.reports.append((report, decision))
-        payload: dict[str, Any] = self.adapter.to_payload(action, decision)
+        payload: dict[str, Any] = self.adapter.to_payload(call.action, decision)
         return payload
 
     def deliver(self, staged: Staged) -> None:
@@ -266,6 +296,58 @@ class StationSession:
         if staged.triggers_used:
             self._triggered -= staged.triggers_used
         self.rpc.push_frames(staged.frames)
+        for parked in staged.parked:
+            self._park(parked)
+
+    # ---- answers that wait for a lookup ------------------------------------------------------------------
+    def _park(self, parked: Parked) -> None:
+        self._parked_count += 1
+        number = self._parked_count
+        lookups = parked.lookups
+        parked.results = [None] * len(lookups)
+        parked.missing = len(lookups)
+        self._parked[number] = parked
+        self._lookups.extend(((number, index), lookup) for index, lookup in enumerate(lookups))
+
+    def take_lookups(self) -> list[tuple[tuple[int, int], Lookup]]:
+        """Lookups for the shell to make, each with the key to hand back to :meth:`lookup_done`."""
+        lookups, self._lookups = self._lookups, []
+        return lookups
+
+    def lookup_done(self, key: tuple[int, int], result: Result, now: float) -> None:
+        """A lookup is back (``None``: it failed). Late ones (the call was answered at its deadline) are ignored."""
+        number, index = key
+        parked = self._parked.get(number)
+        if parked is None:
+            return
+        parked.results[index] = result
+        parked.missing -= 1
+        if parked.missing == 0:
+            self._answer_parked(number, now)
+
+    def _answer_parked(self, number: int, now: float) -> None:
+        parked = self._parked.pop(number)
+        call = parked.call
+        try:
+            decision = parked.pending.finish(parked.results, from_posix(now))
+            frame = self._result(call, self.adapter.to_payload(call.action, decision))
+        except Exception as exc:  # a bug must not take the connection down
+            log.exception("station %s: %s could not be answered", self.station_id, call.action)
+            frame = self.rpc.error_frame(call, OcppError(ErrorKind.INTERNAL, type(exc).__name__))
+        else:
+            self._record_ocsp_failure(parked.pending.ocsp_failure(decision), now)
+        self.rpc.push_frames([frame])
+        self._log("out", call.action, frame, now)
+
+    def _record_ocsp_failure(self, detail: dict[str, Any] | None, now: float) -> None:
+        if detail is None:
+            return
+        station_id, at = self.station_id, from_posix(now)
+
+        def write(uow: UnitOfWork) -> None:
+            security_events.record(uow.session, type="ocsp_failed", at=at, station_id=station_id, detail=detail)
+
+        self.record(write)
 
     def fail(self, work: Work, reason: str) -> None:
         """The batch could not be committed: answer every call with InternalError, so the station retries."""
@@ -291,16 +373,24 @@ class StationSession:
         return self.rpc.frames_to_send()
 
     def next_deadline(self) -> float | None:
-        return self.rpc.next_deadline()
+        deadlines = [parked.deadline for parked in self._parked.values()]
+        rpc = self.rpc.next_deadline()
+        if rpc is not None:
+            deadlines.append(rpc)
+        return min(deadlines, default=None)
 
     def handle_timer(self, now: float) -> None:
         for event in self.rpc.handle_timer(now):
             if isinstance(event, CallCompleted):
                 self._completed_call(event.pending)
+        for number in [number for number, parked in self._parked.items() if parked.deadline <= now]:
+            self._answer_parked(number, now)  # what came back by now; the rest counts as failed
 
     def close(self, now: float) -> None:
         for event in self.rpc.cancel_all(now):
             self._completed.append(event.pending)
+        self._parked.clear()
+        self._lookups.clear()
 
 
 #: TriggerMessage's requestedMessage -> the action the station then sends.

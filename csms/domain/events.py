@@ -109,9 +109,42 @@ class StatusReported:
 
 
 @dataclass(frozen=True, slots=True)
+class CertificateId:
+    """OCPP 2.0.1 OCSPRequestDataType: a certificate named by hashes of its issuer (hex) and its serial
+    number (hex, no leading zeros), and the OCSP responder that knows its status."""
+
+    hash_algorithm: str
+    issuer_name_hash: str
+    issuer_key_hash: str
+    serial_number: str
+    responder_url: str
+
+
+@dataclass(frozen=True, slots=True)
 class AuthorizationRequested:
+    """``certificate`` (a PEM contract-certificate chain) and ``contract`` (its OCSP data) are ISO 15118
+    Plug & Charge: the id token is then the contract's eMAID."""
+
     id_token: str
     token_type: str | None = None
+    certificate: str | None = None
+    contract: tuple[CertificateId, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateStatusRequested:
+    """2.0.1 GetCertificateStatus: the station wants the OCSP answer about one of its certificates."""
+
+    certificate: CertificateId
+
+
+@dataclass(frozen=True, slots=True)
+class EvCertificateRequested:
+    """2.0.1 Get15118EVCertificate: an EV's CertificateInstallationReq/UpdateReq, EXI, base64 (opaque here)."""
+
+    schema_version: str
+    action: str
+    exi_request: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +249,8 @@ StationReport = (
     | ChargingNeedsReported
     | StationNotice
     | CertificateSigningRequested
+    | CertificateStatusRequested
+    | EvCertificateRequested
 )
 
 
@@ -269,6 +304,27 @@ class CertificateSigningDecision:
     reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ContractAuthorization:
+    """Authorize with a contract certificate: the eMAID's status and the certificate's
+    (AuthorizeCertificateStatusEnumType), decided apart (C07)."""
+
+    token: AuthorizationInfo
+    certificate_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateStatusAnswer:
+    status: str  # Accepted | Failed
+    ocsp_result: str | None = None  # the responder's DER OCSPResponse, base64
+
+
+@dataclass(frozen=True, slots=True)
+class EvCertificateAnswer:
+    status: str  # Accepted | Failed
+    exi_response: str = ""
+
+
 Decision = (
     BootDecision
     | AuthorizationInfo
@@ -277,4 +333,7 @@ Decision = (
     | TimeNow
     | Acknowledged
     | CertificateSigningDecision
+    | ContractAuthorization
+    | CertificateStatusAnswer
+    | EvCertificateAnswer
 )

@@ -34,10 +34,12 @@ from websockets.typing import Subprotocol
 
 from csms.core.host import Connection, CsmsHost, Plugin, StationNotConnected
 from csms.gateway.collector import CollectorPacing
+from csms.gateway.lookups import ThreadedLookups
 from csms.gateway.scheduler import AsyncioScheduler
 from csms.gateway.tls import TlsHandshake, channel_of
 from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import OCPP16, SUBPROTOCOLS, Version, parse_version
+from csms.pki.lookups import Lookups
 from csms.services import security_events
 from csms.services.admission import REFUSED_REASON, Admission
 from csms.services.config import CsmsConfig
@@ -292,11 +294,13 @@ class Gateway:
         handshake_timeout_s: float = 30.0,
         scheduler: AsyncioScheduler | None = None,
         collector: CollectorPacing | None = None,
+        lookups: Lookups | None = None,
     ) -> None:
         self.config = config
         self.session_factory = session_factory
         self.scheduler = scheduler or AsyncioScheduler()
-        self.host = CsmsHost(session_factory, config, self.scheduler)
+        self.lookups = lookups or ThreadedLookups(config.lookup_timeout_s)
+        self.host = CsmsHost(session_factory, config, self.scheduler, self.lookups)
         self.max_frame_bytes = max_frame_bytes
         self.ping_interval_s = ping_interval_s
         self.ping_timeout_s = ping_timeout_s
@@ -386,6 +390,8 @@ class Gateway:
         self.host.stop()
         self.scheduler.shutdown()
         self.auth_threads.shutdown(wait=False, cancel_futures=True)  # queued handshakes are not checked any more
+        if isinstance(self.lookups, ThreadedLookups):
+            self.lookups.shutdown()
 
     async def _ping_all(self, interval: float) -> None:
         """Every connection's keepalive from one task: a ping ``interval`` after the last pong, and the

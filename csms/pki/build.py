@@ -9,7 +9,7 @@ from typing import Union
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]  # noqa: UP007 - a runtime alias
 PublicKey = Union[ec.EllipticCurvePublicKey, rsa.RSAPublicKey]  # noqa: UP007
@@ -73,9 +73,10 @@ def issue(
     *,
     server_names: tuple[str, ...] = (),
     not_before: datetime | None = None,
+    ocsp_url: str | None = None,
 ) -> x509.Certificate:
     """A leaf signed by ``issuer``: a TLS server certificate with ``server_names`` (DNS names or IP
-    addresses), else a station's client certificate."""
+    addresses), else a station's client certificate; naming ``ocsp_url`` as its OCSP responder when given."""
     ca_cert, ca_key = issuer
     usage = ExtendedKeyUsageOID.SERVER_AUTH if server_names else ExtendedKeyUsageOID.CLIENT_AUTH
     start = not_before if not_before is not None else now - BACKDATE
@@ -94,6 +95,9 @@ def issue(
     )
     if server_names:
         builder = builder.add_extension(x509.SubjectAlternativeName(_alt_names(server_names)), critical=False)
+    if ocsp_url is not None:
+        access = x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))
+        builder = builder.add_extension(x509.AuthorityInformationAccess([access]), critical=False)
     return builder.sign(ca_key, hashes.SHA256())
 
 

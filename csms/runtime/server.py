@@ -25,7 +25,9 @@ from csms.api.redaction import install_access_log_filter
 from csms.core.plugins.alerts import AlertMonitor
 from csms.core.plugins.certificates import CertificateManager
 from csms.core.plugins.load_management import LoadManagement
+from csms.gateway.lookups import ThreadedLookups
 from csms.gateway.server import Gateway
+from csms.pki.lookups import ContractProvider
 from csms.runtime.webhooks import WebhookSender
 from csms.services.config import CsmsConfig
 from csms.store import migrate
@@ -98,6 +100,7 @@ async def run_server(
     registry_ttl_s: int = 15,
     tls_context: ssl.SSLContext | None = None,
     tls_port: int = 9443,
+    contract_provider: ContractProvider | None = None,
 ) -> None:
     """Run until ``stop`` is set (or SIGINT/SIGTERM when ``handle_signals``).
 
@@ -110,12 +113,15 @@ async def run_server(
 
     With ``tls_context`` (:func:`csms.gateway.tls.server_context`) the gateway also serves ``wss://`` on
     ``tls_port``; the plain listener stays for profile-1 stations.
+
+    ``contract_provider`` answers Get15118EVCertificate (Plug & Charge); without it they are answered Failed.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     engine = await asyncio.to_thread(prepare_database, database_url)
     session_factory = make_session_factory(engine)
-    gateway = Gateway(session_factory, config or CsmsConfig())
+    config = config or CsmsConfig()
+    gateway = Gateway(session_factory, config, lookups=ThreadedLookups(config.lookup_timeout_s, contract_provider))
     # Uptime and alerts: the monitor follows the stations; alerts reach webhooks through the sender.
     sender = WebhookSender(session_factory)
     monitor = AlertMonitor(AlertEngine(alert_rules, remediation), on_stored=sender.wake)

@@ -26,6 +26,9 @@ class CsmsConfig:
     handshake_source_failure_limit: int = 20
     handshake_failure_window_s: float = 60.0
     call_timeout_s: float = 30.0
+    #: How long an answer may wait for an outside lookup (an OCSP responder, the contract-certificate
+    #: provider) before it is given without it; well inside a station's reply timeout (often 30 s).
+    lookup_timeout_s: float = 5.0
     #: Frames kept per station in the OCPP message log (0: no log).
     message_log_per_station: int = 500
     #: Vendor ids whose DataTransfer we understand.

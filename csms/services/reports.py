@@ -13,12 +13,13 @@ from typing import Any
 
 from csms.domain import events as ev
 from csms.domain import plausibility
-from csms.services import authorization, certificates, stations, transactions
+from csms.pki.lookups import Pending
+from csms.services import authorization, certificates, contracts, stations, transactions
 from csms.services.config import CsmsConfig
 from csms.services.uow import UnitOfWork
 
 
-def handle(  # noqa: C901, PLR0911 - one case per report type: the table from report to service, read at a glance
+def handle(  # noqa: C901, PLR0911, PLR0912 - one case per report type: the table from report to service, read at a glance
     uow: UnitOfWork,
     station_id: str,
     report: ev.StationReport,
@@ -26,7 +27,8 @@ def handle(  # noqa: C901, PLR0911 - one case per report type: the table from re
     config: CsmsConfig,
     *,
     csms_assigns_tx_ids: bool,
-) -> ev.Decision:
+) -> ev.Decision | Pending:
+    """The decision, or what it waits for (:class:`~csms.pki.lookups.Pending`: an OCSP or provider lookup)."""
     report = _screened(uow, station_id, report, now)
     match report:
         case ev.HeartbeatReceived():
@@ -44,8 +46,14 @@ def handle(  # noqa: C901, PLR0911 - one case per report type: the table from re
             return transactions.update(uow, station_id, report, now)
         case ev.TransactionEnded():
             return transactions.end(uow, station_id, report, now, csms_assigned=csms_assigns_tx_ids)
+        case ev.AuthorizationRequested() if report.certificate is not None or report.contract:
+            return contracts.authorize(uow.session, report, now)
         case ev.AuthorizationRequested():
             return authorization.authorize(uow.session, report.id_token, now)
+        case ev.CertificateStatusRequested():
+            return contracts.certificate_status(report)
+        case ev.EvCertificateRequested():
+            return contracts.ev_certificate(report)
         case ev.BootReported():
             return stations.boot(uow.session, station_id, report, now, config)
         case ev.VendorDataReceived():

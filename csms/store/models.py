@@ -174,6 +174,20 @@ class IdToken(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class ContractRoot(Base):
+    """A root the CSMS trusts for ISO 15118 contract certificates (a mobility operator's or the V2G root),
+    installed by the operator. ``fingerprint``: SHA-256 of the DER certificate, hex."""
+
+    __tablename__ = "contract_roots"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # MO | V2G
+    subject: Mapped[str] = mapped_column(String(500))
+    not_after: Mapped[datetime] = mapped_column(UtcDateTime())
+    pem: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class Transaction(Base):
     """One charging session. ``id`` is the 1.6 transactionId; ``charger_tx_id`` the 2.0.1 one (or str(id))."""
 

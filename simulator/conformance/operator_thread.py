@@ -120,6 +120,13 @@ class OperatorThread:
         self._submit(self.operator.provision_token(id_token, status=status, group=group)).result(PROVISION_TIMEOUT_S)
         return True
 
+    def install_contract_root(self, pem: str, kind: str = "MO") -> bool:
+        """Make the CSMS trust a contract-certificate root when the operator can; False when it cannot."""
+        if self.cannot("install_contract_root") is not None or self.operator is None:
+            return False
+        self._submit(self.operator.install_contract_root(pem, kind=kind)).result(PROVISION_TIMEOUT_S)
+        return True
+
     def configure(self, station: StationUnderTest, setting: str, **values: Any) -> None:
         """Change how the CSMS treats the station (:data:`~simulator.operators.base.SETTINGS`), waiting for it.
 

@@ -79,7 +79,7 @@ def chargetwin(workdir: Path, *extra: str) -> Iterator[Endpoint]:
     tls_port = free_port()
     serve_tls, suite_tls = _tls_material(workdir)
     command = [sys.executable, "-m", "csms.cli", "serve", "--ocpp-port", str(ocpp_port), "--api-port", str(api_port)]
-    command += ["--tls-port", str(tls_port), *serve_tls]
+    command += ["--tls-port", str(tls_port), *serve_tls, "--contract-test-ca", str(workdir / "contract-ca")]
     command += ["--database-url", f"sqlite:///{workdir / 'csms.db'}", "--log-level", "warning", *extra]
     env = {**os.environ, "CHARGETWIN_API_KEY": key}
     env.pop("CHARGETWIN_DATABASE_URL", None)

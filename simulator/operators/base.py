@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 Capability = Literal[
     "provision_station",
     "provision_token",
+    "install_contract_root",  # trust a root of ISO 15118 contract certificates (Plug & Charge)
     "send_call",  # make the CSMS send a station a CALL (any action, or those the adapter lists)
     "read_transactions",
     "read_station",
@@ -79,6 +80,11 @@ class Operator(Protocol):
 
     async def provision_token(self, id_token: str, *, status: str = "Accepted", group: str | None = None) -> None:
         """Make a driver's token known with ``status`` (idempotent). Raises OperatorError."""
+        ...
+
+    async def install_contract_root(self, pem: str, *, kind: str = "MO") -> None:
+        """Make the CSMS trust ``pem`` (a CA certificate) for contract certificates (idempotent). Raises
+        OperatorError."""
         ...
 
     async def send_call(

@@ -77,6 +77,11 @@ class ChargetwinOperator:
         elif response.status_code != 201:
             raise failure(response)
 
+    async def install_contract_root(self, pem: str, *, kind: str = "MO") -> None:
+        response = await self.http.request("POST", "/contract-roots", json={"pem": pem, "kind": kind})
+        if response.status_code not in (201, 409):  # 409: trusted already
+            raise failure(response)
+
     async def send_call(
         self, station_id: str, action: str, payload: dict[str, Any], *, timeout_s: float = 30.0
     ) -> CallOutcome:

@@ -2,12 +2,12 @@
 ``docs/examples/operator-hooks.yaml`` is one, written for chargetwin's own API).
 
 The file names a ``base_url`` and ``headers`` (``${NAME}``: an environment variable), and one HTTP call per
-capability it supports: ``provision_station``, ``provision_token``, ``calls`` (per OCPP action, ``"*"`` for
-any), ``read_transactions``, ``read_station``, ``read_uptime``. A call is a method, a URL, query ``params``
-and a JSON ``body``, all templates (:mod:`simulator.operators.templates`), the status codes that mean
-success (``expect``, default any 2xx) and, per other status, a call to make instead (``on_status``: e.g. 409
-→ PATCH the existing one). A read call maps its answer onto the protocol's fields with paths. What the file
-leaves out the operator cannot do, and :meth:`HooksOperator.cannot` says so by name.
+capability it supports: ``provision_station``, ``provision_token``, ``install_contract_root``, ``calls`` (per
+OCPP action, ``"*"`` for any), ``read_transactions``, ``read_station``, ``read_uptime``. A call is a method, a
+URL, query ``params`` and a JSON ``body``, all templates (:mod:`simulator.operators.templates`), the status
+codes that mean success (``expect``, default any 2xx) and, per other status, a call to make instead
+(``on_status``: e.g. 409 → PATCH the existing one). A read call maps its answer onto the protocol's fields with
+paths. What the file leaves out the operator cannot do, and :meth:`HooksOperator.cannot` says so by name.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ class HooksFile(_Strict):
     timeout_s: float = Field(10.0, gt=0, le=600)
     provision_station: HttpCall | None = None
     provision_token: HttpCall | None = None
+    install_contract_root: HttpCall | None = None
     calls: dict[str, HttpCall] = Field(default_factory=dict)
     configure: dict[str, HttpCall] = Field(default_factory=dict)  # by setting (base.SETTINGS)
     read_transactions: ReadList | None = None
@@ -95,6 +96,7 @@ class HooksFileError(ScenarioError):
 PLACEHOLDERS = {
     "provision_station": {"station_id", "version", "password"},
     "provision_token": {"id_token", "status", "group"},
+    "install_contract_root": {"pem", "kind"},
     "calls": {"station_id", "action", "payload", "timeout_s"},
     "configure": {"station_id", "setting", "status"},
     "read_transactions": {"station_id", "since"},
@@ -240,6 +242,9 @@ class HooksOperator:
     async def provision_token(self, id_token: str, *, status: str = "Accepted", group: str | None = None) -> None:
         call = self._require("provision_token")
         await self._do(call, {"id_token": id_token, "status": status, "group": group})
+
+    async def install_contract_root(self, pem: str, *, kind: str = "MO") -> None:
+        await self._do(self._require("install_contract_root"), {"pem": pem, "kind": kind})
 
     async def send_call(
         self, station_id: str, action: str, payload: dict[str, Any], *, timeout_s: float = 30.0

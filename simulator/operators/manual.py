@@ -60,6 +60,9 @@ class ManualOperator:
         grouped = f", group {group!r}" if group else ""
         await self._ask(f"On the CSMS, add (or update) id token {id_token!r} with status {status}{grouped}.")
 
+    async def install_contract_root(self, pem: str, *, kind: str = "MO") -> None:
+        await self._ask(f"On the CSMS, trust this {kind} root for ISO 15118 contract certificates:\n{pem.strip()}")
+
     async def send_call(
         self, station_id: str, action: str, payload: dict[str, Any], *, timeout_s: float = 30.0
     ) -> CallOutcome:

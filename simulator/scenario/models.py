@@ -300,7 +300,9 @@ class FleetBlock(_Model):
     ``model`` is a catalogue name or a ``{name: weight}`` mix; ``battery_kwh``, ``max_ac_kw``,
     ``max_dc_kw``, ``ac_phases`` and ``curve`` override the model. ``id_token`` is a template formatted with
     ``n`` (1-based within the block), e.g. ``"RES-{n:03d}"``. ``assign_to`` restricts the chargers (prefixes
-    or station ids); ``assign`` picks among the free connectors.
+    or station ids); ``assign`` picks among the free connectors. ``plug_and_charge``: each vehicle carries an
+    ISO 15118 contract certificate whose eMAID is its ``id_token``; a 2.0.1 charger authorizes it with the
+    certificate's OCSP data, without an RFID token (docs/security.md).
     """
 
     name: Name = "ev"
@@ -325,6 +327,7 @@ class FleetBlock(_Model):
     group: str | None = None
     assign_to: Annotated[list[str], BeforeValidator(_one_to_list)] | None = None
     assign: Literal["first_free", "random"] = "first_free"
+    plug_and_charge: bool = False
 
     @field_validator("model")
     @classmethod
@@ -336,6 +339,12 @@ class FleetBlock(_Model):
         if not value:
             raise ValueError("expected at least one model")
         return value
+
+    @model_validator(mode="after")
+    def _contracts_named(self) -> FleetBlock:
+        if self.plug_and_charge and self.id_token is None:
+            raise ValueError("plug_and_charge needs id_token: the template of the contracts' eMAIDs")
+        return self
 
     @model_validator(mode="after")
     def _targets_agree(self) -> FleetBlock:

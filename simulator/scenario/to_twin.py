@@ -95,6 +95,7 @@ def _fleet(block: FleetBlock | SessionReplay, scenario: Scenario) -> Fleet:
         group=block.group,
         allowed=allowed,
         assign=block.assign,
+        plug_and_charge=block.plug_and_charge,
     )
 
 

@@ -447,13 +447,20 @@ class Charger:
             self.queue_message(self.protocol.tx_charging_state_changed(tx, now), now)
 
     # ==== physical events ==================================================================================
-    def plug_in(self, connector_id: int, id_token: str | None, now: float, token_type: str = "ISO14443") -> None:
+    def plug_in(
+        self,
+        connector_id: int,
+        id_token: str | None,
+        now: float,
+        token_type: str = "ISO14443",
+        contract: tuple[dict[str, str], ...] = (),
+    ) -> None:
         """A vehicle plugs in; with ``id_token`` the driver presents it at once (else: wait for remote start).
 
         Raises:
             IllegalEvent: a cable is already plugged into this connector.
         """
-        self._tx.plug_in(connector_id, id_token, now, token_type)
+        self._tx.plug_in(connector_id, id_token, now, token_type, contract)
         self._run_after(now)
 
     def present_token(self, connector_id: int, id_token: str, now: float, token_type: str = "ISO14443") -> None:

@@ -184,7 +184,9 @@ def transition(connector_id: int, state: TxState, event: TxEvent) -> TxState:
 class TransactionMessages(Protocol):
     """What transactions need from the version module."""
 
-    def authorize_payload(self, token: str, token_type: str) -> dict[str, Any]: ...
+    def authorize_payload(
+        self, token: str, token_type: str, contract: tuple[dict[str, str], ...] = ()
+    ) -> dict[str, Any]: ...
     def parse_id_info(self, payload: dict[str, Any]) -> IdTokenInfo: ...
     def new_transaction_id(self) -> int | str | None: ...
     def tx_started(self, tx: Transaction, readings: list[Reading], now: float) -> QueuedMessage: ...
@@ -265,7 +267,16 @@ class Transactions:
         c.authorized_waiting = state in WAITING
 
     # ==== physical events ==================================================================================
-    def plug_in(self, connector_id: int, id_token: str | None, now: float, token_type: str) -> None:
+    def plug_in(
+        self,
+        connector_id: int,
+        id_token: str | None,
+        now: float,
+        token_type: str,
+        contract: tuple[dict[str, str], ...] = (),
+    ) -> None:
+        """``contract``: ISO 15118 Plug & Charge, the OCSP data of the vehicle's contract certificate (2.0.1
+        sends it in Authorize as iso15118CertificateHashData; ``id_token`` is then the contract's eMAID)."""
         c = self.connectors[connector_id]
         c.plug()
         c.finishing = False
@@ -274,9 +285,11 @@ class Transactions:
         if c.authorized_waiting and connector_id in self._pending_starts:
             self._start(c, now)
         elif id_token is not None:
-            self.present_token(connector_id, id_token, now, token_type)
+            self.present_token(connector_id, id_token, now, token_type, contract)
 
-    def present_token(self, connector_id: int, id_token: str, now: float, token_type: str) -> None:
+    def present_token(
+        self, connector_id: int, id_token: str, now: float, token_type: str, contract: tuple[dict[str, str], ...] = ()
+    ) -> None:
         c = self.connectors[connector_id]
         tx = self.running.get(connector_id)
         if tx is not None:
@@ -284,7 +297,7 @@ class Transactions:
                 self.stop(tx, "Local", now)
             return
         if c.can_start:
-            self._authorize(c, id_token, token_type, now, remote_start_id=None)
+            self._authorize(c, id_token, token_type, now, remote_start_id=None, contract=contract)
 
     def unplug(self, connector_id: int, now: float) -> None:
         c = self.connectors[connector_id]
@@ -362,6 +375,7 @@ class Transactions:
         remote_start_id: int | None,
         remote: bool = False,
         profile: dict[str, Any] | None = None,
+        contract: tuple[dict[str, str], ...] = (),
     ) -> None:
         start = _PendingStart(token, token_type, remote_start_id, profile, "RemoteStart" if remote else "Authorized")
         local = self.local_lookup(token, now)
@@ -384,7 +398,7 @@ class Transactions:
 
             self._move(c, TxEvent.ASK)  # 1.6: Preparing while we ask
             self.host.refresh(c, now)
-            self.host.send("Authorize", self.messages.authorize_payload(token, token_type), now, answered)
+            self.host.send("Authorize", self.messages.authorize_payload(token, token_type, contract), now, answered)
         elif self.host.online:
             self._authorized(c, start, now)
         else:

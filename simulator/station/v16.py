@@ -93,8 +93,10 @@ class Protocol(ProtocolBase):
         first = {"connectorId": 0, "errorCode": "NoError", "status": station, "timestamp": _time(now)}
         return [first, *(self.status_payload(c, now) for c in self.charger.connectors.values())]
 
-    def authorize_payload(self, token: str, token_type: str) -> dict[str, Any]:
-        return {"idTag": token[:20]}
+    def authorize_payload(
+        self, token: str, token_type: str, contract: tuple[dict[str, str], ...] = ()
+    ) -> dict[str, Any]:
+        return {"idTag": token[:20]}  # 1.6 has no contract certificates: the eMAID goes as an idTag
 
     def parse_id_info(self, payload: dict[str, Any]) -> IdTokenInfo:
         info = _id_info(payload["idTagInfo"])

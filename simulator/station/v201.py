@@ -106,8 +106,13 @@ class Protocol(ProtocolBase):
     def all_status_payloads(self, now: float) -> list[dict[str, Any]]:
         return [self.status_payload(c, now) for c in self.charger.connectors.values()]
 
-    def authorize_payload(self, token: str, token_type: str) -> dict[str, Any]:
-        return {"idToken": {"idToken": token[:36], "type": token_type}}
+    def authorize_payload(
+        self, token: str, token_type: str, contract: tuple[dict[str, str], ...] = ()
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"idToken": {"idToken": token[:36], "type": token_type}}
+        if contract:  # C07.FR.02: at least the contract certificate's OCSP data
+            payload["iso15118CertificateHashData"] = list(contract)
+        return payload
 
     def parse_id_info(self, payload: dict[str, Any]) -> IdTokenInfo:
         info = _id_info(payload["idTokenInfo"])

@@ -47,6 +47,7 @@ class Arrival:
     allowed: frozenset[str] | None
     assign: Literal["first_free", "random"]
     soc_on_arrival: float
+    plug_and_charge: bool = False
 
 
 def sample_time_s(spec: TimeSpec, rng: random.Random) -> float:
@@ -91,7 +92,7 @@ def plan_fleet(fleet: Fleet, rng: random.Random, end_s: float) -> list[Arrival]:
         )  # fmt: skip
         plan = Arrival(
             vehicle, fleet.group, id_token, arrival_s, fleet.plug_in_delay_s, departure_s, fleet.allowed,
-            fleet.assign, soc,
+            fleet.assign, soc, fleet.plug_and_charge,
         )  # fmt: skip
         arrivals.append(plan)
     return arrivals

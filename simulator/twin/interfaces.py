@@ -54,6 +54,8 @@ class VehicleInfo:
     soc: float
     target_soc: float
     departure_s: float | None
+    #: ISO 15118 Plug & Charge: the vehicle presents a contract certificate whose eMAID is ``id_token``.
+    plug_and_charge: bool = False
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,8 @@ class FleetSpec:
     group: str | None
     allowed: frozenset[str] | None
     assign: Literal["first_free", "random"]
+    #: Each vehicle carries an ISO 15118 contract certificate (its eMAID: its id token).
+    plug_and_charge: bool = False
 
 
 @dataclass(frozen=True)

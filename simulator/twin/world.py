@@ -76,6 +76,7 @@ class _Trip:
             v.soc,
             v.target_soc,
             plan.planned_departure_s,
+            plan.plug_and_charge,
         )
 
     def record(self) -> VehicleRecord:

@@ -110,6 +110,41 @@ def _charging_needs(p: dict[str, Any]) -> ev.ChargingNeedsReported:
     return ev.ChargingNeedsReported(p["evseId"], energy, parse_time(needs.get("departureTime")), p)
 
 
+#: Hex digits of a hash of each HashAlgorithmEnumType.
+HASH_HEX_DIGITS = {"SHA256": 64, "SHA384": 96, "SHA512": 128}
+
+
+def certificate_id(data: dict[str, Any]) -> ev.CertificateId:
+    """OCSPRequestDataType; hashes and serial number must be hex (RFC 6960 puts them in OCTET STRINGs and an
+    INTEGER), the hashes as long as the algorithm's digest.
+
+    Raises:
+        OcppError: PROPERTY_CONSTRAINT for a value that is not hex, or a hash of the wrong length.
+    """
+    fields = (data["issuerNameHash"], data["issuerKeyHash"], data["serialNumber"])
+    try:
+        for value in fields:
+            int(value, 16)
+    except ValueError:
+        raise OcppError(ErrorKind.PROPERTY_CONSTRAINT, "OCSPRequestData hashes and serialNumber must be hex") from None
+    digits = HASH_HEX_DIGITS[data["hashAlgorithm"]]
+    if len(fields[0]) != digits or len(fields[1]) != digits:
+        raise OcppError(ErrorKind.PROPERTY_CONSTRAINT, f"{data['hashAlgorithm']} hashes have {digits} hex digits")
+    return ev.CertificateId(
+        data["hashAlgorithm"],
+        fields[0].lower(),
+        fields[1].lower(),
+        fields[2].lower().lstrip("0") or "0",
+        data["responderURL"],
+    )
+
+
+def _authorize(p: dict[str, Any]) -> ev.AuthorizationRequested:
+    token = p["idToken"]
+    contract = tuple(certificate_id(one) for one in p.get("iso15118CertificateHashData", ()))
+    return ev.AuthorizationRequested(token["idToken"], token["type"], p.get("certificate"), contract)
+
+
 PARSERS: dict[str, Callable[[dict[str, Any]], ev.StationReport]] = {
     "BootNotification": lambda p: ev.BootReported(
         vendor=p["chargingStation"]["vendorName"],
@@ -126,7 +161,11 @@ PARSERS: dict[str, Callable[[dict[str, Any]], ev.StationReport]] = {
         state=ev.port_state(p["connectorStatus"]),
         timestamp=parse_time(p["timestamp"]),
     ),
-    "Authorize": lambda p: ev.AuthorizationRequested(p["idToken"]["idToken"], p["idToken"]["type"]),
+    "Authorize": _authorize,
+    "GetCertificateStatus": lambda p: ev.CertificateStatusRequested(certificate_id(p["ocspRequestData"])),
+    "Get15118EVCertificate": lambda p: ev.EvCertificateRequested(
+        p["iso15118SchemaVersion"], p["action"], p["exiRequest"]
+    ),
     "TransactionEvent": _transaction_event,
     "MeterValues": lambda p: ev.MeterValuesReported(evse_id=p["evseId"], samples=samples(p["meterValue"])),
     "DataTransfer": lambda p: ev.VendorDataReceived(p["vendorId"], p.get("messageId"), p.get("data")),
@@ -165,6 +204,27 @@ def _id_token_info(auth: ev.AuthorizationInfo) -> dict[str, Any]:
     return info
 
 
+def _plug_and_charge(
+    decision: ev.ContractAuthorization | ev.CertificateStatusAnswer | ev.EvCertificateAnswer,
+) -> dict[str, Any]:
+    if isinstance(decision, ev.ContractAuthorization):
+        return {"idTokenInfo": _id_token_info(decision.token), "certificateStatus": decision.certificate_status}
+    if isinstance(decision, ev.CertificateStatusAnswer):
+        status = {"status": decision.status}
+        return status if decision.ocsp_result is None else {**status, "ocspResult": decision.ocsp_result}
+    return {"status": decision.status, "exiResponse": decision.exi_response}
+
+
+def _status_answer(decision: ev.DataTransferDecision | ev.CertificateSigningDecision) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": decision.status}
+    if isinstance(decision, ev.DataTransferDecision):
+        if decision.data is not None:
+            body["data"] = decision.data
+    elif decision.reason:
+        body["statusInfo"] = {"reasonCode": "InvalidCSR", "additionalInfo": decision.reason[:512]}
+    return body
+
+
 def to_payload(action: str, decision: ev.Decision) -> dict[str, Any]:
     match decision:
         case ev.BootDecision():
@@ -179,16 +239,10 @@ def to_payload(action: str, decision: ev.Decision) -> dict[str, Any]:
             return {"idTokenInfo": _id_token_info(decision)}
         case ev.TransactionAck():
             return {"idTokenInfo": _id_token_info(decision.authorization)} if decision.authorization else {}
-        case ev.DataTransferDecision():
-            body: dict[str, Any] = {"status": decision.status}
-            if decision.data is not None:
-                body["data"] = decision.data
-            return body
-        case ev.CertificateSigningDecision():
-            answer: dict[str, Any] = {"status": decision.status}
-            if decision.reason:
-                answer["statusInfo"] = {"reasonCode": "InvalidCSR", "additionalInfo": decision.reason[:512]}
-            return answer
+        case ev.ContractAuthorization() | ev.CertificateStatusAnswer() | ev.EvCertificateAnswer():
+            return _plug_and_charge(decision)
+        case ev.DataTransferDecision() | ev.CertificateSigningDecision():
+            return _status_answer(decision)
         case _:
             if action == "NotifyEVChargingNeeds":
                 return {"status": "Accepted"}

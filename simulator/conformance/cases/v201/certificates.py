@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 
+from csms.ocpp.certificate_hash import certificate_hash_data
 from csms.pki import build
 
 #: Validity of everything the case PKI makes [days].
@@ -63,8 +64,11 @@ class Pki:
         request = build.csr(key, common_name, organization)
         return request.public_bytes(serialization.Encoding.PEM).decode(), self._key_file(key)
 
-    def issue(self, common_name: str, *, csr: str | None = None) -> tuple[str, Path | None]:
-        """A certificate signed by this CA (for ``csr``, or for a new key); returns (PEM, key file or None)."""
+    def issue(
+        self, common_name: str, *, csr: str | None = None, ocsp_url: str | None = None
+    ) -> tuple[str, Path | None]:
+        """A certificate signed by this CA (for ``csr``, or for a new key; naming ``ocsp_url`` as its OCSP
+        responder when given); returns (PEM, key file or None)."""
         key_file: Path | None = None
         if csr is None:
             key = build.new_key()
@@ -76,7 +80,7 @@ class Pki:
             requested = request.public_key()
             assert isinstance(requested, ec.EllipticCurvePublicKey | rsa.RSAPublicKey), type(requested)
             public_key, subject = requested, request.subject
-        cert = build.issue((self.ca, self.key), subject, public_key, self.now, DAYS)
+        cert = build.issue((self.ca, self.key), subject, public_key, self.now, DAYS, ocsp_url=ocsp_url)
         self.issued[cert.serial_number] = cert
         return build.cert_pem(cert), key_file
 
@@ -90,16 +94,7 @@ class Pki:
     def hash_data(self, certificate: str, responder_url: str) -> list[dict[str, str]]:
         """OCPP's OCSPRequestDataType of ``certificate`` (issued by this CA), SHA256."""
         cert = x509.load_pem_x509_certificate(certificate.encode())
-        request = ocsp.OCSPRequestBuilder().add_certificate(cert, self.ca, hashes.SHA256()).build()
-        return [
-            {
-                "hashAlgorithm": "SHA256",
-                "issuerNameHash": request.issuer_name_hash.hex(),
-                "issuerKeyHash": request.issuer_key_hash.hex(),
-                "serialNumber": format(request.serial_number, "x"),
-                "responderURL": responder_url,
-            }
-        ]
+        return [{**certificate_hash_data(cert, self.ca), "responderURL": responder_url}]
 
     def _next(self) -> int:
         self._serial += 1

@@ -333,7 +333,15 @@ def test_TC_C_51_CSMS(station: StationUnderTest, operator: OperatorThread) -> No
     "iso15118",
 )
 def test_TC_C_52_CSMS(station: StationUnderTest, operator: OperatorThread) -> None:
-    raise NotRun(
-        "needs a contract certificate signed by a V2G or MO root the CSMS trusts; no operator setting installs "
-        "the case's root at the CSMS"
-    )
+    emaid = _emaid(operator)
+    with Pki.create("chargetwin conformance MO root (central)") as pki, OcspResponder(pki, revoked=False) as responder:
+        if not operator.install_contract_root(pki.ca_cert.read_text(), "MO"):
+            raise NotRun(f"the operator cannot install a contract root: {operator.cannot('install_contract_root')}")
+        contract, _ = pki.issue(emaid, ocsp_url=responder.url)
+        station.ready()
+        Session(station).ev_connected()
+        answer = _contract_authorize(station, emaid, certificate=contract)  # C07.FR.06: the chain, no OCSP data
+        asked = responder.requests
+    assert asked, "the CSMS did not ask the OCSP responder the contract certificate names"
+    assert _status(answer, "AuthorizeResponse") == "Accepted", f"idTokenInfo {answer['idTokenInfo']}, not Accepted"
+    assert answer.get("certificateStatus") == "Accepted", f"certificateStatus {answer.get('certificateStatus')!r}"

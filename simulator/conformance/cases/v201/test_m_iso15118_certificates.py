@@ -12,6 +12,7 @@ import hashlib
 from typing import Any
 
 from simulator.conformance.cases.v201._csms_commands import ROOT_PEM
+from simulator.conformance.cases.v201.certificates import OcspResponder, Pki
 from simulator.conformance.catalogue import case_marker
 from simulator.conformance.operator_thread import OperatorThread
 from simulator.conformance.station import StationUnderTest
@@ -186,12 +187,17 @@ def test_TC_M_21_CSMS(station: StationUnderTest, operator: OperatorThread) -> No
 @case("TC_M_24_CSMS", "Get Charging Station Certificate status - Success", "iso15118")
 def test_TC_M_24_CSMS(station: StationUnderTest) -> None:
     station.ready()
-    request = {"ocspRequestData": {**hash_data(), "responderURL": "http://ocsp.example.com"}}
-    answer = station.call("GetCertificateStatus", request)
+    with Pki.create("chargetwin conformance V2G root") as pki, OcspResponder(pki, revoked=False) as responder:
+        sub_ca, _ = pki.issue("chargetwin conformance V2G sub-CA")
+        (request,) = pki.hash_data(sub_ca, responder.url)
+        answer = station.call("GetCertificateStatus", {"ocspRequestData": request})
+        asked = responder.requests
+    assert asked, "the CSMS did not ask the responder named in ocspRequestData (M06.FR.01)"
     assert answer["status"] == "Accepted", f"GetCertificateStatus answered {answer['status']!r} (M06.FR.01)"
     ocsp = answer.get("ocspResult", "")
     assert ocsp, "an Accepted GetCertificateStatus carries the OCSP response in ocspResult (M06.FR.02)"
-    base64.b64decode(ocsp, validate=True)
+    der = base64.b64decode(ocsp, validate=True)
+    assert der[:1] == b"\x30", "ocspResult is not a DER OCSPResponse"
 
 
 #: An EXI-encoded CertificateInstallationReq / CertificateUpdateReq stands in as opaque base64 (the CSMS forwards it).
