@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from csms.gateway.frame_rate import FrameRate
 from csms.gateway.tls import server_context
 from csms.runtime.server import Endpoints, prepare_database, raise_fd_limit, run_server
 from csms.services import apikeys, authorization, stations
@@ -71,6 +72,15 @@ def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
         raise UserError(f"cannot use the TLS certificate, key or client CA: {exc}") from None
 
 
+def _frame_rate(args: argparse.Namespace) -> FrameRate | None:
+    if args.max_frames_per_second == 0:
+        return None
+    try:
+        return FrameRate(per_second=args.max_frames_per_second, burst=args.frame_burst)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = CsmsConfig(heartbeat_interval_s=args.heartbeat_interval, auto_register=args.auto_register)
@@ -105,6 +115,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 registry_ttl_s=args.registry_ttl,
                 tls_context=tls_context,
                 tls_port=args.tls_port,
+                frame_rate=_frame_rate(args),
             )
         )
     except OSError as exc:
@@ -260,6 +271,22 @@ def _serve_parser(commands: Any) -> None:
         help="PEM CA certificate(s) that sign station certificates (security profile 3)",
     )
     serve.add_argument("--tls-port", type=int, default=9443, help="wss:// port with --tls-cert (default 9443)")
+    default_rate = FrameRate()
+    serve.add_argument(
+        "--max-frames-per-second",
+        type=float,
+        default=default_rate.per_second,
+        metavar="N",
+        help=f"frames one station connection may send per second; beyond it its socket is read later, and a "
+        f"flood is closed with 1008 (default {default_rate.per_second:g}; 0: no limit)",
+    )
+    serve.add_argument(
+        "--frame-burst",
+        type=float,
+        default=default_rate.burst,
+        metavar="N",
+        help=f"frames a connection may send at once above that rate (default {default_rate.burst:g})",
+    )
     _database_option(serve)
     serve.set_defaults(handler=cmd_serve)
 

@@ -33,6 +33,7 @@ from websockets.typing import Subprotocol
 
 from csms.core.host import Connection, CsmsHost, Plugin, StationNotConnected
 from csms.gateway.collector import CollectorPacing
+from csms.gateway.frame_rate import POLICY_VIOLATION, FrameRate
 from csms.gateway.scheduler import AsyncioScheduler
 from csms.gateway.tls import channel_of
 from csms.ocpp.rpc import PendingCall
@@ -68,8 +69,8 @@ class Link(asyncio.Protocol):
     during the handshake and the closing handshake; message fragments only while a message is split)."""
 
     __slots__ = (
-        "connection", "fragments", "gateway", "next_ping", "ping_sent", "protocol", "station_id",
-        "timer", "transport",
+        "allowance", "connection", "counted_at", "fragments", "gateway", "next_ping", "ping_sent", "protocol",
+        "resume", "station_id", "timer", "transport",
     )  # fmt: skip
 
     def __init__(self, gateway: Gateway) -> None:
@@ -82,6 +83,11 @@ class Link(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.next_ping = 0.0
         self.ping_sent: float | None = None
+        # The frame-rate bucket (see csms.gateway.frame_rate): tokens left, when last counted, the timer that
+        # resumes reading a paused connection.
+        self.allowance = gateway.frame_rate.burst if gateway.frame_rate is not None else 0.0
+        self.counted_at = 0.0
+        self.resume: asyncio.TimerHandle | None = None
 
     # ---- asyncio ---------------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -91,11 +97,15 @@ class Link(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.protocol.receive_data(data)
+        frames = 0
         for event in self.protocol.events_received():
             if isinstance(event, Request):
                 self._admit(event)
             elif isinstance(event, Frame):
+                frames += 1
                 self._frame(event)
+        if frames and self.gateway.frame_rate is not None:
+            self._pace(self.gateway.frame_rate, frames)
         self._flush()
 
     def eof_received(self) -> None:
@@ -104,6 +114,9 @@ class Link(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
+        if self.resume is not None:
+            self.resume.cancel()
+            self.resume = None
         self.protocol.receive_eof()  # idempotent; moves the state to CLOSED so the close code is known
         connection, self.connection = self.connection, None
         if connection is not None:
@@ -208,6 +221,34 @@ class Link(asyncio.Protocol):
         else:
             self.gateway.host.receive(self.connection, data)
 
+    # ---- frame rate -------------------------------------------------------------------------------------------
+    def _pace(self, rate: FrameRate, frames: int) -> None:
+        """Count the frames just read; past the allowance, stop reading (or close a flood)."""
+        if self.protocol.state is not OPEN or self.transport is None:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        elapsed = now - self.counted_at if self.counted_at else 0.0
+        self.allowance, self.counted_at = rate.take(self.allowance, elapsed, frames), now
+        if rate.floods(self.allowance):
+            log.warning("station %s closed: floods beyond %g frames/s", self.station_id, rate.per_second)
+            self.gateway.flooders_closed += 1
+            # No closing handshake: that would mean reading the flood on until its close frame turns up.
+            self.protocol.send_close(POLICY_VIOLATION, f"more than {rate.per_second:g} frames/s")
+            self._flush()
+            self.transport.close()
+            return
+        pause = rate.pause_s(self.allowance)
+        if pause > 0 and self.resume is None:
+            self.gateway.pauses += 1
+            self.transport.pause_reading()
+            self.resume = loop.call_later(pause, self._resume_reading)
+
+    def _resume_reading(self) -> None:
+        self.resume = None
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
     def _flush(self) -> None:
         transport = self.transport
         assert transport is not None
@@ -275,6 +316,7 @@ class Gateway:
         handshake_timeout_s: float = 30.0,
         scheduler: AsyncioScheduler | None = None,
         collector: CollectorPacing | None = None,
+        frame_rate: FrameRate | None = FrameRate(),
     ) -> None:
         self.config = config
         self.session_factory = session_factory
@@ -288,6 +330,11 @@ class Gateway:
         # handshake times out while admissions queue behind scrypt.  The kernel caps the backlog at somaxconn.
         self.accept_backlog = accept_backlog
         self.handshake_timeout_s = handshake_timeout_s
+        #: Frames per second and burst per connection (None: unlimited); see :mod:`csms.gateway.frame_rate`.
+        self.frame_rate = frame_rate
+        #: How often a connection was paused for its frame rate, and how many were closed for flooding.
+        self.pauses = 0
+        self.flooders_closed = 0
         self.links: dict[str, Link] = {}
         self.auth_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="csms-auth")
         self._server: asyncio.Server | None = None

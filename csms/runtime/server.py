@@ -23,6 +23,7 @@ from csms.alerts import AlertEngine, AlertRules, RemediationPolicy
 from csms.api.app import create_app
 from csms.core.plugins.alerts import AlertMonitor
 from csms.core.plugins.load_management import LoadManagement
+from csms.gateway.frame_rate import FrameRate
 from csms.gateway.server import Gateway
 from csms.runtime.webhooks import WebhookSender
 from csms.services.config import CsmsConfig
@@ -96,6 +97,7 @@ async def run_server(
     registry_ttl_s: int = 15,
     tls_context: ssl.SSLContext | None = None,
     tls_port: int = 9443,
+    frame_rate: FrameRate | None = FrameRate(),
 ) -> None:
     """Run until ``stop`` is set (or SIGINT/SIGTERM when ``handle_signals``).
 
@@ -108,12 +110,14 @@ async def run_server(
 
     With ``tls_context`` (:func:`csms.gateway.tls.server_context`) the gateway also serves ``wss://`` on
     ``tls_port``; the plain listener stays for profile-1 stations.
+
+    ``frame_rate``: frames per second and burst each connection may send (None: unlimited).
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     engine = await asyncio.to_thread(prepare_database, database_url)
     session_factory = make_session_factory(engine)
-    gateway = Gateway(session_factory, config or CsmsConfig())
+    gateway = Gateway(session_factory, config or CsmsConfig(), frame_rate=frame_rate)
     # Uptime and alerts: the monitor follows the stations; alerts reach webhooks through the sender.
     sender = WebhookSender(session_factory)
     monitor = AlertMonitor(AlertEngine(alert_rules, remediation), on_stored=sender.wake)
