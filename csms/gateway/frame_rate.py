@@ -20,10 +20,12 @@ POLICY_VIOLATION = 1008
 
 @dataclass(frozen=True, slots=True)
 class FrameRate:
-    #: Frames a connection may send per second, sustained.
-    per_second: float = 100.0
+    #: Frames a connection may send per second, sustained. A charger sends well under one a second on average,
+    #: and replays a queue kept through an outage one call per round trip: at 20 a second, 2,000 queued
+    #: messages take under two minutes. What N stations can cost together is N times this (docs/security.md).
+    per_second: float = 20.0
     #: Frames a connection may send at once on top of that (a fresh connection starts with a full bucket).
-    burst: float = 500.0
+    burst: float = 200.0
     #: A connection whose debt exceeds this many seconds of its rate is closed instead of slowed.
     close_after_s: float = 10.0
 

@@ -97,15 +97,21 @@ class Link(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.protocol.receive_data(data)
-        frames = 0
+        rate = self.gateway.frame_rate
+        if rate is not None:
+            self._refill(rate)
         for event in self.protocol.events_received():
             if isinstance(event, Request):
                 self._admit(event)
             elif isinstance(event, Frame):
-                frames += 1
+                if rate is not None:
+                    self.allowance -= 1
+                    if rate.floods(self.allowance):
+                        self._close_flood(rate)  # the rest of what was read is not looked at
+                        return
                 self._frame(event)
-        if frames and self.gateway.frame_rate is not None:
-            self._pace(self.gateway.frame_rate, frames)
+        if rate is not None and self.allowance < 0:
+            self._pause(rate)
         self._flush()
 
     def eof_received(self) -> None:
@@ -222,27 +228,28 @@ class Link(asyncio.Protocol):
             self.gateway.host.receive(self.connection, data)
 
     # ---- frame rate -------------------------------------------------------------------------------------------
-    def _pace(self, rate: FrameRate, frames: int) -> None:
-        """Count the frames just read; past the allowance, stop reading (or close a flood)."""
-        if self.protocol.state is not OPEN or self.transport is None:
-            return
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+    def _refill(self, rate: FrameRate) -> None:
+        now = asyncio.get_running_loop().time()
         elapsed = now - self.counted_at if self.counted_at else 0.0
-        self.allowance, self.counted_at = rate.take(self.allowance, elapsed, frames), now
-        if rate.floods(self.allowance):
-            log.warning("station %s closed: floods beyond %g frames/s", self.station_id, rate.per_second)
-            self.gateway.flooders_closed += 1
-            # No closing handshake: that would mean reading the flood on until its close frame turns up.
-            self.protocol.send_close(POLICY_VIOLATION, f"more than {rate.per_second:g} frames/s")
-            self._flush()
-            self.transport.close()
+        self.allowance, self.counted_at = rate.take(self.allowance, elapsed, 0), now
+
+    def _pause(self, rate: FrameRate) -> None:
+        """Past the allowance: the socket is not read again until the debt is paid."""
+        if self.resume is not None or self.transport is None or self.protocol.state is not OPEN:
             return
-        pause = rate.pause_s(self.allowance)
-        if pause > 0 and self.resume is None:
-            self.gateway.pauses += 1
+        self.gateway.pauses += 1
+        self.transport.pause_reading()
+        self.resume = asyncio.get_running_loop().call_later(rate.pause_s(self.allowance), self._resume_reading)
+
+    def _close_flood(self, rate: FrameRate) -> None:
+        log.warning("station %s closed: floods beyond %g frames/s", self.station_id, rate.per_second)
+        self.gateway.flooders_closed += 1
+        # Close frame and FIN at once, nothing more read: no closing handshake, which would mean reading the
+        # flood on until its close frame turns up (the close timer of _flush aborts the socket).
+        self.protocol.fail(POLICY_VIOLATION, f"more than {rate.per_second:g} frames/s")
+        if self.transport is not None:
             self.transport.pause_reading()
-            self.resume = loop.call_later(pause, self._resume_reading)
+        self._flush()
 
     def _resume_reading(self) -> None:
         self.resume = None
