@@ -48,6 +48,13 @@ from fuzz_oracle import Expect
 SUBPROTOCOL = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
 SENTINEL_ACTION = "FuzzSentinel"  # no version defines it: NotImplemented, answered at once
 MAX_VIOLATION_SAMPLES = 20
+#: Answers a connection may be owed (after commits) before it stops sending to wait for them.
+MAX_CARRIED = 300
+
+
+def _after_commit(expected: Expect) -> bool:
+    """Whether this answer comes only after the CSMS's commit (so it may come after later windows' answers)."""
+    return expected.kind == "answer" or "SecurityError" in expected.codes
 
 
 @dataclass
@@ -126,6 +133,8 @@ class FuzzConnection:
         self.stats = stats
         self.window = window
         self.ws: Any = None
+        #: Answers still owed on this connection, by message id.
+        self.waiting: dict[str, list[Expect]] = {}
 
     async def connect(self) -> None:
         self.ws = await websockets.connect(
@@ -135,12 +144,14 @@ class FuzzConnection:
             action, payload = fuzz_generate.boot_call(self.version)
             frame = self.factory.call(action, payload)
             await self._window([(frame, False, "valid", fuzz_oracle.expect(frame, False, self.version))])
+            await self._read(lambda: bool(self.waiting), None)  # booted before anything else is sent
 
     async def run(self, budget: Budget) -> None:
         try:
             await self.connect()
             while (granted := budget.take(self.window)) > 0:
                 await self._window(self._frames(granted))
+            await self.finish()
         finally:
             if self.ws is not None:
                 await self.ws.close()
@@ -162,8 +173,9 @@ class FuzzConnection:
         return frames
 
     async def _window(self, frames: list[tuple[bytes, bool, str, Expect]]) -> None:
-        """Send the frames and a sentinel, then read until every expected answer came (or its deadline)."""
-        waiting: dict[str, list[Expect]] = {}
+        """Send the frames and a sentinel, then read until the sentinel's answer came: every refusal made on
+        receipt came before it. Answers that wait for a commit (valid calls, refusals of calls before the boot)
+        are carried on to later windows, so the commit's latency does not pace the fuzz."""
         closing: Expect | None = None
         for frame, binary, category, expected in frames:
             self.stats.frames += 1
@@ -171,45 +183,59 @@ class FuzzConnection:
             if expected.kind == "close":
                 closing = expected
             elif expected.unique_id is not None:
-                waiting.setdefault(expected.unique_id, []).append(expected)
+                self.waiting.setdefault(expected.unique_id, []).append(expected)
             try:
                 await self.ws.send(frame, text=not binary)
             except ConnectionClosed as closed:
                 await self._closed(closed, closing)
                 return
+        sentinel_id = None
         if closing is None:
             sentinel = self.factory.call(SENTINEL_ACTION, {})
             expected = fuzz_oracle.expect(sentinel, False, self.version, self.booted)
-            waiting.setdefault(expected.unique_id or "", []).append(expected)
+            sentinel_id = expected.unique_id
+            self.waiting.setdefault(sentinel_id or "", []).append(expected)
             self.stats.frames += 1
             self.stats.by_category["sentinel"] += 1
             await self.ws.send(sentinel.decode())
-        await self._read(waiting, closing)
+        await self._read(lambda: sentinel_id in self.waiting or len(self.waiting) > MAX_CARRIED, closing)
+        for unique_id, left in list(self.waiting.items()):
+            carried = [e for e in left if _after_commit(e)]
+            for expected in left:
+                if not _after_commit(expected):
+                    self.stats.violation(
+                        f"{self.station_id}: no answer to {unique_id} ({expected.kind} {sorted(expected.codes)})"
+                    )
+            if carried:
+                self.waiting[unique_id] = carried
+            else:
+                del self.waiting[unique_id]
 
-    async def _read(self, waiting: dict[str, list[Expect]], closing: Expect | None) -> None:
+    async def finish(self) -> None:
+        """Read what is still owed (answers after commits), then close."""
+        if self.ws is not None:
+            await self._read(lambda: bool(self.waiting), None)
+            for unique_id, left in self.waiting.items():
+                for expected in left:
+                    self.stats.violation(f"{self.station_id}: never answered {unique_id} ({expected.kind})")
+            self.waiting.clear()
+            await self.ws.close()
+
+    async def _read(self, more: Any, closing: Expect | None) -> None:
         deadline = time.monotonic() + 60
         try:
-            while waiting or closing is not None:
+            while more() or closing is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                self._answer(json.loads(await asyncio.wait_for(self.ws.recv(), remaining)), waiting)
+                self._answer(json.loads(await asyncio.wait_for(self.ws.recv(), remaining)), self.waiting)
         except ConnectionClosed as closed:
             await self._closed(closed, closing)
             closing = None
-            # The connection was closed as it had to be: what was not answered before is lost with it (frames
-            # read in the same chunk as an oversized one, and every answer that waited for a commit).
-            self.stats.unanswered_before_close += sum(len(left) for left in waiting.values())
-            waiting = {}
         except TimeoutError:
             pass
         if closing is not None:
             self.stats.violation(f"{self.station_id}: not closed ({closing.close_code} expected)")
-        for unique_id, left in waiting.items():
-            for expected in left:
-                self.stats.violation(
-                    f"{self.station_id}: no answer to {unique_id} ({expected.kind} {sorted(expected.codes)})"
-                )
 
     def _answer(self, message: list[Any], waiting: dict[str, list[Expect]]) -> None:
         message_type, unique_id = message[0], message[1]
@@ -239,6 +265,10 @@ class FuzzConnection:
             waiting.pop(unique_id, None)
 
     async def _closed(self, closed: ConnectionClosed, closing: Expect | None) -> None:
+        # The connection was closed (as it had to be, or a violation below): what was not answered before is
+        # lost with it (frames read in the same chunk as an oversized one, answers that waited for a commit).
+        self.stats.unanswered_before_close += sum(len(left) for left in self.waiting.values())
+        self.waiting.clear()
         code = closed.rcvd.code if closed.rcvd is not None else None
         if closing is None or code != closing.close_code:
             self.stats.violation(f"{self.station_id}: closed with {code}, expected {closing and closing.close_code}")
