@@ -316,11 +316,25 @@ async def run_worker(
         FuzzConnection(url, station_id, version, booted, seed * 100_003 + worker * 1_009 + n, stats, window)
         for n, (station_id, version, booted) in enumerate(station_plan(worker, connections))
     ]
+    report = asyncio.create_task(_worker_progress(worker, stats, budget))
     results = await asyncio.gather(*(f.run(budget) for f in fuzzers), return_exceptions=True)
+    report.cancel()
     for fuzzer, result in zip(fuzzers, results, strict=True):
         if isinstance(result, BaseException):
             stats.violation(f"{fuzzer.station_id}: connection failed: {result!r}")
     return stats
+
+
+async def _worker_progress(worker: int, stats: Stats, budget: Budget) -> None:
+    started = time.monotonic()
+    while True:
+        await asyncio.sleep(30)
+        elapsed = time.monotonic() - started
+        print(
+            f"  worker {worker}: {stats.frames:,} frames in {elapsed:.0f} s ({stats.frames / elapsed:,.0f}/s), "
+            f"{budget.left:,} to go, {stats.violations} violations",
+            flush=True,
+        )
 
 
 def _worker_process(args: tuple[str, int, int, int, float, int, int], out: Any) -> None:  # child process
