@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import ssl
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 from csms.gateway.frame_rate import FrameRate
 from csms.gateway.tls import server_context
 from csms.runtime.server import Endpoints, prepare_database, raise_fd_limit, run_server
-from csms.services import apikeys, authorization, stations
+from csms.services import apikeys, authorization, security_events, stations
 from csms.services.config import CsmsConfig
 from csms.services.errors import DomainError
 from csms.store.database import URL_ENV, make_session_factory
@@ -211,6 +212,26 @@ def cmd_apikeys_create(args: argparse.Namespace) -> int:
 
 
 # ---- parser -------------------------------------------------------------------------------------------------
+def cmd_security_events(args: argparse.Namespace) -> int:
+    def rows(db: Session) -> list[Any]:
+        found = security_events.list_events(
+            db, limit=args.limit, station_id=args.station, type=args.type, origin=args.origin, since=args.since
+        )
+        return [security_events.as_dict(row) for row in found]
+
+    events = _in_transaction(args, rows)
+    if args.json:
+        print(json.dumps(events, indent=2))
+        return 0
+    table: list[Sequence[Any]] = [
+        (e["at"], e["type"], e["origin"], e["station_id"], e["source"], e["detail"].get("repeats", 0) + 1,
+         json.dumps(e["detail"], separators=(",", ":"))[:80])
+        for e in events
+    ]  # fmt: skip
+    print(_table(table, ("AT", "TYPE", "ORIGIN", "STATION", "SOURCE", "COUNT", "DETAIL")))
+    return 0
+
+
 def _database_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database-url",
@@ -349,6 +370,20 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", default="default", metavar="N", help="a label for the key")
     _database_option(create)
     create.set_defaults(handler=cmd_apikeys_create)
+    events = commands.add_parser(
+        "security-events",
+        help="list security events, newest first",
+        description="Security events: what stations reported (SecurityEventNotification) and what the CSMS "
+        "detected (refused handshakes, bad passwords and certificates, rejected CSRs), newest first.",
+    )
+    events.add_argument("--station", default=None, metavar="ID", help="only this station id")
+    events.add_argument("--type", default=None, metavar="T", help="only this type (e.g. bad_password)")
+    events.add_argument("--origin", default=None, choices=list(security_events.ORIGINS), help="who recorded it")
+    events.add_argument("--since", type=_iso, default=None, metavar="ISO", help="at or after (naive is UTC)")
+    events.add_argument("--limit", type=int, default=50, metavar="N", help="at most N events (default 50)")
+    events.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _database_option(events)
+    events.set_defaults(handler=cmd_security_events)
     return parser
 
 

@@ -10,7 +10,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from csms.api import dashboard
 from csms.api.deps import require_key
 from csms.api.limits import BoundedBodies
-from csms.api.routes import alerts, calls, diagnostics, sites, stations, tokens, transactions, uptime, webhooks
+from csms.api.routes import (
+    alerts,
+    calls,
+    diagnostics,
+    security_events,
+    sites,
+    stations,
+    tokens,
+    transactions,
+    uptime,
+    webhooks,
+)
 from csms.gateway.server import Gateway
 from csms.services.errors import DomainError
 
@@ -30,7 +41,8 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     app.state.gateway = gateway
     app.state.api_key = api_key or None
     secured = [Depends(require_key)]
-    for module in (stations, tokens, transactions, calls, sites, uptime, alerts, webhooks, diagnostics):
+    routers = (stations, tokens, transactions, calls, sites, uptime, alerts, webhooks, diagnostics, security_events)
+    for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)
     # Station-facing upload/download URLs: guarded by unguessable tokens, not by API keys.
     app.include_router(diagnostics.public_router, prefix=PREFIX)

@@ -254,6 +254,26 @@ class StationEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class SecurityEventRow(Base):
+    """A security event: reported by a station (SecurityEventNotification, ``origin`` "station") or detected by
+    the CSMS (a refused handshake, a bad certificate, a rejected CSR…, ``origin`` "csms"). ``station_id`` is
+    the id a connection claimed (it may name no known station); ``source`` the peer address."""
+
+    __tablename__ = "security_events"
+    __table_args__ = (
+        Index("ix_security_events_at", "at"),
+        Index("ix_security_events_station_at", "station_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    type: Mapped[str] = mapped_column(String(50))
+    origin: Mapped[str] = mapped_column(String(8))
+    station_id: Mapped[str | None] = mapped_column(String(48))
+    source: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 class StationVariable(Base):
     """Device-model variables (2.0.1 NotifyReport) and configuration keys (1.6 GetConfiguration)."""
 

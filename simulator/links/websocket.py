@@ -20,8 +20,10 @@ import asyncio
 import base64
 import contextlib
 import logging
+import ssl
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
 
@@ -31,6 +33,7 @@ from websockets.typing import Subprotocol
 
 from csms.core.scheduler import Alarm
 from csms.ocpp.versions import VERSION_SUBPROTOCOL
+from simulator.links.tls import client_context
 from simulator.station.charger import Charger
 
 log = logging.getLogger(__name__)
@@ -63,8 +66,9 @@ class WebSocketLink:
         on_charger_change: Callable[[Charger], None] | None = None,
         open_timeout_s: float = 10.0,
         on_link: Callable[[str, bool, float], None] | None = None,
+        ca_file: Path | str | None = None,
     ) -> None:
-        self.charger, self.clock, self.password = charger, clock, password
+        self.charger, self.clock, self.password, self.ca_file = charger, clock, password, ca_file
         self.url = f"{csms_url.rstrip('/')}/{quote(charger.station_id, safe='')}"
         self.subprotocol = VERSION_SUBPROTOCOL[charger.version]
         self.on_charger_change = on_charger_change or (lambda _c: None)
@@ -134,17 +138,34 @@ class WebSocketLink:
                 continue
             await self._wake.wait()
 
+    def _target(self) -> tuple[str, dict[str, str], ssl.SSLContext | None]:
+        """Where and how the next attempt connects: the charger's own URL, password and TLS settings (a CSMS
+        may have changed them: SetNetworkProfile, AuthorizationKey, SecurityProfile) before the run's."""
+        security = self.charger.security
+        url = self.url
+        if security.csms_url:
+            url = f"{security.csms_url.rstrip('/')}/{quote(self.charger.station_id, safe='')}"
+        password = security.password or self.password
+        headers = {"Authorization": basic_auth(self.charger.station_id, password)} if password else {}
+        context = client_context(security, self.ca_file) if url.startswith("wss://") else None
+        return url, headers, context
+
     async def _connect_and_serve(self) -> None:
-        headers = {"Authorization": basic_auth(self.charger.station_id, self.password)} if self.password else {}
         self.attempts += 1
+        try:
+            url, headers, context = self._target()
+        except ssl.SSLError as exc:
+            self._failed(f"TLS: {exc}")
+            return
         self._connecting = True
         try:
             ws = await connect(
-                self.url,
+                url,
                 subprotocols=[Subprotocol(self.subprotocol)],
                 additional_headers=headers,
                 open_timeout=self.open_timeout_s,
                 compression=None,
+                ssl=context,
             )
         except InvalidStatus as exc:
             self._failed(f"HTTP {exc.response.status_code} at the handshake")

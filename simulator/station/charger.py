@@ -59,6 +59,8 @@ from simulator.station.firmware import FirmwareCore, Handler, VersionAdapter
 from simulator.station.offline_queue import OfflineQueue, QueuedMessage
 from simulator.station.operations import Operations
 from simulator.station.registration import SERVES_CALLS, Registrar, Registration, StationIdentity
+from simulator.station.security import StationSecurity
+from simulator.station.security_ops import SecurityOperations
 from simulator.station.smart_charging import Firmware, ProfileStatus, ProfileStore, RateUnit, SetProfileOutcome
 from simulator.station.timers import Deadlines, Timer
 from simulator.station.transactions import MeterSource, Reading, Transaction, Transactions
@@ -112,6 +114,7 @@ class Charger:
         reboot_s: float = 10.0,
         boot_retry_s: float = 60.0,
         smart_charging: Firmware | str = Firmware.COMPLIANT,
+        security: StationSecurity | None = None,
     ) -> None:
         specs = [ConnectorSpec() for _ in range(connectors)] if isinstance(connectors, int) else list(connectors)
         self.station_id = station_id
@@ -143,6 +146,11 @@ class Charger:
         )
         self._callbacks: dict[str, Callback] = {}
         self._after: list[Callable[[float], None]] = []
+        self._after_connect: list[Callable[[float], None]] = []
+        #: How the charger connects and what it holds for it (profile, password, key, certificates).
+        self.security = security or StationSecurity(station_id)
+        self.security_ops = SecurityOperations(self, self.security)
+        self._handlers.update(self.security_ops.handlers())
         self._registrar = Registrar(
             self,
             messages=self.protocol,
@@ -233,7 +241,7 @@ class Charger:
             if c.status != c.reported_status:
                 self.send_status(c, now)
         self._registrar.resumed(now)
-        self._tx.pump(now)
+        self.pump(now)
 
     def disconnected(self, now: float) -> None:
         """The link dropped: forget calls in flight, keep the queue, schedule a reconnect with back-off."""
@@ -254,6 +262,22 @@ class Charger:
     @property
     def reconnect_at(self) -> float | None:
         return None if self.link_up else self.timers.at(Timer.RECONNECT)
+
+    def reconnect(self, now: float) -> None:
+        """Drop the link once the answer that asked for it is out (after ``reset_delay_s``), and connect
+        again at once: new credentials take effect at a connect."""
+        self.timers.arm(Timer.RELINK, now + self._ops.reset_delay_s)
+
+    def _relink(self, now: float) -> None:
+        if self.link_up:
+            self._link_down(now)
+            self._close_requested = True
+        self._attempt = 0
+        self.timers.arm(Timer.RECONNECT, now)
+
+    def after_connect(self, action: Callable[[float], None]) -> None:
+        """Run ``action`` once the charger is next connected and registered (a message about the change)."""
+        self._after_connect.append(action)
 
     def close_requested(self) -> bool:
         """True once after the charger dropped the link itself (a reset): the shell closes the socket."""
@@ -286,6 +310,7 @@ class Charger:
             self._close_requested = True
         self._registrar.rebooted()
         self._tx.rebooted()
+        self.security_ops.rebooted(now)
         for c in self.connectors.values():
             c.reported_status = None
         self._attempt = 0
@@ -383,6 +408,8 @@ class Charger:
             self._tx.update_limits(now)
         if self.timers.pop_if_due(Timer.REBOOT, now):
             self._go_down(now)
+        if self.timers.pop_if_due(Timer.RELINK, now):
+            self._relink(now)
         self._tx.pump(now)
         self._run_after(now)
 
@@ -525,7 +552,12 @@ class Charger:
         self._tx.queue_message(message, now, phase=phase, register_wh=register_wh)
 
     def pump(self, now: float) -> None:
-        """Send the head of the transaction-message queue if it may go now."""
+        """Send what waited for a registered link: messages about a reconnect, then the head of the
+        transaction-message queue if it may go now."""
+        if self.link_up and self._registrar.accepted:
+            waiting, self._after_connect = self._after_connect, []
+            for action in waiting:
+                action(now)
         self._tx.pump(now)
 
     # ==== operations (see .operations) =====================================================================

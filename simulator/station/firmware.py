@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from csms.ocpp.rpc import PendingCall
 from simulator.station.auth import IdTokenInfo, LocalAuthorization
@@ -24,6 +24,9 @@ from simulator.station.offline_queue import OfflineQueue, QueuedMessage
 from simulator.station.registration import Registration, StationIdentity
 from simulator.station.smart_charging import ProfileStore, SetProfileOutcome
 from simulator.station.transactions import Reading, Transaction
+
+if TYPE_CHECKING:
+    from simulator.station.security_ops import SecurityOperations
 
 #: A handler of a CSMS-initiated call: (payload, now) -> the answer's payload.
 Handler = Callable[[dict[str, Any], float], dict[str, Any]]
@@ -58,6 +61,11 @@ class FirmwareCore(Protocol):
     @property
     def station_inoperative(self) -> bool: ...
 
+    @property
+    def version(self) -> str: ...
+    @property
+    def security_ops(self) -> SecurityOperations: ...
+
     boot_reason: str
 
     # ---- sending --------------------------------------------------------------------------------------
@@ -70,6 +78,8 @@ class FirmwareCore(Protocol):
     ) -> bool: ...
 
     def after_reply(self, action: Callable[[float], None]) -> None: ...
+    def after_connect(self, action: Callable[[float], None]) -> None: ...
+    def reconnect(self, now: float) -> None: ...
     def trigger_boot(self, now: float) -> None: ...
     def send_heartbeat(self, now: float) -> None: ...
     def send_meter_values(self, connector_id: int, now: float) -> None: ...

@@ -24,6 +24,7 @@ class Timer(Enum):
     HEARTBEAT = "heartbeat"
     RECONNECT = "reconnect"  # the link is down: reconnect no earlier than this
     REBOOT = "reboot"  # a reset was accepted: go down
+    RELINK = "relink"  # new credentials were accepted: drop the link and connect with them
     TX_RETRY = "tx_retry"  # resend the head of the transaction-message queue no earlier than this
     SAMPLE = "sample"  # per connector: the running transaction's next periodic meter values
     CONNECTION_TIMEOUT = "connection_timeout"  # per connector: authorized, waiting for the cable

@@ -40,6 +40,10 @@ def _id_info(raw: dict[str, Any] | None) -> IdTokenInfo | None:
     return IdTokenInfo(raw["status"], None if expiry is None else expiry.timestamp(), raw.get("parentIdTag"))
 
 
+#: The security extension's keys, kept by the charger's security (not the configuration table).
+SECURITY_KEYS = ("SecurityProfile", "AuthorizationKey", "CpoName")
+
+
 class Protocol(ProtocolBase):
     def __init__(self, charger: FirmwareCore) -> None:
         self.charger = charger
@@ -55,6 +59,7 @@ class Protocol(ProtocolBase):
             "GetConfiguration": self.get_configuration,
             "ChangeConfiguration": self.change_configuration,
             "TriggerMessage": self.trigger_message,
+            "ExtendedTriggerMessage": self.extended_trigger_message,
             "ClearCache": self.clear_cache,
             "DataTransfer": self.data_transfer,
             "SetChargingProfile": self.set_charging_profile,
@@ -205,22 +210,27 @@ class Protocol(ProtocolBase):
         return {"status": "NotSupported" if status == "UnknownConnector" else status}
 
     def get_configuration(self, p: dict[str, Any], now: float) -> dict[str, Any]:
-        config = self.charger.config
+        config, security = self.charger.config, self.charger.security_ops
         wanted = p.get("key")
-        names = wanted or [e.name for e in config]
+        names = wanted or [e.name for e in config] + list(SECURITY_KEYS)
         known = [n for n in names if config.entry(n) is not None]
-        body: dict[str, Any] = {
-            "configurationKey": [
-                {"key": n, "readonly": config.entry(n).readonly, "value": config.value(n)[:500]}  # type: ignore[union-attr]
-                for n in known
-            ]
-        }
-        unknown = [n for n in names if config.entry(n) is None]
+        keys = [
+            {"key": n, "readonly": config.entry(n).readonly, "value": config.value(n)[:500]}  # type: ignore[union-attr]
+            for n in known
+        ]
+        for n in (n for n in names if n in SECURITY_KEYS):
+            value = security.read(n)  # None for the write-only AuthorizationKey: listed, never shown
+            keys.append({"key": n, "readonly": False} | ({} if value is None else {"value": value}))
+        body: dict[str, Any] = {"configurationKey": keys}
+        unknown = [n for n in names if config.entry(n) is None and n not in SECURITY_KEYS]
         if unknown:
             body["unknownKey"] = unknown
         return body
 
     def change_configuration(self, p: dict[str, Any], now: float) -> dict[str, Any]:
+        secured = self.charger.security_ops.write(p["key"], p["value"], now)
+        if secured is not None:
+            return {"status": secured}
         status = self.charger.config.set(p["key"], p["value"])
         if status in (SetStatus.ACCEPTED, SetStatus.REBOOT_REQUIRED):
             entry = self.charger.config.entry(p["key"])
@@ -252,6 +262,14 @@ class Protocol(ProtocolBase):
         else:
             return {"status": "NotImplemented"}
         return {"status": "Accepted"}
+
+    def extended_trigger_message(self, p: dict[str, Any], now: float) -> dict[str, Any]:
+        """The security extension's TriggerMessage: the core messages, plus a SignCertificate."""
+        if self.charger.security_ops.trigger_sign(p["requestedMessage"]):
+            return {"status": "Accepted"}
+        if p["requestedMessage"] == "LogStatusNotification":
+            return {"status": "NotImplemented"}
+        return self.trigger_message(p, now)
 
     def set_charging_profile(self, p: dict[str, Any], now: float) -> dict[str, Any]:
         outcome = self.charger.set_charging_profile(lambda: self.charger.profiles.set_charging_profile_v16(p, now), now)

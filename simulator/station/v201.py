@@ -57,6 +57,10 @@ def _id_info(raw: dict[str, Any] | None) -> IdTokenInfo | None:
     return IdTokenInfo(raw["status"], None if expiry is None else expiry.timestamp(), group)
 
 
+def _name(item: dict[str, Any]) -> str:
+    return f"{item['component']['name']}.{item['variable']['name']}"
+
+
 class Protocol(ProtocolBase):
     def __init__(self, charger: FirmwareCore) -> None:
         self.charger = charger
@@ -238,6 +242,8 @@ class Protocol(ProtocolBase):
         return {"status": self.charger.unlock(p["evseId"], now)}
 
     def _lookup(self, item: dict[str, Any]) -> tuple[str, Any]:
+        if self.charger.security_ops.read(_name(item)) is not None:
+            return "Accepted", None
         config = self.charger.config
         component, variable = item["component"]["name"], item["variable"]["name"]
         entry = config.entry(f"{component}.{variable}")
@@ -260,7 +266,9 @@ class Protocol(ProtocolBase):
             if status == "Accepted" and kind != "Actual":
                 status = "NotSupportedAttributeType"
             if status == "Accepted":
-                result["attributeValue"] = self.charger.config.value(entry.name)[:2500]
+                secured = self.charger.security_ops.read(_name(item))
+                value = secured if secured is not None else self.charger.config.value(entry.name)
+                result["attributeValue"] = value[:2500]
             result["attributeStatus"] = status
             results.append(result)
         return {"getVariableResult": results}
@@ -272,7 +280,10 @@ class Protocol(ProtocolBase):
             kind = item.get("attributeType", "Actual")
             if status == "Accepted" and kind != "Actual":
                 status = "NotSupportedAttributeType"
-            if status == "Accepted":
+            secured = self.charger.security_ops.write(_name(item), item["attributeValue"], now)
+            if secured is not None and kind == "Actual":
+                status = secured
+            elif status == "Accepted":
                 outcome = self.charger.config.set(entry.name, item["attributeValue"])
                 status = outcome.value
                 if outcome in (SetStatus.ACCEPTED, SetStatus.REBOOT_REQUIRED):
@@ -331,7 +342,7 @@ class Protocol(ProtocolBase):
         self.charger.after_reply(notify)
         return {"status": "Accepted"}
 
-    def trigger_message(self, p: dict[str, Any], now: float) -> dict[str, Any]:  # noqa: C901 - one per message
+    def trigger_message(self, p: dict[str, Any], now: float) -> dict[str, Any]:  # noqa: C901, PLR0912 - one per message
         charger, what = self.charger, p["requestedMessage"]
         evse = p.get("evse", {}).get("id")
         if evse is not None and evse not in charger.connectors:
@@ -354,6 +365,8 @@ class Protocol(ProtocolBase):
                 return {"status": "Rejected"}
             for tx in running:
                 charger.after_reply(functools.partial(self._triggered_event, tx))
+        elif charger.security_ops.trigger_sign(what):
+            pass
         elif what == "FirmwareStatusNotification":
             self._after_idle_notification("FirmwareStatusNotification")
         elif what == "LogStatusNotification":

@@ -67,7 +67,8 @@ def list_webhooks(db: DbSession) -> Any:
 
 @router.post("", response_model=WebhookOut, status_code=status.HTTP_201_CREATED)
 def create_webhook(body: WebhookCreate, db: DbSession) -> Any:
-    """Subscribe a URL. Events: `alert.raised`, `alert.acknowledged`, `alert.resolved` (or `*`, `alert.*`)."""
+    """Subscribe a URL. Events: `alert.raised`, `alert.acknowledged`, `alert.resolved`,
+    `security_event.recorded` (or `*`, `alert.*`, `security_event.*`)."""
     return webhooks.create(db, body.url, body.secret, body.events, datetime.now(UTC))
 
 
