@@ -39,7 +39,7 @@ from csms.domain.events import Decision, StationReport
 from csms.ocpp.convert import from_posix
 from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import Version
-from csms.services import stations
+from csms.services import security_events, stations
 from csms.services.admission import PLAIN, Admission, Admissions, Channel
 from csms.services.config import CsmsConfig
 
@@ -193,6 +193,17 @@ class CsmsHost:
 
     def is_connected(self, station_id: str) -> bool:
         return station_id in self.connections
+
+    def security_event(self, connection: Connection, type_: str, detail: dict[str, Any], source: str | None) -> None:
+        """Record what the shell detected on this connection (e.g. a flood) with the connection's next batch."""
+        at = from_posix(self.scheduler.now())
+        station_id = connection.station_id
+
+        def write(uow: Any) -> None:
+            security_events.record(uow.session, type=type_, at=at, station_id=station_id, source=source, detail=detail)
+
+        connection.session.record(write)
+        self._mark(connection)
 
     # ---- frames and time ---------------------------------------------------------------------------------
     def receive(self, connection: Connection, frame: str | bytes) -> None:

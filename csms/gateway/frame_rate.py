@@ -7,7 +7,8 @@ flow control pushes back on the station and the frames wait in its send buffer, 
 station waits for each answer before its next call, so when it is slowed it simply sends later — a burst of
 queued transactions after an outage arrives intact. Only a connection that pipelines far ahead of its
 allowance (more than ``close_after_s`` seconds of its rate in the frames already read) is closed, with the
-policy-violation code 1008: that is a flood, and reading it at any pace would only feed it.
+policy-violation code 1008: that is a flood, and reading it at any pace would only feed it. The close is
+recorded as a security event (``frame_flood``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 
 #: WebSocket close code of a connection closed for flooding (RFC 6455 §7.4.1: policy violation).
 POLICY_VIOLATION = 1008
+#: The security event recorded when a connection is closed for flooding (csms.services.security_events).
+FLOOD_EVENT = "frame_flood"
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from websockets.typing import Subprotocol
 
 from csms.core.host import Connection, CsmsHost, Plugin, StationNotConnected
 from csms.gateway.collector import CollectorPacing
-from csms.gateway.frame_rate import POLICY_VIOLATION, FrameRate
+from csms.gateway.frame_rate import FLOOD_EVENT, POLICY_VIOLATION, FrameRate
 from csms.gateway.scheduler import AsyncioScheduler
 from csms.gateway.tls import channel_of
 from csms.ocpp.rpc import PendingCall
@@ -244,6 +244,11 @@ class Link(asyncio.Protocol):
     def _close_flood(self, rate: FrameRate) -> None:
         log.warning("station %s closed: floods beyond %g frames/s", self.station_id, rate.per_second)
         self.gateway.flooders_closed += 1
+        if self.connection is not None:
+            peer = self.remote_address
+            detail = {"frames_per_s": rate.per_second, "burst": rate.burst, "close_code": POLICY_VIOLATION}
+            source = peer[0] if isinstance(peer, tuple) and peer else None
+            self.gateway.host.security_event(self.connection, FLOOD_EVENT, detail, source)
         # Close frame and FIN at once, nothing more read: no closing handshake, which would mean reading the
         # flood on until its close frame turns up (the close timer of _flush aborts the socket).
         self.protocol.fail(POLICY_VIOLATION, f"more than {rate.per_second:g} frames/s")

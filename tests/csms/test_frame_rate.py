@@ -10,9 +10,11 @@ import time
 import orjson
 import pytest
 import websockets
+from sqlalchemy import select
 from websockets.exceptions import ConnectionClosed
 
-from csms.gateway.frame_rate import POLICY_VIOLATION, FrameRate
+from csms.gateway.frame_rate import FLOOD_EVENT, POLICY_VIOLATION, FrameRate
+from csms.store.models import SecurityEventRow
 from tests.csms.helpers import boot_payload
 from tests.csms.test_gateway import provision, rpc, running, url
 
@@ -93,6 +95,10 @@ async def test_a_flooding_station_is_closed_with_1008_and_others_are_served(sess
         finally:
             await honest.close()
         assert gateway.flooders_closed == 1
+    with session_factory() as db:
+        (event,) = db.scalars(select(SecurityEventRow).where(SecurityEventRow.type == FLOOD_EVENT)).all()
+        assert (event.station_id, event.origin, event.source) == ("flood", "csms", "127.0.0.1")
+        assert event.detail["close_code"] == POLICY_VIOLATION
 
 
 async def test_without_a_rate_the_same_flood_is_read_in_full(session_factory):
