@@ -193,7 +193,7 @@ def test_raw_text_and_binary_frames_get_their_callerror(stations, version, data)
 @pytest.mark.parametrize("version", VERSIONS)
 @settings(derandomize=True, max_examples=40, deadline=None)
 @given(data=st.data())
-def test_calls_before_boot_are_refused_and_store_nothing(stations, version, data):
+def test_calls_before_boot_are_refused_with_security_error(stations, version, data):
     action, payload = data.draw(st.sampled_from(fuzz_generate.valid_calls(version)))
     frame = json.dumps([2, "early", action, payload]).encode()
     assert fuzz_oracle.expect(frame, False, version, booted=False).codes >= {"SecurityError"}
