@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from csms.gateway.frame_rate import FrameRate
 from csms.gateway.tls import server_context
 from csms.pki import authority
 from csms.pki.local_ca import LocalTestCa
@@ -96,6 +97,13 @@ def _station_ca(args: argparse.Namespace) -> authority.StationCa | None:
         return authority.load(args.pki, organisation=args.organisation, days=args.certificate_days)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot use the CA in {args.pki}: {exc}") from None
+def _frame_rate(args: argparse.Namespace) -> FrameRate | None:
+    if args.max_frames_per_second == 0:
+        return None
+    try:
+        return FrameRate(per_second=args.max_frames_per_second, burst=args.frame_burst)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -140,6 +148,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 tls_context=tls_context,
                 tls_port=args.tls_port,
                 contract_provider=provider,
+                frame_rate=_frame_rate(args),
             )
         )
     except OSError as exc:
@@ -567,6 +576,22 @@ def _serve_parser(commands: Any) -> None:
         default=5.0,
         metavar="S",
         help="how long an answer waits for an OCSP responder or the contract provider (default 5)",
+    )
+    default_rate = FrameRate()
+    serve.add_argument(
+        "--max-frames-per-second",
+        type=float,
+        default=default_rate.per_second,
+        metavar="N",
+        help=f"frames one station connection may send per second; beyond it its socket is read later, and a "
+        f"flood is closed with 1008 (default {default_rate.per_second:g}; 0: no limit)",
+    )
+    serve.add_argument(
+        "--frame-burst",
+        type=float,
+        default=default_rate.burst,
+        metavar="N",
+        help=f"frames a connection may send at once above that rate (default {default_rate.burst:g})",
     )
     _database_option(serve)
     serve.set_defaults(handler=cmd_serve)

@@ -63,7 +63,8 @@ def _serve(url: str, stations: int, version: str, ready: mp.Queue, stop: Event) 
         db.commit()
 
     async def main() -> None:
-        gateway = Gateway(factory, CsmsConfig(message_log_per_station=0))
+        # Raw throughput: no per-connection frame rate (the peer it is compared with has none either).
+        gateway = Gateway(factory, CsmsConfig(message_log_per_station=0), frame_rate=None)
         await gateway.start("127.0.0.1", 0)
         ready.put(gateway.port)
         while not stop.is_set():

@@ -43,7 +43,7 @@ from csms.ocpp.convert import from_posix
 from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import Version
 from csms.pki.lookups import Lookup, Lookups, Result
-from csms.services import stations
+from csms.services import security_events, stations
 from csms.services.admission import PLAIN, Admission, Admissions, Channel
 from csms.services.config import CsmsConfig
 
@@ -221,6 +221,16 @@ class CsmsHost:
         for connection in dropped:
             connection.transport.close(reason)
         return [connection.station_id for connection in dropped]
+    def security_event(self, connection: Connection, type_: str, detail: dict[str, Any], source: str | None) -> None:
+        """Record what the shell detected on this connection (e.g. a flood) with the connection's next batch."""
+        at = from_posix(self.scheduler.now())
+        station_id = connection.station_id
+
+        def write(uow: Any) -> None:
+            security_events.record(uow.session, type=type_, at=at, station_id=station_id, source=source, detail=detail)
+
+        connection.session.record(write)
+        self._mark(connection)
 
     # ---- frames and time ---------------------------------------------------------------------------------
     def receive(self, connection: Connection, frame: str | bytes) -> None:

@@ -34,6 +34,7 @@ from websockets.typing import Subprotocol
 
 from csms.core.host import Connection, CsmsHost, Plugin, StationNotConnected
 from csms.gateway.collector import CollectorPacing
+from csms.gateway.frame_rate import FLOOD_EVENT, POLICY_VIOLATION, FrameRate
 from csms.gateway.lookups import ThreadedLookups
 from csms.gateway.scheduler import AsyncioScheduler
 from csms.gateway.tls import TlsHandshake, channel_of
@@ -72,8 +73,8 @@ class Link(asyncio.Protocol):
     during the handshake and the closing handshake; message fragments only while a message is split)."""
 
     __slots__ = (
-        "connection", "fragments", "gateway", "next_ping", "ping_sent", "protocol", "station_id",
-        "timer", "transport",
+        "allowance", "connection", "counted_at", "fragments", "gateway", "next_ping", "ping_sent", "protocol",
+        "resume", "station_id", "timer", "transport",
     )  # fmt: skip
 
     def __init__(self, gateway: Gateway) -> None:
@@ -86,6 +87,11 @@ class Link(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.next_ping = 0.0
         self.ping_sent: float | None = None
+        # The frame-rate bucket (see csms.gateway.frame_rate): tokens left, when last counted, the timer that
+        # resumes reading a paused connection.
+        self.allowance = gateway.frame_rate.burst if gateway.frame_rate is not None else 0.0
+        self.counted_at = 0.0
+        self.resume: asyncio.TimerHandle | None = None
 
     # ---- asyncio ---------------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -95,11 +101,21 @@ class Link(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.protocol.receive_data(data)
+        rate = self.gateway.frame_rate
+        if rate is not None:
+            self._refill(rate)
         for event in self.protocol.events_received():
             if isinstance(event, Request):
                 self._admit(event)
             elif isinstance(event, Frame):
+                if rate is not None:
+                    self.allowance -= 1
+                    if rate.floods(self.allowance):
+                        self._close_flood(rate)  # the rest of what was read is not looked at
+                        return
                 self._frame(event)
+        if rate is not None and self.allowance < 0:
+            self._pause(rate)
         self._flush()
 
     def eof_received(self) -> None:
@@ -108,6 +124,9 @@ class Link(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
+        if self.resume is not None:
+            self.resume.cancel()
+            self.resume = None
         self.protocol.receive_eof()  # idempotent; moves the state to CLOSED so the close code is known
         connection, self.connection = self.connection, None
         if connection is not None:
@@ -219,6 +238,40 @@ class Link(asyncio.Protocol):
         else:
             self.gateway.host.receive(self.connection, data)
 
+    # ---- frame rate -------------------------------------------------------------------------------------------
+    def _refill(self, rate: FrameRate) -> None:
+        now = asyncio.get_running_loop().time()
+        elapsed = now - self.counted_at if self.counted_at else 0.0
+        self.allowance, self.counted_at = rate.take(self.allowance, elapsed, 0), now
+
+    def _pause(self, rate: FrameRate) -> None:
+        """Past the allowance: the socket is not read again until the debt is paid."""
+        if self.resume is not None or self.transport is None or self.protocol.state is not OPEN:
+            return
+        self.gateway.pauses += 1
+        self.transport.pause_reading()
+        self.resume = asyncio.get_running_loop().call_later(rate.pause_s(self.allowance), self._resume_reading)
+
+    def _close_flood(self, rate: FrameRate) -> None:
+        log.warning("station %s closed: floods beyond %g frames/s", self.station_id, rate.per_second)
+        self.gateway.flooders_closed += 1
+        if self.connection is not None:
+            peer = self.remote_address
+            detail = {"frames_per_s": rate.per_second, "burst": rate.burst, "close_code": POLICY_VIOLATION}
+            source = peer[0] if isinstance(peer, tuple) and peer else None
+            self.gateway.host.security_event(self.connection, FLOOD_EVENT, detail, source)
+        # Close frame and FIN at once, nothing more read: no closing handshake, which would mean reading the
+        # flood on until its close frame turns up (the close timer of _flush aborts the socket).
+        self.protocol.fail(POLICY_VIOLATION, f"more than {rate.per_second:g} frames/s")
+        if self.transport is not None:
+            self.transport.pause_reading()
+        self._flush()
+
+    def _resume_reading(self) -> None:
+        self.resume = None
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
     def _flush(self) -> None:
         transport = self.transport
         assert transport is not None
@@ -295,6 +348,7 @@ class Gateway:
         scheduler: AsyncioScheduler | None = None,
         collector: CollectorPacing | None = None,
         lookups: Lookups | None = None,
+        frame_rate: FrameRate | None = FrameRate(),
     ) -> None:
         self.config = config
         self.session_factory = session_factory
@@ -309,6 +363,11 @@ class Gateway:
         # handshake times out while admissions queue behind scrypt.  The kernel caps the backlog at somaxconn.
         self.accept_backlog = accept_backlog
         self.handshake_timeout_s = handshake_timeout_s
+        #: Frames per second and burst per connection (None: unlimited); see :mod:`csms.gateway.frame_rate`.
+        self.frame_rate = frame_rate
+        #: How often a connection was paused for its frame rate, and how many were closed for flooding.
+        self.pauses = 0
+        self.flooders_closed = 0
         self.links: dict[str, Link] = {}
         self.auth_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="csms-auth")
         self._server: asyncio.Server | None = None

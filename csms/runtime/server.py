@@ -25,6 +25,7 @@ from csms.api.redaction import install_access_log_filter
 from csms.core.plugins.alerts import AlertMonitor
 from csms.core.plugins.certificates import CertificateManager
 from csms.core.plugins.load_management import LoadManagement
+from csms.gateway.frame_rate import FrameRate
 from csms.gateway.lookups import ThreadedLookups
 from csms.gateway.server import Gateway
 from csms.pki.lookups import ContractProvider
@@ -101,6 +102,7 @@ async def run_server(
     tls_context: ssl.SSLContext | None = None,
     tls_port: int = 9443,
     contract_provider: ContractProvider | None = None,
+    frame_rate: FrameRate | None = FrameRate(),
 ) -> None:
     """Run until ``stop`` is set (or SIGINT/SIGTERM when ``handle_signals``).
 
@@ -115,13 +117,15 @@ async def run_server(
     ``tls_port``; the plain listener stays for profile-1 stations.
 
     ``contract_provider`` answers Get15118EVCertificate (Plug & Charge); without it they are answered Failed.
+    ``frame_rate``: frames per second and burst each connection may send (None: unlimited).
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     engine = await asyncio.to_thread(prepare_database, database_url)
     session_factory = make_session_factory(engine)
     config = config or CsmsConfig()
-    gateway = Gateway(session_factory, config, lookups=ThreadedLookups(config.lookup_timeout_s, contract_provider))
+    lookups = ThreadedLookups(config.lookup_timeout_s, contract_provider)
+    gateway = Gateway(session_factory, config, lookups=lookups, frame_rate=frame_rate)
     # Uptime and alerts: the monitor follows the stations; alerts reach webhooks through the sender.
     sender = WebhookSender(session_factory)
     monitor = AlertMonitor(AlertEngine(alert_rules, remediation), on_stored=sender.wake)

@@ -24,6 +24,8 @@ from csms.store.models import Station as StationRow
 
 #: The largest diagnostics upload stored; the API stops reading beyond it (413).
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+#: The largest firmware image stored (charger images run to tens of MB); the API stops reading beyond it (413).
+MAX_FIRMWARE_BYTES = 200 * 1024 * 1024
 FIRMWARE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 #: The last status of a request (anything else means it is still in progress).
 FINAL_STATUSES = {
@@ -127,11 +129,23 @@ def receive_upload(
     return row
 
 
-def store_firmware(db: Session, name: str, content: bytes, now: datetime) -> FirmwareFile:
+def firmware_slot(db: Session, name: str) -> None:
+    """Whether a firmware image may be stored under ``name``, checked before its body is read.
+
+    Raises:
+        Invalid: not a firmware name.  Conflict: the name is taken.
+    """
     if not FIRMWARE_NAME.match(name):
         raise Invalid("a firmware name is 1-100 of A-Z a-z 0-9 . _ -")
     if db.get(FirmwareFile, name) is not None:
         raise Conflict(f"firmware file {name!r} exists")
+
+
+def store_firmware(db: Session, name: str, content: bytes, now: datetime) -> FirmwareFile:
+    """Raises: Invalid, Conflict (see :func:`firmware_slot`); TooLarge beyond :data:`MAX_FIRMWARE_BYTES`."""
+    firmware_slot(db, name)
+    if len(content) > MAX_FIRMWARE_BYTES:
+        raise TooLarge(f"firmware image larger than {MAX_FIRMWARE_BYTES} bytes")
     row = FirmwareFile(
         name=name, size=len(content), sha256=hashlib.sha256(content).hexdigest(), content=content, created_at=now
     )

@@ -33,6 +33,7 @@ CSMS_TYPES = {
     "unknown_station": "a connection claimed a station id that is not provisioned",
     "bad_password": "a station's HTTP Basic credentials were wrong or missing",
     "throttled": "handshakes refused without a check after repeated failures (per id or address)",
+    "frame_flood": "a station's connection was closed (1008) for sending frames far beyond its rate",
     "bad_certificate": "a TLS client certificate was refused (expired, self-signed, wrong CA or name)",
     "revoked_certificate": "a station presented a certificate the CSMS revoked",
     "csr_rejected": "a SignCertificate request failed the CSR checks",

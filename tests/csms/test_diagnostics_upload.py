@@ -83,3 +83,45 @@ async def test_a_multipart_upload_within_the_limit_is_stored(anyone, upload_url,
     response = await anyone.post(upload_url, files={"file": ("station.log", b"line 1\nline 2\n", "text/plain")})
     assert response.status_code == 201, response.text
     assert (response.json()["file_name"], response.json()["size"]) == ("station.log", 14)
+
+
+# ---- firmware images (operator, API key) ----------------------------------------------------------------------
+FIRMWARE_KEY = "an-api-key-0123456789"
+
+
+@pytest.fixture
+async def operator(session_factory, gateway) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(session_factory, gateway, FIRMWARE_KEY))
+    headers = {"Authorization": f"Bearer {FIRMWARE_KEY}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://csms/api/v1", headers=headers, timeout=10) as c:
+        yield c
+
+
+@pytest.fixture
+def small_firmware_limit(monkeypatch) -> None:
+    monkeypatch.setattr(diagnostics, "MAX_FIRMWARE_BYTES", LIMIT)
+
+
+async def test_a_firmware_image_beyond_the_limit_is_413_read_no_further_and_not_stored(operator, small_firmware_limit):
+    body = Body(chunks=200)
+    response = await operator.post("/firmware-files", params={"name": "big.bin"}, content=body)
+    assert response.status_code == 413
+    assert str(LIMIT) in response.json()["detail"]
+    assert body.pulled <= LIMIT // len(CHUNK) + 2
+    declared = await operator.post("/firmware-files", params={"name": "big.bin"}, content=b"x" * (LIMIT + 1))
+    assert declared.status_code == 413
+    assert (await operator.get("/firmware-files")).json() == []
+    fits = await operator.post("/firmware-files", params={"name": "big.bin"}, content=b"y" * LIMIT)
+    assert fits.status_code == 201 and fits.json()["size"] == LIMIT
+
+
+async def test_a_firmware_name_taken_or_no_key_is_refused_before_the_body_is_read(operator, gateway, session_factory):
+    assert (await operator.post("/firmware-files", params={"name": "fw.bin"}, content=b"image")).status_code == 201
+    body = Body(chunks=200)
+    assert (await operator.post("/firmware-files", params={"name": "fw.bin"}, content=body)).status_code == 409
+    assert body.pulled <= 1
+    transport = httpx.ASGITransport(app=create_app(session_factory, gateway, FIRMWARE_KEY))
+    async with httpx.AsyncClient(transport=transport, base_url="http://csms/api/v1") as anyone:
+        body = Body(chunks=200)
+        assert (await anyone.post("/firmware-files", params={"name": "other.bin"}, content=body)).status_code == 401
+        assert body.pulled <= 1

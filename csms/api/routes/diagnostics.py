@@ -153,9 +153,9 @@ async def upload_diagnostics(request: Request, token: Token) -> dict[str, Any]:
     return await in_transaction(request, store)
 
 
-async def _bounded_body(request: Request, limit: int) -> bytes:
+async def _bounded_body(request: Request, limit: int, what: str = "upload") -> bytes:
     """The request body, read chunk by chunk and abandoned as soon as it exceeds ``limit`` bytes."""
-    too_large = TooLarge(f"upload larger than {limit} bytes")
+    too_large = TooLarge(f"{what} larger than {limit} bytes")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
@@ -195,8 +195,12 @@ async def download_firmware(
 # ---- operator-facing (API key) ------------------------------------------------------------------------------
 @router.post("/firmware-files", response_model=FirmwareOut, status_code=status.HTTP_201_CREATED)
 async def upload_firmware(request: Request, name: Annotated[str, Query(pattern=r"^[A-Za-z0-9._-]{1,100}$")]) -> Any:
-    """Store a firmware image (the raw request body) under ``name``, to be sent with UpdateFirmware."""
-    content = await request.body()
+    """Store a firmware image (the raw request body) under ``name``, to be sent with UpdateFirmware.
+
+    The name is checked before the body is read (409 taken), and the body is read only up to
+    ``csms.services.diagnostics.MAX_FIRMWARE_BYTES`` (413 beyond it)."""
+    await in_transaction(request, lambda db: diagnostics.firmware_slot(db, name))
+    content = await _bounded_body(request, diagnostics.MAX_FIRMWARE_BYTES, "firmware image")
     return await in_transaction(
         request, lambda db: FirmwareOut.model_validate(diagnostics.store_firmware(db, name, content, datetime.now(UTC)))
     )
