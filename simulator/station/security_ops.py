@@ -31,14 +31,28 @@ class SecurityHost(Protocol):
     def after_connect(self, action: Callable[[float], None]) -> None: ...
     def reconnect(self, now: float) -> None: ...
 
-#: Password writes: the spec's lengths (2.0.1 BasicAuthPassword 16–40; the 1.6 extension's AuthorizationKey
-#: 16–40 as well) — a charger refuses what it could not authenticate with.
-PASSWORD_LENGTHS = (16, 40)
+#: Password lengths of the specs: 2.0.1 BasicAuthPassword 16–40 characters; the 1.6 security extension's
+#: AuthorizationKey 16–20 bytes, written as their hexadecimal digits. A charger refuses what it could not
+#: authenticate with.
+PASSWORD_LENGTHS = {"SecurityCtrlr.BasicAuthPassword": (16, 40), "AuthorizationKey": (16, 20)}
 _SIGN_TYPES = {
     "SignChargingStationCertificate": "ChargingStationCertificate",
     "SignChargePointCertificate": "ChargingStationCertificate",  # the 1.6 extension's name
     "SignV2GCertificate": "V2GCertificate",
 }
+
+
+def _password(name: str, value: str) -> str | None:
+    """The password a write carries, or None when the charger must refuse it."""
+    if name == "AuthorizationKey":
+        try:
+            value = bytes.fromhex(value).decode("utf-8")
+        except ValueError:  # not hex digits, or not the bytes of a text password
+            return None
+    low, high = PASSWORD_LENGTHS[name]
+    if not low <= len(value.encode()) <= high or not value.strip():
+        return None
+    return value
 
 
 class SecurityOperations:
@@ -113,10 +127,10 @@ class SecurityOperations:
         """A configuration write that is the security's (its status), or None for the configuration table."""
         match name:
             case "AuthorizationKey" | "SecurityCtrlr.BasicAuthPassword":
-                low, high = PASSWORD_LENGTHS
-                if not low <= len(value) <= high or not value.strip():
+                password = _password(name, value)
+                if password is None:
                     return "Rejected"
-                self.security.password = value
+                self.security.password = password
                 self.charger.after_reply(functools.partial(self._reconnect, "ReconfigurationOfSecurityParameters"))
                 return "Accepted"
             case "SecurityProfile":

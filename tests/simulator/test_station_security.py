@@ -158,10 +158,15 @@ def test_a_new_password_is_checked_then_used_at_an_immediate_reconnect(pair):
     assert write(pair, name, "short") == "Rejected"
     assert pair.charger.security.password is None
 
+    new = "good-password-0016"
+    wire = new.encode().hex() if pair.version == OCPP16 else new  # the 1.6 extension writes the bytes in hex
+    if pair.version == OCPP16:
+        assert write(pair, name, new) == "Rejected"  # not hexadecimal
+        assert write(pair, name, ("x" * 21).encode().hex()) == "Rejected"  # 21 bytes: over the 1.6 limit
     attempts = len(pair.connect_attempts)
-    assert write(pair, name, "a-good-long-password-16") == "Accepted"
+    assert write(pair, name, wire) == "Accepted"
     pair.run(5)
-    assert pair.charger.security.password == "a-good-long-password-16"
+    assert pair.charger.security.password == new
     assert len(pair.connect_attempts) == attempts + 1  # reconnected with the new credentials
     assert security_events(pair) == ["ReconfigurationOfSecurityParameters"]
 
