@@ -101,3 +101,23 @@ class ChargingProfile:
 def retry_fields(retries: int | None, retry_interval: int | None) -> dict[str, int]:
     """The optional ``retries`` / ``retryInterval`` of a transfer (same names in both versions)."""
     return {k: v for k, v in (("retries", retries), ("retryInterval", retry_interval)) if v is not None}
+
+
+def get_log(
+    location: str,
+    request_id: int,
+    *,
+    start_time: str | None,
+    stop_time: str | None,
+    log_type: str,
+    retries: int | None,
+    retry_interval: int | None,
+) -> Call:
+    """GetLog, one shape in 2.0.1 and the 1.6 security extension: log.remoteLocation, the time window as
+    oldest/latestTimestamp, requestId, DiagnosticsLog or SecurityLog."""
+    log: dict[str, Any] = {"remoteLocation": location}
+    if start_time:
+        log["oldestTimestamp"] = start_time
+    if stop_time:
+        log["latestTimestamp"] = stop_time
+    return "GetLog", {"logType": log_type, "requestId": request_id, "log": log, **retry_fields(retries, retry_interval)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from csms.ocpp import schemas
+from csms.ocpp import outgoing, schemas
 from csms.ocpp.outgoing import MASK, Call, ChargingProfile, CredentialChange, ResetKind, SignedFirmware, retry_fields
 from csms.ocpp.versions import OCPP16
 
@@ -201,23 +201,7 @@ def extended_trigger(message: str, evse_id: int | None) -> Call:
     return "ExtendedTriggerMessage", payload
 
 
-def get_log(
-    location: str,
-    request_id: int,
-    *,
-    start_time: str | None,
-    stop_time: str | None,
-    log_type: str,
-    retries: int | None,
-    retry_interval: int | None,
-) -> Call:
-    """GetLog of the security extension: the same shape as 2.0.1's."""
-    log: dict[str, Any] = {"remoteLocation": location}
-    if start_time:
-        log["oldestTimestamp"] = start_time
-    if stop_time:
-        log["latestTimestamp"] = stop_time
-    return "GetLog", {"logType": log_type, "requestId": request_id, "log": log, **retry_fields(retries, retry_interval)}
+get_log = outgoing.get_log
 
 
 def signed_update_firmware(firmware: SignedFirmware) -> Call:

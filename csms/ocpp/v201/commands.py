@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from csms.ocpp import schemas
+from csms.ocpp import outgoing, schemas
 from csms.ocpp.outgoing import MASK, Call, ChargingProfile, CredentialChange, ResetKind, SignedFirmware, retry_fields
 from csms.ocpp.versions import OCPP201
 
@@ -39,23 +39,7 @@ def reset(kind: ResetKind) -> Call:
     return "Reset", {"type": RESET_TYPES[kind]}
 
 
-def get_diagnostics(
-    location: str,
-    request_id: int,
-    *,
-    start_time: str | None,
-    stop_time: str | None,
-    log_type: str,
-    retries: int | None,
-    retry_interval: int | None,
-) -> Call:
-    """GetLog (log.remoteLocation, the time window as oldest/latestTimestamp, requestId)."""
-    log: dict[str, Any] = {"remoteLocation": location}
-    if start_time:
-        log["oldestTimestamp"] = start_time
-    if stop_time:
-        log["latestTimestamp"] = stop_time
-    return "GetLog", {"logType": log_type, "requestId": request_id, "log": log, **retry_fields(retries, retry_interval)}
+get_diagnostics = outgoing.get_log
 
 
 def update_firmware(
