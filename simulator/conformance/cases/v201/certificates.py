@@ -174,5 +174,7 @@ class OcspResponder:
             revocation_time=now - timedelta(hours=1) if self.revoked else None,
             revocation_reason=None,
         )
-        builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, self.pki.ca)
+        # the signer's certificate rides along (as openssl's responder sends it): a CSMS that got hash data only
+        # finds the issuer's key there
+        builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, self.pki.ca).certificates([self.pki.ca])
         return builder.sign(self.pki.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
