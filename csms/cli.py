@@ -13,8 +13,6 @@ import logging
 import os
 import ssl
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -233,25 +231,31 @@ def cmd_stations_approve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _api_post(args: argparse.Namespace, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST to the running CSMS's API (these commands need the station's live connection, which only the
-    server holds). Raises UserError with the API's reason."""
+def _api_request(base_url: str, method: str, path: str, body: Any = None, **options: Any) -> Any:
+    """One call to the API of a running ``csms serve`` (commands that need a station's live connection, which
+    only the server holds), with the key from $CHARGETWIN_API_KEY. Raises UserError with the API's reason."""
     key = os.environ.get(API_KEY_ENV)
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    url = args.api_url.rstrip("/") + path
+    if not key:
+        raise UserError(f"set ${API_KEY_ENV} to an API key of the running CSMS")
     try:
-        response = httpx.post(
-            url, json=body, headers=headers, params={"timeout": args.timeout}, timeout=args.timeout * 4
+        response = httpx.request(
+            method, base_url.rstrip("/") + path, json=body, headers={"Authorization": f"Bearer {key}"}, **options
         )
     except httpx.HTTPError as exc:
-        raise UserError(f"cannot reach the API at {args.api_url}: {exc}") from None
+        raise UserError(f"cannot reach the API at {base_url}: {exc}") from None
     if response.status_code != 200:
         try:
             detail = response.json().get("detail")
         except ValueError:
             detail = response.text[:200]
         raise UserError(f"the API answered {response.status_code}: {detail}")
-    answer: dict[str, Any] = response.json()
+    return response.json()
+
+
+def _api_post(args: argparse.Namespace, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    answer: dict[str, Any] = _api_request(
+        args.api_url, "POST", path, body, params={"timeout": args.timeout}, timeout=args.timeout * 4
+    )
     return answer
 
 
@@ -412,24 +416,9 @@ def cmd_certificates_revoke(args: argparse.Namespace) -> int:
 
 
 def _api(args: argparse.Namespace, path: str, body: Any = None) -> Any:
-    """POST (with ``body``) or GET on the API of a running ``csms serve``."""
-    key = os.environ.get(API_KEY_ENV)
-    if not key:
-        raise UserError(f"set ${API_KEY_ENV} to an API key of the running CSMS")
-    data = None if body is None else json.dumps(body).encode()
+    """POST (with ``body``, or to a ``/refresh``) or GET on the API of a running ``csms serve``."""
     method = "GET" if body is None and not path.endswith("/refresh") else "POST"
-    request = urllib.request.Request(
-        args.api.rstrip("/") + path, data=data, method=method,
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")[:300]
-        raise UserError(f"{exc.code} from the API: {detail}") from None
-    except urllib.error.URLError as exc:
-        raise UserError(f"cannot reach the API at {args.api}: {exc.reason}") from None
+    return _api_request(args.api, method, path, body, timeout=60)
 
 
 def _print_call(answer: dict[str, Any]) -> int:
