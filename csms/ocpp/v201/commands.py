@@ -196,25 +196,7 @@ def extended_trigger(message: str, evse_id: int | None) -> Call:
     return trigger(message, evse_id)
 
 
-def get_log(
-    location: str,
-    request_id: int,
-    *,
-    start_time: str | None,
-    stop_time: str | None,
-    log_type: str,
-    retries: int | None,
-    retry_interval: int | None,
-) -> Call:
-    return get_diagnostics(
-        location,
-        request_id,
-        start_time=start_time,
-        stop_time=stop_time,
-        log_type=log_type,
-        retries=retries,
-        retry_interval=retry_interval,
-    )
+get_log = outgoing.get_log  # 2.0.1 GetLog is also what get_diagnostics sends
 
 
 def signed_update_firmware(firmware: SignedFirmware) -> Call:
