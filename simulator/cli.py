@@ -108,6 +108,7 @@ def summary_table(data: dict[str, Any]) -> Table:
             f"{veh['at_target']} / {veh['departed'] or veh['count']} ({100 * veh['at_target_fraction']:.1f} %)",
         ),
         ("energy delivered", f"{veh['energy_received_kwh']:.1f} kWh"),
+        *_security_rows(data.get("security")),
     ]
     for name, value in rows:
         table.add_row(name, value)
@@ -118,6 +119,18 @@ def summary_table(data: dict[str, Any]) -> Table:
             value = f"{check['actual']}  " + ("[green]pass[/green]" if check["passed"] else "[red]FAIL[/red]")
         table.add_row(f"check {check['name']} {check['expected']}", value)
     return table
+
+
+def _security_rows(security: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if security is None:
+        return []
+    by_profile = ", ".join(f"{n} on {p}" for p, n in security["stations_by_profile"].items())
+    events = ", ".join(f"{n} {kind}" for kind, n in security["events"].items()) or "none"
+    return [
+        ("security profiles (station and CSMS agree)", by_profile),
+        ("certificates issued by the CSMS", str(security["certificates_issued"])),
+        ("security events", events),
+    ]
 
 
 def _transaction_rows(tx: dict[str, Any]) -> list[tuple[str, str]]:

@@ -8,6 +8,12 @@ commit, load management and alerts are the host's and its plugins', unchanged.
 
 from __future__ import annotations
 
+import dataclasses
+import ssl
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -17,16 +23,46 @@ from csms.alerts import AlertEngine, AlertRules, RemediationPolicy
 from csms.alerts import engine as al
 from csms.core.host import Connection, CsmsHost, StationNotConnected, Transport
 from csms.core.plugins.alerts import AlertMonitor
+from csms.core.plugins.certificates import CertificateManager
 from csms.core.plugins.load_management import LoadManagement
 from csms.loadmgmt.planner import PlannerConfig
+from csms.ocpp.convert import from_posix
 from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import Version
+from csms.pki import authority
 from csms.pki.lookups import Lookups
+from csms.pki.tls import server_context
+from csms.services.admission import PLAIN, Channel, channel_of_peer, record_bad_certificate
 from csms.services.config import CsmsConfig
 from csms.store import migrate
 from csms.store.database import make_engine, make_session_factory
-from simulator.links.inprocess import Refused
+from simulator.links.inprocess import SERVER_NAME, Refused
+from simulator.links.offer import Offer
+from simulator.links.tls import handshake_in_memory, without_wall_clock
 from simulator.scheduler import SimPyScheduler
+
+
+@dataclass(frozen=True)
+class EmbeddedPki:
+    """The embedded CSMS's station CA and wss:// endpoint, made as ``csms pki init`` makes them, at the run's
+    start in virtual time: ``csms serve --pki`` in a virtual run."""
+
+    station_ca: authority.StationCa
+    #: The server side of the in-memory TLS handshakes (client certificates must chain to the station CA).
+    server: ssl.SSLContext
+    #: What stations install as their CSMSRootCertificate to verify the server.
+    csms_root_pem: str
+    url: str = f"wss://{SERVER_NAME}/ocpp"
+
+    @classmethod
+    def create(cls, now: float, *, organisation: str, certificate_days: int) -> EmbeddedPki:
+        with tempfile.TemporaryDirectory(prefix="chargetwin-pki-") as folder:
+            paths = authority.init(
+                Path(folder) / "pki", from_posix(now), organisation=organisation, server_names=(SERVER_NAME,)
+            )
+            ca = authority.load(paths.directory, organisation=organisation, days=certificate_days)
+            server = without_wall_clock(server_context(paths.server_cert, paths.server_key, paths.station_ca_cert))
+            return cls(ca, server, paths.csms_root.read_text())
 
 
 class EmbeddedCsms:
@@ -39,11 +75,14 @@ class EmbeddedCsms:
         alerts: tuple[AlertRules | None, RemediationPolicy | None] | None = None,
         load_management: bool = False,
         lookups: Lookups | None = None,
+        pki: EmbeddedPki | None = None,
     ) -> None:
         self.session_factory = session_factory
         #: OCSP and the contract provider in virtual time (:mod:`simulator.pnc`); None: every lookup fails.
         self.lookups = lookups
-        self.config = config
+        #: None: no wss:// and no station CA (SignCertificate is answered Rejected).
+        self.pki = pki
+        self.config = config if pki is None else dataclasses.replace(config, station_ca=pki.station_ca)
         self.scheduler = scheduler
         self._alerts = alerts
         self._load_enabled = load_management
@@ -84,6 +123,8 @@ class EmbeddedCsms:
         if self._load_enabled:
             self.load = LoadManagement()
             host.add_plugin(self.load)
+        if self.pki is not None:  # without a CA no certificate is issued: nothing to deliver, renew or revoke
+            host.add_plugin(CertificateManager())
         self.host = host
 
     def install_site(self, site_id: str, config: PlannerConfig | None = None) -> None:
@@ -134,15 +175,31 @@ class EmbeddedCsms:
         return self._totals["lm_failed"] + (self.load.failed if self.load is not None else 0)
 
     # ---- the link's side (a CsmsEndpoint) ----------------------------------------------------------------
-    def connect(self, station_id: str, offered: Version | None, transport: Transport) -> Connection:
-        """The handshake: the station must be provisioned (or auto-registration on)."""
+    def connect(self, station_id: str, offered: Version | None, transport: Transport, credentials: Offer) -> Connection:
+        """The handshake, as the gateway's: TLS when the charger offers it, then admission (provisioned, its
+        password, its security profile met)."""
         if self.host is None:
             raise Refused("the CSMS is down")
-        admission = self.host.admit(station_id, None, offered)
+        channel = PLAIN if credentials.tls is None else self._tls(credentials)
+        admission = self.host.admit(station_id, credentials.authorization, offered, channel)
         if not admission.admitted:
             raise Refused(f"{station_id}: {admission.status} {admission.reason}")
         version: Version = admission.ocpp_version  # type: ignore[assignment]
         return self.host.connect(admission, version, transport)
+
+    def _tls(self, credentials: Offer) -> Channel:
+        assert credentials.tls is not None
+        if self.pki is None:
+            raise Refused("this CSMS serves no wss://")
+        handshake = handshake_in_memory(credentials.tls, self.pki.server, credentials.server_name, self.scheduler.now())
+        if handshake.server_refused is not None:
+            with self.session_factory() as db:
+                record_bad_certificate(db, handshake.server_refused, None, from_posix(self.scheduler.now()))
+                db.commit()
+            raise Refused(f"TLS: {handshake.server_refused}")
+        if handshake.client_refused is not None:
+            raise Refused(f"TLS: {handshake.client_refused}")
+        return channel_of_peer(handshake.peercert, None)
 
     def receive(self, connection: Connection, frame: str) -> None:
         if self.host is not None:
@@ -156,8 +213,15 @@ class EmbeddedCsms:
     def connected(self, station_id: str) -> bool:
         return self.host is not None and self.host.is_connected(station_id)
 
-    def call(self, station_id: str, action: str, payload: dict[str, Any]) -> PendingCall:
-        """An operator's call to a connected station (raises StationNotConnected when it is not)."""
+    def call(
+        self,
+        station_id: str,
+        action: str,
+        payload: dict[str, Any],
+        on_done: Callable[[PendingCall], None] | None = None,
+    ) -> PendingCall:
+        """An operator's call to a connected station (raises StationNotConnected when it is not);
+        ``on_done(pending)`` once it completed."""
         if self.host is None:
             raise StationNotConnected(station_id)
-        return self.host.call(station_id, action, payload)
+        return self.host.call(station_id, action, payload, on_done=on_done)

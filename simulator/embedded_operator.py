@@ -9,20 +9,35 @@
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from typing import Any
 
 from csms import uptime as up
 from csms.domain.transaction import TransactionStatus
 from csms.ocpp import commands
 from csms.ocpp.convert import from_posix
-from csms.ocpp.outgoing import Call
+from csms.ocpp.outgoing import Call, CredentialChange
+from csms.ocpp.rpc import Outcome, PendingCall
 from csms.ocpp.versions import Version
-from csms.services import authorization, contracts, stations, transactions
+from csms.pki import build
+from csms.services import authorization, certificates, contracts, credentials, security_events, stations, transactions
 from csms.services import uptime as uptime_service
 from simulator import report
 from simulator.embedded_csms import EmbeddedCsms
 from simulator.fleet import OperatorCall, operator_payload
-from simulator.scenario.models import RemoteStart, RemoteStop, Scenario
+from simulator.scenario.models import (
+    InstallCertificate,
+    RemoteStart,
+    RemoteStop,
+    RenewCertificate,
+    Scenario,
+    SecurityAction,
+)
+from simulator.station.charger import Charger
+from simulator.verify.security import ChargerSecurity, CsmsStationSecurity, security_section
+
+log = logging.getLogger(__name__)
 
 
 class EmbeddedOperator:
@@ -31,13 +46,22 @@ class EmbeddedOperator:
     def __init__(self, csms: EmbeddedCsms) -> None:
         self.csms = csms
         self._remote_start_ids = 0
+        #: (action, how it ended) of every call the security actions sent: the report's tally.
+        self.security_calls: Counter[tuple[str, str]] = Counter()
 
     def provision_stations(self, scenario: Scenario, now: float) -> None:
         """Every station of the scenario, known to the CSMS before the run (as ``csms stations add``)."""
         with self.csms.session_factory() as db:
             for group in scenario.chargers:
                 for station_id in group.station_ids:
-                    stations.provision(db, station_id, ocpp_version=group.ocpp, password=None, now=from_posix(now))
+                    stations.provision(
+                        db,
+                        station_id,
+                        ocpp_version=group.ocpp,
+                        password=group.password,
+                        now=from_posix(now),
+                        security_profile=group.security_profile,
+                    )
             db.commit()
 
     def install_contract_root(self, pem: str, now: float) -> None:
@@ -55,6 +79,9 @@ class EmbeddedOperator:
     def call(self, station_id: str, version: Version, item: OperatorCall, now: float) -> None:
         """Sent only to a connected station (an operator's call to an offline one fails at once)."""
         self._remote_start_ids += isinstance(item, RemoteStart)
+        if isinstance(item, SecurityAction):
+            self._security(station_id, version, item)
+            return
         if isinstance(item, RemoteStop):
             call = self._remote_stop(station_id, version, item)
         else:
@@ -62,10 +89,67 @@ class EmbeddedOperator:
         if call is not None and self.csms.connected(station_id):
             self.csms.call(station_id, *call)
 
+    def _security(self, station_id: str, version: Version, item: SecurityAction) -> None:
+        pki = self.csms.pki
+        assert pki is not None, "the scenario's security actions need csms.pki (checked when it loads)"
+        if not self.csms.connected(station_id):
+            self.security_calls[(item.kind, "not connected")] += 1
+            return
+        if isinstance(item, InstallCertificate):
+            calls = [commands.install_certificate(version, "CSMSRootCertificate", pki.csms_root_pem)]
+        elif isinstance(item, RenewCertificate):
+            calls = [commands.trigger_certificate_renewal(version)]
+        else:
+            calls = commands.upgrade_profile(version, item.profile, pki.url)
+        _Sequence(self, station_id, version, calls).next()
+
     def _remote_stop(self, station_id: str, version: Version, item: RemoteStop) -> Call | None:
         with self.csms.session_factory() as db:
             tx = transactions.active_on(db, station_id, item.connector)
             return None if tx is None else commands.remote_stop(version, tx.id, tx.charger_tx_id)
+
+
+class _Sequence:
+    """Calls sent one after another, each once the one before was accepted, as the API's
+    ``/security-profile`` sends them: a call that changes the station's password or profile is vetted first
+    and adopted when the station took it (:mod:`csms.services.credentials`)."""
+
+    def __init__(self, operator: EmbeddedOperator, station_id: str, version: Version, calls: list[Call]) -> None:
+        self.operator, self.station_id, self.version, self.calls = operator, station_id, version, list(calls)
+
+    def next(self) -> None:
+        if not self.calls:
+            return
+        action, payload = self.calls.pop(0)
+        csms, tally = self.operator.csms, self.operator.security_calls
+        change = commands.credential_change(self.version, action, payload)
+        if change is not None:
+            with csms.session_factory() as db:
+                refusal = credentials.vet(db, self.station_id, change, from_posix(csms.scheduler.now()))
+                db.commit()
+            if refusal:
+                log.warning("%s %s not sent: %s", self.station_id, action, refusal)
+                tally[(action, "refused by the CSMS")] += 1
+                return
+        if not csms.connected(self.station_id):
+            tally[(action, "not connected")] += 1
+            return
+        csms.call(self.station_id, action, payload, on_done=lambda pending: self._done(pending, change))
+
+    def _done(self, pending: PendingCall, change: CredentialChange | None) -> None:
+        csms = self.operator.csms
+        result = pending.payload or {}
+        answered = pending.outcome is Outcome.RESULT
+        action, sent = pending.call.action, pending.call.payload
+        if change is not None and answered and commands.change_taken(self.version, action, sent, result):
+            with csms.session_factory() as db:
+                credentials.adopt(db, self.station_id, change, from_posix(csms.scheduler.now()))
+                db.commit()
+        ok = answered and commands.accepted(result)
+        outcome = pending.outcome.value if pending.outcome is not None else "cancelled"
+        self.operator.security_calls[(action, result.get("status", "Accepted") if ok else outcome)] += 1
+        if ok:
+            self.next()
 
 
 class CsmsRecords:
@@ -91,3 +175,33 @@ class CsmsRecords:
         """µ per port over ``period``, as ``GET /uptime`` gives it."""
         with self.csms.session_factory() as db:
             return uptime_service.port_uptime(db, period)
+
+    def security(self, chargers: dict[str, Charger], operator: EmbeddedOperator) -> dict[str, Any]:
+        """The report's ``security`` section: the CSMS's records beside the chargers' own state."""
+        with self.csms.session_factory() as db:
+            stored = []
+            for row in stations.list_stations(db):
+                certificate = certificates.current(db, row.id)
+                stored.append(
+                    CsmsStationSecurity(
+                        row.id,
+                        row.security_profile,
+                        row.pending_security_profile,
+                        None if certificate is None else certificate.serial,
+                        None if certificate is None else certificate.not_after.isoformat(),
+                    )
+                )
+            events = Counter(event.type for event in security_events.list_events(db, limit=1_000_000))
+            issued = len(certificates.issued(db))
+        truth = [
+            ChargerSecurity(
+                sid,
+                charger.security.profile,
+                build.serial_hex(charger.security.chain[0]) if charger.security.chain else None,
+                self.csms.connected(sid),
+            )
+            for sid, charger in chargers.items()
+        ]
+        return security_section(
+            stored, truth, events=events, certificates_issued=issued, operator_calls=operator.security_calls
+        )

@@ -37,10 +37,12 @@ from simulator.scenario.models import (
     RemoteStop,
     Reset,
     Scenario,
+    SecurityAction,
 )
 from simulator.scenario.to_twin import twin_spec
 from simulator.station.charger import Charger, StationIdentity
 from simulator.station.connector import ConnectorSpec
+from simulator.station.security import StationSecurity
 from simulator.twin.interfaces import ChargingLimit, ConnectorRef, MeterReading, VehicleInfo
 from simulator.twin.world import TwinWorld
 from simulator.verify import faults as fv
@@ -51,7 +53,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, float], None]
 #: Connector statuses (both versions) a driver treats as "out of service".
 OUT_OF_SERVICE = frozenset({"Unavailable", "Faulted"})
-OperatorCall = RemoteStart | RemoteStop | ChangeAvailability | Reset
+OperatorCall = RemoteStart | RemoteStop | ChangeAvailability | Reset | SecurityAction
 
 
 class Link(Protocol):
@@ -292,6 +294,7 @@ class Fleet:
                         vendor=group.vendor[:20], model=(group.model or "twin")[:20], serial_number=station_id[:25]
                     ),
                     smart_charging=group.smart_charging,
+                    security=StationSecurity(station_id, profile=group.security_profile, password=group.password),
                     **(charger_options or {}),
                 )
                 self.hooks.chargers[station_id] = charger
@@ -419,6 +422,7 @@ class Fleet:
         alerts: dict[str, Any] | None = None,
         notes: list[str] | None = None,
         load_management: dict[str, Any] | None = None,
+        security: dict[str, Any] | None = None,
     ) -> report.RunRecord:
         return report.RunRecord(
             scenario_name=self.scenario.name,
@@ -443,6 +447,7 @@ class Fleet:
             notes=list(notes or []),
             energy=twin_energy_metrics(self.world, self.scenario.site),
             load_management=load_management,
+            security=security,
             phase_limits_a=self.scenario.site.phase_limits_a,
         )
 

@@ -76,6 +76,8 @@ class RunRecord:
     #: ``simulator.verify.optimum.run_metrics`` over the twin's sessions (None: not computed).
     energy: dict[str, float] | None = None
     load_management: dict[str, Any] | None = None
+    #: ``simulator.verify.security.security_section`` (None: the run had no PKI)
+    security: dict[str, Any] | None = None
     phase_limits_a: tuple[float, float, float] | None = None
     #: where the CSMS side of ``transactions`` comes from: "embedded" (its database, virtual time) or, in real
     #: time, the operator that read it back ("api": chargetwin's API, "hooks": a hooks file); None: not measured
@@ -248,6 +250,8 @@ def check_values(report: dict[str, Any]) -> dict[str, float | None]:
         values.update(alerts_missed=alerts["missed"], alerts_false=alerts["false"], alerts_late=alerts["late"])
     if site.get("phases") is not None:
         values["site_phase_violations"] = site["phases"]["violation_minutes"]
+    if "security" in report:
+        values["lowest_security_profile"] = report["security"]["lowest_profile"]
     energy = report.get("energy")
     if energy is not None:
         values["energy_optimum_fraction"] = energy["optimum_fraction"]
@@ -308,6 +312,8 @@ def build(record: RunRecord) -> dict[str, Any]:
         report["site"]["phases"] = phase_section(record.meter_log, record.phase_limits_a)
     if record.load_management is not None:
         report["load_management"] = record.load_management
+    if record.security is not None:
+        report["security"] = record.security
     if record.notes:
         report["notes"] = list(record.notes)
     if record.not_measured:

@@ -17,10 +17,10 @@ from collections.abc import Callable
 import simpy
 
 from simulator import loadmgmt, report
-from simulator.embedded_csms import EmbeddedCsms
+from simulator.embedded_csms import EmbeddedCsms, EmbeddedPki
 from simulator.embedded_operator import CsmsRecords, EmbeddedOperator
 from simulator.embedded_wiring import EmbeddedCsmsWiring, alert_rules
-from simulator.fleet import Fleet, Progress
+from simulator.fleet import Fleet, Progress, station_passwords
 from simulator.links.inprocess import InProcessLink, NetworkModel
 from simulator.pnc import InProcessLookups, MobilityOperator
 from simulator.scenario.models import FleetBlock, Scenario
@@ -54,23 +54,41 @@ class VirtualRun:
         self.scheduler = SimPyScheduler(self.env, self.epoch)
         #: The mobility operator of Plug & Charge vehicles, reached by the embedded CSMS in-process.
         self.mobility = MobilityOperator(self.scenario.start) if _plug_and_charge(self.scenario) else None
+        pki = self.scenario.csms.pki
+        self.pki = (
+            None
+            if pki is None
+            else EmbeddedPki.create(self.epoch, organisation=pki.organisation, certificate_days=pki.certificate_days)
+        )
+        self.passwords = station_passwords(self.scenario, None)
         self.csms = EmbeddedCsms.create(
             self.scheduler,
             database_url,
             alerts=alert_rules(self.scenario.csms.alerts),
             load_management=loadmgmt.managed(self.scenario),
             lookups=None if self.mobility is None else InProcessLookups(self.scheduler, self.mobility),
+            pki=self.pki,
         )
         self.truth = fv.FaultTruth()
         self.links: dict[str, InProcessLink] = {}
         seed = self.scenario.seed if seed is None else seed
         self.fleet = Fleet(self.scenario, seed, self.env, self._make_link, truth=self.truth, contracts=self.mobility)
+        if self.pki is not None:
+            self._commission(self.pki)
         self.operator = EmbeddedOperator(self.csms)
         self.operator.provision_stations(self.scenario, self.epoch)
         if self.mobility is not None:
             self.operator.install_contract_root(self.mobility.root_pem, self.epoch)
         self.wiring = EmbeddedCsmsWiring(self.csms, self.fleet, self.links)
         self.records = CsmsRecords(self.csms)
+
+    def _commission(self, pki: EmbeddedPki) -> None:
+        """The installer set each charger's organisation (1.6 CpoName, 2.0.1 SecurityCtrlr.OrganizationName:
+        the O of its CSRs, which the station CA checks); those that start on wss:// also got the CSMS root."""
+        for charger in self.fleet.chargers.values():
+            charger.security.organization = pki.station_ca.organisation or charger.security.organization
+            if charger.security.profile >= 2:
+                charger.security.install_root("CSMSRootCertificate", pki.csms_root_pem)
 
     def _make_link(self, charger: Charger, seed: int, on_change: Callable[[Charger], None]) -> InProcessLink:
         link = InProcessLink(
@@ -81,6 +99,7 @@ class VirtualRun:
             self.network,
             on_charger_change=on_change,
             on_link=self.truth.link,
+            password=self.passwords[charger.station_id],
         )
         self.links[charger.station_id] = link
         return link
@@ -112,4 +131,5 @@ class VirtualRun:
             uptime=self.fleet.uptime_section(self.records.port_uptime(period)),
             alerts=self.fleet.alerts_section(self.csms.alert_effects, latency_s),
             load_management=self.wiring.load_management_section(),
+            security=None if self.pki is None else self.records.security(self.fleet.chargers, self.operator),
         )

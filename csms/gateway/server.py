@@ -41,8 +41,7 @@ from csms.gateway.tls import TlsHandshake, channel_of
 from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import OCPP16, SUBPROTOCOLS, Version, parse_version
 from csms.pki.lookups import Lookups
-from csms.services import security_events
-from csms.services.admission import REFUSED_REASON, Admission
+from csms.services.admission import REFUSED_REASON, Admission, record_bad_certificate
 from csms.services.config import CsmsConfig
 
 log = logging.getLogger(__name__)
@@ -407,12 +406,12 @@ class Gateway:
 
     def tls_refused(self, source: str | None, error: ssl.SSLCertVerificationError) -> None:
         """A client certificate failed the TLS handshake: a ``bad_certificate`` security event."""
-        detail = {"reason": str(error.verify_message or error.reason or error)[:200]}
+        reason = str(error.verify_message or error.reason or error)
         at = datetime.fromtimestamp(self.scheduler.now(), UTC)
 
         def store() -> None:
             with self.session_factory() as db:
-                security_events.record(db, type="bad_certificate", at=at, source=source, detail=detail)
+                record_bad_certificate(db, reason, source, at)
                 db.commit()
 
         future = asyncio.get_running_loop().run_in_executor(self.auth_threads, store)

@@ -7,30 +7,14 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from csms.services.admission import Channel
+from csms.pki.tls import server_context
+from csms.services.admission import Channel, channel_of_peer
+
+__all__ = ["TlsHandshake", "address", "channel_of", "server_context"]
 
 log = logging.getLogger(__name__)
-
-
-def server_context(cert_file: Path | str, key_file: Path | str, client_ca_file: Path | str | None) -> ssl.SSLContext:
-    """TLS 1.2 or later with the CSMS's certificate. With ``client_ca_file``, a client certificate is asked
-    for and, when one is sent, must chain to that CA or the TLS handshake fails; profile-2 stations send none.
-
-    Raises:
-        OSError: a file cannot be read.  ssl.SSLError: a file is not a PEM certificate/key, or they do not match.
-    """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert_file, key_file)
-    if client_ca_file is not None:
-        context.load_verify_locations(cafile=client_ca_file)
-        context.verify_mode = ssl.CERT_OPTIONAL
-        # The station CA may be a sub-CA whose root is not in the file: trusting it is enough.
-        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-    return context
 
 
 def channel_of(transport: asyncio.BaseTransport) -> Channel:
@@ -39,15 +23,7 @@ def channel_of(transport: asyncio.BaseTransport) -> Channel:
     source = address(transport.get_extra_info("peername"))
     if transport.get_extra_info("ssl_object") is None:
         return Channel(source=source)
-    peer = transport.get_extra_info("peercert") or {}
-    names = [value for rdn in peer.get("subject", ()) for key, value in rdn if key == "commonName"]
-    serial = peer.get("serialNumber")
-    return Channel(
-        tls=True,
-        client_cn=names[-1] if names else None,
-        client_serial=format(int(serial, 16), "x") if serial else None,
-        source=source,
-    )
+    return channel_of_peer(transport.get_extra_info("peercert"), source)
 
 
 def address(peername: Any) -> str | None:

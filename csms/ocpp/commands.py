@@ -188,6 +188,15 @@ def change_taken(version: str, action: str, payload: dict[str, Any], result: dic
     return builder(version).change_taken(action, payload, result)
 
 
+def accepted(result: dict[str, Any]) -> bool:
+    """A station's CALLRESULT says it did, or will do, what was asked (both versions: ``status`` Accepted,
+    RebootRequired or Scheduled; every ``setVariableResult`` Accepted or RebootRequired)."""
+    results = result.get("setVariableResult")
+    if results is not None:
+        return all(item.get("attributeStatus") in ("Accepted", "RebootRequired") for item in results)
+    return result.get("status") in ("Accepted", "RebootRequired", "Scheduled")
+
+
 def masked(version: str, action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
     """``payload`` (a call's, or the result of one) with station passwords masked; None when there are none."""
     return builder(version).masked(action, payload)

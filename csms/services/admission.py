@@ -64,6 +64,25 @@ class Channel:
 PLAIN = Channel()
 
 
+def channel_of_peer(peercert: dict[str, Any] | None, source: str | None) -> Channel:
+    """A TLS channel from what the handshake verified of the client certificate (``SSLObject.getpeercert()``;
+    empty or None: the client sent none): its subject CN and serial."""
+    peer = peercert or {}
+    names = [value for rdn in peer.get("subject", ()) for key, value in rdn if key == "commonName"]
+    serial = peer.get("serialNumber")
+    return Channel(
+        tls=True,
+        client_cn=names[-1] if names else None,
+        client_serial=format(int(serial, 16), "x") if serial else None,
+        source=source,
+    )
+
+
+def record_bad_certificate(db: Session, reason: str, source: str | None, at: datetime) -> None:
+    """A client certificate the TLS handshake refused (expired, self-signed, another CA): a security event."""
+    security_events.record(db, type="bad_certificate", at=at, source=source, detail={"reason": reason[:200]})
+
+
 @dataclass(frozen=True, slots=True)
 class Admission:
     station_id: str

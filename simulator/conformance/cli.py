@@ -21,7 +21,7 @@ from websockets.typing import Subprotocol
 from csms.ocpp.versions import VERSION_SUBPROTOCOL, parse_version
 from simulator.conformance.catalogue import PROFILES
 from simulator.conformance.plugin import DEFAULT_STATION_ID
-from simulator.links.websocket import basic_auth
+from simulator.links.offer import basic_auth
 
 CASES = Path(__file__).parent / "cases"
 #: The project's other pytest plugins, which a conformance run has no use for.

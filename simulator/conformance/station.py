@@ -34,7 +34,7 @@ from csms.ocpp.versions import VERSION_SUBPROTOCOL, Version, parse_version
 from csms.pki import build
 from simulator.conformance.checks import FrameChecker, Violation
 from simulator.conformance.frames import FrameLog
-from simulator.links.websocket import basic_auth
+from simulator.links.offer import basic_auth
 from simulator.station.charger import Charger
 from simulator.station.registration import StationIdentity
 

@@ -11,6 +11,7 @@ connection attempts fail.
 from __future__ import annotations
 
 import random
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,8 +19,13 @@ from typing import Protocol
 from csms.core.host import Connection, Transport
 from csms.core.scheduler import Alarm
 from csms.ocpp.versions import Version
+from simulator.links.offer import Offer, offer
 from simulator.scheduler import SimPyScheduler
 from simulator.station.charger import Charger
+
+#: The embedded CSMS's host name (its wss:// certificate names it) and the URL chargers start with.
+SERVER_NAME = "csms.twin"
+DEFAULT_URL = f"ws://{SERVER_NAME}/ocpp"
 
 
 class Refused(Exception):
@@ -29,8 +35,8 @@ class Refused(Exception):
 class CsmsEndpoint(Protocol):
     """What a link needs of the CSMS in the same process (:class:`simulator.embedded_csms.EmbeddedCsms`)."""
 
-    def connect(self, station_id: str, offered: Version | None, transport: Transport) -> Connection:
-        """Raises :class:`Refused`."""
+    def connect(self, station_id: str, offered: Version | None, transport: Transport, credentials: Offer) -> Connection:
+        """The handshake with what the charger offers (HTTP Basic, TLS). Raises :class:`Refused`."""
         ...
 
     def receive(self, connection: Connection, frame: str) -> None: ...
@@ -55,8 +61,10 @@ class InProcessLink:
         network: NetworkModel | None = None,
         on_charger_change: Callable[[Charger], None] | None = None,
         on_link: Callable[[str, bool, float], None] | None = None,
+        password: str | None = None,
     ) -> None:
         self.scheduler, self.env = scheduler, scheduler.env
+        self.password = password
         self.charger, self.csms = charger, csms
         self._seed = seed
         self._rng: random.Random | None = None  # the network's generator, made when it first draws
@@ -96,8 +104,10 @@ class InProcessLink:
             return
         self._generation += 1  # before the CSMS may send on the new connection
         try:
-            self.connection = self.csms.connect(self.charger.station_id, self.charger.version, _Down(self))
-        except Refused:
+            credentials = offer(self.charger, self.charger.security.csms_url or DEFAULT_URL, self.password,
+                                virtual_time=True)  # fmt: skip
+            self.connection = self.csms.connect(self.charger.station_id, self.charger.version, _Down(self), credentials)
+        except (Refused, ssl.SSLError):
             self.charger.connection_failed(now)
             self._pump_charger()
             return

@@ -17,7 +17,6 @@ scheduled an earlier event.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import ssl
@@ -33,7 +32,7 @@ from websockets.typing import Subprotocol
 
 from csms.core.scheduler import Alarm
 from csms.ocpp.versions import VERSION_SUBPROTOCOL
-from simulator.links.tls import client_context
+from simulator.links.offer import offer
 from simulator.station.charger import Charger
 
 log = logging.getLogger(__name__)
@@ -47,10 +46,6 @@ class LinkClock(Protocol):
     def sync(self) -> float: ...
     def wall_delay(self, when: float) -> float: ...
     def kick(self) -> None: ...
-
-
-def basic_auth(station_id: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{station_id}:{password}".encode()).decode()
 
 
 class WebSocketLink:
@@ -145,10 +140,9 @@ class WebSocketLink:
         url = self.url
         if security.csms_url:
             url = f"{security.csms_url.rstrip('/')}/{quote(self.charger.station_id, safe='')}"
-        password = security.password or self.password
-        headers = {"Authorization": basic_auth(self.charger.station_id, password)} if password else {}
-        context = client_context(security, self.ca_file) if url.startswith("wss://") else None
-        return url, headers, context
+        offered = offer(self.charger, url, self.password, ca_file=self.ca_file)
+        headers = {"Authorization": offered.authorization} if offered.authorization else {}
+        return url, headers, offered.tls if url.startswith("wss://") else None
 
     async def _connect_and_serve(self) -> None:
         self.attempts += 1

@@ -32,6 +32,7 @@ KNOWN_CHECKS: frozenset[str] = frozenset(
         "site_phase_violations",  # minutes any phase was above its limit (site.phase_limits_a)
         "energy_optimum_fraction",  # delivered towards targets / the offline optimum
         "lowest_served_fraction",  # fairness: the lowest share of its need a vehicle got
+        "lowest_security_profile",  # the lowest profile a station connects with, as it and the CSMS agree
     }
 )
 

@@ -185,6 +185,10 @@ class ChargerGroup(_Model):
     #: Site phase of single-phase chargers: L1, L2, L3, or ``rotate`` (L1, L2, L3, L1 … across the group).
     phase: Literal["L1", "L2", "L3", "rotate"] | None = None
     password: str | None = None
+    #: How the chargers connect at the start: 1 (HTTP Basic over ws://) or 2 (wss:// + HTTP Basic, the CSMS
+    #: root installed when they were commissioned). Profile 3 needs a certificate the CSMS issues: reach it
+    #: with the ``renew_certificate`` and ``upgrade_security_profile`` actions.
+    security_profile: Literal[1, 2] = 1
     #: The firmware's treatment of charging profiles: obeys them, answers them Rejected, or accepts and
     #: ignores them (keeps drawing its rating).
     smart_charging: Literal["compliant", "reject", "ignore"] = "compliant"
@@ -502,7 +506,48 @@ class Reset(_Model):
     mode: Literal["soft", "hard"] = "soft"
 
 
-Action = Annotated[ProvisionTokens | RemoteStart | RemoteStop | ChangeAvailability | Reset, Field(discriminator="kind")]
+class InstallCertificate(_Model):
+    """The operator installs the CSMS's root certificate on the chargers (InstallCertificate
+    CSMSRootCertificate; 1.6 CentralSystemRootCertificate): what they verify the server with on wss://."""
+
+    kind: Literal["install_certificate"]
+    at: When
+    charger: str
+    certificate: Literal["csms_root"] = "csms_root"
+
+
+class RenewCertificate(_Model):
+    """The operator asks the chargers for a CSR (2.0.1 TriggerMessage SignChargingStationCertificate, 1.6
+    ExtendedTriggerMessage SignChargePointCertificate); the CSMS's station CA signs it (CertificateSigned)."""
+
+    kind: Literal["renew_certificate"]
+    at: When
+    charger: str
+
+
+class UpgradeSecurityProfile(_Model):
+    """The operator moves the chargers to a higher security profile as ``POST
+    /stations/{id}/security-profile`` does (2.0.1 SetNetworkProfile + NetworkConfigurationPriority + Reset
+    OnIdle; 1.6 ChangeConfiguration SecurityProfile + Reset Hard), each call once the one before was accepted."""
+
+    kind: Literal["upgrade_security_profile"]
+    at: When
+    charger: str
+    profile: Literal[2, 3]
+
+
+Action = Annotated[
+    ProvisionTokens
+    | RemoteStart
+    | RemoteStop
+    | ChangeAvailability
+    | Reset
+    | InstallCertificate
+    | RenewCertificate
+    | UpgradeSecurityProfile,
+    Field(discriminator="kind"),
+]
+SecurityAction = InstallCertificate | RenewCertificate | UpgradeSecurityProfile
 
 
 # -- faults -------------------------------------------------------------------------------------------------
@@ -618,9 +663,18 @@ class AlertSettings(_Model):
     within: PositiveDuration = 900.0
 
 
+class PkiSettings(_Model):
+    """The embedded CSMS runs its own station CA and serves wss:// (``csms serve --pki``): stations'
+    CSRs are signed (SignCertificate → CertificateSigned) and security profiles 2 and 3 can be used."""
+
+    organisation: str = "chargetwin"
+    certificate_days: Annotated[int, Field(ge=1)] = 365
+
+
 class CsmsSettings(_Model):
     load_management: LoadManagement | None = None
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    pki: PkiSettings | None = None
 
 
 # -- the scenario -------------------------------------------------------------------------------------------
@@ -715,6 +769,7 @@ def reference_problems(scenario: Scenario) -> list[_Problem]:
     problems += _times_outside(scenario)
     problems += _session_problems(scenario)
     problems += _load_management_problems(scenario)
+    problems += _security_problems(scenario)
     if scenario.twin.step > scenario.duration or not math.isfinite(scenario.twin.step):
         problems.append((("twin", "step"), "expected a physics step no longer than the duration"))
     return problems
@@ -846,6 +901,28 @@ def _load_management_problems(scenario: Scenario) -> list[_Problem]:
                 f"expected chargers rated above min_current_a ({lm.min_current_a:g} A), got {rating_a:.1f} A per phase"
             )
             problems.append((("chargers", i, "max_kw"), message))
+    return problems
+
+
+def _security_problems(scenario: Scenario) -> list[_Problem]:
+    """wss:// and certificates need the CSMS's PKI; security profile 2 also needs a password."""
+    problems: list[_Problem] = []
+    no_pki = "expected csms.pki (the CSMS's station CA and wss://) for"
+    for i, group in enumerate(scenario.chargers):
+        if group.security_profile == 2:
+            if scenario.csms.pki is None:
+                problems.append((("chargers", i, "security_profile"), f"{no_pki} security profile 2"))
+            if group.password is None:
+                problems.append((("chargers", i, "password"), "expected a password for security profile 2"))
+    for i, action in enumerate(scenario.actions):
+        if isinstance(action, SecurityAction) and scenario.csms.pki is None:
+            problems.append((("actions", i, "kind"), f"{no_pki} {action.kind}"))
+        if isinstance(action, UpgradeSecurityProfile) and action.profile == 2:
+            for station_id in scenario.resolve_chargers(action.charger):
+                if scenario.group_of(station_id).password is None:
+                    message = f"expected a password on {station_id}'s charger group: profile 2 is TLS + HTTP Basic"
+                    problems.append((("actions", i, "profile"), message))
+                    break
     return problems
 
 

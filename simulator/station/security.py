@@ -159,21 +159,24 @@ class StationSecurity:
         return "NotFound"
 
     # ---- how to connect ------------------------------------------------------------------------------------
-    def raise_profile(self, profile: int) -> Verdict:
-        """A new security profile; never lower, and 3 only with a certificate (the 1.6 rule: the station
-        refuses a profile it cannot connect with)."""
+    def can_connect_with(self, profile: int) -> bool:
+        """Never lower than now, TLS only with a CSMS root to verify the server, 3 only with a certificate: a
+        station refuses a profile it could not connect with (1.6 SecurityProfile, 2.0.1 A05)."""
         if profile < self.profile or profile not in (1, 2, 3):
-            return Verdict.REJECTED
+            return False
         if profile == 3 and self.client_certificate_pem() is None:
-            return Verdict.REJECTED
-        if profile >= 2 and not self.roots.get("CSMSRootCertificate"):
+            return False
+        return profile < 2 or bool(self.roots.get("CSMSRootCertificate"))
+
+    def raise_profile(self, profile: int) -> Verdict:
+        if not self.can_connect_with(profile):
             return Verdict.REJECTED
         self.profile = profile
         return Verdict.ACCEPTED
 
     def set_network_profile(self, slot: int, profile: NetworkProfile) -> Verdict:
-        if profile.security_profile < self.profile or profile.security_profile not in (1, 2, 3):
-            return Verdict.REJECTED  # A05: a slot below the current profile is refused
+        if not self.can_connect_with(profile.security_profile):
+            return Verdict.REJECTED
         self.network_profiles[slot] = profile
         return Verdict.ACCEPTED
 

@@ -13,6 +13,7 @@ from csms.ocpp.framing import CallResult
 from csms.services import stations
 from csms.store.models import Station
 from simulator.embedded_csms import EmbeddedCsms
+from simulator.links.offer import Offer
 from simulator.scheduler import SimPyScheduler
 
 NOW = datetime(2026, 1, 15, 22, 0, tzinfo=UTC).timestamp()
@@ -49,7 +50,7 @@ def heartbeat(uid: str) -> str:
 def test_frames_of_one_instant_share_a_batch_and_are_answered_after_it():
     csms, env = csms_with("a", "b")
     wires = {name: Wire() for name in ("a", "b")}
-    connections = {name: csms.connect(name, "1.6", wires[name]) for name in ("a", "b")}
+    connections = {name: csms.connect(name, "1.6", wires[name], Offer()) for name in ("a", "b")}
     env.run(until=1)
     assert csms.host is not None
     batches_before = csms.host.processor.batches
@@ -70,7 +71,7 @@ def test_frames_of_one_instant_share_a_batch_and_are_answered_after_it():
 def test_a_crash_before_the_instant_ends_answers_and_stores_nothing():
     csms, env = csms_with("a")
     wire = Wire()
-    connection = csms.connect("a", "1.6", wire)
+    connection = csms.connect("a", "1.6", wire, Offer())
     env.run(until=1)
     csms.receive(connection, heartbeat("hb"))
     assert csms.crash() == ["a"]

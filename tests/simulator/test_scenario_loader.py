@@ -49,7 +49,7 @@ def assert_issue(err: ScenarioError, tmp_path: Path, line: int, field: str, *exp
         assert text in matching[0], matching[0]
 
 
-@pytest.mark.parametrize("name", ["depot-night.yaml", "multifamily-peak.yaml"])
+@pytest.mark.parametrize("name", ["depot-night.yaml", "multifamily-peak.yaml", "security-rollout.yaml"])
 def test_shipped_scenarios_load(name: str) -> None:
     scenario = load_scenario(SCENARIOS / name)
     assert scenario.start.tzinfo is not None

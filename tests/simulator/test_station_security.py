@@ -205,6 +205,15 @@ def test_a_201_network_profile_takes_effect_at_the_reboot(tmp_path):
     assert pair.csms_call("SetNetworkProfile", {"configurationSlot": 2, "connectionData": lower}).payload == {
         "status": "Rejected"
     }
+    # TLS needs a CSMS root to verify the server with, and profile 3 a certificate: without, it could not connect
+    assert pair.csms_call("SetNetworkProfile", {"configurationSlot": 1, "connectionData": connection}).payload == {
+        "status": "Rejected"
+    }
+    pair.charger.security.install_root("CSMSRootCertificate", StationCa().pem())
+    mutual = {**connection, "securityProfile": 3}
+    assert pair.csms_call("SetNetworkProfile", {"configurationSlot": 3, "connectionData": mutual}).payload == {
+        "status": "Rejected"
+    }
     assert pair.csms_call("SetNetworkProfile", {"configurationSlot": 1, "connectionData": connection}).payload == {
         "status": "Accepted"
     }

@@ -72,16 +72,6 @@ async def upgrade_profile(
         sent.append(outcome)
         if adopted:
             pending = body.profile
-        elif not _accepted(outcome):
+        elif outcome["outcome"] != "result" or not commands.accepted(outcome.get("payload") or {}):
             break
     return {"calls": sent, "pending_security_profile": pending}
-
-
-def _accepted(outcome: dict[str, Any]) -> bool:
-    if outcome["outcome"] != "result":
-        return False
-    payload = outcome.get("payload") or {}
-    results = payload.get("setVariableResult")
-    if results is not None:
-        return all(item.get("attributeStatus") in ("Accepted", "RebootRequired") for item in results)
-    return payload.get("status") in ("Accepted", "RebootRequired", "Scheduled")

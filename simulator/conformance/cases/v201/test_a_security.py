@@ -26,7 +26,7 @@ from simulator.conformance.cases.v201.certificates import Pki
 from simulator.conformance.catalogue import case_marker
 from simulator.conformance.operator_thread import OperatorThread
 from simulator.conformance.station import NotRun, StationUnderTest
-from simulator.links.websocket import basic_auth
+from simulator.links.offer import basic_auth
 
 case = case_marker("2.0.1")
 
