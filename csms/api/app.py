@@ -1,4 +1,5 @@
-"""The HTTP API: FastAPI under ``/api/v1`` (OpenAPI at ``/openapi.json``), API-key auth, dashboard at ``/``."""
+"""The HTTP API: FastAPI under ``/api/v1`` (OpenAPI at ``/openapi.json``, Swagger UI at ``/docs``, ReDoc at
+``/redoc``), API-key auth, dashboard at ``/``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from csms.api import dashboard
 from csms.api.deps import require_key
+from csms.api.docs_pages import mount_docs
 from csms.api.limits import BoundedBodies
 from csms.api.routes import (
     alerts,
@@ -38,6 +40,8 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
         version="1",
         description="Stations, id tokens, transactions and OCPP calls to connected stations. "
         "Send `Authorization: Bearer KEY`.",
+        docs_url=None,  # mount_docs serves /docs and /redoc from local assets instead of a CDN
+        redoc_url=None,
     )
     app.add_middleware(BoundedBodies)  # sizes and nesting of request bodies, before anything parses them
     app.state.session_factory = session_factory
@@ -55,6 +59,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     app.state.public_url = None  # the API's base URL as stations reach it (None: the request's own)
     app.state.monitor = None  # the alert monitor, when run_server starts one
     app.include_router(dashboard.router)
+    mount_docs(app)
 
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:

@@ -27,6 +27,11 @@ SecurityProfile = Literal[1, 2, 3]
 TokenStatus = Literal["Accepted", "Blocked", "Expired", "Invalid"]
 
 
+def examples(*bodies: dict[str, Any]) -> ConfigDict:
+    """A request model's examples, published in the OpenAPI (and shown by /docs and /redoc)."""
+    return ConfigDict(json_schema_extra={"examples": list(bodies)})
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -37,6 +42,11 @@ class Out(BaseModel):
 
 # ---- stations -----------------------------------------------------------------------------------------------
 class StationCreate(Strict):
+    model_config = examples(
+        {"id": "CP-1", "password": "s3cret-pass-0042", "ocpp_version": "2.0.1", "security_profile": 1},
+        {"id": "CP-2", "password": "s3cret-pass-0043", "ocpp_version": "1.6", "security_profile": 2},
+    )
+
     id: StationId
     password: Secret | None = Field(
         description="HTTP Basic password (profiles 1 and 2): 2.0.1 16-40 characters of passwordString, 1.6 16-20 "
@@ -50,6 +60,8 @@ class StationCreate(Strict):
 
 
 class StationUpdate(Strict):
+    model_config = examples({"registration_policy": "accept"}, {"password": "n3w-pass-0043-long"})
+
     registration_policy: Policy | None = Field(None, description="`accept` accepts a pending auto-registered station")
     password: Secret | None = Field(None, description="a new password; send null to remove it")
     security_profile: SecurityProfile | None = Field(None, description="1, 2 or 3 (see StationCreate)")
@@ -65,6 +77,8 @@ class PendingRegistrationOut(Out):
 
 
 class StationApprove(Strict):
+    model_config = examples({"password": "s3cret-pass-0042", "security_profile": 1})
+
     password: Secret | None = Field(
         None, description="the password the station is set up with (profiles 1 and 2); never the one it offered"
     )
@@ -104,6 +118,8 @@ class StationOut(Out):
 
 # ---- id tokens ----------------------------------------------------------------------------------------------
 class TokenCreate(Strict):
+    model_config = examples({"id_token": "04A1B2C3", "status": "Accepted", "type": "ISO14443", "group_id": "residents"})
+
     id_token: TokenText
     status: TokenStatus = "Accepted"
     type: Label = "ISO14443"
@@ -112,6 +128,8 @@ class TokenCreate(Strict):
 
 
 class TokenUpdate(Strict):
+    model_config = examples({"status": "Blocked"}, {"expiry": "2027-01-01T00:00:00Z"})
+
     status: TokenStatus | None = None
     type: Label | None = None
     expiry: UtcDatetime | None = None
@@ -130,6 +148,8 @@ class TokenOut(Out):
 
 # ---- plug and charge -----------------------------------------------------------------------------------------
 class ContractRootIn(Strict):
+    model_config = examples({"pem": "-----BEGIN CERTIFICATE-----\nMIIB...\n-----END CERTIFICATE-----\n", "kind": "MO"})
+
     pem: str = Field(max_length=20_000)
     kind: Literal["MO", "V2G"] = "MO"
 
@@ -198,6 +218,8 @@ class CallOut(BaseModel):
 class PasswordRequest(Strict):
     """Exactly one of the two."""
 
+    model_config = examples({"generate": True}, {"password": "n3w-pass-0043-long"})
+
     password: Secret | None = Field(None, description="the new password (the spec's rule for the version applies)")
     generate: bool = Field(False, description="let the CSMS generate one; it is returned once, in this answer")
 
@@ -209,6 +231,10 @@ class PasswordOut(BaseModel):
 
 
 class ProfileRequest(Strict):
+    model_config = examples(
+        {"profile": 2}, {"profile": 3, "csms_url": "wss://csms.example.com:9443/ocpp", "configuration_slot": 2}
+    )
+
     profile: SecurityProfile
     csms_url: str | None = Field(
         None,
@@ -228,6 +254,8 @@ class ProfileOut(BaseModel):
 
 
 class RemoteStartRequest(Strict):
+    model_config = examples({"id_token": "04A1B2C3", "evse_id": 1})
+
     id_token: TokenText
     evse_id: int | None = Field(
         None,
@@ -244,10 +272,14 @@ class RemoteStartOut(CallOut):
 
 
 class RemoteStopRequest(Strict):
+    model_config = examples({"transaction_id": 42})
+
     transaction_id: int = Field(ge=1, le=2**31 - 1, description="our transaction id (`GET /transactions`)")
 
 
 class ResetRequest(Strict):
+    model_config = examples({"type": "soft"})
+
     type: Literal["soft", "hard"] = "soft"
 
 
@@ -268,6 +300,8 @@ class NodeIn(Strict):
 
 
 class NodePut(Strict):
+    model_config = examples({"parent": "grid", "limit_kw": 50, "safety_margin_kw": 2})
+
     parent: NodeId | None = None
     limit_kw: Kilowatts | None = None
     phase_limits_a: tuple[Amps, Amps, Amps] | None = None
@@ -275,6 +309,8 @@ class NodePut(Strict):
 
 
 class EvseWiring(Strict):
+    model_config = examples({"node": "garage", "phases": "L1L2L3", "max_current_a": 32, "min_current_a": 6})
+
     node: NodeId
     phases: Phases = Field(
         "L1L2L3", description="site phases of the EVSE's L1, L2, L3: 'L2' single phase, 'L2L3L1' rotated"
@@ -287,6 +323,8 @@ class EvseWiring(Strict):
 
 
 class EvseIn(EvseWiring):
+    model_config = examples({"station_id": "CP-1", "evse_id": 1, "node": "garage", "max_current_a": 32})
+
     station_id: StationId
     evse_id: int = Field(ge=1, le=1000)
 
@@ -305,12 +343,25 @@ class SiteFields(Strict):
 
 
 class SiteCreate(SiteFields):
+    model_config = examples(
+        {
+            "id": "depot",
+            "name": "Bus depot",
+            "strategy": "equal_share",
+            "interval_s": 60,
+            "nodes": [{"id": "grid", "limit_kw": 400}, {"id": "garage", "parent": "grid", "limit_kw": 150}],
+            "evses": [{"station_id": "CP-1", "evse_id": 1, "node": "garage", "max_current_a": 32}],
+        }
+    )
+
     id: StationId
     nodes: list[NodeIn] = Field(min_length=1, max_length=10_000)
     evses: list[EvseIn] = Field(default_factory=list, max_length=100_000)
 
 
 class SiteUpdate(Strict):
+    model_config = examples({"strategy": "deadline", "interval_s": 30})
+
     name: Annotated[str, StringConstraints(max_length=100, pattern=r"^[^\x00]*$")] | None = None
     strategy: StrategyName | None = None
     interval_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] | None = None
@@ -359,6 +410,11 @@ class SiteOut(Out):
 
 class MeterReadingIn(Strict):
     """Give the total power (`power_w` or `power_kw`) and/or the per-phase currents."""
+
+    model_config = examples(
+        {"timestamp": "2026-01-15T18:00:00Z", "power_kw": 42.5},
+        {"timestamp": "2026-01-15T18:00:00Z", "currents_a": [61.0, 58.5, 60.2], "includes_ev": True},
+    )
 
     timestamp: UtcDatetime
     power_w: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] | None = None
@@ -417,11 +473,29 @@ class InstalledCertificateOut(BaseModel):
 
 
 class InstallCertificateRequest(Strict):
+    model_config = examples(
+        {
+            "certificate_type": "CSMSRootCertificate",
+            "certificate": "-----BEGIN CERTIFICATE-----\nMIIB...\n-----END CERTIFICATE-----\n",
+        }
+    )
+
     certificate_type: RootCertificateType = Field(description="1.6 stations take CSMS and Manufacturer roots only")
     certificate: PemText
 
 
 class DeleteCertificateRequest(Strict):
+    model_config = examples(
+        {
+            "hash_data": {
+                "hashAlgorithm": "SHA256",
+                "issuerNameHash": "7a7b3e4c0d5f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3",
+                "issuerKeyHash": "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0",
+                "serialNumber": "1a2b3c4d",
+            }
+        }
+    )
+
     hash_data: CertificateHashData
 
 

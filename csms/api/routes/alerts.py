@@ -10,7 +10,7 @@ from pydantic import Field
 
 from csms.alerts import OperatorResolved
 from csms.api.deps import DbSession, in_transaction
-from csms.api.schemas import Out, Strict
+from csms.api.schemas import Out, Strict, examples
 from csms.services import alerts
 
 router = APIRouter(tags=["alerts"])
@@ -32,6 +32,8 @@ class AlertOut(Out):
 
 
 class ByWhom(Strict):
+    model_config = examples({"by": "night-shift operator"})
+
     by: str | None = Field(None, max_length=100, pattern=r"^[^\x00]*$")
 
 
@@ -44,6 +46,8 @@ class RuleOut(Out):
 
 
 class RuleUpdate(Strict):
+    model_config = examples({"enabled": True, "severity": "critical", "threshold": 3})
+
     enabled: bool = True
     severity: Literal["info", "warning", "critical"] | None = None
     threshold: float | None = Field(None, ge=0, le=10**9)

@@ -31,7 +31,11 @@ async def send_call(
     action: ActionPath,
     gateway: GatewayDep,
     payload: Annotated[
-        dict[str, Any] | None, Body(description="the call's payload, as the OCPP schema names it")
+        dict[str, Any] | None,
+        Body(
+            description="the call's payload, as the OCPP schema names it",
+            examples=[{"requestedMessage": "Heartbeat"}, {"key": ["HeartbeatInterval"]}],
+        ),
     ] = None,
     timeout: Timeout = None,
 ) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from csms.api.calls import Timeout, call_station, station_version
 from csms.api.deps import DbSession, GatewayDep, in_transaction
 from csms.api.redaction import attachment
 from csms.api.routes.stations import StationPath
-from csms.api.schemas import CallOut, Out, Strict, UtcDatetime
+from csms.api.schemas import CallOut, Out, Strict, UtcDatetime, examples
 from csms.ocpp import commands
 from csms.ocpp.convert import format_time
 from csms.ocpp.outgoing import Call, SignedFirmware
@@ -35,7 +35,22 @@ DIAGNOSTICS_TTL = timedelta(days=1)
 FIRMWARE_TTL = timedelta(days=7)
 
 
+def _raw_body(description: str, *content_types: str) -> dict[str, Any]:
+    """The OpenAPI request body of an endpoint that reads the raw request itself (FastAPI cannot infer it)."""
+    binary = {"schema": {"type": "string", "format": "binary"}, "example": f"<{description}>"}
+    content = dict.fromkeys(content_types, binary)
+    return {"requestBody": {"required": True, "description": description, "content": content}}
+
+
+UPLOAD_BODY = _raw_body("the log archive's bytes", "multipart/form-data", "application/octet-stream")
+FIRMWARE_BODY = _raw_body("the firmware image's bytes", "application/octet-stream")
+
+
 class DiagnosticsRequest(Strict):
+    model_config = examples(
+        {"start_time": "2026-01-15T00:00:00Z", "stop_time": "2026-01-15T12:00:00Z", "log_type": "DiagnosticsLog"}
+    )
+
     start_time: UtcDatetime | None = None
     stop_time: UtcDatetime | None = None
     log_type: Literal["DiagnosticsLog", "SecurityLog"] = "DiagnosticsLog"
@@ -44,6 +59,10 @@ class DiagnosticsRequest(Strict):
 
 
 class FirmwareRequest(Strict):
+    model_config = examples(
+        {"name": "fw-2.4.1.bin", "retrieve_at": "2026-01-16T02:00:00Z", "retries": 3, "retry_interval": 300}
+    )
+
     name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")
     retrieve_at: UtcDatetime | None = Field(None, description="default: now")
     retries: int | None = Field(None, ge=0, le=100)
@@ -51,6 +70,15 @@ class FirmwareRequest(Strict):
 
 
 class SignedFirmwareRequest(FirmwareRequest):
+    model_config = examples(
+        {
+            "name": "fw-2.4.1.bin",
+            "signing_certificate": "-----BEGIN CERTIFICATE-----\nMIIB...\n-----END CERTIFICATE-----\n",
+            "signature": "MEUCIQDx...base64...",
+            "install_at": "2026-01-16T03:00:00Z",
+        }
+    )
+
     signing_certificate: str = Field(
         min_length=1, max_length=5500, description="PEM certificate that signed the image (the station checks it)"
     )
@@ -59,6 +87,8 @@ class SignedFirmwareRequest(FirmwareRequest):
 
 
 class ExtendedTriggerRequest(Strict):
+    model_config = examples({"message": "SignChargePointCertificate"})
+
     message: Literal[
         "BootNotification",
         "LogStatusNotification",
@@ -72,11 +102,15 @@ class ExtendedTriggerRequest(Strict):
 
 
 class AvailabilityRequest(Strict):
+    model_config = examples({"evse_id": 1, "operative": False})
+
     evse_id: int = Field(0, ge=0, le=2**31 - 1, description="0: the whole station")
     operative: bool
 
 
 class TriggerRequest(Strict):
+    model_config = examples({"message": "StatusNotification", "evse_id": 1})
+
     message: Literal[
         "BootNotification",
         "DiagnosticsStatusNotification",
@@ -132,8 +166,12 @@ def _call_status(result: dict[str, Any]) -> str:
 
 
 # ---- station-facing, token-guarded --------------------------------------------------------------------------
-@public_router.put("/uploads/diagnostics/{token}", status_code=201, operation_id="put_diagnostics_upload")
-@public_router.post("/uploads/diagnostics/{token}", status_code=201, operation_id="post_diagnostics_upload")
+@public_router.put(
+    "/uploads/diagnostics/{token}", status_code=201, operation_id="put_diagnostics_upload", openapi_extra=UPLOAD_BODY
+)
+@public_router.post(
+    "/uploads/diagnostics/{token}", status_code=201, operation_id="post_diagnostics_upload", openapi_extra=UPLOAD_BODY
+)
 async def upload_diagnostics(request: Request, token: Token) -> dict[str, Any]:
     """The URL handed to a station in GetDiagnostics/GetLog: multipart/form-data (first file part) or a raw body.
 
@@ -193,7 +231,9 @@ async def download_firmware(
 
 
 # ---- operator-facing (API key) ------------------------------------------------------------------------------
-@router.post("/firmware-files", response_model=FirmwareOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/firmware-files", response_model=FirmwareOut, status_code=status.HTTP_201_CREATED, openapi_extra=FIRMWARE_BODY
+)
 async def upload_firmware(request: Request, name: Annotated[str, Query(pattern=r"^[A-Za-z0-9._-]{1,100}$")]) -> Any:
     """Store a firmware image (the raw request body) under ``name``, to be sent with UpdateFirmware.
 

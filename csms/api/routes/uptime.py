@@ -13,7 +13,7 @@ from pydantic import Field
 from csms import uptime as up
 from csms.api.deps import DbSession
 from csms.api.routes.stations import StationPath
-from csms.api.schemas import Out, StationId, Strict, UtcDatetime
+from csms.api.schemas import Out, StationId, Strict, UtcDatetime, examples
 from csms.services import uptime
 from csms.services.errors import Invalid
 
@@ -47,6 +47,18 @@ class OutageOut(Out):
 
 
 class ExclusionCreate(Strict):
+    model_config = examples(
+        {
+            "station_id": "CP-1",
+            "evse_id": 1,
+            "start": "2026-01-15T08:00:00Z",
+            "end": "2026-01-15T12:00:00Z",
+            "cause": "scheduled_maintenance",
+            "note": "RCD replaced",
+            "declared_by": "field service",
+        }
+    )
+
     station_id: StationId
     evse_id: int | None = Field(None, ge=1, le=2**31 - 1, description="null: every port of the station")
     start: UtcDatetime

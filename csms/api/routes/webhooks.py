@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import Field
 
 from csms.api.deps import DbSession
-from csms.api.schemas import Out, Strict
+from csms.api.schemas import Out, Strict, examples
 from csms.services import webhooks
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -19,12 +19,22 @@ EventName = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z_.*
 
 
 class WebhookCreate(Strict):
+    model_config = examples(
+        {
+            "url": "https://ops.example.com/hooks/chargetwin",
+            "secret": "a-long-shared-hmac-secret",
+            "events": ["alert.*"],
+        }
+    )
+
     url: Url
     secret: str = Field(min_length=16, max_length=200, description="HMAC-SHA256 key for X-Chargetwin-Signature")
     events: list[EventName] = Field(default_factory=lambda: ["*"], description='e.g. ["alert.*"]')
 
 
 class WebhookUpdate(Strict):
+    model_config = examples({"active": False}, {"events": ["alert.*", "security_event.*"]})
+
     url: Url | None = None
     secret: str | None = Field(None, min_length=16, max_length=200)
     events: list[EventName] | None = None
