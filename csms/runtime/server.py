@@ -29,6 +29,7 @@ from csms.gateway.frame_rate import FrameRate
 from csms.gateway.lookups import ThreadedLookups
 from csms.gateway.server import Gateway
 from csms.pki.lookups import ContractProvider
+from csms.runtime import metrics as metrics_
 from csms.runtime.webhooks import WebhookSender
 from csms.services.config import CsmsConfig
 from csms.store import migrate
@@ -134,6 +135,7 @@ async def run_server(
     load_management = LoadManagement()
     installed: list[signal.Signals] = []
     cluster = None
+    metrics = metrics_.Metrics(gateway, engine, load_management=load_management, monitor=monitor, sender=sender)
     try:
         gateway.add_plugin(monitor)
         gateway.add_plugin(load_management)
@@ -155,6 +157,8 @@ async def run_server(
         app.state.monitor = monitor
         app.state.load_management = load_management
         app.state.webhook_sender = sender
+        metrics_.mount(app, metrics)
+        metrics.start()
         # Bind here, so a busy port is an OSError for the caller (uvicorn would call sys.exit).
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         api_socket = socket.create_server((host, api_port), family=family)
@@ -192,6 +196,7 @@ async def run_server(
             loop.remove_signal_handler(sig)
         if cluster is not None:
             await cluster.stop()
+        await metrics.stop()
         await gateway.stop()  # commits what it gathered, then stops the plugins
         await sender.stop()
         engine.dispose()
