@@ -30,6 +30,7 @@ from csms.gateway.lookups import ThreadedLookups
 from csms.gateway.server import Gateway
 from csms.pki.lookups import ContractProvider
 from csms.runtime import metrics as metrics_
+from csms.runtime import probes
 from csms.runtime.webhooks import WebhookSender
 from csms.services.config import CsmsConfig
 from csms.store import migrate
@@ -136,6 +137,9 @@ async def run_server(
     installed: list[signal.Signals] = []
     cluster = None
     metrics = metrics_.Metrics(gateway, engine, load_management=load_management, monitor=monitor, sender=sender)
+    database = probes.DatabaseProbes(engine)
+    readiness = probes.Readiness()
+    probes.standard_checks(readiness, database, gateway)
     try:
         gateway.add_plugin(monitor)
         gateway.add_plugin(load_management)
@@ -149,6 +153,7 @@ async def run_server(
 
             cluster = Cluster(gateway, broker_url, node_id, ttl_s=registry_ttl_s)
             await cluster.start()
+            probes.cluster_check(readiness, gateway)
         await gateway.start(host, ocpp_port)
         if tls_context is not None:
             await gateway.start_tls(host, tls_port, tls_context)
@@ -157,7 +162,9 @@ async def run_server(
         app.state.monitor = monitor
         app.state.load_management = load_management
         app.state.webhook_sender = sender
+        app.state.readiness = readiness  # a part started later may add its check
         metrics_.mount(app, metrics)
+        probes.mount(app, readiness)
         metrics.start()
         # Bind here, so a busy port is an OSError for the caller (uvicorn would call sys.exit).
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -199,4 +206,5 @@ async def run_server(
         await metrics.stop()
         await gateway.stop()  # commits what it gathered, then stops the plugins
         await sender.stop()
+        database.shutdown()
         engine.dispose()
