@@ -16,17 +16,20 @@ import pytest
 import websockets
 from ocpp.v16 import call as call16
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.orm import Session, sessionmaker
 from websockets.exceptions import InvalidStatus
 
 from csms.alerts import AlertEngine, AlertRules
 from csms.core.plugins.alerts import AlertMonitor
 from csms.core.plugins.load_management import LoadManagement
+from csms.domain import events as ev
 from csms.gateway.server import Gateway
 from csms.runtime.metrics import Metrics
 from csms.runtime.server import Endpoints
 from csms.services.config import CsmsConfig
 from tests.alerts.test_live import PASSWORD, eventually, live_csms, station
 from tests.alerts.test_webhooks import SECRET, Receiver
+from tests.loadmgmt.test_manager import T0, managed
 
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "chargetwin.json"
 
@@ -37,11 +40,15 @@ async def scrape(endpoints: Endpoints) -> tuple[str, Samples]:
     async with httpx.AsyncClient() as anyone:  # no API key: Prometheus scrapes without one
         response = await anyone.get(f"http://127.0.0.1:{endpoints.api_port}/metrics")
     assert response.status_code == 200
-    samples: Samples = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return response.text, samples
+    return response.text, parse(response.text)
+
+
+def parse(text: str) -> Samples:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
@@ -153,22 +160,39 @@ def _dashboard_exprs(node: Any) -> list[str]:
 SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
 
 
-async def test_the_grafana_dashboard_uses_only_exposed_metrics(sqlite_factory):
-    gateway = Gateway(sqlite_factory, CsmsConfig())
+def render(factory: sessionmaker[Session], load_management: LoadManagement | None = None) -> tuple[str, str]:
+    """A server's metrics, built on a gateway that never started."""
+    gateway = Gateway(factory, CsmsConfig())
     try:
         metrics = Metrics(
             gateway,
-            sqlite_factory.kw["bind"],
-            load_management=LoadManagement(),
+            factory.kw["bind"],
+            load_management=load_management or LoadManagement(),
             monitor=AlertMonitor(AlertEngine()),
         )
         body, content_type = metrics.render()
     finally:
         gateway.scheduler.shutdown()
+    return body.decode(), content_type
+
+
+async def test_load_management_plans_and_violations_per_site(sqlite_factory):
+    manager = managed()  # site "s": cp0 and cp1 behind one limit
+    plugged = ev.StatusReported(1, 1, "Preparing", ev.port_state("Preparing"), None)
+    [profile] = manager.committed("cp0", [(plugged, None)], T0 + 10)
+    manager.call_result(profile, "Rejected", T0 + 11)  # cp0's firmware will not be steered
+    body, _ = render(sqlite_factory, LoadManagement(manager))
+    samples = parse(body)
+    assert value(samples, "chargetwin_loadmgmt_plans_total", site="s") == manager.planners["s"].plans > 0
+    assert value(samples, "chargetwin_loadmgmt_violations_total", site="s", reason="rejected") == 1
+
+
+async def test_the_grafana_dashboard_uses_only_exposed_metrics(sqlite_factory):
+    body, content_type = render(sqlite_factory)
     assert content_type.startswith("text/plain")
     exposed = {
         family.name + suffix
-        for family in text_string_to_metric_families(body.decode())
+        for family in text_string_to_metric_families(body)
         for suffix in SUFFIXES[family.type]
     }
     exprs = _dashboard_exprs(json.loads(DASHBOARD.read_text()))
