@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import httpx
@@ -13,6 +14,7 @@ from csms.runtime.probes import DatabaseProbes, Readiness, mount, standard_check
 from csms.services.config import CsmsConfig
 from csms.store.database import make_engine
 from tests.alerts.test_live import live_csms
+from tests.cluster.test_three_nodes import REDIS_URL, require_redis
 
 
 async def timed_get(client: httpx.AsyncClient, url: str) -> tuple[httpx.Response, float]:
@@ -68,3 +70,22 @@ async def test_not_ready_when_postgresql_does_not_answer_nor_the_gateway_listen(
         await gateway.stop()
         database.shutdown()
         engine.dispose()
+
+
+async def test_not_ready_while_the_node_holds_no_cluster_membership(sqlite_url):
+    require_redis()
+    import redis.asyncio as aioredis
+
+    node = f"readyz-{os.getpid()}"
+    async with (
+        live_csms(sqlite_url, broker_url=REDIS_URL, node_id=node, registry_ttl_s=60) as (endpoints, _client),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{endpoints.api_port}") as anyone,
+    ):
+        assert (await anyone.get("/readyz")).json() == {"status": "ready"}
+        broker = aioredis.from_url(REDIS_URL)
+        try:
+            await broker.delete(f"node:{node}")  # as if its heartbeat stopped reaching Redis (next in 20 s)
+        finally:
+            await broker.aclose()
+        ready = await anyone.get("/readyz")
+        assert (ready.status_code, ready.json()) == (503, {"status": "not ready", "failed": ["cluster"]})
