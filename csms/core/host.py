@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from csms.core.processor import BatchProcessor, release
 from csms.core.scheduler import Alarm, Scheduler
 from csms.core.session import Staged, StationSession, Work
+from csms.core.traffic import Traffic
 from csms.domain.events import Decision, StationReport
 from csms.ocpp.convert import from_posix
 from csms.ocpp.rpc import PendingCall
@@ -87,6 +88,14 @@ class Plugin(Protocol):
     def stop(self) -> None: ...
 
 
+class CommitObserver(Protocol):
+    """Told after every group commit, on the scheduler's thread (a shell's metrics)."""
+
+    def batch_committed(self, stations: int, calls: int, seconds: float, failed: bool) -> None:
+        """``seconds``: from the batch handed to ``run_db`` to its answers back, on the scheduler's clock."""
+        ...
+
+
 @dataclass(eq=False)
 class Connection:
     station_id: str
@@ -97,6 +106,8 @@ class Connection:
     closed: bool = False
     #: The serial of the client certificate it was admitted with (TLS, security profile 3).
     client_serial: str | None = None
+    #: The security profile it was admitted at (None: the embedded CSMS, which knows no transport).
+    security_profile: int | None = None
     #: Completion callbacks of calls sent on this connection, by ``id(pending)``.
     waiting: dict[int, Callable[[PendingCall], None]] = field(default_factory=dict)
 
@@ -122,6 +133,9 @@ class CsmsHost:
         self.plugins: list[Plugin] = []
         self.frames_in = 0
         self.frames_out = 0
+        #: Frames by direction, action and type, CALLERRORs by code (read by a shell's metrics).
+        self.traffic = Traffic()
+        self.commit_observer: CommitObserver | None = None
         self.running = True
         self._opened = 0
         self._dirty: dict[Connection, None] = {}
@@ -175,9 +189,11 @@ class CsmsHost:
             self.config,
             registration_status=admission.registration_status,
             id_prefix=f"{self._opened:x}-",
+            traffic=self.traffic,
         )
         connection = Connection(station_id, version, session, transport, Alarm(self.scheduler, lambda: None))
         connection.client_serial = admission.client_serial
+        connection.security_profile = admission.security_profile
         connection.alarm.fire = lambda: self._on_timer(connection)
         previous = self.connections.get(station_id)
         self.connections[station_id] = connection
@@ -345,6 +361,10 @@ class CsmsHost:
         self._committing = False
         if not self.running:
             return  # the process died before the commit returned: nothing is answered
+        if self.commit_observer is not None:
+            calls = sum(len(work.calls) for _, work in batch)
+            failed = any(staged is None for _, staged in results)
+            self.commit_observer.batch_committed(len(batch), calls, self.scheduler.now() - now, failed)
         release(results, batch)
         for connection in connections:
             self._start_lookups(connection)

@@ -28,10 +28,11 @@ from typing import Any
 import orjson
 
 from csms.core.registration import Registration, Verdict, admission, after_boot
+from csms.core.traffic import CALL, CALLRESULT, IN, MALFORMED, OUT, Traffic
 from csms.domain import events as ev
 from csms.ocpp import commands, schemas
 from csms.ocpp.convert import from_posix
-from csms.ocpp.errors import ErrorKind, OcppError
+from csms.ocpp.errors import ErrorKind, OcppError, wire_code
 from csms.ocpp.framing import Call
 from csms.ocpp.rpc import CallCompleted, FrameRejected, IncomingCall, Outcome, PendingCall, RpcEndpoint
 from csms.ocpp.v16 import adapter as v16
@@ -68,6 +69,8 @@ class Staged:
     """Answers to :class:`Work`, to be released once its transaction committed."""
 
     frames: list[str] = field(default_factory=list)
+    #: The action each of ``frames`` answers (for the traffic counts).
+    actions: list[str] = field(default_factory=list)
     #: The registration once this batch committed, when it answered a BootNotification.
     registration: Registration | None = None
     #: The domain events this batch handled and the decisions taken, for observers after the commit
@@ -104,8 +107,11 @@ class StationSession:
         *,
         registration_status: str | None,
         id_prefix: str = "",
+        traffic: Traffic | None = None,
     ) -> None:
         self.station_id = station_id
+        #: Frame counts, shared by the host's sessions (a session of its own when none is given).
+        self.traffic = traffic if traffic is not None else Traffic()
         self.version = version
         self.config = config
         self.adapter = ADAPTERS[version]
@@ -135,17 +141,28 @@ class StationSession:
     def receive_frame(self, frame: str | bytes, now: float) -> None:
         for event in self.rpc.receive_frame(frame, now):
             if isinstance(event, IncomingCall):
+                self.traffic.frame(IN, event.call.action, CALL)
                 self._work.calls.append(event)
                 self._log("in", event.call.action, frame, now)
             elif isinstance(event, CallCompleted):
                 self._completed_call(event.pending)
                 pending = event.pending
+                self._count_answer_in(pending)
                 hidden = commands.masked(self.version, pending.call.action, pending.payload or {})
                 # a station that reports its password back: that does not go into the log either
                 logged = frame if hidden is None else orjson.dumps([3, pending.call.unique_id, hidden])
                 self._log("in", pending.call.action, logged, now)
             elif isinstance(event, FrameRejected):
+                self.traffic.frame(IN, event.action, CALL if event.action else MALFORMED)
+                self.traffic.error(OUT, event.action, wire_code(event.kind, self.version))
                 self._log("in", None, event.frame, now)
+
+    def _count_answer_in(self, pending: PendingCall) -> None:
+        """An answer to our call; one that broke its schema counts with the CALLERROR it was taken as."""
+        if pending.outcome is Outcome.RESULT:
+            self.traffic.frame(IN, pending.call.action, CALLRESULT)
+        else:
+            self.traffic.error(IN, pending.call.action, pending.error_code or "")
 
     def _completed_call(self, pending: PendingCall) -> None:
         self._completed.append(pending)
@@ -220,6 +237,7 @@ class StationSession:
             if frame is None:
                 continue  # parked: answered when its lookups are back (logged then)
             staged.frames.append(frame)
+            staged.actions.append(call.action)
             if self._log_enabled:
                 uow.log_rows.append(
                     {
@@ -295,6 +313,8 @@ class StationSession:
             self.registration = staged.registration
         if staged.triggers_used:
             self._triggered -= staged.triggers_used
+        for action, frame in zip(staged.actions, staged.frames, strict=True):
+            self.traffic.answer_out(action, frame)
         self.rpc.push_frames(staged.frames)
         for parked in staged.parked:
             self._park(parked)
@@ -336,6 +356,7 @@ class StationSession:
             frame = self.rpc.error_frame(call, OcppError(ErrorKind.INTERNAL, type(exc).__name__))
         else:
             self._record_ocsp_failure(parked.pending.ocsp_failure(decision), now)
+        self.traffic.answer_out(call.action, frame)
         self.rpc.push_frames([frame])
         self._log("out", call.action, frame, now)
 
@@ -352,6 +373,9 @@ class StationSession:
     def fail(self, work: Work, reason: str) -> None:
         """The batch could not be committed: answer every call with InternalError, so the station retries."""
         exc = OcppError(ErrorKind.INTERNAL, reason)
+        code = wire_code(ErrorKind.INTERNAL, self.version)
+        for incoming in work.calls:
+            self.traffic.error(OUT, incoming.call.action, code)
         self.rpc.push_frames([self.rpc.error_frame(incoming.call, exc) for incoming in work.calls])
 
     # ---- calls to the station ----------------------------------------------------------------------------
@@ -360,6 +384,7 @@ class StationSession:
     ) -> PendingCall:
         """Queue a CSMS-initiated call (raises LocalCallError when it is not valid for this version)."""
         pending = self.rpc.send_call(action, payload, now, timeout_s)
+        self.traffic.frame(OUT, action, CALL)
         logged = commands.masked(self.version, action, payload) or payload  # a station password is never logged
         self._log("out", action, orjson.dumps([2, pending.call.unique_id, action, logged]), now)
         return pending

@@ -135,6 +135,7 @@ class Link(asyncio.Protocol):
     def _admit(self, request: Request) -> None:
         path = request.path.split("?", 1)[0]
         if not path.startswith(PATH_PREFIX) or len(path) <= len(PATH_PREFIX):
+            self.gateway.refused("bad_path")
             self._refuse(HTTPStatus.NOT_FOUND, "Connect to /ocpp/{station_id}\n")
             return
         station_id = path[len(PATH_PREFIX) :].rstrip("/")
@@ -144,6 +145,7 @@ class Link(asyncio.Protocol):
         assert self.transport is not None
         channel = channel_of(self.transport)
         if self.gateway.host.refuse_early(channel):
+            self.gateway.refused("throttled")
             self._unauthorized(REFUSED_REASON)
             return
         checked = loop.run_in_executor(
@@ -163,8 +165,11 @@ class Link(asyncio.Protocol):
             admission: Admission = future.result()
         except Exception:
             log.exception("admission failed")
+            self.gateway.refused("admission_failed")
             self._refuse(HTTPStatus.INTERNAL_SERVER_ERROR, "admission failed\n")
             return
+        if not admission.admitted:
+            self.gateway.refused(admission.refusal or str(admission.status))
         if admission.status == 401:
             self._unauthorized(admission.reason)
             return
@@ -185,6 +190,7 @@ class Link(asyncio.Protocol):
         if self.protocol.subprotocol is not None:
             version = SUBPROTOCOLS[self.protocol.subprotocol]
         elif offered_any:
+            self.gateway.refused("no_subprotocol")
             self.protocol.send_close(1002, "no supported OCPP subprotocol offered")
             self._flush()
             return
@@ -367,6 +373,8 @@ class Gateway:
         #: How often a connection was paused for its frame rate, and how many were closed for flooding.
         self.pauses = 0
         self.flooders_closed = 0
+        #: Handshakes refused, by reason (the security event's type where there is one): for the metrics.
+        self.refusals: dict[str, int] = {}
         self.links: dict[str, Link] = {}
         self.auth_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="csms-auth")
         self._server: asyncio.Server | None = None
@@ -406,6 +414,7 @@ class Gateway:
 
     def tls_refused(self, source: str | None, error: ssl.SSLCertVerificationError) -> None:
         """A client certificate failed the TLS handshake: a ``bad_certificate`` security event."""
+        self.refused("bad_certificate")
         reason = str(error.verify_message or error.reason or error)
         at = datetime.fromtimestamp(self.scheduler.now(), UTC)
 
@@ -416,6 +425,14 @@ class Gateway:
 
         future = asyncio.get_running_loop().run_in_executor(self.auth_threads, store)
         future.add_done_callback(_log_failure)
+
+    def refused(self, reason: str) -> None:
+        self.refusals[reason] = self.refusals.get(reason, 0) + 1
+
+    @property
+    def listening(self) -> bool:
+        """The plain listener accepts connections (readiness)."""
+        return self._server is not None and self._server.is_serving()
 
     @property
     def port(self) -> int:

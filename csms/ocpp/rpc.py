@@ -99,6 +99,8 @@ class FrameRejected:
     frame: str
     kind: ErrorKind
     description: str
+    #: The CALL's action, when the frame was readable enough to name one.
+    action: str | None = None
 
 
 RpcEvent = IncomingCall | CallCompleted | FrameRejected
@@ -153,16 +155,16 @@ class RpcEndpoint:
         try:
             schemas.validate(self.version, call.action, "request", call.payload)
         except OcppError as exc:
-            return [self._reject(text, exc, call.unique_id)]
+            return [self._reject(text, exc, call.unique_id, call.action)]
         if not self._accepts(call.action):
             refusal = OcppError(ErrorKind.NOT_SUPPORTED, f"{call.action} is not supported by this endpoint")
-            return [self._reject(text, refusal, call.unique_id)]
+            return [self._reject(text, refusal, call.unique_id, call.action)]
         return [IncomingCall(call, now)]
 
-    def _reject(self, text: str, exc: OcppError, unique_id: str) -> FrameRejected:
+    def _reject(self, text: str, exc: OcppError, unique_id: str, action: str | None = None) -> FrameRejected:
         self.frames_rejected += 1
         self._outbox.append(self._error_frame(unique_id, exc))
-        return FrameRejected(text, exc.kind, exc.description)
+        return FrameRejected(text, exc.kind, exc.description, action)
 
     def _error_frame(self, unique_id: str, exc: OcppError) -> str:
         code = wire_code(exc.kind, self.version)

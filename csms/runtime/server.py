@@ -29,6 +29,8 @@ from csms.gateway.frame_rate import FrameRate
 from csms.gateway.lookups import ThreadedLookups
 from csms.gateway.server import Gateway
 from csms.pki.lookups import ContractProvider
+from csms.runtime import metrics as metrics_
+from csms.runtime import probes
 from csms.runtime.webhooks import WebhookSender
 from csms.services.config import CsmsConfig
 from csms.store import migrate
@@ -134,6 +136,10 @@ async def run_server(
     load_management = LoadManagement()
     installed: list[signal.Signals] = []
     cluster = None
+    metrics = metrics_.Metrics(gateway, engine, load_management=load_management, monitor=monitor, sender=sender)
+    database = probes.DatabaseProbes(engine)
+    readiness = probes.Readiness()
+    probes.standard_checks(readiness, database, gateway)
     try:
         gateway.add_plugin(monitor)
         gateway.add_plugin(load_management)
@@ -147,6 +153,7 @@ async def run_server(
 
             cluster = Cluster(gateway, broker_url, node_id, ttl_s=registry_ttl_s)
             await cluster.start()
+            probes.cluster_check(readiness, gateway)
         await gateway.start(host, ocpp_port)
         if tls_context is not None:
             await gateway.start_tls(host, tls_port, tls_context)
@@ -155,6 +162,10 @@ async def run_server(
         app.state.monitor = monitor
         app.state.load_management = load_management
         app.state.webhook_sender = sender
+        app.state.readiness = readiness  # a part started later may add its check
+        metrics_.mount(app, metrics)
+        probes.mount(app, readiness)
+        metrics.start()
         # Bind here, so a busy port is an OSError for the caller (uvicorn would call sys.exit).
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         api_socket = socket.create_server((host, api_port), family=family)
@@ -192,6 +203,8 @@ async def run_server(
             loop.remove_signal_handler(sig)
         if cluster is not None:
             await cluster.stop()
+        await metrics.stop()
         await gateway.stop()  # commits what it gathered, then stops the plugins
         await sender.stop()
+        database.shutdown()
         engine.dispose()

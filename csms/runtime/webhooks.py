@@ -63,6 +63,8 @@ class WebhookSender:
         self._round = asyncio.Lock()  # one round at a time, so a delivery is never attempted twice at once
         self._task: asyncio.Task[None] | None = None
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csms-webhooks")
+        #: Attempts by outcome: delivered, failed (retried later), abandoned (failed, no retry left).
+        self.attempts: dict[str, int] = {"delivered": 0, "failed": 0, "abandoned": 0}
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -136,6 +138,7 @@ class WebhookSender:
         delivered = is_success(status_code)
         delay = None if delivered else self.schedule.delay_after(attempt, self.rng)
         next_at = None if delay is None else from_posix(sent_at) + timedelta(seconds=delay)
+        self.attempts["delivered" if delivered else "failed" if delay is not None else "abandoned"] += 1
         if not delivered:
             log.info("webhook delivery %s attempt %d failed: %s", item["id"], attempt, error or status_code)
         await self._in_db(

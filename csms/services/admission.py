@@ -92,6 +92,10 @@ class Admission:
     reason: str = ""
     #: The serial of the client certificate the station connected with (revoking it closes the connection).
     client_serial: str | None = None
+    #: The security profile it is admitted at.
+    security_profile: int | None = None
+    #: Why it was refused, as its security event's type (for the operator's metrics; never told the peer).
+    refusal: str = ""
 
     @property
     def admitted(self) -> bool:
@@ -176,11 +180,15 @@ class Admissions:
                 if settled or db.dirty:  # a re-hashed password, a rotation or upgrade completed
                     db.commit()
                 return Admission(
-                    station_id, row.ocpp_version, row.registration_status, client_serial=channel.client_serial
+                    station_id,
+                    row.ocpp_version,
+                    row.registration_status,
+                    client_serial=channel.client_serial,
+                    security_profile=row.security_profile,
                 )
             if self._refused(db, station_id, channel, refusal, now):
                 db.commit()
-        return Admission(station_id, status=401, reason=REFUSED_REASON)
+        return Admission(station_id, status=401, reason=REFUSED_REASON, refusal=refusal.type)
 
     def _unknown(
         self,
