@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from csms.api import dashboard
 from csms.api.deps import require_key
 from csms.api.limits import BoundedBodies
+from csms.api.request_id import RequestIds
 from csms.api.routes import (
     alerts,
     calls,
@@ -40,6 +41,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
         "Send `Authorization: Bearer KEY`.",
     )
     app.add_middleware(BoundedBodies)  # sizes and nesting of request bodies, before anything parses them
+    app.add_middleware(RequestIds)  # added last, so it runs first: every answer carries X-Request-ID
     app.state.session_factory = session_factory
     app.state.gateway = gateway
     app.state.api_key = api_key or None
