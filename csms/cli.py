@@ -26,15 +26,19 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from csms.api.redaction import mask_url
 from csms.gateway.frame_rate import FrameRate
 from csms.gateway.tls import server_context
 from csms.pki import authority
 from csms.pki.local_ca import LocalTestCa
+from csms.runtime import logs
+from csms.runtime import settings as serve_settings
 from csms.runtime.server import Endpoints, prepare_database, raise_fd_limit, run_server
+from csms.runtime.settings import ServeSettings
 from csms.services import apikeys, authorization, certificates, contracts, security_events, stations
 from csms.services.config import CsmsConfig
 from csms.services.errors import DomainError
-from csms.store.database import URL_ENV, make_session_factory
+from csms.store.database import URL_ENV, make_session_factory, resolve_url
 
 API_KEY_ENV = "CHARGETWIN_API_KEY"
 API_URL_ENV = "CHARGETWIN_API_URL"
@@ -70,55 +74,67 @@ def _table(rows: list[Sequence[Any]], header: Sequence[str]) -> str:
 
 
 # ---- commands -----------------------------------------------------------------------------------------------
-def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
-    if args.pki is not None:
-        paths = authority.CaPaths(args.pki)
-        args.tls_cert = args.tls_cert or paths.server_cert
-        args.tls_key = args.tls_key or paths.server_key
-        args.tls_client_ca = args.tls_client_ca or paths.station_ca_cert
-    if args.tls_cert is None and args.tls_key is None:
-        if args.tls_client_ca is not None:
-            raise UserError("--tls-client-ca needs --tls-cert and --tls-key")
-        return None
-    if args.tls_cert is None or args.tls_key is None:
-        raise UserError("give both --tls-cert and --tls-key")
+def _tls_context(settings: ServeSettings) -> ssl.SSLContext | None:
+    cert, key, client_ca = settings.tls_cert, settings.tls_key, settings.tls_client_ca
+    if settings.pki is not None:
+        paths = authority.CaPaths(Path(settings.pki))
+        cert, key = cert or str(paths.server_cert), key or str(paths.server_key)
+        client_ca = client_ca or str(paths.station_ca_cert)
+    if cert is None or key is None:
+        return None  # settings.check_together saw to it that neither or both are given
     try:
-        return server_context(args.tls_cert, args.tls_key, args.tls_client_ca)
+        return server_context(cert, key, client_ca)
     except (OSError, ssl.SSLError) as exc:
         raise UserError(f"cannot use the TLS certificate, key or client CA: {exc}") from None
 
 
-def _station_ca(args: argparse.Namespace) -> authority.StationCa | None:
-    if args.pki is None:
+def _station_ca(settings: ServeSettings) -> authority.StationCa | None:
+    if settings.pki is None:
         return None
     try:
-        return authority.load(args.pki, organisation=args.organisation, days=args.certificate_days)
+        return authority.load(Path(settings.pki), organisation=settings.organisation, days=settings.certificate_days)
     except (OSError, ValueError) as exc:
-        raise UserError(f"cannot use the CA in {args.pki}: {exc}") from None
-def _frame_rate(args: argparse.Namespace) -> FrameRate | None:
-    if args.max_frames_per_second == 0:
+        raise UserError(f"cannot use the CA in {settings.pki}: {exc}") from None
+
+
+def _frame_rate(settings: ServeSettings) -> FrameRate | None:
+    if settings.max_frames_per_second == 0:
         return None
     try:
-        return FrameRate(per_second=args.max_frames_per_second, burst=args.frame_burst)
+        return FrameRate(per_second=settings.max_frames_per_second, burst=settings.frame_burst)
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = CsmsConfig(
-        heartbeat_interval_s=args.heartbeat_interval,
-        auto_register=args.auto_register,
-        station_ca=_station_ca(args),
-        renew_before_days=args.renew_before_days,
-        lookup_timeout_s=args.lookup_timeout,
-    )
-    provider = None if args.contract_test_ca is None else _test_ca(args.contract_test_ca)
-    api_key = os.environ.get(API_KEY_ENV) or None
-    files, _hard = raise_fd_limit()
-    logging.getLogger("csms").info("open-files limit %d (about as many chargers)", files)
+def _settings(args: argparse.Namespace) -> serve_settings.Loaded:
+    try:
+        return serve_settings.load(args)
+    except serve_settings.SettingsError as exc:
+        raise UserError(str(exc)) from None
 
-    tls_context = _tls_context(args)
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    print(serve_settings.to_toml(_settings(args)), end="")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args).settings
+    logs.configure(settings.log_level, settings.log_format)
+    log = logging.getLogger("csms")
+    config = CsmsConfig(
+        heartbeat_interval_s=settings.heartbeat_interval,
+        auto_register=settings.auto_register,
+        station_ca=_station_ca(settings),
+        renew_before_days=settings.renew_before_days,
+        lookup_timeout_s=settings.lookup_timeout,
+    )
+    provider = None if settings.contract_test_ca is None else _test_ca(settings.contract_test_ca)
+    files, _hard = raise_fd_limit()
+    log.info("open-files limit %d (about as many chargers)", files)
+    log.info("database %s", resolve_url(settings.database_url))  # its password masked by the log formatter
+    tls_context = _tls_context(settings)
+    api_key = settings.api_key
 
     def ready(endpoints: Endpoints) -> None:
         print(f"OCPP gateway  {endpoints.ocpp_url}", flush=True)
@@ -132,30 +148,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         asyncio.run(
             run_server(
-                database_url=args.database_url,
-                host=args.host,
-                ocpp_port=args.ocpp_port,
-                api_port=args.api_port,
+                database_url=settings.database_url,
+                host=settings.host,
+                ocpp_port=settings.ocpp_port,
+                api_port=settings.api_port,
                 api_key=api_key,
                 config=config,
-                log_level=args.log_level,
+                log_level=settings.log_level,
+                logs_configured=True,
                 on_ready=ready,
-                broker_url=args.broker,
-                node_id=args.node_id,
-                registry_ttl_s=args.registry_ttl,
+                public_url=settings.public_url,
+                broker_url=settings.broker,
+                node_id=settings.node_id,
+                registry_ttl_s=settings.registry_ttl,
                 tls_context=tls_context,
-                tls_port=args.tls_port,
+                tls_port=settings.tls_port,
                 contract_provider=provider,
-                frame_rate=_frame_rate(args),
+                frame_rate=_frame_rate(settings),
             )
         )
     except OSError as exc:
         raise UserError(f"cannot listen: {exc.strerror or exc}") from None
-    except ValueError as exc:  # a bad --broker URL
-        raise UserError(str(exc)) from None
+    except ValueError as exc:  # a bad broker URL
+        raise UserError(mask_url(str(exc))) from None
     except Exception as exc:
         if type(exc).__module__.startswith("redis"):
-            raise UserError(f"cannot reach the broker {args.broker}: {exc}") from None
+            raise UserError(f"cannot reach the broker {mask_url(settings.broker or '')}: {exc}") from None
         raise
     except KeyboardInterrupt:
         pass
@@ -495,95 +513,31 @@ def _group(subparsers: Any, name: str, help_text: str) -> Any:
 
 
 def _serve_parser(commands: Any) -> None:
+    precedence = (
+        "Every option is also a key of the --config file (TOML: the option's name with underscores, e.g. "
+        "ocpp_port = 9000) and an environment variable (CHARGETWIN_ and the key in capitals, e.g. "
+        "CHARGETWIN_OCPP_PORT); the command line overrides the environment, which overrides the file. "
+        f"The API key is set only by the file's api_key or ${API_KEY_ENV}. See docs/operations.md."
+    )
     serve = commands.add_parser(
         "serve",
         help="run the OCPP gateway and the HTTP API (migrates the database first)",
         description="Run the OCPP gateway and the HTTP API in one process. The API key is fixed by "
         f"${API_KEY_ENV} or created with `csms apikeys create`.",
+        epilog=precedence,
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--ocpp-port", type=int, default=9000, help="OCPP WebSocket port (default 9000)")
-    serve.add_argument("--api-port", type=int, default=8000, help="HTTP API port (default 8000)")
-    serve.add_argument(
-        "--auto-register",
-        action="store_true",
-        help="note unknown stations that connect as pending registrations (refused until `csms stations approve`)",
-    )
-    serve.add_argument("--heartbeat-interval", type=int, default=300, metavar="S", help="seconds (default 300)")
-    serve.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"], help="(default info)"
-    )
-    serve.add_argument(
-        "--broker",
-        default=None,
-        metavar="URL",
-        help="redis://host:port: run as one node of a cluster sharing the database; API calls reach stations "
-        "connected to any node (default: a single process)",
-    )
-    serve.add_argument("--node-id", default=None, metavar="ID", help="this node's name (default host-pid)")
-    serve.add_argument(
-        "--registry-ttl", type=int, default=15, metavar="S", help="station registry expiry after a crash (default 15)"
-    )
-    serve.add_argument("--tls-cert", default=None, metavar="F", help="PEM certificate (chain) of wss://")
-    serve.add_argument("--tls-key", default=None, metavar="F", help="PEM private key of --tls-cert")
-    serve.add_argument(
-        "--tls-client-ca",
-        default=None,
-        metavar="F",
-        help="PEM CA certificate(s) that sign station certificates (security profile 3)",
-    )
-    serve.add_argument("--tls-port", type=int, default=9443, help="wss:// port with --tls-cert (default 9443)")
-    serve.add_argument(
-        "--pki",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="the CA directory of `csms pki init`: serves wss:// with its server certificate, trusts its station CA "
-        "for client certificates and signs stations' CSRs (SignCertificate) with it",
-    )
-    serve.add_argument(
-        "--organisation", default=None, metavar="O", help="subject O of stations' CSRs (default: the station CA's O)"
-    )
-    serve.add_argument(
-        "--certificate-days", type=int, default=authority.DEFAULT_CERTIFICATE_DAYS, metavar="N",
-        help=f"validity of issued station certificates (default {authority.DEFAULT_CERTIFICATE_DAYS})",
-    )  # fmt: skip
-    serve.add_argument(
-        "--renew-before-days", type=int, default=30, metavar="N",
-        help="alert and ask a station to renew this many days before its certificate ends (default 30)",
-    )  # fmt: skip
-    serve.add_argument(
-        "--contract-test-ca",
-        default=None,
-        metavar="DIR",
-        help="answer Get15118EVCertificate with the built-in provider, a local test CA kept in DIR (made on "
-        "first use); it does not decode the EXI request (docs/security.md)",
-    )
-    serve.add_argument(
-        "--lookup-timeout",
-        type=float,
-        default=5.0,
-        metavar="S",
-        help="how long an answer waits for an OCSP responder or the contract provider (default 5)",
-    )
-    default_rate = FrameRate()
-    serve.add_argument(
-        "--max-frames-per-second",
-        type=float,
-        default=default_rate.per_second,
-        metavar="N",
-        help=f"frames one station connection may send per second; beyond it its socket is read later, and a "
-        f"flood is closed with 1008 (default {default_rate.per_second:g}; 0: no limit)",
-    )
-    serve.add_argument(
-        "--frame-burst",
-        type=float,
-        default=default_rate.burst,
-        metavar="N",
-        help=f"frames a connection may send at once above that rate (default {default_rate.burst:g})",
-    )
-    _database_option(serve)
+    serve_settings.add_arguments(serve)
     serve.set_defaults(handler=cmd_serve)
+    config = _group(commands, "config", "the settings of csms serve")
+    show = config.add_parser(
+        "show",
+        help="print the effective settings (TOML, secrets masked)",
+        description="Print the settings `csms serve` would run with, given the same file, environment and "
+        "options, as TOML; secrets and URL passwords are masked.",
+        epilog=precedence,
+    )
+    serve_settings.add_arguments(show)
+    show.set_defaults(handler=cmd_config_show)
 
 
 def _credentials_options(parser: argparse.ArgumentParser) -> None:
@@ -671,6 +625,8 @@ def _live_station_parsers(station_cmds: Any) -> None:
     upgrade.add_argument("--csms-url", default=None, metavar="URL", help="URL to reconnect to (2.0.1)")
     _api_options(upgrade)
     upgrade.set_defaults(handler=cmd_stations_upgrade_profile)
+
+
 def _roots_parser(commands: Any) -> None:
     roots = _group(commands, "contract-roots", "the MO/V2G roots trusted for ISO 15118 contract certificates")
     add = roots.add_parser("add", help="trust a root (PEM file)", description="Trust a contract-certificate root.")

@@ -12,6 +12,7 @@ from csms.api import dashboard
 from csms.api.deps import require_key
 from csms.api.docs_pages import mount_docs
 from csms.api.limits import BoundedBodies
+from csms.api.request_id import RequestIds
 from csms.api.routes import (
     alerts,
     calls,
@@ -44,6 +45,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
         redoc_url=None,
     )
     app.add_middleware(BoundedBodies)  # sizes and nesting of request bodies, before anything parses them
+    app.add_middleware(RequestIds)  # added last, so it runs first: every answer carries X-Request-ID
     app.state.session_factory = session_factory
     app.state.gateway = gateway
     app.state.api_key = api_key or None

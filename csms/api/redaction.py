@@ -1,5 +1,7 @@
-"""What the API must not write into a log or a header as it came: secrets in request URLs (the access log)
-and file names chosen by a station (a Content-Disposition header)."""
+"""What must not be written into a log, a header or a printed setting as it came: secrets in URLs (the access
+log; tokens in paths and queries, passwords in database and broker URLs), credentials of HTTP Authorization
+headers, and file names chosen by a station (a Content-Disposition header). The one place for these rules:
+``csms serve``'s log formatter and ``csms config show`` use it too (OCPP payloads: ``csms.ocpp.commands.masked``)."""
 
 from __future__ import annotations
 
@@ -12,12 +14,22 @@ MASK = "********"
 #: token, the dashboard's API key.
 _SECRET_PATH = re.compile(r"(/uploads/diagnostics/)[^/?#\s]+")
 _SECRET_QUERY = re.compile(r"([?&](?:token|key|api_key)=)[^&#\s]*", re.IGNORECASE)
+#: The password of ``scheme://user:password@host`` (database and broker URLs).
+_SECRET_USERINFO = re.compile(r"([a-z][a-z0-9+.-]*://[^/?#@\s:]*:)[^/?#@\s]+(@)", re.IGNORECASE)
+#: The credentials after an HTTP authorization scheme (``Authorization: Bearer …`` quoted in a message).
+_SECRET_CREDENTIALS = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _HEADER_SAFE = re.compile(r"[^A-Za-z0-9._ ()+-]")
 
 
 def mask_url(url: str) -> str:
     """``url`` (a path with its query, or a whole URL) with its secrets replaced by :data:`MASK`."""
+    url = _SECRET_USERINFO.sub(rf"\g<1>{MASK}\g<2>", url)
     return _SECRET_QUERY.sub(rf"\g<1>{MASK}", _SECRET_PATH.sub(rf"\g<1>{MASK}", url))
+
+
+def mask_text(text: str) -> str:
+    """Any text (a log message, an exception) with the secrets of :func:`mask_url` and HTTP credentials masked."""
+    return _SECRET_CREDENTIALS.sub(rf"\g<1> {MASK}", mask_url(text))
 
 
 class SecretsFilter(logging.Filter):

@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from csms import log_context
 from csms.core.registration import Registration, Verdict, admission, after_boot
 from csms.core.traffic import CALL, CALLRESULT, IN, MALFORMED, OUT, Traffic
 from csms.domain import events as ev
@@ -46,6 +47,8 @@ from csms.services.uow import UnitOfWork
 log = logging.getLogger(__name__)
 
 ADAPTERS = {OCPP16: v16, OCPP201: v201}
+#: A served call's debug line, by the start of its answer (CALLRESULT, CALLERROR, parked for a lookup).
+_ANSWERED = {"[3": "call answered", "[4": "call refused (CALLERROR)", None: "call waits for a lookup"}
 Write = Callable[[UnitOfWork], None]
 
 
@@ -216,24 +219,10 @@ class StationSession:
         when = from_posix(now)
         for incoming in work.calls:
             call = incoming.call
-            frame: str | None
-            try:
-                report = self._admit(call.action, call.payload, staged)
-            except OcppError as exc:
-                frame = self.rpc.error_frame(call, exc)
-            except Exception as exc:  # a bug in an adapter must not take the connection down
-                log.exception("station %s: %s could not be translated", self.station_id, call.action)
-                frame = self.rpc.error_frame(call, OcppError(ErrorKind.INTERNAL, type(exc).__name__))
-            else:
-                if isolate:
-                    frame = self._serve_isolated(call, report, uow, when, staged, now)
-                else:
-                    try:
-                        answer = self._serve(call, report, uow, when, staged, now)
-                        # Writing the answer can fail too; then the batch must rerun isolated, not fail whole.
-                        frame = None if answer is None else self._result(call, answer)
-                    except Exception as exc:
-                        raise CallFailed(f"station {self.station_id}: {call.action} failed") from exc
+            with log_context.bound(station_id=self.station_id, action=call.action, message_id=call.unique_id):
+                frame = self._handle_call(call, uow, when, staged, now, isolate=isolate)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug(_ANSWERED.get(frame[:2] if frame else None, "call answered"))
             if frame is None:
                 continue  # parked: answered when its lookups are back (logged then)
             staged.frames.append(frame)
@@ -249,6 +238,26 @@ class StationSession:
                     }
                 )
         return staged
+
+    def _handle_call(
+        self, call: Call, uow: UnitOfWork, when: datetime, staged: Staged, now: float, *, isolate: bool
+    ) -> str | None:
+        """One call of :meth:`handle`: its answer frame, or None when it is parked."""
+        try:
+            report = self._admit(call.action, call.payload, staged)
+        except OcppError as exc:
+            return self.rpc.error_frame(call, exc)
+        except Exception as exc:  # a bug in an adapter must not take the connection down
+            log.exception("station %s: %s could not be translated", self.station_id, call.action)
+            return self.rpc.error_frame(call, OcppError(ErrorKind.INTERNAL, type(exc).__name__))
+        if isolate:
+            return self._serve_isolated(call, report, uow, when, staged, now)
+        try:
+            answer = self._serve(call, report, uow, when, staged, now)
+            # Writing the answer can fail too; then the batch must rerun isolated, not fail whole.
+            return None if answer is None else self._result(call, answer)
+        except Exception as exc:
+            raise CallFailed(f"station {self.station_id}: {call.action} failed") from exc
 
     def _admit(self, action: str, payload: dict[str, Any], staged: Staged) -> ev.StationReport:
         """Checks that need no database: registration, and the payload's translation to a domain event.

@@ -32,6 +32,7 @@ from websockets.protocol import CONNECTING, OPEN
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
+from csms import log_context
 from csms.core.host import Connection, CsmsHost, Plugin, StationNotConnected
 from csms.gateway.collector import CollectorPacing
 from csms.gateway.frame_rate import FLOOD_EVENT, POLICY_VIOLATION, FrameRate
@@ -170,11 +171,12 @@ class Link(asyncio.Protocol):
             return
         if not admission.admitted:
             self.gateway.refused(admission.refusal or str(admission.status))
-        if admission.status == 401:
-            self._unauthorized(admission.reason)
-            return
-        if not admission.admitted:
-            self._refuse(HTTPStatus(admission.status), f"{admission.reason}\n")
+            log.info("handshake refused (%d %s)", admission.status, admission.reason,
+                     extra={"station_id": admission.station_id, "peer": _host_of(self.remote_address)})  # fmt: skip
+            if admission.status == 401:
+                self._unauthorized(admission.reason)
+            else:
+                self._refuse(HTTPStatus(admission.status), f"{admission.reason}\n")
             return
         self.protocol.admission = admission
         response = self.protocol.accept(request)
@@ -239,9 +241,11 @@ class Link(asyncio.Protocol):
             except UnicodeDecodeError:
                 self.protocol.fail(1007, "invalid UTF-8")
                 return
-            self.gateway.host.receive(self.connection, text)
+            with log_context.bound(station_id=self.station_id):
+                self.gateway.host.receive(self.connection, text)
         else:
-            self.gateway.host.receive(self.connection, data)
+            with log_context.bound(station_id=self.station_id):
+                self.gateway.host.receive(self.connection, data)
 
     # ---- frame rate -------------------------------------------------------------------------------------------
     def _refill(self, rate: FrameRate) -> None:
@@ -482,6 +486,8 @@ class Gateway:
     # ---- connections -------------------------------------------------------------------------------------
     def opened(self, link: Link, admission: Admission, version: Version) -> Connection:
         station_id = admission.station_id
+        log.info("station connected (OCPP %s)", version, extra={"station_id": station_id,
+                 "peer": _host_of(link.remote_address)})  # fmt: skip
         self.links[station_id] = link
         if self.cluster is not None:
             self.cluster.station_connected(station_id)
@@ -489,6 +495,7 @@ class Gateway:
 
     def closed(self, link: Link, connection: Connection, detail: str) -> None:
         station_id = link.station_id
+        log.info("station disconnected (%s)", detail, extra={"station_id": station_id})
         if self.links.get(station_id) is link:
             del self.links[station_id]
             if self.cluster is not None:
@@ -549,8 +556,17 @@ class Gateway:
             if not future.done():
                 future.set_result(pending)
 
-        self.host.call(station_id, action, payload, timeout_s, on_done=done)
-        return await future
+        pending = self.host.call(station_id, action, payload, timeout_s, on_done=done)
+        ids = {"station_id": station_id, "action": action, "message_id": pending.call.unique_id}
+        log.info("call sent", extra=ids)  # the request id is the API's, bound by its middleware
+        answered = await future
+        outcome = answered.error_code or (answered.outcome.value if answered.outcome else "pending")
+        log.info("call done: %s", outcome, extra=ids)
+        return answered
+
+
+def _host_of(address: Any) -> str | None:
+    return address[0] if isinstance(address, tuple) and address else None
 
 
 def _log_failure(future: asyncio.Future[None]) -> None:

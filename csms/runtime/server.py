@@ -92,6 +92,7 @@ async def run_server(
     api_key: str | None = None,
     config: CsmsConfig | None = None,
     log_level: str = "info",
+    logs_configured: bool = False,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[Endpoints], None] | None = None,
     handle_signals: bool = True,
@@ -120,6 +121,7 @@ async def run_server(
 
     ``contract_provider`` answers Get15118EVCertificate (Plug & Charge); without it they are answered Failed.
     ``frame_rate``: frames per second and burst each connection may send (None: unlimited).
+    ``logs_configured``: the caller set up logging (:func:`csms.runtime.logs.configure`).
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -169,7 +171,11 @@ async def run_server(
         # Bind here, so a busy port is an OSError for the caller (uvicorn would call sys.exit).
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         api_socket = socket.create_server((host, api_port), family=family)
-        server = _Server(uvicorn.Config(app, host=host, port=api_port, log_level=log_level, lifespan="off"))
+        # With logs_configured, uvicorn adds no handlers: its lines go through the caller's.
+        log_config = None if logs_configured else uvicorn.config.LOGGING_CONFIG
+        server = _Server(
+            uvicorn.Config(app, host=host, port=api_port, log_level=log_level, lifespan="off", log_config=log_config)
+        )
         install_access_log_filter()  # upload/download tokens and API keys in URLs never reach the access log
         api_task = asyncio.create_task(server.serve(sockets=[api_socket]), name="csms-api")
         while not server.started:
