@@ -46,6 +46,23 @@ class UserError(Exception):
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------
+def _seconds_at_least(minimum: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        if not minimum <= value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g} s, got {text}")
+        return value
+
+    return parse
+
+
+_lease_ttl = _seconds_at_least(1.0)
+_grace = _seconds_at_least(0.0)
+
+
 def _iso(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -95,6 +112,8 @@ def _station_ca(args: argparse.Namespace) -> authority.StationCa | None:
         return authority.load(args.pki, organisation=args.organisation, days=args.certificate_days)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot use the CA in {args.pki}: {exc}") from None
+
+
 def _frame_rate(args: argparse.Namespace) -> FrameRate | None:
     if args.max_frames_per_second == 0:
         return None
@@ -143,6 +162,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 broker_url=args.broker,
                 node_id=args.node_id,
                 registry_ttl_s=args.registry_ttl,
+                lease_ttl_s=args.lease_ttl,
+                shutdown_grace_s=args.shutdown_grace,
+                exit_watchdog=True,
                 tls_context=tls_context,
                 tls_port=args.tls_port,
                 contract_provider=provider,
@@ -524,6 +546,20 @@ def _serve_parser(commands: Any) -> None:
     serve.add_argument(
         "--registry-ttl", type=int, default=15, metavar="S", help="station registry expiry after a crash (default 15)"
     )
+    serve.add_argument(
+        "--lease-ttl",
+        type=_lease_ttl,
+        default=10.0,
+        metavar="S",
+        help="cluster leases (site load managers, alerts) outlive a dead node by at most this (default 10)",
+    )
+    serve.add_argument(
+        "--shutdown-grace",
+        type=_grace,
+        default=10.0,
+        metavar="S",
+        help="SIGTERM: drain and close station connections within this, then exit (default 10)",
+    )
     serve.add_argument("--tls-cert", default=None, metavar="F", help="PEM certificate (chain) of wss://")
     serve.add_argument("--tls-key", default=None, metavar="F", help="PEM private key of --tls-cert")
     serve.add_argument(
@@ -671,6 +707,8 @@ def _live_station_parsers(station_cmds: Any) -> None:
     upgrade.add_argument("--csms-url", default=None, metavar="URL", help="URL to reconnect to (2.0.1)")
     _api_options(upgrade)
     upgrade.set_defaults(handler=cmd_stations_upgrade_profile)
+
+
 def _roots_parser(commands: Any) -> None:
     roots = _group(commands, "contract-roots", "the MO/V2G roots trusted for ISO 15118 contract certificates")
     add = roots.add_parser("add", help="trust a root (PEM file)", description="Trust a contract-certificate root.")
