@@ -151,7 +151,7 @@ async def test_the_site_lease_moves_when_its_holder_is_killed(tmp_path):
         )
         print(
             f"\nlease take-over {takeover_s:.2f} s after SIGKILL (bound {LEASE_TTL_S * 4 / 3:.2f} s), "
-            f"chargers reconnected {reconnect_s:.2f} s after it; "
+            f"chargers reconnected {reconnect_s:.2f} s after the kill; "
             f"site drew at most {max(told):.0f} W of {LIMIT_KW * 1000:.0f} W"
         )
         assert takeover_s <= LEASE_TTL_S * 4 / 3 + 0.5
