@@ -447,24 +447,34 @@ class Gateway:
     def tls_port(self) -> int | None:
         return None if self._tls_server is None else self._tls_server.sockets[0].getsockname()[1]
 
-    async def stop(self) -> None:
+    def stop_accepting(self) -> None:
+        """Refuse new connections from now on (the first step of a graceful shutdown); held ones stay."""
         for server in (self._server, self._tls_server):
             if server is not None:
                 server.close()
-                await server.wait_closed()
+
+    async def stop(self, close_timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Stop listening, finish the batch in flight (its answers go out), close every station's connection
+        with 1001 (going away: the charger reconnects, to another node behind the same address), wait up to
+        ``close_timeout_s`` for their closing handshakes, commit what arrived meanwhile, stop the plugins."""
+        self.stop_accepting()
         if self._keepalive is not None:
             self._keepalive.cancel()
         self.collector.stop()
+        await self._drain()
         links = list(self.links.values())
         for link in links:
             link.close("going away", 1001)
-        deadline = asyncio.get_running_loop().time() + CLOSE_TIMEOUT_S
+        deadline = asyncio.get_running_loop().time() + close_timeout_s
         while any(link.connection is not None for link in links) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         for link in links:
             if link.transport is not None and link.connection is not None:
                 link.transport.abort()
         await asyncio.sleep(0)
+        for server in (self._server, self._tls_server):
+            if server is not None:  # (Python 3.12 waits here for the connections closed above)
+                await server.wait_closed()
         await self._drain()
         self.host.stop()
         self.scheduler.shutdown()

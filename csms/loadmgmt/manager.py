@@ -205,10 +205,52 @@ class LoadManager:
             currents = None if None in r.currents_a else r.currents_a
             at, incl = min(r.at, now), r.includes_ev
             self.site_reading(r.site_id, at, power_w=r.power_w, currents_a=currents, includes_ev=incl, replan=False)
-        for planner in self.planners.values():
-            planner.resumed(now)
-            out += planner.replan(now)
+        for setup in memory.setups:  # only the sites handed in: a node taking over one site leaves the others be
+            resumed = self.planners.get(setup.site_id)
+            if resumed is not None:
+                resumed.resumed(now)
+                out += resumed.replan(now)
         return self._latest(out)
+
+    def sync(self, memory: Memory, elsewhere: Mapping[str, bool], now: float) -> list[Command]:
+        """Catch up with the stations connected to *other* nodes of a cluster: ``memory`` is what the store
+        has of the sites handed in (their committed reports), ``elsewhere`` says for each station of those
+        sites that is not connected to this process whether another node holds its socket. Stations of this
+        process are told through :meth:`connected`, :meth:`committed` … and are left alone here."""
+        out: list[Command] = []
+        for setup in memory.setups:
+            if setup.site_id not in self.planners:
+                continue
+            for station_id in sorted({e.station_id for e in setup.topology.evses} & set(elsewhere)):
+                if elsewhere[station_id] and station_id not in self._online:
+                    self._versions[station_id] = setup.versions.get(station_id, OCPP16)
+                    out += self.connected(station_id, self._versions[station_id], now)
+                elif not elsewhere[station_id] and station_id in self._online:
+                    out += self.disconnected(station_id, now)
+        stored = {s.key: s for s in memory.sessions if s.key[0] in elsewhere}
+        for key in [k for k in self._sessions if k[0] in elsewhere and k not in stored]:
+            out += self._stop(key, now)
+        for session in sorted(stored.values(), key=lambda s: s.key):
+            out += self._sync_session(session, now)
+        return self._latest(out)
+
+    def _sync_session(self, stored: StoredSession, now: float) -> list[Command]:
+        key, planner = stored.key, self.planner_of(stored.key[0])
+        known = self._sessions.get(key)
+        out: list[Command] = []
+        if known is None or (stored.transaction_id is not None and known.transaction_id != stored.transaction_id):
+            if known is None:
+                known = self._sessions[key] = _Known(plugged_at=stored.plugged_at, meter_start_wh=stored.meter_start_wh)
+            known.transaction_id, known.group = stored.transaction_id, stored.group or known.group
+            if stored.transaction_id is not None:
+                self._tx[(key[0], stored.transaction_id)] = key[1]
+            out += self._plug_in(planner, key, known, now)
+        if planner is not None and stored.faulted != known.faulted:
+            known.faulted = stored.faulted
+            out += planner.fault(key, now, active=stored.faulted)
+        if planner is not None and stored.energy_wh is not None:
+            out += planner.evse_meter(key, now, energy_wh=stored.energy_wh)
+        return out
 
     def remove(self, site_id: str) -> None:
         self.planners.pop(site_id, None)
@@ -219,6 +261,9 @@ class LoadManager:
             del self._site_of[station_id]
         for station_id in [s for s, site in self._meter_of.items() if site == site_id]:
             del self._meter_of[station_id]
+
+    def site_of(self, station_id: str) -> str | None:
+        return self._site_of.get(station_id)
 
     def planner_of(self, station_id: str) -> Planner | None:
         site = self._site_of.get(station_id)

@@ -13,6 +13,14 @@ the node that holds the station's socket.
   entry, or nobody subscribed to the owner's channel (it died), is "not connected" (409).
 * **Disconnects.** When the operator changes a station's credentials, profile or registration, the API's node
   publishes ``{"type": "disconnect"}`` on the owner's channel and the owner ends the socket.
+* **Leases.** Each site's load manager and the alert engine run on one node at a time, the holder of a lease
+  (:mod:`csms.runtime.leases`: ``lease:site:{id}``, ``lease:alerts``). Every ``lease_ttl/3`` each node claims
+  every lease (the sites' ids come from the database) and re-arms those it holds; the load-management plugin is
+  told which sites it owns and catches up with their stations on other nodes from the store
+  (:meth:`LoadManagement.sync`), and its commands to those stations are routed as above, fenced by the lease's
+  token (a node refuses a command fenced by an older token than one it has seen: it comes from a node that lost
+  the lease). Nodes that do not hold ``alerts`` relay their stations' alert events to the holder on
+  ``csms:alerts``. A clean stop releases the leases and says so on ``csms:leases``: the others claim at once.
 * Without ``--broker`` none of this exists: the gateway behaves exactly as a single process.
 
 Redis pub/sub is fire-and-forget: a request lost with a crashing owner times out at the caller
@@ -29,16 +37,30 @@ import os
 import socket
 import time
 import uuid
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 import redis
 import redis.asyncio as aioredis
 
+from csms.alerts import engine as al
+from csms.alerts import wire
 from csms.gateway.server import Gateway, StationNotConnected
 from csms.ocpp.errors import ErrorKind, LocalCallError
+from csms.runtime.leases import FenceBook, Leases
+from csms.services import stations
+from csms.services.load_memory import site_ids
+
+if TYPE_CHECKING:
+    from csms.core.plugins.alerts import AlertMonitor
+    from csms.core.plugins.load_management import Answered, LoadManagement
+    from csms.loadmgmt.planner import Command
 
 log = logging.getLogger(__name__)
+
+ALERTS_LEASE = "alerts"
+ALERTS_CHANNEL = "csms:alerts"
+LEASES_CHANNEL = "csms:leases"
 
 _REFRESH = """
 for i, key in ipairs(KEYS) do
@@ -62,7 +84,7 @@ def default_node_id() -> str:
 class Cluster:
     """This node's membership: the station registry and the command channel, on one Redis."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - one keyword-only option per cluster setting and plugin served
         self,
         gateway: Gateway,
         broker_url: str,
@@ -71,6 +93,9 @@ class Cluster:
         ttl_s: int = 15,
         reply_slack_s: float = 5.0,
         batch: int = 500,
+        lease_ttl_s: float = 10.0,
+        load_management: LoadManagement | None = None,
+        monitor: AlertMonitor | None = None,
     ) -> None:
         if not broker_url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"--broker must be a redis:// URL, got {broker_url!r}")
@@ -90,6 +115,15 @@ class Cluster:
         self._pubsub: Any = None
         self._listener: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self.leases = Leases(self.redis, self.node_id, lease_ttl_s)
+        self.fences = FenceBook()
+        self.load_management = load_management
+        self.monitor = monitor
+        self._sites: list[str] = []
+        self._wake = asyncio.Event()
+        self._lease_keeper: asyncio.Task[None] | None = None
+        self._leaving = False
+        self._member_since: float | None = None  # time.monotonic() of the last registry heartbeat that worked
 
     @staticmethod
     def station_key(station_id: str) -> str:
@@ -107,14 +141,54 @@ class Cluster:
     async def start(self) -> None:
         await self.redis.ping()
         self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(self.channel, self.reply_channel)
+        await self._pubsub.subscribe(self.channel, self.reply_channel, ALERTS_CHANNEL, LEASES_CHANNEL)
         self._listener = asyncio.create_task(self._listen(), name="csms-cluster-listen")
         await self._refresh_all()
         self._heartbeat = asyncio.create_task(self._keep_alive(), name="csms-cluster-heartbeat")
         self.gateway.cluster = self
-        log.info("node %s joined the cluster on %s (registry TTL %d s)", self.node_id, self.broker_url, self.ttl_s)
+        if self.load_management is not None:
+            self.load_management.router = self
+            self.load_management.own(set())  # until a lease says otherwise
+        if self.monitor is not None:
+            self.monitor.relay = self._relay_alerts
+            self.monitor.activate(False)
+        await self._lease_round()  # the first node up takes the leases before its stations connect
+        self._lease_keeper = asyncio.create_task(self._keep_leases(), name="csms-cluster-leases")
+        log.info(
+            "node %s joined the cluster on %s (registry TTL %d s, lease TTL %g s)",
+            self.node_id,
+            self.broker_url,
+            self.ttl_s,
+            self.leases.ttl_s,
+        )
+
+    async def release_leases(self) -> list[str]:
+        """Stop running what the leases guard and give them back at once, telling the other nodes (a clean
+        shutdown: they take over without waiting for the TTL)."""
+        self._leaving = True
+        if self._lease_keeper is not None:
+            self._lease_keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._lease_keeper
+        if self.load_management is not None:
+            self.load_management.own(set())
+        if self.monitor is not None:
+            self.monitor.activate(False)
+        released: list[str] = []
+        try:
+            released = await self.leases.release_all()
+            if released:
+                notice = orjson.dumps({"type": "released", "node": self.node_id}).decode()
+                await self.redis.publish(LEASES_CHANNEL, notice)
+        except Exception as exc:  # Redis away: the leases lapse by themselves after the TTL
+            log.warning("could not release leases: %s", exc)
+        if released:
+            log.info("node %s released leases %s", self.node_id, ", ".join(released))
+        return released
 
     async def stop(self) -> None:
+        if not self._leaving:
+            await self.release_leases()
         self.gateway.cluster = None
         for task in (self._heartbeat, self._listener, *self._tasks):
             if task is not None:
@@ -162,6 +236,7 @@ class Cluster:
 
     async def _refresh_all(self) -> None:
         await self.redis.set(f"node:{self.node_id}", str(time.time()), ex=self.ttl_s)
+        self._member_since = time.monotonic()
         stations = list(self.gateway.links)
         for i in range(0, len(stations), self.batch):
             keys = [self.station_key(s) for s in stations[i : i + self.batch]]
@@ -175,11 +250,111 @@ class Cluster:
             except Exception as exc:  # Redis away for a moment: keep serving local stations, retry
                 log.warning("cluster heartbeat failed: %s", exc)
 
+    # ---- leases ------------------------------------------------------------------------------------------
+    def holds_membership(self) -> bool:
+        """Is this node a live member: its liveness key re-armed within the registry TTL (for readiness)?"""
+        return self._member_since is not None and time.monotonic() - self._member_since < self.ttl_s
+
+    def holds(self, lease: str) -> bool:
+        """Does this node hold the lease (``alerts``, ``site:{id}``) now?"""
+        return self.leases.holds(lease)
+
+    def lease_state(self) -> dict[str, Any]:
+        """What this node runs, for readiness checks and operators: member or not, leases held with fences."""
+        return {
+            "node": self.node_id,
+            "member": self.holds_membership(),
+            "leases": {name: held.fence for name, held in sorted(self.leases.held.items()) if self.holds(name)},
+        }
+
+    async def _keep_leases(self) -> None:
+        while not self._leaving:
+            timeout = self.leases.refresh_s
+            lapse = self.leases.next_lapse()
+            if lapse is not None:  # wake when a lease we could not re-arm lapses, to stop acting on it at once
+                timeout = max(0.05, min(timeout, lapse - time.monotonic() + 0.01))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            await self._lease_round()
+
+    async def _lease_round(self) -> None:
+        try:
+            self._sites = await asyncio.to_thread(self._read_sites)
+        except Exception as exc:  # the database away: compete for the sites known so far
+            log.warning("cannot list the sites: %s", exc)
+        try:
+            await self.leases.claim([ALERTS_LEASE, *(f"site:{s}" for s in self._sites)])
+        except Exception as exc:  # Redis away: each lease lapses at its own time (holds() says so)
+            log.warning("cannot claim leases: %s", exc)
+        try:
+            await self._apply_leases()
+        except Exception as exc:
+            log.warning("cannot apply leases: %s", exc)
+
+    def _read_sites(self) -> list[str]:
+        with self.gateway.session_factory() as db:
+            return site_ids(db)
+
+    async def _apply_leases(self) -> None:
+        if self._leaving:
+            return
+        lm = self.load_management
+        if lm is not None:
+            lm.own({n.removeprefix("site:") for n in list(self.leases.held) if n.startswith("site:") and self.holds(n)})
+            elsewhere = lm.stations_elsewhere()
+            if elsewhere:
+                owners = await self.redis.mget([self.station_key(s) for s in elsewhere])
+                lm.sync({s: o is not None and o != self.node_id for s, o in zip(elsewhere, owners, strict=True)})
+        active = self.holds(ALERTS_LEASE)
+        if self.monitor is not None and active != self.monitor.active:
+            self.monitor.activate(active, await self._online_everywhere() if active else [])
+
+    async def _online_everywhere(self) -> list[tuple[str, str]]:
+        """Every station some node holds the socket of, with its OCPP version."""
+        ids = [key.removeprefix("station:") async for key in self.redis.scan_iter(match="station:*", count=1000)]
+
+        def read() -> dict[str, str]:
+            with self.gateway.session_factory() as db:
+                return stations.versions(db, ids)
+
+        versions = await asyncio.to_thread(read)
+        return [(s, versions[s]) for s in sorted(ids) if s in versions]
+
+    def _relay_alerts(self, events: list[al.Event]) -> None:
+        message = orjson.dumps({"type": "alerts", "events": wire.encode(events)}).decode()
+        self._spawn(self.redis.publish(ALERTS_CHANNEL, message))
+
+    def route(self, command: Command, site_id: str, answered: Answered) -> None:
+        """Load management's command to a station on another node, fenced by the site's lease."""
+        lease = f"site:{site_id}"
+        fence = self.leases.fence(lease)
+        if fence is None:
+            return  # the lease lapsed: this node does not speak for the site any more
+        self._spawn(self._route(command, (lease, fence), answered))
+
+    async def _route(self, command: Command, fence: tuple[str, int], answered: Answered) -> None:
+        try:
+            outcome = await self.call(command.station_id, command.action, command.payload, None, fence=fence)
+        except StationNotConnected:
+            answered("not_connected", None)
+            return
+        except LocalCallError:
+            answered("error", None)
+            return
+        answered(str(outcome.get("outcome")), outcome.get("payload"))
+
     # ---- routing -----------------------------------------------------------------------------------------
     async def call(
-        self, station_id: str, action: str, payload: dict[str, Any], timeout_s: float | None
+        self,
+        station_id: str,
+        action: str,
+        payload: dict[str, Any],
+        timeout_s: float | None,
+        fence: tuple[str, int] | None = None,
     ) -> dict[str, Any]:
-        """Run a call on the node that holds the station's socket; the API's JSON outcome.
+        """Run a call on the node that holds the station's socket; the API's JSON outcome. ``fence``: the lease
+        and token the call is sent under (load management), checked by the owner.
 
         Raises:
             StationNotConnected: no node holds it.  LocalCallError: the owner refused the payload.
@@ -200,6 +375,7 @@ class Cluster:
             "action": action,
             "payload": payload,
             "timeout": timeout_s,
+            "fence": fence,
         }
         try:
             receivers = await self.redis.publish(f"csms:node:{owner}", orjson.dumps(message).decode())
@@ -214,6 +390,8 @@ class Cluster:
             self._waiting.pop(request_id, None)
         if reply.get("status") == "not_connected":
             raise StationNotConnected(station_id)
+        if reply.get("status") == "fenced":
+            return {"action": action, "message_id": None, "outcome": "fenced"}
         if reply.get("status") == "invalid":
             raise LocalCallError(ErrorKind(reply["kind"]), reply["detail"])
         return reply["result"]
@@ -257,9 +435,20 @@ class Cluster:
             future = self._waiting.get(body.get("id", ""))
             if future is not None and not future.done():
                 future.set_result(body)
+        elif body.get("type") == "alerts":
+            if self.monitor is not None and self.monitor.active:
+                self.monitor.feed(wire.decode(list(body.get("events") or [])), self.gateway.scheduler.now())
+        elif body.get("type") == "released" and body.get("node") != self.node_id:
+            self._wake.set()  # a node left cleanly: claim what it gave back now
 
     async def _serve(self, body: dict[str, Any]) -> None:
         reply: dict[str, Any] = {"type": "reply", "id": body["id"]}
+        fence = body.get("fence")
+        if isinstance(fence, list) and len(fence) == 2 and not self.fences.admits(str(fence[0]), int(fence[1])):
+            log.warning("refused %s for %s: fenced by an old lease %s", body.get("action"), body.get("station"), fence)
+            reply["status"] = "fenced"
+            await self.redis.publish(body["reply_to"], orjson.dumps(reply).decode())
+            return
         try:
             pending = await self.gateway.call(body["station"], body["action"], body["payload"], body.get("timeout"))
             reply.update(status="ok", result=pending.as_dict())

@@ -1,8 +1,10 @@
 """``csms serve``: the OCPP gateway and the HTTP API in one process and one asyncio loop, on one database.
 
 The gateway and the API share the loop so API handlers can await the gateway's calls directly. Signals are
-ours, not uvicorn's: SIGINT/SIGTERM set ``stop``, then the API stops accepting requests, the gateway closes
-its connections and commits what it gathered, and the engine is disposed.
+ours, not uvicorn's: SIGINT/SIGTERM set ``stop``, then, within ``shutdown_grace_s``: the gateway stops
+accepting connections, a cluster node gives its leases back (the others take over at once), the API finishes
+its requests, the gateway commits the batch in flight, answers it, closes every station's connection with
+1001 (going away) so chargers reconnect elsewhere, commits what arrived meanwhile, and the engine is disposed.
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import ssl
+import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import uvicorn
 from sqlalchemy import Engine
@@ -35,6 +40,9 @@ from csms.runtime.webhooks import WebhookSender
 from csms.services.config import CsmsConfig
 from csms.store import migrate
 from csms.store.database import make_engine, make_session_factory
+
+if TYPE_CHECKING:
+    from csms.runtime.cluster import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +110,9 @@ async def run_server(
     broker_url: str | None = None,
     node_id: str | None = None,
     registry_ttl_s: int = 15,
+    lease_ttl_s: float = 10.0,
+    shutdown_grace_s: float = 10.0,
+    exit_watchdog: bool = False,
     tls_context: ssl.SSLContext | None = None,
     tls_port: int = 9443,
     contract_provider: ContractProvider | None = None,
@@ -122,6 +133,10 @@ async def run_server(
     ``contract_provider`` answers Get15118EVCertificate (Plug & Charge); without it they are answered Failed.
     ``frame_rate``: frames per second and burst each connection may send (None: unlimited).
     ``logs_configured``: the caller set up logging (:func:`csms.runtime.logs.configure`).
+
+    ``lease_ttl_s``: how long a dead node's leases (site load managers, alert engine) outlive it.
+    ``shutdown_grace_s``: the bound on a graceful stop; with ``exit_watchdog`` (the CLI) the process ends
+    itself a little after it even if something hangs.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -137,7 +152,8 @@ async def run_server(
     # are (re)installed by the sites routes).
     load_management = LoadManagement()
     installed: list[signal.Signals] = []
-    cluster = None
+    cluster: Cluster | None = None
+    deadline: float | None = None
     metrics = metrics_.Metrics(gateway, engine, load_management=load_management, monitor=monitor, sender=sender)
     database = probes.DatabaseProbes(engine)
     readiness = probes.Readiness()
@@ -153,7 +169,15 @@ async def run_server(
         if broker_url:
             from csms.runtime.cluster import Cluster
 
-            cluster = Cluster(gateway, broker_url, node_id, ttl_s=registry_ttl_s)
+            cluster = Cluster(
+                gateway,
+                broker_url,
+                node_id,
+                ttl_s=registry_ttl_s,
+                lease_ttl_s=lease_ttl_s,
+                load_management=load_management,
+                monitor=monitor,
+            )
             await cluster.start()
             probes.cluster_check(readiness, gateway)
         await gateway.start(host, ocpp_port)
@@ -174,7 +198,15 @@ async def run_server(
         # With logs_configured, uvicorn adds no handlers: its lines go through the caller's.
         log_config = None if logs_configured else uvicorn.config.LOGGING_CONFIG
         server = _Server(
-            uvicorn.Config(app, host=host, port=api_port, log_level=log_level, lifespan="off", log_config=log_config)
+            uvicorn.Config(
+                app,
+                host=host,
+                port=api_port,
+                log_level=log_level,
+                lifespan="off",
+                log_config=log_config,
+                timeout_graceful_shutdown=max(1, int(shutdown_grace_s / 2)),
+            )
         )
         install_access_log_filter()  # upload/download tokens and API keys in URLs never reach the access log
         api_task = asyncio.create_task(server.serve(sockets=[api_socket]), name="csms-api")
@@ -202,6 +234,8 @@ async def run_server(
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({stopped, api_task}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
+        deadline = loop.time() + shutdown_grace_s
+        await _begin_stop(gateway, cluster, shutdown_grace_s, exit_watchdog)
         server.should_exit = True
         await api_task
     finally:
@@ -210,7 +244,31 @@ async def run_server(
         if cluster is not None:
             await cluster.stop()
         await metrics.stop()
-        await gateway.stop()  # commits what it gathered, then stops the plugins
+        remaining = max(0.5, deadline - loop.time()) if deadline is not None else 10.0
+        await gateway.stop(close_timeout_s=remaining)  # commits what it gathered, then stops the plugins
         await sender.stop()
         database.shutdown()
         engine.dispose()
+
+
+async def _begin_stop(gateway: Gateway, cluster: Cluster | None, grace_s: float, watchdog: bool) -> None:
+    """The first steps of a graceful stop: no new connections, and the leases go to the other nodes."""
+    if watchdog:
+        _exit_after(grace_s + 3.0)
+    log.info("stopping: no new connections, leases released, draining within %g s", grace_s)
+    gateway.stop_accepting()
+    if cluster is not None:
+        await cluster.release_leases()
+
+
+def _exit_after(seconds: float) -> None:
+    """End the process ``seconds`` from now whatever still runs: the bound a graceful stop promises."""
+
+    def watchdog() -> None:
+        log.error("graceful stop exceeded its bound: exiting")
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, watchdog)
+    timer.daemon = True
+    timer.start()

@@ -83,6 +83,14 @@ class ServeSettings(BaseModel):
         None, "this node's name in a cluster (default: host-pid)", metavar="ID", min_length=1
     )
     registry_ttl: int = _setting(15, "station registry expiry after a node crash, seconds", metavar="S", ge=1)
+    lease_ttl: float = _setting(
+        10.0, "cluster leases (site load managers, alerts) outlive a dead node by at most this, seconds",
+        metavar="S", ge=1.0, allow_inf_nan=False,
+    )  # fmt: skip
+    shutdown_grace: float = _setting(
+        10.0, "SIGTERM: drain and close station connections within this, then exit, seconds", metavar="S", ge=0.0,
+        allow_inf_nan=False,
+    )  # fmt: skip
     tls_cert: str | None = _setting(None, "PEM certificate (chain) of wss://", metavar="FILE", min_length=1)
     tls_key: str | None = _setting(None, "PEM private key of tls_cert (the path; not a secret itself)",
                                    metavar="FILE", min_length=1)  # fmt: skip

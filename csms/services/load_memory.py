@@ -6,6 +6,7 @@ thread when they must not block) and hand it the plain records they return.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -41,15 +42,23 @@ def read_setup(db: Session, site_id: str, config: PlannerConfig | None = None) -
     )
 
 
-def read_all(db: Session, config: PlannerConfig | None = None) -> list[SiteSetup]:
-    """Every site in the store (managed or not: a site with strategy ``none`` plans nothing)."""
-    return [read_setup(db, row.id, config) for row in sites.list_sites(db)]
+def read_all(db: Session, config: PlannerConfig | None = None, only: Collection[str] | None = None) -> list[SiteSetup]:
+    """Every site in the store (managed or not: a site with strategy ``none`` plans nothing), or the sites
+    ``only`` names (a cluster node plans the sites whose lease it holds)."""
+    return [read_setup(db, row.id, config) for row in sites.list_sites(db) if only is None or row.id in only]
 
 
-def read_memory(db: Session, now: float, config: PlannerConfig | None = None) -> Memory:
-    """Sites, sessions of their EVSEs (1.6: our transaction id; 2.0.1: the charger's) and each site's meter
-    readings of the last ``meter_window_s``."""
-    setups = read_all(db, config)
+def site_ids(db: Session) -> list[str]:
+    """Every site's id (the leases a cluster's nodes compete for)."""
+    return [row.id for row in sites.list_sites(db)]
+
+
+def read_memory(
+    db: Session, now: float, config: PlannerConfig | None = None, only: Collection[str] | None = None
+) -> Memory:
+    """Sites (or the sites ``only`` names), sessions of their EVSEs (1.6: our transaction id; 2.0.1: the
+    charger's) and each site's meter readings of the last ``meter_window_s``."""
+    setups = read_all(db, config, only)
     managed = {e.key for setup in setups for e in setup.topology.evses}
     versions: dict[str, str] = {sid: v for sid, v in db.execute(select(Station.id, Station.ocpp_version))}
     groups: dict[str, str | None] = {t: g for t, g in db.execute(select(IdToken.id_token, IdToken.group_id))}
@@ -83,6 +92,9 @@ def read_memory(db: Session, now: float, config: PlannerConfig | None = None) ->
             sessions[key] = StoredSession(key, port.status_at.timestamp() if port.status_at is not None else now)
     window = (config or PlannerConfig()).meter_window_s
     since = datetime.fromtimestamp(now - window, tz=UTC)
+    recent = select(SiteMeterReading).where(SiteMeterReading.timestamp >= since)
+    if only is not None:
+        recent = recent.where(SiteMeterReading.site_id.in_([s.site_id for s in setups]))
     readings = [
         StoredReading(
             r.site_id,
@@ -91,11 +103,7 @@ def read_memory(db: Session, now: float, config: PlannerConfig | None = None) ->
             (r.current_l1_a, r.current_l2_a, r.current_l3_a),
             bool(r.includes_ev),
         )
-        for r in db.scalars(
-            select(SiteMeterReading)
-            .where(SiteMeterReading.timestamp >= since)
-            .order_by(SiteMeterReading.timestamp, SiteMeterReading.id)
-        )
+        for r in db.scalars(recent.order_by(SiteMeterReading.timestamp, SiteMeterReading.id))
     ]
     return Memory(setups, sorted(sessions.values(), key=lambda s: s.key), readings)
 

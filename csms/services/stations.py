@@ -194,6 +194,14 @@ def list_stations(db: Session) -> list[StationRow]:
     return list(db.scalars(select(StationRow).order_by(StationRow.id)))
 
 
+def versions(db: Session, station_ids: list[str]) -> dict[str, str]:
+    """Each named station's OCPP version (unknown ids are left out)."""
+    if not station_ids:
+        return {}
+    rows = db.execute(select(StationRow.id, StationRow.ocpp_version).where(StationRow.id.in_(station_ids)))
+    return {station_id: version for station_id, version in rows}
+
+
 def count_accepted(db: Session) -> int:
     """How many stations the CSMS has accepted at their last boot."""
     return len(db.scalars(select(StationRow.id).where(StationRow.registration_status == "Accepted")).all())

@@ -2,11 +2,15 @@
 committed reports; its effects applied — alerts (and their webhook deliveries) and connectivity changes
 stored through ``scheduler.run_db``, remediation Resets sent as CSMS calls whose outcome is kept as an
 ``auto_remediation`` station event — and one alarm at the engine's next deadline.
+
+In a cluster the engine runs on one node only, the holder of the ``alerts`` lease (:mod:`csms.runtime.leases`):
+the shell sets :attr:`AlertMonitor.active` and, on the other nodes, a ``relay`` that carries their stations'
+events to it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from csms.alerts import engine as al
@@ -33,6 +37,9 @@ class AlertMonitor:
         self.on_effects = on_effects  # every effect as it is applied (the twin's report)
         self._host: CsmsHost | None = None
         self._alarm: Alarm | None = None
+        #: False on a cluster node that does not hold the alerts lease: its events go to ``relay``.
+        self.active = True
+        self.relay: Callable[[list[al.Event]], None] | None = None
 
     # ---- plugin ------------------------------------------------------------------------------------------
     def attach(self, host: CsmsHost) -> None:
@@ -59,6 +66,19 @@ class AlertMonitor:
             self._alarm.disarm()
         self._host = None
 
+    def activate(self, active: bool, online: Sequence[tuple[str, str]] = ()) -> None:
+        """This node took (True) or lost (False) the alerts lease. Taking it starts the engine afresh from the
+        store (open alerts, rules) and the stations ``online`` anywhere (id, version)."""
+        if active == self.active or self._host is None:
+            return
+        self.active = active
+        self.engine = al.AlertEngine(self.engine.rules, self.engine.remediation)
+        if self._alarm is not None:
+            self._alarm.disarm()
+        if active:
+            self.start()
+            self.feed([al.Connected(station_id, version) for station_id, version in online], self.host.scheduler.now())
+
     def connected(self, station_id: str, version: Version, registered: bool, now: float) -> None:
         self.feed([al.Connected(station_id, version)], now)
 
@@ -79,6 +99,10 @@ class AlertMonitor:
     def feed(self, events: list[al.Event], now: float) -> None:
         if self._host is None:
             return
+        if not self.active:
+            if self.relay is not None and events:
+                self.relay(events)
+            return
         effects: list[al.Effect] = []
         for event in events:
             effects += self.engine.feed(event, now)
@@ -86,7 +110,7 @@ class AlertMonitor:
         self._arm()
 
     def _on_timer(self) -> None:
-        if self._host is None:
+        if self._host is None or not self.active:
             return
         now = self.host.scheduler.now()
         self._apply(self.engine.handle_timer(now), now)

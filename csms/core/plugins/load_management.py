@@ -4,13 +4,21 @@ its next deadline.
 
 What the manager needs from the store (sites, running sessions, recent meter readings) is read by services
 through ``scheduler.run_db`` and handed in: the manager itself reads nothing.
+
+In a cluster (several ``csms serve`` nodes) each site is planned by one node only: the shell holds a lease
+per site (:mod:`csms.runtime.leases`) and tells this plugin which sites it owns (:meth:`own`; ``owned`` None,
+the default, is a single process owning every site). The owner hears its own stations as usual; those
+connected to other nodes it learns from the store through :meth:`sync`, which the shell calls every lease
+refresh with the registry's word on where they are. Commands to a station on another node go through the
+shell's :class:`Router` (the cluster's Redis routing).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from csms.core.scheduler import Alarm
 from csms.loadmgmt.manager import LoadManager, Memory, SiteSetup, call_status
@@ -21,17 +29,31 @@ from csms.ocpp.versions import Version
 from csms.services.errors import NotFound
 from csms.services.load_memory import read_memory, read_setup
 
+#: A routed call's end: the outcome as the API reports it (``result``, ``error``, ``timeout``, ``not_sent``)
+#: and the answer's payload.
+Answered = Callable[[str, Mapping[str, Any] | None], None]
+
 if TYPE_CHECKING:
     from csms.core.host import CsmsHost, Reports
 
 log = logging.getLogger(__name__)
 
 
-class LoadManagement:
-    """Plans every managed site and enforces the plan through the host."""
+class Router(Protocol):
+    """The shell's way to a station connected to another node."""
 
-    def __init__(self, manager: LoadManager | None = None) -> None:
+    def route(self, command: Command, site_id: str, answered: Answered) -> None: ...
+
+
+class LoadManagement:
+    """Plans every managed site (or the sites it :meth:`own` s) and enforces the plan through the host."""
+
+    def __init__(self, manager: LoadManager | None = None, *, owned: set[str] | None = None) -> None:
         self.manager = manager or LoadManager()
+        #: The sites this process plans; None: every site (a single process).
+        self.owned = owned
+        self.router: Router | None = None
+        self.config: PlannerConfig | None = None
         self._host: CsmsHost | None = None
         self._alarm: Alarm | None = None
         #: Commands sent, and profiles the manager counted as failed (reports, tests, diagnostics).
@@ -51,13 +73,64 @@ class LoadManagement:
     def start(self, config: PlannerConfig | None = None) -> None:
         """Plan from what the store remembers (sites, running transactions, recent meter readings): a
         started process knows nothing else."""
+        self.config = config
+        self._resume(self.owned)
+
+    def _resume(self, sites: set[str] | None) -> None:
         now = self.host.scheduler.now()
+        config = self.config
 
         def read() -> Memory:
             with self.host.session_factory() as db:
-                return read_memory(db, now, config)
+                return read_memory(db, now, config, sites)
 
         self.host.scheduler.run_db(read, lambda memory: self.send(self.manager.resume(memory, now)))
+
+    # ---- cluster ----------------------------------------------------------------------------------------
+    def own(self, sites: set[str]) -> None:
+        """The sites whose lease this node holds now: a site lost is no longer planned (its commands stop at
+        once); a site gained is planned from what the store has, as a process that starts."""
+        if self._host is None:
+            return
+        before = self.owned if self.owned is not None else set(self.manager.setups)
+        self.owned = set(sites)
+        for site_id in sorted(before - self.owned):
+            log.info("site %s: no longer planned here", site_id)
+            self.manager.remove(site_id)
+        gained = self.owned - before
+        if gained:
+            log.info("planning sites %s", ", ".join(sorted(gained)))
+            self._resume(gained)
+        self._arm()
+
+    def stations_elsewhere(self) -> list[str]:
+        """The stations of the sites planned here that are not connected to this process."""
+        return sorted(
+            {e.station_id for setup in self.manager.setups.values() for e in setup.topology.evses}
+            - set(self.host.connections)
+        )
+
+    def sync(self, elsewhere: Mapping[str, bool]) -> None:
+        """Catch up with the planned sites' stations on other nodes (``elsewhere``: station → held by another
+        node) from the store, and take in set-up changes made through another node's API."""
+        if self._host is None or not self.manager.setups:
+            return
+        sites, config, now = set(self.manager.setups), self.config, self.host.scheduler.now()
+
+        def read() -> Memory:
+            with self.host.session_factory() as db:
+                return read_memory(db, now, config, sites)
+
+        self.host.scheduler.run_db(read, partial(self._synced, elsewhere, now))
+
+    def _synced(self, elsewhere: Mapping[str, bool], now: float, memory: Memory) -> None:
+        if self._host is None:
+            return
+        for setup in memory.setups:
+            if setup.site_id in self.manager.setups and setup != self.manager.setups[setup.site_id]:
+                self.send(self.manager.install(setup, now))  # changed through another node's API
+        remote = {s: held for s, held in elsewhere.items() if not self.host.is_connected(s)}
+        self.send(self.manager.sync(memory, remote, now))
 
     def stop(self) -> None:
         if self._alarm is not None:
@@ -89,7 +162,7 @@ class LoadManagement:
         self.host.scheduler.run_db(read, partial(self._install, site_id))
 
     def _install(self, site_id: str, setup: SiteSetup | None) -> None:
-        if self._host is None:
+        if self._host is None or (self.owned is not None and site_id not in self.owned):
             return
         if setup is None:
             self.manager.remove(site_id)
@@ -125,7 +198,8 @@ class LoadManagement:
                 self.host.call(
                     command.station_id, command.action, command.payload, on_done=partial(self._answered, command)
                 )
-            except LookupError:  # not connected (any more): its disconnect re-plans with the fallback
+            except LookupError:  # not connected here: another node's, or its disconnect re-plans with the fallback
+                self._route(command)
                 continue
             except LocalCallError:
                 log.exception("load management built an invalid %s for %s", command.action, command.station_id)
@@ -133,6 +207,18 @@ class LoadManagement:
                 continue
             self.sent += 1
         self._arm()
+
+    def _route(self, command: Command) -> None:
+        site_id = self.manager.site_of(command.station_id)
+        if self.router is None or site_id is None:
+            return
+        self.sent += 1
+        self.router.route(command, site_id, partial(self._routed, command))
+
+    def _routed(self, command: Command, outcome: str, payload: Mapping[str, Any] | None) -> None:
+        if outcome in ("cancelled", "not_connected"):
+            return  # as a local call cancelled with its connection: the station's disconnect re-plans it
+        self._report(command, call_status(outcome, payload))
 
     def _answered(self, command: Command, pending: PendingCall) -> None:
         if pending.outcome is Outcome.CANCELLED:

@@ -1,0 +1,99 @@
+"""Graceful shutdown of a cluster node: SIGTERM makes it give its leases back at once (the other node takes the
+site over long before the lease TTL would), close its chargers' connections with 1001 (going away) so they
+reconnect to the other node, and exit within ``--shutdown-grace``, with nothing it acknowledged lost."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from csms.store.database import make_engine, make_session_factory
+from tests.cluster.test_failover import REDIS_URL, make_site, until
+from tests.cluster.test_three_nodes import require_redis
+from tests.conftest import fresh_postgres_url
+from tests.support.chargers import NodeCharger, missing_acknowledged
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "loadtests"))
+
+import harness
+import provision
+
+LEASE_TTL_S = 6.0
+GRACE_S = 3.0
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(90)]
+
+
+async def test_sigterm_hands_the_leases_over_and_closes_with_going_away(tmp_path):
+    require_redis()
+    import redis.asyncio as aioredis
+
+    database = fresh_postgres_url()
+    url = next(database)
+    run = uuid.uuid4().hex[:6]
+    site_id = f"site-{run}"
+    rows = provision.plan(4, f"gs{run}-", 0.5, None, unique=False)
+    provision.provision(url, rows, "LOADTEST")
+    make_site(url, site_id, [sid for sid, _, _ in rows])
+    node_ids = [f"gs-{run}-{i}" for i in range(2)]
+    nodes: list[harness.CsmsProcess] = []
+    tasks: list[asyncio.Task] = []
+    broker = aioredis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        for i, node_id in enumerate(node_ids):
+            args = ["--broker", REDIS_URL, "--node-id", node_id, "--lease-ttl", str(LEASE_TTL_S)]
+            args += ["--shutdown-grace", str(GRACE_S)]
+            nodes.append(harness.start_csms(url, tmp_path, name=f"node{i}", extra_args=args))
+        chargers = [
+            NodeCharger(sid, pw, v, [n.ocpp_url for n in nodes], first=i) for i, (sid, pw, v) in enumerate(rows)
+        ]
+        tasks = [asyncio.create_task(c.run()) for c in chargers]
+        await until(lambda: all(c.charger.online for c in chargers), 20, "every charger booted")
+        for c in chargers:
+            c.charger.plug_in(1, "LOADTEST", time.time())
+        await until(lambda: all(c.charger.limit_w(1, time.time()) for c in chargers), 20, "every charger planned")
+        holder = node_ids.index(await broker.get(f"lease:site:{site_id}"))
+        leaving = [c for c in chargers if c.node == holder]
+        assert leaving
+
+        stopped_at = time.monotonic()
+        nodes[holder].process.send_signal(signal.SIGTERM)
+
+        async def moved() -> bool:
+            return await broker.get(f"lease:site:{site_id}") == node_ids[1 - holder]
+
+        takeover_s = await until(moved, LEASE_TTL_S, "the other node to take the released lease")
+        await asyncio.to_thread(nodes[holder].process.wait, GRACE_S + 5)
+        exited_s = time.monotonic() - stopped_at
+        await until(lambda: all(c.node == 1 - holder and c.charger.online for c in leaving), 15, "reconnect")
+        print(f"\nSIGTERM: lease taken over after {takeover_s:.2f} s, node exited after {exited_s:.2f} s")
+        assert takeover_s < LEASE_TTL_S / 3  # released, not expired
+        assert nodes[holder].process.returncode == 0, nodes[holder].log()
+        assert exited_s <= GRACE_S + 1.0
+        assert all(c.closes[:1] == [1001] for c in leaving), [c.closes for c in leaving]
+        assert "Traceback" not in nodes[holder].log(), nodes[holder].log()
+        engine = make_engine(url)
+        try:
+            with make_session_factory(engine)() as db:
+                assert missing_acknowledged(db, chargers) == []
+        finally:
+            engine.dispose()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for node in nodes:
+            node.stop()
+        with contextlib.suppress(Exception):
+            keys = [f"station:{sid}" for sid, _, _ in rows] + [f"node:{n}" for n in node_ids]
+            await broker.delete(*keys, f"lease:site:{site_id}", f"lease:site:{site_id}:fence")
+        await broker.aclose()
+        with contextlib.suppress(StopIteration):
+            next(database)
