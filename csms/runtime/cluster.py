@@ -37,6 +37,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
@@ -151,6 +152,7 @@ class Cluster:
             self.load_management.own(set())  # until a lease says otherwise
         if self.monitor is not None:
             self.monitor.relay = self._relay_alerts
+            self.monitor.router = self
             self.monitor.activate(False)
         await self._lease_round()  # the first node up takes the leases before its stations connect
         self._lease_keeper = asyncio.create_task(self._keep_leases(), name="csms-cluster-leases")
@@ -327,22 +329,48 @@ class Cluster:
 
     def route(self, command: Command, site_id: str, answered: Answered) -> None:
         """Load management's command to a station on another node, fenced by the site's lease."""
-        lease = f"site:{site_id}"
+        self._fenced_call(
+            f"site:{site_id}",
+            command.station_id,
+            command.action,
+            command.payload,
+            lambda outcome: answered(str(outcome.get("outcome")), outcome.get("payload")),
+        )
+
+    def remediate(
+        self, station_id: str, action: str, payload: dict[str, Any], answered: Callable[[dict[str, Any]], None]
+    ) -> None:
+        """The alert engine's remediation (a Reset) to a station on another node, fenced by the alerts lease."""
+        self._fenced_call(ALERTS_LEASE, station_id, action, payload, answered)
+
+    def _fenced_call(
+        self,
+        lease: str,
+        station_id: str,
+        action: str,
+        payload: dict[str, Any],
+        answered: Callable[[dict[str, Any]], None],
+    ) -> None:
         fence = self.leases.fence(lease)
         if fence is None:
-            return  # the lease lapsed: this node does not speak for the site any more
-        self._spawn(self._route(command, (lease, fence), answered))
+            return  # the lease lapsed: this node does not speak for it any more
+        self._spawn(self._call_fenced(station_id, action, payload, (lease, fence), answered))
 
-    async def _route(self, command: Command, fence: tuple[str, int], answered: Answered) -> None:
+    async def _call_fenced(
+        self,
+        station_id: str,
+        action: str,
+        payload: dict[str, Any],
+        fence: tuple[str, int],
+        answered: Callable[[dict[str, Any]], None],
+    ) -> None:
         try:
-            outcome = await self.call(command.station_id, command.action, command.payload, None, fence=fence)
+            outcome = await self.call(station_id, action, payload, None, fence=fence)
         except StationNotConnected:
-            answered("not_connected", None)
-            return
-        except LocalCallError:
-            answered("error", None)
-            return
-        answered(str(outcome.get("outcome")), outcome.get("payload"))
+            outcome = {"action": action, "outcome": "not_connected"}
+        except LocalCallError as exc:
+            outcome = {"action": action, "outcome": "error", "error": {"description": exc.description}}
+        answered(outcome)
 
     # ---- routing -----------------------------------------------------------------------------------------
     async def call(

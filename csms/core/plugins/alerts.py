@@ -11,7 +11,7 @@ events to it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from csms.alerts import engine as al
 from csms.alerts.feed import report_events
@@ -22,6 +22,14 @@ from csms.services import alerts
 
 if TYPE_CHECKING:
     from csms.core.host import CsmsHost, Reports
+
+
+class Router(Protocol):
+    """The shell's way to a station connected to another node of a cluster."""
+
+    def remediate(
+        self, station_id: str, action: str, payload: dict[str, Any], answered: Callable[[dict[str, Any]], None]
+    ) -> None: ...
 
 
 class AlertMonitor:
@@ -40,6 +48,8 @@ class AlertMonitor:
         #: False on a cluster node that does not hold the alerts lease: its events go to ``relay``.
         self.active = True
         self.relay: Callable[[list[al.Event]], None] | None = None
+        #: How a remediation reaches a station connected to another node (None: a single process).
+        self.router: Router | None = None
 
     # ---- plugin ------------------------------------------------------------------------------------------
     def attach(self, host: CsmsHost) -> None:
@@ -148,7 +158,12 @@ class AlertMonitor:
 
         try:
             self.host.call(effect.station_id, effect.action, effect.payload, on_done=answered)
-        except Exception as exc:  # not connected, invalid: recorded, not raised
+        except LookupError as exc:  # not connected here: another node's, if any
+            if self.router is None:
+                record({"outcome": "not_sent", "error": f"{type(exc).__name__}: {exc}"})
+            else:
+                self.router.remediate(effect.station_id, effect.action, effect.payload, record)
+        except Exception as exc:  # invalid: recorded, not raised
             record({"outcome": "not_sent", "error": f"{type(exc).__name__}: {exc}"})
 
     def _in_db(self, work: Callable[[Any], Any], then: Callable[[Any], None]) -> None:
