@@ -61,6 +61,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--api-key", default=None, help="API key for --api-url")
     run.add_argument(
+        "--csms-root",
+        default=None,
+        metavar="PEM",
+        help="the CSMS's root certificate (real time): installed by install_certificate actions, trusted by "
+        "chargers that start on security profile 2 (chargetwin: csms-root.pem of `csms pki init`)",
+    )
+    run.add_argument(
+        "--csms-tls-url",
+        default=None,
+        metavar="WSS_URL",
+        help="where chargers on security profile 2 or 3 connect (real time), e.g. wss://127.0.0.1:9443/ocpp, "
+        "unless the CSMS sent them another (2.0.1 SetNetworkProfile)",
+    )
+    run.add_argument(
         "--operator",
         default=None,
         metavar="chargetwin|HOOKS.yaml|manual",

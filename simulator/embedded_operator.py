@@ -25,15 +25,8 @@ from csms.services import authorization, certificates, contracts, credentials, s
 from csms.services import uptime as uptime_service
 from simulator import report
 from simulator.embedded_csms import EmbeddedCsms
-from simulator.fleet import OperatorCall, operator_payload
-from simulator.scenario.models import (
-    InstallCertificate,
-    RemoteStart,
-    RemoteStop,
-    RenewCertificate,
-    Scenario,
-    SecurityAction,
-)
+from simulator.fleet import OperatorCall, operator_payload, security_calls
+from simulator.scenario.models import RemoteStart, RemoteStop, Scenario, SecurityAction
 from simulator.station.charger import Charger
 from simulator.verify.security import ChargerSecurity, CsmsStationSecurity, security_section
 
@@ -95,13 +88,7 @@ class EmbeddedOperator:
         if not self.csms.connected(station_id):
             self.security_calls[(item.kind, "not connected")] += 1
             return
-        if isinstance(item, InstallCertificate):
-            calls = [commands.install_certificate(version, "CSMSRootCertificate", pki.csms_root_pem)]
-        elif isinstance(item, RenewCertificate):
-            calls = [commands.trigger_certificate_renewal(version)]
-        else:
-            calls = commands.upgrade_profile(version, item.profile, pki.url)
-        _Sequence(self, station_id, version, calls).next()
+        _Sequence(self, station_id, version, security_calls(item, version, pki.csms_root_pem, pki.url)).next()
 
     def _remote_stop(self, station_id: str, version: Version, item: RemoteStop) -> Call | None:
         with self.csms.session_factory() as db:

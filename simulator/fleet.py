@@ -25,6 +25,7 @@ import simpy
 
 from csms.ocpp import commands
 from csms.ocpp.convert import from_posix
+from csms.ocpp.outgoing import Call
 from csms.ocpp.versions import OCPP16, Version
 from csms.uptime import Attempt
 from simulator import report
@@ -32,9 +33,11 @@ from simulator.faults import CsmsFault, FaultInjector, StationFault
 from simulator.pnc import MobilityOperator
 from simulator.scenario.models import (
     ChangeAvailability,
+    InstallCertificate,
     ProvisionTokens,
     RemoteStart,
     RemoteStop,
+    RenewCertificate,
     Reset,
     Scenario,
     SecurityAction,
@@ -233,6 +236,27 @@ def alert_bounds(scenario: Scenario, chargers: Iterable[Charger], latency_s: flo
 def station_passwords(scenario: Scenario, default: str | None) -> dict[str, str | None]:
     """Each station's HTTP Basic password: its charger group's ``password``, else ``default``."""
     return {sid: group.password or default for group in scenario.chargers for sid in group.station_ids}
+
+
+def commission(chargers: Iterable[Charger], scenario: Scenario, csms_root_pem: str | None) -> None:
+    """What the installer set before the run, under both clocks: each charger's organisation, the O of its CSRs
+    that the CSMS's station CA checks (1.6 ``CpoName``, 2.0.1 ``SecurityCtrlr.OrganizationName``), and on
+    chargers that start on wss:// the CSMS's root certificate."""
+    pki = scenario.csms.pki
+    for charger in chargers:
+        if pki is not None:
+            charger.security.organization = pki.organisation
+        if charger.security.profile >= 2 and csms_root_pem is not None:
+            charger.security.install_root("CSMSRootCertificate", csms_root_pem)
+
+
+def security_calls(item: SecurityAction, version: Version, csms_root_pem: str, tls_url: str) -> list[Call]:
+    """The calls of a security action, in order (each to be sent once the one before was accepted)."""
+    if isinstance(item, InstallCertificate):
+        return [commands.install_certificate(version, "CSMSRootCertificate", csms_root_pem)]
+    if isinstance(item, RenewCertificate):
+        return [commands.trigger_certificate_renewal(version)]
+    return commands.upgrade_profile(version, item.profile, tls_url)
 
 
 def scenario_tokens(scenario: Scenario, item: ProvisionTokens) -> list[str]:

@@ -44,11 +44,19 @@ from csms.ocpp import commands
 from csms.ocpp.versions import OCPP16, Version
 from simulator import report
 from simulator.faults import csms_faults
-from simulator.fleet import Fleet, OperatorCall, Progress, operator_payload, station_passwords
+from simulator.fleet import (
+    Fleet,
+    OperatorCall,
+    Progress,
+    commission,
+    operator_payload,
+    security_calls,
+    station_passwords,
+)
 from simulator.links.websocket import WebSocketLink
 from simulator.operators import Capability, ChargetwinOperator, Operator, OperatorError, make_operator
 from simulator.outputs import write_outputs
-from simulator.scenario.loader import ScenarioError, issue_at
+from simulator.scenario.loader import ScenarioError, ScenarioIssue, issue_at
 from simulator.scenario.models import RemoteStart, RemoteStop, Scenario, SecurityAction
 from simulator.station.charger import Charger, Registration
 from simulator.verify import faults as fv
@@ -140,9 +148,19 @@ class RealtimeOptions:
     reproducible: bool = False
     #: ``--operator``: chargetwin, a hooks file or manual; by default chargetwin when there is an API URL
     operator: str | None = None
+    #: ``--csms-root``: the CSMS's root certificate (PEM text): what install_certificate actions install, and
+    #: what chargers that start on security profile 2 trust.
+    csms_root_pem: str | None = None
+    #: ``--csms-tls-url``: where chargers on profile 2 or 3 connect (wss://), unless the CSMS sent them another.
+    tls_url: str | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RealtimeOptions:
+        root = getattr(args, "csms_root", None)
+        try:
+            pem = None if root is None else Path(root).read_text()
+        except OSError as exc:
+            raise OSError(f"--csms-root {root}: {exc.strerror or exc}") from None
         return cls(
             csms_url=args.csms,
             speed=args.speed,
@@ -153,6 +171,8 @@ class RealtimeOptions:
             scenario_file=str(args.scenario),
             reproducible=args.reproducible,
             operator=args.operator or ("chargetwin" if args.api_url else None),
+            csms_root_pem=pem,
+            tls_url=getattr(args, "csms_tls_url", None),
         )
 
 
@@ -164,8 +184,11 @@ class OperatorActions:
     failure is logged, never raised. A remote stop names the transaction running on the port as the charger
     knows it (1.6: the id the CSMS assigned; 2.0.1: the charger's own), as the CSMS's operator would."""
 
-    def __init__(self, operator: Operator | None, chargers: dict[str, Charger]) -> None:
+    def __init__(
+        self, operator: Operator | None, chargers: dict[str, Charger], options: RealtimeOptions | None = None
+    ) -> None:
         self.operator, self.chargers = operator, chargers
+        self.options = options
         self._queue: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
         self._worker = asyncio.get_running_loop().create_task(self._work(), name="operator actions")
         self._remote_start_ids = 0
@@ -219,9 +242,7 @@ class OperatorActions:
             self._skip(item.kind)
             return
         if isinstance(item, SecurityAction):
-            if item.kind not in self._warned:  # they need the certificates of the CSMS the run embeds
-                self._warned.add(item.kind)
-                log.warning("%s skipped: it runs only against the embedded CSMS (sim run, virtual time)", item.kind)
+            self._security(operator, station_id, version, item)
             return
         if isinstance(item, RemoteStop):
             call = self._remote_stop(station_id, version, item)
@@ -235,6 +256,26 @@ class OperatorActions:
             outcome = await operator.send_call(station_id, action, payload, timeout_s=CALL_TIMEOUT_WALL_S)
             if outcome.response is None and outcome.detail not in ("", "result"):
                 log.warning("%s %s: %s", station_id, action, outcome.detail)
+
+        self._queue.put_nowait(job)
+
+    def _security(self, operator: Operator, station_id: str, version: Version, item: SecurityAction) -> None:
+        """The action's calls one after another, each once the one before was accepted (the CSMS vets and
+        adopts a password or profile change it relays, as chargetwin's raw-call endpoint does)."""
+        options = self.options
+        assert options is not None and options.csms_root_pem is not None and options.tls_url is not None, (
+            "checked before the run (refuse_unreachable)"
+        )  # fmt: skip
+        calls = security_calls(item, version, options.csms_root_pem, options.tls_url)
+        if self._skip(calls[0][0]):
+            return
+
+        async def job() -> None:
+            for action, payload in calls:
+                outcome = await operator.send_call(station_id, action, payload, timeout_s=CALL_TIMEOUT_WALL_S)
+                if outcome.response is None or not commands.accepted(outcome.response):
+                    log.warning("%s %s (%s): %s", station_id, action, item.kind, outcome.response or outcome.detail)
+                    return
 
         self._queue.put_nowait(job)
 
@@ -403,6 +444,33 @@ def _ts(alert: dict[str, Any]) -> float:
 
 
 # ---- the run --------------------------------------------------------------------------------------------
+def refuse_unreachable(scenario: Scenario, options: RealtimeOptions) -> None:
+    """Raises ScenarioError for what this run cannot do to another process: faults done to the CSMS, and
+    security steps without the CSMS's root certificate and wss:// URL.
+
+    Raises:
+        ScenarioError: file, line and field of each, and why.
+    """
+    issues: list[ScenarioIssue] = []
+    try:
+        refuse_csms_faults(scenario, options.scenario_file)
+    except ScenarioError as exc:
+        issues += exc.issues
+    needs = {"--csms-root FILE": options.csms_root_pem is None, "--csms-tls-url wss://…": options.tls_url is None}
+    missing = " and ".join(flag for flag, absent in needs.items() if absent)
+    if missing:
+        for i, action in enumerate(scenario.actions):
+            if isinstance(action, SecurityAction):
+                why = f"{action.kind} in real time needs {missing} (the CSMS's root certificate and wss:// URL)"
+                issues.append(issue_at(options.scenario_file, ("actions", i, "kind"), why))
+        for i, group in enumerate(scenario.chargers):
+            if group.security_profile >= 2:
+                why = f"security profile {group.security_profile} in real time needs {missing}"
+                issues.append(issue_at(options.scenario_file, ("chargers", i, "security_profile"), why))
+    if issues:
+        raise ScenarioError(issues)
+
+
 def refuse_csms_faults(scenario: Scenario, scenario_file: str) -> None:
     """Raises ScenarioError naming each fault done to the CSMS within the run: another process is out of reach.
 
@@ -453,9 +521,10 @@ class RealtimeRun:
                 password=passwords[charger.station_id],
                 on_charger_change=on_change,
                 on_link=self.truth.link,
+                tls_url=self.options.tls_url,
             )
 
-        return Fleet(
+        fleet = Fleet(
             self.scenario,
             self.seed,
             self.env,
@@ -463,6 +532,8 @@ class RealtimeRun:
             charger_options={"call_timeout_s": CALL_TIMEOUT_WALL_S * max(1.0, self.options.speed)},
             truth=self.truth,
         )
+        commission(fleet.chargers.values(), self.scenario, self.options.csms_root_pem)
+        return fleet
 
     async def _provision_stations(self, fleet: Fleet) -> None:
         operator = self.operator
@@ -485,7 +556,7 @@ class RealtimeRun:
         try:
             await self._provision_stations(fleet)
             await reader.remember_existing()
-            actions = OperatorActions(self.operator, fleet.chargers)
+            actions = OperatorActions(self.operator, fleet.chargers, self.options)
             self.clock.start()
             csms_clock = CsmsClock(time.time(), self.epoch, self.options.speed)
             done = fleet.start(actions, self.progress)
@@ -535,7 +606,7 @@ class RealtimeRun:
 def run_realtime(scenario: Scenario, args: argparse.Namespace, out: Path, progress: Progress | None) -> dict[str, Any]:
     """``sim run --realtime``: run, then write ``report.json`` and the plots like a virtual run."""
     options = RealtimeOptions.from_args(args)
-    refuse_csms_faults(scenario, options.scenario_file)
+    refuse_unreachable(scenario, options)
     operator = None if options.operator is None else make_operator(options.operator, options.api_url, options.api_key)
     run = RealtimeRun(scenario, options, progress, operator)
     record = asyncio.run(run.run())

@@ -20,7 +20,7 @@ from simulator import loadmgmt, report
 from simulator.embedded_csms import EmbeddedCsms, EmbeddedPki
 from simulator.embedded_operator import CsmsRecords, EmbeddedOperator
 from simulator.embedded_wiring import EmbeddedCsmsWiring, alert_rules
-from simulator.fleet import Fleet, Progress, station_passwords
+from simulator.fleet import Fleet, Progress, commission, station_passwords
 from simulator.links.inprocess import InProcessLink, NetworkModel
 from simulator.pnc import InProcessLookups, MobilityOperator
 from simulator.scenario.models import FleetBlock, Scenario
@@ -73,22 +73,13 @@ class VirtualRun:
         self.links: dict[str, InProcessLink] = {}
         seed = self.scenario.seed if seed is None else seed
         self.fleet = Fleet(self.scenario, seed, self.env, self._make_link, truth=self.truth, contracts=self.mobility)
-        if self.pki is not None:
-            self._commission(self.pki)
+        commission(self.fleet.chargers.values(), self.scenario, None if self.pki is None else self.pki.csms_root_pem)
         self.operator = EmbeddedOperator(self.csms)
         self.operator.provision_stations(self.scenario, self.epoch)
         if self.mobility is not None:
             self.operator.install_contract_root(self.mobility.root_pem, self.epoch)
         self.wiring = EmbeddedCsmsWiring(self.csms, self.fleet, self.links)
         self.records = CsmsRecords(self.csms)
-
-    def _commission(self, pki: EmbeddedPki) -> None:
-        """The installer set each charger's organisation (1.6 CpoName, 2.0.1 SecurityCtrlr.OrganizationName:
-        the O of its CSRs, which the station CA checks); those that start on wss:// also got the CSMS root."""
-        for charger in self.fleet.chargers.values():
-            charger.security.organization = pki.station_ca.organisation or charger.security.organization
-            if charger.security.profile >= 2:
-                charger.security.install_root("CSMSRootCertificate", pki.csms_root_pem)
 
     def _make_link(self, charger: Charger, seed: int, on_change: Callable[[Charger], None]) -> InProcessLink:
         link = InProcessLink(

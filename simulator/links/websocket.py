@@ -22,7 +22,6 @@ import logging
 import ssl
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
 
@@ -61,9 +60,11 @@ class WebSocketLink:
         on_charger_change: Callable[[Charger], None] | None = None,
         open_timeout_s: float = 10.0,
         on_link: Callable[[str, bool, float], None] | None = None,
-        ca_file: Path | str | None = None,
+        tls_url: str | None = None,
     ) -> None:
-        self.charger, self.clock, self.password, self.ca_file = charger, clock, password, ca_file
+        self.charger, self.clock, self.password = charger, clock, password
+        #: Where the charger connects once on security profile 2 or 3, unless the CSMS gave it a URL.
+        self.tls_url = tls_url
         self.url = f"{csms_url.rstrip('/')}/{quote(charger.station_id, safe='')}"
         self.subprotocol = VERSION_SUBPROTOCOL[charger.version]
         self.on_charger_change = on_charger_change or (lambda _c: None)
@@ -138,9 +139,10 @@ class WebSocketLink:
         may have changed them: SetNetworkProfile, AuthorizationKey, SecurityProfile) before the run's."""
         security = self.charger.security
         url = self.url
-        if security.csms_url:
-            url = f"{security.csms_url.rstrip('/')}/{quote(self.charger.station_id, safe='')}"
-        offered = offer(self.charger, url, self.password, ca_file=self.ca_file)
+        base = security.csms_url or (self.tls_url if security.profile >= 2 else None)
+        if base:
+            url = f"{base.rstrip('/')}/{quote(self.charger.station_id, safe='')}"
+        offered = offer(self.charger, url, self.password)
         headers = {"Authorization": offered.authorization} if offered.authorization else {}
         return url, headers, offered.tls if url.startswith("wss://") else None
 
