@@ -95,11 +95,11 @@ def _provision_by_cli(database: str) -> None:
 
 
 @contextmanager
-def _serve(database: str) -> Iterator[Csms]:
-    """``csms serve`` on free loopback ports, stopped (or killed) on the way out."""
+def _serve(database: str, *extra: str) -> Iterator[Csms]:
+    """``csms serve`` on free loopback ports (``extra``: more of its options), stopped (or killed) on the way out."""
     ocpp_port, api_port = free_port(), free_port()
     command = [sys.executable, "-m", "csms.cli", "serve", "--ocpp-port", str(ocpp_port), "--api-port", str(api_port)]
-    command += ["--database-url", database, "--log-level", "warning"]
+    command += ["--database-url", database, "--log-level", "warning", *extra]
     process = subprocess.Popen(command, env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     api = f"http://127.0.0.1:{api_port}"
     try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.simulator.test_realtime import API_KEY, ROOT, _env, free_port, run_cli
+from tests.simulator.test_realtime import API_KEY, ROOT, _env, _serve, free_port, run_cli
 
 SCENARIO = Path(__file__).parent / "data" / "realtime-security.yaml"
 
@@ -25,30 +24,9 @@ def pki_csms(tmp_path: Path) -> Iterator[tuple[str, str, str, Path]]:
     pki = tmp_path / "pki"
     done = run_cli("csms.cli", "pki", "init", str(pki), "--organisation", "Realtime Test")
     assert done.returncode == 0, done.stderr
-    ocpp_port, tls_port, api_port = free_port(), free_port(), free_port()
-    command = [sys.executable, "-m", "csms.cli", "serve", "--ocpp-port", str(ocpp_port), "--api-port", str(api_port)]
-    command += ["--tls-port", str(tls_port), "--pki", str(pki), "--log-level", "warning"]
-    command += ["--database-url", f"sqlite:///{tmp_path / 'csms.db'}"]
-    process = subprocess.Popen(command, env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    api = f"http://127.0.0.1:{api_port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.communicate()
-            try:
-                httpx.get(api + "/openapi.json", timeout=2)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "csms serve did not start"
-                time.sleep(0.1)
-        yield f"ws://127.0.0.1:{ocpp_port}/ocpp", f"wss://127.0.0.1:{tls_port}/ocpp", api, pki / "csms-root.pem"
-    finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate(timeout=10)
+    tls_port = free_port()
+    with _serve(f"sqlite:///{tmp_path / 'csms.db'}", "--tls-port", str(tls_port), "--pki", str(pki)) as csms:
+        yield csms.ws_url, f"wss://127.0.0.1:{tls_port}/ocpp", csms.api_url, pki / "csms-root.pem"
 
 
 @pytest.mark.timeout(150)
