@@ -277,6 +277,96 @@ class RemoteStopRequest(Strict):
     transaction_id: int = Field(ge=1, le=2**31 - 1, description="our transaction id (`GET /transactions`)")
 
 
+# ---- configuration, connectors, charging profiles -----------------------------------------------------------
+ComponentName = Annotated[str, StringConstraints(min_length=1, max_length=50)]
+VariableName = Annotated[str, StringConstraints(min_length=1, max_length=50)]
+
+
+class VariableIn(Strict):
+    """A 2.0.1 device-model variable (`component` required) or a 1.6 configuration key (`variable` only)."""
+
+    component: ComponentName | None = None
+    variable: VariableName
+    evse_id: Annotated[int, Field(ge=0)] = 0
+
+
+class VariablesGetRequest(Strict):
+    """The settings to read; 1.6 may leave the list empty: every key."""
+
+    model_config = examples(
+        {"variables": [{"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval"}]},
+        {"variables": [{"variable": "MeterValueSampleInterval"}]},
+    )
+
+    variables: Annotated[list[VariableIn], Field(max_length=200)] = Field(default_factory=list)
+
+
+class VariableValueIn(VariableIn):
+    value: Annotated[str, StringConstraints(max_length=1000)]
+
+
+class VariablesSetRequest(Strict):
+    model_config = examples(
+        {"values": [{"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval", "value": "600"}]},
+        {"values": [{"variable": "MeterValueSampleInterval", "value": "60"}]},
+    )
+
+    values: Annotated[list[VariableValueIn], Field(min_length=1, max_length=200)]
+
+
+class VariableResultOut(BaseModel):
+    component: str | None
+    evse_id: int
+    variable: str
+    status: str
+    value: str | None = None
+    readonly: bool | None = None
+
+
+class VariablesOut(BaseModel):
+    """The station's answer per setting (`results`) and every call sent (`calls`)."""
+
+    results: list[VariableResultOut]
+    calls: list[CallOut]
+
+
+class StoredVariableOut(BaseModel):
+    component: str | None
+    evse_id: int
+    variable: str
+    attribute: str
+    value: str | None
+    readonly: bool | None
+    updated_at: datetime
+
+
+class UnlockRequest(Strict):
+    model_config = examples({"evse_id": 1})
+
+    evse_id: Annotated[int, Field(ge=1)]
+    connector_id: Annotated[int, Field(ge=1)] = 1
+
+
+class ClearProfileRequest(Strict):
+    """Which profiles to clear; all fields empty: every profile the station holds (except its
+    ChargingStationExternalConstraints)."""
+
+    model_config = examples({"evse_id": 1, "purpose": "TxDefaultProfile"}, {"id": 12})
+
+    id: Annotated[int, Field(ge=0)] | None = None
+    evse_id: Annotated[int, Field(ge=0)] | None = None
+    purpose: Literal["ChargingStationMaxProfile", "TxDefaultProfile", "TxProfile"] | None = None
+    stack_level: Annotated[int, Field(ge=0)] | None = None
+
+
+class CompositeScheduleRequest(Strict):
+    model_config = examples({"evse_id": 1, "duration_s": 3600, "unit": "A"})
+
+    evse_id: Annotated[int, Field(ge=0)]
+    duration_s: Annotated[int, Field(ge=1, le=7 * 86400)]
+    unit: Literal["A", "W"] | None = None
+
+
 class ResetRequest(Strict):
     model_config = examples({"type": "soft"})
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from csms.ocpp.outgoing import Call, ChargingProfile, CredentialChange, ResetKind, SignedFirmware
+from csms.ocpp.outgoing import (
+    Call,
+    ChargingProfile,
+    CredentialChange,
+    ResetKind,
+    SignedFirmware,
+    VariableRef,
+    VariableResult,
+)
 from csms.ocpp.v16 import commands as v16
 from csms.ocpp.v201 import commands as v201
 from csms.ocpp.versions import OCPP16, OCPP201
@@ -57,6 +65,16 @@ class CallBuilder(Protocol):
         retry_interval: int | None,
     ) -> Call: ...
     def signed_update_firmware(self, firmware: SignedFirmware) -> Call: ...
+    def get_configuration(self, refs: list[VariableRef]) -> list[Call]: ...
+    def set_configuration(self, values: list[tuple[VariableRef, str]]) -> list[Call]: ...
+    def configuration_results(
+        self, action: str, payload: dict[str, Any], result: dict[str, Any]
+    ) -> list[VariableResult]: ...
+    def unlock_connector(self, evse_id: int, connector_id: int) -> Call: ...
+    def clear_charging_profile(
+        self, profile_id: int | None, evse_id: int | None, purpose: str | None, stack_level: int | None
+    ) -> Call: ...
+    def get_composite_schedule(self, evse_id: int, duration_s: int, unit: str | None) -> Call: ...
 
 
 BUILDERS: dict[str, CallBuilder] = {OCPP16: v16, OCPP201: v201}
@@ -233,3 +251,40 @@ def get_log(
 def signed_update_firmware(version: str, firmware: SignedFirmware) -> Call:
     """1.6 SignedUpdateFirmware (security extension) or 2.0.1 UpdateFirmware with signature."""
     return builder(version).signed_update_firmware(firmware)
+
+
+def get_configuration(version: str, refs: list[VariableRef]) -> list[Call]:
+    """1.6 GetConfiguration (no keys: all), 2.0.1 GetVariables (names required)."""
+    return builder(version).get_configuration(refs)
+
+
+def set_configuration(version: str, values: list[tuple[VariableRef, str]]) -> list[Call]:
+    """1.6 one ChangeConfiguration per key, 2.0.1 one SetVariables."""
+    return builder(version).set_configuration(values)
+
+
+def configuration_results(
+    version: str, action: str, payload: dict[str, Any], result: dict[str, Any]
+) -> list[VariableResult]:
+    """Per setting, what the station answered to a :func:`get_configuration` / :func:`set_configuration` call."""
+    return builder(version).configuration_results(action, payload, result)
+
+
+def unlock_connector(version: str, evse_id: int, connector_id: int = 1) -> Call:
+    return builder(version).unlock_connector(evse_id, connector_id)
+
+
+def clear_charging_profile(
+    version: str,
+    *,
+    profile_id: int | None = None,
+    evse_id: int | None = None,
+    purpose: str | None = None,
+    stack_level: int | None = None,
+) -> Call:
+    """Purposes by their 2.0.1 names (ChargingStationMaxProfile, TxDefaultProfile, TxProfile)."""
+    return builder(version).clear_charging_profile(profile_id, evse_id, purpose, stack_level)
+
+
+def get_composite_schedule(version: str, evse_id: int, duration_s: int, unit: str | None = None) -> Call:
+    return builder(version).get_composite_schedule(evse_id, duration_s, unit)

@@ -18,6 +18,28 @@ MASK = "********"
 
 
 @dataclass(frozen=True, slots=True)
+class VariableRef:
+    """A setting of a station: 2.0.1 a device-model variable of a component (on an EVSE, 0: the station);
+    1.6 a configuration key (``variable``; no component)."""
+
+    variable: str
+    component: str | None = None
+    evse_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class VariableResult:
+    """What a station said of one setting: ``status`` in its version's words (1.6 GetConfiguration: Accepted
+    for a known key, UnknownKey; ChangeConfiguration: Accepted, Rejected, RebootRequired, NotSupported; 2.0.1
+    attributeStatus), the value it reported or took, and whether it is read-only (None: not said)."""
+
+    ref: VariableRef
+    status: str
+    value: str | None = None
+    readonly: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CredentialChange:
     """A call that changes how the station authenticates: a new HTTP Basic password, or a new security
     profile. ``problem`` says why the call cannot be what it claims (e.g. an AuthorizationKey that is not hex)."""

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from csms.domain import events as ev
 from csms.ocpp.versions import OCPP16, OCPP201
-from csms.services import diagnostics, security_events
+from csms.services import configuration, diagnostics, security_events
 from csms.services.config import CsmsConfig
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.services.passwords import hash_password
@@ -21,7 +21,6 @@ from csms.store.models import (
     Connector,
     PendingRegistration,
     StationEvent,
-    StationVariable,
     StatusChange,
 )
 from csms.store.models import Station as StationRow
@@ -319,7 +318,7 @@ def notice(db: Session, station_id: str, report: ev.StationNotice, now: datetime
     elif report.kind == "diagnostics_status":
         row.diagnostics_status = report.data.get("status")
     elif report.kind == "report":
-        _store_variables(db, station_id, report.data.get("reportData", []), now)
+        configuration.remember_report(db, station_id, report.data.get("reportData", []), now)
     if report.kind in diagnostics.NOTICE_KINDS:  # follow the upload/update request to its last status
         diagnostics.track_status(db, station_id, report.kind, report.data, now)
     db.add(StationEvent(station_id=station_id, kind=report.kind, timestamp=report.timestamp or now, data=report.data))
@@ -356,32 +355,6 @@ def charging_needs(db: Session, station_id: str, report: ev.ChargingNeedsReporte
     """Kept as a station event: load management reads the needs from the committed report."""
     get(db, station_id)
     db.add(StationEvent(station_id=station_id, kind="ev_charging_needs", timestamp=now, data=report.data))
-
-
-def _store_variables(db: Session, station_id: str, report_data: list[dict[str, Any]], now: datetime) -> None:
-    for item in report_data:
-        component = item["component"]["name"]
-        evse_id = item["component"].get("evse", {}).get("id", 0)
-        variable = item["variable"]["name"]
-        for attribute in item["variableAttribute"]:
-            kind = attribute.get("type", "Actual")
-            existing = db.scalars(
-                select(StationVariable).where(
-                    StationVariable.station_id == station_id,
-                    StationVariable.component == component,
-                    StationVariable.evse_id == evse_id,
-                    StationVariable.variable == variable,
-                    StationVariable.attribute == kind,
-                )
-            ).first()
-            if existing is None:
-                existing = StationVariable(
-                    station_id=station_id, component=component, evse_id=evse_id, variable=variable, attribute=kind
-                )
-                db.add(existing)
-            existing.value = attribute.get("value")
-            existing.readonly = attribute.get("mutability") == "ReadOnly"
-            existing.updated_at = now
 
 
 def vendor_data(

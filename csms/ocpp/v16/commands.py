@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from csms.ocpp import outgoing, schemas
-from csms.ocpp.outgoing import MASK, Call, ChargingProfile, CredentialChange, ResetKind, SignedFirmware, retry_fields
+from csms.ocpp.outgoing import (
+    MASK,
+    Call,
+    ChargingProfile,
+    CredentialChange,
+    ResetKind,
+    SignedFirmware,
+    VariableRef,
+    VariableResult,
+    retry_fields,
+)
 from csms.ocpp.versions import OCPP16
 
 RESET_TYPES: dict[ResetKind, str] = {"soft": "Soft", "hard": "Hard"}
@@ -210,3 +220,53 @@ def signed_update_firmware(firmware: SignedFirmware) -> Call:
         "firmware": firmware.firmware_payload("retrieveDateTime", "installDateTime"),
         **retry_fields(firmware.retries, firmware.retry_interval),
     }
+
+
+# ---- configuration, connectors, charging profiles -------------------------------------------------------------
+def get_configuration(refs: list[VariableRef]) -> list[Call]:
+    """GetConfiguration of these keys (none: every key)."""
+    return [("GetConfiguration", {"key": [ref.variable for ref in refs]} if refs else {})]
+
+
+def set_configuration(values: list[tuple[VariableRef, str]]) -> list[Call]:
+    """One ChangeConfiguration per key (1.6 changes one key a call)."""
+    return [("ChangeConfiguration", {"key": ref.variable, "value": value}) for ref, value in values]
+
+
+def configuration_results(action: str, payload: dict[str, Any], result: dict[str, Any]) -> list[VariableResult]:
+    if action == "GetConfiguration":
+        known = [
+            VariableResult(VariableRef(str(item["key"])), "Accepted", item.get("value"), item.get("readonly"))
+            for item in result.get("configurationKey", [])
+        ]
+        return known + [VariableResult(VariableRef(str(key)), "UnknownKey") for key in result.get("unknownKey", [])]
+    ref = VariableRef(str(payload["key"]))
+    status = str(result.get("status", ""))
+    return [VariableResult(ref, status, str(payload["value"]) if status in _TAKEN else None)]
+
+
+def unlock_connector(evse_id: int, connector_id: int) -> Call:
+    """1.6 connector N is EVSE N (``connector_id`` is 1)."""
+    return "UnlockConnector", {"connectorId": evse_id}
+
+
+def clear_charging_profile(
+    profile_id: int | None, evse_id: int | None, purpose: str | None, stack_level: int | None
+) -> Call:
+    payload: dict[str, Any] = {}
+    if profile_id is not None:
+        payload["id"] = profile_id
+    if evse_id is not None:
+        payload["connectorId"] = evse_id
+    if purpose is not None:
+        payload["chargingProfilePurpose"] = PURPOSE_NAMES.get(purpose, purpose)
+    if stack_level is not None:
+        payload["stackLevel"] = stack_level
+    return "ClearChargingProfile", payload
+
+
+def get_composite_schedule(evse_id: int, duration_s: int, unit: str | None) -> Call:
+    payload: dict[str, Any] = {"connectorId": evse_id, "duration": duration_s}
+    if unit is not None:
+        payload["chargingRateUnit"] = unit
+    return "GetCompositeSchedule", payload

@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from csms.ocpp import outgoing, schemas
-from csms.ocpp.outgoing import MASK, Call, ChargingProfile, CredentialChange, ResetKind, SignedFirmware, retry_fields
+from csms.ocpp.outgoing import (
+    MASK,
+    Call,
+    ChargingProfile,
+    CredentialChange,
+    ResetKind,
+    SignedFirmware,
+    VariableRef,
+    VariableResult,
+    retry_fields,
+)
 from csms.ocpp.versions import OCPP201
 
 RESET_TYPES: dict[ResetKind, str] = {"soft": "OnIdle", "hard": "Immediate"}
@@ -206,3 +216,77 @@ def signed_update_firmware(firmware: SignedFirmware) -> Call:
         "firmware": firmware.firmware_payload("retrieveDateTime", "installDateTime"),
         **retry_fields(firmware.retries, firmware.retry_interval),
     }
+
+
+# ---- configuration (the device model), connectors, charging profiles ---------------------------------------
+def _component(ref: VariableRef) -> dict[str, Any]:
+    component: dict[str, Any] = {"name": ref.component or ""}
+    if ref.evse_id:
+        component["evse"] = {"id": ref.evse_id}
+    return component
+
+
+def get_configuration(refs: list[VariableRef]) -> list[Call]:
+    """GetVariables of these variables (Actual attribute), in one call."""
+    data = [{"component": _component(ref), "variable": {"name": ref.variable}} for ref in refs]
+    return [("GetVariables", {"getVariableData": data})]
+
+
+def set_configuration(values: list[tuple[VariableRef, str]]) -> list[Call]:
+    data = [
+        {"component": _component(ref), "variable": {"name": ref.variable}, "attributeValue": value}
+        for ref, value in values
+    ]
+    return [("SetVariables", {"setVariableData": data})]
+
+
+def _ref(item: dict[str, Any]) -> VariableRef:
+    component = item.get("component", {})
+    return VariableRef(
+        str(item.get("variable", {}).get("name", "")),
+        str(component.get("name", "")),
+        int(component.get("evse", {}).get("id", 0)),
+    )
+
+
+def configuration_results(action: str, payload: dict[str, Any], result: dict[str, Any]) -> list[VariableResult]:
+    if action == "GetVariables":
+        return [
+            VariableResult(_ref(item), str(item.get("attributeStatus", "")), item.get("attributeValue"))
+            for item in result.get("getVariableResult", [])
+        ]
+    sent = {(_ref(item)): str(item.get("attributeValue", "")) for item in payload.get("setVariableData", [])}
+    out = []
+    for item in result.get("setVariableResult", []):
+        ref, status = _ref(item), str(item.get("attributeStatus", ""))
+        out.append(VariableResult(ref, status, sent.get(ref) if status in _TAKEN else None))
+    return out
+
+
+def unlock_connector(evse_id: int, connector_id: int) -> Call:
+    return "UnlockConnector", {"evseId": evse_id, "connectorId": connector_id}
+
+
+def clear_charging_profile(
+    profile_id: int | None, evse_id: int | None, purpose: str | None, stack_level: int | None
+) -> Call:
+    payload: dict[str, Any] = {}
+    if profile_id is not None:
+        payload["chargingProfileId"] = profile_id
+    criteria: dict[str, Any] = {}
+    if evse_id is not None:
+        criteria["evseId"] = evse_id
+    if purpose is not None:
+        criteria["chargingProfilePurpose"] = purpose
+    if stack_level is not None:
+        criteria["stackLevel"] = stack_level
+    if criteria:
+        payload["chargingProfileCriteria"] = criteria
+    return "ClearChargingProfile", payload
+
+
+def get_composite_schedule(evse_id: int, duration_s: int, unit: str | None) -> Call:
+    payload: dict[str, Any] = {"evseId": evse_id, "duration": duration_s}
+    if unit is not None:
+        payload["chargingRateUnit"] = unit
+    return "GetCompositeSchedule", payload
