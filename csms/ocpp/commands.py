@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from csms.ocpp.outgoing import Call, ChargingProfile, CredentialChange, ResetKind, SignedFirmware
 from csms.ocpp.v16 import commands as v16
 from csms.ocpp.v201 import commands as v201
-from csms.ocpp.versions import OCPP16, OCPP201
+from csms.ocpp.versions import OCPP16, OCPP21, OCPP201
 
 
 class CallBuilder(Protocol):
@@ -59,7 +59,8 @@ class CallBuilder(Protocol):
     def signed_update_firmware(self, firmware: SignedFirmware) -> Call: ...
 
 
-BUILDERS: dict[str, CallBuilder] = {OCPP16: v16, OCPP201: v201}
+#: 2.1 stations get the 2.0.1 payloads, which its schemas accept unchanged (tests/csms/test_ocpp21.py checks).
+BUILDERS: dict[str, CallBuilder] = {OCPP16: v16, OCPP201: v201, OCPP21: v201}
 
 
 def builder(version: str) -> CallBuilder:
