@@ -29,16 +29,25 @@ import orjson
 
 from csms import log_context
 from csms.core.registration import Registration, Verdict, admission, after_boot
-from csms.core.traffic import CALL, CALLRESULT, IN, MALFORMED, OUT, Traffic
+from csms.core.traffic import CALL, CALLRESULT, CALLRESULTERROR, IN, MALFORMED, OUT, SEND, Traffic
 from csms.domain import events as ev
 from csms.ocpp import commands, schemas
 from csms.ocpp.convert import from_posix
 from csms.ocpp.errors import ErrorKind, OcppError, wire_code
 from csms.ocpp.framing import Call
-from csms.ocpp.rpc import CallCompleted, FrameRejected, IncomingCall, Outcome, PendingCall, RpcEndpoint
+from csms.ocpp.rpc import (
+    CallCompleted,
+    FrameRejected,
+    IncomingCall,
+    IncomingSend,
+    Outcome,
+    PendingCall,
+    ResultRefused,
+    RpcEndpoint,
+)
 from csms.ocpp.v16 import adapter as v16
 from csms.ocpp.v201 import adapter as v201
-from csms.ocpp.versions import OCPP16, OCPP201, Version
+from csms.ocpp.versions import OCPP16, OCPP21, OCPP201, Version
 from csms.pki.lookups import Lookup, Pending, Result
 from csms.services import reports, security_events
 from csms.services.config import CsmsConfig
@@ -46,7 +55,8 @@ from csms.services.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-ADAPTERS = {OCPP16: v16, OCPP201: v201}
+#: 2.1 keeps every 2.0.1 message (its payload changes only widen them): the 2.0.1 adapter serves it.
+ADAPTERS = {OCPP16: v16, OCPP201: v201, OCPP21: v201}
 #: A served call's debug line, by the start of its answer (CALLRESULT, CALLERROR, parked for a lookup).
 _ANSWERED = {"[3": "call answered", "[4": "call refused (CALLERROR)", None: "call waits for a lookup"}
 Write = Callable[[UnitOfWork], None]
@@ -156,9 +166,34 @@ class StationSession:
                 logged = frame if hidden is None else orjson.dumps([3, pending.call.unique_id, hidden])
                 self._log("in", pending.call.action, logged, now)
             elif isinstance(event, FrameRejected):
-                self.traffic.frame(IN, event.action, CALL if event.action else MALFORMED)
-                self.traffic.error(OUT, event.action, wire_code(event.kind, self.version))
-                self._log("in", None, event.frame, now)
+                self._rejected(event, now)
+            else:
+                self._unanswered(event, frame, now)
+
+    def _rejected(self, event: FrameRejected, now: float) -> None:
+        if event.answered:
+            self.traffic.frame(IN, event.action, CALL if event.action else MALFORMED)
+            self.traffic.error(OUT, event.action, wire_code(event.kind, self.version))
+        else:
+            self.traffic.frame(IN, event.action, SEND)
+        self._log("in", None, event.frame, now)
+
+    def _unanswered(self, event: IncomingSend | ResultRefused, frame: str | bytes, now: float) -> None:
+        """OCPP 2.1's messages that get no answer: a SEND (no 2.1-only stream is served yet: it is logged and
+        counted) and a CALLRESULTERROR (the station could not process one of our answers)."""
+        if isinstance(event, IncomingSend):
+            self.traffic.frame(IN, event.send.action, SEND)
+            self._log("in", event.send.action, frame, now)
+        else:
+            log.warning(
+                "station %s refused our answer %s: %s %s",
+                self.station_id,
+                event.error.unique_id,
+                event.error.code,
+                event.error.description,
+            )
+            self.traffic.frame(IN, None, CALLRESULTERROR)
+            self._log("in", None, frame, now)
 
     def _count_answer_in(self, pending: PendingCall) -> None:
         """An answer to our call; one that broke its schema counts with the CALLERROR it was taken as."""

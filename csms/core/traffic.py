@@ -12,6 +12,8 @@ import orjson
 
 IN, OUT = "in", "out"
 CALL, CALLRESULT, CALLERROR = "CALL", "CALLRESULT", "CALLERROR"
+#: OCPP-J 2.1's two more message types.
+CALLRESULTERROR, SEND = "CALLRESULTERROR", "SEND"
 #: The message type of an incoming frame that could not be read as OCPP-J at all.
 MALFORMED = "malformed"
 #: The action label when the frame did not name a readable one.

@@ -16,7 +16,7 @@ from csms.ocpp.outgoing import (
 )
 from csms.ocpp.v16 import commands as v16
 from csms.ocpp.v201 import commands as v201
-from csms.ocpp.versions import OCPP16, OCPP201
+from csms.ocpp.versions import OCPP16, OCPP21, OCPP201
 
 
 class CallBuilder(Protocol):
@@ -77,7 +77,8 @@ class CallBuilder(Protocol):
     def get_composite_schedule(self, evse_id: int, duration_s: int, unit: str | None) -> Call: ...
 
 
-BUILDERS: dict[str, CallBuilder] = {OCPP16: v16, OCPP201: v201}
+#: 2.1 stations get the 2.0.1 payloads, which its schemas accept unchanged (tests/csms/test_ocpp21.py checks).
+BUILDERS: dict[str, CallBuilder] = {OCPP16: v16, OCPP201: v201, OCPP21: v201}
 
 
 def builder(version: str) -> CallBuilder:

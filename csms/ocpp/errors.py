@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from csms.ocpp.versions import OCPP16, OCPP201, Version
+from csms.ocpp.versions import OCPP16, OCPP21, OCPP201, Version
 
 
 class ErrorKind(Enum):
@@ -59,6 +59,7 @@ WIRE_CODES: dict[Version, dict[ErrorKind, str]] = {
         ErrorKind.TYPE_CONSTRAINT: "TypeConstraintViolation",
     },
 }
+WIRE_CODES[OCPP21] = WIRE_CODES[OCPP201]  # OCPP-J 2.1 keeps the 2.0.1 codes
 
 #: Every wire code either version defines, mapped back to its kind (for CALLERRORs we receive).
 KIND_BY_CODE: dict[str, ErrorKind] = {

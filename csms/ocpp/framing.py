@@ -1,8 +1,11 @@
-"""OCPP-J framing: the three RPC message types as frozen records, decoded from and encoded to JSON text.
+"""OCPP-J framing: the RPC message types as frozen records, decoded from and encoded to JSON text.
 
 Wire format (OCPP-J §4):  CALL ``[2, id, action, {payload}]``,  CALLRESULT ``[3, id, {payload}]``,
-CALLERROR ``[4, id, code, description, {details}]``.  :func:`decode` never raises anything but
-:class:`FrameError`, whose ``unique_id`` is the message id when it could still be read.
+CALLERROR ``[4, id, code, description, {details}]``; OCPP-J 2.1 adds CALLRESULTERROR
+``[5, id, code, description, {details}]`` (the receiver of a CALLRESULT could not process it; never answered)
+and SEND ``[6, id, action, {payload}]`` (a message that gets no answer at all). :func:`decode` reads the types
+it is told the connection's version has and never raises anything but :class:`FrameError`, whose
+``unique_id`` is the message id when it could still be read.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ import orjson
 
 from csms.ocpp.errors import ErrorKind, FrameError
 
-CALL, CALLRESULT, CALLERROR = 2, 3, 4
+CALL, CALLRESULT, CALLERROR, CALLRESULTERROR, SEND = 2, 3, 4, 5, 6
+#: The message types of OCPP-J 1.6 and 2.0.1, and those of 2.1.
+RPC_TYPES = frozenset({CALL, CALLRESULT, CALLERROR})
+RPC_TYPES_21 = RPC_TYPES | {CALLRESULTERROR, SEND}
 MAX_MESSAGE_ID_LENGTH = 36
 #: Levels of arrays and objects a frame may nest, counting the frame itself ([2, id, action, {payload}] is 2).
 MAX_NESTING_DEPTH = 32
@@ -43,11 +49,30 @@ class CallError:
     details: dict[str, Any]
 
 
-Message = Call | CallResult | CallError
+@dataclass(frozen=True, slots=True)
+class CallResultError:
+    """OCPP-J 2.1: the peer could not process our CALLRESULT with this id (it is never answered)."""
+
+    unique_id: str
+    code: str
+    description: str
+    details: dict[str, Any]
 
 
-def decode(frame: str | bytes) -> Message:
-    """Parse one frame.
+@dataclass(frozen=True, slots=True)
+class Send:
+    """OCPP-J 2.1: an unconfirmed message, neither CALLRESULT nor CALLERROR answers it."""
+
+    unique_id: str
+    action: str
+    payload: dict[str, Any]
+
+
+Message = Call | CallResult | CallError | CallResultError | Send
+
+
+def decode(frame: str | bytes, types: frozenset[int] = RPC_TYPES) -> Message:
+    """Parse one frame; ``types`` are the message types the connection's version has.
 
     Raises:
         FrameError: the frame is not valid OCPP-J; its kind says which CALLERROR answers it.
@@ -68,13 +93,19 @@ def decode(frame: str | bytes) -> Message:
     unique_id = data[1] if len(data) > 1 else None
     if not isinstance(unique_id, str) or not unique_id or len(unique_id) > MAX_MESSAGE_ID_LENGTH:
         raise FrameError(ErrorKind.RPC_FRAMEWORK, "Message id is missing or not a string of 1-36 characters")
-    if type(type_id) is not int or type_id not in (CALL, CALLRESULT, CALLERROR):
+    if type(type_id) is not int or type_id not in types:
         raise FrameError(ErrorKind.MESSAGE_TYPE_NOT_SUPPORTED, f"Message type {type_id!r} is not supported", unique_id)
     if type_id == CALL:
         return _call(unique_id, data)
     if type_id == CALLRESULT:
         return _call_result(unique_id, data)
-    return _call_error(unique_id, data)
+    if type_id == SEND:
+        call = _call(unique_id, data, "A SEND")
+        return Send(unique_id, call.action, call.payload)
+    code, description, details = _error_parts(unique_id, data)
+    if type_id == CALLRESULTERROR:
+        return CallResultError(unique_id, code, description, details)
+    return CallError(unique_id, code, description, details)
 
 
 def _brackets(frame: str | bytes) -> int:
@@ -104,9 +135,9 @@ def nests_deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-def _call(unique_id: str, data: list[Any]) -> Call:
+def _call(unique_id: str, data: list[Any], name: str = "A CALL") -> Call:
     if len(data) != 4:
-        raise FrameError(ErrorKind.RPC_FRAMEWORK, "A CALL has exactly 4 elements", unique_id)
+        raise FrameError(ErrorKind.RPC_FRAMEWORK, f"{name} has exactly 4 elements", unique_id)
     action, payload = data[2], data[3]
     if not isinstance(action, str) or not action:
         raise FrameError(ErrorKind.RPC_FRAMEWORK, "Action is not a string", unique_id)
@@ -121,12 +152,16 @@ def _call_result(unique_id: str, data: list[Any]) -> CallResult:
     return CallResult(unique_id, data[2])
 
 
-def _call_error(unique_id: str, data: list[Any]) -> CallError:
+def _error_parts(unique_id: str, data: list[Any]) -> tuple[str, str, dict[str, Any]]:
+    """Code, description and details of a CALLERROR or CALLRESULTERROR (same shape, types 4 and 5)."""
     if len(data) < 4:
-        raise FrameError(ErrorKind.FORMAT_VIOLATION, "A CALLERROR is [4, id, code, description, {details}]", unique_id)
+        name = "CALLRESULTERROR" if data[0] == CALLRESULTERROR else "CALLERROR"
+        raise FrameError(
+            ErrorKind.FORMAT_VIOLATION, f"A {name} is [{data[0]}, id, code, description, {{details}}]", unique_id
+        )
     code, description = data[2], data[3]
     details = data[4] if len(data) > 4 and isinstance(data[4], dict) else {}
-    return CallError(unique_id, str(code), str(description), details)
+    return str(code), str(description), details
 
 
 def encode(message: Message) -> str:
@@ -134,6 +169,9 @@ def encode(message: Message) -> str:
         body: list[Any] = [CALL, message.unique_id, message.action, message.payload]
     elif isinstance(message, CallResult):
         body = [CALLRESULT, message.unique_id, message.payload]
+    elif isinstance(message, Send):
+        body = [SEND, message.unique_id, message.action, message.payload]
     else:
-        body = [CALLERROR, message.unique_id, message.code, message.description, message.details]
+        type_id = CALLRESULTERROR if isinstance(message, CallResultError) else CALLERROR
+        body = [type_id, message.unique_id, message.code, message.description, message.details]
     return orjson.dumps(body).decode()

@@ -11,6 +11,12 @@ One endpoint per connection and direction-agnostic: the CSMS session and the twi
 * :meth:`send_call` validates our payload first (raising :class:`LocalCallError`) and queues it. At most one
   of our CALLs is outstanding at a time (OCPP-J §4.1.1); the rest wait in FIFO order. Each sent call gets a
   deadline ``sent_at + timeout``; :meth:`next_deadline` tells the owner when to call :meth:`handle_timer`.
+* OCPP-J 2.1 only: a SEND (message type 6) the schema accepts becomes an :class:`IncomingSend`; it is never
+  answered, not even when it is invalid (then it is dropped and counted as rejected). A CALLRESULT to our
+  call that breaks its schema is answered with a CALLRESULTERROR (type 5), and a CALLRESULTERROR from the
+  peer (our CALLRESULT was not processed) becomes a :class:`ResultRefused`, never answered either.
+  :meth:`send_unconfirmed` writes our own SEND. On 1.6 and 2.0.1 connections types 5 and 6 are answered
+  MessageTypeNotSupported like any unknown type.
 * Outgoing frames accumulate until the owner drains them with :meth:`frames_to_send`.
 
 Time is a float (POSIX seconds) passed in by the caller; nothing here reads a clock.
@@ -32,8 +38,11 @@ from csms.ocpp.errors import (
     OcppError,
     wire_code,
 )
-from csms.ocpp.framing import Call, CallError, CallResult
-from csms.ocpp.versions import Version
+from csms.ocpp.framing import Call, CallError, CallResult, CallResultError, Send
+from csms.ocpp.versions import OCPP21, Version
+
+#: Message types beyond the three of OCPP-J 1.6/2.0.1, by version.
+_MESSAGE_TYPES: dict[Version, frozenset[int]] = {OCPP21: framing.RPC_TYPES_21}
 
 
 class Outcome(Enum):
@@ -88,6 +97,21 @@ class PendingCall:
 
 
 @dataclass(frozen=True, slots=True)
+class IncomingSend:
+    """A schema-valid SEND (OCPP-J 2.1) from the peer: take note, never answer."""
+
+    send: Send
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRefused:
+    """OCPP-J 2.1 CALLRESULTERROR: the peer could not process one of our CALLRESULTs."""
+
+    error: CallResultError
+
+
+@dataclass(frozen=True, slots=True)
 class CallCompleted:
     pending: PendingCall
 
@@ -101,9 +125,11 @@ class FrameRejected:
     description: str
     #: The CALL's action, when the frame was readable enough to name one.
     action: str | None = None
+    #: False for a SEND we dropped: nothing answers a SEND.
+    answered: bool = True
 
 
-RpcEvent = IncomingCall | CallCompleted | FrameRejected
+RpcEvent = IncomingCall | IncomingSend | ResultRefused | CallCompleted | FrameRejected
 
 
 class RpcEndpoint:
@@ -126,6 +152,7 @@ class RpcEndpoint:
                 deterministic, as virtual time needs).
         """
         self.version = version
+        self._types = _MESSAGE_TYPES.get(version, framing.RPC_TYPES)
         self._accepts = accepts
         self.call_timeout_s = call_timeout_s
         self._id_prefix = id_prefix
@@ -144,11 +171,15 @@ class RpcEndpoint:
         self.frames_received += 1
         text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
         try:
-            message = framing.decode(frame)
+            message = framing.decode(frame, self._types)
         except FrameError as exc:
             return [self._reject(text, exc, exc.unique_id or framing.UNREADABLE_ID)]
         if isinstance(message, Call):
             return self._receive_call(text, message, now)
+        if isinstance(message, Send):
+            return self._receive_send(text, message, now)
+        if isinstance(message, CallResultError):
+            return [ResultRefused(message)]
         return self._receive_answer(message, now)
 
     def _receive_call(self, text: str, call: Call, now: float) -> list[RpcEvent]:
@@ -160,6 +191,16 @@ class RpcEndpoint:
             refusal = OcppError(ErrorKind.NOT_SUPPORTED, f"{call.action} is not supported by this endpoint")
             return [self._reject(text, refusal, call.unique_id, call.action)]
         return [IncomingCall(call, now)]
+
+    def _receive_send(self, text: str, send: Send, now: float) -> list[RpcEvent]:
+        try:
+            schemas.validate_send(self.version, send.action, send.payload)
+            if not self._accepts(send.action):
+                raise OcppError(ErrorKind.NOT_SUPPORTED, f"{send.action} is not supported by this endpoint")
+        except OcppError as exc:
+            self.frames_rejected += 1  # dropped: nothing answers a SEND, not even a bad one
+            return [FrameRejected(text, exc.kind, exc.description, send.action, answered=False)]
+        return [IncomingSend(send, now)]
 
     def _reject(self, text: str, exc: OcppError, unique_id: str, action: str | None = None) -> FrameRejected:
         self.frames_rejected += 1
@@ -183,6 +224,9 @@ class RpcEndpoint:
                     schemas.validate(self.version, pending.call.action, "response", message.payload)
             except OcppError as exc:
                 self._complete_error(pending, wire_code(exc.kind, self.version), exc.description, exc.details, now)
+                if framing.CALLRESULTERROR in self._types:
+                    refusal = CallResultError(message.unique_id, pending.error_code or "", exc.description, exc.details)
+                    self._outbox.append(framing.encode(refusal))
             else:
                 pending.outcome = Outcome.RESULT
                 pending.payload = message.payload
@@ -251,6 +295,22 @@ class RpcEndpoint:
         if self._outstanding is None:
             self._send_next(now)
         return pending
+
+    def send_unconfirmed(self, action: str, payload: dict[str, Any]) -> str:
+        """Write a SEND (OCPP-J 2.1): out at once, even while a CALL of ours is outstanding, and never answered.
+        Returns its message id.
+
+        Raises:
+            LocalCallError: the version has no such SEND message or the payload breaks its schema.
+        """
+        try:
+            schemas.validate_send(self.version, action, payload)
+        except OcppError as exc:
+            raise LocalCallError(exc.kind, f"{action}: {exc.description}") from None
+        unique_id = f"{self._id_prefix}{self._next_id}"
+        self._next_id += 1
+        self._outbox.append(framing.encode(Send(unique_id, action, payload)))
+        return unique_id
 
     def _send_next(self, now: float) -> None:
         if self._queue and self._outstanding is None:

@@ -25,7 +25,7 @@ import jsonschema_rs
 import ocpp
 
 from csms.ocpp.errors import ErrorKind, OcppError
-from csms.ocpp.versions import OCPP16, OCPP201, Version
+from csms.ocpp.versions import OCPP16, OCPP21, OCPP201, Version
 
 Direction = Literal["request", "response"]
 Validator = Callable[[dict[str, Any]], Any]
@@ -33,6 +33,7 @@ Validator = Callable[[dict[str, Any]], Any]
 _SCHEMA_DIRS: dict[Version, Path] = {
     OCPP16: Path(ocpp.__file__).parent / "v16" / "schemas",
     OCPP201: Path(ocpp.__file__).parent / "v201" / "schemas",
+    OCPP21: Path(ocpp.__file__).parent / "v21" / "schemas",
 }
 
 #: JSON-schema keyword that failed -> the CALLERROR kind that names the failure.
@@ -56,7 +57,9 @@ RULE_KINDS: dict[str, ErrorKind] = {
 
 
 def _schema_file(version: Version, action: str, direction: Direction) -> Path:
-    if version == OCPP16:
+    if action in send_actions(version):
+        name = action
+    elif version == OCPP16:
         name = action if direction == "request" else f"{action}Response"
     else:
         name = f"{action}Request" if direction == "request" else f"{action}Response"
@@ -82,12 +85,22 @@ def _prepare(node: Any) -> Any:
 
 @functools.cache
 def known_actions(version: Version) -> frozenset[str]:
-    """Every action the version defines (either direction)."""
+    """Every action the version defines as a CALL (either direction)."""
     suffix = "Response"
     names = {p.stem for p in _SCHEMA_DIRS[version].glob("*.json")}
     if version == OCPP16:
         return frozenset(n for n in names if not n.endswith(suffix))
     return frozenset(n.removesuffix("Request") for n in names if n.endswith("Request"))
+
+
+@functools.cache
+def send_actions(version: Version) -> frozenset[str]:
+    """The actions the version defines as unconfirmed SEND messages (OCPP-J 2.1 message type 6): the schema
+    files named without a Request/Response suffix (2.1: NotifyPeriodicEventStream). None before 2.1."""
+    if version == OCPP16:
+        return frozenset()
+    names = (p.stem for p in _SCHEMA_DIRS[version].glob("*.json"))
+    return frozenset(n for n in names if not n.endswith(("Request", "Response")))
 
 
 @functools.cache
@@ -97,10 +110,14 @@ def schema(version: Version, action: str, direction: Direction) -> dict[str, Any
     return prepared
 
 
+def _defines(version: Version, action: str, direction: Direction) -> bool:
+    return action in known_actions(version) or (direction == "request" and action in send_actions(version))
+
+
 @functools.cache
 def validator(version: Version, action: str, direction: Direction) -> Validator:
     """The compiled validator; raises KeyError when the version does not define the action."""
-    if action not in known_actions(version):
+    if not _defines(version, action, direction):
         raise KeyError(action)
     return fastjsonschema.compile(schema(version, action, direction))
 
@@ -108,18 +125,36 @@ def validator(version: Version, action: str, direction: Direction) -> Validator:
 @functools.cache
 def acceptor(version: Version, action: str, direction: Direction) -> Callable[[Any], bool]:
     """Whether a payload is valid; raises KeyError when the version does not define the action."""
-    if action not in known_actions(version):
+    if not _defines(version, action, direction):
         raise KeyError(action)
     return jsonschema_rs.validator_for(schema(version, action, direction), validate_formats=True).is_valid
 
 
 def validate(version: Version, action: str, direction: Direction, payload: dict[str, Any]) -> None:
-    """Check a payload against its schema.
+    """Check a CALL's (or CALLRESULT's) payload against its schema.
 
     Raises:
-        OcppError: NOT_IMPLEMENTED for an action the version does not define, otherwise the kind that
-            :data:`RULE_KINDS` assigns to the first violated rule.
+        OcppError: NOT_IMPLEMENTED for an action the version does not define as a CALL, otherwise the kind
+            that :data:`RULE_KINDS` assigns to the first violated rule.
     """
+    if action in send_actions(version):
+        raise OcppError(ErrorKind.NOT_IMPLEMENTED, f"Action {action!r} is a SEND message in OCPP {version}, not a CALL")
+    _check(version, action, direction, payload)
+
+
+def validate_send(version: Version, action: str, payload: dict[str, Any]) -> None:
+    """Check a SEND message's payload (OCPP-J 2.1 message type 6) against its schema.
+
+    Raises:
+        OcppError: NOT_IMPLEMENTED for an action the version does not define as a SEND message, otherwise the
+            kind of the first violated rule (never answered on the wire: a SEND gets no answer).
+    """
+    if action not in send_actions(version):
+        raise OcppError(ErrorKind.NOT_IMPLEMENTED, f"{action!r} is not a SEND message of OCPP {version}")
+    _check(version, action, "request", payload)
+
+
+def _check(version: Version, action: str, direction: Direction, payload: dict[str, Any]) -> None:
     try:
         accepts = acceptor(version, action, direction)
     except KeyError:

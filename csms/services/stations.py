@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from csms.domain import events as ev
-from csms.ocpp.versions import OCPP16, OCPP201
+from csms.ocpp.versions import OCPP16, OCPP21, OCPP201
 from csms.services import configuration, diagnostics, security_events
 from csms.services.config import CsmsConfig
 from csms.services.errors import Conflict, Invalid, NotFound
@@ -27,7 +27,7 @@ from csms.store.models import Station as StationRow
 
 POLICIES = ("accept", "pending", "reject")
 BOOT_STATUS = {"accept": "Accepted", "pending": "Pending", "reject": "Rejected"}
-VERSIONS = (OCPP16, OCPP201)
+VERSIONS = (OCPP16, OCPP201, OCPP21)
 SECURITY_PROFILES = (1, 2, 3)
 #: 2.0.1 BasicAuthPassword is a passwordString of 16-40 characters; the 1.6 security whitepaper's
 #: AuthorizationKey carries 16-20 bytes (sent as at most 40 hexadecimal digits).

@@ -67,7 +67,9 @@ class FrameChecker:
         if isinstance(message, Call):
             self._check_call(message, text, at)
             return message, None
-        return message, self._check_answer(message, text, at)
+        if isinstance(message, CallResult | CallError):
+            return message, self._check_answer(message, text, at)
+        return message, None  # OCPP-J 2.1's types, which decode() reads only when asked to
 
     # ---- the CSMS's own calls -----------------------------------------------------------------------------
     def _check_call(self, call: Call, text: str, at: float) -> None:

@@ -50,7 +50,7 @@ from csms.ocpp import schemas
 from csms.ocpp.errors import ErrorKind, OcppError
 from csms.ocpp.framing import Call
 from csms.ocpp.rpc import CallCompleted, IncomingCall, PendingCall, RpcEndpoint
-from csms.ocpp.versions import OCPP16, OCPP201, Version
+from csms.ocpp.versions import OCPP16, OCPP21, OCPP201, Version
 from simulator.station import v16, v201
 from simulator.station.auth import IdTokenInfo, LocalAuthorization
 from simulator.station.config import Configuration
@@ -70,7 +70,12 @@ __all__ = ["Charger", "Counters", "MeterSource", "Reading", "Registration", "Sta
 Callback = Callable[[PendingCall, float], None]
 
 #: The version module of each OCPP version.
-ADAPTERS: dict[Version, Callable[[FirmwareCore], VersionAdapter]] = {OCPP16: v16.Protocol, OCPP201: v201.Protocol}
+#: A 2.1 charger is the 2.0.1 firmware speaking ``ocpp2.1`` (the 2.1-only blocks are not simulated).
+ADAPTERS: dict[Version, Callable[[FirmwareCore], VersionAdapter]] = {
+    OCPP16: v16.Protocol,
+    OCPP201: v201.Protocol,
+    OCPP21: v201.Protocol,
+}
 
 
 @dataclass(slots=True)

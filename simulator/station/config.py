@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-from csms.ocpp.versions import OCPP16, OCPP201, Version
+from csms.ocpp.versions import OCPP16, OCPP21, OCPP201, Version
 
 #: Measurands this firmware can sample (a configured list naming any other is Rejected).
 MEASURANDS = (
@@ -155,7 +155,7 @@ V201_VARIABLES: tuple[Entry, ...] = (
     Entry("offline_threshold", "OCPPCommCtrlr.OfflineThreshold", "60", False, INT, "stored only"),
 )
 
-TABLES: dict[Version, tuple[Entry, ...]] = {OCPP16: V16_KEYS, OCPP201: V201_VARIABLES}
+TABLES: dict[Version, tuple[Entry, ...]] = {OCPP16: V16_KEYS, OCPP201: V201_VARIABLES, OCPP21: V201_VARIABLES}
 
 
 @functools.cache

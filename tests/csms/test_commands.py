@@ -72,4 +72,4 @@ def test_a_16_tx_profile_needs_an_integer_transaction_and_every_tx_profile_one()
 
 def test_an_unknown_version_is_refused():
     with pytest.raises(ValueError, match="unknown OCPP version"):
-        commands.reset("2.1", "soft")
+        commands.reset("2.0", "soft")

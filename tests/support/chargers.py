@@ -21,7 +21,7 @@ from csms.store.models import MeterSample, TransactionEvent
 from csms.store.models import Transaction as TxRow
 from simulator.station.charger import Charger
 
-SUBPROTOCOL = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
+SUBPROTOCOL = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1", "2.1": "ocpp2.1"}
 FAST = {
     "1.6": {
         "ReconnectBackOffWaitMinimum": "1",
@@ -36,6 +36,7 @@ FAST = {
         "OCPPCommCtrlr.MessageAttemptInterval": "1",
     },
 }
+FAST["2.1"] = FAST["2.0.1"]
 RATING_W = 16 * 3 * 230.0  # the EVSE rating the tests' sites are given (16 A, three phases)
 
 

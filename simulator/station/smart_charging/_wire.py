@@ -245,6 +245,9 @@ def parse_set_charging_profile_v201(payload: Mapping[str, Any], ctx: ValidationC
         schema-valid payload.
     """
     raw = payload["chargingProfile"]
+    unsupported = _beyond_201(raw)
+    if unsupported is not None:
+        return SetProfileOutcome(ProfileStatus.REJECTED, None, "UnsupportedRequest", unsupported)
     profile = ChargingProfile(
         id=raw["id"],
         stack_level=raw["stackLevel"],
@@ -258,6 +261,23 @@ def parse_set_charging_profile_v201(payload: Mapping[str, Any], ctx: ValidationC
         transaction_id=raw.get("transactionId"),
     )
     return _check(profile, V201_RULES, ctx)
+
+
+def _beyond_201(raw: Mapping[str, Any]) -> str | None:
+    """What of an OCPP 2.1 profile the twin, a charger at the 2.0.1 level, does not do (None: nothing).
+
+    2.1 adds purposes (PriorityCharging, LocalGeneration), the Dynamic kind and periods that set a setpoint or
+    operation mode instead of a ``limit``; the 2.1 schema lets them through, so they are refused here.
+    """
+    purpose, kind = raw["chargingProfilePurpose"], raw["chargingProfileKind"]
+    if purpose not in {p.value for p in Purpose}:
+        return f"chargingProfilePurpose {purpose} is not supported"
+    if kind not in {k.value for k in Kind}:
+        return f"chargingProfileKind {kind} is not supported"
+    for schedule in raw["chargingSchedule"]:
+        if any("limit" not in period for period in schedule["chargingSchedulePeriod"]):
+            return "a chargingSchedulePeriod without limit (2.1 setpoints and operation modes) is not supported"
+    return None
 
 
 # --- responses -------------------------------------------------------------------------------
