@@ -299,6 +299,57 @@ def cmd_stations_rotate_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def _variable(name: str) -> dict[str, Any]:
+    """``Component.Variable`` (2.0.1; ``Component@EVSE.Variable`` on an EVSE) or a 1.6 ``Key``."""
+    component, dot, variable = name.partition(".")
+    if not dot:
+        return {"variable": name}
+    component, _, evse = component.partition("@")
+    if evse and not evse.isdigit():
+        raise UserError(f"{name}: the EVSE after @ is a number")
+    return {"component": component, "variable": variable, "evse_id": int(evse or 0)}
+
+
+def _setting_name(result: dict[str, Any]) -> str:
+    if not result["component"]:
+        return str(result["variable"])
+    evse = f"@{result['evse_id']}" if result["evse_id"] else ""
+    return f"{result['component']}{evse}.{result['variable']}"
+
+
+def _print_variables(answer: dict[str, Any]) -> int:
+    rows: list[Sequence[Any]] = [(_setting_name(r), r["status"], r["value"]) for r in answer["results"]]
+    print(_table(rows, ("setting", "status", "value")))
+    for call in answer["calls"]:
+        if call["outcome"] != "result":
+            print(_outcome(call))
+    fine = all(r["status"] in ("Accepted", "RebootRequired") for r in answer["results"])
+    return 0 if fine and all(c["outcome"] == "result" for c in answer["calls"]) else 1
+
+
+def cmd_stations_get_config(args: argparse.Namespace) -> int:
+    body = {"variables": [_variable(name) for name in args.names]}
+    return _print_variables(_api_post(args, f"/stations/{quote(args.station_id, safe='')}/variables/get", body))
+
+
+def cmd_stations_configure(args: argparse.Namespace) -> int:
+    values = []
+    for assignment in args.assignments:
+        name, equals, value = assignment.partition("=")
+        if not equals:
+            raise UserError(f"{assignment}: write NAME=VALUE")
+        values.append({**_variable(name), "value": value})
+    path = f"/stations/{quote(args.station_id, safe='')}/variables/set"
+    return _print_variables(_api_post(args, path, {"values": values}))
+
+
+def cmd_stations_command(args: argparse.Namespace) -> int:
+    """A typed command: ``args.command_path`` under the station, the body from ``args.command_body(args)``."""
+    call = _api_post(args, f"/stations/{quote(args.station_id, safe='')}/{args.command_path}", args.command_body(args))
+    print(_outcome(call))
+    return 0 if call["outcome"] == "result" else 1
+
+
 def cmd_stations_upgrade_profile(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"profile": args.profile}
     if args.csms_url:
@@ -603,8 +654,71 @@ def _api_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=30.0, metavar="S", help="per call to the station (default 30)")
 
 
+def _command_parsers(station_cmds: Any) -> None:
+    """Typed commands to a connected station, each printing the station's answer (exit 1 when it refused)."""
+    get = station_cmds.add_parser(
+        "get-config", help="read a station's settings", description="1.6 GetConfiguration (no NAME: every key), "
+        "2.0.1 GetVariables of Component.Variable (Component@EVSE.Variable); what it reports is kept by the CSMS.",
+    )  # fmt: skip
+    get.add_argument("station_id", metavar="ID")
+    get.add_argument("names", nargs="*", metavar="NAME")
+    _api_options(get)
+    get.set_defaults(handler=cmd_stations_get_config)
+    configure = station_cmds.add_parser(
+        "configure", help="change a station's settings", description="1.6 ChangeConfiguration per KEY=VALUE, "
+        "2.0.1 SetVariables of Component.Variable=VALUE; the station's answer per setting.",
+    )  # fmt: skip
+    configure.add_argument("station_id", metavar="ID")
+    configure.add_argument("assignments", nargs="+", metavar="NAME=VALUE")
+    _api_options(configure)
+    configure.set_defaults(handler=cmd_stations_configure)
+    commands_ = {
+        "unlock": ("UnlockConnector", "unlock", lambda a: {"evse_id": a.evse, "connector_id": a.connector}),
+        "clear-profile": ("ClearChargingProfile (by id, or EVSE/purpose/stack level; none: all)",
+                          "charging-profiles/clear",
+                          lambda a: {"id": a.id, "evse_id": a.evse, "purpose": a.purpose,
+                                     "stack_level": a.stack_level}),
+        "composite-schedule": ("GetCompositeSchedule of an EVSE (0: the grid connection)", "composite-schedule",
+                               lambda a: {"evse_id": a.evse, "duration_s": a.duration, "unit": a.unit}),
+        "reset": ("Reset: soft (2.0.1 OnIdle) or --hard (Immediate)", "reset",
+                  lambda a: {"type": "hard" if a.hard else "soft"}),
+        "trigger": ("TriggerMessage", "trigger", lambda a: {"message": a.message, "evse_id": a.evse}),
+        "remote-start": ("RemoteStartTransaction / RequestStartTransaction", "remote-start",
+                         lambda a: {"id_token": a.token, "evse_id": a.evse}),
+        "remote-stop": ("RemoteStopTransaction / RequestStopTransaction of our transaction id", "remote-stop",
+                        lambda a: {"transaction_id": a.transaction_id}),
+    }  # fmt: skip
+    for name, (help_text, path, body) in commands_.items():
+        parser = station_cmds.add_parser(name, help=help_text.split(" (")[0], description=help_text + ".")
+        parser.add_argument("station_id", metavar="ID")
+        _COMMAND_ARGUMENTS[name](parser)
+        _api_options(parser)
+        parser.set_defaults(handler=cmd_stations_command, command_path=path, command_body=body)
+
+
+_COMMAND_ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], object]] = {
+    "unlock": lambda p: (p.add_argument("evse", type=int, metavar="EVSE"),
+                         p.add_argument("--connector", type=int, default=1, metavar="N")),
+    "clear-profile": lambda p: (p.add_argument("--id", type=int, default=None, metavar="N"),
+                                p.add_argument("--evse", type=int, default=None, metavar="N"),
+                                p.add_argument("--purpose", default=None, metavar="P",
+                                               choices=["ChargingStationMaxProfile", "TxDefaultProfile", "TxProfile"]),
+                                p.add_argument("--stack-level", type=int, default=None, metavar="N")),
+    "composite-schedule": lambda p: (p.add_argument("evse", type=int, metavar="EVSE"),
+                                     p.add_argument("--duration", type=int, required=True, metavar="S"),
+                                     p.add_argument("--unit", choices=["A", "W"], default=None)),
+    "reset": lambda p: p.add_argument("--hard", action="store_true"),
+    "trigger": lambda p: (p.add_argument("message", metavar="MESSAGE"),
+                          p.add_argument("--evse", type=int, default=None, metavar="N")),
+    "remote-start": lambda p: (p.add_argument("token", metavar="TOKEN"),
+                               p.add_argument("--evse", type=int, default=None, metavar="N")),
+    "remote-stop": lambda p: p.add_argument("transaction_id", type=int, metavar="TRANSACTION"),
+}  # fmt: skip
+
+
 def _live_station_parsers(station_cmds: Any) -> None:
     """Commands that act on a connected station through the running server's API."""
+    _command_parsers(station_cmds)
     rotate = station_cmds.add_parser(
         "rotate-password",
         help="send a connected station a new HTTP Basic password",
