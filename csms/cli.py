@@ -350,6 +350,25 @@ def cmd_stations_command(args: argparse.Namespace) -> int:
     return 0 if call["outcome"] == "result" else 1
 
 
+def cmd_stations_display_message(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"text": args.text, "priority": args.priority, "format": args.format}
+    optional = {"state": args.state, "language": args.language, "transaction_id": args.transaction,
+                "start": args.start.isoformat() if args.start else None,
+                "end": args.end.isoformat() if args.end else None}  # fmt: skip
+    body.update({key: value for key, value in optional.items() if value is not None})
+    answer = _api_post(args, f"/stations/{quote(args.station_id, safe='')}/display-messages", body)
+    message = answer["message"]
+    print(f"display message {message['message_id']} on {args.station_id}: {message['status']}")
+    return 0 if message["status"] == "Accepted" else 1
+
+
+def cmd_stations_clear_display_message(args: argparse.Namespace) -> int:
+    path = f"/stations/{quote(args.station_id, safe='')}/display-messages/{args.message_id}/clear"
+    answer = _api_post(args, path, {})
+    print(_outcome(answer["call"]))
+    return 0 if answer["message"]["status"] == "cleared" else 1
+
+
 def cmd_stations_upgrade_profile(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"profile": args.profile}
     if args.csms_url:
@@ -688,6 +707,28 @@ def _command_parsers(station_cmds: Any) -> None:
         "remote-stop": ("RemoteStopTransaction / RequestStopTransaction of our transaction id", "remote-stop",
                         lambda a: {"transaction_id": a.transaction_id}),
     }  # fmt: skip
+    display = station_cmds.add_parser(
+        "display-message", help="show a message on a station's display",
+        description="2.0.1 SetDisplayMessage (1.6: DataTransfer org.chargetwin, where the charger has it); the "
+        "CSMS numbers the message and keeps the station's answer (`GET …/display-messages`).",
+    )  # fmt: skip
+    display.add_argument("station_id", metavar="ID")
+    display.add_argument("text", metavar="TEXT")
+    display.add_argument("--priority", default="NormalCycle", choices=["AlwaysFront", "InFront", "NormalCycle"])
+    display.add_argument("--format", default="UTF8", choices=["ASCII", "HTML", "URI", "UTF8"])
+    display.add_argument("--state", default=None, choices=["Charging", "Faulted", "Idle", "Unavailable"])
+    display.add_argument("--language", default=None, metavar="LANG")
+    display.add_argument("--start", type=_iso, default=None, metavar="ISO")
+    display.add_argument("--end", type=_iso, default=None, metavar="ISO")
+    display.add_argument("--transaction", type=int, default=None, metavar="TX", help="our transaction id")
+    _api_options(display)
+    display.set_defaults(handler=cmd_stations_display_message)
+    clear = station_cmds.add_parser("clear-display-message", help="take a message off a station's display",
+                                    description="ClearDisplayMessage of a message the CSMS numbered.")  # fmt: skip
+    clear.add_argument("station_id", metavar="ID")
+    clear.add_argument("message_id", type=int, metavar="MESSAGE")
+    _api_options(clear)
+    clear.set_defaults(handler=cmd_stations_clear_display_message)
     for name, (help_text, path, body) in commands_.items():
         parser = station_cmds.add_parser(name, help=help_text.split(" (")[0], description=help_text + ".")
         parser.add_argument("station_id", metavar="ID")

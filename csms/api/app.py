@@ -21,6 +21,7 @@ from csms.api.routes import (
     contract_roots,
     credentials,
     diagnostics,
+    display_messages,
     security_events,
     sites,
     stations,
@@ -53,7 +54,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     secured = [Depends(require_key)]
     routers = (
         stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics,
-        security_events, certificates, contract_roots, configuration,
+        security_events, certificates, contract_roots, configuration, display_messages,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from csms.ocpp.versions import Version
 
@@ -365,6 +365,57 @@ class CompositeScheduleRequest(Strict):
     evse_id: Annotated[int, Field(ge=0)]
     duration_s: Annotated[int, Field(ge=1, le=7 * 86400)]
     unit: Literal["A", "W"] | None = None
+
+
+# ---- display messages --------------------------------------------------------------------------------------
+class DisplayMessageRequest(Strict):
+    """A message for the station's display; the CSMS numbers it. `transaction_id`: our transaction id (the
+    message goes when that transaction ends)."""
+
+    model_config = examples(
+        {"text": "Charging at 0.35 EUR/kWh", "priority": "NormalCycle", "state": "Idle"},
+        {"text": "Closed for maintenance 14:00-16:00", "priority": "AlwaysFront",
+         "start": "2026-12-05T13:00:00Z", "end": "2026-12-05T15:00:00Z"},
+    )  # fmt: skip
+
+    text: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    priority: Literal["AlwaysFront", "InFront", "NormalCycle"] = "NormalCycle"
+    format: Literal["ASCII", "HTML", "URI", "UTF8"] = "UTF8"
+    language: Annotated[str, StringConstraints(min_length=2, max_length=8)] | None = None
+    state: Literal["Charging", "Faulted", "Idle", "Unavailable"] | None = None
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    transaction_id: Annotated[int, Field(ge=1)] | None = None
+
+
+class DisplayMessageOut(BaseModel):
+    message_id: int
+    priority: str
+    state: str | None
+    start: datetime | None
+    end: datetime | None
+    transaction_id: str | None
+    text: str
+    format: str
+    language: str | None
+    status: str
+    created_at: datetime
+    cleared_at: datetime | None
+
+
+class DisplayMessageCallOut(BaseModel):
+    """The message as stored (its `status` is the station's answer) and the call that carried it."""
+
+    message: DisplayMessageOut
+    call: CallOut
+
+
+class DisplayQueryRequest(Strict):
+    model_config = examples({"priority": "AlwaysFront"}, {})
+
+    ids: Annotated[list[Annotated[int, Field(ge=0)]], Field(max_length=100)] = Field(default_factory=list)
+    priority: Literal["AlwaysFront", "InFront", "NormalCycle"] | None = None
+    state: Literal["Charging", "Faulted", "Idle", "Unavailable"] | None = None
 
 
 class ResetRequest(Strict):

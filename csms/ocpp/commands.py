@@ -75,6 +75,12 @@ class CallBuilder(Protocol):
         self, profile_id: int | None, evse_id: int | None, purpose: str | None, stack_level: int | None
     ) -> Call: ...
     def get_composite_schedule(self, evse_id: int, duration_s: int, unit: str | None) -> Call: ...
+    def set_display_message(self, info: dict[str, Any]) -> Call: ...
+    def clear_display_message(self, message_id: int) -> Call: ...
+    def get_display_messages(
+        self, request_id: int, ids: list[int], priority: str | None, state: str | None
+    ) -> Call: ...
+    def display_status(self, action: str, result: dict[str, Any]) -> str: ...
 
 
 #: 2.1 stations get the 2.0.1 payloads, which its schemas accept unchanged (tests/csms/test_ocpp21.py checks).
@@ -289,3 +295,24 @@ def clear_charging_profile(
 
 def get_composite_schedule(version: str, evse_id: int, duration_s: int, unit: str | None = None) -> Call:
     return builder(version).get_composite_schedule(evse_id, duration_s, unit)
+
+
+def set_display_message(version: str, info: dict[str, Any]) -> Call:
+    """2.0.1 SetDisplayMessage of a MessageInfoType; 1.6 the same in DataTransfer ``org.chargetwin``."""
+    return builder(version).set_display_message(info)
+
+
+def clear_display_message(version: str, message_id: int) -> Call:
+    return builder(version).clear_display_message(message_id)
+
+
+def get_display_messages(
+    version: str, request_id: int, ids: list[int] | None = None, priority: str | None = None, state: str | None = None
+) -> Call:
+    """2.0.1 only. Raises ValueError for 1.6."""
+    return builder(version).get_display_messages(request_id, ids or [], priority, state)
+
+
+def display_status(version: str, action: str, result: dict[str, Any]) -> str:
+    """The display's answer to a :func:`set_display_message` / :func:`clear_display_message` call."""
+    return builder(version).display_status(action, result)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from csms.domain import events as ev
 from csms.ocpp.versions import OCPP16, OCPP21, OCPP201
-from csms.services import configuration, diagnostics, security_events
+from csms.services import configuration, diagnostics, display_messages, security_events
 from csms.services.config import CsmsConfig
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.services.passwords import hash_password
@@ -319,6 +319,8 @@ def notice(db: Session, station_id: str, report: ev.StationNotice, now: datetime
         row.diagnostics_status = report.data.get("status")
     elif report.kind == "report":
         configuration.remember_report(db, station_id, report.data.get("reportData", []), now)
+    elif report.kind == "display_messages":
+        display_messages.reported(db, station_id, report.data.get("messageInfo", []), now)
     if report.kind in diagnostics.NOTICE_KINDS:  # follow the upload/update request to its last status
         diagnostics.track_status(db, station_id, report.kind, report.data, now)
     db.add(StationEvent(station_id=station_id, kind=report.kind, timestamp=report.timestamp or now, data=report.data))

@@ -603,3 +603,27 @@ class InstalledCertificate(Base):
     issuer_key_hash: Mapped[str] = mapped_column(String(128))
     serial_number: Mapped[str] = mapped_column(String(40))
     reported_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class DisplayMessageRow(Base):
+    """A message the CSMS set on a station's display (2.0.1 SetDisplayMessage; 1.6 through DataTransfer), or one
+    the station reported (NotifyDisplayMessages). ``message_id`` is the CSMS's id for it on that station."""
+
+    __tablename__ = "display_messages"
+    __table_args__ = (UniqueConstraint("station_id", "message_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(Integer)
+    priority: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str | None] = mapped_column(String(16))
+    start_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    end_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    transaction_id: Mapped[str | None] = mapped_column(String(36))
+    text: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(String(8))
+    language: Mapped[str | None] = mapped_column(String(8))
+    #: sending, the station's answer (Accepted, Rejected, NotSupportedMessageFormat, …), reported, cleared.
+    status: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    cleared_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

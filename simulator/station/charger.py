@@ -55,6 +55,7 @@ from simulator.station import v16, v201
 from simulator.station.auth import IdTokenInfo, LocalAuthorization
 from simulator.station.config import Configuration
 from simulator.station.connector import Connector, ConnectorError, ConnectorSpec
+from simulator.station.display import Display
 from simulator.station.firmware import FirmwareCore, Handler, VersionAdapter
 from simulator.station.offline_queue import OfflineQueue, QueuedMessage
 from simulator.station.operations import Operations
@@ -156,6 +157,12 @@ class Charger:
         self.security = security or StationSecurity(station_id)
         self.security_ops = SecurityOperations(self, self.security)
         self._handlers.update(self.security_ops.handlers())
+        #: The messages the CSMS set on the display, and what it shows (:meth:`Display.shown`).
+        self.display = Display(self)
+        self._handlers.update(self.display.handlers())
+        if "DataTransfer" in self._handlers:
+            self._vendor_data = self._handlers["DataTransfer"]
+            self._handlers["DataTransfer"] = self._data_transfer
         self._registrar = Registrar(
             self,
             messages=self.protocol,
@@ -358,6 +365,23 @@ class Charger:
             self.rpc.reply_error(call, OcppError(ErrorKind.INTERNAL, "the station could not answer"))
             return
         self.rpc.reply(call, payload)
+
+    def _data_transfer(self, p: dict[str, Any], now: float) -> dict[str, Any]:
+        """Our vendor's display messages (1.6), else what the firmware answers any DataTransfer."""
+        answer = self.display.data_transfer(p, now)
+        return answer if answer is not None else self._vendor_data(p, now)
+
+    def running_transaction_ids(self) -> set[str]:
+        return {str(tx.transaction_id) for tx in self.transactions.values() if tx.transaction_id is not None}
+
+    def display_state(self) -> str:
+        """The state a display message may be bound to (2.0.1 MessageStateEnumType)."""
+        if self.transactions:
+            return "Charging"
+        statuses = {c.status for c in self.connectors.values()}
+        if "Faulted" in statuses:
+            return "Faulted"
+        return "Unavailable" if statuses == {"Unavailable"} else "Idle"
 
     def after_reply(self, action: Callable[[float], None]) -> None:
         """Run ``action`` once the current CALL has been answered (messages that must follow the answer)."""

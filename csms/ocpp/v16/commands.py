@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from csms.ocpp import outgoing, schemas
@@ -270,3 +271,32 @@ def get_composite_schedule(evse_id: int, duration_s: int, unit: str | None) -> C
     if unit is not None:
         payload["chargingRateUnit"] = unit
     return "GetCompositeSchedule", payload
+
+
+# ---- display messages: 1.6 has none; chargers that support ours take them through DataTransfer ------------
+DISPLAY_VENDOR = "org.chargetwin"
+
+
+def set_display_message(info: dict[str, Any]) -> Call:
+    """DataTransfer ``org.chargetwin`` SetDisplayMessage, whose data is the 2.0.1 payload as JSON."""
+    data = json.dumps({"message": info})
+    return "DataTransfer", {"vendorId": DISPLAY_VENDOR, "messageId": "SetDisplayMessage", "data": data}
+
+
+def clear_display_message(message_id: int) -> Call:
+    data = json.dumps({"id": message_id})
+    return "DataTransfer", {"vendorId": DISPLAY_VENDOR, "messageId": "ClearDisplayMessage", "data": data}
+
+
+def get_display_messages(request_id: int, ids: list[int], priority: str | None, state: str | None) -> Call:
+    raise ValueError("OCPP 1.6 has no GetDisplayMessages")
+
+
+def display_status(action: str, result: dict[str, Any]) -> str:
+    """The display's answer inside the DataTransfer's; a charger without our vendor extension: NotSupported."""
+    if result.get("status") != "Accepted":
+        return "NotSupported"
+    try:
+        return str(json.loads(result.get("data") or "{}").get("status", "NotSupported"))
+    except (ValueError, AttributeError):
+        return "NotSupported"

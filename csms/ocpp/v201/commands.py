@@ -290,3 +290,27 @@ def get_composite_schedule(evse_id: int, duration_s: int, unit: str | None) -> C
     if unit is not None:
         payload["chargingRateUnit"] = unit
     return "GetCompositeSchedule", payload
+
+
+# ---- display messages (block O) ------------------------------------------------------------------------------
+def set_display_message(info: dict[str, Any]) -> Call:
+    return "SetDisplayMessage", {"message": info}
+
+
+def clear_display_message(message_id: int) -> Call:
+    return "ClearDisplayMessage", {"id": message_id}
+
+
+def get_display_messages(request_id: int, ids: list[int], priority: str | None, state: str | None) -> Call:
+    payload: dict[str, Any] = {"requestId": request_id}
+    if ids:
+        payload["id"] = ids
+    if priority is not None:
+        payload["priority"] = priority
+    if state is not None:
+        payload["state"] = state
+    return "GetDisplayMessages", payload
+
+
+def display_status(action: str, result: dict[str, Any]) -> str:
+    return str(result.get("status", ""))
