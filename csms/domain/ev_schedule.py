@@ -5,9 +5,10 @@ limits of the charging profile the CSMS sent for the transaction, and rejects it
 
 Both schedules are step functions of time: the profile's periods start at its ``startSchedule`` (Absolute; a
 Relative one at the time it was accepted), the EV's at ``timeBase``. The EV's limit at each of its period starts,
-and just before each of the profile's steps down, is compared with the profile's highest limit over the
+and :data:`SLACK_S` after each of the profile's steps, is compared with the profile's highest limit over the
 :data:`SLACK_S` before that instant: the EV answers the station some seconds after the profile was made, so its
-schedule lags the profile's by that much and must not be rejected for it. Different units (A and W) are compared
+schedule lags the profile's by that much and must not be rejected for it; so a step down of the profile binds
+the EV from :data:`SLACK_S` after it. Different units (A and W) are compared
 at :data:`NOMINAL_VOLTAGE_V` per phase; that is an estimate, so a tolerance of :data:`TOLERANCE` is allowed.
 """
 
@@ -64,7 +65,7 @@ def exceeds(
     unit = given["chargingRateUnit"]
     asked = _steps(ev_schedule, time_base.timestamp())
     ev_unit = ev_schedule["chargingRateUnit"]
-    instants = [at for at, _, _ in asked] + [at - 1e-3 for at, _, _ in allowed[1:]]
+    instants = [at for at, _, _ in asked] + [at + SLACK_S for at, _, _ in allowed[1:]]
     for t in sorted(instants):
         ev_limit = _limit_at(asked, t, None)
         if ev_limit is None:

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from csms.ocpp import schemas
@@ -488,10 +488,14 @@ class Charger:
         return self.send("NotifyEVChargingNeeds", needs_payload(connector_id, needs), now)
 
     def ev_suspended(self, connector_id: int, suspended: bool, now: float) -> None:
-        """The vehicle stopped (True) or resumed (False) drawing power."""
+        """The vehicle stopped (True) or resumed (False) drawing power. An ISO 15118 EV that stops because its
+        battery is full renegotiates: it needs no more energy (K18), so the CSMS can give its share to others."""
         c = self.connectors[connector_id]
         c.ev_suspended = suspended
         self.refresh(c, now)
+        needs = self.ev_needs.get(connector_id)
+        if suspended and needs is not None and needs.energy_wh > 0:
+            self.ev_charging_needs(connector_id, replace(needs, energy_wh=0.0), now)
 
     def fault(self, connector_id: int, error_code: str, now: float) -> None:
         """A fault on the connector: a running transaction ends (reason Other), the status is Faulted."""
