@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 import websockets
 from ocpp.routing import on
 from ocpp.v201 import ChargePoint
@@ -193,6 +197,25 @@ async def test_the_evs_needs_get_a_tx_profile_that_meets_its_departure_and_a_sch
     assert row["needs"]["acChargingParameters"]["energyAmount"] == NEEDED_WH
     assert row["profile"]["chargingSchedule"][0]["chargingSchedulePeriod"][0]["limit"] == first_limit(later)
     assert missing.status_code == 404
+
+    # The same through the command line, against the API served on a port.
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        command = [sys.executable, "-m", "csms.cli", "stations", "charging-needs", "iso-a"]
+        command += ["--api-url", f"http://127.0.0.1:{port}/api/v1"]
+        env = {**os.environ, "CHARGETWIN_API_KEY": API_KEY}
+        shown = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, env=env, timeout=60)
+    finally:
+        server.should_exit = True
+        await serving
+    assert shown.returncode == 0, shown.stderr
+    header, line = shown.stdout.splitlines()
+    assert header.split() == ["EVSE", "TRANSACTION", "DEPARTURE", "ENERGY", "WH", "TX", "PROFILE", "EV", "SCHEDULE"]
+    assert line.split()[:2] == ["1", "TX-15118"] and "Rejected" in line and f"{first_limit(later):g} A" in line
 
 
 async def test_a_station_in_no_managed_site_gets_the_evs_own_limit(gateway, managed):
