@@ -432,9 +432,9 @@ class LoadManager:
         )
 
     def _stop(self, key: topo.EvseKey, now: float) -> list[Command]:
-        self._ev.pop(key, None)
         if self._sessions.pop(key, None) is None:
-            return []
+            return []  # the EV's limits, told before its plug-in was reported, stay for that session
+        self._ev.pop(key, None)
         planner = self.planner_of(key[0])
         return planner.stop(key, now) if planner else []
 

@@ -262,9 +262,9 @@ class Planner:
 
     def stop(self, key: EvseKey, now: float) -> list[Command]:
         """Transaction ended or vehicle unplugged: the charger drops the TxProfile by itself."""
-        self.ev_limits.pop(key, None)
         if self._sessions.pop(key, None) is None:
             return []
+        self.ev_limits.pop(key, None)
         self.tracker.forget(key[0], key[1], Purpose.TX)
         return self.on_event("stop", now)
 
