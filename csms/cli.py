@@ -468,6 +468,21 @@ def cmd_apikeys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stations_charging_needs(args: argparse.Namespace) -> int:
+    rows = _api_request(args.api_url, "GET", f"/stations/{quote(args.station_id, safe='')}/charging-needs", timeout=60)
+    table: list[Sequence[Any]] = []
+    for r in rows:
+        needs, profile = r["needs"] or {}, r["profile"] or {}
+        params = needs.get("acChargingParameters") or needs.get("dcChargingParameters") or {}
+        periods = (profile.get("chargingSchedule") or [{}])[0].get("chargingSchedulePeriod", [])
+        limit = f"{periods[0]['limit']:g} {profile['chargingSchedule'][0]['chargingRateUnit']}" if periods else ""
+        schedule = " ".join(filter(None, [r["ev_schedule_status"], r["ev_schedule_reason"]]))
+        table.append((r["evse_id"], r["transaction_id"], needs.get("departureTime", ""), params.get("energyAmount", ""),
+                      limit, schedule))  # fmt: skip
+    print(_table(table, ("EVSE", "TRANSACTION", "DEPARTURE", "ENERGY WH", "TX PROFILE", "EV SCHEDULE")))
+    return 0
+
+
 def cmd_pki_init(args: argparse.Namespace) -> int:
     external = None
     if (args.ca_cert is None) != (args.ca_key is None):
@@ -783,6 +798,15 @@ def _live_station_parsers(station_cmds: Any) -> None:
     upgrade.add_argument("--csms-url", default=None, metavar="URL", help="URL to reconnect to (2.0.1)")
     _api_options(upgrade)
     upgrade.set_defaults(handler=cmd_stations_upgrade_profile)
+    needs = station_cmds.add_parser(
+        "charging-needs",
+        help="ISO 15118 smart charging of a station: the EVs' needs, TxProfiles, EV schedules",
+        description="Per EVSE: the EV's last NotifyEVChargingNeeds (departure, energy), the TxProfile the station "
+        "accepted, and the EV's NotifyEVChargingSchedule with the CSMS's verdict.",
+    )
+    needs.add_argument("station_id", metavar="ID")
+    _api_options(needs)
+    needs.set_defaults(handler=cmd_stations_charging_needs)
 
 
 def _roots_parser(commands: Any) -> None:

@@ -76,6 +76,8 @@ class EmbeddedCsmsWiring:
 
     # ---- the fleet schedule and the site meter -----------------------------------------------------------
     def _vehicle_needs(self, connector: ConnectorRef, vehicle: VehicleInfo, now: float) -> None:
+        if self.fleet.hooks.speaks_for_itself(connector, vehicle):
+            return  # NotifyEVChargingNeeds from the charger tells the CSMS
         needed_wh = max(0.0, (vehicle.target_soc - vehicle.soc) * vehicle.battery_kwh * 1000.0)
         departure = None if vehicle.departure_s is None else self.epoch + vehicle.departure_s
         key = (connector.station_id, connector.connector_id)

@@ -45,6 +45,7 @@ from simulator.scenario.models import (
 from simulator.scenario.to_twin import twin_spec
 from simulator.station.charger import Charger, StationIdentity
 from simulator.station.connector import ConnectorSpec
+from simulator.station.iso15118 import EvNeeds
 from simulator.station.security import StationSecurity
 from simulator.twin.interfaces import ChargingLimit, ConnectorRef, MeterReading, VehicleInfo
 from simulator.twin.world import TwinWorld
@@ -117,6 +118,14 @@ class TwinMeters:
         return None if soc is None else soc * 100.0
 
 
+def ev_needs(vehicle: VehicleInfo, spec: ConnectorSpec, epoch: float) -> EvNeeds:
+    """What an ISO 15118 vehicle tells the charger: energy to its target, its departure, the most it takes."""
+    energy_wh = max(0.0, (vehicle.target_soc - vehicle.soc) * vehicle.battery_kwh * 1000.0)
+    departure = None if vehicle.departure_s is None else epoch + vehicle.departure_s
+    max_kw = (vehicle.max_dc_kw if spec.dc else vehicle.max_ac_kw) or spec.max_power_w / 1000.0
+    return EvNeeds(energy_wh, departure, max_kw * 1000.0, spec.dc, spec.phases, spec.voltage_v)
+
+
 class FirmwareHooks:
     """The twin's ``StationHooks``, answered by the chargers' firmware; tells the twin when answers change."""
 
@@ -145,9 +154,16 @@ class FirmwareHooks:
             charger.plug_in(connector.connector_id, vehicle.id_token, now, "eMAID", contract)
         else:
             charger.plug_in(connector.connector_id, vehicle.id_token, now)
+        if vehicle.iso15118:
+            spec = charger.connectors[connector.connector_id].spec
+            charger.ev_charging_needs(connector.connector_id, ev_needs(vehicle, spec, self.epoch), now)
         self.links[connector.station_id].poke()
         if self.on_vehicle is not None:
             self.on_vehicle(connector, vehicle, self._now(now_s))
+
+    def speaks_for_itself(self, connector: ConnectorRef, vehicle: VehicleInfo) -> bool:
+        """The vehicle tells the CSMS its needs itself (ISO 15118 through a 2.0.1 charger): no schedule need."""
+        return vehicle.iso15118 and self.chargers[connector.station_id].version != OCPP16
 
     def on_unplug(self, connector: ConnectorRef, vehicle: VehicleInfo, now_s: float) -> None:
         self.chargers[connector.station_id].unplug(connector.connector_id, self._now(now_s))

@@ -642,3 +642,21 @@ class DeleteCertificateRequest(Strict):
 
 class CertificateCallOut(CallOut):
     installed: list[InstalledCertificateOut] = Field(description="what the station reported installed, as stored")
+
+
+class EvChargingOut(BaseModel):
+    """ISO 15118 smart charging on one EVSE (2.0.1 K15–K18): the EV's needs (NotifyEVChargingNeeds), the TxProfile
+    the station accepted last, and the EV's schedule (NotifyEVChargingSchedule) with the CSMS's verdict."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    evse_id: int
+    transaction_id: str | None
+    needs: dict[str, Any] | None
+    needs_at: datetime | None
+    profile: dict[str, Any] | None
+    profile_at: datetime | None
+    ev_schedule: dict[str, Any] | None
+    ev_schedule_at: datetime | None
+    ev_schedule_status: str | None
+    ev_schedule_reason: str | None

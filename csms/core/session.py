@@ -49,7 +49,7 @@ from csms.ocpp.v16 import adapter as v16
 from csms.ocpp.v201 import adapter as v201
 from csms.ocpp.versions import OCPP16, OCPP21, OCPP201, Version
 from csms.pki.lookups import Lookup, Pending, Result
-from csms.services import reports, security_events
+from csms.services import ev_charging, reports, security_events
 from csms.services.config import CsmsConfig
 from csms.services.uow import UnitOfWork
 
@@ -158,7 +158,7 @@ class StationSession:
                 self._work.calls.append(event)
                 self._log("in", event.call.action, frame, now)
             elif isinstance(event, CallCompleted):
-                self._completed_call(event.pending)
+                self._completed_call(event.pending, now)
                 pending = event.pending
                 self._count_answer_in(pending)
                 hidden = commands.masked(self.version, pending.call.action, pending.payload or {})
@@ -202,9 +202,11 @@ class StationSession:
         else:
             self.traffic.error(IN, pending.call.action, pending.error_code or "")
 
-    def _completed_call(self, pending: PendingCall) -> None:
+    def _completed_call(self, pending: PendingCall, now: float) -> None:
         self._completed.append(pending)
         call = pending.call
+        if call.action == "SetChargingProfile" and pending.outcome is Outcome.RESULT:
+            self._profile_answered(call.payload, pending.payload or {}, now)
         if (
             call.action in ("TriggerMessage", "ExtendedTriggerMessage")
             and pending.outcome is Outcome.RESULT
@@ -212,6 +214,14 @@ class StationSession:
         ):
             requested = call.payload["requestedMessage"]
             self._triggered |= {_TRIGGER_ACTIONS.get(requested, requested)}
+
+    def _profile_answered(self, request: dict[str, Any], answer: dict[str, Any], now: float) -> None:
+        """A TxProfile the station accepted is what the EV's schedule is checked against (ISO 15118, K15)."""
+        profile = request.get("chargingProfile")  # 2.0.1 and later; 1.6 has no EV schedule to check
+        if answer.get("status") != "Accepted" or not profile or profile["chargingProfilePurpose"] != "TxProfile":
+            return
+        station_id, evse_id, when = self.station_id, request["evseId"], from_posix(now)
+        self.record(lambda uow: ev_charging.profile_accepted(uow.session, station_id, evse_id, profile, when))
 
     def _log(self, direction: str, action: str | None, frame: str | bytes, now: float) -> None:
         if self._log_enabled:
@@ -451,7 +461,7 @@ class StationSession:
     def handle_timer(self, now: float) -> None:
         for event in self.rpc.handle_timer(now):
             if isinstance(event, CallCompleted):
-                self._completed_call(event.pending)
+                self._completed_call(event.pending, now)
         for number in [number for number, parked in self._parked.items() if parked.deadline <= now]:
             self._answer_parked(number, now)  # what came back by now; the rest counts as failed
 

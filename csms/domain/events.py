@@ -225,6 +225,21 @@ class ChargingNeedsReported:
     energy_needed_wh: float | None
     departure: datetime | None
     data: dict[str, Any] = field(default_factory=dict)
+    #: What the vehicle can take (ISO 15118): per-phase current (AC) or power (DC); None: not told.
+    ev_max_current_a: float | None = None
+    ev_max_power_w: float | None = None
+    #: The most schedule periods the EV accepts (K15.FR.04); None: not told.
+    max_schedule_tuples: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EvScheduleReported:
+    """2.0.1 NotifyEVChargingSchedule: the schedule the EV will follow, its periods relative to ``time_base``
+    (``schedule``: the ChargingScheduleType as sent)."""
+
+    evse_id: int
+    time_base: datetime
+    schedule: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +262,7 @@ StationReport = (
     | MeterValuesReported
     | VendorDataReceived
     | ChargingNeedsReported
+    | EvScheduleReported
     | StationNotice
     | CertificateSigningRequested
     | CertificateStatusRequested
@@ -325,6 +341,15 @@ class EvCertificateAnswer:
     exi_response: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class EvChargingAnswer:
+    """The answer to the EV's needs (Accepted | Processing | Rejected, K15) or to its schedule (Accepted |
+    Rejected, K17); ``reason`` says why a schedule was rejected."""
+
+    status: str
+    reason: str | None = None
+
+
 Decision = (
     BootDecision
     | AuthorizationInfo
@@ -336,4 +361,5 @@ Decision = (
     | ContractAuthorization
     | CertificateStatusAnswer
     | EvCertificateAnswer
+    | EvChargingAnswer
 )

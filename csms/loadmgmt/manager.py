@@ -38,9 +38,11 @@ from csms.domain import events as ev
 from csms.domain import meter
 from csms.loadmgmt import topology as topo
 from csms.loadmgmt.compliance import Compliance
+from csms.loadmgmt.iso15118 import PHASES, EvLimits, unplanned_profile
 from csms.loadmgmt.planner import Command, Planner, PlannerConfig
-from csms.loadmgmt.profiles import profile_id_of
+from csms.loadmgmt.profiles import charging_profile, profile_id_of
 from csms.loadmgmt.state import Tariff
+from csms.ocpp import commands
 from csms.ocpp.versions import OCPP16
 
 
@@ -133,6 +135,7 @@ class LoadManager:
         self._tx: dict[tuple[str, str], int] = {}  # (station, transaction id) → EVSE
         self._groups: dict[str, str] = {}  # id token → its group (from authorization decisions)
         self._dc: set[topo.EvseKey] = set()
+        self._ev: dict[topo.EvseKey, EvLimits] = {}  # ISO 15118 EVs: what they said they take
         #: Profiles refused or not answered by the chargers (answers made moot meanwhile not counted).
         self.failed_profiles = 0
         #: per site: stations it cannot steer and why, kept when the site's planner is rebuilt
@@ -164,6 +167,7 @@ class LoadManager:
         stations = {e.station_id for e in setup.topology.evses}
         for station_id in sorted(stations & set(self._online)):
             out += planner.station_online(station_id, now, self._online[station_id])
+        planner.ev_limits.update({k: v for k, v in self._ev.items() if k in setup.topology.index})
         for key, known in sorted(self._sessions.items()):
             if key in setup.topology.index:
                 out += planner.plug_in(
@@ -327,10 +331,38 @@ class LoadManager:
                 return self._station_meter(site, report.samples, now) if site is not None else []
             return self._samples(station_id, report.evse_id, report.samples, now)
         if isinstance(report, ev.ChargingNeedsReported) and report.evse_id > 0:
-            departure = report.departure.timestamp() if report.departure is not None else None
-            key = (station_id, report.evse_id)
-            return self.ev_needs(key, now, energy_needed_wh=report.energy_needed_wh, departure=departure)
+            return self._iso15118_needs(station_id, report, now)
+        if isinstance(report, ev.EvScheduleReported) and isinstance(decision, ev.EvChargingAnswer):
+            rejected = decision.status == "Rejected" and report.evse_id > 0
+            return self._renegotiate((station_id, report.evse_id), now) if rejected else []
         return []
+
+    def _iso15118_needs(self, station_id: str, report: ev.ChargingNeedsReported, now: float) -> list[Command]:
+        """The EV's own needs: its limits cap its TxProfile, which it gets now (see :mod:`.iso15118`)."""
+        key = (station_id, report.evse_id)
+        transfer = report.data.get("chargingNeeds", {}).get("requestedEnergyTransfer", "")
+        self._ev[key] = EvLimits(
+            report.ev_max_current_a, report.ev_max_power_w, report.max_schedule_tuples, PHASES.get(transfer)
+        )
+        planner = self.planner_of(station_id)
+        if planner is not None:
+            planner.ev_limits[key] = self._ev[key]
+        departure = report.departure.timestamp() if report.departure is not None else None
+        out = self.ev_needs(key, now, energy_needed_wh=report.energy_needed_wh, departure=departure)
+        return out + self._renegotiate(key, now)
+
+    def _renegotiate(self, key: topo.EvseKey, now: float) -> list[Command]:
+        """A TxProfile for the 15118 EV on ``key``: from the site's plan, else at what the EV takes."""
+        known, planner = self._sessions.get(key), self.planner_of(key[0])
+        if known is None or known.transaction_id is None or key not in self._ev:
+            return []  # no transaction yet: its start sends the profile
+        if planner is not None and key in planner.site.index:
+            return planner.renegotiate(key, now)
+        version = self._versions.get(key[0], OCPP16)
+        spec = unplanned_profile(key[0], key[1], known.transaction_id, self._ev[key])
+        if spec is None or version == OCPP16:
+            return []
+        return [Command(key[0], *commands.set_charging_profile(version, charging_profile(spec, now)))]
 
     def _status(self, station_id: str, report: ev.StatusReported, now: float) -> list[Command]:
         if report.evse_id <= 0:
@@ -374,7 +406,9 @@ class LoadManager:
         if report.meter_start_wh is not None and known.meter_start_wh is None:
             known.meter_start_wh = report.meter_start_wh
         self._tx[(station_id, tx_id)] = report.evse_id
-        return self._plug_in(self.planner_of(station_id), key, known, now)
+        planner = self.planner_of(station_id)
+        out = self._plug_in(planner, key, known, now)
+        return out if planner is not None else out + self._renegotiate(key, now)  # needs told before the start
 
     def _open(self, key: topo.EvseKey, now: float) -> _Known:
         """The charger reported a new session: it takes the needs told for this EVSE just before."""
@@ -399,7 +433,8 @@ class LoadManager:
 
     def _stop(self, key: topo.EvseKey, now: float) -> list[Command]:
         if self._sessions.pop(key, None) is None:
-            return []
+            return []  # the EV's limits, told before its plug-in was reported, stay for that session
+        self._ev.pop(key, None)
         planner = self.planner_of(key[0])
         return planner.stop(key, now) if planner else []
 

@@ -56,6 +56,7 @@ import numpy as np
 
 from csms.loadmgmt import strategies
 from csms.loadmgmt.compliance import OVERDRAW, REJECTED, Compliance
+from csms.loadmgmt.iso15118 import EvLimits, capped
 from csms.loadmgmt.profiles import (
     ProfileSpec,
     ProfileTracker,
@@ -182,6 +183,8 @@ class Planner:
         self.plans = 0
         #: Profiles the chargers refused or did not answer (moot answers not counted).
         self.failed_profiles = 0
+        #: What ISO 15118 EVs said they take (their TxProfiles are capped to it, :mod:`.iso15118`).
+        self.ev_limits: dict[EvseKey, EvLimits] = {}
         #: Stations that may still apply profiles of a process that ran before us (:meth:`resumed`), until when.
         self._inherited: set[str] = set()
         self._inherited_until = float("-inf")
@@ -251,10 +254,17 @@ class Planner:
         s.energy_needed_wh, s.departure = energy_needed_wh, departure
         return self.on_event("needs", now)
 
+    def renegotiate(self, key: EvseKey, now: float) -> list[Command]:
+        """An ISO 15118 EV waits for a TxProfile (its new needs, or its schedule was rejected): re-plan and send
+        its TxProfile even if the limit did not change."""
+        self.tracker.forget(key[0], key[1], Purpose.TX)
+        return self.on_event("needs", now)
+
     def stop(self, key: EvseKey, now: float) -> list[Command]:
         """Transaction ended or vehicle unplugged: the charger drops the TxProfile by itself."""
         if self._sessions.pop(key, None) is None:
             return []
+        self.ev_limits.pop(key, None)
         self.tracker.forget(key[0], key[1], Purpose.TX)
         return self.on_event("stop", now)
 
@@ -557,7 +567,9 @@ class Planner:
                 out.append(self._spec(e, Purpose.TX_DEFAULT, e.fallback_current_a, None))
             elif session.transaction_id is not None and self._bindable(e.station_id, session.transaction_id):
                 out.append(self._spec(e, Purpose.TX_DEFAULT, e.fallback_current_a, None))
-                out.append(self._spec(e, Purpose.TX, amps, session.transaction_id, session.phases_in_use))
+                tx_spec = self._spec(e, Purpose.TX, amps, session.transaction_id, session.phases_in_use)
+                ev = self.ev_limits.get(e.key)
+                out.append(tx_spec if ev is None else capped(tx_spec, ev))
             else:
                 out.append(self._spec(e, Purpose.TX_DEFAULT, amps, None, session.phases_in_use))
         return out

@@ -14,7 +14,7 @@ from typing import Any
 from csms.domain import events as ev
 from csms.domain import plausibility
 from csms.pki.lookups import Pending
-from csms.services import authorization, certificates, contracts, stations, transactions
+from csms.services import authorization, certificates, contracts, ev_charging, stations, transactions
 from csms.services.config import CsmsConfig
 from csms.services.uow import UnitOfWork
 
@@ -59,8 +59,9 @@ def handle(  # noqa: C901, PLR0911, PLR0912 - one case per report type: the tabl
         case ev.VendorDataReceived():
             return stations.vendor_data(uow.session, station_id, report, now, config)
         case ev.ChargingNeedsReported():
-            stations.charging_needs(uow.session, station_id, report, now)
-            return ev.Acknowledged()
+            return ev_charging.needs(uow.session, station_id, report, now)
+        case ev.EvScheduleReported():
+            return ev_charging.schedule(uow.session, station_id, report, now)
         case ev.StationNotice():
             stations.notice(uow.session, station_id, report, now)
             return ev.Acknowledged()

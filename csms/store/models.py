@@ -627,3 +627,28 @@ class DisplayMessageRow(Base):
     status: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     cleared_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class EvChargingNegotiation(Base):
+    """ISO 15118 smart charging on one EVSE (2.0.1 K15–K18): the EV's last needs, the last TxProfile the station
+    accepted for it, and the EV's last schedule with the CSMS's verdict. One row per EVSE, renewed by each
+    negotiation (a new transaction starts it afresh)."""
+
+    __tablename__ = "ev_charging_negotiations"
+    __table_args__ = (UniqueConstraint("station_id", "evse_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
+    evse_id: Mapped[int] = mapped_column(Integer)
+    #: The charger's transaction id the negotiation belongs to (None: none running when the needs came).
+    transaction_id: Mapped[str | None] = mapped_column(String(36))
+    needs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    needs_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: The ChargingProfileType the station accepted last for this EVSE's transaction (TxProfile).
+    profile: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    profile_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ev_schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    ev_schedule_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: Accepted | Rejected, and why it was rejected.
+    ev_schedule_status: Mapped[str | None] = mapped_column(String(16))
+    ev_schedule_reason: Mapped[str | None] = mapped_column(String(300))

@@ -306,7 +306,9 @@ class FleetBlock(_Model):
     ``n`` (1-based within the block), e.g. ``"RES-{n:03d}"``. ``assign_to`` restricts the chargers (prefixes
     or station ids); ``assign`` picks among the free connectors. ``plug_and_charge``: each vehicle carries an
     ISO 15118 contract certificate whose eMAID is its ``id_token``; a 2.0.1 charger authorizes it with the
-    certificate's OCSP data, without an RFID token (docs/security.md).
+    certificate's OCSP data, without an RFID token (docs/security.md). ``iso15118``: each vehicle speaks
+    ISO 15118 to a 2.0.1 charger and tells the CSMS its needs itself (NotifyEVChargingNeeds: departure, energy
+    to its target, its limits), so the fleet schedule does not (docs/protocol.md).
     """
 
     name: Name = "ev"
@@ -332,6 +334,7 @@ class FleetBlock(_Model):
     assign_to: Annotated[list[str], BeforeValidator(_one_to_list)] | None = None
     assign: Literal["first_free", "random"] = "first_free"
     plug_and_charge: bool = False
+    iso15118: bool = False
 
     @field_validator("model")
     @classmethod

@@ -96,6 +96,7 @@ def _fleet(block: FleetBlock | SessionReplay, scenario: Scenario) -> Fleet:
         allowed=allowed,
         assign=block.assign,
         plug_and_charge=block.plug_and_charge,
+        iso15118=block.iso15118,
     )
 
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from csms.ocpp import schemas
@@ -57,6 +57,7 @@ from simulator.station.config import Configuration
 from simulator.station.connector import Connector, ConnectorError, ConnectorSpec
 from simulator.station.display import Display
 from simulator.station.firmware import FirmwareCore, Handler, VersionAdapter
+from simulator.station.iso15118 import EvNeeds, needs_payload
 from simulator.station.offline_queue import OfflineQueue, QueuedMessage
 from simulator.station.operations import Operations
 from simulator.station.registration import SERVES_CALLS, Registrar, Registration, StationIdentity
@@ -137,6 +138,8 @@ class Charger:
         self.auth.local_list.max_length = self.config.integer("local_list_max")
         self.profiles = ProfileStore(len(specs))
         self.smart_charging = Firmware(smart_charging)
+        #: What the ISO 15118 EV on each connector asks for (2.0.1; see :mod:`.iso15118`).
+        self.ev_needs: dict[int, EvNeeds] = {}
         self.queue = OfflineQueue(queue_capacity)
         self.counters = Counters()
         self.reboot_s = reboot_s
@@ -502,13 +505,26 @@ class Charger:
         Raises:
             IllegalEvent: nothing is plugged into this connector.
         """
+        self.ev_needs.pop(connector_id, None)
         self._tx.unplug(connector_id, now)
 
+    def ev_charging_needs(self, connector_id: int, needs: EvNeeds, now: float) -> bool:
+        """The plugged EV tells its needs over ISO 15118 (again: it renegotiates); a 2.0.1 charger relays them
+        (NotifyEVChargingNeeds). False when they could not be sent (1.6, or not registered with a CSMS)."""
+        self.ev_needs[connector_id] = needs
+        if self.version == OCPP16 or not (self.link_up and self._registrar.accepted):
+            return False
+        return self.send("NotifyEVChargingNeeds", needs_payload(connector_id, needs), now)
+
     def ev_suspended(self, connector_id: int, suspended: bool, now: float) -> None:
-        """The vehicle stopped (True) or resumed (False) drawing power."""
+        """The vehicle stopped (True) or resumed (False) drawing power. An ISO 15118 EV that stops because its
+        battery is full renegotiates: it needs no more energy (K18), so the CSMS can give its share to others."""
         c = self.connectors[connector_id]
         c.ev_suspended = suspended
         self.refresh(c, now)
+        needs = self.ev_needs.get(connector_id)
+        if suspended and needs is not None and needs.energy_wh > 0:
+            self.ev_charging_needs(connector_id, replace(needs, energy_wh=0.0), now)
 
     def fault(self, connector_id: int, error_code: str, now: float) -> None:
         """A fault on the connector: a running transaction ends (reason Other), the status is Faulted."""

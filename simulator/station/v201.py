@@ -16,6 +16,7 @@ from csms.ocpp.convert import format_time, from_posix, parse_time
 from simulator.station.auth import IdTokenInfo
 from simulator.station.config import MEASURANDS, SetStatus, ValueType
 from simulator.station.connector import Connector
+from simulator.station.iso15118 import schedule_payload
 from simulator.station.offline_queue import QueuedMessage
 from simulator.station.protocol_base import ProtocolBase
 from simulator.station.registration import Registration
@@ -387,7 +388,17 @@ class Protocol(ProtocolBase):
     def set_charging_profile(self, p: dict[str, Any], now: float) -> dict[str, Any]:
         profiles = self.charger.profiles
         outcome = self.charger.set_charging_profile(lambda: profiles.set_charging_profile_v201(p, now), now)
-        return set_charging_profile_response_v201(outcome)
+        answer = set_charging_profile_response_v201(outcome)
+        needs = self.charger.ev_needs.get(p["evseId"])
+        tx_profile = p["chargingProfile"]["chargingProfilePurpose"] == "TxProfile"
+        if answer["status"] == "Accepted" and needs is not None and tx_profile:
+            schedule = schedule_payload(p["evseId"], p["chargingProfile"], needs, now)
+            self.charger.after_reply(lambda when: self._send_ev_schedule(schedule, when))
+        return answer
+
+    def _send_ev_schedule(self, schedule: dict[str, Any], now: float) -> None:
+        """The station renegotiated with the EV (K16): what it will draw goes to the CSMS."""
+        self.charger.send("NotifyEVChargingSchedule", schedule, now)
 
     def clear_charging_profile(self, p: dict[str, Any], now: float) -> dict[str, Any]:
         status = self.charger.profiles.clear_charging_profile_v201(p)

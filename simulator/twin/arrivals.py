@@ -48,6 +48,7 @@ class Arrival:
     assign: Literal["first_free", "random"]
     soc_on_arrival: float
     plug_and_charge: bool = False
+    iso15118: bool = False
 
 
 def sample_time_s(spec: TimeSpec, rng: random.Random) -> float:
@@ -92,7 +93,7 @@ def plan_fleet(fleet: Fleet, rng: random.Random, end_s: float) -> list[Arrival]:
         )  # fmt: skip
         plan = Arrival(
             vehicle, fleet.group, id_token, arrival_s, fleet.plug_in_delay_s, departure_s, fleet.allowed,
-            fleet.assign, soc, fleet.plug_and_charge,
+            fleet.assign, soc, fleet.plug_and_charge, fleet.iso15118,
         )  # fmt: skip
         arrivals.append(plan)
     return arrivals

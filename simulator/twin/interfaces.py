@@ -56,6 +56,10 @@ class VehicleInfo:
     departure_s: float | None
     #: ISO 15118 Plug & Charge: the vehicle presents a contract certificate whose eMAID is ``id_token``.
     plug_and_charge: bool = False
+    #: ISO 15118 smart charging: the vehicle tells the charger its needs; with what it can take [kW].
+    iso15118: bool = False
+    max_ac_kw: float | None = None
+    max_dc_kw: float | None = None
 
 
 @dataclass(frozen=True)

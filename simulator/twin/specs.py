@@ -128,6 +128,8 @@ class FleetSpec:
     assign: Literal["first_free", "random"]
     #: Each vehicle carries an ISO 15118 contract certificate (its eMAID: its id token).
     plug_and_charge: bool = False
+    #: Each vehicle tells a 2.0.1 charger its needs over ISO 15118 (NotifyEVChargingNeeds).
+    iso15118: bool = False
 
 
 @dataclass(frozen=True)

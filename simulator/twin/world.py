@@ -77,6 +77,9 @@ class _Trip:
             v.target_soc,
             plan.planned_departure_s,
             plan.plug_and_charge,
+            plan.iso15118,
+            v.max_ac_kw,
+            v.max_dc_kw,
         )
 
     def record(self) -> VehicleRecord:

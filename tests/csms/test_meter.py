@@ -242,6 +242,7 @@ def test_2_0_1_charging_needs_are_a_typed_event():
         },
     }
     report = v201.to_event("NotifyEVChargingNeeds", payload)
-    assert report == ev.ChargingNeedsReported(2, 42_000.0, datetime(2026, 1, 16, 5, 30, tzinfo=UTC), payload)
+    departure = datetime(2026, 1, 16, 5, 30, tzinfo=UTC)
+    assert report == ev.ChargingNeedsReported(2, 42_000.0, departure, payload, ev_max_current_a=32.0)
     bare = v201.to_event("NotifyEVChargingNeeds", {"evseId": 1, "chargingNeeds": {"requestedEnergyTransfer": "DC"}})
     assert (bare.energy_needed_wh, bare.departure) == (None, None)

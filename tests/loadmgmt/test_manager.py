@@ -155,7 +155,42 @@ def test_charging_needs_are_kept_as_the_station_event_operators_see(session_fact
     with transaction(session_factory) as uow:
         stations.provision(uow.session, "cp1", ocpp_version="2.0.1", password=None, now=now)
         report = ev.ChargingNeedsReported(1, None, None, payload)
-        assert reports.handle(uow, "cp1", report, now, CsmsConfig(), csms_assigns_tx_ids=False) == ev.Acknowledged()
+        answer = reports.handle(uow, "cp1", report, now, CsmsConfig(), csms_assigns_tx_ids=False)
+    assert answer == ev.EvChargingAnswer("Processing")  # no transaction yet: its TxProfile follows the start
     with session_factory() as db:
         [row] = db.query(StationEvent).filter_by(station_id="cp1").all()
     assert (row.kind, row.data) == ("ev_charging_needs", payload)
+
+
+def test_an_iso15118_evs_limit_caps_its_tx_profile_and_each_needs_message_gets_one():
+    evse = Evse("cp1", 1, fallback_current_a=6.0)
+    manager = LoadManager()
+    manager.install(
+        SiteSetup(
+            "s",
+            Site("s", Node("grid", phase_limits_a=(63.0,) * 3, evses=(evse,))),
+            strategy="equal_share",
+            versions={"cp1": "2.0.1"},
+        ),
+        T0,
+    )
+    manager.connected("cp1", "2.0.1", T0)
+    status(manager, "cp1", "Occupied", T0)
+    started = ev.TransactionStarted(1, 1, datetime.fromtimestamp(T0, UTC), None, charger_tx_id="TX-1")
+    manager.committed("cp1", [(started, ev.TransactionAck(0, None))], T0 + 1)
+    needs = ev.ChargingNeedsReported(1, 12_000.0, None, {"chargingNeeds": {}}, ev_max_current_a=10.0)
+
+    def tx_limits(commands: list) -> list[float]:
+        profiles = [c.payload["chargingProfile"] for c in commands]
+        periods = [p["chargingSchedule"][0]["chargingSchedulePeriod"] for p in profiles if p.get("transactionId")]
+        return [p[0]["limit"] for p in periods]
+
+    assert tx_limits(manager.committed("cp1", [(needs, ev.EvChargingAnswer("Accepted"))], T0 + 2)) == [10.0]
+    # the same needs again (the EV renegotiates): the same profile again, the EV waits for it
+    assert tx_limits(manager.committed("cp1", [(needs, ev.EvChargingAnswer("Accepted"))], T0 + 3)) == [10.0]
+    rejected = ev.EvScheduleReported(1, datetime.fromtimestamp(T0, UTC), {})
+    assert tx_limits(manager.committed("cp1", [(rejected, ev.EvChargingAnswer("Rejected", "too much"))], T0 + 4)) == [
+        10.0
+    ]
+    accepted = ev.EvChargingAnswer("Accepted")
+    assert tx_limits(manager.committed("cp1", [(rejected, accepted)], T0 + 5)) == []

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from csms.api.deps import DbSession, GatewayDep, in_transaction
 from csms.api.schemas import (
     ConnectorOut,
+    EvChargingOut,
     PendingRegistrationOut,
     StationApprove,
     StationCreate,
@@ -18,7 +19,7 @@ from csms.api.schemas import (
     StationUpdate,
 )
 from csms.gateway.server import Gateway
-from csms.services import stations
+from csms.services import ev_charging, stations
 from csms.store.models import Connector, Station
 
 router = APIRouter(prefix="/stations", tags=["stations"])
@@ -85,6 +86,13 @@ def approve_pending(station_id: StationPath, body: StationApprove, db: DbSession
 def get_station(station_id: StationPath, db: DbSession, gateway: GatewayDep) -> StationOut:
     row = stations.get(db, station_id)
     return station_out(row, stations.connectors(db, [station_id]), gateway)
+
+
+@router.get("/{station_id}/charging-needs", response_model=list[EvChargingOut])
+def charging_needs(station_id: StationPath, db: DbSession) -> list[EvChargingOut]:
+    """ISO 15118 smart charging per EVSE: what the EV asked for, the TxProfile the station accepted, the EV's
+    schedule and whether the CSMS accepted it (404: unknown station)."""
+    return [EvChargingOut.model_validate(row) for row in ev_charging.of_station(db, station_id)]
 
 
 @router.patch("/{station_id}", response_model=StationOut)

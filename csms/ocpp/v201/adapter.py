@@ -107,7 +107,20 @@ def _charging_needs(p: dict[str, Any]) -> ev.ChargingNeedsReported:
     for part in ("acChargingParameters", "dcChargingParameters"):  # energyAmount: Wh
         if needs.get(part, {}).get("energyAmount") is not None:
             energy = float(needs[part]["energyAmount"])
-    return ev.ChargingNeedsReported(p["evseId"], energy, parse_time(needs.get("departureTime")), p)
+    ac, dc = needs.get("acChargingParameters") or {}, needs.get("dcChargingParameters") or {}
+    max_a = float(ac["evMaxCurrent"]) if "evMaxCurrent" in ac else None
+    max_w = None
+    if dc:
+        max_w = float(dc["evMaxPower"]) if "evMaxPower" in dc else float(dc["evMaxCurrent"]) * dc["evMaxVoltage"]
+    return ev.ChargingNeedsReported(
+        p["evseId"], energy, parse_time(needs.get("departureTime")), p, max_a, max_w, p.get("maxScheduleTuples")
+    )
+
+
+def _ev_schedule(p: dict[str, Any]) -> ev.EvScheduleReported:
+    time_base = parse_time(p["timeBase"])
+    assert time_base is not None  # required by the schema
+    return ev.EvScheduleReported(p["evseId"], time_base, p["chargingSchedule"])
 
 
 #: Hex digits of a hash of each HashAlgorithmEnumType.
@@ -183,6 +196,7 @@ PARSERS: dict[str, Callable[[dict[str, Any]], ev.StationReport]] = {
     "NotifyDisplayMessages": _notice("display_messages"),
     "PublishFirmwareStatusNotification": _notice("publish_firmware_status"),
     "NotifyEVChargingNeeds": _charging_needs,
+    "NotifyEVChargingSchedule": _ev_schedule,
     "SignCertificate": lambda p: ev.CertificateSigningRequested(
         p["csr"], p.get("certificateType", "ChargingStationCertificate")
     ),
@@ -215,9 +229,14 @@ def _plug_and_charge(
     return {"status": decision.status, "exiResponse": decision.exi_response}
 
 
-def _status_answer(decision: ev.DataTransferDecision | ev.CertificateSigningDecision) -> dict[str, Any]:
+def _status_answer(
+    decision: ev.DataTransferDecision | ev.CertificateSigningDecision | ev.EvChargingAnswer,
+) -> dict[str, Any]:
     body: dict[str, Any] = {"status": decision.status}
-    if isinstance(decision, ev.DataTransferDecision):
+    if isinstance(decision, ev.EvChargingAnswer):
+        if decision.reason:
+            body["statusInfo"] = {"reasonCode": "ExceedsLimits", "additionalInfo": decision.reason[:512]}
+    elif isinstance(decision, ev.DataTransferDecision):
         if decision.data is not None:
             body["data"] = decision.data
     elif decision.reason:
@@ -241,9 +260,7 @@ def to_payload(action: str, decision: ev.Decision) -> dict[str, Any]:
             return {"idTokenInfo": _id_token_info(decision.authorization)} if decision.authorization else {}
         case ev.ContractAuthorization() | ev.CertificateStatusAnswer() | ev.EvCertificateAnswer():
             return _plug_and_charge(decision)
-        case ev.DataTransferDecision() | ev.CertificateSigningDecision():
+        case ev.DataTransferDecision() | ev.CertificateSigningDecision() | ev.EvChargingAnswer():
             return _status_answer(decision)
         case _:
-            if action == "NotifyEVChargingNeeds":
-                return {"status": "Accepted"}
             return {}

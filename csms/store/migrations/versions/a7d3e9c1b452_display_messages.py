@@ -1,7 +1,7 @@
 """display_messages: messages the CSMS set on stations' displays, or the stations reported
 
 Revision ID: a7d3e9c1b452
-Revises: c4e8a1f0b7d2
+Revises: b2d7e915a4c3
 Create Date: 2026-12-04 04:50:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "a7d3e9c1b452"
-down_revision: str | None = "c4e8a1f0b7d2"
+down_revision: str | None = "b2d7e915a4c3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
