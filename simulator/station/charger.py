@@ -58,6 +58,7 @@ from simulator.station.connector import Connector, ConnectorError, ConnectorSpec
 from simulator.station.display import Display
 from simulator.station.firmware import FirmwareCore, Handler, VersionAdapter
 from simulator.station.iso15118 import EvNeeds, needs_payload
+from simulator.station.monitoring import Monitoring
 from simulator.station.offline_queue import OfflineQueue, QueuedMessage
 from simulator.station.operations import Operations
 from simulator.station.registration import SERVES_CALLS, Registrar, Registration, StationIdentity
@@ -163,6 +164,10 @@ class Charger:
         #: The messages the CSMS set on the display, and what it shows (:meth:`Display.shown`).
         self.display = Display(self)
         self._handlers.update(self.display.handlers())
+        #: Variable monitors the CSMS set (2.0.1), evaluated whenever the firmware wakes.
+        self.monitoring = Monitoring(self)
+        if version != OCPP16:
+            self._handlers.update(self.monitoring.handlers())
         if "DataTransfer" in self._handlers:
             self._vendor_data = self._handlers["DataTransfer"]
             self._handlers["DataTransfer"] = self._data_transfer
@@ -374,6 +379,10 @@ class Charger:
         answer = self.display.data_transfer(p, now)
         return answer if answer is not None else self._vendor_data(p, now)
 
+    def power_w(self, connector_id: int) -> float:
+        """What the EVSE draws now, as its meter measures it."""
+        return self.meter.power_w(connector_id)
+
     def running_transaction_ids(self) -> set[str]:
         return {str(tx.transaction_id) for tx in self.transactions.values() if tx.transaction_id is not None}
 
@@ -434,6 +443,7 @@ class Charger:
         if self.timers.pop_if_due(Timer.HEARTBEAT, now):
             self._registrar.send_heartbeat(now)
         self._tx.sample_due(now)
+        self.monitoring.check(now)
         for cid in self.timers.pop_due(Timer.CONNECTION_TIMEOUT, now):
             self._tx.connection_timed_out(cid, now)
         for _ in self.timers.pop_due(Timer.LIMIT_CHECK, now):
