@@ -162,6 +162,8 @@ class TransactionStarted:
     trigger_reason: str | None = None
     remote_start_id: int | None = None
     samples: tuple[Sample, ...] = ()
+    #: The CSMS's reservation this transaction uses up (1.6 StartTransaction, 2.0.1 TransactionEvent).
+    reservation_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +178,7 @@ class TransactionUpdated:
     trigger_reason: str | None = None
     charging_state: str | None = None
     samples: tuple[Sample, ...] = ()
+    reservation_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +221,15 @@ class StationNotice:
 
 
 @dataclass(frozen=True, slots=True)
+class ReservationStatusReported:
+    """2.0.1 ReservationStatusUpdate: the station ended a reservation itself (``Expired`` or ``Removed``)."""
+
+    reservation_id: int
+    status: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class ChargingNeedsReported:
     """2.0.1 NotifyEVChargingNeeds: what the vehicle on an EVSE asks for (``data``: the payload, stored)."""
 
@@ -247,6 +259,7 @@ StationReport = (
     | MeterValuesReported
     | VendorDataReceived
     | ChargingNeedsReported
+    | ReservationStatusReported
     | StationNotice
     | CertificateSigningRequested
     | CertificateStatusRequested

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from csms.ocpp.outgoing import Call, ChargingProfile, CredentialChange, ResetKind, SignedFirmware
+from csms.ocpp.outgoing import Call, ChargingProfile, CredentialChange, Reservation, ResetKind, SignedFirmware
 from csms.ocpp.v16 import commands as v16
 from csms.ocpp.v201 import commands as v201
 from csms.ocpp.versions import OCPP16, OCPP201
@@ -57,6 +57,8 @@ class CallBuilder(Protocol):
         retry_interval: int | None,
     ) -> Call: ...
     def signed_update_firmware(self, firmware: SignedFirmware) -> Call: ...
+    def reserve_now(self, reservation: Reservation) -> Call: ...
+    def cancel_reservation(self, reservation_id: int) -> Call: ...
 
 
 BUILDERS: dict[str, CallBuilder] = {OCPP16: v16, OCPP201: v201}
@@ -233,3 +235,13 @@ def get_log(
 def signed_update_firmware(version: str, firmware: SignedFirmware) -> Call:
     """1.6 SignedUpdateFirmware (security extension) or 2.0.1 UpdateFirmware with signature."""
     return builder(version).signed_update_firmware(firmware)
+
+
+def reserve_now(version: str, reservation: Reservation) -> Call:
+    """ReserveNow: 1.6 connectorId (0: the charge point) and idTag; 2.0.1 evseId (absent: any), idToken,
+    connectorType, groupIdToken."""
+    return builder(version).reserve_now(reservation)
+
+
+def cancel_reservation(version: str, reservation_id: int) -> Call:
+    return builder(version).cancel_reservation(reservation_id)

@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from csms.ocpp import outgoing, schemas
-from csms.ocpp.outgoing import MASK, Call, ChargingProfile, CredentialChange, ResetKind, SignedFirmware, retry_fields
+from csms.ocpp.convert import format_time
+from csms.ocpp.outgoing import (
+    MASK,
+    Call,
+    ChargingProfile,
+    CredentialChange,
+    Reservation,
+    ResetKind,
+    SignedFirmware,
+    retry_fields,
+)
 from csms.ocpp.versions import OCPP16
 
 RESET_TYPES: dict[ResetKind, str] = {"soft": "Soft", "hard": "Hard"}
@@ -210,3 +220,19 @@ def signed_update_firmware(firmware: SignedFirmware) -> Call:
         "firmware": firmware.firmware_payload("retrieveDateTime", "installDateTime"),
         **retry_fields(firmware.retries, firmware.retry_interval),
     }
+
+
+def reserve_now(reservation: Reservation) -> Call:
+    payload: dict[str, Any] = {
+        "connectorId": reservation.evse_id or 0,
+        "expiryDate": format_time(reservation.expires_at),
+        "idTag": reservation.id_token[:20],
+        "reservationId": reservation.reservation_id,
+    }
+    if reservation.group_id:
+        payload["parentIdTag"] = reservation.group_id[:20]
+    return "ReserveNow", payload
+
+
+def cancel_reservation(reservation_id: int) -> Call:
+    return "CancelReservation", {"reservationId": reservation_id}

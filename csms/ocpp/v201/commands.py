@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from csms.ocpp import outgoing, schemas
-from csms.ocpp.outgoing import MASK, Call, ChargingProfile, CredentialChange, ResetKind, SignedFirmware, retry_fields
+from csms.ocpp.convert import format_time
+from csms.ocpp.outgoing import (
+    MASK,
+    Call,
+    ChargingProfile,
+    CredentialChange,
+    Reservation,
+    ResetKind,
+    SignedFirmware,
+    retry_fields,
+)
 from csms.ocpp.versions import OCPP201
 
 RESET_TYPES: dict[ResetKind, str] = {"soft": "OnIdle", "hard": "Immediate"}
@@ -206,3 +216,22 @@ def signed_update_firmware(firmware: SignedFirmware) -> Call:
         "firmware": firmware.firmware_payload("retrieveDateTime", "installDateTime"),
         **retry_fields(firmware.retries, firmware.retry_interval),
     }
+
+
+def reserve_now(reservation: Reservation) -> Call:
+    payload: dict[str, Any] = {
+        "id": reservation.reservation_id,
+        "expiryDateTime": format_time(reservation.expires_at),
+        "idToken": {"idToken": reservation.id_token, "type": reservation.id_token_type},
+    }
+    if reservation.evse_id is not None:
+        payload["evseId"] = reservation.evse_id
+    if reservation.connector_type:
+        payload["connectorType"] = reservation.connector_type
+    if reservation.group_id:
+        payload["groupIdToken"] = {"idToken": reservation.group_id, "type": "Central"}
+    return "ReserveNow", payload
+
+
+def cancel_reservation(reservation_id: int) -> Call:
+    return "CancelReservation", {"reservationId": reservation_id}
