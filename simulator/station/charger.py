@@ -54,7 +54,7 @@ from csms.ocpp.versions import OCPP16, OCPP201, Version
 from simulator.station import v16, v201
 from simulator.station.auth import IdTokenInfo, LocalAuthorization
 from simulator.station.config import Configuration
-from simulator.station.connector import Connector, ConnectorError, ConnectorSpec
+from simulator.station.connector import FAULTED, UNAVAILABLE, Connector, ConnectorError, ConnectorSpec
 from simulator.station.firmware import FirmwareCore, Handler, VersionAdapter
 from simulator.station.offline_queue import OfflineQueue, QueuedMessage
 from simulator.station.operations import Operations
@@ -449,6 +449,9 @@ class Charger:
         tx = self.transactions.get(c.connector_id)
         if state_changed and tx is not None and not quiet_charging_state:
             self.queue_message(self.protocol.tx_charging_state_changed(tx, now), now)
+        held = self.reservations.on(c.connector_id) if c.status in (FAULTED, UNAVAILABLE) else None
+        if held is not None:  # a faulted or unavailable connector cannot keep its reservation
+            self._end_reservation(held.reservation_id, "Removed", now)
 
     # ==== physical events ==================================================================================
     def plug_in(
@@ -492,10 +495,7 @@ class Charger:
         tx = self.transactions.get(connector_id)
         if tx is not None:
             self.stop_transaction(tx, "Other", now)
-        held = self.reservations.on(connector_id)
         self.refresh(c, now)
-        if held is not None:  # a faulted connector cannot keep its reservation
-            self._end_reservation(held.reservation_id, "Removed", now)
 
     def clear_fault(self, connector_id: int, now: float) -> None:
         c = self.connectors[connector_id]

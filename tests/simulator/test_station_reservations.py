@@ -110,3 +110,22 @@ def test_the_csms_marks_its_reservation_used_by_the_transaction(tmp_path, versio
     with pair.db() as db:
         row = reservations.get(db, rid)
         assert (row.status, row.transaction_id) == ("used", tx.id)
+
+
+def test_an_unavailable_connector_loses_its_reservation_and_comes_back_available(tmp_path, version):
+    pair = make(tmp_path, version)
+    answer(pair, reserve_now(version, 31, 1, "TOKEN-OK", pair.now + 600))
+    change = (
+        {"connectorId": 1, "type": "Inoperative"}
+        if version == "1.6"
+        else {"evse": {"id": 1}, "operationalStatus": "Inoperative"}
+    )
+    pair.csms_call("ChangeAvailability", change)
+    back = (
+        {"connectorId": 1, "type": "Operative"}
+        if version == "1.6"
+        else {"evse": {"id": 1}, "operationalStatus": "Operative"}
+    )
+    pair.csms_call("ChangeAvailability", back)
+    assert pair.statuses()[-3:] == ["Reserved", "Unavailable", "Available"]
+    assert pair.charger.reservations.by_id == {}
