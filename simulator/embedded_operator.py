@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 from csms import uptime as up
+from csms.core.plugins.reservations import ReservationExpiry
 from csms.domain.transaction import TransactionStatus
 from csms.ocpp import commands
 from csms.ocpp.convert import from_posix
@@ -21,8 +23,18 @@ from csms.ocpp.outgoing import Call, CredentialChange
 from csms.ocpp.rpc import Outcome, PendingCall
 from csms.ocpp.versions import Version
 from csms.pki import build
-from csms.services import authorization, certificates, contracts, credentials, security_events, stations, transactions
+from csms.services import (
+    authorization,
+    certificates,
+    contracts,
+    credentials,
+    reservations,
+    security_events,
+    stations,
+    transactions,
+)
 from csms.services import uptime as uptime_service
+from csms.services.errors import DomainError
 from simulator import report
 from simulator.embedded_csms import EmbeddedCsms
 from simulator.fleet import OperatorCall, operator_payload
@@ -31,6 +43,7 @@ from simulator.scenario.models import (
     RemoteStart,
     RemoteStop,
     RenewCertificate,
+    Reserve,
     Scenario,
     SecurityAction,
 )
@@ -82,6 +95,9 @@ class EmbeddedOperator:
         if isinstance(item, SecurityAction):
             self._security(station_id, version, item)
             return
+        if isinstance(item, Reserve):
+            self._reserve(station_id, version, item, now)
+            return
         if isinstance(item, RemoteStop):
             call = self._remote_stop(station_id, version, item)
         else:
@@ -102,6 +118,33 @@ class EmbeddedOperator:
         else:
             calls = commands.upgrade_profile(version, item.profile, pki.url)
         _Sequence(self, station_id, version, calls).next()
+
+    def _reserve(self, station_id: str, version: Version, item: Reserve, now: float) -> None:
+        """As ``POST /stations/{id}/reservations``: the reservation stored, ReserveNow sent, the answer kept."""
+        if not self.csms.connected(station_id):
+            log.warning("reserve on %s skipped: not connected", station_id)
+            return
+        expires_at = from_posix(now + item.valid_for)
+        with self.csms.session_factory() as db:
+            try:
+                wanted = reservations.Wanted(item.id_token, expires_at, evse_id=item.connector)
+                row = reservations.create(db, station_id, wanted, from_posix(now))
+            except DomainError as exc:
+                log.warning("reserve on %s refused: %s", station_id, exc)
+                return
+            reservation_id, call = row.id, commands.reserve_now(version, reservations.call_of(row))
+            db.commit()
+        self.csms.call(station_id, *call, on_done=lambda pending: self._reserved(reservation_id, expires_at, pending))
+
+    def _reserved(self, reservation_id: int, expires_at: datetime, pending: PendingCall) -> None:
+        outcome = {"outcome": (pending.outcome or Outcome.CANCELLED).value, "payload": pending.payload}
+        with self.csms.session_factory() as db:
+            status = reservations.answered(db, reservation_id, outcome, from_posix(self.csms.scheduler.now())).status
+            db.commit()
+        if status == reservations.ACTIVE and self.csms.host is not None:
+            for plugin in self.csms.host.plugins:
+                if isinstance(plugin, ReservationExpiry):
+                    plugin.expect(expires_at)
 
     def _remote_stop(self, station_id: str, version: Version, item: RemoteStop) -> Call | None:
         with self.csms.session_factory() as db:

@@ -35,6 +35,7 @@ from simulator.scenario.models import (
     ProvisionTokens,
     RemoteStart,
     RemoteStop,
+    Reserve,
     Reset,
     Scenario,
     SecurityAction,
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, float], None]
 #: Connector statuses (both versions) a driver treats as "out of service".
 OUT_OF_SERVICE = frozenset({"Unavailable", "Faulted"})
-OperatorCall = RemoteStart | RemoteStop | ChangeAvailability | Reset | SecurityAction
+OperatorCall = RemoteStart | RemoteStop | ChangeAvailability | Reset | SecurityAction | Reserve
 
 
 class Link(Protocol):

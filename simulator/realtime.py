@@ -49,7 +49,7 @@ from simulator.links.websocket import WebSocketLink
 from simulator.operators import Capability, ChargetwinOperator, Operator, OperatorError, make_operator
 from simulator.outputs import write_outputs
 from simulator.scenario.loader import ScenarioError, issue_at
-from simulator.scenario.models import RemoteStart, RemoteStop, Scenario, SecurityAction
+from simulator.scenario.models import RemoteStart, RemoteStop, Reserve, Scenario, SecurityAction
 from simulator.station.charger import Charger, Registration
 from simulator.verify import faults as fv
 
@@ -218,7 +218,7 @@ class OperatorActions:
         if operator is None:
             self._skip(item.kind)
             return
-        if isinstance(item, SecurityAction):
+        if isinstance(item, SecurityAction | Reserve):
             if item.kind not in self._warned:  # they need the certificates of the CSMS the run embeds
                 self._warned.add(item.kind)
                 log.warning("%s skipped: it runs only against the embedded CSMS (sim run, virtual time)", item.kind)

@@ -3,7 +3,8 @@ its expiry even when the station never says so (1.6 has no ReservationStatusUpda
 offline).
 
 One alarm rings at the earliest expiry the plugin knows of, and at least every ``sweep_every_s`` (a
-reservation made through another node of a cluster, or while this one was down, is found by the sweep).
+reservation made through another node of a cluster, or while this one was down, is found by the sweep;
+None: no sweep, as in virtual time, where every reservation is made through this host).
 The API tells the plugin of each reservation it makes (:meth:`ReservationExpiry.expect`), so a reservation
 made here expires on time.
 """
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 class ReservationExpiry:
-    def __init__(self, sweep_every_s: float = 60.0) -> None:
+    def __init__(self, sweep_every_s: float | None = 60.0) -> None:
         self.sweep_every_s = sweep_every_s
         self._host: CsmsHost | None = None
         self._alarm: Alarm | None = None
@@ -75,6 +76,7 @@ class ReservationExpiry:
         if self._host is None or self._alarm is None:
             return
         now = self._host.scheduler.now()
-        self._alarm.arm(now + self.sweep_every_s)
+        if self.sweep_every_s is not None:
+            self._alarm.arm(now + self.sweep_every_s)
         if next_expiry is not None:
             self._alarm.arm(max(next_expiry.timestamp(), now))
