@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from csms.ocpp.convert import format_time
-from csms.services import reservations
+from csms.services import authorization, reservations
 from tests.simulator.helpers import STATION, T0
 from tests.simulator.test_station_pairing import VERSIONS, make
 
@@ -129,3 +129,19 @@ def test_an_unavailable_connector_loses_its_reservation_and_comes_back_available
     pair.csms_call("ChangeAvailability", back)
     assert pair.statuses()[-3:] == ["Reserved", "Unavailable", "Available"]
     assert pair.charger.reservations.by_id == {}
+
+
+def test_a_member_of_the_reservations_group_may_use_it(tmp_path, version):
+    pair = make(tmp_path, version)
+    with pair.db() as db:
+        authorization.create(db, "MEMBER", datetime.fromtimestamp(T0, UTC), group_id="FLEET")
+        authorization.create(db, "OUTSIDER", datetime.fromtimestamp(T0, UTC), group_id="OTHERS")
+        db.commit()
+    group = {"parentIdTag": "FLEET"} if version == "1.6" else {"groupIdToken": {"idToken": "FLEET", "type": "Central"}}
+    assert answer(pair, reserve_now(version, 41, 1, "TOKEN-OK", pair.now + 600, **group)) == "Accepted"
+    pair.charger.present_token(1, "OUTSIDER", pair.now)  # accepted by the CSMS, but not of the group
+    pair.settle()
+    assert pair.statuses()[-1] == "Reserved" and pair.charger.transactions == {}
+    pair.charger.plug_in(1, "MEMBER", pair.now)
+    pair.settle()
+    assert started_with(pair) == [41]
