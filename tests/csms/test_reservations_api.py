@@ -120,6 +120,19 @@ async def test_201_cancel_status_update_expiry_and_not_connected(gateway, client
         assert (await client.get(f"/api/v1/reservations/{short['reservation']['id']}")).json()["status"] == "expired"
         listed = (await client.get("/api/v1/reservations", params={"station_id": "cp1", "status": "expired"})).json()
         assert [r["id"] for r in listed] == [short["reservation"]["id"]]
+        late = call201.TransactionEvent(
+            event_type="Started",
+            timestamp=now_text(),
+            trigger_reason="Authorized",
+            seq_no=0,
+            transaction_info={"transaction_id": "late-1"},
+            id_token={"id_token": "TOK", "type": "ISO14443"},
+            evse={"id": 1, "connector_id": 1},
+            reservation_id=short["reservation"]["id"],
+        )
+        assert (await cp.call(late)).id_token_info is not None  # served by the token rules, as any transaction
+        after = (await client.get(f"/api/v1/reservations/{short['reservation']['id']}")).json()
+        assert after["status"] == "expired" and "after it ended" in after["detail"]
     offline = await client.post("/api/v1/stations/cp3/reservations", json={"id_token": "TOK", "valid_for_s": 60})
     assert offline.status_code == 409
     assert (await client.get("/api/v1/reservations", params={"station_id": "cp3"})).json() == []
