@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import ssl
 import sys
 from collections.abc import Callable, Sequence
@@ -381,6 +382,51 @@ def cmd_stations_upgrade_profile(args: argparse.Namespace) -> int:
         return 1
     print(f"station {args.station_id}: profile {args.profile} pending until it reconnects at it")
     return 0
+
+
+#: ``--for`` units in seconds.
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration_s(text: str) -> float:
+    """``90``, ``90s``, ``30m``, ``2h``, ``1d`` → seconds (argparse type: a bad value exits with status 2)."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd]?)", text.strip())
+    if match is None or float(match[1]) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90s, 30m, 2h")
+    return float(match[1]) * DURATION_UNITS[match[2] or "s"]
+
+
+def _reservation_line(row: dict[str, Any]) -> str:
+    port = "any port" if row["evse_id"] is None else f"port {row['evse_id']}"
+    where = f"{row['station_id']} {port} for {row['id_token']} until {row['expires_at']}"
+    return f"reservation {row['id']} on {where}: {row['status']}"
+
+
+def cmd_stations_reserve(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"id_token": args.token, "id_token_type": args.token_type}
+    port = args.connector if args.connector is not None else args.evse
+    if port is not None:
+        body["evse_id"] = port
+    if args.connector_type:
+        body["connector_type"] = args.connector_type
+    if args.group:
+        body["group_id_token"] = args.group
+    if args.expires is not None:
+        body["expires_at"] = args.expires
+    else:
+        body["valid_for_s"] = args.valid_for
+    answer = _api_post(args, f"/stations/{quote(args.station_id, safe='')}/reservations", body)
+    print(_outcome(answer["call"]))
+    print(_reservation_line(answer["reservation"]))
+    return 0 if answer["reservation"]["status"] == "active" else 1
+
+
+def cmd_stations_cancel_reservation(args: argparse.Namespace) -> int:
+    path = f"/stations/{quote(args.station_id, safe='')}/reservations/{args.reservation_id}/cancel"
+    answer = _api_post(args, path, {})
+    print(_outcome(answer["call"]))
+    print(_reservation_line(answer["reservation"]))
+    return 0 if answer["reservation"]["status"] == "cancelled" else 1
 
 
 def cmd_tokens_add(args: argparse.Namespace) -> int:
@@ -807,6 +853,38 @@ def _live_station_parsers(station_cmds: Any) -> None:
     needs.add_argument("station_id", metavar="ID")
     _api_options(needs)
     needs.set_defaults(handler=cmd_stations_charging_needs)
+    _reservation_parsers(station_cmds)
+
+
+def _reservation_parsers(station_cmds: Any) -> None:
+    reserve = station_cmds.add_parser(
+        "reserve",
+        help="reserve a connector (1.6) / EVSE (2.0.1), or any, for a token",
+        description="ReserveNow with an id the CSMS chooses; prints the station's answer and the reservation. "
+        "Exit status 1 when the station did not accept it.",
+    )
+    reserve.add_argument("station_id", metavar="ID")
+    reserve.add_argument("--token", required=True, metavar="T", help="the id token the reservation is for")
+    reserve.add_argument("--token-type", default="ISO14443", metavar="TYPE", help="2.0.1 idToken type")
+    port = reserve.add_mutually_exclusive_group()
+    port.add_argument("--connector", type=int, metavar="N", help="1.6 connector (0 or absent: any)")
+    port.add_argument("--evse", type=int, metavar="N", help="2.0.1 EVSE (absent: any)")
+    reserve.add_argument("--connector-type", metavar="TYPE", help="2.0.1 connectorType, e.g. cType2")
+    reserve.add_argument("--group", metavar="G", help="2.0.1 groupIdToken (1.6 parentIdTag)")
+    until = reserve.add_mutually_exclusive_group(required=True)
+    until.add_argument("--expires", metavar="ISO", help="expiry, e.g. 2026-12-04T18:00:00Z")
+    until.add_argument("--for", dest="valid_for", type=_duration_s, metavar="D", help="validity: 90s, 30m, 2h")
+    _api_options(reserve)
+    reserve.set_defaults(handler=cmd_stations_reserve)
+    cancel = station_cmds.add_parser(
+        "cancel-reservation",
+        help="cancel an active reservation (CancelReservation)",
+        description="CancelReservation; exit status 1 when the station did not accept it.",
+    )
+    cancel.add_argument("station_id", metavar="ID")
+    cancel.add_argument("reservation_id", type=int, metavar="RID")
+    _api_options(cancel)
+    cancel.set_defaults(handler=cmd_stations_cancel_reservation)
 
 
 def _roots_parser(commands: Any) -> None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 from csms import uptime as up
+from csms.core.plugins.reservations import ReservationExpiry
 from csms.domain.transaction import TransactionStatus
 from csms.ocpp import commands
 from csms.ocpp.convert import from_posix
@@ -21,12 +23,22 @@ from csms.ocpp.outgoing import Call, CredentialChange
 from csms.ocpp.rpc import Outcome, PendingCall
 from csms.ocpp.versions import Version
 from csms.pki import build
-from csms.services import authorization, certificates, contracts, credentials, security_events, stations, transactions
+from csms.services import (
+    authorization,
+    certificates,
+    contracts,
+    credentials,
+    reservations,
+    security_events,
+    stations,
+    transactions,
+)
 from csms.services import uptime as uptime_service
+from csms.services.errors import DomainError
 from simulator import report
 from simulator.embedded_csms import EmbeddedCsms
 from simulator.fleet import OperatorCall, operator_payload, security_calls
-from simulator.scenario.models import RemoteStart, RemoteStop, Scenario, SecurityAction
+from simulator.scenario.models import RemoteStart, RemoteStop, Reserve, Scenario, SecurityAction
 from simulator.station.charger import Charger
 from simulator.verify.security import ChargerSecurity, CsmsStationSecurity, security_section
 
@@ -75,6 +87,9 @@ class EmbeddedOperator:
         if isinstance(item, SecurityAction):
             self._security(station_id, version, item)
             return
+        if isinstance(item, Reserve):
+            self._reserve(station_id, version, item, now)
+            return
         if isinstance(item, RemoteStop):
             call = self._remote_stop(station_id, version, item)
         else:
@@ -89,6 +104,33 @@ class EmbeddedOperator:
             self.security_calls[(item.kind, "not connected")] += 1
             return
         _Sequence(self, station_id, version, security_calls(item, version, pki.csms_root_pem, pki.url)).next()
+
+    def _reserve(self, station_id: str, version: Version, item: Reserve, now: float) -> None:
+        """As ``POST /stations/{id}/reservations``: the reservation stored, ReserveNow sent, the answer kept."""
+        if not self.csms.connected(station_id):
+            log.warning("reserve on %s skipped: not connected", station_id)
+            return
+        expires_at = from_posix(now + item.valid_for)
+        with self.csms.session_factory() as db:
+            try:
+                wanted = reservations.Wanted(item.id_token, expires_at, evse_id=item.connector)
+                row = reservations.create(db, station_id, wanted, from_posix(now))
+            except DomainError as exc:
+                log.warning("reserve on %s refused: %s", station_id, exc)
+                return
+            reservation_id, call = row.id, commands.reserve_now(version, reservations.call_of(row))
+            db.commit()
+        self.csms.call(station_id, *call, on_done=lambda pending: self._reserved(reservation_id, expires_at, pending))
+
+    def _reserved(self, reservation_id: int, expires_at: datetime, pending: PendingCall) -> None:
+        outcome = {"outcome": (pending.outcome or Outcome.CANCELLED).value, "payload": pending.payload}
+        with self.csms.session_factory() as db:
+            status = reservations.answered(db, reservation_id, outcome, from_posix(self.csms.scheduler.now())).status
+            db.commit()
+        if status == reservations.ACTIVE and self.csms.host is not None:
+            for plugin in self.csms.host.plugins:
+                if isinstance(plugin, ReservationExpiry):
+                    plugin.expect(expires_at)
 
     def _remote_stop(self, station_id: str, version: Version, item: RemoteStop) -> Call | None:
         with self.csms.session_factory() as db:

@@ -38,6 +38,7 @@ from simulator.scenario.models import (
     RemoteStart,
     RemoteStop,
     RenewCertificate,
+    Reserve,
     Reset,
     Scenario,
     SecurityAction,
@@ -57,7 +58,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, float], None]
 #: Connector statuses (both versions) a driver treats as "out of service".
 OUT_OF_SERVICE = frozenset({"Unavailable", "Faulted"})
-OperatorCall = RemoteStart | RemoteStop | ChangeAvailability | Reset | SecurityAction
+OperatorCall = RemoteStart | RemoteStop | ChangeAvailability | Reset | SecurityAction | Reserve
 
 
 class Link(Protocol):

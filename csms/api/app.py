@@ -22,6 +22,7 @@ from csms.api.routes import (
     credentials,
     diagnostics,
     display_messages,
+    reservations,
     security_events,
     sites,
     stations,
@@ -54,7 +55,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     secured = [Depends(require_key)]
     routers = (
         stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics,
-        security_events, certificates, contract_roots, configuration, display_messages,
+        security_events, certificates, contract_roots, configuration, display_messages, reservations,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)

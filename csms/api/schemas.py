@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from csms.ocpp.versions import Version
 
@@ -660,3 +669,57 @@ class EvChargingOut(BaseModel):
     ev_schedule_at: datetime | None
     ev_schedule_status: str | None
     ev_schedule_reason: str | None
+# ---- reservations -------------------------------------------------------------------------------------------
+class ReservationRequest(Strict):
+    """Exactly one of `expires_at` and `valid_for_s`. No id: the CSMS chooses the reservation's id."""
+
+    model_config = examples(
+        {"id_token": "04A1B2C3", "evse_id": 1, "valid_for_s": 1800},
+        {"id_token": "04A1B2C3", "connector_type": "cType2", "expires_at": "2026-12-04T18:00:00Z"},
+    )
+
+    id_token: TokenText
+    id_token_type: Label = Field("ISO14443", description="2.0.1 idToken type")
+    evse_id: int | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        validation_alias=AliasChoices("evse_id", "connector_id"),
+        description="2.0.1 evseId; 1.6 connectorId (also accepted as `connector_id`); absent or 0: any",
+    )
+    connector_type: Label | None = Field(None, description="2.0.1 connectorType (e.g. cType2, cCCS2)")
+    group_id_token: TokenText | None = Field(None, description="2.0.1 groupIdToken; 1.6 parentIdTag")
+    expires_at: UtcDatetime | None = None
+    valid_for_s: float | None = Field(None, gt=0, le=7 * 86400, description="seconds from now")
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> ReservationRequest:
+        if (self.expires_at is None) == (self.valid_for_s is None):
+            raise ValueError("give exactly one of expires_at and valid_for_s")
+        return self
+
+
+class ReservationOut(BaseModel):
+    id: int = Field(description="the reservationId the CSMS chose and sent")
+    station_id: str
+    evse_id: int | None = Field(description="1.6 connector / 2.0.1 EVSE; null: any")
+    connector_type: str | None
+    id_token: str
+    id_token_type: str
+    group_id: str | None
+    expires_at: datetime
+    status: str = Field(
+        description="pending, active, used, cancelled, expired, removed, failed, or the station's refusal "
+        "(rejected, faulted, occupied, unavailable)"
+    )
+    created_at: datetime
+    ended_at: datetime | None
+    transaction_id: int | None = Field(description="our id of the transaction that used it")
+    detail: str | None
+
+
+class ReservationCallOut(BaseModel):
+    """The station's answer to ReserveNow / CancelReservation, and the reservation as now stored."""
+
+    call: CallOut
+    reservation: ReservationOut

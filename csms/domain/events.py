@@ -162,6 +162,8 @@ class TransactionStarted:
     trigger_reason: str | None = None
     remote_start_id: int | None = None
     samples: tuple[Sample, ...] = ()
+    #: The CSMS's reservation this transaction uses up (1.6 StartTransaction, 2.0.1 TransactionEvent).
+    reservation_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +178,7 @@ class TransactionUpdated:
     trigger_reason: str | None = None
     charging_state: str | None = None
     samples: tuple[Sample, ...] = ()
+    reservation_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +217,15 @@ class StationNotice:
 
     kind: str
     timestamp: datetime | None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationStatusReported:
+    """2.0.1 ReservationStatusUpdate: the station ended a reservation itself (``Expired`` or ``Removed``)."""
+
+    reservation_id: int
+    status: str
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -263,6 +275,7 @@ StationReport = (
     | VendorDataReceived
     | ChargingNeedsReported
     | EvScheduleReported
+    | ReservationStatusReported
     | StationNotice
     | CertificateSigningRequested
     | CertificateStatusRequested

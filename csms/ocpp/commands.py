@@ -9,6 +9,7 @@ from csms.ocpp.outgoing import (
     Call,
     ChargingProfile,
     CredentialChange,
+    Reservation,
     ResetKind,
     SignedFirmware,
     VariableRef,
@@ -81,6 +82,8 @@ class CallBuilder(Protocol):
         self, request_id: int, ids: list[int], priority: str | None, state: str | None
     ) -> Call: ...
     def display_status(self, action: str, result: dict[str, Any]) -> str: ...
+    def reserve_now(self, reservation: Reservation) -> Call: ...
+    def cancel_reservation(self, reservation_id: int) -> Call: ...
 
 
 #: 2.1 stations get the 2.0.1 payloads, which its schemas accept unchanged (tests/csms/test_ocpp21.py checks).
@@ -316,3 +319,11 @@ def get_display_messages(
 def display_status(version: str, action: str, result: dict[str, Any]) -> str:
     """The display's answer to a :func:`set_display_message` / :func:`clear_display_message` call."""
     return builder(version).display_status(action, result)
+def reserve_now(version: str, reservation: Reservation) -> Call:
+    """ReserveNow: 1.6 connectorId (0: the charge point) and idTag; 2.0.1 evseId (absent: any), idToken,
+    connectorType, groupIdToken."""
+    return builder(version).reserve_now(reservation)
+
+
+def cancel_reservation(version: str, reservation_id: int) -> Call:
+    return builder(version).cancel_reservation(reservation_id)

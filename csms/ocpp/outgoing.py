@@ -50,6 +50,21 @@ class CredentialChange:
 
 
 @dataclass(frozen=True, slots=True)
+class Reservation:
+    """A reservation the CSMS made (its ``reservation_id``, chosen and kept by the CSMS): ``evse_id`` None
+    reserves any port (1.6 connector 0, 2.0.1 no evseId). ``connector_type`` and ``group_id`` are 2.0.1's
+    (1.6 sends the group as parentIdTag)."""
+
+    reservation_id: int
+    expires_at: datetime
+    id_token: str
+    id_token_type: str = "ISO14443"
+    evse_id: int | None = None
+    connector_type: str | None = None
+    group_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SignedFirmware:
     """A signed firmware image to install: where the station downloads it, and how it checks it."""
 

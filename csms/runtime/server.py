@@ -30,6 +30,7 @@ from csms.api.redaction import install_access_log_filter
 from csms.core.plugins.alerts import AlertMonitor
 from csms.core.plugins.certificates import CertificateManager
 from csms.core.plugins.load_management import LoadManagement
+from csms.core.plugins.reservations import ReservationExpiry
 from csms.gateway.frame_rate import FrameRate
 from csms.gateway.lookups import ThreadedLookups
 from csms.gateway.server import Gateway
@@ -162,6 +163,7 @@ async def run_server(
         gateway.add_plugin(monitor)
         gateway.add_plugin(load_management)
         gateway.add_plugin(CertificateManager())
+        gateway.add_plugin(ReservationExpiry())
         monitor.start()
         load_management.start()
         await gateway.scheduler.idle()  # both planned from the store before the first station connects

@@ -14,7 +14,7 @@ from typing import Any
 from csms.domain import events as ev
 from csms.domain import plausibility
 from csms.pki.lookups import Pending
-from csms.services import authorization, certificates, contracts, ev_charging, stations, transactions
+from csms.services import authorization, certificates, contracts, ev_charging, reservations, stations, transactions
 from csms.services.config import CsmsConfig
 from csms.services.uow import UnitOfWork
 
@@ -41,9 +41,9 @@ def handle(  # noqa: C901, PLR0911, PLR0912 - one case per report type: the tabl
             transactions.meter_values(uow, station_id, report, csms_assigned=csms_assigns_tx_ids, now=now)
             return ev.Acknowledged()
         case ev.TransactionStarted():
-            return transactions.start(uow, station_id, report, now)
+            return _reserved(uow, station_id, report, transactions.start(uow, station_id, report, now))
         case ev.TransactionUpdated():
-            return transactions.update(uow, station_id, report, now)
+            return _reserved(uow, station_id, report, transactions.update(uow, station_id, report, now))
         case ev.TransactionEnded():
             return transactions.end(uow, station_id, report, now, csms_assigned=csms_assigns_tx_ids)
         case ev.AuthorizationRequested() if report.certificate is not None or report.contract:
@@ -62,12 +62,24 @@ def handle(  # noqa: C901, PLR0911, PLR0912 - one case per report type: the tabl
             return ev_charging.needs(uow.session, station_id, report, now)
         case ev.EvScheduleReported():
             return ev_charging.schedule(uow.session, station_id, report, now)
+        case ev.ReservationStatusReported():
+            reservations.status_reported(uow.session, station_id, report, now)
+            return ev.Acknowledged()
         case ev.StationNotice():
             stations.notice(uow.session, station_id, report, now)
             return ev.Acknowledged()
         case ev.CertificateSigningRequested():
             return certificates.sign_request(uow.session, station_id, report, now, config)
     raise TypeError(f"no service handles {type(report).__name__}")
+
+
+def _reserved(
+    uow: UnitOfWork, station_id: str, report: ev.TransactionStarted | ev.TransactionUpdated, ack: ev.TransactionAck
+) -> ev.TransactionAck:
+    """A transaction that names a reservation uses it up."""
+    if report.reservation_id is not None and not ack.duplicate:
+        reservations.used(uow.session, station_id, report.reservation_id, ack.transaction_id, report.timestamp)
+    return ack
 
 
 def _screened(uow: UnitOfWork, station_id: str, report: ev.StationReport, now: datetime) -> ev.StationReport:

@@ -652,3 +652,30 @@ class EvChargingNegotiation(Base):
     #: Accepted | Rejected, and why it was rejected.
     ev_schedule_status: Mapped[str | None] = mapped_column(String(16))
     ev_schedule_reason: Mapped[str | None] = mapped_column(String(300))
+class Reservation(Base):
+    """A reservation the CSMS made: ``id`` is the reservationId it sends (chosen here, unique). ``evse_id``
+    None reserves any port (1.6 connector 0). ``status``: pending (ReserveNow sent), active (Accepted), the
+    station's refusal (rejected, faulted, occupied, unavailable), failed (no answer), then cancelled,
+    expired, removed (2.0.1 ReservationStatusUpdate) or used (a transaction named it)."""
+
+    __tablename__ = "reservations"
+    __table_args__ = (
+        Index("ix_reservations_station", "station_id", "created_at"),
+        Index("ix_reservations_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
+    evse_id: Mapped[int | None] = mapped_column(Integer)
+    connector_type: Mapped[str | None] = mapped_column(String(20))
+    id_token: Mapped[str] = mapped_column(String(36))
+    id_token_type: Mapped[str] = mapped_column(String(20))
+    group_id: Mapped[str | None] = mapped_column(String(36))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: Our id of the transaction that used it.
+    transaction_id: Mapped[int | None] = mapped_column(BigId)
+    #: Why it is in its status, in words (the station's answer, a CALLERROR, a transaction after expiry).
+    detail: Mapped[str | None] = mapped_column(String(200))

@@ -38,6 +38,28 @@ def _segment(text: str) -> str:
 BOOT_POLICIES = {"Accepted": "accept", "Pending": "pending", "Rejected": "reject"}
 
 
+#: Calls chargetwin makes from its reservations (:meth:`ChargetwinOperator._reservation_request`).
+RESERVATION_ACTIONS = ("ReserveNow", "CancelReservation")
+
+
+def reservation_body(payload: dict[str, Any]) -> dict[str, Any]:
+    """A ReserveNow payload (1.6 or 2.0.1, its id ignored) as a request for a reservation to chargetwin."""
+    if "idTag" in payload:  # 1.6
+        body: dict[str, Any] = {"id_token": payload["idTag"], "expires_at": payload["expiryDate"]}
+        body["evse_id"] = payload.get("connectorId") or None
+        if payload.get("parentIdTag"):
+            body["group_id_token"] = payload["parentIdTag"]
+        return body
+    token = payload["idToken"]
+    body = {"id_token": token["idToken"], "id_token_type": token["type"], "expires_at": payload["expiryDateTime"]}
+    for wire, name in (("evseId", "evse_id"), ("connectorType", "connector_type")):
+        if payload.get(wire) is not None:
+            body[name] = payload[wire]
+    if payload.get("groupIdToken"):
+        body["group_id_token"] = payload["groupIdToken"]["idToken"]
+    return body
+
+
 class ChargetwinOperator:
     name = "api"
 
@@ -92,13 +114,11 @@ class ChargetwinOperator:
                 no such station (404), or the API could not be reached.
         """
         wait = min(max(timeout_s, 0.1), MAX_CALL_TIMEOUT_S)
-        out = await self._json(
-            "POST",
-            f"/stations/{_segment(station_id)}/calls/{_segment(action)}",
-            json=payload,
-            params={"timeout": wait},
-            timeout=wait + 10.0,
-        )
+        path, body = f"/stations/{_segment(station_id)}/calls/{_segment(action)}", payload
+        if action in RESERVATION_ACTIONS:
+            path, body = await self._reservation_request(station_id, action, payload)
+        out = await self._json("POST", path, json=body, params={"timeout": wait}, timeout=wait + 10.0)
+        out = out.get("call", out)
         outcome = out["outcome"]
         if outcome == "result":
             return CallOutcome(True, out.get("payload") or {}, "result")
@@ -106,6 +126,22 @@ class ChargetwinOperator:
             error = out.get("error") or {}
             return CallOutcome(True, None, f"CALLERROR {error.get('code')}: {error.get('description') or ''}".strip())
         return CallOutcome(True, None, f"{outcome}: the station did not answer {action} within {wait:g} s")
+
+    async def _reservation_request(
+        self, station_id: str, action: str, payload: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """A reservation is chargetwin's (it picks the id): ReserveNow becomes a request for one; a
+        CancelReservation of a reservation it holds goes through the cancel endpoint. A cancellation of an id it
+        does not hold (a test of the station's refusal) is sent as a plain call."""
+        station = f"/stations/{_segment(station_id)}"
+        if action == "CancelReservation":
+            reservation_id = int(payload["reservationId"])
+            found = await self.http.request("GET", f"{station}/reservations", params={"status": "active"})
+            held = found.status_code == 200 and any(r["id"] == reservation_id for r in found.json())
+            if held:
+                return f"{station}/reservations/{reservation_id}/cancel", {}
+            return f"{station}/calls/CancelReservation", payload
+        return f"{station}/reservations", reservation_body(payload)
 
     async def _pages(self, path: str, **params: Any) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []

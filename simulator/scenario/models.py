@@ -539,6 +539,19 @@ class UpgradeSecurityProfile(_Model):
     profile: Literal[2, 3]
 
 
+class Reserve(_Model):
+    """The operator reserves a connector of the chargers (no ``connector``: any) for ``id_token`` during
+    ``valid_for``, as ``csms stations reserve`` does; the CSMS chooses the reservation's id. Virtual-time runs
+    (the embedded CSMS) only."""
+
+    kind: Literal["reserve"]
+    at: When
+    charger: str
+    connector: Annotated[int, Field(ge=1)] | None = None
+    id_token: str
+    valid_for: PositiveDuration = 1800.0
+
+
 Action = Annotated[
     ProvisionTokens
     | RemoteStart
@@ -547,7 +560,8 @@ Action = Annotated[
     | Reset
     | InstallCertificate
     | RenewCertificate
-    | UpgradeSecurityProfile,
+    | UpgradeSecurityProfile
+    | Reserve,
     Field(discriminator="kind"),
 ]
 SecurityAction = InstallCertificate | RenewCertificate | UpgradeSecurityProfile

@@ -54,7 +54,7 @@ from csms.ocpp.versions import OCPP16, OCPP21, OCPP201, Version
 from simulator.station import v16, v201
 from simulator.station.auth import IdTokenInfo, LocalAuthorization
 from simulator.station.config import Configuration
-from simulator.station.connector import Connector, ConnectorError, ConnectorSpec
+from simulator.station.connector import FAULTED, UNAVAILABLE, Connector, ConnectorError, ConnectorSpec
 from simulator.station.display import Display
 from simulator.station.firmware import FirmwareCore, Handler, VersionAdapter
 from simulator.station.iso15118 import EvNeeds, needs_payload
@@ -62,6 +62,7 @@ from simulator.station.monitoring import Monitoring
 from simulator.station.offline_queue import OfflineQueue, QueuedMessage
 from simulator.station.operations import Operations
 from simulator.station.registration import SERVES_CALLS, Registrar, Registration, StationIdentity
+from simulator.station.reservations import REJECTED, Reservations
 from simulator.station.security import StationSecurity
 from simulator.station.security_ops import SecurityOperations
 from simulator.station.smart_charging import Firmware, ProfileStatus, ProfileStore, RateUnit, SetProfileOutcome
@@ -145,6 +146,7 @@ class Charger:
         self.counters = Counters()
         self.reboot_s = reboot_s
         self.timers = Deadlines()
+        self.reservations = Reservations(self.connectors)
 
         self.protocol = ADAPTERS[version](self)
         self._handlers: dict[str, Handler] = self.protocol.handlers()
@@ -190,6 +192,7 @@ class Charger:
             smart_charging=self.smart_charging,
             queue=self.queue,
             timers=self.timers,
+            reservations=self.reservations,
         )
         self._ops = Operations(
             self, version=version, connectors=self.connectors, timers=self.timers, reset_delay_s=reset_delay_s
@@ -448,6 +451,7 @@ class Charger:
             self._tx.connection_timed_out(cid, now)
         for _ in self.timers.pop_due(Timer.LIMIT_CHECK, now):
             self._tx.update_limits(now)
+        self._expire_reservations(now)
         if self.timers.pop_if_due(Timer.REBOOT, now):
             self._go_down(now)
         if self.timers.pop_if_due(Timer.RELINK, now):
@@ -487,6 +491,9 @@ class Charger:
         tx = self.transactions.get(c.connector_id)
         if state_changed and tx is not None and not quiet_charging_state:
             self.queue_message(self.protocol.tx_charging_state_changed(tx, now), now)
+        held = self.reservations.on(c.connector_id) if c.status in (FAULTED, UNAVAILABLE) else None
+        if held is not None:  # a faulted or unavailable connector cannot keep its reservation
+            self._end_reservation(held.reservation_id, "Removed", now)
 
     # ==== physical events ==================================================================================
     def plug_in(
@@ -549,6 +556,58 @@ class Charger:
         c = self.connectors[connector_id]
         c.faulted, c.error_code = False, "NoError"
         self.refresh(c, now)
+
+    # ==== reservations =====================================================================================
+    def reserve(
+        self,
+        reservation_id: int,
+        connector_id: int | None,
+        id_token: str,
+        group_id: str | None,
+        expires_at: float,
+        now: float,
+        wanted_type: str | None = None,
+    ) -> str:
+        """ReserveNow (:mod:`.reservations`): the status to answer. The connector reports Reserved after
+        the answer; the reservation expires at ``expires_at``."""
+        if expires_at <= now or not self.registered:
+            return REJECTED
+        replaced = self.reservations.on_id(reservation_id)
+        status, held = self.reservations.reserve(
+            reservation_id, connector_id, id_token, group_id, expires_at, wanted_type
+        )
+        if replaced is not None and (held is None or held.connector_id != replaced.connector_id):
+            self.timers.cancel(Timer.RESERVATION, replaced.connector_id)
+            self.after_reply(lambda when: self.refresh(self.connectors[replaced.connector_id], when))
+        if held is not None:
+            self.timers.arm(Timer.RESERVATION, expires_at, held.connector_id)
+            self.after_reply(lambda when: self.refresh(self.connectors[held.connector_id], when))
+        return status
+
+    def cancel_reservation(self, reservation_id: int, now: float) -> bool:
+        """CancelReservation: False (Rejected) when we hold no such reservation."""
+        held = self.reservations.end(reservation_id)
+        if held is None:
+            return False
+        self.timers.cancel(Timer.RESERVATION, held.connector_id)
+        self.after_reply(lambda when: self.refresh(self.connectors[held.connector_id], when))
+        return True
+
+    def _expire_reservations(self, now: float) -> None:
+        for cid in self.timers.pop_due(Timer.RESERVATION, now):
+            held = self.reservations.due(cid, now)
+            if held is not None:
+                self._end_reservation(held.reservation_id, "Expired", now)
+
+    def _end_reservation(self, reservation_id: int, why: str, now: float) -> None:
+        """The charger ends a reservation itself (``Expired``, ``Removed``): the connector is freed and 2.0.1
+        tells the CSMS (ReservationStatusUpdate)."""
+        held = self.reservations.end(reservation_id)
+        if held is None:
+            return
+        self.timers.cancel(Timer.RESERVATION, held.connector_id)
+        self.refresh(self.connectors[held.connector_id], now)
+        self.protocol.reservation_ended(held, why, now)
 
     def emergency_stop(self, connector_id: int, now: float) -> None:
         """The emergency button: the connector's transaction ends with EmergencyStop."""

@@ -94,10 +94,11 @@ V16_KEYS: tuple[Entry, ...] = (
     Entry("backoff_random_range", "ReconnectBackOffRandomRange", "5", False, INT, "reconnect jitter ± [s]"),
     Entry("backoff_repeat_times", "ReconnectBackOffRepeatTimes", "5", False, INT, "doublings before the cap"),
     Entry("ping_interval", "WebSocketPingInterval", "0", False, INT, "the link shell, at connect", True),
+    Entry("reserve_any", "ReserveConnectorZeroSupported", "true", True, BOOL, "ReserveNow of connector 0"),
     Entry(
         "supported_profiles",
         "SupportedFeatureProfiles",
-        "Core,LocalAuthListManagement,SmartCharging,RemoteTrigger",
+        "Core,LocalAuthListManagement,SmartCharging,RemoteTrigger,Reservation",
         True,
         STR,
         "reported",
@@ -153,6 +154,8 @@ V201_VARIABLES: tuple[Entry, ...] = (
     Entry("ping_interval", "OCPPCommCtrlr.WebSocketPingInterval", "0", False, INT, "the link shell, at connect", True),
     Entry("items_per_report", "DeviceDataCtrlr.ItemsPerMessageGetReport", "10", True, INT, "NotifyReport page size"),
     Entry("offline_threshold", "OCPPCommCtrlr.OfflineThreshold", "60", False, INT, "stored only"),
+    Entry("reservation_enabled", "ReservationCtrlr.Enabled", "true", False, BOOL, "ReserveNow is served"),
+    Entry("reserve_any", "ReservationCtrlr.NonEvseSpecific", "true", True, BOOL, "ReserveNow without evseId"),
 )
 
 TABLES: dict[Version, tuple[Entry, ...]] = {OCPP16: V16_KEYS, OCPP201: V201_VARIABLES, OCPP21: V201_VARIABLES}

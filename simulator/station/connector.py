@@ -25,7 +25,8 @@ EV_CONNECTED, IDLE = "EVConnected", "Idle"
 
 V16_TRANSITIONS: dict[str, frozenset[str]] = {
     AVAILABLE: frozenset({PREPARING, CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, RESERVED, UNAVAILABLE, FAULTED}),
-    PREPARING: frozenset({AVAILABLE, CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, FINISHING, FAULTED}),
+    # Preparing -> Reserved: a reserved connector whose driver left before starting keeps its reservation.
+    PREPARING: frozenset({AVAILABLE, CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, FINISHING, FAULTED, RESERVED}),
     CHARGING: frozenset({AVAILABLE, SUSPENDED_EV, SUSPENDED_EVSE, FINISHING, UNAVAILABLE, FAULTED}),
     SUSPENDED_EV: frozenset({AVAILABLE, CHARGING, SUSPENDED_EVSE, FINISHING, UNAVAILABLE, FAULTED}),
     SUSPENDED_EVSE: frozenset({AVAILABLE, CHARGING, SUSPENDED_EV, FINISHING, UNAVAILABLE, FAULTED}),
@@ -39,7 +40,7 @@ V16_TRANSITIONS: dict[str, frozenset[str]] = {
 
 V201_TRANSITIONS: dict[str, frozenset[str]] = {
     AVAILABLE: frozenset({OCCUPIED, RESERVED, UNAVAILABLE, FAULTED}),
-    OCCUPIED: frozenset({AVAILABLE, UNAVAILABLE, FAULTED}),
+    OCCUPIED: frozenset({AVAILABLE, UNAVAILABLE, FAULTED, RESERVED}),  # Reserved: as 1.6 Preparing -> Reserved
     RESERVED: frozenset({AVAILABLE, OCCUPIED, UNAVAILABLE, FAULTED}),
     UNAVAILABLE: frozenset({AVAILABLE, OCCUPIED, FAULTED}),
     FAULTED: frozenset({AVAILABLE, OCCUPIED, RESERVED, UNAVAILABLE}),
@@ -100,6 +101,7 @@ class Connector:
     error_code: str = "NoError"
     inoperative: bool = False
     pending_inoperative: bool | None = None  # ChangeAvailability Scheduled: applied when the transaction ends
+    reserved: bool = False  # held for a reservation (:mod:`.reservations`)
     status: str = AVAILABLE
     charging_state: str | None = None
     reported_status: str | None = None  # last status the CSMS acknowledged or we sent
@@ -123,14 +125,16 @@ class Connector:
             return FINISHING
         if self.plugged or self.authorized_waiting:
             return PREPARING
-        return AVAILABLE
+        return RESERVED if self.reserved else AVAILABLE
 
     def _derive_v201(self) -> str:
         if self.faulted:
             return FAULTED
         if self.inoperative and not self.in_transaction:
             return UNAVAILABLE
-        return OCCUPIED if self.plugged else AVAILABLE
+        if self.plugged:
+            return OCCUPIED
+        return RESERVED if self.reserved else AVAILABLE
 
     def _charging_state(self) -> str | None:
         if not self.in_transaction:

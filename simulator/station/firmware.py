@@ -22,6 +22,7 @@ from simulator.station.config import Configuration
 from simulator.station.connector import Connector
 from simulator.station.offline_queue import OfflineQueue, QueuedMessage
 from simulator.station.registration import Registration, StationIdentity
+from simulator.station.reservations import Reservation
 from simulator.station.smart_charging import ProfileStore, SetProfileOutcome
 from simulator.station.transactions import Reading, Transaction
 
@@ -115,6 +116,19 @@ class FirmwareCore(Protocol):
     def set_charging_profile(self, install: Callable[[], SetProfileOutcome], now: float) -> SetProfileOutcome: ...
     def profiles_changed(self, now: float) -> None: ...
 
+    # ---- reservations ---------------------------------------------------------------------------------
+    def reserve(
+        self,
+        reservation_id: int,
+        connector_id: int | None,
+        id_token: str,
+        group_id: str | None,
+        expires_at: float,
+        now: float,
+        wanted_type: str | None = None,
+    ) -> str: ...
+    def cancel_reservation(self, reservation_id: int, now: float) -> bool: ...
+
 
 class VersionAdapter(Protocol):
     """A version module as the charger sees it (mirrored method for method by :mod:`.v16` and :mod:`.v201`)."""
@@ -140,3 +154,6 @@ class VersionAdapter(Protocol):
     def prepare(self, message: QueuedMessage) -> dict[str, Any] | None: ...
     def tx_answered(self, message: QueuedMessage, payload: dict[str, Any], now: float) -> None: ...
     def install_remote_profile(self, tx: Transaction, profile: dict[str, Any], now: float) -> None: ...
+
+    # ---- reservations ---------------------------------------------------------------------------------
+    def reservation_ended(self, reservation: Reservation, why: str, now: float) -> None: ...

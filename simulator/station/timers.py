@@ -29,6 +29,7 @@ class Timer(Enum):
     SAMPLE = "sample"  # per connector: the running transaction's next periodic meter values
     CONNECTION_TIMEOUT = "connection_timeout"  # per connector: authorized, waiting for the cable
     LIMIT_CHECK = "limit_check"  # per connector: the charging-profile limit changes
+    RESERVATION = "reservation"  # per connector: its reservation expires
 
 
 Key = tuple[Timer, int]

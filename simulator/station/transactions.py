@@ -32,6 +32,7 @@ from simulator.station.auth import IdTokenInfo, LocalAuthorization
 from simulator.station.config import Configuration
 from simulator.station.connector import Connector, ConnectorError
 from simulator.station.offline_queue import OfflineQueue, QueuedMessage
+from simulator.station.reservations import Reservations
 from simulator.station.smart_charging import Firmware, ProfileStore
 from simulator.station.timers import Deadlines, Timer
 
@@ -95,6 +96,7 @@ class Transaction:
     stop_reason: str | None = None
     remote_profile: dict[str, Any] | None = None
     trigger: str = "Authorized"
+    reservation_id: int | None = None  # the reservation this transaction used up
     # What the CSMS acknowledged (a CALLRESULT): for reports against a CSMS whose records we cannot read.
     start_acknowledged: bool = False
     end_acknowledged: bool = False
@@ -250,8 +252,10 @@ class Transactions:
         smart_charging: Firmware,
         queue: OfflineQueue,
         timers: Deadlines,
+        reservations: Reservations,
     ) -> None:
         self.host, self.messages, self.config, self.connectors = host, messages, config, connectors
+        self.reservations = reservations
         self.meter, self.auth, self.profiles, self.smart_charging = meter, auth, profiles, smart_charging
         self.queue, self.timers = queue, timers
         self.running: dict[int, Transaction] = {}  # by connector
@@ -349,13 +353,17 @@ class Transactions:
             return False
         chosen: Connector | None
         if connector_id is None:
-            free = [c for c in self.connectors.values() if c.can_start and not c.authorized_waiting]
+            free = [
+                c
+                for c in self.connectors.values()
+                if c.can_start and not c.authorized_waiting and self.reservations.lets(c.connector_id, token, None)
+            ]
             plugged = [c for c in free if c.plugged]
             candidates = plugged or free
             chosen = candidates[0] if candidates else None
         else:
             chosen = self.connectors.get(connector_id)
-        if chosen is None or not chosen.can_start or chosen.authorized_waiting:
+        if chosen is None or not chosen.can_start or chosen.authorized_waiting or self._held_for_other(chosen, token):
             return False
         target = chosen
         self.host.after_reply(
@@ -378,6 +386,9 @@ class Transactions:
         contract: tuple[dict[str, str], ...] = (),
     ) -> None:
         start = _PendingStart(token, token_type, remote_start_id, profile, "RemoteStart" if remote else "Authorized")
+        if self._held_for_other(c, token):
+            self._not_authorized(c, now)
+            return
         local = self.local_lookup(token, now)
         if remote and not self.config.flag("authorize_remote"):
             self._authorized(c, start, now)
@@ -390,7 +401,7 @@ class Transactions:
                     info = self.messages.parse_id_info(pending.payload)
                     self.remember(token, info)
                     if info.accepted:
-                        self._authorized(c, start, when)
+                        self._authorized(c, start, when, info.group_id)
                     else:
                         self._not_authorized(c, when)
                 else:
@@ -400,15 +411,20 @@ class Transactions:
             self.host.refresh(c, now)
             self.host.send("Authorize", self.messages.authorize_payload(token, token_type, contract), now, answered)
         elif self.host.online:
-            self._authorized(c, start, now)
+            self._authorized(c, start, now, local.group_id if local is not None else None)
         else:
             self._offline_authorize(c, start, local, now)
+
+    def _held_for_other(self, c: Connector, token: str) -> bool:
+        """Reserved for another token and no group could make this one its holder's: refused at once."""
+        held = self.reservations.on(c.connector_id)
+        return held is not None and held.id_token != token and held.group_id is None
 
     def _offline_authorize(self, c: Connector, start: _PendingStart, local: IdTokenInfo | None, now: float) -> None:
         known_ok = local is not None and local.accepted and self.config.flag("local_authorize_offline")
         unknown_ok = local is None and self.config.flag("allow_offline_unknown")
         if known_ok or unknown_ok:
-            self._authorized(c, start, now)
+            self._authorized(c, start, now, local.group_id if local is not None else None)
         else:
             self._not_authorized(c, now)
 
@@ -417,8 +433,8 @@ class Transactions:
         self._pending_starts.pop(c.connector_id, None)
         self.host.refresh(c, now)
 
-    def _authorized(self, c: Connector, start: _PendingStart, now: float) -> None:
-        if not c.can_start:
+    def _authorized(self, c: Connector, start: _PendingStart, now: float, group_id: str | None = None) -> None:
+        if not c.can_start or not self.reservations.lets(c.connector_id, start.token, group_id):
             self._not_authorized(c, now)
             return
         self._move(c, TxEvent.GRANT)
@@ -455,6 +471,11 @@ class Transactions:
             remote_profile=start.profile,
             trigger=start.trigger,
         )
+        held = self.reservations.on(c.connector_id)
+        if held is not None:  # only its holder got this far (_authorized): the reservation is used up
+            self.reservations.end(held.reservation_id)
+            self.timers.cancel(Timer.RESERVATION, c.connector_id)
+            tx.reservation_id = held.reservation_id
         tx.transaction_id = self.messages.new_transaction_id()
         self.running[c.connector_id] = tx
         self.history.append(tx)

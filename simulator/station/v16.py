@@ -22,6 +22,7 @@ from simulator.station.smart_charging import (
 
 if TYPE_CHECKING:
     from simulator.station.firmware import FirmwareCore, Handler
+    from simulator.station.reservations import Reservation
     from simulator.station.transactions import Reading, Transaction
 
 
@@ -67,8 +68,8 @@ class Protocol(ProtocolBase):
             "GetCompositeSchedule": self.get_composite_schedule,
             "SendLocalList": self.send_local_list,
             "GetLocalListVersion": self.get_local_list_version,
-            "ReserveNow": lambda p, now: {"status": "Rejected"},
-            "CancelReservation": lambda p, now: {"status": "Rejected"},
+            "ReserveNow": self.reserve_now,
+            "CancelReservation": self.cancel_reservation,
             "GetDiagnostics": lambda p, now: {},
             "UpdateFirmware": lambda p, now: {},
         }
@@ -138,6 +139,8 @@ class Protocol(ProtocolBase):
             "meterStart": round(tx.meter_start_wh),
             "timestamp": _time(now),
         }
+        if tx.reservation_id is not None:
+            payload["reservationId"] = tx.reservation_id
         return QueuedMessage("StartTransaction", payload, tx.key)
 
     def tx_meter_values(self, tx: Transaction, readings: list[Reading], now: float) -> QueuedMessage:
@@ -185,6 +188,9 @@ class Protocol(ProtocolBase):
         self.charger.profiles.set_charging_profile_v16(
             {"connectorId": tx.connector_id, "csChargingProfiles": profile}, now
         )
+
+    def reservation_ended(self, reservation: Reservation, why: str, now: float) -> None:
+        return None  # 1.6 has no message for it: the connector's StatusNotification says it
 
     # ---- calls we answer ----------------------------------------------------------------------------
     def remote_start(self, p: dict[str, Any], now: float) -> dict[str, Any]:
@@ -300,3 +306,18 @@ class Protocol(ProtocolBase):
         if not self.charger.config.flag("local_list_enabled"):
             return {"listVersion": -1}
         return {"listVersion": self.charger.auth.local_list.version}
+
+    def reserve_now(self, p: dict[str, Any], now: float) -> dict[str, Any]:
+        """Connector 0 reserves any connector, when ReserveConnectorZeroSupported."""
+        connector_id = p["connectorId"]
+        if connector_id == 0 and not self.charger.config.flag("reserve_any"):
+            return {"status": "Rejected"}
+        expiry = parse_time(p["expiryDate"])
+        assert expiry is not None
+        status = self.charger.reserve(
+            p["reservationId"], connector_id or None, p["idTag"], p.get("parentIdTag"), expiry.timestamp(), now
+        )
+        return {"status": status}
+
+    def cancel_reservation(self, p: dict[str, Any], now: float) -> dict[str, Any]:
+        return {"status": "Accepted" if self.charger.cancel_reservation(p["reservationId"], now) else "Rejected"}

@@ -24,6 +24,7 @@ from simulator.station.smart_charging import clear_charging_profile_response, se
 
 if TYPE_CHECKING:
     from simulator.station.firmware import FirmwareCore, Handler
+    from simulator.station.reservations import Reservation
     from simulator.station.transactions import Reading, Transaction
 
 #: Our stop reasons (1.6 spelling) -> 2.0.1 stoppedReason and the Ended event's triggerReason.
@@ -84,8 +85,8 @@ class Protocol(ProtocolBase):
             "GetCompositeSchedule": self.get_composite_schedule,
             "SendLocalList": self.send_local_list,
             "GetLocalListVersion": self.get_local_list_version,
-            "ReserveNow": lambda p, now: {"status": "Rejected"},
-            "CancelReservation": lambda p, now: {"status": "Rejected"},
+            "ReserveNow": self.reserve_now,
+            "CancelReservation": self.cancel_reservation,
             "GetTransactionStatus": self.get_transaction_status,
         }
 
@@ -178,9 +179,12 @@ class Protocol(ProtocolBase):
         info: dict[str, Any] = {"chargingState": c.charging_state} if c.charging_state else {}
         if tx.remote_start_id is not None:
             info["remoteStartId"] = tx.remote_start_id
-        return self._event(
+        message = self._event(
             tx, "Started", tx.trigger, now, readings=readings, context="Transaction.Begin", info=info, with_token=True
         )
+        if tx.reservation_id is not None:
+            message.payload["reservationId"] = tx.reservation_id
+        return message
 
     def tx_meter_values(self, tx: Transaction, readings: list[Reading], now: float) -> QueuedMessage:
         return self._event(tx, "Updated", "MeterValuePeriodic", now, readings=readings)
@@ -433,3 +437,26 @@ class Protocol(ProtocolBase):
         if tx_id is not None:
             body["ongoingIndicator"] = charger.transaction_by_id(tx_id) is not None
         return body
+
+    def reserve_now(self, p: dict[str, Any], now: float) -> dict[str, Any]:
+        """H01: a specific EVSE, or any (no evseId) when ReservationCtrlr.NonEvseSpecific; a connector type."""
+        config = self.charger.config
+        evse_id = p.get("evseId")
+        if not config.flag("reservation_enabled") or (evse_id is None and not config.flag("reserve_any")):
+            return {"status": "Rejected"}
+        expiry = parse_time(p["expiryDateTime"])
+        assert expiry is not None
+        group = p.get("groupIdToken", {}).get("idToken")
+        status = self.charger.reserve(
+            p["id"], evse_id, p["idToken"]["idToken"], group, expiry.timestamp(), now, p.get("connectorType")
+        )
+        return {"status": status}
+
+    def cancel_reservation(self, p: dict[str, Any], now: float) -> dict[str, Any]:
+        return {"status": "Accepted" if self.charger.cancel_reservation(p["reservationId"], now) else "Rejected"}
+
+    def reservation_ended(self, reservation: Reservation, why: str, now: float) -> None:
+        """H01.FR.?: the station tells the CSMS of a reservation it ended itself (Expired, Removed)."""
+        if self.charger.online:
+            payload = {"reservationId": reservation.reservation_id, "reservationUpdateStatus": why}
+            self.charger.send("ReservationStatusUpdate", payload, now)

@@ -81,7 +81,7 @@ def test_a_failing_check_makes_the_exit_status_non_zero(tmp_path):
 
 def test_a_bad_scenario_is_a_usage_error_naming_file_line_and_field(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
-    path.write_text(SMALL.read_text().replace('ocpp: "2.0.1"', 'ocpp: "2.1"'))
+    path.write_text(SMALL.read_text().replace('ocpp: "2.0.1"', 'ocpp: "2.0"'))
     assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml:9:" in err and "chargers[1].ocpp" in err and "'2.0.1'" in err

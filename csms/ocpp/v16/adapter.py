@@ -98,6 +98,7 @@ PARSERS: dict[str, Callable[[dict[str, Any]], ev.StationReport]] = {
         timestamp=_time(p),
         id_token=p["idTag"],
         meter_start_wh=float(p["meterStart"]),
+        reservation_id=p.get("reservationId"),
     ),
     "StopTransaction": lambda p: ev.TransactionEnded(
         charger_tx_id=_tx_id(p["transactionId"]),

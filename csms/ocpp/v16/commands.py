@@ -6,11 +6,13 @@ import json
 from typing import Any
 
 from csms.ocpp import outgoing, schemas
+from csms.ocpp.convert import format_time
 from csms.ocpp.outgoing import (
     MASK,
     Call,
     ChargingProfile,
     CredentialChange,
+    Reservation,
     ResetKind,
     SignedFirmware,
     VariableRef,
@@ -300,3 +302,17 @@ def display_status(action: str, result: dict[str, Any]) -> str:
         return str(json.loads(result.get("data") or "{}").get("status", "NotSupported"))
     except (ValueError, AttributeError):
         return "NotSupported"
+def reserve_now(reservation: Reservation) -> Call:
+    payload: dict[str, Any] = {
+        "connectorId": reservation.evse_id or 0,
+        "expiryDate": format_time(reservation.expires_at),
+        "idTag": reservation.id_token[:20],
+        "reservationId": reservation.reservation_id,
+    }
+    if reservation.group_id:
+        payload["parentIdTag"] = reservation.group_id[:20]
+    return "ReserveNow", payload
+
+
+def cancel_reservation(reservation_id: int) -> Call:
+    return "CancelReservation", {"reservationId": reservation_id}

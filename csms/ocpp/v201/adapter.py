@@ -69,6 +69,7 @@ def _transaction_event(p: dict[str, Any]) -> ev.StationReport:
         "samples": samples(p.get("meterValue", [])),
     }
     kind = p["eventType"]
+    reserved = {"reservation_id": p["reservationId"]} if "reservationId" in p else {}
     if kind == "Started":
         return ev.TransactionStarted(
             evse_id=evse.get("id", 0),
@@ -76,6 +77,7 @@ def _transaction_event(p: dict[str, Any]) -> ev.StationReport:
             id_token=token,
             charger_tx_id=info["transactionId"],
             remote_start_id=info.get("remoteStartId"),
+            **reserved,
             **common,
         )
     if kind == "Updated":
@@ -85,6 +87,7 @@ def _transaction_event(p: dict[str, Any]) -> ev.StationReport:
             connector_id=evse.get("connectorId"),
             id_token=token,
             charging_state=info.get("chargingState"),
+            **reserved,
             **common,
         )
     return ev.TransactionEnded(
@@ -191,7 +194,9 @@ PARSERS: dict[str, Callable[[dict[str, Any]], ev.StationReport]] = {
     "NotifyChargingLimit": _notice("charging_limit"),
     "ClearedChargingLimit": _notice("charging_limit_cleared"),
     "ReportChargingProfiles": _notice("charging_profiles_report"),
-    "ReservationStatusUpdate": _notice("reservation_status"),
+    "ReservationStatusUpdate": lambda p: ev.ReservationStatusReported(
+        p["reservationId"], p["reservationUpdateStatus"], p
+    ),
     "NotifyCustomerInformation": _notice("customer_information", "generatedAt"),
     "NotifyDisplayMessages": _notice("display_messages"),
     "PublishFirmwareStatusNotification": _notice("publish_firmware_status"),

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from csms.ocpp import outgoing, schemas
+from csms.ocpp.convert import format_time
 from csms.ocpp.outgoing import (
     MASK,
     Call,
     ChargingProfile,
     CredentialChange,
+    Reservation,
     ResetKind,
     SignedFirmware,
     VariableRef,
@@ -314,3 +316,20 @@ def get_display_messages(request_id: int, ids: list[int], priority: str | None, 
 
 def display_status(action: str, result: dict[str, Any]) -> str:
     return str(result.get("status", ""))
+def reserve_now(reservation: Reservation) -> Call:
+    payload: dict[str, Any] = {
+        "id": reservation.reservation_id,
+        "expiryDateTime": format_time(reservation.expires_at),
+        "idToken": {"idToken": reservation.id_token, "type": reservation.id_token_type},
+    }
+    if reservation.evse_id is not None:
+        payload["evseId"] = reservation.evse_id
+    if reservation.connector_type:
+        payload["connectorType"] = reservation.connector_type
+    if reservation.group_id:
+        payload["groupIdToken"] = {"idToken": reservation.group_id, "type": "Central"}
+    return "ReserveNow", payload
+
+
+def cancel_reservation(reservation_id: int) -> Call:
+    return "CancelReservation", {"reservationId": reservation_id}
