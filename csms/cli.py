@@ -370,6 +370,29 @@ def cmd_stations_clear_display_message(args: argparse.Namespace) -> int:
     return 0 if answer["message"]["status"] == "cleared" else 1
 
 
+def cmd_stations_monitor(args: argparse.Namespace) -> int:
+    ref = _variable(args.name)
+    if "component" not in ref:
+        raise UserError(f"{args.name}: name a 2.0.1 variable as Component[@EVSE].Variable")
+    monitor = {**ref, "type": args.type, "value": args.value, "severity": args.severity}
+    answer = _api_post(args, f"/stations/{quote(args.station_id, safe='')}/monitors", {"monitors": [monitor]})
+    for row in answer["monitors"]:
+        print(f"monitor {row['monitor_id'] if row['monitor_id'] is not None else '-'}: {row['status']}")
+    if answer["call"]["outcome"] != "result":
+        print(_outcome(answer["call"]))
+    return 0 if all(row["status"] == "Accepted" for row in answer["monitors"]) else 1
+
+
+def cmd_stations_events(args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"limit": args.limit}
+    if args.kind:
+        params["kind"] = args.kind
+    rows = _api_request(args.api_url, "GET", f"/stations/{quote(args.station_id, safe='')}/events", params=params,
+                        timeout=args.timeout)  # fmt: skip
+    print(_table([(r["timestamp"], r["kind"], json.dumps(r["data"])[:100]) for r in rows], ("at", "kind", "data")))
+    return 0
+
+
 def cmd_stations_upgrade_profile(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"profile": args.profile}
     if args.csms_url:
@@ -767,6 +790,10 @@ def _command_parsers(station_cmds: Any) -> None:
                          lambda a: {"id_token": a.token, "evse_id": a.evse}),
         "remote-stop": ("RemoteStopTransaction / RequestStopTransaction of our transaction id", "remote-stop",
                         lambda a: {"transaction_id": a.transaction_id}),
+        "base-report": ("GetBaseReport (2.0.1): the device model comes in NotifyReport, kept as the variables",
+                        "reports", lambda a: {"base": a.base}),
+        "clear-monitor": ("ClearVariableMonitoring of the station's monitor ids (2.0.1)", "monitors/clear",
+                          lambda a: {"ids": a.ids}),
     }  # fmt: skip
     display = station_cmds.add_parser(
         "display-message", help="show a message on a station's display",
@@ -790,6 +817,26 @@ def _command_parsers(station_cmds: Any) -> None:
     clear.add_argument("message_id", type=int, metavar="MESSAGE")
     _api_options(clear)
     clear.set_defaults(handler=cmd_stations_clear_display_message)
+    monitor = station_cmds.add_parser(
+        "monitor", help="set a variable monitor on a 2.0.1 station",
+        description="SetVariableMonitoring of Component[@EVSE].Variable; an alerting monitor raises a "
+        "monitor_alert alert until it clears.",
+    )  # fmt: skip
+    monitor.add_argument("station_id", metavar="ID")
+    monitor.add_argument("name", metavar="Component[@EVSE].Variable")
+    monitor.add_argument("--type", required=True, choices=["UpperThreshold", "LowerThreshold", "Delta", "Periodic",
+                                                           "PeriodicClockAligned"])  # fmt: skip
+    monitor.add_argument("--value", type=float, required=True)
+    monitor.add_argument("--severity", type=int, default=5, choices=range(10), metavar="0-9")
+    _api_options(monitor)
+    monitor.set_defaults(handler=cmd_stations_monitor)
+    events = station_cmds.add_parser("events", help="what a station reported (NotifyEvent, DataTransfer, …)",
+                                     description="The station's events, newest first.")  # fmt: skip
+    events.add_argument("station_id", metavar="ID")
+    events.add_argument("--kind", default=None, help="e.g. device_event")
+    events.add_argument("--limit", type=int, default=50)
+    _api_options(events)
+    events.set_defaults(handler=cmd_stations_events)
     for name, (help_text, path, body) in commands_.items():
         parser = station_cmds.add_parser(name, help=help_text.split(" (")[0], description=help_text + ".")
         parser.add_argument("station_id", metavar="ID")
@@ -815,6 +862,9 @@ _COMMAND_ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], object]] = {
     "remote-start": lambda p: (p.add_argument("token", metavar="TOKEN"),
                                p.add_argument("--evse", type=int, default=None, metavar="N")),
     "remote-stop": lambda p: p.add_argument("transaction_id", type=int, metavar="TRANSACTION"),
+    "base-report": lambda p: p.add_argument("--base", default="FullInventory",
+                                            choices=["FullInventory", "ConfigurationInventory", "SummaryInventory"]),
+    "clear-monitor": lambda p: p.add_argument("ids", type=int, nargs="+", metavar="MONITOR"),
 }  # fmt: skip
 
 

@@ -53,6 +53,8 @@ FIRMWARE_FAILED = "firmware_failed"
 SECURITY_EVENT = "security_event"
 REMEDIATION_EXHAUSTED = "remediation_exhausted"
 METER_FROZEN = "meter_frozen"
+#: A 2.0.1 variable monitor the CSMS set is alerting (NotifyEvent trigger Alerting), until it reports it cleared.
+MONITOR_ALERT = "monitor_alert"
 #: Raised by the certificate manager (:mod:`csms.core.plugins.certificates`), not by this engine.
 CERTIFICATE_EXPIRING = "certificate_expiring"
 ALL_RULES = frozenset(
@@ -67,6 +69,7 @@ ALL_RULES = frozenset(
         SECURITY_EVENT,
         REMEDIATION_EXHAUSTED,
         METER_FROZEN,
+        MONITOR_ALERT,
     }
 )
 SEVERITY = {
@@ -80,6 +83,7 @@ SEVERITY = {
     SECURITY_EVENT: "warning",
     REMEDIATION_EXHAUSTED: "critical",
     METER_FROZEN: "warning",
+    MONITOR_ALERT: "warning",
     CERTIFICATE_EXPIRING: "warning",
 }
 #: FirmwareStatusNotification statuses (1.6 and 2.0.1) that end an update in failure.
@@ -174,6 +178,19 @@ class SecurityEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class MonitorAlert:
+    """A station's variable monitor crossed its threshold (``cleared``: went back), from NotifyEvent."""
+
+    station_id: str
+    evse_id: int
+    monitor_id: int
+    cleared: bool
+    component: str
+    variable: str
+    actual: str
+
+
+@dataclass(frozen=True, slots=True)
 class SessionFailed:
     """A session (or a remote start) on the port delivered no energy."""
 
@@ -232,6 +249,7 @@ Event = (
     | StatusChanged
     | FirmwareStatus
     | SecurityEvent
+    | MonitorAlert
     | SessionFailed
     | SessionDelivered
     | UptimeMeasured
@@ -312,6 +330,7 @@ class AlertEngine:
         self._ports: dict[tuple[str, int], _Port] = {}
         self._tx_ports: dict[tuple[str, str], int] = {}  # (station, transaction) -> EVSE, while it is read
         self._timers: dict[tuple[Any, ...], float] = {}
+        self._alerting: dict[tuple[str, int], set[int]] = {}  # (station, EVSE) -> monitors alerting there
         self._heap: list[tuple[float, int, tuple[Any, ...]]] = []
         self._seq = itertools.count()
 
@@ -356,6 +375,8 @@ class AlertEngine:
                     self._resolve(out, FIRMWARE_FAILED, station_id, None, now)
             case SecurityEvent(station_id, kind, tech_info):
                 self._raise(out, SECURITY_EVENT, station_id, None, now, {"type": kind, "techInfo": tech_info})
+            case MonitorAlert():
+                self._monitor_alert(out, event, now)
             case SessionFailed(station_id, evse_id):
                 port = self._port(station_id, evse_id)
                 port.failures += 1
@@ -550,6 +571,19 @@ class AlertEngine:
             return
         self.open.add(key)
         out.append(RaiseAlert(rule, station_id, evse_id, self.rules.severity.get(rule, "warning"), now, details))
+
+    def _monitor_alert(self, out: list[Effect], event: MonitorAlert, now: float) -> None:
+        """One alert per EVSE while any of its monitors alerts (the details name the one that raised it)."""
+        alerting = self._alerting.setdefault((event.station_id, event.evse_id), set())
+        if event.cleared:
+            alerting.discard(event.monitor_id)
+            if not alerting:
+                self._resolve(out, MONITOR_ALERT, event.station_id, event.evse_id, now)
+            return
+        alerting.add(event.monitor_id)
+        details = {"monitor_id": event.monitor_id, "component": event.component, "variable": event.variable,
+                   "actual": event.actual}  # fmt: skip
+        self._raise(out, MONITOR_ALERT, event.station_id, event.evse_id, now, details)
 
     def _resolve(self, out: list[Effect], rule: str, station_id: str, evse_id: int | None, now: float) -> None:
         key = (rule, station_id, evse_id)

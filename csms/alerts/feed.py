@@ -3,6 +3,8 @@ inputs of :class:`~csms.alerts.engine.AlertEngine` (pure; no store, no clock).""
 
 from __future__ import annotations
 
+from typing import Any
+
 from csms.alerts import engine as al
 from csms.alerts.meter import Reading, readings
 from csms.domain import events as ev
@@ -22,6 +24,8 @@ def report_events(
                 events.append(al.StatusChanged(station_id, report.evse_id, report.state, report.error_code))
             case ev.StationNotice(kind="firmware_status"):
                 events.append(al.FirmwareStatus(station_id, str(report.data.get("status"))))
+            case ev.StationNotice(kind="device_event"):
+                events += monitor_alerts(station_id, report.data)
             case ev.StationNotice(kind="security_event"):
                 kind = str(report.data.get("type"))
                 events.append(al.SecurityEvent(station_id, kind, report.data.get("techInfo")))
@@ -52,3 +56,24 @@ def meter_reads(
     return [
         al.MeterRead(station_id, report.evse_id, tx_id, r.at, r.energy_wh, r.power_w, r.current_a, state) for r in reads
     ]
+
+
+def monitor_alerts(station_id: str, notify_event: dict[str, Any]) -> list[al.Event]:
+    """NotifyEvent's items raised by a variable monitor crossing its threshold (trigger Alerting)."""
+    out: list[al.Event] = []
+    for item in notify_event.get("eventData", []):
+        if item.get("trigger") != "Alerting" or item.get("variableMonitoringId") is None:
+            continue
+        component = item.get("component", {})
+        out.append(
+            al.MonitorAlert(
+                station_id,
+                int(component.get("evse", {}).get("id", 0)),
+                int(item["variableMonitoringId"]),
+                bool(item.get("cleared", False)),
+                str(component.get("name", "")),
+                str(item.get("variable", {}).get("name", "")),
+                str(item.get("actualValue", "")),
+            )
+        )
+    return out

@@ -20,6 +20,7 @@ _TYPES: dict[str, type] = {
         al.StatusChanged,
         al.FirmwareStatus,
         al.SecurityEvent,
+        al.MonitorAlert,
         al.SessionFailed,
         al.SessionDelivered,
         al.UptimeMeasured,

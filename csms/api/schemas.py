@@ -427,6 +427,64 @@ class DisplayQueryRequest(Strict):
     state: Literal["Charging", "Faulted", "Idle", "Unavailable"] | None = None
 
 
+# ---- the device model: reports, monitors, station events -----------------------------------------------------
+class BaseReportRequest(Strict):
+    model_config = examples({"base": "FullInventory"})
+
+    base: Literal["FullInventory", "ConfigurationInventory", "SummaryInventory"] = "FullInventory"
+
+
+class MonitorIn(Strict):
+    component: ComponentName
+    variable: VariableName
+    evse_id: Annotated[int, Field(ge=0)] = 0
+    type: Literal["UpperThreshold", "LowerThreshold", "Delta", "Periodic", "PeriodicClockAligned"]
+    value: Annotated[float, Field(allow_inf_nan=False)]
+    severity: Annotated[int, Field(ge=0, le=9)] = 5
+    transaction: bool = False
+    id: Annotated[int, Field(ge=0)] | None = Field(None, description="the station's id of a monitor to replace")
+
+
+class MonitorsRequest(Strict):
+    model_config = examples(
+        {"monitors": [{"component": "EVSE", "evse_id": 1, "variable": "Power", "type": "UpperThreshold",
+                       "value": 7000, "severity": 4}]}
+    )  # fmt: skip
+
+    monitors: Annotated[list[MonitorIn], Field(min_length=1, max_length=100)]
+
+
+class MonitorOut(BaseModel):
+    monitor_id: int | None
+    component: str
+    evse_id: int
+    variable: str
+    type: str
+    value: float
+    severity: int
+    transaction: bool
+    status: str
+    created_at: datetime
+    cleared_at: datetime | None
+
+
+class MonitorsCallOut(BaseModel):
+    monitors: list[MonitorOut]
+    call: CallOut
+
+
+class ClearMonitorsRequest(Strict):
+    model_config = examples({"ids": [1, 2]})
+
+    ids: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=100)]
+
+
+class StationEventOut(BaseModel):
+    kind: str
+    timestamp: datetime
+    data: dict[str, Any]
+
+
 class ResetRequest(Strict):
     model_config = examples({"type": "soft"})
 

@@ -9,6 +9,7 @@ from csms.ocpp.outgoing import (
     Call,
     ChargingProfile,
     CredentialChange,
+    MonitorSpec,
     Reservation,
     ResetKind,
     SignedFirmware,
@@ -82,6 +83,9 @@ class CallBuilder(Protocol):
         self, request_id: int, ids: list[int], priority: str | None, state: str | None
     ) -> Call: ...
     def display_status(self, action: str, result: dict[str, Any]) -> str: ...
+    def get_base_report(self, request_id: int, base: str) -> Call: ...
+    def set_variable_monitoring(self, monitors: list[MonitorSpec]) -> Call: ...
+    def clear_variable_monitoring(self, ids: list[int]) -> Call: ...
     def reserve_now(self, reservation: Reservation) -> Call: ...
     def cancel_reservation(self, reservation_id: int) -> Call: ...
 
@@ -327,3 +331,18 @@ def reserve_now(version: str, reservation: Reservation) -> Call:
 
 def cancel_reservation(version: str, reservation_id: int) -> Call:
     return builder(version).cancel_reservation(reservation_id)
+
+
+def get_base_report(version: str, request_id: int, base: str = "FullInventory") -> Call:
+    """2.0.1 GetBaseReport. Raises ValueError for 1.6 (no device model)."""
+    return builder(version).get_base_report(request_id, base)
+
+
+def set_variable_monitoring(version: str, monitors: list[MonitorSpec]) -> Call:
+    """2.0.1 SetVariableMonitoring. Raises ValueError for 1.6."""
+    return builder(version).set_variable_monitoring(monitors)
+
+
+def clear_variable_monitoring(version: str, ids: list[int]) -> Call:
+    """2.0.1 ClearVariableMonitoring. Raises ValueError for 1.6."""
+    return builder(version).clear_variable_monitoring(ids)

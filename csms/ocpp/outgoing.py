@@ -40,6 +40,19 @@ class VariableResult:
 
 
 @dataclass(frozen=True, slots=True)
+class MonitorSpec:
+    """A 2.0.1 variable monitor to set: a threshold, a delta or a period on a component's variable; ``id``
+    replaces the station's monitor of that id."""
+
+    ref: VariableRef
+    type: str
+    value: float
+    severity: int
+    transaction: bool = False
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CredentialChange:
     """A call that changes how the station authenticates: a new HTTP Basic password, or a new security
     profile. ``problem`` says why the call cannot be what it claims (e.g. an AuthorizationKey that is not hex)."""

@@ -679,3 +679,28 @@ class Reservation(Base):
     transaction_id: Mapped[int | None] = mapped_column(BigId)
     #: Why it is in its status, in words (the station's answer, a CALLERROR, a transaction after expiry).
     detail: Mapped[str | None] = mapped_column(String(200))
+
+
+class VariableMonitorRow(Base):
+    """A 2.0.1 variable monitor the CSMS set on a station (SetVariableMonitoring), with the station's answer and
+    the id the station gave it."""
+
+    __tablename__ = "variable_monitors"
+    __table_args__ = (Index("ix_variable_monitors_station", "station_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
+    #: The station's id for the monitor (None when it refused it).
+    monitor_id: Mapped[int | None] = mapped_column(Integer)
+    component: Mapped[str] = mapped_column(String(50))
+    evse_id: Mapped[int] = mapped_column(Integer, default=0)
+    variable: Mapped[str] = mapped_column(String(50))
+    type: Mapped[str] = mapped_column(String(24))
+    value: Mapped[float] = mapped_column(Float)
+    severity: Mapped[int] = mapped_column(Integer)
+    transaction: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The station's answer (Accepted, UnknownComponent, UnknownVariable, UnsupportedMonitorType, Rejected,
+    #: Duplicate), or cleared.
+    status: Mapped[str] = mapped_column(String(24))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    cleared_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

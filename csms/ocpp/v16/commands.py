@@ -12,6 +12,7 @@ from csms.ocpp.outgoing import (
     Call,
     ChargingProfile,
     CredentialChange,
+    MonitorSpec,
     Reservation,
     ResetKind,
     SignedFirmware,
@@ -316,3 +317,16 @@ def reserve_now(reservation: Reservation) -> Call:
 
 def cancel_reservation(reservation_id: int) -> Call:
     return "CancelReservation", {"reservationId": reservation_id}
+
+
+# ---- 1.6 has no device model reports or monitoring ----------------------------------------------------------
+def get_base_report(request_id: int, base: str) -> Call:
+    raise ValueError("OCPP 1.6 has no base report: GetConfiguration of every key reads its settings")
+
+
+def set_variable_monitoring(monitors: list[MonitorSpec]) -> Call:
+    raise ValueError("OCPP 1.6 has no variable monitoring")
+
+
+def clear_variable_monitoring(ids: list[int]) -> Call:
+    raise ValueError("OCPP 1.6 has no variable monitoring")

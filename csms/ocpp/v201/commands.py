@@ -11,6 +11,7 @@ from csms.ocpp.outgoing import (
     Call,
     ChargingProfile,
     CredentialChange,
+    MonitorSpec,
     Reservation,
     ResetKind,
     SignedFirmware,
@@ -333,3 +334,30 @@ def reserve_now(reservation: Reservation) -> Call:
 
 def cancel_reservation(reservation_id: int) -> Call:
     return "CancelReservation", {"reservationId": reservation_id}
+
+
+# ---- the device model: reports and monitoring (blocks B and N) --------------------------------------------
+def get_base_report(request_id: int, base: str) -> Call:
+    return "GetBaseReport", {"requestId": request_id, "reportBase": base}
+
+
+def set_variable_monitoring(monitors: list[MonitorSpec]) -> Call:
+    data = []
+    for monitor in monitors:
+        item: dict[str, Any] = {
+            "value": monitor.value,
+            "type": monitor.type,
+            "severity": monitor.severity,
+            "component": _component(monitor.ref),
+            "variable": {"name": monitor.ref.variable},
+        }
+        if monitor.transaction:
+            item["transaction"] = True
+        if monitor.id is not None:
+            item["id"] = monitor.id
+        data.append(item)
+    return "SetVariableMonitoring", {"setMonitoringData": data}
+
+
+def clear_variable_monitoring(ids: list[int]) -> Call:
+    return "ClearVariableMonitoring", {"id": ids}
