@@ -20,6 +20,7 @@ from csms.api.routes import (
     contract_roots,
     credentials,
     diagnostics,
+    local_lists,
     security_events,
     sites,
     stations,
@@ -52,7 +53,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     secured = [Depends(require_key)]
     routers = (
         stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics,
-        security_events, certificates, contract_roots,
+        security_events, certificates, contract_roots, local_lists,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)

@@ -34,6 +34,7 @@ SCREENSHOT_ENV = "CHARGETWIN_DOCS_SCREENSHOT"
 BODILESS = {
     ("post", "/api/v1/certificates/{serial}/revoke"),
     ("post", "/api/v1/stations/{station_id}/certificates/installed/refresh"),
+    ("post", "/api/v1/stations/{station_id}/clear-cache"),
 }
 
 
