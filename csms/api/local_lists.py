@@ -10,6 +10,7 @@ step until the next sync.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from csms.api.calls import call_station
+from csms.domain import events as ev
 from csms.gateway.server import Gateway
 from csms.ocpp import local_list
 from csms.ocpp.local_list import Changes, UpdateType
@@ -36,6 +38,7 @@ class ListSync:
 
     def __init__(self, session_factory: sessionmaker[Session], gateway: Gateway) -> None:
         self.session_factory, self.gateway = session_factory, gateway
+        self._locks: dict[str, asyncio.Lock] = {}  # one sync at a time per station: versions stay in order
 
     async def _db(self, work: Callable[[Session], T]) -> T:
         def run() -> T:
@@ -61,10 +64,11 @@ class ListSync:
         Raises:
             NotFound: no such station.  Conflict: not connected.  Invalid: the list is too large for it.
         """
-        await self._read_limits(station_id, timeout, force=read_limits)
-        sent = await self._send(station_id, update_type, explicit, timeout)
-        if sent and sent[-1]["status"] == "VersionMismatch":
-            sent += await self._send(station_id, "Full", explicit, timeout)
+        async with self._locks.setdefault(station_id, asyncio.Lock()):
+            await self._read_limits(station_id, timeout, force=read_limits)
+            sent = await self._send(station_id, update_type, explicit, timeout)
+            if sent and sent[-1]["status"] == "VersionMismatch":
+                sent += await self._send(station_id, "Full", explicit, timeout)
         row = await self._db(lambda db: local_lists.state(db, station_id))
         return {
             "station_id": station_id,
@@ -135,6 +139,11 @@ class ListSync:
             "call": outcome,
         }
 
+    async def catch_up(self, station_id: str) -> None:
+        """Sync a station whose list fell behind (token changes while it was away, or a lost list)."""
+        if await self._db(lambda db: local_lists.behind(db, station_id)):
+            await self.sync_quietly([station_id])
+
     async def sync_quietly(self, station_ids: list[str]) -> None:
         """Background syncs after a token change: a station not connected, or refusing, stays out of step."""
         for station_id in station_ids:
@@ -146,9 +155,46 @@ class ListSync:
                 log.warning("local list of %s not synced: %s", station_id, exc)
 
 
+class CatchUp:
+    """A host plugin of the asyncio shell: a station whose list fell behind is synced once it is back (a
+    reconnection of a registered station, or an accepted boot)."""
+
+    def __init__(self, sync: ListSync) -> None:
+        self.sync = sync
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def attach(self, host: Any) -> None:
+        pass
+
+    def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    def connected(self, station_id: str, version: str, registered: bool, now: float) -> None:
+        if registered:
+            self._start(station_id)
+
+    def disconnected(self, station_id: str, now: float) -> None:
+        pass
+
+    def committed(self, station_id: str, reports: list[tuple[Any, Any]], now: float) -> None:
+        if any(isinstance(decision, ev.BootDecision) and decision.status == "Accepted" for _, decision in reports):
+            self._start(station_id)
+
+    def _start(self, station_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.sync.catch_up(station_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
 def list_sync(request: Request) -> ListSync:
     """The app's :class:`ListSync` (made on first use)."""
-    state = request.app.state
+    return app_list_sync(request.app)
+
+
+def app_list_sync(app: Any) -> ListSync:
+    """The :class:`ListSync` of an app (made on first use), also for the server that adds :class:`CatchUp`."""
+    state = app.state
     if getattr(state, "list_sync", None) is None:
         state.list_sync = ListSync(state.session_factory, state.gateway)
     sync: ListSync = state.list_sync

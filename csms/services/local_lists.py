@@ -60,6 +60,12 @@ def state(db: Session, station_id: str) -> LocalListState:
     return row
 
 
+def behind(db: Session, station_id: str) -> bool:
+    """Whether a station that has a list is known to lack changes (read only: no list, not behind)."""
+    row = db.get(LocalListState, station_id)
+    return row is not None and (row.out_of_step_since is not None or row.needs_full)
+
+
 def limits(row: LocalListState) -> Limits:
     return Limits(row.max_entries, row.items_per_message, row.bytes_per_message)
 

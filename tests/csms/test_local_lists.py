@@ -8,22 +8,36 @@ Stations are the ``ocpp`` package's own ChargePoints over real WebSockets, holdi
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+import websockets
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
+from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call_result as result201
+from websockets.typing import Subprotocol
 
 from csms.api.app import create_app
+from csms.api.local_lists import CatchUp, app_list_sync
+from csms.cli import main
 from csms.gateway.server import Gateway
-from tests.csms.test_station_credentials import API_KEY, connect, provision, running
+from csms.services import authorization
+from csms.store.database import make_engine, make_session_factory
+from tests.csms.test_cli import ROOT, _wait_for_api, free_port
+from tests.csms.test_station_credentials import API_KEY, PASSWORD, connect, provision, running
 
 
 class ListHolder:
@@ -119,10 +133,15 @@ class Station201(ChargePoint201, ListHolder):
 
 
 @contextlib.asynccontextmanager
-async def station(gateway: Gateway, station_id: str, version: str, **limits: int) -> AsyncIterator[Any]:
-    async with connect(gateway, station_id, "station-password-1", version) as ws:
+async def station(
+    gateway: Gateway, station_id: str, version: str, before: ListHolder | None = None, **limits: int
+) -> AsyncIterator[Any]:
+    """A connected station; ``before``: the same station's earlier connection, whose list it still holds."""
+    async with connect(gateway, station_id, PASSWORD, version) as ws:
         cp = (Station16 if version == "1.6" else Station201)(station_id, ws, response_timeout=10)
         cp.setup(**limits)
+        if before is not None:
+            cp.version, cp.entries = before.version, before.entries
         runner = asyncio.create_task(cp.start())
         try:
             yield cp
@@ -136,6 +155,7 @@ async def station(gateway: Gateway, station_id: str, version: str, **limits: int
 async def api_gateway(sqlite_factory: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Gateway]]:
     async with running(sqlite_factory) as gateway:
         app = create_app(sqlite_factory, gateway, API_KEY)
+        gateway.add_plugin(CatchUp(app_list_sync(app)))  # as csms serve does
         headers = {"Authorization": f"Bearer {API_KEY}"}
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://x", headers=headers, timeout=15) as api:
@@ -251,3 +271,67 @@ async def test_a_station_that_is_not_connected_is_refused_and_unknown_entries_ar
         "/api/v1/stations/offline/local-list", json={"entries": [{"id_token": "X", "status": "Maybe"}]}
     )
     assert bad.status_code == 422
+
+
+async def test_a_station_away_during_a_token_change_gets_the_change_when_it_boots_again(sqlite_factory, api_gateway):
+    api, gateway = api_gateway
+    provision(sqlite_factory, "away", "1.6")
+    await add_tokens(api, {"id_token": "KEEP"})
+    async with station(gateway, "away", "1.6", max_entries=10, per_message=10) as first:
+        assert (await api.post("/api/v1/stations/away/local-list", json={})).json()["version"] == 1
+    assert (await api.patch("/api/v1/tokens/KEEP", json={"status": "Blocked"})).status_code == 200
+    await add_tokens(api, {"id_token": "NEW"})
+    pending = (await api.get("/api/v1/stations/away/local-list")).json()
+    assert pending["out_of_step_since"] and {p["id_token"] for p in pending["pending"]} == {"KEEP", "NEW"}
+    async with station(gateway, "away", "1.6", before=first, max_entries=10, per_message=10) as back:
+        boot = call16.BootNotification(charge_point_vendor="V", charge_point_model="M")
+        assert (await back.call(boot)).status == "Accepted"
+        await until(lambda: bool(back.updates), "the differential update after the boot")
+        assert [(t, v, len(e)) for t, v, e in back.updates] == [("Differential", 2, 2)]
+        assert back.entries == {"KEEP": "Blocked", "NEW": "Accepted"}
+    assert (await api.get("/api/v1/stations/away/local-list")).json()["out_of_step_since"] is None
+
+
+# ---- csms stations send-local-list / local-list-version / clear-cache against a running csms serve -----------
+async def test_the_cli_syncs_asks_and_clears_through_a_running_server(sqlite_url, capsys, monkeypatch):
+    ocpp_port, api_port = free_port(), free_port()
+    command = [sys.executable, "-m", "csms.cli", "serve", "--database-url", sqlite_url, "--log-level", "warning"]
+    command += ["--ocpp-port", str(ocpp_port), "--api-port", str(api_port)]
+    env = {**os.environ, "CHARGETWIN_API_KEY": API_KEY}
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    monkeypatch.setenv("CHARGETWIN_API_KEY", API_KEY)
+    api = f"http://127.0.0.1:{api_port}/api/v1"
+
+    async def cli(*args: str) -> tuple[int, str, str]:
+        """The command as a user runs it (in this process: the test pays no interpreter start per command)."""
+        code = await asyncio.to_thread(main, ["stations", *args, "--api-url", api, "--timeout", "10"])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    try:
+        await _wait_for_api(f"http://127.0.0.1:{api_port}", process, time.monotonic() + 60)
+        factory = make_session_factory(make_engine(sqlite_url))
+        provision(factory, "cli16", "1.6")
+        with factory() as db:
+            for token in ("CARD-1", "CARD-2"):
+                authorization.create(db, token, datetime.now(UTC))
+            db.commit()
+        headers = {"Authorization": "Basic " + base64.b64encode(f"cli16:{PASSWORD}".encode()).decode()}
+        url = f"ws://127.0.0.1:{ocpp_port}/ocpp/cli16"
+        async with websockets.connect(url, subprotocols=[Subprotocol("ocpp1.6")], additional_headers=headers) as ws:
+            cp = Station16("cli16", ws, response_timeout=10)
+            cp.setup(max_entries=10, per_message=10)
+            runner = asyncio.create_task(cp.start())
+            code, out, err = await cli("send-local-list", "cli16", "--full")
+            assert code == 0 and "SendLocalList Full version 1 (2 entries): Accepted" in out, out + err
+            assert cp.entries == {"CARD-1": "Accepted", "CARD-2": "Accepted"}
+            code, out, err = await cli("local-list-version", "cli16")
+            assert code == 0 and "local list version 1 (in step)" in out, out + err
+            code, out, err = await cli("clear-cache", "cli16")
+            assert code == 0 and cp.cleared == 1, out + err
+            code, out, err = await cli("send-local-list", "nobody")
+            assert code == 2 and "404" in err
+            runner.cancel()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
