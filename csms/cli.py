@@ -35,7 +35,7 @@ from csms.runtime import logs
 from csms.runtime import settings as serve_settings
 from csms.runtime.server import Endpoints, prepare_database, raise_fd_limit, run_server
 from csms.runtime.settings import ServeSettings
-from csms.services import apikeys, authorization, certificates, contracts, security_events, stations
+from csms.services import apikeys, authorization, certificates, contracts, local_lists, security_events, stations
 from csms.services.config import CsmsConfig
 from csms.services.errors import DomainError
 from csms.store.database import URL_ENV, make_session_factory, resolve_url
@@ -315,19 +315,17 @@ def cmd_stations_upgrade_profile(args: argparse.Namespace) -> int:
 
 def cmd_tokens_add(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
-    _in_transaction(
-        args,
-        lambda db: authorization.create(
-            db,
-            args.token,
-            now,
-            status=args.status,
-            token_type=args.type,
-            expiry=args.expiry,
-            group_id=args.group,
-        ),
-    )
+
+    def add(db: Session) -> list[str]:
+        authorization.create(
+            db, args.token, now, status=args.status, token_type=args.type, expiry=args.expiry, group_id=args.group
+        )
+        return local_lists.token_changed(db, args.token, {args.group}, now)
+
+    behind = _in_transaction(args, add)
     print(f"id token {args.token} added ({args.status})")
+    if behind:  # the server sends it when they are next synced (at their next boot at the latest)
+        print(f"local lists to bring in step: {', '.join(behind)} (csms stations send-local-list ID)")
     return 0
 
 

@@ -325,8 +325,12 @@ async def test_the_cli_syncs_asks_and_clears_through_a_running_server(sqlite_url
             code, out, err = await cli("send-local-list", "cli16", "--full")
             assert code == 0 and "SendLocalList Full version 1 (2 entries): Accepted" in out, out + err
             assert cp.entries == {"CARD-1": "Accepted", "CARD-2": "Accepted"}
+            code = await asyncio.to_thread(main, ["tokens", "add", "CARD-3", "--database-url", sqlite_url])
+            assert code == 0 and "local lists to bring in step: cli16" in capsys.readouterr().out
+            code, out, err = await cli("send-local-list", "cli16")
+            assert code == 0 and "SendLocalList Differential version 2 (1 entries): Accepted" in out, out + err
             code, out, err = await cli("local-list-version", "cli16")
-            assert code == 0 and "local list version 1 (in step)" in out, out + err
+            assert code == 0 and "local list version 2 (in step)" in out, out + err
             code, out, err = await cli("clear-cache", "cli16")
             assert code == 0 and cp.cleared == 1, out + err
             code, out, err = await cli("send-local-list", "nobody")
