@@ -26,7 +26,7 @@ from csms.domain import events as ev
 from csms.gateway.server import Gateway
 from csms.ocpp import local_list
 from csms.ocpp.local_list import Changes, UpdateType
-from csms.services import local_lists
+from csms.services import local_lists, stations
 from csms.services.errors import Conflict, DomainError, Invalid
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,8 @@ class ListSync:
         async with self._locks.setdefault(station_id, asyncio.Lock()):
             await self._read_limits(station_id, timeout, force=read_limits)
             sent = await self._send(station_id, update_type, explicit, timeout)
-            if sent and sent[-1]["status"] == "VersionMismatch":
-                sent += await self._send(station_id, "Full", explicit, timeout)
+            if sent and sent[-1]["status"] == "VersionMismatch":  # now marked needs_full: the whole list goes
+                sent += await self._send(station_id, "Differential", explicit, timeout)
         row = await self._db(lambda db: local_lists.state(db, station_id))
         return {
             "station_id": station_id,
@@ -80,7 +80,7 @@ class ListSync:
     async def _read_limits(self, station_id: str, timeout: float | None, *, force: bool) -> None:
         def known(db: Session) -> tuple[str, bool]:
             row = local_lists.state(db, station_id)
-            return local_lists.stations.get(db, station_id).ocpp_version, row.capabilities_read_at is not None
+            return stations.get(db, station_id).ocpp_version, row.capabilities_read_at is not None
 
         version, read = await self._db(known)
         if read and not force:
@@ -125,7 +125,7 @@ class ListSync:
 
     async def version(self, station_id: str, timeout: float | None) -> dict[str, Any]:
         """Ask the station its list version (GetLocalListVersion) and keep what it said."""
-        version = await self._db(lambda db: local_lists.stations.get(db, station_id).ocpp_version)
+        version = await self._db(lambda db: stations.get(db, station_id).ocpp_version)
         outcome = await call_station(self.gateway, station_id, "GetLocalListVersion", {}, timeout)
         reported = local_list.reported_version(version, outcome.get("payload") or {})
         if outcome["outcome"] != "result":

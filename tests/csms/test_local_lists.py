@@ -258,6 +258,14 @@ async def test_a_2_0_1_station_gets_lists_cut_to_its_bytes_and_a_group_selection
         assert "GUEST" not in cp.entries
         assert (await api.get("/api/v1/stations/ll201/local-list")).json()["last_status"] == "Failed"
 
+        # the operator's differential update meets a VersionMismatch: the whole resulting list goes instead
+        cp.forced = ["VersionMismatch"]
+        body = {"update_type": "Differential", "entries": [{"id_token": "GUEST", "status": "Accepted"}]}
+        resent = (await api.post("/api/v1/stations/ll201/local-list", json=body)).json()
+        assert resent["calls"][0]["status"] == "VersionMismatch" and resent["status"] == "Accepted"
+        assert resent["calls"][1]["update_type"] == "Full"
+        assert sorted(cp.entries) == ["GUEST", "TOKEN-01", "TOKEN-03", "TOKEN-05"]
+
         shown = (await api.get("/api/v1/stations/ll201/local-list")).json()
         assert shown["token_group"] == "depot" and shown["limits"]["bytes_per_message"] == 330
 
