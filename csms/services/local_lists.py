@@ -202,9 +202,10 @@ def token_changed(db: Session, id_token: str, groups: set[str | None], now: date
 
 
 def describe(db: Session, station_id: str, now: datetime) -> dict[str, Any]:
-    """The list as the API shows it: version, selection, limits, entries, and the changes still to send."""
-    row = state(db, station_id)
+    """The list as the API shows it: version, selection, limits, entries, and the changes still to send.
+    Read only: a station without a list shows an empty one (nothing is written)."""
     version = stations.get(db, station_id).ocpp_version
+    row = db.get(LocalListState, station_id) or LocalListState(station_id=station_id, version=0, needs_full=False)
     current = held(db, station_id)
     target = wanted(db, row, version, now)
     pending = target if row.needs_full else differences(current, target)

@@ -273,6 +273,8 @@ async def test_a_2_0_1_station_gets_lists_cut_to_its_bytes_and_a_group_selection
 async def test_a_station_that_is_not_connected_is_refused_and_unknown_entries_are_422(sqlite_factory, api_gateway):
     api, _ = api_gateway
     provision(sqlite_factory, "offline", "1.6")
+    empty = (await api.get("/api/v1/stations/offline/local-list")).json()
+    assert (empty["version"], empty["entries"], empty["pending"]) == (0, [], [])
     assert (await api.post("/api/v1/stations/offline/local-list", json={})).status_code == 409
     assert (await api.post("/api/v1/stations/nobody/local-list", json={})).status_code == 404
     bad = await api.post(
