@@ -152,9 +152,9 @@ async def station(
 
 
 @pytest.fixture
-async def api_gateway(sqlite_factory: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Gateway]]:
-    async with running(sqlite_factory) as gateway:
-        app = create_app(sqlite_factory, gateway, API_KEY)
+async def api_gateway(session_factory: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Gateway]]:
+    async with running(session_factory) as gateway:  # SQLite and PostgreSQL
+        app = create_app(session_factory, gateway, API_KEY)
         gateway.add_plugin(CatchUp(app_list_sync(app)))  # as csms serve does
         headers = {"Authorization": f"Bearer {API_KEY}"}
         transport = httpx.ASGITransport(app=app)
@@ -174,9 +174,9 @@ async def add_tokens(api: httpx.AsyncClient, *tokens: dict[str, Any]) -> None:
         assert (await api.post("/api/v1/tokens", json=token)).status_code == 201
 
 
-async def test_a_1_6_station_gets_its_list_split_versioned_and_kept_in_step(sqlite_factory, api_gateway):
+async def test_a_1_6_station_gets_its_list_split_versioned_and_kept_in_step(session_factory, api_gateway):
     api, gateway = api_gateway
-    provision(sqlite_factory, "ll16", "1.6")
+    provision(session_factory, "ll16", "1.6")
     past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     await add_tokens(
         api,
@@ -211,7 +211,7 @@ async def test_a_1_6_station_gets_its_list_split_versioned_and_kept_in_step(sqli
 
         # a fifth token would not fit: the sync is refused with the reason, and nothing is sent
         await add_tokens(api, {"id_token": "E5"})
-        await until(lambda: _status(sqlite_factory, "ll16").startswith("refused"), "the refusal")
+        await until(lambda: _status(session_factory, "ll16").startswith("refused"), "the refusal")
         refused = await api.post("/api/v1/stations/ll16/local-list", json={})
         assert refused.status_code == 422 and "at most 4" in refused.json()["detail"]
         assert len(cp.updates) == 6
@@ -230,9 +230,9 @@ def _status(factory: Any, station_id: str) -> str:
         return (row.last_status or "") if row is not None else ""
 
 
-async def test_a_2_0_1_station_gets_lists_cut_to_its_bytes_and_a_group_selection(sqlite_factory, api_gateway):
+async def test_a_2_0_1_station_gets_lists_cut_to_its_bytes_and_a_group_selection(session_factory, api_gateway):
     api, gateway = api_gateway
-    provision(sqlite_factory, "ll201", "2.0.1")
+    provision(session_factory, "ll201", "2.0.1")
     await add_tokens(api, *({"id_token": f"TOKEN-{i:02d}", "group_id": "depot" if i % 2 else None} for i in range(6)))
     async with station(gateway, "ll201", "2.0.1", max_entries=100, per_message=50, bytes_per_message=330) as cp:
         synced = (await api.post("/api/v1/stations/ll201/local-list", json={})).json()
@@ -270,9 +270,9 @@ async def test_a_2_0_1_station_gets_lists_cut_to_its_bytes_and_a_group_selection
         assert shown["token_group"] == "depot" and shown["limits"]["bytes_per_message"] == 330
 
 
-async def test_a_station_that_is_not_connected_is_refused_and_unknown_entries_are_422(sqlite_factory, api_gateway):
+async def test_a_station_that_is_not_connected_is_refused_and_unknown_entries_are_422(session_factory, api_gateway):
     api, _ = api_gateway
-    provision(sqlite_factory, "offline", "1.6")
+    provision(session_factory, "offline", "1.6")
     empty = (await api.get("/api/v1/stations/offline/local-list")).json()
     assert (empty["version"], empty["entries"], empty["pending"]) == (0, [], [])
     assert (await api.post("/api/v1/stations/offline/local-list", json={})).status_code == 409
@@ -283,9 +283,9 @@ async def test_a_station_that_is_not_connected_is_refused_and_unknown_entries_ar
     assert bad.status_code == 422
 
 
-async def test_a_station_away_during_a_token_change_gets_the_change_when_it_boots_again(sqlite_factory, api_gateway):
+async def test_a_station_away_during_a_token_change_gets_the_change_when_it_boots_again(session_factory, api_gateway):
     api, gateway = api_gateway
-    provision(sqlite_factory, "away", "1.6")
+    provision(session_factory, "away", "1.6")
     await add_tokens(api, {"id_token": "KEEP"})
     async with station(gateway, "away", "1.6", max_entries=10, per_message=10) as first:
         assert (await api.post("/api/v1/stations/away/local-list", json={})).json()["version"] == 1
