@@ -130,3 +130,18 @@ def test_clear_cache_is_rejected_without_a_cache_and_entries_counts_the_list(tmp
     entries = {"component": {"name": "LocalAuthListCtrlr"}, "variable": {"name": "Entries"}}
     answer = pair.csms_call("GetVariables", {"getVariableData": [entries]}).payload or {}
     assert answer["getVariableResult"][0]["attributeValue"] == "2"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_local_pre_authorize_starts_a_listed_token_online_without_asking(tmp_path, version):
+    pre = "LocalPreAuthorize" if version == "1.6" else "AuthCtrlr.LocalPreAuthorize"
+    pair = make(tmp_path, version, config={pre: "true"})
+    send_list(pair, 1, "Full", {"TOKEN-OK": "Accepted"})
+    pair.charger.plug_in(1, "TOKEN-OK", pair.now)
+    pair.settle()
+    assert pair.charger.is_energizing(1) and not pair.calls("Authorize")
+    pair.charger.unplug(1, pair.now)
+    pair.settle()
+    pair.charger.plug_in(1, "TOKEN-BAD", pair.now)  # not listed, never cached: asked online, and refused
+    pair.settle()
+    assert not pair.charger.is_energizing(1) and len(pair.calls("Authorize")) == 1
