@@ -35,6 +35,9 @@ from csms.ocpp.local_list import (
 from csms.services import authorization, stations
 from csms.store.models import LocalListEntryRow, LocalListState
 
+#: A station that answered this has no local list: token changes do not call on it (an operator's sync still does).
+NOT_SUPPORTED = "NotSupported"
+
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
@@ -63,7 +66,9 @@ def state(db: Session, station_id: str) -> LocalListState:
 def behind(db: Session, station_id: str) -> bool:
     """Whether a station that has a list is known to lack changes (read only: no list, not behind)."""
     row = db.get(LocalListState, station_id)
-    return row is not None and (row.out_of_step_since is not None or row.needs_full)
+    if row is None or row.last_status == NOT_SUPPORTED:
+        return False
+    return row.out_of_step_since is not None or row.needs_full
 
 
 def limits(row: LocalListState) -> Limits:
@@ -184,7 +189,8 @@ def select_group(db: Session, station_id: str, group: str | None, now: datetime)
 
 def token_changed(db: Session, id_token: str, groups: set[str | None], now: datetime) -> list[str]:
     """A token was added or changed (``groups``: its group before and after): the stations whose list it is on
-    or belongs on are out of step from ``now``. Returns their ids (only stations that have a list)."""
+    or belongs on are out of step from ``now``. Returns the ids of those to sync (stations that have a list,
+    unless they answered NotSupported)."""
     named = [g for g in groups if g is not None]
     holding = select(LocalListEntryRow.station_id).where(LocalListEntryRow.id_token == id_token)
     rows = db.scalars(
@@ -198,7 +204,7 @@ def token_changed(db: Session, id_token: str, groups: set[str | None], now: date
     ).all()
     for row in rows:
         row.out_of_step_since = row.out_of_step_since or now
-    return sorted(row.station_id for row in rows)
+    return sorted(row.station_id for row in rows if row.last_status != NOT_SUPPORTED)
 
 
 def describe(db: Session, station_id: str, now: datetime) -> dict[str, Any]:

@@ -349,3 +349,14 @@ async def test_the_cli_syncs_asks_and_clears_through_a_running_server(sqlite_url
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=30)
+
+
+async def test_token_changes_leave_alone_a_station_that_has_no_local_list(session_factory, api_gateway):
+    api, gateway = api_gateway
+    provision(session_factory, "nolist", "1.6")
+    async with station(gateway, "nolist", "1.6", max_entries=5, per_message=5) as cp:
+        cp.forced = ["NotSupported"]  # a 1.6 station without LocalAuthListManagement
+        assert (await api.post("/api/v1/stations/nolist/local-list", json={})).json()["status"] == "NotSupported"
+        await add_tokens(api, {"id_token": "LATER"})
+        await asyncio.sleep(0.3)  # a background sync would have reached the station by now
+        assert len(cp.updates) == 1
