@@ -36,7 +36,7 @@ from csms.runtime import logs
 from csms.runtime import settings as serve_settings
 from csms.runtime.server import Endpoints, prepare_database, raise_fd_limit, run_server
 from csms.runtime.settings import ServeSettings
-from csms.services import apikeys, authorization, certificates, contracts, security_events, stations
+from csms.services import apikeys, authorization, certificates, contracts, local_lists, security_events, stations
 from csms.services.config import CsmsConfig
 from csms.services.errors import DomainError
 from csms.store.database import URL_ENV, make_session_factory, resolve_url
@@ -454,19 +454,17 @@ def cmd_stations_cancel_reservation(args: argparse.Namespace) -> int:
 
 def cmd_tokens_add(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
-    _in_transaction(
-        args,
-        lambda db: authorization.create(
-            db,
-            args.token,
-            now,
-            status=args.status,
-            token_type=args.type,
-            expiry=args.expiry,
-            group_id=args.group,
-        ),
-    )
+
+    def add(db: Session) -> list[str]:
+        authorization.create(
+            db, args.token, now, status=args.status, token_type=args.type, expiry=args.expiry, group_id=args.group
+        )
+        return local_lists.token_changed(db, args.token, {args.group}, now)
+
+    behind = _in_transaction(args, add)
     print(f"id token {args.token} added ({args.status})")
+    if behind:  # the server sends it when they are next synced (at their next boot at the latest)
+        print(f"local lists to bring in step: {', '.join(behind)} (csms stations send-local-list ID)")
     return 0
 
 
@@ -745,6 +743,7 @@ def _stations_parser(commands: Any) -> None:
     _database_option(approve)
     approve.set_defaults(handler=cmd_stations_approve)
     _live_station_parsers(station_cmds)
+    _local_list_parsers(station_cmds)
 
 
 def _api_options(parser: argparse.ArgumentParser) -> None:
@@ -935,6 +934,62 @@ def _reservation_parsers(station_cmds: Any) -> None:
     cancel.add_argument("reservation_id", type=int, metavar="RID")
     _api_options(cancel)
     cancel.set_defaults(handler=cmd_stations_cancel_reservation)
+
+
+# ---- local authorization list and cache of a connected station (through the running server's API) ----------
+def cmd_stations_send_local_list(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"update_type": "Full" if args.full else "Differential"}
+    if args.group is not None:
+        body["token_group"] = args.group or None
+    answer = _api_post(args, f"/stations/{quote(args.station_id, safe='')}/local-list", body)
+    for call in answer["calls"]:
+        what = f"SendLocalList {call['update_type']} version {call['version']} ({call['entries']} entries)"
+        print(f"{what}: {call['status']}")
+    print(f"station {args.station_id}: local list version {answer['version']} ({answer['status']})")
+    return 0 if answer["status"] in ("Accepted", "in step") else 1
+
+
+def cmd_stations_local_list_version(args: argparse.Namespace) -> int:
+    path = f"/stations/{quote(args.station_id, safe='')}/local-list/version"
+    answer = _api_request(args.api_url, "GET", path, params={"timeout": args.timeout}, timeout=args.timeout * 4)
+    if answer["reported_version"] is None:
+        print(_outcome(answer["call"]))
+        return 1
+    step = "in step" if answer["in_step"] else f"the CSMS sent version {answer['version']}: a Full list follows"
+    print(f"station {args.station_id}: local list version {answer['reported_version']} ({step})")
+    return 0
+
+
+def cmd_stations_clear_cache(args: argparse.Namespace) -> int:
+    answer = _api_post(args, f"/stations/{quote(args.station_id, safe='')}/clear-cache", {})
+    print(_outcome(answer))
+    return 0 if (answer.get("payload") or {}).get("status") == "Accepted" else 1
+
+
+def _local_list_parsers(station_cmds: Any) -> None:
+    send = station_cmds.add_parser(
+        "send-local-list",
+        help="bring a connected station's local authorization list in step",
+        description="SendLocalList with the CSMS's own version numbers: what the list lacks (Differential), or "
+        "the whole list with --full; split when the station takes fewer entries per message.",
+    )
+    send.add_argument("station_id", metavar="ID")
+    send.add_argument("--full", action="store_true", help="send the whole list (default: the changes)")
+    send.add_argument("--group", default=None, metavar="G", help="from now on only group G's tokens ('' = all)")
+    _api_options(send)
+    send.set_defaults(handler=cmd_stations_send_local_list)
+    version = station_cmds.add_parser(
+        "local-list-version", help="GetLocalListVersion", description="Ask a station its local list version."
+    )
+    version.add_argument("station_id", metavar="ID")
+    _api_options(version)
+    version.set_defaults(handler=cmd_stations_local_list_version)
+    clear = station_cmds.add_parser(
+        "clear-cache", help="ClearCache", description="Make a station forget its cached authorizations."
+    )
+    clear.add_argument("station_id", metavar="ID")
+    _api_options(clear)
+    clear.set_defaults(handler=cmd_stations_clear_cache)
 
 
 def _roots_parser(commands: Any) -> None:

@@ -22,6 +22,7 @@ from csms.api.routes import (
     credentials,
     diagnostics,
     display_messages,
+    local_lists,
     monitoring,
     reservations,
     security_events,
@@ -57,7 +58,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     routers = (
         stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics,
         security_events, certificates, contract_roots, configuration, display_messages, reservations,
-        monitoring,
+        monitoring, local_lists,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)

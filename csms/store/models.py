@@ -704,3 +704,45 @@ class VariableMonitorRow(Base):
     status: Mapped[str] = mapped_column(String(24))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     cleared_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+class LocalListState(Base):
+    """A station's local authorization list as the CSMS keeps it: the version the station last confirmed, which
+    tokens belong on it, and the limits the station reported. The entries themselves are
+    :class:`LocalListEntryRow` rows; the changes still to send are the difference between those and the tokens
+    (:mod:`csms.services.local_lists`)."""
+
+    __tablename__ = "local_lists"
+
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True)
+    #: The version the station accepted last (0: no list sent yet).
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    #: Which tokens go on the list: every token (None) or the tokens of one group.
+    token_group: Mapped[str | None] = mapped_column(String(36))
+    #: The station must get a Full list next (it answered VersionMismatch, or the entries are unknown).
+    needs_full: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: When a token change first left the station's list behind (None: in step as far as the CSMS knows).
+    out_of_step_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: The version the station last reported (GetLocalListVersion; 1.6 -1: no local list).
+    reported_version: Mapped[int | None] = mapped_column(Integer)
+    #: The station's answer to the last SendLocalList (Accepted, Failed, VersionMismatch, NotSupported), or why
+    #: none came (timeout, CALLERROR, refused: too large).
+    last_status: Mapped[str | None] = mapped_column(String(200))
+    synced_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: Limits read from the station (1.6 LocalAuthListMaxLength / SendLocalListMaxLength; 2.0.1
+    #: LocalAuthListCtrlr Entries / ItemsPerMessage / BytesPerMessage); None: not reported.
+    max_entries: Mapped[int | None] = mapped_column(Integer)
+    items_per_message: Mapped[int | None] = mapped_column(Integer)
+    bytes_per_message: Mapped[int | None] = mapped_column(Integer)
+    capabilities_read_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class LocalListEntryRow(Base):
+    """One token on a station's local list, as the station accepted it."""
+
+    __tablename__ = "local_list_entries"
+
+    station_id: Mapped[str] = mapped_column(ForeignKey("local_lists.station_id", ondelete="CASCADE"), primary_key=True)
+    id_token: Mapped[str] = mapped_column(String(36), primary_key=True)
+    token_type: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(16))
+    expiry: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    group_id: Mapped[str | None] = mapped_column(String(36))

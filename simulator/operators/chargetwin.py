@@ -34,6 +34,23 @@ def _segment(text: str) -> str:
     return quote(text, safe="")
 
 
+def list_entry(item: dict[str, Any]) -> dict[str, Any]:
+    """A SendLocalList entry of either version as an entry of chargetwin's ``/local-list`` (no status: removal)."""
+    if "idTag" in item:
+        info = item.get("idTagInfo")
+        token, kind, expiry, group = item["idTag"], "ISO14443", "expiryDate", (info or {}).get("parentIdTag")
+    else:
+        info = item.get("idTokenInfo")
+        token, kind = item["idToken"]["idToken"], item["idToken"].get("type", "ISO14443")
+        expiry, group = "cacheExpiryDateTime", ((info or {}).get("groupIdToken") or {}).get("idToken")
+    entry = {"id_token": token, "type": kind, "status": None if info is None else info["status"]}
+    if info is not None and info.get(expiry):
+        entry["expiry"] = info[expiry]
+    if group:
+        entry["group_id"] = group
+    return entry
+
+
 #: The boot answer an operator may ask for -> chargetwin's registration policy.
 BOOT_POLICIES = {"Accepted": "accept", "Pending": "pending", "Rejected": "reject"}
 
@@ -114,6 +131,8 @@ class ChargetwinOperator:
                 no such station (404), or the API could not be reached.
         """
         wait = min(max(timeout_s, 0.1), MAX_CALL_TIMEOUT_S)
+        if action == "SendLocalList" and not {"listVersion", "versionNumber"} & payload.keys():
+            return await self._send_local_list(station_id, payload, wait)
         path, body = f"/stations/{_segment(station_id)}/calls/{_segment(action)}", payload
         if action in RESERVATION_ACTIONS:
             path, body = await self._reservation_request(station_id, action, payload)
@@ -142,6 +161,24 @@ class ChargetwinOperator:
                 return f"{station}/reservations/{reservation_id}/cancel", {}
             return f"{station}/calls/CancelReservation", payload
         return f"{station}/reservations", reservation_body(payload)
+
+    async def _send_local_list(self, station_id: str, payload: dict[str, Any], wait: float) -> CallOutcome:
+        """A list update without a version: chargetwin numbers its lists itself (``/local-list``)."""
+        body = {"update_type": payload.get("updateType", "Differential")}
+        body["entries"] = [list_entry(item) for item in payload.get("localAuthorizationList") or []]
+        out = await self._json(
+            "POST",
+            f"/stations/{_segment(station_id)}/local-list",
+            json=body,
+            params={"timeout": wait},
+            timeout=wait * 3 + 10.0,
+        )
+        if not out["calls"]:
+            return CallOutcome(True, None, "the station's list already holds these entries: nothing was sent")
+        last = out["calls"][-1]
+        if last["outcome"] == "result":
+            return CallOutcome(True, last.get("payload") or {}, "result")
+        return CallOutcome(True, None, f"SendLocalList: {last['status']}")
 
     async def _pages(self, path: str, **params: Any) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []

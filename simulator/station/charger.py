@@ -137,7 +137,6 @@ class Charger:
             i: Connector(i, version, spec) for i, spec in enumerate(specs, start=1)
         }
         self.auth = LocalAuthorization()
-        self.auth.local_list.max_length = self.config.integer("local_list_max")
         self.profiles = ProfileStore(len(specs))
         self.smart_charging = Firmware(smart_charging)
         #: What the ISO 15118 EV on each connector asks for (2.0.1; see :mod:`.iso15118`).
@@ -472,8 +471,6 @@ class Charger:
             self._registrar.heartbeat_interval_changed(now)
         elif setting == "sample_interval":
             self._tx.sample_interval_changed(now)
-        elif setting == "local_list_max":
-            self.auth.local_list.max_length = self.config.integer("local_list_max")
 
     # ==== statuses =========================================================================================
     def send_status(self, c: Connector, now: float) -> None:
@@ -652,9 +649,9 @@ class Charger:
     def transaction_by_id(self, transaction_id: int | str) -> Transaction | None:
         return self._tx.by_id(transaction_id)
 
-    def remember(self, token: str | None, info: IdTokenInfo | None) -> None:
+    def remember(self, token: str | None, info: IdTokenInfo | None, now: float) -> None:
         """Cache what the CSMS said about a token (when the cache is on)."""
-        self._tx.remember(token, info)
+        self._tx.remember(token, info, now)
 
     def readings(self, connector_id: int, now: float, which: str = "sampled") -> list[Reading]:
         """Sample the twin's meter: the measurands configured for ``which`` (sampled/started/ended)."""

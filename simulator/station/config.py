@@ -81,6 +81,7 @@ V16_KEYS: tuple[Entry, ...] = (
     Entry("auth_cache_enabled", "AuthorizationCacheEnabled", "true", False, BOOL, "cache Authorize/tx answers"),
     Entry("local_list_enabled", "LocalAuthListEnabled", "true", False, BOOL, "consult the local list"),
     Entry("local_list_max", "LocalAuthListMaxLength", "100", True, INT, "SendLocalList size limit"),
+    Entry("local_list_per_message", "SendLocalListMaxLength", "100", True, INT, "entries per SendLocalList"),
     Entry("authorize_remote", "AuthorizeRemoteTxRequests", "false", False, BOOL, "Authorize before a remote start"),
     Entry("allow_offline_unknown", "AllowOfflineTxForUnknownId", "false", False, BOOL, "offline start, unknown id"),
     Entry("stop_on_invalid_id", "StopTransactionOnInvalidId", "true", False, BOOL, "stop DeAuthorized, else suspend"),
@@ -138,7 +139,11 @@ V201_VARIABLES: tuple[Entry, ...] = (
     Entry("local_pre_authorize", "AuthCtrlr.LocalPreAuthorize", "false", False, BOOL, "start from cache/list"),
     Entry("auth_cache_enabled", "AuthCacheCtrlr.Enabled", "true", False, BOOL, "cache authorization answers"),
     Entry("local_list_enabled", "LocalAuthListCtrlr.Enabled", "true", False, BOOL, "consult the local list"),
-    Entry("local_list_max", "LocalAuthListCtrlr.Entries", "100", True, INT, "SendLocalList size limit"),
+    Entry("local_list_max", "LocalAuthListCtrlr.Entries", "100", True, INT, "list capacity (MaxLimit)"),
+    Entry("local_list_per_message", "LocalAuthListCtrlr.ItemsPerMessage", "100", True, INT, "entries per message"),
+    Entry("local_list_bytes", "LocalAuthListCtrlr.BytesPerMessage", "16384", True, INT, "bytes per SendLocalList"),
+    Entry("auth_cache_lifetime", "AuthCacheCtrlr.LifeTime", "86400", False, INT, "seconds a cached answer holds"),
+    Entry("auth_cache_policy", "AuthCacheCtrlr.Policy", "LRU", True, STR, "which entry a full cache drops"),
     Entry("authorize_remote", "AuthCtrlr.AuthorizeRemoteStart", "false", False, BOOL, "Authorize before remote start"),
     Entry("allow_offline_unknown", "AuthCtrlr.OfflineTxForUnknownIdEnabled", "false", False, BOOL, "offline, unknown"),
     Entry("stop_on_invalid_id", "TxCtrlr.StopTxOnInvalidId", "true", False, BOOL, "stop DeAuthorized, else suspend"),
@@ -208,6 +213,10 @@ class Configuration:
 
     def name_of(self, setting: str) -> str:
         return self._by_setting[setting].name
+
+    def has(self, setting: str) -> bool:
+        """Whether this version's table has ``setting`` (some exist in one version only)."""
+        return setting in self._by_setting
 
     def value(self, name: str) -> str:
         return self._values[name]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
+
+from simulator.station.auth import IdTokenInfo, ListLimits
 
 if TYPE_CHECKING:
     from simulator.station.connector import Connector
@@ -51,8 +54,25 @@ class ProtocolBase:
         self.charger.after_reply(send)
 
     def clear_cache(self, p: dict[str, Any], now: float) -> dict[str, Any]:
+        """Rejected when the charger keeps no cache (1.6 AuthorizationCacheEnabled, 2.0.1 AuthCacheCtrlr.Enabled
+        false: C11.FR.04)."""
+        if not self.charger.config.flag("auth_cache_enabled"):
+            return {"status": "Rejected"}
         self.charger.auth.cache.clear()
         return {"status": "Accepted"}
+
+    def apply_local_list(
+        self, version: int, full: bool, entries: dict[str, IdTokenInfo | None], payload: dict[str, Any]
+    ) -> str:
+        """A SendLocalList within the limits the configuration reports; the answer's status."""
+        config = self.charger.config
+        limits = ListLimits(
+            config.integer("local_list_max"),
+            config.integer("local_list_per_message"),
+            config.integer("local_list_bytes") if config.has("local_list_bytes") else None,
+        )
+        size = len(json.dumps(payload, separators=(",", ":")))
+        return self.charger.auth.local_list.update(version, full, entries, limits, message_bytes=size).value
 
     def data_transfer(self, p: dict[str, Any], now: float) -> dict[str, Any]:
         return {"status": "UnknownVendorId"}

@@ -331,12 +331,17 @@ class Transactions:
             now,
             use_list=self.config.flag("local_list_enabled"),
             use_cache=self.config.flag("auth_cache_enabled"),
+            cache_lifetime_s=self._cache_lifetime(),
         )
 
-    def remember(self, token: str | None, info: IdTokenInfo | None) -> None:
+    def _cache_lifetime(self) -> float | None:
+        """2.0.1 AuthCacheCtrlr.LifeTime; a 1.6 cache keeps its entries until they expire or are cleared."""
+        return self.config.integer("auth_cache_lifetime") if self.config.has("auth_cache_lifetime") else None
+
+    def remember(self, token: str | None, info: IdTokenInfo | None, now: float) -> None:
         """Cache what the CSMS said about a token (when the cache is on)."""
         if token and info is not None and self.config.flag("auth_cache_enabled"):
-            self.auth.cache.update(token, info)
+            self.auth.cache.update(token, info, now)
 
     def remote_start(
         self,
@@ -399,7 +404,7 @@ class Transactions:
             def answered(pending: PendingCall, when: float) -> None:
                 if pending.outcome is Outcome.RESULT and pending.payload is not None:
                     info = self.messages.parse_id_info(pending.payload)
-                    self.remember(token, info)
+                    self.remember(token, info, when)
                     if info.accepted:
                         self._authorized(c, start, when, info.group_id)
                     else:
@@ -529,7 +534,7 @@ class Transactions:
         tx = next((t for t in self.running.values() if t.key == tx_key), None)
         if tx is None or info is None:
             return
-        self.remember(tx.id_token, info)
+        self.remember(tx.id_token, info, now)
         if info.accepted or tx.deauthorized:
             return
         tx.deauthorized = True

@@ -182,7 +182,7 @@ class Protocol(ProtocolBase):
                     self.charger.profiles.start_transaction(tx.connector_id, real, tx.started_at)
             self.charger.transaction_answered(message.tx_key, info, now)
         elif message.action == "StopTransaction":
-            self.charger.remember(message.payload.get("idTag"), info)
+            self.charger.remember(message.payload.get("idTag"), info, now)
 
     def install_remote_profile(self, tx: Transaction, profile: dict[str, Any], now: float) -> None:
         self.charger.profiles.set_charging_profile_v16(
@@ -299,8 +299,7 @@ class Protocol(ProtocolBase):
         if not self.charger.config.flag("local_list_enabled"):
             return {"status": "NotSupported"}
         entries = {e["idTag"]: _id_info(e.get("idTagInfo")) for e in p.get("localAuthorizationList", [])}
-        status = self.charger.auth.local_list.update(p["listVersion"], p["updateType"] == "Full", entries)
-        return {"status": status.value}
+        return {"status": self.apply_local_list(p["listVersion"], p["updateType"] == "Full", entries, p)}
 
     def get_local_list_version(self, p: dict[str, Any], now: float) -> dict[str, Any]:
         if not self.charger.config.flag("local_list_enabled"):

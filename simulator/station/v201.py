@@ -59,6 +59,14 @@ def _id_info(raw: dict[str, Any] | None) -> IdTokenInfo | None:
     return IdTokenInfo(raw["status"], None if expiry is None else expiry.timestamp(), group)
 
 
+def _list_entries(kind: str, charger: FirmwareCore) -> tuple[str, str | None]:
+    """LocalAuthListCtrlr.Entries: its Actual value counts the entries held (its capacity is the variable's
+    maxLimit characteristic, the configured value)."""
+    if kind == "Actual":
+        return "Accepted", str(len(charger.auth.local_list))
+    return "NotSupportedAttributeType", None
+
+
 def _name(item: dict[str, Any]) -> str:
     return f"{item['component']['name']}.{item['variable']['name']}"
 
@@ -218,7 +226,7 @@ class Protocol(ProtocolBase):
         info = _id_info(payload.get("idTokenInfo"))
         if message.payload["eventType"] == "Ended":
             token = message.payload.get("idToken", {}).get("idToken")
-            self.charger.remember(token, info)
+            self.charger.remember(token, info, now)
         else:
             self.charger.transaction_answered(message.tx_key, info, now)
 
@@ -273,9 +281,12 @@ class Protocol(ProtocolBase):
                 "component": item["component"],
                 "variable": item["variable"],
             }
-            if status == "Accepted" and kind != "Actual":
+            if status == "Accepted" and entry is not None and entry.setting == "local_list_max":
+                status, value = _list_entries(kind, self.charger)
+                result.update({"attributeValue": value} if value is not None else {})
+            elif status == "Accepted" and kind != "Actual":
                 status = "NotSupportedAttributeType"
-            if status == "Accepted":
+            elif status == "Accepted":
                 secured = self.charger.security_ops.read(_name(item))
                 value = secured if secured is not None else self.charger.config.value(entry.name)
                 result["attributeValue"] = value[:2500]
@@ -420,8 +431,7 @@ class Protocol(ProtocolBase):
         if not self.charger.config.flag("local_list_enabled"):
             return {"status": "Failed"}
         entries = {e["idToken"]["idToken"]: _id_info(e.get("idTokenInfo")) for e in p.get("localAuthorizationList", [])}
-        status = self.charger.auth.local_list.update(p["versionNumber"], p["updateType"] == "Full", entries)
-        return {"status": status.value}
+        return {"status": self.apply_local_list(p["versionNumber"], p["updateType"] == "Full", entries, p)}
 
     def get_local_list_version(self, p: dict[str, Any], now: float) -> dict[str, Any]:
         return {"versionNumber": self.charger.auth.local_list.version}

@@ -36,6 +36,7 @@ BODILESS = {
     ("post", "/api/v1/stations/{station_id}/certificates/installed/refresh"),
     ("post", "/api/v1/stations/{station_id}/reservations/{reservation_id}/cancel"),
     ("post", "/api/v1/stations/{station_id}/display-messages/{message_id}/clear"),
+    ("post", "/api/v1/stations/{station_id}/clear-cache"),
 }
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, BackgroundTasks, Path, Request, status
+from sqlalchemy.orm import Session
 
 from csms.api.deps import DbSession
+from csms.api.local_lists import list_sync
 from csms.api.schemas import TokenCreate, TokenOut, TokenStatus, TokenUpdate
-from csms.services import authorization
+from csms.services import authorization, local_lists
 
 router = APIRouter(prefix="/tokens", tags=["id tokens"])
 
@@ -17,7 +19,7 @@ TokenPath = Annotated[str, Path(min_length=1, max_length=36, pattern=r"^[^\x00-\
 
 
 @router.post("", response_model=TokenOut, status_code=status.HTTP_201_CREATED)
-def create_token(body: TokenCreate, db: DbSession) -> TokenOut:
+def create_token(body: TokenCreate, db: DbSession, request: Request, background: BackgroundTasks) -> TokenOut:
     """Create an id token (409 when it exists)."""
     row = authorization.create(
         db,
@@ -28,6 +30,7 @@ def create_token(body: TokenCreate, db: DbSession) -> TokenOut:
         expiry=body.expiry,
         group_id=body.group_id,
     )
+    _lists_follow(request, background, db, row.id_token, {row.group_id})
     return TokenOut.model_validate(row)
 
 
@@ -42,9 +45,24 @@ def get_token(id_token: TokenPath, db: DbSession) -> TokenOut:
 
 
 @router.patch("/{id_token}", response_model=TokenOut)
-def update_token(id_token: TokenPath, body: TokenUpdate, db: DbSession) -> TokenOut:
+def update_token(
+    id_token: TokenPath, body: TokenUpdate, db: DbSession, request: Request, background: BackgroundTasks
+) -> TokenOut:
     """Change status, expiry, group or type; fields left out keep their value, null clears expiry/group."""
     changes = body.model_dump(exclude_unset=True)
     if "type" in changes:
         changes["token_type"] = changes.pop("type")
-    return TokenOut.model_validate(authorization.update(db, id_token, changes, datetime.now(UTC)))
+    before = authorization.get(db, id_token).group_id
+    row = authorization.update(db, id_token, changes, datetime.now(UTC))
+    _lists_follow(request, background, db, id_token, {before, row.group_id})
+    return TokenOut.model_validate(row)
+
+
+def _lists_follow(
+    request: Request, background: BackgroundTasks, db: Session, id_token: str, groups: set[str | None]
+) -> None:
+    """The stations whose local list carries (or should carry) the token get a differential update once the
+    change is committed (the response is sent first)."""
+    station_ids = local_lists.token_changed(db, id_token, groups, datetime.now(UTC))
+    if station_ids:
+        background.add_task(list_sync(request).sync_quietly, station_ids)
