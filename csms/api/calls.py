@@ -12,7 +12,8 @@ from csms.api.deps import in_transaction
 from csms.gateway.server import Gateway, StationNotConnected
 from csms.ocpp import commands
 from csms.ocpp.errors import LocalCallError
-from csms.services import credentials, stations
+from csms.ocpp.versions import OCPP16
+from csms.services import configuration, credentials, stations
 from csms.services.errors import Conflict, Invalid
 
 Timeout = Annotated[float | None, Query(gt=0, le=300, description="seconds to wait for the answer")]
@@ -73,3 +74,55 @@ async def call_station_tracked(
     if taken:
         await in_transaction(request, lambda db: credentials.adopt(db, station_id, change, datetime.now(UTC)))
     return outcome, taken
+
+
+#: 2.0.1 calls whose items the CSMS splits by the station's ItemsPerMessage (B06.FR.05, B05): payload key,
+#: result key, and which limit applies.
+_SPLIT = {"GetVariables": ("getVariableData", "getVariableResult", "get"),
+          "SetVariables": ("setVariableData", "setVariableResult", "set")}  # fmt: skip
+#: Calls whose answers tell the CSMS a station's settings (kept: `GET …/variables`).
+_CONFIGURATION = frozenset({"GetVariables", "SetVariables", "GetConfiguration", "ChangeConfiguration"})
+
+
+async def send_any(
+    request: Request,
+    gateway: Gateway,
+    station_id: str,
+    version: str,
+    action: str,
+    payload: dict[str, Any],
+    timeout: float | None,
+) -> dict[str, Any]:
+    """:func:`call_station_tracked` for an operator's raw call, with the rules every door keeps: a 2.0.1
+    Get/SetVariables with more items than the station takes in one message goes as several, their answers
+    joined; what a configuration call's answer says of the station's settings is kept."""
+    split = _SPLIT.get(action) if version != OCPP16 else None
+    parts = [payload]
+    if split is not None:
+        items_key, _, direction = split
+        limit = await in_transaction(request, lambda db: configuration.per_message(db, station_id, version, direction))
+        items = payload.get(items_key) or []
+        if limit and len(items) > limit:
+            parts = [{**payload, items_key: items[i : i + limit]} for i in range(0, len(items), limit)]
+    outcomes = [
+        await call_station_tracked(request, gateway, station_id, version, action, part, timeout) for part in parts
+    ]
+    results = [
+        result
+        for part, (outcome, _) in zip(parts, outcomes, strict=True)
+        if outcome["outcome"] == "result" and action in _CONFIGURATION
+        for result in commands.configuration_results(version, action, part, outcome.get("payload") or {})
+    ]
+    if results:
+        now = datetime.now(UTC)
+        await in_transaction(request, lambda db: configuration.remember_results(db, station_id, results, now))
+    return _joined([outcome for outcome, _ in outcomes], split[1] if split is not None else None)
+
+
+def _joined(outcomes: list[dict[str, Any]], result_key: str | None) -> dict[str, Any]:
+    """One call's outcome, or the split call's: the first that got no result, else the results joined."""
+    failed = [o for o in outcomes if o["outcome"] != "result"]
+    if len(outcomes) == 1 or failed or result_key is None:
+        return failed[0] if failed else outcomes[-1]
+    joined = [item for o in outcomes for item in (o.get("payload") or {}).get(result_key, [])]
+    return {**outcomes[-1], "payload": {result_key: joined}}

@@ -297,6 +297,7 @@ class VariableIn(Strict):
     component: ComponentName | None = None
     variable: VariableName
     evse_id: Annotated[int, Field(ge=0)] = 0
+    instance: Annotated[str, StringConstraints(min_length=1, max_length=50)] | None = None
 
 
 class VariablesGetRequest(Strict):
@@ -327,6 +328,7 @@ class VariableResultOut(BaseModel):
     component: str | None
     evse_id: int
     variable: str
+    instance: str | None = None
     status: str
     value: str | None = None
     readonly: bool | None = None
@@ -343,6 +345,7 @@ class StoredVariableOut(BaseModel):
     component: str | None
     evse_id: int
     variable: str
+    instance: str | None = None
     attribute: str
     value: str | None
     readonly: bool | None

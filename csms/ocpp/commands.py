@@ -67,8 +67,8 @@ class CallBuilder(Protocol):
         retry_interval: int | None,
     ) -> Call: ...
     def signed_update_firmware(self, firmware: SignedFirmware) -> Call: ...
-    def get_configuration(self, refs: list[VariableRef]) -> list[Call]: ...
-    def set_configuration(self, values: list[tuple[VariableRef, str]]) -> list[Call]: ...
+    def get_configuration(self, refs: list[VariableRef], per_message: int | None) -> list[Call]: ...
+    def set_configuration(self, values: list[tuple[VariableRef, str]], per_message: int | None) -> list[Call]: ...
     def configuration_results(
         self, action: str, payload: dict[str, Any], result: dict[str, Any]
     ) -> list[VariableResult]: ...
@@ -267,14 +267,17 @@ def signed_update_firmware(version: str, firmware: SignedFirmware) -> Call:
     return builder(version).signed_update_firmware(firmware)
 
 
-def get_configuration(version: str, refs: list[VariableRef]) -> list[Call]:
-    """1.6 GetConfiguration (no keys: all), 2.0.1 GetVariables (names required)."""
-    return builder(version).get_configuration(refs)
+def get_configuration(version: str, refs: list[VariableRef], per_message: int | None = None) -> list[Call]:
+    """1.6 GetConfiguration (no keys: all), 2.0.1 GetVariables (names required); at most ``per_message``
+    settings a call (the station's limit, when known)."""
+    return builder(version).get_configuration(refs, per_message)
 
 
-def set_configuration(version: str, values: list[tuple[VariableRef, str]]) -> list[Call]:
-    """1.6 one ChangeConfiguration per key, 2.0.1 one SetVariables."""
-    return builder(version).set_configuration(values)
+def set_configuration(
+    version: str, values: list[tuple[VariableRef, str]], per_message: int | None = None
+) -> list[Call]:
+    """1.6 one ChangeConfiguration per key, 2.0.1 SetVariables of at most ``per_message`` settings a call."""
+    return builder(version).set_configuration(values, per_message)
 
 
 def configuration_results(

@@ -25,6 +25,8 @@ class VariableRef:
     variable: str
     component: str | None = None
     evse_id: int = 0
+    #: 2.0.1: the variable's instance (e.g. ItemsPerMessage's GetVariables), None when it has none.
+    instance: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ def as_dict(row: StationVariable) -> dict[str, Any]:
         "component": row.component or None,
         "evse_id": row.evse_id,
         "variable": row.variable,
+        "instance": row.instance or None,
         "attribute": row.attribute,
         "value": row.value,
         "readonly": row.readonly,
@@ -53,8 +54,8 @@ def remember_results(db: Session, station_id: str, results: list[VariableResult]
     for result in results:
         if result.status in _KNOWN and result.value is not None:
             ref = result.ref
-            _upsert(db, station_id, (ref.component or NO_COMPONENT, ref.evse_id, ref.variable, "Actual"),
-                    result.value, result.readonly, now)  # fmt: skip
+            _upsert(db, station_id, (ref.component or NO_COMPONENT, ref.evse_id, ref.variable, ref.instance or "",
+                                     "Actual"), result.value, result.readonly, now)  # fmt: skip
             kept += 1
     return kept
 
@@ -65,36 +66,67 @@ def remember_report(db: Session, station_id: str, report_data: list[dict[str, An
         component = item["component"]["name"]
         evse_id = item["component"].get("evse", {}).get("id", 0)
         variable = item["variable"]["name"]
+        instance = item["variable"].get("instance", "")
         for attribute in item["variableAttribute"]:
-            key = (component, evse_id, variable, attribute.get("type", "Actual"))
+            key = (component, evse_id, variable, instance, attribute.get("type", "Actual"))
             _upsert(db, station_id, key, attribute.get("value"), attribute.get("mutability") == "ReadOnly", now)
 
 
 def _upsert(
     db: Session,
     station_id: str,
-    key: tuple[str, int, str, str],
+    key: tuple[str, int, str, str, str],
     value: str | None,
     readonly: bool | None,
     now: datetime,
 ) -> None:
-    component, evse_id, variable, attribute = key
+    component, evse_id, variable, instance, attribute = key
     row = db.scalars(
         select(StationVariable).where(
             StationVariable.station_id == station_id,
             StationVariable.component == component,
             StationVariable.evse_id == evse_id,
             StationVariable.variable == variable,
+            StationVariable.instance == instance,
             StationVariable.attribute == attribute,
         )
     ).first()
     if row is None:
         row = StationVariable(
-            station_id=station_id, component=component, evse_id=evse_id, variable=variable, attribute=attribute
-        )
+            station_id=station_id, component=component, evse_id=evse_id, variable=variable, instance=instance,
+            attribute=attribute,
+        )  # fmt: skip
         db.add(row)
     row.value = value
     if readonly is not None:
         row.readonly = readonly
     row.updated_at = now
     db.flush()
+
+
+#: Where a station says how many settings one message may carry: 1.6 a key, 2.0.1 a device-model variable.
+_PER_MESSAGE = {
+    ("1.6", "get"): (NO_COMPONENT, "GetConfigurationMaxKeys", ""),
+    ("2.0.1", "get"): ("DeviceDataCtrlr", "ItemsPerMessage", "GetVariables"),
+    ("2.0.1", "set"): ("DeviceDataCtrlr", "ItemsPerMessage", "SetVariables"),
+}
+
+
+def per_message(db: Session, station_id: str, version: str, direction: str) -> int | None:
+    """How many settings the station takes in one GetConfiguration/GetVariables (``get``) or SetVariables
+    (``set``), as it last reported it (None: not known)."""
+    name = _PER_MESSAGE.get(("2.0.1" if version != "1.6" else "1.6", direction))
+    if name is None:
+        return None
+    component, variable, instance = name
+    value = db.scalar(
+        select(StationVariable.value).where(
+            StationVariable.station_id == station_id,
+            StationVariable.component == component,
+            StationVariable.evse_id == 0,
+            StationVariable.variable == variable,
+            StationVariable.instance == instance,
+            StationVariable.attribute == "Actual",
+        )
+    )
+    return int(value) if value is not None and value.isdigit() and int(value) > 0 else None

@@ -314,13 +314,15 @@ class StationVariable(Base):
     """Device-model variables (2.0.1 NotifyReport) and configuration keys (1.6 GetConfiguration)."""
 
     __tablename__ = "station_variables"
-    __table_args__ = (UniqueConstraint("station_id", "component", "evse_id", "variable", "attribute"),)
+    __table_args__ = (UniqueConstraint("station_id", "component", "evse_id", "variable", "instance", "attribute"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     station_id: Mapped[str] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
     component: Mapped[str] = mapped_column(String(50))
     evse_id: Mapped[int] = mapped_column(Integer, default=0)
     variable: Mapped[str] = mapped_column(String(50))
+    #: The variable's instance ("" when it has none), e.g. ItemsPerMessage's GetVariables.
+    instance: Mapped[str] = mapped_column(String(50), default="", server_default="")
     attribute: Mapped[str] = mapped_column(String(16), default="Actual")
     value: Mapped[str | None] = mapped_column(Text)
     readonly: Mapped[bool | None] = mapped_column(Boolean)

@@ -176,3 +176,51 @@ async def test_device_model_variables_of_a_201_station_through_the_api_and_the_c
                 assert [(r["variable"], r["value"]) for r in stored] == [("HeartbeatInterval", "120")]
             finally:
                 task.cancel()
+
+
+class Limited201(ChargePoint201):
+    """Takes at most two variables a GetVariables (it says so in DeviceDataCtrlr.ItemsPerMessage[GetVariables])."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sizes: list[int] = []
+
+    @on("GetVariables")
+    def get_variables(self, get_variable_data: list[dict[str, Any]], **_: Any) -> Any:
+        self.sizes.append(len(get_variable_data))
+        values = {("DeviceDataCtrlr", "ItemsPerMessage", "GetVariables"): "2"}
+        out = []
+        for item in get_variable_data:
+            key = (item["component"]["name"], item["variable"]["name"], item["variable"].get("instance"))
+            status = "Accepted" if len(get_variable_data) <= 2 and key in values else "Rejected"
+            out.append({"attribute_status": status, "component": item["component"], "variable": item["variable"],
+                        **({"attribute_value": values[key]} if status == "Accepted" else {})})  # fmt: skip
+        return result201.GetVariables(get_variable_result=out)
+
+
+async def test_get_variables_are_split_by_what_the_station_takes_in_one_message(database_url):
+    async with live_csms(database_url) as (endpoints, client):
+        await add_station(client, "lim201", "2.0.1")
+        async with connect(endpoints, "lim201", "ocpp2.0.1") as ws:
+            station, task = await _station(Limited201, ws, "lim201")
+            try:
+                limit = {"component": {"name": "DeviceDataCtrlr"},
+                         "variable": {"name": "ItemsPerMessage", "instance": "GetVariables"}}  # fmt: skip
+                first = await client.post("/stations/lim201/calls/GetVariables", json={"getVariableData": [limit]})
+                assert first.json()["payload"]["getVariableResult"][0]["attributeValue"] == "2"
+                stored = (await client.get("/stations/lim201/variables", params={"variable": "ItemsPerMessage"})).json()
+                assert [(r["instance"], r["value"]) for r in stored] == [("GetVariables", "2")]
+                three = [limit, {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}},
+                         {"component": {"name": "AuthCtrlr"}, "variable": {"name": "Enabled"}}]  # fmt: skip
+                raw = (await client.post("/stations/lim201/calls/GetVariables", json={"getVariableData": three})).json()
+                assert station.sizes == [1, 2, 1]  # B06.FR.05: never more than the station takes
+                assert [r["variable"]["name"] for r in raw["payload"]["getVariableResult"]] == [
+                    "ItemsPerMessage", "HeartbeatInterval", "Enabled"]  # fmt: skip
+                typed = {"variables": [{"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval"},
+                                       {"component": "AuthCtrlr", "variable": "Enabled"},
+                                       {"component": "DeviceDataCtrlr", "variable": "ItemsPerMessage",
+                                        "instance": "GetVariables"}]}  # fmt: skip
+                got = (await client.post("/stations/lim201/variables/get", json=typed)).json()
+                assert len(got["calls"]) == 2 and station.sizes[-2:] == [2, 1]
+            finally:
+                task.cancel()

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Request
 
-from csms.api.calls import Timeout, call_station, call_station_tracked, station_version
+from csms.api.calls import Timeout, call_station, send_any, station_version
 from csms.api.deps import GatewayDep, in_transaction
 from csms.api.routes.stations import StationPath
 from csms.api.schemas import CallOut, RemoteStartOut, RemoteStartRequest, RemoteStopRequest, ResetRequest
@@ -45,13 +45,12 @@ async def send_call(
     A call that sets the station's password or security profile (1.6 ChangeConfiguration AuthorizationKey /
     SecurityProfile, 2.0.1 SetVariables SecurityCtrlr.BasicAuthPassword / SetNetworkProfile) is checked and
     adopted as through `/password` and `/security-profile`: 422 for a password the spec forbids, 409 for a
-    profile downgrade.
+    profile downgrade. A 2.0.1 Get/SetVariables with more items than the station takes in one message (its
+    ItemsPerMessage) is sent as several, their answers joined; what a configuration call's answer says of the
+    station's settings is kept (`GET …/variables`).
     """
     version = await station_version(request, station_id)
-    outcome, _adopted = await call_station_tracked(
-        request, gateway, station_id, version, action, payload or {}, timeout
-    )
-    return outcome
+    return await send_any(request, gateway, station_id, version, action, payload or {}, timeout)
 
 
 @router.post("/remote-start", response_model=RemoteStartOut)

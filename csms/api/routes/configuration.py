@@ -50,7 +50,9 @@ def stored_variables(
 def _ref(version: str, item: VariableIn) -> VariableRef:
     if version != OCPP16 and item.component is None:
         raise Invalid(f"{item.variable}: OCPP {version} names a variable by its component too")
-    return VariableRef(item.variable, None if version == OCPP16 else item.component, item.evse_id)
+    if version == OCPP16:
+        return VariableRef(item.variable)
+    return VariableRef(item.variable, item.component, item.evse_id, item.instance)
 
 
 @router.post("/variables/get", response_model=VariablesOut)
@@ -63,7 +65,9 @@ async def get_variables(
     refs = [_ref(version, item) for item in body.variables]
     if version != OCPP16 and not refs:
         raise Invalid("name at least one variable (the whole device model comes with a base report)")
-    return await _exchange(request, gateway, station_id, version, commands.get_configuration(version, refs), timeout)
+    limit = await in_transaction(request, lambda db: configuration.per_message(db, station_id, version, "get"))
+    calls = commands.get_configuration(version, refs, limit)
+    return await _exchange(request, gateway, station_id, version, calls, timeout)
 
 
 @router.post("/variables/set", response_model=VariablesOut)
@@ -74,7 +78,8 @@ async def set_variables(
     kept. A password or security profile is refused here (422): `POST …/password` and `…/security-profile`
     change them the way the spec orders. 409: not connected."""
     version = await station_version(request, station_id)
-    calls = commands.set_configuration(version, [(_ref(version, item), item.value) for item in body.values])
+    limit = await in_transaction(request, lambda db: configuration.per_message(db, station_id, version, "set"))
+    calls = commands.set_configuration(version, [(_ref(version, item), item.value) for item in body.values], limit)
     for action, payload in calls:
         if commands.credential_change(version, action, payload) is not None:
             raise Invalid("passwords and security profiles change through /password and /security-profile")
@@ -98,8 +103,8 @@ async def _exchange(
 
 def _result(r: VariableResult) -> dict[str, Any]:
     ref = r.ref
-    return {"component": ref.component, "evse_id": ref.evse_id, "variable": ref.variable, "status": r.status,
-            "value": r.value, "readonly": r.readonly}  # fmt: skip
+    return {"component": ref.component, "evse_id": ref.evse_id, "variable": ref.variable, "instance": ref.instance,
+            "status": r.status, "value": r.value, "readonly": r.readonly}  # fmt: skip
 
 
 @router.post("/unlock", response_model=CallOut)

@@ -227,12 +227,16 @@ def signed_update_firmware(firmware: SignedFirmware) -> Call:
 
 
 # ---- configuration, connectors, charging profiles -------------------------------------------------------------
-def get_configuration(refs: list[VariableRef]) -> list[Call]:
-    """GetConfiguration of these keys (none: every key)."""
-    return [("GetConfiguration", {"key": [ref.variable for ref in refs]} if refs else {})]
+def get_configuration(refs: list[VariableRef], per_message: int | None) -> list[Call]:
+    """GetConfiguration of these keys (none: every key), at most ``per_message`` keys a call (the station's
+    GetConfigurationMaxKeys)."""
+    if not refs:
+        return [("GetConfiguration", {})]
+    size = per_message if per_message and per_message > 0 else len(refs)
+    return [("GetConfiguration", {"key": [r.variable for r in refs[i : i + size]]}) for i in range(0, len(refs), size)]
 
 
-def set_configuration(values: list[tuple[VariableRef, str]]) -> list[Call]:
+def set_configuration(values: list[tuple[VariableRef, str]], per_message: int | None) -> list[Call]:
     """One ChangeConfiguration per key (1.6 changes one key a call)."""
     return [("ChangeConfiguration", {"key": ref.variable, "value": value}) for ref, value in values]
 

@@ -229,26 +229,42 @@ def _component(ref: VariableRef) -> dict[str, Any]:
     return component
 
 
-def get_configuration(refs: list[VariableRef]) -> list[Call]:
-    """GetVariables of these variables (Actual attribute), in one call."""
-    data = [{"component": _component(ref), "variable": {"name": ref.variable}} for ref in refs]
-    return [("GetVariables", {"getVariableData": data})]
+def _variable_of(ref: VariableRef) -> dict[str, Any]:
+    return {"name": ref.variable} if ref.instance is None else {"name": ref.variable, "instance": ref.instance}
 
 
-def set_configuration(values: list[tuple[VariableRef, str]]) -> list[Call]:
-    data = [
-        {"component": _component(ref), "variable": {"name": ref.variable}, "attributeValue": value}
-        for ref, value in values
-    ]
-    return [("SetVariables", {"setVariableData": data})]
+def _chunks(items: list[Any], per_message: int | None) -> list[list[Any]]:
+    size = per_message if per_message and per_message > 0 else max(1, len(items))
+    return [items[i : i + size] for i in range(0, len(items), size)] or [[]]
+
+
+def get_configuration(refs: list[VariableRef], per_message: int | None) -> list[Call]:
+    """GetVariables of these variables (Actual attribute), at most ``per_message`` a call (B06.FR.05: the
+    station's ItemsPerMessage[GetVariables])."""
+    calls: list[Call] = []
+    for chunk in _chunks(refs, per_message):
+        data = [{"component": _component(ref), "variable": _variable_of(ref)} for ref in chunk]
+        calls.append(("GetVariables", {"getVariableData": data}))
+    return calls
+
+
+def set_configuration(values: list[tuple[VariableRef, str]], per_message: int | None) -> list[Call]:
+    """SetVariables, at most ``per_message`` a call (the station's ItemsPerMessage[SetVariables])."""
+    calls: list[Call] = []
+    for chunk in _chunks(values, per_message):
+        data = [{"component": _component(ref), "variable": _variable_of(ref), "attributeValue": v} for ref, v in chunk]
+        calls.append(("SetVariables", {"setVariableData": data}))
+    return calls
 
 
 def _ref(item: dict[str, Any]) -> VariableRef:
     component = item.get("component", {})
+    variable = item.get("variable", {})
     return VariableRef(
-        str(item.get("variable", {}).get("name", "")),
+        str(variable.get("name", "")),
         str(component.get("name", "")),
         int(component.get("evse", {}).get("id", 0)),
+        variable.get("instance"),
     )
 
 
