@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -28,18 +28,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from csms.api.redaction import mask_url
-from csms.gateway.frame_rate import FrameRate
-from csms.gateway.tls import server_context
 from csms.pki import authority
 from csms.pki.local_ca import LocalTestCa
 from csms.runtime import logs
 from csms.runtime import settings as serve_settings
-from csms.runtime.server import Endpoints, prepare_database, raise_fd_limit, run_server
 from csms.runtime.settings import ServeSettings
 from csms.services import apikeys, authorization, certificates, contracts, local_lists, security_events, stations
 from csms.services.config import CsmsConfig
 from csms.services.errors import DomainError
 from csms.store.database import URL_ENV, make_session_factory, resolve_url
+
+if TYPE_CHECKING:
+    from csms.gateway.frame_rate import FrameRate
+    from csms.runtime.server import Endpoints
 
 API_KEY_ENV = "CHARGETWIN_API_KEY"
 API_URL_ENV = "CHARGETWIN_API_URL"
@@ -60,6 +61,8 @@ def _iso(text: str) -> datetime:
 
 
 def _in_transaction(args: argparse.Namespace, work: Callable[[Session], Any]) -> Any:
+    from csms.runtime.server import prepare_database  # the server's imports only for commands that need them
+
     engine = prepare_database(args.database_url)
     try:
         with make_session_factory(engine)() as db, db.begin():
@@ -84,6 +87,8 @@ def _tls_context(settings: ServeSettings) -> ssl.SSLContext | None:
     if cert is None or key is None:
         return None  # settings.check_together saw to it that neither or both are given
     try:
+        from csms.gateway.tls import server_context
+
         return server_context(cert, key, client_ca)
     except (OSError, ssl.SSLError) as exc:
         raise UserError(f"cannot use the TLS certificate, key or client CA: {exc}") from None
@@ -102,6 +107,8 @@ def _frame_rate(settings: ServeSettings) -> FrameRate | None:
     if settings.max_frames_per_second == 0:
         return None
     try:
+        from csms.gateway.frame_rate import FrameRate
+
         return FrameRate(per_second=settings.max_frames_per_second, burst=settings.frame_burst)
     except ValueError as exc:
         raise UserError(str(exc)) from None
@@ -120,6 +127,8 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from csms.runtime.server import raise_fd_limit, run_server  # the whole server, for this command only
+
     settings = _settings(args).settings
     logs.configure(settings.log_level, settings.log_format)
     log = logging.getLogger("csms")
@@ -185,6 +194,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from csms.runtime.server import prepare_database
+
     prepare_database(args.database_url).dispose()
     print("database schema is up to date")
     return 0
