@@ -1,4 +1,5 @@
-"""Shared fixtures: a real database per test (SQLite file, or a fresh PostgreSQL database) and a running gateway.
+"""Shared fixtures: a real database per test (a SQLite file, or the worker's PostgreSQL database reset to the
+state of a new one: tests/databases.py) and a running gateway.
 
 PostgreSQL tests need the server at ``$CHARGETWIN_TEST_POSTGRES`` (default postgresql://postgres@127.0.0.1:5432/test).
 Elsewhere they skip when it does not answer; under ``CI=true`` they fail instead, so CI never hides a gap.
