@@ -1,4 +1,5 @@
-"""Shared fixtures: a real database per test (SQLite file, or a fresh PostgreSQL database) and a running gateway.
+"""Shared fixtures: a real database per test (a SQLite file, or the worker's PostgreSQL database reset to the
+state of a new one: tests/databases.py) and a running gateway.
 
 PostgreSQL tests need the server at ``$CHARGETWIN_TEST_POSTGRES`` (default postgresql://postgres@127.0.0.1:5432/test).
 Elsewhere they skip when it does not answer; under ``CI=true`` they fail instead, so CI never hides a gap.
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from csms.store import migrate
 from csms.store.database import make_engine, make_session_factory, resolve_url
+from tests.databases import PostgresPool, migrated_sqlite, pool_name
 
 POSTGRES_ADMIN_URL = os.environ.get("CHARGETWIN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -65,13 +67,29 @@ def fresh_postgres_url() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def postgres_pool() -> Iterator[PostgresPool]:
+    """This worker's reusable PostgreSQL database (tests/databases.py: a reset instead of CREATE/DROP DATABASE)."""
+    require_postgres()
+    pool = PostgresPool(POSTGRES_ADMIN_URL, pool_name())
+    yield pool
+    pool.close()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
-    """Each test using this runs twice: on a SQLite file and on a fresh PostgreSQL database."""
+    """Each test using this runs twice: on a SQLite file and on a PostgreSQL database with nothing in it.
+
+    A test that also uses ``engine`` gets the schema already migrated (a copy of a template, a reset of the
+    worker's migrated database), so the ``engine`` fixture's own upgrade finds nothing left to do; any other
+    test gets an empty database, as before."""
+    migrated = "engine" in request.fixturenames
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/csms.db"
+        path = tmp_path / "csms.db"
+        yield migrated_sqlite(path) if migrated else f"sqlite:///{path}"
     else:
-        yield from fresh_postgres_url()
+        pool: PostgresPool = request.getfixturevalue("postgres_pool")
+        yield pool.fresh(migrated=migrated)
 
 
 @pytest.fixture

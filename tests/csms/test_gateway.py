@@ -183,6 +183,7 @@ async def test_keepalive_drops_a_peer_that_stops_answering_pings(session_factory
         await asyncio.sleep(2.5)  # pings every 0.3 s after a pong; one unanswered 0.5 s fails the connection
         assert gateway.is_connected("alive") and not gateway.is_connected("dead")
         assert (await rpc(alive, "1", "BootNotification", boot_payload("1.6")))[0] == 3
+        dead.transport.resume_reading()  # else leaving the block waits out the client's 10-s close timeout
 
 
 # ---- commit discipline -----------------------------------------------------------------------------------

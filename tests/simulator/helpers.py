@@ -24,10 +24,10 @@ from csms.ocpp.framing import Call, CallError, CallResult
 from csms.ocpp.rpc import PendingCall
 from csms.services import authorization, stations
 from csms.services.config import CsmsConfig
-from csms.store import migrate
 from csms.store.database import make_engine, make_session_factory
 from csms.store.models import Transaction as TxRow
 from simulator.station import Charger, ConnectorSpec
+from tests.databases import migrated_sqlite
 
 T0 = datetime(2026, 1, 15, 22, 0, tzinfo=UTC).timestamp()
 STATION = "CP1"
@@ -90,8 +90,7 @@ class StationPair:
     ) -> None:
         self.version = version
         self.now = T0
-        self.engine = make_engine(f"sqlite:///{tmp_path}/csms.db")
-        migrate.upgrade(self.engine)
+        self.engine = make_engine(migrated_sqlite(tmp_path / "csms.db"))
         self.factory = make_session_factory(self.engine)
         when = datetime.fromtimestamp(T0, UTC)
         with self.factory() as db:

@@ -4,6 +4,7 @@ against a gateway in this process, and the clock that binds SimPy to the wall cl
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
 import os
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ import httpx
 import pytest
 import simpy
 
+from csms.cli import main as csms_main
 from csms.gateway.server import Gateway
 from csms.services import stations
 from csms.services.config import CsmsConfig
@@ -73,25 +75,20 @@ def database(tmp_path: Path) -> str:
 
 
 def _provision_by_cli(database: str) -> None:
-    """``csms stations add`` / ``csms tokens add``, one after the other (SQLite: one writer at a time)."""
-    for station_id, version in STATIONS.items():
-        password = DC_PASSWORD if station_id.startswith("rtdc") else AC_PASSWORD
-        done = run_cli(
-            "csms.cli",
-            "stations",
-            "add",
-            station_id,
-            "--password",
-            password,
-            "--ocpp",
-            version,
-            "--database-url",
-            database,
-        )
-        assert done.returncode == 0, done.stderr
-    for token in TOKENS:
-        done = run_cli("csms.cli", "tokens", "add", token, "--database-url", database)
-        assert done.returncode == 0, done.stderr
+    """``csms stations add`` / ``csms tokens add``, one after the other (SQLite: one writer at a time), through
+    the command's own entry point in this process: six interpreter starts were 10-20 s of this fixture, and
+    tests/csms/test_cli.py runs the command as a subprocess already."""
+    password = {station_id: DC_PASSWORD if station_id.startswith("rtdc") else AC_PASSWORD for station_id in STATIONS}
+    commands = [
+        ["stations", "add", station_id, "--password", password[station_id], "--ocpp", version]
+        for station_id, version in STATIONS.items()
+    ]
+    commands += [["tokens", "add", token] for token in TOKENS]
+    for command in commands:
+        errors = io.StringIO()
+        with redirect_stdout(io.StringIO()), redirect_stderr(errors):
+            status = csms_main([*command, "--database-url", database])
+        assert status == 0, errors.getvalue()
 
 
 @contextmanager

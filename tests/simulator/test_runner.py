@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from csms.store.models import Transaction
@@ -87,8 +86,7 @@ def test_a_bad_scenario_is_a_usage_error_naming_file_line_and_field(tmp_path, ca
     assert "bad.yaml:9:" in err and "chargers[1].ocpp" in err and "'2.0.1'" in err
 
 
-@pytest.mark.slow
-def test_depot_night_without_load_management_shows_the_overload_honestly():
+def test_depot_night_without_load_management_shows_the_overload_honestly():  # 5 of 13 h: ~3 s, in the default suite
     path = SCENARIOS / "depot-night.yaml"
     scenario = load_scenario(path)
     scenario = scenario.model_copy(update={"duration": 5 * 3600})

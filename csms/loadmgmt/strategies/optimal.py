@@ -19,8 +19,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import sparse
-from scipy.optimize import linprog
 
 from csms.loadmgmt.state import Allocation, SiteState
 from csms.loadmgmt.strategies._core import Problem, build_problem, finalize, to_allocation
@@ -64,6 +62,11 @@ def deadline(departure: float | None, now: float) -> float:
 
 def solve(problem: Problem) -> np.ndarray:
     """The LP's first-step currents (A) per session."""
+    # Imported here, not at the top: scipy.optimize is ~0.2-0.4 s of every `csms` command's start (this module
+    # is reached from the CLI through the services), and only a site planned with `optimal` needs it.
+    from scipy import sparse
+    from scipy.optimize import linprog
+
     n, now = problem.n, problem.now
     state = problem.state
     departures = np.array([deadline(s.departure, now) for s in problem.sessions])
