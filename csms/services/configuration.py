@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from csms.ocpp.outgoing import VariableResult
-from csms.services.errors import NotFound
-from csms.store.models import Station, StationVariable
+from csms.services import station_rows
+from csms.store.models import StationVariable
 
 #: The component column of a 1.6 configuration key (1.6 has no components).
 NO_COMPONENT = ""
@@ -37,8 +37,7 @@ def listed(
     db: Session, station_id: str, *, component: str | None = None, variable: str | None = None
 ) -> list[StationVariable]:
     """Raises NotFound: no such station."""
-    if db.get(Station, station_id) is None:
-        raise NotFound(f"station {station_id!r} not found")
+    station_rows.get(db, station_id)
     query = select(StationVariable).where(StationVariable.station_id == station_id)
     if component is not None:
         query = query.where(StationVariable.component == component)

@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from csms.ocpp.convert import format_time, parse_time
+from csms.services import station_rows
 from csms.services.errors import NotFound
-from csms.store.models import DisplayMessageRow, Station
+from csms.store.models import DisplayMessageRow
 
 PRIORITIES = ("AlwaysFront", "InFront", "NormalCycle")
 STATES = ("Charging", "Faulted", "Idle", "Unavailable")
@@ -30,11 +31,6 @@ class NewMessage:
     end_at: datetime | None = None
     #: The transaction as the station knows it (2.0.1: its own id; 1.6: ours).
     transaction_id: str | None = None
-
-
-def _station(db: Session, station_id: str) -> None:
-    if db.get(Station, station_id) is None:
-        raise NotFound(f"station {station_id!r} not found")
 
 
 def as_dict(row: DisplayMessageRow) -> dict[str, Any]:
@@ -76,7 +72,7 @@ def create(db: Session, station_id: str, message: NewMessage, now: datetime) -> 
     Raises:
         NotFound: no such station.
     """
-    _station(db, station_id)
+    station_rows.get(db, station_id)
     last = db.scalar(select(func.max(DisplayMessageRow.message_id)).where(DisplayMessageRow.station_id == station_id))
     row = DisplayMessageRow(
         station_id=station_id,
@@ -123,7 +119,7 @@ def cleared(db: Session, station_id: str, message_id: int, now: datetime) -> Dis
 
 
 def listed(db: Session, station_id: str, *, include_cleared: bool = False) -> list[DisplayMessageRow]:
-    _station(db, station_id)
+    station_rows.get(db, station_id)
     query = select(DisplayMessageRow).where(DisplayMessageRow.station_id == station_id)
     if not include_cleared:
         query = query.where(DisplayMessageRow.cleared_at.is_(None))

@@ -10,15 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from csms.ocpp.outgoing import MonitorSpec
-from csms.services.errors import NotFound
-from csms.store.models import Station, StationEvent, VariableMonitorRow
+from csms.services import station_rows
+from csms.store.models import StationEvent, VariableMonitorRow
 
 TYPES = ("UpperThreshold", "LowerThreshold", "Delta", "Periodic", "PeriodicClockAligned")
-
-
-def _station(db: Session, station_id: str) -> None:
-    if db.get(Station, station_id) is None:
-        raise NotFound(f"station {station_id!r} not found")
 
 
 def as_dict(row: VariableMonitorRow) -> dict[str, Any]:
@@ -41,7 +36,7 @@ def record_set(
     db: Session, station_id: str, sent: list[MonitorSpec], results: list[dict[str, Any]], now: datetime
 ) -> list[VariableMonitorRow]:
     """SetVariableMonitoring's answer, in the order of ``sent`` (the station answers in the order asked)."""
-    _station(db, station_id)
+    station_rows.get(db, station_id)
     rows = []
     for spec, result in zip(sent, results, strict=False):
         status = str(result.get("status", ""))
@@ -83,7 +78,7 @@ def record_cleared(db: Session, station_id: str, results: list[dict[str, Any]], 
 
 
 def listed(db: Session, station_id: str, *, include_cleared: bool = False) -> list[VariableMonitorRow]:
-    _station(db, station_id)
+    station_rows.get(db, station_id)
     query = select(VariableMonitorRow).where(VariableMonitorRow.station_id == station_id)
     if not include_cleared:
         query = query.where(VariableMonitorRow.cleared_at.is_(None))
@@ -95,7 +90,7 @@ def events(
 ) -> list[StationEvent]:
     """What the station reported beside its transactions and statuses (NotifyEvent as ``device_event``,
     DataTransfer, firmware and log statuses, remediation, implausible values …), newest first."""
-    _station(db, station_id)
+    station_rows.get(db, station_id)
     query = select(StationEvent).where(StationEvent.station_id == station_id)
     if kind is not None:
         query = query.where(StationEvent.kind == kind)

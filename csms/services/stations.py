@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from csms.domain import events as ev
 from csms.ocpp.versions import OCPP16, OCPP21, OCPP201
-from csms.services import configuration, diagnostics, display_messages, security_events
+from csms.services import configuration, diagnostics, display_messages, security_events, station_rows
 from csms.services.config import CsmsConfig
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.services.passwords import hash_password
@@ -183,10 +183,7 @@ def approve(
 
 
 def get(db: Session, station_id: str) -> StationRow:
-    row = db.get(StationRow, station_id)
-    if row is None:
-        raise NotFound(f"station {station_id!r} not found")
-    return row
+    return station_rows.get(db, station_id)
 
 
 def list_stations(db: Session) -> list[StationRow]:
