@@ -19,6 +19,10 @@ multiplier applied). A reading is what the samples of one timestamp say about th
 * **Units.** A sample counts only in its measurand's base unit (no unit: the base unit is meant); a value
   in any other unit (an energy register in varh) is left out.
 * The same value reported twice for one timestamp, line and location: the last one given counts.
+* **A transaction's end** (:func:`end_register`): the larger of the station's stop value and its newest
+  register reading. A register does not run backwards within a transaction, so a smaller stop value is not
+  the end: firmware that does not know it sends 0 or -1, and some send the closing reading (context
+  ``Transaction.End``) in a MeterValues after the StopTransaction (docs/hardware.md).
 """
 
 from __future__ import annotations
@@ -134,6 +138,14 @@ def latest(samples: Iterable[ev.Sample]) -> Reading | None:
         current = r.current_a if r.current_a is not None else current
         currents = r.currents_a if r.line_currents_a else currents
     return Reading(found[-1].at, energy, power, currents, current)
+
+
+def end_register(stop_wh: float | None, newest_wh: float | None) -> float | None:
+    """The energy register at a transaction's end from its stop value (1.6 meterStop, the 2.0.1 Ended event's
+    register) and the newest register reading recorded for it; None when neither is known."""
+    if stop_wh is None or newest_wh is None:
+        return newest_wh if stop_wh is None else stop_wh
+    return max(stop_wh, newest_wh)
 
 
 def grid_readings(samples: Iterable[ev.Sample]) -> list[Reading]:
