@@ -18,7 +18,9 @@ multiplier applied). A reading is what the samples of one timestamp say about th
   one current). A port's current is its largest line current, else the value without phase.
 * **Units.** A sample counts only in its measurand's base unit (no unit: the base unit is meant); a value
   in any other unit (an energy register in varh) is left out.
-* The same value reported twice for one timestamp, line and location: the last one given counts.
+* The same value reported twice for one timestamp, line and location: the last one given counts, except
+  that a ``Transaction.Begin`` value never replaces another: some firmware repeats the register at the
+  start beside each periodic reading, with the periodic reading's timestamp (docs/hardware.md).
 * **A transaction's end** (:func:`end_register`): the larger of the station's stop value and its newest
   register reading. A register does not run backwards within a transaction, so a smaller stop value is not
   the end: firmware that does not know it sends 0 or -1, and some send the closing reading (context
@@ -35,6 +37,7 @@ from typing import NamedTuple
 from csms.domain import events as ev
 
 POWER = "Power.Active.Import"
+BEGIN = "Transaction.Begin"
 CURRENT = "Current.Import"
 #: The quantities a reading is made of, and the one unit each is counted in.
 BASE_UNITS = {ev.ENERGY_REGISTER: "Wh", POWER: "W", CURRENT: "A"}
@@ -99,7 +102,8 @@ def readings(samples: Iterable[ev.Sample]) -> list[Reading]:
         values = by_time.get(s.timestamp)
         if values is None:
             values = by_time[s.timestamp] = [None] * _SIZE
-        values[place] = s.value
+        if s.context != BEGIN or values[place] is None:
+            values[place] = s.value
     return [_reading(at, by_time[at]) for at in sorted(by_time)]
 
 

@@ -61,6 +61,9 @@ class Quirks:
     power_per_phase: bool = False
     #: 1.6: how sampled values are written (a format for a float), e.g. ``"{:.2f}"``.
     number_format: str | None = None
+    #: 1.6: every periodic MeterValues of a transaction also carries the register at its start (context
+    #: Transaction.Begin), after the periodic reading and with its timestamp.
+    begin_reading_repeated: bool = False
     #: The register starts at 0 with each transaction (meterStart 0, readings relative to it).
     register_per_transaction: bool = False
     #: 1.6: meterStop is this value (the firmware did not know the register) and the closing register reading
@@ -142,6 +145,7 @@ PROFILES: dict[str, VendorProfile] = {
             frozenset({OCPP16}),
             Quirks(
                 power_per_phase=True,
+                begin_reading_repeated=True,
                 extra_measurands=(("Temperature", "Celsius", 30.0),),
                 number_format="{:.2f}",
                 config=((OCPP16, "MeterValuesSampledData", f"{REGISTER},{POWER},Current.Import,Voltage"),),
@@ -228,7 +232,14 @@ class VendorFirmware:
         for meter_value in _meter_values(action, payload):
             meter_value["sampledValue"] = list(self._sampled(meter_value["sampledValue"], tx, offset))
             meter_value["sampledValue"] += [self._extra(m, unit, v) for m, unit, v in self.quirks.extra_measurands]
+            if self.quirks.begin_reading_repeated and action == "MeterValues" and "transactionId" in payload:
+                meter_value["sampledValue"].append(self._begin(tx, offset))
         return payload
+
+    def _begin(self, tx: Transaction | None, offset: float) -> dict[str, Any]:
+        start = 0.0 if tx is None else tx.meter_start_wh - offset
+        sv = {"value": start, "context": "Transaction.Begin", "measurand": REGISTER, "unit": "Wh"}
+        return self._formatted(sv | {"location": "Outlet"})
 
     def _outgoing_16(
         self, action: str, payload: dict[str, Any], tx: Transaction | None, offset: float, now: float

@@ -262,3 +262,13 @@ def test_2_0_1_charging_needs_are_a_typed_event():
 )
 def test_a_transactions_end_is_the_larger_of_its_stop_value_and_its_newest_reading(stop_wh, newest_wh, end):
     assert meter.end_register(stop_wh, newest_wh) == end
+
+
+def test_a_transaction_begin_value_repeated_beside_a_periodic_one_does_not_replace_it():
+    # Project EV (evcc-io/evcc#15768): every periodic MeterValues also carries the register at the start
+    # (context Transaction.Begin) at the same timestamp, after the periodic value.
+    periodic = sample(REGISTER, 646.0, context="Sample.Periodic")
+    begin = sample(REGISTER, 0.0, context="Transaction.Begin")
+    assert one(periodic, begin).energy_wh == 646.0
+    assert one(begin, periodic).energy_wh == 646.0
+    assert one(begin).energy_wh == 0.0  # alone it is the reading of its time

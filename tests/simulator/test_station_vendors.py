@@ -95,13 +95,25 @@ def test_openevse_closing_reading_waits_in_the_queue_while_the_link_is_down(tmp_
     assert (row.status, row.energy_wh) == ("completed", pytest.approx(3_000.0))
 
 
-def test_project_ev_reports_power_per_phase_with_two_decimals(tmp_path):
+def test_project_ev_reports_power_per_phase_and_the_start_register_beside_each_sample(tmp_path):
     pair = make(tmp_path, "1.6", vendor=PROFILES["project-ev"])
-    delivered = charge(pair)
-    power = [sv for sv in sampled(pair) if sv.get("measurand") == "Power.Active.Import"]
-    assert {sv.get("phase") for sv in power} == {"L1", "L2", "L3"}
-    assert power[0]["value"] == "2466.67"
-    assert pair.transactions()[0].energy_wh == pytest.approx(delivered)
+    pair.meter.energy[1], pair.meter.power[1] = 5_000.0, 7_400.0
+    pair.charger.plug_in(1, "TOKEN-OK", pair.now)
+    pair.run(1)
+    pair.meter.energy[1] = 5_400.0
+    pair.run(60)
+    [first] = pair.calls("MeterValues")[0].payload["meterValue"]
+    registers = [sv for sv in first["sampledValue"] if sv["measurand"] == REGISTER]
+    assert [(sv["context"], sv["value"]) for sv in registers] == [
+        ("Sample.Periodic", "5400.00"),
+        ("Transaction.Begin", "5000.00"),  # after the periodic value, with its timestamp
+    ]
+    assert pair.transactions()[0].last_meter_wh == 5_400.0  # the live register is the periodic one
+    power = [sv for sv in first["sampledValue"] if sv["measurand"] == "Power.Active.Import"]
+    assert [(sv["phase"], sv["value"]) for sv in power] == [("L1", "2466.67"), ("L2", "2466.67"), ("L3", "2466.67")]
+    pair.charger.unplug(1, pair.now)
+    pair.run(10)
+    assert pair.transactions()[0].energy_wh == pytest.approx(400.0)
 
 
 def test_abb_heartbeats_jitter_deterministically_within_ten_percent(tmp_path):
