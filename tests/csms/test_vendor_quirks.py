@@ -71,6 +71,9 @@ async def test_a_number_sent_as_a_string_where_the_schema_wants_a_number_is_a_ty
         await ws.send(json.dumps([2, "s1", "StartTransaction", start]))
         answer = json.loads(await ws.recv())
         assert answer[:3] == [4, "s1", "TypeConstraintViolation"]
+        # a fractional Wh where 1.6 wants an integer (seen from simulators: shiv3/ocpp-cp-simulator#83)
+        await ws.send(json.dumps([2, "s0", "StartTransaction", {**start, "meterStart": 12000.5}]))
+        assert json.loads(await ws.recv())[:3] == [4, "s0", "TypeConstraintViolation"]
         # the same number as the string 1.6 wants for a sampled value counts
         start["meterStart"] = 12000
         await ws.send(json.dumps([2, "s2", "StartTransaction", start]))

@@ -148,3 +148,13 @@ def test_everest_keeps_the_csms_url_in_a_vendor_key_the_csms_reads_and_writes(tm
         pair.csms_call("GetConfiguration", {"key": ["CentralSystemURI"]}).payload["configurationKey"][0]["value"] == url
     )
     assert pair.now == T0  # answered at once
+
+
+def test_a_201_ended_event_without_a_register_leaves_the_energy_of_the_last_sample(tmp_path):
+    # Spec-legal (TxEndedMeasurands empty) and common; what was charged after the last sample is not reported
+    # anywhere, so the CSMS can only take the newest register reading (docs/hardware.md, "not recoverable").
+    pair = make(tmp_path, "2.0.1", config={"SampledDataCtrlr.TxEndedMeasurands": ""})
+    delivered = charge(pair)
+    assert "meterValue" not in ended(pair)[0].payload
+    [row] = pair.transactions()
+    assert row.energy_wh == pytest.approx(delivered - 125.0)  # the half step after the last sample is unknown
