@@ -204,6 +204,7 @@ class VendorFirmware:
 
     def __init__(self, profile: VendorProfile, charger: FirmwareView) -> None:
         self.profile, self.quirks, self.charger = profile, profile.quirks, charger
+        self._plain = profile.quirks == NO_QUIRKS  # the spec's firmware: every payload goes out as built
         self._closing_queued: set[int] = set()  # tx keys whose closing MeterValues is queued
 
     # ---- moments ------------------------------------------------------------------------------------
@@ -222,7 +223,7 @@ class VendorFirmware:
     # ---- the wire -----------------------------------------------------------------------------------
     def outgoing(self, action: str, payload: dict[str, Any], now: float) -> dict[str, Any]:
         """The payload as this firmware sends it (a copy when changed: queued messages are resent as built)."""
-        if self.quirks == NO_QUIRKS or action not in _REWRITTEN:
+        if self._plain or action not in _REWRITTEN:
             return payload
         payload = copy.deepcopy(payload)
         tx = self._transaction_of(action, payload)
