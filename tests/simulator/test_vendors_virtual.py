@@ -49,6 +49,8 @@ def test_mixed_vendors_lose_nothing_and_every_sessions_energy_matches_the_twin()
     }
     assert all(rows and all(r["completed"] and r["csms_kwh"] > 0 for r in rows) for rows in by_group.values())
     assert data["stations"]["booted"] == 12
+    alerts = data["alerts"]  # both outages alerted; jittered heartbeats and early statuses raise nothing
+    assert (alerts["raised"], alerts["missed"], alerts["false"]) == (2, 0, 0)
 
 
 @pytest.mark.parametrize("name", ["mixed-vendors.yaml"])
