@@ -48,6 +48,7 @@ from simulator.station.charger import Charger, StationIdentity
 from simulator.station.connector import ConnectorSpec
 from simulator.station.iso15118 import EvNeeds
 from simulator.station.security import StationSecurity
+from simulator.station.vendors import PROFILES
 from simulator.twin.interfaces import ChargingLimit, ConnectorRef, MeterReading, VehicleInfo
 from simulator.twin.world import TwinWorld
 from simulator.verify import faults as fv
@@ -335,6 +336,7 @@ class Fleet:
                         vendor=group.vendor[:20], model=(group.model or "twin")[:20], serial_number=station_id[:25]
                     ),
                     smart_charging=group.smart_charging,
+                    vendor=None if group.vendor_profile is None else PROFILES[group.vendor_profile],
                     security=StationSecurity(station_id, profile=group.security_profile, password=group.password),
                     **(charger_options or {}),
                 )

@@ -18,7 +18,13 @@ multiplier applied). A reading is what the samples of one timestamp say about th
   one current). A port's current is its largest line current, else the value without phase.
 * **Units.** A sample counts only in its measurand's base unit (no unit: the base unit is meant); a value
   in any other unit (an energy register in varh) is left out.
-* The same value reported twice for one timestamp, line and location: the last one given counts.
+* The same value reported twice for one timestamp, line and location: the last one given counts, except
+  that a ``Transaction.Begin`` value never replaces another: some firmware repeats the register at the
+  start beside each periodic reading, with the periodic reading's timestamp (docs/hardware.md).
+* **A transaction's end** (:func:`end_register`): the larger of the station's stop value and its newest
+  register reading. A register does not run backwards within a transaction, so a smaller stop value is not
+  the end: firmware that does not know it sends 0 or -1, and some send the closing reading (context
+  ``Transaction.End``) in a MeterValues after the StopTransaction (docs/hardware.md).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import NamedTuple
 from csms.domain import events as ev
 
 POWER = "Power.Active.Import"
+BEGIN = "Transaction.Begin"
 CURRENT = "Current.Import"
 #: The quantities a reading is made of, and the one unit each is counted in.
 BASE_UNITS = {ev.ENERGY_REGISTER: "Wh", POWER: "W", CURRENT: "A"}
@@ -95,7 +102,8 @@ def readings(samples: Iterable[ev.Sample]) -> list[Reading]:
         values = by_time.get(s.timestamp)
         if values is None:
             values = by_time[s.timestamp] = [None] * _SIZE
-        values[place] = s.value
+        if s.context != BEGIN or values[place] is None:
+            values[place] = s.value
     return [_reading(at, by_time[at]) for at in sorted(by_time)]
 
 
@@ -134,6 +142,14 @@ def latest(samples: Iterable[ev.Sample]) -> Reading | None:
         current = r.current_a if r.current_a is not None else current
         currents = r.currents_a if r.line_currents_a else currents
     return Reading(found[-1].at, energy, power, currents, current)
+
+
+def end_register(stop_wh: float | None, newest_wh: float | None) -> float | None:
+    """The energy register at a transaction's end from its stop value (1.6 meterStop, the 2.0.1 Ended event's
+    register) and the newest register reading recorded for it; None when neither is known."""
+    if stop_wh is None or newest_wh is None:
+        return newest_wh if stop_wh is None else stop_wh
+    return max(stop_wh, newest_wh)
 
 
 def grid_readings(samples: Iterable[ev.Sample]) -> list[Reading]:

@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from csms.domain import meter
 from csms.domain.transaction import TransactionStatus
 
 NAMING_CONVENTION = {
@@ -221,7 +222,7 @@ class Transaction(Base):
 
     @property
     def energy_wh(self) -> float:
-        end = self.meter_stop_wh if self.meter_stop_wh is not None else self.last_meter_wh
+        end = meter.end_register(self.meter_stop_wh, self.last_meter_wh)
         if end is None or self.meter_start_wh is None:
             return 0.0
         return max(0.0, end - self.meter_start_wh)

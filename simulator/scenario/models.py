@@ -33,6 +33,7 @@ from pydantic import (
 from csms.ocpp.versions import Version
 from simulator.scenario.expect import KNOWN_CHECKS, Comparison, parse_comparison
 from simulator.scenario.units import TimePoint, parse_clock, parse_duration_s, parse_session_time, parse_time_point
+from simulator.station.vendors import PROFILES
 from simulator.twin.catalogue import CATALOGUE, DEFAULT_MODEL
 from simulator.twin.curves import TaperCurve
 
@@ -192,6 +193,30 @@ class ChargerGroup(_Model):
     #: The firmware's treatment of charging profiles: obeys them, answers them Rejected, or accepts and
     #: ignores them (keeps drawing its rating).
     smart_charging: Literal["compliant", "reject", "ignore"] = "compliant"
+    #: The charger family whose quirks the firmware has (simulator/station/vendors.py, docs/hardware.md);
+    #: it also names the vendor and model the chargers boot with unless ``vendor``/``model`` are given.
+    vendor_profile: str | None = None
+
+    @field_validator("vendor_profile")
+    @classmethod
+    def _known_profile(cls, value: str | None) -> str | None:
+        if value is not None and value not in PROFILES:
+            raise ValueError(f"expected a vendor profile ({', '.join(sorted(PROFILES))}), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _profile_speaks_the_version(self) -> ChargerGroup:
+        if self.vendor_profile is None:
+            return self
+        profile = PROFILES[self.vendor_profile]
+        if self.ocpp not in profile.versions:
+            spoken = ", ".join(sorted(profile.versions))
+            raise ValueError(f"vendor profile {profile.name!r} models OCPP {spoken} chargers, not {self.ocpp}")
+        if "vendor" not in self.model_fields_set:
+            self.vendor = profile.vendor
+        if "model" not in self.model_fields_set:
+            self.model = profile.model
+        return self
 
     @model_validator(mode="after")
     def _electrical_defaults(self) -> ChargerGroup:

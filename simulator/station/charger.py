@@ -68,6 +68,7 @@ from simulator.station.security_ops import SecurityOperations
 from simulator.station.smart_charging import Firmware, ProfileStatus, ProfileStore, RateUnit, SetProfileOutcome
 from simulator.station.timers import Deadlines, Timer
 from simulator.station.transactions import MeterSource, Reading, Transaction, Transactions
+from simulator.station.vendors import PROFILES, VendorFirmware, VendorProfile, config_entries
 
 __all__ = ["Charger", "Counters", "MeterSource", "Reading", "Registration", "StationIdentity", "Transaction"]
 
@@ -105,6 +106,7 @@ class Charger:
         boot_retry_s: retry after a BootNotification failed, or was answered with interval 0.
         smart_charging: whether the firmware obeys charging profiles (``compliant``), answers them
             Rejected (``reject``) or accepts and ignores them (``ignore``).
+        vendor: the vendor profile whose quirks the firmware has (:mod:`.vendors`; None: the spec's).
     """
 
     def __init__(  # noqa: PLR0913 - one keyword-only option per firmware setting a scenario can give
@@ -124,6 +126,7 @@ class Charger:
         boot_retry_s: float = 60.0,
         smart_charging: Firmware | str = Firmware.COMPLIANT,
         security: StationSecurity | None = None,
+        vendor: VendorProfile | None = None,
     ) -> None:
         specs = [ConnectorSpec() for _ in range(connectors)] if isinstance(connectors, int) else list(connectors)
         self.station_id = station_id
@@ -131,7 +134,9 @@ class Charger:
         self.meter = meter
         self.rng = rng
         self.identity = identity or StationIdentity(serial_number=station_id)
-        self.config = Configuration(version, config)
+        profile = vendor or PROFILES["spec"]
+        overrides = {**profile.config_overrides(version), **(config or {})}
+        self.config = Configuration(version, overrides, extra=config_entries(profile, version))
         self.config.set_setting("number_of_connectors", str(len(specs)))
         self.connectors: dict[int, Connector] = {
             i: Connector(i, version, spec) for i, spec in enumerate(specs, start=1)
@@ -172,6 +177,8 @@ class Charger:
         if "DataTransfer" in self._handlers:
             self._vendor_data = self._handlers["DataTransfer"]
             self._handlers["DataTransfer"] = self._data_transfer
+        #: What this charger's vendor does that the spec does not ask for (:mod:`.vendors`).
+        self.vendor = VendorFirmware(profile, self)
         self._registrar = Registrar(
             self,
             messages=self.protocol,
@@ -179,6 +186,7 @@ class Charger:
             connectors=self.connectors,
             timers=self.timers,
             boot_retry_s=boot_retry_s,
+            heartbeat_delay=self.vendor.heartbeat_delay,
         )
         self._tx = Transactions(
             self,
@@ -257,6 +265,7 @@ class Charger:
         self.timers.cancel(Timer.RECONNECT)
         self._attempt = 0
         if not self._registrar.accepted:
+            self.vendor.before_boot(now)
             self._registrar.send_boot(now)
             return
         for c in self.connectors.values():
@@ -413,7 +422,7 @@ class Charger:
         if not self.link_up:
             self.counters.dropped_calls.append(action)
             return False
-        pending = self.rpc.send_call(action, payload, now)
+        pending = self.rpc.send_call(action, self.vendor.outgoing(action, payload, now), now)
         if on_done is not None:
             self._callbacks[pending.call.unique_id] = on_done
         return True

@@ -192,12 +192,18 @@ class Configuration:
     Args:
         version: which table.
         overrides: ``name -> value`` replacing defaults (readonly ones included: the factory sets them).
+        extra: keys of the charger's vendor beyond the table.
     """
 
-    def __init__(self, version: Version, overrides: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, version: Version, overrides: Mapping[str, str] | None = None, extra: tuple[Entry, ...] = ()
+    ) -> None:
         self.version = version
-        self.table = TABLES[version]
+        self.table = TABLES[version] + extra
         self._by_name, self._by_setting = _indexes(version)
+        if extra:  # a vendor's own keys (simulator.station.vendors): this charger's table only
+            self._by_name = {**self._by_name, **{e.name: e for e in extra}}
+            self._by_setting = {**self._by_setting, **{e.setting: e for e in extra}}
         self._values = {e.name: e.default for e in self.table}
         self._parsed: dict[str, int | bool | str | tuple[str, ...]] = {}  # by setting, dropped when written
         for name, value in (overrides or {}).items():

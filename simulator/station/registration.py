@@ -145,9 +145,12 @@ class Registrar:
         connectors: Mapping[int, Connector],
         timers: Deadlines,
         boot_retry_s: float,
+        heartbeat_delay: Callable[[int], float] = float,
     ) -> None:
         self.host, self.messages, self.config, self.connectors = host, messages, config, connectors
         self.timers, self.boot_retry_s = timers, boot_retry_s
+        #: Seconds to the next heartbeat for an interval (a vendor's firmware may jitter it).
+        self.heartbeat_delay = heartbeat_delay
         self.state = Registration.UNREGISTERED
         self.boot_reason = "PowerUp"
         self._boot_in_flight = False
@@ -187,7 +190,7 @@ class Registrar:
         self.boot_reason = "PowerUp"
         if interval > 0:
             self.config.set_setting("heartbeat_interval", str(interval))
-        self.timers.arm(Timer.HEARTBEAT, now + self.config.integer("heartbeat_interval"))
+        self.timers.arm(Timer.HEARTBEAT, now + self.heartbeat_delay(self.config.integer("heartbeat_interval")))
         for status_message in self.messages.all_status_payloads(now):
             self.host.send("StatusNotification", status_message, now)
         for c in self.connectors.values():
@@ -196,17 +199,18 @@ class Registrar:
 
     def send_heartbeat(self, now: float) -> None:
         interval = self.config.integer("heartbeat_interval")
-        self.timers.set(Timer.HEARTBEAT, now + interval if interval > 0 and self.host.link_up else None)
+        due = now + self.heartbeat_delay(interval) if interval > 0 and self.host.link_up else None
+        self.timers.set(Timer.HEARTBEAT, due)
         self.host.send("Heartbeat", {}, now)
 
     def heartbeat_interval_changed(self, now: float) -> None:
         if self.accepted and self.host.link_up:
             interval = self.config.integer("heartbeat_interval")
-            self.timers.set(Timer.HEARTBEAT, now + interval if interval > 0 else None)
+            self.timers.set(Timer.HEARTBEAT, now + self.heartbeat_delay(interval) if interval > 0 else None)
 
     def resumed(self, now: float) -> None:
         """The link is back and we are still Accepted: heartbeats start again."""
-        self.timers.arm(Timer.HEARTBEAT, now + self.config.integer("heartbeat_interval"))
+        self.timers.arm(Timer.HEARTBEAT, now + self.heartbeat_delay(self.config.integer("heartbeat_interval")))
 
     def link_down(self) -> None:
         self._boot_in_flight = False

@@ -246,3 +246,29 @@ def test_2_0_1_charging_needs_are_a_typed_event():
     assert report == ev.ChargingNeedsReported(2, 42_000.0, departure, payload, ev_max_current_a=32.0)
     bare = v201.to_event("NotifyEVChargingNeeds", {"evseId": 1, "chargingNeeds": {"requestedEnergyTransfer": "DC"}})
     assert (bare.energy_needed_wh, bare.departure) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("stop_wh", "newest_wh", "end"),
+    [
+        (5000.0, 4800.0, 5000.0),  # the stop value is read after the last sample: it is the end
+        (0.0, 4800.0, 4800.0),  # firmware that did not know the register sends 0 ...
+        (-1.0, 4800.0, 4800.0),  # ... or -1
+        (4800.0, 5000.0, 5000.0),  # the closing reading came after the stop (Transaction.End)
+        (None, 4800.0, 4800.0),  # 2.0.1: an Ended event without a register
+        (5000.0, None, 5000.0),
+        (None, None, None),
+    ],
+)
+def test_a_transactions_end_is_the_larger_of_its_stop_value_and_its_newest_reading(stop_wh, newest_wh, end):
+    assert meter.end_register(stop_wh, newest_wh) == end
+
+
+def test_a_transaction_begin_value_repeated_beside_a_periodic_one_does_not_replace_it():
+    # Project EV (evcc-io/evcc#15768): every periodic MeterValues also carries the register at the start
+    # (context Transaction.Begin) at the same timestamp, after the periodic value.
+    periodic = sample(REGISTER, 646.0, context="Sample.Periodic")
+    begin = sample(REGISTER, 0.0, context="Transaction.Begin")
+    assert one(periodic, begin).energy_wh == 646.0
+    assert one(begin, periodic).energy_wh == 646.0
+    assert one(begin).energy_wh == 0.0  # alone it is the reading of its time
