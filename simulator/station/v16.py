@@ -31,7 +31,9 @@ def _time(now: float) -> str:
 
 
 def _number(value: float) -> str:
-    return f"{round(value, 3):g}" if abs(value) < 1e15 else str(int(value))
+    """A sampled value as 1.6 writes it: to the milliunit, every digit kept (a lifetime register of a few MWh
+    in Wh has 7+ digits; ``:g`` alone would keep six and round the energy away)."""
+    return format(round(value, 3), ".15g") if abs(value) < 1e12 else str(round(value))
 
 
 def _id_info(raw: dict[str, Any] | None) -> IdTokenInfo | None:

@@ -287,3 +287,13 @@ def test_power_loss_and_emergency_stop_reasons(tmp_path, version):
     rows = pair.transactions()
     assert [r.stop_reason for r in rows] == ["EmergencyStop", "PowerLoss"]
     assert pair.times("BootNotification") == [0, 40]
+
+
+def test_16_meter_values_keep_every_digit_of_a_large_register():
+    from simulator.station.v16 import _number
+
+    assert _number(123456.7) == "123456.7"  # ``:g`` alone wrote 123457: 0.3 Wh lost per reading
+    assert _number(12_345_678.125) == "12345678.125"
+    assert _number(0.1 + 0.2) == "0.3"
+    assert _number(2500.0) == "2500"
+    assert float(_number(987_654_321_098.0)) == 987_654_321_098.0
