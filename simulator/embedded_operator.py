@@ -16,12 +16,21 @@ from typing import Any
 from csms import uptime as up
 from csms.domain.transaction import TransactionStatus
 from csms.ocpp import commands
-from csms.ocpp.convert import from_posix
-from csms.ocpp.outgoing import Call, CredentialChange
+from csms.ocpp.convert import format_time, from_posix
+from csms.ocpp.outgoing import Call, CredentialChange, SignedFirmware
 from csms.ocpp.rpc import Outcome, PendingCall
 from csms.ocpp.versions import Version
 from csms.pki import build
-from csms.services import authorization, certificates, contracts, credentials, security_events, stations, transactions
+from csms.services import (
+    authorization,
+    certificates,
+    contracts,
+    credentials,
+    diagnostics,
+    security_events,
+    stations,
+    transactions,
+)
 from csms.services import uptime as uptime_service
 from simulator import report
 from simulator.embedded_csms import EmbeddedCsms
@@ -89,6 +98,72 @@ class EmbeddedOperator:
             self.security_calls[(item.kind, "not connected")] += 1
             return
         _Sequence(self, station_id, version, security_calls(item, version, pki.csms_root_pem, pki.url)).next()
+
+    # ---- firmware and logs, as POST /stations/{id}/firmware, /signed-firmware, /diagnostics, /log ----------
+    def update_firmware(  # noqa: PLR0913 - the API request's fields
+        self,
+        station_id: str,
+        version: Version,
+        name: str,
+        now: float,
+        *,
+        retrieve_at: float | None = None,
+        retries: int | None = None,
+        retry_interval: int | None = None,
+        signing_certificate: str | None = None,
+        signature: str | None = None,
+        install_at: float | None = None,
+    ) -> int:
+        """UpdateFirmware (signed when a certificate and signature are given) pointing at the stored image;
+        returns the transfer's id (``diagnostics.list_transfers`` follows it)."""
+        with self.csms.session_factory() as db:
+            row, token = diagnostics.request_firmware(db, station_id, name, from_posix(now), diagnostics.FIRMWARE_TTL)
+            transfer_id, request_id = row.id, row.request_id or row.id
+            db.commit()
+        location = f"{self.csms.base_url}/api/v1/firmware/{name}?token={token}"
+        retrieve = format_time(from_posix(now if retrieve_at is None else retrieve_at))
+        if signing_certificate is not None and signature is not None:
+            install = None if install_at is None else format_time(from_posix(install_at))
+            firmware = SignedFirmware(
+                location, request_id, retrieve, signing_certificate, signature, install, retries, retry_interval
+            )
+            action, payload = commands.signed_update_firmware(version, firmware)
+        else:
+            action, payload = commands.update_firmware(
+                version, location, request_id, retrieve, retries=retries, retry_interval=retry_interval
+            )
+        self._send_transfer(station_id, action, payload, transfer_id)
+        return transfer_id
+
+    def request_log(
+        self, station_id: str, version: Version, now: float, *, log_type: str = "DiagnosticsLog", get_log: bool = True
+    ) -> int:
+        """GetLog (``get_log``; 2.0.1 and the 1.6 security extension) or GetDiagnostics (1.6) with a one-time
+        upload URL on the embedded CSMS; returns the transfer's id."""
+        with self.csms.session_factory() as db:
+            row, token = diagnostics.request_diagnostics(db, station_id, from_posix(now), diagnostics.DIAGNOSTICS_TTL)
+            transfer_id, request_id = row.id, row.request_id or row.id
+            db.commit()
+        location = f"{self.csms.base_url}/api/v1/uploads/diagnostics/{token}"
+        build = commands.get_log if get_log else commands.get_diagnostics
+        action, payload = build(
+            version, location, request_id, start_time=None, stop_time=None, log_type=log_type,
+            retries=None, retry_interval=None,
+        )  # fmt: skip
+        self._send_transfer(station_id, action, payload, transfer_id)
+        return transfer_id
+
+    def _send_transfer(self, station_id: str, action: str, payload: dict[str, Any], transfer_id: int) -> None:
+        def answered(pending: PendingCall) -> None:
+            if pending.outcome is Outcome.RESULT:
+                status = (pending.payload or {}).get("status", "Accepted")
+            else:
+                status = pending.outcome.value if pending.outcome is not None else "not_sent"
+            with self.csms.session_factory() as db:
+                diagnostics.set_call_status(db, transfer_id, status)
+                db.commit()
+
+        self.csms.call(station_id, action, payload, on_done=answered)
 
     def _remote_stop(self, station_id: str, version: Version, item: RemoteStop) -> Call | None:
         with self.csms.session_factory() as db:

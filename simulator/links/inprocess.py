@@ -22,6 +22,7 @@ from csms.ocpp.versions import Version
 from simulator.links.offer import Offer, offer
 from simulator.scheduler import SimPyScheduler
 from simulator.station.charger import Charger
+from simulator.station.transfers import Transfer, TransferResult
 
 #: The embedded CSMS's host name (its wss:// certificate names it) and the URL chargers start with.
 SERVER_NAME = "csms.twin"
@@ -42,6 +43,10 @@ class CsmsEndpoint(Protocol):
     def receive(self, connection: Connection, frame: str) -> None: ...
 
     def disconnect(self, connection: Connection, detail: str) -> None: ...
+
+    def transfer(self, request: Transfer, done: Callable[[TransferResult], None]) -> None:
+        """A charger's download or upload (firmware, logs), ``done`` once it ended, in virtual time."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -173,8 +178,14 @@ class InProcessLink:
                 self._transit("up", frame, self._to_csms)
         if self.charger.close_requested():
             self._close("closed by the station")
+        for request in self.charger.transfers_to_start():
+            self.csms.transfer(request, self._transfer_done)
         self._charger_alarm.arm(self.charger.next_deadline())
         self.on_charger_change(self.charger)
+
+    def _transfer_done(self, result: TransferResult) -> None:
+        self.charger.transfer_done(result, self.now())
+        self._pump_charger()
 
     # ---- timers ----------------------------------------------------------------------------------------
     def _charger_timer(self) -> None:

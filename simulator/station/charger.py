@@ -56,6 +56,7 @@ from simulator.station.auth import IdTokenInfo, LocalAuthorization
 from simulator.station.config import Configuration
 from simulator.station.connector import Connector, ConnectorError, ConnectorSpec
 from simulator.station.firmware import FirmwareCore, Handler, VersionAdapter
+from simulator.station.maintenance import Maintenance
 from simulator.station.offline_queue import OfflineQueue, QueuedMessage
 from simulator.station.operations import Operations
 from simulator.station.registration import SERVES_CALLS, Registrar, Registration, StationIdentity
@@ -64,6 +65,7 @@ from simulator.station.security_ops import SecurityOperations
 from simulator.station.smart_charging import Firmware, ProfileStatus, ProfileStore, RateUnit, SetProfileOutcome
 from simulator.station.timers import Deadlines, Timer
 from simulator.station.transactions import MeterSource, Reading, Transaction, Transactions
+from simulator.station.transfers import Transfer, TransferResult
 
 __all__ = ["Charger", "Counters", "MeterSource", "Reading", "Registration", "StationIdentity", "Transaction"]
 
@@ -101,6 +103,7 @@ class Charger:
         boot_retry_s: retry after a BootNotification failed, or was answered with interval 0.
         smart_charging: whether the firmware obeys charging profiles (``compliant``), answers them
             Rejected (``reject``) or accepts and ignores them (``ignore``).
+        install_s: how long installing a downloaded firmware image takes, before its reboot.
     """
 
     def __init__(  # noqa: PLR0913 - one keyword-only option per firmware setting a scenario can give
@@ -120,6 +123,7 @@ class Charger:
         boot_retry_s: float = 60.0,
         smart_charging: Firmware | str = Firmware.COMPLIANT,
         security: StationSecurity | None = None,
+        install_s: float = 20.0,
     ) -> None:
         specs = [ConnectorSpec() for _ in range(connectors)] if isinstance(connectors, int) else list(connectors)
         self.station_id = station_id
@@ -156,6 +160,9 @@ class Charger:
         self.security = security or StationSecurity(station_id)
         self.security_ops = SecurityOperations(self, self.security)
         self._handlers.update(self.security_ops.handlers())
+        #: Firmware updates and log uploads; their transfers go out through :meth:`transfers_to_start`.
+        self.maintenance = Maintenance(self, self.timers, install_s=install_s, reboot_delay_s=reset_delay_s)
+        self._handlers.update(self.maintenance.handlers())
         self._registrar = Registrar(
             self,
             messages=self.protocol,
@@ -316,6 +323,7 @@ class Charger:
         self._registrar.rebooted()
         self._tx.rebooted()
         self.security_ops.rebooted(now)
+        self.maintenance.rebooted(now)
         for c in self.connectors.values():
             c.reported_status = None
         self._attempt = 0
@@ -328,6 +336,7 @@ class Charger:
         """One frame from the CSMS. Every CALL gets exactly one answer (a CALLRESULT or a CALLERROR)."""
         if not self.link_up:
             return
+        self.maintenance.frames.received(text, now)
         for event in self.rpc.receive_frame(text, now):
             if isinstance(event, IncomingCall):
                 self._serve(event.call, now)
@@ -370,8 +379,12 @@ class Charger:
             except ConnectorError as exc:  # our state machine refused: a bug of ours, not the CSMS's
                 self.counters.internal_errors.append(f"{type(exc).__name__}: {exc}")
 
+    def send_security_event(self, kind: str, tech_info: str, now: float) -> None:
+        self.security_ops.send_security_event(kind, tech_info, now)
+
     def send(self, action: str, payload: dict[str, Any], now: float, on_done: Callback | None = None) -> bool:
         """Send a non-transaction CALL; False (and dropped) when the link is down."""
+        self.maintenance.frames.told(now)
         if not self.link_up:
             self.counters.dropped_calls.append(action)
             return False
@@ -387,7 +400,18 @@ class Charger:
 
     # ==== output ===========================================================================================
     def frames_to_send(self) -> list[str]:
-        return self.rpc.frames_to_send() if self.link_up else []
+        frames = self.rpc.frames_to_send() if self.link_up else []
+        self.maintenance.frames.sent(frames)
+        return frames
+
+    def transfers_to_start(self) -> list[Transfer]:
+        """Downloads and uploads the shell must carry out now; each ends with :meth:`transfer_done`."""
+        return self.maintenance.transfers_to_start()
+
+    def transfer_done(self, result: TransferResult, now: float) -> None:
+        """A transfer asked for by :meth:`transfers_to_start` ended (the shell did it)."""
+        self.maintenance.transfer_done(result, now)
+        self._run_after(now)
 
     def next_deadline(self) -> float | None:
         """The earliest instant :meth:`handle_timer` has something to do (or the reconnect is due)."""
@@ -399,6 +423,7 @@ class Charger:
 
     # ==== time =============================================================================================
     def handle_timer(self, now: float) -> None:
+        self.maintenance.frames.told(now)
         for event in self.rpc.handle_timer(now):
             if isinstance(event, CallCompleted):
                 self._complete(event.pending, now)
@@ -415,6 +440,7 @@ class Charger:
             self._go_down(now)
         if self.timers.pop_if_due(Timer.RELINK, now):
             self._relink(now)
+        self.maintenance.handle_timer(now)
         self._tx.pump(now)
         self._run_after(now)
 
@@ -579,6 +605,7 @@ class Charger:
 
     def reset_if_idle(self, now: float) -> None:
         self._ops.reset_if_idle(now)
+        self.maintenance.idle(now)
 
     def change_availability(self, connector_ids: list[int], operative: bool, now: float) -> str:
         """Accepted (applied now), Scheduled (after running transactions), Rejected (unknown connector)."""

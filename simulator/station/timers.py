@@ -29,6 +29,8 @@ class Timer(Enum):
     SAMPLE = "sample"  # per connector: the running transaction's next periodic meter values
     CONNECTION_TIMEOUT = "connection_timeout"  # per connector: authorized, waiting for the cable
     LIMIT_CHECK = "limit_check"  # per connector: the charging-profile limit changes
+    FIRMWARE = "firmware"  # a firmware update's next step (scheduled download, retry, install)
+    LOG_UPLOAD = "log_upload"  # a log upload's retry
 
 
 Key = tuple[Timer, int]
