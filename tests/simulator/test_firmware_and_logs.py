@@ -3,9 +3,11 @@ the twin charger on an in-process link, and the transfers served by the CSMS's o
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import random
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,9 +29,12 @@ from csms.store.models import Station as StationRow
 from simulator.embedded_csms import EmbeddedCsms
 from simulator.embedded_operator import EmbeddedOperator
 from simulator.links.inprocess import InProcessLink
+from simulator.links.websocket import WebSocketLink
 from simulator.scheduler import SimPyScheduler
-from simulator.station.charger import Charger
+from simulator.station.charger import Charger, Registration
 from tests.simulator.helpers import T0, FakeMeter
+from tests.simulator.test_realtime import API_KEY as SERVE_KEY
+from tests.simulator.test_realtime import _serve, wait_for
 
 PASSWORD = "firmware-test-pw-01"
 IMAGE = b"\x7fELF twin firmware 2.4.1 " * 40
@@ -244,3 +249,82 @@ async def test_an_upload_over_the_csms_limit_is_refused_and_reported_upload_fail
     assert site.statuses("LogStatusNotification") == ["Uploading", "UploadFailure"]
     transfer = site.transfer(transfer_id)
     assert transfer.status == "UploadFailure" and transfer.size is None
+
+
+# ---- real time: the same charger on a WebSocket link to ``csms serve``, its transfers over real HTTP ----------
+@pytest.mark.timeout(90)
+async def test_firmware_and_log_against_csms_serve_over_real_http(tmp_path):
+    with _serve(f"sqlite:///{tmp_path / 'serve.db'}") as serve:
+        headers = {"Authorization": f"Bearer {SERVE_KEY}"}
+        async with httpx.AsyncClient(base_url=serve.api_url + "/api/v1", headers=headers, timeout=30) as api:
+            station = {"id": "rt-fw-1", "password": PASSWORD, "ocpp_version": "2.0.1"}
+            assert (await api.post("/stations", json=station)).status_code == 201
+            stored = await api.post("/firmware-files", params={"name": "fw-2.4.1.bin"}, content=IMAGE)
+            assert stored.status_code == 201, stored.text
+            charger = Charger("rt-fw-1", "2.0.1", meter=FakeMeter(), rng=random.Random(9))
+            link = WebSocketLink(charger, _WallClock(speed=50.0), serve.ws_url, password=PASSWORD)
+            link.start()
+            try:
+                await wait_for(lambda: charger.registration is Registration.ACCEPTED, timeout=15)
+                sent = await api.post("/stations/rt-fw-1/firmware", json={"name": "fw-2.4.1.bin"})
+                assert sent.status_code == 200 and sent.json()["call"]["payload"]["status"] == "Accepted", sent.text
+                transfer_id = sent.json()["transfer"]["id"]
+                # downloaded over HTTP with its token, installed (20 virtual s), rebooted, booted again
+                firmware = charger.maintenance.firmware
+                await wait_for(lambda: firmware.reported[-1:] == [(transfer_id, "Installed")], timeout=15)
+                assert [s for _, s in firmware.reported] == [
+                    "Downloading", "Downloaded", "Installing", "InstallRebooting", "Installed"
+                ]  # fmt: skip
+                assert charger.identity.firmware_version == "fw-2.4.1"
+                await wait_for(lambda: charger.registration is Registration.ACCEPTED and link.connected, timeout=15)
+
+                async def csms_says_installed() -> bool:
+                    rows = (await api.get("/stations/rt-fw-1/transfers", params={"kind": "firmware"})).json()
+                    return rows[0]["status"] == "Installed"
+
+                await _eventually(csms_says_installed)
+                (row,) = (await api.get("/stations/rt-fw-1/transfers", params={"kind": "firmware"})).json()
+                assert row["id"] == transfer_id and row["finished"]
+                assert (await api.get("/stations/rt-fw-1")).json()["firmware_version"] == "fw-2.4.1"
+
+                logged = await api.post("/stations/rt-fw-1/log", json={"log_type": "DiagnosticsLog"})
+                assert logged.json()["call"]["payload"]["status"] == "Accepted", logged.text
+                log_id = logged.json()["transfer"]["id"]
+
+                async def uploaded() -> bool:
+                    rows = (await api.get("/stations/rt-fw-1/transfers", params={"kind": "diagnostics"})).json()
+                    return rows[0]["status"] == "Uploaded"
+
+                await _eventually(uploaded)
+                content = await api.get(f"/stations/rt-fw-1/transfers/{log_id}/content")
+            finally:
+                await link.stop()
+    assert content.status_code == 200
+    assert content.text.startswith("# rt-fw-1 DiagnosticsLog") and '"UpdateFirmware"' in content.text
+
+
+class _WallClock:
+    """The charger's clock starts at the wall clock's now (the CSMS's retrieveDateTime is its now) and runs
+    ``speed`` times faster (so installing and rebooting take a fraction of a wall second)."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed, self.wall0, self.epoch, self._monotonic = speed, time.monotonic(), time.time(), time.monotonic
+
+    def now(self) -> float:
+        return self.epoch + (self._monotonic() - self.wall0) * self.speed
+
+    def sync(self) -> float:
+        return self.now()
+
+    def wall_delay(self, when: float) -> float:
+        return (when - self.now()) / self.speed
+
+    def kick(self) -> None:
+        pass
+
+
+async def _eventually(check: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
