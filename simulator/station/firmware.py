@@ -26,6 +26,7 @@ from simulator.station.smart_charging import ProfileStore, SetProfileOutcome
 from simulator.station.transactions import Reading, Transaction
 
 if TYPE_CHECKING:
+    from simulator.station.maintenance import Maintenance
     from simulator.station.security_ops import SecurityOperations
 
 #: A handler of a CSMS-initiated call: (payload, now) -> the answer's payload.
@@ -65,6 +66,8 @@ class FirmwareCore(Protocol):
     def version(self) -> str: ...
     @property
     def security_ops(self) -> SecurityOperations: ...
+    @property
+    def maintenance(self) -> Maintenance: ...
 
     boot_reason: str
 

@@ -312,8 +312,26 @@ class FirmwareUpdates:
             payload["requestId"] = job.request_id
         self.host.send(dialect.action, payload, now)
 
-    def current_status(self) -> str:
-        """What a triggered (Signed)FirmwareStatusNotification says: the job's state, or Idle."""
-        if self.job is None or self.job.state in ("Accepted", "Retrying"):
-            return "Idle" if self.job is None else "Downloading"
-        return self.job.state
+    def triggered(self) -> dict[str, Any]:
+        """What a triggered FirmwareStatusNotification says: the job's state (with its requestId), or Idle."""
+        job = self.job
+        if job is None:
+            return {"status": "Idle"}
+        status = _BETWEEN_STATES.get(job.state, job.state)
+        if job.dialect.statuses is not None and status not in job.dialect.statuses:
+            status = _V16_CORE_NEAREST.get(status, "Idle")
+        payload: dict[str, Any] = {"status": status}
+        if job.dialect.request_id and job.request_id is not None:
+            payload["requestId"] = job.request_id
+        return payload
+
+
+#: The job's states between two reported statuses, as a trigger reports them.
+_BETWEEN_STATES = {"Accepted": "DownloadScheduled", "Retrying": "DownloadScheduled"}
+#: 1.6 core FirmwareStatus has no word for these: the nearest it has.
+_V16_CORE_NEAREST = {
+    "DownloadScheduled": "Idle",
+    "SignatureVerified": "Downloaded",
+    "InstallScheduled": "Downloaded",
+    "InstallRebooting": "Installing",
+}

@@ -141,8 +141,15 @@ class LogUploads:
             payload["requestId"] = job.request_id
         self.host.send(job.dialect.action, payload, now)
 
-    def current_status(self) -> str:
-        return "Idle" if self.job is None else "Uploading"
+    def triggered(self, action: str) -> dict[str, Any]:
+        """What a triggered Diagnostics/LogStatusNotification says: Uploading (with the requestId), or Idle."""
+        job = self.job
+        if job is None or job.dialect.action != action:
+            return {"status": "Idle"}
+        payload: dict[str, Any] = {"status": "Uploading"}
+        if job.dialect.request_id and job.request_id is not None:
+            payload["requestId"] = job.request_id
+        return payload
 
 
 def _when(moment: float | None) -> str:

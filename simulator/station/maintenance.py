@@ -58,6 +58,12 @@ class Maintenance:
     def rebooted(self, now: float) -> None:
         self.firmware.rebooted(now)
 
+    def triggered(self, action: str) -> dict[str, Any]:
+        """The payload of a triggered FirmwareStatus/DiagnosticsStatus/LogStatusNotification: what is going on."""
+        if action == "FirmwareStatusNotification":
+            return self.firmware.triggered()
+        return self.logs.triggered(action)
+
     # ---- the shell's side -----------------------------------------------------------------------------
     def transfers_to_start(self) -> list[Transfer]:
         return self.desk.take()

@@ -270,7 +270,8 @@ class Protocol(ProtocolBase):
         if self.charger.security_ops.trigger_sign(p["requestedMessage"]):
             return {"status": "Accepted"}
         if p["requestedMessage"] == "LogStatusNotification":
-            return {"status": "NotImplemented"}
+            self._after_idle_notification("LogStatusNotification")
+            return {"status": "Accepted"}
         return self.trigger_message(p, now)
 
     def set_charging_profile(self, p: dict[str, Any], now: float) -> dict[str, Any]:

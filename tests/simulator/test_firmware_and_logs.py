@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from csms.api.app import create_app
 from csms.gateway.server import Gateway
+from csms.ocpp import commands
 from csms.ocpp.convert import from_posix
 from csms.services import diagnostics, stations
 from csms.services.config import CsmsConfig
@@ -123,6 +124,15 @@ def test_update_firmware_downloads_waits_for_the_car_installs_and_boots_with_the
     waiting = ["InstallScheduled"] if version == "2.0.1" else []
     assert site.statuses(action) == [*scheduled, "Downloading", "Downloaded", *waiting]
     assert site.charger.identity.firmware_version == "1.0.0", "nothing installed while the car charges"
+    # Asked meanwhile, the charger says where the update stands (1.6 core has no InstallScheduled: Downloaded).
+    site.csms.call("fw-1", *commands.trigger(version, "FirmwareStatusNotification", None))
+    site.run(5)
+    _, _, triggered = site.sent[-1]
+    expected = (
+        {"status": "InstallScheduled", "requestId": transfer_id} if version == "2.0.1" else {"status": "Downloaded"}
+    )
+    assert triggered == expected
+    del site.sent[-1]
 
     site.charger.unplug(1, site.now)
     site.link.poke()
