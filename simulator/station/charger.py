@@ -16,7 +16,9 @@ The owner (the SimPy twin, or a real-time shell) drives a charger in three steps
 CSMS's calls to the version module's handlers), the connector statuses and the deadlines
 (:mod:`.timers`). The jobs live beside it, each with its own table: registration and heartbeats
 (:mod:`.registration`), authorization, transactions, meter values and the transaction-message queue
-(:mod:`.transactions`), reset, availability and unlock (:mod:`.operations`). The version module
+(:mod:`.transactions`), reset, availability and unlock (:mod:`.operations`), firmware updates and log
+uploads (:mod:`.maintenance`; their downloads and uploads are outputs too, :meth:`~Charger.transfers_to_start`,
+whose results come back through :meth:`~Charger.transfer_done`). The version module
 (:mod:`.v16` or :mod:`.v201`, same method names) builds and reads payloads and answers the CSMS's calls,
 seeing the charger only through :class:`~.firmware.FirmwareCore`.
 
