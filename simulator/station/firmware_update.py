@@ -127,7 +127,9 @@ class InvalidCertificate(ValueError):
     """The signing certificate cannot be read, or is not valid now."""
 
 
-def _certificate(pem: str, now: float) -> x509.Certificate:
+def _certificate(pem: str, now: float, roots: list[x509.Certificate]) -> x509.Certificate:
+    """The signing certificate, valid now and, when the charger holds ManufacturerRootCertificates, issued by
+    one of them (with none installed there is nothing to check it against: it is taken as it comes)."""
     try:
         certificate = x509.load_pem_x509_certificate(pem.encode())
     except ValueError as exc:
@@ -135,7 +137,17 @@ def _certificate(pem: str, now: float) -> x509.Certificate:
     moment = from_posix(now)
     if not certificate.not_valid_before_utc <= moment <= certificate.not_valid_after_utc:
         raise InvalidCertificate("the signing certificate is not valid now")
+    if roots and not any(_issued_by(certificate, root) for root in roots):
+        raise InvalidCertificate("the signing certificate is not issued by an installed ManufacturerRootCertificate")
     return certificate
+
+
+def _issued_by(certificate: x509.Certificate, root: x509.Certificate) -> bool:
+    try:
+        certificate.verify_directly_issued_by(root)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 class FirmwareUpdates:
@@ -151,6 +163,8 @@ class FirmwareUpdates:
         self.reported: list[tuple[int | None, str]] = []
         #: Sent by the security whitepaper / 2.0.1 L01.FR.02 when the signing certificate is refused.
         self.on_invalid_certificate: Callable[[str, float], None] | None = None
+        #: The ManufacturerRootCertificates a signing certificate must come from (none: not checked).
+        self.manufacturer_roots: Callable[[], list[x509.Certificate]] = list
 
     # ---- requests ---------------------------------------------------------------------------------------
     def update_firmware_v16(self, p: dict[str, Any], now: float) -> dict[str, Any]:
@@ -186,7 +200,7 @@ class FirmwareUpdates:
         )
         if "signingCertificate" in firmware or "signature" in firmware:
             try:
-                job.certificate = _certificate(firmware.get("signingCertificate", ""), now)
+                job.certificate = _certificate(firmware.get("signingCertificate", ""), now, self.manufacturer_roots())
                 job.signature = base64.b64decode(firmware.get("signature", ""), validate=True)
             except (InvalidCertificate, binascii.Error) as exc:
                 if self.on_invalid_certificate is not None:

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from csms.ocpp.versions import OCPP16
 from simulator.station.firmware_update import FirmwareUpdates, UpdateHost
 from simulator.station.log_upload import LogUploads
+from simulator.station.security import StationSecurity
 from simulator.station.timers import Deadlines, Timer
 from simulator.station.transfers import FrameLog, Transfer, TransferDesk, TransferResult
 
@@ -19,6 +20,8 @@ Handler = Callable[[dict[str, Any], float], dict[str, Any]]
 class MaintenanceHost(UpdateHost, Protocol):
     @property
     def station_id(self) -> str: ...
+    @property
+    def security(self) -> StationSecurity: ...
     def send_security_event(self, kind: str, tech_info: str, now: float) -> None: ...
 
 
@@ -29,6 +32,7 @@ class Maintenance:
         self.frames = FrameLog()
         self.firmware = FirmwareUpdates(host, self.desk, timers, install_s=install_s, reboot_delay_s=reboot_delay_s)
         self.firmware.on_invalid_certificate = self._invalid_certificate
+        self.firmware.manufacturer_roots = lambda: list(host.security.roots.get("ManufacturerRootCertificate", []))
         self.logs = LogUploads(host, self.desk, timers, self.frames)
 
     def handlers(self) -> dict[str, Handler]:

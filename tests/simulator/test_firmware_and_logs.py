@@ -193,6 +193,20 @@ def test_an_unreadable_signing_certificate_is_refused_with_a_security_event(tmp_
     ]
     assert site.statuses("FirmwareStatusNotification") == []
 
+    # Once the charger holds its manufacturer's root, a certificate from anyone else is refused too.
+    manufacturer, _ = _signer(IMAGE)
+    assert site.charger.security.install_root("ManufacturerRootCertificate", manufacturer).value == "Accepted"
+    stranger, signature = _signer(IMAGE)
+    refused = site.operator.update_firmware(
+        "fw-1", "2.0.1", "fw-2.4.1.bin", site.now, signing_certificate=stranger, signature=signature
+    )
+    accepted = site.operator.update_firmware(
+        "fw-1", "2.0.1", "fw-2.4.1.bin", site.now + 1, signing_certificate=manufacturer, signature="AAAA"
+    )
+    site.run(10)
+    assert site.transfer(refused).call_status == "InvalidCertificate"
+    assert site.transfer(accepted).call_status == "Accepted"
+
 
 def test_a_download_that_fails_is_retried_then_reported_download_failed(tmp_path):
     site = Site(tmp_path, "2.0.1")
