@@ -106,6 +106,7 @@ class Charger:
         smart_charging: whether the firmware obeys charging profiles (``compliant``), answers them
             Rejected (``reject``) or accepts and ignores them (``ignore``).
         install_s: how long installing a downloaded firmware image takes, before its reboot.
+        log_bytes: how much of its recent frames (text) the charger keeps for GetDiagnostics/GetLog files.
     """
 
     def __init__(  # noqa: PLR0913 - one keyword-only option per firmware setting a scenario can give
@@ -126,6 +127,7 @@ class Charger:
         smart_charging: Firmware | str = Firmware.COMPLIANT,
         security: StationSecurity | None = None,
         install_s: float = 20.0,
+        log_bytes: int = 2048,
     ) -> None:
         specs = [ConnectorSpec() for _ in range(connectors)] if isinstance(connectors, int) else list(connectors)
         self.station_id = station_id
@@ -163,7 +165,9 @@ class Charger:
         self.security_ops = SecurityOperations(self, self.security)
         self._handlers.update(self.security_ops.handlers())
         #: Firmware updates and log uploads; their transfers go out through :meth:`transfers_to_start`.
-        self.maintenance = Maintenance(self, self.timers, install_s=install_s, reboot_delay_s=reset_delay_s)
+        self.maintenance = Maintenance(
+            self, self.timers, install_s=install_s, reboot_delay_s=reset_delay_s, log_bytes=log_bytes
+        )
         self._handlers.update(self.maintenance.handlers())
         self._registrar = Registrar(
             self,

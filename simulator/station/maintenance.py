@@ -26,51 +26,97 @@ class MaintenanceHost(UpdateHost, Protocol):
 
 
 class Maintenance:
-    def __init__(self, host: MaintenanceHost, timers: Deadlines, *, install_s: float, reboot_delay_s: float) -> None:
+    """Every twin charger holds one, most never use it: the update and upload jobs (and the transfer desk)
+    are made at the first request, and the frame log is bounded (``log_bytes``)."""
+
+    __slots__ = ("_desk", "_firmware", "_logs", "frames", "host", "install_s", "reboot_delay_s", "timers")
+
+    def __init__(
+        self, host: MaintenanceHost, timers: Deadlines, *, install_s: float, reboot_delay_s: float, log_bytes: int
+    ) -> None:
         self.host, self.timers = host, timers
-        self.desk = TransferDesk()
-        self.frames = FrameLog()
-        self.firmware = FirmwareUpdates(host, self.desk, timers, install_s=install_s, reboot_delay_s=reboot_delay_s)
-        self.firmware.on_invalid_certificate = self._invalid_certificate
-        self.firmware.manufacturer_roots = lambda: list(host.security.roots.get("ManufacturerRootCertificate", []))
-        self.logs = LogUploads(host, self.desk, timers, self.frames)
+        self.install_s, self.reboot_delay_s = install_s, reboot_delay_s
+        self.frames = FrameLog(log_bytes)
+        self._desk: TransferDesk | None = None
+        self._firmware: FirmwareUpdates | None = None
+        self._logs: LogUploads | None = None
+
+    @property
+    def desk(self) -> TransferDesk:
+        if self._desk is None:
+            self._desk = TransferDesk()
+        return self._desk
+
+    @property
+    def firmware(self) -> FirmwareUpdates:
+        if self._firmware is None:
+            self._firmware = FirmwareUpdates(
+                self.host, self.desk, self.timers, install_s=self.install_s, reboot_delay_s=self.reboot_delay_s
+            )
+            self._firmware.on_invalid_certificate = self._invalid_certificate
+            self._firmware.manufacturer_roots = self._manufacturer_roots
+        return self._firmware
+
+    @property
+    def logs(self) -> LogUploads:
+        if self._logs is None:
+            self._logs = LogUploads(self.host, self.desk, self.timers, self.frames)
+        return self._logs
 
     def handlers(self) -> dict[str, Handler]:
         if self.host.version == OCPP16:
             return {
-                "UpdateFirmware": self.firmware.update_firmware_v16,
-                "SignedUpdateFirmware": self.firmware.signed_update_firmware,
-                "GetDiagnostics": self.logs.get_diagnostics,
-                "GetLog": self.logs.get_log,
+                "UpdateFirmware": self._update_firmware_v16,
+                "SignedUpdateFirmware": self._signed_update_firmware,
+                "GetDiagnostics": self._get_diagnostics,
+                "GetLog": self._get_log,
             }
-        return {"UpdateFirmware": self.firmware.signed_update_firmware, "GetLog": self.logs.get_log}
+        return {"UpdateFirmware": self._signed_update_firmware, "GetLog": self._get_log}
+
+    def _update_firmware_v16(self, p: dict[str, Any], now: float) -> dict[str, Any]:
+        return self.firmware.update_firmware_v16(p, now)
+
+    def _signed_update_firmware(self, p: dict[str, Any], now: float) -> dict[str, Any]:
+        return self.firmware.signed_update_firmware(p, now)
+
+    def _get_diagnostics(self, p: dict[str, Any], now: float) -> dict[str, Any]:
+        return self.logs.get_diagnostics(p, now)
+
+    def _get_log(self, p: dict[str, Any], now: float) -> dict[str, Any]:
+        return self.logs.get_log(p, now)
+
+    def _manufacturer_roots(self) -> list[Any]:
+        return list(self.host.security.roots.get("ManufacturerRootCertificate", []))
 
     def _invalid_certificate(self, reason: str, now: float) -> None:
         self.host.send_security_event("InvalidFirmwareSigningCertificate", reason, now)
 
     # ---- the charger's hooks --------------------------------------------------------------------------
     def handle_timer(self, now: float) -> None:
-        if self.timers.pop_if_due(Timer.FIRMWARE, now):
-            self.firmware.due(now)
-        if self.timers.pop_if_due(Timer.LOG_UPLOAD, now):
-            self.logs.due(now)
+        if self.timers.pop_if_due(Timer.FIRMWARE, now) and self._firmware is not None:
+            self._firmware.due(now)
+        if self.timers.pop_if_due(Timer.LOG_UPLOAD, now) and self._logs is not None:
+            self._logs.due(now)
 
     def idle(self, now: float) -> None:
         """The last transaction ended: a scheduled install may go ahead."""
-        self.firmware.install_if_idle(now)
+        if self._firmware is not None:
+            self._firmware.install_if_idle(now)
 
     def rebooted(self, now: float) -> None:
-        self.firmware.rebooted(now)
+        if self._firmware is not None:
+            self._firmware.rebooted(now)
 
     def triggered(self, action: str) -> dict[str, Any]:
         """The payload of a triggered FirmwareStatus/DiagnosticsStatus/LogStatusNotification: what is going on."""
         if action == "FirmwareStatusNotification":
-            return self.firmware.triggered()
-        return self.logs.triggered(action)
+            return {"status": "Idle"} if self._firmware is None else self._firmware.triggered()
+        return {"status": "Idle"} if self._logs is None else self._logs.triggered(action)
 
     # ---- the shell's side -----------------------------------------------------------------------------
     def transfers_to_start(self) -> list[Transfer]:
-        return self.desk.take()
+        return [] if self._desk is None else self._desk.take()
 
     def transfer_done(self, result: TransferResult, now: float) -> None:
-        self.desk.done(result, now)
+        if self._desk is not None:
+            self._desk.done(result, now)

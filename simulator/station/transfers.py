@@ -11,7 +11,6 @@ dropped.
 from __future__ import annotations
 
 import itertools
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -48,6 +47,8 @@ class TransferResult:
 
 class TransferDesk:
     """The charger's outbox of transfers and the callbacks waiting for their results."""
+
+    __slots__ = ("_ids", "_outbox", "_waiting")
 
     def __init__(self) -> None:
         self._ids = itertools.count(1)
@@ -89,13 +90,19 @@ class LoggedFrame:
 
 
 class FrameLog:
-    """The charger's recent frames, both ways, bounded: what a diagnostics or log file is made of.
+    """The charger's most recent frames, both ways, up to ``budget_bytes`` of frame text (the oldest go
+    first): what a diagnostics or log file is made of. The budget is small by default because every twin
+    charger holds one (a fleet of thousands is the point); a scenario or test that reads logs raises it.
 
     Outgoing frames are stamped with the latest instant the charger was told (they leave right after the
     input that made them)."""
 
-    def __init__(self, capacity: int = 5000) -> None:
-        self._frames: deque[LoggedFrame] = deque(maxlen=capacity)
+    __slots__ = ("_bytes", "_frames", "budget_bytes", "last_now")
+
+    def __init__(self, budget_bytes: int = 2048) -> None:
+        self.budget_bytes = budget_bytes
+        self._frames: list[LoggedFrame] = []
+        self._bytes = 0
         self.last_now = 0.0
 
     def told(self, now: float) -> None:
@@ -105,10 +112,23 @@ class FrameLog:
     def received(self, text: str | bytes, now: float) -> None:
         self.told(now)
         decoded = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-        self._frames.append(LoggedFrame(now, "in", decoded))
+        self._keep(LoggedFrame(now, "in", decoded))
 
     def sent(self, frames: list[str]) -> None:
-        self._frames.extend(LoggedFrame(self.last_now, "out", text) for text in frames)
+        for text in frames:
+            self._keep(LoggedFrame(self.last_now, "out", text))
+
+    def _keep(self, frame: LoggedFrame) -> None:
+        if len(frame.text) > self.budget_bytes:
+            return
+        self._frames.append(frame)
+        self._bytes += len(frame.text)
+        drop = 0
+        while self._bytes > self.budget_bytes:
+            self._bytes -= len(self._frames[drop].text)
+            drop += 1
+        if drop:
+            del self._frames[:drop]
 
     def between(self, oldest: float | None, latest: float | None) -> Iterator[LoggedFrame]:
         for frame in self._frames:
