@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -161,8 +162,8 @@ class FirmwareUpdates:
         self.job: UpdateJob | None = None
         #: Every status reported, (request id, status): the twin's record of what it did.
         self.reported: list[tuple[int | None, str]] = []
-        #: Sent by the security whitepaper / 2.0.1 L01.FR.02 when the signing certificate is refused.
-        self.on_invalid_certificate: Callable[[str, float], None] | None = None
+        #: The security events the 1.6 security whitepaper and 2.0.1 block L order: (type, techInfo, now).
+        self.security_event: Callable[[str, str, float], None] = lambda kind, info, now: None
         #: The ManufacturerRootCertificates a signing certificate must come from (none: not checked).
         self.manufacturer_roots: Callable[[], list[x509.Certificate]] = list
 
@@ -203,9 +204,10 @@ class FirmwareUpdates:
                 job.certificate = _certificate(firmware.get("signingCertificate", ""), now, self.manufacturer_roots())
                 job.signature = base64.b64decode(firmware.get("signature", ""), validate=True)
             except (InvalidCertificate, binascii.Error) as exc:
-                if self.on_invalid_certificate is not None:
-                    reason = str(exc)
-                    self.host.after_reply(lambda when: self.on_invalid_certificate(reason, when))  # type: ignore[misc]
+                reason = str(exc)
+                self.host.after_reply(
+                    lambda when: self.security_event("InvalidFirmwareSigningCertificate", reason, when)
+                )
                 return {"status": "InvalidCertificate"}
         if self.job is not None and self.job.state in ("Installing", "InstallRebooting"):
             return {"status": "Rejected"}
@@ -268,6 +270,7 @@ class FirmwareUpdates:
         if job.certificate is not None:
             if job.signature is None or not signature_ok(job.certificate, job.signature, job.image):
                 self._report("InvalidSignature", now)
+                self.security_event("InvalidFirmwareSignature", new_version(job.url), now)
                 self.job = None
                 return
             self._report("SignatureVerified", now)
@@ -307,7 +310,12 @@ class FirmwareUpdates:
         if self.host.version != OCPP16:
             self.host.boot_reason = "FirmwareUpdate"
         self.job = None
-        self.host.after_connect(lambda when: self._notify(job, "Installed", when))
+        self.host.after_connect(functools.partial(self._installed_after_boot, job))
+
+    def _installed_after_boot(self, job: UpdateJob, now: float) -> None:
+        self._notify(job, "Installed", now)
+        if job.dialect is not V16_CORE:  # the security extension's and 2.0.1's critical event
+            self.security_event("FirmwareUpdated", self.host.identity.firmware_version, now)
 
     # ---- notifications ----------------------------------------------------------------------------------
     def _report(self, status: str, now: float) -> None:

@@ -53,7 +53,7 @@ class Maintenance:
             self._firmware = FirmwareUpdates(
                 self.host, self.desk, self.timers, install_s=self.install_s, reboot_delay_s=self.reboot_delay_s
             )
-            self._firmware.on_invalid_certificate = self._invalid_certificate
+            self._firmware.security_event = self.host.send_security_event
             self._firmware.manufacturer_roots = self._manufacturer_roots
         return self._firmware
 
@@ -87,9 +87,6 @@ class Maintenance:
 
     def _manufacturer_roots(self) -> list[Any]:
         return list(self.host.security.roots.get("ManufacturerRootCertificate", []))
-
-    def _invalid_certificate(self, reason: str, now: float) -> None:
-        self.host.send_security_event("InvalidFirmwareSigningCertificate", reason, now)
 
     # ---- the charger's hooks --------------------------------------------------------------------------
     def handle_timer(self, now: float) -> None:

@@ -178,6 +178,9 @@ def test_signed_firmware_is_installed_only_when_its_signature_matches(tmp_path, 
         "Downloading", "Downloaded", "InvalidSignature"
     ]  # fmt: skip
     assert site.charger.identity.firmware_version == "fw-2.4.1", "nothing installed"
+    # what the security extension and 2.0.1 order beside the statuses (critical events)
+    events = [(p["type"], p.get("techInfo")) for _, a, p in site.sent if a == "SecurityEventNotification"]
+    assert events == [("FirmwareUpdated", "fw-2.4.1"), ("InvalidFirmwareSignature", "fw-6.6.6")]
     assert site.transfer(bad).status == "InvalidSignature" and site.transfer(bad).finished
 
 

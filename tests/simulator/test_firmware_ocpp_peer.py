@@ -105,6 +105,11 @@ class CentralSystem(ChargePoint16):
         self.heard.append(("DiagnosticsStatusNotification", kwargs))
         return result16.DiagnosticsStatusNotification()
 
+    @on("SecurityEventNotification")
+    def on_security_event(self, **kwargs: Any) -> result16.SecurityEventNotification:
+        self.heard.append(("SecurityEventNotification", kwargs))
+        return result16.SecurityEventNotification()
+
     def said(self, action: str) -> list[str]:
         return [k["status"] for a, k in self.heard if a == action]
 
@@ -151,6 +156,8 @@ async def test_the_twin_updates_firmware_and_uploads_diagnostics_for_an_ocpp_cen
             ]  # fmt: skip
             boots = [k for a, k in CentralSystem.heard if a == "BootNotification"]
             assert [b["firmware_version"] for b in boots] == ["1.0.0", "fw-3.0"]
+            # the security extension's critical event follows Installed
+            await wait_for(lambda: _events() == ["FirmwareUpdated"], timeout=5)
 
             # Diagnostics: refused with 413 by a server with a small limit, taken by one without.
             cs = CentralSystem.current
@@ -167,3 +174,7 @@ async def test_the_twin_updates_firmware_and_uploads_diagnostics_for_an_ocpp_cen
     assert b'filename="' + taken.file_name.encode() + b'"' in body  # multipart/form-data, the file as its part
     assert b"# cp-peer DiagnosticsLog" in body and b'"SignedUpdateFirmware"' in body
     assert "/small" not in Files.uploads
+
+
+def _events() -> list[str]:
+    return [k["type"] for a, k in CentralSystem.heard if a == "SecurityEventNotification"]
