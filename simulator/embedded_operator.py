@@ -136,7 +136,15 @@ class EmbeddedOperator:
         return transfer_id
 
     def request_log(
-        self, station_id: str, version: Version, now: float, *, log_type: str = "DiagnosticsLog", get_log: bool = True
+        self,
+        station_id: str,
+        version: Version,
+        now: float,
+        *,
+        log_type: str = "DiagnosticsLog",
+        get_log: bool = True,
+        start_time: float | None = None,
+        stop_time: float | None = None,
     ) -> int:
         """GetLog (``get_log``; 2.0.1 and the 1.6 security extension) or GetDiagnostics (1.6) with a one-time
         upload URL on the embedded CSMS; returns the transfer's id."""
@@ -147,8 +155,9 @@ class EmbeddedOperator:
         location = f"{self.csms.base_url}/api/v1/uploads/diagnostics/{token}"
         build = commands.get_log if get_log else commands.get_diagnostics
         action, payload = build(
-            version, location, request_id, start_time=None, stop_time=None, log_type=log_type,
-            retries=None, retry_interval=None,
+            version, location, request_id, log_type=log_type, retries=None, retry_interval=None,
+            start_time=None if start_time is None else format_time(from_posix(start_time)),
+            stop_time=None if stop_time is None else format_time(from_posix(stop_time)),
         )  # fmt: skip
         self._send_transfer(station_id, action, payload, transfer_id)
         return transfer_id

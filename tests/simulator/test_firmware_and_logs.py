@@ -117,9 +117,12 @@ def test_update_firmware_downloads_waits_for_the_car_installs_and_boots_with_the
     site.run(10)
     assert site.charger.transactions, "the car is charging"
 
+    transfer_at = site.now - T0
     transfer_id = site.operator.update_firmware("fw-1", version, "fw-2.4.1.bin", site.now, retrieve_at=site.now + 60)
     site.run(120)
     action = "FirmwareStatusNotification"
+    downloading_at = next(t for t, a, p in site.sent if a == action and p["status"] == "Downloading")
+    assert downloading_at == pytest.approx(transfer_at + 60, abs=0.5), "the download waits for retrieveDateTime"
     scheduled = ["DownloadScheduled"] if version == "2.0.1" else []
     waiting = ["InstallScheduled"] if version == "2.0.1" else []
     assert site.statuses(action) == [*scheduled, "Downloading", "Downloaded", *waiting]
@@ -266,6 +269,36 @@ async def test_a_log_is_uploaded_and_readable_over_the_api(tmp_path, api, versio
     assert text.startswith("# fw-1 DiagnosticsLog")
     assert '"BootNotification"' in text  # the charger's own frames, both ways
     assert " in  [3," in text and " out [2," in text
+
+
+async def test_a_log_holds_only_the_period_asked(tmp_path, api):
+    site = Site(tmp_path, "2.0.1")
+    site.run(600)  # heartbeats
+    since = site.now - 1
+    site.charger.plug_in(1, "DRIVER-1", site.now)
+    site.link.poke()
+    site.run(30)
+    transfer_id = site.operator.request_log("fw-1", "2.0.1", site.now, start_time=since, stop_time=site.now)
+    site.run(10)
+    async with api(site.csms) as client:
+        text = (await client.get(f"/api/v1/stations/fw-1/transfers/{transfer_id}/content")).text
+    assert '"Authorize"' in text and '"TransactionEvent"' in text
+    assert '"BootNotification"' not in text and '"Heartbeat"' not in text and '"GetLog"' not in text
+
+
+def test_a_new_update_replaces_one_still_waiting_for_its_download(tmp_path):
+    site = Site(tmp_path, "2.0.1")
+    first = site.operator.update_firmware("fw-1", "2.0.1", "fw-2.4.1.bin", site.now, retrieve_at=site.now + 3600)
+    site.run(5)
+    second = site.operator.update_firmware("fw-1", "2.0.1", "fw-2.4.1.bin", site.now)
+    site.run(60)
+    assert site.transfer(first).call_status == "Accepted" and site.transfer(second).call_status == "AcceptedCanceled"
+    said = [(p["requestId"], p["status"]) for _, a, p in site.sent if a == "FirmwareStatusNotification"]
+    assert said[0] == (first, "DownloadScheduled") and said[-1] == (second, "Installed")
+    assert all(request == second for request, _ in said[1:])
+    heard = len(site.statuses("FirmwareStatusNotification"))
+    site.run(3600)  # the first one's retrieve time passes: nothing happens
+    assert len(site.statuses("FirmwareStatusNotification")) == heard
 
 
 async def test_an_upload_over_the_csms_limit_is_refused_and_reported_upload_failure(tmp_path, monkeypatch):
