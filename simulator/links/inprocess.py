@@ -10,6 +10,7 @@ connection attempts fail.
 
 from __future__ import annotations
 
+import functools
 import random
 import ssl
 from collections.abc import Callable
@@ -179,7 +180,11 @@ class InProcessLink:
         if self.charger.close_requested():
             self._close("closed by the station")
         for request in self.charger.transfers_to_start():
-            self.csms.transfer(request, self._transfer_done)
+            if self.network_up:
+                self.csms.transfer(request, self._transfer_done)
+            else:  # the outage cuts HTTP as well as the WebSocket
+                failed = TransferResult(request.transfer_id, False, detail="no network (link down)")
+                self.scheduler.call_later(0.0, functools.partial(self._transfer_done, failed))
         self._charger_alarm.arm(self.charger.next_deadline())
         self.on_charger_change(self.charger)
 

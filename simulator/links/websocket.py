@@ -263,6 +263,8 @@ class WebSocketLink:
         """A download (GET) or upload (POST multipart/form-data, the file as its one part) over real HTTP; a
         refusal (4xx/5xx, e.g. 413 over the CSMS's limit) or a network error is a failed transfer."""
         try:
+            if not self.network_up:  # the outage cuts HTTP as well as the WebSocket
+                raise httpx.ConnectError("no network (link down)")
             async with httpx.AsyncClient(timeout=TRANSFER_TIMEOUT_S, follow_redirects=True) as client:
                 if isinstance(request, Download):
                     response = await client.get(request.url)

@@ -233,6 +233,18 @@ def test_a_download_that_fails_is_retried_then_reported_download_failed(tmp_path
     assert site.charger.identity.firmware_version == "1.0.0"
 
 
+def test_a_network_outage_cuts_transfers_too(tmp_path):
+    site = Site(tmp_path, "1.6")
+    site.link.set_network(False)
+    results: list[Any] = []
+    site.charger.maintenance.desk.upload(
+        "http://csms.twin/api/v1/uploads/diagnostics/any", "f.log", b"x", lambda result, now: results.append(result)
+    )
+    site.link.poke()
+    site.run(1)
+    assert [(r.ok, r.detail) for r in results] == [(False, "no network (link down)")]
+
+
 @pytest.fixture
 def api(tmp_path: Path) -> Any:
     def client(csms: EmbeddedCsms) -> httpx.AsyncClient:
