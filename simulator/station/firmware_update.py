@@ -124,6 +124,14 @@ def signature_ok(certificate: x509.Certificate, signature: bytes, image: bytes) 
     return True
 
 
+def _signature(text: str) -> bytes | None:
+    """The signature's bytes; None when it is not base64 (no image can match it: InvalidSignature)."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        return None
+
+
 class InvalidCertificate(ValueError):
     """The signing certificate cannot be read, or is not valid now."""
 
@@ -202,13 +210,13 @@ class FirmwareUpdates:
         if "signingCertificate" in firmware or "signature" in firmware:
             try:
                 job.certificate = _certificate(firmware.get("signingCertificate", ""), now, self.manufacturer_roots())
-                job.signature = base64.b64decode(firmware.get("signature", ""), validate=True)
-            except (InvalidCertificate, binascii.Error) as exc:
+            except InvalidCertificate as exc:
                 reason = str(exc)
                 self.host.after_reply(
                     lambda when: self.security_event("InvalidFirmwareSigningCertificate", reason, when)
                 )
                 return {"status": "InvalidCertificate"}
+            job.signature = _signature(firmware.get("signature", ""))
         if self.job is not None and self.job.state in ("Installing", "InstallRebooting"):
             return {"status": "Rejected"}
         replaced = self.job is not None

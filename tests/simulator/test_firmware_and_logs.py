@@ -212,6 +212,8 @@ def test_an_unreadable_signing_certificate_is_refused_with_a_security_event(tmp_
     site.run(10)
     assert site.transfer(refused).call_status == "InvalidCertificate"
     assert site.transfer(accepted).call_status == "Accepted"
+    site.run(60)  # a signature that matches nothing is found out once the image is there
+    assert site.transfer(accepted).status == "InvalidSignature"
 
 
 def test_a_download_that_fails_is_retried_then_reported_download_failed(tmp_path):
