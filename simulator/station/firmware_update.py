@@ -84,6 +84,9 @@ class UpdateHost(Protocol):
     def send(self, action: str, payload: dict[str, Any], now: float) -> bool: ...
     def after_reply(self, action: Callable[[float], None]) -> None: ...
     def after_connect(self, action: Callable[[float], None]) -> None: ...
+    @property
+    def station_inoperative(self) -> bool: ...
+    def change_availability(self, connector_ids: list[int], operative: bool, now: float) -> str: ...
 
 
 @dataclass
@@ -101,6 +104,9 @@ class UpdateJob:
     transfer_id: int | None = None
     image: bytes = b""
     said_install_scheduled: bool = False
+    #: The station was taken out of service for the install (and whether it was already, by the operator).
+    took_out_of_service: bool = False
+    was_inoperative: bool = False
 
 
 def new_version(url: str) -> str:
@@ -226,6 +232,7 @@ class FirmwareUpdates:
     def _start(self, job: UpdateJob, now: float) -> None:
         if self.job is not None:
             self.desk.forget(self.job.transfer_id)
+            self._back_in_service(self.job, now)
         self.job = job
         self.timers.cancel(Timer.FIRMWARE)
         self.host.after_reply(self._begin)
@@ -290,6 +297,7 @@ class FirmwareUpdates:
         if job is None or job.state not in ("Downloaded", "SignatureVerified", "InstallScheduled"):
             return
         waiting_for_time = job.install_at is not None and job.install_at > now
+        self._out_of_service(job, now)
         if waiting_for_time or self.host.transactions:
             if not job.said_install_scheduled:
                 job.said_install_scheduled = True
@@ -317,8 +325,22 @@ class FirmwareUpdates:
             return
         if self.host.version != OCPP16:
             self.host.boot_reason = "FirmwareUpdate"
+        self._back_in_service(job, now)
         self.job = None
         self.host.after_connect(functools.partial(self._installed_after_boot, job))
+
+    def _out_of_service(self, job: UpdateJob, now: float) -> None:
+        """Waiting to install, connectors not in use go Unavailable, the others once their transaction ends
+        (1.6 recommends it, 2.0.1 L01.FR.07 orders it): no new session starts on a station about to reboot."""
+        if not job.took_out_of_service:
+            job.took_out_of_service, job.was_inoperative = True, self.host.station_inoperative
+            self.host.change_availability([0], False, now)
+
+    def _back_in_service(self, job: UpdateJob, now: float) -> None:
+        """Undo :meth:`_out_of_service` (unless the operator had the station out of service already)."""
+        if job.took_out_of_service and not job.was_inoperative:
+            job.took_out_of_service = False
+            self.host.change_availability([0], True, now)
 
     def _installed_after_boot(self, job: UpdateJob, now: float) -> None:
         self._notify(job, "Installed", now)

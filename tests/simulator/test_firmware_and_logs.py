@@ -76,7 +76,7 @@ class Site:
         self.env.run(until=self.env.now + seconds)
 
     def statuses(self, action: str) -> list[str]:
-        return [p["status"] for _, a, p in self.sent if a == action]
+        return [p.get("status") or p.get("connectorStatus", "") for _, a, p in self.sent if a == action]
 
     def transfer(self, transfer_id: int) -> Any:
         with self.csms.session_factory() as db:
@@ -87,6 +87,10 @@ class Site:
             row = db.get(StationRow, "fw-1")
             assert row is not None
             return row.firmware_version
+
+
+def _status(payload: dict[str, Any]) -> str:
+    return payload.get("status") or payload["connectorStatus"]
 
 
 def _signer(content: bytes) -> tuple[str, str]:
@@ -137,9 +141,14 @@ def test_update_firmware_downloads_waits_for_the_car_installs_and_boots_with_the
     assert triggered == expected
     del site.sent[-1]
 
+    statuses_before = len(site.statuses("StatusNotification"))
     site.charger.unplug(1, site.now)
     site.link.poke()
     site.run(60)
+    # the connector went out of service once free (not during the session), and is back after the reboot
+    connector = [_status(p) for _, a, p in site.sent if a == "StatusNotification"][statuses_before:]
+    assert connector[:2] == ["Available", "Unavailable"]  # the car leaves; the scheduled Unavailable applies
+    assert connector[-1] == "Available"
     rebooting = ["InstallRebooting"] if version == "2.0.1" else []
     assert site.statuses(action) == [*scheduled, "Downloading", "Downloaded", *waiting, "Installing", *rebooting,
                                      "Installed"]  # fmt: skip
