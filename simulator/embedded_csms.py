@@ -9,12 +9,14 @@ commit, load management and alerts are the host's and its plugins', unchanged.
 from __future__ import annotations
 
 import dataclasses
+import re
 import ssl
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,14 +35,21 @@ from csms.ocpp.versions import Version
 from csms.pki import authority
 from csms.pki.lookups import Lookups
 from csms.pki.tls import server_context
+from csms.services import diagnostics
 from csms.services.admission import PLAIN, Channel, channel_of_peer, record_bad_certificate
 from csms.services.config import CsmsConfig
+from csms.services.errors import DomainError
 from csms.store import migrate
 from csms.store.database import make_engine, make_session_factory
 from simulator.links.inprocess import SERVER_NAME, Refused
 from simulator.links.offer import Offer
 from simulator.links.tls import handshake_in_memory, without_wall_clock
 from simulator.scheduler import SimPyScheduler
+from simulator.station.transfers import Download, Transfer, TransferResult
+
+#: The station-facing routes of ``csms/api/routes/diagnostics.py``, as the embedded CSMS serves them in-process.
+_FIRMWARE_PATH = re.compile(r"^/api/v1/firmware/(?P<name>[^/]+)$")
+_UPLOAD_PATH = re.compile(r"^/api/v1/uploads/diagnostics/(?P<token>[^/]+)$")
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,9 @@ class EmbeddedCsms:
         self.alert_effects: list[al.Effect] = []
         self.crashes = 0
         self._totals = {"frames_in": 0, "frames_out": 0, "lm_sent": 0, "lm_failed": 0}
+        #: The modelled HTTP transfers of firmware images and logs: a fixed latency plus size / throughput.
+        self.transfer_latency_s = 0.2
+        self.transfer_bytes_per_s = 1_000_000.0
         self.host: CsmsHost | None = None
         self.load: LoadManagement | None = None
         self.monitor: AlertMonitor | None = None
@@ -227,3 +239,54 @@ class EmbeddedCsms:
         if self.host is None:
             raise StationNotConnected(station_id)
         return self.host.call(station_id, action, payload, on_done=on_done)
+
+    # ---- station downloads and uploads (the API's token-guarded routes, in-process) ------------------------
+    #: The base URL the embedded CSMS hands to stations for its firmware and upload routes.
+    base_url = f"http://{SERVER_NAME}"
+
+    def transfer(self, request: Transfer, done: Callable[[TransferResult], None]) -> None:
+        """Carry out a charger's download or upload through the same services as ``GET /api/v1/firmware/…``
+        and ``POST /api/v1/uploads/diagnostics/…``, ending after the modelled transfer time. A URL that is
+        not this CSMS's, or a CSMS that is down, fails after the latency (as a refused connection would)."""
+        url = urlsplit(request.url)
+        if url.hostname != SERVER_NAME or self.host is None:
+            self.scheduler.call_later(self.transfer_latency_s, lambda: done(_failed(request, "no such host")))
+            return
+        if isinstance(request, Download):
+            result = self._download(request, url.path, parse_qs(url.query).get("token", [""])[0])
+            delay = self.transfer_latency_s + len(result.content) / self.transfer_bytes_per_s
+            self.scheduler.call_later(delay, lambda: done(result))
+            return
+        delay = self.transfer_latency_s + len(request.content) / self.transfer_bytes_per_s
+        self.scheduler.call_later(delay, lambda: done(self._upload(request, url.path)))
+
+    def _download(self, request: Download, path: str, token: str) -> TransferResult:
+        match = _FIRMWARE_PATH.match(path)
+        if match is None:
+            return _failed(request, "HTTP 404")
+        with self.session_factory() as db:
+            try:
+                content = diagnostics.firmware_for_token(db, match["name"], token, from_posix(self.scheduler.now()))
+            except DomainError as exc:
+                return _failed(request, f"HTTP {exc.status_code}: {exc.message}")
+        return TransferResult(request.transfer_id, True, content)
+
+    def _upload(self, request: Transfer, path: str) -> TransferResult:
+        match = _UPLOAD_PATH.match(path)
+        if match is None or self.host is None:
+            return _failed(request, "HTTP 404" if match is None else "the CSMS is down")
+        assert not isinstance(request, Download)
+        with self.session_factory() as db:
+            try:
+                diagnostics.receive_upload(
+                    db, match["token"], request.file_name, request.content_type, request.content,
+                    from_posix(self.scheduler.now()),
+                )  # fmt: skip
+            except DomainError as exc:
+                return _failed(request, f"HTTP {exc.status_code}: {exc.message}")
+            db.commit()
+        return TransferResult(request.transfer_id, True)
+
+
+def _failed(request: Transfer, detail: str) -> TransferResult:
+    return TransferResult(request.transfer_id, False, detail=detail)

@@ -18,8 +18,8 @@ from csms import uptime as up
 from csms.core.plugins.reservations import ReservationExpiry
 from csms.domain.transaction import TransactionStatus
 from csms.ocpp import commands
-from csms.ocpp.convert import from_posix
-from csms.ocpp.outgoing import Call, CredentialChange
+from csms.ocpp.convert import format_time, from_posix
+from csms.ocpp.outgoing import Call, CredentialChange, SignedFirmware
 from csms.ocpp.rpc import Outcome, PendingCall
 from csms.ocpp.versions import Version
 from csms.pki import build
@@ -28,6 +28,7 @@ from csms.services import (
     certificates,
     contracts,
     credentials,
+    diagnostics,
     reservations,
     security_events,
     stations,
@@ -131,6 +132,80 @@ class EmbeddedOperator:
             for plugin in self.csms.host.plugins:
                 if isinstance(plugin, ReservationExpiry):
                     plugin.expect(expires_at)
+    # ---- firmware and logs, as POST /stations/{id}/firmware, /signed-firmware, /diagnostics, /log ----------
+    def update_firmware(  # noqa: PLR0913 - the API request's fields
+        self,
+        station_id: str,
+        version: Version,
+        name: str,
+        now: float,
+        *,
+        retrieve_at: float | None = None,
+        retries: int | None = None,
+        retry_interval: int | None = None,
+        signing_certificate: str | None = None,
+        signature: str | None = None,
+        install_at: float | None = None,
+    ) -> int:
+        """UpdateFirmware (signed when a certificate and signature are given) pointing at the stored image;
+        returns the transfer's id (``diagnostics.list_transfers`` follows it)."""
+        with self.csms.session_factory() as db:
+            row, token = diagnostics.request_firmware(db, station_id, name, from_posix(now), diagnostics.FIRMWARE_TTL)
+            transfer_id, request_id = row.id, row.request_id or row.id
+            db.commit()
+        location = f"{self.csms.base_url}/api/v1/firmware/{name}?token={token}"
+        retrieve = format_time(from_posix(now if retrieve_at is None else retrieve_at))
+        if signing_certificate is not None and signature is not None:
+            install = None if install_at is None else format_time(from_posix(install_at))
+            firmware = SignedFirmware(
+                location, request_id, retrieve, signing_certificate, signature, install, retries, retry_interval
+            )
+            action, payload = commands.signed_update_firmware(version, firmware)
+        else:
+            action, payload = commands.update_firmware(
+                version, location, request_id, retrieve, retries=retries, retry_interval=retry_interval
+            )
+        self._send_transfer(station_id, action, payload, transfer_id)
+        return transfer_id
+
+    def request_log(
+        self,
+        station_id: str,
+        version: Version,
+        now: float,
+        *,
+        log_type: str = "DiagnosticsLog",
+        get_log: bool = True,
+        start_time: float | None = None,
+        stop_time: float | None = None,
+    ) -> int:
+        """GetLog (``get_log``; 2.0.1 and the 1.6 security extension) or GetDiagnostics (1.6) with a one-time
+        upload URL on the embedded CSMS; returns the transfer's id."""
+        with self.csms.session_factory() as db:
+            row, token = diagnostics.request_diagnostics(db, station_id, from_posix(now), diagnostics.DIAGNOSTICS_TTL)
+            transfer_id, request_id = row.id, row.request_id or row.id
+            db.commit()
+        location = f"{self.csms.base_url}/api/v1/uploads/diagnostics/{token}"
+        build = commands.get_log if get_log else commands.get_diagnostics
+        action, payload = build(
+            version, location, request_id, log_type=log_type, retries=None, retry_interval=None,
+            start_time=None if start_time is None else format_time(from_posix(start_time)),
+            stop_time=None if stop_time is None else format_time(from_posix(stop_time)),
+        )  # fmt: skip
+        self._send_transfer(station_id, action, payload, transfer_id)
+        return transfer_id
+
+    def _send_transfer(self, station_id: str, action: str, payload: dict[str, Any], transfer_id: int) -> None:
+        def answered(pending: PendingCall) -> None:
+            if pending.outcome is Outcome.RESULT:
+                status = (pending.payload or {}).get("status", "Accepted")
+            else:
+                status = pending.outcome.value if pending.outcome is not None else "not_sent"
+            with self.csms.session_factory() as db:
+                diagnostics.set_call_status(db, transfer_id, status)
+                db.commit()
+
+        self.csms.call(station_id, action, payload, on_done=answered)
 
     def _remote_stop(self, station_id: str, version: Version, item: RemoteStop) -> Call | None:
         with self.csms.session_factory() as db:

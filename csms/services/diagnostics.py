@@ -22,6 +22,9 @@ from csms.services.errors import Conflict, Invalid, NotFound, TooLarge
 from csms.store.models import FileTransfer, FirmwareFile
 from csms.store.models import Station as StationRow
 
+#: How long an upload URL handed to a station works (once), and a firmware URL (until then: stations retry).
+DIAGNOSTICS_TTL = timedelta(days=1)
+FIRMWARE_TTL = timedelta(days=7)
 #: The largest diagnostics upload stored; the API stops reading beyond it (413).
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 #: The largest firmware image stored (charger images run to tens of MB); the API stops reading beyond it (413).

@@ -10,6 +10,7 @@ connection attempts fail.
 
 from __future__ import annotations
 
+import functools
 import random
 import ssl
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from csms.ocpp.versions import Version
 from simulator.links.offer import Offer, offer
 from simulator.scheduler import SimPyScheduler
 from simulator.station.charger import Charger
+from simulator.station.transfers import Transfer, TransferResult
 
 #: The embedded CSMS's host name (its wss:// certificate names it) and the URL chargers start with.
 SERVER_NAME = "csms.twin"
@@ -42,6 +44,10 @@ class CsmsEndpoint(Protocol):
     def receive(self, connection: Connection, frame: str) -> None: ...
 
     def disconnect(self, connection: Connection, detail: str) -> None: ...
+
+    def transfer(self, request: Transfer, done: Callable[[TransferResult], None]) -> None:
+        """A charger's download or upload (firmware, logs), ``done`` once it ended, in virtual time."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -173,8 +179,18 @@ class InProcessLink:
                 self._transit("up", frame, self._to_csms)
         if self.charger.close_requested():
             self._close("closed by the station")
+        for request in self.charger.transfers_to_start():
+            if self.network_up:
+                self.csms.transfer(request, self._transfer_done)
+            else:  # the outage cuts HTTP as well as the WebSocket
+                failed = TransferResult(request.transfer_id, False, detail="no network (link down)")
+                self.scheduler.call_later(0.0, functools.partial(self._transfer_done, failed))
         self._charger_alarm.arm(self.charger.next_deadline())
         self.on_charger_change(self.charger)
+
+    def _transfer_done(self, result: TransferResult) -> None:
+        self.charger.transfer_done(result, self.now())
+        self._pump_charger()
 
     # ---- timers ----------------------------------------------------------------------------------------
     def _charger_timer(self) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import quote
 
+import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.typing import Subprotocol
@@ -33,11 +34,14 @@ from csms.core.scheduler import Alarm
 from csms.ocpp.versions import VERSION_SUBPROTOCOL
 from simulator.links.offer import offer
 from simulator.station.charger import Charger
+from simulator.station.transfers import Download, Transfer, TransferResult
 
 log = logging.getLogger(__name__)
 
 #: While a handshake is in progress the charger's reconnect deadline is already due; poll it this slowly.
 CONNECTING_POLL_S = 0.05
+#: A firmware download or log upload that takes longer (wall seconds) has failed.
+TRANSFER_TIMEOUT_S = 60.0
 
 
 class LinkClock(Protocol):
@@ -75,6 +79,7 @@ class WebSocketLink:
         self._outbox: deque[str] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._closers: set[asyncio.Task[None]] = set()
+        self._transfers: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._connecting = False
@@ -97,7 +102,7 @@ class WebSocketLink:
         self._alarm.disarm()
         self._wake.set()
         ws, self.ws = self.ws, None
-        tasks = [t for t in (self._task, self._writer, *self._closers) if t is not None]
+        tasks = [t for t in (self._task, self._writer, *self._closers, *self._transfers) if t is not None]
         if ws is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(1000, "run ended"), timeout=2.0)
@@ -246,9 +251,43 @@ class WebSocketLink:
                 self._writer = asyncio.get_running_loop().create_task(self._write())
         if self.charger.close_requested():
             self._drop("closed by the station")
+        for request in self.charger.transfers_to_start():
+            task = asyncio.get_running_loop().create_task(self._transfer(request))
+            self._transfers.add(task)
+            task.add_done_callback(self._transfers.discard)
         self._arm(self.charger.next_deadline())
         self.on_charger_change(self.charger)
         self.clock.kick()
+
+    async def _transfer(self, request: Transfer) -> None:
+        """A download (GET) or upload (POST multipart/form-data, the file as its one part) over real HTTP; a
+        refusal (4xx/5xx, e.g. 413 over the CSMS's limit) or a network error is a failed transfer."""
+        try:
+            if not self.network_up:  # the outage cuts HTTP as well as the WebSocket
+                raise httpx.ConnectError("no network (link down)")
+            async with httpx.AsyncClient(timeout=TRANSFER_TIMEOUT_S, follow_redirects=True) as client:
+                if isinstance(request, Download):
+                    response = await client.get(request.url)
+                else:
+                    files = {"file": (request.file_name, request.content, request.content_type)}
+                    response = await client.post(request.url, files=files)
+            ok = response.is_success
+            result = TransferResult(
+                request.transfer_id,
+                ok,
+                response.content if ok and isinstance(request, Download) else b"",
+                "" if ok else f"HTTP {response.status_code}",
+            )
+        except httpx.HTTPError as exc:
+            result = TransferResult(request.transfer_id, False, detail=f"{type(exc).__name__}: {exc}")
+        if not result.ok:
+            log.warning(
+                "%s: transfer of %s failed: %s", self.charger.station_id, request.url.split("?")[0], result.detail
+            )
+        if self._stopping:
+            return
+        self.charger.transfer_done(result, self.clock.sync())
+        self._pump()
 
     async def _write(self) -> None:
         """The only writer, so frames leave in the order the charger produced them."""

@@ -16,7 +16,9 @@ The owner (the SimPy twin, or a real-time shell) drives a charger in three steps
 CSMS's calls to the version module's handlers), the connector statuses and the deadlines
 (:mod:`.timers`). The jobs live beside it, each with its own table: registration and heartbeats
 (:mod:`.registration`), authorization, transactions, meter values and the transaction-message queue
-(:mod:`.transactions`), reset, availability and unlock (:mod:`.operations`). The version module
+(:mod:`.transactions`), reset, availability and unlock (:mod:`.operations`), firmware updates and log
+uploads (:mod:`.maintenance`; their downloads and uploads are outputs too, :meth:`~Charger.transfers_to_start`,
+whose results come back through :meth:`~Charger.transfer_done`). The version module
 (:mod:`.v16` or :mod:`.v201`, same method names) builds and reads payloads and answers the CSMS's calls,
 seeing the charger only through :class:`~.firmware.FirmwareCore`.
 
@@ -58,6 +60,7 @@ from simulator.station.connector import FAULTED, UNAVAILABLE, Connector, Connect
 from simulator.station.display import Display
 from simulator.station.firmware import FirmwareCore, Handler, VersionAdapter
 from simulator.station.iso15118 import EvNeeds, needs_payload
+from simulator.station.maintenance import Maintenance
 from simulator.station.monitoring import Monitoring
 from simulator.station.offline_queue import OfflineQueue, QueuedMessage
 from simulator.station.operations import Operations
@@ -68,6 +71,7 @@ from simulator.station.security_ops import SecurityOperations
 from simulator.station.smart_charging import Firmware, ProfileStatus, ProfileStore, RateUnit, SetProfileOutcome
 from simulator.station.timers import Deadlines, Timer
 from simulator.station.transactions import MeterSource, Reading, Transaction, Transactions
+from simulator.station.transfers import Transfer, TransferResult
 from simulator.station.vendors import PROFILES, VendorFirmware, VendorProfile, config_entries
 
 __all__ = ["Charger", "Counters", "MeterSource", "Reading", "Registration", "StationIdentity", "Transaction"]
@@ -107,6 +111,8 @@ class Charger:
         smart_charging: whether the firmware obeys charging profiles (``compliant``), answers them
             Rejected (``reject``) or accepts and ignores them (``ignore``).
         vendor: the vendor profile whose quirks the firmware has (:mod:`.vendors`; None: the spec's).
+        install_s: how long installing a downloaded firmware image takes, before its reboot.
+        log_bytes: how much of its recent frames (text) the charger keeps for GetDiagnostics/GetLog files.
     """
 
     def __init__(  # noqa: PLR0913 - one keyword-only option per firmware setting a scenario can give
@@ -127,6 +133,8 @@ class Charger:
         smart_charging: Firmware | str = Firmware.COMPLIANT,
         security: StationSecurity | None = None,
         vendor: VendorProfile | None = None,
+        install_s: float = 20.0,
+        log_bytes: int = 2048,
     ) -> None:
         specs = [ConnectorSpec() for _ in range(connectors)] if isinstance(connectors, int) else list(connectors)
         self.station_id = station_id
@@ -179,6 +187,11 @@ class Charger:
             self._handlers["DataTransfer"] = self._data_transfer
         #: What this charger's vendor does that the spec does not ask for (:mod:`.vendors`).
         self.vendor = VendorFirmware(profile, self)
+        #: Firmware updates and log uploads; their transfers go out through :meth:`transfers_to_start`.
+        self.maintenance = Maintenance(
+            self, self.timers, install_s=install_s, reboot_delay_s=reset_delay_s, log_bytes=log_bytes
+        )
+        self._handlers.update(self.maintenance.handlers())
         self._registrar = Registrar(
             self,
             messages=self.protocol,
@@ -342,6 +355,7 @@ class Charger:
         self._registrar.rebooted()
         self._tx.rebooted()
         self.security_ops.rebooted(now)
+        self.maintenance.rebooted(now)
         for c in self.connectors.values():
             c.reported_status = None
         self._attempt = 0
@@ -354,6 +368,7 @@ class Charger:
         """One frame from the CSMS. Every CALL gets exactly one answer (a CALLRESULT or a CALLERROR)."""
         if not self.link_up:
             return
+        self.maintenance.frames.received(text, now)
         for event in self.rpc.receive_frame(text, now):
             if isinstance(event, IncomingCall):
                 self._serve(event.call, now)
@@ -417,8 +432,12 @@ class Charger:
             except ConnectorError as exc:  # our state machine refused: a bug of ours, not the CSMS's
                 self.counters.internal_errors.append(f"{type(exc).__name__}: {exc}")
 
+    def send_security_event(self, kind: str, tech_info: str, now: float) -> None:
+        self.security_ops.send_security_event(kind, tech_info, now)
+
     def send(self, action: str, payload: dict[str, Any], now: float, on_done: Callback | None = None) -> bool:
         """Send a non-transaction CALL; False (and dropped) when the link is down."""
+        self.maintenance.frames.told(now)
         if not self.link_up:
             self.counters.dropped_calls.append(action)
             return False
@@ -434,7 +453,18 @@ class Charger:
 
     # ==== output ===========================================================================================
     def frames_to_send(self) -> list[str]:
-        return self.rpc.frames_to_send() if self.link_up else []
+        frames = self.rpc.frames_to_send() if self.link_up else []
+        self.maintenance.frames.sent(frames)
+        return frames
+
+    def transfers_to_start(self) -> list[Transfer]:
+        """Downloads and uploads the shell must carry out now; each ends with :meth:`transfer_done`."""
+        return self.maintenance.transfers_to_start()
+
+    def transfer_done(self, result: TransferResult, now: float) -> None:
+        """A transfer asked for by :meth:`transfers_to_start` ended (the shell did it)."""
+        self.maintenance.transfer_done(result, now)
+        self._run_after(now)
 
     def next_deadline(self) -> float | None:
         """The earliest instant :meth:`handle_timer` has something to do (or the reconnect is due)."""
@@ -446,6 +476,7 @@ class Charger:
 
     # ==== time =============================================================================================
     def handle_timer(self, now: float) -> None:
+        self.maintenance.frames.told(now)
         for event in self.rpc.handle_timer(now):
             if isinstance(event, CallCompleted):
                 self._complete(event.pending, now)
@@ -464,6 +495,7 @@ class Charger:
             self._go_down(now)
         if self.timers.pop_if_due(Timer.RELINK, now):
             self._relink(now)
+        self.maintenance.handle_timer(now)
         self._tx.pump(now)
         self._run_after(now)
 
@@ -694,6 +726,7 @@ class Charger:
 
     def reset_if_idle(self, now: float) -> None:
         self._ops.reset_if_idle(now)
+        self.maintenance.idle(now)
 
     def change_availability(self, connector_ids: list[int], operative: bool, now: float) -> str:
         """Accepted (applied now), Scheduled (after running transactions), Rejected (unknown connector)."""

@@ -28,6 +28,7 @@ from simulator.station.transactions import Reading, Transaction
 
 if TYPE_CHECKING:
     from simulator.station.iso15118 import EvNeeds
+    from simulator.station.maintenance import Maintenance
     from simulator.station.security_ops import SecurityOperations
 
 #: A handler of a CSMS-initiated call: (payload, now) -> the answer's payload.
@@ -69,6 +70,8 @@ class FirmwareCore(Protocol):
     def security_ops(self) -> SecurityOperations: ...
     @property
     def ev_needs(self) -> Mapping[int, EvNeeds]: ...
+    @property
+    def maintenance(self) -> Maintenance: ...
 
     boot_reason: str
 

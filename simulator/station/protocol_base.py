@@ -46,10 +46,11 @@ class ProtocolBase:
         self.charger.after_reply(send)
 
     def _after_idle_notification(self, action: str) -> None:
-        """A triggered FirmwareStatus/DiagnosticsStatus/LogStatusNotification: nothing is going on."""
+        """A triggered FirmwareStatus/DiagnosticsStatus/LogStatusNotification: what the firmware update or log
+        upload is doing (Idle when none runs)."""
 
         def send(when: float) -> None:
-            self.charger.send(action, {"status": "Idle"}, when)
+            self.charger.send(action, self.charger.maintenance.triggered(action), when)
 
         self.charger.after_reply(send)
 

@@ -30,6 +30,8 @@ class Timer(Enum):
     CONNECTION_TIMEOUT = "connection_timeout"  # per connector: authorized, waiting for the cable
     LIMIT_CHECK = "limit_check"  # per connector: the charging-profile limit changes
     RESERVATION = "reservation"  # per connector: its reservation expires
+    FIRMWARE = "firmware"  # a firmware update's next step (scheduled download, retry, install)
+    LOG_UPLOAD = "log_upload"  # a log upload's retry
 
 
 Key = tuple[Timer, int]

@@ -72,8 +72,6 @@ class Protocol(ProtocolBase):
             "GetLocalListVersion": self.get_local_list_version,
             "ReserveNow": self.reserve_now,
             "CancelReservation": self.cancel_reservation,
-            "GetDiagnostics": lambda p, now: {},
-            "UpdateFirmware": lambda p, now: {},
         }
 
     # ---- messages we send ---------------------------------------------------------------------------
@@ -278,7 +276,8 @@ class Protocol(ProtocolBase):
         if self.charger.security_ops.trigger_sign(p["requestedMessage"]):
             return {"status": "Accepted"}
         if p["requestedMessage"] == "LogStatusNotification":
-            return {"status": "NotImplemented"}
+            self._after_idle_notification("LogStatusNotification")
+            return {"status": "Accepted"}
         return self.trigger_message(p, now)
 
     def set_charging_profile(self, p: dict[str, Any], now: float) -> dict[str, Any]:

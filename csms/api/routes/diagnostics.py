@@ -9,7 +9,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
@@ -31,8 +31,8 @@ public_router = APIRouter(tags=["station downloads and uploads (token, no API ke
 
 Token = Annotated[str, Path(min_length=20, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 FirmwareName = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
-DIAGNOSTICS_TTL = timedelta(days=1)
-FIRMWARE_TTL = timedelta(days=7)
+DIAGNOSTICS_TTL = diagnostics.DIAGNOSTICS_TTL
+FIRMWARE_TTL = diagnostics.FIRMWARE_TTL
 
 
 def _raw_body(description: str, *content_types: str) -> dict[str, Any]:
