@@ -139,7 +139,7 @@ def _twin_handlers(version: Version) -> dict[str, str]:
     station = twin_charger.Charger("coverage", version, meter=_NoMeter(), rng=random.Random(0))
     return {
         action: "fixed answer" if getattr(handler, "__name__", "") == "<lambda>" else "✔ answers"
-        for action, handler in station._handlers.items()
+        for action, (_owner, handler) in station._dispatch.items()
     }
 
 

@@ -74,6 +74,32 @@ from simulator.station.transactions import MeterSource, Reading, Transaction, Tr
 from simulator.station.transfers import Transfer, TransferResult
 from simulator.station.vendors import PROFILES, VendorFirmware, VendorProfile, config_entries
 
+#: The charger's parts whose methods answer CSMS calls (``None``: the charger itself).
+_HANDLER_OWNERS = (None, "protocol", "security_ops", "display", "monitoring", "maintenance")
+#: One dispatch table per kind of charger (version, adapter, parts): a fleet of thousands shares a few.
+_TABLES: dict[tuple[Any, ...], dict[str, tuple[str | None, Callable[..., Any]]]] = {}
+
+
+def _dispatch_table(charger: Any, handlers: dict[str, Handler]) -> dict[str, tuple[str | None, Callable[..., Any]]]:
+    """``action -> (owner, function)``: each handler as the function of the part of the charger it belongs to, so
+    the table can be shared by every charger of its kind instead of holding bound methods per charger (owner ""
+    is the charger). A handler that is no part's method (a closure) makes a table of this charger's own, each
+    entry ``(None, handler)``."""
+    owners = {id(charger if name is None else getattr(charger, name)): name for name in _HANDLER_OWNERS}
+    rows: list[tuple[str, str | None, Callable[..., Any]]] = []
+    for action, handler in handlers.items():
+        bound = getattr(handler, "__self__", None)
+        function = getattr(handler, "__func__", None)
+        if bound is None or function is None or id(bound) not in owners:
+            return {a: (None, h) for a, h in handlers.items()}
+        rows.append((action, owners[id(bound)], function))
+    key = tuple(rows)
+    table = _TABLES.get(key)
+    if table is None:
+        table = _TABLES[key] = {action: (owner or "", function) for action, owner, function in rows}
+    return table
+
+
 __all__ = ["Charger", "Counters", "MeterSource", "Reading", "Registration", "StationIdentity", "Transaction"]
 
 Callback = Callable[[PendingCall, float], None]
@@ -164,7 +190,7 @@ class Charger:
         self._handlers: dict[str, Handler] = self.protocol.handlers()
         self.rpc = RpcEndpoint(
             version,
-            accepts=self._handlers.__contains__,
+            accepts=lambda action: action in self._dispatch,
             call_timeout_s=call_timeout_s,
             id_prefix=f"{rng.getrandbits(32):08x}-",
         )
@@ -192,6 +218,8 @@ class Charger:
             self, self.timers, install_s=install_s, reboot_delay_s=reset_delay_s, log_bytes=log_bytes
         )
         self._handlers.update(self.maintenance.handlers())
+        self._dispatch: dict[str, tuple[str | None, Callable[..., Any]]] = _dispatch_table(self, self._handlers)
+        del self._handlers
         self._registrar = Registrar(
             self,
             messages=self.protocol,
@@ -381,7 +409,11 @@ class Charger:
             self.rpc.reply_error(call, OcppError(ErrorKind.SECURITY, "the station is not registered"))
             return
         try:
-            payload = self._handlers[call.action](call.payload, now)
+            owner, handler = self._dispatch[call.action]
+            if owner is None:
+                payload = handler(call.payload, now)
+            else:
+                payload = handler(getattr(self, owner) if owner else self, call.payload, now)
         except OcppError as exc:
             self._after.clear()
             self.rpc.reply_error(call, exc)

@@ -164,6 +164,7 @@ V201_VARIABLES: tuple[Entry, ...] = (
 )
 
 TABLES: dict[Version, tuple[Entry, ...]] = {OCPP16: V16_KEYS, OCPP201: V201_VARIABLES, OCPP21: V201_VARIABLES}
+_DEFAULTS: dict[Version, dict[str, str]] = {v: {e.name: e.default for e in table} for v, table in TABLES.items()}
 
 
 @functools.cache
@@ -204,7 +205,9 @@ class Configuration:
         if extra:  # a vendor's own keys (simulator.station.vendors): this charger's table only
             self._by_name = {**self._by_name, **{e.name: e for e in extra}}
             self._by_setting = {**self._by_setting, **{e.setting: e for e in extra}}
-        self._values = {e.name: e.default for e in self.table}
+        # Only what differs from the table's defaults: a fleet of thousands shares the defaults.
+        self._defaults = {**_DEFAULTS[version], **{e.name: e.default for e in extra}} if extra else _DEFAULTS[version]
+        self._values: dict[str, str] = {}
         self._parsed: dict[str, int | bool | str | tuple[str, ...]] = {}  # by setting, dropped when written
         for name, value in (overrides or {}).items():
             if name not in self._by_name:
@@ -225,7 +228,8 @@ class Configuration:
         return setting in self._by_setting
 
     def value(self, name: str) -> str:
-        return self._values[name]
+        value = self._values.get(name)
+        return self._defaults[name] if value is None else value
 
     def get(self, setting: str) -> int | bool | str | tuple[str, ...]:
         value = self._parsed.get(setting)
@@ -234,7 +238,7 @@ class Configuration:
         return value
 
     def _parse(self, entry: Entry) -> int | bool | str | tuple[str, ...]:
-        raw = self._values[entry.name]
+        raw = self.value(entry.name)
         if entry.type is ValueType.INTEGER:
             return int(raw)
         if entry.type is ValueType.BOOLEAN:

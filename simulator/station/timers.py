@@ -37,18 +37,26 @@ class Timer(Enum):
 Key = tuple[Timer, int]
 
 
+#: What an unarmed kind reads as (never written).
+_NONE: dict[int, tuple[float, int]] = {}
+
+
 class Deadlines:
     """Deadlines by key; :meth:`next_deadline` is the earliest one."""
 
     def __init__(self) -> None:
-        # Per kind, connector id -> deadline and arming order: asking for one kind never scans the others.
-        self._at: dict[Timer, dict[int, tuple[float, int]]] = {timer: {} for timer in Timer}
+        # Per kind, connector id -> deadline and arming order: asking for one kind never scans the others. A kind
+        # gets its map when first armed (most chargers never arm most kinds; a fleet holds thousands of them).
+        self._at: dict[Timer, dict[int, tuple[float, int]]] = {}
         self._heap: list[tuple[float, int, Key]] = []
         self._seq = itertools.count()
 
     def arm(self, timer: Timer, when: float, connector_id: int = STATION) -> None:
         seq = next(self._seq)
-        self._at[timer][connector_id] = (when, seq)
+        kind = self._at.get(timer)
+        if kind is None:
+            kind = self._at[timer] = {}
+        kind[connector_id] = (when, seq)
         heapq.heappush(self._heap, (when, seq, (timer, connector_id)))
 
     def set(self, timer: Timer, when: float | None, connector_id: int = STATION) -> None:
@@ -59,20 +67,24 @@ class Deadlines:
             self.arm(timer, when, connector_id)
 
     def cancel(self, timer: Timer, connector_id: int = STATION) -> None:
-        self._at[timer].pop(connector_id, None)
+        kind = self._at.get(timer)
+        if kind:
+            kind.pop(connector_id, None)
 
     def cancel_all(self, timer: Timer) -> None:
-        self._at[timer].clear()
+        kind = self._at.get(timer)
+        if kind:
+            kind.clear()
 
     def at(self, timer: Timer, connector_id: int = STATION) -> float | None:
-        armed = self._at[timer].get(connector_id)
+        armed = self._at.get(timer, _NONE).get(connector_id)
         return None if armed is None else armed[0]
 
     def pop_if_due(self, timer: Timer, now: float, connector_id: int = STATION) -> bool:
         """True (and cancelled) when the deadline is at or before ``now``."""
-        kind = self._at[timer]
-        armed = kind.get(connector_id)
-        if armed is None or now < armed[0]:
+        kind = self._at.get(timer)
+        armed = None if kind is None else kind.get(connector_id)
+        if kind is None or armed is None or now < armed[0]:
             return False
         del kind[connector_id]
         return True
@@ -80,7 +92,7 @@ class Deadlines:
     def pop_due(self, timer: Timer, now: float) -> list[int]:
         """The connector ids whose ``timer`` is due at ``now``, earliest deadline first (ties: armed first),
         all cancelled."""
-        kind = self._at[timer]
+        kind = self._at.get(timer)
         if not kind:
             return []
         due = sorted((armed, cid) for cid, armed in kind.items() if armed[0] <= now)
@@ -93,7 +105,7 @@ class Deadlines:
         heap, at = self._heap, self._at
         while heap:
             when, seq, (timer, cid) = heap[0]
-            if at[timer].get(cid) != (when, seq):
+            if at.get(timer, _NONE).get(cid) != (when, seq):
                 heapq.heappop(heap)  # cancelled or re-armed
                 continue
             if timer not in dormant:
