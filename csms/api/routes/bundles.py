@@ -64,12 +64,12 @@ async def import_bundle_body(
                 {"detail": str(refused), "report": refused.report.as_dict()}, status_code=status.HTTP_409_CONFLICT
             )
         except BundleError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+            raise HTTPException(422, str(exc)) from None
     return report
 
 
 async def _receive(request: Request, spool: IO[bytes]) -> None:
-    too_large = HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"bundle larger than {MAX_BUNDLE_BYTES} bytes")
+    too_large = HTTPException(413, f"bundle larger than {MAX_BUNDLE_BYTES} bytes")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BUNDLE_BYTES:
         raise too_large
