@@ -19,6 +19,14 @@ from csms.migration.bundle_import import ImportRefused, OnConflict, import_bundl
 
 router = APIRouter(tags=["migration"])
 _CHUNK = 1 << 16
+#: The route reads the raw body itself, so FastAPI cannot infer it for the OpenAPI document.
+_BUNDLE_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "a bundle written by GET /export or `csms export`",
+        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}, "example": "<the bundle>"}},
+    }
+}
 
 
 def _engine(request: Request) -> Engine:
@@ -46,7 +54,7 @@ def export_bundle(request: Request) -> StreamingResponse:
     )
 
 
-@router.post("/import")
+@router.post("/import", openapi_extra=_BUNDLE_BODY)
 async def import_bundle_body(
     request: Request,
     dry_run: bool = Query(False, description="report per table what would change, write nothing"),
