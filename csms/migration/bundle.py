@@ -227,7 +227,7 @@ def _read_manifest(archive: zipfile.ZipFile) -> Manifest:
             f"than this chargetwin ({chargetwin_version()}) reads (up to {FORMAT_VERSION}): upgrade chargetwin first"
         )
     try:
-        tables = [TableFile(**entry) for entry in document["tables"]]
+        tables = [_table_file(entry) for entry in document["tables"]]
         return Manifest(
             format_version=version,
             chargetwin_version=str(document["chargetwin_version"]),
@@ -238,3 +238,13 @@ def _read_manifest(archive: zipfile.ZipFile) -> Manifest:
         )
     except (KeyError, TypeError) as exc:
         raise BundleError(f"{MANIFEST} is incomplete or malformed ({exc})") from None
+
+
+def _table_file(entry: Any) -> TableFile:
+    table = TableFile(**entry)
+    fields = (table.table, table.file, table.sha256)
+    if not all(isinstance(value, str) for value in fields) or not isinstance(table.rows, int):
+        raise TypeError(f"a table entry has a field of the wrong type: {entry!r}")
+    if not isinstance(table.columns, list) or not all(isinstance(name, str) for name in table.columns):
+        raise TypeError(f"a table entry's columns are not a list of names: {entry!r}")
+    return table

@@ -60,6 +60,9 @@ def fill_small(url: str) -> None:
         db.add(m.StationEvent(station_id="CP-1", kind="notify_event", timestamp=at, data={"z": 1, "a": [1.5, None]}))
         db.add(m.FirmwareFile(name="fw.bin", size=3, sha256="00" * 32, content=b"\x00\xff\x10", created_at=at))
         db.add(m.ApiKey(name="ops", key_hash="ab" * 32, created_at=at))
+        db.add(m.LocalListState(station_id="CP-1", version=3, token_group="staff"))
+        db.flush()
+        db.add(m.LocalListEntryRow(station_id="CP-1", id_token="TAG-1", token_type="ISO14443", status="Accepted"))
     engine.dispose()
 
 

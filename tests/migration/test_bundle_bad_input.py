@@ -69,6 +69,9 @@ def test_a_bundle_of_a_newer_format_is_refused_by_name(engine, small_bundle, tmp
     assert _import(_url(engine), newer) == 2
     assert "bundle format version 99" in capsys.readouterr().err
     assert sum(_counts(engine).values()) == 0
+    broken = _rewrite(small_bundle, tmp_path / "b.zip", _manifest(lambda m: {**m, "tables": [{"table": 1}]}))
+    assert _import(_url(engine), broken) == 2
+    assert "manifest.json is incomplete or malformed" in capsys.readouterr().err
 
 
 def test_a_file_that_is_no_bundle_is_refused(engine, tmp_path, capsys):
@@ -90,10 +93,13 @@ def test_dry_run_reports_and_writes_nothing_then_the_import_is_idempotent(engine
     assert _import(_url(engine), small_bundle) == 0
     first = _counts(engine)
     assert first["site_nodes"] == 2 and first["meter_samples"] == 1 and first["firmware_files"] == 1
+    assert first["local_list_entries"] == 1  # a two-column primary key
     capsys.readouterr()
     assert _import(_url(engine), small_bundle) == 0
     assert _counts(engine) == first
-    assert any(line.split() == ["site_nodes", "0", "0", "2", "0", "0"] for line in capsys.readouterr().out.splitlines())
+    second = capsys.readouterr().out.splitlines()
+    assert any(line.split() == ["site_nodes", "0", "0", "2", "0", "0"] for line in second)
+    assert any(line.split() == ["local_list_entries", "0", "0", "1", "0", "0"] for line in second)
 
 
 def _token_status(engine: Engine) -> str:
