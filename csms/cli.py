@@ -546,6 +546,60 @@ def cmd_apikeys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from csms.migration.bundle import export_database
+    from csms.runtime.server import prepare_database
+
+    target = Path(args.out)
+    partial = target.with_name(target.name + ".partial")  # a failed export leaves no half bundle behind
+    engine = prepare_database(args.database_url)
+    try:
+        with partial.open("wb") as out:
+            manifest = export_database(engine, out, datetime.now(UTC))
+        partial.replace(target)
+    finally:
+        engine.dispose()
+        partial.unlink(missing_ok=True)
+    rows = sum(entry.rows for entry in manifest.tables)
+    print(
+        f"exported {rows} rows of {len(manifest.tables)} tables to {target} (bundle format {manifest.format_version})"
+    )
+    return 0
+
+
+def _import_summary(report: Any) -> str:
+    header = ("TABLE", "INSERTED", "UPDATED", "UNCHANGED", "KEPT", "CONFLICTS")
+    rows: list[Sequence[Any]] = [
+        (name, t.inserted, t.updated, t.unchanged, t.kept, t.conflicts) for name, t in report.tables.items()
+    ]
+    lines = [_table(rows, header)]
+    for name, outcome in report.tables.items():
+        lines += [f"conflict in {name}: {example}" for example in outcome.examples]
+    return "\n".join(lines)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from csms.migration.bundle import BundleError, open_bundle
+    from csms.migration.bundle_import import ImportRefused, OnConflict, import_bundle
+    from csms.runtime.server import prepare_database
+
+    engine = prepare_database(args.database_url)
+    try:
+        with open_bundle(args.bundle) as bundle, engine.connect() as connection:
+            report = import_bundle(connection, bundle, dry_run=args.dry_run, on_conflict=OnConflict(args.on_conflict))
+    except ImportRefused as refused:
+        print(_import_summary(refused.report))
+        raise UserError(str(refused)) from None
+    except BundleError as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        engine.dispose()
+    print(_import_summary(report))
+    if args.dry_run:
+        print("dry run: nothing was written")
+    return 0
+
+
 def cmd_stations_charging_needs(args: argparse.Namespace) -> int:
     rows = _api_request(args.api_url, "GET", f"/stations/{quote(args.station_id, safe='')}/charging-needs", timeout=60)
     table: list[Sequence[Any]] = []
@@ -1070,7 +1124,37 @@ def build_parser() -> argparse.ArgumentParser:
     _database_option(events)
     events.set_defaults(handler=cmd_security_events)
     _pki_parsers(commands)
+    _bundle_parsers(commands)
     return parser
+
+
+def _bundle_parsers(commands: Any) -> None:
+    export = commands.add_parser(
+        "export",
+        help="write everything the operator owns to a bundle",
+        description="Write stations, tokens, sites, keys (hashes), alerts, webhooks, uptime and the whole session "
+        "history to a bundle (a zip of JSON Lines files with a manifest; docs/design/migration.md).",
+    )
+    export.add_argument("--out", required=True, metavar="BUNDLE", help="the bundle file to write")
+    _database_option(export)
+    export.set_defaults(handler=cmd_export)
+    imp = commands.add_parser(
+        "import",
+        help="import a bundle (one transaction; importing it again changes nothing)",
+        description="Import a bundle written by `csms export`, in one transaction. It is verified first (format "
+        "version, checksums, counts). Rows already there unchanged are skipped; a row whose key exists with other "
+        "content is a conflict, which refuses the import unless --on-conflict says what to do.",
+    )
+    imp.add_argument("bundle", type=Path, metavar="BUNDLE")
+    imp.add_argument("--dry-run", action="store_true", help="report per table what would change, write nothing")
+    imp.add_argument(
+        "--on-conflict",
+        choices=["refuse", "keep", "replace"],
+        default="refuse",
+        help="refuse (default): import nothing; keep: leave the database's row; replace: take the bundle's row",
+    )
+    _database_option(imp)
+    imp.set_defaults(handler=cmd_import)
 
 
 def _pki_parsers(commands: Any) -> None:

@@ -15,6 +15,7 @@ from csms.api.limits import BoundedBodies
 from csms.api.request_id import RequestIds
 from csms.api.routes import (
     alerts,
+    bundles,
     calls,
     certificates,
     configuration,
@@ -58,7 +59,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     routers = (
         stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics,
         security_events, certificates, contract_roots, configuration, display_messages, reservations,
-        monitoring, local_lists,
+        monitoring, local_lists, bundles,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)

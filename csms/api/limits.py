@@ -3,8 +3,8 @@
 A pure ASGI middleware: it reads the body chunk by chunk and stops at :data:`MAX_BODY_BYTES` (at once when a
 larger ``Content-Length`` is declared), checks a JSON body's nesting with the same bound as OCPP frames,
 then hands the app the body it read. The station-facing upload URLs stream their bodies under their own,
-larger limit (``csms.services.diagnostics.MAX_UPLOAD_BYTES``) and firmware images are raw bytes: both pass
-through untouched.
+larger limit (``csms.services.diagnostics.MAX_UPLOAD_BYTES``), firmware images are raw bytes and bundle imports
+(``POST /api/v1/import``) stream to a file under :data:`MAX_BUNDLE_BYTES`: they all pass through untouched.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from csms.ocpp import framing
 MAX_BODY_BYTES = 1024 * 1024
 #: Levels of arrays and objects a JSON body may nest: an OCPP payload relayed from it must still fit a frame.
 MAX_NESTING_DEPTH = framing.MAX_NESTING_DEPTH
+#: The largest bundle ``POST /api/v1/import`` takes (a whole fleet's history; larger ones: ``csms import``).
+MAX_BUNDLE_BYTES = 2 * 1024 * 1024 * 1024
 #: Paths under these prefixes carry files, not JSON, and bound their bodies themselves.
-UNBOUNDED_PREFIXES = ("/api/v1/uploads/", "/api/v1/firmware-files")
+UNBOUNDED_PREFIXES = ("/api/v1/uploads/", "/api/v1/firmware-files", "/api/v1/import")
 
 
 class BodyRefused(Exception):

@@ -730,6 +730,8 @@ class EvChargingOut(BaseModel):
     ev_schedule_at: datetime | None
     ev_schedule_status: str | None
     ev_schedule_reason: str | None
+
+
 # ---- reservations -------------------------------------------------------------------------------------------
 class ReservationRequest(Strict):
     """Exactly one of `expires_at` and `valid_for_s`. No id: the CSMS chooses the reservation's id."""

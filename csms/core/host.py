@@ -237,6 +237,7 @@ class CsmsHost:
         for connection in dropped:
             connection.transport.close(reason)
         return [connection.station_id for connection in dropped]
+
     def security_event(self, connection: Connection, type_: str, detail: dict[str, Any], source: str | None) -> None:
         """Record what the shell detected on this connection (e.g. a flood) with the connection's next batch."""
         at = from_posix(self.scheduler.now())

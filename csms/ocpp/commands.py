@@ -196,6 +196,8 @@ def get_installed_certificate_ids(version: str, certificate_types: list[str]) ->
 def delete_certificate(version: str, hash_data: dict[str, str]) -> Call:
     """DeleteCertificate by OCPP CertificateHashData (as GetInstalledCertificateIds reported it)."""
     return builder(version).delete_certificate(hash_data)
+
+
 # ---- security ---------------------------------------------------------------------------------------------
 def set_password(version: str, password: str) -> Call:
     """The station's new HTTP Basic password: 1.6 ChangeConfiguration AuthorizationKey (hex), 2.0.1
@@ -326,6 +328,8 @@ def get_display_messages(
 def display_status(version: str, action: str, result: dict[str, Any]) -> str:
     """The display's answer to a :func:`set_display_message` / :func:`clear_display_message` call."""
     return builder(version).display_status(action, result)
+
+
 def reserve_now(version: str, reservation: Reservation) -> Call:
     """ReserveNow: 1.6 connectorId (0: the charge point) and idTag; 2.0.1 evseId (absent: any), idToken,
     connectorType, groupIdToken."""

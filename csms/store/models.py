@@ -655,6 +655,8 @@ class EvChargingNegotiation(Base):
     #: Accepted | Rejected, and why it was rejected.
     ev_schedule_status: Mapped[str | None] = mapped_column(String(16))
     ev_schedule_reason: Mapped[str | None] = mapped_column(String(300))
+
+
 class Reservation(Base):
     """A reservation the CSMS made: ``id`` is the reservationId it sends (chosen here, unique). ``evse_id``
     None reserves any port (1.6 connector 0). ``status``: pending (ReserveNow sent), active (Accepted), the
@@ -707,6 +709,8 @@ class VariableMonitorRow(Base):
     status: Mapped[str] = mapped_column(String(24))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     cleared_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
 class LocalListState(Base):
     """A station's local authorization list as the CSMS keeps it: the version the station last confirmed, which
     tokens belong on it, and the limits the station reported. The entries themselves are

@@ -45,9 +45,7 @@ async def base_report(
     """GetBaseReport: the station reports its device model in NotifyReport messages, kept as its variables
     (`GET …/variables`). 422 for 1.6 (read its keys with `POST …/variables/get`)."""
     version = await station_version(request, station_id)
-    action, payload = _for_201(
-        lambda: commands.get_base_report(version, secrets.randbelow(2**31 - 1), body.base)
-    )
+    action, payload = _for_201(lambda: commands.get_base_report(version, secrets.randbelow(2**31 - 1), body.base))
     return await call_station(gateway, station_id, action, payload, timeout)
 
 

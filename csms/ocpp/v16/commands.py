@@ -160,6 +160,8 @@ def get_installed_certificate_ids(certificate_types: list[str]) -> Call:
 
 def delete_certificate(hash_data: dict[str, str]) -> Call:
     return "DeleteCertificate", {"certificateHashData": hash_data}
+
+
 # ---- the 1.6 security extension (OCPP 1.6 Security Whitepaper, edition 3) --------------------------------------
 def set_password(password: str) -> Call:
     """ChangeConfiguration AuthorizationKey: the password's bytes as hexadecimal digits."""
@@ -307,6 +309,8 @@ def display_status(action: str, result: dict[str, Any]) -> str:
         return str(json.loads(result.get("data") or "{}").get("status", "NotSupported"))
     except (ValueError, AttributeError):
         return "NotSupported"
+
+
 def reserve_now(reservation: Reservation) -> Call:
     payload: dict[str, Any] = {
         "connectorId": reservation.evse_id or 0,

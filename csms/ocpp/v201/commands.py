@@ -135,6 +135,8 @@ def get_installed_certificate_ids(certificate_types: list[str]) -> Call:
 
 def delete_certificate(hash_data: dict[str, str]) -> Call:
     return "DeleteCertificate", {"certificateHashData": hash_data}
+
+
 # ---- security: the station's credentials and security profile ------------------------------------------------
 def _variable(component: str, variable: str, value: str) -> dict[str, Any]:
     return {"component": {"name": component}, "variable": {"name": variable}, "attributeValue": value}
@@ -333,6 +335,8 @@ def get_display_messages(request_id: int, ids: list[int], priority: str | None, 
 
 def display_status(action: str, result: dict[str, Any]) -> str:
     return str(result.get("status", ""))
+
+
 def reserve_now(reservation: Reservation) -> Call:
     payload: dict[str, Any] = {
         "id": reservation.reservation_id,
