@@ -32,6 +32,13 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+#: The longest value chargetwin stores per column (the store's column sizes).
+_LONGEST = {
+    "station_id": 48, "transaction_id": 36, "id_token": 36, "group_id": 36, "token_type": 20, "stop_reason": 40,
+    "vendor": 50, "model": 50, "serial_number": 50, "firmware_version": 50,
+}  # fmt: skip
+
+
 class CsvError(Exception):
     """The file's mistakes, one per line of the message (``FILE:LINE: column C: what is wrong``)."""
 
@@ -45,6 +52,9 @@ class _Line:
 
     def text(self, column: str) -> str | None:
         value = (self.row.get(column) or "").strip()
+        limit = _LONGEST.get(column)
+        if limit is not None and len(value) > limit:
+            self.error(column, f"is longer than {limit} characters")
         return value or None
 
     def required(self, column: str) -> str:
@@ -93,6 +103,13 @@ def read(kind: str, path: Path) -> tuple[Records, ImportReport]:
         CsvError: unreadable file, missing columns, or bad values (all of them, with file, line and column).
         OSError: the file cannot be opened.
     """
+    try:
+        return _read(kind, path)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise CsvError(f"{path}: not a UTF-8 CSV file ({exc})") from None
+
+
+def _read(kind: str, path: Path) -> tuple[Records, ImportReport]:
     required, optional = COLUMNS[kind]
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)

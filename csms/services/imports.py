@@ -227,6 +227,10 @@ def _session(db: Session, record: SessionRecord, report: ImportReport) -> None:
     if db.get(StationRow, record.station_id) is None:
         report.skip("sessions", key, f"station {record.station_id!r} is not in chargetwin (not imported)")
         return
+    too_long = _too_long({"id token": (record.id_token, 36), "stop reason": (record.stop_reason, 40)})
+    if too_long:
+        report.skip("sessions", key, too_long)
+        return
     found = db.scalar(
         select(Transaction.id).where(
             Transaction.station_id == record.station_id, Transaction.charger_tx_id == record.charger_tx_id
@@ -255,6 +259,14 @@ def _session(db: Session, record: SessionRecord, report: ImportReport) -> None:
     db.flush()
     _samples(db, record, row.id)
     report.count("sessions", CREATED)
+
+
+def _too_long(fields: dict[str, tuple[str | None, int]]) -> str | None:
+    """Why a value does not fit the column it goes to (None: all fit)."""
+    for name, (value, limit) in fields.items():
+        if value is not None and len(value) > limit:
+            return f"its {name} is longer than the {limit} characters chargetwin stores"
+    return None
 
 
 def _last_register(samples: tuple[SampleRecord, ...]) -> tuple[datetime, float] | None:
@@ -287,6 +299,10 @@ def _reservation(db: Session, record: ReservationRecord, report: ImportReport) -
     key = f"{record.station_id}/{record.reservation_id or record.id_token}"
     if db.get(StationRow, record.station_id) is None:
         report.skip("reservations", key, f"station {record.station_id!r} is not in chargetwin (not imported)")
+        return
+    too_long = _too_long({"id token": (record.id_token, 36)})
+    if too_long:
+        report.skip("reservations", key, too_long)
         return
     found = db.scalar(
         select(Reservation.id).where(

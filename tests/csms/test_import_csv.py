@@ -86,5 +86,9 @@ def test_bad_values_are_named_and_nothing_is_written(tmp_path: Path, capsys: pyt
     sessions = _write(tmp_path, "sessions.csv", "station_id,started_at\nX,2026-01-01\n")
     assert main(["import-csv", "sessions", str(sessions), "--database-url", url]) == 2
     assert "missing column(s) transaction_id" in capsys.readouterr().err
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("id_token\nM\xfcller\n".encode("latin-1"))
+    assert main(["import-csv", "tokens", str(latin1), "--database-url", url]) == 2
+    assert "not a UTF-8 CSV file" in capsys.readouterr().err
     assert main(["import-csv", "sessions", str(tmp_path / "absent.csv"), "--database-url", url]) == 2
     assert "absent.csv" in capsys.readouterr().err

@@ -42,12 +42,14 @@ INSERT INTO ocpp_tag (id_tag, parent_id_tag, expiry_date, max_active_transaction
 INSERT INTO ocpp_tag (id_tag, parent_id_tag, expiry_date, max_active_transaction_count) VALUES
   ('TAG-A', 'FLEET', '2027-01-01 00:00:00', 1),
   ('TAG-B', NULL, NULL, 0),
-  ('TAG-C', 'FLEET', '2025-06-01 00:00:00', 3);
+  ('TAG-C', 'FLEET', '2025-06-01 00:00:00', 3),
+  ('TAG-FAR-TOO-LONG-FOR-AN-OCPP-ID-TOKEN-0001', NULL, NULL, 1);
 INSERT INTO user (ocpp_tag_pk, address_pk, first_name, e_mail) VALUES (2, 1, 'Ada', 'ada@example.org');
 INSERT INTO transaction_start (transaction_pk, connector_pk, id_tag, start_timestamp, start_value) VALUES
   (101, 1, 'TAG-A', '2026-01-10 08:00:00', '1000'),
   (102, 2, 'TAG-A', '2026-01-11 20:00:00', '200'),
-  (103, 4, 'TAG-B', '2026-01-09 08:00:00', '0');
+  (103, 4, 'TAG-B', '2026-01-09 08:00:00', '0'),
+  (104, 3, 'TAG-FAR-TOO-LONG-FOR-AN-OCPP-ID-TOKEN-0001', '2026-01-09 09:00:00', '0');
 INSERT INTO transaction_stop (transaction_pk, event_timestamp, event_actor, stop_timestamp, stop_value, stop_reason)
 VALUES
   (101, '2026-01-10 09:00:05', 'station', '2026-01-10 09:00:00', '5000', 'EVDisconnected'),
@@ -161,7 +163,9 @@ def test_steve_fleet_arrives_with_its_history(steve_url: str, session_factory: s
         assert reservations[7].expires_at == _at("2026-01-10T08:30:00")
 
     assert report.counts["stations"] == {"created": 2, "unchanged": 0, "skipped": 1}
-    assert report.counts["sessions"] == {"created": 2, "unchanged": 0, "skipped": 1}
+    assert report.counts["sessions"] == {"created": 2, "unchanged": 0, "skipped": 2}
+    assert report.counts["tokens"] == {"created": 4, "unchanged": 0, "skipped": 1}
+    assert any(s.key == "CB-2/104" and "longer than the 36 characters" in s.reason for s in report.skipped)
     assert any(s.key == "CB-OLD" and "ocpp1.5J" in s.reason for s in report.skipped)
     assert report.needs_password == ["CB-1", "CB-2"]
     assert any(line.startswith("user: 1 row") for line in report.not_imported)
