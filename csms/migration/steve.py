@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, inspect, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, create_engine, inspect, make_url, text
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from csms.ocpp.versions import OCPP16
 from csms.services.imports import (
@@ -76,7 +76,13 @@ def read(url: str, now: datetime) -> tuple[Records, ImportReport]:
     Raises:
         SteveError: unreachable, or not a SteVe schema.
     """
-    engine = create_engine(url, connect_args={"init_command": "SET time_zone = '+00:00'"})
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise SteveError(f"not a database URL: {url!r}") from None
+    if parsed.get_backend_name() not in ("mysql", "mariadb"):
+        raise SteveError(f"SteVe runs on MySQL or MariaDB: give a mysql+pymysql:// URL, not {parsed.drivername}://")
+    engine = create_engine(parsed, connect_args={"init_command": "SET time_zone = '+00:00'"})
     try:
         with engine.connect() as connection, connection.begin():
             tables = set(inspect(connection).get_table_names())

@@ -206,6 +206,8 @@ def test_cli_refuses_what_is_not_steve(steve_url: str, tmp_path: Path, capsys: p
     missing = steve_url.rsplit("/", 1)[0] + "/no_such_steve_db"
     assert main(["import-steve", missing, "--database-url", database]) == 2
     assert "cannot read the SteVe database" in capsys.readouterr().err
+    assert main(["import-steve", "sqlite:///steve.db", "--database-url", database]) == 2
+    assert "give a mysql+pymysql:// URL" in capsys.readouterr().err
     admin = create_engine(steve_url)
     with admin.begin() as connection:
         connection.execute(text("DROP TABLE reservation"))
