@@ -33,7 +33,16 @@ from csms.pki.local_ca import LocalTestCa
 from csms.runtime import logs
 from csms.runtime import settings as serve_settings
 from csms.runtime.settings import ServeSettings
-from csms.services import apikeys, authorization, certificates, contracts, local_lists, security_events, stations
+from csms.services import (
+    apikeys,
+    authorization,
+    certificates,
+    contracts,
+    imports,
+    local_lists,
+    security_events,
+    stations,
+)
 from csms.services.config import CsmsConfig
 from csms.services.errors import DomainError
 from csms.store.database import URL_ENV, make_session_factory, resolve_url
@@ -485,6 +494,41 @@ def cmd_tokens_list(args: argparse.Namespace) -> int:
 
     print(_table(_in_transaction(args, rows), ("TOKEN", "TYPE", "STATUS", "GROUP", "EXPIRY")))
     return 0
+
+
+def _import(args: argparse.Namespace, records: imports.Records, report: imports.ImportReport) -> int:
+    """Write ``records`` in one transaction (rolled back under --dry-run) and print the report."""
+    from csms.runtime.server import prepare_database
+
+    engine = prepare_database(args.database_url)
+    try:
+        with make_session_factory(engine)() as db:
+            imports.apply(db, records, report, datetime.now(UTC))
+            db.rollback() if args.dry_run else db.commit()
+    finally:
+        engine.dispose()
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.render(args.dry_run))
+    return 0
+
+
+def cmd_import_steve(args: argparse.Namespace) -> int:
+    from csms.migration import steve
+
+    try:
+        records, report = steve.read(args.source, datetime.now(UTC))
+    except steve.SteveError as exc:
+        raise UserError(str(exc)) from None
+    return _import(args, records, report)
+
+
+def cmd_import_csv(args: argparse.Namespace) -> int:
+    from csms.migration import csv_import
+
+    try:
+        records, report = csv_import.read(args.kind, args.file)
+    except csv_import.CsvError as exc:
+        raise UserError(f"nothing imported, {exc}") from None
+    return _import(args, records, report)
 
 
 def _test_ca(directory: str) -> LocalTestCa:
@@ -1125,6 +1169,7 @@ def build_parser() -> argparse.ArgumentParser:
     events.set_defaults(handler=cmd_security_events)
     _pki_parsers(commands)
     _bundle_parsers(commands)
+    _import_parsers(commands)
     return parser
 
 
@@ -1155,6 +1200,34 @@ def _bundle_parsers(commands: Any) -> None:
     )
     _database_option(imp)
     imp.set_defaults(handler=cmd_import)
+
+
+def _import_parsers(commands: Any) -> None:
+    """Bringing a fleet over from another platform (docs/design/migration.md, "From SteVe and from spreadsheets")."""
+    steve = commands.add_parser(
+        "import-steve",
+        help="import stations, id tags, sessions and reservations from a SteVe database",
+        description="Read a SteVe (OCPP 1.6 CSMS) MySQL/MariaDB database and import its charge boxes, OCPP tags, "
+        "transactions with their meter values and reservations, in one transaction; what exists is left as it "
+        "is (a second import changes nothing). The report says what mapped, what did not and why.",
+    )
+    steve.add_argument("source", metavar="STEVE_URL", help="e.g. mysql+pymysql://steve:PW@127.0.0.1:3306/stevedb")
+    steve.set_defaults(handler=cmd_import_steve)
+    csv_cmd = commands.add_parser(
+        "import-csv",
+        help="import stations, tokens or sessions from a CSV file",
+        description="Import one CSV file (a header row, columns in docs/design/migration.md) in one transaction. "
+        "A bad value is reported with its file, line and column and nothing is imported; rows whose key exists "
+        "are left as they are.",
+    )
+    csv_cmd.add_argument("kind", choices=["stations", "tokens", "sessions"], metavar="KIND",
+                         help="stations, tokens or sessions")  # fmt: skip
+    csv_cmd.add_argument("file", type=Path, metavar="FILE")
+    csv_cmd.set_defaults(handler=cmd_import_csv)
+    for parser in (steve, csv_cmd):
+        parser.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
+        parser.add_argument("--json", action="store_true", help="print the report as JSON")
+        _database_option(parser)
 
 
 def _pki_parsers(commands: Any) -> None:
