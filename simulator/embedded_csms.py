@@ -280,7 +280,7 @@ class EmbeddedCsms:
             try:
                 diagnostics.receive_upload(
                     db, match["token"], request.file_name, request.content_type, request.content,
-                    from_posix(self.scheduler.now()),
+                    from_posix(self.scheduler.now()), self.config.max_upload_bytes,
                 )  # fmt: skip
             except DomainError as exc:
                 return _failed(request, f"HTTP {exc.status_code}: {exc.message}")

@@ -125,6 +125,10 @@ class ServeSettings(BaseModel):
     frame_burst: float = _setting(
         _RATE.burst, "frames a connection may send at once above that rate", metavar="N", ge=1
     )
+    max_upload_bytes: int = _setting(
+        50 * 1024 * 1024, "the largest log or diagnostics file a station may upload (GetDiagnostics, GetLog); "
+        "413 beyond it", metavar="BYTES", ge=1024,
+    )  # fmt: skip
 
     @field_validator("broker")
     @classmethod

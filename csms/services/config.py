@@ -31,6 +31,8 @@ class CsmsConfig:
     lookup_timeout_s: float = 5.0
     #: Frames kept per station in the OCPP message log (0: no log).
     message_log_per_station: int = 500
+    #: The largest log or diagnostics file a station may upload (GetDiagnostics, GetLog) [bytes].
+    max_upload_bytes: int = 50 * 1024 * 1024
     #: Vendor ids whose DataTransfer we understand.
     known_vendors: frozenset[str] = frozenset({"org.chargetwin"})
     #: The CA that signs stations' CSRs (SignCertificate); None: every CSR is answered Rejected.

@@ -26,6 +26,7 @@ from csms.store.models import Station as StationRow
 DIAGNOSTICS_TTL = timedelta(days=1)
 FIRMWARE_TTL = timedelta(days=7)
 #: The largest diagnostics upload stored; the API stops reading beyond it (413).
+#: The default of ``CsmsConfig.max_upload_bytes`` (``csms serve --max-upload-bytes``).
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 #: The largest firmware image stored (charger images run to tens of MB); the API stops reading beyond it (413).
 MAX_FIRMWARE_BYTES = 200 * 1024 * 1024
@@ -116,13 +117,19 @@ def upload_slot(db: Session, token: str, now: datetime) -> FileTransfer:
 
 
 def receive_upload(
-    db: Session, token: str, file_name: str | None, content_type: str | None, content: bytes, now: datetime
+    db: Session,
+    token: str,
+    file_name: str | None,
+    content_type: str | None,
+    content: bytes,
+    now: datetime,
+    limit: int = MAX_UPLOAD_BYTES,
 ) -> FileTransfer:
     """Store what a station uploaded. NotFound for an unknown or expired token, Conflict when already used,
-    TooLarge beyond :data:`MAX_UPLOAD_BYTES`."""
+    TooLarge beyond ``limit`` bytes (the CSMS's ``max_upload_bytes``)."""
     row = upload_slot(db, token, now)
-    if len(content) > MAX_UPLOAD_BYTES:
-        raise TooLarge(f"upload larger than {MAX_UPLOAD_BYTES} bytes")
+    if len(content) > limit:
+        raise TooLarge(f"upload larger than {limit} bytes")
     row.file_name = (file_name or "diagnostics")[:255]
     row.content_type = (content_type or "application/octet-stream")[:100]
     row.content = content

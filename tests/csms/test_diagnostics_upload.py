@@ -3,6 +3,7 @@ its documented limit (413 beyond it). SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -48,8 +49,9 @@ def upload_url(session_factory) -> str:
 
 
 @pytest.fixture
-def small_limit(monkeypatch) -> None:
-    monkeypatch.setattr(diagnostics, "MAX_UPLOAD_BYTES", LIMIT)
+def small_limit(monkeypatch, gateway) -> None:
+    """The CSMS started with a small ``max_upload_bytes`` (``csms serve --max-upload-bytes``)."""
+    monkeypatch.setattr(gateway, "config", dataclasses.replace(gateway.config, max_upload_bytes=LIMIT))
 
 
 async def test_a_made_up_token_is_refused_before_the_body_is_read(anyone, upload_url):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import itertools
 import random
 import time
@@ -325,8 +326,8 @@ def test_a_new_update_replaces_one_still_waiting_for_its_download(tmp_path):
 
 
 async def test_an_upload_over_the_csms_limit_is_refused_and_reported_upload_failure(tmp_path, monkeypatch):
-    monkeypatch.setattr(diagnostics, "MAX_UPLOAD_BYTES", 200)
     site = Site(tmp_path, "2.0.1")
+    site.csms.config = dataclasses.replace(site.csms.config, max_upload_bytes=200)  # the CSMS's limit
     transfer_id = site.operator.request_log("fw-1", "2.0.1", site.now)
     site.run(10)
     assert site.statuses("LogStatusNotification") == ["Uploading", "UploadFailure"]

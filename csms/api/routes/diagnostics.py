@@ -176,16 +176,18 @@ async def upload_diagnostics(request: Request, token: Token) -> dict[str, Any]:
     """The URL handed to a station in GetDiagnostics/GetLog: multipart/form-data (first file part) or a raw body.
 
     The token is checked before the body is read (404 unknown or expired, 409 used), and the body is read
-    only up to ``csms.services.diagnostics.MAX_UPLOAD_BYTES`` (413 beyond it; the token stays usable)."""
+    only up to the CSMS's `max_upload_bytes` (`csms serve --max-upload-bytes`; 413 beyond it; the token stays
+    usable)."""
     await in_transaction(request, lambda db: diagnostics.upload_slot(db, token, datetime.now(UTC)))
-    body = await _bounded_body(request, diagnostics.MAX_UPLOAD_BYTES)
+    limit = request.app.state.gateway.config.max_upload_bytes
+    body = await _bounded_body(request, limit)
     content_type = request.headers.get("content-type", "application/octet-stream")
     file_name = request.headers.get("x-file-name")
     if content_type.startswith("multipart/form-data"):
         file_name, content_type, body = _first_file_part(content_type, body)
 
     def store(db: Any) -> dict[str, Any]:
-        row = diagnostics.receive_upload(db, token, file_name, content_type, body, datetime.now(UTC))
+        row = diagnostics.receive_upload(db, token, file_name, content_type, body, datetime.now(UTC), limit)
         return {"id": row.id, "size": row.size, "file_name": row.file_name}
 
     return await in_transaction(request, store)
