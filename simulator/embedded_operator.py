@@ -29,6 +29,7 @@ from csms.services import (
     contracts,
     credentials,
     diagnostics,
+    local_lists,
     reservations,
     security_events,
     stations,
@@ -77,10 +78,15 @@ class EmbeddedOperator:
             db.commit()
 
     def provision_tokens(self, tokens: list[str], group: str | None, now: float) -> None:
+        """As ``POST /tokens``: stored, and the local lists that carry them brought in step."""
+        at, concerned = from_posix(now), set[str]()
         with self.csms.session_factory() as db:
             for token in tokens:
-                authorization.create(db, token, from_posix(now), group_id=group, upsert=True)
+                authorization.create(db, token, at, group_id=group, upsert=True)
+                concerned.update(local_lists.token_changed(db, token, {group}, at))
             db.commit()
+        if concerned and self.csms.host is not None:
+            self.csms.local_lists.tokens_changed(sorted(concerned))
 
     def call(self, station_id: str, version: Version, item: OperatorCall, now: float) -> None:
         """Sent only to a connected station (an operator's call to an offline one fails at once)."""
