@@ -566,8 +566,8 @@ class UpgradeSecurityProfile(_Model):
 
 class Reserve(_Model):
     """The operator reserves a connector of the chargers (no ``connector``: any) for ``id_token`` during
-    ``valid_for``, as ``csms stations reserve`` does; the CSMS chooses the reservation's id. Virtual-time runs
-    (the embedded CSMS) only."""
+    ``valid_for``, as ``csms stations reserve`` does; the CSMS chooses the reservation's id. In real time
+    through the operator adapter (``valid_for`` is scenario time, sent to the CSMS as wall seconds)."""
 
     kind: Literal["reserve"]
     at: When
