@@ -57,7 +57,7 @@ from simulator.links.websocket import WebSocketLink
 from simulator.operators import Capability, ChargetwinOperator, Operator, OperatorError, make_operator
 from simulator.outputs import write_outputs
 from simulator.scenario.loader import ScenarioError, ScenarioIssue, issue_at
-from simulator.scenario.models import RemoteStart, RemoteStop, Reserve, Scenario, SecurityAction
+from simulator.scenario.models import RemoteStart, RemoteStop, Reserve, Scenario, SecurityAction, UpdateFirmware
 from simulator.station.charger import Charger, Registration
 from simulator.verify import faults as fv
 
@@ -248,6 +248,11 @@ class OperatorActions:
             return
         if isinstance(item, Reserve):
             self._reserve(operator, station_id, item)
+            return
+        if isinstance(item, UpdateFirmware):
+            if item.kind not in self._warned:
+                self._warned.add(item.kind)
+                log.warning("%s skipped: it runs only against the embedded CSMS (sim run, virtual time)", item.kind)
             return
         if isinstance(item, RemoteStop):
             call = self._remote_stop(station_id, version, item)

@@ -65,6 +65,7 @@ __all__ = [
     "StuckAvailable",
     "TimeDistribution",
     "TwinSettings",
+    "UpdateFirmware",
     "VehicleBlock",
     "reference_problems",
     "session_columns",
@@ -577,6 +578,17 @@ class Reserve(_Model):
     valid_for: PositiveDuration = 1800.0
 
 
+class UpdateFirmware(_Model):
+    """The operator rolls out firmware ``version`` to the chargers (station id or prefix): the CSMS stores
+    an image named ``{version}.bin`` and sends UpdateFirmware; each charger downloads it, installs it at
+    its next idle moment and boots with the new version. Virtual-time runs (the embedded CSMS) only."""
+
+    kind: Literal["update_firmware"]
+    at: When
+    charger: str
+    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,96}$")]
+
+
 Action = Annotated[
     ProvisionTokens
     | RemoteStart
@@ -586,7 +598,8 @@ Action = Annotated[
     | InstallCertificate
     | RenewCertificate
     | UpgradeSecurityProfile
-    | Reserve,
+    | Reserve
+    | UpdateFirmware,
     Field(discriminator="kind"),
 ]
 SecurityAction = InstallCertificate | RenewCertificate | UpgradeSecurityProfile
