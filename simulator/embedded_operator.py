@@ -29,6 +29,7 @@ from csms.services import (
     contracts,
     credentials,
     diagnostics,
+    local_lists,
     reservations,
     security_events,
     stations,
@@ -39,7 +40,7 @@ from csms.services.errors import DomainError
 from simulator import report
 from simulator.embedded_csms import EmbeddedCsms
 from simulator.fleet import OperatorCall, operator_payload, security_calls
-from simulator.scenario.models import RemoteStart, RemoteStop, Reserve, Scenario, SecurityAction
+from simulator.scenario.models import RemoteStart, RemoteStop, Reserve, Scenario, SecurityAction, UpdateFirmware
 from simulator.station.charger import Charger
 from simulator.verify.security import ChargerSecurity, CsmsStationSecurity, security_section
 
@@ -77,10 +78,15 @@ class EmbeddedOperator:
             db.commit()
 
     def provision_tokens(self, tokens: list[str], group: str | None, now: float) -> None:
+        """As ``POST /tokens``: stored, and the local lists that carry them brought in step."""
+        at, concerned = from_posix(now), set[str]()
         with self.csms.session_factory() as db:
             for token in tokens:
-                authorization.create(db, token, from_posix(now), group_id=group, upsert=True)
+                authorization.create(db, token, at, group_id=group, upsert=True)
+                concerned.update(local_lists.token_changed(db, token, {group}, at))
             db.commit()
+        if concerned and self.csms.host is not None:
+            self.csms.local_lists.tokens_changed(sorted(concerned))
 
     def call(self, station_id: str, version: Version, item: OperatorCall, now: float) -> None:
         """Sent only to a connected station (an operator's call to an offline one fails at once)."""
@@ -90,6 +96,9 @@ class EmbeddedOperator:
             return
         if isinstance(item, Reserve):
             self._reserve(station_id, version, item, now)
+            return
+        if isinstance(item, UpdateFirmware):
+            self._roll_out(station_id, version, item.version, now)
             return
         if isinstance(item, RemoteStop):
             call = self._remote_stop(station_id, version, item)
@@ -194,6 +203,19 @@ class EmbeddedOperator:
         )  # fmt: skip
         self._send_transfer(station_id, action, payload, transfer_id)
         return transfer_id
+
+    def _roll_out(self, station_id: str, version: Version, firmware: str, now: float) -> None:
+        """The scenario's ``update_firmware``: the image stored once (as ``POST /firmware-files``), then
+        UpdateFirmware to a connected station."""
+        name = f"{firmware}.bin"
+        with self.csms.session_factory() as db:
+            if all(row.name != name for row in diagnostics.list_firmware(db)):
+                diagnostics.store_firmware(db, name, f"chargetwin twin firmware {firmware}\n".encode(), from_posix(now))
+                db.commit()
+        if not self.csms.connected(station_id):
+            log.warning("update_firmware on %s skipped: not connected", station_id)
+            return
+        self.update_firmware(station_id, version, name, now)
 
     def _send_transfer(self, station_id: str, action: str, payload: dict[str, Any], transfer_id: int) -> None:
         def answered(pending: PendingCall) -> None:

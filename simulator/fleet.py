@@ -42,6 +42,7 @@ from simulator.scenario.models import (
     Reset,
     Scenario,
     SecurityAction,
+    UpdateFirmware,
 )
 from simulator.scenario.to_twin import twin_spec
 from simulator.station.charger import Charger, StationIdentity
@@ -59,7 +60,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, float], None]
 #: Connector statuses (both versions) a driver treats as "out of service".
 OUT_OF_SERVICE = frozenset({"Unavailable", "Faulted"})
-OperatorCall = RemoteStart | RemoteStop | ChangeAvailability | Reset | SecurityAction | Reserve
+OperatorCall = RemoteStart | RemoteStop | ChangeAvailability | Reset | SecurityAction | Reserve | UpdateFirmware
 
 
 class Link(Protocol):

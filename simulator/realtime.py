@@ -57,7 +57,7 @@ from simulator.links.websocket import WebSocketLink
 from simulator.operators import Capability, ChargetwinOperator, Operator, OperatorError, make_operator
 from simulator.outputs import write_outputs
 from simulator.scenario.loader import ScenarioError, ScenarioIssue, issue_at
-from simulator.scenario.models import RemoteStart, RemoteStop, Reserve, Scenario, SecurityAction
+from simulator.scenario.models import RemoteStart, RemoteStop, Reserve, Scenario, SecurityAction, UpdateFirmware
 from simulator.station.charger import Charger, Registration
 from simulator.verify import faults as fv
 
@@ -199,8 +199,10 @@ class OperatorActions:
         if self.operator is None:
             why = "no --operator (and no --api-url): provision and operate the CSMS yourself"
         else:
-            capability: Capability = "provision_token" if what == "provision_tokens" else "send_call"
-            why = self.operator.cannot(capability, None if what == "provision_tokens" else what) or ""
+            capability: Capability = {"provision_tokens": "provision_token", "reserve": "reserve"}.get(  # type: ignore[assignment]
+                what, "send_call"
+            )
+            why = self.operator.cannot(capability, None if capability != "send_call" else what) or ""
         if why and what not in self._warned:
             self._warned.add(what)
             log.warning("%s skipped: %s", what, why)
@@ -245,6 +247,9 @@ class OperatorActions:
             self._security(operator, station_id, version, item)
             return
         if isinstance(item, Reserve):
+            self._reserve(operator, station_id, item)
+            return
+        if isinstance(item, UpdateFirmware):
             if item.kind not in self._warned:
                 self._warned.add(item.kind)
                 log.warning("%s skipped: it runs only against the embedded CSMS (sim run, virtual time)", item.kind)
@@ -261,6 +266,26 @@ class OperatorActions:
             outcome = await operator.send_call(station_id, action, payload, timeout_s=CALL_TIMEOUT_WALL_S)
             if outcome.response is None and outcome.detail not in ("", "result"):
                 log.warning("%s %s: %s", station_id, action, outcome.detail)
+
+        self._queue.put_nowait(job)
+
+    def _reserve(self, operator: Operator, station_id: str, item: Reserve) -> None:
+        """``valid_for`` is scenario time: the CSMS's wall clock runs ``speed`` times slower."""
+        if self._skip(item.kind):
+            return
+        speed = self.options.speed if self.options is not None else 1.0
+        valid_for_s = item.valid_for / speed
+
+        async def job() -> None:
+            outcome = await operator.reserve(
+                station_id,
+                item.id_token,
+                connector=item.connector,
+                valid_for_s=valid_for_s,
+                timeout_s=CALL_TIMEOUT_WALL_S,
+            )
+            if outcome.detail != "active":
+                log.warning("reserve on %s: %s", station_id, outcome.detail)
 
         self._queue.put_nowait(job)
 

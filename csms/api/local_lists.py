@@ -1,11 +1,7 @@
-"""Bringing a station's local authorization list in step: the shell around :mod:`csms.services.local_lists`.
-
-One sync reads the station's list limits when they are not known yet (1.6 GetConfiguration, 2.0.1
-GetVariables), prepares the SendLocalList calls in one transaction, sends them one after the other (each
-recorded with the station's answer before the next goes out), and stops at the first answer that is not
-Accepted. A VersionMismatch is answered once with the Full list. Token changes start a sync of the stations
-concerned in the background (:func:`sync_quietly`); a station that is not connected then stays marked out of
-step until the next sync.
+"""The API's side of local authorization lists: awaits the syncs of the host plugin
+:class:`csms.core.plugins.local_lists.LocalListSync` (which both shells share) and reads or writes the
+store around them. Token changes start syncs of the stations concerned in the background
+(:meth:`ListSync.sync_quietly`). In a cluster, a call to a station held by another node goes through it.
 """
 
 from __future__ import annotations
@@ -14,7 +10,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -22,12 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from csms.api.calls import call_station
-from csms.domain import events as ev
-from csms.gateway.server import Gateway
+from csms.core.plugins.local_lists import LocalListSync
+from csms.gateway.server import Gateway, StationNotConnected
 from csms.ocpp import local_list
 from csms.ocpp.local_list import Changes, UpdateType
 from csms.services import local_lists, stations
-from csms.services.errors import Conflict, DomainError, Invalid
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,7 +32,12 @@ class ListSync:
 
     def __init__(self, session_factory: sessionmaker[Session], gateway: Gateway) -> None:
         self.session_factory, self.gateway = session_factory, gateway
-        self._locks: dict[str, asyncio.Lock] = {}  # one sync at a time per station: versions stay in order
+        found = next((p for p in gateway.host.plugins if isinstance(p, LocalListSync)), None)
+        if found is None:
+            found = LocalListSync(send=_routed(gateway))
+            gateway.add_plugin(found)
+        self.plugin = found
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def _db(self, work: Callable[[Session], T]) -> T:
         def run() -> T:
@@ -64,64 +63,19 @@ class ListSync:
         Raises:
             NotFound: no such station.  Conflict: not connected.  Invalid: the list is too large for it.
         """
-        async with self._locks.setdefault(station_id, asyncio.Lock()):
-            await self._read_limits(station_id, timeout, force=read_limits)
-            sent = await self._send(station_id, update_type, explicit, timeout)
-            if sent and sent[-1]["status"] == "VersionMismatch":  # now marked needs_full: the whole list goes
-                sent += await self._send(station_id, "Differential", explicit, timeout)
-        row = await self._db(lambda db: local_lists.state(db, station_id))
-        return {
-            "station_id": station_id,
-            "version": row.version,
-            "status": sent[-1]["status"] if sent else "in step",
-            "calls": sent,
-        }
+        future: asyncio.Future[dict[str, Any] | Exception] = asyncio.get_running_loop().create_future()
 
-    async def _read_limits(self, station_id: str, timeout: float | None, *, force: bool) -> None:
-        def known(db: Session) -> tuple[str, bool]:
-            row = local_lists.state(db, station_id)
-            return stations.get(db, station_id).ocpp_version, row.capabilities_read_at is not None
+        def finished(result: dict[str, Any] | Exception) -> None:
+            if not future.done():
+                future.set_result(result)
 
-        version, read = await self._db(known)
-        if read and not force:
-            return
-        action, payload = local_list.capability_request(version)
-        outcome = await call_station(self.gateway, station_id, action, payload, timeout)
-        if outcome["outcome"] == "timeout":
-            return  # ask again next time
-        found = (
-            local_list.limits_from(version, outcome.get("payload") or {}) if outcome["outcome"] == "result" else None
+        self.plugin.sync(
+            station_id, finished, update_type=update_type, explicit=explicit, timeout=timeout, read_limits=read_limits
         )
-        await self._db(lambda db: local_lists.record_limits(db, station_id, found, _now()))
-
-    async def _send(
-        self, station_id: str, update_type: UpdateType, explicit: Changes | None, timeout: float | None
-    ) -> list[dict[str, Any]]:
-        prepared = await self._db(
-            lambda db: local_lists.prepare(db, station_id, _now(), update_type=update_type, explicit=explicit)
-        )
-        if prepared.refused is not None:
-            raise Invalid(prepared.refused)
-        sent: list[dict[str, Any]] = []
-        for index, message in enumerate(prepared.messages):
-            action, payload = message.call(prepared.ocpp_version)
-            outcome = await call_station(self.gateway, station_id, action, payload, timeout)
-            status = _status(outcome)
-            last = index == len(prepared.messages) - 1
-            record = partial(local_lists.record_answer, station_id=station_id, message=message, status=status)
-            await self._db(partial(record, now=_now(), last=last))
-            sent.append(
-                {
-                    "update_type": message.update_type,
-                    "version": message.version,
-                    "entries": len(message.changes),
-                    "status": status,
-                    **outcome,
-                }
-            )
-            if status != "Accepted":
-                break
-        return sent
+        result = await future
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     async def version(self, station_id: str, timeout: float | None) -> dict[str, Any]:
         """Ask the station its list version (GetLocalListVersion) and keep what it said."""
@@ -139,52 +93,38 @@ class ListSync:
             "call": outcome,
         }
 
-    async def catch_up(self, station_id: str) -> None:
-        """Sync a station whose list fell behind (token changes while it was away, or a lost list)."""
-        if await self._db(lambda db: local_lists.behind(db, station_id)):
-            await self.sync_quietly([station_id])
-
     async def sync_quietly(self, station_ids: list[str]) -> None:
         """Background syncs after a token change: a station not connected, or refusing, stays out of step."""
-        for station_id in station_ids:
+        self.plugin.tokens_changed(station_ids)
+
+
+def _routed(gateway: Gateway) -> Any:
+    """The plugin's way to a station: this node's host, or the cluster node that holds the station."""
+    tasks: set[asyncio.Task[None]] = set()
+
+    def send(
+        station_id: str,
+        action: str,
+        payload: dict[str, Any],
+        timeout: float | None,
+        answered: Callable[[dict[str, Any]], None],
+    ) -> None:
+        if gateway.cluster is None or station_id in gateway.links:
+            gateway.host.call(station_id, action, payload, timeout, on_done=lambda pending: answered(pending.as_dict()))
+            return
+        assert gateway.cluster is not None
+
+        async def remote() -> None:
             try:
-                await self.sync(station_id)
-            except Conflict:
-                continue  # not connected: synced when an operator or the next token change asks again
-            except DomainError as exc:
-                log.warning("local list of %s not synced: %s", station_id, exc)
+                answered(await gateway.cluster.call(station_id, action, payload, timeout))
+            except StationNotConnected:
+                answered({"action": action, "outcome": "not connected"})
 
+        task = asyncio.get_running_loop().create_task(remote())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
-class CatchUp:
-    """A host plugin of the asyncio shell: a station whose list fell behind is synced once it is back (a
-    reconnection of a registered station, or an accepted boot)."""
-
-    def __init__(self, sync: ListSync) -> None:
-        self.sync = sync
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def attach(self, host: Any) -> None:
-        pass
-
-    def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-
-    def connected(self, station_id: str, version: str, registered: bool, now: float) -> None:
-        if registered:
-            self._start(station_id)
-
-    def disconnected(self, station_id: str, now: float) -> None:
-        pass
-
-    def committed(self, station_id: str, reports: list[tuple[Any, Any]], now: float) -> None:
-        if any(isinstance(decision, ev.BootDecision) and decision.status == "Accepted" for _, decision in reports):
-            self._start(station_id)
-
-    def _start(self, station_id: str) -> None:
-        task = asyncio.get_running_loop().create_task(self.sync.catch_up(station_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    return send
 
 
 def list_sync(request: Request) -> ListSync:
@@ -193,21 +133,13 @@ def list_sync(request: Request) -> ListSync:
 
 
 def app_list_sync(app: Any) -> ListSync:
-    """The :class:`ListSync` of an app (made on first use), also for the server that adds :class:`CatchUp`."""
+    """The :class:`ListSync` of an app (made on first use, which adds the plugin to the gateway's host: the
+    server makes it at start, so lists that fell behind are caught up from the first connection)."""
     state = app.state
     if getattr(state, "list_sync", None) is None:
         state.list_sync = ListSync(state.session_factory, state.gateway)
     sync: ListSync = state.list_sync
     return sync
-
-
-def _status(outcome: dict[str, Any]) -> str:
-    if outcome["outcome"] == "result":
-        return local_list.update_status(outcome.get("payload") or {}) or "no status"
-    if outcome["outcome"] == "error":
-        error = outcome.get("error") or {}
-        return f"CALLERROR {error.get('code')}"
-    return str(outcome["outcome"])
 
 
 def _now() -> datetime:

@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 
 from csms.alerts import AlertEngine, AlertRules, RemediationPolicy
 from csms.api.app import create_app
-from csms.api.local_lists import CatchUp, app_list_sync
+from csms.api.local_lists import app_list_sync
 from csms.api.redaction import install_access_log_filter
 from csms.core.plugins.alerts import AlertMonitor
 from csms.core.plugins.certificates import CertificateManager
@@ -187,7 +187,7 @@ async def run_server(
         if tls_context is not None:
             await gateway.start_tls(host, tls_port, tls_context)
         app = create_app(session_factory, gateway, api_key)
-        gateway.add_plugin(CatchUp(app_list_sync(app)))  # local lists that fell behind, synced on return
+        app_list_sync(app)  # its host plugin keeps local lists in step, also those that fell behind
         app.state.public_url = public_url
         app.state.monitor = monitor
         app.state.load_management = load_management

@@ -24,6 +24,7 @@ Capability = Literal[
     "read_station",
     "read_uptime",
     "configure",  # change how the CSMS treats a station (see Operator.configure)
+    "reserve",  # make the CSMS reserve a connector for a token (it chooses the reservation's id)
 ]
 
 #: What :meth:`Operator.configure` may be asked, with its keyword arguments:
@@ -91,6 +92,13 @@ class Operator(Protocol):
         self, station_id: str, action: str, payload: dict[str, Any], *, timeout_s: float = 30.0
     ) -> CallOutcome:
         """Make the CSMS send ``action`` with (the equivalent of) ``payload`` to the station. Raises OperatorError."""
+        ...
+
+    async def reserve(
+        self, station_id: str, id_token: str, *, connector: int | None, valid_for_s: float, timeout_s: float = 30.0
+    ) -> CallOutcome:
+        """Make the CSMS reserve ``connector`` (None: any) for ``id_token`` during ``valid_for_s`` from when it
+        sends ReserveNow (relative, so the twin's and the CSMS's clocks need not agree). Raises OperatorError."""
         ...
 
     async def transactions(self, station_ids: list[str], since: datetime) -> list[StoredTransaction]:

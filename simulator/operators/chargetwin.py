@@ -146,6 +146,21 @@ class ChargetwinOperator:
             return CallOutcome(True, None, f"CALLERROR {error.get('code')}: {error.get('description') or ''}".strip())
         return CallOutcome(True, None, f"{outcome}: the station did not answer {action} within {wait:g} s")
 
+    async def reserve(
+        self, station_id: str, id_token: str, *, connector: int | None, valid_for_s: float, timeout_s: float = 30.0
+    ) -> CallOutcome:
+        """``POST /stations/{id}/reservations``; the outcome is the station's answer to ReserveNow.
+
+        Raises:
+            OperatorError: no such station (404), a connector it never reported (422), not connected (409).
+        """
+        wait = min(max(timeout_s, 0.1), MAX_CALL_TIMEOUT_S)
+        body = {"id_token": id_token, "evse_id": connector, "valid_for_s": valid_for_s}
+        path = f"/stations/{_segment(station_id)}/reservations"
+        out = await self._json("POST", path, json=body, params={"timeout": wait}, timeout=wait + 10.0)
+        call, status = out["call"], out["reservation"]["status"]
+        return CallOutcome(True, call.get("payload") if call["outcome"] == "result" else None, status)
+
     async def _reservation_request(
         self, station_id: str, action: str, payload: dict[str, Any]
     ) -> tuple[str, dict[str, Any]]:

@@ -212,6 +212,8 @@ class HooksOperator:
             )
         if capability == "configure":
             return None if action in self.spec.configure else f"{self.file} defines no configure.{action}"
+        if capability == "reserve":
+            return f"{self.file}: hooks have no reservations (a ReserveNow call names its own id and expiry)"
         return None if getattr(self.spec, capability) is not None else f"{self.file} defines no {capability}"
 
     def _require(self, capability: Capability) -> Any:
@@ -259,6 +261,11 @@ class HooksOperator:
             picked = t.pick(_answer(response), call.answer)
             answer = picked if isinstance(picked, dict) else None
         return CallOutcome(True, answer, f"HTTP {response.status_code}")
+
+    async def reserve(
+        self, station_id: str, id_token: str, *, connector: int | None, valid_for_s: float, timeout_s: float = 30.0
+    ) -> CallOutcome:
+        raise OperatorError(self.cannot("reserve") or "")
 
     async def configure(self, station_id: str, setting: str, **values: Any) -> None:
         call = self.spec.configure.get(setting)

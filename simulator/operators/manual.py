@@ -71,6 +71,15 @@ class ManualOperator:
         await self._ask(f"Make the CSMS send {action} to station {station_id!r}{with_fields}.")
         return CallOutcome(True, None, "confirmed by the person at the CSMS")
 
+    async def reserve(
+        self, station_id: str, id_token: str, *, connector: int | None, valid_for_s: float, timeout_s: float = 30.0
+    ) -> CallOutcome:
+        where = "any connector" if connector is None else f"connector {connector}"
+        await self._ask(
+            f"On the CSMS, reserve {where} of station {station_id!r} for {id_token!r} for {valid_for_s:g} s."
+        )
+        return CallOutcome(True, None, "confirmed by the person at the CSMS")
+
     async def configure(self, station_id: str, setting: str, **values: Any) -> None:
         wanted = ", ".join(f"{k} {v}" for k, v in values.items())
         await self._ask(f"On the CSMS, set {setting} of station {station_id!r}: {wanted}.")

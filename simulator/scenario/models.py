@@ -65,6 +65,7 @@ __all__ = [
     "StuckAvailable",
     "TimeDistribution",
     "TwinSettings",
+    "UpdateFirmware",
     "VehicleBlock",
     "reference_problems",
     "session_columns",
@@ -566,8 +567,8 @@ class UpgradeSecurityProfile(_Model):
 
 class Reserve(_Model):
     """The operator reserves a connector of the chargers (no ``connector``: any) for ``id_token`` during
-    ``valid_for``, as ``csms stations reserve`` does; the CSMS chooses the reservation's id. Virtual-time runs
-    (the embedded CSMS) only."""
+    ``valid_for``, as ``csms stations reserve`` does; the CSMS chooses the reservation's id. In real time
+    through the operator adapter (``valid_for`` is scenario time, sent to the CSMS as wall seconds)."""
 
     kind: Literal["reserve"]
     at: When
@@ -575,6 +576,17 @@ class Reserve(_Model):
     connector: Annotated[int, Field(ge=1)] | None = None
     id_token: str
     valid_for: PositiveDuration = 1800.0
+
+
+class UpdateFirmware(_Model):
+    """The operator rolls out firmware ``version`` to the chargers (station id or prefix): the CSMS stores
+    an image named ``{version}.bin`` and sends UpdateFirmware; each charger downloads it, installs it at
+    its next idle moment and boots with the new version. Virtual-time runs (the embedded CSMS) only."""
+
+    kind: Literal["update_firmware"]
+    at: When
+    charger: str
+    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,96}$")]
 
 
 Action = Annotated[
@@ -586,7 +598,8 @@ Action = Annotated[
     | InstallCertificate
     | RenewCertificate
     | UpgradeSecurityProfile
-    | Reserve,
+    | Reserve
+    | UpdateFirmware,
     Field(discriminator="kind"),
 ]
 SecurityAction = InstallCertificate | RenewCertificate | UpgradeSecurityProfile

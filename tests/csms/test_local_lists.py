@@ -31,7 +31,7 @@ from ocpp.v201 import call_result as result201
 from websockets.typing import Subprotocol
 
 from csms.api.app import create_app
-from csms.api.local_lists import CatchUp, app_list_sync
+from csms.api.local_lists import app_list_sync
 from csms.cli import main
 from csms.gateway.server import Gateway
 from csms.services import authorization
@@ -155,7 +155,7 @@ async def station(
 async def api_gateway(session_factory: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Gateway]]:
     async with running(session_factory) as gateway:  # SQLite and PostgreSQL
         app = create_app(session_factory, gateway, API_KEY)
-        gateway.add_plugin(CatchUp(app_list_sync(app)))  # as csms serve does
+        app_list_sync(app)  # as csms serve does
         headers = {"Authorization": f"Bearer {API_KEY}"}
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://x", headers=headers, timeout=15) as api:
