@@ -20,6 +20,7 @@ from csms.runtime import settings
 from simulator.links.websocket import WebSocketLink
 from simulator.station.charger import Charger, Registration
 from simulator.station.registration import StationIdentity
+from simulator.station.security import NetworkProfile, StationSecurity
 from simulator.station.vendors import PROFILES
 from tests.simulator.helpers import FakeMeter
 from tests.simulator.test_realtime import API_KEY, Csms, FastClock, _serve, free_port, wait_for
@@ -155,3 +156,17 @@ def test_the_forwarding_paths_are_a_setting_of_serve() -> None:
     assert loaded.accept_path == ["/steve/websocket/CentralSystemService", "/old"]
     with pytest.raises(ValueError, match="not a URL path"):
         settings.ServeSettings.model_validate({"accept_path": ["ws://x"]})
+
+
+def test_a_201_twin_tries_the_next_slot_after_a_failed_connect_and_the_first_again_at_reboot() -> None:
+    security = StationSecurity("cp")
+    security.set_network_profile(1, NetworkProfile("ws://a/ocpp", 1))
+    security.set_network_profile(2, NetworkProfile("ws://b/ocpp", 1))
+    security.set_priority([2, 1])
+    assert security.apply_priority() and security.csms_url == "ws://b/ocpp"
+    assert security.next_priority() and security.csms_url == "ws://a/ocpp"
+    assert security.next_priority() and security.csms_url == "ws://b/ocpp"  # round again
+    security.next_priority()
+    assert security.apply_priority() and security.csms_url == "ws://b/ocpp"
+    security.set_priority([1])
+    assert not security.next_priority()  # one slot: nowhere else to go
