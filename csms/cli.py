@@ -14,6 +14,7 @@ import os
 import re
 import ssl
 import sys
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,6 +189,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 tls_port=settings.tls_port,
                 contract_provider=provider,
                 frame_rate=_frame_rate(settings),
+                accept_paths=settings.accept_path,
             )
         )
     except OSError as exc:
@@ -1171,6 +1173,7 @@ def build_parser() -> argparse.ArgumentParser:
     _pki_parsers(commands)
     _bundle_parsers(commands)
     _import_parsers(commands)
+    _migrate_parsers(commands)
     return parser
 
 
@@ -1285,6 +1288,75 @@ def _station_certificate_parsers(certs: Any) -> None:
     delete.set_defaults(handler=cmd_certificates_delete)
     for parser in (install, installed, delete):
         parser.add_argument("--api", default="http://127.0.0.1:8000/api/v1", metavar="URL", help=api_help)
+
+
+#: How often ``csms migrate repoint`` asks how the re-points are going.
+REPOINT_POLL_S = 0.5
+
+
+def _repoint_targets(args: argparse.Namespace) -> list[str]:
+    if args.stations:
+        return list(dict.fromkeys(args.stations))
+    rows = _api_request(args.api_url, "GET", "/stations", timeout=args.timeout)
+    return [row["id"] for row in rows]
+
+
+def cmd_migrate_repoint(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"url": args.to, "within_s": args.within}
+    if args.security_profile is not None:
+        body["security_profile"] = args.security_profile
+    if args.url_key:
+        body["url_key"] = args.url_key
+    started: dict[str, dict[str, Any]] = {}
+    for station_id in _repoint_targets(args):
+        path = f"/stations/{quote(station_id, safe='')}/repoint"
+        try:
+            started[station_id] = _api_post(args, path, body)
+        except UserError as exc:  # one station's refusal (offline, unknown) is its line, not the end of the run
+            started[station_id] = {"station_id": station_id, "ocpp_version": "?", "status": "refused",
+                                   "detail": str(exc).removeprefix("the API answered ")}  # fmt: skip
+    results = started if args.no_wait else _await_repoints(args, started)
+    rows: list[Sequence[Any]] = [(sid, r["ocpp_version"], r["status"], r["detail"]) for sid, r in results.items()]
+    print(_table(rows, ("STATION", "OCPP", "STATUS", "DETAIL")))
+    return 0 if all(r["status"] in ("moved", "pending") for r in results.values()) else 1
+
+
+def _await_repoints(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Ask until no re-point is pending (the server decides each one by its deadline)."""
+    give_up = time.monotonic() + args.within + 60
+    while any(r["status"] == "pending" for r in results.values()) and time.monotonic() < give_up:
+        time.sleep(REPOINT_POLL_S)
+        for station_id, result in results.items():
+            if result["status"] == "pending":
+                path = f"/stations/{quote(station_id, safe='')}/repoint"
+                results[station_id] = _api_request(args.api_url, "GET", path, timeout=args.timeout)
+    return results
+
+
+def _migrate_parsers(commands: Any) -> None:
+    migrate = _group(commands, "migrate", "move a fleet from this CSMS to another")
+    repoint_cmd = migrate.add_parser(
+        "repoint",
+        help="re-point connected stations to another CSMS (run against the OLD CSMS's API)",
+        description="Send each station the calls that make it connect to another CSMS at its next reboot "
+        "(2.0.1: SetNetworkProfile, NetworkConfigurationPriority with the old profile kept as fallback, Reset "
+        "OnIdle; 1.6: the vendor's URL key, Reset Hard when idle), then wait until each has left or come back. "
+        "Exit 1 when a station did not move (its old settings are restored). See docs/design/migration.md.",
+    )
+    repoint_cmd.add_argument("--to", required=True, metavar="URL", help="the new CSMS's OCPP URL, e.g. "
+                             "wss://new.example.com/ocpp (the station appends its id)")  # fmt: skip
+    which = repoint_cmd.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stations", nargs="+", metavar="ID", help="these stations")
+    which.add_argument("--all", action="store_true", help="every station of the old CSMS")
+    repoint_cmd.add_argument("--within", type=_duration_s, default=600.0, metavar="DURATION",
+                             help="how long a station may take to leave (e.g. 90s, 10m; default 10m)")  # fmt: skip
+    repoint_cmd.add_argument("--security-profile", type=int, choices=[1, 2, 3], default=None,
+                             help="2.0.1: the profile for the new URL (default: the station's)")  # fmt: skip
+    repoint_cmd.add_argument("--url-key", default=None, metavar="KEY",
+                             help="1.6: the vendor's URL key, for a vendor the CSMS does not know")  # fmt: skip
+    repoint_cmd.add_argument("--no-wait", action="store_true", help="print the pending re-points and return")
+    _api_options(repoint_cmd)
+    repoint_cmd.set_defaults(handler=cmd_migrate_repoint)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from csms.api.routes import (
     display_messages,
     local_lists,
     monitoring,
+    repoint,
     reservations,
     security_events,
     sites,
@@ -59,7 +60,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     routers = (
         stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics,
         security_events, certificates, contract_roots, configuration, display_messages, reservations,
-        monitoring, local_lists, bundles,
+        monitoring, local_lists, bundles, repoint,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)

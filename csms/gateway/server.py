@@ -135,11 +135,12 @@ class Link(asyncio.Protocol):
     # ---- handshake -------------------------------------------------------------------------------------------
     def _admit(self, request: Request) -> None:
         path = request.path.split("?", 1)[0]
-        if not path.startswith(PATH_PREFIX) or len(path) <= len(PATH_PREFIX):
+        prefix = next((p for p in self.gateway.path_prefixes if path.startswith(p) and len(path) > len(p)), None)
+        if prefix is None:
             self.gateway.refused("bad_path")
             self._refuse(HTTPStatus.NOT_FOUND, "Connect to /ocpp/{station_id}\n")
             return
-        station_id = path[len(PATH_PREFIX) :].rstrip("/")
+        station_id = path[len(prefix) :].rstrip("/")
         offered = [p.strip() for h in request.headers.get_all("Sec-WebSocket-Protocol") for p in h.split(",")]
         offered_version = next((SUBPROTOCOLS[p] for p in offered if p in SUBPROTOCOLS), None)
         loop = asyncio.get_running_loop()
@@ -358,8 +359,11 @@ class Gateway:
         collector: CollectorPacing | None = None,
         lookups: Lookups | None = None,
         frame_rate: FrameRate | None = FrameRate(),
+        accept_paths: Sequence[str] = (),
     ) -> None:
         self.config = config
+        #: Where stations connect: /ocpp/ and the aliases (a former CSMS's path, for a DNS cut-over).
+        self.path_prefixes = (PATH_PREFIX, *(p.rstrip("/") + "/" for p in accept_paths))
         self.session_factory = session_factory
         self.scheduler = scheduler or AsyncioScheduler()
         self.lookups = lookups or ThreadedLookups(config.lookup_timeout_s)

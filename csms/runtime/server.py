@@ -17,7 +17,7 @@ import signal
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -119,6 +119,7 @@ async def run_server(
     tls_port: int = 9443,
     contract_provider: ContractProvider | None = None,
     frame_rate: FrameRate | None = FrameRate(),
+    accept_paths: Sequence[str] = (),
 ) -> None:
     """Run until ``stop`` is set (or SIGINT/SIGTERM when ``handle_signals``).
 
@@ -134,6 +135,7 @@ async def run_server(
 
     ``contract_provider`` answers Get15118EVCertificate (Plug & Charge); without it they are answered Failed.
     ``frame_rate``: frames per second and burst each connection may send (None: unlimited).
+    ``accept_paths``: URL path prefixes stations may connect at besides ``/ocpp/`` (forwarding after a migration).
     ``logs_configured``: the caller set up logging (:func:`csms.runtime.logs.configure`).
 
     ``lease_ttl_s``: how long a dead node's leases (site load managers, alert engine) outlive it.
@@ -146,7 +148,7 @@ async def run_server(
     session_factory = make_session_factory(engine)
     config = config or CsmsConfig()
     lookups = ThreadedLookups(config.lookup_timeout_s, contract_provider)
-    gateway = Gateway(session_factory, config, lookups=lookups, frame_rate=frame_rate)
+    gateway = Gateway(session_factory, config, lookups=lookups, frame_rate=frame_rate, accept_paths=accept_paths)
     # Uptime and alerts: the monitor follows the stations; alerts reach webhooks through the sender.
     sender = WebhookSender(session_factory)
     monitor = AlertMonitor(AlertEngine(alert_rules, remediation), on_stored=sender.wake)

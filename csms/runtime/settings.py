@@ -129,6 +129,24 @@ class ServeSettings(BaseModel):
         50 * 1024 * 1024, "the largest log or diagnostics file a station may upload (GetDiagnostics, GetLog); "
         "413 beyond it", metavar="BYTES", ge=1024,
     )  # fmt: skip
+    accept_path: list[str] = _setting(
+        [], "also accept stations at PREFIX/{station_id} beside /ocpp/{station_id}, e.g. a former CSMS's path "
+        "/steve/websocket/CentralSystemService for a DNS cut-over (repeatable; in the environment comma-separated)",
+        metavar="PREFIX",
+    )  # fmt: skip
+
+    @field_validator("accept_path", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
+
+    @field_validator("accept_path")
+    @classmethod
+    def _path_prefixes(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            if not re.fullmatch(r"/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*", prefix) or prefix.strip("/") == "":
+                raise ValueError(f"{prefix!r} is not a URL path such as /steve/websocket/CentralSystemService")
+        return value
 
     @field_validator("broker")
     @classmethod
@@ -185,11 +203,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         field = ServeSettings.model_fields[name]
         base = _base_type(field.annotation)
         help_text = field.description or ""
-        if field.default is not None and base is not bool:
+        if field.default not in (None, []) and base is not bool:
             help_text += f" (default {field.default})"
         options: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help_text}
         if base is bool:
             options["action"] = argparse.BooleanOptionalAction
+        elif get_origin(base) is list:
+            options["action"] = "append"
+            options["metavar"] = _extra(field).get("metavar")
         elif get_origin(base) is Literal:
             options["choices"] = list(get_args(base))
         else:
@@ -302,6 +323,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     # JSON's string escapes are a subset of TOML's basic strings.
     return json.dumps(str(value))
 

@@ -490,3 +490,8 @@ def summary(tx: Transaction) -> dict[str, Any]:
         "stop_reason": tx.stop_reason,
         "offline_events": tx.offline_events,
     }
+
+
+def running_on(db: Session, station_id: str) -> int:
+    """How many transactions of the station are running (a reboot now would interrupt them)."""
+    return len(db.scalars(query(station_id, status=TransactionStatus.ACTIVE)).all())

@@ -323,7 +323,9 @@ class Charger:
         self._schedule_reconnect(now)
 
     def connection_failed(self, now: float) -> None:
-        """A connection attempt failed: try again after the next back-off."""
+        """A connection attempt failed: try again after the next back-off (2.0.1: with the next network
+        profile of the priority list, when it has more than one)."""
+        self.security.next_priority()
         self._schedule_reconnect(now)
 
     def wants_connection(self, now: float) -> bool:
@@ -383,6 +385,7 @@ class Charger:
         self._registrar.rebooted()
         self._tx.rebooted()
         self.security_ops.rebooted(now)
+        self.security.csms_url = self.vendor.csms_url_at_boot(self.config) or self.security.csms_url
         self.maintenance.rebooted(now)
         for c in self.connectors.values():
             c.reported_status = None

@@ -68,6 +68,8 @@ class StationSecurity:
     roots: dict[str, list[x509.Certificate]] = field(default_factory=dict)
     network_profiles: dict[int, NetworkProfile] = field(default_factory=dict)
     priority: list[int] = field(default_factory=list)
+    #: Which entry of ``priority`` the charger connects with now (it moves on when a connection fails).
+    priority_index: int = 0
     _pending: dict[str, ec.EllipticCurvePrivateKey] = field(default_factory=dict)
 
     # ---- the station certificate: CSR out, signed chain in -------------------------------------------------
@@ -188,9 +190,22 @@ class StationSecurity:
 
     def apply_priority(self) -> bool:
         """At a reboot: connect with the first slot of the priority list (True when that changed anything)."""
+        self.priority_index = 0
+        return self._use(0)
+
+    def next_priority(self) -> bool:
+        """A connection attempt failed: move on to the next slot of the priority list, after the last back to
+        the first (2.0.1 B10: a station that cannot connect with one profile tries the next). True when the
+        charger now connects elsewhere; a list of one slot (or none) changes nothing."""
+        if len(self.priority) < 2:
+            return False
+        self.priority_index = (self.priority_index + 1) % len(self.priority)
+        return self._use(self.priority_index)
+
+    def _use(self, index: int) -> bool:
         if not self.priority:
             return False
-        chosen = self.network_profiles[self.priority[0]]
+        chosen = self.network_profiles[self.priority[index]]
         if chosen.security_profile == self.profile and chosen.url == self.csms_url:
             return False
         self.profile, self.csms_url = chosen.security_profile, chosen.url

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from csms.ocpp.convert import format_time, from_posix
 from csms.ocpp.versions import OCPP16, OCPP21, OCPP201, Version
-from simulator.station.config import STR, Entry
+from simulator.station.config import STR, Configuration, Entry
 from simulator.station.offline_queue import QueuedMessage
 
 if TYPE_CHECKING:
@@ -69,8 +69,11 @@ class Quirks:
     #: 1.6: meterStop is this value (the firmware did not know the register) and the closing register reading
     #: follows the StopTransaction in a MeterValues with context Transaction.End.
     unknown_meter_stop: int | None = None
-    #: A vendor configuration key holding the CSMS URL (1.6 GetConfiguration/ChangeConfiguration).
+    #: A vendor configuration key holding the CSMS URL (1.6 GetConfiguration/ChangeConfiguration); the
+    #: charger dials the URL written there from its next reboot on.
     csms_url_key: str | None = None
+    #: The key is accepted and stored, but the firmware keeps dialling the URL it was provisioned with.
+    csms_url_key_ignored: bool = False
     #: Heartbeats drift by up to ± this fraction of the interval.
     heartbeat_jitter: float = 0.0
     #: Configuration keys / variables the family ships with (wire name -> value) per version.
@@ -159,6 +162,15 @@ PROFILES: dict[str, VendorProfile] = {
             ALL_VERSIONS,
             Quirks(status_before_boot=True, csms_url_key="CentralSystemURI", heartbeat_jitter=0.05),
         ),
+        VendorProfile(
+            "everest-pinned-url",
+            "EVerest-based chargers whose integrator pins the CSMS URL: CentralSystemURI is accepted and "
+            "stored, the charger keeps dialling its provisioned URL (what a re-point must catch)",
+            "EVerest",
+            "libocpp-pinned",
+            frozenset({OCPP16}),
+            Quirks(status_before_boot=True, csms_url_key="CentralSystemURI", csms_url_key_ignored=True),
+        ),
     )
 }
 
@@ -176,7 +188,8 @@ def config_entries(profile: VendorProfile, version: Version) -> tuple[Entry, ...
     key = profile.quirks.csms_url_key
     if key is None or version != OCPP16:
         return ()
-    return (Entry("csms_url", key, "", False, STR, "stored only; the link shell dials its own URL", True),)
+    reads = "stored only" if profile.quirks.csms_url_key_ignored else "the CSMS URL from the next reboot on"
+    return (Entry("csms_url", key, "", False, STR, reads, True),)
 
 
 class FirmwareView(Protocol):
@@ -219,6 +232,13 @@ class VendorFirmware:
         if jitter <= 0 or interval <= 0:
             return float(interval)
         return interval * (1.0 + self.charger.rng.uniform(-jitter, jitter))
+
+    def csms_url_at_boot(self, config: Configuration) -> str | None:
+        """1.6 at a reboot: the URL the vendor key names (None: no key, an empty one, or a firmware that
+        ignores it)."""
+        if self.quirks.csms_url_key is None or self.quirks.csms_url_key_ignored or not config.has("csms_url"):
+            return None
+        return config.value(self.quirks.csms_url_key) or None
 
     # ---- the wire -----------------------------------------------------------------------------------
     def outgoing(self, action: str, payload: dict[str, Any], now: float) -> dict[str, Any]:

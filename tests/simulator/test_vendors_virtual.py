@@ -38,7 +38,9 @@ def test_an_unknown_profile_or_one_for_another_version_is_refused_with_the_choic
 def test_mixed_vendors_lose_nothing_and_every_sessions_energy_matches_the_twin() -> None:
     scenario = load_scenario(ROOT / "scenarios" / "mixed-vendors.yaml")
     profiles = {g.vendor_profile for g in scenario.chargers}
-    assert profiles == set(PROFILES) - {"spec"}  # one group (at least) per vendor profile
+    # One group (at least) per vendor profile; everest-pinned-url is everest on the wire until a re-point writes
+    # its URL key (tests/csms/test_repoint.py), which this scenario does not do.
+    assert profiles == set(PROFILES) - {"spec", "everest-pinned-url"}
     data = report.build(VirtualRun(scenario).run())
     assert data["passed"], data["checks"]
     tx = data["transactions"]

@@ -151,9 +151,8 @@ def set_password(password: str) -> Call:
     return "SetVariables", {"setVariableData": [_variable(*PASSWORD_VARIABLE, password)]}
 
 
-def upgrade_profile(profile: int, csms_url: str, slot: int) -> list[Call]:
-    """A05: SetNetworkProfile (the new profile and URL in ``slot``), NetworkConfigurationPriority naming only
-    that slot (no fallback to a lower profile is offered), then Reset OnIdle: the station comes back on it."""
+def set_network_profile(slot: int, csms_url: str, profile: int) -> Call:
+    """SetNetworkProfile: ``csms_url`` at ``profile`` in configuration ``slot`` (used once a priority names it)."""
     connection = {
         "ocppVersion": "OCPP20",
         "ocppTransport": "JSON",
@@ -162,11 +161,19 @@ def upgrade_profile(profile: int, csms_url: str, slot: int) -> list[Call]:
         "securityProfile": profile,
         "ocppInterface": "Wired0",
     }
-    return [
-        ("SetNetworkProfile", {"configurationSlot": slot, "connectionData": connection}),
-        ("SetVariables", {"setVariableData": [_variable(*PRIORITY_VARIABLE, str(slot))]}),
-        reset("soft"),
-    ]
+    return "SetNetworkProfile", {"configurationSlot": slot, "connectionData": connection}
+
+
+def set_network_priority(slots: list[int]) -> Call:
+    """SetVariables OCPPCommCtrlr.NetworkConfigurationPriority: the slots in the order the station tries them."""
+    value = ",".join(str(slot) for slot in slots)
+    return "SetVariables", {"setVariableData": [_variable(*PRIORITY_VARIABLE, value)]}
+
+
+def upgrade_profile(profile: int, csms_url: str, slot: int) -> list[Call]:
+    """A05: SetNetworkProfile (the new profile and URL in ``slot``), NetworkConfigurationPriority naming only
+    that slot (no fallback to a lower profile is offered), then Reset OnIdle: the station comes back on it."""
+    return [set_network_profile(slot, csms_url, profile), set_network_priority([slot]), reset("soft")]
 
 
 def credential_change(action: str, payload: dict[str, Any]) -> CredentialChange | None:
