@@ -42,7 +42,7 @@ def client_context(
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if virtual_time:
-        context.verify_flags |= _NO_CHECK_TIME
+        without_wall_clock(context)
     roots = security.roots.get("CSMSRootCertificate", [])
     if ca_file is not None:
         context.load_verify_locations(cafile=str(ca_file))
