@@ -184,10 +184,15 @@ class LoadManager:
             out = planner.replan(now)
         return self._latest(out)
 
-    def resume(self, memory: Memory, now: float) -> list[Command]:
+    def resume(self, memory: Memory, now: float, elsewhere: Mapping[str, bool] | None = None) -> list[Command]:
         """Start from what the store remembers (a process that starts or restarts). Readings re-plan at
         their own time only to fill the building-load estimate; the stations are all offline here, so
-        nothing is sent until they connect."""
+        nothing is sent until they connect.
+
+        ``elsewhere`` (a cluster node taking a site over) says for stations not connected here whether
+        another node holds their socket: those are online, planned with everyone else from the first plan
+        on, rather than reserved at their rating as a restarted process must treat stations it cannot see.
+        """
         for stored in memory.sessions:
             self._sessions[stored.key] = _Known(
                 plugged_at=stored.plugged_at,
@@ -209,12 +214,21 @@ class LoadManager:
             currents = None if None in r.currents_a else r.currents_a
             at, incl = min(r.at, now), r.includes_ev
             self.site_reading(r.site_id, at, power_w=r.power_w, currents_a=currents, includes_ev=incl, replan=False)
+        out += self._online_elsewhere(memory.setups, elsewhere or {}, now)
         for setup in memory.setups:  # only the sites handed in: a node taking over one site leaves the others be
             resumed = self.planners.get(setup.site_id)
             if resumed is not None:
                 resumed.resumed(now)
                 out += resumed.replan(now)
         return self._latest(out)
+
+    def _online_elsewhere(self, setups: list[SiteSetup], elsewhere: Mapping[str, bool], now: float) -> list[Command]:
+        out: list[Command] = []
+        for setup in setups:
+            for station_id in sorted({e.station_id for e in setup.topology.evses}):
+                if elsewhere.get(station_id) and station_id not in self._online:
+                    out += self.connected(station_id, setup.versions.get(station_id, OCPP16), now)
+        return out
 
     def sync(self, memory: Memory, elsewhere: Mapping[str, bool], now: float) -> list[Command]:
         """Catch up with the stations connected to *other* nodes of a cluster: ``memory`` is what the store

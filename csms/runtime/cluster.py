@@ -37,7 +37,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
@@ -306,8 +306,7 @@ class Cluster:
             lm.own({n.removeprefix("site:") for n in list(self.leases.held) if n.startswith("site:") and self.holds(n)})
             elsewhere = lm.stations_elsewhere()
             if elsewhere:
-                owners = await self.redis.mget([self.station_key(s) for s in elsewhere])
-                lm.sync({s: o is not None and o != self.node_id for s, o in zip(elsewhere, owners, strict=True)})
+                lm.sync(await self._held_elsewhere(elsewhere))
         active = self.holds(ALERTS_LEASE)
         if self.monitor is not None and active != self.monitor.active:
             self.monitor.activate(active, await self._online_everywhere() if active else [])
@@ -336,6 +335,22 @@ class Cluster:
             command.payload,
             lambda outcome: answered(str(outcome.get("outcome")), outcome.get("payload")),
         )
+
+    def locate(self, station_ids: list[str], located: Callable[[Mapping[str, bool]], None]) -> None:
+        """Which of ``station_ids`` another node holds the socket of (load management taking a site over)."""
+        self._spawn(self._locate(station_ids, located))
+
+    async def _locate(self, station_ids: list[str], located: Callable[[Mapping[str, bool]], None]) -> None:
+        try:
+            where = await self._held_elsewhere(station_ids)
+        except Exception as exc:  # Redis away: plan as a restarted process would, with those stations unseen
+            log.warning("cannot locate stations: %s", exc)
+            where = dict.fromkeys(station_ids, False)
+        located(where)
+
+    async def _held_elsewhere(self, station_ids: list[str]) -> dict[str, bool]:
+        owners = await self.redis.mget([self.station_key(s) for s in station_ids])
+        return {s: o is not None and o != self.node_id for s, o in zip(station_ids, owners, strict=True)}
 
     def remediate(
         self, station_id: str, action: str, payload: dict[str, Any], answered: Callable[[dict[str, Any]], None]

@@ -74,12 +74,6 @@ async def until(predicate, timeout: float, what: str) -> float:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known regression (2026-12-04, since the local-list merge): about half the runs, the new holder's plan "
-    "tells most chargers 0 W and never hands a departed car's share to the others; the lease take-over, the "
-    "reconnects, the site limit and the acknowledged messages all hold. First thing of the next session.",
-)
 async def test_the_site_lease_moves_when_its_holder_is_killed(tmp_path):
     require_redis()
     import redis.asyncio as aioredis

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from csms.domain import events as ev
-from csms.loadmgmt.manager import PENDING_NEEDS_S, LoadManager, SiteSetup
+from csms.loadmgmt.manager import PENDING_NEEDS_S, LoadManager, Memory, SiteSetup, StoredSession
 from csms.loadmgmt.topology import Evse, Node, Site
 
 T0 = 1_800_000_000.0
@@ -194,3 +194,32 @@ def test_an_iso15118_evs_limit_caps_its_tx_profile_and_each_needs_message_gets_o
     ]
     accepted = ev.EvChargingAnswer("Accepted")
     assert tx_limits(manager.committed("cp1", [(rejected, accepted)], T0 + 5)) == []
+
+
+def _taken_over_site() -> Memory:
+    """Three chargers of one site charging under a 24 A grid; only cpA is connected to the node taking over."""
+    evses = tuple(Evse(s, 1, max_current_a=16.0, fallback_current_a=6.0) for s in ("cpA", "cpB", "cpC"))
+    site = Site("s", Node("grid", phase_limits_a=(24.0,) * 3, evses=evses))
+    setup = SiteSetup("s", site, strategy="equal_share", versions=dict.fromkeys(("cpA", "cpB", "cpC"), "1.6"))
+    sessions = [StoredSession((s, 1), T0 - 600, str(i + 1)) for i, s in enumerate(("cpA", "cpB", "cpC"))]
+    return Memory([setup], sessions, [])
+
+
+def _tx_limits(commands) -> dict[str, float]:
+    profiles = {c.station_id: c.payload["csChargingProfiles"] for c in commands if "csChargingProfiles" in c.payload}
+    return {
+        s: p["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
+        for s, p in profiles.items()
+        if p["chargingProfilePurpose"] == "TxProfile"
+    }
+
+
+def test_a_node_taking_a_site_over_plans_the_stations_on_other_nodes_as_online_from_its_first_plan():
+    manager = LoadManager()
+    manager.connected("cpA", "1.6", T0)
+    first = manager.resume(_taken_over_site(), T0, elsewhere={"cpB": True, "cpC": True})
+    assert _tx_limits(first) == {"cpA": 8.0, "cpB": 8.0, "cpC": 8.0}  # 24 A shared by all three at once
+
+    restarted = LoadManager()  # a restarted single process cannot see cpB and cpC: reserved at their rating
+    restarted.connected("cpA", "1.6", T0)
+    assert _tx_limits(restarted.resume(_taken_over_site(), T0)) == {"cpA": 0.0}

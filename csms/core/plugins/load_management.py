@@ -44,6 +44,10 @@ class Router(Protocol):
 
     def route(self, command: Command, site_id: str, answered: Answered) -> None: ...
 
+    def locate(self, station_ids: list[str], located: Callable[[Mapping[str, bool]], None]) -> None:
+        """``located`` with, for each station, whether another node holds its socket (the registry's word)."""
+        ...
+
 
 class LoadManagement:
     """Plans every managed site (or the sites it :meth:`own` s) and enforces the plan through the host."""
@@ -84,7 +88,30 @@ class LoadManagement:
             with self.host.session_factory() as db:
                 return read_memory(db, now, config, sites)
 
-        self.host.scheduler.run_db(read, lambda memory: self.send(self.manager.resume(memory, now)))
+        self.host.scheduler.run_db(read, partial(self._resumed, now))
+
+    def _resumed(self, now: float, memory: Memory) -> None:
+        """A cluster node taking sites over first asks where their other stations are, so that its first plan
+        counts those on other nodes as online (not as unseen stations reserved at their rating, which would
+        leave the ones connected here next to nothing until the next lease round)."""
+        if self._host is None:
+            return
+        here = set(self.host.connections)
+        away = sorted({e.station_id for setup in memory.setups for e in setup.topology.evses} - here)
+        if self.router is None or self.owned is None or not away:
+            self.send(self.manager.resume(memory, now))
+            return
+        self.router.locate(away, partial(self._located, memory))
+
+    def _located(self, memory: Memory, elsewhere: Mapping[str, bool]) -> None:
+        if self._host is None or self.owned is None:
+            return
+        kept = [setup for setup in memory.setups if setup.site_id in self.owned]  # a lease lost meanwhile
+        if kept:
+            evses = {e.key for setup in kept for e in setup.topology.evses}
+            sessions = [s for s in memory.sessions if s.key in evses]
+            memory = Memory(kept, sessions, [r for r in memory.readings if r.site_id in self.owned])
+            self.send(self.manager.resume(memory, self.host.scheduler.now(), elsewhere))
 
     # ---- cluster ----------------------------------------------------------------------------------------
     def own(self, sites: set[str]) -> None:
