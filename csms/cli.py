@@ -1174,7 +1174,122 @@ def build_parser() -> argparse.ArgumentParser:
     _bundle_parsers(commands)
     _import_parsers(commands)
     _migrate_parsers(commands)
+    _report_parsers(commands)
     return parser
+
+
+def _report_parsers(commands: Any) -> None:
+    reports = commands.add_parser(
+        "reports", help="usage reports, session exports and report plots", description="Reports on the database."
+    ).add_subparsers(dest="report", required=True, metavar="REPORT")
+    usage = reports.add_parser(
+        "usage",
+        help="sessions, energy, occupancy, utilisation and uptime per key",
+        description="One row per site, station, driver, group, day or month over [--from, --to).",
+    )
+    usage.add_argument("--by", required=True, choices=["site", "station", "driver", "group", "day", "month"])
+    usage.add_argument("--format", default="table", choices=["table", "json", "csv", "jsonl", "parquet"])
+    sessions = reports.add_parser(
+        "sessions", help="every session of the period, one row each", description="Export the period's sessions."
+    )
+    sessions.add_argument("--format", default="csv", choices=["csv", "jsonl", "parquet"])
+    sessions.add_argument("--station", help="only this station's sessions")
+    plot = reports.add_parser("plot", help="a report picture (PNG)", description="Draw a report picture.")
+    plot.add_argument("kind", choices=["energy", "utilisation"])
+    for parser in (usage, sessions, plot):
+        parser.add_argument("--from", dest="start", required=True, type=_instant, help="ISO 8601, naive is UTC")
+        parser.add_argument("--to", dest="end", required=True, type=_instant, help="ISO 8601 (excluded)")
+        parser.add_argument("--tz", default="UTC", help="IANA time zone of days, months and hours (default UTC)")
+        parser.add_argument("--site", help="only this site's ports")
+        parser.add_argument("--out", type=Path, help="file to write (default: standard output; needed for binary)")
+        _database_option(parser)
+        parser.set_defaults(handler=cmd_reports)
+
+
+def _instant(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
+
+
+def cmd_reports(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        tz = ZoneInfo(args.tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        print(f"--tz: unknown time zone {args.tz!r}", file=sys.stderr)
+        return 2
+    binary = args.report == "plot" or args.format == "parquet"
+    if binary and args.out is None:
+        print(f"--out FILE is needed for a {'PNG' if args.report == 'plot' else 'Parquet'} file", file=sys.stderr)
+        return 2
+    written = _in_transaction(args, lambda db: _write_report(db, args, tz))
+    if args.out is not None:
+        print(f"wrote {written} to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _write_report(db: Session, args: argparse.Namespace, tz: Any) -> str:
+    from csms.reports import plots
+    from csms.services import usage_reports as ur
+
+    if args.report == "plot":
+        if args.kind == "energy":
+            rows = ur.usage(db, args.start, args.end, "day", tz=tz, site_id=args.site)
+            png = plots.per_day(rows, "energy_kwh", "kWh", f"Energy per day ({args.tz})")
+        else:
+            matrix = ur.occupancy_by_hour(db, args.start, args.end, tz=tz, site_id=args.site)
+            png = plots.occupancy_heatmap(matrix, f"Ports occupied by hour ({args.tz})")
+        args.out.write_bytes(png)
+        return f"{len(png):,} bytes of PNG"
+    if args.report == "usage":
+        rows = ur.usage(db, args.start, args.end, args.by, tz=tz, site_id=args.site)
+        columns = [args.by, "sessions", "energy_kwh", "occupied_hours", "utilisation_pct", "uptime_pct"]
+        if args.format == "table":
+            return _emit(args, _table([[r[c] for c in columns] for r in rows], [c.upper() for c in columns]) + "\n")
+        return _emit_rows(args, rows, columns, len(rows))
+    start, end = ur.period(args.start, args.end)
+    stream = (
+        {c: getattr(r, c) for c in ur.SESSION_COLUMNS}
+        for r in ur.sessions(db, start, end, site_id=args.site, station_id=args.station)
+    )
+    return _emit_rows(args, stream, list(ur.SESSION_COLUMNS), None)
+
+
+def _emit_rows(args: argparse.Namespace, rows: Any, columns: list[str], count: int | None) -> str:
+    from csms.reports import formats
+
+    if args.format == "parquet":
+        with args.out.open("wb") as out:
+            count = formats.write_parquet(rows, columns, out)
+        return f"{count} rows of Parquet"
+    if args.format == "json":
+        return _emit(args, json.dumps(list(rows), indent=1, default=str) + "\n")
+    lines = (
+        formats.csv_lines(rows, columns)
+        if args.format == "csv"
+        else (b.decode() for b in formats.jsonl_lines(rows, columns))
+    )
+    out = args.out.open("w", newline="") if args.out is not None else sys.stdout
+    written = 0
+    try:
+        for line in lines:
+            out.write(line)
+            written += 1
+    finally:
+        if args.out is not None:
+            out.close()
+    return f"{written - (args.format == 'csv')} rows of {args.format.upper()}"
+
+
+def _emit(args: argparse.Namespace, text: str) -> str:
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text)
+    return f"{len(text):,} characters"
 
 
 def _bundle_parsers(commands: Any) -> None:

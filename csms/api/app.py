@@ -26,6 +26,7 @@ from csms.api.routes import (
     local_lists,
     monitoring,
     repoint,
+    reports,
     reservations,
     security_events,
     sites,
@@ -60,7 +61,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     routers = (
         stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics,
         security_events, certificates, contract_roots, configuration, display_messages, reservations,
-        monitoring, local_lists, bundles, repoint,
+        monitoring, local_lists, bundles, repoint, reports,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)

@@ -28,7 +28,7 @@ def _factory(request: Request) -> sessionmaker[Session]:
     return request.app.state.session_factory
 
 
-def _read_factory(request: Request) -> sessionmaker[Session]:
+def read_factory(request: Request) -> sessionmaker[Session]:
     state = request.app.state
     if getattr(state, "read_session_factory", None) is None:
         state.read_session_factory = read_only_factory(state.session_factory)
@@ -38,7 +38,7 @@ def _read_factory(request: Request) -> sessionmaker[Session]:
 def db_session(request: Request) -> Iterator[Session]:
     # GET/HEAD only read: they must not queue for SQLite's write lock behind the gateway's group commit.
     reading = request.method in ("GET", "HEAD")
-    with (_read_factory(request) if reading else _factory(request))() as db:
+    with (read_factory(request) if reading else _factory(request))() as db:
         try:
             yield db
         except BaseException:
@@ -78,7 +78,7 @@ def key_is_valid(request: Request, key: str | None) -> bool:
     fixed: str | None = request.app.state.api_key
     if fixed and hmac.compare_digest(fixed.encode(), key.encode()):
         return True
-    with _read_factory(request)() as db:
+    with read_factory(request)() as db:
         return apikeys.is_valid(db, key)
 
 

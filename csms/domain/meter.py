@@ -152,6 +152,15 @@ def end_register(stop_wh: float | None, newest_wh: float | None) -> float | None
     return max(stop_wh, newest_wh)
 
 
+def session_energy_wh(start_wh: float | None, stop_wh: float | None, newest_wh: float | None) -> float:
+    """The energy a transaction delivered: its end register (:func:`end_register`) less its start, never
+    negative; 0 while either end is unknown."""
+    end = end_register(stop_wh, newest_wh)
+    if end is None or start_wh is None:
+        return 0.0
+    return max(0.0, end - start_wh)
+
+
 def grid_readings(samples: Iterable[ev.Sample]) -> list[Reading]:
     """The readings of a site's grid meter (EVSE/connector 0 of its meter station) that say what the site
     draws: those with a power or a line current. A reading with a negative or non-finite value is left out

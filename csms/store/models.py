@@ -222,10 +222,7 @@ class Transaction(Base):
 
     @property
     def energy_wh(self) -> float:
-        end = meter.end_register(self.meter_stop_wh, self.last_meter_wh)
-        if end is None or self.meter_start_wh is None:
-            return 0.0
-        return max(0.0, end - self.meter_start_wh)
+        return meter.session_energy_wh(self.meter_start_wh, self.meter_stop_wh, self.last_meter_wh)
 
 
 class TransactionEvent(Base):
