@@ -31,12 +31,14 @@ from sqlalchemy.orm import Session
 from csms.api.redaction import mask_url
 from csms.pki import authority
 from csms.pki.local_ca import LocalTestCa
+from csms.reports.invoices import Party
 from csms.runtime import logs
 from csms.runtime import settings as serve_settings
 from csms.runtime.settings import ServeSettings
 from csms.services import (
     apikeys,
     authorization,
+    billing,
     certificates,
     contracts,
     imports,
@@ -179,6 +181,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 logs_configured=True,
                 on_ready=ready,
                 public_url=settings.public_url,
+                payment_webhook_secret=settings.payment_webhook_secret,
+                seller=_seller(settings),
                 broker_url=settings.broker,
                 node_id=settings.node_id,
                 registry_ttl_s=settings.registry_ttl,
@@ -1175,7 +1179,106 @@ def build_parser() -> argparse.ArgumentParser:
     _import_parsers(commands)
     _migrate_parsers(commands)
     _report_parsers(commands)
+    _billing_parsers(commands)
     return parser
+
+
+def _billing_parsers(commands: Any) -> None:
+    accounts = commands.add_parser(
+        "accounts", help="billing accounts (drivers, fleets, properties)", description="Billing accounts."
+    ).add_subparsers(dest="accounts_command", required=True, metavar="COMMAND")
+    add = accounts.add_parser("add", help="create an account", description="Create a billing account.")
+    add.add_argument("account_id", metavar="ID")
+    add.add_argument("--name", required=True)
+    add.add_argument("--kind", choices=billing.KINDS, default="driver")
+    add.add_argument("--billing", choices=billing.BILLING, default="postpaid")
+    add.add_argument("--currency", default="EUR", help="ISO 4217 (default EUR)")
+    add.add_argument("--payment-method", choices=billing.METHODS, default="bank_transfer")
+    add.add_argument("--email")
+    add.add_argument("--vat-id")
+    listing = accounts.add_parser("list", help="accounts with their balance", description="List accounts.")
+    link = accounts.add_parser("link", help="the account pays for a token", description="Link a token to an account.")
+    link.add_argument("account_id", metavar="ID")
+    link.add_argument("id_token", metavar="TOKEN")
+    invoices = commands.add_parser(
+        "invoices", help="monthly invoices of postpaid accounts", description="Invoices."
+    ).add_subparsers(dest="invoices_command", required=True, metavar="COMMAND")
+    issue = invoices.add_parser("issue", help="invoice a month that has ended", description="Issue a month's invoices.")
+    issue.add_argument("--month", required=True, metavar="YYYY-MM")
+    issue.add_argument("--tz", default="UTC", help="IANA time zone of the month (default UTC)")
+    document = invoices.add_parser("document", help="write an invoice as PDF or CSV", description="An invoice file.")
+    document.add_argument("number", metavar="NUMBER")
+    document.add_argument("--out", type=Path, required=True, help="FILE.pdf or FILE.csv")
+    for parser in (add, listing, link, issue, document):
+        _database_option(parser)
+        parser.set_defaults(handler=cmd_billing)
+
+
+def cmd_billing(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo
+
+    from csms.domain import money
+    from csms.reports import invoices as documents
+
+    now = datetime.now(UTC)
+    command = getattr(args, "accounts_command", None) or args.invoices_command
+
+    def work(db: Session) -> str:
+        if command == "add":
+            billing.create_account(
+                db, args.account_id, kind=args.kind, name=args.name, billing=args.billing, currency=args.currency,
+                now=now, email=args.email, payment_method=args.payment_method, vat_id=args.vat_id,
+            )  # fmt: skip
+            return f"account {args.account_id} created ({args.billing}, {args.currency})"
+        if command == "link":
+            billing.link_token(db, args.account_id, args.id_token)
+            return f"account {args.account_id} pays for token {args.id_token}"
+        if command == "list":
+            accounts: list[Sequence[Any]] = [
+                (a.id, a.kind, a.billing, a.name, money.format_amount(billing.balance(db, a.id), a.currency))
+                for a in billing.list_accounts(db)
+            ]
+            return _table(accounts, ("ID", "KIND", "BILLING", "NAME", "BALANCE"))
+        if command == "issue":
+            year, month = (int(part) for part in args.month.split("-"))
+            issued = billing.issue_invoices(db, year, month, tz=ZoneInfo(args.tz), now=now)
+            numbers: list[Sequence[Any]] = [
+                (i.number, i.account_id, money.format_amount(i.gross_minor, i.currency)) for i in issued
+            ]
+            return _table(numbers, ("NUMBER", "ACCOUNT", "TOTAL")) if numbers else "nothing to invoice"
+        invoice = billing.get_invoice(db, args.number)
+        account = billing.get_account(db, invoice.account_id)
+        doc = documents.InvoiceDocument(
+            invoice.number, invoice.issued_at, invoice.period_start, invoice.period_end, invoice.currency,
+            invoice.net_minor, invoice.vat_minor, invoice.gross_minor, invoice.lines, _seller_from_environment(),
+            documents.Party(account.name, account.address or "", account.vat_id or "", account.email or ""),
+        )  # fmt: skip
+        if args.out.suffix == ".csv":
+            args.out.write_text("".join(documents.csv_document(doc)))
+        else:
+            args.out.write_bytes(documents.pdf_document(doc))
+        return f"wrote {args.out}"
+
+    try:
+        print(_in_transaction(args, work))
+    except (DomainError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _seller_from_environment() -> Party:
+    """The seller as `csms serve` would have it from the environment (CHARGETWIN_SELLER_…), else the defaults."""
+    defaults = ServeSettings()
+    values = {
+        name: os.environ.get(serve_settings.env_of(name), getattr(defaults, name))
+        for name in ("seller_name", "seller_address", "seller_vat_id")
+    }
+    return _seller(defaults.model_copy(update=values))
+
+
+def _seller(settings: ServeSettings) -> Party:
+    return Party(settings.seller_name, settings.seller_address.replace("\\n", "\n"), settings.seller_vat_id)
 
 
 def _report_parsers(commands: Any) -> None:

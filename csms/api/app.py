@@ -15,6 +15,7 @@ from csms.api.limits import BoundedBodies
 from csms.api.request_id import RequestIds
 from csms.api.routes import (
     alerts,
+    billing,
     bundles,
     calls,
     certificates,
@@ -38,6 +39,7 @@ from csms.api.routes import (
 )
 from csms.gateway.server import Gateway
 from csms.services.errors import DomainError
+from csms.services.payments import payment_providers
 
 PREFIX = "/api/v1"
 
@@ -61,13 +63,15 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     routers = (
         stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics,
         security_events, certificates, contract_roots, configuration, display_messages, reservations,
-        monitoring, local_lists, bundles, repoint, reports,
+        monitoring, local_lists, bundles, repoint, reports, billing,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)
     # Station-facing upload/download URLs: guarded by unguessable tokens, not by API keys.
     app.include_router(diagnostics.public_router, prefix=PREFIX)
+    app.include_router(billing.public_router, prefix=PREFIX)
     app.state.public_url = None  # the API's base URL as stations reach it (None: the request's own)
+    app.state.payment_providers = payment_providers(None)  # run_server gives them their webhook secrets
     app.state.monitor = None  # the alert monitor, when run_server starts one
     app.include_router(dashboard.router)
     mount_docs(app)

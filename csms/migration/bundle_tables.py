@@ -41,6 +41,12 @@ EXPORTED: dict[str, str] = {
     "webhooks": "webhook subscriptions (their signing secret is the one clear-text secret in a bundle)",
     "file_transfers": "diagnostics uploads and firmware update requests (URL tokens as hashes)",
     "firmware_files": "firmware images offered to stations",
+    "billing_accounts": "billing accounts: drivers, fleets, properties (postpaid or prepaid)",
+    "account_tokens": "which account pays for each token's sessions",
+    "ledger_entries": "the append-only ledger: charges, fees, payments, top-ups, reversals",
+    "invoices": "issued invoices with their lines (numbers keep counting on the new CSMS)",
+    "invoice_items": "which ledger entries each invoice billed",
+    "payment_fees": "processing fees per payment method and currency",
 }
 
 #: Tables left out, and why.

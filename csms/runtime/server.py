@@ -36,10 +36,12 @@ from csms.gateway.frame_rate import FrameRate
 from csms.gateway.lookups import ThreadedLookups
 from csms.gateway.server import Gateway
 from csms.pki.lookups import ContractProvider
+from csms.reports.invoices import Party
 from csms.runtime import metrics as metrics_
 from csms.runtime import probes
 from csms.runtime.webhooks import WebhookSender
 from csms.services.config import CsmsConfig
+from csms.services.payments import payment_providers
 from csms.store import migrate
 from csms.store.database import make_engine, make_session_factory
 
@@ -109,6 +111,8 @@ async def run_server(
     alert_rules: AlertRules | None = None,
     remediation: RemediationPolicy | None = None,
     public_url: str | None = None,
+    payment_webhook_secret: str | None = None,
+    seller: Party | None = None,
     broker_url: str | None = None,
     node_id: str | None = None,
     registry_ttl_s: int = 15,
@@ -191,6 +195,8 @@ async def run_server(
         app = create_app(session_factory, gateway, api_key)
         app_list_sync(app)  # its host plugin keeps local lists in step, also those that fell behind
         app.state.public_url = public_url
+        app.state.payment_providers = payment_providers(payment_webhook_secret)
+        app.state.seller = seller
         app.state.monitor = monitor
         app.state.load_management = load_management
         app.state.webhook_sender = sender

@@ -69,6 +69,13 @@ class ServeSettings(BaseModel):
         None, "an API key fixed at start (else only keys made with `csms apikeys create` work)", secret=True,
         flag=False, min_length=1,
     )  # fmt: skip
+    payment_webhook_secret: str | None = _setting(
+        None, "shared secret that signs bank-transfer payment webhooks (POST /api/v1/payments/webhooks/bank_transfer)",
+        secret=True, flag=False, min_length=16,
+    )  # fmt: skip
+    seller_name: str = _setting("chargetwin operator", "the operator's legal name on invoices", metavar="NAME")
+    seller_address: str = _setting("", "the operator's address on invoices (lines separated by '\\n')", metavar="TEXT")
+    seller_vat_id: str = _setting("", "the operator's VAT number on invoices", metavar="ID")
     auto_register: bool = _setting(
         False, "note unknown stations that connect as pending registrations (refused until `csms stations approve`)"
     )

@@ -750,3 +750,91 @@ class LocalListEntryRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     expiry: Mapped[datetime | None] = mapped_column(UtcDateTime())
     group_id: Mapped[str | None] = mapped_column(String(36))
+
+
+# ---- billing --------------------------------------------------------------------------------------------------
+class BillingAccount(Base):
+    """Who pays: a driver, a fleet or a property. Postpaid accounts get a monthly invoice; prepaid ones a
+    balance topped up in advance. Amounts are integers of the currency's minor unit."""
+
+    __tablename__ = "billing_accounts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # driver | fleet | property
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    billing: Mapped[str] = mapped_column(String(10))  # postpaid | prepaid
+    currency: Mapped[str] = mapped_column(String(3))
+    payment_method: Mapped[str] = mapped_column(String(20), default="bank_transfer")
+    address: Mapped[str | None] = mapped_column(Text)
+    vat_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AccountToken(Base):
+    """An id token whose sessions an account pays for."""
+
+    __tablename__ = "account_tokens"
+
+    id_token: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("billing_accounts.id", ondelete="CASCADE"), index=True)
+
+
+class LedgerEntry(Base):
+    """One debit or credit of an account, never edited: a mistake is undone by a reversal (its negation, naming
+    the entry it reverses). ``amount_minor`` > 0 is owed by the account (a charge, a fee), < 0 is paid or
+    credited (a payment, a top-up, a reversal of a charge)."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (Index("ix_ledger_entries_account_at", "account_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("billing_accounts.id", ondelete="RESTRICT"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    kind: Mapped[str] = mapped_column(String(16))  # charge | fee | payment | top_up | reversal | adjustment
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    vat_minor: Mapped[int] = mapped_column(BigInteger, default=0)  # the VAT included in amount_minor
+    currency: Mapped[str] = mapped_column(String(3))
+    description: Mapped[str] = mapped_column(String(300))
+    #: What it is about: a transaction id, a payment reference, an invoice number.
+    reference: Mapped[str | None] = mapped_column(String(100), index=True)
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), unique=True)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    recorded_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class Invoice(Base):
+    """A numbered invoice (numbers without gaps per year: INV-2026-000001) of a postpaid account's month."""
+
+    __tablename__ = "invoices"
+
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("billing_accounts.id", ondelete="RESTRICT"), index=True)
+    period_start: Mapped[datetime] = mapped_column(UtcDateTime())
+    period_end: Mapped[datetime] = mapped_column(UtcDateTime())
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    currency: Mapped[str] = mapped_column(String(3))
+    net_minor: Mapped[int] = mapped_column(BigInteger)
+    vat_minor: Mapped[int] = mapped_column(BigInteger)
+    gross_minor: Mapped[int] = mapped_column(BigInteger)
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class InvoiceItem(Base):
+    """Which ledger entry an invoice bills (each at most once; the ledger itself is never written again)."""
+
+    __tablename__ = "invoice_items"
+
+    entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"), primary_key=True)
+    invoice_number: Mapped[str] = mapped_column(ForeignKey("invoices.number"), index=True)
+
+
+class PaymentFee(Base):
+    """The processing fee a payment method costs, disclosed as a line on every receipt and invoice."""
+
+    __tablename__ = "payment_fees"
+
+    method: Mapped[str] = mapped_column(String(20), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    fixed_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    percent: Mapped[str] = mapped_column(String(12), default="0")  # a Decimal, kept exact as text
