@@ -1290,7 +1290,9 @@ def _report_parsers(commands: Any) -> None:
         help="sessions, energy, occupancy, utilisation and uptime per key",
         description="One row per site, station, driver, group, day or month over [--from, --to).",
     )
-    usage.add_argument("--by", required=True, choices=["site", "station", "driver", "group", "day", "month"])
+    usage.add_argument(
+        "--by", required=True, choices=["site", "station", "driver", "group", "vehicle", "cost_centre", "day", "month"]
+    )
     usage.add_argument("--format", default="table", choices=["table", "json", "csv", "jsonl", "parquet"])
     sessions = reports.add_parser(
         "sessions", help="every session of the period, one row each", description="Export the period's sessions."

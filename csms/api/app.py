@@ -24,6 +24,7 @@ from csms.api.routes import (
     credentials,
     diagnostics,
     display_messages,
+    fleet,
     local_lists,
     monitoring,
     repoint,
@@ -63,7 +64,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     routers = (
         stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics,
         security_events, certificates, contract_roots, configuration, display_messages, reservations,
-        monitoring, local_lists, bundles, repoint, reports, billing,
+        monitoring, local_lists, bundles, repoint, reports, billing, fleet,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)

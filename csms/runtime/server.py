@@ -30,6 +30,7 @@ from csms.api.local_lists import app_list_sync
 from csms.api.redaction import install_access_log_filter
 from csms.core.plugins.alerts import AlertMonitor
 from csms.core.plugins.certificates import CertificateManager
+from csms.core.plugins.fleet import FleetNeeds
 from csms.core.plugins.load_management import LoadManagement
 from csms.core.plugins.reservations import ReservationExpiry
 from csms.gateway.frame_rate import FrameRate
@@ -169,6 +170,8 @@ async def run_server(
     try:
         gateway.add_plugin(monitor)
         gateway.add_plugin(load_management)
+        fleet_needs = FleetNeeds(load_management)  # a fleet vehicle's schedule becomes its charging needs
+        gateway.add_plugin(fleet_needs)
         gateway.add_plugin(CertificateManager())
         gateway.add_plugin(ReservationExpiry())
         monitor.start()
@@ -199,6 +202,7 @@ async def run_server(
         app.state.seller = seller
         app.state.monitor = monitor
         app.state.load_management = load_management
+        app.state.fleet = fleet_needs
         app.state.webhook_sender = sender
         app.state.readiness = readiness  # a part started later may add its check
         metrics_.mount(app, metrics)

@@ -23,10 +23,10 @@ from csms import uptime as up
 from csms.domain import meter
 from csms.services import uptime
 from csms.services.errors import Invalid
-from csms.store.models import Connector, IdToken, SiteEvse, Transaction
+from csms.store.models import Connector, FleetDriver, FleetVehicle, IdToken, SiteEvse, Transaction
 
-Dimension = Literal["site", "station", "driver", "group", "day", "month"]
-DIMENSIONS: tuple[Dimension, ...] = ("site", "station", "driver", "group", "day", "month")
+Dimension = Literal["site", "station", "driver", "group", "vehicle", "cost_centre", "day", "month"]
+DIMENSIONS: tuple[Dimension, ...] = ("site", "station", "driver", "group", "vehicle", "cost_centre", "day", "month")
 #: The key of a session without one (no site, no token, a token in no group).
 NONE_KEY = "(none)"
 
@@ -39,6 +39,8 @@ class SessionRow:
     site_id: str | None
     id_token: str | None
     group_id: str | None
+    vehicle_id: str | None
+    cost_centre: str | None
     started_at: datetime | None
     stopped_at: datetime | None
     energy_wh: float
@@ -83,6 +85,8 @@ def sessions(
             SiteEvse.site_id,
             Transaction.id_token,
             IdToken.group_id,
+            FleetVehicle.id.label("vehicle_id"),
+            func.coalesce(FleetVehicle.cost_centre, FleetDriver.cost_centre).label("cost_centre"),
             Transaction.started_at,
             Transaction.stopped_at,
             Transaction.meter_start_wh,
@@ -95,6 +99,8 @@ def sessions(
             SiteEvse, and_(SiteEvse.station_id == Transaction.station_id, SiteEvse.evse_id == Transaction.evse_id)
         )
         .outerjoin(IdToken, IdToken.id_token == Transaction.id_token)
+        .outerjoin(FleetVehicle, FleetVehicle.id_token == Transaction.id_token)
+        .outerjoin(FleetDriver, FleetDriver.id == FleetVehicle.driver_id)
         .where(Transaction.started_at >= start, Transaction.started_at < end)
         .order_by(Transaction.started_at, Transaction.id)
         .execution_options(yield_per=batch)
@@ -111,6 +117,8 @@ def sessions(
             r.site_id,
             r.id_token,
             r.group_id,
+            r.vehicle_id,
+            r.cost_centre,
             r.started_at,
             r.stopped_at,
             round(meter.session_energy_wh(r.meter_start_wh, r.meter_stop_wh, r.last_meter_wh), 3),
@@ -180,7 +188,14 @@ def _key(row: SessionRow, by: Dimension, tz: tzinfo) -> str:
     if by in ("day", "month"):
         assert row.started_at is not None  # the query selects by started_at
         return _bucket_key(row.started_at.astimezone(tz), by)
-    value = {"site": row.site_id, "station": row.station_id, "driver": row.id_token, "group": row.group_id}[by]
+    value = {
+        "site": row.site_id,
+        "station": row.station_id,
+        "driver": row.id_token,
+        "group": row.group_id,
+        "vehicle": row.vehicle_id,
+        "cost_centre": row.cost_centre,
+    }[by]
     return value or NONE_KEY
 
 

@@ -838,3 +838,63 @@ class PaymentFee(Base):
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     fixed_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     percent: Mapped[str] = mapped_column(String(12), default="0")  # a Decimal, kept exact as text
+
+
+# ---- fleet ----------------------------------------------------------------------------------------------------
+class FleetDriver(Base):
+    __tablename__ = "fleet_drivers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    cost_centre: Mapped[str | None] = mapped_column(String(40))
+
+
+class FleetVehicle(Base):
+    """A depot's vehicle: its battery and power limits, the token (or ISO 15118 contract id) that identifies it
+    at a charger, its driver and cost centre, and the time zone its departure plan is written in."""
+
+    __tablename__ = "fleet_vehicles"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    vin: Mapped[str | None] = mapped_column(String(17), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    battery_kwh: Mapped[float] = mapped_column(Float)
+    max_ac_kw: Mapped[float | None] = mapped_column(Float)
+    max_dc_kw: Mapped[float | None] = mapped_column(Float)
+    id_token: Mapped[str | None] = mapped_column(String(36), unique=True)
+    emaid: Mapped[str | None] = mapped_column(String(40), unique=True)
+    driver_id: Mapped[str | None] = mapped_column(ForeignKey("fleet_drivers.id", ondelete="SET NULL"))
+    cost_centre: Mapped[str | None] = mapped_column(String(40))
+    depot_id: Mapped[str | None] = mapped_column(ForeignKey("sites.id", ondelete="SET NULL"))
+    tz: Mapped[str] = mapped_column(String(40), default="UTC")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class FleetDeparture(Base):
+    """A departure in a vehicle's plan: weekly (``weekday`` 0 = Monday) or a one-off override on ``on_date``,
+    which replaces that day's weekly departures. Local time of the vehicle's zone; a target SoC or energy."""
+
+    __tablename__ = "fleet_departures"
+    __table_args__ = (UniqueConstraint("vehicle_id", "weekday", "on_date", "time"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    vehicle_id: Mapped[str] = mapped_column(ForeignKey("fleet_vehicles.id", ondelete="CASCADE"), index=True)
+    weekday: Mapped[int | None] = mapped_column(Integer)
+    on_date: Mapped[str | None] = mapped_column(String(10))
+    time: Mapped[str] = mapped_column(String(5))
+    target_soc_pct: Mapped[float | None] = mapped_column(Float)
+    target_kwh: Mapped[float | None] = mapped_column(Float)
+
+
+class FleetTelematics(Base):
+    """A state of charge the vehicle's telematics reported (for AC chargers, which do not know it)."""
+
+    __tablename__ = "fleet_telematics"
+    __table_args__ = (Index("ix_fleet_telematics_vehicle_at", "vehicle_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    vehicle_id: Mapped[str] = mapped_column(ForeignKey("fleet_vehicles.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    soc_pct: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(40), default="api")
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -70,7 +70,10 @@ def get_usage(
     db: DbSession,
     start: Start,
     end: End,
-    by: Annotated[Literal["site", "station", "driver", "group", "day", "month"], Query(description="one row per")],
+    by: Annotated[
+        Literal["site", "station", "driver", "group", "vehicle", "cost_centre", "day", "month"],
+        Query(description="one row per (vehicle and cost_centre: fleet cost allocation)"),
+    ],
     tz: Tz = "UTC",
     site_id: SiteFilter = None,
     format: UsageFormat = "json",

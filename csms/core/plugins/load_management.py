@@ -211,10 +211,18 @@ class LoadManagement:
             self.manager.site_reading(site_id, now, power_w=power_w, currents_a=currents_a, includes_ev=includes_ev)
         )
 
-    def ev_needs(self, port: tuple[str, int], energy_needed_wh: float, departure: float | None) -> None:
+    def ev_needs(self, port: tuple[str, int], energy_needed_wh: float | None, departure: float | None) -> None:
         """A vehicle's needs as the fleet schedule or the driver's app tells them."""
         now = self.host.scheduler.now()
         self.send(self.manager.ev_needs(port, now, energy_needed_wh=energy_needed_wh, departure=departure))
+
+    def limits_now(self) -> dict[tuple[str, int], float]:
+        """The power each EVSE of the sites planned here may draw by the latest plan [W] (the fleet board)."""
+        out: dict[tuple[str, int], float] = {}
+        for planner in self.manager.planners.values():
+            if planner.last_allocation is not None:
+                out.update(planner.last_allocation.power_w)
+        return out
 
     # ---- commands ---------------------------------------------------------------------------------------
     def send(self, commands: list[Command]) -> None:

@@ -1,0 +1,103 @@
+"""Fleet schedules reach the load manager, as a host plugin: when a transaction starts (or learns its token)
+with a fleet vehicle's token, the vehicle's next departure and the energy to its target are worked out from the
+store (:func:`csms.services.fleet.needs`) and told to load management as the vehicle's charging needs. The API
+calls :meth:`FleetNeeds.vehicle_changed` when a vehicle's plan or telematics SoC changes while it charges.
+
+A charger that reports the EV's own needs (ISO 15118 NotifyEVChargingNeeds) is told by the EV; the fleet's word
+comes on top (the later one wins, as the load manager takes needs).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING
+
+from csms.domain import events as ev
+from csms.ocpp.versions import Version
+from csms.services import fleet
+
+if TYPE_CHECKING:
+    from csms.core.host import CsmsHost, Reports
+    from csms.core.plugins.load_management import LoadManagement
+
+log = logging.getLogger(__name__)
+
+#: (station, EVSE), energy needed [Wh], departure [POSIX s]
+Told = tuple[tuple[str, int], float | None, float | None]
+
+
+class FleetNeeds:
+    def __init__(self, load_management: LoadManagement) -> None:
+        self.load_management = load_management
+        self._host: CsmsHost | None = None
+        #: What was told per vehicle (diagnostics and tests).
+        self.told: dict[str, Told] = {}
+
+    def attach(self, host: CsmsHost) -> None:
+        self._host = host
+
+    def stop(self) -> None:
+        self._host = None
+
+    def connected(self, station_id: str, version: Version, registered: bool, now: float) -> None:
+        pass
+
+    def disconnected(self, station_id: str, now: float) -> None:
+        pass
+
+    def committed(self, station_id: str, reports: Reports, now: float) -> None:
+        for report, _ in reports:
+            if isinstance(report, ev.TransactionStarted | ev.TransactionUpdated) and report.id_token:
+                evse = report.evse_id
+                if evse is not None:
+                    self._look_up(report.id_token, (station_id, evse), now)
+
+    def vehicle_changed(self, vehicle_id: str) -> None:
+        """A vehicle's plan or SoC changed: if it is charging, its needs are told again."""
+        if self._host is None:
+            return
+        now = self._host.scheduler.now()
+        factory = self._host.session_factory
+
+        def read() -> tuple[str, int, fleet.Needs] | None:
+            with factory() as db:
+                vehicle = fleet.get_vehicle(db, vehicle_id)
+                session = fleet.running_session(db, vehicle)
+                if session is None or session.evse_id is None:
+                    return None
+                return session.station_id, session.evse_id, fleet.needs(db, vehicle, _at(now), session)
+
+        self._host.scheduler.run_db(read, self._tell_found)
+
+    def _look_up(self, id_token: str, port: tuple[str, int], now: float) -> None:
+        assert self._host is not None
+        factory = self._host.session_factory
+
+        def read() -> fleet.Needs | None:
+            with factory() as db:
+                vehicle = fleet.vehicle_of_token(db, id_token)
+                if vehicle is None:
+                    return None
+                return fleet.needs(db, vehicle, _at(now), fleet.running_session(db, vehicle))
+
+        self._host.scheduler.run_db(read, partial(self._tell, port))
+
+    def _tell_found(self, found: tuple[str, int, fleet.Needs] | None) -> None:
+        if found is not None:
+            self._tell((found[0], found[1]), found[2])
+
+    def _tell(self, port: tuple[str, int], needs: fleet.Needs | None) -> None:
+        if needs is None or self._host is None:
+            return
+        departure = None if needs.departure is None else needs.departure.at.timestamp()
+        self.told[needs.vehicle_id] = (port, needs.energy_needed_wh, departure)
+        if needs.notes:
+            log.info("vehicle %s at %s/%d: %s", needs.vehicle_id, port[0], port[1], "; ".join(needs.notes))
+        if needs.energy_needed_wh is not None or departure is not None:
+            self.load_management.ev_needs(port, needs.energy_needed_wh, departure)
+
+
+def _at(now: float) -> datetime:
+    return datetime.fromtimestamp(now, UTC)

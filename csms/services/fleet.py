@@ -1,0 +1,280 @@
+"""Fleet depots: drivers, vehicles, each vehicle's departure plan, its telematics state of charge, and what the
+load manager needs to know when a vehicle plugs in (energy to its target, departure).
+
+A vehicle's plan is written in its own time zone: weekly departures (weekday, HH:MM) and one-off overrides on a
+date, which replace that date's weekly ones. Its state of charge now is its newest telematics reading plus the
+energy its running session has delivered since (AC chargers do not know the SoC); a reading older than
+``STALE_AFTER_S`` is still used, but said so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from csms.domain import meter
+from csms.domain.transaction import TransactionStatus
+from csms.services.errors import Conflict, Invalid, NotFound
+from csms.store.models import FleetDeparture, FleetDriver, FleetTelematics, FleetVehicle, IdToken, Transaction
+
+STALE_AFTER_S = 6 * 3600.0
+#: How far ahead the next departure is looked for.
+HORIZON_DAYS = 8
+_TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+_VIN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Departure:
+    at: datetime
+    target_soc_pct: float | None
+    target_kwh: float | None
+    planned: str  # weekly | override
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """What a plugged vehicle needs by when, and what that rests on."""
+
+    vehicle_id: str
+    departure: Departure | None
+    soc_pct: float | None
+    soc_age_s: float | None
+    energy_needed_wh: float | None
+    notes: tuple[str, ...]
+
+
+# ---- drivers and vehicles -------------------------------------------------------------------------------------
+def create_driver(db: Session, driver_id: str, *, name: str, cost_centre: str | None = None) -> FleetDriver:
+    if db.get(FleetDriver, driver_id) is not None:
+        raise Conflict(f"driver {driver_id!r} exists")
+    driver = FleetDriver(id=driver_id, name=name, cost_centre=cost_centre)
+    db.add(driver)
+    db.flush()
+    return driver
+
+
+def create_vehicle(db: Session, vehicle_id: str, *, now: datetime, **fields: Any) -> FleetVehicle:
+    """A vehicle (``fields``: name, battery_kwh, and optionally vin, max_ac_kw, max_dc_kw, id_token, emaid,
+    driver_id, cost_centre, depot_id, tz)."""
+    if db.get(FleetVehicle, vehicle_id) is not None:
+        raise Conflict(f"vehicle {vehicle_id!r} exists")
+    _check_vehicle(db, fields)
+    vehicle = FleetVehicle(id=vehicle_id, created_at=now, **fields)
+    db.add(vehicle)
+    db.flush()
+    return vehicle
+
+
+def _check_vehicle(db: Session, fields: dict[str, Any]) -> None:
+    if fields.get("battery_kwh") is not None and not 0 < fields["battery_kwh"] <= 2000:
+        raise Invalid("battery_kwh: between 0 and 2,000")
+    vin = fields.get("vin")
+    if vin is not None and not _VIN.match(vin):
+        raise Invalid(f"vin: {vin!r} is not a 17-character VIN (no I, O or Q)")
+    _zone(fields.get("tz") or "UTC")
+    token = fields.get("id_token")
+    if token is not None and db.get(IdToken, token) is None:
+        raise NotFound(f"token {token!r} not found (add it first: csms tokens add)")
+    for unique in ("vin", "id_token", "emaid"):
+        if fields.get(unique) is not None:
+            holder = db.scalar(select(FleetVehicle.id).where(getattr(FleetVehicle, unique) == fields[unique]))
+            if holder is not None:
+                raise Conflict(f"{unique} {fields[unique]!r} belongs to vehicle {holder!r}")
+    if fields.get("driver_id") is not None and db.get(FleetDriver, fields["driver_id"]) is None:
+        raise NotFound(f"driver {fields['driver_id']!r} not found")
+
+
+def get_vehicle(db: Session, vehicle_id: str) -> FleetVehicle:
+    vehicle = db.get(FleetVehicle, vehicle_id)
+    if vehicle is None:
+        raise NotFound(f"vehicle {vehicle_id!r} not found")
+    return vehicle
+
+
+def list_vehicles(db: Session, depot_id: str | None = None) -> list[FleetVehicle]:
+    stmt = select(FleetVehicle).order_by(FleetVehicle.id)
+    if depot_id is not None:
+        stmt = stmt.where(FleetVehicle.depot_id == depot_id)
+    return list(db.scalars(stmt))
+
+
+def vehicle_of_token(db: Session, id_token: str) -> FleetVehicle | None:
+    """The vehicle an id token (RFID card, or ISO 15118 contract id) brings to a charger."""
+    found = db.scalar(select(FleetVehicle).where(FleetVehicle.id_token == id_token))
+    return found or db.scalar(select(FleetVehicle).where(FleetVehicle.emaid == id_token))
+
+
+# ---- the departure plan ---------------------------------------------------------------------------------------
+def set_weekly_plan(db: Session, vehicle_id: str, departures: Sequence[dict[str, Any]]) -> list[FleetDeparture]:
+    """Replace the vehicle's weekly departures: ``{"weekday": 0-6, "time": "HH:MM"}`` with ``target_soc_pct`` or
+    ``target_kwh``."""
+    get_vehicle(db, vehicle_id)
+    rows = [_departure(vehicle_id, d, weekday=_weekday(d.get("weekday"))) for d in departures]
+    db.execute(
+        delete(FleetDeparture).where(FleetDeparture.vehicle_id == vehicle_id, FleetDeparture.weekday.is_not(None))
+    )
+    db.add_all(rows)
+    db.flush()
+    return rows
+
+
+def add_override(db: Session, vehicle_id: str, departure: dict[str, Any], *, now: datetime) -> FleetDeparture:
+    """A one-off departure on ``date`` (YYYY-MM-DD, the vehicle's zone): that day's weekly ones do not apply."""
+    vehicle = get_vehicle(db, vehicle_id)
+    try:
+        on = date.fromisoformat(str(departure.get("date")))
+    except ValueError:
+        raise Invalid("date: YYYY-MM-DD") from None
+    row = _departure(vehicle_id, departure, on_date=on.isoformat())
+    if _local(on, row.time, vehicle.tz) <= now:
+        raise Invalid(f"date: {on} {row.time} ({vehicle.tz}) is in the past")
+    db.add(row)
+    db.flush()
+    return row
+
+
+def plan_of(db: Session, vehicle_id: str) -> list[FleetDeparture]:
+    get_vehicle(db, vehicle_id)
+    stmt = select(FleetDeparture).where(FleetDeparture.vehicle_id == vehicle_id)
+    return list(db.scalars(stmt.order_by(FleetDeparture.on_date, FleetDeparture.weekday, FleetDeparture.time)))
+
+
+def _departure(
+    vehicle_id: str, d: dict[str, Any], *, weekday: int | None = None, on_date: str | None = None
+) -> FleetDeparture:
+    at = str(d.get("time", ""))
+    if not _TIME.match(at):
+        raise Invalid(f"time: {at!r} is not HH:MM")
+    soc, kwh = d.get("target_soc_pct"), d.get("target_kwh")
+    if (soc is None) == (kwh is None):
+        raise Invalid("give one target: target_soc_pct or target_kwh")
+    if soc is not None and not 0 < float(soc) <= 100:
+        raise Invalid("target_soc_pct: above 0, at most 100")
+    if kwh is not None and float(kwh) <= 0:
+        raise Invalid("target_kwh: above 0")
+    soc, kwh = None if soc is None else float(soc), None if kwh is None else float(kwh)
+    return FleetDeparture(
+        vehicle_id=vehicle_id, weekday=weekday, on_date=on_date, time=at, target_soc_pct=soc, target_kwh=kwh
+    )
+
+
+def _weekday(value: Any) -> int:
+    if not isinstance(value, int) or not 0 <= value <= 6:
+        raise Invalid("weekday: 0 (Monday) to 6 (Sunday)")
+    return value
+
+
+def next_departure(db: Session, vehicle: FleetVehicle, after: datetime) -> Departure | None:
+    """The vehicle's first planned departure after ``after``."""
+    plan = plan_of(db, vehicle.id)
+    zone = _zone(vehicle.tz)
+    overrides = {d.on_date for d in plan if d.on_date is not None}
+    first = after.astimezone(zone).date()
+    for offset in range(HORIZON_DAYS):
+        day = first + timedelta(days=offset)
+        if day.isoformat() in overrides:
+            todays = [(d, "override") for d in plan if d.on_date == day.isoformat()]
+        else:
+            todays = [(d, "weekly") for d in plan if d.weekday == day.weekday()]
+        for d, kind in sorted(todays, key=lambda pair: pair[0].time):
+            at = _local(day, d.time, vehicle.tz)
+            if at > after:
+                return Departure(at, d.target_soc_pct, d.target_kwh, kind)
+    return None
+
+
+def _local(day: date, hhmm: str, tz: str) -> datetime:
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    return datetime.combine(day, time(hour, minute), tzinfo=_zone(tz)).astimezone(UTC)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Invalid(f"tz: unknown time zone {name!r}") from None
+
+
+# ---- telematics -----------------------------------------------------------------------------------------------
+def record_soc(
+    db: Session, *, vehicle_id: str | None = None, vin: str | None = None, soc_pct: float, at: datetime,
+    now: datetime, source: str = "api",
+) -> FleetTelematics:  # fmt: skip
+    """A telematics state of charge, by vehicle id or VIN."""
+    vehicle = (
+        get_vehicle(db, vehicle_id) if vehicle_id else db.scalar(select(FleetVehicle).where(FleetVehicle.vin == vin))
+    )
+    if vehicle is None:
+        raise NotFound(f"no vehicle has VIN {vin!r}")
+    if not 0 <= soc_pct <= 100:
+        raise Invalid(f"soc_pct: {soc_pct} is not between 0 and 100")
+    if at > now + timedelta(minutes=5):
+        raise Invalid("at: a reading from the future")
+    row = FleetTelematics(vehicle_id=vehicle.id, at=at, soc_pct=soc_pct, source=source[:40], received_at=now)
+    db.add(row)
+    db.flush()
+    return row
+
+
+def newest_soc(db: Session, vehicle_id: str) -> FleetTelematics | None:
+    stmt = select(FleetTelematics).where(FleetTelematics.vehicle_id == vehicle_id)
+    return db.scalar(stmt.order_by(FleetTelematics.at.desc(), FleetTelematics.id.desc()).limit(1))
+
+
+# ---- what the load manager needs ------------------------------------------------------------------------------
+def running_session(db: Session, vehicle: FleetVehicle) -> Transaction | None:
+    """The vehicle's running transaction, if it is plugged in now (found by its token)."""
+    tokens = [t for t in (vehicle.id_token, vehicle.emaid) if t]
+    if not tokens:
+        return None
+    stmt = select(Transaction).where(
+        Transaction.status == TransactionStatus.ACTIVE.value, Transaction.id_token.in_(tokens)
+    )
+    return db.scalar(stmt.order_by(Transaction.started_at.desc()).limit(1))
+
+
+def needs(db: Session, vehicle: FleetVehicle, now: datetime, session: Transaction | None = None) -> Needs:
+    """Energy to the next departure's target and when, from the newest SoC plus what the session delivered
+    since it was read."""
+    departure = next_departure(db, vehicle, now)
+    notes: list[str] = []
+    reading = newest_soc(db, vehicle.id)
+    soc = age = None
+    if reading is not None:
+        age = (now - reading.at).total_seconds()
+        soc = min(100.0, reading.soc_pct + 100 * _delivered_since(session, reading.at) / (vehicle.battery_kwh * 1000))
+        if age > STALE_AFTER_S:
+            notes.append(f"telematics SoC is {age / 3600:.1f} h old")
+    else:
+        notes.append("no telematics SoC")
+    energy = None
+    if departure is None:
+        notes.append(f"no departure planned in the next {HORIZON_DAYS} days")
+    elif departure.target_kwh is not None:
+        delivered = _delivered_since(session, None)
+        energy = max(0.0, departure.target_kwh * 1000 - delivered)
+    elif soc is not None and departure.target_soc_pct is not None:
+        energy = max(0.0, (departure.target_soc_pct - soc) / 100 * vehicle.battery_kwh * 1000)
+    return Needs(vehicle.id, departure, None if soc is None else round(soc, 1), age, energy, tuple(notes))
+
+
+def _delivered_since(session: Transaction | None, since: datetime | None) -> float:
+    """Energy the session delivered after ``since`` (None: all of it) [Wh]; 0 without a session."""
+    if session is None:
+        return 0.0
+    total = meter.session_energy_wh(session.meter_start_wh, session.meter_stop_wh, session.last_meter_wh)
+    started = session.started_at
+    if since is None or started is None or since <= started:
+        return total
+    last = session.last_meter_at
+    if last is None or last <= since:
+        return 0.0
+    return total * (last - since).total_seconds() / max(1.0, (last - started).total_seconds())  # spread evenly
