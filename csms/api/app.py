@@ -27,6 +27,7 @@ from csms.api.routes import (
     fleet,
     local_lists,
     monitoring,
+    multifamily,
     repoint,
     reports,
     reservations,
@@ -64,13 +65,14 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     routers = (
         stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics,
         security_events, certificates, contract_roots, configuration, display_messages, reservations,
-        monitoring, local_lists, bundles, repoint, reports, billing, fleet,
+        monitoring, local_lists, bundles, repoint, reports, billing, fleet, multifamily,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)
     # Station-facing upload/download URLs: guarded by unguessable tokens, not by API keys.
     app.include_router(diagnostics.public_router, prefix=PREFIX)
     app.include_router(billing.public_router, prefix=PREFIX)
+    app.include_router(multifamily.public_router, prefix=PREFIX)
     app.state.public_url = None  # the API's base URL as stations reach it (None: the request's own)
     app.state.payment_providers = payment_providers(None)  # run_server gives them their webhook secrets
     app.state.monitor = None  # the alert monitor, when run_server starts one

@@ -51,6 +51,10 @@ EXPORTED: dict[str, str] = {
     "fleet_vehicles": "fleet vehicles: battery, power limits, token or contract id, driver, cost centre, depot",
     "fleet_departures": "each vehicle's departure plan (weekly and one-off overrides)",
     "fleet_telematics": "states of charge reported by vehicles' telematics",
+    "mf_properties": "multifamily properties: garage site, billing mode, utility rate, margin, flat fee, allowance",
+    "mf_units": "units of each property and the account that pays for each",
+    "mf_invitations": "onboarding invitations (code hashes only) and whom they brought in",
+    "mf_passes": "access passes: who may charge in which garage, when, how much",
 }
 
 #: Tables left out, and why.

@@ -14,7 +14,15 @@ from typing import Any
 from csms.domain import events as ev
 from csms.domain import plausibility
 from csms.pki.lookups import Pending
-from csms.services import authorization, certificates, contracts, ev_charging, reservations, stations, transactions
+from csms.services import (
+    access,
+    certificates,
+    contracts,
+    ev_charging,
+    reservations,
+    stations,
+    transactions,
+)
 from csms.services.config import CsmsConfig
 from csms.services.uow import UnitOfWork
 
@@ -49,7 +57,7 @@ def handle(  # noqa: C901, PLR0911, PLR0912 - one case per report type: the tabl
         case ev.AuthorizationRequested() if report.certificate is not None or report.contract:
             return contracts.authorize(uow.session, report, now)
         case ev.AuthorizationRequested():
-            return authorization.authorize(uow.session, report.id_token, now)
+            return access.authorize_at(uow.session, report.id_token, station_id, now)
         case ev.CertificateStatusRequested():
             return contracts.certificate_status(report)
         case ev.EvCertificateRequested():

@@ -20,7 +20,7 @@ from sqlalchemy.orm.util import identity_key
 from csms.domain import events as ev
 from csms.domain import meter
 from csms.domain.transaction import DUPLICATE, Move, TransactionReport, TransactionStatus, move
-from csms.services import authorization, sites
+from csms.services import access, authorization, sites
 from csms.services.errors import NotFound
 from csms.services.live_transactions import LiveTransaction
 from csms.services.uow import UnitOfWork
@@ -28,8 +28,15 @@ from csms.store.bulk import Bulk
 from csms.store.models import MeterSample, Transaction, TransactionEvent
 
 
-def _auth(db: Session, id_token: str | None, now: datetime) -> ev.AuthorizationInfo | None:
-    return authorization.authorize(db, id_token, now) if id_token else None
+def _auth(
+    db: Session, id_token: str | None, now: datetime, station_id: str | None = None
+) -> ev.AuthorizationInfo | None:
+    """The token's status; where a transaction starts, also the access rules of the station's place."""
+    if not id_token:
+        return None
+    return (
+        access.authorize_at(db, id_token, station_id, now) if station_id else authorization.authorize(db, id_token, now)
+    )
 
 
 def _by_charger_id(db: Session, station_id: str, charger_tx_id: str) -> Transaction | None:
@@ -229,7 +236,7 @@ def _slow_path(uow: UnitOfWork, station_id: str, charger_tx_id: str | None) -> S
 
 def start(uow: UnitOfWork, station_id: str, report: ev.TransactionStarted, now: datetime) -> ev.TransactionAck:
     db = _slow_path(uow, station_id, report.charger_tx_id)
-    auth = _auth(db, report.id_token, now)
+    auth = _auth(db, report.id_token, now, station_id)
     if report.charger_tx_id is None:
         return _start_16(uow, station_id, report, auth)
     tx = _by_charger_id(db, station_id, report.charger_tx_id)
@@ -302,7 +309,7 @@ def update(uow: UnitOfWork, station_id: str, report: ev.TransactionUpdated, now:
         if served is not None:
             return served
     db = _slow_path(uow, station_id, report.charger_tx_id)
-    auth = _auth(db, report.id_token, now)
+    auth = _auth(db, report.id_token, now, station_id)
     tx, status = _find_or_open(db, station_id, report, TransactionReport.UPDATED)
     if status is DUPLICATE:
         return ev.TransactionAck(tx.id, auth, duplicate=True)

@@ -898,3 +898,71 @@ class FleetTelematics(Base):
     soc_pct: Mapped[float] = mapped_column(Float)
     source: Mapped[str] = mapped_column(String(40), default="api")
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+# ---- multifamily ----------------------------------------------------------------------------------------------
+class Property(Base):
+    """A multifamily property: its garage is a site; residents are billed per unit by cost recovery (the
+    property's utility rate plus a margin) or a flat monthly fee with an energy allowance."""
+
+    __tablename__ = "mf_properties"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    site_id: Mapped[str | None] = mapped_column(ForeignKey("sites.id", ondelete="SET NULL"), unique=True)
+    tz: Mapped[str] = mapped_column(String(40), default="UTC")
+    currency: Mapped[str] = mapped_column(String(3))
+    billing_mode: Mapped[str] = mapped_column(String(16))  # cost_recovery | flat_fee
+    #: Decimal amounts kept exact as text: per kWh, percent, per month, kWh.
+    utility_rate: Mapped[str] = mapped_column(String(20))
+    margin_pct: Mapped[str] = mapped_column(String(12), default="0")
+    flat_fee: Mapped[str] = mapped_column(String(20), default="0")
+    allowance_kwh: Mapped[str] = mapped_column(String(20), default="0")
+    vat_pct: Mapped[str] = mapped_column(String(12), default="0")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class PropertyUnit(Base):
+    __tablename__ = "mf_units"
+    __table_args__ = (UniqueConstraint("property_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    property_id: Mapped[str] = mapped_column(ForeignKey("mf_properties.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(40))
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("billing_accounts.id", ondelete="SET NULL"))
+
+
+class Invitation(Base):
+    """An onboarding code (stored as its SHA-256) that creates a resident, a visitor or a staff member with
+    their token and access pass when redeemed."""
+
+    __tablename__ = "mf_invitations"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    property_id: Mapped[str] = mapped_column(ForeignKey("mf_properties.id", ondelete="CASCADE"), index=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("mf_units.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))  # resident | visitor | staff
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    pass_days: Mapped[int | None] = mapped_column(Integer)  # visitors: how long the pass lasts
+    max_kwh: Mapped[float | None] = mapped_column(Float)  # visitors: energy the pass allows
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    redeemed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    redeemed_token: Mapped[str | None] = mapped_column(String(36))
+
+
+class AccessPass(Base):
+    """Who may charge in a property's garage: a token, as resident, visitor or staff, in a validity window and,
+    optionally, local hours of the day and an energy cap."""
+
+    __tablename__ = "mf_passes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    property_id: Mapped[str] = mapped_column(ForeignKey("mf_properties.id", ondelete="CASCADE"), index=True)
+    id_token: Mapped[str] = mapped_column(String(36), index=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("mf_units.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(10))
+    holder: Mapped[str] = mapped_column(String(200))
+    valid_from: Mapped[datetime] = mapped_column(UtcDateTime())
+    valid_to: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    hours: Mapped[str | None] = mapped_column(String(11))  # local "HH:MM-HH:MM"
+    max_kwh: Mapped[float | None] = mapped_column(Float)

@@ -1,0 +1,150 @@
+"""Multifamily garages: invitations that create the resident's token and pass, access rules answered to real
+chargers (the ``ocpp`` package's ChargePoint, 1.6 renders the refusals Invalid), and a unit's statement and the
+owner's reconciliation against the site meter, to the cent and the Wh."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from ocpp.v16 import call as call16
+
+from csms.api.app import create_app
+from csms.services import authorization, billing, multifamily, sites, stations
+from csms.services.errors import Conflict, Invalid, NotFound
+from csms.store.models import Transaction
+from tests.csms.test_loadmgmt_gateway import connect
+
+API_KEY = "mf-test-key"
+T0 = datetime(2026, 11, 10, 17, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def session_factory(sqlite_factory):
+    return sqlite_factory
+
+
+@pytest.fixture
+def garage(sqlite_factory):
+    with sqlite_factory() as db:
+        for sid in ("hv-1", "hv-2"):
+            stations.provision(db, sid, ocpp_version="1.6", password=None, now=T0)
+        stations.provision(db, "street-1", ocpp_version="1.6", password=None, now=T0)
+        sites.create(db, "hv-garage", now=T0, nodes=[{"id": "grid", "limit_kw": 40}],
+                     evses=[{"station_id": s, "evse_id": 1, "node": "grid"} for s in ("hv-1", "hv-2")])  # fmt: skip
+        multifamily.create_property(db, "hv", name="Harbour View", site_id="hv-garage", currency="EUR",
+                                    billing_mode="cost_recovery", utility_rate="0.2450", margin_pct="10",
+                                    vat_pct="21", tz="Europe/Amsterdam", now=T0)  # fmt: skip
+        for unit in ("4B", "5A"):
+            multifamily.add_unit(db, "hv", unit, now=T0)
+        authorization.create(db, "STRANGER", T0)
+        db.commit()
+    return sqlite_factory
+
+
+def test_invitations_make_tokens_and_passes_and_the_garage_lets_in_only_those(garage):
+    with garage() as db:
+        multifamily.invite(db, "hv", "code-resident-4B", kind="resident", unit="4B", now=T0)
+        multifamily.invite(db, "hv", "code-visitor-1", kind="visitor", max_kwh=10, now=T0)
+        multifamily.invite(db, "hv", "code-staff-1", kind="staff", now=T0)
+        resident = multifamily.redeem(db, "code-resident-4B", holder="Ana", now=T0, new_token="MFANA")
+        visitor = multifamily.redeem(db, "code-visitor-1", holder="guest", now=T0, new_token="MFGUEST")
+        night = multifamily.redeem(db, "code-staff-1", holder="janitor", now=T0, id_token="STAFFCARD",
+                                   new_token="unused", hours="22:00-06:00")  # fmt: skip
+        assert billing.account_of_token(db, "MFANA").id == "unit:hv:4B"  # the unit pays for its resident
+        assert billing.account_of_token(db, "MFGUEST") is None
+        with pytest.raises(Conflict):
+            multifamily.redeem(db, "code-resident-4B", holder="again", now=T0, new_token="X")
+        with pytest.raises(NotFound):
+            multifamily.redeem(db, "no-such-code", holder="x", now=T0, new_token="X")
+        assert multifamily.access(db, resident.id_token, "hv-1", T0) is None
+        assert multifamily.access(db, "STRANGER", "hv-1", T0) == "NotAtThisLocation"
+        assert multifamily.access(db, "STRANGER", "street-1", T0) is None  # not a garage: no rule
+        assert multifamily.access(db, visitor.id_token, "hv-2", T0 + timedelta(hours=2)) is None
+        assert multifamily.access(db, visitor.id_token, "hv-2", T0 + timedelta(days=2)) == "NotAtThisTime"  # expired
+        db.add(Transaction(station_id="hv-2", charger_tx_id="v1", evse_id=1, id_token="MFGUEST", started_at=T0,
+                           meter_start_wh=0, meter_stop_wh=10_500, status="completed"))  # fmt: skip
+        db.flush()
+        assert (
+            multifamily.access(db, visitor.id_token, "hv-2", T0 + timedelta(hours=3)) == "NotAtThisTime"
+        )  # 10 kWh used
+        evening, late = (
+            datetime(2026, 11, 10, 19, tzinfo=UTC),
+            datetime(2026, 11, 10, 23, tzinfo=UTC),
+        )  # 20:00, 00:00 local
+        assert multifamily.access(db, night.id_token, "hv-1", evening) == "NotAtThisTime"
+        assert multifamily.access(db, night.id_token, "hv-1", late) is None  # a window over midnight
+        with pytest.raises(Invalid, match="unit"):
+            multifamily.invite(db, "hv", "c", kind="resident", now=T0)
+
+
+def test_statements_and_the_reconciliation_add_up_to_the_cent_and_the_wh(garage):
+    with garage() as db:
+        multifamily.invite(db, "hv", "r4b", kind="resident", unit="4B", now=T0)
+        multifamily.invite(db, "hv", "v1", kind="visitor", now=T0)
+        multifamily.redeem(db, "r4b", holder="Ana", now=T0, new_token="MFANA")
+        multifamily.redeem(db, "v1", holder="guest", now=T0, new_token="MFGUEST")
+        for tx, (token, wh) in enumerate((("MFANA", 12_345), ("MFANA", 7_655), ("MFGUEST", 5_000))):
+            db.add(Transaction(station_id="hv-1", charger_tx_id=str(tx), evse_id=1, id_token=token,
+                               started_at=T0 + timedelta(hours=tx), meter_start_wh=1000, meter_stop_wh=1000 + wh,
+                               status="completed"))  # fmt: skip
+        for hour in range(10):  # the garage meter: 10 kW for ten hours = 100 kWh
+            sites.record_reading(db, "hv-garage", timestamp=T0 + timedelta(hours=hour), now=T0 + timedelta(hours=hour),
+                                 power_w=10_000.0)  # fmt: skip
+        sites.record_reading(db, "hv-garage", timestamp=T0 + timedelta(hours=10), now=T0, power_w=0.0)
+        db.commit()
+        four_b = multifamily.statement(db, "hv", "4B", 2026, 11)
+        assert (four_b.sessions, four_b.energy_wh) == (2, 20_000.0)
+        assert four_b.total_minor == 539  # 20 kWh x 0.2450 x 1.10 = 5.39 EUR
+        assert four_b.vat_minor == 94  # 21 % VAT included: 5.39 x 21/121 = 0.935 -> 0.94
+        assert multifamily.statement(db, "hv", "5A", 2026, 11).total_minor == 0
+        owner = multifamily.reconciliation(db, "hv", 2026, 11)
+        assert (owner["billed_kwh"], owner["visitors_and_staff_kwh"], owner["site_meter_kwh"]) == (25.0, 5.0, 100.0)
+        assert owner["common_area_kwh"] == 75.0 and owner["units"]["4B"]["billed"] == "5.39"
+
+
+def test_a_flat_fee_with_an_allowance_bills_only_the_energy_beyond_it(garage):
+    with garage() as db:
+        stations.provision(db, "lofts-1", ocpp_version="1.6", password=None, now=T0)
+        sites.create(db, "lofts-garage", now=T0, nodes=[{"id": "grid", "limit_kw": 20}],
+                     evses=[{"station_id": "lofts-1", "evse_id": 1, "node": "grid"}])  # fmt: skip
+        multifamily.create_property(db, "lofts", name="Lofts", site_id="lofts-garage", currency="EUR",
+                                    billing_mode="flat_fee", utility_rate="0.30", flat_fee="25.00",
+                                    allowance_kwh="100", now=T0)  # fmt: skip
+        multifamily.add_unit(db, "lofts", "1", now=T0)
+        multifamily.invite(db, "lofts", "l1", kind="resident", unit="1", now=T0)
+        multifamily.redeem(db, "l1", holder="Bo", now=T0, new_token="MFBO")
+        db.add(Transaction(station_id="lofts-1", charger_tx_id="1", evse_id=1, id_token="MFBO", started_at=T0,
+                           meter_start_wh=0, meter_stop_wh=112_500, status="completed"))  # fmt: skip
+        db.commit()
+        lines = multifamily.statement(db, "lofts", "1", 2026, 11).lines
+    assert [line["amount_minor"] for line in lines] == [2500, 375]  # 25.00 + 12.5 kWh x 0.30
+
+
+@pytest.fixture
+async def client(garage, gateway) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(garage, gateway, API_KEY)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://csms", timeout=30) as c:
+        yield c
+
+
+async def test_a_resident_invited_through_the_api_is_let_in_by_a_real_charger_and_a_stranger_is_not(client, gateway):
+    key = {"Authorization": f"Bearer {API_KEY}"}
+    made = await client.post("/api/v1/properties/hv/invitations", json={"kind": "resident", "unit": "5A"}, headers=key)
+    assert made.status_code == 201, made.text
+    code = made.json()["code"]
+    redeemed = await client.post(f"/api/v1/invitations/{code}/redeem", json={"holder": "Chen"})  # no API key
+    assert redeemed.status_code == 201, redeemed.text
+    token = redeemed.json()["id_token"]
+    assert (await client.post(f"/api/v1/invitations/{code}/redeem", json={"holder": "Chen"})).status_code == 409
+    async with connect(gateway, "hv-1") as charger:
+        resident = await charger.call(call16.Authorize(id_tag=token))
+        stranger = await charger.call(call16.Authorize(id_tag="STRANGER"))
+    assert resident.id_tag_info["status"] == "Accepted"
+    assert stranger.id_tag_info["status"] == "Invalid"  # NotAtThisLocation, as OCPP 1.6 can say it
+    statement = await client.get("/api/v1/properties/hv/units/5A/statement?month=2026-11", headers=key)
+    assert statement.status_code == 200 and statement.json()["total"] == "0.00"
+    assert (await client.get("/api/v1/properties/hv/reconciliation?month=2026-13", headers=key)).status_code == 422
