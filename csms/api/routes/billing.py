@@ -297,7 +297,46 @@ def _document(invoice: Invoice, account: BillingAccount, request: Request) -> do
 
 
 # ---- provider webhooks ----------------------------------------------------------------------------------------
-@public_router.post("/payments/webhooks/{provider}", response_model=list[EntryOut])
+_WEBHOOK_EXAMPLE = {
+    "payments": [
+        {"account_id": "ACME-FLEET", "kind": "payment", "amount": "42.50", "currency": "EUR", "reference": "stmt-118"}
+    ]
+}
+_WEBHOOK_BODY = {
+    "required": True,
+    "description": "signed with `X-Chargetwin-Signature: sha256=<hex HMAC-SHA256 of the raw body>`",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["payments"],
+                "properties": {
+                    "payments": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["account_id", "amount", "currency", "reference"],
+                            "properties": {
+                                "account_id": {"type": "string"},
+                                "kind": {"type": "string", "enum": ["payment", "top_up"]},
+                                "amount": {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"},
+                                "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                                "reference": {"type": "string"},
+                                "at": {"type": "string", "format": "date-time"},
+                            },
+                        },
+                    }
+                },
+            },
+            "example": _WEBHOOK_EXAMPLE,
+        }
+    },
+}
+
+
+@public_router.post(
+    "/payments/webhooks/{provider}", response_model=list[EntryOut], openapi_extra={"requestBody": _WEBHOOK_BODY}
+)
 async def payment_webhook(request: Request, provider: str) -> list[dict[str, Any]]:
     """A payment provider's notification, verified by its signature before anything is booked (401 if not)."""
     known: dict[str, payments.PaymentProvider] = request.app.state.payment_providers
