@@ -123,6 +123,7 @@ def summary_table(data: dict[str, Any]) -> Table:
         ),
         ("energy delivered", f"{veh['energy_received_kwh']:.1f} kWh"),
         *_security_rows(data.get("security")),
+        *_multifamily_rows(data.get("multifamily")),
     ]
     for name, value in rows:
         table.add_row(name, value)
@@ -133,6 +134,19 @@ def summary_table(data: dict[str, Any]) -> Table:
             value = f"{check['actual']}  " + ("[green]pass[/green]" if check["passed"] else "[red]FAIL[/red]")
         table.add_row(f"check {check['name']} {check['expected']}", value)
     return table
+
+
+def _multifamily_rows(mf: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if mf is None:
+        return []
+    closed = mf["units"] - mf["open"]
+    return [
+        (
+            "unit statements vs truth",
+            f"{closed} units billed, max error {mf['max_error_cents']} cents, {mf['max_error_wh']:.1f} Wh "
+            f"({mf['open']} still charging)",
+        )
+    ]
 
 
 def _security_rows(security: dict[str, Any] | None) -> list[tuple[str, str]]:

@@ -13,6 +13,7 @@ import logging
 from collections import Counter
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from csms import uptime as up
 from csms.core.plugins.reservations import ReservationExpiry
@@ -30,6 +31,7 @@ from csms.services import (
     credentials,
     diagnostics,
     local_lists,
+    multifamily,
     reservations,
     security_events,
     stations,
@@ -40,11 +42,25 @@ from csms.services.errors import DomainError
 from simulator import report
 from simulator.embedded_csms import EmbeddedCsms
 from simulator.fleet import OperatorCall, operator_payload, security_calls
-from simulator.scenario.models import RemoteStart, RemoteStop, Reserve, Scenario, SecurityAction, UpdateFirmware
+from simulator.loadmgmt import SITE_ID
+from simulator.scenario.models import (
+    Onboard,
+    RemoteStart,
+    RemoteStop,
+    Reserve,
+    Scenario,
+    SecurityAction,
+    UpdateFirmware,
+)
 from simulator.station.charger import Charger
+from simulator.verify.multifamily import UnitStatement
 from simulator.verify.security import ChargerSecurity, CsmsStationSecurity, security_section
 
 log = logging.getLogger(__name__)
+
+
+#: The garage of a scenario with ``csms.property``, as a property in the CSMS.
+PROPERTY_ID = "garage"
 
 
 class EmbeddedOperator:
@@ -52,12 +68,14 @@ class EmbeddedOperator:
 
     def __init__(self, csms: EmbeddedCsms) -> None:
         self.csms = csms
+        self.scenario: Scenario | None = None
         self._remote_start_ids = 0
         #: (action, how it ended) of every call the security actions sent: the report's tally.
         self.security_calls: Counter[tuple[str, str]] = Counter()
 
     def provision_stations(self, scenario: Scenario, now: float) -> None:
         """Every station of the scenario, known to the CSMS before the run (as ``csms stations add``)."""
+        self.scenario = scenario
         with self.csms.session_factory() as db:
             for group in scenario.chargers:
                 for station_id in group.station_ids:
@@ -87,6 +105,31 @@ class EmbeddedOperator:
             db.commit()
         if concerned and self.csms.host is not None:
             self.csms.local_lists.tokens_changed(sorted(concerned))
+
+    def onboard(self, tokens: list[str], item: Onboard, now: float) -> None:
+        """As the API's invitations: the garage as a property (on the first onboarding), a unit per resident,
+        an invitation per driver, redeemed with the driver's own card."""
+        scenario = self.scenario
+        terms = None if scenario is None else scenario.csms.property
+        if scenario is None or terms is None:
+            return
+        at = from_posix(now)
+        with self.csms.session_factory() as db:
+            if multifamily.find_property(db, PROPERTY_ID) is None:
+                multifamily.create_property(
+                    db, PROPERTY_ID, name=scenario.site.name or scenario.name, site_id=SITE_ID,
+                    currency=terms.currency, billing_mode=terms.billing_mode, utility_rate=terms.utility_rate,
+                    margin_pct=terms.margin_pct, flat_fee=terms.flat_fee, allowance_kwh=terms.allowance_kwh,
+                    vat_pct=terms.vat_pct, tz=scenario.timezone or "UTC", now=at,
+                )  # fmt: skip
+            for token in tokens:
+                unit = token if item.role == "resident" else None
+                if unit is not None:
+                    multifamily.add_unit(db, PROPERTY_ID, unit, now=at)
+                code = f"{item.role}:{token}"
+                multifamily.invite(db, PROPERTY_ID, code, kind=item.role, unit=unit, now=at, pass_days=item.pass_days)
+                multifamily.redeem(db, code, holder=token, now=at, id_token=token, new_token=token)
+            db.commit()
 
     def call(self, station_id: str, version: Version, item: OperatorCall, now: float) -> None:
         """Sent only to a connected station (an operator's call to an offline one fails at once)."""
@@ -141,6 +184,7 @@ class EmbeddedOperator:
             for plugin in self.csms.host.plugins:
                 if isinstance(plugin, ReservationExpiry):
                     plugin.expect(expires_at)
+
     # ---- firmware and logs, as POST /stations/{id}/firmware, /signed-firmware, /diagnostics, /log ----------
     def update_firmware(  # noqa: PLR0913 - the API request's fields
         self,
@@ -292,6 +336,20 @@ class CsmsRecords:
                 )
                 for tx in transactions.listed(db)
             ]
+
+    def unit_statements(self, start: float, end: float) -> list[UnitStatement]:
+        """Every unit's statements over the local months from ``start`` to ``end``, summed per unit."""
+        with self.csms.session_factory() as db:
+            prop = multifamily.find_property(db, PROPERTY_ID)
+            if prop is None:
+                return []
+            zone = ZoneInfo(prop.tz)
+            months = sorted({(d.year, d.month) for d in (datetime.fromtimestamp(t, zone) for t in (start, end))})
+            out = []
+            for unit in multifamily.units(db, PROPERTY_ID):
+                parts = [multifamily.statement(db, PROPERTY_ID, unit.name, y, m) for y, m in months]
+                out.append(UnitStatement(unit.name, sum(p.energy_wh for p in parts), sum(p.total_minor for p in parts)))
+            return out
 
     def stations_accepted(self) -> int:
         with self.csms.session_factory() as db:

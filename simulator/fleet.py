@@ -34,6 +34,7 @@ from simulator.pnc import MobilityOperator
 from simulator.scenario.models import (
     ChangeAvailability,
     InstallCertificate,
+    Onboard,
     ProvisionTokens,
     RemoteStart,
     RemoteStop,
@@ -79,6 +80,7 @@ class Operator(Protocol):
     """Carries out the scenario's operator actions on the CSMS (embedded, through our API, or not at all)."""
 
     def provision_tokens(self, tokens: list[str], group: str | None, now: float) -> None: ...
+    def onboard(self, tokens: list[str], item: Onboard, now: float) -> None: ...
     def call(self, station_id: str, version: Version, item: OperatorCall, now: float) -> None: ...
 
 
@@ -282,9 +284,16 @@ def scenario_tokens(scenario: Scenario, item: ProvisionTokens) -> list[str]:
     """The id tokens a ``provision_tokens`` action names (listed, and those of the named vehicle blocks)."""
     tokens: list[str] = list(item.tokens or [])
     if item.vehicles is not None:
-        for block in scenario.vehicles:
-            if block.name == item.vehicles or block.group == item.vehicles:
-                tokens += [t for t in block.tokens() if t is not None]
+        tokens += group_tokens(scenario, item.vehicles)
+    return tokens
+
+
+def group_tokens(scenario: Scenario, name: str) -> list[str]:
+    """The id tokens of the vehicle blocks with this name or group."""
+    tokens: list[str] = []
+    for block in scenario.vehicles:
+        if block.name == name or block.group == name:
+            tokens += [t for t in block.tokens() if t is not None]
     return tokens
 
 
@@ -377,6 +386,8 @@ class Fleet:
         now = self.epoch + self.env.now
         if isinstance(item, ProvisionTokens):
             operator.provision_tokens(scenario_tokens(self.scenario, item), item.token_group, now)
+        elif isinstance(item, Onboard):
+            operator.onboard(group_tokens(self.scenario, item.vehicles), item, now)
         elif isinstance(item, CsmsFault):
             if self._crash_csms is None:  # a real-time run refuses such a scenario before it starts
                 raise RuntimeError(f"{item.kind} cannot be injected into this CSMS")
@@ -435,6 +446,22 @@ class Fleet:
                 )
         return truth
 
+    def truth_wh_by_token(self) -> tuple[dict[str, float], set[str]]:
+        """Energy each id token's sessions really delivered (the twin's meters), and the tokens with a session
+        still running at the end (billed only once it ends), for billing checks."""
+        out: dict[str, float] = {}
+        running: set[str] = set()
+        for charger in self.chargers.values():
+            for tx in charger.history:
+                if tx.id_token is None:
+                    continue
+                stop = tx.meter_stop_wh
+                end_wh = stop if stop is not None else charger.meter.energy_wh(tx.connector_id)
+                out[tx.id_token] = out.get(tx.id_token, 0.0) + end_wh - tx.meter_start_wh
+                if tx.ended_at is None:
+                    running.add(tx.id_token)
+        return out, running
+
     def acknowledged_transactions(self) -> list[report.CsmsTransaction]:
         """The CSMS's side as the chargers saw it acknowledged: a transaction is recorded once its start got a
         CALLRESULT, and (if it ended) its stop too; its energy is the last acknowledged register reading minus
@@ -467,6 +494,7 @@ class Fleet:
         notes: list[str] | None = None,
         load_management: dict[str, Any] | None = None,
         security: dict[str, Any] | None = None,
+        multifamily: dict[str, Any] | None = None,
     ) -> report.RunRecord:
         return report.RunRecord(
             scenario_name=self.scenario.name,
@@ -492,6 +520,7 @@ class Fleet:
             energy=twin_energy_metrics(self.world, self.scenario.site),
             load_management=load_management,
             security=security,
+            multifamily=multifamily,
             phase_limits_a=self.scenario.site.phase_limits_a,
         )
 

@@ -78,6 +78,8 @@ class RunRecord:
     load_management: dict[str, Any] | None = None
     #: ``simulator.verify.security.security_section`` (None: the run had no PKI)
     security: dict[str, Any] | None = None
+    #: ``simulator.verify.multifamily.section``: unit statements beside the twin's truth (None: no property)
+    multifamily: dict[str, Any] | None = None
     phase_limits_a: tuple[float, float, float] | None = None
     #: where the CSMS side of ``transactions`` comes from: "embedded" (its database, virtual time) or, in real
     #: time, the operator that read it back ("api": chargetwin's API, "hooks": a hooks file); None: not measured
@@ -252,6 +254,9 @@ def check_values(report: dict[str, Any]) -> dict[str, float | None]:
         values["site_phase_violations"] = site["phases"]["violation_minutes"]
     if "security" in report:
         values["lowest_security_profile"] = report["security"]["lowest_profile"]
+    if "multifamily" in report:
+        mf = report["multifamily"]
+        values.update(statement_mismatch_cents=mf["max_error_cents"], statement_mismatch_wh=mf["max_error_wh"])
     energy = report.get("energy")
     if energy is not None:
         values["energy_optimum_fraction"] = energy["optimum_fraction"]
@@ -314,6 +319,8 @@ def build(record: RunRecord) -> dict[str, Any]:
         report["load_management"] = record.load_management
     if record.security is not None:
         report["security"] = record.security
+    if record.multifamily is not None:
+        report["multifamily"] = record.multifamily
     if record.notes:
         report["notes"] = list(record.notes)
     if record.not_measured:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import simpy
 
@@ -27,6 +28,7 @@ from simulator.scenario.models import FleetBlock, Scenario
 from simulator.scheduler import SimPyScheduler
 from simulator.station.charger import Charger
 from simulator.verify import faults as fv
+from simulator.verify import multifamily as mf
 
 
 def _plug_and_charge(scenario: Scenario) -> bool:
@@ -123,4 +125,14 @@ class VirtualRun:
             alerts=self.fleet.alerts_section(self.csms.alert_effects, latency_s),
             load_management=self.wiring.load_management_section(),
             security=None if self.pki is None else self.records.security(self.fleet.chargers, self.operator),
+            multifamily=self._multifamily(),
         )
+
+    def _multifamily(self) -> dict[str, Any] | None:
+        """Unit statements beside the cost worked out from the twin's truth (a scenario with csms.property)."""
+        terms = self.scenario.csms.property
+        if terms is None:
+            return None
+        statements = self.records.unit_statements(self.epoch, self.epoch + float(self.env.now))
+        truth_wh, running = self.fleet.truth_wh_by_token()
+        return mf.section(statements, truth_wh, running, terms)

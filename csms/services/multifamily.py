@@ -90,6 +90,15 @@ def get_property(db: Session, property_id: str) -> Property:
     return row
 
 
+def find_property(db: Session, property_id: str) -> Property | None:
+    return db.get(Property, property_id)
+
+
+def units(db: Session, property_id: str) -> list[PropertyUnit]:
+    stmt = select(PropertyUnit).where(PropertyUnit.property_id == property_id)
+    return list(db.scalars(stmt.order_by(PropertyUnit.name)))
+
+
 def add_unit(db: Session, property_id: str, name: str, *, now: datetime) -> PropertyUnit:
     """A unit, with the billing account that pays for its residents' sessions."""
     prop = get_property(db, property_id)

@@ -33,6 +33,8 @@ KNOWN_CHECKS: frozenset[str] = frozenset(
         "energy_optimum_fraction",  # delivered towards targets / the offline optimum
         "lowest_served_fraction",  # fairness: the lowest share of its need a vehicle got
         "lowest_security_profile",  # the lowest profile a station connects with, as it and the CSMS agree
+        "statement_mismatch_cents",  # multifamily: |unit statement - cost from the twin's truth|, worst unit
+        "statement_mismatch_wh",  # ... and its energy
     }
 )
 

@@ -589,8 +589,20 @@ class UpdateFirmware(_Model):
     version: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,96}$")]
 
 
+class Onboard(_Model):
+    """Invite the drivers of a vehicle group to the garage (``csms.property``) and redeem each invitation with the
+    vehicle's own token, as the resident or visitor would: residents get a unit each (named by their token)."""
+
+    kind: Literal["onboard"]
+    at: When
+    vehicles: str
+    role: Literal["resident", "visitor", "staff"] = "resident"
+    pass_days: Annotated[int | None, Field(ge=1)] = None
+
+
 Action = Annotated[
-    ProvisionTokens
+    Onboard
+    | ProvisionTokens
     | RemoteStart
     | RemoteStop
     | ChangeAvailability
@@ -726,8 +738,24 @@ class PkiSettings(_Model):
     certificate_days: Annotated[int, Field(ge=1)] = 365
 
 
+_AMOUNT = r"^[0-9]+(\.[0-9]+)?$"
+
+
+class PropertyTerms(_Model):
+    """The site as a multifamily property in the CSMS: how its residents are billed (docs/multifamily.md)."""
+
+    billing_mode: Literal["cost_recovery", "flat_fee"] = "cost_recovery"
+    currency: Annotated[str, Field(pattern="^[A-Z]{3}$")] = "EUR"
+    utility_rate: Annotated[str, Field(pattern=_AMOUNT)]
+    margin_pct: Annotated[str, Field(pattern=_AMOUNT)] = "0"
+    flat_fee: Annotated[str, Field(pattern=_AMOUNT)] = "0"
+    allowance_kwh: Annotated[str, Field(pattern=_AMOUNT)] = "0"
+    vat_pct: Annotated[str, Field(pattern=_AMOUNT)] = "0"
+
+
 class CsmsSettings(_Model):
     load_management: LoadManagement | None = None
+    property: PropertyTerms | None = None
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     pki: PkiSettings | None = None
 
@@ -825,8 +853,20 @@ def reference_problems(scenario: Scenario) -> list[_Problem]:
     problems += _session_problems(scenario)
     problems += _load_management_problems(scenario)
     problems += _security_problems(scenario)
+    problems += _onboarding_problems(scenario)
     if scenario.twin.step > scenario.duration or not math.isfinite(scenario.twin.step):
         problems.append((("twin", "step"), "expected a physics step no longer than the duration"))
+    return problems
+
+
+def _onboarding_problems(scenario: Scenario) -> list[_Problem]:
+    """Onboarding needs the property's terms and a site the CSMS knows (load management creates it)."""
+    problems: list[_Problem] = []
+    for i, action in enumerate(scenario.actions):
+        if not isinstance(action, Onboard):
+            continue
+        if scenario.csms.property is None or scenario.csms.load_management is None:
+            problems.append((("actions", i, "kind"), "'onboard' needs csms.property and csms.load_management"))
     return problems
 
 
@@ -868,7 +908,7 @@ def _charger_problem(scenario: Scenario, known: str, loc: tuple[str | int, ...],
 
 
 def _action_problems(scenario: Scenario, known: str, groups: set[str], i: int, action: Action) -> list[_Problem]:
-    if isinstance(action, ProvisionTokens):
+    if isinstance(action, ProvisionTokens | Onboard):
         if action.vehicles is not None and action.vehicles not in groups:
             message = f"expected a vehicle group ({', '.join(map(repr, sorted(groups)))}), got {action.vehicles!r}"
             return [(("actions", i, "vehicles"), message)]
