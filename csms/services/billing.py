@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from csms.domain import money
+from csms.services import rows
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.store.models import AccountToken, BillingAccount, IdToken, Invoice, InvoiceItem, LedgerEntry, PaymentFee
 
@@ -69,10 +70,7 @@ def create_account(  # noqa: PLR0913 - one keyword-only argument per field of th
 
 
 def get_account(db: Session, account_id: str) -> BillingAccount:
-    account = db.get(BillingAccount, account_id)
-    if account is None:
-        raise NotFound(f"account {account_id!r} not found")
-    return account
+    return rows.found(db, BillingAccount, account_id, "account")
 
 
 def list_accounts(db: Session) -> list[BillingAccount]:
@@ -365,10 +363,7 @@ def _line(entry: LedgerEntry) -> dict[str, Any]:
 
 
 def get_invoice(db: Session, number: str) -> Invoice:
-    invoice = db.get(Invoice, number)
-    if invoice is None:
-        raise NotFound(f"invoice {number!r} not found")
-    return invoice
+    return rows.found(db, Invoice, number, "invoice")
 
 
 def list_invoices(db: Session, account_id: str | None = None) -> list[Invoice]:

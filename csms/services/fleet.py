@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from csms.domain import meter
 from csms.domain.transaction import TransactionStatus
+from csms.services import rows
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.store.models import FleetDeparture, FleetDriver, FleetTelematics, FleetVehicle, IdToken, Transaction
 
@@ -93,10 +94,7 @@ def _check_vehicle(db: Session, fields: dict[str, Any]) -> None:
 
 
 def get_vehicle(db: Session, vehicle_id: str) -> FleetVehicle:
-    vehicle = db.get(FleetVehicle, vehicle_id)
-    if vehicle is None:
-        raise NotFound(f"vehicle {vehicle_id!r} not found")
-    return vehicle
+    return rows.found(db, FleetVehicle, vehicle_id, "vehicle")
 
 
 def list_vehicles(db: Session, depot_id: str | None = None) -> list[FleetVehicle]:

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from csms.domain import money
-from csms.services import authorization, billing
+from csms.services import authorization, billing, rows
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.store.models import (
     AccessPass,
@@ -84,10 +84,7 @@ def create_property(  # noqa: PLR0913 - one keyword-only argument per term of th
 
 
 def get_property(db: Session, property_id: str) -> Property:
-    row = db.get(Property, property_id)
-    if row is None:
-        raise NotFound(f"property {property_id!r} not found")
-    return row
+    return rows.found(db, Property, property_id, "property")
 
 
 def find_property(db: Session, property_id: str) -> Property | None:
