@@ -43,6 +43,8 @@ from simulator import report
 from simulator.embedded_csms import EmbeddedCsms
 from simulator.fleet import OperatorCall, operator_payload, security_calls
 from simulator.loadmgmt import SITE_ID
+from simulator.operators import FirmwareImage
+from simulator.rollout import FirmwareSigner, roll_out
 from simulator.scenario.models import (
     Onboard,
     RemoteStart,
@@ -72,6 +74,8 @@ class EmbeddedOperator:
         self._remote_start_ids = 0
         #: (action, how it ended) of every call the security actions sent: the report's tally.
         self.security_calls: Counter[tuple[str, str]] = Counter()
+        #: The run's firmware manufacturer (signed roll-outs).
+        self.signer = FirmwareSigner()
 
     def provision_stations(self, scenario: Scenario, now: float) -> None:
         """Every station of the scenario, known to the CSMS before the run (as ``csms stations add``)."""
@@ -141,7 +145,7 @@ class EmbeddedOperator:
             self._reserve(station_id, version, item, now)
             return
         if isinstance(item, UpdateFirmware):
-            self._roll_out(station_id, version, item.version, now)
+            self._roll_out(station_id, version, roll_out(item, self.signer, now), now)
             return
         if isinstance(item, RemoteStop):
             call = self._remote_stop(station_id, version, item)
@@ -248,18 +252,24 @@ class EmbeddedOperator:
         self._send_transfer(station_id, action, payload, transfer_id)
         return transfer_id
 
-    def _roll_out(self, station_id: str, version: Version, firmware: str, now: float) -> None:
+    def _roll_out(self, station_id: str, version: Version, firmware: FirmwareImage, now: float) -> None:
         """The scenario's ``update_firmware``: the image stored once (as ``POST /firmware-files``), then
-        UpdateFirmware to a connected station."""
-        name = f"{firmware}.bin"
+        UpdateFirmware (signed: with the certificate and signature) to a connected station."""
         with self.csms.session_factory() as db:
-            if all(row.name != name for row in diagnostics.list_firmware(db)):
-                diagnostics.store_firmware(db, name, f"chargetwin twin firmware {firmware}\n".encode(), from_posix(now))
+            if all(row.name != firmware.name for row in diagnostics.list_firmware(db)):
+                diagnostics.store_firmware(db, firmware.name, firmware.image, from_posix(now))
                 db.commit()
         if not self.csms.connected(station_id):
             log.warning("update_firmware on %s skipped: not connected", station_id)
             return
-        self.update_firmware(station_id, version, name, now)
+        self.update_firmware(
+            station_id,
+            version,
+            firmware.name,
+            now,
+            signing_certificate=firmware.signing_certificate,
+            signature=firmware.signature,
+        )
 
     def _send_transfer(self, station_id: str, action: str, payload: dict[str, Any], transfer_id: int) -> None:
         def answered(pending: PendingCall) -> None:

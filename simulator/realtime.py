@@ -9,7 +9,8 @@ the wall clock.
   the rest exactly as in virtual time, and injects the station faults alike). A fault done to the CSMS
   itself (``csms_crash``) cannot be injected into another process: such a scenario is refused before the
   run starts (:func:`refuse_csms_faults`).
-* Operator actions (provision stations and tokens, remote start/stop, reset, availability) go through an
+* Operator actions (provision stations and tokens, remote start/stop, reset, availability, reservations,
+  firmware roll-outs) go through an
   operator adapter (:mod:`simulator.operators`, ``--operator``: chargetwin's API, a hooks file, a person);
   what it cannot do, or without one, is skipped with a warning and done on the CSMS beforehand
   (:class:`OperatorActions`).
@@ -41,6 +42,7 @@ import simpy
 
 from csms.alerts import engine as al
 from csms.ocpp import commands
+from csms.ocpp.convert import from_posix
 from csms.ocpp.versions import OCPP16, Version
 from simulator import report
 from simulator.faults import csms_faults
@@ -54,8 +56,16 @@ from simulator.fleet import (
     station_passwords,
 )
 from simulator.links.websocket import WebSocketLink
-from simulator.operators import Capability, ChargetwinOperator, Operator, OperatorError, make_operator
+from simulator.operators import (
+    Capability,
+    ChargetwinOperator,
+    FirmwareImage,
+    Operator,
+    OperatorError,
+    make_operator,
+)
 from simulator.outputs import write_outputs
+from simulator.rollout import FirmwareSigner, roll_out
 from simulator.scenario.loader import ScenarioError, ScenarioIssue, issue_at
 from simulator.scenario.models import (
     Onboard,
@@ -201,15 +211,19 @@ class OperatorActions:
         self._worker = asyncio.get_running_loop().create_task(self._work(), name="operator actions")
         self._remote_start_ids = 0
         self._warned: set[str] = set()
+        #: The run's firmware manufacturer (signed roll-outs).
+        self.signer = FirmwareSigner()
 
     def _skip(self, what: str) -> bool:
         """True (and one warning per ``what``) when nobody can carry out ``what`` on this CSMS."""
         if self.operator is None:
             why = "no --operator (and no --api-url): provision and operate the CSMS yourself"
         else:
-            capability: Capability = {"provision_tokens": "provision_token", "reserve": "reserve"}.get(  # type: ignore[assignment]
-                what, "send_call"
-            )
+            capability: Capability = {  # type: ignore[assignment]
+                "provision_tokens": "provision_token",
+                "reserve": "reserve",
+                "update_firmware": "update_firmware",
+            }.get(what, "send_call")
             why = self.operator.cannot(capability, None if capability != "send_call" else what) or ""
         if why and what not in self._warned:
             self._warned.add(what)
@@ -265,9 +279,7 @@ class OperatorActions:
             self._reserve(operator, station_id, item)
             return
         if isinstance(item, UpdateFirmware):
-            if item.kind not in self._warned:
-                self._warned.add(item.kind)
-                log.warning("%s skipped: it runs only against the embedded CSMS (sim run, virtual time)", item.kind)
+            self._update_firmware(operator, station_id, roll_out(item, self.signer, now), now)
             return
         if isinstance(item, RemoteStop):
             call = self._remote_stop(station_id, version, item)
@@ -301,6 +313,21 @@ class OperatorActions:
             )
             if outcome.detail != "active":
                 log.warning("reserve on %s: %s", station_id, outcome.detail)
+
+        self._queue.put_nowait(job)
+
+    def _update_firmware(self, operator: Operator, station_id: str, firmware: FirmwareImage, now: float) -> None:
+        """The image stored through the operator, then UpdateFirmware with the chargers' now as its retrieve
+        time (the CSMS's own now is another clock unless the scenario starts now at speed 1)."""
+        if self._skip("update_firmware"):
+            return
+
+        async def job() -> None:
+            outcome = await operator.update_firmware(
+                station_id, firmware, retrieve_at=from_posix(now), timeout_s=CALL_TIMEOUT_WALL_S
+            )
+            if outcome.response is None or outcome.detail not in ("Accepted", "AcceptedCanceled"):
+                log.warning("update_firmware on %s: %s", station_id, outcome.response or outcome.detail)
 
         self._queue.put_nowait(job)
 

@@ -101,6 +101,30 @@ def issue(
     return builder.sign(ca_key, hashes.SHA256())
 
 
+def firmware_signer(
+    root: tuple[x509.Certificate, PrivateKey], common_name: str, now: datetime, days: float
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A firmware-signing leaf (code signing) issued by a manufacturer's ``root``, and its key: what signs the
+    images a station checks before installing them (UpdateFirmware ``signingCertificate``)."""
+    root_cert, root_key = root
+    key = new_key()
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name(common_name, organisation(root_cert.subject)))
+        .issuer_name(root_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_usage(ca=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
+        .sign(root_key, hashes.SHA256())
+    )
+    return certificate, key
+
+
 def _alt_names(server_names: tuple[str, ...]) -> list[x509.GeneralName]:
     out: list[x509.GeneralName] = []
     for entry in server_names:

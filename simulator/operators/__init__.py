@@ -8,6 +8,7 @@ from pathlib import Path
 from simulator.operators.base import (
     CallOutcome,
     Capability,
+    FirmwareImage,
     Operator,
     OperatorError,
     StoredStation,
@@ -21,6 +22,7 @@ __all__ = [
     "CallOutcome",
     "Capability",
     "ChargetwinOperator",
+    "FirmwareImage",
     "HooksFileError",
     "HooksOperator",
     "ManualOperator",

@@ -25,6 +25,7 @@ Capability = Literal[
     "read_uptime",
     "configure",  # change how the CSMS treats a station (see Operator.configure)
     "reserve",  # make the CSMS reserve a connector for a token (it chooses the reservation's id)
+    "update_firmware",  # store a firmware image on the CSMS and make it send UpdateFirmware pointing at it
 ]
 
 #: What :meth:`Operator.configure` may be asked, with its keyword arguments:
@@ -44,6 +45,17 @@ class CallOutcome:
     accepted: bool
     response: dict[str, Any] | None = None
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FirmwareImage:
+    """A firmware image for the CSMS to store as ``name`` and send in UpdateFirmware; signed when both the
+    signing certificate (PEM) and the signature (base64) are given."""
+
+    name: str
+    image: bytes
+    signing_certificate: str | None = None
+    signature: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +111,14 @@ class Operator(Protocol):
     ) -> CallOutcome:
         """Make the CSMS reserve ``connector`` (None: any) for ``id_token`` during ``valid_for_s`` from when it
         sends ReserveNow (relative, so the twin's and the CSMS's clocks need not agree). Raises OperatorError."""
+        ...
+
+    async def update_firmware(
+        self, station_id: str, firmware: FirmwareImage, *, retrieve_at: datetime, timeout_s: float = 30.0
+    ) -> CallOutcome:
+        """Make the CSMS store ``firmware`` (once: an image stored already under its name is kept) and send the
+        station UpdateFirmware (signed: 1.6 SignedUpdateFirmware) to fetch it from ``retrieve_at`` (the
+        station's clock). Raises OperatorError."""
         ...
 
     async def transactions(self, station_ids: list[str], since: datetime) -> list[StoredTransaction]:

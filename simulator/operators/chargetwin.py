@@ -10,7 +10,14 @@ from urllib.parse import quote
 
 import httpx
 
-from simulator.operators.base import CallOutcome, Capability, OperatorError, StoredStation, StoredTransaction
+from simulator.operators.base import (
+    CallOutcome,
+    Capability,
+    FirmwareImage,
+    OperatorError,
+    StoredStation,
+    StoredTransaction,
+)
 from simulator.operators.http import RetryingClient, failure
 
 #: The API's page size and longest call timeout (``limit`` ≤ 1000, ``timeout`` ≤ 300 s).
@@ -160,6 +167,32 @@ class ChargetwinOperator:
         out = await self._json("POST", path, json=body, params={"timeout": wait}, timeout=wait + 10.0)
         call, status = out["call"], out["reservation"]["status"]
         return CallOutcome(True, call.get("payload") if call["outcome"] == "result" else None, status)
+
+    async def update_firmware(
+        self, station_id: str, firmware: FirmwareImage, *, retrieve_at: datetime, timeout_s: float = 30.0
+    ) -> CallOutcome:
+        """``POST /firmware-files`` (409: stored already, kept), then ``POST /stations/{id}/firmware`` or, signed,
+        ``/signed-firmware``; the outcome is the station's answer, its detail the status the CSMS stored of it.
+
+        Raises:
+            OperatorError: the image is refused (413, 422), no such station (404), not connected (409).
+        """
+        stored = await self.http.request(
+            "POST", "/firmware-files", params={"name": firmware.name}, content=firmware.image
+        )
+        if stored.status_code not in (201, 409):
+            raise failure(stored)
+        wait = min(max(timeout_s, 0.1), MAX_CALL_TIMEOUT_S)
+        body: dict[str, Any] = {"name": firmware.name, "retrieve_at": retrieve_at.isoformat()}
+        route = "firmware"
+        if firmware.signing_certificate is not None and firmware.signature is not None:
+            body |= {"signing_certificate": firmware.signing_certificate, "signature": firmware.signature}
+            route = "signed-firmware"
+        path = f"/stations/{_segment(station_id)}/{route}"
+        out = await self._json("POST", path, json=body, params={"timeout": wait}, timeout=wait + 10.0)
+        call = out["call"]
+        answer = call.get("payload") if call["outcome"] == "result" else None
+        return CallOutcome(True, answer, out["transfer"]["call_status"] or call["outcome"])
 
     async def _reservation_request(
         self, station_id: str, action: str, payload: dict[str, Any]

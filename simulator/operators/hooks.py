@@ -20,7 +20,14 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.operators import templates as t
-from simulator.operators.base import CallOutcome, Capability, OperatorError, StoredStation, StoredTransaction
+from simulator.operators.base import (
+    CallOutcome,
+    Capability,
+    FirmwareImage,
+    OperatorError,
+    StoredStation,
+    StoredTransaction,
+)
 from simulator.operators.http import RetryingClient, failure
 from simulator.scenario.loader import ScenarioError, ScenarioIssue, issue_at, load_yaml_model
 
@@ -214,6 +221,8 @@ class HooksOperator:
             return None if action in self.spec.configure else f"{self.file} defines no configure.{action}"
         if capability == "reserve":
             return f"{self.file}: hooks have no reservations (a ReserveNow call names its own id and expiry)"
+        if capability == "update_firmware":
+            return f"{self.file}: hooks cannot store a firmware image on the CSMS"
         return None if getattr(self.spec, capability) is not None else f"{self.file} defines no {capability}"
 
     def _require(self, capability: Capability) -> Any:
@@ -266,6 +275,11 @@ class HooksOperator:
         self, station_id: str, id_token: str, *, connector: int | None, valid_for_s: float, timeout_s: float = 30.0
     ) -> CallOutcome:
         raise OperatorError(self.cannot("reserve") or "")
+
+    async def update_firmware(
+        self, station_id: str, firmware: FirmwareImage, *, retrieve_at: datetime, timeout_s: float = 30.0
+    ) -> CallOutcome:
+        raise OperatorError(self.cannot("update_firmware") or "")
 
     async def configure(self, station_id: str, setting: str, **values: Any) -> None:
         call = self.spec.configure.get(setting)

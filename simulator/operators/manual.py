@@ -9,11 +9,19 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from simulator.operators.base import CallOutcome, Capability, OperatorError, StoredStation, StoredTransaction
+from simulator.operators.base import (
+    CallOutcome,
+    Capability,
+    FirmwareImage,
+    OperatorError,
+    StoredStation,
+    StoredTransaction,
+)
 
 #: How long a person has to do what an instruction asks before the adapter gives up (seconds).
 PERSON_TIMEOUT_S = 900.0
 NO_READS = "a person operates this CSMS (--operator manual): nothing can be read back from it"
+NO_IMAGES = "a person operates this CSMS (--operator manual): the simulator cannot hand them a firmware image"
 
 
 def describe(payload: Any, prefix: str = "") -> list[str]:
@@ -38,6 +46,8 @@ class ManualOperator:
         self.prompt, self.out, self.timeout_s = prompt, out, timeout_s
 
     def cannot(self, capability: Capability, action: str | None = None) -> str | None:
+        if capability == "update_firmware":
+            return NO_IMAGES
         return NO_READS if capability.startswith("read_") else None
 
     async def _ask(self, instruction: str) -> None:
@@ -79,6 +89,11 @@ class ManualOperator:
             f"On the CSMS, reserve {where} of station {station_id!r} for {id_token!r} for {valid_for_s:g} s."
         )
         return CallOutcome(True, None, "confirmed by the person at the CSMS")
+
+    async def update_firmware(
+        self, station_id: str, firmware: FirmwareImage, *, retrieve_at: datetime, timeout_s: float = 30.0
+    ) -> CallOutcome:
+        raise OperatorError(NO_IMAGES)
 
     async def configure(self, station_id: str, setting: str, **values: Any) -> None:
         wanted = ", ".join(f"{k} {v}" for k, v in values.items())

@@ -581,12 +581,25 @@ class Reserve(_Model):
 class UpdateFirmware(_Model):
     """The operator rolls out firmware ``version`` to the chargers (station id or prefix): the CSMS stores
     an image named ``{version}.bin`` and sends UpdateFirmware; each charger downloads it, installs it at
-    its next idle moment and boots with the new version. Virtual-time runs (the embedded CSMS) only."""
+    its next idle moment and boots with the new version. In real time through the operator adapter.
+
+    ``signed``: the image comes with the run's firmware-signing certificate and its signature (1.6
+    SignedUpdateFirmware, 2.0.1 UpdateFirmware with both), which each charger checks before installing.
+    ``tampered`` (signed only): the image stored (``{version}-tampered.bin``) is the signed one altered
+    afterwards; each charger refuses it (InvalidSignature, and the security event InvalidFirmwareSignature)."""
 
     kind: Literal["update_firmware"]
     at: When
     charger: str
-    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,96}$")]
+    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,86}$")]
+    signed: bool = False
+    tampered: bool = False
+
+    @model_validator(mode="after")
+    def _tampered_needs_signed(self) -> UpdateFirmware:
+        if self.tampered and not self.signed:
+            raise ValueError("tampered needs signed: true (without a signature no charger can tell)")
+        return self
 
 
 class Onboard(_Model):

@@ -21,10 +21,10 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
 from csms.alerts import AlertRules, RemediationPolicy
-from csms.runtime.server import Endpoints, run_server
+from csms.runtime.server import Endpoints
 from tests.alerts.test_webhooks import SECRET, Receiver
+from tests.support.live import eventually, live_csms
 
-API_KEY = "live-key-0123456789"
 PASSWORD = "station-password-1"
 DIAGNOSTICS = b"2026-01-15 22:00:00 ground fault on connector 1\n" * 50
 FIRMWARE = bytes(range(256)) * 64
@@ -113,33 +113,6 @@ class Station201(ChargePoint201):
 
 
 @contextlib.asynccontextmanager
-async def live_csms(database_url: str, **kwargs: Any) -> AsyncIterator[tuple[Endpoints, httpx.AsyncClient]]:
-    stop = asyncio.Event()
-    ready: asyncio.Future[Endpoints] = asyncio.get_running_loop().create_future()
-    server = asyncio.create_task(
-        run_server(
-            database_url=database_url,
-            ocpp_port=0,
-            api_port=0,
-            api_key=API_KEY,
-            log_level="warning",
-            stop=stop,
-            on_ready=ready.set_result,
-            handle_signals=False,
-            **kwargs,
-        )
-    )
-    endpoints = await asyncio.wait_for(ready, 30)
-    headers = {"Authorization": f"Bearer {API_KEY}"}
-    try:
-        async with httpx.AsyncClient(base_url=endpoints.api_url, headers=headers, timeout=15) as client:
-            yield endpoints, client
-    finally:
-        stop.set()
-        await asyncio.wait_for(server, 30)
-
-
-@contextlib.asynccontextmanager
 async def station(endpoints: Endpoints, client: httpx.AsyncClient, station_id: str, version: str) -> AsyncIterator[Any]:
     body = {"id": station_id, "password": PASSWORD, "ocpp_version": version}
     assert (await client.post("/stations", json=body)).status_code == 201
@@ -162,17 +135,6 @@ async def station(endpoints: Endpoints, client: httpx.AsyncClient, station_id: s
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def transfer(client: httpx.AsyncClient, station_id: str, transfer_id: int) -> dict[str, Any]:

@@ -11,8 +11,9 @@ from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from csms.alerts import AlertRules
-from tests.alerts.test_live import eventually, live_csms, station
+from tests.alerts.test_live import station
 from tests.alerts.test_webhooks import SECRET, Receiver
+from tests.support.live import eventually, live_csms
 
 START = datetime(2026, 1, 15, 22, 0, tzinfo=UTC)
 RULES = AlertRules(meter_frozen_after_s=300, meter_frozen_readings=3)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from csms.store.database import make_engine, make_session_factory
-from tests.cluster.test_failover import until
 from tests.conftest import fresh_postgres_url
 from tests.support.chargers import NodeCharger, acknowledged, missing_acknowledged
+from tests.support.cluster import until
 from tests.support.tcp_proxy import TcpProxy
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "loadtests"))

@@ -9,27 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from csms.services import sites
 from csms.store.database import make_engine, make_session_factory
-from tests.cluster.test_three_nodes import require_redis
 from tests.conftest import fresh_postgres_url
 from tests.support.chargers import NodeCharger, acknowledged, missing_acknowledged
+from tests.support.cluster import CLUSTER_REDIS_URL as REDIS_URL
+from tests.support.cluster import make_site, require_redis, until
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "loadtests"))
 
 import harness
 import provision
 
-REDIS_URL = os.environ.get("CHARGETWIN_TEST_REDIS_CLUSTER", "redis://127.0.0.1:6379/7")
 LEASE_TTL_S = 2.5
 LIMIT_KW = 30.0
 API_KEY = "failover-test-key"
@@ -39,39 +36,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
 def node_args(node_id: str) -> list[str]:
     return ["--broker", REDIS_URL, "--node-id", node_id, "--registry-ttl", "3", "--lease-ttl", str(LEASE_TTL_S)]
-
-
-def make_site(url: str, site_id: str, station_ids: list[str]) -> None:
-    engine = make_engine(url)
-    try:
-        with make_session_factory(engine)() as db, db.begin():
-            sites.create(
-                db,
-                site_id,
-                now=datetime.now(UTC),
-                nodes=[{"id": "grid", "limit_kw": LIMIT_KW}],
-                evses=[
-                    {"station_id": s, "evse_id": 1, "node": "grid", "max_current_a": 16, "fallback_current_a": 6}
-                    for s in station_ids
-                ],
-                strategy="equal_share",
-                interval_s=5,
-            )
-    finally:
-        engine.dispose()
-
-
-async def until(predicate, timeout: float, what: str) -> float:
-    """Seconds it took for ``predicate()`` (sync or async) to hold."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return time.monotonic() - start
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 async def test_the_site_lease_moves_when_its_holder_is_killed(tmp_path):

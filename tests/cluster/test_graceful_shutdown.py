@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from csms.store.database import make_engine, make_session_factory
-from tests.cluster.test_failover import REDIS_URL, make_site, until
-from tests.cluster.test_three_nodes import require_redis
 from tests.conftest import fresh_postgres_url
 from tests.support.chargers import NodeCharger, missing_acknowledged
+from tests.support.cluster import CLUSTER_REDIS_URL as REDIS_URL
+from tests.support.cluster import make_site, require_redis, until
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "loadtests"))
 

@@ -10,8 +10,8 @@ from csms.alerts import engine as al
 from csms.alerts import wire
 from csms.domain.events import PortState
 from csms.runtime.leases import FenceBook, Leases
-from tests.cluster.test_failover import REDIS_URL
-from tests.cluster.test_three_nodes import require_redis
+from tests.support.cluster import CLUSTER_REDIS_URL as REDIS_URL
+from tests.support.cluster import require_redis
 
 
 async def test_one_holder_at_a_time_and_a_newer_fence_after_each_take_over():

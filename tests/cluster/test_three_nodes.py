@@ -8,130 +8,26 @@ fails instead.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import os
-import random
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
-import websockets
-from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from simulator.station.charger import Charger
-from tests.conftest import IN_CI, fresh_postgres_url
+from tests.conftest import fresh_postgres_url
+from tests.support.chargers import NodeCharger
+from tests.support.cluster import REDIS_URL, require_redis, until
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "loadtests"))
 
 import harness
 import provision
 
-REDIS_URL = os.environ.get("CHARGETWIN_TEST_REDIS", "redis://127.0.0.1:6379/0")
 API_KEY = "cluster-test-key"
-SUBPROTOCOL = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
-BACKOFF = {
-    "1.6": {"ReconnectBackOffWaitMinimum": "1", "ReconnectBackOffRandomRange": "1"},
-    "2.0.1": {"OCPPCommCtrlr.RetryBackOffWaitMinimum": "1", "OCPPCommCtrlr.RetryBackOffRandomRange": "1"},
-}
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
-
-
-def require_redis() -> None:
-    import redis
-
-    try:
-        client = redis.Redis.from_url(REDIS_URL, socket_timeout=3)
-        client.ping()
-        client.close()
-    except Exception as exc:
-        if IN_CI:
-            pytest.fail(f"Redis is required under CI=true but {REDIS_URL} does not answer: {exc}")
-        pytest.skip(f"Redis not available: {exc}")
-
-
-class ZeroMeter:
-    def energy_wh(self, connector_id: int) -> float:
-        return 0.0
-
-    def power_w(self, connector_id: int) -> float:
-        return 0.0
-
-    def current_a(self, connector_id: int) -> tuple[float, ...]:
-        return (0.0,)
-
-    def voltage_v(self, connector_id: int) -> float:
-        return 230.0
-
-    def soc(self, connector_id: int) -> float | None:
-        return None
-
-
-class Driver:
-    """A real-time asyncio shell for one sans-IO Charger: it connects to the next node URL in its list on every
-    (re)connect, so a charger whose node dies fails over to another one."""
-
-    def __init__(self, station_id: str, password: str, version: str, urls: list[str], first: int) -> None:
-        self.station_id, self.urls, self.index = station_id, urls, first
-        self.auth = "Basic " + base64.b64encode(f"{station_id}:{password}".encode()).decode()
-        self.charger = Charger(
-            station_id, version, meter=ZeroMeter(), rng=random.Random(first), config=BACKOFF[version]
-        )  # type: ignore[arg-type]
-        self.node: int | None = None  # index of the node URL the socket is on
-        self.connections = 0
-
-    async def run(self) -> None:
-        charger = self.charger
-        while True:
-            now = time.time()
-            if not charger.wants_connection(now):
-                deadline = charger.next_deadline() or now + 0.2
-                await asyncio.sleep(min(0.2, max(0.0, deadline - now)))
-                charger.handle_timer(time.time())
-                continue
-            node = self.index % len(self.urls)
-            self.index += 1
-            try:
-                ws = await websockets.connect(
-                    f"{self.urls[node]}/{self.station_id}",
-                    subprotocols=[SUBPROTOCOL[charger.version]],  # type: ignore[list-item]
-                    additional_headers={"Authorization": self.auth},
-                    open_timeout=5,
-                )
-            except (OSError, WebSocketException, TimeoutError):
-                charger.connection_failed(time.time())
-                continue
-            self.node, self.connections = node, self.connections + 1
-            charger.connected(time.time())
-            try:
-                await self._serve(ws)
-            except ConnectionClosed:
-                pass
-            finally:
-                self.node = None
-                charger.disconnected(time.time())
-                with contextlib.suppress(Exception):
-                    await ws.close()
-
-    async def _serve(self, ws: websockets.ClientConnection) -> None:
-        charger = self.charger
-        while True:
-            for frame in charger.frames_to_send():
-                await ws.send(frame)
-            if charger.close_requested():
-                return
-            deadline = charger.next_deadline()
-            timeout = 1.0 if deadline is None else min(1.0, max(0.0, deadline - time.time()))
-            try:
-                frame = await asyncio.wait_for(ws.recv(), timeout)
-            except TimeoutError:
-                charger.handle_timer(time.time())
-                continue
-            charger.receive_frame(frame, time.time())
 
 
 async def call_everywhere(apis: list[str], station_ids: list[str]) -> list[tuple[str, str, int, dict]]:
@@ -154,15 +50,6 @@ def failures(results: list[tuple[str, str, int, dict]]) -> list[tuple[str, str, 
     ]
 
 
-async def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def test_three_nodes_route_calls_and_survive_a_killed_node(tmp_path):
     require_redis()
     import redis.asyncio as aioredis
@@ -174,7 +61,7 @@ async def test_three_nodes_route_calls_and_survive_a_killed_node(tmp_path):
     provision.provision(url, rows, "LOADTEST")
     node_ids = [f"test-{run}-{i}" for i in range(3)]
     nodes: list[harness.CsmsProcess] = []
-    drivers: list[Driver] = []
+    drivers: list[NodeCharger] = []
     tasks: list[asyncio.Task] = []
     broker = aioredis.from_url(REDIS_URL, decode_responses=True)
     try:
@@ -183,7 +70,7 @@ async def test_three_nodes_route_calls_and_survive_a_killed_node(tmp_path):
             nodes.append(harness.start_csms(url, tmp_path, name=f"node{i}", api_key=API_KEY, extra_args=extra))
         urls = [n.ocpp_url for n in nodes]
         apis = [n.api_url for n in nodes]
-        drivers = [Driver(sid, pw, version, urls, first=i) for i, (sid, pw, version) in enumerate(rows)]
+        drivers = [NodeCharger(sid, pw, version, urls, first=i) for i, (sid, pw, version) in enumerate(rows)]
         tasks = [asyncio.create_task(d.run()) for d in drivers]
         station_ids = [d.station_id for d in drivers]
 
@@ -192,7 +79,7 @@ async def test_three_nodes_route_calls_and_survive_a_killed_node(tmp_path):
             expected = [node_ids[d.node] if d.node is not None else None for d in drivers]
             return all(d.charger.online for d in drivers) and owners == expected
 
-        await wait_until(registered, 30, "all chargers booted and registered with their nodes")
+        await until(registered, 30, "all chargers booted and registered with their nodes")
         assert {d.node for d in drivers} == {0, 1, 2}  # spread over the three nodes
 
         # Every API reaches every station: 2 of 3 calls per station cross the broker.
@@ -218,12 +105,12 @@ async def test_three_nodes_route_calls_and_survive_a_killed_node(tmp_path):
                 return False
             return not failures(await call_everywhere(survivors, [d.station_id for d in victims]))
 
-        await wait_until(failed_over, 40, "the killed node's chargers to be reachable through the survivors")
+        await until(failed_over, 40, "the killed node's chargers to be reachable through the survivors")
         assert all(d.connections >= 2 for d in victims)
         results = await call_everywhere(survivors, station_ids)
         assert not failures(results), failures(results)
         # The dead node's own liveness key expires (nobody refreshes it).
-        await wait_until(lambda: _gone(broker, f"node:{node_ids[0]}"), 10, "the dead node's key to expire")
+        await until(lambda: _gone(broker, f"node:{node_ids[0]}"), 10, "the dead node's key to expire")
         for node in nodes[1:]:
             assert node.process.poll() is None, node.log()
             assert "Traceback" not in node.log(), node.log()

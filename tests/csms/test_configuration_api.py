@@ -18,7 +18,7 @@ from ocpp.v201 import call_result as result201
 
 from csms import cli
 from csms.runtime.server import Endpoints
-from tests.csms.test_ocpp21 import API_KEY, live_csms
+from tests.support.live import API_KEY, live_csms
 
 PASSWORD = "station-pass-0016"  # 1.6: 16-20 characters
 

@@ -27,9 +27,10 @@ from csms.gateway.server import Gateway
 from csms.runtime.metrics import Metrics
 from csms.runtime.server import Endpoints
 from csms.services.config import CsmsConfig
-from tests.alerts.test_live import PASSWORD, eventually, live_csms, station
+from tests.alerts.test_live import PASSWORD, station
 from tests.alerts.test_webhooks import SECRET, Receiver
 from tests.loadmgmt.test_manager import T0, managed
+from tests.support.live import eventually, live_csms
 
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "chargetwin.json"
 
@@ -192,9 +193,7 @@ async def test_the_grafana_dashboard_uses_only_exposed_metrics(sqlite_factory):
     body, content_type = render(sqlite_factory)
     assert content_type.startswith("text/plain")
     exposed = {
-        family.name + suffix
-        for family in text_string_to_metric_families(body)
-        for suffix in SUFFIXES[family.type]
+        family.name + suffix for family in text_string_to_metric_families(body) for suffix in SUFFIXES[family.type]
     }
     exprs = _dashboard_exprs(json.loads(DASHBOARD.read_text()))
     assert len(exprs) >= 10

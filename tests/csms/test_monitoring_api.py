@@ -15,7 +15,7 @@ from ocpp.v201 import call_result as result201
 
 from csms import cli
 from tests.csms.test_configuration_api import add_station, connect
-from tests.csms.test_ocpp21 import API_KEY, live_csms
+from tests.support.live import API_KEY, live_csms
 
 
 class Station(ChargePoint201):

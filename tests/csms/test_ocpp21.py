@@ -8,7 +8,6 @@ import asyncio
 import base64
 import contextlib
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,12 +25,12 @@ from csms.ocpp.errors import ErrorKind, FrameError, LocalCallError
 from csms.ocpp.outgoing import ChargingProfile, SchedulePeriod
 from csms.ocpp.rpc import FrameRejected, IncomingSend, Outcome, ResultRefused, RpcEndpoint
 from csms.ocpp.versions import OCPP21
-from csms.runtime.server import Endpoints, run_server
+from csms.runtime.server import Endpoints
 from csms.store.models import Station
 from tests.csms.test_cli import rows
 from tests.support.chargers import NodeCharger
+from tests.support.live import live_csms
 
-API_KEY = "ocpp21-key-0123456789"
 PASSWORD = "station-password-0021"
 
 
@@ -50,32 +49,6 @@ class Charger21(ChargePoint21):
     def on_request_start(self, **payload: Any) -> Any:
         self.starts.append(payload)
         return result21.RequestStartTransaction(status="Accepted")
-
-
-@contextlib.asynccontextmanager
-async def live_csms(database_url: str) -> AsyncIterator[tuple[Endpoints, httpx.AsyncClient]]:
-    stop = asyncio.Event()
-    ready: asyncio.Future[Endpoints] = asyncio.get_running_loop().create_future()
-    server = asyncio.create_task(
-        run_server(
-            database_url=database_url,
-            ocpp_port=0,
-            api_port=0,
-            api_key=API_KEY,
-            log_level="warning",
-            stop=stop,
-            on_ready=ready.set_result,
-            handle_signals=False,
-        )
-    )
-    endpoints = await asyncio.wait_for(ready, 30)
-    headers = {"Authorization": f"Bearer {API_KEY}"}
-    try:
-        async with httpx.AsyncClient(base_url=endpoints.api_url, headers=headers, timeout=15) as client:
-            yield endpoints, client
-    finally:
-        stop.set()
-        await asyncio.wait_for(server, 30)
 
 
 async def add_station(client: httpx.AsyncClient, station_id: str, version: str) -> None:

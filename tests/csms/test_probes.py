@@ -13,8 +13,8 @@ from csms.gateway.server import Gateway
 from csms.runtime.probes import DatabaseProbes, Readiness, mount, standard_checks
 from csms.services.config import CsmsConfig
 from csms.store.database import make_engine
-from tests.alerts.test_live import live_csms
-from tests.cluster.test_three_nodes import REDIS_URL, require_redis
+from tests.support.cluster import REDIS_URL, require_redis
+from tests.support.live import live_csms
 
 
 async def timed_get(client: httpx.AsyncClient, url: str) -> tuple[httpx.Response, float]:

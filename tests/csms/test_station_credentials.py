@@ -451,7 +451,7 @@ async def test_a_pending_policy_leaves_the_station_connected_until_its_next_boot
 async def test_a_change_made_on_another_node_disconnects_the_station_there(sqlite_factory):
     """With ``--broker``, the node whose API took the change asks the node holding the socket to end it."""
     from csms.runtime.cluster import Cluster
-    from tests.cluster.test_three_nodes import REDIS_URL, require_redis
+    from tests.support.cluster import REDIS_URL, require_redis
 
     require_redis()
     station_id = f"cp-{secrets.token_hex(4)}"
