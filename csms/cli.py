@@ -183,6 +183,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 public_url=settings.public_url,
                 payment_webhook_secret=settings.payment_webhook_secret,
                 seller=_seller(settings),
+                openadr=_ven_settings(settings),
                 broker_url=settings.broker,
                 node_id=settings.node_id,
                 registry_ttl_s=settings.registry_ttl,
@@ -1265,6 +1266,16 @@ def cmd_billing(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _ven_settings(settings: ServeSettings) -> Any:
+    if settings.openadr_vtn_url is None:
+        return None
+    from csms.runtime.openadr import VenSettings
+
+    return VenSettings(
+        settings.openadr_vtn_url, settings.openadr_ven_name, tuple(settings.openadr_sites), settings.openadr_opt_out
+    )
 
 
 def _seller_from_environment() -> Party:

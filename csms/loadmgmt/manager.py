@@ -500,6 +500,13 @@ class LoadManager:
             return []
         return planner.ev_needs(key, now, energy_needed_wh=known.energy_needed_wh, departure=known.departure)
 
+    def curtail(
+        self, site_id: str, event_id: str, start: float, end: float, limit_kw: float | None, now: float
+    ) -> list[Command]:
+        """A demand-response event for a site planned here (``limit_kw`` None: cancelled); unknown site: []."""
+        planner = self.planners.get(site_id)
+        return [] if planner is None else self._latest(planner.curtail(event_id, start, end, limit_kw, now))
+
     # ---- site meter -------------------------------------------------------------------------------------
     def _station_meter(self, site_id: str, samples: Iterable[ev.Sample], now: float) -> list[Command]:
         out: list[Command] = []

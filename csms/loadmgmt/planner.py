@@ -72,7 +72,7 @@ from csms.ocpp.versions import OCPP16
 
 #: Events that re-plan at once (``on_event``); others are refused.
 REPLAN_EVENTS = frozenset(
-    {"plug_in", "stop", "meter", "fault", "online", "offline", "needs", "rejected", "overdraw", "interval"}
+    {"plug_in", "stop", "meter", "fault", "online", "offline", "needs", "rejected", "overdraw", "interval", "curtail"}
 )
 
 
@@ -144,6 +144,16 @@ class _Session:
             del self.limits[0]
 
 
+@dataclass(frozen=True, slots=True)
+class Curtailment:
+    """A demand-response event at the site's grid connection."""
+
+    event_id: str
+    start: float
+    end: float
+    limit_kw: float
+
+
 class Planner:
     """Load management of one site: feed it facts, send what it returns.
 
@@ -188,6 +198,9 @@ class Planner:
         #: Stations that may still apply profiles of a process that ran before us (:meth:`resumed`), until when.
         self._inherited: set[str] = set()
         self._inherited_until = float("-inf")
+        #: Demand-response events: the grid connection's limit lowered for a while (:meth:`curtail`).
+        self.curtailments: dict[str, Curtailment] = {}
+        self._curtailed: tuple[float, Site] | None = None
 
     # ---- facts ---------------------------------------------------------------------------------------
     def station_online(self, station_id: str, now: float, version: str | None = None) -> list[Command]:
@@ -368,6 +381,32 @@ class Planner:
             raise ValueError(f"unknown event {kind!r}; expected one of {', '.join(sorted(REPLAN_EVENTS))}")
         return self.replan(now)
 
+    def curtail(self, event_id: str, start: float, end: float, limit_kw: float | None, now: float) -> list[Command]:
+        """A demand-response event: from ``start`` to ``end`` the grid connection may draw at most ``limit_kw``
+        (building included). ``limit_kw`` None cancels the event. The plan changes at its start and its end."""
+        if limit_kw is None:
+            self.curtailments.pop(event_id, None)
+        else:
+            self.curtailments[event_id] = Curtailment(event_id, start, end, max(0.0, limit_kw))
+        self.curtailments = {k: c for k, c in self.curtailments.items() if c.end > now}
+        return self.on_event("curtail", now)
+
+    def curtailed_kw(self, now: float) -> float | None:
+        """The lowest demand-response limit in force at ``now`` (None: none)."""
+        limits = [c.limit_kw for c in self.curtailments.values() if c.start <= now < c.end]
+        return min(limits) if limits else None
+
+    def _site_at(self, now: float) -> Site:
+        limit = self.curtailed_kw(now)
+        if limit is None:
+            return self.site
+        root = self.site.root
+        if root.limit_kw is not None and root.limit_kw <= limit:
+            return self.site
+        if self._curtailed is None or self._curtailed[0] != limit:
+            self._curtailed = (limit, replace(self.site, root=replace(root, limit_kw=limit)))
+        return self._curtailed[1]
+
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` wants to run next (None: nothing scheduled)."""
         if self._strategy is None:
@@ -375,6 +414,8 @@ class Planner:
         times = []
         if self._last_plan is not None:
             times.append(self._last_plan + self.config.interval_s)
+        for c in self.curtailments.values():  # the plan changes when an event starts and when it ends
+            times += [t for t in (c.start, c.end) if self._last_plan is None or t > self._last_plan]
         retry = self.tracker.retry_deadline()
         if retry is not None:
             times.append(retry)
@@ -501,7 +542,7 @@ class Planner:
             if key in self.site.index
         }
         return SiteState(
-            site=self.site,
+            site=self._site_at(now),
             building_load_a=self.building_load_a(now),
             sessions=sessions,
             reserved_a=self.reserved_a(now),

@@ -40,6 +40,7 @@ from csms.pki.lookups import ContractProvider
 from csms.reports.invoices import Party
 from csms.runtime import metrics as metrics_
 from csms.runtime import probes
+from csms.runtime.openadr import VenRunner, VenSettings
 from csms.runtime.webhooks import WebhookSender
 from csms.services.config import CsmsConfig
 from csms.services.payments import payment_providers
@@ -114,6 +115,7 @@ async def run_server(
     public_url: str | None = None,
     payment_webhook_secret: str | None = None,
     seller: Party | None = None,
+    openadr: VenSettings | None = None,
     broker_url: str | None = None,
     node_id: str | None = None,
     registry_ttl_s: int = 15,
@@ -162,6 +164,7 @@ async def run_server(
     load_management = LoadManagement()
     installed: list[signal.Signals] = []
     cluster: Cluster | None = None
+    ven = VenRunner(openadr)
     deadline: float | None = None
     metrics = metrics_.Metrics(gateway, engine, load_management=load_management, monitor=monitor, sender=sender)
     database = probes.DatabaseProbes(engine)
@@ -192,6 +195,7 @@ async def run_server(
             )
             await cluster.start()
             probes.cluster_check(readiness, gateway)
+        ven.start(load_management, session_factory)  # demand response, once the sites are planned
         await gateway.start(host, ocpp_port)
         if tls_context is not None:
             await gateway.start_tls(host, tls_port, tls_context)
@@ -259,6 +263,7 @@ async def run_server(
             loop.remove_signal_handler(sig)
         if cluster is not None:
             await cluster.stop()
+        await ven.stop()
         await metrics.stop()
         remaining = max(0.5, deadline - loop.time()) if deadline is not None else 10.0
         await gateway.stop(close_timeout_s=remaining)  # commits what it gathered, then stops the plugins

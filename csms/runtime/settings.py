@@ -141,8 +141,21 @@ class ServeSettings(BaseModel):
         "/steve/websocket/CentralSystemService for a DNS cut-over (repeatable; in the environment comma-separated)",
         metavar="PREFIX",
     )  # fmt: skip
+    openadr_vtn_url: str | None = _setting(
+        None, "demand response: the OpenADR 2.0b VTN this CSMS registers with as a VEN (e.g. "
+        "https://vtn.example.com/OpenADR2/Simple/2.0b); events lower the sites' grid limits for their duration",
+        metavar="URL",
+    )  # fmt: skip
+    openadr_ven_name: str = _setting("chargetwin", "the VEN's name at the VTN", metavar="NAME", min_length=1)
+    openadr_sites: list[str] = _setting(
+        [], "the sites the VEN speaks for (an event's resource targets name them; default: every planned site; "
+        "repeatable, in the environment comma-separated)", metavar="SITE",
+    )  # fmt: skip
+    openadr_opt_out: Literal["never", "when_departure_at_risk"] = _setting(
+        "never", "answer optOut to an event that would make a fleet vehicle miss its departure"
+    )
 
-    @field_validator("accept_path", mode="before")
+    @field_validator("accept_path", "openadr_sites", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value

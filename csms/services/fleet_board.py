@@ -106,3 +106,24 @@ def _verdict(
         )
         return "at_risk", why, round(power_kw, 2), deliverable
     return "on_track", None, round(power_kw, 2), deliverable
+
+
+def departure_at_risk(
+    db: Session, site_id: str, start: datetime, end: datetime, limit_kw: float, now: datetime
+) -> bool:
+    """Whether a fleet vehicle charging at ``site_id`` would miss its departure if the site could give its
+    charging vehicles only ``limit_kw`` between ``start`` and ``end`` (shared equally; the demand-response
+    opt-out rule)."""
+    charging = [(v, fleet.running_session(db, v)) for v in fleet.list_vehicles(db, site_id)]
+    charging = [(v, s) for v, s in charging if s is not None]
+    share_kw = limit_kw / max(1, len(charging))
+    for vehicle, session in charging:
+        needs = fleet.needs(db, vehicle, now, session)
+        if needs.departure is None or needs.energy_needed_wh is None or needs.departure.at > end:
+            continue
+        cap_kw = vehicle.max_ac_kw or vehicle.max_dc_kw or share_kw
+        before = max(0.0, (min(start, needs.departure.at) - now).total_seconds()) / 3600 * cap_kw
+        during = max(0.0, (needs.departure.at - max(start, now)).total_seconds()) / 3600 * min(share_kw, cap_kw)
+        if before + during < needs.energy_needed_wh / 1000:
+            return True
+    return False

@@ -216,6 +216,28 @@ class LoadManagement:
         now = self.host.scheduler.now()
         self.send(self.manager.ev_needs(port, now, energy_needed_wh=energy_needed_wh, departure=departure))
 
+    def curtail(self, site_id: str, event_id: str, start: float, end: float, limit_kw: float | None) -> bool:
+        """A demand-response event (the site's grid limit lowered from ``start`` to ``end``; ``limit_kw`` None
+        cancels it). False when this process does not plan the site."""
+        if self._host is None or site_id not in self.manager.planners:
+            return False
+        self.send(self.manager.curtail(site_id, event_id, start, end, limit_kw, self.host.scheduler.now()))
+        return True
+
+    def grid_limit_kw(self, site_id: str) -> float | None:
+        """The site's own limit at its grid connection [kW] (total, or its phase limits at their voltage)."""
+        planner = self.manager.planners.get(site_id)
+        if planner is None:
+            return None
+        root = planner.site.root
+        if root.limit_kw is not None:
+            return root.limit_kw
+        return None if root.phase_limits_a is None else sum(root.phase_limits_a) * root.voltage / 1000
+
+    def curtailments(self, site_id: str) -> list[Any]:
+        planner = self.manager.planners.get(site_id)
+        return [] if planner is None else sorted(planner.curtailments.values(), key=lambda c: c.start)
+
     def limits_now(self) -> dict[tuple[str, int], float]:
         """The power each EVSE of the sites planned here may draw by the latest plan [W] (the fleet board)."""
         out: dict[tuple[str, int], float] = {}
