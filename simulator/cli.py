@@ -124,6 +124,7 @@ def summary_table(data: dict[str, Any]) -> Table:
         ("energy delivered", f"{veh['energy_received_kwh']:.1f} kWh"),
         *_security_rows(data.get("security")),
         *_multifamily_rows(data.get("multifamily")),
+        *_demand_response_rows(data.get("demand_response")),
     ]
     for name, value in rows:
         table.add_row(name, value)
@@ -134,6 +135,18 @@ def summary_table(data: dict[str, Any]) -> Table:
             value = f"{check['actual']}  " + ("[green]pass[/green]" if check["passed"] else "[red]FAIL[/red]")
         table.add_row(f"check {check['name']} {check['expected']}", value)
     return table
+
+
+def _demand_response_rows(dr: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if dr is None:
+        return []
+    return [
+        (
+            f"demand response {e['start_s'] / 3600:.1f}-{e['end_s'] / 3600:.1f} h",
+            f"limit {e['limit_kw']:g} kW, peak {e['peak_import_kw']:.1f} kW, {e['minutes_above']:.0f} min above",
+        )
+        for e in dr["events"]
+    ]
 
 
 def _multifamily_rows(mf: dict[str, Any] | None) -> list[tuple[str, str]]:

@@ -46,6 +46,7 @@ from simulator.loadmgmt import SITE_ID
 from simulator.operators import FirmwareImage
 from simulator.rollout import FirmwareSigner, roll_out
 from simulator.scenario.models import (
+    DemandResponse,
     Onboard,
     RemoteStart,
     RemoteStop,
@@ -134,6 +135,12 @@ class EmbeddedOperator:
                 multifamily.invite(db, PROPERTY_ID, code, kind=item.role, unit=unit, now=at, pass_days=item.pass_days)
                 multifamily.redeem(db, code, holder=token, now=at, id_token=token, new_token=token)
             db.commit()
+
+    def demand_response(self, item: DemandResponse, now: float) -> None:
+        """As the CSMS's VEN does with an OpenADR event: the site's limit lowered for the event's duration
+        (lost while the CSMS is down, as a VEN that is not running receives nothing)."""
+        if self.csms.load is not None:
+            self.csms.load.curtail(SITE_ID, f"dr-{int(now)}", now, now + item.duration, item.limit_kw)
 
     def call(self, station_id: str, version: Version, item: OperatorCall, now: float) -> None:
         """Sent only to a connected station (an operator's call to an offline one fails at once)."""

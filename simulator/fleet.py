@@ -33,6 +33,7 @@ from simulator.faults import CsmsFault, FaultInjector, StationFault
 from simulator.pnc import MobilityOperator
 from simulator.scenario.models import (
     ChangeAvailability,
+    DemandResponse,
     InstallCertificate,
     Onboard,
     ProvisionTokens,
@@ -81,6 +82,7 @@ class Operator(Protocol):
 
     def provision_tokens(self, tokens: list[str], group: str | None, now: float) -> None: ...
     def onboard(self, tokens: list[str], item: Onboard, now: float) -> None: ...
+    def demand_response(self, item: DemandResponse, now: float) -> None: ...
     def call(self, station_id: str, version: Version, item: OperatorCall, now: float) -> None: ...
 
 
@@ -328,6 +330,8 @@ class Fleet:
         self.epoch = scenario.start.timestamp()
         #: What really happened (statuses, links, faults), for the ``uptime`` and ``alerts`` sections.
         self.truth = truth if truth is not None else fv.FaultTruth()
+        #: Demand-response events as the utility sent them: (start_s, end_s, limit_kw).
+        self.dr_events: list[tuple[float, float, float]] = []
         self.hooks = FirmwareHooks(self.epoch, self.truth, contracts)
         self.world = TwinWorld(twin_spec(scenario), random.Random(rng.getrandbits(64)), hooks=self.hooks, env=env)
         self.hooks.world = self.world
@@ -388,6 +392,9 @@ class Fleet:
             operator.provision_tokens(scenario_tokens(self.scenario, item), item.token_group, now)
         elif isinstance(item, Onboard):
             operator.onboard(group_tokens(self.scenario, item.vehicles), item, now)
+        elif isinstance(item, DemandResponse):
+            self.dr_events.append((self.env.now, self.env.now + item.duration, item.limit_kw))
+            operator.demand_response(item, now)
         elif isinstance(item, CsmsFault):
             if self._crash_csms is None:  # a real-time run refuses such a scenario before it starts
                 raise RuntimeError(f"{item.kind} cannot be injected into this CSMS")
@@ -521,6 +528,7 @@ class Fleet:
             load_management=load_management,
             security=security,
             multifamily=multifamily,
+            demand_response=report.dr_section(self.world.ground_truth, self.dr_events) if self.dr_events else None,
             phase_limits_a=self.scenario.site.phase_limits_a,
         )
 

@@ -68,6 +68,7 @@ from simulator.outputs import write_outputs
 from simulator.rollout import FirmwareSigner, roll_out
 from simulator.scenario.loader import ScenarioError, ScenarioIssue, issue_at
 from simulator.scenario.models import (
+    DemandResponse,
     Onboard,
     RemoteStart,
     RemoteStop,
@@ -265,6 +266,12 @@ class OperatorActions:
         if "onboard" not in self._warned:
             self._warned.add("onboard")
             log.warning("onboard skipped: invitations are only carried out in virtual time so far")
+
+    def demand_response(self, item: DemandResponse, now: float) -> None:
+        """A real-time CSMS hears demand response from its VTN (openadr_vtn_url), not from the scenario."""
+        if "demand_response" not in self._warned:
+            self._warned.add("demand_response")
+            log.warning("demand_response skipped: a real-time CSMS receives events from its OpenADR VTN")
 
     def call(self, station_id: str, version: Version, item: OperatorCall, now: float) -> None:
         self._remote_start_ids += isinstance(item, RemoteStart)

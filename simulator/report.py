@@ -80,6 +80,8 @@ class RunRecord:
     security: dict[str, Any] | None = None
     #: ``simulator.verify.multifamily.section``: unit statements beside the twin's truth (None: no property)
     multifamily: dict[str, Any] | None = None
+    #: :func:`dr_section`: the site's import during each demand-response event (None: there was none)
+    demand_response: dict[str, Any] | None = None
     phase_limits_a: tuple[float, float, float] | None = None
     #: where the CSMS side of ``transactions`` comes from: "embedded" (its database, virtual time) or, in real
     #: time, the operator that read it back ("api": chargetwin's API, "hooks": a hooks file); None: not measured
@@ -108,6 +110,26 @@ def site_section(log: tuple[MeterStep, ...], limit_kw: float | None) -> dict[str
         "import_kwh": _r(sum(s.import_kw * s.duration_s for s in log) / 3600.0),
         "ev_kwh": _r(sum(s.ev_kw * s.duration_s for s in log) / 3600.0),
     }
+
+
+def dr_section(log: tuple[MeterStep, ...], events: list[tuple[float, float, float]]) -> dict[str, Any]:
+    """The site's import against each demand-response event's limit, from the twin's meter (step averages)."""
+    rows, total_s = [], 0.0
+    for start, end, limit in events:
+        inside = [s for s in log if s.t_s < end and s.t_s + s.duration_s > start]
+        above = [s for s in inside if s.import_kw > limit + 1e-9]
+        minutes = sum(min(s.t_s + s.duration_s, end) - max(s.t_s, start) for s in above) / 60.0
+        total_s += minutes * 60.0
+        rows.append(
+            {
+                "start_s": _r(start, 1),
+                "end_s": _r(end, 1),
+                "limit_kw": _r(limit),
+                "peak_import_kw": _r(max((s.import_kw for s in inside), default=0.0)),
+                "minutes_above": _r(minutes, 1),
+            }
+        )
+    return {"events": rows, "violation_minutes": _r(total_s / 60.0, 1)}
 
 
 def phase_section(log: tuple[MeterStep, ...], limits_a: tuple[float, float, float] | None) -> dict[str, Any]:
@@ -254,6 +276,8 @@ def check_values(report: dict[str, Any]) -> dict[str, float | None]:
         values["site_phase_violations"] = site["phases"]["violation_minutes"]
     if "security" in report:
         values["lowest_security_profile"] = report["security"]["lowest_profile"]
+    if "demand_response" in report:
+        values["dr_violation_minutes"] = report["demand_response"]["violation_minutes"]
     if "multifamily" in report:
         mf = report["multifamily"]
         values.update(statement_mismatch_cents=mf["max_error_cents"], statement_mismatch_wh=mf["max_error_wh"])
@@ -321,6 +345,8 @@ def build(record: RunRecord) -> dict[str, Any]:
         report["security"] = record.security
     if record.multifamily is not None:
         report["multifamily"] = record.multifamily
+    if record.demand_response is not None:
+        report["demand_response"] = record.demand_response
     if record.notes:
         report["notes"] = list(record.notes)
     if record.not_measured:

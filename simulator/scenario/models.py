@@ -613,8 +613,19 @@ class Onboard(_Model):
     pass_days: Annotated[int | None, Field(ge=1)] = None
 
 
+class DemandResponse(_Model):
+    """A utility's demand-response event, as the CSMS's VEN would receive it: from ``at`` for ``duration`` the site
+    may draw at most ``limit_kw`` at its grid connection (building included)."""
+
+    kind: Literal["demand_response"]
+    at: When
+    duration: PositiveDuration
+    limit_kw: Annotated[float, Field(ge=0.0)]
+
+
 Action = Annotated[
-    Onboard
+    DemandResponse
+    | Onboard
     | ProvisionTokens
     | RemoteStart
     | RemoteStop
@@ -876,10 +887,10 @@ def _onboarding_problems(scenario: Scenario) -> list[_Problem]:
     """Onboarding needs the property's terms and a site the CSMS knows (load management creates it)."""
     problems: list[_Problem] = []
     for i, action in enumerate(scenario.actions):
-        if not isinstance(action, Onboard):
-            continue
-        if scenario.csms.property is None or scenario.csms.load_management is None:
+        if isinstance(action, Onboard) and (scenario.csms.property is None or scenario.csms.load_management is None):
             problems.append((("actions", i, "kind"), "'onboard' needs csms.property and csms.load_management"))
+        if isinstance(action, DemandResponse) and scenario.csms.load_management is None:
+            problems.append((("actions", i, "kind"), "'demand_response' needs csms.load_management"))
     return problems
 
 
@@ -921,6 +932,8 @@ def _charger_problem(scenario: Scenario, known: str, loc: tuple[str | int, ...],
 
 
 def _action_problems(scenario: Scenario, known: str, groups: set[str], i: int, action: Action) -> list[_Problem]:
+    if isinstance(action, DemandResponse):
+        return []  # the whole site's
     if isinstance(action, ProvisionTokens | Onboard):
         if action.vehicles is not None and action.vehicles not in groups:
             message = f"expected a vehicle group ({', '.join(map(repr, sorted(groups)))}), got {action.vehicles!r}"

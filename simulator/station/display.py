@@ -123,8 +123,8 @@ class Display:
             return None
         try:
             data = json.loads(p.get("data") or "")
-            answer = self.set_message(data, now) if p["messageId"] == "SetDisplayMessage" else self.clear_message(
-                data, now
+            answer = (
+                self.set_message(data, now) if p["messageId"] == "SetDisplayMessage" else self.clear_message(data, now)
             )
         except (ValueError, KeyError, TypeError):
             return {"status": "Rejected", "data": json.dumps({"status": "Rejected"})}
@@ -159,4 +159,3 @@ class Display:
             ended = end is not None and now >= end
             if ended or (message.transaction_id is not None and message.transaction_id not in running):
                 del self.messages[message.id]
-

@@ -31,6 +31,7 @@ class SecurityHost(Protocol):
     def after_connect(self, action: Callable[[float], None]) -> None: ...
     def reconnect(self, now: float) -> None: ...
 
+
 #: Password lengths of the specs: 2.0.1 BasicAuthPassword 16–40 characters; the 1.6 security extension's
 #: AuthorizationKey 16–20 bytes, written as their hexadecimal digits. A charger refuses what it could not
 #: authenticate with.

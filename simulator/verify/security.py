@@ -72,8 +72,6 @@ def security_section(
         "stations_connected": sum(1 for s in stations if s["connected"]),
         "certificates_issued": certificates_issued,
         "events": dict(sorted(events.items())),
-        "operator_calls": [
-            {"action": action, "outcome": outcome, "count": n} for (action, outcome), n in calls
-        ],
+        "operator_calls": [{"action": action, "outcome": outcome, "count": n} for (action, outcome), n in calls],
         "stations": stations,
     }
