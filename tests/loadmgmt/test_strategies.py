@@ -202,3 +202,43 @@ def test_optimal_demand_charge_flattens_the_peak():
     tariff = Tariff(demand_charge_per_kw=20.0)
     alloc = STRATEGIES["optimal"](SiteState(site, sessions=live, tariff=tariff), NOW)
     assert alloc.total_w() <= 2 * 5 * 690.0 * 1.2 + 6 * 690  # about the average need, not 2 × 32 A
+
+
+def _two_hour_tariff(expensive: float, cheap: float) -> Tariff:
+    """``expensive`` for the two hours from NOW, ``cheap`` for the rest of the day (UTC)."""
+    start, switch = NOW % 86400, (NOW + 7200) % 86400
+    assert start < switch
+    return Tariff(periods=((0.0, cheap), (start, expensive), (switch, cheap)))
+
+
+def test_deadline_with_a_tariff_waits_for_the_cheap_hours_when_they_suffice():
+    site = simple_site(1, limit_a=32.0)
+    key = ("cp0", 1)
+    sessions = {key: SessionState(key, energy_needed_wh=11_000.0, departure=NOW + 4 * 3600)}
+    plain = STRATEGIES["deadline"](SiteState(site, sessions=sessions), NOW)
+    assert plain.limits_a[key] > 6.0  # no tariff: as before
+    waits = STRATEGIES["deadline"](SiteState(site, sessions=sessions, tariff=_two_hour_tariff(0.50, 0.05)), NOW)
+    assert waits.limits_a[key] == 0.0  # 11 kWh fit in the two cheap hours before departure
+    later = STRATEGIES["deadline"](SiteState(site, sessions=sessions, tariff=_two_hour_tariff(0.50, 0.05)), NOW + 7300)
+    assert later.limits_a[key] > 0.0  # and it charges when they come
+
+
+def test_deadline_with_a_tariff_charges_now_what_the_cheap_hours_cannot_hold():
+    site = simple_site(1, limit_a=32.0)
+    key = ("cp0", 1)
+    full_w = 32.0 * 690.0  # 32 A on three phases
+    # Two cheap hours hold 2 x 22 kWh; 60 kWh by departure in 4 h: about 16 kWh must come now, at any price.
+    sessions = {key: SessionState(key, energy_needed_wh=60_000.0, departure=NOW + 4 * 3600)}
+    alloc = STRATEGIES["deadline"](SiteState(site, sessions=sessions, tariff=_two_hour_tariff(0.50, 0.05)), NOW)
+    must_w = (60_000.0 - 2 * full_w) / 2  # over the two expensive hours
+    assert alloc.power_w[key] == pytest.approx(must_w, rel=0.05)
+
+
+def test_deadline_with_a_demand_charge_keeps_extra_charging_under_the_peak_so_far():
+    site = simple_site(2, limit_a=32.0)
+    live = {e.key: SessionState(e.key, energy_needed_wh=5_000.0, departure=NOW + 8 * 3600) for e in site.evses}
+    tariff = Tariff(demand_charge_per_kw=20.0)
+    capped = STRATEGIES["deadline"](SiteState(site, sessions=live, tariff=tariff, peak_w=10_000.0), NOW)
+    free = STRATEGIES["deadline"](SiteState(site, sessions=live, tariff=Tariff()), NOW)
+    assert free.total_w() > 20_000.0  # flat price, no demand charge: now is as good as later, the whole 32 A
+    assert capped.total_w() <= 10_000.0 + 1.0  # the billing period's peak is not raised for energy that can wait

@@ -4,6 +4,12 @@ Laxity is the slack a session has: time to departure minus the time it needs at 
 gives each session with a deadline, tightest first, the current that finishes it on time (at least its
 minimum, else it pauses); pass 2 gives what is left, tightest first, up to each cap; sessions without a
 departure or energy need then share the rest max-min fair.
+
+With the site's utility tariff (``state.tariff``) energy cost becomes part of the plan: pass 1 asks only for
+what cannot wait for a cheaper hour before the departure (the rest is left to those hours), pass 2 charges
+ahead only where now is as cheap as it gets before the departure, and with a demand charge the extra of pass
+2 and of the sessions without a deadline never lifts the site above the billing period's peak so far. Without
+a tariff the plan is as above, unchanged.
 """
 
 from __future__ import annotations
@@ -12,17 +18,29 @@ import math
 
 import numpy as np
 
-from csms.loadmgmt.state import Allocation, SiteState
-from csms.loadmgmt.strategies._core import EPS, build_problem, fairness_pause_order, finalize, serve, to_allocation
+from csms.loadmgmt.state import Allocation, SiteState, Tariff
+from csms.loadmgmt.strategies._core import (
+    EPS,
+    Problem,
+    build_problem,
+    fairness_pause_order,
+    finalize,
+    serve,
+    to_allocation,
+)
 
 NAME = "deadline"
+#: The tariff is looked at in slices this long when a strategy asks what is cheaper later.
+PRICE_SLICE_S = 900.0
 
 
 def allocate(state: SiteState, now: float) -> Allocation:
     problem = build_problem(state, now)
     n = problem.n
+    tariff = state.tariff
     needed = np.zeros(n)
     laxity = np.full(n, math.inf)
+    cheapest_now = np.ones(n, dtype=bool)
     for i, s in enumerate(problem.sessions):
         remaining = s.remaining_wh
         if s.departure is None or remaining is None:
@@ -30,11 +48,24 @@ def allocate(state: SiteState, now: float) -> Allocation:
         full_w = problem.cap[i] * problem.watts_per_a[i]
         time_left = max(s.departure - now, 1.0)
         laxity[i] = time_left - (remaining * 3600.0 / full_w if full_w > 0 else math.inf)
-        needed[i] = remaining * 3600.0 / time_left / problem.watts_per_a[i]
+        rate_w = remaining * 3600.0 / time_left
+        if tariff is not None:
+            rate_w, cheapest_now[i] = _cost_aware_rate(tariff, now, s.departure, remaining, full_w)
+        needed[i] = rate_w / problem.watts_per_a[i]
     has_deadline = np.isfinite(laxity) | (needed > 0)
     order = sorted((int(i) for i in np.flatnonzero(has_deadline)), key=lambda i: (laxity[i], problem.sessions[i].key))
+    x = _passes(problem, order, needed, cheapest_now)
+    fairness = fairness_pause_order(problem)
+    pause = np.where(has_deadline, 0.0, n + 1.0) + fairness
+    x = serve(problem, x, ~has_deadline, pause)
+    if tariff is not None and tariff.demand_charge_per_kw > 0:
+        x = _under_peak(problem, x, np.minimum(x, np.where(has_deadline, needed, 0.0)))
+    return to_allocation(problem, finalize(problem, x, top_up=tariff is None, pause_order=pause), NAME)
+
+
+def _passes(problem: Problem, order: list[int], needed: np.ndarray, cheapest_now: np.ndarray) -> np.ndarray:
     A, b, cap, floor = problem.A, problem.b, problem.cap, problem.floor
-    x = np.zeros(n)
+    x = np.zeros(problem.n)
     slack = b.copy()
 
     def headroom(i: int) -> float:
@@ -50,13 +81,51 @@ def allocate(state: SiteState, now: float) -> Allocation:
         if give >= floor[i] - EPS:
             x[i] = give
             slack -= A[:, i] * give
-    for i in order:  # pass 2: the rest, tightest first
+    for i in order:  # pass 2: the rest, tightest first (with a tariff: only where now is the cheapest)
+        if not cheapest_now[i]:
+            continue
         room = min(cap[i] - x[i], headroom(i))
         if room <= EPS or (x[i] == 0 and room < floor[i] - EPS):
             continue
         x[i] += room
         slack -= A[:, i] * room
-    fairness = fairness_pause_order(problem)
-    pause = np.where(has_deadline, 0.0, n + 1.0) + fairness
-    x = serve(problem, x, ~has_deadline, pause)
-    return to_allocation(problem, finalize(problem, x, top_up=True, pause_order=pause), NAME)
+    return x
+
+
+def _cost_aware_rate(
+    tariff: Tariff, now: float, departure: float, remaining_wh: float, full_w: float
+) -> tuple[float, bool]:
+    """The power [W] a session must draw now so that what is left fits, at full power, into the hours before
+    its departure that are cheaper than now; and whether now is as cheap as any time before it."""
+    price_now = tariff.price_at(now)
+    cheaper_s = same_s = 0.0
+    cheapest = True
+    t = now
+    while t < departure:
+        end = min(departure, t + PRICE_SLICE_S)
+        price = tariff.price_at(0.5 * (t + end))
+        if price < price_now - 1e-12:
+            cheaper_s += end - t
+            cheapest = False
+        elif price <= price_now + 1e-12:
+            same_s += end - t
+        t = end
+    must_now_wh = max(0.0, remaining_wh - full_w * cheaper_s / 3600.0)
+    if must_now_wh <= 0.0:
+        return 0.0, cheapest
+    window = same_s if same_s > 0 else max(departure - now, 1.0)
+    return must_now_wh * 3600.0 / window, cheapest
+
+
+def _under_peak(problem: Problem, x: np.ndarray, must: np.ndarray) -> np.ndarray:
+    """Scale the extra above ``must`` (what deadlines need) so the site stays under its billing-period peak."""
+    state = problem.state
+    fixed_w = float(np.sum(state.building_load_a)) * state.site.root.voltage
+    fixed_w += sum(state.site.evse(k).power_w(a) for k, a in state.reserved_a.items() if k in state.site.index)
+    base_w = fixed_w + float(np.dot(must, problem.watts_per_a))
+    extra_w = float(np.dot(x - must, problem.watts_per_a))
+    room_w = max(state.peak_w, base_w) - base_w
+    if extra_w <= room_w + EPS or extra_w <= 0:
+        return x
+    scaled: np.ndarray = must + (x - must) * (room_w / extra_w)
+    return scaled
