@@ -540,6 +540,22 @@ class EvseIn(EvseWiring):
     evse_id: int = Field(ge=1, le=1000)
 
 
+class TariffPeriodIn(Strict):
+    from_: Annotated[str, Field(alias="from", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    price: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False, description="per kWh, from this local time")]
+
+
+class UtilityTariffIn(Strict):
+    """What the site pays its utility: time-of-use energy prices (each from its local time until the next) and
+    a monthly demand charge on the peak. Load management plans with it."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    tz: str = Field("UTC", max_length=40)
+    currency: str = Field("EUR", pattern="^[A-Z]{3}$")
+    periods: list[TariffPeriodIn] = Field(min_length=1, max_length=48)
+    demand_charge_per_kw: Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)] = 0.0
+
+
 class SiteFields(Strict):
     name: Annotated[str, StringConstraints(max_length=100, pattern=r"^[^\x00]*$")] | None = None
     strategy: StrategyName = "none"
@@ -551,6 +567,7 @@ class SiteFields(Strict):
         None, description="a station whose EVSE-0 MeterValues are the site meter"
     )
     meter_includes_ev: bool = False
+    utility_tariff: UtilityTariffIn | None = None
 
 
 class SiteCreate(SiteFields):
@@ -581,6 +598,7 @@ class SiteUpdate(Strict):
     priority_groups: list[TokenText] | None = None
     meter_station_id: StationId | None = None
     meter_includes_ev: bool | None = None
+    utility_tariff: UtilityTariffIn | None = None
 
 
 class NodeOut(BaseModel):
@@ -613,6 +631,7 @@ class SiteOut(Out):
     priority_groups: list[str]
     meter_station_id: str | None
     meter_includes_ev: bool
+    utility_tariff: dict[str, Any] | None = None
     created_at: UtcDatetime
     updated_at: UtcDatetime
     nodes: list[NodeOut]

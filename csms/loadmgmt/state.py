@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from csms.loadmgmt.topology import EvseKey, Site
 
@@ -59,9 +61,15 @@ class Tariff:
     periods: tuple[tuple[float, float], ...] = ((0.0, 0.0),)
     utc_offset_s: float = 0.0
     demand_charge_per_kw: float = 0.0
+    #: An IANA zone: local time follows its daylight-saving rules (``utc_offset_s`` is then not used).
+    zone: str | None = None
 
     def price_at(self, t: float) -> float:
-        sod = (t + self.utc_offset_s) % 86400.0
+        if self.zone is not None:
+            local = datetime.fromtimestamp(t, ZoneInfo(self.zone))
+            sod = float(local.hour * 3600 + local.minute * 60 + local.second)
+        else:
+            sod = (t + self.utc_offset_s) % 86400.0
         price = self.periods[-1][1]
         for start, p in self.periods:
             if start <= sod:

@@ -39,6 +39,7 @@ def read_setup(db: Session, site_id: str, config: PlannerConfig | None = None) -
         meter_includes_ev=bool(row.meter_includes_ev),
         versions=versions,
         config=replace(base, interval_s=row.interval_s),
+        tariff=sites.to_tariff(row.utility_tariff),
     )
 
 

@@ -9,9 +9,11 @@ meter station's connector-0 / EVSE-0 MeterValues (:func:`record_station_meter`, 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session
 from csms.domain import events as ev
 from csms.domain import meter
 from csms.loadmgmt import topology as topo
+from csms.loadmgmt.state import Tariff
 from csms.loadmgmt.strategies import STRATEGIES
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.services.uow import UnitOfWork
@@ -33,6 +36,7 @@ SITE_FIELDS = (
     "priority_groups",
     "meter_station_id",
     "meter_includes_ev",
+    "utility_tariff",
 )
 EVSE_FIELDS = ("phases", "max_current_a", "min_current_a", "fallback_current_a", "dc", "max_power_kw")
 
@@ -49,6 +53,40 @@ def _check_site_fields(db: Session, values: dict[str, Any]) -> None:
     meter = values.get("meter_station_id")
     if meter is not None and db.get(Station, meter) is None:
         raise Invalid(f"meter_station_id: station {meter!r} not found")
+    if values.get("utility_tariff") is not None:
+        to_tariff(values["utility_tariff"])
+
+
+def to_tariff(spec: dict[str, Any] | None) -> Tariff | None:
+    """The load manager's :class:`Tariff` from a site's ``utility_tariff`` (Invalid, naming the field)."""
+    if spec is None:
+        return None
+    zone = spec.get("tz", "UTC")
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise Invalid(f"utility_tariff.tz: unknown time zone {zone!r}") from None
+    periods = []
+    for i, period in enumerate(spec.get("periods") or [{"from": "00:00", "price": "0"}]):
+        start = str(period.get("from", ""))
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", start):
+            raise Invalid(f"utility_tariff.periods[{i}].from: {start!r} is not HH:MM")
+        price = _non_negative(f"utility_tariff.periods[{i}].price", period.get("price"))
+        periods.append((int(start[:2]) * 3600.0 + int(start[3:]) * 60.0, price))
+    if [p[0] for p in periods] != sorted({p[0] for p in periods}):
+        raise Invalid("utility_tariff.periods: the 'from' times must rise, each once")
+    demand = _non_negative("utility_tariff.demand_charge_per_kw", spec.get("demand_charge_per_kw", 0))
+    return Tariff(periods=tuple(periods), demand_charge_per_kw=demand, zone=zone)
+
+
+def _non_negative(field: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise Invalid(f"{field}: not a number: {value!r}") from None
+    if not (0 <= number < math.inf):
+        raise Invalid(f"{field}: a number >= 0")
+    return number
 
 
 def create(

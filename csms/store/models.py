@@ -505,6 +505,9 @@ class Site(Base):
     meter_station_id: Mapped[str | None] = mapped_column(String(48), index=True)
     #: True when that meter sees the EVs too (the CSMS subtracts their measured draw).
     meter_includes_ev: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: What the site pays its utility (load management plans with it): ``{"tz", "currency", "periods":
+    #: [{"from": "HH:MM", "price": "0.12"}], "demand_charge_per_kw": "15"}``; None: not known.
+    utility_tariff: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 

@@ -72,7 +72,7 @@ def site_out(db: Session, row: Site) -> SiteOut:
 def create_site(body: SiteCreate, db: DbSession, request: Request, background: BackgroundTasks) -> SiteOut:
     """Create a site with its tree (one node without a parent: the grid connection) and EVSE assignments.
     422 names what is wrong; 409 when the site exists or a station belongs to another site."""
-    fields = body.model_dump(exclude={"id", "nodes", "evses"})
+    fields = body.model_dump(exclude={"id", "nodes", "evses"}, by_alias=True)
     row = sites.create(
         db,
         body.id,
@@ -101,7 +101,7 @@ def update_site(
 ) -> SiteOut:
     """Change the strategy, interval, margins, priority groups or meter station; fields left out keep
     their value."""
-    row = sites.update(db, site_id, body.model_dump(exclude_unset=True), datetime.now(UTC))
+    row = sites.update(db, site_id, body.model_dump(exclude_unset=True, by_alias=True), datetime.now(UTC))
     _changed(request, background, site_id)
     return site_out(db, row)
 
