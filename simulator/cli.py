@@ -125,6 +125,7 @@ def summary_table(data: dict[str, Any]) -> Table:
         *_security_rows(data.get("security")),
         *_multifamily_rows(data.get("multifamily")),
         *_demand_response_rows(data.get("demand_response")),
+        *_cost_rows(data.get("energy_cost")),
     ]
     for name, value in rows:
         table.add_row(name, value)
@@ -135,6 +136,19 @@ def summary_table(data: dict[str, Any]) -> Table:
             value = f"{check['actual']}  " + ("[green]pass[/green]" if check["passed"] else "[red]FAIL[/red]")
         table.add_row(f"check {check['name']} {check['expected']}", value)
     return table
+
+
+def _cost_rows(cost: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if cost is None:
+        return []
+    unit = cost["currency"]
+    return [
+        (
+            "energy cost (utility tariff)",
+            f"{cost['total_cost']:,.2f} {unit}: energy {cost['energy_cost']:,.2f}, "
+            f"demand {cost['demand_charge']:,.2f} ({cost['peak_15min_kw']:.0f} kW peak 15 min)",
+        )
+    ]
 
 
 def _demand_response_rows(dr: dict[str, Any] | None) -> list[tuple[str, str]]:

@@ -54,6 +54,7 @@ from simulator.station.security import StationSecurity
 from simulator.station.vendors import PROFILES
 from simulator.twin.interfaces import ChargingLimit, ConnectorRef, MeterReading, VehicleInfo
 from simulator.twin.world import TwinWorld
+from simulator.verify import cost
 from simulator.verify import faults as fv
 from simulator.verify.optimum import twin_energy_metrics
 
@@ -453,6 +454,13 @@ class Fleet:
                 )
         return truth
 
+    def _cost(self) -> dict[str, Any] | None:
+        """The site's grid import priced by the scenario's utility tariff (None: it gives none)."""
+        spec = self.scenario.site.utility_tariff
+        if spec is None:
+            return None
+        return cost.section(self.world.ground_truth, spec, self.scenario.timezone, self.epoch)
+
     def truth_wh_by_token(self) -> tuple[dict[str, float], set[str]]:
         """Energy each id token's sessions really delivered (the twin's meters), and the tokens with a session
         still running at the end (billed only once it ends), for billing checks."""
@@ -529,6 +537,7 @@ class Fleet:
             security=security,
             multifamily=multifamily,
             demand_response=report.dr_section(self.world.ground_truth, self.dr_events) if self.dr_events else None,
+            energy_cost=self._cost(),
             phase_limits_a=self.scenario.site.phase_limits_a,
         )
 

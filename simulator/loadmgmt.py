@@ -81,8 +81,22 @@ def create_site(session_factory: Any, scenario: Scenario, now: float) -> None:
             priority_groups=list(lm.priority_groups),
             nodes=[{"id": "grid", "limit_kw": site.grid_limit_kw, "phase_limits_a": site.phase_limits_a}],
             evses=evses,
+            utility_tariff=utility_tariff(scenario),
         )
         db.commit()
+
+
+def utility_tariff(scenario: Scenario) -> dict[str, Any] | None:
+    """The scenario's ``site.utility_tariff`` as the sites API takes it (local times in the scenario's zone)."""
+    tariff = scenario.site.utility_tariff
+    if tariff is None:
+        return None
+    return {
+        "tz": scenario.timezone or "UTC",
+        "currency": tariff.currency,
+        "periods": [{"from": p.from_, "price": p.price} for p in tariff.periods],
+        "demand_charge_per_kw": tariff.demand_charge_per_kw,
+    }
 
 
 def record_reading(session_factory: Any, power_w: float, now: float) -> None:

@@ -82,6 +82,8 @@ class RunRecord:
     multifamily: dict[str, Any] | None = None
     #: :func:`dr_section`: the site's import during each demand-response event (None: there was none)
     demand_response: dict[str, Any] | None = None
+    #: :func:`simulator.verify.cost.section`: the site's import priced by its utility tariff (None: no tariff)
+    energy_cost: dict[str, Any] | None = None
     phase_limits_a: tuple[float, float, float] | None = None
     #: where the CSMS side of ``transactions`` comes from: "embedded" (its database, virtual time) or, in real
     #: time, the operator that read it back ("api": chargetwin's API, "hooks": a hooks file); None: not measured
@@ -276,6 +278,8 @@ def check_values(report: dict[str, Any]) -> dict[str, float | None]:
         values["site_phase_violations"] = site["phases"]["violation_minutes"]
     if "security" in report:
         values["lowest_security_profile"] = report["security"]["lowest_profile"]
+    if "energy_cost" in report:
+        values["energy_cost"] = report["energy_cost"]["total_cost"]
     if "demand_response" in report:
         values["dr_violation_minutes"] = report["demand_response"]["violation_minutes"]
     if "multifamily" in report:
@@ -343,10 +347,12 @@ def build(record: RunRecord) -> dict[str, Any]:
         report["load_management"] = record.load_management
     if record.security is not None:
         report["security"] = record.security
-    if record.multifamily is not None:
-        report["multifamily"] = record.multifamily
-    if record.demand_response is not None:
-        report["demand_response"] = record.demand_response
+    optional = {
+        "multifamily": record.multifamily,
+        "demand_response": record.demand_response,
+        "energy_cost": record.energy_cost,
+    }
+    report.update({name: section for name, section in optional.items() if section is not None})
     if record.notes:
         report["notes"] = list(record.notes)
     if record.not_measured:

@@ -155,11 +155,26 @@ class BuildingLoadSpec(_Model):
 PhaseCurrent = Annotated[float, Field(gt=0)]
 
 
+class TariffPeriod(_Model):
+    from_: Annotated[str, Field(alias="from", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    price: Annotated[float, Field(ge=0.0)]
+
+
+class UtilityTariff(_Model):
+    """What the site pays its utility: time-of-use prices per kWh, each from its local time (the scenario's
+    zone) until the next, and a demand charge per kW of the run's peak 15-minute average import."""
+
+    currency: Annotated[str, Field(pattern="^[A-Z]{3}$")] = "EUR"
+    periods: Annotated[list[TariffPeriod], Field(min_length=1)]
+    demand_charge_per_kw: Annotated[float, Field(ge=0.0)] = 0.0
+
+
 class Site(_Model):
     """``grid_limit_kw`` and/or ``phase_limits_a`` (the grid connection's L1, L2, L3 in A: a three-phase
     site is three limits, not one number); ``voltage`` is phase-to-neutral."""
 
     name: str | None = None
+    utility_tariff: UtilityTariff | None = None
     grid_limit_kw: Annotated[float, Field(gt=0)] | None = None
     phase_limits_a: tuple[PhaseCurrent, PhaseCurrent, PhaseCurrent] | None = None
     voltage: Annotated[float, Field(gt=0)] = 230.0

@@ -227,10 +227,11 @@ def test_deadline_with_a_tariff_charges_now_what_the_cheap_hours_cannot_hold():
     site = simple_site(1, limit_a=32.0)
     key = ("cp0", 1)
     full_w = 32.0 * 690.0  # 32 A on three phases
-    # Two cheap hours hold 2 x 22 kWh; 60 kWh by departure in 4 h: about 16 kWh must come now, at any price.
+    # The cheap hours before the departure hold 1.75 h x 22 kW (the plan means to finish 15 minutes early);
+    # 60 kWh by departure in 4 h: the rest must come now, over the two expensive hours, at any price.
     sessions = {key: SessionState(key, energy_needed_wh=60_000.0, departure=NOW + 4 * 3600)}
     alloc = STRATEGIES["deadline"](SiteState(site, sessions=sessions, tariff=_two_hour_tariff(0.50, 0.05)), NOW)
-    must_w = (60_000.0 - 2 * full_w) / 2  # over the two expensive hours
+    must_w = (60_000.0 - 1.75 * full_w) / 2
     assert alloc.power_w[key] == pytest.approx(must_w, rel=0.05)
 
 

@@ -32,6 +32,8 @@ from csms.loadmgmt.strategies._core import (
 NAME = "deadline"
 #: The tariff is looked at in slices this long when a strategy asks what is cheaper later.
 PRICE_SLICE_S = 900.0
+#: A cost-aware plan means to be done this long before the departure.
+FINISH_BEFORE_S = 900.0
 
 
 def allocate(state: SiteState, now: float) -> Allocation:
@@ -41,6 +43,7 @@ def allocate(state: SiteState, now: float) -> Allocation:
     needed = np.zeros(n)
     laxity = np.full(n, math.inf)
     cheapest_now = np.ones(n, dtype=bool)
+    share_w = _fair_share_w(problem) if tariff is not None else math.inf
     for i, s in enumerate(problem.sessions):
         remaining = s.remaining_wh
         if s.departure is None or remaining is None:
@@ -50,7 +53,7 @@ def allocate(state: SiteState, now: float) -> Allocation:
         laxity[i] = time_left - (remaining * 3600.0 / full_w if full_w > 0 else math.inf)
         rate_w = remaining * 3600.0 / time_left
         if tariff is not None:
-            rate_w, cheapest_now[i] = _cost_aware_rate(tariff, now, s.departure, remaining, full_w)
+            rate_w, cheapest_now[i] = _cost_aware_rate(tariff, now, s.departure, remaining, min(full_w, share_w))
         needed[i] = rate_w / problem.watts_per_a[i]
     has_deadline = np.isfinite(laxity) | (needed > 0)
     order = sorted((int(i) for i in np.flatnonzero(has_deadline)), key=lambda i: (laxity[i], problem.sessions[i].key))
@@ -97,6 +100,8 @@ def _cost_aware_rate(
 ) -> tuple[float, bool]:
     """The power [W] a session must draw now so that what is left fits, at full power, into the hours before
     its departure that are cheaper than now; and whether now is as cheap as any time before it."""
+    if departure - now > 2 * FINISH_BEFORE_S:
+        departure -= FINISH_BEFORE_S  # a plan that ends at the departure leaves a few Wh to rounding and deadbands
     price_now = tariff.price_at(now)
     cheaper_s = same_s = 0.0
     cheapest = True
@@ -115,6 +120,19 @@ def _cost_aware_rate(
         return 0.0, cheapest
     window = same_s if same_s > 0 else max(departure - now, 1.0)
     return must_now_wh * 3600.0 / window, cheapest
+
+
+def _fair_share_w(problem: Problem) -> float:
+    """What each session could count on later if the grid connection were shared equally: the cheap hours
+    hold no more than that, whatever one EVSE's rating (every session counting on the site at full power is
+    how a fleet misses its departures)."""
+    state = problem.state
+    root = state.site.root
+    limit_w = root.limit_kw * 1000.0 if root.limit_kw is not None else math.inf
+    if root.phase_limits_a is not None:
+        limit_w = min(limit_w, sum(root.phase_limits_a) * root.voltage)
+    building_w = float(np.sum(state.building_load_a)) * root.voltage
+    return max(0.0, limit_w - building_w) / max(1, problem.n)
 
 
 def _under_peak(problem: Problem, x: np.ndarray, must: np.ndarray) -> np.ndarray:
