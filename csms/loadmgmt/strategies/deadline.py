@@ -44,6 +44,8 @@ def allocate(state: SiteState, now: float) -> Allocation:
     laxity = np.full(n, math.inf)
     cheapest_now = np.ones(n, dtype=bool)
     share_w = _fair_share_w(problem) if tariff is not None else math.inf
+    departures = [s.departure for s in problem.sessions if s.departure is not None]
+    outlook = _PriceOutlook(tariff, now, max(departures)) if tariff is not None and departures else None
     for i, s in enumerate(problem.sessions):
         remaining = s.remaining_wh
         if s.departure is None or remaining is None:
@@ -52,8 +54,8 @@ def allocate(state: SiteState, now: float) -> Allocation:
         time_left = max(s.departure - now, 1.0)
         laxity[i] = time_left - (remaining * 3600.0 / full_w if full_w > 0 else math.inf)
         rate_w = remaining * 3600.0 / time_left
-        if tariff is not None:
-            rate_w, cheapest_now[i] = _cost_aware_rate(tariff, now, s.departure, remaining, min(full_w, share_w))
+        if outlook is not None:
+            rate_w, cheapest_now[i] = _cost_aware_rate(outlook, s.departure, remaining, min(full_w, share_w))
         needed[i] = rate_w / problem.watts_per_a[i]
     has_deadline = np.isfinite(laxity) | (needed > 0)
     order = sorted((int(i) for i in np.flatnonzero(has_deadline)), key=lambda i: (laxity[i], problem.sessions[i].key))
@@ -95,31 +97,40 @@ def _passes(problem: Problem, order: list[int], needed: np.ndarray, cheapest_now
     return x
 
 
+class _PriceOutlook:
+    """The tariff from ``now`` to the last departure in slices, computed once per plan: for any deadline, how
+    long before it energy is cheaper than now, as cheap as now, and whether now is the cheapest."""
+
+    def __init__(self, tariff: Tariff, now: float, until: float) -> None:
+        self.now = now
+        self.price_now = tariff.price_at(now)
+        edges = np.arange(now, max(until, now) + PRICE_SLICE_S, PRICE_SLICE_S)
+        self.edges = edges
+        mids = edges[:-1] + PRICE_SLICE_S / 2
+        prices = np.array([tariff.price_at(float(t)) for t in mids])
+        self.cheaper = np.concatenate([[0.0], np.cumsum(prices < self.price_now - 1e-12)]) * PRICE_SLICE_S
+        self.same = np.concatenate([[0.0], np.cumsum(np.abs(prices - self.price_now) <= 1e-12)]) * PRICE_SLICE_S
+
+    def before(self, deadline: float) -> tuple[float, float]:
+        """Seconds cheaper than now and as cheap as now from now until ``deadline``."""
+        k = min(int((deadline - self.now) // PRICE_SLICE_S), len(self.edges) - 1)
+        return float(self.cheaper[max(k, 0)]), float(self.same[max(k, 0)])
+
+
 def _cost_aware_rate(
-    tariff: Tariff, now: float, departure: float, remaining_wh: float, full_w: float
+    outlook: _PriceOutlook, departure: float, remaining_wh: float, full_w: float
 ) -> tuple[float, bool]:
     """The power [W] a session must draw now so that what is left fits, at full power, into the hours before
     its departure that are cheaper than now; and whether now is as cheap as any time before it."""
+    now = outlook.now
     if departure - now > 2 * FINISH_BEFORE_S:
         departure -= FINISH_BEFORE_S  # a plan that ends at the departure leaves a few Wh to rounding and deadbands
-    price_now = tariff.price_at(now)
-    cheaper_s = same_s = 0.0
-    cheapest = True
-    t = now
-    while t < departure:
-        end = min(departure, t + PRICE_SLICE_S)
-        price = tariff.price_at(0.5 * (t + end))
-        if price < price_now - 1e-12:
-            cheaper_s += end - t
-            cheapest = False
-        elif price <= price_now + 1e-12:
-            same_s += end - t
-        t = end
+    cheaper_s, same_s = outlook.before(departure)
     must_now_wh = max(0.0, remaining_wh - full_w * cheaper_s / 3600.0)
     if must_now_wh <= 0.0:
-        return 0.0, cheapest
+        return 0.0, cheaper_s == 0.0
     window = same_s if same_s > 0 else max(departure - now, 1.0)
-    return must_now_wh * 3600.0 / window, cheapest
+    return must_now_wh * 3600.0 / window, cheaper_s == 0.0
 
 
 def _fair_share_w(problem: Problem) -> float:
