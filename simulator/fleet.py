@@ -459,7 +459,7 @@ class Fleet:
         spec = self.scenario.site.utility_tariff
         if spec is None:
             return None
-        return cost.section(self.world.ground_truth, spec, self.scenario.timezone, self.epoch)
+        return cost.section(self.world, self.scenario.site, spec, self.scenario.timezone, self.epoch)
 
     def truth_wh_by_token(self) -> tuple[dict[str, float], set[str]]:
         """Energy each id token's sessions really delivered (the twin's meters), and the tokens with a session

@@ -280,6 +280,7 @@ def check_values(report: dict[str, Any]) -> dict[str, float | None]:
         values["lowest_security_profile"] = report["security"]["lowest_profile"]
     if "energy_cost" in report:
         values["energy_cost"] = report["energy_cost"]["total_cost"]
+        values["cost_savings_fraction"] = report["energy_cost"]["savings_fraction"]
     if "demand_response" in report:
         values["dr_violation_minutes"] = report["demand_response"]["violation_minutes"]
     if "multifamily" in report:

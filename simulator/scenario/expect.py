@@ -37,6 +37,7 @@ KNOWN_CHECKS: frozenset[str] = frozenset(
         "statement_mismatch_wh",  # ... and its energy
         "dr_violation_minutes",  # minutes the site drew more than a demand-response event allowed
         "energy_cost",  # the site's import priced by site.utility_tariff (energy + demand charge)
+        "cost_savings_fraction",  # (uncontrolled - run) / (uncontrolled - cost-optimal plan), same sessions
     }
 )
 

@@ -55,7 +55,7 @@ class OptimumResult:
         return 1.0 if self.optimum_kwh <= 1e-9 else delivered_kwh / self.optimum_kwh
 
 
-class _Constraints:
+class Constraints:
     """The rows of ``A_ub @ e <= b_ub``, added one at a time as sparse (column, coefficient) terms."""
 
     def __init__(self) -> None:
@@ -88,8 +88,8 @@ def _checked_steps(sessions: Sequence[SessionRecord], steps: Sequence[LimitStep]
     return ordered
 
 
-def _step_limits(
-    limits: _Constraints, step: LimitStep, cells: list[int], sessions: Sequence[SessionRecord], width: int
+def step_limits(
+    limits: Constraints, step: LimitStep, cells: list[int], sessions: Sequence[SessionRecord], width: int
 ) -> None:
     """The rows of one limit step over its time cells: the kW limit, then one row per loaded phase."""
     step_h = (step.end_s - step.start_s) / 3600.0
@@ -130,13 +130,13 @@ def offline_optimum(sessions: Sequence[SessionRecord], steps: Sequence[LimitStep
         [[max(0.0, min(b, s.departure_s) - max(a, s.plug_in_s)) / 3600.0 for a, b in cells] for s in sessions]
     )
     ub = (np.array([s.max_kw for s in sessions])[:, None] * plugged).ravel()
-    limits = _Constraints()
+    limits = Constraints()
     for i, s in enumerate(sessions):  # energy needed
         limits.add(((i * c + k, 1.0) for k in range(c)), s.energy_needed_kwh)
     for j, st in enumerate(steps):  # per-step limits over the step's cells
         cells_j = [k for k in range(c) if step_of[k] == j]
         if cells_j:
-            _step_limits(limits, st, cells_j, sessions, c)
+            step_limits(limits, st, cells_j, sessions, c)
     # scipy-stubs' overloads accept neither a sparse A_ub nor an (n, 2) bounds array; scipy's HiGHS takes both.
     result = linprog(  # type: ignore[call-overload]
         -np.ones(n * c),
