@@ -459,7 +459,7 @@ class Fleet:
         spec = self.scenario.site.utility_tariff
         if spec is None:
             return None
-        return cost.section(self.world, self.scenario.site, spec, self.scenario.timezone, self.epoch)
+        return cost.section(self.world, self.scenario.site, spec, self.scenario.timezone, self.epoch, self.dr_events)
 
     def truth_wh_by_token(self) -> tuple[dict[str, float], set[str]]:
         """Energy each id token's sessions really delivered (the twin's meters), and the tokens with a session
@@ -532,7 +532,7 @@ class Fleet:
             uptime=uptime,
             alerts=alerts,
             notes=list(notes or []),
-            energy=twin_energy_metrics(self.world, self.scenario.site),
+            energy=twin_energy_metrics(self.world, self.scenario.site, self.dr_events),
             load_management=load_management,
             security=security,
             multifamily=multifamily,

@@ -15,7 +15,7 @@ from csms.loadmgmt.state import Tariff
 from simulator.scenario.models import UtilityTariff
 from simulator.twin.records import SessionRecord
 from simulator.twin.site_meter import MeterStep
-from simulator.verify.optimum import Constraints, LimitStep, limits_from_meter_log
+from simulator.verify.optimum import Constraints, LimitStep, curtail, limits_from_meter_log
 
 DEMAND_WINDOW_S = 900.0
 
@@ -38,7 +38,10 @@ def peak_window_kw(log: Sequence[MeterStep]) -> float:
     return max((kws / DEMAND_WINDOW_S for kws in windows.values()), default=0.0)
 
 
-def section(world: Any, site: Any, spec: UtilityTariff, zone: str | None, epoch: float) -> dict[str, Any]:
+def section(
+    world: Any, site: Any, spec: UtilityTariff, zone: str | None, epoch: float,
+    curtailed: Sequence[tuple[float, float, float]] = (),
+) -> dict[str, Any]:  # fmt: skip
     """The run's bill beside two others for the same sessions (each car given what it received in the run):
     uncontrolled charging, and the cost-optimal plan with perfect foresight; ``savings_fraction`` is the share
     of the possible savings the run reached."""
@@ -52,6 +55,7 @@ def section(world: Any, site: Any, spec: UtilityTariff, zone: str | None, epoch:
     total = energy_cost + demand_cost
     sessions = world.session_records()
     limits = limits_from_meter_log(log, phase_limits_a=site.phase_limits_a, voltage=site.voltage)
+    limits = [curtail(step, log_step, curtailed) for step, log_step in zip(limits, log, strict=True)]
     baseline = uncontrolled_cost(sessions, log, tariff, epoch)
     best = cost_optimum(sessions, log, tariff, epoch, limits)
     possible = baseline - best

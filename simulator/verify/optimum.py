@@ -218,9 +218,24 @@ def run_metrics(
     }
 
 
-def twin_energy_metrics(world: Any, site: Any) -> dict[str, float]:
-    """``run_metrics`` for a finished twin run: the sessions it produced, under its site's limits (both clocks)."""
+def twin_energy_metrics(
+    world: Any, site: Any, curtailed: Sequence[tuple[float, float, float]] = ()
+) -> dict[str, float]:
+    """``run_metrics`` for a finished twin run: the sessions it produced, under its site's limits (both clocks),
+    lowered during demand-response events (``curtailed``: start, end, site limit in kW)."""
     sessions = world.session_records()
     limits = limits_from_meter_log(world.ground_truth, phase_limits_a=site.phase_limits_a, voltage=site.voltage)
+    limits = [curtail(step, log_step, curtailed) for step, log_step in zip(limits, world.ground_truth, strict=True)]
     records = [r for r, _ in sessions]
     return run_metrics(offline_optimum(records, limits), records, {r.id: kwh for r, kwh in sessions})
+
+
+def curtail(step: LimitStep, log_step: Any, curtailed: Sequence[tuple[float, float, float]]) -> LimitStep:
+    """A step under a demand-response event: what the EVs may draw is the event's limit less the building."""
+    lows = [limit for start, end, limit in curtailed if start < step.end_s and end > step.start_s]
+    if not lows:
+        return step
+    room = min(lows) - float(log_step.building_kw)
+    return LimitStep(
+        step.start_s, step.end_s, room if step.limit_kw is None else min(step.limit_kw, room), step.phase_limits_a
+    )
