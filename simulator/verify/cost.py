@@ -56,14 +56,14 @@ def section(
     sessions = world.session_records()
     limits = limits_from_meter_log(log, phase_limits_a=site.phase_limits_a, voltage=site.voltage)
     limits = [curtail(step, log_step, curtailed) for step, log_step in zip(limits, log, strict=True)]
-    baseline = uncontrolled_cost(sessions, log, tariff, epoch)
-    best = cost_optimum(sessions, log, tariff, epoch, limits)
+    baseline = float(uncontrolled_cost(sessions, log, tariff, epoch))
+    best = float(cost_optimum(sessions, log, tariff, epoch, limits))
     possible = baseline - best
     return {
         "currency": spec.currency,
         "import_kwh": round(sum(s.import_kw * s.duration_s for s in log) / 3600.0, 3),
-        "energy_cost": round(energy_cost, 2),
-        "peak_15min_kw": round(peak, 3),
+        "energy_cost": round(float(energy_cost), 2),
+        "peak_15min_kw": round(float(peak), 3),
         "demand_charge": round(demand_cost, 2),
         "total_cost": round(total, 2),
         "uncontrolled_cost": round(baseline, 2),
