@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from simulator.collector import paced_collector
 from simulator.conformance import cli as conformance
 from simulator.scenario.loader import ScenarioError, load_scenario
 
@@ -252,27 +253,28 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
         data = run_realtime(scenario, args, out, progress)
     else:
-        from simulator.outputs import write_outputs
-        from simulator.runner import VirtualRun
+        with paced_collector():  # the imports, the run and the report: see simulator.collector
+            from simulator.outputs import write_outputs
+            from simulator.runner import VirtualRun
 
-        run = VirtualRun(
-            scenario,
-            scenario_file=str(args.scenario),
-            seed=args.seed,
-            database_url=args.database_url,
-            progress=progress,
-            network=_network(args.latency),
-            strategy=args.strategy,
-        )
-        record = run.run()
-        data = write_outputs(
-            record,
-            out,
-            reproducible=args.reproducible,
-            sampler=run.fleet.sampler,
-            step_s=run.fleet.world.step_s,
-            scenario=scenario,
-        )
+            run = VirtualRun(
+                scenario,
+                scenario_file=str(args.scenario),
+                seed=args.seed,
+                database_url=args.database_url,
+                progress=progress,
+                network=_network(args.latency),
+                strategy=args.strategy,
+            )
+            record = run.run()
+            data = write_outputs(
+                record,
+                out,
+                reproducible=args.reproducible,
+                sampler=run.fleet.sampler,
+                step_s=run.fleet.world.step_s,
+                scenario=scenario,
+            )
     console.print(summary_table(data))
     console.print(f"report: {out / 'report.json'}  plots: {out}/*.png")
     if data["passed"]:

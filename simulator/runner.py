@@ -18,6 +18,7 @@ from typing import Any
 import simpy
 
 from simulator import loadmgmt, report
+from simulator.collector import paced_collector
 from simulator.embedded_csms import EmbeddedCsms, EmbeddedPki
 from simulator.embedded_operator import CsmsRecords, EmbeddedOperator
 from simulator.embedded_wiring import EmbeddedCsmsWiring, alert_rules
@@ -101,7 +102,8 @@ class VirtualRun:
         started = time.perf_counter()
         self.wiring.start()
         done = self.fleet.start(self.operator, self.progress, crash_csms=self.wiring.crash)
-        self.env.run(until=done)
+        with paced_collector():
+            self.env.run(until=done)
         if self.progress is not None:
             self.progress(float(self.scenario.duration), float(self.scenario.duration))
         return self._record(time.perf_counter() - started)

@@ -183,6 +183,7 @@ class Planner:
         self.tracker = ProfileTracker(deadband_a=self.config.deadband_a, retry_after_s=self.config.retry_after_s)
         self._versions: dict[str, str] = dict(versions or {})
         self._online: set[str] = set()
+        self._station_caps: dict[str, ProfileSpec | None] = {}
         self._sessions: dict[EvseKey, _Session] = {}
         self._readings: list[tuple[float, tuple[float, float, float]]] = []
         self._last_plan: float | None = None
@@ -633,7 +634,14 @@ class Planner:
 
     def station_cap(self, station_id: str) -> ProfileSpec | None:
         """The station-wide cap: the tightest per-phase limit of the nodes above the station, when it is
-        below what the station's EVSEs could draw together. None when it would not bind."""
+        below what the station's EVSEs could draw together. None when it would not bind.
+
+        Kept per station: it depends only on the (frozen) site, and every re-plan asks it for every station."""
+        if station_id not in self._station_caps:
+            self._station_caps[station_id] = self._station_cap(station_id)
+        return self._station_caps[station_id]
+
+    def _station_cap(self, station_id: str) -> ProfileSpec | None:
         site, tree = self.site, self.site.compiled
         cols = [j for j, e in enumerate(site.evses) if e.station_id == station_id]
         evses = [site.evses[j] for j in cols]

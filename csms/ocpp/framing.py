@@ -164,6 +164,21 @@ def _error_parts(unique_id: str, data: list[Any]) -> tuple[str, str, dict[str, A
     return str(code), str(description), details
 
 
+def try_encode(message: Message) -> tuple[str | None, Exception | None]:
+    """The frame, or None and why it cannot be written (a value JSON has no form for, or nesting past orjson's
+    254 levels)."""
+    try:
+        return encode(message), None
+    except (TypeError, ValueError) as exc:
+        return None, exc
+
+
+def too_deep(frame: str | None, value: Any, limit: int) -> bool:
+    """Whether ``value``, written as ``frame`` (None: it could not be), nests more than ``limit`` levels. The
+    frame's brackets, counted in C, bound its depth, so the Python walk runs only for what could nest too deep."""
+    return (frame is None or _brackets(frame) > limit) and nests_deeper_than(value, limit)
+
+
 def encode(message: Message) -> str:
     if isinstance(message, Call):
         body: list[Any] = [CALL, message.unique_id, message.action, message.payload]

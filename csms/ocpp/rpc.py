@@ -271,7 +271,12 @@ class RpcEndpoint:
         Raises:
             LocalCallError: the action is not defined for this version or the payload breaks its schema.
         """
-        if framing.nests_deeper_than(payload, framing.MAX_NESTING_DEPTH - 1):  # the frame adds one level
+        call = Call(f"{self._id_prefix}{self._next_id}", action, payload)
+        # Written now, not when it is sent: a call that cannot be written must not become the outstanding one,
+        # or every later call to the station would wait behind it until it times out. Written first because
+        # the text bounds the nesting in C (see framing.too_deep): the Python walk runs only when it could bind.
+        frame, unwritable = framing.try_encode(call)
+        if framing.too_deep(frame, payload, framing.MAX_NESTING_DEPTH - 1):  # the frame adds one level
             raise LocalCallError(
                 ErrorKind.FORMAT_VIOLATION,
                 f"{action}: the payload nests deeper than {framing.MAX_NESTING_DEPTH} levels",
@@ -280,15 +285,8 @@ class RpcEndpoint:
             schemas.validate(self.version, action, "request", payload)
         except OcppError as exc:
             raise LocalCallError(exc.kind, f"{action}: {exc.description}") from None
-        call = Call(f"{self._id_prefix}{self._next_id}", action, payload)
-        try:
-            # Written now, not when it is sent: a call that cannot be written must not become the outstanding
-            # one, or every later call to the station would wait behind it until it times out.
-            frame = framing.encode(call)
-        except (TypeError, ValueError) as exc:
-            raise LocalCallError(
-                ErrorKind.FORMAT_VIOLATION, f"{action}: the payload cannot be written: {exc}"
-            ) from None
+        if frame is None:
+            raise LocalCallError(ErrorKind.FORMAT_VIOLATION, f"{action}: the payload cannot be written: {unwritable}")
         self._next_id += 1
         pending = PendingCall(call, self.call_timeout_s if timeout_s is None else timeout_s, queued_at=now, frame=frame)
         self._queue.append(pending)
