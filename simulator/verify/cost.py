@@ -57,8 +57,8 @@ def section(
     limits = limits_from_meter_log(log, phase_limits_a=site.phase_limits_a, voltage=site.voltage)
     limits = [curtail(step, log_step, curtailed) for step, log_step in zip(limits, log, strict=True)]
     baseline = float(uncontrolled_cost(sessions, log, tariff, epoch))
-    best = float(cost_optimum(sessions, log, tariff, epoch, limits))
-    possible = baseline - best
+    best = cost_optimum(sessions, log, tariff, epoch, limits)
+    possible = None if best is None else baseline - best
     return {
         "currency": spec.currency,
         "import_kwh": round(sum(s.import_kw * s.duration_s for s in log) / 3600.0, 3),
@@ -67,8 +67,12 @@ def section(
         "demand_charge": round(demand_cost, 2),
         "total_cost": round(total, 2),
         "uncontrolled_cost": round(baseline, 2),
-        "cost_optimal": round(best, 2),
-        "savings_fraction": round((baseline - total) / possible, 4) if possible > 1e-6 else 1.0,
+        "cost_optimal": None if best is None else round(best, 2),  # None: the run broke the site's limits
+        "savings_fraction": None
+        if possible is None
+        else round((baseline - total) / possible, 4)
+        if possible > 1e-6
+        else 1.0,
     }
 
 
@@ -97,7 +101,7 @@ def uncontrolled_cost(
 def cost_optimum(
     sessions: Sequence[tuple[SessionRecord, float]], log: Sequence[MeterStep], tariff: Tariff, epoch: float,
     limits: Sequence[LimitStep],
-) -> float:  # fmt: skip
+) -> float | None:  # fmt: skip
     """The cheapest bill with perfect foresight that gives every car what it received in the run under the
     site's limits: a linear program (HiGHS) over the 15-minute windows the demand charge is measured on
     (energy per car and window, the window's energy within what the site's limits allowed over it, each
@@ -129,6 +133,8 @@ def cost_optimum(
         cost, A_ub=rows.matrix(width), b_ub=np.array(rows.rhs), A_eq=equal.matrix(width), b_eq=np.array(equal.rhs),
         bounds=np.column_stack([np.zeros(width), ub]), method="highs",
     )  # fmt: skip
+    if result.status == 2:  # infeasible: the run gave the cars more than the site's limits allowed (it broke them)
+        return None
     if result.status != 0 or result.x is None:
         raise RuntimeError(f"cost optimum LP failed: {result.message}")
     return float(result.fun) + float(np.dot(price, [w.building_kwh for w in windows]))
