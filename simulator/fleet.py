@@ -34,6 +34,7 @@ from simulator.pnc import MobilityOperator
 from simulator.scenario.models import (
     ChangeAvailability,
     InstallCertificate,
+    MigrationAction,
     ProvisionTokens,
     RemoteStart,
     RemoteStop,
@@ -315,6 +316,7 @@ class Fleet:
     ) -> None:
         self.scenario, self.seed, self.env = scenario, seed, env
         self._crash_csms: Callable[[CsmsFault], None] | None = None
+        self._migrate: Callable[[MigrationAction], None] | None = None
         rng = random.Random(seed)
         self.epoch = scenario.start.timestamp()
         #: What really happened (statuses, links, faults), for the ``uptime`` and ``alerts`` sections.
@@ -356,11 +358,16 @@ class Fleet:
 
     # ---- run -------------------------------------------------------------------------------------------
     def start(
-        self, operator: Operator, progress: Progress | None, crash_csms: Callable[[CsmsFault], None] | None = None
+        self,
+        operator: Operator,
+        progress: Progress | None,
+        crash_csms: Callable[[CsmsFault], None] | None = None,
+        migrate: Callable[[MigrationAction], None] | None = None,
     ) -> simpy.Process:
         """Start the links, the timeline and the sampler, then the twin; returns the twin's ``done``.
-        ``crash_csms`` injects the faults done to the CSMS (only an embedded CSMS can take them)."""
-        self._crash_csms = crash_csms
+        ``crash_csms`` injects the faults done to the CSMS (only an embedded CSMS can take them); ``migrate``
+        carries out a platform migration's steps (a run with an old and a new CSMS)."""
+        self._crash_csms, self._migrate = crash_csms, migrate
         for link in self.links.values():
             link.start()
         self.env.process(self._timeline(operator))
@@ -381,6 +388,10 @@ class Fleet:
             if self._crash_csms is None:  # a real-time run refuses such a scenario before it starts
                 raise RuntimeError(f"{item.kind} cannot be injected into this CSMS")
             self._crash_csms(item)
+        elif isinstance(item, MigrationAction):
+            if self._migrate is None:  # a real-time run refuses such a scenario before it starts
+                raise RuntimeError(f"{item.kind} needs a run with two CSMSs")
+            self._migrate(item)
         elif isinstance(item, StationFault):
             for station_id in self.scenario.resolve_chargers(item.charger):
                 self.faults.inject(item, station_id)
@@ -467,6 +478,7 @@ class Fleet:
         notes: list[str] | None = None,
         load_management: dict[str, Any] | None = None,
         security: dict[str, Any] | None = None,
+        migration: dict[str, Any] | None = None,
     ) -> report.RunRecord:
         return report.RunRecord(
             scenario_name=self.scenario.name,
@@ -492,6 +504,7 @@ class Fleet:
             energy=twin_energy_metrics(self.world, self.scenario.site),
             load_management=load_management,
             security=security,
+            migration=migration,
             phase_limits_a=self.scenario.site.phase_limits_a,
         )
 

@@ -78,6 +78,8 @@ class RunRecord:
     load_management: dict[str, Any] | None = None
     #: ``simulator.verify.security.security_section`` (None: the run had no PKI)
     security: dict[str, Any] | None = None
+    #: ``simulator.embedded_migration.PlatformMigration.section`` (None: the run moved no fleet)
+    migration: dict[str, Any] | None = None
     phase_limits_a: tuple[float, float, float] | None = None
     #: where the CSMS side of ``transactions`` comes from: "embedded" (its database, virtual time) or, in real
     #: time, the operator that read it back ("api": chargetwin's API, "hooks": a hooks file); None: not measured
@@ -250,6 +252,11 @@ def check_values(report: dict[str, Any]) -> dict[str, float | None]:
         values.update(alerts_missed=alerts["missed"], alerts_false=alerts["false"], alerts_late=alerts["late"])
     if site.get("phases") is not None:
         values["site_phase_violations"] = site["phases"]["violation_minutes"]
+    if "migration" in report:
+        migration = report["migration"]
+        values["stations_not_migrated"] = len(migration["stations_not_migrated"])
+        values["migration_downtime_beyond_window"] = len(migration["downtime_beyond_window"])
+        values["migration_data_mismatches"] = len(migration["data_mismatches"])
     if "security" in report:
         values["lowest_security_profile"] = report["security"]["lowest_profile"]
     energy = report.get("energy")
@@ -314,6 +321,8 @@ def build(record: RunRecord) -> dict[str, Any]:
         report["load_management"] = record.load_management
     if record.security is not None:
         report["security"] = record.security
+    if record.migration is not None:
+        report["migration"] = record.migration
     if record.notes:
         report["notes"] = list(record.notes)
     if record.not_measured:

@@ -33,6 +33,9 @@ KNOWN_CHECKS: frozenset[str] = frozenset(
         "energy_optimum_fraction",  # delivered towards targets / the offline optimum
         "lowest_served_fraction",  # fairness: the lowest share of its need a vehicle got
         "lowest_security_profile",  # the lowest profile a station connects with, as it and the CSMS agree
+        "stations_not_migrated",  # platform migration: stations that never reached the new CSMS
+        "migration_downtime_beyond_window",  # ... stations offline longer than their wave's window allows
+        "migration_data_mismatches",  # ... tables whose row counts differ between the export and the new CSMS
     }
 )
 
