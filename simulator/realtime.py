@@ -57,7 +57,16 @@ from simulator.links.websocket import WebSocketLink
 from simulator.operators import Capability, ChargetwinOperator, Operator, OperatorError, make_operator
 from simulator.outputs import write_outputs
 from simulator.scenario.loader import ScenarioError, ScenarioIssue, issue_at
-from simulator.scenario.models import RemoteStart, RemoteStop, Reserve, Scenario, SecurityAction, UpdateFirmware
+from simulator.scenario.models import (
+    ExportImport,
+    RemoteStart,
+    RemoteStop,
+    Repoint,
+    Reserve,
+    Scenario,
+    SecurityAction,
+    UpdateFirmware,
+)
 from simulator.station.charger import Charger, Registration
 from simulator.verify import faults as fv
 
@@ -486,6 +495,13 @@ def refuse_unreachable(scenario: Scenario, options: RealtimeOptions) -> None:
         refuse_csms_faults(scenario, options.scenario_file)
     except ScenarioError as exc:
         issues += exc.issues
+    for i, action in enumerate(scenario.actions):
+        if isinstance(action, ExportImport | Repoint):
+            why = (
+                f"{action.kind}: a platform migration runs in virtual time only (it needs two CSMSs the run "
+                "drives); against csms serve, use csms export / csms import and csms migrate repoint"
+            )
+            issues.append(issue_at(options.scenario_file, ("actions", i, "kind"), why))
     needs = {"--csms-root FILE": options.csms_root_pem is None, "--csms-tls-url wss://…": options.tls_url is None}
     missing = " and ".join(flag for flag, absent in needs.items() if absent)
     if missing:

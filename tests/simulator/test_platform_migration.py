@@ -13,7 +13,7 @@ from csms.services import transactions as tx_service
 from csms.services import uptime as uptime_service
 from simulator import report
 from simulator.runner import VirtualRun
-from simulator.scenario.loader import load_scenario, parse_scenario
+from simulator.scenario.loader import ScenarioError, load_scenario, parse_scenario
 
 SMALL = """
 name: platform-migration-small
@@ -88,3 +88,9 @@ def test_the_shipped_platform_migration_scenario_passes() -> None:
     built = report.build(VirtualRun(load_scenario(path), scenario_file=str(path)).run())
     assert built["passed"], [c for c in built["checks"] if not c["passed"]]
     assert built["migration"]["stations_on_new"] == 64
+
+
+def test_a_wave_before_the_cut_over_is_refused_with_its_place() -> None:
+    text = SMALL.replace('{at: "00:05", kind: repoint, charger: a16', '{at: "23:55", kind: repoint, charger: a16')
+    with pytest.raises(ScenarioError, match="repoint wave at or after the export_import"):
+        parse_scenario(text)
