@@ -127,6 +127,7 @@ def summary_table(data: dict[str, Any]) -> Table:
         *_multifamily_rows(data.get("multifamily")),
         *_demand_response_rows(data.get("demand_response")),
         *_cost_rows(data.get("energy_cost")),
+        *_migration_rows(data.get("migration")),
     ]
     for name, value in rows:
         table.add_row(name, value)
@@ -186,6 +187,27 @@ def _security_rows(security: dict[str, Any] | None) -> list[tuple[str, str]]:
         ("security profiles (station and CSMS agree)", by_profile),
         ("certificates issued by the CSMS", str(security["certificates_issued"])),
         ("security events", events),
+    ]
+
+
+def _migration_rows(migration: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Per wave: stations moved, time taken, sessions carried over; then the data and the stragglers."""
+    if migration is None:
+        return []
+    rows = [
+        (
+            f"migration wave {w['charger']} (+{w['at_s'] / 3600:.2f} h)",
+            f"{w['moved']} / {w['stations']} moved in {w['time_taken_s']} s, "
+            f"{w['sessions_carried_over']} sessions carried over",
+        )
+        for w in migration["waves"]
+    ]
+    data = ", ".join(f"{t} {c['exported']}→{c['imported']}" for t, c in migration["data"].items())
+    return [
+        *rows,
+        ("stations on the new CSMS", f"{migration['stations_on_new']} / {migration['stations_total']}"),
+        ("migration data (exported → imported)", data),
+        ("away beyond their window", ", ".join(migration["downtime_beyond_window"]) or "none"),
     ]
 
 

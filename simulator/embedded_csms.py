@@ -9,6 +9,7 @@ commit, load management and alerts are the host's and its plugins', unchanged.
 from __future__ import annotations
 
 import dataclasses
+import io
 import re
 import ssl
 import tempfile
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from csms.alerts import AlertEngine, AlertRules, RemediationPolicy
@@ -30,6 +31,8 @@ from csms.core.plugins.load_management import LoadManagement
 from csms.core.plugins.local_lists import LocalListSync
 from csms.core.plugins.reservations import ReservationExpiry
 from csms.loadmgmt.planner import PlannerConfig
+from csms.migration.bundle import export_database, open_bundle
+from csms.migration.bundle_import import ImportReport, OnConflict, import_bundle
 from csms.ocpp.convert import from_posix
 from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import Version
@@ -42,6 +45,7 @@ from csms.services.config import CsmsConfig
 from csms.services.errors import DomainError
 from csms.store import migrate
 from csms.store.database import make_engine, make_session_factory
+from csms.store.models import Base
 from simulator.links.inprocess import SERVER_NAME, Refused
 from simulator.links.offer import Offer
 from simulator.links.tls import handshake_in_memory, without_wall_clock
@@ -242,6 +246,29 @@ class EmbeddedCsms:
         if self.host is None:
             raise StationNotConnected(station_id)
         return self.host.call(station_id, action, payload, on_done=on_done)
+
+    # ---- the operator's migration commands (csms export / csms import, on this process's database) ------------
+    @property
+    def engine(self) -> Engine:
+        return self.session_factory.kw["bind"]
+
+    def export_bundle(self) -> tuple[bytes, dict[str, int]]:
+        """``csms export``: the bundle's bytes and its manifest's row count per table."""
+        out = io.BytesIO()
+        manifest = export_database(self.engine, out, from_posix(self.scheduler.now()))
+        return out.getvalue(), {entry.table: entry.rows for entry in manifest.tables}
+
+    def import_bundle(self, bundle: bytes, on_conflict: OnConflict = OnConflict.REFUSE) -> ImportReport:
+        """``csms import``: one transaction; raises as the command refuses (checksums, conflicts)."""
+        with self.engine.connect() as connection, open_bundle(io.BytesIO(bundle)) as opened:
+            return import_bundle(connection, opened, on_conflict=on_conflict)
+
+    def row_counts(self, tables: list[str]) -> dict[str, int]:
+        with self.engine.connect() as connection:
+            return {
+                name: connection.execute(select(func.count()).select_from(Base.metadata.tables[name])).scalar_one()
+                for name in tables
+            }
 
     # ---- station downloads and uploads (the API's token-guarded routes, in-process) ------------------------
     #: The base URL the embedded CSMS hands to stations for its firmware and upload routes.

@@ -35,6 +35,7 @@ from simulator.scenario.models import (
     ChangeAvailability,
     DemandResponse,
     InstallCertificate,
+    MigrationAction,
     Onboard,
     ProvisionTokens,
     RemoteStart,
@@ -327,6 +328,7 @@ class Fleet:
     ) -> None:
         self.scenario, self.seed, self.env = scenario, seed, env
         self._crash_csms: Callable[[CsmsFault], None] | None = None
+        self._migrate: Callable[[MigrationAction], None] | None = None
         rng = random.Random(seed)
         self.epoch = scenario.start.timestamp()
         #: What really happened (statuses, links, faults), for the ``uptime`` and ``alerts`` sections.
@@ -370,11 +372,16 @@ class Fleet:
 
     # ---- run -------------------------------------------------------------------------------------------
     def start(
-        self, operator: Operator, progress: Progress | None, crash_csms: Callable[[CsmsFault], None] | None = None
+        self,
+        operator: Operator,
+        progress: Progress | None,
+        crash_csms: Callable[[CsmsFault], None] | None = None,
+        migrate: Callable[[MigrationAction], None] | None = None,
     ) -> simpy.Process:
         """Start the links, the timeline and the sampler, then the twin; returns the twin's ``done``.
-        ``crash_csms`` injects the faults done to the CSMS (only an embedded CSMS can take them)."""
-        self._crash_csms = crash_csms
+        ``crash_csms`` injects the faults done to the CSMS (only an embedded CSMS can take them); ``migrate``
+        carries out a platform migration's steps (a run with an old and a new CSMS)."""
+        self._crash_csms, self._migrate = crash_csms, migrate
         for link in self.links.values():
             link.start()
         self.env.process(self._timeline(operator))
@@ -389,23 +396,32 @@ class Fleet:
 
     def _execute(self, item: Any, operator: Operator) -> None:
         now = self.epoch + self.env.now
-        if isinstance(item, ProvisionTokens):
-            operator.provision_tokens(scenario_tokens(self.scenario, item), item.token_group, now)
-        elif isinstance(item, Onboard):
-            operator.onboard(group_tokens(self.scenario, item.vehicles), item, now)
-        elif isinstance(item, DemandResponse):
-            self.dr_events.append((self.env.now, self.env.now + item.duration, item.limit_kw))
-            operator.demand_response(item, now)
+        if isinstance(item, ProvisionTokens | Onboard | DemandResponse):
+            self._operate(item, operator, now)
         elif isinstance(item, CsmsFault):
             if self._crash_csms is None:  # a real-time run refuses such a scenario before it starts
                 raise RuntimeError(f"{item.kind} cannot be injected into this CSMS")
             self._crash_csms(item)
+        elif isinstance(item, MigrationAction):
+            if self._migrate is None:  # a real-time run refuses such a scenario before it starts
+                raise RuntimeError(f"{item.kind} needs a run with two CSMSs")
+            self._migrate(item)
         elif isinstance(item, StationFault):
             for station_id in self.scenario.resolve_chargers(item.charger):
                 self.faults.inject(item, station_id)
         elif isinstance(item, OperatorCall):
             for station_id in self.scenario.resolve_chargers(item.charger):
                 operator.call(station_id, self.chargers[station_id].version, item, now)
+
+    def _operate(self, item: ProvisionTokens | Onboard | DemandResponse, operator: Operator, now: float) -> None:
+        """The operator's actions that are not calls to a station."""
+        if isinstance(item, ProvisionTokens):
+            operator.provision_tokens(scenario_tokens(self.scenario, item), item.token_group, now)
+        elif isinstance(item, Onboard):
+            operator.onboard(group_tokens(self.scenario, item.vehicles), item, now)
+        else:
+            self.dr_events.append((self.env.now, self.env.now + item.duration, item.limit_kw))
+            operator.demand_response(item, now)
 
     def _sample(self, progress: Progress | None) -> simpy.events.ProcessGenerator:
         step = self.world.step_s
@@ -510,6 +526,7 @@ class Fleet:
         load_management: dict[str, Any] | None = None,
         security: dict[str, Any] | None = None,
         multifamily: dict[str, Any] | None = None,
+        migration: dict[str, Any] | None = None,
     ) -> report.RunRecord:
         return report.RunRecord(
             scenario_name=self.scenario.name,
@@ -538,6 +555,7 @@ class Fleet:
             multifamily=multifamily,
             demand_response=report.dr_section(self.world.ground_truth, self.dr_events) if self.dr_events else None,
             energy_cost=self._cost(),
+            migration=migration,
             phase_limits_a=self.scenario.site.phase_limits_a,
         )
 

@@ -69,9 +69,11 @@ from simulator.rollout import FirmwareSigner, roll_out
 from simulator.scenario.loader import ScenarioError, ScenarioIssue, issue_at
 from simulator.scenario.models import (
     DemandResponse,
+    ExportImport,
     Onboard,
     RemoteStart,
     RemoteStop,
+    Repoint,
     Reserve,
     Scenario,
     SecurityAction,
@@ -535,6 +537,13 @@ def refuse_unreachable(scenario: Scenario, options: RealtimeOptions) -> None:
         refuse_csms_faults(scenario, options.scenario_file)
     except ScenarioError as exc:
         issues += exc.issues
+    for i, action in enumerate(scenario.actions):
+        if isinstance(action, ExportImport | Repoint):
+            why = (
+                f"{action.kind}: a platform migration runs in virtual time only (it needs two CSMSs the run "
+                "drives); against csms serve, use csms export / csms import and csms migrate repoint"
+            )
+            issues.append(issue_at(options.scenario_file, ("actions", i, "kind"), why))
     needs = {"--csms-root FILE": options.csms_root_pem is None, "--csms-tls-url wss://…": options.tls_url is None}
     missing = " and ".join(flag for flag, absent in needs.items() if absent)
     if missing:

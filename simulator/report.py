@@ -84,6 +84,8 @@ class RunRecord:
     demand_response: dict[str, Any] | None = None
     #: :func:`simulator.verify.cost.section`: the site's import priced by its utility tariff (None: no tariff)
     energy_cost: dict[str, Any] | None = None
+    #: ``simulator.embedded_migration.PlatformMigration.section`` (None: the run moved no fleet)
+    migration: dict[str, Any] | None = None
     phase_limits_a: tuple[float, float, float] | None = None
     #: where the CSMS side of ``transactions`` comes from: "embedded" (its database, virtual time) or, in real
     #: time, the operator that read it back ("api": chargetwin's API, "hooks": a hooks file); None: not measured
@@ -276,6 +278,11 @@ def check_values(report: dict[str, Any]) -> dict[str, float | None]:
         values.update(alerts_missed=alerts["missed"], alerts_false=alerts["false"], alerts_late=alerts["late"])
     if site.get("phases") is not None:
         values["site_phase_violations"] = site["phases"]["violation_minutes"]
+    if "migration" in report:
+        migration = report["migration"]
+        values["stations_not_migrated"] = len(migration["stations_not_migrated"])
+        values["migration_downtime_beyond_window"] = len(migration["downtime_beyond_window"])
+        values["migration_data_mismatches"] = len(migration["data_mismatches"])
     if "security" in report:
         values["lowest_security_profile"] = report["security"]["lowest_profile"]
     if "energy_cost" in report:
@@ -352,6 +359,7 @@ def build(record: RunRecord) -> dict[str, Any]:
         "multifamily": record.multifamily,
         "demand_response": record.demand_response,
         "energy_cost": record.energy_cost,
+        "migration": record.migration,
     }
     report.update({name: section for name, section in optional.items() if section is not None})
     if record.notes:

@@ -20,6 +20,7 @@ import simpy
 from simulator import loadmgmt, report
 from simulator.collector import paced_collector
 from simulator.embedded_csms import EmbeddedCsms, EmbeddedPki
+from simulator.embedded_migration import PlatformMigration
 from simulator.embedded_operator import CsmsRecords, EmbeddedOperator
 from simulator.embedded_wiring import EmbeddedCsmsWiring, alert_rules
 from simulator.fleet import Fleet, Progress, commission, station_passwords
@@ -74,6 +75,10 @@ class VirtualRun:
         )
         self.truth = fv.FaultTruth()
         self.links: dict[str, InProcessLink] = {}
+        #: A platform migration's new CSMS (its own database); the run's record is then the new CSMS's.
+        self.migration = None
+        if self.scenario.migrates:
+            self.migration = PlatformMigration(self.scenario, self.csms, self._new_csms(), self.links)
         seed = self.scenario.seed if seed is None else seed
         self.fleet = Fleet(self.scenario, seed, self.env, self._make_link, truth=self.truth, contracts=self.mobility)
         commission(self.fleet.chargers.values(), self.scenario, None if self.pki is None else self.pki.csms_root_pem)
@@ -82,13 +87,17 @@ class VirtualRun:
         if self.mobility is not None:
             self.operator.install_contract_root(self.mobility.root_pem, self.epoch)
         self.wiring = EmbeddedCsmsWiring(self.csms, self.fleet, self.links)
-        self.records = CsmsRecords(self.csms)
+        self.records = CsmsRecords(self.csms if self.migration is None else self.migration.new)
+
+    def _new_csms(self) -> EmbeddedCsms:
+        """The CSMS the fleet moves to: the same settings as the old one, a database of its own."""
+        return EmbeddedCsms.create(self.scheduler, "sqlite://", alerts=alert_rules(self.scenario.csms.alerts))
 
     def _make_link(self, charger: Charger, seed: int, on_change: Callable[[Charger], None]) -> InProcessLink:
         link = InProcessLink(
             self.scheduler,
             charger,
-            self.csms,
+            self.csms if self.migration is None else self.migration.route(charger.station_id),
             seed,
             self.network,
             on_charger_change=on_change,
@@ -101,7 +110,8 @@ class VirtualRun:
     def run(self) -> report.RunRecord:
         started = time.perf_counter()
         self.wiring.start()
-        done = self.fleet.start(self.operator, self.progress, crash_csms=self.wiring.crash)
+        migrate = None if self.migration is None else self.migration.execute
+        done = self.fleet.start(self.operator, self.progress, crash_csms=self.wiring.crash, migrate=migrate)
         with paced_collector():
             self.env.run(until=done)
         if self.progress is not None:
@@ -119,8 +129,8 @@ class VirtualRun:
             csms_source="embedded",
             stations_booted=self.records.stations_accepted(),
             frames={
-                "charger_to_csms": self.csms.frames_in,
-                "csms_to_charger": self.csms.frames_out,
+                "charger_to_csms": sum(csms.frames_in for csms in self._processes()),
+                "csms_to_charger": sum(csms.frames_out for csms in self._processes()),
                 "lost_in_network": sum(link.frames_lost for link in self.links.values()),
             },
             uptime=self.fleet.uptime_section(self.records.port_uptime(period)),
@@ -128,6 +138,7 @@ class VirtualRun:
             load_management=self.wiring.load_management_section(),
             security=None if self.pki is None else self.records.security(self.fleet.chargers, self.operator),
             multifamily=self._multifamily(),
+            migration=None if self.migration is None else self.migration.section(),
         )
 
     def _multifamily(self) -> dict[str, Any] | None:
@@ -138,3 +149,6 @@ class VirtualRun:
         statements = self.records.unit_statements(self.epoch, self.epoch + float(self.env.now))
         truth_wh, running = self.fleet.truth_wh_by_token()
         return mf.section(statements, truth_wh, running, terms)
+
+    def _processes(self) -> list[EmbeddedCsms]:
+        return [self.csms] if self.migration is None else [self.csms, self.migration.new]

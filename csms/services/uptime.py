@@ -80,6 +80,16 @@ def delete_exclusion(db: Session, exclusion_id: int) -> None:
     db.flush()
 
 
+def end_exclusion(db: Session, exclusion_id: int, end: datetime) -> None:
+    """End a declared window early (a planned outage that took less than declared counts only as long as it
+    took); a window is never lengthened after the fact."""
+    row = db.get(ExclusionWindowRow, exclusion_id)
+    if row is None:
+        raise NotFound(f"exclusion window {exclusion_id} not found")
+    row.end = max(row.start, min(row.end, end))
+    db.flush()
+
+
 def record_availability_order(db: Session, station_id: str, evse_id: int, operative: bool, now: datetime) -> None:
     """An accepted ChangeAvailability: an Unavailable the operator ordered is not an outage."""
     data = {"evse_id": evse_id, "operative": operative}

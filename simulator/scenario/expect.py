@@ -38,6 +38,9 @@ KNOWN_CHECKS: frozenset[str] = frozenset(
         "dr_violation_minutes",  # minutes the site drew more than a demand-response event allowed
         "energy_cost",  # the site's import priced by site.utility_tariff (energy + demand charge)
         "cost_savings_fraction",  # (uncontrolled - run) / (uncontrolled - cost-optimal plan), same sessions
+        "stations_not_migrated",  # platform migration: stations that never reached the new CSMS
+        "migration_downtime_beyond_window",  # ... stations offline longer than their wave's window allows
+        "migration_data_mismatches",  # ... tables whose row counts differ between the export and the new CSMS
     }
 )
 

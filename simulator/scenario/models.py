@@ -638,6 +638,33 @@ class DemandResponse(_Model):
     limit_kw: Annotated[float, Field(ge=0.0)]
 
 
+class ExportImport(_Model):
+    """Platform migration, the cut-over: the old CSMS (the one the run starts with) stops serving OCPP (every
+    connection closed, new ones refused, as when its endpoint is switched off), its database is exported
+    (``csms export``) and imported into the new CSMS (``csms import``). Chargers keep charging offline and
+    queue their messages until a ``repoint`` wave lets them reach the new CSMS. Virtual time only."""
+
+    kind: Literal["export_import"]
+    at: When
+
+
+class Repoint(_Model):
+    """Platform migration, one wave: the chargers (station id or prefix) reach the new CSMS from now on, by the
+    host cut-over (``forward``: their old host name now leads to the new CSMS, which accepts their old path,
+    ``csms serve --accept-path``). It needs no reboot, so sessions running on the chargers carry over, and it
+    works for chargers that ignore a re-point (``everest-pinned-url``). ``window``: how long after the wave
+    each of its stations may take to arrive; the new CSMS declares the planned outage from the cut-over to
+    its arrival (at most to the window's end) as excluded from uptime."""
+
+    kind: Literal["repoint"]
+    at: When
+    charger: str
+    mode: Literal["forward"] = "forward"
+    window: PositiveDuration = 900.0
+
+
+MigrationAction = ExportImport | Repoint
+
 Action = Annotated[
     DemandResponse
     | Onboard
@@ -650,7 +677,9 @@ Action = Annotated[
     | RenewCertificate
     | UpgradeSecurityProfile
     | Reserve
-    | UpdateFirmware,
+    | UpdateFirmware
+    | ExportImport
+    | Repoint,
     Field(discriminator="kind"),
 ]
 SecurityAction = InstallCertificate | RenewCertificate | UpgradeSecurityProfile
@@ -873,6 +902,11 @@ class Scenario(_Model):
                 return group.station_ids
         return [ref] if ref in self.station_ids() else []
 
+    @property
+    def migrates(self) -> bool:
+        """The run moves the fleet from one CSMS to another (an ``export_import`` action)."""
+        return any(isinstance(a, ExportImport) for a in self.actions)
+
     def timeline(self) -> list[tuple[float, Action | Fault]]:
         """Actions and faults in time order (stable for equal times: actions first, file order)."""
         items: list[tuple[float, int, Action | Fault]] = [
@@ -893,6 +927,7 @@ def reference_problems(scenario: Scenario) -> list[_Problem]:
     problems += _load_management_problems(scenario)
     problems += _security_problems(scenario)
     problems += _onboarding_problems(scenario)
+    problems += _migration_problems(scenario)
     if scenario.twin.step > scenario.duration or not math.isfinite(scenario.twin.step):
         problems.append((("twin", "step"), "expected a physics step no longer than the duration"))
     return problems
@@ -964,6 +999,8 @@ def _action_problems(scenario: Scenario, known: str, groups: set[str], i: int, a
                     f"expected a connector of {action.charger} (1..{n}), got {action.connector}",
                 )
             ]
+        return []
+    if isinstance(action, ExportImport):
         return []
     return _charger_problem(scenario, known, ("actions", i, "charger"), action.charger)
 
@@ -1037,6 +1074,19 @@ def _load_management_problems(scenario: Scenario) -> list[_Problem]:
                 f"expected chargers rated above min_current_a ({lm.min_current_a:g} A), got {rating_a:.1f} A per phase"
             )
             problems.append((("chargers", i, "max_kw"), message))
+    return problems
+
+
+def _migration_problems(scenario: Scenario) -> list[_Problem]:
+    """One cut-over at most, and every wave after it (a wave before the cut-over has nowhere to go)."""
+    cutovers = [(i, a) for i, a in enumerate(scenario.actions) if isinstance(a, ExportImport)]
+    problems: list[_Problem] = [
+        (("actions", i, "kind"), "expected one export_import, this is another") for i, _ in cutovers[1:]
+    ]
+    first = min((scenario.seconds(a.at) for _, a in cutovers), default=None)
+    for i, action in enumerate(scenario.actions):
+        if isinstance(action, Repoint) and (first is None or scenario.seconds(action.at) < first):
+            problems.append((("actions", i, "at"), "expected a repoint wave at or after the export_import"))
     return problems
 
 

@@ -1,0 +1,96 @@
+"""A fleet moves from one CSMS to another in a virtual run (issue 18, points 4 and 5): sessions running on
+the chargers at the cut-over are continued on the new CSMS as the same transactions (1.6 and 2.0.1), the
+messages the chargers queued while they reached nothing arrive once, uptime excludes the switch only for as
+long as it took, and the data arrives whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from csms.services import transactions as tx_service
+from csms.services import uptime as uptime_service
+from simulator import report
+from simulator.runner import VirtualRun
+from simulator.scenario.loader import ScenarioError, load_scenario, parse_scenario
+
+SMALL = """
+name: platform-migration-small
+seed: 7
+start: 2026-03-10T22:00:00+01:00
+timezone: Europe/Berlin
+duration: 6h
+chargers:
+  - {prefix: a16, count: 3, ocpp: "1.6", max_kw: 11, password: "secret-a16-passw0rd"}
+  - {prefix: a20, count: 3, ocpp: "2.0.1", max_kw: 11, password: "secret-a20-passw0rd"}
+  - {prefix: pin, count: 2, ocpp: "1.6", vendor_profile: everest-pinned-url, max_kw: 11}
+vehicles:
+  name: car
+  count: 8
+  model: compact-58
+  arrival: {between: ["22:05", "22:40"]}
+  soc_on_arrival: {uniform: [0.10, 0.30]}
+  departure: {at: "03:30", target_soc: 0.9}
+  id_token: "CAR-{n:02d}"
+  group: cars
+actions:
+  - {at: "22:00", kind: provision_tokens, vehicles: cars}
+  - {at: "00:00", kind: export_import}
+  - {at: "00:05", kind: repoint, charger: a16, window: 15m}
+  - {at: "00:10", kind: repoint, charger: a20, window: 20m}
+  - {at: "00:15", kind: repoint, charger: pin, window: 25m}
+faults:
+  - {at: "23:50", kind: link_down, charger: a20-2, duration: 30m}
+expect:
+  transactions_lost: 0
+  transactions_duplicated: 0
+  energy_mismatch_kwh: 0
+  stations_not_migrated: 0
+  migration_downtime_beyond_window: 0
+  migration_data_mismatches: 0
+"""
+
+
+def test_sessions_started_on_the_old_csms_end_on_the_new_one_as_one_session() -> None:
+    run = VirtualRun(parse_scenario(SMALL))
+    built = report.build(run.run())
+    assert built["passed"], [c for c in built["checks"] if not c["passed"]]
+    migration = built["migration"]
+    cutover = run.epoch + migration["cutover_s"]
+    # Every car was plugged in at the cut-over: each wave carried its sessions over, both OCPP versions.
+    assert [w["sessions_carried_over"] for w in migration["waves"]] == [3, 3, 2]
+    assert built["transactions"]["started"] == 8
+    assert run.migration is not None
+    new = run.migration.new
+    with new.session_factory() as db:
+        rows = tx_service.listed(db)
+        assert len(rows) == 8  # one row per session: none opened twice on the new CSMS
+        for tx in rows:
+            assert tx.stopped_at is not None and tx.started_at.timestamp() < cutover < tx.stopped_at.timestamp()
+            # The readings the charger queued while it reached nothing were delivered to the new CSMS.
+            arrival = run.epoch + migration["stations"][tx.station_id]["away_s"] + migration["cutover_s"]
+            queued = [s for s in tx_service.samples_of(db, tx.id) if cutover < s.timestamp.timestamp() < arrival]
+            assert queued, f"{tx.station_id}: no reading of the time it was away"
+            stamps = [s.timestamp for s in tx_service.samples_of(db, tx.id)]
+            assert stamps == sorted(stamps)
+        # The planned outage is excluded from the cut-over to the station's arrival, not to the window's end.
+        for window in uptime_service.list_exclusions(db):
+            away = migration["stations"][window.station_id]["away_s"]
+            assert window.end.timestamp() == pytest.approx(cutover + away, abs=0.1)
+    assert migration["data"]["transactions"] == {"exported": 8, "imported": 8}
+    assert migration["stations_on_new"] == 8
+
+
+@pytest.mark.slow
+def test_the_shipped_platform_migration_scenario_passes() -> None:
+    path = Path(__file__).parents[2] / "scenarios" / "platform-migration.yaml"
+    built = report.build(VirtualRun(load_scenario(path), scenario_file=str(path)).run())
+    assert built["passed"], [c for c in built["checks"] if not c["passed"]]
+    assert built["migration"]["stations_on_new"] == 64
+
+
+def test_a_wave_before_the_cut_over_is_refused_with_its_place() -> None:
+    text = SMALL.replace('{at: "00:05", kind: repoint, charger: a16', '{at: "23:55", kind: repoint, charger: a16')
+    with pytest.raises(ScenarioError, match="repoint wave at or after the export_import"):
+        parse_scenario(text)
