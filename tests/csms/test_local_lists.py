@@ -299,6 +299,10 @@ async def test_a_station_away_during_a_token_change_gets_the_change_when_it_boot
         await until(lambda: bool(back.updates), "the differential update after the boot")
         assert [(t, v, len(e)) for t, v, e in back.updates] == [("Differential", 2, 2)]
         assert back.entries == {"KEEP": "Blocked", "NEW": "Accepted"}
+    for _ in range(50):  # the station's answer is recorded just after the station applied the update
+        if (await api.get("/api/v1/stations/away/local-list")).json()["out_of_step_since"] is None:
+            break
+        await asyncio.sleep(0.1)
     assert (await api.get("/api/v1/stations/away/local-list")).json()["out_of_step_since"] is None
 
 

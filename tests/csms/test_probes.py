@@ -28,9 +28,9 @@ async def test_ready_until_the_schema_is_not_at_head_then_ready_again(sqlite_url
         base = f"http://127.0.0.1:{endpoints.api_port}"
         async with httpx.AsyncClient(base_url=base) as anyone:  # no API key
             health, took = await timed_get(anyone, "/healthz")
-            assert (health.status_code, health.json(), took < 0.5) == (200, {"status": "ok"}, True)
+            assert (health.status_code, health.json(), took < 2.0) == (200, {"status": "ok"}, True)
             ready, took = await timed_get(anyone, "/readyz")
-            assert (ready.status_code, ready.json(), took < 0.5) == (200, {"status": "ready"}, True)
+            assert (ready.status_code, ready.json(), took < 2.0) == (200, {"status": "ready"}, True)
 
             engine = make_engine(sqlite_url)
             with engine.begin() as db:
@@ -39,7 +39,7 @@ async def test_ready_until_the_schema_is_not_at_head_then_ready_again(sqlite_url
             try:
                 ready, took = await timed_get(anyone, "/readyz")
                 assert (ready.status_code, ready.json()) == (503, {"status": "not ready", "failed": ["migrations"]})
-                assert took < 0.5
+                assert took < 2.0
             finally:
                 with engine.begin() as db:
                     db.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head})
