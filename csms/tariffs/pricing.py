@@ -69,6 +69,11 @@ class _Piece:
     last: PriceComponent | None = None
 
 
+def seconds_in(span: timedelta) -> Fraction:
+    """Exact seconds (timedelta.total_seconds() is a float)."""
+    return Fraction(span.days * 86400 + span.seconds) + Fraction(span.microseconds, 10**6)
+
+
 def _unit(dimension: Dimension) -> int:
     return 1000 if dimension is Dimension.ENERGY else 3600  # Wh per kWh, seconds per hour
 
@@ -102,7 +107,7 @@ def _offset_jumps(zone: ZoneInfo, a: datetime, b: datetime) -> list[datetime]:
         if lo.astimezone(zone).utcoffset() != hi.astimezone(zone).utcoffset():
             left, right = lo, hi
             while right - left > timedelta(seconds=1):
-                mid = left + (right - left) // 2
+                mid = left + timedelta(seconds=(right - left).total_seconds() // 2)
                 same = left.astimezone(zone).utcoffset() == mid.astimezone(zone).utcoffset()
                 left, right = (mid, right) if same else (left, mid)
             jumps.append(right)
@@ -134,7 +139,7 @@ class RunningCost:
         self._period_volumes: list[dict[Dimension, Fraction]] = []
         self._reasons: list[str] = []
         self._energy_wh = Fraction(0)
-        self._parking_s = 0
+        self._parking_s = Fraction(0)
 
     # -- feeding ------------------------------------------------------------------------------------------
     def set_state(self, change: StateChange) -> None:
@@ -213,33 +218,31 @@ class RunningCost:
             self._state = self._pending.pop(0).state
         self._cursor = until
 
-    def _interval(self, next_sample: MeterSample | None) -> tuple[Fraction, int]:
+    def _interval(self, next_sample: MeterSample | None) -> tuple[Fraction, Fraction]:
         """Energy (Wh) and length (s) of the current sample interval; nothing is known outside samples."""
         if self._prev is None or next_sample is None:
-            return Fraction(0), 0
-        seconds = int((next_sample.at.astimezone(UTC) - self._prev.at).total_seconds())
+            return Fraction(0), Fraction(0)
+        seconds = seconds_in(next_sample.at.astimezone(UTC) - self._prev.at)
         delta = Fraction(max(next_sample.wh, self._high_wh) - self._high_wh)
         if seconds <= 0 or delta * Fraction(36, 10) / seconds > ABSURD_POWER_KW:
             if delta:
                 self._reasons.append(
                     f"meter jumped {delta} Wh in {seconds} s before {next_sample.at.isoformat()}; not priced"
                 )
-            return Fraction(0), max(seconds, 0)
+            return Fraction(0), max(seconds, Fraction(0))
         return delta, seconds
 
     def _moment(self, at: datetime, power_kw: Fraction) -> Moment:
         prev = self._prev
         energy = Fraction(0) if prev is None or self._first_wh is None else Fraction(prev.wh - self._first_wh)
         current = None if prev is None or prev.current_a is None else Fraction(prev.current_a)
-        return Moment(
-            at.astimezone(self._zone), int((at - self._start).total_seconds()), energy / 1000, power_kw, current
-        )
+        return Moment(at.astimezone(self._zone), seconds_in(at - self._start), energy / 1000, power_kw, current)
 
     def _tariff_at(self, at: datetime) -> Tariff | None:
         return next((t for t in reversed(self._tariffs) if t.valid_at(at)), None)
 
-    def _price_segment(self, a: datetime, b: datetime, interval: tuple[Fraction, int]) -> None:
-        seconds = int((b - a).total_seconds())
+    def _price_segment(self, a: datetime, b: datetime, interval: tuple[Fraction, Fraction]) -> None:
+        seconds = seconds_in(b - a)
         if seconds <= 0:
             return
         delta_wh, interval_s = interval
@@ -362,8 +365,8 @@ class RunningCost:
             start=self._start,
             stop=stop,
             total_energy=_quantity(self._energy_wh / 1000),
-            total_time=_quantity(Fraction(int((stop - self._start).total_seconds()), 3600)),
-            total_parking_time=_quantity(Fraction(self._parking_s, 3600)),
+            total_time=_quantity(seconds_in(stop - self._start) / 3600),
+            total_parking_time=_quantity(self._parking_s / 3600),
             total_cost=Price(_money(excl, code), _money(incl, code)),
             costs=costs,
             charging_periods=periods,

@@ -17,13 +17,13 @@ from csms.tariffs.model import WEEKDAYS, Restrictions
 @dataclass(frozen=True)
 class Moment:
     local: datetime  # the instant in the session's time zone
-    duration_s: int  # since the session started
+    duration_s: Fraction  # since the session started
     energy_kwh: Fraction  # metered since the start, at the last sample
     power_kw: Fraction  # average over the current sample interval
     current_a: Fraction | None
 
 
-def _within(value: Fraction | int | None, low: object, high: object) -> bool:
+def _within(value: Fraction | None, low: object, high: object) -> bool:
     if low is None and high is None:
         return True
     if value is None:

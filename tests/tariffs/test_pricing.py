@@ -187,3 +187,19 @@ def test_running_cost_sample_by_sample_ends_at_the_final_figure() -> None:
     final = running.finish(timeline.stop)
     assert final == price_session([parse_tariff(EXAMPLE)], timeline)
     assert final.total_cost.excl_vat == Decimal("10.60")
+
+
+def test_a_dst_jump_inside_a_sample_interval_loses_no_energy() -> None:
+    # Los Angeles springs forward at 10:00 UTC on 2026-03-08; the jump splits the interval 09:59-10:08
+    tariff = parse_tariff(
+        {
+            "id": "e",
+            "currency": "KWD",
+            "elements": [{"price_components": [{"type": "ENERGY", "price": "1", "step_size": 1}]}],
+        }
+    )
+    start = datetime(2026, 3, 8, 9, 59, tzinfo=UTC)
+    samples = (MeterSample(start, Decimal(0)), MeterSample(start + timedelta(minutes=9), Decimal(63)))
+    cdr = price_session([tariff], SessionTimeline(start, samples[-1].at, "America/Los_Angeles", samples))
+    assert cdr.total_energy == Decimal("0.063")
+    assert cdr.total_cost.excl_vat == Decimal("0.063")
