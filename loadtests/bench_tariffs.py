@@ -64,7 +64,7 @@ def run(sessions: int) -> dict[str, float]:
     tariff = parse_tariff(TARIFF)
     timelines = make_sessions(sessions)
     began = time.process_time()
-    total = sum(price_session([tariff], timeline).total_cost.incl_vat for timeline in timelines)
+    total = sum((price_session([tariff], t).total_cost.incl_vat or Decimal(0) for t in timelines), Decimal(0))
     cpu = time.process_time() - began
     return {"sessions": sessions, "cpu_s": cpu, "sessions_per_s": sessions / cpu, "revenue_incl_vat": float(total)}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -63,10 +63,22 @@ class CdrResult:
 
 @dataclass
 class _Piece:
-    volume: Fraction = Fraction(0)  # Wh or seconds
-    excl: Fraction = Fraction(0)
-    incl: Fraction = Fraction(0)
+    """One dimension's volumes (Wh, seconds, or 1 for FLAT) per price component: money is computed once, at the end."""
+
+    dimension: Dimension
+    by_component: dict[PriceComponent, Fraction] = field(default_factory=dict)
+    volume: Fraction = Fraction(0)
     last: PriceComponent | None = None
+
+    @property
+    def excl(self) -> Fraction:
+        unit = 1 if self.dimension is Dimension.FLAT else _unit(self.dimension)
+        return sum((v * Fraction(c.price) / unit for c, v in self.by_component.items()), Fraction(0))
+
+    @property
+    def incl(self) -> Fraction:
+        unit = 1 if self.dimension is Dimension.FLAT else _unit(self.dimension)
+        return sum((_incl(v * Fraction(c.price) / unit, c) for c, v in self.by_component.items()), Fraction(0))
 
 
 def seconds_in(span: timedelta) -> Fraction:
@@ -133,7 +145,7 @@ class RunningCost:
         self._high_wh = Decimal(0)
         self._state = State.CHARGING
         self._pending: list[StateChange] = []
-        self._pieces: dict[Dimension, _Piece] = {d: _Piece() for d in Dimension}
+        self._pieces: dict[Dimension, _Piece] = {d: _Piece(d) for d in Dimension}
         self._flat_tariff: str | None = None
         self._periods: list[tuple[datetime, str, State, tuple[tuple[Dimension, int], ...]]] = []
         self._period_volumes: list[dict[Dimension, Fraction]] = []
@@ -168,7 +180,7 @@ class RunningCost:
         snapshot = RunningCost.__new__(RunningCost)
         snapshot.__dict__ = {
             **self.__dict__,
-            "_pieces": {d: _Piece(p.volume, p.excl, p.incl, p.last) for d, p in self._pieces.items()},
+            "_pieces": {d: _Piece(d, dict(p.by_component), p.volume, p.last) for d, p in self._pieces.items()},
             "_periods": list(self._periods),
             "_period_volumes": [dict(v) for v in self._period_volumes],
             "_reasons": list(self._reasons),
@@ -275,14 +287,11 @@ class RunningCost:
         piece = self._pieces[component.type]
         if component.type is Dimension.FLAT:
             self._flat_tariff = tariff_id
-            volume, excl = Fraction(1), Fraction(component.price)
-        else:
-            excl = volume * Fraction(component.price) / _unit(component.type)
+            volume = Fraction(1)
         if volume <= 0:
             return
         piece.volume += volume
-        piece.excl += excl
-        piece.incl += _incl(excl, component)
+        piece.by_component[component] = piece.by_component.get(component, Fraction(0)) + volume
         piece.last = component
 
     def _record_period(
