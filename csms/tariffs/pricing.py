@@ -12,7 +12,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
@@ -139,6 +139,7 @@ class RunningCost:
         self._start = start.astimezone(UTC)
         self._zone = ZoneInfo(time_zone)
         self._times = _local_boundaries(tariffs)
+        self._days: dict[date, frozenset[datetime]] = {}
         self._cursor = self._start
         self._prev: MeterSample | None = None
         self._first_wh: Decimal | None = None
@@ -211,13 +212,22 @@ class RunningCost:
                     )
         day, last_day = a.astimezone(self._zone).date() - timedelta(days=1), b.astimezone(self._zone).date()
         while day <= last_day:
-            for clock in self._times:
-                for fold in (0, 1):
-                    local = datetime.combine(day, clock, tzinfo=self._zone).replace(fold=fold)
-                    points.add(local.astimezone(UTC))
+            points.update(self._day_points(day))
             day += timedelta(days=1)
         points.update(_offset_jumps(self._zone, a, b))
         return sorted(p for p in points if a <= p <= b)
+
+    def _day_points(self, day: date) -> frozenset[datetime]:
+        """The UTC instants of a local day's time-of-day limits (both folds), computed once per day."""
+        cached = self._days.get(day)
+        if cached is None:
+            cached = frozenset(
+                datetime.combine(day, clock, tzinfo=self._zone).replace(fold=fold).astimezone(UTC)
+                for clock in self._times
+                for fold in (0, 1)
+            )
+            self._days[day] = cached
+        return cached
 
     def _advance(self, until: datetime, next_sample: MeterSample | None) -> None:
         points = self._breakpoints(self._cursor, until)
