@@ -181,6 +181,17 @@ def _element(data: Any, path: str) -> TariffElement:
     return TariffElement(components, parsed)
 
 
+def _check_shadowed(elements: tuple[TariffElement, ...]) -> None:
+    """An element with the same restrictions as an earlier one whose dimensions it already prices never applies."""
+    for i, element in enumerate(elements):
+        for j, earlier in enumerate(elements[:i]):
+            kinds = {c.type for c in element.price_components}
+            if earlier.restrictions == element.restrictions and kinds <= {c.type for c in earlier.price_components}:
+                raise TariffError(
+                    f"elements[{i}].restrictions", f"overlap elements[{j}] entirely: this element never applies"
+                )
+
+
 def _check_vat(elements: tuple[TariffElement, ...], require_vat: bool) -> bool:
     """Whether any price carries VAT; with ``require_vat`` every component must state it (0 is fine)."""
     carries = False
@@ -206,6 +217,7 @@ def parse_tariff(data: Any, *, require_vat: bool = False) -> Tariff:
     if not isinstance(raw, list) or not raw:
         raise TariffError("elements", "must be a non-empty list")
     elements = tuple(_element(e, f"elements[{i}]") for i, e in enumerate(raw))
+    _check_shadowed(elements)
     carries_vat = _check_vat(elements, require_vat)
     min_price = None if data.get("min_price") is None else _price(data["min_price"], "min_price", carries_vat)
     max_price = None if data.get("max_price") is None else _price(data["max_price"], "max_price", carries_vat)

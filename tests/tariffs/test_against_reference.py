@@ -63,7 +63,8 @@ def restrictions(draw: st.DrawFn) -> dict[str, Any] | None:
         if end is not None and end != start:
             r["end_time"] = end
     if draw(st.booleans()):
-        r["day_of_week"] = draw(st.lists(st.sampled_from(DAYS), min_size=1, max_size=6, unique=True))
+        days = draw(st.lists(st.sampled_from(DAYS), min_size=1, max_size=6, unique=True))
+        r["day_of_week"] = sorted(days, key=DAYS.index)  # one spelling per set, as the overlap check compares sets
     if draw(st.integers(0, 5)) == 0:
         r["start_date"] = "2026-03-29"
     _bounds(draw, "kwh", st.integers(0, 30), r)
@@ -82,7 +83,16 @@ def tariffs(draw: st.DrawFn, tariff_id: str, begins: datetime | None) -> dict[st
             element["restrictions"] = r
         elements.append(element)
     tariff: dict[str, Any] = {"id": tariff_id, "currency": draw(st.sampled_from(["EUR", "USD", "JPY", "KWD"]))}
-    tariff["elements"] = elements
+    # drop an element that repeats an earlier one's restrictions and dimensions (it never applies; refused)
+    kept: list[dict[str, Any]] = []
+    for element in elements:
+        kinds = {c["type"] for c in element["price_components"]}
+        if not any(
+            e.get("restrictions") == element.get("restrictions") and kinds <= {c["type"] for c in e["price_components"]}
+            for e in kept
+        ):
+            kept.append(element)
+    tariff["elements"] = kept
     if begins is not None:
         tariff["start_date_time"] = begins.isoformat()
     low = Decimal(draw(prices)) if draw(st.integers(0, 4)) == 0 else None

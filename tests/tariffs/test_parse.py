@@ -40,6 +40,16 @@ def _with_restrictions(**restrictions: Any) -> dict[str, Any]:
         ),
         (_tariff(max_price={"excl_vat": "5.00"}), "max_price.incl_vat", "required"),
         (_tariff(elements=[]), "elements", "non-empty"),
+        (
+            _tariff(
+                elements=[
+                    {"price_components": [{"type": "TIME", "price": "1", "step_size": 60}]},
+                    {"price_components": [{"type": "TIME", "price": "2", "step_size": 60}]},
+                ]
+            ),
+            "elements[1].restrictions",
+            "never applies",
+        ),
     ],
 )
 def test_refusals_name_the_field_and_the_reason(data: dict[str, Any], field: str, reason: str) -> None:
