@@ -62,3 +62,8 @@ def test_twin_memory_benchmark_measures_locust_chargers(load):
     result = load("bench_twin_memory").measure("locust", 2)
     assert result["transactions"] == 2
     assert 0 < result["idle"]["twin"] < result["charging"]["twin"]
+
+
+def test_tariff_benchmark_prices_sessions(load):
+    result = load("bench_tariffs").run(sessions=20)
+    assert result["sessions"] == 20 and result["revenue_incl_vat"] > 0

@@ -1,0 +1,421 @@
+"""Price a session under OCPI 2.2.1 tariffs: incrementally (:class:`RunningCost`) or at once (:func:`price_session`).
+
+The session is cut into segments at every instant where something priced can change: samples, state changes,
+tariff validity edges, duration limits, local time-of-day limits, local midnights and DST jumps. In each segment
+the first element of the valid tariff that has a component of a dimension and whose restrictions hold prices
+that dimension. Quantities are exact fractions; money is rounded once, to the currency's minor unit.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from zoneinfo import ZoneInfo
+
+from csms.tariffs import currency
+from csms.tariffs.model import Dimension, Price, PriceComponent, Tariff
+from csms.tariffs.restrictions import Moment, matches
+from csms.tariffs.timeline import MeterSample, SessionTimeline, State, StateChange
+
+ABSURD_POWER_KW = Fraction(1000)  # no charger delivers this: such a jump is a meter fault, not energy
+STALE_METER = timedelta(minutes=15)
+_TIMED = (Dimension.TIME, Dimension.PARKING_TIME)
+
+
+@dataclass(frozen=True)
+class DimensionCost:
+    dimension: Dimension
+    volume: Decimal  # kWh, hours, or 1 for FLAT
+    billed_volume: Decimal  # after step_size rounding
+    excl_vat: Decimal
+    incl_vat: Decimal
+
+
+@dataclass(frozen=True)
+class ChargingPeriod:
+    start_date_time: datetime
+    tariff_id: str
+    state: State
+    dimensions: tuple[tuple[Dimension, Decimal], ...]
+
+
+@dataclass(frozen=True)
+class CdrResult:
+    currency: str
+    start: datetime
+    stop: datetime
+    total_energy: Decimal  # kWh
+    total_time: Decimal  # hours, the whole session
+    total_parking_time: Decimal  # hours
+    total_cost: Price
+    costs: tuple[DimensionCost, ...]
+    charging_periods: tuple[ChargingPeriod, ...]
+    review_reasons: tuple[str, ...] = ()
+
+    def cost(self, dimension: Dimension) -> DimensionCost | None:
+        return next((c for c in self.costs if c.dimension is dimension), None)
+
+
+@dataclass
+class _Piece:
+    """One dimension's volumes (Wh, seconds, or 1 for FLAT) per price component: money is computed once, at the end."""
+
+    dimension: Dimension
+    by_component: dict[PriceComponent, Fraction] = field(default_factory=dict)
+    volume: Fraction = Fraction(0)
+    last: PriceComponent | None = None
+
+    @property
+    def excl(self) -> Fraction:
+        unit = 1 if self.dimension is Dimension.FLAT else _unit(self.dimension)
+        return sum((v * Fraction(c.price) / unit for c, v in self.by_component.items()), Fraction(0))
+
+    @property
+    def incl(self) -> Fraction:
+        unit = 1 if self.dimension is Dimension.FLAT else _unit(self.dimension)
+        return sum((_incl(v * Fraction(c.price) / unit, c) for c, v in self.by_component.items()), Fraction(0))
+
+
+def seconds_in(span: timedelta) -> Fraction:
+    """Exact seconds (timedelta.total_seconds() is a float)."""
+    return Fraction(span.days * 86400 + span.seconds) + Fraction(span.microseconds, 10**6)
+
+
+def _unit(dimension: Dimension) -> int:
+    return 1000 if dimension is Dimension.ENERGY else 3600  # Wh per kWh, seconds per hour
+
+
+def _money(amount: Fraction, code: str) -> Decimal:
+    scaled = amount * 10 ** currency.minor_units(code)
+    return Decimal(math.floor(scaled + Fraction(1, 2))).scaleb(-currency.minor_units(code))
+
+
+def _incl(excl: Fraction, component: PriceComponent) -> Fraction:
+    return excl if component.vat is None else excl * (1 + Fraction(component.vat) / 100)
+
+
+def _local_boundaries(tariffs: Sequence[Tariff]) -> set[time]:
+    found = {time(0, 0)}
+    for tariff in tariffs:
+        for element in tariff.elements:
+            r = element.restrictions
+            if r is not None:
+                found.update(t for t in (r.start_time, r.end_time) if t is not None)
+    return found
+
+
+def _offset_jumps(zone: ZoneInfo, a: datetime, b: datetime) -> list[datetime]:
+    """Instants in (a, b) where the zone's UTC offset changes (DST), to the second."""
+    if b - a < timedelta(days=100) and a.astimezone(zone).utcoffset() == b.astimezone(zone).utcoffset():
+        return []
+    jumps, step, lo = [], timedelta(minutes=15), a
+    while lo < b:
+        hi = min(lo + step, b)
+        if lo.astimezone(zone).utcoffset() != hi.astimezone(zone).utcoffset():
+            left, right = lo, hi
+            while right - left > timedelta(seconds=1):
+                mid = left + timedelta(seconds=(right - left).total_seconds() // 2)
+                same = left.astimezone(zone).utcoffset() == mid.astimezone(zone).utcoffset()
+                left, right = (mid, right) if same else (left, mid)
+            jumps.append(right)
+        lo = hi
+    return jumps
+
+
+class RunningCost:
+    """The cost of a session so far; feed samples and state changes in time order, then :meth:`finish`."""
+
+    def __init__(self, tariffs: Sequence[Tariff], start: datetime, time_zone: str) -> None:
+        if not tariffs:
+            raise ValueError("at least one tariff is needed")
+        if len({t.currency for t in tariffs}) != 1:
+            raise ValueError("the tariffs of one session must share a currency")
+        self._tariffs = tuple(tariffs)
+        self._start = start.astimezone(UTC)
+        self._zone = ZoneInfo(time_zone)
+        self._times = _local_boundaries(tariffs)
+        self._days: dict[date, frozenset[datetime]] = {}
+        self._cursor = self._start
+        self._prev: MeterSample | None = None
+        self._first_wh: Decimal | None = None
+        self._high_wh = Decimal(0)
+        self._state = State.CHARGING
+        self._pending: list[StateChange] = []
+        self._pieces: dict[Dimension, _Piece] = {d: _Piece(d) for d in Dimension}
+        self._flat_tariff: str | None = None
+        self._periods: list[tuple[datetime, str, State, tuple[tuple[Dimension, int], ...]]] = []
+        self._period_volumes: list[dict[Dimension, Fraction]] = []
+        self._reasons: list[str] = []
+        self._energy_wh = Fraction(0)
+        self._parking_s = Fraction(0)
+
+    # -- feeding ------------------------------------------------------------------------------------------
+    def set_state(self, change: StateChange) -> None:
+        if change.at < self._cursor:
+            raise ValueError(f"state change at {change.at} is before what was already priced ({self._cursor})")
+        self._pending.append(change)
+        self._pending.sort(key=lambda c: c.at)
+
+    def add_sample(self, sample: MeterSample) -> None:
+        at = sample.at.astimezone(UTC)
+        if at < self._cursor:
+            raise ValueError(f"sample at {at} is before what was already priced ({self._cursor})")
+        self._advance(at, sample)
+        if self._first_wh is None:
+            self._first_wh = self._high_wh = sample.wh
+        elif sample.wh < self._high_wh:
+            self._reasons.append(
+                f"meter ran backwards at {at.isoformat()}: {sample.wh} Wh after {self._high_wh} Wh;"
+                " the decrease is not priced"
+            )
+        self._high_wh = max(self._high_wh, sample.wh)
+        self._prev = MeterSample(at, self._high_wh, sample.current_a)
+
+    def estimate(self, now: datetime) -> CdrResult:
+        """The cost if the session stopped at ``now`` (energy after the last sample is not yet known)."""
+        snapshot = RunningCost.__new__(RunningCost)
+        snapshot.__dict__ = {
+            **self.__dict__,
+            "_pieces": {d: _Piece(d, dict(p.by_component), p.volume, p.last) for d, p in self._pieces.items()},
+            "_periods": list(self._periods),
+            "_period_volumes": [dict(v) for v in self._period_volumes],
+            "_reasons": list(self._reasons),
+            "_pending": list(self._pending),
+        }
+        return snapshot.finish(now, final=False)
+
+    def finish(self, stop: datetime, *, final: bool = True) -> CdrResult:
+        stop = stop.astimezone(UTC)
+        self._advance(max(stop, self._cursor), None)
+        if final:
+            self._review_meter(stop)
+        return self._result(stop)
+
+    # -- segmentation -------------------------------------------------------------------------------------
+    def _breakpoints(self, a: datetime, b: datetime) -> list[datetime]:
+        points = {a, b}
+        points.update(c.at for c in self._pending)
+        for tariff in self._tariffs:
+            points.update(t for t in (tariff.start_date_time, tariff.end_date_time) if t is not None)
+            for element in tariff.elements:
+                r = element.restrictions
+                if r is not None:
+                    points.update(
+                        self._start + timedelta(seconds=limit)
+                        for limit in (r.min_duration, r.max_duration)
+                        if limit is not None
+                    )
+        day, last_day = a.astimezone(self._zone).date() - timedelta(days=1), b.astimezone(self._zone).date()
+        while day <= last_day:
+            points.update(self._day_points(day))
+            day += timedelta(days=1)
+        points.update(_offset_jumps(self._zone, a, b))
+        return sorted(p for p in points if a <= p <= b)
+
+    def _day_points(self, day: date) -> frozenset[datetime]:
+        """The UTC instants of a local day's time-of-day limits (both folds), computed once per day."""
+        cached = self._days.get(day)
+        if cached is None:
+            cached = frozenset(
+                datetime.combine(day, clock, tzinfo=self._zone).replace(fold=fold).astimezone(UTC)
+                for clock in self._times
+                for fold in (0, 1)
+            )
+            self._days[day] = cached
+        return cached
+
+    def _advance(self, until: datetime, next_sample: MeterSample | None) -> None:
+        points = self._breakpoints(self._cursor, until)
+        interval = self._interval(next_sample)
+        for seg_start, seg_end in itertools.pairwise(points):
+            while self._pending and self._pending[0].at <= seg_start:
+                self._state = self._pending.pop(0).state
+            self._price_segment(seg_start, seg_end, interval)
+        while self._pending and self._pending[0].at <= until:
+            self._state = self._pending.pop(0).state
+        self._cursor = until
+
+    def _interval(self, next_sample: MeterSample | None) -> tuple[Fraction, Fraction]:
+        """Energy (Wh) and length (s) of the current sample interval; nothing is known outside samples."""
+        if self._prev is None or next_sample is None:
+            return Fraction(0), Fraction(0)
+        seconds = seconds_in(next_sample.at.astimezone(UTC) - self._prev.at)
+        delta = Fraction(max(next_sample.wh, self._high_wh) - self._high_wh)
+        if seconds <= 0 or delta * Fraction(36, 10) / seconds > ABSURD_POWER_KW:
+            if delta:
+                self._reasons.append(
+                    f"meter jumped {delta} Wh in {seconds} s before {next_sample.at.isoformat()}; not priced"
+                )
+            return Fraction(0), max(seconds, Fraction(0))
+        return delta, seconds
+
+    def _moment(self, at: datetime, power_kw: Fraction) -> Moment:
+        prev = self._prev
+        energy = Fraction(0) if prev is None or self._first_wh is None else Fraction(prev.wh - self._first_wh)
+        current = None if prev is None or prev.current_a is None else Fraction(prev.current_a)
+        return Moment(at.astimezone(self._zone), seconds_in(at - self._start), energy / 1000, power_kw, current)
+
+    def _tariff_at(self, at: datetime) -> Tariff | None:
+        return next((t for t in reversed(self._tariffs) if t.valid_at(at)), None)
+
+    def _price_segment(self, a: datetime, b: datetime, interval: tuple[Fraction, Fraction]) -> None:
+        seconds = seconds_in(b - a)
+        if seconds <= 0:
+            return
+        delta_wh, interval_s = interval
+        energy_wh = delta_wh * seconds / interval_s if interval_s else Fraction(0)
+        power = delta_wh * Fraction(36, 10) / interval_s if interval_s else Fraction(0)
+        tariff = self._tariff_at(a)
+        if tariff is None:
+            self._reasons.append(f"no tariff valid at {a.isoformat()}; that time is not priced")
+            return
+        moment = self._moment(a, power)
+        self._energy_wh += energy_wh
+        if self._state is State.PARKING:
+            self._parking_s += seconds
+        timed = Dimension.TIME if self._state is State.CHARGING else Dimension.PARKING_TIME
+        volumes = {Dimension.ENERGY: energy_wh, timed: Fraction(seconds)}
+        used: list[tuple[Dimension, int]] = []
+        for index, element in enumerate(tariff.elements):
+            if not matches(element.restrictions, moment):
+                continue
+            for component in element.price_components:
+                if component.type in {d for d, _ in used}:
+                    continue
+                if component.type is Dimension.FLAT and self._flat_tariff is not None:
+                    continue
+                used.append((component.type, index))
+                self._charge(component, volumes.get(component.type, Fraction(0)), tariff.id)
+        self._record_period(a, tariff.id, tuple(sorted(used)), volumes)
+
+    def _charge(self, component: PriceComponent, volume: Fraction, tariff_id: str) -> None:
+        piece = self._pieces[component.type]
+        if component.type is Dimension.FLAT:
+            self._flat_tariff = tariff_id
+            volume = Fraction(1)
+        if volume <= 0:
+            return
+        piece.volume += volume
+        piece.by_component[component] = piece.by_component.get(component, Fraction(0)) + volume
+        piece.last = component
+
+    def _record_period(
+        self,
+        at: datetime,
+        tariff_id: str,
+        used: tuple[tuple[Dimension, int], ...],
+        volumes: dict[Dimension, Fraction],
+    ) -> None:
+        if Dimension.FLAT in {d for d, _ in used}:
+            volumes = {**volumes, Dimension.FLAT: Fraction(1)}
+        # a period ends where the prices change; the one-off FLAT does not start a new one
+        key = (tariff_id, self._state, tuple(u for u in used if u[0] is not Dimension.FLAT))
+        if self._periods and self._periods[-1][1:] == key:
+            for dimension, volume in volumes.items():
+                totals = self._period_volumes[-1]
+                totals[dimension] = totals.get(dimension, Fraction(0)) + volume
+            return
+        self._periods.append((at, *key))
+        self._period_volumes.append(dict(volumes))
+
+    # -- closing ------------------------------------------------------------------------------------------
+    def _review_meter(self, stop: datetime) -> None:
+        if self._prev is None:
+            self._reasons.append("no meter sample during the session: energy is not priced")
+        elif stop - self._prev.at > STALE_METER:
+            minutes = int((stop - self._prev.at).total_seconds() // 60)
+            self._reasons.append(
+                f"meter stopped: the last sample is {minutes} min before the end; energy after it is not priced"
+            )
+
+    def _dimension_cost(self, dimension: Dimension, piece: _Piece, code: str) -> DimensionCost:
+        billed, excl, incl = piece.volume, piece.excl, piece.incl
+        last = piece.last
+        if last is not None and dimension is not Dimension.FLAT and last.step_size > 1:
+            billed = math.ceil(piece.volume / last.step_size) * Fraction(last.step_size)
+            extra = (billed - piece.volume) * Fraction(last.price) / _unit(dimension)
+            excl, incl = excl + extra, incl + _incl(extra, last)
+        unit = 1 if dimension is Dimension.FLAT else _unit(dimension)
+        return DimensionCost(
+            dimension, _quantity(piece.volume / unit), _quantity(billed / unit), _money(excl, code), _money(incl, code)
+        )
+
+    def _totals(self, code: str) -> tuple[Fraction, Fraction]:
+        excl = incl = Fraction(0)
+        for dimension, piece in self._pieces.items():
+            last = piece.last
+            extra = Fraction(0)
+            if last is not None and dimension is not Dimension.FLAT and last.step_size > 1:
+                billed = math.ceil(piece.volume / last.step_size) * Fraction(last.step_size)
+                extra = (billed - piece.volume) * Fraction(last.price) / _unit(dimension)
+            excl += piece.excl + extra
+            incl += piece.incl + (_incl(extra, last) if last is not None else Fraction(0))
+        return excl, incl
+
+    def _result(self, stop: datetime) -> CdrResult:
+        code = self._tariffs[0].currency
+        excl, incl = self._totals(code)
+        bounds = self._tariff_at(self._start) or self._tariffs[0]
+        if bounds.min_price is not None and excl < Fraction(bounds.min_price.excl_vat):
+            excl, incl = _bound(bounds.min_price)
+        if bounds.max_price is not None and excl > Fraction(bounds.max_price.excl_vat):
+            excl, incl = _bound(bounds.max_price)
+        costs = tuple(self._dimension_cost(d, p, code) for d, p in self._pieces.items() if p.last is not None)
+        periods = tuple(
+            ChargingPeriod(
+                at,
+                tariff_id,
+                state,
+                tuple(
+                    (d, _quantity(v / (1 if d is Dimension.FLAT else _unit(d))))
+                    for d, v in sorted(volumes.items())
+                    if v > 0
+                ),
+            )
+            for (at, tariff_id, state, _), volumes in zip(self._periods, self._period_volumes, strict=True)
+        )
+        return CdrResult(
+            currency=code,
+            start=self._start,
+            stop=stop,
+            total_energy=_quantity(self._energy_wh / 1000),
+            total_time=_quantity(seconds_in(stop - self._start) / 3600),
+            total_parking_time=_quantity(self._parking_s / 3600),
+            total_cost=Price(_money(excl, code), _money(incl, code)),
+            costs=costs,
+            charging_periods=periods,
+            review_reasons=tuple(self._reasons),
+        )
+
+
+def _bound(price: Price) -> tuple[Fraction, Fraction]:
+    excl = Fraction(price.excl_vat)
+    return excl, excl if price.incl_vat is None else Fraction(price.incl_vat)
+
+
+def _quantity(value: Fraction) -> Decimal:
+    """Volumes for display: six decimals are finer than any meter."""
+    return Decimal(math.floor(value * 10**6 + Fraction(1, 2))).scaleb(-6)
+
+
+def price_session(tariffs: Sequence[Tariff], timeline: SessionTimeline) -> CdrResult:
+    """The CDR of a finished session; ``tariffs`` are the versions in force, later ones winning where they overlap."""
+    running = RunningCost(tariffs, timeline.start, timeline.time_zone)
+    events: list[tuple[datetime, int, MeterSample | StateChange]] = [
+        *((c.at.astimezone(UTC), 0, c) for c in timeline.states),
+        *((s.at.astimezone(UTC), 1, s) for s in timeline.samples),
+    ]
+    for _, _, event in sorted(events, key=lambda e: (e[0], e[1])):
+        if isinstance(event, StateChange):
+            running.set_state(event)
+        else:
+            running.add_sample(event)
+    return running.finish(timeline.stop)
+
+
+__all__ = ["CdrResult", "ChargingPeriod", "DimensionCost", "RunningCost", "price_session"]
