@@ -6,16 +6,31 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+
 #: ISO 4217 minor units of the currencies an operator is likely to bill in.
-_TWO = (
-    "AED ARS AUD BGN BRL CAD CHF CNY COP CZK DKK EGP EUR GBP HKD HUF IDR ILS INR MAD MXN MYR NOK NZD PEN PHP PLN QAR "
-    "RON RSD RUB SAR SEK SGD THB TRY TWD UAH USD ZAR"
-)
+def _codes(text: str, exponent: int) -> dict[str, int]:
+    return dict.fromkeys(text.split(), exponent)
+
+
+#: Active ISO 4217 codes with their number of minor units (the exponent).
 MINOR_UNITS: dict[str, int] = {
-    **dict.fromkeys(_TWO.split(), 2),
-    **dict.fromkeys(("CLP", "ISK", "JPY", "KRW", "VND"), 0),
-    **dict.fromkeys(("BHD", "JOD", "KWD", "OMR", "TND"), 3),
+    **_codes(
+        "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BRL BSD BTN BWP BYN BZD CAD CDF "
+        "CHF CNY COP CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GTQ GYD HKD HNL "
+        "HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW KYD KZT LAK LBP LKR LRD LSL MAD MDL MKD MMK MNT MOP MRU "
+        "MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR "
+        "SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD UYU UZS VES "
+        "WST XCD YER ZAR ZMW ZWL",
+        2,
+    ),
+    **_codes("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF", 0),
+    **_codes("BHD IQD JOD KWD LYD OMR TND", 3),
+    **_codes("CLF UYW", 4),
 }
+
+
+def is_known(currency: str) -> bool:
+    return currency in MINOR_UNITS
 
 
 class UnknownCurrency(ValueError):

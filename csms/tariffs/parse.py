@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from csms.tariffs import currency
+from csms.domain import money as currency
 from csms.tariffs.model import (
     DayOfWeek,
     Dimension,

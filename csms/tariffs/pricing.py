@@ -17,7 +17,7 @@ from decimal import Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from csms.tariffs import currency
+from csms.domain import money as currency
 from csms.tariffs.model import Dimension, Price, PriceComponent, Tariff
 from csms.tariffs.restrictions import Moment, matches
 from csms.tariffs.timeline import MeterSample, SessionTimeline, State, StateChange
