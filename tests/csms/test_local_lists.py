@@ -205,7 +205,11 @@ async def test_a_1_6_station_gets_its_list_split_versioned_and_kept_in_step(sess
         assert [(u[0], u[1]) for u in cp.updates[3:]] == [("Differential", 4), ("Full", 4), ("Differential", 5)]
         assert set(cp.entries) == {"A1", "B2", "C3", "D4"}
 
-        shown = (await api.get("/api/v1/stations/ll16/local-list")).json()
+        for _ in range(50):  # the last answer is recorded just after the station applied the update
+            shown = (await api.get("/api/v1/stations/ll16/local-list")).json()
+            if shown["version"] == cp.version:
+                break
+            await asyncio.sleep(0.1)
         assert shown["version"] == cp.version and shown["pending"] == [] and len(shown["entries"]) == 4
         assert shown["limits"]["max_entries"] == 4 and shown["limits"]["items_per_message"] == 2
 
