@@ -14,12 +14,11 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from csms.api.app import create_app
 from csms.services import billing, payments
 from csms.services.errors import Conflict, Invalid
 from csms.store.models import IdToken
+from tests.support.api import api_client
 
-API_KEY = "billing-test-key"
 SECRET = "bank-webhook-secret-0123456789"
 NOW = datetime(2026, 12, 3, 9, tzinfo=UTC)
 AMS = ZoneInfo("Europe/Amsterdam")
@@ -100,11 +99,7 @@ def test_monthly_invoices_bill_what_is_not_invoiced_yet_numbered_without_gaps(db
 
 @pytest.fixture
 async def client(session_factory, gateway) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(session_factory, gateway, API_KEY)
-    app.state.payment_providers = payments.payment_providers(SECRET)
-    transport = httpx.ASGITransport(app=app)
-    headers = {"Authorization": f"Bearer {API_KEY}"}
-    async with httpx.AsyncClient(transport=transport, base_url="http://csms", headers=headers, timeout=30) as c:
+    async with api_client(session_factory, gateway, payment_providers=payments.payment_providers(SECRET)) as c:
         yield c
 
 

@@ -13,17 +13,16 @@ import httpx
 import pytest
 from ocpp.v16 import call as call16
 
-from csms.api.app import create_app
 from csms.core.plugins.fleet import FleetNeeds
 from csms.core.plugins.load_management import LoadManagement
 from csms.services import authorization, fleet, sites, stations
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.store.models import Transaction
 from tests.csms.test_loadmgmt_gateway import connect, now_iso, settle
+from tests.support.api import api_client
 
 AMS = ZoneInfo("Europe/Amsterdam")
 T0 = datetime(2026, 12, 7, 20, 0, tzinfo=UTC)  # a Monday evening, 21:00 in Amsterdam
-API_KEY = "fleet-test-key"
 
 
 @pytest.fixture
@@ -123,11 +122,7 @@ async def served(gateway, depot) -> AsyncIterator[tuple[httpx.AsyncClient, LoadM
     gateway.add_plugin(plugin)
     lm.start()
     await gateway.scheduler.idle()
-    app = create_app(depot, gateway, API_KEY)
-    app.state.load_management, app.state.fleet = lm, plugin
-    transport = httpx.ASGITransport(app=app)
-    headers = {"Authorization": f"Bearer {API_KEY}"}
-    async with httpx.AsyncClient(transport=transport, base_url="http://csms", headers=headers, timeout=30) as client:
+    async with api_client(depot, gateway, load_management=lm, fleet=plugin) as client:
         yield client, lm
 
 

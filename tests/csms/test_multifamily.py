@@ -11,13 +11,12 @@ import httpx
 import pytest
 from ocpp.v16 import call as call16
 
-from csms.api.app import create_app
 from csms.services import authorization, billing, multifamily, sites, stations
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.store.models import Transaction
 from tests.csms.test_loadmgmt_gateway import connect
+from tests.support.api import API_KEY, api_client
 
-API_KEY = "mf-test-key"
 T0 = datetime(2026, 11, 10, 17, 0, tzinfo=UTC)
 
 
@@ -125,9 +124,7 @@ def test_a_flat_fee_with_an_allowance_bills_only_the_energy_beyond_it(garage):
 
 @pytest.fixture
 async def client(garage, gateway) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(garage, gateway, API_KEY)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://csms", timeout=30) as c:
+    async with api_client(garage, gateway, key=None) as c:
         yield c
 
 

@@ -14,14 +14,13 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from csms.api.app import create_app
 from csms.services import sites, stations, usage_reports
 from csms.store.models import Connector, IdToken, Transaction
+from tests.support.api import api_client
 
 AMS = ZoneInfo("Europe/Amsterdam")
 START = datetime(2026, 11, 2, tzinfo=AMS)  # a Monday
 END = datetime(2026, 11, 4, tzinfo=AMS)
-API_KEY = "reports-test-key"
 
 
 def local(day: int, hour: int) -> datetime:
@@ -120,10 +119,7 @@ def test_a_session_across_a_dst_change_is_split_at_local_midnight(history):
 
 @pytest.fixture
 async def client(history, gateway) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(history, gateway, API_KEY)
-    transport = httpx.ASGITransport(app=app)
-    headers = {"Authorization": f"Bearer {API_KEY}"}
-    async with httpx.AsyncClient(transport=transport, base_url="http://csms", headers=headers, timeout=30) as c:
+    async with api_client(history, gateway) as c:
         yield c
 
 
