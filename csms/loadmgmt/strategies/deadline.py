@@ -59,12 +59,16 @@ def allocate(state: SiteState, now: float) -> Allocation:
         needed[i] = rate_w / problem.watts_per_a[i]
     has_deadline = np.isfinite(laxity) | (needed > 0)
     order = sorted((int(i) for i in np.flatnonzero(has_deadline)), key=lambda i: (laxity[i], problem.sessions[i].key))
+    demand = tariff is not None and tariff.demand_charge_per_kw > 0
+    if demand:
+        cheapest_now[:] = True  # with a demand charge, charging now up to a flat target lowers the peak to come
     x = _passes(problem, order, needed, cheapest_now)
     fairness = fairness_pause_order(problem)
     pause = np.where(has_deadline, 0.0, n + 1.0) + fairness
     x = serve(problem, x, ~has_deadline, pause)
-    if tariff is not None and tariff.demand_charge_per_kw > 0:
-        x = _under_peak(problem, x, np.minimum(x, np.where(has_deadline, needed, 0.0)))
+    if demand:
+        target_w = _flat_target_w(problem, now)
+        x = _under_peak(problem, x, np.minimum(x, np.where(has_deadline, needed, 0.0)), target_w)
     return to_allocation(problem, finalize(problem, x, top_up=tariff is None, pause_order=pause), NAME)
 
 
@@ -146,14 +150,27 @@ def _fair_share_w(problem: Problem) -> float:
     return max(0.0, limit_w - building_w) / max(1, problem.n)
 
 
-def _under_peak(problem: Problem, x: np.ndarray, must: np.ndarray) -> np.ndarray:
-    """Scale the extra above ``must`` (what deadlines need) so the site stays under its billing-period peak."""
+def _flat_target_w(problem: Problem, now: float) -> float:
+    """The site's import if every session's remaining energy were spread evenly until the last departure: the
+    lowest peak the night's need allows (the demand charge is paid on the peak, so a flat import is cheapest)."""
+    state = problem.state
+    sessions = [s for s in problem.sessions if s.departure is not None and s.remaining_wh is not None]
+    if not sessions:
+        return 0.0
+    horizon_s = max(max(s.departure for s in sessions if s.departure is not None) - now - FINISH_BEFORE_S, 900.0)
+    need_w = sum(s.remaining_wh or 0.0 for s in sessions) * 3600.0 / horizon_s
+    return need_w + float(np.sum(state.building_load_a)) * state.site.root.voltage
+
+
+def _under_peak(problem: Problem, x: np.ndarray, must: np.ndarray, target_w: float = 0.0) -> np.ndarray:
+    """Scale the extra above ``must`` (what deadlines need) so the site stays under its billing-period peak (or
+    the flat target, when higher)."""
     state = problem.state
     fixed_w = float(np.sum(state.building_load_a)) * state.site.root.voltage
     fixed_w += sum(state.site.evse(k).power_w(a) for k, a in state.reserved_a.items() if k in state.site.index)
     base_w = fixed_w + float(np.dot(must, problem.watts_per_a))
     extra_w = float(np.dot(x - must, problem.watts_per_a))
-    room_w = max(state.peak_w, base_w) - base_w
+    room_w = max(state.peak_w, target_w, base_w) - base_w
     if extra_w <= room_w + EPS or extra_w <= 0:
         return x
     scaled: np.ndarray = must + (x - must) * (room_w / extra_w)
