@@ -55,6 +55,9 @@ EXPORTED: dict[str, str] = {
     "mf_units": "units of each property and the account that pays for each",
     "mf_invitations": "onboarding invitations (code hashes only) and whom they brought in",
     "mf_passes": "access passes: who may charge in which garage, when, how much",
+    "tariffs": "OCPI 2.2.1 tariffs as last set (the OCPI JSON)",
+    "tariff_versions": "every version of every tariff: the price history",
+    "tariff_assignments": "which tariff applies at which site, station or EVSE, for which driver group",
 }
 
 #: Tables left out, and why.

@@ -969,3 +969,43 @@ class AccessPass(Base):
     valid_to: Mapped[datetime | None] = mapped_column(UtcDateTime())
     hours: Mapped[str | None] = mapped_column(String(11))  # local "HH:MM-HH:MM"
     max_kwh: Mapped[float | None] = mapped_column(Float)
+
+
+# ---- tariffs --------------------------------------------------------------------------------------------------
+class TariffRow(Base):
+    """An OCPI 2.2.1 tariff as the operator last set it (``body``, the OCPI JSON); every change is a new version."""
+
+    __tablename__ = "tariffs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class TariffVersion(Base):
+    """Price history: each version of a tariff, from when it was set (never edited)."""
+
+    __tablename__ = "tariff_versions"
+
+    tariff_id: Mapped[str] = mapped_column(ForeignKey("tariffs.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    valid_from: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class TariffAssignment(Base):
+    """Which tariff applies where and to whom: a site, a station or one EVSE, for a driver group or for all."""
+
+    __tablename__ = "tariff_assignments"
+    __table_args__ = (UniqueConstraint("site_id", "station_id", "evse_id", "group_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tariff_id: Mapped[str] = mapped_column(ForeignKey("tariffs.id", ondelete="RESTRICT"), index=True)
+    site_id: Mapped[str | None] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    station_id: Mapped[str | None] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
+    evse_id: Mapped[int | None] = mapped_column(Integer)
+    group_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -22,8 +22,8 @@ def test_a_new_table_stops_the_export_until_it_is_classified():
     metadata = MetaData()
     for table in Base.metadata.tables.values():
         table.to_metadata(metadata)
-    Table("tariffs", metadata, Column("id", Integer, primary_key=True))
-    with pytest.raises(UnclassifiedTable, match="tariffs"):
+    Table("future_feature", metadata, Column("id", Integer, primary_key=True))
+    with pytest.raises(UnclassifiedTable, match="future_feature"):
         exported_tables(metadata)
 
 

@@ -1,0 +1,161 @@
+"""Tariffs in the store: OCPI 2.2.1 tariffs with their price history, where each applies, and what a session
+would cost (the engine is :mod:`csms.tariffs`).
+
+Precedence (the most specific wins): an EVSE's tariff for the driver's group, the station's for the group, the
+site's for the group; then the EVSE's, the station's and the site's for everyone. A token in no group, or a
+group with no tariff anywhere, falls to the tariffs for everyone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from csms.services import rows
+from csms.services.errors import Conflict, Invalid, NotFound
+from csms.store.models import SiteEvse, Station, TariffAssignment, TariffRow, TariffVersion
+from csms.tariffs.parse import TariffError, parse_tariff
+from csms.tariffs.pricing import CdrResult, price_session
+from csms.tariffs.timeline import MeterSample, SessionTimeline, State, StateChange
+
+
+def check(body: Mapping[str, Any]) -> None:
+    """Invalid, naming the field and the reason, when ``body`` is not a valid OCPI 2.2.1 tariff."""
+    try:
+        parse_tariff(dict(body))
+    except TariffError as exc:
+        raise Invalid(f"{exc.field}: {exc.reason}") from None
+
+
+def put(db: Session, tariff_id: str, body: Mapping[str, Any], now: datetime) -> tuple[TariffRow, bool]:
+    """Create the tariff or, when it changed, make this its next version (the old one stays in the history);
+    returns the row and whether it is new."""
+    body = {**body, "id": tariff_id}
+    check(body)
+    row = db.get(TariffRow, tariff_id)
+    if row is not None and row.body == body:
+        return row, False
+    created = row is None
+    if row is None:
+        row = TariffRow(id=tariff_id, version=1, currency=body["currency"], body=body, created_at=now, updated_at=now)
+        db.add(row)
+    else:
+        row.version, row.currency, row.body, row.updated_at = row.version + 1, body["currency"], body, now
+    db.flush()
+    db.add(TariffVersion(tariff_id=tariff_id, version=row.version, body=body, valid_from=now))
+    db.flush()
+    return row, created
+
+
+def get(db: Session, tariff_id: str) -> TariffRow:
+    return rows.found(db, TariffRow, tariff_id, "tariff")
+
+
+def list_tariffs(db: Session) -> list[TariffRow]:
+    return list(db.scalars(select(TariffRow).order_by(TariffRow.id)))
+
+
+def versions(db: Session, tariff_id: str) -> list[TariffVersion]:
+    get(db, tariff_id)
+    stmt = select(TariffVersion).where(TariffVersion.tariff_id == tariff_id).order_by(TariffVersion.version)
+    return list(db.scalars(stmt))
+
+
+def delete(db: Session, tariff_id: str) -> None:
+    row = get(db, tariff_id)
+    if db.scalar(select(TariffAssignment.id).where(TariffAssignment.tariff_id == tariff_id).limit(1)) is not None:
+        raise Conflict(f"tariff {tariff_id!r} is assigned: remove its assignments first")
+    db.delete(row)
+    db.flush()
+
+
+# ---- where a tariff applies -----------------------------------------------------------------------------------
+def assign(
+    db: Session,
+    tariff_id: str,
+    *,
+    now: datetime,
+    site_id: str | None = None,
+    station_id: str | None = None,
+    evse_id: int | None = None,
+    group_id: str | None = None,
+) -> TariffAssignment:
+    get(db, tariff_id)
+    if (site_id is None) == (station_id is None):
+        raise Invalid("give a site_id or a station_id (with evse_id for one EVSE)")
+    if evse_id is not None and station_id is None:
+        raise Invalid("evse_id: only with a station_id")
+    if station_id is not None and db.get(Station, station_id) is None:
+        raise NotFound(f"station {station_id!r} not found")
+    place = (site_id, station_id, evse_id, group_id)
+    existing = db.scalar(select(TariffAssignment).where(*_same_place(*place)))
+    if existing is not None:
+        existing.tariff_id = tariff_id  # the place gets the new tariff
+        db.flush()
+        return existing
+    row = TariffAssignment(tariff_id=tariff_id, site_id=site_id, station_id=station_id, evse_id=evse_id,
+                           group_id=group_id, created_at=now)  # fmt: skip
+    db.add(row)
+    db.flush()
+    return row
+
+
+def _same_place(site_id: str | None, station_id: str | None, evse_id: int | None, group_id: str | None) -> list[Any]:
+    columns = (
+        TariffAssignment.site_id,
+        TariffAssignment.station_id,
+        TariffAssignment.evse_id,
+        TariffAssignment.group_id,
+    )
+    return [
+        c.is_(None) if v is None else c == v
+        for c, v in zip(columns, (site_id, station_id, evse_id, group_id), strict=True)
+    ]
+
+
+def assignments(db: Session) -> list[TariffAssignment]:
+    return list(db.scalars(select(TariffAssignment).order_by(TariffAssignment.id)))
+
+
+def unassign(db: Session, assignment_id: int) -> None:
+    db.delete(rows.found(db, TariffAssignment, assignment_id, "tariff assignment"))
+    db.flush()
+
+
+def resolve(db: Session, station_id: str, evse_id: int, group_id: str | None) -> TariffRow | None:
+    """The tariff that applies to a driver of ``group_id`` at the EVSE (the precedence above)."""
+    site_id = db.scalar(select(SiteEvse.site_id).where(SiteEvse.station_id == station_id, SiteEvse.evse_id == evse_id))
+    places = [(None, station_id, evse_id), (None, station_id, None), (site_id, None, None)]
+    groups = [group_id, None] if group_id is not None else [None]
+    for group in groups:
+        for site, station, evse in places:
+            if site is None and station is None:
+                continue
+            found = db.scalar(select(TariffAssignment).where(*_same_place(site, station, evse, group)))
+            if found is not None:
+                return get(db, found.tariff_id)
+    return None
+
+
+# ---- what a session would cost --------------------------------------------------------------------------------
+def quote(
+    tariff: TariffRow, *, start: datetime, kwh: Decimal, charging_minutes: int, parking_minutes: int, time_zone: str
+) -> CdrResult:
+    """The price of a session that charges ``kwh`` evenly over ``charging_minutes`` from ``start``, then stays
+    plugged in for ``parking_minutes``."""
+    if kwh < 0 or charging_minutes <= 0 or parking_minutes < 0:
+        raise Invalid("kwh >= 0, charging_minutes > 0 and parking_minutes >= 0")
+    charged = start + timedelta(minutes=charging_minutes)
+    stop = charged + timedelta(minutes=parking_minutes)
+    samples = tuple(
+        MeterSample(start + timedelta(minutes=m), kwh * 1000 * m / charging_minutes)
+        for m in range(charging_minutes + 1)
+    )
+    states = (StateChange(charged, State.PARKING),) if parking_minutes else ()
+    timeline = SessionTimeline(start, stop, time_zone, samples, states)
+    return price_session([parse_tariff(tariff.body)], timeline)
