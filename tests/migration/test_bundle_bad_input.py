@@ -144,12 +144,12 @@ def test_a_row_colliding_under_another_id_is_refused_and_nothing_is_half_written
 
 def test_a_bundle_naming_an_unknown_table_is_refused(engine, small_bundle, tmp_path, capsys):
     def add_table(manifest: dict[str, Any]) -> dict[str, Any]:
-        entry = {"table": "future_feature", "file": "tables/id_tokens.jsonl", "rows": 1, "columns": ["id"], "sha256": ""}
+        entry = {"table": "gadgets", "file": "tables/id_tokens.jsonl", "rows": 1, "columns": ["id"], "sha256": ""}
         source = next(e for e in manifest["tables"] if e["table"] == "id_tokens")
         return {**manifest, "tables": [*manifest["tables"], {**entry, "sha256": source["sha256"]}]}
 
     assert _import(_url(engine), _rewrite(small_bundle, tmp_path / "u.zip", _manifest(add_table))) == 2
-    assert "table 'future_feature', which this chargetwin does not import" in capsys.readouterr().err
+    assert "table 'gadgets', which this chargetwin does not import" in capsys.readouterr().err
 
 
 def test_values_keep_their_exact_form(small_bundle):
