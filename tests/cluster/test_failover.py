@@ -31,7 +31,12 @@ LEASE_TTL_S = 2.5
 LIMIT_KW = 30.0
 API_KEY = "failover-test-key"
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
+# The cluster tests share one Redis database (and its one alerts lease): they run one at a time.
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.timeout(120),
+    pytest.mark.xdist_group("redis-db7"),
+]
 
 
 def node_args(node_id: str) -> list[str]:
@@ -111,8 +116,10 @@ async def test_the_site_lease_moves_when_its_holder_is_killed(tmp_path):
         # The freed share goes to the others (a car already at its own limit cannot take more, so the sum is what
         # must grow), and nobody is told less.
         await until(
-            lambda: sum(c.told_w() for c in staying) > sum(before.values()) + 100
-            and all(c.told_w() >= before[c.station_id] - 1 for c in staying),
+            lambda: (
+                sum(c.told_w() for c in staying) > sum(before.values()) + 100
+                and all(c.told_w() >= before[c.station_id] - 1 for c in staying)
+            ),
             15,
             f"the new holder to give the freed share to the others (told before: {before}, leaving "
             f"{leaving.station_id} on node {leaving.node}, holder {new_holder})",

@@ -28,7 +28,12 @@ import provision
 LEASE_TTL_S = 6.0
 GRACE_S = 3.0
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(90)]
+# The cluster tests share one Redis database (and its one alerts lease): they run one at a time.
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.timeout(90),
+    pytest.mark.xdist_group("redis-db7"),
+]
 
 
 async def test_sigterm_hands_the_leases_over_and_closes_with_going_away(tmp_path):
