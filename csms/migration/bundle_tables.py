@@ -58,6 +58,7 @@ EXPORTED: dict[str, str] = {
     "tariffs": "OCPI 2.2.1 tariffs as last set (the OCPI JSON)",
     "tariff_versions": "every version of every tariff: the price history",
     "tariff_assignments": "which tariff applies at which site, station or EVSE, for which driver group",
+    "cdrs": "OCPI 2.2.1 CDRs: each finished session priced by its tariff (the OCPI JSON)",
 }
 
 #: Tables left out, and why.

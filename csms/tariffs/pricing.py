@@ -148,7 +148,8 @@ class RunningCost:
         self._pending: list[StateChange] = []
         self._pieces: dict[Dimension, _Piece] = {d: _Piece(d) for d in Dimension}
         self._flat_tariff: str | None = None
-        self._periods: list[tuple[datetime, str, State, tuple[tuple[Dimension, int], ...]]] = []
+        #: (start, tariff id, state, (dimension, element index) priced, which version of the tariffs given)
+        self._periods: list[tuple[datetime, str, State, tuple[tuple[Dimension, int], ...], int]] = []
         self._period_volumes: list[dict[Dimension, Fraction]] = []
         self._reasons: list[str] = []
         self._energy_wh = Fraction(0)
@@ -291,7 +292,7 @@ class RunningCost:
                     continue
                 used.append((component.type, index))
                 self._charge(component, volumes.get(component.type, Fraction(0)), tariff.id)
-        self._record_period(a, tariff.id, tuple(sorted(used)), volumes)
+        self._record_period(a, tariff, tuple(sorted(used)), volumes)
 
     def _charge(self, component: PriceComponent, volume: Fraction, tariff_id: str) -> None:
         piece = self._pieces[component.type]
@@ -307,14 +308,16 @@ class RunningCost:
     def _record_period(
         self,
         at: datetime,
-        tariff_id: str,
+        tariff: Tariff,
         used: tuple[tuple[Dimension, int], ...],
         volumes: dict[Dimension, Fraction],
     ) -> None:
         if Dimension.FLAT in {d for d, _ in used}:
             volumes = {**volumes, Dimension.FLAT: Fraction(1)}
-        # a period ends where the prices change; the one-off FLAT does not start a new one
-        key = (tariff_id, self._state, tuple(u for u in used if u[0] is not Dimension.FLAT))
+        # a period ends where the prices change (another element, or another version of the tariff); the
+        # one-off FLAT does not start a new one
+        priced = tuple(u for u in used if u[0] is not Dimension.FLAT)
+        key = (tariff.id, self._state, priced, self._tariffs.index(tariff))
         if self._periods and self._periods[-1][1:] == key:
             for dimension, volume in volumes.items():
                 totals = self._period_volumes[-1]
@@ -377,7 +380,7 @@ class RunningCost:
                     if v > 0
                 ),
             )
-            for (at, tariff_id, state, _), volumes in zip(self._periods, self._period_volumes, strict=True)
+            for (at, tariff_id, state, _, _), volumes in zip(self._periods, self._period_volumes, strict=True)
         )
         return CdrResult(
             currency=code,
@@ -403,8 +406,11 @@ def _quantity(value: Fraction) -> Decimal:
     return Decimal(math.floor(value * 10**6 + Fraction(1, 2))).scaleb(-6)
 
 
-def price_session(tariffs: Sequence[Tariff], timeline: SessionTimeline) -> CdrResult:
-    """The CDR of a finished session; ``tariffs`` are the versions in force, later ones winning where they overlap."""
+def price_session(tariffs: Sequence[Tariff], timeline: SessionTimeline, *, final: bool = True) -> CdrResult:
+    """The CDR of a finished session; ``tariffs`` are the versions in force, later ones winning where they overlap.
+
+    ``final=False``: the cost of a running session up to ``timeline.stop`` (a meter that has not reported for a
+    while is not yet a reason for review)."""
     running = RunningCost(tariffs, timeline.start, timeline.time_zone)
     events: list[tuple[datetime, int, MeterSample | StateChange]] = [
         *((c.at.astimezone(UTC), 0, c) for c in timeline.states),
@@ -415,7 +421,7 @@ def price_session(tariffs: Sequence[Tariff], timeline: SessionTimeline) -> CdrRe
             running.set_state(event)
         else:
             running.add_sample(event)
-    return running.finish(timeline.stop)
+    return running.finish(timeline.stop, final=final)
 
 
 __all__ = ["CdrResult", "ChargingPeriod", "DimensionCost", "RunningCost", "price_session"]
