@@ -150,6 +150,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         station_ca=_station_ca(settings),
         renew_before_days=settings.renew_before_days,
         lookup_timeout_s=settings.lookup_timeout,
+        tariff_time_zone=settings.tariff_time_zone,
+        cost_update_interval_s=settings.cost_update_interval,
         max_upload_bytes=settings.max_upload_bytes,
     )
     provider = None if settings.contract_test_ca is None else _test_ca(settings.contract_test_ca)

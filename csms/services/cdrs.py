@@ -29,13 +29,23 @@ from sqlalchemy.orm import Session
 from csms.domain import events as ev
 from csms.domain import meter
 from csms.domain import money as currency
-from csms.services import billing, tariffs
+from csms.ocpp.outgoing import SessionCost
+from csms.services import billing, configuration, tariffs
 from csms.services.config import CsmsConfig
 from csms.services.errors import Invalid, NotFound
 from csms.services.uow import UnitOfWork
-from csms.store.models import Cdr, IdToken, MeterSample, StatusChange, TariffRow, TariffVersion, Transaction
+from csms.store.models import (
+    Cdr,
+    IdToken,
+    MeterSample,
+    StationVariable,
+    StatusChange,
+    TariffRow,
+    TariffVersion,
+    Transaction,
+)
 from csms.store.models import TransactionEvent as EventRow
-from csms.tariffs.model import Dimension, Tariff
+from csms.tariffs.model import Dimension, PriceComponent, Tariff
 from csms.tariffs.parse import parse_tariff
 from csms.tariffs.pricing import CdrResult, price_session
 from csms.tariffs.timeline import MeterSample as Reading
@@ -101,16 +111,16 @@ def _readings(db: Session, tx: Transaction, start: datetime, stop: datetime) -> 
     rows = db.scalars(
         select(MeterSample).where(MeterSample.transaction_id == tx.id).order_by(MeterSample.timestamp, MeterSample.id)
     )
-    samples = [
-        ev.Sample(r.timestamp, r.measurand, r.value, r.unit, r.phase, r.location, r.context)
-        for r in rows
-        if start <= r.timestamp <= stop
-    ]
+    samples = [ev.Sample(r.timestamp, r.measurand, r.value, r.unit, r.phase, r.location, r.context) for r in rows]
     found: dict[datetime, Reading] = {}
     for r in meter.readings(samples):
         if r.energy_wh is not None:
+            # A reading stamped a little outside the session (a meter value's timestamp in whole seconds, the
+            # event's with milliseconds) counts at its edge: the latest one before the start, the latest after
+            # the stop.
+            at = min(max(r.at, start), stop)
             current = r.port_current_a
-            found[r.at] = Reading(r.at, Decimal(str(r.energy_wh)), None if current is None else Decimal(str(current)))
+            found[at] = Reading(at, Decimal(str(r.energy_wh)), None if current is None else Decimal(str(current)))
     if tx.meter_start_explicit and tx.meter_start_wh is not None and start not in found:
         found[start] = Reading(start, Decimal(str(tx.meter_start_wh)))
     newest = max(found.values(), key=lambda r: r.at, default=None)
@@ -409,3 +419,83 @@ def after_end(uow: UnitOfWork, ack: ev.TransactionAck, config: CsmsConfig, now: 
         return
     uow.flush_batches()
     close(db, tx, config, now)
+
+
+# ---- what a running session has cost, for the periodic updates -------------------------------------------------
+#: The 1.6 configuration key by which a charger declares it shows California Pricing messages.
+CALIFORNIA_KEY = "CustomDisplayCostAndPrice"
+
+
+def shows_cost_16(db: Session, station_id: str) -> bool:
+    """Whether a 1.6 charger declared ``CustomDisplayCostAndPrice`` true (as its configuration was last read)."""
+    value = db.scalar(
+        select(StationVariable.value).where(
+            StationVariable.station_id == station_id,
+            StationVariable.component == configuration.NO_COMPONENT,
+            StationVariable.variable == CALIFORNIA_KEY,
+            StationVariable.attribute == "Actual",
+        )
+    )
+    return (value or "").strip().lower() == "true"
+
+
+def _incl(component: PriceComponent) -> Decimal:
+    return component.price if not component.vat else component.price * (1 + component.vat / 100)
+
+
+def display_prices(tariff: Tariff) -> tuple[dict[str, Decimal], dict[str, Decimal | int]]:
+    """The tariff's prices incl. VAT as California Pricing names them: the first price of each dimension
+    (``kWhPrice``, ``hourPrice``, ``flatFee``), and the parking price with the grace before it."""
+    names = {Dimension.ENERGY: "kWhPrice", Dimension.TIME: "hourPrice", Dimension.FLAT: "flatFee"}
+    charging: dict[str, Decimal] = {}
+    idle: dict[str, Decimal | int] = {}
+    for element in tariff.elements:
+        for component in element.price_components:
+            name = names.get(component.type)
+            if name is not None and name not in charging:
+                charging[name] = _incl(component)
+            elif component.type is Dimension.PARKING_TIME and "hourPrice" not in idle:
+                idle["hourPrice"] = _incl(component)
+                grace = element.restrictions.min_duration if element.restrictions is not None else None
+                if grace:
+                    idle["graceMinutes"] = grace // 60
+    return charging, idle
+
+
+def session_cost(db: Session, transaction_id: int, at: datetime, config: CsmsConfig) -> SessionCost | None:
+    """The running session's cost at ``at`` for the charger's display; None when it has ended or has no tariff."""
+    tx = db.get(Transaction, transaction_id)
+    if tx is None or tx.stopped_at is not None:
+        return None
+    stop = max(at, tx.started_at or at)
+    priced = price(db, tx, stop, config, final=False)
+    if priced is None:
+        return None
+    total = priced.result.total_cost
+    start = tx.started_at or stop
+    states = _states(db, tx, start, stop)
+    charging, idle = display_prices(priced.versions[-1][1])
+    return SessionCost(
+        transaction_id=tx.id,
+        charger_tx_id=tx.charger_tx_id,
+        total=total.incl_vat if total.incl_vat is not None else total.excl_vat,
+        at=stop,
+        meter_wh=int(tx.last_meter_wh or tx.meter_start_wh or 0),
+        charging=not states or states[-1].state is State.CHARGING,
+        prices=charging,
+        idle_prices=idle,
+    )
+
+
+def receipt_text(row: Cdr) -> str:
+    """One line for the charger's display at the end of a session."""
+    hours = Decimal(row.total_time)
+    minutes = int(hours * 60)
+    return (
+        f"Total {row.total_cost_incl_vat} {row.currency} incl. VAT: {Decimal(row.total_energy).normalize():f} kWh,"
+        f" {minutes // 60}:{minutes % 60:02d} h"
+    )
+
+
+def stored_for(db: Session, transaction_id: int) -> Cdr | None:
+    return db.scalar(select(Cdr).where(Cdr.transaction_id == transaction_id))
