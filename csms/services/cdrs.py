@@ -398,6 +398,7 @@ def final_cost(uow: UnitOfWork, ack: ev.TransactionAck, config: CsmsConfig, now:
     """The answer to a session's end with its final cost: the CDR made now, or the one made at the first end."""
     if not ack.transaction_id:
         return ack
+    uow.live.unpriced.discard(ack.transaction_id)
     db = uow.session
     uow.flush_batches()
     tx = db.get(Transaction, ack.transaction_id)
