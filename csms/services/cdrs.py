@@ -500,3 +500,11 @@ def receipt_text(row: Cdr) -> str:
 
 def stored_for(db: Session, transaction_id: int) -> Cdr | None:
     return db.scalar(select(Cdr).where(Cdr.transaction_id == transaction_id))
+
+
+def listed(db: Session) -> list[tuple[Cdr, str, str]]:
+    """Every CDR with its transaction's station and the transaction id the charger knows, oldest first."""
+    rows = db.execute(
+        select(Cdr, Transaction.station_id, Transaction.charger_tx_id).join(Transaction).order_by(Cdr.transaction_id)
+    ).all()
+    return [(cdr, station_id, key) for cdr, station_id, key in rows]
