@@ -19,9 +19,11 @@ the driver. The prices come from :mod:`csms.tariffs`; this module reads the sess
 from __future__ import annotations
 
 import dataclasses
+import logging
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -50,6 +52,9 @@ from csms.tariffs.parse import parse_tariff
 from csms.tariffs.pricing import CdrResult, price_session
 from csms.tariffs.timeline import MeterSample as Reading
 from csms.tariffs.timeline import SessionTimeline, State, StateChange
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: 2.0.1 chargingState / 1.6 connector status -> what the time is priced as.
 STATES_201 = {
@@ -183,7 +188,13 @@ def price(db: Session, tx: Transaction, stop: datetime, config: CsmsConfig, *, f
     if tariff is None:
         return None
     timeline = timeline_of(db, tx, stop, config.tariff_time_zone)
-    versions = tuple(versions_in_force(db, tariff, timeline.start, timeline.stop))
+    found = versions_in_force(db, tariff, timeline.start, timeline.stop)
+    # a session is priced in one currency: the latest version's (one that changed it replaces the others)
+    kept = [v for v in found if v[1].currency == found[-1][1].currency]
+    if kept[0] is not found[0]:  # the first one kept prices from the start, as the first version would have
+        number, _, body = kept[0]
+        kept[0] = (number, parse_tariff(body), body)
+    versions = tuple(kept)
     result = price_session([t for _, t, _ in versions], timeline, final=final)
     return Priced(tariff, versions, result)
 
@@ -377,18 +388,34 @@ def with_price_text(
     return auth if tariff is None else dataclasses.replace(auth, price_text=price_text(tariff))
 
 
+def _contained(uow: UnitOfWork, what: str, work: Callable[[], T]) -> T | None:
+    """Pricing never costs a station its answer: should it fail, its writes roll back alone, the failure is
+    logged and the answer goes without a cost (the station would otherwise resend the report for ever)."""
+    try:
+        with uow.savepoint():
+            return work()
+    except Exception:
+        log.exception("pricing %s failed: answered without a cost", what)
+        return None
+
+
 def running_cost(uow: UnitOfWork, ack: ev.TransactionAck, at: datetime, config: CsmsConfig) -> ev.TransactionAck:
     """The answer to a running session's report with its cost so far (incl. VAT) when a tariff applies.
 
     Sessions found to have no tariff are remembered (``uow.live``), so their meter values stay cheap."""
     if ack.duplicate or not ack.transaction_id or ack.transaction_id in uow.live.unpriced:
         return ack
+    tx_id = ack.transaction_id
     db = uow.session
     uow.flush_batches()  # the report's own samples are read back
-    tx = db.get(Transaction, ack.transaction_id)
-    priced = None if tx is None else price(db, tx, max(at, tx.started_at or at), config, final=False)
+
+    def so_far() -> Priced | None:
+        tx = db.get(Transaction, tx_id)
+        return None if tx is None else price(db, tx, max(at, tx.started_at or at), config, final=False)
+
+    priced = _contained(uow, f"transaction {tx_id} so far", so_far)
     if priced is None:
-        uow.live.unpriced.add(ack.transaction_id)
+        uow.live.unpriced.add(tx_id)
         return ack
     total = priced.result.total_cost
     return dataclasses.replace(ack, total_cost=total.incl_vat if total.incl_vat is not None else total.excl_vat)
@@ -404,9 +431,10 @@ def final_cost(uow: UnitOfWork, ack: ev.TransactionAck, config: CsmsConfig, now:
     tx = db.get(Transaction, ack.transaction_id)
     if tx is None:
         return ack
-    row = db.scalar(select(Cdr).where(Cdr.transaction_id == tx.id)) if ack.duplicate else None
-    if row is None and not ack.duplicate:
-        row = close(db, tx, config, now)
+    if ack.duplicate:
+        row = stored_for(db, tx.id)
+    else:
+        row = _contained(uow, f"transaction {tx.id}'s CDR", lambda: close(db, tx, config, now))
     return ack if row is None else dataclasses.replace(ack, total_cost=Decimal(row.total_cost_incl_vat))
 
 
@@ -419,7 +447,7 @@ def after_end(uow: UnitOfWork, ack: ev.TransactionAck, config: CsmsConfig, now: 
     if tx is None or tx.stopped_at is None:
         return
     uow.flush_batches()
-    close(db, tx, config, now)
+    _contained(uow, f"transaction {tx.id}'s CDR again", lambda: close(db, tx, config, now))
 
 
 # ---- what a running session has cost, for the periodic updates -------------------------------------------------

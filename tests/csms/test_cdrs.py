@@ -246,3 +246,47 @@ def test_a_session_across_a_new_tariff_version_and_local_midnight_is_split(sessi
         assert row.tariff_version == 2 and [
             t["elements"][0]["price_components"][0]["price"] for t in row.body["tariffs"]
         ] == ["0.20", "0.25"]
+
+
+def test_a_version_in_another_currency_prices_the_whole_session_in_it(session_factory):
+    start = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    euros = {
+        "id": "MOVED",
+        "currency": "EUR",
+        "elements": [{"price_components": [{"type": "ENERGY", "price": "0.40", "step_size": 1}]}],
+    }
+    pounds = copy.deepcopy(euros) | {"currency": "GBP"}
+    pounds["elements"][0]["price_components"][0]["price"] = "0.35"
+    with session_factory() as db:
+        stations.provision(db, "cp-gbp", ocpp_version="2.0.1", password=None, now=start)
+        tariffs.put(db, "MOVED", euros, start - timedelta(days=1))
+        tariffs.put(db, "MOVED", pounds, start + timedelta(minutes=30))
+        tariffs.assign(db, "MOVED", now=start, station_id="cp-gbp")
+        tx = models.Transaction(
+            station_id="cp-gbp",
+            charger_tx_id="g-1",
+            evse_id=1,
+            connector_id=1,
+            status="completed",
+            started_at=start,
+            stopped_at=start + timedelta(hours=1),
+            offline_events=0,
+            meter_start_explicit=False,
+        )
+        db.add(tx)
+        db.flush()
+        for minute, wh in ((0, 0.0), (60, 10_000.0)):
+            db.add(
+                models.MeterSample(
+                    station_id="cp-gbp",
+                    transaction_id=tx.id,
+                    evse_id=1,
+                    unit="Wh",
+                    timestamp=start + timedelta(minutes=minute),
+                    location="Outlet",
+                    measurand="Energy.Active.Import.Register",
+                    value=wh,
+                )
+            )
+        row = cdrs.close(db, tx, CsmsConfig(), start + timedelta(hours=2))
+        assert row is not None and row.currency == "GBP" and row.total_cost_excl_vat == "3.50"
