@@ -112,8 +112,9 @@ def _priced(
         ack = dataclasses.replace(ack, authorization=text)
     if report.charger_tx_id is None:  # 1.6 StartTransaction: the session has just begun, nothing to pay yet
         return ack
-    tx_ended = uow.has_session and _ended(uow, ack)
-    if tx_ended:
+    if ack.duplicate or not ack.transaction_id or ack.transaction_id in uow.live.unpriced:
+        return ack  # a session without a tariff: its meter values stay on the fast path
+    if _ended(uow, ack):
         cdrs.after_end(uow, ack, config, now)
         return ack
     return cdrs.running_cost(uow, ack, report.timestamp, config)
