@@ -290,3 +290,46 @@ def test_a_version_in_another_currency_prices_the_whole_session_in_it(session_fa
             )
         row = cdrs.close(db, tx, CsmsConfig(), start + timedelta(hours=2))
         assert row is not None and row.currency == "GBP" and row.total_cost_excl_vat == "3.50"
+
+
+def test_a_meter_that_runs_backwards_never_lowers_the_cost_and_the_cdr_says_why(session_factory):
+    start = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    per_kwh = {
+        "id": "KWH",
+        "currency": "EUR",
+        "elements": [{"price_components": [{"type": "ENERGY", "price": "0.50", "step_size": 1}]}],
+    }
+    with session_factory() as db:
+        stations.provision(db, "cp-back", ocpp_version="2.0.1", password=None, now=start)
+        tariffs.put(db, "KWH", per_kwh, start - timedelta(days=1))
+        tariffs.assign(db, "KWH", now=start, station_id="cp-back")
+        tx = models.Transaction(
+            station_id="cp-back",
+            charger_tx_id="b-1",
+            evse_id=1,
+            connector_id=1,
+            status="completed",
+            started_at=start,
+            stopped_at=start + timedelta(minutes=30),
+            offline_events=0,
+            meter_start_explicit=False,
+        )
+        db.add(tx)
+        db.flush()
+        for minute, wh in ((0, 1000.0), (10, 3000.0), (20, 500.0), (30, 4000.0)):  # a reset to 500 at 20'
+            db.add(
+                models.MeterSample(
+                    station_id="cp-back",
+                    transaction_id=tx.id,
+                    evse_id=1,
+                    unit="Wh",
+                    timestamp=start + timedelta(minutes=minute),
+                    location="Outlet",
+                    measurand="Energy.Active.Import.Register",
+                    value=wh,
+                )
+            )
+        row = cdrs.close(db, tx, CsmsConfig(), start + timedelta(hours=1))
+        assert row is not None and Decimal(row.total_cost_excl_vat) == Decimal("1.50")  # 3 kWh: 1000 -> 4000
+        assert any("backwards" in reason for reason in row.review_reasons)
+        assert "backwards" in row.body["remark"]
