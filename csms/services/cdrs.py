@@ -67,6 +67,8 @@ STATES_201 = {
 STATES_16 = {"Charging": State.CHARGING, "SuspendedEV": State.PARKING, "SuspendedEVSE": State.PARKING}
 #: OCPI 2.2.1 CdrDimensionType has no FLAT: the session fee is in total_fixed_cost only.
 _CDR_DIMENSIONS = {Dimension.ENERGY, Dimension.TIME, Dimension.PARKING_TIME}
+#: OCPP id token type -> OCPI 2.2.1 TokenType (a card is RFID, a token the CSMS or an app issued APP_USER).
+OCPI_TOKEN_TYPES = {"ISO14443": "RFID", "ISO15693": "RFID", "Central": "APP_USER"}
 #: A tariff version: its number, as priced, as stored (the OCPI JSON).
 Version = tuple[int, Tariff, dict[str, Any]]
 
@@ -213,7 +215,9 @@ def _cost(result: CdrResult, dimension: Dimension) -> dict[str, Any] | None:
     return None if cost is None else {"excl_vat": _number(cost.excl_vat), "incl_vat": _number(cost.incl_vat)}
 
 
-def ocpi_body(tx: Transaction, priced: Priced, config: CsmsConfig, now: datetime) -> dict[str, Any]:
+def ocpi_body(
+    tx: Transaction, priced: Priced, config: CsmsConfig, now: datetime, token_type: str = "RFID"
+) -> dict[str, Any]:
     """The OCPI 2.2.1 CDR object. The location is what the CSMS knows of it (station, EVSE, connector)."""
     result = priced.result
     incl = result.total_cost.incl_vat
@@ -228,7 +232,7 @@ def ocpi_body(tx: Transaction, priced: Priced, config: CsmsConfig, now: datetime
             "country_code": config.ocpi_country_code,
             "party_id": config.ocpi_party_id,
             "uid": tx.id_token or "",
-            "type": "RFID",
+            "type": token_type,
             "contract_id": tx.id_token or "",
         },
         "auth_method": "COMMAND" if tx.remote_start_id is not None else "AUTH_REQUEST",
@@ -284,7 +288,8 @@ def close(db: Session, tx: Transaction, config: CsmsConfig, now: datetime) -> Cd
     if priced is None:
         return None
     result = priced.result
-    body = ocpi_body(tx, priced, config, now)
+    token = db.get(IdToken, tx.id_token) if tx.id_token else None
+    body = ocpi_body(tx, priced, config, now, OCPI_TOKEN_TYPES.get(token.token_type, "OTHER") if token else "OTHER")
     incl = result.total_cost.incl_vat if result.total_cost.incl_vat is not None else result.total_cost.excl_vat
     row = db.scalar(select(Cdr).where(Cdr.transaction_id == tx.id))
     fields = {

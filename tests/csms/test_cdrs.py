@@ -109,6 +109,7 @@ async def test_a_201_session_is_told_its_cost_and_closes_with_a_cdr_to_the_cent(
     async with api_client(session_factory, gateway) as api:
         cdr = (await api.get(f"/api/v1/transactions/{tx.id}/cdr")).json()
     assert cdr["id"] == f"CDR-{tx.id}" and cdr["currency"] == "EUR"
+    assert cdr["cdr_token"]["uid"] == "DRIVER" and cdr["cdr_token"]["type"] == "RFID"  # an ISO 14443 card
     assert cdr["total_cost"] == {"excl_vat": 10.6, "incl_vat": 12.72}
     assert cdr["total_energy"] == 22 and cdr["total_time"] == 2.5 and cdr["total_parking_time"] == 0
     assert cdr["total_fixed_cost"] == {"excl_vat": 1, "incl_vat": 1.2}
