@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from csms.domain import events as ev
 from csms.domain import meter
 from csms.domain import money as currency
+from csms.domain.transaction import TransactionStatus
 from csms.ocpp.outgoing import SessionCost
 from csms.services import billing, configuration, tariffs
 from csms.services.config import CsmsConfig
@@ -322,7 +323,7 @@ def _debit(
     code = result.currency
     gross = _minor(incl, code)
     try:
-        billing.charge_session(
+        entries = billing.charge_session(
             db,
             tx.id_token,
             transaction_id=str(tx.id),
@@ -335,6 +336,12 @@ def _debit(
         )
     except Invalid as exc:  # an account in another currency: the CDR stands, the debit is for a person
         row.review_reasons = [*row.review_reasons, f"not debited: {exc}"]
+        db.flush()
+        return
+    charged = next((e for e in entries if e.kind == "charge"), None)
+    if charged is not None and charged.amount_minor != gross:  # a CDR rebuilt after the debit: a person settles it
+        debited = Decimal(charged.amount_minor).scaleb(-currency.minor_units(code))
+        row.review_reasons = [*row.review_reasons, f"the account was debited {debited} {code} before this CDR changed"]
         db.flush()
 
 
@@ -541,3 +548,19 @@ def listed(db: Session) -> list[tuple[Cdr, str, str]]:
         select(Cdr, Transaction.station_id, Transaction.charger_tx_id).join(Transaction).order_by(Cdr.transaction_id)
     ).all()
     return [(cdr, station_id, key) for cdr, station_id, key in rows]
+
+
+def after_late_values(uow: UnitOfWork, station_id: str, charger_tx_id: str, config: CsmsConfig, now: datetime) -> None:
+    """1.6 meter values of a transaction that has ended (firmware that sends the closing register after the
+    StopTransaction, docs/hardware.md): its CDR is rebuilt with them. A running or unpriced one costs nothing."""
+    live = uow.live.get(station_id, charger_tx_id)
+    if live is not None and (live.status == TransactionStatus.ACTIVE or live.id in uow.live.unpriced):
+        return
+    if not charger_tx_id.isdigit():
+        return
+    db = uow.session
+    uow.flush_batches()
+    tx = db.get(Transaction, int(charger_tx_id))
+    if tx is None or tx.station_id != station_id or tx.stopped_at is None or stored_for(db, tx.id) is None:
+        return
+    _contained(uow, f"transaction {tx.id}'s CDR after late meter values", lambda: close(db, tx, config, now))

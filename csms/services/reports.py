@@ -49,6 +49,8 @@ def handle(  # noqa: C901, PLR0911, PLR0912 - one case per report type: the tabl
             return ev.Acknowledged()
         case ev.MeterValuesReported():
             transactions.meter_values(uow, station_id, report, csms_assigned=csms_assigns_tx_ids, now=now)
+            if report.charger_tx_id is not None and csms_assigns_tx_ids:
+                cdrs.after_late_values(uow, station_id, report.charger_tx_id, config, now)
             return ev.Acknowledged()
         case ev.TransactionStarted():
             ack = _reserved(uow, station_id, report, transactions.start(uow, station_id, report, now))

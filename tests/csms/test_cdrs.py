@@ -334,3 +334,45 @@ def test_a_meter_that_runs_backwards_never_lowers_the_cost_and_the_cdr_says_why(
         assert row is not None and Decimal(row.total_cost_excl_vat) == Decimal("1.50")  # 3 kWh: 1000 -> 4000
         assert any("backwards" in reason for reason in row.review_reasons)
         assert "backwards" in row.body["remark"]
+
+
+async def test_a_closing_register_sent_after_the_16_stop_is_priced_and_a_changed_debit_flagged(
+    session_factory, gateway
+):
+    per_kwh = {
+        "id": "KWH",
+        "currency": "EUR",
+        "elements": [{"price_components": [{"type": "ENERGY", "price": "1.00", "step_size": 1}]}],
+    }
+    _set_up(session_factory, "cp16-late", "1.6", tariff=per_kwh)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    async with charger(gateway, "cp16-late", "1.6") as cp:
+        await cp.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        started = await cp.call(
+            call16.StartTransaction(connector_id=1, id_tag="DRIVER", meter_start=0, timestamp=_iso(start))
+        )
+        tx_id = started.transaction_id
+        reading = [{"value": "2500", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]
+        at = _iso(start + timedelta(minutes=20))
+        await cp.call(
+            call16.MeterValues(
+                connector_id=1, transaction_id=tx_id, meter_value=[{"timestamp": at, "sampled_value": reading}]
+            )
+        )
+        stop = _iso(start + timedelta(minutes=30))
+        # MicroOcpp-style: meterStop 0 ("unknown"), the closing register in a MeterValues after the stop
+        await cp.call(call16.StopTransaction(transaction_id=tx_id, meter_stop=0, timestamp=stop))
+        async with api_client(session_factory, gateway) as api:
+            assert (await api.get(f"/api/v1/transactions/{tx_id}/cdr")).json()["total_cost"]["excl_vat"] == 2.5
+        closing = [{"value": "3125", "unit": "Wh", "context": "Transaction.End"}]
+        await cp.call(
+            call16.MeterValues(
+                connector_id=1, transaction_id=tx_id, meter_value=[{"timestamp": stop, "sampled_value": closing}]
+            )
+        )
+    async with api_client(session_factory, gateway) as api:
+        cdr = (await api.get(f"/api/v1/transactions/{tx_id}/cdr")).json()
+    assert cdr["total_energy"] == 3.125 and cdr["total_cost"]["excl_vat"] == 3.13  # 3.125 x 1.00, half up
+    assert cdr["review_reasons"] == ["the account was debited 2.50 EUR before this CDR changed"]
+    with session_factory() as db:
+        assert [e.amount_minor for e in billing.ledger(db, "acct-1") if e.kind == "charge"] == [250]
