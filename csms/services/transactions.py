@@ -493,6 +493,14 @@ def samples_of(db: Session, transaction_id: int) -> list[MeterSample]:
     )
 
 
+def stored_readings(db: Session, transaction_id: int) -> list[meter.Reading]:
+    """The session's stored meter samples read as meter readings (:mod:`csms.domain.meter`), oldest first."""
+    rows = samples_of(db, transaction_id)
+    return meter.readings(
+        ev.Sample(r.timestamp, r.measurand, r.value, r.unit, r.phase, r.location, r.context) for r in rows
+    )
+
+
 def summary(tx: Transaction) -> dict[str, Any]:
     return {
         "id": tx.id,
