@@ -14,6 +14,7 @@ from rich.table import Table
 from simulator.collector import paced_collector
 from simulator.conformance import cli as conformance
 from simulator.scenario.loader import ScenarioError, load_scenario
+from simulator.verify.migration import HEADLINE
 
 if TYPE_CHECKING:
     from simulator.fleet import Progress
@@ -75,6 +76,15 @@ def _parser() -> argparse.ArgumentParser:
         help="where chargers on security profile 2 or 3 connect (real time), e.g. wss://127.0.0.1:9443/ocpp, "
         "unless the CSMS sent them another (2.0.1 SetNetworkProfile)",
     )
+    run.add_argument(
+        "--new-csms",
+        default=None,
+        metavar="WS_URL",
+        help="a platform migration in real time (export_import, repoint): the new CSMS's OCPP endpoint, e.g. "
+        "ws://127.0.0.1:9100/ocpp; a wave's chargers reach it under their old host name (host cut-over)",
+    )
+    run.add_argument("--new-api-url", default=None, help="the new CSMS's API (chargetwin), for the import")
+    run.add_argument("--new-api-key", default=None, help="API key for --new-api-url (default: --api-key)")
     run.add_argument(
         "--operator",
         default=None,
@@ -202,7 +212,10 @@ def _migration_rows(migration: dict[str, Any] | None) -> list[tuple[str, str]]:
         )
         for w in migration["waves"]
     ]
-    data = ", ".join(f"{t} {c['exported']}→{c['imported']}" for t, c in migration["data"].items())
+    named = [t for t in HEADLINE if t in migration["data"]]
+    data = ", ".join(f"{t} {migration['data'][t]['exported']}→{migration['data'][t]['imported']}" for t in named)
+    equal = len(migration["data"]) - len(migration["data_mismatches"])
+    data += f"; {equal} of {len(migration['data'])} tables equal"
     return [
         *rows,
         ("stations on the new CSMS", f"{migration['stations_on_new']} / {migration['stations_total']}"),

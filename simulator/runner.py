@@ -138,7 +138,7 @@ class VirtualRun:
             load_management=self.wiring.load_management_section(),
             security=None if self.pki is None else self.records.security(self.fleet.chargers, self.operator),
             multifamily=self._multifamily(),
-            migration=None if self.migration is None else self.migration.section(),
+            migration=None if self.migration is None else self.migration.report(),
         )
 
     def _multifamily(self) -> dict[str, Any] | None:

@@ -22,6 +22,8 @@ from simulator.operators.http import RetryingClient, failure
 
 #: The API's page size and longest call timeout (``limit`` ≤ 1000, ``timeout`` ≤ 300 s).
 PAGE, MAX_CALL_TIMEOUT_S = 1000, 300.0
+#: An export or import of a whole database may take a while.
+BUNDLE_TIMEOUT_S = 120.0
 
 
 def api_base(api_url: str) -> str:
@@ -282,6 +284,20 @@ class ChargetwinOperator:
             raise OperatorError(f"chargetwin cannot configure {setting} {values}")
         policy = {"registration_policy": BOOT_POLICIES[values["status"]]}
         await self._json("PATCH", f"/stations/{_segment(station_id)}", json=policy)
+
+    async def export_bundle(self) -> bytes:
+        """``GET /export``: the whole database as a bundle (``csms export``)."""
+        response = await self.http.request("GET", "/export", timeout=BUNDLE_TIMEOUT_S)
+        if response.status_code != 200:
+            raise failure(response)
+        return response.content
+
+    async def import_bundle(self, bundle: bytes) -> dict[str, Any]:
+        """``POST /import`` (``csms import``, conflicts refused): the import's report per table."""
+        report: dict[str, Any] = await self._json(
+            "POST", "/import", content=bundle, headers={"Content-Type": "application/zip"}, timeout=BUNDLE_TIMEOUT_S
+        )
+        return report
 
     async def close(self) -> None:
         await self.http.close()

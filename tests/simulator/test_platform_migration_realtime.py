@@ -1,0 +1,97 @@
+"""The platform migration in real time (issue 18, point 5): two ``csms serve`` processes, A and B, each on its
+own SQLite file; the twin's chargers on real WebSockets to A; ``sim run --realtime`` exports A and imports
+into B through their APIs at the cut-over, then lets each wave onto B by the host cut-over. Sessions started
+on A end on B as one session each, to the Wh; every station ends on B; the data arrived whole."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.simulator.test_realtime import API_KEY, Csms, _serve, run_cli
+
+SCENARIO = Path(__file__).parent / "data" / "realtime-migration.yaml"
+SPEED = "120"  # 45 virtual minutes in 22.5 s
+HEADERS = {"Authorization": f"Bearer {API_KEY}"}
+
+
+@pytest.fixture
+def two_csms(tmp_path: Path) -> Iterator[tuple[Csms, Csms]]:
+    """A and B, empty: the run provisions A through its API, B gets everything from A's bundle."""
+    with _serve(f"sqlite:///{tmp_path / 'a.db'}") as a, _serve(f"sqlite:///{tmp_path / 'b.db'}") as b:
+        yield a, b
+
+
+def _get(csms: Csms, path: str, **params: Any) -> Any:
+    response = httpx.get(f"{csms.api_url}/api/v1{path}", headers=HEADERS, params=params, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def migrate(a: Csms, b: Csms, out: Path, scenario: Path = SCENARIO, *extra: str) -> dict[str, Any]:
+    done = run_cli(
+        "simulator.cli",
+        *("run", str(scenario), "--out", str(out), "--quiet", "--realtime", "--speed", SPEED),
+        *("--csms", a.ws_url, "--api-url", a.api_url, "--api-key", API_KEY),
+        *("--new-csms", b.ws_url, "--new-api-url", b.api_url),
+        *extra,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    result: dict[str, Any] = json.loads((out / "report.json").read_text())
+    return result
+
+
+@pytest.mark.timeout(120)
+def test_a_fleet_moves_between_two_csms_serve_processes_in_real_time(
+    two_csms: tuple[Csms, Csms], tmp_path: Path
+) -> None:
+    a, b = two_csms
+    real = migrate(a, b, tmp_path / "out")
+    assert real["mode"] == "realtime" and real["passed"], [c for c in real["checks"] if not c["passed"]]
+    migration = real["migration"]
+    # Every car was plugged in at the cut-over: both waves carried their sessions over, 1.6 and 2.0.1.
+    assert [w["sessions_carried_over"] for w in migration["waves"]] == [4, 4], migration["waves"]
+    assert migration["stations_on_new"] == 8 and migration["stations_not_migrated"] == []
+    assert all(row["within_window"] for row in migration["stations"].values()), migration["stations"]
+    # The data check covers every table of the bundle; the run's own rows moved whole.
+    data = migration["data"]
+    assert data["stations"] == {"exported": 8, "imported": 8}
+    assert data["id_tokens"] == {"exported": 8, "imported": 8}
+    assert data["transactions"] == {"exported": 8, "imported": 8}
+    assert data["meter_samples"]["exported"] > 0 and migration["data_mismatches"] == []
+    # The report reads B (it holds the whole history): one row per session, each closed there, to the Wh.
+    tx = real["transactions"]
+    assert tx["csms_source"] == "api" and tx["started"] == 8 and tx["completed"] == 8, tx
+    assert tx["lost"] == 0 and tx["duplicated"] == 0, tx
+    assert all(row["error_kwh"] is not None and row["error_kwh"] <= 0.001 for row in tx["per_transaction"]), tx
+    cutover = real["scenario"]["start"]
+    on_b = _get(b, "/transactions", limit=100)
+    assert len(on_b) == 8 and all(row["stopped_at"] is not None for row in on_b), on_b
+    assert all(row["started_at"] < row["stopped_at"] for row in on_b) and cutover
+    # A never saw the sessions end: it stopped serving at the cut-over.
+    on_a = _get(a, "/transactions", limit=100)
+    assert len(on_a) == 8 and all(row["stopped_at"] is None for row in on_a), on_a
+    # Every station was served by B at the end (booted there, with its password from A's bundle).
+    for station_id in migration["stations"]:
+        assert _get(b, f"/stations/{station_id}")["last_boot_at"] is not None
+
+
+@pytest.mark.timeout(60)
+def test_a_migration_in_real_time_without_the_new_csms_is_refused_before_it_starts(tmp_path: Path) -> None:
+    line = next(n for n, text in enumerate(SCENARIO.read_text().splitlines(), 1) if "export_import" in text)
+    done = run_cli(
+        "simulator.cli",
+        *("run", str(SCENARIO), "--out", str(tmp_path / "out"), "--quiet", "--realtime"),
+        *("--csms", "ws://127.0.0.1:9/ocpp", "--api-url", "http://127.0.0.1:9"),
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"realtime-migration.yaml:{line}:" in done.stderr and "actions[1].kind" in done.stderr, done.stderr
+    assert "needs --new-csms WS_URL and --new-api-url URL" in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
