@@ -221,7 +221,17 @@ def _migration_rows(migration: dict[str, Any] | None) -> list[tuple[str, str]]:
         ("stations on the new CSMS", f"{migration['stations_on_new']} / {migration['stations_total']}"),
         ("migration data (exported → imported)", data),
         ("away beyond their window", ", ".join(migration["downtime_beyond_window"]) or "none"),
+        ("operator actions after the cut-over", _actions(migration["operator_actions"])),
     ]
+
+
+def _actions(actions: list[dict[str, Any]]) -> str:
+    """How many went to the new CSMS, the old one, or nowhere (between the cut-over and the station's wave)."""
+    if not actions:
+        return "none"
+    where = {"new": "to the new CSMS", "old": "to the old CSMS", None: "to nobody (before the wave)"}
+    counts = {label: sum(1 for a in actions if a["csms"] == key) for key, label in where.items()}
+    return ", ".join(f"{n} {label}" for label, n in counts.items() if n)
 
 
 def _transaction_rows(tx: dict[str, Any]) -> list[tuple[str, str]]:

@@ -262,7 +262,8 @@ class OperatorActions:
             log.warning("operator actions still running at the end were abandoned")
 
     def provision_tokens(self, tokens: list[str], group: str | None, now: float) -> None:
-        operator = self.operator
+        migration = self.migration
+        operator = self.operator if migration is None or migration.cutover_s is None else migration.new
         if self._skip("provision_tokens") or operator is None:
             return
 

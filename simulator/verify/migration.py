@@ -50,6 +50,8 @@ class OperatorAction:
     station_id: str
     csms: Holder | None
     outcome: str
+    #: The station's wave had come when the action was issued: it had to go to the new CSMS.
+    after_wave: bool
 
 
 class MigrationLog:
@@ -94,7 +96,7 @@ class MigrationLog:
 
     def operator_action(self, at_s: float, kind: str, station_id: str, csms: Holder | None, outcome: str) -> None:
         if self.cutover_s is not None:
-            self.actions.append(OperatorAction(at_s, kind, station_id, csms, outcome))
+            self.actions.append(OperatorAction(at_s, kind, station_id, csms, outcome, station_id in self.moved))
 
     # ---- the report --------------------------------------------------------------------------------------
     def section(self, end_s: float) -> dict[str, Any]:
@@ -115,7 +117,7 @@ class MigrationLog:
                 for a in self.actions
             ],
             # An action after a station's wave that did not go to the new CSMS: the old one no longer holds it.
-            "actions_to_old_csms": sum(1 for a in self.actions if a.station_id in self.moved and a.csms != "new"),
+            "actions_to_old_csms": sum(1 for a in self.actions if a.after_wave and a.csms != "new"),
         }
 
     def _wave(self, wave: Wave) -> dict[str, Any]:

@@ -40,6 +40,9 @@ actions:
   - {at: "00:05", kind: repoint, charger: a16, window: 15m}
   - {at: "00:10", kind: repoint, charger: a20, window: 20m}
   - {at: "00:15", kind: repoint, charger: pin, window: 25m}
+  - {at: "00:07", kind: remote_stop, charger: a20-3}
+  - {at: "01:00", kind: remote_stop, charger: a16-1}
+  - {at: "01:00", kind: remote_stop, charger: a20-1}
 faults:
   - {at: "23:50", kind: link_down, charger: a20-2, duration: 30m}
 expect:
@@ -49,6 +52,7 @@ expect:
   stations_not_migrated: 0
   migration_downtime_beyond_window: 0
   migration_data_mismatches: 0
+  migration_actions_to_old_csms: 0
 """
 
 
@@ -82,12 +86,39 @@ def test_sessions_started_on_the_old_csms_end_on_the_new_one_as_one_session() ->
     assert migration["stations_on_new"] == 8
 
 
+def test_operator_actions_after_a_wave_go_to_the_new_csms() -> None:
+    """A remote stop after the station's wave is sent by the new CSMS, which holds the station and its session;
+    one between the cut-over and the wave reaches nobody, and the report says so."""
+    run = VirtualRun(parse_scenario(SMALL))
+    built = report.build(run.run())
+    assert built["passed"], [c for c in built["checks"] if not c["passed"]]
+    actions = {(a["station_id"], a["kind"]): a for a in built["migration"]["operator_actions"]}
+    for station_id, action in (("a16-1", "RemoteStopTransaction"), ("a20-1", "RequestStopTransaction")):
+        assert actions[(station_id, "remote_stop")]["csms"] == "new"
+        assert actions[(station_id, "remote_stop")]["outcome"] == f"{action}: Accepted"
+    waiting = actions[("a20-3", "remote_stop")]  # a20's wave is at 00:10
+    assert waiting["csms"] is None and waiting["outcome"].startswith("not sent"), waiting
+    assert built["migration"]["actions_to_old_csms"] == 0
+    assert run.migration is not None
+    with run.migration.new.session_factory() as db:
+        stopped = {tx.station_id: tx for tx in tx_service.listed(db)}
+    with run.migration.old.session_factory() as db:
+        on_old = {tx.station_id: tx for tx in tx_service.listed(db)}
+    for station_id in ("a16-1", "a20-1"):
+        assert stopped[station_id].stop_reason == "Remote", stopped[station_id]
+        assert on_old[station_id].stopped_at is None  # the old CSMS never heard of it
+    assert stopped["a20-3"].stop_reason != "Remote"
+
+
 @pytest.mark.slow
 def test_the_shipped_platform_migration_scenario_passes() -> None:
     path = Path(__file__).parents[2] / "scenarios" / "platform-migration.yaml"
     built = report.build(VirtualRun(load_scenario(path), scenario_file=str(path)).run())
     assert built["passed"], [c for c in built["checks"] if not c["passed"]]
     assert built["migration"]["stations_on_new"] == 64
+    actions = built["migration"]["operator_actions"]
+    assert [(a["station_id"], a["csms"]) for a in actions] == [("alf-1", "new"), ("abb-1", "new")], actions
+    assert all(a["outcome"].endswith(": Accepted") for a in actions), actions
 
 
 def test_a_wave_before_the_cut_over_is_refused_with_its_place() -> None:

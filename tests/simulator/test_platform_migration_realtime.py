@@ -81,6 +81,15 @@ def test_a_fleet_moves_between_two_csms_serve_processes_in_real_time(
     # Every station was served by B at the end (booted there, with its password from A's bundle).
     for station_id in migration["stations"]:
         assert _get(b, f"/stations/{station_id}")["last_boot_at"] is not None
+    # The operator's remote stops after the waves went to B, which stopped the sessions it had imported; the
+    # one issued between the cut-over and the station's wave reached nobody, and the report says so.
+    actions = {a["station_id"]: a for a in migration["operator_actions"]}
+    assert actions["a16-1"]["csms"] == "new" and actions["a16-1"]["outcome"] == "RemoteStopTransaction: Accepted"
+    assert actions["a20-1"]["csms"] == "new" and actions["a20-1"]["outcome"] == "RequestStopTransaction: Accepted"
+    assert actions["a20-3"]["csms"] is None and actions["a20-3"]["outcome"].startswith("not sent")
+    assert migration["actions_to_old_csms"] == 0
+    reasons = {row["station_id"]: row["stop_reason"] for row in on_b}
+    assert reasons["a16-1"] == reasons["a20-1"] == "Remote" and reasons["a20-3"] != "Remote", reasons
 
 
 @pytest.mark.timeout(60)
