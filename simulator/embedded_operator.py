@@ -36,6 +36,7 @@ from csms.services import (
     reservations,
     security_events,
     stations,
+    tariffs,
     transactions,
 )
 from csms.services import uptime as uptime_service
@@ -54,6 +55,7 @@ from simulator.scenario.models import (
     Reserve,
     Scenario,
     SecurityAction,
+    SetTariff,
     UpdateFirmware,
 )
 from simulator.station.charger import Charger
@@ -135,6 +137,16 @@ class EmbeddedOperator:
                 code = f"{item.role}:{token}"
                 multifamily.invite(db, PROPERTY_ID, code, kind=item.role, unit=unit, now=at, pass_days=item.pass_days)
                 multifamily.redeem(db, code, holder=token, now=at, id_token=token, new_token=token)
+            db.commit()
+
+    def set_tariff(self, item: SetTariff, stations: list[str], now: float) -> None:
+        """As ``PUT /tariffs/{id}`` (a changed tariff becomes its next version), then ``POST /tariff-assignments``
+        for each station."""
+        at = from_posix(now)
+        with self.csms.session_factory() as db:
+            tariffs.put(db, item.tariff, item.ocpi(), at)
+            for station_id in stations:
+                tariffs.assign(db, item.tariff, now=at, station_id=station_id, group_id=item.group)
             db.commit()
 
     def demand_response(self, item: DemandResponse, now: float) -> None:

@@ -77,6 +77,7 @@ from simulator.scenario.models import (
     Reserve,
     Scenario,
     SecurityAction,
+    SetTariff,
     UpdateFirmware,
 )
 from simulator.station.charger import Charger, Registration
@@ -276,6 +277,28 @@ class OperatorActions:
 
         self._queue.put_nowait(job)
 
+    def set_tariff(self, item: SetTariff, stations: list[str], now: float) -> None:
+        """Through chargetwin's API (of the CSMS that serves now: a migration's new one after the cut-over);
+        another CSMS's tariffs are out of the operator adapters' reach."""
+        migration = self.migration
+        operator = self.operator if migration is None or migration.cutover_s is None else migration.new
+        if not isinstance(operator, ChargetwinOperator):
+            if "set_tariff" not in self._warned:
+                self._warned.add("set_tariff")
+                log.warning("set_tariff skipped: only chargetwin's API (--operator chargetwin) sets tariffs")
+            return
+        holder = None if migration is None else ("old" if migration.cutover_s is None else "new")
+
+        async def job() -> None:
+            try:
+                await operator.set_tariff(item.tariff, item.ocpi(), stations, item.group)
+            except OperatorError as exc:
+                self._record(now, item.kind, item.tariff, holder, f"failed: {exc}", station=False)
+                raise
+            self._record(now, item.kind, item.tariff, holder, "set", station=False)
+
+        self._queue.put_nowait(job)
+
     def onboard(self, tokens: list[str], item: Onboard, now: float) -> None:
         """Not carried out in real time yet: the run says so once (the garage's access rules then refuse the
         scenario's drivers unless the CSMS was prepared by hand)."""
@@ -342,10 +365,12 @@ class OperatorActions:
 
         self._queue.put_nowait(job)
 
-    def _record(self, now: float, kind: str, station_id: str, holder: str | None, outcome: str) -> None:
+    def _record(
+        self, now: float, kind: str, target: str, holder: str | None, outcome: str, *, station: bool = True
+    ) -> None:
         if self.migration is not None:
             at_s = now - self.migration.epoch
-            self.migration.operator_action(at_s, kind, station_id, holder, outcome)  # type: ignore[arg-type]
+            self.migration.operator_action(at_s, kind, target, holder, outcome, station=station)  # type: ignore[arg-type]
 
     def _reserve(self, operator: Operator, station_id: str, item: Reserve) -> None:
         """``valid_for`` is scenario time: the CSMS's wall clock runs ``speed`` times slower."""

@@ -34,12 +34,14 @@ from simulator.scenario.models import (
     Reserve,
     Scenario,
     SecurityAction,
+    SetTariff,
     UpdateFirmware,
 )
 from simulator.scheduler import SimPyScheduler
 from simulator.station.charger import Charger
 from simulator.verify import faults as fv
 from simulator.verify import multifamily as mf
+from simulator.verify.migration import Holder
 
 
 class MigratingOperator:
@@ -62,6 +64,15 @@ class MigratingOperator:
 
     def demand_response(self, item: DemandResponse, now: float) -> None:
         self._current().demand_response(item, now)
+
+    def set_tariff(self, item: SetTariff, stations: list[str], now: float) -> None:
+        self._current().set_tariff(item, stations, now)
+        self.migration.operator_action(
+            now - self.migration.epoch, item.kind, item.tariff, self._holder(), "set", station=False
+        )
+
+    def _holder(self) -> Holder:
+        return "old" if self.migration.cutover_s is None else "new"
 
     def call(self, station_id: str, version: Version, item: OperatorCall, now: float) -> None:
         migration, at_s = self.migration, now - self.migration.epoch

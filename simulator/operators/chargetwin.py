@@ -285,6 +285,14 @@ class ChargetwinOperator:
         policy = {"registration_policy": BOOT_POLICIES[values["status"]]}
         await self._json("PATCH", f"/stations/{_segment(station_id)}", json=policy)
 
+    async def set_tariff(self, tariff_id: str, body: dict[str, Any], stations: list[str], group: str | None) -> None:
+        """``PUT /tariffs/{id}`` (a changed tariff becomes its next version), then ``POST /tariff-assignments``
+        for each station (for ``group``; none: everyone)."""
+        await self._json("PUT", f"/tariffs/{_segment(tariff_id)}", ok=(200, 201), json=body)
+        for station_id in stations:
+            assignment = {"tariff_id": tariff_id, "station_id": station_id, "group_id": group}
+            await self._json("POST", "/tariff-assignments", ok=(200, 201), json=assignment)
+
     async def export_bundle(self) -> bytes:
         """``GET /export``: the whole database as a bundle (``csms export``)."""
         response = await self.http.request("GET", "/export", timeout=BUNDLE_TIMEOUT_S)

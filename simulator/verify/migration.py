@@ -43,14 +43,16 @@ class Wave:
 @dataclass(frozen=True)
 class OperatorAction:
     """An operator action after the cut-over: which CSMS it went to (the one holding the station then; None:
-    neither served it, between the cut-over and its wave) and how it ended as far as the run knows."""
+    neither served it, between the cut-over and its wave) and how it ended as far as the run knows. ``target``:
+    the station, or for what concerns the whole CSMS (a tariff) the tariff's id."""
 
     at_s: float
     kind: str
-    station_id: str
+    target: str
     csms: Holder | None
     outcome: str
-    #: The station's wave had come when the action was issued: it had to go to the new CSMS.
+    #: The station's wave had come when the action was issued (or it concerns the whole CSMS): it had to go to
+    #: the new CSMS.
     after_wave: bool
 
 
@@ -94,9 +96,13 @@ class MigrationLog:
         self.arrivals[station_id] = now_s
         return True
 
-    def operator_action(self, at_s: float, kind: str, station_id: str, csms: Holder | None, outcome: str) -> None:
+    def operator_action(
+        self, at_s: float, kind: str, target: str, csms: Holder | None, outcome: str, *, station: bool = True
+    ) -> None:
+        """``station``: ``target`` is a station (else the action concerns the whole CSMS, e.g. a tariff)."""
         if self.cutover_s is not None:
-            self.actions.append(OperatorAction(at_s, kind, station_id, csms, outcome, station_id in self.moved))
+            after_wave = target in self.moved or not station
+            self.actions.append(OperatorAction(at_s, kind, target, csms, outcome, after_wave))
 
     # ---- the report --------------------------------------------------------------------------------------
     def section(self, end_s: float) -> dict[str, Any]:
@@ -113,7 +119,7 @@ class MigrationLog:
             "data": data,
             "data_mismatches": sorted(t for t, counts in data.items() if counts["exported"] != counts["imported"]),
             "operator_actions": [
-                {"at_s": a.at_s, "kind": a.kind, "station_id": a.station_id, "csms": a.csms, "outcome": a.outcome}
+                {"at_s": a.at_s, "kind": a.kind, "target": a.target, "csms": a.csms, "outcome": a.outcome}
                 for a in self.actions
             ],
             # An action after a station's wave that did not go to the new CSMS: the old one no longer holds it.

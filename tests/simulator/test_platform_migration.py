@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from csms.services import tariffs as tariff_service
 from csms.services import transactions as tx_service
 from csms.services import uptime as uptime_service
 from simulator import report
@@ -36,6 +37,10 @@ vehicles:
   group: cars
 actions:
   - {at: "22:00", kind: provision_tokens, vehicles: cars}
+  - {at: "22:00", kind: set_tariff, tariff: NIGHT, energy_price: 0.30, vat: 19, charger: a16, group: cars}
+  - {at: "22:00", kind: set_tariff, tariff: STANDARD, energy_price: 0.45, flat_fee: 1.00, charger: a20}
+  - {at: "23:30", kind: set_tariff, tariff: NIGHT, energy_price: 0.28, vat: 19}
+  - {at: "01:00", kind: set_tariff, tariff: NIGHT, energy_price: 0.25, vat: 19}
   - {at: "00:00", kind: export_import}
   - {at: "00:05", kind: repoint, charger: a16, window: 15m}
   - {at: "00:10", kind: repoint, charger: a20, window: 20m}
@@ -92,7 +97,7 @@ def test_operator_actions_after_a_wave_go_to_the_new_csms() -> None:
     run = VirtualRun(parse_scenario(SMALL))
     built = report.build(run.run())
     assert built["passed"], [c for c in built["checks"] if not c["passed"]]
-    actions = {(a["station_id"], a["kind"]): a for a in built["migration"]["operator_actions"]}
+    actions = {(a["target"], a["kind"]): a for a in built["migration"]["operator_actions"]}
     for station_id, action in (("a16-1", "RemoteStopTransaction"), ("a20-1", "RequestStopTransaction")):
         assert actions[(station_id, "remote_stop")]["csms"] == "new"
         assert actions[(station_id, "remote_stop")]["outcome"] == f"{action}: Accepted"
@@ -110,6 +115,29 @@ def test_operator_actions_after_a_wave_go_to_the_new_csms() -> None:
     assert stopped["a20-3"].stop_reason != "Remote"
 
 
+def test_tariffs_with_their_history_and_assignments_move_and_later_changes_go_to_the_new_csms() -> None:
+    run = VirtualRun(parse_scenario(SMALL))
+    built = report.build(run.run())
+    data = built["migration"]["data"]
+    # Counted on the old CSMS's bundle and on the new CSMS right after the import: every table of the bundle.
+    assert data["tariffs"] == {"exported": 2, "imported": 2}
+    assert data["tariff_versions"] == {"exported": 3, "imported": 3}  # NIGHT twice, STANDARD once
+    assert data["tariff_assignments"] == {"exported": 6, "imported": 6}  # a16 x3 for cars, a20 x3 for everyone
+    assert set(data) >= {"stations", "id_tokens", "api_keys", "transactions", "meter_samples", "status_history"}
+    assert built["migration"]["data_mismatches"] == []
+    changed = [a for a in built["migration"]["operator_actions"] if a["kind"] == "set_tariff"]
+    assert changed == [{"at_s": 3 * 3600.0, "kind": "set_tariff", "target": "NIGHT", "csms": "new",
+                        "outcome": "set"}]  # fmt: skip
+    assert run.migration is not None
+    with run.migration.new.session_factory() as db:
+        history = tariff_service.versions(db, "NIGHT")
+        assert [v.body["elements"][0]["price_components"][0]["price"] for v in history] == ["0.3", "0.28", "0.25"]
+        quote = tariff_service.resolve(db, "a16-1", 1, "cars")
+        assert quote is not None and quote.id == "NIGHT" and quote.version == 3
+    with run.migration.old.session_factory() as db:
+        assert len(tariff_service.versions(db, "NIGHT")) == 2  # the change after the cut-over went to B only
+
+
 @pytest.mark.slow
 def test_the_shipped_platform_migration_scenario_passes() -> None:
     path = Path(__file__).parents[2] / "scenarios" / "platform-migration.yaml"
@@ -117,8 +145,15 @@ def test_the_shipped_platform_migration_scenario_passes() -> None:
     assert built["passed"], [c for c in built["checks"] if not c["passed"]]
     assert built["migration"]["stations_on_new"] == 64
     actions = built["migration"]["operator_actions"]
-    assert [(a["station_id"], a["csms"]) for a in actions] == [("alf-1", "new"), ("abb-1", "new")], actions
-    assert all(a["outcome"].endswith(": Accepted") for a in actions), actions
+    assert [(a["target"], a["csms"]) for a in actions] == [("alf-1", "new"), ("abb-1", "new"), ("PUBLIC", "new")]
+    assert all(a["outcome"].endswith(": Accepted") for a in actions[:2]), actions
+    assert actions[2] == {"at_s": 6 * 3600.0, "kind": "set_tariff", "target": "PUBLIC", "csms": "new", "outcome": "set"}
+    data = built["migration"]["data"]
+    assert (data["tariffs"], data["tariff_versions"], data["tariff_assignments"]) == (
+        {"exported": 2, "imported": 2},
+        {"exported": 3, "imported": 3},
+        {"exported": 52, "imported": 52},
+    )
 
 
 def test_a_wave_before_the_cut_over_is_refused_with_its_place() -> None:

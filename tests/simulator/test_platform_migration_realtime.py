@@ -66,6 +66,9 @@ def test_a_fleet_moves_between_two_csms_serve_processes_in_real_time(
     assert data["id_tokens"] == {"exported": 8, "imported": 8}
     assert data["transactions"] == {"exported": 8, "imported": 8}
     assert data["meter_samples"]["exported"] > 0 and migration["data_mismatches"] == []
+    assert data["tariffs"] == {"exported": 2, "imported": 2}
+    assert data["tariff_versions"] == {"exported": 3, "imported": 3}
+    assert data["tariff_assignments"] == {"exported": 8, "imported": 8}
     # The report reads B (it holds the whole history): one row per session, each closed there, to the Wh.
     tx = real["transactions"]
     assert tx["csms_source"] == "api" and tx["started"] == 8 and tx["completed"] == 8, tx
@@ -83,7 +86,11 @@ def test_a_fleet_moves_between_two_csms_serve_processes_in_real_time(
         assert _get(b, f"/stations/{station_id}")["last_boot_at"] is not None
     # The operator's remote stops after the waves went to B, which stopped the sessions it had imported; the
     # one issued between the cut-over and the station's wave reached nobody, and the report says so.
-    actions = {a["station_id"]: a for a in migration["operator_actions"]}
+    actions = {a["target"]: a for a in migration["operator_actions"]}
+    assert actions["NIGHT"]["kind"] == "set_tariff" and actions["NIGHT"]["csms"] == "new", actions
+    prices = [v["body"]["elements"][0]["price_components"][0]["price"] for v in _get(b, "/tariffs/NIGHT/versions")]
+    assert prices == ["0.3", "0.28", "0.25"], prices  # A's history, then the change made on B
+    assert len(_get(a, "/tariffs/NIGHT/versions")) == 2
     assert actions["a16-1"]["csms"] == "new" and actions["a16-1"]["outcome"] == "RemoteStopTransaction: Accepted"
     assert actions["a20-1"]["csms"] == "new" and actions["a20-1"]["outcome"] == "RequestStopTransaction: Accepted"
     assert actions["a20-3"]["csms"] is None and actions["a20-3"]["outcome"].startswith("not sent")
@@ -101,6 +108,6 @@ def test_a_migration_in_real_time_without_the_new_csms_is_refused_before_it_star
         *("--csms", "ws://127.0.0.1:9/ocpp", "--api-url", "http://127.0.0.1:9"),
     )
     assert done.returncode == 2, done.stdout + done.stderr
-    assert f"realtime-migration.yaml:{line}:" in done.stderr and "actions[1].kind" in done.stderr, done.stderr
+    assert f"realtime-migration.yaml:{line}:" in done.stderr and "actions[5].kind" in done.stderr, done.stderr
     assert "needs --new-csms WS_URL and --new-api-url URL" in done.stderr, done.stderr
     assert not (tmp_path / "out").exists()
