@@ -108,6 +108,7 @@ class PlatformMigration(MigrationLog):
         self.new.import_bundle(bundle)
         # every table the bundle carries, counted on the new CSMS before anything else writes to it
         self.imported = self.new.row_counts(list(self.exported))
+        self.imported_s = self.cutover_s
         self._declare_outages()
 
     def _declare_outages(self) -> None:

@@ -103,18 +103,19 @@ class RealtimeMigration(MigrationLog):
         await self.new.import_bundle(bundle)
         # what B holds now, table by table, before any charger reaches it
         self.imported = manifest_rows(await self.new.export_bundle())
+        self.imported_s = self.now_s()
         log.info("migration: %d rows exported from A and imported into B", sum(self.exported.values()))
 
     async def _wait_gone(self) -> None:
         """A writes a station's disconnection when it notices it: the export must come after."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + GONE_WALL_S
-        for station_id in self.links:
-            while (await self.old.station(station_id)).connected:
-                if loop.time() > deadline:
-                    log.warning("migration: A still shows %s connected; exporting anyway", station_id)
-                    return
-                await asyncio.sleep(0.05)
+        ours = set(self.links)
+        while still := ours & await self.old.connected_stations():
+            if loop.time() > deadline:
+                log.warning("migration: A still shows %s connected; exporting anyway", ", ".join(sorted(still)))
+                return
+            await asyncio.sleep(0.05)
 
     async def _let_onto_new(self, item: Repoint) -> None:
         stations = self.scenario.resolve_chargers(item.charger)

@@ -262,6 +262,10 @@ class ChargetwinOperator:
         statuses = {(c["evse_id"], c["connector_id"]): c["status"] for c in row["connectors"] if c["status"]}
         return StoredStation(station_id, row["connected"], statuses, row["registration_status"])
 
+    async def connected_stations(self) -> set[str]:
+        """The stations connected to the CSMS now (one ``GET /stations``)."""
+        return {row["id"] for row in await self._json("GET", "/stations") if row["connected"]}
+
     async def uptime(self, station_ids: list[str], start: datetime, end: datetime) -> dict[str, Any]:
         rows = await self._json(
             "GET", "/uptime", params={"period_start": start.isoformat(), "period_end": end.isoformat()}

@@ -70,6 +70,8 @@ class MigrationLog:
         #: Rows per table in the old CSMS's bundle, and on the new CSMS right after the import.
         self.exported: dict[str, int] = {}
         self.imported: dict[str, int] = {}
+        #: When the new CSMS held the import (scenario seconds): no wave lets a charger onto it before.
+        self.imported_s: float | None = None
         self.actions: list[OperatorAction] = []
         self.wave_of = planned_waves(scenario)
 
@@ -110,6 +112,7 @@ class MigrationLog:
         data = {t: {"exported": self.exported.get(t, 0), "imported": self.imported.get(t, 0)} for t in self.imported}
         return {
             "cutover_s": self.cutover_s,
+            "imported_s": self.imported_s,
             "waves": [self._wave(w) for w in self.waves],
             "stations": stations,
             "stations_total": len(self.scenario.station_ids()),

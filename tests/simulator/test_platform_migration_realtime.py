@@ -5,14 +5,19 @@ on A end on B as one session each, to the Wh; every station ends on B; the data 
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from csms.cli import main as csms_main
+from simulator.scenario.loader import load_scenario
+from simulator.scenario.models import Repoint
 from tests.simulator.test_realtime import API_KEY, Csms, _serve, run_cli
 
 SCENARIO = Path(__file__).parent / "data" / "realtime-migration.yaml"
@@ -21,8 +26,19 @@ HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 
 
 @pytest.fixture
-def two_csms(tmp_path: Path) -> Iterator[tuple[Csms, Csms]]:
-    """A and B, empty: the run provisions A through its API, B gets everything from A's bundle."""
+def operator_key(tmp_path: Path) -> str:
+    """The operator's own key on A (``csms apikeys create``), made before A serves."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        status = csms_main(["apikeys", "create", "--name", "ops", "--database-url", f"sqlite:///{tmp_path / 'a.db'}"])
+    assert status == 0, err.getvalue()
+    return out.getvalue().strip()
+
+
+@pytest.fixture
+def two_csms(tmp_path: Path, operator_key: str) -> Iterator[tuple[Csms, Csms]]:
+    """A (with the operator's key) and B, empty: the run provisions A through its API, B gets everything
+    from A's bundle."""
     with _serve(f"sqlite:///{tmp_path / 'a.db'}") as a, _serve(f"sqlite:///{tmp_path / 'b.db'}") as b:
         yield a, b
 
@@ -50,7 +66,7 @@ def migrate(a: Csms, b: Csms, out: Path, scenario: Path = SCENARIO, *extra: str)
 
 @pytest.mark.timeout(120)
 def test_a_fleet_moves_between_two_csms_serve_processes_in_real_time(
-    two_csms: tuple[Csms, Csms], tmp_path: Path
+    two_csms: tuple[Csms, Csms], operator_key: str, tmp_path: Path
 ) -> None:
     a, b = two_csms
     real = migrate(a, b, tmp_path / "out")
@@ -63,6 +79,7 @@ def test_a_fleet_moves_between_two_csms_serve_processes_in_real_time(
     # The data check covers every table of the bundle; the run's own rows moved whole.
     data = migration["data"]
     assert data["stations"] == {"exported": 8, "imported": 8}
+    assert data["api_keys"] == {"exported": 1, "imported": 1}
     assert data["id_tokens"] == {"exported": 8, "imported": 8}
     assert data["transactions"] == {"exported": 8, "imported": 8}
     assert data["meter_samples"]["exported"] > 0 and migration["data_mismatches"] == []
@@ -95,6 +112,10 @@ def test_a_fleet_moves_between_two_csms_serve_processes_in_real_time(
     assert actions["a20-1"]["csms"] == "new" and actions["a20-1"]["outcome"] == "RequestStopTransaction: Accepted"
     assert actions["a20-3"]["csms"] is None and actions["a20-3"]["outcome"].startswith("not sent")
     assert migration["actions_to_old_csms"] == 0
+    # The operator's key moved as a hash: the same key signs in on B; a wrong one does not.
+    for key, expected in ((operator_key, 200), ("not-the-key-0123456789", 401)):
+        answer = httpx.get(f"{b.api_url}/api/v1/stations", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert answer.status_code == expected, answer.text
     reasons = {row["station_id"]: row["stop_reason"] for row in on_b}
     assert reasons["a16-1"] == reasons["a20-1"] == "Remote" and reasons["a20-3"] != "Remote", reasons
 
@@ -111,3 +132,40 @@ def test_a_migration_in_real_time_without_the_new_csms_is_refused_before_it_star
     assert f"realtime-migration.yaml:{line}:" in done.stderr and "actions[5].kind" in done.stderr, done.stderr
     assert "needs --new-csms WS_URL and --new-api-url URL" in done.stderr, done.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_shipped_platform_migration_scenario_in_real_time(two_csms: tuple[Csms, Csms], tmp_path: Path) -> None:
+    """64 chargers, five waves, 8 virtual hours at x60 (about 8.5 minutes). At x60 every wall second of the
+    export and import is a minute of the scenario: on a loaded machine they outlast the first wave's plan, and
+    the report says so (that wave's stations are away beyond their window, `sim run` exits 1); everything else
+    holds as in virtual time."""
+    a, b = two_csms
+    shipped = Path(__file__).parents[2] / "scenarios" / "platform-migration.yaml"
+    out = tmp_path / "out"
+    done = run_cli(
+        "simulator.cli",
+        *("run", str(shipped), "--out", str(out), "--quiet", "--realtime", "--speed", "60"),
+        *("--csms", a.ws_url, "--api-url", a.api_url, "--api-key", API_KEY),
+        *("--new-csms", b.ws_url, "--new-api-url", b.api_url),
+        timeout=880,
+    )
+    assert done.returncode in (0, 1) and "Traceback" not in done.stderr, done.stderr[-3000:]
+    real = json.loads((out / "report.json").read_text())
+    failed = {c["name"] for c in real["checks"] if not c["passed"]}
+    assert failed <= {"migration_downtime_beyond_window"}, real["checks"]
+    migration, tx = real["migration"], real["transactions"]
+    assert tx["started"] == tx["completed"] == 56 and tx["lost"] == tx["duplicated"] == 0, tx
+    assert tx["energy_max_error_kwh"] == 0.0, tx
+    assert migration["stations_on_new"] == 64 and migration["data_mismatches"] == []
+    assert sum(w["sessions_carried_over"] for w in migration["waves"]) == 56
+    assert [(a["target"], a["csms"]) for a in migration["operator_actions"]] == [
+        ("alf-1", "new"), ("abb-1", "new"), ("PUBLIC", "new"),
+    ]  # fmt: skip
+    # Only stations whose wave was planned before the import was done can be late, and the report shows it.
+    scenario = load_scenario(shipped)
+    planned = {a.charger: scenario.seconds(a.at) for a in scenario.actions if isinstance(a, Repoint)}
+    late_waves = {charger for charger, at_s in planned.items() if at_s < migration["imported_s"]}
+    for station_id in migration["downtime_beyond_window"]:
+        assert station_id.split("-")[0] in late_waves, (station_id, late_waves, migration["imported_s"])
