@@ -82,6 +82,7 @@ from simulator.scenario.models import (
 )
 from simulator.station.charger import Charger, Registration
 from simulator.verify import faults as fv
+from simulator.verify.migration import Holder
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +288,7 @@ class OperatorActions:
                 self._warned.add("set_tariff")
                 log.warning("set_tariff skipped: only chargetwin's API (--operator chargetwin) sets tariffs")
             return
-        holder = None if migration is None else ("old" if migration.cutover_s is None else "new")
+        holder: Holder | None = None if migration is None else ("old" if migration.cutover_s is None else "new")
 
         async def job() -> None:
             try:
@@ -312,7 +313,7 @@ class OperatorActions:
             self._warned.add("demand_response")
             log.warning("demand_response skipped: a real-time CSMS receives events from its OpenADR VTN")
 
-    def _operator_for(self, station_id: str, kind: str, now: float) -> tuple[Operator | None, str | None]:
+    def _operator_for(self, station_id: str, kind: str, now: float) -> tuple[Operator | None, Holder | None]:
         """The operator of the CSMS holding the station (a migration's new CSMS after the station's wave), and
         which one that is (``old``/``new``; None without a migration)."""
         if self.migration is None:
@@ -339,9 +340,17 @@ class OperatorActions:
             self._update_firmware(operator, station_id, roll_out(item, self.signer, now), now)
         else:
             self._send(operator, holder, station_id, version, item, now)
+            return
+        self._record(now, item.kind, station_id, holder, "sent")  # several calls, followed by their own logs
 
     def _send(
-        self, operator: Operator, holder: str | None, station_id: str, version: Version, item: OperatorCall, now: float
+        self,
+        operator: Operator,
+        holder: Holder | None,
+        station_id: str,
+        version: Version,
+        item: OperatorCall,
+        now: float,
     ) -> None:
         """A remote start or stop, reset or availability change: one raw call through the operator."""
         if isinstance(item, RemoteStop):
@@ -366,11 +375,11 @@ class OperatorActions:
         self._queue.put_nowait(job)
 
     def _record(
-        self, now: float, kind: str, target: str, holder: str | None, outcome: str, *, station: bool = True
+        self, now: float, kind: str, target: str, holder: Holder | None, outcome: str, *, station: bool = True
     ) -> None:
         if self.migration is not None:
             at_s = now - self.migration.epoch
-            self.migration.operator_action(at_s, kind, target, holder, outcome, station=station)  # type: ignore[arg-type]
+            self.migration.operator_action(at_s, kind, target, holder, outcome, station=station)
 
     def _reserve(self, operator: Operator, station_id: str, item: Reserve) -> None:
         """``valid_for`` is scenario time: the CSMS's wall clock runs ``speed`` times slower."""

@@ -6,6 +6,7 @@ long as it took, and the data arrives whole."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,9 +62,17 @@ expect:
 """
 
 
-def test_sessions_started_on_the_old_csms_end_on_the_new_one_as_one_session() -> None:
+@pytest.fixture(scope="module")
+def small() -> tuple[VirtualRun, dict[str, Any]]:
+    """SMALL run once for the tests below (they only read it)."""
     run = VirtualRun(parse_scenario(SMALL))
-    built = report.build(run.run())
+    return run, report.build(run.run())
+
+
+def test_sessions_started_on_the_old_csms_end_on_the_new_one_as_one_session(
+    small: tuple[VirtualRun, dict[str, Any]],
+) -> None:
+    run, built = small
     assert built["passed"], [c for c in built["checks"] if not c["passed"]]
     migration = built["migration"]
     cutover = run.epoch + migration["cutover_s"]
@@ -91,11 +100,10 @@ def test_sessions_started_on_the_old_csms_end_on_the_new_one_as_one_session() ->
     assert migration["stations_on_new"] == 8
 
 
-def test_operator_actions_after_a_wave_go_to_the_new_csms() -> None:
+def test_operator_actions_after_a_wave_go_to_the_new_csms(small: tuple[VirtualRun, dict[str, Any]]) -> None:
     """A remote stop after the station's wave is sent by the new CSMS, which holds the station and its session;
     one between the cut-over and the wave reaches nobody, and the report says so."""
-    run = VirtualRun(parse_scenario(SMALL))
-    built = report.build(run.run())
+    run, built = small
     assert built["passed"], [c for c in built["checks"] if not c["passed"]]
     actions = {(a["target"], a["kind"]): a for a in built["migration"]["operator_actions"]}
     for station_id, action in (("a16-1", "RemoteStopTransaction"), ("a20-1", "RequestStopTransaction")):
@@ -115,9 +123,10 @@ def test_operator_actions_after_a_wave_go_to_the_new_csms() -> None:
     assert stopped["a20-3"].stop_reason != "Remote"
 
 
-def test_tariffs_with_their_history_and_assignments_move_and_later_changes_go_to_the_new_csms() -> None:
-    run = VirtualRun(parse_scenario(SMALL))
-    built = report.build(run.run())
+def test_tariffs_with_their_history_and_assignments_move_and_later_changes_go_to_the_new_csms(
+    small: tuple[VirtualRun, dict[str, Any]],
+) -> None:
+    run, built = small
     data = built["migration"]["data"]
     # Counted on the old CSMS's bundle and on the new CSMS right after the import: every table of the bundle.
     assert data["tariffs"] == {"exported": 2, "imported": 2}
