@@ -9,6 +9,7 @@ import io
 import json
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,11 @@ def two_csms(tmp_path: Path, operator_key: str) -> Iterator[tuple[Csms, Csms]]:
     from A's bundle."""
     with _serve(f"sqlite:///{tmp_path / 'a.db'}") as a, _serve(f"sqlite:///{tmp_path / 'b.db'}") as b:
         yield a, b
+
+
+def _ts(iso: str) -> float:
+    value = datetime.fromisoformat(iso)
+    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).timestamp()
 
 
 def _get(csms: Csms, path: str, **params: Any) -> Any:
@@ -91,10 +97,19 @@ def test_a_fleet_moves_between_two_csms_serve_processes_in_real_time(
     assert tx["csms_source"] == "api" and tx["started"] == 8 and tx["completed"] == 8, tx
     assert tx["lost"] == 0 and tx["duplicated"] == 0, tx
     assert all(row["error_kwh"] is not None and row["error_kwh"] <= 0.001 for row in tx["per_transaction"]), tx
-    cutover = real["scenario"]["start"]
+    start = datetime.fromisoformat(real["scenario"]["start"]).timestamp()
+    cutover = start + migration["cutover_s"]
     on_b = _get(b, "/transactions", limit=100)
     assert len(on_b) == 8 and all(row["stopped_at"] is not None for row in on_b), on_b
-    assert all(row["started_at"] < row["stopped_at"] for row in on_b) and cutover
+    for row in on_b:
+        assert _ts(row["started_at"]) < cutover < _ts(row["stopped_at"]), row
+        # What the charger queued while it reached nobody was delivered to B, once and in order.
+        readings = _get(b, f"/transactions/{row['id']}")["samples"]
+        samples = [_ts(r["timestamp"]) for r in readings]
+        keys = [(r["timestamp"], r["measurand"], r.get("phase"), r.get("location")) for r in readings]
+        arrival = cutover + migration["stations"][row["station_id"]]["away_s"]
+        assert samples == sorted(samples) and len(keys) == len(set(keys)), row["station_id"]
+        assert any(cutover < t < arrival for t in samples), f"{row['station_id']}: no reading of the time away"
     # A never saw the sessions end: it stopped serving at the cut-over.
     on_a = _get(a, "/transactions", limit=100)
     assert len(on_a) == 8 and all(row["stopped_at"] is None for row in on_a), on_a
