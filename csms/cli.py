@@ -1461,7 +1461,9 @@ def _report_parsers(commands: Any) -> None:
     sessions.add_argument("--format", default="csv", choices=["csv", "jsonl", "parquet"])
     sessions.add_argument("--station", help="only this station's sessions")
     plot = reports.add_parser("plot", help="a report picture (PNG)", description="Draw a report picture.")
-    plot.add_argument("kind", choices=["energy", "utilisation"])
+    plot.add_argument("kind", choices=["energy", "revenue", "utilisation"])
+    for parser in (usage, plot):
+        parser.add_argument("--currency", help="revenue in this ISO 4217 currency (default: the CDRs' one)")
     for parser in (usage, sessions, plot):
         parser.add_argument("--from", dest="start", required=True, type=_instant, help="ISO 8601, naive is UTC")
         parser.add_argument("--to", dest="end", required=True, type=_instant, help="ISO 8601 (excluded)")
@@ -1502,17 +1504,23 @@ def _write_report(db: Session, args: argparse.Namespace, tz: Any) -> str:
     from csms.services import usage_reports as ur
 
     if args.report == "plot":
-        if args.kind == "energy":
-            rows = ur.usage(db, args.start, args.end, "day", tz=tz, site_id=args.site)
-            png = plots.per_day(rows, "energy_kwh", "kWh", f"Energy per day ({args.tz})")
+        if args.kind in ("energy", "revenue"):
+            rows = ur.usage(db, args.start, args.end, "day", tz=tz, site_id=args.site, currency=args.currency)
+            if args.kind == "energy":
+                png = plots.per_day(rows, "energy_kwh", "kWh", f"Energy per day ({args.tz})")
+            else:
+                code = next((r["currency"] for r in rows if r["currency"]), args.currency or "")
+                label = f"{code} incl. VAT".strip()
+                png = plots.per_day(rows, "revenue_incl_vat", label, f"Revenue per day ({args.tz})", color="#1c7ed6")
         else:
             matrix = ur.occupancy_by_hour(db, args.start, args.end, tz=tz, site_id=args.site)
             png = plots.occupancy_heatmap(matrix, f"Ports occupied by hour ({args.tz})")
         args.out.write_bytes(png)
         return f"{len(png):,} bytes of PNG"
     if args.report == "usage":
-        rows = ur.usage(db, args.start, args.end, args.by, tz=tz, site_id=args.site)
-        columns = [args.by, "sessions", "energy_kwh", "occupied_hours", "utilisation_pct", "uptime_pct"]
+        rows = ur.usage(db, args.start, args.end, args.by, tz=tz, site_id=args.site, currency=args.currency)
+        columns = [args.by, "sessions", "energy_kwh", "currency", "revenue_excl_vat", "revenue_incl_vat",
+                   "occupied_hours", "utilisation_pct", "uptime_pct"]  # fmt: skip
         if args.format == "table":
             return _emit(args, _table([[r[c] for c in columns] for r in rows], [c.upper() for c in columns]) + "\n")
         return _emit_rows(args, rows, columns, len(rows))
