@@ -1,5 +1,6 @@
 """The HTTP API: FastAPI under ``/api/v1`` (OpenAPI at ``/openapi.json``, Swagger UI at ``/docs``, ReDoc at
-``/redoc``), API-key auth, dashboard at ``/``."""
+``/redoc``), API keys and console sessions checked against one permission table (csms/api/auth.py), the
+dashboard at ``/`` and the sign-in pages."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
-from csms.api import dashboard
-from csms.api.deps import require_key
+from csms.api import console, dashboard
+from csms.api.auth import require_access
 from csms.api.docs_pages import mount_docs
 from csms.api.limits import BoundedBodies
 from csms.api.request_id import RequestIds
@@ -62,7 +63,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     app.state.session_factory = session_factory
     app.state.gateway = gateway
     app.state.api_key = api_key or None
-    secured = [Depends(require_key)]
+    secured = [Depends(require_access)]
     routers = (
         stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics,
         security_events, certificates, contract_roots, configuration, display_messages, reservations,
@@ -78,6 +79,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     app.state.payment_providers = payment_providers(None)  # run_server gives them their webhook secrets
     app.state.monitor = None  # the alert monitor, when run_server starts one
     app.include_router(dashboard.router)
+    app.include_router(console.router)  # sign-in, sign-out, password change, one-time set-password links
     mount_docs(app)
 
     @app.exception_handler(DomainError)
