@@ -64,6 +64,10 @@ class Principal:
     def sees(self, organisation_id: int) -> bool:
         return organisations.visible(self.scope, organisation_id)
 
+    def adopt(self, row: Any) -> None:
+        """A new object made by this caller belongs to its organisation."""
+        row.organisation_id = self.organisation_id
+
     @property
     def actor(self) -> str:
         return f"{self.kind}:{self.id}"
