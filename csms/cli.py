@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ from csms.runtime import settings as serve_settings
 from csms.runtime.settings import ServeSettings
 from csms.services import (
     apikeys,
+    audit,
     authorization,
     billing,
     certificates,
@@ -76,14 +78,43 @@ def _iso(text: str) -> datetime:
 
 
 def _in_transaction(args: argparse.Namespace, work: Callable[[Session], Any]) -> Any:
+    """``work`` in one transaction; what it changed is written to the audit trail in the same transaction."""
     from csms.runtime.server import prepare_database  # the server's imports only for commands that need them
 
     engine = prepare_database(args.database_url)
     try:
         with make_session_factory(engine)() as db, db.begin():
-            return work(db)
+            collector = audit.Collector()
+            db.info["audit"] = collector
+            result = work(db)
+            _audit(db, args, collector)
+            return result
     finally:
         engine.dispose()
+
+
+def _audit(db: Session, args: argparse.Namespace, collector: audit.Collector) -> None:
+    """The audit entry of a command that changed something, in the command's own transaction. (``csms import``
+    of a bundle writes none: a bundle moves a whole database, the old CSMS's trail included, and importing it
+    twice must change nothing.)"""
+    db.flush()
+    if collector.changed:
+        who = audit.Who(f"cli:{_os_user()}"[:100], None, None, "cli")
+        audit.record(db, who, _command(args), 0, datetime.now(UTC), collector=collector)
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for the uid (a container)
+        return str(os.getuid())
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command as typed, without its arguments (which may hold passwords): ``csms users add``."""
+    handler = getattr(args, "handler", None)
+    name = getattr(handler, "__name__", "cmd_unknown").removeprefix("cmd_")
+    return "csms " + name.replace("_", " ")
 
 
 def _table(rows: list[Sequence[Any]], header: Sequence[str]) -> str:
@@ -514,8 +545,14 @@ def _import(args: argparse.Namespace, records: imports.Records, report: imports.
     engine = prepare_database(args.database_url)
     try:
         with make_session_factory(engine)() as db:
+            collector = audit.Collector()
+            db.info["audit"] = collector
             imports.apply(db, records, report, datetime.now(UTC))
-            db.rollback() if args.dry_run else db.commit()
+            if args.dry_run:
+                db.rollback()
+            else:
+                _audit(db, args, collector)
+                db.commit()
     finally:
         engine.dispose()
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.render(args.dry_run))

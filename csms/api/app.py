@@ -10,12 +10,14 @@ from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
 from csms.api import console, dashboard
+from csms.api.audit import AuditTrail
 from csms.api.auth import require_access
 from csms.api.docs_pages import mount_docs
 from csms.api.limits import BoundedBodies
 from csms.api.request_id import RequestIds
 from csms.api.routes import (
     alerts,
+    audit,
     billing,
     bundles,
     calls,
@@ -59,6 +61,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
         redoc_url=None,
     )
     app.add_middleware(BoundedBodies)  # sizes and nesting of request bodies, before anything parses them
+    app.add_middleware(AuditTrail)  # every unsafe request leaves an entry, refused ones too (its 413 included)
     app.add_middleware(RequestIds)  # added last, so it runs first: every answer carries X-Request-ID
     app.state.session_factory = session_factory
     app.state.gateway = gateway
@@ -67,7 +70,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     routers = (
         stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics,
         security_events, certificates, contract_roots, configuration, display_messages, reservations,
-        monitoring, local_lists, bundles, repoint, reports, billing, fleet, multifamily, tariffs,
+        monitoring, local_lists, bundles, repoint, reports, billing, fleet, multifamily, tariffs, audit,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)

@@ -123,9 +123,14 @@ def _key_principal(request: Request, db: Session, key: str) -> Principal | None:
     return Principal("key", str(row.id), row.name, row.role, row.organisation_id)
 
 
-def route_path(request: Request) -> str:
-    route = request.scope.get("route")
-    return str(getattr(route, "path", request.url.path))
+def route_path(scope: Any) -> str | None:
+    """The matched route's path template in full (``/api/v1/stations/{station_id}``); None: no route matched.
+    FastAPI's included routers report the template without the prefix they were included under."""
+    path = getattr(scope.get("route"), "path", None)
+    if path is None:
+        return None
+    prefix = permissions.PREFIX
+    return prefix + path if scope.get("path", "").startswith(prefix + "/") and not path.startswith(prefix) else path
 
 
 def check_access(request: Request, db: Session) -> Principal:
@@ -137,7 +142,7 @@ def check_access(request: Request, db: Session) -> Principal:
             raise unauthorized("invalid or revoked API key")
         raise unauthorized("an API key (Authorization: Bearer KEY) or a console session is required")
     request.state.principal = principal
-    needed = permissions.required(request.method, route_path(request))
+    needed = permissions.required(request.method, route_path(request.scope) or request.url.path)
     if needed is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this route is not declared in the permission table")
     if needed != permissions.PUBLIC and not principal.can(needed):

@@ -125,6 +125,7 @@ def signin(request: Request, fields: Form, db: DbSession) -> Response:
     if not _pre_csrf_ok(request, fields):
         return _csrf_refused()
     email = fields.get("email", "")[:254]
+    request.state.signin_email = email.strip().lower()
     client = request.client.host if request.client else None
     result = users.sign_in(db, email, fields.get("password", ""), fields.get("code") or None, _now(), client)
     request.state.signin = result  # for the audit trail

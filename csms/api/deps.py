@@ -32,10 +32,19 @@ def read_factory(request: Request) -> sessionmaker[Session]:
     return state.read_session_factory
 
 
+def _audited(request: Request, db: Session) -> Session:
+    """The session records what it changes for the request's audit entry (csms/api/audit.py)."""
+    collector = getattr(request.state, "audit", None)
+    if collector is not None:
+        db.info["audit"] = collector
+    return db
+
+
 def db_session(request: Request) -> Iterator[Session]:
     # GET/HEAD only read: they must not queue for SQLite's write lock behind the gateway's group commit.
     reading = request.method in ("GET", "HEAD")
     with (read_factory(request) if reading else _factory(request))() as db:
+        _audited(request, db)
         try:
             yield db
         except BaseException:
@@ -60,7 +69,7 @@ async def in_transaction(request: Request, work: Callable[[Session], T]) -> T:
 
     def run() -> T:
         with _factory(request)() as db, db.begin():
-            return work(db)
+            return work(_audited(request, db))
 
     return await run_in_threadpool(run)
 

@@ -153,6 +153,7 @@ ROUTES: dict[tuple[str, str], P | Literal["public"]] = {
     ("POST", "/tariff-assignments"): P.TARIFFS,
     ("DELETE", "/tariff-assignments/{assignment_id}"): P.TARIFFS,
     ("GET", "/stations/{station_id}/price-quote"): P.READ,
+    ("GET", "/audit"): P.AUDIT,
     ("POST", "/uploads/diagnostics/{token}"): PUBLIC,
     ("PUT", "/uploads/diagnostics/{token}"): PUBLIC,
     ("GET", "/firmware/{name}"): PUBLIC,

@@ -60,6 +60,7 @@ EXPORTED: dict[str, str] = {
     "tariff_assignments": "which tariff applies at which site, station or EVSE, for which driver group",
     "organisations": "tenants: each station, site, token, tariff, account, key and user belongs to one",
     "users": "console users: e-mail, organisation, role, argon2 password hashes and TOTP secrets",
+    "audit_log": "the append-only audit trail: who changed what, before and after, and every refused write",
 }
 
 #: Tables left out, and why.

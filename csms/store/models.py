@@ -1099,3 +1099,41 @@ class SignInFailure(Base):
     failures: Mapped[int] = mapped_column(Integer)
     window_start: Mapped[datetime] = mapped_column(UtcDateTime())
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+# ---- the audit trail ----------------------------------------------------------------------------------------
+class AuditEntry(Base):
+    """One change or refusal: who (a user, a key, the CLI, or anonymous), in which organisation, what (the
+    request's method and route, or the CLI command), on which object, its before and after, when (UTC), from
+    where, under which request id. Append-only: the database refuses UPDATE and DELETE (triggers, migration
+    7c3e9a5b1f62)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_station_at", "station_id", "at"),
+        Index("ix_audit_log_actor_at", "actor", "at"),
+        Index("ix_audit_log_object", "object_type", "object_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: ``user:ID``, ``key:ID`` (``key:fixed``), ``cli:OS-USER`` or ``anonymous``.
+    actor: Mapped[str] = mapped_column(String(100))
+    #: The user's e-mail, the key's name, or the e-mail a failed sign-in named.
+    actor_name: Mapped[str | None] = mapped_column(String(254))
+    organisation_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    #: ``POST /api/v1/stations/{station_id}/reset``, ``POST /signin``, ``csms users add`` …
+    action: Mapped[str] = mapped_column(String(200))
+    #: The HTTP status answered (0: a CLI command, which either committed or wrote nothing).
+    status: Mapped[int] = mapped_column(Integer)
+    object_type: Mapped[str | None] = mapped_column(String(50))
+    object_id: Mapped[str | None] = mapped_column(String(200))
+    station_id: Mapped[str | None] = mapped_column(String(48))
+    #: ``{"table:key": {column: value}}`` of every row the request changed, before and after (secrets masked).
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: The request's JSON body as sent (secrets masked; cut at 16 KiB): a command's payload.
+    request: Mapped[Any | None] = mapped_column(JSON)
+    client: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(128))
