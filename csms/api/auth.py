@@ -22,7 +22,16 @@ from csms.api import permissions
 from csms.api.deps import read_factory, unauthorized
 from csms.services import apikeys, organisations, users
 from csms.services.roles import PLATFORM_ADMIN, Permission, allows
-from csms.store.models import DEFAULT_ORGANISATION_ID, BillingAccount, IdToken, Site, Station, TariffRow
+from csms.store.models import (
+    DEFAULT_ORGANISATION_ID,
+    Alert,
+    BillingAccount,
+    IdToken,
+    Site,
+    Station,
+    TariffRow,
+    Transaction,
+)
 
 #: The session cookie; under TLS with the ``__Host-`` prefix (Secure, path /, no Domain: no subdomain can set it).
 COOKIE = "ct_session"
@@ -155,6 +164,13 @@ def check_access(request: Request, db: Session) -> Principal:
     return principal
 
 
+#: Path parameters that name an object of a station: (model, what its 404 calls it); the station decides.
+STATION_OWNED_PARAMS: dict[str, tuple[type[Any], str]] = {
+    "transaction_id": (Transaction, "transaction"),
+    "alert_id": (Alert, "alert"),
+}
+
+
 def check_tenant(principal: Principal, params: dict[str, Any], db: Session) -> None:
     """404 for an object of another organisation named in the path, worded as for one that does not exist, so
     ids of other tenants cannot be probed."""
@@ -167,6 +183,14 @@ def check_tenant(principal: Principal, params: dict[str, Any], db: Session) -> N
         row = db.get(model, value)
         if row is not None and not principal.sees(row.organisation_id):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what} {value!r} not found")
+    for name, (model, what) in STATION_OWNED_PARAMS.items():
+        value = params.get(name)
+        if value is None or not str(value).isdigit() or int(value) > 2**63 - 1:
+            continue  # not an id: the route's own validation answers
+        owned = db.get(model, int(value))
+        station = db.get(Station, owned.station_id) if owned is not None else None
+        if station is not None and not principal.sees(station.organisation_id):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what} {value} not found")
 
 
 _bearer_scheme = HTTPBearer(auto_error=False, description="an API key: `csms apikeys create` or $CHARGETWIN_API_KEY")

@@ -425,8 +425,11 @@ def query(
     since: datetime | None = None,
     until: datetime | None = None,
     status: TransactionStatus | None = None,
+    organisation_id: int | None = None,
 ) -> Select[Transaction]:
     q = select(Transaction).order_by(Transaction.id)
+    if organisation_id is not None:
+        q = q.where(Transaction.station_id.in_(select(Station.id).where(Station.organisation_id == organisation_id)))
     if station_id is not None:
         q = q.where(Transaction.station_id == station_id)
     if since is not None:

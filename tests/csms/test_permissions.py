@@ -17,8 +17,9 @@ import pytest
 from csms.api import permission_docs
 from csms.api.app import create_app
 from csms.api.permissions import PREFIX, PUBLIC, ROUTES
-from csms.services import apikeys, organisations, users
+from csms.services import apikeys, organisations, security_events, users
 from csms.services.roles import PLATFORM_ADMIN, ROLE_PERMISSIONS, ROLES
+from csms.store.models import Alert, Transaction
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "station-password-1"
@@ -144,6 +145,21 @@ async def test_a_key_of_one_organisation_cannot_see_or_touch_another_ones_object
         station = (await client.get("/api/v1/stations/b-1", headers=b)).json()
         assert station["registration_policy"] == "accept"  # nothing changed
         assert (await client.get("/api/v1/tokens/TAG-B", headers=b)).json()["status"] == "Accepted"
+
+        # What hangs off a station follows it: its transactions, alerts and security events.
+        with session_factory() as db, db.begin():
+            db.add(Transaction(id=7, station_id="b-1", charger_tx_id="tx-7", started_at=now, status="Active"))
+            db.add(Alert(id=5, rule="offline", station_id="b-1", severity="major", raised_at=now))
+            security_events.record(db, type="TamperDetectionActivated", at=now, station_id="b-1", origin="station")
+        for url in ("/api/v1/transactions", "/api/v1/alerts", "/api/v1/security-events"):
+            assert (await client.get(url, headers=a)).json() == []
+            assert len((await client.get(url, headers=b)).json()) == 1
+        theirs = await client.get("/api/v1/transactions/7", headers=a)
+        assert theirs.status_code == 404 and theirs.json()["detail"] == "transaction 7 not found"
+        assert (await client.get("/api/v1/transactions/8", headers=a)).json()["detail"] == "transaction 8 not found"
+        acknowledged = await client.post("/api/v1/alerts/5/acknowledge", headers=a, json={"by": "a"})
+        assert acknowledged.status_code == 404 and acknowledged.json()["detail"] == "alert 5 not found"
+        assert (await client.get("/api/v1/alerts", headers=b)).json()[0]["acknowledged_at"] is None
 
         denied = await client.post("/api/v1/tokens", headers={"Authorization": f"Bearer {viewer_a}"}, json={})
         assert denied.status_code == 403 and "viewer" in denied.json()["detail"]
