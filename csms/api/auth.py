@@ -10,6 +10,8 @@ while it leaks into access logs, browser history and proxies.
 from __future__ import annotations
 
 import hmac
+import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -17,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from csms.api import permissions
 from csms.api.deps import read_factory, unauthorized
@@ -160,7 +163,7 @@ def check_access(request: Request, db: Session) -> Principal:
         sent = request.headers.get(CSRF_HEADER, "")
         if not principal.csrf or not hmac.compare_digest(sent.encode(), principal.csrf.encode()):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"missing or wrong CSRF token ({CSRF_HEADER} header)")
-    check_tenant(principal, request.path_params, db)
+    check_tenant(principal, request.path_params.items(), db)
     return principal
 
 
@@ -171,38 +174,67 @@ STATION_OWNED_PARAMS: dict[str, tuple[type[Any], str]] = {
 }
 
 
-def check_tenant(principal: Principal, params: dict[str, Any], db: Session) -> None:
-    """404 for an object of another organisation named in the path, worded as for one that does not exist, so
-    ids of other tenants cannot be probed."""
+def check_tenant(principal: Principal, named: Iterable[tuple[str, Any]], db: Session) -> None:
+    """404 for an object of another organisation named in the path or the body (``named``: name, value pairs),
+    worded as for one that does not exist, so ids of other tenants cannot be probed."""
     if principal.scope is None:
         return
-    for name, (model, what) in SCOPED_PARAMS.items():
-        value = params.get(name)
-        if value is None:
-            continue
-        row = db.get(model, value)
-        if row is not None and not principal.sees(row.organisation_id):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what} {value!r} not found")
-    for name, (model, what) in STATION_OWNED_PARAMS.items():
-        value = params.get(name)
-        if value is None or not str(value).isdigit() or int(value) > 2**63 - 1:
-            continue  # not an id: the route's own validation answers
-        owned = db.get(model, int(value))
-        station = db.get(Station, owned.station_id) if owned is not None else None
-        if station is not None and not principal.sees(station.organisation_id):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what} {value} not found")
+    for name, value in named:
+        if name in SCOPED_PARAMS and isinstance(value, str):
+            model, what = SCOPED_PARAMS[name]
+            row = db.get(model, value)
+            if row is not None and not principal.sees(row.organisation_id):
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what} {value!r} not found")
+        elif name in STATION_OWNED_PARAMS and str(value).isdigit() and int(value) <= 2**63 - 1:
+            model, what = STATION_OWNED_PARAMS[name]
+            owned = db.get(model, int(value))
+            station = db.get(Station, owned.station_id) if owned is not None else None
+            if station is not None and not principal.sees(station.organisation_id):
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what} {value} not found")
+
+
+def named_in_body(body: Any) -> Iterator[tuple[str, Any]]:
+    """The objects a JSON body names: its top-level keys, and those of the objects in its top-level lists
+    (a site's ``evses``)."""
+    if not isinstance(body, dict):
+        return
+    for key, value in body.items():
+        if key in SCOPED_PARAMS or key in STATION_OWNED_PARAMS:
+            yield key, value
+        elif isinstance(value, list):
+            for item in value[:100_000]:
+                if isinstance(item, dict):
+                    yield from ((k, v) for k, v in item.items() if k in SCOPED_PARAMS or k in STATION_OWNED_PARAMS)
+
+
+async def _json_body(request: Request) -> Any:
+    if request.method in SAFE_METHODS:
+        return None
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return None
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        return None  # the route's own validation answers
 
 
 _bearer_scheme = HTTPBearer(auto_error=False, description="an API key: `csms apikeys create` or $CHARGETWIN_API_KEY")
 
 
-def require_access(
+async def require_access(
     request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)]
 ) -> Principal:
     """The dependency of every secured ``/api/v1`` router (the bearer scheme is named for the OpenAPI document;
-    the header is read by :func:`authenticate`)."""
-    with read_factory(request)() as db:
-        return check_access(request, db)
+    the header is read by :func:`authenticate`). The database work runs on a worker thread."""
+    body = await _json_body(request)
+
+    def check() -> Principal:
+        with read_factory(request)() as db:
+            principal = check_access(request, db)
+            check_tenant(principal, named_in_body(body), db)
+            return principal
+
+    return await run_in_threadpool(check)
 
 
 def caller(request: Request) -> Principal:

@@ -161,6 +161,28 @@ async def test_a_key_of_one_organisation_cannot_see_or_touch_another_ones_object
         assert acknowledged.status_code == 404 and acknowledged.json()["detail"] == "alert 5 not found"
         assert (await client.get("/api/v1/alerts", headers=b)).json()[0]["acknowledged_at"] is None
 
+        # Objects named in a body are held to the same boundary.
+        named = [
+            await client.post("/api/v1/tariff-assignments", headers=a, json={"tariff_id": "T", "station_id": "b-1"}),
+            await client.post("/api/v1/stations/a-1/remote-start", headers=a, json={"id_token": "TAG-B"}),
+            await client.post("/api/v1/stations/a-1/remote-stop", headers=a, json={"transaction_id": 7}),
+            await client.post(
+                "/api/v1/sites",
+                headers=a,
+                json={
+                    "id": "site-a",
+                    "nodes": [{"id": "grid", "limit_kw": 50}],
+                    "evses": [{"station_id": "b-1", "evse_id": 1, "node": "grid"}],
+                },
+            ),
+        ]
+        assert [(r.status_code, r.json()["detail"]) for r in named] == [
+            (404, "station 'b-1' not found"),
+            (404, "id token 'TAG-B' not found"),
+            (404, "transaction 7 not found"),
+            (404, "station 'b-1' not found"),
+        ]
+
         denied = await client.post("/api/v1/tokens", headers={"Authorization": f"Bearer {viewer_a}"}, json={})
         assert denied.status_code == 403 and "viewer" in denied.json()["detail"]
         everything = await client.get("/api/v1/stations", headers={"Authorization": f"Bearer {platform}"})
