@@ -704,6 +704,13 @@ def cmd_users_reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users_disable(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    _in_transaction(args, lambda db: users.set_disabled(db, args.email, not args.enable, now))
+    print(f"user {args.email} {'enabled' if args.enable else 'disabled: every session ended'}")
+    return 0
+
+
 def cmd_users_totp(args: argparse.Namespace) -> int:
     if args.off:
         _in_transaction(args, lambda db: users.disable_totp(db, args.email))
@@ -937,6 +944,15 @@ def _users_parser(commands: Any) -> None:
     reset.add_argument("--console-url", default=None, metavar="URL", help=link_help)
     _database_option(reset)
     reset.set_defaults(handler=cmd_users_reset)
+    disable = user_cmds.add_parser(
+        "disable",
+        help="disable a user (ends their sessions) or --enable them again",
+        description="Disable a console user: every session ends, sign-in and one-time links are refused.",
+    )
+    disable.add_argument("email", metavar="EMAIL")
+    disable.add_argument("--enable", action="store_true", help="enable the user again")
+    _database_option(disable)
+    disable.set_defaults(handler=cmd_users_disable)
     totp = user_cmds.add_parser(
         "totp",
         help="turn the TOTP second factor on (or --off)",

@@ -139,6 +139,15 @@ def end_sessions(db: Session, user_id: int, now: datetime) -> None:
     )
 
 
+def set_disabled(db: Session, email: str, disabled: bool, now: datetime) -> User:
+    """Disable a user (every session ends, sign-in and links refused) or enable them again."""
+    user = by_email(db, email)
+    user.disabled = disabled
+    if disabled:
+        end_sessions(db, user.id, now)
+    return user
+
+
 # ---- TOTP ---------------------------------------------------------------------------------------------------
 def enable_totp(db: Session, email: str) -> str:
     """Turn the second factor on with a new secret; returns the ``otpauth://`` URI for an authenticator app."""

@@ -212,6 +212,24 @@ async def test_forms_without_their_csrf_token_and_forged_cookies(session_factory
         assert user.email == "fa@example.com"
 
 
+def test_a_disabled_user_is_signed_out_and_kept_out(session_factory, database_url):
+    add_user(session_factory, "ix@example.com")
+    now = datetime.now(UTC)
+    with session_factory() as db, db.begin():
+        token = users.sign_in(db, "ix@example.com", PASSWORD, None, now).token
+    env = {**os.environ, "CHARGETWIN_DATABASE_URL": database_url}
+    done = subprocess.run(
+        [sys.executable, "-m", "csms.cli", "users", "disable", "ix@example.com"],
+        capture_output=True, text=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with session_factory() as db, db.begin():
+        assert token is not None and users.session_for(db, token, now) is None
+        assert users.sign_in(db, "ix@example.com", PASSWORD, None, now).token is None
+        users.set_disabled(db, "ix@example.com", False, now)
+        assert users.sign_in(db, "ix@example.com", PASSWORD, None, now).token is not None
+
+
 def test_an_expired_session_no_longer_counts(session_factory):
     add_user(session_factory, "gu@example.com")
     now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
