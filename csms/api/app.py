@@ -56,7 +56,8 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
         title="chargetwin CSMS",
         version="1",
         description="Stations, id tokens, transactions and OCPP calls to connected stations. "
-        "Send `Authorization: Bearer KEY`.",
+        "Send `Authorization: Bearer KEY` (or the console's session cookie with `X-CSRF-Token` on writes); "
+        "what each role may call: docs/security.md.",
         docs_url=None,  # mount_docs serves /docs and /redoc from local assets instead of a CDN
         redoc_url=None,
     )
