@@ -59,6 +59,9 @@ EXPORTED: dict[str, str] = {
     "tariff_versions": "every version of every tariff: the price history",
     "tariff_assignments": "which tariff applies at which site, station or EVSE, for which driver group",
     "cdrs": "OCPI 2.2.1 CDRs: each finished session priced by its tariff (the OCPI JSON)",
+    "organisations": "tenants: each station, site, token, tariff, account, key and user belongs to one",
+    "users": "console users: e-mail, organisation, role, argon2 password hashes and TOTP secrets",
+    "audit_log": "the append-only audit trail: who changed what, before and after, and every refused write",
 }
 
 #: Tables left out, and why.
@@ -67,6 +70,8 @@ EXCLUDED: dict[str, str] = {
     "pending_registrations": "unknown stations knocking; they knock again on the new CSMS and are approved there",
     "webhook_deliveries": "the old CSMS's outbox: imported pending deliveries would be sent a second time",
     "webhook_attempts": "delivery attempts of that outbox (they belong to the excluded deliveries)",
+    "console_sessions": "signed-in browsers of the old CSMS: users sign in again on the new one",
+    "signin_failures": "recent failed sign-ins (lock-out counters); they expire within minutes",
 }
 
 
