@@ -168,6 +168,15 @@ def resolve(db: Session, station_id: str, evse_id: int, group_id: str | None) ->
     return None
 
 
+def applies_at(db: Session, station_id: str) -> bool:
+    """Does any tariff apply at the station (to one of its EVSEs, to it, or to its site, for anyone)?"""
+    sites = select(SiteEvse.site_id).where(SiteEvse.station_id == station_id)
+    found = select(TariffAssignment.id).where(
+        (TariffAssignment.station_id == station_id) | TariffAssignment.site_id.in_(sites)
+    )
+    return db.scalar(found.limit(1)) is not None
+
+
 # ---- what a session would cost --------------------------------------------------------------------------------
 def quote(
     tariff: TariffRow, *, start: datetime, kwh: Decimal, charging_minutes: int, parking_minutes: int, time_zone: str

@@ -20,7 +20,6 @@ from ocpp.v201 import call_result as result201
 
 from csms.core.plugins.costs import CostDisplay
 from csms.gateway.server import Gateway
-from csms.ocpp.outgoing import VariableRef, VariableResult
 from csms.services import configuration
 from csms.services.config import CsmsConfig
 from tests.csms import test_ocpp_chargepoint as e2e
@@ -35,6 +34,18 @@ class Display201(e2e.Charger201):
 
 
 class Display16(e2e.Charger16):
+    shows_cost = "true"
+
+    @on("GetConfiguration")
+    def on_get_configuration(self, **payload: Any) -> result16.GetConfiguration:
+        self.received.append(("GetConfiguration", payload))
+        known = {"CustomDisplayCostAndPrice": self.shows_cost}
+        asked = payload.get("key") or list(known)
+        return result16.GetConfiguration(
+            configuration_key=[{"key": k, "readonly": True, "value": known[k]} for k in asked if k in known],
+            unknown_key=[k for k in asked if k not in known],
+        )
+
     @on("DataTransfer")
     def on_data_transfer(self, **payload: Any) -> result16.DataTransfer:
         self.received.append(("DataTransfer", payload))
@@ -70,21 +81,31 @@ async def test_201_cost_updated_while_a_priced_session_runs(session_factory, cos
         token = {"id_token": "DRIVER", "type": "ISO14443"}
         await cp.call(_event("Started", 0, start, 0, "Authorized", id_token=token, evse={"id": 1, "connector_id": 1}))
         answer = await cp.call(_event("Updated", 1, start + timedelta(minutes=30), 4_400, "MeterValuePeriodic"))
-        updates = await _until(cp, "CostUpdated", 2)
+        reached = Decimal(str(answer.total_cost))
+        for _ in range(100):  # an update priced before the Updated was stored may still be on its way
+            updates = await _until(cp, "CostUpdated")
+            if Decimal(str(updates[-1]["total_cost"])) >= reached:
+                break
+            await asyncio.sleep(0.1)
         assert {u["transaction_id"] for u in updates} == {"tx-1"}
-        assert all(Decimal(str(u["total_cost"])) >= Decimal(str(answer.total_cost)) for u in updates)
+        costs = [Decimal(str(u["total_cost"])) for u in updates]
+        assert costs == sorted(costs) and costs[-1] >= reached  # the running cost only goes up
         await cp.call(_event("Ended", 2, start + timedelta(minutes=31), 4_400, "StopAuthorized"))
         seen = len(await _until(cp, "CostUpdated"))
         await asyncio.sleep(1.0)
         assert len([a for a, _ in cp.received if a == "CostUpdated"]) == seen  # none after the end
 
 
-def _declare_california(session_factory, station_id: str) -> None:
-    now = datetime.now(UTC)
-    with session_factory() as db:
-        ref = VariableRef("CustomDisplayCostAndPrice")
-        configuration.remember_results(db, station_id, [VariableResult(ref, "Accepted", "true", True)], now)
-        db.commit()
+async def _until_stored(session_factory, station_id: str, value: str) -> None:
+    async def wait() -> None:
+        while True:
+            with session_factory() as db:
+                rows = configuration.listed(db, station_id)
+                if any(r.variable == "CustomDisplayCostAndPrice" and r.value == value for r in rows):
+                    return
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(wait(), 10.0)
 
 
 def _cost_messages(cp: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -100,12 +121,15 @@ async def test_16_california_pricing_only_where_the_charger_declares_it(
     session_factory, costing_gateway, monkeypatch, declares
 ):
     monkeypatch.setattr(e2e, "Charger16", Display16)
+    monkeypatch.setattr(Display16, "shows_cost", "true" if declares else "false")
     _set_up(session_factory, "cp16-ca", "1.6")
-    if declares:
-        _declare_california(session_factory, "cp16-ca")
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     async with e2e.charger(costing_gateway, "cp16-ca", "1.6") as cp:
         await cp.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        # no operator reads its settings: the CSMS asks for the key once the boot is accepted
+        [asked] = await _until(cp, "GetConfiguration")
+        assert asked["key"] == ["CustomDisplayCostAndPrice"]
+        await _until_stored(session_factory, "cp16-ca", "true" if declares else "false")
         await cp.call(call16.Authorize(id_tag="DRIVER"))
         started = await cp.call(
             call16.StartTransaction(connector_id=1, id_tag="DRIVER", meter_start=0, timestamp=start.isoformat())

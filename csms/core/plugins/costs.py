@@ -6,6 +6,11 @@ declared ``CustomDisplayCostAndPrice`` true, the California Pricing DataTransfer
 charger it also sends **SetUserPrice** with the tariff's text when a driver's token is accepted (Authorize) and
 **FinalCost** with the CDR's total when the session ends (2.0.1 has both in its answers: personalMessage and
 totalCost). The prices come from :mod:`csms.services.cdrs`; this plugin only keeps time and sends.
+
+Whether a 1.6 charger shows such messages is its configuration key ``CustomDisplayCostAndPrice``: when the boot
+of a 1.6 charger where a tariff applies is accepted, the plugin asks for that key (GetConfiguration) and keeps
+the answer with the station's other settings (:mod:`csms.services.configuration`), so no operator has to read
+it first. A charger where nothing is priced is not asked.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ from csms.core.scheduler import Alarm
 from csms.domain import events as ev
 from csms.ocpp import commands
 from csms.ocpp.convert import from_posix
-from csms.ocpp.outgoing import Call, SessionCost
+from csms.ocpp.outgoing import Call, SessionCost, VariableRef
+from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import OCPP16, Version
-from csms.services import cdrs
+from csms.services import cdrs, configuration, tariffs
 
 if TYPE_CHECKING:
     from csms.core.host import CsmsHost, Reports
@@ -66,7 +72,10 @@ class CostDisplay:
         if version is None or self._host is None:
             return
         for report, decision in reports:
-            if isinstance(decision, ev.TransactionAck) and decision.transaction_id and not decision.duplicate:
+            if isinstance(report, ev.BootReported) and isinstance(decision, ev.BootDecision):
+                if version == OCPP16 and decision.status == "Accepted":
+                    self._read_display_key(station_id)
+            elif isinstance(decision, ev.TransactionAck) and decision.transaction_id and not decision.duplicate:
                 self._transaction(station_id, version, report, decision, now)
             elif (
                 isinstance(report, ev.AuthorizationRequested)
@@ -152,6 +161,46 @@ class CostDisplay:
                 self._call(station_id, call)
 
         host.scheduler.run_db(shows, then)
+
+    def _read_display_key(self, station_id: str) -> None:
+        """Ask a booted 1.6 charger where a tariff applies whether it shows California Pricing messages; keep
+        what it says."""
+        host = self._host
+        if host is None:
+            return
+        factory = host.session_factory
+
+        def priced_here() -> bool:
+            with factory() as db:
+                return tariffs.applies_at(db, station_id)
+
+        host.scheduler.run_db(priced_here, lambda yes: self._ask_display_key(station_id) if yes else None)
+
+    def _ask_display_key(self, station_id: str) -> None:
+        host = self._host
+        if host is None or not host.is_connected(station_id):
+            return
+        [call] = commands.get_configuration(OCPP16, [VariableRef(cdrs.CALIFORNIA_KEY)])
+        action, payload = call
+        factory = host.session_factory
+
+        def answered(pending: PendingCall) -> None:
+            outcome = pending.as_dict()
+            if outcome["outcome"] != "result" or self._host is None:
+                return  # a charger that does not answer shows nothing until an operator reads its settings
+            results = commands.configuration_results(OCPP16, action, payload, outcome.get("payload") or {})
+            at = from_posix(self._host.scheduler.now())
+
+            def keep() -> None:
+                with factory() as db, db.begin():
+                    configuration.remember_results(db, station_id, results, at)
+
+            self._host.scheduler.run_db(keep, lambda _: None)
+
+        try:
+            host.call(station_id, action, payload, on_done=answered)
+        except Exception as exc:  # gone again, or refused by the schema: its settings stay as last read
+            log.warning("station %s: %s not sent: %s", station_id, action, exc)
 
     def _final_16(self, station_id: str, transaction_id: int) -> None:
         host = self._host
