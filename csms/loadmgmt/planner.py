@@ -65,7 +65,7 @@ from csms.loadmgmt.profiles import (
     profile_id_of,
     transaction_of,
 )
-from csms.loadmgmt.state import Allocation, SessionState, SiteState, Tariff
+from csms.loadmgmt.state import Allocation, ExpectedVehicle, SessionState, SiteState, Tariff
 from csms.loadmgmt.topology import Evse, EvseKey, Site, phase_use
 from csms.ocpp import commands
 from csms.ocpp.versions import OCPP16
@@ -202,6 +202,8 @@ class Planner:
         #: Demand-response events: the grid connection's limit lowered for a while (:meth:`curtail`).
         self.curtailments: dict[str, Curtailment] = {}
         self._curtailed: tuple[float, Site] | None = None
+        #: Vehicles scheduled to depart from the site that are not plugged in yet (:meth:`expect`), by id.
+        self.expected: dict[str, ExpectedVehicle] = {}
 
     # ---- facts ---------------------------------------------------------------------------------------
     def station_online(self, station_id: str, now: float, version: str | None = None) -> list[Command]:
@@ -267,6 +269,14 @@ class Planner:
             return self.plug_in(key, now, energy_needed_wh=energy_needed_wh, departure=departure)
         s.energy_needed_wh, s.departure = energy_needed_wh, departure
         return self.on_event("needs", now)
+
+    def expect(self, vehicle_id: str, vehicle: ExpectedVehicle | None) -> None:
+        """A vehicle on its way to the site (its energy need and departure from the fleet's records), or no
+        longer (None: it plugged in, or has no departure from here). It only refines the next plan."""
+        if vehicle is None:
+            self.expected.pop(vehicle_id, None)
+        else:
+            self.expected[vehicle_id] = vehicle
 
     def renegotiate(self, key: EvseKey, now: float) -> list[Command]:
         """An ISO 15118 EV waits for a TxProfile (its new needs, or its schedule was rejected): re-plan and send
@@ -549,6 +559,7 @@ class Planner:
             reserved_a=self.reserved_a(now),
             tariff=self.tariff,
             peak_w=self.peak_w,
+            expected=tuple(v for _, v in sorted(self.expected.items()) if v.departure > now),
         )
 
     def replan(self, now: float) -> list[Command]:

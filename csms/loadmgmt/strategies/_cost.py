@@ -127,14 +127,20 @@ def fair_share_w(problem: Problem) -> float:
 
 
 def flat_target_w(problem: Problem, now: float) -> float:
-    """The site's import if every session's remaining energy were spread evenly until the last departure: the
-    lowest peak the night's need allows (the demand charge is paid on the peak, so a flat import is cheapest)."""
+    """The site's import if every session's remaining energy, and the energy of the vehicles on their way
+    (``state.expected``), were spread evenly until the last departure: the lowest peak the night's need allows
+    (the demand charge is paid on the peak, so a flat import is cheapest). Counting the vehicles still to come
+    lets the early arrivals charge harder now instead of the peak being set when the last ones arrive."""
     state = problem.state
-    sessions = [s for s in problem.sessions if s.departure is not None and s.remaining_wh is not None]
-    if not sessions:
+    needs: list[tuple[float, float]] = []
+    for s in problem.sessions:
+        if s.departure is not None and s.remaining_wh is not None:
+            needs.append((s.remaining_wh, s.departure))
+    needs += [(v.energy_needed_wh, v.departure) for v in state.expected if v.departure > now]
+    if not needs:
         return 0.0
-    horizon_s = max(max(s.departure for s in sessions if s.departure is not None) - now - FINISH_BEFORE_S, 900.0)
-    need_w = sum(s.remaining_wh or 0.0 for s in sessions) * 3600.0 / horizon_s
+    horizon_s = max(max(departure for _, departure in needs) - now - FINISH_BEFORE_S, 900.0)
+    need_w = sum(wh for wh, _ in needs) * 3600.0 / horizon_s
     return need_w + float(np.sum(state.building_load_a)) * state.site.root.voltage
 
 
