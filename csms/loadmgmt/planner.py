@@ -70,6 +70,9 @@ from csms.loadmgmt.topology import Evse, EvseKey, Site, phase_use
 from csms.ocpp import commands
 from csms.ocpp.versions import OCPP16
 
+#: A utility's demand charge is on the peak average import over windows this long (s).
+DEMAND_WINDOW_S = 900.0
+
 #: Events that re-plan at once (``on_event``); others are refused.
 REPLAN_EVENTS = frozenset(
     {"plug_in", "stop", "meter", "fault", "online", "offline", "needs", "rejected", "overdraw", "interval", "curtail"}
@@ -190,7 +193,9 @@ class Planner:
         self.last_allocation: Allocation | None = None
         #: EVSEs held at their measured draw in the last plan (see the module's docstring), per-phase A.
         self.held: dict[EvseKey, float] = {}
+        #: The billing period's peak planned import, as its 15-minute average (the demand charge's measure).
         self.peak_w = 0.0
+        self._planned: list[tuple[float, float]] = []  # (since, planned import W) within the demand window
         self.plans = 0
         #: Profiles the chargers refused or did not answer (moot answers not counted).
         self.failed_profiles = 0
@@ -581,7 +586,7 @@ class Planner:
         self._last_plan = now
         self.plans += 1
         planned_w = allocation.total_w() + float(np.sum(state.building_load_a)) * self.site.root.voltage
-        self.peak_w = max(self.peak_w, planned_w)
+        self.peak_w = max(self.peak_w, self._demand_w(now, planned_w))
         for key, s in self._sessions.items():
             if key in self.held:
                 continue  # keeps the allocation it is (perhaps slowly) going to
@@ -595,6 +600,21 @@ class Planner:
                     s.accept_cap_a = None
             s.allocated_a = amps
         return self._commands(self._desired(allocation, state), now)
+
+    def _demand_w(self, now: float, planned_w: float) -> float:
+        """The planned import averaged over the demand window ending one interval after ``now`` (each plan holds
+        until the next; this one for an interval): what a utility's demand meter would read if the plans held.
+        The peak is kept on that average, so a minute's noise (the building's) does not raise it for the night."""
+        self._planned.append((now, planned_w))
+        end = now + self.config.interval_s
+        start = end - DEMAND_WINDOW_S
+        while len(self._planned) > 1 and self._planned[1][0] <= start:
+            del self._planned[0]
+        energy = 0.0
+        for (t, w), nxt in zip(self._planned, [*(p[0] for p in self._planned[1:]), end], strict=True):
+            energy += w * max(0.0, nxt - max(t, start))
+        span = end - max(self._planned[0][0], start)
+        return energy / span if span > 0 else planned_w
 
     def _desired(self, allocation: Allocation, state: SiteState) -> list[ProfileSpec]:
         out: list[ProfileSpec] = []

@@ -495,3 +495,21 @@ def test_allocations_plus_worst_case_reserves_never_exceed_a_limit(site, flags, 
         if e.station_id in planner._online:  # flagged and online: its rating at least is set aside
             assert state.reserved_a[key] >= e.rating_a() - 1e-9
             assert key not in allocation.limits_a
+
+
+def test_the_peak_a_demand_charge_is_paid_on_is_the_planned_imports_15_minute_average():
+    """A minute's spike of the building load lifts the billing period's peak by a fifteenth of it, not all of it:
+    the plan for the rest of the night is not raised by noise."""
+    from csms.loadmgmt.state import Tariff
+
+    planner = Planner(make_site(1), "deadline", tariff=Tariff(demand_charge_per_kw=12.0))
+    online(planner, 1)
+    t = T0
+    for _ in range(20):
+        planner.site_meter(t, power_w=10_000.0)
+        t += 60
+    steady = planner.peak_w
+    assert steady == pytest.approx(10_000.0)  # nobody plugged in: the building alone
+    planner.site_meter(t, power_w=25_000.0)  # one minute 15 kW higher
+    planner.site_meter(t + 60, power_w=10_000.0)
+    assert planner.peak_w == pytest.approx(steady + 15_000.0 * 60 / 900, rel=0.01)

@@ -10,7 +10,7 @@ when the site is short (laxity, fairness, priority groups); the tariff decides h
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -147,13 +147,34 @@ def flat_target_w(problem: Problem, now: float) -> float:
 def under_peak(problem: Problem, x: np.ndarray, must: np.ndarray, target_w: float = 0.0) -> np.ndarray:
     """Scale the extra above ``must`` (what deadlines need) so the site stays under its billing-period peak (or
     the flat target, when higher)."""
-    state = problem.state
-    fixed_w = float(np.sum(state.building_load_a)) * state.site.root.voltage
-    fixed_w += sum(state.site.evse(k).power_w(a) for k, a in state.reserved_a.items() if k in state.site.index)
-    base_w = fixed_w + float(np.dot(must, problem.watts_per_a))
+    room_w = _level_w(problem, must, target_w) - _base_w(problem, must)
     extra_w = float(np.dot(x - must, problem.watts_per_a))
-    room_w = max(state.peak_w, target_w, base_w) - base_w
     if extra_w <= room_w + EPS or extra_w <= 0:
         return x
     scaled: np.ndarray = must + (x - must) * (room_w / extra_w)
     return scaled
+
+
+def under_level(problem: Problem, must: np.ndarray, target_w: float) -> Problem:
+    """The problem with one more limit: the site's import at most the level :func:`under_peak` keeps to. A
+    strategy tops up under it what scaling left unused (EVSEs scaled below their minimum current are paused, and
+    their share would otherwise be lost to the plan: the night's energy then comes later, at a higher peak)."""
+    level_kw = (_level_w(problem, must, target_w) - _fixed_w(problem)) / 1000.0
+    row = problem.watts_per_a.reshape(1, -1) / 1000.0
+    return replace(
+        problem, A=np.vstack([problem.A, row]), b=np.append(problem.b, level_kw), rows=[*problem.rows, "cost:kW"]
+    )
+
+
+def _fixed_w(problem: Problem) -> float:
+    state = problem.state
+    fixed_w = float(np.sum(state.building_load_a)) * state.site.root.voltage
+    return fixed_w + sum(state.site.evse(k).power_w(a) for k, a in state.reserved_a.items() if k in state.site.index)
+
+
+def _base_w(problem: Problem, must: np.ndarray) -> float:
+    return _fixed_w(problem) + float(np.dot(must, problem.watts_per_a))
+
+
+def _level_w(problem: Problem, must: np.ndarray, target_w: float) -> float:
+    return max(problem.state.peak_w, target_w, _base_w(problem, must))
