@@ -576,11 +576,17 @@ class Planner:
         ramping = self.ramping_a(allocation, now)
         if ramping:
             # What they free goes to the others once they are seen to follow it (or the reaction time is over).
+            # Never more than the plan without them gave: under a demand charge their old draw must not lift the
+            # level the others are planned to (lowering a limit keeps every limit of the tree; each side is
+            # either 0 or at least the EVSE's minimum, so the lower one is too).
             rest = self._strategy(replace(state, reserved_a={**state.reserved_a, **ramping}), now)
+            lower = {k: k not in ramping and allocation.limits_a.get(k, a) < a for k, a in rest.limits_a.items()}
+            pick = {k: allocation if lower[k] or k in ramping else rest for k in rest.limits_a}
+            pick |= {k: allocation for k in ramping}
             allocation = replace(
                 rest,
-                limits_a={**rest.limits_a, **{k: allocation.limits_a[k] for k in ramping}},
-                power_w={**rest.power_w, **{k: allocation.power_w[k] for k in ramping}},
+                limits_a={k: alloc.limits_a[k] for k, alloc in pick.items()},
+                power_w={k: alloc.power_w[k] for k, alloc in pick.items()},
             )
         self.last_allocation = allocation
         self._last_plan = now

@@ -292,3 +292,16 @@ def test_with_a_demand_charge_deadline_uses_the_room_under_the_peak_even_below_e
                                              peak_w=12_000.0), NOW)  # fmt: skip
     assert 11_000.0 <= alloc.total_w() <= 12_000.0 + 1.0
     assert all(x == 0.0 or x >= 6.0 for x in alloc.limits_a.values())
+
+
+def test_under_a_tariff_the_rate_a_departure_needs_changes_smoothly_from_minute_to_minute():
+    """The tariff is looked at in 15-minute slices; the one the deadline falls in counts in part, so what a car
+    must draw does not jump at every quarter hour as its departure nears (those jumps set peaks)."""
+    site = simple_site(1, limit_a=63.0)
+    key = ("cp0", 1)
+    tariff = Tariff(periods=((0.0, 0.10),), demand_charge_per_kw=12.0)  # one price: nothing cheaper later
+    sessions = {key: SessionState(key, energy_needed_wh=20_000.0, departure=NOW + 2 * 3600)}
+    now = STRATEGIES["deadline"](SiteState(site, sessions=sessions, tariff=tariff), NOW).power_w[key]
+    later = STRATEGIES["deadline"](SiteState(site, sessions=sessions, tariff=tariff), NOW + 60).power_w[key]
+    assert now == pytest.approx(20_000.0 * 3600 / 6300, rel=0.01)  # done 15 minutes before the departure
+    assert later == pytest.approx(now * 6300 / 6240, rel=0.01)  # not the 7/6 of a window cut to whole slices

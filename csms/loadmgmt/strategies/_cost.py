@@ -94,9 +94,15 @@ class PriceOutlook:
         self.same = np.concatenate([[0.0], np.cumsum(np.abs(prices - self.price_now) <= 1e-12)]) * PRICE_SLICE_S
 
     def before(self, deadline: float) -> tuple[float, float]:
-        """Seconds cheaper than now and as cheap as now from now until ``deadline``."""
-        k = min(int((deadline - self.now) // PRICE_SLICE_S), len(self.edges) - 1)
-        return float(self.cheaper[max(k, 0)]), float(self.same[max(k, 0)])
+        """Seconds cheaper than now and as cheap as now from now until ``deadline`` (the slice the deadline falls
+        in counted in part: whole slices only would shrink the window by up to a slice, and a must-rate near the
+        departure would jump at every quarter hour)."""
+        offset = max(0.0, deadline - self.now)
+        k = min(int(offset // PRICE_SLICE_S), len(self.edges) - 1)
+        part = (offset - k * PRICE_SLICE_S) / PRICE_SLICE_S if k + 1 < len(self.edges) else 0.0
+        cheaper = self.cheaper[k] + part * (self.cheaper[k + 1] - self.cheaper[k]) if part else self.cheaper[k]
+        same = self.same[k] + part * (self.same[k + 1] - self.same[k]) if part else self.same[k]
+        return float(cheaper), float(same)
 
 
 def cost_aware_rate(outlook: PriceOutlook, departure: float, remaining_wh: float, full_w: float) -> tuple[float, bool]:
