@@ -488,7 +488,7 @@ class Fleet:
         soc = next(p.soc_on_arrival for p in self.world.arrivals() if p.vehicle.vehicle_id == vehicle_id)
         while self.env.now < arrival_s:
             if vehicle_id in self.registered:
-                operator.telematics(vehicle_id, round(soc * 100.0, 1), self.epoch + self.env.now)
+                operator.telematics(vehicle_id, soc * 100.0, self.epoch + self.env.now)
             yield self.env.timeout(settings.every)
 
     def _sample(self, progress: Progress | None) -> simpy.events.ProcessGenerator:

@@ -576,11 +576,14 @@ class Planner:
         ramping = self.ramping_a(allocation, now)
         if ramping:
             # What they free goes to the others once they are seen to follow it (or the reaction time is over).
-            # Never more than the plan without them gave: under a demand charge their old draw must not lift the
-            # level the others are planned to (lowering a limit keeps every limit of the tree; each side is
-            # either 0 or at least the EVSE's minimum, so the lower one is too).
+            # Under a demand charge a heuristic strategy gives the others never more than the plan without them: their
+            # old draw must not lift the level the others are planned to (`optimal`'s LP plans its own peak).
+            # Lowering a limit keeps every limit of the tree; each side is 0 or at least the EVSE's minimum.
             rest = self._strategy(replace(state, reserved_a={**state.reserved_a, **ramping}), now)
-            lower = {k: k not in ramping and allocation.limits_a.get(k, a) < a for k, a in rest.limits_a.items()}
+            demand = (
+                self.tariff is not None and self.tariff.demand_charge_per_kw > 0 and self.strategy_name != "optimal"
+            )
+            lower = {k: demand and allocation.limits_a.get(k, a) < a for k, a in rest.limits_a.items()}
             pick = {k: allocation if lower[k] or k in ramping else rest for k in rest.limits_a}
             pick |= {k: allocation for k in ramping}
             allocation = replace(
