@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -264,6 +264,15 @@ def needs(db: Session, vehicle: FleetVehicle, now: datetime, session: Transactio
     elif soc is not None and departure.target_soc_pct is not None:
         energy = max(0.0, (departure.target_soc_pct - soc) / 100 * vehicle.battery_kwh * 1000)
     return Needs(vehicle.id, departure, None if soc is None else round(soc, 1), age, energy, tuple(notes))
+
+
+def session_needs(db: Session, vehicle: FleetVehicle, now: datetime, session: Transaction | None) -> Needs:
+    """:func:`needs` as load management counts a session's need: the energy to the target from the session's
+    start (what it still needs plus what it has delivered), not from now."""
+    found = needs(db, vehicle, now, session)
+    if found.energy_needed_wh is None or session is None:
+        return found
+    return replace(found, energy_needed_wh=found.energy_needed_wh + _delivered_since(session, None))
 
 
 def on_its_way(db: Session, vehicle: FleetVehicle, now: datetime) -> Needs | None:

@@ -248,3 +248,19 @@ def test_a_van_that_charged_since_its_last_reading_or_is_plugged_in_is_not_on_it
         tx.status, tx.stopped_at = "completed", T0 + timedelta(hours=2)
         db.flush()
         assert fleet.on_its_way(db, van1, T0 + timedelta(hours=3)) is None  # charged since its reading
+
+
+def test_a_charging_vans_need_is_told_from_its_sessions_start_as_load_management_counts_it(depot):
+    """Load management subtracts what a session delivered from the need it is told: a new telematics SoC while
+    the van charges must not have that energy subtracted twice."""
+    with depot() as db:
+        fleet.set_weekly_plan(db, "VAN-1", [{"weekday": 1, "time": "06:30", "target_soc_pct": 90}])
+        fleet.record_soc(db, vehicle_id="VAN-1", soc_pct=40, at=T0, now=T0)
+        session = Transaction(station_id="x", charger_tx_id="1", evse_id=1, id_token="VAN1CARD", started_at=T0,
+                              meter_start_wh=0, last_meter_wh=10_000, last_meter_at=T0 + timedelta(hours=1),
+                              status="active")  # fmt: skip
+        van = fleet.get_vehicle(db, "VAN-1")
+        now = T0 + timedelta(hours=1)
+        assert fleet.needs(db, van, now, session).energy_needed_wh == pytest.approx(40_000)  # from now
+        told = fleet.session_needs(db, van, now, session).energy_needed_wh
+        assert told == pytest.approx(50_000)  # from the start: less the 10 kWh delivered, 40 kWh still to come

@@ -75,7 +75,7 @@ class FleetNeeds:
                     return vehicle.depot_id, vehicle.id, fleet.on_its_way(db, vehicle, _at(now))
                 if session.evse_id is None:
                     return None
-                return session.station_id, session.evse_id, fleet.needs(db, vehicle, _at(now), session)
+                return session.station_id, session.evse_id, fleet.session_needs(db, vehicle, _at(now), session)
 
         self._host.scheduler.run_db(read, self._tell_found)
 
@@ -88,7 +88,7 @@ class FleetNeeds:
                 vehicle = fleet.vehicle_of_token(db, id_token)
                 if vehicle is None:
                     return None
-                return fleet.needs(db, vehicle, _at(now), fleet.running_session(db, vehicle))
+                return fleet.session_needs(db, vehicle, _at(now), fleet.running_session(db, vehicle))
 
         self._host.scheduler.run_db(read, partial(self._tell, port))
 
