@@ -229,3 +229,30 @@ async def test_the_chargetwin_adapter_registers_a_depots_vans_and_posts_their_te
     assert [(d["weekday"], d["time"], d["target_soc_pct"]) for d in stored] == list(plan)
     board = {row["vehicle_id"]: row for row in httpx.get(f"{base}/board", headers=headers).json()}
     assert board["van-1"]["soc_pct"] == 31.5 and board["van-1"]["status"] == "not_plugged_in"
+
+
+class FleetRecordingOperator(RecordingOperator):
+    async def register_vehicle(self, vehicle: FleetVehicle) -> None:
+        self.done.append(("vehicle", vehicle.vehicle_id, vehicle.departures[0]))
+
+    async def record_soc(self, vehicle_id: str, soc_pct: float, at: datetime) -> None:
+        self.done.append(("soc", vehicle_id, soc_pct))
+
+
+async def test_real_time_fleet_records_go_through_the_adapter_or_are_skipped_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    van = FleetVehicle("van-1", 68.0, "DEPOT-001", "UTC", ((0, "05:30", 90.0),))
+    operator = FleetRecordingOperator()
+    actions = OperatorActions(operator, {})  # type: ignore[arg-type]
+    actions.register_vehicles([van], 0.0)
+    actions.telematics("van-1", 27.5, 0.0)
+    await actions.finish()
+    assert operator.done == [("vehicle", "van-1", (0, "05:30", 90.0)), ("soc", "van-1", 27.5)]
+    nobody = OperatorActions(None, {})
+    nobody.register_vehicles([van], 0.0)
+    nobody.telematics("van-1", 27.5, 0.0)
+    nobody.telematics("van-1", 28.0, 0.0)
+    await nobody.finish()
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fleet skipped")]
+    assert len(skipped) == 1 and "no --operator" in skipped[0]
