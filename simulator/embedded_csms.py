@@ -28,6 +28,7 @@ from csms.core.host import Connection, CsmsHost, StationNotConnected, Transport
 from csms.core.plugins.alerts import AlertMonitor
 from csms.core.plugins.certificates import CertificateManager
 from csms.core.plugins.costs import CostDisplay
+from csms.core.plugins.fleet import FleetNeeds
 from csms.core.plugins.load_management import LoadManagement
 from csms.core.plugins.local_lists import LocalListSync
 from csms.core.plugins.reservations import ReservationExpiry
@@ -111,6 +112,8 @@ class EmbeddedCsms:
         self.transfer_bytes_per_s = 1_000_000.0
         self.host: CsmsHost | None = None
         self.load: LoadManagement | None = None
+        #: A fleet vehicle's records (plan, telematics) become its needs, as in ``csms serve`` (load management on).
+        self.fleet_needs: FleetNeeds | None = None
         self.monitor: AlertMonitor | None = None
         self._start()
 
@@ -142,6 +145,8 @@ class EmbeddedCsms:
         if self._load_enabled:
             self.load = LoadManagement()
             host.add_plugin(self.load)
+            self.fleet_needs = FleetNeeds(self.load)
+            host.add_plugin(self.fleet_needs)
         if self.pki is not None:  # without a CA no certificate is issued: nothing to deliver, renew or revoke
             host.add_plugin(CertificateManager())
         host.add_plugin(ReservationExpiry(sweep_every_s=None))  # the operator tells it of each reservation
@@ -163,7 +168,7 @@ class EmbeddedCsms:
         dropped = list(self.host.connections)
         self._count(self.host)
         self.host.stop()
-        self.host = self.load = self.monitor = None
+        self.host = self.load = self.monitor = self.fleet_needs = None
         self.crashes += 1
         return dropped
 

@@ -33,6 +33,7 @@ from csms.services import (
     contracts,
     credentials,
     diagnostics,
+    fleet,
     local_lists,
     multifamily,
     reservations,
@@ -46,8 +47,8 @@ from csms.services.errors import DomainError
 from simulator import report
 from simulator.embedded_csms import EmbeddedCsms
 from simulator.fleet import OperatorCall, operator_payload, security_calls
-from simulator.loadmgmt import SITE_ID
-from simulator.operators import FirmwareImage
+from simulator.loadmgmt import SITE_ID, managed
+from simulator.operators import FirmwareImage, FleetVehicle
 from simulator.rollout import FirmwareSigner, roll_out
 from simulator.scenario.models import (
     DemandResponse,
@@ -151,6 +152,40 @@ class EmbeddedOperator:
             for station_id in stations:
                 tariffs.assign(db, item.tariff, now=at, station_id=station_id, group_id=item.group)
             db.commit()
+
+    def register_vehicles(self, vehicles: list[FleetVehicle], now: float) -> None:
+        """As ``POST /fleet/vehicles`` and ``PUT /fleet/vehicles/{id}/plan``: each vehicle with its token, its depot
+        (the scenario's site unless the action names one) and its weekly plan; one already registered is kept."""
+        at = from_posix(now)
+        site = SITE_ID if self.scenario is not None and managed(self.scenario) else None
+        with self.csms.session_factory() as db:
+            for v in vehicles:
+                try:
+                    fleet.create_vehicle(
+                        db, v.vehicle_id, now=at, name=v.vehicle_id, battery_kwh=v.battery_kwh, id_token=v.id_token,
+                        depot_id=v.depot_id or site, tz=v.tz, max_ac_kw=v.max_ac_kw, max_dc_kw=v.max_dc_kw,
+                    )  # fmt: skip
+                except DomainError as exc:
+                    log.warning("vehicle %s not registered: %s", v.vehicle_id, exc)
+                    continue
+                plan = [{"weekday": d, "time": t, "target_soc_pct": soc} for d, t, soc in v.departures]
+                fleet.set_weekly_plan(db, v.vehicle_id, plan)
+            db.commit()
+
+    def telematics(self, vehicle_id: str, soc_pct: float, now: float) -> None:
+        """As ``POST /fleet/telematics``: stored, then the CSMS told the vehicle changed (lost while it is down)."""
+        if self.csms.host is None:
+            return
+        at = from_posix(now)
+        with self.csms.session_factory() as db:
+            try:
+                fleet.record_soc(db, vehicle_id=vehicle_id, soc_pct=soc_pct, at=at, now=at, source="telematics")
+            except DomainError as exc:
+                log.warning("telematics of %s refused: %s", vehicle_id, exc)
+                return
+            db.commit()
+        if self.csms.fleet_needs is not None:
+            self.csms.fleet_needs.vehicle_changed(vehicle_id)
 
     def demand_response(self, item: DemandResponse, now: float) -> None:
         """As the CSMS's VEN does with an OpenADR event: the site's limit lowered for the event's duration

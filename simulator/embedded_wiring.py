@@ -6,7 +6,9 @@ door a real one would use:
 
 * the site meter reports the building load every ``interval`` through the meter-readings service (the
   function ``POST /sites/{id}/meter-readings`` calls), and the load manager is told, as the API route does;
-* the fleet schedule (a depot's dispatch, a resident's app) tells the CSMS each plugged vehicle's needs;
+* the fleet schedule (a depot's dispatch, a resident's app) tells the CSMS each plugged vehicle's needs, unless
+  the vehicle is registered in the CSMS's fleet records (``register_vehicles``): the CSMS then works them out
+  itself from its plan and telematics (:class:`~csms.core.plugins.fleet.FleetNeeds`);
 * the ``csms_crash`` fault kills the process (links dropped, memory gone) and starts it again later on the
   same database; the schedule then re-tells the needs of the vehicles still plugged.
 
@@ -78,6 +80,8 @@ class EmbeddedCsmsWiring:
     def _vehicle_needs(self, connector: ConnectorRef, vehicle: VehicleInfo, now: float) -> None:
         if self.fleet.hooks.speaks_for_itself(connector, vehicle):
             return  # NotifyEVChargingNeeds from the charger tells the CSMS
+        if vehicle.vehicle_id in self.fleet.registered:
+            return  # the CSMS's fleet records tell it
         needed_wh = max(0.0, (vehicle.target_soc - vehicle.soc) * vehicle.battery_kwh * 1000.0)
         departure = None if vehicle.departure_s is None else self.epoch + vehicle.departure_s
         key = (connector.station_id, connector.connector_id)

@@ -19,7 +19,9 @@ import logging
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import simpy
 
@@ -30,14 +32,17 @@ from csms.ocpp.versions import OCPP16, Version
 from csms.uptime import Attempt
 from simulator import report
 from simulator.faults import CsmsFault, FaultInjector, StationFault
+from simulator.operators.base import FleetVehicle
 from simulator.pnc import MobilityOperator
 from simulator.scenario.models import (
     ChangeAvailability,
     DemandResponse,
+    FleetBlock,
     InstallCertificate,
     MigrationAction,
     Onboard,
     ProvisionTokens,
+    RegisterVehicles,
     RemoteStart,
     RemoteStop,
     RenewCertificate,
@@ -46,6 +51,7 @@ from simulator.scenario.models import (
     Scenario,
     SecurityAction,
     SetTariff,
+    Telematics,
     UpdateFirmware,
 )
 from simulator.scenario.to_twin import twin_spec
@@ -87,6 +93,8 @@ class Operator(Protocol):
     def provision_tokens(self, tokens: list[str], group: str | None, now: float) -> None: ...
     def onboard(self, tokens: list[str], item: Onboard, now: float) -> None: ...
     def demand_response(self, item: DemandResponse, now: float) -> None: ...
+    def register_vehicles(self, vehicles: list[FleetVehicle], now: float) -> None: ...
+    def telematics(self, vehicle_id: str, soc_pct: float, now: float) -> None: ...
     def call(self, station_id: str, version: Version, item: OperatorCall, now: float) -> None: ...
     def set_tariff(self, item: SetTariff, stations: list[str], now: float) -> None: ...
 
@@ -304,6 +312,16 @@ def group_tokens(scenario: Scenario, name: str) -> list[str]:
     return tokens
 
 
+def block_vehicle_ids(scenario: Scenario, name: str) -> list[str]:
+    """The twin's vehicle ids of the vehicle blocks with this name or group (``{block name}-{n}``)."""
+    return [
+        f"{block.name}-{n}"
+        for block in scenario.vehicles
+        if block.name == name or block.group == name
+        for n in range(1, len(block.tokens()) + 1)
+    ]
+
+
 def operator_payload(item: OperatorCall, version: Version, remote_start_id: int) -> tuple[str, dict[str, Any]] | None:
     """The OCPP call for a remote start, reset or availability change (a remote stop needs the CSMS's id)."""
     if isinstance(item, RemoteStart):
@@ -338,6 +356,8 @@ class Fleet:
         self.truth = truth if truth is not None else fv.FaultTruth()
         #: Demand-response events as the utility sent them: (start_s, end_s, limit_kw).
         self.dr_events: list[tuple[float, float, float]] = []
+        #: Vehicles registered in the CSMS's fleet records (``register_vehicles``): the CSMS works their needs out.
+        self.registered: set[str] = set()
         self.hooks = FirmwareHooks(self.epoch, self.truth, contracts)
         self.world = TwinWorld(twin_spec(scenario), random.Random(rng.getrandbits(64)), hooks=self.hooks, env=env)
         self.hooks.world = self.world
@@ -389,6 +409,7 @@ class Fleet:
             link.start()
         self.env.process(self._timeline(operator))
         self.env.process(self._sample(progress))
+        self._start_telematics(operator)
         return self.world.start()
 
     def _timeline(self, operator: Operator) -> simpy.events.ProcessGenerator:
@@ -399,7 +420,7 @@ class Fleet:
 
     def _execute(self, item: Any, operator: Operator) -> None:
         now = self.epoch + self.env.now
-        if isinstance(item, ProvisionTokens | Onboard | DemandResponse | SetTariff):
+        if isinstance(item, ProvisionTokens | Onboard | DemandResponse | SetTariff | RegisterVehicles):
             self._operate(item, operator, now)
         elif isinstance(item, CsmsFault):
             if self._crash_csms is None:  # a real-time run refuses such a scenario before it starts
@@ -417,12 +438,20 @@ class Fleet:
                 operator.call(station_id, self.chargers[station_id].version, item, now)
 
     def _operate(
-        self, item: ProvisionTokens | Onboard | DemandResponse | SetTariff, operator: Operator, now: float
+        self,
+        item: ProvisionTokens | Onboard | DemandResponse | SetTariff | RegisterVehicles,
+        operator: Operator,
+        now: float,
     ) -> None:
         """The operator's actions that are not calls to a station."""
         if isinstance(item, SetTariff):
             stations = [] if item.charger is None else self.scenario.resolve_chargers(item.charger)
             operator.set_tariff(item, stations, now)
+            return
+        if isinstance(item, RegisterVehicles):
+            vehicles = self.fleet_vehicles(item)
+            self.registered.update(v.vehicle_id for v in vehicles)
+            operator.register_vehicles(vehicles, now)
         elif isinstance(item, ProvisionTokens):
             operator.provision_tokens(scenario_tokens(self.scenario, item), item.token_group, now)
         elif isinstance(item, Onboard):
@@ -430,6 +459,47 @@ class Fleet:
         else:
             self.dr_events.append((self.env.now, self.env.now + item.duration, item.limit_kw))
             operator.demand_response(item, now)
+
+    def fleet_vehicles(self, item: RegisterVehicles) -> list[FleetVehicle]:
+        """The vehicles a ``register_vehicles`` action names, as a depot's operator registers them: each leaves
+        every day at its own planned departure (local time of the scenario, to the minute) with its target."""
+        zone = self.scenario.start.tzinfo
+        tz = self.scenario.timezone or (zone.key if isinstance(zone, ZoneInfo) else "UTC")
+        wanted = set(block_vehicle_ids(self.scenario, item.vehicles))
+        out = []
+        for plan in self.world.arrivals():
+            v = plan.vehicle
+            if v.vehicle_id not in wanted or plan.id_token is None:
+                continue
+            leaves = datetime.fromtimestamp(self.epoch + plan.planned_departure_s, ZoneInfo(tz)).strftime("%H:%M")
+            departures = tuple((day, leaves, round(v.target_soc * 100.0, 1)) for day in range(7))
+            limits = {"max_ac_kw": v.max_ac_kw or None, "max_dc_kw": v.max_dc_kw or None}
+            out.append(FleetVehicle(v.vehicle_id, v.battery_kwh, plan.id_token, tz, departures, item.depot, **limits))
+        return out
+
+    def _start_telematics(self, operator: Operator) -> None:
+        """Each vehicle of a block with ``telematics`` reports its SoC before it arrives (once registered)."""
+        settings: dict[str, Telematics] = {}
+        for block in self.scenario.vehicles:
+            if isinstance(block, FleetBlock) and block.telematics is not None:
+                settings |= dict.fromkeys(block_vehicle_ids(self.scenario, block.name), block.telematics)
+        for plan in self.world.arrivals():
+            found = settings.get(plan.vehicle.vehicle_id)
+            if found is not None:
+                self.env.process(self._telematics(plan.vehicle.vehicle_id, plan.arrival_s, found, operator))
+
+    def _telematics(
+        self, vehicle_id: str, arrival_s: float, settings: Telematics, operator: Operator
+    ) -> simpy.events.ProcessGenerator:
+        """The SoC it will arrive with (the twin models no driving), every ``settings.every`` until it arrives."""
+        start = max(0.0, arrival_s - settings.before_arrival)
+        if start > self.env.now:
+            yield self.env.timeout(start - self.env.now)
+        soc = next(p.soc_on_arrival for p in self.world.arrivals() if p.vehicle.vehicle_id == vehicle_id)
+        while self.env.now < arrival_s:
+            if vehicle_id in self.registered:
+                operator.telematics(vehicle_id, soc * 100.0, self.epoch + self.env.now)
+            yield self.env.timeout(settings.every)
 
     def _sample(self, progress: Progress | None) -> simpy.events.ProcessGenerator:
         step = self.world.step_s

@@ -60,6 +60,7 @@ from simulator.operators import (
     Capability,
     ChargetwinOperator,
     FirmwareImage,
+    FleetVehicle,
     Operator,
     OperatorError,
     make_operator,
@@ -237,6 +238,7 @@ class OperatorActions:
                 "provision_tokens": "provision_token",
                 "reserve": "reserve",
                 "update_firmware": "update_firmware",
+                "fleet": "fleet",
             }.get(what, "send_call")
             why = self.operator.cannot(capability, None if capability != "send_call" else what) or ""
         if why and what not in self._warned:
@@ -306,6 +308,33 @@ class OperatorActions:
         if "onboard" not in self._warned:
             self._warned.add("onboard")
             log.warning("onboard skipped: invitations are only carried out in virtual time so far")
+
+    def register_vehicles(self, vehicles: list[FleetVehicle], now: float) -> None:
+        """Through the operator's fleet API (chargetwin: ``POST /fleet/vehicles``, ``PUT …/plan``). The plans are
+        the scenario's local departure times: they match the CSMS's clock only when the run starts now at speed 1."""
+        operator = self.operator
+        if self._skip("fleet") or operator is None:
+            return
+
+        async def job() -> None:
+            for vehicle in vehicles:  # one refused vehicle does not keep the others out
+                try:
+                    await operator.register_vehicle(vehicle)
+                except OperatorError as exc:
+                    log.warning("registering vehicle %s failed: %s", vehicle.vehicle_id, exc)
+
+        self._queue.put_nowait(job)
+
+    def telematics(self, vehicle_id: str, soc_pct: float, now: float) -> None:
+        """Posted through the operator's fleet API, read at the CSMS's wall clock."""
+        operator = self.operator
+        if self._skip("fleet") or operator is None:
+            return
+
+        async def job() -> None:
+            await operator.record_soc(vehicle_id, soc_pct, datetime.now(UTC))
+
+        self._queue.put_nowait(job)
 
     def demand_response(self, item: DemandResponse, now: float) -> None:
         """A real-time CSMS hears demand response from its VTN (openadr_vtn_url), not from the scenario."""

@@ -24,7 +24,7 @@ from simulator.embedded_csms import EmbeddedCsms, EmbeddedPki
 from simulator.embedded_migration import PlatformMigration
 from simulator.embedded_operator import CsmsRecords, EmbeddedOperator
 from simulator.embedded_wiring import EmbeddedCsmsWiring, alert_rules
-from simulator.fleet import Fleet, OperatorCall, Progress, commission, station_passwords
+from simulator.fleet import Fleet, FleetVehicle, OperatorCall, Progress, commission, station_passwords
 from simulator.links.inprocess import InProcessLink, NetworkModel
 from simulator.pnc import InProcessLookups, MobilityOperator
 from simulator.scenario.models import (
@@ -65,6 +65,12 @@ class MigratingOperator:
 
     def demand_response(self, item: DemandResponse, now: float) -> None:
         self._current().demand_response(item, now)
+
+    def register_vehicles(self, vehicles: list[FleetVehicle], now: float) -> None:
+        self._current().register_vehicles(vehicles, now)
+
+    def telematics(self, vehicle_id: str, soc_pct: float, now: float) -> None:
+        self._current().telematics(vehicle_id, soc_pct, now)
 
     def set_tariff(self, item: SetTariff, stations: list[str], now: float) -> None:
         self._current().set_tariff(item, stations, now)

@@ -41,7 +41,7 @@ from csms.loadmgmt.compliance import Compliance
 from csms.loadmgmt.iso15118 import PHASES, EvLimits, unplanned_profile
 from csms.loadmgmt.planner import Command, Planner, PlannerConfig
 from csms.loadmgmt.profiles import charging_profile, profile_id_of
-from csms.loadmgmt.state import Tariff
+from csms.loadmgmt.state import ExpectedVehicle, Tariff
 from csms.ocpp import commands
 from csms.ocpp.versions import OCPP16
 
@@ -136,6 +136,8 @@ class LoadManager:
         self._groups: dict[str, str] = {}  # id token → its group (from authorization decisions)
         self._dc: set[topo.EvseKey] = set()
         self._ev: dict[topo.EvseKey, EvLimits] = {}  # ISO 15118 EVs: what they said they take
+        #: per site: the vehicles on their way (fleet records), by vehicle id; kept when a planner is rebuilt
+        self._expected: dict[str, dict[str, ExpectedVehicle]] = {}
         #: Profiles refused or not answered by the chargers (answers made moot meanwhile not counted).
         self.failed_profiles = 0
         #: per site: stations it cannot steer and why, kept when the site's planner is rebuilt
@@ -163,6 +165,7 @@ class LoadManager:
             compliance=self.compliance.setdefault(setup.site_id, Compliance()),
         )
         self.planners[setup.site_id] = planner
+        planner.expected.update(self._expected.get(setup.site_id, {}))
         out: list[Command] = []
         stations = {e.station_id for e in setup.topology.evses}
         for station_id in sorted(stations & set(self._online)):
@@ -499,6 +502,24 @@ class LoadManager:
         if planner is None:
             return []
         return planner.ev_needs(key, now, energy_needed_wh=known.energy_needed_wh, departure=known.departure)
+
+    def expect(self, site_id: str, vehicle_id: str, vehicle: ExpectedVehicle | None) -> None:
+        """A vehicle scheduled to depart from ``site_id`` that is not plugged in yet, with its expected need
+        (None: it is no longer on its way — it plugged in, or its plan no longer leaves from here). Recorded
+        for the site's next plan (no re-plan: it refines the night's outlook, nothing changes at once)."""
+        site = self._expected.setdefault(site_id, {})
+        if vehicle is None:
+            site.pop(vehicle_id, None)
+        else:
+            site[vehicle_id] = vehicle
+        planner = self.planners.get(site_id)
+        if planner is not None:
+            planner.expect(vehicle_id, vehicle)
+
+    def forget_expected(self, vehicle_id: str) -> None:
+        """The vehicle is on its way to no site (it plugged in somewhere)."""
+        for site_id in [s for s, vehicles in self._expected.items() if vehicle_id in vehicles]:
+            self.expect(site_id, vehicle_id, None)
 
     def curtail(
         self, site_id: str, event_id: str, start: float, end: float, limit_kw: float | None, now: float

@@ -65,10 +65,13 @@ from csms.loadmgmt.profiles import (
     profile_id_of,
     transaction_of,
 )
-from csms.loadmgmt.state import Allocation, SessionState, SiteState, Tariff
+from csms.loadmgmt.state import Allocation, ExpectedVehicle, SessionState, SiteState, Tariff
 from csms.loadmgmt.topology import Evse, EvseKey, Site, phase_use
 from csms.ocpp import commands
 from csms.ocpp.versions import OCPP16
+
+#: A utility's demand charge is on the peak average import over windows this long (s).
+DEMAND_WINDOW_S = 900.0
 
 #: Events that re-plan at once (``on_event``); others are refused.
 REPLAN_EVENTS = frozenset(
@@ -190,7 +193,9 @@ class Planner:
         self.last_allocation: Allocation | None = None
         #: EVSEs held at their measured draw in the last plan (see the module's docstring), per-phase A.
         self.held: dict[EvseKey, float] = {}
+        #: The billing period's peak planned import, as its 15-minute average (the demand charge's measure).
         self.peak_w = 0.0
+        self._planned: list[tuple[float, float]] = []  # (since, planned import W) within the demand window
         self.plans = 0
         #: Profiles the chargers refused or did not answer (moot answers not counted).
         self.failed_profiles = 0
@@ -202,6 +207,8 @@ class Planner:
         #: Demand-response events: the grid connection's limit lowered for a while (:meth:`curtail`).
         self.curtailments: dict[str, Curtailment] = {}
         self._curtailed: tuple[float, Site] | None = None
+        #: Vehicles scheduled to depart from the site that are not plugged in yet (:meth:`expect`), by id.
+        self.expected: dict[str, ExpectedVehicle] = {}
 
     # ---- facts ---------------------------------------------------------------------------------------
     def station_online(self, station_id: str, now: float, version: str | None = None) -> list[Command]:
@@ -267,6 +274,14 @@ class Planner:
             return self.plug_in(key, now, energy_needed_wh=energy_needed_wh, departure=departure)
         s.energy_needed_wh, s.departure = energy_needed_wh, departure
         return self.on_event("needs", now)
+
+    def expect(self, vehicle_id: str, vehicle: ExpectedVehicle | None) -> None:
+        """A vehicle on its way to the site (its energy need and departure from the fleet's records), or no
+        longer (None: it plugged in, or has no departure from here). It only refines the next plan."""
+        if vehicle is None:
+            self.expected.pop(vehicle_id, None)
+        else:
+            self.expected[vehicle_id] = vehicle
 
     def renegotiate(self, key: EvseKey, now: float) -> list[Command]:
         """An ISO 15118 EV waits for a TxProfile (its new needs, or its schedule was rejected): re-plan and send
@@ -549,6 +564,7 @@ class Planner:
             reserved_a=self.reserved_a(now),
             tariff=self.tariff,
             peak_w=self.peak_w,
+            expected=tuple(v for _, v in sorted(self.expected.items()) if v.departure > now),
         )
 
     def replan(self, now: float) -> list[Command]:
@@ -560,17 +576,26 @@ class Planner:
         ramping = self.ramping_a(allocation, now)
         if ramping:
             # What they free goes to the others once they are seen to follow it (or the reaction time is over).
+            # Under a demand charge a heuristic strategy gives the others never more than the plan without them: their
+            # old draw must not lift the level the others are planned to (`optimal`'s LP plans its own peak).
+            # Lowering a limit keeps every limit of the tree; each side is 0 or at least the EVSE's minimum.
             rest = self._strategy(replace(state, reserved_a={**state.reserved_a, **ramping}), now)
+            demand = (
+                self.tariff is not None and self.tariff.demand_charge_per_kw > 0 and self.strategy_name != "optimal"
+            )
+            lower = {k: demand and allocation.limits_a.get(k, a) < a for k, a in rest.limits_a.items()}
+            pick = {k: allocation if lower[k] or k in ramping else rest for k in rest.limits_a}
+            pick |= {k: allocation for k in ramping}
             allocation = replace(
                 rest,
-                limits_a={**rest.limits_a, **{k: allocation.limits_a[k] for k in ramping}},
-                power_w={**rest.power_w, **{k: allocation.power_w[k] for k in ramping}},
+                limits_a={k: alloc.limits_a[k] for k, alloc in pick.items()},
+                power_w={k: alloc.power_w[k] for k, alloc in pick.items()},
             )
         self.last_allocation = allocation
         self._last_plan = now
         self.plans += 1
         planned_w = allocation.total_w() + float(np.sum(state.building_load_a)) * self.site.root.voltage
-        self.peak_w = max(self.peak_w, planned_w)
+        self.peak_w = max(self.peak_w, self._demand_w(now, planned_w))
         for key, s in self._sessions.items():
             if key in self.held:
                 continue  # keeps the allocation it is (perhaps slowly) going to
@@ -584,6 +609,21 @@ class Planner:
                     s.accept_cap_a = None
             s.allocated_a = amps
         return self._commands(self._desired(allocation, state), now)
+
+    def _demand_w(self, now: float, planned_w: float) -> float:
+        """The planned import averaged over the demand window ending one interval after ``now`` (each plan holds
+        until the next; this one for an interval): what a utility's demand meter would read if the plans held.
+        The peak is kept on that average, so a minute's noise (the building's) does not raise it for the night."""
+        self._planned.append((now, planned_w))
+        end = now + self.config.interval_s
+        start = end - DEMAND_WINDOW_S
+        while len(self._planned) > 1 and self._planned[1][0] <= start:
+            del self._planned[0]
+        energy = 0.0
+        for (t, w), nxt in zip(self._planned, [*(p[0] for p in self._planned[1:]), end], strict=True):
+            energy += w * max(0.0, nxt - max(t, start))
+        span = end - max(self._planned[0][0], start)
+        return energy / span if span > 0 else planned_w
 
     def _desired(self, allocation: Allocation, state: SiteState) -> list[ProfileSpec]:
         out: list[ProfileSpec] = []

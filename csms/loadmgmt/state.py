@@ -80,13 +80,25 @@ class Tariff:
 
 
 @dataclass(frozen=True)
+class ExpectedVehicle:
+    """A vehicle scheduled to depart from the site that is not plugged in yet (the fleet's records): the energy
+    it will need by its ``departure`` (POSIX seconds), from its battery, its departure's target and its newest
+    telematics state of charge."""
+
+    vehicle_id: str
+    energy_needed_wh: float
+    departure: float
+
+
+@dataclass(frozen=True)
 class SiteState:
     """A read-only view of a site for one re-plan.
 
     ``building_load_a`` is the non-EV load per phase at the grid connection (the latest meter reading, or a
     conservative estimate when it is stale). ``reserved_a`` are EVSEs the CSMS cannot steer (station
     offline, profile rejected, no answer): they are planned at that per-phase current on every wired
-    phase, counted against the tree and never changed.
+    phase, counted against the tree and never changed. ``expected`` are vehicles on their way: nothing is
+    allocated to them, but the energy they will need counts when a strategy plans the night's import.
     """
 
     site: Site
@@ -96,6 +108,8 @@ class SiteState:
     tariff: Tariff | None = None
     #: The billing period's peak grid import so far (W): raising the peak up to it costs nothing more.
     peak_w: float = 0.0
+    #: Vehicles scheduled to depart from the site that are not plugged in yet (their departure still ahead).
+    expected: tuple[ExpectedVehicle, ...] = ()
 
 
 @dataclass(frozen=True)

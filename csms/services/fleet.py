@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,6 +26,8 @@ from csms.services.errors import Conflict, Invalid, NotFound
 from csms.store.models import FleetDeparture, FleetDriver, FleetTelematics, FleetVehicle, IdToken, Transaction
 
 STALE_AFTER_S = 6 * 3600.0
+#: A depot's vehicle that is not plugged in counts as on its way when its next departure is at most this far.
+EXPECTED_WITHIN_S = 24 * 3600.0
 #: How far ahead the next departure is looked for.
 HORIZON_DAYS = 8
 _TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
@@ -263,6 +265,36 @@ def needs(db: Session, vehicle: FleetVehicle, now: datetime, session: Transactio
     elif soc is not None and departure.target_soc_pct is not None:
         energy = max(0.0, (departure.target_soc_pct - soc) / 100 * vehicle.battery_kwh * 1000)
     return Needs(vehicle.id, departure, None if soc is None else round(soc, 1), age, energy, tuple(notes))
+
+
+def session_needs(db: Session, vehicle: FleetVehicle, now: datetime, session: Transaction | None) -> Needs:
+    """:func:`needs` as load management counts a session's need: the energy to the target from the session's
+    start (what it still needs plus what it has delivered), not from now."""
+    found = needs(db, vehicle, now, session)
+    if found.energy_needed_wh is None or session is None:
+        return found
+    return replace(found, energy_needed_wh=found.energy_needed_wh + _delivered_since(db, session, None))
+
+
+def on_its_way(db: Session, vehicle: FleetVehicle, now: datetime) -> Needs | None:
+    """What a depot's vehicle that is not plugged in will need by its next departure (the load manager plans the
+    night with it). None when it is not expected: no depot, plugged in now, no departure within
+    ``EXPECTED_WITHIN_S``, no telematics SoC, or charged since its newest reading (that SoC is out of date)."""
+    if vehicle.depot_id is None or running_session(db, vehicle) is not None:
+        return None
+    found = needs(db, vehicle, now)
+    if found.departure is None or found.energy_needed_wh is None or found.soc_age_s is None:
+        return None
+    if (found.departure.at - now).total_seconds() > EXPECTED_WITHIN_S:
+        return None
+    tokens = [t for t in (vehicle.id_token, vehicle.emaid) if t]
+    if tokens:
+        ended = Transaction.stopped_at.is_not(None)
+        stmt = select(Transaction.stopped_at).where(Transaction.id_token.in_(tokens), ended)
+        charged = db.scalar(stmt.order_by(Transaction.stopped_at.desc()).limit(1))
+        if charged is not None and charged > now - timedelta(seconds=found.soc_age_s):
+            return None
+    return found
 
 
 def _delivered_since(db: Session, session: Transaction | None, since: datetime | None) -> float:

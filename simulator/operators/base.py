@@ -26,6 +26,7 @@ Capability = Literal[
     "configure",  # change how the CSMS treats a station (see Operator.configure)
     "reserve",  # make the CSMS reserve a connector for a token (it chooses the reservation's id)
     "update_firmware",  # store a firmware image on the CSMS and make it send UpdateFirmware pointing at it
+    "fleet",  # register a depot's vehicles with their departure plans and post their telematics SoC
 ]
 
 #: What :meth:`Operator.configure` may be asked, with its keyword arguments:
@@ -58,6 +59,22 @@ class FirmwareImage:
     image: bytes
     signing_certificate: str | None = None
     signature: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FleetVehicle:
+    """A depot's vehicle for the CSMS's fleet records: its battery and limits, the token that brings it to a
+    charger, its depot (a site id), and its weekly departures ``(weekday 0 = Monday, "HH:MM" local in ``tz``,
+    target SoC %)``."""
+
+    vehicle_id: str
+    battery_kwh: float
+    id_token: str
+    tz: str
+    departures: tuple[tuple[int, str, float], ...]
+    depot_id: str | None = None
+    max_ac_kw: float | None = None
+    max_dc_kw: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +138,15 @@ class Operator(Protocol):
         """Make the CSMS store ``firmware`` (once: an image stored already under its name is kept) and send the
         station UpdateFirmware (signed: 1.6 SignedUpdateFirmware) to fetch it from ``retrieve_at`` (the
         station's clock). Raises OperatorError."""
+        ...
+
+    async def register_vehicle(self, vehicle: FleetVehicle) -> None:
+        """Make the vehicle and its weekly plan known to the CSMS's fleet records (idempotent). Raises
+        OperatorError."""
+        ...
+
+    async def record_soc(self, vehicle_id: str, soc_pct: float, at: datetime) -> None:
+        """A telematics state of charge of a registered vehicle. Raises OperatorError."""
         ...
 
     async def transactions(self, station_ids: list[str], since: datetime) -> list[StoredTransaction]:

@@ -14,6 +14,7 @@ from simulator.operators.base import (
     CallOutcome,
     Capability,
     FirmwareImage,
+    FleetVehicle,
     OperatorError,
     StoredStation,
     StoredTransaction,
@@ -281,6 +282,23 @@ class ChargetwinOperator:
             for r in await self._pages("/alerts")
             if r["station_id"] in ours and (utc(r["raised_at"]) or since) >= since
         ]
+
+    async def register_vehicle(self, vehicle: FleetVehicle) -> None:
+        """``POST /fleet/vehicles`` (an existing vehicle is kept), then ``PUT …/plan`` with its weekly departures."""
+        body = {
+            "id": vehicle.vehicle_id, "name": vehicle.vehicle_id, "battery_kwh": vehicle.battery_kwh,
+            "id_token": vehicle.id_token, "depot_id": vehicle.depot_id, "tz": vehicle.tz,
+            "max_ac_kw": vehicle.max_ac_kw, "max_dc_kw": vehicle.max_dc_kw,
+        }  # fmt: skip
+        response = await self.http.request("POST", "/fleet/vehicles", json=body)
+        if response.status_code not in (201, 409):  # 409: registered already
+            raise failure(response)
+        plan = [{"weekday": d, "time": t, "target_soc_pct": soc} for d, t, soc in vehicle.departures]
+        await self._json("PUT", f"/fleet/vehicles/{_segment(vehicle.vehicle_id)}/plan", json={"departures": plan})
+
+    async def record_soc(self, vehicle_id: str, soc_pct: float, at: datetime) -> None:
+        body = {"vehicle_id": vehicle_id, "soc_pct": soc_pct, "at": at.isoformat(), "source": "telematics"}
+        await self._json("POST", "/fleet/telematics", ok=(202,), json=body)
 
     async def configure(self, station_id: str, setting: str, **values: Any) -> None:
         """``boot_answer``: the station's registration policy (Accepted, Pending or Rejected at its next boot);

@@ -24,6 +24,7 @@ from simulator.operators.base import (
     CallOutcome,
     Capability,
     FirmwareImage,
+    FleetVehicle,
     OperatorError,
     StoredStation,
     StoredTransaction,
@@ -223,6 +224,8 @@ class HooksOperator:
             return f"{self.file}: hooks have no reservations (a ReserveNow call names its own id and expiry)"
         if capability == "update_firmware":
             return f"{self.file}: hooks cannot store a firmware image on the CSMS"
+        if capability == "fleet":
+            return f"{self.file}: hooks have no fleet records (vehicles, departure plans, telematics)"
         return None if getattr(self.spec, capability) is not None else f"{self.file} defines no {capability}"
 
     def _require(self, capability: Capability) -> Any:
@@ -280,6 +283,12 @@ class HooksOperator:
         self, station_id: str, firmware: FirmwareImage, *, retrieve_at: datetime, timeout_s: float = 30.0
     ) -> CallOutcome:
         raise OperatorError(self.cannot("update_firmware") or "")
+
+    async def register_vehicle(self, vehicle: FleetVehicle) -> None:
+        raise OperatorError(self.cannot("fleet") or "")
+
+    async def record_soc(self, vehicle_id: str, soc_pct: float, at: datetime) -> None:
+        raise OperatorError(self.cannot("fleet") or "")
 
     async def configure(self, station_id: str, setting: str, **values: Any) -> None:
         call = self.spec.configure.get(setting)

@@ -13,6 +13,7 @@ from simulator.operators.base import (
     CallOutcome,
     Capability,
     FirmwareImage,
+    FleetVehicle,
     OperatorError,
     StoredStation,
     StoredTransaction,
@@ -21,6 +22,7 @@ from simulator.operators.base import (
 #: How long a person has to do what an instruction asks before the adapter gives up (seconds).
 PERSON_TIMEOUT_S = 900.0
 NO_READS = "a person operates this CSMS (--operator manual): nothing can be read back from it"
+NO_FLEET = "a person operates this CSMS (--operator manual): telematics every few minutes need an API"
 NO_IMAGES = "a person operates this CSMS (--operator manual): the simulator cannot hand them a firmware image"
 
 
@@ -48,6 +50,8 @@ class ManualOperator:
     def cannot(self, capability: Capability, action: str | None = None) -> str | None:
         if capability == "update_firmware":
             return NO_IMAGES
+        if capability == "fleet":
+            return NO_FLEET
         return NO_READS if capability.startswith("read_") else None
 
     async def _ask(self, instruction: str) -> None:
@@ -94,6 +98,12 @@ class ManualOperator:
         self, station_id: str, firmware: FirmwareImage, *, retrieve_at: datetime, timeout_s: float = 30.0
     ) -> CallOutcome:
         raise OperatorError(NO_IMAGES)
+
+    async def register_vehicle(self, vehicle: FleetVehicle) -> None:
+        raise OperatorError(NO_FLEET)
+
+    async def record_soc(self, vehicle_id: str, soc_pct: float, at: datetime) -> None:
+        raise OperatorError(NO_FLEET)
 
     async def configure(self, station_id: str, setting: str, **values: Any) -> None:
         wanted = ", ".join(f"{k} {v}" for k, v in values.items())

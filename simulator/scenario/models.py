@@ -55,6 +55,7 @@ __all__ = [
     "MeterFreeze",
     "PowerLoss",
     "ProvisionTokens",
+    "RegisterVehicles",
     "RemoteStart",
     "RemoteStop",
     "Reset",
@@ -64,6 +65,7 @@ __all__ = [
     "Site",
     "SocDistribution",
     "StuckAvailable",
+    "Telematics",
     "TimeDistribution",
     "TwinSettings",
     "UpdateFirmware",
@@ -340,6 +342,16 @@ def _model_weights(value: object) -> object:
     return {value: 1.0} if isinstance(value, str) else value
 
 
+class Telematics(_Model):
+    """Each vehicle's telematics reports its state of charge to the CSMS's fleet records (``POST
+    /fleet/telematics``) every ``every``, from ``before_arrival`` ahead of its arrival until it plugs in (the
+    twin models no driving, so what it reports is the SoC it arrives with). Needs the vehicles registered in the
+    CSMS's fleet records (a ``register_vehicles`` action)."""
+
+    before_arrival: Duration = 3600.0
+    every: PositiveDuration = 900.0
+
+
 class FleetBlock(_Model):
     """``count`` vehicles sharing a model mix and arrival/departure/SoC distributions.
 
@@ -350,7 +362,8 @@ class FleetBlock(_Model):
     ISO 15118 contract certificate whose eMAID is its ``id_token``; a 2.0.1 charger authorizes it with the
     certificate's OCSP data, without an RFID token (docs/security.md). ``iso15118``: each vehicle speaks
     ISO 15118 to a 2.0.1 charger and tells the CSMS its needs itself (NotifyEVChargingNeeds: departure, energy
-    to its target, its limits), so the fleet schedule does not (docs/protocol.md).
+    to its target, its limits), so the fleet schedule does not (docs/protocol.md). ``telematics``: each vehicle
+    reports its SoC to the CSMS's fleet records before it arrives (:class:`Telematics`).
     """
 
     name: Name = "ev"
@@ -377,6 +390,7 @@ class FleetBlock(_Model):
     assign: Literal["first_free", "random"] = "first_free"
     plug_and_charge: bool = False
     iso15118: bool = False
+    telematics: Telematics | None = None
 
     @field_validator("model")
     @classmethod
@@ -629,6 +643,19 @@ class Onboard(_Model):
     pass_days: Annotated[int | None, Field(ge=1)] = None
 
 
+class RegisterVehicles(_Model):
+    """Register the vehicles of a group in the CSMS's fleet records, as a depot's operator does (``POST
+    /fleet/vehicles``, ``PUT /fleet/vehicles/{id}/plan``): each with its battery, its power limits, the token that
+    brings it to a charger, the depot (``depot``: the CSMS's site id; in virtual time the scenario's site) and a
+    weekly plan leaving every day at its own departure time with its target SoC. From then on the CSMS works its
+    needs out of these records (its telematics SoC, its plan) and the twin no longer tells them as an app."""
+
+    kind: Literal["register_vehicles"]
+    at: When
+    vehicles: str
+    depot: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9._:-]{1,36}$")] = None
+
+
 class DemandResponse(_Model):
     """A utility's demand-response event, as the CSMS's VEN would receive it: from ``at`` for ``duration`` the site
     may draw at most ``limit_kw`` at its grid connection (building included)."""
@@ -702,6 +729,7 @@ MigrationAction = ExportImport | Repoint
 Action = Annotated[
     DemandResponse
     | Onboard
+    | RegisterVehicles
     | ProvisionTokens
     | RemoteStart
     | RemoteStop
@@ -976,6 +1004,25 @@ def _onboarding_problems(scenario: Scenario) -> list[_Problem]:
             problems.append((("actions", i, "kind"), "'onboard' needs csms.property and csms.load_management"))
         if isinstance(action, DemandResponse) and scenario.csms.load_management is None:
             problems.append((("actions", i, "kind"), "'demand_response' needs csms.load_management"))
+    return problems + _fleet_record_problems(scenario)
+
+
+def _fleet_record_problems(scenario: Scenario) -> list[_Problem]:
+    """Registered vehicles need a token (the charger knows them by it); telematics need registered vehicles."""
+    problems: list[_Problem] = []
+    registered = {a.vehicles for a in scenario.actions if isinstance(a, RegisterVehicles)}
+    for i, block in enumerate(scenario.vehicles):
+        if not isinstance(block, FleetBlock):
+            continue
+        named = {block.name, block.group} & registered
+        if named and block.id_token is None:
+            problems.append(
+                (("vehicles", i, "id_token"), "registered vehicles need id_token (chargers know them by it)")
+            )
+        if block.telematics is not None and not named:
+            group = block.group or block.name
+            message = f"telematics need the vehicles registered: add a register_vehicles action for {group!r}"
+            problems.append((("vehicles", i, "telematics"), message))
     return problems
 
 
@@ -1019,7 +1066,7 @@ def _charger_problem(scenario: Scenario, known: str, loc: tuple[str | int, ...],
 def _action_problems(scenario: Scenario, known: str, groups: set[str], i: int, action: Action) -> list[_Problem]:
     if isinstance(action, DemandResponse):
         return []  # the whole site's
-    if isinstance(action, ProvisionTokens | Onboard):
+    if isinstance(action, ProvisionTokens | Onboard | RegisterVehicles):
         if action.vehicles is not None and action.vehicles not in groups:
             message = f"expected a vehicle group ({', '.join(map(repr, sorted(groups)))}), got {action.vehicles!r}"
             return [(("actions", i, "vehicles"), message)]

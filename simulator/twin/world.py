@@ -215,6 +215,10 @@ class TwinWorld:
         """Apply a change of ``is_energizing``/``charging_limit`` now rather than at the next step."""
         self._wake(self._connectors[ref])
 
+    def arrivals(self) -> list[Arrival]:
+        """Every vehicle's planned visit (arrival, departure, SoC on arrival), in fleet order."""
+        return [trip.plan for trip in self._trips]
+
     def vehicle_records(self) -> list[VehicleRecord]:
         """Ground truth per vehicle (those still on site are integrated up to now)."""
         for conn in self._connectors.values():

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from ocpp.v16 import call as call16
+from sqlalchemy import select
 
 from csms.core.plugins.fleet import FleetNeeds
 from csms.core.plugins.load_management import LoadManagement
@@ -208,3 +209,80 @@ def test_sessions_are_allocated_to_vehicle_and_cost_centre(depot):
         by_centre = {r["cost_centre"]: r["energy_kwh"] for r in usage_reports.usage(db, T0, end, "cost_centre")}
     assert by_vehicle == {"VAN-1": 20.0, "VAN-2": 10.0}
     assert by_centre == {"CC-N": 20.0, "(none)": 10.0}  # van 1's driver carries the cost centre
+
+
+async def test_a_van_on_its_way_counts_in_its_depots_plan_until_it_plugs_in(gateway, served, depot):
+    client, lm = served
+    now = datetime.now(UTC)
+    leaves = now.astimezone(AMS) + timedelta(hours=6)
+    with depot() as db:
+        authorization.create(db, "VAN4CARD", now)
+        fleet.create_vehicle(db, "VAN-4", now=now, name="van 4", battery_kwh=80.0, id_token="VAN4CARD",
+                             depot_id="depot", tz="Europe/Amsterdam")  # fmt: skip
+        plan = {"date": leaves.date().isoformat(), "time": leaves.strftime("%H:%M"), "target_soc_pct": 90}
+        fleet.add_override(db, "VAN-4", plan, now=now)
+        db.commit()
+    planner = lm.manager.planners["depot"]
+    soc = await client.post("/api/v1/fleet/telematics", json={"vehicle_id": "VAN-4", "soc_pct": 30, "at": now_iso()})
+    assert soc.status_code == 202
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        if "VAN-4" in planner.expected:
+            break
+    expected = planner.expected["VAN-4"]
+    assert expected.energy_needed_wh == pytest.approx(48_000.0)  # 90 % - 30 % of 80 kWh
+    assert expected.departure == pytest.approx(leaves.replace(second=0, microsecond=0).timestamp())
+    async with connect(gateway, "dp-a") as a:
+        await settle(a)
+        await start(a, "VAN4CARD")  # it arrived: a session with its needs, no longer on its way
+        await settle(a)
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if "VAN-4" not in planner.expected:
+                break
+        assert "VAN-4" not in planner.expected
+        assert planner.state(datetime.now(UTC).timestamp()).sessions[("dp-a", 1)].energy_needed_wh == pytest.approx(
+            48_000.0, rel=0.01
+        )
+
+
+def test_a_van_that_charged_since_its_last_reading_or_is_plugged_in_is_not_on_its_way(depot):
+    with depot() as db:
+        sites.create(db, "depot", now=T0, strategy="deadline", nodes=[{"id": "grid", "limit_kw": 16.0}])
+        fleet.create_vehicle(db, "VAN-5", now=T0, name="van 5", battery_kwh=50.0, depot_id="depot")
+        fleet.set_weekly_plan(db, "VAN-1", [{"weekday": 1, "time": "06:30", "target_soc_pct": 90}])
+        fleet.set_weekly_plan(db, "VAN-5", [{"weekday": 1, "time": "06:30", "target_soc_pct": 90}])
+        van1, van5 = fleet.get_vehicle(db, "VAN-1"), fleet.get_vehicle(db, "VAN-5")
+        assert fleet.on_its_way(db, van5, T0) is None  # no telematics SoC: nothing to plan with
+        fleet.record_soc(db, vehicle_id="VAN-5", soc_pct=50, at=T0, now=T0)
+        found = fleet.on_its_way(db, van5, T0)
+        assert found is not None and found.energy_needed_wh == pytest.approx(20_000.0)
+        assert fleet.on_its_way(db, van5, T0 - timedelta(days=2)) is None  # its departure is days away
+        van1.depot_id = "depot"
+        fleet.record_soc(db, vehicle_id="VAN-1", soc_pct=20, at=T0, now=T0)
+        stations.provision(db, "x", ocpp_version="1.6", password=None, now=T0)
+        db.add(Transaction(station_id="x", charger_tx_id="1", evse_id=1, id_token="VAN1CARD", started_at=T0,
+                           meter_start_wh=0, last_meter_wh=10_000, last_meter_at=T0 + timedelta(hours=1),
+                           status="active"))  # fmt: skip
+        db.flush()
+        assert fleet.on_its_way(db, van1, T0 + timedelta(hours=1)) is None  # plugged in: a session's needs
+        tx = db.scalars(select(Transaction).where(Transaction.id_token == "VAN1CARD")).one()
+        tx.status, tx.stopped_at = "completed", T0 + timedelta(hours=2)
+        db.flush()
+        assert fleet.on_its_way(db, van1, T0 + timedelta(hours=3)) is None  # charged since its reading
+
+
+def test_a_charging_vans_need_is_told_from_its_sessions_start_as_load_management_counts_it(depot):
+    """Load management subtracts what a session delivered from the need it is told: a new telematics SoC while
+    the van charges must not have that energy subtracted twice."""
+    with depot() as db:
+        fleet.set_weekly_plan(db, "VAN-1", [{"weekday": 1, "time": "06:30", "target_soc_pct": 90}])
+        fleet.record_soc(db, vehicle_id="VAN-1", soc_pct=40, at=T0, now=T0)
+        session = Transaction(station_id="x", charger_tx_id="1", evse_id=1, id_token="VAN1CARD", started_at=T0,
+                              meter_start_wh=0, last_meter_wh=10_000, last_meter_at=T0 + timedelta(hours=1),
+                              status="active")  # fmt: skip
+        van = fleet.get_vehicle(db, "VAN-1")
+        now = T0 + timedelta(hours=1)
+        assert fleet.needs(db, van, now, session).energy_needed_wh == pytest.approx(40_000)  # from now
+        told = fleet.session_needs(db, van, now, session).energy_needed_wh
+        assert told == pytest.approx(50_000)  # from the start: less the 10 kWh delivered, 40 kWh still to come

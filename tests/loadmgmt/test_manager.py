@@ -8,6 +8,7 @@ from pathlib import Path
 
 from csms.domain import events as ev
 from csms.loadmgmt.manager import PENDING_NEEDS_S, LoadManager, Memory, SiteSetup, StoredSession
+from csms.loadmgmt.state import ExpectedVehicle
 from csms.loadmgmt.topology import Evse, Node, Site
 
 T0 = 1_800_000_000.0
@@ -223,3 +224,16 @@ def test_a_node_taking_a_site_over_plans_the_stations_on_other_nodes_as_online_f
     restarted = LoadManager()  # a restarted single process cannot see cpB and cpC: reserved at their rating
     restarted.connected("cpA", "1.6", T0)
     assert _tx_limits(restarted.resume(_taken_over_site(), T0)) == {"cpA": 0.0}
+
+
+def test_vehicles_on_their_way_reach_the_sites_plan_survive_a_new_set_up_and_leave_when_they_plug_in():
+    manager = managed()
+    van = ExpectedVehicle("VAN-7", 30_000.0, T0 + 8 * 3600)
+    manager.expect("s", "VAN-7", van)
+    manager.expect("elsewhere", "VAN-9", ExpectedVehicle("VAN-9", 5_000.0, T0 + 3600))  # a site not planned here
+    assert manager.planners["s"].state(T0 + 60).expected == (van,)
+    manager.install(manager.setups["s"], T0 + 120)  # the site's set-up changed: the outlook is kept
+    assert manager.planners["s"].state(T0 + 180).expected == (van,)
+    assert manager.planners["s"].state(T0 + 9 * 3600).expected == ()  # its departure is past
+    manager.forget_expected("VAN-7")  # it plugged in: a session now
+    assert manager.planners["s"].state(T0 + 240).expected == ()

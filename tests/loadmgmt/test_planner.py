@@ -495,3 +495,43 @@ def test_allocations_plus_worst_case_reserves_never_exceed_a_limit(site, flags, 
         if e.station_id in planner._online:  # flagged and online: its rating at least is set aside
             assert state.reserved_a[key] >= e.rating_a() - 1e-9
             assert key not in allocation.limits_a
+
+
+def test_the_peak_a_demand_charge_is_paid_on_is_the_planned_imports_15_minute_average():
+    """A minute's spike of the building load lifts the billing period's peak by a fifteenth of it, not all of it:
+    the plan for the rest of the night is not raised by noise."""
+    from csms.loadmgmt.state import Tariff
+
+    planner = Planner(make_site(1), "deadline", tariff=Tariff(demand_charge_per_kw=12.0))
+    online(planner, 1)
+    t = T0
+    for _ in range(20):
+        planner.site_meter(t, power_w=10_000.0)
+        t += 60
+    steady = planner.peak_w
+    assert steady == pytest.approx(10_000.0)  # nobody plugged in: the building alone
+    planner.site_meter(t, power_w=25_000.0)  # one minute 15 kW higher
+    planner.site_meter(t + 60, power_w=10_000.0)
+    assert planner.peak_w == pytest.approx(steady + 15_000.0 * 60 / 900, rel=0.01)
+
+
+def test_under_a_demand_charge_evses_ramping_down_do_not_lift_the_level_the_others_get():
+    """While cp0 comes down from its last limit it is counted at its old draw for the others; that must not let
+    the others' departures raise the site's import above the plan made without it (the billing-period peak)."""
+    from csms.loadmgmt import strategies
+    from csms.loadmgmt.state import Tariff
+
+    planner = Planner(make_site(n=3, limit_a=40.0), "deadline", tariff=Tariff(demand_charge_per_kw=12.0))
+    online(planner, 3)
+    for i in range(2):
+        planner.transaction_started((f"cp{i}", 1), str(i), T0)
+        planner.ev_needs((f"cp{i}", 1), T0, energy_needed_wh=30_000.0, departure=T0 + 10 * 3600)
+    running = {k: a for k, a in planner.last_allocation.limits_a.items() if a > 0}
+    for key, amps in running.items():
+        planner.evse_meter(key, T0 + 60, current_a=amps)
+    planner.transaction_started(("cp2", 1), "2", T0 + 100)
+    commands = planner.ev_needs(("cp2", 1), T0 + 100, energy_needed_wh=20_000.0, departure=T0 + 3 * 3600)
+    assert commands
+    without_ramping = strategies.get("deadline")(planner.state(T0 + 100), T0 + 100)
+    assert planner.ramping_a(without_ramping, T0 + 100)  # cp0 is coming down and is counted at its old draw
+    assert planner.last_allocation.total_w() <= without_ramping.total_w() + 1.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from csms.loadmgmt.state import SessionState, SiteState, Tariff
+from csms.loadmgmt.state import ExpectedVehicle, SessionState, SiteState, Tariff
 from csms.loadmgmt.strategies import STRATEGIES, get
 from csms.loadmgmt.topology import Evse, Node, Site
 from tests.loadmgmt._sites import simple_site, site_states, violations
@@ -261,3 +261,47 @@ def test_under_a_tariff_fair_and_priority_shares_still_decide_who_waits_when_the
     assert fair[("cp0", 1)] == pytest.approx(10.0) and fair[("cp1", 1)] == pytest.approx(10.0)
     ranked = STRATEGIES["priority"](SiteState(site, sessions=live, tariff=tariff), NOW).limits_a
     assert ranked[("cp1", 1)] == pytest.approx(20.0) and ranked[("cp0", 1)] == 0.0
+
+
+@pytest.mark.parametrize("name", ["deadline", "equal_share", "priority"])
+def test_with_a_demand_charge_the_vans_still_on_their_way_let_the_early_ones_charge_harder(name):
+    """Two vans plugged, eight on their way (fleet records: need and departure): the night's flat import counts
+    them, so the vans here charge now towards it instead of the peak being set when the others arrive."""
+    site = simple_site(2, limit_a=63.0)
+    departure = NOW + 10 * 3600
+    live = {e.key: SessionState(e.key, energy_needed_wh=80_000.0, departure=departure) for e in site.evses}
+    tariff = Tariff(demand_charge_per_kw=12.0)
+    alone = STRATEGIES[name](SiteState(site, sessions=live, tariff=tariff), NOW)
+    coming = tuple(ExpectedVehicle(f"van-{n}", 20_000.0, departure) for n in range(8))
+    ahead = STRATEGIES[name](SiteState(site, sessions=live, tariff=tariff, expected=coming), NOW)
+    # alone: 160 kWh over the 9.75 h to 15 minutes before the departure; with the eight: 320 kWh, twice as much
+    assert alone.total_w() == pytest.approx(160_000.0 / 9.75, rel=0.01)
+    assert ahead.total_w() == pytest.approx(2 * alone.total_w(), rel=0.01)
+    gone = tuple(ExpectedVehicle(f"van-{n}", 20_000.0, NOW - 60) for n in range(8))
+    assert STRATEGIES[name](SiteState(site, sessions=live, tariff=tariff, expected=gone), NOW).total_w() == (
+        pytest.approx(alone.total_w())
+    )  # a departure already past is nobody's need
+
+
+def test_with_a_demand_charge_deadline_uses_the_room_under_the_peak_even_below_every_evses_minimum():
+    """Four cars that need little (under their 6 A minimum on average) and a billing-period peak of 12 kW: scaled
+    evenly to it each would get 4.3 A and be paused; two run at the level instead, none above it."""
+    site = simple_site(4, limit_a=63.0)
+    live = {e.key: SessionState(e.key, energy_needed_wh=2_000.0, departure=NOW + 8 * 3600) for e in site.evses}
+    alloc = STRATEGIES["deadline"](SiteState(site, sessions=live, tariff=Tariff(demand_charge_per_kw=12.0),
+                                             peak_w=12_000.0), NOW)  # fmt: skip
+    assert 11_000.0 <= alloc.total_w() <= 12_000.0 + 1.0
+    assert all(x == 0.0 or x >= 6.0 for x in alloc.limits_a.values())
+
+
+def test_under_a_tariff_the_rate_a_departure_needs_changes_smoothly_from_minute_to_minute():
+    """The tariff is looked at in 15-minute slices; the one the deadline falls in counts in part, so what a car
+    must draw does not jump at every quarter hour as its departure nears (those jumps set peaks)."""
+    site = simple_site(1, limit_a=63.0)
+    key = ("cp0", 1)
+    tariff = Tariff(periods=((0.0, 0.10),), demand_charge_per_kw=12.0)  # one price: nothing cheaper later
+    sessions = {key: SessionState(key, energy_needed_wh=20_000.0, departure=NOW + 2 * 3600)}
+    now = STRATEGIES["deadline"](SiteState(site, sessions=sessions, tariff=tariff), NOW).power_w[key]
+    later = STRATEGIES["deadline"](SiteState(site, sessions=sessions, tariff=tariff), NOW + 60).power_w[key]
+    assert now == pytest.approx(20_000.0 * 3600 / 6300, rel=0.01)  # done 15 minutes before the departure
+    assert later == pytest.approx(now * 6300 / 6240, rel=0.01)  # not the 7/6 of a window cut to whole slices

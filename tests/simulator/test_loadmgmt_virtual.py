@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from csms.services import fleet
 from simulator import report
 from simulator.runner import VirtualRun
 from simulator.scenario.loader import load_scenario, parse_scenario
@@ -136,3 +137,52 @@ def test_a_csms_crash_loses_the_load_managers_memory_and_the_restart_rebuilds_it
     assert data["site"]["violation_minutes"] == 0
     assert data["energy"]["optimum_fraction"] >= 0.9
     assert data["uptime"] is not None and data["transactions"]["lost"] == 0
+
+
+def test_a_depots_vans_reach_the_plan_through_the_csms_fleet_records():
+    """The operator registers the vans (token, depot, weekly plan), their telematics report SoC before they
+    arrive: the CSMS works out every van's needs from its own records (no app tells them) and plans the vans still
+    on their way; every van is ready by its departure."""
+    fleet_small = (
+        SMALL.replace("  group: vans\n", "  group: vans\n  telematics: {before_arrival: 1h, every: 10m}\n")
+        .replace(
+            '  - {at: "17:00", kind: provision_tokens, vehicles: vans}\n',
+            '  - {at: "17:00", kind: provision_tokens, vehicles: vans}\n'
+            '  - {at: "17:00", kind: register_vehicles, vehicles: vans}\n',
+        )
+        .replace(
+            "site: {grid_limit_kw: 45,",
+            'site: {utility_tariff: {currency: USD, periods: [{from: "00:00", price: 0.2}],'
+            " demand_charge_per_kw: 12}, grid_limit_kw: 90,",
+        )
+    )
+    vr = VirtualRun(parse_scenario(fleet_small), strategy="deadline")
+    seen: list[int] = []
+    plan = vr.csms.install_site
+
+    def installed(*args, **kwargs):  # count the vans on their way at the first plans of the evening
+        plan(*args, **kwargs)
+        vr.env.process(watch())
+
+    def watch():
+        yield vr.env.timeout(15 * 60)
+        assert vr.csms.load is not None
+        seen.append(len(vr.csms.load.manager.planners["site"].expected))
+
+    vr.csms.install_site = installed  # type: ignore[method-assign]
+    data = report.build(vr.run())
+    assert data["passed"], [c for c in data["checks"] if not c["passed"]]
+    assert seen and seen[0] > 0  # before the first van plugged in, the plan counted those on their way
+    assert vr.wiring._needs == {}  # nobody told a van's needs as an app
+    assert vr.csms.fleet_needs is not None
+    told = vr.csms.fleet_needs.told
+    departure = vr.epoch + 3 * 3600 + 45 * 60
+    for arrival in vr.fleet.world.arrivals():
+        v = arrival.vehicle
+        _, energy_wh, leaves = told[v.vehicle_id]
+        assert leaves == departure  # its weekly plan, in the CSMS's records
+        assert energy_wh == pytest.approx((v.target_soc - arrival.soc_on_arrival) * v.battery_kwh * 1000, abs=60)
+    with vr.csms.session_factory() as db:
+        vans = fleet.list_vehicles(db, "site")
+        assert len(vans) == 7 and all(fleet.newest_soc(db, van.id) is not None for van in vans)
+    assert data["vehicles"]["at_target"] == data["vehicles"]["count"] == 7

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from simulator.operators import CallOutcome, OperatorError
+from simulator.operators import CallOutcome, ChargetwinOperator, FleetVehicle, OperatorError
 from simulator.realtime import OperatorActions
 from simulator.scenario.models import ChangeAvailability, RemoteStart, RemoteStop
 from tests.simulator.test_realtime import API_KEY, Csms, _serve, free_port
@@ -206,3 +207,52 @@ async def test_operator_actions_go_through_the_adapter_in_timeline_order(caplog:
     assert "provisioning token BAD failed: HTTP 422: BAD refused" in messages
     assert "remote_stop on cp-2/1 skipped: no transaction known there" in messages
     assert messages.count("ChangeAvailability skipped: this CSMS has no availability button") == 1
+
+
+async def test_the_chargetwin_adapter_registers_a_depots_vans_and_posts_their_telematics(chargetwin: Csms) -> None:
+    """A real-time run's ``register_vehicles`` and telematics reach chargetwin's fleet API (``csms serve``)."""
+    operator = ChargetwinOperator(chargetwin.api_url, API_KEY)
+    try:
+        await operator.provision_token("DEPOT-001")
+        plan = tuple((day, "05:30", 90.0) for day in range(7))
+        van = FleetVehicle("van-1", 68.0, "DEPOT-001", "America/New_York", plan, max_ac_kw=11.0)
+        await operator.register_vehicle(van)
+        await operator.register_vehicle(van)  # registered already: kept, its plan set again
+        await operator.record_soc("van-1", 31.5, datetime.now(UTC))
+        with pytest.raises(OperatorError, match="between 0 and 100"):
+            await operator.record_soc("van-1", 131.5, datetime.now(UTC))
+    finally:
+        await operator.close()
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    base = chargetwin.api_url.rstrip("/") + "/api/v1/fleet"
+    stored = httpx.get(f"{base}/vehicles/van-1/plan", headers=headers).json()
+    assert [(d["weekday"], d["time"], d["target_soc_pct"]) for d in stored] == list(plan)
+    board = {row["vehicle_id"]: row for row in httpx.get(f"{base}/board", headers=headers).json()}
+    assert board["van-1"]["soc_pct"] == 31.5 and board["van-1"]["status"] == "not_plugged_in"
+
+
+class FleetRecordingOperator(RecordingOperator):
+    async def register_vehicle(self, vehicle: FleetVehicle) -> None:
+        self.done.append(("vehicle", vehicle.vehicle_id, vehicle.departures[0]))
+
+    async def record_soc(self, vehicle_id: str, soc_pct: float, at: datetime) -> None:
+        self.done.append(("soc", vehicle_id, soc_pct))
+
+
+async def test_real_time_fleet_records_go_through_the_adapter_or_are_skipped_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    van = FleetVehicle("van-1", 68.0, "DEPOT-001", "UTC", ((0, "05:30", 90.0),))
+    operator = FleetRecordingOperator()
+    actions = OperatorActions(operator, {})  # type: ignore[arg-type]
+    actions.register_vehicles([van], 0.0)
+    actions.telematics("van-1", 27.5, 0.0)
+    await actions.finish()
+    assert operator.done == [("vehicle", "van-1", (0, "05:30", 90.0)), ("soc", "van-1", 27.5)]
+    nobody = OperatorActions(None, {})
+    nobody.register_vehicles([van], 0.0)
+    nobody.telematics("van-1", 27.5, 0.0)
+    nobody.telematics("van-1", 28.0, 0.0)
+    await nobody.finish()
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fleet skipped")]
+    assert len(skipped) == 1 and "no --operator" in skipped[0]

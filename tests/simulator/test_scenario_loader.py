@@ -280,3 +280,50 @@ def test_noncompliant_scenarios_load(name: str) -> None:
     scenario = load_scenario(SCENARIOS / name)
     assert scenario.expect["site_limit_violations"].value == 0
     assert scenario.csms.load_management is not None and scenario.csms.load_management.strategy != "none"
+
+
+# ---- fleet records -------------------------------------------------------------------------------------------
+FLEET = """\
+name: fleet
+seed: 1
+start: 2026-01-15T17:00:00-05:00
+duration: 13h
+site: {grid_limit_kw: 400}
+csms: {load_management: {strategy: deadline}}
+chargers:
+  - {prefix: ac, count: 4, ocpp: "1.6", max_kw: 22}
+vehicles:
+  name: van
+  count: 4
+  arrival: {between: ["18:00", "21:00"]}
+  departure: {at: "05:30", target_soc: 0.90}
+  id_token: "V-{n:02d}"
+  group: depot
+  telematics: {before_arrival: 2h, every: 10m}
+actions:
+  - {at: "17:00", kind: provision_tokens, vehicles: depot}
+  - {at: "17:00", kind: register_vehicles, vehicles: depot}
+"""
+
+
+def test_vehicles_registered_in_the_fleet_records_with_their_telematics_load() -> None:
+    scenario = parse_scenario(FLEET)
+    block = scenario.vehicles[0]
+    assert block.telematics is not None and (block.telematics.before_arrival, block.telematics.every) == (7200, 600)
+    assert [a.kind for a in scenario.actions] == ["provision_tokens", "register_vehicles"]
+
+
+def test_fleet_record_errors_name_line_and_field(tmp_path: Path) -> None:
+    err = load_text(tmp_path, FLEET.replace('  - {at: "17:00", kind: register_vehicles, vehicles: depot}\n', ""))
+    assert_issue(err, tmp_path, 16, "vehicles.telematics", "register_vehicles action for 'depot'")
+    err = load_text(
+        tmp_path,
+        FLEET.replace('  id_token: "V-{n:02d}"\n', "").replace(
+            '  - {at: "17:00", kind: provision_tokens, vehicles: depot}\n', ""
+        ),
+    )
+    assert_issue(err, tmp_path, 10, "vehicles.id_token", "registered vehicles need id_token")
+    err = load_text(tmp_path, FLEET.replace("register_vehicles, vehicles: depot", "register_vehicles, vehicles: vans"))
+    assert_issue(err, tmp_path, 19, "actions[1].vehicles", "expected a vehicle group ('depot')", "'vans'")
+    err = load_text(tmp_path, FLEET.replace("every: 10m", "every: 0s"))
+    assert_issue(err, tmp_path, 16, "vehicles.telematics.every", "expected a value > 0")

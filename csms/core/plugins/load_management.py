@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from csms.core.scheduler import Alarm
 from csms.loadmgmt.manager import LoadManager, Memory, SiteSetup, call_status
 from csms.loadmgmt.planner import Command, PlannerConfig
+from csms.loadmgmt.state import ExpectedVehicle
 from csms.ocpp.errors import LocalCallError
 from csms.ocpp.rpc import Outcome, PendingCall
 from csms.ocpp.versions import Version
@@ -215,6 +216,17 @@ class LoadManagement:
         """A vehicle's needs as the fleet schedule or the driver's app tells them."""
         now = self.host.scheduler.now()
         self.send(self.manager.ev_needs(port, now, energy_needed_wh=energy_needed_wh, departure=departure))
+
+    def expect(self, site_id: str, vehicle_id: str, energy_needed_wh: float | None, departure: float | None) -> None:
+        """A fleet vehicle on its way to ``site_id`` (its expected need and departure; None: no longer expected)."""
+        vehicle = None
+        if energy_needed_wh is not None and departure is not None:
+            vehicle = ExpectedVehicle(vehicle_id, energy_needed_wh, departure)
+        self.manager.expect(site_id, vehicle_id, vehicle)
+
+    def arrived(self, vehicle_id: str) -> None:
+        """A fleet vehicle plugged in: it is no longer on its way (its needs are a session's now)."""
+        self.manager.forget_expected(vehicle_id)
 
     def curtail(self, site_id: str, event_id: str, start: float, end: float, limit_kw: float | None) -> bool:
         """A demand-response event (the site's grid limit lowered from ``start`` to ``end``; ``limit_kw`` None

@@ -10,7 +10,7 @@ when the site is short (laxity, fairness, priority groups); the tariff decides h
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -94,9 +94,15 @@ class PriceOutlook:
         self.same = np.concatenate([[0.0], np.cumsum(np.abs(prices - self.price_now) <= 1e-12)]) * PRICE_SLICE_S
 
     def before(self, deadline: float) -> tuple[float, float]:
-        """Seconds cheaper than now and as cheap as now from now until ``deadline``."""
-        k = min(int((deadline - self.now) // PRICE_SLICE_S), len(self.edges) - 1)
-        return float(self.cheaper[max(k, 0)]), float(self.same[max(k, 0)])
+        """Seconds cheaper than now and as cheap as now from now until ``deadline`` (the slice the deadline falls
+        in counted in part: whole slices only would shrink the window by up to a slice, and a must-rate near the
+        departure would jump at every quarter hour)."""
+        offset = max(0.0, deadline - self.now)
+        k = min(int(offset // PRICE_SLICE_S), len(self.edges) - 1)
+        part = (offset - k * PRICE_SLICE_S) / PRICE_SLICE_S if k + 1 < len(self.edges) else 0.0
+        cheaper = self.cheaper[k] + part * (self.cheaper[k + 1] - self.cheaper[k]) if part else self.cheaper[k]
+        same = self.same[k] + part * (self.same[k + 1] - self.same[k]) if part else self.same[k]
+        return float(cheaper), float(same)
 
 
 def cost_aware_rate(outlook: PriceOutlook, departure: float, remaining_wh: float, full_w: float) -> tuple[float, bool]:
@@ -127,27 +133,54 @@ def fair_share_w(problem: Problem) -> float:
 
 
 def flat_target_w(problem: Problem, now: float) -> float:
-    """The site's import if every session's remaining energy were spread evenly until the last departure: the
-    lowest peak the night's need allows (the demand charge is paid on the peak, so a flat import is cheapest)."""
+    """The site's import if every session's remaining energy, and the energy of the vehicles on their way
+    (``state.expected``), were spread evenly until the last departure: the lowest peak the night's need allows
+    (the demand charge is paid on the peak, so a flat import is cheapest). Counting the vehicles still to come
+    lets the early arrivals charge harder now instead of the peak being set when the last ones arrive."""
     state = problem.state
-    sessions = [s for s in problem.sessions if s.departure is not None and s.remaining_wh is not None]
-    if not sessions:
+    needs: list[tuple[float, float]] = []
+    for s in problem.sessions:
+        if s.departure is not None and s.remaining_wh is not None:
+            needs.append((s.remaining_wh, s.departure))
+    needs += [(v.energy_needed_wh, v.departure) for v in state.expected if v.departure > now]
+    if not needs:
         return 0.0
-    horizon_s = max(max(s.departure for s in sessions if s.departure is not None) - now - FINISH_BEFORE_S, 900.0)
-    need_w = sum(s.remaining_wh or 0.0 for s in sessions) * 3600.0 / horizon_s
+    horizon_s = max(max(departure for _, departure in needs) - now - FINISH_BEFORE_S, 900.0)
+    need_w = sum(wh for wh, _ in needs) * 3600.0 / horizon_s
     return need_w + float(np.sum(state.building_load_a)) * state.site.root.voltage
 
 
 def under_peak(problem: Problem, x: np.ndarray, must: np.ndarray, target_w: float = 0.0) -> np.ndarray:
     """Scale the extra above ``must`` (what deadlines need) so the site stays under its billing-period peak (or
     the flat target, when higher)."""
-    state = problem.state
-    fixed_w = float(np.sum(state.building_load_a)) * state.site.root.voltage
-    fixed_w += sum(state.site.evse(k).power_w(a) for k, a in state.reserved_a.items() if k in state.site.index)
-    base_w = fixed_w + float(np.dot(must, problem.watts_per_a))
+    room_w = _level_w(problem, must, target_w) - _base_w(problem, must)
     extra_w = float(np.dot(x - must, problem.watts_per_a))
-    room_w = max(state.peak_w, target_w, base_w) - base_w
     if extra_w <= room_w + EPS or extra_w <= 0:
         return x
     scaled: np.ndarray = must + (x - must) * (room_w / extra_w)
     return scaled
+
+
+def under_level(problem: Problem, must: np.ndarray, target_w: float) -> Problem:
+    """The problem with one more limit: the site's import at most the level :func:`under_peak` keeps to. A
+    strategy tops up under it what scaling left unused (EVSEs scaled below their minimum current are paused, and
+    their share would otherwise be lost to the plan: the night's energy then comes later, at a higher peak)."""
+    level_kw = (_level_w(problem, must, target_w) - _fixed_w(problem)) / 1000.0
+    row = problem.watts_per_a.reshape(1, -1) / 1000.0
+    return replace(
+        problem, A=np.vstack([problem.A, row]), b=np.append(problem.b, level_kw), rows=[*problem.rows, "cost:kW"]
+    )
+
+
+def _fixed_w(problem: Problem) -> float:
+    state = problem.state
+    fixed_w = float(np.sum(state.building_load_a)) * state.site.root.voltage
+    return fixed_w + sum(state.site.evse(k).power_w(a) for k, a in state.reserved_a.items() if k in state.site.index)
+
+
+def _base_w(problem: Problem, must: np.ndarray) -> float:
+    return _fixed_w(problem) + float(np.dot(must, problem.watts_per_a))
+
+
+def _level_w(problem: Problem, must: np.ndarray, target_w: float) -> float:
+    return max(problem.state.peak_w, target_w, _base_w(problem, must))

@@ -28,7 +28,7 @@ from csms.loadmgmt.strategies._core import (
     serve,
     to_allocation,
 )
-from csms.loadmgmt.strategies._cost import flat_target_w, needs_now, under_peak
+from csms.loadmgmt.strategies._cost import flat_target_w, needs_now, under_level, under_peak
 
 NAME = "deadline"
 
@@ -49,7 +49,10 @@ def allocate(state: SiteState, now: float) -> Allocation:
     x = serve(problem, x, ~has_deadline, pause)
     if demand:
         target_w = flat_target_w(problem, now)
-        x = under_peak(problem, x, np.minimum(x, np.where(has_deadline, needed, 0.0)), target_w)
+        must = np.minimum(x, np.where(has_deadline, needed, 0.0))
+        x = under_peak(problem, x, must, target_w)
+        capped = under_level(problem, must, target_w)  # what scaling paused is topped up under the same level
+        return to_allocation(problem, finalize(capped, x, top_up=True, pause_order=pause), NAME)
     return to_allocation(problem, finalize(problem, x, top_up=tariff is None, pause_order=pause), NAME)
 
 
