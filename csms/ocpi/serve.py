@@ -1,0 +1,225 @@
+"""OCPI in ``csms serve``: the OCPI API on its own port, the host plugin that queues a push when an EVSE's status
+changes, and the worker that sends queued pushes (retried with back-off, :class:`RetrySchedule`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import uvicorn
+from sqlalchemy.orm import Session, sessionmaker
+
+from csms.alerts.webhooks import RetrySchedule
+from csms.domain import events as ev
+from csms.ocpi import client as peer
+from csms.ocpi.app import PREFIX, create_ocpi_app
+from csms.ocpi.deps import OcpiConfig
+from csms.ocpi.locations import queue_status
+from csms.ocpp.convert import from_posix
+from csms.services import ocpi as store
+
+if TYPE_CHECKING:
+    from csms.core.host import CsmsHost, Reports
+    from csms.gateway.server import Gateway
+    from csms.ocpp.versions import Version
+
+log = logging.getLogger(__name__)
+
+
+#: 2 s doubling to 10 min, 12 attempts (about an hour), then abandoned.
+PUSH_RETRY = RetrySchedule(base_s=2.0, cap_s=600.0, max_attempts=12)
+
+
+@dataclass(frozen=True, slots=True)
+class OcpiServe:
+    """What ``csms serve`` needs to serve OCPI: the CPO's identity (``config.base_url`` empty: derived from the
+    listening address) and the port (0: any free one)."""
+
+    config: OcpiConfig
+    port: int = 0
+    #: The push worker's back-off and how often it looks for due pushes without being woken, seconds.
+    retry: RetrySchedule = PUSH_RETRY
+    poll_s: float = 5.0
+
+
+class PushWorker:
+    """Sends the outbox (:class:`csms.store.models.OcpiPush`) with the party's token; at-least-once."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        *,
+        schedule: RetrySchedule | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+        poll_s: float = 5.0,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.session_factory = session_factory
+        self.schedule = schedule or RetrySchedule(base_s=2.0, cap_s=600.0, max_attempts=12)
+        self.rng = rng or random.Random()
+        self.clock = clock
+        self.poll_s = poll_s
+        self._client = httpx.AsyncClient(timeout=timeout_s)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csms-ocpi-push")
+        self.attempts: dict[str, int] = {"delivered": 0, "failed": 0, "abandoned": 0}
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="csms-ocpi-push")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._client.aclose()
+        self._db.shutdown(wait=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.deliver_due()
+            except Exception:
+                log.exception("OCPI push round failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+            self._wake.clear()
+
+    async def _in_db(self, work: Callable[[Session], Any]) -> Any:
+        def run() -> Any:
+            with self.session_factory() as db, db.begin():
+                return work(db)
+
+        return await asyncio.get_running_loop().run_in_executor(self._db, run)
+
+    async def deliver_due(self) -> int:
+        now = from_posix(self.clock())
+        due = await self._in_db(lambda db: store.due_pushes(db, now))
+        for item in due:  # in order: a later status of an EVSE must not overtake an earlier one
+            await self._attempt(item)
+        return len(due)
+
+    async def _attempt(self, item: dict[str, Any]) -> None:
+        status: int | None = None
+        error: str | None = None
+        if item["token"] is None:
+            error = "the party is unregistered"
+        else:
+            try:
+                response = await self._client.request(
+                    item["method"], item["url"], headers=peer.auth(item["token"]), json=item["body"]
+                )
+                status = response.status_code
+                if not response.is_success:
+                    error = response.text[:200]
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+        delivered = error is None
+        attempt = item["attempts"] + 1
+        delay = None if delivered or item["token"] is None else self.schedule.delay_after(attempt, self.rng)
+        self.attempts["delivered" if delivered else "failed" if delay is not None else "abandoned"] += 1
+        if not delivered:
+            log.info("OCPI push %s attempt %d failed: %s", item["id"], attempt, error)
+        at = from_posix(self.clock())
+        await self._in_db(
+            lambda db: store.record_push(
+                db, item["id"], at=at, status=status, error=error, delivered=delivered, retry_after_s=delay
+            )
+        )
+
+
+class StatusPush:
+    """Host plugin: an EVSE status a station reported, once committed, is queued for the parties."""
+
+    def __init__(self, config: OcpiConfig, worker: PushWorker) -> None:
+        self.config, self.worker = config, worker
+        self._host: CsmsHost | None = None
+
+    def attach(self, host: CsmsHost) -> None:
+        self._host = host
+
+    def stop(self) -> None:
+        self._host = None
+
+    def connected(self, station_id: str, version: Version, registered: bool, now: float) -> None:
+        pass
+
+    def disconnected(self, station_id: str, now: float) -> None:
+        pass
+
+    def committed(self, station_id: str, reports: Reports, now: float) -> None:
+        host = self._host
+        evses = {r.evse_id for r, _ in reports if isinstance(r, ev.StatusReported) and r.evse_id > 0}
+        if host is None or not evses:
+            return
+        factory, config, at = host.session_factory, self.config, from_posix(now)
+
+        def queue() -> int:
+            with factory() as db, db.begin():
+                return queue_status(db, config, station_id, evses, at)
+
+        host.scheduler.run_db(queue, lambda queued: self.worker.wake() if queued else None)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ``csms serve`` owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class OcpiRunner:
+    """The OCPI API's server, the push worker and the plugin, started and stopped with ``csms serve``."""
+
+    def __init__(self, serve: OcpiServe, session_factory: sessionmaker[Session], gateway: Gateway) -> None:
+        self.serve, self.session_factory, self.gateway = serve, session_factory, gateway
+        self.worker = PushWorker(session_factory, schedule=serve.retry, poll_s=serve.poll_s)
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.url: str | None = None
+
+    async def start(self, host: str, log_level: str, log_config: Any) -> str:
+        """Listen (OSError when the port is taken); returns the versions URL."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, self.serve.port), family=family)
+        port = sock.getsockname()[1]
+        config = self.serve.config
+        if not config.base_url:
+            config = replace(config, base_url=f"http://{host}:{port}{PREFIX}")
+        self.gateway.add_plugin(StatusPush(config, self.worker))
+        self.worker.start()
+        app = create_ocpi_app(self.session_factory, self.gateway, config)
+        app.state.push_worker = self.worker
+        self._server = _Server(
+            uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off", log_config=log_config)
+        )
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="csms-ocpi")
+        while not self._server.started:
+            if self._task.done():
+                await self._task
+                raise OSError(f"the OCPI server did not start on {host}:{port}")
+            await asyncio.sleep(0.02)
+        self.url = config.versions_url
+        return self.url
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.worker.stop()
