@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from csms.domain.events import AuthorizationInfo, Decision
+from csms.pki.lookups import Lookup, Pending, RemoteAuthorization, Result
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.services.passwords import api_key_hash
-from csms.store.models import OcpiCommand, OcpiLocation, OcpiParty, OcpiPush, OcpiToken
+from csms.store.models import OcpiCommand, OcpiLocation, OcpiParty, OcpiPush, OcpiToken, Station
 
 PENDING, REGISTERED, UNREGISTERED = "pending", "registered", "unregistered"
 _COUNTRY = re.compile(r"[A-Z]{2}")
@@ -202,6 +206,58 @@ def token_by_uid(db: Session, uid: str) -> OcpiToken | None:
     rows = list(db.scalars(select(OcpiToken).where(OcpiToken.uid == uid)))
     rows.sort(key=lambda r: (r.type != "RFID", r.id))
     return rows[0] if rows else None
+
+
+# ---- authorising a roaming driver -------------------------------------------------------------------------------
+#: OCPI AllowedType → the OCPP authorization status (1.6 has no NoCredit).
+ALLOWED = {"ALLOWED": "Accepted", "BLOCKED": "Blocked", "EXPIRED": "Expired", "NO_CREDIT": "Invalid",
+           "NOT_ALLOWED": "Invalid"}  # fmt: skip
+
+
+def whitelisted(db: Session, uid: str) -> AuthorizationInfo:
+    """A token no local id token matches, by what its eMSP pushed: Unknown when none did, Invalid when it is not
+    valid, else Accepted in its group. (Which tokens need the eMSP asked first, at Authorize: :func:`realtime`.)"""
+    row = token_by_uid(db, uid)
+    if row is None:
+        return AuthorizationInfo("Unknown")
+    return AuthorizationInfo("Accepted" if row.valid else "Invalid", None, row.group_id)
+
+
+@dataclass(frozen=True)
+class RoamingCheck(Pending):
+    """Authorize of a roaming token its eMSP wants asked (whitelist NEVER or ALLOWED_OFFLINE): the eMSP's
+    ``authorize`` answer decides; without an answer, ALLOWED_OFFLINE falls back to the whitelist, NEVER refuses."""
+
+    request: RemoteAuthorization
+    whitelist: str
+    group_id: str | None
+
+    @property
+    def lookups(self) -> tuple[Lookup, ...]:
+        return (self.request,)
+
+    def finish(self, results: Sequence[Result], now: datetime) -> Decision:
+        (answer,) = results
+        if not isinstance(answer, dict):
+            return AuthorizationInfo("Accepted" if self.whitelist == "ALLOWED_OFFLINE" else "Invalid", None,
+                                     self.group_id)  # fmt: skip
+        return AuthorizationInfo(ALLOWED.get(str(answer.get("allowed")), "Invalid"), None, self.group_id)
+
+
+def realtime(db: Session, uid: str, station_id: str) -> RoamingCheck | AuthorizationInfo | None:
+    """What Authorize of roaming token ``uid`` at ``station_id`` waits for; None: the whitelist answers."""
+    row = token_by_uid(db, uid)
+    if row is None or not row.valid or row.whitelist in ("ALWAYS", "ALLOWED"):
+        return None
+    party = db.get(OcpiParty, row.party)
+    url = None if party is None or party.peer_token is None else endpoint_url(party, "tokens", "SENDER")
+    if party is None or party.peer_token is None or url is None:  # the eMSP cannot be asked
+        return AuthorizationInfo("Accepted" if row.whitelist == "ALLOWED_OFFLINE" else "Invalid", None, row.group_id)
+    station = db.get(Station, station_id)
+    location = (station.site_id or station.id) if station is not None else station_id
+    target = f"{url.rstrip('/')}/{uid}/authorize?type={row.type}"
+    request = RemoteAuthorization(target, party.peer_token, {"location_id": location})
+    return RoamingCheck(request, row.whitelist, row.group_id)
 
 
 # ---- commands ---------------------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ def handle(  # noqa: C901, PLR0911, PLR0912 - one case per report type: the tabl
         case ev.AuthorizationRequested() if report.certificate is not None or report.contract:
             return contracts.authorize(uow.session, report, now)
         case ev.AuthorizationRequested():
-            return access.authorize_at(uow.session, report.id_token, station_id, now)
+            return access.authorize_request(uow.session, report.id_token, station_id, now)
         case ev.CertificateStatusRequested():
             return contracts.certificate_status(report)
         case ev.EvCertificateRequested():
