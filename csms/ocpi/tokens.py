@@ -29,7 +29,7 @@ def _type(request: Request) -> str:
     return kind
 
 
-def _own(db: Session, caller: Caller, country_code: str, party_id: str) -> OcpiParty:
+def speaks_for(db: Session, caller: Caller, country_code: str, party_id: str) -> OcpiParty:
     """The caller's party row, when it speaks for ``country_code``/``party_id``."""
     party = db.get(OcpiParty, caller.id)
     assert party is not None
@@ -66,7 +66,7 @@ async def get_token(
     kind = _type(request)
 
     def read(db: Session) -> dict[str, Any]:
-        _own(db, caller, country_code, party_id)
+        speaks_for(db, caller, country_code, party_id)
         return _found(db, country_code, party_id, uid, kind).body
 
     return env.ok(await in_db(request, read))
@@ -87,7 +87,7 @@ async def put_token(
     body["last_updated"] = env.iso(token.last_updated)
 
     def write(db: Session) -> None:
-        store.put_token(db, _own(db, caller, country_code, party_id), body, token.last_updated)
+        store.put_token(db, speaks_for(db, caller, country_code, party_id), body, token.last_updated)
 
     await in_db(request, write)
     return env.ok()
@@ -107,7 +107,7 @@ async def patch_token(
     changes["last_updated"] = env.iso(patch.last_updated)
 
     def write(db: Session) -> None:
-        party = _own(db, caller, country_code, party_id)
+        party = speaks_for(db, caller, country_code, party_id)
         row = _found(db, country_code, party_id, uid, kind)
         merged = {**row.body, **changes}
         try:

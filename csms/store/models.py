@@ -1096,6 +1096,10 @@ class OcpiCommand(Base):
     remote_start_id: Mapped[int | None] = mapped_column(Integer, index=True)
     authorization_reference: Mapped[str | None] = mapped_column(String(36))
     token_uid: Mapped[str | None] = mapped_column(String(36))
+    #: The eMSP's id of what the command names: RESERVE_NOW's reservation_id, STOP_SESSION's session_id.
+    reference: Mapped[str | None] = mapped_column(String(36))
+    #: RESERVE_NOW: our reservation's id (CANCEL_RESERVATION finds it by the eMSP's ``reference``).
+    reservation_id: Mapped[int | None] = mapped_column(Integer)
     result: Mapped[str | None] = mapped_column(String(24))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 

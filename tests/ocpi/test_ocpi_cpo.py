@@ -203,13 +203,15 @@ class Station(ChargePoint16):
 
 
 @contextlib.asynccontextmanager
-async def station16(endpoints: Endpoints, client: httpx.AsyncClient, station_id: str) -> AsyncIterator[Any]:
+async def station16(
+    endpoints: Endpoints, client: httpx.AsyncClient, station_id: str, kind: type[ChargePoint16] = Station
+) -> AsyncIterator[Any]:
     body = {"id": station_id, "password": PASSWORD, "ocpp_version": "1.6"}
     assert (await client.post("/stations", json=body)).status_code == 201
     auth = "Basic " + base64.b64encode(f"{station_id}:{PASSWORD}".encode()).decode()
     url = endpoints.ocpp_url.format(station_id=station_id)
     async with websockets.connect(url, subprotocols=["ocpp1.6"], additional_headers={"Authorization": auth}) as ws:
-        cp = Station(station_id, ws)
+        cp = kind(station_id, ws)
         runner = asyncio.create_task(cp.start())
         try:
             boot = await cp.call(call16.BootNotification(charge_point_vendor="Acme", charge_point_model="AC22"))

@@ -67,6 +67,8 @@ def upgrade() -> None:
         sa.Column("remote_start_id", sa.Integer(), nullable=True),
         sa.Column("authorization_reference", sa.String(length=36), nullable=True),
         sa.Column("token_uid", sa.String(length=36), nullable=True),
+        sa.Column("reference", sa.String(length=36), nullable=True),
+        sa.Column("reservation_id", sa.Integer(), nullable=True),
         sa.Column("result", sa.String(length=24), nullable=True),
         sa.Column("created_at", csms.store.models.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
