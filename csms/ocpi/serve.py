@@ -24,6 +24,7 @@ from csms.ocpi import client as peer
 from csms.ocpi.app import PREFIX, create_ocpi_app
 from csms.ocpi.deps import OcpiConfig
 from csms.ocpi.locations import queue_status
+from csms.ocpi.sessions import queue_sessions
 from csms.ocpp.convert import from_posix
 from csms.services import ocpi as store
 
@@ -143,7 +144,8 @@ class PushWorker:
 
 
 class StatusPush:
-    """Host plugin: an EVSE status a station reported, once committed, is queued for the parties."""
+    """Host plugin: an EVSE status a station reported, and a roaming driver's session starting or ending, once
+    committed, are queued for the parties."""
 
     def __init__(self, config: OcpiConfig, worker: PushWorker) -> None:
         self.config, self.worker = config, worker
@@ -164,13 +166,18 @@ class StatusPush:
     def committed(self, station_id: str, reports: Reports, now: float) -> None:
         host = self._host
         evses = {r.evse_id for r, _ in reports if isinstance(r, ev.StatusReported) and r.evse_id > 0}
-        if host is None or not evses:
+        started = {d.transaction_id for r, d in reports if isinstance(r, ev.TransactionStarted) and isinstance(
+            d, ev.TransactionAck) and d.transaction_id}  # fmt: skip
+        named = {r.charger_tx_id for r, _ in reports if isinstance(r, ev.TransactionEnded | ev.TransactionStarted)
+                 and r.charger_tx_id}  # fmt: skip
+        if host is None or not (evses or started or named):
             return
         factory, config, at = host.session_factory, self.config, from_posix(now)
 
         def queue() -> int:
             with factory() as db, db.begin():
-                return queue_status(db, config, station_id, evses, at)
+                queued = queue_status(db, config, station_id, evses, at)
+                return queued + queue_sessions(db, config, station_id, started, {c for c in named if c}, at)
 
         host.scheduler.run_db(queue, lambda queued: self.worker.wake() if queued else None)
 

@@ -64,12 +64,12 @@ async def result_of(emsp: Emsp, name: str) -> dict[str, Any]:
     return body
 
 
-async def test_commands_become_ocpp_calls_and_their_results_reach_the_emsp(sqlite_url, capsys):
-    async with cpo(sqlite_url) as (endpoints, client), running_emsp() as emsp:
-        await registered(capsys, sqlite_url, endpoints, emsp)
+async def test_commands_become_ocpp_calls_and_their_results_reach_the_emsp(database_url, capsys):
+    async with cpo(database_url) as (endpoints, client), running_emsp() as emsp:
+        await registered(capsys, database_url, endpoints, emsp)
         assert endpoints.ocpi_url is not None
         base = endpoints.ocpi_url.removesuffix("/versions") + "/2.2.1/commands"
-        code, _, err = await asyncio.to_thread(cli, capsys, sqlite_url, "ocpi", "locations", "set", "CP-1", *LOCATION)
+        code, _, err = await asyncio.to_thread(cli, capsys, database_url, "ocpi", "locations", "set", "CP-1", *LOCATION)
         assert code == 0, err
         c = emsp.client()
         async with obedient(endpoints, client) as cp:

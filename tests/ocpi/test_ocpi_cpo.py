@@ -231,11 +231,11 @@ LOCATION = ["--address", "Stationsplein 1", "--city", "Amsterdam", "--country", 
             "--longitude", "4.900000", "--time-zone", "Europe/Amsterdam", "--postal-code", "1012AB"]  # fmt: skip
 
 
-async def test_locations_from_sites_and_evse_status_pushed_and_retried(sqlite_url, capsys):
-    async with cpo(sqlite_url) as (endpoints, client), running_emsp() as emsp:
+async def test_locations_from_sites_and_evse_status_pushed_and_retried(database_url, capsys):
+    async with cpo(database_url) as (endpoints, client), running_emsp() as emsp:
         assert (await client.put("/tariffs/STANDARD", json={"currency": "EUR", "elements": [{"price_components": [
             {"type": "ENERGY", "price": "0.30", "step_size": 1}]}]})).status_code in (200, 201)  # fmt: skip
-        await registered(capsys, sqlite_url, endpoints, emsp)
+        await registered(capsys, database_url, endpoints, emsp)
         assert endpoints.ocpi_url is not None
         base = endpoints.ocpi_url.removesuffix("/versions")
         async with station16(endpoints, client, "CP-1") as cp:
@@ -251,7 +251,7 @@ async def test_locations_from_sites_and_evse_status_pushed_and_retried(sqlite_ur
                 # Not published until its address is given.
                 assert (await c.get(f"{base}/2.2.1/locations")).json()["data"] == []
                 code, _, err = await asyncio.to_thread(
-                    cli, capsys, sqlite_url, "ocpi", "locations", "set", "central", *LOCATION, "--name", "Central"
+                    cli, capsys, database_url, "ocpi", "locations", "set", "central", *LOCATION, "--name", "Central"
                 )
                 assert code == 0, err
                 listed = (await c.get(f"{base}/2.2.1/locations")).json()["data"]
@@ -289,7 +289,7 @@ async def test_locations_from_sites_and_evse_status_pushed_and_retried(sqlite_ur
             await status(cp, 2, "Faulted")
 
             async def tried() -> bool:
-                _, out, _ = await asyncio.to_thread(cli, capsys, sqlite_url, "ocpi", "pushes", "--status", "pending")
+                _, out, _ = await asyncio.to_thread(cli, capsys, database_url, "ocpi", "pushes", "--status", "pending")
                 return "PATCH" in out and "503" in out
 
             await eventually(tried)
@@ -301,5 +301,5 @@ async def test_locations_from_sites_and_evse_status_pushed_and_retried(sqlite_ur
 
             delivered = await eventually(outofo)
             assert len(delivered) == 1 and delivered[0][1] == "locations/NL/CTW/central/CP-1*2"
-            code, out, _ = await asyncio.to_thread(cli, capsys, sqlite_url, "ocpi", "pushes", "--status", "pending")
+            code, out, _ = await asyncio.to_thread(cli, capsys, database_url, "ocpi", "pushes", "--status", "pending")
             assert "PATCH" not in out

@@ -1,0 +1,67 @@
+"""Sessions sender over real HTTP: a roaming driver's 1.6 transaction on a real WebSocket is pushed to the eMSP
+(its own server) when it starts and when it ends, and pulled with its kWh in between; a local driver's session
+is not the eMSP's to see."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from ocpp.v16 import call as call16
+
+from tests.ocpi.emsp import Emsp, running_emsp
+from tests.ocpi.test_ocpi_cpo import LOCATION, cli, cpo, registered, station16, status
+from tests.support.live import eventually
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+async def test_a_roaming_session_is_pushed_and_pulled_with_its_kwh(sqlite_url, capsys):
+    async with cpo(sqlite_url) as (endpoints, client), running_emsp() as emsp:
+        await registered(capsys, sqlite_url, endpoints, emsp)
+        assert endpoints.ocpi_url is not None
+        base = endpoints.ocpi_url.removesuffix("/versions") + "/2.2.1"
+        code, _, err = await asyncio.to_thread(cli, capsys, sqlite_url, "ocpi", "locations", "set", "CP-1", *LOCATION)
+        assert code == 0, err
+        tariff = {"currency": "DKK", "elements": [{"price_components": [{"type": "ENERGY", "price": "2.50",
+                                                                          "step_size": 1}]}]}  # fmt: skip
+        assert (await client.put("/tariffs/DK", json=tariff)).status_code in (200, 201)
+        assert (await client.post("/tokens", json={"id_token": "LOCAL1"})).status_code == 201
+        async with emsp.client() as c, station16(endpoints, client, "CP-1") as cp:
+            assert (await client.post("/tariff-assignments", json={"tariff_id": "DK", "station_id": "CP-1"})).is_success
+            assert (await c.put(f"{base}/tokens/DE/EMS/RF1", json=Emsp.token("RF1", "ALWAYS"))).is_success
+            await status(cp, 1, "Available")
+            started = await cp.call(call16.StartTransaction(connector_id=1, id_tag="RF1", meter_start=1000,
+                                                            timestamp=now()))  # fmt: skip
+            local = await cp.call(call16.StartTransaction(connector_id=2, id_tag="LOCAL1", meter_start=0,
+                                                          timestamp=now()))  # fmt: skip
+            assert started.id_tag_info["status"] == local.id_tag_info["status"] == "Accepted"
+            session_id = str(started.transaction_id)
+
+            async def pushed(state: str) -> list[Any]:
+                return [r for r in emsp.pushes("sessions") if r[2]["status"] == state]
+
+            [(method, path, body)] = await eventually(lambda: pushed("ACTIVE"))
+            assert method == "PUT" and path == f"sessions/NL/CTW/{session_id}"
+            assert body["kwh"] == 0 and body["currency"] == "DKK" and body["auth_method"] == "WHITELIST"
+            assert body["cdr_token"] == {"country_code": "DE", "party_id": "EMS", "uid": "RF1", "type": "RFID",
+                                         "contract_id": "DE-EMS-CRF1"}  # fmt: skip
+            assert (body["location_id"], body["evse_uid"], body["connector_id"]) == ("CP-1", "CP-1*1", "1")
+            # The meter moves: a pull shows the kWh so far; the local driver's session is not listed.
+            sample = {"timestamp": now(), "sampled_value": [{"value": "6000", "measurand":
+                      "Energy.Active.Import.Register", "unit": "Wh"}]}  # fmt: skip
+            await cp.call(call16.MeterValues(connector_id=1, transaction_id=started.transaction_id,
+                                             meter_value=[sample]))  # fmt: skip
+            listed = (await c.get(f"{base}/sessions", params={"date_from": "2000-01-01T00:00:00Z"})).json()["data"]
+            assert [(s["id"], s["kwh"], s["status"]) for s in listed] == [(session_id, 5.0, "ACTIVE")]
+            # It ends: pushed COMPLETED with its energy and end.
+            await cp.call(call16.StopTransaction(meter_stop=23000, timestamp=now(),
+                                                 transaction_id=started.transaction_id, id_tag="RF1"))  # fmt: skip
+            [(_, _, done)] = await eventually(lambda: pushed("COMPLETED"))
+            assert done["kwh"] == 22.0 and "end_date_time" in done and done["id"] == session_id
+            later = await c.get(f"{base}/sessions", params={"date_from": "2099-01-01T00:00:00Z"})
+            assert later.json()["data"] == [] and later.headers["X-Total-Count"] == "0"
+            assert len(emsp.pushes("sessions")) == 2  # the local session was never pushed
