@@ -229,7 +229,7 @@ class RoamingCheck(Pending):
     ``authorize`` answer decides; without an answer, ALLOWED_OFFLINE falls back to the whitelist, NEVER refuses."""
 
     request: RemoteAuthorization
-    whitelist: str
+    fallback: str
     group_id: str | None
 
     @property
@@ -239,25 +239,26 @@ class RoamingCheck(Pending):
     def finish(self, results: Sequence[Result], now: datetime) -> Decision:
         (answer,) = results
         if not isinstance(answer, dict):
-            return AuthorizationInfo("Accepted" if self.whitelist == "ALLOWED_OFFLINE" else "Invalid", None,
-                                     self.group_id)  # fmt: skip
+            return AuthorizationInfo(self.fallback, None, self.group_id)
         return AuthorizationInfo(ALLOWED.get(str(answer.get("allowed")), "Invalid"), None, self.group_id)
 
 
 def realtime(db: Session, uid: str, station_id: str) -> RoamingCheck | AuthorizationInfo | None:
     """What Authorize of roaming token ``uid`` at ``station_id`` waits for; None: the whitelist answers."""
     row = token_by_uid(db, uid)
-    if row is None or not row.valid or row.whitelist in ("ALWAYS", "ALLOWED"):
+    if row is None or row.whitelist in ("ALWAYS", "ALLOWED"):
         return None
+    # Asked also when the token is not valid (12.4.5: its state may have changed since).
+    fallback = "Accepted" if row.whitelist == "ALLOWED_OFFLINE" and row.valid else "Invalid"
     party = db.get(OcpiParty, row.party)
     url = None if party is None or party.peer_token is None else endpoint_url(party, "tokens", "SENDER")
     if party is None or party.peer_token is None or url is None:  # the eMSP cannot be asked
-        return AuthorizationInfo("Accepted" if row.whitelist == "ALLOWED_OFFLINE" else "Invalid", None, row.group_id)
+        return AuthorizationInfo(fallback, None, row.group_id)
     station = db.get(Station, station_id)
     location = (station.site_id or station.id) if station is not None else station_id
     target = f"{url.rstrip('/')}/{uid}/authorize?type={row.type}"
     request = RemoteAuthorization(target, party.peer_token, {"location_id": location})
-    return RoamingCheck(request, row.whitelist, row.group_id)
+    return RoamingCheck(request, fallback, row.group_id)
 
 
 # ---- commands ---------------------------------------------------------------------------------------------------

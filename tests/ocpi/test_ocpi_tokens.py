@@ -66,6 +66,12 @@ async def test_tokens_pushed_by_the_emsp_authorise_its_drivers(sqlite_url, capsy
                 assert (await c.get(f"{base}/RF1")).json()["data"]["valid"] is False
                 assert await authorize(cp, "RF1") == "Invalid"
                 assert await authorize(cp, "NOBODY") == "Invalid"
+                # A token that needs real-time authorisation is asked about even when not valid (12.4.5).
+                await c.patch(f"{base}/RF2", json={"valid": False, "last_updated": "2026-12-04T11:00:00Z"})
+                emsp.authorize_answer = "ALLOWED"
+                before = len(asked(emsp, "RF2"))
+                assert await authorize(cp, "RF2") == "Accepted"
+                assert len(asked(emsp, "RF2")) == before + 1
                 # A PATCH that breaks the token is refused; a PATCH without last_updated too.
                 broken = await c.patch(f"{base}/RF1", json={"whitelist": "X", "last_updated": "2026-12-04T11:00:00Z"})
                 assert broken.json()["status_code"] == 2001
