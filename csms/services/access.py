@@ -17,7 +17,7 @@ def authorize_request(db: Session, id_token: str, station_id: str, now: datetime
     """Authorize: :func:`authorize_at`, or, for a roaming token whose eMSP wants to be asked, the eMSP's answer
     (real-time authorisation, a lookup the host makes after the commit)."""
     if db.get(IdToken, id_token) is None:
-        asked = ocpi.realtime(db, id_token, station_id)
+        asked = ocpi.realtime(db, id_token, station_id, now)
         if asked is not None:
             return asked
     return authorize_at(db, id_token, station_id, now)

@@ -243,11 +243,22 @@ class RoamingCheck(Pending):
         return AuthorizationInfo(ALLOWED.get(str(answer.get("allowed")), "Invalid"), None, self.group_id)
 
 
-def realtime(db: Session, uid: str, station_id: str) -> RoamingCheck | AuthorizationInfo | None:
+#: After a START_SESSION or RESERVE_NOW the eMSP authorised, its token is not asked about again at that station
+#: for this long (OCPI 2.2.1 13.3.4, 13.3.5).
+COMMANDED = timedelta(minutes=15)
+
+
+def realtime(db: Session, uid: str, station_id: str, now: datetime) -> RoamingCheck | AuthorizationInfo | None:
     """What Authorize of roaming token ``uid`` at ``station_id`` waits for; None: the whitelist answers."""
     row = token_by_uid(db, uid)
     if row is None or row.whitelist in ("ALWAYS", "ALLOWED"):
         return None
+    commanded = select(OcpiCommand.id).where(
+        OcpiCommand.token_uid == uid, OcpiCommand.station_id == station_id,
+        OcpiCommand.command.in_(("START_SESSION", "RESERVE_NOW")), OcpiCommand.created_at >= now - COMMANDED,
+    )  # fmt: skip
+    if db.scalar(commanded.limit(1)) is not None:
+        return AuthorizationInfo("Accepted", None, row.group_id)
     # Asked also when the token is not valid (12.4.5: its state may have changed since).
     fallback = "Accepted" if row.whitelist == "ALLOWED_OFFLINE" and row.valid else "Invalid"
     party = db.get(OcpiParty, row.party)

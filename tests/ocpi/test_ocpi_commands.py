@@ -120,6 +120,13 @@ async def test_commands_become_ocpp_calls_and_their_results_reach_the_emsp(datab
             assert unlocked["result"] == "ACCEPTED"
             assert await result_of(emsp, "UNLOCK_CONNECTOR/u1") == {"result": "ACCEPTED"}
             assert cp.received[-1] == ("UnlockConnector", {"connector_id": 1})
+            # A token the eMSP wants asked about is not asked again within 15 minutes of its START_SESSION there.
+            app = Emsp.token("APP1", "NEVER")
+            assert (await send("START_SESSION", {"token": app, "location_id": "CP-1"}, "s4"))["result"] == "ACCEPTED"
+            assert await result_of(emsp, "START_SESSION/s4") == {"result": "ACCEPTED"}
+            assert cp.received[-1] == ("RemoteStartTransaction", {"id_tag": "APP1"})
+            assert (await cp.call(call16.Authorize(id_tag="APP1"))).id_tag_info["status"] == "Accepted"
+            assert not [r for r in emsp.received if r[1].startswith("tokens/APP1")]
             # Refused at once: an unknown command, an unknown EVSE; malformed: 2001 naming the field.
             assert (await send("FLY_TO_MOON", {}, "x"))["result"] == "NOT_SUPPORTED"
             far = await send(
