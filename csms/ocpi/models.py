@@ -49,7 +49,8 @@ class CredentialsRole(_Object):
 
 
 class Credentials(_Object):
-    token: str = Field(min_length=1, max_length=64)
+    #: Printable non-whitespace ASCII (U+0021 to U+007E), 7.3.1.
+    token: str = Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")
     url: str = Field(min_length=1, max_length=255)
     roles: list[CredentialsRole] = Field(min_length=1)
 
@@ -155,3 +156,91 @@ class UnlockConnector(_Command):
     location_id: str = Field(min_length=1, max_length=36)
     evse_uid: str = Field(min_length=1, max_length=36)
     connector_id: str = Field(min_length=1, max_length=36)
+
+
+# ---- objects the CPO writes (the tests validate what it sends against these) --------------------------------------
+class GeoLocation(_Object):
+    latitude: str = Field(pattern=r"^-?[0-9]{1,2}\.[0-9]{5,7}$")
+    longitude: str = Field(pattern=r"^-?[0-9]{1,3}\.[0-9]{5,7}$")
+
+
+class Connector(_Object):
+    id: str = Field(min_length=1, max_length=36)
+    standard: str
+    format: Literal["SOCKET", "CABLE"]
+    power_type: Literal["AC_1_PHASE", "AC_2_PHASE", "AC_2_PHASE_SPLIT", "AC_3_PHASE", "DC"]
+    max_voltage: int
+    max_amperage: int
+    max_electric_power: int | None = None
+    tariff_ids: list[str] | None = None
+    last_updated: datetime
+
+
+class Evse(_Object):
+    uid: str = Field(min_length=1, max_length=36)
+    evse_id: str | None = Field(None, pattern=r"^[A-Z]{2}\*?[A-Z0-9]{3}\*?E[A-Z0-9\*]{1,30}$")
+    status: Literal["AVAILABLE", "BLOCKED", "CHARGING", "INOPERATIVE", "OUTOFORDER", "PLANNED", "REMOVED",
+                    "RESERVED", "UNKNOWN"]  # fmt: skip
+    capabilities: list[str] | None = None
+    connectors: list[Connector] = Field(min_length=1)
+    last_updated: datetime
+
+
+class Location(_Object):
+    country_code: str = CountryCode
+    party_id: str = PartyId
+    id: str = Field(min_length=1, max_length=36)
+    publish: bool
+    name: str | None = Field(None, max_length=255)
+    address: str = Field(max_length=45)
+    city: str = Field(max_length=45)
+    postal_code: str | None = Field(None, max_length=10)
+    country: str = Field(pattern=r"^[A-Z]{3}$")
+    coordinates: GeoLocation
+    evses: list[Evse] | None = None
+    time_zone: str = Field(max_length=255)
+    last_updated: datetime
+
+
+class CdrToken(_Object):
+    country_code: str = CountryCode
+    party_id: str = PartyId
+    uid: str = Field(min_length=1, max_length=36)
+    type: TokenType
+    contract_id: str = Field(min_length=1, max_length=36)
+
+
+class Price(_Object):
+    excl_vat: float
+    incl_vat: float | None = None
+
+
+class Session(_Object):
+    country_code: str = CountryCode
+    party_id: str = PartyId
+    id: str = Field(min_length=1, max_length=36)
+    start_date_time: datetime
+    end_date_time: datetime | None = None
+    kwh: float = Field(ge=0)
+    cdr_token: CdrToken
+    auth_method: Literal["AUTH_REQUEST", "COMMAND", "WHITELIST"]
+    authorization_reference: str | None = Field(None, max_length=36)
+    location_id: str = Field(min_length=1, max_length=36)
+    evse_uid: str = Field(min_length=1, max_length=36)
+    connector_id: str = Field(min_length=1, max_length=36)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    total_cost: Price | None = None
+    status: Literal["ACTIVE", "COMPLETED", "INVALID", "PENDING", "RESERVATION"]
+    last_updated: datetime
+
+
+class CommandResponse(_Object):
+    result: Literal["NOT_SUPPORTED", "REJECTED", "ACCEPTED", "UNKNOWN_SESSION"]
+    timeout: int
+    message: list[DisplayText] | None = None
+
+
+class CommandResult(_Object):
+    result: Literal["ACCEPTED", "CANCELED_RESERVATION", "EVSE_OCCUPIED", "EVSE_INOPERATIVE", "FAILED",
+                    "NOT_SUPPORTED", "REJECTED", "TIMEOUT", "UNKNOWN_RESERVATION"]  # fmt: skip
+    message: list[DisplayText] | None = None

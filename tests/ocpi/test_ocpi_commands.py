@@ -15,6 +15,7 @@ from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 
+from csms.ocpi import models
 from tests.ocpi.emsp import Emsp, running_emsp
 from tests.ocpi.test_ocpi_cpo import LOCATION, cli, cpo, registered, station16, status
 from tests.support.live import eventually
@@ -61,6 +62,7 @@ async def result_of(emsp: Emsp, name: str) -> dict[str, Any]:
         return [r for r in emsp.received if r[0] == "POST" and r[1] == f"commands/{name}"]
 
     [(_, _, body)] = await eventually(posted)
+    models.CommandResult.model_validate(body)
     return body
 
 
@@ -80,6 +82,7 @@ async def test_commands_become_ocpp_calls_and_their_results_reach_the_emsp(datab
                 body = {"response_url": f"{emsp.base}/2.2.1/commands/{command}/{ref}", **body}
                 answer = await c.post(f"{base}/{command}", json=body)
                 assert answer.json()["status_code"] == 1000, answer.text
+                models.CommandResponse.model_validate(answer.json()["data"])
                 return answer.json()["data"]
 
             # START_SESSION → RemoteStartTransaction; the result is POSTed to the response_url.

@@ -20,6 +20,7 @@ from ocpp.v16 import call as call16
 
 from csms.alerts.webhooks import RetrySchedule
 from csms.cli import main
+from csms.ocpi import models
 from csms.ocpi.deps import OcpiConfig
 from csms.ocpi.serve import OcpiServe
 from csms.runtime.server import Endpoints
@@ -257,6 +258,7 @@ async def test_locations_from_sites_and_evse_status_pushed_and_retried(database_
                 listed = (await c.get(f"{base}/2.2.1/locations")).json()["data"]
                 assert [loc["id"] for loc in listed] == ["central"]
                 location = listed[0]
+                models.Location.model_validate(location)  # what we send is an OCPI 2.2.1 Location
                 assert location["country_code"] == "NL" and location["party_id"] == "CTW"
                 assert location["coordinates"] == {"latitude": "52.378900", "longitude": "4.900000"}
                 assert location["time_zone"] == "Europe/Amsterdam" and location["name"] == "Central"

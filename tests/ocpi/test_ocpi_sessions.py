@@ -10,6 +10,7 @@ from typing import Any
 
 from ocpp.v16 import call as call16
 
+from csms.ocpi import models
 from tests.ocpi.emsp import Emsp, running_emsp
 from tests.ocpi.test_ocpi_cpo import LOCATION, cli, cpo, registered, station16, status
 from tests.support.live import eventually
@@ -46,6 +47,7 @@ async def test_a_roaming_session_is_pushed_and_pulled_with_its_kwh(sqlite_url, c
 
             [(method, path, body)] = await eventually(lambda: pushed("ACTIVE"))
             assert method == "PUT" and path == f"sessions/NL/CTW/{session_id}"
+            models.Session.model_validate(body)
             assert body["kwh"] == 0 and body["currency"] == "DKK" and body["auth_method"] == "WHITELIST"
             assert body["cdr_token"] == {"country_code": "DE", "party_id": "EMS", "uid": "RF1", "type": "RFID",
                                          "contract_id": "DE-EMS-CRF1"}  # fmt: skip
@@ -61,6 +63,7 @@ async def test_a_roaming_session_is_pushed_and_pulled_with_its_kwh(sqlite_url, c
             await cp.call(call16.StopTransaction(meter_stop=23000, timestamp=now(),
                                                  transaction_id=started.transaction_id, id_tag="RF1"))  # fmt: skip
             [(_, _, done)] = await eventually(lambda: pushed("COMPLETED"))
+            models.Session.model_validate(done)
             assert done["kwh"] == 22.0 and "end_date_time" in done and done["id"] == session_id
             later = await c.get(f"{base}/sessions", params={"date_from": "2099-01-01T00:00:00Z"})
             assert later.json()["data"] == [] and later.headers["X-Total-Count"] == "0"
