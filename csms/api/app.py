@@ -31,6 +31,7 @@ from csms.api.routes import (
     repoint,
     reports,
     reservations,
+    roaming,
     security_events,
     sites,
     stations,
@@ -66,7 +67,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     routers = (
         stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics,
         security_events, certificates, contract_roots, configuration, display_messages, reservations,
-        monitoring, local_lists, bundles, repoint, reports, billing, fleet, multifamily, tariffs,
+        monitoring, local_lists, bundles, repoint, reports, billing, fleet, multifamily, tariffs, roaming,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)

@@ -105,6 +105,14 @@ def party_by_token(db: Session, token: str) -> OcpiParty | None:
     return db.scalar(select(OcpiParty).where(OcpiParty.token_hash == token_hash(token)))
 
 
+def set_push(db: Session, country_code: str, party_id: str, push: bool, now: datetime) -> OcpiParty:
+    """Whether the party gets pushes (EVSE status, sessions) or pulls."""
+    row = get_party(db, country_code, party_id)
+    row.push, row.updated_at = push, now
+    db.flush()
+    return row
+
+
 def list_parties(db: Session) -> list[OcpiParty]:
     return list(db.scalars(select(OcpiParty).order_by(OcpiParty.country_code, OcpiParty.party_id)))
 
@@ -155,8 +163,29 @@ def endpoint_url(party: OcpiParty, identifier: str, role: str) -> str | None:
 
 
 # ---- location details ------------------------------------------------------------------------------------------
+_LOCATION_RULES = {
+    "address": r".{1,45}",
+    "city": r".{1,45}",
+    "country": r"[A-Z]{3}",
+    "latitude": r"-?[0-9]{1,2}\.[0-9]{5,7}",
+    "longitude": r"-?[0-9]{1,3}\.[0-9]{5,7}",
+    "time_zone": r"[A-Za-z_]+(/[A-Za-z0-9_+-]+)*",
+}
+
+
 def set_location(db: Session, location_id: str, details: dict[str, Any], now: datetime) -> OcpiLocation:
-    """Create or replace the OCPI details of a site (or of a station in no site)."""
+    """Create or replace the OCPI details of a site (or of a station in no site).
+
+    Raises:
+        Invalid: naming the field OCPI would refuse (country: ISO 3166 alpha-3; coordinates as OCPI writes them).
+    """
+    if not 1 <= len(location_id) <= 36:
+        raise Invalid("location id: 1-36 characters (an OCPI location id)")
+    for key, pattern in _LOCATION_RULES.items():
+        if not re.fullmatch(pattern, str(details.get(key) or "")):
+            raise Invalid(f"{key}: {details.get(key)!r} does not match {pattern}")
+    if details.get("postal_code") is not None and len(details["postal_code"]) > 10:
+        raise Invalid("postal_code: at most 10 characters")
     row = db.get(OcpiLocation, location_id)
     if row is None:
         row = OcpiLocation(id=location_id)

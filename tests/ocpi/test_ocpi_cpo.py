@@ -145,6 +145,10 @@ async def test_we_register_with_the_emsp_by_the_cli(sqlite_url, capsys, monkeypa
         # Registered already: refused.
         code, _, err = await asyncio.to_thread(cli, capsys, sqlite_url, "ocpi", "parties", "register", "DE", "EMS")
         assert code == 2 and "already registered" in err
+        code, out, _ = await asyncio.to_thread(
+            cli, capsys, sqlite_url, "ocpi", "parties", "set", "DE", "EMS", "--no-push"
+        )
+        assert code == 0 and "pull" in out
 
 
 async def test_envelope_ids_routing_headers_and_paging(sqlite_url, capsys):
@@ -249,8 +253,16 @@ async def test_locations_from_sites_and_evse_status_pushed_and_retried(database_
             assign = {"tariff_id": "STANDARD", "site_id": "central"}
             assert (await client.post("/tariff-assignments", json=assign)).status_code in (200, 201)
             async with emsp.client() as c:
-                # Not published until its address is given.
+                # Not published until its address is given; an address OCPI would refuse is refused (422).
                 assert (await c.get(f"{base}/2.2.1/locations")).json()["data"] == []
+                bad = {"address": "Stationsplein 1", "city": "Amsterdam", "country": "NL", "latitude": "52.378900",
+                       "longitude": "4.900000", "time_zone": "Europe/Amsterdam"}  # fmt: skip
+                refused = await client.put("/ocpi/locations/central", json=bad)
+                assert refused.status_code == 422 and refused.json()["detail"].startswith("country:")
+                code, _, err = await asyncio.to_thread(cli, capsys, database_url, "ocpi", "locations", "set", "central",
+                                                       *[v if v != "NLD" else "Holland" for v in LOCATION])  # fmt: skip
+                assert code == 2 and "country" in err
+                assert (await client.get("/ocpi/locations")).json() == []
                 code, _, err = await asyncio.to_thread(
                     cli, capsys, database_url, "ocpi", "locations", "set", "central", *LOCATION, "--name", "Central"
                 )
@@ -296,6 +308,10 @@ async def test_locations_from_sites_and_evse_status_pushed_and_retried(database_
 
             await eventually(tried)
             await asyncio.sleep(0.8)  # a few attempts fail
+            # The operator sees it in the API: the push, its attempts and the eMSP's answer.
+            pending = (await client.get("/ocpi/pushes", params={"status": "pending"})).json()
+            assert len(pending) == 1 and pending[0]["attempts"] >= 2 and pending[0]["last_status"] == 503
+            assert pending[0]["url"].endswith("/locations/NL/CTW/central/CP-1*2")
             emsp.down = False
 
             async def outofo() -> list[Any]:
@@ -305,3 +321,14 @@ async def test_locations_from_sites_and_evse_status_pushed_and_retried(database_
             assert len(delivered) == 1 and delivered[0][1] == "locations/NL/CTW/central/CP-1*2"
             code, out, _ = await asyncio.to_thread(cli, capsys, database_url, "ocpi", "pushes", "--status", "pending")
             assert "PATCH" not in out
+            assert (await client.get("/ocpi/pushes", params={"status": "pending"})).json() == []
+
+            # A party that pulls gets no pushes.
+            assert (await client.patch("/ocpi/parties/DE/EMS", json={"push": False})).json()["push"] is False
+            before = len(emsp.pushes("locations"))
+            await status(cp, 2, "Available")
+            await asyncio.sleep(0.5)
+            assert len(emsp.pushes("locations")) == before
+            parties = (await client.get("/ocpi/parties")).json()
+            assert [(p["country_code"], p["party_id"], p["status"]) for p in parties] == [("DE", "EMS", "registered")]
+            assert emsp.our_token_b not in str(parties) and str(emsp.cpo_token) not in str(parties)
