@@ -163,6 +163,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"OCPP gateway  {endpoints.ocpp_url}", flush=True)
         if endpoints.ocpp_tls_url is not None:
             print(f"OCPP over TLS {endpoints.ocpp_tls_url}", flush=True)
+        if endpoints.ocpi_url is not None:
+            print(f"OCPI 2.2.1    {endpoints.ocpi_url}", flush=True)
         print(f"API           {endpoints.api_url}  (OpenAPI: {endpoints.api_url.removesuffix('/api/v1')}/openapi.json)")
         print(f"Dashboard     {endpoints.api_url.removesuffix('/api/v1')}/?key=KEY", flush=True)
         if api_key is None:
