@@ -16,6 +16,7 @@ import logging
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -58,6 +59,8 @@ def post_ocpi(lookup: RemoteAuthorization, timeout_s: float) -> dict[str, Any] |
     headers = {
         "Content-Type": "application/json",
         "Authorization": "Token " + base64.b64encode(lookup.token.encode()).decode(),
+        "X-Request-ID": uuid.uuid4().hex,
+        "X-Correlation-ID": uuid.uuid4().hex,
     }
     sent = urllib.request.Request(lookup.url, data=json.dumps(lookup.body).encode(), method="POST", headers=headers)
     with urllib.request.urlopen(sent, timeout=timeout_s) as answer:

@@ -84,7 +84,8 @@ async def _handshake(request: Request, caller: Caller, credentials: Credentials)
     """Fetch the partner's endpoints with its token, then answer with a fresh token C."""
     client: httpx.AsyncClient = request.app.state.ocpi_client
     try:
-        _, found = await version_details(client, credentials.url, credentials.token)
+        to = (caller.country_code, caller.party_id)
+        _, found = await version_details(client, credentials.url, credentials.token, config_of(request).us, to)
     except PeerError as exc:
         code = env.UNSUPPORTED_VERSION if "no version" in str(exc) else env.UNABLE_TO_USE_CLIENT_API
         raise env.OcpiError(code, str(exc)) from None
@@ -152,20 +153,21 @@ async def register_with(
     versions_url, token_a = read()
     if versions_url is None or token_a is None:
         raise PeerError(f"party {country_code}-{party_id} has no versions URL and token: add it with --url and --token")
-    _, found = await version_details(client, versions_url, token_a)
+    us, to = config.us, (country_code, party_id)
+    _, found = await version_details(client, versions_url, token_a, us, to)
     url = next((e.url for e in found.endpoints if e.identifier == "credentials"), None)
     if url is None:
         raise PeerError(f"{versions_url}: the partner lists no credentials endpoint")
     at = now()
     with factory() as db, db.begin():
         token_b = store.issue_token(db, store.get_party(db, country_code, party_id), "B", at)
-    answer = await call(client, "POST", url, token_a, our_credentials(config, token_b))
+    answer = await call(client, "POST", url, token_a, our_credentials(config, token_b), us=us, to=to)
     try:
         theirs = Credentials.model_validate(answer)
     except ValueError as exc:
         raise PeerError(f"{url}: its credentials are malformed: {exc}") from None
     # Its endpoints as token C sees them (a partner may offer more once registered).
-    _, found = await version_details(client, theirs.url, theirs.token)
+    _, found = await version_details(client, theirs.url, theirs.token, us, to)
     with factory() as db, db.begin():
         store.registered(
             db,

@@ -23,6 +23,7 @@ from csms.domain import events as ev
 from csms.ocpi import client as peer
 from csms.ocpi.app import PREFIX, create_ocpi_app
 from csms.ocpi.deps import OcpiConfig
+from csms.ocpi.envelope import Us
 from csms.ocpi.locations import queue_status
 from csms.ocpi.sessions import queue_sessions
 from csms.ocpp.convert import from_posix
@@ -64,8 +65,11 @@ class PushWorker:
         clock: Callable[[], float] = time.time,
         poll_s: float = 5.0,
         timeout_s: float = 10.0,
+        us: Us | None = None,
     ) -> None:
+        """``us``: this CPO on the routing headers of what it sends."""
         self.session_factory = session_factory
+        self.us = us
         self.schedule = schedule or RetrySchedule(base_s=2.0, cap_s=600.0, max_attempts=12)
         self.rng = rng or random.Random()
         self.clock = clock
@@ -122,7 +126,10 @@ class PushWorker:
         else:
             try:
                 response = await self._client.request(
-                    item["method"], item["url"], headers=peer.auth(item["token"]), json=item["body"]
+                    item["method"],
+                    item["url"],
+                    json=item["body"],
+                    headers=peer.auth(item["token"], self.us, (item["country_code"], item["party_id"])),
                 )
                 status = response.status_code
                 if not response.is_success:
@@ -195,7 +202,7 @@ class OcpiRunner:
 
     def __init__(self, serve: OcpiServe, session_factory: sessionmaker[Session], gateway: Gateway) -> None:
         self.serve, self.session_factory, self.gateway = serve, session_factory, gateway
-        self.worker = PushWorker(session_factory, schedule=serve.retry, poll_s=serve.poll_s)
+        self.worker = PushWorker(session_factory, schedule=serve.retry, poll_s=serve.poll_s, us=serve.config.us)
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
         self.url: str | None = None

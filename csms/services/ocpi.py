@@ -339,16 +339,17 @@ def enqueue(db: Session, party: int, module: str, method: str, url: str, body: d
 def due_pushes(db: Session, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
     """Pending pushes whose time has come, oldest first, with the token to send them with."""
     stmt = (
-        select(OcpiPush, OcpiParty.peer_token)
+        select(OcpiPush, OcpiParty.peer_token, OcpiParty.country_code, OcpiParty.party_id)
         .join(OcpiParty, OcpiParty.id == OcpiPush.party)
         .where(OcpiPush.status == "pending", OcpiPush.next_attempt_at <= now)
         .order_by(OcpiPush.id)
         .limit(limit)
     )
     return [
-        {"id": p.id, "method": p.method, "url": p.url, "body": p.body, "attempts": p.attempts, "token": token}
-        for p, token in db.execute(stmt)
-    ]
+        {"id": p.id, "method": p.method, "url": p.url, "body": p.body, "attempts": p.attempts, "token": token,
+         "country_code": country, "party_id": party}
+        for p, token, country, party in db.execute(stmt)
+    ]  # fmt: skip
 
 
 def record_push(

@@ -42,12 +42,14 @@ class Emsp:
         self.cpo_token: str | None = None  # the token we call the CPO with
         self.cpo_versions: str | None = None
         self.received: list[tuple[str, str, Any]] = []  # (method, path, body)
+        self.headers: list[dict[str, str]] = []  # the headers of each request received, in order
         self.down = False  # answer every push with 503
         self.authorize_answer = "ALLOWED"
         self._routes()
 
     # ---- the eMSP's API ----------------------------------------------------------------------------------------
     def _check(self, request: Request) -> JSONResponse | None:
+        self.headers.append(dict(request.headers))
         value = request.headers.get("authorization", "").removeprefix("Token ").strip()
         try:
             token = base64.b64decode(value).decode()

@@ -297,6 +297,11 @@ async def test_locations_from_sites_and_evse_status_pushed_and_retried(database_
             [(method, path, body)] = await eventually(pushed)
             assert method == "PATCH" and path == "locations/NL/CTW/central/CP-1*1"
             assert set(body) == {"status", "last_updated"}
+            # Sent with the routing headers (from us to the eMSP) and request and correlation ids.
+            sent = emsp.headers[-1]
+            assert (sent["ocpi-from-country-code"], sent["ocpi-from-party-id"]) == ("NL", "CTW")
+            assert (sent["ocpi-to-country-code"], sent["ocpi-to-party-id"]) == ("DE", "EMS")
+            assert sent["x-request-id"] and sent["x-correlation-id"]
 
             # The eMSP is down: the push is kept and retried with back-off until it is taken.
             emsp.down = True
