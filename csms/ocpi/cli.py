@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -14,9 +15,10 @@ from sqlalchemy.orm import Session
 from csms.ocpi.client import PeerError
 from csms.ocpi.credentials import register_with
 from csms.ocpi.deps import OcpiConfig
+from csms.ocpi.tokens import pull
 from csms.services import ocpi as store
 from csms.services.errors import Conflict
-from csms.store.database import make_session_factory
+from csms.store.database import make_engine, make_session_factory
 
 InTransaction = Callable[[argparse.Namespace, Callable[[Session], Any]], Any]
 Table = Callable[[list[Sequence[Any]], Sequence[str]], str]
@@ -93,6 +95,23 @@ def add_parsers(
 
     _partner_parsers(cmds, database_option, in_transaction, config_of)
     _location_parsers(groups, database_option, in_transaction, table)
+    tokens = groups.add_parser("tokens", help="partners' tokens", description="The tokens eMSPs gave us.")
+    tokens.set_defaults(handler=lambda _args: tokens.print_help() or 2)
+    tcmds = tokens.add_subparsers(title="commands", metavar="COMMAND")
+    pull = tcmds.add_parser("pull", help="fetch every token of a registered eMSP (its tokens sender)",
+                            description="GET all of the eMSP's tokens, page by page, and keep them.")  # fmt: skip
+    _code(pull)
+    database_option(pull)
+
+    def do_pull(args: argparse.Namespace) -> int:
+        in_transaction(args, lambda db: store.get_party(db, args.country_code, args.party_id))  # and migrates
+        kept, refused = asyncio.run(_pull(args.database_url, args.country_code, args.party_id))
+        print(f"{kept} token(s) kept from {args.country_code}-{args.party_id}")
+        for reason in refused:
+            print(f"refused {reason}", file=sys.stderr)
+        return 0
+
+    pull.set_defaults(handler=do_pull)
 
 
 def _partner_parsers(
@@ -191,6 +210,17 @@ def _location_parsers(
 def _code(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("country_code", metavar="COUNTRY", help="ISO 3166-1 alpha-2, e.g. NL")
     parser.add_argument("party_id", metavar="PARTY", help="three capitals or digits, e.g. EMS")
+
+
+async def _pull(database_url: str | None, country_code: str, party_id: str) -> tuple[int, list[str]]:
+    engine = make_engine(database_url)
+    try:
+        async with httpx.AsyncClient(timeout=15.0) as client:
+            return await pull(make_session_factory(engine), country_code, party_id, client)
+    except PeerError as exc:
+        raise Conflict(f"pulling tokens failed: {exc}") from None
+    finally:
+        engine.dispose()
 
 
 async def _register(engine: Any, config: OcpiConfig, country_code: str, party_id: str) -> dict[str, Any]:

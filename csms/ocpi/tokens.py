@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from csms.ocpi import envelope as env
+from csms.ocpi.client import PeerError, auth
 from csms.ocpi.deps import Caller, RegisteredCaller, in_db
+from csms.ocpi.envelope import Us
 from csms.ocpi.models import Token, TokenPatch
 from csms.services import ocpi as store
 from csms.store.models import OcpiParty, OcpiToken
@@ -33,8 +36,7 @@ def speaks_for(db: Session, caller: Caller, country_code: str, party_id: str) ->
     """The caller's party row, when it speaks for ``country_code``/``party_id``."""
     party = db.get(OcpiParty, caller.id)
     assert party is not None
-    codes = {(party.country_code, party.party_id)} | {(r.get("country_code"), r.get("party_id")) for r in party.roles}
-    if (country_code, party_id) not in codes:
+    if (country_code, party_id) not in store.codes(party):
         raise env.OcpiError(env.CLIENT_ERROR, f"{country_code}-{party_id} is not a party these credentials speak for",
                             403)  # fmt: skip
     return party
@@ -57,6 +59,69 @@ def _found(db: Session, country_code: str, party_id: str, uid: str, kind: str) -
     if row is None:
         raise env.OcpiError(env.UNKNOWN_TOKEN, f"unknown token {uid!r} ({kind})", 404)
     return row
+
+
+# ---- pulling an eMSP's tokens -----------------------------------------------------------------------------------
+async def pull(
+    factory: sessionmaker[Session], country_code: str, party_id: str, client: httpx.AsyncClient, us: Us | None = None
+) -> tuple[int, list[str]]:
+    """GET every token of the registered party's tokens sender (following its ``Link`` pages) and keep them as if
+    pushed; returns how many were kept and why the others were not (a malformed token, another party's codes).
+
+    Raises:
+        PeerError: the party is not registered, lists no tokens sender, or answered an error.
+    """
+    with factory() as db:
+        party = store.get_party(db, country_code, party_id)
+        url = store.endpoint_url(party, "tokens", "SENDER")
+        token, pid = party.peer_token, party.id
+    if party.status != store.REGISTERED or token is None or url is None:
+        raise PeerError(f"party {country_code}-{party_id} is not registered or offers no tokens sender")
+    kept, refused = 0, []
+    next_url: str | None = url
+    while next_url is not None:
+        try:
+            response = await client.get(next_url, headers=auth(token, us, (country_code, party_id)))
+            answer = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise PeerError(f"GET {next_url}: {exc}") from None
+        if not response.is_success or answer.get("status_code") != env.SUCCESS:
+            raise PeerError(f"GET {next_url}: HTTP {response.status_code}, OCPI {answer.get('status_code')}")
+        good: list[Token] = []
+        for index, item in enumerate(answer.get("data") or []):
+            try:
+                good.append(Token.model_validate(item))
+            except ValidationError as exc:
+                refused.append(f"item {index}: {_refusal(exc).message}")
+
+        def keep(db: Session, tokens: list[Token] = good) -> list[str]:
+            row = db.get(OcpiParty, pid)
+            assert row is not None
+            others = []
+            for one in tokens:
+                if (one.country_code, one.party_id) not in store.codes(row):
+                    others.append(f"{one.uid}: {one.country_code}-{one.party_id} is another party's")
+                    continue
+                body = one.model_dump(mode="json", exclude_none=True)
+                body["last_updated"] = env.iso(one.last_updated)
+                store.put_token(db, row, body, one.last_updated)
+            return others
+
+        with factory() as db, db.begin():
+            others = keep(db)
+        kept += len(good) - len(others)
+        refused += others
+        next_url = _next(response.headers.get("link"))
+    return kept, refused
+
+
+def _next(link: str | None) -> str | None:
+    """The ``rel="next"`` URL of a ``Link`` header."""
+    for part in (link or "").split(","):
+        target, _, params = part.partition(";")
+        if 'rel="next"' in params.replace(" ", "") or "rel=next" in params.replace(" ", ""):
+            return target.strip().strip("<>")
+    return None
 
 
 @router.get("/{country_code}/{party_id}/{uid}")

@@ -154,6 +154,13 @@ def unregister(db: Session, party: OcpiParty, now: datetime) -> None:
     db.flush()
 
 
+def codes(party: OcpiParty) -> set[tuple[str, str]]:
+    """The country code / party id pairs the party speaks for: its own and its credentials' roles'."""
+    return {(party.country_code, party.party_id)} | {
+        (str(r.get("country_code")), str(r.get("party_id"))) for r in party.roles or []
+    }
+
+
 def endpoint_url(party: OcpiParty, identifier: str, role: str) -> str | None:
     """The party's URL of module ``identifier`` in ``role`` (SENDER or RECEIVER), as its version details said."""
     for endpoint in party.endpoints or []:

@@ -45,6 +45,8 @@ class Emsp:
         self.headers: list[dict[str, str]] = []  # the headers of each request received, in order
         self.down = False  # answer every push with 503
         self.authorize_answer = "ALLOWED"
+        self.token_list: list[dict[str, Any]] = []  # what GET tokens lists
+        self.token_pages: list[int] = []  # the offsets asked for
         self._routes()
 
     # ---- the eMSP's API ----------------------------------------------------------------------------------------
@@ -90,6 +92,18 @@ class Emsp:
             self.cpo_token, self.cpo_versions = theirs["token"], theirs["url"]
             self.accepted = {self.our_token_c}
             return envelope(self.credentials(self.our_token_c))
+
+        @app.get("/emsp/2.2.1/tokens")
+        async def tokens(request: Request, offset: int = 0, limit: int = 2) -> JSONResponse:
+            """The tokens sender, two a page."""
+            if refused := self._check(request):
+                return refused
+            self.token_pages.append(offset)
+            answer = envelope(self.token_list[offset : offset + limit])
+            answer.headers["X-Total-Count"] = str(len(self.token_list))
+            if offset + limit < len(self.token_list):
+                answer.headers["Link"] = f'<{self.base}/2.2.1/tokens?offset={offset + limit}&limit={limit}>; rel="next"'
+            return answer
 
         @app.api_route("/emsp/2.2.1/{module}/{rest:path}", methods=["GET", "PUT", "PATCH", "POST"])
         async def anything(request: Request, module: str, rest: str) -> JSONResponse:

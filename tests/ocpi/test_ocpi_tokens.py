@@ -4,12 +4,13 @@ authorises by the whitelist or, where the token says so, by asking the eMSP in r
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ocpp.v16 import call as call16
 
 from tests.ocpi.emsp import Emsp, running_emsp
-from tests.ocpi.test_ocpi_cpo import cpo, registered, station16
+from tests.ocpi.test_ocpi_cpo import cli, cpo, registered, station16
 
 
 async def authorize(cp: Any, id_tag: str) -> str:
@@ -77,3 +78,22 @@ async def test_tokens_pushed_by_the_emsp_authorise_its_drivers(sqlite_url, capsy
                 assert broken.json()["status_code"] == 2001
                 assert (await c.patch(f"{base}/RF1", json={"valid": True})).json()["status_code"] == 2001
                 assert await authorize(cp, "RF1") == "Invalid"
+
+
+async def test_the_cpo_pulls_every_token_of_the_emsp_page_by_page(sqlite_url, capsys):
+    async with cpo(sqlite_url) as (endpoints, client), running_emsp() as emsp:
+        await registered(capsys, sqlite_url, endpoints, emsp)
+        emsp.token_list = [Emsp.token(f"P{i}", "ALWAYS") for i in range(5)]
+        emsp.token_list.append({**Emsp.token("P9"), "whitelist": "SOMETIMES"})  # malformed
+        emsp.token_list.append({**Emsp.token("P8"), "country_code": "FR", "party_id": "XYZ"})  # another party's
+        code, out, err = await asyncio.to_thread(cli, capsys, sqlite_url, "ocpi", "tokens", "pull", "DE", "EMS")
+        assert code == 0, err
+        assert "5 token(s) kept" in out
+        assert "whitelist" in err and "P8: FR-XYZ is another party's" in err
+        assert emsp.token_pages == [0, 2, 4, 6]  # the first page, then each Link's next
+        async with station16(endpoints, client, "CP-1") as cp:
+            assert await authorize(cp, "P3") == "Accepted"
+            assert await authorize(cp, "P9") == "Invalid"
+        # Not registered: refused with the reason.
+        code, _, err = await asyncio.to_thread(cli, capsys, sqlite_url, "ocpi", "tokens", "pull", "FR", "XYZ")
+        assert code == 2 and "not found" in err
