@@ -13,7 +13,7 @@ import httpx
 from sqlalchemy.orm import Session
 
 from csms.ocpi.client import PeerError
-from csms.ocpi.credentials import register_with
+from csms.ocpi.credentials import register_with, unregister_at
 from csms.ocpi.deps import OcpiConfig
 from csms.ocpi.tokens import pull
 from csms.services import ocpi as store
@@ -82,17 +82,6 @@ def add_parsers(
 
     listing.set_defaults(handler=do_list)
 
-    remove = cmds.add_parser("remove", help="remove a partner (its tokens stop working)", description="Remove.")
-    _code(remove)
-    database_option(remove)
-
-    def do_remove(args: argparse.Namespace) -> int:
-        in_transaction(args, lambda db: store.remove_party(db, args.country_code, args.party_id))
-        print(f"party {args.country_code}-{args.party_id} removed")
-        return 0
-
-    remove.set_defaults(handler=do_remove)
-
     _partner_parsers(cmds, database_option, in_transaction, config_of)
     _location_parsers(groups, database_option, in_transaction, table)
     tokens = groups.add_parser("tokens", help="partners' tokens", description="The tokens eMSPs gave us.")
@@ -120,6 +109,24 @@ def _partner_parsers(
     in_transaction: InTransaction,
     config_of: Callable[[argparse.Namespace], tuple[OcpiConfig, Any]],
 ) -> None:
+    remove = cmds.add_parser("remove", help="remove a partner (its tokens stop working)", description="Remove.")
+    _code(remove)
+    database_option(remove)
+
+    def do_remove(args: argparse.Namespace) -> int:
+        in_transaction(args, lambda db: store.get_party(db, args.country_code, args.party_id))  # and migrates
+        try:
+            told = asyncio.run(_unregister(args.database_url, args.country_code, args.party_id))
+            if told:
+                print(f"unregistered at {args.country_code}-{args.party_id} (DELETE credentials)")
+        except PeerError as exc:
+            print(f"could not unregister at the partner: {exc}", file=sys.stderr)
+        in_transaction(args, lambda db: store.remove_party(db, args.country_code, args.party_id))
+        print(f"party {args.country_code}-{args.party_id} removed")
+        return 0
+
+    remove.set_defaults(handler=do_remove)
+
     push = cmds.add_parser("set", help="a partner's settings", description="Whether a partner gets pushes.")
     _code(push)
     push.add_argument("--push", action=argparse.BooleanOptionalAction, required=True,
@@ -219,6 +226,15 @@ async def _pull(database_url: str | None, country_code: str, party_id: str) -> t
             return await pull(make_session_factory(engine), country_code, party_id, client)
     except PeerError as exc:
         raise Conflict(f"pulling tokens failed: {exc}") from None
+    finally:
+        engine.dispose()
+
+
+async def _unregister(database_url: str | None, country_code: str, party_id: str) -> bool:
+    engine = make_engine(database_url)
+    try:
+        async with httpx.AsyncClient(timeout=15.0) as client:
+            return await unregister_at(make_session_factory(engine), None, country_code, party_id, client)
     finally:
         engine.dispose()
 

@@ -133,6 +133,33 @@ async def delete_credentials(request: Request, caller: AnyCaller) -> JSONRespons
     return env.ok()
 
 
+# ---- we unregister at a partner ----------------------------------------------------------------------------------
+async def unregister_at(
+    factory: sessionmaker[Session],
+    config: OcpiConfig | None,
+    country_code: str,
+    party_id: str,
+    client: httpx.AsyncClient,
+) -> bool:
+    """Tell a registered partner its credentials to us are void (``DELETE`` its credentials endpoint), then forget
+    its endpoints and tokens here; returns whether it was registered (and so told).
+
+    Raises:
+        PeerError: the partner could not be told (nothing changed here then).
+    """
+    with factory() as db:
+        party = store.get_party(db, country_code, party_id)
+        url, token = store.endpoint_url(party, "credentials", "RECEIVER"), party.peer_token
+        if party.status != store.REGISTERED or token is None:
+            return False
+    if url is None:
+        raise PeerError(f"party {country_code}-{party_id} lists no credentials endpoint")
+    await call(client, "DELETE", url, token, us=None if config is None else config.us, to=(country_code, party_id))
+    with factory() as db, db.begin():
+        store.unregister(db, store.get_party(db, country_code, party_id), now())
+    return True
+
+
 # ---- we register with a partner -------------------------------------------------------------------------------
 async def register_with(
     factory: sessionmaker[Session], config: OcpiConfig, country_code: str, party_id: str, client: httpx.AsyncClient

@@ -58,16 +58,22 @@ def add_party(
 ) -> tuple[OcpiParty, str | None]:
     """A new partner. Without ``versions_url``/``peer_token`` (the partner registers with us) returns the token A
     to give it, stored only as a hash; with them (its versions URL and the token A it gave us) we register with
-    it later (:func:`csms.ocpi.credentials.register_with`) and no token is issued here.
+    it later (:func:`csms.ocpi.credentials.register_with`) and no token is issued here. An unregistered party is
+    added afresh (its tokens and commands go with the old row).
 
     Raises:
-        Invalid: a malformed code, or only one of versions_url and peer_token.  Conflict: the party exists.
+        Invalid: a malformed code, or only one of versions_url and peer_token.  Conflict: the party exists (pending
+            or registered).
     """
     check_party_code(country_code, party_id)
     if (versions_url is None) != (peer_token is None):
         raise Invalid("versions_url and token: give both (to register with the party) or neither")
-    if find_party(db, country_code, party_id) is not None:
-        raise Conflict(f"party {country_code}-{party_id} already exists")
+    existing = find_party(db, country_code, party_id)
+    if existing is not None and existing.status != UNREGISTERED:
+        raise Conflict(f"party {country_code}-{party_id} already exists ({existing.status})")
+    if existing is not None:  # registering again after an unregistration: a fresh start
+        db.delete(existing)
+        db.flush()
     token_a = None if peer_token is not None else new_token()
     row = OcpiParty(
         country_code=country_code,

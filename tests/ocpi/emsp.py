@@ -105,6 +105,14 @@ class Emsp:
                 answer.headers["Link"] = f'<{self.base}/2.2.1/tokens?offset={offset + limit}&limit={limit}>; rel="next"'
             return answer
 
+        @app.delete("/emsp/2.2.1/credentials")
+        async def unregister(request: Request) -> JSONResponse:
+            if refused := self._check(request):
+                return refused
+            self.received.append(("DELETE", "credentials", None))
+            self.accepted = set()
+            return envelope()
+
         @app.api_route("/emsp/2.2.1/{module}/{rest:path}", methods=["GET", "PUT", "PATCH", "POST"])
         async def anything(request: Request, module: str, rest: str) -> JSONResponse:
             if refused := self._check(request):

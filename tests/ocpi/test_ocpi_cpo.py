@@ -108,6 +108,11 @@ async def test_emsp_registers_with_token_a_then_token_c_only(sqlite_url, capsys)
                 # Unregistered: the token is revoked.
                 gone = await c.get(f"{base}/2.2.1/locations")
                 assert gone.status_code == 401 and gone.json()["status_code"] == 2000
+            # Unregistered, it can be added again with a fresh token A and register anew; twice is refused.
+            code, _, err = await asyncio.to_thread(cli, capsys, sqlite_url, "ocpi", "parties", "add", "DE", "EMS")
+            assert code == 0, err
+            code, _, err = await asyncio.to_thread(cli, capsys, sqlite_url, "ocpi", "parties", "add", "DE", "EMS")
+            assert code == 2 and "already exists (pending)" in err
 
 
 async def test_a_registration_that_cannot_reach_the_emsp_is_3001_and_token_a_still_works(sqlite_url, capsys):
@@ -149,6 +154,12 @@ async def test_we_register_with_the_emsp_by_the_cli(sqlite_url, capsys, monkeypa
             cli, capsys, sqlite_url, "ocpi", "parties", "set", "DE", "EMS", "--no-push"
         )
         assert code == 0 and "pull" in out
+        # Removing a registered partner tells it first (DELETE its credentials), then forgets it.
+        code, out, err = await asyncio.to_thread(cli, capsys, sqlite_url, "ocpi", "parties", "remove", "DE", "EMS")
+        assert code == 0, err
+        assert "unregistered at DE-EMS" in out and ("DELETE", "credentials", None) in emsp.received
+        async with emsp.client() as c:
+            assert (await c.get(endpoints.ocpi_url)).status_code == 401
 
 
 async def test_envelope_ids_routing_headers_and_paging(sqlite_url, capsys):
