@@ -349,20 +349,30 @@ def enqueue(db: Session, party: int, module: str, method: str, url: str, body: d
     db.flush()
 
 
+#: A push taken by a worker is not due for another worker until this long has passed (its attempt is recorded
+#: well before): two nodes of a cluster never send the same push at once, and one that died mid-attempt leaves
+#: its pushes to the others after this.
+CLAIM = timedelta(seconds=60)
+
+
 def due_pushes(db: Session, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
-    """Pending pushes whose time has come, oldest first, with the token to send them with."""
+    """Pending pushes whose time has come, oldest first, with the token to send them with; each is claimed
+    (:data:`CLAIM`; on PostgreSQL the rows another worker is claiming are skipped, not waited for)."""
     stmt = (
         select(OcpiPush, OcpiParty.peer_token, OcpiParty.country_code, OcpiParty.party_id)
         .join(OcpiParty, OcpiParty.id == OcpiPush.party)
         .where(OcpiPush.status == "pending", OcpiPush.next_attempt_at <= now)
         .order_by(OcpiPush.id)
         .limit(limit)
+        .with_for_update(of=OcpiPush, skip_locked=True)
     )
-    return [
-        {"id": p.id, "method": p.method, "url": p.url, "body": p.body, "attempts": p.attempts, "token": token,
-         "country_code": country, "party_id": party}
-        for p, token, country, party in db.execute(stmt)
-    ]  # fmt: skip
+    due = []
+    for p, token, country, party in db.execute(stmt):
+        p.next_attempt_at = now + CLAIM
+        due.append({"id": p.id, "method": p.method, "url": p.url, "body": p.body, "attempts": p.attempts,
+                    "token": token, "country_code": country, "party_id": party})  # fmt: skip
+    db.flush()
+    return due
 
 
 def record_push(
