@@ -25,7 +25,7 @@ from csms.ocpi.app import PREFIX, create_ocpi_app
 from csms.ocpi.deps import OcpiConfig
 from csms.ocpi.envelope import Us
 from csms.ocpi.locations import queue_status
-from csms.ocpi.sessions import queue_sessions
+from csms.ocpi.sessions import queue_progress, queue_sessions
 from csms.ocpp.convert import from_posix
 from csms.services import ocpi as store
 
@@ -51,6 +51,8 @@ class OcpiServe:
     #: The push worker's back-off and how often it looks for due pushes without being woken, seconds.
     retry: RetrySchedule = PUSH_RETRY
     poll_s: float = 5.0
+    #: A running session's kWh are PATCHed to its eMSP at most this often, seconds.
+    session_progress_s: float = 300.0
 
 
 class PushWorker:
@@ -151,12 +153,14 @@ class PushWorker:
 
 
 class StatusPush:
-    """Host plugin: an EVSE status a station reported, and a roaming driver's session starting or ending, once
-    committed, are queued for the parties."""
+    """Host plugin: an EVSE status a station reported, a roaming driver's session starting or ending, and its
+    kWh at most every ``progress_s`` while it runs, once committed, are queued for the parties."""
 
-    def __init__(self, config: OcpiConfig, worker: PushWorker) -> None:
-        self.config, self.worker = config, worker
+    def __init__(self, config: OcpiConfig, worker: PushWorker, progress_s: float = 300.0) -> None:
+        self.config, self.worker, self.progress_s = config, worker, progress_s
         self._host: CsmsHost | None = None
+        #: (station, charger's transaction id) → when its kWh were last queued (this node's own throttle).
+        self._progress: dict[tuple[str, str], float] = {}
 
     def attach(self, host: CsmsHost) -> None:
         self._host = host
@@ -177,16 +181,32 @@ class StatusPush:
             d, ev.TransactionAck) and d.transaction_id}  # fmt: skip
         named = {r.charger_tx_id for r, _ in reports if isinstance(r, ev.TransactionEnded | ev.TransactionStarted)
                  and r.charger_tx_id}  # fmt: skip
-        if host is None or not (evses or started or named):
+        progress = self._due_progress(station_id, reports, now)
+        if host is None or not (evses or started or named or progress):
             return
         factory, config, at = host.session_factory, self.config, from_posix(now)
 
         def queue() -> int:
             with factory() as db, db.begin():
                 queued = queue_status(db, config, station_id, evses, at)
+                queued += queue_progress(db, config, station_id, progress - named, at)
                 return queued + queue_sessions(db, config, station_id, started, {c for c in named if c}, at)
 
         host.scheduler.run_db(queue, lambda queued: self.worker.wake() if queued else None)
+
+    def _due_progress(self, station_id: str, reports: Reports, now: float) -> set[str]:
+        """Running transactions whose meter moved and whose kWh were not queued within ``progress_s``."""
+        due = set()
+        for report, _ in reports:
+            tx = getattr(report, "charger_tx_id", None)
+            if isinstance(report, ev.TransactionEnded) and tx:
+                self._progress.pop((station_id, tx), None)
+            elif isinstance(report, ev.MeterValuesReported | ev.TransactionUpdated) and tx:
+                last = self._progress.get((station_id, tx))
+                if last is None or now - last >= self.progress_s:
+                    self._progress[(station_id, tx)] = now
+                    due.add(tx)
+        return due
 
 
 class _Server(uvicorn.Server):
@@ -215,7 +235,7 @@ class OcpiRunner:
         config = self.serve.config
         if not config.base_url:
             config = replace(config, base_url=f"http://{host}:{port}{PREFIX}")
-        self.gateway.add_plugin(StatusPush(config, self.worker))
+        self.gateway.add_plugin(StatusPush(config, self.worker, self.serve.session_progress_s))
         self.worker.start()
         app = create_ocpi_app(self.session_factory, self.gateway, config)
         app.state.push_worker = self.worker

@@ -115,21 +115,43 @@ async def list_sessions(request: Request, caller: RegisteredCaller) -> JSONRespo
     return env.ok([body for _, body in chosen], headers=headers)
 
 
+def _by_charger_id(db: Session, station_id: str, charger_ids: set[str]) -> set[int]:
+    if not charger_ids:
+        return set()
+    return set(db.scalars(select(Transaction.id).where(Transaction.station_id == station_id, or_(
+        *(Transaction.charger_tx_id == c for c in charger_ids)))))  # fmt: skip
+
+
+def _receivers(db: Session) -> list[tuple[OcpiParty, str]]:
+    """Registered parties that take pushes, with their sessions receiver."""
+    parties = db.scalars(select(OcpiParty).where(OcpiParty.status == store.REGISTERED, OcpiParty.push))
+    return [(p, url) for p in parties if (url := store.endpoint_url(p, "sessions", "RECEIVER")) is not None]
+
+
+def queue_progress(db: Session, config: OcpiConfig, station_id: str, charger_ids: set[str], now: datetime) -> int:
+    """Queue a PATCH of the kWh so far of these running sessions (named by the station's ids) to their eMSP."""
+    ids = _by_charger_id(db, station_id, charger_ids)
+    queued = 0
+    for party, url in _receivers(db) if ids else []:
+        for tx, _ in _owned(db, party.id, sorted(ids)):
+            if tx.stopped_at is not None:
+                continue
+            patch = {"kwh": round(tx.energy_wh / 1000, 3), "last_updated": env.iso(_updated(tx))}
+            target = f"{url.rstrip('/')}/{config.country_code}/{config.party_id}/{tx.id}"
+            store.enqueue(db, party.id, "sessions", "PATCH", target, patch, now)
+            queued += 1
+    return queued
+
+
 def queue_sessions(db: Session, config: OcpiConfig, station_id: str, tx_ids: set[int], charger_ids: set[str],
                    now: datetime) -> int:  # fmt: skip
     """Queue a PUT of each of these transactions' sessions to the party whose driver it is (when it takes pushes
     and has a sessions receiver); ``charger_ids``: transactions named by the station's own id."""
-    if charger_ids:
-        found = db.scalars(select(Transaction.id).where(Transaction.station_id == station_id, or_(
-            *(Transaction.charger_tx_id == c for c in charger_ids))))  # fmt: skip
-        tx_ids = tx_ids | set(found)
+    tx_ids = tx_ids | _by_charger_id(db, station_id, charger_ids)
     if not tx_ids:
         return 0
     queued = 0
-    for party in db.scalars(select(OcpiParty).where(OcpiParty.status == store.REGISTERED, OcpiParty.push)):
-        url = store.endpoint_url(party, "sessions", "RECEIVER")
-        if url is None:
-            continue
+    for party, url in _receivers(db):
         for tx, token in _owned(db, party.id, sorted(tx_ids)):
             body = session_of(db, config, tx, token)
             target = f"{url.rstrip('/')}/{config.country_code}/{config.party_id}/{body['id']}"

@@ -31,13 +31,14 @@ PASSWORD = "station-password-1"
 FAST = RetrySchedule(base_s=0.3, factor=2.0, cap_s=1.0, jitter=0.0, max_attempts=20)
 
 
-def ocpi_serve() -> OcpiServe:
-    return OcpiServe(OcpiConfig("NL", "CTW", "Test CPO"), 0, retry=FAST, poll_s=0.2)
+def ocpi_serve(**options: Any) -> OcpiServe:
+    return OcpiServe(OcpiConfig("NL", "CTW", "Test CPO"), 0, retry=FAST, poll_s=0.2, **options)
 
 
 @contextlib.asynccontextmanager
-async def cpo(url: str) -> AsyncIterator[tuple[Endpoints, httpx.AsyncClient]]:
-    async with live_csms(url, ocpi=ocpi_serve()) as (endpoints, client):
+async def cpo(url: str, **options: Any) -> AsyncIterator[tuple[Endpoints, httpx.AsyncClient]]:
+    """``options``: more of OcpiServe's."""
+    async with live_csms(url, ocpi=ocpi_serve(**options)) as (endpoints, client):
         assert endpoints.ocpi_url is not None
         yield endpoints, client
 

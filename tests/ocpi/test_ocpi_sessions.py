@@ -21,7 +21,7 @@ def now() -> str:
 
 
 async def test_a_roaming_session_is_pushed_and_pulled_with_its_kwh(sqlite_url, capsys):
-    async with cpo(sqlite_url) as (endpoints, client), running_emsp() as emsp:
+    async with cpo(sqlite_url, session_progress_s=0.0) as (endpoints, client), running_emsp() as emsp:
         await registered(capsys, sqlite_url, endpoints, emsp)
         assert endpoints.ocpi_url is not None
         base = endpoints.ocpi_url.removesuffix("/versions") + "/2.2.1"
@@ -43,7 +43,7 @@ async def test_a_roaming_session_is_pushed_and_pulled_with_its_kwh(sqlite_url, c
             session_id = str(started.transaction_id)
 
             async def pushed(state: str) -> list[Any]:
-                return [r for r in emsp.pushes("sessions") if r[2]["status"] == state]
+                return [r for r in emsp.pushes("sessions") if r[2].get("status") == state]
 
             [(method, path, body)] = await eventually(lambda: pushed("ACTIVE"))
             assert method == "PUT" and path == f"sessions/NL/CTW/{session_id}"
@@ -59,6 +59,17 @@ async def test_a_roaming_session_is_pushed_and_pulled_with_its_kwh(sqlite_url, c
                                              meter_value=[sample]))  # fmt: skip
             listed = (await c.get(f"{base}/sessions", params={"date_from": "2000-01-01T00:00:00Z"})).json()["data"]
             assert [(s["id"], s["kwh"], s["status"]) for s in listed] == [(session_id, 5.0, "ACTIVE")]
+            # … and is PATCHed to the eMSP while the session runs (here at every reading; 5 min by default).
+
+            async def progress() -> list[Any]:
+                return [r for r in emsp.pushes("sessions") if r[0] == "PATCH"]
+
+            [(_, path, patch)] = await eventually(progress)
+            assert (
+                path == f"sessions/NL/CTW/{session_id}"
+                and patch["kwh"] == 5.0
+                and set(patch) == {"kwh", "last_updated"}
+            )
             # It ends: pushed COMPLETED with its energy and end.
             await cp.call(call16.StopTransaction(meter_stop=23000, timestamp=now(),
                                                  transaction_id=started.transaction_id, id_tag="RF1"))  # fmt: skip
@@ -67,4 +78,4 @@ async def test_a_roaming_session_is_pushed_and_pulled_with_its_kwh(sqlite_url, c
             assert done["kwh"] == 22.0 and "end_date_time" in done and done["id"] == session_id
             later = await c.get(f"{base}/sessions", params={"date_from": "2099-01-01T00:00:00Z"})
             assert later.json()["data"] == [] and later.headers["X-Total-Count"] == "0"
-            assert len(emsp.pushes("sessions")) == 2  # the local session was never pushed
+            assert len(emsp.pushes("sessions")) == 3  # start, progress, end; the local session never
