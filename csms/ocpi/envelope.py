@@ -155,10 +155,12 @@ def _date(text: str | None, name: str) -> datetime | None:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-def paginate(request: Request, page: Page, items: Sequence[T], updated: Callable[[T], datetime]) -> tuple[
-        list[T], dict[str, str]]:  # fmt: skip
+def paginate(
+    request: Request, page: Page, items: Sequence[T], updated: Callable[[T], datetime], base_url: str = ""
+) -> tuple[list[T], dict[str, str]]:
     """The page of ``items`` (already in a stable order) that were last updated in [date_from, date_to), and the
-    headers that say how many there are and where the next page is."""
+    headers that say how many there are and where the next page is: ``base_url`` (the OCPI API's public base,
+    ``…/ocpi``) and the request's path below ``/ocpi``, so the link works behind a proxy (else the request's URL)."""
     kept = [
         item
         for item in items
@@ -170,6 +172,8 @@ def paginate(request: Request, page: Page, items: Sequence[T], updated: Callable
     if page.offset + page.limit < len(kept):
         params = {k: v for k, v in request.query_params.items() if k not in ("offset", "limit")}
         params.update(offset=str(page.offset + page.limit), limit=str(page.limit))
-        url = str(request.url.replace(query=urlencode(params)))
+        path = request.url.path
+        url = (f"{base_url}{path.removeprefix('/ocpi')}?{urlencode(params)}" if base_url
+               else str(request.url.replace(query=urlencode(params))))  # fmt: skip
         headers["Link"] = f'<{url}>; rel="next"'
     return chosen, headers

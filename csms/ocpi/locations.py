@@ -143,7 +143,7 @@ async def list_locations(request: Request, _caller: RegisteredCaller) -> JSONRes
     page = env.page_of(request)
     config = config_of(request)
     found = await in_db(request, lambda db: build(db, config))
-    chosen, headers = env.paginate(request, page, found, _updated)
+    chosen, headers = env.paginate(request, page, found, _updated, config.base_url)
     return env.ok(chosen, headers=headers)
 
 

@@ -111,7 +111,7 @@ async def list_sessions(request: Request, caller: RegisteredCaller) -> JSONRespo
         return [(_updated(tx), session_of(db, config, tx, token)) for tx, token in _owned(db, caller.id)]
 
     found = await in_db(request, read)
-    chosen, headers = env.paginate(request, page, found, lambda item: item[0])
+    chosen, headers = env.paginate(request, page, found, lambda item: item[0], config.base_url)
     return env.ok([body for _, body in chosen], headers=headers)
 
 

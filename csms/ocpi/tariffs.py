@@ -29,5 +29,5 @@ async def list_tariffs(request: Request, _caller: RegisteredCaller) -> JSONRespo
         ]  # fmt: skip
 
     found = await in_db(request, read)
-    chosen, headers = env.paginate(request, page, found, lambda item: item[0])
+    chosen, headers = env.paginate(request, page, found, lambda item: item[0], config.base_url)
     return env.ok([body for _, body in chosen], headers=headers)
