@@ -23,7 +23,7 @@ from csms.ocpi import envelope as env
 from csms.ocpi.deps import OcpiConfig, RegisteredCaller, config_of, in_db
 from csms.services import ocpi as store
 from csms.services import tariffs
-from csms.store.models import Connector, OcpiLocation, SiteEvse, Station
+from csms.store.models import Connector, OcpiLocation, SiteEvse, Station, TariffAssignment
 
 router = APIRouter(prefix="/2.2.1/locations")
 
@@ -67,7 +67,8 @@ def evse_status(connectors: list[Connector]) -> str:
     return min(states, key=_RANK.index)
 
 
-def _connector(db: Session, row: Connector, wiring: SiteEvse | None, updated: datetime) -> dict[str, Any]:
+def _connector(db: Session, row: Connector, wiring: SiteEvse | None, updated: datetime, priced: bool) -> dict[str, Any]:
+    """``priced``: some tariff is assigned somewhere (else no tariff is looked up)."""
     dc = wiring is not None and wiring.dc
     amps = int(wiring.max_current_a) if wiring is not None else 32
     out: dict[str, Any] = {
@@ -81,7 +82,7 @@ def _connector(db: Session, row: Connector, wiring: SiteEvse | None, updated: da
     }
     if wiring is not None and wiring.max_power_kw:
         out["max_electric_power"] = int(wiring.max_power_kw * 1000)
-    tariff = tariffs.resolve(db, row.station_id, row.evse_id, None)
+    tariff = tariffs.resolve(db, row.station_id, row.evse_id, None) if priced else None
     if tariff is not None:
         out["tariff_ids"] = [tariff.id]
     return out
@@ -92,21 +93,22 @@ def build(db: Session, config: OcpiConfig, only: str | None = None) -> list[dict
     details = {d.id: d for d in store.locations(db) if d.publish and (only is None or d.id == only)}
     stations = [s for s in db.scalars(select(Station).order_by(Station.id)) if location_id_of(s) in details]
     ids = [s.id for s in stations]
+    by_id = {s.id: s for s in stations}
     connectors: dict[tuple[str, int], list[Connector]] = defaultdict(list)
     for c in db.scalars(select(Connector).where(Connector.station_id.in_(ids), Connector.evse_id > 0).order_by(
             Connector.station_id, Connector.evse_id, Connector.connector_id)):  # fmt: skip
         connectors[(c.station_id, c.evse_id)].append(c)
     wiring = {(w.station_id, w.evse_id): w for w in db.scalars(select(SiteEvse).where(SiteEvse.station_id.in_(ids)))}
+    priced = db.scalar(select(TariffAssignment.id).limit(1)) is not None
     evses: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for (station_id, evse_id), ports in connectors.items():
         updated = max([p.status_at or _EPOCH for p in ports])
-        station = next(s for s in stations if s.id == station_id)
-        evses[location_id_of(station)].append({
+        evses[location_id_of(by_id[station_id])].append({
             "uid": evse_uid(station_id, evse_id),
             "evse_id": _emi3(config, station_id, evse_id),
             "status": evse_status(ports),
             "capabilities": ["REMOTE_START_STOP_CAPABLE", "RESERVABLE", "UNLOCK_CAPABLE"],
-            "connectors": [_connector(db, p, wiring.get((station_id, evse_id)), updated) for p in ports],
+            "connectors": [_connector(db, p, wiring.get((station_id, evse_id)), updated, priced) for p in ports],
             "last_updated": env.iso(updated),
         })  # fmt: skip
     return [_location(config, d, evses.get(d.id, [])) for d in sorted(details.values(), key=lambda d: d.id)]
