@@ -128,17 +128,22 @@ def _receivers(db: Session) -> list[tuple[OcpiParty, str]]:
     return [(p, url) for p in parties if (url := store.endpoint_url(p, "sessions", "RECEIVER")) is not None]
 
 
+def _behind(party: OcpiParty, token: OcpiToken) -> tuple[str, str] | None:
+    """Through a hub, a session is for the eMSP whose token it is (the routing headers say so)."""
+    return (token.country_code, token.party_id) if store.is_hub(party) else None
+
+
 def queue_progress(db: Session, config: OcpiConfig, station_id: str, charger_ids: set[str], now: datetime) -> int:
     """Queue a PATCH of the kWh so far of these running sessions (named by the station's ids) to their eMSP."""
     ids = _by_charger_id(db, station_id, charger_ids)
     queued = 0
     for party, url in _receivers(db) if ids else []:
-        for tx, _ in _owned(db, party.id, sorted(ids)):
+        for tx, token in _owned(db, party.id, sorted(ids)):
             if tx.stopped_at is not None:
                 continue
             patch = {"kwh": round(tx.energy_wh / 1000, 3), "last_updated": env.iso(_updated(tx))}
             target = f"{url.rstrip('/')}/{config.country_code}/{config.party_id}/{tx.id}"
-            store.enqueue(db, party.id, "sessions", "PATCH", target, patch, now)
+            store.enqueue(db, party.id, "sessions", "PATCH", target, patch, now, _behind(party, token))
             queued += 1
     return queued
 
@@ -155,6 +160,6 @@ def queue_sessions(db: Session, config: OcpiConfig, station_id: str, tx_ids: set
         for tx, token in _owned(db, party.id, sorted(tx_ids)):
             body = session_of(db, config, tx, token)
             target = f"{url.rstrip('/')}/{config.country_code}/{config.party_id}/{body['id']}"
-            store.enqueue(db, party.id, "sessions", "PUT", target, body, now)
+            store.enqueue(db, party.id, "sessions", "PUT", target, body, now, _behind(party, token))
             queued += 1
     return queued

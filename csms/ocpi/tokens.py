@@ -36,7 +36,7 @@ def speaks_for(db: Session, caller: Caller, country_code: str, party_id: str) ->
     """The caller's party row, when it speaks for ``country_code``/``party_id``."""
     party = db.get(OcpiParty, caller.id)
     assert party is not None
-    if (country_code, party_id) not in store.codes(party):
+    if not store.speaks_for(party, country_code, party_id):
         raise env.OcpiError(env.CLIENT_ERROR, f"{country_code}-{party_id} is not a party these credentials speak for",
                             403)  # fmt: skip
     return party
@@ -99,7 +99,7 @@ async def pull(
             assert row is not None
             others = []
             for one in tokens:
-                if (one.country_code, one.party_id) not in store.codes(row):
+                if not store.speaks_for(row, one.country_code, one.party_id):
                     others.append(f"{one.uid}: {one.country_code}-{one.party_id} is another party's")
                     continue
                 body = one.model_dump(mode="json", exclude_none=True)

@@ -160,6 +160,15 @@ def unregister(db: Session, party: OcpiParty, now: datetime) -> None:
     db.flush()
 
 
+def is_hub(party: OcpiParty) -> bool:
+    return any(r.get("role") == "HUB" for r in party.roles or [])
+
+
+def speaks_for(party: OcpiParty, country_code: str, party_id: str) -> bool:
+    """Whether the party may push and read objects under these codes: its own, its roles', or any behind a hub."""
+    return is_hub(party) or (country_code, party_id) in codes(party)
+
+
 def codes(party: OcpiParty) -> set[tuple[str, str]]:
     """The country code / party id pairs the party speaks for: its own and its credentials' roles'."""
     return {(party.country_code, party.party_id)} | {
@@ -343,9 +352,20 @@ def command_result(db: Session, command_id: int, result: str, message: str | Non
 
 
 # ---- the outbox -------------------------------------------------------------------------------------------------
-def enqueue(db: Session, party: int, module: str, method: str, url: str, body: dict[str, Any], now: datetime) -> None:
+def enqueue(
+    db: Session,
+    party: int,
+    module: str,
+    method: str,
+    url: str,
+    body: dict[str, Any],
+    now: datetime,
+    to: tuple[str, str] | None = None,
+) -> None:
+    """``to``: the party behind a hub the push is for (its OCPI-to headers); None: the receiving party itself."""
     db.add(OcpiPush(party=party, module=module, method=method, url=url, body=body, status="pending", attempts=0,
-                    next_attempt_at=now, created_at=now))  # fmt: skip
+                    next_attempt_at=now, created_at=now, to_country_code=to[0] if to else None,
+                    to_party_id=to[1] if to else None))  # fmt: skip
     db.flush()
 
 
@@ -370,7 +390,8 @@ def due_pushes(db: Session, now: datetime, limit: int = 100) -> list[dict[str, A
     for p, token, country, party in db.execute(stmt):
         p.next_attempt_at = now + CLAIM
         due.append({"id": p.id, "method": p.method, "url": p.url, "body": p.body, "attempts": p.attempts,
-                    "token": token, "country_code": country, "party_id": party})  # fmt: skip
+                    "token": token, "country_code": p.to_country_code or country,
+                    "party_id": p.to_party_id or party})  # fmt: skip
     db.flush()
     return due
 

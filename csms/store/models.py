@@ -1114,6 +1114,9 @@ class OcpiPush(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     party: Mapped[int] = mapped_column(ForeignKey("ocpi_parties.id", ondelete="CASCADE"), index=True)
     module: Mapped[str] = mapped_column(String(16))
+    #: The party the push is for when the receiver is a hub (the routing headers' OCPI-to); None: the receiver.
+    to_country_code: Mapped[str | None] = mapped_column(String(2))
+    to_party_id: Mapped[str | None] = mapped_column(String(3))
     method: Mapped[str] = mapped_column(String(6))
     url: Mapped[str] = mapped_column(String(1000))
     body: Mapped[dict[str, Any]] = mapped_column(JSON)

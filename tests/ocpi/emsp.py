@@ -47,6 +47,7 @@ class Emsp:
         self.authorize_answer = "ALLOWED"
         self.token_list: list[dict[str, Any]] = []  # what GET tokens lists
         self.token_pages: list[int] = []  # the offsets asked for
+        self.role = ("EMSP", COUNTRY, PARTY)  # what its credentials say it is (a hub: HUB)
         self._routes()
 
     # ---- the eMSP's API ----------------------------------------------------------------------------------------
@@ -131,8 +132,8 @@ class Emsp:
         return {
             "token": token,
             "url": f"{self.base}/versions",
-            "roles": [{"role": "EMSP", "business_details": {"name": "Test eMSP"}, "party_id": PARTY,
-                       "country_code": COUNTRY}],
+            "roles": [{"role": self.role[0], "business_details": {"name": "Test eMSP"}, "party_id": self.role[2],
+                       "country_code": self.role[1]}],
         }  # fmt: skip
 
     @staticmethod

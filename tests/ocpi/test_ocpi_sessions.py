@@ -79,3 +79,32 @@ async def test_a_roaming_session_is_pushed_and_pulled_with_its_kwh(sqlite_url, c
             later = await c.get(f"{base}/sessions", params={"date_from": "2099-01-01T00:00:00Z"})
             assert later.json()["data"] == [] and later.headers["X-Total-Count"] == "0"
             assert len(emsp.pushes("sessions")) == 3  # start, progress, end; the local session never
+
+
+async def test_through_a_hub_sessions_are_routed_to_the_emsp_whose_token_it_is(sqlite_url, capsys):
+    async with cpo(sqlite_url) as (endpoints, client), running_emsp() as hub:
+        hub.role = ("HUB", "NL", "HUB")
+        code, out, _ = await asyncio.to_thread(cli, capsys, sqlite_url, "ocpi", "parties", "add", "NL", "HUB")
+        assert endpoints.ocpi_url is not None
+        await hub.register(endpoints.ocpi_url, out.splitlines()[0])
+        base = endpoints.ocpi_url.removesuffix("/versions") + "/2.2.1"
+        code, _, err = await asyncio.to_thread(cli, capsys, sqlite_url, "ocpi", "locations", "set", "CP-1", *LOCATION)
+        assert code == 0, err
+        async with hub.client() as c, station16(endpoints, client, "CP-1") as cp:
+            # The hub pushes the tokens of the eMSPs behind it, under their codes.
+            other = {**Emsp.token("FR1", "ALWAYS"), "country_code": "FR", "party_id": "ABC"}
+            assert (await c.put(f"{base}/tokens/FR/ABC/FR1", json=other)).json()["status_code"] == 1000
+            assert (await c.put(f"{base}/tokens/DE/EMS/DE1", json=Emsp.token("DE1", "ALWAYS"))).is_success
+            await status(cp, 1, "Available")
+            started = await cp.call(call16.StartTransaction(connector_id=1, id_tag="FR1", meter_start=0,
+                                                            timestamp=now()))  # fmt: skip
+            assert started.id_tag_info["status"] == "Accepted"
+
+            async def pushed() -> list[Any]:
+                return [r for r in hub.pushes("sessions") if r[0] == "PUT"]
+
+            [(_, path, body)] = await eventually(pushed)
+            assert path == f"sessions/NL/CTW/{started.transaction_id}" and body["cdr_token"]["party_id"] == "ABC"
+            sent = hub.headers[-1]
+            assert (sent["ocpi-to-country-code"], sent["ocpi-to-party-id"]) == ("FR", "ABC")
+            assert (sent["ocpi-from-country-code"], sent["ocpi-from-party-id"]) == ("NL", "CTW")

@@ -85,6 +85,8 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("party", sa.Integer(), nullable=False),
         sa.Column("module", sa.String(length=16), nullable=False),
+        sa.Column("to_country_code", sa.String(length=2), nullable=True),
+        sa.Column("to_party_id", sa.String(length=3), nullable=True),
         sa.Column("method", sa.String(length=6), nullable=False),
         sa.Column("url", sa.String(length=1000), nullable=False),
         sa.Column("body", sa.JSON(), nullable=False),
