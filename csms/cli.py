@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -45,6 +46,7 @@ from csms.services import (
     local_lists,
     security_events,
     stations,
+    tariffs,
 )
 from csms.services.config import CsmsConfig
 from csms.services.errors import DomainError
@@ -150,6 +152,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         station_ca=_station_ca(settings),
         renew_before_days=settings.renew_before_days,
         lookup_timeout_s=settings.lookup_timeout,
+        tariff_time_zone=settings.tariff_time_zone,
+        cost_update_interval_s=settings.cost_update_interval,
         max_upload_bytes=settings.max_upload_bytes,
     )
     provider = None if settings.contract_test_ca is None else _test_ca(settings.contract_test_ca)
@@ -1217,6 +1221,7 @@ def build_parser() -> argparse.ArgumentParser:
     _migrate_parsers(commands)
     _report_parsers(commands)
     _billing_parsers(commands)
+    _tariff_parsers(commands)
     return parser
 
 
@@ -1298,6 +1303,151 @@ def cmd_billing(args: argparse.Namespace) -> int:
 
     try:
         print(_in_transaction(args, work))
+    except (DomainError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _tariff_parsers(commands: Any) -> None:
+    cmds = _group(commands, "tariffs", "OCPI 2.2.1 tariffs, where they apply, and what a session would cost")
+    put = cmds.add_parser("put", help="create or change a tariff from OCPI JSON (a change is a new version)",
+                          description="Create or change a tariff; its body is OCPI 2.2.1 Tariff JSON.")  # fmt: skip
+    put.add_argument("tariff_id", metavar="ID")
+    put.add_argument("--file", required=True, metavar="FILE", help="the OCPI Tariff JSON ('-' reads stdin)")
+    listing = cmds.add_parser("list", help="tariffs with their version", description="List tariffs.")
+    show = cmds.add_parser("show", help="a tariff's OCPI JSON", description="Print a tariff as OCPI JSON.")
+    history = cmds.add_parser("versions", help="a tariff's price history", description="A tariff's versions.")
+    delete = cmds.add_parser("delete", help="delete an unassigned tariff", description="Delete a tariff.")
+    for parser in (show, history, delete):
+        parser.add_argument("tariff_id", metavar="ID")
+    assign = cmds.add_parser(
+        "assign",
+        help="apply a tariff at a site, station or EVSE (optionally to a group)",
+        description="Apply a tariff; the most specific place wins (docs/design/tariffs.md).",
+    )
+    assign.add_argument("tariff_id", metavar="ID")
+    where = assign.add_mutually_exclusive_group(required=True)
+    where.add_argument("--site", metavar="SITE")
+    where.add_argument("--station", metavar="STATION")
+    assign.add_argument("--evse", type=int, metavar="N", help="one EVSE of --station")
+    assign.add_argument("--group", metavar="GROUP", help="only for drivers of this token group")
+    assigned = cmds.add_parser("assignments", help="where each tariff applies", description="List assignments.")
+    unassign = cmds.add_parser("unassign", help="remove an assignment", description="Remove an assignment.")
+    unassign.add_argument("assignment_id", type=int, metavar="N")
+    quote_cmd = cmds.add_parser(
+        "quote",
+        help="what a session would cost before it starts",
+        description="Price a session that charges KWH evenly over MINUTES, then parks.",
+    )
+    quote_cmd.add_argument("station_id", metavar="STATION")
+    quote_cmd.add_argument("--evse", type=int, default=1, metavar="N")
+    quote_cmd.add_argument("--kwh", type=Decimal, required=True)
+    quote_cmd.add_argument("--minutes", type=int, required=True, help="minutes charging")
+    quote_cmd.add_argument("--parking-minutes", type=int, default=0, help="then plugged in, not charging")
+    quote_cmd.add_argument("--token", metavar="TOKEN", help="the driver's token (its group's tariff)")
+    quote_cmd.add_argument("--start", type=datetime.fromisoformat, default=None, metavar="ISO",
+                           help="when the session starts (default now; UTC unless it has an offset)")  # fmt: skip
+    quote_cmd.add_argument("--tz", default="UTC", help="IANA time zone of the site (default UTC)")
+    for parser in (put, listing, show, history, delete, assign, assigned, unassign, quote_cmd):
+        _database_option(parser)
+        parser.set_defaults(handler=cmd_tariffs, tariffs_command=parser.prog.split()[-1])
+
+
+def _money(amount: Decimal, currency: str) -> str:
+    from csms.domain import money
+
+    return money.format_amount(money.to_minor(amount, currency), currency)
+
+
+def _tariff_put(args: argparse.Namespace, db: Session, now: datetime) -> str:
+    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{args.file}: not JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise UserError(f"{args.file}: an OCPI Tariff is a JSON object")
+    row, created = tariffs.put(db, args.tariff_id, body, now)
+    return f"tariff {row.id} {'created' if created else f'now at version {row.version}'}"
+
+
+def _tariff_list(_args: argparse.Namespace, db: Session, _now: datetime) -> str:
+    rows: list[Sequence[Any]] = [
+        (t.id, t.version, t.currency, t.updated_at.isoformat(timespec="seconds")) for t in tariffs.list_tariffs(db)
+    ]
+    return _table(rows, ("ID", "VERSION", "CURRENCY", "UPDATED"))
+
+
+def _tariff_versions(args: argparse.Namespace, db: Session, _now: datetime) -> str:
+    history: list[Sequence[Any]] = [
+        (v.version, v.valid_from.isoformat(timespec="seconds")) for v in tariffs.versions(db, args.tariff_id)
+    ]
+    return _table(history, ("VERSION", "VALID FROM"))
+
+
+def _tariff_delete(args: argparse.Namespace, db: Session, _now: datetime) -> str:
+    tariffs.delete(db, args.tariff_id)
+    return f"tariff {args.tariff_id} deleted"
+
+
+def _tariff_assign(args: argparse.Namespace, db: Session, now: datetime) -> str:
+    row = tariffs.assign(db, args.tariff_id, now=now, site_id=args.site, station_id=args.station,
+                         evse_id=args.evse, group_id=args.group)  # fmt: skip
+    return f"assignment {row.id}: tariff {row.tariff_id}"
+
+
+def _tariff_assignments(_args: argparse.Namespace, db: Session, _now: datetime) -> str:
+    places: list[Sequence[Any]] = [
+        (a.id, a.tariff_id, a.site_id, a.station_id, a.evse_id, a.group_id or "everyone")
+        for a in tariffs.assignments(db)
+    ]
+    return _table(places, ("N", "TARIFF", "SITE", "STATION", "EVSE", "FOR"))
+
+
+def _tariff_unassign(args: argparse.Namespace, db: Session, _now: datetime) -> str:
+    tariffs.unassign(db, args.assignment_id)
+    return f"assignment {args.assignment_id} removed"
+
+
+def _tariff_quote(args: argparse.Namespace, db: Session, now: datetime) -> str:
+    group = authorization.get(db, args.token).group_id if args.token else None
+    tariff = tariffs.resolve(db, args.station_id, args.evse, group)
+    if tariff is None:
+        raise UserError(f"no tariff applies at {args.station_id} EVSE {args.evse}")
+    start = args.start or now
+    start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    result = tariffs.quote(tariff, start=start.astimezone(UTC), kwh=args.kwh, charging_minutes=args.minutes,
+                           parking_minutes=args.parking_minutes, time_zone=args.tz)  # fmt: skip
+    code = result.currency
+    lines: list[Sequence[Any]] = [
+        (c.dimension.value, c.billed_volume, _money(c.excl_vat, code), _money(c.incl_vat, code)) for c in result.costs
+    ]
+    total = result.total_cost
+    incl = "" if total.incl_vat is None else _money(total.incl_vat, code)
+    lines.append(("TOTAL", "", _money(total.excl_vat, code), incl))
+    header = ("DIMENSION", "BILLED", "EXCL VAT", "INCL VAT")
+    return f"tariff {tariff.id} (version {tariff.version})\n" + _table(lines, header)
+
+
+_TARIFF_COMMANDS: dict[str, Callable[[argparse.Namespace, Session, datetime], str]] = {
+    "put": _tariff_put,
+    "list": _tariff_list,
+    "show": lambda args, db, _now: json.dumps(tariffs.get(db, args.tariff_id).body, indent=2),
+    "versions": _tariff_versions,
+    "delete": _tariff_delete,
+    "assign": _tariff_assign,
+    "assignments": _tariff_assignments,
+    "unassign": _tariff_unassign,
+    "quote": _tariff_quote,
+}
+
+
+def cmd_tariffs(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    command = _TARIFF_COMMANDS[args.tariffs_command]
+    try:
+        print(_in_transaction(args, lambda db: command(args, db, now)))
     except (DomainError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

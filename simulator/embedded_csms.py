@@ -27,6 +27,7 @@ from csms.alerts import engine as al
 from csms.core.host import Connection, CsmsHost, StationNotConnected, Transport
 from csms.core.plugins.alerts import AlertMonitor
 from csms.core.plugins.certificates import CertificateManager
+from csms.core.plugins.costs import CostDisplay
 from csms.core.plugins.load_management import LoadManagement
 from csms.core.plugins.local_lists import LocalListSync
 from csms.core.plugins.reservations import ReservationExpiry
@@ -144,6 +145,7 @@ class EmbeddedCsms:
         if self.pki is not None:  # without a CA no certificate is issued: nothing to deliver, renew or revoke
             host.add_plugin(CertificateManager())
         host.add_plugin(ReservationExpiry(sweep_every_s=None))  # the operator tells it of each reservation
+        host.add_plugin(CostDisplay())  # the running cost on the chargers' displays
         self.local_lists = LocalListSync()  # stations' local lists follow the tokens, as in csms serve
         host.add_plugin(self.local_lists)
         self.host = host

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,7 @@ from csms.ocpp.versions import Version
 from csms.pki import build
 from csms.services import (
     authorization,
+    cdrs,
     certificates,
     contracts,
     credentials,
@@ -56,6 +58,7 @@ from simulator.scenario.models import (
     UpdateFirmware,
 )
 from simulator.station.charger import Charger
+from simulator.verify.billing import CdrRecord
 from simulator.verify.multifamily import UnitStatement
 from simulator.verify.security import ChargerSecurity, CsmsStationSecurity, security_section
 
@@ -352,6 +355,22 @@ class CsmsRecords:
                     tx.station_id, tx.charger_tx_id, tx.energy_wh / 1000.0, tx.status == TransactionStatus.COMPLETED
                 )
                 for tx in transactions.listed(db)
+            ]
+
+    def cdrs(self) -> list[CdrRecord]:
+        """The OCPI CDRs the CSMS made, by the transaction id the charger knows."""
+        with self.csms.session_factory() as db:
+            return [
+                CdrRecord(
+                    station_id,
+                    key,
+                    cdr.currency,
+                    Decimal(cdr.total_energy),
+                    Decimal(cdr.total_cost_excl_vat),
+                    Decimal(cdr.total_cost_incl_vat),
+                    tuple(cdr.review_reasons),
+                )
+                for cdr, station_id, key in cdrs.listed(db)
             ]
 
     def unit_statements(self, start: float, end: float) -> list[UnitStatement]:

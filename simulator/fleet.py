@@ -50,6 +50,7 @@ from simulator.scenario.models import (
 from simulator.scenario.to_twin import twin_spec
 from simulator.station.charger import Charger, StationIdentity
 from simulator.station.connector import ConnectorSpec
+from simulator.station.cost_display import SessionCostShown
 from simulator.station.iso15118 import EvNeeds
 from simulator.station.security import StationSecurity
 from simulator.station.vendors import PROFILES
@@ -477,6 +478,14 @@ class Fleet:
             return None
         return cost.section(self.world, self.scenario.site, spec, self.scenario.timezone, self.epoch, self.dr_events)
 
+    def costs_shown(self) -> dict[tuple[str, str], SessionCostShown]:
+        """What each charger's display showed last of each session's cost, by (station, transaction id)."""
+        return {
+            (charger.station_id, key): shown
+            for charger in self.chargers.values()
+            for key, shown in charger.costs.sessions.items()
+        }
+
     def truth_wh_by_token(self) -> tuple[dict[str, float], set[str]]:
         """Energy each id token's sessions really delivered (the twin's meters), and the tokens with a session
         still running at the end (billed only once it ends), for billing checks."""
@@ -527,6 +536,7 @@ class Fleet:
         security: dict[str, Any] | None = None,
         multifamily: dict[str, Any] | None = None,
         migration: dict[str, Any] | None = None,
+        billing: dict[str, Any] | None = None,
     ) -> report.RunRecord:
         return report.RunRecord(
             scenario_name=self.scenario.name,
@@ -556,6 +566,7 @@ class Fleet:
             demand_response=report.dr_section(self.world.ground_truth, self.dr_events) if self.dr_events else None,
             energy_cost=self._cost(),
             migration=migration,
+            billing=billing,
             phase_limits_a=self.scenario.site.phase_limits_a,
         )
 

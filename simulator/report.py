@@ -86,6 +86,8 @@ class RunRecord:
     energy_cost: dict[str, Any] | None = None
     #: ``simulator.embedded_migration.PlatformMigration.section`` (None: the run moved no fleet)
     migration: dict[str, Any] | None = None
+    #: ``simulator.verify.billing.section``: each session's CDR beside the twin's truth and its display (None: no CDR)
+    billing: dict[str, Any] | None = None
     phase_limits_a: tuple[float, float, float] | None = None
     #: where the CSMS side of ``transactions`` comes from: "embedded" (its database, virtual time) or, in real
     #: time, the operator that read it back ("api": chargetwin's API, "hooks": a hooks file); None: not measured
@@ -360,6 +362,7 @@ def build(record: RunRecord) -> dict[str, Any]:
         "demand_response": record.demand_response,
         "energy_cost": record.energy_cost,
         "migration": record.migration,
+        "billing": record.billing,
     }
     report.update({name: section for name, section in optional.items() if section is not None})
     if record.notes:

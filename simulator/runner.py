@@ -29,6 +29,7 @@ from simulator.pnc import InProcessLookups, MobilityOperator
 from simulator.scenario.models import FleetBlock, Scenario
 from simulator.scheduler import SimPyScheduler
 from simulator.station.charger import Charger
+from simulator.verify import billing
 from simulator.verify import faults as fv
 from simulator.verify import multifamily as mf
 
@@ -139,6 +140,7 @@ class VirtualRun:
             security=None if self.pki is None else self.records.security(self.fleet.chargers, self.operator),
             multifamily=self._multifamily(),
             migration=None if self.migration is None else self.migration.section(),
+            billing=billing.section(self.fleet.truth_transactions(), self.records.cdrs(), self.fleet.costs_shown()),
         )
 
     def _multifamily(self) -> dict[str, Any] | None:

@@ -30,6 +30,7 @@ StationId = Annotated[str, StringConstraints(min_length=1, max_length=48, patter
 TokenText = Annotated[str, StringConstraints(min_length=1, max_length=36, pattern=r"^[^\x00-\x1f]+$")]
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=36, pattern=r"^[^\x00-\x1f]+$")]
+TariffRef = Annotated[str, StringConstraints(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 Policy = Literal["accept", "pending", "reject"]
 SecurityProfile = Literal[1, 2, 3]
@@ -74,6 +75,9 @@ class StationUpdate(Strict):
     registration_policy: Policy | None = Field(None, description="`accept` accepts a pending auto-registered station")
     password: Secret | None = Field(None, description="a new password; send null to remove it")
     security_profile: SecurityProfile | None = Field(None, description="1, 2 or 3 (see StationCreate)")
+    tariff_id: TariffRef | None = Field(
+        None, description="the station's tariff for every driver (a tariff assignment; null removes it)"
+    )
 
 
 class PendingRegistrationOut(Out):
@@ -122,6 +126,7 @@ class StationOut(Out):
     created_at: UtcDatetime
     last_boot_at: UtcDatetime | None
     last_seen_at: UtcDatetime | None
+    tariff_id: str | None = Field(None, description="the station's tariff for every driver, when it has one")
     connectors: list[ConnectorOut]
 
 

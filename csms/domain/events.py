@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -164,6 +165,8 @@ class TransactionStarted:
     samples: tuple[Sample, ...] = ()
     #: The CSMS's reservation this transaction uses up (1.6 StartTransaction, 2.0.1 TransactionEvent).
     reservation_id: int | None = None
+    #: 2.0.1 transactionInfo.chargingState (Charging, EVConnected, SuspendedEV, SuspendedEVSE, Idle).
+    charging_state: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +197,7 @@ class TransactionEnded:
     offline: bool = False
     trigger_reason: str | None = None
     samples: tuple[Sample, ...] = ()
+    charging_state: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +300,8 @@ class AuthorizationInfo:
     status: str  # Accepted | Blocked | Expired | Invalid | ConcurrentTx | Unknown (2.0.1)
     expiry: datetime | None = None
     group_id: str | None = None
+    #: The tariff's text for the driver (2.0.1 personalMessage; 1.6 SetUserPrice where the charger shows prices).
+    price_text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +309,8 @@ class TransactionAck:
     transaction_id: int
     authorization: AuthorizationInfo | None
     duplicate: bool = False
+    #: The session's cost so far incl. VAT (the final cost on an end), when a tariff applies: 2.0.1 totalCost.
+    total_cost: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,7 @@ EXPORTED: dict[str, str] = {
     "ocpi_locations": "OCPI location details (address, coordinates, time zone) of sites and stations",
     "ocpi_tokens": "the tokens eMSPs pushed over OCPI",
     "ocpi_commands": "OCPI commands eMSPs sent and their results",
+    "cdrs": "OCPI 2.2.1 CDRs: each finished session priced by its tariff (the OCPI JSON)",
 }
 
 #: Tables left out, and why.

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Protocol
 
 from csms.ocpp.outgoing import (
@@ -12,6 +13,7 @@ from csms.ocpp.outgoing import (
     MonitorSpec,
     Reservation,
     ResetKind,
+    SessionCost,
     SignedFirmware,
     VariableRef,
     VariableResult,
@@ -88,6 +90,9 @@ class CallBuilder(Protocol):
     def clear_variable_monitoring(self, ids: list[int]) -> Call: ...
     def reserve_now(self, reservation: Reservation) -> Call: ...
     def cancel_reservation(self, reservation_id: int) -> Call: ...
+    def running_cost(self, cost: SessionCost) -> Call: ...
+    def final_cost(self, transaction_id: int, total: Decimal, price_text: str, receipt: str) -> Call: ...
+    def user_price(self, id_token: str, price_text: str) -> Call: ...
 
 
 #: 2.1 stations get the 2.0.1 payloads, which its schemas accept unchanged (tests/csms/test_ocpp21.py checks).
@@ -353,3 +358,19 @@ def set_variable_monitoring(version: str, monitors: list[MonitorSpec]) -> Call:
 def clear_variable_monitoring(version: str, ids: list[int]) -> Call:
     """2.0.1 ClearVariableMonitoring. Raises ValueError for 1.6."""
     return builder(version).clear_variable_monitoring(ids)
+
+
+def running_cost(version: str, cost: SessionCost) -> Call:
+    """2.0.1 CostUpdated; 1.6 the California Pricing DataTransfer ``RunningCost`` (for chargers that declare
+    ``CustomDisplayCostAndPrice``)."""
+    return builder(version).running_cost(cost)
+
+
+def final_cost(version: str, transaction_id: int, total: Decimal, price_text: str, receipt: str) -> Call:
+    """1.6 California Pricing ``FinalCost`` (2.0.1 gives it as totalCost in the answer to Ended: ValueError)."""
+    return builder(version).final_cost(transaction_id, total, price_text, receipt)
+
+
+def user_price(version: str, id_token: str, price_text: str) -> Call:
+    """1.6 California Pricing ``SetUserPrice`` (2.0.1 gives it as personalMessage: ValueError)."""
+    return builder(version).user_price(id_token, price_text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 #: ``(action, payload)`` of one call, ready for :meth:`csms.core.session.StationSession.send_call`.
@@ -173,3 +174,21 @@ def get_log(
     if stop_time:
         log["latestTimestamp"] = stop_time
     return "GetLog", {"logType": log_type, "requestId": request_id, "log": log, **retry_fields(retries, retry_interval)}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCost:
+    """What a running session has cost so far (2.0.1 CostUpdated, 1.6 California Pricing RunningCost).
+
+    ``total`` incl. VAT in the tariff's currency; ``charging`` False while parked; ``prices`` the tariff's
+    prices incl. VAT as California Pricing names them (``kWhPrice``, ``hourPrice``, ``flatFee``) and
+    ``idle_prices`` its parking price (``hourPrice``) with ``graceMinutes`` when it has one."""
+
+    transaction_id: int
+    charger_tx_id: str
+    total: Decimal
+    at: datetime
+    meter_wh: int
+    charging: bool = True
+    prices: dict[str, Decimal] | None = None
+    idle_prices: dict[str, Decimal | int] | None = None

@@ -30,6 +30,7 @@ from csms.api.local_lists import app_list_sync
 from csms.api.redaction import install_access_log_filter
 from csms.core.plugins.alerts import AlertMonitor
 from csms.core.plugins.certificates import CertificateManager
+from csms.core.plugins.costs import CostDisplay
 from csms.core.plugins.fleet import FleetNeeds
 from csms.core.plugins.load_management import LoadManagement
 from csms.core.plugins.reservations import ReservationExpiry
@@ -183,6 +184,7 @@ async def run_server(
         gateway.add_plugin(fleet_needs)
         gateway.add_plugin(CertificateManager())
         gateway.add_plugin(ReservationExpiry())
+        gateway.add_plugin(CostDisplay())  # the running cost on chargers' displays
         monitor.start()
         load_management.start()
         await gateway.scheduler.idle()  # both planned from the store before the first station connects

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -125,6 +126,14 @@ class ServeSettings(BaseModel):
     lookup_timeout: float = _setting(
         5.0, "how long an answer waits for an OCSP responder or the contract provider, seconds", metavar="S", gt=0
     )
+    tariff_time_zone: str = _setting(
+        "UTC", "IANA time zone of tariffs' local times (time-of-day rates, local midnight)", metavar="ZONE",
+        min_length=1,
+    )  # fmt: skip
+    cost_update_interval: float = _setting(
+        300.0, "how often a running session's cost is sent to its charger (2.0.1 CostUpdated, 1.6 California "
+        "Pricing RunningCost), seconds", metavar="S", gt=0,
+    )  # fmt: skip
     max_frames_per_second: float = _setting(
         _RATE.per_second, "frames one station connection may send per second; beyond it its socket is read later, "
         "and a flood is closed with 1008 (0: no limit)", metavar="N", ge=0,
@@ -182,6 +191,15 @@ class ServeSettings(BaseModel):
         for prefix in value:
             if not re.fullmatch(r"/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*", prefix) or prefix.strip("/") == "":
                 raise ValueError(f"{prefix!r} is not a URL path such as /steve/websocket/CentralSystemService")
+        return value
+
+    @field_validator("tariff_time_zone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(f"{value!r} is no IANA time zone (such as Europe/Amsterdam)") from None
         return value
 
     @field_validator("broker")

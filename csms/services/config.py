@@ -41,3 +41,11 @@ class CsmsConfig:
     renew_before_days: int = 30
     #: CertificateSigned is sent again this many times when the station does not answer it.
     certificate_signed_retries: int = 2
+    #: The IANA time zone whose local time tariffs' time-of-day, day-of-week and date restrictions (and the
+    #: midnight splits of charging periods) are read in.
+    tariff_time_zone: str = "UTC"
+    #: How often a running session's cost is sent to the charger (2.0.1 CostUpdated, 1.6 RunningCost) [s].
+    cost_update_interval_s: float = 300.0
+    #: The OCPI party that issues CDRs (country code, party id).
+    ocpi_country_code: str = "NL"
+    ocpi_party_id: str = "CTW"

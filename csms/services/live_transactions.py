@@ -27,6 +27,8 @@ class LiveTransaction:
 class LiveTransactions:
     def __init__(self) -> None:
         self._by_station: dict[str, dict[str, LiveTransaction]] = {}
+        #: Transactions found to have no tariff: their reports are answered without a cost (:mod:`.cdrs`).
+        self.unpriced: set[int] = set()
 
     def get(self, station_id: str, charger_tx_id: str) -> LiveTransaction | None:
         known = self._by_station.get(station_id)
@@ -45,6 +47,7 @@ class LiveTransactions:
 
     def clear(self) -> None:
         self._by_station = {}
+        self.unpriced = set()
 
     def __len__(self) -> int:
         return sum(len(known) for known in self._by_station.values())

@@ -16,6 +16,7 @@ from csms.domain import plausibility
 from csms.pki.lookups import Pending
 from csms.services import (
     access,
+    cdrs,
     certificates,
     contracts,
     ev_charging,
@@ -25,6 +26,7 @@ from csms.services import (
 )
 from csms.services.config import CsmsConfig
 from csms.services.uow import UnitOfWork
+from csms.store.models import Transaction
 
 
 def handle(  # noqa: C901, PLR0911, PLR0912 - one case per report type: the table from report to service, read at a glance
@@ -47,17 +49,25 @@ def handle(  # noqa: C901, PLR0911, PLR0912 - one case per report type: the tabl
             return ev.Acknowledged()
         case ev.MeterValuesReported():
             transactions.meter_values(uow, station_id, report, csms_assigned=csms_assigns_tx_ids, now=now)
+            if report.charger_tx_id is not None and csms_assigns_tx_ids:
+                cdrs.after_late_values(uow, station_id, report.charger_tx_id, config, now)
             return ev.Acknowledged()
         case ev.TransactionStarted():
-            return _reserved(uow, station_id, report, transactions.start(uow, station_id, report, now))
+            ack = _reserved(uow, station_id, report, transactions.start(uow, station_id, report, now))
+            return _priced(uow, station_id, report, ack, config, now)
         case ev.TransactionUpdated():
-            return _reserved(uow, station_id, report, transactions.update(uow, station_id, report, now))
+            ack = _reserved(uow, station_id, report, transactions.update(uow, station_id, report, now))
+            return _priced(uow, station_id, report, ack, config, now)
         case ev.TransactionEnded():
-            return transactions.end(uow, station_id, report, now, csms_assigned=csms_assigns_tx_ids)
+            ack = transactions.end(uow, station_id, report, now, csms_assigned=csms_assigns_tx_ids)
+            return cdrs.final_cost(uow, ack, config, now)
         case ev.AuthorizationRequested() if report.certificate is not None or report.contract:
             return contracts.authorize(uow.session, report, now)
         case ev.AuthorizationRequested():
-            return access.authorize_request(uow.session, report.id_token, station_id, now)
+            auth = access.authorize_request(uow.session, report.id_token, station_id, now)
+            if isinstance(auth, Pending):  # an OCPI roaming token the eMSP is asked about
+                return auth
+            return cdrs.with_price_text(uow.session, auth, station_id, None, report.id_token)
         case ev.CertificateStatusRequested():
             return contracts.certificate_status(report)
         case ev.EvCertificateRequested():
@@ -88,6 +98,35 @@ def _reserved(
     if report.reservation_id is not None and not ack.duplicate:
         reservations.used(uow.session, station_id, report.reservation_id, ack.transaction_id, report.timestamp)
     return ack
+
+
+def _priced(
+    uow: UnitOfWork,
+    station_id: str,
+    report: ev.TransactionStarted | ev.TransactionUpdated,
+    ack: ev.TransactionAck,
+    config: CsmsConfig,
+    now: datetime,
+) -> ev.TransactionAck:
+    """A running session's answer with its cost so far and, for a token given now, the tariff's text; a report
+    of a session that has ended already rebuilds its CDR instead."""
+    if ack.authorization is not None and report.id_token and not ack.duplicate:
+        evse_id = report.evse_id or None
+        text = cdrs.with_price_text(uow.session, ack.authorization, station_id, evse_id, report.id_token)
+        ack = dataclasses.replace(ack, authorization=text)
+    if report.charger_tx_id is None:  # 1.6 StartTransaction: the session has just begun, nothing to pay yet
+        return ack
+    if ack.duplicate or not ack.transaction_id or ack.transaction_id in uow.live.unpriced:
+        return ack  # a session without a tariff: its meter values stay on the fast path
+    if _ended(uow, ack):
+        cdrs.after_end(uow, ack, config, now)
+        return ack
+    return cdrs.running_cost(uow, ack, report.timestamp, config)
+
+
+def _ended(uow: UnitOfWork, ack: ev.TransactionAck) -> bool:
+    tx = uow.session.get(Transaction, ack.transaction_id) if ack.transaction_id else None
+    return tx is not None and tx.stopped_at is not None
 
 
 def _screened(uow: UnitOfWork, station_id: str, report: ev.StationReport, now: datetime) -> ev.StationReport:

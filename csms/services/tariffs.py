@@ -8,7 +8,7 @@ group with no tariff anywhere, falls to the tariffs for everyone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -103,6 +103,28 @@ def assign(
     db.add(row)
     db.flush()
     return row
+
+
+def set_station_default(db: Session, station_id: str, tariff_id: str | None, now: datetime) -> None:
+    """The simplest assignment: the station's tariff for everyone (``None`` removes it)."""
+    if tariff_id is not None:
+        assign(db, tariff_id, now=now, station_id=station_id)
+        return
+    existing = db.scalar(select(TariffAssignment).where(*_same_place(None, station_id, None, None)))
+    if existing is not None:
+        db.delete(existing)
+        db.flush()
+
+
+def station_defaults(db: Session, station_ids: Sequence[str] | None = None) -> dict[str, str]:
+    """Each station's tariff for everyone (``set_station_default``), by station id."""
+    stmt = select(TariffAssignment.station_id, TariffAssignment.tariff_id).where(
+        TariffAssignment.station_id.is_not(None), TariffAssignment.evse_id.is_(None),
+        TariffAssignment.group_id.is_(None),
+    )  # fmt: skip
+    if station_ids is not None:
+        stmt = stmt.where(TariffAssignment.station_id.in_(station_ids))
+    return {station: tariff for station, tariff in db.execute(stmt).all() if station is not None}
 
 
 def _same_place(site_id: str | None, station_id: str | None, evse_id: int | None, group_id: str | None) -> list[Any]:

@@ -95,7 +95,14 @@ def _seen_seq(db: Session, tx: Transaction, seq_no: int | None) -> bool:
 
 
 def _record_event(
-    db: Session, tx: Transaction, kind: str, seq_no: int | None, timestamp: datetime, trigger: str | None, offline: bool
+    db: Session,
+    tx: Transaction,
+    kind: str,
+    seq_no: int | None,
+    timestamp: datetime,
+    trigger: str | None,
+    offline: bool,
+    charging_state: str | None = None,
 ) -> None:
     if offline:
         tx.offline_events += 1
@@ -109,6 +116,7 @@ def _record_event(
             trigger_reason=trigger,
             timestamp=timestamp,
             offline=offline,
+            charging_state=charging_state,
         )
     )
     tx.last_seq_no = seq_no if tx.last_seq_no is None else max(tx.last_seq_no, seq_no)
@@ -259,7 +267,9 @@ def start(uow: UnitOfWork, station_id: str, report: ev.TransactionStarted, now: 
     tx.started_at = report.timestamp
     tx.remote_start_id = report.remote_start_id
     db.flush()
-    _record_event(db, tx, "Started", report.seq_no, report.timestamp, report.trigger_reason, report.offline)
+    _record_event(
+        db, tx, "Started", report.seq_no, report.timestamp, report.trigger_reason, report.offline, report.charging_state
+    )
     record_samples(uow, station_id, report.evse_id, report.samples, tx)
     return ev.TransactionAck(tx.id, auth)
 
@@ -317,7 +327,9 @@ def update(uow: UnitOfWork, station_id: str, report: ev.TransactionUpdated, now:
     if report.id_token and not tx.id_token:
         tx.id_token = report.id_token
         tx.auth_status = auth.status if auth else None
-    _record_event(db, tx, "Updated", report.seq_no, report.timestamp, report.trigger_reason, report.offline)
+    _record_event(
+        db, tx, "Updated", report.seq_no, report.timestamp, report.trigger_reason, report.offline, report.charging_state
+    )
     record_samples(uow, station_id, report.evse_id or tx.evse_id or 0, report.samples, tx)
     return ev.TransactionAck(tx.id, auth)
 
@@ -346,6 +358,7 @@ def _update_running(uow: UnitOfWork, station_id: str, report: ev.TransactionUpda
                 "trigger_reason": report.trigger_reason,
                 "timestamp": report.timestamp,
                 "offline": report.offline,
+                "charging_state": report.charging_state,
             }
         )
     register = _register_params(tx.id, report.samples)
@@ -376,7 +389,9 @@ def end(
         tx, status = _find_or_open(db, station_id, report, TransactionReport.ENDED)
     if status is DUPLICATE:
         return ev.TransactionAck(tx.id, auth, duplicate=True)
-    _record_event(db, tx, "Ended", report.seq_no, report.timestamp, report.trigger_reason, report.offline)
+    _record_event(
+        db, tx, "Ended", report.seq_no, report.timestamp, report.trigger_reason, report.offline, report.charging_state
+    )
     record_samples(uow, station_id, report.evse_id or tx.evse_id or 0, report.samples, tx)
     if report.meter_stop_wh is not None:
         tx.meter_stop_wh = report.meter_stop_wh

@@ -238,6 +238,9 @@ class TransactionEvent(Base):
     trigger_reason: Mapped[str | None] = mapped_column(String(40))
     timestamp: Mapped[datetime] = mapped_column(UtcDateTime())
     offline: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: transactionInfo.chargingState when the event gave one (Charging, SuspendedEV, …): what pricing calls
+    #: charging and what parking.
+    charging_state: Mapped[str | None] = mapped_column(String(16))
 
 
 class MeterSample(Base):
@@ -994,6 +997,31 @@ class TariffVersion(Base):
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     valid_from: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Cdr(Base):
+    """An OCPI 2.2.1 CDR: a finished session priced by the tariff that applied (``body``, the OCPI JSON).
+
+    One per transaction; amounts and volumes are exact decimals kept as text.
+    """
+
+    __tablename__ = "cdrs"
+
+    id: Mapped[str] = mapped_column(String(39), primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id", ondelete="CASCADE"), unique=True)
+    tariff_id: Mapped[str] = mapped_column(String(36))
+    tariff_version: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    total_energy: Mapped[str] = mapped_column(String(24))  # kWh
+    total_time: Mapped[str] = mapped_column(String(24))  # hours
+    total_parking_time: Mapped[str] = mapped_column(String(24))  # hours
+    total_cost_excl_vat: Mapped[str] = mapped_column(String(24))
+    total_cost_incl_vat: Mapped[str] = mapped_column(String(24))
+    #: Why the session needs a person's look (a meter that ran backwards or stopped); empty: none.
+    review_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class TariffAssignment(Base):

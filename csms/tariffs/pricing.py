@@ -4,10 +4,16 @@ The session is cut into segments at every instant where something priced can cha
 tariff validity edges, duration limits, local time-of-day limits, local midnights and DST jumps. In each segment
 the first element of the valid tariff that has a component of a dimension and whose restrictions hold prices
 that dimension. Quantities are exact fractions; money is rounded once, to the currency's minor unit.
+
+Samples cut segments only when a restriction reads the meter (energy, power or current): otherwise the meter is
+a piecewise-linear curve of the energy priced so far, and a segment's energy is the curve's rise across it —
+the same exact figure with a segment per tariff change instead of one per sample.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -22,9 +28,12 @@ from csms.tariffs.model import Dimension, Price, PriceComponent, Tariff
 from csms.tariffs.restrictions import Moment, matches
 from csms.tariffs.timeline import MeterSample, SessionTimeline, State, StateChange
 
-ABSURD_POWER_KW = Fraction(1000)  # no charger delivers this: such a jump is a meter fault, not energy
+ABSURD_POWER_KW = 1000  # no charger delivers this: such a jump is a meter fault, not energy
 STALE_METER = timedelta(minutes=15)
+_MICROSECOND = timedelta(microseconds=1)
+_WH_PER_US_AT_1_KW = Decimal("3.6e6")  # Wh x 3.6e6 / µs = kW
 _TIMED = (Dimension.TIME, Dimension.PARKING_TIME)
+_METER_LIMITS = ("min_kwh", "max_kwh", "min_power", "max_power", "min_current", "max_current")
 
 
 @dataclass(frozen=True)
@@ -70,15 +79,27 @@ class _Piece:
     volume: Fraction = Fraction(0)
     last: PriceComponent | None = None
 
-    @property
-    def excl(self) -> Fraction:
+    def money(self) -> tuple[Fraction, Fraction, Fraction]:
+        """The billed volume (after the last component's step size) and its cost excl. and incl. VAT."""
         unit = 1 if self.dimension is Dimension.FLAT else _unit(self.dimension)
-        return sum((v * Fraction(c.price) / unit for c, v in self.by_component.items()), Fraction(0))
+        excl = incl = Fraction(0)
+        for component, volume in self.by_component.items():
+            price, with_vat = _rates(component)
+            excl += volume * price
+            incl += volume * price * with_vat
+        billed, last = self.volume, self.last
+        if last is not None and self.dimension is not Dimension.FLAT and last.step_size > 1:
+            billed = math.ceil(self.volume / last.step_size) * Fraction(last.step_size)
+            price, with_vat = _rates(last)
+            excl += (billed - self.volume) * price
+            incl += (billed - self.volume) * price * with_vat
+        return billed, excl / unit, incl / unit
 
-    @property
-    def incl(self) -> Fraction:
-        unit = 1 if self.dimension is Dimension.FLAT else _unit(self.dimension)
-        return sum((_incl(v * Fraction(c.price) / unit, c) for c, v in self.by_component.items()), Fraction(0))
+
+@functools.cache
+def _rates(component: PriceComponent) -> tuple[Fraction, Fraction]:
+    """A component's price per unit and its VAT factor, as exact fractions."""
+    return Fraction(component.price), Fraction(1) if component.vat is None else 1 + Fraction(component.vat) / 100
 
 
 def seconds_in(span: timedelta) -> Fraction:
@@ -90,13 +111,14 @@ def _unit(dimension: Dimension) -> int:
     return 1000 if dimension is Dimension.ENERGY else 3600  # Wh per kWh, seconds per hour
 
 
+def _round_half_up(value: Fraction, places: int) -> Decimal:
+    """``value`` to ``places`` decimals, halves up (integer arithmetic: floor(x·10^p + ½))."""
+    scaled = (2 * value.numerator * 10**places + value.denominator) // (2 * value.denominator)
+    return Decimal(scaled).scaleb(-places)
+
+
 def _money(amount: Fraction, code: str) -> Decimal:
-    scaled = amount * 10 ** currency.minor_units(code)
-    return Decimal(math.floor(scaled + Fraction(1, 2))).scaleb(-currency.minor_units(code))
-
-
-def _incl(excl: Fraction, component: PriceComponent) -> Fraction:
-    return excl if component.vat is None else excl * (1 + Fraction(component.vat) / 100)
+    return _round_half_up(amount, currency.minor_units(code))
 
 
 def _local_boundaries(tariffs: Sequence[Tariff]) -> set[time]:
@@ -107,6 +129,29 @@ def _local_boundaries(tariffs: Sequence[Tariff]) -> set[time]:
             if r is not None:
                 found.update(t for t in (r.start_time, r.end_time) if t is not None)
     return found
+
+
+def _reads_meter(tariffs: Sequence[Tariff]) -> bool:
+    """Does any restriction depend on the meter (then every sample starts a segment)?"""
+    return any(
+        getattr(element.restrictions, limit) is not None
+        for tariff in tariffs
+        for element in tariff.elements
+        if element.restrictions is not None
+        for limit in _METER_LIMITS
+    )
+
+
+def _static_points(tariffs: Sequence[Tariff], start: datetime) -> list[datetime]:
+    """Validity edges and duration limits: the breakpoints that do not depend on the day or the meter."""
+    points: set[datetime] = set()
+    for tariff in tariffs:
+        points.update(t for t in (tariff.start_date_time, tariff.end_date_time) if t is not None)
+        for element in tariff.elements:
+            r = element.restrictions
+            if r is not None:
+                points.update(start + timedelta(seconds=s) for s in (r.min_duration, r.max_duration) if s is not None)
+    return sorted(points)
 
 
 def _offset_jumps(zone: ZoneInfo, a: datetime, b: datetime) -> list[datetime]:
@@ -148,11 +193,16 @@ class RunningCost:
         self._pending: list[StateChange] = []
         self._pieces: dict[Dimension, _Piece] = {d: _Piece(d) for d in Dimension}
         self._flat_tariff: str | None = None
-        self._periods: list[tuple[datetime, str, State, tuple[tuple[Dimension, int], ...]]] = []
+        #: (start, tariff id, state, (dimension, element index) priced, which version of the tariffs given)
+        self._periods: list[tuple[datetime, str, State, tuple[tuple[Dimension, int], ...], int]] = []
         self._period_volumes: list[dict[Dimension, Fraction]] = []
         self._reasons: list[str] = []
         self._energy_wh = Fraction(0)
         self._parking_s = Fraction(0)
+        self._static = _static_points(tariffs, self._start)
+        self._per_sample = _reads_meter(tariffs)
+        self._curve: list[tuple[datetime, Decimal]] = []  # (instant, Wh priced since the start) at samples
+        self._horizon: datetime | None = None  # no breakpoint lies between the cursor and it
 
     # -- feeding ------------------------------------------------------------------------------------------
     def set_state(self, change: StateChange) -> None:
@@ -160,12 +210,17 @@ class RunningCost:
             raise ValueError(f"state change at {change.at} is before what was already priced ({self._cursor})")
         self._pending.append(change)
         self._pending.sort(key=lambda c: c.at)
+        if self._horizon is not None and change.at < self._horizon:
+            self._horizon = change.at
 
     def add_sample(self, sample: MeterSample) -> None:
         at = sample.at.astimezone(UTC)
-        if at < self._cursor:
+        if at < self._cursor or (self._curve and at < self._curve[-1][0]):
             raise ValueError(f"sample at {at} is before what was already priced ({self._cursor})")
-        self._advance(at, sample)
+        if self._per_sample:
+            self._advance(at, sample)
+        else:
+            self._extend_curve(at, sample)
         if self._first_wh is None:
             self._first_wh = self._high_wh = sample.wh
         elif sample.wh < self._high_wh:
@@ -186,6 +241,7 @@ class RunningCost:
             "_period_volumes": [dict(v) for v in self._period_volumes],
             "_reasons": list(self._reasons),
             "_pending": list(self._pending),
+            "_curve": list(self._curve),
         }
         return snapshot.finish(now, final=False)
 
@@ -200,16 +256,7 @@ class RunningCost:
     def _breakpoints(self, a: datetime, b: datetime) -> list[datetime]:
         points = {a, b}
         points.update(c.at for c in self._pending)
-        for tariff in self._tariffs:
-            points.update(t for t in (tariff.start_date_time, tariff.end_date_time) if t is not None)
-            for element in tariff.elements:
-                r = element.restrictions
-                if r is not None:
-                    points.update(
-                        self._start + timedelta(seconds=limit)
-                        for limit in (r.min_duration, r.max_duration)
-                        if limit is not None
-                    )
+        points.update(self._static[bisect.bisect_left(self._static, a) : bisect.bisect_right(self._static, b)])
         day, last_day = a.astimezone(self._zone).date() - timedelta(days=1), b.astimezone(self._zone).date()
         while day <= last_day:
             points.update(self._day_points(day))
@@ -229,30 +276,78 @@ class RunningCost:
             self._days[day] = cached
         return cached
 
+    def _extend_curve(self, at: datetime, sample: MeterSample) -> None:
+        """Add the sample to the energy curve and price the segments that end before it."""
+        delta, _ = self._rise(sample)
+        if not self._curve:
+            self._curve.append((self._cursor, Decimal(0)))
+        self._curve.append((at, self._curve[-1][1] + delta))
+        if self._horizon is None:
+            self._horizon = self._breakpoints(self._cursor, self._cursor + timedelta(days=2))[1]
+        if at <= self._horizon:
+            return
+        points = self._breakpoints(self._cursor, at)
+        if len(points) > 2:  # a breakpoint other than the ends: price up to the last one before the sample
+            self._advance(points[-2], None)
+
+    def _curve_at(self, at: datetime) -> Fraction:
+        """Wh priced from the start to ``at`` (flat before the first and after the last sample)."""
+        curve = self._curve
+        if not curve:
+            return Fraction(0)
+        if at <= curve[0][0]:
+            return Fraction(curve[0][1])
+        if at >= curve[-1][0]:
+            return Fraction(curve[-1][1])
+        i = bisect.bisect_right(curve, at, key=lambda point: point[0])
+        (t0, e0), (t1, e1) = curve[i - 1], curve[i]
+        if at == t0:
+            return Fraction(e0)
+        return Fraction(e0) + Fraction(e1 - e0) * Fraction((at - t0) // _MICROSECOND, (t1 - t0) // _MICROSECOND)
+
     def _advance(self, until: datetime, next_sample: MeterSample | None) -> None:
         points = self._breakpoints(self._cursor, until)
-        interval = self._interval(next_sample)
+        delta_wh, interval_s = self._interval(next_sample) if self._per_sample else (Fraction(0), Fraction(0))
+        power = delta_wh * Fraction(36, 10) / interval_s if interval_s else Fraction(0)
         for seg_start, seg_end in itertools.pairwise(points):
             while self._pending and self._pending[0].at <= seg_start:
                 self._state = self._pending.pop(0).state
-            self._price_segment(seg_start, seg_end, interval)
+            if self._per_sample:
+                energy_wh = delta_wh * seconds_in(seg_end - seg_start) / interval_s if interval_s else Fraction(0)
+            else:
+                energy_wh = self._curve_at(seg_end) - self._curve_at(seg_start)
+            self._price_segment(seg_start, seg_end, energy_wh, power)
         while self._pending and self._pending[0].at <= until:
             self._state = self._pending.pop(0).state
         self._cursor = until
+        self._horizon = None
+        if len(self._curve) > 2:  # what lies before the cursor is priced: keep the point at or before it
+            keep = bisect.bisect_right(self._curve, until, key=lambda point: point[0]) - 1
+            if keep > 0:
+                del self._curve[:keep]
 
     def _interval(self, next_sample: MeterSample | None) -> tuple[Fraction, Fraction]:
         """Energy (Wh) and length (s) of the current sample interval; nothing is known outside samples."""
         if self._prev is None or next_sample is None:
             return Fraction(0), Fraction(0)
-        seconds = seconds_in(next_sample.at.astimezone(UTC) - self._prev.at)
-        delta = Fraction(max(next_sample.wh, self._high_wh) - self._high_wh)
-        if seconds <= 0 or delta * Fraction(36, 10) / seconds > ABSURD_POWER_KW:
+        delta, span = self._rise(next_sample)
+        return Fraction(delta), max(seconds_in(span), Fraction(0))
+
+    def _rise(self, next_sample: MeterSample) -> tuple[Decimal, timedelta]:
+        """The Wh priced for the interval that ``next_sample`` ends (none when the meter jumped absurdly), and
+        its length."""
+        if self._prev is None:
+            return Decimal(0), timedelta(0)
+        span = next_sample.at.astimezone(UTC) - self._prev.at
+        delta = max(next_sample.wh, self._high_wh) - self._high_wh
+        micros = span // _MICROSECOND
+        if micros <= 0 or delta * _WH_PER_US_AT_1_KW > ABSURD_POWER_KW * micros:
             if delta:
                 self._reasons.append(
-                    f"meter jumped {delta} Wh in {seconds} s before {next_sample.at.isoformat()}; not priced"
+                    f"meter jumped {delta} Wh in {seconds_in(span)} s before {next_sample.at.isoformat()}; not priced"
                 )
-            return Fraction(0), max(seconds, Fraction(0))
-        return delta, seconds
+            return Decimal(0), span
+        return delta, span
 
     def _moment(self, at: datetime, power_kw: Fraction) -> Moment:
         prev = self._prev
@@ -263,13 +358,10 @@ class RunningCost:
     def _tariff_at(self, at: datetime) -> Tariff | None:
         return next((t for t in reversed(self._tariffs) if t.valid_at(at)), None)
 
-    def _price_segment(self, a: datetime, b: datetime, interval: tuple[Fraction, Fraction]) -> None:
+    def _price_segment(self, a: datetime, b: datetime, energy_wh: Fraction, power: Fraction) -> None:
         seconds = seconds_in(b - a)
         if seconds <= 0:
             return
-        delta_wh, interval_s = interval
-        energy_wh = delta_wh * seconds / interval_s if interval_s else Fraction(0)
-        power = delta_wh * Fraction(36, 10) / interval_s if interval_s else Fraction(0)
         tariff = self._tariff_at(a)
         if tariff is None:
             self._reasons.append(f"no tariff valid at {a.isoformat()}; that time is not priced")
@@ -291,7 +383,7 @@ class RunningCost:
                     continue
                 used.append((component.type, index))
                 self._charge(component, volumes.get(component.type, Fraction(0)), tariff.id)
-        self._record_period(a, tariff.id, tuple(sorted(used)), volumes)
+        self._record_period(a, tariff, tuple(sorted(used)), volumes)
 
     def _charge(self, component: PriceComponent, volume: Fraction, tariff_id: str) -> None:
         piece = self._pieces[component.type]
@@ -307,14 +399,16 @@ class RunningCost:
     def _record_period(
         self,
         at: datetime,
-        tariff_id: str,
+        tariff: Tariff,
         used: tuple[tuple[Dimension, int], ...],
         volumes: dict[Dimension, Fraction],
     ) -> None:
         if Dimension.FLAT in {d for d, _ in used}:
             volumes = {**volumes, Dimension.FLAT: Fraction(1)}
-        # a period ends where the prices change; the one-off FLAT does not start a new one
-        key = (tariff_id, self._state, tuple(u for u in used if u[0] is not Dimension.FLAT))
+        # a period ends where the prices change (another element, or another version of the tariff); the
+        # one-off FLAT does not start a new one
+        priced = tuple(u for u in used if u[0] is not Dimension.FLAT)
+        key = (tariff.id, self._state, priced, self._tariffs.index(tariff))
         if self._periods and self._periods[-1][1:] == key:
             for dimension, volume in volumes.items():
                 totals = self._period_volumes[-1]
@@ -333,39 +427,25 @@ class RunningCost:
                 f"meter stopped: the last sample is {minutes} min before the end; energy after it is not priced"
             )
 
-    def _dimension_cost(self, dimension: Dimension, piece: _Piece, code: str) -> DimensionCost:
-        billed, excl, incl = piece.volume, piece.excl, piece.incl
-        last = piece.last
-        if last is not None and dimension is not Dimension.FLAT and last.step_size > 1:
-            billed = math.ceil(piece.volume / last.step_size) * Fraction(last.step_size)
-            extra = (billed - piece.volume) * Fraction(last.price) / _unit(dimension)
-            excl, incl = excl + extra, incl + _incl(extra, last)
-        unit = 1 if dimension is Dimension.FLAT else _unit(dimension)
-        return DimensionCost(
-            dimension, _quantity(piece.volume / unit), _quantity(billed / unit), _money(excl, code), _money(incl, code)
-        )
-
-    def _totals(self, code: str) -> tuple[Fraction, Fraction]:
-        excl = incl = Fraction(0)
-        for dimension, piece in self._pieces.items():
-            last = piece.last
-            extra = Fraction(0)
-            if last is not None and dimension is not Dimension.FLAT and last.step_size > 1:
-                billed = math.ceil(piece.volume / last.step_size) * Fraction(last.step_size)
-                extra = (billed - piece.volume) * Fraction(last.price) / _unit(dimension)
-            excl += piece.excl + extra
-            incl += piece.incl + (_incl(extra, last) if last is not None else Fraction(0))
-        return excl, incl
-
     def _result(self, stop: datetime) -> CdrResult:
         code = self._tariffs[0].currency
-        excl, incl = self._totals(code)
+        excl = incl = Fraction(0)
+        costs: list[DimensionCost] = []
+        for dimension, piece in self._pieces.items():
+            if piece.last is None:
+                continue
+            billed, piece_excl, piece_incl = piece.money()
+            excl, incl = excl + piece_excl, incl + piece_incl
+            unit = 1 if dimension is Dimension.FLAT else _unit(dimension)
+            costs.append(
+                DimensionCost(dimension, _quantity(piece.volume / unit), _quantity(billed / unit),
+                              _money(piece_excl, code), _money(piece_incl, code))
+            )  # fmt: skip
         bounds = self._tariff_at(self._start) or self._tariffs[0]
         if bounds.min_price is not None and excl < Fraction(bounds.min_price.excl_vat):
             excl, incl = _bound(bounds.min_price)
         if bounds.max_price is not None and excl > Fraction(bounds.max_price.excl_vat):
             excl, incl = _bound(bounds.max_price)
-        costs = tuple(self._dimension_cost(d, p, code) for d, p in self._pieces.items() if p.last is not None)
         periods = tuple(
             ChargingPeriod(
                 at,
@@ -377,7 +457,7 @@ class RunningCost:
                     if v > 0
                 ),
             )
-            for (at, tariff_id, state, _), volumes in zip(self._periods, self._period_volumes, strict=True)
+            for (at, tariff_id, state, _, _), volumes in zip(self._periods, self._period_volumes, strict=True)
         )
         return CdrResult(
             currency=code,
@@ -387,7 +467,7 @@ class RunningCost:
             total_time=_quantity(seconds_in(stop - self._start) / 3600),
             total_parking_time=_quantity(self._parking_s / 3600),
             total_cost=Price(_money(excl, code), _money(incl, code)),
-            costs=costs,
+            costs=tuple(costs),
             charging_periods=periods,
             review_reasons=tuple(self._reasons),
         )
@@ -400,11 +480,14 @@ def _bound(price: Price) -> tuple[Fraction, Fraction]:
 
 def _quantity(value: Fraction) -> Decimal:
     """Volumes for display: six decimals are finer than any meter."""
-    return Decimal(math.floor(value * 10**6 + Fraction(1, 2))).scaleb(-6)
+    return _round_half_up(value, 6)
 
 
-def price_session(tariffs: Sequence[Tariff], timeline: SessionTimeline) -> CdrResult:
-    """The CDR of a finished session; ``tariffs`` are the versions in force, later ones winning where they overlap."""
+def price_session(tariffs: Sequence[Tariff], timeline: SessionTimeline, *, final: bool = True) -> CdrResult:
+    """The CDR of a finished session; ``tariffs`` are the versions in force, later ones winning where they overlap.
+
+    ``final=False``: the cost of a running session up to ``timeline.stop`` (a meter that has not reported for a
+    while is not yet a reason for review)."""
     running = RunningCost(tariffs, timeline.start, timeline.time_zone)
     events: list[tuple[datetime, int, MeterSample | StateChange]] = [
         *((c.at.astimezone(UTC), 0, c) for c in timeline.states),
@@ -415,7 +498,7 @@ def price_session(tariffs: Sequence[Tariff], timeline: SessionTimeline) -> CdrRe
             running.set_state(event)
         else:
             running.add_sample(event)
-    return running.finish(timeline.stop)
+    return running.finish(timeline.stop, final=final)
 
 
 __all__ = ["CdrResult", "ChargingPeriod", "DimensionCost", "RunningCost", "price_session"]

@@ -29,8 +29,10 @@ Capability = Literal[
 ]
 
 #: What :meth:`Operator.configure` may be asked, with its keyword arguments:
-#: ``boot_answer`` (status: Accepted | Pending | Rejected) — how the CSMS answers the station's next boot.
-SETTINGS = ("boot_answer",)
+#: ``boot_answer`` (status: Accepted | Pending | Rejected) — how the CSMS answers the station's next boot;
+#: ``tariff`` (kwh_price: a decimal string, currency: ISO 4217) — the station's sessions cost that much per kWh
+#: (no VAT), for everyone.
+SETTINGS = ("boot_answer", "tariff")
 
 
 class OperatorError(Exception):

@@ -277,7 +277,16 @@ class ChargetwinOperator:
         ]
 
     async def configure(self, station_id: str, setting: str, **values: Any) -> None:
-        """``boot_answer``: the station's registration policy (Accepted, Pending or Rejected at its next boot)."""
+        """``boot_answer``: the station's registration policy (Accepted, Pending or Rejected at its next boot);
+        ``tariff``: an OCPI tariff of one ENERGY price, assigned to the station for everyone."""
+        if setting == "tariff":
+            tariff_id = f"per-kwh-{values.get('currency')}-{values.get('kwh_price')}"
+            component = {"type": "ENERGY", "price": str(values.get("kwh_price")), "step_size": 1}
+            body = {"currency": values.get("currency"), "elements": [{"price_components": [component]}]}
+            await self._json("PUT", f"/tariffs/{_segment(tariff_id)}", ok=(200, 201), json=body)
+            assignment = {"tariff_id": tariff_id, "station_id": station_id}
+            await self._json("POST", "/tariff-assignments", ok=(201,), json=assignment)
+            return
         if setting != "boot_answer" or values.get("status") not in BOOT_POLICIES:
             raise OperatorError(f"chargetwin cannot configure {setting} {values}")
         policy = {"registration_policy": BOOT_POLICIES[values["status"]]}

@@ -105,7 +105,7 @@ PLACEHOLDERS = {
     "provision_token": {"id_token", "status", "group"},
     "install_contract_root": {"pem", "kind"},
     "calls": {"station_id", "action", "payload", "timeout_s"},
-    "configure": {"station_id", "setting", "status"},
+    "configure": {"station_id", "setting", "status", "kwh_price", "currency"},
     "read_transactions": {"station_id", "since"},
     "read_station": {"station_id"},
     "read_uptime": {"station_id", "start", "end"},

@@ -57,6 +57,7 @@ from simulator.station import v16, v201
 from simulator.station.auth import IdTokenInfo, LocalAuthorization
 from simulator.station.config import Configuration
 from simulator.station.connector import FAULTED, UNAVAILABLE, Connector, ConnectorError, ConnectorSpec
+from simulator.station.cost_display import CostDisplay
 from simulator.station.display import Display
 from simulator.station.firmware import FirmwareCore, Handler, VersionAdapter
 from simulator.station.iso15118 import EvNeeds, needs_payload
@@ -75,7 +76,7 @@ from simulator.station.transfers import Transfer, TransferResult
 from simulator.station.vendors import PROFILES, VendorFirmware, VendorProfile, config_entries
 
 #: The charger's parts whose methods answer CSMS calls (``None``: the charger itself).
-_HANDLER_OWNERS = (None, "protocol", "security_ops", "display", "monitoring", "maintenance")
+_HANDLER_OWNERS = (None, "protocol", "security_ops", "display", "costs", "monitoring", "maintenance")
 #: One dispatch table per kind of charger (version, adapter, parts): a fleet of thousands shares a few.
 _TABLES: dict[tuple[Any, ...], dict[str, tuple[str | None, Callable[..., Any]]]] = {}
 
@@ -141,7 +142,7 @@ class Charger:
         log_bytes: how much of its recent frames (text) the charger keeps for GetDiagnostics/GetLog files.
     """
 
-    def __init__(  # noqa: PLR0913 - one keyword-only option per firmware setting a scenario can give
+    def __init__(  # noqa: PLR0913, PLR0915 - one keyword-only option per firmware setting a scenario can give; one part each
         self,
         station_id: str,
         version: Version,
@@ -203,7 +204,9 @@ class Charger:
         self._handlers.update(self.security_ops.handlers())
         #: The messages the CSMS set on the display, and what it shows (:meth:`Display.shown`).
         self.display = Display(self)
-        self._handlers.update(self.display.handlers())
+        #: The prices and costs the CSMS sent for the driver, as the display showed them last.
+        self.costs = CostDisplay(self)
+        self._handlers.update(self.display.handlers() | self.costs.handlers())
         #: Variable monitors the CSMS set (2.0.1), evaluated whenever the firmware wakes.
         self.monitoring = Monitoring(self)
         if version != OCPP16:
@@ -436,8 +439,11 @@ class Charger:
         self.rpc.reply(call, payload)
 
     def _data_transfer(self, p: dict[str, Any], now: float) -> dict[str, Any]:
-        """Our vendor's display messages (1.6), else what the firmware answers any DataTransfer."""
+        """Our vendor's display messages and California Pricing (1.6), else what the firmware answers any
+        DataTransfer."""
         answer = self.display.data_transfer(p, now)
+        if answer is None:
+            answer = self.costs.data_transfer(p, now)
         return answer if answer is not None else self._vendor_data(p, now)
 
     def power_w(self, connector_id: int) -> float:
@@ -446,6 +452,10 @@ class Charger:
 
     def running_transaction_ids(self) -> set[str]:
         return {str(tx.transaction_id) for tx in self.transactions.values() if tx.transaction_id is not None}
+
+    def shows_cost_and_price(self) -> bool:
+        """1.6: whether it shows California Pricing messages (CustomDisplayCostAndPrice)."""
+        return self.config.has("shows_cost") and self.config.flag("shows_cost")
 
     def display_state(self) -> str:
         """The state a display message may be bound to (2.0.1 MessageStateEnumType)."""
@@ -482,6 +492,7 @@ class Charger:
         return True
 
     def _complete(self, pending: PendingCall, now: float) -> None:
+        self.costs.answered(pending)
         callback = self._callbacks.pop(pending.call.unique_id, None)
         if callback is not None:
             callback(pending, now)

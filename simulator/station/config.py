@@ -96,6 +96,7 @@ V16_KEYS: tuple[Entry, ...] = (
     Entry("backoff_repeat_times", "ReconnectBackOffRepeatTimes", "5", False, INT, "doublings before the cap"),
     Entry("ping_interval", "WebSocketPingInterval", "0", False, INT, "the link shell, at connect", True),
     Entry("reserve_any", "ReserveConnectorZeroSupported", "true", True, BOOL, "ReserveNow of connector 0"),
+    Entry("shows_cost", "CustomDisplayCostAndPrice", "true", True, BOOL, "California Pricing cost messages shown"),
     Entry(
         "supported_profiles",
         "SupportedFeatureProfiles",

@@ -75,3 +75,76 @@ async def test_a_negative_price_is_refused_with_its_path(provisioned, gateway):
     async with api_client(provisioned, gateway) as api:
         refused = await api.put("/api/v1/tariffs/STANDARD", json=bad)
     assert refused.status_code == 422 and "elements[1].price_components[0].price" in refused.text
+
+
+async def test_a_station_default_tariff_is_one_patch(provisioned, gateway):
+    async with api_client(provisioned, gateway) as api:
+        assert (await api.put("/api/v1/tariffs/STANDARD", json=EXAMPLE)).status_code == 201
+        quote = "/api/v1/stations/CP-1/price-quote?kwh=22&minutes=150&time_zone=Europe/Amsterdam"
+        assert (await api.get(quote)).status_code == 422  # no tariff applies yet
+        patched = await api.patch("/api/v1/stations/CP-1", json={"tariff_id": "STANDARD"})
+        assert patched.status_code == 200 and patched.json()["tariff_id"] == "STANDARD"
+        assert (await api.get("/api/v1/stations/CP-1")).json()["tariff_id"] == "STANDARD"
+        assert (await api.get("/api/v1/stations")).json()[0]["tariff_id"] == "STANDARD"
+        assert (await api.get(quote)).json()["total_cost"]["excl_vat"] == "10.60"
+        [assignment] = (await api.get("/api/v1/tariff-assignments")).json()
+        assert assignment["station_id"] == "CP-1" and assignment["group_id"] is None
+
+        unknown = await api.patch("/api/v1/stations/CP-1", json={"tariff_id": "NO-SUCH"})
+        assert unknown.status_code == 404 and "NO-SUCH" in unknown.text
+        bad = await api.patch("/api/v1/stations/CP-1", json={"tariff_id": "has space"})
+        assert bad.status_code == 422 and "tariff_id" in bad.text
+
+        removed = await api.patch("/api/v1/stations/CP-1", json={"tariff_id": None})
+        assert removed.status_code == 200 and removed.json()["tariff_id"] is None
+        assert (await api.get("/api/v1/tariff-assignments")).json() == []
+        assert (await api.get(quote)).status_code == 422
+
+
+def test_the_cli_manages_tariffs_and_quotes(provisioned, database_url, tmp_path, capsys):
+    import json
+
+    from csms.cli import main
+
+    database = ["--database-url", database_url]
+    path = tmp_path / "standard.json"
+    path.write_text(json.dumps(EXAMPLE))
+    assert main(["tariffs", "put", "STANDARD", "--file", str(path), *database]) == 0
+    assert "tariff STANDARD created" in capsys.readouterr().out
+    raised = copy.deepcopy(EXAMPLE)
+    raised["elements"][1]["price_components"][0]["price"] = "0.35"
+    path.write_text(json.dumps(raised))
+    assert main(["tariffs", "put", "STANDARD", "--file", str(path), *database]) == 0
+    assert "now at version 2" in capsys.readouterr().out
+    broken = copy.deepcopy(EXAMPLE)
+    del broken["currency"]
+    path.write_text(json.dumps(broken))
+    assert main(["tariffs", "put", "BROKEN", "--file", str(path), *database]) == 2
+    assert "currency" in capsys.readouterr().err
+    path.write_text("{not json")
+    assert main(["tariffs", "put", "BROKEN", "--file", str(path), *database]) == 2
+    assert "not JSON" in capsys.readouterr().err
+
+    assert main(["tariffs", "versions", "STANDARD", *database]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 3  # header + two versions
+    assert main(["tariffs", "show", "STANDARD", *database]) == 0
+    assert json.loads(capsys.readouterr().out)["elements"][1]["price_components"][0]["price"] == "0.35"
+    assert main(["tariffs", "assign", "STANDARD", "--station", "CP-1", "--group", "residents", *database]) == 0
+    assert "assignment 1" in capsys.readouterr().out
+    assert main(["tariffs", "assignments", *database]) == 0
+    assert "residents" in capsys.readouterr().out
+
+    start = ["--start", "2026-11-10T09:00:00+00:00", "--tz", "Europe/Amsterdam"]
+    quote = ["tariffs", "quote", "CP-1", "--kwh", "22", "--minutes", "150", *start, *database]
+    assert main([*quote, "--token", "GUEST-1"]) == 2  # the residents' tariff is not a guest's
+    assert "no tariff applies" in capsys.readouterr().err
+    assert main([*quote, "--token", "RES-1"]) == 0
+    out = capsys.readouterr().out
+    assert "11.70 EUR" in out and "14.04 EUR" in out  # 1.00 + 22 x 0.35 + 1.5 h x 2.00, VAT 20 %
+
+    assert main(["tariffs", "delete", "STANDARD", *database]) == 2  # still assigned
+    assert main(["tariffs", "unassign", "1", *database]) == 0
+    assert main(["tariffs", "delete", "STANDARD", *database]) == 0
+    capsys.readouterr()
+    assert main(["tariffs", "list", *database]) == 0
+    assert "STANDARD" not in capsys.readouterr().out

@@ -211,35 +211,53 @@ def _two_hour_tariff(expensive: float, cheap: float) -> Tariff:
     return Tariff(periods=((0.0, cheap), (start, expensive), (switch, cheap)))
 
 
-def test_deadline_with_a_tariff_waits_for_the_cheap_hours_when_they_suffice():
+@pytest.mark.parametrize("name", ["deadline", "equal_share", "priority"])
+def test_with_a_tariff_every_strategy_waits_for_the_cheap_hours_when_they_suffice(name):
     site = simple_site(1, limit_a=32.0)
     key = ("cp0", 1)
     sessions = {key: SessionState(key, energy_needed_wh=11_000.0, departure=NOW + 4 * 3600)}
-    plain = STRATEGIES["deadline"](SiteState(site, sessions=sessions), NOW)
+    plain = STRATEGIES[name](SiteState(site, sessions=sessions), NOW)
     assert plain.limits_a[key] > 6.0  # no tariff: as before
-    waits = STRATEGIES["deadline"](SiteState(site, sessions=sessions, tariff=_two_hour_tariff(0.50, 0.05)), NOW)
+    waits = STRATEGIES[name](SiteState(site, sessions=sessions, tariff=_two_hour_tariff(0.50, 0.05)), NOW)
     assert waits.limits_a[key] == 0.0  # 11 kWh fit in the two cheap hours before departure
-    later = STRATEGIES["deadline"](SiteState(site, sessions=sessions, tariff=_two_hour_tariff(0.50, 0.05)), NOW + 7300)
+    later = STRATEGIES[name](SiteState(site, sessions=sessions, tariff=_two_hour_tariff(0.50, 0.05)), NOW + 7300)
     assert later.limits_a[key] > 0.0  # and it charges when they come
 
 
-def test_deadline_with_a_tariff_charges_now_what_the_cheap_hours_cannot_hold():
+@pytest.mark.parametrize("name", ["deadline", "equal_share", "priority"])
+def test_with_a_tariff_every_strategy_charges_now_what_the_cheap_hours_cannot_hold(name):
     site = simple_site(1, limit_a=32.0)
     key = ("cp0", 1)
     full_w = 32.0 * 690.0  # 32 A on three phases
     # The cheap hours before the departure hold 1.75 h x 22 kW (the plan means to finish 15 minutes early);
     # 60 kWh by departure in 4 h: the rest must come now, over the two expensive hours, at any price.
     sessions = {key: SessionState(key, energy_needed_wh=60_000.0, departure=NOW + 4 * 3600)}
-    alloc = STRATEGIES["deadline"](SiteState(site, sessions=sessions, tariff=_two_hour_tariff(0.50, 0.05)), NOW)
+    alloc = STRATEGIES[name](SiteState(site, sessions=sessions, tariff=_two_hour_tariff(0.50, 0.05)), NOW)
     must_w = (60_000.0 - 1.75 * full_w) / 2
     assert alloc.power_w[key] == pytest.approx(must_w, rel=0.05)
 
 
-def test_deadline_with_a_demand_charge_keeps_extra_charging_under_the_peak_so_far():
+@pytest.mark.parametrize("name", ["deadline", "equal_share", "priority"])
+def test_with_a_demand_charge_every_strategy_keeps_extra_charging_under_the_peak_so_far(name):
     site = simple_site(2, limit_a=32.0)
     live = {e.key: SessionState(e.key, energy_needed_wh=5_000.0, departure=NOW + 8 * 3600) for e in site.evses}
     tariff = Tariff(demand_charge_per_kw=20.0)
-    capped = STRATEGIES["deadline"](SiteState(site, sessions=live, tariff=tariff, peak_w=10_000.0), NOW)
-    free = STRATEGIES["deadline"](SiteState(site, sessions=live, tariff=Tariff()), NOW)
+    capped = STRATEGIES[name](SiteState(site, sessions=live, tariff=tariff, peak_w=10_000.0), NOW)
+    free = STRATEGIES[name](SiteState(site, sessions=live, tariff=Tariff()), NOW)
     assert free.total_w() > 20_000.0  # flat price, no demand charge: now is as good as later, the whole 32 A
     assert capped.total_w() <= 10_000.0 + 1.0  # the billing period's peak is not raised for energy that can wait
+
+
+def test_under_a_tariff_fair_and_priority_shares_still_decide_who_waits_when_the_site_is_short():
+    """Two cars that both must charge now (their need exceeds the cheap hours) on a site that holds 20 A:
+    equal_share splits it, priority serves the fleet first; the tariff only trims what can wait."""
+    site = simple_site(2, limit_a=20.0)  # its priority groups: fleet, then staff
+    live = {
+        ("cp0", 1): SessionState(("cp0", 1), energy_needed_wh=60_000.0, departure=NOW + 4 * 3600, group="guest"),
+        ("cp1", 1): SessionState(("cp1", 1), energy_needed_wh=60_000.0, departure=NOW + 4 * 3600, group="fleet"),
+    }
+    tariff = _two_hour_tariff(0.50, 0.05)
+    fair = STRATEGIES["equal_share"](SiteState(site, sessions=live, tariff=tariff), NOW).limits_a
+    assert fair[("cp0", 1)] == pytest.approx(10.0) and fair[("cp1", 1)] == pytest.approx(10.0)
+    ranked = STRATEGIES["priority"](SiteState(site, sessions=live, tariff=tariff), NOW).limits_a
+    assert ranked[("cp1", 1)] == pytest.approx(20.0) and ranked[("cp0", 1)] == 0.0

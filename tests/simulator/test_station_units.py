@@ -57,7 +57,9 @@ def test_configuration_tables_are_well_formed():
         names = [e.name for e in table]
         settings = [e.setting for e in table]
         assert len(set(names)) == len(names) and len(set(settings)) == len(settings)
-    assert {e.setting for e in V16_KEYS} - {e.setting for e in V201_VARIABLES} <= {"supported_profiles"}
+    # 1.6 only: its feature profiles, and its declaration of the California Pricing extension (2.0.1 has cost
+    # messages of its own)
+    assert {e.setting for e in V16_KEYS} - {e.setting for e in V201_VARIABLES} <= {"supported_profiles", "shows_cost"}
     for version in VERSIONS:
         config = Configuration(version)  # type: ignore[arg-type]
         for entry in config:

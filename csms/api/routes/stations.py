@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -19,19 +20,24 @@ from csms.api.schemas import (
     StationUpdate,
 )
 from csms.gateway.server import Gateway
-from csms.services import ev_charging, stations
+from csms.services import ev_charging, stations, tariffs
 from csms.store.models import Connector, Station
 
 router = APIRouter(prefix="/stations", tags=["stations"])
 
+_UNSET = object()
+
 StationPath = Annotated[str, Path(min_length=1, max_length=48, pattern=r"^[^\x00-\x1f/]+$")]
 
 
-def station_out(row: Station, ports: list[Connector], gateway: Gateway) -> StationOut:
+def station_out(
+    row: Station, ports: list[Connector], gateway: Gateway, tariff_ids: Mapping[str, str] | None = None
+) -> StationOut:
     return StationOut.model_validate(
         {
             **{key: getattr(row, key) for key in StationOut.model_fields if hasattr(row, key)},
             "connected": gateway.is_connected(row.id),
+            "tariff_id": (tariff_ids or {}).get(row.id),
             "connectors": [ConnectorOut.model_validate(port) for port in ports if port.station_id == row.id],
         }
     )
@@ -41,7 +47,8 @@ def station_out(row: Station, ports: list[Connector], gateway: Gateway) -> Stati
 def list_stations(db: DbSession, gateway: GatewayDep) -> list[StationOut]:
     """Every station, with its live connection and its connectors' last status."""
     ports = stations.connectors(db)
-    return [station_out(row, ports, gateway) for row in stations.list_stations(db)]
+    defaults = tariffs.station_defaults(db)
+    return [station_out(row, ports, gateway, defaults) for row in stations.list_stations(db)]
 
 
 @router.post("", response_model=StationOut, status_code=status.HTTP_201_CREATED)
@@ -85,7 +92,7 @@ def approve_pending(station_id: StationPath, body: StationApprove, db: DbSession
 @router.get("/{station_id}", response_model=StationOut)
 def get_station(station_id: StationPath, db: DbSession, gateway: GatewayDep) -> StationOut:
     row = stations.get(db, station_id)
-    return station_out(row, stations.connectors(db, [station_id]), gateway)
+    return station_out(row, stations.connectors(db, [station_id]), gateway, tariffs.station_defaults(db, [station_id]))
 
 
 @router.get("/{station_id}/charging-needs", response_model=list[EvChargingOut])
@@ -102,14 +109,18 @@ async def update_station(
     """Accept (or reject) a station, change its password (null removes it) or its security profile. A
     change of password, profile or version, or the reject policy, ends the station's live connection once
     committed: its next handshake is checked against the new credentials and its next boot is answered by
-    the new policy."""
+    the new policy. `tariff_id` sets (or, null, removes) the station's tariff for every driver."""
     changes = body.model_dump(exclude_unset=True)
     if changes.get("security_profile", 0) is None:
         del changes["security_profile"]
+    tariff_change = changes.pop("tariff_id", _UNSET)
 
     def work(db: Session) -> StationOut:
         row = stations.update(db, station_id, changes)
-        return station_out(row, stations.connectors(db, [station_id]), gateway)
+        if tariff_change is not _UNSET:
+            tariffs.set_station_default(db, station_id, tariff_change, datetime.now(UTC))
+        defaults = tariffs.station_defaults(db, [station_id])
+        return station_out(row, stations.connectors(db, [station_id]), gateway, defaults)
 
     out = await in_transaction(request, work)
     if stations.must_reconnect(changes):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
 from csms.api.deps import DbSession
 from csms.api.schemas import SampleOut, TransactionDetail, TransactionOut, UtcDatetime
 from csms.domain.transaction import TransactionStatus
-from csms.services import transactions
+from csms.services import cdrs, transactions
 
 router = APIRouter(prefix="/transactions", tags=["transactions"])
 
@@ -36,3 +36,11 @@ def get_transaction(transaction_id: Annotated[int, Path(ge=1, le=2**31 - 1)], db
     tx = transactions.get(db, transaction_id)
     samples = [SampleOut.model_validate(s) for s in transactions.samples_of(db, transaction_id)]
     return TransactionDetail.model_validate({**transactions.summary(tx), "samples": samples})
+
+
+@router.get("/{transaction_id}/cdr")
+def get_cdr(transaction_id: Annotated[int, Path(ge=1, le=2**31 - 1)], db: DbSession) -> dict[str, Any]:
+    """The session's OCPI 2.2.1 CDR, made when it ended (404 with the reason while it runs, or when no tariff
+    applied to it)."""
+    row = cdrs.stored(db, transaction_id)
+    return {**row.body, "review_reasons": row.review_reasons, "tariff_version": row.tariff_version}

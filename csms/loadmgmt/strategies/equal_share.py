@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from csms.loadmgmt.state import Allocation, SiteState
 from csms.loadmgmt.strategies._core import build_problem, fairness_pause_order, finalize, serve, to_allocation
+from csms.loadmgmt.strategies._cost import shape_for_cost
 
 NAME = "equal_share"
 
@@ -13,4 +14,5 @@ def allocate(state: SiteState, now: float) -> Allocation:
     problem = build_problem(state, now)
     order = fairness_pause_order(problem)
     x = serve(problem, problem.cap * 0.0, problem.all(), order)
-    return to_allocation(problem, finalize(problem, x, top_up=True, pause_order=order), NAME)
+    x = shape_for_cost(problem, x, now)
+    return to_allocation(problem, finalize(problem, x, top_up=state.tariff is None, pause_order=order), NAME)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from csms.ocpp import outgoing, schemas
@@ -338,3 +339,38 @@ def set_variable_monitoring(monitors: list[MonitorSpec]) -> Call:
 
 def clear_variable_monitoring(ids: list[int]) -> Call:
     raise ValueError("OCPP 1.6 has no variable monitoring")
+
+
+#: The OCA's California Pricing extension of 1.6 (the "OCPP & California Pricing Requirements" application note).
+COST_VENDOR = "org.openchargealliance.costmsg"
+
+
+def _cost_message(message_id: str, data: dict[str, Any]) -> Call:
+    return "DataTransfer", {"vendorId": COST_VENDOR, "messageId": message_id, "data": json.dumps(data)}
+
+
+def _amount(value: Decimal | int) -> float | int:
+    return value if isinstance(value, int) else float(value)
+
+
+def running_cost(cost: outgoing.SessionCost) -> Call:
+    data: dict[str, Any] = {
+        "transactionId": cost.transaction_id,
+        "timestamp": format_time(cost.at),
+        "meterValue": cost.meter_wh,
+        "cost": float(cost.total),
+        "state": "Charging" if cost.charging else "Idle",
+        "chargingPrice": {k: _amount(v) for k, v in (cost.prices or {}).items()},
+    }
+    if cost.idle_prices:
+        data["idlePrice"] = {k: _amount(v) for k, v in cost.idle_prices.items()}
+    return _cost_message("RunningCost", data)
+
+
+def final_cost(transaction_id: int, total: Decimal, price_text: str, receipt: str) -> Call:
+    data = {"transactionId": transaction_id, "cost": float(total), "priceText": price_text, "qrCodeText": receipt}
+    return _cost_message("FinalCost", data)
+
+
+def user_price(id_token: str, price_text: str) -> Call:
+    return _cost_message("SetUserPrice", {"idToken": id_token, "priceText": price_text})

@@ -77,6 +77,7 @@ def _transaction_event(p: dict[str, Any]) -> ev.StationReport:
             id_token=token,
             charger_tx_id=info["transactionId"],
             remote_start_id=info.get("remoteStartId"),
+            charging_state=info.get("chargingState"),
             **reserved,
             **common,
         )
@@ -96,6 +97,7 @@ def _transaction_event(p: dict[str, Any]) -> ev.StationReport:
         id_token=token,
         evse_id=evse.get("id"),
         connector_id=evse.get("connectorId"),
+        charging_state=info.get("chargingState"),
         **common,
     )
 
@@ -220,7 +222,18 @@ def _id_token_info(auth: ev.AuthorizationInfo) -> dict[str, Any]:
         info["cacheExpiryDateTime"] = format_time(auth.expiry)
     if auth.group_id:
         info["groupIdToken"] = {"idToken": auth.group_id, "type": "Central"}
+    if auth.price_text:
+        info["personalMessage"] = {"format": "UTF8", "content": auth.price_text[:512]}
     return info
+
+
+def _transaction_answer(ack: ev.TransactionAck) -> dict[str, Any]:
+    """TransactionEventResponse: the token's status when one was given, the cost so far (I02) or the final
+    cost (I03) when a tariff applies."""
+    body: dict[str, Any] = {"idTokenInfo": _id_token_info(ack.authorization)} if ack.authorization else {}
+    if ack.total_cost is not None:
+        body["totalCost"] = float(ack.total_cost)
+    return body
 
 
 def _plug_and_charge(
@@ -262,7 +275,7 @@ def to_payload(action: str, decision: ev.Decision) -> dict[str, Any]:
         case ev.AuthorizationInfo():
             return {"idTokenInfo": _id_token_info(decision)}
         case ev.TransactionAck():
-            return {"idTokenInfo": _id_token_info(decision.authorization)} if decision.authorization else {}
+            return _transaction_answer(decision)
         case ev.ContractAuthorization() | ev.CertificateStatusAnswer() | ev.EvCertificateAnswer():
             return _plug_and_charge(decision)
         case ev.DataTransferDecision() | ev.CertificateSigningDecision() | ev.EvChargingAnswer():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from csms.ocpp import outgoing, schemas
@@ -388,3 +389,15 @@ def set_variable_monitoring(monitors: list[MonitorSpec]) -> Call:
 
 def clear_variable_monitoring(ids: list[int]) -> Call:
     return "ClearVariableMonitoring", {"id": ids}
+
+
+def running_cost(cost: outgoing.SessionCost) -> Call:
+    return "CostUpdated", {"totalCost": float(cost.total), "transactionId": cost.charger_tx_id}
+
+
+def final_cost(transaction_id: int, total: Decimal, price_text: str, receipt: str) -> Call:
+    raise ValueError("OCPP 2.0.1 gives the final cost as totalCost in the answer to TransactionEvent Ended")
+
+
+def user_price(id_token: str, price_text: str) -> Call:
+    raise ValueError("OCPP 2.0.1 gives the tariff's text as idTokenInfo.personalMessage")

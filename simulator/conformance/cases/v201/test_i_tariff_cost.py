@@ -1,7 +1,9 @@
 """2.0.1 block I, Tariff and Cost: the running cost while charging and the total cost at the end (CSMS side).
 
 The CSMS shows the driver the running cost after each periodic meter value, in the TransactionEventResponse
-(totalCost) or a CostUpdated (I02.FR.01), and the final cost in the answer to the Ended event (I03.FR.02).
+(totalCost) or a CostUpdated (I02.FR.01), and the final cost in the answer to the Ended event (I03.FR.02). The
+operator first gives the station a tariff (0.30 per kWh): a CSMS whose operator adapter cannot set one does not
+run these cases.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from csms.ocpp import framing
 from csms.ocpp.framing import Call, CallResult
 from simulator.conformance.cases.v201._csms_commands import in_transaction
 from simulator.conformance.catalogue import case_marker
+from simulator.conformance.operator_thread import OperatorThread
 from simulator.conformance.plugin import Tokens
 from simulator.conformance.station import StationUnderTest
 
 case = case_marker("2.0.1")
+#: The tariff the operator sets on the station for these cases: a price per kWh.
+KWH_PRICE = "0.30"
 
 
 def transaction_answer(station: StationUnderTest, event_type: str, after: int) -> dict[str, Any]:
@@ -58,8 +63,9 @@ def running_cost(station: StationUnderTest, tx: str) -> Decimal:
 @case(
     "TC_I_01_CSMS", "Show EV Driver running total cost during charging - costUpdatedRequest", "advanced-user-interface"
 )
-def test_TC_I_01_CSMS(make_station: Callable[..., StationUnderTest], tokens: Tokens) -> None:
+def test_TC_I_01_CSMS(make_station: Callable[..., StationUnderTest], tokens: Tokens, operator: OperatorThread) -> None:
     station = make_station(config={"SampledDataCtrlr.TxUpdatedInterval": "1"})
+    operator.configure(station, "tariff", kwh_price=KWH_PRICE, currency="EUR")
     tx = in_transaction(station, tokens.valid)
     first = running_cost(station, tx)
     second = running_cost(station, tx)
@@ -68,15 +74,19 @@ def test_TC_I_01_CSMS(make_station: Callable[..., StationUnderTest], tokens: Tok
 
 
 @case("TC_I_02_CSMS", "Show EV Driver Final Total Cost After Charging", "advanced-user-interface")
-def test_TC_I_02_CSMS(station: StationUnderTest, tokens: Tokens) -> None:
+def test_TC_I_02_CSMS(station: StationUnderTest, tokens: Tokens, operator: OperatorThread) -> None:
+    operator.configure(station, "tariff", kwh_price=KWH_PRICE, currency="EUR")
     station.meter.energy[1] = 1000.0
     in_transaction(station, tokens.valid)
-    station.meter.energy[1] = 6000.0
+    # 200 Wh over two seconds at least (360 kW at most): a jump no charger can make in an instant may be refused
+    # by the CSMS as a meter fault rather than priced.
+    station.idle(2.0)
+    station.meter.energy[1] = 1200.0
     mark = len(station.log.frames)
     station.present_token(tokens.valid)  # StopAuthorized
     answer = transaction_answer(station, "Ended", mark)
     assert "totalCost" in answer, (
         "the answer to TransactionEvent Ended carries no totalCost: with a tariff on energy the CSMS knows the "
-        "cost of 5 kWh (I03.FR.02)"
+        "cost of 0.2 kWh (I03.FR.02)"
     )
-    assert Decimal(str(answer["totalCost"])) > 0, f"totalCost {answer['totalCost']} for 5 kWh charged"
+    assert Decimal(str(answer["totalCost"])) > 0, f"totalCost {answer['totalCost']} for 0.2 kWh charged"

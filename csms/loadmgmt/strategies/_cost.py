@@ -1,0 +1,153 @@
+"""The site's utility tariff as an objective of every heuristic strategy (``optimal`` prices it in its LP).
+
+Each session with a departure and an energy need is asked only for what cannot wait for a cheaper hour before
+its departure; charging ahead happens only where now is as cheap as it gets before the departure; with a
+demand charge, anything beyond what departures need stays under the billing period's peak so far (or the flat
+import the night's remaining need allows, when that is higher). Strategies differ in who is served first
+when the site is short (laxity, fairness, priority groups); the tariff decides how much is drawn now.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from csms.loadmgmt.state import Tariff
+from csms.loadmgmt.strategies._core import EPS, Problem
+
+#: The tariff is looked at in slices this long when a strategy asks what is cheaper later.
+PRICE_SLICE_S = 900.0
+#: A cost-aware plan means to be done this long before the departure.
+FINISH_BEFORE_S = 900.0
+
+
+@dataclass
+class Needs:
+    """Per session (the problem's order): the current [A] it must draw now, its laxity [s] (inf without a
+    departure), whether now is as cheap as any time before its departure, and whether it has a deadline."""
+
+    current_a: np.ndarray
+    laxity_s: np.ndarray
+    cheapest_now: np.ndarray
+    has_deadline: np.ndarray
+
+
+def needs_now(problem: Problem, now: float) -> Needs:
+    """What each session must draw now: the even rate to its departure, or with a tariff only what the cheaper
+    hours before the departure cannot hold."""
+    n = problem.n
+    tariff = problem.state.tariff
+    needed = np.zeros(n)
+    laxity = np.full(n, math.inf)
+    cheapest_now = np.ones(n, dtype=bool)
+    share_w = fair_share_w(problem) if tariff is not None else math.inf
+    departures = [s.departure for s in problem.sessions if s.departure is not None]
+    outlook = PriceOutlook(tariff, now, max(departures)) if tariff is not None and departures else None
+    for i, s in enumerate(problem.sessions):
+        remaining = s.remaining_wh
+        if s.departure is None or remaining is None:
+            continue
+        full_w = problem.cap[i] * problem.watts_per_a[i]
+        time_left = max(s.departure - now, 1.0)
+        laxity[i] = time_left - (remaining * 3600.0 / full_w if full_w > 0 else math.inf)
+        rate_w = remaining * 3600.0 / time_left
+        if outlook is not None:
+            rate_w, cheapest_now[i] = cost_aware_rate(outlook, s.departure, remaining, min(full_w, share_w))
+        needed[i] = rate_w / problem.watts_per_a[i]
+    return Needs(needed, laxity, cheapest_now, np.isfinite(laxity) | (needed > 0))
+
+
+def shape_for_cost(problem: Problem, x: np.ndarray, now: float) -> np.ndarray:
+    """A fair or priority allocation ``x`` made cost-aware: a session with a departure draws no more than it
+    must now unless now is its cheapest time, and with a demand charge the rest stays under the peak. Under
+    scarcity the strategy's own shares stand (a session never gets more than ``x`` gave it)."""
+    tariff = problem.state.tariff
+    if tariff is None:
+        return x
+    needs = needs_now(problem, now)
+    demand = tariff.demand_charge_per_kw > 0
+    must = np.where(needs.has_deadline, np.minimum(x, _at_least_floor(problem, needs.current_a)), 0.0)
+    if not demand:
+        return np.where(needs.has_deadline & ~needs.cheapest_now, must, x)
+    return under_peak(problem, x, must, flat_target_w(problem, now))
+
+
+def _at_least_floor(problem: Problem, current_a: np.ndarray) -> np.ndarray:
+    """A need below an EVSE's minimum current is met at the minimum (or not at all: none is zero)."""
+    return np.where(current_a > 0, np.maximum(current_a, problem.floor), 0.0)
+
+
+class PriceOutlook:
+    """The tariff from ``now`` to the last departure in slices, computed once per plan: for any deadline, how
+    long before it energy is cheaper than now, as cheap as now, and whether now is the cheapest."""
+
+    def __init__(self, tariff: Tariff, now: float, until: float) -> None:
+        self.now = now
+        self.price_now = tariff.price_at(now)
+        edges = np.arange(now, max(until, now) + PRICE_SLICE_S, PRICE_SLICE_S)
+        self.edges = edges
+        mids = edges[:-1] + PRICE_SLICE_S / 2
+        prices = np.array([tariff.price_at(float(t)) for t in mids])
+        self.cheaper = np.concatenate([[0.0], np.cumsum(prices < self.price_now - 1e-12)]) * PRICE_SLICE_S
+        self.same = np.concatenate([[0.0], np.cumsum(np.abs(prices - self.price_now) <= 1e-12)]) * PRICE_SLICE_S
+
+    def before(self, deadline: float) -> tuple[float, float]:
+        """Seconds cheaper than now and as cheap as now from now until ``deadline``."""
+        k = min(int((deadline - self.now) // PRICE_SLICE_S), len(self.edges) - 1)
+        return float(self.cheaper[max(k, 0)]), float(self.same[max(k, 0)])
+
+
+def cost_aware_rate(outlook: PriceOutlook, departure: float, remaining_wh: float, full_w: float) -> tuple[float, bool]:
+    """The power [W] a session must draw now so that what is left fits, at full power, into the hours before
+    its departure that are cheaper than now; and whether now is as cheap as any time before it."""
+    now = outlook.now
+    if departure - now > 2 * FINISH_BEFORE_S:
+        departure -= FINISH_BEFORE_S  # a plan that ends at the departure leaves a few Wh to rounding and deadbands
+    cheaper_s, same_s = outlook.before(departure)
+    must_now_wh = max(0.0, remaining_wh - full_w * cheaper_s / 3600.0)
+    if must_now_wh <= 0.0:
+        return 0.0, cheaper_s == 0.0
+    window = same_s if same_s > 0 else max(departure - now, 1.0)
+    return must_now_wh * 3600.0 / window, cheaper_s == 0.0
+
+
+def fair_share_w(problem: Problem) -> float:
+    """What each session could count on later if the grid connection were shared equally: the cheap hours
+    hold no more than that, whatever one EVSE's rating (every session counting on the site at full power is
+    how a fleet misses its departures)."""
+    state = problem.state
+    root = state.site.root
+    limit_w = root.limit_kw * 1000.0 if root.limit_kw is not None else math.inf
+    if root.phase_limits_a is not None:
+        limit_w = min(limit_w, sum(root.phase_limits_a) * root.voltage)
+    building_w = float(np.sum(state.building_load_a)) * root.voltage
+    return max(0.0, limit_w - building_w) / max(1, problem.n)
+
+
+def flat_target_w(problem: Problem, now: float) -> float:
+    """The site's import if every session's remaining energy were spread evenly until the last departure: the
+    lowest peak the night's need allows (the demand charge is paid on the peak, so a flat import is cheapest)."""
+    state = problem.state
+    sessions = [s for s in problem.sessions if s.departure is not None and s.remaining_wh is not None]
+    if not sessions:
+        return 0.0
+    horizon_s = max(max(s.departure for s in sessions if s.departure is not None) - now - FINISH_BEFORE_S, 900.0)
+    need_w = sum(s.remaining_wh or 0.0 for s in sessions) * 3600.0 / horizon_s
+    return need_w + float(np.sum(state.building_load_a)) * state.site.root.voltage
+
+
+def under_peak(problem: Problem, x: np.ndarray, must: np.ndarray, target_w: float = 0.0) -> np.ndarray:
+    """Scale the extra above ``must`` (what deadlines need) so the site stays under its billing-period peak (or
+    the flat target, when higher)."""
+    state = problem.state
+    fixed_w = float(np.sum(state.building_load_a)) * state.site.root.voltage
+    fixed_w += sum(state.site.evse(k).power_w(a) for k, a in state.reserved_a.items() if k in state.site.index)
+    base_w = fixed_w + float(np.dot(must, problem.watts_per_a))
+    extra_w = float(np.dot(x - must, problem.watts_per_a))
+    room_w = max(state.peak_w, target_w, base_w) - base_w
+    if extra_w <= room_w + EPS or extra_w <= 0:
+        return x
+    scaled: np.ndarray = must + (x - must) * (room_w / extra_w)
+    return scaled

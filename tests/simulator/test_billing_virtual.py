@@ -1,0 +1,58 @@
+"""A small scenario with a tariff, in virtual time: every session's OCPI CDR has the twin's true energy to the Wh
+and a total equal to an independent calculation to the cent, and each charger's display showed that total at the
+end (2.0.1 totalCost; 1.6 FinalCost, the chargers having declared CustomDisplayCostAndPrice)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+from csms.ocpp.convert import from_posix
+from csms.ocpp.outgoing import VariableRef, VariableResult
+from csms.services import configuration, tariffs
+from simulator.report import build
+from simulator.runner import VirtualRun
+from simulator.scenario.loader import load_scenario
+
+SMALL = Path(__file__).parent / "data" / "small-mixed.yaml"
+#: 1.00 a session + 0.30 a kWh, 20 % VAT on both.
+TARIFF = {
+    "id": "FLAT-AND-ENERGY",
+    "currency": "EUR",
+    "elements": [
+        {"price_components": [{"type": "FLAT", "price": "1.00", "vat": "20", "step_size": 1}]},
+        {"price_components": [{"type": "ENERGY", "price": "0.30", "vat": "20", "step_size": 1}]},
+    ],
+}
+
+
+def expected_incl_vat(kwh: float) -> Decimal:
+    """The tariff worked out by hand from the twin's energy, read as its meter's Wh register shows it."""
+    energy = Decimal(str(kwh)).quantize(Decimal("0.001"), ROUND_HALF_UP)
+    return ((Decimal("1.00") + energy * Decimal("0.30")) * Decimal("1.2")).quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+def test_cdrs_match_the_twins_truth_and_the_displays_show_them():
+    run = VirtualRun(load_scenario(SMALL), scenario_file=str(SMALL))
+    when = from_posix(run.epoch) - timedelta(days=1)
+    with run.csms.session_factory() as db:
+        tariffs.put(db, TARIFF["id"], TARIFF, when)
+        for station_id, charger in run.fleet.chargers.items():
+            tariffs.assign(db, TARIFF["id"], now=when, station_id=station_id)
+            if charger.version == "1.6":  # as a GetConfiguration through the API would have stored it
+                declared = VariableResult(VariableRef("CustomDisplayCostAndPrice"), "Accepted", "true", True)
+                configuration.remember_results(db, station_id, [declared], when)
+        db.commit()
+    report = build(run.run())
+    assert report["passed"], report["checks"]
+
+    billing = report["billing"]
+    assert billing["sessions"] == billing["cdrs"] == 5 and billing["without_cdr"] == 0
+    assert billing["energy_max_error_wh"] <= 1.0  # the 1.6 register is whole Wh; 2.0.1 sends mWh
+    assert billing["displayed_final_mismatches"] == 0
+    for row in billing["per_session"]:
+        assert Decimal(row["cdr_total_incl_vat"]) == expected_incl_vat(row["truth_kwh"]), row
+        assert row["displayed_final_cost"] == row["cdr_total_incl_vat"] and row["displayed_matches_cdr"] is True
+        assert row["review_reasons"] == []
+    assert {row["station_id"][:2] for row in billing["per_session"]} == {"ac", "dc"}  # both versions
