@@ -155,6 +155,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tariff_time_zone=settings.tariff_time_zone,
         cost_update_interval_s=settings.cost_update_interval,
         max_upload_bytes=settings.max_upload_bytes,
+        **_ocpi_codes(settings),
     )
     provider = None if settings.contract_test_ca is None else _test_ca(settings.contract_test_ca)
     files, _hard = raise_fd_limit()
@@ -215,6 +216,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _ocpi_codes(settings: ServeSettings) -> dict[str, Any]:
+    """The operator's OCPI codes for the CDRs the CSMS stores (CsmsConfig's defaults when not set)."""
+    codes = {"ocpi_country_code": settings.ocpi_country_code, "ocpi_party_id": settings.ocpi_party_id}
+    return {key: value for key, value in codes.items() if value is not None}
 
 
 def _ocpi_config(settings: ServeSettings) -> Any:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException
 
 from csms.gateway.server import Gateway
-from csms.ocpi import commands, credentials, locations, sessions, tariffs, tokens
+from csms.ocpi import cdrs, commands, credentials, locations, sessions, tariffs, tokens
 from csms.ocpi import envelope as env
 from csms.ocpi.deps import OcpiConfig
 
@@ -34,7 +34,7 @@ def create_ocpi_app(
     app.state.gateway = gateway
     app.state.ocpi = config
     app.state.ocpi_client = client or httpx.AsyncClient(timeout=10.0)
-    for module in (credentials, locations, tariffs, tokens, commands, sessions):
+    for module in (credentials, locations, tariffs, tokens, commands, sessions, cdrs):
         app.include_router(module.router, prefix=PREFIX)
 
     @app.exception_handler(env.OcpiError)

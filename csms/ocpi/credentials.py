@@ -33,6 +33,7 @@ INTERFACES = {
     "locations": ("SENDER",),
     "tariffs": ("SENDER",),
     "sessions": ("SENDER",),
+    "cdrs": ("SENDER",),
     "tokens": ("RECEIVER",),
     "commands": ("RECEIVER",),
 }

@@ -29,7 +29,9 @@ class OcpiConfig:
     website: str | None = None
     base_url: str = ""
     #: Modules this CPO offers (the version details list these).
-    modules: tuple[str, ...] = field(default=("credentials", "locations", "tariffs", "tokens", "commands", "sessions"))
+    modules: tuple[str, ...] = field(
+        default=("credentials", "locations", "tariffs", "tokens", "commands", "sessions", "cdrs")
+    )
 
     @property
     def us(self) -> Us:

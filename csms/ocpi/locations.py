@@ -58,7 +58,7 @@ def location_id_of(station: Station) -> str:
     return station.site_id or station.id
 
 
-def _emi3(config: OcpiConfig, station_id: str, evse_id: int) -> str:
+def emi3(config: OcpiConfig, station_id: str, evse_id: int) -> str:
     return f"{config.country_code}*{config.party_id}*E{re.sub('[^A-Z0-9]', '', station_id.upper())[:24]}*{evse_id}"
 
 
@@ -105,7 +105,7 @@ def build(db: Session, config: OcpiConfig, only: str | None = None) -> list[dict
         updated = max([p.status_at or _EPOCH for p in ports])
         evses[location_id_of(by_id[station_id])].append({
             "uid": evse_uid(station_id, evse_id),
-            "evse_id": _emi3(config, station_id, evse_id),
+            "evse_id": emi3(config, station_id, evse_id),
             "status": evse_status(ports),
             "capabilities": ["REMOTE_START_STOP_CAPABLE", "RESERVABLE", "UNLOCK_CAPABLE"],
             "connectors": [_connector(db, p, wiring.get((station_id, evse_id)), updated, priced) for p in ports],

@@ -22,6 +22,7 @@ from csms.alerts.webhooks import RetrySchedule
 from csms.domain import events as ev
 from csms.ocpi import client as peer
 from csms.ocpi.app import PREFIX, create_ocpi_app
+from csms.ocpi.cdrs import queue_cdrs
 from csms.ocpi.deps import OcpiConfig
 from csms.ocpi.envelope import Us
 from csms.ocpi.locations import queue_status
@@ -182,6 +183,7 @@ class StatusPush:
         named = {r.charger_tx_id for r, _ in reports if isinstance(r, ev.TransactionEnded | ev.TransactionStarted)
                  and r.charger_tx_id}  # fmt: skip
         progress = self._due_progress(station_id, reports, now)
+        ended = {r.charger_tx_id for r, _ in reports if isinstance(r, ev.TransactionEnded) and r.charger_tx_id}
         if host is None or not (evses or started or named or progress):
             return
         factory, config, at = host.session_factory, self.config, from_posix(now)
@@ -190,6 +192,7 @@ class StatusPush:
             with factory() as db, db.begin():
                 queued = queue_status(db, config, station_id, evses, at)
                 queued += queue_progress(db, config, station_id, progress - named, at)
+                queued += queue_cdrs(db, config, station_id, ended, at)
                 return queued + queue_sessions(db, config, station_id, started, {c for c in named if c}, at)
 
         host.scheduler.run_db(queue, lambda queued: self.worker.wake() if queued else None)

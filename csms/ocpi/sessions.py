@@ -29,7 +29,7 @@ def _updated(tx: Transaction) -> datetime:
     return max(times)
 
 
-def _command(db: Session, tx: Transaction, party: int) -> OcpiCommand | None:
+def start_command(db: Session, tx: Transaction, party: int) -> OcpiCommand | None:
     """The START_SESSION that began ``tx`` (2.0.1: by its remoteStartId; 1.6: the party's last for that token at
     that station before the start)."""
     stmt = select(OcpiCommand).where(OcpiCommand.party == party, OcpiCommand.command == "START_SESSION")
@@ -45,7 +45,7 @@ def _command(db: Session, tx: Transaction, party: int) -> OcpiCommand | None:
     )  # fmt: skip
 
 
-def _auth_method(command: OcpiCommand | None, token: OcpiToken) -> str:
+def auth_method(command: OcpiCommand | None, token: OcpiToken) -> str:
     if command is not None:
         return "COMMAND"
     return "AUTH_REQUEST" if token.whitelist in ("NEVER", "ALLOWED_OFFLINE") else "WHITELIST"
@@ -54,7 +54,7 @@ def _auth_method(command: OcpiCommand | None, token: OcpiToken) -> str:
 def session_of(db: Session, config: OcpiConfig, tx: Transaction, token: OcpiToken) -> dict[str, Any]:
     station = db.get(Station, tx.station_id)
     evse = tx.evse_id or 1
-    command = _command(db, tx, token.party)
+    command = start_command(db, tx, token.party)
     tariff = tariffs.resolve(db, tx.station_id, evse, token.group_id)
     out: dict[str, Any] = {
         "country_code": config.country_code,
@@ -69,7 +69,7 @@ def session_of(db: Session, config: OcpiConfig, tx: Transaction, token: OcpiToke
             "type": token.type,
             "contract_id": token.contract_id,
         },
-        "auth_method": _auth_method(command, token),
+        "auth_method": auth_method(command, token),
         "location_id": location_id_of(station) if station is not None else tx.station_id,
         "evse_uid": evse_uid(tx.station_id, evse),
         "connector_id": str(tx.connector_id or 1),
@@ -84,7 +84,7 @@ def session_of(db: Session, config: OcpiConfig, tx: Transaction, token: OcpiToke
     return out
 
 
-def _owned(db: Session, party: int, ids: list[int] | None = None) -> list[tuple[Transaction, OcpiToken]]:
+def owned(db: Session, party: int, ids: list[int] | None = None) -> list[tuple[Transaction, OcpiToken]]:
     stmt = (
         select(Transaction, OcpiToken)
         .join(OcpiToken, OcpiToken.uid == Transaction.id_token)
@@ -108,14 +108,14 @@ async def list_sessions(request: Request, caller: RegisteredCaller) -> JSONRespo
     config = config_of(request)
 
     def read(db: Session) -> list[tuple[datetime, dict[str, Any]]]:
-        return [(_updated(tx), session_of(db, config, tx, token)) for tx, token in _owned(db, caller.id)]
+        return [(_updated(tx), session_of(db, config, tx, token)) for tx, token in owned(db, caller.id)]
 
     found = await in_db(request, read)
     chosen, headers = env.paginate(request, page, found, lambda item: item[0], config.base_url)
     return env.ok([body for _, body in chosen], headers=headers)
 
 
-def _by_charger_id(db: Session, station_id: str, charger_ids: set[str]) -> set[int]:
+def by_charger_id(db: Session, station_id: str, charger_ids: set[str]) -> set[int]:
     if not charger_ids:
         return set()
     return set(db.scalars(select(Transaction.id).where(Transaction.station_id == station_id, or_(
@@ -128,22 +128,22 @@ def _receivers(db: Session) -> list[tuple[OcpiParty, str]]:
     return [(p, url) for p in parties if (url := store.endpoint_url(p, "sessions", "RECEIVER")) is not None]
 
 
-def _behind(party: OcpiParty, token: OcpiToken) -> tuple[str, str] | None:
+def behind(party: OcpiParty, token: OcpiToken) -> tuple[str, str] | None:
     """Through a hub, a session is for the eMSP whose token it is (the routing headers say so)."""
     return (token.country_code, token.party_id) if store.is_hub(party) else None
 
 
 def queue_progress(db: Session, config: OcpiConfig, station_id: str, charger_ids: set[str], now: datetime) -> int:
     """Queue a PATCH of the kWh so far of these running sessions (named by the station's ids) to their eMSP."""
-    ids = _by_charger_id(db, station_id, charger_ids)
+    ids = by_charger_id(db, station_id, charger_ids)
     queued = 0
     for party, url in _receivers(db) if ids else []:
-        for tx, token in _owned(db, party.id, sorted(ids)):
+        for tx, token in owned(db, party.id, sorted(ids)):
             if tx.stopped_at is not None:
                 continue
             patch = {"kwh": round(tx.energy_wh / 1000, 3), "last_updated": env.iso(_updated(tx))}
             target = f"{url.rstrip('/')}/{config.country_code}/{config.party_id}/{tx.id}"
-            store.enqueue(db, party.id, "sessions", "PATCH", target, patch, now, _behind(party, token))
+            store.enqueue(db, party.id, "sessions", "PATCH", target, patch, now, behind(party, token))
             queued += 1
     return queued
 
@@ -152,14 +152,14 @@ def queue_sessions(db: Session, config: OcpiConfig, station_id: str, tx_ids: set
                    now: datetime) -> int:  # fmt: skip
     """Queue a PUT of each of these transactions' sessions to the party whose driver it is (when it takes pushes
     and has a sessions receiver); ``charger_ids``: transactions named by the station's own id."""
-    tx_ids = tx_ids | _by_charger_id(db, station_id, charger_ids)
+    tx_ids = tx_ids | by_charger_id(db, station_id, charger_ids)
     if not tx_ids:
         return 0
     queued = 0
     for party, url in _receivers(db):
-        for tx, token in _owned(db, party.id, sorted(tx_ids)):
+        for tx, token in owned(db, party.id, sorted(tx_ids)):
             body = session_of(db, config, tx, token)
             target = f"{url.rstrip('/')}/{config.country_code}/{config.party_id}/{body['id']}"
-            store.enqueue(db, party.id, "sessions", "PUT", target, body, now, _behind(party, token))
+            store.enqueue(db, party.id, "sessions", "PUT", target, body, now, behind(party, token))
             queued += 1
     return queued

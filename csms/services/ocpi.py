@@ -352,7 +352,7 @@ def command_result(db: Session, command_id: int, result: str, message: str | Non
 
 
 # ---- the outbox -------------------------------------------------------------------------------------------------
-def enqueue(
+def enqueue(  # noqa: PLR0913 - a push is these; to and key are the rare ones
     db: Session,
     party: int,
     module: str,
@@ -361,12 +361,17 @@ def enqueue(
     body: dict[str, Any],
     now: datetime,
     to: tuple[str, str] | None = None,
-) -> None:
-    """``to``: the party behind a hub the push is for (its OCPI-to headers); None: the receiving party itself."""
+    key: str | None = None,
+) -> bool:
+    """``to``: the party behind a hub the push is for (its OCPI-to headers); None: the receiving party itself.
+    ``key``: what may go to the party only once (a CDR); returns False, queueing nothing, when it went already."""
+    if key is not None and db.scalar(select(OcpiPush.id).where(OcpiPush.party == party, OcpiPush.key == key)):
+        return False
     db.add(OcpiPush(party=party, module=module, method=method, url=url, body=body, status="pending", attempts=0,
                     next_attempt_at=now, created_at=now, to_country_code=to[0] if to else None,
-                    to_party_id=to[1] if to else None))  # fmt: skip
+                    to_party_id=to[1] if to else None, key=key))  # fmt: skip
     db.flush()
+    return True
 
 
 #: A push taken by a worker is not due for another worker until this long has passed (its attempt is recorded

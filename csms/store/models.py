@@ -1137,7 +1137,7 @@ class OcpiPush(Base):
     that caused them and sent by the runtime's worker with back-off."""
 
     __tablename__ = "ocpi_pushes"
-    __table_args__ = (Index("ix_ocpi_pushes_due", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_ocpi_pushes_due", "status", "next_attempt_at"), UniqueConstraint("party", "key"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     party: Mapped[int] = mapped_column(ForeignKey("ocpi_parties.id", ondelete="CASCADE"), index=True)
@@ -1145,6 +1145,8 @@ class OcpiPush(Base):
     #: The party the push is for when the receiver is a hub (the routing headers' OCPI-to); None: the receiver.
     to_country_code: Mapped[str | None] = mapped_column(String(2))
     to_party_id: Mapped[str | None] = mapped_column(String(3))
+    #: What may be pushed to a party only once (``cdr:{id}``); None: no such limit.
+    key: Mapped[str | None] = mapped_column(String(64))
     method: Mapped[str] = mapped_column(String(6))
     url: Mapped[str] = mapped_column(String(1000))
     body: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -78,6 +78,7 @@ class Emsp:
                 {"identifier": "sessions", "role": "RECEIVER", "url": f"{self.base}/2.2.1/sessions"},
                 {"identifier": "tokens", "role": "SENDER", "url": f"{self.base}/2.2.1/tokens"},
                 {"identifier": "commands", "role": "SENDER", "url": f"{self.base}/2.2.1/commands"},
+                {"identifier": "cdrs", "role": "RECEIVER", "url": f"{self.base}/2.2.1/cdrs"},
             ]
             return self._check(request) or envelope({"version": "2.2.1", "endpoints": endpoints})
 
@@ -105,6 +106,15 @@ class Emsp:
             if offset + limit < len(self.token_list):
                 answer.headers["Link"] = f'<{self.base}/2.2.1/tokens?offset={offset + limit}&limit={limit}>; rel="next"'
             return answer
+
+        @app.post("/emsp/2.2.1/cdrs")
+        async def cdr(request: Request) -> JSONResponse:
+            if refused := self._check(request):
+                return refused
+            if self.down:
+                return envelope(None, 3000, 503)
+            self.received.append(("POST", "cdrs/", await request.json()))
+            return envelope(http=201)
 
         @app.delete("/emsp/2.2.1/credentials")
         async def unregister(request: Request) -> JSONResponse:

@@ -108,3 +108,59 @@ async def test_through_a_hub_sessions_are_routed_to_the_emsp_whose_token_it_is(s
             sent = hub.headers[-1]
             assert (sent["ocpi-to-country-code"], sent["ocpi-to-party-id"]) == ("FR", "ABC")
             assert (sent["ocpi-from-country-code"], sent["ocpi-from-party-id"]) == ("NL", "CTW")
+
+
+async def test_the_cdr_of_a_roaming_session_reaches_the_emsp_once_also_when_it_was_down(sqlite_url, capsys):
+    async with cpo(sqlite_url) as (endpoints, client), running_emsp() as emsp:
+        await registered(capsys, sqlite_url, endpoints, emsp)
+        assert endpoints.ocpi_url is not None
+        base = endpoints.ocpi_url.removesuffix("/versions") + "/2.2.1"
+        code, _, err = await asyncio.to_thread(cli, capsys, sqlite_url, "ocpi", "locations", "set", "CP-1", *LOCATION)
+        assert code == 0, err
+        tariff = {"currency": "EUR", "elements": [{"price_components": [
+            {"type": "FLAT", "price": "1.00", "vat": 20, "step_size": 1},
+            {"type": "ENERGY", "price": "0.30", "vat": 20, "step_size": 1}]}]}  # fmt: skip
+        assert (await client.put("/tariffs/STD", json=tariff)).status_code in (200, 201)
+        async with emsp.client() as c, station16(endpoints, client, "CP-1") as cp:
+            assert (
+                await client.post("/tariff-assignments", json={"tariff_id": "STD", "station_id": "CP-1"})
+            ).is_success
+            assert (await c.put(f"{base}/tokens/DE/EMS/RF1", json=Emsp.token("RF1", "ALWAYS"))).is_success
+            await status(cp, 1, "Available")
+            started = await cp.call(call16.StartTransaction(connector_id=1, id_tag="RF1", meter_start=1000,
+                                                            timestamp=now()))  # fmt: skip
+            emsp.down = True  # the eMSP is down when the session ends
+            await cp.call(call16.StopTransaction(meter_stop=11000, timestamp=now(),
+                                                 transaction_id=started.transaction_id, id_tag="RF1"))  # fmt: skip
+
+            async def failing() -> bool:
+                pending = (await client.get("/ocpi/pushes", params={"status": "pending"})).json()
+                return any(p["module"] == "cdrs" and p["attempts"] >= 2 for p in pending)
+
+            await eventually(failing)
+            emsp.down = False
+
+            async def delivered() -> list[Any]:
+                return [r for r in emsp.received if r[1] == "cdrs/"]
+
+            [(_, _, cdr)] = await eventually(delivered)
+            # The CDR the CSMS stored (priced once, csms/services/cdrs.py), with the eMSP's token and our location.
+            stored = (await client.get(f"/transactions/{started.transaction_id}/cdr")).json()
+            assert cdr["id"] == stored["id"] and cdr["total_cost"] == stored["total_cost"]
+            assert cdr["total_energy"] == stored["total_energy"] and cdr["total_cost"]["excl_vat"] >= 1
+            assert (cdr["country_code"], cdr["party_id"], cdr["session_id"]) == (
+                "NL",
+                "CTW",
+                str(started.transaction_id),
+            )
+            assert cdr["cdr_token"] == {"country_code": "DE", "party_id": "EMS", "uid": "RF1", "type": "RFID",
+                                        "contract_id": "DE-EMS-CRF1"}  # fmt: skip
+            location = cdr["cdr_location"]
+            assert (location["id"], location["evse_uid"], location["evse_id"]) == ("CP-1", "CP-1*1", "NL*CTW*ECP1*1")
+            assert location["city"] == "Amsterdam" and location["coordinates"]["latitude"] == "52.378900"
+            # Pulled too; and never pushed twice (a later status, a later round: still one).
+            listed = (await c.get(f"{base}/cdrs")).json()["data"]
+            assert [x["id"] for x in listed] == [cdr["id"]] and listed[0]["total_cost"] == cdr["total_cost"]
+            await status(cp, 1, "Available")
+            await asyncio.sleep(0.5)
+            assert len(await delivered()) == 1

@@ -87,6 +87,7 @@ def upgrade() -> None:
         sa.Column("module", sa.String(length=16), nullable=False),
         sa.Column("to_country_code", sa.String(length=2), nullable=True),
         sa.Column("to_party_id", sa.String(length=3), nullable=True),
+        sa.Column("key", sa.String(length=64), nullable=True),
         sa.Column("method", sa.String(length=6), nullable=False),
         sa.Column("url", sa.String(length=1000), nullable=False),
         sa.Column("body", sa.JSON(), nullable=False),
@@ -100,6 +101,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["party"], ["ocpi_parties.id"], name=op.f("fk_ocpi_pushes_party_ocpi_parties"), ondelete="CASCADE"
         ),
+        sa.UniqueConstraint("party", "key", name=op.f("uq_ocpi_pushes_party")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ocpi_pushes")),
     )
     with op.batch_alter_table("ocpi_pushes", schema=None) as batch_op:
