@@ -7,6 +7,7 @@ own drivers' sessions. ``kwh`` is the transaction's energy (:mod:`csms.domain.me
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,8 +18,8 @@ from sqlalchemy.orm import Session
 from csms.ocpi import envelope as env
 from csms.ocpi.deps import OcpiConfig, RegisteredCaller, config_of, in_db
 from csms.ocpi.locations import evse_uid, location_id_of
+from csms.services import cdrs, tariffs
 from csms.services import ocpi as store
-from csms.services import tariffs
 from csms.store.models import OcpiCommand, OcpiParty, OcpiToken, Station, Transaction
 
 router = APIRouter(prefix="/2.2.1/sessions")
@@ -51,6 +52,15 @@ def auth_method(command: OcpiCommand | None, token: OcpiToken) -> str:
     return "AUTH_REQUEST" if token.whitelist in ("NEVER", "ALLOWED_OFFLINE") else "WHITELIST"
 
 
+def _cost(db: Session, tx: Transaction) -> tuple[dict[str, Any], str] | None:
+    """An ended session's cost and currency: its stored CDR's (csms/services/cdrs.py); None before that."""
+    row = cdrs.stored_for(db, tx.id) if tx.stopped_at is not None else None
+    if row is None:
+        return None
+    price = {"excl_vat": float(Decimal(row.total_cost_excl_vat)), "incl_vat": float(Decimal(row.total_cost_incl_vat))}
+    return price, row.currency
+
+
 def session_of(db: Session, config: OcpiConfig, tx: Transaction, token: OcpiToken) -> dict[str, Any]:
     station = db.get(Station, tx.station_id)
     evse = tx.evse_id or 1
@@ -79,6 +89,9 @@ def session_of(db: Session, config: OcpiConfig, tx: Transaction, token: OcpiToke
     }
     if tx.stopped_at is not None:
         out["end_date_time"] = env.iso(tx.stopped_at)
+    cost = _cost(db, tx)
+    if cost is not None:
+        out["total_cost"], out["currency"] = cost
     if command is not None and command.authorization_reference:
         out["authorization_reference"] = command.authorization_reference
     return out

@@ -54,11 +54,12 @@ async def test_a_roaming_session_is_pushed_and_pulled_with_its_kwh(sqlite_url, c
             assert (body["location_id"], body["evse_uid"], body["connector_id"]) == ("CP-1", "CP-1*1", "1")
             # The meter moves: a pull shows the kWh so far; the local driver's session is not listed.
             sample = {"timestamp": now(), "sampled_value": [{"value": "6000", "measurand":
-                      "Energy.Active.Import.Register", "unit": "Wh"}]}  # fmt: skip
+                      "Energy.Active.Import.Register", "unit": "Wh", "context": "Sample.Periodic"}]}  # fmt: skip
             await cp.call(call16.MeterValues(connector_id=1, transaction_id=started.transaction_id,
                                              meter_value=[sample]))  # fmt: skip
             listed = (await c.get(f"{base}/sessions", params={"date_from": "2000-01-01T00:00:00Z"})).json()["data"]
             assert [(s["id"], s["kwh"], s["status"]) for s in listed] == [(session_id, 5.0, "ACTIVE")]
+            assert "total_cost" not in listed[0]  # a running session's cost is not sent (docs/ocpi.md)
             # … and is PATCHed to the eMSP while the session runs (here at every reading; 5 min by default).
 
             async def progress() -> list[Any]:
@@ -75,6 +76,8 @@ async def test_a_roaming_session_is_pushed_and_pulled_with_its_kwh(sqlite_url, c
                                                  transaction_id=started.transaction_id, id_tag="RF1"))  # fmt: skip
             [(_, _, done)] = await eventually(lambda: pushed("COMPLETED"))
             models.Session.model_validate(done)
+            stored = (await client.get(f"/transactions/{session_id}/cdr")).json()
+            assert done["total_cost"] == stored["total_cost"] and done["currency"] == "DKK"  # the CDR's cost
             assert done["kwh"] == 22.0 and "end_date_time" in done and done["id"] == session_id
             later = await c.get(f"{base}/sessions", params={"date_from": "2099-01-01T00:00:00Z"})
             assert later.json()["data"] == [] and later.headers["X-Total-Count"] == "0"
