@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from csms.ocpi.envelope import CLIENT_ERROR, OcpiError, Us, check_addressed_to_us
 from csms.services import ocpi as store
+from csms.services.config import CsmsConfig
 
 T = TypeVar("T")
 
@@ -28,6 +29,8 @@ class OcpiConfig:
     business_name: str = "chargetwin operator"
     website: str | None = None
     base_url: str = ""
+    #: The CSMS's settings the pricing of a running session needs (its tariff time zone); None: no running cost.
+    pricing: CsmsConfig | None = None
     #: Modules this CPO offers (the version details list these).
     modules: tuple[str, ...] = field(
         default=("credentials", "locations", "tariffs", "tokens", "commands", "sessions", "cdrs")

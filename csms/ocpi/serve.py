@@ -238,6 +238,7 @@ class OcpiRunner:
         config = self.serve.config
         if not config.base_url:
             config = replace(config, base_url=f"http://{host}:{port}{PREFIX}")
+        config = replace(config, pricing=self.gateway.config)
         self.gateway.add_plugin(StatusPush(config, self.worker, self.serve.session_progress_s))
         self.worker.start()
         app = create_ocpi_app(self.session_factory, self.gateway, config)

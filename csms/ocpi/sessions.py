@@ -6,7 +6,8 @@ own drivers' sessions. ``kwh`` is the transaction's energy (:mod:`csms.domain.me
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +24,7 @@ from csms.services import ocpi as store
 from csms.store.models import OcpiCommand, OcpiParty, OcpiToken, Station, Transaction
 
 router = APIRouter(prefix="/2.2.1/sessions")
+log = logging.getLogger(__name__)
 
 
 def _updated(tx: Transaction) -> datetime:
@@ -52,13 +54,32 @@ def auth_method(command: OcpiCommand | None, token: OcpiToken) -> str:
     return "AUTH_REQUEST" if token.whitelist in ("NEVER", "ALLOWED_OFFLINE") else "WHITELIST"
 
 
-def _cost(db: Session, tx: Transaction) -> tuple[dict[str, Any], str] | None:
-    """An ended session's cost and currency: its stored CDR's (csms/services/cdrs.py); None before that."""
-    row = cdrs.stored_for(db, tx.id) if tx.stopped_at is not None else None
-    if row is None:
+def _cost(db: Session, config: OcpiConfig, tx: Transaction) -> tuple[dict[str, Any], str] | None:
+    """The session's cost and currency: its stored CDR's once it has ended, else its running cost now (the CDR's
+    pricing, csms/services/cdrs.py, as the charger's cost display gets it); None when neither exists."""
+    if tx.stopped_at is not None:
+        row = cdrs.stored_for(db, tx.id)
+        if row is None:
+            return None
+        price = {
+            "excl_vat": float(Decimal(row.total_cost_excl_vat)),
+            "incl_vat": float(Decimal(row.total_cost_incl_vat)),
+        }
+        return price, row.currency
+    if config.pricing is None or tx.started_at is None:
         return None
-    price = {"excl_vat": float(Decimal(row.total_cost_excl_vat)), "incl_vat": float(Decimal(row.total_cost_incl_vat))}
-    return price, row.currency
+    try:
+        priced = cdrs.price(db, tx, max(datetime.now(UTC), tx.started_at), config.pricing, final=False)
+    except Exception:  # the session is still listed, without a cost
+        log.exception("running cost of transaction %s", tx.id)
+        return None
+    if priced is None:
+        return None
+    total = priced.result.total_cost
+    running = {"excl_vat": float(total.excl_vat)}
+    if total.incl_vat is not None:
+        running["incl_vat"] = float(total.incl_vat)
+    return running, priced.result.currency
 
 
 def session_of(db: Session, config: OcpiConfig, tx: Transaction, token: OcpiToken) -> dict[str, Any]:
@@ -89,7 +110,7 @@ def session_of(db: Session, config: OcpiConfig, tx: Transaction, token: OcpiToke
     }
     if tx.stopped_at is not None:
         out["end_date_time"] = env.iso(tx.stopped_at)
-    cost = _cost(db, tx)
+    cost = _cost(db, config, tx)
     if cost is not None:
         out["total_cost"], out["currency"] = cost
     if command is not None and command.authorization_reference:

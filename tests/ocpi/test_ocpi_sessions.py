@@ -5,7 +5,7 @@ is not the eMSP's to see."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ocpp.v16 import call as call16
@@ -35,8 +35,9 @@ async def test_a_roaming_session_is_pushed_and_pulled_with_its_kwh(sqlite_url, c
             assert (await client.post("/tariff-assignments", json={"tariff_id": "DK", "station_id": "CP-1"})).is_success
             assert (await c.put(f"{base}/tokens/DE/EMS/RF1", json=Emsp.token("RF1", "ALWAYS"))).is_success
             await status(cp, 1, "Available")
+            hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
             started = await cp.call(call16.StartTransaction(connector_id=1, id_tag="RF1", meter_start=1000,
-                                                            timestamp=now()))  # fmt: skip
+                                                            timestamp=hour_ago))  # fmt: skip
             local = await cp.call(call16.StartTransaction(connector_id=2, id_tag="LOCAL1", meter_start=0,
                                                           timestamp=now()))  # fmt: skip
             assert started.id_tag_info["status"] == local.id_tag_info["status"] == "Accepted"
@@ -59,7 +60,7 @@ async def test_a_roaming_session_is_pushed_and_pulled_with_its_kwh(sqlite_url, c
                                              meter_value=[sample]))  # fmt: skip
             listed = (await c.get(f"{base}/sessions", params={"date_from": "2000-01-01T00:00:00Z"})).json()["data"]
             assert [(s["id"], s["kwh"], s["status"]) for s in listed] == [(session_id, 5.0, "ACTIVE")]
-            assert "total_cost" not in listed[0]  # a running session's cost is not sent (docs/ocpi.md)
+            assert listed[0]["total_cost"] == {"excl_vat": 12.5, "incl_vat": 12.5}  # so far: 5 kWh at 2.50 DKK
             # … and is PATCHed to the eMSP while the session runs (here at every reading; 5 min by default).
 
             async def progress() -> list[Any]:
@@ -130,8 +131,9 @@ async def test_the_cdr_of_a_roaming_session_reaches_the_emsp_once_also_when_it_w
             ).is_success
             assert (await c.put(f"{base}/tokens/DE/EMS/RF1", json=Emsp.token("RF1", "ALWAYS"))).is_success
             await status(cp, 1, "Available")
+            hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
             started = await cp.call(call16.StartTransaction(connector_id=1, id_tag="RF1", meter_start=1000,
-                                                            timestamp=now()))  # fmt: skip
+                                                            timestamp=hour_ago))  # fmt: skip
             emsp.down = True  # the eMSP is down when the session ends
             await cp.call(call16.StopTransaction(meter_stop=11000, timestamp=now(),
                                                  transaction_id=started.transaction_id, id_tag="RF1"))  # fmt: skip
@@ -150,7 +152,8 @@ async def test_the_cdr_of_a_roaming_session_reaches_the_emsp_once_also_when_it_w
             # The CDR the CSMS stored (priced once, csms/services/cdrs.py), with the eMSP's token and our location.
             stored = (await client.get(f"/transactions/{started.transaction_id}/cdr")).json()
             assert cdr["id"] == stored["id"] and cdr["total_cost"] == stored["total_cost"]
-            assert cdr["total_energy"] == stored["total_energy"] and cdr["total_cost"]["excl_vat"] >= 1
+            assert cdr["total_energy"] == stored["total_energy"] == 10  # kWh, over the hour
+            assert cdr["total_cost"] == {"excl_vat": 4, "incl_vat": 4.8}  # 1.00 + 10 × 0.30, 20 % VAT
             assert (cdr["country_code"], cdr["party_id"], cdr["session_id"]) == (
                 "NL",
                 "CTW",
