@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
 import os
@@ -38,18 +39,22 @@ from csms.runtime import settings as serve_settings
 from csms.runtime.settings import ServeSettings
 from csms.services import (
     apikeys,
+    audit,
     authorization,
     billing,
     certificates,
     contracts,
     imports,
     local_lists,
+    organisations,
     security_events,
     stations,
     tariffs,
+    users,
 )
 from csms.services.config import CsmsConfig
 from csms.services.errors import DomainError
+from csms.services.roles import PLATFORM_ADMIN, ROLES
 from csms.store.database import URL_ENV, make_session_factory, resolve_url
 
 if TYPE_CHECKING:
@@ -75,14 +80,43 @@ def _iso(text: str) -> datetime:
 
 
 def _in_transaction(args: argparse.Namespace, work: Callable[[Session], Any]) -> Any:
+    """``work`` in one transaction; what it changed is written to the audit trail in the same transaction."""
     from csms.runtime.server import prepare_database  # the server's imports only for commands that need them
 
     engine = prepare_database(args.database_url)
     try:
         with make_session_factory(engine)() as db, db.begin():
-            return work(db)
+            collector = audit.Collector()
+            db.info["audit"] = collector
+            result = work(db)
+            _audit(db, args, collector)
+            return result
     finally:
         engine.dispose()
+
+
+def _audit(db: Session, args: argparse.Namespace, collector: audit.Collector) -> None:
+    """The audit entry of a command that changed something, in the command's own transaction. (``csms import``
+    of a bundle writes none: a bundle moves a whole database, the old CSMS's trail included, and importing it
+    twice must change nothing.)"""
+    db.flush()
+    if collector.changed:
+        who = audit.Who(f"cli:{_os_user()}"[:100], None, None, "cli")
+        audit.record(db, who, _command(args), 0, datetime.now(UTC), collector=collector)
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for the uid (a container)
+        return str(os.getuid())
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command as typed, without its arguments (which may hold passwords): ``csms users add``."""
+    handler = getattr(args, "handler", None)
+    name = getattr(handler, "__name__", "cmd_unknown").removeprefix("cmd_")
+    return "csms " + name.replace("_", " ")
 
 
 def _table(rows: list[Sequence[Any]], header: Sequence[str]) -> str:
@@ -171,7 +205,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if endpoints.ocpi_url is not None:
             print(f"OCPI 2.2.1    {endpoints.ocpi_url}", flush=True)
         print(f"API           {endpoints.api_url}  (OpenAPI: {endpoints.api_url.removesuffix('/api/v1')}/openapi.json)")
-        print(f"Dashboard     {endpoints.api_url.removesuffix('/api/v1')}/?key=KEY", flush=True)
+        print(f"Console       {endpoints.api_url.removesuffix('/api/v1')}/signin", flush=True)
         if api_key is None:
             print(f"API keys: none fixed (${API_KEY_ENV}); create one with `csms apikeys create`", flush=True)
 
@@ -557,8 +591,14 @@ def _import(args: argparse.Namespace, records: imports.Records, report: imports.
     engine = prepare_database(args.database_url)
     try:
         with make_session_factory(engine)() as db:
+            collector = audit.Collector()
+            db.info["audit"] = collector
             imports.apply(db, records, report, datetime.now(UTC))
-            db.rollback() if args.dry_run else db.commit()
+            if args.dry_run:
+                db.rollback()
+            else:
+                _audit(db, args, collector)
+                db.commit()
     finally:
         engine.dispose()
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.render(args.dry_run))
@@ -638,9 +678,93 @@ def cmd_roots_remove(args: argparse.Namespace) -> int:
 
 def cmd_apikeys_create(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
-    key = _in_transaction(args, lambda db: apikeys.create(db, args.name, now)[1])
+    key = _in_transaction(args, lambda db: apikeys.create(db, args.name, now, role=args.role, organisation=args.org)[1])
     print(key)
-    print("store this key now: only its hash is kept", file=sys.stderr)
+    print(f"store this key now: only its hash is kept (role {args.role})", file=sys.stderr)
+    return 0
+
+
+def cmd_apikeys_list(args: argparse.Namespace) -> int:
+    def rows(db: Session) -> list[Sequence[Any]]:
+        slugs = organisations.slugs(db)
+        return [
+            (k.id, k.name, k.role, slugs.get(k.organisation_id, k.organisation_id), "revoked" if k.revoked else "")
+            for k in apikeys.list_keys(db)
+        ]
+
+    print(_table(_in_transaction(args, rows), ("ID", "NAME", "ROLE", "ORGANISATION", "")))
+    return 0
+
+
+# ---- organisations and console users ------------------------------------------------------------------------
+def cmd_orgs_add(args: argparse.Namespace) -> int:
+    row = _in_transaction(args, lambda db: organisations.create(db, args.slug, args.name, datetime.now(UTC)))
+    print(f"organisation {row.slug} created (id {row.id})")
+    return 0
+
+
+def cmd_orgs_list(args: argparse.Namespace) -> int:
+    def rows(db: Session) -> list[Sequence[Any]]:
+        return [(o.id, o.slug, o.name) for o in organisations.list_organisations(db)]
+
+    print(_table(_in_transaction(args, rows), ("ID", "SLUG", "NAME")))
+    return 0
+
+
+def _link(args: argparse.Namespace, token: str) -> str:
+    base = (args.console_url or os.environ.get(API_URL_ENV, DEFAULT_API_URL).removesuffix("/api/v1")).rstrip("/")
+    return f"{base}/set-password/{token}"
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    user, token = _in_transaction(args, lambda db: users.add(db, args.email, args.role, args.org, now))
+    print(f"user {user.email} added ({args.role}); they set their password once, within 24 h, at:")
+    print(_link(args, token))
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    def rows(db: Session) -> list[Sequence[Any]]:
+        slugs = organisations.slugs(db)
+        return [
+            (
+                u.email,
+                u.role,
+                slugs.get(u.organisation_id, u.organisation_id),
+                "set" if u.password_hash else "not set",
+                "on" if u.totp_secret else "off",
+                "disabled" if u.disabled else "",
+            )
+            for u in users.list_users(db)
+        ]
+
+    print(_table(_in_transaction(args, rows), ("EMAIL", "ROLE", "ORGANISATION", "PASSWORD", "TOTP", "")))
+    return 0
+
+
+def cmd_users_reset(args: argparse.Namespace) -> int:
+    token = _in_transaction(args, lambda db: users.reset(db, args.email, datetime.now(UTC)))
+    print(f"one-time link for {args.email.strip().lower()} (24 h; earlier links no longer work):")
+    print(_link(args, token))
+    return 0
+
+
+def cmd_users_disable(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    _in_transaction(args, lambda db: users.set_disabled(db, args.email, not args.enable, now))
+    print(f"user {args.email} {'enabled' if args.enable else 'disabled: every session ended'}")
+    return 0
+
+
+def cmd_users_totp(args: argparse.Namespace) -> int:
+    if args.off:
+        _in_transaction(args, lambda db: users.disable_totp(db, args.email))
+        print(f"second factor off for {args.email}")
+        return 0
+    uri = _in_transaction(args, lambda db: users.enable_totp(db, args.email))
+    print("add this to the user's authenticator app (it is shown once):")
+    print(uri)
     return 0
 
 
@@ -828,6 +952,62 @@ def _group(subparsers: Any, name: str, help_text: str) -> Any:
     parser = subparsers.add_parser(name, help=help_text, description=help_text)
     parser.set_defaults(handler=_help_of(parser))
     return parser.add_subparsers(title="commands", metavar="COMMAND")
+
+
+def _users_parser(commands: Any) -> None:
+    org_cmds = _group(commands, "orgs", "organisations (tenants)")
+    add = org_cmds.add_parser("add", help="add an organisation", description="Add an organisation (tenant).")
+    add.add_argument("slug", metavar="SLUG", help="its short name: a-z, 0-9 and '-'")
+    add.add_argument("--name", default=None, metavar="NAME", help="its display name")
+    _database_option(add)
+    add.set_defaults(handler=cmd_orgs_add)
+    listing = org_cmds.add_parser("list", help="list organisations", description="List organisations.")
+    _database_option(listing)
+    listing.set_defaults(handler=cmd_orgs_list)
+
+    user_cmds = _group(commands, "users", "console users")
+    link_help = "the console's base URL for the printed link (default: $CHARGETWIN_API_URL without /api/v1)"
+    add = user_cmds.add_parser(
+        "add",
+        help="add a user (prints a one-time set-password link)",
+        description="Add a console user; prints the one-time link with which they set their password.",
+    )
+    add.add_argument("email", metavar="EMAIL")
+    add.add_argument("--role", required=True, choices=ROLES, help="what the user may do")
+    add.add_argument("--org", default=None, metavar="ORG", help="the organisation's slug (default: default)")
+    add.add_argument("--console-url", default=None, metavar="URL", help=link_help)
+    _database_option(add)
+    add.set_defaults(handler=cmd_users_add)
+    listing = user_cmds.add_parser("list", help="list users", description="List console users.")
+    _database_option(listing)
+    listing.set_defaults(handler=cmd_users_list)
+    reset = user_cmds.add_parser(
+        "reset",
+        help="print a one-time password reset link",
+        description="Print a new one-time link with which the user sets a new password (no mail is sent).",
+    )
+    reset.add_argument("email", metavar="EMAIL")
+    reset.add_argument("--console-url", default=None, metavar="URL", help=link_help)
+    _database_option(reset)
+    reset.set_defaults(handler=cmd_users_reset)
+    disable = user_cmds.add_parser(
+        "disable",
+        help="disable a user (ends their sessions) or --enable them again",
+        description="Disable a console user: every session ends, sign-in and one-time links are refused.",
+    )
+    disable.add_argument("email", metavar="EMAIL")
+    disable.add_argument("--enable", action="store_true", help="enable the user again")
+    _database_option(disable)
+    disable.set_defaults(handler=cmd_users_disable)
+    totp = user_cmds.add_parser(
+        "totp",
+        help="turn the TOTP second factor on (or --off)",
+        description="Turn a user's TOTP second factor on (prints the otpauth:// URI for an authenticator) or off.",
+    )
+    totp.add_argument("email", metavar="EMAIL")
+    totp.add_argument("--off", action="store_true", help="turn it off")
+    _database_option(totp)
+    totp.set_defaults(handler=cmd_users_totp)
 
 
 def _serve_parser(commands: Any) -> None:
@@ -1206,8 +1386,16 @@ def build_parser() -> argparse.ArgumentParser:
         "create", help="create an API key (printed once)", description="Create an API key; it is printed once."
     )
     create.add_argument("--name", default="default", metavar="N", help="a label for the key")
+    create.add_argument(
+        "--role", default=PLATFORM_ADMIN, choices=ROLES, help=f"what the key may do (default {PLATFORM_ADMIN})"
+    )
+    create.add_argument("--org", default=None, metavar="ORG", help="its organisation's slug (default: default)")
     _database_option(create)
     create.set_defaults(handler=cmd_apikeys_create)
+    key_list = key_cmds.add_parser("list", help="list API keys", description="API keys: name, role, organisation.")
+    _database_option(key_list)
+    key_list.set_defaults(handler=cmd_apikeys_list)
+    _users_parser(commands)
     events = commands.add_parser(
         "security-events",
         help="list security events, newest first",
@@ -1504,7 +1692,9 @@ def _report_parsers(commands: Any) -> None:
     sessions.add_argument("--format", default="csv", choices=["csv", "jsonl", "parquet"])
     sessions.add_argument("--station", help="only this station's sessions")
     plot = reports.add_parser("plot", help="a report picture (PNG)", description="Draw a report picture.")
-    plot.add_argument("kind", choices=["energy", "utilisation"])
+    plot.add_argument("kind", choices=["energy", "revenue", "utilisation"])
+    for parser in (usage, plot):
+        parser.add_argument("--currency", help="revenue in this ISO 4217 currency (default: the CDRs' one)")
     for parser in (usage, sessions, plot):
         parser.add_argument("--from", dest="start", required=True, type=_instant, help="ISO 8601, naive is UTC")
         parser.add_argument("--to", dest="end", required=True, type=_instant, help="ISO 8601 (excluded)")
@@ -1545,17 +1735,23 @@ def _write_report(db: Session, args: argparse.Namespace, tz: Any) -> str:
     from csms.services import usage_reports as ur
 
     if args.report == "plot":
-        if args.kind == "energy":
-            rows = ur.usage(db, args.start, args.end, "day", tz=tz, site_id=args.site)
-            png = plots.per_day(rows, "energy_kwh", "kWh", f"Energy per day ({args.tz})")
+        if args.kind in ("energy", "revenue"):
+            rows = ur.usage(db, args.start, args.end, "day", tz=tz, site_id=args.site, currency=args.currency)
+            if args.kind == "energy":
+                png = plots.per_day(rows, "energy_kwh", "kWh", f"Energy per day ({args.tz})")
+            else:
+                code = next((r["currency"] for r in rows if r["currency"]), args.currency or "")
+                label = f"{code} incl. VAT".strip()
+                png = plots.per_day(rows, "revenue_incl_vat", label, f"Revenue per day ({args.tz})", color="#1c7ed6")
         else:
             matrix = ur.occupancy_by_hour(db, args.start, args.end, tz=tz, site_id=args.site)
             png = plots.occupancy_heatmap(matrix, f"Ports occupied by hour ({args.tz})")
         args.out.write_bytes(png)
         return f"{len(png):,} bytes of PNG"
     if args.report == "usage":
-        rows = ur.usage(db, args.start, args.end, args.by, tz=tz, site_id=args.site)
-        columns = [args.by, "sessions", "energy_kwh", "occupied_hours", "utilisation_pct", "uptime_pct"]
+        rows = ur.usage(db, args.start, args.end, args.by, tz=tz, site_id=args.site, currency=args.currency)
+        columns = [args.by, "sessions", "energy_kwh", "currency", "revenue_excl_vat", "revenue_incl_vat",
+                   "occupied_hours", "utilisation_pct", "uptime_pct"]  # fmt: skip
         if args.format == "table":
             return _emit(args, _table([[r[c] for c in columns] for r in rows], [c.upper() for c in columns]) + "\n")
         return _emit_rows(args, rows, columns, len(rows))

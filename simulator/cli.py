@@ -14,6 +14,7 @@ from rich.table import Table
 from simulator.collector import paced_collector
 from simulator.conformance import cli as conformance
 from simulator.scenario.loader import ScenarioError, load_scenario
+from simulator.verify.migration import HEADLINE
 
 if TYPE_CHECKING:
     from simulator.fleet import Progress
@@ -75,6 +76,15 @@ def _parser() -> argparse.ArgumentParser:
         help="where chargers on security profile 2 or 3 connect (real time), e.g. wss://127.0.0.1:9443/ocpp, "
         "unless the CSMS sent them another (2.0.1 SetNetworkProfile)",
     )
+    run.add_argument(
+        "--new-csms",
+        default=None,
+        metavar="WS_URL",
+        help="a platform migration in real time (export_import, repoint): the new CSMS's OCPP endpoint, e.g. "
+        "ws://127.0.0.1:9100/ocpp; a wave's chargers reach it under their old host name (host cut-over)",
+    )
+    run.add_argument("--new-api-url", default=None, help="the new CSMS's API (chargetwin), for the import")
+    run.add_argument("--new-api-key", default=None, help="API key for --new-api-url (default: --api-key)")
     run.add_argument(
         "--operator",
         default=None,
@@ -202,13 +212,28 @@ def _migration_rows(migration: dict[str, Any] | None) -> list[tuple[str, str]]:
         )
         for w in migration["waves"]
     ]
-    data = ", ".join(f"{t} {c['exported']}→{c['imported']}" for t, c in migration["data"].items())
+    named = [t for t in HEADLINE if t in migration["data"]]
+    data = ", ".join(f"{t} {migration['data'][t]['exported']}→{migration['data'][t]['imported']}" for t in named)
+    equal = len(migration["data"]) - len(migration["data_mismatches"])
+    data += f"; {equal} of {len(migration['data'])} tables equal"
+    took = None if migration["imported_s"] is None else migration["imported_s"] - migration["cutover_s"]
     return [
+        ("migration cut-over: export and import", "not done" if took is None else f"{took:.1f} s"),
         *rows,
         ("stations on the new CSMS", f"{migration['stations_on_new']} / {migration['stations_total']}"),
         ("migration data (exported → imported)", data),
         ("away beyond their window", ", ".join(migration["downtime_beyond_window"]) or "none"),
+        ("operator actions after the cut-over", _actions(migration["operator_actions"])),
     ]
+
+
+def _actions(actions: list[dict[str, Any]]) -> str:
+    """How many went to the new CSMS, the old one, or nowhere (between the cut-over and the station's wave)."""
+    if not actions:
+        return "none"
+    where = {"new": "to the new CSMS", "old": "to the old CSMS", None: "to nobody (before the wave)"}
+    counts = {label: sum(1 for a in actions if a["csms"] == key) for key, label in where.items()}
+    return ", ".join(f"{n} {label}" for label, n in counts.items() if n)
 
 
 def _transaction_rows(tx: dict[str, Any]) -> list[tuple[str, str]]:

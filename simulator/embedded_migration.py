@@ -19,7 +19,6 @@ sessions were carried over, per station how long it was away, and whether the da
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from csms.core.host import Connection, Transport
@@ -34,10 +33,7 @@ from simulator.links.inprocess import InProcessLink, Refused
 from simulator.links.offer import Offer
 from simulator.scenario.models import ExportImport, MigrationAction, Repoint, Scenario
 from simulator.station.transfers import Transfer, TransferResult
-
-#: The tables whose row counts must be equal in the bundle and on the new CSMS right after the import: the
-#: operator's users (API keys), tokens, stations and the session history.
-PRESERVED = ("stations", "connectors", "id_tokens", "api_keys", "transactions", "meter_samples", "status_history")
+from simulator.verify.migration import MigrationLog
 
 
 class StationRoute:
@@ -59,7 +55,7 @@ class StationRoute:
         connection = target.connect(station_id, offered, transport, credentials)
         self._served_by[id(connection)] = target
         if target is self.migration.new:
-            self.migration.arrived(station_id)
+            self.migration.arrived_now(station_id)
         return connection
 
     def receive(self, connection: Connection, frame: str) -> None:
@@ -77,47 +73,21 @@ class StationRoute:
         target.transfer(request, done)
 
 
-@dataclass
-class Wave:
-    at_s: float
-    charger: str
-    stations: list[str]
-    window_s: float
-    #: Transactions running on these stations when the old CSMS stopped (charger's id), imported as running.
-    carried: list[str] = field(default_factory=list)
-
-
-class PlatformMigration:
+class PlatformMigration(MigrationLog):
     """The old CSMS ``old`` (the run's), the new ``new``, the scenario's migration actions and their record."""
 
     def __init__(self, scenario: Scenario, old: EmbeddedCsms, new: EmbeddedCsms, links: dict[str, InProcessLink]):
-        self.scenario, self.old, self.new, self.links = scenario, old, new, links
+        super().__init__(scenario)
+        self.old, self.new, self.links = old, new, links
         self.epoch = scenario.start.timestamp()
-        self.cutover_s: float | None = None
-        self.waves: list[Wave] = []
-        self._moved: set[str] = set()
-        #: When each station first connected to the new CSMS (scenario seconds).
-        self.arrivals: dict[str, float] = {}
         self._exclusions: dict[str, int] = {}
-        self.exported: dict[str, int] = {}
-        self.imported: dict[str, int] = {}
-        self._wave_of = self._planned_waves()
-
-    def _planned_waves(self) -> dict[str, Repoint]:
-        planned: dict[str, Repoint] = {}
-        for action in self.scenario.actions:
-            if isinstance(action, Repoint):
-                for station_id in self.scenario.resolve_chargers(action.charger):
-                    planned.setdefault(station_id, action)
-        return planned
 
     def route(self, station_id: str) -> StationRoute:
         return StationRoute(self, station_id)
 
     def target_of(self, station_id: str) -> EmbeddedCsms | None:
-        if self.cutover_s is None:
-            return self.old
-        return self.new if station_id in self._moved else None
+        holder = self.holder(station_id)
+        return None if holder is None else self.old if holder == "old" else self.new
 
     def _now_s(self) -> float:
         return self.new.scheduler.now() - self.epoch
@@ -131,19 +101,21 @@ class PlatformMigration:
 
     def export_import(self) -> None:
         """The cut-over: the old CSMS stops serving, its data moves, the planned outages are declared."""
-        self.cutover_s = self._now_s()
+        self.cut_over(self._now_s())
         for station_id in self.old.crash():  # the OCPP endpoint is switched off: its memory goes with it
             self.links[station_id].drop()
         bundle, self.exported = self.old.export_bundle()
         self.new.import_bundle(bundle)
-        self.imported = self.new.row_counts([t for t in PRESERVED if t in self.exported])
+        # every table the bundle carries, counted on the new CSMS before anything else writes to it
+        self.imported = self.new.row_counts(list(self.exported))
+        self.imported_s = self.cutover_s
         self._declare_outages()
 
     def _declare_outages(self) -> None:
         assert self.cutover_s is not None
         now = from_posix(self.epoch + self.cutover_s)
         with self.new.session_factory() as db:
-            for station_id, wave in sorted(self._wave_of.items()):
+            for station_id, wave in sorted(self.wave_of.items()):
                 end = from_posix(self.epoch + self.scenario.seconds(wave.at) + wave.window)
                 row = uptime_service.create_exclusion(
                     db, station_id, evse_id=None, start=now, end=end, cause=SCHEDULED_MAINTENANCE, now=now,
@@ -154,10 +126,7 @@ class PlatformMigration:
             db.commit()
 
     def repoint(self, item: Repoint) -> None:
-        stations = self.scenario.resolve_chargers(item.charger)
-        wave = Wave(self._now_s(), item.charger, stations, item.window, self._running(stations))
-        self.waves.append(wave)
-        self._moved.update(stations)
+        self.wave(item, self._now_s(), self._running(self.scenario.resolve_chargers(item.charger)))
 
     def _running(self, stations: list[str]) -> list[str]:
         wanted = set(stations)
@@ -168,60 +137,15 @@ class PlatformMigration:
                 if tx.station_id in wanted and tx.status == TransactionStatus.ACTIVE
             )
 
-    def arrived(self, station_id: str) -> None:
+    def arrived_now(self, station_id: str) -> None:
         """The station's first connection to the new CSMS: its planned outage ends now."""
-        if station_id in self.arrivals:
+        if not self.arrived(station_id, self._now_s()):
             return
-        self.arrivals[station_id] = self._now_s()
         exclusion = self._exclusions.get(station_id)
         if exclusion is not None:
             with self.new.session_factory() as db:
                 uptime_service.end_exclusion(db, exclusion, from_posix(self.new.scheduler.now()))
                 db.commit()
 
-    # ---- the report --------------------------------------------------------------------------------------
-    def section(self) -> dict[str, Any]:
-        stations = self._stations()
-        data = {t: {"exported": self.exported.get(t, 0), "imported": self.imported.get(t, 0)} for t in self.imported}
-        return {
-            "cutover_s": self.cutover_s,
-            "waves": [self._wave(w) for w in self.waves],
-            "stations": stations,
-            "stations_total": len(self.scenario.station_ids()),
-            "stations_on_new": len(self.arrivals),
-            "stations_not_migrated": sorted(set(self.scenario.station_ids()) - set(self.arrivals)),
-            "downtime_beyond_window": sorted(s for s, row in stations.items() if not row["within_window"]),
-            "data": data,
-            "data_mismatches": sorted(t for t, counts in data.items() if counts["exported"] != counts["imported"]),
-        }
-
-    def _wave(self, wave: Wave) -> dict[str, Any]:
-        arrivals = [self.arrivals[s] for s in wave.stations if s in self.arrivals]
-        return {
-            "at_s": wave.at_s,
-            "charger": wave.charger,
-            "stations": len(wave.stations),
-            "moved": len(arrivals),
-            "time_taken_s": round(max(arrivals) - wave.at_s, 1) if arrivals else None,
-            "sessions_carried_over": len(wave.carried),
-            "carried": wave.carried,
-        }
-
-    def _stations(self) -> dict[str, dict[str, Any]]:
-        """Per station: how long it was away (cut-over to arrival, or to the run's end) and its window."""
-        if self.cutover_s is None:
-            return {}
-        end_s = self._now_s()
-        out = {}
-        for station_id in self.scenario.station_ids():
-            wave = self._wave_of.get(station_id)
-            window_end = None if wave is None else self.scenario.seconds(wave.at) + wave.window
-            arrival = self.arrivals.get(station_id)
-            away = (arrival if arrival is not None else end_s) - self.cutover_s
-            allowed = None if window_end is None else window_end - self.cutover_s
-            out[station_id] = {
-                "away_s": round(away, 1),
-                "window_s": None if allowed is None else round(allowed, 1),
-                "within_window": arrival is not None and allowed is not None and away <= allowed,
-            }
-        return out
+    def report(self) -> dict[str, Any]:
+        return self.section(self._now_s())

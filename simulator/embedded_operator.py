@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -37,6 +38,7 @@ from csms.services import (
     reservations,
     security_events,
     stations,
+    tariffs,
     transactions,
 )
 from csms.services import uptime as uptime_service
@@ -55,6 +57,7 @@ from simulator.scenario.models import (
     Reserve,
     Scenario,
     SecurityAction,
+    SetTariff,
     UpdateFirmware,
 )
 from simulator.station.charger import Charger
@@ -139,14 +142,32 @@ class EmbeddedOperator:
                 multifamily.redeem(db, code, holder=token, now=at, id_token=token, new_token=token)
             db.commit()
 
+    def set_tariff(self, item: SetTariff, stations: list[str], now: float) -> None:
+        """As ``PUT /tariffs/{id}`` (a changed tariff becomes its next version), then ``POST /tariff-assignments``
+        for each station."""
+        at = from_posix(now)
+        with self.csms.session_factory() as db:
+            tariffs.put(db, item.tariff, item.ocpi(), at)
+            for station_id in stations:
+                tariffs.assign(db, item.tariff, now=at, station_id=station_id, group_id=item.group)
+            db.commit()
+
     def demand_response(self, item: DemandResponse, now: float) -> None:
         """As the CSMS's VEN does with an OpenADR event: the site's limit lowered for the event's duration
         (lost while the CSMS is down, as a VEN that is not running receives nothing)."""
         if self.csms.load is not None:
             self.csms.load.curtail(SITE_ID, f"dr-{int(now)}", now, now + item.duration, item.limit_kw)
 
-    def call(self, station_id: str, version: Version, item: OperatorCall, now: float) -> None:
-        """Sent only to a connected station (an operator's call to an offline one fails at once)."""
+    def call(
+        self,
+        station_id: str,
+        version: Version,
+        item: OperatorCall,
+        now: float,
+        on_answer: Callable[[str], None] | None = None,
+    ) -> None:
+        """Sent only to a connected station (an operator's call to an offline one fails at once). ``on_answer``
+        hears how a remote start or stop, reset or availability change ended (``Action: status``)."""
         self._remote_start_ids += isinstance(item, RemoteStart)
         if isinstance(item, SecurityAction):
             self._security(station_id, version, item)
@@ -161,8 +182,22 @@ class EmbeddedOperator:
             call = self._remote_stop(station_id, version, item)
         else:
             call = operator_payload(item, version, self._remote_start_ids)
-        if call is not None and self.csms.connected(station_id):
+        if call is None or not self.csms.connected(station_id):
+            if on_answer is not None:
+                on_answer("not sent: " + ("no transaction there" if call is None else "not connected"))
+            return
+        if on_answer is None:
             self.csms.call(station_id, *call)
+            return
+        action, tell = call[0], on_answer
+
+        def answered(pending: PendingCall) -> None:
+            if pending.outcome is Outcome.RESULT:
+                tell(f"{action}: {(pending.payload or {}).get('status', 'answered')}")
+            else:
+                tell(f"{action}: {pending.outcome.value if pending.outcome is not None else 'not sent'}")
+
+        self.csms.call(station_id, *call, on_done=answered)
 
     def _security(self, station_id: str, version: Version, item: SecurityAction) -> None:
         pki = self.csms.pki

@@ -45,6 +45,7 @@ from simulator.scenario.models import (
     Reset,
     Scenario,
     SecurityAction,
+    SetTariff,
     UpdateFirmware,
 )
 from simulator.scenario.to_twin import twin_spec
@@ -87,6 +88,7 @@ class Operator(Protocol):
     def onboard(self, tokens: list[str], item: Onboard, now: float) -> None: ...
     def demand_response(self, item: DemandResponse, now: float) -> None: ...
     def call(self, station_id: str, version: Version, item: OperatorCall, now: float) -> None: ...
+    def set_tariff(self, item: SetTariff, stations: list[str], now: float) -> None: ...
 
 
 class TwinMeters:
@@ -397,7 +399,7 @@ class Fleet:
 
     def _execute(self, item: Any, operator: Operator) -> None:
         now = self.epoch + self.env.now
-        if isinstance(item, ProvisionTokens | Onboard | DemandResponse):
+        if isinstance(item, ProvisionTokens | Onboard | DemandResponse | SetTariff):
             self._operate(item, operator, now)
         elif isinstance(item, CsmsFault):
             if self._crash_csms is None:  # a real-time run refuses such a scenario before it starts
@@ -414,9 +416,14 @@ class Fleet:
             for station_id in self.scenario.resolve_chargers(item.charger):
                 operator.call(station_id, self.chargers[station_id].version, item, now)
 
-    def _operate(self, item: ProvisionTokens | Onboard | DemandResponse, operator: Operator, now: float) -> None:
+    def _operate(
+        self, item: ProvisionTokens | Onboard | DemandResponse | SetTariff, operator: Operator, now: float
+    ) -> None:
         """The operator's actions that are not calls to a station."""
-        if isinstance(item, ProvisionTokens):
+        if isinstance(item, SetTariff):
+            stations = [] if item.charger is None else self.scenario.resolve_chargers(item.charger)
+            operator.set_tariff(item, stations, now)
+        elif isinstance(item, ProvisionTokens):
             operator.provision_tokens(scenario_tokens(self.scenario, item), item.token_group, now)
         elif isinstance(item, Onboard):
             operator.onboard(group_tokens(self.scenario, item.vehicles), item, now)

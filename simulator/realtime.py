@@ -65,6 +65,7 @@ from simulator.operators import (
     make_operator,
 )
 from simulator.outputs import write_outputs
+from simulator.realtime_migration import RealtimeMigration
 from simulator.rollout import FirmwareSigner, roll_out
 from simulator.scenario.loader import ScenarioError, ScenarioIssue, issue_at
 from simulator.scenario.models import (
@@ -73,14 +74,15 @@ from simulator.scenario.models import (
     Onboard,
     RemoteStart,
     RemoteStop,
-    Repoint,
     Reserve,
     Scenario,
     SecurityAction,
+    SetTariff,
     UpdateFirmware,
 )
 from simulator.station.charger import Charger, Registration
 from simulator.verify import faults as fv
+from simulator.verify.migration import Holder
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +176,10 @@ class RealtimeOptions:
     csms_root_pem: str | None = None
     #: ``--csms-tls-url``: where chargers on profile 2 or 3 connect (wss://), unless the CSMS sent them another.
     tls_url: str | None = None
+    #: ``--new-csms`` / ``--new-api-url`` / ``--new-api-key``: a platform migration's new CSMS (chargetwin), B.
+    new_csms_url: str | None = None
+    new_api_url: str | None = None
+    new_api_key: str | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RealtimeOptions:
@@ -194,6 +200,9 @@ class RealtimeOptions:
             operator=args.operator or ("chargetwin" if args.api_url else None),
             csms_root_pem=pem,
             tls_url=getattr(args, "csms_tls_url", None),
+            new_csms_url=getattr(args, "new_csms", None),
+            new_api_url=getattr(args, "new_api_url", None),
+            new_api_key=getattr(args, "new_api_key", None) or args.api_key,
         )
 
 
@@ -210,6 +219,8 @@ class OperatorActions:
     ) -> None:
         self.operator, self.chargers = operator, chargers
         self.options = options
+        #: A platform migration: the CSMS holding each station, and the record of what went where.
+        self.migration: RealtimeMigration | None = None
         self._queue: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
         self._worker = asyncio.get_running_loop().create_task(self._work(), name="operator actions")
         self._remote_start_ids = 0
@@ -240,6 +251,10 @@ class OperatorActions:
             except OperatorError as exc:
                 log.warning("operator action failed: %s", exc)
 
+    def enqueue(self, job: Callable[[], Awaitable[None]]) -> None:
+        """Run ``job`` on the worker, after the actions queued before it (a migration's steps)."""
+        self._queue.put_nowait(job)
+
     async def finish(self) -> None:
         """Let the queued actions finish (bounded), then stop the worker."""
         self._queue.put_nowait(None)
@@ -249,7 +264,8 @@ class OperatorActions:
             log.warning("operator actions still running at the end were abandoned")
 
     def provision_tokens(self, tokens: list[str], group: str | None, now: float) -> None:
-        operator = self.operator
+        migration = self.migration
+        operator = self.operator if migration is None or migration.cutover_s is None else migration.new
         if self._skip("provision_tokens") or operator is None:
             return
 
@@ -259,6 +275,28 @@ class OperatorActions:
                     await operator.provision_token(token, group=group)
                 except OperatorError as exc:
                     log.warning("provisioning token %s failed: %s", token, exc)
+
+        self._queue.put_nowait(job)
+
+    def set_tariff(self, item: SetTariff, stations: list[str], now: float) -> None:
+        """Through chargetwin's API (of the CSMS that serves now: a migration's new one after the cut-over);
+        another CSMS's tariffs are out of the operator adapters' reach."""
+        migration = self.migration
+        operator = self.operator if migration is None or migration.cutover_s is None else migration.new
+        if not isinstance(operator, ChargetwinOperator):
+            if "set_tariff" not in self._warned:
+                self._warned.add("set_tariff")
+                log.warning("set_tariff skipped: only chargetwin's API (--operator chargetwin) sets tariffs")
+            return
+        holder: Holder | None = None if migration is None else ("old" if migration.cutover_s is None else "new")
+
+        async def job() -> None:
+            try:
+                await operator.set_tariff(item.tariff, item.ocpi(), stations, item.group)
+            except OperatorError as exc:
+                self._record(now, item.kind, item.tariff, holder, f"failed: {exc}", station=False)
+                raise
+            self._record(now, item.kind, item.tariff, holder, "set", station=False)
 
         self._queue.put_nowait(job)
 
@@ -275,21 +313,46 @@ class OperatorActions:
             self._warned.add("demand_response")
             log.warning("demand_response skipped: a real-time CSMS receives events from its OpenADR VTN")
 
+    def _operator_for(self, station_id: str, kind: str, now: float) -> tuple[Operator | None, Holder | None]:
+        """The operator of the CSMS holding the station (a migration's new CSMS after the station's wave), and
+        which one that is (``old``/``new``; None without a migration)."""
+        if self.migration is None:
+            return self.operator, None
+        holder = self.migration.holder(station_id)
+        if holder is None:
+            at_s = now - self.migration.epoch
+            self.migration.operator_action(at_s, kind, station_id, None, "not sent: no CSMS serves it until its wave")
+            log.warning("%s on %s skipped: no CSMS serves it between the cut-over and its wave", kind, station_id)
+        return self.migration.operator_for(station_id), holder
+
     def call(self, station_id: str, version: Version, item: OperatorCall, now: float) -> None:
         self._remote_start_ids += isinstance(item, RemoteStart)
-        operator = self.operator
+        operator, holder = self._operator_for(station_id, item.kind, now)
         if operator is None:
-            self._skip(item.kind)
+            if holder is not None or self.migration is None:
+                self._skip(item.kind)
             return
         if isinstance(item, SecurityAction):
             self._security(operator, station_id, version, item)
-            return
-        if isinstance(item, Reserve):
+        elif isinstance(item, Reserve):
             self._reserve(operator, station_id, item)
-            return
-        if isinstance(item, UpdateFirmware):
+        elif isinstance(item, UpdateFirmware):
             self._update_firmware(operator, station_id, roll_out(item, self.signer, now), now)
+        else:
+            self._send(operator, holder, station_id, version, item, now)
             return
+        self._record(now, item.kind, station_id, holder, "sent")  # several calls, followed by their own logs
+
+    def _send(
+        self,
+        operator: Operator,
+        holder: Holder | None,
+        station_id: str,
+        version: Version,
+        item: OperatorCall,
+        now: float,
+    ) -> None:
+        """A remote start or stop, reset or availability change: one raw call through the operator."""
         if isinstance(item, RemoteStop):
             call = self._remote_stop(station_id, version, item)
         else:
@@ -299,11 +362,24 @@ class OperatorActions:
         action, payload = call
 
         async def job() -> None:
-            outcome = await operator.send_call(station_id, action, payload, timeout_s=CALL_TIMEOUT_WALL_S)
+            try:
+                outcome = await operator.send_call(station_id, action, payload, timeout_s=CALL_TIMEOUT_WALL_S)
+            except OperatorError as exc:
+                self._record(now, item.kind, station_id, holder, f"failed: {exc}")
+                raise
             if outcome.response is None and outcome.detail not in ("", "result"):
                 log.warning("%s %s: %s", station_id, action, outcome.detail)
+            answer = outcome.response.get("status", "answered") if outcome.response is not None else outcome.detail
+            self._record(now, item.kind, station_id, holder, f"{action}: {answer}")
 
         self._queue.put_nowait(job)
+
+    def _record(
+        self, now: float, kind: str, target: str, holder: Holder | None, outcome: str, *, station: bool = True
+    ) -> None:
+        if self.migration is not None:
+            at_s = now - self.migration.epoch
+            self.migration.operator_action(at_s, kind, target, holder, outcome, station=station)
 
     def _reserve(self, operator: Operator, station_id: str, item: Reserve) -> None:
         """``valid_for`` is scenario time: the CSMS's wall clock runs ``speed`` times slower."""
@@ -537,13 +613,7 @@ def refuse_unreachable(scenario: Scenario, options: RealtimeOptions) -> None:
         refuse_csms_faults(scenario, options.scenario_file)
     except ScenarioError as exc:
         issues += exc.issues
-    for i, action in enumerate(scenario.actions):
-        if isinstance(action, ExportImport | Repoint):
-            why = (
-                f"{action.kind}: a platform migration runs in virtual time only (it needs two CSMSs the run "
-                "drives); against csms serve, use csms export / csms import and csms migrate repoint"
-            )
-            issues.append(issue_at(options.scenario_file, ("actions", i, "kind"), why))
+    issues += _migration_issues(scenario, options)
     needs = {"--csms-root FILE": options.csms_root_pem is None, "--csms-tls-url wss://…": options.tls_url is None}
     missing = " and ".join(flag for flag, absent in needs.items() if absent)
     if missing:
@@ -557,6 +627,29 @@ def refuse_unreachable(scenario: Scenario, options: RealtimeOptions) -> None:
                 issues.append(issue_at(options.scenario_file, ("chargers", i, "security_profile"), why))
     if issues:
         raise ScenarioError(issues)
+
+
+def _migration_issues(scenario: Scenario, options: RealtimeOptions) -> list[ScenarioIssue]:
+    """A platform migration in real time needs both CSMSs to be chargetwin with their APIs."""
+    needs = [
+        flag
+        for flag, absent in (
+            ("--new-csms WS_URL", options.new_csms_url is None),
+            ("--new-api-url URL", options.new_api_url is None),
+            ("--api-url URL (chargetwin's API of the old CSMS)", options.api_url is None),
+            ("--operator chargetwin", options.operator not in (None, "chargetwin")),
+        )
+        if absent
+    ]
+    why = (
+        f"export_import in real time needs {' and '.join(needs)}: the run exports the old CSMS and imports into "
+        "the new one through chargetwin's API"
+    )
+    return [
+        issue_at(options.scenario_file, ("actions", i, "kind"), why)
+        for i, action in enumerate(scenario.actions)
+        if isinstance(action, ExportImport) and needs
+    ]
 
 
 def refuse_csms_faults(scenario: Scenario, scenario_file: str) -> None:
@@ -589,8 +682,12 @@ class RealtimeRun:
         options: RealtimeOptions,
         progress: Progress | None = None,
         operator: Operator | None = None,
+        new_operator: Operator | None = None,
     ) -> None:
         self.scenario, self.options, self.progress, self.operator = scenario, options, progress, operator
+        #: A platform migration's new CSMS (``--new-api-url``): what the run reads back at the end.
+        self.new_operator = new_operator
+        self.migration: RealtimeMigration | None = None
         self.seed = scenario.seed if options.seed is None else options.seed
         self.env = simpy.Environment()
         self.epoch = scenario.start.timestamp()
@@ -608,7 +705,7 @@ class RealtimeRun:
                 self.options.csms_url,
                 password=passwords[charger.station_id],
                 on_charger_change=on_change,
-                on_link=self.truth.link,
+                on_link=self._on_link,
                 tls_url=self.options.tls_url,
             )
 
@@ -622,6 +719,26 @@ class RealtimeRun:
         )
         commission(fleet.chargers.values(), self.scenario, self.options.csms_root_pem)
         return fleet
+
+    def _on_link(self, station_id: str, up: bool, now: float) -> None:
+        self.truth.link(station_id, up, now)
+        if self.migration is not None:
+            self.migration.linked(station_id, up, now)
+
+    def _migration(self, fleet: Fleet, actions: OperatorActions) -> RealtimeMigration | None:
+        """A scenario with ``export_import``: A is the run's CSMS, B the ``--new-*`` one (checked before)."""
+        if not self.scenario.migrates:
+            return None
+        old, new, options = self.operator, self.new_operator, self.options
+        assert isinstance(old, ChargetwinOperator) and isinstance(new, ChargetwinOperator), "refuse_unreachable"
+        assert options.new_csms_url is not None, "refuse_unreachable"
+        links: dict[str, WebSocketLink] = dict(fleet.links)  # type: ignore[arg-type]
+        migration = RealtimeMigration(
+            self.scenario, old, new, options.csms_url, options.new_csms_url, links, actions.enqueue,
+            lambda: float(self.env.now),
+        )  # fmt: skip
+        actions.migration = migration
+        return migration
 
     async def _provision_stations(self, fleet: Fleet) -> None:
         operator = self.operator
@@ -645,9 +762,10 @@ class RealtimeRun:
             await self._provision_stations(fleet)
             await reader.remember_existing()
             actions = OperatorActions(self.operator, fleet.chargers, self.options)
+            migration = self.migration = self._migration(fleet, actions)
             self.clock.start()
             csms_clock = CsmsClock(time.time(), self.epoch, self.options.speed)
-            done = fleet.start(actions, self.progress)
+            done = fleet.start(actions, self.progress, migrate=None if migration is None else migration.execute)
             try:
                 await self.clock.run(done)
                 if self.progress is not None:
@@ -656,10 +774,18 @@ class RealtimeRun:
                 await actions.finish()
             finally:
                 await asyncio.gather(*(link.stop() for link in links))
+            if migration is not None:  # B holds the whole history now, A's part included
+                reader.operator = self.new_operator
             side = await reader.read(csms_clock)
+            if migration is not None:
+                side.notes.append(
+                    "migration: the new CSMS does not declare the planned switch excluded from uptime in real time "
+                    "(virtual time does); away_s per station is measured by the twin"
+                )
         finally:
-            if self.operator is not None:
-                await self.operator.close()
+            for operator in (self.operator, self.new_operator):
+                if operator is not None:
+                    await operator.close()
         record = fleet.record(
             mode="realtime",
             scenario_file=self.options.scenario_file,
@@ -675,6 +801,7 @@ class RealtimeRun:
             uptime=side.uptime,
             alerts=side.alerts,
             notes=side.notes,
+            migration=None if migration is None else migration.section(float(self.env.now)),
         )
         record.csms_source = side.source
         record.not_measured = side.not_measured
@@ -696,7 +823,10 @@ def run_realtime(scenario: Scenario, args: argparse.Namespace, out: Path, progre
     options = RealtimeOptions.from_args(args)
     refuse_unreachable(scenario, options)
     operator = None if options.operator is None else make_operator(options.operator, options.api_url, options.api_key)
-    run = RealtimeRun(scenario, options, progress, operator)
+    new_operator = None
+    if scenario.migrates and options.new_api_url is not None:
+        new_operator = make_operator("chargetwin", options.new_api_url, options.new_api_key)
+    run = RealtimeRun(scenario, options, progress, operator, new_operator)
     record = asyncio.run(run.run())
     assert run.fleet is not None
     return write_outputs(

@@ -285,6 +285,7 @@ def check_values(report: dict[str, Any]) -> dict[str, float | None]:
         values["stations_not_migrated"] = len(migration["stations_not_migrated"])
         values["migration_downtime_beyond_window"] = len(migration["downtime_beyond_window"])
         values["migration_data_mismatches"] = len(migration["data_mismatches"])
+        values["migration_actions_to_old_csms"] = migration["actions_to_old_csms"]
     if "security" in report:
         values["lowest_security_profile"] = report["security"]["lowest_profile"]
     if "energy_cost" in report:

@@ -17,21 +17,80 @@ from typing import Any
 
 import simpy
 
+from csms.ocpp.versions import Version
 from simulator import loadmgmt, report
 from simulator.collector import paced_collector
 from simulator.embedded_csms import EmbeddedCsms, EmbeddedPki
 from simulator.embedded_migration import PlatformMigration
 from simulator.embedded_operator import CsmsRecords, EmbeddedOperator
 from simulator.embedded_wiring import EmbeddedCsmsWiring, alert_rules
-from simulator.fleet import Fleet, Progress, commission, station_passwords
+from simulator.fleet import Fleet, OperatorCall, Progress, commission, station_passwords
 from simulator.links.inprocess import InProcessLink, NetworkModel
 from simulator.pnc import InProcessLookups, MobilityOperator
-from simulator.scenario.models import FleetBlock, Scenario
+from simulator.scenario.models import (
+    DemandResponse,
+    FleetBlock,
+    Onboard,
+    Reserve,
+    Scenario,
+    SecurityAction,
+    SetTariff,
+    UpdateFirmware,
+)
 from simulator.scheduler import SimPyScheduler
 from simulator.station.charger import Charger
 from simulator.verify import billing
 from simulator.verify import faults as fv
 from simulator.verify import multifamily as mf
+from simulator.verify.migration import Holder
+
+
+class MigratingOperator:
+    """The operator of a run that moves its fleet: each action goes to the CSMS that holds the station then (the
+    old one until the cut-over, none until the station's wave, the new one after it); the migration's record
+    notes every action after the cut-over with where it went and how it ended."""
+
+    def __init__(self, migration: PlatformMigration, old: EmbeddedOperator, new: EmbeddedOperator) -> None:
+        self.migration, self.old, self.new = migration, old, new
+
+    def _current(self) -> EmbeddedOperator:
+        """Tokens, onboarding and demand response: the old CSMS until the cut-over, then the new one."""
+        return self.old if self.migration.cutover_s is None else self.new
+
+    def provision_tokens(self, tokens: list[str], group: str | None, now: float) -> None:
+        self._current().provision_tokens(tokens, group, now)
+
+    def onboard(self, tokens: list[str], item: Onboard, now: float) -> None:
+        self._current().onboard(tokens, item, now)
+
+    def demand_response(self, item: DemandResponse, now: float) -> None:
+        self._current().demand_response(item, now)
+
+    def set_tariff(self, item: SetTariff, stations: list[str], now: float) -> None:
+        self._current().set_tariff(item, stations, now)
+        self.migration.operator_action(
+            now - self.migration.epoch, item.kind, item.tariff, self._holder(), "set", station=False
+        )
+
+    def _holder(self) -> Holder:
+        return "old" if self.migration.cutover_s is None else "new"
+
+    def call(self, station_id: str, version: Version, item: OperatorCall, now: float) -> None:
+        migration, at_s = self.migration, now - self.migration.epoch
+        holder = migration.holder(station_id)
+        if holder is None:
+            migration.operator_action(at_s, item.kind, station_id, None, "not sent: no CSMS serves it until its wave")
+            return
+        operator = self.old if holder == "old" else self.new
+        if isinstance(item, SecurityAction | Reserve | UpdateFirmware):  # several calls, followed elsewhere
+            operator.call(station_id, version, item, now)
+            migration.operator_action(at_s, item.kind, station_id, holder, "sent")
+            return
+
+        def answered(outcome: str) -> None:
+            migration.operator_action(at_s, item.kind, station_id, holder, outcome)
+
+        operator.call(station_id, version, item, now, on_answer=answered)
 
 
 def _plug_and_charge(scenario: Scenario) -> bool:
@@ -111,8 +170,11 @@ class VirtualRun:
     def run(self) -> report.RunRecord:
         started = time.perf_counter()
         self.wiring.start()
-        migrate = None if self.migration is None else self.migration.execute
-        done = self.fleet.start(self.operator, self.progress, crash_csms=self.wiring.crash, migrate=migrate)
+        migrate = operator = None
+        if self.migration is not None:
+            migrate = self.migration.execute
+            operator = MigratingOperator(self.migration, self.operator, EmbeddedOperator(self.migration.new))
+        done = self.fleet.start(operator or self.operator, self.progress, crash_csms=self.wiring.crash, migrate=migrate)
         with paced_collector():
             self.env.run(until=done)
         if self.progress is not None:
@@ -139,7 +201,7 @@ class VirtualRun:
             load_management=self.wiring.load_management_section(),
             security=None if self.pki is None else self.records.security(self.fleet.chargers, self.operator),
             multifamily=self._multifamily(),
-            migration=None if self.migration is None else self.migration.section(),
+            migration=None if self.migration is None else self.migration.report(),
             billing=billing.section(self.fleet.truth_transactions(), self.records.cdrs(), self.fleet.costs_shown()),
         )
 

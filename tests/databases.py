@@ -76,6 +76,7 @@ class PostgresPool:
         self._admin: Engine | None = None
         self._db: Engine | None = None
         self._migrated: str | None = None  # the fingerprint of the migrated schema, once known
+        self._seeded: dict[str, list[dict[str, object]]] = {}  # rows the migrations wrote (the default organisation)
 
     def _engines(self) -> tuple[Engine, Engine]:
         if self._admin is None or self._db is None:
@@ -93,7 +94,7 @@ class PostgresPool:
             conn.execute(text(_END_OTHERS), {"name": self.name})
         with db.begin() as conn:
             if migrated and self._migrated is not None and _fingerprint(conn) == self._migrated:
-                _delete_rows(conn)
+                _delete_rows(conn, self._seeded)
                 return self.url
             conn.execute(text("DROP SCHEMA public CASCADE"))
             conn.execute(text("CREATE SCHEMA public"))
@@ -103,6 +104,7 @@ class PostgresPool:
             engine.dispose()
             with db.connect() as conn:
                 self._migrated = _fingerprint(conn)
+                self._seeded = _seeded_rows(conn)
         return self.url
 
     def close(self) -> None:
@@ -114,13 +116,29 @@ class PostgresPool:
             self._admin.dispose()
 
 
-def _delete_rows(conn: Connection) -> None:
-    """Every table but Alembic's emptied and every sequence restarted: the state right after the migration."""
-    tables = conn.execute(
-        text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
-    ).scalars()
+def _tables(conn: Connection) -> list[str]:
+    return list(
+        conn.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
+        ).scalars()
+    )
+
+
+def _seeded_rows(conn: Connection) -> dict[str, list[dict[str, object]]]:
+    """The rows a migration wrote into the new database (the default organisation), by table."""
+    seeded = {}
+    for table in _tables(conn):
+        rows = [dict(row._mapping) for row in conn.execute(text(f'SELECT * FROM "{table}"'))]
+        if rows:
+            seeded[table] = rows
+    return seeded
+
+
+def _delete_rows(conn: Connection, seeded: dict[str, list[dict[str, object]]]) -> None:
+    """Every table but Alembic's emptied and every sequence restarted, then the rows the migrations wrote put
+    back: the state right after the migration."""
     conn.execute(text("SET LOCAL session_replication_role = replica"))  # no foreign-key order to follow
-    for table in tables.all():
+    for table in _tables(conn):
         conn.execute(text(f'DELETE FROM "{table}"'))
     conn.execute(
         text(
@@ -128,6 +146,15 @@ def _delete_rows(conn: Connection) -> None:
             "FROM pg_sequences WHERE schemaname = 'public'"
         )
     )
+    for table, rows in seeded.items():
+        columns = list(rows[0])
+        names = ", ".join(f'"{c}"' for c in columns)
+        values = ", ".join(f":{c}" for c in columns)
+        conn.execute(text(f'INSERT INTO "{table}" ({names}) VALUES ({values})'), rows)
+        if "id" in columns:
+            conn.execute(
+                text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM \"{table}\"))")
+            )
 
 
 def pool_name() -> str:

@@ -67,3 +67,9 @@ def test_twin_memory_benchmark_measures_locust_chargers(load):
 def test_tariff_benchmark_prices_sessions(load):
     result = load("bench_tariffs").run(sessions=20)
     assert result["sessions"] == 20 and result["revenue_incl_vat"] > 0
+
+
+def test_audit_benchmark_measures_both_modes(load):
+    result = load("bench_audit").run(requests=3, database_url=None)
+    assert result["requests"] == 6
+    assert result["plain"]["p50_ms"] > 0 and result["audited"]["p50_ms"] > 0

@@ -1,5 +1,6 @@
 """The HTTP API: FastAPI under ``/api/v1`` (OpenAPI at ``/openapi.json``, Swagger UI at ``/docs``, ReDoc at
-``/redoc``), API-key auth, dashboard at ``/``."""
+``/redoc``), API keys and console sessions checked against one permission table (csms/api/auth.py), the
+dashboard at ``/`` and the sign-in pages."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
-from csms.api import dashboard
-from csms.api.deps import require_key
+from csms.api import console, dashboard
+from csms.api.audit import AuditTrail
+from csms.api.auth import require_access
 from csms.api.docs_pages import mount_docs
 from csms.api.limits import BoundedBodies
 from csms.api.request_id import RequestIds
 from csms.api.routes import (
     alerts,
+    audit,
     billing,
     bundles,
     calls,
@@ -54,20 +57,22 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
         title="chargetwin CSMS",
         version="1",
         description="Stations, id tokens, transactions and OCPP calls to connected stations. "
-        "Send `Authorization: Bearer KEY`.",
+        "Send `Authorization: Bearer KEY` (or the console's session cookie with `X-CSRF-Token` on writes); "
+        "what each role may call: docs/security.md.",
         docs_url=None,  # mount_docs serves /docs and /redoc from local assets instead of a CDN
         redoc_url=None,
     )
     app.add_middleware(BoundedBodies)  # sizes and nesting of request bodies, before anything parses them
+    app.add_middleware(AuditTrail)  # every unsafe request leaves an entry, refused ones too (its 413 included)
     app.add_middleware(RequestIds)  # added last, so it runs first: every answer carries X-Request-ID
     app.state.session_factory = session_factory
     app.state.gateway = gateway
     app.state.api_key = api_key or None
-    secured = [Depends(require_key)]
+    secured = [Depends(require_access)]
     routers = (
         stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics,
         security_events, certificates, contract_roots, configuration, display_messages, reservations,
-        monitoring, local_lists, bundles, repoint, reports, billing, fleet, multifamily, tariffs, roaming,
+        monitoring, local_lists, bundles, repoint, reports, billing, fleet, multifamily, tariffs, roaming, audit,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)
@@ -79,6 +84,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     app.state.payment_providers = payment_providers(None)  # run_server gives them their webhook secrets
     app.state.monitor = None  # the alert monitor, when run_server starts one
     app.include_router(dashboard.router)
+    app.include_router(console.router)  # sign-in, sign-out, password change, one-time set-password links
     mount_docs(app)
 
     @app.exception_handler(DomainError)

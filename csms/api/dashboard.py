@@ -1,19 +1,21 @@
-"""A minimal server-rendered dashboard at ``/``: stations with live status and connectors, recent
-transactions. It needs the API key too (``?key=KEY`` or ``Authorization: Bearer KEY``); it refreshes
-itself every 10 s."""
+"""A minimal server-rendered dashboard at ``/``: the caller's organisation's stations with live status and
+connectors, recent transactions. It needs a console session (the sign-in page, csms/api/console.py) or
+``Authorization: Bearer KEY``; never a key in the URL. It refreshes itself every 10 s."""
 
 from __future__ import annotations
 
 from html import escape
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from csms.api.deps import DbSession, GatewayDep, key_is_valid, unauthorized
+from csms.api.console import HEADERS, signed_in
+from csms.api.deps import DbSession, GatewayDep
 from csms.api.routes.stations import station_out
 from csms.api.schemas import StationOut, TransactionOut
 from csms.services import stations, transactions
+from csms.services.roles import Permission
 
 router = APIRouter(include_in_schema=False)
 
@@ -25,6 +27,7 @@ PAGE = """<!doctype html>
 <style>body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.on{{color:#070}}.off{{color:#999}}</style>
 </head><body><h1>chargetwin CSMS</h1>
+{account}
 <h2>Stations ({station_count})</h2>
 <table><tr><th>Station</th><th>OCPP</th><th>Registration</th><th>Connection</th><th>Last seen</th>
 <th>Connectors</th></tr>{station_rows}</table>
@@ -56,22 +59,42 @@ def _transaction_row(t: TransactionOut) -> str:
     )
 
 
+def _account(user: str, csrf: str | None) -> str:
+    if csrf is None:
+        return ""
+    return (
+        f'<form method="post" action="/signout"><p>Signed in as {escape(user)} · '
+        f'<a href="/account/password">change password</a> · <input type="hidden" name="csrf_token" '
+        f'value="{escape(csrf)}"><button>Sign out</button></p></form>'
+    )
+
+
 @router.get("/", response_class=HTMLResponse)
-def dashboard(
-    request: Request, db: DbSession, gateway: GatewayDep, key: Annotated[str | None, Query()] = None
-) -> HTMLResponse:
-    header = request.headers.get("Authorization", "")
-    bearer = header[7:].strip() if header.lower().startswith("bearer ") else None
-    if not key_is_valid(request, key or bearer):
-        raise unauthorized("the dashboard needs the API key: /?key=KEY or Authorization: Bearer KEY")
+def dashboard(request: Request, db: DbSession, gateway: GatewayDep) -> Response:
+    principal = signed_in(request, db)
+    if principal is None:
+        if request.headers.get("Authorization"):
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key")
+        return RedirectResponse("/signin", status.HTTP_303_SEE_OTHER, headers=HEADERS)
+    if not principal.can(Permission.READ):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {principal.role} lacks the permission read")
     ports = stations.connectors(db)
-    station_views = [station_out(row, ports, gateway) for row in stations.list_stations(db)]
-    recent = transactions.recent(db, RECENT)
+    rows = [row for row in stations.list_stations(db) if principal.sees(row.organisation_id)]
+    station_views = [station_out(row, ports, gateway) for row in rows]
+    recent = transactions.recent(db, RECENT, principal.scope)
     html = PAGE.format(
+        account=_account(principal.name, principal.csrf),
         station_count=len(station_views),
         station_rows="".join(_station_row(s) for s in station_views),
         transaction_rows="".join(
             _transaction_row(TransactionOut.model_validate(transactions.summary(t))) for t in recent
         ),
     )
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(
+        html,
+        headers={
+            **HEADERS,
+            "Content-Security-Policy": "default-src 'none'; "
+            "style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        },
+    )

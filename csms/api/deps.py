@@ -1,4 +1,4 @@
-"""Request dependencies: one database transaction per request, the API key check, the gateway.
+"""Request dependencies: one database transaction per request, the gateway.
 
 The database session dependency is the API's only transaction boundary: the endpoint (through services)
 adds and flushes, and the dependency commits once when the endpoint returned, or rolls back when it
@@ -8,17 +8,14 @@ failed commit is reported to the client instead of being hidden behind a 2xx.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Iterator
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from csms.gateway.server import Gateway
-from csms.services import apikeys
 from csms.store.database import read_only_factory
 
 T = TypeVar("T")
@@ -35,10 +32,19 @@ def read_factory(request: Request) -> sessionmaker[Session]:
     return state.read_session_factory
 
 
+def _audited(request: Request, db: Session) -> Session:
+    """The session records what it changes for the request's audit entry (csms/api/audit.py)."""
+    collector = getattr(request.state, "audit", None)
+    if collector is not None:
+        db.info["audit"] = collector
+    return db
+
+
 def db_session(request: Request) -> Iterator[Session]:
     # GET/HEAD only read: they must not queue for SQLite's write lock behind the gateway's group commit.
     reading = request.method in ("GET", "HEAD")
     with (read_factory(request) if reading else _factory(request))() as db:
+        _audited(request, db)
         try:
             yield db
         except BaseException:
@@ -63,34 +69,11 @@ async def in_transaction(request: Request, work: Callable[[Session], T]) -> T:
 
     def run() -> T:
         with _factory(request)() as db, db.begin():
-            return work(db)
+            return work(_audited(request, db))
 
     return await run_in_threadpool(run)
 
 
-# ---- API keys -----------------------------------------------------------------------------------------------
-_bearer = HTTPBearer(auto_error=False, description="an API key: `csms apikeys create` or $CHARGETWIN_API_KEY")
-
-
-def key_is_valid(request: Request, key: str | None) -> bool:
-    if not key:
-        return False
-    fixed: str | None = request.app.state.api_key
-    if fixed and hmac.compare_digest(fixed.encode(), key.encode()):
-        return True
-    with read_factory(request)() as db:
-        return apikeys.is_valid(db, key)
-
-
+# ---- refusals of authentication (who is calling: csms/api/auth.py) --------------------------------------------
 def unauthorized(reason: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, reason, headers={"WWW-Authenticate": "Bearer"})
-
-
-def require_key(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)], request: Request
-) -> None:
-    """Every ``/api/v1`` route: ``Authorization: Bearer KEY`` with a fixed or stored, non-revoked key."""
-    if credentials is None:
-        raise unauthorized("an API key is required: Authorization: Bearer KEY")
-    if not key_is_valid(request, credentials.credentials):
-        raise unauthorized("invalid or revoked API key")

@@ -10,9 +10,9 @@ import re
 from urllib.parse import quote
 
 MASK = "********"
-#: Path segments and query parameters that carry a secret: a diagnostics upload token, a firmware download
-#: token, the dashboard's API key.
-_SECRET_PATH = re.compile(r"(/uploads/diagnostics/)[^/?#\s]+")
+#: Path segments and query parameters that carry a secret: a diagnostics upload token, a console user's one-time
+#: set-password link, a firmware download token, a key someone put in a query string (refused, still masked).
+_SECRET_PATH = re.compile(r"(/uploads/diagnostics/|/set-password/)[^/?#\s]+")
 _SECRET_QUERY = re.compile(r"([?&](?:token|key|api_key)=)[^&#\s]*", re.IGNORECASE)
 #: The password of ``scheme://user:password@host`` (database and broker URLs).
 _SECRET_USERINFO = re.compile(r"([a-z][a-z0-9+.-]*://[^/?#@\s:]*:)[^/?#@\s]+(@)", re.IGNORECASE)

@@ -63,6 +63,9 @@ EXPORTED: dict[str, str] = {
     "ocpi_tokens": "the tokens eMSPs pushed over OCPI",
     "ocpi_commands": "OCPI commands eMSPs sent and their results",
     "cdrs": "OCPI 2.2.1 CDRs: each finished session priced by its tariff (the OCPI JSON)",
+    "organisations": "tenants: each station, site, token, tariff, account, key and user belongs to one",
+    "users": "console users: e-mail, organisation, role, argon2 password hashes and TOTP secrets",
+    "audit_log": "the append-only audit trail: who changed what, before and after, and every refused write",
 }
 
 #: Tables left out, and why.
@@ -72,6 +75,8 @@ EXCLUDED: dict[str, str] = {
     "webhook_deliveries": "the old CSMS's outbox: imported pending deliveries would be sent a second time",
     "webhook_attempts": "delivery attempts of that outbox (they belong to the excluded deliveries)",
     "ocpi_pushes": "the old CSMS's OCPI outbox: imported pending pushes would be sent a second time",
+    "console_sessions": "signed-in browsers of the old CSMS: users sign in again on the new one",
+    "signin_failures": "recent failed sign-ins (lock-out counters); they expire within minutes",
 }
 
 

@@ -1,5 +1,5 @@
-"""Report pictures (PNG bytes, matplotlib Agg): energy — and revenue once sessions are priced — per day, and
-port occupancy by hour of the week."""
+"""Report pictures (PNG bytes, matplotlib Agg): energy and revenue per day, and port occupancy by hour of the
+week."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from csms.alerts.engine import ALL_RULES, AlertRules
 from csms.ocpp.convert import from_posix
 from csms.services import webhooks
 from csms.services.errors import Conflict, Invalid, NotFound
-from csms.store.models import Alert, AlertRuleSetting, ConnectionEvent, StationEvent, Transaction
+from csms.store.models import Alert, AlertRuleSetting, ConnectionEvent, Station, StationEvent, Transaction
 
 #: Which AlertRules field an operator's ``threshold`` sets, per rule.
 THRESHOLDS = {
@@ -107,9 +107,17 @@ def resolve(db: Session, alert_id: int, by: str | None, now: datetime) -> Alert:
 
 
 def list_alerts(
-    db: Session, *, open_only: bool = False, station_id: str | None = None, limit: int = 200, offset: int = 0
+    db: Session,
+    *,
+    open_only: bool = False,
+    station_id: str | None = None,
+    limit: int = 200,
+    offset: int = 0,
+    organisation_id: int | None = None,
 ) -> list[Alert]:
     query = select(Alert).order_by(Alert.id.desc()).limit(limit).offset(offset)
+    if organisation_id is not None:
+        query = query.where(Alert.station_id.in_(select(Station.id).where(Station.organisation_id == organisation_id)))
     if open_only:
         query = query.where(Alert.resolved_at.is_(None))
     if station_id is not None:

@@ -7,21 +7,31 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from csms.services import organisations
 from csms.services.errors import Invalid, NotFound
 from csms.services.passwords import api_key_hash, new_api_key
+from csms.services.roles import PLATFORM_ADMIN, ROLES
 from csms.store.models import ApiKey
 
 
-def create(db: Session, name: str, now: datetime) -> tuple[ApiKey, str]:
-    """A new key: returns its row and the plain key (which is not stored anywhere).
+def create(
+    db: Session, name: str, now: datetime, role: str = PLATFORM_ADMIN, organisation: str | None = None
+) -> tuple[ApiKey, str]:
+    """A new key of ``role`` in ``organisation`` (a slug; None: the default one): returns its row and the plain
+    key (which is not stored anywhere).
 
     Raises:
-        Invalid: empty or over-long name.
+        Invalid: empty or over-long name, unknown role. NotFound: no such organisation.
     """
     if not name or len(name) > 100:
         raise Invalid("api key name must be 1-100 characters")
+    if role not in ROLES:
+        raise Invalid(f"role: must be one of {', '.join(ROLES)}")
+    org = organisations.by_slug(db, organisation)
     key = new_api_key()
-    row = ApiKey(name=name, key_hash=api_key_hash(key), created_at=now, revoked=False)
+    row = ApiKey(
+        name=name, key_hash=api_key_hash(key), created_at=now, revoked=False, role=role, organisation_id=org.id
+    )
     db.add(row)
     db.flush()
     return row, key
@@ -29,8 +39,12 @@ def create(db: Session, name: str, now: datetime) -> tuple[ApiKey, str]:
 
 def is_valid(db: Session, key: str) -> bool:
     """True when ``key`` is a stored, non-revoked key (looked up by its hash)."""
-    found = db.scalars(select(ApiKey.id).where(ApiKey.key_hash == api_key_hash(key), ApiKey.revoked.is_(False)))
-    return found.first() is not None
+    return lookup(db, key) is not None
+
+
+def lookup(db: Session, key: str) -> ApiKey | None:
+    """The stored, non-revoked key ``key`` (looked up by its hash), or None."""
+    return db.scalars(select(ApiKey).where(ApiKey.key_hash == api_key_hash(key), ApiKey.revoked.is_(False))).first()
 
 
 def list_keys(db: Session) -> list[ApiKey]:

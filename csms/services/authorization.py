@@ -77,8 +77,12 @@ def update(db: Session, id_token: str, changes: dict[str, Any], now: datetime) -
     return row
 
 
-def list_tokens(db: Session, group_id: str | None = None, status: str | None = None) -> list[IdToken]:
+def list_tokens(
+    db: Session, group_id: str | None = None, status: str | None = None, organisation_id: int | None = None
+) -> list[IdToken]:
     query = select(IdToken).order_by(IdToken.id_token)
+    if organisation_id is not None:
+        query = query.where(IdToken.organisation_id == organisation_id)
     if group_id is not None:
         query = query.where(IdToken.group_id == group_id)
     if status is not None:

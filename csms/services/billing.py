@@ -73,8 +73,12 @@ def get_account(db: Session, account_id: str) -> BillingAccount:
     return rows.found(db, BillingAccount, account_id, "account")
 
 
-def list_accounts(db: Session) -> list[BillingAccount]:
-    return list(db.scalars(select(BillingAccount).order_by(BillingAccount.id)))
+def list_accounts(db: Session, organisation_id: int | None = None) -> list[BillingAccount]:
+    """Every account (of one organisation, when given)."""
+    query = select(BillingAccount).order_by(BillingAccount.id)
+    if organisation_id is not None:
+        query = query.where(BillingAccount.organisation_id == organisation_id)
+    return list(db.scalars(query))
 
 
 def link_token(db: Session, account_id: str, id_token: str) -> None:

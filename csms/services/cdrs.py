@@ -33,14 +33,13 @@ from csms.domain import meter
 from csms.domain import money as currency
 from csms.domain.transaction import TransactionStatus
 from csms.ocpp.outgoing import SessionCost
-from csms.services import billing, configuration, tariffs
+from csms.services import billing, configuration, tariffs, transactions
 from csms.services.config import CsmsConfig
 from csms.services.errors import Invalid, NotFound
 from csms.services.uow import UnitOfWork
 from csms.store.models import (
     Cdr,
     IdToken,
-    MeterSample,
     StationVariable,
     StatusChange,
     TariffRow,
@@ -116,12 +115,8 @@ def versions_in_force(db: Session, tariff: TariffRow, start: datetime, stop: dat
 
 # ---- the session as priced -------------------------------------------------------------------------------------
 def _readings(db: Session, tx: Transaction, start: datetime, stop: datetime) -> list[Reading]:
-    rows = db.scalars(
-        select(MeterSample).where(MeterSample.transaction_id == tx.id).order_by(MeterSample.timestamp, MeterSample.id)
-    )
-    samples = [ev.Sample(r.timestamp, r.measurand, r.value, r.unit, r.phase, r.location, r.context) for r in rows]
     found: dict[datetime, Reading] = {}
-    for r in meter.readings(samples):
+    for r in transactions.stored_readings(db, tx.id):
         if r.energy_wh is not None:
             # A reading stamped a little outside the session (a meter value's timestamp in whole seconds, the
             # event's with milliseconds) counts at its edge: the latest one before the start, the latest after

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from csms.domain import meter
 from csms.domain.transaction import TransactionStatus
-from csms.services import rows
+from csms.services import rows, transactions
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.store.models import FleetDeparture, FleetDriver, FleetTelematics, FleetVehicle, IdToken, Transaction
 
@@ -248,7 +248,8 @@ def needs(db: Session, vehicle: FleetVehicle, now: datetime, session: Transactio
     soc = age = None
     if reading is not None:
         age = (now - reading.at).total_seconds()
-        soc = min(100.0, reading.soc_pct + 100 * _delivered_since(session, reading.at) / (vehicle.battery_kwh * 1000))
+        since_reading = _delivered_since(db, session, reading.at)
+        soc = min(100.0, reading.soc_pct + 100 * since_reading / (vehicle.battery_kwh * 1000))
         if age > STALE_AFTER_S:
             notes.append(f"telematics SoC is {age / 3600:.1f} h old")
     else:
@@ -257,22 +258,38 @@ def needs(db: Session, vehicle: FleetVehicle, now: datetime, session: Transactio
     if departure is None:
         notes.append(f"no departure planned in the next {HORIZON_DAYS} days")
     elif departure.target_kwh is not None:
-        delivered = _delivered_since(session, None)
+        delivered = _delivered_since(db, session, None)
         energy = max(0.0, departure.target_kwh * 1000 - delivered)
     elif soc is not None and departure.target_soc_pct is not None:
         energy = max(0.0, (departure.target_soc_pct - soc) / 100 * vehicle.battery_kwh * 1000)
     return Needs(vehicle.id, departure, None if soc is None else round(soc, 1), age, energy, tuple(notes))
 
 
-def _delivered_since(session: Transaction | None, since: datetime | None) -> float:
-    """Energy the session delivered after ``since`` (None: all of it) [Wh]; 0 without a session."""
+def _delivered_since(db: Session, session: Transaction | None, since: datetime | None) -> float:
+    """Energy the session delivered after ``since`` (None: all of it) [Wh]: the newest energy register less the
+    register at ``since``, read between the stored samples around it; 0 without a session."""
     if session is None:
         return 0.0
     total = meter.session_energy_wh(session.meter_start_wh, session.meter_stop_wh, session.last_meter_wh)
     started = session.started_at
     if since is None or started is None or since <= started:
         return total
-    last = session.last_meter_at
-    if last is None or last <= since:
+    registers = [(r.at, r.energy_wh) for r in transactions.stored_readings(db, session.id) if r.energy_wh is not None]
+    if session.meter_start_wh is not None and (not registers or registers[0][0] > started):
+        registers.insert(0, (started, session.meter_start_wh))
+    if not registers or registers[-1][0] <= since:
         return 0.0
-    return total * (last - since).total_seconds() / max(1.0, (last - started).total_seconds())  # spread evenly
+    return max(0.0, registers[-1][1] - _register_at(registers, since))
+
+
+def _register_at(registers: Sequence[tuple[datetime, float]], at: datetime) -> float:
+    """The energy register at ``at``, linear between the readings around it (the first before any)."""
+    before = [(t, wh) for t, wh in registers if t <= at]
+    if not before:
+        return registers[0][1]
+    t0, wh0 = before[-1]
+    after = next(((t, wh) for t, wh in registers if t > at), None)
+    if after is None:
+        return wh0
+    t1, wh1 = after
+    return wh0 + (wh1 - wh0) * (at - t0).total_seconds() / (t1 - t0).total_seconds()

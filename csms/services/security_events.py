@@ -111,9 +111,13 @@ def query(
     source: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    organisation_id: int | None = None,
 ) -> Select[SecurityEventRow]:
     """Events matching every given filter, newest first (``since`` inclusive, ``until`` exclusive)."""
     stmt = select(SecurityEventRow)
+    if organisation_id is not None:  # events of ids that name no station of it (a made-up id) stay out
+        own = select(Station.id).where(Station.organisation_id == organisation_id)
+        stmt = stmt.where(SecurityEventRow.station_id.in_(own))
     if station_id is not None:
         stmt = stmt.where(SecurityEventRow.station_id == station_id)
     if type is not None:

@@ -169,8 +169,12 @@ def get(db: Session, site_id: str) -> Site:
     return row
 
 
-def list_sites(db: Session) -> list[Site]:
-    return list(db.scalars(select(Site).order_by(Site.id)))
+def list_sites(db: Session, organisation_id: int | None = None) -> list[Site]:
+    """Every site (of one organisation, when given)."""
+    query = select(Site).order_by(Site.id)
+    if organisation_id is not None:
+        query = query.where(Site.organisation_id == organisation_id)
+    return list(db.scalars(query))
 
 
 def nodes_of(db: Session, site_id: str) -> list[SiteNode]:

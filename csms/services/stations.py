@@ -186,8 +186,12 @@ def get(db: Session, station_id: str) -> StationRow:
     return station_rows.get(db, station_id)
 
 
-def list_stations(db: Session) -> list[StationRow]:
-    return list(db.scalars(select(StationRow).order_by(StationRow.id)))
+def list_stations(db: Session, organisation_id: int | None = None) -> list[StationRow]:
+    """Every station (of one organisation, when given)."""
+    query = select(StationRow).order_by(StationRow.id)
+    if organisation_id is not None:
+        query = query.where(StationRow.organisation_id == organisation_id)
+    return list(db.scalars(query))
 
 
 def versions(db: Session, station_ids: list[str]) -> dict[str, str]:

@@ -56,8 +56,12 @@ def get(db: Session, tariff_id: str) -> TariffRow:
     return rows.found(db, TariffRow, tariff_id, "tariff")
 
 
-def list_tariffs(db: Session) -> list[TariffRow]:
-    return list(db.scalars(select(TariffRow).order_by(TariffRow.id)))
+def list_tariffs(db: Session, organisation_id: int | None = None) -> list[TariffRow]:
+    """Every tariff (of one organisation, when given)."""
+    query = select(TariffRow).order_by(TariffRow.id)
+    if organisation_id is not None:
+        query = query.where(TariffRow.organisation_id == organisation_id)
+    return list(db.scalars(query))
 
 
 def versions(db: Session, tariff_id: str) -> list[TariffVersion]:

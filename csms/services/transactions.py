@@ -25,7 +25,7 @@ from csms.services.errors import NotFound
 from csms.services.live_transactions import LiveTransaction
 from csms.services.uow import UnitOfWork
 from csms.store.bulk import Bulk
-from csms.store.models import MeterSample, Transaction, TransactionEvent
+from csms.store.models import MeterSample, Station, Transaction, TransactionEvent
 
 
 def _auth(
@@ -440,8 +440,11 @@ def query(
     since: datetime | None = None,
     until: datetime | None = None,
     status: TransactionStatus | None = None,
+    organisation_id: int | None = None,
 ) -> Select[Transaction]:
     q = select(Transaction).order_by(Transaction.id)
+    if organisation_id is not None:
+        q = q.where(Transaction.station_id.in_(select(Station.id).where(Station.organisation_id == organisation_id)))
     if station_id is not None:
         q = q.where(Transaction.station_id == station_id)
     if since is not None:
@@ -471,9 +474,14 @@ def listed(db: Session) -> list[Transaction]:
     return list(db.scalars(query()))
 
 
-def recent(db: Session, limit: int) -> list[Transaction]:
-    """The newest transactions first."""
-    return list(db.scalars(select(Transaction).order_by(Transaction.id.desc()).limit(limit)))
+def recent(db: Session, limit: int, organisation_id: int | None = None) -> list[Transaction]:
+    """The newest transactions first (of one organisation's stations, when given)."""
+    query = select(Transaction)
+    if organisation_id is not None:
+        query = query.where(
+            Transaction.station_id.in_(select(Station.id).where(Station.organisation_id == organisation_id))
+        )
+    return list(db.scalars(query.order_by(Transaction.id.desc()).limit(limit)))
 
 
 def get(db: Session, transaction_id: int) -> Transaction:
@@ -490,6 +498,14 @@ def samples_of(db: Session, transaction_id: int) -> list[MeterSample]:
             .where(MeterSample.transaction_id == transaction_id)
             .order_by(MeterSample.timestamp, MeterSample.id)
         )
+    )
+
+
+def stored_readings(db: Session, transaction_id: int) -> list[meter.Reading]:
+    """The session's stored meter samples read as meter readings (:mod:`csms.domain.meter`), oldest first."""
+    rows = samples_of(db, transaction_id)
+    return meter.readings(
+        ev.Sample(r.timestamp, r.measurand, r.value, r.unit, r.phase, r.location, r.context) for r in rows
     )
 
 

@@ -1,5 +1,10 @@
-"""Usage reports: sessions, energy, occupancy, utilisation and uptime per site, station, driver, driver group,
-day or month, and the hour-by-weekday occupancy behind the heat map.
+"""Usage reports: sessions, energy, revenue, occupancy, utilisation and uptime per site, station, driver, driver
+group, day or month, and the hour-by-weekday occupancy behind the heat map.
+
+Revenue is what the sessions' CDRs say (:mod:`csms.services.cdrs`: priced by the tariff that applied, in that
+tariff's currency), counted in the period the session started in, like its energy; a session without a CDR (no
+tariff applied, or still running) adds none. A report holds one currency: the one asked for, or the only one
+the period's CDRs have.
 
 Sessions are read in batches (``yield_per``) and folded into one row per key as they come, so a year of a
 thousand stations never sits in memory; :func:`sessions` streams the rows themselves for exports. A session
@@ -14,16 +19,17 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta, tzinfo
+from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from csms import uptime as up
-from csms.domain import meter
+from csms.domain import meter, money
 from csms.services import uptime
 from csms.services.errors import Invalid
-from csms.store.models import Connector, FleetDriver, FleetVehicle, IdToken, SiteEvse, Transaction
+from csms.store.models import Cdr, Connector, FleetDriver, FleetVehicle, IdToken, SiteEvse, Transaction
 
 Dimension = Literal["site", "station", "driver", "group", "vehicle", "cost_centre", "day", "month"]
 DIMENSIONS: tuple[Dimension, ...] = ("site", "station", "driver", "group", "vehicle", "cost_centre", "day", "month")
@@ -46,6 +52,9 @@ class SessionRow:
     energy_wh: float
     status: str
     stop_reason: str | None
+    currency: str | None  # of the session's CDR; None: not priced
+    cost_excl_vat: Decimal | None
+    cost_incl_vat: Decimal | None
 
 
 SESSION_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(SessionRow))
@@ -56,6 +65,8 @@ class _Totals:
     sessions: int = 0
     energy_wh: float = 0.0
     occupied_s: float = 0.0
+    revenue_excl_vat: Decimal = Decimal(0)
+    revenue_incl_vat: Decimal = Decimal(0)
 
 
 def period(start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -94,7 +105,11 @@ def sessions(
             Transaction.last_meter_wh,
             Transaction.status,
             Transaction.stop_reason,
+            Cdr.currency,
+            Cdr.total_cost_excl_vat,
+            Cdr.total_cost_incl_vat,
         )
+        .outerjoin(Cdr, Cdr.transaction_id == Transaction.id)
         .outerjoin(
             SiteEvse, and_(SiteEvse.station_id == Transaction.station_id, SiteEvse.evse_id == Transaction.evse_id)
         )
@@ -124,23 +139,38 @@ def sessions(
             round(meter.session_energy_wh(r.meter_start_wh, r.meter_stop_wh, r.last_meter_wh), 3),
             r.status,
             r.stop_reason,
+            r.currency,
+            None if r.total_cost_excl_vat is None else Decimal(r.total_cost_excl_vat),
+            None if r.total_cost_incl_vat is None else Decimal(r.total_cost_incl_vat),
         )
 
 
 def usage(
-    db: Session, start: datetime, end: datetime, by: Dimension, *, tz: tzinfo = UTC, site_id: str | None = None
+    db: Session,
+    start: datetime,
+    end: datetime,
+    by: Dimension,
+    *,
+    tz: tzinfo = UTC,
+    site_id: str | None = None,
+    currency: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per ``by`` key: sessions started, energy [kWh], occupied hours, and where it has a meaning
-    (site, station, day, month) the utilisation — occupied time over the ports' time — and for sites and
-    stations the NEVI uptime of their ports over the period."""
+    """One row per ``by`` key: sessions started, energy [kWh], revenue (excl. and incl. VAT, in ``currency`` or
+    the one currency of the period's CDRs), occupied hours, and where it has a meaning (site, station, day,
+    month) the utilisation — occupied time over the ports' time — and for sites and stations the NEVI uptime of
+    their ports over the period."""
     if by not in DIMENSIONS:
         raise Invalid(f"by must be one of {', '.join(DIMENSIONS)}")
+    if currency is not None and not money.is_known(currency):
+        raise Invalid(f"currency: {currency!r} is not an ISO 4217 currency")
     start, end = period(start, end)
     totals: dict[str, _Totals] = defaultdict(_Totals)
+    seen: set[str] = set()
     for row in sessions(db, start, end, site_id=site_id):
         started = totals[_key(row, by, tz)]
         started.sessions += 1
         started.energy_wh += row.energy_wh
+        _add_revenue(started, row, currency, seen)
         for key, seconds in _occupancy(row, by, start, end, tz):
             totals[key].occupied_s += seconds
     if by in ("day", "month"):
@@ -157,12 +187,27 @@ def usage(
                 by: key,
                 "sessions": t.sessions,
                 "energy_kwh": round(t.energy_wh / 1000, 3),
+                "currency": currency or next(iter(seen), None),
+                "revenue_excl_vat": t.revenue_excl_vat,
+                "revenue_incl_vat": t.revenue_incl_vat,
                 "occupied_hours": round(t.occupied_s / 3600, 3),
                 "utilisation_pct": round(100 * t.occupied_s / ports_s, 2) if ports_s else None,
                 "uptime_pct": availability.get(key),
             }
         )
     return rows
+
+
+def _add_revenue(totals: _Totals, row: SessionRow, currency: str | None, seen: set[str]) -> None:
+    """The session's CDR total, when it has one in the report's currency (``seen``: the currencies met so far)."""
+    if row.currency is None or row.cost_excl_vat is None or row.cost_incl_vat is None:
+        return
+    seen.add(row.currency)
+    if currency is None and len(seen) > 1:
+        raise Invalid(f"currency: the period's sessions were priced in {', '.join(sorted(seen))}; choose one")
+    if currency in (None, row.currency):
+        totals.revenue_excl_vat += row.cost_excl_vat
+        totals.revenue_incl_vat += row.cost_incl_vat
 
 
 def occupancy_by_hour(

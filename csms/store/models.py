@@ -39,6 +39,9 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+#: The organisation every row made before tenants belongs to (seeded by migration 5f2c8e1a9d04).
+DEFAULT_ORGANISATION_ID = 1
+
 # SQLite only auto-increments INTEGER PRIMARY KEY; BigInteger elsewhere.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -97,6 +100,10 @@ class Station(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_boot_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: The organisation (tenant) it belongs to; rows made before tenants belong to the default one.
+    organisation_id: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_ORGANISATION_ID, server_default="1", index=True
+    )
 
 
 class PendingRegistration(Base):
@@ -173,6 +180,10 @@ class IdToken(Base):
     group_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: The organisation (tenant) it belongs to; rows made before tenants belong to the default one.
+    organisation_id: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_ORGANISATION_ID, server_default="1", index=True
+    )
 
 
 class ContractRoot(Base):
@@ -352,6 +363,11 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    organisation_id: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_ORGANISATION_ID, server_default="1", index=True
+    )
+    #: One of the roles of csms/api/permissions.py; keys made before roles are platform-admin keys.
+    role: Mapped[str] = mapped_column(String(20), server_default="platform-admin")
 
 
 # ---- uptime, alerts, webhooks, diagnostics -----------------------------------------------------------------
@@ -513,6 +529,10 @@ class Site(Base):
     utility_tariff: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: The organisation (tenant) it belongs to; rows made before tenants belong to the default one.
+    organisation_id: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_ORGANISATION_ID, server_default="1", index=True
+    )
 
 
 class SiteNode(Base):
@@ -775,6 +795,10 @@ class BillingAccount(Base):
     address: Mapped[str | None] = mapped_column(Text)
     vat_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: The organisation (tenant) it belongs to; rows made before tenants belong to the default one.
+    organisation_id: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_ORGANISATION_ID, server_default="1", index=True
+    )
 
 
 class AccountToken(Base):
@@ -986,6 +1010,10 @@ class TariffRow(Base):
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: The organisation (tenant) it belongs to; rows made before tenants belong to the default one.
+    organisation_id: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_ORGANISATION_ID, server_default="1", index=True
+    )
 
 
 class TariffVersion(Base):
@@ -1158,3 +1186,103 @@ class OcpiPush(Base):
     last_error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+# ---- organisations (tenants), console users and their sessions ---------------------------------------------
+class Organisation(Base):
+    """A tenant: its users and API keys see and touch only its stations, sites, tokens, tariffs and accounts."""
+
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: What the CLI names it by (``--org SLUG``).
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class User(Base):
+    """A person who signs in to the console (or calls the API with the console's session cookie)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: Lower case; the sign-in name.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    organisation_id: Mapped[int] = mapped_column(Integer, index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    #: argon2id; None until the user set a password through their one-time link.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    password_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: Base32 TOTP secret (RFC 6238) when the second factor is on; the last time step used (no replay).
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    #: SHA-256 of the pending one-time set-password link, and when it expires.
+    link_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    link_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ConsoleSession(Base):
+    """A signed-in browser: only the SHA-256 of the cookie's value is stored."""
+
+    __tablename__ = "console_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    #: The synchronizer token every form and every unsafe request made with this session must carry.
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    client: Mapped[str | None] = mapped_column(String(64))
+
+
+class SignInFailure(Base):
+    """Failed sign-ins per e-mail address (known or not, so a lock-out tells nothing about who exists)."""
+
+    __tablename__ = "signin_failures"
+
+    email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime())
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+# ---- the audit trail ----------------------------------------------------------------------------------------
+class AuditEntry(Base):
+    """One change or refusal: who (a user, a key, the CLI, or anonymous), in which organisation, what (the
+    request's method and route, or the CLI command), on which object, its before and after, when (UTC), from
+    where, under which request id. Append-only: the database refuses UPDATE and DELETE (triggers, migration
+    7c3e9a5b1f62)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_station_at", "station_id", "at"),
+        Index("ix_audit_log_actor_at", "actor", "at"),
+        Index("ix_audit_log_object", "object_type", "object_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: ``user:ID``, ``key:ID`` (``key:fixed``), ``cli:OS-USER`` or ``anonymous``.
+    actor: Mapped[str] = mapped_column(String(100))
+    #: The user's e-mail, the key's name, or the e-mail a failed sign-in named.
+    actor_name: Mapped[str | None] = mapped_column(String(254))
+    organisation_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    #: ``POST /api/v1/stations/{station_id}/reset``, ``POST /signin``, ``csms users add`` …
+    action: Mapped[str] = mapped_column(String(200))
+    #: The HTTP status answered (0: a CLI command, which either committed or wrote nothing).
+    status: Mapped[int] = mapped_column(Integer)
+    object_type: Mapped[str | None] = mapped_column(String(50))
+    object_id: Mapped[str | None] = mapped_column(String(200))
+    station_id: Mapped[str | None] = mapped_column(String(48))
+    #: ``{"table:key": {column: value}}`` of every row the request changed, before and after (secrets masked).
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: The request's JSON body as sent (secrets masked; cut at 16 KiB): a command's payload.
+    request: Mapped[Any | None] = mapped_column(JSON)
+    client: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(128))

@@ -23,7 +23,7 @@ import ssl
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
@@ -75,6 +75,10 @@ class WebSocketLink:
         self.open_timeout_s = open_timeout_s
         self.on_link = on_link  # the twin's truth: (station, up, now) when a connection opens or drops
         self.network_up = True
+        #: Host cut-overs (a platform migration): ``host:port`` the charger dials -> where it leads now
+        #: (None: nowhere, the old endpoint is switched off). What the charger is configured with is unchanged.
+        self.hosts: dict[str, str | None] = {}
+        self._dialled = ""  # the host:port the charger dialled last (before the cut-overs)
         self.ws: ClientConnection | None = None
         self._outbox: deque[str] = deque()
         self._writer: asyncio.Task[None] | None = None
@@ -126,6 +130,23 @@ class WebSocketLink:
             self._drop("link down")
         self._wake.set()
 
+    def cut_over(self, host: str, to: str | None) -> None:
+        """The name ``host`` (``host:port``) now leads to ``to`` (None: nowhere), as when the operator changes
+        DNS or the load balancer: a connection to it is closed, the next attempt dials the new address with
+        the same path, password and certificate (the new CSMS accepts the old path: ``--accept-path``)."""
+        self.hosts[host] = to
+        if self.ws is not None and self._dialled == host:
+            self._drop(f"host cut-over of {host}")
+        self._wake.set()
+
+    def _resolve(self, url: str) -> str | None:
+        """``url`` after the host cut-overs (None: its host leads nowhere)."""
+        parts = urlsplit(url)
+        if parts.netloc not in self.hosts:
+            return url
+        to = self.hosts[parts.netloc]
+        return None if to is None else parts._replace(netloc=to).geturl()
+
     # ---- connection --------------------------------------------------------------------------------------
     async def _run(self) -> None:
         while not self._stopping:
@@ -158,6 +179,12 @@ class WebSocketLink:
         except ssl.SSLError as exc:
             self._failed(f"TLS: {exc}")
             return
+        self._dialled = urlsplit(url).netloc
+        resolved = self._resolve(url)
+        if resolved is None:
+            self._failed(f"{urlsplit(url).netloc} leads nowhere (the old CSMS's endpoint is switched off)")
+            return
+        url = resolved
         self._connecting = True
         try:
             ws = await connect(

@@ -22,6 +22,8 @@ from simulator.operators.http import RetryingClient, failure
 
 #: The API's page size and longest call timeout (``limit`` ≤ 1000, ``timeout`` ≤ 300 s).
 PAGE, MAX_CALL_TIMEOUT_S = 1000, 300.0
+#: An export or import of a whole database may take a while.
+BUNDLE_TIMEOUT_S = 120.0
 
 
 def api_base(api_url: str) -> str:
@@ -260,6 +262,10 @@ class ChargetwinOperator:
         statuses = {(c["evse_id"], c["connector_id"]): c["status"] for c in row["connectors"] if c["status"]}
         return StoredStation(station_id, row["connected"], statuses, row["registration_status"])
 
+    async def connected_stations(self) -> set[str]:
+        """The stations connected to the CSMS now (one ``GET /stations``)."""
+        return {row["id"] for row in await self._json("GET", "/stations") if row["connected"]}
+
     async def uptime(self, station_ids: list[str], start: datetime, end: datetime) -> dict[str, Any]:
         rows = await self._json(
             "GET", "/uptime", params={"period_start": start.isoformat(), "period_end": end.isoformat()}
@@ -291,6 +297,28 @@ class ChargetwinOperator:
             raise OperatorError(f"chargetwin cannot configure {setting} {values}")
         policy = {"registration_policy": BOOT_POLICIES[values["status"]]}
         await self._json("PATCH", f"/stations/{_segment(station_id)}", json=policy)
+
+    async def set_tariff(self, tariff_id: str, body: dict[str, Any], stations: list[str], group: str | None) -> None:
+        """``PUT /tariffs/{id}`` (a changed tariff becomes its next version), then ``POST /tariff-assignments``
+        for each station (for ``group``; none: everyone)."""
+        await self._json("PUT", f"/tariffs/{_segment(tariff_id)}", ok=(200, 201), json=body)
+        for station_id in stations:
+            assignment = {"tariff_id": tariff_id, "station_id": station_id, "group_id": group}
+            await self._json("POST", "/tariff-assignments", ok=(200, 201), json=assignment)
+
+    async def export_bundle(self) -> bytes:
+        """``GET /export``: the whole database as a bundle (``csms export``)."""
+        response = await self.http.request("GET", "/export", timeout=BUNDLE_TIMEOUT_S)
+        if response.status_code != 200:
+            raise failure(response)
+        return response.content
+
+    async def import_bundle(self, bundle: bytes) -> dict[str, Any]:
+        """``POST /import`` (``csms import``, conflicts refused): the import's report per table."""
+        report: dict[str, Any] = await self._json(
+            "POST", "/import", content=bundle, headers={"Content-Type": "application/zip"}, timeout=BUNDLE_TIMEOUT_S
+        )
+        return report
 
     async def close(self) -> None:
         await self.http.close()

@@ -41,6 +41,7 @@ KNOWN_CHECKS: frozenset[str] = frozenset(
         "stations_not_migrated",  # platform migration: stations that never reached the new CSMS
         "migration_downtime_beyond_window",  # ... stations offline longer than their wave's window allows
         "migration_data_mismatches",  # ... tables whose row counts differ between the export and the new CSMS
+        "migration_actions_to_old_csms",  # ... operator actions on a station after its wave not sent to the new CSMS
     }
 )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -638,6 +639,39 @@ class DemandResponse(_Model):
     limit_kw: Annotated[float, Field(ge=0.0)]
 
 
+def _exact(value: float) -> str:
+    """A price as the decimal the file wrote (0.3, not 0.299999…)."""
+    return format(Decimal(repr(value)).normalize(), "f")
+
+
+class SetTariff(_Model):
+    """The operator sets a tariff on the CSMS (``PUT /tariffs/{id}``): an OCPI 2.2.1 tariff of one energy price
+    per kWh (with VAT in percent when given, and a flat fee per session when given). Setting an id again with
+    other prices makes its next version (the old one stays in the price history). ``charger`` (station id or
+    prefix): the tariff applies at each of these stations (one assignment each), for the driver ``group`` (a
+    token group; none: everyone)."""
+
+    kind: Literal["set_tariff"]
+    at: When
+    tariff: Annotated[str, Field(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9._:-]+$")]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
+    energy_price: Annotated[float, Field(ge=0.0)]
+    flat_fee: Annotated[float, Field(ge=0.0)] | None = None
+    vat: Annotated[float, Field(ge=0.0, le=100.0)] | None = None
+    charger: str | None = None
+    group: str | None = None
+
+    def ocpi(self) -> dict[str, object]:
+        """The tariff as OCPI 2.2.1 JSON (prices as decimal strings, exact)."""
+        vat = {} if self.vat is None else {"vat": _exact(self.vat)}
+        components = [{"type": "ENERGY", "price": _exact(self.energy_price), "step_size": 1, **vat}]
+        elements: list[dict[str, object]] = [{"price_components": components}]
+        if self.flat_fee is not None:
+            flat = [{"type": "FLAT", "price": _exact(self.flat_fee), "step_size": 1, **vat}]
+            elements.insert(0, {"price_components": flat})
+        return {"currency": self.currency, "elements": elements}
+
+
 class ExportImport(_Model):
     """Platform migration, the cut-over: the old CSMS (the one the run starts with) stops serving OCPP (every
     connection closed, new ones refused, as when its endpoint is switched off), its database is exported
@@ -679,7 +713,8 @@ Action = Annotated[
     | Reserve
     | UpdateFirmware
     | ExportImport
-    | Repoint,
+    | Repoint
+    | SetTariff,
     Field(discriminator="kind"),
 ]
 SecurityAction = InstallCertificate | RenewCertificate | UpgradeSecurityProfile
@@ -1000,7 +1035,7 @@ def _action_problems(scenario: Scenario, known: str, groups: set[str], i: int, a
                 )
             ]
         return []
-    if isinstance(action, ExportImport):
+    if isinstance(action, ExportImport) or action.charger is None:  # a tariff assigned nowhere yet
         return []
     return _charger_problem(scenario, known, ("actions", i, "charger"), action.charger)
 

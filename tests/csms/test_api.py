@@ -159,7 +159,8 @@ async def test_api_key_is_required(client, session_factory):
     assert "API key" in response.json()["detail"]
     response = await client.get("/api/v1/stations", headers={"Authorization": "Bearer wrong"})
     assert response.status_code == 401
-    assert (await client.get("/", headers=bare)).status_code == 401
+    dashboard = await client.get("/", headers=bare)
+    assert dashboard.status_code == 303 and dashboard.headers["location"] == "/signin"
     assert (await client.get("/openapi.json", headers=bare)).status_code == 200
 
 
@@ -306,8 +307,10 @@ async def test_station_list_shows_connection_and_connector_status(client, gatewa
         assert ports == [(1, 1, "Available"), (2, 1, "Faulted")]
         if version == "1.6":
             assert station["connectors"][1]["error_code"] == "GroundFailure"
-        page = await client.get("/", params={"key": API_KEY}, headers={"Authorization": ""})
+        page = await client.get("/")
         assert page.status_code == 200 and "cp-live" in page.text and "connected" in page.text
+        refused = await client.get("/", params={"key": API_KEY}, headers={"Authorization": ""})
+        assert refused.status_code == 400 and "query string" in refused.json()["detail"]
     for _ in range(100):
         if not gateway.is_connected("cp-live"):
             break

@@ -17,7 +17,7 @@ from csms.core.plugins.fleet import FleetNeeds
 from csms.core.plugins.load_management import LoadManagement
 from csms.services import authorization, fleet, sites, stations
 from csms.services.errors import Conflict, Invalid, NotFound
-from csms.store.models import Transaction
+from csms.store.models import MeterSample, Transaction
 from tests.csms.test_loadmgmt_gateway import connect, now_iso, settle
 from tests.support.api import api_client
 
@@ -95,6 +95,28 @@ def test_needs_add_the_energy_delivered_since_the_telematics_reading(depot):
         assert needs.soc_pct == 50.0 and needs.energy_needed_wh == pytest.approx(40_000)  # 90 % - 50 % of 100 kWh
         stale = fleet.needs(db, fleet.get_vehicle(db, "VAN-1"), T0 + timedelta(hours=8), None)
         assert stale.notes == ("telematics SoC is 8.0 h old",)
+
+
+def test_energy_since_the_reading_comes_from_the_stored_meter_samples(depot):
+    """A van that charged slowly, then fast: what it took after the telematics reading is read off the meter's
+    register around the reading, not spread evenly over the session."""
+    with depot() as db:
+        fleet.set_weekly_plan(db, "VAN-1", [{"weekday": 1, "time": "06:30", "target_soc_pct": 90}])
+        fleet.record_soc(db, vehicle_id="VAN-1", soc_pct=40, at=T0 + timedelta(minutes=30), now=T0 + timedelta(hours=1))
+        session = Transaction(station_id="x", charger_tx_id="1", evse_id=1, id_token="VAN1CARD", started_at=T0,
+                              meter_start_wh=0, last_meter_wh=10_000, last_meter_at=T0 + timedelta(hours=1),
+                              status="active")  # fmt: skip
+        stations.provision(db, "x", ocpp_version="1.6", password=None, now=T0)
+        db.add(session)
+        db.flush()
+        register = {"station_id": "x", "transaction_id": session.id, "evse_id": 1, "unit": "Wh", "location": "Outlet"}
+        for minutes, wh in ((0, 0), (20, 1_000), (40, 3_000), (60, 10_000)):
+            at = T0 + timedelta(minutes=minutes)
+            db.add(MeterSample(**register, measurand="Energy.Active.Import.Register", timestamp=at, value=wh))
+        db.flush()
+        needs = fleet.needs(db, fleet.get_vehicle(db, "VAN-1"), T0 + timedelta(hours=1), session)
+        # the register at 00:30 is 2,000 Wh (half-way from 1,000 to 3,000): 8 kWh since, 8 % of 100 kWh
+        assert needs.soc_pct == 48.0 and needs.energy_needed_wh == pytest.approx(42_000)
 
 
 @pytest.fixture

@@ -116,7 +116,7 @@ async def test_csms_serve_access_log_holds_no_token(sqlite_url, tmp_path):
         async with httpx.AsyncClient(base_url=base, timeout=10) as http:
             assert (await http.put(f"/api/v1/uploads/diagnostics/{upload_token}", content=b"x")).status_code == 404
             assert (await http.get(f"/api/v1/firmware/fw.bin?token={firmware_token}")).status_code == 404
-            assert (await http.get(f"/?key={key}")).status_code in (200, 401)
+            assert (await http.get(f"/?key={key}")).status_code == 400  # refused, and still masked in the log
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
     finally:

@@ -105,7 +105,7 @@ async def drive(api: httpx.AsyncClient, ocpp_port: int) -> dict[str, Any]:
         uploaded = await api.put(cp16.location, content=b"log lines", headers={"x-file-name": "diag.log"})
         assert uploaded.status_code == 201, uploaded.text
         seen["upload_token"] = token
-    dashboard = await api.get(f"/?key={API_KEY}", headers={"Authorization": ""})
+    dashboard = await api.get("/", headers={"Authorization": f"Bearer {API_KEY}"})
     assert dashboard.status_code == 200
     assert len(dashboard.headers[HEADER]) == 32  # none given: a new one
     return seen

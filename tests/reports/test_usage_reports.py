@@ -8,11 +8,13 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import httpx
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy import select
 
 from csms.services import sites, stations, usage_reports
 from csms.store.models import Connector, IdToken, Transaction
@@ -238,3 +240,57 @@ def test_the_session_export_holds_one_batch_not_the_whole_history(sqlite_url):
     engine.dispose()
     assert streamed[0] == whole[0] == 40_001
     assert streamed[1] < whole[1] / 4, (streamed, whole)
+
+
+def priced(session_factory, charger_tx_id: str, excl: str, incl: str, currency: str = "EUR") -> None:
+    """The CDR the CSMS would have stored for that session (only its totals matter to the reports)."""
+    from csms.store.models import Cdr
+
+    with session_factory() as db:
+        tx = db.scalar(select(Transaction).where(Transaction.charger_tx_id == charger_tx_id))
+        assert tx is not None
+        at = tx.stopped_at or tx.started_at
+        db.add(Cdr(id=f"CDR-{tx.id}", transaction_id=tx.id, tariff_id="STANDARD", tariff_version=1, currency=currency,
+                   total_energy="0", total_time="0", total_parking_time="0", total_cost_excl_vat=excl,
+                   total_cost_incl_vat=incl, review_reasons=[], body={}, created_at=at, updated_at=at))  # fmt: skip
+        db.commit()
+
+
+async def test_revenue_comes_from_the_cdrs_per_key_and_day(history, gateway, tmp_path):
+    priced(history, "1", "3.00", "3.63")
+    priced(history, "2", "6.10", "7.38")
+    with history() as db:
+        by_group = {r["group"]: r for r in usage_reports.usage(db, START, END, "group")}
+        assert by_group["residents"]["revenue_incl_vat"] == Decimal("3.63")
+        assert by_group["guests"]["revenue_excl_vat"] == Decimal("6.10") and by_group["guests"]["currency"] == "EUR"
+        assert by_group["(none)"]["revenue_incl_vat"] == 0  # the running session has no CDR yet
+    async with api_client(history, gateway) as client:
+        days = await client.get("/api/v1/reports/usage", params={**PERIOD, "by": "day", "tz": "Europe/Amsterdam"})
+        assert [(r["key"], r["currency"], r["revenue_incl_vat"]) for r in days.json()] == [
+            ("2026-11-02", "EUR", "11.01"),  # both sessions started on the 2nd
+            ("2026-11-03", "EUR", "0"),
+        ]
+        csv_text = (await client.get("/api/v1/reports/usage", params={**PERIOD, "by": "site", "format": "csv"})).text
+        assert {r["site"]: r["revenue_excl_vat"] for r in csv.DictReader(io.StringIO(csv_text))}["depot"] == "9.10"
+        picture = await client.get("/api/v1/reports/plots/revenue-per-day.png", params=PERIOD)
+        assert picture.status_code == 200 and picture.content[:4] == b"\x89PNG"
+
+        priced(history, "3", "1.00", "1.00", currency="USD")
+        mixed = await client.get("/api/v1/reports/usage", params={**PERIOD, "by": "site"})
+        assert mixed.status_code == 422 and "EUR, USD" in mixed.text
+        dollars = await client.get("/api/v1/reports/usage", params={**PERIOD, "by": "site", "currency": "USD"})
+        assert {r["key"]: r["revenue_incl_vat"] for r in dollars.json()} == {"(none)": "1.00", "depot": "0"}
+        unknown = await client.get("/api/v1/reports/usage", params={**PERIOD, "by": "site", "currency": "XYZ"})
+        assert unknown.status_code == 422 and "XYZ" in unknown.text
+
+
+def test_the_cli_reports_revenue(history, database_url, tmp_path, capsys):
+    from csms.cli import main
+
+    priced(history, "1", "3.00", "3.63")
+    period = ["--from", START.isoformat(), "--to", END.isoformat(), "--database-url", database_url]
+    assert main(["reports", "usage", "--by", "station", *period]) == 0
+    table = capsys.readouterr().out
+    assert "REVENUE_INCL_VAT" in table and "3.63" in table
+    assert main(["reports", "plot", "revenue", "--out", str(tmp_path / "r.png"), *period]) == 0
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"

@@ -6,9 +6,11 @@ long as it took, and the data arrives whole."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from csms.services import tariffs as tariff_service
 from csms.services import transactions as tx_service
 from csms.services import uptime as uptime_service
 from simulator import report
@@ -36,10 +38,17 @@ vehicles:
   group: cars
 actions:
   - {at: "22:00", kind: provision_tokens, vehicles: cars}
+  - {at: "22:00", kind: set_tariff, tariff: NIGHT, energy_price: 0.30, vat: 19, charger: a16, group: cars}
+  - {at: "22:00", kind: set_tariff, tariff: STANDARD, energy_price: 0.45, flat_fee: 1.00, charger: a20}
+  - {at: "23:30", kind: set_tariff, tariff: NIGHT, energy_price: 0.28, vat: 19}
+  - {at: "01:00", kind: set_tariff, tariff: NIGHT, energy_price: 0.25, vat: 19}
   - {at: "00:00", kind: export_import}
   - {at: "00:05", kind: repoint, charger: a16, window: 15m}
   - {at: "00:10", kind: repoint, charger: a20, window: 20m}
   - {at: "00:15", kind: repoint, charger: pin, window: 25m}
+  - {at: "00:07", kind: remote_stop, charger: a20-3}
+  - {at: "01:00", kind: remote_stop, charger: a16-1}
+  - {at: "01:00", kind: remote_stop, charger: a20-1}
 faults:
   - {at: "23:50", kind: link_down, charger: a20-2, duration: 30m}
 expect:
@@ -49,12 +58,21 @@ expect:
   stations_not_migrated: 0
   migration_downtime_beyond_window: 0
   migration_data_mismatches: 0
+  migration_actions_to_old_csms: 0
 """
 
 
-def test_sessions_started_on_the_old_csms_end_on_the_new_one_as_one_session() -> None:
+@pytest.fixture(scope="module")
+def small() -> tuple[VirtualRun, dict[str, Any]]:
+    """SMALL run once for the tests below (they only read it)."""
     run = VirtualRun(parse_scenario(SMALL))
-    built = report.build(run.run())
+    return run, report.build(run.run())
+
+
+def test_sessions_started_on_the_old_csms_end_on_the_new_one_as_one_session(
+    small: tuple[VirtualRun, dict[str, Any]],
+) -> None:
+    run, built = small
     assert built["passed"], [c for c in built["checks"] if not c["passed"]]
     migration = built["migration"]
     cutover = run.epoch + migration["cutover_s"]
@@ -82,12 +100,69 @@ def test_sessions_started_on_the_old_csms_end_on_the_new_one_as_one_session() ->
     assert migration["stations_on_new"] == 8
 
 
+def test_operator_actions_after_a_wave_go_to_the_new_csms(small: tuple[VirtualRun, dict[str, Any]]) -> None:
+    """A remote stop after the station's wave is sent by the new CSMS, which holds the station and its session;
+    one between the cut-over and the wave reaches nobody, and the report says so."""
+    run, built = small
+    assert built["passed"], [c for c in built["checks"] if not c["passed"]]
+    actions = {(a["target"], a["kind"]): a for a in built["migration"]["operator_actions"]}
+    for station_id, action in (("a16-1", "RemoteStopTransaction"), ("a20-1", "RequestStopTransaction")):
+        assert actions[(station_id, "remote_stop")]["csms"] == "new"
+        assert actions[(station_id, "remote_stop")]["outcome"] == f"{action}: Accepted"
+    waiting = actions[("a20-3", "remote_stop")]  # a20's wave is at 00:10
+    assert waiting["csms"] is None and waiting["outcome"].startswith("not sent"), waiting
+    assert built["migration"]["actions_to_old_csms"] == 0
+    assert run.migration is not None
+    with run.migration.new.session_factory() as db:
+        stopped = {tx.station_id: tx for tx in tx_service.listed(db)}
+    with run.migration.old.session_factory() as db:
+        on_old = {tx.station_id: tx for tx in tx_service.listed(db)}
+    for station_id in ("a16-1", "a20-1"):
+        assert stopped[station_id].stop_reason == "Remote", stopped[station_id]
+        assert on_old[station_id].stopped_at is None  # the old CSMS never heard of it
+    assert stopped["a20-3"].stop_reason != "Remote"
+
+
+def test_tariffs_with_their_history_and_assignments_move_and_later_changes_go_to_the_new_csms(
+    small: tuple[VirtualRun, dict[str, Any]],
+) -> None:
+    run, built = small
+    data = built["migration"]["data"]
+    # Counted on the old CSMS's bundle and on the new CSMS right after the import: every table of the bundle.
+    assert data["tariffs"] == {"exported": 2, "imported": 2}
+    assert data["tariff_versions"] == {"exported": 3, "imported": 3}  # NIGHT twice, STANDARD once
+    assert data["tariff_assignments"] == {"exported": 6, "imported": 6}  # a16 x3 for cars, a20 x3 for everyone
+    assert set(data) >= {"stations", "id_tokens", "api_keys", "transactions", "meter_samples", "status_history"}
+    assert built["migration"]["data_mismatches"] == []
+    changed = [a for a in built["migration"]["operator_actions"] if a["kind"] == "set_tariff"]
+    assert changed == [{"at_s": 3 * 3600.0, "kind": "set_tariff", "target": "NIGHT", "csms": "new",
+                        "outcome": "set"}]  # fmt: skip
+    assert run.migration is not None
+    with run.migration.new.session_factory() as db:
+        history = tariff_service.versions(db, "NIGHT")
+        assert [v.body["elements"][0]["price_components"][0]["price"] for v in history] == ["0.3", "0.28", "0.25"]
+        quote = tariff_service.resolve(db, "a16-1", 1, "cars")
+        assert quote is not None and quote.id == "NIGHT" and quote.version == 3
+    with run.migration.old.session_factory() as db:
+        assert len(tariff_service.versions(db, "NIGHT")) == 2  # the change after the cut-over went to B only
+
+
 @pytest.mark.slow
 def test_the_shipped_platform_migration_scenario_passes() -> None:
     path = Path(__file__).parents[2] / "scenarios" / "platform-migration.yaml"
     built = report.build(VirtualRun(load_scenario(path), scenario_file=str(path)).run())
     assert built["passed"], [c for c in built["checks"] if not c["passed"]]
     assert built["migration"]["stations_on_new"] == 64
+    actions = built["migration"]["operator_actions"]
+    assert [(a["target"], a["csms"]) for a in actions] == [("alf-1", "new"), ("abb-1", "new"), ("PUBLIC", "new")]
+    assert all(a["outcome"].endswith(": Accepted") for a in actions[:2]), actions
+    assert actions[2] == {"at_s": 6 * 3600.0, "kind": "set_tariff", "target": "PUBLIC", "csms": "new", "outcome": "set"}
+    data = built["migration"]["data"]
+    assert (data["tariffs"], data["tariff_versions"], data["tariff_assignments"]) == (
+        {"exported": 2, "imported": 2},
+        {"exported": 3, "imported": 3},
+        {"exported": 52, "imported": 52},
+    )
 
 
 def test_a_wave_before_the_cut_over_is_refused_with_its_place() -> None:

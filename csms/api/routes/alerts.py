@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field
 
 from csms.alerts import OperatorResolved
+from csms.api.auth import Caller
 from csms.api.deps import DbSession, in_transaction
 from csms.api.schemas import Out, Strict, examples
 from csms.services import alerts
@@ -56,12 +57,15 @@ class RuleUpdate(Strict):
 @router.get("/alerts", response_model=list[AlertOut])
 def list_alerts(
     db: DbSession,
+    caller: Caller,
     open: Annotated[bool, Query(description="only unresolved alerts")] = False,
     station_id: Annotated[str | None, Query(max_length=48)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> Any:
-    return alerts.list_alerts(db, open_only=open, station_id=station_id, limit=limit, offset=offset)
+    return alerts.list_alerts(
+        db, open_only=open, station_id=station_id, limit=limit, offset=offset, organisation_id=caller.scope
+    )
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut)

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from pydantic import Field
 
+from csms.api.auth import Caller
 from csms.api.deps import DbSession, in_transaction
 from csms.api.schemas import Out, Strict, examples
 from csms.domain import money
@@ -173,15 +174,16 @@ def _minor(text: str, currency: str) -> int:
 
 # ---- accounts -------------------------------------------------------------------------------------------------
 @router.post("/accounts", response_model=AccountOut, status_code=status.HTTP_201_CREATED)
-def create_account(db: DbSession, body: AccountCreate) -> dict[str, Any]:
+def create_account(db: DbSession, body: AccountCreate, caller: Caller) -> dict[str, Any]:
     fields = body.model_dump()
     account = billing.create_account(db, fields.pop("id"), now=datetime.now(UTC), **fields)
+    caller.adopt(account)
     return _account_out(db, account)
 
 
 @router.get("/accounts", response_model=list[AccountOut])
-def list_accounts(db: DbSession) -> list[dict[str, Any]]:
-    return [_account_out(db, a) for a in billing.list_accounts(db)]
+def list_accounts(db: DbSession, caller: Caller) -> list[dict[str, Any]]:
+    return [_account_out(db, a) for a in billing.list_accounts(db, caller.scope)]
 
 
 @router.get("/accounts/{account_id}", response_model=AccountOut)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,13 +30,29 @@ Tz = Annotated[str, Query(description="IANA time zone of days, months and hours"
 SiteFilter = Annotated[str | None, Query(description="only this site's ports")]
 UsageFormat = Annotated[Literal["json", "csv", "jsonl", "parquet"], Query(description="file format")]
 ExportFormat = Annotated[Literal["csv", "jsonl", "parquet"], Query(description="file format")]
-USAGE_COLUMNS = ["sessions", "energy_kwh", "occupied_hours", "utilisation_pct", "uptime_pct"]
+USAGE_COLUMNS = [
+    "sessions",
+    "energy_kwh",
+    "currency",
+    "revenue_excl_vat",
+    "revenue_incl_vat",
+    "occupied_hours",
+    "utilisation_pct",
+    "uptime_pct",
+]
+Currency = Annotated[
+    str | None,
+    Query(pattern=r"^[A-Z]{3}$", description="revenue in this currency (default: the one the period's CDRs have)"),
+]
 
 
 class UsageOut(Out):
     key: str = Field(description="the site, station, driver token, group, day or month")
     sessions: int = Field(description="sessions started in the period")
     energy_kwh: float
+    currency: str | None = Field(description="of the revenue; null when no session of the period was priced")
+    revenue_excl_vat: Decimal = Field(description="the CDR totals of the sessions started in the period")
+    revenue_incl_vat: Decimal
     occupied_hours: float = Field(description="plug-in to plug-out, clipped to the period")
     utilisation_pct: float | None = Field(description="occupied over the ports' time (sites, stations, days, months)")
     uptime_pct: float | None = Field(description="mean NEVI uptime of the ports (sites and stations)")
@@ -76,10 +93,11 @@ def get_usage(
     ],
     tz: Tz = "UTC",
     site_id: SiteFilter = None,
+    currency: Currency = None,
     format: UsageFormat = "json",
 ) -> Any:
-    """Sessions, energy, occupancy, utilisation and uptime per key over ``[start, end)``."""
-    rows = usage_reports.usage(db, start, end, by, tz=_zone(tz), site_id=site_id)
+    """Sessions, energy, revenue, occupancy, utilisation and uptime per key over ``[start, end)``."""
+    rows = usage_reports.usage(db, start, end, by, tz=_zone(tz), site_id=site_id, currency=currency)
     if format == "json":
         return [{"key": r[by], **{c: r[c] for c in USAGE_COLUMNS}} for r in rows]
     return _file(rows, [by, *USAGE_COLUMNS], format, f"usage-by-{by}")
@@ -130,6 +148,18 @@ def plot_energy(db: DbSession, start: Start, end: End, tz: Tz = "UTC", site_id: 
     rows = usage_reports.usage(db, start, end, "day", tz=_zone(tz), site_id=site_id)
     title = f"Energy per day{' — ' + site_id if site_id else ''} ({tz})"
     return Response(plots.per_day(rows, "energy_kwh", "kWh", title), media_type="image/png")
+
+
+@router.get("/reports/plots/revenue-per-day.png", response_class=Response)
+def plot_revenue(
+    db: DbSession, start: Start, end: End, tz: Tz = "UTC", site_id: SiteFilter = None, currency: Currency = None
+) -> Response:
+    """Revenue (incl. VAT, the sessions' CDRs) per local day (a bar a day)."""
+    rows = usage_reports.usage(db, start, end, "day", tz=_zone(tz), site_id=site_id, currency=currency)
+    code = next((r["currency"] for r in rows if r["currency"]), currency or "")
+    title = f"Revenue per day{' — ' + site_id if site_id else ''} ({tz})"
+    png = plots.per_day(rows, "revenue_incl_vat", f"{code} incl. VAT".strip(), title, color="#1c7ed6")
+    return Response(png, media_type="image/png")
 
 
 @router.get("/reports/plots/utilisation-heatmap.png", response_class=Response)

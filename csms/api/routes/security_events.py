@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
+from csms.api.auth import Caller
 from csms.api.deps import DbSession
 from csms.api.schemas import Out, UtcDatetime
 from csms.services import security_events
@@ -27,6 +28,7 @@ class SecurityEventOut(Out):
 @router.get("", response_model=list[SecurityEventOut])
 def list_security_events(  # noqa: PLR0913 - one query parameter per filter
     db: DbSession,
+    caller: Caller,
     station_id: Annotated[str | None, Query(max_length=48)] = None,
     type: Annotated[str | None, Query(max_length=50, description="e.g. bad_password, TamperDetectionActivated")] = None,
     origin: Literal["csms", "station"] | None = None,
@@ -48,6 +50,7 @@ def list_security_events(  # noqa: PLR0913 - one query parameter per filter
         source=source,
         since=since,
         until=until,
+        organisation_id=caller.scope,
     )
     return [SecurityEventOut.model_validate(security_events.as_dict(row)) for row in rows]
 

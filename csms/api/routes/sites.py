@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
+from csms.api.auth import Caller
 from csms.api.deps import DbSession
 from csms.api.schemas import (
     EvseOut,
@@ -69,7 +70,9 @@ def site_out(db: Session, row: Site) -> SiteOut:
 
 
 @router.post("", response_model=SiteOut, status_code=status.HTTP_201_CREATED)
-def create_site(body: SiteCreate, db: DbSession, request: Request, background: BackgroundTasks) -> SiteOut:
+def create_site(
+    body: SiteCreate, db: DbSession, request: Request, background: BackgroundTasks, caller: Caller
+) -> SiteOut:
     """Create a site with its tree (one node without a parent: the grid connection) and EVSE assignments.
     422 names what is wrong; 409 when the site exists or a station belongs to another site."""
     fields = body.model_dump(exclude={"id", "nodes", "evses"}, by_alias=True)
@@ -81,13 +84,14 @@ def create_site(body: SiteCreate, db: DbSession, request: Request, background: B
         evses=[e.model_dump() for e in body.evses],
         **fields,
     )
+    caller.adopt(row)
     _changed(request, background, body.id)
     return site_out(db, row)
 
 
 @router.get("", response_model=list[SiteOut])
-def list_sites(db: DbSession) -> list[SiteOut]:
-    return [site_out(db, row) for row in sites.list_sites(db)]
+def list_sites(db: DbSession, caller: Caller) -> list[SiteOut]:
+    return [site_out(db, row) for row in sites.list_sites(db, caller.scope)]
 
 
 @router.get("/{site_id}", response_model=SiteOut)

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, status
 from sqlalchemy.orm import Session
 
+from csms.api.auth import Caller
 from csms.api.deps import DbSession, GatewayDep, in_transaction
 from csms.api.schemas import (
     ConnectorOut,
@@ -44,15 +45,15 @@ def station_out(
 
 
 @router.get("", response_model=list[StationOut])
-def list_stations(db: DbSession, gateway: GatewayDep) -> list[StationOut]:
-    """Every station, with its live connection and its connectors' last status."""
+def list_stations(db: DbSession, gateway: GatewayDep, caller: Caller) -> list[StationOut]:
+    """Every station of the caller's organisation, with its live connection and its connectors' last status."""
     ports = stations.connectors(db)
     defaults = tariffs.station_defaults(db)
-    return [station_out(row, ports, gateway, defaults) for row in stations.list_stations(db)]
+    return [station_out(row, ports, gateway, defaults) for row in stations.list_stations(db, caller.scope)]
 
 
 @router.post("", response_model=StationOut, status_code=status.HTTP_201_CREATED)
-def provision(body: StationCreate, db: DbSession, gateway: GatewayDep) -> StationOut:
+def provision(body: StationCreate, db: DbSession, gateway: GatewayDep, caller: Caller) -> StationOut:
     """Provision a station the operator expects (409 when the id exists; 422 when the password breaks the
     spec's rule for its version, or a profile-2 station has none)."""
     row = stations.provision(
@@ -64,6 +65,7 @@ def provision(body: StationCreate, db: DbSession, gateway: GatewayDep) -> Statio
         policy=body.registration_policy,
         security_profile=body.security_profile,
     )
+    caller.adopt(row)
     return station_out(row, [], gateway)
 
 

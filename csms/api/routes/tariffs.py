@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import ConfigDict, Field
 
+from csms.api.auth import Caller
 from csms.api.deps import DbSession
 from csms.api.routes.stations import StationPath
 from csms.api.schemas import Out, Strict, examples
@@ -93,19 +94,23 @@ def _out(row: Any) -> dict[str, Any]:
 
 
 @router.put("/tariffs/{tariff_id}", response_model=TariffOut)
-def put_tariff(db: DbSession, tariff_id: TariffId, body: TariffIn, response: Response) -> dict[str, Any]:
+def put_tariff(
+    db: DbSession, tariff_id: TariffId, body: TariffIn, response: Response, caller: Caller
+) -> dict[str, Any]:
     """Create the tariff, or make this its next version (the price history keeps the old ones)."""
     data = body.model_dump(exclude_none=True)
     if data.get("id", tariff_id) != tariff_id:
         raise Invalid("id: does not match the path")
     row, created = tariffs.put(db, tariff_id, data, datetime.now(UTC))
+    if created:
+        caller.adopt(row)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return _out(row)
 
 
 @router.get("/tariffs", response_model=list[TariffOut])
-def list_tariffs(db: DbSession) -> list[dict[str, Any]]:
-    return [_out(r) for r in tariffs.list_tariffs(db)]
+def list_tariffs(db: DbSession, caller: Caller) -> list[dict[str, Any]]:
+    return [_out(r) for r in tariffs.list_tariffs(db, caller.scope)]
 
 
 @router.get("/tariffs/{tariff_id}", response_model=TariffOut)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Path, Request, status
 from sqlalchemy.orm import Session
 
+from csms.api.auth import Caller
 from csms.api.deps import DbSession
 from csms.api.local_lists import list_sync
 from csms.api.schemas import TokenCreate, TokenOut, TokenStatus, TokenUpdate
@@ -19,7 +20,9 @@ TokenPath = Annotated[str, Path(min_length=1, max_length=36, pattern=r"^[^\x00-\
 
 
 @router.post("", response_model=TokenOut, status_code=status.HTTP_201_CREATED)
-def create_token(body: TokenCreate, db: DbSession, request: Request, background: BackgroundTasks) -> TokenOut:
+def create_token(
+    body: TokenCreate, db: DbSession, request: Request, background: BackgroundTasks, caller: Caller
+) -> TokenOut:
     """Create an id token (409 when it exists)."""
     row = authorization.create(
         db,
@@ -30,13 +33,17 @@ def create_token(body: TokenCreate, db: DbSession, request: Request, background:
         expiry=body.expiry,
         group_id=body.group_id,
     )
+    caller.adopt(row)
     _lists_follow(request, background, db, row.id_token, {row.group_id})
     return TokenOut.model_validate(row)
 
 
 @router.get("", response_model=list[TokenOut])
-def list_tokens(db: DbSession, group_id: str | None = None, status: TokenStatus | None = None) -> list[TokenOut]:
-    return [TokenOut.model_validate(row) for row in authorization.list_tokens(db, group_id=group_id, status=status)]
+def list_tokens(
+    db: DbSession, caller: Caller, group_id: str | None = None, status: TokenStatus | None = None
+) -> list[TokenOut]:
+    found = authorization.list_tokens(db, group_id=group_id, status=status, organisation_id=caller.scope)
+    return [TokenOut.model_validate(row) for row in found]
 
 
 @router.get("/{id_token}", response_model=TokenOut)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
+from csms.api.auth import Caller
 from csms.api.deps import DbSession
 from csms.api.schemas import SampleOut, TransactionDetail, TransactionOut, UtcDatetime
 from csms.domain.transaction import TransactionStatus
@@ -17,6 +18,7 @@ router = APIRouter(prefix="/transactions", tags=["transactions"])
 @router.get("", response_model=list[TransactionOut])
 def list_transactions(
     db: DbSession,
+    caller: Caller,
     station_id: Annotated[str | None, Query(max_length=48)] = None,
     since: Annotated[UtcDatetime | None, Query(description="started at or after (ISO 8601; naive is UTC)")] = None,
     until: Annotated[UtcDatetime | None, Query(description="started before")] = None,
@@ -25,7 +27,9 @@ def list_transactions(
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> list[TransactionOut]:
     """Transactions in id order; each with its energy (`energy_wh`, `energy_kwh`)."""
-    query = transactions.query(station_id=station_id, since=since, until=until, status=status)
+    query = transactions.query(
+        station_id=station_id, since=since, until=until, status=status, organisation_id=caller.scope
+    )
     rows = db.scalars(query.limit(limit).offset(offset))
     return [TransactionOut.model_validate(transactions.summary(tx)) for tx in rows]
 

@@ -1,7 +1,7 @@
 """ocpi: roaming partners, location details, their tokens, commands and the push outbox (OCPI 2.2.1 CPO)
 
 Revision ID: c41d7e9a2b63
-Revises: c4d7e2a9b163
+Revises: 7c3e9a5b1f62
 Create Date: 2026-12-04 14:47:51.257708
 """
 
@@ -14,7 +14,7 @@ import csms.store.models
 
 
 revision: str = "c41d7e9a2b63"
-down_revision: str | None = "c4d7e2a9b163"
+down_revision: str | None = "7c3e9a5b1f62"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
