@@ -189,6 +189,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tariff_time_zone=settings.tariff_time_zone,
         cost_update_interval_s=settings.cost_update_interval,
         max_upload_bytes=settings.max_upload_bytes,
+        **_ocpi_codes(settings),
     )
     provider = None if settings.contract_test_ca is None else _test_ca(settings.contract_test_ca)
     files, _hard = raise_fd_limit()
@@ -201,6 +202,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"OCPP gateway  {endpoints.ocpp_url}", flush=True)
         if endpoints.ocpp_tls_url is not None:
             print(f"OCPP over TLS {endpoints.ocpp_tls_url}", flush=True)
+        if endpoints.ocpi_url is not None:
+            print(f"OCPI 2.2.1    {endpoints.ocpi_url}", flush=True)
         print(f"API           {endpoints.api_url}  (OpenAPI: {endpoints.api_url.removesuffix('/api/v1')}/openapi.json)")
         print(f"Console       {endpoints.api_url.removesuffix('/api/v1')}/signin", flush=True)
         if api_key is None:
@@ -233,6 +236,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 contract_provider=provider,
                 frame_rate=_frame_rate(settings),
                 accept_paths=settings.accept_path,
+                ocpi=_ocpi_serve(settings),
             )
         )
     except OSError as exc:
@@ -246,6 +250,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _ocpi_codes(settings: ServeSettings) -> dict[str, Any]:
+    """The operator's OCPI codes for the CDRs the CSMS stores (CsmsConfig's defaults when not set)."""
+    codes = {"ocpi_country_code": settings.ocpi_country_code, "ocpi_party_id": settings.ocpi_party_id}
+    return {key: value for key, value in codes.items() if value is not None}
+
+
+def _ocpi_config(settings: ServeSettings) -> Any:
+    from csms.ocpi.deps import OcpiConfig
+
+    if settings.ocpi_country_code is None or settings.ocpi_party_id is None:
+        raise UserError("ocpi_country_code and ocpi_party_id are not set (--config, or CHARGETWIN_OCPI_COUNTRY_CODE "
+                        "and CHARGETWIN_OCPI_PARTY_ID)")  # fmt: skip
+    base = (settings.ocpi_public_url or "").rstrip("/")
+    return OcpiConfig(settings.ocpi_country_code, settings.ocpi_party_id, settings.seller_name, base_url=base)
+
+
+def _ocpi_serve(settings: ServeSettings) -> Any:
+    if settings.ocpi_port is None:
+        return None
+    from csms.ocpi.serve import OcpiServe
+
+    return OcpiServe(_ocpi_config(settings), settings.ocpi_port)
+
+
+def _ocpi_parsers(commands: Any) -> None:
+    from csms.ocpi.cli import add_parsers
+    from csms.runtime.server import prepare_database
+
+    def config_of(args: argparse.Namespace) -> tuple[Any, Any]:
+        settings = serve_settings.load(argparse.Namespace(config=args.config)).settings
+        if not settings.ocpi_public_url:
+            raise UserError("ocpi_public_url is not set: partners must know where to reach our OCPI API")
+        return _ocpi_config(settings), prepare_database(args.database_url)
+
+    add_parsers(commands, database_option=_database_option, in_transaction=_in_transaction, table=_table,
+                config_of=config_of)  # fmt: skip
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -1315,6 +1357,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     _serve_parser(commands)
+    _ocpi_parsers(commands)
 
     db = _group(commands, "db", "database administration")
     upgrade = db.add_parser("upgrade", help="create or migrate the schema", description="Create or migrate the schema.")

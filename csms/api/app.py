@@ -34,6 +34,7 @@ from csms.api.routes import (
     repoint,
     reports,
     reservations,
+    roaming,
     security_events,
     sites,
     stations,
@@ -71,7 +72,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     routers = (
         stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics,
         security_events, certificates, contract_roots, configuration, display_messages, reservations,
-        monitoring, local_lists, bundles, repoint, reports, billing, fleet, multifamily, tariffs, audit,
+        monitoring, local_lists, bundles, repoint, reports, billing, fleet, multifamily, tariffs, roaming, audit,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)

@@ -156,6 +156,12 @@ ROUTES: dict[tuple[str, str], P | Literal["public"]] = {
     ("DELETE", "/tariff-assignments/{assignment_id}"): P.TARIFFS,
     ("GET", "/stations/{station_id}/price-quote"): P.READ,
     ("GET", "/audit"): P.AUDIT,
+    # OCPI roaming partners and their outbox span organisations: the platform's (docs/ocpi.md).
+    ("GET", "/ocpi/parties"): P.PLATFORM,
+    ("PATCH", "/ocpi/parties/{country_code}/{party_id}"): P.PLATFORM,
+    ("GET", "/ocpi/pushes"): P.PLATFORM,
+    ("GET", "/ocpi/locations"): P.PLATFORM,
+    ("PUT", "/ocpi/locations/{location_id}"): P.PLATFORM,
     ("POST", "/uploads/diagnostics/{token}"): PUBLIC,
     ("PUT", "/uploads/diagnostics/{token}"): PUBLIC,
     ("GET", "/firmware/{name}"): PUBLIC,

@@ -9,16 +9,20 @@ timeout is the same, so a hung responder does not hold a thread much longer than
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import logging
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
-from csms.pki.lookups import ContractProvider, ContractRequest, Lookup, OcspFetch, Result
+from csms.pki.lookups import ContractProvider, ContractRequest, Lookup, OcspFetch, RemoteAuthorization, Result
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,27 @@ def post_ocsp(url: str, request: bytes, timeout_s: float) -> bytes:
     if len(body) > MAX_OCSP_BYTES:
         raise OSError(f"OCSP responder {url} answered more than {MAX_OCSP_BYTES} bytes")
     return body
+
+
+def post_ocpi(lookup: RemoteAuthorization, timeout_s: float) -> dict[str, Any] | None:
+    """An OCPI POST (the token base64-encoded, as 2.2.1 sends it); the answer's ``data`` when its status is 1000.
+
+    Raises:
+        OSError: the eMSP could not be reached or answered an HTTP error.  ValueError: not JSON.
+    """
+    if urllib.parse.urlsplit(lookup.url).scheme not in ("http", "https"):
+        raise ValueError(f"OCPI URL {lookup.url!r} is not http(s)")
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": "Token " + base64.b64encode(lookup.token.encode()).decode(),
+        "X-Request-ID": uuid.uuid4().hex,
+        "X-Correlation-ID": uuid.uuid4().hex,
+    }
+    sent = urllib.request.Request(lookup.url, data=json.dumps(lookup.body).encode(), method="POST", headers=headers)
+    with urllib.request.urlopen(sent, timeout=timeout_s) as answer:
+        body = json.loads(answer.read(MAX_OCSP_BYTES))
+    data = body.get("data") if isinstance(body, dict) and body.get("status_code") == 1000 else None
+    return data if isinstance(data, dict) else None
 
 
 class ThreadedLookups:
@@ -74,6 +99,8 @@ class ThreadedLookups:
         try:
             if isinstance(lookup, OcspFetch):
                 return post_ocsp(lookup.url, lookup.request, self.timeout_s)
+            if isinstance(lookup, RemoteAuthorization):
+                return post_ocpi(lookup, self.timeout_s)
             return self._order(lookup)
         except (OSError, ValueError, urllib.error.URLError) as exc:
             log.warning("lookup %s failed: %s", type(lookup).__name__, exc)

@@ -58,6 +58,10 @@ EXPORTED: dict[str, str] = {
     "tariffs": "OCPI 2.2.1 tariffs as last set (the OCPI JSON)",
     "tariff_versions": "every version of every tariff: the price history",
     "tariff_assignments": "which tariff applies at which site, station or EVSE, for which driver group",
+    "ocpi_parties": "OCPI roaming partners: roles, endpoints, the token we call each with (their tokens as hashes)",
+    "ocpi_locations": "OCPI location details (address, coordinates, time zone) of sites and stations",
+    "ocpi_tokens": "the tokens eMSPs pushed over OCPI",
+    "ocpi_commands": "OCPI commands eMSPs sent and their results",
     "cdrs": "OCPI 2.2.1 CDRs: each finished session priced by its tariff (the OCPI JSON)",
     "organisations": "tenants: each station, site, token, tariff, account, key and user belongs to one",
     "users": "console users: e-mail, organisation, role, argon2 password hashes and TOTP secrets",
@@ -70,6 +74,7 @@ EXCLUDED: dict[str, str] = {
     "pending_registrations": "unknown stations knocking; they knock again on the new CSMS and are approved there",
     "webhook_deliveries": "the old CSMS's outbox: imported pending deliveries would be sent a second time",
     "webhook_attempts": "delivery attempts of that outbox (they belong to the excluded deliveries)",
+    "ocpi_pushes": "the old CSMS's OCPI outbox: imported pending pushes would be sent a second time",
     "console_sessions": "signed-in browsers of the old CSMS: users sign in again on the new one",
     "signin_failures": "recent failed sign-ins (lock-out counters); they expire within minutes",
 }

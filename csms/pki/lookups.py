@@ -46,8 +46,19 @@ class ContractAnswer:
     exi_response: str  # base64
 
 
-Lookup = OcspFetch | ContractRequest
-Result = bytes | ContractAnswer | None
+@dataclass(frozen=True, slots=True)
+class RemoteAuthorization:
+    """OCPI real-time authorisation: POST ``body`` (LocationReferences) to ``url`` (the eMSP's
+    ``tokens/{uid}/authorize``) with the credentials ``token``; the result is the answer's ``data``
+    (AuthorizationInfo) as a dict."""
+
+    url: str
+    token: str
+    body: dict[str, Any]
+
+
+Lookup = OcspFetch | ContractRequest | RemoteAuthorization
+Result = bytes | ContractAnswer | dict[str, Any] | None
 
 
 class Lookups(Protocol):

@@ -19,7 +19,7 @@ import ssl
 import threading
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from sqlalchemy import Engine
@@ -49,6 +49,7 @@ from csms.store import migrate
 from csms.store.database import make_engine, make_session_factory
 
 if TYPE_CHECKING:
+    from csms.ocpi.serve import OcpiRunner, OcpiServe
     from csms.runtime.cluster import Cluster
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ class Endpoints:
     #: The ``wss://`` listener (security profiles 2 and 3), when serving TLS.
     ocpp_tls_url: str | None = None
     ocpp_tls_port: int | None = None
+    #: OCPI's versions URL, when serving OCPI.
+    ocpi_url: str | None = None
 
 
 def raise_fd_limit() -> tuple[int, int]:
@@ -128,6 +131,7 @@ async def run_server(
     contract_provider: ContractProvider | None = None,
     frame_rate: FrameRate | None = FrameRate(),
     accept_paths: Sequence[str] = (),
+    ocpi: OcpiServe | None = None,
 ) -> None:
     """Run until ``stop`` is set (or SIGINT/SIGTERM when ``handle_signals``).
 
@@ -144,6 +148,7 @@ async def run_server(
     ``contract_provider`` answers Get15118EVCertificate (Plug & Charge); without it they are answered Failed.
     ``frame_rate``: frames per second and burst each connection may send (None: unlimited).
     ``accept_paths``: URL path prefixes stations may connect at besides ``/ocpp/`` (forwarding after a migration).
+    ``ocpi``: serve OCPI 2.2.1 as a CPO on its own port (:mod:`csms.ocpi`).
     ``logs_configured``: the caller set up logging (:func:`csms.runtime.logs.configure`).
 
     ``lease_ttl_s``: how long a dead node's leases (site load managers, alert engine) outlive it.
@@ -165,6 +170,7 @@ async def run_server(
     load_management = LoadManagement()
     installed: list[signal.Signals] = []
     cluster: Cluster | None = None
+    ocpi_runner: OcpiRunner | None = None
     ven = VenRunner(openadr)
     deadline: float | None = None
     metrics = metrics_.Metrics(gateway, engine, load_management=load_management, monitor=monitor, sender=sender)
@@ -237,6 +243,7 @@ async def run_server(
                 await api_task  # raises what stopped it
                 raise OSError(f"the API server did not start on {host}:{api_port}")
             await asyncio.sleep(0.02)
+        ocpi_runner = await _start_ocpi(ocpi, session_factory, gateway, host, log_level, log_config)
         if handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -250,6 +257,7 @@ async def run_server(
             api_port=bound_api_port,
             ocpp_tls_url=None if gateway.tls_port is None else f"wss://{host}:{gateway.tls_port}/ocpp/{{station_id}}",
             ocpp_tls_port=gateway.tls_port,
+            ocpi_url=getattr(ocpi_runner, "url", None),
         )
         if on_ready is not None:
             on_ready(endpoints)
@@ -266,12 +274,31 @@ async def run_server(
         if cluster is not None:
             await cluster.stop()
         await ven.stop()
+        await _stop_ocpi(ocpi_runner)
         await metrics.stop()
         remaining = max(0.5, deadline - loop.time()) if deadline is not None else 10.0
         await gateway.stop(close_timeout_s=remaining)  # commits what it gathered, then stops the plugins
         await sender.stop()
         database.shutdown()
         engine.dispose()
+
+
+async def _start_ocpi(
+    ocpi: OcpiServe | None, session_factory: Any, gateway: Gateway, host: str, log_level: str, log_config: Any
+) -> OcpiRunner | None:
+    """OCPI's own server, push worker and status plugin, when asked for."""
+    if ocpi is None:
+        return None
+    from csms.ocpi.serve import OcpiRunner
+
+    runner = OcpiRunner(ocpi, session_factory, gateway)
+    await runner.start(host, log_level, log_config)
+    return runner
+
+
+async def _stop_ocpi(runner: OcpiRunner | None) -> None:
+    if runner is not None:
+        await runner.stop()
 
 
 async def _begin_stop(gateway: Gateway, cluster: Cluster | None, grace_s: float, watchdog: bool) -> None:

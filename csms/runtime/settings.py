@@ -164,6 +164,22 @@ class ServeSettings(BaseModel):
         "never", "answer optOut to an event that would make a fleet vehicle miss its departure"
     )
 
+    ocpi_port: int | None = _setting(
+        None, "serve OCPI 2.2.1 as a CPO on this port, under /ocpi (default: no OCPI); needs ocpi_country_code and "
+        "ocpi_party_id", metavar="PORT", ge=0, le=65535,
+    )  # fmt: skip
+    ocpi_country_code: str | None = _setting(
+        None, "the operator's OCPI country code (ISO 3166-1 alpha-2, e.g. NL)", metavar="CC", pattern=r"^[A-Z]{2}$"
+    )
+    ocpi_party_id: str | None = _setting(
+        None, "the operator's OCPI party id (three capitals or digits, e.g. CTW)", metavar="ID",
+        pattern=r"^[A-Z0-9]{3}$",
+    )  # fmt: skip
+    ocpi_public_url: str | None = _setting(
+        None, "the OCPI API's base URL as partners reach it, ending in /ocpi (default: http://HOST:OCPI_PORT/ocpi)",
+        metavar="URL",
+    )  # fmt: skip
+
     @field_validator("accept_path", "openadr_sites", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
@@ -326,6 +342,9 @@ def check_together(settings: ServeSettings) -> None:
         missing = "tls_key" if settings.tls_key is None else "tls_cert"
         given = "tls_cert" if missing == "tls_key" else "tls_key"
         raise SettingsError(f"{missing} ({flag_of(missing)}): required with {given}, the wss:// certificate's pair")
+    if settings.ocpi_port is not None and (settings.ocpi_country_code is None or settings.ocpi_party_id is None):
+        raise SettingsError("ocpi_country_code and ocpi_party_id (--ocpi-country-code, --ocpi-party-id): required "
+                            "with ocpi_port, the operator's identity on OCPI")  # fmt: skip
     if settings.tls_client_ca is not None and settings.tls_cert is None and settings.pki is None:
         raise SettingsError("tls_cert and tls_key (--tls-cert, --tls-key): required with tls_client_ca")
 

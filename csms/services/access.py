@@ -8,7 +8,19 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from csms.domain.events import AuthorizationInfo
-from csms.services import authorization, multifamily
+from csms.pki.lookups import Pending
+from csms.services import authorization, multifamily, ocpi
+from csms.store.models import IdToken
+
+
+def authorize_request(db: Session, id_token: str, station_id: str, now: datetime) -> AuthorizationInfo | Pending:
+    """Authorize: :func:`authorize_at`, or, for a roaming token whose eMSP wants to be asked, the eMSP's answer
+    (real-time authorisation, a lookup the host makes after the commit)."""
+    if db.get(IdToken, id_token) is None:
+        asked = ocpi.realtime(db, id_token, station_id, now)
+        if asked is not None:
+            return asked
+    return authorize_at(db, id_token, station_id, now)
 
 
 def authorize_at(db: Session, id_token: str, station_id: str, now: datetime) -> AuthorizationInfo:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from csms.domain.events import AuthorizationInfo
+from csms.services import ocpi
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.store.models import IdToken
 
@@ -16,10 +17,11 @@ STATUSES = ("Accepted", "Blocked", "Expired", "Invalid")
 
 
 def authorize(db: Session, id_token: str, now: datetime) -> AuthorizationInfo:
-    """Unknown tokens are ``Unknown`` (1.6 renders it Invalid); a token past its expiry is ``Expired``."""
+    """Unknown tokens are ``Unknown`` (1.6 renders it Invalid); a token past its expiry is ``Expired``. A token no
+    local one matches may be an eMSP's (OCPI): :func:`csms.services.ocpi.whitelisted`."""
     row = db.get(IdToken, id_token)
     if row is None:
-        return AuthorizationInfo("Unknown")
+        return ocpi.whitelisted(db, id_token)  # a roaming driver's token, if an eMSP pushed it
     if row.status == "Accepted" and row.expiry is not None and row.expiry <= now:
         return AuthorizationInfo("Expired", row.expiry, row.group_id)
     return AuthorizationInfo(row.status, row.expiry, row.group_id)

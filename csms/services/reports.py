@@ -64,7 +64,9 @@ def handle(  # noqa: C901, PLR0911, PLR0912 - one case per report type: the tabl
         case ev.AuthorizationRequested() if report.certificate is not None or report.contract:
             return contracts.authorize(uow.session, report, now)
         case ev.AuthorizationRequested():
-            auth = access.authorize_at(uow.session, report.id_token, station_id, now)
+            auth = access.authorize_request(uow.session, report.id_token, station_id, now)
+            if isinstance(auth, Pending):  # an OCPI roaming token the eMSP is asked about
+                return auth
             return cdrs.with_price_text(uow.session, auth, station_id, None, report.id_token)
         case ev.CertificateStatusRequested():
             return contracts.certificate_status(report)

@@ -1067,6 +1067,127 @@ class TariffAssignment(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+# ---- OCPI 2.2.1 (the CPO role) ----------------------------------------------------------------------------------
+class OcpiParty(Base):
+    """A roaming partner (an eMSP, a hub): who it is, the token it calls us with (its SHA-256 only: tokens are 32
+    random bytes), the token we call it with, and its endpoints as its version details listed them.
+    ``status``: pending (token A issued or received, no handshake yet), registered, unregistered."""
+
+    __tablename__ = "ocpi_parties"
+    __table_args__ = (UniqueConstraint("country_code", "party_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    country_code: Mapped[str] = mapped_column(String(2))
+    party_id: Mapped[str] = mapped_column(String(3))
+    name: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))
+    #: SHA-256 of the token the party calls us with; ``token_kind`` A only opens versions and credentials.
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    token_kind: Mapped[str | None] = mapped_column(String(1))
+    #: The token we call the party with (its token A before we register with it, then B or C).
+    peer_token: Mapped[str | None] = mapped_column(String(255))
+    versions_url: Mapped[str | None] = mapped_column(String(500))
+    version: Mapped[str | None] = mapped_column(String(10))
+    endpoints: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    roles: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    #: Push changes (EVSE status, sessions) to the party's receiver interfaces; else it pulls.
+    push: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class OcpiLocation(Base):
+    """What OCPI needs of a location that the CSMS's sites do not hold: address and coordinates. ``id`` is a
+    site's id (its stations are the location's EVSEs) or, for a station in no site, the station's id."""
+
+    __tablename__ = "ocpi_locations"
+
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    address: Mapped[str] = mapped_column(String(45))
+    city: Mapped[str] = mapped_column(String(45))
+    postal_code: Mapped[str | None] = mapped_column(String(10))
+    country: Mapped[str] = mapped_column(String(3))
+    latitude: Mapped[str] = mapped_column(String(10))
+    longitude: Mapped[str] = mapped_column(String(11))
+    time_zone: Mapped[str] = mapped_column(String(255))
+    publish: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class OcpiToken(Base):
+    """A token an eMSP pushed (the OCPI Token object in ``body``), used to authorise its drivers."""
+
+    __tablename__ = "ocpi_tokens"
+    __table_args__ = (
+        UniqueConstraint("country_code", "party_id", "uid", "type"),
+        Index("ix_ocpi_tokens_uid", "uid"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    party: Mapped[int] = mapped_column(ForeignKey("ocpi_parties.id", ondelete="CASCADE"), index=True)
+    country_code: Mapped[str] = mapped_column(String(2))
+    party_id: Mapped[str] = mapped_column(String(3))
+    uid: Mapped[str] = mapped_column(String(36))
+    type: Mapped[str] = mapped_column(String(16))
+    contract_id: Mapped[str] = mapped_column(String(36))
+    group_id: Mapped[str | None] = mapped_column(String(36))
+    valid: Mapped[bool] = mapped_column(Boolean)
+    whitelist: Mapped[str] = mapped_column(String(16))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    last_updated: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class OcpiCommand(Base):
+    """A command an eMSP sent (START_SESSION …): where its result goes, and what became of it."""
+
+    __tablename__ = "ocpi_commands"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    party: Mapped[int] = mapped_column(ForeignKey("ocpi_parties.id", ondelete="CASCADE"), index=True)
+    command: Mapped[str] = mapped_column(String(24))
+    response_url: Mapped[str] = mapped_column(String(500))
+    station_id: Mapped[str | None] = mapped_column(String(48))
+    #: START_SESSION: the remoteStartId sent, so the transaction it started is known to be this party's.
+    remote_start_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    authorization_reference: Mapped[str | None] = mapped_column(String(36))
+    token_uid: Mapped[str | None] = mapped_column(String(36))
+    #: The eMSP's id of what the command names: RESERVE_NOW's reservation_id, STOP_SESSION's session_id.
+    reference: Mapped[str | None] = mapped_column(String(36))
+    #: RESERVE_NOW: our reservation's id (CANCEL_RESERVATION finds it by the eMSP's ``reference``).
+    reservation_id: Mapped[int | None] = mapped_column(Integer)
+    result: Mapped[str | None] = mapped_column(String(24))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class OcpiPush(Base):
+    """The outbox of pushes to parties (EVSE status, sessions, command results), written in the transaction
+    that caused them and sent by the runtime's worker with back-off."""
+
+    __tablename__ = "ocpi_pushes"
+    __table_args__ = (Index("ix_ocpi_pushes_due", "status", "next_attempt_at"), UniqueConstraint("party", "key"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    party: Mapped[int] = mapped_column(ForeignKey("ocpi_parties.id", ondelete="CASCADE"), index=True)
+    module: Mapped[str] = mapped_column(String(16))
+    #: The party the push is for when the receiver is a hub (the routing headers' OCPI-to); None: the receiver.
+    to_country_code: Mapped[str | None] = mapped_column(String(2))
+    to_party_id: Mapped[str | None] = mapped_column(String(3))
+    #: What may be pushed to a party only once (``cdr:{id}``); None: no such limit.
+    key: Mapped[str | None] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(6))
+    url: Mapped[str] = mapped_column(String(1000))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: pending, delivered, abandoned (no retry left)
+    status: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
 # ---- organisations (tenants), console users and their sessions ---------------------------------------------
 class Organisation(Base):
     """A tenant: its users and API keys see and touch only its stations, sites, tokens, tariffs and accounts."""

@@ -1,0 +1,214 @@
+"""Locations sender: OCPI Locations, EVSEs and Connectors generated from the CSMS's sites, stations and connectors.
+
+A location is a site (its stations' EVSEs are the location's EVSEs) or a station in no site, published once its
+OCPI details (address, coordinates, time zone: ``csms ocpi locations set``) are given. An EVSE's ``uid`` is
+``STATION*EVSE``; its status follows the connectors' last OCPP status. What the CSMS does not know of a connector
+(its plug standard, format, voltage) is taken from the site's EVSE settings (AC/DC, its current limit) with
+Type 2 socket / CCS cable as the stated assumption (docs/ocpi.md).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from csms.ocpi import envelope as env
+from csms.ocpi.deps import OcpiConfig, RegisteredCaller, config_of, in_db
+from csms.services import ocpi as store
+from csms.services import tariffs
+from csms.store.models import Connector, OcpiLocation, SiteEvse, Station, TariffAssignment
+
+router = APIRouter(prefix="/2.2.1/locations")
+
+#: OCPP connector status → OCPI EVSE status (1.6 and 2.0.1 words).
+STATUS = {
+    "Available": "AVAILABLE",
+    "Preparing": "CHARGING",
+    "Charging": "CHARGING",
+    "SuspendedEV": "CHARGING",
+    "SuspendedEVSE": "CHARGING",
+    "Finishing": "CHARGING",
+    "Occupied": "CHARGING",
+    "Reserved": "RESERVED",
+    "Unavailable": "INOPERATIVE",
+    "Faulted": "OUTOFORDER",
+}
+#: Which connector's status speaks for an EVSE with several: the most telling first.
+_RANK = ["CHARGING", "RESERVED", "BLOCKED", "OUTOFORDER", "INOPERATIVE", "AVAILABLE", "UNKNOWN"]
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def evse_uid(station_id: str, evse_id: int) -> str:
+    return f"{station_id}*{evse_id}"
+
+
+def parse_uid(uid: str) -> tuple[str, int] | None:
+    station, _, evse = uid.rpartition("*")
+    return (station, int(evse)) if station and evse.isdigit() else None
+
+
+def location_id_of(station: Station) -> str:
+    return station.site_id or station.id
+
+
+def emi3(config: OcpiConfig, station_id: str, evse_id: int) -> str:
+    return f"{config.country_code}*{config.party_id}*E{re.sub('[^A-Z0-9]', '', station_id.upper())[:24]}*{evse_id}"
+
+
+def evse_status(connectors: list[Connector]) -> str:
+    states = [STATUS.get(c.status or "", "UNKNOWN") for c in connectors] or ["UNKNOWN"]
+    return min(states, key=_RANK.index)
+
+
+def _connector(db: Session, row: Connector, wiring: SiteEvse | None, updated: datetime, priced: bool) -> dict[str, Any]:
+    """``priced``: some tariff is assigned somewhere (else no tariff is looked up)."""
+    dc = wiring is not None and wiring.dc
+    amps = int(wiring.max_current_a) if wiring is not None else 32
+    out: dict[str, Any] = {
+        "id": str(row.connector_id),
+        "standard": "IEC_62196_T2_COMBO" if dc else "IEC_62196_T2",
+        "format": "CABLE" if dc else "SOCKET",
+        "power_type": "DC" if dc else "AC_3_PHASE",
+        "max_voltage": 400 if dc else 230,
+        "max_amperage": amps,
+        "last_updated": env.iso(updated),
+    }
+    if wiring is not None and wiring.max_power_kw:
+        out["max_electric_power"] = int(wiring.max_power_kw * 1000)
+    tariff = tariffs.resolve(db, row.station_id, row.evse_id, None) if priced else None
+    if tariff is not None:
+        out["tariff_ids"] = [tariff.id]
+    return out
+
+
+def build(db: Session, config: OcpiConfig, only: str | None = None) -> list[dict[str, Any]]:
+    """Every published location (or only ``only``), as OCPI Location objects, ordered by id."""
+    details = {d.id: d for d in store.locations(db) if d.publish and (only is None or d.id == only)}
+    stations = [s for s in db.scalars(select(Station).order_by(Station.id)) if location_id_of(s) in details]
+    ids = [s.id for s in stations]
+    by_id = {s.id: s for s in stations}
+    connectors: dict[tuple[str, int], list[Connector]] = defaultdict(list)
+    for c in db.scalars(select(Connector).where(Connector.station_id.in_(ids), Connector.evse_id > 0).order_by(
+            Connector.station_id, Connector.evse_id, Connector.connector_id)):  # fmt: skip
+        connectors[(c.station_id, c.evse_id)].append(c)
+    wiring = {(w.station_id, w.evse_id): w for w in db.scalars(select(SiteEvse).where(SiteEvse.station_id.in_(ids)))}
+    priced = db.scalar(select(TariffAssignment.id).limit(1)) is not None
+    evses: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for (station_id, evse_id), ports in connectors.items():
+        updated = max([p.status_at or _EPOCH for p in ports])
+        evses[location_id_of(by_id[station_id])].append({
+            "uid": evse_uid(station_id, evse_id),
+            "evse_id": emi3(config, station_id, evse_id),
+            "status": evse_status(ports),
+            "capabilities": ["REMOTE_START_STOP_CAPABLE", "RESERVABLE", "UNLOCK_CAPABLE"],
+            "connectors": [_connector(db, p, wiring.get((station_id, evse_id)), updated, priced) for p in ports],
+            "last_updated": env.iso(updated),
+        })  # fmt: skip
+    return [_location(config, d, evses.get(d.id, [])) for d in sorted(details.values(), key=lambda d: d.id)]
+
+
+def _location(config: OcpiConfig, d: OcpiLocation, evses: list[dict[str, Any]]) -> dict[str, Any]:
+    updated = max([d.updated_at, *(datetime.fromisoformat(e["last_updated"]) for e in evses)])
+    out: dict[str, Any] = {
+        "country_code": config.country_code,
+        "party_id": config.party_id,
+        "id": d.id,
+        "publish": True,
+        "address": d.address,
+        "city": d.city,
+        "country": d.country,
+        "coordinates": {"latitude": d.latitude, "longitude": d.longitude},
+        "evses": evses,
+        "time_zone": d.time_zone,
+        "last_updated": env.iso(updated),
+    }
+    if d.name:
+        out["name"] = d.name
+    if d.postal_code:
+        out["postal_code"] = d.postal_code
+    return out
+
+
+def _updated(item: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(item["last_updated"])
+
+
+@router.get("")
+async def list_locations(request: Request, _caller: RegisteredCaller) -> JSONResponse:
+    page = env.page_of(request)
+    config = config_of(request)
+    found = await in_db(request, lambda db: build(db, config))
+    chosen, headers = env.paginate(request, page, found, _updated, config.base_url)
+    return env.ok(chosen, headers=headers)
+
+
+async def _one(request: Request, location_id: str) -> dict[str, Any]:
+    config = config_of(request)
+    found = await in_db(request, lambda db: build(db, config, location_id))
+    if not found:
+        raise env.OcpiError(env.UNKNOWN_LOCATION, f"unknown location {location_id!r}", 404)
+    return found[0]
+
+
+def _evse(location: dict[str, Any], uid: str) -> dict[str, Any]:
+    evse = next((e for e in location["evses"] if e["uid"] == uid), None)
+    if evse is None:
+        raise env.OcpiError(env.UNKNOWN_LOCATION, f"unknown EVSE {uid!r} at location {location['id']!r}", 404)
+    return evse
+
+
+@router.get("/{location_id}")
+async def get_location(request: Request, location_id: str, _caller: RegisteredCaller) -> JSONResponse:
+    return env.ok(await _one(request, location_id))
+
+
+@router.get("/{location_id}/{uid}")
+async def get_evse(request: Request, location_id: str, uid: str, _caller: RegisteredCaller) -> JSONResponse:
+    return env.ok(_evse(await _one(request, location_id), uid))
+
+
+@router.get("/{location_id}/{uid}/{connector_id}")
+async def get_connector(
+    request: Request, location_id: str, uid: str, connector_id: str, _caller: RegisteredCaller
+) -> JSONResponse:
+    evse = _evse(await _one(request, location_id), uid)
+    connector = next((c for c in evse["connectors"] if c["id"] == connector_id), None)
+    if connector is None:
+        raise env.OcpiError(env.UNKNOWN_LOCATION, f"unknown connector {connector_id!r} of EVSE {uid!r}", 404)
+    return env.ok(connector)
+
+
+# ---- pushing EVSE status ----------------------------------------------------------------------------------------
+def queue_status(db: Session, config: OcpiConfig, station_id: str, evse_ids: set[int], now: datetime) -> int:
+    """Queue a PATCH of each EVSE's status to every registered party that takes pushes and has a locations
+    receiver; returns how many were queued."""
+    station = db.get(Station, station_id)
+    if station is None or not evse_ids:
+        return 0
+    location_id = location_id_of(station)
+    details = db.get(OcpiLocation, location_id)
+    if details is None or not details.publish:
+        return 0
+    parties = [p for p in store.list_parties(db) if p.status == store.REGISTERED and p.push]
+    targets = [(p, url) for p in parties if (url := store.endpoint_url(p, "locations", "RECEIVER")) is not None]
+    queued = 0
+    for evse_id in sorted(evse_ids):
+        ports = list(db.scalars(select(Connector).where(Connector.station_id == station_id,
+                                                         Connector.evse_id == evse_id)))  # fmt: skip
+        if not ports:
+            continue
+        updated = max([p.status_at or now for p in ports])
+        patch = {"status": evse_status(ports), "last_updated": env.iso(updated)}
+        uid = evse_uid(station_id, evse_id)
+        for party, url in targets:
+            target = f"{url.rstrip('/')}/{config.country_code}/{config.party_id}/{location_id}/{uid}"
+            store.enqueue(db, party.id, "locations", "PATCH", target, patch, now)
+            queued += 1
+    return queued
