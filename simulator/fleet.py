@@ -59,6 +59,7 @@ from simulator.twin.interfaces import ChargingLimit, ConnectorRef, MeterReading,
 from simulator.twin.world import TwinWorld
 from simulator.verify import cost
 from simulator.verify import faults as fv
+from simulator.verify.billing import TariffPlan, TruthTimeline, truth_timeline
 from simulator.verify.optimum import twin_energy_metrics
 
 log = logging.getLogger(__name__)
@@ -338,6 +339,8 @@ class Fleet:
         self.truth = truth if truth is not None else fv.FaultTruth()
         #: Demand-response events as the utility sent them: (start_s, end_s, limit_kw).
         self.dr_events: list[tuple[float, float, float]] = []
+        #: The tariffs the scenario's set_tariff actions set, and the token groups its drivers are in.
+        self.tariff_plan = TariffPlan()
         self.hooks = FirmwareHooks(self.epoch, self.truth, contracts)
         self.world = TwinWorld(twin_spec(scenario), random.Random(rng.getrandbits(64)), hooks=self.hooks, env=env)
         self.hooks.world = self.world
@@ -423,8 +426,15 @@ class Fleet:
         if isinstance(item, SetTariff):
             stations = [] if item.charger is None else self.scenario.resolve_chargers(item.charger)
             operator.set_tariff(item, stations, now)
+            self.tariff_plan.set(from_posix(now), item.tariff, {**item.ocpi(), "id": item.tariff}, stations, item.group)
         elif isinstance(item, ProvisionTokens):
-            operator.provision_tokens(scenario_tokens(self.scenario, item), item.token_group, now)
+            tokens = scenario_tokens(self.scenario, item)
+            operator.provision_tokens(tokens, item.token_group, now)
+            for token in tokens:
+                if item.token_group is None:
+                    self.tariff_plan.token_groups.pop(token, None)
+                else:
+                    self.tariff_plan.token_groups[token] = item.token_group
         elif isinstance(item, Onboard):
             operator.onboard(group_tokens(self.scenario, item.vehicles), item, now)
         else:
@@ -477,6 +487,21 @@ class Fleet:
                     )
                 )
         return truth
+
+    def truth_timelines(self) -> dict[tuple[str, str], TruthTimeline]:
+        """Each ended session's truth timeline from the twin's physics (the connector's power log), by (station,
+        the transaction id the CSMS knows)."""
+        out = {}
+        for charger in self.chargers.values():
+            for tx in charger.history:
+                if tx.ended_at is None:
+                    continue
+                log = self.world.power_log(ConnectorRef(charger.station_id, tx.connector_id))
+                shifted = [(self.epoch + t, wh, p) for t, wh, p in log]
+                out[(charger.station_id, transaction_key(tx))] = truth_timeline(
+                    shifted, tx.started_at, tx.ended_at, tx.id_token
+                )
+        return out
 
     def _cost(self) -> dict[str, Any] | None:
         """The site's grid import priced by the scenario's utility tariff (None: it gives none)."""

@@ -56,3 +56,42 @@ def test_cdrs_match_the_twins_truth_and_the_displays_show_them():
         assert row["displayed_final_cost"] == row["cdr_total_incl_vat"] and row["displayed_matches_cdr"] is True
         assert row["review_reasons"] == []
     assert {row["station_id"][:2] for row in billing["per_session"]} == {"ac", "dc"}  # both versions
+
+
+def _with_actions(tmp_path: Path, actions: str, expect: str) -> Path:
+    """small-mixed.yaml with its drivers in the token group CARS, more actions and more checks."""
+    text = SMALL.read_text().replace(
+        '  - {at: "18:00", kind: provision_tokens, vehicles: cars}',
+        '  - {at: "18:00", kind: provision_tokens, vehicles: cars, token_group: CARS}\n' + actions,
+    )
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text + expect)
+    return path
+
+
+def test_the_twin_prices_its_own_truth_and_the_cdrs_agree_to_the_cent(tmp_path: Path):
+    """Tariffs set by the scenario: everyone's at the AC chargers, the CARS group's own at the DC chargers (the
+    CSMS's precedence: the driver's group first), a new version of the first mid-session. The twin works each
+    session's cost out again from its own physics with the independent calculator: equal to the CDR."""
+    scenario = _with_actions(
+        tmp_path,
+        '  - {at: "18:00", kind: set_tariff, tariff: STD, energy_price: 0.30, flat_fee: 1.00, vat: 20, charger: ac}\n'
+        '  - {at: "18:00", kind: set_tariff, tariff: STD, energy_price: 0.30, flat_fee: 1.00, vat: 20, charger: dc}\n'
+        '  - {at: "18:00", kind: set_tariff, tariff: CARS, energy_price: 0.25, vat: 20, charger: dc, group: CARS}\n'
+        '  - {at: "19:30", kind: set_tariff, tariff: STD, energy_price: 0.40, flat_fee: 1.00, vat: 20}\n',
+        "  billing_cost_mismatches: 0\n  billing_max_cost_difference_minor: 0\n",
+    )
+    report = build(VirtualRun(load_scenario(scenario), scenario_file=str(scenario)).run())
+    assert report["passed"], report["checks"]
+    billing = report["billing"]
+    assert billing["cost_compared"] == billing["cdrs"] == 5
+    assert billing["cost_mismatches"] == 0 and billing["max_cost_difference_minor"] == 0
+    for row in billing["per_session"]:
+        assert row["truth_total_incl_vat"] == row["cdr_total_incl_vat"] and row["cost_difference_minor"] == 0, row
+        kwh = Decimal(row["cdr_kwh"])
+        if row["station_id"].startswith("dc"):  # the group's tariff: 0.25/kWh, no fee
+            assert Decimal(row["cdr_total_excl_vat"]) == (kwh * Decimal("0.25")).quantize(Decimal("0.01")), row
+        else:  # 0.30 before 19:30, 0.40 after: between the two
+            assert kwh * Decimal("0.30") + 1 < Decimal(row["cdr_total_excl_vat"]) < kwh * Decimal("0.40") + 1, row
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["billing_cost_mismatches"]["actual"] == 0 and checks["billing_cost_mismatches"]["passed"]
