@@ -8,12 +8,14 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+import pytest
+
 from csms.ocpp.convert import from_posix
 from csms.ocpp.outgoing import VariableRef, VariableResult
 from csms.services import configuration, tariffs
 from simulator.report import build
 from simulator.runner import VirtualRun
-from simulator.scenario.loader import load_scenario
+from simulator.scenario.loader import ScenarioError, load_scenario
 
 SMALL = Path(__file__).parent / "data" / "small-mixed.yaml"
 #: 1.00 a session + 0.30 a kWh, 20 % VAT on both.
@@ -95,3 +97,53 @@ def test_the_twin_prices_its_own_truth_and_the_cdrs_agree_to_the_cent(tmp_path: 
             assert kwh * Decimal("0.30") + 1 < Decimal(row["cdr_total_excl_vat"]) < kwh * Decimal("0.40") + 1, row
     checks = {c["name"]: c for c in report["checks"]}
     assert checks["billing_cost_mismatches"]["actual"] == 0 and checks["billing_cost_mismatches"]["passed"]
+
+
+TOU_AND_IDLE_FEE = """\
+  - at: "18:00"
+    kind: set_tariff
+    tariff: TOU
+    charger: ac
+    elements: &tou
+      - price_components: [{type: FLAT, price: 0.50, vat: 20, step_size: 1}]
+      - price_components: [{type: ENERGY, price: 0.20, vat: 20, step_size: 1}]
+        restrictions: {start_time: "17:00", end_time: "18:30"}
+      - price_components: [{type: ENERGY, price: 0.35, vat: 20, step_size: 1}]
+      - price_components: [{type: PARKING_TIME, price: 6.00, vat: 20, step_size: 60}]
+  - {at: "18:00", kind: set_tariff, tariff: TOU, charger: dc, elements: *tou}
+"""
+
+
+def test_a_time_of_use_tariff_with_an_idle_fee_is_billed_as_the_truth_to_the_cent(tmp_path: Path):
+    """A scenario's own OCPI tariff: energy cheaper until 18:30, 6.00/h (per started minute) once plugged in
+    without charging. The DC cars are full long before they leave: the truth timeline has them parked for
+    about an hour, the CDRs charge it, and the twin's own calculation comes to the same totals, to the cent."""
+    scenario = _with_actions(
+        tmp_path, TOU_AND_IDLE_FEE, "  billing_cost_mismatches: 0\n  billing_max_cost_difference_minor: 0\n"
+    )
+    report = build(VirtualRun(load_scenario(scenario), scenario_file=str(scenario)).run())
+    assert report["passed"], report["checks"]
+    billing = report["billing"]
+    assert billing["cost_compared"] == 5 and billing["cost_mismatches"] == 0, billing
+    parked = [row for row in billing["per_session"] if row["truth_parking_s"] > 1800]
+    assert {row["station_id"] for row in parked} == {"dc-1", "dc-2"}, billing["per_session"]
+    for row in billing["per_session"]:
+        assert row["cost_difference_minor"] == 0, row
+        assert (row["truth_total_excl_vat"], row["truth_total_incl_vat"]) == (
+            row["cdr_total_excl_vat"],
+            row["cdr_total_incl_vat"],
+        )
+        cheapest = Decimal("0.50") + Decimal(row["cdr_kwh"]) * Decimal("0.20")
+        if row in parked:  # the idle fee is in the bill: more than all the energy at the cheaper price plus it
+            idle = Decimal(row["truth_parking_s"]) / 3600 * 6
+            assert Decimal(row["cdr_total_excl_vat"]) >= cheapest + idle, row
+
+
+def test_a_tariff_the_csms_would_refuse_is_refused_at_load_naming_field_and_line(tmp_path: Path):
+    bad = TOU_AND_IDLE_FEE.replace('end_time: "18:30"', 'end_time: "18h30"')
+    scenario = _with_actions(tmp_path, bad, "")
+    with pytest.raises(ScenarioError) as refused:
+        load_scenario(scenario)
+    message = str(refused.value)
+    assert "scenario.yaml:25:15: actions[1].elements: not a valid OCPI 2.2.1 tariff" in message, message
+    assert 'elements[1].restrictions.end_time: must be local time "HH:MM"' in message, message
