@@ -16,6 +16,7 @@ from csms.services import configuration, tariffs
 from simulator.report import build
 from simulator.runner import VirtualRun
 from simulator.scenario.loader import ScenarioError, load_scenario
+from simulator.verify.billing import truth_timeline
 
 SMALL = Path(__file__).parent / "data" / "small-mixed.yaml"
 #: 1.00 a session + 0.30 a kWh, 20 % VAT on both.
@@ -147,3 +148,16 @@ def test_a_tariff_the_csms_would_refuse_is_refused_at_load_naming_field_and_line
     message = str(refused.value)
     assert "scenario.yaml:25:15: actions[1].elements: not a valid OCPI 2.2.1 tariff" in message, message
     assert 'elements[1].restrictions.end_time: must be local time "HH:MM"' in message, message
+
+
+def test_the_truth_timeline_is_the_power_log_cut_to_the_session():
+    """11 kW from t=100 s, full at t=1900 s (0 W, parked), unplugged at t=4000 s; the session ran 400-3000 s."""
+    log = [(0.0, 500.0, 0.0), (100.0, 500.0, 11_000.0), (1900.0, 6000.0, 0.0), (4000.0, 6000.0, 0.0)]
+    timeline = truth_timeline(log, 400.0, 3000.0, "CAR-1")
+    assert [(at.timestamp(), round(wh, 6)) for at, wh in timeline.samples] == [
+        (400.0, round(500.0 + 11_000 * 300 / 3600, 6)),
+        (1900.0, 6000.0),
+        (3000.0, 6000.0),
+    ]
+    assert [(a.timestamp(), b.timestamp()) for a, b in timeline.parking] == [(1900.0, 3000.0)]
+    assert timeline.id_token == "CAR-1"
