@@ -65,6 +65,7 @@ from simulator.twin.interfaces import ChargingLimit, ConnectorRef, MeterReading,
 from simulator.twin.world import TwinWorld
 from simulator.verify import cost
 from simulator.verify import faults as fv
+from simulator.verify.billing import TariffPlan, TruthTimeline, truth_timeline
 from simulator.verify.optimum import twin_energy_metrics
 
 log = logging.getLogger(__name__)
@@ -358,6 +359,8 @@ class Fleet:
         self.dr_events: list[tuple[float, float, float]] = []
         #: Vehicles registered in the CSMS's fleet records (``register_vehicles``): the CSMS works their needs out.
         self.registered: set[str] = set()
+        #: The tariffs the scenario's set_tariff actions set, and the token groups its drivers are in.
+        self.tariff_plan = TariffPlan()
         self.hooks = FirmwareHooks(self.epoch, self.truth, contracts)
         self.world = TwinWorld(twin_spec(scenario), random.Random(rng.getrandbits(64)), hooks=self.hooks, env=env)
         self.hooks.world = self.world
@@ -447,13 +450,20 @@ class Fleet:
         if isinstance(item, SetTariff):
             stations = [] if item.charger is None else self.scenario.resolve_chargers(item.charger)
             operator.set_tariff(item, stations, now)
+            self.tariff_plan.set(from_posix(now), item.tariff, {**item.ocpi(), "id": item.tariff}, stations, item.group)
             return
         if isinstance(item, RegisterVehicles):
             vehicles = self.fleet_vehicles(item)
             self.registered.update(v.vehicle_id for v in vehicles)
             operator.register_vehicles(vehicles, now)
         elif isinstance(item, ProvisionTokens):
-            operator.provision_tokens(scenario_tokens(self.scenario, item), item.token_group, now)
+            tokens = scenario_tokens(self.scenario, item)
+            operator.provision_tokens(tokens, item.token_group, now)
+            for token in tokens:
+                if item.token_group is None:
+                    self.tariff_plan.token_groups.pop(token, None)
+                else:
+                    self.tariff_plan.token_groups[token] = item.token_group
         elif isinstance(item, Onboard):
             operator.onboard(group_tokens(self.scenario, item.vehicles), item, now)
         else:
@@ -547,6 +557,21 @@ class Fleet:
                     )
                 )
         return truth
+
+    def truth_timelines(self) -> dict[tuple[str, str], TruthTimeline]:
+        """Each ended session's truth timeline from the twin's physics (the connector's power log), by (station,
+        the transaction id the CSMS knows)."""
+        out = {}
+        for charger in self.chargers.values():
+            for tx in charger.history:
+                if tx.ended_at is None:
+                    continue
+                log = self.world.power_log(ConnectorRef(charger.station_id, tx.connector_id))
+                shifted = [(self.epoch + t, wh, p) for t, wh, p in log]
+                out[(charger.station_id, transaction_key(tx))] = truth_timeline(
+                    shifted, tx.started_at, tx.ended_at, tx.id_token
+                )
+        return out
 
     def _cost(self) -> dict[str, Any] | None:
         """The site's grid import priced by the scenario's utility tariff (None: it gives none)."""

@@ -296,11 +296,22 @@ def check_values(report: dict[str, Any]) -> dict[str, float | None]:
     if "multifamily" in report:
         mf = report["multifamily"]
         values.update(statement_mismatch_cents=mf["max_error_cents"], statement_mismatch_wh=mf["max_error_wh"])
+    values.update(_billing_values(report.get("billing")))
     energy = report.get("energy")
     if energy is not None:
         values["energy_optimum_fraction"] = energy["optimum_fraction"]
         values["lowest_served_fraction"] = energy["lowest_served_fraction"]
     return values
+
+
+def _billing_values(billing: dict[str, Any] | None) -> dict[str, float]:
+    """The billing checks, once some session's cost was worked out from the truth (else not measured: failed)."""
+    if not billing or not billing.get("cost_compared"):
+        return {}
+    return {
+        "billing_cost_mismatches": billing["cost_mismatches"],
+        "billing_max_cost_difference_minor": billing["max_cost_difference_minor"],
+    }
 
 
 def evaluate_checks(report: dict[str, Any], expect: dict[str, Any]) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from typing import Any
 import simpy
 
 from csms.ocpp.versions import Version
+from csms.services.config import CsmsConfig
 from simulator import loadmgmt, report
 from simulator.collector import paced_collector
 from simulator.embedded_csms import EmbeddedCsms, EmbeddedPki
@@ -134,6 +135,7 @@ class VirtualRun:
         self.csms = EmbeddedCsms.create(
             self.scheduler,
             database_url,
+            self._config(),
             alerts=alert_rules(self.scenario.csms.alerts),
             load_management=loadmgmt.managed(self.scenario),
             lookups=None if self.mobility is None else InProcessLookups(self.scheduler, self.mobility),
@@ -157,7 +159,13 @@ class VirtualRun:
 
     def _new_csms(self) -> EmbeddedCsms:
         """The CSMS the fleet moves to: the same settings as the old one, a database of its own."""
-        return EmbeddedCsms.create(self.scheduler, "sqlite://", alerts=alert_rules(self.scenario.csms.alerts))
+        return EmbeddedCsms.create(
+            self.scheduler, "sqlite://", self._config(), alerts=alert_rules(self.scenario.csms.alerts)
+        )
+
+    def _config(self) -> CsmsConfig:
+        """The CSMS's settings: tariffs' local times are the site's (the scenario's time zone)."""
+        return CsmsConfig(message_log_per_station=0, tariff_time_zone=self.scenario.timezone or "UTC")
 
     def _make_link(self, charger: Charger, seed: int, on_change: Callable[[Charger], None]) -> InProcessLink:
         link = InProcessLink(
@@ -208,7 +216,14 @@ class VirtualRun:
             security=None if self.pki is None else self.records.security(self.fleet.chargers, self.operator),
             multifamily=self._multifamily(),
             migration=None if self.migration is None else self.migration.report(),
-            billing=billing.section(self.fleet.truth_transactions(), self.records.cdrs(), self.fleet.costs_shown()),
+            billing=billing.section(
+                self.fleet.truth_transactions(),
+                self.records.cdrs(),
+                self.fleet.costs_shown(),
+                self.fleet.truth_timelines(),
+                self.fleet.tariff_plan,
+                self.csms.config.tariff_time_zone,
+            ),
         )
 
     def _multifamily(self) -> dict[str, Any] | None:

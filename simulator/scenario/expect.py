@@ -42,6 +42,8 @@ KNOWN_CHECKS: frozenset[str] = frozenset(
         "migration_downtime_beyond_window",  # ... stations offline longer than their wave's window allows
         "migration_data_mismatches",  # ... tables whose row counts differ between the export and the new CSMS
         "migration_actions_to_old_csms",  # ... operator actions on a station after its wave not sent to the new CSMS
+        "billing_cost_mismatches",  # ended sessions whose CDR total differs from the cost of the twin's truth
+        "billing_max_cost_difference_minor",  # ... the largest difference, in minor units (cents)
     }
 )
 

@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from csms.ocpp.versions import Version
+from csms.tariffs.parse import TariffError, parse_tariff
 from simulator.scenario.expect import KNOWN_CHECKS, Comparison, parse_comparison
 from simulator.scenario.units import TimePoint, parse_clock, parse_duration_s, parse_session_time, parse_time_point
 from simulator.station.vendors import PROFILES
@@ -671,25 +672,63 @@ def _exact(value: float) -> str:
     return format(Decimal(repr(value)).normalize(), "f")
 
 
+def _exact_prices(value: object) -> object:
+    """OCPI JSON with every ``price`` and ``vat`` written as the decimal the file wrote (0.3, not 0.299999…)."""
+    if isinstance(value, list):
+        return [_exact_prices(v) for v in value]
+    if isinstance(value, dict):
+        exact = ("price", "vat")
+        return {k: _exact(v) if k in exact and isinstance(v, float) else _exact_prices(v) for k, v in value.items()}
+    return value
+
+
 class SetTariff(_Model):
-    """The operator sets a tariff on the CSMS (``PUT /tariffs/{id}``): an OCPI 2.2.1 tariff of one energy price
-    per kWh (with VAT in percent when given, and a flat fee per session when given). Setting an id again with
-    other prices makes its next version (the old one stays in the price history). ``charger`` (station id or
-    prefix): the tariff applies at each of these stations (one assignment each), for the driver ``group`` (a
-    token group; none: everyone)."""
+    """The operator sets a tariff on the CSMS (``PUT /tariffs/{id}``), an OCPI 2.2.1 tariff: either one energy
+    price per kWh (with VAT in percent when given, and a flat fee per session when given), or the tariff's own
+    OCPI ``elements`` (price components ENERGY, TIME, PARKING_TIME, FLAT with ``price``, ``vat``, ``step_size``;
+    restrictions such as ``start_time``/``end_time`` in local time, ``day_of_week``, ``min_kwh``,
+    ``max_duration``), checked at load as the CSMS checks a tariff. Setting an id again with other prices makes
+    its next version (the old one stays in the price history). ``charger`` (station id or prefix): the tariff
+    applies at each of these stations (one assignment each), for the driver ``group`` (a token group; none:
+    everyone)."""
 
     kind: Literal["set_tariff"]
     at: When
     tariff: Annotated[str, Field(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9._:-]+$")]
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
-    energy_price: Annotated[float, Field(ge=0.0)]
+    energy_price: Annotated[float, Field(ge=0.0)] | None = None
     flat_fee: Annotated[float, Field(ge=0.0)] | None = None
     vat: Annotated[float, Field(ge=0.0, le=100.0)] | None = None
+    elements: Annotated[list[dict[str, object]], Field(min_length=1)] | None = None
     charger: str | None = None
     group: str | None = None
 
+    @field_validator("elements")
+    @classmethod
+    def _valid_ocpi(cls, value: list[dict[str, object]] | None, info: ValidationInfo) -> list[dict[str, object]] | None:
+        if value is None:
+            return None
+        elements = _exact_prices(value)
+        body = {"id": "check", "currency": info.data.get("currency", "EUR"), "elements": elements}
+        try:
+            parse_tariff(body)
+        except TariffError as exc:
+            raise ValueError(f"not a valid OCPI 2.2.1 tariff: {exc.field}: {exc.reason}") from None
+        return elements  # type: ignore[return-value]
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SetTariff:
+        if (self.energy_price is None) == (self.elements is None):
+            raise ValueError("give energy_price (with flat_fee, vat) or elements (an OCPI tariff's), one of them")
+        if self.elements is not None and (self.flat_fee is not None or self.vat is not None):
+            raise ValueError("flat_fee and vat go with energy_price; with elements, each price component has its own")
+        return self
+
     def ocpi(self) -> dict[str, object]:
         """The tariff as OCPI 2.2.1 JSON (prices as decimal strings, exact)."""
+        if self.elements is not None:
+            return {"currency": self.currency, "elements": self.elements}
+        assert self.energy_price is not None  # one of the two, checked at load
         vat = {} if self.vat is None else {"vat": _exact(self.vat)}
         components = [{"type": "ENERGY", "price": _exact(self.energy_price), "step_size": 1, **vat}]
         elements: list[dict[str, object]] = [{"price_components": components}]

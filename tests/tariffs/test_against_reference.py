@@ -1,4 +1,4 @@
-"""The engine against the minute-by-minute reference (tests/tariffs/reference.py): 0 cent apart.
+"""The engine against the independent reference (simulator/verify/tariff_reference.py): 0 cent apart.
 
 Random tariffs (time-of-day, weekday, date, kWh, power and duration restrictions, every dimension, step
 sizes, VAT, min/max price), random sessions around DST changes in Amsterdam and Los Angeles, and a second
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from csms.tariffs.parse import parse_tariff
 from csms.tariffs.pricing import price_session
 from csms.tariffs.timeline import MeterSample, SessionTimeline, State, StateChange
-from tests.tariffs.reference import DAYS, reference_cost
+from simulator.verify.tariff_reference import DAYS, reference_cost
 
 # UTC instants of DST changes, and a plain summer day
 ANCHORS = {
@@ -105,27 +105,37 @@ def tariffs(draw: st.DrawFn, tariff_id: str, begins: datetime | None) -> dict[st
 
 
 @st.composite
-def cases(draw: st.DrawFn) -> tuple[list[dict[str, Any]], str, datetime, datetime, list[tuple[datetime, int]], Any]:
+def cases(
+    draw: st.DrawFn, off_minutes: bool = False
+) -> tuple[list[dict[str, Any]], str, datetime, datetime, list[tuple[datetime, int]], Any]:
+    """A session; ``off_minutes``: it, its samples, state and tariff changes fall anywhere within a minute."""
     zone = draw(st.sampled_from(sorted(ANCHORS)))
-    start = draw(st.sampled_from(ANCHORS[zone])) + timedelta(minutes=draw(st.integers(-600, 120)))
+
+    def jitter() -> timedelta:
+        return timedelta(milliseconds=draw(st.integers(0, 59_999))) if off_minutes else timedelta(0)
+
+    start = draw(st.sampled_from(ANCHORS[zone])) + timedelta(minutes=draw(st.integers(-600, 120))) + jitter()
     minutes = draw(st.integers(1, 900))
-    stop = start + timedelta(minutes=minutes)
+    stop = start + timedelta(minutes=minutes) + jitter()
     first = draw(tariffs("v1", None))
     versions = [first]
     if draw(st.booleans()):
-        change = start + timedelta(minutes=draw(st.integers(0, minutes)))
+        change = min(start + timedelta(minutes=draw(st.integers(0, minutes))) + jitter(), stop)
         second = draw(tariffs("v2", change))
         second["currency"] = first["currency"]
         versions.append(second)
+    # samples at least 55 s apart: a faster rise would read as a meter fault (ABSURD_POWER_KW), not energy
+    shift = jitter()
     samples, at, wh = [], draw(st.integers(0, 20)), draw(st.integers(0, 10_000))
     while at <= minutes:
-        samples.append((start + timedelta(minutes=at), wh))
+        wobble = timedelta(milliseconds=draw(st.integers(0, 5000))) if off_minutes else timedelta(0)
+        samples.append((min(start + timedelta(minutes=at) + shift + wobble, stop), wh))
         at += draw(st.integers(1, 30))
         wh += draw(st.integers(-300, 3000))  # sometimes backwards
     toggles = sorted(draw(st.lists(st.integers(0, minutes), max_size=4, unique=True)))
     parking, state_at = [], None
     for index, minute in enumerate(toggles):
-        at_minute = start + timedelta(minutes=minute)
+        at_minute = min(start + timedelta(minutes=minute) + jitter(), stop)
         if index % 2 == 0:
             state_at = at_minute
         else:
@@ -154,3 +164,14 @@ def test_engine_equals_the_minute_by_minute_reference(case: Any) -> None:
     excl, incl = reference_cost(versions, start, stop, zone, samples, parking)
     assert (cdr.total_cost.excl_vat, cdr.total_cost.incl_vat) == (excl, incl)
     assert cdr.total_cost.excl_vat >= 0
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases(off_minutes=True))
+def test_engine_equals_the_reference_off_whole_minutes(case: Any) -> None:
+    """Sessions as chargers make them: nothing falls on a whole minute (milliseconds included)."""
+    versions, zone, start, stop, samples, parking = case
+    parsed = [parse_tariff(v) for v in versions]
+    cdr = price_session(parsed, _timeline(zone, start, stop, samples, parking))
+    excl, incl = reference_cost(versions, start, stop, zone, samples, parking)
+    assert (cdr.total_cost.excl_vat, cdr.total_cost.incl_vat) == (excl, incl)
