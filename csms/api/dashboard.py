@@ -412,8 +412,9 @@ def _users_page(
 ) -> Response:
     listed = [u for u in users.list_users(db) if principal.sees(u.organisation_id)]
     roles = [r for r in ROLES if r != PLATFORM_ADMIN or principal.role == PLATFORM_ADMIN]
+    slugs = organisations.slugs(db)
     return render(request, "users.html", principal, "users", status_code, title="Users", users=listed, roles=roles,
-                  **context)  # fmt: skip
+                  slugs=slugs, **context)  # fmt: skip
 
 
 @router.get("/console/users", response_class=HTMLResponse)
@@ -465,6 +466,10 @@ async def disable_user(request: Request, user_id: int) -> Response:
                 return _users_page(request, db, principal, 409, error="you cannot disable yourself")
             if target.role == PLATFORM_ADMIN and principal.role != PLATFORM_ADMIN:
                 return _users_page(request, db, principal, 403, error="only a platform admin disables a platform admin")
+            owners = [u for u in users.list_users(db) if u.organisation_id == target.organisation_id
+                      and u.role == "owner" and not u.disabled]  # fmt: skip
+            if target.role == "owner" and owners == [target]:
+                return _users_page(request, db, principal, 409, error="an organisation keeps at least one owner")
             users.set_disabled(db, target.email, True, _now())
             return RedirectResponse("/console/users", status.HTTP_303_SEE_OTHER, headers=HEADERS)
 

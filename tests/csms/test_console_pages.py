@@ -237,7 +237,7 @@ async def test_audit_and_users_pages(session_factory, gateway):
             users_page = await owner.get("/console/users")
             assert users_page.status_code == 200
             assert "viewer@a.example" in users_page.text and "owner@b.example" not in users_page.text
-            assert "<option>platform-admin</option>" not in users_page.text
+            assert "platform-admin" not in users_page.text and ">org-a<" in users_page.text
             token = form_token(users_page.text)
             forged = await owner.post("/console/users", data={"csrf_token": "x", "email": "new@a.example",
                                                                "role": "viewer"})  # fmt: skip
@@ -271,6 +271,13 @@ async def test_audit_and_users_pages(session_factory, gateway):
                 gone = await owner.post(f"/console/users/{viewer.id}/disable", data={"csrf_token": token})
                 assert gone.status_code == 303
                 assert (await victim.get("/")).headers.get("location") == "/signin"  # their session ended
+        add_user(session_factory, "admin@a.example", "admin", "org-a")
+        async with browser_of(base, "admin@a.example") as admin:
+            token = form_token((await admin.get("/console/users")).text)
+            with session_factory() as db:
+                owner_a = db.scalars(select(User).where(User.email == "owner@a.example")).one()
+            last = await admin.post(f"/console/users/{owner_a.id}/disable", data={"csrf_token": token})
+            assert last.status_code == 409 and "at least one owner" in last.text
         actions = [(e.action, e.status) for e in _audit(session_factory) if e.action.startswith("POST /console/users")]
         assert ("POST /console/users", 200) in actions and ("POST /console/users/{user_id}/disable", 303) in actions
 
