@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hmac
 from collections import Counter
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -46,7 +47,7 @@ from csms.gateway.server import Gateway
 from csms.services import alerts, audit, organisations, security_events, sites, stations, transactions, users
 from csms.services.errors import DomainError
 from csms.services.roles import PLATFORM_ADMIN, ROLES, Permission
-from csms.store.models import Station, Transaction, TransactionStatus, User
+from csms.store.models import Cdr, Station, Transaction, TransactionStatus, User
 
 router = APIRouter(include_in_schema=False)
 
@@ -74,6 +75,8 @@ PAGES: dict[str, tuple[str, str]] = {
     "overview": ("GET", "/sites"),
     "station": ("GET", "/stations/{station_id}"),
     "audit": ("GET", "/audit"),
+    "site": ("GET", "/sites/{site_id}"),
+    "transactions": ("GET", "/transactions"),
 }
 #: console action → the API route it is.
 ACTIONS: dict[str, tuple[str, str]] = {
@@ -231,6 +234,49 @@ def overview_page(request: Request, db: DbSession, gateway: GatewayDep) -> Respo
 def overview_partial(request: Request, db: DbSession, gateway: GatewayDep) -> Response:
     principal = caller(request, db, *PAGES["overview"])
     return render(request, "_sites.html", principal, "overview", **overview(db, principal, gateway))
+
+
+# ---- a site and its power --------------------------------------------------------------------------------
+SLOT = timedelta(minutes=5)
+
+
+@router.get("/console/sites/{site_id}", response_class=HTMLResponse)
+def site_page(
+    request: Request, site_id: str, db: DbSession, gateway: GatewayDep, hours: int = Query(6, ge=1, le=48)
+) -> Response:
+    principal = caller(request, db, *PAGES["site"])
+    site = sites.get(db, site_id)
+    ports = {(e.station_id, e.evse_id) for e in sites.evses_of(db, site_id)}
+    rows = [r for r in stations.list_stations(db, principal.scope) if r.id in {p[0] for p in ports}]
+    connectors = stations.connectors(db, [r.id for r in rows])
+    now = _now()
+    until = now.replace(second=0, microsecond=0) + timedelta(minutes=5 - now.minute % 5)
+    points = transactions.power_history(db, ports, until - timedelta(hours=hours), until, SLOT)
+    roots = [n for n in sites.nodes_of(db, site_id) if n.parent_id is None]
+    limit_kw = roots[0].limit_kw if roots else None
+    series = [{"label": "sessions (kW)", "values": [round(kw, 3) for _, kw in points], "color": "#3c8dde"}]
+    if limit_kw is not None:
+        series.append({"label": "site limit", "values": [limit_kw] * len(points), "color": "#d33", "dash": [6, 4]})
+    chart = {"t": [int(at.timestamp()) for at, _ in points], "series": series, "unit": "kW"}
+    return render(request, "site.html", principal, "overview", title=f"Site {site.name or site.id}", site=site,
+                  stations=[_station_view(r, connectors, gateway) for r in rows], limit_kw=limit_kw, hours=hours,
+                  points=points, chart=chart, charts=True, step_min=int(SLOT.total_seconds() // 60),
+                  peak_kw=max((kw for _, kw in points), default=0.0))  # fmt: skip
+
+
+# ---- transactions ---------------------------------------------------------------------------------------
+TRANSACTION_ROWS = 100
+
+
+@router.get("/console/transactions", response_class=HTMLResponse)
+def transactions_page(request: Request, db: DbSession, station_id: str = Query("", max_length=48)) -> Response:
+    principal = caller(request, db, *PAGES["transactions"])
+    query = transactions.query(station_id=station_id.strip() or None, organisation_id=principal.scope)
+    found = list(db.scalars(query.order_by(None).order_by(Transaction.id.desc()).limit(TRANSACTION_ROWS)))
+    costs = {c.transaction_id: c for c in db.scalars(select(Cdr).where(Cdr.transaction_id.in_([t.id for t in found])))}
+    rows = [(TransactionOut.model_validate(transactions.summary(t)), costs.get(t.id)) for t in found]
+    return render(request, "transactions.html", principal, "transactions", title="Transactions", rows=rows,
+                  station_id=station_id)  # fmt: skip
 
 
 # ---- a station ------------------------------------------------------------------------------------------

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
+import json
 import os
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,10 +25,11 @@ import pytest
 from ocpp.v16 import call as call16
 from sqlalchemy import select
 
+from csms.api.routes.tariffs import EXAMPLE as TARIFF
 from csms.gateway.server import Gateway
 from csms.services import apikeys, organisations
 from csms.services.config import CsmsConfig
-from csms.store.models import AuditEntry, User
+from csms.store.models import AuditEntry, Cdr, User
 from tests.csms.test_api import PASSWORD as STATION_PASSWORD
 from tests.csms.test_api import charger
 from tests.csms.test_console_signin import add_user, form_token, served, sign_in
@@ -73,17 +76,26 @@ async def _setup(session_factory: Any, base: str) -> dict[str, str]:
     return {"a": key_a, "b": key_b}
 
 
-async def _charging(cp: Any) -> int:
-    """The charger reports connector 1 charging a session that draws 7.4 kW; returns the transaction id."""
-    stamp = datetime.now(UTC).isoformat()
+async def _charging(cp: Any, history: tuple[tuple[int, int, int], ...] = ()) -> int:
+    """The charger reports connector 1 charging a session that draws 7.4 kW now; returns the transaction id.
+    ``history``: (minutes ago, W, Wh) readings of the session reported first (it started before the first)."""
+    now = datetime.now(UTC)
+    began = now - timedelta(minutes=max((ago for ago, _, _ in history), default=0) + 10 if history else 0)
     await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Charging"))
     await cp.call(call16.StatusNotification(connector_id=2, error_code="GroundFailure", status="Faulted"))
-    started = await cp.call(call16.StartTransaction(connector_id=1, id_tag="TAG-1", meter_start=1000, timestamp=stamp))
-    sample = [{"value": "7400", "measurand": "Power.Active.Import", "unit": "W"},
-              {"value": "2500", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]  # fmt: skip
-    meter = [{"timestamp": datetime.now(UTC).isoformat(), "sampled_value": sample}]
-    await cp.call(call16.MeterValues(connector_id=1, transaction_id=started.transaction_id, meter_value=meter))
+    started = await cp.call(
+        call16.StartTransaction(connector_id=1, id_tag="TAG-1", meter_start=1000, timestamp=began.isoformat())
+    )
+    for ago, watts, wh in (*history, (0, 7400, 2500)):
+        sample = [{"value": str(watts), "measurand": "Power.Active.Import", "unit": "W"},
+                  {"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]  # fmt: skip
+        meter = [{"timestamp": (now - timedelta(minutes=ago)).isoformat(), "sampled_value": sample}]
+        await cp.call(call16.MeterValues(connector_id=1, transaction_id=started.transaction_id, meter_value=meter))
     return int(started.transaction_id)
+
+
+#: A session's readings over the last two hours: 11 kW, then 3.7 kW (then 7.4 kW now).
+HISTORY = ((110, 11_000, 1200), (60, 3700, 1800))
 
 
 @contextlib.asynccontextmanager
@@ -282,6 +294,61 @@ async def test_audit_and_users_pages(session_factory, gateway):
         assert ("POST /console/users", 200) in actions and ("POST /console/users/{user_id}/disable", 303) in actions
 
 
+async def _tariff(base: str, key: str) -> None:
+    """The API's example tariff, the default of cp-a."""
+    async with httpx.AsyncClient(base_url=base, timeout=30) as api:
+        a = {"Authorization": f"Bearer {key}"}
+        assert (await api.put("/api/v1/tariffs/STANDARD", json=TARIFF, headers=a)).status_code == 201
+        patched = await api.patch("/api/v1/stations/cp-a", json={"tariff_id": "STANDARD"}, headers=a)
+        assert patched.status_code == 200
+
+
+async def _finished_session(cp: Any, history: tuple[tuple[int, int, int], ...] = ()) -> int:
+    """A session of 11 kWh (1 000 → 12 000 Wh) that has ended now; its id."""
+    done = await _charging(cp, history)
+    stamp = datetime.now(UTC).isoformat()
+    await cp.call(call16.StopTransaction(meter_stop=12_000, timestamp=stamp, transaction_id=done))
+    return done
+
+
+async def test_transactions_with_cdr_cost_and_a_sites_power_chart(session_factory, gateway):
+    async with served(session_factory, gateway) as base:
+        keys = await _setup(session_factory, base)
+        await _tariff(base, keys["a"])
+        async with charger(gateway, "cp-a", "1.6") as cp:
+            running = await _finished_session(cp)
+            again = await _charging(cp, HISTORY)
+        with session_factory() as db:
+            cdr = db.scalars(select(Cdr).where(Cdr.transaction_id == running)).one()
+        async with browser_of(base, "viewer@a.example") as viewer:
+            page = await viewer.get("/console/transactions")
+            assert page.status_code == 200
+            rows = re.findall(r"<tr><td>(\d+)</td>(.*?)</tr>", page.text, re.S)
+            assert [int(i) for i, _ in rows] == [again, running]  # newest first, org-b's none
+            finished = rows[1][1]
+            assert "11.000" in finished  # kWh: 12 000 - 1 000 Wh
+            assert f"{cdr.total_cost_excl_vat} {cdr.currency}" in finished
+            assert f"{cdr.total_cost_incl_vat} {cdr.currency}" in finished
+            assert "running" in rows[0][1]
+            assert "cp-a" in (await viewer.get("/console/transactions", params={"station_id": "cp-a"})).text
+            empty = await viewer.get("/console/transactions", params={"station_id": "cp-b"})
+            assert "None." in empty.text  # another organisation's station's sessions stay hidden
+
+            site = await viewer.get("/console/sites/depot-a", params={"hours": 3})
+            assert site.status_code == 200 and 'src="/console/static/uPlot.iife.min.js"' in site.text
+            chart = json.loads(html.unescape(re.search(r'data-chart="([^"]+)"', site.text).group(1)))
+            assert len(chart["t"]) == 36 and chart["t"][1] - chart["t"][0] == 300  # 3 hours of 5-minute slots
+            power, limit = chart["series"]
+            values = power["values"]
+            assert values[0] == 0 and values[-1] == 7.4  # before the session; its draw now (the stopped one's is over)
+            assert 11.0 in values and 3.7 in values and values.index(11.0) < values.index(3.7)
+            assert set(limit["values"]) == {22.0}
+            assert (await viewer.get("/console/sites/depot-a", params={"hours": 0})).status_code == 422
+        async with browser_of(base, "owner@b.example") as other:
+            assert (await other.get("/console/sites/depot-a")).status_code == 404
+            assert "cp-a" not in (await other.get("/console/transactions")).text
+
+
 # ---- in a real browser, offline ----------------------------------------------------------------------------
 def _browse(base: str, shots: Path) -> dict[str, Any]:
     """Sign in, look at the overview and a station, reset it; every request that would leave loopback is
@@ -327,6 +394,12 @@ def _browse(base: str, shots: Path) -> dict[str, Any]:
             seen["result"] = page.inner_text("#action-result")
             seen["url_after_action"] = page.url  # htmx swapped the result in, no navigation
             page.screenshot(path=shots / "console-station-action.png", full_page=True)
+            page.goto(base + "/console/sites/depot-a?hours=3")
+            page.locator("#power-chart canvas").wait_for()
+            seen["chart_legend"] = page.inner_text("#power-chart")
+            page.screenshot(path=shots / "console-site.png", full_page=True)
+            page.goto(base + "/console/transactions")
+            page.screenshot(path=shots / "console-transactions.png", full_page=True)
             page.goto(base + "/console/audit?station_id=cp-a")
             page.screenshot(path=shots / "console-audit.png", full_page=True)
             page.goto(base + "/console/users")
@@ -353,9 +426,11 @@ async def test_the_console_in_chromium_offline(sqlite_factory, tmp_path):
     await gateway.start("127.0.0.1", 0)
     try:
         async with served(sqlite_factory, gateway) as base:
-            await _setup(sqlite_factory, base)
+            keys = await _setup(sqlite_factory, base)
+            await _tariff(base, keys["a"])
             async with charger(gateway, "cp-a", "1.6") as cp:
-                await _charging(cp)
+                await _finished_session(cp, ((50, 11_000, 1500), (20, 11_000, 7000)))
+                await _charging(cp, HISTORY)
                 seen = await asyncio.to_thread(_browse, base, shots)
                 assert cp.received == [("Reset", {"type": "Hard"})]
     finally:
@@ -366,3 +441,5 @@ async def test_the_console_in_chromium_offline(sqlite_factory, tmp_path):
     assert "reset: the station answered Accepted" in seen["result"]
     assert seen["url_after_action"].endswith("/console/stations/cp-a")
     assert seen["errors"] == []  # no CSP violation, no failed load
+    assert "sessions (kW)" in seen["chart_legend"] and "site limit" in seen["chart_legend"]  # uPlot drew it
+    assert any(u.endswith("/console/static/uPlot.iife.min.js") for u in seen["sent"])
