@@ -528,7 +528,9 @@ def install(app: FastAPI) -> None:
     mount_static(app)
 
     @app.exception_handler(SignInFirst)
-    async def sign_in_first(_request: Request, _exc: SignInFirst) -> Response:
+    async def sign_in_first(request: Request, _exc: SignInFirst) -> Response:
+        if request.headers.get("HX-Request"):  # htmx's refresh or action: the whole page goes, not the fragment
+            return Response(status_code=status.HTTP_204_NO_CONTENT, headers={**HEADERS, "HX-Redirect": "/signin"})
         return RedirectResponse("/signin", status.HTTP_303_SEE_OTHER, headers=HEADERS)
 
 

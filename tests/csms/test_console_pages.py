@@ -121,6 +121,8 @@ async def test_overview_and_station_page_by_role_and_organisation(session_factor
                 for url in ("/console/stations/cp-a", "/console/audit", "/console/users", "/console/partials/sites"):
                     assert (await anonymous.get(url)).headers.get("location") == "/signin", url
                 assert (await anonymous.get("/console/static/htmx.min.js")).status_code == 200  # public assets
+                refresh = await anonymous.get("/console/partials/sites", headers={"HX-Request": "true"})
+                assert refresh.status_code == 204 and refresh.headers["HX-Redirect"] == "/signin"  # a whole page
 
             async with browser_of(base, "owner@a.example") as owner:
                 page = await owner.get("/")
