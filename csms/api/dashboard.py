@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from csms.api import auth, permissions
-from csms.api.console import HEADERS, MAX_FORM_BYTES, signed_in
+from csms.api.console import HEADERS, form, signed_in
 from csms.api.deps import DbSession, GatewayDep, read_factory
 from csms.api.routes import calls as call_routes
 from csms.api.routes import configuration as configuration_routes
@@ -140,9 +140,7 @@ def _csrf_ok(principal: auth.Principal, fields: dict[str, str]) -> bool:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    from csms.api.console import form  # the one form reader (content type, size, field count)
-
-    return await form(request)
+    return await form(request)  # the one form reader (content type, size, field count)
 
 
 def _refused(request: Request, message: str, status_code: int) -> HTMLResponse:
@@ -280,10 +278,6 @@ def transactions_page(request: Request, db: DbSession, station_id: str = Query("
 
 
 # ---- a station ------------------------------------------------------------------------------------------
-def _audit_rows(db: Session, principal: auth.Principal, filters: audit.Filters, limit: int) -> list[dict[str, Any]]:
-    return audit.search(db, filters, limit=limit, security_events=False)
-
-
 def _station_context(db: Session, principal: auth.Principal, station_id: str, gateway: Gateway) -> dict[str, Any]:
     row = stations.get(db, station_id)
     out = station_out(row, stations.connectors(db, [station_id]), gateway)
@@ -300,7 +294,9 @@ def _station_context(db: Session, principal: auth.Principal, station_id: str, ga
         "recent": recent,
         "active": [t for t in recent if t.status == TransactionStatus.ACTIVE],
         "events": security_events.list_events(db, limit=RECENT, station_id=station_id),
-        "audit": _audit_rows(db, principal, audit.Filters(principal.scope, station_id), RECENT) if may_audit else None,
+        "audit": audit.search(db, audit.Filters(principal.scope, station_id), limit=RECENT, security_events=False)
+        if may_audit
+        else None,
         "actions": [name for name, route in ACTIONS.items() if _may(principal, *route)],
     }
 
@@ -532,6 +528,3 @@ def install(app: FastAPI) -> None:
         if request.headers.get("HX-Request"):  # htmx's refresh or action: the whole page goes, not the fragment
             return Response(status_code=status.HTTP_204_NO_CONTENT, headers={**HEADERS, "HX-Redirect": "/signin"})
         return RedirectResponse("/signin", status.HTTP_303_SEE_OTHER, headers=HEADERS)
-
-
-__all__ = ["MAX_FORM_BYTES", "install", "router"]
