@@ -445,3 +445,13 @@ async def test_the_console_in_chromium_offline(sqlite_factory, tmp_path):
     assert seen["errors"] == []  # no CSP violation, no failed load
     assert "sessions (kW)" in seen["chart_legend"] and "site limit" in seen["chart_legend"]  # uPlot drew it
     assert any(u.endswith("/console/static/uPlot.iife.min.js") for u in seen["sent"])
+
+
+def test_every_vendored_asset_is_listed_with_its_licence():
+    assets = ROOT / "csms" / "api" / "static" / "console"
+    listing = (assets / "README.md").read_text()
+    for path in assets.iterdir():
+        if path.name != "README.md":
+            assert f"`{path.name}`" in listing, f"{path.name} is not listed in {assets / 'README.md'}"
+    for licence in ("htmx.LICENSE", "uPlot.LICENSE"):
+        assert (assets / licence).stat().st_size > 100
