@@ -83,7 +83,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     app.state.public_url = None  # the API's base URL as stations reach it (None: the request's own)
     app.state.payment_providers = payment_providers(None)  # run_server gives them their webhook secrets
     app.state.monitor = None  # the alert monitor, when run_server starts one
-    app.include_router(dashboard.router)
+    dashboard.install(app)  # the console's pages at / and /console/… and their assets (no CDN)
     app.include_router(console.router)  # sign-in, sign-out, password change, one-time set-password links
     mount_docs(app)
 

@@ -15,6 +15,7 @@ import contextlib
 import json
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,7 +26,7 @@ from csms.api.redaction import mask_url
 from csms.services import audit
 
 AUDIT_STATE = "audit"
-_CONSOLE_FORMS = ("/signin", "/signout", "/account/password", "/set-password/")
+_CONSOLE_FORMS = ("/signin", "/signout", "/account/password", "/set-password/", "/console/")
 #: Path parameters that are secrets (upload tokens, set-password links, invitation codes), never objects.
 _SECRET_PARAMS = frozenset({"token", "link", "code"})
 _OBJECT_PARAMS = ("station_id", "site_id", "id_token", "tariff_id", "account_id")
@@ -56,6 +57,11 @@ def _body(content_type: str, body: bytes, complete: bool) -> Any:
     if content_type.split(";")[0].strip() == "application/json" and complete:
         with contextlib.suppress(ValueError):
             return json.loads(body)
+    if content_type.split(";")[0].strip() == "application/x-www-form-urlencoded" and complete:
+        # A console form (csms/api/dashboard.py): its fields, without the CSRF token.
+        with contextlib.suppress(ValueError, UnicodeDecodeError):
+            fields = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=20)
+            return {name: values[0] for name, values in fields.items() if name != "csrf_token"}
     return {"content_type": content_type[:100] or None, "bytes": len(body) if complete else f">{len(body)}"}
 
 

@@ -25,6 +25,7 @@ class Permission(StrEnum):
     BILLING = "billing"  # accounts, credits, reversals, invoices
     EXPORTS = "exports"  # usage and session reports, invoice documents
     AUDIT = "audit"  # the audit trail
+    USERS = "users"  # the console's users of the organisation: list, add (a one-time link), disable
     PLATFORM = "platform"  # what spans organisations (see the module's docstring)
 
 

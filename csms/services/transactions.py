@@ -9,7 +9,8 @@ answered as the first one was. Which report moves a transaction where is one tab
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, Table, bindparam, case, select
@@ -533,3 +534,33 @@ def summary(tx: Transaction) -> dict[str, Any]:
 def running_on(db: Session, station_id: str) -> int:
     """How many transactions of the station are running (a reboot now would interrupt them)."""
     return len(db.scalars(query(station_id, status=TransactionStatus.ACTIVE)).all())
+
+
+def power_history(
+    db: Session, ports: set[tuple[str, int]], since: datetime, until: datetime, step: timedelta
+) -> list[tuple[datetime, float]]:
+    """The measured power (kW) of the sessions on ``ports`` (station, EVSE) at the end of each ``step`` from
+    ``since``: the sum over the sessions still running then of each one's newest power reading before it
+    (:func:`stored_readings`; a session that has not reported power yet counts 0)."""
+    slots = max(1, math.ceil((until - since) / step))
+    starts = [since + k * step for k in range(slots)]
+    totals = [0.0] * slots
+    stations = {station for station, _ in ports}
+    candidates = db.scalars(
+        select(Transaction).where(
+            Transaction.station_id.in_(stations),
+            Transaction.started_at < until,
+            (Transaction.stopped_at.is_(None)) | (Transaction.stopped_at >= since),
+        )
+    )
+    for tx in candidates:
+        if (tx.station_id, tx.evse_id) not in ports or tx.started_at is None:
+            continue
+        powers = [(r.at, r.power_w) for r in stored_readings(db, tx.id) if r.power_w is not None]
+        for k, start in enumerate(starts):
+            end = start + step
+            if tx.started_at >= end or (tx.stopped_at is not None and tx.stopped_at < end):
+                continue
+            before = [w for at, w in powers if at < end]
+            totals[k] += before[-1] / 1000 if before else 0.0
+    return list(zip(starts, totals, strict=True))
