@@ -734,8 +734,8 @@ class RealtimeRun:
         assert options.new_csms_url is not None, "refuse_unreachable"
         links: dict[str, WebSocketLink] = dict(fleet.links)  # type: ignore[arg-type]
         migration = RealtimeMigration(
-            self.scenario, old, new, options.csms_url, options.new_csms_url, links, actions.enqueue,
-            lambda: float(self.env.now),
+            self.scenario, old, new, (options.csms_url, options.new_csms_url), links, actions.enqueue,
+            lambda: float(self.env.now), options.speed,
         )  # fmt: skip
         actions.migration = migration
         return migration
@@ -772,16 +772,13 @@ class RealtimeRun:
                     self.progress(float(self.scenario.duration), float(self.scenario.duration))
                 await self._drain(links)
                 await actions.finish()
+                if migration is not None:
+                    await migration.finish()
             finally:
                 await asyncio.gather(*(link.stop() for link in links))
             if migration is not None:  # B holds the whole history now, A's part included
                 reader.operator = self.new_operator
             side = await reader.read(csms_clock)
-            if migration is not None:
-                side.notes.append(
-                    "migration: the new CSMS does not declare the planned switch excluded from uptime in real time "
-                    "(virtual time does); away_s per station is measured by the twin"
-                )
         finally:
             for operator in (self.operator, self.new_operator):
                 if operator is not None:
