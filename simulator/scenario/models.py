@@ -676,7 +676,8 @@ class ExportImport(_Model):
     """Platform migration, the cut-over: the old CSMS (the one the run starts with) stops serving OCPP (every
     connection closed, new ones refused, as when its endpoint is switched off), its database is exported
     (``csms export``) and imported into the new CSMS (``csms import``). Chargers keep charging offline and
-    queue their messages until a ``repoint`` wave lets them reach the new CSMS. Virtual time only."""
+    queue their messages until a ``repoint`` wave lets them reach the new CSMS. In real time the run does it
+    through both CSMSs' APIs (:mod:`simulator.realtime_migration`)."""
 
     kind: Literal["export_import"]
     at: When
