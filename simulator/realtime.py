@@ -766,6 +766,8 @@ class RealtimeRun:
             self.clock.start()
             csms_clock = CsmsClock(time.time(), self.epoch, self.options.speed)
             done = fleet.start(actions, self.progress, migrate=None if migration is None else migration.execute)
+            if migration is not None:
+                migration.begin()
             try:
                 await self.clock.run(done)
                 if self.progress is not None:

@@ -5,11 +5,12 @@ virtual run's counterpart is :mod:`simulator.embedded_migration`; both keep thei
 
 The operator's steps, each through the door a real operator uses (chargetwin's API on both CSMSs):
 
-* ``export_import``: first A declares each station's planned outage excluded from uptime
-  (``POST /api/v1/exclusions``, ``scheduled_maintenance``, from a moment just ahead to the end of the
-  station's wave window: declared before it starts, so it counts; the rows travel to B in the bundle). Then
-  A's host name leads nowhere (its OCPP endpoint switched off: the chargers' connections close and new
-  attempts fail, as in any outage; the chargers keep charging and queue what they have to say), except for
+* at the run's start, in advance as an operator plans it: A declares each station's planned outage excluded
+  from uptime (``POST /api/v1/exclusions``, ``scheduled_maintenance``, from the planned cut-over, or for a
+  re-point wave's station its wave, to the end of the station's wave window; the rows travel to B in the
+  bundle, with their ids).
+* ``export_import``: A's host name leads nowhere (its OCPP endpoint switched off: the chargers' connections
+  close and new attempts fail, as in any outage; the chargers keep charging and queue what they have to say), except for
   the chargers of ``mode: repoint`` waves, which A keeps serving until their wave. Once A's API shows the
   others gone, A is exported (``GET /api/v1/export``, what ``csms export`` writes) and the bundle imported
   into B (``POST /api/v1/import``, ``csms import``, conflicts refused). B's own export right after the
@@ -18,8 +19,8 @@ The operator's steps, each through the door a real operator uses (chargetwin's A
   B (:meth:`simulator.links.websocket.WebSocketLink.cut_over`; B serves A's path, or takes it as an alias
   with ``--accept-path``). Their next attempt reaches B with the same password; the sessions running on
   them are continued there on the imported transactions, and what they queued is delivered.
-* ``repoint``, ``mode: repoint``: A and B declare the wave's planned outage, then each charger is re-pointed
-  through A's API (``POST /api/v1/stations/{id}/repoint``, ``csms migrate repoint``) to B's URL; it reboots
+* ``repoint``, ``mode: repoint``: each charger is re-pointed through A's API
+  (``POST /api/v1/stations/{id}/repoint``, ``csms migrate repoint``) to B's URL; it reboots
   and dials the URL it was given. One that A reports not moved (a vendor without a known URL key, one that
   ignores it, a session that kept it from rebooting) is moved by the host cut-over instead.
 
@@ -41,7 +42,7 @@ import logging
 import time
 import zipfile
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,9 +55,6 @@ log = logging.getLogger(__name__)
 
 #: After the cut-over, wait at most this long (wall seconds) for A to record every station gone.
 GONE_WALL_S = 10.0
-#: A planned outage is declared this far (wall seconds, plus a little per station) ahead of its start, so it
-#: counts as declared in advance.
-DECLARE_AHEAD_WALL_S = 0.5
 #: A re-point's deadline (A's watch, wall seconds): half the wave's window at the run's speed, at least this.
 REPOINT_MIN_WALL_S = 2.0
 #: How often A is asked whether a re-point is decided.
@@ -107,6 +105,7 @@ class RealtimeMigration(MigrationLog):
         #: What A's re-point said of each station of a ``mode: repoint`` wave (``moved``, ``not_moved``, ...).
         self.repointed: dict[str, str] = {}
         self._watches: set[asyncio.Task[None]] = set()
+        self._declaring: asyncio.Task[None] | None = None
 
     def operator_for(self, station_id: str) -> ChargetwinOperator | None:
         """The CSMS holding the station: A until the cut-over (or its re-point wave), none until its wave, B after."""
@@ -132,31 +131,33 @@ class RealtimeMigration(MigrationLog):
             wave = item
             self.enqueue(lambda: self._let_onto_new(wave))
 
-    async def _declare(self, stations: list[str], on: tuple[ChargetwinOperator, ...]) -> None:
-        """Each station's planned outage on each CSMS ``on``, from a moment just ahead (waited for here) to the
-        end of its wave's window."""
-        start = time.time() + DECLARE_AHEAD_WALL_S + 0.02 * len(stations)
-        begin = datetime.fromtimestamp(start, UTC)
+    def begin(self) -> None:
+        """At the run's start (the twin's clock running): the planned outages are declared on A, beside the
+        operator's other steps; the cut-over waits for them."""
+        self._declaring = asyncio.create_task(self._declare_planned(), name="declare planned outages")
+        self._watches.add(self._declaring)
+        self._declaring.add_done_callback(self._watches.discard)
 
-        async def one(station_id: str, csms: ChargetwinOperator) -> None:
-            end = max(self._wall(self._window_end_s(station_id)), begin + timedelta(seconds=1))
+    async def _declare_planned(self) -> None:
+        """Each station's planned outage on A, declared in advance: from the planned cut-over (a re-point
+        wave's station: from its wave) to the end of its wave's window. A's rows travel to B in the bundle."""
+        cutover_s = next(self.scenario.seconds(a.at) for a in self.scenario.actions if isinstance(a, ExportImport))
+        for station_id, wave in sorted(self.wave_of.items()):  # one after another: SQLite takes one writer
+            start_s = self.scenario.seconds(wave.at) if station_id in self.stay_on_old else cutover_s
+            start, end = self._wall(start_s), self._wall(self._window_end_s(station_id))
             try:
-                ident = await csms.declare_exclusion(station_id, begin, end, NOTE)
+                if start <= datetime.now(UTC):
+                    raise OperatorError("its start had passed before it could be declared")
+                ident = await self.old.declare_exclusion(station_id, start, end, NOTE)
             except OperatorError as exc:
                 log.warning("migration: the planned outage of %s was not declared: %s", station_id, exc)
-                return
-            self.exclusions.setdefault(station_id, []).append((csms, ident))
-
-        for station_id in stations:
-            self.exclusions.setdefault(station_id, [])
-        await asyncio.gather(*(one(s, csms) for s in stations if s in self.wave_of for csms in on))
-        if (late := time.time() - start) > 0:
-            log.warning("migration: declaring the planned outages took %.2f s beyond their start", late)
-        await asyncio.sleep(max(0.0, start - time.time()))
+                continue
+            self.exclusions[station_id] = [(self.old, ident)]
 
     async def _export_import(self) -> None:
         cut = [s for s in self.links if s not in self.stay_on_old]
-        await self._declare(cut, (self.old,))  # on A: the rows travel to B in the bundle
+        if self._declaring is not None:
+            await self._declaring
         self.cut_over(self.now_s())
         for station_id in cut:
             self.links[station_id].cut_over(self.old_host, None)
@@ -164,8 +165,8 @@ class RealtimeMigration(MigrationLog):
         bundle = await self.old.export_bundle()
         self.exported = manifest_rows(bundle)
         await self.new.import_bundle(bundle)
-        for station_id in cut:  # the bundle kept A's ids: the same windows are B's now
-            self.exclusions[station_id] += [(self.new, i) for _, i in self.exclusions.get(station_id, [])]
+        for windows in self.exclusions.values():  # the bundle kept A's ids: the same windows are B's now
+            windows += [(self.new, i) for _, i in list(windows)]
         # what B holds now, table by table, before any charger reaches it
         self.imported = manifest_rows(await self.new.export_bundle())
         self.imported_s = self.now_s()
@@ -192,7 +193,6 @@ class RealtimeMigration(MigrationLog):
         """A re-point wave: the planned outage declared on both CSMSs, then each station re-pointed through A's
         API; one A reports not moved goes by the host cut-over."""
         stations = self.scenario.resolve_chargers(item.charger)
-        await self._declare(stations, (self.old, self.new))
         self.wave(item, self.now_s(), await self._running(stations))
         within_s = max(REPOINT_MIN_WALL_S, item.window / self.speed / 2)
         # A watches each station until it is decided: the operator's other steps do not wait for that
