@@ -103,8 +103,8 @@ def test_a_fleet_moves_between_two_csms_serve_processes_in_real_time(
     for station_id in ("r16-1", "r20-1"):
         assert _get(a, f"/stations/{station_id}/repoint")["status"] == "moved"
     # The planned switch is excluded from uptime on both CSMSs, only for as long as it took: each station has
-    # one scheduled-maintenance window on B (A's, carried in the bundle, or declared at its re-point wave),
-    # ended at its arrival, and B's outage of the switch falls inside it.
+    # one scheduled-maintenance window on B (declared on A in advance, carried in the bundle), ended at its
+    # arrival, and B's outage of the switch falls inside it.
     for station_id, row in stations.items():
         (window,) = _get(b, "/exclusions", station_id=station_id)
         assert window["cause"] == "scheduled_maintenance" and window["declared_by"] == "migration", window
@@ -123,7 +123,7 @@ def test_a_fleet_moves_between_two_csms_serve_processes_in_real_time(
     assert data["stations"] == {"exported": 11, "imported": 11}
     assert data["api_keys"] == {"exported": 1, "imported": 1}
     assert data["id_tokens"] == {"exported": 8, "imported": 8}
-    assert data["uptime_exclusions"] == {"exported": 8, "imported": 8}
+    assert data["uptime_exclusions"] == {"exported": 11, "imported": 11}
     assert data["transactions"] == {"exported": 8, "imported": 8}
     assert data["meter_samples"]["exported"] > 0 and migration["data_mismatches"] == []
     assert data["tariffs"] == {"exported": 2, "imported": 2}
