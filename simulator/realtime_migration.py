@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 GONE_WALL_S = 10.0
 #: A re-point's deadline (A's watch, wall seconds): half the wave's window at the run's speed, at least this.
 REPOINT_MIN_WALL_S = 2.0
+#: At the run's end, how long the calls still running may take.
+FINISH_WALL_S = 10.0
 #: How often A is asked whether a re-point is decided.
 REPOINT_POLL_WALL_S = 0.2
 NOTE = "planned platform migration: from the switch to the station's arrival on the new CSMS"
@@ -204,7 +206,10 @@ class RealtimeMigration(MigrationLog):
         await asyncio.gather(*(self._repoint_one(s, within_s) for s in stations))
 
     async def finish(self) -> None:
-        """At the run's end: the re-points still watched are given up (a run ends long after its waves)."""
+        """At the run's end: the calls still running (a window's end, a re-point's watch) get a few seconds,
+        then are given up."""
+        if self._watches:
+            await asyncio.wait(list(self._watches), timeout=FINISH_WALL_S)
         for task in list(self._watches):
             task.cancel()
         await asyncio.gather(*self._watches, return_exceptions=True)
@@ -242,7 +247,10 @@ class RealtimeMigration(MigrationLog):
             return
         end = datetime.now(UTC)
         for csms, ident in self.exclusions.get(station_id, []):
-            self.enqueue(lambda csms=csms, ident=ident: self._end(csms, ident, end))  # type: ignore[misc]
+            # beside the operator's worker: the next waves and actions do not wait for these calls
+            task = asyncio.create_task(self._end(csms, ident, end), name=f"end exclusion {ident}")
+            self._watches.add(task)
+            task.add_done_callback(self._watches.discard)
 
     @staticmethod
     async def _end(csms: ChargetwinOperator, ident: int, end: datetime) -> None:
