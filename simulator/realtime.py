@@ -88,8 +88,9 @@ log = logging.getLogger(__name__)
 
 #: A charger waits this many *wall* seconds for a CALL's answer, whatever the speed.
 CALL_TIMEOUT_WALL_S = 30.0
-#: After the twin's end, wait at most this long for transaction messages still queued to be acknowledged.
-DRAIN_WALL_S = 5.0
+#: After the twin's end, wait at most this long for transaction messages still queued to be acknowledged (a CSMS
+#: behind on a fast run catches up; the wait ends as soon as every queue is empty).
+DRAIN_WALL_S = 30.0
 #: The stepper re-checks the clock at least this often (wall seconds).
 MAX_SLEEP_S = 0.5
 #: After the twin's end, operator actions still queued get this long (wall seconds) to finish.

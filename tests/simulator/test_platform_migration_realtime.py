@@ -198,9 +198,8 @@ def test_a_repoint_wave_in_virtual_time_is_refused_before_it_starts(tmp_path: Pa
 @pytest.mark.timeout(900)
 def test_the_shipped_platform_migration_scenario_in_real_time(two_csms: tuple[Csms, Csms], tmp_path: Path) -> None:
     """64 chargers, five waves, 8 virtual hours at x60 (about 8.5 minutes). At x60 every wall second of the
-    export and import is a minute of the scenario: on a loaded machine they outlast the first wave's plan, and
-    the report says so (that wave's stations are away beyond their window, `sim run` exits 1); everything else
-    holds as in virtual time."""
+    export and import is a minute of the scenario: a wave planned before the import was done waits for it,
+    its window counts from its start, and the report says how late it started; every check passes."""
     a, b = two_csms
     shipped = Path(__file__).parents[2] / "scenarios" / "platform-migration.yaml"
     out = tmp_path / "out"
@@ -211,10 +210,9 @@ def test_the_shipped_platform_migration_scenario_in_real_time(two_csms: tuple[Cs
         *("--new-csms", b.ws_url, "--new-api-url", b.api_url),
         timeout=880,
     )
-    assert done.returncode in (0, 1) and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout[-3000:] + done.stderr[-3000:]
     real = json.loads((out / "report.json").read_text())
-    failed = {c["name"] for c in real["checks"] if not c["passed"]}
-    assert failed <= {"migration_downtime_beyond_window"}, real["checks"]
+    assert real["passed"], [c for c in real["checks"] if not c["passed"]]
     migration, tx = real["migration"], real["transactions"]
     assert tx["started"] == tx["completed"] == 56 and tx["lost"] == tx["duplicated"] == 0, tx
     assert tx["energy_max_error_kwh"] == 0.0, tx
@@ -223,9 +221,13 @@ def test_the_shipped_platform_migration_scenario_in_real_time(two_csms: tuple[Cs
     assert [(a["target"], a["csms"]) for a in migration["operator_actions"]] == [
         ("alf-1", "new"), ("abb-1", "new"), ("PUBLIC", "new"),
     ]  # fmt: skip
-    # Only stations whose wave was planned before the import was done can be late, and the report shows it.
+    # A wave planned before the import was done started once it was, and says how late; none is beyond its window.
     scenario = load_scenario(shipped)
     planned = {a.charger: scenario.seconds(a.at) for a in scenario.actions if isinstance(a, Repoint)}
-    late_waves = {charger for charger, at_s in planned.items() if at_s < migration["imported_s"]}
-    for station_id in migration["downtime_beyond_window"]:
-        assert station_id.split("-")[0] in late_waves, (station_id, late_waves, migration["imported_s"])
+    assert migration["import_took_s"] > 0 and migration["downtime_beyond_window"] == []
+    for wave in migration["waves"]:
+        assert wave["at_s"] >= migration["imported_s"] and wave["planned_s"] == planned[wave["charger"]], wave
+        assert wave["started_late_s"] == round(wave["at_s"] - wave["planned_s"], 1), wave
+    # The planned switch is excluded on B for every station, ended at its arrival.
+    exclusions = _get(b, "/exclusions")
+    assert len(exclusions) == 64 and all(row["end"] > row["start"] for row in exclusions)
