@@ -31,9 +31,27 @@ from csms.uptime.model import SCHEDULED_MAINTENANCE
 from simulator.embedded_csms import EmbeddedCsms
 from simulator.links.inprocess import InProcessLink, Refused
 from simulator.links.offer import Offer
+from simulator.scenario.loader import ScenarioError, issue_at
 from simulator.scenario.models import ExportImport, MigrationAction, Repoint, Scenario
 from simulator.station.transfers import Transfer, TransferResult
 from simulator.verify.migration import MigrationLog
+
+
+def refuse_repoint_mode(scenario: Scenario, scenario_file: str) -> None:
+    """Raises ScenarioError for each ``repoint`` wave of ``mode: repoint``: the embedded CSMSs re-point no
+    charger (the re-point through the old CSMS's API runs in real time, :mod:`simulator.realtime_migration`).
+
+    Raises:
+        ScenarioError: file, line and field of each such wave.
+    """
+    issues = [
+        issue_at(scenario_file, ("actions", i, "mode"), "a repoint wave of mode repoint runs in real time only "
+                 "(sim run --realtime --csms … --new-csms …); in virtual time use mode forward (the host cut-over)")
+        for i, action in enumerate(scenario.actions)
+        if isinstance(action, Repoint) and action.mode == "repoint"
+    ]  # fmt: skip
+    if issues:
+        raise ScenarioError(issues)
 
 
 class StationRoute:

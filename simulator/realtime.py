@@ -89,8 +89,9 @@ log = logging.getLogger(__name__)
 
 #: A charger waits this many *wall* seconds for a CALL's answer, whatever the speed.
 CALL_TIMEOUT_WALL_S = 30.0
-#: After the twin's end, wait at most this long for transaction messages still queued to be acknowledged.
-DRAIN_WALL_S = 5.0
+#: After the twin's end, wait at most this long for transaction messages still queued to be acknowledged (a CSMS
+#: behind on a fast run catches up; the wait ends as soon as every queue is empty).
+DRAIN_WALL_S = 30.0
 #: The stepper re-checks the clock at least this often (wall seconds).
 MAX_SLEEP_S = 0.5
 #: After the twin's end, operator actions still queued get this long (wall seconds) to finish.
@@ -763,8 +764,8 @@ class RealtimeRun:
         assert options.new_csms_url is not None, "refuse_unreachable"
         links: dict[str, WebSocketLink] = dict(fleet.links)  # type: ignore[arg-type]
         migration = RealtimeMigration(
-            self.scenario, old, new, options.csms_url, options.new_csms_url, links, actions.enqueue,
-            lambda: float(self.env.now),
+            self.scenario, old, new, (options.csms_url, options.new_csms_url), links, actions.enqueue,
+            lambda: float(self.env.now), options.speed,
         )  # fmt: skip
         actions.migration = migration
         return migration
@@ -795,22 +796,21 @@ class RealtimeRun:
             self.clock.start()
             csms_clock = CsmsClock(time.time(), self.epoch, self.options.speed)
             done = fleet.start(actions, self.progress, migrate=None if migration is None else migration.execute)
+            if migration is not None:
+                migration.begin()
             try:
                 await self.clock.run(done)
                 if self.progress is not None:
                     self.progress(float(self.scenario.duration), float(self.scenario.duration))
                 await self._drain(links)
                 await actions.finish()
+                if migration is not None:
+                    await migration.finish()
             finally:
                 await asyncio.gather(*(link.stop() for link in links))
             if migration is not None:  # B holds the whole history now, A's part included
                 reader.operator = self.new_operator
             side = await reader.read(csms_clock)
-            if migration is not None:
-                side.notes.append(
-                    "migration: the new CSMS does not declare the planned switch excluded from uptime in real time "
-                    "(virtual time does); away_s per station is measured by the twin"
-                )
         finally:
             for operator in (self.operator, self.new_operator):
                 if operator is not None:

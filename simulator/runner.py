@@ -22,7 +22,7 @@ from csms.services.config import CsmsConfig
 from simulator import loadmgmt, report
 from simulator.collector import paced_collector
 from simulator.embedded_csms import EmbeddedCsms, EmbeddedPki
-from simulator.embedded_migration import PlatformMigration
+from simulator.embedded_migration import PlatformMigration, refuse_repoint_mode
 from simulator.embedded_operator import CsmsRecords, EmbeddedOperator
 from simulator.embedded_wiring import EmbeddedCsmsWiring, alert_rules
 from simulator.fleet import Fleet, FleetVehicle, OperatorCall, Progress, commission, station_passwords
@@ -146,6 +146,7 @@ class VirtualRun:
         #: A platform migration's new CSMS (its own database); the run's record is then the new CSMS's.
         self.migration = None
         if self.scenario.migrates:
+            refuse_repoint_mode(self.scenario, scenario_file)
             self.migration = PlatformMigration(self.scenario, self.csms, self._new_csms(), self.links)
         seed = self.scenario.seed if seed is None else seed
         self.fleet = Fleet(self.scenario, seed, self.env, self._make_link, truth=self.truth, contracts=self.mobility)

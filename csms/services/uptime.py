@@ -80,7 +80,7 @@ def delete_exclusion(db: Session, exclusion_id: int) -> None:
     db.flush()
 
 
-def end_exclusion(db: Session, exclusion_id: int, end: datetime) -> None:
+def end_exclusion(db: Session, exclusion_id: int, end: datetime) -> ExclusionWindowRow:
     """End a declared window early (a planned outage that took less than declared counts only as long as it
     took); a window is never lengthened after the fact."""
     row = db.get(ExclusionWindowRow, exclusion_id)
@@ -88,6 +88,7 @@ def end_exclusion(db: Session, exclusion_id: int, end: datetime) -> None:
         raise NotFound(f"exclusion window {exclusion_id} not found")
     row.end = max(row.start, min(row.end, end))
     db.flush()
+    return row
 
 
 def record_availability_order(db: Session, station_id: str, evse_id: int, operative: bool, now: datetime) -> None:

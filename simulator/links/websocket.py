@@ -79,6 +79,10 @@ class WebSocketLink:
         #: (None: nowhere, the old endpoint is switched off). What the charger is configured with is unchanged.
         self.hosts: dict[str, str | None] = {}
         self._dialled = ""  # the host:port the charger dialled last (before the cut-overs)
+        #: The host:port the open connection reached, and whether a host cut-over led it there (else it is
+        #: where the charger itself dialled: its configured or re-pointed URL).
+        self.reached = ""
+        self.via_cut_over = False
         self.ws: ClientConnection | None = None
         self._outbox: deque[str] = deque()
         self._writer: asyncio.Task[None] | None = None
@@ -184,7 +188,7 @@ class WebSocketLink:
         if resolved is None:
             self._failed(f"{urlsplit(url).netloc} leads nowhere (the old CSMS's endpoint is switched off)")
             return
-        url = resolved
+        via_cut_over, url = resolved != url, resolved
         self._connecting = True
         try:
             ws = await connect(
@@ -210,6 +214,7 @@ class WebSocketLink:
                 self._failed(reason)
             return
         self.ws = ws
+        self.reached, self.via_cut_over = urlsplit(url).netloc, via_cut_over
         self._last_failure = None
         log.info("%s: connected to %s (%s)", self.charger.station_id, self.url, self.subprotocol)
         now = self.clock.sync()

@@ -338,5 +338,35 @@ class ChargetwinOperator:
         )
         return report
 
+    async def repoint(self, station_id: str, url: str, within_s: float) -> dict[str, Any]:
+        """``POST /stations/{id}/repoint`` (``csms migrate repoint``): the re-point's record, ``pending`` while
+        the CSMS watches the station (:meth:`repoint_status` follows it)."""
+        path = f"/stations/{_segment(station_id)}/repoint"
+        record: dict[str, Any] = await self._json("POST", path, json={"url": url, "within_s": within_s})
+        return record
+
+    async def repoint_status(self, station_id: str) -> dict[str, Any]:
+        """``GET /stations/{id}/repoint``: ``status`` moved, not_moved, refused, cannot_repoint or pending."""
+        record: dict[str, Any] = await self._json("GET", f"/stations/{_segment(station_id)}/repoint")
+        return record
+
+    async def declare_exclusion(self, station_id: str, start: datetime, end: datetime, note: str) -> int:
+        """``POST /exclusions``: a planned outage (``scheduled_maintenance``) excluded from uptime; its id."""
+        body = {
+            "station_id": station_id, "start": start.isoformat(), "end": end.isoformat(),
+            "cause": "scheduled_maintenance", "note": note, "declared_by": "migration",
+        }  # fmt: skip
+        row: dict[str, Any] = await self._json("POST", "/exclusions", ok=(201,), json=body)
+        return int(row["id"])
+
+    async def end_exclusion(self, exclusion_id: int, end: datetime) -> None:
+        """``POST /exclusions/{id}/end``: the planned outage took only until ``end``."""
+        await self._json("POST", f"/exclusions/{exclusion_id}/end", json={"end": end.isoformat()})
+
+    async def exclusions(self, station_id: str | None = None) -> list[dict[str, Any]]:
+        params = {} if station_id is None else {"station_id": station_id}
+        rows: list[dict[str, Any]] = await self._json("GET", "/exclusions", params=params)
+        return rows
+
     async def close(self) -> None:
         await self.http.close()

@@ -742,7 +742,8 @@ class ExportImport(_Model):
     """Platform migration, the cut-over: the old CSMS (the one the run starts with) stops serving OCPP (every
     connection closed, new ones refused, as when its endpoint is switched off), its database is exported
     (``csms export``) and imported into the new CSMS (``csms import``). Chargers keep charging offline and
-    queue their messages until a ``repoint`` wave lets them reach the new CSMS. Virtual time only."""
+    queue their messages until a ``repoint`` wave lets them reach the new CSMS. In real time the run does it
+    through both CSMSs' APIs (:mod:`simulator.realtime_migration`)."""
 
     kind: Literal["export_import"]
     at: When
@@ -754,12 +755,20 @@ class Repoint(_Model):
     ``csms serve --accept-path``). It needs no reboot, so sessions running on the chargers carry over, and it
     works for chargers that ignore a re-point (``everest-pinned-url``). ``window``: how long after the wave
     each of its stations may take to arrive; the new CSMS declares the planned outage from the cut-over to
-    its arrival (at most to the window's end) as excluded from uptime."""
+    its arrival (at most to the window's end) as excluded from uptime.
+
+    ``mode: repoint`` (real time only): the wave's chargers stay on the old CSMS across the cut-over and are
+    re-pointed through its API at the wave (``POST /stations/{id}/repoint``, ``csms migrate repoint``: 2.0.1
+    SetNetworkProfile, NetworkConfigurationPriority and Reset OnIdle; 1.6 the vendor's URL key and a Reset);
+    they reboot onto the new CSMS's URL. One that cannot be re-pointed (a vendor without a known key, one
+    that ignores it, a session still running at the deadline) moves by the host cut-over instead. It reboots
+    the charger, so it is for idle chargers: what the old CSMS records of them between the export and the wave
+    stays there."""
 
     kind: Literal["repoint"]
     at: When
     charger: str
-    mode: Literal["forward"] = "forward"
+    mode: Literal["forward", "repoint"] = "forward"
     window: PositiveDuration = 900.0
 
 

@@ -38,6 +38,9 @@ class Wave:
     window_s: float
     #: Transactions running on these stations when the old CSMS stopped (``station/charger's id``).
     carried: list[str] = field(default_factory=list)
+    #: When it was planned (scenario seconds): a wave planned before the import was done waits for it.
+    planned_s: float | None = None
+    mode: str = "forward"
 
 
 @dataclass(frozen=True)
@@ -74,28 +77,36 @@ class MigrationLog:
         self.imported_s: float | None = None
         self.actions: list[OperatorAction] = []
         self.wave_of = planned_waves(scenario)
+        #: How each station reached the new CSMS: ``repoint`` (it was told the new URL and rebooted onto it)
+        #: or ``cut_over`` (its old host name led there).
+        self.arrived_by: dict[str, str] = {}
+        #: Stations of ``mode: repoint`` waves: the old CSMS serves them across the cut-over, until their wave.
+        self.stay_on_old = {s for s, wave in self.wave_of.items() if wave.mode == "repoint"}
 
     def holder(self, station_id: str) -> Holder | None:
         """The CSMS serving the station: the old one until the cut-over, none until its wave, then the new one."""
-        if self.cutover_s is None:
+        if station_id in self.moved:
+            return "new"
+        if self.cutover_s is None or station_id in self.stay_on_old:
             return "old"
-        return "new" if station_id in self.moved else None
+        return None
 
     def cut_over(self, now_s: float) -> None:
         self.cutover_s = now_s
 
     def wave(self, item: Repoint, now_s: float, carried: list[str]) -> Wave:
         stations = self.scenario.resolve_chargers(item.charger)
-        wave = Wave(now_s, item.charger, stations, item.window, carried)
+        wave = Wave(now_s, item.charger, stations, item.window, carried, self.scenario.seconds(item.at), item.mode)
         self.waves.append(wave)
         self.moved.update(stations)
         return wave
 
-    def arrived(self, station_id: str, now_s: float) -> bool:
-        """The station connected to the new CSMS; True the first time."""
+    def arrived(self, station_id: str, now_s: float, by: str = "cut_over") -> bool:
+        """The station connected to the new CSMS (``by`` re-point or host cut-over); True the first time."""
         if station_id in self.arrivals:
             return False
         self.arrivals[station_id] = now_s
+        self.arrived_by[station_id] = by
         return True
 
     def operator_action(
@@ -113,6 +124,10 @@ class MigrationLog:
         return {
             "cutover_s": self.cutover_s,
             "imported_s": self.imported_s,
+            # the export and import took this long (scenario seconds): waves planned before wait for it
+            "import_took_s": None
+            if self.imported_s is None or self.cutover_s is None
+            else round(self.imported_s - self.cutover_s, 1),
             "waves": [self._wave(w) for w in self.waves],
             "stations": stations,
             "stations_total": len(self.scenario.station_ids()),
@@ -133,26 +148,41 @@ class MigrationLog:
         arrivals = [self.arrivals[s] for s in wave.stations if s in self.arrivals]
         return {
             "at_s": wave.at_s,
+            "planned_s": wave.planned_s,
+            # how long after its plan the wave started: one planned before the import was done waits for it
+            # (and in real time for the operator's steps before it); its window counts from its start
+            "started_late_s": None if wave.planned_s is None else round(max(0.0, wave.at_s - wave.planned_s), 1),
+            "mode": wave.mode,
             "charger": wave.charger,
             "stations": len(wave.stations),
             "moved": len(arrivals),
             "time_taken_s": round(max(arrivals) - wave.at_s, 1) if arrivals else None,
             "sessions_carried_over": len(wave.carried),
             "carried": wave.carried,
+            "by_repoint": sum(1 for s in wave.stations if self.arrived_by.get(s) == "repoint"),
+            "by_cut_over": sum(1 for s in wave.stations if self.arrived_by.get(s) == "cut_over"),
         }
 
     def _stations(self, end_s: float) -> dict[str, dict[str, Any]]:
-        """Per station: how long it was away (cut-over to arrival, or to the run's end) and its window."""
+        """Per station: how long it was away (cut-over to arrival, or to the run's end) and its window (to the
+        end of its wave's window, counted from when the wave started: a wave that waited for the import has
+        its window from then)."""
         if self.cutover_s is None:
             return {}
+        started = {s: w.at_s for w in self.waves for s in w.stations}
         out = {}
         for station_id in self.scenario.station_ids():
             wave = self.wave_of.get(station_id)
-            window_end = None if wave is None else self.scenario.seconds(wave.at) + wave.window
+            window_end = None
+            if wave is not None:
+                window_end = max(self.scenario.seconds(wave.at), started.get(station_id, 0.0)) + wave.window
             arrival = self.arrivals.get(station_id)
-            away = (arrival if arrival is not None else end_s) - self.cutover_s
-            allowed = None if window_end is None else window_end - self.cutover_s
+            # a station the old CSMS served until its wave (mode repoint) was away from the wave on
+            left = started.get(station_id, self.cutover_s) if station_id in self.stay_on_old else self.cutover_s
+            away = (arrival if arrival is not None else end_s) - left
+            allowed = None if window_end is None else window_end - left
             out[station_id] = {
+                "by": self.arrived_by.get(station_id),
                 "away_s": round(away, 1),
                 "window_s": None if allowed is None else round(allowed, 1),
                 "within_window": arrival is not None and allowed is not None and away <= allowed,

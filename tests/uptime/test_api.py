@@ -140,6 +140,15 @@ async def test_exclusion_windows(client, history):
         ("10:30", False, None, None),
     ]
     assert len((await client.get("/api/v1/exclusions?station_id=cp-1")).json()) == 2
+    # A window ended early counts only until then; one is never lengthened; an unknown one is 404.
+    ended = await client.post(f"/api/v1/exclusions/{window['id']}/end", json={"end": "2025-03-01T10:10:00Z"})
+    assert ended.status_code == 200 and ended.json()["end"].startswith("2025-03-01T10:10"), ended.text
+    port1 = next(r for r in (await client.get("/api/v1/uptime", params=params)).json() if r["evse_id"] == 1)
+    assert (port1["outage_minutes"], port1["excluded_minutes"]) == (90, 10)
+    later = await client.post(f"/api/v1/exclusions/{window['id']}/end", json={"end": "2025-03-01T12:00:00Z"})
+    assert later.json()["end"].startswith("2025-03-01T10:10"), later.text
+    assert (await client.post("/api/v1/exclusions/999999/end", json={"end": "2025-03-01T12:00:00Z"})).status_code == 404
+    assert (await client.post(f"/api/v1/exclusions/{window['id']}/end", json={"end": "soon"})).status_code == 422
     assert (await client.delete(f"/api/v1/exclusions/{window['id']}")).status_code == 204
     assert (await client.delete(f"/api/v1/exclusions/{window['id']}")).status_code == 404
     for wrong in ({**body, "cause": "bad_luck"}, {**body, "end": body["start"]}, {**body, "station_id": "nope"}):

@@ -168,6 +168,19 @@ def create_exclusion(body: ExclusionCreate, db: DbSession) -> Any:
     )
 
 
+class ExclusionEnd(Strict):
+    model_config = examples({"end": "2026-01-15T09:12:00Z"})
+
+    end: UtcDatetime = Field(description="when the excluded outage really ended (never later than declared)")
+
+
+@router.post("/exclusions/{exclusion_id}/end", response_model=ExclusionOut)
+def end_exclusion(exclusion_id: Annotated[int, Path(ge=1, le=2**31 - 1)], body: ExclusionEnd, db: DbSession) -> Any:
+    """End a declared window early: a planned outage that took less than declared is excluded only for as
+    long as it took. A window is never lengthened (an end after the declared one keeps the declared one)."""
+    return uptime.end_exclusion(db, exclusion_id, body.end)
+
+
 @router.delete("/exclusions/{exclusion_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_exclusion(exclusion_id: Annotated[int, Path(ge=1, le=2**31 - 1)], db: DbSession) -> Response:
     uptime.delete_exclusion(db, exclusion_id)
