@@ -52,6 +52,7 @@ ROUTES: dict[tuple[str, str], P | Literal["public"]] = {
     ("GET", "/exclusions"): P.READ,
     ("POST", "/exclusions"): P.ALERTS,
     ("DELETE", "/exclusions/{exclusion_id}"): P.ALERTS,
+    ("POST", "/exclusions/{exclusion_id}/end"): P.ALERTS,
     ("GET", "/alerts"): P.READ,
     ("POST", "/alerts/{alert_id}/acknowledge"): P.ALERTS,
     ("POST", "/alerts/{alert_id}/resolve"): P.ALERTS,
