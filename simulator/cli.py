@@ -215,7 +215,7 @@ def _migration_rows(migration: dict[str, Any] | None) -> list[tuple[str, str]]:
     named = [t for t in HEADLINE if t in migration["data"]]
     data = ", ".join(f"{t} {migration['data'][t]['exported']}→{migration['data'][t]['imported']}" for t in named)
     equal = len(migration["data"]) - len(migration["data_mismatches"])
-    data += f"; {equal} of {len(migration['data'])} tables equal"
+    data += f"; {equal} of {len(migration['data'])} tables preserved"
     took = None if migration["imported_s"] is None else migration["imported_s"] - migration["cutover_s"]
     return [
         ("migration cut-over: export and import", "not done" if took is None else f"{took:.1f} s"),
