@@ -10,7 +10,6 @@ import random
 import socket
 import time
 from collections.abc import Callable, Generator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from csms.alerts.webhooks import RetrySchedule
 from csms.domain import events as ev
+from csms.gateway.outbox import OutboxWorker
 from csms.ocpi import client as peer
 from csms.ocpi.app import PREFIX, create_ocpi_app
 from csms.ocpi.cdrs import queue_cdrs
@@ -56,7 +56,7 @@ class OcpiServe:
     session_progress_s: float = 300.0
 
 
-class PushWorker:
+class PushWorker(OutboxWorker):
     """Sends the outbox (:class:`csms.store.models.OcpiPush`) with the party's token; at-least-once."""
 
     def __init__(
@@ -71,48 +71,16 @@ class PushWorker:
         us: Us | None = None,
     ) -> None:
         """``us``: this CPO on the routing headers of what it sends."""
-        self.session_factory = session_factory
+        super().__init__(session_factory, name="csms-ocpi-push", poll_s=poll_s)
         self.us = us
         self.schedule = schedule or RetrySchedule(base_s=2.0, cap_s=600.0, max_attempts=12)
         self.rng = rng or random.Random()
         self.clock = clock
-        self.poll_s = poll_s
         self._client = httpx.AsyncClient(timeout=timeout_s)
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csms-ocpi-push")
         self.attempts: dict[str, int] = {"delivered": 0, "failed": 0, "abandoned": 0}
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="csms-ocpi-push")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def close(self) -> None:
         await self._client.aclose()
-        self._db.shutdown(wait=True)
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.deliver_due()
-            except Exception:
-                log.exception("OCPI push round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
-            self._wake.clear()
-
-    async def _in_db(self, work: Callable[[Session], Any]) -> Any:
-        def run() -> Any:
-            with self.session_factory() as db, db.begin():
-                return work(db)
-
-        return await asyncio.get_running_loop().run_in_executor(self._db, run)
 
     async def deliver_due(self) -> int:
         now = from_posix(self.clock())

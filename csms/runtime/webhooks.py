@@ -10,12 +10,10 @@ The retry schedule is :class:`csms.alerts.webhooks.RetrySchedule`; the clock and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -31,13 +29,14 @@ from csms.alerts.webhooks import (
     is_success,
     sign,
 )
+from csms.gateway.outbox import OutboxWorker
 from csms.ocpp.convert import from_posix
 from csms.services import webhooks
 
 log = logging.getLogger(__name__)
 
 
-class WebhookSender:
+class WebhookSender(OutboxWorker):
     def __init__(
         self,
         session_factory: sessionmaker[Session],
@@ -50,58 +49,23 @@ class WebhookSender:
         poll_s: float = 5.0,
         concurrency: int = 8,
     ) -> None:
-        self.session_factory = session_factory
+        super().__init__(session_factory, name="csms-webhooks", poll_s=poll_s)
         self.schedule = schedule or RetrySchedule()
         self.rng = rng or random.Random()
         self.clock = clock
         self._client = client
         self._own_client = client is None
         self.timeout_s = timeout_s
-        self.poll_s = poll_s
         self._limit = asyncio.Semaphore(concurrency)
-        self._wake = asyncio.Event()
         self._round = asyncio.Lock()  # one round at a time, so a delivery is never attempted twice at once
-        self._task: asyncio.Task[None] | None = None
-        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csms-webhooks")
         #: Attempts by outcome: delivered, failed (retried later), abandoned (failed, no retry left).
         self.attempts: dict[str, int] = {"delivered": 0, "failed": 0, "abandoned": 0}
 
-    # ---- lifecycle ---------------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Run the delivery loop (each round on a wake-up or every ``poll_s``)."""
-        self._task = asyncio.create_task(self._run(), name="csms-webhooks")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def close(self) -> None:
         if self._own_client and self._client is not None:
             await self._client.aclose()
-        self._db.shutdown(wait=True)
-
-    def wake(self) -> None:
-        """New deliveries were committed: send them now rather than at the next poll."""
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.deliver_due()
-            except Exception:
-                log.exception("webhook delivery round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
-            self._wake.clear()
 
     # ---- one round ---------------------------------------------------------------------------------------
-    async def _in_db(self, work: Callable[[Session], Any]) -> Any:
-        def run() -> Any:
-            with self.session_factory() as db, db.begin():
-                return work(db)
-
-        return await asyncio.get_running_loop().run_in_executor(self._db, run)
-
     async def deliver_due(self) -> int:
         """Attempt every due delivery once (concurrently); returns how many were attempted."""
         if self._client is None:
