@@ -17,22 +17,21 @@ import pytest
 from csms.store.database import make_engine, make_session_factory
 from tests.conftest import fresh_postgres_url
 from tests.support.chargers import NodeCharger, missing_acknowledged
-from tests.support.cluster import CLUSTER_REDIS_URL as REDIS_URL
-from tests.support.cluster import make_site, require_redis, until
+from tests.support.cluster import cluster_redis_url, make_site, require_redis, until
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "loadtests"))
 
 import harness
 import provision
 
+REDIS_URL = cluster_redis_url(8)  # this module's own database
+
 LEASE_TTL_S = 6.0
 GRACE_S = 3.0
 
-# The cluster tests share one Redis database (and its one alerts lease): they run one at a time.
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.timeout(90),
-    pytest.mark.xdist_group("redis-db7"),
 ]
 
 

@@ -6,17 +6,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import pytest
-
 from csms.alerts import engine as al
 from csms.alerts import wire
 from csms.domain.events import PortState
 from csms.runtime.leases import FenceBook, Leases
-from tests.support.cluster import CLUSTER_REDIS_URL as REDIS_URL
-from tests.support.cluster import require_redis
+from tests.support.cluster import cluster_redis_url, require_redis
 
-# The cluster tests share one Redis database (and its one alerts lease): they run one at a time.
-pytestmark = pytest.mark.xdist_group("redis-db7")
+REDIS_URL = cluster_redis_url(9)  # this module's own database
 
 
 async def test_one_holder_at_a_time_and_a_newer_fence_after_each_take_over():
