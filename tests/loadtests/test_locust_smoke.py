@@ -48,5 +48,6 @@ def test_locust_drives_200_chargers_against_csms_serve(tmp_path):
     assert int(stats["BootNotification"]["Request Count"]) == 200
     for name, row in stats.items():
         assert int(row["Failure Count"]) == 0, (name, row)
-    # the per-action latency is reported (ms), and it is sane on loopback
-    assert 0 < float(stats["Heartbeat"]["50%"]) < 1000
+    # the per-action latency is reported (ms), and it is sane on loopback: not a gate on speed (a loaded
+    # 2-core machine has shown 1.4 s), but a heartbeat that waits for a timeout or a retry shows here
+    assert 0 < float(stats["Heartbeat"]["50%"]) < 5000
