@@ -1,6 +1,7 @@
 """Price finished sessions with the tariff engine: sessions per second for a realistic time-of-use tariff.
 
     ./run python loadtests/bench_tariffs.py --sessions 100000
+    ./run python loadtests/bench_tariffs.py --sessions 4000 --against 5882410   # ratio to an older engine, one run
 
 Each session is 1-8 h in Europe/Amsterdam with a meter sample every 5 minutes, a parking tail, and a tariff
 with a night rate, a grace period before a time fee, an idle fee and a flat fee (VAT 21 %).
@@ -9,7 +10,11 @@ with a night rate, a grace period before a time fee, an idle fee and a flat fee 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import random
+import subprocess
+import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -69,10 +74,56 @@ def run(sessions: int) -> dict[str, float]:
     return {"sessions": sessions, "cpu_s": cpu, "sessions_per_s": sessions / cpu, "revenue_incl_vat": float(total)}
 
 
+def _engine_at(revision: str) -> Any:
+    """csms/tariffs/pricing.py as it was at ``revision`` (git), loaded beside today's."""
+    source = subprocess.run(
+        ["git", "show", f"{revision}:csms/tariffs/pricing.py"], check=True, capture_output=True, text=True
+    ).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as file:
+        file.write(source)
+    spec = importlib.util.spec_from_file_location("pricing_at_" + revision, file.name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cdr_fields(cdr: Any) -> tuple[Any, ...]:
+    return (
+        cdr.total_energy, cdr.total_time, cdr.total_parking_time, cdr.total_cost, cdr.review_reasons,
+        [(c.dimension.value, c.volume, c.billed_volume, c.excl_vat, c.incl_vat) for c in cdr.costs],
+        [(p.start_date_time, p.tariff_id, p.state.value, [(d.value, v) for d, v in p.dimensions])
+         for p in cdr.charging_periods],
+    )  # fmt: skip
+
+
+def against(sessions: int, revision: str) -> None:
+    """Today's engine and the one at ``revision`` on the same sessions, back to back: CPU ratio and equality."""
+    old = _engine_at(revision)
+    tariff = parse_tariff(TARIFF)  # the model and parser are shared: only the pricing module is the old one
+    timelines = make_sessions(sessions)
+    began = time.process_time()
+    before = [old.price_session([tariff], t) for t in timelines]
+    middle = time.process_time()
+    after = [price_session([tariff], t) for t in timelines]
+    end = time.process_time()
+    same = sum(_cdr_fields(a) == _cdr_fields(b) for a, b in zip(before, after, strict=True))
+    print(
+        f"{sessions:,} sessions: {revision} {middle - began:.2f} s CPU, now {end - middle:.2f} s CPU"
+        f" ({(middle - began) / (end - middle):.2f}x); identical CDRs {same:,} of {sessions:,}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=100_000)
-    result = run(parser.parse_args().sessions)
+    parser.add_argument("--against", metavar="GIT_REV", help="also price with the engine at this git revision")
+    args = parser.parse_args()
+    if args.against:
+        against(args.sessions, args.against)
+        return
+    result = run(args.sessions)
     print(
         f"{result['sessions']:,} sessions priced in {result['cpu_s']:.1f} s CPU"
         f" ({result['sessions_per_s']:,.0f} sessions/s)"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -34,6 +33,10 @@ _MICROSECOND = timedelta(microseconds=1)
 _WH_PER_US_AT_1_KW = Decimal("3.6e6")  # Wh x 3.6e6 / µs = kW
 _TIMED = (Dimension.TIME, Dimension.PARKING_TIME)
 _METER_LIMITS = ("min_kwh", "max_kwh", "min_power", "max_power", "min_current", "max_current")
+_US_PER_S = 10**6
+_ZERO = Fraction(0)
+#: Wh (a Fraction: the meter curve is interpolated), µs (an int) or 1 for FLAT: exact, and ints are cheap
+Volume = Fraction | int
 
 
 @dataclass(frozen=True)
@@ -75,24 +78,27 @@ class _Piece:
     """One dimension's volumes (Wh, seconds, or 1 for FLAT) per price component: money is computed once, at the end."""
 
     dimension: Dimension
-    by_component: dict[PriceComponent, Fraction] = field(default_factory=dict)
-    volume: Fraction = Fraction(0)
+    by_component: dict[PriceComponent, Volume] = field(default_factory=dict)
+    volume: Volume = 0
     last: PriceComponent | None = None
 
-    def money(self) -> tuple[Fraction, Fraction, Fraction]:
+    def money(self) -> tuple[Volume, Fraction, Fraction]:
         """The billed volume (after the last component's step size) and its cost excl. and incl. VAT."""
-        unit = 1 if self.dimension is Dimension.FLAT else _unit(self.dimension)
-        excl = incl = Fraction(0)
+        unit = _unit(self.dimension)
+        excl = incl = _ZERO
         for component, volume in self.by_component.items():
             price, with_vat = _rates(component)
-            excl += volume * price
-            incl += volume * price * with_vat
+            amount = volume * price
+            excl += amount
+            incl += amount * with_vat
         billed, last = self.volume, self.last
         if last is not None and self.dimension is not Dimension.FLAT and last.step_size > 1:
-            billed = math.ceil(self.volume / last.step_size) * Fraction(last.step_size)
+            step = last.step_size * (1 if self.dimension is Dimension.ENERGY else _US_PER_S)  # Wh or s → µs
+            billed = -(-self.volume // step) * step
             price, with_vat = _rates(last)
-            excl += (billed - self.volume) * price
-            incl += (billed - self.volume) * price * with_vat
+            amount = (billed - self.volume) * price
+            excl += amount
+            incl += amount * with_vat
         return billed, excl / unit, incl / unit
 
 
@@ -108,7 +114,16 @@ def seconds_in(span: timedelta) -> Fraction:
 
 
 def _unit(dimension: Dimension) -> int:
-    return 1000 if dimension is Dimension.ENERGY else 3600  # Wh per kWh, seconds per hour
+    """Volumes per unit of the CDR: Wh per kWh, µs per hour, 1 for FLAT."""
+    if dimension is Dimension.FLAT:
+        return 1
+    return 1000 if dimension is Dimension.ENERGY else 3600 * _US_PER_S
+
+
+def _in_units(volume: Volume, dimension: Dimension) -> Decimal:
+    """``volume`` in the CDR's unit, to six decimals (as :func:`_quantity`, without building a Fraction)."""
+    numerator, denominator = volume.numerator, volume.denominator * _unit(dimension)
+    return Decimal((2 * numerator * 10**6 + denominator) // (2 * denominator)).scaleb(-6)
 
 
 def _round_half_up(value: Fraction, places: int) -> Decimal:
@@ -172,6 +187,16 @@ def _offset_jumps(zone: ZoneInfo, a: datetime, b: datetime) -> list[datetime]:
     return jumps
 
 
+@functools.lru_cache(maxsize=8192)
+def _day_points(zone: ZoneInfo, day: date, clocks: frozenset[time]) -> frozenset[datetime]:
+    """The UTC instants of a local day's time-of-day limits, both folds (shared by every session of a zone)."""
+    return frozenset(
+        datetime.combine(day, clock, tzinfo=zone).replace(fold=fold).astimezone(UTC)
+        for clock in clocks
+        for fold in (0, 1)
+    )
+
+
 class RunningCost:
     """The cost of a session so far; feed samples and state changes in time order, then :meth:`finish`."""
 
@@ -183,7 +208,7 @@ class RunningCost:
         self._tariffs = tuple(tariffs)
         self._start = start.astimezone(UTC)
         self._zone = ZoneInfo(time_zone)
-        self._times = _local_boundaries(tariffs)
+        self._times = frozenset(_local_boundaries(tariffs))
         self._days: dict[date, frozenset[datetime]] = {}
         self._cursor = self._start
         self._prev: MeterSample | None = None
@@ -195,14 +220,19 @@ class RunningCost:
         self._flat_tariff: str | None = None
         #: (start, tariff id, state, (dimension, element index) priced, which version of the tariffs given)
         self._periods: list[tuple[datetime, str, State, tuple[tuple[Dimension, int], ...], int]] = []
-        self._period_volumes: list[dict[Dimension, Fraction]] = []
+        self._period_volumes: list[dict[Dimension, Volume]] = []
         self._reasons: list[str] = []
         self._energy_wh = Fraction(0)
-        self._parking_s = Fraction(0)
+        self._parking_us = 0
         self._static = _static_points(tariffs, self._start)
         self._per_sample = _reads_meter(tariffs)
         self._curve: list[tuple[datetime, Decimal]] = []  # (instant, Wh priced since the start) at samples
         self._horizon: datetime | None = None  # no breakpoint lies between the cursor and it
+
+    @property
+    def reads_meter(self) -> bool:
+        """Does a restriction read the meter (then every sample starts a segment)?"""
+        return self._per_sample
 
     # -- feeding ------------------------------------------------------------------------------------------
     def set_state(self, change: StateChange) -> None:
@@ -230,6 +260,44 @@ class RunningCost:
             )
         self._high_wh = max(self._high_wh, sample.wh)
         self._prev = MeterSample(at, self._high_wh, sample.current_a)
+
+    def add_samples(self, samples: Sequence[MeterSample]) -> None:
+        """:meth:`add_sample` for each of ``samples`` (in time order), in one pass when no restriction reads the
+        meter: the samples only build the energy curve, and the segments are priced once, by :meth:`finish` or
+        the next feed. The same figures as one call per sample (pricing a finished session, a restart)."""
+        if self._per_sample:
+            for sample in samples:
+                self.add_sample(sample)
+        elif samples:
+            self._load_curve(samples)
+
+    def _load_curve(self, samples: Sequence[MeterSample]) -> None:
+        curve = self._curve
+        if not curve:
+            curve.append((self._cursor, Decimal(0)))
+        prev_at = None if self._prev is None else self._prev.at
+        high, first = self._high_wh, self._first_wh
+        last_at, total = max(curve[-1][0], self._cursor), curve[-1][1]
+        for sample in samples:
+            at = sample.at.astimezone(UTC)
+            if at < last_at:
+                raise ValueError(f"sample at {at} is before what was already priced ({last_at})")
+            wh = sample.wh
+            if prev_at is not None:
+                total += self._priced_rise(wh - high if wh > high else Decimal(0), at - prev_at, sample)
+            curve.append((at, total))
+            if first is None:
+                first = high = wh
+            elif wh < high:
+                self._reasons.append(
+                    f"meter ran backwards at {at.isoformat()}: {wh} Wh after {high} Wh; the decrease is not priced"
+                )
+            else:
+                high = wh
+            prev_at = last_at = at
+        self._prev = MeterSample(last_at, high, samples[-1].current_a)
+        self._high_wh, self._first_wh = high, first
+        self._horizon = None
 
     def estimate(self, now: datetime) -> CdrResult:
         """The cost if the session stopped at ``now`` (energy after the last sample is not yet known)."""
@@ -268,12 +336,7 @@ class RunningCost:
         """The UTC instants of a local day's time-of-day limits (both folds), computed once per day."""
         cached = self._days.get(day)
         if cached is None:
-            cached = frozenset(
-                datetime.combine(day, clock, tzinfo=self._zone).replace(fold=fold).astimezone(UTC)
-                for clock in self._times
-                for fold in (0, 1)
-            )
-            self._days[day] = cached
+            cached = self._days[day] = _day_points(self._zone, day, self._times)
         return cached
 
     def _extend_curve(self, at: datetime, sample: MeterSample) -> None:
@@ -334,33 +397,39 @@ class RunningCost:
         return Fraction(delta), max(seconds_in(span), Fraction(0))
 
     def _rise(self, next_sample: MeterSample) -> tuple[Decimal, timedelta]:
-        """The Wh priced for the interval that ``next_sample`` ends (none when the meter jumped absurdly), and
-        its length."""
+        """The Wh priced for the interval that ``next_sample`` ends, and its length."""
         if self._prev is None:
             return Decimal(0), timedelta(0)
         span = next_sample.at.astimezone(UTC) - self._prev.at
         delta = max(next_sample.wh, self._high_wh) - self._high_wh
+        return self._priced_rise(delta, span, next_sample), span
+
+    def _priced_rise(self, delta: Decimal, span: timedelta, next_sample: MeterSample) -> Decimal:
+        """``delta`` Wh over ``span``, or none when the meter jumped absurdly (a fault, not energy)."""
         micros = span // _MICROSECOND
-        if micros <= 0 or delta * _WH_PER_US_AT_1_KW > ABSURD_POWER_KW * micros:
-            if delta:
-                self._reasons.append(
-                    f"meter jumped {delta} Wh in {seconds_in(span)} s before {next_sample.at.isoformat()}; not priced"
-                )
-            return Decimal(0), span
-        return delta, span
+        if micros > 0 and delta * _WH_PER_US_AT_1_KW <= ABSURD_POWER_KW * micros:
+            return delta
+        if delta:
+            self._reasons.append(
+                f"meter jumped {delta} Wh in {seconds_in(span)} s before {next_sample.at.isoformat()}; not priced"
+            )
+        return Decimal(0)
 
     def _moment(self, at: datetime, power_kw: Fraction) -> Moment:
         prev = self._prev
-        energy = Fraction(0) if prev is None or self._first_wh is None else Fraction(prev.wh - self._first_wh)
+        duration = Fraction((at - self._start) // _MICROSECOND, _US_PER_S)
+        if not self._per_sample:  # no restriction reads the meter
+            return Moment(at.astimezone(self._zone), duration, _ZERO, power_kw, None)
+        energy = _ZERO if prev is None or self._first_wh is None else Fraction(prev.wh - self._first_wh)
         current = None if prev is None or prev.current_a is None else Fraction(prev.current_a)
-        return Moment(at.astimezone(self._zone), seconds_in(at - self._start), energy / 1000, power_kw, current)
+        return Moment(at.astimezone(self._zone), duration, energy / 1000, power_kw, current)
 
     def _tariff_at(self, at: datetime) -> Tariff | None:
         return next((t for t in reversed(self._tariffs) if t.valid_at(at)), None)
 
     def _price_segment(self, a: datetime, b: datetime, energy_wh: Fraction, power: Fraction) -> None:
-        seconds = seconds_in(b - a)
-        if seconds <= 0:
+        micros = (b - a) // _MICROSECOND
+        if micros <= 0:
             return
         tariff = self._tariff_at(a)
         if tariff is None:
@@ -369,9 +438,9 @@ class RunningCost:
         moment = self._moment(a, power)
         self._energy_wh += energy_wh
         if self._state is State.PARKING:
-            self._parking_s += seconds
+            self._parking_us += micros
         timed = Dimension.TIME if self._state is State.CHARGING else Dimension.PARKING_TIME
-        volumes = {Dimension.ENERGY: energy_wh, timed: Fraction(seconds)}
+        volumes: dict[Dimension, Volume] = {Dimension.ENERGY: energy_wh, timed: micros}
         used: list[tuple[Dimension, int]] = []
         for index, element in enumerate(tariff.elements):
             if not matches(element.restrictions, moment):
@@ -382,18 +451,18 @@ class RunningCost:
                 if component.type is Dimension.FLAT and self._flat_tariff is not None:
                     continue
                 used.append((component.type, index))
-                self._charge(component, volumes.get(component.type, Fraction(0)), tariff.id)
+                self._charge(component, volumes.get(component.type, 0), tariff.id)
         self._record_period(a, tariff, tuple(sorted(used)), volumes)
 
-    def _charge(self, component: PriceComponent, volume: Fraction, tariff_id: str) -> None:
+    def _charge(self, component: PriceComponent, volume: Volume, tariff_id: str) -> None:
         piece = self._pieces[component.type]
         if component.type is Dimension.FLAT:
             self._flat_tariff = tariff_id
-            volume = Fraction(1)
+            volume = 1
         if volume <= 0:
             return
         piece.volume += volume
-        piece.by_component[component] = piece.by_component.get(component, Fraction(0)) + volume
+        piece.by_component[component] = piece.by_component.get(component, 0) + volume
         piece.last = component
 
     def _record_period(
@@ -401,10 +470,10 @@ class RunningCost:
         at: datetime,
         tariff: Tariff,
         used: tuple[tuple[Dimension, int], ...],
-        volumes: dict[Dimension, Fraction],
+        volumes: dict[Dimension, Volume],
     ) -> None:
         if Dimension.FLAT in {d for d, _ in used}:
-            volumes = {**volumes, Dimension.FLAT: Fraction(1)}
+            volumes = {**volumes, Dimension.FLAT: 1}
         # a period ends where the prices change (another element, or another version of the tariff); the
         # one-off FLAT does not start a new one
         priced = tuple(u for u in used if u[0] is not Dimension.FLAT)
@@ -412,7 +481,7 @@ class RunningCost:
         if self._periods and self._periods[-1][1:] == key:
             for dimension, volume in volumes.items():
                 totals = self._period_volumes[-1]
-                totals[dimension] = totals.get(dimension, Fraction(0)) + volume
+                totals[dimension] = totals.get(dimension, 0) + volume
             return
         self._periods.append((at, *key))
         self._period_volumes.append(dict(volumes))
@@ -436,9 +505,8 @@ class RunningCost:
                 continue
             billed, piece_excl, piece_incl = piece.money()
             excl, incl = excl + piece_excl, incl + piece_incl
-            unit = 1 if dimension is Dimension.FLAT else _unit(dimension)
             costs.append(
-                DimensionCost(dimension, _quantity(piece.volume / unit), _quantity(billed / unit),
+                DimensionCost(dimension, _in_units(piece.volume, dimension), _in_units(billed, dimension),
                               _money(piece_excl, code), _money(piece_incl, code))
             )  # fmt: skip
         bounds = self._tariff_at(self._start) or self._tariffs[0]
@@ -451,11 +519,7 @@ class RunningCost:
                 at,
                 tariff_id,
                 state,
-                tuple(
-                    (d, _quantity(v / (1 if d is Dimension.FLAT else _unit(d))))
-                    for d, v in sorted(volumes.items())
-                    if v > 0
-                ),
+                tuple((d, _in_units(v, d)) for d, v in sorted(volumes.items()) if v > 0),
             )
             for (at, tariff_id, state, _, _), volumes in zip(self._periods, self._period_volumes, strict=True)
         )
@@ -465,7 +529,7 @@ class RunningCost:
             stop=stop,
             total_energy=_quantity(self._energy_wh / 1000),
             total_time=_quantity(seconds_in(stop - self._start) / 3600),
-            total_parking_time=_quantity(self._parking_s / 3600),
+            total_parking_time=_in_units(self._parking_us, Dimension.PARKING_TIME),
             total_cost=Price(_money(excl, code), _money(incl, code)),
             costs=tuple(costs),
             charging_periods=periods,
@@ -489,9 +553,15 @@ def price_session(tariffs: Sequence[Tariff], timeline: SessionTimeline, *, final
     ``final=False``: the cost of a running session up to ``timeline.stop`` (a meter that has not reported for a
     while is not yet a reason for review)."""
     running = RunningCost(tariffs, timeline.start, timeline.time_zone)
+    samples = sorted(timeline.samples, key=lambda s: s.at.astimezone(UTC))
+    if not running.reads_meter:  # every state change is known before the first segment is priced
+        for change in sorted(timeline.states, key=lambda c: c.at.astimezone(UTC)):
+            running.set_state(change)
+        running.add_samples(samples)
+        return running.finish(timeline.stop, final=final)
     events: list[tuple[datetime, int, MeterSample | StateChange]] = [
         *((c.at.astimezone(UTC), 0, c) for c in timeline.states),
-        *((s.at.astimezone(UTC), 1, s) for s in timeline.samples),
+        *((s.at.astimezone(UTC), 1, s) for s in samples),
     ]
     for _, _, event in sorted(events, key=lambda e: (e[0], e[1])):
         if isinstance(event, StateChange):
