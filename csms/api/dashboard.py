@@ -109,7 +109,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
 #: A port's state on the overview: its last status, or ``offline`` while its station is not connected.
 STATES = ("Available", "Charging", "Faulted", "Unavailable", "offline")
 RECENT = 20
-RECENT_MESSAGES = 50
+RECENT_MESSAGES = 20
 ACTION_TIMEOUT_S = 30.0
 
 

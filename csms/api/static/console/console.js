@@ -3,6 +3,11 @@
 // data-live-chart (a site's load management) starts from its data-point and adds each point its Server-Sent-Event
 // stream (the URL in data-live-chart) sends. No inline script: the CSP forbids it.
 (function () {
+  function pad(n) { return n < 10 ? "0" + n : String(n); }
+  function clock(ts) { // UTC, as every time on the pages
+    var d = new Date(ts * 1e3);
+    return pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + (d.getUTCSeconds() ? ":" + pad(d.getUTCSeconds()) : "");
+  }
   function opts(el, series, unit) {
     return {
       width: Math.max(280, el.clientWidth - 20), height: 280, series: [{}].concat(series.map(function (s) {
@@ -10,7 +15,7 @@
                  value: function (u, v) { return v == null ? "–" : v.toFixed(1) + " " + unit; } };
       })),
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
-      axes: [{}, { label: unit, size: 60 }],
+      axes: [{ values: function (u, splits) { return splits.map(clock); } }, { label: unit, size: 60 }],
       scales: { y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.1)]; } } },
     };
   }
@@ -26,13 +31,15 @@
   function live(el) {
     var first = JSON.parse(el.getAttribute("data-point"));
     var evses = Object.keys(first.evses);
-    var series = [{ label: "site import", color: "#3c8dde" }, { label: "limit", color: "#d33", dash: [6, 4] }]
-      .concat(evses.map(function (k, i) { return { label: "allocated " + k, color: COLORS[i % COLORS.length] }; }));
+    // The allocations first, so the import and the limit are drawn over them.
+    var series = evses.map(function (k, i) { return { label: "allocated " + k, color: COLORS[i % COLORS.length] }; })
+      .concat([{ label: "site import", color: "#3c8dde" }, { label: "limit", color: "#d33", dash: [6, 4] }]);
     var data = series.map(function () { return []; });
     data.unshift([]);
     function add(p) {
-      data[0].push(p.t); data[1].push(p.import_kw); data[2].push(p.limit_kw);
-      evses.forEach(function (k, i) { data[3 + i].push(p.evses[k] == null ? null : p.evses[k]); });
+      data[0].push(p.t);
+      evses.forEach(function (k, i) { data[1 + i].push(p.evses[k] == null ? null : p.evses[k]); });
+      data[1 + evses.length].push(p.import_kw); data[2 + evses.length].push(p.limit_kw);
       if (data[0].length > KEEP) { data.forEach(function (d) { d.shift(); }); }
     }
     add(first);
