@@ -76,16 +76,6 @@ LOAD_TICK_S = 5.0
 
 
 # ---- the station list -----------------------------------------------------------------------------------
-def _site_names(db: Session, scope: int | None) -> tuple[dict[str, list[tuple[str, str]]], list[Any]]:
-    """station → [(site id, site name)], and the sites."""
-    placed: dict[str, list[tuple[str, str]]] = {}
-    listed = sites.list_sites(db, scope)
-    for site in listed:
-        for station_id in sorted({e.station_id for e in sites.evses_of(db, site.id)}):
-            placed.setdefault(station_id, []).append((site.id, site.name or site.id))
-    return placed, listed
-
-
 def _row(row: Station, ports: list[Any], gateway: Gateway, placed: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
     out = station_out(row, ports, gateway)
     return {
@@ -108,9 +98,9 @@ def _row(row: Station, ports: list[Any], gateway: Gateway, placed: dict[str, lis
 
 def station_rows(db: Session, principal: auth.Principal, gateway: Gateway, ids: set[str] | None = None) -> list[Any]:
     """The station list's rows (of ``ids`` only, when given), the caller's organisation's."""
-    rows = [r for r in stations.list_stations(db, principal.scope) if ids is None or r.id in ids]
+    rows = stations.list_stations(db, principal.scope, ids)
     ports = stations.connectors(db, [r.id for r in rows])
-    placed, _ = _site_names(db, principal.scope)
+    placed = sites.sites_of_stations(db, principal.scope, ids)
     return [_row(r, ports, gateway, placed) for r in rows]
 
 
@@ -151,7 +141,7 @@ def stations_page(  # noqa: PLR0913 - one query parameter per filter
     def link(n: int) -> str:
         return "/console/stations?" + urlencode({**query, "page": n})
 
-    _, site_list = _site_names(db, principal.scope)
+    site_list = sites.list_sites(db, principal.scope)
     vendors = sorted({f"{r['vendor']} {r['model']}".strip() for r in rows} - {""})
     return render(request, "stations.html", principal, "stations", title="Stations", rows=shown, f=f,
                   total=len(rows), found=len(found), page=page, pages=pages, link=link, sites=site_list,
@@ -203,9 +193,8 @@ def live_overview(request: Request, db: DbSession, gateway: GatewayDep) -> Respo
     sites_template = templates.get_template("console/_sites.html")
 
     def cards(db: Session, principal: auth.Principal, changes: dict[str, set[str]]) -> list[tuple[str, str]]:
-        visible = {r.id for r in stations.list_stations(db, principal.scope)}
-        if not visible & set(changes):
-            return []
+        if not stations.list_stations(db, principal.scope, changes):
+            return []  # none of the caller's
         return [("sites", sites_template.render(**overview(db, principal, gateway)))]
 
     return _event_stream(request, cards, coalesce_s=1.0)

@@ -27,6 +27,7 @@ import websockets
 from ocpp.routing import on
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
+from ocpp.v201 import call as call201
 from sqlalchemy import select
 
 from csms.api.app import create_app
@@ -349,3 +350,28 @@ async def test_load_management_page_and_its_live_points(session_factory, gateway
             async with browser_of(base, "owner@b.example") as other:
                 assert (await other.get("/console/sites/depot-a/load")).status_code == 404
                 assert (await other.get("/console/live/sites/depot-a/load")).status_code == 404
+
+
+async def test_a_201_station_page_shows_its_device_model_as_reported(session_factory, gateway):
+    async with serving(session_factory, gateway) as base:
+        keys = await _setup(session_factory, base)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as api:
+            body = {"id": "cp-201", "password": STATION_PASSWORD, "ocpp_version": "2.0.1"}
+            made = await api.post("/api/v1/stations", json=body, headers={"Authorization": f"Bearer {keys['a']}"})
+            assert made.status_code == 201
+        async with charger(gateway, "cp-201", "2.0.1") as cp, browser_of(base, "viewer@a.example") as viewer:
+            report = [
+                {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"},
+                 "variable_attribute": [{"type": "Actual", "value": "120", "mutability": "ReadWrite"}]},
+                {"component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Power"},
+                 "variable_attribute": [{"type": "MaxSet", "value": "22000", "mutability": "ReadOnly"}]},
+            ]  # fmt: skip
+            stamp = datetime.now(UTC).isoformat()
+            await cp.call(call201.NotifyReport(request_id=1, generated_at=stamp, seq_no=0, report_data=report))
+            page = (await viewer.get("/console/stations/cp-201")).text
+            assert "<h2>Device model</h2>" in page and "fetch-configuration" not in page  # 2.0.1: as reported
+            table = re.search(r'<table id="configuration">(.*?)</table>', page, re.S).group(1)
+            rows = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>\s*"
+                              r'<td class="value">([^<]*)</td><td>([^<]*)</td>', table)  # fmt: skip
+            assert ("EVSE", "1", "Power", "MaxSet", "22000", "yes") in rows, table
+            assert ("OCPPCommCtrlr", "", "HeartbeatInterval", "Actual", "120", "no") in rows
