@@ -58,6 +58,7 @@ class LiveFeed:
     def __init__(self) -> None:
         self.subscribers: set[Subscriber] = set()
         self.told = 0  # changes told to the streams (tests, diagnostics)
+        self.closed = False
 
     # ---- plugin ------------------------------------------------------------------------------------------
     def attach(self, host: CsmsHost) -> None:
@@ -89,6 +90,12 @@ class LiveFeed:
         for subscriber in list(self.subscribers):
             subscriber.tell(station_id, kinds)
             self.told += 1
+
+    def close(self) -> None:
+        """The process stops: every stream ends now (a graceful stop does not wait for browsers to leave)."""
+        self.closed = True
+        for subscriber in list(self.subscribers):
+            subscriber.tell("", frozenset())
 
     @contextlib.contextmanager
     def subscribe(self) -> Iterator[Subscriber]:
@@ -127,7 +134,7 @@ async def stream(
     end = loop.time() + lifetime_s
     with feed.subscribe() as subscriber:
         yield "retry: 2000\n\n"
-        while loop.time() < end:
+        while loop.time() < end and not feed.closed:
             wait = min(keepalive_s, tick_s or keepalive_s, max(0.0, end - loop.time()))
             try:
                 await asyncio.wait_for(subscriber.woken.wait(), wait)
@@ -135,8 +142,12 @@ async def stream(
                 if tick_s is None:
                     yield ": keep-alive\n\n"
                     continue
+            if feed.closed:
+                return
             await asyncio.sleep(coalesce_s)
-            events = await render(subscriber.take())
+            changes = subscriber.take()
+            changes.pop("", None)
+            events = await render(changes)
             if events is None:
                 yield frame("signed-out", "")
                 return

@@ -365,12 +365,17 @@ def load_point(request: Request, db: Session, site_id: str, now: datetime) -> di
     if limit_kw is None:
         roots = [n for n in sites.nodes_of(db, site_id) if n.parent_id is None]
         limit_kw = roots[0].limit_kw if roots else None
+    at = now.timestamp()
+    curtailed = [c.limit_kw for c in (lm.curtailments(site_id) if lm is not None else []) if c.start <= at < c.end]
+    if curtailed:  # a demand-response event lowers the limit while it lasts
+        limit_kw = min([*curtailed, *([limit_kw] if limit_kw is not None else [])])
     allocated = lm.limits_now() if lm is not None else {}
     return {
         "t": int(now.timestamp()),
         "import_kw": round(import_kw, 3),
         "source": source,
         "limit_kw": limit_kw,
+        "curtailed": bool(curtailed),
         "evses": {
             f"{s}/{e}": (round(allocated[(s, e)] / 1000, 3) if (s, e) in allocated else None) for s, e in sorted(ports)
         },

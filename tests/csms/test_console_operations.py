@@ -31,13 +31,17 @@ from ocpp.v201 import call as call201
 from sqlalchemy import select
 
 from csms.api.app import create_app
+from csms.api.live import LiveFeed
+from csms.api.live import stream as live_stream
 from csms.core.plugins.load_management import LoadManagement
+from csms.runtime.server import Endpoints, run_server
 from csms.services import alerts
+from csms.store.database import make_engine, make_session_factory
 from csms.store.models import Alert, AuditEntry, ConnectionEvent, Station
 from tests.csms.test_api import PASSWORD as STATION_PASSWORD
 from tests.csms.test_api import Charger16, charger
 from tests.csms.test_console_pages import _charging, _finished_session, _setup, _tariff, browser_of
-from tests.csms.test_console_signin import form_token
+from tests.csms.test_console_signin import add_user, form_token
 
 
 @contextlib.asynccontextmanager
@@ -375,3 +379,51 @@ async def test_a_201_station_page_shows_its_device_model_as_reported(session_fac
                               r'<td class="value">([^<]*)</td><td>([^<]*)</td>', table)  # fmt: skip
             assert ("EVSE", "1", "Power", "MaxSet", "22000", "yes") in rows, table
             assert ("OCPPCommCtrlr", "", "HeartbeatInterval", "Actual", "120", "no") in rows
+
+
+async def test_a_live_stream_merges_a_burst_renders_once_and_ends_when_the_process_stops():
+    feed = LiveFeed()
+    rendered: list[dict[str, set[str]]] = []
+
+    async def render(changes: dict[str, set[str]]) -> list[tuple[str, str]]:
+        rendered.append(changes)
+        return [(f"row-{station}", "a\nb") for station in sorted(changes)]
+
+    received: list[str] = []
+
+    async def read() -> None:
+        async for text in live_stream(feed, render, coalesce_s=0.05):
+            received.append(text)
+
+    reader = asyncio.create_task(read())
+    while not feed.subscribers:
+        await asyncio.sleep(0.01)
+    for _ in range(50):  # a burst of one station's reports, and one of another's
+        feed.publish("cp-1", frozenset({"status"}))
+    feed.publish("cp-2", frozenset({"power"}))
+    while not rendered:
+        await asyncio.sleep(0.01)
+    assert rendered == [{"cp-1": {"status"}, "cp-2": {"power"}}]  # one render for the burst
+    assert received[1:] == ["event: row-cp-1\ndata: a\ndata: b\n\n", "event: row-cp-2\ndata: a\ndata: b\n\n"]
+    feed.close()
+    await asyncio.wait_for(reader, 2)  # the stream ended by itself
+    assert not feed.subscribers and len(rendered) == 1
+
+
+async def test_csms_serve_stops_promptly_with_a_console_stream_open(sqlite_url):
+    stop = asyncio.Event()
+    ready: asyncio.Future[Endpoints] = asyncio.get_running_loop().create_future()
+    server = asyncio.create_task(run_server(database_url=sqlite_url, ocpp_port=0, api_port=0, log_level="warning",
+                                            stop=stop, on_ready=ready.set_result, handle_signals=False,
+                                            shutdown_grace_s=10.0))  # fmt: skip
+    endpoints = await asyncio.wait_for(ready, 30)
+    add_user(make_session_factory(make_engine(sqlite_url)), "owner@example.com", "owner")
+    base = endpoints.api_url.removesuffix("/api/v1")
+    async with browser_of(base, "owner@example.com") as owner, events(owner, "/console/live/stations") as live:
+        await asyncio.sleep(0.2)
+        began = asyncio.get_running_loop().time()
+        stop.set()
+        await asyncio.wait_for(server, 30)
+        took = asyncio.get_running_loop().time() - began
+        await asyncio.wait_for(live._task, 5)  # the stream ended with the server
+    assert took < 3.0, took  # not the API server's 5 s graceful-stop bound waiting for the browser
