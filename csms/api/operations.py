@@ -145,7 +145,8 @@ def stations_page(  # noqa: PLR0913 - one query parameter per filter
     vendors = sorted({f"{r['vendor']} {r['model']}".strip() for r in rows} - {""})
     return render(request, "stations.html", principal, "stations", title="Stations", rows=shown, f=f,
                   total=len(rows), found=len(found), page=page, pages=pages, link=link, sites=site_list,
-                  states=STATES, vendors=vendors)  # fmt: skip
+                  states=[*STATES, *sorted({p["state"] for r in rows for p in r["ports"]} - set(STATES))],
+                  vendors=vendors)  # fmt: skip
 
 
 # ---- live streams ---------------------------------------------------------------------------------------

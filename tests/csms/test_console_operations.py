@@ -176,6 +176,11 @@ async def test_station_list_filters_pages_and_rows_that_change_live(session_fact
                     assert '<tr data-station="cp-a">' in row and "Acme AC22" in row
                     await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
                     row = await mine.wait_for("row-cp-a", "1/1 Available")
+                    await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Preparing"))
+                    await mine.wait_for("row-cp-a", "1/1 Preparing")
+                    preparing = await viewer.get("/console/stations", params={"status": "Preparing"})
+                    assert _listed(preparing.text) == ["cp-a"]  # a state beyond the five is offered once seen
+                    assert "<option selected>Preparing</option>" in preparing.text
                     await _charging(cp)
                     row = await mine.wait_for("row-cp-a", "2/1 Faulted")
                     assert "1/1 Charging" in row
