@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
-from csms.api import console, dashboard
+from csms.api import console, dashboard, operations
 from csms.api.audit import AuditTrail
 from csms.api.auth import require_access
 from csms.api.docs_pages import mount_docs
@@ -84,6 +84,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     app.state.payment_providers = payment_providers(None)  # run_server gives them their webhook secrets
     app.state.monitor = None  # the alert monitor, when run_server starts one
     dashboard.install(app)  # the console's pages at / and /console/… and their assets (no CDN)
+    operations.install(app)  # station list, alerts, uptime, load management, and the live (SSE) streams
     app.include_router(console.router)  # sign-in, sign-out, password change, one-time set-password links
     mount_docs(app)
 

@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from csms import uptime as up
 from csms.api import auth, permissions
 from csms.api.console import HEADERS, form, signed_in
 from csms.api.deps import DbSession, GatewayDep, read_factory
@@ -42,9 +43,22 @@ from csms.api.schemas import (
     ResetRequest,
     TransactionOut,
     UnlockRequest,
+    VariablesGetRequest,
 )
 from csms.gateway.server import Gateway
-from csms.services import alerts, audit, organisations, security_events, sites, stations, transactions, users
+from csms.services import (
+    alerts,
+    audit,
+    configuration,
+    message_log,
+    organisations,
+    security_events,
+    sites,
+    stations,
+    transactions,
+    uptime,
+    users,
+)
 from csms.services.errors import DomainError
 from csms.services.roles import PLATFORM_ADMIN, ROLES, Permission
 from csms.store.models import Cdr, Station, Transaction, TransactionStatus, User
@@ -85,10 +99,17 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "remote-start": ("POST", "/stations/{station_id}/remote-start"),
     "remote-stop": ("POST", "/stations/{station_id}/remote-stop"),
     "change-availability": ("POST", "/stations/{station_id}/change-availability"),
+    "fetch-configuration": ("POST", "/stations/{station_id}/variables/get"),
+}
+#: Sections of the station page that show another API route's data (and need its permission).
+SECTIONS: dict[str, tuple[str, str]] = {
+    "messages": ("GET", "/stations/{station_id}/messages"),
+    "variables": ("GET", "/stations/{station_id}/variables"),
 }
 #: A port's state on the overview: its last status, or ``offline`` while its station is not connected.
 STATES = ("Available", "Charging", "Faulted", "Unavailable", "offline")
 RECENT = 20
+RECENT_MESSAGES = 20
 ACTION_TIMEOUT_S = 30.0
 
 
@@ -124,7 +145,13 @@ def caller(request: Request, db: Session, method: str, api_path: str) -> auth.Pr
 
 
 def _nav(principal: auth.Principal) -> dict[str, bool]:
-    return {"audit": _may(principal, *PAGES["audit"]), "users": principal.can(Permission.USERS)}
+    return {
+        "audit": _may(principal, *PAGES["audit"]),
+        "users": principal.can(Permission.USERS),
+        "stations": _may(principal, "GET", "/stations"),
+        "alerts": _may(principal, "GET", "/alerts"),
+        "uptime": _may(principal, "GET", "/uptime"),
+    }
 
 
 def render(
@@ -278,26 +305,45 @@ def transactions_page(request: Request, db: DbSession, station_id: str = Query("
 
 
 # ---- a station ------------------------------------------------------------------------------------------
+#: The station page's uptime: the last 30 days per port.
+UPTIME_DAYS = 30
+#: 23 CFR 680.116(b): every port up at least 97 % of the time.
+NEVI_MINIMUM_PCT = 97.0
+
+
 def _station_context(db: Session, principal: auth.Principal, station_id: str, gateway: Gateway) -> dict[str, Any]:
     row = stations.get(db, station_id)
     out = station_out(row, stations.connectors(db, [station_id]), gateway)
-    recent = [
-        TransactionOut.model_validate(transactions.summary(t))
-        for t in db.scalars(
+    found = list(
+        db.scalars(
             transactions.query(station_id=station_id).order_by(None).order_by(Transaction.id.desc()).limit(RECENT)
         )
-    ]
+    )
+    costs = {c.transaction_id: c for c in db.scalars(select(Cdr).where(Cdr.transaction_id.in_([t.id for t in found])))}
+    recent = [TransactionOut.model_validate(transactions.summary(t)) for t in found]
     may_audit = _may(principal, *PAGES["audit"])
+    now = _now()
+    period = up.Period(now - timedelta(days=UPTIME_DAYS), now)
+    messages = None
+    if _may(principal, *SECTIONS["messages"]):
+        messages = [message_log.shown(m, out.ocpp_version) for m in message_log.recent(db, station_id, RECENT_MESSAGES)]
+    actions = [name for name, route in ACTIONS.items() if _may(principal, *route)]
     return {
         "title": f"Station {station_id}",
         "st": out,
         "recent": recent,
+        "sessions": [(t, costs.get(t.id)) for t in recent],
         "active": [t for t in recent if t.status == TransactionStatus.ACTIVE],
         "events": security_events.list_events(db, limit=RECENT, station_id=station_id),
         "audit": audit.search(db, audit.Filters(principal.scope, station_id), limit=RECENT, security_events=False)
         if may_audit
         else None,
-        "actions": [name for name, route in ACTIONS.items() if _may(principal, *route)],
+        "actions": [a for a in actions if a != "fetch-configuration"],
+        "fetch_configuration": "fetch-configuration" in actions and out.ocpp_version == "1.6",
+        "port_uptime": uptime.port_uptime(db, period, up.DEFAULT_POLICY, station_id),
+        "minimum": NEVI_MINIMUM_PCT,
+        "variables": configuration.listed(db, station_id) if _may(principal, *SECTIONS["variables"]) else [],
+        "messages": messages,
     }
 
 
@@ -320,6 +366,8 @@ def _body(action: str, fields: dict[str, str]) -> Any:
         return RemoteStartRequest.model_validate({"id_token": fields.get("id_token"), "evse_id": evse})
     if action == "remote-stop":
         return RemoteStopRequest.model_validate({"transaction_id": fields.get("transaction_id") or None})
+    if action == "fetch-configuration":
+        return VariablesGetRequest()  # 1.6: every key
     operative = {"true": True, "false": False}.get(fields.get("operative", ""), fields.get("operative"))
     return AvailabilityRequest.model_validate({"evse_id": fields.get("evse_id") or 0, "operative": operative})
 
@@ -335,6 +383,14 @@ async def _run(action: str, request: Request, station_id: str, body: Any, gatewa
         return await call_routes.remote_start(request, station_id, body, gateway, timeout)
     if action == "remote-stop":
         return await call_routes.remote_stop(request, station_id, body, gateway, timeout)
+    if action == "fetch-configuration":
+        answer = await configuration_routes.get_variables(request, station_id, body, gateway, timeout)
+        calls = answer["calls"]
+        failed = [c for c in calls if c.get("outcome") != "result"]
+        if failed:
+            return dict(failed[0])
+        known = sum(1 for r in answer["results"] if r["status"] == "Accepted")
+        return {"outcome": "result", "payload": {"status": f"with {known} keys (reload the page to see them)"}}
     result: dict[str, Any] = await diagnostics_routes.change_availability(request, station_id, body, gateway, timeout)
     return result
 
@@ -343,7 +399,7 @@ def _outcome_message(action: str, outcome: dict[str, Any]) -> tuple[bool, str]:
     kind = outcome.get("outcome")
     if kind == "result":
         answer = (outcome.get("payload") or {}).get("status")
-        ok = answer in (None, "Accepted", "Scheduled", "Unlocked")
+        ok = answer in (None, "Accepted", "Scheduled", "Unlocked") or str(answer).startswith("with ")
         return ok, f"{action}: the station answered {answer or 'with a result'}"
     if kind == "timeout":
         return False, f"{action}: the station did not answer in time"

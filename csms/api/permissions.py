@@ -106,6 +106,8 @@ ROUTES: dict[tuple[str, str], P | Literal["public"]] = {
     ("GET", "/stations/{station_id}/monitors"): P.READ,
     ("POST", "/stations/{station_id}/monitors/clear"): P.DIAGNOSTICS,
     ("GET", "/stations/{station_id}/events"): P.READ,
+    # The OCPP message log: raw frames (id tokens, what the station says of itself), masked secrets.
+    ("GET", "/stations/{station_id}/messages"): P.DIAGNOSTICS,
     ("GET", "/stations/{station_id}/local-list"): P.READ,
     ("POST", "/stations/{station_id}/local-list"): P.CONFIGURATION,
     ("GET", "/stations/{station_id}/local-list/version"): P.READ,

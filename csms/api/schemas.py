@@ -487,6 +487,16 @@ class ClearMonitorsRequest(Strict):
     ids: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=100)]
 
 
+class LoggedMessageOut(BaseModel):
+    """One frame of the OCPP message log (``direction``: ``in`` from the station, ``out`` from the CSMS)."""
+
+    id: int
+    direction: str
+    action: str | None
+    frame: str
+    at: datetime
+
+
 class StationEventOut(BaseModel):
     kind: str
     timestamp: datetime

@@ -266,6 +266,7 @@ async def run_server(
         stopped.cancel()
         deadline = loop.time() + shutdown_grace_s
         await _begin_stop(gateway, cluster, shutdown_grace_s, exit_watchdog)
+        app.state.live.close()  # the console's live streams end, so the API server's stop waits for none
         server.should_exit = True
         await api_task
     finally:

@@ -177,6 +177,27 @@ def list_sites(db: Session, organisation_id: int | None = None) -> list[Site]:
     return list(db.scalars(query))
 
 
+def sites_of_stations(
+    db: Session, organisation_id: int | None = None, station_ids: Iterable[str] | None = None
+) -> dict[str, list[tuple[str, str]]]:
+    """station → the (id, name) of each site its EVSEs are on (of one organisation's sites, of the named
+    stations only, when given); one query."""
+    query = (
+        select(SiteEvse.station_id, Site.id, Site.name)
+        .join(Site, Site.id == SiteEvse.site_id)
+        .distinct()
+        .order_by(SiteEvse.station_id, Site.id)
+    )
+    if organisation_id is not None:
+        query = query.where(Site.organisation_id == organisation_id)
+    if station_ids is not None:
+        query = query.where(SiteEvse.station_id.in_(list(station_ids)))
+    placed: dict[str, list[tuple[str, str]]] = {}
+    for station_id, site_id, name in db.execute(query):
+        placed.setdefault(station_id, []).append((site_id, name or site_id))
+    return placed
+
+
 def nodes_of(db: Session, site_id: str) -> list[SiteNode]:
     return list(db.scalars(select(SiteNode).where(SiteNode.site_id == site_id).order_by(SiteNode.id)))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -186,11 +187,15 @@ def get(db: Session, station_id: str) -> StationRow:
     return station_rows.get(db, station_id)
 
 
-def list_stations(db: Session, organisation_id: int | None = None) -> list[StationRow]:
-    """Every station (of one organisation, when given)."""
+def list_stations(
+    db: Session, organisation_id: int | None = None, station_ids: Iterable[str] | None = None
+) -> list[StationRow]:
+    """Every station (of one organisation, of the named ones only, when given)."""
     query = select(StationRow).order_by(StationRow.id)
     if organisation_id is not None:
         query = query.where(StationRow.organisation_id == organisation_id)
+    if station_ids is not None:
+        query = query.where(StationRow.id.in_(list(station_ids)))
     return list(db.scalars(query))
 
 

@@ -133,7 +133,7 @@ async def test_overview_and_station_page_by_role_and_organisation(session_factor
                 assert "Depot A" in text and "cp-a" in text and "cp-b" not in text  # org-b's station is not shown
                 assert "Charging 1" in text and "Faulted 1" in text  # per port, counted per site
                 assert "1 active session" in text and "7.4 kW of 22.0 kW limit" in text
-                assert 'hx-trigger="every 10s"' in text and 'src="/console/static/htmx.min.js"' in text
+                assert 'sse-connect="/console/live/overview"' in text and 'src="/console/static/htmx.min.js"' in text
                 assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing from elsewhere
                 partial = await owner.get("/console/partials/sites")
                 assert "7.4 kW" in partial.text and "<html" not in partial.text
@@ -142,7 +142,8 @@ async def test_overview_and_station_page_by_role_and_organisation(session_factor
                 assert station.status_code == 200 and "connected" in station.text
                 for action in ("reset", "unlock", "remote-start", "remote-stop", "change-availability"):
                     assert f'action="/console/stations/cp-a/{action}"' in station.text
-                assert station.text.count('name="csrf_token"') == 6  # sign-out and the five actions
+                # sign-out, the five actions and fetching the 1.6 configuration
+                assert station.text.count('name="csrf_token"') == 7
                 assert "GroundFailure" in station.text and "TAG-1" in station.text
                 # Another organisation's station is as absent as one that does not exist.
                 assert (await owner.get("/console/stations/cp-b")).status_code == 404
@@ -386,10 +387,9 @@ def _browse(base: str, shots: Path) -> dict[str, Any]:
             page.wait_for_url(base + "/")
             page.locator("[data-site=depot-a]").wait_for()
             seen["htmx"] = page.evaluate("typeof htmx")
-            with page.expect_response(lambda r: r.url.endswith("/console/partials/sites"), timeout=15_000) as refresh:
-                pass  # htmx refreshes the overview every 10 s
-            seen["refresh_status"] = refresh.value.status
-            page.locator("[data-site=depot-a]").wait_for()
+            page.wait_for_function(
+                "() => document.querySelector('[sse-connect]')['htmx-internal-data'].sseEventSource.readyState === 1"
+            )  # htmx's SSE extension holds the overview's stream open
             page.screenshot(path=shots / "console-overview.png", full_page=True)
             page.click("text=cp-a")
             page.wait_for_url(base + "/console/stations/cp-a")
@@ -444,7 +444,7 @@ async def test_the_console_in_chromium_offline(sqlite_factory, tmp_path):
     assert seen["left"] == [] and not [u for u in seen["sent"] if urlsplit(u).hostname != "127.0.0.1"]
     assert any(u.endswith("/console/static/htmx.min.js") for u in seen["sent"])
     assert seen["htmx"] == "object"  # the vendored script ran under the page's CSP
-    assert seen["refresh_status"] == 200  # and refreshed the overview by itself
+    assert any(u.endswith("/console/live/overview") for u in seen["sent"])  # and opened the overview's stream
     assert "reset: the station answered Accepted" in seen["result"]
     assert seen["url_after_action"].endswith("/console/stations/cp-a")
     assert seen["errors"] == []  # no CSP violation, no failed load

@@ -17,6 +17,7 @@ from csms.api.schemas import (
     BaseReportRequest,
     CallOut,
     ClearMonitorsRequest,
+    LoggedMessageOut,
     MonitorOut,
     MonitorsCallOut,
     MonitorsRequest,
@@ -24,7 +25,7 @@ from csms.api.schemas import (
 )
 from csms.ocpp import commands
 from csms.ocpp.outgoing import MonitorSpec, VariableRef
-from csms.services import monitoring
+from csms.services import message_log, monitoring, station_rows
 from csms.services.errors import Invalid
 
 router = APIRouter(prefix="/stations/{station_id}", tags=["device model"])
@@ -102,3 +103,11 @@ def station_events(
     `data_transfer`, `firmware_status`, `diagnostics_status`, `log_status`, `auto_remediation`, …"""
     rows = monitoring.events(db, station_id, kind=kind, since=since, limit=limit)
     return [{"kind": row.kind, "timestamp": row.timestamp, "data": row.data} for row in rows]
+
+
+@router.get("/messages", response_model=list[LoggedMessageOut])
+def station_messages(db: DbSession, station_id: StationPath, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
+    """The station's newest OCPP frames, both directions, newest first (the message log keeps the last
+    `message_log_per_station` of each station); station passwords and keys in them are masked."""
+    version = station_rows.get(db, station_id).ocpp_version
+    return [message_log.shown(row, version) for row in message_log.recent(db, station_id, limit)]
