@@ -7,7 +7,7 @@ own drivers' sessions. ``kwh`` is the transaction's energy (:mod:`csms.domain.me
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -69,7 +69,7 @@ def _cost(db: Session, config: OcpiConfig, tx: Transaction) -> tuple[dict[str, A
     if config.pricing is None or tx.started_at is None:
         return None
     try:
-        priced = cdrs.price(db, tx, max(datetime.now(UTC), tx.started_at), config.pricing, final=False)
+        priced = cdrs.price(db, tx, max(config.clock(), tx.started_at), config.pricing, final=False)
     except Exception:  # the session is still listed, without a cost
         log.exception("running cost of transaction %s", tx.id)
         return None

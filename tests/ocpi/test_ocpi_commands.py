@@ -16,7 +16,7 @@ from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 
 from csms.ocpi import models
-from tests.ocpi.emsp import Emsp, running_emsp
+from simulator.roaming.emsp import Emsp, running_emsp
 from tests.ocpi.test_ocpi_cpo import LOCATION, cli, cpo, registered, station16, status
 from tests.support.live import eventually
 

@@ -1,5 +1,5 @@
 """OCPI 2.2.1 as a CPO over real HTTP on loopback: ``run_server`` with OCPI on its own port, an eMSP on its own
-server (:mod:`tests.ocpi.emsp`), ``ocpp`` ChargePoints on real WebSockets. The credentials handshake both ways,
+server (:mod:`simulator.roaming.emsp`), ``ocpp`` ChargePoints on real WebSockets. The credentials handshake both ways,
 update and unregister; the envelope, ids, routing headers and paging; locations and tariffs; EVSE status pushed
 and, while the eMSP is down, kept and retried."""
 
@@ -24,7 +24,7 @@ from csms.ocpi import models
 from csms.ocpi.deps import OcpiConfig
 from csms.ocpi.serve import OcpiServe
 from csms.runtime.server import Endpoints
-from tests.ocpi.emsp import Emsp, running_emsp, token_header
+from simulator.roaming.emsp import Emsp, running_emsp, token_header
 from tests.support.live import eventually, live_csms
 
 PASSWORD = "station-password-1"

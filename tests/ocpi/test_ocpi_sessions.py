@@ -11,7 +11,7 @@ from typing import Any
 from ocpp.v16 import call as call16
 
 from csms.ocpi import models
-from tests.ocpi.emsp import Emsp, running_emsp
+from simulator.roaming.emsp import Emsp, running_emsp
 from tests.ocpi.test_ocpi_cpo import LOCATION, cli, cpo, registered, station16, status
 from tests.support.live import eventually
 
