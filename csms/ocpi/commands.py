@@ -31,7 +31,7 @@ from csms.ocpp.outgoing import Call
 from csms.services import ocpi as store
 from csms.services import reservations, stations
 from csms.services.errors import DomainError
-from csms.store.models import OcpiCommand, OcpiLocation, OcpiParty, OcpiToken, Station, Transaction
+from csms.store.models import OcpiCommand, OcpiLocation, OcpiParty, OcpiToken, Reservation, Station, Transaction
 
 router = APIRouter(prefix="/2.2.1/commands")
 
@@ -227,8 +227,15 @@ async def _reserve(request: Request, gateway: Stations, caller: Caller, body: m.
         _token(db, caller, body.token)
         wanted = reservations.Wanted(id_token=body.token.uid, expires_at=body.expiry_date.astimezone(UTC),
                                      evse_id=evse_id, group_id=body.token.group_id)  # fmt: skip
+        earlier = _active_reservation(db, caller, body.reservation_id)
         try:
-            reservation = reservations.create(db, station.id, wanted, now)
+            if earlier is None:
+                reservation = reservations.create(db, station.id, wanted, now)
+            elif earlier.station_id != station.id:
+                raise Refused("REJECTED", f"reservation {body.reservation_id!r} is at another charging station: "
+                                          "cancel it first")  # fmt: skip
+            else:  # 13.3.5: a known reservation_id replaces the reservation (ReserveNow with its id)
+                reservation = reservations.replace(db, earlier.id, station.id, wanted, now)
         except DomainError as exc:
             raise Refused("REJECTED", exc.message) from None
         party = speaks_for(db, caller, body.token.country_code, body.token.party_id)
@@ -250,6 +257,17 @@ async def _reserve(request: Request, gateway: Stations, caller: Caller, body: m.
         return _outcome(outcome)
 
     return command_id, send
+
+
+def _active_reservation(db: Session, caller: Caller, reference: str) -> Reservation | None:
+    """The reservation of the caller's last RESERVE_NOW with this reservation_id, while it is active."""
+    made = db.scalar(select(OcpiCommand).where(
+        OcpiCommand.party == caller.id, OcpiCommand.command == "RESERVE_NOW",
+        OcpiCommand.reference == reference).order_by(OcpiCommand.id.desc()).limit(1))  # fmt: skip
+    if made is None or made.reservation_id is None or made.station_id is None:
+        return None
+    row = db.get(Reservation, made.reservation_id)
+    return row if row is not None and row.status == reservations.ACTIVE else None
 
 
 async def _cancel(
