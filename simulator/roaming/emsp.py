@@ -78,6 +78,7 @@ class Emsp:
         self.authorize_requests: list[tuple[str, datetime]] = []
         self.token_list: list[dict[str, Any]] = []  # what GET tokens lists
         self.token_pages: list[int] = []  # the offsets asked for
+        self.token_since: list[str | None] = []  # the date_from of each first page asked for
         self.role = ("EMSP", country_code, party_id)  # what its credentials say it is (a hub: HUB)
         self._routes()
 
@@ -109,6 +110,7 @@ class Emsp:
                 {"identifier": "credentials", "role": "SENDER", "url": f"{self.base}/2.2.1/credentials"},
                 {"identifier": "credentials", "role": "RECEIVER", "url": f"{self.base}/2.2.1/credentials"},
                 {"identifier": "locations", "role": "RECEIVER", "url": f"{self.base}/2.2.1/locations"},
+                {"identifier": "tariffs", "role": "RECEIVER", "url": f"{self.base}/2.2.1/tariffs"},
                 {"identifier": "sessions", "role": "RECEIVER", "url": f"{self.base}/2.2.1/sessions"},
                 {"identifier": "tokens", "role": "SENDER", "url": f"{self.base}/2.2.1/tokens"},
                 {"identifier": "commands", "role": "SENDER", "url": f"{self.base}/2.2.1/commands"},
@@ -131,11 +133,15 @@ class Emsp:
             return self._envelope(self.credentials(self.our_token_c))
 
         @app.get("/emsp/2.2.1/tokens")
-        async def tokens(request: Request, offset: int = 0, limit: int = 2) -> JSONResponse:
-            """The tokens sender, two a page."""
+        async def tokens(
+            request: Request, offset: int = 0, limit: int = 2, date_from: str | None = None
+        ) -> JSONResponse:
+            """The tokens sender, two a page (``date_from`` noted, not applied)."""
             if refused := self._check(request):
                 return refused
             self.token_pages.append(offset)
+            if offset == 0:
+                self.token_since.append(date_from)
             answer = self._envelope(self.token_list[offset : offset + limit])
             answer.headers["X-Total-Count"] = str(len(self.token_list))
             if offset + limit < len(self.token_list):

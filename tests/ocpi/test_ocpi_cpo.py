@@ -78,7 +78,7 @@ async def test_emsp_registers_with_token_a_then_token_c_only(sqlite_url, capsys)
             code, out, _ = await asyncio.to_thread(cli, capsys, sqlite_url, "ocpi", "parties", "list")
             assert code == 0
             row = next(line for line in out.splitlines() if line.startswith("DE"))
-            assert row.split()[:6] == ["DE", "EMS", "eMSP", "registered", "EMSP", "7"]
+            assert row.split()[:6] == ["DE", "EMS", "eMSP", "registered", "EMSP", "8"]
             # Token A is spent; token C opens the modules.
             assert (await anonymous.get(endpoints.ocpi_url, headers=token_header(token_a))).status_code == 401
             async with emsp.client() as c:
