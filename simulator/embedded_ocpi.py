@@ -34,6 +34,7 @@ from csms.ocpi.app import PREFIX, create_ocpi_app
 from csms.ocpi.deps import OcpiConfig
 from csms.ocpi.locations import location_id_of
 from csms.ocpi.serve import PUSH_RETRY, PushWorker, StatusPush
+from csms.ocpi.sync import pull_tokens_due, queue_changes
 from csms.ocpp.convert import from_posix
 from csms.pki.lookups import Lookup, Lookups, RemoteAuthorization, Result
 from csms.services import ocpi as store
@@ -48,6 +49,8 @@ from simulator.verify import roaming as verify
 from simulator.verify.billing import TariffPlan
 
 Job = Callable[[], Awaitable[None]]
+#: As ``csms serve``'s defaults (OcpiServe): how often changes are looked for, how often tokens are pulled.
+SYNC_S, TOKEN_PULL_S = 60.0, 3600.0
 
 
 class Loopback:
@@ -247,6 +250,7 @@ class EmbeddedRoaming:
     def start(self, env: simpy.Environment) -> None:
         """The eMSP's day: registration (after the run's first actions), its down windows."""
         env.process(self._registration(env))
+        env.process(self._sync(env))
         for window in self.settings.emsp_down:
             env.process(self._down(env, self.scenario.seconds(window.at), window.duration))
 
@@ -276,6 +280,24 @@ class EmbeddedRoaming:
                 self.errors.append(f"registration: {type(exc).__name__}: {exc}")
 
         self.loopback.add(register)
+
+    def _sync(self, env: simpy.Environment) -> simpy.events.ProcessGenerator:
+        """As ``csms serve``'s sync loop, on the virtual clock: changed locations and tariffs queued for the
+        parties every ``SYNC_S``, their tokens pulled when an hour old."""
+        while True:
+            yield env.timeout(SYNC_S)
+            self.loopback.add(self._sync_round)
+
+    async def _sync_round(self) -> None:
+        assert self.csms is not None and self.worker is not None
+        now = from_posix(self.scheduler.now())
+        with self.csms.session_factory() as db, db.begin():
+            queued = queue_changes(db, self.config, now)
+        if queued:
+            self.worker.wake()
+        async with httpx.AsyncClient(timeout=10) as client:
+            problems = await pull_tokens_due(self.csms.session_factory, client, self.config.us, now, TOKEN_PULL_S)
+        self.errors += [f"token pull: {p}" for p in problems]
 
     def _down(self, env: simpy.Environment, at_s: float, duration_s: float) -> simpy.events.ProcessGenerator:
         yield env.timeout(max(0.0, at_s - env.now))
@@ -346,6 +368,8 @@ class EmbeddedRoaming:
             push_attempts={} if self.worker is None else {**self.worker.attempts, "rounds": self.worker.rounds},
             locations=self.pulled["locations"],
             tariffs=self.pulled["tariffs"],
+            pushed={m: sum(1 for r in self.emsp.pushes(m) if r[0] == "PUT") for m in ("locations", "tariffs")},
+            token_pulls=len(self.emsp.token_since),
         )
         out = verify.section(truth, self.drivers, view, keys, self.fleet.truth_timelines(), plan, zone)
         out["errors"] = list(self.errors)

@@ -53,6 +53,7 @@ KNOWN_CHECKS: frozenset[str] = frozenset(
         "roaming_cdr_max_difference_minor",  # ... the largest difference, in cents
         "roaming_cdr_max_error_wh",  # ... the largest |CDR energy - the twin's true energy|, Wh
         "roaming_sessions_leaked",  # ... local drivers' sessions the eMSP was sent
+        "roaming_tariffs_pushed",  # ... tariffs PUT to the eMSP when they were created or changed
     }
 )
 

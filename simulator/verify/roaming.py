@@ -58,6 +58,10 @@ class EmspView:
     push_attempts: dict[str, int]
     locations: int
     tariffs: int
+    #: Locations and tariffs the CPO PUT to the eMSP when they changed.
+    pushed: dict[str, int]
+    #: Times the CPO pulled the eMSP's tokens.
+    token_pulls: int
 
 
 def _driver_mode(drivers: dict[str, tuple[str, str]], uid: str) -> str:
@@ -117,6 +121,9 @@ def section(
     return {
         "emsp_locations_pulled": view.locations,
         "emsp_tariffs_pulled": view.tariffs,
+        "locations_pushed": view.pushed.get("locations", 0),
+        "tariffs_pushed": view.pushed.get("tariffs", 0),
+        "token_pulls": view.token_pulls,
         "sessions": len(roaming),
         "unauthorised": unauthorised,
         "remote_starts": len(view.starts),
@@ -168,6 +175,7 @@ def check_values(section: dict[str, Any] | None) -> dict[str, float]:
         "roaming_cdrs_duplicated": section["cdrs_duplicated"],
         "roaming_cdr_max_error_wh": section["energy_max_error_wh"],
         "roaming_sessions_leaked": section["sessions_leaked"],
+        "roaming_tariffs_pushed": section["tariffs_pushed"],
     }
     if section["cost_compared"]:
         values["roaming_cdr_cost_mismatches"] = section["cost_mismatches"]

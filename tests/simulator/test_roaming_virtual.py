@@ -1,6 +1,7 @@
 """Roaming in virtual time (issue 22 point 4): the embedded CSMS serves OCPI 2.2.1 on a loopback port, the twin's
 eMSP (its own HTTP server) registers with it (token A → B → C), pulls locations and tariffs, pushes its drivers'
-tokens, starts a session by command, answers a real-time authorisation, and receives sessions and CDRs; it is down
+tokens, starts a session by command, answers a real-time authorisation, and receives sessions, CDRs and a new
+tariff (the CSMS pulls its tokens too); it is down
 for a while and no CDR is lost or sent twice. Each CDR it received equals the twin's truth to the Wh and the cost
 the independent calculator works out from the truth to the cent."""
 
@@ -28,6 +29,8 @@ def test_the_emsp_authorises_starts_and_receives_every_cdr_also_across_its_downt
     assert (roaming["emsp_locations_pulled"], roaming["emsp_tariffs_pulled"]) == (4, 1)  # 4 stations, no site
     assert roaming["sessions"] == roaming["cdrs_received"] == 3 and roaming["cdrs_duplicated"] == 0
     assert roaming["real_time_authorisations"] == 1  # the NEVER card, asked at Authorize
+    assert roaming["tariffs_pushed"] == 1 and roaming["locations_pushed"] == 0  # the new tariff; no location changed
+    assert roaming["token_pulls"] == 2  # at registration (in full), an hour later (date_from)
     [start] = roaming["remote_start_commands"]
     assert start["token"] == "APP001" and start["response"] == start["result"] == "ACCEPTED" and start["started"]
     assert roaming["pushes_refused_while_down"] > 0  # the card driver's CDR waited in the outbox
