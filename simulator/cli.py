@@ -138,6 +138,7 @@ def summary_table(data: dict[str, Any]) -> Table:
         *_demand_response_rows(data.get("demand_response")),
         *_cost_rows(data.get("energy_cost")),
         *_migration_rows(data.get("migration")),
+        *_roaming_rows(data.get("roaming")),
     ]
     for name, value in rows:
         table.add_row(name, value)
@@ -148,6 +149,20 @@ def summary_table(data: dict[str, Any]) -> Table:
             value = f"{check['actual']}  " + ("[green]pass[/green]" if check["passed"] else "[red]FAIL[/red]")
         table.add_row(f"check {check['name']} {check['expected']}", value)
     return table
+
+
+def _roaming_rows(roaming: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if roaming is None:
+        return []
+    return [
+        (
+            "roaming (the twin's eMSP, OCPI)",
+            f"{roaming['sessions']} sessions, {roaming['unauthorised']} unauthorised, {roaming['remote_starts']} "
+            f"remote starts; {roaming['cdrs_received']} CDRs ({roaming['cdrs_lost']} lost, "
+            f"{roaming['cdrs_duplicated']} twice), max {roaming['max_cost_difference_minor']} cents / "
+            f"{roaming['energy_max_error_wh']:.1f} Wh from the truth",
+        )
+    ]
 
 
 def _cost_rows(cost: dict[str, Any] | None) -> list[tuple[str, str]]:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from csms.alerts import AlertEngine, AlertRules, RemediationPolicy
 from csms.alerts import engine as al
-from csms.core.host import Connection, CsmsHost, StationNotConnected, Transport
+from csms.core.host import Connection, CsmsHost, Plugin, StationNotConnected, Transport
 from csms.core.plugins.alerts import AlertMonitor
 from csms.core.plugins.certificates import CertificateManager
 from csms.core.plugins.costs import CostDisplay
@@ -115,6 +115,8 @@ class EmbeddedCsms:
         #: A fleet vehicle's records (plan, telematics) become its needs, as in ``csms serve`` (load management on).
         self.fleet_needs: FleetNeeds | None = None
         self.monitor: AlertMonitor | None = None
+        #: Plugins a run adds (OCPI's pushes), made afresh for each process (a restart included).
+        self.plugin_factories: list[Callable[[], Plugin]] = []
         self._start()
 
     @classmethod
@@ -153,7 +155,15 @@ class EmbeddedCsms:
         host.add_plugin(CostDisplay())  # the running cost on the chargers' displays
         self.local_lists = LocalListSync()  # stations' local lists follow the tokens, as in csms serve
         host.add_plugin(self.local_lists)
+        for make in self.plugin_factories:
+            host.add_plugin(make())
         self.host = host
+
+    def add_plugin(self, make: Callable[[], Plugin]) -> None:
+        """A plugin of this process and of every one after a restart."""
+        self.plugin_factories.append(make)
+        if self.host is not None:
+            self.host.add_plugin(make())
 
     def install_site(self, site_id: str, config: PlannerConfig | None = None) -> None:
         """Plan a site the store holds (load management on)."""

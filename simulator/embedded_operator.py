@@ -427,6 +427,11 @@ class CsmsRecords:
                 for tx in transactions.listed(db)
             ]
 
+    def session_keys(self) -> dict[str, tuple[str, str]]:
+        """The CSMS's transaction id (an OCPI session's id) → (station, the transaction id the charger knows)."""
+        with self.csms.session_factory() as db:
+            return {str(tx.id): (tx.station_id, tx.charger_tx_id) for tx in transactions.listed(db)}
+
     def cdrs(self) -> list[CdrRecord]:
         """The OCPI CDRs the CSMS made, by the transaction id the charger knows."""
         with self.csms.session_factory() as db:

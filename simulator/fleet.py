@@ -162,6 +162,8 @@ class FirmwareHooks:
         self.truth = truth
         #: The fleet schedule / driver app: tells the CSMS each plugged vehicle's needs (load management).
         self.on_vehicle: Callable[[ConnectorRef, VehicleInfo, float], None] | None = None
+        #: A roaming driver's app: True when it starts the session itself (the driver presents no token).
+        self.driver_app: Callable[[ConnectorRef, VehicleInfo, float], bool] | None = None
         self._seen: dict[ConnectorRef, tuple[bool, float | None, bool]] = {}
         self._refs: dict[tuple[str, int], ConnectorRef] = {}
 
@@ -173,6 +175,8 @@ class FirmwareHooks:
         if vehicle.plug_and_charge and vehicle.id_token is not None and self.contracts is not None:
             contract = self.contracts.contract(vehicle.id_token, from_posix(now))
             charger.plug_in(connector.connector_id, vehicle.id_token, now, "eMAID", contract)
+        elif self.driver_app is not None and self.driver_app(connector, vehicle, now):
+            charger.plug_in(connector.connector_id, None, now)
         else:
             charger.plug_in(connector.connector_id, vehicle.id_token, now)
         if vehicle.iso15118:

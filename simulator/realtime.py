@@ -701,6 +701,12 @@ def refuse_csms_faults(scenario: Scenario, scenario_file: str) -> None:
             "scenario in virtual time, or without this fault"
         )
         issues.append(issue_at(scenario_file, ("faults", i, "kind"), why))
+    if scenario.roaming is not None:
+        why = (
+            "roaming runs the twin's eMSP against the embedded CSMS's OCPI port (virtual time); against a CSMS in "
+            "real time, register an eMSP with its OCPI API yourself (docs/ocpi.md)"
+        )
+        issues.append(issue_at(scenario_file, ("roaming",), why))
     if issues:
         raise ScenarioError(issues)
 

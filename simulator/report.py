@@ -14,6 +14,7 @@ from typing import Any
 from simulator.scenario.expect import parse_comparison
 from simulator.twin.records import VehicleRecord
 from simulator.twin.site_meter import MeterStep
+from simulator.verify import roaming as roaming_checks
 
 SCHEMA_VERSION = 1
 #: Energy registers are whole Wh on the wire in OCPP 1.6 (and we send Wh in 2.0.1): the meter resolution.
@@ -76,6 +77,8 @@ class RunRecord:
     #: ``simulator.verify.optimum.run_metrics`` over the twin's sessions (None: not computed).
     energy: dict[str, float] | None = None
     load_management: dict[str, Any] | None = None
+    #: ``simulator.verify.roaming.section`` (None: no roaming in the run)
+    roaming: dict[str, Any] | None = None
     #: ``simulator.verify.security.security_section`` (None: the run had no PKI)
     security: dict[str, Any] | None = None
     #: ``simulator.verify.multifamily.section``: unit statements beside the twin's truth (None: no property)
@@ -297,6 +300,7 @@ def check_values(report: dict[str, Any]) -> dict[str, float | None]:
         mf = report["multifamily"]
         values.update(statement_mismatch_cents=mf["max_error_cents"], statement_mismatch_wh=mf["max_error_wh"])
     values.update(_billing_values(report.get("billing")))
+    values.update(roaming_checks.check_values(report.get("roaming")))
     energy = report.get("energy")
     if energy is not None:
         values["energy_optimum_fraction"] = energy["optimum_fraction"]
@@ -375,6 +379,7 @@ def build(record: RunRecord) -> dict[str, Any]:
         "energy_cost": record.energy_cost,
         "migration": record.migration,
         "billing": record.billing,
+        "roaming": record.roaming,
     }
     report.update({name: section for name, section in optional.items() if section is not None})
     if record.notes:

@@ -23,6 +23,7 @@ from simulator import loadmgmt, report
 from simulator.collector import paced_collector
 from simulator.embedded_csms import EmbeddedCsms, EmbeddedPki
 from simulator.embedded_migration import PlatformMigration, refuse_repoint_mode
+from simulator.embedded_ocpi import EmbeddedRoaming, Loopback
 from simulator.embedded_operator import CsmsRecords, EmbeddedOperator
 from simulator.embedded_wiring import EmbeddedCsmsWiring, alert_rules
 from simulator.fleet import Fleet, FleetVehicle, OperatorCall, Progress, commission, station_passwords
@@ -132,13 +133,19 @@ class VirtualRun:
             else EmbeddedPki.create(self.epoch, organisation=pki.organisation, certificate_days=pki.certificate_days)
         )
         self.passwords = station_passwords(self.scenario, None)
+        seed = self.scenario.seed if seed is None else seed
+        #: OCPI roaming: the CSMS's OCPI port and the twin's eMSP, on loopback (None: no roaming).
+        self.roaming = (
+            None if self.scenario.roaming is None else EmbeddedRoaming(self.scenario, self.scheduler, Loopback(), seed)
+        )
+        lookups = None if self.mobility is None else InProcessLookups(self.scheduler, self.mobility)
         self.csms = EmbeddedCsms.create(
             self.scheduler,
             database_url,
             self._config(),
             alerts=alert_rules(self.scenario.csms.alerts),
             load_management=loadmgmt.managed(self.scenario),
-            lookups=None if self.mobility is None else InProcessLookups(self.scheduler, self.mobility),
+            lookups=lookups if self.roaming is None else self.roaming.lookups(lookups),
             pki=self.pki,
         )
         self.truth = fv.FaultTruth()
@@ -148,7 +155,6 @@ class VirtualRun:
         if self.scenario.migrates:
             refuse_repoint_mode(self.scenario, scenario_file)
             self.migration = PlatformMigration(self.scenario, self.csms, self._new_csms(), self.links)
-        seed = self.scenario.seed if seed is None else seed
         self.fleet = Fleet(self.scenario, seed, self.env, self._make_link, truth=self.truth, contracts=self.mobility)
         commission(self.fleet.chargers.values(), self.scenario, None if self.pki is None else self.pki.csms_root_pem)
         self.operator = EmbeddedOperator(self.csms)
@@ -157,6 +163,8 @@ class VirtualRun:
             self.operator.install_contract_root(self.mobility.root_pem, self.epoch)
         self.wiring = EmbeddedCsmsWiring(self.csms, self.fleet, self.links)
         self.records = CsmsRecords(self.csms if self.migration is None else self.migration.new)
+        if self.roaming is not None:
+            self.roaming.attach(self.csms, self.fleet)
 
     def _new_csms(self) -> EmbeddedCsms:
         """The CSMS the fleet moves to: the same settings as the old one, a database of its own."""
@@ -191,12 +199,23 @@ class VirtualRun:
             operator = MigratingOperator(self.migration, self.operator, EmbeddedOperator(self.migration.new))
         done = self.fleet.start(operator or self.operator, self.progress, crash_csms=self.wiring.crash, migrate=migrate)
         with paced_collector():
-            self.env.run(until=done)
+            if self.roaming is None:
+                self.env.run(until=done)
+            else:
+                self.roaming.start(self.env)
+                self.roaming.run(self.env, done)
         if self.progress is not None:
             self.progress(float(self.scenario.duration), float(self.scenario.duration))
         return self._record(time.perf_counter() - started)
 
     def _record(self, wall: float) -> report.RunRecord:
+        record = self._fleet_record(wall)
+        if self.roaming is not None:
+            zone = self.csms.config.tariff_time_zone
+            record.roaming = self.roaming.section(self.records.session_keys(), self.fleet.tariff_plan, zone)
+        return record
+
+    def _fleet_record(self, wall: float) -> report.RunRecord:
         period = fv.period_of(self.epoch, float(self.env.now))
         latency_s = self.network.latency_s + self.network.jitter_s
         return self.fleet.record(

@@ -4,7 +4,7 @@ sending the call with the gateway's refusals turned into API errors."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Query, Request
 
@@ -28,8 +28,16 @@ async def station_version(request: Request, station_id: str) -> str:
     return await in_transaction(request, lambda db: stations.get(db, station_id).ocpp_version)
 
 
+class CallRouter(Protocol):
+    """Whatever sends a call to a station and waits for its outcome (the gateway; an embedded CSMS's door)."""
+
+    async def route_call(
+        self, station_id: str, action: str, payload: dict[str, Any], timeout_s: float | None = None
+    ) -> dict[str, Any]: ...
+
+
 async def call_station(
-    gateway: Gateway, station_id: str, action: str, payload: dict[str, Any], timeout: float | None
+    gateway: CallRouter, station_id: str, action: str, payload: dict[str, Any], timeout: float | None
 ) -> dict[str, Any]:
     """Send a call and wait for its outcome (result, CALLERROR or timeout).
 

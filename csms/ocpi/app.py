@@ -12,10 +12,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException
 
-from csms.gateway.server import Gateway
 from csms.ocpi import cdrs, commands, credentials, locations, sessions, tariffs, tokens
 from csms.ocpi import envelope as env
-from csms.ocpi.deps import OcpiConfig
+from csms.ocpi.deps import OcpiConfig, Stations
 
 PREFIX = "/ocpi"
 log = logging.getLogger(__name__)
@@ -23,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def create_ocpi_app(
     session_factory: sessionmaker[Session],
-    gateway: Gateway | None,
+    gateway: Stations | None,
     config: OcpiConfig,
     client: httpx.AsyncClient | None = None,
 ) -> FastAPI:

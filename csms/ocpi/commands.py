@@ -21,10 +21,9 @@ from sqlalchemy.orm import Session
 
 from csms.api.calls import call_station
 from csms.core.plugins.reservations import ReservationExpiry
-from csms.gateway.server import Gateway
 from csms.ocpi import envelope as env
 from csms.ocpi import models as m
-from csms.ocpi.deps import Caller, RegisteredCaller, in_db
+from csms.ocpi.deps import Caller, RegisteredCaller, Stations, in_db, now_of
 from csms.ocpi.locations import location_id_of, parse_uid
 from csms.ocpi.tokens import speaks_for
 from csms.ocpp import commands
@@ -32,7 +31,7 @@ from csms.ocpp.outgoing import Call
 from csms.services import ocpi as store
 from csms.services import reservations, stations
 from csms.services.errors import DomainError
-from csms.store.models import OcpiCommand, OcpiLocation, OcpiParty, OcpiToken, Station, Transaction
+from csms.store.models import OcpiCommand, OcpiLocation, OcpiParty, OcpiToken, Reservation, Station, Transaction
 
 router = APIRouter(prefix="/2.2.1/commands")
 
@@ -84,7 +83,7 @@ async def command(request: Request, command: str, caller: RegisteredCaller) -> J
         raise env.OcpiError(
             env.INVALID_PARAMETERS, f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
         ) from None
-    gateway: Gateway = request.app.state.gateway
+    gateway: Stations = request.app.state.gateway
     try:
         command_id, send = await _prepare(request, gateway, caller, command, body)
     except Refused as refused:
@@ -101,7 +100,7 @@ async def _finish(request: Request, command_id: int, send: Send) -> None:
         result, message = await send()
     except DomainError as exc:  # not connected any more, or the call cannot be sent
         result, message = "FAILED", exc.message
-    now = datetime.now(UTC)
+    now = now_of(request)
     await in_db(request, lambda db: store.command_result(db, command_id, result, message, now))
     worker = getattr(request.app.state, "push_worker", None)
     if worker is not None:
@@ -145,10 +144,10 @@ def _place(db: Session, location_id: str, uid: str | None) -> tuple[Station, int
 
 
 async def _prepare(
-    request: Request, gateway: Gateway, caller: Caller, command: str, body: BaseModel
+    request: Request, gateway: Stations, caller: Caller, command: str, body: BaseModel
 ) -> tuple[int, Send]:
     """Check the command and record it; returns its id and the work that sends it. Raises Refused."""
-    now = datetime.now(UTC)
+    now = now_of(request)
     if isinstance(body, m.StartSession):
         return await _start(request, gateway, caller, body, now)
     if isinstance(body, m.StopSession):
@@ -161,7 +160,7 @@ async def _prepare(
     return await _unlock(request, gateway, caller, body, now)
 
 
-def _connected(gateway: Gateway, station_id: str) -> None:
+def _connected(gateway: Stations, station_id: str) -> None:
     if not gateway.is_connected(station_id):
         raise Refused("REJECTED", f"the charging station of {station_id!r} is offline")
 
@@ -174,7 +173,7 @@ def _token(db: Session, caller: Caller, token: m.Token) -> None:
     store.put_token(db, party, body, token.last_updated)
 
 
-async def _start(request: Request, gateway: Gateway, caller: Caller, body: m.StartSession, now: datetime) -> Prepared:
+async def _start(request: Request, gateway: Stations, caller: Caller, body: m.StartSession, now: datetime) -> Prepared:
     remote_start_id = secrets.randbelow(2**31 - 2) + 1
 
     def record(db: Session) -> tuple[int, str, Call]:
@@ -197,7 +196,7 @@ async def _start(request: Request, gateway: Gateway, caller: Caller, body: m.Sta
     return command_id, send
 
 
-async def _stop(request: Request, gateway: Gateway, caller: Caller, body: m.StopSession, now: datetime) -> Prepared:
+async def _stop(request: Request, gateway: Stations, caller: Caller, body: m.StopSession, now: datetime) -> Prepared:
     def record(db: Session) -> tuple[int, str, Call]:
         tx = db.get(Transaction, int(body.session_id)) if body.session_id.isdigit() else None
         mine = tx is not None and tx.id_token is not None and db.scalar(
@@ -221,15 +220,22 @@ async def _stop(request: Request, gateway: Gateway, caller: Caller, body: m.Stop
     return command_id, send
 
 
-async def _reserve(request: Request, gateway: Gateway, caller: Caller, body: m.ReserveNow, now: datetime) -> Prepared:
+async def _reserve(request: Request, gateway: Stations, caller: Caller, body: m.ReserveNow, now: datetime) -> Prepared:
     def record(db: Session) -> tuple[int, int, str, Call]:
         station, evse_id = _place(db, body.location_id, body.evse_uid)
         _connected(gateway, station.id)
         _token(db, caller, body.token)
         wanted = reservations.Wanted(id_token=body.token.uid, expires_at=body.expiry_date.astimezone(UTC),
                                      evse_id=evse_id, group_id=body.token.group_id)  # fmt: skip
+        earlier = _active_reservation(db, caller, body.reservation_id)
         try:
-            reservation = reservations.create(db, station.id, wanted, now)
+            if earlier is None:
+                reservation = reservations.create(db, station.id, wanted, now)
+            elif earlier.station_id != station.id:
+                raise Refused("REJECTED", f"reservation {body.reservation_id!r} is at another charging station: "
+                                          "cancel it first")  # fmt: skip
+            else:  # 13.3.5: a known reservation_id replaces the reservation (ReserveNow with its id)
+                reservation = reservations.replace(db, earlier.id, station.id, wanted, now)
         except DomainError as exc:
             raise Refused("REJECTED", exc.message) from None
         party = speaks_for(db, caller, body.token.country_code, body.token.party_id)
@@ -244,7 +250,7 @@ async def _reserve(request: Request, gateway: Gateway, caller: Caller, body: m.R
     async def send() -> tuple[str, str | None]:
         outcome = await call_station(gateway, station_id, action, payload, TIMEOUT_S - 5)
         stored = await in_db(request, lambda db: reservations.as_dict(
-            reservations.answered(db, reservation_id, outcome, datetime.now(UTC))))  # fmt: skip
+            reservations.answered(db, reservation_id, outcome, now_of(request))))  # fmt: skip
         expiry = next((p for p in gateway.host.plugins if isinstance(p, ReservationExpiry)), None)
         if stored["status"] == reservations.ACTIVE and expiry is not None:
             expiry.expect(stored["expires_at"])
@@ -253,8 +259,19 @@ async def _reserve(request: Request, gateway: Gateway, caller: Caller, body: m.R
     return command_id, send
 
 
+def _active_reservation(db: Session, caller: Caller, reference: str) -> Reservation | None:
+    """The reservation of the caller's last RESERVE_NOW with this reservation_id, while it is active."""
+    made = db.scalar(select(OcpiCommand).where(
+        OcpiCommand.party == caller.id, OcpiCommand.command == "RESERVE_NOW",
+        OcpiCommand.reference == reference).order_by(OcpiCommand.id.desc()).limit(1))  # fmt: skip
+    if made is None or made.reservation_id is None or made.station_id is None:
+        return None
+    row = db.get(Reservation, made.reservation_id)
+    return row if row is not None and row.status == reservations.ACTIVE else None
+
+
 async def _cancel(
-    request: Request, gateway: Gateway, caller: Caller, body: m.CancelReservation, now: datetime
+    request: Request, gateway: Stations, caller: Caller, body: m.CancelReservation, now: datetime
 ) -> Prepared:
     def record(db: Session) -> tuple[int, int, str, Call]:
         made = db.scalar(select(OcpiCommand).where(
@@ -279,14 +296,14 @@ async def _cancel(
 
     async def send() -> tuple[str, str | None]:
         outcome = await call_station(gateway, station_id, action, payload, TIMEOUT_S - 5)
-        await in_db(request, lambda db: reservations.cancel_answered(db, reservation_id, outcome, datetime.now(UTC)))
+        await in_db(request, lambda db: reservations.cancel_answered(db, reservation_id, outcome, now_of(request)))
         return _outcome(outcome)
 
     return command_id, send
 
 
 async def _unlock(
-    request: Request, gateway: Gateway, caller: Caller, body: m.UnlockConnector, now: datetime
+    request: Request, gateway: Stations, caller: Caller, body: m.UnlockConnector, now: datetime
 ) -> Prepared:
     if not body.connector_id.isdigit():
         raise Refused("REJECTED", f"unknown connector {body.connector_id!r}")

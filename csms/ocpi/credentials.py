@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from csms.ocpi import envelope as env
 from csms.ocpi.client import PeerError, call, version_details
-from csms.ocpi.deps import AnyCaller, Caller, OcpiConfig, config_of, in_db, now
+from csms.ocpi.deps import AnyCaller, Caller, OcpiConfig, config_of, in_db, now, now_of
 from csms.ocpi.models import VERSION, Credentials
 from csms.services import ocpi as store
 from csms.store.models import OcpiParty
@@ -92,7 +92,7 @@ async def _handshake(request: Request, caller: Caller, credentials: Credentials)
         raise env.OcpiError(code, str(exc)) from None
     endpoints = [e.model_dump(mode="json") for e in found.endpoints]
     roles = [r.model_dump(mode="json", exclude_none=True) for r in credentials.roles]
-    at = now()
+    at = now_of(request)
 
     def store_it(db: Session) -> str:
         party = db.get(OcpiParty, caller.id)
@@ -128,8 +128,9 @@ async def delete_credentials(request: Request, caller: AnyCaller) -> JSONRespons
     def forget(db: Session) -> None:
         party = db.get(OcpiParty, caller.id)
         assert party is not None
-        store.unregister(db, party, now())
+        store.unregister(db, party, at)
 
+    at = now_of(request)
     await in_db(request, forget)
     return env.ok()
 

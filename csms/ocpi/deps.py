@@ -7,7 +7,7 @@ import binascii
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,7 +17,28 @@ from csms.ocpi.envelope import CLIENT_ERROR, OcpiError, Us, check_addressed_to_u
 from csms.services import ocpi as store
 from csms.services.config import CsmsConfig
 
+if TYPE_CHECKING:
+    from csms.core.host import CsmsHost
+
 T = TypeVar("T")
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Stations(Protocol):
+    """The CSMS's door to its stations the commands need: ``csms serve``'s gateway, or in a virtual-time run the
+    embedded CSMS's (``simulator/embedded_ocpi.py``)."""
+
+    @property
+    def host(self) -> CsmsHost: ...
+
+    def is_connected(self, station_id: str) -> bool: ...
+
+    async def route_call(
+        self, station_id: str, action: str, payload: dict[str, Any], timeout_s: float | None = None
+    ) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +52,8 @@ class OcpiConfig:
     base_url: str = ""
     #: The CSMS's settings the pricing of a running session needs (its tariff time zone); None: no running cost.
     pricing: CsmsConfig | None = None
+    #: The CPO's clock (UTC): the wall clock, or a virtual-time run's.
+    clock: Callable[[], datetime] = field(default=wall_clock, compare=False)
     #: Modules this CPO offers (the version details list these).
     modules: tuple[str, ...] = field(
         default=("credentials", "locations", "tariffs", "tokens", "commands", "sessions", "cdrs")
@@ -141,3 +164,8 @@ RegisteredCaller = Annotated[Caller, Depends(registered_caller)]
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def now_of(request: Request) -> datetime:
+    """The CPO's time (its config's clock)."""
+    return config_of(request).clock()

@@ -215,6 +215,18 @@ class Price(_Object):
     incl_vat: float | None = None
 
 
+class CdrDimension(_Object):
+    type: Literal["CURRENT", "ENERGY", "ENERGY_EXPORT", "ENERGY_IMPORT", "MAX_CURRENT", "MIN_CURRENT", "MAX_POWER",
+                  "MIN_POWER", "PARKING_TIME", "POWER", "RESERVATION_TIME", "STATE_OF_CHARGE", "TIME"]  # fmt: skip
+    volume: float
+
+
+class ChargingPeriod(_Object):
+    start_date_time: datetime
+    dimensions: list[CdrDimension] = Field(min_length=1)
+    tariff_id: str | None = Field(None, max_length=36)
+
+
 class Session(_Object):
     country_code: str = CountryCode
     party_id: str = PartyId
@@ -229,6 +241,7 @@ class Session(_Object):
     evse_uid: str = Field(min_length=1, max_length=36)
     connector_id: str = Field(min_length=1, max_length=36)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
+    charging_periods: list[ChargingPeriod] | None = None
     total_cost: Price | None = None
     status: Literal["ACTIVE", "COMPLETED", "INVALID", "PENDING", "RESERVATION"]
     last_updated: datetime

@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -27,6 +28,7 @@ from csms.ocpi.deps import OcpiConfig
 from csms.ocpi.envelope import Us
 from csms.ocpi.locations import queue_status
 from csms.ocpi.sessions import queue_progress, queue_sessions
+from csms.ocpi.sync import pull_tokens_due, queue_changes
 from csms.ocpp.convert import from_posix
 from csms.services import ocpi as store
 
@@ -54,6 +56,10 @@ class OcpiServe:
     poll_s: float = 5.0
     #: A running session's kWh are PATCHed to its eMSP at most this often, seconds.
     session_progress_s: float = 300.0
+    #: How often changed locations and tariffs are looked for (and PUT to the parties), seconds.
+    sync_s: float = 60.0
+    #: A party's tokens sender is pulled this often (``date_from`` the last pull), seconds.
+    token_pull_s: float = 3600.0
 
 
 class PushWorker(OutboxWorker):
@@ -196,6 +202,7 @@ class OcpiRunner:
         self.worker = PushWorker(session_factory, schedule=serve.retry, poll_s=serve.poll_s, us=serve.config.us)
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
+        self._sync_task: asyncio.Task[None] | None = None
         self.url: str | None = None
 
     async def start(self, host: str, log_level: str, log_config: Any) -> str:
@@ -221,9 +228,31 @@ class OcpiRunner:
                 raise OSError(f"the OCPI server did not start on {host}:{port}")
             await asyncio.sleep(0.02)
         self.url = config.versions_url
+        self._sync_task = asyncio.create_task(self._sync(config), name="csms-ocpi-sync")
         return self.url
 
+    async def _sync(self, config: OcpiConfig) -> None:
+        """Every ``sync_s``: changed locations and tariffs queued for the parties, and their tokens pulled when
+        due (:mod:`csms.ocpi.sync`)."""
+        async with httpx.AsyncClient(timeout=15.0) as client:
+            while True:
+                try:
+                    await self._sync_round(config, client, from_posix(time.time()))
+                except Exception:
+                    log.exception("OCPI sync round failed")
+                await asyncio.sleep(self.serve.sync_s)
+
+    async def _sync_round(self, config: OcpiConfig, client: httpx.AsyncClient, now: datetime) -> None:
+        if await self.worker._in_db(lambda db: queue_changes(db, config, now)):
+            self.worker.wake()
+        for problem in await pull_tokens_due(self.session_factory, client, config.us, now, self.serve.token_pull_s):
+            log.warning("OCPI token pull: %s", problem)
+
     async def stop(self) -> None:
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sync_task
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):

@@ -7,7 +7,7 @@ own drivers' sessions. ``kwh`` is the transaction's energy (:mod:`csms.domain.me
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -54,9 +54,10 @@ def auth_method(command: OcpiCommand | None, token: OcpiToken) -> str:
     return "AUTH_REQUEST" if token.whitelist in ("NEVER", "ALLOWED_OFFLINE") else "WHITELIST"
 
 
-def _cost(db: Session, config: OcpiConfig, tx: Transaction) -> tuple[dict[str, Any], str] | None:
-    """The session's cost and currency: its stored CDR's once it has ended, else its running cost now (the CDR's
-    pricing, csms/services/cdrs.py, as the charger's cost display gets it); None when neither exists."""
+def _cost(db: Session, config: OcpiConfig, tx: Transaction) -> tuple[dict[str, Any], str, list[Any]] | None:
+    """The session's cost, currency and charging periods: its stored CDR's once it has ended, else its running
+    ones now (the CDR's pricing, csms/services/cdrs.py, as the charger's cost display gets it; the periods as the
+    CDR will have them); None when neither exists."""
     if tx.stopped_at is not None:
         row = cdrs.stored_for(db, tx.id)
         if row is None:
@@ -65,11 +66,11 @@ def _cost(db: Session, config: OcpiConfig, tx: Transaction) -> tuple[dict[str, A
             "excl_vat": float(Decimal(row.total_cost_excl_vat)),
             "incl_vat": float(Decimal(row.total_cost_incl_vat)),
         }
-        return price, row.currency
+        return price, row.currency, list(row.body.get("charging_periods") or [])
     if config.pricing is None or tx.started_at is None:
         return None
     try:
-        priced = cdrs.price(db, tx, max(datetime.now(UTC), tx.started_at), config.pricing, final=False)
+        priced = cdrs.price(db, tx, max(config.clock(), tx.started_at), config.pricing, final=False)
     except Exception:  # the session is still listed, without a cost
         log.exception("running cost of transaction %s", tx.id)
         return None
@@ -79,7 +80,7 @@ def _cost(db: Session, config: OcpiConfig, tx: Transaction) -> tuple[dict[str, A
     running = {"excl_vat": float(total.excl_vat)}
     if total.incl_vat is not None:
         running["incl_vat"] = float(total.incl_vat)
-    return running, priced.result.currency
+    return running, priced.result.currency, cdrs.charging_periods(priced.result)
 
 
 def session_of(db: Session, config: OcpiConfig, tx: Transaction, token: OcpiToken) -> dict[str, Any]:
@@ -112,7 +113,9 @@ def session_of(db: Session, config: OcpiConfig, tx: Transaction, token: OcpiToke
         out["end_date_time"] = env.iso(tx.stopped_at)
     cost = _cost(db, config, tx)
     if cost is not None:
-        out["total_cost"], out["currency"] = cost
+        out["total_cost"], out["currency"], periods = cost
+        if periods:
+            out["charging_periods"] = periods
     if command is not None and command.authorization_reference:
         out["authorization_reference"] = command.authorization_reference
     return out

@@ -5,6 +5,7 @@ country code and party id (or one of the roles its credentials listed). The CSMS
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -63,10 +64,16 @@ def _found(db: Session, country_code: str, party_id: str, uid: str, kind: str) -
 
 # ---- pulling an eMSP's tokens -----------------------------------------------------------------------------------
 async def pull(
-    factory: sessionmaker[Session], country_code: str, party_id: str, client: httpx.AsyncClient, us: Us | None = None
+    factory: sessionmaker[Session],
+    country_code: str,
+    party_id: str,
+    client: httpx.AsyncClient,
+    us: Us | None = None,
+    date_from: datetime | None = None,
 ) -> tuple[int, list[str]]:
-    """GET every token of the registered party's tokens sender (following its ``Link`` pages) and keep them as if
-    pushed; returns how many were kept and why the others were not (a malformed token, another party's codes).
+    """GET every token of the registered party's tokens sender (following its ``Link`` pages; with ``date_from``
+    only those changed since) and keep them as if pushed; returns how many were kept and why the others were not
+    (a malformed token, another party's codes).
 
     Raises:
         PeerError: the party is not registered, lists no tokens sender, or answered an error.
@@ -79,9 +86,11 @@ async def pull(
         raise PeerError(f"party {country_code}-{party_id} is not registered or offers no tokens sender")
     kept, refused = 0, []
     next_url: str | None = url
+    params = None if date_from is None else {"date_from": env.iso(date_from)}
     while next_url is not None:
         try:
-            response = await client.get(next_url, headers=auth(token, us, (country_code, party_id)))
+            response = await client.get(next_url, params=params, headers=auth(token, us, (country_code, party_id)))
+            params = None  # the next page's link carries the query
             answer = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise PeerError(f"GET {next_url}: {exc}") from None

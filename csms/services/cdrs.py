@@ -211,6 +211,20 @@ def _cost(result: CdrResult, dimension: Dimension) -> dict[str, Any] | None:
     return None if cost is None else {"excl_vat": _number(cost.excl_vat), "incl_vat": _number(cost.incl_vat)}
 
 
+def charging_periods(result: CdrResult) -> list[dict[str, Any]]:
+    """The OCPI ChargingPeriods of a priced session (a CDR's, and a live OCPI Session's so far)."""
+    return [
+        {
+            "start_date_time": _iso(period.start_date_time),
+            "dimensions": [
+                {"type": d.value, "volume": _number(v)} for d, v in period.dimensions if d in _CDR_DIMENSIONS
+            ],
+            "tariff_id": period.tariff_id,
+        }
+        for period in result.charging_periods
+    ]
+
+
 def ocpi_body(
     tx: Transaction, priced: Priced, config: CsmsConfig, now: datetime, token_type: str = "RFID"
 ) -> dict[str, Any]:
@@ -240,16 +254,7 @@ def ocpi_body(
         },
         "currency": result.currency,
         "tariffs": [body for _, _, body in priced.versions],
-        "charging_periods": [
-            {
-                "start_date_time": _iso(period.start_date_time),
-                "dimensions": [
-                    {"type": d.value, "volume": _number(v)} for d, v in period.dimensions if d in _CDR_DIMENSIONS
-                ],
-                "tariff_id": period.tariff_id,
-            }
-            for period in result.charging_periods
-        ],
+        "charging_periods": charging_periods(result),
         "total_cost": {
             "excl_vat": _number(result.total_cost.excl_vat),
             **({} if incl is None else {"incl_vat": _number(incl)}),

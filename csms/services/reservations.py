@@ -86,6 +86,29 @@ def create(db: Session, station_id: str, wanted: Wanted, now: datetime) -> Reser
     return row
 
 
+def replace(db: Session, reservation_id: int, station_id: str, wanted: Wanted, now: datetime) -> Reservation:
+    """A ReserveNow that replaces an active reservation of the station (OCPP: a ReserveNow naming a reservation
+    the station holds replaces it; OCPI 2.2.1 RESERVE_NOW with a known ``reservation_id``): the same id, the new
+    token, port and expiry; ``pending`` again until the station answers (:func:`answered`).
+
+    Raises:
+        NotFound: no such reservation of this station.  Conflict: it is not active.  Invalid: as :func:`create`.
+    """
+    row = get(db, reservation_id, station_id)
+    if row.status != ACTIVE:
+        raise Conflict(f"reservation {reservation_id} is {row.status}, not active: nothing to replace")
+    station = stations.get(db, station_id)
+    if wanted.expires_at <= now:
+        raise Invalid(f"the expiry {wanted.expires_at.isoformat()} is not in the future")
+    if wanted.evse_id is not None:
+        _check_port(db, station_id, station.ocpp_version, wanted.evse_id)
+    row.evse_id, row.connector_type, row.id_token = wanted.evse_id, wanted.connector_type, wanted.id_token
+    row.id_token_type, row.group_id, row.expires_at = wanted.id_token_type, wanted.group_id, wanted.expires_at
+    row.status, row.detail = PENDING, "replaced"
+    db.flush()
+    return row
+
+
 def _check_port(db: Session, station_id: str, version: str, evse_id: int) -> None:
     known = set(db.scalars(select(Connector.evse_id).where(Connector.station_id == station_id, Connector.evse_id > 0)))
     if evse_id not in known:

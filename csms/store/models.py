@@ -1092,6 +1092,11 @@ class OcpiParty(Base):
     roles: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     #: Push changes (EVSE status, sessions) to the party's receiver interfaces; else it pulls.
     push: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: What the party was last sent (or had when it registered) of each location and tariff: ``location:ID`` /
+    #: ``tariff:ID`` → SHA-256 of the object without its timestamps and statuses; None until first looked at.
+    pushed: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
+    #: When its tokens sender was last pulled (the next periodic pull asks for ``date_from`` this).
+    tokens_pulled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 

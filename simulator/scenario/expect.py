@@ -44,6 +44,16 @@ KNOWN_CHECKS: frozenset[str] = frozenset(
         "migration_actions_to_old_csms",  # ... operator actions on a station after its wave not sent to the new CSMS
         "billing_cost_mismatches",  # ended sessions whose CDR total differs from the cost of the twin's truth
         "billing_max_cost_difference_minor",  # ... the largest difference, in minor units (cents)
+        "roaming_sessions",  # roaming: the eMSP's drivers' sessions in the twin
+        "roaming_unauthorised",  # ... roaming sessions not authorised through the eMSP (token, real time, command)
+        "roaming_remote_starts_missing",  # ... app drivers whose START_SESSION did not start their session
+        "roaming_cdrs_lost",  # ... ended roaming sessions whose CDR never reached the eMSP
+        "roaming_cdrs_duplicated",  # ... CDRs the eMSP received beyond one per session
+        "roaming_cdr_cost_mismatches",  # ... CDRs at the eMSP whose total differs from the cost of the twin's truth
+        "roaming_cdr_max_difference_minor",  # ... the largest difference, in cents
+        "roaming_cdr_max_error_wh",  # ... the largest |CDR energy - the twin's true energy|, Wh
+        "roaming_sessions_leaked",  # ... local drivers' sessions the eMSP was sent
+        "roaming_tariffs_pushed",  # ... tariffs PUT to the eMSP when they were created or changed
     }
 )
 

@@ -939,6 +939,50 @@ class CsmsSettings(_Model):
     pki: PkiSettings | None = None
 
 
+class RoamingDrivers(_Model):
+    """The drivers of a vehicle group (a block's ``name`` or ``group``) are the eMSP's customers: ``card``: they
+    present their token at the charger (the eMSP pushed it; ``whitelist`` NEVER or ALLOWED_OFFLINE: the CSMS
+    asks the eMSP in real time); ``app``: they plug in and the eMSP starts the session by command
+    (START_SESSION)."""
+
+    vehicles: str
+    start: Literal["card", "app"] = "card"
+    whitelist: Literal["ALWAYS", "ALLOWED", "ALLOWED_OFFLINE", "NEVER"] = "ALLOWED"
+
+
+class EmspDown(_Model):
+    """The eMSP answers every push with 503 from ``at`` for ``duration`` (the CSMS's outbox retries)."""
+
+    at: When
+    duration: PositiveDuration
+
+
+class RoamingLocation(_Model):
+    """The OCPI details the operator gives every location of the run (``csms ocpi locations set``)."""
+
+    address: str = "Stationsplein 1"
+    city: str = "Amsterdam"
+    country: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "NLD"
+    latitude: str = "52.378900"
+    longitude: str = "4.900000"
+    time_zone: str = "Europe/Amsterdam"
+
+
+class Roaming(_Model):
+    """OCPI 2.2.1 roaming: the CSMS serves its CPO API on loopback and the twin's eMSP (its own HTTP server)
+    registers with it, pulls locations and tariffs, pushes its drivers' tokens, starts sessions by command and
+    receives sessions and CDRs (docs/ocpi.md)."""
+
+    country_code: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "NL"
+    party_id: Annotated[str, Field(pattern=r"^[A-Z0-9]{3}$")] = "CTW"
+    emsp_country_code: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "DE"
+    emsp_party_id: Annotated[str, Field(pattern=r"^[A-Z0-9]{3}$")] = "EMS"
+    register_at: When | None = None
+    location: RoamingLocation = Field(default_factory=RoamingLocation)
+    drivers: Annotated[list[RoamingDrivers], Field(min_length=1)]
+    emsp_down: list[EmspDown] = Field(default_factory=list)
+
+
 # -- the scenario -------------------------------------------------------------------------------------------
 class TwinSettings(_Model):
     step: PositiveDuration = 60.0
@@ -973,6 +1017,7 @@ class Scenario(_Model):
     actions: list[Action] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
     expect: dict[CheckName, Expectation] = Field(default_factory=dict)
+    roaming: Roaming | None = None
 
     @field_validator("start")
     @classmethod
@@ -1039,9 +1084,23 @@ def reference_problems(scenario: Scenario) -> list[_Problem]:
     problems += _security_problems(scenario)
     problems += _onboarding_problems(scenario)
     problems += _migration_problems(scenario)
+    problems += _roaming_problems(scenario)
     if scenario.twin.step > scenario.duration or not math.isfinite(scenario.twin.step):
         problems.append((("twin", "step"), "expected a physics step no longer than the duration"))
     return problems
+
+
+def _roaming_problems(scenario: Scenario) -> list[_Problem]:
+    """Roaming drivers name a vehicle group (a block's name or group) whose vehicles carry a token."""
+    if scenario.roaming is None:
+        return []
+    named = {name for b in scenario.vehicles for name in (b.name, b.group) if name and b.id_token is not None}
+    return [
+        (("roaming", "drivers", i, "vehicles"), f"expected a vehicle group with id_token ({sorted(named)}), got "
+         f"{d.vehicles!r}")
+        for i, d in enumerate(scenario.roaming.drivers)
+        if d.vehicles not in named
+    ]  # fmt: skip
 
 
 def _onboarding_problems(scenario: Scenario) -> list[_Problem]:

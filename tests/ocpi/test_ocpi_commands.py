@@ -16,7 +16,7 @@ from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 
 from csms.ocpi import models
-from tests.ocpi.emsp import Emsp, running_emsp
+from simulator.roaming.emsp import Emsp, running_emsp
 from tests.ocpi.test_ocpi_cpo import LOCATION, cli, cpo, registered, station16, status
 from tests.support.live import eventually
 
@@ -112,6 +112,18 @@ async def test_commands_become_ocpp_calls_and_their_results_reach_the_emsp(datab
             assert action == "ReserveNow" and sent["id_tag"] == "RF1" and sent["connector_id"] == 1
             reservations = (await client.get("/stations/CP-1/reservations")).json()
             assert [r["status"] for r in reservations] == ["active"]
+            # The same reservation_id again replaces it (OCPI 13.3.5): ReserveNow with the same id, a later expiry.
+            later = (datetime.now(UTC) + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            again = await send("RESERVE_NOW", {"token": token, "expiry_date": later, "reservation_id": "R1",
+                                               "location_id": "CP-1", "evse_uid": "CP-1*1"}, "r1b")  # fmt: skip
+            assert again["result"] == "ACCEPTED"
+            assert await result_of(emsp, "RESERVE_NOW/r1b") == {"result": "ACCEPTED"}
+            action, resent = cp.received[-1]
+            assert action == "ReserveNow" and resent["reservation_id"] == sent["reservation_id"]
+            assert resent["expiry_date"] != sent["expiry_date"]
+            reservations = (await client.get("/stations/CP-1/reservations")).json()
+            assert [(r["id"], r["status"]) for r in reservations] == [(sent["reservation_id"], "active")]
+            assert reservations[0]["expires_at"].startswith(later[:16])
             assert (await send("CANCEL_RESERVATION", {"reservation_id": "R1"}, "r2"))["result"] == "ACCEPTED"
             assert await result_of(emsp, "CANCEL_RESERVATION/r2") == {"result": "ACCEPTED"}
             assert cp.received[-1] == ("CancelReservation", {"reservation_id": sent["reservation_id"]})

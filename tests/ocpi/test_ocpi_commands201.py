@@ -18,7 +18,7 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
 from csms.ocpi import models
-from tests.ocpi.emsp import Emsp, running_emsp
+from simulator.roaming.emsp import Emsp, running_emsp
 from tests.ocpi.test_ocpi_commands import result_of
 from tests.ocpi.test_ocpi_cpo import LOCATION, PASSWORD, cli, cpo, registered
 from tests.support.live import eventually

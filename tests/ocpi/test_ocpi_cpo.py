@@ -1,5 +1,5 @@
 """OCPI 2.2.1 as a CPO over real HTTP on loopback: ``run_server`` with OCPI on its own port, an eMSP on its own
-server (:mod:`tests.ocpi.emsp`), ``ocpp`` ChargePoints on real WebSockets. The credentials handshake both ways,
+server (:mod:`simulator.roaming.emsp`), ``ocpp`` ChargePoints on real WebSockets. The credentials handshake both ways,
 update and unregister; the envelope, ids, routing headers and paging; locations and tariffs; EVSE status pushed
 and, while the eMSP is down, kept and retried."""
 
@@ -24,7 +24,7 @@ from csms.ocpi import models
 from csms.ocpi.deps import OcpiConfig
 from csms.ocpi.serve import OcpiServe
 from csms.runtime.server import Endpoints
-from tests.ocpi.emsp import Emsp, running_emsp, token_header
+from simulator.roaming.emsp import Emsp, running_emsp, token_header
 from tests.support.live import eventually, live_csms
 
 PASSWORD = "station-password-1"
@@ -78,7 +78,7 @@ async def test_emsp_registers_with_token_a_then_token_c_only(sqlite_url, capsys)
             code, out, _ = await asyncio.to_thread(cli, capsys, sqlite_url, "ocpi", "parties", "list")
             assert code == 0
             row = next(line for line in out.splitlines() if line.startswith("DE"))
-            assert row.split()[:6] == ["DE", "EMS", "eMSP", "registered", "EMSP", "7"]
+            assert row.split()[:6] == ["DE", "EMS", "eMSP", "registered", "EMSP", "8"]
             # Token A is spent; token C opens the modules.
             assert (await anonymous.get(endpoints.ocpi_url, headers=token_header(token_a))).status_code == 401
             async with emsp.client() as c:

@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from csms.runtime import settings as s
+from simulator.roaming.emsp import running_emsp
 from tests.csms.test_cli import ROOT, _wait_for_api, csms, free_port
 from tests.csms.test_settings import load
-from tests.ocpi.emsp import running_emsp
 
 
 def test_ocpi_needs_the_operators_codes():

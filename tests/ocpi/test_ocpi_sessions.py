@@ -11,7 +11,7 @@ from typing import Any
 from ocpp.v16 import call as call16
 
 from csms.ocpi import models
-from tests.ocpi.emsp import Emsp, running_emsp
+from simulator.roaming.emsp import Emsp, running_emsp
 from tests.ocpi.test_ocpi_cpo import LOCATION, cli, cpo, registered, station16, status
 from tests.support.live import eventually
 
@@ -61,6 +61,9 @@ async def test_a_roaming_session_is_pushed_and_pulled_with_its_kwh(sqlite_url, c
             listed = (await c.get(f"{base}/sessions", params={"date_from": "2000-01-01T00:00:00Z"})).json()["data"]
             assert [(s["id"], s["kwh"], s["status"]) for s in listed] == [(session_id, 5.0, "ACTIVE")]
             assert listed[0]["total_cost"] == {"excl_vat": 12.5, "incl_vat": 12.5}  # so far: 5 kWh at 2.50 DKK
+            # … and its charging periods so far, as the CDR will have them (one tariff element: one period).
+            [period] = listed[0]["charging_periods"]
+            assert period["tariff_id"] == "DK" and {"type": "ENERGY", "volume": 5} in period["dimensions"]
             # … and is PATCHed to the eMSP while the session runs (here at every reading; 5 min by default).
 
             async def progress() -> list[Any]:
@@ -80,6 +83,7 @@ async def test_a_roaming_session_is_pushed_and_pulled_with_its_kwh(sqlite_url, c
             stored = (await client.get(f"/transactions/{session_id}/cdr")).json()
             assert done["total_cost"] == stored["total_cost"] and done["currency"] == "DKK"  # the CDR's cost
             assert done["kwh"] == 22.0 and "end_date_time" in done and done["id"] == session_id
+            assert done["charging_periods"] == stored["charging_periods"]  # the CDR's own periods
             later = await c.get(f"{base}/sessions", params={"date_from": "2099-01-01T00:00:00Z"})
             assert later.json()["data"] == [] and later.headers["X-Total-Count"] == "0"
             assert len(emsp.pushes("sessions")) == 3  # start, progress, end; the local session never

@@ -9,7 +9,7 @@ from typing import Any
 
 from ocpp.v16 import call as call16
 
-from tests.ocpi.emsp import Emsp, running_emsp
+from simulator.roaming.emsp import Emsp, running_emsp
 from tests.ocpi.test_ocpi_cpo import cli, cpo, registered, station16
 
 

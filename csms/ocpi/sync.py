@@ -1,0 +1,104 @@
+"""What the CPO sends partners on its own, besides EVSE status and sessions: a location or a tariff that changed
+(a station added, renamed or moved to another site, a location's details, a tariff created or changed) is PUT to
+each party's locations / tariffs receiver through the push outbox; and the tokens of each party that offers a
+tokens sender are pulled now and then (``date_from`` the last pull).
+
+Changes are found by content, not by who changed what: each round builds the objects as the modules serve them
+and compares each with what the party was last sent (:attr:`csms.store.models.OcpiParty.pushed`, a SHA-256 per
+object without its timestamps and statuses — EVSE status goes by its own PATCH). So a change made through the
+API, the CLI or an import is pushed alike. A party's first round records what it has (it pulled after
+registering) without sending. Deletions are not pushed (OCPI has no DELETE of a location; a tariff's DELETE is
+not sent yet).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
+from csms.ocpi import locations, tariffs
+from csms.ocpi.client import PeerError
+from csms.ocpi.deps import OcpiConfig
+from csms.ocpi.envelope import Us
+from csms.ocpi.tokens import pull
+from csms.services import ocpi as store
+
+log = logging.getLogger(__name__)
+#: Keys that change without the object changing for a partner (pushed apart, or only a timestamp).
+_VOLATILE = frozenset({"last_updated", "status"})
+
+
+def fingerprint(obj: Any) -> str:
+    """SHA-256 of the object without :data:`_VOLATILE` keys, at any depth."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in _VOLATILE}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return hashlib.sha256(json.dumps(strip(obj), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def queue_changes(db: Session, config: OcpiConfig, now: datetime) -> int:
+    """PUT each location and tariff that changed since a registered pushing party was last sent it; returns how
+    many pushes were queued."""
+    parties = [p for p in store.list_parties(db) if p.status == store.REGISTERED and p.push and p.peer_token]
+    wanted = [(p, store.endpoint_url(p, "locations", "RECEIVER"), store.endpoint_url(p, "tariffs", "RECEIVER"))
+              for p in parties]  # fmt: skip
+    wanted = [w for w in wanted if w[1] or w[2]]
+    if not wanted:
+        return 0
+    objects: dict[str, list[tuple[str, dict[str, Any]]]] = {
+        "locations": [(f"location:{o['id']}", o) for o in locations.build(db, config)],
+        "tariffs": [(f"tariff:{body['id']}", body) for _, body in tariffs.build(db, config)],
+    }
+    queued = 0
+    for party, *urls in wanted:
+        seen = dict(party.pushed or {})
+        for (module, items), url in zip(objects.items(), urls, strict=True):
+            for key, body in items:
+                digest = fingerprint(body)
+                if seen.get(key) == digest:
+                    continue
+                if party.pushed is not None and url is not None:
+                    target = f"{url.rstrip('/')}/{config.country_code}/{config.party_id}/{body['id']}"
+                    queued += store.enqueue(db, party.id, module, "PUT", target, body, now)
+                seen[key] = digest
+        if seen != (party.pushed or {}) or party.pushed is None:
+            party.pushed = seen
+    db.flush()
+    return queued
+
+
+async def pull_tokens_due(
+    factory: sessionmaker[Session], client: httpx.AsyncClient, us: Us, now: datetime, every_s: float
+) -> list[str]:
+    """Pull the tokens of each registered party with a tokens sender whose last pull is ``every_s`` old (or that
+    was never pulled): ``date_from`` its last pull. Returns what went wrong, per party."""
+    with factory() as db:
+        due = [
+            (p.country_code, p.party_id, p.tokens_pulled_at)
+            for p in store.list_parties(db)
+            if p.status == store.REGISTERED and p.peer_token and store.endpoint_url(p, "tokens", "SENDER")
+            and (p.tokens_pulled_at is None or (now - p.tokens_pulled_at).total_seconds() >= every_s)
+        ]  # fmt: skip
+    problems = []
+    for country_code, party_id, since in due:
+        try:
+            kept, refused = await pull(factory, country_code, party_id, client, us, date_from=since)
+        except PeerError as exc:
+            problems.append(f"{country_code}-{party_id}: {exc}")
+            continue
+        problems += [f"{country_code}-{party_id}: {r}" for r in refused]
+        with factory() as db, db.begin():
+            store.get_party(db, country_code, party_id).tokens_pulled_at = now
+        log.info("pulled %d tokens of %s-%s", kept, country_code, party_id)
+    return problems
