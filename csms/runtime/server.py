@@ -210,7 +210,7 @@ async def run_server(
         app = create_app(session_factory, gateway, api_key)
         app_list_sync(app)  # its host plugin keeps local lists in step, also those that fell behind
         app.state.public_url = public_url
-        app.state.payment_providers = payment_providers(payment_webhook_secret)
+        app.state.payment_providers = payment_providers(payment_webhook_secret, config.card_processor)
         app.state.seller = seller
         app.state.monitor = monitor
         app.state.load_management = load_management

@@ -33,7 +33,7 @@ from csms.domain import meter
 from csms.domain import money as currency
 from csms.domain.transaction import TransactionStatus
 from csms.ocpp.outgoing import SessionCost
-from csms.services import billing, configuration, tariffs, transactions
+from csms.services import billing, configuration, payments, tariffs, transactions
 from csms.services.config import CsmsConfig
 from csms.services.errors import Invalid, NotFound
 from csms.services.uow import UnitOfWork
@@ -285,7 +285,10 @@ def close(db: Session, tx: Transaction, config: CsmsConfig, now: datetime) -> Cd
         return None
     result = priced.result
     token = db.get(IdToken, tx.id_token) if tx.id_token else None
-    body = ocpi_body(tx, priced, config, now, OCPI_TOKEN_TYPES.get(token.token_type, "OTHER") if token else "OTHER")
+    token_type = OCPI_TOKEN_TYPES.get(token.token_type, "OTHER") if token else "OTHER"
+    if payments.hold_of(db, tx.id_token) is not None:
+        token_type = "AD_HOC_USER"  # paid at the charger's payment terminal
+    body = ocpi_body(tx, priced, config, now, token_type)
     incl = result.total_cost.incl_vat if result.total_cost.incl_vat is not None else result.total_cost.excl_vat
     row = db.scalar(select(Cdr).where(Cdr.transaction_id == tx.id))
     fields = {
@@ -309,6 +312,10 @@ def close(db: Session, tx: Transaction, config: CsmsConfig, now: datetime) -> Cd
             setattr(row, key, value)
     db.flush()
     _debit(db, tx, row, result, incl, stop, now)
+    review = payments.settle(db, tx, now, config.card_processor)
+    if review and review not in row.review_reasons:
+        row.review_reasons = [*row.review_reasons, review]
+        db.flush()
     return row
 
 
@@ -425,7 +432,10 @@ def running_cost(uow: UnitOfWork, ack: ev.TransactionAck, at: datetime, config: 
         uow.live.unpriced.add(tx_id)
         return ack
     total = priced.result.total_cost
-    return dataclasses.replace(ack, total_cost=total.incl_vat if total.incl_vat is not None else total.excl_vat)
+    tx = db.get(Transaction, tx_id)
+    limit = None if tx is None else payments.cost_limit(db, tx.id_token)
+    cost = total.incl_vat if total.incl_vat is not None else total.excl_vat
+    return dataclasses.replace(ack, total_cost=cost, cost_limit=limit)
 
 
 def final_cost(uow: UnitOfWork, ack: ev.TransactionAck, config: CsmsConfig, now: datetime) -> ev.TransactionAck:

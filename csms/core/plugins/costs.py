@@ -7,6 +7,10 @@ charger it also sends **SetUserPrice** with the tariff's text when a driver's to
 **FinalCost** with the CDR's total when the session ends (2.0.1 has both in its answers: personalMessage and
 totalCost). The prices come from :mod:`csms.services.cdrs`; this plugin only keeps time and sends.
 
+An ad-hoc session paid at the charger's payment terminal (:mod:`csms.services.payments`) is stopped with
+**RequestStopTransaction** once its running cost reaches the threshold its card's hold allows (the answer's
+``cost_limit``): a 2.0.1 TransactionEventResponse cannot stop a session, and 2.0.1 has no cost limit to give it.
+
 Whether a 1.6 charger shows such messages is its configuration key ``CustomDisplayCostAndPrice``: when the boot
 of a 1.6 charger where a tariff applies is accepted, the plugin asks for that key (GetConfiguration) and keeps
 the answer with the station's other settings (:mod:`csms.services.configuration`), so no operator has to read
@@ -50,6 +54,8 @@ class CostDisplay:
         self._running: dict[int, _Running] = {}
         #: CostUpdated / RunningCost calls sent (for tests and metrics).
         self.sent = 0
+        #: Ad-hoc sessions stopped because their cost reached their card's hold (transaction ids).
+        self.stopped_at_limit: set[int] = set()
 
     # ---- plugin -------------------------------------------------------------------------------------------
     def attach(self, host: CsmsHost) -> None:
@@ -91,6 +97,7 @@ class CostDisplay:
     ) -> None:
         if isinstance(report, ev.TransactionEnded):
             self._running.pop(ack.transaction_id, None)
+            self.stopped_at_limit.discard(ack.transaction_id)
             if version == OCPP16 and ack.total_cost is not None:
                 self._final_16(station_id, ack.transaction_id)
         elif (
@@ -102,6 +109,16 @@ class CostDisplay:
             due = now + self._host.config.cost_update_interval_s
             self._running[ack.transaction_id] = _Running(station_id, due)
             self._alarm.arm(due)
+        if (
+            isinstance(report, ev.TransactionUpdated)
+            and ack.cost_limit is not None
+            and ack.total_cost is not None
+            and ack.total_cost >= ack.cost_limit
+            and ack.transaction_id not in self.stopped_at_limit
+        ):
+            self.stopped_at_limit.add(ack.transaction_id)
+            log.info("station %s: transaction %s reached its card's hold, stopped", station_id, ack.transaction_id)
+            self._call(station_id, commands.remote_stop(version, ack.transaction_id, report.charger_tx_id))
 
     # ---- the periodic update ------------------------------------------------------------------------------
     def _on_timer(self) -> None:
