@@ -173,6 +173,10 @@ class FirmwareHooks:
         if vehicle.plug_and_charge and vehicle.id_token is not None and self.contracts is not None:
             contract = self.contracts.contract(vehicle.id_token, from_posix(now))
             charger.plug_in(connector.connector_id, vehicle.id_token, now, "eMAID", contract)
+        elif vehicle.pays_by_card:  # the driver's card at the charger's terminal (without one: no way to pay)
+            terminal = charger.payment_terminal
+            token = None if terminal is None or vehicle.id_token is None else terminal.present_card(vehicle.id_token)
+            charger.plug_in(connector.connector_id, token, now, "Local")
         else:
             charger.plug_in(connector.connector_id, vehicle.id_token, now)
         if vehicle.iso15118:
@@ -381,6 +385,7 @@ class Fleet:
                     smart_charging=group.smart_charging,
                     vendor=None if group.vendor_profile is None else PROFILES[group.vendor_profile],
                     security=StationSecurity(station_id, profile=group.security_profile, password=group.password),
+                    payment_terminal=group.payment_terminal,
                     **(charger_options or {}),
                 )
                 self.hooks.chargers[station_id] = charger

@@ -365,3 +365,33 @@ def settle(db: Session, tx: Transaction, now: datetime, processor: CardProcessor
         over = money.format_amount(hold.over_minor, hold.currency)
         return f"the session cost {over} more than the card's hold: not captured"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRow:
+    """A hold with the transaction its token started: station, the charger's id (None: none started), whether it
+    ended and why."""
+
+    hold: PaymentHold
+    station_id: str | None
+    charger_tx_id: str | None
+    ended: bool
+    stop_reason: str | None
+
+
+def listed_holds(db: Session) -> list[HoldRow]:
+    """Every hold, oldest first, with the transaction its token started."""
+    rows = db.execute(
+        select(
+            PaymentHold,
+            Transaction.station_id,
+            Transaction.charger_tx_id,
+            Transaction.stopped_at,
+            Transaction.stop_reason,
+        )
+        .outerjoin(Transaction, Transaction.id_token == PaymentHold.id_token)
+        .order_by(PaymentHold.id)
+    ).all()
+    return [
+        HoldRow(hold, station_id, key, stopped is not None, reason) for hold, station_id, key, stopped, reason in rows
+    ]

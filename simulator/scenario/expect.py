@@ -44,6 +44,11 @@ KNOWN_CHECKS: frozenset[str] = frozenset(
         "migration_actions_to_old_csms",  # ... operator actions on a station after its wave not sent to the new CSMS
         "billing_cost_mismatches",  # ended sessions whose CDR total differs from the cost of the twin's truth
         "billing_max_cost_difference_minor",  # ... the largest difference, in minor units (cents)
+        "adhoc_sessions",  # card payments at chargers' terminals that started a session
+        "adhoc_declined",  # ... cards the processor declined (the charger refused them)
+        "adhoc_capture_mismatches",  # ... ended sessions not captured for exactly their CDR and card fee
+        "adhoc_over_hold",  # ... sessions that cost more than their card's hold
+        "adhoc_stopped_at_hold",  # ... sessions the CSMS stopped (in a run without operator stops: at the hold)
     }
 )
 
