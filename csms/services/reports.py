@@ -133,10 +133,10 @@ def _priced(
         return ack
     if ack.duplicate or not ack.transaction_id or ack.transaction_id in uow.live.unpriced:
         return ack  # a session without a tariff: its meter values stay on the fast path
-    if _ended(uow, ack):
+    if uow.live.cost(station_id, ack.transaction_id) is None and _ended(uow, ack):
         cdrs.after_end(uow, ack, config, now)
         return ack
-    return cdrs.running_cost(uow, ack, report.timestamp, config)
+    return cdrs.running_cost(uow, station_id, ack, report, config)
 
 
 def _ended(uow: UnitOfWork, ack: ev.TransactionAck) -> bool:

@@ -483,22 +483,35 @@ def _quantity(value: Fraction) -> Decimal:
     return _round_half_up(value, 6)
 
 
-def price_session(tariffs: Sequence[Tariff], timeline: SessionTimeline, *, final: bool = True) -> CdrResult:
-    """The CDR of a finished session; ``tariffs`` are the versions in force, later ones winning where they overlap.
+def feed(running: RunningCost, samples: Sequence[MeterSample], states: Sequence[StateChange]) -> None:
+    """Feed samples and state changes in time order (a state change before a sample of the same instant).
 
-    ``final=False``: the cost of a running session up to ``timeline.stop`` (a meter that has not reported for a
-    while is not yet a reason for review)."""
-    running = RunningCost(tariffs, timeline.start, timeline.time_zone)
+    Raises:
+        ValueError: something lies before what ``running`` has already priced."""
     events: list[tuple[datetime, int, MeterSample | StateChange]] = [
-        *((c.at.astimezone(UTC), 0, c) for c in timeline.states),
-        *((s.at.astimezone(UTC), 1, s) for s in timeline.samples),
+        *((c.at.astimezone(UTC), 0, c) for c in states),
+        *((s.at.astimezone(UTC), 1, s) for s in samples),
     ]
     for _, _, event in sorted(events, key=lambda e: (e[0], e[1])):
         if isinstance(event, StateChange):
             running.set_state(event)
         else:
             running.add_sample(event)
-    return running.finish(timeline.stop, final=final)
 
 
-__all__ = ["CdrResult", "ChargingPeriod", "DimensionCost", "RunningCost", "price_session"]
+def running_cost(tariffs: Sequence[Tariff], timeline: SessionTimeline) -> RunningCost:
+    """A :class:`RunningCost` fed with the whole ``timeline`` (not finished: feed it more, or estimate)."""
+    running = RunningCost(tariffs, timeline.start, timeline.time_zone)
+    feed(running, timeline.samples, timeline.states)
+    return running
+
+
+def price_session(tariffs: Sequence[Tariff], timeline: SessionTimeline, *, final: bool = True) -> CdrResult:
+    """The CDR of a finished session; ``tariffs`` are the versions in force, later ones winning where they overlap.
+
+    ``final=False``: the cost of a running session up to ``timeline.stop`` (a meter that has not reported for a
+    while is not yet a reason for review)."""
+    return running_cost(tariffs, timeline).finish(timeline.stop, final=final)
+
+
+__all__ = ["CdrResult", "ChargingPeriod", "DimensionCost", "RunningCost", "feed", "price_session", "running_cost"]
