@@ -194,7 +194,7 @@ async def test_16_remote_start_is_told_the_price_when_its_start_transaction_is_a
             if _cost_messages(cp):
                 break
             await asyncio.sleep(0.05)
-        [(kind, data)] = [m for m in _cost_messages(cp) if m[0] == "SetUserPrice"]
+        [(_, data)] = [m for m in _cost_messages(cp) if m[0] == "SetUserPrice"]
         assert data["idToken"] == "DRIVER" and "0.30 EUR/kWh" in data["priceText"]
         stop = (start + timedelta(minutes=5)).isoformat()
         await cp.call(call16.StopTransaction(transaction_id=first.transaction_id, meter_stop=1_000, timestamp=stop))
