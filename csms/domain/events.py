@@ -319,6 +319,8 @@ class TransactionAck:
     total_cost: Decimal | None = None
     #: An ad-hoc (card) session's cost at which the CSMS stops it: the card's hold is then nearly used up.
     cost_limit: Decimal | None = None
+    #: The report (of a session that had ended) rebuilt its stored CDR.
+    cdr_rebuilt: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,7 +336,9 @@ class TimeNow:
 
 @dataclass(frozen=True, slots=True)
 class Acknowledged:
-    pass
+    #: The report rebuilt a stored CDR (1.6 meter values after the stop): a CDR sent to a roaming partner is
+    #: corrected (csms/ocpi/cdrs.py).
+    cdr_rebuilt: bool = False
 
 
 @dataclass(frozen=True, slots=True)

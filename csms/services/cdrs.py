@@ -585,16 +585,17 @@ def final_cost(uow: UnitOfWork, ack: ev.TransactionAck, config: CsmsConfig, now:
     return ack if row is None else dataclasses.replace(ack, total_cost=Decimal(row.total_cost_incl_vat))
 
 
-def after_end(uow: UnitOfWork, ack: ev.TransactionAck, config: CsmsConfig, now: datetime) -> None:
-    """A report of a session that has ended already (an offline replay out of order): its CDR is rebuilt."""
+def after_end(uow: UnitOfWork, ack: ev.TransactionAck, config: CsmsConfig, now: datetime) -> bool:
+    """A report of a session that has ended already (an offline replay out of order): its CDR is rebuilt.
+    Returns whether a CDR was."""
     if ack.duplicate or not ack.transaction_id:
-        return
+        return False
     db = uow.session
     tx = db.get(Transaction, ack.transaction_id)
     if tx is None or tx.stopped_at is None:
-        return
+        return False
     uow.flush_batches()
-    _contained(uow, f"transaction {tx.id}'s CDR again", lambda: close(db, tx, config, now))
+    return _contained(uow, f"transaction {tx.id}'s CDR again", lambda: close(db, tx, config, now)) is not None
 
 
 # ---- what a running session has cost, for the periodic updates -------------------------------------------------
@@ -685,17 +686,19 @@ def listed(db: Session) -> list[tuple[Cdr, str, str]]:
     return [(cdr, station_id, key) for cdr, station_id, key in rows]
 
 
-def after_late_values(uow: UnitOfWork, station_id: str, charger_tx_id: str, config: CsmsConfig, now: datetime) -> None:
+def after_late_values(uow: UnitOfWork, station_id: str, charger_tx_id: str, config: CsmsConfig, now: datetime) -> bool:
     """1.6 meter values of a transaction that has ended (firmware that sends the closing register after the
-    StopTransaction, docs/hardware.md): its CDR is rebuilt with them. A running or unpriced one costs nothing."""
+    StopTransaction, docs/hardware.md): its CDR is rebuilt with them. A running or unpriced one costs nothing.
+    Returns whether a CDR was rebuilt."""
     live = uow.live.get(station_id, charger_tx_id)
     if live is not None and (live.status == TransactionStatus.ACTIVE or live.id in uow.live.unpriced):
-        return
+        return False
     if not charger_tx_id.isdigit():
-        return
+        return False
     db = uow.session
     uow.flush_batches()
     tx = db.get(Transaction, int(charger_tx_id))
     if tx is None or tx.station_id != station_id or tx.stopped_at is None or stored_for(db, tx.id) is None:
-        return
-    _contained(uow, f"transaction {tx.id}'s CDR after late meter values", lambda: close(db, tx, config, now))
+        return False
+    rebuilt = _contained(uow, f"transaction {tx.id}'s CDR after late meter values", lambda: close(db, tx, config, now))
+    return rebuilt is not None

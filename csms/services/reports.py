@@ -51,7 +51,8 @@ def handle(  # noqa: C901, PLR0911, PLR0912 - one case per report type: the tabl
         case ev.MeterValuesReported():
             transactions.meter_values(uow, station_id, report, csms_assigned=csms_assigns_tx_ids, now=now)
             if report.charger_tx_id is not None and csms_assigns_tx_ids:
-                cdrs.after_late_values(uow, station_id, report.charger_tx_id, config, now)
+                rebuilt = cdrs.after_late_values(uow, station_id, report.charger_tx_id, config, now)
+                return ev.Acknowledged(cdr_rebuilt=rebuilt)
             return ev.Acknowledged()
         case ev.TransactionStarted():
             ack = _reserved(uow, station_id, report, transactions.start(uow, station_id, report, now))
@@ -134,8 +135,7 @@ def _priced(
     if ack.duplicate or not ack.transaction_id or ack.transaction_id in uow.live.unpriced:
         return ack  # a session without a tariff: its meter values stay on the fast path
     if uow.live.cost(station_id, ack.transaction_id) is None and _ended(uow, ack):
-        cdrs.after_end(uow, ack, config, now)
-        return ack
+        return dataclasses.replace(ack, cdr_rebuilt=cdrs.after_end(uow, ack, config, now))
     return cdrs.running_cost(uow, station_id, ack, report, config)
 
 
