@@ -61,3 +61,5 @@ class CsmsConfig:
     adhoc_preauth: Decimal = Decimal(50)
     #: The driver group whose tariff an ad-hoc (payment terminal) session pays; None: the place's default.
     adhoc_group_id: str | None = None
+    #: A card hold whose session token has started no transaction this long after it was made is voided [s].
+    adhoc_hold_ttl_s: float = 900.0

@@ -395,3 +395,27 @@ def listed_holds(db: Session) -> list[HoldRow]:
     return [
         HoldRow(hold, station_id, key, stopped is not None, reason) for hold, station_id, key, stopped, reason in rows
     ]
+
+
+def release_unused(db: Session, processor: CardProcessor | None, before: datetime, now: datetime) -> int:
+    """Void the holds made before ``before`` whose session token started no transaction (the driver paid and
+    never charged); their tokens pay for nothing more. Returns how many were released."""
+    if processor is None:
+        return 0
+    started = select(Transaction.id).where(Transaction.id_token == PaymentHold.id_token).exists()
+    unused = db.scalars(
+        select(PaymentHold).where(
+            PaymentHold.status == "held",
+            PaymentHold.created_at < before,
+            PaymentHold.processor == processor.name,
+            ~started,
+        )
+    ).all()
+    for hold in unused:
+        processor.void(Authorisation(hold.authorisation, hold.amount_minor, hold.currency))
+        hold.status, hold.settled_at = "released", now
+        token = db.get(IdToken, hold.id_token)
+        if token is not None:
+            token.status, token.updated_at = "Invalid", now
+    db.flush()
+    return len(unused)
