@@ -54,6 +54,7 @@ from csms.services import (
 )
 from csms.services.config import CsmsConfig
 from csms.services.errors import DomainError
+from csms.services.payments import SandboxCardProcessor
 from csms.services.roles import PLATFORM_ADMIN, ROLES
 from csms.store.database import URL_ENV, make_session_factory, resolve_url
 
@@ -189,6 +190,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tariff_time_zone=settings.tariff_time_zone,
         cost_update_interval_s=settings.cost_update_interval,
         max_upload_bytes=settings.max_upload_bytes,
+        card_processor=SandboxCardProcessor(settings.payment_webhook_secret)
+        if settings.card_processor == "sandbox"
+        else None,
+        adhoc_preauth=Decimal(str(settings.adhoc_preauth)),
         **_ocpi_codes(settings),
     )
     provider = None if settings.contract_test_ca is None else _test_ca(settings.contract_test_ca)

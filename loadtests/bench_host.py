@@ -12,6 +12,7 @@ steady on a shared machine; compare runs made back to back.
     uv run python loadtests/bench_host.py --stations 200 --messages 50 --batch 1
     uv run python loadtests/bench_host.py --stations 200 --messages 50 --batch 100 [--database-url URL]
     uv run python loadtests/bench_host.py ... --profile       # cProfile, own time by layer
+    uv run python loadtests/bench_host.py ... --tariff        # every station priced: 2.0.1 answers carry totalCost
 """
 
 from __future__ import annotations
@@ -32,12 +33,25 @@ import orjson
 
 from csms.core.host import CsmsHost
 from csms.ocpp.versions import OCPP16, OCPP201, Version
-from csms.services import stations
+from csms.services import stations, tariffs
 from csms.services.config import CsmsConfig
 from csms.store import migrate
 from csms.store.database import make_engine, make_session_factory
 
 EPOCH = datetime(2026, 1, 5, 18, 0, tzinfo=UTC).timestamp()
+#: The issue's tariff (0.30/kWh + 2.00/h after a 60-minute grace + 1.00 flat, VAT 20 %), with ``--tariff``.
+TARIFF: dict[str, Any] = {
+    "id": "BENCH",
+    "currency": "EUR",
+    "elements": [
+        {"price_components": [{"type": "FLAT", "price": "1.00", "vat": "20", "step_size": 1}]},
+        {"price_components": [{"type": "ENERGY", "price": "0.30", "vat": "20", "step_size": 1}]},
+        {
+            "price_components": [{"type": "TIME", "price": "2.00", "vat": "20", "step_size": 60}],
+            "restrictions": {"min_duration": 3600},
+        },
+    ],
+}
 
 
 class InlineScheduler:
@@ -169,6 +183,11 @@ def _charging_fleet(
     with factory.begin() as db:
         for i in range(args.stations):
             stations.provision(db, f"B-{i:05d}", ocpp_version=_version(i), password=None, now=datetime.now(UTC))
+        if args.tariff:
+            at = datetime.fromtimestamp(EPOCH - 86400, UTC)
+            tariffs.put(db, "BENCH", TARIFF, at)
+            for i in range(args.stations):
+                tariffs.set_station_default(db, f"B-{i:05d}", "BENCH", at)
     host = CsmsHost(factory, CsmsConfig(message_log_per_station=args.message_log), scheduler)
     fleet = [Station(host, f"B-{i:05d}", _version(i)) for i in range(args.stations)]
     for station in fleet:
@@ -194,15 +213,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         profiler.enable()
     sent = 0
     for n in range(1, args.messages + 1):
-        for group in range(0, len(fleet), args.batch):
-            for station in fleet[group : group + args.batch]:
-                station.meter(scheduler.now(), n)
-                sent += 1
-            scheduler.run(0.01)
-            for station in fleet[group : group + args.batch]:
-                for answer in station.answers():
-                    if answer[0] != 3:
-                        raise SystemExit(f"{station.station_id}: unexpected answer {answer}")
+        sent += _round(args, fleet, scheduler, n)
     if profiler:
         profiler.disable()
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
@@ -210,6 +221,21 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         _print_layers(profiler)
     engine.dispose()
     return {"messages": sent, "cpu_us": cpu / sent * 1e6, "wall_s": wall, "batches": host.processor.batches}
+
+
+def _round(args: argparse.Namespace, fleet: list[Station], scheduler: InlineScheduler, n: int) -> int:
+    """Every station's n-th meter message, ``--batch`` stations per group commit; the messages sent."""
+    for group in range(0, len(fleet), args.batch):
+        for station in fleet[group : group + args.batch]:
+            station.meter(scheduler.now(), n)
+        scheduler.run(0.01)
+        for station in fleet[group : group + args.batch]:
+            for answer in station.answers():
+                if answer[0] != 3:
+                    raise SystemExit(f"{station.station_id}: unexpected answer {answer}")
+    if args.tariff:  # a minute between a station's samples, as chargers send them (priced energy, not a jump)
+        scheduler.run(60.0)
+    return len(fleet)
 
 
 def _print_layers(profiler: cProfile.Profile) -> None:
@@ -236,6 +262,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: a SQLite file in a temporary directory")
     parser.add_argument("--message-log", type=int, default=0, help="message log rows kept per station (0: off)")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--tariff", action="store_true", help="price every session (2.0.1 answers carry totalCost)")
     args = parser.parse_args()
     result = run(args)
     print(

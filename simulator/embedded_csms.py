@@ -31,6 +31,7 @@ from csms.core.plugins.costs import CostDisplay
 from csms.core.plugins.fleet import FleetNeeds
 from csms.core.plugins.load_management import LoadManagement
 from csms.core.plugins.local_lists import LocalListSync
+from csms.core.plugins.payments import HoldRelease
 from csms.core.plugins.reservations import ReservationExpiry
 from csms.loadmgmt.planner import PlannerConfig
 from csms.migration.bundle import export_database, open_bundle
@@ -152,6 +153,7 @@ class EmbeddedCsms:
         if self.pki is not None:  # without a CA no certificate is issued: nothing to deliver, renew or revoke
             host.add_plugin(CertificateManager())
         host.add_plugin(ReservationExpiry(sweep_every_s=None))  # the operator tells it of each reservation
+        host.add_plugin(HoldRelease())  # card holds no session used (only with a card processor)
         host.add_plugin(CostDisplay())  # the running cost on the chargers' displays
         self.local_lists = LocalListSync()  # stations' local lists follow the tokens, as in csms serve
         host.add_plugin(self.local_lists)

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from csms import uptime as up
 from csms.core.plugins.reservations import ReservationExpiry
+from csms.domain import money
 from csms.domain.transaction import TransactionStatus
 from csms.ocpp import commands
 from csms.ocpp.convert import format_time, from_posix
@@ -28,6 +29,7 @@ from csms.ocpp.versions import Version
 from csms.pki import build
 from csms.services import (
     authorization,
+    billing,
     cdrs,
     certificates,
     contracts,
@@ -36,6 +38,7 @@ from csms.services import (
     fleet,
     local_lists,
     multifamily,
+    payments,
     reservations,
     security_events,
     stations,
@@ -51,6 +54,7 @@ from simulator.loadmgmt import SITE_ID, managed
 from simulator.operators import FirmwareImage, FleetVehicle
 from simulator.rollout import FirmwareSigner, roll_out
 from simulator.scenario.models import (
+    AdhocPayments,
     DemandResponse,
     Onboard,
     RemoteStart,
@@ -62,7 +66,7 @@ from simulator.scenario.models import (
     UpdateFirmware,
 )
 from simulator.station.charger import Charger
-from simulator.verify.billing import CdrRecord
+from simulator.verify.billing import CardHold, CdrRecord
 from simulator.verify.multifamily import UnitStatement
 from simulator.verify.security import ChargerSecurity, CsmsStationSecurity, security_section
 
@@ -99,6 +103,13 @@ class EmbeddedOperator:
                         now=from_posix(now),
                         security_profile=group.security_profile,
                     )
+            db.commit()
+
+    def set_card_fee(self, terms: AdhocPayments) -> None:
+        """The card's processing fee, disclosed on every receipt (as ``PUT /payment-fees/card/{currency}``)."""
+        with self.csms.session_factory() as db:
+            fixed = money.to_minor(terms.card_fee_fixed, terms.currency)
+            billing.set_fee(db, "card", terms.currency, fixed_minor=fixed, percent=terms.card_fee_percent)
             db.commit()
 
     def install_contract_root(self, pem: str, now: float) -> None:
@@ -447,6 +458,29 @@ class CsmsRecords:
                 )
                 for cdr, station_id, key in cdrs.listed(db)
             ]
+
+    def card_holds(self) -> list[CardHold]:
+        """Every ad-hoc card payment's hold, with the transaction its session token started."""
+        with self.csms.session_factory() as db:
+            out = []
+            for row in payments.listed_holds(db):
+                hold = row.hold
+                out.append(
+                    CardHold(
+                        hold.id_token,
+                        hold.status,
+                        hold.authorisation,
+                        hold.currency,
+                        hold.amount_minor,
+                        hold.captured_minor,
+                        hold.over_minor,
+                        row.station_id,
+                        row.charger_tx_id,
+                        row.ended,
+                        row.stop_reason,
+                    )
+                )
+            return out
 
     def unit_statements(self, start: float, end: float) -> list[UnitStatement]:
         """Every unit's statements over the local months from ``start`` to ``end``, summed per unit."""

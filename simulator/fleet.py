@@ -177,6 +177,10 @@ class FirmwareHooks:
             charger.plug_in(connector.connector_id, vehicle.id_token, now, "eMAID", contract)
         elif self.driver_app is not None and self.driver_app(connector, vehicle, now):
             charger.plug_in(connector.connector_id, None, now)
+        elif vehicle.pays_by_card:  # the driver's card at the charger's terminal (without one: no way to pay)
+            terminal = charger.payment_terminal
+            token = None if terminal is None or vehicle.id_token is None else terminal.present_card(vehicle.id_token)
+            charger.plug_in(connector.connector_id, token, now, "Local")
         else:
             charger.plug_in(connector.connector_id, vehicle.id_token, now)
         if vehicle.iso15118:
@@ -385,6 +389,7 @@ class Fleet:
                     smart_charging=group.smart_charging,
                     vendor=None if group.vendor_profile is None else PROFILES[group.vendor_profile],
                     security=StationSecurity(station_id, profile=group.security_profile, password=group.password),
+                    payment_terminal=group.payment_terminal,
                     **(charger_options or {}),
                 )
                 self.hooks.chargers[station_id] = charger

@@ -312,10 +312,20 @@ def _billing_values(billing: dict[str, Any] | None) -> dict[str, float]:
     """The billing checks, once some session's cost was worked out from the truth (else not measured: failed)."""
     if not billing or not billing.get("cost_compared"):
         return {}
-    return {
+    values = {
         "billing_cost_mismatches": billing["cost_mismatches"],
         "billing_max_cost_difference_minor": billing["max_cost_difference_minor"],
     }
+    adhoc = billing.get("adhoc_payments")
+    if adhoc is not None:
+        values.update(
+            adhoc_sessions=adhoc["sessions"],
+            adhoc_declined=adhoc["declined"],
+            adhoc_capture_mismatches=adhoc["capture_mismatches"],
+            adhoc_over_hold=adhoc["over_hold"],
+            adhoc_stopped_at_hold=adhoc["stopped_by_csms"],
+        )
+    return values
 
 
 def evaluate_checks(report: dict[str, Any], expect: dict[str, Any]) -> list[dict[str, Any]]:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import simpy
 
 from csms.ocpp.versions import Version
 from csms.services.config import CsmsConfig
+from csms.services.payments import SandboxCardProcessor
 from simulator import loadmgmt, report
 from simulator.collector import paced_collector
 from simulator.embedded_csms import EmbeddedCsms, EmbeddedPki
@@ -139,6 +141,8 @@ class VirtualRun:
             None if self.scenario.roaming is None else EmbeddedRoaming(self.scenario, self.scheduler, Loopback(), seed)
         )
         lookups = None if self.mobility is None else InProcessLookups(self.scheduler, self.mobility)
+        #: The card processor of ad-hoc payments (csms.adhoc_payments): outside the CSMS, its books survive a crash.
+        self.card_processor = SandboxCardProcessor() if self.scenario.csms.adhoc_payments is not None else None
         self.csms = EmbeddedCsms.create(
             self.scheduler,
             database_url,
@@ -161,6 +165,8 @@ class VirtualRun:
         self.operator.provision_stations(self.scenario, self.epoch)
         if self.mobility is not None:
             self.operator.install_contract_root(self.mobility.root_pem, self.epoch)
+        if self.scenario.csms.adhoc_payments is not None:
+            self.operator.set_card_fee(self.scenario.csms.adhoc_payments)
         self.wiring = EmbeddedCsmsWiring(self.csms, self.fleet, self.links)
         self.records = CsmsRecords(self.csms if self.migration is None else self.migration.new)
         if self.roaming is not None:
@@ -174,7 +180,13 @@ class VirtualRun:
 
     def _config(self) -> CsmsConfig:
         """The CSMS's settings: tariffs' local times are the site's (the scenario's time zone)."""
-        return CsmsConfig(message_log_per_station=0, tariff_time_zone=self.scenario.timezone or "UTC")
+        adhoc = self.scenario.csms.adhoc_payments
+        return CsmsConfig(
+            message_log_per_station=0,
+            tariff_time_zone=self.scenario.timezone or "UTC",
+            card_processor=self.card_processor,
+            adhoc_preauth=Decimal(adhoc.preauth) if adhoc is not None else Decimal(50),
+        )
 
     def _make_link(self, charger: Charger, seed: int, on_change: Callable[[Charger], None]) -> InProcessLink:
         link = InProcessLink(
@@ -243,8 +255,17 @@ class VirtualRun:
                 self.fleet.truth_timelines(),
                 self.fleet.tariff_plan,
                 self.csms.config.tariff_time_zone,
+                adhoc=self._adhoc(),
             ),
         )
+
+    def _adhoc(self) -> dict[str, Any] | None:
+        """Every card's hold beside the CDR of its session and what the processor's own books captured."""
+        terms, processor = self.scenario.csms.adhoc_payments, self.card_processor
+        if terms is None or processor is None:
+            return None
+        books = {key: hold.captured_minor for key, hold in processor.holds.items()}
+        return billing.adhoc_section(self.records.card_holds(), self.records.cdrs(), books, terms)
 
     def _multifamily(self) -> dict[str, Any] | None:
         """Unit statements beside the cost worked out from the twin's truth (a scenario with csms.property)."""

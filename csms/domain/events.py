@@ -121,6 +121,10 @@ class CertificateId:
     responder_url: str
 
 
+#: The 2.0.1 idToken additionalInfo type under which a charger's payment terminal gives the card's reference.
+PAYMENT_CARD = "PaymentCard"
+
+
 @dataclass(frozen=True, slots=True)
 class AuthorizationRequested:
     """``certificate`` (a PEM contract-certificate chain) and ``contract`` (its OCSP data) are ISO 15118
@@ -130,6 +134,8 @@ class AuthorizationRequested:
     token_type: str | None = None
     certificate: str | None = None
     contract: tuple[CertificateId, ...] = ()
+    #: A payment terminal's card reference (2.0.1 additionalInfo of type ``PaymentCard``): an ad-hoc payment.
+    payment_card: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +317,10 @@ class TransactionAck:
     duplicate: bool = False
     #: The session's cost so far incl. VAT (the final cost on an end), when a tariff applies: 2.0.1 totalCost.
     total_cost: Decimal | None = None
+    #: An ad-hoc (card) session's cost at which the CSMS stops it: the card's hold is then nearly used up.
+    cost_limit: Decimal | None = None
+    #: The report (of a session that had ended) rebuilt its stored CDR.
+    cdr_rebuilt: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +336,9 @@ class TimeNow:
 
 @dataclass(frozen=True, slots=True)
 class Acknowledged:
-    pass
+    #: The report rebuilt a stored CDR (1.6 meter values after the stop): a CDR sent to a roaming partner is
+    #: corrected (csms/ocpi/cdrs.py).
+    cdr_rebuilt: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ EXPORTED: dict[str, str] = {
     "invoices": "issued invoices with their lines (numbers keep counting on the new CSMS)",
     "invoice_items": "which ledger entries each invoice billed",
     "payment_fees": "processing fees per payment method and currency",
+    "payment_holds": "ad-hoc card payments at chargers: amounts pre-authorised, captured and released",
     "fleet_drivers": "fleet drivers and their cost centres",
     "fleet_vehicles": "fleet vehicles: battery, power limits, token or contract id, driver, cost centre, depot",
     "fleet_departures": "each vehicle's departure plan (weekly and one-off overrides)",

@@ -158,7 +158,10 @@ class StatusPush:
                  and r.charger_tx_id}  # fmt: skip
         progress = self._due_progress(station_id, reports, now)
         ended = {r.charger_tx_id for r, _ in reports if isinstance(r, ev.TransactionEnded) and r.charger_tx_id}
-        if host is None or not (evses or started or named or progress):
+        # a report that rebuilt the CDR of a session that had ended: a CDR already sent is corrected
+        ended |= {r.charger_tx_id for r, d in reports if getattr(d, "cdr_rebuilt", False)
+                  and isinstance(r, ev.TransactionUpdated | ev.MeterValuesReported) and r.charger_tx_id}  # fmt: skip
+        if host is None or not (evses or started or named or progress or ended):
             return
         factory, config, at = host.session_factory, self.config, from_posix(now)
 

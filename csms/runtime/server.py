@@ -33,6 +33,7 @@ from csms.core.plugins.certificates import CertificateManager
 from csms.core.plugins.costs import CostDisplay
 from csms.core.plugins.fleet import FleetNeeds
 from csms.core.plugins.load_management import LoadManagement
+from csms.core.plugins.payments import HoldRelease
 from csms.core.plugins.reservations import ReservationExpiry
 from csms.gateway.frame_rate import FrameRate
 from csms.gateway.lookups import ThreadedLookups
@@ -185,6 +186,7 @@ async def run_server(
         gateway.add_plugin(CertificateManager())
         gateway.add_plugin(ReservationExpiry())
         gateway.add_plugin(CostDisplay())  # the running cost on chargers' displays
+        gateway.add_plugin(HoldRelease())  # card holds no session used
         monitor.start()
         load_management.start()
         await gateway.scheduler.idle()  # both planned from the store before the first station connects
@@ -210,7 +212,7 @@ async def run_server(
         app = create_app(session_factory, gateway, api_key)
         app_list_sync(app)  # its host plugin keeps local lists in step, also those that fell behind
         app.state.public_url = public_url
-        app.state.payment_providers = payment_providers(payment_webhook_secret)
+        app.state.payment_providers = payment_providers(payment_webhook_secret, config.card_processor)
         app.state.seller = seller
         app.state.monitor = monitor
         app.state.load_management = load_management

@@ -74,6 +74,14 @@ class ServeSettings(BaseModel):
         None, "shared secret that signs bank-transfer payment webhooks (POST /api/v1/payments/webhooks/bank_transfer)",
         secret=True, flag=False, min_length=16,
     )  # fmt: skip
+    card_processor: Literal["none", "sandbox"] = _setting(
+        "none", "the card processor that pre-authorises ad-hoc payments at chargers' payment terminals (sandbox: "
+        "the built-in test-mode processor, no money moves; none: such cards are refused)", metavar="NAME",
+    )  # fmt: skip
+    adhoc_preauth: float = _setting(
+        50.0, "the amount pre-authorised on a card for one ad-hoc session, in the tariff's currency", metavar="AMOUNT",
+        gt=0,
+    )  # fmt: skip
     seller_name: str = _setting("chargetwin operator", "the operator's legal name on invoices", metavar="NAME")
     seller_address: str = _setting("", "the operator's address on invoices (lines separated by '\\n')", metavar="TEXT")
     seller_vat_id: str = _setting("", "the operator's VAT number on invoices", metavar="ID")

@@ -21,11 +21,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from csms.domain import events as ev
@@ -33,9 +33,10 @@ from csms.domain import meter
 from csms.domain import money as currency
 from csms.domain.transaction import TransactionStatus
 from csms.ocpp.outgoing import SessionCost
-from csms.services import billing, configuration, tariffs, transactions
+from csms.services import billing, configuration, payments, tariffs, transactions
 from csms.services.config import CsmsConfig
 from csms.services.errors import Invalid, NotFound
+from csms.services.live_transactions import LiveCost
 from csms.services.uow import UnitOfWork
 from csms.store.models import (
     Cdr,
@@ -47,6 +48,7 @@ from csms.store.models import (
     Transaction,
 )
 from csms.store.models import TransactionEvent as EventRow
+from csms.tariffs import pricing
 from csms.tariffs.model import Dimension, PriceComponent, Tariff
 from csms.tariffs.parse import parse_tariff
 from csms.tariffs.pricing import CdrResult, price_session
@@ -115,9 +117,16 @@ def versions_in_force(db: Session, tariff: TariffRow, start: datetime, stop: dat
 
 # ---- the session as priced -------------------------------------------------------------------------------------
 def _readings(db: Session, tx: Transaction, start: datetime, stop: datetime) -> list[Reading]:
+    return _readings_beyond(db, tx, start, stop)[0]
+
+
+def _readings_beyond(db: Session, tx: Transaction, start: datetime, stop: datetime) -> tuple[list[Reading], bool]:
+    """The readings, and whether one stamped after ``stop`` was counted at it."""
     found: dict[datetime, Reading] = {}
+    beyond = False
     for r in transactions.stored_readings(db, tx.id):
         if r.energy_wh is not None:
+            beyond = beyond or r.at > stop
             # A reading stamped a little outside the session (a meter value's timestamp in whole seconds, the
             # event's with milliseconds) counts at its edge: the latest one before the start, the latest after
             # the stop.
@@ -130,7 +139,7 @@ def _readings(db: Session, tx: Transaction, start: datetime, stop: datetime) -> 
     end = meter.end_register(tx.meter_stop_wh, None if newest is None else float(newest.wh))
     if tx.stopped_at is not None and end is not None and (newest is None or newest.at < stop):
         found[stop] = Reading(stop, Decimal(str(end)))
-    return [found[at] for at in sorted(found)]
+    return [found[at] for at in sorted(found)], beyond
 
 
 def _states(db: Session, tx: Transaction, start: datetime, stop: datetime) -> list[StateChange]:
@@ -178,6 +187,16 @@ class Priced:
     result: CdrResult
 
 
+def _priced_versions(db: Session, tariff: TariffRow, timeline: SessionTimeline) -> tuple[Version, ...]:
+    found = versions_in_force(db, tariff, timeline.start, timeline.stop)
+    # a session is priced in one currency: the latest version's (one that changed it replaces the others)
+    kept = [v for v in found if v[1].currency == found[-1][1].currency]
+    if kept[0] is not found[0]:  # the first one kept prices from the start, as the first version would have
+        number, _, body = kept[0]
+        kept[0] = (number, parse_tariff(body), body)
+    return tuple(kept)
+
+
 def price(db: Session, tx: Transaction, stop: datetime, config: CsmsConfig, *, final: bool) -> Priced | None:
     """The session priced up to ``stop``; None when no tariff applies (or the session has no EVSE)."""
     if tx.evse_id is None:
@@ -186,13 +205,7 @@ def price(db: Session, tx: Transaction, stop: datetime, config: CsmsConfig, *, f
     if tariff is None:
         return None
     timeline = timeline_of(db, tx, stop, config.tariff_time_zone)
-    found = versions_in_force(db, tariff, timeline.start, timeline.stop)
-    # a session is priced in one currency: the latest version's (one that changed it replaces the others)
-    kept = [v for v in found if v[1].currency == found[-1][1].currency]
-    if kept[0] is not found[0]:  # the first one kept prices from the start, as the first version would have
-        number, _, body = kept[0]
-        kept[0] = (number, parse_tariff(body), body)
-    versions = tuple(kept)
+    versions = _priced_versions(db, tariff, timeline)
     result = price_session([t for _, t, _ in versions], timeline, final=final)
     return Priced(tariff, versions, result)
 
@@ -290,7 +303,10 @@ def close(db: Session, tx: Transaction, config: CsmsConfig, now: datetime) -> Cd
         return None
     result = priced.result
     token = db.get(IdToken, tx.id_token) if tx.id_token else None
-    body = ocpi_body(tx, priced, config, now, OCPI_TOKEN_TYPES.get(token.token_type, "OTHER") if token else "OTHER")
+    token_type = OCPI_TOKEN_TYPES.get(token.token_type, "OTHER") if token else "OTHER"
+    if payments.hold_of(db, tx.id_token) is not None:
+        token_type = "AD_HOC_USER"  # paid at the charger's payment terminal
+    body = ocpi_body(tx, priced, config, now, token_type)
     incl = result.total_cost.incl_vat if result.total_cost.incl_vat is not None else result.total_cost.excl_vat
     row = db.scalar(select(Cdr).where(Cdr.transaction_id == tx.id))
     fields = {
@@ -314,6 +330,10 @@ def close(db: Session, tx: Transaction, config: CsmsConfig, now: datetime) -> Cd
             setattr(row, key, value)
     db.flush()
     _debit(db, tx, row, result, incl, stop, now)
+    review = payments.settle(db, tx, now, config.card_processor)
+    if review and review not in row.review_reasons:
+        row.review_reasons = [*row.review_reasons, review]
+        db.flush()
     return row
 
 
@@ -411,26 +431,145 @@ def _contained(uow: UnitOfWork, what: str, work: Callable[[], T]) -> T | None:
         return None
 
 
-def running_cost(uow: UnitOfWork, ack: ev.TransactionAck, at: datetime, config: CsmsConfig) -> ev.TransactionAck:
-    """The answer to a running session's report with its cost so far (incl. VAT) when a tariff applies.
+#: How long a kept running cost goes without looking its tariff up again (a tariff or an assignment changed
+#: meanwhile then rebuilds it; the CDR at the end always prices with the tariff as it is then).
+TARIFF_RECHECK = timedelta(minutes=5)
 
-    Sessions found to have no tariff are remembered (``uow.live``), so their meter values stay cheap."""
+
+def running_cost(
+    uow: UnitOfWork,
+    station_id: str,
+    ack: ev.TransactionAck,
+    report: ev.TransactionStarted | ev.TransactionUpdated,
+    config: CsmsConfig,
+) -> ev.TransactionAck:
+    """The answer to a running 2.0.1 session's report with its cost so far (incl. VAT) when a tariff applies.
+
+    The cost is kept per live transaction (``uow.live``, :class:`~csms.services.live_transactions.LiveCost`)
+    and fed with each report's own readings and charging state, so a report costs the same late in a long
+    session as early; it is rebuilt from the stored samples only when it is not kept (a restart, a rollback) or
+    no longer fits (:func:`_fed`); its tariff is looked up again every :data:`TARIFF_RECHECK` of the session.
+    Sessions found to have no tariff are remembered, so their reports stay cheap."""
     if ack.duplicate or not ack.transaction_id or ack.transaction_id in uow.live.unpriced:
         return ack
     tx_id = ack.transaction_id
-    db = uow.session
-    uow.flush_batches()  # the report's own samples are read back
-
-    def so_far() -> Priced | None:
-        tx = db.get(Transaction, tx_id)
-        return None if tx is None else price(db, tx, max(at, tx.started_at or at), config, final=False)
-
-    priced = _contained(uow, f"transaction {tx_id} so far", so_far)
+    priced: tuple[CdrResult, LiveCost] | None = None
+    try:  # a kept cost is fed without a savepoint: nothing is written
+        priced = _kept(uow, station_id, tx_id, report)
+    except Exception:
+        log.exception("pricing transaction %s from its kept cost failed: rebuilt", tx_id)
+    if priced is None:
+        priced = _contained(uow, f"transaction {tx_id} so far", lambda: _rebuilt_now(uow, tx_id, report, config))
     if priced is None:
         uow.live.unpriced.add(tx_id)
         return ack
-    total = priced.result.total_cost
-    return dataclasses.replace(ack, total_cost=total.incl_vat if total.incl_vat is not None else total.excl_vat)
+    result, live = priced
+    total = result.total_cost
+    cost = total.incl_vat if total.incl_vat is not None else total.excl_vat
+    return dataclasses.replace(ack, total_cost=cost, cost_limit=live.cost_limit)
+
+
+Place = tuple[Transaction, TariffRow, datetime]
+
+
+def _looked_up(db: Session, tx_id: int, report: ev.TransactionStarted | ev.TransactionUpdated) -> Place | None:
+    """The transaction, its tariff and the instant it is priced to; None when no tariff applies."""
+    tx = db.get(Transaction, tx_id)
+    if tx is None or tx.evse_id is None:
+        return None
+    tariff = tariffs.resolve(db, tx.station_id, tx.evse_id, group_of(db, tx.id_token))
+    return None if tariff is None else (tx, tariff, max(report.timestamp, tx.started_at or report.timestamp))
+
+
+def _kept(
+    uow: UnitOfWork, station_id: str, tx_id: int, report: ev.TransactionStarted | ev.TransactionUpdated
+) -> tuple[CdrResult, LiveCost] | None:
+    """The cost so far from the kept running cost fed with ``report``; None: it must be rebuilt."""
+    live = uow.live.cost(station_id, tx_id)
+    if live is None:
+        return None
+    stop = max(report.timestamp, live.start)
+    if stop - live.checked_at >= TARIFF_RECHECK:  # look the tariff up again
+        place = _looked_up(uow.session, tx_id, report)
+        if place is None or (place[1].id, place[1].version) != live.tariff:
+            return None
+        live.checked_at = stop
+    if not _fed(live, report, stop):
+        return None
+    return live.running.estimate(stop), live
+
+
+def _rebuilt_now(
+    uow: UnitOfWork, tx_id: int, report: ev.TransactionStarted | ev.TransactionUpdated, config: CsmsConfig
+) -> tuple[CdrResult, LiveCost] | None:
+    """The cost so far rebuilt from the stored samples, kept for the next report where it may be."""
+    db = uow.session
+    place = _looked_up(db, tx_id, report)
+    if place is None:
+        return None
+    tx, tariff, stop = place
+    uow.flush_batches()  # the report's own samples are read back
+    live, keep = _rebuilt(db, tx, tariff, stop, config)
+    uow.live.keep_cost(tx.station_id, tx.id, live if keep else None)
+    return live.running.estimate(stop), live
+
+
+def _rebuilt(
+    db: Session, tx: Transaction, tariff: TariffRow, stop: datetime, config: CsmsConfig
+) -> tuple[LiveCost, bool]:
+    """A running session's cost built from its stored samples up to ``stop``, and whether it may be kept and fed:
+    not when a reading stamped after ``stop`` was counted at it (the next report prices that one again)."""
+    start = tx.started_at or tx.meter_start_at or stop
+    stop = max(stop, start)
+    samples, beyond = _readings_beyond(db, tx, start, stop)
+    states = _states(db, tx, start, stop)
+    timeline = SessionTimeline(start, stop, config.tariff_time_zone, tuple(samples), tuple(states))
+    versions = _priced_versions(db, tariff, timeline)
+    running = pricing.running_cost([t for _, t, _ in versions], timeline)
+    later = db.scalar(
+        select(func.min(TariffVersion.valid_from)).where(
+            TariffVersion.tariff_id == tariff.id, TariffVersion.valid_from >= stop
+        )
+    )
+    fed = max([start, *(s.at for s in samples), *(c.at for c in states)])
+    state = states[-1].state if states else State.CHARGING
+    limit = payments.cost_limit(db, tx.id_token)
+    live = LiveCost(running, start, (tariff.id, tariff.version), stop, fed, state, later, limit)
+    return live, not beyond
+
+
+def _fed(live: LiveCost, report: ev.TransactionStarted | ev.TransactionUpdated, stop: datetime) -> bool:
+    """Feed ``live`` with the report's own readings and charging state, exactly as a rebuild from the stored
+    samples would price them; False (``live`` is then spent) when it cannot: a version of the tariff set for later
+    has taken over, or the report has something at or before what ``live`` has priced (an offline replay, a
+    repeated timestamp) or after the report itself."""
+    if live.valid_until is not None and stop >= live.valid_until:
+        return False
+    start = live.start
+    samples: list[Reading] = []
+    for r in meter.readings(report.samples):
+        if r.energy_wh is None:
+            continue
+        at = max(r.at, start)
+        if at <= live.fed_until or at > stop:
+            return False
+        current = r.port_current_a
+        samples.append(Reading(at, Decimal(str(r.energy_wh)), None if current is None else Decimal(str(current))))
+    changes: list[StateChange] = []
+    state = STATES_201.get(report.charging_state or "")
+    if state is not None and state is not live.state:
+        at = min(max(report.timestamp, start), stop)
+        if at <= live.fed_until:
+            return False
+        changes.append(StateChange(at, state))
+    try:
+        pricing.feed(live.running, samples, changes)
+    except ValueError:
+        return False
+    live.fed_until = max([live.fed_until, *(s.at for s in samples), *(c.at for c in changes)])
+    if changes:
+        live.state = changes[-1].state
+    return True
 
 
 def final_cost(uow: UnitOfWork, ack: ev.TransactionAck, config: CsmsConfig, now: datetime) -> ev.TransactionAck:
@@ -443,6 +582,7 @@ def final_cost(uow: UnitOfWork, ack: ev.TransactionAck, config: CsmsConfig, now:
     tx = db.get(Transaction, ack.transaction_id)
     if tx is None:
         return ack
+    uow.live.keep_cost(tx.station_id, tx.id, None)
     if ack.duplicate:
         row = stored_for(db, tx.id)
     else:
@@ -450,16 +590,17 @@ def final_cost(uow: UnitOfWork, ack: ev.TransactionAck, config: CsmsConfig, now:
     return ack if row is None else dataclasses.replace(ack, total_cost=Decimal(row.total_cost_incl_vat))
 
 
-def after_end(uow: UnitOfWork, ack: ev.TransactionAck, config: CsmsConfig, now: datetime) -> None:
-    """A report of a session that has ended already (an offline replay out of order): its CDR is rebuilt."""
+def after_end(uow: UnitOfWork, ack: ev.TransactionAck, config: CsmsConfig, now: datetime) -> bool:
+    """A report of a session that has ended already (an offline replay out of order): its CDR is rebuilt.
+    Returns whether a CDR was."""
     if ack.duplicate or not ack.transaction_id:
-        return
+        return False
     db = uow.session
     tx = db.get(Transaction, ack.transaction_id)
     if tx is None or tx.stopped_at is None:
-        return
+        return False
     uow.flush_batches()
-    _contained(uow, f"transaction {tx.id}'s CDR again", lambda: close(db, tx, config, now))
+    return _contained(uow, f"transaction {tx.id}'s CDR again", lambda: close(db, tx, config, now)) is not None
 
 
 # ---- what a running session has cost, for the periodic updates -------------------------------------------------
@@ -550,17 +691,19 @@ def listed(db: Session) -> list[tuple[Cdr, str, str]]:
     return [(cdr, station_id, key) for cdr, station_id, key in rows]
 
 
-def after_late_values(uow: UnitOfWork, station_id: str, charger_tx_id: str, config: CsmsConfig, now: datetime) -> None:
+def after_late_values(uow: UnitOfWork, station_id: str, charger_tx_id: str, config: CsmsConfig, now: datetime) -> bool:
     """1.6 meter values of a transaction that has ended (firmware that sends the closing register after the
-    StopTransaction, docs/hardware.md): its CDR is rebuilt with them. A running or unpriced one costs nothing."""
+    StopTransaction, docs/hardware.md): its CDR is rebuilt with them. A running or unpriced one costs nothing.
+    Returns whether a CDR was rebuilt."""
     live = uow.live.get(station_id, charger_tx_id)
     if live is not None and (live.status == TransactionStatus.ACTIVE or live.id in uow.live.unpriced):
-        return
+        return False
     if not charger_tx_id.isdigit():
-        return
+        return False
     db = uow.session
     uow.flush_batches()
     tx = db.get(Transaction, int(charger_tx_id))
     if tx is None or tx.station_id != station_id or tx.stopped_at is None or stored_for(db, tx.id) is None:
-        return
-    _contained(uow, f"transaction {tx.id}'s CDR after late meter values", lambda: close(db, tx, config, now))
+        return False
+    rebuilt = _contained(uow, f"transaction {tx.id}'s CDR after late meter values", lambda: close(db, tx, config, now))
+    return rebuilt is not None

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from csms.pki.authority import StationCa
+
+if TYPE_CHECKING:
+    from csms.services.payments import CardProcessor
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +54,12 @@ class CsmsConfig:
     #: The OCPI party that issues CDRs (country code, party id).
     ocpi_country_code: str = "NL"
     ocpi_party_id: str = "CTW"
+    #: The card processor that pre-authorises ad-hoc payments at chargers' payment terminals; None: such cards
+    #: are answered Invalid (csms.services.payments).
+    card_processor: CardProcessor | None = None
+    #: The amount pre-authorised on a card for one ad-hoc session, in whole units of the tariff's currency.
+    adhoc_preauth: Decimal = Decimal(50)
+    #: The driver group whose tariff an ad-hoc (payment terminal) session pays; None: the place's default.
+    adhoc_group_id: str | None = None
+    #: A card hold whose session token has started no transaction this long after it was made is voided [s].
+    adhoc_hold_ttl_s: float = 900.0

@@ -20,6 +20,7 @@ from csms.services import (
     certificates,
     contracts,
     ev_charging,
+    payments,
     reservations,
     stations,
     transactions,
@@ -50,7 +51,8 @@ def handle(  # noqa: C901, PLR0911, PLR0912 - one case per report type: the tabl
         case ev.MeterValuesReported():
             transactions.meter_values(uow, station_id, report, csms_assigned=csms_assigns_tx_ids, now=now)
             if report.charger_tx_id is not None and csms_assigns_tx_ids:
-                cdrs.after_late_values(uow, station_id, report.charger_tx_id, config, now)
+                rebuilt = cdrs.after_late_values(uow, station_id, report.charger_tx_id, config, now)
+                return ev.Acknowledged(cdr_rebuilt=rebuilt)
             return ev.Acknowledged()
         case ev.TransactionStarted():
             ack = _reserved(uow, station_id, report, transactions.start(uow, station_id, report, now))
@@ -63,6 +65,8 @@ def handle(  # noqa: C901, PLR0911, PLR0912 - one case per report type: the tabl
             return cdrs.final_cost(uow, ack, config, now)
         case ev.AuthorizationRequested() if report.certificate is not None or report.contract:
             return contracts.authorize(uow.session, report, now)
+        case ev.AuthorizationRequested() if report.payment_card is not None:
+            return _card(uow, station_id, report, report.payment_card, now, config)
         case ev.AuthorizationRequested():
             auth = access.authorize_request(uow.session, report.id_token, station_id, now)
             if isinstance(auth, Pending):  # an OCPI roaming token the eMSP is asked about
@@ -89,6 +93,18 @@ def handle(  # noqa: C901, PLR0911, PLR0912 - one case per report type: the tabl
         case ev.CertificateSigningRequested():
             return certificates.sign_request(uow.session, station_id, report, now, config)
     raise TypeError(f"no service handles {type(report).__name__}")
+
+
+def _card(
+    uow: UnitOfWork, station_id: str, report: ev.AuthorizationRequested, card: str, now: datetime, config: CsmsConfig
+) -> ev.AuthorizationInfo:
+    """A payment terminal's card: the hold's answer, with the tariff's text after the amount held."""
+    adhoc = payments.AdHoc(config.card_processor, config.adhoc_preauth, config.adhoc_group_id)
+    held = payments.preauthorise(uow.session, report.id_token, card, station_id, now, adhoc)
+    priced = cdrs.with_price_text(uow.session, held, station_id, None, report.id_token)
+    if held.price_text and priced.price_text and priced.price_text != held.price_text:
+        return dataclasses.replace(priced, price_text=f"{held.price_text} {priced.price_text}")
+    return priced
 
 
 def _reserved(
@@ -118,10 +134,9 @@ def _priced(
         return ack
     if ack.duplicate or not ack.transaction_id or ack.transaction_id in uow.live.unpriced:
         return ack  # a session without a tariff: its meter values stay on the fast path
-    if _ended(uow, ack):
-        cdrs.after_end(uow, ack, config, now)
-        return ack
-    return cdrs.running_cost(uow, ack, report.timestamp, config)
+    if uow.live.cost(station_id, ack.transaction_id) is None and _ended(uow, ack):
+        return dataclasses.replace(ack, cdr_rebuilt=cdrs.after_end(uow, ack, config, now))
+    return cdrs.running_cost(uow, station_id, ack, report, config)
 
 
 def _ended(uow: UnitOfWork, ack: ev.TransactionAck) -> bool:

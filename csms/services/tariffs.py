@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from csms.services import rows
@@ -154,17 +154,35 @@ def unassign(db: Session, assignment_id: int) -> None:
 
 
 def resolve(db: Session, station_id: str, evse_id: int, group_id: str | None) -> TariffRow | None:
-    """The tariff that applies to a driver of ``group_id`` at the EVSE (the precedence above)."""
-    site_id = db.scalar(select(SiteEvse.site_id).where(SiteEvse.station_id == station_id, SiteEvse.evse_id == evse_id))
-    places = [(None, station_id, evse_id), (None, station_id, None), (site_id, None, None)]
+    """The tariff that applies to a driver of ``group_id`` at the EVSE (the precedence above). One query reads
+    every assignment that could apply (it runs on every priced TransactionEvent); the precedence picks."""
+    site = select(SiteEvse.site_id).where(SiteEvse.station_id == station_id, SiteEvse.evse_id == evse_id)
     groups = [group_id, None] if group_id is not None else [None]
+    group_match = TariffAssignment.group_id.is_(None)
+    if group_id is not None:
+        group_match = or_(group_match, TariffAssignment.group_id == group_id)  # type: ignore[assignment]
+    rows = db.execute(
+        select(
+            TariffAssignment.site_id, TariffAssignment.station_id, TariffAssignment.evse_id,
+            TariffAssignment.group_id, TariffAssignment.tariff_id,
+        ).where(
+            (TariffAssignment.station_id == station_id) | TariffAssignment.site_id.in_(site),
+            group_match,
+        )
+    ).all()  # fmt: skip
+    found: dict[tuple[str, str | None], str] = {}
+    for site_id, station, evse, group, tariff_id in rows:
+        if station == station_id and site_id is None and evse == evse_id:
+            found[("evse", group)] = tariff_id
+        elif station == station_id and site_id is None and evse is None:
+            found[("station", group)] = tariff_id
+        elif site_id is not None and station is None and evse is None:
+            found[("site", group)] = tariff_id
     for group in groups:
-        for site, station, evse in places:
-            if site is None and station is None:
-                continue
-            found = db.scalar(select(TariffAssignment).where(*_same_place(site, station, evse, group)))
-            if found is not None:
-                return get(db, found.tariff_id)
+        for place in ("evse", "station", "site"):
+            chosen = found.get((place, group))
+            if chosen is not None:
+                return get(db, chosen)
     return None
 
 

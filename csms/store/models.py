@@ -833,6 +833,35 @@ class LedgerEntry(Base):
     recorded_by: Mapped[str | None] = mapped_column(String(100))
 
 
+class PaymentHold(Base):
+    """An ad-hoc payment at a charger's payment terminal: the amount pre-authorised on the driver's card for
+    one session (its id token), then what was captured of it when the session's CDR was made; the rest is
+    released. ``status``: held | captured | released | declined."""
+
+    __tablename__ = "payment_holds"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    id_token: Mapped[str] = mapped_column(String(36), unique=True)
+    station_id: Mapped[str] = mapped_column(String(64))
+    processor: Mapped[str] = mapped_column(String(32))
+    #: The card as the terminal named it to the processor (a payment-method token, never a card number).
+    card_reference: Mapped[str] = mapped_column(String(36))
+    #: The processor's reference of the authorisation ('' when it was declined).
+    authorisation: Mapped[str] = mapped_column(String(100))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    #: The running cost (incl. VAT) at which the session is stopped so that it, with its fee, stays inside the hold.
+    stop_at_minor: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    decline_reason: Mapped[str | None] = mapped_column(String(100))
+    transaction_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id", ondelete="SET NULL"))
+    captured_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: What the session cost beyond the hold (not captured; a person settles it).
+    over_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
 class Invoice(Base):
     """A numbered invoice (numbers without gaps per year: INV-2026-000001) of a postpaid account's month."""
 

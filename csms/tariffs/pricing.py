@@ -298,6 +298,9 @@ class RunningCost:
         self._prev = MeterSample(last_at, high, samples[-1].current_a)
         self._high_wh, self._first_wh = high, first
         self._horizon = None
+        points = self._breakpoints(self._cursor, last_at)
+        if len(points) > 2:  # price up to the last breakpoint before the last sample: a live curve stays short
+            self._advance(points[-2], None)
 
     def estimate(self, now: datetime) -> CdrResult:
         """The cost if the session stopped at ``now`` (energy after the last sample is not yet known)."""
@@ -547,20 +550,18 @@ def _quantity(value: Fraction) -> Decimal:
     return _round_half_up(value, 6)
 
 
-def price_session(tariffs: Sequence[Tariff], timeline: SessionTimeline, *, final: bool = True) -> CdrResult:
-    """The CDR of a finished session; ``tariffs`` are the versions in force, later ones winning where they overlap.
+def feed(running: RunningCost, samples: Sequence[MeterSample], states: Sequence[StateChange]) -> None:
+    """Feed samples and state changes in time order (a state change before a sample of the same instant).
 
-    ``final=False``: the cost of a running session up to ``timeline.stop`` (a meter that has not reported for a
-    while is not yet a reason for review)."""
-    running = RunningCost(tariffs, timeline.start, timeline.time_zone)
-    samples = sorted(timeline.samples, key=lambda s: s.at.astimezone(UTC))
-    if not running.reads_meter:  # every state change is known before the first segment is priced
-        for change in sorted(timeline.states, key=lambda c: c.at.astimezone(UTC)):
+    Raises:
+        ValueError: something lies before what ``running`` has already priced."""
+    if not running.reads_meter:  # every state change is known before the next segment is priced
+        for change in sorted(states, key=lambda c: c.at.astimezone(UTC)):
             running.set_state(change)
-        running.add_samples(samples)
-        return running.finish(timeline.stop, final=final)
+        running.add_samples(sorted(samples, key=lambda s: s.at.astimezone(UTC)))
+        return
     events: list[tuple[datetime, int, MeterSample | StateChange]] = [
-        *((c.at.astimezone(UTC), 0, c) for c in timeline.states),
+        *((c.at.astimezone(UTC), 0, c) for c in states),
         *((s.at.astimezone(UTC), 1, s) for s in samples),
     ]
     for _, _, event in sorted(events, key=lambda e: (e[0], e[1])):
@@ -568,7 +569,21 @@ def price_session(tariffs: Sequence[Tariff], timeline: SessionTimeline, *, final
             running.set_state(event)
         else:
             running.add_sample(event)
-    return running.finish(timeline.stop, final=final)
 
 
-__all__ = ["CdrResult", "ChargingPeriod", "DimensionCost", "RunningCost", "price_session"]
+def running_cost(tariffs: Sequence[Tariff], timeline: SessionTimeline) -> RunningCost:
+    """A :class:`RunningCost` fed with the whole ``timeline`` (not finished: feed it more, or estimate)."""
+    running = RunningCost(tariffs, timeline.start, timeline.time_zone)
+    feed(running, timeline.samples, timeline.states)
+    return running
+
+
+def price_session(tariffs: Sequence[Tariff], timeline: SessionTimeline, *, final: bool = True) -> CdrResult:
+    """The CDR of a finished session; ``tariffs`` are the versions in force, later ones winning where they overlap.
+
+    ``final=False``: the cost of a running session up to ``timeline.stop`` (a meter that has not reported for a
+    while is not yet a reason for review)."""
+    return running_cost(tariffs, timeline).finish(timeline.stop, final=final)
+
+
+__all__ = ["CdrResult", "ChargingPeriod", "DimensionCost", "RunningCost", "feed", "price_session", "running_cost"]

@@ -54,6 +54,11 @@ KNOWN_CHECKS: frozenset[str] = frozenset(
         "roaming_cdr_max_error_wh",  # ... the largest |CDR energy - the twin's true energy|, Wh
         "roaming_sessions_leaked",  # ... local drivers' sessions the eMSP was sent
         "roaming_tariffs_pushed",  # ... tariffs PUT to the eMSP when they were created or changed
+        "adhoc_sessions",  # card payments at chargers' terminals that started a session
+        "adhoc_declined",  # ... cards the processor declined (the charger refused them)
+        "adhoc_capture_mismatches",  # ... ended sessions not captured for exactly their CDR and card fee
+        "adhoc_over_hold",  # ... sessions that cost more than their card's hold
+        "adhoc_stopped_at_hold",  # ... sessions the CSMS stopped (in a run without operator stops: at the hold)
     }
 )
 

@@ -213,6 +213,9 @@ class ChargerGroup(_Model):
     #: The firmware's treatment of charging profiles: obeys them, answers them Rejected, or accepts and
     #: ignores them (keeps drawing its rating).
     smart_charging: Literal["compliant", "reject", "ignore"] = "compliant"
+    #: A payment terminal beside the RFID reader (2.0.1): guests pay by card (``pays_by_card`` vehicles), the
+    #: CSMS pre-authorises an amount on the card and captures the session's cost (docs/billing.md).
+    payment_terminal: bool = False
     #: The charger family whose quirks the firmware has (simulator/station/vendors.py, docs/hardware.md);
     #: it also names the vendor and model the chargers boot with unless ``vendor``/``model`` are given.
     vendor_profile: str | None = None
@@ -392,6 +395,10 @@ class FleetBlock(_Model):
     plug_and_charge: bool = False
     iso15118: bool = False
     telematics: Telematics | None = None
+    #: Each driver pays by card at the charger's payment terminal (a charger group with ``payment_terminal``);
+    #: ``id_token`` is then the template of the cards' references (``card_visa_{n:04d}``; one starting
+    #: ``card_nofunds`` or ``card_declined`` is declined by the sandbox processor).
+    pays_by_card: bool = False
 
     @field_validator("model")
     @classmethod
@@ -408,6 +415,8 @@ class FleetBlock(_Model):
     def _contracts_named(self) -> FleetBlock:
         if self.plug_and_charge and self.id_token is None:
             raise ValueError("plug_and_charge needs id_token: the template of the contracts' eMAIDs")
+        if self.pays_by_card and self.id_token is None:
+            raise ValueError("pays_by_card needs id_token: the template of the cards' references")
         return self
 
     @model_validator(mode="after")
@@ -932,9 +941,21 @@ class PropertyTerms(_Model):
     vat_pct: Annotated[str, Field(pattern=_AMOUNT)] = "0"
 
 
+class AdhocPayments(_Model):
+    """Guests pay by card at chargers' payment terminals (docs/billing.md): the CSMS pre-authorises ``preauth``
+    (in the tariff's currency) on each card through the built-in sandbox processor, and discloses the card's
+    processing fee (``card_fee_fixed`` + ``card_fee_percent`` of the session's cost) on every receipt."""
+
+    preauth: Annotated[str, Field(pattern=_AMOUNT)] = "50"
+    currency: Annotated[str, Field(pattern="^[A-Z]{3}$")] = "EUR"
+    card_fee_fixed: Annotated[str, Field(pattern=_AMOUNT)] = "0"
+    card_fee_percent: Annotated[str, Field(pattern=_AMOUNT)] = "0"
+
+
 class CsmsSettings(_Model):
     load_management: LoadManagement | None = None
     property: PropertyTerms | None = None
+    adhoc_payments: AdhocPayments | None = None
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     pki: PkiSettings | None = None
 

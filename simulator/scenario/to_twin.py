@@ -97,6 +97,7 @@ def _fleet(block: FleetBlock | SessionReplay, scenario: Scenario) -> Fleet:
         assign=block.assign,
         plug_and_charge=block.plug_and_charge,
         iso15118=block.iso15118,
+        pays_by_card=block.pays_by_card,
     )
 
 

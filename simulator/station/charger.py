@@ -65,6 +65,7 @@ from simulator.station.maintenance import Maintenance
 from simulator.station.monitoring import Monitoring
 from simulator.station.offline_queue import OfflineQueue, QueuedMessage
 from simulator.station.operations import Operations
+from simulator.station.payment_terminal import PaymentTerminal
 from simulator.station.registration import SERVES_CALLS, Registrar, Registration, StationIdentity
 from simulator.station.reservations import REJECTED, Reservations
 from simulator.station.security import StationSecurity
@@ -162,6 +163,7 @@ class Charger:
         vendor: VendorProfile | None = None,
         install_s: float = 20.0,
         log_bytes: int = 2048,
+        payment_terminal: bool = False,
     ) -> None:
         specs = [ConnectorSpec() for _ in range(connectors)] if isinstance(connectors, int) else list(connectors)
         self.station_id = station_id
@@ -206,6 +208,8 @@ class Charger:
         self.display = Display(self)
         #: The prices and costs the CSMS sent for the driver, as the display showed them last.
         self.costs = CostDisplay(self)
+        #: A payment terminal beside the RFID reader (2.0.1): guests pay by card.
+        self.payment_terminal = PaymentTerminal(rng) if payment_terminal else None
         self._handlers.update(self.display.handlers() | self.costs.handlers())
         #: Variable monitors the CSMS set (2.0.1), evaluated whenever the firmware wakes.
         self.monitoring = Monitoring(self)

@@ -29,6 +29,7 @@ from simulator.station.transactions import Reading, Transaction
 if TYPE_CHECKING:
     from simulator.station.iso15118 import EvNeeds
     from simulator.station.maintenance import Maintenance
+    from simulator.station.payment_terminal import PaymentTerminal
     from simulator.station.security_ops import SecurityOperations
 
 #: A handler of a CSMS-initiated call: (payload, now) -> the answer's payload.
@@ -74,6 +75,7 @@ class FirmwareCore(Protocol):
     def maintenance(self) -> Maintenance: ...
 
     boot_reason: str
+    payment_terminal: PaymentTerminal | None
 
     # ---- sending --------------------------------------------------------------------------------------
     def send(

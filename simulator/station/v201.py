@@ -120,6 +120,10 @@ class Protocol(ProtocolBase):
         self, token: str, token_type: str, contract: tuple[dict[str, str], ...] = ()
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {"idToken": {"idToken": token[:36], "type": token_type}}
+        terminal = self.charger.payment_terminal
+        card = [] if terminal is None else terminal.additional_info(token)
+        if card:  # an ad-hoc payment: the card's reference for the CSMS to pre-authorise on
+            payload["idToken"]["additionalInfo"] = card
         if contract:  # C07.FR.02: at least the contract certificate's OCSP data
             payload["iso15118CertificateHashData"] = list(contract)
         return payload

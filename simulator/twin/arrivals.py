@@ -49,6 +49,7 @@ class Arrival:
     soc_on_arrival: float
     plug_and_charge: bool = False
     iso15118: bool = False
+    pays_by_card: bool = False
 
 
 def sample_time_s(spec: TimeSpec, rng: random.Random) -> float:
@@ -93,7 +94,7 @@ def plan_fleet(fleet: Fleet, rng: random.Random, end_s: float) -> list[Arrival]:
         )  # fmt: skip
         plan = Arrival(
             vehicle, fleet.group, id_token, arrival_s, fleet.plug_in_delay_s, departure_s, fleet.allowed,
-            fleet.assign, soc, fleet.plug_and_charge, fleet.iso15118,
+            fleet.assign, soc, fleet.plug_and_charge, fleet.iso15118, fleet.pays_by_card,
         )  # fmt: skip
         arrivals.append(plan)
     return arrivals

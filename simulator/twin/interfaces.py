@@ -60,6 +60,8 @@ class VehicleInfo:
     iso15118: bool = False
     max_ac_kw: float | None = None
     max_dc_kw: float | None = None
+    #: The driver pays by card at the charger's payment terminal; ``id_token`` is the card's reference.
+    pays_by_card: bool = False
 
 
 @dataclass(frozen=True)

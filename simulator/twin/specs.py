@@ -130,6 +130,8 @@ class FleetSpec:
     plug_and_charge: bool = False
     #: Each vehicle tells a 2.0.1 charger its needs over ISO 15118 (NotifyEVChargingNeeds).
     iso15118: bool = False
+    #: Each driver pays by card at the charger's payment terminal (its id token: the card's reference).
+    pays_by_card: bool = False
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,7 @@ class _Trip:
             plan.iso15118,
             v.max_ac_kw,
             v.max_dc_kw,
+            plan.pays_by_card,
         )
 
     def record(self) -> VehicleRecord:

@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
 from simulator.station.cost_display import SessionCostShown
@@ -47,6 +47,33 @@ class CdrRecord:
     total_excl_vat: Decimal
     total_incl_vat: Decimal
     review_reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CardHold:
+    """An ad-hoc card payment as the CSMS recorded it: the hold, what it captured, and the session its token
+    started (station and the charger's transaction id; None: none) and whether that session has ended."""
+
+    id_token: str
+    status: str  # held | captured | released | declined
+    authorisation: str
+    currency: str
+    amount_minor: int
+    captured_minor: int
+    over_minor: int
+    station_id: str | None
+    key: str | None
+    ended: bool
+    stop_reason: str | None = None
+
+
+class CardFee(Protocol):
+    """The card's disclosed processing fee as the scenario set it (``csms.adhoc_payments``)."""
+
+    @property
+    def card_fee_fixed(self) -> str: ...
+    @property
+    def card_fee_percent(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -164,6 +191,7 @@ def section(
     timelines: dict[tuple[str, str], TruthTimeline] | None = None,
     plan: TariffPlan | None = None,
     zone: str = "UTC",
+    adhoc: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """Per session of the twin: its CDR, what its display showed at the end and, for an ended session with a
     truth timeline under a tariff of ``plan``, its cost worked out from the truth in the CSMS's tariff time zone
@@ -226,8 +254,65 @@ def section(
         "max_cost_difference_minor": max(differences, default=0),
         "tariff_time_zone": zone,
         "per_session": rows,
+        **({} if adhoc is None else {"adhoc_payments": adhoc}),
     }
 
 
 def _parking_s(timeline: TruthTimeline) -> float:
     return round(sum((b - a).total_seconds() for a, b in timeline.parking), 3)
+
+
+def adhoc_section(
+    holds: Sequence[CardHold], cdrs: Sequence[CdrRecord], books: dict[str, int | None], fee: CardFee
+) -> dict[str, Any]:
+    """Every card payment: what should have been captured (the session's CDR incl. VAT and the card fee the
+    scenario disclosed, worked out again here, at most the hold) beside what the CSMS recorded and what the
+    processor's own books (``books``: authorisation -> captured minor units, None: not captured) say."""
+    by_key = {(c.station_id, c.key): c for c in cdrs}
+    rows: list[dict[str, Any]] = []
+    for hold in holds:
+        cdr = by_key.get((hold.station_id or "", hold.key or ""))
+        expected = None
+        if cdr is not None:
+            gross = minor_units(cdr.total_incl_vat, cdr.currency)
+            fixed = minor_units(Decimal(fee.card_fee_fixed), cdr.currency)
+            variable = (Decimal(gross) * Decimal(fee.card_fee_percent) / 100).quantize(Decimal(1), ROUND_HALF_UP)
+            expected = min(gross + fixed + int(variable), hold.amount_minor)
+        processor = books.get(hold.authorisation) if hold.authorisation else None
+        settled = hold.status in ("captured", "released")
+        rows.append(
+            {
+                "id_token": hold.id_token,
+                "status": hold.status,
+                "station_id": hold.station_id,
+                "transaction_id": hold.key,
+                "held_minor": hold.amount_minor,
+                "captured_minor": hold.captured_minor if settled else None,
+                "processor_captured_minor": processor,
+                "expected_capture_minor": expected,
+                "over_hold_minor": hold.over_minor,
+                "stop_reason": hold.stop_reason,
+                # an ended session whose card was not captured for exactly its CDR and fee, or whose processor
+                # books disagree with the CSMS
+                "mismatch": hold.ended
+                and (
+                    expected is None
+                    or not settled
+                    or hold.captured_minor != expected
+                    or (processor or 0) != hold.captured_minor
+                ),
+            }
+        )
+    sessions = [r for r in rows if r["transaction_id"] is not None]
+    return {
+        "cards": len(rows),
+        "declined": sum(1 for r in rows if r["status"] == "declined"),
+        "sessions": len(sessions),
+        "captured": sum(1 for r in rows if r["status"] == "captured"),
+        "capture_mismatches": sum(1 for r in rows if r["mismatch"]),
+        "over_hold": sum(1 for r in rows if r["over_hold_minor"]),
+        # sessions the CSMS stopped (RequestStopTransaction): in a run without operator stops, at their hold
+        "stopped_by_csms": sum(1 for r in rows if r["stop_reason"] == "Remote"),
+        "unused_holds": sum(1 for r in rows if r["status"] == "held" and r["transaction_id"] is None),
+        "per_card": rows,
+    }

@@ -171,3 +171,36 @@ async def test_16_california_pricing_only_where_the_charger_declares_it(
     # 22 kWh x 0.30 + 1.00 flat, the one hour inside the grace: 7.60 excl., 9.12 incl. VAT
     assert final["transactionId"] == tx_id and final["cost"] == 9.12 and final["qrCodeText"] == f"CDR-{tx_id}"
     assert final["priceText"].startswith("Total 9.12 EUR incl. VAT: 22 kWh, 1:00 h")
+
+
+async def test_16_remote_start_is_told_the_price_when_its_start_transaction_is_accepted(
+    session_factory, costing_gateway, monkeypatch
+):
+    """California Pricing: a remote start has no Authorize at the charger, so SetUserPrice follows the accepted
+    StartTransaction; a driver told at an Authorize is not told twice."""
+    monkeypatch.setattr(e2e, "Charger16", Display16)
+    _set_up(session_factory, "cp16-rs", "1.6")
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    async with e2e.charger(costing_gateway, "cp16-rs", "1.6") as cp:
+        await cp.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await _until_stored(session_factory, "cp16-rs", "true")
+        started = await e2e.csms_call(costing_gateway, "cp16-rs", "RemoteStartTransaction", {"idTag": "DRIVER"})
+        assert started == {"status": "Accepted"}
+        assert [kind for kind, _ in _cost_messages(cp)] == []  # nothing before the session starts
+        first = await cp.call(
+            call16.StartTransaction(connector_id=1, id_tag="DRIVER", meter_start=0, timestamp=start.isoformat())
+        )
+        for _ in range(100):
+            if _cost_messages(cp):
+                break
+            await asyncio.sleep(0.05)
+        [(_, data)] = [m for m in _cost_messages(cp) if m[0] == "SetUserPrice"]
+        assert data["idToken"] == "DRIVER" and "0.30 EUR/kWh" in data["priceText"]
+        stop = (start + timedelta(minutes=5)).isoformat()
+        await cp.call(call16.StopTransaction(transaction_id=first.transaction_id, meter_stop=1_000, timestamp=stop))
+        # the next session is authorized at the charger: told once, at the Authorize
+        await cp.call(call16.Authorize(id_tag="DRIVER"))
+        later = (start + timedelta(minutes=6)).isoformat()
+        await cp.call(call16.StartTransaction(connector_id=1, id_tag="DRIVER", meter_start=1_000, timestamp=later))
+        await asyncio.sleep(1.0)
+    assert [kind for kind, _ in _cost_messages(cp)].count("SetUserPrice") == 2

@@ -174,3 +174,63 @@ async def test_the_cdr_of_a_roaming_session_reaches_the_emsp_once_also_when_it_w
             await status(cp, 1, "Available")
             await asyncio.sleep(0.5)
             assert len(await delivered()) == 1
+
+
+async def test_a_cdr_rebuilt_after_it_was_sent_is_credited_and_sent_again_under_a_new_id(sqlite_url, capsys):
+    """OCPI 2.2.1 CDRs are immutable once sent: when 1.6 meter values after the stop rebuild the CDR, the eMSP
+    gets a credit CDR for the one it has (credit, credit_reference_id, costs negated) and the corrected CDR under a
+    new id; the same report again changes nothing more."""
+    async with cpo(sqlite_url) as (endpoints, client), running_emsp() as emsp:
+        await registered(capsys, sqlite_url, endpoints, emsp)
+        assert endpoints.ocpi_url is not None
+        base = endpoints.ocpi_url.removesuffix("/versions") + "/2.2.1"
+        code, _, err = await asyncio.to_thread(cli, capsys, sqlite_url, "ocpi", "locations", "set", "CP-1", *LOCATION)
+        assert code == 0, err
+        tariff = {"currency": "EUR", "elements": [{"price_components": [
+            {"type": "FLAT", "price": "1.00", "vat": 20, "step_size": 1},
+            {"type": "ENERGY", "price": "0.30", "vat": 20, "step_size": 1}]}]}  # fmt: skip
+        assert (await client.put("/tariffs/STD", json=tariff)).status_code in (200, 201)
+        async with emsp.client() as c, station16(endpoints, client, "CP-1") as cp:
+            assert (
+                await client.post("/tariff-assignments", json={"tariff_id": "STD", "station_id": "CP-1"})
+            ).is_success
+            assert (await c.put(f"{base}/tokens/DE/EMS/RF1", json=Emsp.token("RF1", "ALWAYS"))).is_success
+            await status(cp, 1, "Available")
+            hour_ago = datetime.now(UTC) - timedelta(hours=1)
+            started = await cp.call(call16.StartTransaction(connector_id=1, id_tag="RF1", meter_start=1000,
+                                                            timestamp=hour_ago.isoformat()))  # fmt: skip
+            stop = datetime.now(UTC).replace(microsecond=0)
+            await cp.call(call16.StopTransaction(meter_stop=11000, timestamp=stop.isoformat(),
+                                                 transaction_id=started.transaction_id, id_tag="RF1"))  # fmt: skip
+
+            async def delivered() -> list[Any]:
+                return [r[2] for r in emsp.received if r[1] == "cdrs/"]
+
+            [first] = await eventually(delivered)
+            assert first["total_cost"] == {"excl_vat": 4, "incl_vat": 4.8} and "credit" not in first
+            # the charger's closing register arrives after the stop (docs/hardware.md): 12 kWh, not 10
+            late = {"timestamp": stop.isoformat(), "sampled_value": [{"value": "13000", "measurand":
+                    "Energy.Active.Import.Register", "unit": "Wh", "context": "Transaction.End"}]}  # fmt: skip
+            await cp.call(call16.MeterValues(connector_id=1, transaction_id=started.transaction_id,
+                                             meter_value=[late]))  # fmt: skip
+
+            async def three() -> list[Any]:
+                found = await delivered()
+                return found if len(found) >= 3 else []
+
+            _, credit, fixed = await eventually(three)
+            assert credit["id"] == f"{first['id']}-C" and credit["credit"] is True
+            assert credit["credit_reference_id"] == first["id"]
+            assert credit["total_cost"] == {"excl_vat": -4, "incl_vat": -4.8}
+            assert credit["total_energy"] == first["total_energy"] == 10
+            assert fixed["id"] == f"{first['id']}-R1" and "credit" not in fixed
+            assert fixed["total_energy"] == 12 and fixed["total_cost"] == {"excl_vat": 4.6, "incl_vat": 5.52}
+            # the same closing register again: the CDR comes out the same, nothing more is sent
+            await cp.call(call16.MeterValues(connector_id=1, transaction_id=started.transaction_id,
+                                             meter_value=[late]))  # fmt: skip
+            await asyncio.sleep(1.0)
+            assert len(await delivered()) == 3
+            # pulled, the eMSP sees the same three, the first one unchanged
+            listed = (await c.get(f"{base}/cdrs")).json()["data"]
+            assert [x["id"] for x in listed] == [first["id"], credit["id"], fixed["id"]]
+            assert listed[0]["total_cost"] == first["total_cost"]

@@ -3,9 +3,15 @@
 Every ``cost_update_interval_s`` of a priced session (one whose answers carried a cost, 2.0.1; any 1.6 session)
 the CSMS prices it as it stands and sends the charger a 2.0.1 **CostUpdated**, or, to a 1.6 charger that
 declared ``CustomDisplayCostAndPrice`` true, the California Pricing DataTransfer **RunningCost**. To such a 1.6
-charger it also sends **SetUserPrice** with the tariff's text when a driver's token is accepted (Authorize) and
-**FinalCost** with the CDR's total when the session ends (2.0.1 has both in its answers: personalMessage and
-totalCost). The prices come from :mod:`csms.services.cdrs`; this plugin only keeps time and sends.
+charger it also sends **SetUserPrice** with the tariff's text when a driver's token is accepted (Authorize), or,
+for a session that starts without an Authorize at the charger (a remote start: RemoteStartTransaction accepted,
+then StartTransaction; a token the charger knew from its cache or local list), when its StartTransaction is
+accepted; and **FinalCost** with the CDR's total when the session ends (2.0.1 has both in its answers:
+personalMessage and totalCost). The prices come from :mod:`csms.services.cdrs`; this plugin only keeps time and sends.
+
+An ad-hoc session paid at the charger's payment terminal (:mod:`csms.services.payments`) is stopped with
+**RequestStopTransaction** once its running cost reaches the threshold its card's hold allows (the answer's
+``cost_limit``): a 2.0.1 TransactionEventResponse cannot stop a session, and 2.0.1 has no cost limit to give it.
 
 Whether a 1.6 charger shows such messages is its configuration key ``CustomDisplayCostAndPrice``: when the boot
 of a 1.6 charger where a tariff applies is accepted, the plugin asks for that key (GetConfiguration) and keeps
@@ -50,6 +56,10 @@ class CostDisplay:
         self._running: dict[int, _Running] = {}
         #: CostUpdated / RunningCost calls sent (for tests and metrics).
         self.sent = 0
+        #: Ad-hoc sessions stopped because their cost reached their card's hold (transaction ids).
+        self.stopped_at_limit: set[int] = set()
+        #: 1.6 tokens told their price at an Authorize, by station, until their StartTransaction.
+        self._told: dict[str, set[str]] = {}
 
     # ---- plugin -------------------------------------------------------------------------------------------
     def attach(self, host: CsmsHost) -> None:
@@ -65,7 +75,7 @@ class CostDisplay:
         self._versions[station_id] = version
 
     def disconnected(self, station_id: str, now: float) -> None:
-        pass  # the session goes on offline; calls to it are skipped until it is back
+        self._told.pop(station_id, None)  # the session goes on offline; calls to it are skipped until it is back
 
     def committed(self, station_id: str, reports: Reports, now: float) -> None:
         version = self._versions.get(station_id)
@@ -84,13 +94,17 @@ class CostDisplay:
                 and version == OCPP16
             ):
                 call = commands.user_price(version, report.id_token, decision.price_text)
+                self._told.setdefault(station_id, set()).add(report.id_token)
                 self._send_16(station_id, call)
 
     def _transaction(
         self, station_id: str, version: Version, report: ev.StationReport, ack: ev.TransactionAck, now: float
     ) -> None:
+        if isinstance(report, ev.TransactionStarted) and version == OCPP16:
+            self._price_at_start(station_id, version, report, ack)
         if isinstance(report, ev.TransactionEnded):
             self._running.pop(ack.transaction_id, None)
+            self.stopped_at_limit.discard(ack.transaction_id)
             if version == OCPP16 and ack.total_cost is not None:
                 self._final_16(station_id, ack.transaction_id)
         elif (
@@ -102,6 +116,27 @@ class CostDisplay:
             due = now + self._host.config.cost_update_interval_s
             self._running[ack.transaction_id] = _Running(station_id, due)
             self._alarm.arm(due)
+        if (
+            isinstance(report, ev.TransactionUpdated)
+            and ack.cost_limit is not None
+            and ack.total_cost is not None
+            and ack.total_cost >= ack.cost_limit
+            and ack.transaction_id not in self.stopped_at_limit
+        ):
+            self.stopped_at_limit.add(ack.transaction_id)
+            log.info("station %s: transaction %s reached its card's hold, stopped", station_id, ack.transaction_id)
+            self._call(station_id, commands.remote_stop(version, ack.transaction_id, report.charger_tx_id))
+
+    def _price_at_start(
+        self, station_id: str, version: Version, report: ev.TransactionStarted, ack: ev.TransactionAck
+    ) -> None:
+        """SetUserPrice for a 1.6 session whose driver was not told the price at an Authorize (remote start)."""
+        text = ack.authorization.price_text if ack.authorization is not None else None
+        told = self._told.get(station_id, set())
+        if report.id_token in told:
+            told.discard(report.id_token)
+        elif text and report.id_token:
+            self._send_16(station_id, commands.user_price(version, report.id_token, text))
 
     # ---- the periodic update ------------------------------------------------------------------------------
     def _on_timer(self) -> None:

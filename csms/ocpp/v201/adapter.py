@@ -160,7 +160,8 @@ def certificate_id(data: dict[str, Any]) -> ev.CertificateId:
 def _authorize(p: dict[str, Any]) -> ev.AuthorizationRequested:
     token = p["idToken"]
     contract = tuple(certificate_id(one) for one in p.get("iso15118CertificateHashData", ()))
-    return ev.AuthorizationRequested(token["idToken"], token["type"], p.get("certificate"), contract)
+    card = next((i["additionalIdToken"] for i in token.get("additionalInfo", ()) if i["type"] == ev.PAYMENT_CARD), None)
+    return ev.AuthorizationRequested(token["idToken"], token["type"], p.get("certificate"), contract, card)
 
 
 PARSERS: dict[str, Callable[[dict[str, Any]], ev.StationReport]] = {
