@@ -43,6 +43,7 @@ from csms.store.models import (
     TariffAssignment,
     TariffRow,
     Transaction,
+    User,
 )
 
 #: The session cookie; under TLS with the ``__Host-`` prefix (Secure, path /, no Domain: no subdomain can set it).
@@ -64,6 +65,7 @@ SCOPED_PARAMS: dict[str, tuple[type[Any], str]] = {
     "driver_id": (FleetDriver, "driver"),
     "depot_id": (Site, "depot"),
     "property_id": (Property, "property"),
+    "user_id": (User, "user"),
 }
 
 
@@ -88,6 +90,11 @@ class Principal:
 
     def sees(self, organisation_id: int) -> bool:
         return organisations.visible(self.scope, organisation_id)
+
+    @property
+    def manager(self) -> users.Manager:
+        """As a manager of users (a key has no e-mail of its own)."""
+        return users.Manager(self.role, self.organisation_id, self.name if self.kind == "user" else None)
 
     def adopt(self, row: Any) -> None:
         """A new object made by this caller belongs to its organisation."""

@@ -233,6 +233,7 @@ B_OBJECTS: dict[str, str | int] = {
     "entry_id": 9906,
     "number": "INV-2026-099999",
     "assignment_id": 9907,
+    "user_id": 9908,
 }
 #: Path parameters that name a part of the object before them in the path (a site's node, a station's EVSE).
 SUB_PARAMS = {"node_id": "grid", "evse_id": 1, "action": "Reset", "message_id": 1, "unit": "u1"}
@@ -254,6 +255,7 @@ def own_b(db: Any, org: int) -> None:
     db.add(m.BillingAccount(id=ids["account_id"], kind="driver", name="B", billing="postpaid", currency="EUR",
                             created_at=at, organisation_id=org))  # fmt: skip
     db.add(m.FleetDriver(id="zz9b-driver", name="B", organisation_id=org))
+    db.add(m.User(id=ids["user_id"], email="zz9b@example.com", role="owner", organisation_id=org, created_at=at))
     db.add(m.Property(id=ids["property_id"], name="B", currency="EUR", billing_mode="flat_fee", utility_rate="0.3",
                       created_at=at, organisation_id=org))  # fmt: skip
     db.add(m.FirmwareFile(name="zz9b-fw.bin", size=1, sha256="0" * 64, content=b"x", created_at=at,
@@ -351,5 +353,5 @@ async def test_no_list_shows_another_organisations_rows(session_factory, gateway
     assert not wrong, "\n".join(wrong)
     expected = {"/stations", "/sites", "/tokens", "/tariffs", "/accounts", "/transactions", "/alerts", "/uptime",
                 "/exclusions", "/reservations", "/invoices", "/fleet/vehicles", "/fleet/board", "/firmware-files",
-                "/tariff-assignments", "/reports/usage", "/reports/sessions"}  # fmt: skip
+                "/tariff-assignments", "/reports/usage", "/reports/sessions", "/users"}  # fmt: skip
     assert expected <= shown, f"B's rows were not in the platform's view of {sorted(expected - shown)}"
