@@ -21,9 +21,10 @@ from csms.api import auth, dashboard
 from csms.api.console import HEADERS
 from csms.api.deps import DbSession, transaction
 from csms.api.local_lists import list_sync
+from csms.api.routes.fleet import DriverIn
 from csms.api.routes.tariffs import TariffIn
 from csms.api.schemas import TokenCreate
-from csms.services import apikeys, authorization, local_lists, organisations, tariffs
+from csms.services import apikeys, authorization, fleet, local_lists, organisations, tariffs
 from csms.services.errors import DomainError, Invalid, NotFound
 from csms.services.roles import PLATFORM_ADMIN, ROLES
 from csms.store.models import ApiKey
@@ -36,6 +37,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "tokens": ("GET", "/tokens"),
     "token-create": ("POST", "/tokens"),
     "token-status": ("PATCH", "/tokens/{id_token}"),
+    "driver-create": ("POST", "/fleet/drivers"),
     "tariffs": ("GET", "/tariffs"),
     "tariff-put": ("PUT", "/tariffs/{tariff_id}"),
     "tariff-delete": ("DELETE", "/tariffs/{tariff_id}"),
@@ -69,8 +71,12 @@ async def _submit(request: Request, work: Any) -> Response:
 # ---- id tokens ----------------------------------------------------------------------------------------------
 def _tokens_page(request: Request, db: Session, principal: auth.Principal, code: int = 200, **context: Any) -> Response:
     rows = authorization.list_tokens(db, organisation_id=principal.scope)
-    return dashboard.render(request, "tokens.html", principal, "tokens", code, title="Id tokens", tokens=rows,
-                            can_create=_can(principal, "token-create"), can_block=_can(principal, "token-status"),
+    drivers = fleet.list_drivers(db, principal.scope)
+    vehicles = fleet.list_vehicles(db, organisation_id=principal.scope)
+    cards = {v.driver_id: v.id_token for v in vehicles if v.driver_id and v.id_token}
+    return dashboard.render(request, "tokens.html", principal, "tokens", code, title="Id tokens and drivers",
+                            tokens=rows, drivers=drivers, cards=cards, can_create=_can(principal, "token-create"),
+                            can_block=_can(principal, "token-status"), can_add_driver=_can(principal, "driver-create"),
                             **context)  # fmt: skip
 
 
@@ -121,6 +127,35 @@ async def set_token_status(request: Request, id_token: str) -> Response:
             return _tokens_page(request, db, principal, 422, error="status: Accepted or Blocked")
         row = authorization.update(db, id_token, {"status": wanted}, _now())
         return _follow(request, db, row.id_token, {row.group_id})
+
+    return await _submit(request, work)
+
+
+@router.post("/console/drivers", response_class=HTMLResponse)
+async def create_driver(request: Request) -> Response:
+    fields = await dashboard.form_fields(request)
+
+    def work(db: Session) -> Response:
+        principal = _caller(request, db, "driver-create")
+        if not dashboard.csrf_ok(principal, fields):
+            return dashboard.refused(request, FORM_EXPIRED, status.HTTP_403_FORBIDDEN)
+        try:
+            body = DriverIn.model_validate(
+                {
+                    "id": fields.get("id", ""),
+                    "name": fields.get("name", ""),
+                    "cost_centre": fields.get("cost_centre") or None,
+                }
+            )
+            driver = fleet.create_driver(db, body.id, name=body.name, cost_centre=body.cost_centre)
+        except ValidationError as invalid:
+            db.rollback()
+            return _tokens_page(request, db, principal, 422, error=_error(invalid))
+        except DomainError as refused:
+            db.rollback()
+            return _tokens_page(request, db, principal, refused.status_code, error=refused.message)
+        principal.adopt(driver)
+        return RedirectResponse("/console/tokens", status.HTTP_303_SEE_OTHER, headers=HEADERS)
 
     return await _submit(request, work)
 

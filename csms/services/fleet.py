@@ -64,6 +64,14 @@ def create_driver(db: Session, driver_id: str, *, name: str, cost_centre: str | 
     return driver
 
 
+def list_drivers(db: Session, organisation_id: int | None = None) -> list[FleetDriver]:
+    """Every fleet driver (of one organisation, when given)."""
+    stmt = select(FleetDriver).order_by(FleetDriver.id)
+    if organisation_id is not None:
+        stmt = stmt.where(FleetDriver.organisation_id == organisation_id)
+    return list(db.scalars(stmt))
+
+
 def create_vehicle(db: Session, vehicle_id: str, *, now: datetime, **fields: Any) -> FleetVehicle:
     """A vehicle (``fields``: name, battery_kwh, and optionally vin, max_ac_kw, max_dc_kw, id_token, emaid,
     driver_id, cost_centre, depot_id, tz)."""

@@ -39,6 +39,7 @@ async def test_tokens_tariffs_and_keys_pages_by_role_and_organisation(session_fa
 
         async with browser_of(base, "owner@b.example") as other:
             assert "TAG-1" not in (await other.get("/console/tokens")).text
+            assert "Add driver" in (await other.get("/console/tokens")).text
             token = form_token((await other.get("/console/tokens")).text)
             blocked = await other.post("/console/tokens/TAG-1/status", data={"csrf_token": token, "status": "Blocked"})
             assert blocked.status_code == 404  # another organisation's token is not there
@@ -63,6 +64,13 @@ async def test_tokens_tariffs_and_keys_pages_by_role_and_organisation(session_fa
             assert SCRIPT not in listed and "&lt;script&gt;alert(1)&lt;/script&gt;" in listed  # text, not markup
             blocked = await owner.post("/console/tokens/NEW-1/status", data={"csrf_token": token, "status": "Blocked"})
             assert blocked.status_code == 303
+            driver = await owner.post("/console/drivers", data={"csrf_token": token, "id": "D-1", "name": SCRIPT,
+                                                                "cost_centre": "CC-1"})  # fmt: skip
+            assert driver.status_code == 303
+            bad_driver = await owner.post("/console/drivers", data={"csrf_token": token, "id": "D 2", "name": "x"})
+            assert bad_driver.status_code == 422
+            listed = (await owner.get("/console/tokens")).text
+            assert "D-1" in listed and "CC-1" in listed and SCRIPT not in listed
 
             tariffs = await owner.get("/console/tariffs")
             assert "B-TARIFF" not in tariffs.text
@@ -104,6 +112,9 @@ async def test_tokens_tariffs_and_keys_pages_by_role_and_organisation(session_fa
 
             deleted = await owner.post("/console/tariffs/A-STANDARD/delete", data={"csrf_token": token})
             assert deleted.status_code == 303
+
+        async with browser_of(base, "owner@b.example") as other:
+            assert "D-1" not in (await other.get("/console/tokens")).text  # org-a's driver stays org-a's
 
         # A forged or stale cookie is no session: the API answers 401, the pages send the browser to sign in.
         async with httpx.AsyncClient(base_url=base, cookies={"ct_session": "forged"}) as forged:
