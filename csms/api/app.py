@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
-from csms.api import console, dashboard, operations
+from csms.api import console, console_registry, dashboard, operations
 from csms.api.audit import AuditTrail
 from csms.api.auth import require_access
 from csms.api.docs_pages import mount_docs
@@ -42,6 +42,7 @@ from csms.api.routes import (
     tokens,
     transactions,
     uptime,
+    users,
     webhooks,
 )
 from csms.gateway.server import Gateway
@@ -73,6 +74,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
         stations, tokens, transactions, calls, credentials, sites, uptime, alerts, webhooks, diagnostics,
         security_events, certificates, contract_roots, configuration, display_messages, reservations,
         monitoring, local_lists, bundles, repoint, reports, billing, fleet, multifamily, tariffs, roaming, audit,
+        users,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router, prefix=PREFIX, dependencies=secured)
@@ -86,6 +88,7 @@ def create_app(session_factory: sessionmaker[Session], gateway: Gateway, api_key
     dashboard.install(app)  # the console's pages at / and /console/… and their assets (no CDN)
     operations.install(app)  # station list, alerts, uptime, load management, and the live (SSE) streams
     app.include_router(console.router)  # sign-in, sign-out, password change, one-time set-password links
+    app.include_router(console_registry.router)  # id tokens, tariffs and API keys pages
     mount_docs(app)
 
     @app.exception_handler(DomainError)

@@ -29,11 +29,21 @@ from csms.store.models import (
     DEFAULT_ORGANISATION_ID,
     Alert,
     BillingAccount,
+    ExclusionWindowRow,
+    FileTransfer,
+    FleetDriver,
+    FleetVehicle,
     IdToken,
+    Invoice,
+    LedgerEntry,
+    Property,
+    Reservation,
     Site,
     Station,
+    TariffAssignment,
     TariffRow,
     Transaction,
+    User,
 )
 
 #: The session cookie; under TLS with the ``__Host-`` prefix (Secure, path /, no Domain: no subdomain can set it).
@@ -51,6 +61,11 @@ SCOPED_PARAMS: dict[str, tuple[type[Any], str]] = {
     "id_token": (IdToken, "id token"),
     "tariff_id": (TariffRow, "tariff"),
     "account_id": (BillingAccount, "account"),
+    "vehicle_id": (FleetVehicle, "vehicle"),
+    "driver_id": (FleetDriver, "driver"),
+    "depot_id": (Site, "depot"),
+    "property_id": (Property, "property"),
+    "user_id": (User, "user"),
 }
 
 
@@ -75,6 +90,11 @@ class Principal:
 
     def sees(self, organisation_id: int) -> bool:
         return organisations.visible(self.scope, organisation_id)
+
+    @property
+    def manager(self) -> users.Manager:
+        """As a manager of users (a key has no e-mail of its own)."""
+        return users.Manager(self.role, self.organisation_id, self.name if self.kind == "user" else None)
 
     def adopt(self, row: Any) -> None:
         """A new object made by this caller belongs to its organisation."""
@@ -171,7 +191,55 @@ def check_access(request: Request, db: Session) -> Principal:
 STATION_OWNED_PARAMS: dict[str, tuple[type[Any], str]] = {
     "transaction_id": (Transaction, "transaction"),
     "alert_id": (Alert, "alert"),
+    "exclusion_id": (ExclusionWindowRow, "exclusion window"),
+    "reservation_id": (Reservation, "reservation"),
+    "transfer_id": (FileTransfer, "transfer"),
 }
+#: Path parameters that name an object of a billing account (a ledger entry, an invoice); the account decides.
+ACCOUNT_OWNED_PARAMS: dict[str, tuple[type[Any], str]] = {
+    "entry_id": (LedgerEntry, "ledger entry"),
+    "number": (Invoice, "invoice"),
+}
+#: Path parameters that name an object of a tariff (where it applies); the tariff decides.
+TARIFF_OWNED_PARAMS: dict[str, tuple[type[Any], str]] = {
+    "assignment_id": (TariffAssignment, "tariff assignment"),
+}
+#: Every parameter that names an organisation's object, with the column of the object that decides (None: its
+#: own ``organisation_id``) and that object's model.
+_OWNERS: dict[str, tuple[dict[str, tuple[type[Any], str]], str | None, type[Any] | None]] = {
+    "own": (SCOPED_PARAMS, None, None),
+    "station": (STATION_OWNED_PARAMS, "station_id", Station),
+    "account": (ACCOUNT_OWNED_PARAMS, "account_id", BillingAccount),
+    "tariff": (TARIFF_OWNED_PARAMS, "tariff_id", TariffRow),
+}
+TENANT_PARAMS = frozenset(name for table, _, _ in _OWNERS.values() for name in table)
+_MAX_ID = 2**63 - 1
+
+
+def _key(model: type[Any], value: Any) -> Any:
+    """``value`` as ``model``'s primary key (None: it cannot be one)."""
+    python_type = model.__table__.primary_key.columns.values()[0].type.python_type
+    if python_type is int:
+        text = str(value)
+        return int(text) if text.isdigit() and int(text) <= _MAX_ID else None
+    return value if isinstance(value, str) else None
+
+
+def organisation_of(db: Session, name: str, value: Any) -> tuple[int | None, str] | None:
+    """The organisation of the object a parameter ``name`` names (None inside: no such object) and what a 404
+    calls it; None when ``name`` names no organisation's object."""
+    for table, via, parent in _OWNERS.values():
+        if name not in table:
+            continue
+        model, what = table[name]
+        key = _key(model, value)
+        row = db.get(model, key) if key is not None else None
+        if row is not None and via is not None and parent is not None:
+            owner_key = getattr(row, via)
+            row = db.get(parent, owner_key) if owner_key is not None else None
+        label = f"{what} {value!r}" if isinstance(key, str) else f"{what} {value}"
+        return (row.organisation_id if row is not None else None), label
+    return None
 
 
 def check_tenant(principal: Principal, named: Iterable[tuple[str, Any]], db: Session) -> None:
@@ -180,17 +248,12 @@ def check_tenant(principal: Principal, named: Iterable[tuple[str, Any]], db: Ses
     if principal.scope is None:
         return
     for name, value in named:
-        if name in SCOPED_PARAMS and isinstance(value, str):
-            model, what = SCOPED_PARAMS[name]
-            row = db.get(model, value)
-            if row is not None and not principal.sees(row.organisation_id):
-                raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what} {value!r} not found")
-        elif name in STATION_OWNED_PARAMS and str(value).isdigit() and int(value) <= 2**63 - 1:
-            model, what = STATION_OWNED_PARAMS[name]
-            owned = db.get(model, int(value))
-            station = db.get(Station, owned.station_id) if owned is not None else None
-            if station is not None and not principal.sees(station.organisation_id):
-                raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what} {value} not found")
+        found = organisation_of(db, name, value)
+        if found is None:
+            continue
+        organisation_id, label = found
+        if organisation_id is not None and not principal.sees(organisation_id):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{label} not found")
 
 
 def named_in_body(body: Any) -> Iterator[tuple[str, Any]]:
@@ -199,12 +262,12 @@ def named_in_body(body: Any) -> Iterator[tuple[str, Any]]:
     if not isinstance(body, dict):
         return
     for key, value in body.items():
-        if key in SCOPED_PARAMS or key in STATION_OWNED_PARAMS:
+        if key in TENANT_PARAMS:
             yield key, value
         elif isinstance(value, list):
             for item in value[:100_000]:
                 if isinstance(item, dict):
-                    yield from ((k, v) for k, v in item.items() if k in SCOPED_PARAMS or k in STATION_OWNED_PARAMS)
+                    yield from ((k, v) for k, v in item.items() if k in TENANT_PARAMS)
 
 
 async def _json_body(request: Request) -> Any:

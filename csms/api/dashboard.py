@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from csms import uptime as up
 from csms.api import auth, permissions
 from csms.api.console import HEADERS, form, signed_in
-from csms.api.deps import DbSession, GatewayDep, read_factory
+from csms.api.deps import DbSession, GatewayDep, read_factory, transaction
 from csms.api.routes import calls as call_routes
 from csms.api.routes import configuration as configuration_routes
 from csms.api.routes import diagnostics as diagnostics_routes
@@ -61,7 +61,7 @@ from csms.services import (
 )
 from csms.services.errors import DomainError
 from csms.services.roles import PLATFORM_ADMIN, ROLES, Permission
-from csms.store.models import Cdr, Station, Transaction, TransactionStatus, User
+from csms.store.models import Cdr, Station, Transaction, TransactionStatus
 
 router = APIRouter(include_in_schema=False)
 
@@ -151,6 +151,8 @@ def _nav(principal: auth.Principal) -> dict[str, bool]:
         "stations": _may(principal, "GET", "/stations"),
         "alerts": _may(principal, "GET", "/alerts"),
         "uptime": _may(principal, "GET", "/uptime"),
+        "tokens": _may(principal, "GET", "/tokens"),
+        "tariffs": _may(principal, "GET", "/tariffs"),
     }
 
 
@@ -178,6 +180,13 @@ def _refused(request: Request, message: str, status_code: int) -> HTMLResponse:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+#: For the registry pages (csms/api/console_registry.py): the same guards and form reader as these pages.
+may = _may
+csrf_ok = _csrf_ok
+form_fields = _form
+refused = _refused
 
 
 # ---- the sites overview ---------------------------------------------------------------------------------
@@ -505,10 +514,13 @@ def _users_caller(request: Request, db: Session) -> auth.Principal:
     return principal
 
 
+users_caller = _users_caller
+
+
 def _users_page(
     request: Request, db: Session, principal: auth.Principal, status_code: int = 200, **context: Any
 ) -> Response:
-    listed = [u for u in users.list_users(db) if principal.sees(u.organisation_id)]
+    listed = users.visible_users(db, principal.manager)
     roles = [r for r in ROLES if r != PLATFORM_ADMIN or principal.role == PLATFORM_ADMIN]
     slugs = organisations.slugs(db)
     return render(request, "users.html", principal, "users", status_code, title="Users", users=listed, roles=roles,
@@ -526,17 +538,13 @@ async def add_user(request: Request) -> Response:
     fields = await _form(request)
 
     def work() -> Response:
-        with request.app.state.session_factory() as db, db.begin():
-            db.info["audit"] = getattr(request.state, "audit", None)
+        with transaction(request, last=True) as db:
             principal = _users_caller(request, db)
             if not _csrf_ok(principal, fields):
                 return _refused(request, "the form expired or was not sent from this site: reload the page", 403)
             role = fields.get("role", "")
-            if role == PLATFORM_ADMIN and principal.role != PLATFORM_ADMIN:
-                return _users_page(request, db, principal, 403, error="role: only a platform admin makes one")
-            org = organisations.slugs(db).get(principal.organisation_id)
             try:
-                user, token = users.add(db, fields.get("email", ""), role, org, _now())
+                user, token = users.add_by(db, principal.manager, fields.get("email", ""), role, None, _now())
             except DomainError as refused:
                 db.rollback()
                 with request.app.state.session_factory() as fresh:
@@ -552,23 +560,18 @@ async def disable_user(request: Request, user_id: int) -> Response:
     fields = await _form(request)
 
     def work() -> Response:
-        with request.app.state.session_factory() as db, db.begin():
-            db.info["audit"] = getattr(request.state, "audit", None)
+        with transaction(request, last=True) as db:
             principal = _users_caller(request, db)
             if not _csrf_ok(principal, fields):
                 return _refused(request, "the form expired or was not sent from this site: reload the page", 403)
-            target = db.get(User, user_id)
-            if target is None or not principal.sees(target.organisation_id):
-                raise HTTPException(status.HTTP_404_NOT_FOUND, f"user {user_id} not found")
-            if target.email == principal.name:
-                return _users_page(request, db, principal, 409, error="you cannot disable yourself")
-            if target.role == PLATFORM_ADMIN and principal.role != PLATFORM_ADMIN:
-                return _users_page(request, db, principal, 403, error="only a platform admin disables a platform admin")
-            owners = [u for u in users.list_users(db) if u.organisation_id == target.organisation_id
-                      and u.role == "owner" and not u.disabled]  # fmt: skip
-            if target.role == "owner" and owners == [target]:
-                return _users_page(request, db, principal, 409, error="an organisation keeps at least one owner")
-            users.set_disabled(db, target.email, True, _now())
+            try:
+                users.set_disabled_by(db, principal.manager, user_id, True, _now())
+            except DomainError as refused:
+                db.rollback()
+                if refused.status_code == status.HTTP_404_NOT_FOUND:
+                    raise HTTPException(refused.status_code, refused.message) from None
+                with request.app.state.session_factory() as fresh:
+                    return _users_page(request, fresh, principal, refused.status_code, error=refused.message)
             return RedirectResponse("/console/users", status.HTTP_303_SEE_OTHER, headers=HEADERS)
 
     return await run_in_threadpool(work)

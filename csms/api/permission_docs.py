@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from csms.api.auth import SCOPED_PARAMS, STATION_OWNED_PARAMS
+from csms.api.auth import TENANT_PARAMS
 from csms.api.permissions import PREFIX, PUBLIC, ROUTES
 from csms.services.roles import ROLE_PERMISSIONS, ROLES, Permission
 
@@ -27,14 +27,27 @@ SCOPED_LISTS = frozenset(
         "/alerts",
         "/security-events",
         "/audit",
+        "/uptime",
+        "/exclusions",
+        "/reservations",
+        "/invoices",
+        "/fleet/vehicles",
+        "/fleet/board",
+        "/firmware-files",
+        "/tariff-assignments",
+        "/reports/usage",
+        "/reports/sessions",
+        "/reports/plots/energy-per-day.png",
+        "/reports/plots/revenue-per-day.png",
+        "/reports/plots/utilisation-heatmap.png",
+        "/users",
     }
 )
 
 
 def tenant_scoped(method: str, path: str) -> bool:
     """Whether a route is held to the caller's organisation (a named object, or a filtered list)."""
-    named = [*SCOPED_PARAMS, *STATION_OWNED_PARAMS]
-    return any(f"{{{name}}}" in path for name in named) or (method == "GET" and path in SCOPED_LISTS)
+    return any(f"{{{name}}}" in path for name in TENANT_PARAMS) or (method == "GET" and path in SCOPED_LISTS)
 
 
 def matrix() -> str:

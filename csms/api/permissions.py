@@ -159,6 +159,10 @@ ROUTES: dict[tuple[str, str], P | Literal["public"]] = {
     ("DELETE", "/tariff-assignments/{assignment_id}"): P.TARIFFS,
     ("GET", "/stations/{station_id}/price-quote"): P.READ,
     ("GET", "/audit"): P.AUDIT,
+    ("GET", "/users"): P.USERS,
+    ("POST", "/users"): P.USERS,
+    ("PATCH", "/users/{user_id}"): P.USERS,
+    ("POST", "/users/{user_id}/reset-link"): P.USERS,
     # OCPI roaming partners and their outbox span organisations: the platform's (docs/ocpi.md).
     ("GET", "/ocpi/parties"): P.PLATFORM,
     ("PATCH", "/ocpi/parties/{country_code}/{party_id}"): P.PLATFORM,

@@ -47,8 +47,12 @@ def lookup(db: Session, key: str) -> ApiKey | None:
     return db.scalars(select(ApiKey).where(ApiKey.key_hash == api_key_hash(key), ApiKey.revoked.is_(False))).first()
 
 
-def list_keys(db: Session) -> list[ApiKey]:
-    return list(db.scalars(select(ApiKey).order_by(ApiKey.id)))
+def list_keys(db: Session, organisation_id: int | None = None) -> list[ApiKey]:
+    """Every key (of one organisation, when given)."""
+    query = select(ApiKey).order_by(ApiKey.id)
+    if organisation_id is not None:
+        query = query.where(ApiKey.organisation_id == organisation_id)
+    return list(db.scalars(query))
 
 
 def revoke(db: Session, key_id: int) -> ApiKey:

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from csms.domain import money
-from csms.services import rows
+from csms.services import organisations, rows
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.store.models import AccountToken, BillingAccount, IdToken, Invoice, InvoiceItem, LedgerEntry, PaymentFee
 
@@ -297,9 +297,12 @@ def balance(db: Session, account_id: str) -> int:
 
 
 # ---- invoices -------------------------------------------------------------------------------------------------
-def issue_invoices(db: Session, year: int, month: int, *, tz: tzinfo, now: datetime) -> list[Invoice]:
-    """One invoice per postpaid account with ledger entries of the local month ``year-month`` (or earlier) not yet
-    invoiced; numbered INV-YEAR-NNNNNN without gaps. Issuing the month again invoices only what came since."""
+def issue_invoices(
+    db: Session, year: int, month: int, *, tz: tzinfo, now: datetime, organisation_id: int | None = None
+) -> list[Invoice]:
+    """One invoice per postpaid account (of one organisation, when given) with ledger entries of the local month
+    ``year-month`` (or earlier) not yet invoiced; numbered INV-YEAR-NNNNNN without gaps. Issuing the month again
+    invoices only what came since."""
     if not 1 <= month <= 12:
         raise Invalid("month: 1 to 12")
     start = datetime(year, month, 1, tzinfo=tz)
@@ -308,9 +311,10 @@ def issue_invoices(db: Session, year: int, month: int, *, tz: tzinfo, now: datet
         raise Invalid(f"{year}-{month:02d} has not ended yet")
     invoiced = select(InvoiceItem.entry_id)
     issued = []
-    for account in db.scalars(
-        select(BillingAccount).where(BillingAccount.billing == "postpaid").order_by(BillingAccount.id)
-    ):
+    accounts = select(BillingAccount).where(BillingAccount.billing == "postpaid").order_by(BillingAccount.id)
+    if organisation_id is not None:
+        accounts = accounts.where(BillingAccount.organisation_id == organisation_id)
+    for account in db.scalars(accounts):
         entries = list(
             db.scalars(
                 select(LedgerEntry)
@@ -370,10 +374,13 @@ def get_invoice(db: Session, number: str) -> Invoice:
     return rows.found(db, Invoice, number, "invoice")
 
 
-def list_invoices(db: Session, account_id: str | None = None) -> list[Invoice]:
+def list_invoices(db: Session, account_id: str | None = None, organisation_id: int | None = None) -> list[Invoice]:
+    """Every invoice (of one account's, of one organisation's accounts, when given)."""
     stmt = select(Invoice).order_by(Invoice.number)
     if account_id is not None:
         stmt = stmt.where(Invoice.account_id == account_id)
+    if organisation_id is not None:
+        stmt = stmt.where(Invoice.account_id.in_(organisations.account_ids(organisation_id)))
     return list(db.scalars(stmt))
 
 

@@ -18,8 +18,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from csms.services import organisations
 from csms.services.errors import Conflict, Invalid, NotFound, TooLarge
-from csms.store.models import FileTransfer, FirmwareFile
+from csms.store.models import DEFAULT_ORGANISATION_ID, FileTransfer, FirmwareFile
 from csms.store.models import Station as StationRow
 
 #: How long an upload URL handed to a station works (once), and a firmware URL (until then: stations retry).
@@ -85,9 +86,12 @@ def request_diagnostics(db: Session, station_id: str, now: datetime, ttl: timede
 
 
 def request_firmware(
-    db: Session, station_id: str, name: str, now: datetime, ttl: timedelta
+    db: Session, station_id: str, name: str, now: datetime, ttl: timedelta, organisation_id: int | None = None
 ) -> tuple[FileTransfer, str]:
-    if db.get(FirmwareFile, name) is None:
+    """A firmware transfer of the stored file ``name`` (another organisation's file than ``organisation_id``,
+    when given, is not found)."""
+    file = db.get(FirmwareFile, name)
+    if file is None or not organisations.visible(organisation_id, file.organisation_id):
         raise NotFound(f"firmware file {name!r} not found")
     return _new_transfer(db, station_id, "firmware", now, ttl, firmware_name=name)
 
@@ -151,21 +155,33 @@ def firmware_slot(db: Session, name: str) -> None:
         raise Conflict(f"firmware file {name!r} exists")
 
 
-def store_firmware(db: Session, name: str, content: bytes, now: datetime) -> FirmwareFile:
-    """Raises: Invalid, Conflict (see :func:`firmware_slot`); TooLarge beyond :data:`MAX_FIRMWARE_BYTES`."""
+def store_firmware(
+    db: Session, name: str, content: bytes, now: datetime, organisation_id: int = DEFAULT_ORGANISATION_ID
+) -> FirmwareFile:
+    """The file of ``organisation_id``. Raises: Invalid, Conflict (see :func:`firmware_slot`); TooLarge beyond
+    :data:`MAX_FIRMWARE_BYTES`."""
     firmware_slot(db, name)
     if len(content) > MAX_FIRMWARE_BYTES:
         raise TooLarge(f"firmware image larger than {MAX_FIRMWARE_BYTES} bytes")
     row = FirmwareFile(
-        name=name, size=len(content), sha256=hashlib.sha256(content).hexdigest(), content=content, created_at=now
+        name=name,
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+        content=content,
+        created_at=now,
+        organisation_id=organisation_id,
     )
     db.add(row)
     db.flush()
     return row
 
 
-def list_firmware(db: Session) -> list[FirmwareFile]:
-    return list(db.scalars(select(FirmwareFile).order_by(FirmwareFile.name)))
+def list_firmware(db: Session, organisation_id: int | None = None) -> list[FirmwareFile]:
+    """Every stored firmware file (of one organisation, when given)."""
+    query = select(FirmwareFile).order_by(FirmwareFile.name)
+    if organisation_id is not None:
+        query = query.where(FirmwareFile.organisation_id == organisation_id)
+    return list(db.scalars(query))
 
 
 def firmware_for_token(db: Session, name: str, token: str, now: datetime) -> bytes:

@@ -25,3 +25,7 @@ class Invalid(DomainError):
 
 class TooLarge(DomainError):
     status_code = 413
+
+
+class Forbidden(DomainError):
+    status_code = 403

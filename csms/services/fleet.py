@@ -64,6 +64,14 @@ def create_driver(db: Session, driver_id: str, *, name: str, cost_centre: str | 
     return driver
 
 
+def list_drivers(db: Session, organisation_id: int | None = None) -> list[FleetDriver]:
+    """Every fleet driver (of one organisation, when given)."""
+    stmt = select(FleetDriver).order_by(FleetDriver.id)
+    if organisation_id is not None:
+        stmt = stmt.where(FleetDriver.organisation_id == organisation_id)
+    return list(db.scalars(stmt))
+
+
 def create_vehicle(db: Session, vehicle_id: str, *, now: datetime, **fields: Any) -> FleetVehicle:
     """A vehicle (``fields``: name, battery_kwh, and optionally vin, max_ac_kw, max_dc_kw, id_token, emaid,
     driver_id, cost_centre, depot_id, tz)."""
@@ -99,10 +107,13 @@ def get_vehicle(db: Session, vehicle_id: str) -> FleetVehicle:
     return rows.found(db, FleetVehicle, vehicle_id, "vehicle")
 
 
-def list_vehicles(db: Session, depot_id: str | None = None) -> list[FleetVehicle]:
+def list_vehicles(db: Session, depot_id: str | None = None, organisation_id: int | None = None) -> list[FleetVehicle]:
+    """Every vehicle (of one depot, of one organisation, when given)."""
     stmt = select(FleetVehicle).order_by(FleetVehicle.id)
     if depot_id is not None:
         stmt = stmt.where(FleetVehicle.depot_id == depot_id)
+    if organisation_id is not None:
+        stmt = stmt.where(FleetVehicle.organisation_id == organisation_id)
     return list(db.scalars(stmt))
 
 
@@ -206,12 +217,15 @@ def _zone(name: str) -> ZoneInfo:
 # ---- telematics -----------------------------------------------------------------------------------------------
 def record_soc(
     db: Session, *, vehicle_id: str | None = None, vin: str | None = None, soc_pct: float, at: datetime,
-    now: datetime, source: str = "api",
+    now: datetime, source: str = "api", organisation_id: int | None = None,
 ) -> FleetTelematics:  # fmt: skip
-    """A telematics state of charge, by vehicle id or VIN."""
+    """A telematics state of charge, by vehicle id or VIN (a vehicle of another organisation than
+    ``organisation_id``, when given, is not found)."""
     vehicle = (
         get_vehicle(db, vehicle_id) if vehicle_id else db.scalar(select(FleetVehicle).where(FleetVehicle.vin == vin))
     )
+    if vehicle is not None and organisation_id is not None and vehicle.organisation_id != organisation_id:
+        vehicle = None
     if vehicle is None:
         raise NotFound(f"no vehicle has VIN {vin!r}")
     if not 0 <= soc_pct <= 100:

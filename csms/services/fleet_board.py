@@ -38,9 +38,14 @@ class BoardRow:
 
 
 def board(
-    db: Session, now: datetime, limits_w: Mapping[tuple[str, int], float], depot_id: str | None = None
+    db: Session,
+    now: datetime,
+    limits_w: Mapping[tuple[str, int], float],
+    depot_id: str | None = None,
+    organisation_id: int | None = None,
 ) -> list[BoardRow]:
-    return [_row(db, v, now, limits_w) for v in fleet.list_vehicles(db, depot_id)]
+    """Every vehicle (of one depot, of one organisation, when given) and whether it will be ready."""
+    return [_row(db, v, now, limits_w) for v in fleet.list_vehicles(db, depot_id, organisation_id)]
 
 
 def _row(db: Session, vehicle: FleetVehicle, now: datetime, limits_w: Mapping[tuple[str, int], float]) -> BoardRow:

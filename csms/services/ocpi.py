@@ -206,8 +206,9 @@ def set_location(db: Session, location_id: str, details: dict[str, Any], now: da
     for key, pattern in _LOCATION_RULES.items():
         if not re.fullmatch(pattern, str(details.get(key) or "")):
             raise Invalid(f"{key}: {details.get(key)!r} does not match {pattern}")
-    if details.get("postal_code") is not None and len(details["postal_code"]) > 10:
-        raise Invalid("postal_code: at most 10 characters")
+    for key, most in (("postal_code", 10), ("name", 255), ("time_zone", 255)):  # the columns' lengths
+        if details.get(key) is not None and len(details[key]) > most:
+            raise Invalid(f"{key}: at most {most} characters")
     row = db.get(OcpiLocation, location_id)
     if row is None:
         row = OcpiLocation(id=location_id)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from csms.services.errors import Conflict, Invalid, NotFound
-from csms.store.models import DEFAULT_ORGANISATION_ID, Organisation
+from csms.store.models import DEFAULT_ORGANISATION_ID, BillingAccount, Organisation, Station
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
@@ -54,3 +54,13 @@ def visible(scope: int | None, organisation_id: int) -> bool:
     """Whether a caller scoped to organisation ``scope`` (None: every organisation) sees an object of
     ``organisation_id``."""
     return scope is None or scope == organisation_id
+
+
+def station_ids(organisation_id: int) -> Select[str]:
+    """The ids of one organisation's stations, as a subquery for what hangs off a station."""
+    return select(Station.id).where(Station.organisation_id == organisation_id)
+
+
+def account_ids(organisation_id: int) -> Select[str]:
+    """The ids of one organisation's billing accounts, as a subquery for what hangs off an account."""
+    return select(BillingAccount.id).where(BillingAccount.organisation_id == organisation_id)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from csms.domain import events as ev
 from csms.ocpp.outgoing import Reservation as ReservationCall
 from csms.ocpp.versions import OCPP16
-from csms.services import stations
+from csms.services import organisations, stations
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.store.models import Connector, Reservation, StationEvent
 
@@ -232,9 +232,12 @@ def listing(
     id_token: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    organisation_id: int | None = None,
 ) -> list[Reservation]:
-    """Newest first."""
+    """Newest first (of one organisation's stations, when ``organisation_id`` is given)."""
     query = select(Reservation)
+    if organisation_id is not None:
+        query = query.where(Reservation.station_id.in_(organisations.station_ids(organisation_id)))
     if station_id is not None:
         query = query.where(Reservation.station_id == station_id)
     if status is not None:

@@ -144,8 +144,14 @@ def _same_place(site_id: str | None, station_id: str | None, evse_id: int | None
     ]
 
 
-def assignments(db: Session) -> list[TariffAssignment]:
-    return list(db.scalars(select(TariffAssignment).order_by(TariffAssignment.id)))
+def assignments(db: Session, organisation_id: int | None = None) -> list[TariffAssignment]:
+    """Every assignment (of one organisation's tariffs, when given)."""
+    query = select(TariffAssignment).order_by(TariffAssignment.id)
+    if organisation_id is not None:
+        query = query.where(
+            TariffAssignment.tariff_id.in_(select(TariffRow.id).where(TariffRow.organisation_id == organisation_id))
+        )
+    return list(db.scalars(query))
 
 
 def unassign(db: Session, assignment_id: int) -> None:

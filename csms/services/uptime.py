@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from csms import uptime as up
 from csms.domain import events as ev
 from csms.domain.transaction import TransactionStatus
+from csms.services import organisations
 from csms.services.errors import Invalid, NotFound
 from csms.store.models import (
     ConnectionEvent,
@@ -65,10 +66,15 @@ def create_exclusion(  # noqa: PLR0913 - one keyword-only argument per field of 
     return row
 
 
-def list_exclusions(db: Session, station_id: str | None = None) -> list[ExclusionWindowRow]:
+def list_exclusions(
+    db: Session, station_id: str | None = None, organisation_id: int | None = None
+) -> list[ExclusionWindowRow]:
+    """Every declared window (of one station's, of one organisation's stations, when given)."""
     query = select(ExclusionWindowRow).order_by(ExclusionWindowRow.start, ExclusionWindowRow.id)
     if station_id is not None:
         query = query.where(ExclusionWindowRow.station_id == station_id)
+    if organisation_id is not None:
+        query = query.where(ExclusionWindowRow.station_id.in_(organisations.station_ids(organisation_id)))
     return list(db.scalars(query))
 
 
@@ -98,11 +104,14 @@ def record_availability_order(db: Session, station_id: str, evse_id: int, operat
 
 
 # ---- histories ----------------------------------------------------------------------------------------------
-def ports(db: Session, station_id: str | None = None) -> list[tuple[str, int]]:
-    """Every (station, EVSE) that reported a status; EVSE 0 (the station itself) is not a port."""
+def ports(db: Session, station_id: str | None = None, organisation_id: int | None = None) -> list[tuple[str, int]]:
+    """Every (station, EVSE) that reported a status (of one organisation's stations, when given); EVSE 0 (the
+    station itself) is not a port."""
     query = select(Connector.station_id, Connector.evse_id).where(Connector.evse_id > 0).distinct()
     if station_id is not None:
         query = query.where(Connector.station_id == station_id)
+    if organisation_id is not None:
+        query = query.where(Connector.station_id.in_(organisations.station_ids(organisation_id)))
     return sorted((s, e) for s, e in db.execute(query))
 
 
@@ -173,13 +182,20 @@ def exclusion_windows(db: Session, station_id: str, evse_id: int, period: up.Per
 
 # ---- results ------------------------------------------------------------------------------------------------
 def port_uptime(
-    db: Session, period: up.Period, policy: up.ExclusionPolicy = up.DEFAULT_POLICY, station_id: str | None = None
+    db: Session,
+    period: up.Period,
+    policy: up.ExclusionPolicy = up.DEFAULT_POLICY,
+    station_id: str | None = None,
+    organisation_id: int | None = None,
 ) -> list[dict[str, Any]]:
-    """µ per port over ``period`` (NEVI formula; M scaled to the period unless it is twelve months)."""
-    if station_id is not None and db.get(StationRow, station_id) is None:
-        raise NotFound(f"station {station_id!r} not found")
+    """µ per port over ``period`` (NEVI formula; M scaled to the period unless it is twelve months), of one
+    organisation's stations when ``organisation_id`` is given (another's station is not found)."""
+    if station_id is not None:
+        station = db.get(StationRow, station_id)
+        if station is None or not organisations.visible(organisation_id, station.organisation_id):
+            raise NotFound(f"station {station_id!r} not found")
     rows = []
-    for sid, evse_id in ports(db, station_id):
+    for sid, evse_id in ports(db, station_id, organisation_id):
         history = port_history(db, sid, evse_id, period.end)
         result = up.uptime(history, period, exclusion_windows(db, sid, evse_id, period), policy)
         rows.append(

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from csms import uptime as up
 from csms.domain import meter, money
-from csms.services import uptime
+from csms.services import organisations, uptime
 from csms.services.errors import Invalid
 from csms.store.models import Cdr, Connector, FleetDriver, FleetVehicle, IdToken, SiteEvse, Transaction
 
@@ -86,8 +86,10 @@ def sessions(
     site_id: str | None = None,
     station_id: str | None = None,
     batch: int = 2000,
+    organisation_id: int | None = None,
 ) -> Iterator[SessionRow]:
-    """The sessions that started in ``[start, end)``, oldest first, read ``batch`` rows at a time."""
+    """The sessions that started in ``[start, end)`` (at one organisation's stations, when given), oldest first,
+    read ``batch`` rows at a time."""
     stmt = (
         select(
             Transaction.id,
@@ -124,6 +126,8 @@ def sessions(
         stmt = stmt.where(SiteEvse.site_id == site_id)
     if station_id is not None:
         stmt = stmt.where(Transaction.station_id == station_id)
+    if organisation_id is not None:
+        stmt = stmt.where(Transaction.station_id.in_(organisations.station_ids(organisation_id)))
     for r in db.execute(stmt):
         yield SessionRow(
             r.id,
@@ -154,11 +158,12 @@ def usage(
     tz: tzinfo = UTC,
     site_id: str | None = None,
     currency: str | None = None,
+    organisation_id: int | None = None,
 ) -> list[dict[str, Any]]:
     """One row per ``by`` key: sessions started, energy [kWh], revenue (excl. and incl. VAT, in ``currency`` or
     the one currency of the period's CDRs), occupied hours, and where it has a meaning (site, station, day,
     month) the utilisation — occupied time over the ports' time — and for sites and stations the NEVI uptime of
-    their ports over the period."""
+    their ports over the period. With ``organisation_id``: only that organisation's stations, sessions and ports."""
     if by not in DIMENSIONS:
         raise Invalid(f"by must be one of {', '.join(DIMENSIONS)}")
     if currency is not None and not money.is_known(currency):
@@ -166,7 +171,7 @@ def usage(
     start, end = period(start, end)
     totals: dict[str, _Totals] = defaultdict(_Totals)
     seen: set[str] = set()
-    for row in sessions(db, start, end, site_id=site_id):
+    for row in sessions(db, start, end, site_id=site_id, organisation_id=organisation_id):
         started = totals[_key(row, by, tz)]
         started.sessions += 1
         started.energy_wh += row.energy_wh
@@ -176,8 +181,8 @@ def usage(
     if by in ("day", "month"):
         for key in _buckets(start, end, by, tz):
             totals.setdefault(key, _Totals())
-    capacity = _capacity_s(db, start, end, by, tz, site_id)
-    availability = _uptime(db, start, end, by) if by in ("site", "station") else {}
+    capacity = _capacity_s(db, start, end, by, tz, site_id, organisation_id)
+    availability = _uptime(db, start, end, by, organisation_id) if by in ("site", "station") else {}
     rows = []
     for key in sorted(totals):
         t = totals[key]
@@ -211,15 +216,21 @@ def _add_revenue(totals: _Totals, row: SessionRow, currency: str | None, seen: s
 
 
 def occupancy_by_hour(
-    db: Session, start: datetime, end: datetime, *, tz: tzinfo = UTC, site_id: str | None = None
+    db: Session,
+    start: datetime,
+    end: datetime,
+    *,
+    tz: tzinfo = UTC,
+    site_id: str | None = None,
+    organisation_id: int | None = None,
 ) -> list[list[float]]:
     """Mean share of ports occupied, 7 weekdays (Monday first) × 24 local hours, over the period."""
     start, end = period(start, end)
     occupied = [[0.0] * 24 for _ in range(7)]
-    for row in sessions(db, start, end, site_id=site_id):
+    for row in sessions(db, start, end, site_id=site_id, organisation_id=organisation_id):
         for hour_start, seconds in _split(_span(row, start, end), "hour", tz):
             occupied[hour_start.weekday()][hour_start.hour] += seconds
-    ports = max(1, len(_ports(db, site_id)))
+    ports = max(1, len(_ports(db, site_id, organisation_id)))
     hours = [[0.0] * 24 for _ in range(7)]
     for hour_start, seconds in _split((start, end), "hour", tz):
         hours[hour_start.weekday()][hour_start.hour] += seconds
@@ -299,8 +310,11 @@ def _buckets(start: datetime, end: datetime, by: str, tz: tzinfo) -> list[str]:
 
 
 # ---- denominators ---------------------------------------------------------------------------------------------
-def _ports(db: Session, site_id: str | None = None) -> list[tuple[str, int, str | None]]:
-    """Every port (station, EVSE) with its site: the site's wiring, else the station's known connectors."""
+def _ports(
+    db: Session, site_id: str | None = None, organisation_id: int | None = None
+) -> list[tuple[str, int, str | None]]:
+    """Every port (station, EVSE) with its site: the site's wiring, else the station's known connectors (of one
+    organisation's stations, when given)."""
     wired = {
         (r.station_id, r.evse_id): r.site_id
         for r in db.execute(select(SiteEvse.station_id, SiteEvse.evse_id, SiteEvse.site_id))
@@ -311,15 +325,24 @@ def _ports(db: Session, site_id: str | None = None) -> list[tuple[str, int, str 
         .group_by(Connector.station_id, Connector.evse_id)
     )
     ports = dict.fromkeys(wired) | {(r.station_id, r.evse_id): None for r in known}
+    if organisation_id is not None:
+        own = set(db.scalars(organisations.station_ids(organisation_id)))
+        ports = {port: None for port in ports if port[0] in own}
     out = [(s, e, wired.get((s, e))) for s, e in sorted(ports)]
     return out if site_id is None else [p for p in out if p[2] == site_id]
 
 
 def _capacity_s(
-    db: Session, start: datetime, end: datetime, by: Dimension, tz: tzinfo, site_id: str | None
+    db: Session,
+    start: datetime,
+    end: datetime,
+    by: Dimension,
+    tz: tzinfo,
+    site_id: str | None,
+    organisation_id: int | None = None,
 ) -> dict[str, float]:
     """Port-seconds each key had on offer in the period (no denominator for drivers and groups)."""
-    ports = _ports(db, site_id)
+    ports = _ports(db, site_id, organisation_id)
     length = (end - start).total_seconds()
     if by == "station":
         counts: dict[str, int] = defaultdict(int)
@@ -339,11 +362,13 @@ def _capacity_s(
     return {}
 
 
-def _uptime(db: Session, start: datetime, end: datetime, by: Dimension) -> dict[str, float | None]:
+def _uptime(
+    db: Session, start: datetime, end: datetime, by: Dimension, organisation_id: int | None = None
+) -> dict[str, float | None]:
     """Mean NEVI uptime of each station's (or site's) ports over the period."""
-    site_of = {(s, e): site for s, e, site in _ports(db)}
+    site_of = {(s, e): site for s, e, site in _ports(db, organisation_id=organisation_id)}
     values: dict[str, list[float]] = defaultdict(list)
-    for row in uptime.port_uptime(db, up.Period(start, end)):
+    for row in uptime.port_uptime(db, up.Period(start, end), organisation_id=organisation_id):
         key = row["station_id"] if by == "station" else site_of.get((row["station_id"], row["evse_id"])) or NONE_KEY
         if row["uptime_pct"] is not None:
             values[key].append(row["uptime_pct"])

@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from csms.services import organisations
-from csms.services.errors import Conflict, Invalid, NotFound
+from csms.services.errors import Conflict, Forbidden, Invalid, NotFound
 from csms.services.passwords import api_key_hash, hash_password, needs_rehash, verify_password
 from csms.services.roles import PLATFORM_ADMIN, ROLES
 from csms.store.models import ConsoleSession, SignInFailure, User
@@ -271,3 +271,93 @@ def sign_out(db: Session, token: str, now: datetime) -> None:
 def scope_of(organisation_id: int, role: str) -> int | None:
     """The organisation a user or key is limited to (None: a platform admin, limited to none)."""
     return None if role == PLATFORM_ADMIN else organisation_id
+
+
+# ---- managing users (the API's /users and the console's users page) ----------------------------------------
+@dataclass(frozen=True)
+class Manager:
+    """Who manages users: a role in an organisation (a platform admin: every organisation), and ``email`` when it
+    is a user (an API key has none)."""
+
+    role: str
+    organisation_id: int
+    email: str | None = None
+
+    @property
+    def scope(self) -> int | None:
+        return scope_of(self.organisation_id, self.role)
+
+
+def visible_users(db: Session, manager: Manager) -> list[User]:
+    """The users of the manager's organisation (every user, for a platform admin)."""
+    query = select(User).order_by(User.id)
+    if manager.scope is not None:
+        query = query.where(User.organisation_id == manager.scope)
+    return list(db.scalars(query))
+
+
+def managed(db: Session, manager: Manager, user_id: int) -> User:
+    """A user the manager may see. Raises NotFound (also for another organisation's user)."""
+    user = db.get(User, user_id)
+    if user is None or not organisations.visible(manager.scope, user.organisation_id):
+        raise NotFound(f"user {user_id} not found")
+    return user
+
+
+def _grantable(manager: Manager, role: str) -> None:
+    if role not in ROLES:
+        raise Invalid(f"role: must be one of {', '.join(ROLES)}")
+    if role == PLATFORM_ADMIN and manager.role != PLATFORM_ADMIN:
+        raise Forbidden("role: only a platform admin makes a platform admin")
+
+
+def _touchable(db: Session, manager: Manager, user: User, *, losing_owner: bool) -> None:
+    if user.role == PLATFORM_ADMIN and manager.role != PLATFORM_ADMIN:
+        raise Forbidden("only a platform admin changes a platform admin")
+    if manager.email is not None and user.email == manager.email:
+        raise Conflict("you cannot change your own role or disable yourself")
+    if losing_owner and user.role == "owner" and not user.disabled:
+        owners = db.scalars(
+            select(User.id).where(User.organisation_id == user.organisation_id, User.role == "owner", ~User.disabled)
+        )
+        if list(owners) == [user.id]:
+            raise Conflict("an organisation keeps at least one owner")
+
+
+def add_by(
+    db: Session, manager: Manager, email: str, role: str, organisation: str | None, now: datetime
+) -> tuple[User, str]:
+    """A user of the manager's organisation (a platform admin names any, by slug) and their one-time link.
+    Raises Invalid, Forbidden (a platform admin made by anyone else), Conflict, NotFound (organisation)."""
+    _grantable(manager, role)
+    if manager.scope is not None:
+        own = organisations.slugs(db).get(manager.scope)
+        if organisation not in (None, own):
+            raise NotFound(f"organisation {organisation} not found")
+        organisation = own
+    return add(db, email, role, organisation, now)
+
+
+def change_role_by(db: Session, manager: Manager, user_id: int, role: str) -> User:
+    user = managed(db, manager, user_id)
+    _grantable(manager, role)
+    if role != user.role:
+        _touchable(db, manager, user, losing_owner=True)
+        user.role = role
+    return user
+
+
+def set_disabled_by(db: Session, manager: Manager, user_id: int, disabled: bool, now: datetime) -> User:
+    user = managed(db, manager, user_id)
+    if disabled != user.disabled:
+        _touchable(db, manager, user, losing_owner=disabled)
+        set_disabled(db, user.email, disabled, now)
+    return user
+
+
+def reset_by(db: Session, manager: Manager, user_id: int, now: datetime) -> tuple[User, str]:
+    """A new one-time link (the earlier one stops working; the password stays until the link is used)."""
+    user = managed(db, manager, user_id)
+    if user.role == PLATFORM_ADMIN and manager.role != PLATFORM_ADMIN:
+        raise Forbidden("only a platform admin changes a platform admin")
+    return user, _new_link(user, now)

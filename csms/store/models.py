@@ -501,6 +501,10 @@ class FirmwareFile(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: The organisation (tenant) it belongs to; rows made before tenants belong to the default one.
+    organisation_id: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_ORGANISATION_ID, server_default="1", index=True
+    )
 
 
 # ---- load management: sites, their electrical tree, EVSE assignments, site meter readings ------------------
@@ -906,6 +910,10 @@ class FleetDriver(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     cost_centre: Mapped[str | None] = mapped_column(String(40))
+    #: The organisation (tenant) it belongs to; rows made before tenants belong to the default one.
+    organisation_id: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_ORGANISATION_ID, server_default="1", index=True
+    )
 
 
 class FleetVehicle(Base):
@@ -927,6 +935,10 @@ class FleetVehicle(Base):
     depot_id: Mapped[str | None] = mapped_column(ForeignKey("sites.id", ondelete="SET NULL"))
     tz: Mapped[str] = mapped_column(String(40), default="UTC")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: The organisation (tenant) it belongs to; rows made before tenants belong to the default one.
+    organisation_id: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_ORGANISATION_ID, server_default="1", index=True
+    )
 
 
 class FleetDeparture(Base):
@@ -979,6 +991,10 @@ class Property(Base):
     allowance_kwh: Mapped[str] = mapped_column(String(20), default="0")
     vat_pct: Mapped[str] = mapped_column(String(12), default="0")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: The organisation (tenant) it belongs to; rows made before tenants belong to the default one.
+    organisation_id: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_ORGANISATION_ID, server_default="1", index=True
+    )
 
 
 class PropertyUnit(Base):

@@ -37,6 +37,7 @@ BODILESS = {
     ("post", "/api/v1/stations/{station_id}/reservations/{reservation_id}/cancel"),
     ("post", "/api/v1/stations/{station_id}/display-messages/{message_id}/clear"),
     ("post", "/api/v1/stations/{station_id}/clear-cache"),
+    ("post", "/api/v1/users/{user_id}/reset-link"),
 }
 
 

@@ -192,3 +192,39 @@ def test_the_audit_log_is_append_only(session_factory, database_url):
             db.commit()
     with session_factory() as db:
         assert [e.actor for e in db.scalars(select(AuditEntry))] == ["cli:test"]
+
+
+async def test_a_change_whose_audit_entry_cannot_be_written_is_rolled_back(session_factory, gateway, monkeypatch):
+    """The change and its entry are one transaction: when writing the entry fails (after it was flushed), the
+    client gets a 500 and neither the change nor the entry is in the database. Both kinds of endpoint: the one
+    whose session the trail commits, and the ``async`` one running its own transactions."""
+    from csms.services import audit as audit_service
+    from csms.store.models import FirmwareFile, IdToken
+
+    made = make_keys(session_factory)
+    ops = bearer(made, "ops")
+    real = audit_service.record
+    failing = {"on": True}
+
+    def record(db: Any, *args: Any, **kwargs: Any) -> AuditEntry:
+        entry = real(db, *args, **kwargs)
+        if failing["on"]:
+            raise RuntimeError("the audit write failed")
+        return entry
+
+    monkeypatch.setattr(audit_service, "record", record)
+    app = create_app(session_factory, gateway, None)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # the client sees the 500 the server sends
+    async with httpx.AsyncClient(transport=transport, base_url="http://csms", timeout=30) as client:
+        token = await client.post("/api/v1/tokens", json={"id_token": "LOST-1"}, headers=ops)
+        firmware = await client.post("/api/v1/firmware-files", params={"name": "lost.bin"}, content=b"x", headers=ops)
+        assert (token.status_code, firmware.status_code) == (500, 500), (token.text, firmware.text)
+        with session_factory() as db:
+            assert db.get(IdToken, "LOST-1") is None and db.get(FirmwareFile, "lost.bin") is None
+            assert db.scalar(select(AuditEntry).where(AuditEntry.action.like("%/tokens"))) is None
+        failing["on"] = False
+        kept = await client.post("/api/v1/tokens", json={"id_token": "KEPT-1"}, headers=ops)
+        assert kept.status_code == 201
+        rows = await entries(client, ops, security_events="false")
+    assert [(r["action"], r["status"]) for r in rows] == [("POST /api/v1/tokens", 201)]
+    assert rows[0]["after"]["id_tokens:KEPT-1"]["id_token"] == "KEPT-1"

@@ -414,6 +414,36 @@ def _browse(base: str, shots: Path) -> dict[str, Any]:
             page.click("button:has-text('Add user')")
             page.locator("#one-time-link").wait_for()
             page.screenshot(path=shots / "console-users.png", full_page=True)
+            page.goto(base + "/console/tokens")
+            page.fill("input[name=id_token]", "TAG-2")
+            page.fill("input[name=group_id]", "staff")
+            page.click("button:has-text('Add token')")
+            page.wait_for_url(base + "/console/tokens")
+            page.click("#tokens tr:has-text('TAG-2') button:has-text('Block')")
+            page.locator("#tokens tr:has-text('TAG-2'):has-text('Blocked')").wait_for()
+            page.fill("form[action='/console/drivers'] input[name=id]", "D-17")
+            page.fill("form[action='/console/drivers'] input[name=name]", "Sam Okafor")
+            page.fill("form[action='/console/drivers'] input[name=cost_centre]", "CC-NORTH")
+            page.click("button:has-text('Add driver')")
+            page.locator("#drivers tr:has-text('Sam Okafor')").wait_for()
+            seen["tokens"] = page.inner_text("#tokens")
+            page.screenshot(path=shots / "console-tokens.png", full_page=True)
+            page.goto(base + "/console/tariffs")
+            page.fill("input[name=id]", "DAYTIME")
+            page.fill("input[name=energy]", "0.35")
+            page.fill("input[name=flat]", "0.50")
+            page.fill("input[name=vat]", "20")
+            page.click("button:has-text('Save tariff')")
+            page.locator("#tariffs tr:has-text('DAYTIME')").wait_for()
+            seen["tariffs"] = page.inner_text("#tariffs")
+            page.screenshot(path=shots / "console-tariffs.png", full_page=True)
+            page.goto(base + "/console/api-keys")
+            page.fill("input[name=name]", "billing export")
+            page.select_option("select[name=role]", "finance")
+            page.click("button:has-text('Add key')")
+            page.locator("#new-key").wait_for()
+            seen["keys"] = page.inner_text("#keys")
+            page.screenshot(path=shots / "console-api-keys.png", full_page=True)
             seen["errors"] = errors
         finally:
             browser.close()
@@ -450,6 +480,9 @@ async def test_the_console_in_chromium_offline(sqlite_factory, tmp_path):
     assert seen["errors"] == []  # no CSP violation, no failed load
     assert "sessions (kW)" in seen["chart_legend"] and "site limit" in seen["chart_legend"]  # uPlot drew it
     assert any(u.endswith("/console/static/uPlot.iife.min.js") for u in seen["sent"])
+    assert "TAG-2\tISO14443\tBlocked\tstaff" in seen["tokens"] and "TAG-1" in seen["tokens"]
+    assert "0.50 per session, 0.35 per kWh" in seen["tariffs"]
+    assert "billing export\tfinance\torg-a\tactive" in seen["keys"]
 
 
 def test_every_vendored_asset_is_listed_with_its_licence():

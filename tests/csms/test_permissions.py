@@ -212,3 +212,146 @@ async def gateway_on_sqlite(sqlite_factory: Any) -> AsyncIterator[Any]:
     await gw.start("127.0.0.1", 0)
     yield gw
     await gw.stop()
+
+
+# ---- every route that names an object, every list ------------------------------------------------------------
+#: What organisation B owns, one object of each kind a route can name; every id carries the marker ``zz9b``.
+MARK = "zz9b"
+B_OBJECTS: dict[str, str | int] = {
+    "station_id": "zz9b-st",
+    "site_id": "zz9b-site",
+    "id_token": "ZZ9B-TAG",
+    "tariff_id": "zz9b-tariff",
+    "account_id": "zz9b-acct",
+    "vehicle_id": "zz9b-veh",
+    "property_id": "zz9b-prop",
+    "transaction_id": 9901,
+    "alert_id": 9902,
+    "exclusion_id": 9903,
+    "reservation_id": 9904,
+    "transfer_id": 9905,
+    "entry_id": 9906,
+    "number": "INV-2026-099999",
+    "assignment_id": 9907,
+    "user_id": 9908,
+}
+#: Path parameters that name a part of the object before them in the path (a site's node, a station's EVSE).
+SUB_PARAMS = {"node_id": "grid", "evse_id": 1, "action": "Reset", "message_id": 1, "unit": "u1"}
+#: Query values for the lists that need some (a period covering B's session).
+LIST_QUERY = {"start": "2026-01-01T00:00:00Z", "end": "2026-02-01T00:00:00Z", "by": "station"}
+
+
+def own_b(db: Any, org: int) -> None:
+    """One object of every kind, of organisation ``org``, named as in :data:`B_OBJECTS`."""
+    from csms.store import models as m
+
+    at = datetime(2026, 1, 10, 8, tzinfo=UTC)
+    ids: Any = B_OBJECTS
+    db.add(m.Station(id=ids["station_id"], ocpp_version="1.6", created_at=at, organisation_id=org))
+    db.add(m.Site(id=ids["site_id"], created_at=at, updated_at=at, organisation_id=org))
+    db.add(m.IdToken(id_token=ids["id_token"], created_at=at, updated_at=at, organisation_id=org))
+    db.add(m.TariffRow(id=ids["tariff_id"], version=1, currency="EUR", body={}, created_at=at, updated_at=at,
+                       organisation_id=org))  # fmt: skip
+    db.add(m.BillingAccount(id=ids["account_id"], kind="driver", name="B", billing="postpaid", currency="EUR",
+                            created_at=at, organisation_id=org))  # fmt: skip
+    db.add(m.FleetDriver(id="zz9b-driver", name="B", organisation_id=org))
+    db.add(m.User(id=ids["user_id"], email="zz9b@example.com", role="owner", organisation_id=org, created_at=at))
+    db.add(m.Property(id=ids["property_id"], name="B", currency="EUR", billing_mode="flat_fee", utility_rate="0.3",
+                      created_at=at, organisation_id=org))  # fmt: skip
+    db.add(m.FirmwareFile(name="zz9b-fw.bin", size=1, sha256="0" * 64, content=b"x", created_at=at,
+                          organisation_id=org))  # fmt: skip
+    db.flush()
+    db.add(m.FleetVehicle(id=ids["vehicle_id"], name="B", battery_kwh=60, driver_id="zz9b-driver", created_at=at,
+                          organisation_id=org))  # fmt: skip
+    db.add(m.Connector(station_id=ids["station_id"], evse_id=1, connector_id=1))
+    db.add(m.StatusChange(station_id=ids["station_id"], evse_id=1, connector_id=1, status="Available",
+                          timestamp=at, received_at=at))  # fmt: skip
+    db.add(m.Transaction(id=ids["transaction_id"], station_id=ids["station_id"], charger_tx_id="zz9b-tx", evse_id=1,
+                         id_token=ids["id_token"], started_at=at, status="Active"))  # fmt: skip
+    db.add(m.Alert(id=ids["alert_id"], rule="offline", station_id=ids["station_id"], severity="major", raised_at=at))
+    db.add(m.ExclusionWindowRow(id=ids["exclusion_id"], station_id=ids["station_id"], start=at, end=at, cause="x",
+                                declared_at=at))  # fmt: skip
+    db.add(m.Reservation(id=ids["reservation_id"], station_id=ids["station_id"], id_token=ids["id_token"],
+                         id_token_type="ISO14443", expires_at=at, status="active", created_at=at))  # fmt: skip
+    db.add(m.FileTransfer(id=ids["transfer_id"], station_id=ids["station_id"], kind="diagnostics",
+                          token_hash=MARK * 8, requested_at=at, expires_at=at))  # fmt: skip
+    db.add(m.LedgerEntry(id=ids["entry_id"], account_id=ids["account_id"], at=at, kind="charge", amount_minor=100,
+                         currency="EUR", description="B", recorded_at=at))  # fmt: skip
+    db.add(m.Invoice(number=ids["number"], account_id=ids["account_id"], period_start=at, period_end=at,
+                     issued_at=at, currency="EUR", net_minor=1, vat_minor=0, gross_minor=1, lines=[]))  # fmt: skip
+    db.add(m.TariffAssignment(id=ids["assignment_id"], tariff_id=ids["tariff_id"], station_id=ids["station_id"],
+                              created_at=at))  # fmt: skip
+
+
+async def test_every_route_naming_another_organisations_object_answers_404(session_factory, gateway):
+    """For every route of the OpenAPI document whose path names an object: a key of organisation A (an owner:
+    every permission of the organisation) gets 404 for B's object, never 403 and never data; and every such
+    path parameter is one the organisation boundary knows (a new route cannot slip through)."""
+    from csms.api.auth import TENANT_PARAMS
+    from csms.services.roles import Permission
+
+    now = datetime.now(UTC)
+    with session_factory() as db, db.begin():
+        organisations.create(db, "org-a", None, now)
+        org_b = organisations.create(db, "org-b", None, now)
+        key_a = apikeys.create(db, "a", now, role="owner", organisation="org-a")[1]
+        own_b(db, org_b.id)
+    assert set(B_OBJECTS) == set(TENANT_PARAMS) - {"driver_id", "depot_id"}, "a scoped parameter without a case"
+    a = {"Authorization": f"Bearer {key_a}"}
+    async with api(session_factory, gateway) as client:
+        spec = (await client.get("/openapi.json")).json()
+        wrong, tried = [], 0
+        for method, path, _ in operations(spec):
+            needed = ROUTES[(method, path.removeprefix(PREFIX))]
+            names = re.findall(r"\{(\w+)\}", path)
+            if not names or needed in (PUBLIC, Permission.PLATFORM):
+                continue
+            unknown = [n for n in names if n not in B_OBJECTS and n not in SUB_PARAMS]
+            if unknown or not any(n in B_OBJECTS for n in names):
+                wrong.append(f"{method} {path}: {unknown or names} not held to the organisation boundary")
+                continue
+            url = re.sub(r"\{(\w+)\}", lambda m: str({**SUB_PARAMS, **B_OBJECTS}[m.group(1)]), path)
+            json = {} if method in ("POST", "PUT", "PATCH") else None
+            answer = await client.request(method, url, json=json, headers=a)
+            tried += 1
+            if answer.status_code != 404:
+                wrong.append(f"{method} {url}: {answer.status_code} {answer.text[:160]}")
+    assert not wrong, "\n".join(wrong)
+    assert tried >= 60
+
+
+async def test_no_list_shows_another_organisations_rows(session_factory, gateway):
+    """Every GET without a path parameter (the lists and reports), as A: nothing of B's; as the platform admin:
+    B's rows, so the list would have shown them."""
+    from csms.services.roles import Permission
+
+    now = datetime.now(UTC)
+    with session_factory() as db, db.begin():
+        organisations.create(db, "org-a", None, now)
+        org_b = organisations.create(db, "org-b", None, now)
+        key_a = apikeys.create(db, "a", now, role="owner", organisation="org-a")[1]
+        platform = apikeys.create(db, "platform", now)[1]
+        own_b(db, org_b.id)
+    a, p = ({"Authorization": f"Bearer {k}"} for k in (key_a, platform))
+    async with api(session_factory, gateway) as client:
+        spec = (await client.get("/openapi.json")).json()
+        wrong, shown = [], set()
+        for method, path, op in operations(spec):
+            route = path.removeprefix(PREFIX)
+            if method != "GET" or "{" in path or ROUTES[(method, route)] in (PUBLIC, Permission.PLATFORM):
+                continue
+            required = [q["name"] for q in op.get("parameters", []) if q["in"] == "query" and q.get("required")]
+            params = {name: LIST_QUERY[name] for name in required}
+            theirs = await client.get(path, params=params, headers=a)
+            everything = await client.get(path, params=params, headers=p)
+            if theirs.status_code != 200 or everything.status_code != 200:
+                wrong.append(f"GET {route}: {theirs.status_code} / {everything.status_code} {theirs.text[:120]}")
+            elif MARK.encode() in theirs.content.lower():
+                wrong.append(f"GET {route} shows organisation B's rows to A: {theirs.text[:200]}")
+            if MARK.encode() in everything.content.lower():
+                shown.add(route)
+    assert not wrong, "\n".join(wrong)
+    expected = {"/stations", "/sites", "/tokens", "/tariffs", "/accounts", "/transactions", "/alerts", "/uptime",
+                "/exclusions", "/reservations", "/invoices", "/fleet/vehicles", "/fleet/board", "/firmware-files",
+                "/tariff-assignments", "/reports/usage", "/reports/sessions", "/users"}  # fmt: skip
+    assert expected <= shown, f"B's rows were not in the platform's view of {sorted(expected - shown)}"

@@ -253,19 +253,23 @@ def _fee_out(fee: billing.Fee) -> dict[str, Any]:
 
 # ---- invoices -------------------------------------------------------------------------------------------------
 @router.post("/invoices", response_model=list[InvoiceOut], status_code=status.HTTP_201_CREATED)
-def issue_invoices(db: DbSession, body: InvoiceRun) -> list[dict[str, Any]]:
-    """Invoice every postpaid account for a month that has ended (what is not invoiced yet)."""
+def issue_invoices(db: DbSession, body: InvoiceRun, caller: Caller) -> list[dict[str, Any]]:
+    """Invoice every postpaid account (of the caller's organisation) for a month that has ended (what is not
+    invoiced yet)."""
     try:
         tz = ZoneInfo(body.tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise Invalid(f"tz: unknown time zone {body.tz!r}") from None
     year, month = (int(part) for part in body.month.split("-"))
-    return [_invoice_out(i) for i in billing.issue_invoices(db, year, month, tz=tz, now=datetime.now(UTC))]
+    issued = billing.issue_invoices(db, year, month, tz=tz, now=datetime.now(UTC), organisation_id=caller.scope)
+    return [_invoice_out(i) for i in issued]
 
 
 @router.get("/invoices", response_model=list[InvoiceOut])
-def list_invoices(db: DbSession, account_id: Annotated[str | None, Query()] = None) -> list[dict[str, Any]]:
-    return [_invoice_out(i) for i in billing.list_invoices(db, account_id)]
+def list_invoices(
+    db: DbSession, caller: Caller, account_id: Annotated[str | None, Query()] = None
+) -> list[dict[str, Any]]:
+    return [_invoice_out(i) for i in billing.list_invoices(db, account_id, caller.scope)]
 
 
 InvoiceNumber = Annotated[str, Path(pattern=r"^INV-[0-9]{4}-[0-9]{6}$")]

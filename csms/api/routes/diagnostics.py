@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import Field
 
+from csms.api.auth import Caller
 from csms.api.calls import Timeout, call_station, station_version
 from csms.api.deps import DbSession, GatewayDep, in_transaction
 from csms.api.redaction import attachment
@@ -236,21 +237,27 @@ async def download_firmware(
 @router.post(
     "/firmware-files", response_model=FirmwareOut, status_code=status.HTTP_201_CREATED, openapi_extra=FIRMWARE_BODY
 )
-async def upload_firmware(request: Request, name: Annotated[str, Query(pattern=r"^[A-Za-z0-9._-]{1,100}$")]) -> Any:
+async def upload_firmware(
+    request: Request, caller: Caller, name: Annotated[str, Query(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
+) -> Any:
     """Store a firmware image (the raw request body) under ``name``, to be sent with UpdateFirmware.
 
     The name is checked before the body is read (409 taken), and the body is read only up to
     ``csms.services.diagnostics.MAX_FIRMWARE_BYTES`` (413 beyond it)."""
     await in_transaction(request, lambda db: diagnostics.firmware_slot(db, name))
     content = await _bounded_body(request, diagnostics.MAX_FIRMWARE_BYTES, "firmware image")
+    now = datetime.now(UTC)
     return await in_transaction(
-        request, lambda db: FirmwareOut.model_validate(diagnostics.store_firmware(db, name, content, datetime.now(UTC)))
+        request,
+        lambda db: FirmwareOut.model_validate(
+            diagnostics.store_firmware(db, name, content, now, caller.organisation_id)
+        ),
     )
 
 
 @router.get("/firmware-files", response_model=list[FirmwareOut])
-def list_firmware(db: DbSession) -> Any:
-    return diagnostics.list_firmware(db)
+def list_firmware(db: DbSession, caller: Caller) -> Any:
+    return diagnostics.list_firmware(db, caller.scope)
 
 
 @router.post("/stations/{station_id}/diagnostics", response_model=TransferCallOut)
@@ -312,13 +319,19 @@ async def _upload_request(
 
 @router.post("/stations/{station_id}/firmware", response_model=TransferCallOut)
 async def update_firmware(
-    request: Request, station_id: StationPath, body: FirmwareRequest, gateway: GatewayDep, timeout: Timeout = None
+    request: Request,
+    station_id: StationPath,
+    body: FirmwareRequest,
+    gateway: GatewayDep,
+    caller: Caller,
+    timeout: Timeout = None,
 ) -> Any:
     """UpdateFirmware (1.6 or 2.0.1) pointing at the stored firmware file on this CSMS."""
     version = await station_version(request, station_id)
 
     def create(db: Any) -> tuple[int, int, str]:
-        row, token = diagnostics.request_firmware(db, station_id, body.name, datetime.now(UTC), FIRMWARE_TTL)
+        now = datetime.now(UTC)
+        row, token = diagnostics.request_firmware(db, station_id, body.name, now, FIRMWARE_TTL, caller.scope)
         return row.id, row.request_id or row.id, token
 
     transfer_id, request_id, token = await in_transaction(request, create)
@@ -332,14 +345,20 @@ async def update_firmware(
 
 @router.post("/stations/{station_id}/signed-firmware", response_model=TransferCallOut)
 async def signed_update_firmware(
-    request: Request, station_id: StationPath, body: SignedFirmwareRequest, gateway: GatewayDep, timeout: Timeout = None
+    request: Request,
+    station_id: StationPath,
+    body: SignedFirmwareRequest,
+    gateway: GatewayDep,
+    caller: Caller,
+    timeout: Timeout = None,
 ) -> Any:
     """1.6 SignedUpdateFirmware (security extension) or 2.0.1 UpdateFirmware with the signing certificate and
     signature, pointing at the stored firmware file; tracked by (Signed)FirmwareStatusNotification."""
     version = await station_version(request, station_id)
 
     def create(db: Any) -> tuple[int, int, str]:
-        row, token = diagnostics.request_firmware(db, station_id, body.name, datetime.now(UTC), FIRMWARE_TTL)
+        now = datetime.now(UTC)
+        row, token = diagnostics.request_firmware(db, station_id, body.name, now, FIRMWARE_TTL, caller.scope)
         return row.id, row.request_id or row.id, token
 
     transfer_id, request_id, token = await in_transaction(request, create)

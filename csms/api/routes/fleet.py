@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, status
 from pydantic import Field
 
+from csms.api.auth import Caller
 from csms.api.deps import DbSession
 from csms.api.schemas import Out, Strict, examples
 from csms.services import fleet, fleet_board
@@ -130,20 +131,24 @@ async def _tell(plugin: Any, vehicle_id: str) -> None:
 
 
 @router.post("/fleet/drivers", status_code=status.HTTP_201_CREATED, response_model=DriverIn)
-def create_driver(db: DbSession, body: DriverIn) -> dict[str, Any]:
-    fleet.create_driver(db, body.id, name=body.name, cost_centre=body.cost_centre)
+def create_driver(db: DbSession, body: DriverIn, caller: Caller) -> dict[str, Any]:
+    caller.adopt(fleet.create_driver(db, body.id, name=body.name, cost_centre=body.cost_centre))
     return body.model_dump()
 
 
 @router.post("/fleet/vehicles", status_code=status.HTTP_201_CREATED, response_model=VehicleOut)
-def create_vehicle(db: DbSession, body: VehicleIn) -> dict[str, Any]:
+def create_vehicle(db: DbSession, body: VehicleIn, caller: Caller) -> dict[str, Any]:
     fields = body.model_dump()
-    return _vehicle_out(fleet.create_vehicle(db, fields.pop("id"), now=datetime.now(UTC), **fields))
+    vehicle = fleet.create_vehicle(db, fields.pop("id"), now=datetime.now(UTC), **fields)
+    caller.adopt(vehicle)
+    return _vehicle_out(vehicle)
 
 
 @router.get("/fleet/vehicles", response_model=list[VehicleOut])
-def list_vehicles(db: DbSession, depot_id: Annotated[str | None, Query()] = None) -> list[dict[str, Any]]:
-    return [_vehicle_out(v) for v in fleet.list_vehicles(db, depot_id)]
+def list_vehicles(
+    db: DbSession, caller: Caller, depot_id: Annotated[str | None, Query()] = None
+) -> list[dict[str, Any]]:
+    return [_vehicle_out(v) for v in fleet.list_vehicles(db, depot_id, caller.scope)]
 
 
 @router.get("/fleet/vehicles/{vehicle_id}", response_model=VehicleOut)
@@ -184,21 +189,25 @@ def _departure_out(d: Any) -> dict[str, Any]:
 
 
 @router.post("/fleet/telematics", status_code=status.HTTP_202_ACCEPTED)
-def post_telematics(db: DbSession, request: Request, background: BackgroundTasks, body: TelematicsIn) -> dict[str, Any]:
+def post_telematics(
+    db: DbSession, request: Request, background: BackgroundTasks, body: TelematicsIn, caller: Caller
+) -> dict[str, Any]:
     """A vehicle's state of charge from its telematics (by vehicle id or VIN), used while it charges on a
     charger that does not know it."""
     if (body.vehicle_id is None) == (body.vin is None):
         raise Invalid("give vehicle_id or vin")
     at = body.at if body.at.tzinfo else body.at.replace(tzinfo=UTC)
     row = fleet.record_soc(db, vehicle_id=body.vehicle_id, vin=body.vin, soc_pct=body.soc_pct, at=at,
-                           now=datetime.now(UTC), source=body.source)  # fmt: skip
+                           now=datetime.now(UTC), source=body.source, organisation_id=caller.scope)  # fmt: skip
     _changed(request, background, row.vehicle_id)
     return {"vehicle_id": row.vehicle_id, "soc_pct": row.soc_pct, "at": row.at}
 
 
 @router.get("/fleet/board", response_model=list[BoardRow])
-def board(request: Request, db: DbSession, depot_id: Annotated[str | None, Query()] = None) -> list[dict[str, Any]]:
+def board(
+    request: Request, db: DbSession, caller: Caller, depot_id: Annotated[str | None, Query()] = None
+) -> list[dict[str, Any]]:
     """Every vehicle: will it be ready by its departure, and if not, why."""
     plugin = getattr(request.app.state, "load_management", None)
     limits = plugin.limits_now() if plugin is not None else {}
-    return [row.as_dict() for row in fleet_board.board(db, datetime.now(UTC), limits, depot_id)]
+    return [row.as_dict() for row in fleet_board.board(db, datetime.now(UTC), limits, depot_id, caller.scope)]

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, status
 from pydantic import Field
 
+from csms.api.auth import Caller
 from csms.api.deps import DbSession
 from csms.api.schemas import Out, Strict, examples
 from csms.domain import money
@@ -89,9 +90,10 @@ def _pass_out(p: Any) -> dict[str, Any]:
 
 
 @router.post("/properties", status_code=status.HTTP_201_CREATED)
-def create_property(db: DbSession, body: PropertyIn) -> dict[str, Any]:
+def create_property(db: DbSession, body: PropertyIn, caller: Caller) -> dict[str, Any]:
     fields = body.model_dump()
     prop = multifamily.create_property(db, fields.pop("id"), now=datetime.now(UTC), **fields)
+    caller.adopt(prop)
     return {"id": prop.id, "name": prop.name, "site_id": prop.site_id, "billing_mode": prop.billing_mode}
 
 

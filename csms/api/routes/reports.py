@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 
+from csms.api.auth import Caller
 from csms.api.deps import DbSession, read_factory
 from csms.api.schemas import Out
 from csms.reports import formats, plots
@@ -83,8 +84,9 @@ def _file(rows: list[dict[str, Any]], columns: list[str], fmt: str, name: str) -
 
 
 @router.get("/reports/usage", response_model=list[UsageOut])
-def get_usage(
+def get_usage(  # noqa: PLR0913 - one query parameter per filter
     db: DbSession,
+    caller: Caller,
     start: Start,
     end: End,
     by: Annotated[
@@ -97,7 +99,9 @@ def get_usage(
     format: UsageFormat = "json",
 ) -> Any:
     """Sessions, energy, revenue, occupancy, utilisation and uptime per key over ``[start, end)``."""
-    rows = usage_reports.usage(db, start, end, by, tz=_zone(tz), site_id=site_id, currency=currency)
+    rows = usage_reports.usage(
+        db, start, end, by, tz=_zone(tz), site_id=site_id, currency=currency, organisation_id=caller.scope
+    )
     if format == "json":
         return [{"key": r[by], **{c: r[c] for c in USAGE_COLUMNS}} for r in rows]
     return _file(rows, [by, *USAGE_COLUMNS], format, f"usage-by-{by}")
@@ -106,6 +110,7 @@ def get_usage(
 @router.get("/reports/sessions", response_class=StreamingResponse)
 def export_sessions(
     request: Request,
+    caller: Caller,
     start: Start,
     end: End,
     site_id: SiteFilter = None,
@@ -120,7 +125,10 @@ def export_sessions(
 
     def rows() -> Iterator[dict[str, Any]]:
         with factory() as db:
-            for row in usage_reports.sessions(db, start, end, site_id=site_id, station_id=station_id):
+            scoped = usage_reports.sessions(
+                db, start, end, site_id=site_id, station_id=station_id, organisation_id=caller.scope
+            )
+            for row in scoped:
                 yield {c: getattr(row, c) for c in columns}
 
     body: Iterator[bytes] | Iterator[str]
@@ -143,19 +151,29 @@ def _parquet_chunks(rows: Iterator[dict[str, Any]], columns: list[str]) -> Itera
 
 
 @router.get("/reports/plots/energy-per-day.png", response_class=Response)
-def plot_energy(db: DbSession, start: Start, end: End, tz: Tz = "UTC", site_id: SiteFilter = None) -> Response:
+def plot_energy(
+    db: DbSession, caller: Caller, start: Start, end: End, tz: Tz = "UTC", site_id: SiteFilter = None
+) -> Response:
     """Energy delivered per local day (a bar a day)."""
-    rows = usage_reports.usage(db, start, end, "day", tz=_zone(tz), site_id=site_id)
+    rows = usage_reports.usage(db, start, end, "day", tz=_zone(tz), site_id=site_id, organisation_id=caller.scope)
     title = f"Energy per day{' — ' + site_id if site_id else ''} ({tz})"
     return Response(plots.per_day(rows, "energy_kwh", "kWh", title), media_type="image/png")
 
 
 @router.get("/reports/plots/revenue-per-day.png", response_class=Response)
 def plot_revenue(
-    db: DbSession, start: Start, end: End, tz: Tz = "UTC", site_id: SiteFilter = None, currency: Currency = None
+    db: DbSession,
+    caller: Caller,
+    start: Start,
+    end: End,
+    tz: Tz = "UTC",
+    site_id: SiteFilter = None,
+    currency: Currency = None,
 ) -> Response:
     """Revenue (incl. VAT, the sessions' CDRs) per local day (a bar a day)."""
-    rows = usage_reports.usage(db, start, end, "day", tz=_zone(tz), site_id=site_id, currency=currency)
+    rows = usage_reports.usage(
+        db, start, end, "day", tz=_zone(tz), site_id=site_id, currency=currency, organisation_id=caller.scope
+    )
     code = next((r["currency"] for r in rows if r["currency"]), currency or "")
     title = f"Revenue per day{' — ' + site_id if site_id else ''} ({tz})"
     png = plots.per_day(rows, "revenue_incl_vat", f"{code} incl. VAT".strip(), title, color="#1c7ed6")
@@ -163,8 +181,12 @@ def plot_revenue(
 
 
 @router.get("/reports/plots/utilisation-heatmap.png", response_class=Response)
-def plot_utilisation(db: DbSession, start: Start, end: End, tz: Tz = "UTC", site_id: SiteFilter = None) -> Response:
+def plot_utilisation(
+    db: DbSession, caller: Caller, start: Start, end: End, tz: Tz = "UTC", site_id: SiteFilter = None
+) -> Response:
     """Share of ports occupied by weekday and local hour over the period."""
-    matrix = usage_reports.occupancy_by_hour(db, start, end, tz=_zone(tz), site_id=site_id)
+    matrix = usage_reports.occupancy_by_hour(
+        db, start, end, tz=_zone(tz), site_id=site_id, organisation_id=caller.scope
+    )
     title = f"Ports occupied by hour{' — ' + site_id if site_id else ''} ({tz})"
     return Response(plots.occupancy_heatmap(matrix, title), media_type="image/png")

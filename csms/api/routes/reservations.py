@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
+from csms.api.auth import Caller
 from csms.api.calls import Timeout, call_station
 from csms.api.deps import GatewayDep, in_transaction
 from csms.api.routes.stations import StationPath
@@ -113,6 +114,7 @@ async def station_reservations(
 @router.get("/reservations", response_model=list[ReservationOut])
 async def list_reservations(
     request: Request,
+    caller: Caller,
     station_id: Annotated[str | None, Query(max_length=48)] = None,
     status: StatusQuery = None,
     id_token: Annotated[str | None, Query(max_length=36)] = None,
@@ -125,7 +127,13 @@ async def list_reservations(
         lambda db: [
             reservations.as_dict(r)
             for r in reservations.listing(
-                db, station_id=station_id, status=status, id_token=id_token, limit=limit, offset=offset
+                db,
+                station_id=station_id,
+                status=status,
+                id_token=id_token,
+                limit=limit,
+                offset=offset,
+                organisation_id=caller.scope,
             )
         ],
     )

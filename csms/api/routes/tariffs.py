@@ -137,8 +137,8 @@ def assign(db: DbSession, body: AssignmentIn) -> Any:
 
 
 @router.get("/tariff-assignments", response_model=list[AssignmentOut])
-def list_assignments(db: DbSession) -> Any:
-    return tariffs.assignments(db)
+def list_assignments(db: DbSession, caller: Caller) -> Any:
+    return tariffs.assignments(db, caller.scope)
 
 
 @router.delete("/tariff-assignments/{assignment_id}", status_code=status.HTTP_204_NO_CONTENT)

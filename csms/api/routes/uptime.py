@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import Field
 
 from csms import uptime as up
+from csms.api.auth import Caller
 from csms.api.deps import DbSession
 from csms.api.routes.stations import StationPath
 from csms.api.schemas import Out, StationId, Strict, UtcDatetime, examples
@@ -118,6 +119,7 @@ def _csv(rows: list[dict[str, Any]], columns: list[str], name: str) -> Response:
 def get_uptime(
     request: Request,
     db: DbSession,
+    caller: Caller,
     period_start: When = None,
     period_end: When = None,
     station_id: Annotated[str | None, Query(max_length=48)] = None,
@@ -125,7 +127,8 @@ def get_uptime(
 ) -> Any:
     """µ per port: (M − (T_outage − T_excluded)) / M × 100 with M = 525,600 for twelve months, else the
     period's minutes. Without a period: the twelve months before the current month."""
-    rows = uptime.port_uptime(db, _period(period_start, period_end), _policy(request), station_id)
+    period = _period(period_start, period_end)
+    rows = uptime.port_uptime(db, period, _policy(request), station_id, caller.scope)
     if format == "csv":
         return _csv(rows, list(UptimeOut.model_fields), "uptime")
     return rows
@@ -148,8 +151,10 @@ def get_outages(
 
 
 @router.get("/exclusions", response_model=list[ExclusionOut])
-def list_exclusions(db: DbSession, station_id: Annotated[str | None, Query(max_length=48)] = None) -> Any:
-    return uptime.list_exclusions(db, station_id)
+def list_exclusions(
+    db: DbSession, caller: Caller, station_id: Annotated[str | None, Query(max_length=48)] = None
+) -> Any:
+    return uptime.list_exclusions(db, station_id, caller.scope)
 
 
 @router.post("/exclusions", response_model=ExclusionOut, status_code=status.HTTP_201_CREATED)
