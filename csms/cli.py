@@ -1652,10 +1652,16 @@ def cmd_tariffs(args: argparse.Namespace) -> int:
 def _ven_settings(settings: ServeSettings) -> Any:
     if settings.openadr_vtn_url is None:
         return None
-    from csms.runtime.openadr import VenSettings
+    from csms.runtime.openadr import VenSecurity, VenSettings
 
+    security = VenSecurity(settings.openadr_vtn_fingerprint, settings.openadr_cert, settings.openadr_key,
+                           settings.openadr_ca_file)  # fmt: skip
     return VenSettings(
-        settings.openadr_vtn_url, settings.openadr_ven_name, tuple(settings.openadr_sites), settings.openadr_opt_out
+        settings.openadr_vtn_url,
+        settings.openadr_ven_name,
+        tuple(settings.openadr_sites),
+        settings.openadr_opt_out,
+        security,
     )
 
 
