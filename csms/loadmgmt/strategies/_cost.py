@@ -137,8 +137,19 @@ def fair_share_w(problem: Problem) -> float:
     limit_w = root.limit_kw * 1000.0 if root.limit_kw is not None else math.inf
     if root.phase_limits_a is not None:
         limit_w = min(limit_w, sum(root.phase_limits_a) * root.voltage)
-    building_w = float(np.sum(state.building_load_a)) * root.voltage
+    departures = [s.departure for s in problem.sessions if s.departure is not None]
+    building_w = building_ahead_w(problem, max(departures, default=problem.now))
     return max(0.0, limit_w - building_w) / max(1, problem.n)
+
+
+def building_ahead_w(problem: Problem, until: float) -> float:
+    """The building's load from now until ``until`` [W]: the learnt profile's mean where it has been learnt
+    (:mod:`csms.loadmgmt.forecast`), else the load of now held."""
+    state = problem.state
+    forecast = state.building_forecast
+    mean_a = None if forecast is None or until <= problem.now else forecast.mean_a(problem.now, until)
+    amps = float(np.sum(state.building_load_a)) if mean_a is None else mean_a
+    return amps * state.site.root.voltage
 
 
 def flat_target_w(problem: Problem, now: float) -> float:
@@ -156,7 +167,7 @@ def flat_target_w(problem: Problem, now: float) -> float:
         return 0.0
     horizon_s = max(max(departure for _, departure in needs) - now - FINISH_BEFORE_S, 900.0)
     need_w = sum(wh for wh, _ in needs) * 3600.0 / horizon_s
-    return need_w + float(np.sum(state.building_load_a)) * state.site.root.voltage
+    return need_w + building_ahead_w(problem, now + horizon_s)
 
 
 def under_peak(problem: Problem, x: np.ndarray, must: np.ndarray, target_w: float = 0.0) -> np.ndarray:
