@@ -64,8 +64,9 @@ class FirmwareImage:
 @dataclass(frozen=True, slots=True)
 class FleetVehicle:
     """A depot's vehicle for the CSMS's fleet records: its battery and limits, the token that brings it to a
-    charger, its depot (a site id), and its weekly departures ``(weekday 0 = Monday, "HH:MM" local in ``tz``,
-    target SoC %)``."""
+    charger, its depot (a site id; None: the CSMS's site holding ``stations``, the chargers it may use, where the
+    adapter can look it up), and its weekly departures ``(weekday 0 = Monday, "HH:MM" local in ``tz``, target
+    SoC %)``."""
 
     vehicle_id: str
     battery_kwh: float
@@ -75,6 +76,7 @@ class FleetVehicle:
     depot_id: str | None = None
     max_ac_kw: float | None = None
     max_dc_kw: float | None = None
+    stations: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
