@@ -62,6 +62,7 @@ from simulator.operators import (
     ChargetwinOperator,
     FirmwareImage,
     FleetVehicle,
+    Garage,
     Operator,
     OperatorError,
     make_operator,
@@ -232,6 +233,8 @@ class OperatorActions:
         self.signer = FirmwareSigner()
         #: The CSMS's clock against the twin's (set when the run starts): fleet plans are told on it.
         self.clock: CsmsClock | None = None
+        #: The scenario's garage (``csms.property``), which ``onboard`` makes a property of the CSMS.
+        self.garage: Garage | None = None
 
     def _skip(self, what: str) -> bool:
         """True (and one warning per ``what``) when nobody can carry out ``what`` on this CSMS."""
@@ -243,6 +246,7 @@ class OperatorActions:
                 "reserve": "reserve",
                 "update_firmware": "update_firmware",
                 "fleet": "fleet",
+                "onboard": "onboard",
             }.get(what, "send_call")
             why = self.operator.cannot(capability, None if capability != "send_call" else what) or ""
         if why and what not in self._warned:
@@ -307,11 +311,19 @@ class OperatorActions:
         self._queue.put_nowait(job)
 
     def onboard(self, tokens: list[str], item: Onboard, now: float) -> None:
-        """Not carried out in real time yet: the run says so once (the garage's access rules then refuse the
-        scenario's drivers unless the CSMS was prepared by hand)."""
-        if "onboard" not in self._warned:
-            self._warned.add("onboard")
-            log.warning("onboard skipped: invitations are only carried out in virtual time so far")
+        """Through the operator's property API (chargetwin: the property on the CSMS's site holding the chargers,
+        a unit per resident, an invitation per driver redeemed with their own card), as in virtual time."""
+        operator, garage = self.operator, self.garage
+        if self._skip("onboard") or operator is None or garage is None:
+            return
+
+        async def job() -> None:
+            try:
+                await operator.onboard(garage, item.role, tokens, item.pass_days)
+            except OperatorError as exc:
+                log.warning("onboarding the %ss failed: %s", item.role, exc)
+
+        self._queue.put_nowait(job)
 
     def register_vehicles(self, vehicles: list[FleetVehicle], now: float) -> None:
         """Through the operator's fleet API (chargetwin: ``POST /fleet/vehicles``, ``PUT …/plan``), on the CSMS's
@@ -481,6 +493,15 @@ class OperatorActions:
             return None
         numeric = int(tx.transaction_id) if version == OCPP16 else 0
         return commands.remote_stop(version, numeric, str(tx.transaction_id))
+
+
+def garage_of(scenario: Scenario, stations: tuple[str, ...]) -> Garage | None:
+    """The scenario's site as a multifamily property (its ``csms.property`` terms; None without them)."""
+    terms = scenario.csms.property
+    if terms is None:
+        return None
+    return Garage("garage", scenario.site.name or scenario.name, stations, scenario.timezone or "UTC",
+                  {k: str(v) for k, v in terms.model_dump().items()})  # fmt: skip
 
 
 def on_csms_clock(vehicle: FleetVehicle, now: float, clock: CsmsClock) -> FleetVehicle:
@@ -818,6 +839,7 @@ class RealtimeRun:
             await self._provision_stations(fleet)
             await reader.remember_existing()
             actions = OperatorActions(self.operator, fleet.chargers, self.options)
+            actions.garage = garage_of(self.scenario, tuple(sorted(fleet.chargers)))
             migration = self.migration = self._migration(fleet, actions)
             self.clock.start()
             csms_clock = actions.clock = CsmsClock(time.time(), self.epoch, self.options.speed)

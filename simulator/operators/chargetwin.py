@@ -15,6 +15,7 @@ from simulator.operators.base import (
     Capability,
     FirmwareImage,
     FleetVehicle,
+    Garage,
     OperatorError,
     StoredStation,
     StoredTransaction,
@@ -299,6 +300,26 @@ class ChargetwinOperator:
             raise failure(response)
         plan = [{"weekday": d, "time": t, "target_soc_pct": soc} for d, t, soc in vehicle.departures]
         await self._json("PUT", f"/fleet/vehicles/{_segment(vehicle.vehicle_id)}/plan", json={"departures": plan})
+
+    async def onboard(self, garage: Garage, role: str, tokens: list[str], pass_days: int | None) -> None:
+        """``POST /properties`` (kept when it exists) on the CSMS's site holding the garage's chargers, then per
+        driver: ``POST …/units`` (residents), ``POST …/invitations`` and its redeem URL with their own card."""
+        prop = _segment(garage.property_id)
+        body = {"id": garage.property_id, "name": garage.name, "site_id": await self.site_of(garage.stations),
+                "tz": garage.tz, **garage.terms}  # fmt: skip
+        response = await self.http.request("POST", "/properties", json=body)
+        if response.status_code not in (201, 409):  # 409: the property exists
+            raise failure(response)
+        for token in tokens:
+            unit = token if role == "resident" else None
+            if unit is not None:
+                made = await self.http.request("POST", f"/properties/{prop}/units", json={"name": unit})
+                if made.status_code not in (201, 409):
+                    raise failure(made)
+            invitation = {"kind": role, "unit": unit, "pass_days": pass_days}
+            code = (await self._json("POST", f"/properties/{prop}/invitations", ok=(201,), json=invitation))["code"]
+            await self._json("POST", f"/invitations/{_segment(code)}/redeem", ok=(201,),
+                             json={"holder": token, "id_token": token})  # fmt: skip
 
     async def site_of(self, station_ids: tuple[str, ...]) -> str | None:
         """The id of the CSMS's load-management site with an EVSE of one of ``station_ids`` (None: none)."""
