@@ -195,6 +195,8 @@ class Ven:
         self.client.add_hook("before_parse_xml", self._passed)
         self._request = self.client._perform_request  # openleadr's own request
         self.client._perform_request = self._perform_request  # wrapped: see the answers openleadr refuses
+        #: Seconds before asking a VTN that did not register this VEN again (doubling).
+        self.retry_s = 5.0
         #: Answers the VEN refused: (service, reason), the latest last (the security events hold them all).
         self.rejected: list[tuple[str, str]] = []
         for site_id in self.sites:
@@ -209,7 +211,17 @@ class Ven:
         self.events: dict[str, tuple[list[str], str]] = {}
 
     async def start(self) -> None:
-        await self.client.run()
+        """Register and poll; a VTN that does not answer the registration (down, not there yet) is asked again
+        after ``retry_s``, doubling to 5 minutes (openleadr's client gives up after one try)."""
+        delay = self.retry_s
+        while True:
+            await self.client.run()
+            if self.client.registration_id is not None:
+                return
+            log.warning("OpenADR: the VTN did not register this VEN; trying again in %g s", delay)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 300.0)
+            self.client.client_session = None  # closed by the failed run: the next one opens its own
 
     async def _perform_request(self, service: str, message: Any) -> Any:
         """openleadr's request, noting whether the answer that came passed its checks: one that did not is

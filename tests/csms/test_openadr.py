@@ -283,3 +283,37 @@ async def test_a_signed_vtn_is_obeyed_and_a_wrong_or_expired_signature_is_refuse
     assert expired[0]["detail"]["reason"].startswith("expired signature: signed at ")
     assert {e["origin"] for e in wrong + expired} == {"csms"}
     assert {e["source"] for e in wrong + expired} == {url.split("/")[2]}
+
+
+async def test_a_ven_whose_vtn_is_not_up_yet_registers_once_it_is(managed):
+    """openleadr's client gives up after one failed registration; the VEN asks again until the VTN answers."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b"
+    ven = Ven(managed, vtn_url=url, ven_name="csms-late", sites=["garage"])
+    ven.retry_s = 0.5
+    runner = asyncio.create_task(ven.start())
+    try:
+        await asyncio.sleep(1.5)  # one or two refused attempts
+        assert ven.client.registration_id is None
+        from openleadr import OpenADRServer
+
+        server = OpenADRServer(vtn_id="late-vtn", http_host="127.0.0.1", http_port=port, show_fingerprint=False,
+                               requested_poll_freq=timedelta(seconds=1), verify_message_signatures=False)  # fmt: skip
+        registered: list[str] = []
+
+        async def on_create_party_registration(info):
+            registered.append(info["ven_name"])
+            return "ven-late", "reg-late"
+
+        server.add_handler("on_create_party_registration", on_create_party_registration)
+        await server.run()
+        try:
+            await until(lambda: ven.client.registration_id == "reg-late", 20, "the VEN to register at last")
+            assert registered == ["csms-late"]
+        finally:
+            await server.stop()
+    finally:
+        await ven.stop()
+        runner.cancel()
+        with contextlib.suppress(BaseException):
+            await runner
