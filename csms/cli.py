@@ -1426,6 +1426,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _billing_parsers(commands: Any) -> None:
+    _property_parsers(commands)
     accounts = commands.add_parser(
         "accounts", help="billing accounts (drivers, fleets, properties)", description="Billing accounts."
     ).add_subparsers(dest="accounts_command", required=True, metavar="COMMAND")
@@ -1500,6 +1501,60 @@ def cmd_billing(args: argparse.Namespace) -> int:
         else:
             args.out.write_bytes(documents.pdf_document(doc))
         return f"wrote {args.out}"
+
+    try:
+        print(_in_transaction(args, work))
+    except (DomainError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _property_parsers(commands: Any) -> None:
+    cmds = _group(commands, "properties", "multifamily garages: the units' monthly statements and their ledgers")
+    statements = cmds.add_parser(
+        "statements",
+        help="every unit's statement of a month beside what its ledger holds; --post debits the units",
+        description="Each unit's statement of a local month and the total its billing account's ledger holds for "
+        "it. With --post every statement is posted to its unit's ledger: once (posting again changes nothing), "
+        "and a corrected statement reverses the lines posted before and posts the new ones.",
+    )
+    statements.add_argument("property_id", metavar="PROPERTY")
+    statements.add_argument("--month", required=True, metavar="YYYY-MM")
+    statements.add_argument("--post", action="store_true", help="post the statements to the units' ledgers")
+    _database_option(statements)
+    statements.set_defaults(handler=cmd_property_statements)
+
+
+def cmd_property_statements(args: argparse.Namespace) -> int:
+    from csms.domain import money
+    from csms.services import multifamily
+
+    now = datetime.now(UTC)
+    try:
+        year, month = (int(part) for part in args.month.split("-"))
+    except ValueError:
+        print("error: --month: YYYY-MM", file=sys.stderr)
+        return 2
+
+    def work(db: Session) -> str:
+        rows: list[Sequence[Any]] = []
+        for unit in multifamily.units(db, args.property_id):
+            if args.post:
+                found, posting = multifamily.post_statement(
+                    db, args.property_id, unit.name, year, month, now=now, by="cli"
+                )
+                changes = (bool(posting.posted), bool(posting.reversals))
+                state = {(True, False): "posted", (True, True): "corrected", (False, True): "reversed"}.get(
+                    changes, "unchanged"
+                )
+            else:
+                found, state = multifamily.statement(db, args.property_id, unit.name, year, month), ""
+            held = multifamily.posted_minor(db, args.property_id, unit.name, year, month)
+            rows.append((unit.name, found.sessions, f"{found.energy_wh / 1000:.3f}",
+                         money.format_amount(found.total_minor, found.currency),
+                         money.format_amount(held, found.currency), state))  # fmt: skip
+        return _table(rows, ("UNIT", "SESSIONS", "KWH", "STATEMENT", "LEDGER", "POSTING"))
 
     try:
         print(_in_transaction(args, work))
@@ -1657,10 +1712,16 @@ def cmd_tariffs(args: argparse.Namespace) -> int:
 def _ven_settings(settings: ServeSettings) -> Any:
     if settings.openadr_vtn_url is None:
         return None
-    from csms.runtime.openadr import VenSettings
+    from csms.runtime.openadr import VenSecurity, VenSettings
 
+    security = VenSecurity(settings.openadr_vtn_fingerprint, settings.openadr_cert, settings.openadr_key,
+                           settings.openadr_ca_file)  # fmt: skip
     return VenSettings(
-        settings.openadr_vtn_url, settings.openadr_ven_name, tuple(settings.openadr_sites), settings.openadr_opt_out
+        settings.openadr_vtn_url,
+        settings.openadr_ven_name,
+        tuple(settings.openadr_sites),
+        settings.openadr_opt_out,
+        security,
     )
 
 

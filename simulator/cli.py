@@ -199,7 +199,8 @@ def _multifamily_rows(mf: dict[str, Any] | None) -> list[tuple[str, str]]:
             "unit statements vs truth",
             f"{closed} units billed, max error {mf['max_error_cents']} cents, {mf['max_error_wh']:.1f} Wh "
             f"({mf['open']} still charging)",
-        )
+        ),
+        ("unit ledgers vs statements", f"posted twice, max error {mf['max_ledger_error_cents']} cents"),
     ]
 
 

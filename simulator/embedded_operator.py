@@ -379,6 +379,21 @@ class EmbeddedOperator:
             tx = transactions.active_on(db, station_id, item.connector)
             return None if tx is None else commands.remote_stop(version, tx.id, tx.charger_tx_id)
 
+    def post_unit_statements(self, start: float, end: float) -> None:
+        """As ``csms properties statements --post`` at the end of the run: every unit's statement of each local
+        month the run covers posted to its ledger (a month still running as it stands), twice — the second
+        posting must change nothing."""
+        with self.csms.session_factory() as db:
+            prop = multifamily.find_property(db, PROPERTY_ID)
+            if prop is None:
+                return
+            at = from_posix(end)
+            for _ in range(2):
+                for unit in multifamily.units(db, PROPERTY_ID):
+                    for year, month in _months(ZoneInfo(prop.tz), start, end):
+                        multifamily.post_statement(db, PROPERTY_ID, unit.name, year, month, now=at, by="twin")
+            db.commit()
+
 
 class _Sequence:
     """Calls sent one after another, each once the one before was accepted, as the API's
@@ -421,6 +436,11 @@ class _Sequence:
         self.operator.security_calls[(action, result.get("status", "Accepted") if ok else outcome)] += 1
         if ok:
             self.next()
+
+
+def _months(zone: ZoneInfo, start: float, end: float) -> list[tuple[int, int]]:
+    """The local (year, month)s from ``start`` to ``end`` (POSIX seconds; a run spans at most a few)."""
+    return sorted({(d.year, d.month) for d in (datetime.fromtimestamp(t, zone) for t in (start, end))})
 
 
 class CsmsRecords:
@@ -483,17 +503,21 @@ class CsmsRecords:
             return out
 
     def unit_statements(self, start: float, end: float) -> list[UnitStatement]:
-        """Every unit's statements over the local months from ``start`` to ``end``, summed per unit."""
+        """Every unit's statements over the local months from ``start`` to ``end``, summed per unit, with the
+        balance of the unit's billing account (created in the run: what its ledger holds in all)."""
         with self.csms.session_factory() as db:
             prop = multifamily.find_property(db, PROPERTY_ID)
             if prop is None:
                 return []
-            zone = ZoneInfo(prop.tz)
-            months = sorted({(d.year, d.month) for d in (datetime.fromtimestamp(t, zone) for t in (start, end))})
+            months = _months(ZoneInfo(prop.tz), start, end)
             out = []
             for unit in multifamily.units(db, PROPERTY_ID):
                 parts = [multifamily.statement(db, PROPERTY_ID, unit.name, y, m) for y, m in months]
-                out.append(UnitStatement(unit.name, sum(p.energy_wh for p in parts), sum(p.total_minor for p in parts)))
+                # the account's whole ledger: a resident's session debited on its own as well would show here
+                held = billing.balance(db, unit.account_id) if unit.account_id else 0
+                out.append(
+                    UnitStatement(unit.name, sum(p.energy_wh for p in parts), sum(p.total_minor for p in parts), held)
+                )
             return out
 
     def stations_accepted(self) -> int:

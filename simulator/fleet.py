@@ -493,7 +493,8 @@ class Fleet:
             leaves = datetime.fromtimestamp(self.epoch + plan.planned_departure_s, ZoneInfo(tz)).strftime("%H:%M")
             departures = tuple((day, leaves, round(v.target_soc * 100.0, 1)) for day in range(7))
             limits = {"max_ac_kw": v.max_ac_kw or None, "max_dc_kw": v.max_dc_kw or None}
-            out.append(FleetVehicle(v.vehicle_id, v.battery_kwh, plan.id_token, tz, departures, item.depot, **limits))
+            out.append(FleetVehicle(v.vehicle_id, v.battery_kwh, plan.id_token, tz, departures, item.depot, **limits,
+                                    stations=tuple(sorted(self.chargers))))  # fmt: skip
         return out
 
     def _start_telematics(self, operator: Operator) -> None:

@@ -33,10 +33,11 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import simpy
 
@@ -61,6 +62,7 @@ from simulator.operators import (
     ChargetwinOperator,
     FirmwareImage,
     FleetVehicle,
+    Garage,
     Operator,
     OperatorError,
     make_operator,
@@ -229,6 +231,10 @@ class OperatorActions:
         self._warned: set[str] = set()
         #: The run's firmware manufacturer (signed roll-outs).
         self.signer = FirmwareSigner()
+        #: The CSMS's clock against the twin's (set when the run starts): fleet plans are told on it.
+        self.clock: CsmsClock | None = None
+        #: The scenario's garage (``csms.property``), which ``onboard`` makes a property of the CSMS.
+        self.garage: Garage | None = None
 
     def _skip(self, what: str) -> bool:
         """True (and one warning per ``what``) when nobody can carry out ``what`` on this CSMS."""
@@ -240,6 +246,7 @@ class OperatorActions:
                 "reserve": "reserve",
                 "update_firmware": "update_firmware",
                 "fleet": "fleet",
+                "onboard": "onboard",
             }.get(what, "send_call")
             why = self.operator.cannot(capability, None if capability != "send_call" else what) or ""
         if why and what not in self._warned:
@@ -304,18 +311,31 @@ class OperatorActions:
         self._queue.put_nowait(job)
 
     def onboard(self, tokens: list[str], item: Onboard, now: float) -> None:
-        """Not carried out in real time yet: the run says so once (the garage's access rules then refuse the
-        scenario's drivers unless the CSMS was prepared by hand)."""
-        if "onboard" not in self._warned:
-            self._warned.add("onboard")
-            log.warning("onboard skipped: invitations are only carried out in virtual time so far")
+        """Through the operator's property API (chargetwin: the property on the CSMS's site holding the chargers,
+        a unit per resident, an invitation per driver redeemed with their own card), as in virtual time."""
+        operator, garage = self.operator, self.garage
+        if self._skip("onboard") or operator is None or garage is None:
+            return
+
+        async def job() -> None:
+            try:
+                await operator.onboard(garage, item.role, tokens, item.pass_days)
+            except OperatorError as exc:
+                log.warning("onboarding the %ss failed: %s", item.role, exc)
+
+        self._queue.put_nowait(job)
 
     def register_vehicles(self, vehicles: list[FleetVehicle], now: float) -> None:
-        """Through the operator's fleet API (chargetwin: ``POST /fleet/vehicles``, ``PUT …/plan``). The plans are
-        the scenario's local departure times: they match the CSMS's clock only when the run starts now at speed 1."""
+        """Through the operator's fleet API (chargetwin: ``POST /fleet/vehicles``, ``PUT …/plan``), on the CSMS's
+        clock: each departure is the wall time at which the twin's departure comes (:meth:`CsmsClock.to_wall`), in
+        the vehicle's zone, so the CSMS plans for it whatever the scenario's start and ``--speed``; a vehicle
+        without a depot gets the CSMS's site holding its chargers (the adapter looks it up)."""
         operator = self.operator
         if self._skip("fleet") or operator is None:
             return
+        clock = self.clock
+        if clock is not None:
+            vehicles = [on_csms_clock(v, now, clock) for v in vehicles]
 
         async def job() -> None:
             for vehicle in vehicles:  # one refused vehicle does not keep the others out
@@ -473,6 +493,33 @@ class OperatorActions:
             return None
         numeric = int(tx.transaction_id) if version == OCPP16 else 0
         return commands.remote_stop(version, numeric, str(tx.transaction_id))
+
+
+def garage_of(scenario: Scenario, stations: tuple[str, ...]) -> Garage | None:
+    """The scenario's site as a multifamily property (its ``csms.property`` terms; None without them)."""
+    terms = scenario.csms.property
+    if terms is None:
+        return None
+    return Garage("garage", scenario.site.name or scenario.name, stations, scenario.timezone or "UTC",
+                  {k: str(v) for k, v in terms.model_dump().items()})  # fmt: skip
+
+
+def on_csms_clock(vehicle: FleetVehicle, now: float, clock: CsmsClock) -> FleetVehicle:
+    """The vehicle's weekly plan with each departure moved to the CSMS's clock: the twin's next departure at each
+    planned local time (from the twin's ``now``), mapped to wall time, as its weekday and local time."""
+    zone = ZoneInfo(vehicle.tz)
+    twin_now = datetime.fromtimestamp(now, zone)
+    coming: list[tuple[datetime, float]] = []
+    for weekday, at, soc in vehicle.departures:
+        hour, minute = (int(part) for part in at.split(":"))
+        days = (weekday - twin_now.weekday()) % 7
+        leaves = (twin_now + timedelta(days=days)).replace(hour=hour, minute=minute, second=0, microsecond=0)
+        coming.append((leaves + timedelta(days=7) if leaves <= twin_now else leaves, soc))
+    moved: dict[int, tuple[int, str, float]] = {}
+    for leaves, soc in sorted(coming):  # faster than real time a week is hours: the nearest departures first
+        wall = datetime.fromtimestamp(clock.to_wall(leaves.timestamp()), zone)
+        moved.setdefault(wall.weekday(), (wall.weekday(), wall.strftime("%H:%M"), soc))
+    return replace(vehicle, departures=tuple(sorted(moved.values())))
 
 
 @dataclass(frozen=True)
@@ -798,9 +845,10 @@ class RealtimeRun:
             await self._provision_stations(fleet)
             await reader.remember_existing()
             actions = OperatorActions(self.operator, fleet.chargers, self.options)
+            actions.garage = garage_of(self.scenario, tuple(sorted(fleet.chargers)))
             migration = self.migration = self._migration(fleet, actions)
             self.clock.start()
-            csms_clock = CsmsClock(time.time(), self.epoch, self.options.speed)
+            csms_clock = actions.clock = CsmsClock(time.time(), self.epoch, self.options.speed)
             done = fleet.start(actions, self.progress, migrate=None if migration is None else migration.execute)
             if migration is not None:
                 migration.begin()

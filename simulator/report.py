@@ -298,7 +298,8 @@ def check_values(report: dict[str, Any]) -> dict[str, float | None]:
         values["dr_violation_minutes"] = report["demand_response"]["violation_minutes"]
     if "multifamily" in report:
         mf = report["multifamily"]
-        values.update(statement_mismatch_cents=mf["max_error_cents"], statement_mismatch_wh=mf["max_error_wh"])
+        values.update(statement_mismatch_cents=mf["max_error_cents"], statement_mismatch_wh=mf["max_error_wh"],
+                      statement_ledger_mismatch_cents=mf["max_ledger_error_cents"])  # fmt: skip
     values.update(_billing_values(report.get("billing")))
     values.update(roaming_checks.check_values(report.get("roaming")))
     energy = report.get("energy")

@@ -272,7 +272,9 @@ class VirtualRun:
         terms = self.scenario.csms.property
         if terms is None:
             return None
-        statements = self.records.unit_statements(self.epoch, self.epoch + float(self.env.now))
+        end = self.epoch + float(self.env.now)
+        self.operator.post_unit_statements(self.epoch, end)
+        statements = self.records.unit_statements(self.epoch, end)
         truth_wh, running = self.fleet.truth_wh_by_token()
         return mf.section(statements, truth_wh, running, terms)
 

@@ -148,6 +148,7 @@ ROUTES: dict[tuple[str, str], P | Literal["public"]] = {
     ("POST", "/properties/{property_id}/invitations"): P.TOKENS,
     ("GET", "/properties/{property_id}/passes"): P.READ,
     ("GET", "/properties/{property_id}/units/{unit}/statement"): P.READ,
+    ("POST", "/properties/{property_id}/units/{unit}/statement/posting"): P.BILLING,
     ("GET", "/properties/{property_id}/reconciliation"): P.READ,
     ("PUT", "/tariffs/{tariff_id}"): P.TARIFFS,
     ("GET", "/tariffs/{tariff_id}"): P.READ,

@@ -56,6 +56,7 @@ import numpy as np
 
 from csms.loadmgmt import strategies
 from csms.loadmgmt.compliance import OVERDRAW, REJECTED, Compliance
+from csms.loadmgmt.forecast import BuildingForecast
 from csms.loadmgmt.iso15118 import EvLimits, capped
 from csms.loadmgmt.profiles import (
     ProfileSpec,
@@ -99,6 +100,11 @@ class PlannerConfig:
     meter_window_s: float = 3600.0
     #: Building load assumed before any reading (A per phase).
     assumed_building_load_a: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    #: The first step is planned with the building's learnt profile (:mod:`csms.loadmgmt.forecast`) up to this far
+    #: ahead, where it is higher than the latest reading: a plan holds until the next one and its profiles take a
+    #: while to arrive, so the step it has seen at that time of day before is met before it comes. None: the
+    #: latest reading is taken to persist (and the strategies hold it over their horizon).
+    building_lookahead_s: float | None = 120.0
     deadband_a: float = 0.5
     retry_after_s: float = 300.0
     send_station_max: bool = True
@@ -189,6 +195,8 @@ class Planner:
         self._station_caps: dict[str, ProfileSpec | None] = {}
         self._sessions: dict[EvseKey, _Session] = {}
         self._readings: list[tuple[float, tuple[float, float, float]]] = []
+        #: The building's load by time of day, learnt from the readings.
+        self.forecast = BuildingForecast()
         self._last_plan: float | None = None
         self.last_allocation: Allocation | None = None
         #: EVSEs held at their measured draw in the last plan (see the module's docstring), per-phase A.
@@ -371,6 +379,7 @@ class Planner:
                     load -= s.measured_a * phase_use(self.site.evse(s.key), s.phases_in_use)
         load = np.maximum(load, 0.0)
         self._readings.append((now, (float(load[0]), float(load[1]), float(load[2]))))
+        self.forecast.observe(now, self._readings[-1][1])
         cutoff = now - self.config.meter_window_s
         self._readings = [r for r in self._readings if r[0] >= cutoff]
         return self.on_event("meter", now) if replan else []
@@ -445,7 +454,16 @@ class Planner:
 
     # ---- planning ------------------------------------------------------------------------------------
     def building_load_a(self, now: float) -> tuple[float, float, float]:
-        """The latest reading when fresh; else the highest of the window (conservative); else the assumption."""
+        """The latest reading when fresh; else the highest of the window (conservative); else the assumption —
+        raised, phase by phase, to the learnt profile's highest over the next ``building_lookahead_s``."""
+        now_a = self._building_now_a(now)
+        lookahead = self.config.building_lookahead_s
+        ahead = None if lookahead is None else self.forecast.highest_a(now, now + lookahead)
+        if ahead is None:
+            return now_a
+        return (max(now_a[0], ahead[0]), max(now_a[1], ahead[1]), max(now_a[2], ahead[2]))
+
+    def _building_now_a(self, now: float) -> tuple[float, float, float]:
         if not self._readings:
             return self.config.assumed_building_load_a
         t, latest = self._readings[-1]
@@ -565,6 +583,7 @@ class Planner:
             tariff=self.tariff,
             peak_w=self.peak_w,
             expected=tuple(v for _, v in sorted(self.expected.items()) if v.departure > now),
+            building_forecast=None if self.config.building_lookahead_s is None else self.forecast,
         )
 
     def replan(self, now: float) -> list[Command]:

@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from csms.loadmgmt.forecast import BuildingForecast
 from csms.loadmgmt.topology import EvseKey, Site
 
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
@@ -110,6 +111,8 @@ class SiteState:
     peak_w: float = 0.0
     #: Vehicles scheduled to depart from the site that are not plugged in yet (their departure still ahead).
     expected: tuple[ExpectedVehicle, ...] = ()
+    #: The building's load learnt by time of day (None: none kept): strategies plan their horizon with its mean.
+    building_forecast: BuildingForecast | None = None
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,23 @@ plans with from the event's start to its end (:meth:`LoadManagement.curtail`):
 Each interval of an event is its own step. The VEN answers ``optIn``, or ``optOut`` when the operator's rule
 (``openadr_opt_out = "when_departure_at_risk"``) allows it and a fleet vehicle at the site would miss its
 departure under the lower limit. It reports the site's planned charging power back (``TELEMETRY_USAGE``).
+
+**Signatures.** Given the VTN certificate's fingerprint (``openadr_vtn_fingerprint``) the VEN accepts only
+messages the VTN signed with that certificate, recently (openleadr's ReplayProtect: a signature older than a few
+seconds has expired) and never replayed. With its own certificate and key it signs what it sends and speaks TLS
+with them to the VTN (verified against ``openadr_ca_file``). A message that fails is ignored — the sites keep
+the limits of the last event the VEN accepted — and the rejection is logged and recorded as a security event
+(``GET /security-events``: ``openadr_wrong_signature``, ``openadr_expired_signature``, … saying why).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +95,69 @@ def targeted_sites(event: Mapping[str, Any], sites: Sequence[str]) -> list[str]:
 
 #: (site, event start, event end, limit kW) -> True when a vehicle would miss its departure.
 DepartureCheck = Callable[[str, float, float, float], Awaitable[bool]]
+#: (the OpenADR service the answer came from, the cause (a key of REJECTIONS), why) -> recorded for the operator.
+RejectionSink = Callable[[str, str, str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class VenSecurity:
+    """How the VEN trusts the VTN and proves itself: the VTN certificate's fingerprint (as openleadr prints it,
+    ``AA:BB:…``: messages must be signed with it), and optionally the VEN's own certificate and key (it signs and
+    speaks TLS with them) and the CA file the VTN's TLS certificate is checked against."""
+
+    vtn_fingerprint: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    ca_file: str | None = None
+    passphrase: str | None = field(default=None, repr=False)
+
+
+#: Per request: the answer the VTN sent (None until one came) and whether it passed the checks.
+_answer: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("openadr_answer", default=None)
+
+
+#: The security event types of refused VTN answers, by cause.
+REJECTIONS = {
+    "bad_message": "openadr_bad_message",
+    "unsigned": "openadr_unsigned",
+    "wrong_signature": "openadr_wrong_signature",
+    "expired_signature": "openadr_expired_signature",
+    "replayed": "openadr_replayed",
+}
+
+
+def rejection_reason(content: bytes | str, vtn_fingerprint: str | None) -> tuple[str, str]:
+    """Why openleadr refused a VTN's answer (a key of :data:`REJECTIONS` and the text), worked out again without
+    touching its replay cache."""
+    from openleadr import messaging, utils
+
+    try:
+        tree = messaging.validate_xml_schema(utils.ensure_bytes(content))
+    except Exception as exc:
+        return "bad_message", f"not a valid OpenADR 2.0b message: {exc}"
+    if tree.find(".//{http://www.w3.org/2000/09/xmldsig#}X509Certificate") is None:
+        return "unsigned", "unsigned: the VEN accepts only messages the VTN signed"
+    cert = utils.extract_pem_cert(tree)
+    fingerprint = utils.certificate_fingerprint(cert)
+    if vtn_fingerprint and fingerprint != vtn_fingerprint:
+        text = f"wrong signature: signed by certificate {fingerprint}, not the VTN's {vtn_fingerprint}"
+        return "wrong_signature", text
+    try:
+        messaging.VERIFIER.verify(tree, x509_cert=utils.ensure_bytes(cert), expect_references=2)
+    except Exception as exc:
+        return "wrong_signature", f"wrong signature: it does not verify ({exc})"
+    ns = "{http://openadr.org/oadr-2.0b/2012/07/xmldsig-properties}"
+    stamp, nonce = tree.findtext(f".//{ns}timestamp"), tree.findtext(f".//{ns}nonce")
+    if stamp is None or nonce is None:
+        return "bad_message", "the signature has no ReplayProtect timestamp and nonce"
+    signed = utils.parse_datetime(stamp)
+    limit = messaging.REPLAY_PROTECT_MAX_TIME_DELTA
+    if signed < datetime.now(UTC) - limit:
+        seconds = limit.total_seconds()
+        return "expired_signature", f"expired signature: signed at {signed.isoformat()}, more than {seconds:g} s ago"
+    if (signed, nonce) in messaging.NONCE_CACHE:
+        return "replayed", "replayed: this signature's timestamp and nonce were seen before"
+    return "bad_message", "refused by the OpenADR client"
 
 
 class Ven:
@@ -101,6 +172,8 @@ class Ven:
         sites: Sequence[str],
         opt_out: str = "never",
         at_risk: DepartureCheck | None = None,
+        security: VenSecurity | None = None,
+        on_rejected: RejectionSink | None = None,
     ) -> None:
         from openleadr import OpenADRClient  # the client pulls aiohttp and apscheduler: only when configured
 
@@ -108,8 +181,24 @@ class Ven:
         self.sites = list(sites)
         self.opt_out = opt_out
         self.at_risk = at_risk
-        self.client = OpenADRClient(ven_name=ven_name, vtn_url=vtn_url, disable_signature=True, allow_jitter=False)
+        self.security = security or VenSecurity()
+        self.on_rejected = on_rejected
+        sec = self.security
+        signs = sec.cert is not None and sec.key is not None
+        self.client = OpenADRClient(
+            ven_name=ven_name, vtn_url=vtn_url, allow_jitter=False, disable_signature=not signs, cert=sec.cert,
+            key=sec.key, passphrase=sec.passphrase, ca_file=sec.ca_file, vtn_fingerprint=sec.vtn_fingerprint,
+            show_fingerprint=False,
+        )  # fmt: skip
         self.client.add_handler("on_event", self.on_event)
+        self.client.add_hook("before_schema_validation", self._received)
+        self.client.add_hook("before_parse_xml", self._passed)
+        self._request = self.client._perform_request  # openleadr's own request
+        self.client._perform_request = self._perform_request  # wrapped: see the answers openleadr refuses
+        #: Seconds before asking a VTN that did not register this VEN again (doubling).
+        self.retry_s = 5.0
+        #: Answers the VEN refused: (service, reason), the latest last (the security events hold them all).
+        self.rejected: list[tuple[str, str]] = []
         for site_id in self.sites:
             self.client.add_report(
                 callback=lambda site_id=site_id: self.planned_kw(site_id),
@@ -122,7 +211,48 @@ class Ven:
         self.events: dict[str, tuple[list[str], str]] = {}
 
     async def start(self) -> None:
-        await self.client.run()
+        """Register and poll; a VTN that does not answer the registration (down, not there yet) is asked again
+        after ``retry_s``, doubling to 5 minutes (openleadr's client gives up after one try)."""
+        delay = self.retry_s
+        while True:
+            await self.client.run()
+            if self.client.registration_id is not None:
+                return
+            log.warning("OpenADR: the VTN did not register this VEN; trying again in %g s", delay)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 300.0)
+            self.client.client_session = None  # closed by the failed run: the next one opens its own
+
+    async def _perform_request(self, service: str, message: Any) -> Any:
+        """openleadr's request, noting whether the answer that came passed its checks: one that did not is
+        ignored by openleadr (the plan keeps the last good event) and recorded here as a rejection."""
+        answer: list[Any] = [None, False]
+        _answer.set(answer)
+        try:
+            return await self._request(service, message)
+        finally:
+            _answer.set(None)
+            if answer[0] is not None and not answer[1]:
+                await self._reject(service, *rejection_reason(answer[0], self.security.vtn_fingerprint))
+
+    def _received(self, content: str) -> None:
+        answer = _answer.get()
+        if answer is not None:
+            answer[0] = content
+
+    def _passed(self, content: str) -> None:
+        answer = _answer.get()
+        if answer is not None:
+            answer[1] = True
+
+    async def _reject(self, service: str, cause: str, reason: str) -> None:
+        log.warning("OpenADR: refused the VTN's answer to %s: %s", service, reason)
+        if self.on_rejected is not None:
+            try:
+                await self.on_rejected(service, cause, reason)
+            except Exception:
+                log.exception("OpenADR: could not record the rejection")
+        self.rejected.append((service, reason))
 
     async def stop(self) -> None:
         with contextlib.suppress(Exception):
@@ -182,6 +312,7 @@ class VenSettings:
     ven_name: str = "chargetwin"
     sites: tuple[str, ...] = ()  # empty: every site load management plans
     opt_out: str = "never"  # or "when_departure_at_risk"
+    security: VenSecurity | None = None
 
 
 def make_ven(settings: VenSettings, load_management: LoadManagement, session_factory: Any) -> Ven:
@@ -195,9 +326,26 @@ def make_ven(settings: VenSettings, load_management: LoadManagement, session_fac
 
         return await asyncio.to_thread(read)
 
+    async def rejected(service: str, cause: str, reason: str) -> None:
+        await asyncio.to_thread(record_rejection, session_factory, settings.vtn_url, service, cause, reason)
+
     sites = settings.sites or tuple(sorted(load_management.manager.planners))
     return Ven(load_management, vtn_url=settings.vtn_url, ven_name=settings.ven_name, sites=sites,
-               opt_out=settings.opt_out, at_risk=at_risk)  # fmt: skip
+               opt_out=settings.opt_out, at_risk=at_risk, security=settings.security,
+               on_rejected=rejected)  # fmt: skip
+
+
+def record_rejection(session_factory: Any, vtn_url: str, service: str, cause: str, reason: str) -> None:
+    """The operator's record of an answer the VEN refused: a security event of its cause's type (repeats of one
+    cause within a minute are one event that counts them)."""
+    from urllib.parse import urlsplit
+
+    from csms.services import security_events
+
+    with session_factory() as db:
+        security_events.record(db, type=REJECTIONS[cause], at=datetime.now(UTC), source=urlsplit(vtn_url).netloc,
+                               detail={"vtn_url": vtn_url, "service": service, "reason": reason[:500]})  # fmt: skip
+        db.commit()
 
 
 def _utc(posix: float) -> datetime:

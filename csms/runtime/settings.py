@@ -171,6 +171,20 @@ class ServeSettings(BaseModel):
     openadr_opt_out: Literal["never", "when_departure_at_risk"] = _setting(
         "never", "answer optOut to an event that would make a fleet vehicle miss its departure"
     )
+    openadr_vtn_fingerprint: str | None = _setting(
+        None, "accept only VTN messages signed with the certificate of this fingerprint (openleadr's form, "
+        "AA:BB:…), recently and never replayed; others are refused and recorded as security events",
+        metavar="FINGERPRINT", pattern=r"^([0-9A-F]{2}:){9}[0-9A-F]{2}$",
+    )  # fmt: skip
+    openadr_cert: str | None = _setting(
+        None,
+        "the VEN's certificate (PEM file): it signs its messages and speaks TLS to the VTN with it",
+        metavar="FILE",
+    )
+    openadr_key: str | None = _setting(None, "the private key of openadr_cert (PEM file)", metavar="FILE")
+    openadr_ca_file: str | None = _setting(
+        None, "the CA certificates (PEM file) the VTN's TLS certificate is checked against", metavar="FILE"
+    )
 
     ocpi_port: int | None = _setting(
         None, "serve OCPI 2.2.1 as a CPO on this port, under /ocpi (default: no OCPI); needs ocpi_country_code and "
@@ -355,6 +369,9 @@ def check_together(settings: ServeSettings) -> None:
                             "with ocpi_port, the operator's identity on OCPI")  # fmt: skip
     if settings.tls_client_ca is not None and settings.tls_cert is None and settings.pki is None:
         raise SettingsError("tls_cert and tls_key (--tls-cert, --tls-key): required with tls_client_ca")
+    if (settings.openadr_cert is None) != (settings.openadr_key is None):
+        raise SettingsError("openadr_cert and openadr_key (--openadr-cert, --openadr-key): the VEN's certificate "
+                            "and its key, both or neither")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,8 @@ amount, naming what it reverses), so every balance and every invoice can be reco
 integers of the account's currency's minor unit; ``amount_minor`` > 0 is owed by the account, < 0 paid or
 credited. A session is charged once (its transaction id is the entry's reference); the processing fee of the
 account's payment method follows it as its own entry, so it shows as a line on every receipt and invoice.
+A document billed as a whole (a multifamily unit's monthly statement) is posted under its reference: posted
+again unchanged it stays as it is; changed, its standing lines are reversed and the new ones posted.
 """
 
 from __future__ import annotations
@@ -228,8 +230,11 @@ def record_credit(
     return _post(db, account, kind, -amount_minor, 0, f"{text} ({reference})", reference, at, now, by)
 
 
-def reverse(db: Session, entry_id: int, *, reason: str, now: datetime, by: str | None = None) -> LedgerEntry:
-    """Undo an entry by its negation; an entry is reversed at most once and a reversal is never reversed."""
+def reverse(
+    db: Session, entry_id: int, *, reason: str, now: datetime, by: str | None = None, at: datetime | None = None
+) -> LedgerEntry:
+    """Undo an entry by its negation, dated ``at`` (default now); an entry is reversed at most once and a reversal
+    is never reversed."""
     entry = db.get(LedgerEntry, entry_id)
     if entry is None:
         raise NotFound(f"ledger entry {entry_id} not found")
@@ -240,11 +245,62 @@ def reverse(db: Session, entry_id: int, *, reason: str, now: datetime, by: str |
     account = get_account(db, entry.account_id)
     text = f"reversal of #{entry_id}: {reason}"
     reversal = _post(
-        db, account, "reversal", -entry.amount_minor, -entry.vat_minor, text, entry.reference, now, now, by
+        db, account, "reversal", -entry.amount_minor, -entry.vat_minor, text, entry.reference, at or now, now, by
     )
     reversal.reverses_id = entry_id
     db.flush()
     return reversal
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """What posting a document did: its standing entries, those it posted now and the reversals it made."""
+
+    entries: list[LedgerEntry]
+    posted: list[LedgerEntry]
+    reversals: list[LedgerEntry]
+
+    @property
+    def total_minor(self) -> int:
+        return sum(e.amount_minor for e in self.entries)
+
+
+def post_document(
+    db: Session,
+    account_id: str,
+    *,
+    kind: str,
+    reference: str,
+    lines: Sequence[tuple[str, int, int]],
+    at: datetime,
+    now: datetime,
+    by: str | None = None,
+) -> Posting:
+    """Debit ``account_id`` with a document's ``lines`` (description, amount_minor, vat_minor), once per
+    ``reference``: when the lines standing under it (posted, not reversed) are the same, nothing is posted; when
+    they differ (a corrected document), each is reversed and the new lines are posted, all dated ``at`` (the
+    document's period, so its invoice nets them out). Lines of 0 are left out."""
+    account = get_account(db, account_id)
+    wanted = [(text[:300], amount, vat) for text, amount, vat in lines if amount]
+    standing = _standing(db, account_id, kind, reference)
+    if sorted((e.description, e.amount_minor, e.vat_minor) for e in standing) == sorted(wanted):
+        return Posting(standing, [], [])
+    why = f"{reference} corrected"
+    reversals = [reverse(db, e.id, reason=why, now=now, by=by, at=at) for e in standing]
+    posted = [_post(db, account, kind, amount, vat, text, reference, at, now, by) for text, amount, vat in wanted]
+    return Posting(posted, posted, reversals)
+
+
+def _standing(db: Session, account_id: str, kind: str, reference: str) -> list[LedgerEntry]:
+    reversed_ids = select(LedgerEntry.reverses_id).where(LedgerEntry.reverses_id.is_not(None))
+    return list(
+        db.scalars(
+            select(LedgerEntry)
+            .where(LedgerEntry.account_id == account_id, LedgerEntry.reference == reference)
+            .where(LedgerEntry.kind == kind, LedgerEntry.id.not_in(reversed_ids))
+            .order_by(LedgerEntry.id)
+        )
+    )
 
 
 def _post(  # noqa: PLR0913 - the fields of one entry
@@ -319,7 +375,7 @@ def issue_invoices(
             db.scalars(
                 select(LedgerEntry)
                 .where(LedgerEntry.account_id == account.id, LedgerEntry.at < end, LedgerEntry.id.not_in(invoiced))
-                .where(LedgerEntry.kind.in_(("charge", "fee", "reversal", "adjustment")))
+                .where(LedgerEntry.kind.in_(("charge", "fee", "statement", "reversal", "adjustment")))
                 .order_by(LedgerEntry.at, LedgerEntry.id)
             )
         )

@@ -13,7 +13,9 @@ the driver. The prices come from :mod:`csms.tariffs`; this module reads the sess
 * **Time zone.** ``CsmsConfig.tariff_time_zone``: local midnight and the restrictions' local times.
 * **The CDR** is stored once per transaction (a replayed end answers with the stored one) and rebuilt when a
   report of the session arrives after its end (an offline replay out of order). When the token pays through a
-  billing account the session is debited once (:func:`csms.services.billing.charge_session`).
+  billing account the session is debited once (:func:`csms.services.billing.charge_session`) — unless it is a
+  multifamily unit resident's at their garage, which the unit's monthly statement bills
+  (:func:`csms.services.multifamily.billed_by_statement`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from csms.domain import meter
 from csms.domain import money as currency
 from csms.domain.transaction import TransactionStatus
 from csms.ocpp.outgoing import SessionCost
-from csms.services import billing, configuration, payments, tariffs, transactions
+from csms.services import billing, configuration, multifamily, payments, tariffs, transactions
 from csms.services.config import CsmsConfig
 from csms.services.errors import Invalid, NotFound
 from csms.services.live_transactions import LiveCost
@@ -340,6 +342,8 @@ def close(db: Session, tx: Transaction, config: CsmsConfig, now: datetime) -> Cd
 def _debit(
     db: Session, tx: Transaction, row: Cdr, result: CdrResult, incl: Decimal, at: datetime, now: datetime
 ) -> None:
+    if multifamily.billed_by_statement(db, tx.id_token, tx.station_id):
+        return  # the unit's monthly statement bills the resident's charging at their garage
     code = result.currency
     gross = _minor(incl, code)
     try:

@@ -10,6 +10,10 @@ statement per unit with the owner's reconciliation against the site meter.
   (energy × utility rate × (1 + margin)) or as a flat monthly fee with an energy allowance and the rest at
   cost recovery. The **reconciliation** sets what every unit and visitor was billed against what the site
   meter measured; the difference is the common area's (and losses').
+* **Posting** a statement debits the unit's billing account with its lines (reference
+  ``statement:<property>:<unit>:<YYYY-MM>``): posted again unchanged it stays, corrected (a late session, a
+  changed term) its lines are reversed and the new ones posted. A resident's session at the property's own
+  stations is therefore not debited on its own (:func:`billed_by_statement`): the statement bills it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from csms.store.models import (
     BillingAccount,
     IdToken,
     Invitation,
+    LedgerEntry,
     Property,
     PropertyUnit,
     SiteEvse,
@@ -266,6 +271,75 @@ def statement(db: Session, property_id: str, unit_name: str, year: int, month: i
     vat = _vat(prop, total)
     return Statement(prop.id, unit.name, f"{year}-{month:02d}", prop.currency, len(sessions), round(energy_wh, 3),
                      lines, total, vat)  # fmt: skip
+
+
+def post_statement(
+    db: Session, property_id: str, unit_name: str, year: int, month: int, *, now: datetime, by: str | None = None
+) -> tuple[Statement, billing.Posting]:
+    """Debit the unit's account with its statement of the local month (once; a corrected one replaces it). A
+    month can be posted from its first day on: a month still running is posted as it stands and corrected later.
+    """
+    prop = get_property(db, property_id)
+    unit = unit_by_name(db, property_id, unit_name)
+    start, end = _month(prop, year, month)
+    if now < start:
+        raise Invalid(f"{year}-{month:02d} has not begun at {prop.id!r}")
+    if unit.account_id is None:
+        raise Invalid(f"unit {unit_name!r} has no billing account")
+    found = statement(db, property_id, unit_name, year, month)
+    vats = _split_vat(prop, [line["amount_minor"] for line in found.lines], found.vat_minor)
+    lines = [(f"{found.month} statement, unit {unit.name}: {line['description']}", line["amount_minor"], vat)
+             for line, vat in zip(found.lines, vats, strict=True)]  # fmt: skip
+    at = min(now, end - timedelta(seconds=1))
+    posting = billing.post_document(db, unit.account_id, kind="statement", reference=statement_reference(found),
+                                    lines=lines, at=at, now=now, by=by)  # fmt: skip
+    return found, posting
+
+
+def statement_reference(found: Statement) -> str:
+    return f"statement:{found.property_id}:{found.unit}:{found.month}"
+
+
+def posted_minor(db: Session, property_id: str, unit_name: str, year: int, month: int) -> int:
+    """What the unit's ledger holds for its statement of the month: its statement lines net of reversals."""
+    unit = unit_by_name(db, property_id, unit_name)
+    if unit.account_id is None:
+        return 0
+    reference = f"statement:{property_id}:{unit.name}:{year}-{month:02d}"
+    return int(
+        db.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.amount_minor), 0)).where(
+                LedgerEntry.account_id == unit.account_id, LedgerEntry.reference == reference
+            )
+        )
+        or 0
+    )
+
+
+def billed_by_statement(db: Session, id_token: str | None, station_id: str) -> bool:
+    """Whether a session of ``id_token`` at ``station_id`` is a unit resident's at their property's stations,
+    billed by the unit's monthly statement rather than on its own."""
+    if id_token is None:
+        return False
+    prop = property_of_station(db, station_id)
+    if prop is None:
+        return False
+    return (
+        db.scalar(
+            select(AccessPass.id)
+            .where(AccessPass.property_id == prop.id, AccessPass.id_token == id_token, AccessPass.unit_id.is_not(None))
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _split_vat(prop: Property, amounts: list[int], vat_minor: int) -> list[int]:
+    """The statement's VAT over its lines: each line's share, the last one taking the rounding remainder."""
+    if not amounts:
+        return []
+    shares = [_vat(prop, amount) for amount in amounts[:-1]]
+    return [*shares, vat_minor - sum(shares)]
 
 
 def _price(prop: Property, energy_wh: float) -> list[dict[str, Any]]:

@@ -40,6 +40,11 @@ CSMS_TYPES = {
     "certificate_issued": "the CSMS's CA signed a station certificate",
     "ocsp_failed": "an OCSP lookup failed or answered revoked",
     "profile_downgrade_refused": "a change would have lowered a station's security profile",
+    "openadr_wrong_signature": "the OpenADR VEN refused a VTN message signed by another certificate or not verifying",
+    "openadr_expired_signature": "the OpenADR VEN refused a VTN message signed too long ago (ReplayProtect)",
+    "openadr_replayed": "the OpenADR VEN refused a VTN message whose signature it had seen before",
+    "openadr_unsigned": "the OpenADR VEN, told to check signatures, refused an unsigned VTN message",
+    "openadr_bad_message": "the OpenADR VEN refused a VTN message that is not valid OpenADR 2.0b",
 }
 
 

@@ -825,7 +825,7 @@ class LedgerEntry(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("billing_accounts.id", ondelete="RESTRICT"))
     at: Mapped[datetime] = mapped_column(UtcDateTime())
-    kind: Mapped[str] = mapped_column(String(16))  # charge | fee | payment | top_up | reversal | adjustment
+    kind: Mapped[str] = mapped_column(String(16))  # charge | fee | statement | payment | top_up | reversal | adjustment
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     vat_minor: Mapped[int] = mapped_column(BigInteger, default=0)  # the VAT included in amount_minor
     currency: Mapped[str] = mapped_column(String(3))

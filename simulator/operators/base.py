@@ -27,6 +27,7 @@ Capability = Literal[
     "reserve",  # make the CSMS reserve a connector for a token (it chooses the reservation's id)
     "update_firmware",  # store a firmware image on the CSMS and make it send UpdateFirmware pointing at it
     "fleet",  # register a depot's vehicles with their departure plans and post their telematics SoC
+    "onboard",  # make the garage a multifamily property and invite its drivers, each redeeming with their card
 ]
 
 #: What :meth:`Operator.configure` may be asked, with its keyword arguments:
@@ -64,8 +65,9 @@ class FirmwareImage:
 @dataclass(frozen=True, slots=True)
 class FleetVehicle:
     """A depot's vehicle for the CSMS's fleet records: its battery and limits, the token that brings it to a
-    charger, its depot (a site id), and its weekly departures ``(weekday 0 = Monday, "HH:MM" local in ``tz``,
-    target SoC %)``."""
+    charger, its depot (a site id; None: the CSMS's site holding ``stations``, the chargers it may use, where the
+    adapter can look it up), and its weekly departures ``(weekday 0 = Monday, "HH:MM" local in ``tz``, target
+    SoC %)``."""
 
     vehicle_id: str
     battery_kwh: float
@@ -75,6 +77,20 @@ class FleetVehicle:
     depot_id: str | None = None
     max_ac_kw: float | None = None
     max_dc_kw: float | None = None
+    stations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Garage:
+    """A multifamily garage for the CSMS: its property id and name, the chargers that make it (the CSMS's site
+    holding them is the property's), its time zone, and its billing ``terms`` (the property API's fields:
+    billing_mode, currency, utility_rate, margin_pct, flat_fee, allowance_kwh, vat_pct)."""
+
+    property_id: str
+    name: str
+    stations: tuple[str, ...]
+    tz: str
+    terms: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +163,12 @@ class Operator(Protocol):
 
     async def record_soc(self, vehicle_id: str, soc_pct: float, at: datetime) -> None:
         """A telematics state of charge of a registered vehicle. Raises OperatorError."""
+        ...
+
+    async def onboard(self, garage: Garage, role: str, tokens: list[str], pass_days: int | None) -> None:
+        """Make ``garage`` a property (once) and bring each token's driver in as the ``role`` (resident: a unit of
+        their own, named by the token), by an invitation redeemed with the token as their own card. Raises
+        OperatorError."""
         ...
 
     async def transactions(self, station_ids: list[str], since: datetime) -> list[StoredTransaction]:

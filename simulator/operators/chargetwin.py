@@ -15,6 +15,7 @@ from simulator.operators.base import (
     Capability,
     FirmwareImage,
     FleetVehicle,
+    Garage,
     OperatorError,
     StoredStation,
     StoredTransaction,
@@ -93,6 +94,8 @@ class ChargetwinOperator:
     def __init__(self, api_url: str, api_key: str | None, *, transport: httpx.AsyncBaseTransport | None = None):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = RetryingClient(api_base(api_url), headers, transport=transport)
+        #: station id -> the CSMS's site holding it, read once (a depot's vehicles without a depot id)
+        self._sites: dict[str, str] | None = None
 
     def cannot(self, capability: Capability, action: str | None = None) -> str | None:
         return None
@@ -284,10 +287,12 @@ class ChargetwinOperator:
         ]
 
     async def register_vehicle(self, vehicle: FleetVehicle) -> None:
-        """``POST /fleet/vehicles`` (an existing vehicle is kept), then ``PUT …/plan`` with its weekly departures."""
+        """``POST /fleet/vehicles`` (an existing vehicle is kept), then ``PUT …/plan`` with its weekly departures.
+        Without a depot, the vehicle's depot is the CSMS's site (``GET /sites``) that holds its chargers."""
+        depot = vehicle.depot_id or await self.site_of(vehicle.stations)
         body = {
             "id": vehicle.vehicle_id, "name": vehicle.vehicle_id, "battery_kwh": vehicle.battery_kwh,
-            "id_token": vehicle.id_token, "depot_id": vehicle.depot_id, "tz": vehicle.tz,
+            "id_token": vehicle.id_token, "depot_id": depot, "tz": vehicle.tz,
             "max_ac_kw": vehicle.max_ac_kw, "max_dc_kw": vehicle.max_dc_kw,
         }  # fmt: skip
         response = await self.http.request("POST", "/fleet/vehicles", json=body)
@@ -295,6 +300,35 @@ class ChargetwinOperator:
             raise failure(response)
         plan = [{"weekday": d, "time": t, "target_soc_pct": soc} for d, t, soc in vehicle.departures]
         await self._json("PUT", f"/fleet/vehicles/{_segment(vehicle.vehicle_id)}/plan", json={"departures": plan})
+
+    async def onboard(self, garage: Garage, role: str, tokens: list[str], pass_days: int | None) -> None:
+        """``POST /properties`` (kept when it exists) on the CSMS's site holding the garage's chargers, then per
+        driver: ``POST …/units`` (residents), ``POST …/invitations`` and its redeem URL with their own card."""
+        prop = _segment(garage.property_id)
+        body = {"id": garage.property_id, "name": garage.name, "site_id": await self.site_of(garage.stations),
+                "tz": garage.tz, **garage.terms}  # fmt: skip
+        response = await self.http.request("POST", "/properties", json=body)
+        if response.status_code not in (201, 409):  # 409: the property exists
+            raise failure(response)
+        for token in tokens:
+            unit = token if role == "resident" else None
+            if unit is not None:
+                made = await self.http.request("POST", f"/properties/{prop}/units", json={"name": unit})
+                if made.status_code not in (201, 409):
+                    raise failure(made)
+            invitation = {"kind": role, "unit": unit, "pass_days": pass_days}
+            code = (await self._json("POST", f"/properties/{prop}/invitations", ok=(201,), json=invitation))["code"]
+            await self._json("POST", f"/invitations/{_segment(code)}/redeem", ok=(201,),
+                             json={"holder": token, "id_token": token})  # fmt: skip
+
+    async def site_of(self, station_ids: tuple[str, ...]) -> str | None:
+        """The id of the CSMS's load-management site with an EVSE of one of ``station_ids`` (None: none)."""
+        if not station_ids:
+            return None
+        if self._sites is None:
+            rows = await self._json("GET", "/sites")
+            self._sites = {e["station_id"]: r["id"] for r in rows for e in r.get("evses", [])}
+        return next((self._sites[s] for s in station_ids if s in self._sites), None)
 
     async def record_soc(self, vehicle_id: str, soc_pct: float, at: datetime) -> None:
         body = {"vehicle_id": vehicle_id, "soc_pct": soc_pct, "at": at.isoformat(), "source": "telematics"}

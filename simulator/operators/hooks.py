@@ -25,6 +25,7 @@ from simulator.operators.base import (
     Capability,
     FirmwareImage,
     FleetVehicle,
+    Garage,
     OperatorError,
     StoredStation,
     StoredTransaction,
@@ -226,6 +227,8 @@ class HooksOperator:
             return f"{self.file}: hooks cannot store a firmware image on the CSMS"
         if capability == "fleet":
             return f"{self.file}: hooks have no fleet records (vehicles, departure plans, telematics)"
+        if capability == "onboard":
+            return f"{self.file}: hooks have no multifamily properties (invitations, passes)"
         return None if getattr(self.spec, capability) is not None else f"{self.file} defines no {capability}"
 
     def _require(self, capability: Capability) -> Any:
@@ -289,6 +292,9 @@ class HooksOperator:
 
     async def record_soc(self, vehicle_id: str, soc_pct: float, at: datetime) -> None:
         raise OperatorError(self.cannot("fleet") or "")
+
+    async def onboard(self, garage: Garage, role: str, tokens: list[str], pass_days: int | None) -> None:
+        raise OperatorError(self.cannot("onboard") or "")
 
     async def configure(self, station_id: str, setting: str, **values: Any) -> None:
         call = self.spec.configure.get(setting)

@@ -14,6 +14,7 @@ from simulator.operators.base import (
     Capability,
     FirmwareImage,
     FleetVehicle,
+    Garage,
     OperatorError,
     StoredStation,
     StoredTransaction,
@@ -23,6 +24,7 @@ from simulator.operators.base import (
 PERSON_TIMEOUT_S = 900.0
 NO_READS = "a person operates this CSMS (--operator manual): nothing can be read back from it"
 NO_FLEET = "a person operates this CSMS (--operator manual): telematics every few minutes need an API"
+NO_ONBOARDING = "a person operates this CSMS (--operator manual): invite the garage's drivers yourself beforehand"
 NO_IMAGES = "a person operates this CSMS (--operator manual): the simulator cannot hand them a firmware image"
 
 
@@ -52,6 +54,8 @@ class ManualOperator:
             return NO_IMAGES
         if capability == "fleet":
             return NO_FLEET
+        if capability == "onboard":
+            return NO_ONBOARDING
         return NO_READS if capability.startswith("read_") else None
 
     async def _ask(self, instruction: str) -> None:
@@ -104,6 +108,9 @@ class ManualOperator:
 
     async def record_soc(self, vehicle_id: str, soc_pct: float, at: datetime) -> None:
         raise OperatorError(NO_FLEET)
+
+    async def onboard(self, garage: Garage, role: str, tokens: list[str], pass_days: int | None) -> None:
+        raise OperatorError(NO_ONBOARDING)
 
     async def configure(self, station_id: str, setting: str, **values: Any) -> None:
         wanted = ", ".join(f"{k} {v}" for k, v in values.items())

@@ -35,6 +35,7 @@ KNOWN_CHECKS: frozenset[str] = frozenset(
         "lowest_security_profile",  # the lowest profile a station connects with, as it and the CSMS agree
         "statement_mismatch_cents",  # multifamily: |unit statement - cost from the twin's truth|, worst unit
         "statement_mismatch_wh",  # ... and its energy
+        "statement_ledger_mismatch_cents",  # ... |posted to the unit's ledger - statement (and truth)|, worst unit
         "dr_violation_minutes",  # minutes the site drew more than a demand-response event allowed
         "energy_cost",  # the site's import priced by site.utility_tariff (energy + demand charge)
         "cost_savings_fraction",  # (uncontrolled - run) / (uncontrolled - cost-optimal plan), same sessions

@@ -4,13 +4,17 @@ owner's reconciliation against the site meter, to the cent and the Wh."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from ocpp.v16 import call as call16
+from sqlalchemy import select
 
+from csms import cli
 from csms.services import authorization, billing, multifamily, sites, stations
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.store.models import Transaction
@@ -145,3 +149,86 @@ async def test_a_resident_invited_through_the_api_is_let_in_by_a_real_charger_an
     statement = await client.get("/api/v1/properties/hv/units/5A/statement?month=2026-11", headers=key)
     assert statement.status_code == 200 and statement.json()["total"] == "0.00"
     assert (await client.get("/api/v1/properties/hv/reconciliation?month=2026-13", headers=key)).status_code == 422
+
+
+def _resident_sessions(db, token: str, *energies_wh: int, at: datetime = T0) -> None:
+    start = len(list(db.scalars(select(Transaction.id))))
+    for n, wh in enumerate(energies_wh):
+        db.add(Transaction(station_id="hv-1", charger_tx_id=f"s{start + n}", evse_id=1, id_token=token,
+                           started_at=at + timedelta(hours=n), meter_start_wh=0, meter_stop_wh=wh,
+                           status="completed"))  # fmt: skip
+    db.flush()
+
+
+def test_a_statement_is_posted_to_the_units_ledger_once_and_a_corrected_one_replaces_it(garage):
+    later = T0 + timedelta(days=25)
+    with garage() as db:
+        multifamily.invite(db, "hv", "r4b", kind="resident", unit="4B", now=T0)
+        multifamily.redeem(db, "r4b", holder="Ana", now=T0, new_token="MFANA")
+        _resident_sessions(db, "MFANA", 12_345, 7_655)
+        found, first = multifamily.post_statement(db, "hv", "4B", 2026, 11, now=later)
+        assert found.total_minor == 539 and first.total_minor == 539 and len(first.posted) == 1
+        assert first.posted[0].vat_minor == 94 and first.posted[0].kind == "statement"
+        _, again = multifamily.post_statement(db, "hv", "4B", 2026, 11, now=later + timedelta(hours=1))
+        assert (again.posted, again.reversals) == ([], [])  # posting twice posts once
+        assert billing.balance(db, "unit:hv:4B") == 539
+        _resident_sessions(db, "MFANA", 10_000, at=T0 + timedelta(days=2))  # a session reported late
+        corrected, fix = multifamily.post_statement(db, "hv", "4B", 2026, 11, now=later + timedelta(days=1))
+        assert corrected.total_minor == 809  # 30 kWh x 0.2450 x 1.10 = 8.085 -> 8.09
+        assert [r.reverses_id for r in fix.reversals] == [first.posted[0].id] and fix.total_minor == 809
+        entries = sorted(billing.ledger(db, "unit:hv:4B"), key=lambda e: e.id)
+        assert [(e.kind, e.amount_minor) for e in entries] == [("statement", 539), ("reversal", -539),
+                                                               ("statement", 809)]  # fmt: skip
+        assert first.posted[0].amount_minor == 539  # the first line stands as it was written, reversed
+        assert billing.balance(db, "unit:hv:4B") == multifamily.posted_minor(db, "hv", "4B", 2026, 11) == 809
+        assert entries[0].at < datetime(2026, 11, 30, 23, tzinfo=UTC)  # in its month, for the month's invoice
+        invoices = billing.issue_invoices(db, 2026, 11, tz=UTC, now=datetime(2026, 12, 4, tzinfo=UTC))
+        assert [(i.account_id, i.gross_minor) for i in invoices] == [("unit:hv:4B", 809)]
+        with pytest.raises(Invalid, match="not begun"):
+            multifamily.post_statement(db, "hv", "4B", 2027, 1, now=later)
+
+
+def test_a_residents_session_at_their_garage_is_billed_by_the_statement_not_debited_on_its_own(garage):
+    with garage() as db:
+        stations.provision(db, "street-2", ocpp_version="1.6", password=None, now=T0)
+        multifamily.invite(db, "hv", "r4b", kind="resident", unit="4B", now=T0)
+        multifamily.redeem(db, "r4b", holder="Ana", now=T0, new_token="MFANA")
+        assert multifamily.billed_by_statement(db, "MFANA", "hv-1")
+        assert not multifamily.billed_by_statement(db, "MFANA", "street-1")  # elsewhere the account pays per session
+        assert not multifamily.billed_by_statement(db, "STRANGER", "hv-1")
+        assert not multifamily.billed_by_statement(db, None, "hv-1")
+
+
+async def test_statements_are_posted_over_the_api_and_the_cli(garage, client):
+    key = {"Authorization": f"Bearer {API_KEY}"}
+    with garage() as db:
+        multifamily.invite(db, "hv", "r4b", kind="resident", unit="4B", now=T0)
+        multifamily.redeem(db, "r4b", holder="Ana", now=T0, new_token="MFANA")
+        _resident_sessions(db, "MFANA", 20_000)
+        db.commit()
+    url = "/api/v1/properties/hv/units/4B/statement/posting?month=2026-11"
+    first = await client.post(url, headers=key)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert (body["statement_total"], body["ledger_total"], body["changed"]) == ("5.39", "5.39", True)
+    second = (await client.post(url, headers=key)).json()
+    assert second["changed"] is False and second["posted_entry_ids"] == []
+    ledger = (await client.get("/api/v1/accounts/unit:hv:4B/ledger", headers=key)).json()
+    assert [(e["kind"], e["amount"], e["reference"]) for e in ledger] == [("statement", "5.39",
+                                                                           "statement:hv:4B:2026-11")]  # fmt: skip
+    assert (await client.post(url.replace("2026-11", "2026-13"), headers=key)).status_code == 422
+    assert (await client.post(url.replace("4B", "9Z"), headers=key)).status_code == 404
+    with garage() as db:
+        url_db = str(db.get_bind().url)
+        _resident_sessions(db, "MFANA", 10_000, at=T0 + timedelta(days=1))
+        db.commit()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["properties", "statements", "hv", "--month", "2026-11", "--post",
+                         "--database-url", url_db]) == 0  # fmt: skip
+    rows = {line.split()[0]: line.split() for line in out.getvalue().splitlines() if line[:2] in ("4B", "5A")}
+    assert rows["4B"][1:] == ["2", "30.000", "8.09", "EUR", "8.09", "EUR", "corrected"]  # the late session
+    assert rows["5A"][-1] == "unchanged"
+    with garage() as db:
+        assert billing.balance(db, "unit:hv:4B") == 809 and billing.balance(db, "unit:hv:5A") == 0
+        assert sorted(e.kind for e in billing.ledger(db, "unit:hv:4B")) == ["reversal", "statement", "statement"]

@@ -149,3 +149,171 @@ async def test_the_ven_opts_out_when_a_departure_is_at_risk_and_the_rule_allows(
             runner.cancel()
             with contextlib.suppress(BaseException):
                 await runner
+
+
+@contextlib.asynccontextmanager
+async def signed_vtn(pki: dict, responses: list[str]):
+    """A VTN on loopback TLS (client certificates required) that signs its messages with its certificate and
+    checks the VEN's signatures and TLS certificate against the VEN's fingerprint."""
+    from openleadr import OpenADRServer, utils
+
+    port = free_port()
+    vtn_cert, vtn_key = str(pki["vtn"].cert_file), str(pki["vtn"].key_file)
+    ven_fingerprint = utils.certificate_fingerprint(pki["ven"].cert_file.read_text())
+    server = OpenADRServer(
+        vtn_id="TEST-VTN", http_host="127.0.0.1", http_port=port, requested_poll_freq=timedelta(seconds=1),
+        cert=vtn_cert, key=vtn_key, http_cert=vtn_cert, http_key=vtn_key, http_ca_file=str(pki["ca"].cert_file),
+        show_fingerprint=False, verify_message_signatures=True,
+        ven_lookup=lambda ven_id: {"ven_id": "ven-1", "ven_name": "csms-test", "fingerprint": ven_fingerprint,
+                                   "registration_id": "reg-1"},
+    )  # fmt: skip
+    registered: dict[str, str] = {}
+
+    async def on_create_party_registration(info):
+        registered[info["ven_name"]] = "ven-1"
+        return "ven-1", "reg-1"
+
+    server.add_handler("on_create_party_registration", on_create_party_registration)
+    await server.run()
+    try:
+        yield server, f"https://127.0.0.1:{port}/OpenADR2/Simple/2.0b", registered
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+def pki(tmp_path):
+    from simulator.conformance.loopback_pki import issue, make_ca
+
+    ca = make_ca(tmp_path, "openadr-ca")
+    return {"ca": ca, "vtn": issue(tmp_path, ca, "vtn", server=True), "ven": issue(tmp_path, ca, "ven"),
+            "impostor": issue(tmp_path, ca, "impostor", server=True)}  # fmt: skip
+
+
+def _sign_as(cert_file, key_file, *, signed_ago: timedelta = timedelta(0)):
+    """What the VTN's messages are made with from now on: signed with this certificate, ``signed_ago``."""
+    from functools import partial
+
+    from openleadr import messaging
+
+    make = partial(messaging.create_message, cert=cert_file.read_bytes(), key=key_file.read_bytes())
+    protect = messaging._create_replay_protect
+
+    def create(*args, **kwargs):
+        if not signed_ago:
+            return make(*args, **kwargs)
+
+        def aged():
+            element = protect()
+            stamp = element.find("{http://openadr.org/oadr-2.0b/2012/07/xmldsig-properties}timestamp")
+            stamp.text = (datetime.now(UTC) - signed_ago).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            return element
+
+        messaging._create_replay_protect = aged
+        try:
+            return make(*args, **kwargs)
+        finally:
+            messaging._create_replay_protect = protect
+
+    return staticmethod(create)
+
+
+async def test_a_signed_vtn_is_obeyed_and_a_wrong_or_expired_signature_is_refused_visibly(
+    gateway, managed, session_factory, pki
+):
+    from openleadr import utils
+    from openleadr.service.vtn_service import VTNService
+
+    from csms.runtime.openadr import VenSecurity, record_rejection
+    from tests.support.api import api_client
+
+    responses: list[str] = []
+    vtn_fingerprint = utils.certificate_fingerprint(pki["vtn"].cert_file.read_text())
+    async with signed_vtn(pki, responses) as (server, url, registered):
+        security = VenSecurity(vtn_fingerprint=vtn_fingerprint, cert=str(pki["ven"].cert_file),
+                               key=str(pki["ven"].key_file), ca_file=str(pki["ca"].cert_file))  # fmt: skip
+
+        async def rejected(service: str, cause: str, reason: str) -> None:
+            await asyncio.to_thread(record_rejection, session_factory, url, service, cause, reason)
+
+        ven = Ven(managed, vtn_url=url, ven_name="csms-test", sites=["garage"], security=security,
+                  on_rejected=rejected)  # fmt: skip
+        runner = asyncio.create_task(ven.start())
+        original = VTNService._create_message
+        try:
+            await until(lambda: "csms-test" in registered, 20, "the VEN to register over TLS, signed")
+            start = datetime.now(UTC) + timedelta(seconds=60)
+
+            def event(kw: float) -> None:
+                server.add_event(
+                    ven_id="ven-1", signal_name="LOAD_DISPATCH", signal_type="setpoint",
+                    intervals=[{"dtstart": start, "duration": timedelta(minutes=30), "signal_payload": kw}],
+                    callback=lambda ven_id, event_id, opt_type: responses.append(opt_type),
+                )  # fmt: skip
+
+            event(11.0)
+            await until(lambda: responses == ["optIn"], 20, "the VEN's optIn to the signed event")
+            good = [c.limit_kw for c in managed.curtailments("garage")]
+            assert good == [11.0] and ven.rejected == []
+            # Someone else's certificate signs the VTN's messages: every answer is refused, the event it carries
+            # too; the site keeps the last good event's limit.
+            VTNService._create_message = _sign_as(pki["impostor"].cert_file, pki["impostor"].key_file)
+            event(2.0)
+            await until(lambda: any("wrong signature" in r for _, r in ven.rejected), 20, "the wrong signature")
+            assert [c.limit_kw for c in managed.curtailments("garage")] == good
+            # The VTN's own certificate, but the signature is older than openleadr's replay window.
+            VTNService._create_message = _sign_as(pki["vtn"].cert_file, pki["vtn"].key_file,
+                                                  signed_ago=timedelta(minutes=2))  # fmt: skip
+            await until(lambda: any("expired signature" in r for _, r in ven.rejected), 20, "the expired one")
+            assert [c.limit_kw for c in managed.curtailments("garage")] == good
+            assert responses == ["optIn"]  # the refused event was never answered
+        finally:
+            VTNService._create_message = original
+            await ven.stop()
+            runner.cancel()
+            with contextlib.suppress(BaseException):
+                await runner
+    async with api_client(session_factory, gateway) as client:
+        wrong, expired = [
+            (await client.get("/api/v1/security-events", params={"type": f"openadr_{kind}_signature"})).json()
+            for kind in ("wrong", "expired")
+        ]
+    assert len(wrong) == len(expired) == 1  # repeats within a minute counted in the one event
+    assert wrong[0]["detail"]["reason"].startswith("wrong signature: signed by certificate ")
+    assert expired[0]["detail"]["reason"].startswith("expired signature: signed at ")
+    assert {e["origin"] for e in wrong + expired} == {"csms"}
+    assert {e["source"] for e in wrong + expired} == {url.split("/")[2]}
+
+
+async def test_a_ven_whose_vtn_is_not_up_yet_registers_once_it_is(managed):
+    """openleadr's client gives up after one failed registration; the VEN asks again until the VTN answers."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b"
+    ven = Ven(managed, vtn_url=url, ven_name="csms-late", sites=["garage"])
+    ven.retry_s = 0.5
+    runner = asyncio.create_task(ven.start())
+    try:
+        await asyncio.sleep(1.5)  # one or two refused attempts
+        assert ven.client.registration_id is None
+        from openleadr import OpenADRServer
+
+        server = OpenADRServer(vtn_id="late-vtn", http_host="127.0.0.1", http_port=port, show_fingerprint=False,
+                               requested_poll_freq=timedelta(seconds=1), verify_message_signatures=False)  # fmt: skip
+        registered: list[str] = []
+
+        async def on_create_party_registration(info):
+            registered.append(info["ven_name"])
+            return "ven-late", "reg-late"
+
+        server.add_handler("on_create_party_registration", on_create_party_registration)
+        await server.run()
+        try:
+            await until(lambda: ven.client.registration_id == "reg-late", 20, "the VEN to register at last")
+            assert registered == ["csms-late"]
+        finally:
+            await server.stop()
+    finally:
+        await ven.stop()
+        runner.cancel()
+        with contextlib.suppress(BaseException):
+            await runner

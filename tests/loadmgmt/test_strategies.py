@@ -283,12 +283,14 @@ def test_with_a_demand_charge_the_vans_still_on_their_way_let_the_early_ones_cha
     )  # a departure already past is nobody's need
 
 
-def test_with_a_demand_charge_deadline_uses_the_room_under_the_peak_even_below_every_evses_minimum():
+@pytest.mark.parametrize("name", ["deadline", "equal_share", "priority"])
+def test_with_a_demand_charge_every_strategy_uses_the_room_under_the_peak_even_below_every_evses_minimum(name):
     """Four cars that need little (under their 6 A minimum on average) and a billing-period peak of 12 kW: scaled
-    evenly to it each would get 4.3 A and be paused; two run at the level instead, none above it."""
+    evenly to it each would get 4.3 A and be paused; two run at the level instead, none above it (the top-up
+    under the level; equal_share and priority gave each its 6 A minimum: 16.6 kW, a new peak)."""
     site = simple_site(4, limit_a=63.0)
     live = {e.key: SessionState(e.key, energy_needed_wh=2_000.0, departure=NOW + 8 * 3600) for e in site.evses}
-    alloc = STRATEGIES["deadline"](SiteState(site, sessions=live, tariff=Tariff(demand_charge_per_kw=12.0),
+    alloc = STRATEGIES[name](SiteState(site, sessions=live, tariff=Tariff(demand_charge_per_kw=12.0),
                                              peak_w=12_000.0), NOW)  # fmt: skip
     assert 11_000.0 <= alloc.total_w() <= 12_000.0 + 1.0
     assert all(x == 0.0 or x >= 6.0 for x in alloc.limits_a.values())

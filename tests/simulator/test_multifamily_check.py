@@ -21,12 +21,20 @@ def test_the_truth_cost_follows_the_terms_to_the_cent():
 
 def test_units_still_charging_are_listed_open_and_not_judged():
     terms = PropertyTerms(utility_rate="0.25")
-    statements = [UnitStatement("RES-1", 10_000.0, 250), UnitStatement("RES-2", 4_000.0, 100)]
+    statements = [UnitStatement("RES-1", 10_000.0, 250, 250), UnitStatement("RES-2", 4_000.0, 100, 100)]
     out = section(statements, {"RES-1": 10_000.3, "RES-2": 4_300.0}, {"RES-2"}, terms)
     assert (out["max_error_cents"], out["max_error_wh"], out["open"]) == (0, 0.3, 1)
     assert [r["open"] for r in out["per_unit"]] == [False, True]
-    wrong = section([UnitStatement("RES-1", 10_000.0, 260)], {"RES-1": 10_000.0}, set(), terms)
-    assert wrong["max_error_cents"] == 10
+    wrong = section([UnitStatement("RES-1", 10_000.0, 260, 260)], {"RES-1": 10_000.0}, set(), terms)
+    assert wrong["max_error_cents"] == 10 and wrong["max_ledger_error_cents"] == 10  # the ledger holds it too
+
+
+def test_a_ledger_that_does_not_hold_the_statement_is_caught_open_unit_or_not():
+    terms = PropertyTerms(utility_rate="0.25")
+    statements = [UnitStatement("RES-1", 10_000.0, 250, 500), UnitStatement("RES-2", 4_000.0, 100, 0)]
+    out = section(statements, {"RES-1": 10_000.0, "RES-2": 4_300.0}, {"RES-2"}, terms)
+    assert out["max_error_cents"] == 0 and out["max_ledger_error_cents"] == 250  # posted twice
+    assert [r["ledger_error_cents"] for r in out["per_unit"]] == [250, 100]  # the open unit never posted
 
 
 def test_onboarding_without_the_property_terms_is_refused_naming_the_field():

@@ -23,9 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
-from simulator.operators import CallOutcome, ChargetwinOperator, FleetVehicle, OperatorError
+from simulator.operators import CallOutcome, ChargetwinOperator, FleetVehicle, Garage, OperatorError
 from simulator.realtime import OperatorActions
-from simulator.scenario.models import ChangeAvailability, RemoteStart, RemoteStop
+from simulator.scenario.models import ChangeAvailability, Onboard, RemoteStart, RemoteStop
 from tests.simulator.test_realtime import API_KEY, Csms, _serve, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -255,4 +255,57 @@ async def test_real_time_fleet_records_go_through_the_adapter_or_are_skipped_onc
     nobody.telematics("van-1", 28.0, 0.0)
     await nobody.finish()
     skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fleet skipped")]
+    assert len(skipped) == 1 and "no --operator" in skipped[0]
+
+
+async def test_the_chargetwin_adapter_onboards_a_garages_residents_and_visitors(chargetwin: Csms) -> None:
+    """A real-time run's ``onboard`` reaches chargetwin's property API (``csms serve``): the property on the CSMS's
+    own site holding the chargers, a unit per resident, and each driver's invitation redeemed with their card."""
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    operator = ChargetwinOperator(chargetwin.api_url, API_KEY)
+    try:
+        await operator.provision_station("g-1", "1.6", None)
+        site = {"id": "lindenstrasse", "nodes": [{"id": "grid", "limit_kw": 150}],
+                "evses": [{"station_id": "g-1", "evse_id": 1, "node": "grid"}]}  # fmt: skip
+        assert httpx.post(chargetwin.api_url + "/api/v1/sites", json=site, headers=headers).status_code == 201
+        garage = Garage("garage", "Garage Lindenstrasse", ("g-1",), "Europe/Berlin",
+                        {"billing_mode": "cost_recovery", "currency": "EUR", "utility_rate": "0.2450",
+                         "margin_pct": "10", "vat_pct": "19"})  # fmt: skip
+        await operator.onboard(garage, "resident", ["RES-001", "RES-002"], None)
+        await operator.onboard(garage, "visitor", ["GUEST-01"], 1)  # the property is there already: kept
+    finally:
+        await operator.close()
+    base = chargetwin.api_url + "/api/v1/properties/garage"
+    passes = httpx.get(f"{base}/passes", headers=headers).json()
+    assert [(p["id_token"], p["kind"], p["unit_id"] is not None) for p in passes] == [
+        ("RES-001", "resident", True), ("RES-002", "resident", True), ("GUEST-01", "visitor", False),
+    ]  # fmt: skip
+    statement = httpx.get(f"{base}/units/RES-001/statement", params={"month": "2026-12"}, headers=headers).json()
+    assert statement["total"] == "0.00"  # the unit exists, its account is billed by statement
+    stored = httpx.get(chargetwin.api_url + "/api/v1/accounts/unit:garage:RES-001", headers=headers)
+    assert stored.status_code == 200, stored.text
+
+
+class OnboardingOperator(RecordingOperator):
+    async def onboard(self, garage: Garage, role: str, tokens: list[str], pass_days: int | None) -> None:
+        self.done.append(("onboard", garage.property_id, role, tuple(tokens), pass_days))
+
+
+async def test_real_time_onboarding_goes_through_the_adapter_or_is_skipped_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    garage = Garage("garage", "G", ("g-1",), "UTC", {"utility_rate": "0.25"})
+    item = Onboard(kind="onboard", at="16:00", vehicles="residents", role="visitor", pass_days=1)
+    operator = OnboardingOperator()
+    actions = OperatorActions(operator, {})  # type: ignore[arg-type]
+    actions.garage = garage
+    actions.onboard(["G-1", "G-2"], item, 0.0)
+    await actions.finish()
+    assert operator.done == [("onboard", "garage", "visitor", ("G-1", "G-2"), 1)]
+    nobody = OperatorActions(None, {})
+    nobody.garage = garage
+    nobody.onboard(["G-1"], item, 0.0)
+    nobody.onboard(["G-2"], item, 0.0)
+    await nobody.finish()
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("onboard skipped")]
     assert len(skipped) == 1 and "no --operator" in skipped[0]

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, status
 from pydantic import Field
 
 from csms.api.auth import Caller
@@ -142,6 +142,29 @@ def unit_statement(
     out["vat_included"] = str(money.from_minor(found.vat_minor, found.currency))
     out["energy_kwh"] = round(found.energy_wh / 1000, 3)
     return out
+
+
+@router.post("/properties/{property_id}/units/{unit}/statement/posting")
+def post_unit_statement(
+    db: DbSession, request: Request, property_id: Id, unit: Annotated[str, Path(max_length=40)], month: Month
+) -> dict[str, Any]:
+    """Debit the unit's billing account with its statement of the month. Posting it again changes nothing; a
+    corrected statement (a late session) reverses the lines it posted before and posts the new ones."""
+    year, number = (int(part) for part in month.split("-"))
+    by = f"api:{request.headers.get('x-request-id', '-')}"
+    found, posting = multifamily.post_statement(db, property_id, unit, year, number, now=datetime.now(UTC), by=by)
+    return {
+        "property_id": found.property_id,
+        "unit": found.unit,
+        "month": found.month,
+        "reference": multifamily.statement_reference(found),
+        "statement_total": str(money.from_minor(found.total_minor, found.currency)),
+        "ledger_total": str(money.from_minor(posting.total_minor, found.currency)),
+        "currency": found.currency,
+        "changed": bool(posting.posted or posting.reversals),
+        "posted_entry_ids": [e.id for e in posting.posted],
+        "reversed_entry_ids": [r.reverses_id for r in posting.reversals],
+    }
 
 
 @router.get("/properties/{property_id}/reconciliation")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from csms.loadmgmt.state import Tariff
-from csms.loadmgmt.strategies._core import EPS, Problem
+from csms.loadmgmt.strategies._core import EPS, Problem, finalize
 
 #: The tariff is looked at in slices this long when a strategy asks what is cheaper later.
 PRICE_SLICE_S = 900.0
@@ -59,19 +59,28 @@ def needs_now(problem: Problem, now: float) -> Needs:
     return Needs(needed, laxity, cheapest_now, np.isfinite(laxity) | (needed > 0))
 
 
-def shape_for_cost(problem: Problem, x: np.ndarray, now: float) -> np.ndarray:
-    """A fair or priority allocation ``x`` made cost-aware: a session with a departure draws no more than it
-    must now unless now is its cheapest time, and with a demand charge the rest stays under the peak. Under
-    scarcity the strategy's own shares stand (a session never gets more than ``x`` gave it)."""
+def shape_for_cost(problem: Problem, x: np.ndarray, now: float, pause_order: np.ndarray) -> np.ndarray:
+    """A fair or priority allocation ``x`` made cost-aware, then safe (:func:`finalize`): a session with a
+    departure draws no more than it must now unless now is its cheapest time, and with a demand charge the rest
+    stays under the peak — and what scaling to that level pushed under an EVSE's minimum (paused) is topped up
+    under the same level, as ``deadline`` does, in the strategy's own ``pause_order`` (without it, needs under
+    the minimum current each drew the minimum above the peak, or were scaled under it and paused). Under scarcity the
+    strategy's own shares stand (a session never gets more than ``x`` gave it, but for that top-up). Without a
+    tariff: ``x`` finalized with the work-conserving top-up."""
     tariff = problem.state.tariff
     if tariff is None:
-        return x
+        return finalize(problem, x, top_up=True, pause_order=pause_order)
     needs = needs_now(problem, now)
-    demand = tariff.demand_charge_per_kw > 0
-    must = np.where(needs.has_deadline, np.minimum(x, _at_least_floor(problem, needs.current_a)), 0.0)
-    if not demand:
-        return np.where(needs.has_deadline & ~needs.cheapest_now, must, x)
-    return under_peak(problem, x, must, flat_target_w(problem, now))
+    if tariff.demand_charge_per_kw <= 0:
+        must = np.where(needs.has_deadline, np.minimum(x, _at_least_floor(problem, needs.current_a)), 0.0)
+        shaped = np.where(needs.has_deadline & ~needs.cheapest_now, must, x)
+        return finalize(problem, shaped, top_up=False, pause_order=pause_order)
+    # The level counts what departures need as such, not lifted to each EVSE's minimum: four cars that each need
+    # a little would otherwise set a peak of four minimum currents; the top-up runs as many as the level holds.
+    must = np.where(needs.has_deadline, np.minimum(x, needs.current_a), 0.0)
+    target_w = flat_target_w(problem, now)
+    capped = under_level(problem, must, target_w)
+    return finalize(capped, under_peak(problem, x, must, target_w), top_up=True, pause_order=pause_order)
 
 
 def _at_least_floor(problem: Problem, current_a: np.ndarray) -> np.ndarray:
@@ -128,8 +137,19 @@ def fair_share_w(problem: Problem) -> float:
     limit_w = root.limit_kw * 1000.0 if root.limit_kw is not None else math.inf
     if root.phase_limits_a is not None:
         limit_w = min(limit_w, sum(root.phase_limits_a) * root.voltage)
-    building_w = float(np.sum(state.building_load_a)) * root.voltage
+    departures = [s.departure for s in problem.sessions if s.departure is not None]
+    building_w = building_ahead_w(problem, max(departures, default=problem.now))
     return max(0.0, limit_w - building_w) / max(1, problem.n)
+
+
+def building_ahead_w(problem: Problem, until: float) -> float:
+    """The building's load from now until ``until`` [W]: the learnt profile's mean where it has been learnt
+    (:mod:`csms.loadmgmt.forecast`), else the load of now held."""
+    state = problem.state
+    forecast = state.building_forecast
+    mean_a = None if forecast is None or until <= problem.now else forecast.mean_a(problem.now, until)
+    amps = float(np.sum(state.building_load_a)) if mean_a is None else mean_a
+    return amps * state.site.root.voltage
 
 
 def flat_target_w(problem: Problem, now: float) -> float:
@@ -147,7 +167,7 @@ def flat_target_w(problem: Problem, now: float) -> float:
         return 0.0
     horizon_s = max(max(departure for _, departure in needs) - now - FINISH_BEFORE_S, 900.0)
     need_w = sum(wh for wh, _ in needs) * 3600.0 / horizon_s
-    return need_w + float(np.sum(state.building_load_a)) * state.site.root.voltage
+    return need_w + building_ahead_w(problem, now + horizon_s)
 
 
 def under_peak(problem: Problem, x: np.ndarray, must: np.ndarray, target_w: float = 0.0) -> np.ndarray:

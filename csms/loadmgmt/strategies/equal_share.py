@@ -4,7 +4,7 @@ there is not enough for everyone's minimum current, those with the most energy s
 from __future__ import annotations
 
 from csms.loadmgmt.state import Allocation, SiteState
-from csms.loadmgmt.strategies._core import build_problem, fairness_pause_order, finalize, serve, to_allocation
+from csms.loadmgmt.strategies._core import build_problem, fairness_pause_order, serve, to_allocation
 from csms.loadmgmt.strategies._cost import shape_for_cost
 
 NAME = "equal_share"
@@ -14,5 +14,4 @@ def allocate(state: SiteState, now: float) -> Allocation:
     problem = build_problem(state, now)
     order = fairness_pause_order(problem)
     x = serve(problem, problem.cap * 0.0, problem.all(), order)
-    x = shape_for_cost(problem, x, now)
-    return to_allocation(problem, finalize(problem, x, top_up=state.tariff is None, pause_order=order), NAME)
+    return to_allocation(problem, shape_for_cost(problem, x, now, order), NAME)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from csms.loadmgmt.state import Allocation, SiteState
-from csms.loadmgmt.strategies._core import build_problem, fairness_pause_order, finalize, serve, to_allocation
+from csms.loadmgmt.strategies._core import build_problem, fairness_pause_order, serve, to_allocation
 from csms.loadmgmt.strategies._cost import shape_for_cost
 
 NAME = "priority"
@@ -22,5 +22,4 @@ def allocate(state: SiteState, now: float) -> Allocation:
     x = problem.cap * 0.0
     for g in range(len(groups) + 1):
         x = serve(problem, x, level == g, order)
-    x = shape_for_cost(problem, x, now)
-    return to_allocation(problem, finalize(problem, x, top_up=state.tariff is None, pause_order=order), NAME)
+    return to_allocation(problem, shape_for_cost(problem, x, now, order), NAME)

@@ -1,0 +1,87 @@
+"""The building's own load ahead: what the site meter's non-EV load will be, learnt from its readings.
+
+A building's load repeats by time of day (the evening peak of the flats, a depot's workshop shift). The load of
+now says nothing of the step at 18:00 that a plan made at 17:59 will meet, and a plan over the night that holds
+the evening's load until the morning overrates what the night takes. So every reading is filed into its slot of
+the day (:data:`SLOT_S`, UTC); when a slot is over, the day's mean and highest reading per phase in that slot
+update the slot's two profiles, exponentially weighted across days (:data:`WEIGHT` for the newest day; the
+first day stands alone).
+
+The planner plans the first step with the higher of its latest estimate and the highest profile over the next
+interval (a step it has seen before is met before it comes: a limit is kept at the slot's highest, not its
+mean), and the strategies take the mean profile over their horizon (the night's flat import, what the
+cheaper hours hold) where it has been learnt.
+Sans-IO: readings and times come from the caller.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+DAY_S = 86_400.0
+#: The profile's resolution.
+SLOT_S = 900.0
+#: The newest day's weight in a slot's profile.
+WEIGHT = 0.3
+
+
+class BuildingForecast:
+    """Per-phase load profiles (A) by slot of the day, the mean and the highest, exponentially weighted across
+    days."""
+
+    def __init__(self, slot_s: float = SLOT_S, weight: float = WEIGHT) -> None:
+        self.slot_s = slot_s
+        self.weight = weight
+        self.slots = round(DAY_S / slot_s)
+        self.mean = np.full((self.slots, 3), np.nan)
+        self.high = np.full((self.slots, 3), np.nan)
+        #: The slot being filled: (absolute slot number, sum of readings per phase, count, highest per phase).
+        self._open: tuple[int, np.ndarray, int, np.ndarray] | None = None
+
+    def observe(self, t: float, phases_a: tuple[float, float, float]) -> None:
+        """A reading of the building's load at ``t`` (POSIX seconds), per phase (A)."""
+        number = int(t // self.slot_s)
+        load = np.asarray(phases_a, dtype=float)
+        if self._open is not None and self._open[0] == number:
+            _, total, count, high = self._open
+            self._open = (number, total + load, count + 1, np.maximum(high, load))
+            return
+        if self._open is not None and number > self._open[0]:
+            self._close()
+        if self._open is None or number > self._open[0]:
+            self._open = (number, load.copy(), 1, load.copy())
+
+    def _close(self) -> None:
+        assert self._open is not None
+        number, total, count, high = self._open
+        slot = number % self.slots
+        for profile, value in ((self.mean, total / count), (self.high, high)):
+            known = profile[slot]
+            profile[slot] = value if np.isnan(known).any() else (1 - self.weight) * known + self.weight * value
+        self._open = None
+
+    def learnt(self, start: float, end: float) -> bool:
+        return not np.isnan(self.mean[self._slots(start, end)]).any()
+
+    def highest_a(self, start: float, end: float) -> tuple[float, float, float] | None:
+        """The highest profile's per-phase load over ``[start, end]``; None where a slot is not learnt yet."""
+        slots = self._slots(start, end)
+        if not self.learnt(start, end):
+            return None
+        peak = np.max(self.high[slots], axis=0)
+        return (float(peak[0]), float(peak[1]), float(peak[2]))
+
+    def mean_a(self, start: float, end: float) -> float | None:
+        """The mean profile's load summed over the phases (A) over ``[start, end]``; None where not learnt."""
+        slots = self._slots(start, end)
+        if not self.learnt(start, end):
+            return None
+        return float(np.mean(np.sum(self.mean[slots], axis=1)))
+
+    def _slots(self, start: float, end: float) -> np.ndarray:
+        first = int(start // self.slot_s)
+        last = max(first, math.ceil(end / self.slot_s) - 1)
+        last = min(last, first + self.slots - 1)  # a horizon beyond a day sees every slot once
+        return np.arange(first, last + 1) % self.slots
