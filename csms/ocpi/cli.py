@@ -17,6 +17,7 @@ from csms.ocpi.credentials import register_with, unregister_at
 from csms.ocpi.deps import OcpiConfig
 from csms.ocpi.tokens import pull
 from csms.services import ocpi as store
+from csms.services import organisations
 from csms.services.errors import Conflict
 from csms.store.database import make_engine, make_session_factory
 
@@ -49,12 +50,19 @@ def add_parsers(
     add.add_argument("--name", default=None, metavar="NAME", help="the partner's name")
     add.add_argument("--url", default=None, metavar="URL", help="the partner's OCPI versions URL")
     add.add_argument("--token", default=None, metavar="TOKEN", help="the token A the partner gave you")
+    add.add_argument("--org", default=None, metavar="ORG", help="the organisation (slug) whose stations, sites "
+                     "and tariffs the partner sees and is sent (default: none: it sees all)")  # fmt: skip
     database_option(add)
 
     def do_add(args: argparse.Namespace) -> int:
         now = datetime.now(UTC)
-        token = in_transaction(args, lambda db: store.add_party(db, args.country_code, args.party_id, now,
-                               name=args.name, versions_url=args.url, peer_token=args.token)[1])  # fmt: skip
+
+        def add_it(db: Session) -> str | None:
+            org = None if args.org is None else organisations.by_slug(db, args.org).id
+            return store.add_party(db, args.country_code, args.party_id, now, name=args.name, versions_url=args.url,
+                                   peer_token=args.token, organisation_id=org)[1]  # fmt: skip
+
+        token = in_transaction(args, add_it)
         if token is None:
             print(f"party {args.country_code}-{args.party_id} added: register with it by "
                   f"`csms ocpi parties register {args.country_code} {args.party_id}`")  # fmt: skip
@@ -71,13 +79,16 @@ def add_parsers(
 
     def do_list(args: argparse.Namespace) -> int:
         def rows(db: Session) -> list[Sequence[Any]]:
+            slugs = organisations.slugs(db)
             return [
                 (p.country_code, p.party_id, p.name, p.status, ",".join(r.get("role", "") for r in p.roles or []),
-                 len(p.endpoints or []), p.versions_url)
+                 len(p.endpoints or []), "*" if p.organisation_id is None else slugs.get(p.organisation_id, "?"),
+                 p.versions_url)
                 for p in store.list_parties(db)
             ]  # fmt: skip
 
-        print(table(in_transaction(args, rows), ("COUNTRY", "PARTY", "NAME", "STATUS", "ROLES", "ENDPOINTS", "URL")))
+        heads = ("COUNTRY", "PARTY", "NAME", "STATUS", "ROLES", "ENDPOINTS", "ORG", "URL")
+        print(table(in_transaction(args, rows), heads))
         return 0
 
     listing.set_defaults(handler=do_list)

@@ -55,11 +55,13 @@ def add_party(
     name: str | None = None,
     versions_url: str | None = None,
     peer_token: str | None = None,
+    organisation_id: int | None = None,
 ) -> tuple[OcpiParty, str | None]:
     """A new partner. Without ``versions_url``/``peer_token`` (the partner registers with us) returns the token A
     to give it, stored only as a hash; with them (its versions URL and the token A it gave us) we register with
     it later (:func:`csms.ocpi.credentials.register_with`) and no token is issued here. An unregistered party is
-    added afresh (its tokens and commands go with the old row).
+    added afresh (its tokens and commands go with the old row). ``organisation_id``: the organisation whose
+    stations, sites and tariffs it sees (None: the platform's party, every organisation's).
 
     Raises:
         Invalid: a malformed code, or only one of versions_url and peer_token.  Conflict: the party exists (pending
@@ -87,6 +89,7 @@ def add_party(
         endpoints=[],
         roles=[],
         push=True,
+        organisation_id=organisation_id,
         created_at=now,
         updated_at=now,
     )
