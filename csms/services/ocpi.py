@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from csms.domain.events import AuthorizationInfo, Decision
@@ -255,9 +255,17 @@ def find_token(db: Session, country_code: str, party_id: str, uid: str, type_: s
     )
 
 
-def token_by_uid(db: Session, uid: str) -> OcpiToken | None:
-    """The eMSP token a driver presented at a station (its uid is the OCPP idToken); RFID first."""
-    rows = list(db.scalars(select(OcpiToken).where(OcpiToken.uid == uid)))
+def token_by_uid(db: Session, uid: str, station_id: str | None = None) -> OcpiToken | None:
+    """The eMSP token a driver presented at a station (its uid is the OCPP idToken); RFID first. With
+    ``station_id``: only a token of a party that may see that station (the platform's, or one of the station's
+    organisation)."""
+    stmt = select(OcpiToken).where(OcpiToken.uid == uid)
+    if station_id is not None:
+        station = db.get(Station, station_id)
+        platform = OcpiParty.organisation_id.is_(None)
+        seen_by = platform if station is None else or_(platform, OcpiParty.organisation_id == station.organisation_id)
+        stmt = stmt.join(OcpiParty, OcpiParty.id == OcpiToken.party).where(seen_by)
+    rows = list(db.scalars(stmt))
     rows.sort(key=lambda r: (r.type != "RFID", r.id))
     return rows[0] if rows else None
 
@@ -268,10 +276,11 @@ ALLOWED = {"ALLOWED": "Accepted", "BLOCKED": "Blocked", "EXPIRED": "Expired", "N
            "NOT_ALLOWED": "Invalid"}  # fmt: skip
 
 
-def whitelisted(db: Session, uid: str) -> AuthorizationInfo:
-    """A token no local id token matches, by what its eMSP pushed: Unknown when none did, Invalid when it is not
-    valid, else Accepted in its group. (Which tokens need the eMSP asked first, at Authorize: :func:`realtime`.)"""
-    row = token_by_uid(db, uid)
+def whitelisted(db: Session, uid: str, station_id: str | None = None) -> AuthorizationInfo:
+    """A token no local id token matches, by what its eMSP pushed: Unknown when none did (at ``station_id``: no
+    party that may see the station did), Invalid when it is not valid, else Accepted in its group. (Which tokens
+    need the eMSP asked first, at Authorize: :func:`realtime`.)"""
+    row = token_by_uid(db, uid, station_id)
     if row is None:
         return AuthorizationInfo("Unknown")
     return AuthorizationInfo("Accepted" if row.valid else "Invalid", None, row.group_id)
@@ -304,7 +313,7 @@ COMMANDED = timedelta(minutes=15)
 
 def realtime(db: Session, uid: str, station_id: str, now: datetime) -> RoamingCheck | AuthorizationInfo | None:
     """What Authorize of roaming token ``uid`` at ``station_id`` waits for; None: the whitelist answers."""
-    row = token_by_uid(db, uid)
+    row = token_by_uid(db, uid, station_id)
     if row is None or row.whitelist in ("ALWAYS", "ALLOWED"):
         return None
     commanded = select(OcpiCommand.id).where(

@@ -6,10 +6,12 @@ and a deleted tariff is DELETEd at the eMSP."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from ocpp.v16 import call as call16
 
 from csms.ocpi import models
 from simulator.roaming.emsp import Emsp, serving
@@ -86,6 +88,15 @@ async def test_each_organisations_party_sees_and_is_sent_only_its_own(sqlite_url
                 assert refused["message"][0]["text"].startswith("unknown location")
                 assert unknown["message"][0]["text"].startswith("unknown location")
                 assert (await start("CP-N", "CP-N*1", "x3"))["result"] == "ACCEPTED"
+            # North's driver is authorised at north's station, unknown at south's; only north sees the session.
+            await emsp_n.push_token(emsp_n.our_token("RN1"))
+            assert (await cp_s.call(call16.Authorize(id_tag="RN1"))).id_tag_info["status"] == "Invalid"
+            assert (await cp_n.call(call16.Authorize(id_tag="RN1"))).id_tag_info["status"] == "Accepted"
+            started = await cp_n.call(call16.StartTransaction(connector_id=1, id_tag="RN1", meter_start=0,
+                                                              timestamp=datetime.now(UTC).isoformat()))  # fmt: skip
+            assert started.id_tag_info["status"] == "Accepted"
+            assert [x["id"] for x in await emsp_n.pull("sessions")] == [str(started.transaction_id)]
+            assert await emsp_s.pull("sessions") == []
             # A change of south's tariff is pushed to south's eMSP only; north's EVSE status to north's only.
             changed = {**TARIFF, "elements": [{"price_components": [{"type": "ENERGY", "price": "0.40",
                                                                      "step_size": 1}]}]}  # fmt: skip
