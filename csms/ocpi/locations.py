@@ -95,22 +95,18 @@ def in_service(station: Station) -> bool:
 
 
 def organisations_of(db: Session) -> dict[str, int]:
-    """Location id → the organisation it belongs to: a site's, else (a station in no site) the station's."""
-    out = {station.id: station.organisation_id for station in db.scalars(select(Station))
-           if station.site_id is None}  # fmt: skip
+    """Location id → the organisation it belongs to: a site's (its stations' when the site has no row of its own),
+    else (a station in no site) the station's."""
+    out: dict[str, int] = {}
+    for station in db.scalars(select(Station).order_by(Station.id)):
+        out.setdefault(location_id_of(station), station.organisation_id)
     out.update({site.id: site.organisation_id for site in db.scalars(select(Site))})
     return out
 
 
 def visible(db: Session, location_id: str, organisation_id: int | None) -> bool:
     """Whether a party of ``organisation_id`` (None: the platform's, every organisation's) sees the location."""
-    if organisation_id is None:
-        return True
-    site = db.get(Site, location_id)
-    if site is not None:
-        return site.organisation_id == organisation_id
-    station = db.get(Station, location_id)
-    return station is not None and station.site_id is None and station.organisation_id == organisation_id
+    return organisation_id is None or organisations_of(db).get(location_id) == organisation_id
 
 
 def build(
