@@ -138,16 +138,35 @@ def _partner_parsers(
 
     remove.set_defaults(handler=do_remove)
 
-    push = cmds.add_parser("set", help="a partner's settings", description="Whether a partner gets pushes.")
+    push = cmds.add_parser(
+        "set",
+        help="a partner's settings",
+        description="Whether a partner gets pushes, and which organisation it is a partner of.",
+    )
     _code(push)
-    push.add_argument("--push", action=argparse.BooleanOptionalAction, required=True,
-                      help="push EVSE status and sessions to it (--no-push: it pulls)")  # fmt: skip
+    push.add_argument(
+        "--push",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="push EVSE status and sessions to it (--no-push: it pulls)",
+    )
+    push.add_argument(
+        "--org",
+        default=None,
+        metavar="ORG",
+        help="make it a partner of this organisation (slug): it "
+        "sees and is sent only its stations, sites and tariffs; what it no longer sees is removed",
+    )
+    push.add_argument("--no-org", action="store_true", help="make it the platform's partner: it sees all")
     database_option(push)
 
     def do_set(args: argparse.Namespace) -> int:
+        if args.push is None and args.org is None and not args.no_org:
+            push.error("give --push/--no-push, --org or --no-org")
+        if args.org is not None and args.no_org:
+            push.error("--org and --no-org: give one")
         now = datetime.now(UTC)
-        in_transaction(args, lambda db: store.set_push(db, args.country_code, args.party_id, args.push, now))
-        print(f"party {args.country_code}-{args.party_id}: {'push' if args.push else 'pull'}")
+        print(f"party {args.country_code}-{args.party_id}: {in_transaction(args, lambda db: _set(db, args, now))}")
         return 0
 
     push.set_defaults(handler=do_set)
@@ -228,6 +247,18 @@ def _location_parsers(
 def _code(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("country_code", metavar="COUNTRY", help="ISO 3166-1 alpha-2, e.g. NL")
     parser.add_argument("party_id", metavar="PARTY", help="three capitals or digits, e.g. EMS")
+
+
+def _set(db: Session, args: argparse.Namespace, now: datetime) -> str:
+    """``parties set``: push or pull, and which organisation; returns what the party is now."""
+    if args.push is not None:
+        store.set_push(db, args.country_code, args.party_id, args.push, now)
+    if args.org is not None or args.no_org:
+        org = None if args.no_org else organisations.by_slug(db, args.org).id
+        store.set_organisation(db, args.country_code, args.party_id, org, now)
+    row = store.get_party(db, args.country_code, args.party_id)
+    slug = organisations.slugs(db).get(row.organisation_id) if row.organisation_id is not None else None
+    return f"{'push' if row.push else 'pull'}, {'every organisation' if slug is None else f'organisation {slug}'}"
 
 
 async def _pull(database_url: str | None, country_code: str, party_id: str) -> tuple[int, list[str]]:

@@ -122,6 +122,16 @@ def set_push(db: Session, country_code: str, party_id: str, push: bool, now: dat
     return row
 
 
+def set_organisation(db: Session, country_code: str, party_id: str, organisation_id: int | None,
+                     now: datetime) -> OcpiParty:  # fmt: skip
+    """Make the party one of ``organisation_id`` (None: the platform's, every organisation's). The next sync round
+    sends it what it now sees and removes what it no longer does (:mod:`csms.ocpi.sync`)."""
+    row = get_party(db, country_code, party_id)
+    row.organisation_id, row.updated_at = organisation_id, now
+    db.flush()
+    return row
+
+
 def list_parties(db: Session) -> list[OcpiParty]:
     return list(db.scalars(select(OcpiParty).order_by(OcpiParty.country_code, OcpiParty.party_id)))
 

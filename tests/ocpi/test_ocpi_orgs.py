@@ -108,6 +108,19 @@ async def test_each_organisations_party_sees_and_is_sent_only_its_own(sqlite_url
             await asyncio.sleep(0.6)
             assert emsp_n.pushes("tariffs") == []
             assert [p for p in emsp_s.pushes("locations") if "CP-N" in p[1]] == []
+            # North's eMSP becomes south's partner: it is sent south's location and tariff, north's EVSE is REMOVED
+            # and north's tariff DELETEd.
+            out = await _cli(capsys, sqlite_url, "ocpi", "parties", "set", "DE", "NOR", "--org", "south")
+            assert out.strip() == "party DE-NOR: push, organisation south"
+
+            async def moved() -> list[tuple[str, str]]:
+                sent = [(m, p) for m, p, _ in emsp_n.received if p.startswith(("locations/", "tariffs/"))]
+                return sent if len(sent) >= 5 else []
+
+            sent = await eventually(moved)
+            assert sorted(sent[-4:]) == [("DELETE", "tariffs/NL/CTW/TN"), ("PATCH", "locations/NL/CTW/CP-N/CP-N*1"),
+                                         ("PUT", "locations/NL/CTW/CP-S"), ("PUT", "tariffs/NL/CTW/TS")]  # fmt: skip
+            assert [loc["id"] for loc in await emsp_n.pull("locations")] == ["CP-S"]
 
 
 async def test_a_decommissioned_station_is_removed_and_a_deleted_tariff_deleted_at_the_emsp(sqlite_url, capsys):
