@@ -278,7 +278,8 @@ def _ocpi_serve(settings: ServeSettings) -> Any:
         return None
     from csms.ocpi.serve import OcpiServe
 
-    return OcpiServe(_ocpi_config(settings), settings.ocpi_port)
+    return OcpiServe(_ocpi_config(settings), settings.ocpi_port, sync_s=settings.ocpi_sync_interval,
+                     token_pull_s=settings.ocpi_token_pull_interval)  # fmt: skip
 
 
 def _ocpi_parsers(commands: Any) -> None:

@@ -17,6 +17,7 @@ from csms.ocpi.credentials import register_with, unregister_at
 from csms.ocpi.deps import OcpiConfig
 from csms.ocpi.tokens import pull
 from csms.services import ocpi as store
+from csms.services import organisations
 from csms.services.errors import Conflict
 from csms.store.database import make_engine, make_session_factory
 
@@ -49,12 +50,19 @@ def add_parsers(
     add.add_argument("--name", default=None, metavar="NAME", help="the partner's name")
     add.add_argument("--url", default=None, metavar="URL", help="the partner's OCPI versions URL")
     add.add_argument("--token", default=None, metavar="TOKEN", help="the token A the partner gave you")
+    add.add_argument("--org", default=None, metavar="ORG", help="the organisation (slug) whose stations, sites "
+                     "and tariffs the partner sees and is sent (default: none: it sees all)")  # fmt: skip
     database_option(add)
 
     def do_add(args: argparse.Namespace) -> int:
         now = datetime.now(UTC)
-        token = in_transaction(args, lambda db: store.add_party(db, args.country_code, args.party_id, now,
-                               name=args.name, versions_url=args.url, peer_token=args.token)[1])  # fmt: skip
+
+        def add_it(db: Session) -> str | None:
+            org = None if args.org is None else organisations.by_slug(db, args.org).id
+            return store.add_party(db, args.country_code, args.party_id, now, name=args.name, versions_url=args.url,
+                                   peer_token=args.token, organisation_id=org)[1]  # fmt: skip
+
+        token = in_transaction(args, add_it)
         if token is None:
             print(f"party {args.country_code}-{args.party_id} added: register with it by "
                   f"`csms ocpi parties register {args.country_code} {args.party_id}`")  # fmt: skip
@@ -71,13 +79,16 @@ def add_parsers(
 
     def do_list(args: argparse.Namespace) -> int:
         def rows(db: Session) -> list[Sequence[Any]]:
+            slugs = organisations.slugs(db)
             return [
                 (p.country_code, p.party_id, p.name, p.status, ",".join(r.get("role", "") for r in p.roles or []),
-                 len(p.endpoints or []), p.versions_url)
+                 len(p.endpoints or []), "*" if p.organisation_id is None else slugs.get(p.organisation_id, "?"),
+                 p.versions_url)
                 for p in store.list_parties(db)
             ]  # fmt: skip
 
-        print(table(in_transaction(args, rows), ("COUNTRY", "PARTY", "NAME", "STATUS", "ROLES", "ENDPOINTS", "URL")))
+        heads = ("COUNTRY", "PARTY", "NAME", "STATUS", "ROLES", "ENDPOINTS", "ORG", "URL")
+        print(table(in_transaction(args, rows), heads))
         return 0
 
     listing.set_defaults(handler=do_list)
@@ -127,16 +138,35 @@ def _partner_parsers(
 
     remove.set_defaults(handler=do_remove)
 
-    push = cmds.add_parser("set", help="a partner's settings", description="Whether a partner gets pushes.")
+    push = cmds.add_parser(
+        "set",
+        help="a partner's settings",
+        description="Whether a partner gets pushes, and which organisation it is a partner of.",
+    )
     _code(push)
-    push.add_argument("--push", action=argparse.BooleanOptionalAction, required=True,
-                      help="push EVSE status and sessions to it (--no-push: it pulls)")  # fmt: skip
+    push.add_argument(
+        "--push",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="push EVSE status and sessions to it (--no-push: it pulls)",
+    )
+    push.add_argument(
+        "--org",
+        default=None,
+        metavar="ORG",
+        help="make it a partner of this organisation (slug): it "
+        "sees and is sent only its stations, sites and tariffs; what it no longer sees is removed",
+    )
+    push.add_argument("--no-org", action="store_true", help="make it the platform's partner: it sees all")
     database_option(push)
 
     def do_set(args: argparse.Namespace) -> int:
+        if args.push is None and args.org is None and not args.no_org:
+            push.error("give --push/--no-push, --org or --no-org")
+        if args.org is not None and args.no_org:
+            push.error("--org and --no-org: give one")
         now = datetime.now(UTC)
-        in_transaction(args, lambda db: store.set_push(db, args.country_code, args.party_id, args.push, now))
-        print(f"party {args.country_code}-{args.party_id}: {'push' if args.push else 'pull'}")
+        print(f"party {args.country_code}-{args.party_id}: {in_transaction(args, lambda db: _set(db, args, now))}")
         return 0
 
     push.set_defaults(handler=do_set)
@@ -217,6 +247,18 @@ def _location_parsers(
 def _code(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("country_code", metavar="COUNTRY", help="ISO 3166-1 alpha-2, e.g. NL")
     parser.add_argument("party_id", metavar="PARTY", help="three capitals or digits, e.g. EMS")
+
+
+def _set(db: Session, args: argparse.Namespace, now: datetime) -> str:
+    """``parties set``: push or pull, and which organisation; returns what the party is now."""
+    if args.push is not None:
+        store.set_push(db, args.country_code, args.party_id, args.push, now)
+    if args.org is not None or args.no_org:
+        org = None if args.no_org else organisations.by_slug(db, args.org).id
+        store.set_organisation(db, args.country_code, args.party_id, org, now)
+    row = store.get_party(db, args.country_code, args.party_id)
+    slug = organisations.slugs(db).get(row.organisation_id) if row.organisation_id is not None else None
+    return f"{'push' if row.push else 'pull'}, {'every organisation' if slug is None else f'organisation {slug}'}"
 
 
 async def _pull(database_url: str | None, country_code: str, party_id: str) -> tuple[int, list[str]]:

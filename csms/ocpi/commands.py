@@ -24,7 +24,7 @@ from csms.core.plugins.reservations import ReservationExpiry
 from csms.ocpi import envelope as env
 from csms.ocpi import models as m
 from csms.ocpi.deps import Caller, RegisteredCaller, Stations, in_db, now_of
-from csms.ocpi.locations import location_id_of, parse_uid
+from csms.ocpi.locations import in_service, location_id_of, parse_uid, visible
 from csms.ocpi.tokens import speaks_for
 from csms.ocpp import commands
 from csms.ocpp.outgoing import Call
@@ -125,20 +125,25 @@ def _outcome(outcome: dict[str, Any], ok: tuple[str, ...] = ("Accepted",)) -> tu
     return ("FAILED" if status == "UnlockFailed" else "REJECTED"), f"the charging station answered {status}"
 
 
-def _place(db: Session, location_id: str, uid: str | None) -> tuple[Station, int | None]:
-    """The station and EVSE an eMSP names by location and EVSE uid."""
+def _place(db: Session, caller: Caller, location_id: str, uid: str | None) -> tuple[Station, int | None]:
+    """The station and EVSE an eMSP names by location and EVSE uid; another organisation's location or station is
+    unknown to a party of an organisation (the same answer as one that does not exist)."""
     details = db.get(OcpiLocation, location_id)
-    if details is None or not details.publish:
+    if details is None or not details.publish or not visible(db, location_id, caller.organisation_id):
         raise Refused("REJECTED", f"unknown location {location_id!r}")
+
+    def ours(station: Station) -> bool:
+        return in_service(station) and caller.organisation_id in (None, station.organisation_id)
+
     if uid is None:
         station = next((s for s in db.scalars(select(Station).order_by(Station.id)) if location_id_of(s) ==
-                        location_id), None)  # fmt: skip
+                        location_id and ours(s)), None)  # fmt: skip
         if station is None:
             raise Refused("REJECTED", f"location {location_id!r} has no EVSE")
         return station, None
     parsed = parse_uid(uid)
     station = db.get(Station, parsed[0]) if parsed is not None else None
-    if parsed is None or station is None or location_id_of(station) != location_id:
+    if parsed is None or station is None or location_id_of(station) != location_id or not ours(station):
         raise Refused("REJECTED", f"unknown EVSE {uid!r} at location {location_id!r}")
     return station, parsed[1]
 
@@ -177,7 +182,7 @@ async def _start(request: Request, gateway: Stations, caller: Caller, body: m.St
     remote_start_id = secrets.randbelow(2**31 - 2) + 1
 
     def record(db: Session) -> tuple[int, str, Call]:
-        station, evse_id = _place(db, body.location_id, body.evse_uid)
+        station, evse_id = _place(db, caller, body.location_id, body.evse_uid)
         _connected(gateway, station.id)
         _token(db, caller, body.token)
         party = speaks_for(db, caller, body.token.country_code, body.token.party_id)
@@ -202,6 +207,9 @@ async def _stop(request: Request, gateway: Stations, caller: Caller, body: m.Sto
         mine = tx is not None and tx.id_token is not None and db.scalar(
             select(OcpiToken.id).where(OcpiToken.uid == tx.id_token, OcpiToken.party == caller.id).limit(1)
         ) is not None  # fmt: skip
+        station = db.get(Station, tx.station_id) if tx is not None else None
+        if caller.organisation_id not in (None, station.organisation_id if station is not None else None):
+            mine = False  # another organisation's session is unknown to the party
         if tx is None or not mine or tx.stopped_at is not None:
             raise Refused("UNKNOWN_SESSION", f"no running session {body.session_id!r} of yours")
         _connected(gateway, tx.station_id)
@@ -222,7 +230,7 @@ async def _stop(request: Request, gateway: Stations, caller: Caller, body: m.Sto
 
 async def _reserve(request: Request, gateway: Stations, caller: Caller, body: m.ReserveNow, now: datetime) -> Prepared:
     def record(db: Session) -> tuple[int, int, str, Call]:
-        station, evse_id = _place(db, body.location_id, body.evse_uid)
+        station, evse_id = _place(db, caller, body.location_id, body.evse_uid)
         _connected(gateway, station.id)
         _token(db, caller, body.token)
         wanted = reservations.Wanted(id_token=body.token.uid, expires_at=body.expiry_date.astimezone(UTC),
@@ -309,7 +317,7 @@ async def _unlock(
         raise Refused("REJECTED", f"unknown connector {body.connector_id!r}")
 
     def record(db: Session) -> tuple[int, str, Call]:
-        station, evse_id = _place(db, body.location_id, body.evse_uid)
+        station, evse_id = _place(db, caller, body.location_id, body.evse_uid)
         _connected(gateway, station.id)
         party = db.get(OcpiParty, caller.id)
         assert party is not None and evse_id is not None

@@ -108,6 +108,8 @@ class Caller:
     kind: str
     status: str
     token: str
+    #: The organisation whose stations, sites and tariffs it sees (None: every organisation's).
+    organisation_id: int | None = None
 
 
 def token_of(request: Request) -> str:
@@ -140,7 +142,7 @@ async def any_caller(request: Request) -> Caller:
             party = store.party_by_token(db, token)
             if party is not None:
                 return Caller(party.id, party.country_code, party.party_id, party.token_kind or "", party.status,
-                              token)  # fmt: skip
+                              token, party.organisation_id)  # fmt: skip
         return None
 
     caller = await in_db(request, look)

@@ -20,10 +20,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from csms.ocpi import envelope as env
-from csms.ocpi.deps import OcpiConfig, RegisteredCaller, config_of, in_db
+from csms.ocpi.deps import Caller, OcpiConfig, RegisteredCaller, config_of, in_db
 from csms.services import ocpi as store
 from csms.services import tariffs
-from csms.store.models import Connector, OcpiLocation, SiteEvse, Station, TariffAssignment
+from csms.store.models import Connector, OcpiLocation, Site, SiteEvse, Station, TariffAssignment
 
 router = APIRouter(prefix="/2.2.1/locations")
 
@@ -88,10 +88,38 @@ def _connector(db: Session, row: Connector, wiring: SiteEvse | None, updated: da
     return out
 
 
-def build(db: Session, config: OcpiConfig, only: str | None = None) -> list[dict[str, Any]]:
-    """Every published location (or only ``only``), as OCPI Location objects, ordered by id."""
+def in_service(station: Station) -> bool:
+    """Whether the station's EVSEs are published: a decommissioned station (its registration refused,
+    ``registration_policy`` reject) is not; its EVSEs are pushed REMOVED (:mod:`csms.ocpi.sync`)."""
+    return station.registration_policy != "reject"
+
+
+def organisations_of(db: Session) -> dict[str, int]:
+    """Location id → the organisation it belongs to: a site's (its stations' when the site has no row of its own),
+    else (a station in no site) the station's."""
+    out: dict[str, int] = {}
+    for station in db.scalars(select(Station).order_by(Station.id)):
+        out.setdefault(location_id_of(station), station.organisation_id)
+    out.update({site.id: site.organisation_id for site in db.scalars(select(Site))})
+    return out
+
+
+def visible(db: Session, location_id: str, organisation_id: int | None) -> bool:
+    """Whether a party of ``organisation_id`` (None: the platform's, every organisation's) sees the location."""
+    return organisation_id is None or organisations_of(db).get(location_id) == organisation_id
+
+
+def build(
+    db: Session, config: OcpiConfig, only: str | None = None, organisation_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Every published location (or only ``only``), as OCPI Location objects, ordered by id; with
+    ``organisation_id`` only that organisation's locations and stations."""
     details = {d.id: d for d in store.locations(db) if d.publish and (only is None or d.id == only)}
-    stations = [s for s in db.scalars(select(Station).order_by(Station.id)) if location_id_of(s) in details]
+    if organisation_id is not None:
+        owners = organisations_of(db)
+        details = {k: d for k, d in details.items() if owners.get(k) == organisation_id}
+    stations = [s for s in db.scalars(select(Station).order_by(Station.id)) if location_id_of(s) in details
+                and in_service(s) and (organisation_id is None or s.organisation_id == organisation_id)]  # fmt: skip
     ids = [s.id for s in stations]
     by_id = {s.id: s for s in stations}
     connectors: dict[tuple[str, int], list[Connector]] = defaultdict(list)
@@ -141,17 +169,17 @@ def _updated(item: dict[str, Any]) -> datetime:
 
 
 @router.get("")
-async def list_locations(request: Request, _caller: RegisteredCaller) -> JSONResponse:
+async def list_locations(request: Request, caller: RegisteredCaller) -> JSONResponse:
     page = env.page_of(request)
     config = config_of(request)
-    found = await in_db(request, lambda db: build(db, config))
+    found = await in_db(request, lambda db: build(db, config, organisation_id=caller.organisation_id))
     chosen, headers = env.paginate(request, page, found, _updated, config.base_url)
     return env.ok(chosen, headers=headers)
 
 
-async def _one(request: Request, location_id: str) -> dict[str, Any]:
+async def _one(request: Request, location_id: str, caller: Caller) -> dict[str, Any]:
     config = config_of(request)
-    found = await in_db(request, lambda db: build(db, config, location_id))
+    found = await in_db(request, lambda db: build(db, config, location_id, caller.organisation_id))
     if not found:
         raise env.OcpiError(env.UNKNOWN_LOCATION, f"unknown location {location_id!r}", 404)
     return found[0]
@@ -165,20 +193,20 @@ def _evse(location: dict[str, Any], uid: str) -> dict[str, Any]:
 
 
 @router.get("/{location_id}")
-async def get_location(request: Request, location_id: str, _caller: RegisteredCaller) -> JSONResponse:
-    return env.ok(await _one(request, location_id))
+async def get_location(request: Request, location_id: str, caller: RegisteredCaller) -> JSONResponse:
+    return env.ok(await _one(request, location_id, caller))
 
 
 @router.get("/{location_id}/{uid}")
-async def get_evse(request: Request, location_id: str, uid: str, _caller: RegisteredCaller) -> JSONResponse:
-    return env.ok(_evse(await _one(request, location_id), uid))
+async def get_evse(request: Request, location_id: str, uid: str, caller: RegisteredCaller) -> JSONResponse:
+    return env.ok(_evse(await _one(request, location_id, caller), uid))
 
 
 @router.get("/{location_id}/{uid}/{connector_id}")
 async def get_connector(
-    request: Request, location_id: str, uid: str, connector_id: str, _caller: RegisteredCaller
+    request: Request, location_id: str, uid: str, connector_id: str, caller: RegisteredCaller
 ) -> JSONResponse:
-    evse = _evse(await _one(request, location_id), uid)
+    evse = _evse(await _one(request, location_id, caller), uid)
     connector = next((c for c in evse["connectors"] if c["id"] == connector_id), None)
     if connector is None:
         raise env.OcpiError(env.UNKNOWN_LOCATION, f"unknown connector {connector_id!r} of EVSE {uid!r}", 404)
@@ -194,9 +222,10 @@ def queue_status(db: Session, config: OcpiConfig, station_id: str, evse_ids: set
         return 0
     location_id = location_id_of(station)
     details = db.get(OcpiLocation, location_id)
-    if details is None or not details.publish:
+    if details is None or not details.publish or not in_service(station):
         return 0
-    parties = [p for p in store.list_parties(db) if p.status == store.REGISTERED and p.push]
+    parties = [p for p in store.list_parties(db) if p.status == store.REGISTERED and p.push
+               and (p.organisation_id is None or p.organisation_id == station.organisation_id)]  # fmt: skip
     targets = [(p, url) for p in parties if (url := store.endpoint_url(p, "locations", "RECEIVER")) is not None]
     queued = 0
     for evse_id in sorted(evse_ids):

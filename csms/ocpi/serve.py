@@ -105,7 +105,7 @@ class PushWorker(OutboxWorker):
                 response = await self._client.request(
                     item["method"],
                     item["url"],
-                    json=item["body"],
+                    json=None if item["method"] == "DELETE" else item["body"],
                     headers=peer.auth(item["token"], self.us, (item["country_code"], item["party_id"])),
                 )
                 status = response.status_code

@@ -122,12 +122,19 @@ def session_of(db: Session, config: OcpiConfig, tx: Transaction, token: OcpiToke
 
 
 def owned(db: Session, party: int, ids: list[int] | None = None) -> list[tuple[Transaction, OcpiToken]]:
+    """The party's drivers' transactions (their token is one of the party's), at its organisation's stations
+    when it has one."""
     stmt = (
         select(Transaction, OcpiToken)
         .join(OcpiToken, OcpiToken.uid == Transaction.id_token)
         .where(OcpiToken.party == party, Transaction.started_at.is_not(None))
         .order_by(Transaction.id)
     )
+    organisation_id = db.scalar(select(OcpiParty.organisation_id).where(OcpiParty.id == party))
+    if organisation_id is not None:
+        stmt = stmt.join(Station, Station.id == Transaction.station_id).where(
+            Station.organisation_id == organisation_id
+        )
     if ids is not None:
         stmt = stmt.where(Transaction.id.in_(ids))
     seen: set[int] = set()

@@ -7,8 +7,10 @@ Changes are found by content, not by who changed what: each round builds the obj
 and compares each with what the party was last sent (:attr:`csms.store.models.OcpiParty.pushed`, a SHA-256 per
 object without its timestamps and statuses — EVSE status goes by its own PATCH). So a change made through the
 API, the CLI or an import is pushed alike. A party's first round records what it has (it pulled after
-registering) without sending. Deletions are not pushed (OCPI has no DELETE of a location; a tariff's DELETE is
-not sent yet).
+registering) without sending. What is gone is pushed too: OCPI 2.2.1 keeps a location but an EVSE that is gone
+(its station removed, decommissioned, or moved to another location) is PATCHed to status REMOVED, and a deleted
+tariff is DELETEd at the party's tariffs receiver. A party of an organisation is sent only that organisation's
+locations and tariffs.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
+from csms.ocpi import envelope as env
 from csms.ocpi import locations, tariffs
 from csms.ocpi.client import PeerError
 from csms.ocpi.deps import OcpiConfig
@@ -48,33 +51,58 @@ def fingerprint(obj: Any) -> str:
 
 
 def queue_changes(db: Session, config: OcpiConfig, now: datetime) -> int:
-    """PUT each location and tariff that changed since a registered pushing party was last sent it; returns how
+    """PUT each location and tariff that changed since a registered pushing party was last sent it, PATCH each EVSE
+    it was sent that is gone (its station removed, decommissioned or moved elsewhere) to REMOVED, and DELETE each
+    tariff it was sent that is deleted; a party of an organisation is sent only that organisation's. Returns how
     many pushes were queued."""
     parties = [p for p in store.list_parties(db) if p.status == store.REGISTERED and p.push and p.peer_token]
     wanted = [(p, store.endpoint_url(p, "locations", "RECEIVER"), store.endpoint_url(p, "tariffs", "RECEIVER"))
               for p in parties]  # fmt: skip
     wanted = [w for w in wanted if w[1] or w[2]]
-    if not wanted:
-        return 0
-    objects: dict[str, list[tuple[str, dict[str, Any]]]] = {
-        "locations": [(f"location:{o['id']}", o) for o in locations.build(db, config)],
-        "tariffs": [(f"tariff:{body['id']}", body) for _, body in tariffs.build(db, config)],
-    }
+    built: dict[int | None, dict[str, list[tuple[str, dict[str, Any]]]]] = {}
     queued = 0
     for party, *urls in wanted:
-        seen = dict(party.pushed or {})
+        if party.organisation_id not in built:
+            org = party.organisation_id
+            built[org] = {
+                "locations": [(f"location:{o['id']}", o) for o in locations.build(db, config, organisation_id=org)],
+                "tariffs": [(f"tariff:{body['id']}", body) for _, body in tariffs.build(db, config, org)],
+            }
+        objects = built[party.organisation_id]
+        before = dict(party.pushed or {})
+        seen: dict[str, str] = {}
+        first = party.pushed is None
+        evses = {f"evse:{o['id']}/{e['uid']}": "" for _, o in objects["locations"] for e in o["evses"]}
+        loc_url, tariff_url = urls
+        base = f"/{config.country_code}/{config.party_id}/"
+        if not first:  # gone since the last round: EVSEs to REMOVED (before their location's PUT), tariffs DELETEd
+            gone = set(before) - set(evses) - {key for key, _ in objects["tariffs"]}
+            queued += _queue_gone(db, party.id, sorted(gone), loc_url, tariff_url, base, now)
+        seen.update(evses)
         for (module, items), url in zip(objects.items(), urls, strict=True):
             for key, body in items:
                 digest = fingerprint(body)
-                if seen.get(key) == digest:
-                    continue
-                if party.pushed is not None and url is not None:
-                    target = f"{url.rstrip('/')}/{config.country_code}/{config.party_id}/{body['id']}"
+                if before.get(key) != digest and not first and url is not None:
+                    target = f"{url.rstrip('/')}{base}{body['id']}"
                     queued += store.enqueue(db, party.id, module, "PUT", target, body, now)
                 seen[key] = digest
-        if seen != (party.pushed or {}) or party.pushed is None:
+        if seen != before or first:
             party.pushed = seen
     db.flush()
+    return queued
+
+
+def _queue_gone(db: Session, party: int, gone: list[str], loc_url: str | None, tariff_url: str | None, base: str,
+                now: datetime) -> int:  # fmt: skip
+    """PATCH each gone EVSE (``evse:LOCATION/UID``) to REMOVED, DELETE each gone tariff (``tariff:ID``)."""
+    queued = 0
+    for key in gone:
+        kind, _, name = key.partition(":")
+        if kind == "evse" and loc_url is not None:
+            removed = {"status": "REMOVED", "last_updated": env.iso(now)}
+            queued += store.enqueue(db, party, "locations", "PATCH", loc_url.rstrip("/") + base + name, removed, now)
+        elif kind == "tariff" and tariff_url is not None:
+            queued += store.enqueue(db, party, "tariffs", "DELETE", tariff_url.rstrip("/") + base + name, {}, now)
     return queued
 
 

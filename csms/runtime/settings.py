@@ -202,6 +202,14 @@ class ServeSettings(BaseModel):
         metavar="URL",
     )  # fmt: skip
 
+    ocpi_sync_interval: float = _setting(
+        60.0, "how often changed (and removed) locations and tariffs are looked for and pushed to the OCPI parties, "
+        "seconds", metavar="S", gt=0,
+    )  # fmt: skip
+    ocpi_token_pull_interval: float = _setting(
+        3600.0, "how often each OCPI party's tokens are pulled (date_from its last pull), seconds", metavar="S", gt=0
+    )
+
     @field_validator("accept_path", "openadr_sites", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:

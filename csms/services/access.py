@@ -24,7 +24,7 @@ def authorize_request(db: Session, id_token: str, station_id: str, now: datetime
 
 
 def authorize_at(db: Session, id_token: str, station_id: str, now: datetime) -> AuthorizationInfo:
-    info = authorization.authorize(db, id_token, now)
+    info = authorization.authorize(db, id_token, now, station_id)
     if info.status != "Accepted":
         return info
     refused = multifamily.access(db, id_token, station_id, now)

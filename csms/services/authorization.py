@@ -16,12 +16,13 @@ from csms.store.models import IdToken
 STATUSES = ("Accepted", "Blocked", "Expired", "Invalid")
 
 
-def authorize(db: Session, id_token: str, now: datetime) -> AuthorizationInfo:
+def authorize(db: Session, id_token: str, now: datetime, station_id: str | None = None) -> AuthorizationInfo:
     """Unknown tokens are ``Unknown`` (1.6 renders it Invalid); a token past its expiry is ``Expired``. A token no
-    local one matches may be an eMSP's (OCPI): :func:`csms.services.ocpi.whitelisted`."""
+    local one matches may be an eMSP's (OCPI): :func:`csms.services.ocpi.whitelisted` (at ``station_id``: of a
+    party that may see the station)."""
     row = db.get(IdToken, id_token)
     if row is None:
-        return ocpi.whitelisted(db, id_token)  # a roaming driver's token, if an eMSP pushed it
+        return ocpi.whitelisted(db, id_token, station_id)  # a roaming driver's token, if an eMSP pushed it
     if row.status == "Accepted" and row.expiry is not None and row.expiry <= now:
         return AuthorizationInfo("Expired", row.expiry, row.group_id)
     return AuthorizationInfo(row.status, row.expiry, row.group_id)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from csms.domain.events import AuthorizationInfo, Decision
@@ -55,11 +55,13 @@ def add_party(
     name: str | None = None,
     versions_url: str | None = None,
     peer_token: str | None = None,
+    organisation_id: int | None = None,
 ) -> tuple[OcpiParty, str | None]:
     """A new partner. Without ``versions_url``/``peer_token`` (the partner registers with us) returns the token A
     to give it, stored only as a hash; with them (its versions URL and the token A it gave us) we register with
     it later (:func:`csms.ocpi.credentials.register_with`) and no token is issued here. An unregistered party is
-    added afresh (its tokens and commands go with the old row).
+    added afresh (its tokens and commands go with the old row). ``organisation_id``: the organisation whose
+    stations, sites and tariffs it sees (None: the platform's party, every organisation's).
 
     Raises:
         Invalid: a malformed code, or only one of versions_url and peer_token.  Conflict: the party exists (pending
@@ -87,6 +89,7 @@ def add_party(
         endpoints=[],
         roles=[],
         push=True,
+        organisation_id=organisation_id,
         created_at=now,
         updated_at=now,
     )
@@ -115,6 +118,16 @@ def set_push(db: Session, country_code: str, party_id: str, push: bool, now: dat
     """Whether the party gets pushes (EVSE status, sessions) or pulls."""
     row = get_party(db, country_code, party_id)
     row.push, row.updated_at = push, now
+    db.flush()
+    return row
+
+
+def set_organisation(db: Session, country_code: str, party_id: str, organisation_id: int | None,
+                     now: datetime) -> OcpiParty:  # fmt: skip
+    """Make the party one of ``organisation_id`` (None: the platform's, every organisation's). The next sync round
+    sends it what it now sees and removes what it no longer does (:mod:`csms.ocpi.sync`)."""
+    row = get_party(db, country_code, party_id)
+    row.organisation_id, row.updated_at = organisation_id, now
     db.flush()
     return row
 
@@ -253,9 +266,17 @@ def find_token(db: Session, country_code: str, party_id: str, uid: str, type_: s
     )
 
 
-def token_by_uid(db: Session, uid: str) -> OcpiToken | None:
-    """The eMSP token a driver presented at a station (its uid is the OCPP idToken); RFID first."""
-    rows = list(db.scalars(select(OcpiToken).where(OcpiToken.uid == uid)))
+def token_by_uid(db: Session, uid: str, station_id: str | None = None) -> OcpiToken | None:
+    """The eMSP token a driver presented at a station (its uid is the OCPP idToken); RFID first. With
+    ``station_id``: only a token of a party that may see that station (the platform's, or one of the station's
+    organisation)."""
+    stmt = select(OcpiToken).where(OcpiToken.uid == uid)
+    if station_id is not None:
+        station = db.get(Station, station_id)
+        platform = OcpiParty.organisation_id.is_(None)
+        seen_by = platform if station is None else or_(platform, OcpiParty.organisation_id == station.organisation_id)
+        stmt = stmt.join(OcpiParty, OcpiParty.id == OcpiToken.party).where(seen_by)
+    rows = list(db.scalars(stmt))
     rows.sort(key=lambda r: (r.type != "RFID", r.id))
     return rows[0] if rows else None
 
@@ -266,10 +287,11 @@ ALLOWED = {"ALLOWED": "Accepted", "BLOCKED": "Blocked", "EXPIRED": "Expired", "N
            "NOT_ALLOWED": "Invalid"}  # fmt: skip
 
 
-def whitelisted(db: Session, uid: str) -> AuthorizationInfo:
-    """A token no local id token matches, by what its eMSP pushed: Unknown when none did, Invalid when it is not
-    valid, else Accepted in its group. (Which tokens need the eMSP asked first, at Authorize: :func:`realtime`.)"""
-    row = token_by_uid(db, uid)
+def whitelisted(db: Session, uid: str, station_id: str | None = None) -> AuthorizationInfo:
+    """A token no local id token matches, by what its eMSP pushed: Unknown when none did (at ``station_id``: no
+    party that may see the station did), Invalid when it is not valid, else Accepted in its group. (Which tokens
+    need the eMSP asked first, at Authorize: :func:`realtime`.)"""
+    row = token_by_uid(db, uid, station_id)
     if row is None:
         return AuthorizationInfo("Unknown")
     return AuthorizationInfo("Accepted" if row.valid else "Invalid", None, row.group_id)
@@ -302,7 +324,7 @@ COMMANDED = timedelta(minutes=15)
 
 def realtime(db: Session, uid: str, station_id: str, now: datetime) -> RoamingCheck | AuthorizationInfo | None:
     """What Authorize of roaming token ``uid`` at ``station_id`` waits for; None: the whitelist answers."""
-    row = token_by_uid(db, uid)
+    row = token_by_uid(db, uid, station_id)
     if row is None or row.whitelist in ("ALWAYS", "ALLOWED"):
         return None
     commanded = select(OcpiCommand.id).where(

@@ -1142,6 +1142,9 @@ class OcpiParty(Base):
     pushed: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
     #: When its tokens sender was last pulled (the next periodic pull asks for ``date_from`` this).
     tokens_pulled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    #: The organisation whose stations, sites and tariffs the party sees and is sent (None: the platform's own
+    #: party, every organisation's).
+    organisation_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 

@@ -166,14 +166,14 @@ class Emsp:
             self.accepted = set()
             return self._envelope()
 
-        @app.api_route("/emsp/2.2.1/{module}/{rest:path}", methods=["GET", "PUT", "PATCH", "POST"])
+        @app.api_route("/emsp/2.2.1/{module}/{rest:path}", methods=["GET", "PUT", "PATCH", "POST", "DELETE"])
         async def anything(request: Request, module: str, rest: str) -> JSONResponse:
             if refused := self._check(request):
                 return refused
             if self.down:
                 self.refused_while_down += 1
                 return self._envelope(None, 3000, 503)
-            body = await request.json() if request.method != "GET" else None
+            body = await request.json() if request.method not in ("GET", "DELETE") else None
             self.received.append((request.method, f"{module}/{rest}", body))
             if module == "tokens" and rest.endswith("/authorize"):
                 uid = rest.split("/")[0]

@@ -27,6 +27,9 @@ class PartyOut(Out):
     roles: list[dict[str, Any]]
     endpoints: list[dict[str, Any]]
     push: bool
+    organisation_id: int | None = Field(
+        description="the organisation whose stations, sites and tariffs the party sees (null: every organisation's)"
+    )
     versions_url: str | None
     updated_at: datetime
 
