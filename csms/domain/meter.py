@@ -92,9 +92,9 @@ class Reading(NamedTuple):
         return max(lines) if lines else self.current_a
 
 
-#: The last tuple of samples read and its readings: a committed report's samples are read by the services, the
-#: alert feed and load management in turn (the same tuple), so two of three reads are this lookup. The tuple is
-#: kept, so ``is`` cannot match another object at a reused address.
+#: The last tuple of samples read and its readings: a committed report's samples are read by the alert feed and
+#: then load management (the same tuple), and by the services before them when the batch held only that report
+#: (half of the demo's parses). The tuple is kept, so ``is`` cannot match another object at a reused address.
 _last: tuple[tuple[ev.Sample, ...] | None, tuple[Reading, ...]] = (None, ())
 
 
