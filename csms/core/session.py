@@ -221,7 +221,7 @@ class StationSession:
         if answer.get("status") != "Accepted" or not profile or profile["chargingProfilePurpose"] != "TxProfile":
             return
         station_id, evse_id, when = self.station_id, request["evseId"], from_posix(now)
-        self.record(lambda uow: ev_charging.profile_accepted(uow.session, station_id, evse_id, profile, when))
+        self.record(lambda uow: ev_charging.profile_accepted(uow, station_id, evse_id, profile, when))
 
     def _log(self, direction: str, action: str | None, frame: str | bytes, now: float) -> None:
         if self._log_enabled:

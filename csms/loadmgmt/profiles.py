@@ -150,6 +150,9 @@ class ProfileTracker:
     deadband_w: float = 300.0
     retry_after_s: float = 300.0
     _slots: dict[tuple[str, int, Purpose], _Slot] = field(default_factory=dict)
+    #: When each slot whose status is "failed" failed (``_Slot.at``): the retry deadline is asked for at every
+    #: committed report, and walking every slot for it cost more than the re-plans it serves.
+    _failed_at: dict[tuple[str, int, Purpose], float] = field(default_factory=dict)
 
     def changes(self, desired: list[ProfileSpec], now: float) -> list[ProfileSpec]:
         out = []
@@ -163,6 +166,7 @@ class ProfileTracker:
                     accepted = None
                 failing = slot is not None and slot.failing
                 self._slots[spec.slot] = _Slot(spec, "pending", now, accepted, until, now, failing=failing)
+                self._failed_at.pop(spec.slot, None)
         return out
 
     def _differs(self, slot: _Slot, spec: ProfileSpec, now: float) -> bool:
@@ -206,6 +210,7 @@ class ProfileTracker:
                     return False
                 if status == "Accepted":
                     slot.status = "accepted"
+                    self._failed_at.pop(key, None)
                     slot.failing = False
                     slot.accepted_limit = round_limit(slot.spec.limit, slot.spec.unit)
                     spec = slot.spec
@@ -213,7 +218,7 @@ class ProfileTracker:
                 else:
                     slot.status = "failed"
                     slot.failing = True
-                    slot.at = now
+                    slot.at = self._failed_at[key] = now
                 slot.answer = status
                 return True
         return False
@@ -223,6 +228,7 @@ class ProfileTracker:
         for key in [k for k in self._slots if k[0] == station_id]:
             if (evse_id is None or key[1] == evse_id) and (purpose is None or key[2] is purpose):
                 del self._slots[key]
+                self._failed_at.pop(key, None)
 
     def unresponsive(self) -> list[tuple[ProfileSpec, float | None]]:
         """Per-EVSE profiles that failed since their last Accepted answer (a re-send may be on its way), with
@@ -254,7 +260,7 @@ class ProfileTracker:
         return any(slot.failing for key, slot in self._slots.items() if key[0] == station_id)
 
     def retry_deadline(self) -> float | None:
-        times = [s.at + self.retry_after_s for s in self._slots.values() if s.status == "failed"]
+        times = [at + self.retry_after_s for at in self._failed_at.values()]
         return min(times) if times else None
 
     def sent(self, station_id: str, evse_id: int, purpose: Purpose) -> ProfileSpec | None:

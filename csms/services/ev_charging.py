@@ -10,12 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, Table, bindparam, case, insert, null, select
+from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
 from csms.domain import events as ev
 from csms.domain.ev_schedule import exceeds
 from csms.services import stations, transactions
+from csms.services.uow import UnitOfWork
+from csms.store.bulk import Bulk
 from csms.store.models import EvChargingNegotiation
 
 
@@ -50,11 +53,40 @@ def needs(db: Session, station_id: str, report: ev.ChargingNeedsReported, now: d
     return ev.EvChargingAnswer("Accepted" if running is not None else "Processing")
 
 
-def profile_accepted(db: Session, station_id: str, evse_id: int, profile: dict[str, Any], now: datetime) -> None:
-    """The station accepted a TxProfile (whoever sent it: load management or an operator)."""
-    row = _row(db, station_id, evse_id)
-    _start(row, profile.get("transactionId"))
-    row.profile, row.profile_at = profile, now
+_NEGOTIATIONS: Table = EvChargingNegotiation.__table__  # type: ignore[assignment]  # declarative: a Table
+_SAME_TRANSACTION = _NEGOTIATIONS.c.transaction_id.is_not_distinct_from(bindparam("tx", type_=String()))
+#: :func:`_start` and the profile in one statement: what belonged to another transaction is cleared.
+_ACCEPT_PROFILE = Bulk(
+    sql_update(_NEGOTIATIONS)
+    .where(_NEGOTIATIONS.c.station_id == bindparam("of_station"), _NEGOTIATIONS.c.evse_id == bindparam("of_evse"))
+    .values(
+        profile=bindparam("new_profile", type_=_NEGOTIATIONS.c.profile.type),
+        profile_at=bindparam("new_profile_at", type_=_NEGOTIATIONS.c.profile_at.type),
+        transaction_id=bindparam("tx", type_=String()),
+        **{
+            name: case((_SAME_TRANSACTION, _NEGOTIATIONS.c[name]), else_=null())
+            for name in ("ev_schedule", "ev_schedule_at", "ev_schedule_status", "ev_schedule_reason")
+        },
+    )
+)
+_INSERT_NEGOTIATION = Bulk(insert(_NEGOTIATIONS))
+
+
+def profile_accepted(uow: UnitOfWork, station_id: str, evse_id: int, profile: dict[str, Any], now: datetime) -> None:
+    """The station accepted a TxProfile (whoever sent it: load management or an operator). Load management
+    sends one at every re-plan: written with a prepared statement on the batch's connection, no ORM row."""
+    if uow.has_session:  # rows the ORM holds go first, and it must not keep an old copy of this one
+        uow.session.flush()
+        for row in list(uow.session.identity_map.values()):
+            if isinstance(row, EvChargingNegotiation) and (row.station_id, row.evse_id) == (station_id, evse_id):
+                uow.session.expire(row)
+    tx = profile.get("transactionId")
+    params = {"of_station": station_id, "of_evse": evse_id, "tx": tx, "new_profile": profile, "new_profile_at": now}
+    if not _ACCEPT_PROFILE.execute_one(uow.connection, params):
+        _INSERT_NEGOTIATION.execute_one(
+            uow.connection,
+            {"station_id": station_id, "evse_id": evse_id, "transaction_id": tx, "profile": profile, "profile_at": now},
+        )
 
 
 def schedule(db: Session, station_id: str, report: ev.EvScheduleReported, now: datetime) -> ev.EvChargingAnswer:

@@ -46,7 +46,7 @@ def handle(  # noqa: C901, PLR0911, PLR0912 - one case per report type: the tabl
             stations.seen(uow, station_id, now)
             return ev.TimeNow(now)
         case ev.StatusReported():
-            stations.status(uow.session, station_id, report, now)
+            stations.status(uow.connection, station_id, report, now)
             return ev.Acknowledged()
         case ev.MeterValuesReported():
             transactions.meter_values(uow, station_id, report, csms_assigned=csms_assigns_tx_ids, now=now)

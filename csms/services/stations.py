@@ -7,7 +7,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Table, bindparam, func, insert, select
+from sqlalchemy import update as sql_update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from csms.domain import events as ev
@@ -17,12 +19,14 @@ from csms.services.config import CsmsConfig
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.services.passwords import hash_password
 from csms.services.uow import UnitOfWork
+from csms.store.bulk import Bulk
 from csms.store.models import (
     ConnectionEvent,
     Connector,
     PendingRegistration,
     StationEvent,
     StatusChange,
+    UtcDateTime,
 )
 from csms.store.models import Station as StationRow
 
@@ -282,35 +286,80 @@ def seen(uow: UnitOfWork, station_id: str, now: datetime) -> None:
     uow.seen.append((station_id, now))
 
 
-def status(db: Session, station_id: str, report: ev.StatusReported, now: datetime) -> None:
+_CONNECTORS: Table = Connector.__table__  # type: ignore[assignment]  # declarative: a Table
+_STATUS_HISTORY: Table = StatusChange.__table__  # type: ignore[assignment]
+_PORT_KEY = (
+    (_CONNECTORS.c.station_id == bindparam("of_station"))
+    & (_CONNECTORS.c.evse_id == bindparam("of_evse"))
+    & (_CONNECTORS.c.connector_id == bindparam("of_connector"))
+)
+#: The port takes a report unless it holds a newer one (a status replayed after a reconnect may be older).
+_UPDATE_PORT = Bulk(
+    sql_update(_CONNECTORS)
+    .where(
+        _PORT_KEY,
+        _CONNECTORS.c.status_at.is_(None) | (_CONNECTORS.c.status_at <= bindparam("at", type_=UtcDateTime())),
+    )
+    .values(
+        status=bindparam("new_status"),
+        error_code=bindparam("new_error_code"),
+        info=bindparam("new_info"),
+        vendor_error_code=bindparam("new_vendor_error_code"),
+        status_at=bindparam("new_status_at", type_=UtcDateTime()),
+    )
+)
+#: A port seen for the first time (the unique key makes a port that exists, holding a newer report, keep it).
+_INSERT_PORT = {
+    "postgresql": Bulk(postgresql.insert(_CONNECTORS).on_conflict_do_nothing()),
+    "sqlite": Bulk(sqlite.insert(_CONNECTORS).on_conflict_do_nothing()),
+}
+_INSERT_STATUS_CHANGE = Bulk(insert(_STATUS_HISTORY))
+
+
+def status(db: Session | Connection, station_id: str, report: ev.StatusReported, now: datetime) -> None:
+    """The port's status (unless it holds a newer one) and the report in the history, written at once in the
+    transaction of ``db`` with two prepared statements (a status report comes with every plug, start and stop:
+    the ORM's load-then-flush cost ten times as much)."""
+    if isinstance(db, Session):
+        db.flush()  # the rows the session holds first (the port's station may be new in it)
+        connection = db.connection()
+    else:
+        connection = db
     timestamp = report.timestamp or now
-    key = (station_id, report.evse_id, report.connector_id)
-    row = db.scalars(
-        select(Connector).where(
-            Connector.station_id == key[0], Connector.evse_id == key[1], Connector.connector_id == key[2]
+    port = {"of_station": station_id, "of_evse": report.evse_id, "of_connector": report.connector_id}
+    fields = {
+        "status": report.status,
+        "error_code": report.error_code,
+        "info": report.info,
+        "vendor_error_code": report.vendor_error_code,
+    }
+    moved = _UPDATE_PORT.execute_one(
+        connection,
+        {**port, "at": timestamp, **{f"new_{k}": v for k, v in fields.items()}, "new_status_at": timestamp},
+    )
+    if not moved:
+        _INSERT_PORT[connection.dialect.name].execute_one(
+            connection,
+            {
+                "station_id": station_id,
+                "evse_id": report.evse_id,
+                "connector_id": report.connector_id,
+                **fields,
+                "status_at": timestamp,
+            },
         )
-    ).first()
-    if row is None:
-        row = Connector(station_id=station_id, evse_id=report.evse_id, connector_id=report.connector_id)
-        db.add(row)
-    # A status replayed after reconnect may be older than what we hold: history keeps it, the port does not.
-    if row.status_at is None or timestamp >= row.status_at:
-        row.status = report.status
-        row.error_code = report.error_code
-        row.info = report.info
-        row.vendor_error_code = report.vendor_error_code
-        row.status_at = timestamp
-    db.add(
-        StatusChange(
-            station_id=station_id,
-            evse_id=report.evse_id,
-            connector_id=report.connector_id,
-            status=report.status,
-            error_code=report.error_code,
-            info=report.info,
-            timestamp=timestamp,
-            received_at=now,
-        )
+    _INSERT_STATUS_CHANGE.execute_one(
+        connection,
+        {
+            "station_id": station_id,
+            "evse_id": report.evse_id,
+            "connector_id": report.connector_id,
+            "status": report.status,
+            "error_code": report.error_code,
+            "info": report.info,
+            "timestamp": timestamp,
+            "received_at": now,
+        },
     )
 
 

@@ -92,6 +92,7 @@ class UnitOfWork:
         session = self.session
         self.flush_batches()  # earlier calls' rows must not roll back with this block: what is gathered now is its own
         nested = session.begin_nested()
+        session.connection()  # the SAVEPOINT now (the ORM emits it lazily): it must cover the Core statements too
         try:
             yield
             nested.commit()

@@ -71,6 +71,22 @@ class Bulk:
         finally:
             cursor.close()
 
+    def execute_one(self, connection: Connection, row: dict[str, Any]) -> int:
+        """Run the statement for one row now, in ``connection``'s transaction; the number of rows it changed."""
+        prepared = self._prepare(connection, tuple(row))
+        if prepared.processors:
+            row = dict(row)
+            for name, processor in prepared.processors.items():
+                if row.get(name) is not None:
+                    row[name] = processor(row[name])
+        params: Any = tuple(row[name] for name in prepared.names) if prepared.positional else row
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(prepared.sql, params)
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
 
 Memo = dict[tuple[str, Any], Any]
 
