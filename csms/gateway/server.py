@@ -50,6 +50,11 @@ log = logging.getLogger(__name__)
 PATH_PREFIX = "/ocpp/"
 OFFERED = [Subprotocol(p) for p in SUBPROTOCOLS]
 CLOSE_TIMEOUT_S = 10.0  # for the peer's part of a closing handshake, as websockets' default
+#: When the gateway stops: how long all peers together get to answer the 1001 close frames before the rest of
+#: the sockets are aborted. Everything that arrived before the close is committed either way, and a peer that
+#: answers late has nothing left to say that the stop would store; waiting for each one (up to the shutdown
+#: grace) only kept 10,000 chargers from reconnecting to the next process (issue 13).
+STOP_CLOSE_WAIT_S = 1.0
 
 
 class _ServerProtocol(ServerProtocol):
@@ -360,6 +365,7 @@ class Gateway:
         lookups: Lookups | None = None,
         frame_rate: FrameRate | None = FrameRate(),
         accept_paths: Sequence[str] = (),
+        stop_close_wait_s: float = STOP_CLOSE_WAIT_S,
     ) -> None:
         self.config = config
         #: Where stations connect: /ocpp/ and the aliases (a former CSMS's path, for a DNS cut-over).
@@ -376,6 +382,8 @@ class Gateway:
         # handshake times out while admissions queue behind scrypt.  The kernel caps the backlog at somaxconn.
         self.accept_backlog = accept_backlog
         self.handshake_timeout_s = handshake_timeout_s
+        #: The bound on waiting for the peers' closing handshakes when the gateway stops (see STOP_CLOSE_WAIT_S).
+        self.stop_close_wait_s = stop_close_wait_s
         #: Frames per second and burst per connection (None: unlimited); see :mod:`csms.gateway.frame_rate`.
         self.frame_rate = frame_rate
         #: How often a connection was paused for its frame rate, and how many were closed for flooding.
@@ -459,8 +467,9 @@ class Gateway:
 
     async def stop(self, close_timeout_s: float = CLOSE_TIMEOUT_S) -> None:
         """Stop listening, finish the batch in flight (its answers go out), close every station's connection
-        with 1001 (going away: the charger reconnects, to another node behind the same address), wait up to
-        ``close_timeout_s`` for their closing handshakes, commit what arrived meanwhile, stop the plugins."""
+        with 1001 (going away: the charger reconnects, to another node behind the same address), wait a short
+        while (``stop_close_wait_s``, at most ``close_timeout_s``: what is left of the shutdown grace) for their
+        closing handshakes, abort the sockets still open, commit what arrived meanwhile, stop the plugins."""
         self.stop_accepting()
         if self._keepalive is not None:
             self._keepalive.cancel()
@@ -469,7 +478,7 @@ class Gateway:
         links = list(self.links.values())
         for link in links:
             link.close("going away", 1001)
-        deadline = asyncio.get_running_loop().time() + close_timeout_s
+        deadline = asyncio.get_running_loop().time() + min(close_timeout_s, self.stop_close_wait_s)
         while any(link.connection is not None for link in links) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         for link in links:
