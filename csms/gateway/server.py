@@ -265,7 +265,7 @@ class Link(asyncio.Protocol):
             return
         self.gateway.pauses += 1
         self.transport.pause_reading()
-        self.resume = asyncio.get_running_loop().call_later(rate.pause_s(self.allowance), self._resume_reading)
+        self.resume = asyncio.get_running_loop().call_later(rate.pause_s(self.allowance), self.resume_reading)
 
     def _close_flood(self, rate: FrameRate) -> None:
         log.warning("station %s closed: floods beyond %g frames/s", self.station_id, rate.per_second)
@@ -282,7 +282,7 @@ class Link(asyncio.Protocol):
             self.transport.pause_reading()
         self._flush()
 
-    def _resume_reading(self) -> None:
+    def resume_reading(self) -> None:
         self.resume = None
         if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
@@ -299,6 +299,14 @@ class Link(asyncio.Protocol):
                 transport.close()
         if self.protocol.close_expected() and self.timer is None and not transport.is_closing():
             self.timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
+
+    def quiet(self) -> None:
+        """Read nothing more from the peer (the gateway stops): what it sends now waits in the socket."""
+        if self.resume is not None:
+            self.resume.cancel()
+            self.resume = None
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
 
     def _cancel_timer(self) -> None:
         if self.timer is not None:
@@ -466,7 +474,8 @@ class Gateway:
                 server.close()
 
     async def stop(self, close_timeout_s: float = CLOSE_TIMEOUT_S) -> None:
-        """Stop listening, finish the batch in flight (its answers go out), close every station's connection
+        """Stop listening, stop reading (chargers that keep sending would keep the drain from ending), finish
+        the batch in flight and what was read (its answers go out), close every station's connection
         with 1001 (going away: the charger reconnects, to another node behind the same address), wait a short
         while (``stop_close_wait_s``, at most ``close_timeout_s``: what is left of the shutdown grace) for their
         closing handshakes, abort the sockets still open, commit what arrived meanwhile, stop the plugins."""
@@ -474,10 +483,13 @@ class Gateway:
         if self._keepalive is not None:
             self._keepalive.cancel()
         self.collector.stop()
-        await self._drain()
         links = list(self.links.values())
         for link in links:
+            link.quiet()
+        await self._drain()
+        for link in links:
             link.close("going away", 1001)
+            link.resume_reading()  # the peers' close frames; what else comes is committed, never answered
         deadline = asyncio.get_running_loop().time() + min(close_timeout_s, self.stop_close_wait_s)
         while any(link.connection is not None for link in links) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
