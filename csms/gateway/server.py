@@ -50,6 +50,11 @@ log = logging.getLogger(__name__)
 PATH_PREFIX = "/ocpp/"
 OFFERED = [Subprotocol(p) for p in SUBPROTOCOLS]
 CLOSE_TIMEOUT_S = 10.0  # for the peer's part of a closing handshake, as websockets' default
+#: When the gateway stops: how long all peers together get to answer the 1001 close frames before the rest of
+#: the sockets are aborted. Everything that arrived before the close is committed either way, and a peer that
+#: answers late has nothing left to say that the stop would store; waiting for each one (up to the shutdown
+#: grace) only kept 10,000 chargers from reconnecting to the next process (issue 13).
+STOP_CLOSE_WAIT_S = 1.0
 
 
 class _ServerProtocol(ServerProtocol):
@@ -260,7 +265,7 @@ class Link(asyncio.Protocol):
             return
         self.gateway.pauses += 1
         self.transport.pause_reading()
-        self.resume = asyncio.get_running_loop().call_later(rate.pause_s(self.allowance), self._resume_reading)
+        self.resume = asyncio.get_running_loop().call_later(rate.pause_s(self.allowance), self.resume_reading)
 
     def _close_flood(self, rate: FrameRate) -> None:
         log.warning("station %s closed: floods beyond %g frames/s", self.station_id, rate.per_second)
@@ -277,7 +282,7 @@ class Link(asyncio.Protocol):
             self.transport.pause_reading()
         self._flush()
 
-    def _resume_reading(self) -> None:
+    def resume_reading(self) -> None:
         self.resume = None
         if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
@@ -294,6 +299,14 @@ class Link(asyncio.Protocol):
                 transport.close()
         if self.protocol.close_expected() and self.timer is None and not transport.is_closing():
             self.timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
+
+    def quiet(self) -> None:
+        """Read nothing more from the peer (the gateway stops): what it sends now waits in the socket."""
+        if self.resume is not None:
+            self.resume.cancel()
+            self.resume = None
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
 
     def _cancel_timer(self) -> None:
         if self.timer is not None:
@@ -360,6 +373,7 @@ class Gateway:
         lookups: Lookups | None = None,
         frame_rate: FrameRate | None = FrameRate(),
         accept_paths: Sequence[str] = (),
+        stop_close_wait_s: float = STOP_CLOSE_WAIT_S,
     ) -> None:
         self.config = config
         #: Where stations connect: /ocpp/ and the aliases (a former CSMS's path, for a DNS cut-over).
@@ -376,6 +390,8 @@ class Gateway:
         # handshake times out while admissions queue behind scrypt.  The kernel caps the backlog at somaxconn.
         self.accept_backlog = accept_backlog
         self.handshake_timeout_s = handshake_timeout_s
+        #: The bound on waiting for the peers' closing handshakes when the gateway stops (see STOP_CLOSE_WAIT_S).
+        self.stop_close_wait_s = stop_close_wait_s
         #: Frames per second and burst per connection (None: unlimited); see :mod:`csms.gateway.frame_rate`.
         self.frame_rate = frame_rate
         #: How often a connection was paused for its frame rate, and how many were closed for flooding.
@@ -458,18 +474,23 @@ class Gateway:
                 server.close()
 
     async def stop(self, close_timeout_s: float = CLOSE_TIMEOUT_S) -> None:
-        """Stop listening, finish the batch in flight (its answers go out), close every station's connection
-        with 1001 (going away: the charger reconnects, to another node behind the same address), wait up to
-        ``close_timeout_s`` for their closing handshakes, commit what arrived meanwhile, stop the plugins."""
+        """Stop listening, stop reading (chargers that keep sending would keep the drain from ending), finish
+        the batch in flight and what was read (its answers go out), close every station's connection
+        with 1001 (going away: the charger reconnects, to another node behind the same address), wait a short
+        while (``stop_close_wait_s``, at most ``close_timeout_s``: what is left of the shutdown grace) for their
+        closing handshakes, abort the sockets still open, commit what arrived meanwhile, stop the plugins."""
         self.stop_accepting()
         if self._keepalive is not None:
             self._keepalive.cancel()
         self.collector.stop()
-        await self._drain()
         links = list(self.links.values())
         for link in links:
+            link.quiet()
+        await self._drain()
+        for link in links:
             link.close("going away", 1001)
-        deadline = asyncio.get_running_loop().time() + close_timeout_s
+            link.resume_reading()  # the peers' close frames; what else comes is committed, never answered
+        deadline = asyncio.get_running_loop().time() + min(close_timeout_s, self.stop_close_wait_s)
         while any(link.connection is not None for link in links) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         for link in links:

@@ -5,6 +5,10 @@ ours, not uvicorn's: SIGINT/SIGTERM set ``stop``, then, within ``shutdown_grace_
 accepting connections, a cluster node gives its leases back (the others take over at once), the API finishes
 its requests, the gateway commits the batch in flight, answers it, closes every station's connection with
 1001 (going away) so chargers reconnect elsewhere, commits what arrived meanwhile, and the engine is disposed.
+
+The gateway listens before the HTTP API's modules are loaded (FastAPI, uvicorn and the pydantic schemas are
+most of the start-up's import time, 10+ s on a loaded machine): after a restart the chargers reconnect while
+the API is still loading, on a thread, and the API listens a moment later.
 """
 
 from __future__ import annotations
@@ -21,12 +25,9 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import uvicorn
 from sqlalchemy import Engine
 
 from csms.alerts import AlertEngine, AlertRules, RemediationPolicy
-from csms.api.app import create_app
-from csms.api.local_lists import app_list_sync
 from csms.api.redaction import install_access_log_filter
 from csms.core.plugins.alerts import AlertMonitor
 from csms.core.plugins.certificates import CertificateManager
@@ -40,8 +41,6 @@ from csms.gateway.lookups import ThreadedLookups
 from csms.gateway.server import Gateway
 from csms.pki.lookups import ContractProvider
 from csms.reports.invoices import Party
-from csms.runtime import metrics as metrics_
-from csms.runtime import probes
 from csms.runtime.openadr import VenRunner, VenSettings
 from csms.runtime.webhooks import WebhookSender
 from csms.services.config import CsmsConfig
@@ -50,18 +49,36 @@ from csms.store import migrate
 from csms.store.database import make_engine, make_session_factory
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from csms.ocpi.serve import OcpiRunner, OcpiServe
     from csms.runtime.cluster import Cluster
+    from csms.runtime.metrics import Metrics
+    from csms.runtime.probes import DatabaseProbes, Readiness
 
 log = logging.getLogger(__name__)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling (it would re-raise the signal after shutdown)."""
+def _load_api() -> None:
+    """Import the HTTP API's modules (on a thread, while the gateway serves)."""
+    import uvicorn  # noqa: F401
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
+    import csms.api.app
+    import csms.api.local_lists
+    import csms.runtime.metrics
+    import csms.runtime.probes  # noqa: F401
+
+
+def _api_server(config: uvicorn.Config) -> uvicorn.Server:
+    """uvicorn without its own signal handling (it would re-raise the signal after shutdown)."""
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            yield
+
+    return _Server(config)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +191,8 @@ async def run_server(
     ocpi_runner: OcpiRunner | None = None
     ven = VenRunner(openadr)
     deadline: float | None = None
-    metrics = metrics_.Metrics(gateway, engine, load_management=load_management, monitor=monitor, sender=sender)
-    database = probes.DatabaseProbes(engine)
-    readiness = probes.Readiness()
-    probes.standard_checks(readiness, database, gateway)
+    metrics: Metrics | None = None
+    database: DatabaseProbes | None = None
     try:
         gateway.add_plugin(monitor)
         gateway.add_plugin(load_management)
@@ -204,11 +219,21 @@ async def run_server(
                 monitor=monitor,
             )
             await cluster.start()
-            probes.cluster_check(readiness, gateway)
         ven.start(load_management, session_factory)  # demand response, once the sites are planned
         await gateway.start(host, ocpp_port)
         if tls_context is not None:
             await gateway.start_tls(host, tls_port, tls_context)
+        await asyncio.to_thread(_load_api)  # chargers are served meanwhile
+        import uvicorn
+
+        from csms.api.app import create_app
+        from csms.api.local_lists import app_list_sync
+        from csms.runtime import metrics as metrics_
+        from csms.runtime import probes
+
+        metrics = metrics_.Metrics(gateway, engine, load_management=load_management, monitor=monitor, sender=sender)
+        database = probes.DatabaseProbes(engine)
+        readiness = _readiness(database, gateway, cluster)
         app = create_app(session_factory, gateway, api_key)
         app_list_sync(app)  # its host plugin keeps local lists in step, also those that fell behind
         app.state.public_url = public_url
@@ -227,7 +252,7 @@ async def run_server(
         api_socket = socket.create_server((host, api_port), family=family)
         # With logs_configured, uvicorn adds no handlers: its lines go through the caller's.
         log_config = None if logs_configured else uvicorn.config.LOGGING_CONFIG
-        server = _Server(
+        server = _api_server(
             uvicorn.Config(
                 app,
                 host=host,
@@ -278,12 +303,29 @@ async def run_server(
             await cluster.stop()
         await ven.stop()
         await _stop_ocpi(ocpi_runner)
-        await metrics.stop()
+        await _stop_probes(metrics, database)
         remaining = max(0.5, deadline - loop.time()) if deadline is not None else 10.0
         await gateway.stop(close_timeout_s=remaining)  # commits what it gathered, then stops the plugins
         await sender.stop()
-        database.shutdown()
         engine.dispose()
+
+
+def _readiness(database: DatabaseProbes, gateway: Gateway, cluster: Cluster | None) -> Readiness:
+    from csms.runtime import probes
+
+    readiness = probes.Readiness()
+    probes.standard_checks(readiness, database, gateway)
+    if cluster is not None:
+        probes.cluster_check(readiness, gateway)
+    return readiness
+
+
+async def _stop_probes(metrics: Metrics | None, database: DatabaseProbes | None) -> None:
+    """The metrics' loop-lag task and the probes' thread (None: the stop came before the API was loaded)."""
+    if metrics is not None:
+        await metrics.stop()
+    if database is not None:
+        database.shutdown()
 
 
 async def _start_ocpi(
