@@ -1,7 +1,7 @@
 """ocpi party organisation
 
 Revision ID: 2f0f6ddde4f0
-Revises: d22f5a0c1e7b
+Revises: e2a8f0b4c7d1
 Create Date: 2026-12-04 18:37:04.262783
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = "2f0f6ddde4f0"
-down_revision: str | None = "d22f5a0c1e7b"
+down_revision: str | None = "e2a8f0b4c7d1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
