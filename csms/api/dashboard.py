@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ from csms.services import (
     alerts,
     audit,
     configuration,
+    diagnostics,
     message_log,
     organisations,
     security_events,
@@ -99,8 +101,14 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "remote-start": ("POST", "/stations/{station_id}/remote-start"),
     "remote-stop": ("POST", "/stations/{station_id}/remote-stop"),
     "change-availability": ("POST", "/stations/{station_id}/change-availability"),
+    "trigger": ("POST", "/stations/{station_id}/trigger"),
+    "diagnostics": ("POST", "/stations/{station_id}/diagnostics"),
+    "firmware": ("POST", "/stations/{station_id}/firmware"),
     "fetch-configuration": ("POST", "/stations/{station_id}/variables/get"),
 }
+#: What the console's Trigger button offers (the API takes more: docs/api.md).
+TRIGGER_MESSAGES = ("StatusNotification", "Heartbeat", "MeterValues", "BootNotification", "FirmwareStatusNotification",
+                    "DiagnosticsStatusNotification")  # fmt: skip
 #: Sections of the station page that show another API route's data (and need its permission).
 SECTIONS: dict[str, tuple[str, str]] = {
     "messages": ("GET", "/stations/{station_id}/messages"),
@@ -348,6 +356,10 @@ def _station_context(db: Session, principal: auth.Principal, station_id: str, ga
         if may_audit
         else None,
         "actions": [a for a in actions if a != "fetch-configuration"],
+        "firmware_files": [f.name for f in diagnostics.list_firmware(db, principal.scope)]
+        if "firmware" in actions
+        else [],
+        "trigger_messages": TRIGGER_MESSAGES,
         "fetch_configuration": "fetch-configuration" in actions and out.ocpp_version == "1.6",
         "port_uptime": uptime.port_uptime(db, period, up.DEFAULT_POLICY, station_id),
         "minimum": NEVI_MINIMUM_PCT,
@@ -362,46 +374,60 @@ def station_page(request: Request, station_id: str, db: DbSession, gateway: Gate
     return render(request, "station.html", principal, "station", **_station_context(db, principal, station_id, gateway))
 
 
-def _body(action: str, fields: dict[str, str]) -> Any:
-    """The API's request model of an action, from the form's fields (ValidationError: a bad field)."""
-    if action == "reset":
-        return ResetRequest.model_validate({"type": fields.get("type", "soft")})
-    if action == "unlock":
-        return UnlockRequest.model_validate(
-            {"evse_id": fields.get("evse_id"), "connector_id": fields.get("connector_id")}
-        )
-    if action == "remote-start":
-        evse = fields.get("evse_id") or None
-        return RemoteStartRequest.model_validate({"id_token": fields.get("id_token"), "evse_id": evse})
-    if action == "remote-stop":
-        return RemoteStopRequest.model_validate({"transaction_id": fields.get("transaction_id") or None})
-    if action == "fetch-configuration":
-        return VariablesGetRequest()  # 1.6: every key
+def _availability(fields: dict[str, str]) -> AvailabilityRequest:
     operative = {"true": True, "false": False}.get(fields.get("operative", ""), fields.get("operative"))
     return AvailabilityRequest.model_validate({"evse_id": fields.get("evse_id") or 0, "operative": operative})
 
 
-async def _run(action: str, request: Request, station_id: str, body: Any, gateway: Gateway) -> dict[str, Any]:
+#: action → the API's request model of it, from the form's fields (ValidationError: a bad field).
+BODIES: dict[str, Callable[[dict[str, str]], Any]] = {
+    "reset": lambda f: ResetRequest.model_validate({"type": f.get("type", "soft")}),
+    "unlock": lambda f: UnlockRequest.model_validate({"evse_id": f.get("evse_id"),
+                                                      "connector_id": f.get("connector_id")}),
+    "remote-start": lambda f: RemoteStartRequest.model_validate({"id_token": f.get("id_token"),
+                                                                 "evse_id": f.get("evse_id") or None}),
+    "remote-stop": lambda f: RemoteStopRequest.model_validate({"transaction_id": f.get("transaction_id") or None}),
+    "change-availability": _availability,
+    "trigger": lambda f: diagnostics_routes.TriggerRequest.model_validate({"message": f.get("message"),
+                                                                          "evse_id": f.get("evse_id") or None}),
+    "diagnostics": lambda f: diagnostics_routes.DiagnosticsRequest.model_validate(
+        {"log_type": f.get("log_type", "DiagnosticsLog")}),
+    "firmware": lambda f: diagnostics_routes.FirmwareRequest.model_validate({"name": f.get("name")}),
+    "fetch-configuration": lambda f: VariablesGetRequest(),  # 1.6: every key
+}  # fmt: skip
+
+
+async def _fetch_configuration(request: Request, station_id: str, body: Any, gateway: Gateway) -> dict[str, Any]:
+    answer = await configuration_routes.get_variables(request, station_id, body, gateway, ACTION_TIMEOUT_S)
+    failed = [c for c in answer["calls"] if c.get("outcome") != "result"]
+    if failed:
+        return dict(failed[0])
+    known = sum(1 for r in answer["results"] if r["status"] == "Accepted")
+    return {"outcome": "result", "payload": {"status": f"with {known} keys (reload the page to see them)"}}
+
+
+async def _run(
+    action: str, request: Request, station_id: str, body: Any, gateway: Gateway, principal: auth.Principal
+) -> dict[str, Any]:
     """The API route's own function (csms/api/routes): the same commands, checks and records."""
     timeout = ACTION_TIMEOUT_S
-    if action == "reset":
-        return await call_routes.reset(request, station_id, gateway, body, timeout)
-    if action == "unlock":
-        return await configuration_routes.unlock_connector(request, station_id, body, gateway, timeout)
-    if action == "remote-start":
-        return await call_routes.remote_start(request, station_id, body, gateway, timeout)
-    if action == "remote-stop":
-        return await call_routes.remote_stop(request, station_id, body, gateway, timeout)
-    if action == "fetch-configuration":
-        answer = await configuration_routes.get_variables(request, station_id, body, gateway, timeout)
-        calls = answer["calls"]
-        failed = [c for c in calls if c.get("outcome") != "result"]
-        if failed:
-            return dict(failed[0])
-        known = sum(1 for r in answer["results"] if r["status"] == "Accepted")
-        return {"outcome": "result", "payload": {"status": f"with {known} keys (reload the page to see them)"}}
-    result: dict[str, Any] = await diagnostics_routes.change_availability(request, station_id, body, gateway, timeout)
-    return result
+    routes: dict[str, Callable[[], Awaitable[Any]]] = {
+        "reset": lambda: call_routes.reset(request, station_id, gateway, body, timeout),
+        "unlock": lambda: configuration_routes.unlock_connector(request, station_id, body, gateway, timeout),
+        "remote-start": lambda: call_routes.remote_start(request, station_id, body, gateway, timeout),
+        "remote-stop": lambda: call_routes.remote_stop(request, station_id, body, gateway, timeout),
+        "change-availability": lambda: diagnostics_routes.change_availability(request, station_id, body, gateway,
+                                                                              timeout),
+        "trigger": lambda: diagnostics_routes.trigger_message(request, station_id, body, gateway, timeout),
+        "diagnostics": lambda: diagnostics_routes.request_diagnostics(request, station_id, gateway, body, timeout),
+        "firmware": lambda: diagnostics_routes.update_firmware(request, station_id, body, gateway, principal,
+                                                               timeout),
+        "fetch-configuration": lambda: _fetch_configuration(request, station_id, body, gateway),
+    }  # fmt: skip
+    result = await routes[action]()
+    # a transfer (diagnostics upload, firmware download) answers with its call beside it; its progress shows in
+    # the station's transfers and message log
+    return dict(result.get("call", result))
 
 
 def _outcome_message(action: str, outcome: dict[str, Any]) -> tuple[bool, str]:
@@ -427,13 +453,13 @@ async def station_action(request: Request, station_id: str, action: str, gateway
     if not _csrf_ok(principal, fields):
         return _refused(request, "the form expired or was not sent from this site: reload the page", 403)
     try:
-        body = _body(action, fields)
+        body = BODIES[action](fields)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "form"
         return _refused(request, f"{field}: {first['msg']}", 422)
     try:
-        outcome = await _run(action, request, station_id, body, gateway)
+        outcome = await _run(action, request, station_id, body, gateway, principal)
     except DomainError as refused:
         return _refused(request, f"{action}: {refused.message}", refused.status_code)
     ok, message = _outcome_message(action, outcome)

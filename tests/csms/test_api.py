@@ -59,6 +59,21 @@ class Charger16(ChargePoint16):
         self.received.append(("RemoteStartTransaction", kwargs))
         return result16.RemoteStartTransaction(status="Accepted")
 
+    @on("TriggerMessage")
+    def on_trigger_message(self, **kwargs: Any) -> result16.TriggerMessage:
+        self.received.append(("TriggerMessage", kwargs))
+        return result16.TriggerMessage(status="Accepted")
+
+    @on("GetDiagnostics")
+    def on_get_diagnostics(self, **kwargs: Any) -> result16.GetDiagnostics:
+        self.received.append(("GetDiagnostics", kwargs))
+        return result16.GetDiagnostics(file_name="diagnostics.zip")
+
+    @on("UpdateFirmware")
+    def on_update_firmware(self, **kwargs: Any) -> result16.UpdateFirmware:
+        self.received.append(("UpdateFirmware", kwargs))
+        return result16.UpdateFirmware()
+
     @on("RemoteStopTransaction")
     def on_remote_stop(self, **kwargs: Any) -> result16.RemoteStopTransaction:
         self.received.append(("RemoteStopTransaction", kwargs))

@@ -140,10 +140,11 @@ async def test_overview_and_station_page_by_role_and_organisation(session_factor
 
                 station = await owner.get("/console/stations/cp-a")
                 assert station.status_code == 200 and "connected" in station.text
-                for action in ("reset", "unlock", "remote-start", "remote-stop", "change-availability"):
+                for action in ("reset", "unlock", "remote-start", "remote-stop", "change-availability", "trigger",
+                               "diagnostics", "firmware"):  # fmt: skip
                     assert f'action="/console/stations/cp-a/{action}"' in station.text
-                # sign-out, the five actions and fetching the 1.6 configuration
-                assert station.text.count('name="csrf_token"') == 7
+                # sign-out, the eight actions and fetching the 1.6 configuration
+                assert station.text.count('name="csrf_token"') == 10
                 assert "GroundFailure" in station.text and "TAG-1" in station.text
                 # Another organisation's station is as absent as one that does not exist.
                 assert (await owner.get("/console/stations/cp-b")).status_code == 404
@@ -215,6 +216,43 @@ async def test_console_actions_need_the_csrf_token_reach_the_station_and_are_aud
         assert reset.actor_name == "operator@a.example" and reset.actor.startswith("user:")
         assert reset.station_id == "cp-a" and reset.object_type == "stations" and reset.object_id == "cp-a"
         assert reset.request == {"type": "hard"}  # the form's fields, never its CSRF token
+
+
+async def test_trigger_diagnostics_and_firmware_buttons_send_the_api_commands(session_factory, gateway):
+    """The station page's Trigger message, Get diagnostics and Update firmware buttons run the API's routes: the
+    station gets the OCPP call (a one-time upload URL, the stored firmware's download URL), by role."""
+    async with served(session_factory, gateway) as base:
+        keys = await _setup(session_factory, base)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as api:
+            stored = await api.post("/api/v1/firmware-files?name=fw-2.bin", content=b"\x7fFW",
+                                    headers={"Authorization": f"Bearer {keys['a']}"})  # fmt: skip
+            assert stored.status_code == 201, stored.text
+        async with charger(gateway, "cp-a", "1.6") as cp:
+            async with browser_of(base, "operator@a.example") as operator:
+                page = (await operator.get("/console/stations/cp-a")).text
+                token = form_token(page)
+                assert "/console/stations/cp-a/trigger" in page and "/console/stations/cp-a/firmware" not in page
+                data = {"csrf_token": token, "message": "StatusNotification", "evse_id": "1"}
+                sent = await operator.post("/console/stations/cp-a/trigger", data=data, headers={"HX-Request": "1"})
+                assert "trigger: the station answered Accepted" in sent.text
+                bad = await operator.post("/console/stations/cp-a/trigger", data={**data, "message": "Nope"})
+                assert bad.status_code == 422 and "message" in bad.text
+            async with browser_of(base, "tech@a.example") as tech:  # diagnostics and firmware are a technician's
+                page = (await tech.get("/console/stations/cp-a")).text
+                assert "/console/stations/cp-a/reset" not in page and "<option>fw-2.bin</option>" in page
+                token = form_token(page)
+                logs = await tech.post("/console/stations/cp-a/diagnostics", data={"csrf_token": token})
+                assert "diagnostics: the station answered" in logs.text
+                fw = await tech.post("/console/stations/cp-a/firmware", data={"csrf_token": token, "name": "fw-2.bin"})
+                assert "firmware: the station answered" in fw.text
+            async with browser_of(base, "viewer@a.example") as viewer:
+                page = (await viewer.get("/console/stations/cp-a")).text
+                assert "/console/stations/cp-a/trigger" not in page and "/console/stations/cp-a/firmware" not in page
+            names = [name for name, _ in cp.received]
+            assert names == ["TriggerMessage", "GetDiagnostics", "UpdateFirmware"]
+            assert cp.received[0][1] == {"requested_message": "StatusNotification", "connector_id": 1}
+            assert "/api/v1/uploads/diagnostics/" in cp.received[1][1]["location"]
+            assert "/api/v1/firmware/fw-2.bin?token=" in cp.received[2][1]["location"]
 
 
 async def test_audit_and_users_pages(session_factory, gateway):
