@@ -36,6 +36,7 @@ from csms.api.deps import DbSession, GatewayDep, read_factory, transaction
 from csms.api.routes import calls as call_routes
 from csms.api.routes import configuration as configuration_routes
 from csms.api.routes import diagnostics as diagnostics_routes
+from csms.api.routes import stations as station_routes
 from csms.api.routes.diagnostics import AvailabilityRequest
 from csms.api.routes.stations import station_out
 from csms.api.schemas import (
@@ -96,6 +97,7 @@ PAGES: dict[str, tuple[str, str]] = {
 }
 #: console action → the API route it is.
 ACTIONS: dict[str, tuple[str, str]] = {
+    "disconnect": ("POST", "/stations/{station_id}/disconnect"),
     "reset": ("POST", "/stations/{station_id}/reset"),
     "unlock": ("POST", "/stations/{station_id}/unlock"),
     "remote-start": ("POST", "/stations/{station_id}/remote-start"),
@@ -381,6 +383,7 @@ def _availability(fields: dict[str, str]) -> AvailabilityRequest:
 
 #: action → the API's request model of it, from the form's fields (ValidationError: a bad field).
 BODIES: dict[str, Callable[[dict[str, str]], Any]] = {
+    "disconnect": lambda f: None,
     "reset": lambda f: ResetRequest.model_validate({"type": f.get("type", "soft")}),
     "unlock": lambda f: UnlockRequest.model_validate({"evse_id": f.get("evse_id"),
                                                       "connector_id": f.get("connector_id")}),
@@ -406,12 +409,20 @@ async def _fetch_configuration(request: Request, station_id: str, body: Any, gat
     return {"outcome": "result", "payload": {"status": f"with {known} keys (reload the page to see them)"}}
 
 
+async def _disconnect(request: Request, station_id: str, gateway: Gateway) -> dict[str, Any]:
+    done = await station_routes.disconnect(request, station_id, gateway)
+    if done.disconnected:
+        return {"outcome": "result", "note": "the connection is closed; the station reconnects on its own back-off"}
+    return {"outcome": "result", "note": "the station was not connected", "ok": False}
+
+
 async def _run(
     action: str, request: Request, station_id: str, body: Any, gateway: Gateway, principal: auth.Principal
 ) -> dict[str, Any]:
     """The API route's own function (csms/api/routes): the same commands, checks and records."""
     timeout = ACTION_TIMEOUT_S
     routes: dict[str, Callable[[], Awaitable[Any]]] = {
+        "disconnect": lambda: _disconnect(request, station_id, gateway),
         "reset": lambda: call_routes.reset(request, station_id, gateway, body, timeout),
         "unlock": lambda: configuration_routes.unlock_connector(request, station_id, body, gateway, timeout),
         "remote-start": lambda: call_routes.remote_start(request, station_id, body, gateway, timeout),
@@ -432,6 +443,8 @@ async def _run(
 
 def _outcome_message(action: str, outcome: dict[str, Any]) -> tuple[bool, str]:
     kind = outcome.get("outcome")
+    if "note" in outcome:  # the CSMS's own doing (a disconnect), not a station's answer
+        return bool(outcome.get("ok", True)), f"{action}: {outcome['note']}"
     if kind == "result":
         answer = (outcome.get("payload") or {}).get("status")
         ok = answer in (None, "Accepted", "Scheduled", "Unlocked") or str(answer).startswith("with ")

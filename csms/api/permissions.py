@@ -36,6 +36,7 @@ ROUTES: dict[tuple[str, str], P | Literal["public"]] = {
     ("POST", "/stations/{station_id}/remote-start"): P.COMMANDS,
     ("POST", "/stations/{station_id}/remote-stop"): P.COMMANDS,
     ("POST", "/stations/{station_id}/reset"): P.COMMANDS,
+    ("POST", "/stations/{station_id}/disconnect"): P.COMMANDS,
     ("POST", "/stations/{station_id}/password"): P.STATIONS,
     ("POST", "/stations/{station_id}/security-profile"): P.STATIONS,
     ("GET", "/sites"): P.READ,

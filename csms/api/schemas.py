@@ -218,6 +218,13 @@ class CallErrorOut(BaseModel):
     details: dict[str, Any]
 
 
+class DisconnectOut(BaseModel):
+    """Whether the station was connected (to any node) and its connection was closed."""
+
+    station_id: str
+    disconnected: bool
+
+
 class CallOut(BaseModel):
     """What became of a call: `result` (the CALLRESULT payload), `error` (the CALLERROR), `timeout` or
     `cancelled` (the station disconnected first)."""

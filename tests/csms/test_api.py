@@ -161,7 +161,8 @@ async def charger(gateway, station_id: str, version: str) -> AsyncIterator[Any]:
             yield cp
         finally:
             runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # (the CSMS may have closed the connection itself: an operator's disconnect)
+            with contextlib.suppress(asyncio.CancelledError, websockets.exceptions.ConnectionClosed):
                 await runner
 
 

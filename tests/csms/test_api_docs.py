@@ -38,6 +38,7 @@ BODILESS = {
     ("post", "/api/v1/stations/{station_id}/display-messages/{message_id}/clear"),
     ("post", "/api/v1/stations/{station_id}/clear-cache"),
     ("post", "/api/v1/users/{user_id}/reset-link"),
+    ("post", "/api/v1/stations/{station_id}/disconnect"),
     ("post", "/api/v1/properties/{property_id}/units/{unit}/statement/posting"),  # the month is a query parameter
 }
 

@@ -140,11 +140,11 @@ async def test_overview_and_station_page_by_role_and_organisation(session_factor
 
                 station = await owner.get("/console/stations/cp-a")
                 assert station.status_code == 200 and "connected" in station.text
-                for action in ("reset", "unlock", "remote-start", "remote-stop", "change-availability", "trigger",
-                               "diagnostics", "firmware"):  # fmt: skip
+                for action in ("disconnect", "reset", "unlock", "remote-start", "remote-stop", "change-availability",
+                               "trigger", "diagnostics", "firmware"):  # fmt: skip
                     assert f'action="/console/stations/cp-a/{action}"' in station.text
-                # sign-out, the eight actions and fetching the 1.6 configuration
-                assert station.text.count('name="csrf_token"') == 10
+                # sign-out, the nine actions and fetching the 1.6 configuration
+                assert station.text.count('name="csrf_token"') == 11
                 assert "GroundFailure" in station.text and "TAG-1" in station.text
                 # Another organisation's station is as absent as one that does not exist.
                 assert (await owner.get("/console/stations/cp-b")).status_code == 404
@@ -218,9 +218,10 @@ async def test_console_actions_need_the_csrf_token_reach_the_station_and_are_aud
         assert reset.request == {"type": "hard"}  # the form's fields, never its CSRF token
 
 
-async def test_trigger_diagnostics_and_firmware_buttons_send_the_api_commands(session_factory, gateway):
-    """The station page's Trigger message, Get diagnostics and Update firmware buttons run the API's routes: the
-    station gets the OCPP call (a one-time upload URL, the stored firmware's download URL), by role."""
+async def test_trigger_diagnostics_firmware_and_disconnect_buttons(session_factory, gateway):
+    """The station page's Trigger message, Get diagnostics, Update firmware and Disconnect buttons run the API's
+    routes: the station gets the OCPP call (a one-time upload URL, the stored firmware's download URL) or its
+    connection is closed, by role."""
     async with served(session_factory, gateway) as base:
         keys = await _setup(session_factory, base)
         async with httpx.AsyncClient(base_url=base, timeout=30) as api:
@@ -248,6 +249,14 @@ async def test_trigger_diagnostics_and_firmware_buttons_send_the_api_commands(se
             async with browser_of(base, "viewer@a.example") as viewer:
                 page = (await viewer.get("/console/stations/cp-a")).text
                 assert "/console/stations/cp-a/trigger" not in page and "/console/stations/cp-a/firmware" not in page
+            async with browser_of(base, "operator@a.example") as operator:
+                token = form_token((await operator.get("/console/stations/cp-a")).text)
+                closed = await operator.post("/console/stations/cp-a/disconnect", data={"csrf_token": token})
+                assert "disconnect: the connection is closed" in closed.text
+                await asyncio.wait_for(cp._connection.wait_closed(), 5)
+                assert cp._connection.close_code == 1008 and not gateway.is_connected("cp-a")
+                again = await operator.post("/console/stations/cp-a/disconnect", data={"csrf_token": token})
+                assert "disconnect: the station was not connected" in again.text
             names = [name for name, _ in cp.received]
             assert names == ["TriggerMessage", "GetDiagnostics", "UpdateFirmware"]
             assert cp.received[0][1] == {"requested_message": "StatusNotification", "connector_id": 1}

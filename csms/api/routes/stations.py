@@ -13,6 +13,7 @@ from csms.api.auth import Caller
 from csms.api.deps import DbSession, GatewayDep, in_transaction
 from csms.api.schemas import (
     ConnectorOut,
+    DisconnectOut,
     EvChargingOut,
     PendingRegistrationOut,
     StationApprove,
@@ -129,3 +130,15 @@ async def update_station(
         await gateway.route_disconnect(station_id, "the operator changed the station's credentials or registration")
         out.connected = False
     return out
+
+
+@router.post("/{station_id}/disconnect", response_model=DisconnectOut)
+async def disconnect(request: Request, station_id: StationPath, gateway: GatewayDep) -> DisconnectOut:
+    """Close the station's WebSocket connection (1008, on whichever node holds it). The station reconnects on its
+    own back-off and boots again: the way to make a charger that is stuck in a bad state start over without a
+    Reset. 404: no such station; ``disconnected`` false: it was not connected."""
+    await in_transaction(request, lambda db: stations.get(db, station_id))
+    connected = gateway.is_connected(station_id)
+    if connected:
+        await gateway.route_disconnect(station_id, "the operator disconnected it")
+    return DisconnectOut(station_id=station_id, disconnected=connected)
