@@ -166,6 +166,9 @@ def _browse(base: str, shots: Path, run: Callable[[Coroutine[Any, Any, Any]], An
                 }"""
             )
             viewer.screenshot(path=shots / "console-station-viewer.png", full_page=True)
+            # Another organisation's station by URL: the same 404 as a station that does not exist.
+            other = viewer.goto(base + "/console/stations/cp-b")
+            seen["other_org"] = (other.status if other else None, viewer.locator("body").inner_text())
         finally:
             browser.close()
     seen["sent"], seen["left"] = sent, left
@@ -237,4 +240,5 @@ async def test_live_console_in_chromium(sqlite_factory, tmp_path):
     assert seen["viewer_reset"] == 0 and seen["viewer_buttons"] == 0
     assert seen["viewer_api"]["status"] == 403 and "commands" in seen["viewer_api"]["body"]["detail"]
     assert received.count("Reset") == 1  # the viewer's command never reached the station
+    assert seen["other_org"] == (404, '{"detail":"station \'cp-b\' not found"}')  # as if it did not exist
     assert seen["errors"] == []  # no CSP violation, no failed load
