@@ -594,8 +594,11 @@ async def add_user(request: Request) -> Response:
     return await run_in_threadpool(work)
 
 
-@router.post("/console/users/{user_id}/disable", response_class=HTMLResponse)
-async def disable_user(request: Request, user_id: int) -> Response:
+async def _change_user(
+    request: Request, change: Callable[[Session, auth.Principal, dict[str, str]], object]
+) -> Response:
+    """One user-row button: ``change`` runs the users service in the request's transaction (audited with it);
+    a dict it returns is shown on the page (a one-time link), else the page is reloaded."""
     fields = await _form(request)
 
     def work() -> Response:
@@ -604,16 +607,42 @@ async def disable_user(request: Request, user_id: int) -> Response:
             if not _csrf_ok(principal, fields):
                 return _refused(request, "the form expired or was not sent from this site: reload the page", 403)
             try:
-                users.set_disabled_by(db, principal.manager, user_id, True, _now())
+                shown = change(db, principal, fields)
             except DomainError as refused:
                 db.rollback()
                 if refused.status_code == status.HTTP_404_NOT_FOUND:
                     raise HTTPException(refused.status_code, refused.message) from None
                 with request.app.state.session_factory() as fresh:
                     return _users_page(request, fresh, principal, refused.status_code, error=refused.message)
+            if isinstance(shown, dict):
+                return _users_page(request, db, principal, **shown)
             return RedirectResponse("/console/users", status.HTTP_303_SEE_OTHER, headers=HEADERS)
 
     return await run_in_threadpool(work)
+
+
+@router.post("/console/users/{user_id}/disable", response_class=HTMLResponse)
+async def disable_user(request: Request, user_id: int) -> Response:
+    return await _change_user(request, lambda db, p, f: users.set_disabled_by(db, p.manager, user_id, True, _now()))
+
+
+@router.post("/console/users/{user_id}/enable", response_class=HTMLResponse)
+async def enable_user(request: Request, user_id: int) -> Response:
+    return await _change_user(request, lambda db, p, f: users.set_disabled_by(db, p.manager, user_id, False, _now()))
+
+
+@router.post("/console/users/{user_id}/role", response_class=HTMLResponse)
+async def change_user_role(request: Request, user_id: int) -> Response:
+    return await _change_user(request, lambda db, p, f: users.change_role_by(db, p.manager, user_id, f.get("role", "")))
+
+
+@router.post("/console/users/{user_id}/reset-link", response_class=HTMLResponse)
+async def user_reset_link(request: Request, user_id: int) -> Response:
+    def reset(db: Session, principal: auth.Principal, _fields: dict[str, str]) -> dict[str, Any]:
+        user, token = users.reset_by(db, principal.manager, user_id, _now())
+        return {"link": {"email": user.email, "url": str(request.base_url).rstrip("/") + f"/set-password/{token}"}}
+
+    return await _change_user(request, reset)
 
 
 def install(app: FastAPI) -> None:

@@ -333,6 +333,20 @@ async def test_audit_and_users_pages(session_factory, gateway):
                 gone = await owner.post(f"/console/users/{viewer.id}/disable", data={"csrf_token": token})
                 assert gone.status_code == 303
                 assert (await victim.get("/")).headers.get("location") == "/signin"  # their session ended
+            enabled = await owner.post(f"/console/users/{viewer.id}/enable", data={"csrf_token": token})
+            promoted = await owner.post(f"/console/users/{new.id}/role", data={"csrf_token": token, "role": "operator"})
+            assert enabled.status_code == promoted.status_code == 303
+            beyond = await owner.post(
+                f"/console/users/{new.id}/role", data={"csrf_token": token, "role": "platform-admin"}
+            )
+            assert beyond.status_code == 403  # an owner grants no more than an owner has
+            relinked = await owner.post(f"/console/users/{new.id}/reset-link", data={"csrf_token": token})
+            fresh = re.search(r'id="one-time-link">([^<]+)<', relinked.text).group(1)
+            assert fresh.startswith(base + "/set-password/") and fresh != link
+            async with httpx.AsyncClient(timeout=30) as newcomer:
+                assert "new@a.example" in (await newcomer.get(fresh)).text
+            with session_factory() as db:
+                assert db.get(User, viewer.id).disabled is False and db.get(User, new.id).role == "operator"
         add_user(session_factory, "admin@a.example", "admin", "org-a")
         async with browser_of(base, "admin@a.example") as admin:
             token = form_token((await admin.get("/console/users")).text)
@@ -342,6 +356,11 @@ async def test_audit_and_users_pages(session_factory, gateway):
             assert last.status_code == 409 and "at least one owner" in last.text
         actions = [(e.action, e.status) for e in _audit(session_factory) if e.action.startswith("POST /console/users")]
         assert ("POST /console/users", 200) in actions and ("POST /console/users/{user_id}/disable", 303) in actions
+        assert ("POST /console/users/{user_id}/role", 303) in actions and (
+            "POST /console/users/{user_id}/role",
+            403,
+        ) in actions
+        assert ("POST /console/users/{user_id}/reset-link", 200) in actions
 
 
 async def _tariff(base: str, key: str) -> None:
