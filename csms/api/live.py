@@ -59,6 +59,9 @@ class LiveFeed:
         self.subscribers: set[Subscriber] = set()
         self.told = 0  # changes told to the streams (tests, diagnostics)
         self.closed = False
+        #: In a cluster, tells the other nodes' feeds of this node's changes (csms/runtime/cluster.py): a
+        #: browser's stream on any node hears every station, wherever its socket is.
+        self.relay: Callable[[str, frozenset[str]], None] | None = None
 
     # ---- plugin ------------------------------------------------------------------------------------------
     def attach(self, host: CsmsHost) -> None:
@@ -68,10 +71,10 @@ class LiveFeed:
         pass
 
     def connected(self, station_id: str, version: Version, registered: bool, now: float) -> None:
-        self.publish(station_id, frozenset({CONNECTION}))
+        self._changed(station_id, frozenset({CONNECTION}))
 
     def disconnected(self, station_id: str, now: float) -> None:
-        self.publish(station_id, frozenset({CONNECTION}))
+        self._changed(station_id, frozenset({CONNECTION}))
 
     def committed(self, station_id: str, reports: Reports, now: float) -> None:
         kinds = set()
@@ -83,10 +86,16 @@ class LiveFeed:
             elif isinstance(report, ev.BootReported):
                 kinds.add(CONNECTION)  # registration, vendor, model, firmware
         if kinds:
-            self.publish(station_id, frozenset(kinds))
+            self._changed(station_id, frozenset(kinds))
+
+    def _changed(self, station_id: str, kinds: frozenset[str]) -> None:
+        self.publish(station_id, kinds)
+        if self.relay is not None:
+            self.relay(station_id, kinds)
 
     # ---- streams -----------------------------------------------------------------------------------------
     def publish(self, station_id: str, kinds: frozenset[str]) -> None:
+        """Tell this node's streams (a change here, or one another node relayed)."""
         for subscriber in list(self.subscribers):
             subscriber.tell(station_id, kinds)
             self.told += 1

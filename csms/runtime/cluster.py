@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 ALERTS_LEASE = "alerts"
 ALERTS_CHANNEL = "csms:alerts"
 LEASES_CHANNEL = "csms:leases"
+LIVE_CHANNEL = "csms:live"  # which station changed, for the console's live streams on every node
 
 _REFRESH = """
 for i, key in ipairs(KEYS) do
@@ -120,6 +121,8 @@ class Cluster:
         self.fences = FenceBook()
         self.load_management = load_management
         self.monitor = monitor
+        #: Another node's station changed: tell this node's console streams (the API's live feed).
+        self.on_live: Callable[[str, frozenset[str]], None] | None = None
         self._sites: list[str] = []
         self._wake = asyncio.Event()
         self._lease_keeper: asyncio.Task[None] | None = None
@@ -142,7 +145,7 @@ class Cluster:
     async def start(self) -> None:
         await self.redis.ping()
         self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(self.channel, self.reply_channel, ALERTS_CHANNEL, LEASES_CHANNEL)
+        await self._pubsub.subscribe(self.channel, self.reply_channel, ALERTS_CHANNEL, LEASES_CHANNEL, LIVE_CHANNEL)
         self._listener = asyncio.create_task(self._listen(), name="csms-cluster-listen")
         await self._refresh_all()
         self._heartbeat = asyncio.create_task(self._keep_alive(), name="csms-cluster-heartbeat")
@@ -322,6 +325,11 @@ class Cluster:
         versions = await asyncio.to_thread(read)
         return [(s, versions[s]) for s in sorted(ids) if s in versions]
 
+    def relay_live(self, station_id: str, kinds: frozenset[str]) -> None:
+        """Tell the other nodes' console streams that a station here changed (they render it from the store)."""
+        message = {"type": "live", "node": self.node_id, "station": station_id, "kinds": sorted(kinds)}
+        self._spawn(self.redis.publish(LIVE_CHANNEL, orjson.dumps(message).decode()))
+
     def _relay_alerts(self, events: list[al.Event]) -> None:
         message = orjson.dumps({"type": "alerts", "events": wire.encode(events)}).decode()
         self._spawn(self.redis.publish(ALERTS_CHANNEL, message))
@@ -463,7 +471,9 @@ class Cluster:
                 log.warning("cluster channel failed (%s); resubscribing", exc)
                 await asyncio.sleep(1)
                 with contextlib.suppress(Exception):
-                    await self._pubsub.subscribe(self.channel, self.reply_channel)
+                    await self._pubsub.subscribe(
+                        self.channel, self.reply_channel, ALERTS_CHANNEL, LEASES_CHANNEL, LIVE_CHANNEL
+                    )
 
     def _dispatch(self, data: str) -> None:
         try:
@@ -481,6 +491,8 @@ class Cluster:
         elif body.get("type") == "alerts":
             if self.monitor is not None and self.monitor.active:
                 self.monitor.feed(wire.decode(list(body.get("events") or [])), self.gateway.scheduler.now())
+        elif body.get("type") == "live" and body.get("node") != self.node_id and self.on_live is not None:
+            self.on_live(str(body.get("station", "")), frozenset(str(k) for k in body.get("kinds") or ()))
         elif body.get("type") == "released" and body.get("node") != self.node_id:
             self._wake.set()  # a node left cleanly: claim what it gave back now
 

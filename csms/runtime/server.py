@@ -119,6 +119,14 @@ def prepare_database(url: str | None) -> Engine:
     return engine
 
 
+def _live_across_nodes(app: Any, cluster: Any) -> None:
+    """In a cluster the console's live streams hear every node's stations: this node's changes are relayed to
+    the others, theirs told to this node's streams."""
+    if cluster is not None:
+        app.state.live.relay = cluster.relay_live
+        cluster.on_live = app.state.live.publish
+
+
 async def run_server(
     *,
     database_url: str | None,
@@ -235,6 +243,7 @@ async def run_server(
         database = probes.DatabaseProbes(engine)
         readiness = _readiness(database, gateway, cluster)
         app = create_app(session_factory, gateway, api_key)
+        _live_across_nodes(app, cluster)
         app_list_sync(app)  # its host plugin keeps local lists in step, also those that fell behind
         app.state.public_url = public_url
         app.state.payment_providers = payment_providers(payment_webhook_secret, config.card_processor)
