@@ -209,7 +209,6 @@ class RunningCost:
         self._start = start.astimezone(UTC)
         self._zone = ZoneInfo(time_zone)
         self._times = frozenset(_local_boundaries(tariffs))
-        self._days: dict[date, frozenset[datetime]] = {}
         self._cursor = self._start
         self._prev: MeterSample | None = None
         self._first_wh: Decimal | None = None
@@ -254,10 +253,7 @@ class RunningCost:
         if self._first_wh is None:
             self._first_wh = self._high_wh = sample.wh
         elif sample.wh < self._high_wh:
-            self._reasons.append(
-                f"meter ran backwards at {at.isoformat()}: {sample.wh} Wh after {self._high_wh} Wh;"
-                " the decrease is not priced"
-            )
+            self._ran_backwards(at, sample.wh, self._high_wh)
         self._high_wh = max(self._high_wh, sample.wh)
         self._prev = MeterSample(at, self._high_wh, sample.current_a)
 
@@ -289,9 +285,7 @@ class RunningCost:
             if first is None:
                 first = high = wh
             elif wh < high:
-                self._reasons.append(
-                    f"meter ran backwards at {at.isoformat()}: {wh} Wh after {high} Wh; the decrease is not priced"
-                )
+                self._ran_backwards(at, wh, high)
             else:
                 high = wh
             prev_at = last_at = at
@@ -323,6 +317,11 @@ class RunningCost:
             self._review_meter(stop)
         return self._result(stop)
 
+    def _ran_backwards(self, at: datetime, wh: Decimal, high: Decimal) -> None:
+        self._reasons.append(
+            f"meter ran backwards at {at.isoformat()}: {wh} Wh after {high} Wh; the decrease is not priced"
+        )
+
     # -- segmentation -------------------------------------------------------------------------------------
     def _breakpoints(self, a: datetime, b: datetime) -> list[datetime]:
         points = {a, b}
@@ -330,17 +329,10 @@ class RunningCost:
         points.update(self._static[bisect.bisect_left(self._static, a) : bisect.bisect_right(self._static, b)])
         day, last_day = a.astimezone(self._zone).date() - timedelta(days=1), b.astimezone(self._zone).date()
         while day <= last_day:
-            points.update(self._day_points(day))
+            points.update(_day_points(self._zone, day, self._times))
             day += timedelta(days=1)
         points.update(_offset_jumps(self._zone, a, b))
         return sorted(p for p in points if a <= p <= b)
-
-    def _day_points(self, day: date) -> frozenset[datetime]:
-        """The UTC instants of a local day's time-of-day limits (both folds), computed once per day."""
-        cached = self._days.get(day)
-        if cached is None:
-            cached = self._days[day] = _day_points(self._zone, day, self._times)
-        return cached
 
     def _extend_curve(self, at: datetime, sample: MeterSample) -> None:
         """Add the sample to the energy curve and price the segments that end before it."""
