@@ -11,6 +11,8 @@ token B for it, and ``POST`` our credentials; its answer's token C is what we ca
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -149,16 +151,25 @@ async def unregister_at(
     Raises:
         PeerError: the partner could not be told (nothing changed here then).
     """
-    with factory() as db:
-        party = store.get_party(db, country_code, party_id)
-        url, token = store.endpoint_url(party, "credentials", "RECEIVER"), party.peer_token
-        if party.status != store.REGISTERED or token is None:
-            return False
+
+    def read() -> tuple[str | None, str | None]:
+        with factory() as db:
+            party = store.get_party(db, country_code, party_id)
+            if party.status != store.REGISTERED:
+                return None, None
+            return store.endpoint_url(party, "credentials", "RECEIVER"), party.peer_token
+
+    def forget() -> None:
+        with factory() as db, db.begin():
+            store.unregister(db, store.get_party(db, country_code, party_id), now())
+
+    url, token = await asyncio.to_thread(read)  # the database on a thread, never on the event loop
+    if token is None:
+        return False
     if url is None:
         raise PeerError(f"party {country_code}-{party_id} lists no credentials endpoint")
     await call(client, "DELETE", url, token, us=None if config is None else config.us, to=(country_code, party_id))
-    with factory() as db, db.begin():
-        store.unregister(db, store.get_party(db, country_code, party_id), now())
+    await asyncio.to_thread(forget)
     return True
 
 
@@ -179,7 +190,24 @@ async def register_with(
                 raise PeerError(f"already registered with {country_code}-{party_id}")
             return party.versions_url, party.peer_token
 
-    versions_url, token_a = read()
+    def issue_b(at: datetime) -> str:
+        with factory() as db, db.begin():
+            return store.issue_token(db, store.get_party(db, country_code, party_id), "B", at)
+
+    def keep(theirs: Credentials, endpoints: list[Any]) -> None:
+        with factory() as db, db.begin():
+            store.registered(
+                db,
+                store.get_party(db, country_code, party_id),
+                peer_token=theirs.token,
+                versions_url=theirs.url,
+                version=VERSION,
+                endpoints=[e.model_dump(mode="json") for e in endpoints],
+                roles=[r.model_dump(mode="json", exclude_none=True) for r in theirs.roles],
+                now=now(),
+            )
+
+    versions_url, token_a = await asyncio.to_thread(read)  # the database on a thread, never on the event loop
     if versions_url is None or token_a is None:
         raise PeerError(f"party {country_code}-{party_id} has no versions URL and token: add it with --url and --token")
     us, to = config.us, (country_code, party_id)
@@ -187,9 +215,7 @@ async def register_with(
     url = next((e.url for e in found.endpoints if e.identifier == "credentials"), None)
     if url is None:
         raise PeerError(f"{versions_url}: the partner lists no credentials endpoint")
-    at = now()
-    with factory() as db, db.begin():
-        token_b = store.issue_token(db, store.get_party(db, country_code, party_id), "B", at)
+    token_b = await asyncio.to_thread(issue_b, now())
     answer = await call(client, "POST", url, token_a, our_credentials(config, token_b), us=us, to=to)
     try:
         theirs = Credentials.model_validate(answer)
@@ -197,15 +223,5 @@ async def register_with(
         raise PeerError(f"{url}: its credentials are malformed: {exc}") from None
     # Its endpoints as token C sees them (a partner may offer more once registered).
     _, found = await version_details(client, theirs.url, theirs.token, us, to)
-    with factory() as db, db.begin():
-        store.registered(
-            db,
-            store.get_party(db, country_code, party_id),
-            peer_token=theirs.token,
-            versions_url=theirs.url,
-            version=VERSION,
-            endpoints=[e.model_dump(mode="json") for e in found.endpoints],
-            roles=[r.model_dump(mode="json", exclude_none=True) for r in theirs.roles],
-            now=now(),
-        )
+    await asyncio.to_thread(keep, theirs, found.endpoints)
     return theirs.model_dump(mode="json")

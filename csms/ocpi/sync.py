@@ -15,6 +15,7 @@ locations and tariffs.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -111,13 +112,21 @@ async def pull_tokens_due(
 ) -> list[str]:
     """Pull the tokens of each registered party with a tokens sender whose last pull is ``every_s`` old (or that
     was never pulled): ``date_from`` its last pull. Returns what went wrong, per party."""
-    with factory() as db:
-        due = [
-            (p.country_code, p.party_id, p.tokens_pulled_at)
-            for p in store.list_parties(db)
-            if p.status == store.REGISTERED and p.peer_token and store.endpoint_url(p, "tokens", "SENDER")
-            and (p.tokens_pulled_at is None or (now - p.tokens_pulled_at).total_seconds() >= every_s)
-        ]  # fmt: skip
+
+    def read() -> list[tuple[str, str, datetime | None]]:
+        with factory() as db:
+            return [
+                (p.country_code, p.party_id, p.tokens_pulled_at)
+                for p in store.list_parties(db)
+                if p.status == store.REGISTERED and p.peer_token and store.endpoint_url(p, "tokens", "SENDER")
+                and (p.tokens_pulled_at is None or (now - p.tokens_pulled_at).total_seconds() >= every_s)
+            ]  # fmt: skip
+
+    def pulled(country_code: str, party_id: str) -> None:
+        with factory() as db, db.begin():
+            store.get_party(db, country_code, party_id).tokens_pulled_at = now
+
+    due = await asyncio.to_thread(read)  # on a thread, never on the event loop (csms.ocpi.tokens.pull says why)
     problems = []
     for country_code, party_id, since in due:
         try:
@@ -126,7 +135,6 @@ async def pull_tokens_due(
             problems.append(f"{country_code}-{party_id}: {exc}")
             continue
         problems += [f"{country_code}-{party_id}: {r}" for r in refused]
-        with factory() as db, db.begin():
-            store.get_party(db, country_code, party_id).tokens_pulled_at = now
+        await asyncio.to_thread(pulled, country_code, party_id)
         log.info("pulled %d tokens of %s-%s", kept, country_code, party_id)
     return problems

@@ -5,6 +5,7 @@ country code and party id (or one of the roles its credentials listed). The CSMS
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -78,11 +79,10 @@ async def pull(
     Raises:
         PeerError: the party is not registered, lists no tokens sender, or answered an error.
     """
-    with factory() as db:
-        party = store.get_party(db, country_code, party_id)
-        url = store.endpoint_url(party, "tokens", "SENDER")
-        token, pid = party.peer_token, party.id
-    if party.status != store.REGISTERED or token is None or url is None:
+    # The database is worked on a thread, never on the event loop: a transaction the API holds open until its audit
+    # entry commits needs the loop to finish, so a loop blocked on SQLite's write lock would wait for itself.
+    status, url, token, pid = await asyncio.to_thread(_sender_of, factory, country_code, party_id)
+    if status != store.REGISTERED or token is None or url is None:
         raise PeerError(f"party {country_code}-{party_id} is not registered or offers no tokens sender")
     kept, refused = 0, []
     next_url: str | None = url
@@ -103,25 +103,36 @@ async def pull(
             except ValidationError as exc:
                 refused.append(f"item {index}: {_refusal(exc).message}")
 
-        def keep(db: Session, tokens: list[Token] = good) -> list[str]:
-            row = db.get(OcpiParty, pid)
-            assert row is not None
-            others = []
-            for one in tokens:
-                if not store.speaks_for(row, one.country_code, one.party_id):
-                    others.append(f"{one.uid}: {one.country_code}-{one.party_id} is another party's")
-                    continue
-                body = one.model_dump(mode="json", exclude_none=True)
-                body["last_updated"] = env.iso(one.last_updated)
-                store.put_token(db, row, body, one.last_updated)
-            return others
-
-        with factory() as db, db.begin():
-            others = keep(db)
+        others = await asyncio.to_thread(_keep, factory, pid, good)
         kept += len(good) - len(others)
         refused += others
         next_url = _next(response.headers.get("link"))
     return kept, refused
+
+
+def _sender_of(
+    factory: sessionmaker[Session], country_code: str, party_id: str
+) -> tuple[str, str | None, str | None, int]:
+    """The party's status, tokens sender URL, token to call it with, and row id."""
+    with factory() as db:
+        party = store.get_party(db, country_code, party_id)
+        return party.status, store.endpoint_url(party, "tokens", "SENDER"), party.peer_token, party.id
+
+
+def _keep(factory: sessionmaker[Session], party: int, tokens: list[Token]) -> list[str]:
+    """Keep the pulled tokens as if pushed, in one transaction; returns why those not kept were not."""
+    with factory() as db, db.begin():
+        row = db.get(OcpiParty, party)
+        assert row is not None
+        others = []
+        for one in tokens:
+            if not store.speaks_for(row, one.country_code, one.party_id):
+                others.append(f"{one.uid}: {one.country_code}-{one.party_id} is another party's")
+                continue
+            body = one.model_dump(mode="json", exclude_none=True)
+            body["last_updated"] = env.iso(one.last_updated)
+            store.put_token(db, row, body, one.last_updated)
+        return others
 
 
 def _next(link: str | None) -> str | None:

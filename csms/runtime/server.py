@@ -234,7 +234,7 @@ async def run_server(
         await asyncio.to_thread(_load_api)  # chargers are served meanwhile
         import uvicorn
 
-        from csms.api.app import create_app
+        from csms.api.app import create_app, prepare_routes
         from csms.api.local_lists import app_list_sync
         from csms.runtime import metrics as metrics_
         from csms.runtime import probes
@@ -255,6 +255,7 @@ async def run_server(
         app.state.readiness = readiness  # a part started later may add its check
         metrics_.mount(app, metrics)
         probes.mount(app, readiness)
+        await asyncio.to_thread(prepare_routes, app)  # chargers are served meanwhile
         metrics.start()
         # Bind here, so a busy port is an OSError for the caller (uvicorn would call sys.exit).
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
