@@ -578,6 +578,10 @@ class UtilityTariffIn(Strict):
     demand_charge_per_kw: Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)] = 0.0
 
 
+#: An OpenADR resource id (the VTN's name for a site): printable, no slash.
+OpenAdrResource = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f/]+$")]
+
+
 class SiteFields(Strict):
     name: Annotated[str, StringConstraints(max_length=100, pattern=r"^[^\x00]*$")] | None = None
     strategy: StrategyName = "none"
@@ -590,6 +594,12 @@ class SiteFields(Strict):
     )
     meter_includes_ev: bool = False
     utility_tariff: UtilityTariffIn | None = None
+    openadr_enrolled: bool = Field(
+        False, description="demand response: the OpenADR VEN speaks for this site; its events lower the site's limit"
+    )
+    openadr_resource_id: OpenAdrResource | None = Field(
+        None, description="the resource id the VTN's events name this site by (default: the site's id)"
+    )
 
 
 class SiteCreate(SiteFields):
@@ -621,6 +631,8 @@ class SiteUpdate(Strict):
     meter_station_id: StationId | None = None
     meter_includes_ev: bool | None = None
     utility_tariff: UtilityTariffIn | None = None
+    openadr_enrolled: bool | None = None
+    openadr_resource_id: OpenAdrResource | None = None
 
 
 class NodeOut(BaseModel):
@@ -654,6 +666,8 @@ class SiteOut(Out):
     meter_station_id: str | None
     meter_includes_ev: bool
     utility_tariff: dict[str, Any] | None = None
+    openadr_enrolled: bool = False
+    openadr_resource_id: str | None = None
     created_at: UtcDatetime
     updated_at: UtcDatetime
     nodes: list[NodeOut]

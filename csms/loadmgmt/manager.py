@@ -39,7 +39,7 @@ from csms.domain import meter
 from csms.loadmgmt import topology as topo
 from csms.loadmgmt.compliance import Compliance
 from csms.loadmgmt.iso15118 import PHASES, EvLimits, unplanned_profile
-from csms.loadmgmt.planner import Command, Planner, PlannerConfig
+from csms.loadmgmt.planner import Command, Curtailment, Planner, PlannerConfig
 from csms.loadmgmt.profiles import charging_profile, profile_id_of
 from csms.loadmgmt.state import ExpectedVehicle, Tariff
 from csms.ocpp import commands
@@ -86,12 +86,25 @@ class StoredReading:
 
 
 @dataclass(frozen=True)
+class StoredCurtailment:
+    """A demand-response limit the store keeps for a site (one step of an event the VEN accepted)."""
+
+    site_id: str
+    event_id: str
+    start: float
+    end: float
+    limit_kw: float
+
+
+@dataclass(frozen=True)
 class Memory:
     """What a starting process reads from the store (:func:`csms.services.load_memory.read_memory`)."""
 
     setups: list[SiteSetup]
     sessions: list[StoredSession]
     readings: list[StoredReading]
+    #: Demand-response limits not over yet (a process that starts, or a node taking a site over, obeys them).
+    curtailments: list[StoredCurtailment] = field(default_factory=list)
 
 
 @dataclass
@@ -136,6 +149,8 @@ class LoadManager:
         self._groups: dict[str, str] = {}  # id token → its group (from authorization decisions)
         self._dc: set[topo.EvseKey] = set()
         self._ev: dict[topo.EvseKey, EvLimits] = {}  # ISO 15118 EVs: what they said they take
+        #: Demand-response steps cancelled here (site, event id) → until when a stored copy must not revive them.
+        self._lifted: dict[tuple[str, str], float] = {}
         #: per site: the vehicles on their way (fleet records), by vehicle id; kept when a planner is rebuilt
         self._expected: dict[str, dict[str, ExpectedVehicle]] = {}
         #: Profiles refused or not answered by the chargers (answers made moot meanwhile not counted).
@@ -145,7 +160,10 @@ class LoadManager:
 
     # ---- sites ----------------------------------------------------------------------------------------
     def install(self, setup: SiteSetup, now: float) -> list[Command]:
-        """Create or replace a site's planner; replays what is known about its stations and sessions."""
+        """Create or replace a site's planner; replays what is known about its stations and sessions (and keeps
+        the demand-response limits the site is under)."""
+        before = self.planners.get(setup.site_id)
+        kept = dict(before.curtailments) if before is not None else {}
         self.remove(setup.site_id)
         self.setups[setup.site_id] = setup
         for e in setup.topology.evses:
@@ -165,6 +183,7 @@ class LoadManager:
             compliance=self.compliance.setdefault(setup.site_id, Compliance()),
         )
         self.planners[setup.site_id] = planner
+        planner.curtailments.update(kept)
         planner.expected.update(self._expected.get(setup.site_id, {}))
         out: list[Command] = []
         stations = {e.station_id for e in setup.topology.evses}
@@ -218,12 +237,21 @@ class LoadManager:
             at, incl = min(r.at, now), r.includes_ev
             self.site_reading(r.site_id, at, power_w=r.power_w, currents_a=currents, includes_ev=incl, replan=False)
         out += self._online_elsewhere(memory.setups, elsewhere or {}, now)
+        self._resume_curtailments(memory, now)
         for setup in memory.setups:  # only the sites handed in: a node taking over one site leaves the others be
             resumed = self.planners.get(setup.site_id)
             if resumed is not None:
                 resumed.resumed(now)
                 out += resumed.replan(now)
         return self._latest(out)
+
+    def _resume_curtailments(self, memory: Memory, now: float) -> None:
+        """The stored demand-response limits of the sites handed in (planned with at the resumed plan)."""
+        sites = {setup.site_id for setup in memory.setups}
+        for c in memory.curtailments:
+            planner = self.planners.get(c.site_id)
+            if planner is not None and c.site_id in sites and c.end > now:
+                planner.curtailments[c.event_id] = Curtailment(c.event_id, c.start, c.end, max(0.0, c.limit_kw))
 
     def _online_elsewhere(self, setups: list[SiteSetup], elsewhere: Mapping[str, bool], now: float) -> list[Command]:
         out: list[Command] = []
@@ -253,7 +281,23 @@ class LoadManager:
             out += self._stop(key, now)
         for session in sorted(stored.values(), key=lambda s: s.key):
             out += self._sync_session(session, now)
+        out += self._sync_curtailments(memory, now)
         return self._latest(out)
+
+    def _sync_curtailments(self, memory: Memory, now: float) -> list[Command]:
+        """Take in the stored demand-response limits a planner does not have yet (the VEN runs on another node
+        and its word was missed). Only additions: a read that started before a limit was stored and arrives after
+        it was delivered must not lift it; a cancellation is delivered, or the limit ends at its end."""
+        out: list[Command] = []
+        sites = {setup.site_id for setup in memory.setups}
+        for c in memory.curtailments:
+            planner = self.planners.get(c.site_id)
+            if planner is None or c.site_id not in sites or c.end <= now or (c.site_id, c.event_id) in self._lifted:
+                continue
+            wanted = Curtailment(c.event_id, c.start, c.end, max(0.0, c.limit_kw))
+            if planner.curtailments.get(c.event_id) != wanted:
+                out += planner.curtail(c.event_id, c.start, c.end, c.limit_kw, now)
+        return out
 
     def _sync_session(self, stored: StoredSession, now: float) -> list[Command]:
         key, planner = stored.key, self.planner_of(stored.key[0])
@@ -526,7 +570,14 @@ class LoadManager:
     ) -> list[Command]:
         """A demand-response event for a site planned here (``limit_kw`` None: cancelled); unknown site: []."""
         planner = self.planners.get(site_id)
-        return [] if planner is None else self._latest(planner.curtail(event_id, start, end, limit_kw, now))
+        if planner is None:
+            return []
+        self._lifted = {k: until for k, until in self._lifted.items() if until > now}
+        if limit_kw is None:
+            self._lifted[(site_id, event_id)] = max(end, now + 3600.0)  # a stale read must not bring it back
+        else:
+            self._lifted.pop((site_id, event_id), None)
+        return self._latest(planner.curtail(event_id, start, end, limit_kw, now))
 
     # ---- site meter -------------------------------------------------------------------------------------
     def _station_meter(self, site_id: str, samples: Iterable[ev.Sample], now: float) -> list[Command]:

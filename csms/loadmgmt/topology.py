@@ -164,6 +164,14 @@ class Site:
     def evse(self, key: EvseKey) -> Evse:
         return self.evses[self.index[key]]
 
+    @property
+    def grid_limit_kw(self) -> float | None:
+        """The limit at the grid connection [kW]: its own, or its phase limits at its voltage (None: none)."""
+        root = self.root
+        if root.limit_kw is not None:
+            return root.limit_kw
+        return None if root.phase_limits_a is None else sum(root.phase_limits_a) * root.voltage / 1000
+
 
 @dataclass(frozen=True)
 class CompiledTree:

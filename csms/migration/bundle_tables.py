@@ -29,6 +29,7 @@ EXPORTED: dict[str, str] = {
     "site_nodes": "each site's electrical tree",
     "site_evses": "EVSEs assigned to site nodes, with wiring and limits",
     "site_meter_readings": "grid-connection meter readings",
+    "site_curtailments": "demand-response limits the OpenADR VEN accepted (event steps with start, end and kW)",
     "ev_charging_negotiations": "ISO 15118 charging needs and schedules per EVSE",
     "display_messages": "display messages set or reported",
     "variable_monitors": "2.0.1 variable monitors",

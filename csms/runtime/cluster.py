@@ -21,6 +21,12 @@ the node that holds the station's socket.
   token (a node refuses a command fenced by an older token than one it has seen: it comes from a node that lost
   the lease). Nodes that do not hold ``alerts`` relay their stations' alert events to the holder on
   ``csms:alerts``. A clean stop releases the leases and says so on ``csms:leases``: the others claim at once.
+* **Demand response.** With an OpenADR VTN configured, the nodes also compete for ``lease:openadr``: its holder
+  alone is the VEN (:class:`csms.runtime.openadr.VenRunner`), so the VTN hears one VEN; a node that takes the
+  lease over (the holder died: within the lease TTL) registers again. The limits of an event it accepts are
+  stored (``site_curtailments``) and published on ``csms:demand-response``; the node holding the site's lease
+  applies them (:meth:`LoadManagement.demand_response`), and a node that takes a site over later reads them
+  with the site's memory (a missed message is caught up at the next lease round's sync).
 * Without ``--broker`` none of this exists: the gateway behaves exactly as a single process.
 
 Redis pub/sub is fire-and-forget: a request lost with a crashing owner times out at the caller
@@ -56,6 +62,7 @@ if TYPE_CHECKING:
     from csms.core.plugins.alerts import AlertMonitor
     from csms.core.plugins.load_management import Answered, LoadManagement
     from csms.loadmgmt.planner import Command
+    from csms.runtime.openadr import VenRunner
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +70,9 @@ ALERTS_LEASE = "alerts"
 ALERTS_CHANNEL = "csms:alerts"
 LEASES_CHANNEL = "csms:leases"
 LIVE_CHANNEL = "csms:live"  # which station changed, for the console's live streams on every node
+OPENADR_LEASE = "openadr"  # the one node that is the OpenADR VEN
+DEMAND_RESPONSE_CHANNEL = "csms:demand-response"  # what an event the VEN accepted says for a site
+CHANNELS = (ALERTS_CHANNEL, LEASES_CHANNEL, LIVE_CHANNEL, DEMAND_RESPONSE_CHANNEL)
 
 _REFRESH = """
 for i, key in ipairs(KEYS) do
@@ -98,6 +108,7 @@ class Cluster:
         lease_ttl_s: float = 10.0,
         load_management: LoadManagement | None = None,
         monitor: AlertMonitor | None = None,
+        ven: VenRunner | None = None,
     ) -> None:
         if not broker_url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"--broker must be a redis:// URL, got {broker_url!r}")
@@ -121,6 +132,7 @@ class Cluster:
         self.fences = FenceBook()
         self.load_management = load_management
         self.monitor = monitor
+        self.ven = ven if ven is not None and ven.configured else None
         #: Another node's station changed: tell this node's console streams (the API's live feed).
         self.on_live: Callable[[str, frozenset[str]], None] | None = None
         self._sites: list[str] = []
@@ -145,7 +157,7 @@ class Cluster:
     async def start(self) -> None:
         await self.redis.ping()
         self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(self.channel, self.reply_channel, ALERTS_CHANNEL, LEASES_CHANNEL, LIVE_CHANNEL)
+        await self._pubsub.subscribe(self.channel, self.reply_channel, *CHANNELS)
         self._listener = asyncio.create_task(self._listen(), name="csms-cluster-listen")
         await self._refresh_all()
         self._heartbeat = asyncio.create_task(self._keep_alive(), name="csms-cluster-heartbeat")
@@ -157,6 +169,8 @@ class Cluster:
             self.monitor.relay = self._relay_alerts
             self.monitor.router = self
             self.monitor.activate(False)
+        if self.ven is not None:
+            self.ven.publish = self.publish_demand_response
         await self._lease_round()  # the first node up takes the leases before its stations connect
         self._lease_keeper = asyncio.create_task(self._keep_leases(), name="csms-cluster-leases")
         log.info(
@@ -179,6 +193,9 @@ class Cluster:
             self.load_management.own(set())
         if self.monitor is not None:
             self.monitor.activate(False)
+        if self.ven is not None:
+            with contextlib.suppress(Exception):
+                await self.ven.activate(False)  # before the lease goes: never two VENs
         released: list[str] = []
         try:
             released = await self.leases.release_all()
@@ -289,7 +306,8 @@ class Cluster:
         except Exception as exc:  # the database away: compete for the sites known so far
             log.warning("cannot list the sites: %s", exc)
         try:
-            await self.leases.claim([ALERTS_LEASE, *(f"site:{s}" for s in self._sites)])
+            singles = [ALERTS_LEASE] if self.ven is None else [ALERTS_LEASE, OPENADR_LEASE]
+            await self.leases.claim([*singles, *(f"site:{s}" for s in self._sites)])
         except Exception as exc:  # Redis away: each lease lapses at its own time (holds() says so)
             log.warning("cannot claim leases: %s", exc)
         try:
@@ -313,6 +331,8 @@ class Cluster:
         active = self.holds(ALERTS_LEASE)
         if self.monitor is not None and active != self.monitor.active:
             self.monitor.activate(active, await self._online_everywhere() if active else [])
+        if self.ven is not None:
+            await self.ven.activate(self.holds(OPENADR_LEASE))
 
     async def _online_everywhere(self) -> list[tuple[str, str]]:
         """Every station some node holds the socket of, with its OCPP version."""
@@ -329,6 +349,15 @@ class Cluster:
         """Tell the other nodes' console streams that a station here changed (they render it from the store)."""
         message = {"type": "live", "node": self.node_id, "station": station_id, "kinds": sorted(kinds)}
         self._spawn(self.redis.publish(LIVE_CHANNEL, orjson.dumps(message).decode()))
+
+    async def publish_demand_response(
+        self, site_id: str, event_id: str, steps: list[tuple[float, float, float]]
+    ) -> None:
+        """What an event the VEN (this node) accepted says for a site, to the node that plans it (already stored:
+        a node that takes the site over later reads it from the database)."""
+        message = {"type": "demand_response", "node": self.node_id, "site": site_id, "event": event_id,
+                   "steps": [list(step) for step in steps]}  # fmt: skip
+        await self.redis.publish(DEMAND_RESPONSE_CHANNEL, orjson.dumps(message).decode())
 
     def _relay_alerts(self, events: list[al.Event]) -> None:
         message = orjson.dumps({"type": "alerts", "events": wire.encode(events)}).decode()
@@ -471,9 +500,7 @@ class Cluster:
                 log.warning("cluster channel failed (%s); resubscribing", exc)
                 await asyncio.sleep(1)
                 with contextlib.suppress(Exception):
-                    await self._pubsub.subscribe(
-                        self.channel, self.reply_channel, ALERTS_CHANNEL, LEASES_CHANNEL, LIVE_CHANNEL
-                    )
+                    await self._pubsub.subscribe(self.channel, self.reply_channel, *CHANNELS)
 
     def _dispatch(self, data: str) -> None:
         try:
@@ -491,10 +518,29 @@ class Cluster:
         elif body.get("type") == "alerts":
             if self.monitor is not None and self.monitor.active:
                 self.monitor.feed(wire.decode(list(body.get("events") or [])), self.gateway.scheduler.now())
-        elif body.get("type") == "live" and body.get("node") != self.node_id and self.on_live is not None:
+        elif body.get("node") != self.node_id:
+            self._from_another_node(body)
+
+    def _from_another_node(self, body: dict[str, Any]) -> None:
+        """What the other nodes tell every node: a station changed, an event's limits, leases given back."""
+        if body.get("type") == "live" and self.on_live is not None:
             self.on_live(str(body.get("station", "")), frozenset(str(k) for k in body.get("kinds") or ()))
-        elif body.get("type") == "released" and body.get("node") != self.node_id:
+        elif body.get("type") == "demand_response":
+            self._demand_response(body)
+        elif body.get("type") == "released":
             self._wake.set()  # a node left cleanly: claim what it gave back now
+
+    def _demand_response(self, body: dict[str, Any]) -> None:
+        if self.load_management is None:
+            return
+        try:
+            steps = [(float(a), float(b), float(c)) for a, b, c in body.get("steps") or []]
+            site_id, event_id = str(body["site"]), str(body["event"])
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("ignored a malformed demand-response message: %s", exc)
+            return
+        if self.load_management.demand_response(site_id, event_id, steps):
+            log.info("site %s: demand-response event %s from node %s applied", site_id, event_id, body.get("node"))
 
     async def _serve(self, body: dict[str, Any]) -> None:
         reply: dict[str, Any] = {"type": "reply", "id": body["id"]}

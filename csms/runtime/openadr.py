@@ -29,7 +29,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from csms.core.plugins.load_management import LoadManagement
@@ -86,11 +86,51 @@ def _seconds(value: Any) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else 0.0
 
 
-def targeted_sites(event: Mapping[str, Any], sites: Sequence[str]) -> list[str]:
-    """The sites an event is for: those its resource targets name, else all the VEN represents."""
+def targeted_sites(event: Mapping[str, Any], represented: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """The sites an event is for, and the resource ids it names that the VEN does not speak for: the sites its
+    ``resource_id`` targets name (``represented``: resource id → site id), else every site it represents."""
     targets = event.get("targets_by_type") or {}
-    named = [r for r in targets.get("resource_id", []) if r in sites]
-    return named or list(sites)
+    named = [str(r) for r in targets.get("resource_id") or []]
+    if not named:
+        return sorted(set(represented.values())), []
+    sites = sorted({represented[r] for r in named if r in represented})
+    return sites, [r for r in named if r not in represented]
+
+
+@dataclass(frozen=True, slots=True)
+class Represented:
+    """The sites the VEN speaks for when an event arrives: resource id → site id, and each site's own limit at
+    its grid connection [kW] (None: not known)."""
+
+    sites: Mapping[str, str]
+    limits_kw: Mapping[str, float | None]
+
+
+#: Read the represented sites (``csms serve``: from the database, where the sites' enrolment lives).
+Directory = Callable[[], Awaitable[Represented]]
+
+
+class Curtailer(Protocol):
+    """Where the limits of an accepted event go: a planner of this process, or the database and the node that
+    plans the site (:class:`StoredCurtailer`)."""
+
+    async def apply(self, site_id: str, event_id: str, plan: list[Step]) -> None: ...
+
+    async def cancel(self, site_id: str, event_id: str) -> None: ...
+
+
+class LocalCurtailer:
+    """The event's limits to this process's load management (a VEN without a database: tests, the twin)."""
+
+    def __init__(self, load_management: LoadManagement) -> None:
+        self.load_management = load_management
+
+    async def apply(self, site_id: str, event_id: str, plan: list[Step]) -> None:
+        steps = [(p.start, p.end, p.limit_kw) for p in plan if p.limit_kw is not None]
+        self.load_management.demand_response(site_id, event_id, steps)  # replaces what the event said before
+
+    async def cancel(self, site_id: str, event_id: str) -> None:
+        self.load_management.demand_response(site_id, event_id, [])
 
 
 #: (site, event start, event end, limit kW) -> True when a vehicle would miss its departure.
@@ -123,6 +163,7 @@ REJECTIONS = {
     "wrong_signature": "openadr_wrong_signature",
     "expired_signature": "openadr_expired_signature",
     "replayed": "openadr_replayed",
+    "unknown_resource": "openadr_unknown_resource",
 }
 
 
@@ -163,13 +204,15 @@ def rejection_reason(content: bytes | str, vtn_fingerprint: str | None) -> tuple
 class Ven:
     """The VEN: the openleadr client, the event handler and the telemetry report."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - one keyword-only option per part the shell plugs in
         self,
         load_management: LoadManagement,
         *,
         vtn_url: str,
         ven_name: str,
-        sites: Sequence[str],
+        sites: Sequence[str] = (),
+        directory: Directory | None = None,
+        curtailer: Curtailer | None = None,
         opt_out: str = "never",
         at_risk: DepartureCheck | None = None,
         security: VenSecurity | None = None,
@@ -178,7 +221,9 @@ class Ven:
         from openleadr import OpenADRClient  # the client pulls aiohttp and apscheduler: only when configured
 
         self.load_management = load_management
-        self.sites = list(sites)
+        #: Who the VEN speaks for, read again for every event (default: ``sites``, each its own resource id).
+        self.directory: Directory = directory or self._fixed(list(sites))
+        self.curtailer: Curtailer = curtailer or LocalCurtailer(load_management)
         self.opt_out = opt_out
         self.at_risk = at_risk
         self.security = security or VenSecurity()
@@ -199,24 +244,63 @@ class Ven:
         self.retry_s = 5.0
         #: Answers the VEN refused: (service, reason), the latest last (the security events hold them all).
         self.rejected: list[tuple[str, str]] = []
-        for site_id in self.sites:
+        #: Resource ids the VEN offers a telemetry report of (the represented sites, as last read).
+        self.reported: dict[str, str] = {}
+        #: Seconds between reads of the represented sites for the reports (a site enrolled later gets its own).
+        self.report_refresh_s = 30.0
+        self._refresher: asyncio.Task[None] | None = None
+        #: event id -> (sites, opted in?) — what the VEN did with each event (the API shows it).
+        self.events: dict[str, tuple[list[str], str]] = {}
+
+    def _fixed(self, sites: list[str]) -> Directory:
+        async def fixed() -> Represented:
+            return Represented({s: s for s in sites}, {s: self.load_management.grid_limit_kw(s) for s in sites})
+
+        return fixed
+
+    def _add_reports(self, represented: Represented) -> bool:
+        """A telemetry report for each represented resource not offered yet; True when one was added."""
+        added = False
+        for resource_id, site_id in sorted(represented.sites.items()):
+            if self.reported.get(resource_id) == site_id:
+                continue
+            self.reported[resource_id] = site_id
             self.client.add_report(
                 callback=lambda site_id=site_id: self.planned_kw(site_id),
-                resource_id=site_id,
+                resource_id=resource_id,
                 measurement="power_real",
                 sampling_rate=timedelta(seconds=10),
                 unit="W",
             )
-        #: event id -> (sites, opted in?) — what the VEN did with each event (the API shows it).
-        self.events: dict[str, tuple[list[str], str]] = {}
+            added = True
+        return added
+
+    async def _refresh_reports(self) -> None:
+        """Offer the reports of sites enrolled since (registering the reports with the VTN again)."""
+        while True:
+            await asyncio.sleep(self.report_refresh_s)
+            try:
+                if self._add_reports(await self.directory()) and self.client.registration_id is not None:
+                    await self.client.register_reports(self.client.reports)
+                    if self.client.report_queue_task is None:
+                        worker = self.client._report_queue_worker()
+                        self.client.report_queue_task = asyncio.get_running_loop().create_task(worker)
+            except Exception as exc:
+                log.warning("OpenADR: could not offer the reports of newly enrolled sites: %s", exc)
 
     async def start(self) -> None:
         """Register and poll; a VTN that does not answer the registration (down, not there yet) is asked again
         after ``retry_s``, doubling to 5 minutes (openleadr's client gives up after one try)."""
+        try:
+            self._add_reports(await self.directory())
+        except Exception as exc:  # the database away: register without reports, offered once it answers
+            log.warning("OpenADR: cannot read the sites the VEN speaks for: %s", exc)
+        self._refresher = asyncio.create_task(self._refresh_reports(), name="openadr-reports")
         delay = self.retry_s
         while True:
             await self.client.run()
             if self.client.registration_id is not None:
+                log.info("OpenADR: registered with %s as %s", self.client.vtn_url, self.client.ven_name)
                 return
             log.warning("OpenADR: the VTN did not register this VEN; trying again in %g s", delay)
             await asyncio.sleep(delay)
@@ -255,6 +339,8 @@ class Ven:
         self.rejected.append((service, reason))
 
     async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
         with contextlib.suppress(Exception):
             await self.client.stop()
 
@@ -265,59 +351,129 @@ class Ven:
             return 0.0
         return float(sum(w for k, w in self.load_management.limits_now().items() if k in planner.site.index))
 
+    async def _represented(self, event_id: str) -> Represented | None:
+        try:
+            return await self.directory()
+        except Exception as exc:  # the database away: the sites keep the last event's limits
+            log.warning("OpenADR event %s refused: cannot read the sites the VEN speaks for: %s", event_id, exc)
+            self.events[event_id] = ([], "optOut: the sites could not be read")
+            return None
+
+    async def _targets(self, event_id: str, event: Mapping[str, Any], represented: Represented) -> list[str]:
+        """The event's sites; each resource it names that no represented site is named by is refused visibly."""
+        sites, unknown = targeted_sites(event, represented.sites)
+        for resource_id in unknown:
+            await self._reject("EiEvent", "unknown_resource", f"event {event_id} names resource {resource_id!r}, "
+                               "which is no site this VEN speaks for (unknown, or not enrolled)")  # fmt: skip
+        if not sites:
+            log.warning("OpenADR event %s refused: no site of this VEN is targeted", event_id)
+            self.events[event_id] = ([], "optOut: no site of this VEN is targeted")
+        return sites
+
+    async def _departure_at_risk(self, event_id: str, plans: Mapping[str, list[Step]]) -> bool:
+        """The operator's rule allows opting out and a vehicle at one of the sites would miss its departure."""
+        if self.opt_out != "when_departure_at_risk" or self.at_risk is None:
+            return False
+        for site_id, plan in plans.items():
+            tightest = [s for s in plan if s.limit_kw is not None]
+            if tightest:
+                low = min(tightest, key=lambda s: s.limit_kw or 0.0)
+                if await self.at_risk(site_id, low.start, max(s.end for s in plan), low.limit_kw or 0.0):
+                    log.info("OpenADR event %s: opting out, a departure at %s would be missed", event_id, site_id)
+                    return True
+        return False
+
     async def on_event(self, event: Mapping[str, Any]) -> str:
         event_id = str((event.get("event_descriptor") or {}).get("event_id", "?"))
         status = str((event.get("event_descriptor") or {}).get("event_status", "far"))
-        sites = targeted_sites(event, self.sites)
+        represented = await self._represented(event_id)
+        if represented is None:
+            return "optOut"
+        sites = await self._targets(event_id, event, represented)
+        if not sites:
+            return "optOut"
         if status == "cancelled":
             for site_id in sites:
-                self._cancel(site_id, event_id)
+                await self.curtailer.cancel(site_id, event_id)
             self.events[event_id] = (sites, "cancelled")
             return "optIn"
         try:
-            plans = {site_id: steps(event, self.load_management.grid_limit_kw(site_id) or 0.0) for site_id in sites}
+            plans = {site_id: steps(event, represented.limits_kw.get(site_id) or 0.0) for site_id in sites}
         except ValueError as exc:
             log.warning("OpenADR event %s refused: %s", event_id, exc)
             self.events[event_id] = (sites, f"optOut: {exc}")
             return "optOut"
-        if self.opt_out == "when_departure_at_risk" and self.at_risk is not None:
-            for site_id, plan in plans.items():
-                tightest = [s for s in plan if s.limit_kw is not None]
-                if tightest:
-                    low = min(tightest, key=lambda s: s.limit_kw or 0.0)
-                    if await self.at_risk(site_id, low.start, max(s.end for s in plan), low.limit_kw or 0.0):
-                        log.info("OpenADR event %s: opting out, a departure at %s would be missed", event_id, site_id)
-                        self.events[event_id] = (sites, "optOut: a departure would be missed")
-                        return "optOut"
+        if await self._departure_at_risk(event_id, plans):
+            self.events[event_id] = (sites, "optOut: a departure would be missed")
+            return "optOut"
         for site_id, plan in plans.items():
-            self._apply(site_id, event_id, plan)
+            await self.curtailer.apply(site_id, event_id, plan)
+        log.info("OpenADR event %s: opted in for %s", event_id, ", ".join(sites))
         self.events[event_id] = (sites, "optIn")
         return "optIn"
-
-    def _apply(self, site_id: str, event_id: str, plan: list[Step]) -> None:
-        self._cancel(site_id, event_id)  # a modified event replaces what it said before
-        for i, step in enumerate(plan):
-            if step.limit_kw is not None:
-                self.load_management.curtail(site_id, f"{event_id}#{i}", step.start, step.end, step.limit_kw)
-
-    def _cancel(self, site_id: str, event_id: str) -> None:
-        for c in self.load_management.curtailments(site_id):
-            if c.event_id.startswith(f"{event_id}#"):
-                self.load_management.curtail(site_id, c.event_id, c.start, c.end, None)
 
 
 @dataclass(frozen=True, slots=True)
 class VenSettings:
     vtn_url: str
     ven_name: str = "chargetwin"
-    sites: tuple[str, ...] = ()  # empty: every site load management plans
+    #: The ``openadr_sites`` start-up override: exactly these sites, enrolled or not (empty: the enrolled ones).
+    sites: tuple[str, ...] = ()
     opt_out: str = "never"  # or "when_departure_at_risk"
     security: VenSecurity | None = None
 
 
-def make_ven(settings: VenSettings, load_management: LoadManagement, session_factory: Any) -> Ven:
-    """The VEN of ``csms serve``: its opt-out rule reads the fleet's departures from the database."""
+#: Tell the other nodes of a cluster what an event says for a site (site, event id, steps; no steps: cancelled).
+Publish = Callable[[str, str, list[tuple[float, float, float]]], Awaitable[None]]
+
+
+class StoredCurtailer:
+    """The limits of an accepted event are stored (``site_curtailments``), then given to the site's planner: this
+    process's when it plans the site, and through ``publish`` the node that does in a cluster. A process that
+    starts, or takes a site's lease over later, reads them with the rest of the site's memory."""
+
+    def __init__(self, session_factory: Any, load_management: LoadManagement, publish: Publish | None = None) -> None:
+        self.session_factory = session_factory
+        self.load_management = load_management
+        self.publish = publish
+
+    async def apply(self, site_id: str, event_id: str, plan: list[Step]) -> None:
+        await self._deliver(site_id, event_id, [(p.start, p.end, p.limit_kw) for p in plan if p.limit_kw is not None])
+
+    async def cancel(self, site_id: str, event_id: str) -> None:
+        await self._deliver(site_id, event_id, [])
+
+    async def _deliver(self, site_id: str, event_id: str, steps: list[tuple[float, float, float]]) -> None:
+        from csms.services import demand_response
+
+        def store() -> None:
+            with self.session_factory() as db, db.begin():
+                demand_response.record(db, site_id, event_id, steps, datetime.now(UTC))
+
+        await asyncio.to_thread(store)
+        self.load_management.demand_response(site_id, event_id, steps)  # False: another node plans it
+        if self.publish is not None:
+            try:
+                await self.publish(site_id, event_id, steps)
+            except Exception as exc:  # the holder takes the stored limits in at its next lease round
+                log.warning("OpenADR: could not tell the other nodes about event %s: %s", event_id, exc)
+
+
+def make_ven(
+    settings: VenSettings, load_management: LoadManagement, session_factory: Any, publish: Publish | None = None
+) -> Ven:
+    """The VEN of ``csms serve``: the sites it speaks for are read from the database when an event arrives (the
+    enrolled sites, or ``settings.sites``), the limits it accepts are stored, and its opt-out rule reads the
+    fleet's departures from the database."""
+    from csms.services import demand_response
     from csms.services.fleet_board import departure_at_risk
+
+    async def directory() -> Represented:
+        def read() -> Represented:
+            with session_factory() as db:
+                return Represented(*demand_response.represented(db, settings.sites))
+
+        return await asyncio.to_thread(read)
 
     async def at_risk(site_id: str, start: float, end: float, limit_kw: float) -> bool:
         def read() -> bool:
@@ -329,10 +485,9 @@ def make_ven(settings: VenSettings, load_management: LoadManagement, session_fac
     async def rejected(service: str, cause: str, reason: str) -> None:
         await asyncio.to_thread(record_rejection, session_factory, settings.vtn_url, service, cause, reason)
 
-    sites = settings.sites or tuple(sorted(load_management.manager.planners))
-    return Ven(load_management, vtn_url=settings.vtn_url, ven_name=settings.ven_name, sites=sites,
-               opt_out=settings.opt_out, at_risk=at_risk, security=settings.security,
-               on_rejected=rejected)  # fmt: skip
+    return Ven(load_management, vtn_url=settings.vtn_url, ven_name=settings.ven_name, directory=directory,
+               curtailer=StoredCurtailer(session_factory, load_management, publish), opt_out=settings.opt_out,
+               at_risk=at_risk, security=settings.security, on_rejected=rejected)  # fmt: skip
 
 
 def record_rejection(session_factory: Any, vtn_url: str, service: str, cause: str, reason: str) -> None:
@@ -353,20 +508,54 @@ def _utc(posix: float) -> datetime:
 
 
 class VenRunner:
-    """The VEN of a ``csms serve`` process, if one is configured: started once the sites are planned."""
+    """The VEN of a ``csms serve`` process, if one is configured. A single process runs it from the start; in a
+    cluster only the holder of the ``openadr`` lease does (:class:`csms.runtime.cluster.Cluster` calls
+    :meth:`activate` as the lease comes and goes), so the VTN hears one VEN whatever the number of nodes."""
 
     def __init__(self, settings: VenSettings | None) -> None:
         self.settings = settings
         self.ven: Ven | None = None
         self._task: asyncio.Task[None] | None = None
+        self._load_management: LoadManagement | None = None
+        self._session_factory: Any = None
+        self.publish: Publish | None = None
 
-    def start(self, load_management: LoadManagement, session_factory: Any) -> None:
-        if self.settings is not None:
-            self.ven = make_ven(self.settings, load_management, session_factory)
-            self._task = asyncio.create_task(self.ven.start(), name="openadr-ven")
+    @property
+    def configured(self) -> bool:
+        return self.settings is not None
+
+    @property
+    def active(self) -> bool:
+        return self.ven is not None
+
+    def start(self, load_management: LoadManagement, session_factory: Any, *, clustered: bool = False) -> None:
+        """Once the sites are planned; ``clustered``: wait for :meth:`activate` (the lease)."""
+        self._load_management, self._session_factory = load_management, session_factory
+        if self.settings is not None and not clustered:
+            self._run()
+
+    def _run(self) -> None:
+        assert self.settings is not None and self._load_management is not None
+        self.ven = make_ven(self.settings, self._load_management, self._session_factory, self.publish)
+        self._task = asyncio.create_task(self.ven.start(), name="openadr-ven")
+
+    async def activate(self, active: bool) -> None:
+        """Be the VEN (this node took the ``openadr`` lease) or stop being it (the lease lapsed or was released)."""
+        if self.settings is None or self._load_management is None or active == self.active:
+            return
+        if active:
+            log.info("OpenADR: this node is the VEN now")
+            self._run()
+        else:
+            log.info("OpenADR: this node is no longer the VEN")
+            await self.stop()
 
     async def stop(self) -> None:
-        if self.ven is not None:
-            await self.ven.stop()
-        if self._task is not None:
-            self._task.cancel()
+        ven, task = self.ven, self._task
+        self.ven, self._task = None, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        if ven is not None:
+            await ven.stop()

@@ -214,6 +214,8 @@ async def run_server(
         load_management.start()
         await gateway.scheduler.idle()  # both planned from the store before the first station connects
         sender.start()
+        # Demand response, once the sites are planned; in a cluster on the node holding the ``openadr`` lease.
+        ven.start(load_management, session_factory, clustered=bool(broker_url))
         if broker_url:
             from csms.runtime.cluster import Cluster
 
@@ -225,9 +227,9 @@ async def run_server(
                 lease_ttl_s=lease_ttl_s,
                 load_management=load_management,
                 monitor=monitor,
+                ven=ven,
             )
             await cluster.start()
-        ven.start(load_management, session_factory)  # demand response, once the sites are planned
         await gateway.start(host, ocpp_port)
         if tls_context is not None:
             await gateway.start_tls(host, tls_port, tls_context)

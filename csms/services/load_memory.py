@@ -19,7 +19,7 @@ from csms.loadmgmt import topology as topo
 from csms.loadmgmt.manager import Memory, SiteSetup, StoredReading, StoredSession
 from csms.loadmgmt.planner import PlannerConfig
 from csms.ocpp.versions import OCPP16
-from csms.services import sites
+from csms.services import demand_response, sites
 from csms.store.models import Connector, IdToken, SiteMeterReading, Station, Transaction
 
 
@@ -106,7 +106,8 @@ def read_memory(
         )
         for r in db.scalars(recent.order_by(SiteMeterReading.timestamp, SiteMeterReading.id))
     ]
-    return Memory(setups, sorted(sessions.values(), key=lambda s: s.key), readings)
+    return Memory(setups, sorted(sessions.values(), key=lambda s: s.key), readings,
+                  demand_response.active(db, now, [s.site_id for s in setups]))  # fmt: skip
 
 
 def _state(port: Connector) -> ev.PortState | None:

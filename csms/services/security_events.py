@@ -45,6 +45,7 @@ CSMS_TYPES = {
     "openadr_replayed": "the OpenADR VEN refused a VTN message whose signature it had seen before",
     "openadr_unsigned": "the OpenADR VEN, told to check signatures, refused an unsigned VTN message",
     "openadr_bad_message": "the OpenADR VEN refused a VTN message that is not valid OpenADR 2.0b",
+    "openadr_unknown_resource": "the OpenADR VEN refused an event for a resource no enrolled site is named by",
 }
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from csms.domain import events as ev
@@ -37,7 +37,10 @@ SITE_FIELDS = (
     "meter_station_id",
     "meter_includes_ev",
     "utility_tariff",
+    "openadr_enrolled",
+    "openadr_resource_id",
 )
+NOT_NULL = ("strategy", "interval_s", "voltage", "safety_margin_kw", "meter_includes_ev", "openadr_enrolled")
 EVSE_FIELDS = ("phases", "max_current_a", "min_current_a", "fallback_current_a", "dc", "max_power_kw")
 
 
@@ -55,6 +58,21 @@ def _check_site_fields(db: Session, values: dict[str, Any]) -> None:
         raise Invalid(f"meter_station_id: station {meter!r} not found")
     if values.get("utility_tariff") is not None:
         to_tariff(values["utility_tariff"])
+
+
+def _check_resource_id(db: Session, site_id: str, values: dict[str, Any]) -> None:
+    """One site per OpenADR resource id (a site's own id counts as its resource id when it has none)."""
+    if "openadr_resource_id" not in values:
+        return
+    resource = values["openadr_resource_id"] or site_id
+    clash = db.scalar(
+        select(Site.id).where(
+            Site.id != site_id,
+            or_(Site.openadr_resource_id == resource, and_(Site.id == resource, Site.openadr_resource_id.is_(None))),
+        )
+    )
+    if clash is not None:
+        raise Conflict(f"openadr_resource_id {resource!r} already names site {clash!r}")
 
 
 def to_tariff(spec: dict[str, Any] | None) -> Tariff | None:
@@ -110,6 +128,7 @@ def create(
     if unknown:
         raise Invalid(f"unknown site fields: {', '.join(sorted(unknown))}")
     _check_site_fields(db, fields)
+    _check_resource_id(db, site_id, {"openadr_resource_id": None, **fields})
     row = Site(id=site_id, created_at=now, updated_at=now, **{"priority_groups": [], **fields})
     db.add(row)
     db.flush()
@@ -211,10 +230,11 @@ def evses_of(db: Session, site_id: str) -> list[SiteEvse]:
 def update(db: Session, site_id: str, changes: dict[str, Any], now: datetime) -> Site:
     row = get(db, site_id)
     _check_site_fields(db, changes)
+    _check_resource_id(db, site_id, changes)
     for key, value in changes.items():
         if key not in SITE_FIELDS:
             raise Invalid(f"unknown site field {key!r}")
-        if key in ("strategy", "interval_s", "voltage", "safety_margin_kw", "meter_includes_ev") and value is None:
+        if key in NOT_NULL and value is None:
             raise Invalid(f"{key} cannot be null")
         setattr(row, key, value if key != "priority_groups" else list(value or []))
     row.updated_at = now

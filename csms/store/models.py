@@ -27,6 +27,7 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import expression
 
 from csms.domain import meter
 from csms.domain.transaction import TransactionStatus
@@ -531,6 +532,10 @@ class Site(Base):
     #: What the site pays its utility (load management plans with it): ``{"tz", "currency", "periods":
     #: [{"from": "HH:MM", "price": "0.12"}], "demand_charge_per_kw": "15"}``; None: not known.
     utility_tariff: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: Demand response: the VEN of ``csms serve`` speaks for this site (its events lower the site's limit).
+    openadr_enrolled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=expression.false())
+    #: The OpenADR resource id the VTN's events name this site by (None: the site's id).
+    openadr_resource_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
     #: The organisation (tenant) it belongs to; rows made before tenants belong to the default one.
@@ -594,6 +599,23 @@ class SiteMeterReading(Base):
     current_l3_a: Mapped[float | None] = mapped_column(Float)
     includes_ev: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SiteCurtailment(Base):
+    """A step of a demand-response event the VEN accepted: the site's grid limit lowered from ``start`` to
+    ``end`` (kept so that whichever node plans the site, now or after a take-over or restart, obeys it)."""
+
+    __tablename__ = "site_curtailments"
+    __table_args__ = (UniqueConstraint("site_id", "event_id"), Index("ix_site_curtailments_end", "end"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    #: ``{OpenADR event id}#{interval}``.
+    event_id: Mapped[str] = mapped_column(String(200))
+    start: Mapped[datetime] = mapped_column(UtcDateTime())
+    end: Mapped[datetime] = mapped_column(UtcDateTime())
+    limit_kw: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class IssuedCertificate(Base):

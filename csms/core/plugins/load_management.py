@@ -16,7 +16,7 @@ shell's :class:`Router` (the cluster's Redis routing).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -111,7 +111,8 @@ class LoadManagement:
         if kept:
             evses = {e.key for setup in kept for e in setup.topology.evses}
             sessions = [s for s in memory.sessions if s.key in evses]
-            memory = Memory(kept, sessions, [r for r in memory.readings if r.site_id in self.owned])
+            readings = [r for r in memory.readings if r.site_id in self.owned]
+            memory = Memory(kept, sessions, readings, [c for c in memory.curtailments if c.site_id in self.owned])
             self.send(self.manager.resume(memory, self.host.scheduler.now(), elsewhere))
 
     # ---- cluster ----------------------------------------------------------------------------------------
@@ -236,15 +237,22 @@ class LoadManagement:
         self.send(self.manager.curtail(site_id, event_id, start, end, limit_kw, self.host.scheduler.now()))
         return True
 
+    def demand_response(self, site_id: str, event_id: str, steps: Sequence[tuple[float, float, float]]) -> bool:
+        """What a demand-response event says for a site: its steps (start, end, limit kW), ``{event_id}#{i}``,
+        replacing what it said before (no steps: cancelled). False when this process does not plan the site."""
+        if self._host is None or site_id not in self.manager.planners:
+            return False
+        for c in self.curtailments(site_id):
+            if c.event_id.startswith(f"{event_id}#"):
+                self.curtail(site_id, c.event_id, c.start, c.end, None)
+        for i, (start, end, limit_kw) in enumerate(steps):
+            self.curtail(site_id, f"{event_id}#{i}", start, end, limit_kw)
+        return True
+
     def grid_limit_kw(self, site_id: str) -> float | None:
         """The site's own limit at its grid connection [kW] (total, or its phase limits at their voltage)."""
         planner = self.manager.planners.get(site_id)
-        if planner is None:
-            return None
-        root = planner.site.root
-        if root.limit_kw is not None:
-            return root.limit_kw
-        return None if root.phase_limits_a is None else sum(root.phase_limits_a) * root.voltage / 1000
+        return None if planner is None else planner.site.grid_limit_kw
 
     def curtailments(self, site_id: str) -> list[Any]:
         planner = self.manager.planners.get(site_id)
