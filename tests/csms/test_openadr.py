@@ -317,3 +317,72 @@ async def test_a_ven_whose_vtn_is_not_up_yet_registers_once_it_is(managed):
         runner.cancel()
         with contextlib.suppress(BaseException):
             await runner
+
+
+async def test_the_sites_come_from_the_database_when_an_event_arrives(gateway, managed, session_factory):
+    """``csms serve``'s VEN (make_ven) speaks for the enrolled sites as the database says when an event arrives: an
+    event for a resource no site is enrolled as is refused visibly; once the operator enrolls the site through the
+    API (after the VEN started), the next event for it is obeyed, stored, and kept when the site is changed."""
+    import time
+
+    from csms.runtime.openadr import VenSettings, make_ven
+    from csms.services import demand_response
+    from tests.support.api import api_client
+
+    responses: list[str] = []
+    async with vtn(responses, []) as (server, url, registered):
+        ven = make_ven(VenSettings(url, "csms-test"), managed, session_factory)
+        runner = asyncio.create_task(ven.start())
+        try:
+            await until(lambda: "csms-test" in registered, 20, "the VEN to register")
+            start = datetime.now(UTC) + timedelta(seconds=60)
+
+            def event(kw: float, resource: str) -> None:
+                server.add_event(
+                    ven_id="ven-1", signal_name="LOAD_DISPATCH", signal_type="setpoint", targets_by_type={
+                        "resource_id": [resource]},
+                    intervals=[{"dtstart": start, "duration": timedelta(minutes=30), "signal_payload": kw}],
+                    callback=lambda ven_id, event_id, opt_type: responses.append(opt_type),
+                )  # fmt: skip
+
+            event(11.0, "meter-7")  # no site is enrolled yet
+            await until(lambda: responses == ["optOut"], 20, "the VEN's optOut for an unknown resource")
+            assert managed.curtailments("garage") == []
+            assert (
+                len(ven.rejected) == 1
+                and "resource 'meter-7', which is no site this VEN speaks for" in ven.rejected[0][1]
+            )
+            async with api_client(session_factory, gateway, load_management=managed) as client:
+                enrolled = await client.patch(
+                    "/api/v1/sites/garage", json={"openadr_enrolled": True, "openadr_resource_id": "meter-7"}
+                )
+                assert enrolled.status_code == 200, enrolled.text
+                assert (enrolled.json()["openadr_enrolled"], enrolled.json()["openadr_resource_id"]) == (
+                    True,
+                    "meter-7",
+                )
+                annex = {"id": "annex", "nodes": [{"id": "grid", "limit_kw": 10}], "openadr_resource_id": "meter-7"}
+                clash = await client.post("/api/v1/sites", json=annex)
+                assert clash.status_code == 409 and "meter-7" in clash.text
+                event(12.0, "meter-7")
+                await until(lambda: responses == ["optOut", "optIn"], 20, "the VEN's optIn once the site is enrolled")
+                assert [c.limit_kw for c in managed.curtailments("garage")] == [12.0]
+                with session_factory() as db:
+                    stored = demand_response.active(db, time.time())
+                assert [(c.site_id, c.limit_kw, c.start) for c in stored] == [("garage", 12.0, start.timestamp())]
+                # A change of the site re-plans it with the limit still in force.
+                planner = managed.manager.planners["garage"]
+                renamed = await client.patch("/api/v1/sites/garage", json={"name": "Garage"})
+                assert renamed.status_code == 200
+                await until(lambda: managed.manager.planners["garage"] is not planner, 10, "the site planned anew")
+                assert [c.limit_kw for c in managed.curtailments("garage")] == [12.0]
+                refused = (
+                    await client.get("/api/v1/security-events", params={"type": "openadr_unknown_resource"})
+                ).json()
+            assert len(refused) == 1 and "'meter-7'" in refused[0]["detail"]["reason"]
+            assert refused[0]["source"] == url.split("/")[2]
+        finally:
+            await ven.stop()
+            runner.cancel()
+            with contextlib.suppress(BaseException):
+                await runner
