@@ -281,23 +281,22 @@ class LoadManager:
             out += self._stop(key, now)
         for session in sorted(stored.values(), key=lambda s: s.key):
             out += self._sync_session(session, now)
-        out += self._sync_curtailments(memory, now)
         return self._latest(out)
 
-    def _sync_curtailments(self, memory: Memory, now: float) -> list[Command]:
-        """Take in the stored demand-response limits a planner does not have yet (the VEN runs on another node
-        and its word was missed). Only additions: a read that started before a limit was stored and arrives after
-        it was delivered must not lift it; a cancellation is delivered, or the limit ends at its end."""
+    def stored_curtailments(self, stored: Iterable[StoredCurtailment], now: float) -> list[Command]:
+        """Take in the stored demand-response limits of the sites planned here that a planner does not have yet
+        (the VEN runs on another node of a cluster and its word was missed). Only additions: a read that started
+        before a limit was stored and arrives after it was delivered must not lift it, nor revive one cancelled
+        here since; a cancellation is delivered, or the limit ends at its end."""
         out: list[Command] = []
-        sites = {setup.site_id for setup in memory.setups}
-        for c in memory.curtailments:
+        for c in stored:
             planner = self.planners.get(c.site_id)
-            if planner is None or c.site_id not in sites or c.end <= now or (c.site_id, c.event_id) in self._lifted:
+            if planner is None or c.end <= now or (c.site_id, c.event_id) in self._lifted:
                 continue
             wanted = Curtailment(c.event_id, c.start, c.end, max(0.0, c.limit_kw))
             if planner.curtailments.get(c.event_id) != wanted:
                 out += planner.curtail(c.event_id, c.start, c.end, c.limit_kw, now)
-        return out
+        return self._latest(out)
 
     def _sync_session(self, stored: StoredSession, now: float) -> list[Command]:
         key, planner = stored.key, self.planner_of(stored.key[0])

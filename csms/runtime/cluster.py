@@ -26,7 +26,7 @@ the node that holds the station's socket.
   lease over (the holder died: within the lease TTL) registers again. The limits of an event it accepts are
   stored (``site_curtailments``) and published on ``csms:demand-response``; the node holding the site's lease
   applies them (:meth:`LoadManagement.demand_response`), and a node that takes a site over later reads them
-  with the site's memory (a missed message is caught up at the next lease round's sync).
+  with the site's memory (and at every lease round from the database: a lost message is caught up).
 * Without ``--broker`` none of this exists: the gateway behaves exactly as a single process.
 
 Redis pub/sub is fire-and-forget: a request lost with a crashing owner times out at the caller
@@ -328,6 +328,7 @@ class Cluster:
             elsewhere = lm.stations_elsewhere()
             if elsewhere:
                 lm.sync(await self._held_elsewhere(elsewhere))
+            lm.sync_demand_response()  # demand-response limits whose message was lost
         active = self.holds(ALERTS_LEASE)
         if self.monitor is not None and active != self.monitor.active:
             self.monitor.activate(active, await self._online_everywhere() if active else [])

@@ -237,3 +237,21 @@ def test_vehicles_on_their_way_reach_the_sites_plan_survive_a_new_set_up_and_lea
     assert manager.planners["s"].state(T0 + 9 * 3600).expected == ()  # its departure is past
     manager.forget_expected("VAN-7")  # it plugged in: a session now
     assert manager.planners["s"].state(T0 + 240).expected == ()
+
+
+def test_stored_demand_response_limits_are_taken_in_but_a_stale_read_never_revives_a_cancelled_one():
+    from csms.loadmgmt.manager import StoredCurtailment
+
+    manager = managed()
+    planner = manager.planners["s"]
+    step = StoredCurtailment("s", "ev-1#0", T0 + 60, T0 + 3600, 2.0)
+    manager.stored_curtailments([step, StoredCurtailment("other", "ev-1#0", T0, T0 + 3600, 1.0)], T0)
+    assert [(c.event_id, c.limit_kw) for c in planner.curtailments.values()] == [("ev-1#0", 2.0)]
+    manager.curtail("s", "ev-1#0", step.start, step.end, None, T0 + 1)  # cancelled, delivered
+    manager.stored_curtailments([step], T0 + 2)  # a read made before the cancellation was stored
+    assert planner.curtailments == {}
+    manager.curtail("s", "ev-1#0", step.start, step.end, 3.0, T0 + 3)  # the event modified again: obeyed
+    assert [c.limit_kw for c in planner.curtailments.values()] == [3.0]
+    # A new set-up of the site (a PATCH) keeps the limit.
+    manager.install(manager.setups["s"], T0 + 4)
+    assert [c.limit_kw for c in manager.planners["s"].curtailments.values()] == [3.0]

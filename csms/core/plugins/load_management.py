@@ -21,12 +21,13 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from csms.core.scheduler import Alarm
-from csms.loadmgmt.manager import LoadManager, Memory, SiteSetup, call_status
+from csms.loadmgmt.manager import LoadManager, Memory, SiteSetup, StoredCurtailment, call_status
 from csms.loadmgmt.planner import Command, PlannerConfig
 from csms.loadmgmt.state import ExpectedVehicle
 from csms.ocpp.errors import LocalCallError
 from csms.ocpp.rpc import Outcome, PendingCall
 from csms.ocpp.versions import Version
+from csms.services import demand_response
 from csms.services.errors import NotFound
 from csms.services.load_memory import read_memory, read_setup
 
@@ -160,6 +161,23 @@ class LoadManagement:
                 self.send(self.manager.install(setup, now))  # changed through another node's API
         remote = {s: held for s, held in elsewhere.items() if not self.host.is_connected(s)}
         self.send(self.manager.sync(memory, remote, now))
+
+    def sync_demand_response(self) -> None:
+        """Take in the stored demand-response limits of the sites planned here that were not delivered (a cluster
+        node's lease round: the VEN may run on another node and its message may have been lost)."""
+        if self._host is None or not self.manager.planners:
+            return
+        sites, now = set(self.manager.planners), self.host.scheduler.now()
+
+        def read() -> list[StoredCurtailment]:
+            with self.host.session_factory() as db:
+                return demand_response.active(db, now, sites)
+
+        self.host.scheduler.run_db(read, self._stored_curtailments)
+
+    def _stored_curtailments(self, stored: list[StoredCurtailment]) -> None:
+        if self._host is not None:
+            self.send(self.manager.stored_curtailments(stored, self.host.scheduler.now()))
 
     def stop(self) -> None:
         if self._alarm is not None:
