@@ -165,8 +165,8 @@ class ServeSettings(BaseModel):
     )  # fmt: skip
     openadr_ven_name: str = _setting("chargetwin", "the VEN's name at the VTN", metavar="NAME", min_length=1)
     openadr_sites: list[str] = _setting(
-        [], "the sites the VEN speaks for (an event's resource targets name them; default: every planned site; "
-        "repeatable, in the environment comma-separated)", metavar="SITE",
+        [], "start-up override: the VEN speaks for exactly these sites, enrolled or not (default: the sites "
+        "enrolled in the database, openadr_enrolled; repeatable, in the environment comma-separated)", metavar="SITE",
     )  # fmt: skip
     openadr_opt_out: Literal["never", "when_departure_at_risk"] = _setting(
         "never", "answer optOut to an event that would make a fleet vehicle miss its departure"
