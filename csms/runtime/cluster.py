@@ -171,6 +171,7 @@ class Cluster:
             self.monitor.activate(False)
         if self.ven is not None:
             self.ven.publish = self.publish_demand_response
+            self.ven.planned_elsewhere = self.planned_w
         await self._lease_round()  # the first node up takes the leases before its stations connect
         self._lease_keeper = asyncio.create_task(self._keep_leases(), name="csms-cluster-leases")
         log.info(
@@ -360,6 +361,36 @@ class Cluster:
                    "steps": [list(step) for step in steps]}  # fmt: skip
         await self.redis.publish(DEMAND_RESPONSE_CHANNEL, orjson.dumps(message).decode())
 
+    async def planned_w(self, site_id: str) -> float | None:
+        """A site's planned charging power [W], asked of the node holding its lease (the VEN's telemetry reports);
+        None when no node plans it or its node does not answer within ``reply_slack_s``."""
+        lm = self.load_management
+        owner = cast(str | None, await self.redis.get(Leases.key(f"site:{site_id}")))
+        if owner is None or lm is None:
+            return None
+        if owner == self.node_id:
+            return lm.planned_w(site_id)
+        request_id = uuid.uuid4().hex
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = future
+        message = {"type": "planned", "id": request_id, "reply_to": self.reply_channel, "site": site_id}
+        try:
+            if not await self.redis.publish(f"csms:node:{owner}", orjson.dumps(message).decode()):
+                return None
+            reply = await asyncio.wait_for(future, self.reply_slack_s)
+        except TimeoutError:
+            return None
+        finally:
+            self._waiting.pop(request_id, None)
+        planned = reply.get("planned_w")
+        return None if planned is None else float(planned)
+
+    async def _answer_planned(self, body: dict[str, Any]) -> None:
+        lm = self.load_management
+        planned = None if lm is None else lm.planned_w(str(body.get("site", "")))
+        reply = {"type": "reply", "id": body.get("id"), "planned_w": planned}
+        await self.redis.publish(str(body["reply_to"]), orjson.dumps(reply).decode())
+
     def _relay_alerts(self, events: list[al.Event]) -> None:
         message = orjson.dumps({"type": "alerts", "events": wire.encode(events)}).decode()
         self._spawn(self.redis.publish(ALERTS_CHANNEL, message))
@@ -523,11 +554,14 @@ class Cluster:
             self._from_another_node(body)
 
     def _from_another_node(self, body: dict[str, Any]) -> None:
-        """What the other nodes tell every node: a station changed, an event's limits, leases given back."""
+        """What the other nodes tell every node (a station changed, an event's limits, leases given back) or ask
+        this one (the planned power of a site it plans)."""
         if body.get("type") == "live" and self.on_live is not None:
             self.on_live(str(body.get("station", "")), frozenset(str(k) for k in body.get("kinds") or ()))
         elif body.get("type") == "demand_response":
             self._demand_response(body)
+        elif body.get("type") == "planned" and "reply_to" in body:
+            self._spawn(self._answer_planned(body))
         elif body.get("type") == "released":
             self._wake.set()  # a node left cleanly: claim what it gave back now
 

@@ -106,6 +106,8 @@ class Represented:
     limits_kw: Mapping[str, float | None]
 
 
+#: A site's planned charging power [W] asked of the cluster node that plans it (None: no node does).
+PlannedElsewhere = Callable[[str], Awaitable[float | None]]
 #: Read the represented sites (``csms serve``: from the database, where the sites' enrolment lives).
 Directory = Callable[[], Awaitable[Represented]]
 
@@ -224,6 +226,8 @@ class Ven:
         #: Who the VEN speaks for, read again for every event (default: ``sites``, each its own resource id).
         self.directory: Directory = directory or self._fixed(list(sites))
         self.curtailer: Curtailer = curtailer or LocalCurtailer(load_management)
+        #: In a cluster: a site's planned power [W] from the node that plans it (the telemetry reports).
+        self.planned_elsewhere: PlannedElsewhere | None = None
         self.opt_out = opt_out
         self.at_risk = at_risk
         self.security = security or VenSecurity()
@@ -266,7 +270,7 @@ class Ven:
                 continue
             self.reported[resource_id] = site_id
             self.client.add_report(
-                callback=lambda site_id=site_id: self.planned_kw(site_id),
+                callback=lambda site_id=site_id: self.planned_w(site_id),
                 resource_id=resource_id,
                 measurement="power_real",
                 sampling_rate=timedelta(seconds=10),
@@ -344,12 +348,15 @@ class Ven:
         with contextlib.suppress(Exception):
             await self.client.stop()
 
-    def planned_kw(self, site_id: str) -> float:
-        """What load management plans the site's EVSEs to draw now [W]."""
-        planner = self.load_management.manager.planners.get(site_id)
-        if planner is None:
-            return 0.0
-        return float(sum(w for k, w in self.load_management.limits_now().items() if k in planner.site.index))
+    async def planned_w(self, site_id: str) -> float:
+        """What load management plans the site's EVSEs to draw now [W] (0 when no one plans it)."""
+        planned = self.load_management.planned_w(site_id)
+        if planned is None and self.planned_elsewhere is not None:
+            try:
+                planned = await self.planned_elsewhere(site_id)
+            except Exception as exc:  # the other node away: nothing known
+                log.warning("OpenADR: cannot read the planned power of %s from its node: %s", site_id, exc)
+        return planned or 0.0
 
     async def _represented(self, event_id: str) -> Represented | None:
         try:
@@ -519,6 +526,7 @@ class VenRunner:
         self._load_management: LoadManagement | None = None
         self._session_factory: Any = None
         self.publish: Publish | None = None
+        self.planned_elsewhere: PlannedElsewhere | None = None
 
     @property
     def configured(self) -> bool:
@@ -537,6 +545,7 @@ class VenRunner:
     def _run(self) -> None:
         assert self.settings is not None and self._load_management is not None
         self.ven = make_ven(self.settings, self._load_management, self._session_factory, self.publish)
+        self.ven.planned_elsewhere = self.planned_elsewhere
         self._task = asyncio.create_task(self.ven.start(), name="openadr-ven")
 
     async def activate(self, active: bool) -> None:

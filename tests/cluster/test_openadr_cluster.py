@@ -46,8 +46,9 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def vtn(registrations: list[float]):
-    """openleadr's VTN on loopback; ``registrations`` gets the time of each VEN registration."""
+async def vtn(registrations: list[float], reports: list[float]):
+    """openleadr's VTN on loopback; ``registrations`` gets the time of each VEN registration, ``reports`` the
+    values of the telemetry reports."""
     from openleadr import OpenADRServer
 
     port = free_port()
@@ -58,7 +59,16 @@ async def vtn(registrations: list[float]):
         registrations.append(time.monotonic())
         return "ven-1", "reg-1"
 
+    async def on_register_report(
+        ven_id, resource_id, measurement, unit, scale, min_sampling_interval, max_sampling_interval
+    ):
+        async def received(data):
+            reports.extend(value for _, value in data)
+
+        return received, min_sampling_interval
+
     server.add_handler("on_create_party_registration", on_create_party_registration)
+    server.add_handler("on_register_report", on_register_report)
     await server.run()
     try:
         yield server, f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b"
@@ -93,6 +103,7 @@ async def test_one_node_is_the_ven_and_its_events_reach_the_node_planning_the_si
     nodes: list[harness.CsmsProcess] = []
     tasks: list[asyncio.Task] = []
     registrations: list[float] = []
+    reports: list[float] = []
     answers: list[str] = []
     told: list[float] = []
 
@@ -107,7 +118,7 @@ async def test_one_node_is_the_ven_and_its_events_reach_the_node_planning_the_si
         return await lease(name) == node_id
 
     try:
-        async with vtn(registrations) as (server, vtn_url):
+        async with vtn(registrations, reports) as (server, vtn_url):
             # Node a has no VEN configured and starts first: it plans the site. Node b is the VEN.
             nodes.append(
                 harness.start_csms(url, tmp_path, name="a", api_key=API_KEY, extra_args=args(node_ids[0], False))
@@ -146,6 +157,10 @@ async def test_one_node_is_the_ven_and_its_events_reach_the_node_planning_the_si
                 lambda: charging_told(0, EVENT_KW * 1000 + 1), 20, "the cars told the event's limit"
             )
             assert await lease(f"site:{site_id}") == node_ids[0]  # a planned it: the limit crossed the nodes
+
+            # b reports the site's planned power, which a plans (asked of a over Redis: 0 W without).
+            await until(lambda: any(v > 0 for v in reports), 30, "a telemetry report of the planned power from b")
+            assert all(v <= 2 * RATING_W + 1 for v in reports)
 
             # A second VEN-capable node joins: it does not register while b is the VEN.
             nodes.append(

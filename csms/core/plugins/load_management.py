@@ -276,6 +276,13 @@ class LoadManagement:
         planner = self.manager.planners.get(site_id)
         return [] if planner is None else sorted(planner.curtailments.values(), key=lambda c: c.start)
 
+    def planned_w(self, site_id: str) -> float | None:
+        """What the latest plan lets the site's EVSEs draw [W] (None: this process does not plan the site)."""
+        planner = self.manager.planners.get(site_id)
+        if planner is None:
+            return None
+        return 0.0 if planner.last_allocation is None else planner.last_allocation.total_w()
+
     def limits_now(self) -> dict[tuple[str, int], float]:
         """The power each EVSE of the sites planned here may draw by the latest plan [W] (the fleet board)."""
         out: dict[tuple[str, int], float] = {}
