@@ -103,8 +103,9 @@ def get_site(site_id: SitePath, db: DbSession) -> SiteOut:
 def update_site(
     site_id: SitePath, body: SiteUpdate, db: DbSession, request: Request, background: BackgroundTasks
 ) -> SiteOut:
-    """Change the strategy, interval, margins, priority groups or meter station; fields left out keep
-    their value."""
+    """Change the strategy, interval, margins, priority groups, meter station, utility tariff or demand-response
+    enrolment (`openadr_enrolled`, `openadr_resource_id`: the VEN speaks for the site from its next event on);
+    fields left out keep their value. 409 when another site has that resource id."""
     row = sites.update(db, site_id, body.model_dump(exclude_unset=True, by_alias=True), datetime.now(UTC))
     _changed(request, background, site_id)
     return site_out(db, row)
