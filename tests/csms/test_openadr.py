@@ -386,3 +386,20 @@ async def test_the_sites_come_from_the_database_when_an_event_arrives(gateway, m
             runner.cancel()
             with contextlib.suppress(BaseException):
                 await runner
+
+
+def test_the_represented_sites_are_the_enrolled_ones_unless_the_start_up_override_names_others(sqlite_factory):
+    from csms.services import demand_response, sites
+
+    now = datetime.now(UTC)
+    with sqlite_factory() as db, db.begin():
+        for site_id, kw in (("north", 40.0), ("south", 25.0)):
+            sites.create(db, site_id, now=now, nodes=[{"id": "grid", "limit_kw": kw}], strategy="equal_share")
+        sites.update(db, "north", {"openadr_enrolled": True, "openadr_resource_id": "feeder-9"}, now)
+    with sqlite_factory() as db:
+        assert demand_response.represented(db) == ({"feeder-9": "north"}, {"north": 40.0})
+        # openadr_sites: exactly these, enrolled or not, each by its resource id (or else its id)
+        assert demand_response.represented(db, ("south", "north")) == (
+            {"feeder-9": "north", "south": "south"},
+            {"north": 40.0, "south": 25.0},
+        )

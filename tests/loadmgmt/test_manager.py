@@ -255,3 +255,16 @@ def test_stored_demand_response_limits_are_taken_in_but_a_stale_read_never_reviv
     # A new set-up of the site (a PATCH) keeps the limit.
     manager.install(manager.setups["s"], T0 + 4)
     assert [c.limit_kw for c in manager.planners["s"].curtailments.values()] == [3.0]
+
+
+def test_a_resumed_site_plans_under_its_stored_demand_response_limit_from_its_first_plan():
+    from csms.loadmgmt.manager import StoredCurtailment
+
+    memory = _taken_over_site()  # 24 A per phase, three cars: 8 A each without a limit
+    limited = Memory(memory.setups, memory.sessions, [], [StoredCurtailment("s", "ev-1#0", T0 - 60, T0 + 3600, 6.9)])
+    manager = LoadManager()
+    manager.connected("cpA", "1.6", T0)
+    first = manager.resume(limited, T0, elsewhere={"cpB": True, "cpC": True})
+    # 6.9 kW at the grid connection: 10 A on three phases, enough for one car at its 6 A minimum or more
+    assert _tx_limits(first) == {"cpA": 10.0, "cpB": 0.0, "cpC": 0.0}
+    assert [c.limit_kw for c in manager.planners["s"].curtailments.values()] == [6.9]
