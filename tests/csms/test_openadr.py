@@ -50,7 +50,7 @@ def test_signals_become_limit_steps():
 
 
 @contextlib.asynccontextmanager
-async def vtn(responses: list[str], reports: list[float]):
+async def vtn(responses: list[str], reports: list[float], resources: list[str] | None = None):
     from openleadr import OpenADRServer
 
     port = free_port()
@@ -68,6 +68,8 @@ async def vtn(responses: list[str], reports: list[float]):
         async def received(data):
             reports.extend(value for _, value in data)
 
+        if resources is not None:
+            resources.append(resource_id)
         return received, min_sampling_interval
 
     server.add_handler("on_create_party_registration", on_create_party_registration)
@@ -330,8 +332,11 @@ async def test_the_sites_come_from_the_database_when_an_event_arrives(gateway, m
     from tests.support.api import api_client
 
     responses: list[str] = []
-    async with vtn(responses, []) as (server, url, registered):
+    reports: list[float] = []
+    resources: list[str] = []
+    async with vtn(responses, reports, resources) as (server, url, registered):
         ven = make_ven(VenSettings(url, "csms-test"), managed, session_factory)
+        ven.report_refresh_s = 0.5
         runner = asyncio.create_task(ven.start())
         try:
             await until(lambda: "csms-test" in registered, 20, "the VEN to register")
@@ -367,6 +372,8 @@ async def test_the_sites_come_from_the_database_when_an_event_arrives(gateway, m
                 event(12.0, "meter-7")
                 await until(lambda: responses == ["optOut", "optIn"], 20, "the VEN's optIn once the site is enrolled")
                 assert [c.limit_kw for c in managed.curtailments("garage")] == [12.0]
+                # The site enrolled after the start has its telemetry report offered to the VTN too.
+                await until(lambda: "meter-7" in resources, 10, "the enrolled site's report registered")
                 with session_factory() as db:
                     stored = demand_response.active(db, time.time())
                 assert [(c.site_id, c.limit_kw, c.start) for c in stored] == [("garage", 12.0, start.timestamp())]
