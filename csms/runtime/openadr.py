@@ -2,7 +2,12 @@
 
 The VEN registers, polls, and turns each event for one of its sites (the event's ``resource_id`` targets, else
 every site it represents) into a time-bounded lower limit at the site's grid connection, which load management
-plans with from the event's start to its end (:meth:`LoadManagement.curtail`):
+plans with from the event's start to its end (:meth:`LoadManagement.demand_response`). The sites it represents
+are read when an event arrives (``csms serve``: the sites enrolled in the database, by their OpenADR resource id,
+or the ``openadr_sites`` start-up override); a resource id none of them has is refused visibly (logged, and the
+security event ``openadr_unknown_resource``). ``csms serve`` stores the limits it accepts (``site_curtailments``)
+so that whichever process or cluster node plans the site obeys them; in a cluster only the holder of the
+``openadr`` lease is the VEN (:class:`VenRunner`, :mod:`csms.runtime.cluster`).
 
 * ``SIMPLE`` / ``level`` 1, 2, 3 → 75 %, 50 %, 25 % of the site's limit (0: no reduction);
 * ``LOAD_DISPATCH`` / ``setpoint`` → that many kW; ``delta`` → the limit less that many kW;
