@@ -169,7 +169,7 @@ class Ven:
         *,
         vtn_url: str,
         ven_name: str,
-        sites: Sequence[str],
+        sites: Sequence[str] | None,
         opt_out: str = "never",
         at_risk: DepartureCheck | None = None,
         security: VenSecurity | None = None,
@@ -178,7 +178,9 @@ class Ven:
         from openleadr import OpenADRClient  # the client pulls aiohttp and apscheduler: only when configured
 
         self.load_management = load_management
-        self.sites = list(sites)
+        #: The sites the VEN speaks for; None: every site load management plans when an event comes (a site made
+        #: through the API after the start included).
+        self.named_sites = None if sites is None else list(sites)
         self.opt_out = opt_out
         self.at_risk = at_risk
         self.security = security or VenSecurity()
@@ -199,7 +201,7 @@ class Ven:
         self.retry_s = 5.0
         #: Answers the VEN refused: (service, reason), the latest last (the security events hold them all).
         self.rejected: list[tuple[str, str]] = []
-        for site_id in self.sites:
+        for site_id in self.sites:  # the telemetry offered at registration: the sites planned then
             self.client.add_report(
                 callback=lambda site_id=site_id: self.planned_kw(site_id),
                 resource_id=site_id,
@@ -209,6 +211,12 @@ class Ven:
             )
         #: event id -> (sites, opted in?) — what the VEN did with each event (the API shows it).
         self.events: dict[str, tuple[list[str], str]] = {}
+
+    @property
+    def sites(self) -> list[str]:
+        if self.named_sites is not None:
+            return list(self.named_sites)
+        return sorted(self.load_management.manager.planners)
 
     async def start(self) -> None:
         """Register and poll; a VTN that does not answer the registration (down, not there yet) is asked again
@@ -329,7 +337,7 @@ def make_ven(settings: VenSettings, load_management: LoadManagement, session_fac
     async def rejected(service: str, cause: str, reason: str) -> None:
         await asyncio.to_thread(record_rejection, session_factory, settings.vtn_url, service, cause, reason)
 
-    sites = settings.sites or tuple(sorted(load_management.manager.planners))
+    sites = list(settings.sites) or None  # none named: every site planned when an event comes
     return Ven(load_management, vtn_url=settings.vtn_url, ven_name=settings.ven_name, sites=sites,
                opt_out=settings.opt_out, at_risk=at_risk, security=settings.security,
                on_rejected=rejected)  # fmt: skip
