@@ -87,3 +87,14 @@ def test_a_scenarios_demand_response_event_lowers_the_csms_site_limit_for_its_du
     assert (event["start_s"], event["end_s"], event["limit_kw"]) == (EVENT_S, EVENT_END_S, EVENT_KW)
     assert event["minutes_above"] <= REACTION_S / 60, event
     assert data["transactions"]["started"] == 3, data["transactions"]
+
+
+def test_vtn_and_start_now_are_refused_outside_real_time_and_a_bad_address_is_named(capsys) -> None:
+    from simulator.cli import EXIT_USAGE, main
+
+    assert main(["run", str(SCENARIO), "--vtn", "127.0.0.1:8081", "--quiet"]) == EXIT_USAGE
+    assert "--vtn and --start now work in real time" in capsys.readouterr().err
+    assert main(["run", str(SCENARIO), "--start", "now", "--quiet"]) == EXIT_USAGE
+    bad = ["--csms", "ws://127.0.0.1:9/ocpp", "--realtime", "--vtn", "vtn.example.com", "--quiet"]
+    assert main(["run", str(SCENARIO), *bad]) == EXIT_USAGE
+    assert "--vtn vtn.example.com: expected HOST:PORT" in capsys.readouterr().err
