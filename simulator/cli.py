@@ -49,6 +49,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--realtime", action="store_true", help="step the twin in step with the wall clock")
     run.add_argument("--speed", type=float, default=1.0, help="real-time speed-up factor (with --realtime)")
+    run.add_argument(
+        "--start",
+        choices=["scenario", "now"],
+        default="scenario",
+        help="real time: the chargers' clock starts at the scenario's start (default) or now, the scenario's "
+        "timeline kept (an event 2 h into the scenario comes 2 h into the run); with --speed 1 'now' puts them on "
+        "the CSMS's clock, which its charging profiles and demand-response events need",
+    )
+    run.add_argument(
+        "--vtn",
+        default=None,
+        metavar="HOST:PORT",
+        help="real time: host the utility's OpenADR 2.0b VTN there; the scenario's demand_response actions reach "
+        "the CSMS's VEN through it (csms serve --openadr-vtn-url http://HOST:PORT/OpenADR2/Simple/2.0b)",
+    )
     run.add_argument("--duration", default=None, help="run only this long, e.g. 90s or 2h (default: the scenario's)")
     run.add_argument(
         "--password",
@@ -309,6 +324,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     progress = None if args.quiet else stderr_progress()
     if args.operator and not args.csms:
         raise UsageError("--operator works in real time, against --csms (virtual time operates its embedded CSMS)")
+    if (args.vtn or args.start == "now") and not args.realtime:
+        raise UsageError(
+            "--vtn and --start now work in real time (--csms … --realtime): in virtual time the embedded CSMS "
+            "takes the scenario's demand-response events, on the scenario's clock"
+        )
     if args.csms or args.realtime:
         if not (args.csms and args.realtime):
             raise UsageError("--csms needs --realtime (and --realtime needs --csms)")

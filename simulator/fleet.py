@@ -355,12 +355,16 @@ class Fleet:
         charger_options: dict[str, Any] | None = None,
         truth: fv.FaultTruth | None = None,
         contracts: MobilityOperator | None = None,
+        epoch: float | None = None,
     ) -> None:
         self.scenario, self.seed, self.env = scenario, seed, env
         self._crash_csms: Callable[[CsmsFault], None] | None = None
         self._migrate: Callable[[MigrationAction], None] | None = None
         rng = random.Random(seed)
-        self.epoch = scenario.start.timestamp()
+        #: The chargers' clock at the twin's 0 (POSIX s): the scenario's start, or the wall clock of a real-time run
+        #: started now (``--start now``); the twin itself (building load, arrivals, the utility's tariff) keeps the
+        #: scenario's time of day.
+        self.epoch = scenario.start.timestamp() if epoch is None else epoch
         #: What really happened (statuses, links, faults), for the ``uptime`` and ``alerts`` sections.
         self.truth = truth if truth is not None else fv.FaultTruth()
         #: Demand-response events as the utility sent them: (start_s, end_s, limit_kw).
@@ -588,7 +592,8 @@ class Fleet:
         spec = self.scenario.site.utility_tariff
         if spec is None:
             return None
-        return cost.section(self.world, self.scenario.site, spec, self.scenario.timezone, self.epoch, self.dr_events)
+        start = self.scenario.start.timestamp()  # the tariff's hours are the twin's, whatever the chargers' clock
+        return cost.section(self.world, self.scenario.site, spec, self.scenario.timezone, start, self.dr_events)
 
     def costs_shown(self) -> dict[tuple[str, str], SessionCostShown]:
         """What each charger's display showed last of each session's cost, by (station, transaction id)."""

@@ -86,6 +86,7 @@ from simulator.scenario.models import (
 from simulator.station.charger import Charger, Registration
 from simulator.verify import faults as fv
 from simulator.verify.migration import Holder
+from simulator.vtn import TwinVtn
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ DRAIN_WALL_S = 30.0
 MAX_SLEEP_S = 0.5
 #: After the twin's end, operator actions still queued get this long (wall seconds) to finish.
 FINISH_WALL_S = 10.0
+#: How often the run's VTN asks the CSMS's VEN to poll it (wall seconds).
+VTN_POLL_S = 2.0
 
 
 class RealtimeClock:
@@ -118,9 +121,9 @@ class RealtimeClock:
         self.done: simpy.Event | None = None
         self._kick = asyncio.Event()
 
-    def start(self) -> None:
-        """Virtual time 0 is now."""
-        self.wall0 = self._monotonic()
+    def start(self, behind_s: float = 0.0) -> None:
+        """Virtual time 0 is now, or ``behind_s`` wall seconds ago (the twin catches up at once)."""
+        self.wall0 = self._monotonic() - behind_s
 
     def virtual_s(self) -> float:
         return min((self._monotonic() - self.wall0) * self.speed, self.end_s)
@@ -184,6 +187,12 @@ class RealtimeOptions:
     new_csms_url: str | None = None
     new_api_url: str | None = None
     new_api_key: str | None = None
+    #: ``--start now``: the chargers' clock starts at the wall clock (the scenario's timeline kept: an event two
+    #: hours into the scenario comes two hours into the run); otherwise at the scenario's ``start``.
+    start_now: bool = False
+    #: ``--vtn HOST:PORT``: host the utility's OpenADR VTN there (:mod:`simulator.vtn`): demand-response actions
+    #: reach the CSMS's VEN through it.
+    vtn: str | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RealtimeOptions:
@@ -207,6 +216,8 @@ class RealtimeOptions:
             new_csms_url=getattr(args, "new_csms", None),
             new_api_url=getattr(args, "new_api_url", None),
             new_api_key=getattr(args, "new_api_key", None) or args.api_key,
+            start_now=getattr(args, "start", "scenario") == "now",
+            vtn=getattr(args, "vtn", None),
         )
 
 
@@ -235,6 +246,8 @@ class OperatorActions:
         self.clock: CsmsClock | None = None
         #: The scenario's garage (``csms.property``), which ``onboard`` makes a property of the CSMS.
         self.garage: Garage | None = None
+        #: The run's VTN (``--vtn``), which carries the scenario's demand-response events to the CSMS.
+        self.vtn: TwinVtn | None = None
 
     def _skip(self, what: str) -> bool:
         """True (and one warning per ``what``) when nobody can carry out ``what`` on this CSMS."""
@@ -358,10 +371,12 @@ class OperatorActions:
         self._queue.put_nowait(job)
 
     def demand_response(self, item: DemandResponse, now: float) -> None:
-        """A real-time CSMS hears demand response from its VTN (openadr_vtn_url), not from the scenario."""
-        if "demand_response" not in self._warned:
+        """A real-time CSMS hears demand response from its VTN (openadr_vtn_url): with ``--vtn`` the run's own,
+        which published the scenario's events when the run started (:meth:`RealtimeRun._publish_events`)."""
+        if self.vtn is None and "demand_response" not in self._warned:
             self._warned.add("demand_response")
-            log.warning("demand_response skipped: a real-time CSMS receives events from its OpenADR VTN")
+            log.warning("demand_response skipped: a real-time CSMS receives events from its OpenADR VTN; host one "
+                        "with --vtn HOST:PORT and start the CSMS with it (csms serve --openadr-vtn-url)")  # fmt: skip
 
     def _operator_for(self, station_id: str, kind: str, now: float) -> tuple[Operator | None, Holder | None]:
         """The operator of the CSMS holding the station (a migration's new CSMS after the station's wave), and
@@ -773,10 +788,14 @@ class RealtimeRun:
         self.migration: RealtimeMigration | None = None
         self.seed = scenario.seed if options.seed is None else options.seed
         self.env = simpy.Environment()
-        self.epoch = scenario.start.timestamp()
+        #: ``--start now``: the chargers' clock is the wall clock from when the run was set up (its first seconds,
+        #: provisioning the CSMS, are caught up at once when the twin starts): the CSMS's clock and theirs agree
+        #: at ``--speed 1``, so its charging profiles and a demand-response event's times mean the same to both.
+        self.epoch = time.time() if options.start_now else scenario.start.timestamp()
         self.clock = RealtimeClock(self.env, self.epoch, options.speed, float(scenario.duration))
         self.fleet: Fleet | None = None
         self.truth = fv.FaultTruth()
+        self.vtn = None if options.vtn is None else TwinVtn.parse(options.vtn, poll_s=VTN_POLL_S)
 
     def _build_fleet(self) -> Fleet:
         passwords = station_passwords(self.scenario, self.options.password)
@@ -799,6 +818,7 @@ class RealtimeRun:
             make_link,
             charger_options={"call_timeout_s": CALL_TIMEOUT_WALL_S * max(1.0, self.options.speed)},
             truth=self.truth,
+            epoch=self.epoch,
         )
         commission(fleet.chargers.values(), self.scenario, self.options.csms_root_pem)
         return fleet
@@ -842,13 +862,16 @@ class RealtimeRun:
         links: list[WebSocketLink] = list(fleet.links.values())  # type: ignore[arg-type]
         reader = CsmsReader(self.operator, fleet)
         try:
+            if self.vtn is not None:  # first: the CSMS's VEN registers while the run provisions
+                await self.vtn.start()
             await self._provision_stations(fleet)
             await reader.remember_existing()
             actions = OperatorActions(self.operator, fleet.chargers, self.options)
             actions.garage = garage_of(self.scenario, tuple(sorted(fleet.chargers)))
             migration = self.migration = self._migration(fleet, actions)
-            self.clock.start()
-            csms_clock = actions.clock = CsmsClock(time.time(), self.epoch, self.options.speed)
+            actions.vtn = self.vtn
+            csms_clock = actions.clock = self._start_clock()
+            self._publish_events(csms_clock)
             done = fleet.start(actions, self.progress, migrate=None if migration is None else migration.execute)
             if migration is not None:
                 migration.begin()
@@ -869,6 +892,9 @@ class RealtimeRun:
             for operator in (self.operator, self.new_operator):
                 if operator is not None:
                     await operator.close()
+            if self.vtn is not None:
+                await self.vtn.stop()
+        side.notes += [] if self.vtn is None else self.vtn.notes()
         record = fleet.record(
             mode="realtime",
             scenario_file=self.options.scenario_file,
@@ -890,6 +916,31 @@ class RealtimeRun:
         record.not_measured = side.not_measured
         record.acknowledged_transactions = fleet.acknowledged_transactions()
         return record
+
+    def _start_clock(self) -> CsmsClock:
+        """The twin's clock starts, and the CSMS's clock against it: ``--start now`` puts the twin's 0 at the wall
+        time the run was set up (its first seconds caught up at once), otherwise now is the scenario's start."""
+        if self.options.start_now:
+            self.clock.start(time.time() - self.epoch)
+            return CsmsClock(self.epoch, self.epoch, self.options.speed)
+        self.clock.start()
+        return CsmsClock(time.time(), self.epoch, self.options.speed)
+
+    def _publish_events(self, clock: CsmsClock) -> None:
+        """Every demand-response event of the scenario, on the run's VTN: from the wall instant the twin reaches
+        its ``at`` for its ``duration`` (wall seconds: ``duration / speed``)."""
+        events = [(at_s, item) for at_s, item in self.scenario.timeline() if isinstance(item, DemandResponse)]
+        if self.vtn is None or not events:
+            return
+        if not clock.agrees:
+            log.warning(
+                "demand response at --speed %g on the scenario's date: the CSMS stamps its charging profiles with its "
+                "own clock, the chargers read them with the scenario's; run with --start now --speed 1 for the "
+                "profiles, and so the event's limit, to hold when the CSMS means them", self.options.speed,
+            )  # fmt: skip
+        for at_s, item in events:
+            start = clock.to_wall(self.epoch + at_s)
+            self.vtn.publish(start, item.duration / self.options.speed, item.limit_kw)
 
     async def _drain(self, links: list[WebSocketLink]) -> None:
         """Give transaction messages still queued on connected chargers a moment to be acknowledged."""

@@ -38,6 +38,7 @@ from csms.domain import events as ev
 from csms.domain import meter
 from csms.loadmgmt import topology as topo
 from csms.loadmgmt.compliance import Compliance
+from csms.loadmgmt.forecast import BuildingForecast
 from csms.loadmgmt.iso15118 import PHASES, EvLimits, unplanned_profile
 from csms.loadmgmt.planner import Command, Curtailment, Planner, PlannerConfig
 from csms.loadmgmt.profiles import charging_profile, profile_id_of
@@ -105,6 +106,8 @@ class Memory:
     readings: list[StoredReading]
     #: Demand-response limits not over yet (a process that starts, or a node taking a site over, obeys them).
     curtailments: list[StoredCurtailment] = field(default_factory=list)
+    #: per site: the building forecast as it was stored (:meth:`BuildingForecast.record`)
+    forecasts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -157,8 +160,34 @@ class LoadManager:
         self.failed_profiles = 0
         #: per site: stations it cannot steer and why, kept when the site's planner is rebuilt
         self.compliance: dict[str, Compliance] = {}
+        #: per site: the building's load learnt by time of day, kept when the site's planner is rebuilt and
+        #: stored by the shell when it changed (:meth:`forecasts_to_store`)
+        self.forecasts: dict[str, BuildingForecast] = {}
+        self._stored_versions: dict[str, int] = {}
 
     # ---- sites ----------------------------------------------------------------------------------------
+    def _recall_forecasts(self, records: Mapping[str, Mapping[str, Any]]) -> None:
+        """The stored building forecasts, unless this process learnt more of a site's than was stored (a cluster
+        node taking back a site another node planned meanwhile takes that node's, which is newer)."""
+        for site_id, record in records.items():
+            stored = BuildingForecast.from_record(dict(record))
+            known = self.forecasts.get(site_id)
+            if known is None or stored.closed_through > known.closed_through:
+                self.forecasts[site_id] = stored
+                self._stored_versions[site_id] = stored.version
+
+    def forecasts_to_store(self) -> dict[str, dict[str, Any]]:
+        """The building forecasts of the sites planned here that learnt a slot since they were last handed out
+        (:meth:`BuildingForecast.record`): what the shell stores (a slot is 15 minutes: a write per site at most
+        that often)."""
+        out: dict[str, dict[str, Any]] = {}
+        for site_id in self.planners:
+            forecast = self.forecasts.get(site_id)
+            if forecast is not None and forecast.version != self._stored_versions.get(site_id, 0):
+                self._stored_versions[site_id] = forecast.version
+                out[site_id] = forecast.record()
+        return out
+
     def install(self, setup: SiteSetup, now: float) -> list[Command]:
         """Create or replace a site's planner; replays what is known about its stations and sessions (and keeps
         the demand-response limits the site is under)."""
@@ -182,6 +211,7 @@ class LoadManager:
             versions=dict(setup.versions),
             compliance=self.compliance.setdefault(setup.site_id, Compliance()),
         )
+        planner.forecast = self.forecasts.setdefault(setup.site_id, BuildingForecast())
         self.planners[setup.site_id] = planner
         planner.curtailments.update(kept)
         planner.expected.update(self._expected.get(setup.site_id, {}))
@@ -215,6 +245,7 @@ class LoadManager:
         another node holds their socket: those are online, planned with everyone else from the first plan
         on, rather than reserved at their rating as a restarted process must treat stations it cannot see.
         """
+        self._recall_forecasts(memory.forecasts)
         for stored in memory.sessions:
             self._sessions[stored.key] = _Known(
                 plugged_at=stored.plugged_at,

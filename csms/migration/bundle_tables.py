@@ -30,6 +30,7 @@ EXPORTED: dict[str, str] = {
     "site_evses": "EVSEs assigned to site nodes, with wiring and limits",
     "site_meter_readings": "grid-connection meter readings",
     "site_curtailments": "demand-response limits the OpenADR VEN accepted (event steps with start, end and kW)",
+    "building_forecasts": "each site's building load learnt by time of day (load management plans with it)",
     "ev_charging_negotiations": "ISO 15118 charging needs and schedules per EVSE",
     "display_messages": "display messages set or reported",
     "variable_monitors": "2.0.1 variable monitors",

@@ -6,9 +6,10 @@ thread when they must not block) and hand it the plain records they return.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,7 +21,7 @@ from csms.loadmgmt.manager import Memory, SiteSetup, StoredReading, StoredSessio
 from csms.loadmgmt.planner import PlannerConfig
 from csms.ocpp.versions import OCPP16
 from csms.services import demand_response, sites
-from csms.store.models import Connector, IdToken, SiteMeterReading, Station, Transaction
+from csms.store.models import BuildingForecastRow, Connector, IdToken, Site, SiteMeterReading, Station, Transaction
 
 
 def read_setup(db: Session, site_id: str, config: PlannerConfig | None = None) -> SiteSetup:
@@ -106,8 +107,35 @@ def read_memory(
         )
         for r in db.scalars(recent.order_by(SiteMeterReading.timestamp, SiteMeterReading.id))
     ]
-    return Memory(setups, sorted(sessions.values(), key=lambda s: s.key), readings,
-                  demand_response.active(db, now, [s.site_id for s in setups]))  # fmt: skip
+    site_ids = [s.site_id for s in setups]
+    return Memory(
+        setups,
+        sorted(sessions.values(), key=lambda s: s.key),
+        readings,
+        curtailments=demand_response.active(db, now, site_ids),
+        forecasts=read_forecasts(db, site_ids),
+    )
+
+
+def read_forecasts(db: Session, site_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+    """The stored building forecasts of these sites (:meth:`BuildingForecast.record`), by site."""
+    if not site_ids:
+        return {}
+    rows = db.scalars(select(BuildingForecastRow).where(BuildingForecastRow.site_id.in_(list(site_ids))))
+    return {row.site_id: dict(row.profile) for row in rows}
+
+
+def save_forecasts(db: Session, records: Mapping[str, Mapping[str, Any]], at: datetime) -> None:
+    """Store building forecasts (by site, as :meth:`LoadManager.forecasts_to_store` hands them out); a site
+    deleted meanwhile is skipped. The caller commits."""
+    for site_id, record in records.items():
+        if db.get(Site, site_id) is None:
+            continue
+        row = db.get(BuildingForecastRow, site_id)
+        if row is None:
+            db.add(BuildingForecastRow(site_id=site_id, profile=dict(record), updated_at=at))
+        else:
+            row.profile, row.updated_at = dict(record), at
 
 
 def _state(port: Connector) -> ev.PortState | None:

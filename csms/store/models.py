@@ -618,6 +618,18 @@ class SiteCurtailment(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class BuildingForecastRow(Base):
+    """A site's building load learnt by time of day (:class:`csms.loadmgmt.forecast.BuildingForecast`): stored
+    when a slot was learnt, read by a starting process so it plans with what it learnt before."""
+
+    __tablename__ = "building_forecasts"
+
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
+    #: ``BuildingForecast.record()``: slot length, weight, the last slot filed, mean and highest per slot/phase
+    profile: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class IssuedCertificate(Base):
     """A certificate the CSMS's CA signed for a station (SignCertificate), and what became of it."""
 

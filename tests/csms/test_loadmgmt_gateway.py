@@ -198,3 +198,34 @@ async def test_api_meter_reading_replans(gateway, managed):
         # 30 kW − 20 kW building − B's 6 A fallback reserve
         assert total_kw(a.tx_limit(), 6.0) + 20.0 <= LIMIT_KW + 1e-6
         assert a.tx_limit() > 6.0
+
+
+async def test_the_building_forecast_is_stored_when_a_slot_is_learnt_and_a_new_process_starts_with_it(
+    gateway, managed, sqlite_factory
+):
+    """The plugin writes a site's forecast once a 15-minute slot of it is learnt (not on every reading), on the
+    store's thread; a LoadManagement started afterwards (a restarted process) plans with it."""
+    from csms.services.load_memory import read_forecasts
+
+    now = gateway.scheduler.now()
+    slot = now - now % 900 - 3 * 900  # a slot three quarters of an hour ago, then the next one's first reading
+    for minute in range(15):  # the meter's readings of that slot, as the plugin hands them on (at their time)
+        managed.manager.site_reading("garage", slot + 60 * minute, currents_a=(12.0, 12.0, 12.0))
+        managed.send([])
+    await gateway.scheduler.idle()
+    with sqlite_factory() as db:
+        assert read_forecasts(db, ["garage"]) == {}  # the slot is still open: nothing learnt, nothing written
+    managed.manager.site_reading("garage", slot + 900, currents_a=(12.0, 12.0, 12.0))
+    managed.send([])
+    await gateway.scheduler.idle()
+    with sqlite_factory() as db:
+        (stored,) = read_forecasts(db, ["garage"]).values()
+    assert stored == managed.manager.forecasts["garage"].record()
+    assert stored["mean"][int(slot % 86_400 // 900)] == [12.0, 12.0, 12.0]
+    restarted = LoadManagement()
+    gateway.add_plugin(restarted)
+    restarted.start()
+    await gateway.scheduler.idle()
+    forecast = restarted.manager.planners["garage"].forecast
+    assert forecast is not managed.manager.forecasts["garage"]
+    assert forecast.highest_a(slot + 86_400, slot + 86_400 + 600) == (12.0, 12.0, 12.0)  # tomorrow at that time

@@ -24,12 +24,13 @@ from csms.core.scheduler import Alarm
 from csms.loadmgmt.manager import LoadManager, Memory, SiteSetup, StoredCurtailment, call_status
 from csms.loadmgmt.planner import Command, PlannerConfig
 from csms.loadmgmt.state import ExpectedVehicle
+from csms.ocpp.convert import from_posix
 from csms.ocpp.errors import LocalCallError
 from csms.ocpp.rpc import Outcome, PendingCall
 from csms.ocpp.versions import Version
 from csms.services import demand_response
 from csms.services.errors import NotFound
-from csms.services.load_memory import read_memory, read_setup
+from csms.services.load_memory import read_memory, read_setup, save_forecasts
 
 #: A routed call's end: the outcome as the API reports it (``result``, ``error``, ``timeout``, ``not_sent``)
 #: and the answer's payload.
@@ -113,7 +114,9 @@ class LoadManagement:
             evses = {e.key for setup in kept for e in setup.topology.evses}
             sessions = [s for s in memory.sessions if s.key in evses]
             readings = [r for r in memory.readings if r.site_id in self.owned]
-            memory = Memory(kept, sessions, readings, [c for c in memory.curtailments if c.site_id in self.owned])
+            curtailments = [c for c in memory.curtailments if c.site_id in self.owned]
+            forecasts = {site: f for site, f in memory.forecasts.items() if site in self.owned}
+            memory = Memory(kept, sessions, readings, curtailments=curtailments, forecasts=forecasts)
             self.send(self.manager.resume(memory, self.host.scheduler.now(), elsewhere))
 
     # ---- cluster ----------------------------------------------------------------------------------------
@@ -309,6 +312,22 @@ class LoadManagement:
                 continue
             self.sent += 1
         self._arm()
+        self._store_forecasts()
+
+    def _store_forecasts(self) -> None:
+        """The building forecasts that learnt a slot since they were stored (a write per site every 15 minutes
+        at most): a restarted process plans with them (:meth:`LoadManager.resume`)."""
+        records = self.manager.forecasts_to_store()
+        if not records:
+            return
+        at = from_posix(self.host.scheduler.now())
+
+        def save() -> None:
+            with self.host.session_factory() as db:
+                save_forecasts(db, records, at)
+                db.commit()
+
+        self.host.scheduler.run_db(save, lambda _: None)
 
     def _route(self, command: Command) -> None:
         site_id = self.manager.site_of(command.station_id)

@@ -2,7 +2,7 @@
 
 Variables: ``x[i, t]``, the per-phase current of session ``i`` during step ``t`` (steps of 15 min for
 the first hour, then hourly up to the last departure, at most :data:`MAX_HORIZON_S`), and the peak grid
-import ``P`` (kW). Constraints: every tree limit in every step (building load held at today's estimate),
+import ``P`` (kW). Constraints: every tree limit in every step (the building's load per step: :func:`building_steps`),
 no current after the session's deadline (:func:`deadline`: a few minutes before its departure), no more
 energy than the session still needs, ``P`` above every step's import and above the billing period's peak
 so far. Objective, lexicographic by weights: deliver the most energy (by departure, since nothing counts
@@ -60,8 +60,52 @@ def deadline(departure: float | None, now: float) -> float:
     return early if early > now else departure
 
 
+def building_steps(problem: Problem, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The building's load in each step of the horizon: per phase (A) under the tree's limits, and in kW on the
+    peak. The first step is the planner's estimate of now (the latest reading, raised to the learnt profile's
+    highest just ahead); a later step the learnt profile (:meth:`BuildingForecast.step_a`: the slot's highest per
+    phase, its mean on the peak), so a peak the building has every evening is planned around before it comes —
+    where a slot is not learnt yet, the estimate of now held."""
+    state = problem.state
+    volts = state.site.root.voltage
+    now_a = np.asarray(state.building_load_a, dtype=float)
+    phases = np.tile(now_a, (len(starts), 1))
+    kw = np.full(len(starts), float(now_a.sum()) * volts / 1000.0)
+    forecast = state.building_forecast
+    if forecast is not None:
+        for t in range(1, len(starts)):
+            learnt = forecast.step_a(float(starts[t]), float(ends[t]))
+            if learnt is not None:
+                phases[t], kw[t] = learnt[0], learnt[1] * volts / 1000.0
+    return phases, kw
+
+
+def step_limits(problem: Problem, phases: np.ndarray) -> np.ndarray:
+    """``problem.b`` for each step (T, rows): the grid connection's rows moved by the building's load in that
+    step against the load ``problem.b`` was built with."""
+    state = problem.state
+    root = state.site.compiled.node_ids[0]
+    delta = phases - np.asarray(state.building_load_a, dtype=float)[None, :]  # (T, 3)
+    shift = np.zeros((len(phases), len(problem.rows)))
+    for r, name in enumerate(problem.rows):
+        node_id, _, what = name.rpartition(":")
+        if node_id != root:
+            continue
+        if what == "kW":
+            shift[:, r] = delta.sum(axis=1) * state.site.root.voltage / 1000.0
+        else:
+            shift[:, r] = delta[:, int(what[1:]) - 1]
+    return problem.b[None, :] - shift
+
+
 def solve(problem: Problem) -> np.ndarray:
     """The LP's first-step currents (A) per session."""
+    return plan(problem)[1][:, 0]
+
+
+def plan(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
+    """The LP's plan over its horizon: the step edges (POSIX s, T + 1) and each session's current per step
+    (A, (n, T); zeros when the LP has no solution)."""
     # Imported here, not at the top: scipy.optimize is ~0.2-0.4 s of every `csms` command's start (this module
     # is reached from the CLI through the services), and only a site planned with `optimal` needs it.
     from scipy import sparse
@@ -85,7 +129,9 @@ def solve(problem: Problem) -> np.ndarray:
     # Variable order: x[i, t] at i * T + t, then P.
     c = np.concatenate([(kwh_per_a * (price[None, :] - ENERGY_VALUE - early[None, :])).ravel(), [demand]])
     ub = np.concatenate([(problem.cap[:, None] * (overlap > 0)).ravel(), [math.inf]])
-    building_kw = float(np.sum(state.building_load_a)) * state.site.root.voltage / 1000.0
+    building_a, building_kw = building_steps(problem, starts, ends)
+    limits = step_limits(problem, building_a)
+    limits[1:] = np.maximum(limits[1:], 0.0)  # a step the building fills alone holds no charging, not no plan
     reserved_kw = (
         sum(state.site.evse(k).power_w(a) for k, a in state.reserved_a.items() if k in state.site.index) / 1000.0
     )
@@ -99,7 +145,7 @@ def solve(problem: Problem) -> np.ndarray:
         for t in range(T):
             sel = sparse.csr_matrix((np.ones(n), (np.arange(n), np.arange(n) * T + t)), shape=(n, n * T + 1))
             blocks.append(A @ sel)
-            rhs.append(problem.b)
+            rhs.append(limits[t])
     # Energy still needed per session.
     need = np.array([s.remaining_wh / 1000.0 if s.remaining_wh is not None else math.inf for s in problem.sessions])
     finite = np.flatnonzero(np.isfinite(need))
@@ -116,7 +162,7 @@ def solve(problem: Problem) -> np.ndarray:
         peak = sparse.csr_matrix((vals, (rows, cols)), shape=(T, n * T + 1)).tolil()
         peak[:, n * T] = -1.0
         blocks.append(peak.tocsr())
-        rhs.append(np.full(T, -(building_kw + reserved_kw)))
+        rhs.append(-(building_kw + reserved_kw))
     A_ub = sparse.vstack(blocks).tocsr() if blocks else None
     b_ub = np.concatenate(rhs) if rhs else None
     # scipy-stubs' overloads accept neither a sparse A_ub nor an (n, 2) bounds array; scipy's HiGHS takes both.
@@ -124,8 +170,8 @@ def solve(problem: Problem) -> np.ndarray:
         c, A_ub=A_ub, b_ub=b_ub, bounds=np.column_stack([lb, ub]), method="highs"
     )
     if result.status != 0 or result.x is None:
-        return np.zeros(n)
-    return np.asarray(result.x[: n * T]).reshape(n, T)[:, 0]
+        return edges, np.zeros((n, T))
+    return edges, np.asarray(result.x[: n * T]).reshape(n, T)
 
 
 def lift_to_minimum(problem: Problem, x: np.ndarray) -> np.ndarray:
