@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import gc
 import multiprocessing as mp
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -44,7 +47,40 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def _serve(url: str, stations: int, version: str, ready: mp.Queue, stop: Event) -> None:  # child process
+def _thread_cpu_seconds(pid: int) -> tuple[float, float, float]:
+    """CPU of the process's main thread (the event loop), of all its other threads (database, admission), and the
+    part of both spent in the kernel (system time: socket calls, file writes, thread hand-overs)."""
+    main = rest = system = 0.0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        system += int(fields[12]) / CLK_TCK
+        if int(tid) == pid:
+            main += seconds
+        else:
+            rest += seconds
+    return main, rest, system
+
+
+class _CollectorTime:
+    """A ``gc.callbacks`` entry: CPU time spent in the cyclic garbage collector, on any thread."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = threading.local()
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started.at = time.thread_time()
+        else:
+            self.seconds += time.thread_time() - getattr(self._started, "at", time.thread_time())
+
+
+def _serve(url: str, stations: int, version: str, profile: str | None, ready: mp.Queue, stop: Event) -> None:  # child
     from csms.gateway.server import Gateway
     from csms.services import authorization
     from csms.services import stations as station_service
@@ -66,10 +102,22 @@ def _serve(url: str, stations: int, version: str, ready: mp.Queue, stop: Event) 
         # Raw throughput: no per-connection frame rate (the peer it is compared with has none either).
         gateway = Gateway(factory, CsmsConfig(message_log_per_station=0), frame_rate=None)
         await gateway.start("127.0.0.1", 0)
+        collecting = _CollectorTime()
+        gc.callbacks.append(collecting)
+        profilers = (cProfile.Profile(), cProfile.Profile()) if profile else None
+        if profilers:  # one per thread: the loop's here, the database thread's enabled on that thread
+            await asyncio.wrap_future(gateway.scheduler._db.submit(profilers[1].enable))
+            profilers[0].enable()
         ready.put(gateway.port)
         while not stop.is_set():
             await asyncio.sleep(0.1)
-        ready.put((gateway.host.processor.batches, gateway.host.processor.calls))
+        if profilers and profile:
+            profilers[0].disable()
+            await asyncio.wrap_future(gateway.scheduler._db.submit(profilers[1].disable))
+            profilers[0].dump_stats(f"{profile}.loop")
+            profilers[1].dump_stats(f"{profile}.db")
+        gc.callbacks.remove(collecting)
+        ready.put((gateway.host.processor.batches, gateway.host.processor.calls, collecting.seconds))
         await gateway.stop()
 
     asyncio.run(main())
@@ -152,11 +200,12 @@ def _measure(serve: Callable[..., None], args: tuple[Any, ...], stations: int, m
     port = ready.get(timeout=120)
     if child.pid is None:
         raise RuntimeError("the CSMS process did not start")
-    cpu_before = _cpu_seconds(child.pid)
+    cpu_before, threads_before = _cpu_seconds(child.pid), _thread_cpu_seconds(child.pid)
     wall, latencies = asyncio.run(_drive(port, stations, messages, mix))
     cpu = _cpu_seconds(child.pid) - cpu_before
+    threads = [after - before for after, before in zip(_thread_cpu_seconds(child.pid), threads_before, strict=True)]
     stop.set()
-    commit_counts = ready.get(timeout=60)  # (batches, calls), None when the CSMS does not count them
+    commit_counts = ready.get(timeout=60)  # (batches, calls, gc seconds), None when the CSMS does not count them
     child.join(timeout=30)
     total = len(latencies)
     latencies.sort()
@@ -169,14 +218,26 @@ def _measure(serve: Callable[..., None], args: tuple[Any, ...], stations: int, m
         "p99_ms": round(1000 * latencies[int(0.99 * (total - 1))], 2),
         "csms_cpu_s": round(cpu, 3),
         "csms_cpu_us_per_msg": round(1e6 * cpu / total, 1),
+        "loop_thread_us_per_msg": round(1e6 * threads[0] / total, 1),
+        "other_threads_us_per_msg": round(1e6 * threads[1] / total, 1),
+        "kernel_us_per_msg": round(1e6 * threads[2] / total, 1),
+        "gc_us_per_msg": "-" if commit_counts is None else round(1e6 * commit_counts[2] / total, 1),
         "calls_per_commit": "-" if commit_counts is None else round(commit_counts[1] / max(commit_counts[0], 1), 1),
     }
 
 
-def run(stations: int, messages: int, mix: str, database_url: str | None, workdir: str | None = None) -> Result:
-    """chargetwin's gateway; its SQLite file is ``bench.db`` in ``workdir`` (default: a new temporary directory)."""
+def run(
+    stations: int,
+    messages: int,
+    mix: str,
+    database_url: str | None,
+    workdir: str | None = None,
+    profile: str | None = None,
+) -> Result:
+    """chargetwin's gateway; its SQLite file is ``bench.db`` in ``workdir`` (default: a new temporary directory).
+    ``profile``: cProfile dumps of the CSMS's event loop and database thread to ``PROFILE.loop`` and ``PROFILE.db``."""
     url = database_url or f"sqlite:///{workdir or tempfile.mkdtemp(prefix='ct-bench-')}/bench.db"
-    return _measure(_serve, (url, stations, OCPP16), stations, messages, mix)
+    return _measure(_serve, (url, stations, OCPP16, profile), stations, messages, mix)
 
 
 def run_peer(
@@ -217,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         "--peer-sqlite-defaults", action="store_true", help="the peer without WAL (an fsync per commit)"
     )
     parser.add_argument("--workdir", default=None, help="keep the SQLite files here (default: a temporary directory)")
+    parser.add_argument(
+        "--profile", metavar="PREFIX", default=None, help="cProfile the CSMS: PREFIX.loop and PREFIX.db (pstats dumps)"
+    )
     args = parser.parse_args(argv)
     if (args.peer or args.peer_only) and args.database_url:
         parser.error("the peer stores in SQLite: compare on SQLite (drop --database-url)")
@@ -224,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.peer_only:
         _print_table({"peer": run_peer(*load, args.workdir, args.peer_sqlite_defaults)})
         return 0
-    ours = run(*load, database_url=args.database_url, workdir=args.workdir)
+    ours = run(*load, database_url=args.database_url, workdir=args.workdir, profile=args.profile)
     if not args.peer:
         _print_table({"chargetwin": ours})
         return 0

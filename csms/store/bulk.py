@@ -6,10 +6,17 @@ the cost of storing them. :class:`Bulk` compiles its statement once per dialect 
 the values whose column type asks for it (timestamps, once per distinct value in the call) with that type's
 own bind processor, and hands the rows to the driver's ``executemany`` on the connection's current
 transaction. Same SQL, same stored values as ``connection.execute(statement, rows)``.
+
+On PostgreSQL an INSERT of many rows goes as multi-row ``VALUES`` statements instead (the compiled
+statement's one row of placeholders repeated, ``ON CONFLICT`` and the rest unchanged), in chunks of a power of
+two rows (at most :data:`MAX_ROWS_PER_STATEMENT`) so that the few distinct statements are prepared and reused
+by psycopg. psycopg's ``executemany`` sends one statement per row (pipelined): its per-row Python work was
+most of the difference between PostgreSQL and SQLite per meter value (issue 13).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,15 +25,60 @@ from sqlalchemy.sql.dml import Insert, UpdateBase
 
 Processor = Callable[[Any], Any]
 
+#: The most rows one multi-row INSERT carries (PostgreSQL); chunks are powers of two up to it.
+MAX_ROWS_PER_STATEMENT = 256
+_NAMED = re.compile(r"%\((\w+)\)s")
+
 
 class _Prepared:
-    __slots__ = ("names", "positional", "processors", "sql")
+    __slots__ = ("_statements", "multi", "names", "positional", "processors", "sql")
 
     def __init__(self, sql: str, names: tuple[str, ...], positional: bool, processors: dict[str, Processor]) -> None:
         self.sql = sql
         self.names = names
         self.positional = positional
         self.processors = processors
+        #: PostgreSQL INSERT: (text before the row, the row's placeholders, text after it, names in order).
+        self.multi: tuple[str, str, str, tuple[str, ...]] | None = None
+        self._statements: dict[int, str] = {}
+
+    def multi_row(self, rows: int) -> str:
+        """The INSERT for ``rows`` rows, with PostgreSQL's own numbered placeholders (``$1``…): psycopg's raw
+        cursor sends it as it is, where its ordinary cursor would parse a long statement's ``%s`` on every call."""
+        found = self._statements.get(rows)
+        if found is None:
+            assert self.multi is not None
+            head, row, tail, names = self.multi
+            parts = row.split("%s")
+            width = len(names)
+            values = (
+                "".join(part + (f"${n * width + i + 1}" if i < width else "") for i, part in enumerate(parts))
+                for n in range(rows)
+            )
+            found = self._statements[rows] = head + ", ".join(values) + tail
+        return found
+
+
+def _split_values(sql: str) -> tuple[str, str, str, tuple[str, ...]] | None:
+    """``INSERT … VALUES (%(a)s, %(b)s::INTEGER) …`` as (head, row, tail, names) with positional ``%s``
+    placeholders, or None when the statement does not have one plain VALUES row."""
+    names = tuple(_NAMED.findall(sql))
+    positional = _NAMED.sub("%s", sql)
+    start = positional.find(" VALUES (")
+    if not names or start < 0 or positional.count(" VALUES (") != 1:
+        return None
+    start += len(" VALUES ")
+    depth = 0
+    for end in range(start, len(positional)):
+        depth += {"(": 1, ")": -1}.get(positional[end], 0)
+        if depth == 0:
+            break
+    else:
+        return None
+    row = positional[start : end + 1]
+    if row.count("%s") != len(names) or positional.count("%s") != len(names):  # every placeholder in the row
+        return None
+    return positional[:start], row, positional[end + 1 :], names
 
 
 class Bulk:
@@ -39,7 +91,8 @@ class Bulk:
         found = self._prepared.get((dialect.name, keys))
         if found is None:
             columns = list(keys) if isinstance(self.statement, Insert) else None
-            compiled = self.statement.compile(dialect=dialect, column_keys=columns)
+            # for_executemany: no RETURNING of the generated key (PostgreSQL's compiler adds it for one row).
+            compiled = self.statement.compile(dialect=dialect, column_keys=columns, for_executemany=True)
             names = tuple(compiled.positiontup or ()) if dialect.positional else tuple(compiled.binds)
             processors: dict[str, Processor] = {}
             for name in set(names):
@@ -49,6 +102,8 @@ class Bulk:
             found = self._prepared[(dialect.name, keys)] = _Prepared(
                 compiled.string, names, dialect.positional, processors
             )
+            if dialect.name == "postgresql" and isinstance(self.statement, Insert) and not dialect.positional:
+                found.multi = _split_values(compiled.string)
         return found
 
     def execute(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -61,6 +116,9 @@ class Bulk:
             converted = [_converted(row, prepared.processors, memo) for row in rows]
         else:
             converted = list(rows)
+        if prepared.multi is not None and len(converted) > 1:
+            _insert_multi_row(connection, prepared, converted)
+            return
         names = prepared.names
         params: Sequence[Any] = (
             [tuple(row[name] for name in names) for row in converted] if prepared.positional else converted
@@ -86,6 +144,23 @@ class Bulk:
             return int(cursor.rowcount)
         finally:
             cursor.close()
+
+
+def _insert_multi_row(connection: Connection, prepared: _Prepared, rows: list[dict[str, Any]]) -> None:
+    from psycopg import RawCursor  # only here: SQLite deployments and the twin never import the driver
+
+    assert prepared.multi is not None
+    names = prepared.multi[3]
+    cursor = RawCursor(connection.connection.driver_connection)  # type: ignore[arg-type]
+    try:
+        done = 0
+        while done < len(rows):
+            size = min(MAX_ROWS_PER_STATEMENT, 1 << ((len(rows) - done).bit_length() - 1))
+            chunk = rows[done : done + size]
+            cursor.execute(prepared.multi_row(size), [row[name] for row in chunk for name in names])
+            done += size
+    finally:
+        cursor.close()
 
 
 Memo = dict[tuple[str, Any], Any]

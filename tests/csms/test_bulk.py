@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from sqlalchemy import insert, select, text
 
+from csms.services.uow import _INSERT_SAMPLES
 from csms.store.bulk import Bulk
 from csms.store.models import MeterSample
 from tests.csms.test_uow import voltage_sample
@@ -53,3 +54,42 @@ def test_bulk_rows_are_stored_as_sqlalchemy_stores_them(session_factory):
                 for station in ("bulk", "core")
             }
             assert raw["bulk"] == raw["core"] == ["2026-01-15 22:00:00.123456"] * 2 + ["2026-01-15 22:00:00.000000"]
+
+
+def test_many_rows_with_replays_are_stored_as_sqlalchemy_stores_them(session_factory):
+    """Enough rows for several statements (PostgreSQL sends multi-row INSERTs of 256, 64, 8… rows), with unset
+    columns and replayed readings (ON CONFLICT DO NOTHING, within one statement and across two)."""
+    engine = session_factory.kw["bind"]
+    statement = _INSERT_SAMPLES[engine.dialect.name].statement
+    start = datetime(2026, 1, 15, 22, 0, tzinfo=UTC)
+
+    def readings(station_id: str) -> list[dict]:
+        out = []
+        for n in range(110):
+            at = start + timedelta(seconds=n)
+            out += [
+                {**voltage_sample(station_id, at), "phase": phase, "value": 230.0 + n} for phase in (None, "L1", "L2")
+            ]
+        return out + out[5:40] + [{**out[0], "value": -1.0}]  # replays: stored once, the first value kept
+
+    rows_by_station = {"bulk": readings("bulk"), "core": readings("core")}
+    assert len(rows_by_station["bulk"]) == 366
+    with engine.begin() as connection:
+        Bulk(statement).execute(connection, rows_by_station["bulk"])
+        for row in rows_by_station["core"]:  # one at a time: what the multi-row statements must amount to
+            connection.execute(statement, row)
+    with engine.connect() as connection:
+        stored = {
+            station: [
+                tuple(r)
+                for r in connection.execute(
+                    select(SAMPLES.c.timestamp, SAMPLES.c.phase, SAMPLES.c.value)
+                    .where(SAMPLES.c.station_id == station)
+                    .order_by(SAMPLES.c.id)
+                )
+            ]
+            for station in ("bulk", "core")
+        }
+    assert len(stored["bulk"]) == 330
+    assert stored["bulk"] == stored["core"]
+    assert stored["bulk"][0][2] == 230.0

@@ -1,39 +1,23 @@
-"""The gateway's pacing of the garbage collector: long-lived objects are frozen out of full collections, and
-cyclic garbage that was frozen is still reclaimed at the next sweep."""
+"""The gateway's pacing of the cyclic garbage collector (csms/gateway/collector.py): what was alive when the
+gateway started is out of the collector's sight while it serves, young collections are rarer, and both are
+undone when it stops (a test process that started a gateway collects as before)."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import weakref
 
-from csms.gateway.collector import CollectorPacing
-
-
-class Node:
-    def __init__(self) -> None:
-        self.other: Node | None = None
+from csms.gateway.collector import YOUNG_THRESHOLD
+from csms.services.config import CsmsConfig
+from tests.csms.test_gateway import running
 
 
-async def test_frozen_cycles_are_reclaimed_at_the_sweep():
-    pacing = CollectorPacing(freeze_every_s=0.05, sweep_every_s=0.5)
-    pacing.start()
-    try:
-        a, b = Node(), Node()
-        a.other, b.other = b, a  # a cycle: only the cyclic collector can free it
-        alive = weakref.ref(a)
-        await asyncio.sleep(0.15)
-        assert gc.get_freeze_count() > 0  # frozen out of the full collections
-        del a, b
-        gc.collect()
-        assert alive() is not None  # frozen garbage waits for the sweep
-        for _ in range(40):
-            await asyncio.sleep(0.05)
-            if pacing.sweeps:
-                break
-        assert pacing.sweeps >= 1
-        gc.collect(0)
-        assert alive() is None
-    finally:
-        pacing.stop()
+async def test_start_freezes_what_is_alive_and_stop_restores(sqlite_factory) -> None:
+    thresholds = gc.get_threshold()
+    survivor = [object() for _ in range(10)]  # a container alive before the start: frozen with the rest
+    async with running(sqlite_factory, CsmsConfig()) as gateway:
+        assert gateway.collector.young_threshold == YOUNG_THRESHOLD
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, *thresholds[1:])
+        assert gc.get_freeze_count() > 0
+        assert not any(o is survivor for o in gc.get_objects())  # frozen objects are not walked
+    assert gc.get_threshold() == thresholds
     assert gc.get_freeze_count() == 0
