@@ -8,7 +8,6 @@ is in the database. Prints the measured take-over and reconnect times (docs/oper
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import time
 import uuid
@@ -19,7 +18,7 @@ import pytest
 from csms.store.database import make_engine, make_session_factory
 from tests.conftest import fresh_postgres_url
 from tests.support.chargers import NodeCharger, acknowledged, missing_acknowledged
-from tests.support.cluster import cluster_redis_url, make_site, require_redis, until
+from tests.support.cluster import cluster_redis_url, make_site, require_redis, tear_down, until
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "loadtests"))
 
@@ -143,14 +142,9 @@ async def test_the_site_lease_moves_when_its_holder_is_killed(tmp_path):
                 assert node.process.poll() is None, node.log()
                 assert "Traceback" not in node.log(), node.log()
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for node in nodes:
-            node.stop()
-        with contextlib.suppress(Exception):
-            keys = [f"station:{sid}" for sid, _, _ in rows] + [f"node:{n}" for n in node_ids]
-            await broker.delete(*keys, f"lease:site:{site_id}", f"lease:site:{site_id}:fence")
-        await broker.aclose()
-        with contextlib.suppress(StopIteration):
-            next(database)
+        keys = (
+            [f"station:{sid}" for sid, _, _ in rows]
+            + [f"node:{n}" for n in node_ids]
+            + [f"lease:site:{site_id}", f"lease:site:{site_id}:fence"]
+        )
+        await tear_down(tasks, nodes, broker, keys, database)

@@ -5,7 +5,6 @@ reconnect to the other node, and exit within ``--shutdown-grace``, with nothing 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 from csms.store.database import make_engine, make_session_factory
 from tests.conftest import fresh_postgres_url
 from tests.support.chargers import NodeCharger, missing_acknowledged
-from tests.support.cluster import cluster_redis_url, make_site, require_redis, until
+from tests.support.cluster import cluster_redis_url, make_site, require_redis, tear_down, until
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "loadtests"))
 
@@ -90,14 +89,9 @@ async def test_sigterm_hands_the_leases_over_and_closes_with_going_away(tmp_path
         finally:
             engine.dispose()
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for node in nodes:
-            node.stop()
-        with contextlib.suppress(Exception):
-            keys = [f"station:{sid}" for sid, _, _ in rows] + [f"node:{n}" for n in node_ids]
-            await broker.delete(*keys, f"lease:site:{site_id}", f"lease:site:{site_id}:fence")
-        await broker.aclose()
-        with contextlib.suppress(StopIteration):
-            next(database)
+        keys = (
+            [f"station:{sid}" for sid, _, _ in rows]
+            + [f"node:{n}" for n in node_ids]
+            + [f"lease:site:{site_id}", f"lease:site:{site_id}:fence"]
+        )
+        await tear_down(tasks, nodes, broker, keys, database)

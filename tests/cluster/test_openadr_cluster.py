@@ -23,7 +23,7 @@ from csms.services import sites
 from csms.store.database import make_engine, make_session_factory
 from tests.conftest import fresh_postgres_url
 from tests.support.chargers import RATING_W, NodeCharger
-from tests.support.cluster import cluster_redis_url, make_site, require_redis, until
+from tests.support.cluster import cluster_redis_url, make_site, require_redis, tear_down, until
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "loadtests"))
 
@@ -208,14 +208,9 @@ async def test_one_node_is_the_ven_and_its_events_reach_the_node_planning_the_si
                 assert node.process.poll() is None, node.log()
                 assert "Traceback" not in node.log(), node.log()
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for node in nodes:
-            node.stop()
-        with contextlib.suppress(Exception):
-            keys = [f"station:{sid}" for sid, _, _ in rows] + [f"node:{n}" for n in node_ids]
-            await broker.delete(*keys, f"lease:site:{site_id}", f"lease:site:{site_id}:fence", "lease:openadr")
-        await broker.aclose()
-        with contextlib.suppress(StopIteration):
-            next(database)
+        keys = (
+            [f"station:{sid}" for sid, _, _ in rows]
+            + [f"node:{n}" for n in node_ids]
+            + [f"lease:site:{site_id}", f"lease:site:{site_id}:fence", "lease:openadr"]
+        )
+        await tear_down(tasks, nodes, broker, keys, database)

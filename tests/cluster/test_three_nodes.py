@@ -8,7 +8,6 @@ fails instead.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import uuid
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from tests.conftest import fresh_postgres_url
 from tests.support.chargers import NodeCharger
-from tests.support.cluster import REDIS_URL, require_redis, until
+from tests.support.cluster import REDIS_URL, require_redis, tear_down, until
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "loadtests"))
 
@@ -115,17 +114,8 @@ async def test_three_nodes_route_calls_and_survive_a_killed_node(tmp_path):
             assert node.process.poll() is None, node.log()
             assert "Traceback" not in node.log(), node.log()
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for node in nodes:
-            node.stop()
-        with contextlib.suppress(Exception):
-            keys = [f"station:{sid}" for sid, _, _ in rows] + [f"node:{n}" for n in node_ids]
-            await broker.delete(*keys)
-        await broker.aclose()
-        with contextlib.suppress(StopIteration):
-            next(database)
+        keys = [f"station:{sid}" for sid, _, _ in rows] + [f"node:{n}" for n in node_ids]
+        await tear_down(tasks, nodes, broker, keys, database)
 
 
 async def _gone(broker, key: str) -> bool:

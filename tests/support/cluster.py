@@ -4,10 +4,12 @@ and waiting for a condition with a deadline. The chargers themselves are :mod:`t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -77,3 +79,19 @@ async def until(predicate: Callable[[], bool | Awaitable[bool]], timeout: float,
             return time.monotonic() - start
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+async def tear_down(tasks: Sequence[asyncio.Task[Any]], nodes: Sequence[Any], broker: Any, keys: Sequence[str],
+                    database: Iterator[Any]) -> None:  # fmt: skip
+    """The end of a cluster test: its chargers' tasks cancelled, its nodes stopped, its Redis keys deleted (the
+    next test starts clean even when this one failed half-way) and its database dropped."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for node in nodes:
+        node.stop()
+    with contextlib.suppress(Exception):
+        await broker.delete(*keys)
+    await broker.aclose()
+    with contextlib.suppress(StopIteration):
+        next(database)
