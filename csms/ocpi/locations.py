@@ -209,11 +209,18 @@ def _record(
                 row.removed_at = now
             continue
         evse, org = live[key]
-        if row.removed_at is not None or static(row.body) != static(evse):
+        changed = _static_evse(row.body) != _static_evse(evse)
+        if row.removed_at is not None or changed:
             row.removed_at, row.published_at = None, now
-        if static(row.body) != static(evse) or row.organisation_id != org:
+        if changed or row.organisation_id != org:
             row.body, row.organisation_id = evse, org
     return rows
+
+
+def _static_evse(evse: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """:func:`static` of an EVSE object as :func:`build` makes it, without the recursion (a build compares each)."""
+    top = {k: v for k, v in evse.items() if k not in VOLATILE and k != "connectors"}
+    return top, [{k: v for k, v in c.items() if k not in VOLATILE} for c in evse.get("connectors", [])]
 
 
 def _location(config: OcpiConfig, d: OcpiLocation, evses: list[dict[str, Any]]) -> dict[str, Any]:

@@ -75,7 +75,7 @@ def queue_changes(db: Session, config: OcpiConfig, now: datetime) -> int:
             gone = {key for key, value in before.items() if key.startswith("evse:") and value != REMOVED
                     and evses.get(key, REMOVED) == REMOVED}  # fmt: skip
             gone |= {key for key in before if key.startswith("tariff:")} - {key for key, _ in objects["tariffs"]}
-            queued += _queue_gone(db, party.id, sorted(gone), loc_url, tariff_url, base, now)
+            queued += _queue_gone(db, party.id, sorted(gone), listed, loc_url, tariff_url, base, now)
             back = sorted(key for key, value in evses.items() if value == "" and before.get(key) == REMOVED)
             for key in back:  # a REMOVED EVSE listed again: PUT whole
                 if loc_url is not None:
@@ -95,14 +95,18 @@ def queue_changes(db: Session, config: OcpiConfig, now: datetime) -> int:
     return queued
 
 
-def _queue_gone(db: Session, party: int, gone: list[str], loc_url: str | None, tariff_url: str | None, base: str,
-                now: datetime) -> int:  # fmt: skip
-    """PATCH each gone EVSE (``evse:LOCATION/UID``) to REMOVED, DELETE each gone tariff (``tariff:ID``)."""
+def _queue_gone(db: Session, party: int, gone: list[str], listed: dict[str, dict[str, Any]], loc_url: str | None,
+                tariff_url: str | None, base: str, now: datetime) -> int:  # fmt: skip
+    """PATCH each gone EVSE (``evse:LOCATION/UID``) to REMOVED — ``last_updated`` as a pull lists it (when it was
+    found gone), else now (no longer the party's to see) —, DELETE each gone tariff (``tariff:ID``)."""
     queued = 0
     for key in gone:
         kind, _, name = key.partition(":")
         if kind == "evse" and loc_url is not None:
-            removed = {"status": "REMOVED", "last_updated": env.iso(now)}
+            removed = {
+                "status": REMOVED,
+                "last_updated": listed[key]["last_updated"] if key in listed else env.iso(now),
+            }
             queued += store.enqueue(db, party, "locations", "PATCH", loc_url.rstrip("/") + base + name, removed, now)
         elif kind == "tariff" and tariff_url is not None:
             queued += store.enqueue(db, party, "tariffs", "DELETE", tariff_url.rstrip("/") + base + name, {}, now)
