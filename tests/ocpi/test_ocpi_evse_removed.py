@@ -23,12 +23,12 @@ def _evses(locations: list[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
     return {loc["id"]: [(e["uid"], e["status"]) for e in loc["evses"]] for loc in locations}
 
 
-async def test_a_moved_evse_is_removed_at_the_old_location_and_live_at_the_new(sqlite_url, capsys):
-    async with cpo(sqlite_url, sync_s=0.2) as (endpoints, client), serving(Emsp()) as emsp:
+async def test_a_moved_evse_is_removed_at_the_old_location_and_live_at_the_new(database_url, capsys):
+    async with cpo(database_url, sync_s=0.2) as (endpoints, client), serving(Emsp()) as emsp:
         async with station16(endpoints, client, "CP-1") as cp:
             await status(cp, 1, "Available")
-        await _cli(capsys, sqlite_url, "ocpi", "locations", "set", "CP-1", *LOCATION)
-        await registered(capsys, sqlite_url, endpoints, emsp)
+        await _cli(capsys, database_url, "ocpi", "locations", "set", "CP-1", *LOCATION)
+        await registered(capsys, database_url, endpoints, emsp)
         assert _evses(await emsp.pull("locations")) == {"CP-1": [("CP-1*1", "AVAILABLE")]}
         await asyncio.sleep(0.6)  # its first round records what it pulled
 
@@ -41,7 +41,7 @@ async def test_a_moved_evse_is_removed_at_the_old_location_and_live_at_the_new(s
 
         # Moved into the site "central" (published): REMOVED at its own location, live at central.
         assert (await client.post("/sites", json=SITE)).status_code == 201
-        await _cli(capsys, sqlite_url, "ocpi", "locations", "set", "central", *LOCATION, "--name", "Central")
+        await _cli(capsys, database_url, "ocpi", "locations", "set", "central", *LOCATION, "--name", "Central")
         (patch, path, body), (put, where, location) = await eventually(sent(0))
         assert (patch, path, body["status"]) == ("PATCH", "locations/NL/CTW/CP-1/CP-1*1", "REMOVED")
         assert (put, where, _evses([location])) == ("PUT", "locations/NL/CTW/central",
