@@ -3,7 +3,8 @@
     ./run python loadtests/bench_ocpi_locations.py --stations 500
 
 Each station is a location of its own with two EVSEs; the list is built without any tariff assignment, then
-with one (every connector then looks up its tariff: csms/services/tariffs.py ``resolve``).
+with one (every connector then looks up its tariff: csms/services/tariffs.py ``resolve``), each twice: the first
+build records every EVSE it publishes (``ocpi_evses``), the next finds them recorded.
 """
 
 from __future__ import annotations
@@ -51,12 +52,13 @@ def main() -> None:
                                                                                     "step_size": 1}]}]}  # fmt: skip
                     tariffs.put(db, "T", body, now)
                     tariffs.assign(db, "T", now=now, station_id="CP-0")
-            started = time.perf_counter()
-            with factory() as db:
-                locations = build(db, config)
-            seconds = time.perf_counter() - started
-            evses = sum(len(location["evses"]) for location in locations)
-            print(f"{label}: {len(locations)} locations, {evses} EVSEs in {seconds * 1000:.0f} ms")
+            for round_ in ("build 1", "build 2"):  # the first records every EVSE (ocpi_evses), then only changes
+                started = time.perf_counter()
+                with factory() as db, db.begin():
+                    locations = build(db, config)
+                seconds = time.perf_counter() - started
+                evses = sum(len(location["evses"]) for location in locations)
+                print(f"{label}, {round_}: {len(locations)} locations, {evses} EVSEs in {seconds * 1000:.0f} ms")
         engine.dispose()
 
 

@@ -63,6 +63,7 @@ EXPORTED: dict[str, str] = {
     "tariff_assignments": "which tariff applies at which site, station or EVSE, for which driver group",
     "ocpi_parties": "OCPI roaming partners: roles, endpoints, the token we call each with (their tokens as hashes)",
     "ocpi_locations": "OCPI location details (address, coordinates, time zone) of sites and stations",
+    "ocpi_evses": "each EVSE OCPI published per location, kept with when it was removed (pulls list it REMOVED)",
     "ocpi_tokens": "the tokens eMSPs pushed over OCPI",
     "ocpi_commands": "OCPI commands eMSPs sent and their results",
     "cdrs": "OCPI 2.2.1 CDRs: each finished session priced by its tariff (the OCPI JSON)",

@@ -5,6 +5,13 @@ OCPI details (address, coordinates, time zone: ``csms ocpi locations set``) are 
 ``STATION*EVSE``; its status follows the connectors' last OCPP status. What the CSMS does not know of a connector
 (its plug standard, format, voltage) is taken from the site's EVSE settings (AC/DC, its current limit) with
 Type 2 socket / CCS cable as the stated assumption (docs/ocpi.md).
+
+OCPI 2.2.1 never deletes an EVSE: one that is gone (its station decommissioned, deleted or moved to another
+location) is listed with status REMOVED. Every build records the EVSEs it publishes per location
+(:class:`csms.store.models.OcpiEvse`: the EVSE object as published, and ``removed_at`` once it is gone), so the
+list, one location and one EVSE keep a gone EVSE as it was last published, status REMOVED, ``last_updated`` when
+it was found gone (its location's ``last_updated`` follows, so a ``date_from`` pull sees it); the push side
+(:mod:`csms.ocpi.sync`) builds the same objects, so push and pull agree.
 """
 
 from __future__ import annotations
@@ -17,13 +24,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from csms.ocpi import envelope as env
 from csms.ocpi.deps import Caller, OcpiConfig, RegisteredCaller, config_of, in_db
 from csms.services import ocpi as store
 from csms.services import tariffs
-from csms.store.models import Connector, OcpiLocation, Site, SiteEvse, Station, TariffAssignment
+from csms.store.models import Connector, OcpiEvse, OcpiLocation, Site, SiteEvse, Station, TariffAssignment
 
 router = APIRouter(prefix="/2.2.1/locations")
 
@@ -43,6 +51,20 @@ STATUS = {
 #: Which connector's status speaks for an EVSE with several: the most telling first.
 _RANK = ["CHARGING", "RESERVED", "BLOCKED", "OUTOFORDER", "INOPERATIVE", "AVAILABLE", "UNKNOWN"]
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+#: Keys that change without the object changing for a partner (pushed apart, or only a timestamp).
+VOLATILE = frozenset({"last_updated", "status"})
+#: A recorded EVSE seen for the first time (another request may record it at once: the first one stays).
+_RECORD = {"postgresql": postgresql.insert(OcpiEvse).on_conflict_do_nothing(),
+           "sqlite": sqlite.insert(OcpiEvse).on_conflict_do_nothing()}  # fmt: skip
+
+
+def static(value: Any) -> Any:
+    """``value`` without :data:`VOLATILE` keys, at any depth."""
+    if isinstance(value, dict):
+        return {k: static(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [static(v) for v in value]
+    return value
 
 
 def evse_uid(station_id: str, evse_id: int) -> str:
@@ -100,6 +122,9 @@ def organisations_of(db: Session) -> dict[str, int]:
     out: dict[str, int] = {}
     for station in db.scalars(select(Station).order_by(Station.id)):
         out.setdefault(location_id_of(station), station.organisation_id)
+    for location_id, organisation_id in db.execute(select(OcpiEvse.location_id, OcpiEvse.organisation_id)):
+        if organisation_id is not None:  # a location whose stations are all gone: its removed EVSEs'
+            out.setdefault(location_id, organisation_id)
     out.update({site.id: site.organisation_id for site in db.scalars(select(Site))})
     return out
 
@@ -110,16 +135,21 @@ def visible(db: Session, location_id: str, organisation_id: int | None) -> bool:
 
 
 def build(
-    db: Session, config: OcpiConfig, only: str | None = None, organisation_id: int | None = None
+    db: Session,
+    config: OcpiConfig,
+    only: str | None = None,
+    organisation_id: int | None = None,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Every published location (or only ``only``), as OCPI Location objects, ordered by id; with
-    ``organisation_id`` only that organisation's locations and stations."""
+    ``organisation_id`` only that organisation's locations and stations. Records the EVSEs published and those
+    gone since (at ``now``, else the CPO's clock), and lists the gone ones REMOVED (the module's docstring)."""
     details = {d.id: d for d in store.locations(db) if d.publish and (only is None or d.id == only)}
     if organisation_id is not None:
         owners = organisations_of(db)
         details = {k: d for k, d in details.items() if owners.get(k) == organisation_id}
-    stations = [s for s in db.scalars(select(Station).order_by(Station.id)) if location_id_of(s) in details
-                and in_service(s) and (organisation_id is None or s.organisation_id == organisation_id)]  # fmt: skip
+    stations = [s for s in db.scalars(select(Station).order_by(Station.id))
+                if location_id_of(s) in details and in_service(s)]  # fmt: skip
     ids = [s.id for s in stations]
     by_id = {s.id: s for s in stations}
     connectors: dict[tuple[str, int], list[Connector]] = defaultdict(list)
@@ -128,18 +158,69 @@ def build(
         connectors[(c.station_id, c.evse_id)].append(c)
     wiring = {(w.station_id, w.evse_id): w for w in db.scalars(select(SiteEvse).where(SiteEvse.station_id.in_(ids)))}
     priced = db.scalar(select(TariffAssignment.id).limit(1)) is not None
-    evses: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    live: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}
     for (station_id, evse_id), ports in connectors.items():
         updated = max([p.status_at or _EPOCH for p in ports])
-        evses[location_id_of(by_id[station_id])].append({
-            "uid": evse_uid(station_id, evse_id),
+        station = by_id[station_id]
+        uid = evse_uid(station_id, evse_id)
+        live[(location_id_of(station), uid)] = ({
+            "uid": uid,
             "evse_id": emi3(config, station_id, evse_id),
             "status": evse_status(ports),
             "capabilities": ["REMOTE_START_STOP_CAPABLE", "RESERVABLE", "UNLOCK_CAPABLE"],
             "connectors": [_connector(db, p, wiring.get((station_id, evse_id)), updated, priced) for p in ports],
             "last_updated": env.iso(updated),
-        })  # fmt: skip
+        }, station.organisation_id)  # fmt: skip
+    records = _record(db, set(details), live, config.clock() if now is None else now)
+    evses: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for (location_id, _), row in sorted(records.items(), key=lambda item: _order(item[0][1])):
+        if organisation_id is not None and row.organisation_id != organisation_id:
+            continue
+        if row.removed_at is not None:
+            evses[location_id].append({**row.body, "status": "REMOVED", "last_updated": env.iso(row.removed_at)})
+            continue
+        evse = live[(location_id, row.uid)][0]
+        # Its object changed when it was (re)published or changed: a date_from pull since then must see it.
+        updated = max(datetime.fromisoformat(evse["last_updated"]), row.published_at)
+        evses[location_id].append({**evse, "last_updated": env.iso(updated)})
     return [_location(config, d, evses.get(d.id, [])) for d in sorted(details.values(), key=lambda d: d.id)]
+
+
+def _order(uid: str) -> tuple[str, int]:
+    return parse_uid(uid) or (uid, 0)
+
+
+def _record(
+    db: Session, locations: set[str], live: dict[tuple[str, str], tuple[dict[str, Any], int]], now: datetime
+) -> dict[tuple[str, str], OcpiEvse]:
+    """Bring the record of the EVSEs published at ``locations`` up to ``live`` (location, uid → the EVSE object and
+    its station's organisation): a new one recorded, a changed one's object kept (``published_at`` now), a gone
+    one ``removed_at`` now, one back published again. Writes only what changed. Returns every record there."""
+    query = select(OcpiEvse).where(OcpiEvse.location_id.in_(locations)).order_by(OcpiEvse.location_id, OcpiEvse.uid)
+    rows = {(r.location_id, r.uid): r for r in db.scalars(query)}
+    new = [{"location_id": loc, "uid": uid, "organisation_id": org, "body": evse, "published_at": now,
+            "removed_at": None} for (loc, uid), (evse, org) in live.items() if (loc, uid) not in rows]  # fmt: skip
+    if new:
+        db.execute(_RECORD[db.get_bind().dialect.name], new)
+        rows = {(r.location_id, r.uid): r for r in db.scalars(query.execution_options(populate_existing=True))}
+    for key, row in rows.items():
+        if key not in live:
+            if row.removed_at is None:
+                row.removed_at = now
+            continue
+        evse, org = live[key]
+        changed = _static_evse(row.body) != _static_evse(evse)
+        if row.removed_at is not None or changed:
+            row.removed_at, row.published_at = None, now
+        if changed or row.organisation_id != org:
+            row.body, row.organisation_id = evse, org
+    return rows
+
+
+def _static_evse(evse: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """:func:`static` of an EVSE object as :func:`build` makes it, without the recursion (a build compares each)."""
+    top = {k: v for k, v in evse.items() if k not in VOLATILE and k != "connectors"}
+    return top, [{k: v for k, v in c.items() if k not in VOLATILE} for c in evse.get("connectors", [])]
 
 
 def _location(config: OcpiConfig, d: OcpiLocation, evses: list[dict[str, Any]]) -> dict[str, Any]:

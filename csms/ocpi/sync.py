@@ -7,10 +7,11 @@ Changes are found by content, not by who changed what: each round builds the obj
 and compares each with what the party was last sent (:attr:`csms.store.models.OcpiParty.pushed`, a SHA-256 per
 object without its timestamps and statuses — EVSE status goes by its own PATCH). So a change made through the
 API, the CLI or an import is pushed alike. A party's first round records what it has (it pulled after
-registering) without sending. What is gone is pushed too: OCPI 2.2.1 keeps a location but an EVSE that is gone
-(its station removed, decommissioned, or moved to another location) is PATCHed to status REMOVED, and a deleted
+registering) without sending. What is gone is pushed too: OCPI 2.2.1 keeps a location and its EVSEs, and an EVSE
+that is gone (its station removed, decommissioned, or moved to another location) is listed REMOVED
+(:mod:`csms.ocpi.locations` keeps it): it is PATCHed to status REMOVED, and PUT whole when it comes back; a deleted
 tariff is DELETEd at the party's tariffs receiver. A party of an organisation is sent only that organisation's
-locations and tariffs.
+locations and tariffs (an EVSE it no longer sees is PATCHed REMOVED too).
 """
 
 from __future__ import annotations
@@ -34,28 +35,21 @@ from csms.ocpi.tokens import pull
 from csms.services import ocpi as store
 
 log = logging.getLogger(__name__)
-#: Keys that change without the object changing for a partner (pushed apart, or only a timestamp).
-_VOLATILE = frozenset({"last_updated", "status"})
+#: The value ``ocpi_parties.pushed`` keeps for an EVSE the party was sent REMOVED (a live one's is "").
+REMOVED = "REMOVED"
 
 
 def fingerprint(obj: Any) -> str:
-    """SHA-256 of the object without :data:`_VOLATILE` keys, at any depth."""
-
-    def strip(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k not in _VOLATILE}
-        if isinstance(value, list):
-            return [strip(v) for v in value]
-        return value
-
-    return hashlib.sha256(json.dumps(strip(obj), sort_keys=True, default=str).encode()).hexdigest()
+    """SHA-256 of the object without its timestamps and statuses (:data:`csms.ocpi.locations.VOLATILE`)."""
+    return hashlib.sha256(json.dumps(locations.static(obj), sort_keys=True, default=str).encode()).hexdigest()
 
 
 def queue_changes(db: Session, config: OcpiConfig, now: datetime) -> int:
     """PUT each location and tariff that changed since a registered pushing party was last sent it, PATCH each EVSE
-    it was sent that is gone (its station removed, decommissioned or moved elsewhere) to REMOVED, and DELETE each
-    tariff it was sent that is deleted; a party of an organisation is sent only that organisation's. Returns how
-    many pushes were queued."""
+    it was sent that is gone (listed REMOVED: its station removed, decommissioned or moved elsewhere; or no longer
+    the party's to see) to REMOVED, PUT each it was sent REMOVED that is back, and DELETE each tariff it was sent
+    that is deleted; a party of an organisation is sent only that organisation's. Returns how many pushes were
+    queued."""
     parties = [p for p in store.list_parties(db) if p.status == store.REGISTERED and p.push and p.peer_token]
     wanted = [(p, store.endpoint_url(p, "locations", "RECEIVER"), store.endpoint_url(p, "tariffs", "RECEIVER"))
               for p in parties]  # fmt: skip
@@ -66,19 +60,27 @@ def queue_changes(db: Session, config: OcpiConfig, now: datetime) -> int:
         if party.organisation_id not in built:
             org = party.organisation_id
             built[org] = {
-                "locations": [(f"location:{o['id']}", o) for o in locations.build(db, config, organisation_id=org)],
+                "locations": [(f"location:{o['id']}", o) for o in locations.build(db, config, None, org, now)],
                 "tariffs": [(f"tariff:{body['id']}", body) for _, body in tariffs.build(db, config, org)],
             }
         objects = built[party.organisation_id]
         before = dict(party.pushed or {})
         seen: dict[str, str] = {}
         first = party.pushed is None
-        evses = {f"evse:{o['id']}/{e['uid']}": "" for _, o in objects["locations"] for e in o["evses"]}
+        listed = {f"evse:{o['id']}/{e['uid']}": e for _, o in objects["locations"] for e in o["evses"]}
+        evses = {key: REMOVED if e["status"] == REMOVED else "" for key, e in listed.items()}
         loc_url, tariff_url = urls
         base = f"/{config.country_code}/{config.party_id}/"
         if not first:  # gone since the last round: EVSEs to REMOVED (before their location's PUT), tariffs DELETEd
-            gone = set(before) - set(evses) - {key for key, _ in objects["tariffs"]}
-            queued += _queue_gone(db, party.id, sorted(gone), loc_url, tariff_url, base, now)
+            gone = {key for key, value in before.items() if key.startswith("evse:") and value != REMOVED
+                    and evses.get(key, REMOVED) == REMOVED}  # fmt: skip
+            gone |= {key for key in before if key.startswith("tariff:")} - {key for key, _ in objects["tariffs"]}
+            queued += _queue_gone(db, party.id, sorted(gone), listed, loc_url, tariff_url, base, now)
+            back = sorted(key for key, value in evses.items() if value == "" and before.get(key) == REMOVED)
+            for key in back:  # a REMOVED EVSE listed again: PUT whole
+                if loc_url is not None:
+                    target = f"{loc_url.rstrip('/')}{base}{key.removeprefix('evse:')}"
+                    queued += store.enqueue(db, party.id, "locations", "PUT", target, listed[key], now)
         seen.update(evses)
         for (module, items), url in zip(objects.items(), urls, strict=True):
             for key, body in items:
@@ -93,14 +95,18 @@ def queue_changes(db: Session, config: OcpiConfig, now: datetime) -> int:
     return queued
 
 
-def _queue_gone(db: Session, party: int, gone: list[str], loc_url: str | None, tariff_url: str | None, base: str,
-                now: datetime) -> int:  # fmt: skip
-    """PATCH each gone EVSE (``evse:LOCATION/UID``) to REMOVED, DELETE each gone tariff (``tariff:ID``)."""
+def _queue_gone(db: Session, party: int, gone: list[str], listed: dict[str, dict[str, Any]], loc_url: str | None,
+                tariff_url: str | None, base: str, now: datetime) -> int:  # fmt: skip
+    """PATCH each gone EVSE (``evse:LOCATION/UID``) to REMOVED — ``last_updated`` as a pull lists it (when it was
+    found gone), else now (no longer the party's to see) —, DELETE each gone tariff (``tariff:ID``)."""
     queued = 0
     for key in gone:
         kind, _, name = key.partition(":")
         if kind == "evse" and loc_url is not None:
-            removed = {"status": "REMOVED", "last_updated": env.iso(now)}
+            removed = {
+                "status": REMOVED,
+                "last_updated": listed[key]["last_updated"] if key in listed else env.iso(now),
+            }
             queued += store.enqueue(db, party, "locations", "PATCH", loc_url.rstrip("/") + base + name, removed, now)
         elif kind == "tariff" and tariff_url is not None:
             queued += store.enqueue(db, party, "tariffs", "DELETE", tariff_url.rstrip("/") + base + name, {}, now)

@@ -1202,6 +1202,23 @@ class OcpiLocation(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class OcpiEvse(Base):
+    """An EVSE the OCPI locations module published at a location, kept once it is gone: OCPI 2.2.1 never deletes
+    an EVSE, it lists it with status REMOVED (:mod:`csms.ocpi.locations`). ``body`` is the EVSE object as last
+    published; ``removed_at`` when the CPO found it gone (its station decommissioned, deleted or moved to another
+    location), None while it is published. ``organisation_id`` is its station's (a party of an organisation sees
+    only its own), kept after the station is deleted."""
+
+    __tablename__ = "ocpi_evses"
+
+    location_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organisation_id: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    published_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
 class OcpiToken(Base):
     """A token an eMSP pushed (the OCPI Token object in ``body``), used to authorise its drivers."""
 

@@ -1,18 +1,19 @@
 """Parties of organisations and what is gone, over real HTTP (csms serve, the twin's eMSPs on their own servers):
 an eMSP party of one organisation sees and is sent only that organisation's locations and tariffs, and its
 commands on another's EVSE get the unknown-location answer; a decommissioned station's EVSEs are PATCHed REMOVED
-and a deleted tariff is DELETEd at the eMSP."""
+and pulled REMOVED (and live again once it is accepted again), and a deleted tariff is DELETEd at the eMSP."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from ocpp.v16 import call as call16
 
+from csms.ocpi import envelope as env
 from csms.ocpi import models
 from simulator.roaming.emsp import Emsp, serving
 from tests.ocpi.test_ocpi_cpo import LOCATION, cli, cpo, registered, station16, status
@@ -137,13 +138,38 @@ async def test_a_decommissioned_station_is_removed_and_a_deleted_tariff_deleted_
         assert (await client.delete("/tariffs/STD")).is_success
         [(method, path, _)] = await eventually(lambda: _true(emsp.pushes("tariffs")))
         assert (method, path) == ("DELETE", "tariffs/NL/CTW/STD")
-        # The station is decommissioned (its registration refused): its EVSE is PATCHed REMOVED, then the location
-        # (kept, as OCPI 2.2.1 keeps locations) is PUT without it.
+        # The station is decommissioned (its registration refused): its EVSE is PATCHed REMOVED. The location is kept
+        # and keeps listing it, REMOVED (OCPI 2.2.1 never deletes an EVSE), last_updated when it was found gone.
+        before = datetime.now(UTC).replace(microsecond=0)
         assert (await client.patch("/stations/CP-1", json={"registration_policy": "reject"})).is_success
-        pushes = await eventually(lambda: _true(emsp.pushes("locations")[1:]))
-        (method, path, body), (put, where, location) = emsp.pushes("locations")[0], pushes[0]
+        [(method, path, body)] = await eventually(lambda: _true(emsp.pushes("locations")))
         assert (method, path, body["status"]) == ("PATCH", "locations/NL/CTW/CP-1/CP-1*1", "REMOVED")
-        assert (put, where, location["evses"]) == ("PUT", "locations/NL/CTW/CP-1", [])
-        assert [loc["evses"] for loc in await emsp.pull("locations")] == [[]]
+        removed_at = datetime.fromisoformat(body["last_updated"])
+        assert before <= removed_at <= datetime.now(UTC)
+        [location] = await emsp.pull("locations")
+        models.Location.model_validate(location)
+        assert [(e["uid"], e["status"], e["last_updated"]) for e in location["evses"]] == [
+            ("CP-1*1", "REMOVED", body["last_updated"])]  # fmt: skip
+        assert location["evses"][0]["evse_id"] == "NL*CTW*ECP1*1" and location["evses"][0]["connectors"]
+        assert datetime.fromisoformat(location["last_updated"]) == removed_at
+        # A pull of what changed since just before the removal has it; one since after it, nothing.
+        assert [loc["id"] for loc in await emsp.pull("locations", date_from=env.iso(before))] == ["CP-1"]
+        assert await emsp.pull("locations", date_from=env.iso(removed_at + timedelta(seconds=1))) == []
+        async with emsp.client() as c:
+            base = emsp.cpo_endpoints["locations"]
+            evse = (await c.get(f"{base}/CP-1/CP-1*1")).json()["data"]
+            models.Evse.model_validate(evse)
+            assert (evse["status"], evse["last_updated"]) == ("REMOVED", body["last_updated"])
+            assert (await c.get(f"{base}/CP-1/CP-1*1/1")).json()["data"]["id"] == "1"
+        await asyncio.sleep(0.6)  # the removal is sent once
+        assert len(emsp.pushes("locations")) == 1 and len(emsp.pushes("tariffs")) == 1
+        # Accepted again: the EVSE is live again, PUT whole to the eMSP and pulled with its status.
+        assert (await client.patch("/stations/CP-1", json={"registration_policy": "accept"})).is_success
+        [(put, where, back)] = await eventually(lambda: _true(emsp.pushes("locations")[1:]))
+        assert (put, where, back["status"]) == ("PUT", "locations/NL/CTW/CP-1/CP-1*1", "AVAILABLE")
+        models.Evse.model_validate(back)
+        assert datetime.fromisoformat(back["last_updated"]) >= removed_at
+        [location] = await emsp.pull("locations", date_from=back["last_updated"])
+        assert [(e["uid"], e["status"]) for e in location["evses"]] == [("CP-1*1", "AVAILABLE")]
         await asyncio.sleep(0.6)
-        assert len(emsp.pushes("locations")) == 2 and len(emsp.pushes("tariffs")) == 1
+        assert len(emsp.pushes("locations")) == 2
