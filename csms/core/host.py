@@ -73,15 +73,16 @@ class Plugin(Protocol):
     """A part of the CSMS that follows the stations (load management, alerts).
 
     Told after the fact, on the scheduler's thread; database work goes through ``host.scheduler.run_db``.
-    ``disconnected`` is also told when a newer connection replaced the station's (``host.is_connected``
-    still answers True then).
+    ``disconnected`` hears every station whose connection ended at once (one, or all of them when the shell
+    stops); it is also told when a newer connection replaced the station's (``host.is_connected`` still
+    answers True then).
     """
 
     def attach(self, host: CsmsHost) -> None: ...
 
     def connected(self, station_id: str, version: Version, registered: bool, now: float) -> None: ...
 
-    def disconnected(self, station_id: str, now: float) -> None: ...
+    def disconnected(self, station_ids: Sequence[str], now: float) -> None: ...
 
     def committed(self, station_id: str, reports: Reports, now: float) -> None: ...
 
@@ -209,13 +210,30 @@ class CsmsHost:
         return connection
 
     def disconnect(self, connection: Connection, detail: str) -> None:
-        if self.connections.get(connection.station_id) is connection:
-            del self.connections[connection.station_id]
-        self._close(connection, detail)
+        self.disconnect_all([(connection, detail)])
+
+    def disconnect_all(self, ended: Sequence[tuple[Connection, str]]) -> None:
+        """Connections that ended, each with why: as :meth:`disconnect` one by one, the plugins told once
+        (the shell stops: 10,000 stations' disconnections are one batch)."""
+        now = self.scheduler.now()
+        station_ids = []
+        for connection, detail in ended:
+            if self.connections.get(connection.station_id) is connection:
+                del self.connections[connection.station_id]
+            if self._end(connection, detail, now):
+                station_ids.append(connection.station_id)
+        if station_ids:
+            self._tell("disconnected", station_ids, now)
 
     def _close(self, connection: Connection, detail: str) -> None:
+        now = self.scheduler.now()
+        if self._end(connection, detail, now):
+            self._tell("disconnected", [connection.station_id], now)
+
+    def _end(self, connection: Connection, detail: str, now: float) -> bool:
+        """The connection's end recorded, its calls cancelled; False if it had ended already."""
         if connection.closed:
-            return
+            return False
         connection.closed = True
         now = self.scheduler.now()
         connection.session.close(now)
@@ -226,7 +244,7 @@ class CsmsHost:
             lambda uow: stations.connection_changed(uow, station_id, "disconnected", from_posix(now), detail)
         )
         self._mark(connection)
-        self._tell("disconnected", station_id, now)
+        return True
 
     def is_connected(self, station_id: str) -> bool:
         return station_id in self.connections

@@ -400,6 +400,8 @@ class Gateway:
         #: Handshakes refused, by reason (the security event's type where there is one): for the metrics.
         self.refusals: dict[str, int] = {}
         self.links: dict[str, Link] = {}
+        #: While the gateway stops: the connections that ended, told to the host in one batch at the end.
+        self._ended: list[tuple[Connection, str]] | None = None
         self.auth_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="csms-auth")
         self._server: asyncio.Server | None = None
         self._tls_server: asyncio.Server | None = None
@@ -486,20 +488,27 @@ class Gateway:
         self.stop_accepting()
         if self._keepalive is not None:
             self._keepalive.cancel()
-        self.collector.stop()
-        links = list(self.links.values())
-        for link in links:
-            link.quiet()
-        await self._drain()
-        clock.mark("drain")
-        answered = await self._close_links(links, min(close_timeout_s, self.stop_close_wait_s), clock)
-        await self._drain()
-        clock.mark("last commit")
-        self.host.stop()
-        self.scheduler.shutdown()
-        self.auth_threads.shutdown(wait=False, cancel_futures=True)  # queued handshakes are not checked any more
-        if isinstance(self.lookups, ThreadedLookups):
-            self.lookups.shutdown()
+        self.collector.hold()  # no collection until the end of the stop
+        try:
+            links = list(self.links.values())
+            for link in links:
+                link.quiet()
+            await self._drain()
+            clock.mark("drain")
+            self._ended = []
+            answered = await self._close_links(links, min(close_timeout_s, self.stop_close_wait_s), clock)
+            ended, self._ended = self._ended, None
+            self.host.disconnect_all(ended)
+            clock.mark("disconnections")
+            await self._drain()
+            clock.mark("last commit")
+            self.host.stop()
+            self.scheduler.shutdown()
+            self.auth_threads.shutdown(wait=False, cancel_futures=True)  # queued handshakes are not checked any more
+            if isinstance(self.lookups, ThreadedLookups):
+                self.lookups.shutdown()
+        finally:
+            self.collector.stop()
         clock.mark("plugins and threads")
         self.stop_steps = clock.steps
         log.info("stopped %d connections (%d closed by the peer in time) in %.2f s: %s", len(links), answered,
@@ -556,7 +565,10 @@ class Gateway:
             del self.links[station_id]
             if self.cluster is not None:
                 self.cluster.station_disconnected(station_id)
-        self.host.disconnect(connection, detail)
+        if self._ended is not None:  # stopping: what the peer sent before its close frame is still committed
+            self._ended.append((connection, detail))
+        else:
+            self.host.disconnect(connection, detail)
 
     async def _drain(self) -> None:
         """Wait until every gathered piece of work has been committed (shutdown, tests)."""

@@ -37,3 +37,15 @@ async def test_frozen_cycles_are_reclaimed_at_the_sweep():
     finally:
         pacing.stop()
     assert gc.get_freeze_count() == 0
+
+
+def test_no_collection_while_held_and_the_state_restored_after():
+    pacing = CollectorPacing()
+    assert gc.isenabled()
+    pacing.hold()
+    try:
+        assert not gc.isenabled()  # the gateway's stop allocates without starting full collections
+        assert gc.get_freeze_count() > 0
+    finally:
+        pacing.stop()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
