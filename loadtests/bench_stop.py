@@ -21,6 +21,7 @@ import cProfile
 import gc
 import json
 import multiprocessing as mp
+import resource
 import sys
 import tempfile
 import time
@@ -93,6 +94,8 @@ class _Gateways:
 
     def __init__(self) -> None:
         self.made: list[Any] = []
+        #: perf_counter() when the last gateway's stop began and ended.
+        self.stop_began = self.stop_ended = 0.0
 
     def install(self) -> None:
         import csms.runtime.server as server
@@ -102,12 +105,29 @@ class _Gateways:
         def make(*args: Any, **kwargs: Any) -> Any:
             gateway = original(*args, **kwargs)
             made.append(gateway)
+            stop = gateway.stop
+
+            async def timed_stop(*args: Any, **kwargs: Any) -> None:
+                self.stop_began = time.perf_counter()
+                try:
+                    await stop(*args, **kwargs)
+                finally:
+                    self.stop_ended = time.perf_counter()
+
+            gateway.stop = timed_stop  # type: ignore[method-assign]
             return gateway
 
         server.Gateway = make  # type: ignore[misc,assignment]
 
     def steps(self) -> list[tuple[str, float]]:
         return list(getattr(self.made[-1], "stop_steps", [])) if self.made else []
+
+
+def _cpu_seconds() -> float:
+    """This process's CPU time, all threads (the loop's and the database's): steadier than the wall clock on
+    a shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 class _Collections:
@@ -161,14 +181,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             )
         )
         await ready.wait()
-        workers = [
+        for i in range(processes):
             ctx.Process(
                 target=_clients, args=(f"ws://127.0.0.1:{ocpp_port}/ocpp", pairs[i::processes], booted, results)
-            )
-            for i in range(processes)
-        ]
-        for worker in workers:
-            worker.start()
+            ).start()
         t0 = time.monotonic()
         while booted.value < len(pairs):
             if time.monotonic() - t0 > args.stations / 20 + 120:
@@ -180,6 +196,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         if profiler is not None:
             profiler.enable()
         gc.callbacks.append(collections)
+        cpu = _cpu_seconds()
         started = time.perf_counter()
         stop.set()
         await server
@@ -187,6 +204,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             profiler.disable()
             profiler.dump_stats(args.profile)
         timings["stop_s"] = time.perf_counter() - started
+        timings["stop_cpu_s"] = _cpu_seconds() - cpu
+        timings["before_gateway_stop_s"] = gateways.stop_began - started
+        timings["after_gateway_stop_s"] = time.perf_counter() - gateways.stop_ended
         gc.callbacks.remove(collections)
         timings["stop_started"] = started
 
@@ -226,8 +246,12 @@ def main(argv: list[str] | None = None) -> int:
         summary = run(args, Path(tmp))
     print(
         f"{summary['stations']:,} idle stations (ramp {summary['ramp_s']:.0f} s), CSMS from {summary['csms']}: "
-        f"graceful stop {summary['stop_s']:.2f} s "
+        f"graceful stop {summary['stop_s']:.2f} s, {summary['stop_cpu_s']:.2f} s CPU "
         f"(asyncio.run returned after {summary['asyncio_run_returned_s']:.2f} s)"
+    )
+    print(
+        f"  run_server: {summary['before_gateway_stop_s']:.2f} s before the gateway's stop "
+        f"(the API's), {summary['after_gateway_stop_s']:.2f} s after it"
     )
     if summary["steps"]:
         print("  gateway: " + ", ".join(f"{name} {s:.2f} s" for name, s in summary["steps"]))

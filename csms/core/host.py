@@ -213,37 +213,43 @@ class CsmsHost:
         self.disconnect_all([(connection, detail)])
 
     def disconnect_all(self, ended: Sequence[tuple[Connection, str]]) -> None:
-        """Connections that ended, each with why: as :meth:`disconnect` one by one, the plugins told once
-        (the shell stops: 10,000 stations' disconnections are one batch)."""
+        """Connections that ended, each with why: as :meth:`disconnect` one by one, but their connection
+        events are one write (with the last one's work, so a batch of 10,000 disconnections is not 10,000
+        sessions' work) and the plugins are told once (the shell stops)."""
         now = self.scheduler.now()
-        station_ids = []
+        gone: list[tuple[str, str]] = []
+        last: Connection | None = None
         for connection, detail in ended:
             if self.connections.get(connection.station_id) is connection:
                 del self.connections[connection.station_id]
-            if self._end(connection, detail, now):
-                station_ids.append(connection.station_id)
-        if station_ids:
-            self._tell("disconnected", station_ids, now)
+            if self._end(connection, now):
+                gone.append((connection.station_id, detail))
+                last = connection
+        if last is None:
+            return
+        at = from_posix(now)
+
+        def record(uow: Any) -> None:
+            for station_id, detail in gone:
+                stations.connection_changed(uow, station_id, "disconnected", at, detail)
+
+        last.session.record(record)
+        self._mark(last)
+        self._tell("disconnected", [station_id for station_id, _ in gone], now)
 
     def _close(self, connection: Connection, detail: str) -> None:
-        now = self.scheduler.now()
-        if self._end(connection, detail, now):
-            self._tell("disconnected", [connection.station_id], now)
+        self.disconnect_all([(connection, detail)])
 
-    def _end(self, connection: Connection, detail: str, now: float) -> bool:
-        """The connection's end recorded, its calls cancelled; False if it had ended already."""
+    def _end(self, connection: Connection, now: float) -> bool:
+        """The connection ends: its calls cancelled, its timer off; False if it had ended already."""
         if connection.closed:
             return False
         connection.closed = True
-        now = self.scheduler.now()
         connection.session.close(now)
         self._resolve(connection)
         connection.alarm.disarm()
-        station_id = connection.station_id
-        connection.session.record(
-            lambda uow: stations.connection_changed(uow, station_id, "disconnected", from_posix(now), detail)
-        )
-        self._mark(connection)
+        if connection.session.has_work():
+            self._mark(connection)
         return True
 
     def is_connected(self, station_id: str) -> bool:
@@ -289,7 +295,9 @@ class CsmsHost:
 
     def _flush(self, connection: Connection) -> None:
         frames = connection.session.frames_to_send()
-        if frames and not connection.closed:
+        if connection.closed:
+            return  # no frame, no timer any more (an answer committed after the end goes nowhere)
+        if frames:
             self.frames_out += len(frames)
             connection.transport.send(frames)
         connection.alarm.arm(connection.session.next_deadline())
