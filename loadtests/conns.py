@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:  # noqa: PLR
             f"(RLIMIT_NOFILE; raising it needs CAP_SYS_RESOURCE), the CSMS cannot hold {capped_from:,} sockets",
             file=sys.stderr,
         )
-    workers = max(args.workers, fleet.min_workers(stations, fd_limit))
+    workers = fleet.workers_for(stations, args.workers, fd_limit)
     url = f"sqlite:///{workdir}/csms.db"
     rows = provision.plan(stations, "conn-", args.share_201, "fleet-password-0001", unique=False)
     started = time.monotonic()

@@ -45,6 +45,8 @@ from simulator.station.charger import Charger
 #: Requests whose acknowledgement promises stored data (the durability check reads them back).
 DURABLE = frozenset({"StartTransaction", "StopTransaction", "MeterValues", "TransactionEvent"})
 PROGRESS_EVERY_S = 2.0
+#: Stations per generator process unless ``--workers`` says otherwise.
+STATIONS_PER_WORKER = 2_500
 
 
 @dataclass(frozen=True)
@@ -182,17 +184,19 @@ class Shell:
     def _received(self, frame: str) -> None:
         now = time.time()
         if not frame.startswith("[2"):
-            message = orjson.loads(frame)
-            entry = self.sent.pop(message[1], None)
+            # [3,"id",{…}] or [4,"id","code",…] as the CSMS writes them (orjson: no spaces): the id is between
+            # the first two quotes, so the frame is parsed here only when its payload is looked at.
+            entry = self.sent.pop(_message_id(frame), None)
             if entry is not None:
                 action, sent_at, request = entry
                 self.fleet.latency(action, now - sent_at)
-                if message[0] != 3:
-                    self.fleet.count(f"CALLERROR {action}: {message[2]}")
-                elif action == "BootNotification" and message[2].get("status") == "Accepted":
-                    self.booted_phase = self.fleet.phase
+                if not frame.startswith("[3"):
+                    self.fleet.count(f"CALLERROR {action}: {orjson.loads(frame)[2]}")
+                elif action == "BootNotification":
+                    if orjson.loads(frame)[2].get("status") == "Accepted":
+                        self.booted_phase = self.fleet.phase
                 elif request is not None:
-                    self.fleet.acks.append((self.charger.station_id, action, request, message[2]))
+                    self.fleet.acks.append((self.charger.station_id, action, request, orjson.loads(frame)[2]))
         self.charger.receive_frame(frame, now)
         if self.charging and not self.plugged and self.plug_at is None and self.charger.online:
             self.plug_at = now + self.rng.uniform(0, self.fleet.options.meter_s)
@@ -207,9 +211,9 @@ class Shell:
             record = self.fleet.options.record_acks
             for frame in frames:
                 if frame.startswith("[2"):
-                    message = orjson.loads(frame)
-                    action = message[2]
-                    self.sent[message[1]] = (action, now, message[3] if record and action in DURABLE else None)
+                    _, message_id, _, action, _ = frame.split('"', 4)  # [2,"id","Action",{…}] (orjson)
+                    request = orjson.loads(frame)[3] if record and action in DURABLE else None
+                    self.sent[message_id] = (action, now, request)
             self.outbox.extend(frames)
             if self.writer is None or self.writer.done():
                 self.writer = asyncio.ensure_future(self._write(ws))
@@ -260,6 +264,12 @@ class Shell:
         self.wake.set()
         if self.ws is not None:
             self.ws.transport.abort()
+
+
+def _message_id(frame: str) -> str:
+    """The message id of a compact OCPP-J frame (between its first two double quotes)."""
+    start = frame.find('"') + 1
+    return frame[start : frame.find('"', start)]
 
 
 class WorkerFleet:
@@ -506,7 +516,9 @@ def latency_table(latencies: dict[tuple[int, str], list[float]], phases: set[int
 
 def add_fleet_arguments(p: argparse.ArgumentParser, *, addresses: int, progress: float) -> None:
     """The options of the fleet that ``conns.py`` and ``storm.py`` drive alike."""
-    p.add_argument("--workers", type=int, default=2, help="generator processes (at least what fds require)")
+    p.add_argument("--workers", type=int, default=None,
+                   help=f"generator processes (default one per {STATIONS_PER_WORKER:,} stations, at least 2; "
+                        "at least what file descriptors require)")  # fmt: skip
     p.add_argument("--addresses", type=int, default=addresses, help=f"127.0.0.x source addresses (default {addresses})")
     p.add_argument("--charging", type=float, default=0.3, help="share of stations charging (default 0.3)")
     p.add_argument("--heartbeat", type=int, default=300, help="heartbeat interval the CSMS grants [s]")
@@ -525,3 +537,11 @@ def source_addresses(count: int) -> tuple[str, ...]:
 def min_workers(stations: int, fd_limit: int, reserve: int = 200) -> int:
     """How many processes a fleet needs so none of them runs out of file descriptors."""
     return max(1, math.ceil(stations / max(1, fd_limit - reserve)))
+
+
+def workers_for(stations: int, asked: int | None, fd_limit: int) -> int:
+    """Generator processes: as asked, else one per :data:`STATIONS_PER_WORKER` (at least 2); never fewer than
+    the file descriptors require. (Two processes fell behind a 10,000-station reconnect storm: each station's
+    reconnect, handshake and boot is client work too, and the 2-core machine is shared.)"""
+    wanted = asked if asked is not None else max(2, math.ceil(stations / STATIONS_PER_WORKER))
+    return max(wanted, min_workers(stations, fd_limit))

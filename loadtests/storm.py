@@ -133,7 +133,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         record_acks=True,
         addresses=fleet.source_addresses(args.addresses),
     )
-    workers = max(args.workers, fleet.min_workers(args.stations, fd_limit))
+    workers = fleet.workers_for(args.stations, args.workers, fd_limit)
     generator = fleet.Fleet([(r[0], r[2]) for r in rows], options, workers=workers, cpus=gen_cpus).start()
     storms = []
     try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 from csms.core.host import CsmsHost, Reports
@@ -73,8 +73,9 @@ class LiveFeed:
     def connected(self, station_id: str, version: Version, registered: bool, now: float) -> None:
         self._changed(station_id, frozenset({CONNECTION}))
 
-    def disconnected(self, station_id: str, now: float) -> None:
-        self._changed(station_id, frozenset({CONNECTION}))
+    def disconnected(self, station_ids: Sequence[str], now: float) -> None:
+        for station_id in station_ids:
+            self._changed(station_id, frozenset({CONNECTION}))
 
     def committed(self, station_id: str, reports: Reports, now: float) -> None:
         kinds = set()

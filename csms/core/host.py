@@ -73,15 +73,16 @@ class Plugin(Protocol):
     """A part of the CSMS that follows the stations (load management, alerts).
 
     Told after the fact, on the scheduler's thread; database work goes through ``host.scheduler.run_db``.
-    ``disconnected`` is also told when a newer connection replaced the station's (``host.is_connected``
-    still answers True then).
+    ``disconnected`` hears every station whose connection ended at once (one, or all of them when the shell
+    stops); it is also told when a newer connection replaced the station's (``host.is_connected`` still
+    answers True then).
     """
 
     def attach(self, host: CsmsHost) -> None: ...
 
     def connected(self, station_id: str, version: Version, registered: bool, now: float) -> None: ...
 
-    def disconnected(self, station_id: str, now: float) -> None: ...
+    def disconnected(self, station_ids: Sequence[str], now: float) -> None: ...
 
     def committed(self, station_id: str, reports: Reports, now: float) -> None: ...
 
@@ -209,24 +210,47 @@ class CsmsHost:
         return connection
 
     def disconnect(self, connection: Connection, detail: str) -> None:
-        if self.connections.get(connection.station_id) is connection:
-            del self.connections[connection.station_id]
-        self._close(connection, detail)
+        self.disconnect_all([(connection, detail)])
+
+    def disconnect_all(self, ended: Sequence[tuple[Connection, str]]) -> None:
+        """Connections that ended, each with why: as :meth:`disconnect` one by one, but their connection
+        events are one write (with the last one's work, so a batch of 10,000 disconnections is not 10,000
+        sessions' work) and the plugins are told once (the shell stops)."""
+        now = self.scheduler.now()
+        gone: list[tuple[str, str]] = []
+        last: Connection | None = None
+        for connection, detail in ended:
+            if self.connections.get(connection.station_id) is connection:
+                del self.connections[connection.station_id]
+            if self._end(connection, now):
+                gone.append((connection.station_id, detail))
+                last = connection
+        if last is None:
+            return
+        at = from_posix(now)
+
+        def record(uow: Any) -> None:
+            for station_id, detail in gone:
+                stations.connection_changed(uow, station_id, "disconnected", at, detail)
+
+        last.session.record(record)
+        self._mark(last)
+        self._tell("disconnected", [station_id for station_id, _ in gone], now)
 
     def _close(self, connection: Connection, detail: str) -> None:
+        self.disconnect_all([(connection, detail)])
+
+    def _end(self, connection: Connection, now: float) -> bool:
+        """The connection ends: its calls cancelled, its timer off; False if it had ended already."""
         if connection.closed:
-            return
+            return False
         connection.closed = True
-        now = self.scheduler.now()
         connection.session.close(now)
         self._resolve(connection)
         connection.alarm.disarm()
-        station_id = connection.station_id
-        connection.session.record(
-            lambda uow: stations.connection_changed(uow, station_id, "disconnected", from_posix(now), detail)
-        )
-        self._mark(connection)
-        self._tell("disconnected", station_id, now)
+        if connection.session.has_work():
+            self._mark(connection)
+        return True
 
     def is_connected(self, station_id: str) -> bool:
         return station_id in self.connections
@@ -271,7 +295,9 @@ class CsmsHost:
 
     def _flush(self, connection: Connection) -> None:
         frames = connection.session.frames_to_send()
-        if frames and not connection.closed:
+        if connection.closed:
+            return  # no frame, no timer any more (an answer committed after the end goes nowhere)
+        if frames:
             self.frames_out += len(frames)
             connection.transport.send(frames)
         connection.alarm.arm(connection.session.next_deadline())

@@ -400,12 +400,16 @@ class Gateway:
         #: Handshakes refused, by reason (the security event's type where there is one): for the metrics.
         self.refusals: dict[str, int] = {}
         self.links: dict[str, Link] = {}
+        #: While the gateway stops: the connections that ended, told to the host in one batch at the end.
+        self._ended: list[tuple[Connection, str]] | None = None
         self.auth_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="csms-auth")
         self._server: asyncio.Server | None = None
         self._tls_server: asyncio.Server | None = None
         self._keepalive: asyncio.Task[None] | None = None
         #: Pauses of the garbage collector kept short while many connections are held (see its module).
         self.collector = collector or CollectorPacing()
+        #: How long each step of the last :meth:`stop` took, in order (name, seconds).
+        self.stop_steps: list[tuple[str, float]] = []
         #: :class:`csms.runtime.cluster.Cluster` when this process is one node of several (``--broker``).
         self.cluster: Any = None
 
@@ -478,21 +482,51 @@ class Gateway:
         the batch in flight and what was read (its answers go out), close every station's connection
         with 1001 (going away: the charger reconnects, to another node behind the same address), wait a short
         while (``stop_close_wait_s``, at most ``close_timeout_s``: what is left of the shutdown grace) for their
-        closing handshakes, abort the sockets still open, commit what arrived meanwhile, stop the plugins."""
+        closing handshakes, abort the sockets still open, commit what arrived meanwhile, stop the plugins.
+        How long each step took is kept in :attr:`stop_steps` and logged."""
+        clock = _StepClock()
         self.stop_accepting()
         if self._keepalive is not None:
             self._keepalive.cancel()
-        self.collector.stop()
-        links = list(self.links.values())
-        for link in links:
-            link.quiet()
-        await self._drain()
+        self.collector.hold()  # no collection until the end of the stop
+        try:
+            links = list(self.links.values())
+            for link in links:
+                link.quiet()
+            await self._drain()
+            clock.mark("drain")
+            self._ended = []
+            answered = await self._close_links(links, min(close_timeout_s, self.stop_close_wait_s), clock)
+            ended, self._ended = self._ended, None
+            self.host.disconnect_all(ended)
+            clock.mark("disconnections")
+            await self._drain()
+            clock.mark("last commit")
+            self.host.stop()
+            self.scheduler.shutdown()
+            self.auth_threads.shutdown(wait=False, cancel_futures=True)  # queued handshakes are not checked any more
+            if isinstance(self.lookups, ThreadedLookups):
+                self.lookups.shutdown()
+        finally:
+            self.collector.stop()
+        clock.mark("plugins and threads")
+        self.stop_steps = clock.steps
+        log.info("stopped %d connections (%d closed by the peer in time) in %.2f s: %s", len(links), answered,
+                 clock.total, ", ".join(f"{name} {s:.2f} s" for name, s in clock.steps))  # fmt: skip
+
+    async def _close_links(self, links: list[Link], wait_s: float, clock: _StepClock) -> int:
+        """The 1001 close frames, at most ``wait_s`` for the peers' closing handshakes, then the sockets still
+        open aborted; how many peers answered in time."""
+        loop = asyncio.get_running_loop()
         for link in links:
             link.close("going away", 1001)
             link.resume_reading()  # the peers' close frames; what else comes is committed, never answered
-        deadline = asyncio.get_running_loop().time() + min(close_timeout_s, self.stop_close_wait_s)
-        while any(link.connection is not None for link in links) and asyncio.get_running_loop().time() < deadline:
+        clock.mark("close frames")
+        deadline = loop.time() + wait_s
+        while any(link.connection is not None for link in links) and loop.time() < deadline:
             await asyncio.sleep(0.05)
+        answered = sum(1 for link in links if link.connection is None)
+        clock.mark("closing handshakes")
         for link in links:
             if link.transport is not None and link.connection is not None:
                 link.transport.abort()
@@ -500,12 +534,8 @@ class Gateway:
         for server in (self._server, self._tls_server):
             if server is not None:  # (Python 3.12 waits here for the connections closed above)
                 await server.wait_closed()
-        await self._drain()
-        self.host.stop()
-        self.scheduler.shutdown()
-        self.auth_threads.shutdown(wait=False, cancel_futures=True)  # queued handshakes are not checked any more
-        if isinstance(self.lookups, ThreadedLookups):
-            self.lookups.shutdown()
+        clock.mark("aborts")
+        return answered
 
     async def _ping_all(self, interval: float) -> None:
         """Every connection's keepalive from one task: a ping ``interval`` after the last pong, and the
@@ -535,7 +565,10 @@ class Gateway:
             del self.links[station_id]
             if self.cluster is not None:
                 self.cluster.station_disconnected(station_id)
-        self.host.disconnect(connection, detail)
+        if self._ended is not None:  # stopping: what the peer sent before its close frame is still committed
+            self._ended.append((connection, detail))
+        else:
+            self.host.disconnect(connection, detail)
 
     async def _drain(self) -> None:
         """Wait until every gathered piece of work has been committed (shutdown, tests)."""
@@ -598,6 +631,24 @@ class Gateway:
         outcome = answered.error_code or (answered.outcome.value if answered.outcome else "pending")
         log.info("call done: %s", outcome, extra=ids)
         return answered
+
+
+class _StepClock:
+    """The durations of a sequence of steps on the loop's clock (the gateway's stop)."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._began = self._last = self._loop.time()
+        self.steps: list[tuple[str, float]] = []
+
+    def mark(self, name: str) -> None:
+        now = self._loop.time()
+        self.steps.append((name, now - self._last))
+        self._last = now
+
+    @property
+    def total(self) -> float:
+        return self._last - self._began
 
 
 def _host_of(address: Any) -> str | None:

@@ -21,7 +21,6 @@ from csms.services.passwords import hash_password
 from csms.services.uow import UnitOfWork
 from csms.store.bulk import Bulk
 from csms.store.models import (
-    ConnectionEvent,
     Connector,
     PendingRegistration,
     StationEvent,
@@ -433,6 +432,6 @@ def vendor_data(
 
 
 def connection_changed(uow: UnitOfWork, station_id: str, kind: str, now: datetime, detail: str | None = None) -> None:
-    uow.session.add(ConnectionEvent(station_id=station_id, kind=kind, at=now, detail=detail))
+    uow.connection_rows.append({"station_id": station_id, "kind": kind, "at": now, "detail": detail})
     if kind == "connected":
         seen(uow, station_id, now)

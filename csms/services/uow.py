@@ -4,10 +4,10 @@ The transaction runs on a SQLAlchemy Core connection. The ORM session that the r
 a status change, a transaction's start or end) is opened on that same connection only when one asks for
 :attr:`UnitOfWork.session`, so a batch of meter values and heartbeats never pays for the ORM.
 
-Services add high-volume rows (meter samples, the message log, 2.0.1 sequence numbers) and moves of running
-transactions to lists here, and note stations that were seen; :meth:`flush_batches` writes each list with
-one multi-row statement (``executemany``, :class:`~csms.store.bulk.Bulk`) just before the commit, instead of
-one statement per call.
+Services add high-volume rows (meter samples, the message log, 2.0.1 sequence numbers, connection events) and
+moves of running transactions to lists here, and note stations that were seen; :meth:`flush_batches` writes
+each list with one multi-row statement (``executemany``, :class:`~csms.store.bulk.Bulk`) just before the
+commit, instead of one statement per call.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from csms.services.live_transactions import LiveTransactions
 from csms.store.bulk import Bulk
-from csms.store.models import MessageLogEntry, MeterSample, Station, TransactionEvent
+from csms.store.models import ConnectionEvent, MessageLogEntry, MeterSample, Station, TransactionEvent
 
 #: Opens a database session (``csms.store.database.make_session_factory``).
 SessionFactory = sessionmaker[Session]
@@ -32,6 +32,7 @@ _METER_SAMPLES: Table = MeterSample.__table__  # type: ignore[assignment]  # dec
 _MESSAGE_LOG: Table = MessageLogEntry.__table__  # type: ignore[assignment]
 _TRANSACTION_EVENTS: Table = TransactionEvent.__table__  # type: ignore[assignment]
 _STATIONS: Table = Station.__table__  # type: ignore[assignment]
+_CONNECTION_EVENTS: Table = ConnectionEvent.__table__  # type: ignore[assignment]
 #: A reading stored already (a replay) is skipped: the table's unique index says what one reading is.
 _INSERT_SAMPLES = {
     "postgresql": Bulk(postgresql.insert(_METER_SAMPLES).on_conflict_do_nothing()),
@@ -39,6 +40,7 @@ _INSERT_SAMPLES = {
 }
 _INSERT_LOG = Bulk(insert(_MESSAGE_LOG))
 _INSERT_TRANSACTION_EVENTS = Bulk(insert(_TRANSACTION_EVENTS))
+_INSERT_CONNECTION_EVENTS = Bulk(insert(_CONNECTION_EVENTS))
 _MARK_SEEN = Bulk(
     update(_STATIONS)
     .where(_STATIONS.c.id == bindparam("of_station"))
@@ -58,6 +60,8 @@ class UnitOfWork:
         self.meter_rows: list[dict[str, Any]] = []
         self.log_rows: list[dict[str, Any]] = []
         self.event_rows: list[dict[str, Any]] = []
+        #: ``connection_events`` rows (a batch of reconnections, or every connection ending at a stop).
+        self.connection_rows: list[dict[str, Any]] = []
         #: Parameters of the statement given to :meth:`move`, by statement, in the order reported.
         self.moves: dict[Bulk, list[dict[str, Any]]] = {}
         #: (station id, when) for ``stations.last_seen_at``, in the order reported.
@@ -84,6 +88,7 @@ class UnitOfWork:
 
     def _discard_gathered(self) -> None:
         self.meter_rows, self.log_rows, self.seen, self.event_rows, self.moves = [], [], [], [], {}
+        self.connection_rows = []
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -119,6 +124,9 @@ class UnitOfWork:
         if self.log_rows:
             _INSERT_LOG.execute(connection, self.log_rows)
             self.log_rows = []
+        if self.connection_rows:
+            _INSERT_CONNECTION_EVENTS.execute(connection, self.connection_rows)
+            self.connection_rows = []
         if self._session is not None:
             self._session.flush()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gc
 
-from csms.gateway.collector import YOUNG_THRESHOLD
+from csms.gateway.collector import YOUNG_THRESHOLD, CollectorPacing
 from csms.services.config import CsmsConfig
 from tests.csms.test_gateway import running
 
@@ -21,3 +21,15 @@ async def test_start_freezes_what_is_alive_and_stop_restores(sqlite_factory) -> 
         assert not any(o is survivor for o in gc.get_objects())  # frozen objects are not walked
     assert gc.get_threshold() == thresholds
     assert gc.get_freeze_count() == 0
+
+
+def test_no_collection_while_held_and_the_state_restored_after():
+    pacing = CollectorPacing()
+    assert gc.isenabled()
+    pacing.hold()
+    try:
+        assert not gc.isenabled()  # the gateway's stop allocates without starting full collections
+        assert gc.get_freeze_count() > 0
+    finally:
+        pacing.stop()
+    assert gc.isenabled() and gc.get_freeze_count() == 0

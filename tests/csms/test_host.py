@@ -3,6 +3,7 @@ connection, calls with completion, plugins isolated from each other, a stopped h
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,9 +54,10 @@ class Recorder:
     def connected(self, station_id: str, version: str, registered: bool, now: float) -> None:
         self._see("connected", station_id, registered)
 
-    def disconnected(self, station_id: str, now: float) -> None:
+    def disconnected(self, station_ids: Sequence[str], now: float) -> None:
         assert self.host is not None
-        self._see("disconnected", station_id, self.host.is_connected(station_id))
+        for station_id in station_ids:
+            self._see("disconnected", station_id, self.host.is_connected(station_id))
 
     def committed(self, station_id: str, reports: list[Any], now: float) -> None:
         self._see("committed", station_id, [type(r).__name__ for r, _ in reports])
@@ -133,6 +135,38 @@ def test_a_second_connection_replaces_the_first_and_the_history_reads_in_order(h
     with session_factory() as db:
         kinds = [(e.kind, e.at.timestamp()) for e in db.scalars(select(ConnectionEvent).order_by(ConnectionEvent.id))]
     assert kinds == [("connected", T0), ("disconnected", T0 + 10), ("connected", T0 + 10)]
+
+
+class Batches(Recorder):
+    """Keeps each ``disconnected`` call whole: which stations it told at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.told: list[list[str]] = []
+
+    def disconnected(self, station_ids: Sequence[str], now: float) -> None:
+        self.told.append(list(station_ids))
+
+
+def test_connections_ended_together_are_each_recorded_and_the_plugins_told_once(host, session_factory):
+    csms, scheduler = host
+    batches = Batches()
+    csms.add_plugin(batches)
+    (a, _), (b, _) = connect(csms, "a"), connect(csms, "b")
+    scheduler.advance(T0 + 5)
+    csms.call("a", "Reset", {"type": "Soft"}, on_done=(done := []).append)
+    csms.disconnect_all([(a, "going away"), (b, "going away"), (a, "going away")])  # a twice: recorded once
+    assert batches.told == [["a", "b"]]
+    assert not csms.connections and a.closed and b.closed
+    assert [p.outcome for p in done] == [Outcome.CANCELLED]
+    scheduler.advance(T0 + 6)
+    with session_factory() as db:
+        events = db.scalars(select(ConnectionEvent).order_by(ConnectionEvent.id))
+        rows = [(e.station_id, e.kind, e.at.timestamp(), e.detail) for e in events]
+    assert rows == [
+        ("a", "connected", T0, None), ("b", "connected", T0, None),
+        ("a", "disconnected", T0 + 5, "going away"), ("b", "disconnected", T0 + 5, "going away"),
+    ]  # fmt: skip
 
 
 def test_a_call_completes_with_its_answer_or_with_the_connection(host):

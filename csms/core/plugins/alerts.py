@@ -92,8 +92,8 @@ class AlertMonitor:
     def connected(self, station_id: str, version: Version, registered: bool, now: float) -> None:
         self.feed([al.Connected(station_id, version)], now)
 
-    def disconnected(self, station_id: str, now: float) -> None:
-        self.feed([al.Disconnected(station_id)], now)
+    def disconnected(self, station_ids: Sequence[str], now: float) -> None:
+        self.feed([al.Disconnected(station_id) for station_id in station_ids], now)
 
     def committed(self, station_id: str, reports: Reports, now: float) -> None:
         events, ended = report_events(station_id, reports)

@@ -20,7 +20,7 @@ node of a cluster). A revoked certificate is refused at the handshake by the adm
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from csms.alerts.engine import CERTIFICATE_EXPIRING, SEVERITY
@@ -69,7 +69,7 @@ class CertificateManager:
         if registered:
             self._check([station_id], now)
 
-    def disconnected(self, station_id: str, now: float) -> None:
+    def disconnected(self, station_ids: Sequence[str], now: float) -> None:
         pass
 
     def committed(self, station_id: str, reports: Reports, now: float) -> None:

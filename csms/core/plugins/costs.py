@@ -22,6 +22,7 @@ it first. A charger where nothing is priced is not asked.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -74,8 +75,9 @@ class CostDisplay:
     def connected(self, station_id: str, version: Version, registered: bool, now: float) -> None:
         self._versions[station_id] = version
 
-    def disconnected(self, station_id: str, now: float) -> None:
-        self._told.pop(station_id, None)  # the session goes on offline; calls to it are skipped until it is back
+    def disconnected(self, station_ids: Sequence[str], now: float) -> None:
+        for station_id in station_ids:  # the sessions go on offline; calls to them are skipped until they are back
+            self._told.pop(station_id, None)
 
     def committed(self, station_id: str, reports: Reports, now: float) -> None:
         version = self._versions.get(station_id)

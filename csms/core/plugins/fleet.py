@@ -13,6 +13,7 @@ comes on top (the later one wins, as the load manager takes needs).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
@@ -47,7 +48,7 @@ class FleetNeeds:
     def connected(self, station_id: str, version: Version, registered: bool, now: float) -> None:
         pass
 
-    def disconnected(self, station_id: str, now: float) -> None:
+    def disconnected(self, station_ids: Sequence[str], now: float) -> None:
         pass
 
     def committed(self, station_id: str, reports: Reports, now: float) -> None:

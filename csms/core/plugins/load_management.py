@@ -190,10 +190,13 @@ class LoadManagement:
     def connected(self, station_id: str, version: Version, registered: bool, now: float) -> None:
         self.send(self.manager.connected(station_id, version, now, registered=registered))
 
-    def disconnected(self, station_id: str, now: float) -> None:
-        if self.host.is_connected(station_id):
-            return  # replaced by a newer connection: still online
-        self.send(self.manager.disconnected(station_id, now))
+    def disconnected(self, station_ids: Sequence[str], now: float) -> None:
+        commands: list[Command] = []
+        for station_id in station_ids:
+            if not self.host.is_connected(station_id):  # (else replaced by a newer connection: still online)
+                commands += self.manager.disconnected(station_id, now)
+        if commands:
+            self.send(commands)
 
     def committed(self, station_id: str, reports: Reports, now: float) -> None:
         self.send(self.manager.committed(station_id, reports, now))

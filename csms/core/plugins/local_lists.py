@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -81,7 +81,7 @@ class LocalListSync:
         if registered:
             self.catch_up(station_id)
 
-    def disconnected(self, station_id: str, now: float) -> None:
+    def disconnected(self, station_ids: Sequence[str], now: float) -> None:
         pass
 
     def committed(self, station_id: str, reports: Reports, now: float) -> None:

@@ -10,6 +10,7 @@ Without a card processor it does nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -47,7 +48,7 @@ class HoldRelease:
     def connected(self, station_id: str, version: Version, registered: bool, now: float) -> None:
         pass
 
-    def disconnected(self, station_id: str, now: float) -> None:
+    def disconnected(self, station_ids: Sequence[str], now: float) -> None:
         pass
 
     def committed(self, station_id: str, reports: Reports, now: float) -> None:

@@ -12,6 +12,7 @@ made here expires on time.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +46,7 @@ class ReservationExpiry:
     def connected(self, station_id: str, version: Version, registered: bool, now: float) -> None:
         pass
 
-    def disconnected(self, station_id: str, now: float) -> None:
+    def disconnected(self, station_ids: Sequence[str], now: float) -> None:
         pass
 
     def committed(self, station_id: str, reports: Reports, now: float) -> None:
