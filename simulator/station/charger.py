@@ -26,7 +26,8 @@ Sending: transaction messages always pass through the queue and only its head is
 the CSMS in order even across timeouts and disconnections; other messages go straight to the RPC endpoint
 (one outstanding CALL, FIFO) when the link is up, and are dropped when it is down (statuses that changed
 meanwhile are re-sent after reconnecting). Meter readings come from an injected :class:`MeterSource`;
-randomness (message-id prefix, transaction ids, reconnect jitter) from an injected ``random.Random``.
+randomness (message-id prefix, transaction ids, reconnect jitter) from an injected ``random.Random``
+(or :class:`~.draws.SeededDraws`, the same draws without holding the generator's state).
 
 Decisions the specs leave open (one place to look them up; the jobs' modules explain their own):
 
@@ -43,7 +44,6 @@ Decisions the specs leave open (one place to look them up; the jobs' modules exp
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -59,6 +59,7 @@ from simulator.station.config import Configuration
 from simulator.station.connector import FAULTED, UNAVAILABLE, Connector, ConnectorError, ConnectorSpec
 from simulator.station.cost_display import CostDisplay
 from simulator.station.display import Display
+from simulator.station.draws import Draws
 from simulator.station.firmware import FirmwareCore, Handler, VersionAdapter
 from simulator.station.iso15118 import EvNeeds, needs_payload
 from simulator.station.maintenance import Maintenance
@@ -149,7 +150,7 @@ class Charger:
         version: Version,
         *,
         meter: MeterSource,
-        rng: random.Random,
+        rng: Draws,
         connectors: int | Sequence[ConnectorSpec] = 1,
         config: Mapping[str, str] | None = None,
         identity: StationIdentity | None = None,
