@@ -144,6 +144,17 @@ class Charger:
         log_bytes: how much of its recent frames (text) the charger keeps for GetDiagnostics/GetLog files.
     """
 
+    # A fleet holds thousands: attributes in slots, not an instance dict (the charger has more attributes than
+    # CPython shares the keys of, so each charger's dict was a table of its own, 1.7 kB). ``__dict__`` stays for
+    # what a test or shell sets on one charger (a spy in place of a method).
+    __slots__ = (
+        "__dict__", "_after", "_after_connect", "_attempt", "_callbacks", "_close_requested", "_dispatch",
+        "_handlers", "_ops", "_registrar", "_tx", "_vendor_data", "auth", "config", "connectors", "costs",
+        "counters", "display", "ev_needs", "identity", "link_up", "maintenance", "meter", "monitoring", "on_reboot",
+        "payment_terminal", "profiles", "protocol", "queue", "reboot_s", "reservations", "rng", "rpc", "security",
+        "security_ops", "smart_charging", "station_id", "stuck", "timers", "vendor", "version",
+    )  # fmt: skip
+
     def __init__(  # noqa: PLR0913, PLR0915 - one keyword-only option per firmware setting a scenario can give; one part each
         self,
         station_id: str,
