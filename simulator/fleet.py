@@ -104,6 +104,8 @@ class Operator(Protocol):
 class TwinMeters:
     """The firmware's view of the twin's meters (``MeterSource``) for one station."""
 
+    __slots__ = ("_refs", "frozen", "station_id", "world")
+
     def __init__(self, world: TwinWorld, station_id: str) -> None:
         self.world, self.station_id = world, station_id
         self.frozen: dict[int, float] | None = None  # the meter_freeze fault: registers held at these values

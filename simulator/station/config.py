@@ -202,6 +202,8 @@ class Configuration:
         extra: keys of the charger's vendor beyond the table.
     """
 
+    __slots__ = ("_by_name", "_by_setting", "_defaults", "_parsed", "_values", "table", "version")
+
     def __init__(
         self, version: Version, overrides: Mapping[str, str] | None = None, extra: tuple[Entry, ...] = ()
     ) -> None:

@@ -46,6 +46,8 @@ _COMPACT_AT = 8
 class Deadlines:
     """Deadlines by key; :meth:`next_deadline` is the earliest one."""
 
+    __slots__ = ("_at", "_heap", "_seq")
+
     def __init__(self) -> None:
         # Per kind, connector id -> deadline and arming order: asking for one kind never scans the others. A kind
         # gets its map when first armed (most chargers never arm most kinds; a fleet holds thousands of them).

@@ -215,6 +215,8 @@ class FirmwareView(Protocol):
 class VendorFirmware:
     """One charger's vendor layer."""
 
+    __slots__ = ("_closing_queued", "_plain", "charger", "profile", "quirks")
+
     def __init__(self, profile: VendorProfile, charger: FirmwareView) -> None:
         self.profile, self.quirks, self.charger = profile, profile.quirks, charger
         self._plain = profile.quirks == NO_QUIRKS  # the spec's firmware: every payload goes out as built
