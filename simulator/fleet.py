@@ -58,6 +58,7 @@ from simulator.scenario.to_twin import twin_spec
 from simulator.station.charger import Charger, StationIdentity
 from simulator.station.connector import ConnectorSpec
 from simulator.station.cost_display import SessionCostShown
+from simulator.station.draws import SeededDraws
 from simulator.station.iso15118 import EvNeeds
 from simulator.station.security import StationSecurity
 from simulator.station.vendors import PROFILES
@@ -102,6 +103,8 @@ class Operator(Protocol):
 
 class TwinMeters:
     """The firmware's view of the twin's meters (``MeterSource``) for one station."""
+
+    __slots__ = ("_refs", "frozen", "station_id", "world")
 
     def __init__(self, world: TwinWorld, station_id: str) -> None:
         self.world, self.station_id = world, station_id
@@ -385,7 +388,7 @@ class Fleet:
                     station_id,
                     group.ocpp,
                     meter=self.meters[station_id],
-                    rng=random.Random(rng.getrandbits(64)),
+                    rng=SeededDraws(rng.getrandbits(64)),  # as random.Random(seed) draws, without its 2.5 kB
                     connectors=[spec] * group.connectors,
                     identity=StationIdentity(
                         vendor=group.vendor[:20], model=(group.model or "twin")[:20], serial_number=station_id[:25]

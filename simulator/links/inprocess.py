@@ -58,6 +58,25 @@ class NetworkModel:
 
 
 class InProcessLink:
+    __slots__ = (
+        "_charger_alarm",
+        "_generation",
+        "_last_arrival",
+        "_rng",
+        "_seed",
+        "charger",
+        "connection",
+        "csms",
+        "env",
+        "frames_lost",
+        "network",
+        "network_up",
+        "on_charger_change",
+        "on_link",
+        "password",
+        "scheduler",
+    )
+
     def __init__(
         self,
         scheduler: SimPyScheduler,

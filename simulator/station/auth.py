@@ -52,6 +52,8 @@ class AuthorizationCache:
     """What the CSMS last said about each token, for at most ``lifetime_s`` (2.0.1 AuthCacheCtrlr.LifeTime) and
     for at most ``capacity`` tokens: the least recently used is dropped first (AuthCacheCtrlr.Policy LRU)."""
 
+    __slots__ = ("_entries", "capacity")
+
     POLICY = "LRU"
 
     def __init__(self, capacity: int = 1000) -> None:
@@ -84,6 +86,8 @@ class AuthorizationCache:
 
 class LocalList:
     """The list the CSMS sent, with its version (0: none yet)."""
+
+    __slots__ = ("_entries", "version")
 
     def __init__(self) -> None:
         self.version = 0
@@ -129,6 +133,8 @@ class LocalList:
 
 class LocalAuthorization:
     """The list, then the cache, each only when enabled."""
+
+    __slots__ = ("cache", "local_list")
 
     def __init__(self) -> None:
         self.cache = AuthorizationCache()

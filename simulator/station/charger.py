@@ -26,7 +26,8 @@ Sending: transaction messages always pass through the queue and only its head is
 the CSMS in order even across timeouts and disconnections; other messages go straight to the RPC endpoint
 (one outstanding CALL, FIFO) when the link is up, and are dropped when it is down (statuses that changed
 meanwhile are re-sent after reconnecting). Meter readings come from an injected :class:`MeterSource`;
-randomness (message-id prefix, transaction ids, reconnect jitter) from an injected ``random.Random``.
+randomness (message-id prefix, transaction ids, reconnect jitter) from an injected ``random.Random``
+(or :class:`~.draws.SeededDraws`, the same draws without holding the generator's state).
 
 Decisions the specs leave open (one place to look them up; the jobs' modules explain their own):
 
@@ -43,7 +44,6 @@ Decisions the specs leave open (one place to look them up; the jobs' modules exp
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -59,6 +59,7 @@ from simulator.station.config import Configuration
 from simulator.station.connector import FAULTED, UNAVAILABLE, Connector, ConnectorError, ConnectorSpec
 from simulator.station.cost_display import CostDisplay
 from simulator.station.display import Display
+from simulator.station.draws import Draws
 from simulator.station.firmware import FirmwareCore, Handler, VersionAdapter
 from simulator.station.iso15118 import EvNeeds, needs_payload
 from simulator.station.maintenance import Maintenance
@@ -143,13 +144,24 @@ class Charger:
         log_bytes: how much of its recent frames (text) the charger keeps for GetDiagnostics/GetLog files.
     """
 
+    # A fleet holds thousands: attributes in slots, not an instance dict (the charger has more attributes than
+    # CPython shares the keys of, so each charger's dict was a table of its own, 1.7 kB). ``__dict__`` stays for
+    # what a test or shell sets on one charger (a spy in place of a method).
+    __slots__ = (
+        "__dict__", "_after", "_after_connect", "_attempt", "_callbacks", "_close_requested", "_dispatch",
+        "_handlers", "_ops", "_registrar", "_tx", "_vendor_data", "auth", "config", "connectors", "costs",
+        "counters", "display", "ev_needs", "identity", "link_up", "maintenance", "meter", "monitoring", "on_reboot",
+        "payment_terminal", "profiles", "protocol", "queue", "reboot_s", "reservations", "rng", "rpc", "security",
+        "security_ops", "smart_charging", "station_id", "stuck", "timers", "vendor", "version",
+    )  # fmt: skip
+
     def __init__(  # noqa: PLR0913, PLR0915 - one keyword-only option per firmware setting a scenario can give; one part each
         self,
         station_id: str,
         version: Version,
         *,
         meter: MeterSource,
-        rng: random.Random,
+        rng: Draws,
         connectors: int | Sequence[ConnectorSpec] = 1,
         config: Mapping[str, str] | None = None,
         identity: StationIdentity | None = None,

@@ -188,6 +188,11 @@ def _check(entry: Entry, value: str) -> bool:
     return len(value) <= 500
 
 
+#: Parsed member lists (measurands), shared by every charger: a fleet's chargers mostly read the same few.
+_MEMBER_LISTS: dict[str, tuple[str, ...]] = {}
+_MEMBER_LISTS_KEPT = 256
+
+
 class Configuration:
     """The current values of one version's table; typed reads by setting, wire-level writes by name.
 
@@ -196,6 +201,8 @@ class Configuration:
         overrides: ``name -> value`` replacing defaults (readonly ones included: the factory sets them).
         extra: keys of the charger's vendor beyond the table.
     """
+
+    __slots__ = ("_by_name", "_by_setting", "_defaults", "_parsed", "_values", "table", "version")
 
     def __init__(
         self, version: Version, overrides: Mapping[str, str] | None = None, extra: tuple[Entry, ...] = ()
@@ -245,7 +252,12 @@ class Configuration:
         if entry.type is ValueType.BOOLEAN:
             return raw.lower() == "true"
         if entry.type is ValueType.MEMBER_LIST:
-            return tuple(m.strip() for m in raw.split(",") if m.strip())
+            members = _MEMBER_LISTS.get(raw)
+            if members is None:  # one tuple per list, whichever charger reads it (not one per charger)
+                members = tuple(m.strip() for m in raw.split(",") if m.strip())
+                if len(_MEMBER_LISTS) < _MEMBER_LISTS_KEPT:  # a CSMS may set any number of lists
+                    _MEMBER_LISTS[raw] = members
+            return members
         return raw
 
     def integer(self, setting: str) -> int:

@@ -54,6 +54,8 @@ def _decimal(value: Any) -> Decimal | None:
 
 
 class CostDisplay:
+    __slots__ = ("host", "price_text", "received", "sessions")
+
     def __init__(self, host: CostHost) -> None:
         self.host = host
         #: The tariff text shown last (2.0.1 personalMessage content, 1.6 SetUserPrice priceText).

@@ -68,6 +68,8 @@ def _posix(text: str) -> float:
 
 
 class Display:
+    __slots__ = ("host", "messages")
+
     def __init__(self, host: DisplayHost) -> None:
         self.host = host
         self.messages: dict[int, Message] = {}

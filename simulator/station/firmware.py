@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -20,6 +19,7 @@ from csms.ocpp.rpc import PendingCall
 from simulator.station.auth import IdTokenInfo, LocalAuthorization
 from simulator.station.config import Configuration
 from simulator.station.connector import Connector
+from simulator.station.draws import Draws
 from simulator.station.offline_queue import OfflineQueue, QueuedMessage
 from simulator.station.registration import Registration, StationIdentity
 from simulator.station.reservations import Reservation
@@ -43,7 +43,7 @@ class FirmwareCore(Protocol):
     @property
     def identity(self) -> StationIdentity: ...
     @property
-    def rng(self) -> random.Random: ...
+    def rng(self) -> Draws: ...
     @property
     def config(self) -> Configuration: ...
     @property

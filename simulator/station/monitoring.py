@@ -37,6 +37,8 @@ class Monitor:
 
 
 class Monitoring:
+    __slots__ = ("_next_event", "_next_id", "host", "monitors")
+
     def __init__(self, host: MonitorHost) -> None:
         self.host = host
         self.monitors: dict[int, Monitor] = {}

@@ -29,6 +29,8 @@ class QueuedMessage:
 
 
 class OfflineQueue:
+    __slots__ = ("_items", "capacity", "dropped")
+
     def __init__(self, capacity: int = 1000) -> None:
         self.capacity = capacity
         # A list, not a deque: online it holds one or two messages, and an empty deque costs 0.6 kB per charger.

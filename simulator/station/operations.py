@@ -39,6 +39,8 @@ class OperationsHost(Protocol):
 
 
 class Operations:
+    __slots__ = ("_reset_when_idle", "connectors", "host", "reset_delay_s", "station_inoperative", "timers", "version")
+
     def __init__(
         self,
         host: OperationsHost,

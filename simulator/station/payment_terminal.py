@@ -9,15 +9,16 @@ the rest of the session is an ordinary one of that token.
 
 from __future__ import annotations
 
-import random
 from typing import Any
+
+from simulator.station.draws import Draws
 
 #: The additionalInfo type of the card's reference (the CSMS's ``csms.domain.events.PAYMENT_CARD``).
 PAYMENT_CARD = "PaymentCard"
 
 
 class PaymentTerminal:
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: Draws) -> None:
         self._rng = rng
         #: session token -> the card's reference, for every card presented here
         self._cards: dict[str, str] = {}

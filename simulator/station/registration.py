@@ -136,6 +136,19 @@ class RegistrationHost(Protocol):
 class Registrar:
     """Boot, its retries, and the heartbeats of one charger."""
 
+    __slots__ = (
+        "_boot_in_flight",
+        "boot_reason",
+        "boot_retry_s",
+        "config",
+        "connectors",
+        "heartbeat_delay",
+        "host",
+        "messages",
+        "state",
+        "timers",
+    )
+
     def __init__(
         self,
         host: RegistrationHost,

@@ -55,6 +55,8 @@ def refusal(c: Connector) -> str | None:
 class Reservations:
     """The reservations the charger holds, by id and by connector."""
 
+    __slots__ = ("by_id", "connectors")
+
     def __init__(self, connectors: Mapping[int, Connector]) -> None:
         self.connectors = connectors
         self.by_id: dict[int, Reservation] = {}

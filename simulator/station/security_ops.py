@@ -59,6 +59,8 @@ def _password(name: str, value: str) -> str | None:
 class SecurityOperations:
     """Handlers for the security calls of one charger; ``security`` is what the links read at connect."""
 
+    __slots__ = ("charger", "security")
+
     def __init__(self, charger: SecurityHost, security: StationSecurity) -> None:
         self.charger = charger
         self.security = security

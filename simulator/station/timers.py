@@ -3,7 +3,7 @@
 Every deadline the firmware keeps is armed here under a key, (:class:`Timer`, connector id), with 0 as
 the connector id of station-wide timers. Arming a key again moves its deadline; cancelling forgets it.
 The heap keeps stale entries and skips them lazily (the pattern of :mod:`csms.alerts.engine`), so arming
-and cancelling are cheap; ties are broken by the arming order.
+and cancelling are cheap, and drops them all once they are half of it; ties are broken by the arming order.
 
 The deadlines do not fire by themselves: :meth:`Charger.handle_timer` asks which are due, timer kind by
 timer kind, in an order that is part of the firmware's behaviour (see there).
@@ -39,10 +39,14 @@ Key = tuple[Timer, int]
 
 #: What an unarmed kind reads as (never written).
 _NONE: dict[int, tuple[float, int]] = {}
+#: The heap is compacted once it has more entries than this and twice as many as there are deadlines.
+_COMPACT_AT = 8
 
 
 class Deadlines:
     """Deadlines by key; :meth:`next_deadline` is the earliest one."""
+
+    __slots__ = ("_at", "_heap", "_seq")
 
     def __init__(self) -> None:
         # Per kind, connector id -> deadline and arming order: asking for one kind never scans the others. A kind
@@ -57,7 +61,17 @@ class Deadlines:
         if kind is None:
             kind = self._at[timer] = {}
         kind[connector_id] = (when, seq)
-        heapq.heappush(self._heap, (when, seq, (timer, connector_id)))
+        heap = self._heap
+        heapq.heappush(heap, (when, seq, (timer, connector_id)))
+        if len(heap) > _COMPACT_AT and len(heap) > 2 * len(self):
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop the stale entries (cancelled or re-armed): a charging connector re-arms its sample and limit
+        deadlines all session long, and the heap only forgets an entry when it reaches the top."""
+        at = self._at
+        self._heap = [e for e in self._heap if at.get(e[2][0], _NONE).get(e[2][1]) == (e[0], e[1])]
+        heapq.heapify(self._heap)
 
     def set(self, timer: Timer, when: float | None, connector_id: int = STATION) -> None:
         """Arm at ``when``, or cancel when it is None."""

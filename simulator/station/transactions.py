@@ -239,6 +239,26 @@ class _PendingStart:
 class Transactions:
     """The transactions of one charger: ``running`` by connector, ``history`` every one ever started."""
 
+    __slots__ = (
+        "_counter",
+        "_inflight",
+        "_pending_starts",
+        "auth",
+        "config",
+        "connectors",
+        "history",
+        "host",
+        "messages",
+        "meter",
+        "profiles",
+        "queue",
+        "reservations",
+        "running",
+        "smart_charging",
+        "states",
+        "timers",
+    )
+
     def __init__(  # noqa: PLR0913 - the charger's parts this job uses, each named (a bag object would hide them)
         self,
         host: TransactionHost,

@@ -9,7 +9,7 @@ it), plus the few moments the wire alone cannot express: statuses sent before th
 (:meth:`~VendorFirmware.before_boot`), the heartbeat's timing (:meth:`~VendorFirmware.heartbeat_delay`),
 a vendor configuration key (:func:`config_entries`) and the closing meter values of a stop it did not know
 the register for (queued behind the StopTransaction, so they survive a dropped link like any transaction
-message). Everything is deterministic: jitter draws from the charger's seeded ``random.Random``.
+message). Everything is deterministic: jitter draws from the charger's seeded generator.
 
 The twin's ground truth (:class:`~.transactions.Transaction`) is untouched: a quirk changes what the CSMS
 is told, never what happened, so a report's energy check shows whether the CSMS recovered it. Which
@@ -24,7 +24,6 @@ tests/csms/test_vendor_quirks.py shows; no profile sends it, since its transacti
 from __future__ import annotations
 
 import copy
-import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from csms.ocpp.convert import format_time, from_posix
 from csms.ocpp.versions import OCPP16, OCPP21, OCPP201, Version
 from simulator.station.config import STR, Configuration, Entry
+from simulator.station.draws import Draws
 from simulator.station.offline_queue import QueuedMessage
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ class FirmwareView(Protocol):
     """What the vendor layer reads of the charger."""
 
     @property
-    def rng(self) -> random.Random: ...
+    def rng(self) -> Draws: ...
     @property
     def version(self) -> Version: ...
     @property
@@ -214,6 +214,8 @@ class FirmwareView(Protocol):
 
 class VendorFirmware:
     """One charger's vendor layer."""
+
+    __slots__ = ("_closing_queued", "_plain", "charger", "profile", "quirks")
 
     def __init__(self, profile: VendorProfile, charger: FirmwareView) -> None:
         self.profile, self.quirks, self.charger = profile, profile.quirks, charger

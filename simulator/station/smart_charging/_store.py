@@ -73,6 +73,8 @@ class ProfileStore:
         connector_count: connectors (1.6) or EVSEs (2.0.1), numbered from 1.
     """
 
+    __slots__ = ("_limits", "_profiles", "_transactions", "connector_count")
+
     def __init__(self, connector_count: int) -> None:
         self.connector_count = connector_count
         # Installation order breaks stack-level ties. Never changed in place: every change assigns a new list,
