@@ -480,12 +480,21 @@ def make_ven(
     from csms.services import demand_response
     from csms.services.fleet_board import departure_at_risk
 
+    missing_warned: set[str] = set()
+
     async def directory() -> Represented:
         def read() -> Represented:
             with session_factory() as db:
                 return Represented(*demand_response.represented(db, settings.sites))
 
-        return await asyncio.to_thread(read)
+        found = await asyncio.to_thread(read)
+        missing = set(settings.sites) - set(found.sites.values()) - missing_warned
+        if missing:  # a typo in the override would otherwise leave a site out of every event without a word
+            missing_warned.update(missing)
+            log.warning(
+                "OpenADR: openadr_sites names %s, which no site is: not represented", ", ".join(sorted(missing))
+            )
+        return found
 
     async def at_risk(site_id: str, start: float, end: float, limit_kw: float) -> bool:
         def read() -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from datetime import UTC, datetime, timedelta
 
@@ -410,3 +411,20 @@ def test_the_represented_sites_are_the_enrolled_ones_unless_the_start_up_overrid
             {"feeder-9": "north", "south": "south"},
             {"north": 40.0, "south": 25.0},
         )
+
+
+async def test_an_override_naming_no_site_is_said_once_not_left_out_silently(managed, session_factory, caplog):
+    from csms.runtime.openadr import VenSettings, make_ven
+    from csms.services import sites
+
+    with session_factory() as db, db.begin():
+        sites.create(
+            db, "north", now=datetime.now(UTC), nodes=[{"id": "grid", "limit_kw": 40.0}], strategy="equal_share"
+        )
+    settings = VenSettings("http://127.0.0.1:1/OpenADR2/Simple/2.0b", "csms-test", sites=("north", "nrth"))
+    ven = make_ven(settings, managed, session_factory)
+    with caplog.at_level(logging.WARNING, logger="csms.runtime.openadr"):
+        for _ in range(2):  # an event each
+            assert dict((await ven.directory()).sites) == {"north": "north"}
+    said = [r.getMessage() for r in caplog.records if "openadr_sites" in r.getMessage()]
+    assert said == ["OpenADR: openadr_sites names nrth, which no site is: not represented"]
