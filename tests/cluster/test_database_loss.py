@@ -17,7 +17,7 @@ import pytest
 from csms.store.database import make_engine, make_session_factory
 from tests.conftest import fresh_postgres_url
 from tests.support.chargers import NodeCharger, acknowledged, missing_acknowledged
-from tests.support.cluster import until
+from tests.support.cluster import cancel_all, until
 from tests.support.tcp_proxy import TcpProxy
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "loadtests"))
@@ -72,9 +72,7 @@ async def test_a_node_without_its_database_acknowledges_nothing_and_recovers(tmp
         finally:
             engine.dispose()
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(tasks)
         if node is not None:
             node.stop()
         await proxy.stop()

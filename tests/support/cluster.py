@@ -85,9 +85,7 @@ async def tear_down(tasks: Sequence[asyncio.Task[Any]], nodes: Sequence[Any], br
                     database: Iterator[Any]) -> None:  # fmt: skip
     """The end of a cluster test: its chargers' tasks cancelled, its nodes stopped, its Redis keys deleted (the
     next test starts clean even when this one failed half-way) and its database dropped."""
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await cancel_all(tasks)
     for node in nodes:
         node.stop()
     with contextlib.suppress(Exception):
@@ -95,3 +93,20 @@ async def tear_down(tasks: Sequence[asyncio.Task[Any]], nodes: Sequence[Any], br
     await broker.aclose()
     with contextlib.suppress(StopIteration):
         next(database)
+
+
+async def cancel_all(tasks: Sequence[asyncio.Task[Any]], rounds: int = 10) -> None:
+    """Cancel the tasks and wait until they are done, cancelling again those still running: on Python 3.11
+    ``asyncio.wait_for`` can swallow a cancellation that comes as its inner await completes (CPython gh-86296),
+    and a charger task in its reconnect loop then runs on, so one ``gather`` after one ``cancel`` could wait
+    until the test's timeout (it did, in two full-suite runs of test_graceful_shutdown)."""
+    pending = {task for task in tasks if not task.done()}
+    for _ in range(rounds):
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1.0)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: a charger that failed is the test's to report, not the loop's
