@@ -200,7 +200,7 @@ class CsmsHost:
         self.connections[station_id] = connection
         self.processor.live.forget_station(station_id)  # another process may have served it meanwhile
         if previous is not None:
-            self._close(previous, "replaced by a new connection")
+            self.disconnect(previous, "replaced by a new connection")  # the map holds the new one already
             previous.transport.close("replaced by a new connection")
         now = self.scheduler.now()  # after the old connection's end, so the history reads in order
         session.record(lambda uow: stations.connection_changed(uow, station_id, "connected", from_posix(now)))
@@ -236,9 +236,6 @@ class CsmsHost:
         last.session.record(record)
         self._mark(last)
         self._tell("disconnected", [station_id for station_id, _ in gone], now)
-
-    def _close(self, connection: Connection, detail: str) -> None:
-        self.disconnect_all([(connection, detail)])
 
     def _end(self, connection: Connection, now: float) -> bool:
         """The connection ends: its calls cancelled, its timer off; False if it had ended already."""
