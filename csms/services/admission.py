@@ -42,6 +42,7 @@ from csms.services import credentials as credentials_service
 from csms.services.config import CsmsConfig
 from csms.services.passwords import hash_password, needs_rehash, verify_password
 from csms.services.throttle import HandshakeThrottle
+from csms.store.database import read_only_factory
 from csms.store.models import Station
 
 #: The one answer to every refused handshake.
@@ -133,6 +134,9 @@ class Admissions:
 
     def __init__(self, session_factory: sessionmaker[Session], config: CsmsConfig) -> None:
         self.session_factory = session_factory
+        #: The common case (a known station that meets its profile) only reads: on SQLite such a session does
+        #: not queue behind the group commit's write lock, so handshakes stay fast while chargers are busy.
+        self.read_factory = read_only_factory(session_factory)
         self.config = config
         self._pepper = secrets.token_bytes(16)
         self._verified: dict[str, bytes] = {}  # stored hash -> digest of the password that matched it
@@ -160,10 +164,36 @@ class Admissions:
         blocked = self.by_station.blocked(station_id, now) or (
             channel.source is not None and self.by_source.blocked(channel.source, now)
         )
+        credentials = parse_basic(authorization)
+        with self.read_factory() as db:  # closed before any write session: the twin's store is one connection
+            row = db.get(Station, station_id)
+            simple = row is not None and _nothing_to_settle(row)
+            if row is not None and simple:
+                refusal = self._refusal(db, row, channel, credentials, blocked, datetime.fromtimestamp(now, UTC))
+                if refusal is None:
+                    return _admission(row, channel)
+        if not simple:
+            return self._admit_writing(station_id, credentials, offered_version, now, channel, blocked)
+        assert refusal is not None
+        with self.session_factory() as db:  # refused: only the refusal is written
+            if self._refused(db, station_id, channel, refusal, now):
+                db.commit()
+        return Admission(station_id, status=401, reason=REFUSED_REASON, refusal=refusal.type)
+
+    def _admit_writing(
+        self,
+        station_id: str,
+        credentials: tuple[str, str] | None,
+        offered_version: str | None,
+        now: float,
+        channel: Channel,
+        blocked: bool,
+    ) -> Admission:
+        """An admission that may change the station (a pending registration, a rotation or profile upgrade to
+        complete, a password to re-hash): read and decided in one write transaction."""
         refusal: _Refusal | None
         with self.session_factory() as db:
             row = db.get(Station, station_id)
-            credentials = parse_basic(authorization)
             meets_pending = False
             if row is None:
                 refusal = self._unknown(db, station_id, offered_version, channel, now, blocked)
@@ -179,13 +209,7 @@ class Admissions:
                 settled = self._settle(row, credentials, meets_pending=meets_pending)
                 if settled or db.dirty:  # a re-hashed password, a rotation or upgrade completed
                     db.commit()
-                return Admission(
-                    station_id,
-                    row.ocpp_version,
-                    row.registration_status,
-                    client_serial=channel.client_serial,
-                    security_profile=row.security_profile,
-                )
+                return _admission(row, channel)
             if self._refused(db, station_id, channel, refusal, now):
                 db.commit()
         return Admission(station_id, status=401, reason=REFUSED_REASON, refusal=refusal.type)
@@ -303,6 +327,26 @@ class Admissions:
             detail = {"reason": f"{what}: handshakes refused without a password check for a while"}
             _record(db, "throttled", at, station_id, channel.source, detail)
         return refusal.counts or bool(tripped)
+
+
+def _nothing_to_settle(row: Station) -> bool:
+    """No rotation or profile upgrade under way and no password hash to renew: admitting the station
+    changes nothing (so a read-only session decides it)."""
+    return (
+        row.pending_security_profile is None
+        and row.previous_password_hash is None
+        and not (row.password_hash and needs_rehash(row.password_hash))
+    )
+
+
+def _admission(row: Station, channel: Channel) -> Admission:
+    return Admission(
+        row.id,
+        row.ocpp_version,
+        row.registration_status,
+        client_serial=channel.client_serial,
+        security_profile=row.security_profile,
+    )
 
 
 def _cert(channel: Channel) -> dict[str, Any]:

@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reply-timeout", type=float, default=10.0, metavar="S", help="station's CALL timeout (default 10)"
     )
+    parser.add_argument(
+        "--open-timeout", type=float, default=10.0, metavar="S", help="station's handshake timeout (default 10)"
+    )
     parser.add_argument("--wait", type=float, default=None, metavar="S", help="wait for the CSMS to act (default 15)")
     parser.add_argument("--list", action="store_true", help="list the selected cases and exit")
     parser.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing case")
@@ -120,6 +123,7 @@ def pytest_arguments(args: argparse.Namespace) -> list[str]:
     argv = [str(CASES), "-c", os.devnull, "--rootdir", str(CASES), "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     argv += [arg for plugin in QUIET_PLUGINS for arg in ("-p", f"no:{plugin}")]
     argv += ["--csms-url", args.csms, "--ocpp", args.ocpp, "--reply-timeout", str(args.reply_timeout)]
+    argv += ["--open-timeout", str(args.open_timeout)]
     options = {
         "--csms-tls-url": args.csms_tls_url,
         "--ca-file": args.ca_file,

@@ -60,6 +60,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--case", action="append", default=[], help="a case id (TC_E_01_CSMS); repeatable")
     group.addoption("--reply-timeout", type=float, default=10.0, help="seconds the station waits for an answer")
     group.addoption(
+        "--open-timeout", type=float, default=10.0, help="seconds the station waits for the WebSocket handshake"
+    )
+    group.addoption(
         "--wait", type=float, default=None, help="seconds to wait for the CSMS to act (default 15; manual 300)"
     )
     group.addoption("--id-token", default="CT-VALID-01", help="an id token the CSMS accepts")
@@ -154,6 +157,7 @@ def csms_target(pytestconfig: pytest.Config) -> Target:
             url,
             pytestconfig.getoption("--ocpp"),
             reply_timeout_s=pytestconfig.getoption("--reply-timeout"),
+            open_timeout_s=pytestconfig.getoption("--open-timeout"),
             wait_s=wait,
             tls_url=pytestconfig.getoption("--csms-tls-url"),
             ca_file=pytestconfig.getoption("--ca-file"),

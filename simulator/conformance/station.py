@@ -66,7 +66,7 @@ class Target:
     version: Version
     reply_timeout_s: float = 10.0  # how long the station waits for an answer to its CALL
     wait_s: float = 15.0  # how long a case waits for something the CSMS must do on its own or by the operator
-    open_timeout_s: float = 5.0
+    open_timeout_s: float = 10.0  # TCP, TLS and the HTTP upgrade together
     tls_url: str | None = None  # the CSMS's wss:// endpoint (security profiles 2 and 3), when it has one
     ca_file: str | None = None  # trust anchor for the CSMS's server certificate
     client_cert: str | None = None  # the station's certificate and key (security profile 3)
