@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection
@@ -31,16 +33,41 @@ _NAMED = re.compile(r"%\((\w+)\)s")
 
 
 class _Prepared:
-    __slots__ = ("_statements", "multi", "names", "positional", "processors", "sql")
+    """The statement compiled for one dialect and one set of row keys, with its parameters' order and their
+    conversions."""
 
-    def __init__(self, sql: str, names: tuple[str, ...], positional: bool, processors: dict[str, Processor]) -> None:
+    __slots__ = ("_statements", "conversions", "multi", "names", "sql", "take")
+
+    def __init__(self, sql: str, names: tuple[str, ...], take: Callable[[Any], tuple[Any, ...]]) -> None:
+        #: The statement with positional placeholders (``?`` or ``%s``), one per entry of ``names``.
         self.sql = sql
         self.names = names
-        self.positional = positional
-        self.processors = processors
-        #: PostgreSQL INSERT: (text before the row, the row's placeholders, text after it, names in order).
-        self.multi: tuple[str, str, str, tuple[str, ...]] | None = None
+        #: A row's parameters in ``names`` order (:func:`_taker`: by key, or by place in a tuple).
+        self.take = take
+        #: (place in ``names``, name, the column type's bind processor) of the values that need converting.
+        self.conversions: list[tuple[int, str, Processor]] = []
+        #: PostgreSQL INSERT: (text before the row, the row's placeholders, text after it).
+        self.multi: tuple[str, str, str] | None = None
         self._statements: dict[int, str] = {}
+
+    def parameters(self, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Each row's parameters, converted (each distinct value of a converted column once per call: the samples
+        of one reading share its timestamp). Column by column, so that the loops over the rows run in C."""
+        params: list[tuple[Any, ...]] = list(map(self.take, rows))
+        if not self.conversions:
+            return params
+        columns = list(zip(*params, strict=True))
+        memo: dict[str, dict[Any, Any]] = {}
+        for place, name, processor in self.conversions:
+            converted = memo.setdefault(name, {None: None})
+            column = columns[place]
+            try:
+                for value in set(column).difference(converted):
+                    converted[value] = processor(value)
+                columns[place] = tuple(map(converted.__getitem__, column))
+            except TypeError:  # an unhashable value (a JSON document): each converted on its own
+                columns[place] = tuple(None if value is None else processor(value) for value in column)
+        return list(zip(*columns, strict=True))
 
     def multi_row(self, rows: int) -> str:
         """The INSERT for ``rows`` rows, with PostgreSQL's own numbered placeholders (``$1``…): psycopg's raw
@@ -48,9 +75,9 @@ class _Prepared:
         found = self._statements.get(rows)
         if found is None:
             assert self.multi is not None
-            head, row, tail, names = self.multi
+            head, row, tail = self.multi
             parts = row.split("%s")
-            width = len(names)
+            width = len(self.names)
             values = (
                 "".join(part + (f"${n * width + i + 1}" if i < width else "") for i, part in enumerate(parts))
                 for n in range(rows)
@@ -59,13 +86,21 @@ class _Prepared:
         return found
 
 
-def _split_values(sql: str) -> tuple[str, str, str, tuple[str, ...]] | None:
-    """``INSERT … VALUES (%(a)s, %(b)s::INTEGER) …`` as (head, row, tail, names) with positional ``%s``
-    placeholders, or None when the statement does not have one plain VALUES row."""
-    names = tuple(_NAMED.findall(sql))
-    positional = _NAMED.sub("%s", sql)
+def _taker(items: list[Any]) -> Callable[[Any], tuple[Any, ...]]:
+    """A row's values at ``items`` (keys or places) as a tuple, in C for two or more."""
+    if len(items) > 1:
+        return itemgetter(*items)
+    if items:
+        only = items[0]
+        return lambda row: (row[only],)
+    return lambda row: ()
+
+
+def _split_values(positional: str, width: int) -> tuple[str, str, str] | None:
+    """``INSERT … VALUES (%s, %s::INTEGER) …`` as (head, row, tail), or None when the statement does not have one
+    plain VALUES row holding all its ``width`` placeholders."""
     start = positional.find(" VALUES (")
-    if not names or start < 0 or positional.count(" VALUES (") != 1:
+    if not width or start < 0 or positional.count(" VALUES (") != 1:
         return None
     start += len(" VALUES ")
     depth = 0
@@ -76,53 +111,48 @@ def _split_values(sql: str) -> tuple[str, str, str, tuple[str, ...]] | None:
     else:
         return None
     row = positional[start : end + 1]
-    if row.count("%s") != len(names) or positional.count("%s") != len(names):  # every placeholder in the row
+    if row.count("%s") != width or positional.count("%s") != width:  # every placeholder in the row
         return None
-    return positional[:start], row, positional[end + 1 :], names
+    return positional[:start], row, positional[end + 1 :]
 
 
 class Bulk:
     def __init__(self, statement: UpdateBase) -> None:
         self.statement = statement
-        self._prepared: dict[tuple[str, tuple[str, ...]], _Prepared] = {}
+        self._prepared: dict[tuple[str, tuple[str, ...], bool], _Prepared] = {}
 
-    def _prepare(self, connection: Connection, keys: tuple[str, ...]) -> _Prepared:
+    def _prepare(self, connection: Connection, keys: tuple[str, ...], by_place: bool) -> _Prepared:
+        """``keys``: the rows' keys (a dict's, or, ``by_place``, the names of a tuple's values in order)."""
         dialect = connection.dialect
-        found = self._prepared.get((dialect.name, keys))
+        found = self._prepared.get((dialect.name, keys, by_place))
         if found is None:
             columns = list(keys) if isinstance(self.statement, Insert) else None
             # for_executemany: no RETURNING of the generated key (PostgreSQL's compiler adds it for one row).
             compiled = self.statement.compile(dialect=dialect, column_keys=columns, for_executemany=True)
-            names = tuple(compiled.positiontup or ()) if dialect.positional else tuple(compiled.binds)
-            processors: dict[str, Processor] = {}
-            for name in set(names):
+            if dialect.positional:
+                sql, names = compiled.string, tuple(compiled.positiontup or ())
+            else:  # named placeholders (psycopg's %(name)s) as positional ones, so that rows go as tuples
+                sql, names = _NAMED.sub("%s", compiled.string), tuple(_NAMED.findall(compiled.string))
+            found = _Prepared(sql, names, _taker([keys.index(name) for name in names] if by_place else list(names)))
+            for place, name in enumerate(names):
                 processor = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
                 if processor is not None:
-                    processors[name] = processor
-            found = self._prepared[(dialect.name, keys)] = _Prepared(
-                compiled.string, names, dialect.positional, processors
-            )
-            if dialect.name == "postgresql" and isinstance(self.statement, Insert) and not dialect.positional:
-                found.multi = _split_values(compiled.string)
+                    found.conversions.append((place, name, processor))
+            if dialect.name == "postgresql" and isinstance(self.statement, Insert):
+                found.multi = _split_values(sql, len(names))
+            self._prepared[(dialect.name, keys, by_place)] = found
         return found
 
-    def execute(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        """Run the statement once per row (all rows have the same keys) in ``connection``'s transaction."""
+    def execute(self, connection: Connection, rows: Sequence[Any], keys: tuple[str, ...] | None = None) -> None:
+        """Run the statement once per row in ``connection``'s transaction. Rows are dicts with the same keys,
+        or, with ``keys``, tuples of those columns' values in that order (no dict built per row)."""
         if not rows:
             return
-        prepared = self._prepare(connection, tuple(rows[0]))
-        if prepared.processors:
-            memo: Memo = {}  # the samples of one reading share its timestamp
-            converted = [_converted(row, prepared.processors, memo) for row in rows]
-        else:
-            converted = list(rows)
-        if prepared.multi is not None and len(converted) > 1:
-            _insert_multi_row(connection, prepared, converted)
+        prepared = self._prepare(connection, tuple(rows[0]) if keys is None else keys, keys is not None)
+        params = prepared.parameters(rows)
+        if prepared.multi is not None and len(params) > 1:
+            _insert_multi_row(connection, prepared, params)
             return
-        names = prepared.names
-        params: Sequence[Any] = (
-            [tuple(row[name] for name in names) for row in converted] if prepared.positional else converted
-        )
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.executemany(prepared.sql, params)
@@ -131,49 +161,24 @@ class Bulk:
 
     def execute_one(self, connection: Connection, row: dict[str, Any]) -> int:
         """Run the statement for one row now, in ``connection``'s transaction; the number of rows it changed."""
-        prepared = self._prepare(connection, tuple(row))
-        if prepared.processors:
-            row = dict(row)
-            for name, processor in prepared.processors.items():
-                if row.get(name) is not None:
-                    row[name] = processor(row[name])
-        params: Any = tuple(row[name] for name in prepared.names) if prepared.positional else row
+        prepared = self._prepare(connection, tuple(row), False)
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(prepared.sql, params)
+            cursor.execute(prepared.sql, prepared.parameters([row])[0])
             return int(cursor.rowcount)
         finally:
             cursor.close()
 
 
-def _insert_multi_row(connection: Connection, prepared: _Prepared, rows: list[dict[str, Any]]) -> None:
+def _insert_multi_row(connection: Connection, prepared: _Prepared, params: list[tuple[Any, ...]]) -> None:
     from psycopg import RawCursor  # only here: SQLite deployments and the twin never import the driver
 
-    assert prepared.multi is not None
-    names = prepared.multi[3]
     cursor = RawCursor(connection.connection.driver_connection)  # type: ignore[arg-type]
     try:
         done = 0
-        while done < len(rows):
-            size = min(MAX_ROWS_PER_STATEMENT, 1 << ((len(rows) - done).bit_length() - 1))
-            chunk = rows[done : done + size]
-            cursor.execute(prepared.multi_row(size), [row[name] for row in chunk for name in names])
+        while done < len(params):
+            size = min(MAX_ROWS_PER_STATEMENT, 1 << ((len(params) - done).bit_length() - 1))
+            cursor.execute(prepared.multi_row(size), list(chain.from_iterable(params[done : done + size])))
             done += size
     finally:
         cursor.close()
-
-
-Memo = dict[tuple[str, Any], Any]
-
-
-def _converted(row: dict[str, Any], processors: dict[str, Processor], memo: Memo) -> dict[str, Any]:
-    out = dict(row)
-    for name, processor in processors.items():
-        value = out.get(name)
-        if value is not None:
-            key = (name, value)
-            found = memo.get(key)
-            if found is None:
-                found = memo[key] = processor(value)
-            out[name] = found
-    return out
