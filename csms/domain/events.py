@@ -12,16 +12,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
+class Sample(NamedTuple):
     """One sampled value. The adapters normalise the unit: ``value`` is in the base unit (Wh, W, A, varh, var,
     VA; a 2.0.1 multiplier applied), ``unit`` names it (None: the station gave none, the base unit is meant).
-    :mod:`csms.domain.meter` says which samples make a meter reading."""
+    :mod:`csms.domain.meter` says which samples make a meter reading.
+
+    A named tuple rather than a frozen dataclass: every meter value brings several, and building one costs a
+    fifth (a frozen dataclass sets each field through ``object.__setattr__``); a ``meter_samples`` row is the
+    sample after its station, transaction and EVSE (:data:`csms.services.uow.SAMPLE_COLUMNS`)."""
 
     timestamp: datetime
     measurand: str

@@ -64,6 +64,8 @@ def _slots() -> dict[tuple[str, str | None, str | None, str | None], int]:
 
 _SLOTS = _slots()
 _SIZE = len(BASE_UNITS) * len(PATH) * 4
+#: The energy register is the first quantity: its slots are the first of each reading's values.
+_REGISTER_SIZE = len(PATH) * 4
 
 Lines = tuple[float | None, float | None, float | None]
 NO_LINES: Lines = (None, None, None)
@@ -122,6 +124,31 @@ def _read(samples: Iterable[ev.Sample]) -> list[Reading]:
         if s.context != BEGIN or values[place] is None:
             values[place] = s.value
     return [_reading(at, by_time[at]) for at in sorted(by_time)]
+
+
+def registers(samples: Iterable[ev.Sample]) -> list[tuple[datetime, float]]:
+    """(time, Wh) of each reading that has an energy register, oldest first: the ``energy_wh`` of
+    :func:`readings`, by the same slots and rules, without making the rest of each reading (every meter value
+    of a running transaction moves its register: this is on the path of each one)."""
+    by_time: dict[datetime, list[float | None]] = {}
+    for s in samples:
+        if s.measurand != ev.ENERGY_REGISTER:
+            continue
+        place = _SLOTS.get((s.measurand, s.location, s.phase, s.unit))
+        if place is None:
+            continue
+        values = by_time.get(s.timestamp)
+        if values is None:
+            values = by_time[s.timestamp] = [None] * _REGISTER_SIZE
+        if s.context != BEGIN or values[place] is None:
+            values[place] = s.value
+    found = []
+    for at in sorted(by_time):
+        values = by_time[at]
+        wh = _total(values, _on_path(values, 0))
+        if wh is not None:
+            found.append((at, wh))
+    return found
 
 
 def _on_path(values: list[float | None], quantity: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 from csms.ocpp.errors import ErrorKind, OcppError
@@ -12,8 +13,13 @@ KILO_UNITS = {"kWh": "Wh", "kW": "W", "kvarh": "varh", "kvar": "var", "kVA": "VA
 
 def parse_time(text: str | None) -> datetime | None:
     """An OCPP dateTime as an aware UTC datetime (naive input is taken as UTC)."""
-    if text is None:
-        return None
+    return None if text is None else _parsed(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(text: str) -> datetime:
+    """Remembered (datetimes are immutable): the stations of a fleet date their meter values alike (clock-aligned
+    intervals, the same second), and a message's readings share a time."""
     try:
         value = datetime.fromisoformat(text)
         # An offset can carry a valid local time out of datetime's range (9999-12-31T23:59-05:00).

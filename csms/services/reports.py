@@ -150,7 +150,7 @@ def _screened(uow: UnitOfWork, station_id: str, report: ev.StationReport, now: d
     flagged: list[dict[str, Any]] = []
     changes: dict[str, Any] = {}
     samples: tuple[ev.Sample, ...] = getattr(report, "samples", ())
-    if samples:
+    if samples and not plausibility.all_plausible(samples, now):
         kept = tuple(s for s in samples if plausibility.sample_problem(s, now) is None)
         if len(kept) != len(samples):
             changes["samples"] = kept

@@ -126,26 +126,13 @@ def _record_event(
 def _queue_samples(
     uow: UnitOfWork, station_id: str, evse_id: int, samples: tuple[ev.Sample, ...], tx_id: int | None
 ) -> None:
-    uow.meter_rows.extend(
-        {
-            "station_id": station_id,
-            "transaction_id": tx_id,
-            "evse_id": evse_id,
-            "timestamp": s.timestamp,
-            "measurand": s.measurand,
-            "phase": s.phase,
-            "location": s.location,
-            "context": s.context,
-            "unit": s.unit,
-            "value": s.value,
-        }
-        for s in samples
-    )
+    head = (station_id, tx_id, evse_id)  # then the sample's fields: the row of uow.SAMPLE_COLUMNS
+    uow.meter_rows.extend([head + sample for sample in samples])
 
 
 def _register_readings(samples: tuple[ev.Sample, ...]) -> list[tuple[datetime, float]]:
     """The energy-register readings among ``samples`` (timestamp, Wh), oldest first."""
-    return [(r.at, r.energy_wh) for r in meter.readings(samples) if r.energy_wh is not None]
+    return meter.registers(samples)
 
 
 def record_samples(

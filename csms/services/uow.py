@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, Table, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from csms.domain.events import Sample
 from csms.services.live_transactions import LiveTransactions
 from csms.store.bulk import Bulk
 from csms.store.models import ConnectionEvent, MessageLogEntry, MeterSample, Station, TransactionEvent
@@ -38,6 +39,9 @@ _INSERT_SAMPLES = {
     "postgresql": Bulk(postgresql.insert(_METER_SAMPLES).on_conflict_do_nothing()),
     "sqlite": Bulk(sqlite.insert(_METER_SAMPLES).on_conflict_do_nothing()),
 }
+#: The columns of a queued ``meter_samples`` row, in its order: the station, transaction and EVSE, then the
+#: sample's own fields (a row is ``(station_id, transaction_id, evse_id) + sample``, built in C).
+SAMPLE_COLUMNS = ("station_id", "transaction_id", "evse_id", *Sample._fields)
 _INSERT_LOG = Bulk(insert(_MESSAGE_LOG))
 _INSERT_TRANSACTION_EVENTS = Bulk(insert(_TRANSACTION_EVENTS))
 _INSERT_CONNECTION_EVENTS = Bulk(insert(_CONNECTION_EVENTS))
@@ -57,7 +61,8 @@ class UnitOfWork:
         self.live = live if live is not None else LiveTransactions()
         self._factory = factory
         self._session: Session | None = None
-        self.meter_rows: list[dict[str, Any]] = []
+        #: ``meter_samples`` rows, each a tuple of :data:`SAMPLE_COLUMNS`.
+        self.meter_rows: list[tuple[Any, ...]] = []
         self.log_rows: list[dict[str, Any]] = []
         self.event_rows: list[dict[str, Any]] = []
         #: ``connection_events`` rows (a batch of reconnections, or every connection ending at a stop).
@@ -119,7 +124,7 @@ class UnitOfWork:
                 statement.execute(connection, rows)
             self.moves = {}
         if self.meter_rows:
-            _INSERT_SAMPLES[connection.dialect.name].execute(connection, self.meter_rows)
+            _INSERT_SAMPLES[connection.dialect.name].execute(connection, self.meter_rows, SAMPLE_COLUMNS)
             self.meter_rows = []
         if self.log_rows:
             _INSERT_LOG.execute(connection, self.log_rows)

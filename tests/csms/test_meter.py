@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from csms.domain import events as ev
 from csms.domain import meter
@@ -272,3 +274,21 @@ def test_a_transaction_begin_value_repeated_beside_a_periodic_one_does_not_repla
     assert one(periodic, begin).energy_wh == 646.0
     assert one(begin, periodic).energy_wh == 646.0
     assert one(begin).energy_wh == 0.0  # alone it is the reading of its time
+
+
+_SAMPLES = st.builds(
+    ev.Sample,
+    st.sampled_from([T, T + timedelta(seconds=1), T - timedelta(minutes=5)]),
+    st.sampled_from([REGISTER, POWER, CURRENT, "Voltage"]),
+    st.floats(allow_nan=False, min_value=-1e6, max_value=1e6),
+    st.sampled_from([None, "Wh", "W", "A", "varh"]),
+    st.sampled_from([None, "L1", "L2", "L3", "L1-N", "N", "L1-L2"]),
+    st.sampled_from([None, "Outlet", "Inlet", "EV"]),
+    st.sampled_from([None, "Sample.Periodic", meter.BEGIN]),
+)
+
+
+@given(st.lists(_SAMPLES, max_size=12))
+def test_the_register_of_each_reading_is_what_the_readings_say(samples):
+    expected = [(r.at, r.energy_wh) for r in meter.readings(tuple(samples)) if r.energy_wh is not None]
+    assert meter.registers(samples) == expected

@@ -8,6 +8,9 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from csms.domain import plausibility
 from csms.domain.events import ENERGY_REGISTER, Sample
 from csms.store import models
@@ -76,3 +79,18 @@ def test_the_limits():
     assert plausibility.sample_problem(sample(1e300, "Voltage"), NOW)
     assert plausibility.sample_problem(sample(1.0, ahead=plausibility.MAX_CLOCK_AHEAD), NOW) is None
     assert plausibility.sample_problem(sample(1.0, ahead=plausibility.MAX_CLOCK_AHEAD * 2), NOW)
+
+
+@given(
+    st.lists(
+        st.builds(
+            lambda value, measurand, ahead_s: Sample(NOW + timedelta(seconds=ahead_s), measurand, value, "Wh"),
+            st.one_of(st.floats(), st.sampled_from([plausibility.MAX_REGISTER_WH, -1e9, 1e9, -1e6, 1e6])),
+            st.sampled_from([ENERGY_REGISTER, "Power.Active.Import", "Current.Import", "Voltage"]),
+            st.sampled_from([-3600, 0, 599, 600, 601, 7200]),
+        ),
+        max_size=6,
+    )
+)
+def test_the_one_pass_check_says_what_the_sample_by_sample_one_says(samples):
+    assert plausibility.all_plausible(samples, NOW) == all(plausibility.sample_problem(s, NOW) is None for s in samples)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from csms.services import stations
-from csms.services.uow import UnitOfWork, transaction
+from csms.services.uow import SAMPLE_COLUMNS, UnitOfWork, transaction
 from csms.store import models
 
 NOW = datetime(2027, 1, 15, 8, tzinfo=UTC)
@@ -32,7 +32,8 @@ def voltage_sample(station_id: str, at: datetime) -> dict[str, Any]:
 
 
 def gather(uow: UnitOfWork, station_id: str) -> None:
-    uow.meter_rows.append(voltage_sample(station_id, NOW))
+    row = voltage_sample(station_id, NOW)
+    uow.meter_rows.append(tuple(row[column] for column in SAMPLE_COLUMNS))
     uow.log_rows.append({"station_id": station_id, "direction": "in", "action": "Heartbeat", "frame": "[]", "at": NOW})
     uow.seen.append((station_id, NOW))
 
@@ -49,7 +50,7 @@ def test_a_failed_savepoint_rolls_back_its_statements_and_its_gathered_rows(sqli
         with uow.savepoint():
             stations.provision(uow.session, "also kept", ocpp_version="2.0.1", password=None, now=NOW)
             gather(uow, "also kept")
-        assert [r["station_id"] for r in uow.meter_rows] == ["also kept"]  # written at the flush
+        assert [r[0] for r in uow.meter_rows] == ["also kept"]  # written at the flush
     with sqlite_factory() as db:
         assert [s.id for s in stations.list_stations(db)] == ["also kept", "kept"]
         assert sorted(db.scalars(select(models.MeterSample.station_id))) == ["also kept", "kept"]

@@ -36,7 +36,7 @@ def _number(text: str, field: str) -> float:
         value = float(text)
     except ValueError:
         raise OcppError(ErrorKind.PROPERTY_CONSTRAINT, f"{field} {text!r} is not a number") from None
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         raise OcppError(ErrorKind.PROPERTY_CONSTRAINT, f"{field} {text!r} is not a finite number")
     return value
 
@@ -50,18 +50,22 @@ def samples(meter_values: list[dict[str, Any]]) -> tuple[ev.Sample, ...]:
         for sv in meter_value["sampledValue"]:
             measurand = sv.get("measurand", ev.ENERGY_REGISTER)
             exponent, unit = base_unit(sv.get("unit", "Wh" if measurand.startswith("Energy") else None))
-            value = _number(sv["value"], "sampledValue.value") * 10.0**exponent
-            if math.isinf(value):
-                raise OcppError(ErrorKind.PROPERTY_CONSTRAINT, f"sampledValue.value {sv['value']!r} is out of range")
+            value = _number(sv["value"], "sampledValue.value")
+            if exponent:
+                value *= 10.0**exponent
+                if math.isinf(value):
+                    raise OcppError(
+                        ErrorKind.PROPERTY_CONSTRAINT, f"sampledValue.value {sv['value']!r} is out of range"
+                    )
             out.append(
                 ev.Sample(
-                    timestamp=timestamp,
-                    measurand=measurand,
-                    value=value,
-                    unit=unit,
-                    phase=sv.get("phase"),
-                    location=sv.get("location", "Outlet"),
-                    context=sv.get("context", "Sample.Periodic"),
+                    timestamp,
+                    measurand,
+                    value,
+                    unit,
+                    sv.get("phase"),
+                    sv.get("location", "Outlet"),
+                    sv.get("context", "Sample.Periodic"),
                 )
             )
     return tuple(out)

@@ -45,13 +45,13 @@ def samples(meter_values: list[dict[str, Any]]) -> tuple[ev.Sample, ...]:
             value = _scaled(sv["value"], unit_of_measure.get("multiplier", 0) + exponent)
             out.append(
                 ev.Sample(
-                    timestamp=timestamp,
-                    measurand=measurand,
-                    value=value,
-                    unit=unit,
-                    phase=sv.get("phase"),
-                    location=sv.get("location", "Outlet"),
-                    context=sv.get("context", "Sample.Periodic"),
+                    timestamp,
+                    measurand,
+                    value,
+                    unit,
+                    sv.get("phase"),
+                    sv.get("location", "Outlet"),
+                    sv.get("context", "Sample.Periodic"),
                 )
             )
     return tuple(out)
