@@ -15,6 +15,7 @@ from types import TracebackType
 FIELDS = ("station_id", "action", "message_id", "request_id")
 
 _VARS: dict[str, ContextVar[str | None]] = {name: ContextVar(name, default=None) for name in FIELDS}
+_STATION, _ACTION, _MESSAGE = _VARS["station_id"], _VARS["action"], _VARS["message_id"]
 
 
 class bound:
@@ -40,6 +41,29 @@ class bound:
         for var, token in reversed(self._tokens):
             var.reset(token)
         self._tokens.clear()
+
+
+class serving:
+    """``bound(station_id=…, action=…, message_id=…)`` for one call a station session serves, without the general
+    form's keyword dictionary and loop: it is entered for every OCPP call, on the path of each meter value."""
+
+    __slots__ = ("_tokens", "_values")
+
+    def __init__(self, station_id: str, action: str, message_id: str) -> None:
+        self._values = (station_id, action, message_id)
+
+    def __enter__(self) -> serving:
+        station_id, action, message_id = self._values
+        self._tokens = (_STATION.set(station_id), _ACTION.set(action), _MESSAGE.set(message_id))
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        station, action, message = self._tokens
+        _MESSAGE.reset(message)
+        _ACTION.reset(action)
+        _STATION.reset(station)
 
 
 def current() -> dict[str, str]:

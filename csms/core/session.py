@@ -264,7 +264,7 @@ class StationSession:
         when = from_posix(now)
         for incoming in work.calls:
             call = incoming.call
-            with log_context.bound(station_id=self.station_id, action=call.action, message_id=call.unique_id):
+            with log_context.serving(self.station_id, call.action, call.unique_id):
                 frame = self._handle_call(call, uow, when, staged, now, isolate=isolate)
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug(_ANSWERED.get(frame[:2] if frame else None, "call answered"))
@@ -452,6 +452,8 @@ class StationSession:
         return self.rpc.frames_to_send()
 
     def next_deadline(self) -> float | None:
+        if not self._parked:
+            return self.rpc.next_deadline()
         deadlines = [parked.deadline for parked in self._parked.values()]
         rpc = self.rpc.next_deadline()
         if rpc is not None:

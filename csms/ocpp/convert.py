@@ -34,7 +34,9 @@ def format_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+@functools.lru_cache(maxsize=256)
 def from_posix(seconds: float) -> datetime:
+    """Remembered: a group commit converts its one ``now`` for every station session in it."""
     return datetime.fromtimestamp(seconds, UTC)
 
 

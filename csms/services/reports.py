@@ -144,9 +144,15 @@ def _ended(uow: UnitOfWork, ack: ev.TransactionAck) -> bool:
     return tx is not None and tx.stopped_at is not None
 
 
+#: Reports whose only measurements are their samples (no meterStart/meterStop, no status time).
+_SAMPLES_ONLY = frozenset({ev.MeterValuesReported, ev.TransactionUpdated, ev.HeartbeatReceived})
+
+
 def _screened(uow: UnitOfWork, station_id: str, report: ev.StationReport, now: datetime) -> ev.StationReport:
     """The report without the values it cannot mean (:mod:`csms.domain.plausibility`); those are flagged as
     one ``implausible_values`` station event instead of being stored as what the station measured."""
+    if type(report) in _SAMPLES_ONLY and plausibility.all_plausible(getattr(report, "samples", ()), now):
+        return report  # the most frequent reports: nothing else in them to screen
     flagged: list[dict[str, Any]] = []
     changes: dict[str, Any] = {}
     samples: tuple[ev.Sample, ...] = getattr(report, "samples", ())
