@@ -156,7 +156,8 @@ class StationSession:
             if isinstance(event, IncomingCall):
                 self.traffic.frame(IN, event.call.action, CALL)
                 self._work.calls.append(event)
-                self._log("in", event.call.action, frame, now)
+                if self._log_enabled:
+                    self._log("in", event.call.action, frame, now)
             elif isinstance(event, CallCompleted):
                 self._completed_call(event.pending, now)
                 pending = event.pending
@@ -444,7 +445,9 @@ class StationSession:
         return pending
 
     def completed_calls(self) -> list[PendingCall]:
-        done, self._completed = self._completed, []
+        done = self._completed
+        if done:  # else the empty list stays: no new one per frame
+            self._completed = []
         return done
 
     # ---- step 3: output and time -------------------------------------------------------------------------

@@ -31,16 +31,6 @@ def port(connector_id: int) -> tuple[int, int]:
     return (connector_id, 1) if connector_id > 0 else (0, 0)
 
 
-def _number(text: str, field: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise OcppError(ErrorKind.PROPERTY_CONSTRAINT, f"{field} {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise OcppError(ErrorKind.PROPERTY_CONSTRAINT, f"{field} {text!r} is not a finite number")
-    return value
-
-
 def samples(meter_values: list[dict[str, Any]]) -> tuple[ev.Sample, ...]:
     """Sampled values in base units (kWh as Wh, kW as W, …)."""
     out: list[ev.Sample] = []
@@ -48,24 +38,29 @@ def samples(meter_values: list[dict[str, Any]]) -> tuple[ev.Sample, ...]:
         timestamp = parse_time(meter_value["timestamp"])
         assert timestamp is not None
         for sv in meter_value["sampledValue"]:
-            measurand = sv.get("measurand", ev.ENERGY_REGISTER)
-            exponent, unit = base_unit(sv.get("unit", "Wh" if measurand.startswith("Energy") else None))
-            value = _number(sv["value"], "sampledValue.value")
+            get = sv.get
+            measurand = get("measurand", ev.ENERGY_REGISTER)
+            exponent, unit = base_unit(get("unit", "Wh" if measurand.startswith("Energy") else None))
+            try:
+                value = float(sv["value"])
+            except ValueError:
+                raise OcppError(
+                    ErrorKind.PROPERTY_CONSTRAINT, f"sampledValue.value {sv['value']!r} is not a number"
+                ) from None
             if exponent:
                 value *= 10.0**exponent
-                if math.isinf(value):
-                    raise OcppError(
-                        ErrorKind.PROPERTY_CONSTRAINT, f"sampledValue.value {sv['value']!r} is out of range"
-                    )
+            if not math.isfinite(value):
+                problem = "is out of range" if math.isfinite(float(sv["value"])) else "is not a finite number"
+                raise OcppError(ErrorKind.PROPERTY_CONSTRAINT, f"sampledValue.value {sv['value']!r} {problem}")
             out.append(
                 ev.Sample(
                     timestamp,
                     measurand,
                     value,
                     unit,
-                    sv.get("phase"),
-                    sv.get("location", "Outlet"),
-                    sv.get("context", "Sample.Periodic"),
+                    get("phase"),
+                    get("location", "Outlet"),
+                    get("context", "Sample.Periodic"),
                 )
             )
     return tuple(out)

@@ -32,6 +32,9 @@ def _scaled(value: float, multiplier: int) -> float:
     return scaled
 
 
+_NO_UNIT: dict[str, Any] = {}
+
+
 def samples(meter_values: list[dict[str, Any]]) -> tuple[ev.Sample, ...]:
     """Sampled values in base units: the multiplier applied, kWh as Wh, kW as W, …"""
     out: list[ev.Sample] = []
@@ -39,8 +42,9 @@ def samples(meter_values: list[dict[str, Any]]) -> tuple[ev.Sample, ...]:
         timestamp = parse_time(meter_value["timestamp"])
         assert timestamp is not None
         for sv in meter_value["sampledValue"]:
-            measurand = sv.get("measurand", ev.ENERGY_REGISTER)
-            unit_of_measure = sv.get("unitOfMeasure", {})
+            get = sv.get
+            measurand = get("measurand", ev.ENERGY_REGISTER)
+            unit_of_measure = get("unitOfMeasure", _NO_UNIT)
             exponent, unit = base_unit(unit_of_measure.get("unit", "Wh" if measurand.startswith("Energy") else None))
             value = _scaled(sv["value"], unit_of_measure.get("multiplier", 0) + exponent)
             out.append(
@@ -49,9 +53,9 @@ def samples(meter_values: list[dict[str, Any]]) -> tuple[ev.Sample, ...]:
                     measurand,
                     value,
                     unit,
-                    sv.get("phase"),
-                    sv.get("location", "Outlet"),
-                    sv.get("context", "Sample.Periodic"),
+                    get("phase"),
+                    get("location", "Outlet"),
+                    get("context", "Sample.Periodic"),
                 )
             )
     return tuple(out)
