@@ -44,8 +44,9 @@ class _Prepared:
         self.names = names
         #: A row's parameters in ``names`` order (:func:`_taker`: by key, or by place in a tuple).
         self.take = take
-        #: (place in ``names``, name, the column type's bind processor) of the values that need converting.
-        self.conversions: list[tuple[int, str, Processor]] = []
+        #: (place in ``names``, the bind's type, its processor) of the values that need converting. Places of one
+        #: type share what was converted (a register move's first and last time are mostly one value).
+        self.conversions: list[tuple[int, object, Processor]] = []
         #: PostgreSQL INSERT: (text before the row, the row's placeholders, text after it).
         self.multi: tuple[str, str, str] | None = None
         self._statements: dict[int, str] = {}
@@ -57,9 +58,9 @@ class _Prepared:
         if not self.conversions:
             return params
         columns = list(zip(*params, strict=True))
-        memo: dict[str, dict[Any, Any]] = {}
-        for place, name, processor in self.conversions:
-            converted = memo.setdefault(name, {None: None})
+        memo: dict[object, dict[Any, Any]] = {}
+        for place, type_, processor in self.conversions:
+            converted = memo.setdefault(type_, {None: None})
             column = columns[place]
             try:
                 for value in set(column).difference(converted):
@@ -135,9 +136,10 @@ class Bulk:
                 sql, names = _NAMED.sub("%s", compiled.string), tuple(_NAMED.findall(compiled.string))
             found = _Prepared(sql, names, _taker([keys.index(name) for name in names] if by_place else list(names)))
             for place, name in enumerate(names):
-                processor = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+                type_ = compiled.binds[name].type
+                processor = type_.dialect_impl(dialect).bind_processor(dialect)
                 if processor is not None:
-                    found.conversions.append((place, name, processor))
+                    found.conversions.append((place, type_, processor))
             if dialect.name == "postgresql" and isinstance(self.statement, Insert):
                 found.multi = _split_values(sql, len(names))
             self._prepared[(dialect.name, keys, by_place)] = found
