@@ -14,7 +14,7 @@ from csms.core.session import CallFailed, Staged, StationSession, Work
 from csms.services import message_log
 from csms.services.config import CsmsConfig
 from csms.services.live_transactions import LiveTransactions
-from csms.services.uow import SessionFactory, UnitOfWork, transaction
+from csms.services.uow import SessionFactory, UnitOfWork, held_connection, transaction
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ class BatchProcessor:
         self.batches = 0
         self.calls = 0
         self.retries = 0
+        self._held = held_connection(session_factory)
 
     def process(
         self, batch: Sequence[tuple[StationSession, Work]], now: float
@@ -66,7 +67,7 @@ class BatchProcessor:
     ) -> list[tuple[StationSession, Staged | None]]:
         """One transaction. Raises CallFailed (not isolated: a call, or a write it deferred to the flush,
         failed) or the commit's error."""
-        with transaction(self.session_factory, self.live) as uow:
+        with transaction(self.session_factory, self.live, self._held) as uow:
             results: list[tuple[StationSession, Staged | None]] = [
                 (session, session.handle(work, uow, now, isolate=isolate)) for session, work in batch
             ]

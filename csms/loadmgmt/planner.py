@@ -140,9 +140,14 @@ class _Session:
         """The largest allocation in force at some time in ``[now - window_s, now]``: what a compliant
         charger may still be drawing."""
         start = now - window_s
-        in_force = [a for since, a in self.limits if since <= start]
-        later = [a for since, a in self.limits if since > start]
-        return max(in_force[-1:] + later)
+        in_force = None  # the last one set by the window's start
+        told = -math.inf
+        for since, a in self.limits:
+            if since <= start:
+                in_force = a
+            elif a > told:
+                told = a
+        return told if in_force is None else max(in_force, told)
 
     def allocate(self, amps: float, now: float, window_s: float, deadband_a: float) -> None:
         if abs(amps - self.limits[-1][1]) <= deadband_a:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from csms.ocpp.outgoing import ChargingProfile, SchedulePeriod
@@ -57,12 +58,18 @@ class ProfileSpec:
     fallback: float | None = None
     lease_s: float | None = None
 
-    @property
+    # Cached (the spec is frozen): the tracker compares every desired spec with the sent one at each re-plan.
+    @cached_property
+    def rounded(self) -> float:
+        """``limit`` as the charger is sent it (:func:`round_limit`)."""
+        return round_limit(self.limit, self.unit)
+
+    @cached_property
     def leased(self) -> bool:
         """The schedule changes to ``fallback`` after the lease (the limit is not the fallback already)."""
         if self.fallback is None or self.lease_s is None:
             return False
-        return round_limit(self.fallback, self.unit) != round_limit(self.limit, self.unit)
+        return round_limit(self.fallback, self.unit) != self.rounded
 
     @property
     def profile_id(self) -> int:
@@ -76,8 +83,9 @@ class ProfileSpec:
 
 
 def round_limit(limit: float, unit: str) -> float:
-    step = 0.1 if unit == "A" else 1.0
-    return max(0.0, math.floor(limit / step + 1e-9) * step) if unit == "A" else float(max(0, math.floor(limit)))
+    if unit == "A":
+        return max(0.0, math.floor(limit / 0.1 + 1e-9) * 0.1)
+    return float(max(0, math.floor(limit)))
 
 
 def charging_profile(spec: ProfileSpec, now: float) -> ChargingProfile:
@@ -86,7 +94,7 @@ def charging_profile(spec: ProfileSpec, now: float) -> ChargingProfile:
     Raises:
         ValueError: a TxProfile without a transaction id.
     """
-    limit = round(round_limit(spec.limit, spec.unit), 1)
+    limit = round(spec.rounded, 1)
     phases = spec.number_phases if spec.unit == "A" else None
     periods = [SchedulePeriod(0, limit, phases)]
     if spec.leased:
@@ -171,7 +179,7 @@ class ProfileTracker:
 
     def _differs(self, slot: _Slot, spec: ProfileSpec, now: float) -> bool:
         if slot.status == "failed":
-            return now >= slot.at + self.retry_after_s or spec.limit < round_limit(slot.spec.limit, slot.spec.unit)
+            return now >= slot.at + self.retry_after_s or spec.limit < slot.spec.rounded
         old = slot.spec
         if (old.purpose, old.transaction_id, old.unit, old.number_phases) != (
             spec.purpose,
@@ -180,7 +188,7 @@ class ProfileTracker:
             spec.number_phases,
         ):
             return True
-        new_limit, old_limit = round_limit(spec.limit, spec.unit), round_limit(old.limit, old.unit)
+        new_limit, old_limit = spec.rounded, old.rounded
         if (new_limit == 0) != (old_limit == 0) or new_limit < old_limit:
             return True
         if spec.leased != old.leased or (spec.leased and now >= slot.sent_at + (spec.lease_s or 0.0) / 2):
@@ -204,15 +212,17 @@ class ProfileTracker:
         holds — the slot was forgotten since it was sent (the transaction ended, the station reconnected) or
         now holds another transaction's TxProfile. Typically a TxProfile that crossed the end of its
         transaction, which the charger rightly rejects: that says nothing about the charger."""
-        for key, slot in self._slots.items():
-            if key[0] == station_id and key[1] == evse_id and slot.spec.profile_id == profile_id:
+        for purpose in Purpose:  # a slot's profile id follows from its EVSE and purpose: one can match
+            key = (station_id, evse_id, purpose)
+            slot = self._slots.get(key)
+            if slot is not None and slot.spec.profile_id == profile_id:
                 if transaction_id is not None and slot.spec.transaction_id != transaction_id:
                     return False
                 if status == "Accepted":
                     slot.status = "accepted"
                     self._failed_at.pop(key, None)
                     slot.failing = False
-                    slot.accepted_limit = round_limit(slot.spec.limit, slot.spec.unit)
+                    slot.accepted_limit = slot.spec.rounded
                     spec = slot.spec
                     slot.accepted_until = slot.sent_at + (spec.lease_s or 0.0) if spec.leased else float("inf")
                 else:
@@ -250,7 +260,7 @@ class ProfileTracker:
                 bounds.append(slot.accepted_limit)
             spec = slot.spec
             if slot.answer in (None, "timeout") and (not spec.leased or now < slot.sent_at + (spec.lease_s or 0.0)):
-                bounds.append(round_limit(spec.limit, spec.unit))
+                bounds.append(spec.rounded)
             if bounds:
                 out[evse_id] = max(out.get(evse_id, 0.0), *bounds)
         return out

@@ -290,11 +290,12 @@ def session_needs(db: Session, vehicle: FleetVehicle, now: datetime, session: Tr
     return replace(found, energy_needed_wh=found.energy_needed_wh + _delivered_since(db, session, None))
 
 
-def on_its_way(db: Session, vehicle: FleetVehicle, now: datetime) -> Needs | None:
+def on_its_way(db: Session, vehicle: FleetVehicle, now: datetime, *, unplugged: bool = False) -> Needs | None:
     """What a depot's vehicle that is not plugged in will need by its next departure (the load manager plans the
     night with it). None when it is not expected: no depot, plugged in now, no departure within
-    ``EXPECTED_WITHIN_S``, no telematics SoC, or charged since its newest reading (that SoC is out of date)."""
-    if vehicle.depot_id is None or running_session(db, vehicle) is not None:
+    ``EXPECTED_WITHIN_S``, no telematics SoC, or charged since its newest reading (that SoC is out of date).
+    ``unplugged``: the caller has just found it without a running session (:func:`running_session`)."""
+    if vehicle.depot_id is None or (not unplugged and running_session(db, vehicle) is not None):
         return None
     found = needs(db, vehicle, now)
     if found.departure is None or found.energy_needed_wh is None or found.soc_age_s is None:

@@ -13,13 +13,14 @@ commit, instead of one statement per call.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 from csms.domain.events import Sample
 from csms.services.live_transactions import LiveTransactions
@@ -149,16 +150,32 @@ class UnitOfWork:
         self.connection.commit()
 
 
-def _engine_of(factory: SessionFactory) -> Engine:
+def engine_of(factory: SessionFactory) -> Engine:
     bind = factory.kw["bind"]
     return bind if isinstance(bind, Engine) else bind.engine
 
 
+def held_connection(factory: SessionFactory) -> Connection | None:
+    """A connection to run every :func:`transaction` of a writer on, or None to check one out for each.
+
+    Held when the engine has one connection anyway (a StaticPool: in-memory SQLite, the twin's virtual time with
+    a transaction per frame instant): the checkout and its return cost 3/4 of an empty transaction. A pool of
+    real connections is checked out per transaction (its pre-ping and reconnects)."""
+    engine = engine_of(factory)
+    return engine.connect() if isinstance(engine.pool, StaticPool) else None
+
+
 @contextmanager
-def transaction(factory: SessionFactory, live: LiveTransactions | None = None) -> Iterator[UnitOfWork]:
+def transaction(
+    factory: SessionFactory, live: LiveTransactions | None = None, connection: Connection | None = None
+) -> Iterator[UnitOfWork]:
     """One database transaction: the set-based writes and a commit when the block ends, a rollback if it
-    raises (and then ``live`` forgets what it learnt meanwhile)."""
-    with _engine_of(factory).connect() as connection:
+    raises (and then ``live`` forgets what it learnt meanwhile). On ``connection`` when given (it stays
+    open), else on one of the engine's, returned after."""
+    opened: AbstractContextManager[Connection] = (
+        nullcontext(connection) if connection is not None else engine_of(factory).connect()
+    )
+    with opened as connection:
         connection.begin()
         uow = UnitOfWork(connection, factory, live)
         try:

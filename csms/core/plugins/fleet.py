@@ -73,7 +73,7 @@ class FleetNeeds:
                 if session is None:
                     if vehicle.depot_id is None:
                         return None
-                    return vehicle.depot_id, vehicle.id, fleet.on_its_way(db, vehicle, _at(now))
+                    return vehicle.depot_id, vehicle.id, fleet.on_its_way(db, vehicle, _at(now), unplugged=True)
                 if session.evse_id is None:
                     return None
                 return session.station_id, session.evse_id, fleet.session_needs(db, vehicle, _at(now), session)

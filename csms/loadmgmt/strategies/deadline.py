@@ -61,10 +61,13 @@ def _passes(problem: Problem, order: list[int], needed: np.ndarray, cheapest_now
     x = np.zeros(problem.n)
     slack = b.copy()
 
+    # The rows each EVSE with a deadline is in, with its coefficients: the same quotients as numpy's over the
+    # column, without numpy's cost per call on a handful of rows.
+    rows_of = {i: [(r, float(a)) for r, a in enumerate(A[:, i].tolist()) if a > 0] for i in order}
+
     def headroom(i: int) -> float:
-        col = A[:, i]
-        on = col > 0
-        return float(np.min(slack[on] / col[on])) if on.any() else math.inf
+        rows = rows_of[i]
+        return min(float(slack[r]) / a for r, a in rows) if rows else math.inf
 
     for i in order:  # pass 1: what finishes each on time, tightest first
         if needed[i] <= 0:
