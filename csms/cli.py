@@ -253,8 +253,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise UserError(f"cannot reach the broker {mask_url(settings.broker or '')}: {exc}") from None
         raise
     except KeyboardInterrupt:
-        pass
-    return 0
+        return 0
+    # Stopped gracefully: everything read is committed, answered or closed, and logged. The interpreter's
+    # teardown would free the objects of every connection held (a full collection, then each module's objects):
+    # with 10,000 chargers that was seconds, past the stop's watchdog (issue 13); the process ends without it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(0)
 
 
 def _ocpi_codes(settings: ServeSettings) -> dict[str, Any]:

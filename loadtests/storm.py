@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -113,6 +114,13 @@ def missing_acknowledged(database_url: str, acks: list[tuple[str, str, dict, dic
     return {"checked": dict(checked), "missing": dict(missing), "examples": examples}
 
 
+def _reap(csms: harness.CsmsProcess) -> tuple[int, float]:
+    """Wait for the CSMS to exit: its exit status (negative: the signal that ended it) and its CPU seconds."""
+    _, status, usage = os.wait4(csms.pid, 0)
+    csms.process.returncode = os.waitstatus_to_exitcode(status)
+    return csms.process.returncode, usage.ru_utime + usage.ru_stime
+
+
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     _soft, fd_limit = raise_fd_limit()
     url = f"sqlite:///{workdir}/csms.db"
@@ -120,7 +128,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     provision.provision(url, rows, "LOADTEST")
     csms_cpus, gen_cpus = harness.split_cpus() if args.pin else (None, None)
     ports = (harness.free_port(), harness.free_port())
-    start = {"heartbeat_interval": args.heartbeat, "cpus": csms_cpus, "ports": ports}
+    start = {"heartbeat_interval": args.heartbeat, "cpus": csms_cpus, "ports": ports,
+             "extra_args": ["--log-level", args.csms_log_level]}  # fmt: skip
     csms = harness.start_csms(url, workdir, **start)
     options = fleet.FleetOptions(
         url=csms.ocpp_url,
@@ -147,19 +156,25 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         for phase, name in enumerate(args.signals, start=1):
             generator.set_phase(phase)
             signalled = time.monotonic()
+            cpu_before = csms.cpu_seconds()
             csms.process.send_signal(SIGNALS[name])
-            csms.process.wait(timeout=120)
+            status, stop_cpu_s = _reap(csms)
             stopped = time.monotonic()
             csms = harness.start_csms(url, workdir, name=f"csms-{phase}", **start)
             listening = time.monotonic()
             snap = _wait(generator, lambda s: s["booted_in_phase"] >= args.stations, args.timeout, args.progress,
                          f"after SIG{name.upper()}")  # fmt: skip
             booted = time.monotonic()
+            restart_cpu_s = csms.cpu_seconds()
             storms.append(
                 {
                     "signal": f"SIG{name.upper()}",
                     "stop_s": round(stopped - signalled, 2),
                     "restart_s": round(listening - signalled, 2),
+                    "exit_status": status,
+                    # CPU of the old process from the signal to its exit, of the new one until all were back
+                    "stop_cpu_s": round(stop_cpu_s - cpu_before, 2),
+                    "restart_cpu_s": round(restart_cpu_s, 2),
                     "booted_again": snap["booted_in_phase"],
                     "all_booted_after_signal_s": round(booted - signalled, 1)
                     if snap["booted_in_phase"] >= args.stations
@@ -210,8 +225,9 @@ def report(summary: dict[str, Any]) -> str:
         f"ramp {summary['ramp_s']:.0f} s",
         "",
         "| signal | CSMS stopped after | listening again after | all booted again after signal | "
-        "after listening | reconnects | BootNotification p50 / p99 / max | refused handshakes | other errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "after listening | reconnects | BootNotification p50 / p99 / max | refused handshakes | exit status "
+        "| CPU of the stop / of the restart | other errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for s in summary["storms"]:
         boot = s["latency"].get("BootNotification", {})
@@ -220,7 +236,8 @@ def report(summary: dict[str, Any]) -> str:
             f"| {s['signal']} | {s['stop_s']:.1f} s | {s['restart_s']:.1f} s | {s['all_booted_after_signal_s']} s "
             f"| {s['all_booted_after_listening_s']} s | {s['reconnects']:,} "
             f"| {boot.get('p50_ms', float('nan')):.0f} / {boot.get('p99_ms', float('nan')):.0f} / "
-            f"{boot.get('max_ms', float('nan')):.0f} ms | {s['refused_handshakes']} "
+            f"{boot.get('max_ms', float('nan')):.0f} ms | {s['refused_handshakes']} | {s['exit_status']} "
+            f"| {s['stop_cpu_s']:.1f} / {s['restart_cpu_s']:.1f} s "
             f"| {'; '.join(f'{k} ×{n:,}' for k, n in sorted(others.items(), key=lambda kv: -kv[1])) or '—'} |"
         )
     lines.append("")
@@ -249,14 +266,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--backoff-min", type=int, default=5, help="RetryBackOffWaitMinimum [s] (default 5)")
     p.add_argument("--backoff-range", type=int, default=10, help="RetryBackOffRandomRange [s] (default 10)")
     p.add_argument("--backoff-repeat", type=int, default=3, help="RetryBackOffRepeatTimes (default 3)")
+    p.add_argument("--csms-log-level", default="warning", help="the CSMS's log level (info: its stop's steps)")
+    p.add_argument("--keep", default=None, help="keep the database and the CSMS logs in this directory")
     fleet.add_fleet_arguments(p, addresses=2, progress=5)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="storm-") as tmp:
-        summary = run(args, Path(tmp))
+    if args.keep:
+        Path(args.keep).mkdir(parents=True, exist_ok=True)
+        summary = run(args, Path(args.keep))
+    else:
+        with tempfile.TemporaryDirectory(prefix="storm-") as tmp:
+            summary = run(args, Path(tmp))
     print(report(summary))
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))

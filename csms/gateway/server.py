@@ -472,10 +472,20 @@ class Gateway:
         return None if self._tls_server is None else self._tls_server.sockets[0].getsockname()[1]
 
     def stop_accepting(self) -> None:
-        """Refuse new connections from now on (the first step of a graceful shutdown); held ones stay."""
+        """Refuse new connections from now on; held ones stay."""
         for server in (self._server, self._tls_server):
             if server is not None:
                 server.close()
+
+    def stop_reading(self) -> None:
+        """The first step of a graceful shutdown: no new connections, and nothing more read from the held ones
+        (what chargers send from now on waits in their sockets until :meth:`stop` reads it with their close
+        frames: committed, never answered); what was read is still committed and answered. Called before the
+        API's stop, not after it: 10,000 chargers kept sending meanwhile, and each frame read then was one
+        more to commit before the close frames could go out."""
+        self.stop_accepting()
+        for link in self.links.values():
+            link.quiet()
 
     async def stop(self, close_timeout_s: float = CLOSE_TIMEOUT_S) -> None:
         """Stop listening, stop reading (chargers that keep sending would keep the drain from ending), finish
@@ -485,14 +495,12 @@ class Gateway:
         closing handshakes, abort the sockets still open, commit what arrived meanwhile, stop the plugins.
         How long each step took is kept in :attr:`stop_steps` and logged."""
         clock = _StepClock()
-        self.stop_accepting()
+        self.stop_reading()
         if self._keepalive is not None:
             self._keepalive.cancel()
         self.collector.hold()  # no collection until the end of the stop
         try:
             links = list(self.links.values())
-            for link in links:
-                link.quiet()
             await self._drain()
             clock.mark("drain")
             self._ended = []

@@ -363,7 +363,7 @@ async def _begin_stop(gateway: Gateway, cluster: Cluster | None, grace_s: float,
     if watchdog:
         _exit_after(grace_s + 3.0)
     log.info("stopping: no new connections, leases released, draining within %g s", grace_s)
-    gateway.stop_accepting()
+    gateway.stop_reading()
     if cluster is not None:
         await cluster.release_leases()
 

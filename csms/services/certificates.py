@@ -134,6 +134,10 @@ def issued(db: Session, station_id: str | None = None) -> list[IssuedCertificate
     return list(db.scalars(query))
 
 
+#: Stations per query of :func:`nearing_end` (SQLite allows 32,766 bound parameters, old builds 999).
+STATIONS_PER_QUERY = 500
+
+
 def current(db: Session, station_id: str, kind: str = STATION_CERTIFICATE) -> IssuedCertificate | None:
     """The station's newest certificate of this kind that it accepted and that is not revoked."""
     query = (
@@ -150,14 +154,26 @@ def current(db: Session, station_id: str, kind: str = STATION_CERTIFICATE) -> Is
 
 
 def nearing_end(db: Session, station_ids: list[str], now: datetime, days: int) -> list[IssuedCertificate]:
-    """Of these stations, the current certificates that end within ``days``."""
+    """Of these stations, the current certificates (as :func:`current`) that end within ``days``, in the
+    order of ``station_ids``. One query per :data:`STATIONS_PER_QUERY` stations: a reconnect storm checks
+    thousands at once."""
     horizon = now + timedelta(days=days)
-    out = []
-    for station_id in station_ids:
-        row = current(db, station_id)
-        if row is not None and row.not_after <= horizon:
-            out.append(row)
-    return out
+    newest: dict[str, IssuedCertificate] = {}
+    for start in range(0, len(station_ids), STATIONS_PER_QUERY):
+        query = (
+            select(IssuedCertificate)
+            .where(
+                IssuedCertificate.station_id.in_(station_ids[start : start + STATIONS_PER_QUERY]),
+                IssuedCertificate.certificate_type == STATION_CERTIFICATE,
+                IssuedCertificate.delivery == "Accepted",
+                IssuedCertificate.revoked_at.is_(None),
+            )
+            .order_by(IssuedCertificate.not_after.desc(), IssuedCertificate.id.desc())
+        )
+        for row in db.scalars(query):
+            newest.setdefault(row.station_id, row)
+    rows = (newest.get(station_id) for station_id in dict.fromkeys(station_ids))
+    return [row for row in rows if row is not None and row.not_after <= horizon]
 
 
 # ---- what stations have installed ---------------------------------------------------------------------------------

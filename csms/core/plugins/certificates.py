@@ -7,7 +7,9 @@ and its CA chain go to the station in CertificateSigned. A call that times out o
 stored on the issued certificate. A station that rejected it or never got it sends a new CSR on its own
 (its CertSigningRepeatTimes), which is answered like the first.
 
-Renewal: at connection and then every ``check_every_s``, a connected station whose current certificate ends
+Renewal: at connection (the stations that connected while the previous check ran are checked together, so a
+reconnect storm of 10,000 is a few database jobs, not 10,000 of them queued between the group commits) and then
+every ``check_every_s``, a connected station whose current certificate ends
 within ``config.renew_before_days`` gets a ``certificate_expiring`` alert and is asked for a new CSR
 (2.0.1 TriggerMessage SignChargingStationCertificate, 1.6 ExtendedTriggerMessage SignChargePointCertificate).
 The alert is resolved when a renewed certificate is accepted.
@@ -45,6 +47,9 @@ class CertificateManager:
         self._host: CsmsHost | None = None
         self._alarm: Alarm | None = None
         self._sweep: Alarm | None = None
+        #: Stations that connected while a check of connected stations was running: the next check's.
+        self._due: list[str] = []
+        self._checking = False
 
     # ---- plugin ------------------------------------------------------------------------------------------
     def attach(self, host: CsmsHost) -> None:
@@ -67,7 +72,9 @@ class CertificateManager:
 
     def connected(self, station_id: str, version: Version, registered: bool, now: float) -> None:
         if registered:
-            self._check([station_id], now)
+            self._due.append(station_id)
+            if not self._checking:
+                self._check_due(now)
 
     def disconnected(self, station_ids: Sequence[str], now: float) -> None:
         pass
@@ -136,7 +143,27 @@ class CertificateManager:
         if self._alarm is not None:
             self._alarm.arm(now + self.check_every_s)
 
-    def _check(self, station_ids: list[str], now: float) -> None:
+    def _check_due(self, now: float) -> None:
+        station_ids, self._due = self._due, []
+        self._checking = True
+
+        def then(due: list[tuple[str, str]]) -> None:
+            self._checking = False
+            self._renew(due)
+            if self._due and self._host is not None:
+                self._check_due(self.host.scheduler.now())
+
+        self._check(station_ids, now, then, failed=[])
+
+    def _check(
+        self,
+        station_ids: list[str],
+        now: float,
+        then: Callable[[list[tuple[str, str]]], None] | None = None,
+        failed: list[tuple[str, str]] | None = None,
+    ) -> None:
+        """``then(due)`` after the check (default: renew them); ``failed``: what it gets when the check fails
+        (default: nothing is called)."""
         if not station_ids:
             return
         at = from_posix(now)
@@ -151,7 +178,7 @@ class CertificateManager:
                 )
             return [(row.station_id, row.certificate_type) for row in due]
 
-        self._in_db(find, self._renew)
+        self._in_db(find, then or self._renew, failed)
 
     def _renew(self, due: list[tuple[str, str]]) -> None:
         if self._host is None:
@@ -166,11 +193,19 @@ class CertificateManager:
             except Exception:
                 log.exception("station %s: %s could not be sent", station_id, action)
 
-    def _in_db(self, work: Callable[[Any], Any], then: Callable[[Any], None]) -> None:
+    def _in_db(self, work: Callable[[Any], Any], then: Callable[[Any], None], failed: Any = None) -> None:
+        """``work`` in one transaction on the database thread, then ``then`` with its result; if it fails, the
+        failure is logged and ``then(failed)`` called (unless ``failed`` is None)."""
         factory = self.host.session_factory
 
         def run() -> Any:
-            with factory() as db, db.begin():
-                return work(db)
+            try:
+                with factory() as db, db.begin():
+                    return work(db)
+            except Exception:
+                if failed is None:
+                    raise
+                log.exception("certificate check failed")
+                return failed
 
         self.host.scheduler.run_db(run, then)
