@@ -114,7 +114,7 @@ class TwinMeters:
     def _read(self, connector_id: int) -> MeterReading:
         ref = self._refs.get(connector_id)
         if ref is None:
-            ref = self._refs[connector_id] = ConnectorRef(self.station_id, connector_id)
+            ref = self._refs[connector_id] = self.world.ref(self.station_id, connector_id)
         return self.world.meter(ref)
 
     def energy_wh(self, connector_id: int) -> float:
@@ -227,7 +227,7 @@ class FirmwareHooks:
                 self.truth.status(station_id, connector_id, status, now)
             ref = self._refs.get((station_id, connector_id))
             if ref is None:
-                ref = self._refs[station_id, connector_id] = ConnectorRef(station_id, connector_id)
+                ref = self._refs[station_id, connector_id] = self.world.ref(station_id, connector_id)
             available = status not in OUT_OF_SERVICE
             state = (charger.is_energizing(connector_id), charger.limit_w(connector_id, now), available)
             before = self._seen.get(ref)
@@ -533,11 +533,18 @@ class Fleet:
         end = float(self.scenario.duration)
         next_report = 0.0
         series = {ref: self.sampler.evse_kw.setdefault(str(ref), []) for ref in self.world.connectors}
+        # Only a connector that delivers, or whose last point is not 0 kW, can add a point: the others sit at 0 W.
+        drawing: set[ConnectorRef] = set(series)
         while self.env.now < end:
-            for ref, points in series.items():
+            for ref in drawing | self.world.may_deliver():
+                points = series[ref]
                 kw = self.world.power_w(ref) / 1000.0
                 if not points or points[-1][1] != kw:
                     points.append((self.env.now, kw))
+                if kw == 0.0:
+                    drawing.discard(ref)
+                else:
+                    drawing.add(ref)
             for vehicle_id, soc in self.world.plugged_socs().items():
                 self.sampler.soc.setdefault(vehicle_id, []).append((self.env.now, soc))
             if progress is not None and self.env.now >= next_report:

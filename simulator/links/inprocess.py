@@ -170,15 +170,19 @@ class InProcessLink:
 
     # ---- frames ----------------------------------------------------------------------------------------
     def _transit(self, direction: str, frame: str, deliver: Callable[[str], None]) -> None:
-        if self.network.loss and self.rng.random() < self.network.loss:
+        network = self.network
+        if network.loss and self.rng.random() < network.loss:
             self.frames_lost += 1
             return
-        delay = self.network.latency_s + (self.rng.random() * self.network.jitter_s if self.network.jitter_s else 0.0)
-        arrival = max(self.env.now + delay, self._last_arrival[direction])
-        self._last_arrival[direction] = arrival
+        delay = network.latency_s + (self.rng.random() * network.jitter_s if network.jitter_s else 0.0)
+        now = self.env.now
+        last = self._last_arrival
+        arrival = max(now + delay, last[direction])
+        last[direction] = arrival
         generation = self._generation
-        event = self.env.timeout(arrival - self.env.now)
-        event.callbacks.append(lambda _e: deliver(frame) if generation == self._generation else None)
+        self.env.timeout(arrival - now).callbacks.append(
+            lambda _e: deliver(frame) if generation == self._generation else None
+        )
 
     def _to_csms(self, frame: str) -> None:
         if self.connection is not None:

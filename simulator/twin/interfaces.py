@@ -17,7 +17,7 @@ All times are ``now_s``: seconds since the scenario start (the SimPy ``env.now``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 __all__ = [
     "AlwaysOn",
@@ -80,9 +80,9 @@ class ChargingLimit:
         return self.value if self.unit == "A" else None
 
 
-@dataclass(frozen=True)
-class MeterReading:
-    """Electrical state of one connector at ``now_s``; the register is integrated up to ``now_s``."""
+class MeterReading(NamedTuple):
+    """Electrical state of one connector at ``now_s``; the register is integrated up to ``now_s``. A tuple:
+    one is built at every sample of every charging connector."""
 
     now_s: float
     energy_register_wh: float

@@ -202,14 +202,17 @@ class TwinWorld:
             return reading  # a firmware sample reads several quantities at one instant
         self._settle(conn)
         evse = conn.evse
+        trip = conn.trip
         reading = conn.reading = MeterReading(
-            now_s=self.env.now, energy_register_wh=evse.energy_register_wh, power_w=evse.power_w,
-            voltage_v=evse.voltage_v, current_a=evse.current_a, phase_currents_a=evse.phase_currents_a,
-            active_phases=evse.active_phases, soc=conn.trip.vehicle.soc
-            if conn.trip is not None and evse.current == "DC" else None,
-            vehicle_plugged=conn.trip is not None,
+            self.env.now, evse.energy_register_wh, evse.power_w, evse.voltage_v, evse.current_a,
+            evse.phase_currents_a, evse.active_phases,
+            trip.vehicle.soc if trip is not None and evse.current == "DC" else None, trip is not None,
         )  # fmt: skip
         return reading
+
+    def ref(self, station_id: str, connector_id: int) -> ConnectorRef:
+        """The world's own key of a connector: a lookup by the very key object skips comparing its fields."""
+        return self._connectors[ConnectorRef(station_id, connector_id)].ref
 
     def power_log(self, ref: ConnectorRef) -> list[tuple[float, float, float]]:
         """The connector's delivery as the physics ran it: (t_s, energy register Wh, power W from then on), a row
@@ -222,6 +225,10 @@ class TwinWorld:
         conn = self._connectors[ref]
         self._settle(conn)
         return conn.evse.power_w
+
+    def may_deliver(self) -> set[ConnectorRef]:
+        """The connectors that delivered power at some time in the present step; every other one is at 0 W."""
+        return {conn.ref for conn in self._delivering}
 
     def reevaluate(self, ref: ConnectorRef) -> None:
         """Apply a change of ``is_energizing``/``charging_limit`` now rather than at the next step."""
