@@ -523,9 +523,13 @@ class Fleet:
         if start > self.env.now:
             yield self.env.timeout(start - self.env.now)
         soc = next(p.soc_on_arrival for p in self.world.arrivals() if p.vehicle.vehicle_id == vehicle_id)
-        while self.env.now < arrival_s:
+        if self.env.now >= arrival_s:
+            return
+        while True:
             if vehicle_id in self.registered:
                 operator.telematics(vehicle_id, soc * 100.0, self.epoch + self.env.now)
+            if self.env.now + settings.every >= arrival_s:
+                return  # the last report: ends now rather than asleep in the fleet's memory until the next tick
             yield self.env.timeout(settings.every)
 
     def _sample(self, progress: Progress | None) -> simpy.events.ProcessGenerator:

@@ -10,9 +10,11 @@ simulated outcome depends on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
+from types import MappingProxyType
 from typing import Any
 
 from cryptography import x509
@@ -33,6 +35,7 @@ ROOT_TYPES = (
 #: 1.6 names the CSMS root differently; stored under the 2.0.1 name.
 _ALIASES = {"CentralSystemRootCertificate": "CSMSRootCertificate"}
 MAX_ROOTS = 20
+_NONE: Mapping[Any, Any] = MappingProxyType({})
 
 
 class Verdict(Enum):
@@ -64,18 +67,32 @@ class StationSecurity:
     organization: str = "chargetwin"
     csms_url: str | None = None
     key: ec.EllipticCurvePrivateKey | None = None
-    chain: list[x509.Certificate] = field(default_factory=list)
-    roots: dict[str, list[x509.Certificate]] = field(default_factory=dict)
-    network_profiles: dict[int, NetworkProfile] = field(default_factory=dict)
-    priority: list[int] = field(default_factory=list)
+    chain: Sequence[x509.Certificate] = ()
+    priority: Sequence[int] = ()
     #: Which entry of ``priority`` the charger connects with now (it moves on when a connection fails).
     priority_index: int = 0
-    _pending: dict[str, ec.EllipticCurvePrivateKey] = field(default_factory=dict)
+    # Every twin charger holds one and most never get a root, a network profile or a CSR: these are made at
+    # the first (three empty dicts were 0.2 kB a charger).
+    _roots: dict[str, list[x509.Certificate]] | None = field(default=None, init=False, repr=False)
+    _network_profiles: dict[int, NetworkProfile] | None = field(default=None, init=False, repr=False)
+    _pending: dict[str, ec.EllipticCurvePrivateKey] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def roots(self) -> Mapping[str, list[x509.Certificate]]:
+        """The trusted roots by type."""
+        return self._roots or _NONE
+
+    @property
+    def network_profiles(self) -> Mapping[int, NetworkProfile]:
+        """The 2.0.1 network profiles by configuration slot."""
+        return self._network_profiles or _NONE
 
     # ---- the station certificate: CSR out, signed chain in -------------------------------------------------
     def csr(self, certificate_type: str = "ChargingStationCertificate") -> str:
         """A new key (kept until its certificate arrives) and the PEM CSR naming this station."""
         key = ec.generate_private_key(ec.SECP256R1())
+        if self._pending is None:
+            self._pending = {}
         self._pending[certificate_type] = key
         subject = x509.Name(
             [
@@ -91,7 +108,8 @@ class StationSecurity:
     ) -> tuple[Verdict, str]:
         """Install a signed chain for the key of the last CSR; (Rejected, why) when it is not for that key,
         not for this station, or not valid now. The old certificate stays until a new one is accepted."""
-        key = self._pending.get(certificate_type)
+        pending = self._pending or {}
+        key = pending.get(certificate_type)
         if key is None:
             return Verdict.REJECTED, "no certificate signing request is pending"
         try:
@@ -109,7 +127,7 @@ class StationSecurity:
             return Verdict.REJECTED, "the certificate is not valid now"
         if certificate_type == "ChargingStationCertificate":
             self.key, self.chain = key, chain
-        del self._pending[certificate_type]
+        del pending[certificate_type]
         return Verdict.ACCEPTED, ""
 
     def client_certificate_pem(self) -> tuple[bytes, bytes] | None:
@@ -131,7 +149,9 @@ class StationSecurity:
             return Verdict.REJECTED
         if kind not in ROOT_TYPES or sum(len(v) for v in self.roots.values()) >= MAX_ROOTS:
             return Verdict.REJECTED
-        held = self.roots.setdefault(kind, [])
+        if self._roots is None:
+            self._roots = {}
+        held = self._roots.setdefault(kind, [])
         if certificate not in held:
             held.append(certificate)
         return Verdict.ACCEPTED
@@ -179,7 +199,9 @@ class StationSecurity:
     def set_network_profile(self, slot: int, profile: NetworkProfile) -> Verdict:
         if not self.can_connect_with(profile.security_profile):
             return Verdict.REJECTED
-        self.network_profiles[slot] = profile
+        if self._network_profiles is None:
+            self._network_profiles = {}
+        self._network_profiles[slot] = profile
         return Verdict.ACCEPTED
 
     def set_priority(self, slots: list[int]) -> Verdict:
