@@ -42,9 +42,10 @@ def test_hashes_are_those_of_the_issuer_name_and_key_and_the_serial_has_no_leadi
         "serialNumber": "abc",
     }
     assert certificate_hash_data(root, root)["serialNumber"] == "1"
-    assert certificate_hash_data(leaf, root, "SHA384")["issuerNameHash"] == hashlib.sha384(
-        root.subject.public_bytes()
-    ).hexdigest()
+    assert (
+        certificate_hash_data(leaf, root, "SHA384")["issuerNameHash"]
+        == hashlib.sha384(root.subject.public_bytes()).hexdigest()
+    )
 
 
 def test_same_certificate_ignores_case_and_leading_zeroes_but_not_other_fields():

@@ -162,4 +162,3 @@ def test_the_rollout_needs_the_csms_pki_and_passwords(tmp_path):
     with pytest.raises(ScenarioError) as info:
         parse_scenario(no_password, "x.yaml")
     assert "profile 2 is TLS + HTTP Basic" in "\n".join(map(str, info.value.issues))
-
