@@ -7,7 +7,7 @@ energies in Wh, powers in W, currents in A.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -33,6 +33,22 @@ class Sample(NamedTuple):
     phase: str | None = None
     location: str | None = None
     context: str | None = None
+
+
+def sampled(
+    timestamp: datetime, measurand: str, value: float, unit: str | None, get: Callable[[str, Any], Any]
+) -> Sample:
+    """A sample with the sampled value's optional fields (``get``: the value's ``dict.get``) and OCPP's defaults
+    for them, the same in 1.6 and 2.0.1."""
+    return Sample(
+        timestamp,
+        measurand,
+        value,
+        unit,
+        get("phase", None),
+        get("location", "Outlet"),
+        get("context", "Sample.Periodic"),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,9 +176,7 @@ class Admissions:
             return self._admit_writing(station_id, credentials, offered_version, now, channel, blocked)
         assert refusal is not None
         with self.session_factory() as db:  # refused: only the refusal is written
-            if self._refused(db, station_id, channel, refusal, now):
-                db.commit()
-        return Admission(station_id, status=401, reason=REFUSED_REASON, refusal=refusal.type)
+            return self._refusal_stored(db, station_id, channel, refusal, now)
 
     def _admit_writing(
         self,
@@ -210,8 +208,14 @@ class Admissions:
                 if settled or db.dirty:  # a re-hashed password, a rotation or upgrade completed
                     db.commit()
                 return _admission(row, channel)
-            if self._refused(db, station_id, channel, refusal, now):
-                db.commit()
+            return self._refusal_stored(db, station_id, channel, refusal, now)
+
+    def _refusal_stored(
+        self, db: Session, station_id: str, channel: Channel, refusal: _Refusal, now: float
+    ) -> Admission:
+        """The refusal's security events committed (when it has any): the answer to the peer."""
+        if self._refused(db, station_id, channel, refusal, now):
+            db.commit()
         return Admission(station_id, status=401, reason=REFUSED_REASON, refusal=refusal.type)
 
     def _unknown(

@@ -52,17 +52,7 @@ def samples(meter_values: list[dict[str, Any]]) -> tuple[ev.Sample, ...]:
             if not math.isfinite(value):
                 problem = "is out of range" if math.isfinite(float(sv["value"])) else "is not a finite number"
                 raise OcppError(ErrorKind.PROPERTY_CONSTRAINT, f"sampledValue.value {sv['value']!r} {problem}")
-            out.append(
-                ev.Sample(
-                    timestamp,
-                    measurand,
-                    value,
-                    unit,
-                    get("phase"),
-                    get("location", "Outlet"),
-                    get("context", "Sample.Periodic"),
-                )
-            )
+            out.append(ev.sampled(timestamp, measurand, value, unit, get))
     return tuple(out)
 
 

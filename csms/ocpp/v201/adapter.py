@@ -47,17 +47,7 @@ def samples(meter_values: list[dict[str, Any]]) -> tuple[ev.Sample, ...]:
             unit_of_measure = get("unitOfMeasure", _NO_UNIT)
             exponent, unit = base_unit(unit_of_measure.get("unit", "Wh" if measurand.startswith("Energy") else None))
             value = _scaled(sv["value"], unit_of_measure.get("multiplier", 0) + exponent)
-            out.append(
-                ev.Sample(
-                    timestamp,
-                    measurand,
-                    value,
-                    unit,
-                    get("phase"),
-                    get("location", "Outlet"),
-                    get("context", "Sample.Periodic"),
-                )
-            )
+            out.append(ev.sampled(timestamp, measurand, value, unit, get))
     return tuple(out)
 
 
