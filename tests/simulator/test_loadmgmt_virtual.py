@@ -66,19 +66,21 @@ def test_unmanaged_site_shows_the_violations():
     assert not data["passed"]
 
 
-#: The default suite runs the shortest shipped scenario with its own strategy (12-20 s); the sweep over the others
-#: (20-60 s each) is `pytest -m slow` (docs/performance.md, "The test suite").
+#: The default suite runs the shortest shipped scenario with its own strategy; the sweep over the others is
+#: `pytest -m slow` (docs/performance.md, "The test suite"). A correctness gate, not a timing one: with both cores
+#: busy (xdist's two workers) multifamily-peak under the deadline strategy took over 300 s of CPU on 2026-12-05
+#: (main and 188a62b8 alike, run side by side), so it gets 900 s.
 SHIPPED = [
     pytest.param("depot-night", "deadline", marks=pytest.mark.slow),
     pytest.param("depot-night", "optimal", marks=pytest.mark.slow),
-    ("multifamily-peak", "deadline"),
+    pytest.param("multifamily-peak", "deadline", marks=pytest.mark.timeout(900)),
     pytest.param("multifamily-peak", "optimal", marks=pytest.mark.slow),
 ]
 
 
 @pytest.mark.parametrize(("name", "strategy"), SHIPPED)
 def test_shipped_scenario_managed_holds_the_limit_near_the_offline_optimum(name, strategy):
-    """Issue 4's acceptance: each run is 12-60 s, one per test so xdist spreads them over the workers."""
+    """Issue 4's acceptance: one run per test so xdist spreads them over the workers."""
     data = run(load_scenario(ROOT / "scenarios" / f"{name}.yaml"), strategy)
     assert data["site"]["violation_minutes"] == 0
     assert data["energy"]["optimum_fraction"] >= 0.99
