@@ -113,35 +113,33 @@ def readings(samples: Iterable[ev.Sample]) -> list[Reading]:
 
 
 def _read(samples: Iterable[ev.Sample]) -> list[Reading]:
+    by_time = _slotted(samples, _SIZE)
+    return [_reading(at, by_time[at]) for at in sorted(by_time)]
+
+
+def _slotted(samples: Iterable[ev.Sample], size: int, only: str | None = None) -> dict[datetime, list[float | None]]:
+    """Each instant's values by slot (the first ``size`` slots; ``only``: of that measurand alone); a
+    transaction's Begin value never overwrites another reading of the same slot."""
     by_time: dict[datetime, list[float | None]] = {}
     for s in samples:
+        if only is not None and s.measurand != only:
+            continue
         place = _SLOTS.get((s.measurand, s.location, s.phase, s.unit))
         if place is None:
             continue
         values = by_time.get(s.timestamp)
         if values is None:
-            values = by_time[s.timestamp] = [None] * _SIZE
+            values = by_time[s.timestamp] = [None] * size
         if s.context != BEGIN or values[place] is None:
             values[place] = s.value
-    return [_reading(at, by_time[at]) for at in sorted(by_time)]
+    return by_time
 
 
 def registers(samples: Iterable[ev.Sample]) -> list[tuple[datetime, float]]:
     """(time, Wh) of each reading that has an energy register, oldest first: the ``energy_wh`` of
     :func:`readings`, by the same slots and rules, without making the rest of each reading (every meter value
     of a running transaction moves its register: this is on the path of each one)."""
-    by_time: dict[datetime, list[float | None]] = {}
-    for s in samples:
-        if s.measurand != ev.ENERGY_REGISTER:
-            continue
-        place = _SLOTS.get((s.measurand, s.location, s.phase, s.unit))
-        if place is None:
-            continue
-        values = by_time.get(s.timestamp)
-        if values is None:
-            values = by_time[s.timestamp] = [None] * _REGISTER_SIZE
-        if s.context != BEGIN or values[place] is None:
-            values[place] = s.value
+    by_time = _slotted(samples, _REGISTER_SIZE, ev.ENERGY_REGISTER)
     found = []
     for at in sorted(by_time):
         values = by_time[at]
