@@ -34,7 +34,8 @@ from csms.api.app import create_app
 from csms.api.local_lists import app_list_sync
 from csms.cli import main
 from csms.gateway.server import Gateway
-from csms.services import authorization
+from csms.ocpp.versions import OCPP16
+from csms.services import authorization, stations
 from csms.store.database import make_engine, make_session_factory
 from tests.csms.test_cli import ROOT, _wait_for_api, free_port
 from tests.csms.test_station_credentials import API_KEY, PASSWORD, connect, provision, running
@@ -303,10 +304,12 @@ async def test_a_station_away_during_a_token_change_gets_the_change_when_it_boot
         await until(lambda: bool(back.updates), "the differential update after the boot")
         assert [(t, v, len(e)) for t, v, e in back.updates] == [("Differential", 2, 2)]
         assert back.entries == {"KEEP": "Blocked", "NEW": "Accepted"}
-    for _ in range(50):  # the station's answer is recorded just after the station applied the update
-        if (await api.get("/api/v1/stations/away/local-list")).json()["out_of_step_since"] is None:
-            break
-        await asyncio.sleep(0.1)
+        # The station applies the update before its answer goes out: stay connected until the CSMS recorded it
+        # (leaving at once can close the socket before the answer is sent, and the list then stays out of step).
+        for _ in range(150):
+            if (await api.get("/api/v1/stations/away/local-list")).json()["out_of_step_since"] is None:
+                break
+            await asyncio.sleep(0.1)
     assert (await api.get("/api/v1/stations/away/local-list")).json()["out_of_step_since"] is None
 
 
@@ -368,3 +371,71 @@ async def test_token_changes_leave_alone_a_station_that_has_no_local_list(sessio
         await add_tokens(api, {"id_token": "LATER"})
         await asyncio.sleep(0.3)  # a background sync would have reached the station by now
         assert len(cp.updates) == 1
+
+
+# ---- a reconnect storm: the catch-up checks are gathered ----------------------------------------------------
+class _QueuedDatabase:
+    """The host's database thread, run by hand: jobs wait until the test runs them, as while a check is busy."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[Callable[[], Any], Callable[[Any], None]]] = []
+
+    def run_db(self, work: Callable[[], Any], then: Callable[[Any], None]) -> None:
+        self.jobs.append((work, then))
+
+    def now(self) -> float:
+        return time.time()
+
+    def run_all(self) -> int:
+        ran = 0
+        while self.jobs:
+            work, then = self.jobs.pop(0)
+            then(work())
+            ran += 1
+        return ran
+
+
+def test_stations_back_while_a_catch_up_check_runs_are_checked_together(session_factory, monkeypatch):
+    from csms.core.plugins.local_lists import LocalListSync
+    from csms.services import local_lists
+
+    now = datetime.now(UTC)
+    names = [f"storm{i:04d}" for i in range(1200)]  # over two queries' worth of stations
+    with session_factory() as db:
+        for name in names:
+            stations.provision(db, name, ocpp_version="1.6", now=now, password=PASSWORD)
+            row = local_lists.state(db, name)
+            if name.endswith(("1", "7")):
+                row.out_of_step_since = now
+            if name.endswith("7"):
+                row.last_status = local_lists.NOT_SUPPORTED
+            if name.endswith("3"):
+                row.needs_full = True
+        db.commit()
+
+    database = _QueuedDatabase()
+    host = type("Host", (), {"session_factory": session_factory, "scheduler": database})()
+    plugin = LocalListSync()
+    plugin.attach(host)
+    synced: list[str] = []
+    monkeypatch.setattr(plugin, "tokens_changed", synced.extend)
+    checks: list[int] = []
+    real = local_lists.behind_among
+
+    def counted(db: Any, station_ids: list[str]) -> list[str]:
+        checks.append(len(station_ids))
+        return real(db, station_ids)
+
+    monkeypatch.setattr(local_lists, "behind_among", counted)
+
+    plugin.connected(names[0], OCPP16, registered=True, now=0.0)  # its check starts...
+    for name in names[1:]:  # ...and every other station is back before it ran
+        plugin.connected(name, OCPP16, registered=True, now=0.0)
+    database.run_all()
+
+    assert checks == [1, len(names) - 1]  # two checks, not one per station
+    expected = [n for n in names if n.endswith(("1", "3"))]  # out of step or needing the Full list, not NotSupported
+    assert synced == expected
+    plugin.connected(names[1], OCPP16, registered=True, now=0.0)
+    database.run_all()
+    assert checks[-1] == 1 and synced[-1] == names[1]

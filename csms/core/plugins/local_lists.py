@@ -63,6 +63,9 @@ class LocalListSync:
         self._send = send
         self._host: CsmsHost | None = None
         self._queues: dict[str, deque[_Job]] = {}
+        #: Stations that asked for a catch-up while a check was running: the next check's.
+        self._due: list[str] = []
+        self._checking = False
 
     # ---- plugin ------------------------------------------------------------------------------------------
     def attach(self, host: CsmsHost) -> None:
@@ -76,6 +79,8 @@ class LocalListSync:
     def stop(self) -> None:
         self._host = None
         self._queues.clear()
+        self._due.clear()
+        self._checking = False
 
     def connected(self, station_id: str, version: Version, registered: bool, now: float) -> None:
         if registered:
@@ -108,13 +113,26 @@ class LocalListSync:
             self._start(job)
 
     def catch_up(self, station_id: str) -> None:
-        """Sync a station whose list fell behind (token changes while it was away, or a lost list)."""
+        """Sync a station whose list fell behind (token changes while it was away, or a lost list).
 
-        def then(due: bool) -> None:
-            if due:
-                self.tokens_changed([station_id])
+        Stations that ask while a check runs are checked together in the next one: a reconnect storm makes
+        a few database jobs, not one per station queued between the group commits."""
+        self._due.append(station_id)
+        if not self._checking:
+            self._check_due()
 
-        self._db(None, lambda db: local_lists.behind(db, station_id), then)
+    def _check_due(self) -> None:
+        station_ids, self._due = self._due, []
+        self._checking = True
+
+        def then(behind: list[str] | None) -> None:
+            self._checking = False
+            if behind:
+                self.tokens_changed(behind)
+            if self._due and self._host is not None:
+                self._check_due()
+
+        self._db(None, lambda db: local_lists.behind_among(db, station_ids), then)
 
     def tokens_changed(self, station_ids: list[str]) -> None:
         """Background syncs after a token change: a station not connected, or refusing, stays out of step."""
@@ -267,8 +285,9 @@ class LocalListSync:
                 if not isinstance(error, DomainError):
                     log.error("local list sync of %s failed", job.station_id, exc_info=error)
                 self._finish(job, error)
-            else:
+            else:  # a check of who is behind: they stay marked out of step and are checked on their next return
                 log.error("local list check failed", exc_info=error)
+                then(None)
 
         self.host.scheduler.run_db(run, back)
 
