@@ -88,6 +88,13 @@ class UnitOfWork:
     def has_session(self) -> bool:
         return self._session is not None
 
+    def read_connection(self) -> Connection:
+        """The transaction's connection for a Core statement that must see everything this batch wrote so far,
+        as the ORM session would (:attr:`session`): the queued rows and the session's pending changes are
+        written first (a Core statement bypasses the ORM's autoflush)."""
+        self.flush_batches()
+        return self.connection
+
     def move(self, statement: Bulk, params: dict[str, Any]) -> None:
         """Queue one execution of a prepared UPDATE, run with the others of its kind at the flush."""
         self.moves.setdefault(statement, []).append(params)
