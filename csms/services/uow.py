@@ -65,6 +65,8 @@ class UnitOfWork:
         #: ``meter_samples`` rows, each a tuple of :data:`SAMPLE_COLUMNS`.
         self.meter_rows: list[tuple[Any, ...]] = []
         self.log_rows: list[dict[str, Any]] = []
+        #: Message log rows written in this transaction, by station (whenever the queue was flushed).
+        self.logged: dict[str, int] = {}
         self.event_rows: list[dict[str, Any]] = []
         #: ``connection_events`` rows (a batch of reconnections, or every connection ending at a stop).
         self.connection_rows: list[dict[str, Any]] = []
@@ -136,6 +138,10 @@ class UnitOfWork:
             self.meter_rows = []
         if self.log_rows:
             _INSERT_LOG.execute(connection, self.log_rows)
+            logged = self.logged
+            for row in self.log_rows:
+                station = row["station_id"]
+                logged[station] = logged.get(station, 0) + 1
             self.log_rows = []
         if self.connection_rows:
             _INSERT_CONNECTION_EVENTS.execute(connection, self.connection_rows)
