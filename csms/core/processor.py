@@ -86,10 +86,9 @@ class BatchProcessor:
             uow.log_rows.clear()
             uow.flush_batches()
             return
-        for row in uow.log_rows:
-            station = row["station_id"]
-            self._log_rows_since_prune[station] = self._log_rows_since_prune.get(station, 0) + 1
         uow.flush_batches()
+        for station, count in uow.logged.items():  # all of the batch's, also those a read wrote before now
+            self._log_rows_since_prune[station] = self._log_rows_since_prune.get(station, 0) + count
         for station, count in list(self._log_rows_since_prune.items()):
             if count < PRUNE_EVERY:
                 continue

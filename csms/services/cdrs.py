@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from csms.domain import events as ev
@@ -82,14 +82,20 @@ def cdr_id(transaction_id: int) -> str:
 
 
 # ---- which tariff, which versions ------------------------------------------------------------------------------
-def group_of(db: Session, id_token: str | None) -> str | None:
-    row = db.get(IdToken, id_token) if id_token else None
-    return None if row is None else row.group_id
+def group_of(db: Session | Connection, id_token: str | None) -> str | None:
+    """The driver's group (a token no local one matches has none). On a Connection it costs no ORM session."""
+    return db.scalar(_GROUP_OF, {"token": id_token}) if id_token else None
 
 
-def tariff_for(db: Session, station_id: str, evse_id: int | None, id_token: str | None) -> TariffRow | None:
-    """The tariff for this driver at the EVSE (at an Authorize, before an EVSE is known: EVSE 1's)."""
-    return tariffs.resolve(db, station_id, evse_id or 1, group_of(db, id_token))
+_GROUP_OF = select(IdToken.group_id).where(IdToken.id_token == bindparam("token"))
+
+
+def tariff_for(uow: UnitOfWork, station_id: str, evse_id: int | None, id_token: str | None) -> TariffRow | None:
+    """The tariff for this driver at the EVSE (at an Authorize, before an EVSE is known: EVSE 1's). Looked up
+    with Core statements; the ORM session opens only to load a tariff that applies."""
+    connection = uow.read_connection()
+    chosen = tariffs.resolve_id(connection, station_id, evse_id or 1, group_of(connection, id_token))
+    return None if chosen is None else tariffs.get(uow.session, chosen)
 
 
 def versions_in_force(db: Session, tariff: TariffRow, start: datetime, stop: datetime) -> list[Version]:
@@ -415,12 +421,12 @@ def price_text(tariff: TariffRow) -> str:
 
 
 def with_price_text(
-    db: Session, auth: ev.AuthorizationInfo, station_id: str, evse_id: int | None, id_token: str
+    uow: UnitOfWork, auth: ev.AuthorizationInfo, station_id: str, evse_id: int | None, id_token: str
 ) -> ev.AuthorizationInfo:
     """An accepted token's answer carries the tariff's text when a tariff applies."""
     if auth.status != "Accepted":
         return auth
-    tariff = tariff_for(db, station_id, evse_id, id_token)
+    tariff = tariff_for(uow, station_id, evse_id, id_token)
     return auth if tariff is None else dataclasses.replace(auth, price_text=price_text(tariff))
 
 

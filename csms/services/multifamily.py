@@ -27,7 +27,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from csms.domain import money
@@ -195,9 +195,19 @@ def _hash(code: str) -> str:
 
 
 # ---- access ---------------------------------------------------------------------------------------------------
+_SITE_OF_STATION = select(SiteEvse.site_id).where(SiteEvse.station_id == bindparam("station")).limit(1)
+_PROPERTY_AT = select(Property.id).where(Property.site_id == bindparam("site")).limit(1)
+
+
 def property_of_station(db: Session, station_id: str) -> Property | None:
     site = db.scalar(select(SiteEvse.site_id).where(SiteEvse.station_id == station_id).limit(1))
     return None if site is None else db.scalar(select(Property).where(Property.site_id == site))
+
+
+def in_a_garage(connection: Connection, station_id: str) -> bool:
+    """Does :func:`property_of_station` find a property? Read with Core statements (no ORM session)."""
+    site = connection.scalar(_SITE_OF_STATION, {"station": station_id})
+    return site is not None and connection.scalar(_PROPERTY_AT, {"site": site}) is not None
 
 
 def access(db: Session, id_token: str, station_id: str, now: datetime) -> str | None:

@@ -71,13 +71,13 @@ def handle(  # noqa: C901, PLR0911, PLR0912 - one case per report type: the tabl
             auth = access.authorize_request(uow.session, report.id_token, station_id, now)
             if isinstance(auth, Pending):  # an OCPI roaming token the eMSP is asked about
                 return auth
-            return cdrs.with_price_text(uow.session, auth, station_id, None, report.id_token)
+            return cdrs.with_price_text(uow, auth, station_id, None, report.id_token)
         case ev.CertificateStatusRequested():
             return contracts.certificate_status(report)
         case ev.EvCertificateRequested():
             return contracts.ev_certificate(report)
         case ev.BootReported():
-            return stations.boot(uow.session, station_id, report, now, config)
+            return stations.boot(uow, station_id, report, now, config)
         case ev.VendorDataReceived():
             return stations.vendor_data(uow.session, station_id, report, now, config)
         case ev.ChargingNeedsReported():
@@ -101,7 +101,7 @@ def _card(
     """A payment terminal's card: the hold's answer, with the tariff's text after the amount held."""
     adhoc = payments.AdHoc(config.card_processor, config.adhoc_preauth, config.adhoc_group_id)
     held = payments.preauthorise(uow.session, report.id_token, card, station_id, now, adhoc)
-    priced = cdrs.with_price_text(uow.session, held, station_id, None, report.id_token)
+    priced = cdrs.with_price_text(uow, held, station_id, None, report.id_token)
     if held.price_text and priced.price_text and priced.price_text != held.price_text:
         return dataclasses.replace(priced, price_text=f"{held.price_text} {priced.price_text}")
     return priced
@@ -128,7 +128,7 @@ def _priced(
     of a session that has ended already rebuilds its CDR instead."""
     if ack.authorization is not None and report.id_token and not ack.duplicate:
         evse_id = report.evse_id or None
-        text = cdrs.with_price_text(uow.session, ack.authorization, station_id, evse_id, report.id_token)
+        text = cdrs.with_price_text(uow, ack.authorization, station_id, evse_id, report.id_token)
         ack = dataclasses.replace(ack, authorization=text)
     if report.charger_tx_id is None:  # 1.6 StartTransaction: the session has just begun, nothing to pay yet
         return ack

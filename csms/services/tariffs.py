@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Connection, Select, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from csms.services import rows
@@ -160,22 +160,42 @@ def unassign(db: Session, assignment_id: int) -> None:
 
 
 def resolve(db: Session, station_id: str, evse_id: int, group_id: str | None) -> TariffRow | None:
-    """The tariff that applies to a driver of ``group_id`` at the EVSE (the precedence above). One query reads
-    every assignment that could apply (it runs on every priced TransactionEvent); the precedence picks."""
-    site = select(SiteEvse.site_id).where(SiteEvse.station_id == station_id, SiteEvse.evse_id == evse_id)
-    groups = [group_id, None] if group_id is not None else [None]
+    """The tariff that applies to a driver of ``group_id`` at the EVSE (the precedence above)."""
+    chosen = resolve_id(db, station_id, evse_id, group_id)
+    return None if chosen is None else get(db, chosen)
+
+
+def _assignments_query(*, of_group: bool) -> Select[str | None, str | None, int | None, str | None, str]:
+    """Every assignment that could apply at an EVSE (``:station``, ``:evse``) to anyone, and (``of_group``) to the
+    drivers of ``:group``. Built once: building it per call cost more than running it."""
+    site = select(SiteEvse.site_id).where(
+        SiteEvse.station_id == bindparam("station"), SiteEvse.evse_id == bindparam("evse")
+    )
     group_match = TariffAssignment.group_id.is_(None)
-    if group_id is not None:
-        group_match = or_(group_match, TariffAssignment.group_id == group_id)  # type: ignore[assignment]
-    rows = db.execute(
-        select(
-            TariffAssignment.site_id, TariffAssignment.station_id, TariffAssignment.evse_id,
-            TariffAssignment.group_id, TariffAssignment.tariff_id,
-        ).where(
-            (TariffAssignment.station_id == station_id) | TariffAssignment.site_id.in_(site),
-            group_match,
-        )
-    ).all()  # fmt: skip
+    if of_group:
+        group_match = or_(group_match, TariffAssignment.group_id == bindparam("group"))  # type: ignore[assignment]
+    return select(
+        TariffAssignment.site_id, TariffAssignment.station_id, TariffAssignment.evse_id,
+        TariffAssignment.group_id, TariffAssignment.tariff_id,
+    ).where(
+        (TariffAssignment.station_id == bindparam("station")) | TariffAssignment.site_id.in_(site),
+        group_match,
+    )  # fmt: skip
+
+
+_ASSIGNMENTS_FOR_ANYONE = _assignments_query(of_group=False)
+_ASSIGNMENTS_FOR_GROUP = _assignments_query(of_group=True)
+
+
+def resolve_id(db: Session | Connection, station_id: str, evse_id: int, group_id: str | None) -> str | None:
+    """The id of :func:`resolve`'s tariff. One query reads every assignment that could apply (it runs on every
+    priced TransactionEvent); the precedence picks. On a Connection it costs no ORM session."""
+    groups = [group_id, None] if group_id is not None else [None]
+    at: dict[str, Any] = {"station": station_id, "evse": evse_id}
+    if group_id is None:
+        rows = db.execute(_ASSIGNMENTS_FOR_ANYONE, at).all()
+    else:
+        rows = db.execute(_ASSIGNMENTS_FOR_GROUP, at | {"group": group_id}).all()
     found: dict[tuple[str, str | None], str] = {}
     for site_id, station, evse, group, tariff_id in rows:
         if station == station_id and site_id is None and evse == evse_id:
@@ -188,7 +208,7 @@ def resolve(db: Session, station_id: str, evse_id: int, group_id: str | None) ->
         for place in ("evse", "station", "site"):
             chosen = found.get((place, group))
             if chosen is not None:
-                return get(db, chosen)
+                return chosen
     return None
 
 

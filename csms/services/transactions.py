@@ -13,7 +13,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, case, select
+from sqlalchemy import Select, Table, bindparam, case, insert, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -231,10 +231,10 @@ def _slow_path(uow: UnitOfWork, station_id: str, charger_tx_id: str | None) -> S
 
 
 def start(uow: UnitOfWork, station_id: str, report: ev.TransactionStarted, now: datetime) -> ev.TransactionAck:
+    if report.charger_tx_id is None:
+        return _start_16(uow, station_id, report, now)
     db = _slow_path(uow, station_id, report.charger_tx_id)
     auth = _auth(db, report.id_token, now, station_id)
-    if report.charger_tx_id is None:
-        return _start_16(uow, station_id, report, auth)
     tx = _by_charger_id(db, station_id, report.charger_tx_id)
     status = _moved(tx, TransactionReport.STARTED, repeated=tx is not None and _seen_seq(db, tx, report.seq_no))
     if status is DUPLICATE:
@@ -262,43 +262,70 @@ def start(uow: UnitOfWork, station_id: str, report: ev.TransactionStarted, now: 
     return ev.TransactionAck(tx.id, auth)
 
 
-def _start_16(
-    uow: UnitOfWork, station_id: str, report: ev.TransactionStarted, auth: ev.AuthorizationInfo | None
-) -> ev.TransactionAck:
-    db = _slow_path(uow, station_id, None)
-    existing = db.scalars(
-        select(Transaction).where(
-            Transaction.station_id == station_id,
-            Transaction.evse_id == report.evse_id,
-            Transaction.started_at == report.timestamp,
-            Transaction.meter_start_wh == report.meter_start_wh,
-        )
+#: A 1.6 start recorded already: the same port, start time and meterStart.
+_STARTED_16 = select(_TRANSACTIONS.c.id, _TRANSACTIONS.c.status).where(
+    _TRANSACTIONS.c.station_id == bindparam("station_id"),
+    _TRANSACTIONS.c.evse_id == bindparam("evse_id"),
+    _TRANSACTIONS.c.started_at == bindparam("started_at"),
+    _TRANSACTIONS.c.meter_start_wh == bindparam("meter_start_wh"),
+)
+_INSERT_16 = Bulk(insert(_TRANSACTIONS).returning(_TRANSACTIONS.c.id))
+#: The row's 1.6 transactionId, the id it was given, as its charger_tx_id.
+_NAME_16 = Bulk(
+    sql_update(_TRANSACTIONS).where(_TRANSACTIONS.c.id == bindparam("of_tx")).values(charger_tx_id=bindparam("named"))
+)
+
+
+def _start_16(uow: UnitOfWork, station_id: str, report: ev.TransactionStarted, now: datetime) -> ev.TransactionAck:
+    """A 1.6 StartTransaction with Core statements (the lookups, one INSERT, the id as charger_tx_id): the ORM
+    session is not opened unless the token needs it (:func:`access.authorize_in`). The new transaction goes into
+    the cache of running ones, so its first meter values read nothing."""
+    auth = access.authorize_in(uow, report.id_token, station_id, now) if report.id_token else None
+    connection = uow.read_connection()
+    existing = connection.execute(
+        _STARTED_16,
+        {
+            "station_id": station_id,
+            "evse_id": report.evse_id,
+            "started_at": report.timestamp,
+            "meter_start_wh": report.meter_start_wh,
+        },
     ).first()
-    status = _moved(existing, TransactionReport.STARTED, repeated=existing is not None)
+    status = move(
+        None if existing is None else existing.status,
+        TransactionReport.STARTED if existing is None else TransactionReport.REPEATED,
+    )
     if status is DUPLICATE:
         assert existing is not None
         return ev.TransactionAck(existing.id, auth, duplicate=True)
-    tx = Transaction(
-        station_id=station_id,
-        # Provisional, unique per port and start; replaced by str(id) once the row has its id.
-        charger_tx_id=f"~{report.evse_id}-{report.timestamp.timestamp()}",
-        evse_id=report.evse_id,
-        connector_id=report.connector_id,
-        id_token=report.id_token,
-        auth_status=auth.status if auth else None,
-        started_at=report.timestamp,
-        meter_start_wh=report.meter_start_wh,
-        meter_start_at=report.timestamp,
-        meter_start_explicit=True,
-        last_meter_wh=report.meter_start_wh,
-        last_meter_at=report.timestamp,
-        status=status,
-        offline_events=0,
+    assert status is not None
+    inserted = _INSERT_16.fetch_one(
+        connection,
+        {
+            "station_id": station_id,
+            # Provisional, unique per port and start; replaced by str(id) once the row has its id.
+            "charger_tx_id": f"~{report.evse_id}-{report.timestamp.timestamp()}",
+            "evse_id": report.evse_id,
+            "connector_id": report.connector_id,
+            "id_token": report.id_token,
+            "auth_status": auth.status if auth else None,
+            "started_at": report.timestamp,
+            "meter_start_wh": report.meter_start_wh,
+            "meter_start_at": report.timestamp,
+            "meter_start_explicit": True,
+            "last_meter_wh": report.meter_start_wh,
+            "last_meter_at": report.timestamp,
+            "status": status.value,
+            "offline_events": 0,
+        },
     )
-    db.add(tx)
-    db.flush()
-    tx.charger_tx_id = str(tx.id)
-    return ev.TransactionAck(tx.id, auth)
+    assert inserted is not None
+    tx_id = int(inserted[0])
+    _NAME_16.execute_one(connection, {"of_tx": tx_id, "named": str(tx_id)})
+    uow.live.put(
+        station_id, str(tx_id), LiveTransaction(tx_id, status.value, report.evse_id, report.id_token is not None)
+    )
+    return ev.TransactionAck(tx_id, auth)
 
 
 def update(uow: UnitOfWork, station_id: str, report: ev.TransactionUpdated, now: datetime) -> ev.TransactionAck:

@@ -65,6 +65,8 @@ class UnitOfWork:
         #: ``meter_samples`` rows, each a tuple of :data:`SAMPLE_COLUMNS`.
         self.meter_rows: list[tuple[Any, ...]] = []
         self.log_rows: list[dict[str, Any]] = []
+        #: Message log rows written in this transaction, by station (whenever the queue was flushed).
+        self.logged: dict[str, int] = {}
         self.event_rows: list[dict[str, Any]] = []
         #: ``connection_events`` rows (a batch of reconnections, or every connection ending at a stop).
         self.connection_rows: list[dict[str, Any]] = []
@@ -87,6 +89,13 @@ class UnitOfWork:
     @property
     def has_session(self) -> bool:
         return self._session is not None
+
+    def read_connection(self) -> Connection:
+        """The transaction's connection for a Core statement that must see everything this batch wrote so far,
+        as the ORM session would (:attr:`session`): the queued rows and the session's pending changes are
+        written first (a Core statement bypasses the ORM's autoflush)."""
+        self.flush_batches()
+        return self.connection
 
     def move(self, statement: Bulk, params: dict[str, Any]) -> None:
         """Queue one execution of a prepared UPDATE, run with the others of its kind at the flush."""
@@ -129,6 +138,10 @@ class UnitOfWork:
             self.meter_rows = []
         if self.log_rows:
             _INSERT_LOG.execute(connection, self.log_rows)
+            logged = self.logged
+            for row in self.log_rows:
+                station = row["station_id"]
+                logged[station] = logged.get(station, 0) + 1
             self.log_rows = []
         if self.connection_rows:
             _INSERT_CONNECTION_EVENTS.execute(connection, self.connection_rows)

@@ -171,6 +171,19 @@ class Bulk:
         finally:
             cursor.close()
 
+    def fetch_one(self, connection: Connection, row: dict[str, Any]) -> tuple[Any, ...] | None:
+        """Run a statement with ``RETURNING`` for one row now, in ``connection``'s transaction; the row it returned
+        (None: it changed none). The returned values come as the driver gives them (no result processing):
+        for keys, numbers and text."""
+        prepared = self._prepare(connection, tuple(row), False)
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(prepared.sql, prepared.parameters([row])[0])
+            found = cursor.fetchone()
+            return None if found is None else tuple(found)
+        finally:
+            cursor.close()
+
 
 def _insert_multi_row(connection: Connection, prepared: _Prepared, params: list[tuple[Any, ...]]) -> None:
     from psycopg import RawCursor  # only here: SQLite deployments and the twin never import the driver

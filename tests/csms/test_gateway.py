@@ -250,14 +250,23 @@ async def test_call_timeout_over_the_socket(session_factory):
 
 
 # ---- the message log -------------------------------------------------------------------------------------
-def test_message_log_is_bounded(sqlite_factory):
+@pytest.mark.parametrize(
+    ("action", "payload"),
+    [
+        ("Heartbeat", {}),
+        # A boot reads (and writes) on the batch's connection mid-batch, so the queued log rows are written before
+        # the batch's end: they count towards the prune all the same.
+        ("BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "Wallbox"}),
+    ],
+)
+def test_message_log_is_bounded(sqlite_factory, action, payload):
     limit = 5
     pair = StationPair(sqlite_factory, "1.6", config=CsmsConfig(message_log_per_station=limit))
     other = StationPair(sqlite_factory, "1.6", station_id="cs2", config=CsmsConfig(message_log_per_station=limit))
     other.ok("Heartbeat", {})
     heartbeats = PRUNE_EVERY // 2 + 10  # two rows each: the prune runs once, on the 100th
     for _ in range(heartbeats):
-        pair.ok("Heartbeat", {})
+        pair.ok(action, payload)
     rows = pair.rows(models.MessageLogEntry, station_id="cs1")
     assert len(rows) == limit + 2 * (heartbeats - PRUNE_EVERY // 2)
     assert [r.direction for r in rows[-2:]] == ["in", "out"]

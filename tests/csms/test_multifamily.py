@@ -144,8 +144,16 @@ async def test_a_resident_invited_through_the_api_is_let_in_by_a_real_charger_an
     async with connect(gateway, "hv-1") as charger:
         resident = await charger.call(call16.Authorize(id_tag=token))
         stranger = await charger.call(call16.Authorize(id_tag="STRANGER"))
-    assert resident.id_tag_info["status"] == "Accepted"
-    assert stranger.id_tag_info["status"] == "Invalid"  # NotAtThisLocation, as OCPP 1.6 can say it
+        # A StartTransaction (its token read without the ORM, the garage's rule then with it) is refused alike.
+        at = T0.isoformat()
+        started = await charger.call(call16.StartTransaction(connector_id=1, id_tag=token, meter_start=0, timestamp=at))
+        barged = await charger.call(
+            call16.StartTransaction(connector_id=1, id_tag="STRANGER", meter_start=5, timestamp=at)
+        )
+    assert resident.id_tag_info["status"] == started.id_tag_info["status"] == "Accepted"
+    assert (
+        stranger.id_tag_info["status"] == barged.id_tag_info["status"] == "Invalid"
+    )  # NotAtThisLocation, as 1.6 says it
     statement = await client.get("/api/v1/properties/hv/units/5A/statement?month=2026-11", headers=key)
     assert statement.status_code == 200 and statement.json()["total"] == "0.00"
     assert (await client.get("/api/v1/properties/hv/reconciliation?month=2026-13", headers=key)).status_code == 422
