@@ -529,6 +529,14 @@ def _rebuilt(
 ) -> tuple[LiveCost, bool]:
     """A running session's cost built from its stored samples up to ``stop``, and whether it may be kept and fed:
     not when a reading stamped after ``stop`` was counted at it (the next report prices that one again)."""
+    live, keep, _, _ = _built(db, tx, tariff, stop, config)
+    return live, keep
+
+
+def _built(
+    db: Session, tx: Transaction, tariff: TariffRow, stop: datetime, config: CsmsConfig
+) -> tuple[LiveCost, bool, tuple[Version, ...], list[StateChange]]:
+    """:func:`_rebuilt`, with the versions it prices with and the state changes it was fed."""
     start = tx.started_at or tx.meter_start_at or stop
     stop = max(stop, start)
     samples, beyond = _readings_beyond(db, tx, start, stop)
@@ -545,7 +553,7 @@ def _rebuilt(
     state = states[-1].state if states else State.CHARGING
     limit = payments.cost_limit(db, tx.id_token)
     live = LiveCost(running, start, (tariff.id, tariff.version), stop, fed, state, later, limit)
-    return live, not beyond
+    return live, not beyond, versions, states
 
 
 def _fed(live: LiveCost, report: ev.TransactionStarted | ev.TransactionUpdated, stop: datetime) -> bool:
@@ -555,9 +563,20 @@ def _fed(live: LiveCost, report: ev.TransactionStarted | ev.TransactionUpdated, 
     repeated timestamp) or after the report itself."""
     if live.valid_until is not None and stop >= live.valid_until:
         return False
+    changes: list[StateChange] = []
+    state = STATES_201.get(report.charging_state or "")
+    if state is not None and state is not live.state:
+        changes.append(StateChange(min(max(report.timestamp, live.start), stop), state))
+    return _feed(live, meter.readings(report.samples), changes, stop)
+
+
+def _feed(live: LiveCost, readings: list[meter.Reading], changes: list[StateChange], stop: datetime) -> bool:
+    """Feed ``live`` with readings and state changes that came after all it was fed, as :func:`_readings_beyond`
+    and :func:`_states` read them from the store; False (``live`` is then spent) when one is at or before what it
+    has priced, or a reading after ``stop``."""
     start = live.start
     samples: list[Reading] = []
-    for r in meter.readings(report.samples):
+    for r in readings:
         if r.energy_wh is None:
             continue
         at = max(r.at, start)
@@ -565,13 +584,8 @@ def _fed(live: LiveCost, report: ev.TransactionStarted | ev.TransactionUpdated, 
             return False
         current = r.port_current_a
         samples.append(Reading(at, Decimal(str(r.energy_wh)), None if current is None else Decimal(str(current))))
-    changes: list[StateChange] = []
-    state = STATES_201.get(report.charging_state or "")
-    if state is not None and state is not live.state:
-        at = min(max(report.timestamp, start), stop)
-        if at <= live.fed_until:
-            return False
-        changes.append(StateChange(at, state))
+    if any(change.at <= live.fed_until for change in changes):
+        return False
     try:
         pricing.feed(live.running, samples, changes)
     except ValueError:
@@ -654,19 +668,56 @@ def display_prices(tariff: Tariff) -> tuple[dict[str, Decimal], dict[str, Decima
     return charging, idle
 
 
-def session_cost(db: Session, transaction_id: int, at: datetime, config: CsmsConfig) -> SessionCost | None:
-    """The running session's cost at ``at`` for the charger's display; None when it has ended or has no tariff."""
+@dataclasses.dataclass(slots=True)
+class ShownCost:
+    """A running session's cost as last shown on the charger's display, kept by :func:`session_cost`'s caller
+    between the periodic updates and fed only with what was stored since (:func:`_shown_fed`), so an update
+    costs the same late in a long session as early; built again from all the session's stored samples when it
+    is not kept (a restart) or no longer fits."""
+
+    live: LiveCost
+    #: the session's stored meter samples read so far, and the newest one's timestamp (read after it next)
+    rows: int
+    read_until: datetime | None
+    #: the state changes fed, in order (they are read again each time, a handful, and must begin with these)
+    states: tuple[StateChange, ...]
+    #: the transaction's start register as priced (a reading at the start when no sample is there)
+    meter_start: tuple[bool, float | None]
+    #: the prices of the latest version, for the display (:func:`display_prices`)
+    prices: tuple[dict[str, Decimal], dict[str, Decimal | int]]
+
+
+def session_cost(
+    db: Session, transaction_id: int, at: datetime, config: CsmsConfig, kept: dict[int, ShownCost] | None = None
+) -> SessionCost | None:
+    """The running session's cost at ``at`` for the charger's display; None when it has ended or has no tariff.
+
+    ``kept``: the caller's costs of running sessions by transaction id, from the previous updates; this one's is
+    fed with what was stored since, or built again and kept (the same Decimal as pricing it all again, which
+    :func:`price` does)."""
     tx = db.get(Transaction, transaction_id)
-    if tx is None or tx.stopped_at is not None:
+    if tx is None or tx.stopped_at is not None or tx.evse_id is None:
         return None
     stop = max(at, tx.started_at or at)
-    priced = price(db, tx, stop, config, final=False)
-    if priced is None:
+    tariff = tariffs.resolve(db, tx.station_id, tx.evse_id, group_of(db, tx.id_token))
+    shown = None if kept is None else kept.pop(tx.id, None)
+    if tariff is None:
         return None
-    total = priced.result.total_cost
-    start = tx.started_at or stop
-    states = _states(db, tx, start, stop)
-    charging, idle = display_prices(priced.versions[-1][1])
+    start = tx.started_at or tx.meter_start_at or stop
+    priced_to = max(stop, start)
+    states = _states(db, tx, start, priced_to)
+    keep = True
+    if shown is None or not _shown_fed(db, tx, shown, (tariff.id, tariff.version), priced_to, states):
+        rows, newest = transactions.stored_samples_seen(db, tx.id)  # before the samples are read: none is missed
+        live, keep, versions, states = _built(db, tx, tariff, priced_to, config)
+        meter_start = (tx.meter_start_explicit, tx.meter_start_wh)
+        shown = ShownCost(live, rows, newest, tuple(states), meter_start, display_prices(versions[-1][1]))
+    if kept is not None and keep:  # not when a reading after the stop was counted at it: built again next time
+        kept[tx.id] = shown
+    total = shown.live.running.estimate(priced_to).total_cost
+    if tx.started_at is None:  # (never: a running session has started) the states as priced from the stop
+        states = _states(db, tx, stop, stop)
+    charging, idle = shown.prices
     return SessionCost(
         transaction_id=tx.id,
         charger_tx_id=tx.charger_tx_id,
@@ -677,6 +728,35 @@ def session_cost(db: Session, transaction_id: int, at: datetime, config: CsmsCon
         prices=charging,
         idle_prices=idle,
     )
+
+
+def _shown_fed(
+    db: Session, tx: Transaction, shown: ShownCost, tariff: tuple[str, int], stop: datetime, states: list[StateChange]
+) -> bool:
+    """Feed ``shown`` with what the session stored since it was last fed; False (it is then spent) when it no
+    longer fits: another tariff or version (or one set for later has taken over), another start, a sample stored
+    out of order (an offline replay: the count of samples tells) or stamped after ``stop``, other earlier states."""
+    live = shown.live
+    if (
+        live.tariff != tariff
+        or live.start != (tx.started_at or tx.meter_start_at or stop)
+        or shown.meter_start != (tx.meter_start_explicit, tx.meter_start_wh)
+        or stop < live.fed_until
+        or (live.valid_until is not None and stop >= live.valid_until)
+        or tuple(states[: len(shown.states)]) != shown.states
+    ):
+        return False
+    rows, _ = transactions.stored_samples_seen(db, tx.id)  # before the samples are read: none is missed
+    readings, read, newest = transactions.readings_after(db, tx.id, shown.read_until)
+    if rows != shown.rows + read or (newest is not None and newest > stop):
+        return False  # a sample stored out of order (at or before one read), or stamped after the stop
+    if not _feed(live, readings, states[len(shown.states) :], stop):
+        return False
+    shown.rows += read
+    shown.read_until = newest or shown.read_until
+    shown.states = tuple(states)
+    live.checked_at = stop
+    return True
 
 
 def receipt_text(row: Cdr) -> str:

@@ -13,7 +13,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, case, insert, select
+from sqlalchemy import Select, Table, bindparam, case, func, insert, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -518,10 +518,37 @@ def samples_of(db: Session, transaction_id: int) -> list[MeterSample]:
 
 def stored_readings(db: Session, transaction_id: int) -> list[meter.Reading]:
     """The session's stored meter samples read as meter readings (:mod:`csms.domain.meter`), oldest first."""
-    rows = samples_of(db, transaction_id)
-    return meter.readings(
-        ev.Sample(r.timestamp, r.measurand, r.value, r.unit, r.phase, r.location, r.context) for r in rows
-    )
+    return readings_after(db, transaction_id, None)[0]
+
+
+def readings_after(
+    db: Session, transaction_id: int, after: datetime | None
+) -> tuple[list[meter.Reading], int, datetime | None]:
+    """:func:`stored_readings` of the samples stamped after ``after`` (None: all), with how many samples they
+    were and the newest one's timestamp. The columns a reading needs, without loading ORM objects."""
+    query = select(
+        MeterSample.timestamp,
+        MeterSample.measurand,
+        MeterSample.value,
+        MeterSample.unit,
+        MeterSample.phase,
+        MeterSample.location,
+        MeterSample.context,
+    ).where(MeterSample.transaction_id == transaction_id)
+    if after is not None:
+        query = query.where(MeterSample.timestamp > after)
+    rows = db.execute(query.order_by(MeterSample.timestamp, MeterSample.id)).all()
+    newest = rows[-1][0] if rows else None
+    return meter.readings(ev.Sample(*row) for row in rows), len(rows), newest
+
+
+def stored_samples_seen(db: Session, transaction_id: int) -> tuple[int, datetime | None]:
+    """How many meter samples the session has stored, and the newest one's timestamp: a reader that goes on
+    with :func:`readings_after` that timestamp compares the counts to know that none came in out of order."""
+    count, newest = db.execute(
+        select(func.count(), func.max(MeterSample.timestamp)).where(MeterSample.transaction_id == transaction_id)
+    ).one()
+    return count, newest
 
 
 def summary(tx: Transaction) -> dict[str, Any]:

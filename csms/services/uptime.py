@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from csms import uptime as up
 from csms.domain import events as ev
+from csms.domain import meter
 from csms.domain.transaction import TransactionStatus
 from csms.services import organisations
 from csms.services.errors import Invalid, NotFound
@@ -119,10 +120,11 @@ def port_history(db: Session, station_id: str, evse_id: int, until: datetime) ->
     station = db.get(StationRow, station_id)
     if station is None:
         raise NotFound(f"station {station_id!r} not found")
+    # the columns each point needs, without loading ORM objects: a report reads every port's whole history
     statuses = [
-        up.StatusPoint(row.timestamp, ev.port_state(row.status), row.error_code, station_wide=row.evse_id == 0)
-        for row in db.scalars(
-            select(StatusChange)
+        up.StatusPoint(at, ev.port_state(status), error_code, station_wide=evse == 0)
+        for at, status, error_code, evse in db.execute(
+            select(StatusChange.timestamp, StatusChange.status, StatusChange.error_code, StatusChange.evse_id)
             .where(
                 StatusChange.station_id == station_id,
                 StatusChange.evse_id.in_((0, evse_id)),
@@ -132,17 +134,17 @@ def port_history(db: Session, station_id: str, evse_id: int, until: datetime) ->
         )
     ]
     links = [
-        up.Connectivity(row.at, ONLINE_KINDS[row.kind])
-        for row in db.scalars(
-            select(ConnectionEvent)
+        up.Connectivity(at, ONLINE_KINDS[kind])
+        for at, kind in db.execute(
+            select(ConnectionEvent.at, ConnectionEvent.kind)
             .where(ConnectionEvent.station_id == station_id, ConnectionEvent.at < until)
             .order_by(ConnectionEvent.at, ConnectionEvent.id)
         )
-        if row.kind in ONLINE_KINDS
+        if kind in ONLINE_KINDS
     ]
     orders = []
-    for row in db.scalars(
-        select(StationEvent)
+    for at, data in db.execute(
+        select(StationEvent.timestamp, StationEvent.data)
         .where(
             StationEvent.station_id == station_id,
             StationEvent.kind == AVAILABILITY_ORDERED,
@@ -150,20 +152,26 @@ def port_history(db: Session, station_id: str, evse_id: int, until: datetime) ->
         )
         .order_by(StationEvent.timestamp, StationEvent.id)
     ):
-        target = row.data.get("evse_id", 0)
+        target = data.get("evse_id", 0)
         if target in (0, evse_id):
-            orders.append(up.Availability(row.timestamp, bool(row.data.get("operative")), station_wide=target == 0))
+            orders.append(up.Availability(at, bool(data.get("operative")), station_wide=target == 0))
     attempts = [
-        up.Attempt(tx.started_at, tx.stopped_at, tx.energy_wh)
-        for tx in db.scalars(
-            select(Transaction).where(
+        up.Attempt(started, stopped, meter.session_energy_wh(start_wh, stop_wh, last_wh))
+        for started, stopped, start_wh, stop_wh, last_wh in db.execute(
+            select(
+                Transaction.started_at,
+                Transaction.stopped_at,
+                Transaction.meter_start_wh,
+                Transaction.meter_stop_wh,
+                Transaction.last_meter_wh,
+            ).where(
                 Transaction.station_id == station_id,
                 Transaction.evse_id == evse_id,
                 Transaction.status == TransactionStatus.COMPLETED,
                 Transaction.started_at < until,
             )
         )
-        if tx.started_at is not None
+        if started is not None
     ]
     return up.PortHistory(station.created_at, statuses, links, orders, attempts)
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
+from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 from sqlalchemy import select
 
@@ -16,7 +18,7 @@ from csms.api.routes.tariffs import EXAMPLE
 from csms.services import cdrs, tariffs
 from csms.services.config import CsmsConfig
 from csms.store import models
-from tests.csms.test_cdrs import _event, _set_up
+from tests.csms.test_cdrs import _event, _iso, _set_up
 from tests.csms.test_ocpp_chargepoint import charger
 
 PARKING = copy.deepcopy(EXAMPLE) | {"id": "PARKING"}
@@ -75,3 +77,87 @@ async def test_every_running_cost_equals_the_session_priced_again_from_its_store
     # built at the start, after the loss, after the tariff change: the other 21 reports fed the kept cost
     assert len(rebuilds) == 3, rebuilds
     assert gateway.host.processor.live.cost("cp-kept", 1) is not None  # fed, not rebuilt, by the end
+
+
+def _time_of_use(start: datetime) -> dict[str, Any]:
+    """PARKING (an idle fee) with a dearer energy price in a local window the session crosses both ways."""
+    tariff = copy.deepcopy(PARKING) | {"id": "TOU"}
+    window = {
+        "start_time": (start + timedelta(minutes=100)).strftime("%H:%M"),  # the CSMS's tariff time zone is UTC
+        "end_time": (start + timedelta(minutes=150)).strftime("%H:%M"),
+    }
+    dearer = {"price_components": [{"type": "ENERGY", "price": "0.55", "vat": "20", "step_size": 1}]}
+    tariff["elements"].insert(0, dearer | {"restrictions": window})
+    return tariff
+
+
+async def test_the_display_cost_of_a_16_session_fed_at_each_update_equals_it_priced_again(
+    session_factory, gateway, monkeypatch
+):
+    """The display's periodic updates (csms.core.plugins.costs) keep each session's cost and feed it only what was
+    stored since: every update shows what pricing the session again from all its samples shows, through a time-of-use
+    window, parking (the idle fee), an offline backlog replayed out of order, a new tariff version and a restart."""
+    builds: list[datetime] = []
+    build = cdrs._built
+
+    def counted(db, tx, tariff, stop, config):  # type: ignore[no-untyped-def]
+        builds.append(stop)
+        return build(db, tx, tariff, stop, config)
+
+    monkeypatch.setattr(cdrs, "_built", counted)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=4)
+    _set_up(session_factory, "cp16-shown", "1.6", tariff=_time_of_use(start))
+    config, kept = CsmsConfig(), {}
+    statuses = {8: "SuspendedEV", 12: "Charging", 21: "SuspendedEVSE", 24: "Charging", 30: "SuspendedEV"}
+    shown: list[tuple[Decimal, bool]] = []
+    async with charger(gateway, "cp16-shown", "1.6") as cp:
+        await cp.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        started = await cp.call(
+            call16.StartTransaction(connector_id=1, id_tag="DRIVER", meter_start=1_000, timestamp=_iso(start))
+        )
+        tx_id, wh = started.transaction_id, 1_000.0
+        for seq in range(1, 34):
+            at = start + timedelta(minutes=7 * seq, seconds=seq % 4)
+            if seq in statuses:
+                status = call16.StatusNotification(
+                    connector_id=1, error_code="NoError", status=statuses[seq], timestamp=_iso(at)
+                )
+                await cp.call(status)
+            charging = statuses.get(max((s for s in statuses if s <= seq), default=0), "Charging") == "Charging"
+            wh += 1_150.5 if charging else 0.0
+            readings = [(at, wh)]
+            if seq == 16:  # an offline backlog: a sample between two read already, across the window's start
+                readings.insert(0, (at - timedelta(minutes=10), wh - 2_200))
+            for stamp, value in readings:
+                sampled = [
+                    {"value": str(value), "measurand": "Energy.Active.Import.Register"},
+                    {"value": "16", "measurand": "Current.Import", "phase": "L1"},
+                ]
+                await cp.call(
+                    call16.MeterValues(
+                        connector_id=1,
+                        transaction_id=tx_id,
+                        meter_value=[{"timestamp": _iso(stamp), "sampled_value": sampled}],
+                    )
+                )
+            if seq == 20:  # the operator changes the tariff: a new version prices from now on
+                with session_factory() as db:
+                    cheaper = _time_of_use(start)
+                    cheaper["elements"][1]["price_components"][0]["price"] = "0.20"
+                    tariffs.put(db, "TOU", cheaper, at - timedelta(minutes=3))
+                    db.commit()
+            if seq == 26:  # the kept costs are lost (a restart): the next update prices from the store
+                kept.clear()
+            update = at + timedelta(minutes=2)  # the updates run on their own clock, between samples
+            with session_factory() as db:
+                cost = cdrs.session_cost(db, tx_id, update, config, kept)
+            assert cost is not None
+            assert cost.total == _repriced(session_factory, update), seq
+            shown.append((cost.total, cost.charging))
+            assert tx_id in kept
+    # built at the first update, after the backlog, after the tariff change and after the restart: the other 29
+    # updates were fed with the samples and states stored since the one before
+    assert len(builds) == 4, builds
+    assert [charging for _, charging in shown].count(False) == 11  # the parked updates say so on the display
+    totals = [total for total, _ in shown]
+    assert totals == sorted(totals) and totals[-1] > totals[0]

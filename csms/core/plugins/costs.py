@@ -7,7 +7,9 @@ charger it also sends **SetUserPrice** with the tariff's text when a driver's to
 for a session that starts without an Authorize at the charger (a remote start: RemoteStartTransaction accepted,
 then StartTransaction; a token the charger knew from its cache or local list), when its StartTransaction is
 accepted; and **FinalCost** with the CDR's total when the session ends (2.0.1 has both in its answers:
-personalMessage and totalCost). The prices come from :mod:`csms.services.cdrs`; this plugin only keeps time and sends.
+personalMessage and totalCost). The prices come from :mod:`csms.services.cdrs`; this plugin only keeps time and sends,
+and holds each running session's cost between its updates (:class:`~csms.services.cdrs.ShownCost`: an update
+prices only what was stored since the last one).
 
 An ad-hoc session paid at the charger's payment terminal (:mod:`csms.services.payments`) is stopped with
 **RequestStopTransaction** once its running cost reaches the threshold its card's hold allows (the answer's
@@ -55,6 +57,9 @@ class CostDisplay:
         self._versions: dict[str, Version] = {}
         #: Priced sessions by transaction id, with when their cost is next sent.
         self._running: dict[int, _Running] = {}
+        #: Their costs as last sent, fed at each update with what was stored since (touched by the database work
+        #: alone); the database is the record: a session missing here (a restart) is priced from all of it once.
+        self._shown: dict[int, cdrs.ShownCost] = {}
         #: CostUpdated / RunningCost calls sent (for tests and metrics).
         self.sent = 0
         #: Ad-hoc sessions stopped because their cost reached their card's hold (transaction ids).
@@ -66,6 +71,7 @@ class CostDisplay:
     def attach(self, host: CsmsHost) -> None:
         self._host = host
         self._alarm = Alarm(host.scheduler, self._on_timer)
+        self._shown = {}
 
     def stop(self) -> None:
         if self._alarm is not None:
@@ -155,13 +161,16 @@ class CostDisplay:
             return
         factory, config, at = host.session_factory, host.config, from_posix(now)
         versions = {station_id: self._versions.get(station_id) for _, station_id in due}
+        running, shown = set(self._running), self._shown
 
         def price() -> list[tuple[str, int, SessionCost | None]]:
             out: list[tuple[str, int, SessionCost | None]] = []
+            for gone in shown.keys() - running:  # ended, or no longer shown
+                del shown[gone]
             with factory() as db:
                 shows = {s: v != OCPP16 or cdrs.shows_cost_16(db, s) for s, v in versions.items()}
                 for tx_id, station_id in due:
-                    cost = cdrs.session_cost(db, tx_id, at, config) if shows[station_id] else None
+                    cost = cdrs.session_cost(db, tx_id, at, config, shown) if shows[station_id] else None
                     out.append((station_id, tx_id, cost))
             return out
 
