@@ -49,7 +49,7 @@ def meter_reads(
         return []
     state = report.charging_state if isinstance(report, ev.TransactionUpdated) else None
     evse_id = report.evse_id
-    reads = [  # the samples' readings (:mod:`csms.domain.meter`), each a MeterRead as it is
+    reads: list[al.Event] = [  # the samples' readings (:mod:`csms.domain.meter`), each a MeterRead as it is
         al.MeterRead(station_id, evse_id, tx_id, r.at.timestamp(), r.energy_wh, r.power_w, r.port_current_a, state)
         for r in meter.readings(report.samples)
     ]
