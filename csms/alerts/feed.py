@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from csms.alerts import engine as al
-from csms.alerts.meter import Reading, readings
 from csms.domain import events as ev
+from csms.domain import meter
 
 
 def report_events(
@@ -17,7 +17,9 @@ def report_events(
     events: list[al.Event] = [al.Seen(station_id)]
     ended: list[str] = []
     for report, decision in reports:
-        match report:
+        match report:  # (the kinds are distinct classes: the most frequent, meter readings, is matched first)
+            case ev.TransactionStarted() | ev.TransactionUpdated() | ev.MeterValuesReported():
+                events += meter_reads(station_id, report, decision)
             case ev.BootReported() if isinstance(decision, ev.BootDecision):
                 events.append(al.BootDecided(station_id, decision.status, decision.interval_s))
             case ev.StatusReported():
@@ -31,8 +33,6 @@ def report_events(
                 events.append(al.SecurityEvent(station_id, kind, report.data.get("techInfo")))
             case ev.TransactionEnded():
                 ended.append(report.charger_tx_id)
-            case ev.TransactionStarted() | ev.TransactionUpdated() | ev.MeterValuesReported():
-                events += meter_reads(station_id, report, decision)
     return events, ended
 
 
@@ -47,15 +47,19 @@ def meter_reads(
         tx_id = str(decision.transaction_id)  # 1.6 StartTransaction: the id we assigned
     if tx_id is None:
         return []
-    reads = readings(report.samples)
-    if isinstance(report, ev.TransactionStarted) and report.meter_start_wh is not None and not reads:
-        reads = [Reading(report.timestamp.timestamp(), report.meter_start_wh, None, None)]
     state = report.charging_state if isinstance(report, ev.TransactionUpdated) else None
-    if isinstance(report, ev.TransactionUpdated) and state is not None and not reads:  # a state change, no values
-        reads = [Reading(report.timestamp.timestamp(), None, None, None)]
-    return [
-        al.MeterRead(station_id, report.evse_id, tx_id, r.at, r.energy_wh, r.power_w, r.current_a, state) for r in reads
+    evse_id = report.evse_id
+    reads: list[al.Event] = [  # the samples' readings (:mod:`csms.domain.meter`), each a MeterRead as it is
+        al.MeterRead(station_id, evse_id, tx_id, r.at.timestamp(), r.energy_wh, r.power_w, r.port_current_a, state)
+        for r in meter.readings(report.samples)
     ]
+    if reads:
+        return reads
+    if isinstance(report, ev.TransactionStarted) and report.meter_start_wh is not None:
+        return [al.MeterRead(station_id, evse_id, tx_id, report.timestamp.timestamp(), report.meter_start_wh)]
+    if isinstance(report, ev.TransactionUpdated) and state is not None:  # a state change, no values
+        return [al.MeterRead(station_id, evse_id, tx_id, report.timestamp.timestamp(), charging_state=state)]
+    return []
 
 
 def monitor_alerts(station_id: str, notify_event: dict[str, Any]) -> list[al.Event]:

@@ -1,31 +1,15 @@
 """The ``meter_frozen`` rule's pieces: what a meter reading says, and whether a port's energy register keeps
 moving while energy flows. Pure; :class:`~csms.alerts.engine.AlertEngine` owns the alert.
 
-A reading is a point in time of one port (:mod:`csms.domain.meter` says which samples make it): the energy
-register (Wh), the active power (W) and the port's current (A), each None when the station did not report
-it. A message may carry several (a 1.6 MeterValues with an offline backlog).
+A reading is a point in time of one port (:mod:`csms.domain.meter` says which samples make it; the feed hands
+each to the engine as a :class:`~csms.alerts.engine.MeterRead`): the energy register (Wh), the active power (W)
+and the port's current (A), each None when the station did not report it. A message may carry several (a 1.6
+MeterValues with an offline backlog).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-
-from csms.domain import events as ev
-from csms.domain import meter
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    at: float  # the reading's own timestamp, POSIX seconds
-    energy_wh: float | None
-    power_w: float | None
-    current_a: float | None
-
-
-def readings(samples: Iterable[ev.Sample]) -> list[Reading]:
-    """The samples as the rule's readings, oldest first."""
-    return [Reading(r.at.timestamp(), r.energy_wh, r.power_w, r.port_current_a) for r in meter.readings(samples)]
 
 
 @dataclass(slots=True)

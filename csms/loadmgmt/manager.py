@@ -668,8 +668,12 @@ class LoadManager:
         return self.compliance.get(site_id, Compliance()).summary(now)
 
     def next_deadline(self) -> float | None:
-        times = [d for p in self.planners.values() if (d := p.next_deadline()) is not None]
-        return min(times) if times else None
+        best = None
+        for planner in self.planners.values():
+            d = planner.next_deadline()
+            if d is not None and (best is None or d < best):
+                best = d
+        return best
 
     def handle_timer(self, now: float) -> list[Command]:
         out: list[Command] = []

@@ -158,6 +158,10 @@ class _Session:
             del self.limits[0]
 
 
+#: What :meth:`Planner._spec` makes a profile of besides the EVSE and purpose: amps, transaction, phases in use, lease.
+_SpecArgs = tuple[float, str | None, int | None, float | None]
+
+
 @dataclass(frozen=True, slots=True)
 class Curtailment:
     """A demand-response event at the site's grid connection."""
@@ -198,6 +202,8 @@ class Planner:
         self._versions: dict[str, str] = dict(versions or {})
         self._online: set[str] = set()
         self._station_caps: dict[str, ProfileSpec | None] = {}
+        #: Per profile slot, the last spec :meth:`_spec` made and what it was made from (an EVSE's site is frozen).
+        self._specs: dict[tuple[str, int, Purpose], tuple[_SpecArgs, ProfileSpec]] = {}
         self._sessions: dict[EvseKey, _Session] = {}
         self._readings: list[tuple[float, tuple[float, float, float]]] = []
         #: The building's load by time of day, learnt from the readings.
@@ -441,15 +447,17 @@ class Planner:
         """When :meth:`handle_timer` wants to run next (None: nothing scheduled)."""
         if self._strategy is None:
             return None
-        times = []
-        if self._last_plan is not None:
-            times.append(self._last_plan + self.config.interval_s)
+        # Asked after every committed report: the earliest of the candidates without building a list of them.
+        last = self._last_plan
+        best = None if last is None else last + self.config.interval_s
         for c in self.curtailments.values():  # the plan changes when an event starts and when it ends
-            times += [t for t in (c.start, c.end) if self._last_plan is None or t > self._last_plan]
+            for t in (c.start, c.end):
+                if (last is None or t > last) and (best is None or t < best):
+                    best = t
         retry = self.tracker.retry_deadline()
-        if retry is not None:
-            times.append(retry)
-        return min(times) if times else None
+        if retry is not None and (best is None or retry < best):
+            best = retry
+        return best
 
     def handle_timer(self, now: float) -> list[Command]:
         deadline = self.next_deadline()
@@ -561,7 +569,9 @@ class Planner:
         measured = session.measured_a if session is not None and session.measured_a is not None else 0.0
         return max(e.rating_a(), measured)
 
-    def state(self, now: float) -> SiteState:
+    def state(self, now: float, reserved_a: dict[EvseKey, float] | None = None) -> SiteState:
+        """What the strategy plans with at ``now`` (``reserved_a``: :meth:`reserved_a` at ``now``, when the caller has
+        it already)."""
         sessions = {
             key: SessionState(
                 key=key,
@@ -584,7 +594,7 @@ class Planner:
             site=self._site_at(now),
             building_load_a=self.building_load_a(now),
             sessions=sessions,
-            reserved_a=self.reserved_a(now),
+            reserved_a=self.reserved_a(now) if reserved_a is None else reserved_a,
             tariff=self.tariff,
             peak_w=self.peak_w,
             expected=tuple(v for _, v in sorted(self.expected.items()) if v.departure > now),
@@ -594,8 +604,9 @@ class Planner:
     def replan(self, now: float) -> list[Command]:
         if self._strategy is None:
             return []
-        state = self.state(now)
-        self.held = self.held_a(now)
+        not_steered = self._not_steered_a(now)
+        self.held = self.held_a(now, not_steered=not_steered)
+        state = self.state(now, reserved_a={**self.held, **not_steered})
         allocation = self._strategy(state, now)
         ramping = self.ramping_a(allocation, now)
         if ramping:
@@ -690,11 +701,18 @@ class Planner:
     ) -> ProfileSpec:
         """A profile at ``amps``, leased when that is not the fallback (see :mod:`.profiles`)."""
         lease = self.config.profile_lease_s
+        slot, given = (e.station_id, e.evse_id, purpose), (amps, tx, phases_in_use, lease)
+        last = self._specs.get(slot)
+        if last is not None and last[0] == given:
+            return last[1]  # the same as the last plan's: the same (frozen) spec, which the tracker finds unchanged
         if e.dc:
             fallback_w = e.power_w(e.fallback_current_a)
-            return ProfileSpec(e.station_id, e.evse_id, purpose, e.power_w(amps), "W", None, tx, fallback_w, lease)
-        phases = e.phases_used(phases_in_use)
-        return ProfileSpec(e.station_id, e.evse_id, purpose, amps, "A", phases, tx, e.fallback_current_a, lease)
+            spec = ProfileSpec(e.station_id, e.evse_id, purpose, e.power_w(amps), "W", None, tx, fallback_w, lease)
+        else:
+            phases = e.phases_used(phases_in_use)
+            spec = ProfileSpec(e.station_id, e.evse_id, purpose, amps, "A", phases, tx, e.fallback_current_a, lease)
+        self._specs[slot] = (given, spec)
+        return spec
 
     def station_cap(self, station_id: str) -> ProfileSpec | None:
         """The station-wide cap: the tightest per-phase limit of the nodes above the station, when it is

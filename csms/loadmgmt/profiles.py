@@ -181,6 +181,11 @@ class ProfileTracker:
         if slot.status == "failed":
             return now >= slot.at + self.retry_after_s or spec.limit < slot.spec.rounded
         old = slot.spec
+        band = self.deadband_a if spec.unit == "A" else self.deadband_w
+        if old is spec or old == spec:
+            # The same profile as sent (most slots at most re-plans: the planner hands the same spec again): only
+            # its lease's renewal can send it — the comparisons below, with every difference zero.
+            return (old.leased and now >= slot.sent_at + (old.lease_s or 0.0) / 2) or band < 0
         if (old.purpose, old.transaction_id, old.unit, old.number_phases) != (
             spec.purpose,
             spec.transaction_id,
@@ -193,7 +198,6 @@ class ProfileTracker:
             return True
         if spec.leased != old.leased or (spec.leased and now >= slot.sent_at + (spec.lease_s or 0.0) / 2):
             return True  # renew the lease at half its length
-        band = self.deadband_a if spec.unit == "A" else self.deadband_w
         return new_limit - old_limit > band
 
     def on_response(
@@ -270,8 +274,9 @@ class ProfileTracker:
         return any(slot.failing for key, slot in self._slots.items() if key[0] == station_id)
 
     def retry_deadline(self) -> float | None:
-        times = [at + self.retry_after_s for at in self._failed_at.values()]
-        return min(times) if times else None
+        if not self._failed_at:
+            return None
+        return min(at + self.retry_after_s for at in self._failed_at.values())
 
     def sent(self, station_id: str, evse_id: int, purpose: Purpose) -> ProfileSpec | None:
         slot = self._slots.get((station_id, evse_id, purpose))

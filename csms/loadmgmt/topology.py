@@ -164,6 +164,21 @@ class Site:
     def evse(self, key: EvseKey) -> Evse:
         return self.evses[self.index[key]]
 
+    @functools.cached_property
+    def _terms(self) -> dict[tuple[int, int | None], tuple[np.ndarray, float, float]]:
+        return {}
+
+    def evse_terms(self, j: int, phases_in_use: int | None) -> tuple[np.ndarray, float, float]:
+        """EVSE ``j``'s :func:`phase_use` (read-only), W per A of limit and per-phase rating with ``phases_in_use``:
+        kept per site (it is frozen), as every plan asks them for every session."""
+        terms = self._terms.get((j, phases_in_use))
+        if terms is None:
+            e = self.evses[j]
+            use = phase_use(e, phases_in_use)
+            use.flags.writeable = False
+            terms = self._terms[j, phases_in_use] = (use, e.power_w(1.0, phases_in_use), e.rating_a(phases_in_use))
+        return terms
+
     @property
     def grid_limit_kw(self) -> float | None:
         """The limit at the grid connection [kW]: its own, or its phase limits at its voltage (None: none)."""

@@ -13,10 +13,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from csms.domain import meter
@@ -52,6 +52,123 @@ class Needs:
     soc_age_s: float | None
     energy_needed_wh: float | None
     notes: tuple[str, ...]
+
+
+class VehicleFacts(NamedTuple):
+    """What the load manager's reads need of a vehicle: these columns, by a Core select (its plan, SoC and running
+    session are read by the functions below, which take a :class:`FleetVehicle` as well)."""
+
+    id: str
+    battery_kwh: float
+    id_token: str | None
+    emaid: str | None
+    depot_id: str | None
+    tz: str
+
+
+_FACTS = (
+    FleetVehicle.id,
+    FleetVehicle.battery_kwh,
+    FleetVehicle.id_token,
+    FleetVehicle.emaid,
+    FleetVehicle.depot_id,
+    FleetVehicle.tz,
+)
+Vehicle = FleetVehicle | VehicleFacts
+
+
+class PlannedDeparture(NamedTuple):
+    """A departure of a vehicle's plan as stored (see :class:`FleetDeparture`)."""
+
+    weekday: int | None
+    on_date: str | None
+    time: str
+    target_soc_pct: float | None
+    target_kwh: float | None
+
+
+class SocReading(NamedTuple):
+    """A telematics state of charge as stored (see :class:`FleetTelematics`)."""
+
+    id: int
+    vehicle_id: str
+    at: datetime
+    soc_pct: float
+    source: str
+    received_at: datetime
+
+
+class RunningSession(NamedTuple):
+    """A vehicle's running transaction, the columns its needs are worked out from (a Core select)."""
+
+    id: int
+    station_id: str
+    evse_id: int | None
+    started_at: datetime | None
+    meter_start_wh: float | None
+    meter_stop_wh: float | None
+    last_meter_wh: float | None
+
+
+#: A running session as :func:`running_session` finds it, or the transaction itself.
+Running = Transaction | RunningSession
+
+# The reads load management makes at every telematics SoC and plug-in, as prepared Core statements run on the
+# session's connection (the ORM's loads and flush cost more than the rest of the work): see _connection.
+_TX = Transaction
+_FACTS_BY = {
+    key: select(*_FACTS).where(column == bindparam("key"))
+    for key, column in (("id", FleetVehicle.id), ("id_token", FleetVehicle.id_token), ("emaid", FleetVehicle.emaid))
+}
+_OWNER_BY = {
+    key: select(FleetVehicle.id, FleetVehicle.organisation_id).where(column == bindparam("key"))
+    for key, column in (("id", FleetVehicle.id), ("vin", FleetVehicle.vin))
+}
+_PLAN = (
+    select(
+        FleetDeparture.weekday,
+        FleetDeparture.on_date,
+        FleetDeparture.time,
+        FleetDeparture.target_soc_pct,
+        FleetDeparture.target_kwh,
+    )
+    .where(FleetDeparture.vehicle_id == bindparam("vehicle_id"))
+    .order_by(FleetDeparture.on_date, FleetDeparture.weekday, FleetDeparture.time)
+)
+_INSERT_SOC = insert(FleetTelematics).returning(FleetTelematics.id)
+_NEWEST_SOC = (
+    select(
+        FleetTelematics.id,
+        FleetTelematics.vehicle_id,
+        FleetTelematics.at,
+        FleetTelematics.soc_pct,
+        FleetTelematics.source,
+        FleetTelematics.received_at,
+    )
+    .where(FleetTelematics.vehicle_id == bindparam("vehicle_id"))
+    .order_by(FleetTelematics.at.desc(), FleetTelematics.id.desc())
+    .limit(1)
+)
+_RUNNING = (
+    select(
+        _TX.id, _TX.station_id, _TX.evse_id, _TX.started_at, _TX.meter_start_wh, _TX.meter_stop_wh, _TX.last_meter_wh
+    )
+    .where(_TX.status == TransactionStatus.ACTIVE.value, _TX.id_token.in_(bindparam("tokens", expanding=True)))
+    .order_by(_TX.started_at.desc())
+    .limit(1)
+)
+_LAST_STOP = (
+    select(_TX.stopped_at)
+    .where(_TX.id_token.in_(bindparam("tokens", expanding=True)), _TX.stopped_at.is_not(None))
+    .order_by(_TX.stopped_at.desc())
+    .limit(1)
+)
+
+
+def _connection(db: Session) -> Connection:
+    """The session's connection, with what the session holds flushed first (as the ORM's queries autoflush)."""
+    db.flush()
+    return db.connection()
 
 
 # ---- drivers and vehicles -------------------------------------------------------------------------------------
@@ -107,6 +224,14 @@ def get_vehicle(db: Session, vehicle_id: str) -> FleetVehicle:
     return rows.found(db, FleetVehicle, vehicle_id, "vehicle")
 
 
+def vehicle_facts(db: Session, vehicle_id: str) -> VehicleFacts:
+    """:class:`VehicleFacts` of a vehicle (raises NotFound as :func:`get_vehicle`)."""
+    row = _connection(db).execute(_FACTS_BY["id"], {"key": vehicle_id}).first()
+    if row is None:
+        raise NotFound(f"vehicle {vehicle_id!r} not found")
+    return VehicleFacts(*row)
+
+
 def list_vehicles(db: Session, depot_id: str | None = None, organisation_id: int | None = None) -> list[FleetVehicle]:
     """Every vehicle (of one depot, of one organisation, when given)."""
     stmt = select(FleetVehicle).order_by(FleetVehicle.id)
@@ -117,10 +242,12 @@ def list_vehicles(db: Session, depot_id: str | None = None, organisation_id: int
     return list(db.scalars(stmt))
 
 
-def vehicle_of_token(db: Session, id_token: str) -> FleetVehicle | None:
+def vehicle_of_token(db: Session, id_token: str) -> VehicleFacts | None:
     """The vehicle an id token (RFID card, or ISO 15118 contract id) brings to a charger."""
-    found = db.scalar(select(FleetVehicle).where(FleetVehicle.id_token == id_token))
-    return found or db.scalar(select(FleetVehicle).where(FleetVehicle.emaid == id_token))
+    connection = _connection(db)
+    found = connection.execute(_FACTS_BY["id_token"], {"key": id_token}).first()
+    found = found or connection.execute(_FACTS_BY["emaid"], {"key": id_token}).first()
+    return None if found is None else VehicleFacts(*found)
 
 
 # ---- the departure plan ---------------------------------------------------------------------------------------
@@ -152,10 +279,13 @@ def add_override(db: Session, vehicle_id: str, departure: dict[str, Any], *, now
     return row
 
 
-def plan_of(db: Session, vehicle_id: str) -> list[FleetDeparture]:
+def plan_of(db: Session, vehicle_id: str) -> list[PlannedDeparture]:
     get_vehicle(db, vehicle_id)
-    stmt = select(FleetDeparture).where(FleetDeparture.vehicle_id == vehicle_id)
-    return list(db.scalars(stmt.order_by(FleetDeparture.on_date, FleetDeparture.weekday, FleetDeparture.time)))
+    return _plan(db, vehicle_id)
+
+
+def _plan(db: Session, vehicle_id: str) -> list[PlannedDeparture]:
+    return [PlannedDeparture(*row) for row in _connection(db).execute(_PLAN, {"vehicle_id": vehicle_id})]
 
 
 def _departure(
@@ -183,9 +313,9 @@ def _weekday(value: Any) -> int:
     return value
 
 
-def next_departure(db: Session, vehicle: FleetVehicle, after: datetime) -> Departure | None:
+def next_departure(db: Session, vehicle: Vehicle, after: datetime) -> Departure | None:
     """The vehicle's first planned departure after ``after``."""
-    plan = plan_of(db, vehicle.id)
+    plan = _plan(db, vehicle.id)
     zone = _zone(vehicle.tz)
     overrides = {d.on_date for d in plan if d.on_date is not None}
     first = after.astimezone(zone).date()
@@ -218,12 +348,13 @@ def _zone(name: str) -> ZoneInfo:
 def record_soc(
     db: Session, *, vehicle_id: str | None = None, vin: str | None = None, soc_pct: float, at: datetime,
     now: datetime, source: str = "api", organisation_id: int | None = None,
-) -> FleetTelematics:  # fmt: skip
+) -> SocReading:  # fmt: skip
     """A telematics state of charge, by vehicle id or VIN (a vehicle of another organisation than
-    ``organisation_id``, when given, is not found)."""
-    vehicle = (
-        get_vehicle(db, vehicle_id) if vehicle_id else db.scalar(select(FleetVehicle).where(FleetVehicle.vin == vin))
-    )
+    ``organisation_id``, when given, is not found). Core statements: a vehicle's SoC arrives every few minutes."""
+    connection = _connection(db)
+    vehicle = connection.execute(_OWNER_BY["id" if vehicle_id else "vin"], {"key": vehicle_id or vin}).first()
+    if vehicle is None and vehicle_id:
+        raise NotFound(f"vehicle {vehicle_id!r} not found")
     if vehicle is not None and organisation_id is not None and vehicle.organisation_id != organisation_id:
         vehicle = None
     if vehicle is None:
@@ -232,30 +363,27 @@ def record_soc(
         raise Invalid(f"soc_pct: {soc_pct} is not between 0 and 100")
     if at > now + timedelta(minutes=5):
         raise Invalid("at: a reading from the future")
-    row = FleetTelematics(vehicle_id=vehicle.id, at=at, soc_pct=soc_pct, source=source[:40], received_at=now)
-    db.add(row)
-    db.flush()
-    return row
+    values = {"vehicle_id": vehicle.id, "at": at, "soc_pct": soc_pct, "source": source[:40], "received_at": now}
+    row_id = connection.execute(_INSERT_SOC, values).scalar_one()
+    return SocReading(row_id, vehicle.id, at, soc_pct, source[:40], now)
 
 
-def newest_soc(db: Session, vehicle_id: str) -> FleetTelematics | None:
-    stmt = select(FleetTelematics).where(FleetTelematics.vehicle_id == vehicle_id)
-    return db.scalar(stmt.order_by(FleetTelematics.at.desc(), FleetTelematics.id.desc()).limit(1))
+def newest_soc(db: Session, vehicle_id: str) -> SocReading | None:
+    row = _connection(db).execute(_NEWEST_SOC, {"vehicle_id": vehicle_id}).first()
+    return None if row is None else SocReading(*row)
 
 
 # ---- what the load manager needs ------------------------------------------------------------------------------
-def running_session(db: Session, vehicle: FleetVehicle) -> Transaction | None:
+def running_session(db: Session, vehicle: Vehicle) -> RunningSession | None:
     """The vehicle's running transaction, if it is plugged in now (found by its token)."""
     tokens = [t for t in (vehicle.id_token, vehicle.emaid) if t]
     if not tokens:
         return None
-    stmt = select(Transaction).where(
-        Transaction.status == TransactionStatus.ACTIVE.value, Transaction.id_token.in_(tokens)
-    )
-    return db.scalar(stmt.order_by(Transaction.started_at.desc()).limit(1))
+    row = _connection(db).execute(_RUNNING, {"tokens": tokens}).first()
+    return None if row is None else RunningSession(*row)
 
 
-def needs(db: Session, vehicle: FleetVehicle, now: datetime, session: Transaction | None = None) -> Needs:
+def needs(db: Session, vehicle: Vehicle, now: datetime, session: Running | None = None) -> Needs:
     """Energy to the next departure's target and when, from the newest SoC plus what the session delivered
     since it was read."""
     departure = next_departure(db, vehicle, now)
@@ -281,7 +409,7 @@ def needs(db: Session, vehicle: FleetVehicle, now: datetime, session: Transactio
     return Needs(vehicle.id, departure, None if soc is None else round(soc, 1), age, energy, tuple(notes))
 
 
-def session_needs(db: Session, vehicle: FleetVehicle, now: datetime, session: Transaction | None) -> Needs:
+def session_needs(db: Session, vehicle: Vehicle, now: datetime, session: Running | None) -> Needs:
     """:func:`needs` as load management counts a session's need: the energy to the target from the session's
     start (what it still needs plus what it has delivered), not from now."""
     found = needs(db, vehicle, now, session)
@@ -290,7 +418,7 @@ def session_needs(db: Session, vehicle: FleetVehicle, now: datetime, session: Tr
     return replace(found, energy_needed_wh=found.energy_needed_wh + _delivered_since(db, session, None))
 
 
-def on_its_way(db: Session, vehicle: FleetVehicle, now: datetime, *, unplugged: bool = False) -> Needs | None:
+def on_its_way(db: Session, vehicle: Vehicle, now: datetime, *, unplugged: bool = False) -> Needs | None:
     """What a depot's vehicle that is not plugged in will need by its next departure (the load manager plans the
     night with it). None when it is not expected: no depot, plugged in now, no departure within
     ``EXPECTED_WITHIN_S``, no telematics SoC, or charged since its newest reading (that SoC is out of date).
@@ -304,15 +432,13 @@ def on_its_way(db: Session, vehicle: FleetVehicle, now: datetime, *, unplugged: 
         return None
     tokens = [t for t in (vehicle.id_token, vehicle.emaid) if t]
     if tokens:
-        ended = Transaction.stopped_at.is_not(None)
-        stmt = select(Transaction.stopped_at).where(Transaction.id_token.in_(tokens), ended)
-        charged = db.scalar(stmt.order_by(Transaction.stopped_at.desc()).limit(1))
+        charged = _connection(db).execute(_LAST_STOP, {"tokens": tokens}).scalar()
         if charged is not None and charged > now - timedelta(seconds=found.soc_age_s):
             return None
     return found
 
 
-def _delivered_since(db: Session, session: Transaction | None, since: datetime | None) -> float:
+def _delivered_since(db: Session, session: Running | None, since: datetime | None) -> float:
     """Energy the session delivered after ``since`` (None: all of it) [Wh]: the newest energy register less the
     register at ``since``, read between the stored samples around it; 0 without a session."""
     if session is None:

@@ -68,7 +68,7 @@ class FleetNeeds:
 
         def read() -> tuple[str, int, fleet.Needs] | tuple[str, str, fleet.Needs | None] | None:
             with factory() as db:
-                vehicle = fleet.get_vehicle(db, vehicle_id)
+                vehicle = fleet.vehicle_facts(db, vehicle_id)
                 session = fleet.running_session(db, vehicle)
                 if session is None:
                     if vehicle.depot_id is None:

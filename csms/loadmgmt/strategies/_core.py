@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,14 @@ class Problem:
     def n(self) -> int:
         return len(self.keys)
 
+    @cached_property
+    def fixed_w(self) -> float:
+        """What the site draws that no strategy steers [W]: the building, and the reserved EVSEs at their current.
+        Kept (the state is frozen): a cost-aware plan asks for it four times."""
+        state, site = self.state, self.state.site
+        fixed_w = float(np.sum(state.building_load_a)) * site.root.voltage
+        return fixed_w + sum(site.evse(k).power_w(a) for k, a in state.reserved_a.items() if k in site.index)
+
     def all(self) -> np.ndarray:
         return np.ones(self.n, dtype=bool)
 
@@ -67,9 +76,7 @@ def build_problem(state: SiteState, now: float) -> Problem:
     floor = np.zeros(n)
     for i, s in enumerate(sessions):
         e = site.evses[cols[i]]
-        use[i] = phase_use(e, s.phases_in_use)
-        watts[i] = e.power_w(1.0, s.phases_in_use)
-        rating = e.rating_a(s.phases_in_use)
+        use[i], watts[i], rating = site.evse_terms(cols[i], s.phases_in_use)
         floor[i] = e.min_current_a
         cap[i] = rating if s.accept_cap_a is None else min(rating, max(s.accept_cap_a, e.min_current_a))
     # Fixed loads per node: reserved EVSEs (all wired phases), the building at the grid connection.

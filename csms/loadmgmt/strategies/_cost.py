@@ -193,9 +193,7 @@ def under_level(problem: Problem, must: np.ndarray, target_w: float) -> Problem:
 
 
 def _fixed_w(problem: Problem) -> float:
-    state = problem.state
-    fixed_w = float(np.sum(state.building_load_a)) * state.site.root.voltage
-    return fixed_w + sum(state.site.evse(k).power_w(a) for k, a in state.reserved_a.items() if k in state.site.index)
+    return problem.fixed_w
 
 
 def _base_w(problem: Problem, must: np.ndarray) -> float:
