@@ -109,13 +109,19 @@ class TwinMeters:
     def __init__(self, world: TwinWorld, station_id: str) -> None:
         self.world, self.station_id = world, station_id
         self.frozen: dict[int, float] | None = None  # the meter_freeze fault: registers held at these values
-        self._refs: dict[int, ConnectorRef] = {}
+        #: The world's own ``ConnectorRef`` of connector n at index n - 1 (filled as connectors are first asked
+        #: for): the one cache of them for the station's meters and hooks, a list rather than a dict.
+        self._refs: list[ConnectorRef] = []
+
+    def ref(self, connector_id: int) -> ConnectorRef:
+        """The world's own key of the station's connector (a dict finds it by identity, skipping ``__eq__``)."""
+        refs = self._refs
+        while len(refs) < connector_id:
+            refs.append(self.world.ref(self.station_id, len(refs) + 1))
+        return refs[connector_id - 1]
 
     def _read(self, connector_id: int) -> MeterReading:
-        ref = self._refs.get(connector_id)
-        if ref is None:
-            ref = self._refs[connector_id] = self.world.ref(self.station_id, connector_id)
-        return self.world.meter(ref)
+        return self.world.meter(self.ref(connector_id))
 
     def energy_wh(self, connector_id: int) -> float:
         if self.frozen is not None and connector_id in self.frozen:
@@ -167,8 +173,9 @@ class FirmwareHooks:
         self.on_vehicle: Callable[[ConnectorRef, VehicleInfo, float], None] | None = None
         #: A roaming driver's app: True when it starts the session itself (the driver presents no token).
         self.driver_app: Callable[[ConnectorRef, VehicleInfo, float], bool] | None = None
+        #: Each station's view of the twin's meters (``Fleet`` fills it); they also hold its connectors' refs.
+        self.meters: dict[str, TwinMeters] = {}
         self._seen: dict[ConnectorRef, tuple[bool, float | None, bool]] = {}
-        self._refs: dict[tuple[str, int], ConnectorRef] = {}
 
     def _now(self, now_s: float) -> float:
         return self.epoch + now_s
@@ -220,14 +227,12 @@ class FirmwareHooks:
         if self.world is None:
             return
         now = self.epoch + self.world.env.now
-        station_id = charger.station_id
+        meters = self.meters[charger.station_id]
         for connector_id, connector in charger.connectors.items():
             status = connector.status
+            ref = meters.ref(connector_id)
             if self.truth is not None:
-                self.truth.status(station_id, connector_id, status, now)
-            ref = self._refs.get((station_id, connector_id))
-            if ref is None:
-                ref = self._refs[station_id, connector_id] = self.world.ref(station_id, connector_id)
+                self.truth.status(ref, status, now)
             available = status not in OUT_OF_SERVICE
             state = (charger.is_energizing(connector_id), charger.limit_w(connector_id, now), available)
             before = self._seen.get(ref)
@@ -379,7 +384,6 @@ class Fleet:
         self.hooks = FirmwareHooks(self.epoch, self.truth, contracts)
         self.world = TwinWorld(twin_spec(scenario), random.Random(rng.getrandbits(64)), hooks=self.hooks, env=env)
         self.hooks.world = self.world
-        self.meters: dict[str, TwinMeters] = {}
         for group in scenario.chargers:
             spec = connector_spec(group.current or "AC", group.phases or 3, group.voltage or 230.0, group.max_kw)
             for station_id in group.station_ids:
@@ -411,6 +415,10 @@ class Fleet:
     @property
     def links(self) -> dict[str, Link]:
         return self.hooks.links
+
+    @property
+    def meters(self) -> dict[str, TwinMeters]:
+        return self.hooks.meters
 
     # ---- run -------------------------------------------------------------------------------------------
     def start(

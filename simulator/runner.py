@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import simpy
 
@@ -25,7 +25,6 @@ from simulator import loadmgmt, report
 from simulator.collector import paced_collector
 from simulator.embedded_csms import EmbeddedCsms, EmbeddedPki
 from simulator.embedded_migration import PlatformMigration, refuse_repoint_mode
-from simulator.embedded_ocpi import EmbeddedRoaming, Loopback
 from simulator.embedded_operator import CsmsRecords, EmbeddedOperator
 from simulator.embedded_wiring import EmbeddedCsmsWiring, alert_rules
 from simulator.fleet import Fleet, FleetVehicle, OperatorCall, Progress, commission, station_passwords
@@ -47,6 +46,9 @@ from simulator.verify import billing
 from simulator.verify import faults as fv
 from simulator.verify import multifamily as mf
 from simulator.verify.migration import Holder
+
+if TYPE_CHECKING:
+    from simulator.embedded_ocpi import EmbeddedRoaming
 
 
 class MigratingOperator:
@@ -137,9 +139,11 @@ class VirtualRun:
         self.passwords = station_passwords(self.scenario, None)
         seed = self.scenario.seed if seed is None else seed
         #: OCPI roaming: the CSMS's OCPI port and the twin's eMSP, on loopback (None: no roaming).
-        self.roaming = (
-            None if self.scenario.roaming is None else EmbeddedRoaming(self.scenario, self.scheduler, Loopback(), seed)
-        )
+        self.roaming: EmbeddedRoaming | None = None
+        if self.scenario.roaming is not None:
+            from simulator.embedded_ocpi import EmbeddedRoaming, Loopback  # FastAPI and uvicorn: only when roaming
+
+            self.roaming = EmbeddedRoaming(self.scenario, self.scheduler, Loopback(), seed)
         lookups = None if self.mobility is None else InProcessLookups(self.scheduler, self.mobility)
         #: The card processor of ad-hoc payments (csms.adhoc_payments): outside the CSMS, its books survive a crash.
         self.card_processor = SandboxCardProcessor() if self.scenario.csms.adhoc_payments is not None else None

@@ -48,6 +48,8 @@ SECURITY_KEYS = ("SecurityProfile", "AuthorizationKey", "CpoName")
 
 
 class Protocol(ProtocolBase):
+    __slots__ = ("_real_ids", "charger")
+
     def __init__(self, charger: FirmwareCore) -> None:
         self.charger = charger
         self._real_ids: dict[int, int] = {}  # tx_key -> the CSMS's transactionId

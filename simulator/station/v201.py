@@ -72,6 +72,8 @@ def _name(item: dict[str, Any]) -> str:
 
 
 class Protocol(ProtocolBase):
+    __slots__ = ("charger",)
+
     def __init__(self, charger: FirmwareCore) -> None:
         self.charger = charger
 

@@ -4,12 +4,19 @@ meter logging ground truth.
 Theory of operation. ``TwinWorld`` builds from a ``TwinSpec`` (the harness maps a scenario onto it) and one
 ``random.Random``:
 
-* ``vehicle`` (one process per vehicle): waits for its arrival, takes ``plug_in_delay`` to plug in at the
-  first free connector it may use (waiting for one if all are taken), stays until its departure, unplugs.
-* ``evse_delivery`` (one process per connector): integrates the present power up to now, then chooses the
-  power for the next interval (min of vehicle acceptance, rating, the firmware's charging limit, zero unless
-  the firmware energizes the connector) and sleeps until the next physics step, or until the battery is at
-  its charge limit. A plug, an unplug or ``reevaluate`` interrupts the sleep so the change applies at once.
+* a vehicle (``_vehicle_*``, one chain of timeouts per vehicle): waits for its arrival, takes
+  ``plug_in_delay`` to plug in at the first free connector it may use (waiting for one if all are taken),
+  stays until its departure, unplugs.
+* a connector's delivery (``_deliver``, run by each of its wake-ups): integrates the present power up to now,
+  then chooses the power for the next interval (min of vehicle acceptance, rating, the firmware's charging
+  limit, zero unless the firmware energizes the connector) and sleeps until the next physics step, or until
+  the battery is at its charge limit. A plug, an unplug or ``reevaluate`` wakes it so the change applies at once.
+
+  Vehicles and connectors are callbacks on SimPy events rather than SimPy processes (a process is a generator
+  frame, a ``Process`` event and, while idle, an event that never fires: ~0.9 kB a charger held all run). The
+  events are the ones the processes made, created at the same moments: a start or a wake-up is an event due
+  now ahead of the instant's other events (``_Now``, as SimPy schedules a process's start and an interrupt), so
+  SimPy orders every event as it did.
 * ``site_meter`` (one process): at every physics step, integrates every connector up to the step boundary
   and logs the step's building load, EV load and import. The run ends when this process has logged the
   last step (``done``).
@@ -22,16 +29,17 @@ since the scenario start is the only clock.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
 import random
 from array import array
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from typing import cast
 
 import simpy
+from simpy.events import URGENT
 
 from simulator.twin.arrivals import Arrival, plan_fleet
 from simulator.twin.evse import EvsePowerModel
@@ -50,6 +58,18 @@ from simulator.twin.vehicle import Vehicle
 __all__ = ["TwinWorld"]
 
 ProcessGenerator = Generator[simpy.Event, object, None]
+
+
+class _Now(simpy.Event):
+    """An event due at the present instant, ahead of the instant's normal events: how SimPy starts a process
+    (``Initialize``) and interrupts one (``Interruption``), here running ``callback``."""
+
+    def __init__(self, env: simpy.Environment, callback: Callable[[simpy.Event], None]) -> None:
+        self.env = env
+        self.callbacks = [callback]
+        self._ok = True
+        self._value = None
+        env.schedule(self, URGENT)
 
 
 @dataclass(slots=True)
@@ -103,7 +123,11 @@ class _Connector:
     evse: EvsePowerModel
     trip: _Trip | None = None
     last_s: float = 0.0
-    process: simpy.Process | None = None
+    #: Runs the next delivery step (``TwinWorld._step`` bound to this connector): None until the world starts.
+    step: Callable[[simpy.Event], None] | None = None
+    #: The timeout its delivery sleeps on (None: not delivering; only a wake-up runs it then).
+    sleep: simpy.Timeout | None = None
+    running: bool = False  # its delivery step runs now (a wake-up from inside asks for one more re-plan)
     wake_pending: bool = False
     suspended_notified: bool = False
     replan_again: bool = False
@@ -179,9 +203,10 @@ class TwinWorld:
         if not self._started:
             self._started = True
             for conn in self._connectors.values():
-                conn.process = self.env.process(self.evse_delivery(conn))
+                conn.step = functools.partial(self._step, conn)
+                _Now(self.env, conn.step)
             for trip in self._trips:
-                self.env.process(self.vehicle(trip))
+                _Now(self.env, functools.partial(self._vehicle_start, trip))
             self._done = self.env.process(self.site_meter())
         assert self._done is not None
         return self._done
@@ -283,43 +308,71 @@ class TwinWorld:
         return self.site.log
 
     # -- processes ------------------------------------------------------------------------------------
-    def vehicle(self, trip: _Trip) -> ProcessGenerator:
+    # A vehicle: arrival, plug-in delay, a free connector (or a wait for one until its departure), departure.
+    def _vehicle_start(self, trip: _Trip, _event: simpy.Event) -> None:
+        self.env.timeout(trip.plan.arrival_s).callbacks.append(functools.partial(self._vehicle_arrived, trip))
+
+    def _vehicle_arrived(self, trip: _Trip, _event: simpy.Event) -> None:
         env, plan = self.env, trip.plan
-        yield env.timeout(plan.arrival_s)
-        yield env.timeout(min(plan.plug_in_delay_s, max(plan.planned_departure_s - env.now, 0.0)))
+        delay = env.timeout(min(plan.plug_in_delay_s, max(plan.planned_departure_s - env.now, 0.0)))
+        delay.callbacks.append(functools.partial(self._vehicle_at_connectors, trip))
+
+    def _vehicle_at_connectors(self, trip: _Trip, _event: simpy.Event) -> None:
+        env, plan = self.env, trip.plan
         conn = self._free_connector(trip)
         if conn is None:
             granted = env.event()
             self._waiting.append((trip, granted))
-            yield granted | env.timeout(max(plan.planned_departure_s - env.now, 0.0))
-            if not granted.triggered:
-                self._waiting.remove((trip, granted))
-                trip.departure_s = env.now
-                return
-            conn = cast(_Connector, granted.value)  # what connector_available/_unplug grant
-        self._plug(conn, trip)
-        yield env.timeout(max(plan.planned_departure_s - env.now, 0.0))
-        self._unplug(conn)
-        trip.departure_s = env.now
+            wait = granted | env.timeout(max(plan.planned_departure_s - env.now, 0.0))
+            wait.callbacks.append(functools.partial(self._vehicle_waited, trip, granted))
+            return
+        self._vehicle_plugs(trip, conn)
 
-    def evse_delivery(self, conn: _Connector) -> ProcessGenerator:
+    def _vehicle_waited(self, trip: _Trip, granted: simpy.Event, _event: simpy.Event) -> None:
+        if not granted.triggered:
+            self._waiting.remove((trip, granted))
+            trip.departure_s = self.env.now
+            return
+        self._vehicle_plugs(trip, cast(_Connector, granted.value))  # what connector_available/_unplug grant
+
+    def _vehicle_plugs(self, trip: _Trip, conn: _Connector) -> None:
+        env = self.env
+        self._plug(conn, trip)
+        stay = env.timeout(max(trip.plan.planned_departure_s - env.now, 0.0))
+        stay.callbacks.append(functools.partial(self._vehicle_leaves, trip, conn))
+
+    def _vehicle_leaves(self, trip: _Trip, conn: _Connector, _event: simpy.Event) -> None:
+        self._unplug(conn)
+        trip.departure_s = self.env.now
+
+    # A connector: each wake-up (its start, the end of its sleep, a plug, an unplug, ``reevaluate``) runs one step.
+    def _step(self, conn: _Connector, event: simpy.Event) -> None:
+        sleep = conn.sleep
+        if sleep is not None and event is not sleep:  # woken early: the sleep's timeout no longer runs it
+            assert conn.step is not None and sleep.callbacks is not None
+            sleep.callbacks.remove(conn.step)
+        conn.sleep = None
+        conn.running = True
+        try:
+            self._deliver(conn)
+        finally:
+            conn.running = False
+
+    def _deliver(self, conn: _Connector) -> None:
         """Delivering, the connector re-plans at every physics step (the vehicle's acceptance follows its
         SoC) and when the battery is full. Not delivering, nothing can change its power but an event the
-        firmware or a driver reports (``reevaluate``, plug, unplug, which interrupt), so it sleeps until then."""
+        firmware or a driver reports (``reevaluate``, plug, unplug, which wake it), so it sleeps until then."""
         env = self.env
-        while True:
-            conn.wake_pending = False
-            self._settle(conn)
-            self._replan(conn)
-            self._log_power(conn)
-            until_full_s = conn.evse.seconds_until_full()  # None when not delivering
-            if until_full_s is None:
-                sleep: simpy.Event = env.event()  # never triggered: only an interrupt ends it
-            else:
-                self._delivering.add(conn)
-                sleep = env.timeout(min(self._next_tick(env.now) - env.now, until_full_s))
-            with contextlib.suppress(simpy.Interrupt):  # an interrupt means: re-evaluate now
-                yield sleep
+        conn.wake_pending = False
+        self._settle(conn)
+        self._replan(conn)
+        self._log_power(conn)
+        until_full_s = conn.evse.seconds_until_full()  # None when not delivering
+        if until_full_s is not None:
+            assert conn.step is not None
+            self._delivering.add(conn)
+            sleep = conn.sleep = env.timeout(min(self._next_tick(env.now) - env.now, until_full_s))
+            sleep.callbacks.append(conn.step)
 
     def site_meter(self) -> ProcessGenerator:
         env = self.env
@@ -452,11 +505,10 @@ class TwinWorld:
                 return
 
     def _wake(self, conn: _Connector) -> None:
-        process = conn.process
-        if process is None or not process.is_alive:
+        if conn.step is None:  # the world has not started
             return
-        if process is self.env.active_process:
+        if conn.running:
             conn.replan_again = True
         elif not conn.wake_pending:
             conn.wake_pending = True
-            process.interrupt("reevaluate")
+            _Now(self.env, conn.step)

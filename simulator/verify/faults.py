@@ -11,6 +11,7 @@ truth, and the CSMS (which writes nothing while dead) does not record them eithe
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from csms.alerts import engine as al
 from csms.domain.events import port_state
 from csms.ocpp.convert import from_posix
 from csms.uptime import Attempt, Connectivity, Period, PortHistory, StatusPoint, uptime
+from simulator.twin.interfaces import ConnectorRef
 
 #: The alert rule each fault kind must raise (None: no rule applies; the fault is only recorded).
 EXPECTED_RULE = {
@@ -43,9 +45,25 @@ ALSO_EXPLAINS = {
 }
 
 
-@dataclass
 class PortTruth:
-    statuses: list[tuple[float, str]] = field(default_factory=list)
+    """A port's statuses as the firmware took them, each with its instant (POSIX s): the instants in an array of
+    doubles beside the statuses (the same strings every port shares), not a tuple and a float object a change."""
+
+    __slots__ = ("states", "times")
+
+    def __init__(self) -> None:
+        self.times = array("d")
+        self.states: list[str] = []
+
+    @property
+    def statuses(self) -> list[tuple[float, str]]:
+        return list(zip(self.times, self.states, strict=True))
+
+    def add(self, now: float, status: str) -> None:
+        """Record ``status`` from ``now`` unless it is the port's present status."""
+        if not self.states or self.states[-1] != status:
+            self.times.append(now)
+            self.states.append(status)
 
 
 @dataclass
@@ -53,18 +71,18 @@ class FaultTruth:
     """What really happened, recorded by the runner as it happens (POSIX seconds)."""
 
     links: dict[str, list[tuple[float, bool]]] = field(default_factory=dict)
-    ports: dict[tuple[str, int], PortTruth] = field(default_factory=dict)
+    #: Keyed by the twin's own connector (its ``ConnectorRef``: one object a port, already alive).
+    ports: dict[ConnectorRef, PortTruth] = field(default_factory=dict)
     injected: list[dict[str, Any]] = field(default_factory=list)
 
     def link(self, station_id: str, up: bool, now: float) -> None:
         self.links.setdefault(station_id, []).append((now, up))
 
-    def status(self, station_id: str, connector_id: int, status: str, now: float) -> None:
-        port = self.ports.get((station_id, connector_id))
+    def status(self, connector: ConnectorRef, status: str, now: float) -> None:
+        port = self.ports.get(connector)
         if port is None:
-            port = self.ports[station_id, connector_id] = PortTruth()
-        if not port.statuses or port.statuses[-1][1] != status:
-            port.statuses.append((now, status))
+            port = self.ports[connector] = PortTruth()
+        port.add(now, status)
 
     def inject(self, kind: str, station_id: str | None, evse_id: int | None, start: float, end: float | None) -> None:
         self.injected.append({"kind": kind, "station_id": station_id, "evse_id": evse_id, "start": start, "end": end})
@@ -73,10 +91,10 @@ class FaultTruth:
 def twin_history(
     truth: FaultTruth, station_id: str, connector_id: int, in_service_from: float, attempts: Iterable[Attempt]
 ) -> PortHistory:
-    port = truth.ports.get((station_id, connector_id), PortTruth())
+    port = truth.ports.get(ConnectorRef(station_id, connector_id))
     return PortHistory(
         from_posix(in_service_from),
-        [StatusPoint(from_posix(t), port_state(s)) for t, s in port.statuses],
+        [] if port is None else [StatusPoint(from_posix(t), port_state(s)) for t, s in port.statuses],
         [Connectivity(from_posix(t), up) for t, up in truth.links.get(station_id, [])],
         (),
         list(attempts),
@@ -98,7 +116,7 @@ def uptime_section(
     """The twin's true µ per port over ``period`` beside the CSMS's (``csms``: :func:`csms_uptime`)."""
     rows: list[dict[str, Any]] = []
     errors: list[float] = []
-    for station_id, connector_id in sorted(truth.ports):
+    for station_id, connector_id in sorted((port.station_id, port.connector_id) for port in truth.ports):
         history = twin_history(truth, station_id, connector_id, epoch, attempts.get((station_id, connector_id), []))
         twin = uptime(history, period).uptime_pct
         twin_pct = None if twin is None else round(twin, 3)
