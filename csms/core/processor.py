@@ -28,7 +28,8 @@ class BatchProcessor:
     back only itself (``retries`` counts those)."""
 
     def __init__(self, session_factory: SessionFactory, config: CsmsConfig) -> None:
-        self.session_factory = session_factory
+        self._session_factory = session_factory
+        self._held = held_connection(session_factory)
         self.config = config
         self._log_rows_since_prune: dict[str, int] = {}
         #: The running transactions of the stations served here (one writer per station: this process).
@@ -36,7 +37,18 @@ class BatchProcessor:
         self.batches = 0
         self.calls = 0
         self.retries = 0
-        self._held = held_connection(session_factory)
+
+    @property
+    def session_factory(self) -> SessionFactory:
+        return self._session_factory
+
+    @session_factory.setter
+    def session_factory(self, factory: SessionFactory) -> None:
+        """The batches' database from now on: the connection held for them (if any) is that database's."""
+        if self._held is not None:
+            self._held.close()
+        self._session_factory = factory
+        self._held = held_connection(factory)
 
     def process(
         self, batch: Sequence[tuple[StationSession, Work]], now: float

@@ -168,14 +168,31 @@ def engine_of(factory: SessionFactory) -> Engine:
     return bind if isinstance(bind, Engine) else bind.engine
 
 
+#: The page cache of the writer's own SQLite connection, in KiB (SQLite's default: 2,000). The pages every group
+#: commit touches (each station's end of the two ``meter_samples`` indexes, its transaction's and its own row) are
+#: some 2–4 MB for a few hundred stations: with the default they were read back from the file every commit.
+WRITER_CACHE_KIB = 16384
+
+
 def held_connection(factory: SessionFactory) -> Connection | None:
     """A connection to run every :func:`transaction` of a writer on, or None to check one out for each.
 
     Held when the engine has one connection anyway (a StaticPool: in-memory SQLite, the twin's virtual time with
-    a transaction per frame instant): the checkout and its return cost 3/4 of an empty transaction. A pool of
-    real connections is checked out per transaction (its pre-ping and reconnects)."""
+    a transaction per frame instant): the checkout and its return cost 3/4 of an empty transaction. Held too for a
+    SQLite file: each connection has its own page cache, which stays valid from one commit to the next only while
+    no other connection writes, and the pool handed the writer its idle connections in turn (first in, first
+    out), each with a cache gone stale since its last turn — so every commit read its pages back from the file
+    (issue 13). A pool of server connections (PostgreSQL) is checked out per transaction (its pre-ping and
+    reconnects)."""
     engine = engine_of(factory)
-    return engine.connect() if isinstance(engine.pool, StaticPool) else None
+    if isinstance(engine.pool, StaticPool):
+        return engine.connect()
+    if engine.dialect.name != "sqlite":
+        return None
+    connection = engine.connect()
+    # To the driver: through SQLAlchemy the statement would begin a transaction.
+    connection.connection.driver_connection.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")  # type: ignore[union-attr]
+    return connection
 
 
 @contextmanager
@@ -185,6 +202,7 @@ def transaction(
     """One database transaction: the set-based writes and a commit when the block ends, a rollback if it
     raises (and then ``live`` forgets what it learnt meanwhile). On ``connection`` when given (it stays
     open), else on one of the engine's, returned after."""
+    held = connection is not None
     opened: AbstractContextManager[Connection] = (
         nullcontext(connection) if connection is not None else engine_of(factory).connect()
     )
@@ -198,5 +216,9 @@ def transaction(
             if uow.has_session:
                 uow.session.close()
             connection.rollback()
+            if held and not connection.invalidated:
+                # A failed COMMIT leaves SQLAlchemy's transaction closed and the driver's open (a checked-out
+                # connection is rolled back by the pool when it goes back; a held one never goes back).
+                connection.connection.rollback()
             uow.live.clear()
             raise
