@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from csms.services import stations
-from csms.services.uow import SAMPLE_COLUMNS, UnitOfWork, transaction
+from csms.services.uow import SAMPLE_COLUMNS, UnitOfWork, held_connection, transaction
 from csms.store import models
+from tests.csms.helpers import failing_commits
 
 NOW = datetime(2027, 1, 15, 8, tzinfo=UTC)
 
@@ -78,3 +80,28 @@ def test_a_transaction_commits_when_the_block_ends_and_rolls_back_when_it_raises
         raise RuntimeError("the batch failed")
     with sqlite_factory() as db:
         assert [s.id for s in stations.list_stations(db)] == ["committed"]
+
+
+def test_the_sqlite_writer_keeps_one_connection_and_a_failed_commit_leaves_it_usable(sqlite_factory):
+    """The group commit's writer holds its SQLite connection (its page cache stays warm across commits). A COMMIT
+    that fails must not leave the driver's transaction, and so the write lock, open on it: the next batch on the
+    same connection, and any other writer, go on."""
+    failing = failing_commits(sqlite_factory)
+    held = held_connection(failing)
+    assert held is not None
+    with pytest.raises(OperationalError), transaction(failing, connection=held) as uow:
+        stations.provision(uow.session, "lost", ocpp_version="1.6", password=None, now=NOW)
+    assert not held.connection.dbapi_connection.in_transaction  # type: ignore[union-attr]
+    with transaction(sqlite_factory) as uow:  # another connection: the write lock is free
+        stations.provision(uow.session, "kept", ocpp_version="1.6", password=None, now=NOW)
+    held.close()
+    again = held_connection(sqlite_factory)
+    assert again is not None
+    with transaction(sqlite_factory, connection=again) as uow:
+        gather(uow, "kept")
+    with transaction(sqlite_factory, connection=again) as uow:  # the same connection, one commit after another
+        gather(uow, "kept again")
+    again.close()
+    with sqlite_factory() as db:
+        assert [s.id for s in stations.list_stations(db)] == ["kept"]
+        assert sorted(db.scalars(select(models.MeterSample.station_id))) == ["kept", "kept again"]
