@@ -97,15 +97,16 @@ def set_charging_profile(profile: ChargingProfile) -> Call:
     Raises:
         ValueError: a TxProfile bound to a transaction id that is not an integer (1.6 ids are).
     """
+    start = profile.start_text
     body: dict[str, Any] = {
         "chargingProfileId": profile.profile_id,
         "stackLevel": profile.stack_level,
         "chargingProfilePurpose": PURPOSE_NAMES.get(profile.purpose, profile.purpose),
         "chargingProfileKind": "Absolute",
-        "validFrom": profile.start_text,
+        "validFrom": start,
         "chargingSchedule": {
             "chargingRateUnit": profile.unit,
-            "startSchedule": profile.start_text,
+            "startSchedule": start,
             "chargingSchedulePeriod": profile.periods_payload(),
         },
     }

@@ -80,10 +80,11 @@ def trigger(message: str, evse_id: int | None) -> Call:
 def set_charging_profile(profile: ChargingProfile) -> Call:
     """SetChargingProfile. Checked against the station's schema where every CALL is, in the session's
     ``send_call``."""
+    start = profile.start_text
     schedule = {
         "id": profile.profile_id,
         "chargingRateUnit": profile.unit,
-        "startSchedule": profile.start_text,
+        "startSchedule": start,
         "chargingSchedulePeriod": profile.periods_payload(),
     }
     body: dict[str, Any] = {
@@ -91,7 +92,7 @@ def set_charging_profile(profile: ChargingProfile) -> Call:
         "stackLevel": profile.stack_level,
         "chargingProfilePurpose": profile.purpose,
         "chargingProfileKind": "Absolute",
-        "validFrom": profile.start_text,
+        "validFrom": start,
         "chargingSchedule": [schedule],
     }
     if profile.purpose == "TxProfile":
