@@ -42,6 +42,7 @@ from csms.loadmgmt.forecast import BuildingForecast
 from csms.loadmgmt.iso15118 import PHASES, EvLimits, unplanned_profile
 from csms.loadmgmt.planner import Command, Curtailment, Planner, PlannerConfig
 from csms.loadmgmt.profiles import charging_profile, profile_id_of
+from csms.loadmgmt.revision import Revision
 from csms.loadmgmt.state import ExpectedVehicle, Tariff
 from csms.ocpp import commands
 from csms.ocpp.versions import OCPP16
@@ -164,6 +165,9 @@ class LoadManager:
         #: stored by the shell when it changed (:meth:`forecasts_to_store`)
         self.forecasts: dict[str, BuildingForecast] = {}
         self._stored_versions: dict[str, int] = {}
+        #: What :meth:`next_deadline` and :meth:`forecasts_to_store` are computed from changed when this moved
+        #: (shared with every planner and its tracker).
+        self.revision = Revision()
 
     # ---- sites ----------------------------------------------------------------------------------------
     def _recall_forecasts(self, records: Mapping[str, Mapping[str, Any]]) -> None:
@@ -175,6 +179,7 @@ class LoadManager:
             if known is None or stored.closed_through > known.closed_through:
                 self.forecasts[site_id] = stored
                 self._stored_versions[site_id] = stored.version
+                self.revision.bump()
 
     def forecasts_to_store(self) -> dict[str, dict[str, Any]]:
         """The building forecasts of the sites planned here that learnt a slot since they were last handed out
@@ -210,9 +215,11 @@ class LoadManager:
             tariff=setup.tariff,
             versions=dict(setup.versions),
             compliance=self.compliance.setdefault(setup.site_id, Compliance()),
+            revision=self.revision,
         )
         planner.forecast = self.forecasts.setdefault(setup.site_id, BuildingForecast())
         self.planners[setup.site_id] = planner
+        self.revision.bump()
         planner.curtailments.update(kept)
         planner.expected.update(self._expected.get(setup.site_id, {}))
         out: list[Command] = []
@@ -283,6 +290,7 @@ class LoadManager:
             planner = self.planners.get(c.site_id)
             if planner is not None and c.site_id in sites and c.end > now:
                 planner.curtailments[c.event_id] = Curtailment(c.event_id, c.start, c.end, max(0.0, c.limit_kw))
+                self.revision.bump()
 
     def _online_elsewhere(self, setups: list[SiteSetup], elsewhere: Mapping[str, bool], now: float) -> list[Command]:
         out: list[Command] = []
@@ -349,6 +357,7 @@ class LoadManager:
 
     def remove(self, site_id: str) -> None:
         self.planners.pop(site_id, None)
+        self.revision.bump()
         old = self.setups.pop(site_id, None)
         if old is None:
             return

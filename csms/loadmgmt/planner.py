@@ -66,6 +66,7 @@ from csms.loadmgmt.profiles import (
     profile_id_of,
     transaction_of,
 )
+from csms.loadmgmt.revision import Revision
 from csms.loadmgmt.state import Allocation, ExpectedVehicle, SessionState, SiteState, Tariff
 from csms.loadmgmt.topology import Evse, EvseKey, Site, phase_use
 from csms.ocpp import commands
@@ -191,14 +192,19 @@ class Planner:
         tariff: Tariff | None = None,
         versions: Mapping[str, str] | None = None,
         compliance: Compliance | None = None,
+        revision: Revision | None = None,
     ) -> None:
         self.site = site
+        #: Bumped whenever :meth:`next_deadline`'s inputs or the forecast change (shared with the manager).
+        self.revision = revision if revision is not None else Revision()
         self.compliance = compliance if compliance is not None else Compliance()
         self.strategy_name = strategy
         self._strategy = strategies.get(strategy)
         self.config = config or PlannerConfig()
         self.tariff = tariff
-        self.tracker = ProfileTracker(deadband_a=self.config.deadband_a, retry_after_s=self.config.retry_after_s)
+        self.tracker = ProfileTracker(
+            deadband_a=self.config.deadband_a, retry_after_s=self.config.retry_after_s, revision=self.revision
+        )
         self._versions: dict[str, str] = dict(versions or {})
         self._online: set[str] = set()
         self._station_caps: dict[str, ProfileSpec | None] = {}
@@ -391,6 +397,7 @@ class Planner:
         load = np.maximum(load, 0.0)
         self._readings.append((now, (float(load[0]), float(load[1]), float(load[2]))))
         self.forecast.observe(now, self._readings[-1][1])
+        self.revision.bump()
         cutoff = now - self.config.meter_window_s
         self._readings = [r for r in self._readings if r[0] >= cutoff]
         return self.on_event("meter", now) if replan else []
@@ -425,6 +432,7 @@ class Planner:
         else:
             self.curtailments[event_id] = Curtailment(event_id, start, end, max(0.0, limit_kw))
         self.curtailments = {k: c for k, c in self.curtailments.items() if c.end > now}
+        self.revision.bump()
         return self.on_event("curtail", now)
 
     def curtailed_kw(self, now: float) -> float | None:
@@ -628,6 +636,7 @@ class Planner:
             )
         self.last_allocation = allocation
         self._last_plan = now
+        self.revision.bump()
         self.plans += 1
         planned_w = allocation.total_w() + float(np.sum(state.building_load_a)) * self.site.root.voltage
         self.peak_w = max(self.peak_w, self._demand_w(now, planned_w))

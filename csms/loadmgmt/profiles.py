@@ -27,6 +27,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
+from csms.loadmgmt.revision import Revision
 from csms.ocpp.outgoing import ChargingProfile, SchedulePeriod
 
 STACK_LEVEL = 5
@@ -161,6 +162,8 @@ class ProfileTracker:
     #: When each slot whose status is "failed" failed (``_Slot.at``): the retry deadline is asked for at every
     #: committed report, and walking every slot for it cost more than the re-plans it serves.
     _failed_at: dict[tuple[str, int, Purpose], float] = field(default_factory=dict)
+    #: Bumped whenever ``_failed_at`` changes (the retry deadline moves).
+    revision: Revision = field(default_factory=Revision, compare=False, repr=False)
 
     def changes(self, desired: list[ProfileSpec], now: float) -> list[ProfileSpec]:
         out = []
@@ -174,7 +177,8 @@ class ProfileTracker:
                     accepted = None
                 failing = slot is not None and slot.failing
                 self._slots[spec.slot] = _Slot(spec, "pending", now, accepted, until, now, failing=failing)
-                self._failed_at.pop(spec.slot, None)
+                if self._failed_at.pop(spec.slot, None) is not None:
+                    self.revision.bump()
         return out
 
     def _differs(self, slot: _Slot, spec: ProfileSpec, now: float) -> bool:
@@ -224,7 +228,8 @@ class ProfileTracker:
                     return False
                 if status == "Accepted":
                     slot.status = "accepted"
-                    self._failed_at.pop(key, None)
+                    if self._failed_at.pop(key, None) is not None:
+                        self.revision.bump()
                     slot.failing = False
                     slot.accepted_limit = slot.spec.rounded
                     spec = slot.spec
@@ -233,6 +238,7 @@ class ProfileTracker:
                     slot.status = "failed"
                     slot.failing = True
                     slot.at = self._failed_at[key] = now
+                    self.revision.bump()
                 slot.answer = status
                 return True
         return False
@@ -242,7 +248,8 @@ class ProfileTracker:
         for key in [k for k in self._slots if k[0] == station_id]:
             if (evse_id is None or key[1] == evse_id) and (purpose is None or key[2] is purpose):
                 del self._slots[key]
-                self._failed_at.pop(key, None)
+                if self._failed_at.pop(key, None) is not None:
+                    self.revision.bump()
 
     def unresponsive(self) -> list[tuple[ProfileSpec, float | None]]:
         """Per-EVSE profiles that failed since their last Accepted answer (a re-send may be on its way), with

@@ -173,7 +173,8 @@ def trigger(version: str, message: str, evse_id: int | None) -> Call:
 
 
 def set_charging_profile(version: str, profile: ChargingProfile) -> Call:
-    """SetChargingProfile, checked against the version's schema (see the version modules for what raises)."""
+    """SetChargingProfile (see the version modules for what raises); the session's ``send_call`` checks it against
+    the station's schema, as every CALL."""
     return builder(version).set_charging_profile(profile)
 
 

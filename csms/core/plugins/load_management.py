@@ -66,6 +66,8 @@ class LoadManagement:
         #: Commands sent, and profiles the manager counted as failed (reports, tests, diagnostics).
         self.sent = 0
         self.failed = 0
+        #: The manager's revision when the alarm was last armed and the forecasts last handed out (-1: never).
+        self._sent_revision = -1
 
     # ---- plugin ------------------------------------------------------------------------------------------
     def attach(self, host: CsmsHost) -> None:
@@ -199,7 +201,10 @@ class LoadManagement:
             self.send(commands)
 
     def committed(self, station_id: str, reports: Reports, now: float) -> None:
-        self.send(self.manager.committed(station_id, reports, now))
+        commands = self.manager.committed(station_id, reports, now)
+        # Most reports neither command nor move the deadline or a forecast: nothing to send, arm or store then.
+        if commands or self.manager.revision.count != self._sent_revision:
+            self.send(commands)
 
     # ---- what the API and the fleet's systems tell --------------------------------------------------------
     def site_changed(self, site_id: str, config: PlannerConfig | None = None) -> None:
@@ -314,6 +319,7 @@ class LoadManagement:
                 self._report(command, "error")
                 continue
             self.sent += 1
+        self._sent_revision = self.manager.revision.count
         self._arm()
         self._store_forecasts()
 

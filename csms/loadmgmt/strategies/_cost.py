@@ -45,17 +45,18 @@ def needs_now(problem: Problem, now: float) -> Needs:
     share_w = fair_share_w(problem) if tariff is not None else math.inf
     departures = [s.departure for s in problem.sessions if s.departure is not None]
     outlook = PriceOutlook(tariff, now, max(departures)) if tariff is not None and departures else None
+    cap, watts_per_a = problem.cap.tolist(), problem.watts_per_a.tolist()  # the same values, as Python floats
     for i, s in enumerate(problem.sessions):
         remaining = s.remaining_wh
         if s.departure is None or remaining is None:
             continue
-        full_w = problem.cap[i] * problem.watts_per_a[i]
+        full_w = cap[i] * watts_per_a[i]
         time_left = max(s.departure - now, 1.0)
         laxity[i] = time_left - (remaining * 3600.0 / full_w if full_w > 0 else math.inf)
         rate_w = remaining * 3600.0 / time_left
         if outlook is not None:
             rate_w, cheapest_now[i] = cost_aware_rate(outlook, s.departure, remaining, min(full_w, share_w))
-        needed[i] = rate_w / problem.watts_per_a[i]
+        needed[i] = rate_w / watts_per_a[i]
     return Needs(needed, laxity, cheapest_now, np.isfinite(laxity) | (needed > 0))
 
 
@@ -96,22 +97,25 @@ class PriceOutlook:
         self.now = now
         self.price_now = tariff.price_at(now)
         edges = np.arange(now, max(until, now) + PRICE_SLICE_S, PRICE_SLICE_S)
-        self.edges = edges
+        self.slices = len(edges)
         mids = edges[:-1] + PRICE_SLICE_S / 2
         prices = np.array([tariff.price_at(float(t)) for t in mids])
-        self.cheaper = np.concatenate([[0.0], np.cumsum(prices < self.price_now - 1e-12)]) * PRICE_SLICE_S
-        self.same = np.concatenate([[0.0], np.cumsum(np.abs(prices - self.price_now) <= 1e-12)]) * PRICE_SLICE_S
+        # Python floats (the same values): :meth:`before` is asked once per session and plan.
+        cheaper = np.concatenate([[0.0], np.cumsum(prices < self.price_now - 1e-12)]) * PRICE_SLICE_S
+        same = np.concatenate([[0.0], np.cumsum(np.abs(prices - self.price_now) <= 1e-12)]) * PRICE_SLICE_S
+        self.cheaper: list[float] = cheaper.tolist()
+        self.same: list[float] = same.tolist()
 
     def before(self, deadline: float) -> tuple[float, float]:
         """Seconds cheaper than now and as cheap as now from now until ``deadline`` (the slice the deadline falls
         in counted in part: whole slices only would shrink the window by up to a slice, and a must-rate near the
         departure would jump at every quarter hour)."""
         offset = max(0.0, deadline - self.now)
-        k = min(int(offset // PRICE_SLICE_S), len(self.edges) - 1)
-        part = (offset - k * PRICE_SLICE_S) / PRICE_SLICE_S if k + 1 < len(self.edges) else 0.0
+        k = min(int(offset // PRICE_SLICE_S), self.slices - 1)
+        part = (offset - k * PRICE_SLICE_S) / PRICE_SLICE_S if k + 1 < self.slices else 0.0
         cheaper = self.cheaper[k] + part * (self.cheaper[k + 1] - self.cheaper[k]) if part else self.cheaper[k]
         same = self.same[k] + part * (self.same[k + 1] - self.same[k]) if part else self.same[k]
-        return float(cheaper), float(same)
+        return cheaper, same
 
 
 def cost_aware_rate(outlook: PriceOutlook, departure: float, remaining_wh: float, full_w: float) -> tuple[float, bool]:

@@ -59,15 +59,19 @@ def allocate(state: SiteState, now: float) -> Allocation:
 def _passes(problem: Problem, order: list[int], needed: np.ndarray, cheapest_now: np.ndarray) -> np.ndarray:
     A, b, cap, floor = problem.A, problem.b, problem.cap, problem.floor
     x = np.zeros(problem.n)
-    slack = b.copy()
-
-    # The rows each EVSE with a deadline is in, with its coefficients: the same quotients as numpy's over the
-    # column, without numpy's cost per call on a handful of rows.
-    rows_of = {i: [(r, float(a)) for r, a in enumerate(A[:, i].tolist()) if a > 0] for i in order}
+    # In Python floats: the same products, differences and quotients, row by row, as numpy's over the column,
+    # without numpy's cost per call on a handful of rows.
+    slack = b.tolist()
+    column = {i: A[:, i].tolist() for i in order}
+    rows_of = {i: [(r, a) for r, a in enumerate(column[i]) if a > 0] for i in order}
 
     def headroom(i: int) -> float:
         rows = rows_of[i]
-        return min(float(slack[r]) / a for r, a in rows) if rows else math.inf
+        return min(slack[r] / a for r, a in rows) if rows else math.inf
+
+    def draw(i: int, amps: float) -> None:
+        for r, a in enumerate(column[i]):  # every row, zeros too (as numpy's: a -0.0 slack stays what it was)
+            slack[r] -= a * amps
 
     for i in order:  # pass 1: what finishes each on time, tightest first
         if needed[i] <= 0:
@@ -76,7 +80,7 @@ def _passes(problem: Problem, order: list[int], needed: np.ndarray, cheapest_now
         give = min(want, headroom(i))
         if give >= floor[i] - EPS:
             x[i] = give
-            slack -= A[:, i] * give
+            draw(i, give)
     for i in order:  # pass 2: the rest, tightest first (with a tariff: only where now is the cheapest)
         if not cheapest_now[i]:
             continue
@@ -84,5 +88,5 @@ def _passes(problem: Problem, order: list[int], needed: np.ndarray, cheapest_now
         if room <= EPS or (x[i] == 0 and room < floor[i] - EPS):
             continue
         x[i] += room
-        slack -= A[:, i] * room
+        draw(i, room)
     return x

@@ -6,7 +6,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from csms.ocpp import outgoing, schemas
+from csms.ocpp import outgoing
 from csms.ocpp.convert import format_time
 from csms.ocpp.outgoing import (
     MASK,
@@ -21,7 +21,6 @@ from csms.ocpp.outgoing import (
     VariableResult,
     retry_fields,
 )
-from csms.ocpp.versions import OCPP16
 
 RESET_TYPES: dict[ResetKind, str] = {"soft": "Soft", "hard": "Hard"}
 #: 2.0.1 message names that 1.6's TriggerMessage calls otherwise.
@@ -93,21 +92,21 @@ def trigger(message: str, evse_id: int | None) -> Call:
 
 
 def set_charging_profile(profile: ChargingProfile) -> Call:
-    """SetChargingProfile, checked against the 1.6 schema.
+    """SetChargingProfile. Checked against the schema where every CALL is, in the session's ``send_call``.
 
     Raises:
         ValueError: a TxProfile bound to a transaction id that is not an integer (1.6 ids are).
-        csms.ocpp.errors.OcppError: the payload breaks the schema (a bug here, never the caller's input).
     """
+    start = profile.start_text
     body: dict[str, Any] = {
         "chargingProfileId": profile.profile_id,
         "stackLevel": profile.stack_level,
         "chargingProfilePurpose": PURPOSE_NAMES.get(profile.purpose, profile.purpose),
         "chargingProfileKind": "Absolute",
-        "validFrom": profile.start_text,
+        "validFrom": start,
         "chargingSchedule": {
             "chargingRateUnit": profile.unit,
-            "startSchedule": profile.start_text,
+            "startSchedule": start,
             "chargingSchedulePeriod": profile.periods_payload(),
         },
     }
@@ -116,9 +115,7 @@ def set_charging_profile(profile: ChargingProfile) -> Call:
             body["transactionId"] = int(profile.transaction_id or "")
         except ValueError:
             raise ValueError(f"1.6 transaction ids are integers, got {profile.transaction_id!r}") from None
-    payload = {"connectorId": profile.evse_id, "csChargingProfiles": body}
-    schemas.validate(OCPP16, "SetChargingProfile", "request", payload)
-    return "SetChargingProfile", payload
+    return "SetChargingProfile", {"connectorId": profile.evse_id, "csChargingProfiles": body}
 
 
 #: The root certificates of the 1.6 security extension, by their 2.0.1 names (the API's) -> 1.6 names.
