@@ -175,7 +175,8 @@ class FirmwareHooks:
         self.driver_app: Callable[[ConnectorRef, VehicleInfo, float], bool] | None = None
         #: Each station's view of the twin's meters (``Fleet`` fills it); they also hold its connectors' refs.
         self.meters: dict[str, TwinMeters] = {}
-        self._seen: dict[ConnectorRef, tuple[bool, float | None, bool]] = {}
+        #: Per connector, what the hooks last saw: energizing, limit, available, and the status the truth last got.
+        self._seen: dict[ConnectorRef, tuple[bool, float | None, bool, str]] = {}
 
     def _now(self, now_s: float) -> float:
         return self.epoch + now_s
@@ -226,21 +227,24 @@ class FirmwareHooks:
         """After the firmware acted: wake the twin's delivery where energizing or the limit changed."""
         if self.world is None:
             return
-        now = self.epoch + self.world.env.now
+        world, truth, seen = self.world, self.truth, self._seen
+        now = self.epoch + world.env.now
         meters = self.meters[charger.station_id]
         for connector_id, connector in charger.connectors.items():
             status = connector.status
             ref = meters.ref(connector_id)
-            if self.truth is not None:
-                self.truth.status(ref, status, now)
             available = status not in OUT_OF_SERVICE
-            state = (charger.is_energizing(connector_id), charger.limit_w(connector_id, now), available)
-            before = self._seen.get(ref)
-            if before != state:
-                self._seen[ref] = state
-                self.world.reevaluate(ref)
+            state = (charger.is_energizing(connector_id), charger.limit_w(connector_id, now), available, status)
+            before = seen.get(ref)
+            if before == state:
+                continue  # the usual case: nothing the twin sees changed
+            seen[ref] = state
+            if truth is not None and (before is None or before[3] != status):
+                truth.status(ref, status, now)  # the truth records changes only, and is told only here
+            if before is None or before[:3] != state[:3]:
+                world.reevaluate(ref)
                 if available and before is not None and not before[2]:
-                    self.world.connector_available(ref)
+                    world.connector_available(ref)
 
 
 @dataclass

@@ -28,10 +28,10 @@ class _Call:
 
 class SimPyScheduler:
     def __init__(self, env: simpy.Environment, epoch: float) -> None:
-        self.env, self.epoch = env, epoch
+        self.env, self.epoch = env, float(epoch)
 
     def now(self) -> float:
-        return self.epoch + float(self.env.now)
+        return self.epoch + self.env.now  # the epoch is a float, so the sum is one even at SimPy's initial 0
 
     def call_at(self, when: float, fn: Callable[[], None]) -> _Call:
         call = _Call(fn)

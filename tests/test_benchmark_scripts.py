@@ -46,6 +46,11 @@ def test_twin_benchmark_runs_a_scaled_depot(load, capsys):
     assert "charger-seconds per wall s" in out and "0 lost, 0 duplicated" in out
 
 
+def test_firmware_sample_benchmark_wakes_a_charging_charger(load, capsys):
+    assert load("bench_firmware_sample").main(["--wakes", "50", "--repeat", "1"]) == 0
+    assert "firmware CPU per wake" in capsys.readouterr().out
+
+
 def test_acnsim_benchmark_runs_the_twin_on_replayed_sessions(load, capsys, tmp_path):
     data = Path(__file__).parent / "simulator" / "data"
     (tmp_path / "sessions.csv").write_text("stationID,connectionTime,disconnectTime,kWhDelivered\nsp-2,600,4200,3\n")

@@ -31,7 +31,9 @@ def _parsed(text: str) -> datetime:
 def format_time(value: datetime) -> str:
     """RFC 3339 in UTC with millisecond precision and a ``Z`` suffix, as chargers parse most reliably."""
     value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    if value.year >= 1000:  # isoformat truncates to the millisecond as below, at half the cost of strftime
+        return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"  # %Y does not pad
 
 
 @functools.lru_cache(maxsize=256)

@@ -33,12 +33,18 @@ class Timer(Enum):
     FIRMWARE = "firmware"  # a firmware update's next step (scheduled download, retry, install)
     LOG_UPLOAD = "log_upload"  # a log upload's retry
 
+    # Members are singletons compared by identity, so identity is a valid hash. ``Enum.__hash__`` is a Python
+    # function (it hashes the name): every arm, lookup and dormant test paid a call for it.
+    __hash__ = object.__hash__
+
 
 Key = tuple[Timer, int]
+#: A deadline as the heap holds it: (when, arming order, key).
+Entry = tuple[float, int, Key]
 
 
 #: What an unarmed kind reads as (never written).
-_NONE: dict[int, tuple[float, int]] = {}
+_NONE: dict[int, Entry] = {}
 #: The heap is compacted once it has more entries than this and twice as many as there are deadlines.
 _COMPACT_AT = 8
 
@@ -51,8 +57,9 @@ class Deadlines:
     def __init__(self) -> None:
         # Per kind, connector id -> deadline and arming order: asking for one kind never scans the others. A kind
         # gets its map when first armed (most chargers never arm most kinds; a fleet holds thousands of them).
-        self._at: dict[Timer, dict[int, tuple[float, int]]] = {}
-        self._heap: list[tuple[float, int, Key]] = []
+        # The map holds the very heap entry of a deadline: an entry is live when its kind's map still holds it.
+        self._at: dict[Timer, dict[int, Entry]] = {}
+        self._heap: list[Entry] = []
         self._seq = itertools.count()
 
     def arm(self, timer: Timer, when: float, connector_id: int = STATION) -> None:
@@ -60,9 +67,9 @@ class Deadlines:
         kind = self._at.get(timer)
         if kind is None:
             kind = self._at[timer] = {}
-        kind[connector_id] = (when, seq)
+        kind[connector_id] = entry = (when, seq, (timer, connector_id))
         heap = self._heap
-        heapq.heappush(heap, (when, seq, (timer, connector_id)))
+        heapq.heappush(heap, entry)
         if len(heap) > _COMPACT_AT and len(heap) > 2 * len(self):
             self._compact()
 
@@ -70,7 +77,7 @@ class Deadlines:
         """Drop the stale entries (cancelled or re-armed): a charging connector re-arms its sample and limit
         deadlines all session long, and the heap only forgets an entry when it reaches the top."""
         at = self._at
-        self._heap = [e for e in self._heap if at.get(e[2][0], _NONE).get(e[2][1]) == (e[0], e[1])]
+        self._heap = [e for e in self._heap if at.get(e[2][0], _NONE).get(e[2][1]) is e]
         heapq.heapify(self._heap)
 
     def set(self, timer: Timer, when: float | None, connector_id: int = STATION) -> None:
@@ -109,7 +116,9 @@ class Deadlines:
         kind = self._at.get(timer)
         if not kind:
             return []
-        due = sorted((armed, cid) for cid, armed in kind.items() if armed[0] <= now)
+        due = [(armed, cid) for cid, armed in kind.items() if armed[0] <= now]
+        if len(due) > 1:
+            due.sort()
         for _, cid in due:
             del kind[cid]
         return [cid for _, cid in due]
@@ -118,14 +127,15 @@ class Deadlines:
         """The earliest deadline, leaving out the kinds in ``dormant`` (armed, but not waking anyone now)."""
         heap, at = self._heap, self._at
         while heap:
-            when, seq, (timer, cid) = heap[0]
-            if at.get(timer, _NONE).get(cid) != (when, seq):
+            entry = heap[0]
+            timer, cid = entry[2]
+            if at.get(timer, _NONE).get(cid) is not entry:
                 heapq.heappop(heap)  # cancelled or re-armed
                 continue
             if timer not in dormant:
-                return when
+                return entry[0]
             break
-        awake = [when for timer, kind in at.items() if timer not in dormant for when, _seq in kind.values()]
+        awake = [entry[0] for timer, kind in at.items() if timer not in dormant for entry in kind.values()]
         return min(awake) if awake else None
 
     def __len__(self) -> int:

@@ -643,7 +643,7 @@ class Transactions:
     @property
     def retry_waiting(self) -> bool:
         """True when the queue's head waits only for its retry time (the retry deadline is live)."""
-        return self.queue.head() is not None and self.host.online and self._inflight is None
+        return self._inflight is None and self.queue.head() is not None and self.host.online  # cheapest test first
 
     def queue_message(
         self, message: QueuedMessage | None, now: float, *, phase: str = "update", register_wh: float | None = None

@@ -470,13 +470,14 @@ class TwinWorld:
                 break
 
     def _settle(self, conn: _Connector) -> None:
-        dt_s = self.env.now - conn.last_s
+        now = self.env.now
+        dt_s = now - conn.last_s
         if dt_s > 0 and conn.evse.power_w > 0:  # at 0 W nothing moves
             conn.evse.advance(dt_s)
-        conn.last_s = self.env.now
+        conn.last_s = now
         trip = conn.trip
         if trip is not None and trip.full_at_s is None and trip.vehicle.is_full:
-            trip.full_at_s = self.env.now
+            trip.full_at_s = now
 
     def _log_power(self, conn: _Connector) -> None:
         power_w = conn.evse.power_w
