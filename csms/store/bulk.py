@@ -25,8 +25,12 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.sql.dml import Insert, UpdateBase
 
+from csms.store.models import UtcDateTime
+
 Processor = Callable[[Any], Any]
 
+#: Up to this many rows, parameters are converted row by row (below it, transposing them to columns costs more).
+FEW_ROWS = 8
 #: The most rows one multi-row INSERT carries (PostgreSQL); chunks are powers of two up to it.
 MAX_ROWS_PER_STATEMENT = 256
 _NAMED = re.compile(r"%\((\w+)\)s")
@@ -44,31 +48,57 @@ class _Prepared:
         self.names = names
         #: A row's parameters in ``names`` order (:func:`_taker`: by key, or by place in a tuple).
         self.take = take
-        #: (place in ``names``, the bind's type, its processor) of the values that need converting. Places of one
-        #: type share what was converted (a register move's first and last time are mostly one value).
-        self.conversions: list[tuple[int, object, Processor]] = []
+        #: (place in ``names``, the bind's type, its processor, the memo kept across calls or None) of the values
+        #: that need converting. Places of one type share what was converted (a register move's first and last time
+        #: are mostly one value); a UTC timestamp's text is kept for later calls and statements (:data:`_TIMESTAMPS`).
+        self.conversions: list[tuple[int, object, Processor, dict[Any, Any] | None]] = []
         #: PostgreSQL INSERT: (text before the row, the row's placeholders, text after it).
         self.multi: tuple[str, str, str] | None = None
         self._statements: dict[int, str] = {}
 
     def parameters(self, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Each row's parameters, converted (each distinct value of a converted column once per call: the samples
-        of one reading share its timestamp). Column by column, so that the loops over the rows run in C."""
-        params: list[tuple[Any, ...]] = list(map(self.take, rows))
+        of one reading share its timestamp; a UTC timestamp's text is kept for later statements, see
+        :data:`_TIMESTAMPS`). Many rows go column by column, so that the loops over the rows run in C; a few (a
+        commit of a frame or two, in virtual time) row by row, which costs less than transposing them."""
         if not self.conversions:
-            return params
+            return list(map(self.take, rows))
+        if len(rows) <= FEW_ROWS:
+            by_type: dict[object, dict[Any, Any]] = {}
+            return [self._row(row, by_type) for row in rows]
+        params: list[tuple[Any, ...]] = list(map(self.take, rows))
         columns = list(zip(*params, strict=True))
         memo: dict[object, dict[Any, Any]] = {}
-        for place, type_, processor in self.conversions:
+        for place, type_, processor, kept in self.conversions:
             converted = memo.setdefault(type_, {None: None})
             column = columns[place]
             try:
                 for value in set(column).difference(converted):
-                    converted[value] = processor(value)
+                    converted[value] = processor(value) if kept is None else _converted(kept, value, processor)
                 columns[place] = tuple(map(converted.__getitem__, column))
             except TypeError:  # an unhashable value (a JSON document): each converted on its own
                 columns[place] = tuple(None if value is None else processor(value) for value in column)
         return list(zip(*columns, strict=True))
+
+    def _row(self, row: Any, memo: dict[object, dict[Any, Any]]) -> tuple[Any, ...]:
+        """One row's parameters, converted; ``memo``: what this call converted so far, by type."""
+        values = list(self.take(row))
+        for place, type_, processor, kept in self.conversions:
+            value = values[place]
+            if value is None:
+                continue
+            if kept is not None:
+                values[place] = _converted(kept, value, processor)
+                continue
+            converted = memo.setdefault(type_, {})
+            try:
+                text = converted.get(value, _MISSING)
+                if text is _MISSING:
+                    text = converted[value] = processor(value)
+            except TypeError:  # an unhashable value (a JSON document)
+                text = processor(value)
+            values[place] = text
+        return tuple(values)
 
     def multi_row(self, rows: int) -> str:
         """The INSERT for ``rows`` rows, with PostgreSQL's own numbered placeholders (``$1``…): psycopg's raw
@@ -85,6 +115,25 @@ class _Prepared:
             )
             found = self._statements[rows] = head + ", ".join(values) + tail
         return found
+
+
+_MISSING = object()
+#: The text of UTC timestamps, by dialect, kept from one statement to the next: in virtual time a commit
+#: carries a frame or two, whose readings, ``last_seen_at`` and the next frames of the instant share a timestamp.
+#: Only for :class:`~csms.store.models.UtcDateTime`, which stores equal datetimes (one instant, whatever their
+#: zones) as one text; a plain DateTime stores an aware value's wall time, which equal datetimes do not share.
+_TIMESTAMPS: dict[str, dict[Any, Any]] = {}
+#: The timestamps kept at most (then forgotten at once).
+MEMO_LIMIT = 4096
+
+
+def _converted(kept: dict[Any, Any], value: Any, processor: Processor) -> Any:
+    text = kept.get(value, _MISSING)
+    if text is _MISSING:
+        if len(kept) >= MEMO_LIMIT:
+            kept.clear()  # a long run's instants are not all kept
+        text = kept[value] = processor(value)
+    return text
 
 
 def _taker(items: list[Any]) -> Callable[[Any], tuple[Any, ...]]:
@@ -139,7 +188,8 @@ class Bulk:
                 type_ = compiled.binds[name].type
                 processor = type_.dialect_impl(dialect).bind_processor(dialect)
                 if processor is not None:
-                    found.conversions.append((place, type_, processor))
+                    kept = _TIMESTAMPS.setdefault(dialect.name, {}) if isinstance(type_, UtcDateTime) else None
+                    found.conversions.append((place, type_, processor, kept))
             if dialect.name == "postgresql" and isinstance(self.statement, Insert):
                 found.multi = _split_values(sql, len(names))
             self._prepared[(dialect.name, keys, by_place)] = found

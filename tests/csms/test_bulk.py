@@ -93,3 +93,30 @@ def test_many_rows_with_replays_are_stored_as_sqlalchemy_stores_them(session_fac
     assert len(stored["bulk"]) == 330
     assert stored["bulk"] == stored["core"]
     assert stored["bulk"][0][2] == 230.0
+
+
+def test_rows_one_at_a_time_are_stored_as_sqlalchemy_stores_them(session_factory):
+    """A commit of one frame (virtual time) sends a row or a few per statement: converted row by row, a UTC
+    timestamp's text kept from one statement to the next — the same instant in another zone is the same text,
+    another instant is not taken for it."""
+    engine = session_factory.kw["bind"]
+    bulk = Bulk(insert(SAMPLES))
+    with engine.begin() as connection:
+        for row in rows("bulk") + rows("bulk2"):
+            bulk.execute(connection, [row])
+            connection.execute(insert(SAMPLES), {**row, "station_id": "core" + row["station_id"][4:]})
+    with engine.connect() as connection:
+        stored = {
+            station: [
+                tuple(r)
+                for r in connection.execute(
+                    select(SAMPLES.c.timestamp, SAMPLES.c.phase)
+                    .where(SAMPLES.c.station_id == station)
+                    .order_by(SAMPLES.c.id)
+                )
+            ]
+            for station in ("bulk", "core", "bulk2", "core2")
+        }
+    assert stored["bulk"] == stored["core"] and stored["bulk2"] == stored["core2"]
+    assert len(stored["bulk"]) == 3
+    assert stored["bulk"][0][0] == stored["bulk"][1][0] != stored["bulk"][2][0]
