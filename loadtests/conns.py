@@ -141,7 +141,7 @@ def _ramp(
     args: argparse.Namespace, t0: float, nodes: list[harness.CsmsProcess], generators: list[fleet.Fleet], stations: int
 ) -> list[dict[str, Any]]:
     """Until every station booted (or the ramp's time ran out, or a process died); each fleet's last progress."""
-    ramp_limit = stations / args.rate * 3 + 120
+    ramp_limit = args.ramp_limit if args.ramp_limit is not None else stations / args.rate * 3 + 120
     last_print = 0.0
     snaps = [g.snapshot() for g in generators]
     while _total(snaps)["online"] < stations and time.monotonic() - t0 < ramp_limit:
@@ -368,6 +368,12 @@ def parser() -> argparse.ArgumentParser:
         "--database-url",
         default=None,
         help="a fresh database to provision into (default a SQLite file; postgresql://… with --nodes)",
+    )
+    p.add_argument(
+        "--ramp-limit",
+        type=float,
+        default=None,
+        help="seconds after which the hold starts even if not every station booted (default stations / rate × 3 + 120)",
     )
     p.add_argument("--broker", default=None, help="the cluster's Redis (redis://127.0.0.1:6379/N) with --nodes")
     fleet.add_fleet_arguments(p, addresses=4, progress=10)
