@@ -1,15 +1,20 @@
 """The connection benchmarks at a size the default run affords: ``loadtests/conns.py`` holds 300 stations on
-one ``csms serve`` and ``loadtests/storm.py`` restarts the CSMS under 100 (SIGTERM, then SIGKILL). They
-assert what the full runs report (50,000 connections, a 10,000-station storm; see docs/performance.md):
-every station booted and held, no refused handshake, every station booted again after each restart, and
-nothing the CSMS acknowledged missing from the database."""
+one ``csms serve`` and 400 on two nodes of a cluster (PostgreSQL and Redis), and ``loadtests/storm.py``
+restarts the CSMS under 100 (SIGTERM, then SIGKILL). They assert what the full runs report (50,000
+connections, a 10,000-station storm; see docs/performance.md): every station booted and held, no refused
+handshake, every station booted again after each restart, and nothing the CSMS acknowledged missing from the
+database."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import fresh_postgres_url
+from tests.support.cluster import cluster_redis_url, require_redis
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "loadtests"))
 
@@ -17,6 +22,8 @@ import conns
 import storm
 
 pytestmark = pytest.mark.timeout(240)
+
+REDIS_URL = cluster_redis_url(12)  # this module's own database
 
 
 def test_300_connections_held_with_every_action_timed(tmp_path, capsys):
@@ -52,3 +59,29 @@ def test_storm_of_100_after_sigterm_and_sigkill_loses_nothing_acknowledged(tmp_p
     assert checked.get("TransactionEvent", 0) > 0
     assert not any(summary["acknowledged_missing"].values()), summary["missing_examples"]
     assert "missing 0" in capsys.readouterr().out
+
+
+@pytest.mark.postgres
+def test_two_cluster_nodes_share_the_fleet_and_report_each(tmp_path, capsys):
+    """``--nodes``: the way past one process's descriptor limit, at a size the suite affords."""
+    require_redis()
+    database = fresh_postgres_url()
+    url = next(database)
+    try:
+        args = conns.parser().parse_args(
+            ["--stations", "400", "--hold", "8", "--rate", "200", "--progress", "60", "--nodes", "2",
+             "--database-url", url, "--broker", REDIS_URL]
+        )  # fmt: skip
+        summary = conns.run(args, tmp_path)
+    finally:
+        with contextlib.suppress(StopIteration):
+            next(database)
+    print(conns.report(summary))
+
+    assert summary["held_at_end"] == 400 and summary["csms_alive"] and summary["database"] == "postgresql"
+    assert summary["errors"] == {} and summary["unanswered_calls"] == 0
+    assert [(n["stations"], n["held_at_end"]) for n in summary["nodes"]] == [(200, 200), (200, 200)]
+    for node in summary["nodes"]:
+        assert node["ramp"]["BootNotification"]["count"] == 200 and node["errors"] == {}
+        assert node["kb_per_connection"] > 0 and node["p99_ms"] > 0
+    assert "| 1 | ramp | BootNotification | 200 |" in capsys.readouterr().out
