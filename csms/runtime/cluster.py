@@ -73,6 +73,9 @@ LIVE_CHANNEL = "csms:live"  # which station changed, for the console's live stre
 OPENADR_LEASE = "openadr"  # the one node that is the OpenADR VEN
 DEMAND_RESPONSE_CHANNEL = "csms:demand-response"  # what an event the VEN accepted says for a site
 CHANNELS = (ALERTS_CHANNEL, LEASES_CHANNEL, LIVE_CHANNEL, DEMAND_RESPONSE_CHANNEL)
+#: Connections to the broker a node opens at most (redis-py's default) and how long a write waits for one to be free.
+REDIS_CONNECTIONS = 100
+REDIS_WAIT_S = 30.0
 
 _REFRESH = """
 for i, key in ipairs(KEYS) do
@@ -118,7 +121,14 @@ class Cluster:
         self.ttl_s = max(3, int(ttl_s))
         self.reply_slack_s = reply_slack_s
         self.batch = batch
-        self.redis = aioredis.from_url(broker_url, decode_responses=True)
+        # A blocking pool: a burst of registry writes (thousands of stations reconnecting at once) waits for a free
+        # connection instead of failing with "Too many connections", which dropped registrations and console
+        # relays under a 50,000-station ramp.
+        self.redis = aioredis.Redis.from_pool(
+            aioredis.BlockingConnectionPool.from_url(
+                broker_url, decode_responses=True, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_S
+            )
+        )
         # The sync client serves the threadpool's sync endpoints (the stations' "connected" flag).
         self.sync_redis = redis.Redis.from_url(broker_url, decode_responses=True, socket_timeout=2)
         self._refresh = self.redis.register_script(_REFRESH)
