@@ -311,6 +311,10 @@ class _Station:
     resets: list[float] = field(default_factory=list)
 
 
+#: Stale heap entries tolerated beyond one per live deadline before the heap is rebuilt (amortised O(1) per arm).
+COMPACT_SLACK = 64
+
+
 @dataclass(slots=True)
 class _Port:
     state: PortState | None = None
@@ -559,6 +563,23 @@ class AlertEngine:
     def _arm(self, key: tuple[Any, ...], when: float) -> None:
         self._timers[key] = when
         heapq.heappush(self._heap, (when, next(self._seq), key))
+        if len(self._heap) > 2 * len(self._timers) + COMPACT_SLACK:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop the heap's stale entries. Every report re-arms its station's heartbeat deadline, so a connected
+        station left ~10 superseded entries in the heap until their time came (~1 kB per connection held). The
+        entry kept for a key is the one :meth:`next_deadline` would have found first (its deadline, the lowest
+        sequence number), so deadlines fire in the same order as before."""
+        live: dict[tuple[Any, ...], tuple[float, int, tuple[Any, ...]]] = {}
+        for entry in self._heap:
+            when, seq, key = entry
+            if self._timers.get(key) == when:
+                kept = live.get(key)
+                if kept is None or seq < kept[1]:
+                    live[key] = entry
+        self._heap = list(live.values())
+        heapq.heapify(self._heap)
 
     def _cancel(self, key: tuple[Any, ...]) -> None:
         self._timers.pop(key, None)

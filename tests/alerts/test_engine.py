@@ -197,3 +197,36 @@ def test_remediation_payload_is_version_aware_and_fault_cleared_in_time_sends_no
     engine.feed(StatusChanged("cp-1", 0, PortState.FAULTED), T + 400)
     engine.feed(StatusChanged("cp-1", 0, PortState.AVAILABLE), T + 699)
     assert [e for e in engine.handle_timer(T + 5_000) if isinstance(e, SendCall)] == []
+
+
+def _busy_night(engine: AlertEngine) -> tuple[list[tuple[float, object]], int]:
+    """200 stations reporting every 60 s for 2 h; a third go silent after 1 h. The effects in firing order and
+    the largest heap the engine kept."""
+    clock, largest = FakeClock(engine), 0
+    stations = [f"cp-{i}" for i in range(200)]
+    for i, station_id in enumerate(stations):
+        engine.feed(Connected(station_id), T + i / 10)
+    fired: list[tuple[float, object]] = []
+    for minute in range(1, 121):
+        fired += clock.run_until(T + minute * 60)
+        for i, station_id in enumerate(stations):
+            if minute > 60 and i % 3 == 0:
+                continue
+            engine.feed(Seen(station_id), T + minute * 60 + i / 10)
+            largest = max(largest, len(engine._heap))
+    fired += clock.run_until(T + 4 * 3600)
+    return fired, largest
+
+
+def test_re_armed_deadlines_do_not_pile_up_and_fire_in_the_same_order(monkeypatch):
+    """Every report re-arms the station's heartbeat deadline; the superseded entries are dropped from the heap
+    (they held ~1 kB per connected station) without changing which deadline fires when, or in what order."""
+    from csms.alerts import engine as engine_module
+
+    compacted, largest = _busy_night(AlertEngine(AlertRules(heartbeat_interval_s=300)))
+    monkeypatch.setattr(engine_module, "COMPACT_SLACK", 10**9)
+    piled_up, largest_before = _busy_night(AlertEngine(AlertRules(heartbeat_interval_s=300)))
+    assert compacted == piled_up
+    assert sum(isinstance(effect, ConnectivityChanged) for _, effect in compacted) >= 67  # the silent third
+    assert largest_before > 5 * 200  # without compaction: several stale entries per station
+    assert largest <= 2 * 200 + engine_module.COMPACT_SLACK + 1
