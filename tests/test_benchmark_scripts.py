@@ -78,3 +78,16 @@ def test_audit_benchmark_measures_both_modes(load):
     result = load("bench_audit").run(requests=3, database_url=None)
     assert result["requests"] == 6
     assert result["plain"]["p50_ms"] > 0 and result["audited"]["p50_ms"] > 0
+
+
+def test_time_parts_times_the_named_parts_of_a_module_run(load, capsys, monkeypatch, tmp_path):
+    (tmp_path / "parts_target.py").write_text("def work():\n    return sum(range(1000))\n")
+    (tmp_path / "parts_main.py").write_text("import parts_target\n\nfor _ in range(3):\n    parts_target.work()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    time_parts = load("time_parts")
+    at_exit: list = []
+    monkeypatch.setattr(time_parts.atexit, "register", at_exit.append)
+    assert time_parts.main(["--part", "parts_target:work", "-m", "parts_main"]) == 0
+    assert time_parts.calls["parts_target:work"] == 3
+    at_exit[0]()
+    assert re.search(r"calls .* parts_target:work$", capsys.readouterr().err, re.MULTILINE)

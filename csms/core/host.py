@@ -169,6 +169,14 @@ class CsmsHost:
             except Exception:
                 log.exception("plugin %r failed in %s", plugin, event)
 
+    def _tell_committed(self, station_id: str, reports: Reports, now: float) -> None:
+        """:meth:`_tell` of ``committed``, called by name: it is told after every committed call."""
+        for plugin in self.plugins:
+            try:
+                plugin.committed(station_id, reports, now)
+            except Exception:
+                log.exception("plugin %r failed in committed", plugin)
+
     # ---- connections -------------------------------------------------------------------------------------
     def admit(
         self, station_id: str, authorization: str | None, offered: Version | None, channel: Channel = PLAIN
@@ -394,7 +402,7 @@ class CsmsHost:
             self._start_lookups(connection)
         for session, staged in results:  # after the commit: plugins only see what was stored
             if staged is not None and staged.reports:
-                self._tell("committed", session.station_id, staged.reports, now)
+                self._tell_committed(session.station_id, staged.reports, now)
         for connection in connections:
             self._flush(connection)
         self._schedule_commit()

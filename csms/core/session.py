@@ -162,10 +162,11 @@ class StationSession:
                 self._completed_call(event.pending, now)
                 pending = event.pending
                 self._count_answer_in(pending)
-                hidden = commands.masked(self.version, pending.call.action, pending.payload or {})
-                # a station that reports its password back: that does not go into the log either
-                logged = frame if hidden is None else orjson.dumps([3, pending.call.unique_id, hidden])
-                self._log("in", pending.call.action, logged, now)
+                if self._log_enabled:
+                    hidden = commands.masked(self.version, pending.call.action, pending.payload or {})
+                    # a station that reports its password back: that does not go into the log either
+                    logged = frame if hidden is None else orjson.dumps([3, pending.call.unique_id, hidden])
+                    self._log("in", pending.call.action, logged, now)
             elif isinstance(event, FrameRejected):
                 self._rejected(event, now)
             else:
@@ -440,8 +441,9 @@ class StationSession:
         """Queue a CSMS-initiated call (raises LocalCallError when it is not valid for this version)."""
         pending = self.rpc.send_call(action, payload, now, timeout_s)
         self.traffic.frame(OUT, action, CALL)
-        logged = commands.masked(self.version, action, payload) or payload  # a station password is never logged
-        self._log("out", action, orjson.dumps([2, pending.call.unique_id, action, logged]), now)
+        if self._log_enabled:  # (the frame is written again for the log: with a station password masked)
+            logged = commands.masked(self.version, action, payload) or payload
+            self._log("out", action, orjson.dumps([2, pending.call.unique_id, action, logged]), now)
         return pending
 
     def completed_calls(self) -> list[PendingCall]:

@@ -672,19 +672,21 @@ class Planner:
     def _desired(self, allocation: Allocation, state: SiteState) -> list[ProfileSpec]:
         out: list[ProfileSpec] = []
         stations_done: set[str] = set()
+        send_station_max, limits_a, reserved_a = self.config.send_station_max, allocation.limits_a, state.reserved_a
         for e in self.site.evses:
             if e.station_id not in self._online:
                 continue
-            if self.config.send_station_max and e.station_id not in stations_done:
+            if send_station_max and e.station_id not in stations_done:
                 stations_done.add(e.station_id)
                 cap = self.station_cap(e.station_id)
                 if cap is not None:
                     out.append(cap)
-            session = self._sessions.get(e.key)
-            amps = allocation.limits_a.get(e.key)
-            if e.key in self.held and session is not None:
+            key = e.key  # (a property: a new tuple at each reading)
+            session = self._sessions.get(key)
+            amps = limits_a.get(key)
+            if key in self.held and session is not None:
                 amps = session.allocated_a
-            elif e.key in state.reserved_a:  # not steered: the fallback, which is all it may draw once compliant
+            elif key in reserved_a:  # not steered: the fallback, which is all it may draw once compliant
                 out.append(self._spec(e, Purpose.TX_DEFAULT, e.fallback_current_a, None))
                 tx = session.transaction_id if session is not None else None
                 if tx is not None and self._bindable(e.station_id, tx):
@@ -694,7 +696,7 @@ class Planner:
             elif session.transaction_id is not None and self._bindable(e.station_id, session.transaction_id):
                 out.append(self._spec(e, Purpose.TX_DEFAULT, e.fallback_current_a, None))
                 tx_spec = self._spec(e, Purpose.TX, amps, session.transaction_id, session.phases_in_use)
-                ev = self.ev_limits.get(e.key)
+                ev = self.ev_limits.get(key)
                 out.append(tx_spec if ev is None else capped(tx_spec, ev))
             else:
                 out.append(self._spec(e, Purpose.TX_DEFAULT, amps, None, session.phases_in_use))

@@ -130,6 +130,11 @@ def acceptor(version: Version, action: str, direction: Direction) -> Callable[[A
     return jsonschema_rs.validator_for(schema(version, action, direction), validate_formats=True).is_valid
 
 
+#: The acceptor of each (version, action, direction) that :func:`validate` has seen a valid payload of: one dict
+#: look-up per frame instead of two cached functions' argument hashing (every frame, both ways, is checked).
+_CALL_ACCEPTORS: dict[tuple[Version, str, Direction], Callable[[Any], bool]] = {}
+
+
 def validate(version: Version, action: str, direction: Direction, payload: dict[str, Any]) -> None:
     """Check a CALL's (or CALLRESULT's) payload against its schema.
 
@@ -137,9 +142,20 @@ def validate(version: Version, action: str, direction: Direction, payload: dict[
         OcppError: NOT_IMPLEMENTED for an action the version does not define as a CALL, otherwise the kind
             that :data:`RULE_KINDS` assigns to the first violated rule.
     """
+    key = (version, action, direction)
+    accepts = _CALL_ACCEPTORS.get(key)
+    if accepts is not None:  # a CALL of this version (not a SEND): only the payload is left to check
+        try:
+            if accepts(payload):
+                return
+        except (ValueError, TypeError, OverflowError):
+            pass
+        _check(version, action, direction, payload)  # names the broken rule
+        return
     if action in send_actions(version):
         raise OcppError(ErrorKind.NOT_IMPLEMENTED, f"Action {action!r} is a SEND message in OCPP {version}, not a CALL")
     _check(version, action, direction, payload)
+    _CALL_ACCEPTORS[key] = acceptor(version, action, direction)  # defined, since the payload passed
 
 
 def validate_send(version: Version, action: str, payload: dict[str, Any]) -> None:

@@ -363,7 +363,9 @@ class LoadManagement:
         before = self.manager.failed_profiles
         commands = self.manager.call_result(command, status, self.host.scheduler.now())
         self.failed += self.manager.failed_profiles - before
-        self.send(commands)
+        # Most answers are Accepted and change nothing the alarm or the forecasts depend on (see ``committed``).
+        if commands or self.manager.revision.count != self._sent_revision:
+            self.send(commands)
 
     # ---- timer ------------------------------------------------------------------------------------------
     def _arm(self) -> None:
