@@ -8,22 +8,42 @@ one instant into one group commit. Database work runs inline: nothing else runs 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import simpy
+from simpy.events import NORMAL
 
 T = TypeVar("T")
 
 
+def _run(call: _Call) -> None:
+    if not call.cancelled:
+        call.fn()
+
+
+#: Every call's list of callbacks: one shared tuple (SimPy only iterates it, then sets the event's to None).
+_RUN = (_run,)
+
+
 class _Call:
-    __slots__ = ("cancelled", "fn")
+    """A callback due at an instant, scheduled as its own SimPy event: what a ``Timeout`` with the callback
+    appended would be, without the ``Timeout``'s own fields and list (the twin schedules one per alarm and
+    per frame in transit). SimPy's ``step`` reads only ``callbacks`` and ``_ok`` of an event."""
+
+    __slots__ = ("callbacks", "cancelled", "fn")
+    _ok = True
 
     def __init__(self, fn: Callable[[], None]) -> None:
         self.fn, self.cancelled = fn, False
+        self.callbacks: Any = _RUN
 
-    def __call__(self, _event: simpy.Event) -> None:
-        if not self.cancelled:
-            self.fn()
+
+def schedule_in(env: simpy.Environment, delay_s: float, event: Any) -> None:
+    """Schedule ``event`` (``callbacks`` and ``_ok`` set) ``delay_s`` from now: the key, hence the order among
+    simultaneous events, that ``env.timeout(delay_s)`` would have had."""
+    if delay_s < 0:
+        raise ValueError(f"Negative delay {delay_s}")
+    env.schedule(event, NORMAL, delay_s)
 
 
 class SimPyScheduler:
@@ -35,7 +55,7 @@ class SimPyScheduler:
 
     def call_at(self, when: float, fn: Callable[[], None]) -> _Call:
         call = _Call(fn)
-        self.env.timeout(max(0.0, when - self.now())).callbacks.append(call)
+        schedule_in(self.env, max(0.0, when - self.now()), call)
         return call
 
     def call_later(self, delay_s: float, fn: Callable[[], None]) -> _Call:
