@@ -38,14 +38,6 @@ class _Call:
         self.callbacks: Any = _RUN
 
 
-def schedule_in(env: simpy.Environment, delay_s: float, event: Any) -> None:
-    """Schedule ``event`` (``callbacks`` and ``_ok`` set) ``delay_s`` from now: the key, hence the order among
-    simultaneous events, that ``env.timeout(delay_s)`` would have had."""
-    if delay_s < 0:
-        raise ValueError(f"Negative delay {delay_s}")
-    env.schedule(event, NORMAL, delay_s)
-
-
 class SimPyScheduler:
     def __init__(self, env: simpy.Environment, epoch: float) -> None:
         self.env, self.epoch = env, float(epoch)
@@ -55,7 +47,8 @@ class SimPyScheduler:
 
     def call_at(self, when: float, fn: Callable[[], None]) -> _Call:
         call = _Call(fn)
-        schedule_in(self.env, max(0.0, when - self.now()), call)
+        # The key, hence the order among simultaneous events, that ``env.timeout(delay)`` would have had.
+        self.env.schedule(call, NORMAL, max(0.0, when - self.now()))  # type: ignore[arg-type]  # an Event in all SimPy reads
         return call
 
     def call_later(self, delay_s: float, fn: Callable[[], None]) -> _Call:

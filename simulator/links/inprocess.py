@@ -17,11 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from simpy.events import NORMAL
+
 from csms.core.host import Connection, Transport
 from csms.core.scheduler import Alarm
 from csms.ocpp.versions import Version
 from simulator.links.offer import Offer, offer
-from simulator.scheduler import SimPyScheduler, schedule_in
+from simulator.scheduler import SimPyScheduler
 from simulator.station.charger import Charger
 from simulator.station.transfers import Transfer, TransferResult
 
@@ -55,6 +57,10 @@ class NetworkModel:
     latency_s: float = 0.05
     jitter_s: float = 0.0
     loss: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.latency_s < 0 or self.jitter_s < 0:  # a frame would arrive before it left
+            raise ValueError(f"negative latency or jitter: {self.latency_s}, {self.jitter_s}")
 
 
 class InProcessLink:
@@ -180,7 +186,8 @@ class InProcessLink:
         last = self._last_arrival
         arrival = max(now + delay, last[direction])
         last[direction] = arrival
-        schedule_in(env, arrival - now, _InTransit(self, frame, deliver))
+        # The key, hence the order among simultaneous events, that ``env.timeout(arrival - now)`` would have had.
+        env.schedule(_InTransit(self, frame, deliver), NORMAL, arrival - now)  # type: ignore[arg-type]
 
     def _to_csms(self, frame: str) -> None:
         if self.connection is not None:

@@ -538,7 +538,13 @@ class Charger:
 
     def next_deadline(self) -> float | None:
         """The earliest instant :meth:`handle_timer` has something to do (or the reconnect is due)."""
-        own = self.timers.next_deadline(_DORMANT[self.link_up, self._tx.retry_waiting])
+        earliest = self.timers.earliest()
+        if earliest is None:
+            own = None
+        elif earliest[2][0] in _MAY_DOZE:  # the earliest may be dormant: ask past the dormant kinds
+            own = self.timers.next_deadline(_DORMANT[self.link_up, self._tx.retry_waiting])
+        else:
+            own = earliest[0]
         call = self.rpc.next_deadline()
         if call is None or (own is not None and own < call):
             return own
@@ -860,4 +866,6 @@ _DORMANT: dict[tuple[bool, bool], frozenset[Timer]] = {
     (False, True): frozenset(),
     (False, False): frozenset({Timer.TX_RETRY}),
 }
+#: Every kind :data:`_DORMANT` may leave out.
+_MAY_DOZE: frozenset[Timer] = frozenset().union(*_DORMANT.values())
 _FIRMWARE_REJECTS = SetProfileOutcome(ProfileStatus.REJECTED, None, "NotSupported", "smart charging is off")
