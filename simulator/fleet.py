@@ -232,13 +232,15 @@ class FirmwareHooks:
         meters = self.meters[charger.station_id]
         for connector_id, connector in charger.connectors.items():
             status = connector.status
+            energizing = charger.is_energizing(connector_id)
+            limit = charger.limit_w(connector_id, now)
             ref = meters.ref(connector_id)
-            available = status not in OUT_OF_SERVICE
-            state = (charger.is_energizing(connector_id), charger.limit_w(connector_id, now), available, status)
             before = seen.get(ref)
-            if before == state:
-                continue  # the usual case: nothing the twin sees changed
-            seen[ref] = state
+            # The usual case, nothing the twin sees changed (whether available follows from the status).
+            if before is not None and before[3] == status and before[0] == energizing and before[1] == limit:
+                continue
+            available = status not in OUT_OF_SERVICE
+            state = seen[ref] = (energizing, limit, available, status)
             if truth is not None and (before is None or before[3] != status):
                 truth.status(ref, status, now)  # the truth records changes only, and is told only here
             if before is None or before[:3] != state[:3]:

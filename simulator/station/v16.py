@@ -33,7 +33,8 @@ def _time(now: float) -> str:
 def _number(value: float) -> str:
     """A sampled value as 1.6 writes it: to the milliunit, every digit kept (a lifetime register of a few MWh
     in Wh has 7+ digits; ``:g`` alone would keep six and round the energy away)."""
-    return format(round(value, 3), ".15g") if abs(value) < 1e12 else str(round(value))
+    # ``%`` writes a float as ``format(v, ".15g")`` does (the same routine), ~0.25 us faster (no builtin call).
+    return "%.15g" % round(value, 3) if abs(value) < 1e12 else str(round(value))  # noqa: UP031
 
 
 def _id_info(raw: dict[str, Any] | None) -> IdTokenInfo | None:

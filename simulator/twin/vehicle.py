@@ -54,7 +54,8 @@ class Vehicle:
 
     @property
     def is_full(self) -> bool:
-        return self.headroom_kwh <= FULL_EPSILON_KWH
+        # headroom_kwh's expression, inlined: asked at every settle of a plugged connector.
+        return max(0.0, (self.charge_limit_soc - self.soc) * self.battery_kwh) <= FULL_EPSILON_KWH
 
     def acceptance_kw(self, current: CurrentKind) -> float:
         """Largest power the vehicle draws right now on an ``current`` (AC/DC) connector."""

@@ -223,13 +223,14 @@ class TwinWorld:
         """Present electrical state of a connector, energy integrated up to ``env.now``."""
         conn = self._connectors[ref]
         reading = conn.reading
-        if reading is not None and reading.now_s == self.env.now:
+        now = self.env.now
+        if reading is not None and reading.now_s == now:
             return reading  # a firmware sample reads several quantities at one instant
         self._settle(conn)
         evse = conn.evse
         trip = conn.trip
         reading = conn.reading = MeterReading(
-            self.env.now, evse.energy_register_wh, evse.power_w, evse.voltage_v, evse.current_a,
+            now, evse.energy_register_wh, evse.power_w, evse.voltage_v, evse.current_a,
             evse.phase_currents_a, evse.active_phases,
             trip.vehicle.soc if trip is not None and evse.current == "DC" else None, trip is not None,
         )  # fmt: skip

@@ -235,7 +235,11 @@ class ProfileStore:
             unit: the unit wanted; None keeps the winning profile's unit.
             volts_per_phase, phases: for A↔W conversion where a period gives no numberPhases.
         """
-        reference = self._reference(connector_id, now, transaction_start)
+        if transaction_start is not None:  # self._reference(…), inlined: the twin asks at every step and pump
+            reference = transaction_start
+        else:
+            active = self._transactions.get(connector_id)
+            reference = now if active is None else active.started_at
         key = (connector_id, reference, unit, volts_per_phase, phases)
         kept = self._limits.get(connector_id)
         if kept is not None and kept.profiles is self._profiles and kept.key == key and kept.since <= now < kept.until:
