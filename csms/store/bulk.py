@@ -22,7 +22,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Select
 from sqlalchemy.sql.dml import Insert, UpdateBase
 
 from csms.store.models import UtcDateTime
@@ -167,7 +167,7 @@ def _split_values(positional: str, width: int) -> tuple[str, str, str] | None:
 
 
 class Bulk:
-    def __init__(self, statement: UpdateBase) -> None:
+    def __init__(self, statement: UpdateBase | Select[Any]) -> None:
         self.statement = statement
         self._prepared: dict[tuple[str, tuple[str, ...], bool], _Prepared] = {}
 
@@ -222,8 +222,8 @@ class Bulk:
             cursor.close()
 
     def fetch_one(self, connection: Connection, row: dict[str, Any]) -> tuple[Any, ...] | None:
-        """Run a statement with ``RETURNING`` for one row now, in ``connection``'s transaction; the row it returned
-        (None: it changed none). The returned values come as the driver gives them (no result processing):
+        """Run a statement with ``RETURNING`` (or a SELECT) for one row now, on ``connection``; the row it returned
+        (None: it changed or found none). The returned values come as the driver gives them (no result processing):
         for keys, numbers and text."""
         prepared = self._prepare(connection, tuple(row), False)
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
