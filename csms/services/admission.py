@@ -32,8 +32,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from csms.ocpp.versions import OCPP16
@@ -42,6 +43,7 @@ from csms.services import credentials as credentials_service
 from csms.services.config import CsmsConfig
 from csms.services.passwords import hash_password, needs_rehash, verify_password
 from csms.services.throttle import HandshakeThrottle
+from csms.store.bulk import Bulk
 from csms.store.database import read_only_factory
 from csms.store.models import Station
 
@@ -125,6 +127,30 @@ class _Refusal:
     detail: dict[str, Any] | None = None
 
 
+class _Credentials(NamedTuple):
+    """What an admission decides on, read with one Core SELECT (:data:`_READ_CREDENTIALS`). Used only for a
+    station with nothing to settle (:func:`_nothing_to_settle`: no rotated-out password), so the expiry of a
+    rotated-out password is not read: without one there is nothing for it to expire."""
+
+    id: str
+    ocpp_version: str
+    registration_status: str | None
+    security_profile: int
+    password_hash: str | None
+    previous_password_hash: str | None
+    pending_security_profile: int | None
+    previous_password_expires_at: datetime | None = None
+
+
+#: The common handshake's read, straight to the driver (``Bulk.fetch_one``): an ORM session and ``Session.get``
+#: of the whole row cost some 200 µs per handshake, a reconnect wave of thousands of stations.
+_READ_CREDENTIALS = Bulk(
+    select(*(Station.__table__.c[name] for name in _Credentials._fields[:-1])).where(
+        Station.__table__.c.id == bindparam("station_id")
+    )
+)
+
+
 class Admissions:
     """Checks station credentials; successful checks are remembered (a salted digest of the password, keyed
     by the stored hash) so that a reconnect wave of thousands of chargers does not cost thousands of
@@ -137,6 +163,7 @@ class Admissions:
         #: The common case (a known station that meets its profile) only reads: on SQLite such a session does
         #: not queue behind the group commit's write lock, so handshakes stay fast while chargers are busy.
         self.read_factory = read_only_factory(session_factory)
+        self._read_engine: Engine = self.read_factory.kw["bind"]
         self.config = config
         self._pepper = secrets.token_bytes(16)
         self._verified: dict[str, bytes] = {}  # stored hash -> digest of the password that matched it
@@ -165,13 +192,24 @@ class Admissions:
             channel.source is not None and self.by_source.blocked(channel.source, now)
         )
         credentials = parse_basic(authorization)
-        with self.read_factory() as db:  # closed before any write session: the twin's store is one connection
-            row = db.get(Station, station_id)
+        refusal: _Refusal | None
+        if channel.client_serial is None:  # no certificate to look up among the revoked: one Core read decides
+            with self._read_engine.connect() as connection:  # closed before any write: the twin has one connection
+                found = _READ_CREDENTIALS.fetch_one(connection, {"station_id": station_id})
+            row: Station | _Credentials | None = None if found is None else _Credentials(*found)
             simple = row is not None and _nothing_to_settle(row)
             if row is not None and simple:
-                refusal = self._refusal(db, row, channel, credentials, blocked, datetime.fromtimestamp(now, UTC))
+                refusal = self._refusal(None, row, channel, credentials, blocked, datetime.fromtimestamp(now, UTC))
                 if refusal is None:
                     return _admission(row, channel)
+        else:
+            with self.read_factory() as db:  # closed before any write session: the twin's store is one connection
+                row = db.get(Station, station_id)
+                simple = row is not None and _nothing_to_settle(row)
+                if row is not None and simple:
+                    refusal = self._refusal(db, row, channel, credentials, blocked, datetime.fromtimestamp(now, UTC))
+                    if refusal is None:
+                        return _admission(row, channel)
         if not simple:
             return self._admit_writing(station_id, credentials, offered_version, now, channel, blocked)
         assert refusal is not None
@@ -253,8 +291,8 @@ class Admissions:
 
     def _refusal(
         self,
-        db: Session,
-        row: Station,
+        db: Session | None,
+        row: Station | _Credentials,
         channel: Channel,
         credentials: tuple[str, str] | None,
         blocked: bool,
@@ -263,7 +301,7 @@ class Admissions:
     ) -> _Refusal | None:
         """Why this connection may not be the station's at ``profile`` (default: its own; None when it may)."""
         profile = row.security_profile if profile is None else profile
-        if channel.client_serial is not None and certificates.is_revoked(db, channel.client_serial):
+        if channel.client_serial is not None and certificates.is_revoked(_session(db), channel.client_serial):
             return _Refusal("revoked_certificate", "the client certificate was revoked", detail=_cert(channel))
         if channel.client_cn is not None and channel.client_cn != row.id:
             return _Refusal("bad_certificate", "the client certificate names another station", detail=_cert(channel))
@@ -281,7 +319,7 @@ class Admissions:
             return self._password(row, credentials[1], blocked, when)
         return None
 
-    def _password(self, row: Station, password: str, blocked: bool, when: datetime) -> _Refusal | None:
+    def _password(self, row: Station | _Credentials, password: str, blocked: bool, when: datetime) -> _Refusal | None:
         """The station's password, or (after a rotation, until it used the new one) the one it replaced."""
         stored = row.password_hash
         assert stored is not None
@@ -292,6 +330,7 @@ class Admissions:
             return _Refusal("throttled", "password not checked: too many failed handshakes", counts=False)
         if verify_password(password, stored):
             if needs_rehash(stored):
+                assert isinstance(row, Station)  # a hash to renew is something to settle: read as a Station
                 row.password_hash = stored = hash_password(password)
             self._verified[stored] = self._digest(password)
             return None
@@ -333,7 +372,7 @@ class Admissions:
         return refusal.counts or bool(tripped)
 
 
-def _nothing_to_settle(row: Station) -> bool:
+def _nothing_to_settle(row: Station | _Credentials) -> bool:
     """No rotation or profile upgrade under way and no password hash to renew: admitting the station
     changes nothing (so a read-only session decides it)."""
     return (
@@ -343,7 +382,7 @@ def _nothing_to_settle(row: Station) -> bool:
     )
 
 
-def _admission(row: Station, channel: Channel) -> Admission:
+def _admission(row: Station | _Credentials, channel: Channel) -> Admission:
     return Admission(
         row.id,
         row.ocpp_version,
@@ -351,6 +390,11 @@ def _admission(row: Station, channel: Channel) -> Admission:
         client_serial=channel.client_serial,
         security_profile=row.security_profile,
     )
+
+
+def _session(db: Session | None) -> Session:
+    assert db is not None, "a client certificate is looked up in a session"
+    return db
 
 
 def _cert(channel: Channel) -> dict[str, Any]:

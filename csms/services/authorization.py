@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from csms.domain.events import AuthorizationInfo
 from csms.services import ocpi
 from csms.services.errors import Conflict, Invalid, NotFound
+from csms.store.bulk import Bulk
 from csms.store.models import IdToken
 
 STATUSES = ("Accepted", "Blocked", "Expired", "Invalid")
@@ -26,14 +27,18 @@ def authorize(db: Session, id_token: str, now: datetime, station_id: str | None 
     return _decided(row.status, row.expiry, row.group_id, now)
 
 
-_LOCAL = select(IdToken.status, IdToken.expiry, IdToken.group_id).where(IdToken.id_token == bindparam("token"))
+#: Straight to the driver (``Bulk.fetch_one``): SQLAlchemy's execution of it cost 6× running it (issue 13).
+_LOCAL = Bulk(select(IdToken.status, IdToken.expiry, IdToken.group_id).where(IdToken.id_token == bindparam("token")))
 
 
 def authorize_local(connection: Connection, id_token: str, now: datetime) -> AuthorizationInfo | None:
     """:func:`authorize` for a local token, read with one Core statement (no ORM session); None when no local
     token matches (then :func:`authorize` asks OCPI)."""
-    row = connection.execute(_LOCAL, {"token": id_token}).first()
-    return None if row is None else _decided(row.status, row.expiry, row.group_id, now)
+    row = _LOCAL.fetch_one(connection, {"token": id_token})
+    if row is None:
+        return None
+    status, expiry, group_id = row
+    return _decided(status, expiry, group_id, now)
 
 
 def _decided(status: str, expiry: datetime | None, group_id: str | None, now: datetime) -> AuthorizationInfo:

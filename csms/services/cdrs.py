@@ -40,6 +40,7 @@ from csms.services.config import CsmsConfig
 from csms.services.errors import Invalid, NotFound
 from csms.services.live_transactions import LiveCost
 from csms.services.uow import UnitOfWork
+from csms.store.bulk import Bulk
 from csms.store.models import (
     Cdr,
     IdToken,
@@ -83,11 +84,18 @@ def cdr_id(transaction_id: int) -> str:
 
 # ---- which tariff, which versions ------------------------------------------------------------------------------
 def group_of(db: Session | Connection, id_token: str | None) -> str | None:
-    """The driver's group (a token no local one matches has none). On a Connection it costs no ORM session."""
-    return db.scalar(_GROUP_OF, {"token": id_token}) if id_token else None
+    """The driver's group (a token no local one matches has none). On a Connection it costs no ORM session, and
+    goes straight to the driver (``Bulk.fetch_one``: SQLAlchemy's execution cost 6× running it)."""
+    if not id_token:
+        return None
+    if isinstance(db, Connection):
+        found = _GROUP_OF_ON_CONNECTION.fetch_one(db, {"token": id_token})
+        return None if found is None else found[0]
+    return db.scalar(_GROUP_OF, {"token": id_token})
 
 
 _GROUP_OF = select(IdToken.group_id).where(IdToken.id_token == bindparam("token"))
+_GROUP_OF_ON_CONNECTION = Bulk(_GROUP_OF)
 
 
 def tariff_for(uow: UnitOfWork, station_id: str, evse_id: int | None, id_token: str | None) -> TariffRow | None:

@@ -14,6 +14,7 @@ profile downgrade) and adopts it only once the station said it took it (:func:`a
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -72,7 +73,17 @@ def adopt(db: Session, station_id: str, change: CredentialChange, now: datetime)
     db.flush()
 
 
-def previous_password(row: Station, now: datetime) -> str | None:
+class RotatedOut(Protocol):
+    """What :func:`previous_password` reads of a station (its row, or an admission's Core read of it)."""
+
+    @property
+    def previous_password_hash(self) -> str | None: ...
+
+    @property
+    def previous_password_expires_at(self) -> datetime | None: ...
+
+
+def previous_password(row: RotatedOut, now: datetime) -> str | None:
     """The hash of the password a rotation replaced, while it still admits the station."""
     expires = row.previous_password_expires_at
     if row.previous_password_hash and expires is not None and now < expires:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from csms.services import rows
 from csms.services.errors import Conflict, Invalid, NotFound
+from csms.store.bulk import Bulk
 from csms.store.models import SiteEvse, Station, TariffAssignment, TariffRow, TariffVersion
 from csms.tariffs.parse import TariffError, parse_tariff
 from csms.tariffs.pricing import CdrResult, price_session
@@ -185,6 +186,8 @@ def _assignments_query(*, of_group: bool) -> Select[str | None, str | None, int 
 
 _ASSIGNMENTS_FOR_ANYONE = _assignments_query(of_group=False)
 _ASSIGNMENTS_FOR_GROUP = _assignments_query(of_group=True)
+#: The same on a Connection, straight to the driver (SQLAlchemy's execution cost several times running it).
+_ON_CONNECTION = {False: Bulk(_ASSIGNMENTS_FOR_ANYONE), True: Bulk(_ASSIGNMENTS_FOR_GROUP)}
 
 
 def resolve_id(db: Session | Connection, station_id: str, evse_id: int, group_id: str | None) -> str | None:
@@ -192,10 +195,13 @@ def resolve_id(db: Session | Connection, station_id: str, evse_id: int, group_id
     priced TransactionEvent); the precedence picks. On a Connection it costs no ORM session."""
     groups = [group_id, None] if group_id is not None else [None]
     at: dict[str, Any] = {"station": station_id, "evse": evse_id}
-    if group_id is None:
-        rows = db.execute(_ASSIGNMENTS_FOR_ANYONE, at).all()
+    if group_id is not None:
+        at["group"] = group_id
+    rows: Sequence[Sequence[Any]]
+    if isinstance(db, Connection):
+        rows = _ON_CONNECTION[group_id is not None].fetch_all(db, at)
     else:
-        rows = db.execute(_ASSIGNMENTS_FOR_GROUP, at | {"group": group_id}).all()
+        rows = db.execute(_ASSIGNMENTS_FOR_GROUP if group_id is not None else _ASSIGNMENTS_FOR_ANYONE, at).all()
     found: dict[tuple[str, str | None], str] = {}
     for site_id, station, evse, group, tariff_id in rows:
         if station == station_id and site_id is None and evse == evse_id:

@@ -263,11 +263,13 @@ def start(uow: UnitOfWork, station_id: str, report: ev.TransactionStarted, now: 
 
 
 #: A 1.6 start recorded already: the same port, start time and meterStart.
-_STARTED_16 = select(_TRANSACTIONS.c.id, _TRANSACTIONS.c.status).where(
-    _TRANSACTIONS.c.station_id == bindparam("station_id"),
-    _TRANSACTIONS.c.evse_id == bindparam("evse_id"),
-    _TRANSACTIONS.c.started_at == bindparam("started_at"),
-    _TRANSACTIONS.c.meter_start_wh == bindparam("meter_start_wh"),
+_STARTED_16 = Bulk(
+    select(_TRANSACTIONS.c.id, _TRANSACTIONS.c.status).where(
+        _TRANSACTIONS.c.station_id == bindparam("station_id"),
+        _TRANSACTIONS.c.evse_id == bindparam("evse_id"),
+        _TRANSACTIONS.c.started_at == bindparam("started_at"),
+        _TRANSACTIONS.c.meter_start_wh == bindparam("meter_start_wh"),
+    )
 )
 _INSERT_16 = Bulk(insert(_TRANSACTIONS).returning(_TRANSACTIONS.c.id))
 #: The row's 1.6 transactionId, the id it was given, as its charger_tx_id.
@@ -282,22 +284,22 @@ def _start_16(uow: UnitOfWork, station_id: str, report: ev.TransactionStarted, n
     the cache of running ones, so its first meter values read nothing."""
     auth = access.authorize_in(uow, report.id_token, station_id, now) if report.id_token else None
     connection = uow.read_connection()
-    existing = connection.execute(
-        _STARTED_16,
+    existing = _STARTED_16.fetch_one(
+        connection,
         {
             "station_id": station_id,
             "evse_id": report.evse_id,
             "started_at": report.timestamp,
             "meter_start_wh": report.meter_start_wh,
         },
-    ).first()
+    )
     status = move(
-        None if existing is None else existing.status,
+        None if existing is None else existing[1],
         TransactionReport.STARTED if existing is None else TransactionReport.REPEATED,
     )
     if status is DUPLICATE:
         assert existing is not None
-        return ev.TransactionAck(existing.id, auth, duplicate=True)
+        return ev.TransactionAck(existing[0], auth, duplicate=True)
     assert status is not None
     inserted = _INSERT_16.fetch_one(
         connection,

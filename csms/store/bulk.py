@@ -22,7 +22,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Select
 from sqlalchemy.sql.dml import Insert, UpdateBase
 
 from csms.store.models import UtcDateTime
@@ -40,7 +40,7 @@ class _Prepared:
     """The statement compiled for one dialect and one set of row keys, with its parameters' order and their
     conversions."""
 
-    __slots__ = ("_statements", "conversions", "multi", "names", "sql", "take")
+    __slots__ = ("_statements", "constants", "conversions", "multi", "names", "result_types", "results", "sql", "take")
 
     def __init__(self, sql: str, names: tuple[str, ...], take: Callable[[Any], tuple[Any, ...]]) -> None:
         #: The statement with positional placeholders (``?`` or ``%s``), one per entry of ``names``.
@@ -54,6 +54,13 @@ class _Prepared:
         self.conversions: list[tuple[int, object, Processor, dict[Any, Any] | None]] = []
         #: PostgreSQL INSERT: (text before the row, the row's placeholders, text after it).
         self.multi: tuple[str, str, str] | None = None
+        #: Values the statement binds itself (a SELECT's ``LIMIT 1``), added to each row.
+        self.constants: dict[str, Any] = {}
+        #: The returned columns' types, and their result processors once the driver has said what it returns
+        #: (None: the driver's value as it is), as SQLAlchemy's result applies them: a UTC timestamp read back
+        #: aware, a SQLite boolean as a bool.
+        self.result_types: list[Any] = []
+        self.results: list[Processor | None] | None = None
         self._statements: dict[int, str] = {}
 
     def parameters(self, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -167,7 +174,7 @@ def _split_values(positional: str, width: int) -> tuple[str, str, str] | None:
 
 
 class Bulk:
-    def __init__(self, statement: UpdateBase) -> None:
+    def __init__(self, statement: UpdateBase | Select[*tuple[Any, ...]]) -> None:
         self.statement = statement
         self._prepared: dict[tuple[str, tuple[str, ...], bool], _Prepared] = {}
 
@@ -184,6 +191,8 @@ class Bulk:
             else:  # named placeholders (psycopg's %(name)s) as positional ones, so that rows go as tuples
                 sql, names = _NAMED.sub("%s", compiled.string), tuple(_NAMED.findall(compiled.string))
             found = _Prepared(sql, names, _taker([keys.index(name) for name in names] if by_place else list(names)))
+            found.constants = {name: compiled.binds[name].effective_value for name in names if name not in keys}
+            found.result_types = [column.type.dialect_impl(dialect) for column in self.statement.exported_columns]
             for place, name in enumerate(names):
                 type_ = compiled.binds[name].type
                 processor = type_.dialect_impl(dialect).bind_processor(dialect)
@@ -222,17 +231,42 @@ class Bulk:
             cursor.close()
 
     def fetch_one(self, connection: Connection, row: dict[str, Any]) -> tuple[Any, ...] | None:
-        """Run a statement with ``RETURNING`` for one row now, in ``connection``'s transaction; the row it returned
-        (None: it changed none). The returned values come as the driver gives them (no result processing):
-        for keys, numbers and text."""
+        """Run a statement with ``RETURNING`` (or a SELECT) for one row now, on ``connection``; the first row it
+        returned (None: it changed or found none), its values processed as SQLAlchemy's result would."""
+        found = self._fetch(connection, row, all_rows=False)
+        return found[0] if found else None
+
+    def fetch_all(self, connection: Connection, row: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """:meth:`fetch_one`, every row."""
+        return self._fetch(connection, row, all_rows=True)
+
+    def _fetch(self, connection: Connection, row: dict[str, Any], *, all_rows: bool) -> list[tuple[Any, ...]]:
         prepared = self._prepare(connection, tuple(row), False)
+        if prepared.constants:
+            row = prepared.constants | row
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(prepared.sql, prepared.parameters([row])[0])
-            found = cursor.fetchone()
-            return None if found is None else tuple(found)
+            if all_rows:
+                found = cursor.fetchall()
+            else:
+                one = cursor.fetchone()
+                found = [] if one is None else [one]
+            results = prepared.results
+            if results is None:  # the processors depend on the driver's types (PostgreSQL's numeric ones)
+                dialect = connection.dialect
+                results = prepared.results = [
+                    type_.result_processor(dialect, described[1])
+                    for type_, described in zip(prepared.result_types, cursor.description, strict=True)
+                ]
         finally:
             cursor.close()
+        if not any(results):
+            return [tuple(values) for values in found]
+        return [
+            tuple(value if process is None else process(value) for process, value in zip(results, values, strict=True))
+            for values in found
+        ]
 
 
 def _insert_multi_row(connection: Connection, prepared: _Prepared, params: list[tuple[Any, ...]]) -> None:

@@ -274,12 +274,13 @@ class MeterSample(Base):
 
 # One row per reading: a replayed MeterValues (its answer lost in a crash, or an offline backlog sent again)
 # inserts nothing new (``csms.services.uow``: INSERT … ON CONFLICT DO NOTHING). An unset phase, location or
-# context counts as equal to another unset one, hence coalesce. It leads with (station, time), so it also
-# serves the queries by station and time.
+# context counts as equal to another unset one, hence coalesce. It leads with the time: readings arrive in time
+# order from all stations at once, so a group commit's entries share the index's last pages (led by the station,
+# each station's reading was a page of its own to write at every commit: issue 13).
 Index(
     "ux_meter_samples_reading",
-    MeterSample.station_id,
     MeterSample.timestamp,
+    MeterSample.station_id,
     MeterSample.evse_id,
     MeterSample.measurand,
     func.coalesce(MeterSample.phase, ""),

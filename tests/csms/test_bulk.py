@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import bindparam, insert, select, text
 
 from csms.services.uow import _INSERT_SAMPLES
 from csms.store.bulk import Bulk
@@ -120,3 +120,23 @@ def test_rows_one_at_a_time_are_stored_as_sqlalchemy_stores_them(session_factory
     assert stored["bulk"] == stored["core"] and stored["bulk2"] == stored["core2"]
     assert len(stored["bulk"]) == 3
     assert stored["bulk"][0][0] == stored["bulk"][1][0] != stored["bulk"][2][0]
+
+
+def test_a_select_reads_what_sqlalchemy_reads(session_factory):
+    """``fetch_one``/``fetch_all`` of a SELECT: its own binds (``LIMIT``) filled in, a bind used twice, the values
+    processed as SQLAlchemy's result processes them (a UTC timestamp read back aware)."""
+    engine = session_factory.kw["bind"]
+    with engine.begin() as connection:
+        connection.execute(insert(SAMPLES), rows("read"))
+    station = bindparam("station")
+    query = (
+        select(SAMPLES.c.timestamp, SAMPLES.c.phase, SAMPLES.c.value)
+        .where(SAMPLES.c.station_id == station, SAMPLES.c.measurand != station)
+        .order_by(SAMPLES.c.phase)
+    )
+    with engine.connect() as connection:
+        expected = [tuple(r) for r in connection.execute(query, {"station": "read"})]
+        assert Bulk(query).fetch_all(connection, {"station": "read"}) == expected
+        assert Bulk(query.limit(1)).fetch_one(connection, {"station": "read"}) == expected[0]
+        assert Bulk(query).fetch_one(connection, {"station": "nobody"}) is None
+    assert expected[0][0].tzinfo is not None and len(expected) == 3

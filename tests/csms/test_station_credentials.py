@@ -145,6 +145,25 @@ def test_a_reconnect_storm_costs_one_hash_per_stored_hash(sqlite_factory, monkey
     assert len(calls) == 1
 
 
+def test_a_plain_handshake_is_decided_by_one_core_read_without_an_orm_session(session_factory, monkeypatch):
+    """No certificate and nothing to settle: the station is read with one Core SELECT (issue 13: the ORM session
+    cost ~200 µs a handshake); what it decides, and the refusal's security event, are as before."""
+    provision(session_factory, "cp")
+    provision(session_factory, "open", password=None)
+    admissions = admission.Admissions(session_factory, CsmsConfig())
+    monkeypatch.setattr(admissions, "read_factory", lambda: pytest.fail("an ORM session was opened to read"))
+    channel = admission.Channel(source="10.0.0.9")
+    good = admissions.admit("cp", basic("cp", PASSWORD)["Authorization"], "1.6", 1000.0, channel)
+    assert (good.status, good.station_id, good.ocpp_version, good.security_profile) == (101, "cp", "1.6", 1)
+    assert admissions.admit("open", None, "1.6", 1001.0, channel).admitted
+    wrong = admissions.admit("cp", basic("cp", "wrong-password-123")["Authorization"], "1.6", 1002.0, channel)
+    assert (wrong.status, wrong.refusal) == (401, "bad_password")
+    assert not admissions.admit("cp", None, "1.6", 1003.0, channel).admitted
+    with session_factory() as db:
+        stored = [(e.type, e.station_id, e.detail.get("repeats")) for e in db.scalars(select(models.SecurityEventRow))]
+    assert stored == [("bad_password", "cp", 1)]  # the second refusal counted as a repeat of the first
+
+
 # ---- 2. the spec's password rules, on every path ---------------------------------------------------------------
 @pytest.mark.parametrize(
     ("version", "password"),
