@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import ssl
 from collections.abc import Sequence
@@ -28,8 +29,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from websockets.exceptions import InvalidState, ProtocolError
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import CONNECTING, OPEN
+from websockets.protocol import CONNECTING, OPEN, Protocol
 from websockets.server import ServerProtocol
+from websockets.streams import StreamReader
 from websockets.typing import Subprotocol
 
 from csms import log_context
@@ -193,6 +195,7 @@ class Link(asyncio.Protocol):
         request.headers.clear()
         if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS or self.protocol.state is not OPEN:
             return
+        _drop_handshake_parser(self.protocol)
         self._cancel_timer()
         version: Version
         if self.protocol.subprotocol is not None:
@@ -247,11 +250,14 @@ class Link(asyncio.Protocol):
             except UnicodeDecodeError:
                 self.protocol.fail(1007, "invalid UTF-8")
                 return
-            with log_context.bound(station_id=self.station_id):
-                self.gateway.host.receive(self.connection, text)
+            self.gateway.frame_context.run(self._receive, text)
         else:
-            with log_context.bound(station_id=self.station_id):
-                self.gateway.host.receive(self.connection, data)
+            self.gateway.frame_context.run(self._receive, data)
+
+    def _receive(self, frame: str | bytes) -> None:
+        assert self.connection is not None
+        with log_context.bound(station_id=self.station_id):
+            self.gateway.host.receive(self.connection, frame)
 
     # ---- frame rate -------------------------------------------------------------------------------------------
     def _refill(self, rate: FrameRate) -> None:
@@ -412,6 +418,10 @@ class Gateway:
         self.stop_steps: list[tuple[str, float]] = []
         #: :class:`csms.runtime.cluster.Cluster` when this process is one node of several (``--broker``).
         self.cluster: Any = None
+        #: Where every connection's frames are served (the log context is bound there, per frame). asyncio runs a
+        #: socket's callbacks in a copy of the context it was opened in, kept for the connection's life; binding
+        #: in that copy left each one its own context mapping (~120 bytes a connection held).
+        self.frame_context = contextvars.copy_context()
 
     def add_plugin(self, plugin: Plugin) -> None:
         self.host.add_plugin(plugin)
@@ -639,6 +649,22 @@ class Gateway:
         outcome = answered.error_code or (answered.outcome.value if answered.outcome else "pending")
         log.info("call done: %s", outcome, extra=ids)
         return answered
+
+
+def _drop_handshake_parser(protocol: ServerProtocol) -> None:
+    """websockets' server-side parser is one generator that reads the HTTP request and then parses frames from
+    inside the same generator frame, keeping the request (and that frame) alive for the connection's life,
+    ~700 bytes a connection held. Once it waits for the first byte of a frame, with nothing buffered, it is
+    replaced by the frame parser it was running (websockets' own :meth:`Protocol.parse`, started afresh at
+    the same point). Any other state (a peer that sent data before the handshake's answer) keeps it."""
+    parser = protocol.parser
+    frames = getattr(parser, "gi_yieldfrom", None)  # Protocol.parse, run by ServerProtocol.parse
+    waiting = getattr(frames, "gi_yieldfrom", None)  # StreamReader.at_eof: between frames
+    if protocol.reader.buffer or getattr(waiting, "gi_code", None) is not StreamReader.at_eof.__code__:
+        return
+    protocol.parser = Protocol.parse(protocol)
+    next(protocol.parser)
+    parser.close()
 
 
 class _StepClock:
