@@ -57,6 +57,9 @@ CLOSE_TIMEOUT_S = 10.0  # for the peer's part of a closing handshake, as websock
 #: answers late has nothing left to say that the stop would store; waiting for each one (up to the shutdown
 #: grace) only kept 10,000 chargers from reconnecting to the next process (issue 13).
 STOP_CLOSE_WAIT_S = 1.0
+#: At most this much is read from a socket at a time (an OCPP frame is a few hundred bytes; a larger one, up to
+#: ``max_frame_bytes``, arrives over several reads).
+READ_BUFFER_BYTES = 64 * 1024
 
 
 class _ServerProtocol(ServerProtocol):
@@ -72,7 +75,7 @@ class _ServerProtocol(ServerProtocol):
         return next((p for p in subprotocols if p in SUBPROTOCOLS), None)
 
 
-class Link(asyncio.Protocol):
+class Link(asyncio.BufferedProtocol):
     """One WebSocket connection: the asyncio protocol around websockets' sans-IO protocol, and the host's
     :class:`~csms.core.host.Transport` once the handshake admitted the station.
 
@@ -105,6 +108,14 @@ class Link(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.timer = asyncio.get_running_loop().call_later(self.gateway.handshake_timeout_s, transport.abort)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        # One buffer for every connection's reads (the loop reads one socket at a time): otherwise asyncio
+        # allocates 256 kB per read of a few hundred bytes and shrinks it, on the hot path of every frame.
+        return self.gateway.read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self.gateway.read_buffer[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
         self.protocol.receive_data(data)
@@ -422,6 +433,8 @@ class Gateway:
         #: socket's callbacks in a copy of the context it was opened in, kept for the connection's life; binding
         #: in that copy left each one its own context mapping (~120 bytes a connection held).
         self.frame_context = contextvars.copy_context()
+        #: What each connection's socket is read into (see :meth:`Link.get_buffer`).
+        self.read_buffer = memoryview(bytearray(READ_BUFFER_BYTES))
 
     def add_plugin(self, plugin: Plugin) -> None:
         self.host.add_plugin(plugin)
