@@ -300,15 +300,19 @@ Effect = RaiseAlert | ResolveAlert | ConnectivityChanged | SendCall
 Key = tuple[str, str, int | None]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Station:
+    """A station's state; also the key of its heartbeat deadline (one per connected station: a key tuple per
+    re-arm cost ~80 bytes a connection held)."""
+
+    station_id: str
     version: str = OCPP16
     connected: bool = False
     last_seen: float | None = None
     interval_s: float | None = None
     offline_since: float | None = None
     heartbeat_lost: bool = False
-    resets: list[float] = field(default_factory=list)
+    resets: list[float] | None = None  # soft resets sent in the last 24 h (None: none yet)
 
 
 #: Stale heap entries tolerated beyond one per live deadline before the heap is rebuilt (amortised O(1) per arm).
@@ -317,6 +321,9 @@ COMPACT_SLACK = 64
 
 @dataclass(slots=True)
 class _Port:
+    """A port with something to follow beyond its state (a fault, failed sessions, a transaction's register).
+    Every other port is only its :class:`PortState` in the engine's map: most of the ports of a fleet."""
+
     state: PortState | None = None
     faulted_since: float | None = None
     failures: int = 0
@@ -331,11 +338,13 @@ class AlertEngine:
         self.remediation = remediation or RemediationPolicy(enabled=False)
         self.open: set[Key] = set()
         self._stations: dict[str, _Station] = {}
-        self._ports: dict[tuple[str, int], _Port] = {}
+        self._ports: dict[tuple[str, int], _Port | PortState] = {}
         self._tx_ports: dict[tuple[str, str], int] = {}  # (station, transaction) -> EVSE, while it is read
-        self._timers: dict[tuple[Any, ...], float] = {}
+        #: Deadlines by key: a station's heartbeat deadline by its :class:`_Station`, the others by a tuple
+        #: (kind, station_id[, evse_id]).
+        self._timers: dict[Any, float] = {}
         self._alerting: dict[tuple[str, int], set[int]] = {}  # (station, EVSE) -> monitors alerting there
-        self._heap: list[tuple[float, int, tuple[Any, ...]]] = []
+        self._heap: list[tuple[float, int, Any]] = []
         self._seq = itertools.count()
 
     # ---- state restored from the store -------------------------------------------------------------------
@@ -354,7 +363,7 @@ class AlertEngine:
             case Disconnected(station_id):
                 station = self._station(station_id)
                 station.connected = False
-                self._cancel(("hb", station_id))
+                self._cancel(station)
                 if station.offline_since is None:
                     station.offline_since = now
                 self._arm(("offline", station_id), station.offline_since + self.rules.offline_after_s)
@@ -388,7 +397,9 @@ class AlertEngine:
                     details: dict[str, Any] = {"failed_sessions": port.failures, "status": port.state}
                     self._raise(out, STUCK_AVAILABLE, station_id, evse_id, now, details)
             case SessionDelivered(station_id, evse_id):
-                self._port(station_id, evse_id).failures = 0
+                if isinstance(held := self._ports.get((station_id, evse_id)), _Port):
+                    held.failures = 0
+                    self._settle(station_id, evse_id, held)
                 self._resolve(out, STUCK_AVAILABLE, station_id, evse_id, now)
             case UptimeMeasured(station_id, evse_id, pct):
                 if pct < self.rules.uptime_target_pct:
@@ -407,7 +418,7 @@ class AlertEngine:
     def _alive(self, station_id: str, station: _Station, now: float, out: list[Effect], *, reconnect: bool) -> None:
         station.last_seen = now
         interval = station.interval_s or self.rules.heartbeat_interval_s
-        self._arm(("hb", station_id), now + self.rules.heartbeat_timeout(interval))
+        self._arm(station, now + self.rules.heartbeat_timeout(interval))
         if station.heartbeat_lost:
             station.heartbeat_lost = False
             if not reconnect:  # a (re)connection is recorded by the gateway itself
@@ -421,6 +432,10 @@ class AlertEngine:
     def _status(
         self, station_id: str, evse_id: int, state: PortState, error_code: str | None, now: float, out: list[Effect]
     ) -> None:
+        held = self._ports.get((station_id, evse_id))
+        if not isinstance(held, _Port) and state != PortState.FAULTED:
+            self._ports[station_id, evse_id] = state
+            return
         port = self._port(station_id, evse_id)
         port.state = state
         if state == PortState.FAULTED:
@@ -437,6 +452,7 @@ class AlertEngine:
             self._cancel(("remedy", station_id, evse_id))
             self._resolve(out, FAULTED, station_id, evse_id, now)
             self._resolve(out, REMEDIATION_EXHAUSTED, station_id, evse_id, now)
+        self._settle(station_id, evse_id, port)
 
     def _meter(self, read: MeterRead, now: float, out: list[Effect]) -> None:
         evse_id = read.evse_id
@@ -491,6 +507,7 @@ class AlertEngine:
             return  # a later transaction is already being read on this port
         port.register, port.charging_state = None, None
         self._resolve(out, METER_FROZEN, station_id, evse_id, now)
+        self._settle(station_id, evse_id, port)
 
     # ---- time --------------------------------------------------------------------------------------------
     def next_deadline(self) -> float | None:
@@ -510,9 +527,12 @@ class AlertEngine:
             self._fire(key, when, now, out)
         return out
 
-    def _fire(self, key: tuple[Any, ...], when: float, now: float, out: list[Effect]) -> None:
-        kind, station_id = key[0], key[1]
-        station = self._station(station_id)
+    def _fire(self, key: Any, when: float, now: float, out: list[Effect]) -> None:
+        if isinstance(key, _Station):
+            station, kind, station_id = key, "hb", key.station_id
+        else:
+            kind, station_id = key[0], key[1]
+            station = self._station(station_id)
         if kind == "hb":
             station.heartbeat_lost = True
             last_seen = station.last_seen if station.last_seen is not None else when
@@ -535,32 +555,40 @@ class AlertEngine:
 
     def _remedy(self, station_id: str, evse_id: int, station: _Station, now: float, out: list[Effect]) -> None:
         policy = self.remediation
-        station.resets = [t for t in station.resets if t > now - DAY_S]
-        if len(station.resets) < policy.max_per_day:
-            station.resets.append(now)
+        resets = station.resets = [t for t in station.resets or () if t > now - DAY_S]
+        if len(resets) < policy.max_per_day:
+            resets.append(now)
             action, payload = commands.reset(station.version, "soft")
             out.append(SendCall(station_id, action, payload, f"port {evse_id} Faulted for {policy.after_s:g} s"))
             self._arm(("remedy", station_id, evse_id), now + policy.after_s)
             return
-        details = {"resets_in_24h": len(station.resets), "max_per_day": policy.max_per_day}
+        details = {"resets_in_24h": len(resets), "max_per_day": policy.max_per_day}
         self._raise(out, REMEDIATION_EXHAUSTED, station_id, evse_id, now, details)
         # Try again once the oldest reset leaves the 24 h window.
-        self._arm(("remedy", station_id, evse_id), max(now + policy.after_s, station.resets[0] + DAY_S))
+        self._arm(("remedy", station_id, evse_id), max(now + policy.after_s, resets[0] + DAY_S))
 
     # ---- helpers -----------------------------------------------------------------------------------------
     def _station(self, station_id: str) -> _Station:
         station = self._stations.get(station_id)
         if station is None:
-            station = self._stations[station_id] = _Station()
+            station = self._stations[station_id] = _Station(station_id)
         return station
 
     def _port(self, station_id: str, evse_id: int) -> _Port:
-        port = self._ports.get((station_id, evse_id))
-        if port is None:
-            port = self._ports[station_id, evse_id] = _Port()
+        """The port's object, made from its bare state if it had none."""
+        held = self._ports.get((station_id, evse_id))
+        if isinstance(held, _Port):
+            return held
+        port = self._ports[station_id, evse_id] = _Port(held)
         return port
 
-    def _arm(self, key: tuple[Any, ...], when: float) -> None:
+    def _settle(self, station_id: str, evse_id: int, port: _Port) -> None:
+        """Back to the bare state once nothing but the state is left to follow (the error code of a fault
+        that ended is not: the next Faulted status sets it)."""
+        if port.faulted_since is None and not port.failures and port.register is None and port.state is not None:
+            self._ports[station_id, evse_id] = port.state
+
+    def _arm(self, key: Any, when: float) -> None:
         self._timers[key] = when
         heapq.heappush(self._heap, (when, next(self._seq), key))
         if len(self._heap) > 2 * len(self._timers) + COMPACT_SLACK:
@@ -571,7 +599,7 @@ class AlertEngine:
         station left ~10 superseded entries in the heap until their time came (~1 kB per connection held). The
         entry kept for a key is the one :meth:`next_deadline` would have found first (its deadline, the lowest
         sequence number), so deadlines fire in the same order as before."""
-        live: dict[tuple[Any, ...], tuple[float, int, tuple[Any, ...]]] = {}
+        live: dict[Any, tuple[float, int, Any]] = {}
         for entry in self._heap:
             when, seq, key = entry
             if self._timers.get(key) == when:
@@ -581,7 +609,7 @@ class AlertEngine:
         self._heap = list(live.values())
         heapq.heapify(self._heap)
 
-    def _cancel(self, key: tuple[Any, ...]) -> None:
+    def _cancel(self, key: Any) -> None:
         self._timers.pop(key, None)
 
     def _raise(

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from csms.core.processor import BatchProcessor, release
@@ -97,20 +96,34 @@ class CommitObserver(Protocol):
         ...
 
 
-@dataclass(eq=False)
-class Connection:
-    station_id: str
-    version: Version
-    session: StationSession
-    transport: Transport
-    alarm: Alarm
-    closed: bool = False
-    #: The serial of the client certificate it was admitted with (TLS, security profile 3).
-    client_serial: str | None = None
-    #: The security profile it was admitted at (None: the embedded CSMS, which knows no transport).
-    security_profile: int | None = None
-    #: Completion callbacks of calls sent on this connection, by ``id(pending)``.
-    waiting: dict[int, Callable[[PendingCall], None]] = field(default_factory=dict)
+class Connection(Alarm):
+    """One station's connection, and the alarm at its session's next deadline (calls the host's timer).
+
+    Tens of thousands are held at once: one slotted object per connection, no closure for the alarm, and the
+    map of completion callbacks only while calls are outstanding."""
+
+    __slots__ = ("client_serial", "closed", "host", "security_profile", "session", "station_id", "transport",
+                 "version", "waiting")  # fmt: skip
+
+    def __init__(
+        self, host: CsmsHost, station_id: str, version: Version, session: StationSession, transport: Transport
+    ) -> None:
+        super().__init__(host.scheduler)
+        self.host = host
+        self.station_id = station_id
+        self.version = version
+        self.session = session
+        self.transport = transport
+        self.closed = False
+        #: The serial of the client certificate it was admitted with (TLS, security profile 3).
+        self.client_serial: str | None = None
+        #: The security profile it was admitted at (None: the embedded CSMS, which knows no transport).
+        self.security_profile: int | None = None
+        #: Completion callbacks of calls sent on this connection, by ``id(pending)`` (None: none outstanding).
+        self.waiting: dict[int, Callable[[PendingCall], None]] | None = None
+
+    def fire(self) -> None:
+        self.host._on_timer(self)
 
 
 class NoLookups:
@@ -151,7 +164,7 @@ class CsmsHost:
         """The process ends (or dies, in the twin): timers stop, nothing more is committed or sent."""
         self.running = False
         for connection in self.connections.values():
-            connection.alarm.disarm()
+            connection.disarm()
         for plugin in self.plugins:
             plugin.stop()
 
@@ -200,10 +213,9 @@ class CsmsHost:
             id_prefix=f"{self._opened:x}-",
             traffic=self.traffic,
         )
-        connection = Connection(station_id, version, session, transport, Alarm(self.scheduler, lambda: None))
+        connection = Connection(self, station_id, version, session, transport)
         connection.client_serial = admission.client_serial
         connection.security_profile = admission.security_profile
-        connection.alarm.fire = lambda: self._on_timer(connection)
         previous = self.connections.get(station_id)
         self.connections[station_id] = connection
         self.processor.live.forget_station(station_id)  # another process may have served it meanwhile
@@ -252,7 +264,7 @@ class CsmsHost:
         connection.closed = True
         connection.session.close(now)
         self._resolve(connection)
-        connection.alarm.disarm()
+        connection.disarm()
         if connection.session.has_work():
             self._mark(connection)
         return True
@@ -305,12 +317,15 @@ class CsmsHost:
         if frames:
             self.frames_out += len(frames)
             connection.transport.send(frames)
-        connection.alarm.arm(connection.session.next_deadline())
+        connection.arm(connection.session.next_deadline())
 
     def _resolve(self, connection: Connection) -> None:
         for pending in connection.session.completed_calls():
-            done = connection.waiting.pop(id(pending), None)
+            waiting = connection.waiting
+            done = waiting.pop(id(pending), None) if waiting else None
             if done is not None:
+                if not waiting:
+                    connection.waiting = None
                 done(pending)
 
     # ---- answers that wait for a lookup ------------------------------------------------------------------
@@ -346,6 +361,8 @@ class CsmsHost:
             raise StationNotConnected(station_id)
         pending = connection.session.send_call(action, payload, self.scheduler.now(), timeout_s)
         if on_done is not None:
+            if connection.waiting is None:
+                connection.waiting = {}
             connection.waiting[id(pending)] = on_done
         self._flush(connection)
         if self.config.message_log_per_station > 0:

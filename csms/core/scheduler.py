@@ -48,12 +48,22 @@ class Alarm:
     A pending alarm that rings no later than a new deadline is kept (the owner re-arms after it fires, so an
     early ring is harmless), and ``None`` keeps what is pending: owners call this after every input, and
     most inputs do not move the deadline earlier. :meth:`disarm` cancels for good (a closed connection).
+
+    Slotted, and a subclass may override :meth:`fire` instead of passing a callback: the host keeps one per held
+    connection (tens of thousands), where a closure each would cost more than the alarm itself.
     """
 
-    def __init__(self, scheduler: Timers, fire: Callable[[], None]) -> None:
-        self.scheduler, self.fire = scheduler, fire
+    __slots__ = ("_fire", "_handle", "at", "scheduler")
+
+    def __init__(self, scheduler: Timers, fire: Callable[[], None] | None = None) -> None:
+        self.scheduler, self._fire = scheduler, fire
         self.at: float | None = None
         self._handle: Any = None
+
+    def fire(self) -> None:
+        """What happens at the deadline: the callback given (subclasses override this instead)."""
+        assert self._fire is not None
+        self._fire()
 
     def arm(self, deadline: float | None) -> None:
         if deadline is None:

@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 
 #: 2.1 keeps every 2.0.1 message (its payload changes only widen them): the 2.0.1 adapter serves it.
 ADAPTERS = {OCPP16: v16, OCPP201: v201, OCPP21: v201}
+#: The triggered actions of a session that has none: one shared object (CPython makes a new empty frozenset each
+#: time, 216 bytes a held connection).
+_NO_TRIGGERS: frozenset[str] = frozenset()
 #: A served call's debug line, by the start of its answer (CALLRESULT, CALLERROR, parked for a lookup).
 _ANSWERED = {"[3": "call answered", "[4": "call refused (CALLERROR)", None: "call waits for a lookup"}
 Write = Callable[[UnitOfWork], None]
@@ -136,7 +139,7 @@ class StationSession:
         )
         #: A copy of the stored status (see :mod:`csms.core.registration`): moved only in :meth:`deliver`.
         self.registration = Registration.stored(registration_status)
-        self._triggered: frozenset[str] = frozenset()  # the empty one is shared: most sessions never trigger
+        self._triggered = _NO_TRIGGERS  # most sessions never trigger
         self._work = Work()
         self._completed: list[PendingCall] = []
         #: Parked calls by a number of their own; lookups to hand to the shell, keyed (number, index).
@@ -368,7 +371,7 @@ class StationSession:
         if staged.registration is not None:
             self.registration = staged.registration
         if staged.triggers_used:
-            self._triggered -= staged.triggers_used
+            self._triggered = (self._triggered - staged.triggers_used) or _NO_TRIGGERS
         for action, frame in zip(staged.actions, staged.frames, strict=True):
             self.traffic.answer_out(action, frame)
         self.rpc.push_frames(staged.frames)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import ssl
 from collections.abc import Sequence
@@ -28,8 +29,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from websockets.exceptions import InvalidState, ProtocolError
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import CONNECTING, OPEN
+from websockets.protocol import CONNECTING, OPEN, Protocol
 from websockets.server import ServerProtocol
+from websockets.streams import StreamReader
 from websockets.typing import Subprotocol
 
 from csms import log_context
@@ -55,6 +57,9 @@ CLOSE_TIMEOUT_S = 10.0  # for the peer's part of a closing handshake, as websock
 #: answers late has nothing left to say that the stop would store; waiting for each one (up to the shutdown
 #: grace) only kept 10,000 chargers from reconnecting to the next process (issue 13).
 STOP_CLOSE_WAIT_S = 1.0
+#: At most this much is read from a socket at a time (an OCPP frame is a few hundred bytes; a larger one, up to
+#: ``max_frame_bytes``, arrives over several reads).
+READ_BUFFER_BYTES = 64 * 1024
 
 
 class _ServerProtocol(ServerProtocol):
@@ -70,7 +75,7 @@ class _ServerProtocol(ServerProtocol):
         return next((p for p in subprotocols if p in SUBPROTOCOLS), None)
 
 
-class Link(asyncio.Protocol):
+class Link(asyncio.BufferedProtocol):
     """One WebSocket connection: the asyncio protocol around websockets' sans-IO protocol, and the host's
     :class:`~csms.core.host.Transport` once the handshake admitted the station.
 
@@ -103,6 +108,14 @@ class Link(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.timer = asyncio.get_running_loop().call_later(self.gateway.handshake_timeout_s, transport.abort)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        # One buffer for every connection's reads (the loop reads one socket at a time): otherwise asyncio
+        # allocates 256 kB per read of a few hundred bytes and shrinks it, on the hot path of every frame.
+        return self.gateway.read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self.gateway.read_buffer[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
         self.protocol.receive_data(data)
@@ -193,6 +206,7 @@ class Link(asyncio.Protocol):
         request.headers.clear()
         if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS or self.protocol.state is not OPEN:
             return
+        _drop_handshake_parser(self.protocol)
         self._cancel_timer()
         version: Version
         if self.protocol.subprotocol is not None:
@@ -247,11 +261,14 @@ class Link(asyncio.Protocol):
             except UnicodeDecodeError:
                 self.protocol.fail(1007, "invalid UTF-8")
                 return
-            with log_context.bound(station_id=self.station_id):
-                self.gateway.host.receive(self.connection, text)
+            self.gateway.frame_context.run(self._receive, text)
         else:
-            with log_context.bound(station_id=self.station_id):
-                self.gateway.host.receive(self.connection, data)
+            self.gateway.frame_context.run(self._receive, data)
+
+    def _receive(self, frame: str | bytes) -> None:
+        assert self.connection is not None
+        with log_context.bound(station_id=self.station_id):
+            self.gateway.host.receive(self.connection, frame)
 
     # ---- frame rate -------------------------------------------------------------------------------------------
     def _refill(self, rate: FrameRate) -> None:
@@ -412,6 +429,12 @@ class Gateway:
         self.stop_steps: list[tuple[str, float]] = []
         #: :class:`csms.runtime.cluster.Cluster` when this process is one node of several (``--broker``).
         self.cluster: Any = None
+        #: Where every connection's frames are served (the log context is bound there, per frame). asyncio runs a
+        #: socket's callbacks in a copy of the context it was opened in, kept for the connection's life; binding
+        #: in that copy left each one its own context mapping (~120 bytes a connection held).
+        self.frame_context = contextvars.copy_context()
+        #: What each connection's socket is read into (see :meth:`Link.get_buffer`).
+        self.read_buffer = memoryview(bytearray(READ_BUFFER_BYTES))
 
     def add_plugin(self, plugin: Plugin) -> None:
         self.host.add_plugin(plugin)
@@ -639,6 +662,22 @@ class Gateway:
         outcome = answered.error_code or (answered.outcome.value if answered.outcome else "pending")
         log.info("call done: %s", outcome, extra=ids)
         return answered
+
+
+def _drop_handshake_parser(protocol: ServerProtocol) -> None:
+    """websockets' server-side parser is one generator that reads the HTTP request and then parses frames from
+    inside the same generator frame, keeping the request (and that frame) alive for the connection's life,
+    ~700 bytes a connection held. Once it waits for the first byte of a frame, with nothing buffered, it is
+    replaced by the frame parser it was running (websockets' own :meth:`Protocol.parse`, started afresh at
+    the same point). Any other state (a peer that sent data before the handshake's answer) keeps it."""
+    parser = protocol.parser
+    frames = getattr(parser, "gi_yieldfrom", None)  # Protocol.parse, run by ServerProtocol.parse
+    waiting = getattr(frames, "gi_yieldfrom", None)  # StreamReader.at_eof: between frames
+    if protocol.reader.buffer or getattr(waiting, "gi_code", None) is not StreamReader.at_eof.__code__:
+        return
+    protocol.parser = Protocol.parse(protocol)
+    next(protocol.parser)
+    parser.close()
 
 
 class _StepClock:

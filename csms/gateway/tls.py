@@ -7,7 +7,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from csms.pki.tls import server_context
 from csms.services.admission import Channel, channel_of_peer
@@ -33,6 +33,19 @@ def address(peername: Any) -> str | None:
     return None if peername is None else str(peername)
 
 
+class Receiver(Protocol):
+    """What takes a connection over once its TLS handshake is over (an ``asyncio.Protocol`` or a buffered one that
+    also takes data as a whole)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None: ...
+
+    def data_received(self, data: bytes) -> None: ...
+
+    def eof_received(self) -> bool | None: ...
+
+    def connection_lost(self, exc: Exception | None) -> None: ...
+
+
 class TlsHandshake(asyncio.Protocol):
     """A ``wss://`` connection until its TLS handshake is over; then the connection's own protocol
     (``make_protocol()``) takes the TLS transport. A handshake that refused the client's certificate is
@@ -46,7 +59,7 @@ class TlsHandshake(asyncio.Protocol):
         self,
         context: ssl.SSLContext,
         timeout_s: float,
-        make_protocol: Callable[[], asyncio.Protocol],
+        make_protocol: Callable[[], Receiver],
         refused: Callable[[str | None, ssl.SSLCertVerificationError], None],
     ) -> None:
         self.context = context
@@ -79,7 +92,7 @@ class TlsHandshake(asyncio.Protocol):
             return
         protocol = self.make_protocol()
         protocol.connection_made(tls)
-        tls.set_protocol(protocol)
+        tls.set_protocol(protocol)  # type: ignore[arg-type]  # an asyncio protocol, plain or buffered
         early.hand_over(protocol)
 
 
@@ -102,7 +115,7 @@ class _Early(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = (exc,)
 
-    def hand_over(self, protocol: asyncio.Protocol) -> None:
+    def hand_over(self, protocol: Receiver) -> None:
         for data in self.data:
             protocol.data_received(data)
         if self.eof:
