@@ -136,17 +136,12 @@ class Deadlines:
 
     def next_deadline(self, dormant: Collection[Timer] = ()) -> float | None:
         """The earliest deadline, leaving out the kinds in ``dormant`` (armed, but not waking anyone now)."""
-        heap, at = self._heap, self._at
-        while heap:
-            entry = heap[0]
-            timer, cid = entry[2]
-            if at.get(timer, _NONE).get(cid) is not entry:
-                heapq.heappop(heap)  # cancelled or re-armed
-                continue
-            if timer not in dormant:
-                return entry[0]
-            break
-        awake = [entry[0] for timer, kind in at.items() if timer not in dormant for entry in kind.values()]
+        entry = self.earliest()
+        if entry is None:
+            return None
+        if entry[2][0] not in dormant:
+            return entry[0]
+        awake = [e[0] for timer, kind in self._at.items() if timer not in dormant for e in kind.values()]
         return min(awake) if awake else None
 
     def __len__(self) -> int:

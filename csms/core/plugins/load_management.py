@@ -201,10 +201,7 @@ class LoadManagement:
             self.send(commands)
 
     def committed(self, station_id: str, reports: Reports, now: float) -> None:
-        commands = self.manager.committed(station_id, reports, now)
-        # Most reports neither command nor move the deadline or a forecast: nothing to send, arm or store then.
-        if commands or self.manager.revision.count != self._sent_revision:
-            self.send(commands)
+        self._send_if_moved(self.manager.committed(station_id, reports, now))
 
     # ---- what the API and the fleet's systems tell --------------------------------------------------------
     def site_changed(self, site_id: str, config: PlannerConfig | None = None) -> None:
@@ -303,6 +300,12 @@ class LoadManagement:
         return out
 
     # ---- commands ---------------------------------------------------------------------------------------
+    def _send_if_moved(self, commands: list[Command]) -> None:
+        """:meth:`send`, skipped when there is nothing to send and nothing the alarm or the stored forecasts are
+        computed from moved since the last one (most committed reports and profile answers)."""
+        if commands or self.manager.revision.count != self._sent_revision:
+            self.send(commands)
+
     def send(self, commands: list[Command]) -> None:
         if self._host is None:
             return
@@ -363,9 +366,7 @@ class LoadManagement:
         before = self.manager.failed_profiles
         commands = self.manager.call_result(command, status, self.host.scheduler.now())
         self.failed += self.manager.failed_profiles - before
-        # Most answers are Accepted and change nothing the alarm or the forecasts depend on (see ``committed``).
-        if commands or self.manager.revision.count != self._sent_revision:
-            self.send(commands)
+        self._send_if_moved(commands)  # most answers are Accepted and change nothing
 
     # ---- timer ------------------------------------------------------------------------------------------
     def _arm(self) -> None:
