@@ -46,7 +46,7 @@ from csms.services import diagnostics
 from csms.services.admission import PLAIN, Channel, channel_of_peer, record_bad_certificate
 from csms.services.config import CsmsConfig
 from csms.services.errors import DomainError
-from csms.store import migrate
+from csms.store import sqlite_schema
 from csms.store.database import make_engine, make_session_factory
 from csms.store.models import Base
 from simulator.links.inprocess import SERVER_NAME, Refused
@@ -128,9 +128,15 @@ class EmbeddedCsms:
         config: CsmsConfig | None = None,
         **options: Any,
     ) -> EmbeddedCsms:
-        """A CSMS on a fresh (default: in-memory SQLite) database, migrated like ``csms db upgrade``."""
+        """A CSMS on a fresh (default: in-memory SQLite) database, migrated like ``csms db upgrade`` (in memory:
+        the schema the migrations build, replayed from its snapshot, :mod:`csms.store.sqlite_schema`)."""
         engine: Engine = make_engine(database_url)
-        migrate.upgrade(engine)
+        if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
+            sqlite_schema.upgrade_empty(engine)
+        else:
+            from csms.store import migrate  # Alembic: only for a database of its own
+
+            migrate.upgrade(engine)
         return cls(make_session_factory(engine), config or CsmsConfig(message_log_per_station=0), scheduler, **options)
 
     # ---- the process -------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from csms.store import migrate
+from csms.store import migrate, sqlite_schema
 from csms.store.database import make_engine
 from csms.store.models import Base
 
@@ -22,3 +22,45 @@ def test_models_match_the_migrated_schema(tmp_path):
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == [], f"models and migrations differ; generate a migration: {diff}"
+
+
+def _database(engine) -> tuple[list, list, dict]:
+    """The tables in sqlite_master's order, everything in it (in any order: a batch migration re-creates a
+    table's indexes in its set's order, which differs between processes), and every table's rows."""
+    with engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        master = driver.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid").fetchall()
+        rows = {
+            name: driver.execute(f'SELECT * FROM "{name}"').fetchall() for kind, name, _, _ in master if kind == "table"
+        }
+    return [name for kind, name, _, _ in master if kind == "table"], sorted(master, key=repr), rows
+
+
+def test_the_sqlite_snapshot_is_of_these_migrations():
+    """The embedded CSMS replays csms/store/sqlite-schema.json instead of migrating: it must be what the
+    migrations build now (after a new migration or an SQLAlchemy or Alembic upgrade, take it again:
+    python -m csms.store.sqlite_schema)."""
+    snapshot, now = sqlite_schema.load(), sqlite_schema.take()
+    assert snapshot is not None
+    assert snapshot["migrations"] == now["migrations"], "take the snapshot again: python -m csms.store.sqlite_schema"
+    assert sorted(snapshot["statements"]) == sorted(now["statements"]), "python -m csms.store.sqlite_schema"
+
+
+def test_the_replayed_snapshot_is_the_migrated_database():
+    migrated, replayed = make_engine("sqlite://"), make_engine("sqlite://")
+    migrate.upgrade(migrated)
+    sqlite_schema.upgrade_empty(replayed)
+    tables, master, rows = _database(replayed)
+    assert (tables, master, rows) == _database(migrated)
+    assert [name for kind, name, _, _ in master if kind == "trigger"], "the audit log's triggers"
+    assert rows["alembic_version"] and rows["organisations"]
+
+
+def test_without_a_snapshot_of_these_migrations_they_run(tmp_path, monkeypatch):
+    stale = tmp_path / "stale.json"
+    stale.write_text('{"migrations": "0", "statements": ["CREATE TABLE wrong (x)"]}')
+    monkeypatch.setattr(sqlite_schema, "SNAPSHOT", stale)
+    migrated, fallback = make_engine("sqlite://"), make_engine("sqlite://")
+    migrate.upgrade(migrated)
+    sqlite_schema.upgrade_empty(fallback)
+    assert _database(fallback) == _database(migrated)

@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, String, Table, bindparam, case, func, insert, literal_column, select
 from sqlalchemy import update as sql_update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -20,7 +19,7 @@ from csms.services.config import CsmsConfig
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.services.passwords import hash_password
 from csms.services.uow import UnitOfWork
-from csms.store.bulk import Bulk
+from csms.store.bulk import Bulk, InsertIgnoringConflicts
 from csms.store.models import (
     Connector,
     PendingRegistration,
@@ -353,10 +352,7 @@ _UPDATE_PORT = Bulk(
     )
 )
 #: A port seen for the first time (the unique key makes a port that exists, holding a newer report, keep it).
-_INSERT_PORT = {
-    "postgresql": Bulk(postgresql.insert(_CONNECTORS).on_conflict_do_nothing()),
-    "sqlite": Bulk(sqlite.insert(_CONNECTORS).on_conflict_do_nothing()),
-}
+_INSERT_PORT = InsertIgnoringConflicts(_CONNECTORS)
 _INSERT_STATUS_CHANGE = Bulk(insert(_STATUS_HISTORY))
 
 

@@ -18,13 +18,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, bindparam, insert, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from csms.domain.events import Sample
 from csms.services.live_transactions import LiveTransactions
-from csms.store.bulk import Bulk
+from csms.store.bulk import Bulk, InsertIgnoringConflicts
 from csms.store.models import ConnectionEvent, MessageLogEntry, MeterSample, Station, TransactionEvent
 
 #: Opens a database session (``csms.store.database.make_session_factory``).
@@ -36,10 +35,7 @@ _TRANSACTION_EVENTS: Table = TransactionEvent.__table__  # type: ignore[assignme
 _STATIONS: Table = Station.__table__  # type: ignore[assignment]
 _CONNECTION_EVENTS: Table = ConnectionEvent.__table__  # type: ignore[assignment]
 #: A reading stored already (a replay) is skipped: the table's unique index says what one reading is.
-_INSERT_SAMPLES = {
-    "postgresql": Bulk(postgresql.insert(_METER_SAMPLES).on_conflict_do_nothing()),
-    "sqlite": Bulk(sqlite.insert(_METER_SAMPLES).on_conflict_do_nothing()),
-}
+_INSERT_SAMPLES = InsertIgnoringConflicts(_METER_SAMPLES)
 #: The columns of a queued ``meter_samples`` row, in its order: the station, transaction and EVSE, then the
 #: sample's own fields (a row is ``(station_id, transaction_id, evse_id) + sample``, built in C).
 SAMPLE_COLUMNS = ("station_id", "transaction_id", "evse_id", *Sample._fields)

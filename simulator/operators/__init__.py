@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from simulator.operators.base import (
     CallOutcome,
@@ -16,9 +18,31 @@ from simulator.operators.base import (
     StoredStation,
     StoredTransaction,
 )
-from simulator.operators.chargetwin import ChargetwinOperator
-from simulator.operators.hooks import HooksFileError, HooksOperator
-from simulator.operators.manual import ManualOperator
+
+if TYPE_CHECKING:
+    from simulator.operators.chargetwin import ChargetwinOperator
+    from simulator.operators.hooks import HooksFileError, HooksOperator
+    from simulator.operators.manual import ManualOperator
+
+#: The adapters, imported on first use: a virtual-time run needs only :mod:`.base` (its embedded operator and
+#: fleet import it through this package); the chargetwin adapter's httpx (with its CLI's Rich and Pygments
+#: parts) was ~30 ms of every run's start.
+_ADAPTERS = {
+    "ChargetwinOperator": "simulator.operators.chargetwin",
+    "HooksFileError": "simulator.operators.hooks",
+    "HooksOperator": "simulator.operators.hooks",
+    "ManualOperator": "simulator.operators.manual",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ADAPTERS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CallOutcome",
@@ -45,6 +69,10 @@ def make_operator(spec: str, api_url: str | None = None, api_key: str | None = N
         ValueError: a one-line reason the spec names no operator.  HooksFileError (a ValueError): a hooks
             file that cannot be used, every problem with its line.
     """
+    from simulator.operators.chargetwin import ChargetwinOperator
+    from simulator.operators.hooks import HooksOperator
+    from simulator.operators.manual import ManualOperator
+
     if spec == "chargetwin":
         if not api_url:
             raise ValueError(
