@@ -11,15 +11,16 @@ no ManufacturerRootCertificate, so they take the certificate as it comes and che
 from __future__ import annotations
 
 import base64
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from typing import TYPE_CHECKING
 
 from csms.ocpp.convert import from_posix
 from csms.pki import build
 from simulator.operators import FirmwareImage
 from simulator.scenario.models import UpdateFirmware
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 #: How long the run's firmware-signing certificate is valid, from its first signed roll-out (days).
 SIGNER_DAYS = 365
@@ -39,6 +40,9 @@ class FirmwareSigner:
 
     def sign(self, image: bytes, now: float) -> str:
         """The base64 ECDSA (SHA-256) signature of the whole image, as the chargers check it."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         key = self._key_pair(now)[1]
         return base64.b64encode(key.sign(image, ec.ECDSA(hashes.SHA256()))).decode()
 

@@ -8,17 +8,23 @@ matches; this module only maps it to OCPP's field names (the one place both the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509 import ocsp
+if TYPE_CHECKING:  # cryptography is imported where a certificate is handled (~30 ms of a run's start otherwise)
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
 
-ALGORITHMS: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
-    "SHA256": hashes.SHA256,
-    "SHA384": hashes.SHA384,
-    "SHA512": hashes.SHA512,
-}
+
+def hash_algorithm(name: str) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512:
+    """The hash OCPP's ``hashAlgorithm`` names (KeyError: not SHA256, SHA384 or SHA512)."""
+    from cryptography.hazmat.primitives import hashes
+
+    algorithms: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+        "SHA256": hashes.SHA256,
+        "SHA384": hashes.SHA384,
+        "SHA512": hashes.SHA512,
+    }
+    return algorithms[name]()
 
 
 def certificate_hash_data(
@@ -26,7 +32,9 @@ def certificate_hash_data(
 ) -> dict[str, Any]:
     """``{"hashAlgorithm", "issuerNameHash", "issuerKeyHash", "serialNumber"}`` of ``certificate``; for a
     self-signed root, ``issuer`` is the certificate itself."""
-    request = ocsp.OCSPRequestBuilder().add_certificate(certificate, issuer, ALGORITHMS[algorithm]()).build()
+    from cryptography.x509 import ocsp
+
+    request = ocsp.OCSPRequestBuilder().add_certificate(certificate, issuer, hash_algorithm(algorithm)).build()
     return {
         "hashAlgorithm": algorithm,
         "issuerNameHash": request.issuer_name_hash.hex(),

@@ -15,12 +15,15 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-
-from cryptography import x509
+from typing import TYPE_CHECKING
 
 from csms.pki import build
-from csms.pki.build import PrivateKey
 from csms.pki.csr import checked_csr
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from csms.pki.build import PrivateKey
 
 ROOT_DAYS = 3650
 SUB_CA_DAYS = 1825
@@ -131,6 +134,8 @@ def init(
 
 
 def _external(cert_pem: bytes, key_pem: bytes) -> tuple[x509.Certificate, PrivateKey]:
+    from cryptography import x509
+
     cert = x509.load_pem_x509_certificate(cert_pem)
     key = build.load_key(key_pem)
     if cert.public_key() != key.public_key():
@@ -148,6 +153,8 @@ def load(directory: Path, *, organisation: str | None = None, days: int = DEFAUL
     Raises:
         OSError: a file is missing.  ValueError: a file is not what it should be.
     """
+    from cryptography import x509
+
     paths = CaPaths(directory)
     cert = x509.load_pem_x509_certificate(paths.station_ca_cert.read_bytes())
     key = build.load_key(paths.station_ca_key.read_bytes())

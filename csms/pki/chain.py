@@ -7,13 +7,13 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
-
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.x509.oid import AuthorityInformationAccessOID
+from typing import TYPE_CHECKING
 
 from csms.domain.events import CertificateId
 from csms.pki.ocsp import certificate_id
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 ACCEPTED = "Accepted"
 SIGNATURE_ERROR = "SignatureError"
@@ -38,12 +38,17 @@ class ChainCheck:
 
 
 def load_roots(pems: list[str]) -> list[x509.Certificate]:
+    from cryptography import x509
+
     return [x509.load_pem_x509_certificate(pem.encode()) for pem in pems]
 
 
 def check(pem_chain: str, roots: list[x509.Certificate], now: datetime) -> ChainCheck:
     """Order of the checks: readable, within validity (every certificate and the root), issued one by the
     next, ending at an installed root."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+
     try:
         chain = x509.load_pem_x509_certificates(pem_chain.encode())
     except ValueError:
@@ -68,6 +73,9 @@ def check(pem_chain: str, roots: list[x509.Certificate], now: datetime) -> Chain
 
 def ocsp_url(certificate: x509.Certificate) -> str | None:
     """The OCSP responder the certificate names (Authority Information Access), if any."""
+    from cryptography import x509
+    from cryptography.x509.oid import AuthorityInformationAccessOID
+
     try:
         access = certificate.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     except x509.ExtensionNotFound:

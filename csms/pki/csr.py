@@ -5,10 +5,14 @@ as subject O."""
 
 from __future__ import annotations
 
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from typing import TYPE_CHECKING
 
-from csms.pki.build import PublicKey, common_name, organisation
+from csms.pki.build import common_name, organisation
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from csms.pki.build import PublicKey
 
 MIN_RSA_BITS = 2048
 EC_CURVES = frozenset({"secp256r1", "secp384r1"})
@@ -25,6 +29,9 @@ def checked_csr(pem: str, station_id: str, organisation_name: str | None) -> tup
     Raises:
         CsrRefused: unreadable, bad signature, weak or unknown key, or a subject that is not the station's.
     """
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     if len(pem) > MAX_CSR_CHARS:
         raise CsrRefused("the CSR is too long")
     try:
@@ -45,6 +52,8 @@ def checked_csr(pem: str, station_id: str, organisation_name: str | None) -> tup
 
 
 def _check_key(key: object) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < MIN_RSA_BITS:
             raise CsrRefused(f"RSA key of {key.key_size} bits: at least {MIN_RSA_BITS} needed")

@@ -23,21 +23,24 @@ import binascii
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509 import ocsp
-from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+from typing import TYPE_CHECKING
 
 from csms.pki.lookups import ContractAnswer, ContractRequest
 from csms.pki.ocsp import key_hash
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509 import ocsp
 
 #: How long the CA's OCSP answers may be relied upon.
 OCSP_VALIDITY = timedelta(hours=1)
 
 
 def _name(common_name: str) -> x509.Name:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     return x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "chargetwin test CA"),
@@ -61,6 +64,10 @@ class LocalTestCa:
 
     @classmethod
     def generate(cls, common_name: str, now: datetime, responder_url: str | None = None) -> LocalTestCa:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (
             x509.CertificateBuilder()
@@ -78,6 +85,8 @@ class LocalTestCa:
 
     @property
     def cert_pem(self) -> str:
+        from cryptography.hazmat.primitives import serialization
+
         return self.cert.public_bytes(serialization.Encoding.PEM).decode()
 
     def issue(
@@ -89,6 +98,11 @@ class LocalTestCa:
         not_before: datetime | None = None,
     ) -> x509.Certificate:
         """A contract certificate for ``emaid`` with a new key (``not_before``: backdate it, e.g. expired)."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+
         key = ec.generate_private_key(ec.SECP256R1())
         start = not_before or now - timedelta(minutes=5)
         builder = (
@@ -118,6 +132,9 @@ class LocalTestCa:
     def ocsp_answer(self, request_der: bytes, now: datetime) -> bytes:
         """The DER OCSPResponse to a DER OCSPRequest: good, revoked, or unknown (not issued by this CA, or a
         request naming another issuer); malformed requests get ``malformedRequest``."""
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.x509 import ocsp
+
         try:
             asked = ocsp.load_der_ocsp_request(request_der)
         except ValueError:
@@ -150,6 +167,8 @@ class LocalTestCa:
 
     # ---- the contract-certificate provider -----------------------------------------------------------------
     def request(self, request: ContractRequest, now: datetime) -> ContractAnswer:
+        from cryptography.hazmat.primitives import serialization
+
         try:
             raw = base64.b64decode(request.exi_request, validate=True)
         except (binascii.Error, ValueError):

@@ -14,13 +14,13 @@ import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
-
-from cryptography import x509
-from cryptography.x509 import ocsp as x509_ocsp
+from typing import TYPE_CHECKING, Any, Protocol
 
 from csms.domain import events as ev
 from csms.pki import chain, ocsp
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +157,8 @@ class StatusCheck(Pending):
 
 
 def _is_ocsp_response(answer: bytes) -> bool:
+    from cryptography.x509 import ocsp as x509_ocsp
+
     try:
         return x509_ocsp.load_der_ocsp_response(answer).response_status is x509_ocsp.OCSPResponseStatus.SUCCESSFUL
     except ValueError:

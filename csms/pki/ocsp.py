@@ -10,17 +10,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
-
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509 import ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from typing import TYPE_CHECKING, Any
 
 from csms.domain.events import CertificateId
-from csms.ocpp.certificate_hash import ALGORITHMS, certificate_hash_data
+from csms.ocpp.certificate_hash import certificate_hash_data, hash_algorithm
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.x509 import ocsp
 
 
 def certificate_id(
@@ -59,13 +56,16 @@ def _matches(cert_id: CertificateId, single: ocsp.OCSPSingleResponse) -> bool:
 
 def request(cert_id: CertificateId) -> bytes:
     """The DER OCSPRequest for one certificate (no nonce: responders of the V2G PKI pre-sign answers)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509 import ocsp
+
     built = (
         ocsp.OCSPRequestBuilder()
         .add_certificate_by_hash(
             bytes.fromhex(cert_id.issuer_name_hash),
             bytes.fromhex(cert_id.issuer_key_hash),
             int(cert_id.serial_number, 16),
-            ALGORITHMS[cert_id.hash_algorithm](),
+            hash_algorithm(cert_id.hash_algorithm),
         )
         .build()
     )
@@ -85,6 +85,8 @@ def verdict(
 ) -> Verdict:
     """What the responder's ``answer`` says of ``cert_id`` (``issuer``: its issuer's certificate, when the
     caller has it; otherwise the answer must embed it)."""
+    from cryptography.x509 import ocsp
+
     if answer is None:
         return Verdict.NO_ANSWER
     try:
@@ -114,6 +116,9 @@ def _is_issuer(certificate: x509.Certificate, cert_id: CertificateId) -> bool:
 def _candidate_keys(response: ocsp.OCSPResponse, cert_id: CertificateId, issuer: x509.Certificate | None) -> list[Any]:
     """Keys that may sign this answer: the issuer's own (known to the caller, or embedded in the answer), or
     that of a delegated responder (OCSPSigning) which the embedded issuer certificate signed."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
     embedded = list(response.certificates) + ([issuer] if issuer is not None else [])
     issuers = [cert for cert in embedded if _is_issuer(cert, cert_id)]
     keys = [cert.public_key() for cert in issuers]
@@ -128,6 +133,8 @@ def _candidate_keys(response: ocsp.OCSPResponse, cert_id: CertificateId, issuer:
 
 
 def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    from cryptography.exceptions import InvalidSignature
+
     try:
         certificate.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature):
@@ -140,6 +147,9 @@ def _signed_by_issuer(response: ocsp.OCSPResponse, cert_id: CertificateId, issue
 
 
 def _signature_holds(key: Any, response: ocsp.OCSPResponse) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
     algorithm = response.signature_hash_algorithm
     try:
         if isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,11 +18,17 @@ from csms.services import authorization
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.store.models import ContractRoot
 
+if TYPE_CHECKING:
+    from cryptography import x509
+
 KINDS = ("MO", "V2G")
 
 
 def install_root(db: Session, pem: str, kind: str, now: datetime) -> ContractRoot:
     """Trust ``pem`` (one CA certificate) as a root of contract certificates."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     if kind not in KINDS:
         raise Invalid(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     try:

@@ -12,9 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
 from simulator.station.security import StationSecurity
 
 #: OpenSSL's X509_V_FLAG_NO_CHECK_TIME (not named by the ssl module): in virtual time the wall clock says
@@ -39,6 +36,8 @@ def client_context(
     Raises:
         ssl.SSLError: no root to verify the CSMS with (neither installed nor given).
     """
+    from cryptography.hazmat.primitives import serialization
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if virtual_time:
@@ -130,6 +129,8 @@ def _why(exc: ssl.SSLError) -> str:
 
 def _outside_validity(der: bytes | None, now: float) -> str | None:
     """OpenSSL's words for a certificate outside its validity period at ``now`` (None: inside, or none sent)."""
+    from cryptography import x509
+
     if not der:
         return None
     certificate = x509.load_der_x509_certificate(der)

@@ -35,19 +35,17 @@ import dataclasses
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
-
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from csms.ocpp.convert import from_posix, parse_time
 from csms.ocpp.versions import OCPP16
 from simulator.station.registration import StationIdentity
 from simulator.station.timers import Deadlines, Timer
 from simulator.station.transfers import TransferDesk, TransferResult
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 DEFAULT_RETRIES = 2
 DEFAULT_RETRY_INTERVAL_S = 30.0
@@ -117,6 +115,10 @@ def new_version(url: str) -> str:
 
 
 def signature_ok(certificate: x509.Certificate, signature: bytes, image: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
     key = certificate.public_key()
     try:
         if isinstance(key, rsa.RSAPublicKey):
@@ -145,6 +147,8 @@ class InvalidCertificate(ValueError):
 def _certificate(pem: str, now: float, roots: list[x509.Certificate]) -> x509.Certificate:
     """The signing certificate, valid now and, when the charger holds ManufacturerRootCertificates, issued by
     one of them (with none installed there is nothing to check it against: it is taken as it comes)."""
+    from cryptography import x509
+
     try:
         certificate = x509.load_pem_x509_certificate(pem.encode())
     except ValueError as exc:
@@ -158,6 +162,8 @@ def _certificate(pem: str, now: float, roots: list[x509.Certificate]) -> x509.Ce
 
 
 def _issued_by(certificate: x509.Certificate, root: x509.Certificate) -> bool:
+    from cryptography.exceptions import InvalidSignature
+
     try:
         certificate.verify_directly_issued_by(root)
     except (ValueError, TypeError, InvalidSignature):

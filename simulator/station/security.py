@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 from types import MappingProxyType
-from typing import Any
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING, Any
 
 from csms.ocpp.certificate_hash import certificate_hash_data, same_certificate
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 #: Root types by wire name: 2.0.1 InstallCertificateUseEnumType, then 1.6's two.
 ROOT_TYPES = (
@@ -90,6 +89,11 @@ class StationSecurity:
     # ---- the station certificate: CSR out, signed chain in -------------------------------------------------
     def csr(self, certificate_type: str = "ChargingStationCertificate") -> str:
         """A new key (kept until its certificate arrives) and the PEM CSR naming this station."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
         key = ec.generate_private_key(ec.SECP256R1())
         if self._pending is None:
             self._pending = {}
@@ -108,6 +112,9 @@ class StationSecurity:
     ) -> tuple[Verdict, str]:
         """Install a signed chain for the key of the last CSR; (Rejected, why) when it is not for that key,
         not for this station, or not valid now. The old certificate stays until a new one is accepted."""
+        from cryptography import x509
+        from cryptography.x509.oid import NameOID
+
         pending = self._pending or {}
         key = pending.get(certificate_type)
         if key is None:
@@ -132,6 +139,8 @@ class StationSecurity:
 
     def client_certificate_pem(self) -> tuple[bytes, bytes] | None:
         """(certificate chain, private key) in PEM for a TLS client, or None without a certificate."""
+        from cryptography.hazmat.primitives import serialization
+
         if self.key is None or not self.chain:
             return None
         chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.chain)
@@ -142,6 +151,8 @@ class StationSecurity:
 
     # ---- trusted roots -------------------------------------------------------------------------------------
     def install_root(self, certificate_type: str, pem: str) -> Verdict:
+        from cryptography import x509
+
         kind = _ALIASES.get(certificate_type, certificate_type)
         try:
             certificate = x509.load_pem_x509_certificate(pem.encode())

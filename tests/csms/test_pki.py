@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import websockets
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
@@ -187,7 +188,7 @@ async def station(
 
 
 async def sign(cp: Any, key: build.PrivateKey, common_name: str, organisation: str | None = ORG) -> str:
-    csr = build.csr(key, common_name, organisation).public_bytes(build.serialization.Encoding.PEM).decode()
+    csr = build.csr(key, common_name, organisation).public_bytes(serialization.Encoding.PEM).decode()
     if isinstance(cp, ChargePoint16):
         answer = await cp.call(call16.SignCertificate(csr=csr))
     else:
@@ -419,7 +420,7 @@ def test_the_certificate_store_on_both_backends(session_factory, ca):
     """Issue, deliver, revoke, and a station's installed list, on SQLite and PostgreSQL."""
     now = datetime.now(UTC)
     config = CsmsConfig(station_ca=ca.ca)
-    csr = build.csr(build.new_key(), "cp3", ORG).public_bytes(build.serialization.Encoding.PEM).decode()
+    csr = build.csr(build.new_key(), "cp3", ORG).public_bytes(serialization.Encoding.PEM).decode()
     with session_factory() as db, db.begin():
         stations.provision(db, "cp3", ocpp_version="2.0.1", password=None, now=now, security_profile=3)
         decision = certificates.sign_request(db, "cp3", ev.CertificateSigningRequested(csr), now, config)

@@ -16,6 +16,7 @@ import pytest
 import websockets
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from ocpp.v201 import ChargePoint
 from ocpp.v201 import call as call201
@@ -209,7 +210,7 @@ async def test_get_certificate_status_returns_the_responders_answer(pnc_gateway,
             response = ocsp.load_der_ocsp_response(base64.b64decode(answer.ocsp_result))
             assert response.serial_number == cert.serial_number
             response.certificates[0].public_key().verify(  # signed by the MO CA: the responder's real answer
-                response.signature, response.tbs_response_bytes, pki_ocsp.ec.ECDSA(response.signature_hash_algorithm)
+                response.signature, response.tbs_response_bytes, ec.ECDSA(response.signature_hash_algorithm)
             )
             statuses[cert.subject.rfc4514_string()] = response.certificate_status
         responder.stop()
