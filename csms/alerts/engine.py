@@ -368,9 +368,7 @@ class AlertEngine:
                     station.offline_since = now
                 self._arm(("offline", station_id), station.offline_since + self.rules.offline_after_s)
             case Seen(station_id):
-                station = self._station(station_id)
-                station.connected = True
-                self._alive(station_id, station, now, out, reconnect=False)
+                self.seen(station_id, now, out)
             case BootDecided(station_id, status, interval_s):
                 station = self._station(station_id)
                 station.interval_s = interval_s
@@ -408,12 +406,24 @@ class AlertEngine:
                 else:
                     self._resolve(out, UPTIME_BELOW_TARGET, station_id, evse_id, now)
             case MeterRead():
-                self._meter(event, now, out)
+                self.meter_read(
+                    event.station_id, event.evse_id, event.transaction_id, event.at, event.energy_wh, event.power_w,
+                    event.current_a, event.charging_state, now, out,
+                )  # fmt: skip
             case TransactionClosed(station_id, evse_id, transaction_id):
                 self._closed(station_id, evse_id, transaction_id, now, out)
             case OperatorResolved(rule, station_id, evse_id):
                 self.open.discard((rule, station_id, evse_id))
         return out
+
+    def seen(self, station_id: str, now: float, out: list[Effect]) -> None:
+        """:meth:`feed` of :class:`Seen` without the event: its effects appended to ``out`` (called for every
+        committed report)."""
+        station = self._stations.get(station_id)
+        if station is None:
+            station = self._station(station_id)
+        station.connected = True
+        self._alive(station_id, station, now, out, reconnect=False)
 
     def _alive(self, station_id: str, station: _Station, now: float, out: list[Effect], *, reconnect: bool) -> None:
         station.last_seen = now
@@ -454,48 +464,61 @@ class AlertEngine:
             self._resolve(out, REMEDIATION_EXHAUSTED, station_id, evse_id, now)
         self._settle(station_id, evse_id, port)
 
-    def _meter(self, read: MeterRead, now: float, out: list[Effect]) -> None:
-        evse_id = read.evse_id
+    def meter_read(  # noqa: PLR0913 - a MeterRead's fields, without making one (one per meter reading)
+        self,
+        station_id: str,
+        evse_id: int | None,
+        transaction_id: str,
+        at: float,
+        energy_wh: float | None,
+        power_w: float | None,
+        current_a: float | None,
+        charging_state: str | None,
+        now: float,
+        out: list[Effect],
+    ) -> None:
+        """:meth:`feed` of a :class:`MeterRead` of these fields, its effects appended to ``out``."""
         if evse_id is None:
-            evse_id = self._tx_ports.get((read.station_id, read.transaction_id))
+            evse_id = self._tx_ports.get((station_id, transaction_id))
         if evse_id is None:
             return  # an update without EVSE for a transaction we never saw start (e.g. after a restart)
-        port = self._port(read.station_id, evse_id)
+        held = self._ports.get((station_id, evse_id))
+        port = held if isinstance(held, _Port) else self._port(station_id, evse_id)
         watch = port.register
-        if watch is None or watch.transaction_id != read.transaction_id:
+        if watch is None or watch.transaction_id != transaction_id:
             if watch is not None:  # the previous transaction is over (None: none yet, or an alert restored)
-                self._resolve(out, METER_FROZEN, read.station_id, evse_id, now)
-                self._tx_ports.pop((read.station_id, watch.transaction_id), None)
-            watch = port.register = RegisterWatch(read.transaction_id)
-            self._tx_ports[read.station_id, read.transaction_id] = evse_id
+                self._resolve(out, METER_FROZEN, station_id, evse_id, now)
+                self._tx_ports.pop((station_id, watch.transaction_id), None)
+            watch = port.register = RegisterWatch(transaction_id)
+            self._tx_ports[station_id, transaction_id] = evse_id
             port.charging_state = None
-        if read.charging_state is not None:
-            port.charging_state = read.charging_state
+        if charging_state is not None:
+            port.charging_state = charging_state
         rules = self.rules
-        if read.power_w is not None:
-            flowing = read.power_w >= rules.meter_frozen_min_power_w
-        elif read.current_a is not None:
-            flowing = read.current_a >= rules.meter_frozen_min_current_a
+        if power_w is not None:
+            flowing = power_w >= rules.meter_frozen_min_power_w
+        elif current_a is not None:
+            flowing = current_a >= rules.meter_frozen_min_current_a
         else:
             # 2.0.1 tells charging by the transaction's chargingState, 1.6 by the port's status
             flowing = port.charging_state == "Charging" if port.charging_state else port.state == PortState.CHARGING
-        moved = watch.observe(read.at, read.energy_wh, flowing)
+        moved = watch.observe(at, energy_wh, flowing)
         if moved:
-            self._resolve(out, METER_FROZEN, read.station_id, evse_id, now)
+            self._resolve(out, METER_FROZEN, station_id, evse_id, now)
         elif (
             moved is False
             and watch.stalled >= rules.meter_frozen_readings
             and watch.stalled_for() >= rules.meter_frozen_after_s
         ):
             details = {
-                "transaction_id": read.transaction_id,
+                "transaction_id": transaction_id,
                 "register_wh": watch.register_wh,
                 "since": watch.since,
                 "stalled_readings": watch.stalled,
-                "power_w": read.power_w,
-                "current_a": read.current_a,
+                "power_w": power_w,
+                "current_a": current_a,
             }
-            self._raise(out, METER_FROZEN, read.station_id, evse_id, now, details)
+            self._raise(out, METER_FROZEN, station_id, evse_id, now, details)
 
     def _closed(self, station_id: str, evse_id: int | None, transaction_id: str, now: float, out: list[Effect]) -> None:
         known = self._tx_ports.pop((station_id, transaction_id), None)

@@ -9,6 +9,9 @@ from csms.alerts import engine as al
 from csms.domain import events as ev
 from csms.domain import meter
 
+#: The report kinds that carry a transaction's meter readings (the most frequent: matched first, by class).
+METERED: frozenset[type] = frozenset({ev.TransactionStarted, ev.TransactionUpdated, ev.MeterValuesReported})
+
 
 def report_events(
     station_id: str, reports: list[tuple[ev.StationReport, ev.Decision]]
@@ -17,23 +20,87 @@ def report_events(
     events: list[al.Event] = [al.Seen(station_id)]
     ended: list[str] = []
     for report, decision in reports:
-        match report:  # (the kinds are distinct classes: the most frequent, meter readings, is matched first)
-            case ev.TransactionStarted() | ev.TransactionUpdated() | ev.MeterValuesReported():
-                events += meter_reads(station_id, report, decision)
-            case ev.BootReported() if isinstance(decision, ev.BootDecision):
-                events.append(al.BootDecided(station_id, decision.status, decision.interval_s))
-            case ev.StatusReported():
-                events.append(al.StatusChanged(station_id, report.evse_id, report.state, report.error_code))
-            case ev.StationNotice(kind="firmware_status"):
-                events.append(al.FirmwareStatus(station_id, str(report.data.get("status"))))
-            case ev.StationNotice(kind="device_event"):
-                events += monitor_alerts(station_id, report.data)
-            case ev.StationNotice(kind="security_event"):
-                kind = str(report.data.get("type"))
-                events.append(al.SecurityEvent(station_id, kind, report.data.get("techInfo")))
-            case ev.TransactionEnded():
-                ended.append(report.charger_tx_id)
+        if type(report) in METERED:
+            events += meter_reads(station_id, report, decision)  # type: ignore[arg-type]
+        else:
+            _other_events(station_id, report, decision, events, ended)
     return events, ended
+
+
+def ends_transaction(reports: list[tuple[ev.StationReport, ev.Decision]]) -> bool:
+    """Whether a transaction ended among the reports (its session's outcome is read before the engine hears)."""
+    for report, _ in reports:  # noqa: SIM110 - a loop: asked of every committed report, where a generator costs more
+        if type(report) is ev.TransactionEnded:
+            return True
+    return False
+
+
+def feed_reports(
+    engine: al.AlertEngine, station_id: str, reports: list[tuple[ev.StationReport, ev.Decision]], now: float
+) -> list[al.Effect]:
+    """The effects of :func:`report_events`' events fed to ``engine`` one by one, in the same order, without making
+    the events of the two that come with every report: the station seen, and each meter reading (the engine's
+    :meth:`~csms.alerts.engine.AlertEngine.seen` and :meth:`~csms.alerts.engine.AlertEngine.meter_read`). Not for
+    reports where a transaction ended (:func:`ends_transaction`): their sessions' outcomes are fed with them."""
+    out: list[al.Effect] = []
+    engine.seen(station_id, now, out)
+    for report, decision in reports:
+        if type(report) in METERED:
+            _feed_meter_reads(engine, station_id, report, decision, now, out)  # type: ignore[arg-type]
+        elif type(report) is not ev.HeartbeatReceived:
+            events: list[al.Event] = []
+            _other_events(station_id, report, decision, events, [])
+            for event in events:
+                out += engine.feed(event, now)
+    return out
+
+
+def _other_events(
+    station_id: str, report: ev.StationReport, decision: ev.Decision, events: list[al.Event], ended: list[str]
+) -> None:
+    """The events of a report that carries no meter readings (appended to ``events``; an ended transaction's
+    charger id to ``ended``)."""
+    match report:
+        case ev.BootReported() if isinstance(decision, ev.BootDecision):
+            events.append(al.BootDecided(station_id, decision.status, decision.interval_s))
+        case ev.StatusReported():
+            events.append(al.StatusChanged(station_id, report.evse_id, report.state, report.error_code))
+        case ev.StationNotice(kind="firmware_status"):
+            events.append(al.FirmwareStatus(station_id, str(report.data.get("status"))))
+        case ev.StationNotice(kind="device_event"):
+            events += monitor_alerts(station_id, report.data)
+        case ev.StationNotice(kind="security_event"):
+            kind = str(report.data.get("type"))
+            events.append(al.SecurityEvent(station_id, kind, report.data.get("techInfo")))
+        case ev.TransactionEnded():
+            ended.append(report.charger_tx_id)
+
+
+def _feed_meter_reads(
+    engine: al.AlertEngine,
+    station_id: str,
+    report: ev.TransactionStarted | ev.TransactionUpdated | ev.MeterValuesReported,
+    decision: ev.Decision,
+    now: float,
+    out: list[al.Effect],
+) -> None:
+    """:func:`meter_reads` fed to ``engine`` (each reading's fields straight to it)."""
+    tx_id = report.charger_tx_id
+    if tx_id is None and isinstance(decision, ev.TransactionAck) and decision.transaction_id:
+        tx_id = str(decision.transaction_id)  # 1.6 StartTransaction: the id we assigned
+    if tx_id is None:
+        return
+    found = meter.readings(report.samples)
+    if not found:  # a start's register, a state change without values (meter_reads says which)
+        for event in meter_reads(station_id, report, decision):
+            out += engine.feed(event, now)
+        return
+    state = report.charging_state if type(report) is ev.TransactionUpdated else None
+    evse_id = report.evse_id
+    for r in found:
+        engine.meter_read(
+            station_id, evse_id, tx_id, r.at.timestamp(), r.energy_wh, r.power_w, r.port_current_a, state, now, out
+        )
 
 
 def meter_reads(

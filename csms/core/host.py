@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from csms.core.processor import BatchProcessor, release
 from csms.core.scheduler import Alarm, Scheduler
@@ -86,6 +86,16 @@ class Plugin(Protocol):
     def committed(self, station_id: str, reports: Reports, now: float) -> None: ...
 
     def stop(self) -> None: ...
+
+
+@runtime_checkable
+class SelectiveReports(Protocol):
+    """A :class:`Plugin` that acts on committed reports of a few kinds only: the host tells it only of a station's
+    committed reports that include one of them (most commits carry meter values and heartbeats, which most plugins
+    do nothing with). Skipping a plugin changes nothing it would have done, so the order of every effect stays."""
+
+    #: The classes of the reports it acts on (an empty set: none; its ``committed`` is never called).
+    report_kinds: frozenset[type]
 
 
 class CommitObserver(Protocol):
@@ -145,6 +155,8 @@ class CsmsHost:
         self.processor = BatchProcessor(session_factory, config)
         self.connections: dict[str, Connection] = {}
         self.plugins: list[Plugin] = []
+        #: Each plugin with the report kinds it acts on (None: every report), in the order added.
+        self._report_plugins: list[tuple[Plugin, frozenset[type] | None]] = []
         self.frames_in = 0
         self.frames_out = 0
         #: Frames by direction, action and type, CALLERRORs by code (read by a shell's metrics).
@@ -159,6 +171,8 @@ class CsmsHost:
     def add_plugin(self, plugin: Plugin) -> None:
         plugin.attach(self)
         self.plugins.append(plugin)
+        kinds = plugin.report_kinds if isinstance(plugin, SelectiveReports) else None
+        self._report_plugins.append((plugin, kinds))
 
     def stop(self) -> None:
         """The process ends (or dies, in the twin): timers stop, nothing more is committed or sent."""
@@ -183,8 +197,20 @@ class CsmsHost:
                 log.exception("plugin %r failed in %s", plugin, event)
 
     def _tell_committed(self, station_id: str, reports: Reports, now: float) -> None:
-        """:meth:`_tell` of ``committed``, called by name: it is told after every committed call."""
-        for plugin in self.plugins:
+        """:meth:`_tell` of ``committed``, called by name: it is told after every committed call; a plugin of
+        :class:`SelectiveReports` only when one of the reports is of a kind it acts on."""
+        kind = type(reports[0][0]) if len(reports) == 1 else None  # (most often one report: its class)
+        several: list[type] | None = None
+        for plugin, kinds in self._report_plugins:
+            if kinds is not None:
+                if kind is not None:
+                    if kind not in kinds:
+                        continue
+                else:
+                    if several is None:
+                        several = [type(report) for report, _ in reports]
+                    if kinds.isdisjoint(several):
+                        continue
             try:
                 plugin.committed(station_id, reports, now)
             except Exception:

@@ -30,7 +30,7 @@ until that lease is over. What they and the schedule report from then on refines
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,6 +168,19 @@ class LoadManager:
         #: What :meth:`next_deadline` and :meth:`forecasts_to_store` are computed from changed when this moved
         #: (shared with every planner and its tracker).
         self.revision = Revision()
+        #: What each kind of committed report does here, by its class (the report kinds are final classes; a kind
+        #: not listed means nothing to load management).
+        self._handlers: dict[type, Callable[[str, Any, Any, float], list[Command]]] = {
+            ev.AuthorizationRequested: self._authorized,
+            ev.BootReported: self._booted,
+            ev.StatusReported: self._status_reported,
+            ev.TransactionStarted: self._started,
+            ev.TransactionUpdated: self._updated,
+            ev.TransactionEnded: self._ended,
+            ev.MeterValuesReported: self._meter_values,
+            ev.ChargingNeedsReported: self._needs_reported,
+            ev.EvScheduleReported: self._schedule_reported,
+        }
 
     # ---- sites ----------------------------------------------------------------------------------------
     def _recall_forecasts(self, records: Mapping[str, Mapping[str, Any]]) -> None:
@@ -395,46 +408,54 @@ class LoadManager:
         self, station_id: str, reports: Iterable[tuple[ev.StationReport, ev.Decision]], now: float
     ) -> list[Command]:
         out: list[Command] = []
+        handlers = self._handlers
         for report, decision in reports:
-            out += self._report(station_id, report, decision, now)
+            handler = handlers.get(type(report))  # (the kinds are distinct final classes: one lookup each)
+            if handler is not None:
+                out += handler(station_id, report, decision, now)
         return self._latest(out)
 
-    def _report(  # noqa: C901, PLR0911 - one case per kind of station report
-        self, station_id: str, report: Any, decision: Any, now: float
-    ) -> list[Command]:
-        if (
-            isinstance(decision, ev.AuthorizationInfo)
-            and isinstance(report, ev.AuthorizationRequested)
-            and decision.group_id
-        ):
+    def _report(self, station_id: str, report: Any, decision: Any, now: float) -> list[Command]:
+        """One committed report: what its kind's handler returns (most kinds mean nothing to load management)."""
+        handler = self._handlers.get(type(report))
+        return [] if handler is None else handler(station_id, report, decision, now)
+
+    def _authorized(self, station_id: str, report: Any, decision: Any, now: float) -> list[Command]:
+        if isinstance(decision, ev.AuthorizationInfo) and decision.group_id:
             self._groups[report.id_token] = decision.group_id
-        if isinstance(report, ev.BootReported):
-            if isinstance(decision, ev.BootDecision) and decision.status == "Accepted":
-                version = self._versions.get(station_id)
-                if version is not None:  # (re)booted: online now, and any profiles it had are gone
-                    return self.connected(station_id, version, now)
-            return []
-        if isinstance(report, ev.StatusReported):
-            return self._status(station_id, report, now)
-        if isinstance(report, ev.TransactionStarted):
-            return self._started(station_id, report, decision, now)
-        if isinstance(report, ev.TransactionUpdated):
-            evse = report.evse_id or self._tx.get((station_id, report.charger_tx_id))
-            return self._samples(station_id, evse, report.samples, now) if evse else []
-        if isinstance(report, ev.TransactionEnded):
-            evse = report.evse_id or self._tx.pop((station_id, report.charger_tx_id), None)
-            self._tx.pop((station_id, report.charger_tx_id), None)
-            return self._stop((station_id, evse), now) if evse else []
-        if isinstance(report, ev.MeterValuesReported):
-            if report.evse_id == 0:
-                site = self._meter_of.get(station_id)
-                return self._station_meter(site, report.samples, now) if site is not None else []
-            return self._samples(station_id, report.evse_id, report.samples, now)
-        if isinstance(report, ev.ChargingNeedsReported) and report.evse_id > 0:
-            return self._iso15118_needs(station_id, report, now)
-        if isinstance(report, ev.EvScheduleReported) and isinstance(decision, ev.EvChargingAnswer):
-            rejected = decision.status == "Rejected" and report.evse_id > 0
-            return self._renegotiate((station_id, report.evse_id), now) if rejected else []
+        return []
+
+    def _booted(self, station_id: str, report: Any, decision: Any, now: float) -> list[Command]:
+        if isinstance(decision, ev.BootDecision) and decision.status == "Accepted":
+            version = self._versions.get(station_id)
+            if version is not None:  # (re)booted: online now, and any profiles it had are gone
+                return self.connected(station_id, version, now)
+        return []
+
+    def _status_reported(self, station_id: str, report: Any, decision: Any, now: float) -> list[Command]:
+        return self._status(station_id, report, now)
+
+    def _updated(self, station_id: str, report: Any, decision: Any, now: float) -> list[Command]:
+        evse = report.evse_id or self._tx.get((station_id, report.charger_tx_id))
+        return self._samples(station_id, evse, report.samples, now) if evse else []
+
+    def _ended(self, station_id: str, report: Any, decision: Any, now: float) -> list[Command]:
+        evse = report.evse_id or self._tx.pop((station_id, report.charger_tx_id), None)
+        self._tx.pop((station_id, report.charger_tx_id), None)
+        return self._stop((station_id, evse), now) if evse else []
+
+    def _meter_values(self, station_id: str, report: Any, decision: Any, now: float) -> list[Command]:
+        if report.evse_id == 0:
+            site = self._meter_of.get(station_id)
+            return self._station_meter(site, report.samples, now) if site is not None else []
+        return self._samples(station_id, report.evse_id, report.samples, now)
+
+    def _needs_reported(self, station_id: str, report: Any, decision: Any, now: float) -> list[Command]:
+        return self._iso15118_needs(station_id, report, now) if report.evse_id > 0 else []
+
+    def _schedule_reported(self, station_id: str, report: Any, decision: Any, now: float) -> list[Command]:
+        if isinstance(decision, ev.EvChargingAnswer) and decision.status == "Rejected" and report.evse_id > 0:
+            return self._renegotiate((station_id, report.evse_id), now)
         return []
 
     def _iso15118_needs(self, station_id: str, report: ev.ChargingNeedsReported, now: float) -> list[Command]:
@@ -544,9 +565,12 @@ class LoadManager:
         planner = self.planner_of(station_id)
         if known is None or planner is None or key not in planner.site.index:
             return []
-        reading = meter.latest(samples)
-        if reading is None:
+        found = meter.readings(samples)
+        if not found:
             return []
+        # One reading (a periodic sample) is its own latest: the merge over a backlog only for several.
+        reading = found[0] if len(found) == 1 else meter.latest(samples)
+        assert reading is not None
         register, power_w, currents = reading.energy_wh, reading.power_w, reading.line_currents_a
         energy_wh = None
         if register is not None:

@@ -209,7 +209,15 @@ class Planner:
         self._online: set[str] = set()
         self._station_caps: dict[str, ProfileSpec | None] = {}
         #: Per profile slot, the last spec :meth:`_spec` made and what it was made from (an EVSE's site is frozen).
-        self._specs: dict[tuple[str, int, Purpose], tuple[_SpecArgs, ProfileSpec]] = {}
+        self._specs: dict[tuple[str, int, str], tuple[_SpecArgs, ProfileSpec]] = {}
+        #: Each EVSE of the site in its order, with its key and its TxDefaultProfile's and TxProfile's slots in
+        #: :attr:`_specs` (the purpose as a plain str: a str enum member hashes through a slower slot): every re-plan
+        #: walks them all, and most of what it asks of each is the same as at the last one.
+        default, tx = str(Purpose.TX_DEFAULT.value), str(Purpose.TX.value)
+        self._evse_slots: tuple[tuple[Evse, EvseKey, tuple[str, int, str], tuple[str, int, str]], ...] = tuple(
+            (e, key, (e.station_id, e.evse_id, default), (e.station_id, e.evse_id, tx))
+            for e, key in zip(site.evses, site.index, strict=True)
+        )
         self._sessions: dict[EvseKey, _Session] = {}
         self._readings: list[tuple[float, tuple[float, float, float]]] = []
         #: The building's load by time of day, learnt from the readings.
@@ -504,17 +512,18 @@ class Planner:
     def _not_steered_a(self, now: float) -> dict[EvseKey, float]:
         out: dict[EvseKey, float] = {}
         bounds: dict[str, dict[int, float]] = {}
-        for e in self.site.evses:
-            if e.station_id not in self._online:
+        online, flagged = self._online, self.compliance.flagged
+        for e, key, _, _ in self._evse_slots:
+            if e.station_id not in online:
                 if e.station_id not in bounds:
                     bounds[e.station_id] = self.tracker.applied_bounds(e.station_id, now)
                 applied = bounds[e.station_id].get(e.evse_id, 0.0)
                 applied = applied / (3 * e.voltage) if e.dc else applied
-                if e.station_id in self._inherited and e.key in self._sessions and now < self._inherited_until:
+                if e.station_id in self._inherited and key in self._sessions and now < self._inherited_until:
                     applied = e.rating_a()  # a profile of the process before us, which we never saw
-                out[e.key] = max(e.fallback_current_a, applied)
-            elif self._unmanaged(e.key):
-                out[e.key] = self.worst_case_a(e)
+                out[key] = max(e.fallback_current_a, applied)
+            elif e.station_id in flagged and self._unmanaged(key):  # (not flagged: steered)
+                out[key] = self.worst_case_a(e)
         for spec, accepted in self.tracker.unresponsive():
             key = (spec.station_id, spec.evse_id)
             if key not in self.site.index:
@@ -673,33 +682,34 @@ class Planner:
         out: list[ProfileSpec] = []
         stations_done: set[str] = set()
         send_station_max, limits_a, reserved_a = self.config.send_station_max, allocation.limits_a, state.reserved_a
-        for e in self.site.evses:
-            if e.station_id not in self._online:
+        online, held, sessions, caps, spec_of = self._online, self.held, self._sessions, self._station_caps, self._spec
+        for e, key, default_slot, tx_slot in self._evse_slots:
+            station_id = e.station_id
+            if station_id not in online:
                 continue
-            if send_station_max and e.station_id not in stations_done:
-                stations_done.add(e.station_id)
-                cap = self.station_cap(e.station_id)
+            if send_station_max and station_id not in stations_done:
+                stations_done.add(station_id)
+                cap = caps[station_id] if station_id in caps else self.station_cap(station_id)
                 if cap is not None:
                     out.append(cap)
-            key = e.key  # (a property: a new tuple at each reading)
-            session = self._sessions.get(key)
+            session = sessions.get(key)
             amps = limits_a.get(key)
-            if key in self.held and session is not None:
+            if key in held and session is not None:
                 amps = session.allocated_a
             elif key in reserved_a:  # not steered: the fallback, which is all it may draw once compliant
-                out.append(self._spec(e, Purpose.TX_DEFAULT, e.fallback_current_a, None))
+                out.append(spec_of(e, Purpose.TX_DEFAULT, default_slot, e.fallback_current_a, None))
                 tx = session.transaction_id if session is not None else None
-                if tx is not None and self._bindable(e.station_id, tx):
-                    out.append(self._spec(e, Purpose.TX, e.fallback_current_a, tx))
+                if tx is not None and self._bindable(station_id, tx):
+                    out.append(spec_of(e, Purpose.TX, tx_slot, e.fallback_current_a, tx))
             elif session is None or amps is None:
-                out.append(self._spec(e, Purpose.TX_DEFAULT, e.fallback_current_a, None))
-            elif session.transaction_id is not None and self._bindable(e.station_id, session.transaction_id):
-                out.append(self._spec(e, Purpose.TX_DEFAULT, e.fallback_current_a, None))
-                tx_spec = self._spec(e, Purpose.TX, amps, session.transaction_id, session.phases_in_use)
+                out.append(spec_of(e, Purpose.TX_DEFAULT, default_slot, e.fallback_current_a, None))
+            elif session.transaction_id is not None and self._bindable(station_id, session.transaction_id):
+                out.append(spec_of(e, Purpose.TX_DEFAULT, default_slot, e.fallback_current_a, None))
+                tx_spec = spec_of(e, Purpose.TX, tx_slot, amps, session.transaction_id, session.phases_in_use)
                 ev = self.ev_limits.get(key)
                 out.append(tx_spec if ev is None else capped(tx_spec, ev))
             else:
-                out.append(self._spec(e, Purpose.TX_DEFAULT, amps, None, session.phases_in_use))
+                out.append(spec_of(e, Purpose.TX_DEFAULT, default_slot, amps, None, session.phases_in_use))
         return out
 
     def _bindable(self, station_id: str, transaction_id: str) -> bool:
@@ -708,11 +718,18 @@ class Planner:
         return self.version_of(station_id) != OCPP16 or transaction_id.lstrip("-").isdigit()
 
     def _spec(
-        self, e: Evse, purpose: Purpose, amps: float, tx: str | None, phases_in_use: int | None = None
+        self,
+        e: Evse,
+        purpose: Purpose,
+        slot: tuple[str, int, str],
+        amps: float,
+        tx: str | None,
+        phases_in_use: int | None = None,
     ) -> ProfileSpec:
-        """A profile at ``amps``, leased when that is not the fallback (see :mod:`.profiles`)."""
+        """A profile at ``amps``, leased when that is not the fallback (see :mod:`.profiles`); ``slot``: the EVSE's
+        for ``purpose`` in :attr:`_evse_slots`."""
         lease = self.config.profile_lease_s
-        slot, given = (e.station_id, e.evse_id, purpose), (amps, tx, phases_in_use, lease)
+        given = (amps, tx, phases_in_use, lease)
         last = self._specs.get(slot)
         if last is not None and last[0] == given:
             return last[1]  # the same as the last plan's: the same (frozen) spec, which the tracker finds unchanged

@@ -79,8 +79,12 @@ class ProfileSpec:
         return (TX_BASE if self.purpose is Purpose.TX else TX_DEFAULT_BASE) + self.evse_id
 
     @property
-    def slot(self) -> tuple[str, int, Purpose]:
-        return (self.station_id, self.evse_id, self.purpose)
+    def slot(self) -> tuple[str, int, str]:
+        """(station, EVSE, purpose): what the tracker keeps it under, the purpose as its plain str (equal to the
+        member, and hashed without the str enum's slower slot: the tracker looks up every desired spec at each
+        re-plan)."""
+        value: str = self.purpose._value_
+        return (self.station_id, self.evse_id, value)
 
 
 def round_limit(limit: float, unit: str) -> float:
@@ -158,17 +162,27 @@ class ProfileTracker:
     deadband_a: float = 0.5
     deadband_w: float = 300.0
     retry_after_s: float = 300.0
-    _slots: dict[tuple[str, int, Purpose], _Slot] = field(default_factory=dict)
+    _slots: dict[tuple[str, int, str], _Slot] = field(default_factory=dict)
     #: When each slot whose status is "failed" failed (``_Slot.at``): the retry deadline is asked for at every
     #: committed report, and walking every slot for it cost more than the re-plans it serves.
-    _failed_at: dict[tuple[str, int, Purpose], float] = field(default_factory=dict)
+    _failed_at: dict[tuple[str, int, str], float] = field(default_factory=dict)
     #: Bumped whenever ``_failed_at`` changes (the retry deadline moves).
     revision: Revision = field(default_factory=Revision, compare=False, repr=False)
 
     def changes(self, desired: list[ProfileSpec], now: float) -> list[ProfileSpec]:
         out = []
+        slots = self._slots
+        bands = self.deadband_a >= 0 and self.deadband_w >= 0
         for spec in desired:
-            slot = self._slots.get(spec.slot)
+            slot = slots.get(spec.slot)
+            if (
+                slot is not None
+                and slot.spec is spec
+                and bands
+                and slot.status != "failed"
+                and (not spec.leased or now < slot.sent_at + (spec.lease_s or 0.0) / 2)
+            ):
+                continue  # the same spec as sent, its lease not due for renewal: :meth:`_differs` says False
             if slot is None or self._differs(slot, spec, now):
                 out.append(spec)
                 accepted = slot.accepted_limit if slot is not None else None
@@ -186,9 +200,10 @@ class ProfileTracker:
             return now >= slot.at + self.retry_after_s or spec.limit < slot.spec.rounded
         old = slot.spec
         band = self.deadband_a if spec.unit == "A" else self.deadband_w
-        if old is spec or old == spec:
+        if old is spec:
             # The same profile as sent (most slots at most re-plans: the planner hands the same spec again): only
-            # its lease's renewal can send it — the comparisons below, with every difference zero.
+            # its lease's renewal can send it — the comparisons below, with every difference zero. (An equal spec
+            # that is another object gets the same answer from them.)
             return (old.leased and now >= slot.sent_at + (old.lease_s or 0.0) / 2) or band < 0
         if (old.purpose, old.transaction_id, old.unit, old.number_phases) != (
             spec.purpose,
@@ -246,7 +261,7 @@ class ProfileTracker:
     def forget(self, station_id: str, evse_id: int | None = None, purpose: Purpose | None = None) -> None:
         """The charger lost or removed these profiles (reboot, transaction ended): send them again."""
         for key in [k for k in self._slots if k[0] == station_id]:
-            if (evse_id is None or key[1] == evse_id) and (purpose is None or key[2] is purpose):
+            if (evse_id is None or key[1] == evse_id) and (purpose is None or key[2] == purpose):
                 del self._slots[key]
                 if self._failed_at.pop(key, None) is not None:
                     self.revision.bump()

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from csms.core.host import CsmsHost, StationNotConnected
+from csms.domain import events as ev
 from csms.ocpp import framing
 from csms.ocpp.framing import Call, CallResult
 from csms.ocpp.rpc import Outcome, PendingCall
@@ -208,6 +209,39 @@ def test_a_failing_plugin_does_not_keep_the_others_from_hearing(host):
     assert [type(f).__name__ for f in wire.frames] == ["CallResult"]  # the station is still served
     assert good.seen == [("connected", "a", True), ("committed", "a", ["HeartbeatReceived"])]
     assert bad.seen == [("committed", "a", ["HeartbeatReceived"])]
+
+
+class Selective(Recorder):
+    """A plugin that acts on some report kinds only (:class:`~csms.core.host.SelectiveReports`)."""
+
+    def __init__(self, kinds: frozenset[type]) -> None:
+        super().__init__()
+        self.report_kinds = kinds
+
+
+def status(unique_id: str) -> str:
+    payload = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+    return orjson.dumps([2, unique_id, "StatusNotification", payload]).decode()
+
+
+def test_a_selective_plugin_hears_only_commits_with_a_report_of_its_kinds(host):
+    csms, scheduler = host
+    every, statuses, none = Recorder(), Selective(frozenset({ev.StatusReported})), Selective(frozenset())
+    for plugin in (every, statuses, none):
+        csms.add_plugin(plugin)
+    (a, _), (b, _) = connect(csms, "a"), connect(csms, "b")
+    csms.receive(a, heartbeat("hb-a"))
+    csms.receive(b, heartbeat("hb-b"))
+    csms.receive(b, status("st-b"))
+    scheduler.advance(T0)
+    committed = [e for e in every.seen if e[0] == "committed"]
+    assert committed == [
+        ("committed", "a", ["HeartbeatReceived"]),
+        ("committed", "b", ["HeartbeatReceived", "StatusReported"]),
+    ]
+    assert [e for e in statuses.seen if e[0] == "committed"] == committed[1:]  # all of b's reports, a's none
+    assert [e for e in none.seen if e[0] == "committed"] == []
+    assert ("connected", "a", True) in none.seen  # the other tells as before
 
 
 def test_a_stopped_host_commits_and_answers_nothing_more(host, session_factory):

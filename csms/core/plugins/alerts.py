@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from csms.alerts import engine as al
-from csms.alerts.feed import report_events
+from csms.alerts.feed import ends_transaction, feed_reports, report_events
 from csms.core.scheduler import Alarm
 from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import Version
@@ -96,6 +96,11 @@ class AlertMonitor:
         self.feed([al.Disconnected(station_id) for station_id in station_ids], now)
 
     def committed(self, station_id: str, reports: Reports, now: float) -> None:
+        if self.active and self._host is not None and not ends_transaction(reports):
+            # (every committed report: the engine hears them without the events made of them first)
+            self._apply(feed_reports(self.engine, station_id, reports, now), now)
+            self._arm()
+            return
         events, ended = report_events(station_id, reports)
         if not ended:
             self.feed(events, now)

@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 
 
 class CertificateManager:
+    #: :meth:`committed` acts on an Accepted :class:`~csms.domain.events.CertificateSigningDecision`, the answer to
+    #: a signing request (:class:`~csms.core.host.SelectiveReports`).
+    report_kinds: frozenset[type] = frozenset({ev.CertificateSigningRequested})
+
     def __init__(self, check_every_s: float = 3600.0, sweep_every_s: float = 60.0) -> None:
         self.check_every_s = check_every_s
         self.sweep_every_s = sweep_every_s

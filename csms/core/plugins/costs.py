@@ -51,6 +51,12 @@ class _Running:
 
 
 class CostDisplay:
+    #: The reports :meth:`committed` acts on (:class:`~csms.core.host.SelectiveReports`): a boot, an authorization,
+    #: and the transaction events, whose answer is the :class:`~csms.domain.events.TransactionAck` it reads.
+    report_kinds: frozenset[type] = frozenset(
+        {ev.BootReported, ev.AuthorizationRequested, ev.TransactionStarted, ev.TransactionUpdated, ev.TransactionEnded}
+    )
+
     def __init__(self) -> None:
         self._host: CsmsHost | None = None
         self._alarm: Alarm | None = None

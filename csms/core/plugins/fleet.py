@@ -33,6 +33,9 @@ Told = tuple[tuple[str, int], float | None, float | None]
 
 
 class FleetNeeds:
+    #: The reports :meth:`committed` reads (:class:`~csms.core.host.SelectiveReports`).
+    report_kinds: frozenset[type] = frozenset({ev.TransactionStarted, ev.TransactionUpdated})
+
     def __init__(self, load_management: LoadManagement) -> None:
         self.load_management = load_management
         self._host: CsmsHost | None = None

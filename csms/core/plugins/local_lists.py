@@ -59,6 +59,10 @@ class _Job:
 
 
 class LocalListSync:
+    #: :meth:`committed` acts on an Accepted :class:`~csms.domain.events.BootDecision`, the answer to a boot
+    #: (:class:`~csms.core.host.SelectiveReports`).
+    report_kinds: frozenset[type] = frozenset({ev.BootReported})
+
     def __init__(self, send: Send | None = None) -> None:
         self._send = send
         self._host: CsmsHost | None = None

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 
 class HoldRelease:
+    #: No committed report concerns it (:class:`~csms.core.host.SelectiveReports`): it sweeps on its timer.
+    report_kinds: frozenset[type] = frozenset()
+
     def __init__(self, sweep_every_s: float = 60.0) -> None:
         self.sweep_every_s = sweep_every_s
         self._host: CsmsHost | None = None

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 
 class ReservationExpiry:
+    #: No committed report concerns it (:class:`~csms.core.host.SelectiveReports`): it is told of reservations.
+    report_kinds: frozenset[type] = frozenset()
+
     def __init__(self, sweep_every_s: float | None = 60.0) -> None:
         self.sweep_every_s = sweep_every_s
         self._host: CsmsHost | None = None
