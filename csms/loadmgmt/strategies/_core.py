@@ -239,9 +239,10 @@ def finalize(problem: Problem, x: np.ndarray, *, top_up: bool, pause_order: np.n
     """Make ``x`` safe (caps, minimum current, every tree limit); with ``top_up`` re-allocate what is left.
 
     The dwell (:attr:`Problem.dwell`): an EVSE resumed lately that ``x`` pauses runs on at its minimum, and one paused
-    lately that ``x`` resumes stays paused — choices only. A row those minimums do not fit in pauses some of them
-    (``pause_order``'s highest first; then every EVSE of the row is scaled as before), and the top-up resumes an EVSE
-    kept off only with headroom no other EVSE can take."""
+    lately that ``x`` resumes stays paused — choices only. A row overloaded with such minimums (or with an urgent
+    session's allocation) is brought under its limit by :func:`_make_room`, which pauses a kept EVSE only when the
+    kept minimums alone are too much; rows without them are scaled as before. The top-up resumes an EVSE kept off
+    only with headroom no other EVSE can take."""
     if problem.n == 0:
         return x
     floor = problem.floor
