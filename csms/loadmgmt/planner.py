@@ -112,6 +112,9 @@ class PlannerConfig:
     #: A profile carrying an allocation says: this until ``profile_lease_s``, the fallback after (renewed at
     #: half of it). None: no lease (an offline station keeps its last allocation for as long as it is away).
     profile_lease_s: float | None = 600.0
+    #: Minimum on and off time: a session paused or resumed by choice keeps that state this long (contactors, and
+    #: vehicles that stop accepting charge after repeated pauses; see ``SiteState.dwell_s``). 0: none.
+    min_dwell_s: float = 900.0
 
 
 @dataclass
@@ -128,6 +131,8 @@ class _Session:
     accept_cap_a: float | None = None
     allocated_a: float = 0.0
     limit_since: float = 0.0
+    #: When a plan last paused or resumed it (None: not yet).
+    switched_at: float | None = None
     faulted: bool = False
     #: (since, per-phase A) of each allocation sent lately; +inf at first: what it draws before our first one
     #: (an earlier TxDefaultProfile, a station cap) is not ours to hold against it.
@@ -603,6 +608,7 @@ class Planner:
                 group=s.group,
                 transaction_id=s.transaction_id,
                 allocated_a=s.allocated_a,
+                switched_at=s.switched_at,
             )
             for key, s in self._sessions.items()
             if key in self.site.index
@@ -616,6 +622,7 @@ class Planner:
             peak_w=self.peak_w,
             expected=tuple(v for _, v in sorted(self.expected.items()) if v.departure > now),
             building_forecast=None if self.config.building_lookahead_s is None else self.forecast,
+            dwell_s=self.config.min_dwell_s,
         )
 
     def replan(self, now: float) -> list[Command]:
@@ -660,6 +667,10 @@ class Planner:
                 s.limit_since = now
                 if s.accept_cap_a is not None and amps < s.accept_cap_a:
                     s.accept_cap_a = None
+            if key not in allocation.limits_a:
+                s.switched_at = None  # not steered (reserved, faulted): whatever it does next is not a dwell of ours
+            elif (amps > 0) != (s.allocated_a > 0):
+                s.switched_at = now
             s.allocated_a = amps
         return self._commands(self._desired(allocation, state), now)
 

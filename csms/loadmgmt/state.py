@@ -42,6 +42,10 @@ class SessionState:
     transaction_id: str | None = None
     #: The limit this EVSE got at the previous re-plan (hysteresis: running EVSEs are paused last).
     allocated_a: float = 0.0
+    #: When our plans last paused or resumed it, a first start included (POSIX seconds; None: not yet, or not since
+    #: it was last not steered): within ``SiteState.dwell_s`` of it the strategies keep that state unless a limit
+    #: forces otherwise.
+    switched_at: float | None = None
 
     @property
     def remaining_wh(self) -> float | None:
@@ -113,6 +117,9 @@ class SiteState:
     expected: tuple[ExpectedVehicle, ...] = ()
     #: The building's load learnt by time of day (None: none kept): strategies plan their horizon with its mean.
     building_forecast: BuildingForecast | None = None
+    #: Minimum on and off time (s): a session our plans paused or resumed keeps that state this long, unless a limit
+    #: of the tree forces a pause or its departure a resume (:func:`csms.loadmgmt.strategies._core.finalize`).
+    dwell_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from csms.domain import events as ev
 from csms.loadmgmt.manager import PENDING_NEEDS_S, LoadManager, Memory, SiteSetup, StoredSession
+from csms.loadmgmt.planner import PlannerConfig
 from csms.loadmgmt.state import ExpectedVehicle
 from csms.loadmgmt.topology import Evse, Node, Site
 
@@ -20,7 +21,9 @@ def managed(limit_a: float = 10.0) -> LoadManager:
     evses = tuple(Evse(f"cp{i}", 1, fallback_current_a=0.0) for i in range(2))
     site = Site("s", Node("grid", phase_limits_a=(limit_a,) * 3, evses=evses))
     manager = LoadManager()
-    manager.install(SiteSetup("s", site, strategy="deadline", versions={"cp0": "1.6", "cp1": "1.6"}), T0)
+    # No minimum on time: the car without known needs gives way to the one with a deadline at once.
+    config = PlannerConfig(min_dwell_s=0.0)
+    manager.install(SiteSetup("s", site, strategy="deadline", versions={"cp0": "1.6", "cp1": "1.6"}, config=config), T0)
     for station_id in ("cp0", "cp1"):
         manager.connected(station_id, "1.6", T0)
     return manager

@@ -14,6 +14,9 @@ candidate, the per-EVSE cap (rating, vehicle acceptance), the minimum current (b
 row of ``A x <= b`` (scaling the EVSEs of the most violated row down, then pausing those pushed below
 their minimum: only decreases, so it terminates feasible), and for work-conserving strategies a top-up
 that hands unused headroom to running EVSEs, then to paused ones that can reach their minimum.
+
+A minimum on and off time (``SiteState.dwell_s``) is kept on the way: an EVSE paused or resumed less than that
+ago keeps that state unless a limit forces a pause or its departure a resume (:attr:`Problem.dwell`).
 """
 
 from __future__ import annotations
@@ -61,6 +64,37 @@ class Problem:
 
     def all(self) -> np.ndarray:
         return np.ones(self.n, dtype=bool)
+
+    @cached_property
+    def dwell(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(keep_on, keep_off, urgent)`` for the minimum on and off time ``state.dwell_s``: the EVSEs our plans
+        resumed, or paused, less than that ago, which keep that state (:func:`finalize`) unless a limit of the tree
+        forces a pause; and the sessions whose departure could no longer be met at their full rate after a dwell
+        (their laxity is shorter): those are never kept off, and keep what a strategy gives them before the others'
+        dwell does."""
+        dwell_s, now, n = self.state.dwell_s, self.now, self.n
+        keep_on, keep_off, urgent = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        if dwell_s <= 0:
+            return keep_on, keep_off, urgent
+        for i, s in enumerate(self.sessions):
+            urgent[i] = _urgent(s, float(self.cap[i] * self.watts_per_a[i]), now, dwell_s)
+            if s.switched_at is None or now - s.switched_at >= dwell_s:
+                continue
+            if s.allocated_a > 0:
+                keep_on[i] = self.cap[i] >= self.floor[i] - EPS
+            else:
+                keep_off[i] = not urgent[i]
+        return keep_on, keep_off, urgent
+
+
+def _urgent(s: SessionState, full_w: float, now: float, dwell_s: float) -> bool:
+    """Its departure leaves it less than ``dwell_s`` of slack at its full rate ``full_w`` [W]: waiting out a dwell
+    could make it miss it."""
+    remaining = s.remaining_wh
+    if s.departure is None or not remaining:
+        return False
+    need_s = remaining * 3600.0 / full_w if full_w > 0 else math.inf
+    return s.departure - now - need_s < dwell_s
 
 
 def build_problem(state: SiteState, now: float) -> Problem:
@@ -202,20 +236,36 @@ def fairness_pause_order(problem: Problem) -> np.ndarray:
 
 
 def finalize(problem: Problem, x: np.ndarray, *, top_up: bool, pause_order: np.ndarray | None = None) -> np.ndarray:
-    """Make ``x`` safe (caps, minimum current, every tree limit); with ``top_up`` re-allocate what is left."""
+    """Make ``x`` safe (caps, minimum current, every tree limit); with ``top_up`` re-allocate what is left.
+
+    The dwell (:attr:`Problem.dwell`): an EVSE resumed lately that ``x`` pauses runs on at its minimum, and one paused
+    lately that ``x`` resumes stays paused — choices only. A row overloaded with such minimums (or with an urgent
+    session's allocation) is brought under its limit by :func:`_make_room`, which pauses a kept EVSE only when the
+    kept minimums alone are too much; rows without them are scaled as before. The top-up resumes an EVSE kept off
+    only with headroom no other EVSE can take."""
     if problem.n == 0:
         return x
     floor = problem.floor
+    order = pause_order
     x = np.clip(np.nan_to_num(np.asarray(x, dtype=float), nan=0.0), 0.0, problem.cap)
     x[x < floor - EPS] = 0.0
+    keep_on, keep_off, urgent = problem.dwell
+    x[keep_off] = 0.0
+    protect = keep_on | (urgent & (x > 0))
+    if keep_on.any():
+        x[keep_on & (x == 0)] = floor[keep_on & (x == 0)]
     A, b = problem.A, problem.b
-    for _ in range(4 * len(b) + 10):
+    for _ in range(4 * len(b) + 10 + problem.n):
         load = A @ x
         excess = load - b
         r = int(np.argmax(excess)) if len(b) else 0
         if not len(b) or excess[r] <= EPS:
             break
         members = (A[r] > 0) & (x > 0)
+        kept = members & protect
+        if kept.any():
+            x = _make_room(problem, x, r, members, kept, urgent, protect, order)
+            continue
         if b[r] <= EPS:
             x[members] = 0.0
         else:
@@ -224,9 +274,51 @@ def finalize(problem: Problem, x: np.ndarray, *, top_up: bool, pause_order: np.n
     else:  # pragma: no cover - the loop only decreases x; this is a numeric backstop
         x[:] = 0.0
     if top_up:
-        order = fairness_pause_order(problem) if pause_order is None else pause_order
+        order = fairness_pause_order(problem) if order is None else order
         x = fill(problem, x, x > 0)
-        x = serve(problem, x, x == 0, order)
+        x = serve(problem, x, (x == 0) & ~keep_off, order)
+        if keep_off.any():
+            x = serve(problem, x, (x == 0) & keep_off, order)
+    return x
+
+
+def _make_room(
+    problem: Problem,
+    x: np.ndarray,
+    r: int,
+    members: np.ndarray,
+    kept: np.ndarray,
+    urgent: np.ndarray,
+    protect: np.ndarray,
+    order: np.ndarray | None,
+) -> np.ndarray:
+    """Bring row ``r``, which EVSEs kept on by the dwell share, under its limit: the others come down towards their
+    minimum one at a time in ``order`` (the first to pause first), then pause in that order; only if the kept ones'
+    minimums alone are too much does one of them pause (not an urgent one first). Few EVSEs change (scaling every
+    EVSE of the row sent each a new limit at every re-plan)."""
+    A, b, floor = problem.A, problem.b, problem.floor
+    order = fairness_pause_order(problem) if order is None else order
+    a = A[r]
+    excess = float(a @ x) - b[r]
+    free = np.flatnonzero(members & ~kept)
+    by_order = free[np.argsort(-order[free], kind="stable")]
+    for v in [*by_order, *np.flatnonzero(kept)]:  # what is above the minimums, the first to pause first
+        if excess <= 0:
+            return x
+        cut = min(x[v] - floor[v], excess / a[v] + 1e-9)
+        if cut > 0:
+            x[v] -= cut
+            excess -= cut * a[v]
+    for v in by_order:  # the minimums of the others
+        if excess <= 0:
+            return x
+        excess -= x[v] * a[v]
+        x[v] = 0.0
+    if excess > 0:  # the kept minimums alone are too much for this limit: it forces a pause
+        pool = np.flatnonzero(kept & ~urgent) if (kept & ~urgent).any() else np.flatnonzero(kept)
+        victim = pool[int(np.argmax(order[pool]))]
+        protect[victim] = False
+        x[victim] = 0.0
     return x
 
 
