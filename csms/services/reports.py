@@ -41,9 +41,12 @@ def handle(  # noqa: C901, PLR0911, PLR0912 - one case per report type: the tabl
 ) -> ev.Decision | Pending:
     """The decision, or what it waits for (:class:`~csms.pki.lookups.Pending`: an OCSP or provider lookup)."""
     report = _screened(uow, station_id, report, now)
+    if not isinstance(report, ev.BootReported):  # (a boot writes it with the station's row)
+        # Any report shows the station alive, not only a Heartbeat: a charger that heartbeats as the spec
+        # defines (after an interval without exchanges) sends none while it reports meter values.
+        stations.seen(uow, station_id, now)
     match report:
         case ev.HeartbeatReceived():
-            stations.seen(uow, station_id, now)
             return ev.TimeNow(now)
         case ev.StatusReported():
             stations.status(uow.connection, station_id, report, now)

@@ -6,6 +6,16 @@ A station that is not Accepted sends a BootNotification as soon as its link is u
 absence: a CALLERROR or a timeout) moves :class:`Registration` along :data:`TRANSITIONS`, which also says
 when the next BootNotification is due (:class:`Retry`). Accepted starts the heartbeats and the
 StatusNotifications of every connector; a reboot (a reset or a power loss) forgets the registration.
+
+Heartbeats follow the firmware's :data:`HEARTBEAT_MODES`. ``inactivity`` is the spec's definition (1.6
+HeartbeatInterval, 2.0.1 OCPPCommCtrlr.HeartbeatInterval: "interval of inactivity (no OCPP exchanges) with
+the central system after which the Charge Point should send a Heartbeat"): the interval restarts at every
+exchange in either direction, a CSMS-initiated call included ("no OCPP exchanges" does not ask who began
+it). An exchange is dated by the frame the charger sends in it: its own CALL, or its answer to the CSMS's
+(:attr:`Registrar.last_exchange`, set by the charger as frames leave), so an idle charger heartbeats at
+exactly the interval and one that talks at least that often sends none. The deadline is not moved at every
+frame: when it falls due after an exchange it is re-armed from that exchange (one wake per interval at
+most). ``periodic`` is what many chargers do instead: a Heartbeat every interval whatever else was said.
 Every state takes every answer (1.6 may be triggered to boot again while Accepted), so the only illegal
 event is an answer the table does not know: :class:`IllegalRegistrationEvent`.
 
@@ -39,6 +49,11 @@ class RegistrationEvent(Enum):
     REJECTED = "Rejected"
     FAILED = "Failed"  # no answer: a CALLERROR or a timeout
     REBOOTED = "Rebooted"  # a reset or a power loss took the station down
+
+
+#: How the firmware times its heartbeats (see the module's docstring); ``inactivity`` is the spec's.
+INACTIVITY, PERIODIC = "inactivity", "periodic"
+HEARTBEAT_MODES = (INACTIVITY, PERIODIC)
 
 
 class Retry(Enum):
@@ -137,6 +152,7 @@ class Registrar:
     """Boot, its retries, and the heartbeats of one charger."""
 
     __slots__ = (
+        "_beat_from",
         "_boot_in_flight",
         "boot_reason",
         "boot_retry_s",
@@ -144,6 +160,8 @@ class Registrar:
         "connectors",
         "heartbeat_delay",
         "host",
+        "inactivity",
+        "last_exchange",
         "messages",
         "state",
         "timers",
@@ -159,11 +177,20 @@ class Registrar:
         timers: Deadlines,
         boot_retry_s: float,
         heartbeat_delay: Callable[[int], float] = float,
+        heartbeat: str = INACTIVITY,
     ) -> None:
         self.host, self.messages, self.config, self.connectors = host, messages, config, connectors
         self.timers, self.boot_retry_s = timers, boot_retry_s
         #: Seconds to the next heartbeat for an interval (a vendor's firmware may jitter it).
         self.heartbeat_delay = heartbeat_delay
+        if heartbeat not in HEARTBEAT_MODES:
+            raise ValueError(f"heartbeat: expected one of {', '.join(HEARTBEAT_MODES)}, got {heartbeat!r}")
+        #: The spec's heartbeat (True) or a fixed period (False).
+        self.inactivity = heartbeat == INACTIVITY
+        #: When the charger last sent a frame (a CALL or an answer): the last exchange (set by the charger).
+        self.last_exchange = float("-inf")
+        #: The instant the armed heartbeat deadline counts from.
+        self._beat_from = float("-inf")
         self.state = Registration.UNREGISTERED
         self.boot_reason = "PowerUp"
         self._boot_in_flight = False
@@ -203,27 +230,46 @@ class Registrar:
         self.boot_reason = "PowerUp"
         if interval > 0:
             self.config.set_setting("heartbeat_interval", str(interval))
-        self.timers.arm(Timer.HEARTBEAT, now + self.heartbeat_delay(self.config.integer("heartbeat_interval")))
+        self._arm_heartbeat(now)
         for status_message in self.messages.all_status_payloads(now):
             self.host.send("StatusNotification", status_message, now)
         for c in self.connectors.values():
             c.reported_status = c.status
         self.host.pump(now)
 
+    def _arm_heartbeat(self, now: float) -> None:
+        self._beat_from = now
+        self.timers.arm(Timer.HEARTBEAT, now + self.heartbeat_delay(self.config.integer("heartbeat_interval")))
+
+    def heartbeat_due(self, now: float) -> None:
+        """The heartbeat deadline fell due. ``inactivity``: an exchange since it was armed moves it on (from
+        that exchange) instead; ``periodic``: the heartbeat goes."""
+        last = self.last_exchange
+        if self.inactivity and last > self._beat_from:
+            interval = self.config.integer("heartbeat_interval")
+            due = last + self.heartbeat_delay(interval)
+            if interval > 0 and due > now:
+                self._beat_from = last
+                self.timers.arm(Timer.HEARTBEAT, due)
+                return
+        self.send_heartbeat(now)
+
     def send_heartbeat(self, now: float) -> None:
         interval = self.config.integer("heartbeat_interval")
         due = now + self.heartbeat_delay(interval) if interval > 0 and self.host.link_up else None
+        self._beat_from = now
         self.timers.set(Timer.HEARTBEAT, due)
         self.host.send("Heartbeat", {}, now)
 
     def heartbeat_interval_changed(self, now: float) -> None:
         if self.accepted and self.host.link_up:
             interval = self.config.integer("heartbeat_interval")
+            self._beat_from = now
             self.timers.set(Timer.HEARTBEAT, now + self.heartbeat_delay(interval) if interval > 0 else None)
 
     def resumed(self, now: float) -> None:
         """The link is back and we are still Accepted: heartbeats start again."""
-        self.timers.arm(Timer.HEARTBEAT, now + self.heartbeat_delay(self.config.integer("heartbeat_interval")))
+        self._arm_heartbeat(now)
 
     def link_down(self) -> None:
         self._boot_in_flight = False
