@@ -533,7 +533,9 @@ class Charger:
         if frames:
             log = self._frames
             log.sent(frames)
-            self._registrar.last_exchange = log.last_now  # an exchange: the heartbeat's inactivity restarts
+            registrar = self._registrar
+            if registrar.inactivity:  # an exchange: the heartbeat's interval of inactivity starts again
+                registrar.exchanged(log.last_now)
         return frames
 
     def transfers_to_start(self) -> list[Transfer]:
@@ -569,7 +571,7 @@ class Charger:
         if timers.pop_if_due(_BOOT, now):
             self._registrar.send_boot(now)
         if timers.pop_if_due(_HEARTBEAT, now):
-            self._registrar.heartbeat_due(now)
+            self._registrar.send_heartbeat(now)
         self._tx.sample_due(now)
         self.monitoring.check(now)
         for cid in timers.pop_due(_CONNECTION_TIMEOUT, now):

@@ -6,21 +6,22 @@ A station that is not Accepted sends a BootNotification as soon as its link is u
 absence: a CALLERROR or a timeout) moves :class:`Registration` along :data:`TRANSITIONS`, which also says
 when the next BootNotification is due (:class:`Retry`). Accepted starts the heartbeats and the
 StatusNotifications of every connector; a reboot (a reset or a power loss) forgets the registration.
-
-Heartbeats follow the firmware's :data:`HEARTBEAT_MODES`. ``inactivity`` is the spec's definition (1.6
-HeartbeatInterval, 2.0.1 OCPPCommCtrlr.HeartbeatInterval: "interval of inactivity (no OCPP exchanges) with
-the central system after which the Charge Point should send a Heartbeat"): the interval restarts at every
-exchange in either direction, a CSMS-initiated call included ("no OCPP exchanges" does not ask who began
-it). An exchange is dated by the frame the charger sends in it: its own CALL, or its answer to the CSMS's
-(:attr:`Registrar.last_exchange`, set by the charger as frames leave), so an idle charger heartbeats at
-exactly the interval and one that talks at least that often sends none. The deadline is not moved at every
-frame: when it falls due after an exchange it is re-armed from that exchange (one wake per interval at
-most). ``periodic`` is what many chargers do instead: a Heartbeat every interval whatever else was said.
 Every state takes every answer (1.6 may be triggered to boot again while Accepted), so the only illegal
 event is an answer the table does not know: :class:`IllegalRegistrationEvent`.
 
 Until it is Pending or Accepted, the station answers the CSMS's calls with a SecurityError (1.6 §4.2,
 2.0.1 B02/B03): :data:`SERVES_CALLS`.
+
+Heartbeats follow the firmware's :data:`HEARTBEAT_MODES`. ``inactivity`` is the spec's definition (1.6
+HeartbeatInterval, 2.0.1 OCPPCommCtrlr.HeartbeatInterval: "interval of inactivity (no OCPP exchanges) with
+the central system after which the Charge Point should send a Heartbeat"): the interval restarts at every
+exchange in either direction, a CSMS-initiated call included ("no OCPP exchanges" does not ask who began
+it). An exchange is dated by the frame the charger sends in it, its own CALL or its answer to the CSMS's
+(the charger tells :meth:`Registrar.exchanged` as frames leave), so an idle charger heartbeats at exactly
+the interval and one that talks at least that often sends none. The deadline moves at every such frame (a
+heap push); re-arming it lazily when it fell due instead woke a charging charger once per interval at an
+instant of its own (the CSMS's calls are answered at any time), which cost the twin more than the pushes.
+``periodic`` is what many chargers do instead: a Heartbeat every interval whatever else was said.
 """
 
 from __future__ import annotations
@@ -161,7 +162,6 @@ class Registrar:
         "heartbeat_delay",
         "host",
         "inactivity",
-        "last_exchange",
         "messages",
         "state",
         "timers",
@@ -187,8 +187,6 @@ class Registrar:
             raise ValueError(f"heartbeat: expected one of {', '.join(HEARTBEAT_MODES)}, got {heartbeat!r}")
         #: The spec's heartbeat (True) or a fixed period (False).
         self.inactivity = heartbeat == INACTIVITY
-        #: When the charger last sent a frame (a CALL or an answer): the last exchange (set by the charger).
-        self.last_exchange = float("-inf")
         #: The instant the armed heartbeat deadline counts from.
         self._beat_from = float("-inf")
         self.state = Registration.UNREGISTERED
@@ -241,18 +239,12 @@ class Registrar:
         self._beat_from = now
         self.timers.arm(Timer.HEARTBEAT, now + self.heartbeat_delay(self.config.integer("heartbeat_interval")))
 
-    def heartbeat_due(self, now: float) -> None:
-        """The heartbeat deadline fell due. ``inactivity``: an exchange since it was armed moves it on (from
-        that exchange) instead; ``periodic``: the heartbeat goes."""
-        last = self.last_exchange
-        if self.inactivity and last > self._beat_from:
-            interval = self.config.integer("heartbeat_interval")
-            due = last + self.heartbeat_delay(interval)
-            if interval > 0 and due > now:
-                self._beat_from = last
-                self.timers.arm(Timer.HEARTBEAT, due)
-                return
-        self.send_heartbeat(now)
+    def exchanged(self, now: float) -> None:
+        """The charger sent a frame (its CALL or its answer to the CSMS's): under ``inactivity`` the interval
+        starts again, while heartbeats run (Accepted, link up, an interval above 0)."""
+        if now > self._beat_from and self.timers.at(_HEARTBEAT) is not None:
+            self._beat_from = now
+            self.timers.arm(_HEARTBEAT, now + self.heartbeat_delay(self.config.integer("heartbeat_interval")))
 
     def send_heartbeat(self, now: float) -> None:
         interval = self.config.integer("heartbeat_interval")
@@ -279,3 +271,6 @@ class Registrar:
     def rebooted(self) -> None:
         self.state, _ = transition(self.state, RegistrationEvent.REBOOTED)
         self.boot_reason = "RemoteReset"
+
+
+_HEARTBEAT = Timer.HEARTBEAT  # read at every frame sent (an enum member through its class costs ~5x a name)
