@@ -65,7 +65,7 @@ def _answer_calls(charger: Charger, at: float) -> None:
 
 
 def charging_charger() -> Charger:
-    charger = Charger("CP1", OCPP16, meter=SteadyMeter(), rng=SeededDraws(1))
+    charger = Charger("CP1", OCPP16, meter=SteadyMeter(), rng=SeededDraws(1), heartbeat="periodic")  # a wake in five
     charger.connected(T0)
     _answer_calls(charger, T0 + 0.1)
     charger.plug_in(1, "TAG1", T0 + 1.0)

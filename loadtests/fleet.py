@@ -93,6 +93,7 @@ class Shell:
                 keys["repeat"]: str(repeat),
             },
             call_timeout_s=opts.call_timeout_s,
+            heartbeat="periodic",  # the realistic mix: a Heartbeat every 300 s whatever else is sent
         )
         self.auth = "Basic " + base64.b64encode(f"{station_id}:{opts.password}".encode()).decode()
         self.local_addr = local_addr

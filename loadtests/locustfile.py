@@ -254,6 +254,7 @@ class ChargerUser(User):
                 keys["range"]: str(max(1, self.options.backoff_min // 2)),
             },
             call_timeout_s=self.options.call_timeout,
+            heartbeat="periodic",  # the realistic mix: a Heartbeat every 300 s whatever else is sent
         )
         now = time.time()
         self.plug_at: float | None = now + self.rng.uniform(0, 2 * self.options.idle_length)

@@ -407,6 +407,7 @@ class Fleet:
                     vendor=None if group.vendor_profile is None else PROFILES[group.vendor_profile],
                     security=StationSecurity(station_id, profile=group.security_profile, password=group.password),
                     payment_terminal=group.payment_terminal,
+                    heartbeat=group.heartbeat,
                     **(charger_options or {}),
                 )
                 self.hooks.chargers[station_id] = charger

@@ -58,6 +58,8 @@ class LiveTransactions:
         self.unpriced: set[int] = set()
         #: Running costs of priced sessions, by station and transaction id.
         self._costs: dict[str, dict[int, LiveCost]] = {}
+        #: When ``stations.last_seen_at`` was last queued per station (:func:`csms.services.reports.handle`).
+        self.seen_at: dict[str, float] = {}
 
     def cost(self, station_id: str, transaction_id: int) -> LiveCost | None:
         known = self._costs.get(station_id)
@@ -90,6 +92,7 @@ class LiveTransactions:
         self._by_station = {}
         self.unpriced = set()
         self._costs = {}
+        self.seen_at = {}
 
     def __len__(self) -> int:
         return sum(len(known) for known in self._by_station.values())

@@ -41,9 +41,10 @@ def handle(  # noqa: C901, PLR0911, PLR0912 - one case per report type: the tabl
 ) -> ev.Decision | Pending:
     """The decision, or what it waits for (:class:`~csms.pki.lookups.Pending`: an OCSP or provider lookup)."""
     report = _screened(uow, station_id, report, now)
+    if not isinstance(report, ev.BootReported):  # (a boot writes it with the station's row)
+        _seen(uow, station_id, now, 0.0 if isinstance(report, ev.HeartbeatReceived) else config.heartbeat_interval_s)
     match report:
         case ev.HeartbeatReceived():
-            stations.seen(uow, station_id, now)
             return ev.TimeNow(now)
         case ev.StatusReported():
             stations.status(uow.connection, station_id, report, now)
@@ -93,6 +94,20 @@ def handle(  # noqa: C901, PLR0911, PLR0912 - one case per report type: the tabl
         case ev.CertificateSigningRequested():
             return certificates.sign_request(uow.session, station_id, report, now, config)
     raise TypeError(f"no service handles {type(report).__name__}")
+
+
+def _seen(uow: UnitOfWork, station_id: str, now: datetime, every_s: float) -> None:
+    """Any report shows the station alive, not only a Heartbeat: a charger that heartbeats as the spec defines
+    (after an interval without exchanges) sends none while it reports meter values. ``stations.last_seen_at``
+    is written at a Heartbeat, else when this node last wrote it ``every_s`` (the heartbeat interval) ago or
+    more: it is never older than a periodic Heartbeat would have kept it, for a write per station per interval
+    instead of one per batch. (The alert engine's liveness is its own, from every report.)"""
+    at = now.timestamp()
+    written = uow.live.seen_at
+    last = written.get(station_id)
+    if last is None or at - last >= every_s:
+        written[station_id] = at
+        stations.seen(uow, station_id, now)
 
 
 def _card(

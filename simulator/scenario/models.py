@@ -219,6 +219,10 @@ class ChargerGroup(_Model):
     #: The charger family whose quirks the firmware has (simulator/station/vendors.py, docs/hardware.md);
     #: it also names the vendor and model the chargers boot with unless ``vendor``/``model`` are given.
     vendor_profile: str | None = None
+    #: How the firmware times its heartbeats: ``inactivity`` (the OCPP spec's HeartbeatInterval: a Heartbeat
+    #: only after that long without any exchange with the CSMS) or ``periodic`` (one every interval, whatever
+    #: else was sent, as many chargers do). Unset: the vendor profile's, else ``inactivity``.
+    heartbeat: Literal["inactivity", "periodic"] | None = None
 
     @field_validator("vendor_profile")
     @classmethod

@@ -38,6 +38,9 @@ Decisions the specs leave open (one place to look them up; the jobs' modules exp
 * A reboot (reset or power loss) drops the link and reconnects after ``reboot_s``.
 * Statuses that changed while offline are sent after reconnecting; heartbeats and other non-transaction
   messages are not queued.
+* Heartbeats come after ``HeartbeatInterval`` of inactivity (the spec's definition; any exchange either way,
+  dated by the frame the charger sends in it, restarts it) or every interval (``heartbeat="periodic"``, what
+  many chargers do): :mod:`.registration`.
 * Due deadlines are handled kind by kind, in this order: CALL timeouts, boot retry, heartbeat, meter
   samples, connection timeouts, limit changes, reboot, then the transaction-message queue.
 """
@@ -67,7 +70,7 @@ from simulator.station.monitoring import Monitoring
 from simulator.station.offline_queue import OfflineQueue, QueuedMessage
 from simulator.station.operations import Operations
 from simulator.station.payment_terminal import PaymentTerminal
-from simulator.station.registration import SERVES_CALLS, Registrar, Registration, StationIdentity
+from simulator.station.registration import INACTIVITY, SERVES_CALLS, Registrar, Registration, StationIdentity
 from simulator.station.reservations import REJECTED, Reservations
 from simulator.station.security import StationSecurity
 from simulator.station.security_ops import SecurityOperations
@@ -142,6 +145,8 @@ class Charger:
         vendor: the vendor profile whose quirks the firmware has (:mod:`.vendors`; None: the spec's).
         install_s: how long installing a downloaded firmware image takes, before its reboot.
         log_bytes: how much of its recent frames (text) the charger keeps for GetDiagnostics/GetLog files.
+        heartbeat: ``inactivity`` (the spec's: a Heartbeat after an interval without exchanges) or ``periodic``
+            (one every interval); None: the vendor profile's, else ``inactivity``.
     """
 
     # A fleet holds thousands: attributes in slots, not an instance dict (the charger has more attributes than
@@ -176,6 +181,7 @@ class Charger:
         install_s: float = 20.0,
         log_bytes: int = 2048,
         payment_terminal: bool = False,
+        heartbeat: str | None = None,
     ) -> None:
         specs = [ConnectorSpec() for _ in range(connectors)] if isinstance(connectors, int) else list(connectors)
         self.station_id = station_id
@@ -248,6 +254,7 @@ class Charger:
             timers=self.timers,
             boot_retry_s=boot_retry_s,
             heartbeat_delay=self.vendor.heartbeat_delay,
+            heartbeat=heartbeat or profile.quirks.heartbeat or INACTIVITY,
         )
         self._tx = Transactions(
             self,
@@ -524,7 +531,11 @@ class Charger:
             return []
         frames = self.rpc.frames_to_send()
         if frames:
-            self._frames.sent(frames)
+            log = self._frames
+            log.sent(frames)
+            registrar = self._registrar
+            if registrar.inactivity:  # an exchange: the heartbeat's interval of inactivity starts again
+                registrar.exchanged(log.last_now)
         return frames
 
     def transfers_to_start(self) -> list[Transfer]:

@@ -11,6 +11,17 @@ event is an answer the table does not know: :class:`IllegalRegistrationEvent`.
 
 Until it is Pending or Accepted, the station answers the CSMS's calls with a SecurityError (1.6 §4.2,
 2.0.1 B02/B03): :data:`SERVES_CALLS`.
+
+Heartbeats follow the firmware's :data:`HEARTBEAT_MODES`. ``inactivity`` is the spec's definition (1.6
+HeartbeatInterval, 2.0.1 OCPPCommCtrlr.HeartbeatInterval: "interval of inactivity (no OCPP exchanges) with
+the central system after which the Charge Point should send a Heartbeat"): the interval restarts at every
+exchange in either direction, a CSMS-initiated call included ("no OCPP exchanges" does not ask who began
+it). An exchange is dated by the frame the charger sends in it, its own CALL or its answer to the CSMS's
+(the charger tells :meth:`Registrar.exchanged` as frames leave), so an idle charger heartbeats at exactly
+the interval and one that talks at least that often sends none. The deadline moves at every such frame (a
+heap push); re-arming it lazily when it fell due instead woke a charging charger once per interval at an
+instant of its own (the CSMS's calls are answered at any time), which cost the twin more than the pushes.
+``periodic`` is what many chargers do instead: a Heartbeat every interval whatever else was said.
 """
 
 from __future__ import annotations
@@ -39,6 +50,11 @@ class RegistrationEvent(Enum):
     REJECTED = "Rejected"
     FAILED = "Failed"  # no answer: a CALLERROR or a timeout
     REBOOTED = "Rebooted"  # a reset or a power loss took the station down
+
+
+#: How the firmware times its heartbeats (see the module's docstring); ``inactivity`` is the spec's.
+INACTIVITY, PERIODIC = "inactivity", "periodic"
+HEARTBEAT_MODES = (INACTIVITY, PERIODIC)
 
 
 class Retry(Enum):
@@ -137,6 +153,7 @@ class Registrar:
     """Boot, its retries, and the heartbeats of one charger."""
 
     __slots__ = (
+        "_beat_from",
         "_boot_in_flight",
         "boot_reason",
         "boot_retry_s",
@@ -144,6 +161,7 @@ class Registrar:
         "connectors",
         "heartbeat_delay",
         "host",
+        "inactivity",
         "messages",
         "state",
         "timers",
@@ -159,11 +177,18 @@ class Registrar:
         timers: Deadlines,
         boot_retry_s: float,
         heartbeat_delay: Callable[[int], float] = float,
+        heartbeat: str = INACTIVITY,
     ) -> None:
         self.host, self.messages, self.config, self.connectors = host, messages, config, connectors
         self.timers, self.boot_retry_s = timers, boot_retry_s
         #: Seconds to the next heartbeat for an interval (a vendor's firmware may jitter it).
         self.heartbeat_delay = heartbeat_delay
+        if heartbeat not in HEARTBEAT_MODES:
+            raise ValueError(f"heartbeat: expected one of {', '.join(HEARTBEAT_MODES)}, got {heartbeat!r}")
+        #: The spec's heartbeat (True) or a fixed period (False).
+        self.inactivity = heartbeat == INACTIVITY
+        #: The instant the armed heartbeat deadline counts from.
+        self._beat_from = float("-inf")
         self.state = Registration.UNREGISTERED
         self.boot_reason = "PowerUp"
         self._boot_in_flight = False
@@ -203,27 +228,40 @@ class Registrar:
         self.boot_reason = "PowerUp"
         if interval > 0:
             self.config.set_setting("heartbeat_interval", str(interval))
-        self.timers.arm(Timer.HEARTBEAT, now + self.heartbeat_delay(self.config.integer("heartbeat_interval")))
+        self._arm_heartbeat(now)
         for status_message in self.messages.all_status_payloads(now):
             self.host.send("StatusNotification", status_message, now)
         for c in self.connectors.values():
             c.reported_status = c.status
         self.host.pump(now)
 
+    def _arm_heartbeat(self, now: float) -> None:
+        self._beat_from = now
+        self.timers.arm(Timer.HEARTBEAT, now + self.heartbeat_delay(self.config.integer("heartbeat_interval")))
+
+    def exchanged(self, now: float) -> None:
+        """The charger sent a frame (its CALL or its answer to the CSMS's): under ``inactivity`` the interval
+        starts again, while heartbeats run (Accepted, link up, an interval above 0)."""
+        if now > self._beat_from and self.timers.at(_HEARTBEAT) is not None:
+            self._beat_from = now
+            self.timers.arm(_HEARTBEAT, now + self.heartbeat_delay(self.config.integer("heartbeat_interval")))
+
     def send_heartbeat(self, now: float) -> None:
         interval = self.config.integer("heartbeat_interval")
         due = now + self.heartbeat_delay(interval) if interval > 0 and self.host.link_up else None
+        self._beat_from = now
         self.timers.set(Timer.HEARTBEAT, due)
         self.host.send("Heartbeat", {}, now)
 
     def heartbeat_interval_changed(self, now: float) -> None:
         if self.accepted and self.host.link_up:
             interval = self.config.integer("heartbeat_interval")
+            self._beat_from = now
             self.timers.set(Timer.HEARTBEAT, now + self.heartbeat_delay(interval) if interval > 0 else None)
 
     def resumed(self, now: float) -> None:
         """The link is back and we are still Accepted: heartbeats start again."""
-        self.timers.arm(Timer.HEARTBEAT, now + self.heartbeat_delay(self.config.integer("heartbeat_interval")))
+        self._arm_heartbeat(now)
 
     def link_down(self) -> None:
         self._boot_in_flight = False
@@ -233,3 +271,6 @@ class Registrar:
     def rebooted(self) -> None:
         self.state, _ = transition(self.state, RegistrationEvent.REBOOTED)
         self.boot_reason = "RemoteReset"
+
+
+_HEARTBEAT = Timer.HEARTBEAT  # read at every frame sent (an enum member through its class costs ~5x a name)

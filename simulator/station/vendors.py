@@ -6,7 +6,8 @@ A profile (:data:`PROFILES`, chosen per charger group with ``vendor_profile:``) 
 modelled on and its :class:`Quirks`. The charger itself stays the spec's; :class:`VendorFirmware` changes
 what goes on the wire, in one place, :meth:`VendorFirmware.outgoing` (every CALL the charger sends passes
 it), plus the few moments the wire alone cannot express: statuses sent before the BootNotification
-(:meth:`~VendorFirmware.before_boot`), the heartbeat's timing (:meth:`~VendorFirmware.heartbeat_delay`),
+(:meth:`~VendorFirmware.before_boot`), the heartbeat's timing (:meth:`~VendorFirmware.heartbeat_delay`,
+and ``Quirks.heartbeat``: a fixed period instead of the spec's inactivity interval),
 a vendor configuration key (:func:`config_entries`) and the closing meter values of a stop it did not know
 the register for (queued behind the StopTransaction, so they survive a dropped link like any transaction
 message). Everything is deterministic: jitter draws from the charger's seeded generator.
@@ -76,6 +77,9 @@ class Quirks:
     csms_url_key_ignored: bool = False
     #: Heartbeats drift by up to ± this fraction of the interval.
     heartbeat_jitter: float = 0.0
+    #: How the firmware times heartbeats (:data:`.registration.HEARTBEAT_MODES`): ``periodic`` sends one every
+    #: interval whatever else was said; None: the spec's ``inactivity`` unless the scenario says otherwise.
+    heartbeat: str | None = None
     #: Configuration keys / variables the family ships with (wire name -> value) per version.
     config: tuple[tuple[Version, str, str], ...] = ()
 
@@ -138,7 +142,9 @@ PROFILES: dict[str, VendorProfile] = {
             "OpenEVSE",
             "OpenEVSE-WiFi",
             frozenset({OCPP16}),
-            Quirks(register_per_transaction=True, unknown_meter_stop=0),
+            # MicroOcpp's HeartbeatService sends one every HeartbeatInterval since its last Heartbeat, whatever
+            # else was sent (matth-x/MicroOcpp, src/MicroOcpp/Model/Heartbeat/HeartbeatService.cpp, 2023).
+            Quirks(register_per_transaction=True, unknown_meter_stop=0, heartbeat="periodic"),
         ),
         VendorProfile(
             "project-ev",
