@@ -9,7 +9,8 @@ fires it calls :meth:`handle_timer`. In virtual time the same object runs under 
 
 Rules (names are the ``rule`` of the stored alert):
 
-* ``heartbeat_missed`` — a connected station sent nothing by ``last_seen + interval × factor + grace``
+* ``heartbeat_missed`` — a connected station sent nothing (no call, no answer to ours) by ``last_seen + interval ×
+  factor + grace``
   (interval from its last BootNotification answer). The station is also declared offline *since
   last_seen* (:class:`ConnectivityChanged`), which the uptime history records.
 * ``offline`` — offline (socket closed, or heartbeats missed) for ``offline_after_s``.

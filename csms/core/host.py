@@ -40,7 +40,7 @@ from csms.core.session import Staged, StationSession, Work
 from csms.core.traffic import Traffic
 from csms.domain.events import Decision, StationReport
 from csms.ocpp.convert import from_posix
-from csms.ocpp.rpc import PendingCall
+from csms.ocpp.rpc import Outcome, PendingCall
 from csms.ocpp.versions import Version
 from csms.pki.lookups import Lookup, Lookups, Result
 from csms.services import security_events, stations
@@ -48,6 +48,9 @@ from csms.services.admission import PLAIN, Admission, Admissions, Channel
 from csms.services.config import CsmsConfig
 
 log = logging.getLogger(__name__)
+
+#: The outcomes of a CSMS call that the station itself gave (not a timeout, nor a call cancelled with the connection).
+_ANSWERED = frozenset({Outcome.RESULT, Outcome.ERROR})
 
 Reports = list[tuple[StationReport, Decision]]
 
@@ -96,6 +99,16 @@ class SelectiveReports(Protocol):
 
     #: The classes of the reports it acts on (an empty set: none; its ``committed`` is never called).
     report_kinds: frozenset[type]
+
+
+@runtime_checkable
+class AnswerObserver(Protocol):
+    """A :class:`Plugin` that hears when a station answered one of the CSMS's calls (a CALLRESULT or CALLERROR):
+    a sign of life like any frame. A charger heartbeats only after an interval without any exchange (OCPP 1.6
+    HeartbeatInterval, 2.0.1 OCPPCommCtrlr.HeartbeatInterval), answers to the CSMS's calls included, so one the
+    CSMS keeps calling may send nothing else."""
+
+    def answered(self, station_id: str, now: float) -> None: ...
 
 
 class CommitObserver(Protocol):
@@ -157,6 +170,7 @@ class CsmsHost:
         self.plugins: list[Plugin] = []
         #: Each plugin with the report kinds it acts on (None: every report), in the order added.
         self._report_plugins: list[tuple[Plugin, frozenset[type] | None]] = []
+        self._answer_plugins: list[AnswerObserver] = []
         self.frames_in = 0
         self.frames_out = 0
         #: Frames by direction, action and type, CALLERRORs by code (read by a shell's metrics).
@@ -173,6 +187,8 @@ class CsmsHost:
         self.plugins.append(plugin)
         kinds = plugin.report_kinds if isinstance(plugin, SelectiveReports) else None
         self._report_plugins.append((plugin, kinds))
+        if isinstance(plugin, AnswerObserver):
+            self._answer_plugins.append(plugin)
 
     def stop(self) -> None:
         """The process ends (or dies, in the twin): timers stop, nothing more is committed or sent."""
@@ -347,6 +363,13 @@ class CsmsHost:
 
     def _resolve(self, connection: Connection) -> None:
         for pending in connection.session.completed_calls():
+            if pending.outcome in _ANSWERED and self._answer_plugins:
+                now = self.scheduler.now()
+                for plugin in self._answer_plugins:
+                    try:
+                        plugin.answered(connection.station_id, now)
+                    except Exception:
+                        log.exception("plugin %r failed in answered", plugin)
             waiting = connection.waiting
             done = waiting.pop(id(pending), None) if waiting else None
             if done is not None:

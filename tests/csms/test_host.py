@@ -11,7 +11,10 @@ import orjson
 import pytest
 from sqlalchemy import select
 
+from csms.alerts import AlertEngine, AlertRules
+from csms.alerts import engine as al
 from csms.core.host import CsmsHost, StationNotConnected
+from csms.core.plugins.alerts import AlertMonitor
 from csms.domain import events as ev
 from csms.ocpp import framing
 from csms.ocpp.framing import Call, CallResult
@@ -266,3 +269,33 @@ def test_unknown_station_is_refused_and_with_auto_registration_waits_for_approva
     with session_factory() as db:
         assert db.get(Station, "newbie") is None and db.get(Station, "nobody") is None
         assert [(p.station_id, p.ocpp_version) for p in stations.list_pending(db)] == [("newbie", "2.0.1")]
+
+
+def _alerts_on(csms: CsmsHost) -> list[tuple[str, str, float | None]]:
+    found: list[tuple[str, str, float | None]] = []
+    monitor = AlertMonitor(AlertEngine(AlertRules(heartbeat_factor=2, heartbeat_grace_s=30)))
+    monitor.on_effects = lambda effects: found.extend(
+        (e.rule, e.station_id, None) for e in effects if isinstance(e, al.RaiseAlert)
+    )
+    csms.add_plugin(monitor)
+    return found
+
+
+@pytest.mark.parametrize("answers", [True, False])
+def test_a_station_that_only_answers_the_csms_calls_is_alive(host, answers):
+    """A charger heartbeats after an interval *without any exchange*: answering the CSMS's calls is one. So a
+    station the CSMS calls every minute and that sends nothing else is not flagged heartbeat_missed; the same
+    station silent is (at last seen + 2 × 300 s + 30 s), then offline."""
+    csms, scheduler = host
+    raised = _alerts_on(csms)
+    a, wire = connect(csms, "a")
+    for minute in range(1, 16):
+        scheduler.advance(T0 + 60 * minute)
+        csms.call("a", "GetConfiguration", {}, timeout_s=30)
+        if answers:
+            call = wire.frames[-1]
+            csms.receive(a, orjson.dumps([3, call.unique_id, {"configurationKey": []}]).decode())
+        else:
+            scheduler.advance(T0 + 60 * minute + 30)  # each call times out
+    expected = [] if answers else [("heartbeat_missed", "a", None), ("offline", "a", None)]
+    assert raised == expected

@@ -95,6 +95,16 @@ class AlertMonitor:
     def disconnected(self, station_ids: Sequence[str], now: float) -> None:
         self.feed([al.Disconnected(station_id) for station_id in station_ids], now)
 
+    def answered(self, station_id: str, now: float) -> None:
+        """The station answered one of our calls: seen, as by any report (its heartbeat deadline moves)."""
+        if self.active and self._host is not None:
+            effects: list[al.Effect] = []
+            self.engine.seen(station_id, now, effects)
+            self._apply(effects, now)
+            self._arm()
+            return
+        self.feed([al.Seen(station_id)], now)  # relayed to the lease holder on another node
+
     def committed(self, station_id: str, reports: Reports, now: float) -> None:
         if self.active and self._host is not None and not ends_transaction(reports):
             # (every committed report: the engine hears them without the events made of them first)
