@@ -68,6 +68,7 @@ from csms.loadmgmt.profiles import (
 )
 from csms.loadmgmt.revision import Revision
 from csms.loadmgmt.state import Allocation, ExpectedVehicle, SessionState, SiteState, Tariff
+from csms.loadmgmt.strategies._core import EPS, build_problem
 from csms.loadmgmt.topology import Evse, EvseKey, Site, phase_use
 from csms.ocpp import commands
 from csms.ocpp.versions import OCPP16
@@ -247,6 +248,8 @@ class Planner:
         self._curtailed: tuple[float, Site] | None = None
         #: Vehicles scheduled to depart from the site that are not plugged in yet (:meth:`expect`), by id.
         self.expected: dict[str, ExpectedVehicle] = {}
+        #: EVSEs whose small decrease the last plan held (:meth:`_hold_small_decreases`): the spec they keep.
+        self.band_held: dict[EvseKey, ProfileSpec] = {}
 
     # ---- facts ---------------------------------------------------------------------------------------
     def station_online(self, station_id: str, now: float, version: str | None = None) -> list[Command]:
@@ -650,6 +653,7 @@ class Planner:
                 limits_a={k: alloc.limits_a[k] for k, alloc in pick.items()},
                 power_w={k: alloc.power_w[k] for k, alloc in pick.items()},
             )
+        allocation = self._hold_small_decreases(allocation, state, ramping, now)
         self.last_allocation = allocation
         self._last_plan = now
         self.revision.bump()
@@ -674,6 +678,78 @@ class Planner:
             s.allocated_a = amps
         return self._commands(self._desired(allocation, state), now)
 
+    def _hold_small_decreases(
+        self, allocation: Allocation, state: SiteState, ramping: Mapping[EvseKey, float], now: float
+    ) -> Allocation:
+        """The allocation with the EVSEs whose change is within the deadband *held* at the limit their charger was
+        sent (no profile sent; :meth:`.ProfileTracker.holds`). A small increase is held always (the tracker would not
+        send it; the charger stays below it). A small decrease (not a pause) is held only while every hard limit of
+        the tree — the rows of :func:`.build_problem`: each node's phase and kW limits, a demand-response curtailment
+        included — and, under a demand charge, the billing period's peak still hold with every held EVSE at its sent
+        limit; where a row would not, the decreases on it are sent, the largest first, until it does.
+        A held EVSE's allocation *is* its sent limit from here on (compliance, ramping, the report, the planned
+        import, the next plan's dwell): nothing is planned on headroom the charger is still using."""
+        self.band_held = {}
+        tracker, limits = self.tracker, allocation.limits_a
+        if tracker.deadband_a < 0 or tracker.deadband_w < 0:
+            return allocation
+        candidates = self._band_candidates(limits, ramping, now)
+        if not candidates:
+            return allocation
+        problem = build_problem(replace(state, reserved_a={**state.reserved_a, **ramping}), now)
+        col = {k: i for i, k in enumerate(problem.keys)}
+        x = np.array([limits.get(k, 0.0) for k in problem.keys])
+        lift = np.zeros(problem.n)
+        for key, (sent_a, _) in candidates.items():
+            if key in col:
+                lift[col[key]] = sent_a - limits[key]
+        A, b = problem.A, problem.b
+        if self.tariff is not None and self.tariff.demand_charge_per_kw > 0:
+            # The demand charge's level counts as hard here: a hold may spend headroom under the billing period's
+            # peak, never raise it (nor, where the plan is above it already, add to it).
+            A = np.vstack([A, problem.watts_per_a.reshape(1, -1) / 1000.0])
+            b = np.append(b, (self.peak_w - problem.fixed_w) / 1000.0)
+        base = A @ x
+        while True:
+            over = base + A @ lift - np.maximum(b, base)  # a row already over (overloaded) must not get worse
+            worst = int(np.argmax(over)) if len(over) else -1
+            if worst < 0 or over[worst] <= EPS:
+                break
+            i = int(np.argmax(A[worst] * lift))  # drop the hold (a decrease) that adds most to the worst row
+            lift[i] = 0.0
+        held = {k: c for k, c in candidates.items() if k in col and lift[col[k]] != 0}
+        if not held:
+            return allocation
+        self.band_held = {k: spec for k, (_, spec) in held.items()}
+        power = dict(allocation.power_w)
+        for key, (sent_a, _) in held.items():
+            power[key] = float(sent_a * problem.watts_per_a[col[key]])
+        return replace(allocation, limits_a={**limits, **{k: a for k, (a, _) in held.items()}}, power_w=power)
+
+    def _band_candidates(
+        self, limits: Mapping[EvseKey, float], ramping: Mapping[EvseKey, float], now: float
+    ) -> dict[EvseKey, tuple[float, ProfileSpec]]:
+        """The steered EVSEs whose allocation is a small change from the spec carrying their limit that may be held
+        (:meth:`.ProfileTracker.holds`), with that spec's limit in A per phase. Not one overdrawing (:attr:`held`),
+        ramping, ISO 15118 capped, or whose next spec would differ in more than its limit."""
+        tracker, online, sessions, site = self.tracker, self._online, self._sessions, self.site
+        out: dict[EvseKey, tuple[float, ProfileSpec]] = {}
+        for key, amps in limits.items():
+            s = sessions.get(key)
+            if amps <= 0 or s is None or key in ramping or key in self.held or key in self.ev_limits:
+                continue
+            if key[0] not in online or key not in site.index:
+                continue
+            bindable = s.transaction_id is not None and self._bindable(key[0], s.transaction_id)
+            sent = tracker.sent(key[0], key[1], Purpose.TX if bindable else Purpose.TX_DEFAULT)
+            if sent is None or sent.transaction_id != (s.transaction_id if bindable else None):
+                continue
+            e = site.evse(key)
+            same_shape = sent.unit == "W" if e.dc else sent.number_phases == e.phases_used(s.phases_in_use)
+            if same_shape and tracker.holds(sent, e.power_w(amps) if e.dc else amps, now):
+                out[key] = (sent.limit / e.power_w(1.0) if e.dc else sent.limit, sent)
+        return out
+
     def _demand_w(self, now: float, planned_w: float) -> float:
         """The planned import averaged over the demand window ending one interval after ``now`` (each plan holds
         until the next; this one for an interval): what a utility's demand meter would read if the plans held.
@@ -694,6 +770,7 @@ class Planner:
         stations_done: set[str] = set()
         send_station_max, limits_a, reserved_a = self.config.send_station_max, allocation.limits_a, state.reserved_a
         online, held, sessions, caps, spec_of = self._online, self.held, self._sessions, self._station_caps, self._spec
+        band = self.band_held
         for e, key, default_slot, tx_slot in self._evse_slots:
             station_id = e.station_id
             if station_id not in online:
@@ -716,11 +793,16 @@ class Planner:
                 out.append(spec_of(e, Purpose.TX_DEFAULT, default_slot, e.fallback_current_a, None))
             elif session.transaction_id is not None and self._bindable(station_id, session.transaction_id):
                 out.append(spec_of(e, Purpose.TX_DEFAULT, default_slot, e.fallback_current_a, None))
-                tx_spec = spec_of(e, Purpose.TX, tx_slot, amps, session.transaction_id, session.phases_in_use)
+                # A small decrease held (:meth:`_hold_small_decreases`): the spec sent (never ISO 15118 capped).
+                tx_spec = band.get(key) or spec_of(
+                    e, Purpose.TX, tx_slot, amps, session.transaction_id, session.phases_in_use
+                )
                 ev = self.ev_limits.get(key)
                 out.append(tx_spec if ev is None else capped(tx_spec, ev))
             else:
-                out.append(spec_of(e, Purpose.TX_DEFAULT, default_slot, amps, None, session.phases_in_use))
+                out.append(
+                    band.get(key) or spec_of(e, Purpose.TX_DEFAULT, default_slot, amps, None, session.phases_in_use)
+                )
         return out
 
     def _bindable(self, station_id: str, transaction_id: str) -> bool:

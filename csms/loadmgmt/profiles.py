@@ -151,12 +151,13 @@ class _Slot:
 @dataclass
 class ProfileTracker:
     """What each charger was last sent and what it acknowledged; :meth:`changes` returns only what must be
-    (re)sent.
+        (re)sent.
 
-    A new limit is sent when the purpose, transaction or unit changed, when it pauses or resumes, when it is
-    *lower* than the sent one (always: the tree depends on it), or *higher* by more than the deadband. A
-    Rejected answer, a CALLERROR or a timeout marks the EVSE unresponsive: the planner reserves
-    ``max(fallback, last accepted limit)`` for it, and the profile is retried after ``retry_after_s``.
+        A new limit is sent when the purpose, transaction or unit changed, when it pauses or resumes, when it is
+        *lower* than the sent one (always: the tree depends on it — the planner holds a small decrease itself, handing
+    the sent spec back, only where the tree allows it, :meth:`holds`), or *higher* by more than the deadband. A
+        Rejected answer, a CALLERROR or a timeout marks the EVSE unresponsive: the planner reserves
+        ``max(fallback, last accepted limit)`` for it, and the profile is retried after ``retry_after_s``.
     """
 
     deadband_a: float = 0.5
@@ -194,6 +195,20 @@ class ProfileTracker:
                 if self._failed_at.pop(spec.slot, None) is not None:
                     self.revision.bump()
         return out
+
+    def holds(self, sent: ProfileSpec, limit: float, now: float) -> bool:
+        """Whether the planner may keep the charger at the ``sent`` spec instead of ``limit`` (its unit): a change
+        within the deadband that is not a pause or resume, the slot not failed. An increase is one this tracker would
+        not send (its lease not due for renewal, when the increase goes out with it); a *decrease* is one it would
+        (every decrease is), which the planner holds only where the tree allows it."""
+        slot = self._slots.get(sent.slot)
+        if slot is None or slot.spec is not sent or slot.status == "failed":
+            return False
+        new, old = round_limit(limit, sent.unit), sent.rounded
+        band = self.deadband_a if sent.unit == "A" else self.deadband_w
+        if new <= 0 or old <= 0 or new == old or abs(new - old) > band:
+            return False
+        return new < old or not (sent.leased and now >= slot.sent_at + (sent.lease_s or 0.0) / 2)
 
     def _differs(self, slot: _Slot, spec: ProfileSpec, now: float) -> bool:
         if slot.status == "failed":

@@ -598,3 +598,44 @@ def test_no_evse_is_paused_or_resumed_by_choice_within_the_minimum_dwell():
     gaps = [b - a for times in switched.values() for a, b in pairwise(times)]
     assert gaps and min(gaps) >= 600.0
     assert peak <= peak_free * 1.001 and energy >= 0.999 * energy_free
+
+
+def _capped_by_its_vehicle(
+    limit_a: float, draw_a: float, building_a: tuple[float, float] = (0.0, 0.0)
+) -> tuple[Planner, list[Command]]:
+    """cp0 (32 A) and cp1 (40 A) charging under a grid limit of ``limit_a`` with the building at ``building_a[0]``;
+    cp0's vehicle then draws ``draw_a`` (its acceptance: 1 A more) and the building reads ``building_a[1]``: the plan
+    after that, and what it sent."""
+    evses = (Evse("cp0", 1, fallback_current_a=8.0), Evse("cp1", 1, max_current_a=40.0, fallback_current_a=8.0))
+    planner = Planner(Site("s", Node("grid", phase_limits_a=(limit_a,) * 3, evses=evses)), "equal_share")
+    online(planner, 2)
+    planner.site_meter(T0, phases_a=(building_a[0],) * 3)
+    planner.transaction_started(("cp0", 1), "1", T0)
+    planner.transaction_started(("cp1", 1), "2", T0)
+    planner.evse_meter(("cp0", 1), T0 + 150, current_a=draw_a)
+    return planner, planner.site_meter(T0 + 170, phases_a=(building_a[1],) * 3)
+
+
+def test_a_small_decrease_is_held_while_the_tree_holds_with_the_chargers_at_their_sent_limits():
+    # cp0 at its 32 A rating, cp1 at its 40 A: 28 A spare. cp0's vehicle takes 31.7 A: 0.3 A down, within the deadband.
+    planner, commands = _capped_by_its_vehicle(100.0, 30.7)
+    assert commands == []
+    assert set(planner.band_held) == {("cp0", 1)}
+    assert planner.last_allocation.limits_a[("cp0", 1)] == 32.0  # planned at what the charger may still draw
+    # Beyond the deadband it is sent.
+    planner, commands = _capped_by_its_vehicle(100.0, 30.0)
+    assert limits(commands) == {("cp0", "TxProfile"): 31.0}
+    # 31.5 A each under 63 A; cp0's vehicle takes 31.2 A and cp1 is given the 0.3 A it frees, within the deadband:
+    # not sent either, so with both chargers at their sent 31.5 A the grid carries 63 A, and both are held.
+    planner, commands = _capped_by_its_vehicle(63.0, 30.2)
+    assert commands == []
+    assert planner.last_allocation.limits_a == {("cp0", 1): 31.5, ("cp1", 1): 31.5}
+
+
+def test_a_small_decrease_is_sent_when_another_evse_takes_the_headroom_it_frees():
+    # 31 A each under 63 A with the building at 1 A; cp0's vehicle takes 30.7 A (0.3 A down) as the building drops
+    # to 0.5 A: cp1 is given 31.8 A, 0.8 A more, which is sent. Holding cp0 at 31 A would take the grid to 63.3 A.
+    planner, commands = _capped_by_its_vehicle(63.0, 29.7, building_a=(1.0, 0.5))
+    assert limits(commands) == {("cp0", "TxProfile"): 30.7, ("cp1", "TxProfile"): 31.8}
+    assert planner.band_held == {}
+    assert sum(planner.last_allocation.limits_a.values()) == pytest.approx(62.5)
