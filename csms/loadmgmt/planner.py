@@ -674,7 +674,9 @@ class Planner:
             if key not in allocation.limits_a:
                 s.switched_at = None  # not steered (reserved, faulted): whatever it does next is not a dwell of ours
             elif (amps > 0) != (s.allocated_a > 0):
-                s.switched_at = now
+                # A switch while a predecessor's stations are still reserved at their rating (a restart, a site lease
+                # taken over: we never saw their profiles) is forced by those reservations, not chosen: no dwell.
+                s.switched_at = now if now >= self._inherited_until else None
             s.allocated_a = amps
         return self._commands(self._desired(allocation, state), now)
 

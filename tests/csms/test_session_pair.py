@@ -578,14 +578,18 @@ def test_service_failure_answers_only_that_call(sqlite_factory, monkeypatch):
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("csms.services.stations.seen", broken)
-    pair.session.receive_frame(call_frame("h1", "Heartbeat", {}), pair.now)
+    # (the status service: every report marks the station seen, so breaking `seen` would fail both calls)
+    monkeypatch.setattr("csms.services.stations.status", broken)
     pair.session.receive_frame(call_frame("s1", "StatusNotification", status_payload("1.6")), pair.now)
+    pair.session.receive_frame(call_frame("h1", "Heartbeat", {}), pair.now)
     pair.commit()
-    heartbeat, status = (framing.decode(f) for f in pair.drain())
-    assert isinstance(heartbeat, CallError) and heartbeat.code == "InternalError"
-    assert isinstance(status, CallResult) and status.unique_id == "s1"
-    assert pair.count(models.StatusChange) == 1
+    status, heartbeat = (framing.decode(f) for f in pair.drain())
+    assert isinstance(status, CallError) and status.code == "InternalError"
+    assert isinstance(heartbeat, CallResult) and heartbeat.unique_id == "h1"
+    assert pair.count(models.StatusChange) == 0
+    with pair.session_factory() as db:
+        station = db.get(models.Station, pair.station_id)
+        assert station is not None and station.last_seen_at is not None  # the Heartbeat's write was kept
 
 
 def test_message_log_rows_for_both_directions(sqlite_factory):

@@ -639,3 +639,20 @@ def test_a_small_decrease_is_sent_when_another_evse_takes_the_headroom_it_frees(
     assert limits(commands) == {("cp0", "TxProfile"): 30.7, ("cp1", "TxProfile"): 31.8}
     assert planner.band_held == {}
     assert sum(planner.last_allocation.limits_a.values()) == pytest.approx(62.5)
+
+
+def test_a_pause_forced_by_a_predecessors_reservations_starts_no_dwell():
+    """A restarted planner (or a new holder of the site's lease) reserves the offline stations' sessions at their
+    rating until its predecessor's leases are over: a pause those reservations force is not a choice, so the session
+    resumes as soon as there is room (the stations reconnect), not a minimum off time later."""
+    planner = Planner(make_site(n=3, limit_a=80.0), "equal_share", config=PlannerConfig(min_dwell_s=900.0))
+    for i in range(3):
+        planner.transaction_started((f"cp{i}", 1), str(i + 1), T0)
+    planner.resumed(T0)
+    planner.station_online("cp0", T0 + 20, "1.6")  # cp1 and cp2 still reserved at 32 A each: 16 A left
+    assert planner.last_allocation.limits_a[("cp0", 1)] == pytest.approx(16.0)
+    planner.site_meter(T0 + 40, phases_a=(16.0, 16.0, 16.0))  # the building takes the rest: cp0 must pause
+    assert planner.last_allocation.limits_a[("cp0", 1)] == 0.0
+    planner.station_online("cp1", T0 + 60, "2.0.1")
+    planner.station_online("cp2", T0 + 61, "1.6")  # no longer reserved: 64 A for the three
+    assert planner.last_allocation.limits_a[("cp0", 1)] == pytest.approx(64.0 / 3, abs=0.01)
