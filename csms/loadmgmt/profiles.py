@@ -151,13 +151,13 @@ class _Slot:
 @dataclass
 class ProfileTracker:
     """What each charger was last sent and what it acknowledged; :meth:`changes` returns only what must be
-        (re)sent.
+    (re)sent.
 
-        A new limit is sent when the purpose, transaction or unit changed, when it pauses or resumes, when it is
-        *lower* than the sent one (always: the tree depends on it — the planner holds a small decrease itself, handing
+    A new limit is sent when the purpose, transaction or unit changed, when it pauses or resumes, when it is
+    *lower* than the sent one (always: the tree depends on it — the planner holds a small decrease itself, handing
     the sent spec back, only where the tree allows it, :meth:`holds`), or *higher* by more than the deadband. A
-        Rejected answer, a CALLERROR or a timeout marks the EVSE unresponsive: the planner reserves
-        ``max(fallback, last accepted limit)`` for it, and the profile is retried after ``retry_after_s``.
+    Rejected answer, a CALLERROR or a timeout marks the EVSE unresponsive: the planner reserves
+    ``max(fallback, last accepted limit)`` for it, and the profile is retried after ``retry_after_s``.
     """
 
     deadband_a: float = 0.5
