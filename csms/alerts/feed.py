@@ -85,9 +85,7 @@ def _feed_meter_reads(
     out: list[al.Effect],
 ) -> None:
     """:func:`meter_reads` fed to ``engine`` (each reading's fields straight to it)."""
-    tx_id = report.charger_tx_id
-    if tx_id is None and isinstance(decision, ev.TransactionAck) and decision.transaction_id:
-        tx_id = str(decision.transaction_id)  # 1.6 StartTransaction: the id we assigned
+    tx_id = _transaction_id(report, decision)
     if tx_id is None:
         return
     found = meter.readings(report.samples)
@@ -103,15 +101,22 @@ def _feed_meter_reads(
         )
 
 
+def _transaction_id(
+    report: ev.TransactionStarted | ev.TransactionUpdated | ev.MeterValuesReported, decision: ev.Decision
+) -> str | None:
+    """The charger's id of the transaction the readings belong to (None: outside one)."""
+    if report.charger_tx_id is None and isinstance(decision, ev.TransactionAck) and decision.transaction_id:
+        return str(decision.transaction_id)  # 1.6 StartTransaction: the id we assigned
+    return report.charger_tx_id
+
+
 def meter_reads(
     station_id: str,
     report: ev.TransactionStarted | ev.TransactionUpdated | ev.MeterValuesReported,
     decision: ev.Decision,
 ) -> list[al.Event]:
     """A transaction's meter readings (the meter-frozen rule's input); readings outside a transaction are not."""
-    tx_id = report.charger_tx_id
-    if tx_id is None and isinstance(decision, ev.TransactionAck) and decision.transaction_id:
-        tx_id = str(decision.transaction_id)  # 1.6 StartTransaction: the id we assigned
+    tx_id = _transaction_id(report, decision)
     if tx_id is None:
         return []
     state = report.charging_state if isinstance(report, ev.TransactionUpdated) else None
