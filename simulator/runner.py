@@ -207,6 +207,10 @@ class VirtualRun:
         return link
 
     def run(self) -> report.RunRecord:
+        return self.record(self.simulate())
+
+    def simulate(self) -> float:
+        """The night itself, up to the scenario's end; returns its wall time. :meth:`record` reads it after."""
         started = time.perf_counter()
         self.wiring.start()
         migrate = operator = None
@@ -222,9 +226,10 @@ class VirtualRun:
                 self.roaming.run(self.env, done)
         if self.progress is not None:
             self.progress(float(self.scenario.duration), float(self.scenario.duration))
-        return self._record(time.perf_counter() - started)
+        return time.perf_counter() - started
 
-    def _record(self, wall: float) -> report.RunRecord:
+    def record(self, wall: float) -> report.RunRecord:
+        """What the run did, beside what the CSMS stored (the offline optimum, uptime, billing, …)."""
         record = self._fleet_record(wall)
         if self.roaming is not None:
             zone = self.csms.config.tariff_time_zone
