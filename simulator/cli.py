@@ -342,7 +342,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         # process forked first, which imports matplotlib while this one imports the runner and simulates, and
         # draws while this one builds the report (simulator.plot_process).
         with paced_collector(), plot_process.plotter() as plotter:
-            from simulator.outputs import draw_simulation, write_report
+            from simulator.outputs import draw_plots, write_report
             from simulator.runner import VirtualRun
 
             run = VirtualRun(
@@ -356,15 +356,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             )
             wall = run.simulate()
             world = run.fleet.world
-            draw_simulation(plotter, world.ground_truth, run.fleet.sampler, world.step_s, scenario, out)
-            data = write_report(
-                run.record(wall),
-                out,
-                reproducible=args.reproducible,
-                sampler=run.fleet.sampler,
-                scenario=scenario,
-                plotter=plotter,
-            )
+            targets = {a.vehicle.vehicle_id: a.vehicle.target_soc for a in world.arrivals()}
+            draw_plots(plotter, world.ground_truth, run.fleet.sampler, targets, world.step_s, scenario, out)
+            data = write_report(run.record(wall), out, reproducible=args.reproducible)
     console.print(summary_table(data))
     console.print(f"report: {out / 'report.json'}  plots: {out}/*.png")
     if data["passed"]:

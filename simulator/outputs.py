@@ -1,7 +1,7 @@
 """What ``sim run`` writes, in either clock: ``report.json`` and the plots.
 
-The plots of the simulation's series (site import, power per EVSE) can be drawn as soon as the simulation ends,
-before its record is built; the state-of-charge plot needs the record's vehicle targets. A
+The plots need only the simulation's series (site import, power per EVSE, state of charge against each
+vehicle's target), so a virtual run draws them as soon as its simulation ends, before its record is built; a
 :class:`~simulator.plot_process.Plotter` draws them here or in a forked process.
 """
 
@@ -27,43 +27,33 @@ def write_outputs(
     scenario: Scenario,
 ) -> dict[str, Any]:
     """Write the report and the plots into ``out_dir``, here; returns the report."""
-    plotter = InlinePlotter()
-    draw_simulation(plotter, rec.meter_log, sampler, step_s, scenario, out_dir)
-    return write_report(rec, out_dir, reproducible=reproducible, sampler=sampler, scenario=scenario, plotter=plotter)
+    targets = {v.vehicle_id: v.target_soc for v in rec.vehicles}
+    draw_plots(InlinePlotter(), rec.meter_log, sampler, targets, step_s, scenario, out_dir)
+    return write_report(rec, out_dir, reproducible=reproducible)
 
 
-def draw_simulation(
+def draw_plots(
     plotter: Plotter,
     meter_log: tuple[MeterStep, ...],
     sampler: Sampler | None,
+    targets: dict[str, float],
     step_s: float,
     scenario: Scenario,
     out_dir: Path,
 ) -> None:
-    """The plots of the simulation's own series: site import vs limit, power per EVSE."""
+    """Site import vs limit; with the fleet's samples, power per EVSE and SoC per vehicle (``targets``: each
+    vehicle's target SoC, green when reached)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    title = scenario.name
-    plotter.draw("site_import", meter_log, scenario.start, out_dir / "site_import.png", title)
+    start, title = scenario.start, scenario.name
+    plotter.draw("site_import", meter_log, start, out_dir / "site_import.png", title)
     if sampler is not None:
         duration = float(scenario.duration)
-        plotter.draw("evse_power", sampler.evse_kw, scenario.start, step_s, duration, out_dir / "evse_power.png", title)
+        plotter.draw("evse_power", sampler.evse_kw, start, step_s, duration, out_dir / "evse_power.png", title)
+        plotter.draw("vehicle_soc", sampler.soc, targets, start, out_dir / "vehicle_soc.png", title)
 
 
-def write_report(
-    rec: report.RunRecord,
-    out_dir: Path,
-    *,
-    reproducible: bool,
-    sampler: Sampler | None,
-    scenario: Scenario,
-    plotter: Plotter,
-) -> dict[str, Any]:
-    """``report.json`` and the state-of-charge plot (green where a vehicle reached its target); returns the
-    report."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if sampler is not None:
-        targets = {v.vehicle_id: v.target_soc for v in rec.vehicles}
-        plotter.draw("vehicle_soc", sampler.soc, targets, scenario.start, out_dir / "vehicle_soc.png", scenario.name)
+def write_report(rec: report.RunRecord, out_dir: Path, *, reproducible: bool) -> dict[str, Any]:
+    """``report.json``; returns the report."""
     rec.reproducible = reproducible
     data = report.build(rec)
     report.write(data, out_dir)
