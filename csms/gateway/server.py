@@ -37,7 +37,7 @@ from websockets.typing import Subprotocol
 from csms import log_context
 from csms.core.host import Connection, CsmsHost, Plugin, StationNotConnected
 from csms.gateway.collector import CollectorPacing
-from csms.gateway.fast_frames import between_frames, plain_frames
+from csms.gateway.fast_frames import between_frames, can_write_plain, plain_frames, text_frames
 from csms.gateway.frame_rate import FLOOD_EVENT, POLICY_VIOLATION, FrameRate
 from csms.gateway.lookups import ThreadedLookups
 from csms.gateway.scheduler import AsyncioScheduler
@@ -355,6 +355,9 @@ class Link(asyncio.BufferedProtocol):
     # ---- the host's transport --------------------------------------------------------------------------------
     def send(self, frames: list[str]) -> None:
         if self.protocol.state is not OPEN:
+            return
+        if self.transport is not None and can_write_plain(self.protocol):
+            self.transport.write(text_frames(frames))
             return
         for frame in frames:
             self.protocol.send_text(frame.encode())

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from websockets.frames import Frame
 from websockets.server import ServerProtocol
 
-from csms.gateway.fast_frames import between_frames, plain_frames
+from csms.gateway.fast_frames import between_frames, can_write_plain, plain_frames, text_frames
 from csms.gateway.server import _drop_handshake_parser
 from tests.csms.test_gateway_parser import _opened
 
@@ -109,3 +109,26 @@ def test_a_whole_plain_frame_is_read_here_and_a_split_one_by_websockets() -> Non
     assert plain_frames(text + text[:3], MAX_SIZE) == ([(1, b'[2,"1","Heartbeat",{}]')], len(text))
     protocol.receive_data(text[:3])  # half a frame waits in websockets' buffer: not between frames any more
     assert not between_frames(protocol)
+
+
+_SIZES = st.sampled_from([0, 1, 125, 126, 127, 300, 0xFFFF, 0x10000, 70_000])
+
+
+@given(texts=st.lists(st.tuples(st.text(max_size=5), _SIZES).map(lambda t: t[0] + "x" * t[1]), max_size=3))
+@settings(max_examples=60, deadline=None)
+def test_answers_are_the_bytes_websockets_writes(texts: list[str]) -> None:
+    protocol = _open()
+    assert can_write_plain(protocol)
+    for text in texts:
+        protocol.send_text(text.encode())
+    assert text_frames(texts) == b"".join(protocol.data_to_send())
+
+
+def test_answers_go_through_websockets_while_it_has_bytes_of_its_own_to_send() -> None:
+    protocol = _open()
+    protocol.receive_data(_frame(9, b"ping"))  # the pong waits in websockets' output
+    assert not can_write_plain(protocol)
+    protocol.data_to_send()
+    assert can_write_plain(protocol)
+    protocol.send_close(1000, "bye")
+    assert not can_write_plain(protocol)
