@@ -37,6 +37,7 @@ from websockets.typing import Subprotocol
 from csms import log_context
 from csms.core.host import Connection, CsmsHost, Plugin, StationNotConnected
 from csms.gateway.collector import CollectorPacing
+from csms.gateway.fast_frames import between_frames, can_write_plain, plain_frames, text_frames
 from csms.gateway.frame_rate import FLOOD_EVENT, POLICY_VIOLATION, FrameRate
 from csms.gateway.lookups import ThreadedLookups
 from csms.gateway.scheduler import AsyncioScheduler
@@ -118,23 +119,44 @@ class Link(asyncio.BufferedProtocol):
         self.data_received(self.gateway.read_buffer[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
-        self.protocol.receive_data(data)
         rate = self.gateway.frame_rate
         if rate is not None:
             self._refill(rate)
+        if self.connection is not None and between_frames(self.protocol):
+            if not self._plain_frames(data, rate):
+                return
+        else:
+            self.protocol.receive_data(data)
         for event in self.protocol.events_received():
             if isinstance(event, Request):
                 self._admit(event)
             elif isinstance(event, Frame):
-                if rate is not None:
-                    self.allowance -= 1
-                    if rate.floods(self.allowance):
-                        self._close_flood(rate)  # the rest of what was read is not looked at
-                        return
+                if rate is not None and self._floods(rate):
+                    return  # the rest of what was read is not looked at
                 self._frame(event)
         if rate is not None and self.allowance < 0:
             self._pause(rate)
         self._flush()
+
+    def _plain_frames(self, data: bytes, rate: FrameRate | None) -> bool:
+        """Whole plain frames read here (see :mod:`csms.gateway.fast_frames`), the rest handed to websockets from
+        the first frame it has to read; False when the connection was closed for flooding."""
+        frames, read = plain_frames(data, self.protocol.max_message_size)
+        for opcode, payload in frames:
+            if rate is not None and self._floods(rate):
+                return False  # the rest of what was read is not looked at
+            self._message(opcode, payload)
+        if read < len(data):
+            self.protocol.receive_data(data[read:])
+        return True
+
+    def _floods(self, rate: FrameRate) -> bool:
+        """A frame is counted; past the burst the connection is closed (True)."""
+        self.allowance -= 1
+        if rate.floods(self.allowance):
+            self._close_flood(rate)
+            return True
+        return False
 
     def eof_received(self) -> None:
         self.protocol.receive_eof()
@@ -333,6 +355,9 @@ class Link(asyncio.BufferedProtocol):
     # ---- the host's transport --------------------------------------------------------------------------------
     def send(self, frames: list[str]) -> None:
         if self.protocol.state is not OPEN:
+            return
+        if self.transport is not None and can_write_plain(self.protocol):
+            self.transport.write(text_frames(frames))
             return
         for frame in frames:
             self.protocol.send_text(frame.encode())

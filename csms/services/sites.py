@@ -25,6 +25,7 @@ from csms.loadmgmt.state import Tariff
 from csms.loadmgmt.strategies import STRATEGIES
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.services.uow import UnitOfWork
+from csms.store.bulk import Bulk
 from csms.store.models import Site, SiteEvse, SiteMeterReading, SiteNode, Station
 
 SITE_FIELDS = (
@@ -392,13 +393,15 @@ def record_reading(
 ) -> SiteMeterReading:
     """Raises: NotFound (site), Invalid (no value, negative or non-finite values, wrong phase count).
 
-    Two prepared Core statements on the session's connection (the returned row is not in the session): the
-    twin records a reading a minute, and the ORM's load of the site and flush of the row cost more than the
-    re-plan's database work."""
+    Two prepared statements straight to the driver on the session's connection (:class:`~csms.store.bulk.Bulk`;
+    the returned row is not in the session): the twin records a reading a minute, and the ORM's load of the site
+    and flush of the row, then SQLAlchemy's execution of the two statements, cost more than the re-plan's
+    database work."""
     connection = db.connection()
-    site_includes_ev = connection.execute(_INCLUDES_EV, {"site_id": site_id}).scalar()
-    if site_includes_ev is None:
+    found = _INCLUDES_EV.fetch_one(connection, {"site_id": site_id})
+    if found is None or found[0] is None:
         raise NotFound(f"site {site_id!r} not found")
+    site_includes_ev = found[0]
     currents = list(currents_a) if currents_a is not None else [None, None, None]
     if len(currents) != 3:
         raise Invalid(f"currents_a must have three values (L1, L2, L3), got {len(currents)}")
@@ -418,12 +421,13 @@ def record_reading(
         "includes_ev": site_includes_ev if includes_ev is None else includes_ev,
         "received_at": now,
     }
-    reading_id = connection.execute(_INSERT_READING, columns).scalar_one()
-    return SiteMeterReading(id=reading_id, **columns)
+    inserted = _INSERT_READING.fetch_one(connection, columns)
+    assert inserted is not None  # RETURNING of an INSERT: one row
+    return SiteMeterReading(id=inserted[0], **columns)
 
 
-_INCLUDES_EV = select(Site.meter_includes_ev).where(Site.id == bindparam("site_id"))
-_INSERT_READING = insert(SiteMeterReading).returning(SiteMeterReading.id)
+_INCLUDES_EV = Bulk(select(Site.meter_includes_ev).where(Site.id == bindparam("site_id")))
+_INSERT_READING = Bulk(insert(SiteMeterReading).returning(SiteMeterReading.id))
 
 
 def readings(db: Session, site_id: str, limit: int = 100) -> list[SiteMeterReading]:

@@ -12,6 +12,9 @@ from sqlalchemy.pool import StaticPool
 
 DEFAULT_URL = "sqlite:///chargetwin.db"
 URL_ENV = "CHARGETWIN_DATABASE_URL"
+#: In a SQLite connection's ``info``: the statement that begins its writing transactions (see ``_on_begin``), for a
+#: writer that begins them at the driver (``csms.services.uow.transaction`` on its held connection).
+SQLITE_BEGIN = "chargetwin_begin"
 
 
 def resolve_url(url: str | None) -> str:
@@ -47,7 +50,8 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     )
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        record.info[SQLITE_BEGIN] = "BEGIN" if in_memory else "BEGIN IMMEDIATE"
         # Let SQLAlchemy, not pysqlite, issue BEGIN, so SAVEPOINTs work (SQLAlchemy's pysqlite recipe).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -69,8 +73,11 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         # Straight to the driver: the statement through ``exec_driver_sql`` cost more than the rest of a small
         # group commit's statements (0.5 ms of SQLAlchemy's execution machinery per BEGIN, in virtual time one per
         # frame).
+        driver = conn.connection.driver_connection
+        if driver.in_transaction:
+            return  # begun at the driver by the group commit's writer: SQLAlchemy's transaction joins it
         readonly = conn.get_execution_options().get("readonly", False)
-        conn.connection.driver_connection.execute("BEGIN" if in_memory or readonly else "BEGIN IMMEDIATE")
+        driver.execute("BEGIN" if in_memory or readonly else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -11,7 +11,8 @@ from sqlalchemy.exc import OperationalError
 
 from csms.services import stations
 from csms.services.uow import SAMPLE_COLUMNS, UnitOfWork, held_connection, transaction
-from csms.store import models
+from csms.store import migrate, models
+from csms.store.database import make_engine, make_session_factory
 from tests.csms.helpers import failing_commits
 
 NOW = datetime(2027, 1, 15, 8, tzinfo=UTC)
@@ -105,3 +106,49 @@ def test_the_sqlite_writer_keeps_one_connection_and_a_failed_commit_leaves_it_us
     with sqlite_factory() as db:
         assert [s.id for s in stations.list_stations(db)] == ["kept"]
         assert sorted(db.scalars(select(models.MeterSample.station_id))) == ["kept", "kept again"]
+
+
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_a_held_sqlite_writer_begins_at_the_driver_and_stores_what_sqlalchemys_transaction_stored(
+    sqlite_factory, in_memory
+):
+    """On its held SQLite connection the writer begins each transaction at the driver (no SQLAlchemy transaction
+    for a batch of queued rows); a Core read or the ORM session begins SQLAlchemy's on top of it, which then commits
+    both; a savepoint rolls back alone; a batch that raises stores nothing and leaves the connection usable."""
+    factory = sqlite_factory
+    if in_memory:
+        engine = make_engine("sqlite://")
+        migrate.upgrade(engine)
+        factory = make_session_factory(engine)
+    held = held_connection(factory)
+    assert held is not None
+    driver = held.connection.dbapi_connection
+    with transaction(factory, connection=held) as uow:
+        gather(uow, "rows only")
+        uow.flush_batches()
+        assert driver.in_transaction and not held.in_transaction()  # type: ignore[union-attr]
+    assert not driver.in_transaction  # type: ignore[union-attr]
+    with transaction(factory, connection=held) as uow:
+        stations.provision(uow.session, "orm", ocpp_version="1.6", password=None, now=NOW)
+        assert held.in_transaction()
+        with pytest.raises(RuntimeError), uow.savepoint():
+            stations.provision(uow.session, "savepoint", ocpp_version="1.6", password=None, now=NOW)
+            raise RuntimeError("the call failed")
+    with transaction(factory, connection=held) as uow:
+        gather(uow, "core")
+        assert uow.read_connection().execute(select(models.Station.id)).scalars().all() == ["orm"]
+    with pytest.raises(RuntimeError), transaction(factory, connection=held) as uow:
+        gather(uow, "lost")
+        stations.provision(uow.session, "lost", ocpp_version="1.6", password=None, now=NOW)
+        raise RuntimeError("the batch failed")
+    with pytest.raises(RuntimeError), transaction(factory, connection=held) as uow:
+        gather(uow, "lost too")
+        uow.flush_batches()
+        raise RuntimeError("the batch failed before any SQLAlchemy transaction")
+    assert not driver.in_transaction and not held.in_transaction()  # type: ignore[union-attr]
+    with transaction(factory, connection=held) as uow:
+        gather(uow, "after")
+    with factory() as db:
+        assert [s.id for s in stations.list_stations(db)] == ["orm"]
+        assert sorted(db.scalars(select(models.MeterSample.station_id))) == ["after", "core", "rows only"]
+    held.close()
