@@ -733,7 +733,10 @@ class Planner:
             # peak, never raise it (nor, where the plan is above it already, add to it).
             A = np.vstack([A, problem.watts_per_a.reshape(1, -1) / 1000.0])
             b = np.append(b, (self.peak_w - problem.billed_fixed_w) / 1000.0)
-        trimmed = _fit_holds(A, b, x, lift, problem.floor, level_row)
+        # How low the level's excess may take a held EVSE: its minimum current, and at most the deadband below its
+        # allocation (the next plan's way back up to it is then held, not sent).
+        deadband = [self._deadband_a(k, w) for k, w in zip(problem.keys, problem.watts_per_a.tolist(), strict=True)]
+        trimmed = _fit_holds(A, b, x, lift, np.maximum(problem.floor, x - np.array(deadband)), level_row)
         changed = {k: float(x[col[k]] + lift[col[k]]) for k in candidates if k in col and trimmed[col[k]]}
         held = {k: c for k, c in candidates.items() if k in col and lift[col[k]] != 0 and not trimmed[col[k]]}
         if not held and not changed:
@@ -746,6 +749,11 @@ class Planner:
             power[key] = float(amps * problem.watts_per_a[col[key]])
         held_a = {k: a for k, (a, _) in held.items()}
         return replace(allocation, limits_a={**limits, **held_a, **changed}, power_w=power)
+
+    def _deadband_a(self, key: EvseKey, watts_per_a: float) -> float:
+        """The tracker's deadband for ``key`` in A per phase (a DC EVSE's is in W)."""
+        tracker = self.tracker
+        return tracker.deadband_w / watts_per_a if self.site.evse(key).dc else tracker.deadband_a
 
     def _band_candidates(
         self, limits: Mapping[EvseKey, float], ramping: Mapping[EvseKey, float], now: float
@@ -890,18 +898,18 @@ class Planner:
 
 
 def _fit_holds(
-    A: np.ndarray, b: np.ndarray, x: np.ndarray, lift: np.ndarray, floor: np.ndarray, level_row: int
+    A: np.ndarray, b: np.ndarray, x: np.ndarray, lift: np.ndarray, lowest: np.ndarray, level_row: int
 ) -> np.ndarray:
     """Bring the rows ``A (x + lift) <= b`` back under their limit (a row already over, overloaded, must not get
     worse) by changing ``lift`` in place, the held EVSEs' sent limits above their allocation ``x``; returns which
-    EVSEs were *trimmed*: sent a limit ``x + lift`` of their own rather than held or planned.
+    EVSEs were *trimmed*: sent a limit ``x + lift`` of their own, neither held nor their allocation.
 
-    Over the demand charge's level (row ``level_row``; -1: none) the excess is taken from one held decrease, the
-    largest limit on it, sent that much lower than its sent limit (one profile) when that keeps it at its minimum
-    current; otherwise, and on the tree's rows, the hold that adds most to the row is dropped (its decrease sent as
+    Over the demand charge's level (row ``level_row``; -1: none) the excess is taken from the held decreases with the
+    largest limits, one at a time, each sent a limit lower than its sent one, down to ``lowest`` (one profile each);
+    when none is left, and on the tree's rows, the hold that adds most to the row is dropped (its decrease sent as
     planned). Dropping every small decrease on the level sent one to each EVSE at the level whenever the building's
-    mean rose a little. Not on the tree's rows: there it changed which minute a profile fell in for no gain, and
-    multifamily-peak's CDRs are checked to the cent."""
+    mean rose a little. Not on the tree's rows: there it would change which minute a profile falls in for no gain,
+    and multifamily-peak's CDRs are checked to the cent."""
     base = A @ x
     trimmed = np.zeros(len(x), dtype=bool)
     while True:
@@ -912,8 +920,8 @@ def _fit_holds(
         on_row = np.flatnonzero((A[worst] > 0) & (lift > 0) & ~trimmed) if worst == level_row else np.empty(0, int)
         if len(on_row):
             i = int(on_row[np.argmax((x + lift)[on_row])])
-            lowered = x[i] + lift[i] - over[worst] / A[worst, i]
-            if lowered >= floor[i] - EPS and lowered > 0:
+            lowered = max(x[i] + lift[i] - over[worst] / A[worst, i], lowest[i])
+            if lowered < x[i] + lift[i] - EPS and lowered > 0:
                 lift[i] = lowered - x[i]
                 trimmed[i] = True
                 continue

@@ -708,3 +708,16 @@ def test_a_minutes_building_spike_under_a_demand_charge_sends_at_most_one_profil
     sent_spiked, planner = _night_at_the_level(spiked)
     assert sum(sent_spiked[90:105]) <= sum(sent_calm[90:105]) + 1, (sent_calm[88:105], sent_spiked[88:105])
     assert planner.peak_w <= 80_000.0 + 5_000.0 / 15 + 1.0
+
+
+def test_a_rise_of_the_buildings_mean_at_the_level_is_taken_from_one_van_a_minute():
+    """The building's load steps up 3 kW for good: over the next 15 minutes its mean, and so what the level leaves the
+    vans, falls by 200 W a minute. Each minute one van, the one with the largest limit, is sent up to a deadband less
+    (one profile), and its way back up to its share is held; the small decreases of all the others are held. Without
+    it each van at the level was sent its decrease of some 20 W every minute."""
+    calm = [20_000.0] * 120
+    stepped = [*calm[:90], *([23_000.0] * 30)]
+    sent_calm, _ = _night_at_the_level(calm)
+    sent_stepped, planner = _night_at_the_level(stepped)
+    assert sum(sent_stepped[90:106]) <= sum(sent_calm[90:106]) + 16, (sent_calm[88:106], sent_stepped[88:106])
+    assert planner.peak_w <= 80_000.0 + 1.0
