@@ -734,9 +734,13 @@ class Planner:
             A = np.vstack([A, problem.watts_per_a.reshape(1, -1) / 1000.0])
             b = np.append(b, (self.peak_w - problem.billed_fixed_w) / 1000.0)
         # How low the level's excess may take a held EVSE: its minimum current, and at most the deadband below its
-        # allocation (the next plan's way back up to it is then held, not sent).
-        deadband = [self._deadband_a(k, w) for k, w in zip(problem.keys, problem.watts_per_a.tolist(), strict=True)]
-        trimmed = _fit_holds(A, b, x, lift, np.maximum(problem.floor, x - np.array(deadband)), level_row)
+        # allocation (the next plan's way back up to it is then held, not sent). No level: nothing is trimmed.
+        lowest = problem.floor
+        if level_row >= 0:
+            keys, watts_per_a = problem.keys, problem.watts_per_a.tolist()
+            deadband = np.array([self._deadband_a(k, w) for k, w in zip(keys, watts_per_a, strict=True)])
+            lowest = np.maximum(lowest, x - deadband)
+        trimmed = _fit_holds(A, b, x, lift, lowest, level_row)
         changed = {k: float(x[col[k]] + lift[col[k]]) for k in candidates if k in col and trimmed[col[k]]}
         held = {k: c for k, c in candidates.items() if k in col and lift[col[k]] != 0 and not trimmed[col[k]]}
         if not held and not changed:
