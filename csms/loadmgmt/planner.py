@@ -500,6 +500,18 @@ class Planner:
             return now_a
         return (max(now_a[0], ahead[0]), max(now_a[1], ahead[1]), max(now_a[2], ahead[2]))
 
+    def building_billed_w(self, now: float) -> float | None:
+        """The building's mean load (W) over the demand window ending ``now``, from the readings, when the latest is
+        fresh (None otherwise, or without a demand charge): what a demand charge's level is kept against
+        (``SiteState.building_billed_w``)."""
+        if self.tariff is None or self.tariff.demand_charge_per_kw <= 0 or not self._readings:
+            return None
+        if now - self._readings[-1][0] > self.config.stale_after_s:
+            return None
+        start = now - DEMAND_WINDOW_S
+        window = [sum(r) for t, r in self._readings if t > start]
+        return sum(window) / len(window) * self.site.root.voltage
+
     def _building_now_a(self, now: float) -> tuple[float, float, float]:
         if not self._readings:
             return self.config.assumed_building_load_a
@@ -626,6 +638,7 @@ class Planner:
             expected=tuple(v for _, v in sorted(self.expected.items()) if v.departure > now),
             building_forecast=None if self.config.building_lookahead_s is None else self.forecast,
             dwell_s=self.config.min_dwell_s,
+            building_billed_w=self.building_billed_w(now),
         )
 
     def replan(self, now: float) -> list[Command]:
@@ -658,7 +671,13 @@ class Planner:
         self._last_plan = now
         self.revision.bump()
         self.plans += 1
-        planned_w = allocation.total_w() + float(np.sum(state.building_load_a)) * self.site.root.voltage
+        # With a demand charge the vehicles are planned under the level against the building's mean (SiteState's
+        # ``building_billed_w``), and so is the billing period's peak: a minute's noise neither moves them nor, by
+        # ratcheting the peak they are then planned up to, lifts the level for the rest of the period.
+        building_w = state.building_billed_w
+        if building_w is None:
+            building_w = float(np.sum(state.building_load_a)) * self.site.root.voltage
+        planned_w = allocation.total_w() + building_w
         self.peak_w = max(self.peak_w, self._demand_w(now, planned_w))
         for key, s in self._sessions.items():
             if key in self.held:
@@ -688,7 +707,8 @@ class Planner:
         send it; the charger stays below it). A small decrease (not a pause) is held only while every hard limit of
         the tree — the rows of :func:`.build_problem`: each node's phase and kW limits, a demand-response curtailment
         included — and, under a demand charge, the billing period's peak still hold with every held EVSE at its sent
-        limit; where a row would not, the decreases on it are sent, the largest first, until it does.
+        limit; where a row would not, the decreases on it are sent, the largest first, until it does — over the demand
+        charge's level, one EVSE is sent a limit that much lower instead (:func:`_fit_holds`).
         A held EVSE's allocation *is* its sent limit from here on (compliance, ramping, the report, the planned
         import, the next plan's dwell): nothing is planned on headroom the charger is still using."""
         self.band_held = {}
@@ -706,27 +726,38 @@ class Planner:
             if key in col:
                 lift[col[key]] = sent_a - limits[key]
         A, b = problem.A, problem.b
+        level_row = -1  # the demand charge's level, when there is one
         if self.tariff is not None and self.tariff.demand_charge_per_kw > 0:
+            level_row = len(b)
             # The demand charge's level counts as hard here: a hold may spend headroom under the billing period's
             # peak, never raise it (nor, where the plan is above it already, add to it).
             A = np.vstack([A, problem.watts_per_a.reshape(1, -1) / 1000.0])
-            b = np.append(b, (self.peak_w - problem.fixed_w) / 1000.0)
-        base = A @ x
-        while True:
-            over = base + A @ lift - np.maximum(b, base)  # a row already over (overloaded) must not get worse
-            worst = int(np.argmax(over)) if len(over) else -1
-            if worst < 0 or over[worst] <= EPS:
-                break
-            i = int(np.argmax(A[worst] * lift))  # drop the hold (a decrease) that adds most to the worst row
-            lift[i] = 0.0
-        held = {k: c for k, c in candidates.items() if k in col and lift[col[k]] != 0}
-        if not held:
+            b = np.append(b, (self.peak_w - problem.billed_fixed_w) / 1000.0)
+        # How low the level's excess may take a held EVSE: its minimum current, and at most the deadband below its
+        # allocation (the next plan's way back up to it is then held, not sent). No level: nothing is trimmed.
+        lowest = problem.floor
+        if level_row >= 0:
+            keys, watts_per_a = problem.keys, problem.watts_per_a.tolist()
+            deadband = np.array([self._deadband_a(k, w) for k, w in zip(keys, watts_per_a, strict=True)])
+            lowest = np.maximum(lowest, x - deadband)
+        trimmed = _fit_holds(A, b, x, lift, lowest, level_row)
+        changed = {k: float(x[col[k]] + lift[col[k]]) for k in candidates if k in col and trimmed[col[k]]}
+        held = {k: c for k, c in candidates.items() if k in col and lift[col[k]] != 0 and not trimmed[col[k]]}
+        if not held and not changed:
             return allocation
         self.band_held = {k: spec for k, (_, spec) in held.items()}
         power = dict(allocation.power_w)
         for key, (sent_a, _) in held.items():
             power[key] = float(sent_a * problem.watts_per_a[col[key]])
-        return replace(allocation, limits_a={**limits, **{k: a for k, (a, _) in held.items()}}, power_w=power)
+        for key, amps in changed.items():
+            power[key] = float(amps * problem.watts_per_a[col[key]])
+        held_a = {k: a for k, (a, _) in held.items()}
+        return replace(allocation, limits_a={**limits, **held_a, **changed}, power_w=power)
+
+    def _deadband_a(self, key: EvseKey, watts_per_a: float) -> float:
+        """The tracker's deadband for ``key`` in A per phase (a DC EVSE's is in W)."""
+        tracker = self.tracker
+        return tracker.deadband_w / watts_per_a if self.site.evse(key).dc else tracker.deadband_a
 
     def _band_candidates(
         self, limits: Mapping[EvseKey, float], ramping: Mapping[EvseKey, float], now: float
@@ -868,3 +899,36 @@ class Planner:
             action, payload = commands.set_charging_profile(version, charging_profile(spec, now))
             out.append(Command(spec.station_id, action, payload))
         return out
+
+
+def _fit_holds(
+    A: np.ndarray, b: np.ndarray, x: np.ndarray, lift: np.ndarray, lowest: np.ndarray, level_row: int
+) -> np.ndarray:
+    """Bring the rows ``A (x + lift) <= b`` back under their limit (a row already over, overloaded, must not get
+    worse) by changing ``lift`` in place, the held EVSEs' sent limits above their allocation ``x``; returns which
+    EVSEs were *trimmed*: sent a limit ``x + lift`` of their own, neither held nor their allocation.
+
+    Over the demand charge's level (row ``level_row``; -1: none) the excess is taken from the held decreases with the
+    largest limits, one at a time, each sent a limit lower than its sent one, down to ``lowest`` (one profile each);
+    when none is left, and on the tree's rows, the hold that adds most to the row is dropped (its decrease sent as
+    planned). Dropping every small decrease on the level sent one to each EVSE at the level whenever the building's
+    mean rose a little. Not on the tree's rows: there it would change which minute a profile falls in for no gain,
+    and multifamily-peak's CDRs are checked to the cent."""
+    base = A @ x
+    trimmed = np.zeros(len(x), dtype=bool)
+    while True:
+        over = base + A @ lift - np.maximum(b, base)
+        worst = int(np.argmax(over)) if len(over) else -1
+        if worst < 0 or over[worst] <= EPS:
+            return trimmed
+        on_row = np.flatnonzero((A[worst] > 0) & (lift > 0) & ~trimmed) if worst == level_row else np.empty(0, int)
+        if len(on_row):
+            i = int(on_row[np.argmax((x + lift)[on_row])])
+            lowered = max(x[i] + lift[i] - over[worst] / A[worst, i], lowest[i])
+            if lowered < x[i] + lift[i] - EPS and lowered > 0:
+                lift[i] = lowered - x[i]
+                trimmed[i] = True
+                continue
+        i = int(np.argmax(A[worst] * lift))  # drop the hold (a decrease) that adds most to the worst row
+        lift[i] = 0.0
+        trimmed[i] = False

@@ -120,6 +120,10 @@ class SiteState:
     #: Minimum on and off time (s): a session our plans paused or resumed keeps that state this long, unless a limit
     #: of the tree forces a pause or its departure a resume (:func:`csms.loadmgmt.strategies._core.finalize`).
     dwell_s: float = 0.0
+    #: The building's load (W) a demand charge's level is kept against: its mean over the demand window (the charge is
+    #: on a 15-minute average, so a minute's noise in the building need not move every vehicle under the level). None:
+    #: ``building_load_a``. The tree's limits always hold with ``building_load_a``.
+    building_billed_w: float | None = None
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,15 @@ class Problem:
         fixed_w = float(np.sum(state.building_load_a)) * site.root.voltage
         return fixed_w + sum(site.evse(k).power_w(a) for k, a in state.reserved_a.items() if k in site.index)
 
+    @cached_property
+    def billed_fixed_w(self) -> float:
+        """:attr:`fixed_w` with the building at ``state.building_billed_w``: what a demand charge's level is kept
+        against (never the tree's limits)."""
+        state = self.state
+        if state.building_billed_w is None:
+            return self.fixed_w
+        return self.fixed_w - float(np.sum(state.building_load_a)) * state.site.root.voltage + state.building_billed_w
+
     def all(self) -> np.ndarray:
         return np.ones(self.n, dtype=bool)
 

@@ -148,10 +148,13 @@ def fair_share_w(problem: Problem) -> float:
 
 def building_ahead_w(problem: Problem, until: float) -> float:
     """The building's load from now until ``until`` [W]: the learnt profile's mean where it has been learnt
-    (:mod:`csms.loadmgmt.forecast`), else the load of now held."""
+    (:mod:`csms.loadmgmt.forecast`), else the load of now held (its mean over the demand window when the state has
+    it: a minute's noise is no forecast)."""
     state = problem.state
     forecast = state.building_forecast
     mean_a = None if forecast is None or until <= problem.now else forecast.mean_a(problem.now, until)
+    if mean_a is None and state.building_billed_w is not None:
+        return state.building_billed_w
     amps = float(np.sum(state.building_load_a)) if mean_a is None else mean_a
     return amps * state.site.root.voltage
 
@@ -203,7 +206,7 @@ def under_level(problem: Problem, must: np.ndarray, target_w: float) -> Problem:
 
 
 def _fixed_w(problem: Problem) -> float:
-    return problem.fixed_w
+    return problem.billed_fixed_w
 
 
 def _base_w(problem: Problem, must: np.ndarray) -> float:

@@ -31,6 +31,8 @@ from csms.loadmgmt.strategies._core import (
 from csms.loadmgmt.strategies._cost import flat_target_w, needs_now, under_level, under_peak
 
 NAME = "deadline"
+#: See :func:`_ahead_order`.
+AHEAD_HYSTERESIS_S = 900.0
 
 
 def allocate(state: SiteState, now: float) -> Allocation:
@@ -43,7 +45,8 @@ def allocate(state: SiteState, now: float) -> Allocation:
     demand = tariff is not None and tariff.demand_charge_per_kw > 0
     if demand:
         cheapest_now[:] = True  # with a demand charge, charging now up to a flat target lowers the peak to come
-    x = _passes(problem, order, needed, cheapest_now)
+    ahead = _ahead_order(problem, order, needed, laxity) if demand else order
+    x = _passes(problem, order, needed, cheapest_now, ahead)
     fairness = fairness_pause_order(problem)
     pause = np.where(has_deadline, 0.0, n + 1.0) + fairness
     x = serve(problem, x, ~has_deadline, pause)
@@ -56,7 +59,24 @@ def allocate(state: SiteState, now: float) -> Allocation:
     return to_allocation(problem, finalize(problem, x, top_up=tariff is None, pause_order=pause), NAME)
 
 
-def _passes(problem: Problem, order: list[int], needed: np.ndarray, cheapest_now: np.ndarray) -> np.ndarray:
+def _ahead_order(problem: Problem, order: list[int], needed: np.ndarray, laxity: np.ndarray) -> list[int]:
+    """Pass 2's order under a demand charge: tightest first, a session the last plan gave more than its need counted
+    ``AHEAD_HYSTERESIS_S`` tighter. Under the level two sessions of about the same laxity took the extra in turns, a
+    minute each (the one charging ahead gains laxity, the other is the tightest at the next plan): two profiles a
+    minute for nothing."""
+    sessions, floor = problem.sessions, problem.floor
+
+    def key(i: int) -> tuple[float, tuple[str, int]]:
+        ahead = sessions[i].allocated_a > max(needed[i], floor[i]) + EPS
+        return (laxity[i] - AHEAD_HYSTERESIS_S if ahead else laxity[i], sessions[i].key)
+
+    return sorted(order, key=key)
+
+
+def _passes(
+    problem: Problem, order: list[int], needed: np.ndarray, cheapest_now: np.ndarray, ahead: list[int]
+) -> np.ndarray:
+    """Pass 1 in ``order``, pass 2 in ``ahead``."""
     A, b, cap, floor = problem.A, problem.b, problem.cap, problem.floor
     x = np.zeros(problem.n)
     # In Python floats: the same products, differences and quotients, row by row, as numpy's over the column,
@@ -81,7 +101,7 @@ def _passes(problem: Problem, order: list[int], needed: np.ndarray, cheapest_now
         if give >= floor[i] - EPS:
             x[i] = give
             draw(i, give)
-    for i in order:  # pass 2: the rest, tightest first (with a tariff: only where now is the cheapest)
+    for i in ahead:  # pass 2: the rest, tightest first (with a tariff: only where now is the cheapest)
         if not cheapest_now[i]:
             continue
         room = min(cap[i] - x[i], headroom(i))
