@@ -554,21 +554,22 @@ class Fleet:
         series = {ref: self.sampler.evse_kw.setdefault(str(ref), []) for ref in self.world.connectors}
         # Only a connector that delivers, or whose last point is not 0 kW, can add a point: the others sit at 0 W.
         drawing: set[ConnectorRef] = set(series)
-        while self.env.now < end:
-            for ref in drawing | self.world.may_deliver():
+        world, socs = self.world, self.sampler.soc
+        while (now := self.env.now) < end:
+            for ref in drawing | world.may_deliver():
                 points = series[ref]
-                kw = self.world.power_w(ref) / 1000.0
+                kw = world.power_w(ref) / 1000.0
                 if not points or points[-1][1] != kw:
-                    points.append((self.env.now, kw))
+                    points.append((now, kw))
                 if kw == 0.0:
                     drawing.discard(ref)
                 else:
                     drawing.add(ref)
-            for vehicle_id, soc in self.world.plugged_socs().items():
-                self.sampler.soc.setdefault(vehicle_id, []).append((self.env.now, soc))
-            if progress is not None and self.env.now >= next_report:
-                progress(self.env.now, end)
-                next_report = self.env.now + end / 100.0
+            for vehicle_id, soc in world.plugged_socs().items():
+                socs.setdefault(vehicle_id, []).append((now, soc))
+            if progress is not None and now >= next_report:
+                progress(now, end)
+                next_report = now + end / 100.0
             yield self.env.timeout(step)
 
     # ---- the record ------------------------------------------------------------------------------------

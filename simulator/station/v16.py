@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from csms.ocpp.convert import format_time, from_posix, parse_time
+from csms.ocpp.convert import parse_time
 from simulator.station.auth import IdTokenInfo
 from simulator.station.config import SetStatus
 from simulator.station.connector import AVAILABLE, UNAVAILABLE, Connector
@@ -19,6 +19,7 @@ from simulator.station.smart_charging import (
     clear_charging_profile_response,
     set_charging_profile_response_v16,
 )
+from simulator.station.wire_time import wire_time
 
 if TYPE_CHECKING:
     from simulator.station.firmware import FirmwareCore, Handler
@@ -26,15 +27,24 @@ if TYPE_CHECKING:
     from simulator.station.transactions import Reading, Transaction
 
 
-def _time(now: float) -> str:
-    return format_time(from_posix(now))
-
-
 def _number(value: float) -> str:
     """A sampled value as 1.6 writes it: to the milliunit, every digit kept (a lifetime register of a few MWh
     in Wh has 7+ digits; ``:g`` alone would keep six and round the energy away)."""
+    text = _WRITTEN.get(value)
+    if text is not None and value:  # 0.0 and -0.0 are one key but two texts ("0", "-0")
+        return text
     # ``%`` writes a float as ``format(v, ".15g")`` does (the same routine), ~0.25 us faster (no builtin call).
-    return "%.15g" % round(value, 3) if abs(value) < 1e12 else str(round(value))  # noqa: UP031
+    text = "%.15g" % round(value, 3) if abs(value) < 1e12 else str(round(value))  # noqa: UP031
+    if len(_WRITTEN) >= _WRITTEN_MAX:
+        _WRITTEN.clear()
+    _WRITTEN[value] = text
+    return text
+
+
+#: Sampled values already written: ~9 in 10 repeat one (voltage, a phase current, the offered power, a current
+#: that holds while the limit does), and writing one costs ~1.7 us against ~0.1 us to look it up.
+_WRITTEN: dict[float, str] = {}
+_WRITTEN_MAX = 4096
 
 
 def _id_info(raw: dict[str, Any] | None) -> IdTokenInfo | None:
@@ -90,11 +100,16 @@ class Protocol(ProtocolBase):
         return body
 
     def status_payload(self, c: Connector, now: float) -> dict[str, Any]:
-        return {"connectorId": c.connector_id, "errorCode": c.error_code, "status": c.status, "timestamp": _time(now)}
+        return {
+            "connectorId": c.connector_id,
+            "errorCode": c.error_code,
+            "status": c.status,
+            "timestamp": wire_time(now),
+        }
 
     def all_status_payloads(self, now: float) -> list[dict[str, Any]]:
         station = UNAVAILABLE if self.charger.station_inoperative else AVAILABLE
-        first = {"connectorId": 0, "errorCode": "NoError", "status": station, "timestamp": _time(now)}
+        first = {"connectorId": 0, "errorCode": "NoError", "status": station, "timestamp": wire_time(now)}
         return [first, *(self.status_payload(c, now) for c in self.charger.connectors.values())]
 
     def authorize_payload(
@@ -123,7 +138,7 @@ class Protocol(ProtocolBase):
             if r.phase:
                 sv["phase"] = r.phase
             values.append(sv)
-        return {"timestamp": _time(now), "sampledValue": values}
+        return {"timestamp": wire_time(now), "sampledValue": values}
 
     def meter_values_payload(self, connector_id: int, readings: list[Reading], now: float) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -140,7 +155,7 @@ class Protocol(ProtocolBase):
             "connectorId": tx.connector_id,
             "idTag": (tx.id_token or "")[:20],
             "meterStart": round(tx.meter_start_wh),
-            "timestamp": _time(now),
+            "timestamp": wire_time(now),
         }
         if tx.reservation_id is not None:
             payload["reservationId"] = tx.reservation_id
@@ -157,7 +172,7 @@ class Protocol(ProtocolBase):
         assert tx.meter_stop_wh is not None and tx.stop_reason is not None
         payload: dict[str, Any] = {
             "meterStop": round(tx.meter_stop_wh),
-            "timestamp": _time(now),
+            "timestamp": wire_time(now),
             "reason": tx.stop_reason,
         }
         if tx.id_token and tx.stop_reason == "Local":

@@ -12,7 +12,7 @@ import functools
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from csms.ocpp.convert import format_time, from_posix, parse_time
+from csms.ocpp.convert import parse_time
 from simulator.station.auth import IdTokenInfo
 from simulator.station.config import MEASURANDS, SetStatus, ValueType
 from simulator.station.connector import Connector
@@ -21,6 +21,7 @@ from simulator.station.offline_queue import QueuedMessage
 from simulator.station.protocol_base import ProtocolBase
 from simulator.station.registration import Registration
 from simulator.station.smart_charging import clear_charging_profile_response, set_charging_profile_response_v201
+from simulator.station.wire_time import wire_time
 
 if TYPE_CHECKING:
     from simulator.station.firmware import FirmwareCore, Handler
@@ -45,10 +46,6 @@ DATA_TYPES = {
     ValueType.MEMBER_LIST: "MemberList",
     ValueType.STRING: "string",
 }
-
-
-def _time(now: float) -> str:
-    return format_time(from_posix(now))
 
 
 def _id_info(raw: dict[str, Any] | None) -> IdTokenInfo | None:
@@ -113,7 +110,7 @@ class Protocol(ProtocolBase):
         return {"chargingStation": station, "reason": reason}
 
     def status_payload(self, c: Connector, now: float) -> dict[str, Any]:
-        return {"timestamp": _time(now), "connectorStatus": c.status, "evseId": c.connector_id, "connectorId": 1}
+        return {"timestamp": wire_time(now), "connectorStatus": c.status, "evseId": c.connector_id, "connectorId": 1}
 
     def all_status_payloads(self, now: float) -> list[dict[str, Any]]:
         return [self.status_payload(c, now) for c in self.charger.connectors.values()]
@@ -151,7 +148,7 @@ class Protocol(ProtocolBase):
             if r.phase:
                 sv["phase"] = r.phase
             values.append(sv)
-        return {"timestamp": _time(now), "sampledValue": values}
+        return {"timestamp": wire_time(now), "sampledValue": values}
 
     def meter_values_payload(self, connector_id: int, readings: list[Reading], now: float) -> dict[str, Any]:
         return {"evseId": connector_id, "meterValue": [self.meter_value(readings, "Trigger", now)]}
@@ -172,7 +169,7 @@ class Protocol(ProtocolBase):
         transaction_info: dict[str, Any] = {"transactionId": tx.transaction_id, **(info or {})}
         payload: dict[str, Any] = {
             "eventType": event_type,
-            "timestamp": _time(now),
+            "timestamp": wire_time(now),
             "triggerReason": trigger,
             "seqNo": tx.seq_no,
             "transactionInfo": transaction_info,
@@ -358,7 +355,7 @@ class Protocol(ProtocolBase):
             for seq_no, items in enumerate(pages):
                 body: dict[str, Any] = {
                     "requestId": request_id,
-                    "generatedAt": _time(when),
+                    "generatedAt": wire_time(when),
                     "seqNo": seq_no,
                     "tbc": seq_no < len(pages) - 1,
                 }

@@ -166,7 +166,19 @@ class EvsePowerModel:
         if vehicle is None or self._power_w <= 0 or dt_s == 0:
             return DeliveryStep(dt_s, self._power_w if dt_s == 0 else 0.0, 0.0, 0.0)
         power_w = self._power_w
-        energy_wh = power_w * dt_s / 3600.0
+        energy_wh, stored_kwh = self._integrate(vehicle, dt_s)
+        return DeliveryStep(dt_s, power_w, energy_wh, stored_kwh * 1000.0)
+
+    def run_for(self, dt_s: float) -> None:
+        """:meth:`advance` without its record, for ``dt_s`` > 0: the twin settles a delivering connector at
+        every read and step and reads the register and the vehicle afterwards, never the step."""
+        vehicle = self._vehicle
+        if vehicle is not None and self._power_w > 0:
+            self._integrate(vehicle, dt_s)
+
+    def _integrate(self, vehicle: Vehicle, dt_s: float) -> tuple[float, float]:
+        """The present power over ``dt_s`` > 0 into ``vehicle``: (energy delivered [Wh], stored [kWh])."""
+        energy_wh = self._power_w * dt_s / 3600.0
         needed_wh = vehicle.headroom_kwh * 1000.0 / self.efficiency
         if energy_wh >= needed_wh or needed_wh - energy_wh <= 1e-6:
             energy_wh = needed_wh
@@ -174,7 +186,7 @@ class EvsePowerModel:
         self._energy_register_wh += energy_wh
         if vehicle.is_full:
             self._power_w = 0.0
-        return DeliveryStep(dt_s, power_w, energy_wh, stored_kwh * 1000.0)
+        return energy_wh, stored_kwh
 
     def deliver(
         self,

@@ -474,7 +474,7 @@ class TwinWorld:
         now = self.env.now
         dt_s = now - conn.last_s
         if dt_s > 0 and conn.evse.power_w > 0:  # at 0 W nothing moves
-            conn.evse.advance(dt_s)
+            conn.evse.run_for(dt_s)
         conn.last_s = now
         trip = conn.trip
         if trip is not None and trip.full_at_s is None and trip.vehicle.is_full:

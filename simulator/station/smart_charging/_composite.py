@@ -36,6 +36,7 @@ __all__ = [
     "limit_at",
     "next_breakpoint",
     "next_change",
+    "reads_reference",
 ]
 
 DEFAULT_VOLTS_PER_PHASE = 230.0
@@ -123,6 +124,15 @@ def _anchor(profile: ChargingProfile, schedule: ChargingSchedule, t: float, refe
         return None
     period_s = profile.recurrency.period_s
     return base + math.floor((t - base) / period_s) * period_s
+
+
+def reads_reference(profile: ChargingProfile) -> bool:
+    """Whether any answer about ``profile`` depends on ``reference``: only through :func:`_anchor`, for a
+    Relative profile or an Absolute schedule without a start."""
+    kind = profile.kind
+    if kind is _RELATIVE:
+        return True
+    return kind is _ABSOLUTE and any(s.start_schedule is None for s in profile.schedules)
 
 
 def active_period(

@@ -55,10 +55,14 @@ def _clashes(new: ChargingProfile, old: ChargingProfile) -> bool:
 @dataclass(frozen=True, slots=True)
 class _KeptLimit:
     """An answer of :meth:`ProfileStore.limit_at`, valid for the same profiles and arguments from ``since``
-    until the next breakpoint of any profile (``until``): the twin asks at every physics step."""
+    until the next breakpoint of any profile (``until``): the twin asks at every physics step. The reference
+    instant counts only when a profile reads it (``any_reference`` else): an idle connector's reference is
+    ``now`` itself, a new one at every ask, while its profiles are mostly Absolute ones with a start."""
 
     profiles: list[ChargingProfile]
-    key: tuple[int, float, RateUnit | None, float, int]
+    key: tuple[int, RateUnit | None, float, int]
+    reference: float
+    any_reference: bool
     since: float
     until: float
     limit: Limit | None
@@ -240,13 +244,21 @@ class ProfileStore:
         else:
             active = self._transactions.get(connector_id)
             reference = now if active is None else active.started_at
-        key = (connector_id, reference, unit, volts_per_phase, phases)
+        profiles = self._profiles
+        key = (connector_id, unit, volts_per_phase, phases)
         kept = self._limits.get(connector_id)
-        if kept is not None and kept.profiles is self._profiles and kept.key == key and kept.since <= now < kept.until:
+        if (
+            kept is not None
+            and kept.profiles is profiles
+            and kept.key == key
+            and (kept.reference == reference or kept.any_reference)
+            and kept.since <= now < kept.until
+        ):
             return kept.limit
-        limit = _composite.limit_at(self._profiles, connector_id, now, reference, unit, volts_per_phase, phases)
-        until = _composite.next_breakpoint(self._profiles, now, reference)
-        self._limits[connector_id] = _KeptLimit(self._profiles, key, now, until, limit)
+        limit = _composite.limit_at(profiles, connector_id, now, reference, unit, volts_per_phase, phases)
+        until = _composite.next_breakpoint(profiles, now, reference)
+        any_reference = not any(_composite.reads_reference(p) for p in profiles)
+        self._limits[connector_id] = _KeptLimit(profiles, key, reference, any_reference, now, until, limit)
         return limit
 
     def composite_schedule(
