@@ -383,7 +383,11 @@ class Planner:
             # never show that it wants more.
             floor = self.site.evse(key).min_current_a if key in self.site.index else 0.0
             cap = max(current_a + margin, floor)
-            s.accept_cap_a = cap if cap < s.allocated_a else None
+            # At the cap already (the EVSE's minimum, for a vehicle that draws nothing: full but still plugged in), the
+            # cap is kept all the same: dropped, the next plan that has room raises the limit again, and the cap comes
+            # back two minutes later — a profile up and one down every few minutes until the vehicle leaves.
+            if cap <= s.allocated_a:
+                s.accept_cap_a = cap
         if steered and self._strategy is not None and key not in self.held and self._overdrawing(s, now):
             return self.on_event("overdraw", now)  # its excess is on the site now: the others give way
         return []

@@ -721,3 +721,22 @@ def test_a_rise_of_the_buildings_mean_at_the_level_is_taken_from_one_van_a_minut
     sent_stepped, planner = _night_at_the_level(stepped)
     assert sum(sent_stepped[90:106]) <= sum(sent_calm[90:106]) + 16, (sent_calm[88:106], sent_stepped[88:106])
     assert planner.peak_w <= 80_000.0 + 1.0
+
+
+def test_a_vehicle_that_draws_nothing_stays_capped_at_the_evses_minimum():
+    """A full vehicle left plugged in draws nothing: after settling it is capped at the EVSE's minimum, and stays
+    there — the cap is not dropped because the allocation is at it already (which sent it back up to its share and
+    down again every few minutes, a profile each way, until it left)."""
+    planner = Planner(make_site(n=2, limit_a=40.0), "equal_share", config=PlannerConfig(settle_s=120.0))
+    online(planner, 2)
+    planner.transaction_started(("cp0", 1), "1", T0)
+    planner.transaction_started(("cp1", 1), "2", T0)
+    sent: list[float] = []
+    for minute in range(1, 61):
+        t = T0 + 60 * minute
+        planner.evse_meter(("cp0", 1), t, current_a=0.0)
+        planner.evse_meter(("cp1", 1), t, current_a=planner.last_allocation.limits_a[("cp1", 1)])
+        sent += [a for (station, _), a in limits(planner.handle_timer(t + 1)).items() if station == "cp0"]
+    assert sent[0] == 6.0
+    assert set(sent) == {6.0}  # renewals of its lease only
+    assert planner.last_allocation.limits_a == pytest.approx({("cp0", 1): 6.0, ("cp1", 1): 32.0})
