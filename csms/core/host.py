@@ -17,6 +17,9 @@ Around each :class:`~csms.core.session.StationSession` the host does, once for b
   session to :class:`~csms.core.processor.BatchProcessor` through ``scheduler.run_db`` (a worker thread in
   real time, inline in virtual time), and only after that commit are the answers released and sent; work
   that arrives meanwhile waits for the next job;
+* answers to the CSMS's calls as signs of life — noted (station, when) and written to ``stations.last_seen_at``
+  by the next group commit, at most once per station per heartbeat interval; an answer due a write asks for
+  a commit of its own;
 * the fan-out after the commit to :class:`Plugin` s (load management, alerts): they hear connections,
   disconnections and the reports each committed batch handled;
 * CSMS-initiated calls (:meth:`call`), validated by the session and completed by its answer, CALLERROR,
@@ -179,6 +182,10 @@ class CsmsHost:
         self.running = True
         self._opened = 0
         self._dirty: dict[Connection, None] = {}
+        #: Stations that answered a CSMS call since the last commit took them, with when the last answer came.
+        self._answered: dict[str, float] = {}
+        #: One of them is due a ``last_seen_at`` write: a commit is needed even without a session's work.
+        self._answer_due = False
         self._commit_due = False
         self._committing = False
 
@@ -363,19 +370,33 @@ class CsmsHost:
 
     def _resolve(self, connection: Connection) -> None:
         for pending in connection.session.completed_calls():
-            if pending.outcome in _ANSWERED and self._answer_plugins:
-                now = self.scheduler.now()
-                for plugin in self._answer_plugins:
-                    try:
-                        plugin.answered(connection.station_id, now)
-                    except Exception:
-                        log.exception("plugin %r failed in answered", plugin)
+            if pending.outcome in _ANSWERED:
+                self._note_answer(connection.station_id)
+                if self._answer_plugins:
+                    now = self.scheduler.now()
+                    for plugin in self._answer_plugins:
+                        try:
+                            plugin.answered(connection.station_id, now)
+                        except Exception:
+                            log.exception("plugin %r failed in answered", plugin)
             waiting = connection.waiting
             done = waiting.pop(id(pending), None) if waiting else None
             if done is not None:
                 if not waiting:
                     connection.waiting = None
                 done(pending)
+
+    def _note_answer(self, station_id: str) -> None:
+        """The station answered a call: its ``last_seen_at`` goes with the next commit (the throttle of
+        :func:`csms.services.reports.answered` decides there). Most answers are not due a write (SetChargingProfile
+        renewals, many per interval): they only ride along, and a commit is asked for only for one that is."""
+        now = self.scheduler.now()
+        self._answered[station_id] = now
+        # Read while a commit's thread may write it: a value older than the one being written asks for a commit
+        # that then writes nothing; one a failed commit forgets asks for none, and the answer waits for the next.
+        if not self._answer_due and self.processor.live.seen_due(station_id, now, self.config.heartbeat_interval_s):
+            self._answer_due = True
+            self._schedule_commit()
 
     # ---- answers that wait for a lookup ------------------------------------------------------------------
     def _start_lookups(self, connection: Connection) -> None:
@@ -424,7 +445,7 @@ class CsmsHost:
         self._schedule_commit()
 
     def _schedule_commit(self) -> None:
-        if self._dirty and not self._commit_due and not self._committing and self.running:
+        if (self._dirty or self._answer_due) and not self._commit_due and not self._committing and self.running:
             self._commit_due = True
             self.scheduler.call_at(self.scheduler.now(), self._commit)
 
@@ -440,12 +461,15 @@ class CsmsHost:
             if work or work.log_rows:
                 batch.append((connection.session, work))
                 batched.append(connection)
-        if not batch:
-            return
+        if not batch and not self._answer_due:
+            return  # the answers noted (none due a write) wait for the next commit
+        answered = self._answered
+        if answered:
+            self._answered, self._answer_due = {}, False
         self._committing = True
         now = self.scheduler.now()
         self.scheduler.run_db(
-            lambda: self.processor.process(batch, now),
+            lambda: self.processor.process(batch, now, answered),
             lambda results: self._committed(batch, batched, results, now),
         )
 

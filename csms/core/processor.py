@@ -8,10 +8,10 @@ delivery. Same code, two clocks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from csms.core.session import CallFailed, Staged, StationSession, Work
-from csms.services import message_log
+from csms.services import message_log, reports
 from csms.services.config import CsmsConfig
 from csms.services.live_transactions import LiveTransactions
 from csms.services.uow import SessionFactory, UnitOfWork, held_connection, transaction
@@ -51,9 +51,10 @@ class BatchProcessor:
         self._held = held_connection(factory)
 
     def process(
-        self, batch: Sequence[tuple[StationSession, Work]], now: float
+        self, batch: Sequence[tuple[StationSession, Work]], now: float, answered: Mapping[str, float] | None = None
     ) -> list[tuple[StationSession, Staged | None]]:
-        """Handle and commit; returns each session's staged answers (None when the commit failed).
+        """Handle and commit; returns each session's staged answers (None when the commit failed). ``answered``:
+        the stations that answered a CSMS call since the last batch, with when (:func:`csms.services.reports.answered`).
 
         Sessions are not touched after the commit: the caller releases the answers with ``deliver`` /
         ``fail`` on its own thread.
@@ -61,7 +62,7 @@ class BatchProcessor:
         self.batches += 1
         self.calls += sum(len(work.calls) for _, work in batch)
         try:
-            return self._run(batch, now, isolate=False)
+            return self._run(batch, now, answered, isolate=False)
         except CallFailed:
             self.retries += 1
             log.debug("a call failed in a batch of %d stations: running it again isolated", len(batch))
@@ -69,13 +70,18 @@ class BatchProcessor:
             log.exception("batch of %d stations failed to commit", len(batch))
             return [(session, None) for session, _ in batch]
         try:
-            return self._run(batch, now, isolate=True)
+            return self._run(batch, now, answered, isolate=True)
         except Exception:
             log.exception("batch of %d stations failed to commit", len(batch))
             return [(session, None) for session, _ in batch]
 
     def _run(
-        self, batch: Sequence[tuple[StationSession, Work]], now: float, *, isolate: bool
+        self,
+        batch: Sequence[tuple[StationSession, Work]],
+        now: float,
+        answered: Mapping[str, float] | None,
+        *,
+        isolate: bool,
     ) -> list[tuple[StationSession, Staged | None]]:
         """One transaction. Raises CallFailed (not isolated: a call, or a write it deferred to the flush,
         failed) or the commit's error."""
@@ -83,6 +89,8 @@ class BatchProcessor:
             results: list[tuple[StationSession, Staged | None]] = [
                 (session, session.handle(work, uow, now, isolate=isolate)) for session, work in batch
             ]
+            if answered:  # after the reports: a report of the batch, as recent or more, is the one written
+                reports.answered(uow, answered, self.config)
             try:
                 self._write_batches(uow)
             except Exception as exc:

@@ -61,6 +61,19 @@ class LiveTransactions:
         #: When ``stations.last_seen_at`` was last queued per station (:func:`csms.services.reports.handle`).
         self.seen_at: dict[str, float] = {}
 
+    def seen_due(self, station_id: str, at: float, every_s: float) -> bool:
+        """Whether a sign of life at ``at`` (POSIX seconds) writes ``stations.last_seen_at``: the first one this
+        node saw of the station, else one ``every_s`` or more after the last it wrote (:func:`mark_seen`)."""
+        last = self.seen_at.get(station_id)
+        return last is None or at - last >= every_s
+
+    def mark_seen(self, station_id: str, at: float, every_s: float) -> bool:
+        """:meth:`seen_due`, and if so remembered as the last written."""
+        if self.seen_due(station_id, at, every_s):
+            self.seen_at[station_id] = at
+            return True
+        return False
+
     def cost(self, station_id: str, transaction_id: int) -> LiveCost | None:
         known = self._costs.get(station_id)
         return None if known is None else known.get(transaction_id)

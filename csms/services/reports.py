@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from csms.domain import events as ev
 from csms.domain import plausibility
+from csms.ocpp.convert import from_posix
 from csms.pki.lookups import Pending
 from csms.services import (
     access,
@@ -102,12 +104,16 @@ def _seen(uow: UnitOfWork, station_id: str, now: datetime, every_s: float) -> No
     is written at a Heartbeat, else when this node last wrote it ``every_s`` (the heartbeat interval) ago or
     more: it is never older than a periodic Heartbeat would have kept it, for a write per station per interval
     instead of one per batch. (The alert engine's liveness is its own, from every report.)"""
-    at = now.timestamp()
-    written = uow.live.seen_at
-    last = written.get(station_id)
-    if last is None or at - last >= every_s:
-        written[station_id] = at
+    if uow.live.mark_seen(station_id, now.timestamp(), every_s):
         stations.seen(uow, station_id, now)
+
+
+def answered(uow: UnitOfWork, answers: Mapping[str, float], config: CsmsConfig) -> None:
+    """Answers to the CSMS's calls (CALLRESULT, CALLERROR), by station: when the last came (POSIX seconds). Such
+    an answer is an exchange too, after which a charger heartbeats only an interval later, so one the CSMS keeps
+    calling may send nothing else: it moves ``last_seen_at`` as a report other than a Heartbeat does."""
+    for station_id, at in answers.items():
+        _seen(uow, station_id, from_posix(at), config.heartbeat_interval_s)
 
 
 def _card(

@@ -299,3 +299,58 @@ def test_a_station_that_only_answers_the_csms_calls_is_alive(host, answers):
             scheduler.advance(T0 + 60 * minute + 30)  # each call times out
     expected = [] if answers else [("heartbeat_missed", "a", None), ("offline", "a", None)]
     assert raised == expected
+
+
+def _answer(csms: CsmsHost, connection: Any, wire: Wire, *, error: bool = False) -> None:
+    """The CSMS calls the station, which answers at once (a CALLRESULT, or a CALLERROR)."""
+    csms.call(connection.station_id, "GetConfiguration", {}, timeout_s=30)
+    uid = wire.frames[-1].unique_id
+    frame = [4, uid, "InternalError", "", {}] if error else [3, uid, {"configurationKey": []}]
+    csms.receive(connection, orjson.dumps(frame).decode())
+
+
+def _last_seen(session_factory: Any, station_id: str) -> float:
+    with session_factory() as db:
+        row = db.get(Station, station_id)
+        assert row is not None and row.last_seen_at is not None
+        return row.last_seen_at.timestamp() - T0
+
+
+def test_answers_to_the_csms_calls_move_last_seen_once_per_heartbeat_interval(host, session_factory):
+    """A station that sends nothing of its own but answers the CSMS's calls (CALLRESULT or CALLERROR) every minute
+    shows as seen in the console: ``last_seen_at`` moves at its first answer, then once per heartbeat interval
+    (300 s), never older than a periodic Heartbeat would have kept it."""
+    csms, scheduler = host
+    a, wire = connect(csms, "a")
+    scheduler.advance(T0)
+    assert _last_seen(session_factory, "a") == 0  # the connection's
+    written: list[float] = []
+    for minute in range(1, 16):
+        scheduler.advance(T0 + 60 * minute)
+        _answer(csms, a, wire, error=minute % 2 == 1)  # the writes at 60, 360 and 660 s are CALLERRORs'
+        scheduler.advance(T0 + 60 * minute)
+        written.append(_last_seen(session_factory, "a"))
+    assert written == [60] * 5 + [360] * 5 + [660] * 5
+
+
+def test_an_answer_not_due_a_write_asks_for_no_commit_and_rides_with_the_next(host, session_factory):
+    """Answers within the interval cost no transaction (most answers: SetChargingProfile renewals); a commit that
+    happens anyway takes them, and still writes only what the throttle lets through."""
+    csms, scheduler = host
+    (a, wire_a), (b, _) = connect(csms, "a"), connect(csms, "b")
+    scheduler.advance(T0 + 10)
+    _answer(csms, a, wire_a)
+    scheduler.advance(T0 + 10)
+    jobs = scheduler.db_jobs
+    for second in range(20, 300, 10):  # 28 answers within the interval: no commit for any of them
+        scheduler.advance(T0 + second)
+        _answer(csms, a, wire_a)
+        scheduler.advance(T0 + second)
+    assert scheduler.db_jobs == jobs and _last_seen(session_factory, "a") == 10
+    scheduler.advance(T0 + 320)
+    csms.receive(b, heartbeat("hb-b"))  # another station's commit takes a's answer at 290 s: not due, not written
+    scheduler.advance(T0 + 320)
+    assert scheduler.db_jobs == jobs + 1 and _last_seen(session_factory, "a") == 10
+    _answer(csms, a, wire_a)  # at 320 s: due (310 s after the last write), its own commit
+    scheduler.advance(T0 + 320)
+    assert scheduler.db_jobs == jobs + 2 and _last_seen(session_factory, "a") == 320
