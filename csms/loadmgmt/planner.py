@@ -678,10 +678,7 @@ class Planner:
         # With a demand charge the vehicles are planned under the level against the building's mean (SiteState's
         # ``building_billed_w``), and so is the billing period's peak: a minute's noise neither moves them nor, by
         # ratcheting the peak they are then planned up to, lifts the level for the rest of the period.
-        building_w = state.building_billed_w
-        if building_w is None:
-            building_w = float(np.sum(state.building_load_a)) * self.site.root.voltage
-        planned_w = allocation.total_w() + building_w
+        planned_w = allocation.total_w() + state.building_level_w
         self.peak_w = max(self.peak_w, self._demand_w(now, planned_w))
         for key, s in self._sessions.items():
             if key in self.held:

@@ -13,6 +13,8 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from csms.loadmgmt.forecast import BuildingForecast
 from csms.loadmgmt.topology import EvseKey, Site
 
@@ -124,6 +126,17 @@ class SiteState:
     #: on a 15-minute average, so a minute's noise in the building need not move every vehicle under the level). None:
     #: ``building_load_a``. The tree's limits always hold with ``building_load_a``.
     building_billed_w: float | None = None
+
+    @property
+    def building_now_w(self) -> float:
+        """The building's load of now (W): ``building_load_a`` at the root's voltage."""
+        return float(np.sum(self.building_load_a)) * self.site.root.voltage
+
+    @property
+    def building_level_w(self) -> float:
+        """The building's load a demand charge's level and peak are kept against (W): ``building_billed_w``, else
+        the load of now."""
+        return self.building_now_w if self.building_billed_w is None else self.building_billed_w
 
 
 @dataclass(frozen=True)

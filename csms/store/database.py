@@ -77,7 +77,7 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         if driver.in_transaction:
             return  # begun at the driver by the group commit's writer: SQLAlchemy's transaction joins it
         readonly = conn.get_execution_options().get("readonly", False)
-        driver.execute("BEGIN" if in_memory or readonly else "BEGIN IMMEDIATE")
+        driver.execute("BEGIN" if readonly else conn.info[SQLITE_BEGIN])
 
     return engine
 

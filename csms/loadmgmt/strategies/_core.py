@@ -59,8 +59,8 @@ class Problem:
         """What the site draws that no strategy steers [W]: the building, and the reserved EVSEs at their current.
         Kept (the state is frozen): a cost-aware plan asks for it four times."""
         state, site = self.state, self.state.site
-        fixed_w = float(np.sum(state.building_load_a)) * site.root.voltage
-        return fixed_w + sum(site.evse(k).power_w(a) for k, a in state.reserved_a.items() if k in site.index)
+        reserved = (site.evse(k).power_w(a) for k, a in state.reserved_a.items() if k in site.index)
+        return state.building_now_w + sum(reserved)
 
     @cached_property
     def billed_fixed_w(self) -> float:
@@ -69,7 +69,7 @@ class Problem:
         state = self.state
         if state.building_billed_w is None:
             return self.fixed_w
-        return self.fixed_w - float(np.sum(state.building_load_a)) * state.site.root.voltage + state.building_billed_w
+        return self.fixed_w - state.building_now_w + state.building_billed_w
 
     def all(self) -> np.ndarray:
         return np.ones(self.n, dtype=bool)
