@@ -32,6 +32,8 @@ randomness (message-id prefix, transaction ids, reconnect jitter) from an inject
 Decisions the specs leave open (one place to look them up; the jobs' modules explain their own):
 
 * The meter-value timer restarts at ``now + interval`` when the interval is changed.
+* Clock-aligned meter values count their intervals from UTC midnight (the twin keeps no local clock); they are
+  read at the aligned instant and dated by it; a changed interval re-arms at its next aligned instant.
 * ``is_energizing`` is False while either the EV (full) or the EVSE (0 W limit, refused token) suspends.
 * Reconnect back-off: ``base × 2^min(attempt, repeats) ± uniform(range)``; 1.6 has no standard keys for
   it, so it reads the vendor keys ``ReconnectBackOff*`` (2.0.1: ``OCPPCommCtrlr.RetryBackOff*``).
@@ -42,7 +44,7 @@ Decisions the specs leave open (one place to look them up; the jobs' modules exp
   dated by the frame the charger sends in it, restarts it) or every interval (``heartbeat="periodic"``, what
   many chargers do): :mod:`.registration`.
 * Due deadlines are handled kind by kind, in this order: CALL timeouts, boot retry, heartbeat, meter
-  samples, connection timeouts, limit changes, reboot, then the transaction-message queue.
+  samples, clock-aligned meter values, connection timeouts, limit changes, reboot, then the transaction-message queue.
 """
 
 from __future__ import annotations
@@ -332,6 +334,8 @@ class Charger:
         self._close_requested = False
         self.timers.cancel(Timer.RECONNECT)
         self._attempt = 0
+        if self.timers.at(_ALIGNED) is None and self.config.integer("clock_aligned_interval") > 0:
+            self._tx.aligned_interval_changed(now)  # an interval the factory set (or kept over a reboot)
         if not self._registrar.accepted:
             self.vendor.before_boot(now)
             self._registrar.send_boot(now)
@@ -573,6 +577,8 @@ class Charger:
         if timers.pop_if_due(_HEARTBEAT, now):
             self._registrar.send_heartbeat(now)
         self._tx.sample_due(now)
+        if timers.pop_if_due(_ALIGNED, now):
+            self._tx.aligned_due(now)
         self.monitoring.check(now)
         for cid in timers.pop_due(_CONNECTION_TIMEOUT, now):
             self._tx.connection_timed_out(cid, now)
@@ -600,6 +606,8 @@ class Charger:
             self._registrar.heartbeat_interval_changed(now)
         elif setting == "sample_interval":
             self._tx.sample_interval_changed(now)
+        elif setting == "clock_aligned_interval":
+            self._tx.aligned_interval_changed(now)
 
     # ==== statuses =========================================================================================
     def send_status(self, c: Connector, now: float) -> None:
@@ -868,6 +876,7 @@ class Charger:
 # plain attribute on CPython 3.11 (``EnumType`` routes class attribute lookups through a Python hook).
 _BOOT, _HEARTBEAT, _REBOOT, _RELINK = Timer.BOOT, Timer.HEARTBEAT, Timer.REBOOT, Timer.RELINK
 _CONNECTION_TIMEOUT, _LIMIT_CHECK, _RESERVATION = Timer.CONNECTION_TIMEOUT, Timer.LIMIT_CHECK, Timer.RESERVATION
+_ALIGNED = Timer.ALIGNED
 _IGNORE, _W = Firmware.IGNORE, RateUnit.W
 
 #: Timers armed but waking no one, by (link up, the transaction queue waits for its retry time).

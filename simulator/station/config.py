@@ -29,6 +29,7 @@ MEASURANDS = (
     "SoC",
 )
 DEFAULT_MEASURANDS = "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage,SoC"
+ENERGY = "Energy.Active.Import.Register"
 
 
 class ValueType(Enum):
@@ -74,7 +75,8 @@ V16_KEYS: tuple[Entry, ...] = (
     Entry("sampled_measurands", "MeterValuesSampledData", DEFAULT_MEASURANDS, False, LIST, "measurands of MeterValues"),
     Entry("started_measurands", "StartTxnSampledData", "Energy.Active.Import.Register", False, LIST, "stored only"),
     Entry("ended_measurands", "StopTxnSampledData", "", False, LIST, "stored only (meterStop carries the register)"),
-    Entry("clock_aligned_interval", "ClockAlignedDataInterval", "0", False, INT, "stored only"),
+    Entry("clock_aligned_interval", "ClockAlignedDataInterval", "0", False, INT, "Sample.Clock period, from UTC 0:00"),
+    Entry("aligned_measurands", "MeterValuesAlignedData", ENERGY, False, LIST, "measurands of Sample.Clock"),
     Entry("connection_timeout", "ConnectionTimeOut", "60", False, INT, "remote start without a plug expires"),
     Entry("local_authorize_offline", "LocalAuthorizeOffline", "true", False, BOOL, "offline start from cache/list"),
     Entry("local_pre_authorize", "LocalPreAuthorize", "false", False, BOOL, "start from cache/list, no Authorize"),
@@ -134,7 +136,9 @@ V201_VARIABLES: tuple[Entry, ...] = (
         LIST,
         "measurands of the Ended event",
     ),
-    Entry("clock_aligned_interval", "AlignedDataCtrlr.Interval", "0", False, INT, "stored only"),
+    Entry("clock_aligned_interval", "AlignedDataCtrlr.Interval", "0", False, INT, "period of MeterValueClock events"),
+    Entry("aligned_measurands", "AlignedDataCtrlr.Measurands", ENERGY, False, LIST, "measurands of Sample.Clock"),
+    Entry("aligned_when_idle", "AlignedDataCtrlr.SendDuringIdle", "false", False, BOOL, "Sample.Clock with no tx"),
     Entry("connection_timeout", "TxCtrlr.EVConnectionTimeOut", "60", False, INT, "remote start without a plug expires"),
     Entry("local_authorize_offline", "AuthCtrlr.LocalAuthorizeOffline", "true", False, BOOL, "offline start"),
     Entry("local_pre_authorize", "AuthCtrlr.LocalPreAuthorize", "false", False, BOOL, "start from cache/list"),

@@ -27,6 +27,7 @@ class Timer(Enum):
     RELINK = "relink"  # new credentials were accepted: drop the link and connect with them
     TX_RETRY = "tx_retry"  # resend the head of the transaction-message queue no earlier than this
     SAMPLE = "sample"  # per connector: the running transaction's next periodic meter values
+    ALIGNED = "aligned"  # the next clock-aligned meter values (station-wide: every connector at that instant)
     CONNECTION_TIMEOUT = "connection_timeout"  # per connector: authorized, waiting for the cable
     LIMIT_CHECK = "limit_check"  # per connector: the charging-profile limit changes
     RESERVATION = "reservation"  # per connector: its reservation expires

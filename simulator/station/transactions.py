@@ -38,10 +38,11 @@ from simulator.station.timers import Deadlines, Timer
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 #: The configuration key of each context's measurands, and the phases a current is read on.
-_MEASURANDS = {which: f"{which}_measurands" for which in ("sampled", "started", "ended")}
+_MEASURANDS = {which: f"{which}_measurands" for which in ("sampled", "started", "ended", "aligned")}
 _PHASES = ("L1", "L2", "L3")
 # Read at every sample and pump: an enum member through its class costs ~5x a plain name on CPython 3.11.
-_SAMPLE, _TX_RETRY = Timer.SAMPLE, Timer.TX_RETRY
+_SAMPLE, _TX_RETRY, _ALIGNED = Timer.SAMPLE, Timer.TX_RETRY, Timer.ALIGNED
+_DAY_S = 86400
 
 #: Stop reasons a transaction can end with (1.6 spelling; :mod:`.v201` maps them).
 STOP_REASONS = frozenset(
@@ -197,7 +198,12 @@ class TransactionMessages(Protocol):
     def parse_id_info(self, payload: dict[str, Any]) -> IdTokenInfo: ...
     def new_transaction_id(self) -> int | str | None: ...
     def tx_started(self, tx: Transaction, readings: list[Reading], now: float) -> QueuedMessage: ...
-    def tx_meter_values(self, tx: Transaction, readings: list[Reading], now: float) -> QueuedMessage: ...
+    def tx_meter_values(
+        self, tx: Transaction, readings: list[Reading], now: float, *, clock: bool = False
+    ) -> QueuedMessage: ...
+    def meter_values_payload(
+        self, connector_id: int, readings: list[Reading], now: float, context: str = "Trigger"
+    ) -> dict[str, Any]: ...
     def tx_ended(self, tx: Transaction, readings: list[Reading], now: float) -> QueuedMessage: ...
     def prepare(self, message: QueuedMessage) -> dict[str, Any] | None: ...
     def tx_answered(self, message: QueuedMessage, payload: dict[str, Any], now: float) -> None: ...
@@ -640,6 +646,35 @@ class Transactions:
         for tx in self.running.values():
             self.timers.set(Timer.SAMPLE, now + interval if interval > 0 else None, tx.connector_id)
 
+    # ==== clock-aligned meter values =======================================================================
+    def aligned_interval_changed(self, now: float) -> None:
+        """(Re-)arm the clock-aligned deadline at the first aligned instant after ``now`` (none: 0 turns it
+        off). Also when the charger connects, so an interval the factory configured takes effect."""
+        self.timers.set(_ALIGNED, next_aligned(now, self.config.integer("clock_aligned_interval")))
+
+    def aligned_due(self, now: float) -> None:
+        """The clock-aligned deadline fell due (the charger popped it): the aligned measurands of every
+        connector (OCPP 1.6 ClockAlignedDataInterval / MeterValuesAlignedData, 2.0.1 AlignedDataCtrlr), read at
+        that instant and dated by it. A running transaction's go through its message queue (1.6 MeterValues with its
+        transactionId, 2.0.1 TransactionEvent Updated, MeterValueClock); an idle connector's are a MeterValues
+        sent if online (1.6 always; 2.0.1 only when AlignedDataCtrlr.SendDuringIdle). Instants missed while
+        the timer was late are skipped, like periodic samples."""
+        interval = self.config.integer("clock_aligned_interval")
+        self.timers.set(_ALIGNED, next_aligned(now, interval))
+        idle = not self.config.has("aligned_when_idle") or self.config.flag("aligned_when_idle")
+        for cid in self.connectors:
+            readings = self.readings(cid, now, "aligned")
+            if not readings:
+                continue
+            tx = self.running.get(cid)
+            if tx is not None:
+                register = next((r.value for r in readings if r.measurand == ENERGY_REGISTER), None)
+                message = self.messages.tx_meter_values(tx, readings, now, clock=True)
+                self.queue_message(message, now, register_wh=register)
+            elif idle and self.host.online:
+                payload = self.messages.meter_values_payload(cid, readings, now, "Sample.Clock")
+                self.host.send("MeterValues", payload, now)
+
     # ==== the transaction-message queue ====================================================================
     @property
     def in_flight(self) -> bool:
@@ -717,3 +752,14 @@ class Transactions:
             tx.end_acknowledged = True
         if message.register_wh is not None:
             tx.acknowledged_wh = message.register_wh
+
+
+def next_aligned(now: float, interval: int) -> float | None:
+    """The first clock-aligned instant after ``now`` (POSIX s): a multiple of ``interval`` counted from the UTC
+    midnight before it (the spec's evenly spaced intervals per day starting at 00:00:00; an interval that does not
+    divide a day ends its day with a shorter one), None when ``interval`` is 0 (no clock-aligned data)."""
+    if interval <= 0:
+        return None
+    midnight = now // _DAY_S * _DAY_S
+    following = midnight + (int((now - midnight) // interval) + 1) * interval
+    return min(following, midnight + _DAY_S)

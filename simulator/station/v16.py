@@ -140,10 +140,12 @@ class Protocol(ProtocolBase):
             values.append(sv)
         return {"timestamp": wire_time(now), "sampledValue": values}
 
-    def meter_values_payload(self, connector_id: int, readings: list[Reading], now: float) -> dict[str, Any]:
+    def meter_values_payload(
+        self, connector_id: int, readings: list[Reading], now: float, context: str = "Trigger"
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "connectorId": connector_id,
-            "meterValue": [self.meter_value(readings, "Trigger", now)],
+            "meterValue": [self.meter_value(readings, context, now)],
         }
         tx = self.charger.transactions.get(connector_id)
         if tx is not None and tx.key in self._real_ids:
@@ -161,8 +163,11 @@ class Protocol(ProtocolBase):
             payload["reservationId"] = tx.reservation_id
         return QueuedMessage("StartTransaction", payload, tx.key)
 
-    def tx_meter_values(self, tx: Transaction, readings: list[Reading], now: float) -> QueuedMessage:
-        payload = {"connectorId": tx.connector_id, "meterValue": [self.meter_value(readings, "Sample.Periodic", now)]}
+    def tx_meter_values(
+        self, tx: Transaction, readings: list[Reading], now: float, *, clock: bool = False
+    ) -> QueuedMessage:
+        context = "Sample.Clock" if clock else "Sample.Periodic"
+        payload = {"connectorId": tx.connector_id, "meterValue": [self.meter_value(readings, context, now)]}
         return QueuedMessage("MeterValues", payload, tx.key, droppable=True)
 
     def tx_charging_state_changed(self, tx: Transaction, now: float) -> None:

@@ -150,8 +150,10 @@ class Protocol(ProtocolBase):
             values.append(sv)
         return {"timestamp": wire_time(now), "sampledValue": values}
 
-    def meter_values_payload(self, connector_id: int, readings: list[Reading], now: float) -> dict[str, Any]:
-        return {"evseId": connector_id, "meterValue": [self.meter_value(readings, "Trigger", now)]}
+    def meter_values_payload(
+        self, connector_id: int, readings: list[Reading], now: float, context: str = "Trigger"
+    ) -> dict[str, Any]:
+        return {"evseId": connector_id, "meterValue": [self.meter_value(readings, context, now)]}
 
     def _event(
         self,
@@ -182,7 +184,7 @@ class Protocol(ProtocolBase):
             payload["idToken"] = {"idToken": tx.id_token, "type": tx.token_type}
         if readings:
             payload["meterValue"] = [self.meter_value(readings, context, now)]
-        droppable = event_type == "Updated" and trigger == "MeterValuePeriodic"
+        droppable = event_type == "Updated" and trigger in ("MeterValuePeriodic", "MeterValueClock")
         return QueuedMessage("TransactionEvent", payload, tx.key, droppable=droppable)
 
     def tx_started(self, tx: Transaction, readings: list[Reading], now: float) -> QueuedMessage:
@@ -197,7 +199,11 @@ class Protocol(ProtocolBase):
             message.payload["reservationId"] = tx.reservation_id
         return message
 
-    def tx_meter_values(self, tx: Transaction, readings: list[Reading], now: float) -> QueuedMessage:
+    def tx_meter_values(
+        self, tx: Transaction, readings: list[Reading], now: float, *, clock: bool = False
+    ) -> QueuedMessage:
+        if clock:
+            return self._event(tx, "Updated", "MeterValueClock", now, readings=readings, context="Sample.Clock")
         return self._event(tx, "Updated", "MeterValuePeriodic", now, readings=readings)
 
     def tx_charging_state_changed(self, tx: Transaction, now: float) -> QueuedMessage | None:
