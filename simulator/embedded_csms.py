@@ -26,6 +26,7 @@ from csms.alerts import AlertEngine, AlertRules, RemediationPolicy
 from csms.alerts import engine as al
 from csms.core.host import Connection, CsmsHost, Plugin, StationNotConnected, Transport
 from csms.core.plugins.alerts import AlertMonitor
+from csms.core.plugins.aligned_metering import AlignedMetering
 from csms.core.plugins.certificates import CertificateManager
 from csms.core.plugins.costs import CostDisplay
 from csms.core.plugins.fleet import FleetNeeds
@@ -161,6 +162,8 @@ class EmbeddedCsms:
         host.add_plugin(ReservationExpiry(sweep_every_s=None))  # the operator tells it of each reservation
         host.add_plugin(HoldRelease())  # card holds no session used (only with a card processor)
         host.add_plugin(CostDisplay())  # the running cost on the chargers' displays
+        self.aligned_metering = AlignedMetering()  # a meter reading on each tariff's time-of-day boundary
+        host.add_plugin(self.aligned_metering)
         self.local_lists = LocalListSync()  # stations' local lists follow the tokens, as in csms serve
         host.add_plugin(self.local_lists)
         for make in self.plugin_factories:

@@ -163,6 +163,8 @@ class EmbeddedOperator:
             for station_id in stations:
                 tariffs.assign(db, item.tariff, now=at, station_id=station_id, group_id=item.group)
             db.commit()
+        if self.csms.host is not None:  # time-of-day prices: the stations read their meters on the boundaries
+            self.csms.aligned_metering.tariffs_changed(stations)
 
     def register_vehicles(self, vehicles: list[FleetVehicle], now: float) -> None:
         """As ``POST /fleet/vehicles`` and ``PUT /fleet/vehicles/{id}/plan``: each vehicle with its token, its depot

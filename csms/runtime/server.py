@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 from csms.alerts import AlertEngine, AlertRules, RemediationPolicy
 from csms.api.redaction import install_access_log_filter
 from csms.core.plugins.alerts import AlertMonitor
+from csms.core.plugins.aligned_metering import AlignedMetering
 from csms.core.plugins.certificates import CertificateManager
 from csms.core.plugins.costs import CostDisplay
 from csms.core.plugins.fleet import FleetNeeds
@@ -209,6 +210,7 @@ async def run_server(
         gateway.add_plugin(CertificateManager())
         gateway.add_plugin(ReservationExpiry())
         gateway.add_plugin(CostDisplay())  # the running cost on chargers' displays
+        gateway.add_plugin(AlignedMetering())  # a meter reading on each tariff's time-of-day boundary
         gateway.add_plugin(HoldRelease())  # card holds no session used
         monitor.start()
         load_management.start()

@@ -20,6 +20,7 @@ from csms.services import rows
 from csms.services.errors import Conflict, Invalid, NotFound
 from csms.store.bulk import Bulk
 from csms.store.models import SiteEvse, Station, TariffAssignment, TariffRow, TariffVersion
+from csms.tariffs.aligned import aligned_interval_s
 from csms.tariffs.parse import TariffError, parse_tariff
 from csms.tariffs.pricing import CdrResult, price_session
 from csms.tariffs.timeline import MeterSample, SessionTimeline, State, StateChange
@@ -225,6 +226,30 @@ def applies_at(db: Session, station_id: str) -> bool:
         (TariffAssignment.station_id == station_id) | TariffAssignment.site_id.in_(sites)
     )
     return db.scalar(found.limit(1)) is not None
+
+
+def stations_assigned(db: Session, tariff_id: str) -> list[str]:
+    """The stations where the tariff is assigned: to them (or one of their EVSEs), or to their site."""
+    sites = select(TariffAssignment.site_id).where(TariffAssignment.tariff_id == tariff_id)
+    direct = select(TariffAssignment.station_id).where(
+        TariffAssignment.tariff_id == tariff_id, TariffAssignment.station_id.is_not(None)
+    )
+    of_sites = select(SiteEvse.station_id).where(SiteEvse.site_id.in_(sites))
+    return sorted({s for s in db.scalars(direct.union(of_sites)) if s is not None})
+
+
+def aligned_interval_at(db: Session, station_id: str, time_zone: str, year: int) -> int | None:
+    """The clock-aligned meter interval [s] that reads on every time-of-day boundary of the tariffs applying at
+    the station (:func:`applies_at`'s, for anyone or any group; :mod:`csms.tariffs.aligned`); None when none of
+    them has a time of day."""
+    sites = select(SiteEvse.site_id).where(SiteEvse.station_id == station_id)
+    found = db.execute(
+        select(TariffRow.id, TariffRow.body)
+        .join(TariffAssignment, TariffAssignment.tariff_id == TariffRow.id)
+        .where((TariffAssignment.station_id == station_id) | TariffAssignment.site_id.in_(sites))
+    ).all()
+    bodies = {tariff_id: body for tariff_id, body in found}  # a tariff assigned twice is read once
+    return aligned_interval_s([parse_tariff(body) for body in bodies.values()], time_zone, year)
 
 
 # ---- what a session would cost --------------------------------------------------------------------------------

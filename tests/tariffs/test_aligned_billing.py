@@ -12,6 +12,9 @@ import pytest
 
 from csms.services import cdrs, tariffs
 from csms.services.config import CsmsConfig
+from csms.tariffs.aligned import aligned_interval_s
+from csms.tariffs.model import Tariff
+from csms.tariffs.parse import parse_tariff
 from tests.simulator.helpers import STATION, T0, StationPair
 
 #: T0 is 22:00 UTC, 23:00 in Berlin (CET): the night price starts at 23:30 local, 22:30 UTC (T0 + 1800).
@@ -101,3 +104,33 @@ def test_aligned_values_on_the_boundary_make_the_cdr_exact_to_the_cent(tmp_path,
     assert session_total(tmp_path / "aligned", version, 900) == truth_eur()
     # Without them the 15-min interval around 22:30 is spread evenly: 156 Wh of night energy billed at the day price.
     assert session_total(tmp_path / "periodic", version, 0) == Decimal("1.03")
+
+
+def _tariff(*times: tuple[str, str]) -> Tariff:
+    elements = [
+        {
+            "price_components": [{"type": "ENERGY", "price": "0.20", "step_size": 1}],
+            "restrictions": {"start_time": start, "end_time": end},
+        }
+        for start, end in times
+    ]
+    elements.append({"price_components": [{"type": "ENERGY", "price": "0.30", "step_size": 1}]})
+    return parse_tariff({"id": "T", "currency": "EUR", "elements": elements})
+
+
+def test_the_interval_asked_for_reads_on_every_boundary_from_local_or_utc_midnight():
+    # multifamily-peak's tariffs (21:00-07:00, 22:00-06:00, 08:00-20:00) in Berlin: every hour
+    berlin = [_tariff(("21:00", "07:00")), _tariff(("22:00", "06:00"), ("08:00", "20:00"))]
+    assert aligned_interval_s(berlin, "Europe/Berlin", 2026) == 3600
+    assert aligned_interval_s([_tariff(("23:30", "06:00"))], "Europe/Berlin", 2026) == 1800
+    # 22:00 local is 16:30 UTC in Kolkata (+05:30): from UTC midnight an hour would miss it
+    assert aligned_interval_s([_tariff(("22:00", "06:00"))], "Asia/Kolkata", 2026) == 1800
+    assert aligned_interval_s([_tariff(("22:00", "06:00"))], "Asia/Kathmandu", 2026) == 900  # +05:45
+    flat = parse_tariff(
+        {
+            "id": "F",
+            "currency": "EUR",
+            "elements": [{"price_components": [{"type": "ENERGY", "price": "0.30", "step_size": 1}]}],
+        }
+    )
+    assert aligned_interval_s([flat], "Europe/Berlin", 2026) is None

@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, status
 from pydantic import ConfigDict, Field
 
 from csms.api.auth import Caller
 from csms.api.deps import DbSession
 from csms.api.routes.stations import StationPath
 from csms.api.schemas import Out, Strict, examples
+from csms.core.plugins.aligned_metering import AlignedMetering
 from csms.services import authorization, tariffs
 from csms.services.errors import Invalid
 from csms.tariffs.pricing import CdrResult
@@ -93,9 +94,32 @@ def _out(row: Any) -> dict[str, Any]:
     }
 
 
+def _aligned_follow(request: Request, background: BackgroundTasks, db: Any, tariff_id: str) -> None:
+    """The connected stations where the tariff applies are set to read their meters on its time-of-day
+    boundaries (:mod:`csms.core.plugins.aligned_metering`) once the change is committed (the response first)."""
+    gateway = getattr(request.app.state, "gateway", None)
+    host = getattr(gateway, "host", None)
+    plugin = next((p for p in getattr(host, "plugins", ()) if isinstance(p, AlignedMetering)), None)
+    if plugin is None:
+        return
+    station_ids = tariffs.stations_assigned(db, tariff_id)
+    if station_ids:
+
+        async def follow() -> None:  # on the event loop, as the host's plugins run
+            plugin.tariffs_changed(station_ids)
+
+        background.add_task(follow)
+
+
 @router.put("/tariffs/{tariff_id}", response_model=TariffOut)
 def put_tariff(
-    db: DbSession, tariff_id: TariffId, body: TariffIn, response: Response, caller: Caller
+    db: DbSession,
+    tariff_id: TariffId,
+    body: TariffIn,
+    response: Response,
+    caller: Caller,
+    request: Request,
+    background: BackgroundTasks,
 ) -> dict[str, Any]:
     """Create the tariff, or make this its next version (the price history keeps the old ones)."""
     data = body.model_dump(exclude_none=True)
@@ -104,6 +128,8 @@ def put_tariff(
     row, created = tariffs.put(db, tariff_id, data, datetime.now(UTC))
     if created:
         caller.adopt(row)
+    else:
+        _aligned_follow(request, background, db, tariff_id)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return _out(row)
 
@@ -129,11 +155,15 @@ def delete_tariff(db: DbSession, tariff_id: TariffId) -> None:
 
 
 @router.post("/tariff-assignments", response_model=AssignmentOut, status_code=status.HTTP_201_CREATED)
-def assign(db: DbSession, body: AssignmentIn) -> Any:
+def assign(db: DbSession, body: AssignmentIn, request: Request, background: BackgroundTasks) -> Any:
     """The tariff of a site, a station or one EVSE, for a driver group or for everyone (docs/design/tariffs.md
-    gives the precedence)."""
+    gives the precedence). Where it changes price at a time of day, the stations are set to read their meters
+    on those boundaries (clock-aligned meter values)."""
     fields = body.model_dump()
-    return tariffs.assign(db, fields.pop("tariff_id"), now=datetime.now(UTC), **fields)
+    tariff_id = fields.pop("tariff_id")
+    row = tariffs.assign(db, tariff_id, now=datetime.now(UTC), **fields)
+    _aligned_follow(request, background, db, tariff_id)
+    return row
 
 
 @router.get("/tariff-assignments", response_model=list[AssignmentOut])
