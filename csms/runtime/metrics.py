@@ -78,6 +78,11 @@ class Metrics:
 
     # ---- the host's commit observer ------------------------------------------------------------------------
     def batch_committed(self, stations: int, calls: int, seconds: float, failed: bool) -> None:
+        if stations == 0:
+            # A commit of stations' answers to the CSMS's calls alone (their ``last_seen_at``): no station's frames,
+            # nothing a charger waits for. Observed, it was a batch of 0 stations and 0 calls in the batch sizes
+            # and a latency no answer waited for.
+            return
         self.batch_stations.observe(stations)
         self.batch_calls.observe(calls)
         self.commit_seconds.observe(max(0.0, seconds))

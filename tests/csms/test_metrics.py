@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,22 @@ from sqlalchemy.orm import Session, sessionmaker
 from websockets.exceptions import InvalidStatus
 
 from csms.alerts import AlertEngine, AlertRules
+from csms.core.host import CsmsHost
 from csms.core.plugins.alerts import AlertMonitor
 from csms.core.plugins.load_management import LoadManagement
 from csms.domain import events as ev
 from csms.gateway.server import Gateway
 from csms.runtime.metrics import Metrics
 from csms.runtime.server import Endpoints
+from csms.services import stations
 from csms.services.config import CsmsConfig
+from csms.store.models import Station
 from tests.alerts.test_live import PASSWORD, station
 from tests.alerts.test_webhooks import SECRET, Receiver
+from tests.csms.test_host import T0 as HOST_T0
+from tests.csms.test_host import connect, heartbeat
 from tests.loadmgmt.test_manager import T0, managed
+from tests.manual_scheduler import ManualScheduler
 from tests.support.live import eventually, live_csms
 
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "chargetwin.json"
@@ -201,3 +208,38 @@ async def test_the_grafana_dashboard_uses_only_exposed_metrics(sqlite_factory):
     assert used - exposed == set()
     families = {name.removesuffix(suffix) for name in used for suffix in ("_total", "_bucket") if name.endswith(suffix)}
     assert {"chargetwin_ocpp_frames", "chargetwin_commit_duration_seconds", "chargetwin_handshake_refusals"} <= families
+
+
+def test_a_commit_of_answers_alone_is_not_a_batch_of_no_stations(session_factory):
+    """A station's answer to a CSMS call is committed (its ``last_seen_at``) on its own when no station sent a
+    frame meanwhile: that commit is no batch of stations and answers no charger, so the batch histograms (and
+    the dashboard's commits per second, calls per commit) count only the commits of station frames."""
+    with session_factory() as db:
+        stations.provision(db, "a", ocpp_version="1.6", password=None, now=datetime.fromtimestamp(HOST_T0, UTC))
+        db.commit()
+    scheduler = ManualScheduler(HOST_T0)
+    csms = CsmsHost(session_factory, CsmsConfig(message_log_per_station=0), scheduler)
+    gateway = Gateway(session_factory, CsmsConfig())
+    try:
+        metrics = Metrics(gateway, session_factory.kw["bind"])
+        csms.commit_observer = metrics
+        a, wire = connect(csms, "a")
+        csms.receive(a, heartbeat("hb"))
+        scheduler.advance(HOST_T0 + 1)  # one commit of one station's call
+        later = HOST_T0 + 1 + CsmsConfig().heartbeat_interval_s
+        scheduler.advance(later)
+        csms.call("a", "Reset", {"type": "Soft"})
+        call = wire.frames[-1]
+        csms.receive(a, orjson.dumps([3, call.unique_id, {"status": "Accepted"}]).decode())
+        batches = csms.processor.batches
+        scheduler.advance(later + 1)
+        assert csms.processor.batches == batches + 1  # the answer was committed on its own
+        with session_factory() as db:
+            row = db.get(Station, "a")
+            assert row is not None and row.last_seen_at.timestamp() == later
+        sample = metrics.registry.get_sample_value
+        for name in ("commit_batch_stations", "commit_batch_calls", "commit_duration_seconds"):
+            assert sample(f"chargetwin_{name}_count") == 1, name
+        assert sample("chargetwin_commit_batch_stations_sum") == sample("chargetwin_commit_batch_calls_sum") == 1
+    finally:
+        gateway.scheduler.shutdown()

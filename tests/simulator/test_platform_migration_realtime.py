@@ -25,6 +25,10 @@ from tests.simulator.test_realtime import API_KEY, Csms, _serve, run_cli
 
 SCENARIO = Path(__file__).parent / "data" / "realtime-migration.yaml"
 SPEED = "120"  # 45 virtual minutes in 22.5 s
+# The run's 22.5 s are a small part of the test's wall time: two ``csms serve`` and the twin start (interpreters,
+# imports: 20-30 s on an idle 2-core machine, three times that beside other jobs), so the bounds on the whole
+# leave room for a loaded machine; what the run itself must achieve in its time, the report's checks say.
+RUN_TIMEOUT_S = 300
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 
 
@@ -64,7 +68,7 @@ def migrate(a: Csms, b: Csms, out: Path, scenario: Path = SCENARIO, *extra: str)
         *("--csms", a.ws_url, "--api-url", a.api_url, "--api-key", API_KEY),
         *("--new-csms", b.ws_url, "--new-api-url", b.api_url),
         *extra,
-        timeout=120,
+        timeout=RUN_TIMEOUT_S,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
@@ -72,7 +76,7 @@ def migrate(a: Csms, b: Csms, out: Path, scenario: Path = SCENARIO, *extra: str)
     return result
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(2 * RUN_TIMEOUT_S)  # + both CSMSs' start
 def test_a_fleet_moves_between_two_csms_serve_processes_in_real_time(
     two_csms: tuple[Csms, Csms], operator_key: str, tmp_path: Path
 ) -> None:
@@ -99,7 +103,12 @@ def test_a_fleet_moves_between_two_csms_serve_processes_in_real_time(
     assert [(w["by_repoint"], w["by_cut_over"]) for w in waves] == [(0, 4), (0, 4), (1, 0), (1, 0), (0, 1)]
     # No wave lets a charger onto B before the import; each window counts from the wave's start.
     assert all(w["at_s"] >= migration["imported_s"] and w["started_late_s"] >= 0 for w in waves), waves
-    assert 0 < migration["import_took_s"] < 180, migration["import_took_s"]
+    # The export and import take what they take on this machine: at x120 a wall second is two scenario minutes,
+    # so beside other jobs they end after waves were planned (3.5 wall seconds, 420 s, under two CPU burners
+    # at a load of 11); those waves waited for them, as asserted above, and each window counted from its start.
+    assert migration["import_took_s"] > 0
+    late = [w for w in waves if w["planned_s"] < migration["imported_s"]]
+    assert all(w["started_late_s"] >= round(migration["imported_s"] - w["planned_s"], 1) - 0.1 for w in late), waves
     for station_id in ("r16-1", "r20-1"):
         assert _get(a, f"/stations/{station_id}/repoint")["status"] == "moved"
     # The planned switch is excluded from uptime on both CSMSs, only for as long as it took: each station has
@@ -172,7 +181,7 @@ def test_a_fleet_moves_between_two_csms_serve_processes_in_real_time(
     assert reasons["a16-1"] == reasons["a20-1"] == "Remote" and reasons["a20-3"] != "Remote", reasons
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_a_migration_in_real_time_without_the_new_csms_is_refused_before_it_starts(tmp_path: Path) -> None:
     line = next(n for n, text in enumerate(SCENARIO.read_text().splitlines(), 1) if "export_import" in text)
     done = run_cli(
@@ -186,7 +195,7 @@ def test_a_migration_in_real_time_without_the_new_csms_is_refused_before_it_star
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_a_repoint_wave_in_virtual_time_is_refused_before_it_starts(tmp_path: Path) -> None:
     line = next(n for n, text in enumerate(SCENARIO.read_text().splitlines(), 1) if "mode: repoint" in text)
     done = run_cli("simulator.cli", "run", str(SCENARIO), "--out", str(tmp_path / "out"), "--quiet")

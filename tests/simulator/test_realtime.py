@@ -100,7 +100,7 @@ def _serve(database: str, *extra: str) -> Iterator[Csms]:
     process = subprocess.Popen(command, env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     api = f"http://127.0.0.1:{api_port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # imports take 10+ s on a loaded machine, 60+ beside other jobs
         while True:
             assert process.poll() is None, process.communicate()
             try:
