@@ -114,6 +114,14 @@ class AnswerObserver(Protocol):
     def answered(self, station_id: str, now: float) -> None: ...
 
 
+@runtime_checkable
+class CommitEnd(Protocol):
+    """A :class:`Plugin` told once a group commit's reports were all told (``committed`` for each of its stations):
+    what they change together is acted on once (load management plans each site they changed once)."""
+
+    def commit_ended(self, now: float) -> None: ...
+
+
 class CommitObserver(Protocol):
     """Told after every group commit, on the scheduler's thread (a shell's metrics)."""
 
@@ -174,6 +182,7 @@ class CsmsHost:
         #: Each plugin with the report kinds it acts on (None: every report), in the order added.
         self._report_plugins: list[tuple[Plugin, frozenset[type] | None]] = []
         self._answer_plugins: list[AnswerObserver] = []
+        self._commit_end_plugins: list[CommitEnd] = []
         self.frames_in = 0
         self.frames_out = 0
         #: Frames by direction, action and type, CALLERRORs by code (read by a shell's metrics).
@@ -196,6 +205,8 @@ class CsmsHost:
         self._report_plugins.append((plugin, kinds))
         if isinstance(plugin, AnswerObserver):
             self._answer_plugins.append(plugin)
+        if isinstance(plugin, CommitEnd):
+            self._commit_end_plugins.append(plugin)
 
     def stop(self) -> None:
         """The process ends (or dies, in the twin): timers stop, nothing more is committed or sent."""
@@ -493,6 +504,11 @@ class CsmsHost:
         for session, staged in results:  # after the commit: plugins only see what was stored
             if staged is not None and staged.reports:
                 self._tell_committed(session.station_id, staged.reports, now)
+        for plugin in self._commit_end_plugins:
+            try:
+                plugin.commit_ended(now)
+            except Exception:
+                log.exception("plugin %r failed in commit_ended", plugin)
         for connection in connections:
             self._flush(connection)
         self._schedule_commit()

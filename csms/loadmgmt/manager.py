@@ -10,12 +10,20 @@ manager what happened and sends the :class:`~csms.loadmgmt.planner.Command` list
 * ``connected`` / ``disconnected`` (a station's link, after an Accepted boot when it boots);
 * ``committed(station_id, reports, now)``: the domain events of a committed batch with their decisions
   (port states, transactions, meter readings (:mod:`csms.domain.meter`), charging needs), mapped onto
-  planner facts;
+  planner facts; with ``plan=False`` the re-plans they ask for wait for :meth:`plan_due`, which the shell
+  calls at the end of its group commit (every station's reports of one commit are planned together);
 * ``site_reading``: a reading of a site's grid meter from the API (the meter station's readings arrive as
   its EVSE-0 MeterValues in ``committed``);
 * ``call_result`` for every command (``Accepted``/``Rejected`` from the answer's ``status``, ``error`` for a
   CALLERROR, ``timeout``);
 * one timer at :meth:`next_deadline`, then :meth:`handle_timer`.
+
+Facts reported together are planned together (:meth:`together`, the one place for that rule): a planner asked
+to re-plan several times by one call — a commit's reports, a site (re)installed with its stations and sessions, a
+restart's replay, a cluster's catch-up, every station of a shutdown — plans once at its end (a site's re-plan at
+200 EVSEs costs milliseconds, and a thousand stations reconnecting after a restart must not re-plan their site
+once each). Calls with one fact (a site reading, needs from the API, a curtailment, a profile's answer, a timer)
+still plan at once.
 
 The manager remembers what it learnt about stations and sessions independently of the planners, so a
 site that is re-installed (its set-up changed) starts from what is known now.
@@ -32,6 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from csms.domain import events as ev
@@ -40,7 +49,7 @@ from csms.loadmgmt import topology as topo
 from csms.loadmgmt.compliance import Compliance
 from csms.loadmgmt.forecast import BuildingForecast
 from csms.loadmgmt.iso15118 import PHASES, EvLimits, unplanned_profile
-from csms.loadmgmt.planner import Command, Curtailment, Planner, PlannerConfig
+from csms.loadmgmt.planner import Command, Curtailment, Deferral, Planner, PlannerConfig
 from csms.loadmgmt.profiles import charging_profile, profile_id_of
 from csms.loadmgmt.revision import Revision
 from csms.loadmgmt.state import ExpectedVehicle, Tariff
@@ -168,6 +177,8 @@ class LoadManager:
         #: What :meth:`next_deadline` and :meth:`forecasts_to_store` are computed from changed when this moved
         #: (shared with every planner and its tracker).
         self.revision = Revision()
+        #: The re-plans held back while facts reported together are told (:meth:`together`; shared with every planner).
+        self.deferral = Deferral()
         #: What each kind of committed report does here, by its class (the report kinds are final classes; a kind
         #: not listed means nothing to load management).
         self._handlers: dict[type, Callable[[str, Any, Any, float], list[Command]]] = {
@@ -229,12 +240,17 @@ class LoadManager:
             versions=dict(setup.versions),
             compliance=self.compliance.setdefault(setup.site_id, Compliance()),
             revision=self.revision,
+            deferral=self.deferral,
         )
         planner.forecast = self.forecasts.setdefault(setup.site_id, BuildingForecast())
         self.planners[setup.site_id] = planner
         self.revision.bump()
         planner.curtailments.update(kept)
         planner.expected.update(self._expected.get(setup.site_id, {}))
+        return self.together(now, partial(self._replay, planner, setup, now))
+
+    def _replay(self, planner: Planner, setup: SiteSetup, now: float) -> list[Command]:
+        """What is known of a new planner's stations and sessions, told to it; it is due one plan."""
         out: list[Command] = []
         stations = {e.station_id for e in setup.topology.evses}
         for station_id in sorted(stations & set(self._online)):
@@ -252,9 +268,8 @@ class LoadManager:
                 )
                 if known.faulted:
                     out += planner.fault(key, now)
-        if not out:
-            out = planner.replan(now)
-        return self._latest(out)
+        self.deferral.mark(planner, now)  # planned even with nothing online or plugged in
+        return out
 
     def resume(self, memory: Memory, now: float, elsewhere: Mapping[str, bool] | None = None) -> list[Command]:
         """Start from what the store remembers (a process that starts or restarts). Readings re-plan at
@@ -265,6 +280,9 @@ class LoadManager:
         another node holds their socket: those are online, planned with everyone else from the first plan
         on, rather than reserved at their rating as a restarted process must treat stations it cannot see.
         """
+        return self.together(now, partial(self._resume, memory, now, elsewhere or {}))
+
+    def _resume(self, memory: Memory, now: float, elsewhere: Mapping[str, bool]) -> list[Command]:
         self._recall_forecasts(memory.forecasts)
         for stored in memory.sessions:
             self._sessions[stored.key] = _Known(
@@ -287,14 +305,14 @@ class LoadManager:
             currents = None if None in r.currents_a else r.currents_a
             at, incl = min(r.at, now), r.includes_ev
             self.site_reading(r.site_id, at, power_w=r.power_w, currents_a=currents, includes_ev=incl, replan=False)
-        out += self._online_elsewhere(memory.setups, elsewhere or {}, now)
+        out += self._online_elsewhere(memory.setups, elsewhere, now)
         self._resume_curtailments(memory, now)
         for setup in memory.setups:  # only the sites handed in: a node taking over one site leaves the others be
             resumed = self.planners.get(setup.site_id)
             if resumed is not None:
-                resumed.resumed(now)
-                out += resumed.replan(now)
-        return self._latest(out)
+                resumed.resumed(now)  # before its plan (at the end of :meth:`together`)
+                self.deferral.mark(resumed, now)
+        return out
 
     def _resume_curtailments(self, memory: Memory, now: float) -> None:
         """The stored demand-response limits of the sites handed in (planned with at the resumed plan)."""
@@ -318,6 +336,9 @@ class LoadManager:
         has of the sites handed in (their committed reports), ``elsewhere`` says for each station of those
         sites that is not connected to this process whether another node holds its socket. Stations of this
         process are told through :meth:`connected`, :meth:`committed` … and are left alone here."""
+        return self.together(now, partial(self._sync, memory, elsewhere, now))
+
+    def _sync(self, memory: Memory, elsewhere: Mapping[str, bool], now: float) -> list[Command]:
         out: list[Command] = []
         for setup in memory.setups:
             if setup.site_id not in self.planners:
@@ -333,13 +354,16 @@ class LoadManager:
             out += self._stop(key, now)
         for session in sorted(stored.values(), key=lambda s: s.key):
             out += self._sync_session(session, now)
-        return self._latest(out)
+        return out
 
     def stored_curtailments(self, stored: Iterable[StoredCurtailment], now: float) -> list[Command]:
         """Take in the stored demand-response limits of the sites planned here that a planner does not have yet
         (the VEN runs on another node of a cluster and its word was missed). Only additions: a read that started
         before a limit was stored and arrives after it was delivered must not lift it, nor revive one cancelled
         here since; a cancellation is delivered, or the limit ends at its end."""
+        return self.together(now, partial(self._stored_curtailments, stored, now))
+
+    def _stored_curtailments(self, stored: Iterable[StoredCurtailment], now: float) -> list[Command]:
         out: list[Command] = []
         for c in stored:
             planner = self.planners.get(c.site_id)
@@ -348,7 +372,7 @@ class LoadManager:
             wanted = Curtailment(c.event_id, c.start, c.end, max(0.0, c.limit_kw))
             if planner.curtailments.get(c.event_id) != wanted:
                 out += planner.curtail(c.event_id, c.start, c.end, c.limit_kw, now)
-        return self._latest(out)
+        return out
 
     def _sync_session(self, stored: StoredSession, now: float) -> list[Command]:
         key, planner = stored.key, self.planner_of(stored.key[0])
@@ -369,7 +393,9 @@ class LoadManager:
         return out
 
     def remove(self, site_id: str) -> None:
-        self.planners.pop(site_id, None)
+        removed = self.planners.pop(site_id, None)
+        if removed is not None:
+            self.deferral.due.pop(removed, None)  # a plan it was due is no longer ours to send
         self.revision.bump()
         old = self.setups.pop(site_id, None)
         if old is None:
@@ -405,6 +431,18 @@ class LoadManager:
 
     # ---- committed reports ------------------------------------------------------------------------------
     def committed(
+        self,
+        station_id: str,
+        reports: Iterable[tuple[ev.StationReport, ev.Decision]],
+        now: float,
+        *,
+        plan: bool = True,
+    ) -> list[Command]:
+        """A station's committed reports: each planner they ask to re-plan plans once, at the end (``plan`` False:
+        at the next :meth:`plan_due`, the end of the shell's group commit, with the other stations' reports)."""
+        return self.together(now, partial(self._committed, station_id, reports, now), plan=plan)
+
+    def _committed(
         self, station_id: str, reports: Iterable[tuple[ev.StationReport, ev.Decision]], now: float
     ) -> list[Command]:
         out: list[Command] = []
@@ -413,6 +451,30 @@ class LoadManager:
             handler = handlers.get(type(report))  # (the kinds are distinct final classes: one lookup each)
             if handler is not None:
                 out += handler(station_id, report, decision, now)
+        return out
+
+    def together(self, now: float, step: Callable[[], list[Command]], *, plan: bool = True) -> list[Command]:
+        """``step``'s commands, the planners it asks to re-plan planned once each at its end (:class:`.Deferral`): the
+        facts told together are planned together. Within an outer call (or ``plan`` False) they wait, due, for the
+        outermost call's end (:meth:`plan_due`)."""
+        deferral = self.deferral
+        deferral.depth += 1
+        try:
+            out = step()
+        finally:
+            deferral.depth -= 1
+        if plan and not deferral.depth:
+            out += self.plan_due(now)
+        return self._latest(out)
+
+    def plan_due(self, now: float) -> list[Command]:
+        """Plan each planner left due (:meth:`together`), once, in the order they became due."""
+        deferral = self.deferral
+        if deferral.depth or not deferral.due:
+            return []
+        out: list[Command] = []
+        while deferral.due:
+            out += next(iter(deferral.due)).replan(now)  # (the plan takes it off the list)
         return self._latest(out)
 
     def _report(self, station_id: str, report: Any, decision: Any, now: float) -> list[Command]:

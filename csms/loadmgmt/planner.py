@@ -6,7 +6,10 @@ The shell (the CSMS's asyncio gateway, or the simulator's SimPy loop) tells the 
 with ``now`` in POSIX seconds, and sends the :class:`Command` list each call returns:
 
 * facts that change the plan re-plan at once: a station coming online or going offline, plug-in,
-  transaction start/stop, a vehicle's charging needs, a fault, a site meter reading, a failed profile;
+  transaction start/stop, a vehicle's charging needs, a fault, a site meter reading, a failed profile —
+  except within a :class:`Deferral` scope (the manager's, around the facts reported together: a group commit's
+  reports, a restart's replay), where the planner only records that it is *due*, and the scope's owner plans
+  each due planner once at its end;
 * facts that only refine it are recorded for the next plan: an EVSE's measured current and energy;
 * :meth:`next_deadline` is the next periodic re-plan (every ``interval_s`` after the last one) or profile
   retry; the shell arms one timer for it and calls :meth:`handle_timer` then.
@@ -80,6 +83,24 @@ DEMAND_WINDOW_S = 900.0
 REPLAN_EVENTS = frozenset(
     {"plug_in", "stop", "meter", "fault", "online", "offline", "needs", "rejected", "overdraw", "interval", "curtail"}
 )
+
+
+class Deferral:
+    """Re-plans held back while a scope is open: a planner asked to re-plan (:meth:`Planner.on_event`) records that it
+    is due instead, and the scope's owner (:class:`csms.loadmgmt.manager.LoadManager`, around the facts reported
+    together) plans each due planner once when it is over. One re-plan computes what the several would have ended
+    with: each reads the planner's whole state at ``now``. Shared by the manager and its planners."""
+
+    __slots__ = ("depth", "due")
+
+    def __init__(self) -> None:
+        #: Scopes open (nested ones wait for the outermost).
+        self.depth = 0
+        #: Planners due a re-plan, in the order they became due, with when they did.
+        self.due: dict[Planner, float] = {}
+
+    def mark(self, planner: Planner, now: float) -> None:
+        self.due.setdefault(planner, now)
 
 
 class Command(NamedTuple):
@@ -199,8 +220,11 @@ class Planner:
         versions: Mapping[str, str] | None = None,
         compliance: Compliance | None = None,
         revision: Revision | None = None,
+        deferral: Deferral | None = None,
     ) -> None:
         self.site = site
+        #: Where re-plans wait while their owner's scope is open (None: every re-plan is made at once).
+        self.deferral = deferral
         #: Bumped whenever :meth:`next_deadline`'s inputs or the forecast change (shared with the manager).
         self.revision = revision if revision is not None else Revision()
         self.compliance = compliance if compliance is not None else Compliance()
@@ -439,9 +463,16 @@ class Planner:
 
     # ---- time ----------------------------------------------------------------------------------------
     def on_event(self, kind: str, now: float) -> list[Command]:
-        """Re-plan because of ``kind`` (one of :data:`REPLAN_EVENTS`)."""
+        """Re-plan because of ``kind`` (one of :data:`REPLAN_EVENTS`); within an open :class:`Deferral` scope only
+        recorded as due (the scope's owner plans it at its end, and nothing is returned here)."""
         if kind not in REPLAN_EVENTS:
             raise ValueError(f"unknown event {kind!r}; expected one of {', '.join(sorted(REPLAN_EVENTS))}")
+        deferral = self.deferral
+        if deferral is not None and deferral.depth:
+            if self not in deferral.due:
+                deferral.due[self] = now
+                self.revision.bump()  # due: :meth:`next_deadline` is now
+            return []
         return self.replan(now)
 
     def curtail(self, event_id: str, start: float, end: float, limit_kw: float | None, now: float) -> list[Command]:
@@ -475,6 +506,10 @@ class Planner:
         """When :meth:`handle_timer` wants to run next (None: nothing scheduled)."""
         if self._strategy is None:
             return None
+        # A re-plan left due (its scope's owner plans it at the scope's end; this is the fallback).
+        due = None if self.deferral is None else self.deferral.due.get(self)
+        if due is not None:
+            return due
         # Asked after every committed report: the earliest of the candidates without building a list of them.
         last = self._last_plan
         best = None if last is None else last + self.config.interval_s
@@ -646,6 +681,8 @@ class Planner:
         )
 
     def replan(self, now: float) -> list[Command]:
+        if self.deferral is not None:
+            self.deferral.due.pop(self, None)  # (a plan made now is the one it was due)
         if self._strategy is None:
             return []
         not_steered = self._not_steered_a(now)

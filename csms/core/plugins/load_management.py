@@ -193,15 +193,29 @@ class LoadManagement:
         self.send(self.manager.connected(station_id, version, now, registered=registered))
 
     def disconnected(self, station_ids: Sequence[str], now: float) -> None:
-        commands: list[Command] = []
-        for station_id in station_ids:
-            if not self.host.is_connected(station_id):  # (else replaced by a newer connection: still online)
-                commands += self.manager.disconnected(station_id, now)
+        """Stations gone (all of them when the shell stops): their sites planned once."""
+
+        def gone() -> list[Command]:
+            commands: list[Command] = []
+            for station_id in station_ids:
+                if not self.host.is_connected(station_id):  # (else replaced by a newer connection: still online)
+                    commands += self.manager.disconnected(station_id, now)
+            return commands
+
+        commands = self.manager.together(now, gone)
         if commands:
             self.send(commands)
 
     def committed(self, station_id: str, reports: Reports, now: float) -> None:
-        self._send_if_moved(self.manager.committed(station_id, reports, now))
+        """One station's committed reports: the sites they change are planned at :meth:`commit_ended`, with the
+        other stations' of the same group commit."""
+        commands = self.manager.committed(station_id, reports, now, plan=False)
+        if commands:
+            self.send(commands)
+
+    def commit_ended(self, now: float) -> None:
+        """Every station's reports of a group commit were told: each site they changed is planned once."""
+        self._send_if_moved(self.manager.plan_due(now))
 
     # ---- what the API and the fleet's systems tell --------------------------------------------------------
     def site_changed(self, site_id: str, config: PlannerConfig | None = None) -> None:
@@ -268,11 +282,18 @@ class LoadManagement:
         replacing what it said before (no steps: cancelled). False when this process does not plan the site."""
         if self._host is None or site_id not in self.manager.planners:
             return False
-        for c in self.curtailments(site_id):
-            if c.event_id.startswith(f"{event_id}#"):
-                self.curtail(site_id, c.event_id, c.start, c.end, None)
-        for i, (start, end, limit_kw) in enumerate(steps):
-            self.curtail(site_id, f"{event_id}#{i}", start, end, limit_kw)
+        manager, now = self.manager, self.host.scheduler.now()
+
+        def replace() -> list[Command]:  # (the site planned once, with its new steps)
+            out: list[Command] = []
+            for c in self.curtailments(site_id):
+                if c.event_id.startswith(f"{event_id}#"):
+                    out += manager.curtail(site_id, c.event_id, c.start, c.end, None, now)
+            for i, (start, end, limit_kw) in enumerate(steps):
+                out += manager.curtail(site_id, f"{event_id}#{i}", start, end, limit_kw, now)
+            return out
+
+        self.send(manager.together(now, replace))
         return True
 
     def grid_limit_kw(self, site_id: str) -> float | None:
