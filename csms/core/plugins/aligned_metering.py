@@ -21,11 +21,11 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from csms.core.plugins.settings_call import call_and_keep
 from csms.domain import events as ev
 from csms.ocpp import commands
 from csms.ocpp.convert import from_posix
-from csms.ocpp.outgoing import VariableRef
-from csms.ocpp.rpc import PendingCall
+from csms.ocpp.outgoing import VariableRef, VariableResult
 from csms.ocpp.versions import OCPP16, Version
 from csms.services import configuration, tariffs
 
@@ -109,26 +109,11 @@ class AlignedMetering:
         host = self._host
         if host is None or not host.is_connected(station_id):
             return
+        # Not taken (no answer, a CALLERROR, gone again): the station is asked again at its next boot.
         [call] = commands.set_configuration(version, [(key_of(version), str(interval))], None)
-        action, payload = call
-        factory = host.session_factory
 
-        def answered(pending: PendingCall) -> None:
-            outcome = pending.as_dict()
-            if outcome["outcome"] != "result" or self._host is None:
-                return  # not taken: the station is asked again at its next boot
-            results = commands.configuration_results(version, action, payload, outcome.get("payload") or {})
+        def taken(results: list[VariableResult]) -> None:
             if any(r.value is not None for r in results):
                 self.configured[station_id] = interval
-            at = from_posix(self._host.scheduler.now())
 
-            def keep() -> None:
-                with factory() as db, db.begin():
-                    configuration.remember_results(db, station_id, results, at)
-
-            self._host.scheduler.run_db(keep, lambda _: None)
-
-        try:
-            host.call(station_id, action, payload, on_done=answered)
-        except Exception as exc:  # gone again, or refused by the schema: asked again at its next boot
-            log.warning("station %s: %s not sent: %s", station_id, action, exc)
+        call_and_keep(host, station_id, version, call, taken)

@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from csms.core.plugins.settings_call import call_and_keep
 from csms.core.scheduler import Alarm
 from csms.domain import events as ev
 from csms.ocpp import commands
 from csms.ocpp.convert import from_posix
 from csms.ocpp.outgoing import Call, SessionCost, VariableRef
-from csms.ocpp.rpc import PendingCall
 from csms.ocpp.versions import OCPP16, Version
-from csms.services import cdrs, configuration, tariffs
+from csms.services import cdrs, tariffs
 
 if TYPE_CHECKING:
     from csms.core.host import CsmsHost, Reports
@@ -232,27 +232,9 @@ class CostDisplay:
         host = self._host
         if host is None or not host.is_connected(station_id):
             return
+        # A charger that does not answer shows nothing until an operator reads its settings.
         [call] = commands.get_configuration(OCPP16, [VariableRef(cdrs.CALIFORNIA_KEY)])
-        action, payload = call
-        factory = host.session_factory
-
-        def answered(pending: PendingCall) -> None:
-            outcome = pending.as_dict()
-            if outcome["outcome"] != "result" or self._host is None:
-                return  # a charger that does not answer shows nothing until an operator reads its settings
-            results = commands.configuration_results(OCPP16, action, payload, outcome.get("payload") or {})
-            at = from_posix(self._host.scheduler.now())
-
-            def keep() -> None:
-                with factory() as db, db.begin():
-                    configuration.remember_results(db, station_id, results, at)
-
-            self._host.scheduler.run_db(keep, lambda _: None)
-
-        try:
-            host.call(station_id, action, payload, on_done=answered)
-        except Exception as exc:  # gone again, or refused by the schema: its settings stay as last read
-            log.warning("station %s: %s not sent: %s", station_id, action, exc)
+        call_and_keep(host, station_id, OCPP16, call)
 
     def _final_16(self, station_id: str, transaction_id: int) -> None:
         host = self._host
