@@ -100,7 +100,10 @@ class Deferral:
         self.due: dict[Planner, float] = {}
 
     def mark(self, planner: Planner, now: float) -> None:
-        self.due.setdefault(planner, now)
+        """``planner`` is due a re-plan (from ``now``, unless it already was): :meth:`Planner.next_deadline` says so."""
+        if planner not in self.due:
+            self.due[planner] = now
+            planner.revision.bump()
 
 
 class Command(NamedTuple):
@@ -469,9 +472,7 @@ class Planner:
             raise ValueError(f"unknown event {kind!r}; expected one of {', '.join(sorted(REPLAN_EVENTS))}")
         deferral = self.deferral
         if deferral is not None and deferral.depth:
-            if self not in deferral.due:
-                deferral.due[self] = now
-                self.revision.bump()  # due: :meth:`next_deadline` is now
+            deferral.mark(self, now)
             return []
         return self.replan(now)
 

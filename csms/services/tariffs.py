@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from csms.services import rows
@@ -219,13 +219,15 @@ def resolve_id(db: Session | Connection, station_id: str, evse_id: int, group_id
     return None
 
 
+def _assigned_at(station_id: str) -> ColumnElement[bool]:
+    """An assignment to the station, one of its EVSEs, or its site (for anyone or any group)."""
+    sites = select(SiteEvse.site_id).where(SiteEvse.station_id == station_id)
+    return (TariffAssignment.station_id == station_id) | TariffAssignment.site_id.in_(sites)
+
+
 def applies_at(db: Session, station_id: str) -> bool:
     """Does any tariff apply at the station (to one of its EVSEs, to it, or to its site, for anyone)?"""
-    sites = select(SiteEvse.site_id).where(SiteEvse.station_id == station_id)
-    found = select(TariffAssignment.id).where(
-        (TariffAssignment.station_id == station_id) | TariffAssignment.site_id.in_(sites)
-    )
-    return db.scalar(found.limit(1)) is not None
+    return db.scalar(select(TariffAssignment.id).where(_assigned_at(station_id)).limit(1)) is not None
 
 
 def stations_assigned(db: Session, tariff_id: str) -> list[str]:
@@ -242,11 +244,10 @@ def aligned_interval_at(db: Session, station_id: str, time_zone: str, year: int)
     """The clock-aligned meter interval [s] that reads on every time-of-day boundary of the tariffs applying at
     the station (:func:`applies_at`'s, for anyone or any group; :mod:`csms.tariffs.aligned`); None when none of
     them has a time of day."""
-    sites = select(SiteEvse.site_id).where(SiteEvse.station_id == station_id)
     found = db.execute(
         select(TariffRow.id, TariffRow.body)
         .join(TariffAssignment, TariffAssignment.tariff_id == TariffRow.id)
-        .where((TariffAssignment.station_id == station_id) | TariffAssignment.site_id.in_(sites))
+        .where(_assigned_at(station_id))
     ).all()
     bodies = {tariff_id: body for tariff_id, body in found}  # a tariff assigned twice is read once
     return aligned_interval_s([parse_tariff(body) for body in bodies.values()], time_zone, year)

@@ -636,9 +636,7 @@ class Transactions:
             while following is not None and following <= now:
                 following = following + interval if interval > 0 else None
             self.timers.set(_SAMPLE, following, tx.connector_id)
-            readings = self.readings(tx.connector_id, now)
-            register = next((r.value for r in readings if r.measurand == ENERGY_REGISTER), None)
-            self.queue_message(self.messages.tx_meter_values(tx, readings, now), now, register_wh=register)
+            self._queue_meter_values(tx, self.readings(tx.connector_id, now), now)
 
     def sample_interval_changed(self, now: float) -> None:
         """The meter-value timer restarts at ``now + interval``."""
@@ -659,8 +657,7 @@ class Transactions:
         transactionId, 2.0.1 TransactionEvent Updated, MeterValueClock); an idle connector's are a MeterValues
         sent if online (1.6 always; 2.0.1 only when AlignedDataCtrlr.SendDuringIdle). Instants missed while
         the timer was late are skipped, like periodic samples."""
-        interval = self.config.integer("clock_aligned_interval")
-        self.timers.set(_ALIGNED, next_aligned(now, interval))
+        self.aligned_interval_changed(now)
         idle = not self.config.has("aligned_when_idle") or self.config.flag("aligned_when_idle")
         for cid in self.connectors:
             readings = self.readings(cid, now, "aligned")
@@ -668,12 +665,15 @@ class Transactions:
                 continue
             tx = self.running.get(cid)
             if tx is not None:
-                register = next((r.value for r in readings if r.measurand == ENERGY_REGISTER), None)
-                message = self.messages.tx_meter_values(tx, readings, now, clock=True)
-                self.queue_message(message, now, register_wh=register)
+                self._queue_meter_values(tx, readings, now, clock=True)
             elif idle and self.host.online:
                 payload = self.messages.meter_values_payload(cid, readings, now, "Sample.Clock")
                 self.host.send("MeterValues", payload, now)
+
+    def _queue_meter_values(self, tx: Transaction, readings: list[Reading], now: float, *, clock: bool = False) -> None:
+        """A running transaction's meter values (periodic, or clock-aligned), queued with the register they carry."""
+        register = next((r.value for r in readings if r.measurand == ENERGY_REGISTER), None)
+        self.queue_message(self.messages.tx_meter_values(tx, readings, now, clock=clock), now, register_wh=register)
 
     # ==== the transaction-message queue ====================================================================
     @property
