@@ -316,7 +316,7 @@ def stderr_progress() -> Progress:
     return show
 
 
-def _run(args: argparse.Namespace, console: Console) -> int:
+def _run(args: argparse.Namespace, console: Console, *, exiting: bool) -> int:
     scenario = load_scenario(args.scenario)
     if args.duration is not None:
         from simulator.scenario.units import parse_duration_s
@@ -359,6 +359,10 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             targets = {a.vehicle.vehicle_id: a.vehicle.target_soc for a in world.arrivals()}
             draw_plots(plotter, world.ground_truth, run.fleet.sampler, targets, world.step_s, scenario, out)
             data = write_report(run.record(wall), out, reproducible=args.reproducible)
+            if exiting:
+                # Frozen before the paced collector restores the default thresholds: the next allocation would
+                # otherwise collect the whole heap the run built (~0.07 s of a demo), which main freezes anyway.
+                gc.freeze()
     console.print(summary_table(data))
     console.print(f"report: {out / 'report.json'}  plots: {out}/*.png")
     if data["passed"]:
@@ -379,7 +383,7 @@ class UsageError(Exception):
 def main(argv: list[str] | None = None) -> int:
     """``sim``'s commands; ``argv`` None means the process's own command line (the ``sim`` script,
     ``python -m simulator.cli``), which exits when this returns."""
-    code = _command(argv)
+    code = _command(argv, exiting=argv is None)
     if argv is None:
         # The exit would collect the whole heap a run leaves (SQLAlchemy, SciPy, the fleet, the report) several
         # times while it tears the modules down, only to free memory the process is about to give back anyway:
@@ -390,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _command(argv: list[str] | None) -> int:
+def _command(argv: list[str] | None, *, exiting: bool) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     console = Console()
@@ -406,7 +410,7 @@ def _command(argv: list[str] | None) -> int:
                 f"{sum(b.count for b in scenario.vehicles)} vehicles, {scenario.duration / 3600:g} h"
             )
             return 0
-        return _run(args, console)
+        return _run(args, console, exiting=exiting)
     except ScenarioError as exc:
         print(f"sim: {exc}", file=sys.stderr)
         return EXIT_USAGE

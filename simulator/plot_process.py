@@ -19,6 +19,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from queue import SimpleQueue
 from typing import IO, Any, Protocol
 
 
@@ -97,13 +98,10 @@ def _serve(jobs: IO[bytes], outcome: IO[bytes]) -> None:
     running anything of the parent's (atexit handlers, buffered output it copied at the fork)."""
     failure = ""
     try:
+        received = _read_ahead(jobs)
         from simulator import plots
 
-        while True:
-            try:
-                name, args = pickle.load(jobs)
-            except EOFError:
-                break
+        for name, args in received:
             if not failure:  # after a failure keep reading, so that the parent never blocks on a full pipe
                 try:
                     getattr(plots, name)(*args)
@@ -116,6 +114,32 @@ def _serve(jobs: IO[bytes], outcome: IO[bytes]) -> None:
         outcome.flush()
     finally:
         os._exit(1 if failure else 0)
+
+
+def _read_ahead(jobs: IO[bytes]) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """The jobs in the order sent, each read off the pipe by a thread as soon as it is written. A job is larger
+    than the pipe's buffer (a depot night's SoC series: ~0.5 MB), so a child that read one only when it was done
+    drawing the one before would keep the parent waiting in ``draw`` instead of building its report."""
+    queue: SimpleQueue[tuple[str, tuple[Any, ...]] | BaseException | None] = SimpleQueue()
+
+    def read() -> None:
+        try:
+            while True:
+                queue.put(pickle.load(jobs))
+        except EOFError:
+            queue.put(None)
+        except BaseException as exc:  # handed to the drawing thread, which reports it
+            queue.put(exc)
+
+    threading.Thread(target=read, name="plot-jobs", daemon=True).start()
+
+    def received() -> Iterator[tuple[str, tuple[Any, ...]]]:
+        while (job := queue.get()) is not None:
+            if isinstance(job, BaseException):
+                raise job
+            yield job
+
+    return received()
 
 
 def _cpus() -> int:

@@ -22,13 +22,14 @@ import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from scipy import sparse
-from scipy.optimize import linprog
 
 from simulator.twin.records import SessionRecord
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 __all__ = ["LimitStep", "OptimumResult", "limits_from_meter_log", "offline_optimum", "run_metrics"]
 
@@ -73,6 +74,8 @@ class Constraints:
         self.rhs.append(bound)
 
     def matrix(self, width: int) -> sparse.csr_matrix:
+        from scipy import sparse
+
         return sparse.csr_matrix((self.vals, (self.rows, self.cols)), shape=(len(self.rhs), width))
 
 
@@ -113,6 +116,10 @@ def offline_optimum(sessions: Sequence[SessionRecord], steps: Sequence[LimitStep
         ValueError: overlapping steps or a session with negative need/power.
         RuntimeError: HiGHS failed (it does not for this always-feasible LP: e = 0 is feasible).
     """
+    # SciPy's optimize (~0.25 s to import, most of it parsing docstrings) only here, after the run: a run's
+    # critical path then is the plot process's drawing, which this overlaps (simulator.plot_process).
+    from scipy.optimize import linprog
+
     steps = _checked_steps(sessions, steps)
     # Time cells: the limit steps, plus the gaps between them and around them (unconstrained).
     edges = sorted(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from simulator import plots
 from simulator.plot_process import ForkedPlotter, InlinePlotter, PlotProcessFailed, plotter
 from simulator.twin.site_meter import MeterStep
 
@@ -46,6 +47,29 @@ def test_a_failed_drawing_is_raised_in_the_parent_after_the_other_jobs_were_read
     with pytest.raises(PlotProcessFailed, match="no_such_plot"):
         forked.finish()
     assert not (tmp_path / "never-written").exists()  # nothing drawn after the failure
+
+
+def test_a_job_larger_than_the_pipe_is_sent_while_the_child_is_still_drawing(monkeypatch, tmp_path):
+    gate_read, gate_write = os.pipe()
+    monkeypatch.setattr(plots, "wait_for_gate", lambda: os.read(gate_read, 1), raising=False)
+    monkeypatch.setattr(plots, "write_size", lambda blob, path: path.write_text(str(len(blob))), raising=False)
+    forked = ForkedPlotter.start()
+    forked.draw("wait_for_gate")  # the child draws this one until the gate opens
+    sent = threading.Event()
+
+    def send() -> None:
+        forked.draw("write_size", b"x" * 4_000_000, tmp_path / "size")
+        sent.set()
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        assert sent.wait(timeout=30), "draw() waited for the child to finish the plot before"
+    finally:
+        os.write(gate_write, b"!")
+        sender.join()
+    forked.finish()
+    assert (tmp_path / "size").read_text() == "4000000"
 
 
 def test_a_failing_run_stops_and_reaps_the_plot_process():
