@@ -90,8 +90,7 @@ def _passes(
     rows_of = {i: [(r, a) for r, a in enumerate(column[i]) if a > 0] for i in order}
 
     def headroom(i: int) -> float:
-        rows = rows_of[i]
-        return min(slack[r] / a for r, a in rows) if rows else math.inf
+        return _headroom(rows_of[i], slack)
 
     def draw(i: int, amps: float) -> None:
         for r, a in enumerate(column[i]):  # every row, zeros too (as numpy's: a -0.0 slack stays what it was)
@@ -114,3 +113,14 @@ def _passes(
         x[i] += room
         draw(i, room)
     return np.array(x, dtype=float)
+
+
+def _headroom(rows: list[tuple[int, float]], slack: list[float]) -> float:
+    """The smallest ``slack[r] / a`` of ``rows`` (inf: none): min() over them written out, the first of equal ones
+    kept as min() keeps it (a generator per call cost more than its one or two rows)."""
+    room = None
+    for r, a in rows:
+        q = slack[r] / a
+        if room is None or q < room:
+            room = q
+    return math.inf if room is None else room
