@@ -198,8 +198,9 @@ def fill(problem: Problem, x: np.ndarray, active: np.ndarray, weights: np.ndarra
         wa = np.where(active, w, 0.0)
         rate = A @ wa
         grow = rate > EPS
-        t_rows = np.min(np.maximum(slack[grow], 0.0) / rate[grow]) if grow.any() else math.inf
-        t_cap = np.min((cap[active] - x[active]) / w[active])
+        # (np.minimum.reduce: np.min's reduction, without its Python wrapper, at every step of every fill)
+        t_rows = np.minimum.reduce(np.maximum(slack[grow], 0.0) / rate[grow]) if grow.any() else math.inf
+        t_cap = np.minimum.reduce((cap[active] - x[active]) / w[active])
         t = max(0.0, min(t_rows, t_cap))
         x += t * wa
         slack = b - A @ x
