@@ -162,14 +162,59 @@ class _Session:
     #: (since, per-phase A) of each allocation sent lately; +inf at first: what it draws before our first one
     #: (an earlier TxDefaultProfile, a station cap) is not ours to hold against it.
     limits: list[tuple[float, float]] = field(default_factory=list)
+    #: :meth:`told_a`'s last answer and what it was asked ((now, window_s)); dropped by :meth:`allocate`, which alone
+    #: changes ``limits`` (a re-plan asks it twice per session at one ``now``: held, then ramping).
+    _told: tuple[float, float, float] | None = field(default=None, init=False, repr=False, compare=False)
+    #: :meth:`view` and what it shows, kept while that is unchanged (between two plans most sessions are).
+    _view: tuple[tuple[Any, ...], SessionState] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.limits:
             self.limits.append((self.plugged_at, math.inf))
 
+    def view(self) -> SessionState:
+        """What a strategy sees of it (a new :class:`SessionState` only when something it shows changed)."""
+        shown = (
+            self.faulted,
+            self.plugged_at,
+            self.phases_in_use,
+            self.measured_a,
+            self.accept_cap_a,
+            self.energy_wh,
+            self.energy_needed_wh,
+            self.departure,
+            self.group,
+            self.transaction_id,
+            self.allocated_a,
+            self.switched_at,
+        )
+        view = self._view
+        if view is not None and view[0] == shown:
+            return view[1]
+        state = SessionState(
+            key=self.key,
+            plugged=not self.faulted,
+            plugged_at=self.plugged_at,
+            phases_in_use=self.phases_in_use,
+            measured_a=self.measured_a,
+            accept_cap_a=self.accept_cap_a,
+            energy_wh=self.energy_wh,
+            energy_needed_wh=self.energy_needed_wh,
+            departure=self.departure,
+            group=self.group,
+            transaction_id=self.transaction_id,
+            allocated_a=self.allocated_a,
+            switched_at=self.switched_at,
+        )
+        self._view = (shown, state)
+        return state
+
     def told_a(self, now: float, window_s: float) -> float:
         """The largest allocation in force at some time in ``[now - window_s, now]``: what a compliant
         charger may still be drawing."""
+        told_before = self._told
+        if told_before is not None and told_before[0] == now and told_before[1] == window_s:
+            return told_before[2]
         start = now - window_s
         in_force = None  # the last one set by the window's start
         told = -math.inf
@@ -178,11 +223,14 @@ class _Session:
                 in_force = a
             elif a > told:
                 told = a
-        return told if in_force is None else max(in_force, told)
+        told = told if in_force is None else max(in_force, told)
+        self._told = (now, window_s, told)
+        return told
 
     def allocate(self, amps: float, now: float, window_s: float, deadband_a: float) -> None:
         if abs(amps - self.limits[-1][1]) <= deadband_a:
             return
+        self._told = None
         self.limits.append((now, amps))
         start = now - window_s
         while len(self.limits) > 1 and self.limits[1][0] <= start:
@@ -243,14 +291,18 @@ class Planner:
         self._station_caps: dict[str, ProfileSpec | None] = {}
         #: Per profile slot, the last spec :meth:`_spec` made and what it was made from (an EVSE's site is frozen).
         self._specs: dict[tuple[str, int, str], tuple[_SpecArgs, ProfileSpec]] = {}
-        #: Each EVSE of the site in its order, with its key and its TxDefaultProfile's and TxProfile's slots in
-        #: :attr:`_specs` (the purpose as a plain str: a str enum member hashes through a slower slot): every re-plan
-        #: walks them all, and most of what it asks of each is the same as at the last one.
+        #: Each EVSE of the site in its order, with its key, its TxDefaultProfile's and TxProfile's slots in
+        #: :attr:`_specs` (the purpose as a plain str: a str enum member hashes through a slower slot) and whether it
+        #: is its station's first (where :meth:`_desired` puts the station's cap): every re-plan walks them all, and
+        #: most of what it asks of each is the same as at the last one.
         default, tx = str(Purpose.TX_DEFAULT.value), str(Purpose.TX.value)
-        self._evse_slots: tuple[tuple[Evse, EvseKey, tuple[str, int, str], tuple[str, int, str]], ...] = tuple(
-            (e, key, (e.station_id, e.evse_id, default), (e.station_id, e.evse_id, tx))
+        first = {e.station_id: e.key for e in reversed(site.evses)}
+        self._evse_slots: tuple[tuple[Evse, EvseKey, tuple[str, int, str], tuple[str, int, str], bool], ...] = tuple(
+            (e, key, (e.station_id, e.evse_id, default), (e.station_id, e.evse_id, tx), first[e.station_id] == key)
             for e, key in zip(site.evses, site.index, strict=True)
         )
+        #: The site's stations (when all are online and none is flagged, every EVSE is steered).
+        self._station_ids = frozenset(e.station_id for e in site.evses)
         self._sessions: dict[EvseKey, _Session] = {}
         self._readings: list[tuple[float, tuple[float, float, float]]] = []
         #: The building's load by time of day, learnt from the readings.
@@ -299,7 +351,7 @@ class Planner:
         self._inherited_until = now + lease if lease is not None else float("inf")
 
     def version_of(self, station_id: str) -> str:
-        return self._versions.get(station_id, OCPP16)
+        return self._versions.get(station_id, OCPP16)  # (written out in :meth:`_bindable`, asked per EVSE and plan)
 
     def station_offline(self, station_id: str, now: float) -> list[Command]:
         if station_id in self._online:
@@ -573,7 +625,8 @@ class Planner:
         out: dict[EvseKey, float] = {}
         bounds: dict[str, dict[int, float]] = {}
         online, flagged = self._online, self.compliance.flagged
-        for e, key, _, _ in self._evse_slots:
+        every_evse = self._evse_slots if flagged or not self._station_ids <= online else ()
+        for e, key, _, _, _ in every_evse:
             if e.station_id not in online:
                 if e.station_id not in bounds:
                     bounds[e.station_id] = self.tracker.applied_bounds(e.station_id, now)
@@ -623,10 +676,11 @@ class Planner:
     def held_a(self, now: float, not_steered: Mapping[EvseKey, float] | None = None) -> dict[EvseKey, float]:
         """EVSEs we steer, measured above every allocation of the reaction window: at their measured draw."""
         fixed = self._not_steered_a(now) if not_steered is None else not_steered
+        index, overdrawing = self.site.index, self._overdrawing
         return {
             key: float(s.measured_a or 0.0)
             for key, s in self._sessions.items()
-            if key in self.site.index and key not in fixed and self._overdrawing(s, now)
+            if key in index and key not in fixed and overdrawing(s, now)
         }
 
     def _overdrawing(self, s: _Session, now: float) -> bool:
@@ -649,25 +703,8 @@ class Planner:
     def state(self, now: float, reserved_a: dict[EvseKey, float] | None = None) -> SiteState:
         """What the strategy plans with at ``now`` (``reserved_a``: :meth:`reserved_a` at ``now``, when the caller has
         it already)."""
-        sessions = {
-            key: SessionState(
-                key=key,
-                plugged=not s.faulted,
-                plugged_at=s.plugged_at,
-                phases_in_use=s.phases_in_use,
-                measured_a=s.measured_a,
-                accept_cap_a=s.accept_cap_a,
-                energy_wh=s.energy_wh,
-                energy_needed_wh=s.energy_needed_wh,
-                departure=s.departure,
-                group=s.group,
-                transaction_id=s.transaction_id,
-                allocated_a=s.allocated_a,
-                switched_at=s.switched_at,
-            )
-            for key, s in self._sessions.items()
-            if key in self.site.index
-        }
+        index = self.site.index
+        sessions = {key: s.view() for key, s in self._sessions.items() if key in index}
         return SiteState(
             site=self._site_at(now),
             building_load_a=self.building_load_a(now),
@@ -718,18 +755,20 @@ class Planner:
         # ratcheting the peak they are then planned up to, lifts the level for the rest of the period.
         planned_w = allocation.total_w() + state.building_level_w
         self.peak_w = max(self.peak_w, self._demand_w(now, planned_w))
+        held, limits_a, reserved_a = self.held, allocation.limits_a, state.reserved_a
+        window_s, deadband_a = self.compliance.overdraw_grace_s, self.config.deadband_a
         for key, s in self._sessions.items():
-            if key in self.held:
+            if key in held:
                 continue  # keeps the allocation it is (perhaps slowly) going to
-            amps = allocation.limits_a.get(key, 0.0)
+            amps = limits_a.get(key, 0.0)
             # What it may draw: its allocation, or what it is reserved at when it is not steered.
-            told = allocation.limits_a.get(key, state.reserved_a.get(key, 0.0))
-            s.allocate(told, now, self.compliance.overdraw_grace_s, self.config.deadband_a)
-            if abs(amps - s.allocated_a) > self.config.deadband_a:
+            told = limits_a.get(key, reserved_a.get(key, 0.0))
+            s.allocate(told, now, window_s, deadband_a)
+            if abs(amps - s.allocated_a) > deadband_a:
                 s.limit_since = now
                 if s.accept_cap_a is not None and amps < s.accept_cap_a:
                     s.accept_cap_a = None
-            if key not in allocation.limits_a:
+            if key not in limits_a:
                 s.switched_at = None  # not steered (reserved, faulted): whatever it does next is not a dwell of ours
             elif (amps > 0) != (s.allocated_a > 0):
                 # A switch while a predecessor's stations are still reserved at their rating (a restart, a site lease
@@ -804,19 +843,22 @@ class Planner:
         """The steered EVSEs whose allocation is a small change from the spec carrying their limit that may be held
         (:meth:`.ProfileTracker.holds`), with that spec's limit in A per phase. Not one overdrawing (:attr:`held`),
         ramping, ISO 15118 capped, or whose next spec would differ in more than its limit."""
-        tracker, online, sessions, site = self.tracker, self._online, self._sessions, self.site
+        tracker, online, sessions, held = self.tracker, self._online, self._sessions, self.held
+        index, evses, ev_limits = self.site.index, self.site.evses, self.ev_limits
         out: dict[EvseKey, tuple[float, ProfileSpec]] = {}
         for key, amps in limits.items():
             s = sessions.get(key)
-            if amps <= 0 or s is None or key in ramping or key in self.held or key in self.ev_limits:
+            if amps <= 0 or s is None or key in ramping or key in held or key in ev_limits:
                 continue
-            if key[0] not in online or key not in site.index:
+            j = index.get(key)
+            if j is None or key[0] not in online:
                 continue
-            bindable = s.transaction_id is not None and self._bindable(key[0], s.transaction_id)
+            tx = s.transaction_id
+            bindable = tx is not None and self._bindable(key[0], tx)
             sent = tracker.sent(key[0], key[1], Purpose.TX if bindable else Purpose.TX_DEFAULT)
-            if sent is None or sent.transaction_id != (s.transaction_id if bindable else None):
+            if sent is None or sent.transaction_id != (tx if bindable else None):
                 continue
-            e = site.evse(key)
+            e = evses[j]
             same_shape = sent.unit == "W" if e.dc else sent.number_phases == e.phases_used(s.phases_in_use)
             if same_shape and tracker.holds(sent, e.power_w(amps) if e.dc else amps, now):
                 out[key] = (sent.limit / e.power_w(1.0) if e.dc else sent.limit, sent)
@@ -839,16 +881,14 @@ class Planner:
 
     def _desired(self, allocation: Allocation, state: SiteState) -> list[ProfileSpec]:
         out: list[ProfileSpec] = []
-        stations_done: set[str] = set()
         send_station_max, limits_a, reserved_a = self.config.send_station_max, allocation.limits_a, state.reserved_a
         online, held, sessions, caps, spec_of = self._online, self.held, self._sessions, self._station_caps, self._spec
         band = self.band_held
-        for e, key, default_slot, tx_slot in self._evse_slots:
+        for e, key, default_slot, tx_slot, station_first in self._evse_slots:
             station_id = e.station_id
             if station_id not in online:
                 continue
-            if send_station_max and station_id not in stations_done:
-                stations_done.add(station_id)
+            if send_station_max and station_first:
                 cap = caps[station_id] if station_id in caps else self.station_cap(station_id)
                 if cap is not None:
                     out.append(cap)
@@ -880,7 +920,7 @@ class Planner:
     def _bindable(self, station_id: str, transaction_id: str) -> bool:
         """A TxProfile can name this transaction (1.6 transaction ids are integers); otherwise the EVSE's
         TxDefaultProfile carries the limit."""
-        return self.version_of(station_id) != OCPP16 or transaction_id.lstrip("-").isdigit()
+        return self._versions.get(station_id, OCPP16) != OCPP16 or transaction_id.lstrip("-").isdigit()
 
     def _spec(
         self,

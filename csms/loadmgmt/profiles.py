@@ -78,7 +78,7 @@ class ProfileSpec:
             return STATION_MAX_ID
         return (TX_BASE if self.purpose is Purpose.TX else TX_DEFAULT_BASE) + self.evse_id
 
-    @property
+    @cached_property
     def slot(self) -> tuple[str, int, str]:
         """(station, EVSE, purpose): what the tracker keeps it under, the purpose as its plain str (equal to the
         member, and hashed without the str enum's slower slot: the tracker looks up every desired spec at each
@@ -167,6 +167,8 @@ class ProfileTracker:
     #: When each slot whose status is "failed" failed (``_Slot.at``): the retry deadline is asked for at every
     #: committed report, and walking every slot for it cost more than the re-plans it serves.
     _failed_at: dict[tuple[str, int, str], float] = field(default_factory=dict)
+    #: The slots whose ``failing`` is set: :meth:`unresponsive` is asked at every re-plan, and most of the time none is.
+    _failing: set[tuple[str, int, str]] = field(default_factory=set)
     #: Bumped whenever ``_failed_at`` changes (the retry deadline moves).
     revision: Revision = field(default_factory=Revision, compare=False, repr=False)
 
@@ -261,12 +263,14 @@ class ProfileTracker:
                     if self._failed_at.pop(key, None) is not None:
                         self.revision.bump()
                     slot.failing = False
+                    self._failing.discard(key)
                     slot.accepted_limit = slot.spec.rounded
                     spec = slot.spec
                     slot.accepted_until = slot.sent_at + (spec.lease_s or 0.0) if spec.leased else float("inf")
                 else:
                     slot.status = "failed"
                     slot.failing = True
+                    self._failing.add(key)
                     slot.at = self._failed_at[key] = now
                     self.revision.bump()
                 slot.answer = status
@@ -278,12 +282,15 @@ class ProfileTracker:
         for key in [k for k in self._slots if k[0] == station_id]:
             if (evse_id is None or key[1] == evse_id) and (purpose is None or key[2] == purpose):
                 del self._slots[key]
+                self._failing.discard(key)
                 if self._failed_at.pop(key, None) is not None:
                     self.revision.bump()
 
     def unresponsive(self) -> list[tuple[ProfileSpec, float | None]]:
         """Per-EVSE profiles that failed since their last Accepted answer (a re-send may be on its way), with
         the limit the slot last accepted (None: none)."""
+        if not self._failing:
+            return []
         return [
             (slot.spec, slot.accepted_limit) for slot in self._slots.values() if slot.failing and slot.spec.evse_id > 0
         ]
@@ -316,5 +323,6 @@ class ProfileTracker:
         return min(at + self.retry_after_s for at in self._failed_at.values())
 
     def sent(self, station_id: str, evse_id: int, purpose: Purpose) -> ProfileSpec | None:
-        slot = self._slots.get((station_id, evse_id, purpose))
+        value: str = purpose._value_  # (a slot's key: see ProfileSpec.slot)
+        slot = self._slots.get((station_id, evse_id, value))
         return slot.spec if slot else None

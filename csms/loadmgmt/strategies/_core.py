@@ -82,18 +82,20 @@ class Problem:
         (their laxity is shorter): those are never kept off, and keep what a strategy gives them before the others'
         dwell does."""
         dwell_s, now, n = self.state.dwell_s, self.now, self.n
-        keep_on, keep_off, urgent = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         if dwell_s <= 0:
-            return keep_on, keep_off, urgent
+            return np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        # In Python floats (the same products and differences as numpy's), handed to numpy once per column.
+        cap, floor, watts_per_a = self.cap.tolist(), self.floor.tolist(), self.watts_per_a.tolist()
+        keep_on, keep_off, urgent = [False] * n, [False] * n, [False] * n
         for i, s in enumerate(self.sessions):
-            urgent[i] = _urgent(s, float(self.cap[i] * self.watts_per_a[i]), now, dwell_s)
+            urgent[i] = _urgent(s, cap[i] * watts_per_a[i], now, dwell_s)
             if s.switched_at is None or now - s.switched_at >= dwell_s:
                 continue
             if s.allocated_a > 0:
-                keep_on[i] = self.cap[i] >= self.floor[i] - EPS
+                keep_on[i] = cap[i] >= floor[i] - EPS
             else:
                 keep_off[i] = not urgent[i]
-        return keep_on, keep_off, urgent
+        return np.array(keep_on, dtype=bool), np.array(keep_off, dtype=bool), np.array(urgent, dtype=bool)
 
 
 def _urgent(s: SessionState, full_w: float, now: float, dwell_s: float) -> bool:
@@ -110,18 +112,23 @@ def build_problem(state: SiteState, now: float) -> Problem:
     site = state.site
     tree = site.compiled
     index = site.index
-    sessions = [s for k, s in sorted(state.sessions.items()) if s.plugged and k in index and k not in state.reserved_a]
+    given, reserved = state.sessions, state.reserved_a
+    sessions = [s for k in sorted(given) if (s := given[k]).plugged and k in index and k not in reserved]
     cols = [index[s.key] for s in sessions]
     n = len(sessions)
-    use = np.zeros((n, 3))
-    watts = np.zeros(n)
-    cap = np.zeros(n)
-    floor = np.zeros(n)
-    for i, s in enumerate(sessions):
-        e = site.evses[cols[i]]
-        use[i], watts[i], rating = site.evse_terms(cols[i], s.phases_in_use)
-        floor[i] = e.min_current_a
-        cap[i] = rating if s.accept_cap_a is None else min(rating, max(s.accept_cap_a, e.min_current_a))
+    # Gathered in Python and handed to numpy once per column (the same floats an item store per session wrote).
+    terms = [site.evse_terms(j, s.phases_in_use) for j, s in zip(cols, sessions, strict=True)]
+    floors = [site.evses[j].min_current_a for j in cols]
+    use = np.array([t[0] for t in terms], dtype=float).reshape(n, 3)
+    watts = np.array([t[1] for t in terms], dtype=float)
+    floor = np.array(floors, dtype=float)
+    cap = np.array(
+        [
+            t[2] if s.accept_cap_a is None else min(t[2], max(s.accept_cap_a, f))
+            for t, s, f in zip(terms, sessions, floors, strict=True)
+        ],
+        dtype=float,
+    )
     # Fixed loads per node: reserved EVSEs (all wired phases), the building at the grid connection.
     fixed_a = np.zeros((len(tree.node_ids), 3))
     fixed_w = np.zeros(len(tree.node_ids))
@@ -191,8 +198,9 @@ def fill(problem: Problem, x: np.ndarray, active: np.ndarray, weights: np.ndarra
         wa = np.where(active, w, 0.0)
         rate = A @ wa
         grow = rate > EPS
-        t_rows = np.min(np.maximum(slack[grow], 0.0) / rate[grow]) if grow.any() else math.inf
-        t_cap = np.min((cap[active] - x[active]) / w[active])
+        # (np.minimum.reduce: np.min's reduction, without its Python wrapper, at every step of every fill)
+        t_rows = np.minimum.reduce(np.maximum(slack[grow], 0.0) / rate[grow]) if grow.any() else math.inf
+        t_cap = np.minimum.reduce((cap[active] - x[active]) / w[active])
         t = max(0.0, min(t_rows, t_cap))
         x += t * wa
         slack = b - A @ x
@@ -231,10 +239,9 @@ def serve(
 
 def rank(values: Sequence[tuple[Any, ...]]) -> np.ndarray:
     """Integer ranks of sort keys (0 = first)."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
+    order = sorted(range(len(values)), key=values.__getitem__)
     out = np.empty(len(values), dtype=float)
-    for r, i in enumerate(order):
-        out[i] = r
+    out[np.asarray(order, dtype=np.intp)] = np.arange(len(order), dtype=float)
     return out
 
 

@@ -41,7 +41,8 @@ def allocate(state: SiteState, now: float) -> Allocation:
     tariff = state.tariff
     needs = needs_now(problem, now)
     needed, laxity, cheapest_now, has_deadline = needs.current_a, needs.laxity_s, needs.cheapest_now, needs.has_deadline
-    order = sorted((int(i) for i in np.flatnonzero(has_deadline)), key=lambda i: (laxity[i], problem.sessions[i].key))
+    laxities, sessions = laxity.tolist(), problem.sessions  # (Python floats: the same order as numpy's)
+    order = sorted(np.flatnonzero(has_deadline).tolist(), key=lambda i: (laxities[i], sessions[i].key))
     demand = tariff is not None and tariff.demand_charge_per_kw > 0
     if demand:
         cheapest_now[:] = True  # with a demand charge, charging now up to a flat target lowers the peak to come
@@ -64,11 +65,12 @@ def _ahead_order(problem: Problem, order: list[int], needed: np.ndarray, laxity:
     ``AHEAD_HYSTERESIS_S`` tighter. Under the level two sessions of about the same laxity took the extra in turns, a
     minute each (the one charging ahead gains laxity, the other is the tightest at the next plan): two profiles a
     minute for nothing."""
-    sessions, floor = problem.sessions, problem.floor
+    # In Python floats: the same values, differences and order as numpy's scalars, without their cost per item.
+    sessions, floors, needs, laxities = problem.sessions, problem.floor.tolist(), needed.tolist(), laxity.tolist()
 
     def key(i: int) -> tuple[float, tuple[str, int]]:
-        ahead = sessions[i].allocated_a > max(needed[i], floor[i]) + EPS
-        return (laxity[i] - AHEAD_HYSTERESIS_S if ahead else laxity[i], sessions[i].key)
+        ahead = sessions[i].allocated_a > max(needs[i], floors[i]) + EPS
+        return (laxities[i] - AHEAD_HYSTERESIS_S if ahead else laxities[i], sessions[i].key)
 
     return sorted(order, key=key)
 
@@ -77,36 +79,48 @@ def _passes(
     problem: Problem, order: list[int], needed: np.ndarray, cheapest_now: np.ndarray, ahead: list[int]
 ) -> np.ndarray:
     """Pass 1 in ``order``, pass 2 in ``ahead``."""
-    A, b, cap, floor = problem.A, problem.b, problem.cap, problem.floor
-    x = np.zeros(problem.n)
+    A, b = problem.A, problem.b
     # In Python floats: the same products, differences and quotients, row by row, as numpy's over the column,
-    # without numpy's cost per call on a handful of rows.
+    # without numpy's cost per call on a handful of rows (and per item on the columns).
+    cap, floor, need, cheapest = problem.cap.tolist(), problem.floor.tolist(), needed.tolist(), cheapest_now.tolist()
+    x = [0.0] * problem.n
     slack = b.tolist()
-    column = {i: A[:, i].tolist() for i in order}
+    columns = A.T.tolist()
+    column = {i: columns[i] for i in order}
     rows_of = {i: [(r, a) for r, a in enumerate(column[i]) if a > 0] for i in order}
 
     def headroom(i: int) -> float:
-        rows = rows_of[i]
-        return min(slack[r] / a for r, a in rows) if rows else math.inf
+        return _headroom(rows_of[i], slack)
 
     def draw(i: int, amps: float) -> None:
         for r, a in enumerate(column[i]):  # every row, zeros too (as numpy's: a -0.0 slack stays what it was)
             slack[r] -= a * amps
 
     for i in order:  # pass 1: what finishes each on time, tightest first
-        if needed[i] <= 0:
+        if need[i] <= 0:
             continue
-        want = min(cap[i], max(needed[i], floor[i]))
+        want = min(cap[i], max(need[i], floor[i]))
         give = min(want, headroom(i))
         if give >= floor[i] - EPS:
             x[i] = give
             draw(i, give)
     for i in ahead:  # pass 2: the rest, tightest first (with a tariff: only where now is the cheapest)
-        if not cheapest_now[i]:
+        if not cheapest[i]:
             continue
         room = min(cap[i] - x[i], headroom(i))
         if room <= EPS or (x[i] == 0 and room < floor[i] - EPS):
             continue
         x[i] += room
         draw(i, room)
-    return x
+    return np.array(x, dtype=float)
+
+
+def _headroom(rows: list[tuple[int, float]], slack: list[float]) -> float:
+    """The smallest ``slack[r] / a`` of ``rows`` (inf: none): min() over them written out, the first of equal ones
+    kept as min() keeps it (a generator per call cost more than its one or two rows)."""
+    room = None
+    for r, a in rows:
+        q = slack[r] / a
+        if room is None or q < room:
+            room = q
+    return math.inf if room is None else room
