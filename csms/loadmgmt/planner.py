@@ -895,8 +895,8 @@ class Planner:
             session = sessions.get(key)
             amps = limits_a.get(key)
             if key in held and session is not None:
-                amps = session.allocated_a
-            elif key in reserved_a:  # not steered: the fallback, which is all it may draw once compliant
+                continue  # held: it keeps the allocation, and so the profile, it was given (module docstring)
+            if key in reserved_a:  # not steered: the fallback, which is all it may draw once compliant
                 out.append(spec_of(e, Purpose.TX_DEFAULT, default_slot, e.fallback_current_a, None))
                 tx = session.transaction_id if session is not None else None
                 if tx is not None and self._bindable(station_id, tx):
