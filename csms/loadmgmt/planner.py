@@ -351,7 +351,7 @@ class Planner:
         self._inherited_until = now + lease if lease is not None else float("inf")
 
     def version_of(self, station_id: str) -> str:
-        return self._versions.get(station_id, OCPP16)  # (written out in :meth:`_bindable`, asked per EVSE and plan)
+        return self._versions.get(station_id, OCPP16)
 
     def station_offline(self, station_id: str, now: float) -> list[Command]:
         if station_id in self._online:
@@ -920,7 +920,7 @@ class Planner:
     def _bindable(self, station_id: str, transaction_id: str) -> bool:
         """A TxProfile can name this transaction (1.6 transaction ids are integers); otherwise the EVSE's
         TxDefaultProfile carries the limit."""
-        return self._versions.get(station_id, OCPP16) != OCPP16 or transaction_id.lstrip("-").isdigit()
+        return self.version_of(station_id) != OCPP16 or transaction_id.lstrip("-").isdigit()
 
     def _spec(
         self,
