@@ -395,7 +395,7 @@ class LoadManager:
     def remove(self, site_id: str) -> None:
         removed = self.planners.pop(site_id, None)
         if removed is not None:
-            self.deferral.due.pop(removed, None)  # a plan it was due is no longer ours to send
+            self.deferral.forget(removed)
         self.revision.bump()
         old = self.setups.pop(site_id, None)
         if old is None:

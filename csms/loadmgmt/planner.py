@@ -105,6 +105,10 @@ class Deferral:
             self.due[planner] = now
             planner.revision.bump()
 
+    def forget(self, planner: Planner) -> None:
+        """``planner`` is no longer due: it has just planned, or its site is gone (a plan it was due is not sent)."""
+        self.due.pop(planner, None)
+
 
 class Command(NamedTuple):
     """A call to send: ``(station_id, action, payload)``."""
@@ -720,7 +724,7 @@ class Planner:
 
     def replan(self, now: float) -> list[Command]:
         if self.deferral is not None:
-            self.deferral.due.pop(self, None)  # (a plan made now is the one it was due)
+            self.deferral.forget(self)  # (a plan made now is the one it was due)
         if self._strategy is None:
             return []
         not_steered = self._not_steered_a(now)
