@@ -614,7 +614,7 @@ class Transactions:
             if spec.dc:
                 out.append(Reading(m, sum(currents), "A"))
             else:
-                out.extend(Reading(m, i, "A", p) for i, p in zip(currents, _PHASES[: spec.phases], strict=False))
+                out += [Reading(m, i, "A", p) for i, p in zip(currents, _PHASES[: spec.phases], strict=False)]
         elif m == "Current.Offered":
             out.append(Reading(m, spec.max_current_a, "A"))
         elif m == "Voltage":

@@ -81,10 +81,11 @@ class _Trip:
     departure_s: float | None = None
     connector: ConnectorRef | None = None
     full_at_s: float | None = None
+    #: The plan's vehicle, kept as a field: read at every settle and re-plan of its connector.
+    vehicle: Vehicle = field(init=False)
 
-    @property
-    def vehicle(self) -> Vehicle:
-        return self.plan.vehicle
+    def __post_init__(self) -> None:
+        self.vehicle = self.plan.vehicle
 
     def info(self) -> VehicleInfo:
         plan, v = self.plan, self.plan.vehicle
@@ -452,6 +453,8 @@ class TwinWorld:
         conn.trip, conn.reading = trip, None
         conn.suspended_notified = False
         trip.plug_in_s, trip.connector = self.env.now, conn.ref
+        if trip.full_at_s is None and trip.vehicle.is_full:
+            trip.full_at_s = self.env.now
         self.hooks.on_plug_in(conn.ref, trip.info(), self.env.now)
         self._wake(conn)
 
@@ -473,12 +476,13 @@ class TwinWorld:
     def _settle(self, conn: _Connector) -> None:
         now = self.env.now
         dt_s = now - conn.last_s
+        conn.last_s = now
         if dt_s > 0 and conn.evse.power_w > 0:  # at 0 W nothing moves
             conn.evse.run_for(dt_s)
-        conn.last_s = now
-        trip = conn.trip
-        if trip is not None and trip.full_at_s is None and trip.vehicle.is_full:
-            trip.full_at_s = now
+            # A battery fills only here (or is full when it plugs in: ``_plug``).
+            trip = conn.trip
+            if trip is not None and trip.full_at_s is None and trip.vehicle.is_full:
+                trip.full_at_s = now
 
     def _log_power(self, conn: _Connector) -> None:
         power_w = conn.evse.power_w
