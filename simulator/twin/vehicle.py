@@ -77,10 +77,9 @@ class Vehicle:
         """
         if energy_kwh < 0:
             raise ValueError(f"cannot absorb negative energy {energy_kwh} kWh")
-        # headroom_kwh's expression, inlined (twice): every settle of a delivering connector absorbs.
-        stored = min(energy_kwh, max(0.0, (self.charge_limit_soc - self.soc) * self.battery_kwh))
+        stored = min(energy_kwh, self.headroom_kwh)
         self.soc += stored / self.battery_kwh
-        if max(0.0, (self.charge_limit_soc - self.soc) * self.battery_kwh) <= FULL_EPSILON_KWH:
+        if self.headroom_kwh <= FULL_EPSILON_KWH:
             self.soc = self.charge_limit_soc
         self.energy_received_kwh += stored
         return stored
