@@ -732,12 +732,14 @@ class Planner:
         state = self.state(now, reserved_a={**self.held, **not_steered})
         allocation = self._strategy(state, now)
         ramping = self.ramping_a(allocation, now)
+        planned = state  # what the last strategy call planned (its problem is the one the holds are checked on)
         if ramping:
             # What they free goes to the others once they are seen to follow it (or the reaction time is over).
             # Under a demand charge a heuristic strategy gives the others never more than the plan without them: their
             # old draw must not lift the level the others are planned to (`optimal`'s LP plans its own peak).
             # Lowering a limit keeps every limit of the tree; each side is 0 or at least the EVSE's minimum.
-            rest = self._strategy(replace(state, reserved_a={**state.reserved_a, **ramping}), now)
+            planned = replace(state, reserved_a={**state.reserved_a, **ramping})
+            rest = self._strategy(planned, now)
             demand = (
                 self.tariff is not None and self.tariff.demand_charge_per_kw > 0 and self.strategy_name != "optimal"
             )
@@ -749,7 +751,7 @@ class Planner:
                 limits_a={k: alloc.limits_a[k] for k, alloc in pick.items()},
                 power_w={k: alloc.power_w[k] for k, alloc in pick.items()},
             )
-        allocation = self._hold_small_decreases(allocation, state, ramping, now)
+        allocation = self._hold_small_decreases(allocation, planned, ramping, now)
         self.last_allocation = allocation
         self._last_plan = now
         self.revision.bump()
@@ -782,7 +784,7 @@ class Planner:
         return self._commands(self._desired(allocation, state), now)
 
     def _hold_small_decreases(
-        self, allocation: Allocation, state: SiteState, ramping: Mapping[EvseKey, float], now: float
+        self, allocation: Allocation, planned: SiteState, ramping: Mapping[EvseKey, float], now: float
     ) -> Allocation:
         """The allocation with the EVSEs whose change is within the deadband *held* at the limit their charger was
         sent (no profile sent; :meth:`.ProfileTracker.holds`). A small increase is held always (the tracker would not
@@ -800,7 +802,7 @@ class Planner:
         candidates = self._band_candidates(limits, ramping, now)
         if not candidates:
             return allocation
-        problem = build_problem(replace(state, reserved_a={**state.reserved_a, **ramping}), now)
+        problem = build_problem(planned, now)  # (the strategy's: ``planned`` has the ramping EVSEs reserved)
         col = {k: i for i, k in enumerate(problem.keys)}
         x = np.array([limits.get(k, 0.0) for k in problem.keys])
         lift = np.zeros(problem.n)

@@ -109,6 +109,21 @@ def _urgent(s: SessionState, full_w: float, now: float, dwell_s: float) -> bool:
 
 
 def build_problem(state: SiteState, now: float) -> Problem:
+    """The problem of ``state`` at ``now``. Kept on the state (it is frozen, and no caller changes a problem): a planner
+    asks again for the one its strategy planned (:meth:`csms.loadmgmt.planner.Planner._hold_small_decreases`)."""
+    kept: Problem | None = state.__dict__.get(_KEPT)
+    if kept is not None and kept.now == now:
+        return kept
+    problem = _build_problem(state, now)
+    object.__setattr__(state, _KEPT, problem)  # (not a field: neither compared, shown nor copied by replace)
+    return problem
+
+
+#: The attribute of a :class:`SiteState` :func:`build_problem` keeps its problem in.
+_KEPT = "_problem"
+
+
+def _build_problem(state: SiteState, now: float) -> Problem:
     site = state.site
     tree = site.compiled
     index = site.index
