@@ -203,23 +203,28 @@ def fill(problem: Problem, x: np.ndarray, active: np.ndarray, weights: np.ndarra
     inactive EVSEs stays as given (their load is fixed)."""
     A, b, cap = problem.A, problem.b, problem.cap
     x = x.copy()
-    w = np.ones(problem.n) if weights is None else weights
-    active = active & (x < cap - EPS) & (w > 0)
+    full = cap - EPS  # (the same difference at every step)
+    active = active & (x < full)
+    if weights is not None:
+        active &= weights > 0
     slack = b - A @ x
-    if (slack < -EPS).any():
+    over = slack < -EPS
+    if over.any():
         # Fixed load is already too much for some rows: nothing below them may grow.
-        active &= ~(A[slack < -EPS] > 0).any(axis=0)
+        active &= ~(A[over] > 0).any(axis=0)
     while active.any():
-        wa = np.where(active, w, 0.0)
+        # Unweighted, every weight is 1.0: the same rates and steps, without dividing by ones.
+        wa = np.where(active, 1.0, 0.0) if weights is None else np.where(active, weights, 0.0)
         rate = A @ wa
         grow = rate > EPS
         # (np.minimum.reduce: np.min's reduction, without its Python wrapper, at every step of every fill)
         t_rows = np.minimum.reduce(np.maximum(slack[grow], 0.0) / rate[grow]) if grow.any() else math.inf
-        t_cap = np.minimum.reduce((cap[active] - x[active]) / w[active])
+        room = cap[active] - x[active]
+        t_cap = np.minimum.reduce(room if weights is None else room / weights[active])
         t = max(0.0, min(t_rows, t_cap))
         x += t * wa
         slack = b - A @ x
-        frozen = active & (x >= cap - EPS)
+        frozen = active & (x >= full)
         tight = grow & (slack <= EPS)
         if tight.any():
             frozen |= active & (A[tight] > 0).any(axis=0)
