@@ -291,6 +291,8 @@ class Planner:
             deadband_a=self.config.deadband_a, retry_after_s=self.config.retry_after_s, revision=self.revision
         )
         self._versions: dict[str, str] = dict(versions or {})
+        #: :meth:`_bindable`'s answers, per running session's transaction (all dropped when a version changes).
+        self._bindable_known: dict[tuple[str, str], bool] = {}
         self._online: set[str] = set()
         self._station_caps: dict[str, ProfileSpec | None] = {}
         #: Per profile slot, the last spec :meth:`_spec` made and what it was made from (an EVSE's site is frozen).
@@ -337,8 +339,9 @@ class Planner:
     # ---- facts ---------------------------------------------------------------------------------------
     def station_online(self, station_id: str, now: float, version: str | None = None) -> list[Command]:
         """Connected (or booted): its profiles may be gone, so everything is sent again."""
-        if version is not None:
+        if version is not None and self._versions.get(station_id) != version:
             self._versions[station_id] = version
+            self._bindable_known.clear()
         self._online.add(station_id)
         self._inherited.discard(station_id)
         self.compliance.online(station_id, now)
@@ -381,6 +384,7 @@ class Planner:
         s.departure = departure if departure is not None else s.departure
         if transaction_id is not None and s.transaction_id not in (None, transaction_id):
             self.tracker.forget(key[0], key[1], Purpose.TX)  # the old transaction's profile ended with it
+            self._bindable_known.pop((key[0], s.transaction_id or ""), None)
         s.transaction_id = transaction_id if transaction_id is not None else s.transaction_id
         return self.on_event("plug_in", now)
 
@@ -415,8 +419,10 @@ class Planner:
 
     def stop(self, key: EvseKey, now: float) -> list[Command]:
         """Transaction ended or vehicle unplugged: the charger drops the TxProfile by itself."""
-        if self._sessions.pop(key, None) is None:
+        s = self._sessions.pop(key, None)
+        if s is None:
             return []
+        self._bindable_known.pop((key[0], s.transaction_id or ""), None)
         self.ev_limits.pop(key, None)
         self.tracker.forget(key[0], key[1], Purpose.TX)
         return self.on_event("stop", now)
@@ -925,8 +931,14 @@ class Planner:
 
     def _bindable(self, station_id: str, transaction_id: str) -> bool:
         """A TxProfile can name this transaction (1.6 transaction ids are integers); otherwise the EVSE's
-        TxDefaultProfile carries the limit."""
-        return self.version_of(station_id) != OCPP16 or transaction_id.lstrip("-").isdigit()
+        TxDefaultProfile carries the limit. Kept per (station, transaction) until a station's version changes (a plan
+        asks it up to twice per session)."""
+        known = self._bindable_known.get((station_id, transaction_id))
+        if known is None:
+            known = self._bindable_known[station_id, transaction_id] = (
+                self.version_of(station_id) != OCPP16 or transaction_id.lstrip("-").isdigit()
+            )
+        return known
 
     def _spec(
         self,
