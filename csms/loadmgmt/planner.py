@@ -856,7 +856,7 @@ class Planner:
         (:meth:`.ProfileTracker.holds`), with that spec's limit in A per phase. Not one overdrawing (:attr:`held`),
         ramping, ISO 15118 capped, or whose next spec would differ in more than its limit."""
         tracker, online, sessions, held = self.tracker, self._online, self._sessions, self.held
-        index, evses, ev_limits = self.site.index, self.site.evses, self.ev_limits
+        index, evse_slots, ev_limits = self.site.index, self._evse_slots, self.ev_limits
         out: dict[EvseKey, tuple[float, ProfileSpec]] = {}
         for key, amps in limits.items():
             s = sessions.get(key)
@@ -865,12 +865,12 @@ class Planner:
             j = index.get(key)
             if j is None or key[0] not in online:
                 continue
+            e, _, default_slot, tx_slot, _ = evse_slots[j]
             tx = s.transaction_id
             bindable = tx is not None and self._bindable(key[0], tx)
-            sent = tracker.sent(key[0], key[1], Purpose.TX if bindable else Purpose.TX_DEFAULT)
+            sent = tracker.sent_in(tx_slot if bindable else default_slot)
             if sent is None or sent.transaction_id != (tx if bindable else None):
                 continue
-            e = evses[j]
             same_shape = sent.unit == "W" if e.dc else sent.number_phases == e.phases_used(s.phases_in_use)
             if same_shape and tracker.holds(sent, e.power_w(amps) if e.dc else amps, now):
                 out[key] = (sent.limit / e.power_w(1.0) if e.dc else sent.limit, sent)
@@ -895,7 +895,8 @@ class Planner:
         out: list[ProfileSpec] = []
         send_station_max, limits_a, reserved_a = self.config.send_station_max, allocation.limits_a, state.reserved_a
         online, held, sessions, caps, spec_of = self._online, self.held, self._sessions, self._station_caps, self._spec
-        band = self.band_held
+        # (an enum member is looked up through the enum class: once per plan, not per EVSE)
+        band, tx_default, tx_purpose = self.band_held, Purpose.TX_DEFAULT, Purpose.TX
         for e, key, default_slot, tx_slot, station_first in self._evse_slots:
             station_id = e.station_id
             if station_id not in online:
@@ -909,23 +910,23 @@ class Planner:
             if key in held and session is not None:
                 continue  # held: it keeps the allocation, and so the profile, it was given (module docstring)
             if key in reserved_a:  # not steered: the fallback, which is all it may draw once compliant
-                out.append(spec_of(e, Purpose.TX_DEFAULT, default_slot, e.fallback_current_a, None))
+                out.append(spec_of(e, tx_default, default_slot, e.fallback_current_a, None))
                 tx = session.transaction_id if session is not None else None
                 if tx is not None and self._bindable(station_id, tx):
-                    out.append(spec_of(e, Purpose.TX, tx_slot, e.fallback_current_a, tx))
+                    out.append(spec_of(e, tx_purpose, tx_slot, e.fallback_current_a, tx))
             elif session is None or amps is None:
-                out.append(spec_of(e, Purpose.TX_DEFAULT, default_slot, e.fallback_current_a, None))
+                out.append(spec_of(e, tx_default, default_slot, e.fallback_current_a, None))
             elif session.transaction_id is not None and self._bindable(station_id, session.transaction_id):
-                out.append(spec_of(e, Purpose.TX_DEFAULT, default_slot, e.fallback_current_a, None))
+                out.append(spec_of(e, tx_default, default_slot, e.fallback_current_a, None))
                 # A small decrease held (:meth:`_hold_small_decreases`): the spec sent (never ISO 15118 capped).
                 tx_spec = band.get(key) or spec_of(
-                    e, Purpose.TX, tx_slot, amps, session.transaction_id, session.phases_in_use
+                    e, tx_purpose, tx_slot, amps, session.transaction_id, session.phases_in_use
                 )
                 ev = self.ev_limits.get(key)
                 out.append(tx_spec if ev is None else capped(tx_spec, ev))
             else:
                 out.append(
-                    band.get(key) or spec_of(e, Purpose.TX_DEFAULT, default_slot, amps, None, session.phases_in_use)
+                    band.get(key) or spec_of(e, tx_default, default_slot, amps, None, session.phases_in_use)
                 )
         return out
 

@@ -324,5 +324,9 @@ class ProfileTracker:
 
     def sent(self, station_id: str, evse_id: int, purpose: Purpose) -> ProfileSpec | None:
         value: str = purpose._value_  # (a slot's key: see ProfileSpec.slot)
-        slot = self._slots.get((station_id, evse_id, value))
+        return self.sent_in((station_id, evse_id, value))
+
+    def sent_in(self, slot_key: tuple[str, int, str]) -> ProfileSpec | None:
+        """The spec last sent in a slot (its :attr:`ProfileSpec.slot`), None: none."""
+        slot = self._slots.get(slot_key)
         return slot.spec if slot else None
