@@ -925,9 +925,7 @@ class Planner:
                 ev = self.ev_limits.get(key)
                 out.append(tx_spec if ev is None else capped(tx_spec, ev))
             else:
-                out.append(
-                    band.get(key) or spec_of(e, tx_default, default_slot, amps, None, session.phases_in_use)
-                )
+                out.append(band.get(key) or spec_of(e, tx_default, default_slot, amps, None, session.phases_in_use))
         return out
 
     def _bindable(self, station_id: str, transaction_id: str) -> bool:

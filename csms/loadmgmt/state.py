@@ -48,12 +48,13 @@ class SessionState:
     #: it was last not steered): within ``SiteState.dwell_s`` of it the strategies keep that state unless a limit
     #: forces otherwise.
     switched_at: float | None = None
+    #: The energy still to charge to the target (None: no target). Worked out once (the state is frozen, and a planner
+    #: keeps a session's between plans): the strategies ask it several times per session and plan.
+    remaining_wh: float | None = field(init=False, repr=False, compare=False)
 
-    @property
-    def remaining_wh(self) -> float | None:
-        if self.energy_needed_wh is None:
-            return None
-        return max(0.0, self.energy_needed_wh - self.energy_wh)
+    def __post_init__(self) -> None:
+        needed = self.energy_needed_wh
+        object.__setattr__(self, "remaining_wh", None if needed is None else max(0.0, needed - self.energy_wh))
 
 
 @dataclass(frozen=True)
