@@ -209,16 +209,17 @@ def fill(problem: Problem, x: np.ndarray, active: np.ndarray, weights: np.ndarra
         active &= weights > 0
     slack = b - A @ x
     over = slack < -EPS
-    if over.any():
+    # (np.count_nonzero for "any" of a 1-d mask: ndarray.any goes through a Python wrapper, several times a step)
+    if np.count_nonzero(over):
         # Fixed load is already too much for some rows: nothing below them may grow.
         active &= ~(A[over] > 0).any(axis=0)
-    while active.any():
+    while np.count_nonzero(active):
         # Unweighted, every weight is 1.0: the same rates and steps, without dividing by ones.
         wa = np.where(active, 1.0, 0.0) if weights is None else np.where(active, weights, 0.0)
         rate = A @ wa
         grow = rate > EPS
         # (np.minimum.reduce: np.min's reduction, without its Python wrapper, at every step of every fill)
-        t_rows = np.minimum.reduce(np.maximum(slack[grow], 0.0) / rate[grow]) if grow.any() else math.inf
+        t_rows = np.minimum.reduce(np.maximum(slack[grow], 0.0) / rate[grow]) if np.count_nonzero(grow) else math.inf
         room = cap[active] - x[active]
         t_cap = np.minimum.reduce(room if weights is None else room / weights[active])
         t = max(0.0, min(t_rows, t_cap))
@@ -226,9 +227,9 @@ def fill(problem: Problem, x: np.ndarray, active: np.ndarray, weights: np.ndarra
         slack = b - A @ x
         frozen = active & (x >= full)
         tight = grow & (slack <= EPS)
-        if tight.any():
+        if np.count_nonzero(tight):
             frozen |= active & (A[tight] > 0).any(axis=0)
-        if not frozen.any():  # numerically stuck: stop rather than loop
+        if not np.count_nonzero(frozen):  # numerically stuck: stop rather than loop
             break
         active &= ~frozen
     np.minimum(x, cap, out=x)
@@ -248,7 +249,7 @@ def serve(
     while True:
         x = fill(problem, base, candidates, weights)
         short = candidates & (x < problem.floor - EPS)
-        if not short.any():
+        if not np.count_nonzero(short):
             return x
         deficit = float((problem.floor - x)[short].sum())
         k = max(1, math.ceil(deficit / float(problem.floor[short].mean()) - 1e-9))
