@@ -111,12 +111,15 @@ class BuildingForecast:
         return np.asarray(high, dtype=float), mean
 
     def learnt(self, start: float, end: float) -> bool:
-        return not np.isnan(self.mean[self._slots(start, end)]).any()
+        return self._learnt(self._slots(start, end))
+
+    def _learnt(self, slots: np.ndarray) -> bool:
+        return not np.isnan(self.mean[slots]).any()
 
     def highest_a(self, start: float, end: float) -> tuple[float, float, float] | None:
         """The highest profile's per-phase load over ``[start, end]``; None where a slot is not learnt yet."""
         slots = self._slots(start, end)
-        if not self.learnt(start, end):
+        if not self._learnt(slots):
             return None
         peak = np.max(self.high[slots], axis=0)
         return (float(peak[0]), float(peak[1]), float(peak[2]))
@@ -124,7 +127,7 @@ class BuildingForecast:
     def mean_a(self, start: float, end: float) -> float | None:
         """The mean profile's load summed over the phases (A) over ``[start, end]``; None where not learnt."""
         slots = self._slots(start, end)
-        if not self.learnt(start, end):
+        if not self._learnt(slots):
             return None
         return float(np.mean(np.sum(self.mean[slots], axis=1)))
 

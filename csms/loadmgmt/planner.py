@@ -291,6 +291,8 @@ class Planner:
             deadband_a=self.config.deadband_a, retry_after_s=self.config.retry_after_s, revision=self.revision
         )
         self._versions: dict[str, str] = dict(versions or {})
+        #: :meth:`_bindable`'s answers, per running session's transaction (all dropped when a version changes).
+        self._bindable_known: dict[tuple[str, str], bool] = {}
         self._online: set[str] = set()
         self._station_caps: dict[str, ProfileSpec | None] = {}
         #: Per profile slot, the last spec :meth:`_spec` made and what it was made from (an EVSE's site is frozen).
@@ -337,8 +339,9 @@ class Planner:
     # ---- facts ---------------------------------------------------------------------------------------
     def station_online(self, station_id: str, now: float, version: str | None = None) -> list[Command]:
         """Connected (or booted): its profiles may be gone, so everything is sent again."""
-        if version is not None:
+        if version is not None and self._versions.get(station_id) != version:
             self._versions[station_id] = version
+            self._bindable_known.clear()
         self._online.add(station_id)
         self._inherited.discard(station_id)
         self.compliance.online(station_id, now)
@@ -381,6 +384,7 @@ class Planner:
         s.departure = departure if departure is not None else s.departure
         if transaction_id is not None and s.transaction_id not in (None, transaction_id):
             self.tracker.forget(key[0], key[1], Purpose.TX)  # the old transaction's profile ended with it
+            self._bindable_known.pop((key[0], s.transaction_id or ""), None)
         s.transaction_id = transaction_id if transaction_id is not None else s.transaction_id
         return self.on_event("plug_in", now)
 
@@ -415,8 +419,10 @@ class Planner:
 
     def stop(self, key: EvseKey, now: float) -> list[Command]:
         """Transaction ended or vehicle unplugged: the charger drops the TxProfile by itself."""
-        if self._sessions.pop(key, None) is None:
+        s = self._sessions.pop(key, None)
+        if s is None:
             return []
+        self._bindable_known.pop((key[0], s.transaction_id or ""), None)
         self.ev_limits.pop(key, None)
         self.tracker.forget(key[0], key[1], Purpose.TX)
         return self.on_event("stop", now)
@@ -732,12 +738,14 @@ class Planner:
         state = self.state(now, reserved_a={**self.held, **not_steered})
         allocation = self._strategy(state, now)
         ramping = self.ramping_a(allocation, now)
+        planned = state  # what the last strategy call planned (its problem is the one the holds are checked on)
         if ramping:
             # What they free goes to the others once they are seen to follow it (or the reaction time is over).
             # Under a demand charge a heuristic strategy gives the others never more than the plan without them: their
             # old draw must not lift the level the others are planned to (`optimal`'s LP plans its own peak).
             # Lowering a limit keeps every limit of the tree; each side is 0 or at least the EVSE's minimum.
-            rest = self._strategy(replace(state, reserved_a={**state.reserved_a, **ramping}), now)
+            planned = replace(state, reserved_a={**state.reserved_a, **ramping})
+            rest = self._strategy(planned, now)
             demand = (
                 self.tariff is not None and self.tariff.demand_charge_per_kw > 0 and self.strategy_name != "optimal"
             )
@@ -749,7 +757,7 @@ class Planner:
                 limits_a={k: alloc.limits_a[k] for k, alloc in pick.items()},
                 power_w={k: alloc.power_w[k] for k, alloc in pick.items()},
             )
-        allocation = self._hold_small_decreases(allocation, state, ramping, now)
+        allocation = self._hold_small_decreases(allocation, planned, ramping, now)
         self.last_allocation = allocation
         self._last_plan = now
         self.revision.bump()
@@ -782,7 +790,7 @@ class Planner:
         return self._commands(self._desired(allocation, state), now)
 
     def _hold_small_decreases(
-        self, allocation: Allocation, state: SiteState, ramping: Mapping[EvseKey, float], now: float
+        self, allocation: Allocation, planned: SiteState, ramping: Mapping[EvseKey, float], now: float
     ) -> Allocation:
         """The allocation with the EVSEs whose change is within the deadband *held* at the limit their charger was
         sent (no profile sent; :meth:`.ProfileTracker.holds`). A small increase is held always (the tracker would not
@@ -800,7 +808,7 @@ class Planner:
         candidates = self._band_candidates(limits, ramping, now)
         if not candidates:
             return allocation
-        problem = build_problem(replace(state, reserved_a={**state.reserved_a, **ramping}), now)
+        problem = build_problem(planned, now)  # (the strategy's: ``planned`` has the ramping EVSEs reserved)
         col = {k: i for i, k in enumerate(problem.keys)}
         x = np.array([limits.get(k, 0.0) for k in problem.keys])
         lift = np.zeros(problem.n)
@@ -848,7 +856,7 @@ class Planner:
         (:meth:`.ProfileTracker.holds`), with that spec's limit in A per phase. Not one overdrawing (:attr:`held`),
         ramping, ISO 15118 capped, or whose next spec would differ in more than its limit."""
         tracker, online, sessions, held = self.tracker, self._online, self._sessions, self.held
-        index, evses, ev_limits = self.site.index, self.site.evses, self.ev_limits
+        index, evse_slots, ev_limits = self.site.index, self._evse_slots, self.ev_limits
         out: dict[EvseKey, tuple[float, ProfileSpec]] = {}
         for key, amps in limits.items():
             s = sessions.get(key)
@@ -857,12 +865,12 @@ class Planner:
             j = index.get(key)
             if j is None or key[0] not in online:
                 continue
+            e, _, default_slot, tx_slot, _ = evse_slots[j]
             tx = s.transaction_id
             bindable = tx is not None and self._bindable(key[0], tx)
-            sent = tracker.sent(key[0], key[1], Purpose.TX if bindable else Purpose.TX_DEFAULT)
+            sent = tracker.sent_in(tx_slot if bindable else default_slot)
             if sent is None or sent.transaction_id != (tx if bindable else None):
                 continue
-            e = evses[j]
             same_shape = sent.unit == "W" if e.dc else sent.number_phases == e.phases_used(s.phases_in_use)
             if same_shape and tracker.holds(sent, e.power_w(amps) if e.dc else amps, now):
                 out[key] = (sent.limit / e.power_w(1.0) if e.dc else sent.limit, sent)
@@ -887,7 +895,8 @@ class Planner:
         out: list[ProfileSpec] = []
         send_station_max, limits_a, reserved_a = self.config.send_station_max, allocation.limits_a, state.reserved_a
         online, held, sessions, caps, spec_of = self._online, self.held, self._sessions, self._station_caps, self._spec
-        band = self.band_held
+        # (an enum member is looked up through the enum class: once per plan, not per EVSE)
+        band, tx_default, tx_purpose = self.band_held, Purpose.TX_DEFAULT, Purpose.TX
         for e, key, default_slot, tx_slot, station_first in self._evse_slots:
             station_id = e.station_id
             if station_id not in online:
@@ -901,30 +910,34 @@ class Planner:
             if key in held and session is not None:
                 continue  # held: it keeps the allocation, and so the profile, it was given (module docstring)
             if key in reserved_a:  # not steered: the fallback, which is all it may draw once compliant
-                out.append(spec_of(e, Purpose.TX_DEFAULT, default_slot, e.fallback_current_a, None))
+                out.append(spec_of(e, tx_default, default_slot, e.fallback_current_a, None))
                 tx = session.transaction_id if session is not None else None
                 if tx is not None and self._bindable(station_id, tx):
-                    out.append(spec_of(e, Purpose.TX, tx_slot, e.fallback_current_a, tx))
+                    out.append(spec_of(e, tx_purpose, tx_slot, e.fallback_current_a, tx))
             elif session is None or amps is None:
-                out.append(spec_of(e, Purpose.TX_DEFAULT, default_slot, e.fallback_current_a, None))
+                out.append(spec_of(e, tx_default, default_slot, e.fallback_current_a, None))
             elif session.transaction_id is not None and self._bindable(station_id, session.transaction_id):
-                out.append(spec_of(e, Purpose.TX_DEFAULT, default_slot, e.fallback_current_a, None))
+                out.append(spec_of(e, tx_default, default_slot, e.fallback_current_a, None))
                 # A small decrease held (:meth:`_hold_small_decreases`): the spec sent (never ISO 15118 capped).
                 tx_spec = band.get(key) or spec_of(
-                    e, Purpose.TX, tx_slot, amps, session.transaction_id, session.phases_in_use
+                    e, tx_purpose, tx_slot, amps, session.transaction_id, session.phases_in_use
                 )
                 ev = self.ev_limits.get(key)
                 out.append(tx_spec if ev is None else capped(tx_spec, ev))
             else:
-                out.append(
-                    band.get(key) or spec_of(e, Purpose.TX_DEFAULT, default_slot, amps, None, session.phases_in_use)
-                )
+                out.append(band.get(key) or spec_of(e, tx_default, default_slot, amps, None, session.phases_in_use))
         return out
 
     def _bindable(self, station_id: str, transaction_id: str) -> bool:
         """A TxProfile can name this transaction (1.6 transaction ids are integers); otherwise the EVSE's
-        TxDefaultProfile carries the limit."""
-        return self.version_of(station_id) != OCPP16 or transaction_id.lstrip("-").isdigit()
+        TxDefaultProfile carries the limit. Kept per (station, transaction) until a station's version changes (a plan
+        asks it up to twice per session)."""
+        known = self._bindable_known.get((station_id, transaction_id))
+        if known is None:
+            known = self._bindable_known[station_id, transaction_id] = (
+                self.version_of(station_id) != OCPP16 or transaction_id.lstrip("-").isdigit()
+            )
+        return known
 
     def _spec(
         self,

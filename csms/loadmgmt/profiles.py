@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
 from typing import Any
 
 from csms.loadmgmt.revision import Revision
@@ -59,32 +58,31 @@ class ProfileSpec:
     fallback: float | None = None
     lease_s: float | None = None
 
-    # Cached (the spec is frozen): the tracker compares every desired spec with the sent one at each re-plan.
-    @cached_property
-    def rounded(self) -> float:
-        """``limit`` as the charger is sent it (:func:`round_limit`)."""
-        return round_limit(self.limit, self.unit)
+    #: ``limit`` as the charger is sent it (:func:`round_limit`).
+    rounded: float = field(init=False, repr=False, compare=False)
+    #: The schedule changes to ``fallback`` after the lease (the limit is not the fallback already).
+    leased: bool = field(init=False, repr=False, compare=False)
+    #: (station, EVSE, purpose): what the tracker keeps it under, the purpose as its plain str (equal to the member,
+    #: and hashed without the str enum's slower slot: the tracker looks up every desired spec at each re-plan).
+    slot: tuple[str, int, str] = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def leased(self) -> bool:
-        """The schedule changes to ``fallback`` after the lease (the limit is not the fallback already)."""
-        if self.fallback is None or self.lease_s is None:
-            return False
-        return round_limit(self.fallback, self.unit) != self.rounded
+    def __post_init__(self) -> None:
+        # Worked out once (the spec is frozen): the tracker reads all three of every new spec at each re-plan, and a
+        # cached_property's first read takes a lock (Python 3.11).
+        rounded = round_limit(self.limit, self.unit)
+        leased = (
+            self.fallback is not None and self.lease_s is not None and round_limit(self.fallback, self.unit) != rounded
+        )
+        value: str = self.purpose._value_
+        object.__setattr__(self, "rounded", rounded)
+        object.__setattr__(self, "leased", leased)
+        object.__setattr__(self, "slot", (self.station_id, self.evse_id, value))
 
     @property
     def profile_id(self) -> int:
         if self.purpose is Purpose.STATION_MAX:
             return STATION_MAX_ID
         return (TX_BASE if self.purpose is Purpose.TX else TX_DEFAULT_BASE) + self.evse_id
-
-    @cached_property
-    def slot(self) -> tuple[str, int, str]:
-        """(station, EVSE, purpose): what the tracker keeps it under, the purpose as its plain str (equal to the
-        member, and hashed without the str enum's slower slot: the tracker looks up every desired spec at each
-        re-plan)."""
-        value: str = self.purpose._value_
-        return (self.station_id, self.evse_id, value)
 
 
 def round_limit(limit: float, unit: str) -> float:
@@ -324,5 +322,9 @@ class ProfileTracker:
 
     def sent(self, station_id: str, evse_id: int, purpose: Purpose) -> ProfileSpec | None:
         value: str = purpose._value_  # (a slot's key: see ProfileSpec.slot)
-        slot = self._slots.get((station_id, evse_id, value))
+        return self.sent_in((station_id, evse_id, value))
+
+    def sent_in(self, slot_key: tuple[str, int, str]) -> ProfileSpec | None:
+        """The spec last sent in a slot (its :attr:`ProfileSpec.slot`), None: none."""
+        slot = self._slots.get(slot_key)
         return slot.spec if slot else None

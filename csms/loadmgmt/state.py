@@ -48,12 +48,18 @@ class SessionState:
     #: it was last not steered): within ``SiteState.dwell_s`` of it the strategies keep that state unless a limit
     #: forces otherwise.
     switched_at: float | None = None
+    #: The energy still to charge to the target (None: no target). Worked out once (the state is frozen, and a planner
+    #: keeps a session's between plans): the strategies ask it several times per session and plan.
+    remaining_wh: float | None = field(init=False, repr=False, compare=False)
 
-    @property
-    def remaining_wh(self) -> float | None:
-        if self.energy_needed_wh is None:
-            return None
-        return max(0.0, self.energy_needed_wh - self.energy_wh)
+    def __post_init__(self) -> None:
+        needed = self.energy_needed_wh
+        object.__setattr__(self, "remaining_wh", None if needed is None else max(0.0, needed - self.energy_wh))
+
+
+#: At most this many of a zoned tariff's prices are kept (depot-night's 13 hours of plans ask 21,316 times for 4,557
+#: different ones).
+_ZONED_KEPT = 8192
 
 
 @dataclass(frozen=True)
@@ -70,13 +76,26 @@ class Tariff:
     demand_charge_per_kw: float = 0.0
     #: An IANA zone: local time follows its daylight-saving rules (``utc_offset_s`` is then not used).
     zone: str | None = None
+    #: With a zone, :meth:`price_at`'s answers by time: the conversion costs more than the rest, and a night's plans
+    #: ask for the same times again (the midpoints of 15-minute slices from ``now``, which moves by whole minutes).
+    _zoned: dict[float, float] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def price_at(self, t: float) -> float:
         if self.zone is not None:
+            known = self._zoned.get(t)
+            if known is not None:
+                return known
             local = datetime.fromtimestamp(t, ZoneInfo(self.zone))
             sod = float(local.hour * 3600 + local.minute * 60 + local.second)
-        else:
-            sod = (t + self.utc_offset_s) % 86400.0
+            price = self._price_of_day(sod)
+            if len(self._zoned) >= _ZONED_KEPT:
+                self._zoned.clear()
+            self._zoned[t] = price
+            return price
+        return self._price_of_day((t + self.utc_offset_s) % 86400.0)
+
+    def _price_of_day(self, sod: float) -> float:
+        """The price at ``sod`` seconds into the local day."""
         price = self.periods[-1][1]
         for start, p in self.periods:
             if start <= sod:

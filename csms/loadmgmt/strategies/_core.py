@@ -109,6 +109,21 @@ def _urgent(s: SessionState, full_w: float, now: float, dwell_s: float) -> bool:
 
 
 def build_problem(state: SiteState, now: float) -> Problem:
+    """The problem of ``state`` at ``now``. Kept on the state (it is frozen, and no caller changes a problem): a planner
+    asks again for the one its strategy planned (:meth:`csms.loadmgmt.planner.Planner._hold_small_decreases`)."""
+    kept: Problem | None = state.__dict__.get(_KEPT)
+    if kept is not None and kept.now == now:
+        return kept
+    problem = _build_problem(state, now)
+    object.__setattr__(state, _KEPT, problem)  # (not a field: neither compared, shown nor copied by replace)
+    return problem
+
+
+#: The attribute of a :class:`SiteState` :func:`build_problem` keeps its problem in.
+_KEPT = "_problem"
+
+
+def _build_problem(state: SiteState, now: float) -> Problem:
     site = state.site
     tree = site.compiled
     index = site.index
@@ -188,27 +203,33 @@ def fill(problem: Problem, x: np.ndarray, active: np.ndarray, weights: np.ndarra
     inactive EVSEs stays as given (their load is fixed)."""
     A, b, cap = problem.A, problem.b, problem.cap
     x = x.copy()
-    w = np.ones(problem.n) if weights is None else weights
-    active = active & (x < cap - EPS) & (w > 0)
+    full = cap - EPS  # (the same difference at every step)
+    active = active & (x < full)
+    if weights is not None:
+        active &= weights > 0
     slack = b - A @ x
-    if (slack < -EPS).any():
+    over = slack < -EPS
+    # (np.count_nonzero for "any" of a 1-d mask: ndarray.any goes through a Python wrapper, several times a step)
+    if np.count_nonzero(over):
         # Fixed load is already too much for some rows: nothing below them may grow.
-        active &= ~(A[slack < -EPS] > 0).any(axis=0)
-    while active.any():
-        wa = np.where(active, w, 0.0)
+        active &= ~(A[over] > 0).any(axis=0)
+    while np.count_nonzero(active):
+        # Unweighted, every weight is 1.0: the same rates and steps, without dividing by ones.
+        wa = np.where(active, 1.0, 0.0) if weights is None else np.where(active, weights, 0.0)
         rate = A @ wa
         grow = rate > EPS
         # (np.minimum.reduce: np.min's reduction, without its Python wrapper, at every step of every fill)
-        t_rows = np.minimum.reduce(np.maximum(slack[grow], 0.0) / rate[grow]) if grow.any() else math.inf
-        t_cap = np.minimum.reduce((cap[active] - x[active]) / w[active])
+        t_rows = np.minimum.reduce(np.maximum(slack[grow], 0.0) / rate[grow]) if np.count_nonzero(grow) else math.inf
+        room = cap[active] - x[active]
+        t_cap = np.minimum.reduce(room if weights is None else room / weights[active])
         t = max(0.0, min(t_rows, t_cap))
         x += t * wa
         slack = b - A @ x
-        frozen = active & (x >= cap - EPS)
+        frozen = active & (x >= full)
         tight = grow & (slack <= EPS)
-        if tight.any():
+        if np.count_nonzero(tight):
             frozen |= active & (A[tight] > 0).any(axis=0)
-        if not frozen.any():  # numerically stuck: stop rather than loop
+        if not np.count_nonzero(frozen):  # numerically stuck: stop rather than loop
             break
         active &= ~frozen
     np.minimum(x, cap, out=x)
@@ -228,7 +249,7 @@ def serve(
     while True:
         x = fill(problem, base, candidates, weights)
         short = candidates & (x < problem.floor - EPS)
-        if not short.any():
+        if not np.count_nonzero(short):
             return x
         deficit = float((problem.floor - x)[short].sum())
         k = max(1, math.ceil(deficit / float(problem.floor[short].mean()) - 1e-9))
