@@ -51,7 +51,8 @@ class _Prepared:
         self.take = take
         #: (place in ``names``, the bind's type, its processor, the memo kept across calls or None) of the values
         #: that need converting. Places of one type share what was converted (a register move's first and last time
-        #: are mostly one value); a UTC timestamp's text is kept for later calls and statements (:data:`_TIMESTAMPS`).
+        #: are mostly one value); a UTC timestamp's stored form is kept for later calls and statements
+        #: (:data:`_TIMESTAMPS`).
         self.conversions: list[tuple[int, object, Processor, dict[Any, Any] | None]] = []
         #: PostgreSQL INSERT: (text before the row, the row's placeholders, text after it).
         self.multi: tuple[str, str, str] | None = None
@@ -126,11 +127,12 @@ class _Prepared:
 
 
 _MISSING = object()
-#: The text of UTC timestamps, by dialect, kept from one statement to the next: in virtual time a commit
-#: carries a frame or two, whose readings, ``last_seen_at`` and the next frames of the instant share a timestamp.
-#: Only for :class:`~csms.store.models.UtcDateTime`, which stores equal datetimes (one instant, whatever their
-#: zones) as one text; a plain DateTime stores an aware value's wall time, which equal datetimes do not share.
-_TIMESTAMPS: dict[str, dict[Any, Any]] = {}
+#: The stored form of UTC timestamps, by dialect and type, kept from one statement to the next: in virtual time a
+#: commit carries a frame or two, whose readings, ``last_seen_at`` and the next frames of the instant share a
+#: timestamp. Only for :class:`~csms.store.models.UtcDateTime` and its kinds, which store equal datetimes (one
+#: instant, whatever their zones) as one value (a text, or :class:`~csms.store.models.UtcMicroseconds`' integer);
+#: a plain DateTime stores an aware value's wall time, which equal datetimes do not share.
+_TIMESTAMPS: dict[tuple[str, type], dict[Any, Any]] = {}
 #: The timestamps kept at most (then forgotten at once).
 MEMO_LIMIT = 4096
 
@@ -198,7 +200,9 @@ class Bulk:
                 type_ = compiled.binds[name].type
                 processor = type_.dialect_impl(dialect).bind_processor(dialect)
                 if processor is not None:
-                    kept = _TIMESTAMPS.setdefault(dialect.name, {}) if isinstance(type_, UtcDateTime) else None
+                    kept = None
+                    if isinstance(type_, UtcDateTime):
+                        kept = _TIMESTAMPS.setdefault((dialect.name, type(type_)), {})
                     found.conversions.append((place, type_, processor, kept))
             if dialect.name == "postgresql" and isinstance(self.statement, Insert):
                 found.multi = _split_values(sql, len(names))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,6 +39,11 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
+    # Python 3.11's sqlite3 binds None through its adaptation protocol, whose two failed attribute lookups on a
+    # type object format an AttributeError each: ~230 ns per None bound (an unset phase, transaction, unit…),
+    # about what the rest of binding and storing the value costs. A registered adapter for None is found first:
+    # ``{}.get`` answers None (bound as NULL, as before) in C, ~30 ns (issue 13).
+    sqlite3.register_adapter(type(None), cast("Callable[[None], None]", {}.get))
     in_memory = url in ("sqlite://", "sqlite:///:memory:")
     if not in_memory:
         path = url.removeprefix("sqlite:///")

@@ -6,7 +6,7 @@ can run inside the group-commit worker.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -66,6 +66,33 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class UtcMicroseconds(UtcDateTime):
+    """:class:`UtcDateTime` stored on SQLite as whole microseconds since 1970 (an INTEGER) instead of its text.
+
+    For the meter samples' time, which is in the table and both its indexes: 8 bytes instead of 26 characters
+    in each, compared as integers (about 8 % of SQLite's work per stored sample, issue 13). Elsewhere a
+    timestamp with time zone as UtcDateTime. The same order and the same instants as the text it replaces."""
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        return dialect.type_descriptor(BigInteger() if dialect.name == "sqlite" else self.impl_instance)
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return super().process_bind_param(value, dialect)
+        if value.tzinfo is None:  # a naive time is UTC's, as UtcDateTime stores it
+            value = value.replace(tzinfo=UTC)
+        return (value - _EPOCH) // _MICROSECOND
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None or dialect.name != "sqlite":
+            return super().process_result_value(value, dialect)
+        return _EPOCH + timedelta(microseconds=value)
 
 
 class Base(DeclarativeBase):
@@ -263,7 +290,7 @@ class MeterSample(Base):
     station_id: Mapped[str] = mapped_column(String(48))
     transaction_id: Mapped[int | None] = mapped_column(Integer)
     evse_id: Mapped[int] = mapped_column(Integer)
-    timestamp: Mapped[datetime] = mapped_column(UtcDateTime())
+    timestamp: Mapped[datetime] = mapped_column(UtcMicroseconds())
     measurand: Mapped[str] = mapped_column(String(48))
     phase: Mapped[str | None] = mapped_column(String(8))
     location: Mapped[str | None] = mapped_column(String(8))

@@ -53,7 +53,8 @@ def test_bulk_rows_are_stored_as_sqlalchemy_stores_them(session_factory):
                 )
                 for station in ("bulk", "core")
             }
-            assert raw["bulk"] == raw["core"] == ["2026-01-15 22:00:00.123456"] * 2 + ["2026-01-15 22:00:00.000000"]
+            at = 1_768_514_400_000_000  # 2026-01-15 22:00 UTC in microseconds (models.UtcMicroseconds)
+            assert raw["bulk"] == raw["core"] == [at + 123_456] * 2 + [at]
 
 
 def test_many_rows_with_replays_are_stored_as_sqlalchemy_stores_them(session_factory):
