@@ -11,6 +11,7 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import TypeDecorator
 
 from csms.store import migrate, sqlite_schema
 from csms.store.database import make_engine
@@ -20,6 +21,19 @@ from csms.store.models import Base
 def test_one_head():
     heads = ScriptDirectory.from_config(migrate.alembic_config()).get_heads()
     assert len(heads) == 1, f"several migration heads {heads}: point the newer one's down_revision at the other"
+
+
+def test_every_column_type_of_the_models_can_be_cached():
+    """SQLAlchemy keeps no compiled statement naming a column of a TypeDecorator class that does not declare
+    ``cache_ok`` itself (a subclass does not inherit it): every such query would be compiled again and warn."""
+    uncached = sorted(
+        f"{table.name}.{column.name}: {type(column.type).__name__}"
+        for table in Base.metadata.tables.values()
+        for column in table.columns
+        for kind in type(column.type).__mro__
+        if issubclass(kind, TypeDecorator) and kind is not TypeDecorator and "cache_ok" not in kind.__dict__
+    )
+    assert uncached == []
 
 
 def test_models_match_the_migrated_schema(tmp_path):

@@ -79,6 +79,10 @@ class UtcMicroseconds(UtcDateTime):
     in each, compared as integers (about 8 % of SQLite's work per stored sample, issue 13). Elsewhere a
     timestamp with time zone as UtcDateTime. The same order and the same instants as the text it replaces."""
 
+    # Declared on each TypeDecorator class (SQLAlchemy does not inherit it): without it no statement that names
+    # the column is kept in the compiled cache, and every such query warns.
+    cache_ok = True
+
     def load_dialect_impl(self, dialect: Any) -> Any:
         return dialect.type_descriptor(BigInteger() if dialect.name == "sqlite" else self.impl_instance)
 
