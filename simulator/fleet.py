@@ -121,8 +121,7 @@ class TwinMeters:
         return refs[connector_id - 1]
 
     def _read(self, connector_id: int) -> MeterReading:
-        refs = self._refs  # self.ref(…), inlined: a sample reads four or five quantities
-        return self.world.meter(refs[connector_id - 1] if 0 < connector_id <= len(refs) else self.ref(connector_id))
+        return self.world.meter(self.ref(connector_id))
 
     def energy_wh(self, connector_id: int) -> float:
         if self.frozen is not None and connector_id in self.frozen:
@@ -231,12 +230,11 @@ class FirmwareHooks:
         world, truth, seen = self.world, self.truth, self._seen
         now = self.epoch + world.env.now
         meters = self.meters[charger.station_id]
-        refs = meters._refs  # meters.ref(…), inlined: this runs after every input of every charger
         for connector_id, connector in charger.connectors.items():
             status = connector.status
             energizing = charger.is_energizing(connector_id)
             limit = charger.limit_w(connector_id, now)
-            ref = refs[connector_id - 1] if 0 < connector_id <= len(refs) else meters.ref(connector_id)
+            ref = meters.ref(connector_id)
             before = seen.get(ref)
             # The usual case, nothing the twin sees changed (whether available follows from the status).
             if before is not None and before[3] == status and before[0] == energizing and before[1] == limit:

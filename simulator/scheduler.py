@@ -48,8 +48,7 @@ class SimPyScheduler:
     def call_at(self, when: float, fn: Callable[[], None]) -> _Call:
         call = _Call(fn)
         # The key, hence the order among simultaneous events, that ``env.timeout(delay)`` would have had.
-        env = self.env  # self.now(), inlined below: an alarm or a commit callback per frame
-        env.schedule(call, NORMAL, max(0.0, when - (self.epoch + env.now)))  # type: ignore[arg-type]  # an Event in all SimPy reads
+        self.env.schedule(call, NORMAL, max(0.0, when - self.now()))  # type: ignore[arg-type]  # an Event in all SimPy reads
         return call
 
     def call_later(self, delay_s: float, fn: Callable[[], None]) -> _Call:
